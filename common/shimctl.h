@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/* shimctl.h - the control protocol between libmwshim.so and mw-pvm */
+#ifndef MW_SHIMCTL_H
+#define MW_SHIMCTL_H
+
+#include <assert.h>
+#include <stdint.h>
+
+#include "common/addr.h"
+#include "common/proto.h"
+
+/*
+ * Theory of operation (docs/shim.md has the whole story)
+ *
+ * Control: each thread of the app opens its own SOCK_SEQPACKET connection to
+ * mw-pvm's control socket (pvm.control_socket, or MW_PVM_SOCKET), registers,
+ * and then sends one fixed-size request and waits for one fixed-size response.
+ * mw-pvm checks SO_PEERCRED at registration.  A child after fork() opens its own.
+ *
+ * Data: every intercepted TCP socket is a real AF_UNIX SOCK_STREAM socket of the
+ * app, bound at birth to an abstract name (common/sockname.h) carrying the PVM's
+ * tag and the socket id.  connect() connects it to mw-pvm's data socket (path
+ * from REGISTER); mw-pvm learns the id from the peer name.  For a listener, mw-pvm
+ * connects to the app's listening AF_UNIX socket once per accepted TCP
+ * connection, from a socket whose name carries the new id and the TCP peer and
+ * local addresses; the shim accepts only connections whose SO_PEERCRED pid is
+ * mw-pvm's.
+ */
+
+#define MW_SHIMCTL_VERSION 1
+
+enum mw_shimctl_op {
+	MW_SHIMCTL_REGISTER = 1, /* arg = version; resp: sock = tag, text = data socket path, arg = pvm pid */
+	MW_SHIMCTL_SOCKET = 2,   /* arg = 4|6; resp: sock = new id */
+	MW_SHIMCTL_BIND = 3,     /* sock, addr; resp: addr = bound address */
+	MW_SHIMCTL_LISTEN = 4,   /* sock, arg = backlog (the app's AF_UNIX socket listens first) */
+	MW_SHIMCTL_CONNECT = 5,  /* sock, addr: start; status 0 = started or -errno */
+	MW_SHIMCTL_CONNECT_WAIT = 6, /* sock: block until the connect outcome; status 0 or -errno */
+	MW_SHIMCTL_SETOPT = 7,   /* sock, level = arg, name = arg2, val/len */
+	MW_SHIMCTL_GETOPT = 8,   /* sock, level, name, len = room; resp val/len */
+	MW_SHIMCTL_GETNAME = 9,  /* sock, arg = 0 local / 1 peer; resp addr */
+	MW_SHIMCTL_CLOSE_HINT = 10, /* sock: the app closed an fd of this listener; no response */
+};
+
+struct mw_shimctl_req {
+	uint32_t op;
+	uint32_t flags;
+	uint64_t sock;
+	int32_t arg;
+	int32_t arg2;
+	uint32_t len;
+	uint32_t pad;
+	struct mw_addr addr;
+	uint8_t val[MW_SOCKOPT_MAX];
+};
+static_assert(sizeof(struct mw_shimctl_req) == 128, "wire type");
+
+struct mw_shimctl_resp {
+	int32_t status;          /* 0 or -errno */
+	int32_t arg;
+	uint64_t sock;
+	uint32_t len;
+	uint32_t pad;
+	struct mw_addr addr;
+	uint8_t val[MW_SOCKOPT_MAX];
+	char text[108];          /* NUL-terminated */
+	uint8_t pad2[4];
+};
+static_assert(sizeof(struct mw_shimctl_resp) == 224, "wire type");
+
+#endif /* MW_SHIMCTL_H */

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# setup.sh - install mwcomms' dependencies (apt only), build, then run the demo or the tests
+#
+#   tools/setup.sh demo   install, build, start the appliance protecting a demo app
+#   tools/setup.sh test   install, build (plain, ASan+UBSan, libFuzzer), run every test
+#   tools/setup.sh build  install and build only
+#
+# Idempotent: installs only missing packages and rebuilds incrementally.
+set -euo pipefail
+
+mode=${1:-demo}
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+
+packages=(build-essential cmake pkg-config clang libclang-rt-14-dev
+	libev-dev libconfig-dev libsystemd-dev libxen-dev libcmocka-dev
+	nginx curl netcat-openbsd redis-server redis-tools wrk haproxy iproute2
+	python3 tmux procps psmisc systemd)
+
+install_packages() {
+	local missing=()
+	for p in "${packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "setup: installing ${missing[*]}"
+	# Package scripts must not start services (nginx, redis, haproxy) on this host:
+	# the tests start their own instances.
+	local policy=/usr/sbin/policy-rc.d created=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
+	fi
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	[ "$created" = 1 ] && rm -f "$policy"
+	return 0
+}
+
+build() { # build DIR [cmake args...]
+	local dir=$1
+	shift
+	cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+	cmake --build "$dir" -j "$jobs"
+}
+
+install_packages
+case "$mode" in
+build)
+	build "$root/build"
+	;;
+demo)
+	build "$root/build"
+	exec "$root/tools/mw-demo" --build "$root/build"
+	;;
+test)
+	build "$root/build"
+	build "$root/build-asan" -DMW_SANITIZE=ON
+	CC=clang build "$root/build-fuzz" -DMW_FUZZ=ON -DMW_SANITIZE=ON
+	status=0
+	echo "== ASan+UBSan: unit and fuzz tests"
+	ctest --test-dir "$root/build-asan" -L 'unit|fuzz' -j "$jobs" --output-on-failure || status=1
+	echo "== libFuzzer (clang, ASan+UBSan): fuzz targets"
+	ctest --test-dir "$root/build-fuzz" -L fuzz -j "$jobs" --output-on-failure || status=1
+	echo "== full suite (unit, fuzz, integration)"
+	ctest --test-dir "$root/build" -j "$jobs" --output-on-failure || status=1
+	exit $status
+	;;
+*)
+	echo "usage: $0 demo|test|build" >&2
+	exit 2
+	;;
+esac
