@@ -1,0 +1,565 @@
+/* SPDX-License-Identifier: MIT */
+/* config.c - table-driven libconfig loader: defaults, types, ranges, file:line errors */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/addr.h"
+#include "common/config.h"
+
+/*
+ * Theory of operation: every key lives in cfg_keys[] below, with its section,
+ * type, place in struct mw_config, default and allowed values.  Defaults are
+ * written from the table; loading walks the file (not the table) so that
+ * unknown sections and keys are found, checks each setting against its table
+ * row, and stores only values that pass.  Every problem is recorded and the
+ * walk goes on, so one run reports the whole file.  Cross-field rules that no
+ * single row can express run last, on the merged result.
+ */
+
+enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_STRLIST };
+
+/* Checks on a value beyond its type and size. */
+enum cfg_check {
+	CHK_NONE,
+	CHK_PATH,          /* absolute, shorter than MW_PATH_MAX */
+	CHK_PATH_OR_EMPTY, /* as CHK_PATH, or "" */
+	CHK_ADDR,          /* "ip:port" as mw_addr_parse() reads it */
+	CHK_CIDR,          /* "ip/prefix" */
+	CHK_IFNAME,        /* a network interface name */
+	CHK_POW2,          /* integer power of two */
+};
+
+struct cfg_key {
+	const char *section;
+	const char *key;
+	enum cfg_type type;
+	size_t off;                 /* in struct mw_config */
+	size_t size;                /* string field size; per entry for lists */
+	const char *def_str;        /* CFG_STR */
+	long long def_int;          /* CFG_INT, CFG_BOOL */
+	long long min, max;         /* CFG_INT range; CFG_STRLIST max entries */
+	const char *const *allowed; /* enumerations, NULL-terminated */
+	enum cfg_check check;
+	size_t count_off;           /* CFG_STRLIST: int entry count */
+};
+
+#define FIELD_SIZE(f) sizeof(((struct mw_config *)0)->f)
+#define KEY_STR(sec, k, def, chk, allow)                                                   \
+	{ .section = #sec, .key = #k, .type = CFG_STR, .off = offsetof(struct mw_config, sec.k), \
+	  .size = FIELD_SIZE(sec.k), .def_str = (def), .check = (chk), .allowed = (allow) }
+#define KEY_INT(sec, k, def, lo, hi, chk)                                                  \
+	{ .section = #sec, .key = #k, .type = CFG_INT, .off = offsetof(struct mw_config, sec.k), \
+	  .size = FIELD_SIZE(sec.k), .def_int = (def), .min = (lo), .max = (hi), .check = (chk) }
+#define KEY_BOOL(sec, k, def)                                                               \
+	{ .section = #sec, .key = #k, .type = CFG_BOOL, .off = offsetof(struct mw_config, sec.k), \
+	  .size = FIELD_SIZE(sec.k), .def_int = (def) }
+#define KEY_STRLIST(sec, k, chk)                                                          \
+	{ .section = #sec, .key = #k, .type = CFG_STRLIST,                                \
+	  .off = offsetof(struct mw_config, sec.k), .size = FIELD_SIZE(sec.k[0]),         \
+	  .min = 0, .max = FIELD_SIZE(sec.k) / FIELD_SIZE(sec.k[0]), .check = (chk),      \
+	  .count_off = offsetof(struct mw_config, sec.k##_count) }
+
+#define KIB (1024LL)
+#define MIB (1024LL * 1024)
+#define GIB (1024LL * 1024 * 1024)
+
+static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
+static const char *const keystores[] = { "local", "xenstore", NULL };
+static const char *const backends[] = { "netns", "process", "xl", NULL };
+static const char *const policies[] = { "round-robin", "least-connections", "least-busy",
+					"hash", NULL };
+
+/* The one list of keys; conf/mwcomms.conf documents the same, in the same order. */
+static const struct cfg_key cfg_keys[] = {
+	KEY_STR(common, runtime_dir, "/run/mwcomms", CHK_PATH, NULL),
+	KEY_STR(common, log_level, "info", CHK_NONE, log_levels),
+	KEY_STR(common, keystore, "local", CHK_NONE, keystores),
+	KEY_STR(common, keystore_root, "/run/mwcomms/store", CHK_PATH, NULL),
+
+	KEY_STR(pvm, control_socket, "/run/mwcomms/pvm.sock", CHK_PATH, NULL),
+	KEY_STR(pvm, ins_socket, "/run/mwcomms/pvm-ins.sock", CHK_PATH, NULL),
+	KEY_INT(pvm, index, 0, 0, 255, CHK_NONE),
+	KEY_INT(pvm, ring_size, 4 * MIB, 64 * KIB, 1 * GIB, CHK_POW2),
+	KEY_INT(pvm, socket_window, 256 * KIB, 4 * KIB, 1 * GIB, CHK_NONE),
+	KEY_INT(pvm, heartbeat_timeout_ms, 3000, 100, 600000, CHK_NONE),
+	KEY_STR(pvm, netflow_listen, "127.0.0.1:0", CHK_ADDR, NULL),
+	KEY_STR(pvm, netflow_allow, "127.0.0.0/8", CHK_CIDR, NULL),
+	KEY_INT(pvm, netflow_queue, 65536, 16, 16 * MIB, CHK_NONE),
+	KEY_INT(pvm, netflow_stall_ms, 10000, 100, 3600000, CHK_NONE),
+	KEY_BOOL(pvm, fail_open, false),
+
+	KEY_INT(ins, id, 1, 1, 65535, CHK_NONE),
+	KEY_STR(ins, pvm_socket, "/run/mwcomms/pvm-ins.sock", CHK_PATH, NULL),
+	KEY_INT(ins, max_sockets, 0, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(ins, nofile, 1048576, 1024, 1073741816, CHK_NONE),
+	KEY_INT(ins, heartbeat_ms, 1000, 10, 60000, CHK_NONE),
+	KEY_INT(ins, socket_window, 256 * KIB, 4 * KIB, 1 * GIB, CHK_NONE),
+	KEY_STR(ins, congestion_control, "", CHK_NONE, NULL),
+	KEY_INT(ins, sndbuf, 0, 0, 1 * GIB, CHK_NONE),
+	KEY_INT(ins, rcvbuf, 0, 0, 1 * GIB, CHK_NONE),
+	KEY_BOOL(ins, quickack, false),
+
+	KEY_STR(balancer, control_socket, "/run/mwcomms/balancer.sock", CHK_PATH, NULL),
+	KEY_STR(balancer, backend, "netns", CHK_NONE, backends),
+	KEY_INT(balancer, min_ins, 1, 1, 1024, CHK_NONE),
+	KEY_INT(balancer, max_ins, 4, 1, 1024, CHK_NONE),
+	KEY_STR(balancer, policy, "round-robin", CHK_NONE, policies),
+	KEY_INT(balancer, overload_threshold, 50, 1, 100, CHK_NONE),
+	KEY_STRLIST(balancer, listen, CHK_ADDR),
+	KEY_STR(balancer, subnet, "10.77.0.0/24", CHK_CIDR, NULL),
+	KEY_STR(balancer, bridge, "mwbr0", CHK_IFNAME, NULL),
+	KEY_STR(balancer, ins_binary, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_INT(balancer, per_ins_max_conns, 0, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(balancer, connect_timeout_ms, 3000, 1, 600000, CHK_NONE),
+	KEY_INT(balancer, idle_timeout_ms, 0, 0, 86400000, CHK_NONE),
+};
+
+#define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
+
+static const char *const cfg_sections[] = { "common", "pvm", "ins", "balancer", NULL };
+
+/* Everything one load needs to report a problem. */
+struct cfg_ctx {
+	struct mw_config *cfg;
+	struct mw_config_errors *errs;
+	const char *file;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+cfg_error(struct mw_config_errors *errs, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errs->count >= MW_CONFIG_MAX_ERRORS) {
+		/* Keep the count honest; the last slot says the list was cut. */
+		snprintf(errs->msg[MW_CONFIG_MAX_ERRORS - 1], sizeof(errs->msg[0]),
+			 "too many errors; only the first %d are shown", MW_CONFIG_MAX_ERRORS - 1);
+		errs->count++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(errs->msg[errs->count], sizeof(errs->msg[0]), fmt, ap);
+	va_end(ap);
+	errs->count++;
+}
+
+/* "FILE:LINE: section.key: problem" */
+static void __attribute__((format(printf, 5, 6)))
+cfg_error_at(struct cfg_ctx *c, const config_setting_t *s, const char *section, const char *key,
+	     const char *fmt, ...)
+{
+	char problem[192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(problem, sizeof(problem), fmt, ap);
+	va_end(ap);
+	cfg_error(c->errs, "%s:%u: %s%s%s: %s", c->file,
+		  s ? config_setting_source_line(s) : 0, section, key ? "." : "", key ? key : "",
+		  problem);
+}
+
+static const char *cfg_type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP:
+		return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array";
+	case CONFIG_TYPE_LIST:
+		return "a list";
+	default:
+		return "nothing";
+	}
+}
+
+static void *cfg_field(struct mw_config *cfg, size_t off)
+{
+	return (char *)cfg + off;
+}
+
+static int cfg_parse_cidr(const char *text)
+{
+	char ip[MW_ADDR_TEXT_MAX];
+	unsigned char buf[16];
+	const char *slash = strchr(text, '/');
+	char *end;
+	long prefix;
+	int max;
+
+	if (!slash || (size_t)(slash - text) >= sizeof(ip))
+		return -EINVAL;
+	memcpy(ip, text, (size_t)(slash - text));
+	ip[slash - text] = '\0';
+	if (inet_pton(AF_INET, ip, buf) == 1)
+		max = 32;
+	else if (inet_pton(AF_INET6, ip, buf) == 1)
+		max = 128;
+	else
+		return -EINVAL;
+	errno = 0;
+	prefix = strtol(slash + 1, &end, 10);
+	if (errno || end == slash + 1 || *end || prefix < 0 || prefix > max)
+		return -EINVAL;
+	return 0;
+}
+
+/* Return: NULL if @text passes @check, else what is wrong with it. */
+static const char *cfg_check_string(enum cfg_check check, const char *text)
+{
+	struct mw_addr addr;
+	size_t i;
+
+	switch (check) {
+	case CHK_PATH_OR_EMPTY:
+		if (!*text)
+			return NULL;
+		/* fall through */
+	case CHK_PATH:
+		if (text[0] != '/')
+			return "is not an absolute path";
+		if (strlen(text) >= MW_PATH_MAX)
+			return "is too long for a socket path (107 bytes at most)";
+		return NULL;
+	case CHK_ADDR:
+		return mw_addr_parse(&addr, text) ? "is not an \"ip:port\" address" : NULL;
+	case CHK_CIDR:
+		return cfg_parse_cidr(text) ? "is not an \"ip/prefix\" network" : NULL;
+	case CHK_IFNAME:
+		if (!*text)
+			return "is not an interface name (empty)";
+		for (i = 0; text[i]; i++)
+			if (text[i] == '/' || text[i] == ':' || text[i] <= ' ')
+				return "is not an interface name";
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+static void cfg_join_allowed(const char *const *allowed, char *buf, size_t len)
+{
+	size_t used = 0;
+	int n;
+
+	buf[0] = '\0';
+	for (; *allowed && used < len; allowed++) {
+		n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", *allowed);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+/* One string setting against its row; on success copies it into @dst. */
+static void cfg_apply_string(struct cfg_ctx *c, const struct cfg_key *k, const config_setting_t *s,
+			     char *dst, const char *what)
+{
+	const char *text = config_setting_get_string(s);
+	const char *problem;
+	char allowed[128];
+	size_t len;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING || !text) {
+		cfg_error_at(c, s, k->section, k->key, "%sexpected a string, got %s", what,
+			     cfg_type_name(config_setting_type(s)));
+		return;
+	}
+	len = strlen(text);
+	if (len >= k->size) {
+		cfg_error_at(c, s, k->section, k->key, "%stoo long (%zu bytes, at most %zu)", what,
+			     len, k->size - 1);
+		return;
+	}
+	if (k->allowed) {
+		const char *const *a;
+
+		for (a = k->allowed; *a; a++)
+			if (!strcmp(*a, text))
+				break;
+		if (!*a) {
+			cfg_join_allowed(k->allowed, allowed, sizeof(allowed));
+			cfg_error_at(c, s, k->section, k->key, "%s\"%.40s\" is not one of: %s", what,
+				     text, allowed);
+			return;
+		}
+	}
+	problem = cfg_check_string(k->check, text);
+	if (problem) {
+		cfg_error_at(c, s, k->section, k->key, "%s\"%.60s\" %s", what, text, problem);
+		return;
+	}
+	memset(dst, 0, k->size);
+	memcpy(dst, text, len);
+}
+
+static void cfg_apply_int(struct cfg_ctx *c, const struct cfg_key *k, const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	long long v;
+
+	if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+		cfg_error_at(c, s, k->section, k->key, "expected an integer, got %s",
+			     cfg_type_name(type));
+		return;
+	}
+	v = config_setting_get_int64(s);
+	if (v < k->min || v > k->max) {
+		cfg_error_at(c, s, k->section, k->key, "%lld is out of range %lld..%lld", v, k->min,
+			     k->max);
+		return;
+	}
+	if (k->check == CHK_POW2 && (v & (v - 1))) {
+		cfg_error_at(c, s, k->section, k->key, "%lld is not a power of two", v);
+		return;
+	}
+	*(int *)cfg_field(c->cfg, k->off) = (int)v;
+}
+
+static void cfg_apply_bool(struct cfg_ctx *c, const struct cfg_key *k, const config_setting_t *s)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		cfg_error_at(c, s, k->section, k->key, "expected true or false, got %s",
+			     cfg_type_name(config_setting_type(s)));
+		return;
+	}
+	*(bool *)cfg_field(c->cfg, k->off) = config_setting_get_bool(s);
+}
+
+/* A list is taken whole or not at all, so a bad entry never leaves half a list. */
+static void cfg_apply_strlist(struct cfg_ctx *c, const struct cfg_key *k,
+			      const config_setting_t *s)
+{
+	int type = config_setting_type(s);
+	int i, n, errors_before = c->errs->count;
+	char tmp[MW_LISTEN_MAX][MW_ADDR_TEXT_MAX];
+	char what[32];
+
+	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
+		cfg_error_at(c, s, k->section, k->key, "expected a list of strings [ ... ], got %s",
+			     cfg_type_name(type));
+		return;
+	}
+	n = config_setting_length(s);
+	if (n > k->max) {
+		cfg_error_at(c, s, k->section, k->key, "too many entries (%d, at most %lld)", n,
+			     k->max);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		snprintf(what, sizeof(what), "entry %d: ", i + 1);
+		cfg_apply_string(c, k, config_setting_get_elem(s, (unsigned int)i), tmp[i], what);
+	}
+	if (c->errs->count != errors_before)
+		return;
+	for (i = 0; i < n; i++)
+		memcpy((char *)cfg_field(c->cfg, k->off) + (size_t)i * k->size, tmp[i], k->size);
+	*(int *)cfg_field(c->cfg, k->count_off) = n;
+}
+
+static const struct cfg_key *cfg_find(const char *section, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < CFG_NKEYS; i++)
+		if (!strcmp(cfg_keys[i].section, section) && !strcmp(cfg_keys[i].key, key))
+			return &cfg_keys[i];
+	return NULL;
+}
+
+static void cfg_apply_section(struct cfg_ctx *c, const config_setting_t *sec)
+{
+	const char *section = config_setting_name(sec);
+	const struct cfg_key *k;
+	config_setting_t *s;
+	int i, n = config_setting_length(sec);
+
+	for (i = 0; i < n; i++) {
+		s = config_setting_get_elem(sec, (unsigned int)i);
+		k = cfg_find(section, config_setting_name(s));
+		if (!k) {
+			cfg_error_at(c, s, section, config_setting_name(s), "unknown key");
+			continue;
+		}
+		switch (k->type) {
+		case CFG_STR:
+			cfg_apply_string(c, k, s, cfg_field(c->cfg, k->off), "");
+			break;
+		case CFG_INT:
+			cfg_apply_int(c, k, s);
+			break;
+		case CFG_BOOL:
+			cfg_apply_bool(c, k, s);
+			break;
+		case CFG_STRLIST:
+			cfg_apply_strlist(c, k, s);
+			break;
+		}
+	}
+}
+
+/* Rules that span keys; checked on the merged values, reported at the file's line. */
+static void cfg_cross_check(struct cfg_ctx *c, const config_t *lc)
+{
+	const struct mw_config *cfg = c->cfg;
+	const config_setting_t *s;
+
+	if (cfg->balancer.min_ins > cfg->balancer.max_ins) {
+		s = config_lookup(lc, "balancer.min_ins");
+		if (!s)
+			s = config_lookup(lc, "balancer.max_ins");
+		cfg_error_at(c, s, "balancer", "min_ins",
+			     "%d is greater than balancer.max_ins (%d)", cfg->balancer.min_ins,
+			     cfg->balancer.max_ins);
+	}
+	if (cfg->pvm.socket_window > cfg->pvm.ring_size) {
+		s = config_lookup(lc, "pvm.socket_window");
+		if (!s)
+			s = config_lookup(lc, "pvm.ring_size");
+		cfg_error_at(c, s, "pvm", "socket_window", "%d is larger than pvm.ring_size (%d)",
+			     cfg->pvm.socket_window, cfg->pvm.ring_size);
+	}
+}
+
+/**
+ * mw_config_defaults() - fill @cfg with the documented defaults
+ * @cfg: zeroed and filled from the key table
+ */
+void mw_config_defaults(struct mw_config *cfg)
+{
+	size_t i;
+
+	/* Zero everything, padding included, so two configs compare with memcmp. */
+	memset(cfg, 0, sizeof(*cfg));
+	for (i = 0; i < CFG_NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+
+		switch (k->type) {
+		case CFG_STR:
+			snprintf(cfg_field(cfg, k->off), k->size, "%s", k->def_str);
+			break;
+		case CFG_INT:
+			*(int *)cfg_field(cfg, k->off) = (int)k->def_int;
+			break;
+		case CFG_BOOL:
+			*(bool *)cfg_field(cfg, k->off) = k->def_int != 0;
+			break;
+		case CFG_STRLIST:
+			*(int *)cfg_field(cfg, k->count_off) = 0;
+			break;
+		}
+	}
+}
+
+/* Open ourselves so that a missing or unreadable file reports errno, not "file I/O error". */
+static FILE *cfg_open(const char *path, int *err)
+{
+	struct stat st;
+	FILE *fp;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*err = errno;
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		*err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+		close(fd);
+		return NULL;
+	}
+	fp = fdopen(fd, "r");
+	if (!fp) {
+		*err = errno;
+		close(fd);
+	}
+	return fp;
+}
+
+/**
+ * mw_config_load() - defaults, then the file at @path, validated as a whole
+ * @cfg:  filled; on error holds defaults plus whatever was valid
+ * @path: config file; NULL means defaults only
+ * @errs: every problem found, "FILE:LINE: section.key: problem"
+ *
+ * Return: 0, or -EINVAL when @errs->count > 0
+ */
+int mw_config_load(struct mw_config *cfg, const char *path, struct mw_config_errors *errs)
+{
+	struct mw_config_errors scratch;
+	struct cfg_ctx c;
+	config_setting_t *root, *sec;
+	const char *name;
+	config_t lc;
+	FILE *fp;
+	int i, n, err = 0;
+
+	if (!errs)
+		errs = &scratch; /* the caller only wants the verdict */
+	c = (struct cfg_ctx){ .cfg = cfg, .errs = errs, .file = path };
+	mw_config_defaults(cfg);
+	errs->count = 0;
+	if (!path)
+		return 0;
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+
+	fp = cfg_open(path, &err);
+	if (!fp) {
+		cfg_error(errs, "%s: cannot read: %s", path, strerror(err));
+		return -EINVAL;
+	}
+
+	config_init(&lc);
+	if (config_read(&lc, fp) != CONFIG_TRUE) {
+		cfg_error(errs, "%s:%d: syntax error: %s",
+			  config_error_file(&lc) ? config_error_file(&lc) : path,
+			  config_error_line(&lc), config_error_text(&lc));
+		goto out;
+	}
+
+	root = config_root_setting(&lc);
+	n = config_setting_length(root);
+	for (i = 0; i < n; i++) {
+		const char *const *known;
+
+		sec = config_setting_get_elem(root, (unsigned int)i);
+		name = config_setting_name(sec);
+		for (known = cfg_sections; *known; known++)
+			if (!strcmp(*known, name))
+				break;
+		if (!*known) {
+			cfg_error_at(&c, sec, name, NULL,
+				     "unknown section (expected common, pvm, ins or balancer)");
+			continue;
+		}
+		if (config_setting_type(sec) != CONFIG_TYPE_GROUP) {
+			cfg_error_at(&c, sec, name, NULL, "expected a section { ... }, got %s",
+				     cfg_type_name(config_setting_type(sec)));
+			continue;
+		}
+		cfg_apply_section(&c, sec);
+	}
+	cfg_cross_check(&c, &lc);
+
+out:
+	config_destroy(&lc);
+	fclose(fp);
+	return errs->count ? -EINVAL : 0;
+}
