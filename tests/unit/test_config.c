@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: MIT */
+/* test_config.c - the config loader: defaults, the shipped file, and every kind of bad input */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/config.h"
+
+static char tmp_path[64];
+
+/* Write @text to a fresh temp file; its path is in tmp_path. */
+static const char *write_conf(const char *text)
+{
+	FILE *fp;
+	int fd;
+
+	snprintf(tmp_path, sizeof(tmp_path), "/tmp/mw-test-config-XXXXXX");
+	fd = mkstemp(tmp_path);
+	assert_true(fd >= 0);
+	fp = fdopen(fd, "w");
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+	return tmp_path;
+}
+
+static int remove_conf(void **state)
+{
+	if (tmp_path[0])
+		unlink(tmp_path);
+	tmp_path[0] = '\0';
+	return 0;
+}
+
+/* Load @text; return the error count (errors in *errs). */
+static int load_text(const char *text, struct mw_config *cfg, struct mw_config_errors *errs)
+{
+	int ret = mw_config_load(cfg, write_conf(text), errs);
+
+	assert_int_equal(ret, errs->count ? -EINVAL : 0);
+	return errs->count;
+}
+
+/* The one error must mention all of @parts, in that order. */
+static void assert_error(const struct mw_config_errors *errs, int i, const char *file, int line,
+			 const char *rest)
+{
+	char want[512];
+
+	assert_true(i < errs->count);
+	snprintf(want, sizeof(want), "%s:%d: %s", file, line, rest);
+	if (strcmp(errs->msg[i], want))
+		fail_msg("error %d is\n  \"%s\"\nexpected\n  \"%s\"", i, errs->msg[i], want);
+}
+
+static void test_defaults(void **state)
+{
+	struct mw_config cfg;
+
+	mw_config_defaults(&cfg);
+	assert_string_equal(cfg.path, "");
+	assert_string_equal(cfg.common.runtime_dir, "/run/mwcomms");
+	assert_string_equal(cfg.common.log_level, "info");
+	assert_string_equal(cfg.common.keystore, "local");
+	assert_string_equal(cfg.common.keystore_root, "/run/mwcomms/store");
+	assert_string_equal(cfg.pvm.control_socket, "/run/mwcomms/pvm.sock");
+	assert_string_equal(cfg.pvm.ins_socket, "/run/mwcomms/pvm-ins.sock");
+	assert_int_equal(cfg.pvm.index, 0);
+	assert_int_equal(cfg.pvm.ring_size, 4 << 20);
+	assert_int_equal(cfg.pvm.socket_window, 256 << 10);
+	assert_int_equal(cfg.pvm.heartbeat_timeout_ms, 3000);
+	assert_string_equal(cfg.pvm.netflow_listen, "127.0.0.1:0");
+	assert_string_equal(cfg.pvm.netflow_allow, "127.0.0.0/8");
+	assert_int_equal(cfg.pvm.netflow_queue, 65536);
+	assert_int_equal(cfg.pvm.netflow_stall_ms, 10000);
+	assert_false(cfg.pvm.fail_open);
+	assert_int_equal(cfg.ins.id, 1);
+	assert_string_equal(cfg.ins.pvm_socket, "/run/mwcomms/pvm-ins.sock");
+	assert_int_equal(cfg.ins.max_sockets, 0);
+	assert_int_equal(cfg.ins.nofile, 1048576);
+	assert_int_equal(cfg.ins.heartbeat_ms, 1000);
+	assert_int_equal(cfg.ins.socket_window, 256 << 10);
+	assert_string_equal(cfg.ins.congestion_control, "");
+	assert_int_equal(cfg.ins.sndbuf, 0);
+	assert_int_equal(cfg.ins.rcvbuf, 0);
+	assert_false(cfg.ins.quickack);
+	assert_string_equal(cfg.balancer.control_socket, "/run/mwcomms/balancer.sock");
+	assert_string_equal(cfg.balancer.backend, "netns");
+	assert_int_equal(cfg.balancer.min_ins, 1);
+	assert_int_equal(cfg.balancer.max_ins, 4);
+	assert_string_equal(cfg.balancer.policy, "round-robin");
+	assert_int_equal(cfg.balancer.overload_threshold, 50);
+	assert_int_equal(cfg.balancer.listen_count, 0);
+	assert_string_equal(cfg.balancer.subnet, "10.77.0.0/24");
+	assert_string_equal(cfg.balancer.bridge, "mwbr0");
+	assert_string_equal(cfg.balancer.ins_binary, "");
+	assert_int_equal(cfg.balancer.per_ins_max_conns, 0);
+	assert_int_equal(cfg.balancer.connect_timeout_ms, 3000);
+	assert_int_equal(cfg.balancer.idle_timeout_ms, 0);
+}
+
+static void test_null_path_is_defaults(void **state)
+{
+	struct mw_config cfg, def;
+	struct mw_config_errors errs;
+
+	assert_int_equal(mw_config_load(&cfg, NULL, &errs), 0);
+	assert_int_equal(errs.count, 0);
+	mw_config_defaults(&def);
+	assert_memory_equal(&cfg, &def, sizeof(cfg));
+}
+
+/* conf/mwcomms.conf must load cleanly and say exactly what the built-in defaults say. */
+static void test_shipped_conf_equals_defaults(void **state)
+{
+	const char *src = getenv("MW_SOURCE_DIR");
+	struct mw_config cfg, def;
+	struct mw_config_errors errs;
+	char path[4096];
+	int i;
+
+	if (!src)
+		fail_msg("MW_SOURCE_DIR is not set (run through ctest)");
+	snprintf(path, sizeof(path), "%s/conf/mwcomms.conf", src);
+	if (mw_config_load(&cfg, path, &errs) < 0) {
+		for (i = 0; i < errs.count && i < MW_CONFIG_MAX_ERRORS; i++)
+			print_error("%s\n", errs.msg[i]);
+		fail_msg("the shipped configuration has %d problem(s)", errs.count);
+	}
+	assert_string_equal(cfg.path, path);
+	mw_config_defaults(&def);
+	assert_memory_equal(&cfg.common, &def.common, sizeof(cfg.common));
+	assert_memory_equal(&cfg.pvm, &def.pvm, sizeof(cfg.pvm));
+	assert_memory_equal(&cfg.ins, &def.ins, sizeof(cfg.ins));
+	assert_memory_equal(&cfg.balancer, &def.balancer, sizeof(cfg.balancer));
+}
+
+static void test_missing_file(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(mw_config_load(&cfg, "/nonexistent-mw/dir/mwcomms.conf", &errs), -EINVAL);
+	assert_int_equal(errs.count, 1);
+	assert_string_equal(errs.msg[0],
+			    "/nonexistent-mw/dir/mwcomms.conf: cannot read: No such file or directory");
+	/* Still usable: the defaults. */
+	assert_string_equal(cfg.common.runtime_dir, "/run/mwcomms");
+}
+
+/* Root reads any file, so unreadable is shown with a directory. */
+static void test_unreadable_file(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(mw_config_load(&cfg, "/tmp", &errs), -EINVAL);
+	assert_int_equal(errs.count, 1);
+	assert_string_equal(errs.msg[0], "/tmp: cannot read: Is a directory");
+}
+
+static void test_syntax_error_has_line(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("pvm:\n{\n\tindex = 1;\n\tring_size = = 65536;\n};\n", &cfg, &errs),
+			 1);
+	assert_non_null(strstr(errs.msg[0], ":4: syntax error"));
+	assert_int_equal(strncmp(errs.msg[0], tmp_path, strlen(tmp_path)), 0);
+}
+
+static void test_empty_file_is_defaults(void **state)
+{
+	struct mw_config cfg, def;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("# nothing\n", &cfg, &errs), 0);
+	mw_config_defaults(&def);
+	assert_memory_equal(&cfg.balancer, &def.balancer, sizeof(cfg.balancer));
+}
+
+static void test_unknown_section(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("common: {};\n\nbalancr: { min_ins = 1; };\n", &cfg, &errs), 1);
+	assert_error(&errs, 0, tmp_path, 3,
+		     "balancr: unknown section (expected common, pvm, ins or balancer)");
+}
+
+static void test_section_not_a_group(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("pvm = 3;\n", &cfg, &errs), 1);
+	assert_error(&errs, 0, tmp_path, 1, "pvm: expected a section { ... }, got an integer");
+}
+
+static void test_unknown_key(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("ins:\n{\n\tid = 7;\n\tidd = 7;\n};\n", &cfg, &errs), 1);
+	assert_error(&errs, 0, tmp_path, 4, "ins.idd: unknown key");
+	assert_int_equal(cfg.ins.id, 7); /* the valid key next to it was taken */
+}
+
+static void test_wrong_types(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("pvm: {\n index = \"3\";\n fail_open = 1;\n ring_size = 65536.0;\n"
+				   " control_socket = 5;\n};\nbalancer: { listen = \"1.2.3.4:80\"; };\n",
+				   &cfg, &errs),
+			 5);
+	assert_error(&errs, 0, tmp_path, 2, "pvm.index: expected an integer, got a string");
+	assert_error(&errs, 1, tmp_path, 3, "pvm.fail_open: expected true or false, got an integer");
+	assert_error(&errs, 2, tmp_path, 4, "pvm.ring_size: expected an integer, got a float");
+	assert_error(&errs, 3, tmp_path, 5, "pvm.control_socket: expected a string, got an integer");
+	assert_error(&errs, 4, tmp_path, 7,
+		     "balancer.listen: expected a list of strings [ ... ], got a string");
+	assert_int_equal(cfg.pvm.index, 0);
+}
+
+static void test_out_of_range(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("pvm: { index = 256; };\nins: { id = 0; nofile = 2000000000000L; };\n"
+				   "balancer: { overload_threshold = -1; };\n",
+				   &cfg, &errs),
+			 4);
+	assert_error(&errs, 0, tmp_path, 1, "pvm.index: 256 is out of range 0..255");
+	assert_error(&errs, 1, tmp_path, 2, "ins.id: 0 is out of range 1..65535");
+	assert_error(&errs, 2, tmp_path, 2,
+		     "ins.nofile: 2000000000000 is out of range 1024..1073741816");
+	assert_error(&errs, 3, tmp_path, 3, "balancer.overload_threshold: -1 is out of range 1..100");
+	assert_int_equal(cfg.pvm.index, 0);
+	assert_int_equal(cfg.ins.id, 1);
+}
+
+static void test_edges_in_range(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("pvm: { index = 255; ring_size = 65536; socket_window = 65536; };\n"
+				   "ins: { id = 65535; };\n",
+				   &cfg, &errs),
+			 0);
+	assert_int_equal(cfg.pvm.index, 255);
+	assert_int_equal(cfg.pvm.ring_size, 65536);
+	assert_int_equal(cfg.ins.id, 65535);
+}
+
+static void test_ring_size_power_of_two(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("pvm: { ring_size = 3000000; };\n", &cfg, &errs), 1);
+	assert_error(&errs, 0, tmp_path, 1, "pvm.ring_size: 3000000 is not a power of two");
+	assert_int_equal(cfg.pvm.ring_size, 4 << 20);
+}
+
+static void test_bad_enums(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("common: { log_level = \"verbose\"; keystore = \"etcd\"; };\n"
+				   "balancer: { policy = \"random\"; backend = \"docker\"; };\n",
+				   &cfg, &errs),
+			 4);
+	assert_error(&errs, 0, tmp_path, 1,
+		     "common.log_level: \"verbose\" is not one of: error, warning, notice, info, debug");
+	assert_error(&errs, 1, tmp_path, 1, "common.keystore: \"etcd\" is not one of: local, xenstore");
+	assert_error(&errs, 2, tmp_path, 2,
+		     "balancer.policy: \"random\" is not one of: round-robin, least-connections, "
+		     "least-busy, hash");
+	assert_error(&errs, 3, tmp_path, 2,
+		     "balancer.backend: \"docker\" is not one of: netns, process, xl");
+	assert_string_equal(cfg.balancer.policy, "round-robin");
+}
+
+static void test_good_enums_and_values(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("common: { log_level = \"debug\"; keystore = \"xenstore\"; };\n"
+				   "pvm: { fail_open = true; netflow_listen = \"[::1]:2055\"; };\n"
+				   "balancer: { policy = \"hash\"; listen = ( \"0.0.0.0:80\", "
+				   "\"[::]:443\" ); min_ins = 4; max_ins = 4; };\n",
+				   &cfg, &errs),
+			 0);
+	assert_string_equal(cfg.common.log_level, "debug");
+	assert_true(cfg.pvm.fail_open);
+	assert_string_equal(cfg.pvm.netflow_listen, "[::1]:2055");
+	assert_string_equal(cfg.balancer.policy, "hash");
+	assert_int_equal(cfg.balancer.listen_count, 2);
+	assert_string_equal(cfg.balancer.listen[0], "0.0.0.0:80");
+	assert_string_equal(cfg.balancer.listen[1], "[::]:443");
+}
+
+static void test_paths_and_lengths(void **state)
+{
+	char text[512], longpath[120];
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	snprintf(text, sizeof(text),
+		 "common: { runtime_dir = \"run/mw\"; keystore_root = \"%s\"; };\n"
+		 "ins: { congestion_control = \"%s\"; };\nbalancer: { bridge = \"br 0\"; };\n",
+		 longpath, longpath + 80);
+	assert_int_equal(load_text(text, &cfg, &errs), 4);
+	assert_error(&errs, 0, tmp_path, 1, "common.runtime_dir: \"run/mw\" is not an absolute path");
+	assert_error(&errs, 1, tmp_path, 1,
+		     "common.keystore_root: too long (119 bytes, at most 107)");
+	assert_error(&errs, 2, tmp_path, 2,
+		     "ins.congestion_control: too long (39 bytes, at most 31)");
+	assert_error(&errs, 3, tmp_path, 3, "balancer.bridge: \"br 0\" is not an interface name");
+	assert_string_equal(cfg.common.runtime_dir, "/run/mwcomms");
+}
+
+static void test_addresses(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("pvm: { netflow_listen = \"localhost:99\"; netflow_allow = "
+				   "\"10.0.0.0/33\"; };\nbalancer: { subnet = \"10.77.0.0\"; "
+				   "listen = [ \"1.2.3.4:80\", \"nope\" ]; };\n",
+				   &cfg, &errs),
+			 4);
+	assert_error(&errs, 0, tmp_path, 1,
+		     "pvm.netflow_listen: \"localhost:99\" is not an \"ip:port\" address");
+	assert_error(&errs, 1, tmp_path, 1,
+		     "pvm.netflow_allow: \"10.0.0.0/33\" is not an \"ip/prefix\" network");
+	assert_error(&errs, 2, tmp_path, 2,
+		     "balancer.subnet: \"10.77.0.0\" is not an \"ip/prefix\" network");
+	assert_error(&errs, 3, tmp_path, 2,
+		     "balancer.listen: entry 2: \"nope\" is not an \"ip:port\" address");
+	/* A list is all or nothing. */
+	assert_int_equal(cfg.balancer.listen_count, 0);
+}
+
+static void test_too_many_listeners(void **state)
+{
+	char text[2048] = "balancer: { listen = [";
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+	int i;
+
+	for (i = 0; i < MW_LISTEN_MAX + 1; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s\"127.0.0.1:%d\"",
+			 i ? ", " : "", 1000 + i);
+	strcat(text, "]; };\n");
+	assert_int_equal(load_text(text, &cfg, &errs), 1);
+	assert_error(&errs, 0, tmp_path, 1, "balancer.listen: too many entries (17, at most 16)");
+}
+
+static void test_cross_field(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("balancer:\n{\n\tmin_ins = 5;\n};\n"
+				   "pvm: { ring_size = 65536; socket_window = 131072; };\n",
+				   &cfg, &errs),
+			 2);
+	assert_error(&errs, 0, tmp_path, 3,
+		     "balancer.min_ins: 5 is greater than balancer.max_ins (4)");
+	assert_error(&errs, 1, tmp_path, 5,
+		     "pvm.socket_window: 131072 is larger than pvm.ring_size (65536)");
+}
+
+/* --check-config promises every problem in one run, in file order. */
+static void test_all_errors_reported(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("common: { bogus = 1; log_level = 3; };\n"
+				   "pvm: { index = -1; };\n"
+				   "extra: { };\n"
+				   "ins: { id = 70000; quickack = \"yes\"; heartbeat_ms = 500; };\n",
+				   &cfg, &errs),
+			 6);
+	assert_error(&errs, 0, tmp_path, 1, "common.bogus: unknown key");
+	assert_error(&errs, 1, tmp_path, 1, "common.log_level: expected a string, got an integer");
+	assert_error(&errs, 2, tmp_path, 2, "pvm.index: -1 is out of range 0..255");
+	assert_error(&errs, 3, tmp_path, 3,
+		     "extra: unknown section (expected common, pvm, ins or balancer)");
+	assert_error(&errs, 4, tmp_path, 4, "ins.id: 70000 is out of range 1..65535");
+	assert_error(&errs, 5, tmp_path, 4, "ins.quickack: expected true or false, got a string");
+	/* The good value on the same line still counts. */
+	assert_int_equal(cfg.ins.heartbeat_ms, 500);
+}
+
+static void test_error_overflow(void **state)
+{
+	char text[4096] = "ins: {";
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+	int i;
+
+	for (i = 0; i < MW_CONFIG_MAX_ERRORS + 8; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), " k%d = 1;", i);
+	strcat(text, " };\n");
+	assert_int_equal(load_text(text, &cfg, &errs), MW_CONFIG_MAX_ERRORS + 8);
+	assert_error(&errs, 0, tmp_path, 1, "ins.k0: unknown key");
+	assert_string_equal(errs.msg[MW_CONFIG_MAX_ERRORS - 1],
+			    "too many errors; only the first 31 are shown");
+}
+
+static void test_null_errs_still_fails(void **state)
+{
+	struct mw_config cfg;
+
+	assert_int_equal(mw_config_load(&cfg, write_conf("pvm: { index = 999; };\n"), NULL),
+			 -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_null_path_is_defaults),
+		cmocka_unit_test(test_shipped_conf_equals_defaults),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_unreadable_file),
+		cmocka_unit_test_teardown(test_syntax_error_has_line, remove_conf),
+		cmocka_unit_test_teardown(test_empty_file_is_defaults, remove_conf),
+		cmocka_unit_test_teardown(test_unknown_section, remove_conf),
+		cmocka_unit_test_teardown(test_section_not_a_group, remove_conf),
+		cmocka_unit_test_teardown(test_unknown_key, remove_conf),
+		cmocka_unit_test_teardown(test_wrong_types, remove_conf),
+		cmocka_unit_test_teardown(test_out_of_range, remove_conf),
+		cmocka_unit_test_teardown(test_edges_in_range, remove_conf),
+		cmocka_unit_test_teardown(test_ring_size_power_of_two, remove_conf),
+		cmocka_unit_test_teardown(test_bad_enums, remove_conf),
+		cmocka_unit_test_teardown(test_good_enums_and_values, remove_conf),
+		cmocka_unit_test_teardown(test_paths_and_lengths, remove_conf),
+		cmocka_unit_test_teardown(test_addresses, remove_conf),
+		cmocka_unit_test_teardown(test_too_many_listeners, remove_conf),
+		cmocka_unit_test_teardown(test_cross_field, remove_conf),
+		cmocka_unit_test_teardown(test_all_errors_reported, remove_conf),
+		cmocka_unit_test_teardown(test_error_overflow, remove_conf),
+		cmocka_unit_test_teardown(test_null_errs_still_fails, remove_conf),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
