@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/* test_sdnotify.c - the real mw-balancer speaks sd_notify over a real datagram socket */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define WAIT_MS 10000 /* generous for sanitizer builds; every wait is bounded by it */
+
+struct fixture {
+	char dir[64];
+	char sock_path[96];
+	char conf_path[128];
+	char binary[4096];
+	int sock;      /* our end of NOTIFY_SOCKET */
+	int err_rd;    /* the child's stderr */
+	pid_t pid;
+};
+
+static int fixture_setup(void **state)
+{
+	static struct fixture f;
+	const char *build = getenv("MW_BUILD_DIR");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	FILE *fp;
+
+	memset(&f, 0, sizeof(f));
+	f.sock = f.err_rd = -1;
+	if (!build) {
+		print_error("MW_BUILD_DIR is not set (run through ctest)\n");
+		return -1;
+	}
+	snprintf(f.binary, sizeof(f.binary), "%s/balancer/mw-balancer", build);
+	if (access(f.binary, X_OK) < 0) {
+		print_error("%s: %s\n", f.binary, strerror(errno));
+		return -1;
+	}
+	snprintf(f.dir, sizeof(f.dir), "/tmp/mw-test-sdnotify-XXXXXX");
+	if (!mkdtemp(f.dir))
+		return -1;
+	snprintf(f.sock_path, sizeof(f.sock_path), "%s/notify.sock", f.dir);
+	snprintf(f.conf_path, sizeof(f.conf_path), "%s/mwcomms.conf", f.dir);
+
+	fp = fopen(f.conf_path, "w");
+	if (!fp)
+		return -1;
+	fprintf(fp, "common: { runtime_dir = \"%s/run\"; };\n", f.dir);
+	fprintf(fp, "balancer: { control_socket = \"%s/run/balancer.sock\"; };\n", f.dir);
+	fclose(fp);
+
+	f.sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (f.sock < 0)
+		return -1;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f.sock_path);
+	if (bind(f.sock, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		return -1;
+	*state = &f;
+	return 0;
+}
+
+static int fixture_teardown(void **state)
+{
+	struct fixture *f = *state;
+	char path[192];
+
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, NULL, 0);
+	}
+	if (f->sock >= 0)
+		close(f->sock);
+	if (f->err_rd >= 0)
+		close(f->err_rd);
+	unlink(f->sock_path);
+	unlink(f->conf_path);
+	snprintf(path, sizeof(path), "%s/run", f->dir);
+	rmdir(path);
+	rmdir(f->dir);
+	return 0;
+}
+
+/* Start mw-balancer on the fixture config, with or without NOTIFY_SOCKET and a watchdog. */
+static void spawn(struct fixture *f, bool with_notify, const char *watchdog_usec)
+{
+	int p[2];
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	f->pid = fork();
+	assert_true(f->pid >= 0);
+	if (f->pid == 0) {
+		dup2(p[1], STDERR_FILENO);
+		if (with_notify)
+			setenv("NOTIFY_SOCKET", f->sock_path, 1);
+		else
+			unsetenv("NOTIFY_SOCKET");
+		if (watchdog_usec)
+			setenv("WATCHDOG_USEC", watchdog_usec, 1);
+		else
+			unsetenv("WATCHDOG_USEC");
+		unsetenv("WATCHDOG_PID");
+		unsetenv("MW_CONFIG");
+		execl(f->binary, f->binary, "-c", f->conf_path, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	f->err_rd = p[0];
+}
+
+/* The next datagram, or fail after WAIT_MS. */
+static void recv_notify(struct fixture *f, char *buf, size_t len)
+{
+	struct pollfd pfd = { .fd = f->sock, .events = POLLIN };
+	ssize_t n;
+
+	if (poll(&pfd, 1, WAIT_MS) != 1)
+		fail_msg("no sd_notify message within %d ms", WAIT_MS);
+	n = recv(f->sock, buf, len - 1, 0);
+	assert_true(n > 0);
+	buf[n] = '\0';
+}
+
+/* Read the child's stderr until @needle shows up (bounded by WAIT_MS). */
+static void wait_stderr(struct fixture *f, const char *needle, char *buf, size_t len)
+{
+	struct pollfd pfd = { .fd = f->err_rd, .events = POLLIN };
+	size_t used = strlen(buf);
+	ssize_t n;
+
+	while (!strstr(buf, needle)) {
+		if (poll(&pfd, 1, WAIT_MS) != 1)
+			fail_msg("\"%s\" not logged within %d ms; got:\n%s", needle, WAIT_MS, buf);
+		n = read(f->err_rd, buf + used, len - 1 - used);
+		if (n <= 0)
+			fail_msg("stderr closed before \"%s\"; got:\n%s", needle, buf);
+		used += (size_t)n;
+		buf[used] = '\0';
+	}
+}
+
+/* Reap the child within WAIT_MS and return its wait status. */
+static int reap(struct fixture *f)
+{
+	struct timespec tick = { 0, 10 * 1000000L };
+	int i, status;
+
+	for (i = 0; i < WAIT_MS / 10; i++) {
+		pid_t r = waitpid(f->pid, &status, WNOHANG);
+
+		assert_true(r >= 0);
+		if (r == f->pid) {
+			f->pid = 0;
+			return status;
+		}
+		nanosleep(&tick, NULL);
+	}
+	fail_msg("mw-balancer did not exit within %d ms", WAIT_MS);
+	return -1;
+}
+
+static void assert_clean_exit(int status)
+{
+	if (!WIFEXITED(status))
+		fail_msg("mw-balancer died with signal %d", WTERMSIG(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_ready_status_stopping(void **state)
+{
+	struct fixture *f = *state;
+	char msg[1024];
+
+	spawn(f, true, NULL);
+	recv_notify(f, msg, sizeof(msg));
+	assert_non_null(strstr(msg, "READY=1"));
+	assert_non_null(strstr(msg, "STATUS=backend netns, policy round-robin, 0 listener(s)"));
+
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	recv_notify(f, msg, sizeof(msg));
+	assert_string_equal(msg, "STOPPING=1");
+	assert_clean_exit(reap(f));
+}
+
+static void test_sigint_is_clean_too(void **state)
+{
+	struct fixture *f = *state;
+	char msg[1024];
+
+	spawn(f, true, NULL);
+	recv_notify(f, msg, sizeof(msg));
+	assert_non_null(strstr(msg, "READY=1"));
+	assert_int_equal(kill(f->pid, SIGINT), 0);
+	recv_notify(f, msg, sizeof(msg));
+	assert_string_equal(msg, "STOPPING=1");
+	assert_clean_exit(reap(f));
+}
+
+static void test_watchdog_pings(void **state)
+{
+	struct fixture *f = *state;
+	char msg[1024];
+	int i, pings = 0;
+
+	spawn(f, true, "100000"); /* 100 ms: pings every 50 ms */
+	recv_notify(f, msg, sizeof(msg));
+	assert_non_null(strstr(msg, "READY=1"));
+	for (i = 0; i < 3; i++) {
+		recv_notify(f, msg, sizeof(msg));
+		pings += !strcmp(msg, "WATCHDOG=1");
+	}
+	assert_int_equal(pings, 3);
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	assert_clean_exit(reap(f));
+}
+
+/* Outside systemd nothing is sent and nothing breaks. */
+static void test_without_notify_socket(void **state)
+{
+	struct fixture *f = *state;
+	struct pollfd pfd = { .fd = 0, .events = POLLIN };
+	char log[8192] = "";
+
+	spawn(f, false, NULL);
+	wait_stderr(f, "mw-balancer: notice: ready:", log, sizeof(log));
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	wait_stderr(f, "mw-balancer: notice: stopped", log, sizeof(log));
+	assert_clean_exit(reap(f));
+	pfd.fd = f->sock;
+	assert_int_equal(poll(&pfd, 1, 0), 0); /* the socket got nothing */
+	assert_null(strstr(log, "error"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ready_status_stopping, fixture_setup,
+						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_sigint_is_clean_too, fixture_setup,
+						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_watchdog_pings, fixture_setup,
+						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_without_notify_socket, fixture_setup,
+						fixture_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
