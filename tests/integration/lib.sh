@@ -1,0 +1,202 @@
+# shellcheck shell=bash
+# lib.sh - sourced by every integration test: temp dir, process/netns/veth bookkeeping, cleanup
+#
+#   source "$(dirname "$0")/lib.sh"
+#
+# Whatever a test starts or creates through these helpers is torn down by the
+# EXIT trap, on success, failure, set -e abort, Ctrl-C or ctest's timeout
+# (TERM): processes get TERM, then KILL; namespaces and veths are deleted; the
+# temp dir is removed. When the test failed, the logs of its processes are
+# printed first. A missing prerequisite is a failure, never a silent skip.
+set -euo pipefail
+
+MW_TEST_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
+MW_SOURCE_DIR=${MW_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+if [ -z "${MW_BUILD_DIR:-}" ]; then
+	echo "FAIL [$MW_TEST_NAME]: MW_BUILD_DIR is not set (run through ctest, or export it)" >&2
+	exit 1
+fi
+MW_TMP=$(mktemp -d "/tmp/mw-it-$MW_TEST_NAME.XXXXXX")
+MW_RUNTIME_DIR=$MW_TMP/run
+# Interface names are at most 15 bytes: "m" + pid (<= 7 digits) + "-" + up to 6.
+MW_PREFIX=m$$
+
+declare -A _mw_pid=()   # name -> pid, for mw_pid and the logs
+_mw_spawned=()          # names in start order; stopped in reverse
+_mw_netns=()
+_mw_veths=()
+_mw_failed=0
+
+mw_log() { echo "[$MW_TEST_NAME] $*" >&2; }
+
+# mw_fail MSG: the test failed; say why and exit (the trap cleans up).
+mw_fail() {
+	echo "FAIL [$MW_TEST_NAME]: $*" >&2
+	_mw_failed=1
+	exit 1
+}
+
+# mw_require_root / mw_require_cmd CMD...: prerequisites fail loudly, never skip.
+mw_require_root() { [ "$(id -u)" = 0 ] || mw_fail "must run as root (namespaces, veths)"; }
+mw_require_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || mw_fail "required command '$c' is not installed"
+	done
+}
+
+# mw_bin NAME: path of a built artefact (whether or not it exists yet).
+mw_bin() {
+	case "$1" in
+	mw-pvm) echo "$MW_BUILD_DIR/pvm/mw-pvm" ;;
+	mw-ins) echo "$MW_BUILD_DIR/ins/mw-ins" ;;
+	mw-balancer) echo "$MW_BUILD_DIR/balancer/mw-balancer" ;;
+	libmwshim.so) echo "$MW_BUILD_DIR/shim/libmwshim.so" ;;
+	*)
+		echo "mw_bin: unknown artefact '$1'" >&2
+		return 1
+		;;
+	esac
+}
+
+# mw_need_bin NAME: its path, or fail the test if it was not built.
+mw_need_bin() {
+	local b
+	b=$(mw_bin "$1") || mw_fail "unknown artefact '$1'"
+	[ -e "$b" ] || mw_fail "$1 is not built ($b missing)"
+	echo "$b"
+}
+
+# mw_spawn NAME CMD...: run CMD in the background, output in $MW_TMP/NAME.log.
+# Not for use inside $(...): the record would be lost with the subshell.
+mw_spawn() {
+	local name=$1
+	shift
+	[ -z "${_mw_pid[$name]:-}" ] || mw_fail "mw_spawn: '$name' is already running"
+	"$@" >"$MW_TMP/$name.log" 2>&1 &
+	_mw_pid[$name]=$!
+	_mw_spawned+=("$name")
+}
+
+# mw_pid NAME: pid of a spawned process.
+mw_pid() { echo "${_mw_pid[$1]:?mw_pid: no process named $1}"; }
+
+# mw_logfile NAME: where its stdout and stderr go.
+mw_logfile() { echo "$MW_TMP/$1.log"; }
+
+# mw_stop NAME [TIMEOUT_S]: TERM, wait (bounded), KILL if needed; the exit
+# status is left in MW_EXIT_STATUS (not printed: $(...) would lose the bookkeeping).
+mw_stop() {
+	local name=$1 timeout=${2:-5} pid status=0 i
+	pid=${_mw_pid[$name]:?mw_stop: no process named $name}
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < timeout * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || status=$?
+	unset "_mw_pid[$name]"
+	MW_EXIT_STATUS=$status
+}
+
+# mw_netns NAME: full name of a test namespace; mw_netns_add NAME creates it.
+mw_netns() { echo "$MW_PREFIX-$1"; }
+mw_netns_add() {
+	local ns
+	ns=$(mw_netns "$1")
+	ip netns add "$ns" || mw_fail "ip netns add $ns failed"
+	_mw_netns+=("$ns")
+	ip -n "$ns" link set lo up
+}
+
+# mw_veth NAME: full interface name; mw_veth_add NAME PEER [PEER_NETNS]
+# creates the pair NAME/PEER and moves PEER into the test namespace PEER_NETNS.
+mw_veth() {
+	local n="$MW_PREFIX-$1"
+	[ ${#n} -le 15 ] || mw_fail "interface name '$n' is longer than 15 bytes"
+	echo "$n"
+}
+mw_veth_add() {
+	local a b
+	a=$(mw_veth "$1")
+	b=$(mw_veth "$2")
+	ip link add "$a" type veth peer name "$b" || mw_fail "ip link add $a/$b failed"
+	_mw_veths+=("$a")
+	if [ -n "${3:-}" ]; then
+		ip link set "$b" netns "$(mw_netns "$3")" || mw_fail "moving $b into $3 failed"
+	fi
+}
+
+# mw_wait_for 'CMD' [TIMEOUT_S=10]: poll CMD (eval'd) every 50 ms until it
+# succeeds; return 1 with a message when the time is up.
+mw_wait_for() {
+	local cmd=$1 timeout=${2:-10} i
+	for ((i = 0; i < timeout * 20; i++)); do
+		if eval "$cmd" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	mw_log "timed out after ${timeout}s waiting for: $cmd"
+	return 1
+}
+
+# mw_write_config FILE [TEXT]: a config whose paths are all under $MW_TMP,
+# followed by TEXT (more sections or keys; libconfig rejects duplicates).
+mw_write_config() {
+	mkdir -p "$MW_RUNTIME_DIR"
+	cat >"$1" <<EOF
+common: { runtime_dir = "$MW_RUNTIME_DIR"; keystore_root = "$MW_RUNTIME_DIR/store"; };
+${2:-}
+EOF
+}
+
+_mw_cleanup() {
+	local rc=$1 i n name pid ns v
+	trap - EXIT INT TERM
+	set +e
+	[ "$rc" = 0 ] || _mw_failed=1
+
+	for ((i = ${#_mw_spawned[@]} - 1; i >= 0; i--)); do
+		name=${_mw_spawned[i]}
+		pid=${_mw_pid[$name]:-}
+		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+	done
+	for ((i = ${#_mw_spawned[@]} - 1; i >= 0; i--)); do
+		name=${_mw_spawned[i]}
+		pid=${_mw_pid[$name]:-}
+		[ -n "$pid" ] || continue
+		for ((n = 0; n < 60; n++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	for v in "${_mw_veths[@]}"; do
+		ip link del "$v" 2>/dev/null
+	done
+	for ns in "${_mw_netns[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+
+	if [ "$_mw_failed" = 1 ]; then
+		for name in "${_mw_spawned[@]}"; do
+			echo "----- log of $name ($(mw_logfile "$name")) -----" >&2
+			tail -n 200 "$(mw_logfile "$name")" >&2 2>/dev/null
+		done
+		echo "FAIL [$MW_TEST_NAME] (exit $rc)" >&2
+	else
+		echo "PASS [$MW_TEST_NAME]" >&2
+	fi
+	if [ "${MW_KEEP_TMP:-0}" = 1 ]; then
+		echo "kept $MW_TMP" >&2
+	else
+		rm -rf "$MW_TMP"
+	fi
+	exit "$rc"
+}
+trap '_mw_cleanup $?' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
