@@ -9,7 +9,8 @@ int main(int argc, char **argv)
 {
 	static struct mw_daemon d = {
 		.name = "mw-balancer",
-		.summary = "Spawn and retire INS instances and balance client connections over them.",
+		.summary =
+			"Spawn and retire INS instances and balance client connections over them.",
 	};
 	const struct mw_balancer_config *bc;
 	int ret;

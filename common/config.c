@@ -24,48 +24,67 @@
  * single row can express run last, on the merged result.
  */
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL, CFG_STRLIST };
+enum cfg_type {
+	CFG_STR,
+	CFG_INT,
+	CFG_BOOL,
+	CFG_STRLIST
+};
 
 /* Checks on a value beyond its type and size. */
 enum cfg_check {
 	CHK_NONE,
-	CHK_PATH,          /* absolute, shorter than MW_PATH_MAX */
+	CHK_PATH,	   /* absolute, shorter than MW_PATH_MAX */
 	CHK_PATH_OR_EMPTY, /* as CHK_PATH, or "" */
-	CHK_ADDR,          /* "ip:port" as mw_addr_parse() reads it */
-	CHK_CIDR,          /* "ip/prefix" */
-	CHK_IFNAME,        /* a network interface name */
-	CHK_POW2,          /* integer power of two */
+	CHK_ADDR,	   /* "ip:port" as mw_addr_parse() reads it */
+	CHK_CIDR,	   /* "ip/prefix" */
+	CHK_IFNAME,	   /* a network interface name */
+	CHK_POW2,	   /* integer power of two */
 };
 
 struct cfg_key {
 	const char *section;
 	const char *key;
 	enum cfg_type type;
-	size_t off;                 /* in struct mw_config */
-	size_t size;                /* string field size; per entry for lists */
-	const char *def_str;        /* CFG_STR */
-	long long def_int;          /* CFG_INT, CFG_BOOL */
-	long long min, max;         /* CFG_INT range; CFG_STRLIST max entries */
+	size_t off;		    /* in struct mw_config */
+	size_t size;		    /* string field size; per entry for lists */
+	const char *def_str;	    /* CFG_STR */
+	long long def_int;	    /* CFG_INT, CFG_BOOL */
+	long long min, max;	    /* CFG_INT range; CFG_STRLIST max entries */
 	const char *const *allowed; /* enumerations, NULL-terminated */
 	enum cfg_check check;
-	size_t count_off;           /* CFG_STRLIST: int entry count */
+	size_t count_off; /* CFG_STRLIST: int entry count */
 };
 
+/* Member designators (sec.k) cannot be parenthesised. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define FIELD_SIZE(f) sizeof(((struct mw_config *)0)->f)
-#define KEY_STR(sec, k, def, chk, allow)                                                   \
-	{ .section = #sec, .key = #k, .type = CFG_STR, .off = offsetof(struct mw_config, sec.k), \
-	  .size = FIELD_SIZE(sec.k), .def_str = (def), .check = (chk), .allowed = (allow) }
-#define KEY_INT(sec, k, def, lo, hi, chk)                                                  \
-	{ .section = #sec, .key = #k, .type = CFG_INT, .off = offsetof(struct mw_config, sec.k), \
-	  .size = FIELD_SIZE(sec.k), .def_int = (def), .min = (lo), .max = (hi), .check = (chk) }
-#define KEY_BOOL(sec, k, def)                                                               \
-	{ .section = #sec, .key = #k, .type = CFG_BOOL, .off = offsetof(struct mw_config, sec.k), \
-	  .size = FIELD_SIZE(sec.k), .def_int = (def) }
-#define KEY_STRLIST(sec, k, chk)                                                          \
-	{ .section = #sec, .key = #k, .type = CFG_STRLIST,                                \
-	  .off = offsetof(struct mw_config, sec.k), .size = FIELD_SIZE(sec.k[0]),         \
-	  .min = 0, .max = FIELD_SIZE(sec.k) / FIELD_SIZE(sec.k[0]), .check = (chk),      \
-	  .count_off = offsetof(struct mw_config, sec.k##_count) }
+#define KEY_STR(sec, k, def, chk, allow)                                             \
+	{                                                                            \
+		.section = #sec, .key = #k, .type = CFG_STR,                         \
+		.off = offsetof(struct mw_config, sec.k), .size = FIELD_SIZE(sec.k), \
+		.def_str = (def), .check = (chk), .allowed = (allow)                 \
+	}
+#define KEY_INT(sec, k, def, lo, hi, chk)                                            \
+	{                                                                            \
+		.section = #sec, .key = #k, .type = CFG_INT,                         \
+		.off = offsetof(struct mw_config, sec.k), .size = FIELD_SIZE(sec.k), \
+		.def_int = (def), .min = (lo), .max = (hi), .check = (chk)           \
+	}
+#define KEY_BOOL(sec, k, def)                                                        \
+	{                                                                            \
+		.section = #sec, .key = #k, .type = CFG_BOOL,                        \
+		.off = offsetof(struct mw_config, sec.k), .size = FIELD_SIZE(sec.k), \
+		.def_int = (def)                                                     \
+	}
+#define KEY_STRLIST(sec, k, chk)                                                                  \
+	{                                                                                         \
+		.section = #sec, .key = #k, .type = CFG_STRLIST,                                  \
+		.off = offsetof(struct mw_config, sec.k), .size = FIELD_SIZE(sec.k[0]), .min = 0, \
+		.max = FIELD_SIZE(sec.k) / FIELD_SIZE(sec.k[0]), .check = (chk),                  \
+		.count_off = offsetof(struct mw_config, sec.k##_count)                            \
+	}
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 #define KIB (1024LL)
 #define MIB (1024LL * 1024)
@@ -74,8 +93,8 @@ struct cfg_key {
 static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
 static const char *const keystores[] = { "local", "xenstore", NULL };
 static const char *const backends[] = { "netns", "process", "xl", NULL };
-static const char *const policies[] = { "round-robin", "least-connections", "least-busy",
-					"hash", NULL };
+static const char *const policies[] = { "round-robin", "least-connections", "least-busy", "hash",
+					NULL };
 
 /* The one list of keys; conf/mwcomms.conf documents the same, in the same order. */
 static const struct cfg_key cfg_keys[] = {
@@ -162,9 +181,8 @@ cfg_error_at(struct cfg_ctx *c, const config_setting_t *s, const char *section, 
 	va_start(ap, fmt);
 	vsnprintf(problem, sizeof(problem), fmt, ap);
 	va_end(ap);
-	cfg_error(c->errs, "%s:%u: %s%s%s: %s", c->file,
-		  s ? config_setting_source_line(s) : 0, section, key ? "." : "", key ? key : "",
-		  problem);
+	cfg_error(c->errs, "%s:%u: %s%s%s: %s", c->file, s ? config_setting_source_line(s) : 0,
+		  section, key ? "." : "", key ? key : "", problem);
 }
 
 static const char *cfg_type_name(int type)
@@ -296,8 +314,8 @@ static void cfg_apply_string(struct cfg_ctx *c, const struct cfg_key *k, const c
 				break;
 		if (!*a) {
 			cfg_join_allowed(k->allowed, allowed, sizeof(allowed));
-			cfg_error_at(c, s, k->section, k->key, "%s\"%.40s\" is not one of: %s", what,
-				     text, allowed);
+			cfg_error_at(c, s, k->section, k->key, "%s\"%.40s\" is not one of: %s",
+				     what, text, allowed);
 			return;
 		}
 	}
@@ -344,8 +362,7 @@ static void cfg_apply_bool(struct cfg_ctx *c, const struct cfg_key *k, const con
 }
 
 /* A list is taken whole or not at all, so a bad entry never leaves half a list. */
-static void cfg_apply_strlist(struct cfg_ctx *c, const struct cfg_key *k,
-			      const config_setting_t *s)
+static void cfg_apply_strlist(struct cfg_ctx *c, const struct cfg_key *k, const config_setting_t *s)
 {
 	int type = config_setting_type(s);
 	int i, n, errors_before = c->errs->count;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* daemon.c - the start-up every mw-* daemon shares: options, config, runtime dir, signals, sd_notify */
+/* daemon.c - the start-up every mw-* daemon shares: options, config, runtime dir, signals,
+ * sd_notify */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

@@ -25,8 +25,8 @@ static bool log_journald;
 static pthread_mutex_t log_rl_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const log_level_names[] = {
-	[MW_LOG_ERR] = "error",   [MW_LOG_WARN] = "warning", [MW_LOG_NOTICE] = "notice",
-	[MW_LOG_INFO] = "info",   [MW_LOG_DEBUG] = "debug",
+	[MW_LOG_ERR] = "error", [MW_LOG_WARN] = "warning", [MW_LOG_NOTICE] = "notice",
+	[MW_LOG_INFO] = "info", [MW_LOG_DEBUG] = "debug",
 };
 
 /*
@@ -39,8 +39,17 @@ static bool log_stderr_is_journal(void)
 	const char *env = getenv("JOURNAL_STREAM");
 	unsigned long long dev, ino;
 	struct stat st;
+	char *end;
 
-	if (!env || sscanf(env, "%llu:%llu", &dev, &ino) != 2)
+	if (!env)
+		return false;
+	errno = 0;
+	dev = strtoull(env, &end, 10);
+	if (errno || end == env || *end != ':')
+		return false;
+	env = end + 1;
+	ino = strtoull(env, &end, 10);
+	if (errno || end == env || *end)
 		return false;
 	if (fstat(STDERR_FILENO, &st) < 0)
 		return false;

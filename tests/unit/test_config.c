@@ -149,8 +149,9 @@ static void test_missing_file(void **state)
 
 	assert_int_equal(mw_config_load(&cfg, "/nonexistent-mw/dir/mwcomms.conf", &errs), -EINVAL);
 	assert_int_equal(errs.count, 1);
-	assert_string_equal(errs.msg[0],
-			    "/nonexistent-mw/dir/mwcomms.conf: cannot read: No such file or directory");
+	assert_string_equal(
+		errs.msg[0],
+		"/nonexistent-mw/dir/mwcomms.conf: cannot read: No such file or directory");
 	/* Still usable: the defaults. */
 	assert_string_equal(cfg.common.runtime_dir, "/run/mwcomms");
 }
@@ -171,8 +172,8 @@ static void test_syntax_error_has_line(void **state)
 	struct mw_config cfg;
 	struct mw_config_errors errs;
 
-	assert_int_equal(load_text("pvm:\n{\n\tindex = 1;\n\tring_size = = 65536;\n};\n", &cfg, &errs),
-			 1);
+	assert_int_equal(
+		load_text("pvm:\n{\n\tindex = 1;\n\tring_size = = 65536;\n};\n", &cfg, &errs), 1);
 	assert_non_null(strstr(errs.msg[0], ":4: syntax error"));
 	assert_int_equal(strncmp(errs.msg[0], tmp_path, strlen(tmp_path)), 0);
 }
@@ -221,14 +222,17 @@ static void test_wrong_types(void **state)
 	struct mw_config cfg;
 	struct mw_config_errors errs;
 
-	assert_int_equal(load_text("pvm: {\n index = \"3\";\n fail_open = 1;\n ring_size = 65536.0;\n"
-				   " control_socket = 5;\n};\nbalancer: { listen = \"1.2.3.4:80\"; };\n",
-				   &cfg, &errs),
-			 5);
+	assert_int_equal(
+		load_text("pvm: {\n index = \"3\";\n fail_open = 1;\n ring_size = 65536.0;\n"
+			  " control_socket = 5;\n};\nbalancer: { listen = \"1.2.3.4:80\"; };\n",
+			  &cfg, &errs),
+		5);
 	assert_error(&errs, 0, tmp_path, 2, "pvm.index: expected an integer, got a string");
-	assert_error(&errs, 1, tmp_path, 3, "pvm.fail_open: expected true or false, got an integer");
+	assert_error(&errs, 1, tmp_path, 3,
+		     "pvm.fail_open: expected true or false, got an integer");
 	assert_error(&errs, 2, tmp_path, 4, "pvm.ring_size: expected an integer, got a float");
-	assert_error(&errs, 3, tmp_path, 5, "pvm.control_socket: expected a string, got an integer");
+	assert_error(&errs, 3, tmp_path, 5,
+		     "pvm.control_socket: expected a string, got an integer");
 	assert_error(&errs, 4, tmp_path, 7,
 		     "balancer.listen: expected a list of strings [ ... ], got a string");
 	assert_int_equal(cfg.pvm.index, 0);
@@ -239,15 +243,17 @@ static void test_out_of_range(void **state)
 	struct mw_config cfg;
 	struct mw_config_errors errs;
 
-	assert_int_equal(load_text("pvm: { index = 256; };\nins: { id = 0; nofile = 2000000000000L; };\n"
-				   "balancer: { overload_threshold = -1; };\n",
-				   &cfg, &errs),
-			 4);
+	assert_int_equal(
+		load_text("pvm: { index = 256; };\nins: { id = 0; nofile = 2000000000000L; };\n"
+			  "balancer: { overload_threshold = -1; };\n",
+			  &cfg, &errs),
+		4);
 	assert_error(&errs, 0, tmp_path, 1, "pvm.index: 256 is out of range 0..255");
 	assert_error(&errs, 1, tmp_path, 2, "ins.id: 0 is out of range 1..65535");
 	assert_error(&errs, 2, tmp_path, 2,
 		     "ins.nofile: 2000000000000 is out of range 1024..1073741816");
-	assert_error(&errs, 3, tmp_path, 3, "balancer.overload_threshold: -1 is out of range 1..100");
+	assert_error(&errs, 3, tmp_path, 3,
+		     "balancer.overload_threshold: -1 is out of range 1..100");
 	assert_int_equal(cfg.pvm.index, 0);
 	assert_int_equal(cfg.ins.id, 1);
 }
@@ -257,10 +263,11 @@ static void test_edges_in_range(void **state)
 	struct mw_config cfg;
 	struct mw_config_errors errs;
 
-	assert_int_equal(load_text("pvm: { index = 255; ring_size = 65536; socket_window = 65536; };\n"
-				   "ins: { id = 65535; };\n",
-				   &cfg, &errs),
-			 0);
+	assert_int_equal(
+		load_text("pvm: { index = 255; ring_size = 65536; socket_window = 65536; };\n"
+			  "ins: { id = 65535; };\n",
+			  &cfg, &errs),
+		0);
 	assert_int_equal(cfg.pvm.index, 255);
 	assert_int_equal(cfg.pvm.ring_size, 65536);
 	assert_int_equal(cfg.ins.id, 65535);
@@ -285,9 +292,11 @@ static void test_bad_enums(void **state)
 				   "balancer: { policy = \"random\"; backend = \"docker\"; };\n",
 				   &cfg, &errs),
 			 4);
-	assert_error(&errs, 0, tmp_path, 1,
-		     "common.log_level: \"verbose\" is not one of: error, warning, notice, info, debug");
-	assert_error(&errs, 1, tmp_path, 1, "common.keystore: \"etcd\" is not one of: local, xenstore");
+	assert_error(
+		&errs, 0, tmp_path, 1,
+		"common.log_level: \"verbose\" is not one of: error, warning, notice, info, debug");
+	assert_error(&errs, 1, tmp_path, 1,
+		     "common.keystore: \"etcd\" is not one of: local, xenstore");
 	assert_error(&errs, 2, tmp_path, 2,
 		     "balancer.policy: \"random\" is not one of: round-robin, least-connections, "
 		     "least-busy, hash");
@@ -330,7 +339,8 @@ static void test_paths_and_lengths(void **state)
 		 "ins: { congestion_control = \"%s\"; };\nbalancer: { bridge = \"br 0\"; };\n",
 		 longpath, longpath + 80);
 	assert_int_equal(load_text(text, &cfg, &errs), 4);
-	assert_error(&errs, 0, tmp_path, 1, "common.runtime_dir: \"run/mw\" is not an absolute path");
+	assert_error(&errs, 0, tmp_path, 1,
+		     "common.runtime_dir: \"run/mw\" is not an absolute path");
 	assert_error(&errs, 1, tmp_path, 1,
 		     "common.keystore_root: too long (119 bytes, at most 107)");
 	assert_error(&errs, 2, tmp_path, 2,
@@ -371,7 +381,7 @@ static void test_too_many_listeners(void **state)
 	for (i = 0; i < MW_LISTEN_MAX + 1; i++)
 		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s\"127.0.0.1:%d\"",
 			 i ? ", " : "", 1000 + i);
-	strcat(text, "]; };\n");
+	snprintf(text + strlen(text), sizeof(text) - strlen(text), "]; };\n");
 	assert_int_equal(load_text(text, &cfg, &errs), 1);
 	assert_error(&errs, 0, tmp_path, 1, "balancer.listen: too many entries (17, at most 16)");
 }
@@ -397,12 +407,13 @@ static void test_all_errors_reported(void **state)
 	struct mw_config cfg;
 	struct mw_config_errors errs;
 
-	assert_int_equal(load_text("common: { bogus = 1; log_level = 3; };\n"
-				   "pvm: { index = -1; };\n"
-				   "extra: { };\n"
-				   "ins: { id = 70000; quickack = \"yes\"; heartbeat_ms = 500; };\n",
-				   &cfg, &errs),
-			 6);
+	assert_int_equal(
+		load_text("common: { bogus = 1; log_level = 3; };\n"
+			  "pvm: { index = -1; };\n"
+			  "extra: { };\n"
+			  "ins: { id = 70000; quickack = \"yes\"; heartbeat_ms = 500; };\n",
+			  &cfg, &errs),
+		6);
 	assert_error(&errs, 0, tmp_path, 1, "common.bogus: unknown key");
 	assert_error(&errs, 1, tmp_path, 1, "common.log_level: expected a string, got an integer");
 	assert_error(&errs, 2, tmp_path, 2, "pvm.index: -1 is out of range 0..255");
@@ -423,7 +434,7 @@ static void test_error_overflow(void **state)
 
 	for (i = 0; i < MW_CONFIG_MAX_ERRORS + 8; i++)
 		snprintf(text + strlen(text), sizeof(text) - strlen(text), " k%d = 1;", i);
-	strcat(text, " };\n");
+	snprintf(text + strlen(text), sizeof(text) - strlen(text), " };\n");
 	assert_int_equal(load_text(text, &cfg, &errs), MW_CONFIG_MAX_ERRORS + 8);
 	assert_error(&errs, 0, tmp_path, 1, "ins.k0: unknown key");
 	assert_string_equal(errs.msg[MW_CONFIG_MAX_ERRORS - 1],

@@ -26,8 +26,8 @@ struct fixture {
 	char sock_path[96];
 	char conf_path[128];
 	char binary[4096];
-	int sock;      /* our end of NOTIFY_SOCKET */
-	int err_rd;    /* the child's stderr */
+	int sock;   /* our end of NOTIFY_SOCKET */
+	int err_rd; /* the child's stderr */
 	pid_t pid;
 };
 
