@@ -545,9 +545,13 @@ int mw_config_load(struct mw_config *cfg, const char *path, struct mw_config_err
 
 	config_init(&lc);
 	if (config_read(&lc, fp) != CONFIG_TRUE) {
-		cfg_error(errs, "%s:%d: syntax error: %s",
+		const char *text = config_error_text(&lc) ? config_error_text(&lc) : "?";
+
+		/* libconfig's text is often just "syntax error"; do not say it twice. */
+		cfg_error(errs, "%s:%d: %s%s",
 			  config_error_file(&lc) ? config_error_file(&lc) : path,
-			  config_error_line(&lc), config_error_text(&lc));
+			  config_error_line(&lc),
+			  strstr(text, "syntax error") ? "" : "syntax error: ", text);
 		goto out;
 	}
 

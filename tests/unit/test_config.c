@@ -178,6 +178,15 @@ static void test_syntax_error_has_line(void **state)
 	assert_int_equal(strncmp(errs.msg[0], tmp_path, strlen(tmp_path)), 0);
 }
 
+static void test_duplicate_key(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("pvm:\n{\n\tindex = 1;\n\tindex = 2;\n};\n", &cfg, &errs), 1);
+	assert_error(&errs, 0, tmp_path, 4, "syntax error: duplicate setting name");
+}
+
 static void test_empty_file_is_defaults(void **state)
 {
 	struct mw_config cfg, def;
@@ -458,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test_teardown(test_syntax_error_has_line, remove_conf),
+		cmocka_unit_test_teardown(test_duplicate_key, remove_conf),
 		cmocka_unit_test_teardown(test_empty_file_is_defaults, remove_conf),
 		cmocka_unit_test_teardown(test_unknown_section, remove_conf),
 		cmocka_unit_test_teardown(test_section_not_a_group, remove_conf),
