@@ -78,7 +78,7 @@ void mw_ring_commit(struct mw_ring *r, uint32_t len);
 
 /**
  * mw_ring_peek() - consumer: the oldest record, left in place
- * Return: 1 with *@rec/*@len set, 0 if empty, -EBADMSG if the peer corrupted the ring
+ * Return: 1 with *@rec and *@len set, 0 if empty, -EBADMSG if the peer corrupted the ring
  */
 int mw_ring_peek(struct mw_ring *r, const void **rec, uint32_t *len);
 

@@ -52,6 +52,7 @@ struct mw_shimctl_req {
 	uint32_t pad;
 	struct mw_addr addr;
 	uint8_t val[MW_SOCKOPT_MAX];
+	uint8_t pad2[8];         /* the fields above are 120 bytes: keep the agreed 128 */
 };
 static_assert(sizeof(struct mw_shimctl_req) == 128, "wire type");
 
