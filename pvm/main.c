@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* main.c - mw-pvm entry point: sockets up, readiness, status, clean shutdown */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "common/daemon.h"
+#include "common/log.h"
+#include "pvm/pvm.h"
+
+static void pvm_status_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm *p = w->data;
+
+	mw_daemon_status(p->d, "%u INS, %u socket(s), %u shim connection(s), %llu accepted",
+			 p->nins, p->socks.count, p->nclients,
+			 (unsigned long long)p->accepted_total);
+}
+
+static int pvm_tag_init(struct pvm *p)
+{
+	ssize_t n;
+
+	do {
+		n = getrandom(&p->tag, sizeof(p->tag), 0);
+	} while (n < 0 && errno == EINTR);
+	if (n != sizeof(p->tag))
+		return n < 0 ? -errno : -EIO;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct mw_daemon d = {
+		.name = "mw-pvm",
+		.summary = "Relay the protected app's TCP sockets to the INS instances.",
+	};
+	static struct pvm p = { .ctl_fd = -1, .data_fd = -1, .ins_fd = -1 };
+	char err[256] = "";
+	int ret, status = EXIT_FAILURE;
+
+	ret = mw_daemon_init(&d, argc, argv);
+	if (ret >= 0)
+		return ret;
+	p.d = &d;
+	p.loop = d.loop;
+	p.cfg = &d.cfg.pvm;
+	d.ctx = &p;
+
+	ret = pvm_tag_init(&p);
+	if (ret) {
+		mw_err("cannot draw a random tag: %s", strerror(-ret));
+		goto out;
+	}
+	ret = pvm_table_init(&p.socks, 1024);
+	if (ret) {
+		mw_err("socket table: %s", strerror(-ret));
+		goto out;
+	}
+	ret = pvm_ins_open(&p, err, sizeof(err));
+	if (!ret)
+		ret = pvm_shim_open(&p, err, sizeof(err));
+	if (ret) {
+		mw_err("%s", err);
+		goto out_close;
+	}
+	ev_timer_init(&p.status_timer, pvm_status_cb, 1., 1.);
+	p.status_timer.data = &p;
+	ev_timer_start(p.loop, &p.status_timer);
+
+	mw_notice("ready: control %s, data %s, INS %s, index %d, ring %d, window %d", p.ctl_path,
+		  p.data_path, p.ins_path, p.cfg->index, p.cfg->ring_size, p.cfg->socket_window);
+	mw_daemon_ready(&d, "waiting for INS; control socket %s", p.ctl_path);
+
+	ev_run(p.loop, 0);
+
+	mw_daemon_stopping(&d);
+	status = EXIT_SUCCESS;
+	ev_timer_stop(p.loop, &p.status_timer);
+out_close:
+	pvm_shim_close(&p);
+	pvm_ins_close_all(&p);
+	pvm_table_fini(&p.socks);
+out:
+	if (status == EXIT_SUCCESS)
+		mw_notice("stopped");
+	mw_daemon_fini(&d);
+	return status;
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* observe.c - observer hook dispatch; no observer attached by default */
+#include <string.h>
+
+#include "pvm/observe.h"
+#include "pvm/pvm.h"
+
+const struct pvm_observer *pvm_observer_current;
+
+void pvm_observe_set(const struct pvm_observer *o)
+{
+	pvm_observer_current = o;
+}
+
+void pvm_observe_sock(enum pvm_obs_type type, const struct pvm_sock *s, int status)
+{
+	const struct pvm_observer *o = pvm_observer_current;
+	struct pvm_obs_event ev;
+
+	if (!o || !o->event)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	ev.status = status;
+	ev.id = s->id;
+	ev.local = s->kind == PVM_SOCK_ACCEPTED || s->state == PVM_ST_CONNECTED ? s->local
+										 : s->bound;
+	ev.peer = s->peer;
+	ev.bytes_in = s->bytes_in;
+	ev.bytes_out = s->bytes_out;
+	ev.owner_pid = s->owner_pid;
+	ev.start = s->created;
+	o->event(o->ctx, &ev);
+}

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/* pvm.h - mw-pvm internal types shared by its files (shim control, INS, sockets, relay) */
+#ifndef MW_PVM_H
+#define MW_PVM_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "common/addr.h"
+#include "common/channel.h"
+#include "common/config.h"
+#include "common/daemon.h"
+#include "common/proto.h"
+#include "common/shimctl.h"
+#include "pvm/pvm_table.h"
+
+struct pvm;
+struct pvm_ins;
+struct pvm_client;
+
+/*
+ * Theory of operation (docs/pvm.md has the whole story)
+ *
+ * A struct pvm_sock exists for every id the PVM knows, in one hash table:
+ *   APP      created by the shim's SOCKET; the id the app sees.  When it binds,
+ *            REPLICAs (one per other live INS) are created, bound to the same
+ *            address and listened with it; accepted connections from any of
+ *            them are delivered to the app's listener named by the APP id.
+ *   REPLICA  a listener copy on another INS; never seen by the app.
+ *   ACCEPTED an INS-assigned id for a connection accepted on an APP/REPLICA.
+ * States: NEW -> BOUND -> LISTENING, or NEW|BOUND -> CONNECTING -> CONNECTED;
+ * any -> CLOSING (OP_CLOSE/OP_ABORT sent, waiting for EV_CLOSED, then freed).
+ * A connection owns fd, mw-pvm's end of the app's AF_UNIX socket, relayed to
+ * the ring by pvm_relay.c.  When an INS dies its sockets are freed, except
+ * APP listeners, which live on through their replicas (ins = NULL).
+ */
+enum pvm_sock_kind { PVM_SOCK_APP, PVM_SOCK_REPLICA, PVM_SOCK_ACCEPTED };
+enum pvm_sock_state {
+	PVM_ST_NEW,
+	PVM_ST_BOUND,
+	PVM_ST_LISTENING,
+	PVM_ST_CONNECTING,
+	PVM_ST_CONNECTED,
+	PVM_ST_CLOSING,
+};
+
+/* One recorded option, replayed on replicas. */
+struct pvm_opt {
+	struct pvm_opt *next;
+	int32_t level, name;
+	uint32_t len;
+	uint8_t val[MW_SOCKOPT_MAX];
+};
+
+struct pvm_sock {
+	uint64_t id;
+	struct pvm *pvm;
+	struct pvm_ins *ins;          /* NULL: its INS died (APP listener kept alive) */
+	enum pvm_sock_kind kind;
+	enum pvm_sock_state state;
+	uint8_t family;               /* 4 or 6 */
+	int backlog;
+	int op_status;                /* bind status while its GETNAME is in flight */
+	struct mw_addr bound, local, peer;
+	struct pvm_opt *opts;
+	struct pvm_sock *primary;     /* REPLICA: its APP socket */
+	struct pvm_sock *replicas;    /* APP: first replica; linked through rnext */
+	struct pvm_sock *rnext;
+
+	/* relay (connections only) */
+	int fd;                       /* -1 when none */
+	ev_io rio, wio;
+	struct pvm_credit cr;
+	uint8_t *pend;                /* bytes for the app that did not fit its socket */
+	uint32_t pend_off, pend_len, pend_cap;
+	bool app_eof;                 /* read 0 from the app: OP_SHUTDOWN sent */
+	bool net_eof;                 /* EV_EOF: shut the app's read side once pend drains */
+	bool net_reset;               /* EV_RESET: close the app end once pend drains */
+	bool blocked;                 /* on ins->blocked: waiting for ring room */
+	struct pvm_sock *blk_next;
+
+	/* connect outcome */
+	bool outcome_known, outcome_consumed;
+	int connect_err;              /* positive errno, 0 = connected */
+	struct pvm_client *waiter;    /* CONNECT_WAIT / GETOPT SO_ERROR parked here */
+	int waiter_op;
+
+	/* observation */
+	uint64_t bytes_in, bytes_out; /* in: network -> app; out: app -> network */
+	struct timespec created;
+	pid_t owner_pid;
+	uid_t owner_uid;
+};
+
+enum pvm_req_kind {
+	PVM_REQ_QUIET,       /* internal (replicas, close): failures handled, no reply */
+	PVM_REQ_SOCKET,
+	PVM_REQ_BIND,        /* followed by PVM_REQ_BIND_NAME */
+	PVM_REQ_BIND_NAME,
+	PVM_REQ_LISTEN,
+	PVM_REQ_CONNECT,
+	PVM_REQ_SETOPT,
+	PVM_REQ_GETOPT,
+	PVM_REQ_GETNAME,
+};
+
+/* One control op in flight to an INS; answered by its MW_RESULT. */
+struct pvm_req {
+	struct pvm_req *next;
+	uint32_t req;
+	uint16_t type;
+	enum pvm_req_kind kind;
+	uint64_t sock;
+	struct pvm_client *client;   /* NULL if nobody waits (or the client left) */
+	struct pvm_opt opt;          /* SETOPT: recorded on success */
+};
+
+/* A control frame that found the ring full, sent first when room appears. */
+struct pvm_ctlq {
+	struct pvm_ctlq *next;
+	uint16_t type;
+	uint64_t sock;
+	uint32_t len;
+	uint8_t payload[];
+};
+
+struct pvm_ins {
+	struct pvm *pvm;
+	struct pvm_ins *next;
+	uint16_t id;
+	struct mw_channel ch;
+	ev_io wait_io, sock_io;
+	ev_timer hb_timer;
+	ev_tstamp last_heard;
+	uint32_t next_local, next_req;
+	struct pvm_req *reqs, *reqs_tail;
+	struct pvm_ctlq *q, *q_tail;
+	struct pvm_sock *blocked;     /* sockets waiting for ring room */
+	bool dead;
+	bool more_rx;                 /* frames left after a batch */
+	uint32_t nsocks;
+	struct mw_stats stats;
+};
+
+struct pvm_client {
+	struct pvm *pvm;
+	struct pvm_client *next, *prev;
+	int fd;
+	ev_io io;
+	pid_t pid;
+	uid_t uid;
+	bool registered;
+	struct pvm_req *req;          /* op in flight on its behalf */
+	struct pvm_sock *wait_sock;   /* parked on this socket's connect outcome */
+};
+
+struct pvm {
+	struct mw_daemon *d;
+	struct ev_loop *loop;
+	const struct mw_pvm_config *cfg;
+	uint64_t tag;
+	char ctl_path[MW_PATH_MAX], data_path[MW_PATH_MAX], ins_path[MW_PATH_MAX];
+	int ctl_fd, data_fd, ins_fd;
+	ev_io ctl_io, data_io, ins_io;
+	ev_prepare prep;
+	ev_idle idle;
+	ev_timer status_timer;
+	struct pvm_ins *ins_list;
+	uint16_t rr_last;             /* id of the INS picked last */
+	struct pvm_table socks;
+	struct pvm_client *clients;
+	unsigned nclients, nins;
+	uint64_t accepted_total, ins_killed;
+};
+
+/* pvm_shim.c */
+int pvm_shim_open(struct pvm *p, char *err, size_t errlen);
+void pvm_shim_close(struct pvm *p);
+void pvm_shim_answer(struct pvm_client *c, int status, uint64_t sock, const struct mw_addr *addr,
+		     const void *val, uint32_t len);
+void pvm_shim_outcome(struct pvm_sock *s);
+
+/* pvm_ins.c */
+int pvm_ins_open(struct pvm *p, char *err, size_t errlen);
+void pvm_ins_close_all(struct pvm *p);
+struct pvm_ins *pvm_ins_pick(struct pvm *p);
+int pvm_ins_op(struct pvm_ins *ins, uint16_t type, uint64_t sock, void *payload, uint32_t len,
+	       enum pvm_req_kind kind, struct pvm_client *c, struct pvm_req **out);
+int pvm_ins_ctl(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *payload,
+		uint32_t len);
+void pvm_ins_kill(struct pvm_ins *ins, const char *reason);
+
+/* pvm_sock.c */
+struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
+			      enum pvm_sock_kind kind, uint8_t family);
+struct pvm_sock *pvm_sock_find(struct pvm *p, uint64_t id);
+void pvm_sock_free(struct pvm_sock *s);
+int pvm_sock_close(struct pvm_sock *s, bool abort);
+int pvm_sock_replicate(struct pvm_sock *app, struct pvm_ins *ins);
+void pvm_sock_replay_all(struct pvm_ins *ins);
+void pvm_sock_close_listener(struct pvm_sock *app);
+void pvm_sock_reap_ins(struct pvm_ins *ins);
+void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const void *val,
+		     uint32_t len);
+int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw_ev_accepted *ev);
+int pvm_sock_opt_record(struct pvm_sock *s, const struct pvm_opt *o);
+
+/* pvm_relay.c */
+void pvm_relay_attach(struct pvm_sock *s, int fd);
+void pvm_relay_start(struct pvm_sock *s);
+void pvm_relay_detach(struct pvm_sock *s);
+int pvm_relay_data(struct pvm_sock *s, const void *buf, uint32_t len);
+void pvm_relay_eof(struct pvm_sock *s);
+void pvm_relay_reset(struct pvm_sock *s);
+void pvm_relay_credit(struct pvm_sock *s);
+void pvm_relay_resume(struct pvm_ins *ins);
+
+#endif /* MW_PVM_H */

@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: MIT */
+/* pvm_ins.c - INS channels: handshake, frame validation and dispatch, heartbeats, death */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/sockid.h"
+#include "pvm/pvm.h"
+
+/*
+ * Theory of operation
+ *
+ * An mw-ins connects to pvm.ins_socket and runs the local handshake; from then
+ * on the channel's wait_fd says "frames or room arrived" and its sock_fd says
+ * "the INS is gone" (EOF/HUP).  Every INS is hostile: each frame is validated
+ * by mw_proto_check() on a private copy of its payload (DATA payloads stay in
+ * the ring: their content is opaque), then checked against our state (the
+ * socket exists and lives on this INS, the request id is ours, DATA stays in
+ * the credit we granted).  Any violation, a dead handshake socket, or silence
+ * beyond heartbeat_timeout_ms kills the channel: pending shim ops get -ENOENT,
+ * connections on it are closed, listeners survive on the other INS.
+ *
+ * Loop integration: frames are processed in batches of RX_BUDGET; a prepare
+ * watcher flushes every channel once per loop iteration (one kick per batch at
+ * most) and announces sleep; if frames slipped in, an idle watcher runs
+ * another batch before the loop may block.
+ */
+
+#define RX_BUDGET 1024
+#define HANDSHAKE_TIMEOUT_S 2
+
+static void ins_poll(struct pvm_ins *ins);
+
+static struct pvm_ins *ins_by_id(struct pvm *p, uint16_t id)
+{
+	struct pvm_ins *ins;
+
+	for (ins = p->ins_list; ins; ins = ins->next)
+		if (ins->id == id)
+			return ins;
+	return NULL;
+}
+
+/**
+ * pvm_ins_pick() - round-robin placement of a new socket
+ * @p: the daemon
+ * Return: the live INS whose id follows the last one picked, or NULL if none
+ */
+struct pvm_ins *pvm_ins_pick(struct pvm *p)
+{
+	struct pvm_ins *ins, *next = NULL, *first = NULL;
+
+	for (ins = p->ins_list; ins; ins = ins->next) {
+		if (ins->dead)
+			continue;
+		if (!first || ins->id < first->id)
+			first = ins;
+		if (ins->id > p->rr_last && (!next || ins->id < next->id))
+			next = ins;
+	}
+	if (!next)
+		next = first;
+	if (next)
+		p->rr_last = next->id;
+	return next;
+}
+
+static int ins_enqueue(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *payload,
+		       uint32_t len)
+{
+	struct pvm_ctlq *q = malloc(sizeof(*q) + len);
+
+	if (!q)
+		return -ENOMEM;
+	q->next = NULL;
+	q->type = type;
+	q->sock = sock;
+	q->len = len;
+	memcpy(q->payload, payload, len);
+	if (ins->q_tail)
+		ins->q_tail->next = q;
+	else
+		ins->q = q;
+	ins->q_tail = q;
+	return 0;
+}
+
+static void ins_flush_queue(struct pvm_ins *ins)
+{
+	struct pvm_ctlq *q;
+	int ret;
+
+	while ((q = ins->q)) {
+		ret = mw_channel_send(&ins->ch, q->type, q->sock, q->payload, q->len);
+		if (ret == -EAGAIN) {
+			if (mw_channel_want_space(&ins->ch, q->len))
+				return;
+			continue;
+		}
+		/* Sent, or the channel is dead (the kill path reaps everything). */
+		ins->q = q->next;
+		if (!ins->q)
+			ins->q_tail = NULL;
+		free(q);
+	}
+}
+
+/**
+ * pvm_ins_ctl() - send a control frame that needs no result (CREDIT, or a built op)
+ * @ins:     the INS
+ * @type:    frame type
+ * @sock:    socket id or 0
+ * @payload: bytes copied into the ring (or the overflow queue if it is full)
+ * @len:     payload length
+ *
+ * Control frames are never lost to a full ring: they wait in order in a small
+ * queue that is sent first when room appears.
+ * Return: 0, -ENOENT if the INS is dead, -ENOMEM
+ */
+int pvm_ins_ctl(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *payload,
+		uint32_t len)
+{
+	int ret;
+
+	if (ins->dead)
+		return -ENOENT;
+	if (ins->q)
+		return ins_enqueue(ins, type, sock, payload, len);
+	ret = mw_channel_send(&ins->ch, type, sock, payload, len);
+	if (ret == -EAGAIN) {
+		ret = ins_enqueue(ins, type, sock, payload, len);
+		if (!ret)
+			mw_channel_want_space(&ins->ch, len);
+	} else if (ret == -EPIPE) {
+		ret = -ENOENT;
+	}
+	return ret;
+}
+
+/**
+ * pvm_ins_op() - send a control op and remember it until its MW_RESULT
+ * @ins:     the INS
+ * @type:    MW_OP_*
+ * @sock:    socket id (0 for channel-wide ops)
+ * @payload: the op payload; its first u32 (the request id) is filled in here
+ * @len:     payload length (>= 4)
+ * @kind:    what to do with the result (pvm_sock_result())
+ * @c:       the shim client waiting for it, or NULL
+ * @out:     if not NULL, the request (valid until its result)
+ * Return: 0, -ENOENT (INS dead) or -ENOMEM
+ */
+int pvm_ins_op(struct pvm_ins *ins, uint16_t type, uint64_t sock, void *payload, uint32_t len,
+	       enum pvm_req_kind kind, struct pvm_client *c, struct pvm_req **out)
+{
+	struct pvm_req *r;
+	int ret;
+
+	if (ins->dead)
+		return -ENOENT;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	if (++ins->next_req == 0)
+		ins->next_req = 1;
+	r->req = ins->next_req;
+	r->type = type;
+	r->kind = kind;
+	r->sock = sock;
+	r->client = c;
+	memcpy(payload, &r->req, sizeof(r->req));
+	ret = pvm_ins_ctl(ins, type, sock, payload, len);
+	if (ret) {
+		free(r);
+		return ret;
+	}
+	if (ins->reqs_tail)
+		ins->reqs_tail->next = r;
+	else
+		ins->reqs = r;
+	ins->reqs_tail = r;
+	if (c)
+		c->req = r;
+	if (out)
+		*out = r;
+	return 0;
+}
+
+/* Results come back in order in practice: the search almost always stops at the head. */
+static struct pvm_req *ins_take_req(struct pvm_ins *ins, uint32_t id)
+{
+	struct pvm_req **pp, *r, *prev = NULL;
+
+	for (pp = &ins->reqs; (r = *pp); prev = r, pp = &r->next) {
+		if (r->req != id)
+			continue;
+		*pp = r->next;
+		if (ins->reqs_tail == r)
+			ins->reqs_tail = prev;
+		return r;
+	}
+	return NULL;
+}
+
+static bool ins_is_conn(const struct pvm_sock *s)
+{
+	return s->kind == PVM_SOCK_ACCEPTED || s->state == PVM_ST_CONNECTED ||
+	       s->state == PVM_ST_CLOSING;
+}
+
+static int ins_rx_result(struct pvm_ins *ins, const struct mw_frame *f, const uint8_t *pl,
+			 char *why, size_t wl)
+{
+	struct mw_result res;
+	struct pvm_req *r;
+
+	memcpy(&res, pl, sizeof(res));
+	if (res.len > MW_SOCKOPT_MAX || f->len < sizeof(res) + res.len) {
+		snprintf(why, wl, "RESULT value length %u does not fit", res.len);
+		return -EBADMSG;
+	}
+	r = ins_take_req(ins, res.req);
+	if (!r) {
+		snprintf(why, wl, "RESULT for unknown request %u", res.req);
+		return -EBADMSG;
+	}
+	if (res.status > 0 || res.status < -4095) {
+		free(r);
+		snprintf(why, wl, "RESULT status %d out of range", res.status);
+		return -EBADMSG;
+	}
+	pvm_sock_result(ins, r, res.status, pl + sizeof(res), res.len);
+	free(r);
+	return 0;
+}
+
+static int ins_rx_accepted(struct pvm_ins *ins, struct pvm_sock *s, const uint8_t *pl, char *why,
+			   size_t wl)
+{
+	struct pvm *p = ins->pvm;
+	struct mw_ev_accepted ev;
+
+	memcpy(&ev, pl, sizeof(ev));
+	if ((s->kind != PVM_SOCK_APP && s->kind != PVM_SOCK_REPLICA) ||
+	    s->state != PVM_ST_LISTENING) {
+		/* A listener we just closed may still have accepted: not hostile. */
+		if (s->state == PVM_ST_CLOSING)
+			goto abort_new;
+		snprintf(why, wl, "EV_ACCEPTED on %#llx which is not listening",
+			 (unsigned long long)s->id);
+		return -EBADMSG;
+	}
+	if (!mw_sockid_valid(ev.new_sock) || mw_sockid_ins(ev.new_sock) != ins->id ||
+	    mw_sockid_pvm(ev.new_sock) != (uint8_t)p->cfg->index ||
+	    !(mw_sockid_local(ev.new_sock) & MW_SOCKID_INS_ASSIGNED) ||
+	    pvm_sock_find(p, ev.new_sock)) {
+		snprintf(why, wl, "EV_ACCEPTED with bad or reused new id %#llx",
+			 (unsigned long long)ev.new_sock);
+		return -EBADMSG;
+	}
+	return pvm_sock_accepted(ins, s, &ev);
+abort_new:
+	s = pvm_sock_new(p, ins, ev.new_sock, PVM_SOCK_ACCEPTED, s->family);
+	if (s)
+		pvm_sock_close(s, true);
+	return 0;
+}
+
+static int ins_rx_frame(struct pvm_ins *ins, const struct mw_frame *f, const void *payload,
+			char *why, size_t wl)
+{
+	struct pvm *p = ins->pvm;
+	uint8_t priv[256] __attribute__((aligned(8)));
+	const uint8_t *pl = payload;
+	struct pvm_sock *s = NULL;
+	struct mw_ev_connected conn;
+	struct mw_ev_errno eno;
+	struct mw_credit cr;
+
+	if (f->type != MW_DATA) {
+		if (f->len > sizeof(priv)) {
+			snprintf(why, wl, "%s payload %u bytes is too long",
+				 mw_proto_type_name(f->type), f->len);
+			return -EBADMSG;
+		}
+		memcpy(priv, payload, f->len);
+		pl = priv;
+	}
+	if (mw_proto_check(f, pl, MW_DIR_TO_PVM, why, wl))
+		return -EBADMSG;
+	ins->last_heard = ev_now(p->loop);
+
+	if (f->type == MW_RESULT)
+		return ins_rx_result(ins, f, pl, why, wl);
+	if (f->type == MW_EV_HEARTBEAT) {
+		memcpy(&ins->stats, pl, sizeof(ins->stats));
+		return 0;
+	}
+	s = pvm_sock_find(p, f->sock);
+	if (!s || s->ins != ins) {
+		snprintf(why, wl, "%s for socket %#llx that is not on this INS",
+			 mw_proto_type_name(f->type), (unsigned long long)f->sock);
+		return -EBADMSG;
+	}
+	switch (f->type) {
+	case MW_DATA:
+		if (!ins_is_conn(s) || pvm_credit_rx_take(&s->cr, f->len)) {
+			snprintf(why, wl, "DATA %u bytes on %#llx beyond the credit granted (%u)",
+				 f->len, (unsigned long long)s->id,
+				 s->cr.rx_window - s->cr.rx_outstanding);
+			return -EBADMSG;
+		}
+		pvm_relay_data(s, payload, f->len);
+		return 0;
+	case MW_CREDIT:
+		memcpy(&cr, pl, sizeof(cr));
+		if (pvm_credit_tx_grant(&s->cr, cr.bytes)) {
+			snprintf(why, wl, "CREDIT %u on %#llx exceeds what was sent", cr.bytes,
+				 (unsigned long long)s->id);
+			return -EBADMSG;
+		}
+		pvm_relay_credit(s);
+		return 0;
+	case MW_EV_ACCEPTED:
+		return ins_rx_accepted(ins, s, pl, why, wl);
+	case MW_EV_CONNECTED:
+	case MW_EV_ERROR:
+		if (s->state == PVM_ST_CLOSING)
+			return 0;
+		if (s->state != PVM_ST_CONNECTING || s->outcome_known) {
+			snprintf(why, wl, "%s on %#llx which is not connecting",
+				 mw_proto_type_name(f->type), (unsigned long long)s->id);
+			return -EBADMSG;
+		}
+		s->outcome_known = true;
+		if (f->type == MW_EV_CONNECTED) {
+			memcpy(&conn, pl, sizeof(conn));
+			s->local = conn.local;
+			s->peer = conn.peer;
+			s->state = PVM_ST_CONNECTED;
+			s->connect_err = 0;
+		} else {
+			memcpy(&eno, pl, sizeof(eno));
+			s->connect_err = eno.err > 0 && eno.err < 4096 ? eno.err : ECONNREFUSED;
+		}
+		pvm_shim_outcome(s);
+		return 0;
+	case MW_EV_EOF:
+	case MW_EV_RESET:
+		if (!ins_is_conn(s)) {
+			snprintf(why, wl, "%s on %#llx which is not connected",
+				 mw_proto_type_name(f->type), (unsigned long long)s->id);
+			return -EBADMSG;
+		}
+		if (s->state == PVM_ST_CLOSING)
+			return 0;
+		if (f->type == MW_EV_EOF)
+			pvm_relay_eof(s);
+		else
+			pvm_relay_reset(s);
+		return 0;
+	case MW_EV_CLOSED:
+		if (s->waiter)
+			pvm_shim_answer(s->waiter, -ENOENT, s->id, NULL, NULL, 0);
+		pvm_sock_free(s);
+		return 0;
+	default:
+		snprintf(why, wl, "%s not expected from an INS", mw_proto_type_name(f->type));
+		return -EBADMSG;
+	}
+}
+
+/* One batch of frames; then send what waited for room. The INS may be freed: see kill. */
+static void ins_poll(struct pvm_ins *ins)
+{
+	const void *payload;
+	struct mw_frame f;
+	char why[160];
+	int budget, ret;
+
+	for (budget = RX_BUDGET; budget > 0; budget--) {
+		ret = mw_channel_recv(&ins->ch, &f, &payload);
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			pvm_ins_kill(ins, ins->ch.dead_reason[0] ? ins->ch.dead_reason
+								 : "corrupt ring");
+			return;
+		}
+		why[0] = 0;
+		ret = ins_rx_frame(ins, &f, payload, why, sizeof(why));
+		mw_channel_done(&ins->ch);
+		if (ret) {
+			pvm_ins_kill(ins, why[0] ? why : "bad frame");
+			return;
+		}
+	}
+	ins->more_rx = budget == 0;
+	ins_flush_queue(ins);
+	if (!ins->q)
+		pvm_relay_resume(ins);
+}
+
+static void ins_wait_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pvm_ins *ins = w->data;
+
+	mw_channel_woken(&ins->ch);
+	ins_poll(ins);
+}
+
+static void ins_sock_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pvm_ins *ins = w->data;
+	char c;
+	ssize_t n;
+
+	n = recv(w->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n == 0)
+		pvm_ins_kill(ins, "INS closed its handshake socket (process gone)");
+	else if (n < 0)
+		pvm_ins_kill(ins, "handshake socket error");
+	else
+		pvm_ins_kill(ins, "unexpected bytes on the handshake socket");
+}
+
+static void ins_hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm_ins *ins = w->data;
+	char why[96];
+	double silent = ev_now(loop) - ins->last_heard;
+
+	if (silent * 1000.0 > ins->pvm->cfg->heartbeat_timeout_ms) {
+		snprintf(why, sizeof(why), "silent for %.0f ms (heartbeat_timeout_ms %d)",
+			 silent * 1000.0, ins->pvm->cfg->heartbeat_timeout_ms);
+		pvm_ins_kill(ins, why);
+	}
+}
+
+/**
+ * pvm_ins_kill() - end an INS channel and reap everything that lived on it
+ * @ins:    the INS; freed on return
+ * @reason: logged, and recorded in the channel
+ */
+void pvm_ins_kill(struct pvm_ins *ins, const char *reason)
+{
+	struct pvm *p = ins->pvm;
+	struct pvm_ins **pp;
+	struct pvm_req *r;
+	struct pvm_ctlq *q;
+
+	mw_channel_kill(&ins->ch, reason);
+	mw_warn("INS %u: channel ended: %s; reaping %u socket(s)", ins->id, reason, ins->nsocks);
+	ins->dead = true;
+	p->ins_killed++;
+	ev_io_stop(p->loop, &ins->wait_io);
+	ev_io_stop(p->loop, &ins->sock_io);
+	ev_timer_stop(p->loop, &ins->hb_timer);
+	for (pp = &p->ins_list; *pp; pp = &(*pp)->next) {
+		if (*pp == ins) {
+			*pp = ins->next;
+			break;
+		}
+	}
+	p->nins--;
+	while ((r = ins->reqs)) {
+		ins->reqs = r->next;
+		if (r->client)
+			pvm_shim_answer(r->client, -ENOENT, r->sock, NULL, NULL, 0);
+		free(r);
+	}
+	ins->reqs_tail = NULL;
+	pvm_sock_reap_ins(ins);
+	while ((q = ins->q)) {
+		ins->q = q->next;
+		free(q);
+	}
+	mw_channel_close(&ins->ch);
+	free(ins);
+}
+
+static void ins_accept_one(struct pvm *p, int fd)
+{
+	struct timeval tv = { .tv_sec = HANDSHAKE_TIMEOUT_S };
+	struct mw_hello mine = {
+		.magic = MW_PROTO_MAGIC,
+		.version_min = MW_PROTO_VERSION_MIN,
+		.version_max = MW_PROTO_VERSION_MAX,
+		.pvm_index = (uint8_t)p->cfg->index,
+		.ring_size = (uint32_t)p->cfg->ring_size,
+		.window = (uint32_t)p->cfg->socket_window,
+		.pid = getpid(),
+	};
+	struct pvm_ins *ins;
+	char err[160];
+	int ret;
+
+	/* A hostile INS must not stall the daemon in the (blocking) handshake. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	ins = calloc(1, sizeof(*ins));
+	if (!ins) {
+		mw_err("INS handshake: out of memory");
+		close(fd);
+		return;
+	}
+	err[0] = 0;
+	ret = mw_channel_local_offer(&ins->ch, fd, &mine, err, sizeof(err));
+	if (ret) {
+		mw_warn("INS handshake failed: %s", err[0] ? err : strerror(-ret));
+		close(fd);
+		free(ins);
+		return;
+	}
+	ins->pvm = p;
+	ins->id = ins->ch.peer.ins_id;
+	if (!ins->id || ins_by_id(p, ins->id) || ins->ch.peer.window < 1) {
+		mw_warn("INS handshake: rejecting INS id %u (%s)", ins->id,
+			!ins->id ? "id 0" : ins->ch.peer.window < 1 ? "window 0" : "id in use");
+		mw_channel_close(&ins->ch);
+		free(ins);
+		return;
+	}
+	tv.tv_sec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	fcntl(ins->ch.sock_fd, F_SETFL, fcntl(ins->ch.sock_fd, F_GETFL) | O_NONBLOCK);
+	ins->next_local = 1;
+	ins->last_heard = ev_now(p->loop);
+	ins->next = p->ins_list;
+	p->ins_list = ins;
+	p->nins++;
+	ev_io_init(&ins->wait_io, ins_wait_cb, ins->ch.wait_fd, EV_READ);
+	ins->wait_io.data = ins;
+	ev_io_start(p->loop, &ins->wait_io);
+	ev_io_init(&ins->sock_io, ins_sock_cb, ins->ch.sock_fd, EV_READ);
+	ins->sock_io.data = ins;
+	ev_io_start(p->loop, &ins->sock_io);
+	ev_timer_init(&ins->hb_timer, ins_hb_cb, p->cfg->heartbeat_timeout_ms / 4000.0,
+		      p->cfg->heartbeat_timeout_ms / 4000.0);
+	ins->hb_timer.data = ins;
+	ev_timer_start(p->loop, &ins->hb_timer);
+	mw_notice("INS %u joined (pid %d, window %u, heartbeat %u ms, protocol v%u)", ins->id,
+		  ins->ch.peer.pid, ins->ch.peer.window, ins->ch.peer.heartbeat_ms,
+		  ins->ch.version);
+	pvm_sock_replay_all(ins);
+	ins_poll(ins);
+}
+
+static void ins_listen_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pvm *p = w->data;
+	int i, fd;
+
+	for (i = 0; i < 16; i++) {
+		fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				mw_log_ratelimited(MW_LOG_WARN, "accept on %s: %s", p->ins_path,
+						   strerror(errno));
+			return;
+		}
+		ins_accept_one(p, fd);
+	}
+}
+
+static void ins_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct pvm *p = w->data;
+	struct pvm_ins *ins;
+	bool again = false;
+
+	for (ins = p->ins_list; ins; ins = ins->next) {
+		mw_channel_flush(&ins->ch);
+		if (ins->more_rx || !mw_channel_sleep(&ins->ch))
+			again = true;
+	}
+	if (again)
+		ev_idle_start(loop, &p->idle);
+}
+
+static void ins_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	struct pvm *p = w->data;
+	struct pvm_ins *ins, *next;
+
+	ev_idle_stop(loop, w);
+	for (ins = p->ins_list; ins; ins = next) {
+		next = ins->next;
+		ins_poll(ins);
+	}
+}
+
+/**
+ * pvm_ins_open() - listen for INS handshakes on pvm.ins_socket
+ * @p:      the daemon
+ * @err:    one line on failure
+ * @errlen: its size
+ * Return: 0 or -errno
+ */
+int pvm_ins_open(struct pvm *p, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, ret;
+
+	snprintf(p->ins_path, sizeof(p->ins_path), "%s", p->cfg->ins_socket);
+	if (strlen(p->ins_path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "pvm.ins_socket %s: path too long", p->ins_path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sun.sun_path, p->ins_path, strlen(p->ins_path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	unlink(p->ins_path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(p->ins_path, 0660) ||
+	    listen(fd, 64)) {
+		ret = -errno;
+		close(fd);
+		goto fail;
+	}
+	p->ins_fd = fd;
+	ev_io_init(&p->ins_io, ins_listen_cb, fd, EV_READ);
+	p->ins_io.data = p;
+	ev_io_start(p->loop, &p->ins_io);
+	ev_prepare_init(&p->prep, ins_prepare_cb);
+	p->prep.data = p;
+	ev_prepare_start(p->loop, &p->prep);
+	ev_idle_init(&p->idle, ins_idle_cb);
+	p->idle.data = p;
+	return 0;
+fail:
+	snprintf(err, errlen, "INS socket %s: %s", p->ins_path, strerror(-ret));
+	return ret;
+}
+
+/**
+ * pvm_ins_close_all() - at exit: end every channel, stop listening, remove the socket file
+ * @p: the daemon
+ */
+void pvm_ins_close_all(struct pvm *p)
+{
+	while (p->ins_list)
+		pvm_ins_kill(p->ins_list, "mw-pvm is stopping");
+	ev_prepare_stop(p->loop, &p->prep);
+	ev_idle_stop(p->loop, &p->idle);
+	if (p->ins_fd >= 0) {
+		ev_io_stop(p->loop, &p->ins_io);
+		close(p->ins_fd);
+		unlink(p->ins_path);
+		p->ins_fd = -1;
+	}
+}

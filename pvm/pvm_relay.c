@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/* pvm_relay.c - bytes between the app's AF_UNIX sockets and the INS rings, with credits */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "pvm/observe.h"
+#include "pvm/pvm.h"
+
+/*
+ * Theory of operation
+ *
+ * app -> INS: when the app's socket is readable and the socket has tx credit,
+ * reserve a DATA frame of min(credit, 64 KiB) in the ring and read() straight
+ * into it; commit what was read.  No credit: stop reading until MW_CREDIT.
+ * Ring full: stop reading, park the socket on ins->blocked, resume on wake-up.
+ * A read of 0 is the app's FIN: OP_SHUTDOWN(SHUT_WR), or OP_CLOSE when the app
+ * closed its end completely (POLLHUP) or our direction is already shut too.
+ *
+ * INS -> app: write() straight from the ring; what the app's socket does not
+ * take is copied into the socket's pending buffer (allocated once, bounded by
+ * the window we granted) and written when the fd is writable.  Bytes that
+ * reach the app are credited back in batches (>= window/4, or when the pending
+ * buffer drains).  EV_EOF shuts the app's read side after pending data;
+ * EV_RESET closes the app end after pending data.
+ */
+
+#define RELAY_READS_PER_EVENT 8
+
+static void relay_block(struct pvm_sock *s)
+{
+	struct pvm_ins *ins = s->ins;
+
+	ev_io_stop(s->pvm->loop, &s->rio);
+	if (s->blocked)
+		return;
+	s->blocked = true;
+	s->blk_next = ins->blocked;
+	ins->blocked = s;
+}
+
+static void relay_unblock(struct pvm_sock *s)
+{
+	struct pvm_sock **pp;
+
+	if (!s->blocked || !s->ins)
+		return;
+	for (pp = &s->ins->blocked; *pp; pp = &(*pp)->blk_next) {
+		if (*pp == s) {
+			*pp = s->blk_next;
+			break;
+		}
+	}
+	s->blocked = false;
+	s->blk_next = NULL;
+}
+
+/* The app closed its end (or broke it): tell the INS, forget the fd. */
+static void relay_app_gone(struct pvm_sock *s, bool abort)
+{
+	pvm_relay_detach(s);
+	pvm_sock_close(s, abort);
+}
+
+static void relay_credit_back(struct pvm_sock *s, uint32_t n, bool force)
+{
+	struct mw_credit c = { 0 };
+
+	c.bytes = pvm_credit_rx_drained(&s->cr, n, force);
+	if (c.bytes && s->ins)
+		pvm_ins_ctl(s->ins, MW_CREDIT, s->id, &c, sizeof(c));
+}
+
+static void relay_app_eof(struct pvm_sock *s)
+{
+	struct pollfd pfd = { .fd = s->fd, .events = 0 };
+	struct mw_op_int op = { .value = SHUT_WR };
+
+	s->app_eof = true;
+	ev_io_stop(s->pvm->loop, &s->rio);
+	/* POLLHUP: the app closed the socket, not just shut its write side. */
+	if ((s->net_eof && !s->pend_len) || (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP))) {
+		relay_app_gone(s, false);
+		return;
+	}
+	if (pvm_ins_op(s->ins, MW_OP_SHUTDOWN, s->id, &op, sizeof(op), PVM_REQ_QUIET, NULL, NULL))
+		relay_app_gone(s, true);
+}
+
+static void relay_pump(struct pvm_sock *s)
+{
+	struct pvm_ins *ins = s->ins;
+	uint64_t before = s->bytes_out;
+	uint32_t want;
+	ssize_t n;
+	void *buf;
+	int i;
+
+	for (i = 0; i < RELAY_READS_PER_EVENT; i++) {
+		want = s->cr.tx_credit < MW_FRAME_MAX_PAYLOAD ? s->cr.tx_credit
+							       : MW_FRAME_MAX_PAYLOAD;
+		if (!want) {
+			ev_io_stop(s->pvm->loop, &s->rio); /* resumed by MW_CREDIT */
+			break;
+		}
+		if (ins->q) {
+			relay_block(s); /* queued control frames go first */
+			break;
+		}
+		buf = mw_channel_reserve(&ins->ch, MW_DATA, s->id, want);
+		if (!buf) {
+			if (ins->ch.dead_reason[0]) {
+				ev_io_stop(s->pvm->loop, &s->rio);
+				break;
+			}
+			if (mw_channel_want_space(&ins->ch, want)) {
+				relay_block(s);
+				break;
+			}
+			continue;
+		}
+		n = read(s->fd, buf, want);
+		if (n > 0) {
+			mw_channel_commit(&ins->ch, (uint32_t)n);
+			pvm_credit_tx_use(&s->cr, (uint32_t)n);
+			s->bytes_out += (uint64_t)n;
+			if ((uint32_t)n < want)
+				break; /* drained: save the EAGAIN round trip */
+			continue;
+		}
+		/* Nothing committed: the reservation is simply not published. */
+		if (n == 0) {
+			relay_app_eof(s);
+			return;
+		}
+		if (errno == EAGAIN || errno == EINTR)
+			break;
+		relay_app_gone(s, true);
+		return;
+	}
+	if (s->bytes_out != before && pvm_observe_active())
+		pvm_observe_sock(PVM_OBS_SEND, s, 0);
+}
+
+static void relay_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	relay_pump(w->data);
+}
+
+/* Pending data for the app fully written: apply what waited for it. */
+static void relay_drained(struct pvm_sock *s)
+{
+	if (s->net_reset) {
+		relay_app_gone(s, false);
+		return;
+	}
+	if (s->net_eof) {
+		shutdown(s->fd, SHUT_WR);
+		if (s->app_eof)
+			relay_app_gone(s, false);
+	}
+}
+
+static void relay_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pvm_sock *s = w->data;
+	ssize_t n;
+
+	n = write(s->fd, s->pend + s->pend_off, s->pend_len);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		relay_app_gone(s, true);
+		return;
+	}
+	s->pend_off += (uint32_t)n;
+	s->pend_len -= (uint32_t)n;
+	s->bytes_in += (uint64_t)n;
+	if (s->pend_len) {
+		relay_credit_back(s, (uint32_t)n, false);
+		return;
+	}
+	s->pend_off = 0;
+	ev_io_stop(loop, &s->wio);
+	relay_credit_back(s, (uint32_t)n, true);
+	if (pvm_observe_active())
+		pvm_observe_sock(PVM_OBS_RECV, s, 0);
+	relay_drained(s);
+}
+
+/**
+ * pvm_relay_attach() - give a connection its app end and relay if it is established
+ * @s:  the socket; may be closed before return (do not use it afterwards)
+ * @fd: mw-pvm's end of the app's AF_UNIX stream socket (non-blocking)
+ *
+ * Data, EOF or reset that arrived before the app's data connection (an
+ * outgoing connection whose server spoke first) are delivered now.
+ */
+void pvm_relay_attach(struct pvm_sock *s, int fd)
+{
+	s->fd = fd;
+	ev_io_init(&s->rio, relay_read_cb, fd, EV_READ);
+	s->rio.data = s;
+	ev_io_init(&s->wio, relay_write_cb, fd, EV_WRITE);
+	s->wio.data = s;
+	if (s->state != PVM_ST_CONNECTED)
+		return;
+	if (s->pend_len) {
+		ev_io_start(s->pvm->loop, &s->wio);
+	} else if (s->net_eof || s->net_reset) {
+		relay_drained(s);
+		if (s->net_reset)
+			return;
+	}
+	pvm_relay_start(s);
+}
+
+/**
+ * pvm_relay_start() - begin relaying app -> INS (the connection is established)
+ * @s: the socket
+ */
+void pvm_relay_start(struct pvm_sock *s)
+{
+	if (s->fd < 0 || s->app_eof || s->state != PVM_ST_CONNECTED || s->blocked || !s->ins)
+		return;
+	ev_io_start(s->pvm->loop, &s->rio);
+}
+
+/**
+ * pvm_relay_detach() - stop relaying, close the app end, drop pending data
+ * @s: the socket
+ */
+void pvm_relay_detach(struct pvm_sock *s)
+{
+	relay_unblock(s);
+	if (s->fd >= 0) {
+		ev_io_stop(s->pvm->loop, &s->rio);
+		ev_io_stop(s->pvm->loop, &s->wio);
+		close(s->fd);
+		s->fd = -1;
+	}
+	free(s->pend);
+	s->pend = NULL;
+	s->pend_off = s->pend_len = s->pend_cap = 0;
+}
+
+/**
+ * pvm_relay_data() - DATA from the INS (already within credit): to the app
+ * @s:   the socket
+ * @buf: payload in the ring
+ * @len: its length
+ * Return: 0, or -ENOMEM (the connection was aborted)
+ */
+int pvm_relay_data(struct pvm_sock *s, const void *buf, uint32_t len)
+{
+	ssize_t n = 0;
+
+	if (s->state == PVM_ST_CLOSING)
+		return 0; /* app end gone: the socket is being closed */
+	if (s->fd >= 0 && !s->pend_len) {
+		n = write(s->fd, buf, len);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				/* Data for an app that closed: like TCP, answer with RST. */
+				relay_app_gone(s, true);
+				return 0;
+			}
+			n = 0;
+		}
+		s->bytes_in += (uint64_t)n;
+		if ((uint32_t)n == len) {
+			relay_credit_back(s, len, false);
+			if (pvm_observe_active())
+				pvm_observe_sock(PVM_OBS_RECV, s, 0);
+			return 0;
+		}
+	}
+	if (!s->pend) {
+		s->pend_cap = s->cr.rx_window;
+		s->pend = malloc(s->pend_cap);
+		if (!s->pend) {
+			relay_app_gone(s, true);
+			return -ENOMEM;
+		}
+	}
+	if (s->pend_off + s->pend_len + (len - n) > s->pend_cap) {
+		memmove(s->pend, s->pend + s->pend_off, s->pend_len);
+		s->pend_off = 0;
+	}
+	/* Cannot overflow: pending bytes are part of rx_outstanding <= window. */
+	memcpy(s->pend + s->pend_off + s->pend_len, (const uint8_t *)buf + n, len - (uint32_t)n);
+	s->pend_len += len - (uint32_t)n;
+	if (n)
+		relay_credit_back(s, (uint32_t)n, false);
+	if (s->fd >= 0)
+		ev_io_start(s->pvm->loop, &s->wio);
+	return 0;
+}
+
+/**
+ * pvm_relay_eof() - EV_EOF: the TCP peer sent FIN
+ * @s: the socket
+ */
+void pvm_relay_eof(struct pvm_sock *s)
+{
+	s->net_eof = true;
+	if (s->fd >= 0 && !s->pend_len)
+		relay_drained(s);
+}
+
+/**
+ * pvm_relay_reset() - EV_RESET: the connection is lost
+ * @s: the socket
+ */
+void pvm_relay_reset(struct pvm_sock *s)
+{
+	s->net_reset = true;
+	if (s->fd >= 0 && !s->pend_len)
+		relay_app_gone(s, false);
+}
+
+/**
+ * pvm_relay_credit() - MW_CREDIT arrived: resume reading the app if it waited
+ * @s: the socket
+ */
+void pvm_relay_credit(struct pvm_sock *s)
+{
+	if (s->fd >= 0 && !ev_is_active(&s->rio))
+		pvm_relay_start(s);
+}
+
+/**
+ * pvm_relay_resume() - the ring has room again: resume every parked socket
+ * @ins: the INS
+ */
+void pvm_relay_resume(struct pvm_ins *ins)
+{
+	struct pvm_sock *s;
+
+	while ((s = ins->blocked)) {
+		ins->blocked = s->blk_next;
+		s->blocked = false;
+		s->blk_next = NULL;
+		pvm_relay_start(s);
+	}
+}

@@ -1,0 +1,592 @@
+/* SPDX-License-Identifier: MIT */
+/* pvm_shim.c - the shim's control socket (registrations, requests) and data socket */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/sockid.h"
+#include "common/sockname.h"
+#include "pvm/observe.h"
+#include "pvm/pvm.h"
+
+/*
+ * Theory of operation
+ *
+ * Control (SOCK_SEQPACKET): one connection per app thread; REGISTER first
+ * (SO_PEERCRED: root or our uid), then one request -> one response.  A request
+ * that needs the INS parks the client (its watcher stopped) until the
+ * MW_RESULT arrives, or, for CONNECT_WAIT and SO_ERROR, until the connect
+ * outcome is known; the client's next request cannot arrive before that.
+ *
+ * Data (SOCK_STREAM, control path + ".data"): the shim connects an app socket
+ * here after CONNECT; the peer's abstract 'S' name says which socket it is.
+ */
+
+#define ACCEPTS_PER_EVENT 32
+
+static void client_close(struct pvm_client *c)
+{
+	struct pvm *p = c->pvm;
+
+	if (c->req)
+		c->req->client = NULL;
+	if (c->wait_sock)
+		c->wait_sock->waiter = NULL;
+	ev_io_stop(p->loop, &c->io);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	p->nclients--;
+	free(c);
+}
+
+static void client_send(struct pvm_client *c, struct mw_shimctl_resp *resp)
+{
+	c->req = NULL;
+	c->wait_sock = NULL;
+	if (send(c->fd, resp, sizeof(*resp), MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(*resp))
+		shutdown(c->fd, SHUT_RDWR); /* the watcher reads EOF and closes it */
+	ev_io_start(c->pvm->loop, &c->io);
+}
+
+/**
+ * pvm_shim_answer() - send the response to a client's pending request
+ * @c:      the client
+ * @status: 0 or -errno
+ * @sock:   socket id
+ * @addr:   address for BIND/GETNAME, or NULL
+ * @val:    option value for GETOPT, or NULL
+ * @len:    its length (<= MW_SOCKOPT_MAX)
+ */
+void pvm_shim_answer(struct pvm_client *c, int status, uint64_t sock, const struct mw_addr *addr,
+		     const void *val, uint32_t len)
+{
+	struct mw_shimctl_resp resp;
+
+	memset(&resp, 0, sizeof(resp));
+	resp.status = status;
+	resp.sock = sock;
+	if (addr)
+		resp.addr = *addr;
+	if (val && len <= sizeof(resp.val)) {
+		memcpy(resp.val, val, len);
+		resp.len = len;
+	}
+	client_send(c, &resp);
+}
+
+/* Hand the connect outcome to whoever asked; a consumed failure ends the socket. */
+static void shim_consume_outcome(struct pvm_sock *s, struct pvm_client *c, int op)
+{
+	int err = s->connect_err;
+
+	s->outcome_consumed = true;
+	if (op == MW_SHIMCTL_GETOPT)
+		pvm_shim_answer(c, 0, s->id, NULL, &err, sizeof(err));
+	else
+		pvm_shim_answer(c, err ? -err : 0, s->id, NULL, NULL, 0);
+	if (err)
+		pvm_sock_close(s, false); /* also closes our end of the data connection */
+}
+
+/**
+ * pvm_shim_outcome() - EV_CONNECTED/EV_ERROR arrived: wake the parked caller, relay
+ * @s: the connecting socket (outcome_known set)
+ */
+void pvm_shim_outcome(struct pvm_sock *s)
+{
+	struct pvm_client *c = s->waiter;
+
+	if (pvm_observe_active())
+		pvm_observe_sock(PVM_OBS_CONNECT, s, -s->connect_err);
+	if (c) {
+		s->waiter = NULL;
+		shim_consume_outcome(s, c, s->waiter_op);
+		if (s->connect_err)
+			return;
+	}
+	if (!s->connect_err && s->fd >= 0)
+		pvm_relay_attach(s, s->fd);
+}
+
+static int shim_register(struct pvm_client *c, const struct mw_shimctl_req *req)
+{
+	struct pvm *p = c->pvm;
+	struct mw_shimctl_resp resp;
+
+	if (c->uid != 0 && c->uid != geteuid())
+		return -EACCES;
+	if (req->arg != MW_SHIMCTL_VERSION)
+		return -EPROTO;
+	c->registered = true;
+	memset(&resp, 0, sizeof(resp));
+	resp.sock = p->tag;
+	resp.arg = getpid();
+	snprintf(resp.text, sizeof(resp.text), "%s", p->data_path);
+	client_send(c, &resp);
+	return 0;
+}
+
+static int shim_socket(struct pvm_client *c, const struct mw_shimctl_req *req)
+{
+	struct pvm *p = c->pvm;
+	struct mw_op_socket op = { .family = (uint32_t)req->arg };
+	struct pvm_ins *ins;
+	struct pvm_sock *s;
+	uint32_t local;
+	int ret;
+
+	if (req->arg != 4 && req->arg != 6)
+		return -EAFNOSUPPORT;
+	ins = pvm_ins_pick(p);
+	if (!ins)
+		return -ENETDOWN;
+	local = pvm_idalloc(&ins->next_local);
+	if (!local)
+		return -ENFILE;
+	s = pvm_sock_new(p, ins, mw_sockid_make(ins->id, (uint8_t)p->cfg->index, local),
+			 PVM_SOCK_APP, (uint8_t)req->arg);
+	if (!s)
+		return -ENOMEM;
+	s->owner_pid = c->pid;
+	s->owner_uid = c->uid;
+	ret = pvm_ins_op(ins, MW_OP_SOCKET, s->id, &op, sizeof(op), PVM_REQ_SOCKET, c, NULL);
+	if (ret)
+		pvm_sock_free(s);
+	return ret;
+}
+
+static int shim_bind(struct pvm_client *c, struct pvm_sock *s, const struct mw_shimctl_req *req)
+{
+	struct mw_op_addr ba = { .addr = req->addr };
+	struct mw_op_int gn = { .value = 0 };
+	int ret;
+
+	if (s->state != PVM_ST_NEW || s->bound.family)
+		return -EINVAL;
+	if (req->addr.family != s->family)
+		return s->family == 6 ? -EINVAL : -EAFNOSUPPORT;
+	s->bound = req->addr;
+	s->op_status = 0;
+	/* BIND then GETNAME, pipelined: the name resolves port 0 for the replicas. */
+	ret = pvm_ins_op(s->ins, MW_OP_BIND, s->id, &ba, sizeof(ba), PVM_REQ_BIND, NULL, NULL);
+	if (!ret)
+		ret = pvm_ins_op(s->ins, MW_OP_GETNAME, s->id, &gn, sizeof(gn), PVM_REQ_BIND_NAME,
+				 c, NULL);
+	return ret;
+}
+
+static int shim_listen(struct pvm_client *c, struct pvm_sock *s, const struct mw_shimctl_req *req)
+{
+	struct mw_op_int li = { .value = req->arg };
+	struct pvm_sock *r;
+	int ret = 0;
+
+	if (s->state != PVM_ST_NEW && s->state != PVM_ST_BOUND && s->state != PVM_ST_LISTENING)
+		return -EINVAL;
+	s->backlog = req->arg;
+	for (r = s->replicas; r; r = r->rnext) {
+		r->backlog = req->arg;
+		if (!pvm_ins_op(r->ins, MW_OP_LISTEN, r->id, &li, sizeof(li), PVM_REQ_QUIET, NULL,
+				NULL))
+			r->state = PVM_ST_LISTENING;
+	}
+	if (!s->ins) {
+		/* Its INS died: the replicas carry the listener. */
+		s->state = PVM_ST_LISTENING;
+		pvm_shim_answer(c, 0, s->id, NULL, NULL, 0);
+		return 0;
+	}
+	ret = pvm_ins_op(s->ins, MW_OP_LISTEN, s->id, &li, sizeof(li), PVM_REQ_LISTEN, c, NULL);
+	return ret;
+}
+
+static int shim_connect(struct pvm_client *c, struct pvm_sock *s, const struct mw_shimctl_req *req)
+{
+	struct mw_op_addr ca = { .addr = req->addr };
+
+	switch (s->state) {
+	case PVM_ST_CONNECTING:
+		return -EALREADY;
+	case PVM_ST_CONNECTED:
+	case PVM_ST_LISTENING:
+		return -EISCONN;
+	case PVM_ST_CLOSING:
+		return -EBADF;
+	default:
+		break;
+	}
+	if (req->addr.family != s->family)
+		return s->family == 6 ? -EINVAL : -EAFNOSUPPORT;
+	/* A bound socket that connects is a client: it needs no listener replicas. */
+	while (s->replicas)
+		pvm_sock_close(s->replicas, false);
+	s->state = PVM_ST_CONNECTING;
+	s->outcome_known = s->outcome_consumed = false;
+	s->connect_err = 0;
+	s->peer = req->addr;
+	return pvm_ins_op(s->ins, MW_OP_CONNECT, s->id, &ca, sizeof(ca), PVM_REQ_CONNECT, c, NULL);
+}
+
+/* CONNECT_WAIT and getsockopt(SO_ERROR): answer now or park until the outcome. */
+static int shim_wait(struct pvm_client *c, struct pvm_sock *s, int op)
+{
+	int zero = 0;
+
+	if (s->outcome_known && !s->outcome_consumed) {
+		shim_consume_outcome(s, c, op);
+		return 0;
+	}
+	if (s->state == PVM_ST_CONNECTING && !s->outcome_known) {
+		if (s->waiter)
+			return -EALREADY;
+		s->waiter = c;
+		s->waiter_op = op;
+		c->wait_sock = s;
+		return 0;
+	}
+	if (op == MW_SHIMCTL_GETOPT)
+		pvm_shim_answer(c, 0, s->id, NULL, &zero, sizeof(zero));
+	else if (s->state == PVM_ST_CONNECTED)
+		pvm_shim_answer(c, 0, s->id, NULL, NULL, 0);
+	else
+		return -ENOTCONN;
+	return 0;
+}
+
+static int shim_setopt(struct pvm_client *c, struct pvm_sock *s, const struct mw_shimctl_req *req)
+{
+	struct pvm_req *r = NULL;
+	struct mw_op_sockopt op = { .level = req->arg, .name = req->arg2, .len = req->len };
+	struct pvm_opt o = { .level = req->arg, .name = req->arg2, .len = req->len };
+	struct pvm_sock *rep;
+	int ret;
+
+	if (req->len > MW_SOCKOPT_MAX)
+		return -EINVAL;
+	if (s->state == PVM_ST_CLOSING)
+		return -EBADF;
+	memcpy(op.val, req->val, req->len);
+	memcpy(o.val, req->val, req->len);
+	for (rep = s->replicas; rep; rep = rep->rnext) {
+		struct mw_op_sockopt ro = op;
+
+		pvm_ins_op(rep->ins, MW_OP_SETOPT, rep->id, &ro, sizeof(ro), PVM_REQ_QUIET, NULL,
+			   NULL);
+	}
+	if (!s->ins) {
+		ret = pvm_sock_opt_record(s, &o);
+		if (!ret)
+			pvm_shim_answer(c, 0, s->id, NULL, NULL, 0);
+		return ret;
+	}
+	ret = pvm_ins_op(s->ins, MW_OP_SETOPT, s->id, &op, sizeof(op), PVM_REQ_SETOPT, c, &r);
+	if (!ret)
+		r->opt = o;
+	return ret;
+}
+
+static int shim_getopt(struct pvm_client *c, struct pvm_sock *s, const struct mw_shimctl_req *req)
+{
+	struct mw_op_sockopt op = { .level = req->arg, .name = req->arg2 };
+
+	if (req->arg == SOL_SOCKET && req->arg2 == SO_ERROR)
+		return shim_wait(c, s, MW_SHIMCTL_GETOPT);
+	if (!s->ins)
+		return -ENOENT;
+	op.len = req->len < MW_SOCKOPT_MAX ? req->len : MW_SOCKOPT_MAX;
+	return pvm_ins_op(s->ins, MW_OP_GETOPT, s->id, &op, sizeof(op), PVM_REQ_GETOPT, c, NULL);
+}
+
+static int shim_getname(struct pvm_client *c, struct pvm_sock *s, const struct mw_shimctl_req *req)
+{
+	struct mw_op_int op = { .value = req->arg ? 1 : 0 };
+
+	if (req->arg) {
+		if (s->state != PVM_ST_CONNECTED)
+			return -ENOTCONN;
+		pvm_shim_answer(c, 0, s->id, &s->peer, NULL, 0);
+		return 0;
+	}
+	if (s->state == PVM_ST_CONNECTED && s->local.family) {
+		pvm_shim_answer(c, 0, s->id, &s->local, NULL, 0);
+		return 0;
+	}
+	if (s->state != PVM_ST_CONNECTING && s->bound.family) {
+		pvm_shim_answer(c, 0, s->id, &s->bound, NULL, 0);
+		return 0;
+	}
+	if (!s->ins)
+		return -ENOENT;
+	return pvm_ins_op(s->ins, MW_OP_GETNAME, s->id, &op, sizeof(op), PVM_REQ_GETNAME, c, NULL);
+}
+
+static void shim_close_hint(struct pvm_client *c, struct pvm_sock *s)
+{
+	/* Only sockets without a data connection: connections end by EOF on their fd. */
+	if (s->fd >= 0 || s->state == PVM_ST_CONNECTING || s->state == PVM_ST_CONNECTED ||
+	    s->state == PVM_ST_CLOSING)
+		return;
+	pvm_sock_close_listener(s);
+}
+
+/* Return: -errno to answer with, or 0 (answered, parked, or no answer due). */
+static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req)
+{
+	struct pvm_sock *s;
+
+	if (req->op == MW_SHIMCTL_REGISTER)
+		return c->registered ? -EISCONN : shim_register(c, req);
+	if (!c->registered)
+		return -EPERM;
+	if (req->op == MW_SHIMCTL_SOCKET)
+		return shim_socket(c, req);
+	s = pvm_sock_find(c->pvm, req->sock);
+	if (!s || s->kind != PVM_SOCK_APP || (c->uid != 0 && c->uid != s->owner_uid)) {
+		if (req->op == MW_SHIMCTL_CLOSE_HINT)
+			return 0;
+		return -ENOENT;
+	}
+	if (!s->ins && s->state != PVM_ST_LISTENING)
+		return -ENOENT;
+	switch (req->op) {
+	case MW_SHIMCTL_BIND:
+		return shim_bind(c, s, req);
+	case MW_SHIMCTL_LISTEN:
+		return shim_listen(c, s, req);
+	case MW_SHIMCTL_CONNECT:
+		return s->ins ? shim_connect(c, s, req) : -EISCONN;
+	case MW_SHIMCTL_CONNECT_WAIT:
+		return shim_wait(c, s, MW_SHIMCTL_CONNECT_WAIT);
+	case MW_SHIMCTL_SETOPT:
+		return shim_setopt(c, s, req);
+	case MW_SHIMCTL_GETOPT:
+		return shim_getopt(c, s, req);
+	case MW_SHIMCTL_GETNAME:
+		return shim_getname(c, s, req);
+	case MW_SHIMCTL_CLOSE_HINT:
+		shim_close_hint(c, s);
+		return 0;
+	default:
+		return -EOPNOTSUPP;
+	}
+}
+
+static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pvm_client *c = w->data;
+	struct mw_shimctl_req req;
+	ssize_t n;
+	int ret;
+
+	n = recv(c->fd, &req, sizeof(req), MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(c);
+		return;
+	}
+	if (n != sizeof(req)) {
+		mw_log_ratelimited(MW_LOG_WARN, "shim pid %d: request of %zd bytes (want %zu): dropped",
+				   (int)c->pid, n, sizeof(req));
+		client_close(c);
+		return;
+	}
+	/* One request at a time: nothing more is read until this one is answered. */
+	ev_io_stop(loop, &c->io);
+	ret = shim_dispatch(c, &req);
+	if (ret < 0) {
+		pvm_shim_answer(c, ret, req.sock, NULL, NULL, 0);
+		if (req.op == MW_SHIMCTL_REGISTER && ret == -EACCES) {
+			mw_log_ratelimited(MW_LOG_WARN, "shim pid %d uid %u refused: not root or uid %u",
+					   (int)c->pid, (unsigned)c->uid, (unsigned)geteuid());
+		}
+		return;
+	}
+	if (!c->req && !c->wait_sock && !ev_is_active(&c->io))
+		ev_io_start(loop, &c->io); /* CLOSE_HINT: no response */
+}
+
+static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pvm *p = w->data;
+	struct pvm_client *c;
+	struct ucred cred;
+	socklen_t len;
+	int i, fd;
+
+	for (i = 0; i < ACCEPTS_PER_EVENT; i++) {
+		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				mw_log_ratelimited(MW_LOG_WARN, "accept on %s: %s", p->ctl_path,
+						   strerror(errno));
+			return;
+		}
+		len = sizeof(cred);
+		c = calloc(1, sizeof(*c));
+		if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->pvm = p;
+		c->fd = fd;
+		c->pid = cred.pid;
+		c->uid = cred.uid;
+		c->next = p->clients;
+		if (p->clients)
+			p->clients->prev = c;
+		p->clients = c;
+		p->nclients++;
+		ev_io_init(&c->io, client_cb, fd, EV_READ);
+		c->io.data = c;
+		ev_io_start(loop, &c->io);
+	}
+}
+
+/* The shim connected an app socket after CONNECT: find it by its 'S' name. */
+static void data_accept_one(struct pvm *p, int fd)
+{
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+	struct mw_sockname n;
+	struct pvm_sock *s;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+
+	if (getpeername(fd, (struct sockaddr *)&sun, &len) ||
+	    mw_sockname_decode(&n, &sun, len) || n.kind != MW_SOCKNAME_SOCKET || n.tag != p->tag)
+		goto reject;
+	s = pvm_sock_find(p, n.id);
+	if (!s || s->kind != PVM_SOCK_APP || s->fd >= 0 ||
+	    (s->state != PVM_ST_CONNECTING && s->state != PVM_ST_CONNECTED))
+		goto reject;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) ||
+	    (cred.uid != 0 && cred.uid != s->owner_uid))
+		goto reject;
+	if (s->outcome_known && s->connect_err) {
+		/* Failed: the app learns it from CONNECT_WAIT/SO_ERROR; then EOF. */
+		s->fd = fd;
+		if (s->outcome_consumed)
+			pvm_sock_close(s, false);
+		return;
+	}
+	pvm_relay_attach(s, fd);
+	return;
+reject:
+	mw_log_ratelimited(MW_LOG_WARN, "data socket: connection from an unknown socket refused");
+	close(fd);
+}
+
+static void data_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	int i, fd;
+
+	for (i = 0; i < ACCEPTS_PER_EVENT; i++) {
+		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				mw_log_ratelimited(MW_LOG_WARN, "accept on the data socket: %s",
+						   strerror(errno));
+			return;
+		}
+		data_accept_one(w->data, fd);
+	}
+}
+
+static int shim_listen_path(const char *path, int type, int *out)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, ret = 0;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0660) ||
+	    listen(fd, 1024)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	*out = fd;
+	return 0;
+}
+
+/**
+ * pvm_shim_open() - listen on the control socket and the data socket
+ * @p:      the daemon
+ * @err:    one line on failure
+ * @errlen: its size
+ * Return: 0 or -errno
+ */
+int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
+{
+	int ret;
+
+	snprintf(p->ctl_path, sizeof(p->ctl_path), "%s", p->cfg->control_socket);
+	if (snprintf(p->data_path, sizeof(p->data_path), "%s.data", p->ctl_path) >=
+	    (int)sizeof(p->data_path)) {
+		snprintf(err, errlen, "pvm.control_socket %s: path too long for %s.data",
+			 p->ctl_path, p->ctl_path);
+		return -ENAMETOOLONG;
+	}
+	ret = shim_listen_path(p->ctl_path, SOCK_SEQPACKET, &p->ctl_fd);
+	if (ret) {
+		snprintf(err, errlen, "control socket %s: %s", p->ctl_path, strerror(-ret));
+		return ret;
+	}
+	ret = shim_listen_path(p->data_path, SOCK_STREAM, &p->data_fd);
+	if (ret) {
+		snprintf(err, errlen, "data socket %s: %s", p->data_path, strerror(-ret));
+		close(p->ctl_fd);
+		unlink(p->ctl_path);
+		p->ctl_fd = -1;
+		return ret;
+	}
+	ev_io_init(&p->ctl_io, ctl_accept_cb, p->ctl_fd, EV_READ);
+	p->ctl_io.data = p;
+	ev_io_start(p->loop, &p->ctl_io);
+	ev_io_init(&p->data_io, data_accept_cb, p->data_fd, EV_READ);
+	p->data_io.data = p;
+	ev_io_start(p->loop, &p->data_io);
+	return 0;
+}
+
+/**
+ * pvm_shim_close() - at exit: drop clients, close and remove both sockets
+ * @p: the daemon
+ */
+void pvm_shim_close(struct pvm *p)
+{
+	while (p->clients)
+		client_close(p->clients);
+	if (p->ctl_fd >= 0) {
+		ev_io_stop(p->loop, &p->ctl_io);
+		close(p->ctl_fd);
+		unlink(p->ctl_path);
+		p->ctl_fd = -1;
+	}
+	if (p->data_fd >= 0) {
+		ev_io_stop(p->loop, &p->data_io);
+		close(p->data_fd);
+		unlink(p->data_path);
+		p->data_fd = -1;
+	}
+}

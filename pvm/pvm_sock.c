@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: MIT */
+/* pvm_sock.c - the socket table: life cycle, op results, listener replication and replay */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/sockid.h"
+#include "common/sockname.h"
+#include "pvm/observe.h"
+#include "pvm/pvm.h"
+
+#define PVM_MAX_OPTS 64
+
+/**
+ * pvm_sock_find() - look up a socket by id
+ * @p:  the daemon
+ * @id: socket id
+ * Return: the socket or NULL
+ */
+struct pvm_sock *pvm_sock_find(struct pvm *p, uint64_t id)
+{
+	return pvm_table_get(&p->socks, id);
+}
+
+/**
+ * pvm_sock_new() - create and index a socket entry
+ * @p:      the daemon
+ * @ins:    where it lives
+ * @id:     its id (unique)
+ * @kind:   APP, REPLICA or ACCEPTED
+ * @family: 4 or 6
+ * Return: the socket, or NULL (out of memory, or the id exists)
+ */
+struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
+			      enum pvm_sock_kind kind, uint8_t family)
+{
+	struct pvm_sock *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->id = id;
+	s->pvm = p;
+	s->ins = ins;
+	s->kind = kind;
+	s->family = family;
+	s->fd = -1;
+	clock_gettime(CLOCK_REALTIME, &s->created);
+	pvm_credit_init(&s->cr, ins->ch.peer.window, (uint32_t)p->cfg->socket_window);
+	if (pvm_table_put(&p->socks, id, s)) {
+		free(s);
+		return NULL;
+	}
+	ins->nsocks++;
+	if (kind != PVM_SOCK_REPLICA && pvm_observe_active())
+		pvm_observe_sock(PVM_OBS_CREATE, s, 0);
+	return s;
+}
+
+static void sock_unlink_replica(struct pvm_sock *r)
+{
+	struct pvm_sock **pp;
+
+	if (!r->primary)
+		return;
+	for (pp = &r->primary->replicas; *pp; pp = &(*pp)->rnext) {
+		if (*pp == r) {
+			*pp = r->rnext;
+			break;
+		}
+	}
+	r->primary = NULL;
+	r->rnext = NULL;
+}
+
+/**
+ * pvm_sock_free() - forget a socket: close the app end, unindex, free
+ * @s: the socket (a waiting shim client must have been answered)
+ */
+void pvm_sock_free(struct pvm_sock *s)
+{
+	struct pvm *p = s->pvm;
+	struct pvm_opt *o;
+	struct pvm_sock *r;
+
+	pvm_relay_detach(s);
+	if (s->waiter) {
+		s->waiter->wait_sock = NULL;
+		s->waiter = NULL;
+	}
+	sock_unlink_replica(s);
+	while ((r = s->replicas)) {
+		s->replicas = r->rnext;
+		r->primary = NULL;
+		r->rnext = NULL;
+	}
+	while ((o = s->opts)) {
+		s->opts = o->next;
+		free(o);
+	}
+	if (s->kind != PVM_SOCK_REPLICA && pvm_observe_active())
+		pvm_observe_sock(PVM_OBS_CLOSE, s, 0);
+	pvm_table_del(&p->socks, s->id);
+	if (s->ins)
+		s->ins->nsocks--;
+	free(s);
+}
+
+/**
+ * pvm_sock_close() - ask the INS to close (or abort) a socket; freed on EV_CLOSED
+ * @s:     the socket (freed now if its INS is gone)
+ * @abort: RST and drop queued data instead of a graceful close
+ * Return: 0, or -errno if the op could not be sent (the socket was freed)
+ */
+int pvm_sock_close(struct pvm_sock *s, bool abort)
+{
+	struct mw_op_req op = { 0 };
+	int ret;
+
+	if (s->state == PVM_ST_CLOSING)
+		return 0;
+	pvm_relay_detach(s);
+	sock_unlink_replica(s);
+	if (!s->ins) {
+		pvm_sock_free(s);
+		return 0;
+	}
+	s->state = PVM_ST_CLOSING;
+	ret = pvm_ins_op(s->ins, abort ? MW_OP_ABORT : MW_OP_CLOSE, s->id, &op, sizeof(op),
+			 PVM_REQ_QUIET, NULL, NULL);
+	if (ret)
+		pvm_sock_free(s);
+	return ret;
+}
+
+/**
+ * pvm_sock_opt_record() - remember an option (replace the same level/name) for replay
+ * @s: the socket
+ * @o: the option
+ * Return: 0, -ENOSPC (too many distinct options) or -ENOMEM
+ */
+int pvm_sock_opt_record(struct pvm_sock *s, const struct pvm_opt *o)
+{
+	struct pvm_opt **pp, *n;
+	int count = 0;
+
+	for (pp = &s->opts; *pp; pp = &(*pp)->next, count++) {
+		if ((*pp)->level == o->level && (*pp)->name == o->name) {
+			n = (*pp)->next;
+			**pp = *o;
+			(*pp)->next = n;
+			return 0;
+		}
+	}
+	if (count >= PVM_MAX_OPTS)
+		return -ENOSPC;
+	n = malloc(sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	*n = *o;
+	n->next = NULL;
+	*pp = n;
+	return 0;
+}
+
+static int sock_send_opt(struct pvm_sock *s, const struct pvm_opt *o)
+{
+	struct mw_op_sockopt op = { .level = o->level, .name = o->name, .len = o->len };
+
+	memcpy(op.val, o->val, o->len);
+	return pvm_ins_op(s->ins, MW_OP_SETOPT, s->id, &op, sizeof(op), PVM_REQ_QUIET, NULL,
+			  NULL);
+}
+
+/**
+ * pvm_sock_replicate() - copy a bound (listening) APP socket onto @ins
+ * @app: the APP socket; its bound address has the port resolved
+ * @ins: an INS where it does not live yet
+ *
+ * Socket, options, bind and (if listening) listen are pipelined; a failure
+ * shows up later in pvm_sock_result() and drops the replica.
+ * Return: 0 or -errno
+ */
+int pvm_sock_replicate(struct pvm_sock *app, struct pvm_ins *ins)
+{
+	struct pvm *p = app->pvm;
+	struct mw_op_socket so = { .family = app->family };
+	struct mw_op_addr ba = { .addr = app->bound };
+	struct mw_op_int li = { .value = app->backlog };
+	struct pvm_sock *r;
+	struct pvm_opt *o;
+	uint32_t local;
+	int ret;
+
+	local = pvm_idalloc(&ins->next_local);
+	if (!local)
+		return -ENFILE;
+	r = pvm_sock_new(p, ins, mw_sockid_make(ins->id, (uint8_t)p->cfg->index, local),
+			 PVM_SOCK_REPLICA, app->family);
+	if (!r)
+		return -ENOMEM;
+	r->primary = app;
+	r->rnext = app->replicas;
+	app->replicas = r;
+	r->bound = app->bound;
+	r->owner_pid = app->owner_pid;
+	r->owner_uid = app->owner_uid;
+	ret = pvm_ins_op(ins, MW_OP_SOCKET, r->id, &so, sizeof(so), PVM_REQ_QUIET, NULL, NULL);
+	for (o = app->opts; o && !ret; o = o->next)
+		ret = sock_send_opt(r, o);
+	if (!ret)
+		ret = pvm_ins_op(ins, MW_OP_BIND, r->id, &ba, sizeof(ba), PVM_REQ_QUIET, NULL,
+				 NULL);
+	r->state = PVM_ST_BOUND;
+	if (!ret && app->state == PVM_ST_LISTENING) {
+		ret = pvm_ins_op(ins, MW_OP_LISTEN, r->id, &li, sizeof(li), PVM_REQ_QUIET, NULL,
+				 NULL);
+		r->state = PVM_ST_LISTENING;
+	}
+	if (ret)
+		pvm_sock_free(r);
+	return ret;
+}
+
+/**
+ * pvm_sock_replay_all() - a new INS joined: replicate every listener on it
+ * @ins: the new INS
+ */
+void pvm_sock_replay_all(struct pvm_ins *ins)
+{
+	struct pvm *p = ins->pvm;
+	size_t n, i, count = 0;
+	struct pvm_sock *s;
+	void **all;
+	int ret;
+
+	if (!p->socks.count)
+		return;
+	all = malloc(p->socks.count * sizeof(*all));
+	if (!all) {
+		mw_err("INS %u: out of memory replaying listeners", ins->id);
+		return;
+	}
+	n = pvm_table_snapshot(&p->socks, all, p->socks.count);
+	for (i = 0; i < n; i++) {
+		s = all[i];
+		if (s->kind != PVM_SOCK_APP || s->state != PVM_ST_LISTENING || s->ins == ins)
+			continue;
+		/* Also when its own INS died (ins NULL): replicas carry it on. */
+		ret = pvm_sock_replicate(s, ins);
+		if (ret)
+			mw_warn("INS %u: cannot replicate listener %#llx: %s", ins->id,
+				(unsigned long long)s->id, strerror(-ret));
+		else
+			count++;
+	}
+	free(all);
+	if (count)
+		mw_info("INS %u: %zu listener(s) replicated", ins->id, count);
+}
+
+/**
+ * pvm_sock_close_listener() - the app closed a listener: close it and its replicas
+ * @app: the APP socket
+ */
+void pvm_sock_close_listener(struct pvm_sock *app)
+{
+	while (app->replicas)
+		pvm_sock_close(app->replicas, false);
+	pvm_sock_close(app, false);
+}
+
+/**
+ * pvm_sock_reap_ins() - its INS died: free what lived there, keep APP listeners
+ * @ins: the dead INS
+ *
+ * Connections close their app end (the app reads EOF); a parked shim op gets
+ * -ENOENT; an APP listener stays (ins = NULL) while it has replicas, and new
+ * INS replicate it on join.
+ */
+void pvm_sock_reap_ins(struct pvm_ins *ins)
+{
+	struct pvm *p = ins->pvm;
+	size_t n, i;
+	struct pvm_sock *s;
+	void **all;
+
+	if (!ins->nsocks || !p->socks.count)
+		return;
+	all = malloc(p->socks.count * sizeof(*all));
+	if (!all) {
+		mw_err("INS %u: out of memory while reaping; sockets leak", ins->id);
+		return;
+	}
+	n = pvm_table_snapshot(&p->socks, all, p->socks.count);
+	for (i = 0; i < n; i++) {
+		s = all[i];
+		if (s->ins != ins)
+			continue;
+		if (s->kind == PVM_SOCK_APP && s->state == PVM_ST_LISTENING) {
+			s->ins = NULL;
+			ins->nsocks--;
+			continue;
+		}
+		if (s->waiter)
+			pvm_shim_answer(s->waiter, -ENOENT, s->id, NULL, NULL, 0);
+		pvm_sock_free(s);
+	}
+	free(all);
+}
+
+static void sock_answer(struct pvm_req *r, int status, uint64_t id, const struct mw_addr *addr,
+			const void *val, uint32_t len)
+{
+	if (r->client)
+		pvm_shim_answer(r->client, status, id, addr, val, len);
+}
+
+static void sock_quiet_result(struct pvm_ins *ins, struct pvm_req *r, struct pvm_sock *s,
+			      int status)
+{
+	if (status >= 0 || !s)
+		return;
+	if (s->state == PVM_ST_CLOSING &&
+	    (r->type == MW_OP_CLOSE || r->type == MW_OP_ABORT)) {
+		/* The INS does not know it (its socket op failed earlier): no EV_CLOSED will come. */
+		pvm_sock_free(s);
+		return;
+	}
+	if (s->kind == PVM_SOCK_REPLICA && s->state != PVM_ST_CLOSING) {
+		mw_warn("INS %u: replica %#llx of listener %#llx: %s failed: %s; dropped", ins->id,
+			(unsigned long long)s->id,
+			(unsigned long long)(s->primary ? s->primary->id : 0),
+			mw_proto_type_name(r->type), strerror(-status));
+		if (r->type == MW_OP_SOCKET)
+			pvm_sock_free(s);
+		else
+			pvm_sock_close(s, false);
+		return;
+	}
+	mw_debug("INS %u: %s on %#llx failed: %s", ins->id, mw_proto_type_name(r->type),
+		 (unsigned long long)s->id, strerror(-status));
+}
+
+static void sock_bound(struct pvm_sock *s, struct pvm_req *r, int status, const void *val,
+		       uint32_t len)
+{
+	struct pvm_ins *i;
+	struct mw_addr a;
+	int ret;
+
+	if (s->op_status < 0) {
+		s->bound.family = 0;
+		sock_answer(r, s->op_status, s->id, NULL, NULL, 0);
+		return;
+	}
+	if (status == 0 && len == sizeof(a)) {
+		memcpy(&a, val, sizeof(a));
+		if (a.family == s->family)
+			s->bound = a;
+	}
+	s->state = PVM_ST_BOUND;
+	sock_answer(r, 0, s->id, &s->bound, NULL, 0);
+	if (pvm_observe_active())
+		pvm_observe_sock(PVM_OBS_BIND, s, 0);
+	/* Replicate on every other live INS; port 0 was resolved by the first one. */
+	for (i = s->pvm->ins_list; i; i = i->next) {
+		if (i == s->ins || i->dead)
+			continue;
+		ret = pvm_sock_replicate(s, i);
+		if (ret)
+			mw_warn("INS %u: cannot replicate %#llx: %s", i->id,
+				(unsigned long long)s->id, strerror(-ret));
+	}
+}
+
+/**
+ * pvm_sock_result() - an MW_RESULT arrived for request @r
+ * @ins:    the INS that answered
+ * @r:      the request (freed by the caller)
+ * @status: 0 or -errno
+ * @val:    value bytes (GETOPT, GETNAME, BIND's name)
+ * @len:    their length (<= MW_SOCKOPT_MAX)
+ */
+void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const void *val,
+		     uint32_t len)
+{
+	struct pvm_sock *s = pvm_sock_find(ins->pvm, r->sock);
+	struct mw_addr a;
+
+	if (r->client)
+		r->client->req = NULL;
+	if (s && s->ins != ins)
+		s = NULL;
+	if (r->kind == PVM_REQ_QUIET) {
+		sock_quiet_result(ins, r, s, status);
+		return;
+	}
+	if (r->kind == PVM_REQ_BIND) {
+		if (s)
+			s->op_status = status;
+		return;
+	}
+	if (!s) {
+		sock_answer(r, -ENOENT, r->sock, NULL, NULL, 0);
+		return;
+	}
+	switch (r->kind) {
+	case PVM_REQ_SOCKET:
+		sock_answer(r, status, s->id, NULL, NULL, 0);
+		if (status)
+			pvm_sock_free(s);
+		break;
+	case PVM_REQ_BIND_NAME:
+		sock_bound(s, r, status, val, len);
+		break;
+	case PVM_REQ_LISTEN:
+		if (!status)
+			s->state = PVM_ST_LISTENING;
+		sock_answer(r, status, s->id, NULL, NULL, 0);
+		break;
+	case PVM_REQ_CONNECT:
+		if (status)
+			s->state = s->bound.family ? PVM_ST_BOUND : PVM_ST_NEW;
+		sock_answer(r, status, s->id, NULL, NULL, 0);
+		if (pvm_observe_active())
+			pvm_observe_sock(PVM_OBS_CONNECT, s, status);
+		break;
+	case PVM_REQ_SETOPT:
+		if (!status)
+			status = pvm_sock_opt_record(s, &r->opt);
+		sock_answer(r, status, s->id, NULL, NULL, 0);
+		break;
+	case PVM_REQ_GETNAME:
+		memset(&a, 0, sizeof(a));
+		if (!status && len == sizeof(a))
+			memcpy(&a, val, sizeof(a));
+		else if (!status)
+			status = -EPROTO;
+		sock_answer(r, status, s->id, &a, NULL, 0);
+		break;
+	default:
+		sock_answer(r, status, s->id, NULL, val, len);
+		break;
+	}
+}
+
+/**
+ * pvm_sock_accepted() - EV_ACCEPTED: hand the new connection to the app's listener
+ * @ins: the INS that accepted
+ * @lsn: the listener (APP or REPLICA) on @ins
+ * @ev:  new id (validated by the caller) and TCP endpoints
+ *
+ * mw-pvm connects to the app's listening AF_UNIX socket from a socket bound to
+ * an 'A' name carrying the id and endpoints, so the app's accept() needs no
+ * round trip.  A full backlog or a vanished listener aborts the connection.
+ * Return: 0 (failures are handled here), or -ENOMEM
+ */
+int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw_ev_accepted *ev)
+{
+	struct pvm *p = ins->pvm;
+	struct pvm_sock *app = lsn->kind == PVM_SOCK_REPLICA ? lsn->primary : lsn;
+	struct mw_sockname an = { .kind = MW_SOCKNAME_ACCEPTED, .tag = p->tag, .id = ev->new_sock,
+				  .peer = ev->peer, .local = ev->local };
+	struct mw_sockname sn = { .kind = MW_SOCKNAME_SOCKET, .tag = p->tag };
+	struct sockaddr_un sa, sb;
+	socklen_t la, lb;
+	struct pvm_sock *c;
+	int fd, err = 0;
+
+	c = pvm_sock_new(p, ins, ev->new_sock, PVM_SOCK_ACCEPTED, lsn->family);
+	if (!c)
+		return -ENOMEM;
+	c->state = PVM_ST_CONNECTED;
+	c->local = ev->local;
+	c->peer = ev->peer;
+	c->owner_pid = lsn->owner_pid;
+	c->owner_uid = lsn->owner_uid;
+	if (!app) {
+		pvm_sock_close(c, true);
+		return 0;
+	}
+	sn.id = app->id;
+	la = mw_sockname_encode(&an, &sa);
+	lb = mw_sockname_encode(&sn, &sb);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, la) ||
+	    connect(fd, (struct sockaddr *)&sb, lb))
+		err = errno;
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		mw_log_ratelimited(MW_LOG_WARN, "listener %#llx: cannot hand over connection %#llx: %s",
+				   (unsigned long long)app->id, (unsigned long long)c->id,
+				   strerror(err));
+		pvm_sock_close(c, true);
+		if (err == ECONNREFUSED || err == ENOENT) {
+			/* Nobody listens on the app side any more: the app closed it. */
+			pvm_sock_close_listener(app);
+		}
+		return 0;
+	}
+	p->accepted_total++;
+	if (pvm_observe_active())
+		pvm_observe_sock(PVM_OBS_ACCEPT, c, 0);
+	pvm_relay_attach(c, fd);
+	return 0;
+}
