@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/* test_pvm_table.c - mw-pvm's socket table, id allocation and credit accounting */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "common/sockid.h"
+#include "pvm/pvm_table.h"
+
+static void test_table_put_get_del(void **state)
+{
+	struct pvm_table t;
+	int a, b;
+
+	assert_int_equal(pvm_table_init(&t, 0), 0);
+	assert_null(pvm_table_get(&t, 42));
+	assert_int_equal(pvm_table_put(&t, 42, &a), 0);
+	assert_int_equal(pvm_table_put(&t, 42, &b), -EEXIST);
+	assert_int_equal(pvm_table_put(&t, 0, &b), -EINVAL);
+	assert_int_equal(pvm_table_put(&t, 7, NULL), -EINVAL);
+	assert_ptr_equal(pvm_table_get(&t, 42), &a);
+	assert_ptr_equal(pvm_table_del(&t, 42), &a);
+	assert_null(pvm_table_del(&t, 42));
+	assert_null(pvm_table_get(&t, 42));
+	assert_int_equal(t.count, 0);
+	pvm_table_fini(&t);
+}
+
+/* Grow past many doublings with ids shaped like real ones, delete half, check the rest. */
+static void test_table_grow_and_delete_keeps_others(void **state)
+{
+	enum { N = 100000 };
+	struct pvm_table t;
+	uint64_t id;
+	uint32_t i;
+
+	assert_int_equal(pvm_table_init(&t, 4), 0);
+	for (i = 1; i <= N; i++) {
+		id = mw_sockid_make((uint16_t)(i % 5 + 1), 0, i);
+		assert_int_equal(pvm_table_put(&t, id, (void *)(uintptr_t)id), 0);
+	}
+	assert_int_equal(t.count, N);
+	assert_true(t.cap >= 2 * N);
+	for (i = 1; i <= N; i += 2) {
+		id = mw_sockid_make((uint16_t)(i % 5 + 1), 0, i);
+		assert_ptr_equal(pvm_table_del(&t, id), (void *)(uintptr_t)id);
+	}
+	assert_int_equal(t.count, N / 2);
+	for (i = 1; i <= N; i++) {
+		id = mw_sockid_make((uint16_t)(i % 5 + 1), 0, i);
+		if (i % 2)
+			assert_null(pvm_table_get(&t, id));
+		else
+			assert_ptr_equal(pvm_table_get(&t, id), (void *)(uintptr_t)id);
+	}
+	pvm_table_fini(&t);
+}
+
+/* Backward-shift deletion in one long probe run, including wrap-around of the array. */
+static void test_table_delete_in_collision_run(void **state)
+{
+	struct pvm_table t;
+	void *snap[64];
+	uint64_t k;
+	size_t n;
+
+	assert_int_equal(pvm_table_init(&t, 0), 0);
+	for (k = 1; k <= 31; k++)
+		assert_int_equal(pvm_table_put(&t, k * 64, (void *)(uintptr_t)k), 0);
+	for (k = 1; k <= 31; k += 3)
+		assert_non_null(pvm_table_del(&t, k * 64));
+	for (k = 1; k <= 31; k++) {
+		if ((k - 1) % 3 == 0)
+			assert_null(pvm_table_get(&t, k * 64));
+		else
+			assert_ptr_equal(pvm_table_get(&t, k * 64), (void *)(uintptr_t)k);
+	}
+	n = pvm_table_snapshot(&t, snap, 64);
+	assert_int_equal(n, t.count);
+	assert_int_equal(pvm_table_snapshot(&t, snap, 3), 3);
+	pvm_table_fini(&t);
+}
+
+static void test_idalloc_never_reuses_and_stops_at_bit31(void **state)
+{
+	uint32_t next = 1;
+
+	assert_int_equal(pvm_idalloc(&next), 1);
+	assert_int_equal(pvm_idalloc(&next), 2);
+	next = 0x7fffffffu;
+	assert_int_equal(pvm_idalloc(&next), 0x7fffffffu);
+	/* bit 31 belongs to INS-assigned ids: exhausted, and stays exhausted */
+	assert_int_equal(pvm_idalloc(&next), 0);
+	assert_int_equal(pvm_idalloc(&next), 0);
+	next = 0;
+	assert_int_equal(pvm_idalloc(&next), 0);
+}
+
+static void test_credit_rx_window_enforced(void **state)
+{
+	struct pvm_credit c;
+
+	pvm_credit_init(&c, 1000, 4096);
+	assert_int_equal(pvm_credit_rx_take(&c, 4000), 0);
+	assert_int_equal(pvm_credit_rx_take(&c, 97), -EPROTO); /* one byte over */
+	assert_int_equal(pvm_credit_rx_take(&c, 96), 0);
+	assert_int_equal(pvm_credit_rx_take(&c, 1), -EPROTO);
+	/* below window/4 nothing is acked unless forced */
+	assert_int_equal(pvm_credit_rx_drained(&c, 1000, false), 0);
+	assert_int_equal(pvm_credit_rx_take(&c, 1), -EPROTO);
+	assert_int_equal(pvm_credit_rx_drained(&c, 24, false), 1024);
+	assert_int_equal(pvm_credit_rx_take(&c, 1024), 0);
+	assert_int_equal(pvm_credit_rx_take(&c, 1), -EPROTO);
+	assert_int_equal(pvm_credit_rx_drained(&c, 10, true), 10);
+	assert_int_equal(pvm_credit_rx_drained(&c, 0, true), 0);
+	assert_int_equal(c.rx_outstanding, 4096 - 10);
+}
+
+/* A full window never deadlocks: once everything is drained, an ack is always due. */
+static void test_credit_full_window_always_acked(void **state)
+{
+	struct pvm_credit c;
+	uint32_t i, acked = 0;
+
+	pvm_credit_init(&c, 1, 65536);
+	assert_int_equal(pvm_credit_rx_take(&c, 65536), 0);
+	for (i = 0; i < 65536; i += 1000)
+		acked += pvm_credit_rx_drained(&c, 65536 - i < 1000 ? 65536 - i : 1000, false);
+	acked += pvm_credit_rx_drained(&c, 0, false);
+	assert_true(c.rx_window - c.rx_outstanding >= c.rx_window / 4);
+	assert_int_equal(acked + c.rx_unacked, 65536);
+}
+
+static void test_credit_tx_grant_checks(void **state)
+{
+	struct pvm_credit c;
+
+	pvm_credit_init(&c, 1000, 4096);
+	assert_int_equal(pvm_credit_tx_grant(&c, 1), -EPROTO); /* nothing in flight */
+	pvm_credit_tx_use(&c, 600);
+	assert_int_equal(c.tx_credit, 400);
+	assert_int_equal(pvm_credit_tx_grant(&c, 0), -EPROTO);
+	assert_int_equal(pvm_credit_tx_grant(&c, 601), -EPROTO);
+	assert_int_equal(pvm_credit_tx_grant(&c, 500), 0);
+	assert_int_equal(pvm_credit_tx_grant(&c, 100), 0);
+	assert_int_equal(c.tx_credit, 1000);
+	pvm_credit_tx_use(&c, 5000); /* clamps, never wraps */
+	assert_int_equal(c.tx_credit, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_put_get_del),
+		cmocka_unit_test(test_table_grow_and_delete_keeps_others),
+		cmocka_unit_test(test_table_delete_in_collision_run),
+		cmocka_unit_test(test_idalloc_never_reuses_and_stops_at_bit31),
+		cmocka_unit_test(test_credit_rx_window_enforced),
+		cmocka_unit_test(test_credit_full_window_always_acked),
+		cmocka_unit_test(test_credit_tx_grant_checks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
