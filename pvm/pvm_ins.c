@@ -247,15 +247,6 @@ static int ins_rx_accepted(struct pvm_ins *ins, struct pvm_sock *s, const uint8_
 	struct mw_ev_accepted ev;
 
 	memcpy(&ev, pl, sizeof(ev));
-	if ((s->kind != PVM_SOCK_APP && s->kind != PVM_SOCK_REPLICA) ||
-	    s->state != PVM_ST_LISTENING) {
-		/* A listener we just closed may still have accepted: not hostile. */
-		if (s->state == PVM_ST_CLOSING)
-			goto abort_new;
-		snprintf(why, wl, "EV_ACCEPTED on %#llx which is not listening",
-			 (unsigned long long)s->id);
-		return -EBADMSG;
-	}
 	if (!mw_sockid_valid(ev.new_sock) || mw_sockid_ins(ev.new_sock) != ins->id ||
 	    mw_sockid_pvm(ev.new_sock) != (uint8_t)p->cfg->index ||
 	    !(mw_sockid_local(ev.new_sock) & MW_SOCKID_INS_ASSIGNED) ||
@@ -264,12 +255,20 @@ static int ins_rx_accepted(struct pvm_ins *ins, struct pvm_sock *s, const uint8_
 			 (unsigned long long)ev.new_sock);
 		return -EBADMSG;
 	}
+	if (s->state == PVM_ST_CLOSING) {
+		/* A listener we just closed may still have accepted: not hostile. */
+		s = pvm_sock_new(p, ins, ev.new_sock, PVM_SOCK_ACCEPTED, s->family);
+		if (s)
+			pvm_sock_close(s, true);
+		return 0;
+	}
+	if ((s->kind != PVM_SOCK_APP && s->kind != PVM_SOCK_REPLICA) ||
+	    s->state != PVM_ST_LISTENING) {
+		snprintf(why, wl, "EV_ACCEPTED on %#llx which is not listening",
+			 (unsigned long long)s->id);
+		return -EBADMSG;
+	}
 	return pvm_sock_accepted(ins, s, &ev);
-abort_new:
-	s = pvm_sock_new(p, ins, ev.new_sock, PVM_SOCK_ACCEPTED, s->family);
-	if (s)
-		pvm_sock_close(s, true);
-	return 0;
 }
 
 static int ins_rx_frame(struct pvm_ins *ins, const struct mw_frame *f, const void *payload,
