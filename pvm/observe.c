@@ -23,8 +23,8 @@ void pvm_observe_sock(enum pvm_obs_type type, const struct pvm_sock *s, int stat
 	ev.type = type;
 	ev.status = status;
 	ev.id = s->id;
-	ev.local = s->kind == PVM_SOCK_ACCEPTED || s->state == PVM_ST_CONNECTED ? s->local
-										 : s->bound;
+	ev.local =
+		s->kind == PVM_SOCK_ACCEPTED || s->state == PVM_ST_CONNECTED ? s->local : s->bound;
 	ev.peer = s->peer;
 	ev.bytes_in = s->bytes_in;
 	ev.bytes_out = s->bytes_out;

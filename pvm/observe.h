@@ -21,19 +21,19 @@ enum pvm_obs_type {
 	PVM_OBS_BIND,
 	PVM_OBS_ACCEPT,
 	PVM_OBS_CONNECT,
-	PVM_OBS_RECV,   /* network -> app */
-	PVM_OBS_SEND,   /* app -> network */
+	PVM_OBS_RECV, /* network -> app */
+	PVM_OBS_SEND, /* app -> network */
 	PVM_OBS_CLOSE,
 };
 
 struct pvm_obs_event {
 	enum pvm_obs_type type;
-	int status;               /* 0 or -errno (CONNECT, BIND) */
+	int status; /* 0 or -errno (CONNECT, BIND) */
 	uint64_t id;
 	struct mw_addr local, peer;
 	uint64_t bytes_in, bytes_out; /* cumulative */
 	pid_t owner_pid;
-	struct timespec start;    /* CLOCK_REALTIME at creation */
+	struct timespec start; /* CLOCK_REALTIME at creation */
 };
 
 struct pvm_observer {

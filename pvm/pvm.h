@@ -37,7 +37,11 @@ struct pvm_client;
  * the ring by pvm_relay.c.  When an INS dies its sockets are freed, except
  * APP listeners, which live on through their replicas (ins = NULL).
  */
-enum pvm_sock_kind { PVM_SOCK_APP, PVM_SOCK_REPLICA, PVM_SOCK_ACCEPTED };
+enum pvm_sock_kind {
+	PVM_SOCK_APP,
+	PVM_SOCK_REPLICA,
+	PVM_SOCK_ACCEPTED
+};
 enum pvm_sock_state {
 	PVM_ST_NEW,
 	PVM_ST_BOUND,
@@ -58,34 +62,34 @@ struct pvm_opt {
 struct pvm_sock {
 	uint64_t id;
 	struct pvm *pvm;
-	struct pvm_ins *ins;          /* NULL: its INS died (APP listener kept alive) */
+	struct pvm_ins *ins; /* NULL: its INS died (APP listener kept alive) */
 	enum pvm_sock_kind kind;
 	enum pvm_sock_state state;
-	uint8_t family;               /* 4 or 6 */
+	uint8_t family; /* 4 or 6 */
 	int backlog;
-	int op_status;                /* bind status while its GETNAME is in flight */
+	int op_status; /* bind status while its GETNAME is in flight */
 	struct mw_addr bound, local, peer;
 	struct pvm_opt *opts;
-	struct pvm_sock *primary;     /* REPLICA: its APP socket */
-	struct pvm_sock *replicas;    /* APP: first replica; linked through rnext */
+	struct pvm_sock *primary;  /* REPLICA: its APP socket */
+	struct pvm_sock *replicas; /* APP: first replica; linked through rnext */
 	struct pvm_sock *rnext;
 
 	/* relay (connections only) */
-	int fd;                       /* -1 when none */
+	int fd; /* -1 when none */
 	ev_io rio, wio;
 	struct pvm_credit cr;
-	uint8_t *pend;                /* bytes for the app that did not fit its socket */
+	uint8_t *pend; /* bytes for the app that did not fit its socket */
 	uint32_t pend_off, pend_len, pend_cap;
-	bool app_eof;                 /* read 0 from the app: OP_SHUTDOWN sent */
-	bool net_eof;                 /* EV_EOF: shut the app's read side once pend drains */
-	bool net_reset;               /* EV_RESET: close the app end once pend drains */
-	bool blocked;                 /* on ins->blocked: waiting for ring room */
+	bool app_eof;	/* read 0 from the app: OP_SHUTDOWN sent */
+	bool net_eof;	/* EV_EOF: shut the app's read side once pend drains */
+	bool net_reset; /* EV_RESET: close the app end once pend drains */
+	bool blocked;	/* on ins->blocked: waiting for ring room */
 	struct pvm_sock *blk_next;
 
 	/* connect outcome */
 	bool outcome_known, outcome_consumed;
-	int connect_err;              /* positive errno, 0 = connected */
-	struct pvm_client *waiter;    /* CONNECT_WAIT / GETOPT SO_ERROR parked here */
+	int connect_err;	   /* positive errno, 0 = connected */
+	struct pvm_client *waiter; /* CONNECT_WAIT / GETOPT SO_ERROR parked here */
 	int waiter_op;
 
 	/* observation */
@@ -96,9 +100,9 @@ struct pvm_sock {
 };
 
 enum pvm_req_kind {
-	PVM_REQ_QUIET,       /* internal (replicas, close): failures handled, no reply */
+	PVM_REQ_QUIET, /* internal (replicas, close): failures handled, no reply */
 	PVM_REQ_SOCKET,
-	PVM_REQ_BIND,        /* followed by PVM_REQ_BIND_NAME */
+	PVM_REQ_BIND, /* followed by PVM_REQ_BIND_NAME */
 	PVM_REQ_BIND_NAME,
 	PVM_REQ_LISTEN,
 	PVM_REQ_CONNECT,
@@ -114,8 +118,8 @@ struct pvm_req {
 	uint16_t type;
 	enum pvm_req_kind kind;
 	uint64_t sock;
-	struct pvm_client *client;   /* NULL if nobody waits (or the client left) */
-	struct pvm_opt opt;          /* SETOPT: recorded on success */
+	struct pvm_client *client; /* NULL if nobody waits (or the client left) */
+	struct pvm_opt opt;	   /* SETOPT: recorded on success */
 };
 
 /* A control frame that found the ring full, sent first when room appears. */
@@ -138,9 +142,9 @@ struct pvm_ins {
 	uint32_t next_local, next_req;
 	struct pvm_req *reqs, *reqs_tail;
 	struct pvm_ctlq *q, *q_tail;
-	struct pvm_sock *blocked;     /* sockets waiting for ring room */
+	struct pvm_sock *blocked; /* sockets waiting for ring room */
 	bool dead;
-	bool more_rx;                 /* frames left after a batch */
+	bool more_rx; /* frames left after a batch */
 	uint32_t nsocks;
 	struct mw_stats stats;
 };
@@ -153,8 +157,8 @@ struct pvm_client {
 	pid_t pid;
 	uid_t uid;
 	bool registered;
-	struct pvm_req *req;          /* op in flight on its behalf */
-	struct pvm_sock *wait_sock;   /* parked on this socket's connect outcome */
+	struct pvm_req *req;	    /* op in flight on its behalf */
+	struct pvm_sock *wait_sock; /* parked on this socket's connect outcome */
 };
 
 struct pvm {
@@ -169,7 +173,7 @@ struct pvm {
 	ev_idle idle;
 	ev_timer status_timer;
 	struct pvm_ins *ins_list;
-	uint16_t rr_last;             /* id of the INS picked last */
+	uint16_t rr_last; /* id of the INS picked last */
 	struct pvm_table socks;
 	struct pvm_client *clients;
 	unsigned nclients, nins;

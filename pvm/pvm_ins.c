@@ -33,7 +33,7 @@
  * another batch before the loop may block.
  */
 
-#define RX_BUDGET 1024
+#define RX_BUDGET	    1024
 #define HANDSHAKE_TIMEOUT_S 2
 
 static void ins_poll(struct pvm_ins *ins);
@@ -388,8 +388,8 @@ static void ins_poll(struct pvm_ins *ins)
 		if (ret == 0)
 			break;
 		if (ret < 0) {
-			pvm_ins_kill(ins, ins->ch.dead_reason[0] ? ins->ch.dead_reason
-								 : "corrupt ring");
+			pvm_ins_kill(ins,
+				     ins->ch.dead_reason[0] ? ins->ch.dead_reason : "corrupt ring");
 			return;
 		}
 		why[0] = 0;
@@ -523,7 +523,9 @@ static void ins_accept_one(struct pvm *p, int fd)
 	ins->id = ins->ch.peer.ins_id;
 	if (!ins->id || ins_by_id(p, ins->id) || ins->ch.peer.window < 1) {
 		mw_warn("INS handshake: rejecting INS id %u (%s)", ins->id,
-			!ins->id ? "id 0" : ins->ch.peer.window < 1 ? "window 0" : "id in use");
+			!ins->id		  ? "id 0"
+			: ins->ch.peer.window < 1 ? "window 0"
+						  : "id in use");
 		mw_channel_close(&ins->ch);
 		free(ins);
 		return;

@@ -102,7 +102,7 @@ static void relay_pump(struct pvm_sock *s)
 
 	for (i = 0; i < RELAY_READS_PER_EVENT; i++) {
 		want = s->cr.tx_credit < MW_FRAME_MAX_PAYLOAD ? s->cr.tx_credit
-							       : MW_FRAME_MAX_PAYLOAD;
+							      : MW_FRAME_MAX_PAYLOAD;
 		if (!want) {
 			ev_io_stop(s->pvm->loop, &s->rio); /* resumed by MW_CREDIT */
 			break;

@@ -399,7 +399,8 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (n != sizeof(req)) {
-		mw_log_ratelimited(MW_LOG_WARN, "shim pid %d: request of %zd bytes (want %zu): dropped",
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "shim pid %d: request of %zd bytes (want %zu): dropped",
 				   (int)c->pid, n, sizeof(req));
 		client_close(c);
 		return;
@@ -410,7 +411,8 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (ret < 0) {
 		pvm_shim_answer(c, ret, req.sock, NULL, NULL, 0);
 		if (req.op == MW_SHIMCTL_REGISTER && ret == -EACCES) {
-			mw_log_ratelimited(MW_LOG_WARN, "shim pid %d uid %u refused: not root or uid %u",
+			mw_log_ratelimited(MW_LOG_WARN,
+					   "shim pid %d uid %u refused: not root or uid %u",
 					   (int)c->pid, (unsigned)c->uid, (unsigned)geteuid());
 		}
 		return;
@@ -467,8 +469,8 @@ static void data_accept_one(struct pvm *p, int fd)
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 
-	if (getpeername(fd, (struct sockaddr *)&sun, &len) ||
-	    mw_sockname_decode(&n, &sun, len) || n.kind != MW_SOCKNAME_SOCKET || n.tag != p->tag)
+	if (getpeername(fd, (struct sockaddr *)&sun, &len) || mw_sockname_decode(&n, &sun, len) ||
+	    n.kind != MW_SOCKNAME_SOCKET || n.tag != p->tag)
 		goto reject;
 	s = pvm_sock_find(p, n.id);
 	if (!s || s->kind != PVM_SOCK_APP || s->fd >= 0 ||

@@ -171,8 +171,7 @@ static int sock_send_opt(struct pvm_sock *s, const struct pvm_opt *o)
 	struct mw_op_sockopt op = { .level = o->level, .name = o->name, .len = o->len };
 
 	memcpy(op.val, o->val, o->len);
-	return pvm_ins_op(s->ins, MW_OP_SETOPT, s->id, &op, sizeof(op), PVM_REQ_QUIET, NULL,
-			  NULL);
+	return pvm_ins_op(s->ins, MW_OP_SETOPT, s->id, &op, sizeof(op), PVM_REQ_QUIET, NULL, NULL);
 }
 
 /**
@@ -324,9 +323,9 @@ static void sock_quiet_result(struct pvm_ins *ins, struct pvm_req *r, struct pvm
 {
 	if (status >= 0 || !s)
 		return;
-	if (s->state == PVM_ST_CLOSING &&
-	    (r->type == MW_OP_CLOSE || r->type == MW_OP_ABORT)) {
-		/* The INS does not know it (its socket op failed earlier): no EV_CLOSED will come. */
+	if (s->state == PVM_ST_CLOSING && (r->type == MW_OP_CLOSE || r->type == MW_OP_ABORT)) {
+		/* The INS does not know it (its socket op failed earlier): no EV_CLOSED will come.
+		 */
 		pvm_sock_free(s);
 		return;
 	}
@@ -463,8 +462,11 @@ int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw
 {
 	struct pvm *p = ins->pvm;
 	struct pvm_sock *app = lsn->kind == PVM_SOCK_REPLICA ? lsn->primary : lsn;
-	struct mw_sockname an = { .kind = MW_SOCKNAME_ACCEPTED, .tag = p->tag, .id = ev->new_sock,
-				  .peer = ev->peer, .local = ev->local };
+	struct mw_sockname an = { .kind = MW_SOCKNAME_ACCEPTED,
+				  .tag = p->tag,
+				  .id = ev->new_sock,
+				  .peer = ev->peer,
+				  .local = ev->local };
 	struct mw_sockname sn = { .kind = MW_SOCKNAME_SOCKET, .tag = p->tag };
 	struct sockaddr_un sa, sb;
 	socklen_t la, lb;
@@ -493,9 +495,9 @@ int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw
 	if (err) {
 		if (fd >= 0)
 			close(fd);
-		mw_log_ratelimited(MW_LOG_WARN, "listener %#llx: cannot hand over connection %#llx: %s",
-				   (unsigned long long)app->id, (unsigned long long)c->id,
-				   strerror(err));
+		mw_log_ratelimited(
+			MW_LOG_WARN, "listener %#llx: cannot hand over connection %#llx: %s",
+			(unsigned long long)app->id, (unsigned long long)c->id, strerror(err));
 		pvm_sock_close(c, true);
 		if (err == ECONNREFUSED || err == ENOENT) {
 			/* Nobody listens on the app side any more: the app closed it. */

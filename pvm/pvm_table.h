@@ -18,7 +18,7 @@
 struct pvm_table {
 	uint64_t *keys;
 	void **vals;
-	uint32_t cap;   /* power of two */
+	uint32_t cap; /* power of two */
 	uint32_t count;
 };
 
@@ -48,7 +48,7 @@ struct pvm_credit {
 	uint32_t tx_credit;
 	uint32_t rx_window;
 	uint32_t rx_outstanding; /* received, not yet credited back */
-	uint32_t rx_unacked;     /* written to the app, not yet credited back */
+	uint32_t rx_unacked;	 /* written to the app, not yet credited back */
 };
 
 void pvm_credit_init(struct pvm_credit *c, uint32_t tx_window, uint32_t rx_window);

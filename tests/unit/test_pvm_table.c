@@ -34,7 +34,9 @@ static void test_table_put_get_del(void **state)
 /* Grow past many doublings with ids shaped like real ones, delete half, check the rest. */
 static void test_table_grow_and_delete_keeps_others(void **state)
 {
-	enum { N = 100000 };
+	enum {
+		N = 100000
+	};
 	struct pvm_table t;
 	uint64_t id;
 	uint32_t i;
