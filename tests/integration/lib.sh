@@ -152,6 +152,47 @@ ${2:-}
 EOF
 }
 
+# mw_appliance_up [EXTRA_CONFIG]: the one-INS appliance every data-path test uses.
+#   root ns: mw-pvm, and the apps run with `shimmed CMD...` (they share abstract names)
+#   ns ins:  mw-ins --id 1, veth end $INS_IP (10.231.0.2/24): the app's TCP stack
+#   ns cli:  clients, run with `in_cli CMD...`, veth end $CLI_IP (10.231.0.1/24)
+# Sets CONF, PVM, INS, SHIM, NS_INS, NS_CLI, INS_IP, CLI_IP, PVM_LOG.
+mw_appliance_up() {
+	mw_require_root
+	mw_require_cmd ip
+	PVM=$(mw_need_bin mw-pvm)
+	INS=$(mw_need_bin mw-ins)
+	SHIM=$(mw_need_bin libmwshim.so)
+	CONF=$MW_TMP/mwcomms.conf
+	INS_IP=10.231.0.2
+	CLI_IP=10.231.0.1
+	mw_write_config "$CONF" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
+	ins_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_timeout_ms = 1000; };
+ins: { pvm_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_ms = 200; };
+${1:-}"
+	PVM_LOG=$(mw_logfile pvm)
+	mw_netns_add ins
+	mw_netns_add cli
+	NS_INS=$(mw_netns ins)
+	NS_CLI=$(mw_netns cli)
+	mw_veth_add i c cli
+	ip link set "$(mw_veth i)" netns "$NS_INS" || mw_fail "moving $(mw_veth i) into $NS_INS failed"
+	ip -n "$NS_INS" addr add "$INS_IP/24" dev "$(mw_veth i)"
+	ip -n "$NS_INS" link set "$(mw_veth i)" up
+	ip -n "$NS_CLI" addr add "$CLI_IP/24" dev "$(mw_veth c)"
+	ip -n "$NS_CLI" link set "$(mw_veth c)" up
+	mw_spawn pvm "$PVM" -c "$CONF"
+	mw_wait_for "[ -S '$MW_RUNTIME_DIR/pvm.sock' ] && [ -S '$MW_RUNTIME_DIR/pvm-ins.sock' ]" ||
+		mw_fail "mw-pvm did not create its sockets"
+	mw_spawn ins1 ip netns exec "$NS_INS" "$INS" --id 1 -c "$CONF"
+	mw_wait_for "grep -q 'INS 1 joined' '$PVM_LOG'" || mw_fail "INS 1 did not join mw-pvm"
+}
+in_cli() { ip netns exec "$NS_CLI" "$@"; }
+in_ins() { ip netns exec "$NS_INS" "$@"; }
+shimmed() { env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" "$@"; }
+# ins_listens PORT: the INS has a listening socket on PORT (readiness without a connection).
+ins_listens() { ip netns exec "$NS_INS" ss -Hltn "sport = :$1" | grep -q LISTEN; }
+
 _mw_cleanup() {
 	local rc=$1 i n name pid ns v
 	trap - EXIT INT TERM
