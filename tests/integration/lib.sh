@@ -164,6 +164,8 @@ mw_appliance_up() {
 	INS=$(mw_need_bin mw-ins)
 	SHIM=$(mw_need_bin libmwshim.so)
 	CONF=$MW_TMP/mwcomms.conf
+	# Room for thousands of connections in every process started from here on.
+	ulimit -n 65536 || mw_fail "cannot raise the open-file limit"
 	INS_IP=10.231.0.2
 	CLI_IP=10.231.0.1
 	mw_write_config "$CONF" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
