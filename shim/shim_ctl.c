@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/* shim_ctl.c - the per-thread control connection to mw-pvm: register, request/response, fork */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim/shim.h"
+
+/*
+ * Theory of operation
+ *
+ * Each thread owns one SOCK_SEQPACKET connection (ctl_fd), opened on its first
+ * intercepted call that needs mw-pvm, and registered with REGISTER.  One request
+ * is in flight per connection, so threads never wait for each other and no
+ * request ids are needed.  A failed or short exchange drops the connection; the
+ * next call reconnects.  Connections are CLOEXEC (exec starts afresh), closed
+ * by a thread-specific destructor when their thread ends, and all closed in a
+ * fork() child (the child's pid differs: it registers on its own).  The fds of
+ * all threads are kept in a small list only for that child clean-up.
+ */
+
+static __thread int ctl_fd = -1;
+static pthread_key_t ctl_key;
+static int *ctl_fds;     /* every open control fd, under shim_state.lock */
+static size_t ctl_nfds, ctl_cap;
+
+static void ctl_list_add(int fd)
+{
+	int *n;
+
+	pthread_mutex_lock(&shim_state.lock);
+	if (ctl_nfds == ctl_cap) {
+		n = realloc(ctl_fds, (ctl_cap ? ctl_cap * 2 : 16) * sizeof(*n));
+		if (n) {
+			ctl_fds = n;
+			ctl_cap = ctl_cap ? ctl_cap * 2 : 16;
+		}
+	}
+	if (ctl_nfds < ctl_cap)
+		ctl_fds[ctl_nfds++] = fd; /* else: only a fork child would keep it open */
+	pthread_mutex_unlock(&shim_state.lock);
+}
+
+static void ctl_list_del(int fd)
+{
+	size_t i;
+
+	pthread_mutex_lock(&shim_state.lock);
+	for (i = 0; i < ctl_nfds; i++) {
+		if (ctl_fds[i] == fd) {
+			ctl_fds[i] = ctl_fds[--ctl_nfds];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&shim_state.lock);
+}
+
+static void ctl_drop(void)
+{
+	if (ctl_fd < 0)
+		return;
+	ctl_list_del(ctl_fd);
+	shim_real.close(ctl_fd);
+	ctl_fd = -1;
+	pthread_setspecific(ctl_key, NULL);
+}
+
+static void ctl_thread_exit(void *v)
+{
+	int fd = (int)(intptr_t)v - 1;
+
+	if (fd >= 0) {
+		ctl_list_del(fd);
+		shim_real.close(fd);
+	}
+	ctl_fd = -1;
+}
+
+static void ctl_prepare(void)
+{
+	pthread_mutex_lock(&shim_state.lock);
+}
+
+static void ctl_parent(void)
+{
+	pthread_mutex_unlock(&shim_state.lock);
+}
+
+static void ctl_child(void)
+{
+	size_t i;
+
+	/* Only the forking thread exists here; the lock was held across fork(). */
+	for (i = 0; i < ctl_nfds; i++)
+		shim_real.close(ctl_fds[i]);
+	ctl_nfds = 0;
+	ctl_fd = -1;
+	pthread_setspecific(ctl_key, NULL);
+	shim_state.registered = false;
+	pthread_mutex_unlock(&shim_state.lock);
+}
+
+/**
+ * shim_ctl_atfork_init() - set up the thread destructor and fork handlers (once)
+ */
+void shim_ctl_atfork_init(void)
+{
+	pthread_key_create(&ctl_key, ctl_thread_exit);
+	pthread_atfork(ctl_prepare, ctl_parent, ctl_child);
+}
+
+/* One exchange on @fd; @resp NULL: no response due.  Return: 0 or -EIO. */
+static int ctl_xfer(int fd, const struct mw_shimctl_req *req, struct mw_shimctl_resp *resp)
+{
+	ssize_t n;
+
+	do
+		n = send(fd, req, sizeof(*req), MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(*req))
+		return -EIO;
+	if (!resp)
+		return 0;
+	do
+		n = recv(fd, resp, sizeof(*resp), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(*resp))
+		return -EIO;
+	resp->text[sizeof(resp->text) - 1] = '\0';
+	return 0;
+}
+
+static int ctl_open(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct mw_shimctl_req req;
+	struct mw_shimctl_resp resp;
+	int fd, ret, tries;
+
+	memcpy(sun.sun_path, shim_state.ctl_path, strlen(shim_state.ctl_path));
+	fd = shim_real.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	for (tries = 0; tries < 100; tries++) {
+		ret = shim_real.connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+		if (!ret || errno != EINTR)
+			break;
+	}
+	if (ret) {
+		ret = errno == EISCONN ? 0 : -errno;
+		if (ret)
+			goto fail;
+	}
+	memset(&req, 0, sizeof(req));
+	req.op = MW_SHIMCTL_REGISTER;
+	req.arg = MW_SHIMCTL_VERSION;
+	ret = ctl_xfer(fd, &req, &resp);
+	if (ret)
+		goto fail;
+	if (resp.status) {
+		ret = resp.status < 0 ? resp.status : -EPROTO;
+		goto fail;
+	}
+	if (resp.arg <= 0 || !resp.text[0]) {
+		ret = -EPROTO;
+		goto fail;
+	}
+	pthread_mutex_lock(&shim_state.lock);
+	shim_state.tag = resp.sock;
+	shim_state.pvm_pid = resp.arg;
+	snprintf(shim_state.data_path, sizeof(shim_state.data_path), "%s", resp.text);
+	shim_state.registered = true;
+	pthread_mutex_unlock(&shim_state.lock);
+	ctl_fd = fd;
+	ctl_list_add(fd);
+	pthread_setspecific(ctl_key, (void *)(intptr_t)(fd + 1));
+	return 0;
+fail:
+	shim_real.close(fd);
+	return ret;
+}
+
+/**
+ * shim_ctl_ready() - make sure this thread has a registered control connection
+ *
+ * Afterwards shim_state.tag, .pvm_pid and .data_path are valid.
+ * Return: 0, or -errno of the connect/registration (e.g. -ENOENT, -ECONNREFUSED)
+ */
+int shim_ctl_ready(void)
+{
+	if (ctl_fd >= 0)
+		return 0;
+	return ctl_open();
+}
+
+/**
+ * shim_ctl_call() - one request, one response on this thread's connection
+ * @req:  the request (op, sock, ...); padding need not be zero
+ * @resp: the response
+ * Return: resp->status (0 or -errno from mw-pvm), -ECONNREFUSED if mw-pvm
+ *         cannot be reached, or -EIO if the exchange failed (connection dropped)
+ */
+int shim_ctl_call(struct mw_shimctl_req *req, struct mw_shimctl_resp *resp)
+{
+	int ret = shim_ctl_ready();
+
+	if (ret)
+		return -ECONNREFUSED;
+	ret = ctl_xfer(ctl_fd, req, resp);
+	if (ret) {
+		ctl_drop();
+		return ret;
+	}
+	if (resp->status > 0)
+		return -EIO;
+	return resp->status;
+}
+
+/**
+ * shim_ctl_hint() - tell mw-pvm that the app closed socket @sock (no response)
+ * @sock: socket id
+ * Return: 0 or -errno
+ */
+int shim_ctl_hint(uint64_t sock)
+{
+	struct mw_shimctl_req req;
+	int ret = shim_ctl_ready();
+
+	if (ret)
+		return ret;
+	memset(&req, 0, sizeof(req));
+	req.op = MW_SHIMCTL_CLOSE_HINT;
+	req.sock = sock;
+	ret = ctl_xfer(ctl_fd, &req, NULL);
+	if (ret)
+		ctl_drop();
+	return ret;
+}

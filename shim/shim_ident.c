@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/* shim_ident.c - tell the shim's sockets from all other fds by their abstract names */
+#include <errno.h>
+#include <string.h>
+
+#include "common/addr.h"
+#include "shim/shim.h"
+
+/*
+ * The kernel keeps the identity: a shim socket is bound to an 'S' name with
+ * mw-pvm's tag, and an accepted connection's peer is bound to an 'A' name that
+ * carries the connection's id and TCP endpoints.  So identification survives
+ * fork, exec and dup with no table in the shim, and it costs one getsockname()
+ * for foreign fds (two syscalls for ours).
+ */
+
+/**
+ * shim_name_of() - decode @fd's own name
+ * @fd: any fd
+ * @n:  the decoded name
+ * Return: 0, or -EINVAL if @fd has no mwcomms name (or is not a socket)
+ */
+int shim_name_of(int fd, struct mw_sockname *n)
+{
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+
+	if (shim_real.getsockname(fd, (struct sockaddr *)&sun, &len) || len > sizeof(sun))
+		return -EINVAL;
+	return mw_sockname_decode(n, &sun, len);
+}
+
+/**
+ * shim_ident() - is @fd one of ours, and which socket is it?
+ * @fd:  any fd
+ * @out: kind (SHIM_NOT_OURS for everything else), id, endpoints of accepted fds
+ *
+ * An fd named like ours but before this process registered (after exec, say)
+ * makes the shim register to learn the tag.
+ * Return: 0, or -errno if an 'S'-named fd cannot be checked (mw-pvm unreachable)
+ */
+int shim_ident(int fd, struct shim_ident *out)
+{
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+	struct mw_sockname n, a;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (fd < 0 || shim_name_of(fd, &n) || n.kind != MW_SOCKNAME_SOCKET)
+		return 0;
+	ret = shim_ctl_ready();
+	if (ret)
+		return -ECONNREFUSED;
+	if (n.tag != shim_state.tag)
+		return 0; /* from another (or an earlier) mw-pvm: not ours to handle */
+	out->kind = SHIM_SOCKET;
+	out->id = n.id;
+	/* An accepted fd shares the listener's name; its peer tells it apart. */
+	if (!shim_real.getpeername(fd, (struct sockaddr *)&sun, &len) && len <= sizeof(sun) &&
+	    !mw_sockname_decode(&a, &sun, len) && a.kind == MW_SOCKNAME_ACCEPTED &&
+	    a.tag == shim_state.tag) {
+		out->kind = SHIM_ACCEPTED;
+		out->id = a.id;
+		out->peer = a.peer;
+		out->local = a.local;
+	}
+	return 0;
+}
+
+/**
+ * shim_fill_addr() - copy @a out as the kernel does for getsockname()/accept()
+ * @a:    the endpoint (family 0: AF_INET 0.0.0.0:0)
+ * @addr: caller's buffer, may be NULL
+ * @len:  in: its size; out: the full size of the address
+ */
+void shim_fill_addr(const struct mw_addr *a, struct sockaddr *addr, socklen_t *len)
+{
+	struct sockaddr_storage ss;
+	struct mw_addr any = { .family = 4 };
+	socklen_t full;
+
+	if (!addr || !len)
+		return;
+	if (mw_addr_to_sockaddr(a, &ss, &full))
+		mw_addr_to_sockaddr(&any, &ss, &full);
+	memcpy(addr, &ss, *len < full ? *len : full);
+	*len = full;
+}

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/* shim_socket.c - interposed socket/bind/listen/connect/accept/accept4/close */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/addr.h"
+#include "shim/shim.h"
+
+/*
+ * Theory of operation (docs/shim.md)
+ *
+ * socket(): a TCP socket becomes an AF_UNIX stream socket bound to an 'S' name
+ * {tag, id}; mw-pvm holds the real TCP socket on an INS.
+ * connect(): CONNECT starts the TCP connect on the INS; the fd is connected to
+ * mw-pvm's data socket, which learns the id from our name.  Blocking sockets
+ * then wait (CONNECT_WAIT); non-blocking ones return EINPROGRESS and learn the
+ * outcome from SO_ERROR.
+ * listen()/accept(): the fd listens natively; mw-pvm connects to it once per
+ * TCP connection from an 'A'-named socket.  accept() keeps only connections
+ * whose peer is mw-pvm (SO_PEERCRED pid) with an 'A' name of our tag: anything
+ * else in the backlog is an injection attempt and is closed.
+ */
+
+static int shim_fail(int err)
+{
+	errno = err;
+	return -1;
+}
+
+static int shim_is_tcp(int domain, int type, int protocol)
+{
+	if (domain != AF_INET && domain != AF_INET6)
+		return 0;
+	if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM)
+		return 0;
+	return protocol == 0 || protocol == IPPROTO_TCP;
+}
+
+SHIM_EXPORT int socket(int domain, int type, int protocol)
+{
+	struct mw_shimctl_req req;
+	struct mw_shimctl_resp resp;
+	struct mw_sockname n = { .kind = MW_SOCKNAME_SOCKET };
+	struct sockaddr_un sun;
+	socklen_t len;
+	int fd, ret, err;
+
+	shim_init();
+	if (!shim_is_tcp(domain, type, protocol) || shim_state.failopen)
+		return shim_real.socket(domain, type, protocol);
+	ret = shim_ctl_ready();
+	if (ret) {
+		shim_warn_once("cannot reach mw-pvm", -ret);
+		return shim_fail(EACCES);
+	}
+	memset(&req, 0, sizeof(req));
+	req.op = MW_SHIMCTL_SOCKET;
+	req.arg = domain == AF_INET ? 4 : 6;
+	ret = shim_ctl_call(&req, &resp);
+	if (ret)
+		return shim_fail(-ret);
+	n.tag = shim_state.tag;
+	n.id = resp.sock;
+	fd = shim_real.socket(AF_UNIX, SOCK_STREAM | (type & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
+	if (fd < 0) {
+		err = errno;
+		shim_ctl_hint(n.id);
+		return shim_fail(err);
+	}
+	len = mw_sockname_encode(&n, &sun);
+	if (shim_real.bind(fd, (struct sockaddr *)&sun, len)) {
+		err = errno;
+		shim_real.close(fd);
+		shim_ctl_hint(n.id);
+		return shim_fail(err == EADDRINUSE ? EIO : err);
+	}
+	shim_bit_set(fd);
+	return fd;
+}
+
+SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG uaddr, socklen_t alen)
+{
+	const struct sockaddr *addr = SHIM_SA(uaddr);
+	struct mw_shimctl_req req;
+	struct mw_shimctl_resp resp;
+	struct shim_ident id;
+	int ret;
+
+	shim_init();
+	ret = shim_ident(fd, &id);
+	if (ret)
+		return shim_fail(-ret);
+	if (id.kind == SHIM_NOT_OURS)
+		return shim_real.bind(fd, addr, alen);
+	if (id.kind == SHIM_ACCEPTED)
+		return shim_fail(EINVAL);
+	memset(&req, 0, sizeof(req));
+	ret = mw_addr_from_sockaddr(&req.addr, addr, alen);
+	if (ret)
+		return shim_fail(-ret);
+	req.op = MW_SHIMCTL_BIND;
+	req.sock = id.id;
+	ret = shim_ctl_call(&req, &resp);
+	return ret ? shim_fail(-ret) : 0;
+}
+
+SHIM_EXPORT int listen(int fd, int backlog)
+{
+	struct mw_shimctl_req req;
+	struct mw_shimctl_resp resp;
+	struct shim_ident id;
+	int ret;
+
+	shim_init();
+	ret = shim_ident(fd, &id);
+	if (ret)
+		return shim_fail(-ret);
+	if (id.kind == SHIM_NOT_OURS)
+		return shim_real.listen(fd, backlog);
+	if (id.kind == SHIM_ACCEPTED)
+		return shim_fail(EINVAL);
+	/* Our end first: mw-pvm may hand over a connection as soon as the INS listens. */
+	if (shim_real.listen(fd, backlog))
+		return -1;
+	memset(&req, 0, sizeof(req));
+	req.op = MW_SHIMCTL_LISTEN;
+	req.sock = id.id;
+	req.arg = backlog;
+	ret = shim_ctl_call(&req, &resp);
+	if (ret)
+		return shim_fail(-ret);
+	shim_bit_set(fd);
+	return 0;
+}
+
+/* Connect @fd to mw-pvm's data socket.  Return: 0 or -errno. */
+static int shim_data_connect(int fd)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timespec ts = { 0, 1000000 };
+	int i;
+
+	memcpy(sun.sun_path, shim_state.data_path, strlen(shim_state.data_path));
+	/* Bounded: EAGAIN (a non-blocking fd and a full backlog) or EINTR retry for ~1 s. */
+	for (i = 0; i < 1000; i++) {
+		if (!shim_real.connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+			return 0;
+		if (errno == EISCONN && i)
+			return 0;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		nanosleep(&ts, NULL);
+	}
+	return -EAGAIN;
+}
+
+SHIM_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG uaddr, socklen_t alen)
+{
+	const struct sockaddr *addr = SHIM_SA(uaddr);
+	struct mw_shimctl_req req;
+	struct mw_shimctl_resp resp;
+	struct shim_ident id;
+	int ret, fl;
+
+	shim_init();
+	ret = shim_ident(fd, &id);
+	if (ret)
+		return shim_fail(-ret);
+	if (id.kind == SHIM_NOT_OURS)
+		return shim_real.connect(fd, addr, alen);
+	if (id.kind == SHIM_ACCEPTED)
+		return shim_fail(EISCONN);
+	memset(&req, 0, sizeof(req));
+	ret = mw_addr_from_sockaddr(&req.addr, addr, alen);
+	if (ret)
+		return shim_fail(-ret);
+	req.op = MW_SHIMCTL_CONNECT;
+	req.sock = id.id;
+	ret = shim_ctl_call(&req, &resp);
+	if (ret)
+		return shim_fail(-ret);
+	shim_bit_clear(fd);
+	ret = shim_data_connect(fd);
+	if (ret)
+		return shim_fail(-ret);
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		return shim_fail(EINPROGRESS);
+	memset(&req, 0, sizeof(req));
+	req.op = MW_SHIMCTL_CONNECT_WAIT;
+	req.sock = id.id;
+	ret = shim_ctl_call(&req, &resp);
+	return ret ? shim_fail(-ret) : 0;
+}
+
+/* Is @nfd a connection that mw-pvm handed over?  Fills @a from its 'A' name. */
+static int shim_accept_ok(int nfd, const struct sockaddr_un *sun, socklen_t len,
+			  struct mw_sockname *a)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+
+	if (len > sizeof(*sun) || mw_sockname_decode(a, sun, len) ||
+	    a->kind != MW_SOCKNAME_ACCEPTED || a->tag != shim_state.tag)
+		return 0;
+	if (shim_real.getsockopt(nfd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) ||
+	    cred.pid != shim_state.pvm_pid)
+		return 0;
+	return 1;
+}
+
+#define SHIM_ACCEPT_REJECTS_MAX 1024
+
+static int shim_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
+{
+	struct sockaddr_un sun;
+	struct mw_sockname a;
+	struct shim_ident id;
+	socklen_t len;
+	int ret, nfd, fl, i;
+
+	shim_init();
+	ret = shim_ident(fd, &id);
+	if (ret)
+		return shim_fail(-ret);
+	if (id.kind == SHIM_NOT_OURS)
+		return shim_real.accept4(fd, addr, alen, flags);
+	if (id.kind == SHIM_ACCEPTED)
+		return shim_fail(EINVAL);
+	for (i = 0; i < SHIM_ACCEPT_REJECTS_MAX; i++) {
+		len = sizeof(sun);
+		nfd = shim_real.accept4(fd, (struct sockaddr *)&sun, &len, flags);
+		if (nfd < 0)
+			return -1; /* EAGAIN, EINVAL (not listening), EINTR... as the kernel says */
+		if (shim_accept_ok(nfd, &sun, len, &a)) {
+			shim_bit_clear(nfd);
+			shim_fill_addr(&a.peer, addr, alen);
+			return nfd;
+		}
+		/* Not from mw-pvm: someone tried to inject a connection.  Drop it. */
+		shim_real.close(nfd);
+		fl = fcntl(fd, F_GETFL);
+		if (fl >= 0 && (fl & O_NONBLOCK))
+			return shim_fail(ECONNABORTED);
+	}
+	return shim_fail(ECONNABORTED);
+}
+
+SHIM_EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict alen)
+{
+	return shim_accept(fd, SHIM_SA(addr), alen, 0);
+}
+
+SHIM_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict alen, int flags)
+{
+	return shim_accept(fd, SHIM_SA(addr), alen, flags);
+}
+
+SHIM_EXPORT int close(int fd)
+{
+	struct sockaddr_un sun;
+	struct mw_sockname n;
+	socklen_t len;
+	int ret, err, probe, named;
+
+	shim_init();
+	if (!shim_bit_test_clear(fd))
+		return shim_real.close(fd);
+	named = !shim_name_of(fd, &n) && n.kind == MW_SOCKNAME_SOCKET &&
+		shim_state.registered && n.tag == shim_state.tag;
+	ret = shim_real.close(fd);
+	err = errno;
+	if (!named)
+		goto out;
+	/*
+	 * The hint is worth sending only if the socket is really gone, not merely
+	 * this fd (dup, fork): then its abstract name is free again.
+	 */
+	probe = shim_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe >= 0) {
+		len = mw_sockname_encode(&n, &sun);
+		if (!shim_real.bind(probe, (struct sockaddr *)&sun, len))
+			shim_ctl_hint(n.id);
+		shim_real.close(probe);
+	}
+out:
+	errno = err;
+	return ret;
+}
