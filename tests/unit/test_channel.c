@@ -521,8 +521,8 @@ static void stream_run(struct mw_channel *ch, struct stream *s)
 				s->fail = "stalled: lost wake-up?";
 				return;
 			}
-			if (p[1].revents) {
-				/* The peer may finish and close first; only fatal if we still need it. */
+			if (p[1].revents && !p[0].revents) {
+				/* A peer that kicked and then exited sets both: its frames come first. */
 				if (s->rcvd < STREAM_MSGS) {
 					s->fail = "peer hung up early";
 					return;
