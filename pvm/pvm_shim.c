@@ -354,7 +354,12 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req)
 	if (req->op == MW_SHIMCTL_SOCKET)
 		return shim_socket(c, req);
 	s = pvm_sock_find(c->pvm, req->sock);
-	if (!s || s->kind != PVM_SOCK_APP || (c->uid != 0 && c->uid != s->owner_uid)) {
+	/* Accepted connections answer option and name requests (TCP_NODELAY on an accepted
+	 * fd is the common case); only app sockets take bind/listen/connect. */
+	if (s && s->kind == PVM_SOCK_ACCEPTED && req->op != MW_SHIMCTL_SETOPT &&
+	    req->op != MW_SHIMCTL_GETOPT && req->op != MW_SHIMCTL_GETNAME)
+		s = NULL;
+	if (!s || s->kind == PVM_SOCK_REPLICA || (c->uid != 0 && c->uid != s->owner_uid)) {
 		if (req->op == MW_SHIMCTL_CLOSE_HINT)
 			return 0;
 		return -ENOENT;
