@@ -106,7 +106,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_STR(pvm, control_socket, "/run/mwcomms/pvm.sock", CHK_PATH, NULL),
 	KEY_STR(pvm, ins_socket, "/run/mwcomms/pvm-ins.sock", CHK_PATH, NULL),
 	KEY_INT(pvm, index, 0, 0, 255, CHK_NONE),
-	KEY_INT(pvm, ring_size, 4 * MIB, 64 * KIB, 1 * GIB, CHK_POW2),
+	KEY_INT(pvm, ring_size, 4 * MIB, 128 * KIB, 1 * GIB, CHK_POW2),
 	KEY_INT(pvm, socket_window, 256 * KIB, 4 * KIB, 1 * GIB, CHK_NONE),
 	KEY_INT(pvm, heartbeat_timeout_ms, 3000, 100, 600000, CHK_NONE),
 	KEY_STR(pvm, netflow_listen, "127.0.0.1:0", CHK_ADDR, NULL),

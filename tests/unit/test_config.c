@@ -273,12 +273,12 @@ static void test_edges_in_range(void **state)
 	struct mw_config_errors errs;
 
 	assert_int_equal(
-		load_text("pvm: { index = 255; ring_size = 65536; socket_window = 65536; };\n"
+		load_text("pvm: { index = 255; ring_size = 131072; socket_window = 65536; };\n"
 			  "ins: { id = 65535; };\n",
 			  &cfg, &errs),
 		0);
 	assert_int_equal(cfg.pvm.index, 255);
-	assert_int_equal(cfg.pvm.ring_size, 65536);
+	assert_int_equal(cfg.pvm.ring_size, 131072);
 	assert_int_equal(cfg.ins.id, 65535);
 }
 
@@ -401,13 +401,13 @@ static void test_cross_field(void **state)
 	struct mw_config_errors errs;
 
 	assert_int_equal(load_text("balancer:\n{\n\tmin_ins = 5;\n};\n"
-				   "pvm: { ring_size = 65536; socket_window = 131072; };\n",
+				   "pvm: { ring_size = 131072; socket_window = 262144; };\n",
 				   &cfg, &errs),
 			 2);
 	assert_error(&errs, 0, tmp_path, 3,
 		     "balancer.min_ins: 5 is greater than balancer.max_ins (4)");
 	assert_error(&errs, 1, tmp_path, 5,
-		     "pvm.socket_window: 131072 is larger than pvm.ring_size (65536)");
+		     "pvm.socket_window: 262144 is larger than pvm.ring_size (131072)");
 }
 
 /* --check-config promises every problem in one run, in file order. */
