@@ -121,7 +121,8 @@ int mw_keystore_list(struct mw_keystore *ks, const char *dir,
 	ret = ks->ops->list(ks, dir, &names, &count);
 	if (ret)
 		return ret;
-	qsort(names, (size_t)count, sizeof(*names), cmp_names);
+	if (count > 1)
+		qsort(names, (size_t)count, sizeof(*names), cmp_names);
 	for (int i = 0; i < count; i++) {
 		if (fn)
 			fn(arg, names[i]);
