@@ -115,12 +115,13 @@ int mw_nf_client_connect(struct mw_nf_client **cp, const char *text, int timeout
 	}
 	deadline = now_ms() + (timeout_ms < 0 ? DEFAULT_TIMEOUT_MS : timeout_ms);
 	c = calloc(1, sizeof(*c));
+	if (c)
+		c->fd = -1;
 	if (!c || !(c->queue = calloc(MW_NF_CLIENT_QUEUE, sizeof(*c->queue)))) {
 		ret = -ENOMEM;
 		snprintf(err, errlen, "netflow: out of memory");
 		goto fail;
 	}
-	c->fd = -1;
 	c->next_id = 1;
 	mw_addr_to_sockaddr(&a, &ss, &sslen);
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
