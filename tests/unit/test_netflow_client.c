@@ -107,20 +107,35 @@ static void *srv_main(void *arg)
 	return NULL;
 }
 
-static void srv_start(struct srv *s, int (*script)(struct srv *, int))
+/* Listen on 127.0.0.1, or on ::1 with @v6. */
+static void srv_start_on(struct srv *s, int (*script)(struct srv *, int), int v6)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sin);
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len = v6 ? sizeof(*sin6) : sizeof(*sin);
 
 	memset(s, 0, sizeof(*s));
 	s->script = script;
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (v6) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_loopback;
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	}
+	s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(s->lfd >= 0);
-	assert_int_equal(bind(s->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&ss, len), 0);
 	assert_int_equal(listen(s->lfd, 4), 0);
-	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&sin, &len), 0);
-	s->port = ntohs(sin.sin_port);
+	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&ss, &len), 0);
+	s->port = ntohs(v6 ? sin6->sin6_port : sin->sin_port);
 	assert_int_equal(pthread_create(&s->th, NULL, srv_main, s), 0);
+}
+
+static void srv_start(struct srv *s, int (*script)(struct srv *, int))
+{
+	srv_start_on(s, script, 0);
 }
 
 static void srv_join(struct srv *s)
@@ -411,6 +426,24 @@ static void test_keystore_discovery(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* The original prints IPv6 without brackets ("%pISc:port"); both forms connect. */
+static void test_connect_ipv6_forms(void **state)
+{
+	struct mw_nf_client *c;
+	char text[64], err[256];
+	struct srv s;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		srv_start_on(&s, script_accept_only, 1);
+		snprintf(text, sizeof(text), "%s::1%s:%u", i ? "" : "[", i ? "" : "]", s.port);
+		if (mw_nf_client_connect(&c, text, IO_TIMEOUT_MS, err, sizeof(err)))
+			fail_msg("%s", err);
+		mw_nf_client_close(c);
+		srv_join(&s);
+	}
+}
+
 static void test_connect_errors(void **state)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -441,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_wait_queue_is_bounded),
 		cmocka_unit_test(test_request_from_server_is_refused),
 		cmocka_unit_test(test_keystore_discovery),
+		cmocka_unit_test(test_connect_ipv6_forms),
 		cmocka_unit_test(test_connect_errors),
 	};
 
