@@ -69,6 +69,11 @@ static const struct frame_rule *rule_of(uint16_t type)
 	return r && r->name ? r : NULL;
 }
 
+/**
+ * mw_proto_type_name() - name of a frame type for log lines
+ * @type: enum mw_frame_type value (or anything a peer sent)
+ * Return: "OP_CONNECT" etc., "?" for an unknown type
+ */
 const char *mw_proto_type_name(uint16_t type)
 {
 	const struct frame_rule *r = rule_of(type);
@@ -89,7 +94,7 @@ static int fail(char *why, size_t whylen, const char *fmt, ...)
 	return -EBADMSG;
 }
 
-/* @families: bit 0 = unset allowed, bit 1 = IPv4, bit 2 = IPv6. */
+/* An endpoint is IPv4 or IPv6; "unset" (0) only where the INS may not know it. */
 static bool addr_ok(const struct mw_addr *a, bool unset_ok)
 {
 	return a->family == 4 || a->family == 6 || (unset_ok && a->family == 0);
@@ -104,6 +109,11 @@ static int check_payload(const struct frame_rule *r, const struct mw_frame *f, c
 
 		if (o->family != 4 && o->family != 6)
 			return fail(why, wl, "%s: family %u not 4 or 6", r->name, o->family);
+		/* The PVM names new sockets; INS-assigned ids only come from EV_ACCEPTED. */
+		if (!mw_sockid_local(f->sock) ||
+		    mw_sockid_local(f->sock) & MW_SOCKID_INS_ASSIGNED)
+			return fail(why, wl, "%s: %#llx is not a PVM-assigned id (local 1..0x7fffffff)",
+				    r->name, (unsigned long long)f->sock);
 		break;
 	}
 	case MW_OP_BIND:
@@ -207,6 +217,17 @@ static int check_payload(const struct frame_rule *r, const struct mw_frame *f, c
 	return 0;
 }
 
+/**
+ * mw_proto_check() - validate a received frame before it is used
+ * @f:       header (a private copy)
+ * @payload: private copy of the payload (DATA: may point into the ring, unread)
+ * @dir:     which way the frame travelled
+ * @why:     reason on failure, "TYPE: problem"
+ * @whylen:  size of @why
+ *
+ * Order: type known, direction, flags, payload size, socket id, then fields.
+ * Return: 0 or -EBADMSG
+ */
 int mw_proto_check(const struct mw_frame *f, const void *payload, enum mw_proto_dir dir,
 		   char *why, size_t whylen)
 {
@@ -238,10 +259,27 @@ int mw_proto_check(const struct mw_frame *f, const void *payload, enum mw_proto_
 	return check_payload(r, f, payload, why, whylen);
 }
 
+/**
+ * mw_proto_check_hello() - sanity of a hello received on the handshake socket
+ * @h:      the hello (a private copy)
+ * @why:    reason on failure
+ * @whylen: size of @why
+ *
+ * Version overlap is not checked here (mw_channel_negotiate does that against
+ * our own range); ring_size 0 is accepted because only the PVM chooses it.
+ * Return: 0 or -EPROTO
+ */
 int mw_proto_check_hello(const struct mw_hello *h, char *why, size_t whylen)
 {
 	if (h->magic != MW_PROTO_MAGIC)
 		return fail(why, whylen, "bad magic %#x", h->magic), -EPROTO;
+	/* 0..0 is the PVM's "no common version" answer just before it hangs up. */
+	if (h->version_min == 0 && h->version_max == 0)
+		return fail(why, whylen, "peer has no protocol version in common with us (hello 0..0)"),
+		       -EPROTO;
+	if (h->version_min == 0)
+		return fail(why, whylen, "version range starts at 0 (versions start at 1)"),
+		       -EPROTO;
 	if (h->version_min > h->version_max)
 		return fail(why, whylen, "version range %u..%u is empty", h->version_min,
 			    h->version_max), -EPROTO;

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -139,6 +141,277 @@ static void test_data_credit_and_rules(void **state)
 	assert_string_equal(mw_proto_type_name(0x99), "?");
 }
 
+/* ---- every type: one valid frame, then each generic rule broken once ---- */
+
+enum { TO_INS = 1, TO_PVM = 2 };
+
+struct sample {
+	uint16_t type;
+	unsigned dirs;      /* TO_INS | TO_PVM */
+	bool channel_wide;  /* sock must be 0 */
+	bool sock_optional; /* RESULT: 0 or a valid id */
+	bool fixed;         /* payload size exact */
+	uint32_t len;
+	union {
+		uint8_t raw[96];
+		struct mw_op_socket so;
+		struct mw_op_addr ad;
+		struct mw_op_int in;
+		struct mw_op_sockopt opt;
+		struct mw_op_req rq;
+		struct mw_op_addr_block ab;
+		struct mw_op_ins_set is;
+		struct mw_result res;
+		struct mw_ev_accepted acc;
+		struct mw_ev_connected con;
+		struct mw_ev_errno en;
+		struct mw_stats st;
+		struct mw_credit cr;
+	} p;
+};
+
+static struct sample sample_of(uint16_t type)
+{
+	struct sample s = {.type = type, .dirs = TO_INS, .fixed = true};
+
+	switch (type) {
+	case MW_OP_SOCKET:
+		s.p.so = (struct mw_op_socket){.req = 1, .family = 6};
+		s.len = sizeof(s.p.so);
+		break;
+	case MW_OP_BIND:
+	case MW_OP_CONNECT:
+		s.p.ad = (struct mw_op_addr){.req = 2, .addr = v4(80)};
+		s.len = sizeof(s.p.ad);
+		break;
+	case MW_OP_LISTEN:
+	case MW_OP_SHUTDOWN:
+	case MW_OP_GETNAME:
+		s.p.in = (struct mw_op_int){.req = 3, .value = 1};
+		s.len = sizeof(s.p.in);
+		break;
+	case MW_OP_SETOPT:
+	case MW_OP_GETOPT:
+		s.p.opt = (struct mw_op_sockopt){.req = 4, .level = 6, .name = 1, .len = 4};
+		s.len = sizeof(s.p.opt);
+		break;
+	case MW_OP_CLOSE:
+	case MW_OP_ABORT:
+		s.p.rq.req = 5;
+		s.len = sizeof(s.p.rq);
+		break;
+	case MW_OP_STATS:
+		s.p.rq.req = 6;
+		s.len = sizeof(s.p.rq);
+		s.channel_wide = true;
+		break;
+	case MW_OP_ADDR_BLOCK:
+		s.p.ab = (struct mw_op_addr_block){.req = 7, .block = 0, .addr = v4(0)};
+		s.len = sizeof(s.p.ab);
+		s.channel_wide = true;
+		break;
+	case MW_OP_INS_SET:
+		s.p.is = (struct mw_op_ins_set){.req = 8, .name = MW_INS_SNDBUF, .value = 1 << 20};
+		s.len = sizeof(s.p.is);
+		s.channel_wide = true;
+		break;
+	case MW_RESULT:
+		s.p.res = (struct mw_result){.req = 9, .status = 0, .len = 4};
+		s.len = sizeof(s.p.res) + 4;
+		s.dirs = TO_PVM;
+		s.sock_optional = true;
+		s.fixed = false;
+		break;
+	case MW_EV_ACCEPTED:
+		s.p.acc = (struct mw_ev_accepted){
+			.new_sock = mw_sockid_make(1, 0, MW_SOCKID_INS_ASSIGNED | 1),
+			.peer = v4(4000), .local = v4(80)};
+		s.len = sizeof(s.p.acc);
+		s.dirs = TO_PVM;
+		break;
+	case MW_EV_CONNECTED:
+		s.p.con = (struct mw_ev_connected){.local = v4(5000), .peer = v4(80)};
+		s.len = sizeof(s.p.con);
+		s.dirs = TO_PVM;
+		break;
+	case MW_EV_EOF:
+	case MW_EV_CLOSED:
+		s.len = 0;
+		s.dirs = TO_PVM;
+		break;
+	case MW_EV_RESET:
+	case MW_EV_ERROR:
+		s.p.en.err = ETIMEDOUT;
+		s.len = sizeof(s.p.en);
+		s.dirs = TO_PVM;
+		break;
+	case MW_EV_HEARTBEAT:
+		s.p.st = (struct mw_stats){.seq = 3, .used_sockets = 2};
+		s.len = sizeof(s.p.st);
+		s.dirs = TO_PVM;
+		s.channel_wide = true;
+		break;
+	case MW_DATA:
+		memset(s.p.raw, 'd', sizeof(s.p.raw));
+		s.len = sizeof(s.p.raw);
+		s.dirs = TO_INS | TO_PVM;
+		s.fixed = false;
+		break;
+	case MW_CREDIT:
+		s.p.cr.bytes = 65536;
+		s.len = sizeof(s.p.cr);
+		s.dirs = TO_INS | TO_PVM;
+		break;
+	default:
+		fail_msg("no sample for type 0x%x", type);
+	}
+	return s;
+}
+
+static const uint16_t all_types[] = {
+	MW_OP_SOCKET, MW_OP_BIND, MW_OP_LISTEN, MW_OP_CONNECT, MW_OP_SETOPT, MW_OP_GETOPT,
+	MW_OP_SHUTDOWN, MW_OP_CLOSE, MW_OP_ABORT, MW_OP_ADDR_BLOCK, MW_OP_INS_SET, MW_OP_STATS,
+	MW_OP_GETNAME, MW_RESULT, MW_EV_ACCEPTED, MW_EV_CONNECTED, MW_EV_EOF, MW_EV_RESET,
+	MW_EV_ERROR, MW_EV_CLOSED, MW_EV_HEARTBEAT, MW_DATA, MW_CREDIT,
+};
+
+static int check_s(const struct sample *s, uint64_t sock, uint32_t len, uint16_t flags,
+		   enum mw_proto_dir dir)
+{
+	struct mw_frame f = {.type = s->type, .flags = flags, .len = len, .sock = sock};
+	uint8_t *copy = malloc(len ? len : 1); /* exactly sized: ASan sees over-reads */
+	int ret;
+
+	assert_non_null(copy);
+	memcpy(copy, s->p.raw, len < sizeof(s->p.raw) ? len : sizeof(s->p.raw));
+	if (len > sizeof(s->p.raw))
+		memset(copy + sizeof(s->p.raw), 0, len - sizeof(s->p.raw));
+	why[0] = '\0';
+	ret = mw_proto_check(&f, copy, dir, why, sizeof(why));
+	free(copy);
+	return ret;
+}
+
+static void test_every_type(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(all_types) / sizeof(all_types[0]); i++) {
+		struct sample s = sample_of(all_types[i]);
+		const char *name = mw_proto_type_name(s.type);
+		uint64_t sock = s.channel_wide ? 0 : SOCK;
+
+		print_message("%s\n", name);
+		assert_string_not_equal(name, "?");
+		for (int d = 0; d < 2; d++) {
+			enum mw_proto_dir dir = d ? MW_DIR_TO_PVM : MW_DIR_TO_INS;
+			bool allowed = s.dirs & (d ? TO_PVM : TO_INS);
+
+			if (allowed) {
+				assert_int_equal(check_s(&s, sock, s.len, 0, dir), 0);
+			} else {
+				assert_rejected(check_s(&s, sock, s.len, 0, dir),
+						d ? "may not travel to the PVM" : "may not travel to the INS");
+				assert_non_null(strstr(why, name));
+			}
+		}
+		enum mw_proto_dir dir = (s.dirs & TO_INS) ? MW_DIR_TO_INS : MW_DIR_TO_PVM;
+
+		/* flags must be 0 */
+		assert_rejected(check_s(&s, sock, s.len, 0x8000, dir), "flags");
+		assert_non_null(strstr(why, name));
+		/* size: one byte short, one byte over (fixed structs and the maxima) */
+		if (s.len) {
+			/* DATA: any 1..64 KiB is fine, so "short" means empty */
+			uint32_t short_len = s.type == MW_DATA ? 0 : s.len - 1;
+
+			assert_rejected(check_s(&s, sock, short_len, 0, dir), "");
+			assert_non_null(strstr(why, name));
+		}
+		if (s.type == MW_DATA) {
+			assert_rejected(check_s(&s, sock, MW_FRAME_MAX_PAYLOAD + 1, 0, dir), "payload");
+			assert_non_null(strstr(why, name));
+		}
+		if (s.fixed) {
+			assert_rejected(check_s(&s, sock, s.len + 1, 0, dir), "payload");
+			assert_non_null(strstr(why, name));
+		}
+		/* socket id rules */
+		if (s.channel_wide) {
+			assert_rejected(check_s(&s, SOCK, s.len, 0, dir), "channel-wide");
+			assert_non_null(strstr(why, name));
+			continue;
+		}
+		assert_rejected(check_s(&s, 0x1234, s.len, 0, dir), "not a socket id");
+		assert_non_null(strstr(why, name));
+		if (s.sock_optional) {
+			assert_int_equal(check_s(&s, 0, s.len, 0, dir), 0);
+		} else {
+			assert_rejected(check_s(&s, 0, s.len, 0, dir), "not a socket id");
+			assert_non_null(strstr(why, name));
+		}
+	}
+}
+
+static void test_size_limits(void **state)
+{
+	struct sample s = sample_of(MW_RESULT);
+
+	(void)state;
+	/* RESULT: 16 + len, len <= 64 */
+	s.p.res.len = 0;
+	assert_int_equal(check_s(&s, SOCK, 16, 0, MW_DIR_TO_PVM), 0);
+	assert_rejected(check_s(&s, SOCK, 15, 0, MW_DIR_TO_PVM), "payload 15 bytes");
+	s.p.res.len = 64;
+	assert_int_equal(check_s(&s, SOCK, 80, 0, MW_DIR_TO_PVM), 0);
+	s.p.res.len = 65;
+	assert_rejected(check_s(&s, SOCK, 80, 0, MW_DIR_TO_PVM), "value length 65");
+	assert_rejected(check_s(&s, SOCK, 81, 0, MW_DIR_TO_PVM), "payload 81 bytes");
+	s.p.res.len = 0xffffffffu; /* 16 + len must not wrap */
+	assert_rejected(check_s(&s, SOCK, 16, 0, MW_DIR_TO_PVM), "value length");
+	/* OP_SOCKET names a PVM-assigned id */
+	s = sample_of(MW_OP_SOCKET);
+	assert_rejected(check_s(&s, mw_sockid_make(1, 0, MW_SOCKID_INS_ASSIGNED | 5), s.len, 0,
+				MW_DIR_TO_INS), "not a PVM-assigned id");
+	assert_rejected(check_s(&s, mw_sockid_make(1, 0, 0), s.len, 0, MW_DIR_TO_INS),
+			"not a PVM-assigned id");
+	/* EV_ACCEPTED's new id must be a valid id too, not just have bit 31 */
+	s = sample_of(MW_EV_ACCEPTED);
+	s.p.acc.new_sock = MW_SOCKID_INS_ASSIGNED;
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_PVM), "INS-assigned");
+	s = sample_of(MW_EV_ACCEPTED);
+	s.p.acc.local.family = 0;
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_PVM), "family");
+	/* EV_CONNECTED may leave an endpoint unset (0) but not invent a family */
+	s = sample_of(MW_EV_CONNECTED);
+	s.p.con.local.family = 0;
+	assert_int_equal(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_PVM), 0);
+	/* errno upper bound, credit upper bound, setting names */
+	s = sample_of(MW_EV_RESET);
+	s.p.en.err = 4096;
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_PVM), "errno 4096");
+	s.p.en.err = -1;
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_PVM), "errno -1");
+	s = sample_of(MW_CREDIT);
+	s.p.cr.bytes = (1u << 30) + 1;
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_INS), "bytes");
+	s = sample_of(MW_OP_INS_SET);
+	s.p.is.name = 0;
+	assert_rejected(check_s(&s, 0, s.len, 0, MW_DIR_TO_INS), "unknown setting 0");
+	s.p.is.name = MW_INS_RCVBUF;
+	memset(s.p.is.text, 'a', 31); /* 31 chars + NUL at [31]: still terminated */
+	assert_int_equal(check_s(&s, 0, s.len, 0, MW_DIR_TO_INS), 0);
+	s = sample_of(MW_OP_SHUTDOWN);
+	s.p.in.value = -1;
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_INS), "how -1");
+	s = sample_of(MW_OP_ADDR_BLOCK);
+	s.p.ab.addr.family = 5;
+	assert_rejected(check_s(&s, 0, s.len, 0, MW_DIR_TO_INS), "family 5");
+	s = sample_of(MW_OP_BIND);
+	s.p.ad.addr.family = 6;
+	s.p.ad.addr.pad = 0xee; /* pad is not checked: harmless */
+	assert_int_equal(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_INS), 0);
+}
+
 static void test_hello(void **state)
 {
 	struct mw_hello h = {.magic = MW_PROTO_MAGIC, .version_min = 1, .version_max = 1,
@@ -158,6 +431,17 @@ static void test_hello(void **state)
 	h.window = 0;
 	assert_int_equal(mw_proto_check_hello(&h, why, sizeof(why)), -EPROTO);
 	h.window = 1;
+	h.version_min = h.version_max = 0; /* the PVM's "no common version" reply */
+	assert_int_equal(mw_proto_check_hello(&h, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "no protocol version in common"));
+	h.version_max = 3;
+	assert_int_equal(mw_proto_check_hello(&h, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "starts at 0"));
+	h.version_min = 1;
+	h.window = (1u << 30) + 1;
+	assert_int_equal(mw_proto_check_hello(&h, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "window"));
+	h.window = 1;
 	h.magic = 0;
 	assert_int_equal(mw_proto_check_hello(&h, why, sizeof(why)), -EPROTO);
 	assert_non_null(strstr(why, "magic"));
@@ -169,6 +453,8 @@ int main(void)
 		cmocka_unit_test(test_ops),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_data_credit_and_rules),
+		cmocka_unit_test(test_every_type),
+		cmocka_unit_test(test_size_limits),
 		cmocka_unit_test(test_hello),
 	};
 
