@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/* ins_io.c - mw-ins data relay: TCP <-> ring with per-socket credit, pending buffers */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "ins/ins.h"
+
+/*
+ * Theory of operation
+ *
+ * Network -> PVM: a connected socket's rio runs while it has credit (bytes the
+ * PVM still accepts for it).  Each wake reserves a DATA frame of
+ * min(credit, 64 KiB) in the ring and recv()s straight into it; the frame is
+ * committed with the bytes read, or not at all (EOF: EV_EOF; error: EV_RESET).
+ * No credit: rio stops until MW_CREDIT.  Reading also stops for every socket
+ * while the ring is full or control frames wait in the overflow queue (events
+ * must not be overtaken by later DATA): such sockets are "parked" and resumed
+ * when room appears (or by the retry timer, for listeners out of descriptors).
+ *
+ * PVM -> network: DATA is send()t straight from the ring; what the kernel does
+ * not take is copied to the socket's pending buffer (bounded by the window we
+ * granted, so it cannot grow without limit) and wio drains it.  Bytes that
+ * reached the kernel are credited back in batches of window/4: the PVM then
+ * always keeps at least 3/4 of the window while nothing is pending, so
+ * batching cannot stall it.  OP_SHUTDOWN / OP_CLOSE wait for pending bytes.
+ */
+
+#define READ_FRAMES_PER_WAKE 4
+#define MIN_DATA_FRAME 4096u
+
+static void credit_back(struct ins_sock *s, bool force)
+{
+	struct mw_credit cr = { 0 };
+	uint32_t window = s->ins->window;
+
+	if (!s->rx_unacked || (!force && s->rx_unacked < window / 4))
+		return;
+	cr.bytes = s->rx_unacked;
+	s->rx_outstanding -= s->rx_unacked;
+	s->rx_unacked = 0;
+	ins_ctl(s->ins, MW_CREDIT, s->id, &cr, sizeof(cr));
+}
+
+/* @n bytes from the PVM reached the kernel (or were dropped for good). */
+static void acked(struct ins_sock *s, uint32_t n)
+{
+	s->rx_unacked += n;
+	credit_back(s, false);
+}
+
+/**
+ * ins_io_park() - stop reading @s until ins_io_resume_parked()
+ * @s: the socket
+ */
+void ins_io_park(struct ins_sock *s)
+{
+	struct ins *ins = s->ins;
+
+	ev_io_stop(ins->loop, &s->rio);
+	if (s->parked)
+		return;
+	s->parked = true;
+	s->pprev = NULL;
+	s->pnext = ins->parked;
+	if (ins->parked)
+		ins->parked->pprev = s;
+	ins->parked = s;
+	if (!ev_is_active(&ins->retry_timer))
+		ev_timer_again(ins->loop, &ins->retry_timer);
+}
+
+/**
+ * ins_io_unpark() - take @s off the parked list (its watcher stays as it is)
+ * @s: the socket
+ */
+void ins_io_unpark(struct ins_sock *s)
+{
+	if (!s->parked)
+		return;
+	if (s->pprev)
+		s->pprev->pnext = s->pnext;
+	else
+		s->ins->parked = s->pnext;
+	if (s->pnext)
+		s->pnext->pprev = s->pprev;
+	s->parked = false;
+	s->pprev = s->pnext = NULL;
+}
+
+/**
+ * ins_io_resume_parked() - room appeared: let every parked socket read again
+ * @ins: the daemon
+ *
+ * A socket that still finds no room parks itself again on its next wake.
+ */
+void ins_io_resume_parked(struct ins *ins)
+{
+	struct ins_sock *s;
+
+	if (!ins_can_produce(ins))
+		return;
+	while ((s = ins->parked)) {
+		ins_io_unpark(s);
+		ins_io_update_read(s);
+	}
+}
+
+/**
+ * ins_io_update_read() - start or stop @s's read watcher from its state
+ * @s: the socket
+ */
+void ins_io_update_read(struct ins_sock *s)
+{
+	struct ins *ins = s->ins;
+	bool want;
+
+	if (s->state == INS_ST_LISTENING)
+		want = s->fd >= 0;
+	else
+		want = s->state == INS_ST_CONNECTED && s->fd >= 0 && !s->rd_done && s->credit;
+	if (want && !ins_can_produce(ins)) {
+		ins_io_park(s);
+		return;
+	}
+	if (want)
+		ev_io_start(ins->loop, &s->rio);
+	else
+		ev_io_stop(ins->loop, &s->rio);
+}
+
+/**
+ * ins_io_lost() - the connection is gone (reset, send error, address block)
+ * @s:   the socket
+ * @err: positive errno for EV_RESET
+ *
+ * Reported once; pending bytes are dropped and credited so the PVM's
+ * accounting stays whole; the entry lives until OP_CLOSE/OP_ABORT.
+ */
+void ins_io_lost(struct ins_sock *s, int err)
+{
+	struct mw_ev_errno e = { .err = err > 0 && err < 4096 ? err : ECONNRESET };
+	struct ins *ins = s->ins;
+
+	ev_io_stop(ins->loop, &s->wio);
+	if (s->pend_len) {
+		s->rx_unacked += s->pend_len;
+		s->pend_len = s->pend_off = 0;
+	}
+	credit_back(s, true);
+	s->wr_dead = true;
+	if (!s->rd_done) {
+		s->rd_done = true;
+		ev_io_stop(ins->loop, &s->rio);
+		ins_io_unpark(s);
+		ins_ctl(ins, MW_EV_RESET, s->id, &e, sizeof(e));
+	}
+	if (s->close_pending)
+		ins_io_finish_close(s);
+}
+
+/**
+ * ins_io_finish_close() - close the fd, send EV_CLOSED, forget the socket
+ * @s: the socket; freed
+ */
+void ins_io_finish_close(struct ins_sock *s)
+{
+	struct ins *ins = s->ins;
+	uint64_t id = s->id;
+
+	ins_sock_free(s);
+	ins_ctl(ins, MW_EV_CLOSED, id, NULL, 0);
+}
+
+static void read_some(struct ins_sock *s)
+{
+	struct ins *ins = s->ins;
+	struct mw_ev_errno e = { 0 };
+	uint32_t want;
+	ssize_t n;
+	void *buf;
+	int i, one = 1;
+
+	for (i = 0; i < READ_FRAMES_PER_WAKE; i++) {
+		if (!ins_can_produce(ins)) {
+			ins_io_park(s);
+			return;
+		}
+		if (!s->credit) {
+			ev_io_stop(ins->loop, &s->rio);
+			return;
+		}
+		want = s->credit < MW_FRAME_MAX_PAYLOAD ? s->credit : MW_FRAME_MAX_PAYLOAD;
+		buf = mw_channel_reserve(&ins->ch, MW_DATA, s->id, want);
+		if (!buf && want > MIN_DATA_FRAME) {
+			want = MIN_DATA_FRAME;
+			buf = mw_channel_reserve(&ins->ch, MW_DATA, s->id, want);
+		}
+		if (!buf) {
+			ins->ring_full = true;
+			ins_io_park(s);
+			if (!mw_channel_want_space(&ins->ch, want))
+				ins->ring_full = false; /* room already: the next wake retries */
+			return;
+		}
+		n = recv(s->fd, buf, want, MSG_DONTWAIT);
+		if (n > 0) {
+			mw_channel_commit(&ins->ch, (uint32_t)n);
+			s->credit -= (uint32_t)n;
+			ins->stats.rx_bytes += (uint64_t)n;
+			if (ins->tune.quickack)
+				setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+			if ((uint32_t)n < want)
+				return;
+			continue;
+		}
+		/* The reservation is dropped by not committing it. */
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n == 0) {
+			s->rd_done = true;
+			ev_io_stop(ins->loop, &s->rio);
+			ins_ctl(ins, MW_EV_EOF, s->id, NULL, 0);
+			return;
+		}
+		e.err = errno;
+		ins_io_lost(s, e.err);
+		return;
+	}
+}
+
+/**
+ * ins_io_read_cb() - rio: accept on listeners, relay bytes on connections
+ * @loop:    the loop
+ * @w:       the socket's rio
+ * @revents: EV_READ
+ */
+void ins_io_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ins_sock *s = w->data;
+
+	if (s->state == INS_ST_LISTENING)
+		ins_sock_accept(s);
+	else
+		read_some(s);
+}
+
+static int pend_append(struct ins_sock *s, const uint8_t *p, uint32_t len)
+{
+	uint32_t need = s->pend_len + len, ncap;
+	uint8_t *nb;
+
+	if (s->pend_off && s->pend_off + need > s->pend_cap) {
+		memmove(s->pend, s->pend + s->pend_off, s->pend_len);
+		s->pend_off = 0;
+	}
+	if (s->pend_off + need > s->pend_cap) {
+		ncap = s->pend_cap ? s->pend_cap : 16384;
+		while (ncap < need)
+			ncap *= 2;
+		nb = realloc(s->pend, ncap);
+		if (!nb)
+			return -ENOMEM;
+		s->pend = nb;
+		s->pend_cap = ncap;
+	}
+	memcpy(s->pend + s->pend_off + s->pend_len, p, len);
+	s->pend_len += len;
+	return 0;
+}
+
+/* Pending drained: apply what waited for it. */
+static void drained(struct ins_sock *s)
+{
+	struct ins *ins = s->ins;
+
+	ev_io_stop(ins->loop, &s->wio);
+	credit_back(s, true);
+	if (s->shut_pending >= 0) {
+		if (shutdown(s->fd, s->shut_pending == SHUT_RDWR ? SHUT_WR : s->shut_pending) < 0)
+			mw_log_ratelimited(MW_LOG_INFO, "socket %#llx: deferred shutdown: %s",
+					   (unsigned long long)s->id, strerror(errno));
+		s->shut_pending = -1;
+	}
+	if (s->close_pending)
+		ins_io_finish_close(s);
+}
+
+/**
+ * ins_io_write_cb() - wio: push pending bytes to the kernel
+ * @loop:    the loop
+ * @w:       the socket's wio
+ * @revents: EV_WRITE
+ */
+void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ins_sock *s = w->data;
+	struct ins *ins = s->ins;
+	ssize_t n;
+
+	while (s->pend_len) {
+		n = send(s->fd, s->pend + s->pend_off, s->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			ins_io_lost(s, errno);
+			return;
+		}
+		s->pend_off += (uint32_t)n;
+		s->pend_len -= (uint32_t)n;
+		ins->stats.tx_bytes += (uint64_t)n;
+		acked(s, (uint32_t)n);
+	}
+	s->pend_off = 0;
+	drained(s);
+}
+
+/**
+ * ins_io_data() - DATA from the PVM for @s
+ * @s:    the socket
+ * @data: the payload, in the ring (only read here, copied if it must wait)
+ * @len:  1..64 KiB
+ * @why:  reason on failure
+ * @wl:   its size
+ * Return: 0, or -EBADMSG if the PVM broke the protocol (beyond credit, wrong state)
+ */
+int ins_io_data(struct ins_sock *s, const void *data, uint32_t len, char *why, size_t wl)
+{
+	struct ins *ins = s->ins;
+	const uint8_t *p = data;
+	ssize_t n = 0;
+
+	if (len > ins->window - s->rx_outstanding) {
+		snprintf(why, wl, "DATA %u bytes on %#llx beyond the credit granted (%u)", len,
+			 (unsigned long long)s->id, ins->window - s->rx_outstanding);
+		return -EBADMSG;
+	}
+	if (s->state != INS_ST_CONNECTED && s->state != INS_ST_CLOSING) {
+		snprintf(why, wl, "DATA on %#llx which is not connected", (unsigned long long)s->id);
+		return -EBADMSG;
+	}
+	s->rx_outstanding += len;
+	if (s->fd < 0 || s->wr_dead || s->close_pending) {
+		acked(s, len);
+		return 0;
+	}
+	if (!s->pend_len) {
+		n = send(s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				acked(s, len);
+				ins_io_lost(s, errno);
+				return 0;
+			}
+			n = 0;
+		}
+		ins->stats.tx_bytes += (uint64_t)n;
+		if (n)
+			acked(s, (uint32_t)n);
+		if ((uint32_t)n == len)
+			return 0;
+	}
+	if (pend_append(s, p + n, len - (uint32_t)n)) {
+		/* Out of memory: losing bytes silently would corrupt the stream. */
+		acked(s, len - (uint32_t)n);
+		ins_io_lost(s, ENOMEM);
+		return 0;
+	}
+	ev_io_start(ins->loop, &s->wio);
+	return 0;
+}
+
+/**
+ * ins_io_credit() - the PVM drained @bytes of what we sent for @s
+ * @s:     the socket
+ * @bytes: 1.. (checked by mw_proto_check)
+ * @why:   reason on failure
+ * @wl:    its size
+ * Return: 0, or -EBADMSG if it returns more than was ever outstanding
+ */
+int ins_io_credit(struct ins_sock *s, uint32_t bytes, char *why, size_t wl)
+{
+	uint32_t window = s->ins->peer_window;
+
+	if (bytes > window - s->credit) {
+		snprintf(why, wl, "CREDIT %u on %#llx exceeds what was sent", bytes,
+			 (unsigned long long)s->id);
+		return -EBADMSG;
+	}
+	s->credit += bytes;
+	if (!s->parked)
+		ins_io_update_read(s);
+	return 0;
+}
