@@ -7,6 +7,7 @@
 
 struct mw_keystore;
 
+/* Each call gets a key already checked with mw_key_check(). */
 struct mw_keystore_ops {
 	const char *name;
 	int (*open)(struct mw_keystore *ks, const char *root, char *err, size_t errlen);
@@ -32,5 +33,10 @@ extern const struct mw_keystore_ops mw_keystore_xen_ops;
 
 /* True if @key equals @prefix or lies below it ("/mw/a" is below "/mw", not "/mwx"). */
 int mw_key_is_under(const char *key, const char *prefix);
+
+/* Pure helpers of the backends, exported for their tests and fuzz targets. */
+int mw_keystore_local_path(const char *root, const char *key, char *out, size_t outlen);
+int mw_keystore_xen_event(char **vec, char *key, size_t keylen, char *watch, size_t watchlen);
+int mw_keystore_xen_open_error(int err, char *buf, size_t buflen);
 
 #endif /* MW_KEYSTORE_BACKEND_H */

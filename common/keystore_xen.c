@@ -11,7 +11,9 @@
 
 /*
  * Same keys as the local backend; XenStore paths are absolute already.  The
- * watch token is the watched prefix itself, so an event needs no table lookup.
+ * watch token is the watched prefix itself, so an event needs no table lookup
+ * and each (path, token) pair is unique, as XS_UNWATCH_FILTER requires.  A
+ * watch on a path that does not exist yet fires when xenstored creates it.
  * XenStore fires every watch once when it is registered: callers treat events
  * as "look again", never as "it changed for sure", which is what the local
  * backend promises too.
@@ -19,20 +21,34 @@
 
 static struct xs_handle *H(struct mw_keystore *ks) { return ks->priv; }
 
+/**
+ * mw_keystore_xen_open_error() - the one-line error for an unreachable xenstored
+ * @err:    errno from xs_open() (0 is taken as ENOENT)
+ * @buf:    where the line goes
+ * @buflen: its size
+ * Return: the negative errno mw_keystore_open() returns
+ */
+int mw_keystore_xen_open_error(int err, char *buf, size_t buflen)
+{
+	if (err <= 0)
+		err = ENOENT;
+	snprintf(buf, buflen,
+		 "xenstore: cannot reach xenstored (%s); use keystore = \"local\" on hosts without "
+		 "Xen",
+		 strerror(err));
+	return -err;
+}
+
 static int xen_open(struct mw_keystore *ks, const char *root, char *err, size_t errlen)
 {
-	struct xs_handle *h = xs_open(0);
+	struct xs_handle *h;
 
 	(void)root;
-	if (!h) {
-		int e = errno ? errno : ENOENT;
-
-		snprintf(err, errlen,
-			 "xenstore: cannot reach xenstored (%s); use keystore = \"local\" on hosts "
-			 "without Xen",
-			 strerror(e));
-		return -e;
-	}
+	errno = 0;
+	/* The filter makes unwatch() final: no stale events for a removed token. */
+	h = xs_open(XS_UNWATCH_FILTER);
+	if (!h)
+		return mw_keystore_xen_open_error(errno, err, errlen);
 	ks->priv = h;
 	return 0;
 }
@@ -120,7 +136,6 @@ static int xen_fd(struct mw_keystore *ks)
  * mw_keystore_xen_event() - turn one xs_check_watch() vector into (key, watch)
  * Return: 1, or -EBADMSG if the vector is not a well-formed event for a valid key
  */
-int mw_keystore_xen_event(char **vec, char *key, size_t keylen, char *watch, size_t watchlen);
 int mw_keystore_xen_event(char **vec, char *key, size_t keylen, char *watch, size_t watchlen)
 {
 	if (!vec || !vec[XS_WATCH_PATH] || !vec[XS_WATCH_TOKEN] ||
