@@ -1,24 +1,110 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_keystore_key.c - arbitrary keys: mw_key_check must never accept one that escapes the root */
+/* fuzz_keystore_key.c - arbitrary keys through mw_key_check and the local backend's path mapping */
+#include <errno.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/keystore.h"
+#include "common/keystore_backend.h"
+
+/*
+ * Invariants: an accepted key is absolute, short, without "."/".."/empty or
+ * dot-leading components, and maps to a path strictly inside the root; a
+ * rejected key is rejected by every call.  Accepted keys are also written,
+ * read back and removed in a private temp root, which is removed at exit.
+ */
+
+static char fuzz_root[64];
+static struct mw_keystore *fuzz_ks;
+
+static void fuzz_cleanup(void)
+{
+	char cmd[128];
+
+	mw_keystore_close(fuzz_ks);
+	if (fuzz_root[0] && snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fuzz_root) < (int)sizeof(cmd))
+		if (system(cmd)) {
+			/* Leaving a temp dir behind is not worth failing the run. */
+		}
+}
+
+static void fuzz_init(void)
+{
+	char err[256], root[96];
+
+	snprintf(fuzz_root, sizeof(fuzz_root), "/tmp/mw-fuzz-ks-XXXXXX");
+	if (!mkdtemp(fuzz_root))
+		abort();
+	snprintf(root, sizeof(root), "%s/store", fuzz_root);
+	if (mw_keystore_open(&fuzz_ks, "local", root, err, sizeof(err)))
+		abort();
+	atexit(fuzz_cleanup);
+}
+
+static void check_accepted(const char *key)
+{
+	char path[PATH_MAX], buf[64];
+	size_t len = strlen(key), rlen = strlen(fuzz_root);
+
+	if (key[0] != '/' || len >= MW_KEY_MAX || strstr(key, "//") || strstr(key, "/.") ||
+	    key[len - 1] == '/')
+		abort();
+	for (const char *p = key; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.' || *p == '/'))
+			abort();
+	/* The file is the root followed by the key: inside the root, never the root itself. */
+	if (mw_keystore_local_path(fuzz_root, key, path, sizeof(path)) ||
+	    strncmp(path, fuzz_root, rlen) || path[rlen] != '/' || strcmp(path + rlen, key))
+		abort();
+	if (mw_keystore_local_path(fuzz_root, key, path, 4) != -ENAMETOOLONG)
+		abort();
+	/* Round trip in the temp root; the first component goes away again. */
+	if (mw_keystore_write(fuzz_ks, key, key, len) == 0) {
+		int n = mw_keystore_read(fuzz_ks, key, buf, sizeof(buf));
+
+		if (n != (len < sizeof(buf) ? (int)len : -ENOSPC) ||
+		    (n > 0 && memcmp(buf, key, len)))
+			abort();
+	}
+	{
+		char top[MW_KEY_MAX];
+		const char *slash = strchr(key + 1, '/');
+
+		snprintf(top, sizeof(top), "%.*s", slash ? (int)(slash - key) : (int)len, key);
+		if (mw_keystore_remove(fuzz_ks, top) || mw_keystore_list(fuzz_ks, top, NULL, NULL))
+			abort();
+	}
+}
+
+static void check_rejected(const char *key)
+{
+	char path[64], buf[8];
+
+	if (mw_keystore_local_path("/r", key, path, sizeof(path)) != -EINVAL ||
+	    mw_keystore_write(fuzz_ks, key, "x", 1) != -EINVAL ||
+	    mw_keystore_read(fuzz_ks, key, buf, sizeof(buf)) != -EINVAL ||
+	    mw_keystore_remove(fuzz_ks, key) != -EINVAL || mw_keystore_watch(fuzz_ks, key) != -EINVAL)
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char key[MW_KEY_MAX + 16];
 
+	if (!fuzz_ks)
+		fuzz_init();
 	if (size >= sizeof(key))
 		size = sizeof(key) - 1;
 	memcpy(key, data, size);
 	key[size] = '\0';
-	if (mw_key_check(key) == 0) {
-		/* Accepted keys are absolute, short, and free of "." / ".." / empty parts. */
-		if (key[0] != '/' || strlen(key) >= MW_KEY_MAX || strstr(key, "//") ||
-		    strstr(key, "/.") || key[strlen(key) - 1] == '/')
-			abort();
-	}
+	if (mw_key_check(key) == 0)
+		check_accepted(key);
+	else
+		check_rejected(key);
 	return 0;
 }

@@ -5,27 +5,59 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <xenstore.h>
 
 #include <cmocka.h>
 
 #include "common/keystore.h"
-
-int mw_keystore_xen_event(char **vec, char *key, size_t keylen, char *watch, size_t watchlen);
+#include "common/keystore_backend.h"
 
 /* No hypervisor here: opening must fail with one clear line, not crash or hang. */
 static void test_open_without_xenstored(void **state)
 {
 	struct mw_keystore *ks = (struct mw_keystore *)1;
-	char err[256] = "";
+	char err[256] = "", want[256];
+	int ret;
 
 	(void)state;
-	assert_true(mw_keystore_open(&ks, "xenstore", NULL, err, sizeof(err)) < 0);
+	ret = mw_keystore_open(&ks, "xenstore", NULL, err, sizeof(err));
+	assert_true(ret < 0);
 	assert_null(ks);
-	assert_non_null(strstr(err, "xenstore: cannot reach xenstored"));
-	assert_non_null(strstr(err, "keystore = \"local\""));
-	assert_null(strchr(err, '\n'));
+	snprintf(want, sizeof(want),
+		 "xenstore: cannot reach xenstored (%s); use keystore = \"local\" on hosts without Xen",
+		 strerror(-ret));
+	assert_string_equal(err, want);
+}
+
+static void test_open_error_line(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_int_equal(mw_keystore_xen_open_error(EACCES, err, sizeof(err)), -EACCES);
+	assert_string_equal(err, "xenstore: cannot reach xenstored (Permission denied); use "
+				 "keystore = \"local\" on hosts without Xen");
+	/* xs_open() failing without errno still gives an errno and a reason. */
+	assert_int_equal(mw_keystore_xen_open_error(0, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "(No such file or directory)"));
+	/* A short buffer truncates, never overflows. */
+	assert_int_equal(mw_keystore_xen_open_error(EIO, err, 10), -EIO);
+	assert_string_equal(err, "xenstore:");
+}
+
+/* Key rules are the front end's: a bad key never reaches libxenstore. */
+static void test_keys_checked_before_open_handle(void **state)
+{
+	(void)state;
+	assert_int_equal(mw_key_check("/local/domain/0/../1"), -EINVAL);
+	assert_int_equal(mw_key_check("@introduceDomain"), -EINVAL);
+	assert_int_equal(mw_key_check("/mw/ins/3/heartbeat"), 0);
+	assert_true(mw_key_is_under("/mw/ins/3", "/mw/ins"));
+	assert_true(mw_key_is_under("/mw/ins", "/mw/ins"));
+	assert_false(mw_key_is_under("/mw/insx", "/mw/ins"));
+	assert_false(mw_key_is_under("/mw", "/mw/ins"));
 }
 
 static void test_event_decoding(void **state)
@@ -50,12 +82,26 @@ static void test_event_decoding(void **state)
 			 -EBADMSG);
 	assert_int_equal(mw_keystore_xen_event(NULL, key, sizeof(key), watch, sizeof(watch)),
 			 -EBADMSG);
+	/* The initial event xenstored sends on xs_watch(): path == token. */
+	good[XS_WATCH_PATH] = "/mw/ins";
+	assert_int_equal(mw_keystore_xen_event(good, key, sizeof(key), watch, sizeof(watch)), 1);
+	assert_string_equal(key, "/mw/ins");
+	/* A token that is not a key (not ours) is dropped. */
+	foreign[XS_WATCH_PATH] = "/mw/ins/1";
+	foreign[XS_WATCH_TOKEN] = "tok123";
+	assert_int_equal(mw_keystore_xen_event(foreign, key, sizeof(key), watch, sizeof(watch)),
+			 -EBADMSG);
+	foreign[XS_WATCH_TOKEN] = NULL;
+	assert_int_equal(mw_keystore_xen_event(foreign, key, sizeof(key), watch, sizeof(watch)),
+			 -EBADMSG);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_without_xenstored),
+		cmocka_unit_test(test_open_error_line),
+		cmocka_unit_test(test_keys_checked_before_open_handle),
 		cmocka_unit_test(test_event_decoding),
 	};
 
