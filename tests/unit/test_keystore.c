@@ -102,6 +102,10 @@ static void test_values(void **state)
 	/* A key with children reads as "" (a XenStore directory node). */
 	assert_int_equal(mw_keystore_read(f->ks, "/mw/pvm", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "");
+	/* Locally a directory holds no value, and a value has no children. */
+	assert_int_equal(mw_keystore_write(f->ks, "/mw/pvm", "x", 1), -EISDIR);
+	assert_int_equal(mw_keystore_write(f->ks, "/mw/bin/child", "x", 1), -ENOTDIR);
+	assert_int_equal(mw_keystore_read(f->ks, "/mw/bin", buf, sizeof(buf)), (int)sizeof(bin));
 }
 
 static void test_bad_keys(void **state)
