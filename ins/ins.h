@@ -91,7 +91,7 @@ struct ins {
 	uint32_t window;              /* credit we grant the PVM per socket */
 	uint32_t peer_window;         /* credit the PVM grants us per socket */
 	int conn_fd;                  /* handshake socket while connecting */
-	double connect_start, connect_delay;
+	double connect_start, connect_delay, status_at;
 	bool connect_logged;
 	ev_timer connect_timer, hb_timer, retry_timer;
 	ev_io wait_io, sock_io;

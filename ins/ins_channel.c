@@ -305,7 +305,11 @@ static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ins->stats.seq++;
 	ins->stats.used_sockets = ins->socks.count;
 	ins_ctl(ins, MW_EV_HEARTBEAT, 0, &ins->stats, sizeof(ins->stats));
-	mw_daemon_status(ins->d, "ins %d: %zu sockets", ins->cfg->id, ins->socks.count);
+	/* systemd needs no more than one status line a second. */
+	if (ev_now(loop) - ins->status_at >= 1.0) {
+		ins->status_at = ev_now(loop);
+		mw_daemon_status(ins->d, "ins %d: %zu sockets", ins->cfg->id, ins->socks.count);
+	}
 }
 
 /* Parked sockets that no wake-up will resume (listeners out of fds, lost kicks). */

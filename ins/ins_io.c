@@ -203,10 +203,11 @@ static void read_some(struct ins_sock *s)
 			buf = mw_channel_reserve(&ins->ch, MW_DATA, s->id, want);
 		}
 		if (!buf) {
+			/* Room may have appeared meanwhile: then rio simply fires again. */
+			if (!mw_channel_want_space(&ins->ch, want))
+				return;
 			ins->ring_full = true;
 			ins_io_park(s);
-			if (!mw_channel_want_space(&ins->ch, want))
-				ins->ring_full = false; /* room already: the next wake retries */
 			return;
 		}
 		n = recv(s->fd, buf, want, MSG_DONTWAIT);
