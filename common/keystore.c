@@ -8,6 +8,14 @@
 #include "common/keystore.h"
 #include "common/keystore_backend.h"
 
+/**
+ * mw_key_check() - validate a key (rules in keystore.h)
+ * @key: the key
+ *
+ * A component may not start with '.': that rejects "." and "..", and keeps
+ * the local backend's temp files (".tmp.*") out of the key space.
+ * Return: 0 or -EINVAL
+ */
 int mw_key_check(const char *key)
 {
 	size_t len, comp = 0;
@@ -29,13 +37,18 @@ int mw_key_check(const char *key)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
 			return -EINVAL;
-		/* A leading '.' is reserved (the local backend's temp files; ".", ".."). */
 		if (comp == 0 && *p == '.')
 			return -EINVAL;
 		comp++;
 	}
 }
 
+/**
+ * mw_key_is_under() - is @key @prefix itself or below it?
+ * @key:    a key
+ * @prefix: a key, or "" for the root (everything is below it)
+ * Return: 1 or 0; "/mw/a" is below "/mw", "/mwx" is not
+ */
 int mw_key_is_under(const char *key, const char *prefix)
 {
 	size_t n = strlen(prefix);
