@@ -118,4 +118,27 @@ bool mw_channel_want_space(struct mw_channel *ch, uint32_t len);
 /* End the channel: record @reason (first one wins); later sends fail with -EPIPE. */
 void mw_channel_kill(struct mw_channel *ch, const char *reason);
 
+struct mw_keystore;
+
+/**
+ * mw_channel_xen_offer() - PVM side of the Xen handshake (channel_xen.c)
+ * @ks:        keystore (xenstore) carrying the keys under /mw/ins/<ins_domid>/
+ * @ins_domid: the INS domain; its hello must carry the same ins_id
+ * @mine:      our hello (ring_size, window, version range ...)
+ *
+ * Shares the region's pages and binds an unbound event channel for the INS,
+ * publishes grant refs, port and our hello, and waits for the INS to bind.
+ * Return: 0 or -errno, with one line in @err
+ */
+int mw_channel_xen_offer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t ins_domid,
+			 const struct mw_hello *mine, char *err, size_t errlen);
+
+/**
+ * mw_channel_xen_join() - INS side: publish our hello, map the PVM's pages, bind its port
+ * @pvm_domid: the PVM's domain; @mine->ins_id is our domid
+ * Return: 0 or -errno with one line in @err
+ */
+int mw_channel_xen_join(struct mw_channel *ch, struct mw_keystore *ks, uint16_t pvm_domid,
+			const struct mw_hello *mine, char *err, size_t errlen);
+
 #endif /* MW_CHANNEL_H */
