@@ -415,14 +415,23 @@ static int xen_open_evtchn(struct xen_state *xs, char *err, size_t errlen)
 	return 0;
 }
 
-/* Publish refs in chunks, then the chunk count, as the original did. */
-static int xen_publish_refs(struct mw_keystore *ks, uint16_t dom, const uint32_t *refs,
-			    uint32_t nrefs)
+/**
+ * mw_xen_publish_refs() - write gnt_ref_1..n, then gnt_ref_chunks (as the original)
+ * @ks:    keystore
+ * @dom:   INS domid
+ * @refs:  grant refs
+ * @nrefs: how many (1..MW_XEN_MAX_PAGES)
+ * Return: 0 or -errno
+ */
+int mw_xen_publish_refs(struct mw_keystore *ks, uint16_t dom, const uint32_t *refs,
+			uint32_t nrefs)
 {
 	uint32_t chunks = mw_xen_chunk_count(nrefs);
 	char key[MW_KEY_MAX], val[MW_XEN_CHUNK_MAX];
 	int ret = 0;
 
+	if (nrefs == 0 || nrefs > MW_XEN_MAX_PAGES)
+		return -EINVAL;
 	for (uint32_t c = 0; c < chunks && !ret; c++) {
 		uint32_t n = nrefs - c * MW_XEN_REFS_PER_KEY;
 
@@ -460,9 +469,18 @@ static int xen_read_uint(struct mw_keystore *ks, uint16_t dom, const char *name,
 	return 0;
 }
 
-/* Read all gnt_ref_<n> keys; exactly @nrefs refs must come out. */
-static int xen_read_refs(struct mw_keystore *ks, uint16_t dom, uint32_t *refs, uint32_t nrefs,
-			 char *err, size_t errlen)
+/**
+ * mw_xen_read_refs() - read gnt_ref_chunks and every gnt_ref_<n>, strictly
+ * @ks:     keystore
+ * @dom:    INS domid
+ * @refs:   room for @nrefs refs
+ * @nrefs:  exactly this many must be published
+ * @err:    one line on failure
+ * @errlen: its size
+ * Return: 0 or -EPROTO
+ */
+int mw_xen_read_refs(struct mw_keystore *ks, uint16_t dom, uint32_t *refs, uint32_t nrefs,
+		     char *err, size_t errlen)
 {
 	char key[MW_KEY_MAX], val[MW_XEN_CHUNK_MAX + 1];
 	uint32_t chunks, got = 0;
@@ -595,7 +613,7 @@ int mw_channel_xen_offer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t
 	if (!ret)
 		ret = mw_keystore_remove(ks, key);
 	if (!ret)
-		ret = xen_publish_refs(ks, ins_domid, refs, xs->npages);
+		ret = mw_xen_publish_refs(ks, ins_domid, refs, xs->npages);
 	if (!ret) {
 		snprintf(text, sizeof(text), "%d", port);
 		ret = xen_write_str(ks, ins_domid, "vm_evt_chn_prt", text);
@@ -717,7 +735,7 @@ int mw_channel_xen_join(struct mw_channel *ch, struct mw_keystore *ks, uint16_t 
 			 reply.ring_size, MW_XEN_MAX_RING);
 		goto fail;
 	}
-	ret = xen_read_refs(ks, dom, refs, xs->npages, err, errlen);
+	ret = mw_xen_read_refs(ks, dom, refs, xs->npages, err, errlen);
 	if (ret)
 		goto fail;
 	ret = xen_read_uint(ks, dom, "vm_evt_chn_prt", INT32_MAX, &rport);

@@ -86,4 +86,18 @@ int mw_xen_hello_decode(const char *s, struct mw_hello *h);
  */
 int mw_xen_open_error(const char *dev, int err, char *buf, size_t buflen);
 
+struct mw_keystore;
+
+/* Write gnt_ref_1..n then gnt_ref_chunks under /mw/ins/<dom>/.  Return: 0 or -errno. */
+int mw_xen_publish_refs(struct mw_keystore *ks, uint16_t dom, const uint32_t *refs,
+			uint32_t nrefs);
+
+/**
+ * mw_xen_read_refs() - read back exactly @nrefs refs published for @dom
+ * Return: 0, or -EPROTO with one line in @err (chunk count wrong or missing,
+ * a chunk missing or malformed, too few or too many refs)
+ */
+int mw_xen_read_refs(struct mw_keystore *ks, uint16_t dom, uint32_t *refs, uint32_t nrefs,
+		     char *err, size_t errlen);
+
 #endif /* MW_CHANNEL_XEN_H */

@@ -272,6 +272,63 @@ static void test_no_xen_fails_cleanly(void **state)
 	assert_int_equal(mw_channel_send(&ch, MW_CREDIT, 1, "", 0), -EPIPE);
 }
 
+/* The PVM's publication read back by the INS side, and every way it can be wrong. */
+static void test_refs_through_keystore(void **state)
+{
+	struct store *s = *state;
+	uint32_t n = mw_xen_page_count(1u << 20), in[MW_XEN_MAX_PAGES], out[MW_XEN_MAX_PAGES];
+	char err[256] = "", val[MW_XEN_CHUNK_MAX + 1];
+
+	assert_int_equal(n, 513);
+	for (uint32_t i = 0; i < n; i++)
+		in[i] = 0x100u + i * 3u;
+	assert_int_equal(mw_xen_publish_refs(s->ks, 9, in, n), 0);
+	assert_int_equal(mw_keystore_read(s->ks, "/mw/ins/9/gnt_ref_chunks", val, sizeof(val)), 1);
+	assert_string_equal(val, "9");
+	/* The last chunk holds the 513th ref alone: 0x100 + 512 * 3. */
+	assert_true(mw_keystore_read(s->ks, "/mw/ins/9/gnt_ref_9", val, sizeof(val)) > 0);
+	assert_string_equal(val, "700:");
+	assert_int_equal(mw_xen_read_refs(s->ks, 9, out, n, err, sizeof(err)), 0);
+	assert_memory_equal(in, out, n * sizeof(in[0]));
+
+	/* A ring of another size needs another chunk count. */
+	assert_int_equal(mw_xen_read_refs(s->ks, 9, out, 65, err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "gnt_ref_chunks is wrong, expected 2 for 65 pages");
+	/* Same chunk count, one ref short. */
+	assert_int_equal(mw_xen_read_refs(s->ks, 9, out, n + 1, err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "513 grant refs published, the ring needs 514");
+	/* One ref too many for the ring. */
+	assert_int_equal(mw_keystore_write(s->ks, "/mw/ins/9/gnt_ref_9", "700 701:", 8), 0);
+	assert_int_equal(mw_xen_read_refs(s->ks, 9, out, n, err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "gnt_ref_9 is missing or malformed (Argument list too long)");
+	assert_int_equal(mw_keystore_write(s->ks, "/mw/ins/9/gnt_ref_9", "700:", 4), 0);
+	assert_int_equal(mw_xen_read_refs(s->ks, 9, out, n, err, sizeof(err)), 0);
+	/* A garbled chunk. */
+	assert_int_equal(mw_keystore_write(s->ks, "/mw/ins/9/gnt_ref_4", "1 2 zz:", 7), 0);
+	assert_int_equal(mw_xen_read_refs(s->ks, 9, out, n, err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "gnt_ref_4 is missing or malformed (Invalid argument)");
+	/* A missing chunk. */
+	assert_int_equal(mw_keystore_remove(s->ks, "/mw/ins/9/gnt_ref_4"), 0);
+	assert_int_equal(mw_xen_read_refs(s->ks, 9, out, n, err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "gnt_ref_4 is missing or malformed (No such file or directory)");
+	/* An oversized chunk value is refused, not truncated. */
+	memset(val, '1', sizeof(val) - 1);
+	val[sizeof(val) - 1] = 0;
+	assert_int_equal(mw_keystore_write(s->ks, "/mw/ins/9/gnt_ref_4", val, sizeof(val) - 1), 0);
+	assert_int_equal(mw_xen_read_refs(s->ks, 9, out, n, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "gnt_ref_4 is missing or malformed"));
+	/* The count key garbled or absent. */
+	assert_int_equal(mw_keystore_write(s->ks, "/mw/ins/9/gnt_ref_chunks", "9x", 2), 0);
+	assert_int_equal(mw_xen_read_refs(s->ks, 9, out, n, err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "gnt_ref_chunks is missing or not a number, expected 9 for 513 "
+				 "pages");
+	assert_int_equal(mw_xen_read_refs(s->ks, 10, out, n, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "gnt_ref_chunks is missing"));
+	/* Nothing or too much to publish. */
+	assert_int_equal(mw_xen_publish_refs(s->ks, 9, in, 0), -EINVAL);
+	assert_int_equal(mw_xen_publish_refs(s->ks, 9, in, MW_XEN_MAX_PAGES + 1), -EINVAL);
+}
+
 /* Bad ring sizes are refused before any device is opened. */
 static void test_offer_checks_ring_size(void **state)
 {
@@ -299,6 +356,8 @@ int main(void)
 		cmocka_unit_test(test_hello_text),
 		cmocka_unit_test(test_open_error_line),
 		cmocka_unit_test_setup_teardown(test_no_xen_fails_cleanly, store_setup,
+						store_teardown),
+		cmocka_unit_test_setup_teardown(test_refs_through_keystore, store_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_offer_checks_ring_size, store_setup,
 						store_teardown),
