@@ -587,6 +587,10 @@ int mw_channel_xen_offer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t
 		ret = ver;
 		goto fail;
 	}
+	if (mw_proto_check_hello(&peer, err, errlen)) {
+		ret = -EPROTO;
+		goto fail;
+	}
 
 	region = xengntshr_share_pages(xs->gs, ins_domid, (int)xs->npages, refs, 1);
 	if (!region) {
@@ -727,7 +731,8 @@ int mw_channel_xen_join(struct mw_channel *ch, struct mw_keystore *ks, uint16_t 
 			 reply.version_max);
 		goto fail;
 	}
-	if (mw_channel_check_ring_size(reply.ring_size, err, errlen))
+	if (mw_proto_check_hello(&reply, err, errlen) ||
+	    mw_channel_check_ring_size(reply.ring_size, err, errlen))
 		goto fail;
 	xs->npages = mw_xen_page_count(reply.ring_size);
 	if (!xs->npages) {
