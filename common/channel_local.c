@@ -195,6 +195,21 @@ static const char *local_recv_what(int ret)
 	}
 }
 
+/*
+ * The rest of a hello (window, ring size form) through the protocol's own
+ * check, as the Xen backend does; after negotiate(), whose lines about
+ * versions are the clearer ones.
+ */
+static int local_check_hello(const struct mw_hello *h, const char *who, char *err, size_t errlen)
+{
+	char why[96];
+
+	if (!mw_proto_check_hello(h, why, sizeof(why)))
+		return 0;
+	snprintf(err, errlen, "%s hello: %s", who, why);
+	return -EPROTO;
+}
+
 /**
  * mw_channel_local_offer() - PVM side of the local handshake
  * @ch:      the channel (reset here; owns @sock_fd only on success)
@@ -230,6 +245,9 @@ int mw_channel_local_offer(struct mw_channel *ch, int sock_fd, const struct mw_h
 		ret = ver;
 		goto fail;
 	}
+	ret = local_check_hello(&peer, "INS", err, errlen);
+	if (ret)
+		goto fail;
 	len = mw_channel_region_size(mine->ring_size);
 	memfd = memfd_create("mw-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (memfd < 0 || ftruncate(memfd, (off_t)len) < 0 ||
@@ -352,7 +370,8 @@ int mw_channel_local_join(struct mw_channel *ch, int sock_fd, const struct mw_he
 			 reply.version_max);
 		goto fail;
 	}
-	if (mw_channel_check_ring_size(reply.ring_size, err, errlen))
+	if (local_check_hello(&reply, "PVM", err, errlen) ||
+	    mw_channel_check_ring_size(reply.ring_size, err, errlen))
 		goto fail;
 	if (nfds != LOCAL_NFDS) {
 		snprintf(err, errlen, "PVM passed %d fds, expected %d", nfds, LOCAL_NFDS);

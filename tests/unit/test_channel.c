@@ -370,6 +370,44 @@ static void test_bad_magic_and_garbage(void **state)
 	close(sv[1]);
 }
 
+/* Hello fields beyond magic and versions go through mw_proto_check_hello() on both sides. */
+static void test_hello_fields_checked(void **state)
+{
+	struct mw_hello mine = hello(1, 1), bad = hello(1, 1);
+	struct mw_channel pvm, ins;
+	struct joiner j;
+	char err[160] = "";
+	pthread_t t;
+	int sv[2];
+
+	/* an INS granting window 0: the offer fails with the field, the joiner sees the hang-up */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	memset(&j, 0, sizeof(j));
+	j.sock = sv[1];
+	j.h = bad;
+	j.h.window = 0;
+	assert_int_equal(pthread_create(&t, NULL, join_thread, &j), 0);
+	assert_int_equal(mw_channel_local_offer(&pvm, sv[0], &mine, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "INS hello: window 0"));
+	assert_int_equal(pvm.sock_fd, -1);
+	close(sv[0]); /* what mw-pvm does with a refused INS */
+	pthread_join(t, NULL);
+	assert_int_equal(j.ret, -ECONNRESET);
+	assert_non_null(strstr(j.err, "closed the socket"));
+	close(sv[1]);
+
+	/* a PVM reply with a window over 1 GiB: the joiner refuses before looking at fds */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	bad = hello(1, 1);
+	bad.window = (1u << 30) + 1;
+	assert_int_equal(write(sv[1], &bad, sizeof(bad)), (ssize_t)sizeof(bad));
+	assert_int_equal(mw_channel_local_join(&ins, sv[0], &mine, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "PVM hello: window 1073741825"));
+	assert_int_equal(ins.sock_fd, -1);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* A fake PVM whose reply carries the wrong kind of fds: the joiner refuses. */
 static void test_join_rejects_bad_fds(void **state)
 {
@@ -649,6 +687,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_tail_kills_sender),
 		cmocka_unit_test(test_version_mismatch),
 		cmocka_unit_test(test_bad_magic_and_garbage),
+		cmocka_unit_test(test_hello_fields_checked),
 		cmocka_unit_test(test_join_rejects_bad_fds),
 		cmocka_unit_test(test_two_process_stream),
 		cmocka_unit_test(test_peer_death),
