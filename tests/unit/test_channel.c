@@ -572,6 +572,64 @@ static void stream_run(struct mw_channel *ch, struct stream *s)
 	}
 }
 
+/*
+ * Ping-pong: one frame in flight, so each side finds its ring empty and goes
+ * through the sleep/re-check/kick handshake for nearly every frame.  A lost
+ * wake-up shows as a stall (5 s poll bound).  Return: NULL or why it failed.
+ */
+#define PP_ROUNDS 20000u
+
+static const char *pp_recv(struct mw_channel *ch, struct mw_frame *f, const void **pl,
+			   uint64_t *sleeps)
+{
+	for (int spins = 0; spins < 1000000; spins++) {
+		int ret = mw_channel_recv(ch, f, pl);
+
+		if (ret == 1)
+			return NULL;
+		if (ret < 0)
+			return ch->dead_reason;
+		if (!mw_channel_sleep(ch))
+			continue;
+		struct pollfd p[2] = { { .fd = ch->wait_fd, .events = POLLIN },
+				       { .fd = ch->sock_fd, .events = POLLIN } };
+
+		if (poll(p, 2, 5000) <= 0)
+			return "stalled: lost wake-up?";
+		if (p[1].revents && !p[0].revents)
+			return "peer hung up";
+		(*sleeps)++;
+		mw_channel_woken(ch);
+	}
+	return "no frame after a million empty looks";
+}
+
+/* The joiner's side: echo each frame with every byte incremented. */
+static const char *pp_echo(struct mw_channel *ch)
+{
+	uint8_t buf[64];
+	uint64_t sleeps = 0;
+
+	for (uint32_t i = 0; i < PP_ROUNDS; i++) {
+		struct mw_frame f;
+		const void *pl;
+		const char *why = pp_recv(ch, &f, &pl, &sleeps);
+
+		if (why)
+			return why;
+		if (f.len > sizeof(buf))
+			return "ping too long";
+		memcpy(buf, pl, f.len);
+		mw_channel_done(ch);
+		for (uint32_t k = 0; k < f.len; k++)
+			buf[k]++;
+		if (mw_channel_send(ch, MW_DATA, f.sock, buf, f.len))
+			return "echo did not fit";
+		mw_channel_flush(ch);
+	}
+	return NULL;
+}
+
 static uint64_t expected_sum(void)
 {
 	uint64_t sum = 0;
@@ -598,6 +656,12 @@ static pid_t fork_joiner(int sock, int mode, int result_fd)
 		if (mode == 1) {
 			for (;;)
 				pause();
+		}
+		if (mode == 2) {
+			const char *why = pp_echo(&ch);
+
+			mw_channel_close(&ch);
+			_exit(why ? 3 : 0);
 		}
 		stream_run(&ch, &s);
 		if (write(result_fd, &s.sum, sizeof(s.sum)) != sizeof(s.sum))
@@ -640,6 +704,55 @@ static void test_two_process_stream(void **state)
 		      (unsigned long long)s.sleeps, (unsigned long long)pvm.full_events);
 	assert_true(pvm.kicks_tx < STREAM_MSGS / 10); /* batching: kicks << messages */
 	close(res[0]);
+	mw_channel_close(&pvm);
+}
+
+static void test_two_process_pingpong_sleeps(void **state)
+{
+	struct mw_hello mine = hello(1, 1);
+	struct mw_channel pvm;
+	uint64_t sleeps = 0;
+	uint8_t ping[64];
+	char err[160];
+	int sv[2], status;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork_joiner(sv[1], 2, -1);
+	close(sv[1]);
+	assert_int_equal(mw_channel_local_offer(&pvm, sv[0], &mine, err, sizeof(err)), 0);
+	for (uint32_t i = 0; i < PP_ROUNDS; i++) {
+		uint32_t len = i % sizeof(ping) + 1;
+		struct mw_frame f;
+		const void *pl;
+		const char *why;
+
+		for (uint32_t k = 0; k < len; k++)
+			ping[k] = (uint8_t)(i + k);
+		assert_int_equal(mw_channel_send(&pvm, MW_DATA, i, ping, len), 0);
+		mw_channel_flush(&pvm);
+		why = pp_recv(&pvm, &f, &pl, &sleeps);
+		if (why)
+			print_error("round %u: %s\n", i, why);
+		assert_null(why);
+		assert_int_equal(f.sock, i);
+		assert_int_equal(f.len, len);
+		for (uint32_t k = 0; k < len; k++)
+			assert_int_equal(((const uint8_t *)pl)[k], (uint8_t)(i + k + 1));
+		mw_channel_done(&pvm);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	print_message("ping-pong: %u rounds, %llu sleeps here, %llu kicks sent\n", PP_ROUNDS,
+		      (unsigned long long)sleeps, (unsigned long long)pvm.kicks_tx);
+	/*
+	 * The handshake really ran, thousands of times (about 2/3 of the rounds
+	 * here; a round where the peer had not yet gone to sleep needs no kick),
+	 * and never more than one kick per frame.
+	 */
+	assert_true(sleeps > PP_ROUNDS / 4);
+	assert_true(pvm.kicks_tx > PP_ROUNDS / 4 && pvm.kicks_tx <= PP_ROUNDS);
 	mw_channel_close(&pvm);
 }
 
@@ -690,6 +803,7 @@ int main(void)
 		cmocka_unit_test(test_hello_fields_checked),
 		cmocka_unit_test(test_join_rejects_bad_fds),
 		cmocka_unit_test(test_two_process_stream),
+		cmocka_unit_test(test_two_process_pingpong_sleeps),
 		cmocka_unit_test(test_peer_death),
 	};
 
