@@ -14,7 +14,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -692,6 +694,16 @@ static pid_t fork_joiner(int sock, int mode, int result_fd)
 		struct stream s;
 		char err[160];
 
+		if (mode == 3) {
+			/* The INS's own network namespace; report its inode to the parent. */
+			struct stat st;
+
+			if (unshare(CLONE_NEWNET) || stat("/proc/self/ns/net", &st))
+				_exit(5);
+			if (write(result_fd, &st.st_ino, sizeof(st.st_ino)) != sizeof(st.st_ino))
+				_exit(4);
+			mode = 2;
+		}
 		if (mw_channel_local_join(&ch, sock, &h, err, sizeof(err)))
 			_exit(2);
 		if (mode == 1) {
@@ -748,20 +760,12 @@ static void test_two_process_stream(void **state)
 	mw_channel_close(&pvm);
 }
 
-static void test_two_process_pingpong_sleeps(void **state)
+/* The PVM's side of the ping-pong against a joiner in mode 2.  Return: sleeps. */
+static uint64_t pp_drive(struct mw_channel *pvm)
 {
-	struct mw_hello mine = hello(1, 1);
-	struct mw_channel pvm;
 	uint64_t sleeps = 0;
 	uint8_t ping[64];
-	char err[160];
-	int sv[2], status;
-	pid_t pid;
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	pid = fork_joiner(sv[1], 2, -1);
-	close(sv[1]);
-	assert_int_equal(mw_channel_local_offer(&pvm, sv[0], &mine, err, sizeof(err)), 0);
 	for (uint32_t i = 0; i < PP_ROUNDS; i++) {
 		uint32_t len = i % sizeof(ping) + 1;
 		struct mw_frame f;
@@ -770,9 +774,9 @@ static void test_two_process_pingpong_sleeps(void **state)
 
 		for (uint32_t k = 0; k < len; k++)
 			ping[k] = (uint8_t)(i + k);
-		assert_int_equal(mw_channel_send(&pvm, MW_DATA, i, ping, len), 0);
-		mw_channel_flush(&pvm);
-		why = pp_recv(&pvm, &f, &pl, &sleeps);
+		assert_int_equal(mw_channel_send(pvm, MW_DATA, i, ping, len), 0);
+		mw_channel_flush(pvm);
+		why = pp_recv(pvm, &f, &pl, &sleeps);
 		if (why)
 			print_error("round %u: %s\n", i, why);
 		assert_null(why);
@@ -780,8 +784,25 @@ static void test_two_process_pingpong_sleeps(void **state)
 		assert_int_equal(f.len, len);
 		for (uint32_t k = 0; k < len; k++)
 			assert_int_equal(((const uint8_t *)pl)[k], (uint8_t)(i + k + 1));
-		mw_channel_done(&pvm);
+		mw_channel_done(pvm);
 	}
+	return sleeps;
+}
+
+static void test_two_process_pingpong_sleeps(void **state)
+{
+	struct mw_hello mine = hello(1, 1);
+	struct mw_channel pvm;
+	uint64_t sleeps;
+	char err[160];
+	int sv[2], status;
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid = fork_joiner(sv[1], 2, -1);
+	close(sv[1]);
+	assert_int_equal(mw_channel_local_offer(&pvm, sv[0], &mine, err, sizeof(err)), 0);
+	sleeps = pp_drive(&pvm);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
@@ -794,6 +815,46 @@ static void test_two_process_pingpong_sleeps(void **state)
 	 */
 	assert_true(sleeps > PP_ROUNDS / 4);
 	assert_true(pvm.kicks_tx > PP_ROUNDS / 4 && pvm.kicks_tx <= PP_ROUNDS);
+	mw_channel_close(&pvm);
+}
+
+/* The INS in a network namespace of its own: the handshake and the rings do not care. */
+static void test_joiner_in_other_netns(void **state)
+{
+	struct mw_hello mine = hello(1, 1);
+	struct mw_channel pvm;
+	struct stat here;
+	ino_t there = 0;
+	char err[160];
+	int sv[2], res[2], status;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		skip(); /* unshare(CLONE_NEWNET) needs CAP_SYS_ADMIN */
+		return;
+	}
+	assert_int_equal(stat("/proc/self/ns/net", &here), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(pipe(res), 0);
+	pid = fork_joiner(sv[1], 3, res[1]);
+	close(sv[1]);
+	close(res[1]);
+	if (read(res[0], &there, sizeof(there)) != (ssize_t)sizeof(there)) {
+		/* root without CAP_SYS_ADMIN (some containers): unshare failed, exit 5 */
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 5);
+		close(sv[0]);
+		close(res[0]);
+		skip();
+		return;
+	}
+	assert_true(there != 0 && there != here.st_ino); /* really another namespace */
+	assert_int_equal(mw_channel_local_offer(&pvm, sv[0], &mine, err, sizeof(err)), 0);
+	pp_drive(&pvm);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(res[0]);
 	mw_channel_close(&pvm);
 }
 
@@ -846,6 +907,7 @@ int main(void)
 		cmocka_unit_test(test_join_rejects_bad_fds),
 		cmocka_unit_test(test_two_process_stream),
 		cmocka_unit_test(test_two_process_pingpong_sleeps),
+		cmocka_unit_test(test_joiner_in_other_netns),
 		cmocka_unit_test(test_peer_death),
 	};
 
