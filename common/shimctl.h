@@ -15,7 +15,10 @@
  * Control: each thread of the app opens its own SOCK_SEQPACKET connection to
  * mw-pvm's control socket (pvm.control_socket, or MW_PVM_SOCKET), registers,
  * and then sends one fixed-size request and waits for one fixed-size response.
- * mw-pvm checks SO_PEERCRED at registration.  A child after fork() opens its own.
+ * Any local user may register.  Every request that names a socket carries the
+ * app's fd of it (SCM_RIGHTS): holding the fd is the authority to act on the
+ * socket, as in the kernel (docs/pvm.md, "Who may do what").  A child after
+ * fork() opens its own connection.
  *
  * Data: every intercepted TCP socket is a real AF_UNIX SOCK_STREAM socket of the
  * app, bound at birth to an abstract name (common/sockname.h) carrying the PVM's

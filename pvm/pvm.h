@@ -96,7 +96,10 @@ struct pvm_sock {
 	uint64_t bytes_in, bytes_out; /* in: network -> app; out: app -> network */
 	struct timespec created;
 	pid_t owner_pid;
-	uid_t owner_uid;
+	uid_t owner_uid;   /* who created it (observation only: the fd is the authority) */
+	uid_t connect_uid; /* who asked for the CONNECT: the data connection must be theirs */
+	dev_t app_dev;	   /* the app's fd of it, as first seen (app sockets) */
+	ino_t app_ino;
 };
 
 enum pvm_req_kind {

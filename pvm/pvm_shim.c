@@ -20,15 +20,25 @@
 /*
  * Theory of operation
  *
- * Control (SOCK_SEQPACKET): one connection per app thread; REGISTER first
- * (SO_PEERCRED: root or our uid), then one request -> one response.  A request
+ * Control (SOCK_SEQPACKET): one connection per app thread; REGISTER first,
+ * then one request -> one response.  Any local user may register, as any user
+ * may open TCP sockets; binding a port below 1024 needs root (or our uid).
+ * Authority over one socket is possession of its fd, as in the kernel: every
+ * request that names a socket carries the app's fd (SCM_RIGHTS), and it must
+ * be that socket (see shim_authorize()), so an nginx worker running as nobody
+ * may accept on the listener its root master made, and nobody else may touch
+ * it.  CLOSE_HINT carries no fd; it is believed only once the socket's name
+ * is free, i.e. the app's socket is really gone.  A request
  * that needs the INS parks the client (its watcher stopped) until the
  * MW_RESULT arrives, or, for CONNECT_WAIT and SO_ERROR, until the connect
  * outcome is known; the client's next request cannot arrive before that.
  *
  * Data (SOCK_STREAM, control path + ".data"): the shim connects an app socket
- * here after CONNECT; the peer's abstract 'S' name says which socket it is.
+ * here after CONNECT; the peer's abstract 'S' name says which socket it is,
+ * and its uid must be the one that asked for the CONNECT.
  */
+
+#define PRIVILEGED_PORTS 1024
 
 #define ACCEPTS_PER_EVENT 32
 
@@ -126,8 +136,6 @@ static int shim_register(struct pvm_client *c, const struct mw_shimctl_req *req)
 	struct pvm *p = c->pvm;
 	struct mw_shimctl_resp resp;
 
-	if (c->uid != 0 && c->uid != geteuid())
-		return -EACCES;
 	if (req->arg != MW_SHIMCTL_VERSION)
 		return -EPROTO;
 	c->registered = true;
@@ -178,6 +186,9 @@ static int shim_bind(struct pvm_client *c, struct pvm_sock *s, const struct mw_s
 		return -EINVAL;
 	if (req->addr.family != s->family)
 		return s->family == 6 ? -EINVAL : -EAFNOSUPPORT;
+	if (req->addr.port && req->addr.port < PRIVILEGED_PORTS && c->uid != 0 &&
+	    c->uid != geteuid())
+		return -EACCES;
 	s->bound = req->addr;
 	s->op_status = 0;
 	/* BIND then GETNAME, pipelined: the name resolves port 0 for the replicas. */
@@ -234,6 +245,7 @@ static int shim_connect(struct pvm_client *c, struct pvm_sock *s, const struct m
 	while (s->replicas)
 		pvm_sock_close(s->replicas, false);
 	s->state = PVM_ST_CONNECTING;
+	s->connect_uid = c->uid;
 	s->outcome_known = s->outcome_consumed = false;
 	s->connect_err = 0;
 	s->peer = req->addr;
@@ -342,8 +354,66 @@ static void shim_close_hint(struct pvm_client *c, struct pvm_sock *s)
 	pvm_sock_close_listener(s);
 }
 
-/* Return: -errno to answer with, or 0 (answered, parked, or no answer due). */
-static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req)
+/* Is the abstract name @n free, i.e. no app fd of that socket is left open? */
+static bool shim_name_free(const struct mw_sockname *n)
+{
+	struct sockaddr_un sun;
+	socklen_t len = mw_sockname_encode(n, &sun);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool free_ = fd >= 0 && !bind(fd, (struct sockaddr *)&sun, len);
+
+	if (fd >= 0)
+		close(fd);
+	return free_;
+}
+
+/*
+ * May the sender of @req, who passed @fd, act on @s?  Only if @fd is that
+ * socket: an accepted connection's peer is our own 'A' name for it (nobody
+ * else can connect a socket to ours); an app socket's own name is its 'S'
+ * name, and its inode is the one first seen (so a socket bound to the same
+ * name after the app closed its own is not it).  Return: 0 or -ENOENT.
+ */
+static int shim_authorize(struct pvm *p, struct pvm_sock *s, int fd)
+{
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+	struct mw_sockname n;
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) || !S_ISSOCK(st.st_mode))
+		return -ENOENT;
+	if (s->kind == PVM_SOCK_ACCEPTED) {
+		if (getpeername(fd, (struct sockaddr *)&sun, &len))
+			return -ENOENT;
+		return !mw_sockname_decode(&n, &sun, len) && n.kind == MW_SOCKNAME_ACCEPTED &&
+				       n.tag == p->tag && n.id == s->id ?
+			       0 :
+			       -ENOENT;
+	}
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) || mw_sockname_decode(&n, &sun, len) ||
+	    n.kind != MW_SOCKNAME_SOCKET || n.tag != p->tag || n.id != s->id)
+		return -ENOENT;
+	if (!s->app_ino) {
+		s->app_dev = st.st_dev;
+		s->app_ino = st.st_ino;
+	}
+	return st.st_dev == s->app_dev && st.st_ino == s->app_ino ? 0 : -ENOENT;
+}
+
+/* The app says socket @s is gone: true only if its name is free. */
+static bool shim_hint_true(struct pvm *p, struct pvm_sock *s)
+{
+	struct mw_sockname n = { .kind = MW_SOCKNAME_SOCKET, .tag = p->tag, .id = s->id };
+
+	return s->kind == PVM_SOCK_APP && shim_name_free(&n);
+}
+
+/*
+ * Return: -errno to answer with, or 0 (answered, parked, or no answer due).
+ * @fd: the fd that came with the request (-1: none); the caller closes it.
+ */
+static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req, int fd)
 {
 	struct pvm_sock *s;
 
@@ -359,11 +429,13 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req)
 	if (s && s->kind == PVM_SOCK_ACCEPTED && req->op != MW_SHIMCTL_SETOPT &&
 	    req->op != MW_SHIMCTL_GETOPT && req->op != MW_SHIMCTL_GETNAME)
 		s = NULL;
-	if (!s || s->kind == PVM_SOCK_REPLICA || (c->uid != 0 && c->uid != s->owner_uid)) {
-		if (req->op == MW_SHIMCTL_CLOSE_HINT)
-			return 0;
-		return -ENOENT;
+	if (req->op == MW_SHIMCTL_CLOSE_HINT) {
+		if (s && shim_hint_true(c->pvm, s))
+			shim_close_hint(c, s);
+		return 0;
 	}
+	if (!s || s->kind == PVM_SOCK_REPLICA || shim_authorize(c->pvm, s, fd))
+		return -ENOENT;
 	if (!s->ins && s->state != PVM_ST_LISTENING)
 		return -ENOENT;
 	switch (req->op) {
@@ -381,12 +453,53 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req)
 		return shim_getopt(c, s, req);
 	case MW_SHIMCTL_GETNAME:
 		return shim_getname(c, s, req);
-	case MW_SHIMCTL_CLOSE_HINT:
-		shim_close_hint(c, s);
-		return 0;
 	default:
 		return -EOPNOTSUPP;
 	}
+}
+
+/* Receive one request and the fd that may come with it (*@fd -1: none). */
+static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int *fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = req, .iov_len = sizeof(*req) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	size_t i, nfds;
+	ssize_t n;
+	int fds[4];
+
+	*fd = -1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len < CMSG_LEN(0))
+			continue;
+		nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		memcpy(fds, CMSG_DATA(cm), nfds * sizeof(int));
+		for (i = 0; i < nfds; i++) {
+			if (*fd < 0)
+				*fd = fds[i];
+			else
+				close(fds[i]); /* one fd per request; surplus ones are dropped */
+		}
+	}
+	if (msg.msg_flags & MSG_CTRUNC) {
+		/* More fds than a request carries: the kernel closed the rest. */
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		errno = EPROTO;
+		return -1;
+	}
+	return n;
 }
 
 static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -394,12 +507,15 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct pvm_client *c = w->data;
 	struct mw_shimctl_req req;
 	ssize_t n;
-	int ret;
+	int ret, fd;
 
-	n = recv(c->fd, &req, sizeof(req), MSG_DONTWAIT);
+	n = client_recv(c, &req, &fd);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
+		if (n < 0 && errno == EPROTO)
+			mw_log_ratelimited(MW_LOG_WARN, "shim pid %d: too many fds in a request",
+					   (int)c->pid);
 		client_close(c);
 		return;
 	}
@@ -407,19 +523,18 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 		mw_log_ratelimited(MW_LOG_WARN,
 				   "shim pid %d: request of %zd bytes (want %zu): dropped",
 				   (int)c->pid, n, sizeof(req));
+		if (fd >= 0)
+			close(fd);
 		client_close(c);
 		return;
 	}
 	/* One request at a time: nothing more is read until this one is answered. */
 	ev_io_stop(loop, &c->io);
-	ret = shim_dispatch(c, &req);
+	ret = shim_dispatch(c, &req, fd);
+	if (fd >= 0)
+		close(fd);
 	if (ret < 0) {
 		pvm_shim_answer(c, ret, req.sock, NULL, NULL, 0);
-		if (req.op == MW_SHIMCTL_REGISTER && ret == -EACCES) {
-			mw_log_ratelimited(MW_LOG_WARN,
-					   "shim pid %d uid %u refused: not root or uid %u",
-					   (int)c->pid, (unsigned)c->uid, (unsigned)geteuid());
-		}
 		return;
 	}
 	if (!c->req && !c->wait_sock && !ev_is_active(&c->io))
@@ -482,7 +597,7 @@ static void data_accept_one(struct pvm *p, int fd)
 	    (s->state != PVM_ST_CONNECTING && s->state != PVM_ST_CONNECTED))
 		goto reject;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) ||
-	    (cred.uid != 0 && cred.uid != s->owner_uid))
+	    (cred.uid != 0 && cred.uid != s->connect_uid))
 		goto reject;
 	if (s->outcome_known && s->connect_err) {
 		/* Failed: the app learns it from CONNECT_WAIT/SO_ERROR; then EOF. */
@@ -526,7 +641,7 @@ static int shim_listen_path(const char *path, int type, int *out)
 	if (fd < 0)
 		return -errno;
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0660) ||
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0666) ||
 	    listen(fd, 1024)) {
 		ret = -errno;
 		close(fd);

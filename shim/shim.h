@@ -67,7 +67,7 @@ bool shim_bit_test_clear(int fd);
 
 /* shim_ctl.c */
 int shim_ctl_ready(void);
-int shim_ctl_call(struct mw_shimctl_req *req, struct mw_shimctl_resp *resp);
+int shim_ctl_call(struct mw_shimctl_req *req, int fd, struct mw_shimctl_resp *resp);
 int shim_ctl_hint(uint64_t sock);
 void shim_ctl_atfork_init(void);
 

@@ -112,13 +112,35 @@ void shim_ctl_atfork_init(void)
 	pthread_atfork(ctl_prepare, ctl_parent, ctl_child);
 }
 
-/* One exchange on @fd; @resp NULL: no response due.  Return: 0 or -EIO. */
-static int ctl_xfer(int fd, const struct mw_shimctl_req *req, struct mw_shimctl_resp *resp)
+/*
+ * One exchange on @fd; @resp NULL: no response due.  @app_fd (-1: none) goes
+ * along (SCM_RIGHTS): holding a socket's fd is what entitles a process to act
+ * on it, so mw-pvm checks it.  Return: 0 or -EIO.
+ */
+static int ctl_xfer(int fd, const struct mw_shimctl_req *req, int app_fd,
+		    struct mw_shimctl_resp *resp)
 {
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)req, .iov_len = sizeof(*req) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
 	ssize_t n;
 
+	if (app_fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &app_fd, sizeof(int));
+	}
 	do
-		n = send(fd, req, sizeof(*req), MSG_NOSIGNAL);
+		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(*req))
 		return -EIO;
@@ -157,7 +179,7 @@ static int ctl_open(void)
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_REGISTER;
 	req.arg = MW_SHIMCTL_VERSION;
-	ret = ctl_xfer(fd, &req, &resp);
+	ret = ctl_xfer(fd, &req, -1, &resp);
 	if (ret)
 		goto fail;
 	if (resp.status) {
@@ -198,18 +220,19 @@ int shim_ctl_ready(void)
 
 /**
  * shim_ctl_call() - one request, one response on this thread's connection
- * @req:  the request (op, sock, ...); padding need not be zero
- * @resp: the response
+ * @req:    the request (op, sock, ...); padding need not be zero
+ * @app_fd: the app's fd of the socket the request names (-1 for SOCKET)
+ * @resp:   the response
  * Return: resp->status (0 or -errno from mw-pvm), -ECONNREFUSED if mw-pvm
  *         cannot be reached, or -EIO if the exchange failed (connection dropped)
  */
-int shim_ctl_call(struct mw_shimctl_req *req, struct mw_shimctl_resp *resp)
+int shim_ctl_call(struct mw_shimctl_req *req, int app_fd, struct mw_shimctl_resp *resp)
 {
 	int ret = shim_ctl_ready();
 
 	if (ret)
 		return -ECONNREFUSED;
-	ret = ctl_xfer(ctl_fd, req, resp);
+	ret = ctl_xfer(ctl_fd, req, app_fd, resp);
 	if (ret) {
 		ctl_drop();
 		return ret;
@@ -234,7 +257,7 @@ int shim_ctl_hint(uint64_t sock)
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_CLOSE_HINT;
 	req.sock = sock;
-	ret = ctl_xfer(ctl_fd, &req, NULL);
+	ret = ctl_xfer(ctl_fd, &req, -1, NULL);
 	if (ret)
 		ctl_drop();
 	return ret;

@@ -39,7 +39,7 @@ static int opt_put_int(void *val, socklen_t *len, int v)
 }
 
 /* GETNAME for a created (not accepted) socket.  Return: 0 or -errno. */
-static int opt_getname(uint64_t sock, int peer, struct mw_addr *a)
+static int opt_getname(int fd, uint64_t sock, int peer, struct mw_addr *a)
 {
 	struct mw_shimctl_req req;
 	struct mw_shimctl_resp resp;
@@ -49,13 +49,13 @@ static int opt_getname(uint64_t sock, int peer, struct mw_addr *a)
 	req.op = MW_SHIMCTL_GETNAME;
 	req.sock = sock;
 	req.arg = peer;
-	ret = shim_ctl_call(&req, &resp);
+	ret = shim_ctl_call(&req, fd, &resp);
 	if (!ret)
 		*a = resp.addr;
 	return ret;
 }
 
-static int opt_family(const struct shim_ident *id, int *family)
+static int opt_family(int fd, const struct shim_ident *id, int *family)
 {
 	struct mw_addr a;
 	int ret = 0;
@@ -63,7 +63,7 @@ static int opt_family(const struct shim_ident *id, int *family)
 	if (id->kind == SHIM_ACCEPTED) {
 		a = id->local;
 	} else {
-		ret = opt_getname(id->id, 0, &a);
+		ret = opt_getname(fd, id->id, 0, &a);
 		if (ret)
 			return ret;
 	}
@@ -92,7 +92,7 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 		case SO_PROTOCOL:
 			return opt_put_int(val, len, IPPROTO_TCP);
 		case SO_DOMAIN:
-			ret = opt_family(&id, &family);
+			ret = opt_family(fd, &id, &family);
 			return ret ? opt_fail(-ret) : opt_put_int(val, len, family);
 		case SO_PEERCRED:
 			return opt_fail(ENOPROTOOPT); /* a TCP socket has none */
@@ -108,7 +108,7 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 	req.arg = level;
 	req.arg2 = name;
 	req.len = *len < MW_SOCKOPT_MAX ? *len : MW_SOCKOPT_MAX;
-	ret = shim_ctl_call(&req, &resp);
+	ret = shim_ctl_call(&req, fd, &resp);
 	if (ret)
 		return opt_fail(-ret);
 	if (resp.len > MW_SOCKOPT_MAX)
@@ -143,7 +143,7 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
 	req.len = len;
 	if (len)
 		memcpy(req.val, val, len);
-	ret = shim_ctl_call(&req, &resp);
+	ret = shim_ctl_call(&req, fd, &resp);
 	return ret ? opt_fail(-ret) : 0;
 }
 
@@ -165,7 +165,7 @@ static int opt_name(int fd, struct sockaddr *addr, socklen_t *len, int peer)
 	if (id.kind == SHIM_ACCEPTED) {
 		a = peer ? id.peer : id.local;
 	} else {
-		ret = opt_getname(id.id, peer, &a);
+		ret = opt_getname(fd, id.id, peer, &a);
 		if (ret)
 			return opt_fail(-ret);
 	}

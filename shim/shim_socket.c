@@ -60,7 +60,7 @@ SHIM_EXPORT int socket(int domain, int type, int protocol)
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_SOCKET;
 	req.arg = domain == AF_INET ? 4 : 6;
-	ret = shim_ctl_call(&req, &resp);
+	ret = shim_ctl_call(&req, -1, &resp);
 	if (ret)
 		return shim_fail(-ret);
 	n.tag = shim_state.tag;
@@ -104,7 +104,7 @@ SHIM_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG uaddr, socklen_t alen)
 		return shim_fail(-ret);
 	req.op = MW_SHIMCTL_BIND;
 	req.sock = id.id;
-	ret = shim_ctl_call(&req, &resp);
+	ret = shim_ctl_call(&req, fd, &resp);
 	return ret ? shim_fail(-ret) : 0;
 }
 
@@ -130,7 +130,7 @@ SHIM_EXPORT int listen(int fd, int backlog)
 	req.op = MW_SHIMCTL_LISTEN;
 	req.sock = id.id;
 	req.arg = backlog;
-	ret = shim_ctl_call(&req, &resp);
+	ret = shim_ctl_call(&req, fd, &resp);
 	if (ret)
 		return shim_fail(-ret);
 	shim_bit_set(fd);
@@ -180,7 +180,7 @@ SHIM_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG uaddr, socklen_t alen)
 		return shim_fail(-ret);
 	req.op = MW_SHIMCTL_CONNECT;
 	req.sock = id.id;
-	ret = shim_ctl_call(&req, &resp);
+	ret = shim_ctl_call(&req, fd, &resp);
 	if (ret)
 		return shim_fail(-ret);
 	shim_bit_clear(fd);
@@ -193,7 +193,7 @@ SHIM_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG uaddr, socklen_t alen)
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_CONNECT_WAIT;
 	req.sock = id.id;
-	ret = shim_ctl_call(&req, &resp);
+	ret = shim_ctl_call(&req, fd, &resp);
 	return ret ? shim_fail(-ret) : 0;
 }
 

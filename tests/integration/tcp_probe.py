@@ -8,9 +8,14 @@
   reset-client HOST PORT        connect, send, abort with RST (SO_LINGER 0)
   inject PID FD FORGED_IP       as another local process: take the app's listener name
                                 from PID's FD and connect to it, with a forged 'A' name
+  listener-id PID FD            print the socket id in the 'S' name of PID's FD (hex)
+  intrude CTL ID                as another user: register with mw-pvm at CTL and try
+                                to act on socket ID without holding its fd (all refused),
+                                and bind ports 80 (refused) and 0 (allowed) on its own
 """
 import asyncio
 import ctypes
+import errno
 import hashlib
 import os
 import socket
@@ -131,6 +136,63 @@ def inject(pid, fd, forged_ip):
     return all(r == b"" for r in results)
 
 
+def steal_name(pid, fd):
+    libc = ctypes.CDLL(None, use_errno=True)
+    lfd = libc.syscall(438, os.pidfd_open(pid), fd, 0)  # pidfd_getfd
+    if lfd < 0:
+        sys.exit("pidfd_getfd failed errno %d" % ctypes.get_errno())
+    with socket.socket(fileno=lfd) as s:
+        return s.getsockname()
+
+
+# struct mw_shimctl_req / resp (common/shimctl.h): 128 and 224 bytes.
+OP_REGISTER, OP_SOCKET, OP_BIND, OP_LISTEN, OP_GETOPT, OP_GETNAME, OP_CLOSE_HINT = 1, 2, 3, 4, 8, 9, 10
+
+
+def shimctl_req(op, sock=0, arg=0, arg2=0, length=0, port=0):
+    addr = struct.pack("=BBHI16s", 4 if op == OP_BIND else 0, 0, port, 0, b"")
+    return struct.pack("=IIQiiII24s64s8s", op, 0, sock, arg, arg2, length, 0, addr, b"", b"")
+
+
+def shimctl(ctl, op, fd=None, **kw):
+    fds = [fd] if fd is not None else []
+    socket.send_fds(ctl, [shimctl_req(op, **kw)], fds)
+    if op == OP_CLOSE_HINT:
+        return None
+    resp = ctl.recv(224)
+    status, arg, sock = struct.unpack_from("=iiQ", resp)
+    return status, arg, sock
+
+
+def intrude(ctl_path, victim):
+    ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ctl.settimeout(10)
+    ctl.connect(ctl_path)
+    status, _, tag = shimctl(ctl, OP_REGISTER, arg=1)
+    out("register: %d" % status)
+    if status:
+        return False
+    ok = True
+    decoy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    decoy.bind(b"\0mwS" + struct.pack("=QQ", tag, victim ^ 1))  # ours, not the victim's
+    for name, op, fd, kw in (("getname, no fd", OP_GETNAME, None, {}),
+                             ("getname, another fd", OP_GETNAME, decoy.fileno(), {}),
+                             ("getopt, no fd", OP_GETOPT, None, {"arg": 1, "arg2": 3, "length": 4}),
+                             ("listen, another fd", OP_LISTEN, decoy.fileno(), {"arg": 5})):
+        status = shimctl(ctl, op, fd, sock=victim, **kw)[0]
+        out("%s on the victim: %d" % (name, status))
+        ok = ok and status == -errno.ENOENT
+    shimctl(ctl, OP_CLOSE_HINT, sock=victim)  # its fd is alive: must be ignored
+    for port, want in ((80, -errno.EACCES), (0, 0)):
+        status, _, sock = shimctl(ctl, OP_SOCKET, arg=4)
+        mine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        mine.bind(b"\0mwS" + struct.pack("=QQ", tag, sock))
+        status = shimctl(ctl, OP_BIND, mine.fileno(), sock=sock, port=port)[0]
+        out("bind own socket to port %d: %d" % (port, status))
+        ok = ok and status == want
+    return ok
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "echo-server":
@@ -143,6 +205,10 @@ def main():
         sys.exit(0 if halfclose_client(args[0], int(args[1]), int(args[2])) else 1)
     elif cmd == "reset-client":
         reset_client(args[0], int(args[1]))
+    elif cmd == "listener-id":
+        print("%x" % struct.unpack_from("=Q", steal_name(int(args[0]), int(args[1])), 12)[0])
+    elif cmd == "intrude":
+        sys.exit(0 if intrude(args[0], int(args[1], 16)) else 1)
     elif cmd == "inject":
         sys.exit(0 if inject(int(args[0]), int(args[1]), args[2]) else 1)
     else:

@@ -41,6 +41,10 @@ NGINX
 mw_spawn nginx shimmed nginx -c "$NGX/nginx.conf"
 mw_wait_for "ins_listens 8080" 10 || mw_fail "nginx does not listen on the INS"
 URL=http://$INS_IP:8080
+# The workers drop to nobody and accept on the root master's listener: the fd,
+# not the uid, is what mw-pvm checks.
+users=$(ps -o user= --ppid "$(cat "$NGX/nginx.pid")" | sort -u | tr '\n' ' ')
+[ "$users" = "nobody " ] || mw_fail "nginx workers run as '$users', want nobody"
 
 # Static files, byte for byte.
 for f in index.html one.bin big.bin; do
@@ -65,13 +69,15 @@ done
 mw_log "keep-alive OK"
 
 # 1,000 requests with curl (8 clients x 125, keep-alive within each).
+pids=()
 for c in $(seq 8); do
 	cfg=$MW_TMP/many.$c.curl
 	: >"$cfg"
 	for i in $(seq 125); do printf 'url = "%s/index.html"\noutput = "/dev/null"\n' "$URL"; done >>"$cfg"
 	in_cli curl -s --max-time 120 -K "$cfg" -w '%{http_code}\n' >"$MW_TMP/many.$c.codes" &
+	pids+=($!)
 done
-wait
+wait "${pids[@]}" # not a bare wait: the daemons are children too
 ok=$(cat "$MW_TMP"/many.*.codes | grep -c '^200$' || true)
 [ "$ok" = 1000 ] || mw_fail "1,000 curl requests: $ok answered 200"
 mw_log "1,000 curl requests OK"

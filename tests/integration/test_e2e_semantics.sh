@@ -32,6 +32,19 @@ n=$(grep -c '^accepted ' "$(mw_logfile echo)" || true)
 [ "$n" = 1001 ] || mw_fail "the app accepted $n connections, want 1001 (injections must not count)"
 mw_log "injection and spoofing rejected"
 
+# --- another user: the fd is the authority, not the socket id ---------------------
+# nobody may register and make sockets of its own, but cannot act on the app's
+# listener without holding its fd, nor close it by a false hint, nor bind port 80.
+id=$($PROBE listener-id "$pid" "$lfd") || mw_fail "cannot read the listener's socket id"
+# (Debian's python3 and a copy of the probe: nobody may not read the source tree.)
+cp "$MW_SOURCE_DIR/tests/integration/tcp_probe.py" "$MW_TMP/" && chmod 0644 "$MW_TMP/tcp_probe.py"
+setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	/usr/bin/python3 "$MW_TMP/tcp_probe.py" intrude "$MW_RUNTIME_DIR/pvm.sock" "$id" \
+	>"$MW_TMP/intrude.out" 2>&1 || mw_fail "another user got at the app's socket: $(cat "$MW_TMP/intrude.out")"
+grep -q '^register: 0$' "$MW_TMP/intrude.out" || mw_fail "intrude: $(cat "$MW_TMP/intrude.out")"
+in_cli timeout 10 $PROBE many "$INS_IP" 7000 1 >/dev/null || mw_fail "the listener stopped serving after a false close hint"
+mw_log "another user cannot act on the app's sockets: $(tr '\n' ';' <"$MW_TMP/intrude.out")"
+
 # --- half-close: client shuts down writing, server answers after EOF -------------
 mw_spawn hcs shimmed $PROBE halfclose-server 7001
 mw_wait_for "ins_listens 7001" 10 || mw_fail "half-close server does not listen"
