@@ -17,6 +17,9 @@ if [ -z "${MW_BUILD_DIR:-}" ]; then
 	exit 1
 fi
 MW_TMP=$(mktemp -d "/tmp/mw-it-$MW_TEST_NAME.XXXXXX")
+# Apps under the shim may drop privileges (nginx workers run as nobody): they
+# must reach mw-pvm's sockets in $MW_RUNTIME_DIR.
+chmod 0755 "$MW_TMP"
 MW_RUNTIME_DIR=$MW_TMP/run
 # Interface names are at most 15 bytes: "m" + pid (<= 7 digits) + "-" + up to 6.
 MW_PREFIX=m$$
@@ -68,14 +71,32 @@ mw_need_bin() {
 }
 
 # mw_spawn NAME CMD...: run CMD in the background, output in $MW_TMP/NAME.log.
+# CMD runs in a process group of its own (job control on for the fork), so
+# stopping it reaches everything it started: nginx's workers, and the command
+# itself when CMD is a shell function (shimmed, in_cli) run by a subshell.
 # Not for use inside $(...): the record would be lost with the subshell.
 mw_spawn() {
 	local name=$1
 	shift
 	[ -z "${_mw_pid[$name]:-}" ] || mw_fail "mw_spawn: '$name' is already running"
+	set -m
 	"$@" >"$MW_TMP/$name.log" 2>&1 &
 	_mw_pid[$name]=$!
+	set +m
 	_mw_spawned+=("$name")
+}
+
+# _mw_group_term PID TICKS: TERM process group PID, wait up to TICKS x 50 ms
+# for all of it to go, then KILL what is left.
+_mw_group_term() {
+	local pid=$1 ticks=$2 i
+	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < ticks; i++)); do
+		pgrep -g "$pid" >/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL -- "-$pid" 2>/dev/null || true
+	kill -KILL "$pid" 2>/dev/null || true
 }
 
 # mw_pid NAME: pid of a spawned process.
@@ -87,14 +108,9 @@ mw_logfile() { echo "$MW_TMP/$1.log"; }
 # mw_stop NAME [TIMEOUT_S]: TERM, wait (bounded), KILL if needed; the exit
 # status is left in MW_EXIT_STATUS (not printed: $(...) would lose the bookkeeping).
 mw_stop() {
-	local name=$1 timeout=${2:-5} pid status=0 i
+	local name=$1 timeout=${2:-5} pid status=0
 	pid=${_mw_pid[$name]:?mw_stop: no process named $name}
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < timeout * 20; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null || true
+	_mw_group_term "$pid" $((timeout * 20))
 	wait "$pid" 2>/dev/null || status=$?
 	unset "_mw_pid[$name]"
 	MW_EXIT_STATUS=$status
@@ -164,8 +180,15 @@ mw_appliance_up() {
 	INS=$(mw_need_bin mw-ins)
 	SHIM=$(mw_need_bin libmwshim.so)
 	CONF=$MW_TMP/mwcomms.conf
-	# Room for thousands of connections in every process started from here on.
-	ulimit -n 65536 || mw_fail "cannot raise the open-file limit"
+	# Room for thousands of connections in every process started from here on:
+	# the soft open-file limit goes up to the hard one (at most 65536); a
+	# container may forbid raising the hard limit itself.
+	local hard
+	hard=$(ulimit -Hn)
+	[ "$hard" = unlimited ] || [ "$hard" -gt 65536 ] && hard=65536
+	ulimit -n "$hard" || mw_fail "cannot raise the open-file limit to $hard"
+	[ "$(ulimit -n)" -ge 8192 ] ||
+		mw_fail "the open-file hard limit is $(ulimit -Hn); the data-path tests need 8192"
 	INS_IP=10.231.0.2
 	CLI_IP=10.231.0.1
 	mw_write_config "$CONF" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
@@ -201,20 +224,12 @@ _mw_cleanup() {
 	set +e
 	[ "$rc" = 0 ] || _mw_failed=1
 
-	for ((i = ${#_mw_spawned[@]} - 1; i >= 0; i--)); do
-		name=${_mw_spawned[i]}
-		pid=${_mw_pid[$name]:-}
-		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
-	done
+	# Apps first, daemons last (reverse order of start), each group entirely.
 	for ((i = ${#_mw_spawned[@]} - 1; i >= 0; i--)); do
 		name=${_mw_spawned[i]}
 		pid=${_mw_pid[$name]:-}
 		[ -n "$pid" ] || continue
-		for ((n = 0; n < 60; n++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill -KILL "$pid" 2>/dev/null
+		_mw_group_term "$pid" 60
 		wait "$pid" 2>/dev/null
 	done
 	for v in "${_mw_veths[@]}"; do
