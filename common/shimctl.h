@@ -45,6 +45,18 @@ enum mw_shimctl_op {
 	MW_SHIMCTL_CLOSE_HINT = 10, /* sock: the app closed an fd of this listener; no response */
 };
 
+enum mw_shimctl_flags {
+	/*
+	 * SETOPT of an on/off option (TCP_NODELAY, TCP_CORK, TCP_QUICKACK,
+	 * SO_KEEPALIVE) on an accepted connection: no response.  The kernel never
+	 * fails these on a TCP socket, and nginx sets TCP_CORK twice per response:
+	 * a round trip through the INS each time would cap a worker at a few
+	 * thousand requests/s.  mw-pvm still applies it in order, after the bytes
+	 * the app wrote before it.
+	 */
+	MW_SHIMCTL_F_NOREPLY = 1,
+};
+
 struct mw_shimctl_req {
 	uint32_t op;
 	uint32_t flags;

@@ -39,6 +39,7 @@ struct ins_sock {
 	bool rd_done;                 /* EV_EOF or EV_RESET sent: never read again */
 	bool wr_dead;                 /* send failed: DATA from the PVM is dropped */
 	bool close_pending;           /* OP_CLOSE waits for the pending bytes */
+	bool app_nodelay;             /* TCP_NODELAY as the app set it (the kernel's is always on) */
 	int8_t shut_pending;          /* -1, or SHUT_* to apply when pending drains */
 	uint32_t credit;              /* DATA bytes we may still send to the PVM */
 	uint32_t rx_outstanding;      /* DATA bytes from the PVM not yet credited back */

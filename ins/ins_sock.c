@@ -339,6 +339,19 @@ static int op_connect(struct ins_sock *s, const struct mw_op_addr *o)
 	return 1;
 }
 
+/*
+ * Nagle stays off on every INS socket: mw-pvm already gathers what the app
+ * writes into frames of up to 64 KiB, and Nagle on top of that relay turned a
+ * response split across two frames into a 40 ms stall on the peer's delayed
+ * ACK.  The app still sees its own TCP_NODELAY value; TCP_CORK is applied.
+ */
+static void sock_nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static int op_socket(struct ins *ins, uint64_t id, const struct mw_op_socket *o)
 {
 	struct ins_sock *s;
@@ -350,6 +363,7 @@ static int op_socket(struct ins *ins, uint64_t id, const struct mw_op_socket *o)
 		    IPPROTO_TCP);
 	if (fd < 0)
 		return -errno;
+	sock_nodelay(fd);
 	ret = ins_tune_apply(&ins->tune, fd);
 	if (ret)
 		mw_log_ratelimited(MW_LOG_WARN, "socket %#llx: INS settings not applied: %s",
@@ -367,11 +381,25 @@ static int op_sockopt(struct ins_sock *s, const struct mw_op_sockopt *o, bool se
 {
 	socklen_t len = o->len;
 	int ret = ins_opt_allowed(o->level, o->name, set);
+	int v;
 
 	if (ret)
 		return ret;
 	if (s->fd < 0)
 		return -ECONNRESET;
+	if (o->level == IPPROTO_TCP && o->name == TCP_NODELAY) {
+		if (set) {
+			if (len < sizeof(int))
+				return -EINVAL;
+			memcpy(&v, o->val, sizeof(v));
+			s->app_nodelay = v != 0;
+			return 0;
+		}
+		v = s->app_nodelay;
+		*vlen = len < sizeof(int) ? len : sizeof(int);
+		memcpy(val, &v, *vlen);
+		return 0;
+	}
 	if (set)
 		return setsockopt(s->fd, o->level, o->name, o->val, len) < 0 ? -errno : 0;
 	if (getsockopt(s->fd, o->level, o->name, val, &len) < 0)
@@ -570,6 +598,7 @@ static void sock_accepted(struct ins_sock *ls, int fd, const struct sockaddr_sto
 		rst_close(fd);
 		return;
 	}
+	sock_nodelay(fd);
 	if (ins_blockset_has(&ins->blocked, &ev.peer)) {
 		ins->refused_blocked++;
 		mw_log_ratelimited(MW_LOG_INFO, "connection from blocked %s reset",

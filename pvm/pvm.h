@@ -218,6 +218,7 @@ int pvm_sock_opt_record(struct pvm_sock *s, const struct pvm_opt *o);
 /* pvm_relay.c */
 void pvm_relay_attach(struct pvm_sock *s, int fd);
 void pvm_relay_start(struct pvm_sock *s);
+void pvm_relay_flush(struct pvm_sock *s);
 void pvm_relay_detach(struct pvm_sock *s);
 int pvm_relay_data(struct pvm_sock *s, const void *buf, uint32_t len);
 void pvm_relay_eof(struct pvm_sock *s);

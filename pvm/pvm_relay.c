@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,14 +92,19 @@ static void relay_app_eof(struct pvm_sock *s)
 		relay_app_gone(s, true);
 }
 
-static void relay_pump(struct pvm_sock *s)
+/*
+ * Move what the app wrote into DATA frames, within credit and ring room.
+ * Never tears anything down: Return 0 (drained, or waiting for credit/room),
+ * 1 if the app's end reads EOF, -1 if it broke (errno set).
+ */
+static int relay_move(struct pvm_sock *s)
 {
 	struct pvm_ins *ins = s->ins;
 	uint64_t before = s->bytes_out;
 	uint32_t want;
 	ssize_t n;
 	void *buf;
-	int i;
+	int i, ret = 0;
 
 	for (i = 0; i < RELAY_READS_PER_EVENT; i++) {
 		want = s->cr.tx_credit < MW_FRAME_MAX_PAYLOAD ? s->cr.tx_credit
@@ -133,17 +139,46 @@ static void relay_pump(struct pvm_sock *s)
 			continue;
 		}
 		/* Nothing committed: the reservation is simply not published. */
-		if (n == 0) {
-			relay_app_eof(s);
-			return;
-		}
-		if (errno == EAGAIN || errno == EINTR)
-			break;
-		relay_app_gone(s, true);
-		return;
+		if (n == 0)
+			ret = 1;
+		else if (errno != EAGAIN && errno != EINTR)
+			ret = -1;
+		break;
 	}
 	if (s->bytes_out != before && pvm_observe_active())
 		pvm_observe_sock(PVM_OBS_SEND, s, 0);
+	return ret;
+}
+
+static void relay_pump(struct pvm_sock *s)
+{
+	int ret = relay_move(s);
+
+	if (ret > 0)
+		relay_app_eof(s);
+	else if (ret < 0)
+		relay_app_gone(s, true);
+}
+
+/**
+ * pvm_relay_flush() - put what the app wrote so far into the ring now
+ * @s: the socket (never freed here: EOF and errors are left to the read watcher)
+ *
+ * A socket option must act after the bytes written before it, as in the
+ * kernel: nginx uncorks (TCP_CORK 0) right after writing a response, and an
+ * uncork that overtook the response left it to Nagle and delayed ACKs (40 ms
+ * per request).  Called before an option goes to the INS; what credit or ring
+ * room does not allow stays behind (the option then goes first, as before).
+ */
+void pvm_relay_flush(struct pvm_sock *s)
+{
+	int avail = 0;
+
+	if (s->fd < 0 || s->app_eof || s->state != PVM_ST_CONNECTED || s->blocked || !s->ins)
+		return;
+	if (ioctl(s->fd, FIONREAD, &avail) || avail <= 0)
+		return;
+	relay_move(s);
 }
 
 static void relay_read_cb(struct ev_loop *loop, ev_io *w, int revents)

@@ -290,6 +290,8 @@ static int shim_setopt(struct pvm_client *c, struct pvm_sock *s, const struct mw
 		return -EINVAL;
 	if (s->state == PVM_ST_CLOSING)
 		return -EBADF;
+	if (req->flags & MW_SHIMCTL_F_NOREPLY)
+		c = NULL; /* the app did not wait: nobody to answer */
 	memcpy(op.val, req->val, req->len);
 	memcpy(o.val, req->val, req->len);
 	for (rep = s->replicas; rep; rep = rep->rnext) {
@@ -300,10 +302,11 @@ static int shim_setopt(struct pvm_client *c, struct pvm_sock *s, const struct mw
 	}
 	if (!s->ins) {
 		ret = pvm_sock_opt_record(s, &o);
-		if (!ret)
+		if (!ret && c)
 			pvm_shim_answer(c, 0, s->id, NULL, NULL, 0);
 		return ret;
 	}
+	pvm_relay_flush(s); /* the option acts after the bytes written before it */
 	ret = pvm_ins_op(s->ins, MW_OP_SETOPT, s->id, &op, sizeof(op), PVM_REQ_SETOPT, c, &r);
 	if (!ret)
 		r->opt = o;
@@ -533,12 +536,12 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ret = shim_dispatch(c, &req, fd);
 	if (fd >= 0)
 		close(fd);
-	if (ret < 0) {
+	if (ret < 0 && !(req.op == MW_SHIMCTL_SETOPT && (req.flags & MW_SHIMCTL_F_NOREPLY))) {
 		pvm_shim_answer(c, ret, req.sock, NULL, NULL, 0);
 		return;
 	}
 	if (!c->req && !c->wait_sock && !ev_is_active(&c->io))
-		ev_io_start(loop, &c->io); /* CLOSE_HINT: no response */
+		ev_io_start(loop, &c->io); /* CLOSE_HINT, F_NOREPLY: no response */
 }
 
 static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -574,6 +577,12 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		p->clients = c;
 		p->nclients++;
 		ev_io_init(&c->io, client_cb, fd, EV_READ);
+		/*
+		 * Requests before the app's bytes: an F_NOREPLY TCP_CORK sent before
+		 * a write must reach the INS before that write's data, so when both
+		 * are ready in one loop iteration the request is handled first.
+		 */
+		ev_set_priority(&c->io, EV_MAXPRI);
 		c->io.data = c;
 		ev_io_start(loop, &c->io);
 	}

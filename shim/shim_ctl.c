@@ -243,6 +243,24 @@ int shim_ctl_call(struct mw_shimctl_req *req, int app_fd, struct mw_shimctl_resp
 }
 
 /**
+ * shim_ctl_send() - one request that has no response (MW_SHIMCTL_F_NOREPLY)
+ * @req:    the request
+ * @app_fd: the app's fd of the socket it names
+ * Return: 0, -ECONNREFUSED if mw-pvm cannot be reached, or -EIO
+ */
+int shim_ctl_send(const struct mw_shimctl_req *req, int app_fd)
+{
+	int ret = shim_ctl_ready();
+
+	if (ret)
+		return -ECONNREFUSED;
+	ret = ctl_xfer(ctl_fd, req, app_fd, NULL);
+	if (ret)
+		ctl_drop();
+	return ret;
+}
+
+/**
  * shim_ctl_hint() - tell mw-pvm that the app closed socket @sock (no response)
  * @sock: socket id
  * Return: 0 or -errno

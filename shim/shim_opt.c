@@ -2,6 +2,7 @@
 /* shim_opt.c - interposed getsockopt/setsockopt/getsockname/getpeername */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 
 #include "common/addr.h"
@@ -118,6 +119,14 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 	return 0;
 }
 
+/* On/off options that need no answer on an established connection (MW_SHIMCTL_F_NOREPLY). */
+static int opt_noreply(int level, int name)
+{
+	if (level == IPPROTO_TCP)
+		return name == TCP_NODELAY || name == TCP_CORK || name == TCP_QUICKACK;
+	return level == SOL_SOCKET && name == SO_KEEPALIVE;
+}
+
 SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
 	struct mw_shimctl_req req;
@@ -143,6 +152,13 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
 	req.len = len;
 	if (len)
 		memcpy(req.val, val, len);
+	if (id.kind == SHIM_ACCEPTED && opt_noreply(level, name)) {
+		if (len < sizeof(int))
+			return opt_fail(EINVAL); /* as the kernel checks it */
+		req.flags = MW_SHIMCTL_F_NOREPLY;
+		ret = shim_ctl_send(&req, fd);
+		return ret ? opt_fail(-ret) : 0;
+	}
 	ret = shim_ctl_call(&req, fd, &resp);
 	return ret ? opt_fail(-ret) : 0;
 }

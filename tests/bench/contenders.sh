@@ -24,10 +24,10 @@ nginx_conf() {
 daemon off;
 master_process on;
 worker_processes 1;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile 16384;
 pid $d/nginx.pid;
 error_log $d/error.log error;
-events { worker_connections 16384; }
+events { worker_connections 8192; }
 http {
 	access_log off;
 	sendfile on;
@@ -48,7 +48,7 @@ start_contenders() {
 	mw_spawn nginx-direct in_ins nginx -c "$(nginx_conf direct 8001)"
 	cat >"$MW_TMP/haproxy.cfg" <<HAP
 global
-	maxconn 65536
+	maxconn 8192
 defaults
 	mode tcp
 	timeout connect 5s

@@ -8,6 +8,8 @@
   reset-client HOST PORT        connect, send, abort with RST (SO_LINGER 0)
   inject PID FD FORGED_IP       as another local process: take the app's listener name
                                 from PID's FD and connect to it, with a forged 'A' name
+  opts-server PORT              accept one connection; set and read back on-off options
+                                on it (the shim sends those without waiting), answer
   listener-id PID FD            print the socket id in the 'S' name of PID's FD (hex)
   intrude CTL ID                as another user: register with mw-pvm at CTL and try
                                 to act on socket ID without holding its fd (all refused),
@@ -136,6 +138,37 @@ def inject(pid, fd, forged_ip):
     return all(r == b"" for r in results)
 
 
+def opts_server(port):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port))
+    srv.listen(8)
+    out("listening")
+    c, _ = srv.accept()
+    tcp = socket.IPPROTO_TCP
+    out("default nodelay %d cork %d keepalive %d" % (
+        c.getsockopt(tcp, socket.TCP_NODELAY), c.getsockopt(tcp, socket.TCP_CORK),
+        c.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)))
+    for v in (1, 0, 1):
+        c.setsockopt(tcp, socket.TCP_NODELAY, v)
+        c.setsockopt(tcp, socket.TCP_CORK, v)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, v)
+        out("set %d: nodelay %d cork %d keepalive %d" % (
+            v, c.getsockopt(tcp, socket.TCP_NODELAY), c.getsockopt(tcp, socket.TCP_CORK),
+            c.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)))
+    try:
+        c.setsockopt(tcp, socket.TCP_CORK, b"\1\0")
+        out("short cork value: accepted")
+    except OSError as e:
+        out("short cork value: errno %d" % e.errno)
+    # corked reply, then uncorked: the bytes must follow the uncork out
+    c.setsockopt(tcp, socket.TCP_CORK, 1)
+    c.sendall(b"corked reply\n")
+    c.setsockopt(tcp, socket.TCP_CORK, 0)
+    c.recv(1)  # hold the connection open until the client is done
+    c.close()
+
+
 def steal_name(pid, fd):
     libc = ctypes.CDLL(None, use_errno=True)
     lfd = libc.syscall(438, os.pidfd_open(pid), fd, 0)  # pidfd_getfd
@@ -205,6 +238,8 @@ def main():
         sys.exit(0 if halfclose_client(args[0], int(args[1]), int(args[2])) else 1)
     elif cmd == "reset-client":
         reset_client(args[0], int(args[1]))
+    elif cmd == "opts-server":
+        opts_server(int(args[0]))
     elif cmd == "listener-id":
         print("%x" % struct.unpack_from("=Q", steal_name(int(args[0]), int(args[1])), 12)[0])
     elif cmd == "intrude":

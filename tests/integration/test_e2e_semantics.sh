@@ -45,6 +45,25 @@ grep -q '^register: 0$' "$MW_TMP/intrude.out" || mw_fail "intrude: $(cat "$MW_TM
 in_cli timeout 10 $PROBE many "$INS_IP" 7000 1 >/dev/null || mw_fail "the listener stopped serving after a false close hint"
 mw_log "another user cannot act on the app's sockets: $(tr '\n' ';' <"$MW_TMP/intrude.out")"
 
+# --- on/off options on an accepted connection (sent without waiting) -------------
+# The app reads back what it set (TCP_NODELAY is its own view: the INS keeps
+# Nagle off underneath); a short value is refused as the kernel does; a corked
+# reply is delivered once uncorked, with the connection still open.
+mw_spawn opts shimmed $PROBE opts-server 7004
+mw_wait_for "ins_listens 7004" 10 || mw_fail "opts server does not listen"
+got=$(in_cli timeout 10 python3 -c "
+import socket; s = socket.create_connection(('$INS_IP', 7004), timeout=8)
+print(s.makefile().readline().strip()); s.close()") || mw_fail "no corked reply"
+[ "$got" = "corked reply" ] || mw_fail "corked reply: got '$got'"
+mw_wait_for "grep -q 'short cork' '$(mw_logfile opts)'" 10 || mw_fail "opts server did not finish"
+o=$(mw_logfile opts)
+grep -q '^default nodelay 0 cork 0 keepalive 0$' "$o" || mw_fail "option defaults: $(cat "$o")"
+grep -q '^set 1: nodelay 1 cork 1 keepalive 1$' "$o" || mw_fail "options set to 1: $(cat "$o")"
+grep -q '^set 0: nodelay 0 cork 0 keepalive 0$' "$o" || mw_fail "options set to 0: $(cat "$o")"
+grep -q "^short cork value: errno $(python3 -c 'import errno; print(errno.EINVAL)')$" "$o" ||
+	mw_fail "a 2-byte TCP_CORK value: $(grep short "$o")"
+mw_log "on/off options on an accepted connection OK"
+
 # --- half-close: client shuts down writing, server answers after EOF -------------
 mw_spawn hcs shimmed $PROBE halfclose-server 7001
 mw_wait_for "ins_listens 7001" 10 || mw_fail "half-close server does not listen"
