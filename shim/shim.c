@@ -26,6 +26,16 @@ static pthread_once_t shim_once = PTHREAD_ONCE_INIT;
 static _Atomic unsigned long shim_bits[SHIM_BITS / (8 * sizeof(unsigned long))];
 #define SHIM_BPW (8 * sizeof(unsigned long))
 
+/*
+ * TCP_CORK as the app set it, per fd, kept here and never sent to the INS.
+ * mw-pvm already gathers the app's writes into frames of up to 64 KiB and the
+ * INS sends with Nagle off, so cork changes little on the wire, while nginx
+ * (tcp_nopush) toggles it twice per response: two control messages per
+ * request cost a third of B1's throughput.  getsockopt() reads it back; a
+ * dup() of the fd starts uncorked (the one visible difference).
+ */
+static _Atomic unsigned long shim_cork_bits[SHIM_BITS / (8 * sizeof(unsigned long))];
+
 static void *shim_sym(const char *name)
 {
 	void *p = dlsym(RTLD_NEXT, name);
@@ -120,6 +130,36 @@ void shim_bit_clear(int fd)
 {
 	if (fd >= 0 && (unsigned)fd < SHIM_BITS)
 		atomic_fetch_and(&shim_bits[fd / SHIM_BPW], ~(1UL << (fd % SHIM_BPW)));
+}
+
+/**
+ * shim_cork_set() - record the app's TCP_CORK for @fd
+ * @fd: the fd
+ * @on: the value
+ */
+void shim_cork_set(int fd, bool on)
+{
+	unsigned long m;
+
+	if (fd < 0 || (unsigned)fd >= SHIM_BITS)
+		return;
+	m = 1UL << (fd % SHIM_BPW);
+	if (on)
+		atomic_fetch_or(&shim_cork_bits[fd / SHIM_BPW], m);
+	else if (atomic_load_explicit(&shim_cork_bits[fd / SHIM_BPW], memory_order_relaxed) & m)
+		atomic_fetch_and(&shim_cork_bits[fd / SHIM_BPW], ~m);
+}
+
+/**
+ * shim_cork_get() - the app's TCP_CORK for @fd (false for fds beyond the map)
+ * @fd: the fd
+ */
+bool shim_cork_get(int fd)
+{
+	if (fd < 0 || (unsigned)fd >= SHIM_BITS)
+		return false;
+	return atomic_load_explicit(&shim_cork_bits[fd / SHIM_BPW], memory_order_relaxed) &
+	       (1UL << (fd % SHIM_BPW));
 }
 
 /**

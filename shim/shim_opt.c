@@ -86,6 +86,8 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 		return opt_fail(-ret);
 	if (id.kind == SHIM_NOT_OURS || opt_native(level, name))
 		return shim_real.getsockopt(fd, level, name, val, len);
+	if (level == IPPROTO_TCP && name == TCP_CORK)
+		return opt_put_int(val, len, shim_cork_get(fd)); /* kept here: see shim.c */
 	if (level == SOL_SOCKET) {
 		switch (name) {
 		case SO_TYPE:
@@ -123,7 +125,7 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 static int opt_noreply(int level, int name)
 {
 	if (level == IPPROTO_TCP)
-		return name == TCP_NODELAY || name == TCP_CORK || name == TCP_QUICKACK;
+		return name == TCP_NODELAY || name == TCP_QUICKACK;
 	return level == SOL_SOCKET && name == SO_KEEPALIVE;
 }
 
@@ -144,6 +146,15 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
 		return opt_fail(EINVAL);
 	if (len && !val)
 		return opt_fail(EFAULT);
+	if (level == IPPROTO_TCP && name == TCP_CORK) {
+		int on;
+
+		if (len < sizeof(int))
+			return opt_fail(EINVAL); /* as the kernel checks it */
+		memcpy(&on, val, sizeof(on));
+		shim_cork_set(fd, on != 0); /* kept here, not sent: see shim.c */
+		return 0;
+	}
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_SETOPT;
 	req.sock = id.id;

@@ -238,6 +238,7 @@ static int shim_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags
 			return -1; /* EAGAIN, EINVAL (not listening), EINTR... as the kernel says */
 		if (shim_accept_ok(nfd, &sun, len, &a)) {
 			shim_bit_clear(nfd);
+			shim_cork_set(nfd, false);
 			shim_fill_addr(&a.peer, addr, alen);
 			return nfd;
 		}
@@ -268,6 +269,7 @@ SHIM_EXPORT int close(int fd)
 	int ret, err, probe, named;
 
 	shim_init();
+	shim_cork_set(fd, false); /* one load unless it was corked */
 	if (!shim_bit_test_clear(fd))
 		return shim_real.close(fd);
 	named = !shim_name_of(fd, &n) && n.kind == MW_SOCKNAME_SOCKET &&
