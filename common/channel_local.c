@@ -345,7 +345,7 @@ int mw_channel_local_join(struct mw_channel *ch, int sock_fd, const struct mw_he
 {
 	int fds[LOCAL_MAX_FDS], nfds = 0, ver, ret;
 	void *region = MAP_FAILED;
-	struct mw_hello reply;
+	struct mw_hello reply = { 0 }; /* an analyzer cannot tell -errno from 0 */
 	size_t len = 0;
 
 	mw_channel_reset(ch);

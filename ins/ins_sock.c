@@ -54,7 +54,7 @@ int ins_table_init(struct ins_table *t, size_t nbuckets)
 
 	while (n < nbuckets)
 		n <<= 1;
-	t->b = calloc(n, sizeof(*t->b));
+	t->b = calloc(n, sizeof(struct ins_sock *));
 	if (!t->b)
 		return -ENOMEM;
 	t->nbuckets = n;
@@ -94,10 +94,10 @@ struct ins_sock *ins_table_find(const struct ins_table *t, uint64_t id)
 
 static int table_grow(struct ins_table *t)
 {
-	size_t n = t->nbuckets * 2, i, h;
+	size_t n = t->nbuckets ? t->nbuckets * 2 : 16, i, h;
 	struct ins_sock **nb, *s, *next;
 
-	nb = calloc(n, sizeof(*nb));
+	nb = calloc(n, sizeof(struct ins_sock *));
 	if (!nb)
 		return -ENOMEM;
 	for (i = 0; i < t->nbuckets; i++) {
@@ -208,11 +208,15 @@ void ins_sock_free(struct ins_sock *s)
  */
 void ins_sock_close_all(struct ins *ins)
 {
+	struct ins_sock *s, *next;
 	size_t i;
 
+	/* ins_sock_free() unlinks s from its chain, so the chain's head becomes next. */
 	for (i = 0; i < ins->socks.nbuckets; i++)
-		while (ins->socks.b[i])
-			ins_sock_free(ins->socks.b[i]);
+		for (s = ins->socks.b[i]; s; s = next) {
+			next = s->hnext;
+			ins_sock_free(s);
+		}
 }
 
 static void rst_close(int fd)

@@ -241,6 +241,19 @@ static int cmd_opts(void)
 	return 0;
 }
 
+/* A port argument 0..65535; anything else ends the probe with a usage error. */
+static int arg_port(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end || v < 0 || v > 65535) {
+		fprintf(stderr, "shim_probe: bad port '%s'\n", s);
+		exit(2);
+	}
+	return (int)v;
+}
+
 int main(int argc, char **argv)
 {
 	int ret = 2;
@@ -253,13 +266,13 @@ int main(int argc, char **argv)
 	else if (argc >= 2 && !strcmp(argv[1], "untouched"))
 		ret = cmd_untouched();
 	else if (argc >= 4 && !strcmp(argv[1], "connect"))
-		ret = cmd_connect(argv[2], atoi(argv[3]), 0);
+		ret = cmd_connect(argv[2], arg_port(argv[3]), 0);
 	else if (argc >= 4 && !strcmp(argv[1], "connect_nb"))
-		ret = cmd_connect(argv[2], atoi(argv[3]), 1);
+		ret = cmd_connect(argv[2], arg_port(argv[3]), 1);
 	else if (argc >= 3 && !strcmp(argv[1], "accept"))
-		ret = cmd_accept(atoi(argv[2]), 0);
+		ret = cmd_accept(arg_port(argv[2]), 0);
 	else if (argc >= 3 && !strcmp(argv[1], "accept_nb"))
-		ret = cmd_accept(atoi(argv[2]), 1);
+		ret = cmd_accept(arg_port(argv[2]), 1);
 	else if (argc >= 2 && !strcmp(argv[1], "opts"))
 		ret = cmd_opts();
 	else

@@ -399,8 +399,9 @@ static bool pvm_credit(struct pvm *p)
 /* Run until @until says stop. Return: NULL or the reason it failed. */
 static const char *pvm_run(struct pvm *p, bool (*until)(const struct pvm *))
 {
+	/* Static: the failure text may point into it and is returned to the caller. */
+	static char why[128];
 	uint8_t priv[128];
-	char why[128];
 
 	while (!until(p)) {
 		bool progress = false, full;

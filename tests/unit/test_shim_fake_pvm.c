@@ -290,7 +290,7 @@ static void *fake_main(void *arg)
 {
 	struct fake *f = arg;
 	struct pollfd p[3 + 2 * FAKE_MAX];
-	int clients[FAKE_MAX], datas[FAKE_MAX], nc = 0, nd = 0, nc0, i, n, fd;
+	int clients[FAKE_MAX] = { 0 }, datas[FAKE_MAX] = { 0 }, nc = 0, nd = 0, nc0, i, n, fd;
 
 	for (;;) {
 		p[0] = (struct pollfd){ .fd = f->stop[0], .events = POLLIN };
@@ -300,7 +300,7 @@ static void *fake_main(void *arg)
 			p[3 + i] = (struct pollfd){ .fd = clients[i], .events = POLLIN };
 		for (i = 0; i < nd; i++)
 			p[3 + nc + i] = (struct pollfd){ .fd = datas[i], .events = POLLIN };
-		n = poll(p, (nfds_t)(3 + nc + nd), -1);
+		n = poll(p, (nfds_t)3 + (nfds_t)nc + (nfds_t)nd, -1);
 		nc0 = nc;
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -531,7 +531,7 @@ static void test_socket_is_named_unix(void **state)
 	struct fake *f = *state;
 	char out[4096], line[64];
 
-	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "socket4", NULL), 0);
+	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "socket4", (char *)NULL), 0);
 	assert_has(out, "real_family=1");
 	assert_has(out, "real_kind=mwS");
 	snprintf(line, sizeof(line), "\nreal_tag=%llx\n", (unsigned long long)FAKE_TAG);
@@ -546,7 +546,7 @@ static void test_socket_is_named_unix(void **state)
 	assert_int_equal(f->nregs, 1);
 	assert_int_equal(f->socks[0].family, 4);
 
-	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "socket6", NULL), 0);
+	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "socket6", (char *)NULL), 0);
 	assert_has(out, "so_domain=10");   /* AF_INET6 */
 	assert_int_equal(f->socks[1].family, 6);
 }
@@ -556,7 +556,7 @@ static void test_udp_and_unix_untouched(void **state)
 	struct fake *f = *state;
 	char out[4096];
 
-	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "untouched", NULL), 0);
+	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "untouched", (char *)NULL), 0);
 	assert_has(out, "udp_domain=2");
 	assert_has(out, "udp_type=2");
 	assert_has(out, "unix_domain=1");
@@ -574,7 +574,8 @@ static void test_connect_blocking(void **state)
 	char out[4096];
 
 	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "connect", "10.9.8.7", "80",
-				   NULL), 0);
+				   (char *)NULL),
+			 0);
 	assert_has(out, "connect=0");
 	assert_has(out, "write=4");
 	assert_has(out, "peername=10.9.8.7:80/2");
@@ -597,7 +598,8 @@ static void test_connect_refused(void **state)
 	char out[4096];
 
 	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "connect", "10.9.8.7", "1",
-				   NULL), 0);
+				   (char *)NULL),
+			 0);
 	assert_has(out, "connect=ECONNREFUSED");
 }
 
@@ -607,7 +609,8 @@ static void test_connect_nonblocking(void **state)
 	char out[4096];
 
 	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "connect_nb", "::1", "443",
-				   NULL), 0);
+				   (char *)NULL),
+			 0);
 	assert_has(out, "connect=EINPROGRESS");
 	assert_has(out, "so_error=0");
 	assert_has(out, "connect2=EISCONN");
@@ -625,7 +628,8 @@ static void test_accept_rejects_injection(void **state)
 	char out[4096];
 
 	f->accept_mode = ACC_GENUINE_AFTER_FORGED;
-	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "accept", "8080", NULL), 0);
+	assert_int_equal(
+		run_probe(f, NULL, NULL, out, sizeof(out), "accept", "8080", (char *)NULL), 0);
 	assert_has(out, "bind=0");
 	assert_has(out, "listen=0");
 	assert_has(out, "accept=0");
@@ -645,7 +649,8 @@ static void test_accept_nonblocking(void **state)
 	char out[4096];
 
 	f->accept_mode = ACC_FORGED_ONLY;
-	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "accept_nb", "8081", NULL),
+	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "accept_nb", "8081",
+				   (char *)NULL),
 			 0);
 	assert_has(out, "listen=0");
 	assert_has(out, "accept1=ECONNABORTED"); /* another process */
@@ -658,7 +663,7 @@ static void test_options_names_and_close_hint(void **state)
 	struct fake *f = *state;
 	char out[4096];
 
-	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "opts", NULL), 0);
+	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "opts", (char *)NULL), 0);
 	assert_has(out, "setopt_nodelay=0");
 	assert_has(out, "setopt_rcvtimeo=0");
 	assert_has(out, "rcvtimeo_native=2");     /* applied to the AF_UNIX fd */
@@ -692,7 +697,7 @@ static void test_fail_closed(void **state)
 	char out[4096], missing[160];
 
 	snprintf(missing, sizeof(missing), "%s/absent.sock", f->dir);
-	assert_int_equal(run_probe(f, missing, NULL, out, sizeof(out), "socket4", NULL), 0);
+	assert_int_equal(run_probe(f, missing, NULL, out, sizeof(out), "socket4", (char *)NULL), 0);
 	assert_has(out, "socket=EACCES");
 	assert_non_null(strstr(out, "mwshim: cannot reach mw-pvm at "));
 	assert_non_null(strstr(out, missing));
@@ -705,7 +710,7 @@ static void test_fail_open(void **state)
 	char out[4096], missing[160];
 
 	snprintf(missing, sizeof(missing), "%s/absent.sock", f->dir);
-	assert_int_equal(run_probe(f, missing, "1", out, sizeof(out), "socket4", NULL), 0);
+	assert_int_equal(run_probe(f, missing, "1", out, sizeof(out), "socket4", (char *)NULL), 0);
 	assert_has(out, "real_family=2");        /* a real TCP socket */
 	assert_has(out, "real_domain=2");
 	assert_has(out, "so_domain=2");
