@@ -4,6 +4,11 @@
 #   tools/setup.sh demo   install, build, start the appliance protecting a demo app
 #   tools/setup.sh test   install, build (plain, ASan+UBSan, libFuzzer), run every test
 #   tools/setup.sh build  install and build only
+#   tools/setup.sh lint   install, then clang-tidy + cppcheck over the tree (tools/lint.sh)
+#
+# MW_LINT=1 tools/setup.sh test also runs the lint step and fails on any finding.
+# It is not on by default yet: pvm/ and tests/bench/ still have findings
+# (tools/lint.sh lists them); make it unconditional once the tree is clean.
 #
 # Idempotent: installs only missing packages and rebuilds incrementally.
 set -euo pipefail
@@ -15,7 +20,7 @@ jobs=$(nproc)
 packages=(build-essential cmake pkg-config clang libclang-rt-14-dev
 	libev-dev libconfig-dev libsystemd-dev libxen-dev libcmocka-dev
 	nginx curl netcat-openbsd redis-server redis-tools wrk haproxy iproute2
-	python3 tmux procps psmisc systemd)
+	python3 tmux procps psmisc systemd clang-tidy cppcheck)
 
 install_packages() {
 	local missing=()
@@ -64,10 +69,18 @@ test)
 	ctest --test-dir "$root/build-fuzz" -L fuzz -j "$jobs" --output-on-failure || status=1
 	echo "== full suite (unit, fuzz, integration)"
 	ctest --test-dir "$root/build" -j "$jobs" --output-on-failure || status=1
+	if [ "${MW_LINT:-0}" = 1 ]; then
+		echo "== lint (clang-tidy, cppcheck)"
+		"$root/tools/lint.sh" -b "$root/build" || status=1
+	fi
 	exit $status
 	;;
+lint)
+	build "$root/build"
+	exec "$root/tools/lint.sh" -b "$root/build"
+	;;
 *)
-	echo "usage: $0 demo|test|build" >&2
+	echo "usage: $0 demo|test|build|lint" >&2
 	exit 2
 	;;
 esac
