@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_sdnotify.c - the real mw-balancer speaks sd_notify over a real datagram socket */
+/* test_sdnotify.c - the real daemons speak sd_notify (READY, STATUS, WATCHDOG, STOPPING) over a
+ * real datagram socket */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -25,7 +26,8 @@ struct fixture {
 	char dir[64];
 	char sock_path[96];
 	char conf_path[128];
-	char binary[4096];
+	char binary[4096]; /* mw-balancer */
+	char build[4000];
 	int sock;   /* our end of NOTIFY_SOCKET */
 	int err_rd; /* the child's stderr */
 	pid_t pid;
@@ -44,6 +46,7 @@ static int fixture_setup(void **state)
 		print_error("MW_BUILD_DIR is not set (run through ctest)\n");
 		return -1;
 	}
+	snprintf(f.build, sizeof(f.build), "%s", build);
 	snprintf(f.binary, sizeof(f.binary), "%s/balancer/mw-balancer", build);
 	if (access(f.binary, X_OK) < 0) {
 		print_error("%s: %s\n", f.binary, strerror(errno));
@@ -60,6 +63,10 @@ static int fixture_setup(void **state)
 		return -1;
 	fprintf(fp, "common: { runtime_dir = \"%s/run\"; };\n", f.dir);
 	fprintf(fp, "balancer: { control_socket = \"%s/run/balancer.sock\"; };\n", f.dir);
+	fprintf(fp, "pvm: { control_socket = \"%s/run/pvm.sock\";\n", f.dir);
+	fprintf(fp, "       ins_socket = \"%s/run/pvm-ins.sock\"; };\n", f.dir);
+	/* No mw-pvm listens there: mw-ins keeps retrying and never gets READY. */
+	fprintf(fp, "ins: { pvm_socket = \"%s/run/no-pvm.sock\"; };\n", f.dir);
 	fclose(fp);
 
 	f.sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -93,8 +100,9 @@ static int fixture_teardown(void **state)
 	return 0;
 }
 
-/* Start mw-balancer on the fixture config, with or without NOTIFY_SOCKET and a watchdog. */
-static void spawn(struct fixture *f, bool with_notify, const char *watchdog_usec)
+/* Start @binary (-c the fixture config), with or without NOTIFY_SOCKET and a watchdog. */
+static void spawn_bin(struct fixture *f, const char *binary, bool with_notify,
+		      const char *watchdog_usec)
 {
 	int p[2];
 
@@ -113,11 +121,17 @@ static void spawn(struct fixture *f, bool with_notify, const char *watchdog_usec
 			unsetenv("WATCHDOG_USEC");
 		unsetenv("WATCHDOG_PID");
 		unsetenv("MW_CONFIG");
-		execl(f->binary, f->binary, "-c", f->conf_path, (char *)NULL);
+		execl(binary, binary, "-c", f->conf_path, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
 	f->err_rd = p[0];
+}
+
+/* Start mw-balancer on the fixture config. */
+static void spawn(struct fixture *f, bool with_notify, const char *watchdog_usec)
+{
+	spawn_bin(f, f->binary, with_notify, watchdog_usec);
 }
 
 /* The next datagram, or fail after WAIT_MS. */
@@ -226,6 +240,84 @@ static void test_watchdog_pings(void **state)
 	assert_clean_exit(reap(f));
 }
 
+/*
+ * Count WATCHDOG=1 pings among the next messages until @want of them came;
+ * READY/STATUS lines may come in between.  Bounded: at most 50 messages, each
+ * within WAIT_MS.  Returns whether a READY=1 was among them.
+ */
+static bool await_pings(struct fixture *f, int want)
+{
+	char msg[1024];
+	bool ready = false;
+	int i, pings = 0;
+
+	for (i = 0; i < 50 && pings < want; i++) {
+		recv_notify(f, msg, sizeof(msg));
+		if (!strcmp(msg, "WATCHDOG=1"))
+			pings++;
+		else if (strstr(msg, "READY=1"))
+			ready = true;
+	}
+	assert_int_equal(pings, want);
+	return ready;
+}
+
+/* Read until STOPPING=1 (bounded), skipping pings and STATUS lines. */
+static void await_stopping(struct fixture *f)
+{
+	char msg[1024];
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		recv_notify(f, msg, sizeof(msg));
+		if (!strcmp(msg, "STOPPING=1"))
+			return;
+	}
+	fail_msg("no STOPPING=1 among 50 messages");
+}
+
+/* mw-pvm: READY with its STATUS line, then watchdog pings from its loop. */
+static void test_pvm_ready_and_watchdog(void **state)
+{
+	struct fixture *f = *state;
+	char bin[4200], msg[1024], want[256];
+
+	snprintf(bin, sizeof(bin), "%s/pvm/mw-pvm", f->build);
+	spawn_bin(f, bin, true, "100000");
+	/* Pings may start before READY: the timer runs from mw_daemon_init(). */
+	for (int i = 0; i < 50; i++) {
+		recv_notify(f, msg, sizeof(msg));
+		if (strstr(msg, "READY=1"))
+			break;
+		assert_string_equal(msg, "WATCHDOG=1");
+	}
+	snprintf(want, sizeof(want), "STATUS=waiting for INS; control socket %s/run/pvm.sock",
+		 f->dir);
+	assert_non_null(strstr(msg, "READY=1"));
+	assert_non_null(strstr(msg, want));
+	await_pings(f, 3);
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	await_stopping(f);
+	assert_clean_exit(reap(f));
+}
+
+/*
+ * mw-ins waiting for an mw-pvm that is not there: no READY, but its loop runs
+ * and feeds the watchdog, so systemd does not kill an INS that waits.
+ */
+static void test_ins_watchdog_while_waiting(void **state)
+{
+	struct fixture *f = *state;
+	char bin[4200];
+
+	snprintf(bin, sizeof(bin), "%s/ins/mw-ins", f->build);
+	spawn_bin(f, bin, true, "100000");
+	assert_false(await_pings(f, 4));
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	await_stopping(f);
+	assert_clean_exit(reap(f));
+}
+
 /* Outside systemd nothing is sent and nothing breaks. */
 static void test_without_notify_socket(void **state)
 {
@@ -253,6 +345,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_watchdog_pings, fixture_setup,
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_without_notify_socket, fixture_setup,
+						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_pvm_ready_and_watchdog, fixture_setup,
+						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_ins_watchdog_while_waiting, fixture_setup,
 						fixture_teardown),
 	};
 
