@@ -628,8 +628,8 @@ static void test_accept_rejects_injection(void **state)
 	char out[4096];
 
 	f->accept_mode = ACC_GENUINE_AFTER_FORGED;
-	assert_int_equal(
-		run_probe(f, NULL, NULL, out, sizeof(out), "accept", "8080", (char *)NULL), 0);
+	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "accept", "8080", (char *)NULL),
+			 0);
 	assert_has(out, "bind=0");
 	assert_has(out, "listen=0");
 	assert_has(out, "accept=0");
@@ -649,9 +649,8 @@ static void test_accept_nonblocking(void **state)
 	char out[4096];
 
 	f->accept_mode = ACC_FORGED_ONLY;
-	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "accept_nb", "8081",
-				   (char *)NULL),
-			 0);
+	assert_int_equal(
+		run_probe(f, NULL, NULL, out, sizeof(out), "accept_nb", "8081", (char *)NULL), 0);
 	assert_has(out, "listen=0");
 	assert_has(out, "accept1=ECONNABORTED"); /* another process */
 	assert_has(out, "accept2=ECONNABORTED"); /* no name */
