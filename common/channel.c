@@ -289,7 +289,19 @@ void mw_channel_flush(struct mw_channel *ch)
 
 	if (!ch->ops || ch->dead_reason[0])
 		return;
-	kick = mw_ring_consumer_needs_kick(&ch->tx);
+	/*
+	 * Wake a sleeping peer only for frames it has not been told about: a
+	 * peer asleep on an ring we did not add to has nothing to do, and
+	 * kicking it anyway woke mw-ins on every unrelated mw-pvm loop
+	 * iteration (and two spinning loops kicked each other forever).
+	 * Frames committed before the peer announced sleep are safe: its
+	 * re-check after announcing sees them.
+	 */
+	kick = false;
+	if (ch->frames_tx != ch->frames_flushed) {
+		ch->frames_flushed = ch->frames_tx;
+		kick = mw_ring_consumer_needs_kick(&ch->tx);
+	}
 	kick |= mw_ring_producer_needs_kick(&ch->rx);
 	if (kick)
 		channel_kick(ch);

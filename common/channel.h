@@ -53,6 +53,7 @@ struct mw_channel {
 	uint16_t version;     /* negotiated */
 	/* counters */
 	uint64_t frames_tx, frames_rx, bytes_tx, bytes_rx, kicks_tx, full_events;
+	uint64_t frames_flushed; /* frames_tx at the last flush: no new frame, no kick */
 	char dead_reason[128]; /* set once the channel is ended; "" while alive */
 };
 
