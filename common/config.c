@@ -109,6 +109,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(pvm, ring_size, 4 * MIB, 128 * KIB, 1 * GIB, CHK_POW2),
 	KEY_INT(pvm, socket_window, 256 * KIB, 4 * KIB, 1 * GIB, CHK_NONE),
 	KEY_INT(pvm, heartbeat_timeout_ms, 3000, 100, 600000, CHK_NONE),
+	KEY_INT(pvm, spin_us, 0, 0, 1000000, CHK_NONE),
 	KEY_STR(pvm, netflow_listen, "127.0.0.1:0", CHK_ADDR, NULL),
 	KEY_STR(pvm, netflow_allow, "127.0.0.0/8", CHK_CIDR, NULL),
 	KEY_INT(pvm, netflow_queue, 65536, 16, 16 * MIB, CHK_NONE),
@@ -125,6 +126,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(ins, sndbuf, 0, 0, 1 * GIB, CHK_NONE),
 	KEY_INT(ins, rcvbuf, 0, 0, 1 * GIB, CHK_NONE),
 	KEY_BOOL(ins, quickack, false),
+	KEY_INT(ins, spin_us, 0, 0, 1000000, CHK_NONE),
 
 	KEY_STR(balancer, control_socket, "/run/mwcomms/balancer.sock", CHK_PATH, NULL),
 	KEY_STR(balancer, backend, "netns", CHK_NONE, backends),

@@ -27,6 +27,7 @@ struct mw_pvm_config {
 	int ring_size;                      /* bytes per direction, power of two: 4 MiB */
 	int socket_window;                  /* per-socket credit window bytes: 256 KiB */
 	int heartbeat_timeout_ms;           /* INS declared dead after: 3000 */
+	int spin_us;                        /* poll this long before sleeping (common/spin.h): 0 */
 	char netflow_listen[MW_ADDR_TEXT_MAX]; /* "127.0.0.1:0" */
 	char netflow_allow[MW_ADDR_TEXT_MAX];  /* CIDR allowed to connect: "127.0.0.0/8" */
 	int netflow_queue;                  /* observations queued per consumer: 65536 */
@@ -45,6 +46,7 @@ struct mw_ins_config {
 	int sndbuf;                         /* 0 = kernel default */
 	int rcvbuf;                         /* 0 = kernel default */
 	bool quickack;                      /* TCP_QUICKACK on every socket: false */
+	int spin_us;                        /* poll this long before sleeping (common/spin.h): 0 */
 };
 
 struct mw_balancer_config {

@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/proto.h"
+#include "common/spin.h"
 
 struct ins;
 
@@ -87,6 +88,7 @@ struct ins {
 	bool up;                      /* handshake done */
 	bool dead;                    /* fatal: exit non-zero */
 	bool more_rx;                 /* rx budget ran out: poll again before sleeping */
+	struct mw_spin spin;          /* ins.spin_us: poll before sleeping */
 	bool ring_full;               /* a DATA reserve failed: waiting for room */
 	uint8_t pvm_index;
 	uint32_t window;              /* credit we grant the PVM per socket */

@@ -76,6 +76,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ins_channel_start(&ins);
+	mw_spin_start(ins.loop, &ins.spin, ins.cfg->spin_us);
 	mw_info("INS %d starting: mw-pvm at %s, window %d, heartbeat %d ms", ins.cfg->id,
 		ins.cfg->pvm_socket, ins.cfg->socket_window, ins.cfg->heartbeat_ms);
 
@@ -85,6 +86,7 @@ int main(int argc, char **argv)
 	if (!ins.dead)
 		ins.exit_status = EXIT_SUCCESS;
 	mw_daemon_stopping(&d);
+	mw_spin_stop(ins.loop, &ins.spin);
 	ins_channel_stop(&ins);
 	ins_table_fini(&ins.socks);
 	ins_blockset_fini(&ins.blocked);

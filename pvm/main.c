@@ -66,6 +66,7 @@ int main(int argc, char **argv)
 		mw_err("%s", err);
 		goto out_close;
 	}
+	mw_spin_start(p.loop, &p.spin, p.cfg->spin_us);
 	ev_timer_init(&p.status_timer, pvm_status_cb, 1., 1.);
 	p.status_timer.data = &p;
 	ev_timer_start(p.loop, &p.status_timer);
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
 	mw_daemon_stopping(&d);
 	status = EXIT_SUCCESS;
 	ev_timer_stop(p.loop, &p.status_timer);
+	mw_spin_stop(p.loop, &p.spin);
 out_close:
 	pvm_shim_close(&p);
 	pvm_ins_close_all(&p);

@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/proto.h"
+#include "common/spin.h"
 #include "common/shimctl.h"
 #include "pvm/pvm_table.h"
 
@@ -174,6 +175,7 @@ struct pvm {
 	ev_io ctl_io, data_io, ins_io;
 	ev_prepare prep;
 	ev_idle idle;
+	struct mw_spin spin;
 	ev_timer status_timer;
 	struct pvm_ins *ins_list;
 	uint16_t rr_last; /* id of the INS picked last */

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/* test_spin.c - common/spin.c: windows open on work, close by themselves, never hold the loop */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/spin.h"
+
+struct pipe_ctx {
+	int fds[2];
+	int reads;
+	int stop_after;
+	ev_io io;
+};
+
+static void pipe_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pipe_ctx *c = w->data;
+	char b;
+
+	assert_int_equal(read(c->fds[0], &b, 1), 1);
+	if (++c->reads >= c->stop_after)
+		ev_io_stop(loop, w);
+	else
+		assert_int_equal(write(c->fds[1], "x", 1), 1); /* the next event, at once */
+}
+
+static void run_pipe(int spin_us, int events, struct mw_spin *s, ev_tstamp *took)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct pipe_ctx c = { .stop_after = events };
+	ev_tstamp t0;
+
+	assert_non_null(loop);
+	assert_int_equal(pipe(c.fds), 0);
+	mw_spin_start(loop, s, spin_us);
+	ev_io_init(&c.io, pipe_cb, c.fds[0], EV_READ);
+	c.io.data = &c;
+	ev_io_start(loop, &c.io);
+	assert_int_equal(write(c.fds[1], "x", 1), 1);
+	t0 = ev_time();
+	/* Returns only when no watcher keeps the loop alive: the spin must not. */
+	ev_run(loop, 0);
+	*took = ev_time() - t0;
+	assert_int_equal(c.reads, events);
+	mw_spin_stop(loop, s);
+	close(c.fds[0]);
+	close(c.fds[1]);
+	ev_loop_destroy(loop);
+}
+
+/* Off: no window ever opens, and the loop ends when its work does. */
+static void test_spin_off(void **state)
+{
+	struct mw_spin s;
+	ev_tstamp took;
+
+	run_pipe(0, 100, &s, &took);
+	assert_int_equal(s.windows, 0);
+}
+
+/*
+ * On: work opens a window; work that keeps coming keeps it open (one window
+ * for a burst, not one per event); and the loop still ends once the last
+ * watcher stops, the open window notwithstanding... after it has passed.
+ */
+static void test_spin_on(void **state)
+{
+	struct mw_spin s;
+	ev_tstamp took;
+
+	run_pipe(20000, 1000, &s, &took);
+	assert_true(s.windows >= 1);
+	assert_true(s.windows < 10);
+	assert_true(took < 5.0); /* bounded: a window that never closed would hang */
+}
+
+/* A window closes by itself with no work: a later event opens a new one. */
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	int *n = w->data;
+
+	if (++*n == 3)
+		ev_timer_stop(loop, w);
+}
+
+static void test_spin_windows_close(void **state)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct mw_spin s;
+	ev_timer t;
+	int n = 0;
+
+	mw_spin_start(loop, &s, 1000); /* 1 ms windows, timer every 20 ms */
+	ev_timer_init(&t, timer_cb, 0.02, 0.02);
+	t.data = &n;
+	ev_timer_start(loop, &t);
+	ev_run(loop, 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(s.windows, 3); /* each timer wake-up opened its own window */
+	assert_false(ev_is_active(&s.idle));
+	mw_spin_stop(loop, &s);
+	ev_loop_destroy(loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_spin_off),
+		cmocka_unit_test(test_spin_on),
+		cmocka_unit_test(test_spin_windows_close),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
