@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* cidr.h - "ip/prefix" networks: parse once, match addresses (IPv4-mapped IPv6 included) */
+#ifndef MW_CIDR_H
+#define MW_CIDR_H
+
+#include <stdbool.h>
+
+#include "common/addr.h"
+
+struct mw_cidr {
+	uint8_t family; /* 4 or 6 */
+	uint8_t prefix; /* 0..32 or 0..128 */
+	uint8_t net[16];
+};
+
+/**
+ * mw_cidr_parse() - parse "ip/prefix" ("10.0.0.0/8", "fd00::/64")
+ * Host bits set in the address are ignored ("10.1.2.3/8" is 10.0.0.0/8).
+ * Return: 0 or -EINVAL
+ */
+int mw_cidr_parse(struct mw_cidr *c, const char *text);
+
+/**
+ * mw_cidr_match() - is @a inside @c?
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches as the IPv4 address,
+ * as a dual-stack listener sees IPv4 clients.
+ */
+bool mw_cidr_match(const struct mw_cidr *c, const struct mw_addr *a);
+
+#endif /* MW_CIDR_H */
