@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/* con_table.c - mw-console's open-socket table, its text rendering, and observations as JSON */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/addr.h"
+#include "tools/console/console.h"
+
+/*
+ * The table is an array kept sorted by socket id (ids mostly grow, so an
+ * insertion is usually an append), searched by bisection: a console under a
+ * busy app sees hundreds of thousands of observations a second.
+ *
+ * Ages must not depend on which clock the server stamps with: a row keeps the
+ * server's own span (ts_curr - ts_session_start) of its last observation and
+ * the local time that observation arrived; its age is that span plus the local
+ * time elapsed since.
+ */
+
+/**
+ * mwcon_table_clear() - empty the table
+ * @t: the table
+ */
+void mwcon_table_clear(struct mwcon_table *t)
+{
+	t->n = 0;
+	t->overflow = 0;
+	t->observed = 0;
+	t->closed = 0;
+}
+
+/* Index of @id, or of where it would go (with *found false). */
+static size_t table_search(const struct mwcon_table *t, uint64_t id, bool *found)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->socks[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < t->n && t->socks[lo].id == id;
+	return lo;
+}
+
+/* The row of @id, added (zeroed) if absent; NULL when the table is full. */
+static struct mwcon_sock *table_upsert(struct mwcon_table *t, uint64_t id)
+{
+	bool found;
+	size_t at = table_search(t, id, &found);
+
+	if (found)
+		return &t->socks[at];
+	if (t->n == MWCON_TABLE_MAX)
+		return NULL;
+	memmove(&t->socks[at + 1], &t->socks[at], (t->n - at) * sizeof(t->socks[0]));
+	t->n++;
+	memset(&t->socks[at], 0, sizeof(t->socks[at]));
+	t->socks[at].id = id;
+	strcpy(t->socks[at].local, "-");
+	strcpy(t->socks[at].peer, "-");
+	return &t->socks[at];
+}
+
+static void table_remove(struct mwcon_table *t, uint64_t id)
+{
+	bool found;
+	size_t at = table_search(t, id, &found);
+
+	if (!found)
+		return;
+	memmove(&t->socks[at], &t->socks[at + 1], (t->n - at - 1) * sizeof(t->socks[0]));
+	t->n--;
+	t->closed++;
+}
+
+/**
+ * mwcon_table_find() - the row of a socket
+ * @t: the table
+ * @id: socket id
+ * Return: the row or NULL
+ */
+const struct mwcon_sock *mwcon_table_find(const struct mwcon_table *t, uint64_t id)
+{
+	bool found;
+	size_t at = table_search(t, id, &found);
+
+	return found ? &t->socks[at] : NULL;
+}
+
+static double ts_seconds(const struct mw_nf_timestamp *ts)
+{
+	return (double)ts->sec + (double)ts->ns / 1e9;
+}
+
+/**
+ * mwcon_endpoint_format() - "ip:port" of an endpoint
+ * @e: the endpoint
+ * @buf: output ("-" when the endpoint is unset or invalid)
+ * @len: its size
+ */
+void mwcon_endpoint_format(const struct mw_nf_endpoint *e, char *buf, size_t len)
+{
+	struct mw_addr a;
+
+	if (!e->af || mw_nf_endpoint_to_addr(e, &a)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	mw_addr_format(&a, buf, len);
+}
+
+static void row_refresh(struct mwcon_sock *s, const struct mw_nf_info *in, double seen,
+			bool endpoints)
+{
+	if (endpoints && in->pvm.af)
+		mwcon_endpoint_format(&in->pvm, s->local, sizeof(s->local));
+	if (endpoints && in->remote.af)
+		mwcon_endpoint_format(&in->remote, s->peer, sizeof(s->peer));
+	s->span = ts_seconds(&in->ts_curr) - ts_seconds(&in->ts_session_start);
+	if (s->span < 0)
+		s->span = 0;
+	s->seen = seen;
+	s->last_obs = in->obs;
+}
+
+/**
+ * mwcon_table_apply() - update the table with one observation
+ * @t: the table
+ * @in: the observation
+ * @seen: local time it arrived (seconds; the clock mwcon_table_render() gets)
+ * Return: 1 if the table changed, 0 if not
+ */
+int mwcon_table_apply(struct mwcon_table *t, const struct mw_nf_info *in, double seen)
+{
+	struct mwcon_sock *s;
+
+	t->observed++;
+	if (in->obs == MW_NF_OBS_NONE)
+		return 0;
+	if (in->obs == MW_NF_OBS_CLOSE) {
+		size_t before = t->n;
+
+		table_remove(t, in->sockfd);
+		return t->n != before;
+	}
+	if (in->obs == MW_NF_OBS_ACCEPT && in->extra != in->sockfd) {
+		/*
+		 * The endpoints are the new connection's: they go on its row, the
+		 * listener only gets its last-event column refreshed.
+		 */
+		s = table_upsert(t, in->extra);
+		if (!s) {
+			t->overflow++;
+			return 0;
+		}
+		row_refresh(s, in, seen, true);
+		s->span = 0;
+		s = table_upsert(t, in->sockfd);
+		if (s)
+			row_refresh(s, in, seen, false);
+		return 1;
+	}
+	s = table_upsert(t, in->sockfd);
+	if (!s) {
+		t->overflow++;
+		return 0;
+	}
+	row_refresh(s, in, seen, true);
+	s->bytes_in = in->bytes_in;
+	s->bytes_out = in->bytes_out;
+	return 1;
+}
+
+/* "0.4s", "12s", "5m03s", "2h05m", "3d04h" */
+static void age_format(double age, char *buf, size_t len)
+{
+	uint64_t s = age < 0 ? 0 : (uint64_t)age;
+
+	if (age < 10)
+		snprintf(buf, len, "%.1fs", age < 0 ? 0.0 : age);
+	else if (s < 60)
+		snprintf(buf, len, "%" PRIu64 "s", s);
+	else if (s < 3600)
+		snprintf(buf, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, len, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s % 86400 / 3600);
+}
+
+/* Append one line (cut to @width columns) to buf; keeps *used <= len - 1. */
+static void __attribute__((format(printf, 5, 6)))
+put_line(char *buf, size_t len, size_t *used, size_t width, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (width && strlen(line) > width)
+		line[width] = '\0';
+	n = snprintf(buf + *used, len - *used, "%s\n", line);
+	if (n < 0)
+		return;
+	*used += (size_t)n < len - *used ? (size_t)n : len - *used - 1;
+}
+
+/**
+ * mwcon_table_render() - the table as text lines, sorted by socket id
+ * @t: the table
+ * @now: local time, the clock of mwcon_table_apply()'s @seen
+ * @rows: at most this many sockets
+ * @width: cut lines to this many columns (0: no limit)
+ * @buf: output, always NUL-terminated
+ * @len: its size (> 0)
+ * Return: bytes written
+ */
+size_t mwcon_table_render(const struct mwcon_table *t, double now, size_t rows, size_t width,
+			  char *buf, size_t len)
+{
+	size_t used = 0, i;
+	char age[32];
+
+	buf[0] = '\0';
+	put_line(buf, len, &used, width, "%-16s %-21s %-21s %12s %12s %7s %s", "SOCKET", "LOCAL",
+		 "PEER", "BYTES_IN", "BYTES_OUT", "AGE", "LAST");
+	for (i = 0; i < t->n && i < rows; i++) {
+		const struct mwcon_sock *s = &t->socks[i];
+
+		age_format(s->span + (now - s->seen), age, sizeof(age));
+		put_line(buf, len, &used, width, "%-16" PRIu64 " %-21s %-21s %12" PRIu64
+			 " %12" PRIu64 " %7s %s", s->id, s->local, s->peer, s->bytes_in,
+			 s->bytes_out, age, mw_nf_obs_name(s->last_obs));
+	}
+	if (t->n > rows)
+		put_line(buf, len, &used, width, "... %zu more", t->n - rows);
+	if (t->overflow)
+		put_line(buf, len, &used, width, "(%" PRIu64 " observations of sockets beyond %d not tracked)",
+			 t->overflow, MWCON_TABLE_MAX);
+	return used;
+}
+
+/**
+ * mwcon_json_info() - one observation as one JSON object, no newline
+ * @in: the observation
+ * @buf: output
+ * @len: its size
+ * Return: length, or -ENOSPC
+ */
+int mwcon_json_info(const struct mw_nf_info *in, char *buf, size_t len)
+{
+	char local[MW_ADDR_STRLEN + 2], peer[MW_ADDR_STRLEN + 2];
+	int n;
+
+	/* Endpoint text has no characters JSON must escape ("1.2.3.4:5", "[::1]:5"). */
+	if (in->pvm.af) {
+		local[0] = '"';
+		mwcon_endpoint_format(&in->pvm, local + 1, sizeof(local) - 2);
+		strcat(local, "\"");
+	} else {
+		strcpy(local, "null");
+	}
+	if (in->remote.af) {
+		peer[0] = '"';
+		mwcon_endpoint_format(&in->remote, peer + 1, sizeof(peer) - 2);
+		strcat(peer, "\"");
+	} else {
+		strcpy(peer, "null");
+	}
+	n = snprintf(buf, len,
+		     "{\"obs\":\"%s\",\"sock\":\"%" PRIu64 "\",\"extra\":\"%" PRIu64 "\","
+		     "\"local\":%s,\"peer\":%s,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ","
+		     "\"ts\":%" PRIu64 ".%09" PRIu64 ",\"start\":%" PRIu64 ".%09" PRIu64 "}",
+		     mw_nf_obs_name(in->obs), in->sockfd, in->extra, local, peer, in->bytes_in,
+		     in->bytes_out, in->ts_curr.sec, in->ts_curr.ns % 1000000000u,
+		     in->ts_session_start.sec, in->ts_session_start.ns % 1000000000u);
+	if (n < 0 || (size_t)n >= len)
+		return -ENOSPC;
+	return n;
+}
+
+/**
+ * mwcon_info_line() - one observation as a human-readable line
+ * @in: the observation
+ * @buf: output
+ * @len: its size
+ */
+void mwcon_info_line(const struct mw_nf_info *in, char *buf, size_t len)
+{
+	char local[MW_ADDR_STRLEN], peer[MW_ADDR_STRLEN];
+
+	mwcon_endpoint_format(&in->pvm, local, sizeof(local));
+	mwcon_endpoint_format(&in->remote, peer, sizeof(peer));
+	if (in->obs == MW_NF_OBS_ACCEPT)
+		snprintf(buf, len, "%-7s sock %" PRIu64 " new %" PRIu64 " %s <- %s",
+			 mw_nf_obs_name(in->obs), in->sockfd, in->extra, local, peer);
+	else
+		snprintf(buf, len, "%-7s sock %" PRIu64 " %s <-> %s in %" PRIu64 " out %" PRIu64,
+			 mw_nf_obs_name(in->obs), in->sockfd, local, peer, in->bytes_in,
+			 in->bytes_out);
+}
