@@ -169,6 +169,7 @@ EOF
 }
 
 # mw_appliance_up [EXTRA_CONFIG]: the one-INS appliance every data-path test uses.
+# EXTRA_CONFIG adds sections; MW_PVM_CONF / MW_INS_CONF add keys to the pvm / ins sections.
 #   root ns: mw-pvm, and the apps run with `shimmed CMD...` (they share abstract names)
 #   ns ins:  mw-ins --id 1, veth end $INS_IP (10.231.0.2/24): the app's TCP stack
 #   ns cli:  clients, run with `in_cli CMD...`, veth end $CLI_IP (10.231.0.1/24)
@@ -193,8 +194,9 @@ mw_appliance_up() {
 	CLI_IP=10.231.0.1
 	mw_write_config "$CONF" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
 	ins_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_timeout_ms = 1000;
-	spin_us = ${MW_SPIN_US:-0}; };
-ins: { pvm_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_ms = 200; spin_us = ${MW_SPIN_US:-0}; };
+	spin_us = ${MW_SPIN_US:-0}; ${MW_PVM_CONF:-} };
+ins: { pvm_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_ms = 200; spin_us = ${MW_SPIN_US:-0};
+	${MW_INS_CONF:-} };
 ${1:-}"
 	PVM_LOG=$(mw_logfile pvm)
 	mw_netns_add ins
