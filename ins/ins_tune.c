@@ -23,19 +23,20 @@ static const struct {
 	int level, name;
 	bool get_only;
 } opt_whitelist[] = {
-	{ SOL_SOCKET, SO_REUSEADDR, false },	  { SOL_SOCKET, SO_REUSEPORT, false },
-	{ SOL_SOCKET, SO_KEEPALIVE, false },	  { SOL_SOCKET, SO_LINGER, false },
-	{ SOL_SOCKET, SO_SNDBUF, false },	  { SOL_SOCKET, SO_RCVBUF, false },
-	{ SOL_SOCKET, SO_SNDLOWAT, false },	  { SOL_SOCKET, SO_RCVLOWAT, false },
-	{ SOL_SOCKET, SO_ERROR, true },		  { SOL_SOCKET, SO_PRIORITY, false },
-	{ IPPROTO_TCP, TCP_NODELAY, false },	  { IPPROTO_TCP, TCP_CORK, false },
-	{ IPPROTO_TCP, TCP_KEEPIDLE, false },	  { IPPROTO_TCP, TCP_KEEPINTVL, false },
-	{ IPPROTO_TCP, TCP_KEEPCNT, false },	  { IPPROTO_TCP, TCP_DEFER_ACCEPT, false },
-	{ IPPROTO_TCP, TCP_QUICKACK, false },	  { IPPROTO_TCP, TCP_CONGESTION, false },
-	{ IPPROTO_TCP, TCP_MAXSEG, false },	  { IPPROTO_TCP, TCP_USER_TIMEOUT, false },
-	{ IPPROTO_TCP, TCP_FASTOPEN, false },	  { IPPROTO_TCP, TCP_NOTSENT_LOWAT, false },
-	{ IPPROTO_IPV6, IPV6_V6ONLY, false },	  { IPPROTO_IP, IP_TOS, false },
-	{ IPPROTO_IP, IP_TTL, false },		  { IPPROTO_IP, IP_FREEBIND, false },
+	{ SOL_SOCKET, SO_REUSEADDR, false },  { SOL_SOCKET, SO_REUSEPORT, false },
+	{ SOL_SOCKET, SO_KEEPALIVE, false },  { SOL_SOCKET, SO_LINGER, false },
+	{ SOL_SOCKET, SO_SNDBUF, false },     { SOL_SOCKET, SO_RCVBUF, false },
+	{ SOL_SOCKET, SO_SNDLOWAT, false },   { SOL_SOCKET, SO_RCVLOWAT, false },
+	{ SOL_SOCKET, SO_ERROR, true },	      { SOL_SOCKET, SO_PRIORITY, false },
+	{ SOL_SOCKET, SO_SNDTIMEO, false },   { SOL_SOCKET, SO_RCVTIMEO, false },
+	{ IPPROTO_TCP, TCP_NODELAY, false },  { IPPROTO_TCP, TCP_CORK, false },
+	{ IPPROTO_TCP, TCP_KEEPIDLE, false }, { IPPROTO_TCP, TCP_KEEPINTVL, false },
+	{ IPPROTO_TCP, TCP_KEEPCNT, false },  { IPPROTO_TCP, TCP_DEFER_ACCEPT, false },
+	{ IPPROTO_TCP, TCP_QUICKACK, false }, { IPPROTO_TCP, TCP_CONGESTION, false },
+	{ IPPROTO_TCP, TCP_MAXSEG, false },   { IPPROTO_TCP, TCP_USER_TIMEOUT, false },
+	{ IPPROTO_TCP, TCP_FASTOPEN, false }, { IPPROTO_TCP, TCP_NOTSENT_LOWAT, false },
+	{ IPPROTO_IPV6, IPV6_V6ONLY, false }, { IPPROTO_IP, IP_TOS, false },
+	{ IPPROTO_IP, IP_TTL, false },	      { IPPROTO_IP, IP_FREEBIND, false },
 };
 
 /**

@@ -13,10 +13,14 @@
 static void pvm_status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pvm *p = w->data;
+	char nf[96];
 
-	mw_daemon_status(p->d, "%u INS, %u socket(s), %u shim connection(s), %llu accepted",
+	(void)loop;
+	(void)revents;
+	pvm_netflow_status(p, nf, sizeof(nf));
+	mw_daemon_status(p->d, "%u INS, %u socket(s), %u shim connection(s), %llu accepted, %s",
 			 p->nins, p->socks.count, p->nclients,
-			 (unsigned long long)p->accepted_total);
+			 (unsigned long long)p->accepted_total, nf);
 }
 
 static int pvm_tag_init(struct pvm *p)
@@ -62,6 +66,8 @@ int main(int argc, char **argv)
 	ret = pvm_ins_open(&p, err, sizeof(err));
 	if (!ret)
 		ret = pvm_shim_open(&p, err, sizeof(err));
+	if (!ret)
+		ret = pvm_netflow_open(&p, err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
 		goto out_close;
@@ -84,6 +90,7 @@ int main(int argc, char **argv)
 out_close:
 	pvm_shim_close(&p);
 	pvm_ins_close_all(&p);
+	pvm_netflow_close(&p);
 	pvm_table_fini(&p.socks);
 out:
 	if (status == EXIT_SUCCESS)

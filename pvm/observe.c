@@ -22,7 +22,8 @@ void pvm_observe_sock(enum pvm_obs_type type, const struct pvm_sock *s, int stat
 	memset(&ev, 0, sizeof(ev));
 	ev.type = type;
 	ev.status = status;
-	ev.id = s->id;
+	ev.id = type == PVM_OBS_ACCEPT && s->listener ? s->listener : s->id;
+	ev.extra = s->id;
 	ev.local =
 		s->kind == PVM_SOCK_ACCEPTED || s->state == PVM_ST_CONNECTED ? s->local : s->bound;
 	ev.peer = s->peer;

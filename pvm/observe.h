@@ -28,8 +28,9 @@ enum pvm_obs_type {
 
 struct pvm_obs_event {
 	enum pvm_obs_type type;
-	int status; /* 0 or -errno (CONNECT, BIND) */
-	uint64_t id;
+	int status;	/* 0 or -errno (CONNECT, BIND) */
+	uint64_t id;	/* the socket; for ACCEPT the listener */
+	uint64_t extra; /* the socket; for ACCEPT the new connection */
 	struct mw_addr local, peer;
 	uint64_t bytes_in, bytes_out; /* cumulative */
 	pid_t owner_pid;

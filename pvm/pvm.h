@@ -21,6 +21,7 @@
 struct pvm;
 struct pvm_ins;
 struct pvm_client;
+struct pvm_netflow;
 
 /*
  * Theory of operation (docs/pvm.md has the whole story)
@@ -97,6 +98,7 @@ struct pvm_sock {
 	uint64_t bytes_in, bytes_out; /* in: network -> app; out: app -> network */
 	struct timespec created;
 	pid_t owner_pid;
+	uint64_t listener; /* ACCEPTED: the app's listener it was accepted on */
 	uid_t owner_uid;   /* who created it (observation only: the fd is the authority) */
 	uid_t connect_uid; /* who asked for the CONNECT: the data connection must be theirs */
 	dev_t app_dev;	   /* the app's fd of it, as first seen (app sockets) */
@@ -113,6 +115,7 @@ enum pvm_req_kind {
 	PVM_REQ_SETOPT,
 	PVM_REQ_GETOPT,
 	PVM_REQ_GETNAME,
+	PVM_REQ_NETFLOW, /* a Netflow request: the result goes to done() */
 };
 
 /* One control op in flight to an INS; answered by its MW_RESULT. */
@@ -124,6 +127,9 @@ struct pvm_req {
 	uint64_t sock;
 	struct pvm_client *client; /* NULL if nobody waits (or the client left) */
 	struct pvm_opt opt;	   /* SETOPT: recorded on success */
+	/* PVM_REQ_NETFLOW: called once with the result, or -ENOENT if the INS dies */
+	void (*done)(void *ctx, int status, const void *val, uint32_t len);
+	void *done_ctx;
 };
 
 /* A control frame that found the ring full, sent first when room appears. */
@@ -181,6 +187,7 @@ struct pvm {
 	uint16_t rr_last; /* id of the INS picked last */
 	struct pvm_table socks;
 	struct pvm_client *clients;
+	struct pvm_netflow *nf; /* the Netflow server, NULL if it could not start */
 	unsigned nclients, nins;
 	uint64_t accepted_total, ins_killed;
 };
@@ -216,6 +223,12 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 		     uint32_t len);
 int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw_ev_accepted *ev);
 int pvm_sock_opt_record(struct pvm_sock *s, const struct pvm_opt *o);
+
+/* pvm_netflow.c */
+int pvm_netflow_open(struct pvm *p, char *err, size_t errlen);
+void pvm_netflow_close(struct pvm *p);
+void pvm_netflow_ins_joined(struct pvm_ins *ins);
+void pvm_netflow_status(struct pvm *p, char *buf, size_t len);
 
 /* pvm_relay.c */
 void pvm_relay_attach(struct pvm_sock *s, int fd);

@@ -474,6 +474,8 @@ void pvm_ins_kill(struct pvm_ins *ins, const char *reason)
 		ins->reqs = r->next;
 		if (r->client)
 			pvm_shim_answer(r->client, -ENOENT, r->sock, NULL, NULL, 0);
+		else if (r->done)
+			r->done(r->done_ctx, -ENOENT, NULL, 0);
 		free(r);
 	}
 	ins->reqs_tail = NULL;
@@ -553,6 +555,7 @@ static void ins_accept_one(struct pvm *p, int fd)
 		  ins->ch.peer.pid, ins->ch.peer.window, ins->ch.peer.heartbeat_ms,
 		  ins->ch.version);
 	pvm_sock_replay_all(ins);
+	pvm_netflow_ins_joined(ins);
 	ins_poll(ins);
 }
 

@@ -55,7 +55,8 @@ struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
 		return NULL;
 	}
 	ins->nsocks++;
-	if (kind != PVM_SOCK_REPLICA && pvm_observe_active())
+	/* An accepted connection's first observation is ACCEPT, with its endpoints. */
+	if (kind == PVM_SOCK_APP && pvm_observe_active())
 		pvm_observe_sock(PVM_OBS_CREATE, s, 0);
 	return s;
 }
@@ -390,6 +391,10 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 	struct pvm_sock *s = pvm_sock_find(ins->pvm, r->sock);
 	struct mw_addr a;
 
+	if (r->kind == PVM_REQ_NETFLOW) {
+		r->done(r->done_ctx, status, val, len);
+		return;
+	}
 	if (r->client)
 		r->client->req = NULL;
 	if (s && s->ins != ins)
@@ -481,6 +486,7 @@ int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw
 	c->peer = ev->peer;
 	c->owner_pid = lsn->owner_pid;
 	c->owner_uid = lsn->owner_uid;
+	c->listener = app ? app->id : lsn->id;
 	if (!app) {
 		pvm_sock_close(c, true);
 		return 0;

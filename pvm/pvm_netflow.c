@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: MIT */
+/* pvm_netflow.c - mw-pvm's Netflow server: observations out, requests applied on the INS */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "common/keystore.h"
+#include "common/log.h"
+#include "netflow/client.h"
+#include "netflow/server.h"
+#include "pvm/observe.h"
+#include "pvm/pvm.h"
+
+/*
+ * Theory of operation
+ *
+ * netflow/server.c owns the consumers; this file connects it to mw-pvm.
+ *
+ * Observations: the observer hook (pvm/observe.h) is attached only while some
+ * consumer watches, so with nobody watching the data path pays one branch.
+ *
+ * Requests are applied where the socket really lives, and answered with what
+ * the INS answered (the original returned junk for every attribute read):
+ *   socket attributes   GETOPT/SETOPT on the socket's INS (a listener: on its
+ *                       own INS, and a set is recorded and copied to every
+ *                       replica, so INS that join later get it too);
+ *   IsOpen WRITE        mitigation close: the app's end is shut both ways
+ *                       (its next read is EOF, its next write EPIPE), the TCP
+ *                       connection is aborted on the INS, and the close
+ *                       observation follows when the INS confirms;
+ *   OwnerRunning        kill(owner, 0) / SIGINT to the process that created it;
+ *   INS-wide settings   MW_OP_INS_SET and MW_OP_ADDR_BLOCK on every live INS
+ *   and AddrBlock       (one struct nf_op counts the answers); they are also
+ *                       remembered and replayed on every INS that joins.
+ * An op waiting for INS answers holds only the consumer's serial, so a
+ * consumer that leaves meanwhile is simply not answered.
+ */
+
+struct nf_block {
+	struct nf_block *next;
+	struct mw_addr addr;
+};
+
+struct pvm_netflow {
+	struct pvm *p;
+	struct mw_nf_server *srv;
+	struct mw_keystore *ks;
+	struct pvm_observer observer;
+	char address[MW_ADDR_STRLEN];
+	/* INS-wide state, replayed on join */
+	struct nf_block *blocks;
+	char congctl[32];     /* "" = never set */
+	uint64_t congctl_val; /* as the consumer sent it */
+	int delack;	      /* -1 = never set, else 0/1 */
+	uint64_t delack_ticks;
+};
+
+/* One request waiting for one or more INS answers. */
+struct nf_op {
+	struct pvm_netflow *nf;
+	struct mw_nf_reply to;
+	const struct nf_attr *attr; /* socket attributes */
+	bool write;
+	uint64_t sock;
+	struct pvm_opt opt; /* a set on a listener: recorded when its INS agrees */
+	unsigned pending;
+	int status;
+	uint64_t val0, val1;
+};
+
+/* Netflow attribute -> socket option on the INS. */
+struct nf_attr {
+	uint16_t name;
+	int level, opt;
+	bool timeval; /* val = {sec, usec} */
+	bool readonly;
+};
+
+static const struct nf_attr nf_attrs[] = {
+	{ MW_NF_ATTR_REUSEADDR, SOL_SOCKET, SO_REUSEADDR, false, false },
+	{ MW_NF_ATTR_REUSEPORT, SOL_SOCKET, SO_REUSEPORT, false, false },
+	{ MW_NF_ATTR_KEEPALIVE, SOL_SOCKET, SO_KEEPALIVE, false, false },
+	{ MW_NF_ATTR_DEFER_ACCEPT, IPPROTO_TCP, TCP_DEFER_ACCEPT, false, false },
+	{ MW_NF_ATTR_NODELAY, IPPROTO_TCP, TCP_NODELAY, false, false },
+	{ MW_NF_ATTR_SNDBUF, SOL_SOCKET, SO_SNDBUF, false, false },
+	{ MW_NF_ATTR_RCVBUF, SOL_SOCKET, SO_RCVBUF, false, false },
+	{ MW_NF_ATTR_SNDTIMEO, SOL_SOCKET, SO_SNDTIMEO, true, false },
+	{ MW_NF_ATTR_RCVTIMEO, SOL_SOCKET, SO_RCVTIMEO, true, false },
+	{ MW_NF_ATTR_SNDLOWAT, SOL_SOCKET, SO_SNDLOWAT, false, false },
+	{ MW_NF_ATTR_RCVLOWAT, SOL_SOCKET, SO_RCVLOWAT, false, false },
+	{ MW_NF_ATTR_ERROR, SOL_SOCKET, SO_ERROR, false, true },
+};
+
+static const struct nf_attr *nf_attr_find(uint16_t name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(nf_attrs) / sizeof(nf_attrs[0]); i++)
+		if (nf_attrs[i].name == name)
+			return &nf_attrs[i];
+	return NULL;
+}
+
+/* ---- observations --------------------------------------------------------------- */
+
+static void nf_observe(void *ctx, const struct pvm_obs_event *ev)
+{
+	struct pvm_netflow *nf = ctx;
+	struct mw_nf_info info = { .obs = (uint16_t)ev->type };
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	info.ts_session_start.sec = (uint64_t)ev->start.tv_sec;
+	info.ts_session_start.ns = (uint64_t)ev->start.tv_nsec;
+	info.ts_curr.sec = (uint64_t)now.tv_sec;
+	info.ts_curr.ns = (uint64_t)now.tv_nsec;
+	info.sockfd = ev->id;
+	info.extra = ev->extra;
+	mw_nf_endpoint_from_addr(&info.pvm, &ev->local);
+	mw_nf_endpoint_from_addr(&info.remote, &ev->peer);
+	info.bytes_in = ev->bytes_in;
+	info.bytes_out = ev->bytes_out;
+	mw_nf_server_publish(nf->srv, &info);
+}
+
+static void nf_watching(void *ctx, bool on)
+{
+	struct pvm_netflow *nf = ctx;
+
+	pvm_observe_set(on ? &nf->observer : NULL);
+}
+
+/* ---- ops waiting for INS answers ---------------------------------------------------- */
+
+static struct nf_op *nf_op_new(struct pvm_netflow *nf, struct mw_nf_reply to)
+{
+	struct nf_op *op = calloc(1, sizeof(*op));
+
+	if (op) {
+		op->nf = nf;
+		op->to = to;
+	}
+	return op;
+}
+
+static void nf_op_finish(struct nf_op *op)
+{
+	mw_nf_server_respond(op->nf->srv, op->to, op->status, op->val0, op->val1);
+	free(op);
+}
+
+static void nf_fanout_done(void *ctx, int status, const void *val, uint32_t len)
+{
+	struct nf_op *op = ctx;
+
+	(void)val;
+	(void)len;
+	if (status && !op->status)
+		op->status = status;
+	if (--op->pending == 0)
+		nf_op_finish(op);
+}
+
+/* Send @type with @payload to every live INS; answered when all have answered. */
+static void nf_fanout(struct nf_op *op, uint16_t type, void *payload, uint32_t len)
+{
+	struct pvm_ins *ins;
+	struct pvm_req *r;
+	int ret;
+
+	op->pending = 1; /* held while sending, so an early answer cannot finish it */
+	for (ins = op->nf->p->ins_list; ins; ins = ins->next) {
+		if (ins->dead)
+			continue;
+		ret = pvm_ins_op(ins, type, 0, payload, len, PVM_REQ_NETFLOW, NULL, &r);
+		if (ret) {
+			if (!op->status)
+				op->status = ret;
+			continue;
+		}
+		r->done = nf_fanout_done;
+		r->done_ctx = op;
+		op->pending++;
+	}
+	nf_fanout_done(op, 0, NULL, 0);
+}
+
+static void nf_sockopt_done(void *ctx, int status, const void *val, uint32_t len)
+{
+	struct nf_op *op = ctx;
+	struct pvm_sock *s = pvm_sock_find(op->nf->p, op->sock);
+	struct timeval tv;
+	int v = 0;
+
+	op->status = status;
+	if (!status && op->write && s && s->kind == PVM_SOCK_APP && s->state == PVM_ST_LISTENING) {
+		/* Listeners live on every INS: keep the replicas and later joiners in step. */
+		struct pvm_sock *r;
+
+		op->status = pvm_sock_opt_record(s, &op->opt);
+		for (r = s->replicas; r && !op->status; r = r->rnext) {
+			struct mw_op_sockopt so = { .level = op->opt.level,
+						    .name = op->opt.name,
+						    .len = op->opt.len };
+
+			memcpy(so.val, op->opt.val, op->opt.len);
+			if (r->ins && r->ins != s->ins)
+				pvm_ins_op(r->ins, MW_OP_SETOPT, r->id, &so, sizeof(so),
+					   PVM_REQ_QUIET, NULL, NULL);
+		}
+	}
+	if (!status && !op->write) {
+		if (op->attr->timeval && len >= sizeof(tv)) {
+			memcpy(&tv, val, sizeof(tv));
+			op->val0 = (uint64_t)tv.tv_sec;
+			op->val1 = (uint64_t)tv.tv_usec;
+		} else if (len >= sizeof(v)) {
+			memcpy(&v, val, sizeof(v));
+			op->val0 = (uint64_t)(int64_t)v;
+		} else {
+			op->status = -EIO;
+		}
+	}
+	nf_op_finish(op);
+}
+
+/* ---- requests --------------------------------------------------------------------- */
+
+/* The socket a BY_SOCK request names, as the app knows it. */
+static struct pvm_sock *nf_sock(struct pvm_netflow *nf, const struct mw_nf_request *req)
+{
+	struct pvm_sock *s;
+
+	if (!(req->flags & MW_NF_FLAG_BY_SOCK))
+		return NULL;
+	s = pvm_sock_find(nf->p, req->sockfd);
+	return s && s->kind != PVM_SOCK_REPLICA ? s : NULL;
+}
+
+/* Where a socket's options are read and written: its INS, or a replica's if that died. */
+static struct pvm_sock *nf_sock_on_ins(struct pvm_sock *s)
+{
+	struct pvm_sock *r;
+
+	if (s->ins && !s->ins->dead)
+		return s;
+	for (r = s->replicas; r; r = r->rnext)
+		if (r->ins && !r->ins->dead)
+			return r;
+	return NULL;
+}
+
+static int nf_sockattr(struct pvm_netflow *nf, struct mw_nf_reply to,
+		       const struct mw_nf_request *req, const struct nf_attr *attr)
+{
+	struct pvm_sock *s = nf_sock(nf, req), *on;
+	struct mw_op_sockopt so = { .level = attr->level, .name = attr->opt };
+	bool write = req->flags & MW_NF_FLAG_WRITE;
+	struct timeval tv;
+	struct pvm_req *r;
+	struct nf_op *op;
+	int v, ret;
+
+	if (!(req->flags & MW_NF_FLAG_BY_SOCK))
+		return -EINVAL;
+	if (!s || s->state == PVM_ST_CLOSING)
+		return -EBADF;
+	if (write && attr->readonly)
+		return -EPERM;
+	on = nf_sock_on_ins(s);
+	if (!on)
+		return -ENOENT;
+	if (attr->timeval) {
+		tv.tv_sec = (time_t)mw_nf_val_get(req, 0);
+		tv.tv_usec = (suseconds_t)mw_nf_val_get(req, 1);
+		if (write && (tv.tv_sec < 0 || tv.tv_usec < 0 || tv.tv_usec >= 1000000))
+			return -EINVAL;
+		memcpy(so.val, &tv, sizeof(tv));
+		so.len = sizeof(tv);
+	} else {
+		uint64_t val = mw_nf_val_get(req, 0);
+
+		if (write && val > INT32_MAX)
+			return -EINVAL;
+		v = (int)val;
+		memcpy(so.val, &v, sizeof(v));
+		so.len = sizeof(v);
+	}
+	op = nf_op_new(nf, to);
+	if (!op)
+		return -ENOMEM;
+	op->attr = attr;
+	op->write = write;
+	op->sock = s->id;
+	op->opt.level = so.level;
+	op->opt.name = so.name;
+	op->opt.len = so.len;
+	memcpy(op->opt.val, so.val, so.len);
+	if (write)
+		pvm_relay_flush(on); /* after the bytes the app wrote before */
+	ret = pvm_ins_op(on->ins, write ? MW_OP_SETOPT : MW_OP_GETOPT, on->id, &so, sizeof(so),
+			 PVM_REQ_NETFLOW, NULL, &r);
+	if (ret) {
+		free(op);
+		return ret;
+	}
+	r->done = nf_sockopt_done;
+	r->done_ctx = op;
+	return 1; /* answered later */
+}
+
+/*
+ * Mitigation close.  Shutting mw-pvm's end both ways makes the app read EOF
+ * and get EPIPE on write; what the app had already written is discarded
+ * first, or closing over unread bytes would turn its EOF into ECONNRESET.
+ */
+static int nf_close(struct pvm_netflow *nf, const struct mw_nf_request *req)
+{
+	struct pvm_sock *s = nf_sock(nf, req);
+	char sink[4096];
+	int i;
+
+	if (!s)
+		return -EBADF;
+	if (s->state == PVM_ST_CLOSING)
+		return 0;
+	mw_notice("netflow: mitigation close of socket %#llx", (unsigned long long)s->id);
+	if (s->kind == PVM_SOCK_APP && (s->state == PVM_ST_LISTENING || s->replicas)) {
+		pvm_sock_close_listener(s);
+		return 0;
+	}
+	if (s->fd >= 0) {
+		shutdown(s->fd, SHUT_RDWR);
+		for (i = 0; i < 1024 && read(s->fd, sink, sizeof(sink)) > 0; i++)
+			;
+	}
+	pvm_sock_close(s, true);
+	return 0;
+}
+
+static int nf_owner(struct pvm_netflow *nf, const struct mw_nf_request *req, uint64_t *val0)
+{
+	struct pvm_sock *s = nf_sock(nf, req);
+	uint64_t sig = mw_nf_val_get(req, 0);
+
+	if (!(req->flags & MW_NF_FLAG_BY_SOCK))
+		return -EINVAL;
+	if (!s)
+		return -EBADF;
+	if (s->owner_pid <= 0)
+		return -ESRCH;
+	if (!(req->flags & MW_NF_FLAG_WRITE)) {
+		*val0 = kill(s->owner_pid, 0) == 0 || errno == EPERM;
+		return 0;
+	}
+	/* The original sent SIGINT; a consumer may name another signal. */
+	if (sig == 0)
+		sig = SIGINT;
+	if (sig >= (uint64_t)NSIG)
+		return -EINVAL;
+	mw_notice("netflow: signal %llu to pid %d, owner of socket %#llx", (unsigned long long)sig,
+		  (int)s->owner_pid, (unsigned long long)s->id);
+	return kill(s->owner_pid, (int)sig) ? -errno : 0;
+}
+
+static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool block)
+{
+	struct nf_block **pp, *b;
+
+	for (pp = &nf->blocks; (b = *pp); pp = &b->next) {
+		if (b->addr.family == a->family && !memcmp(b->addr.addr, a->addr, 16)) {
+			if (!block) {
+				*pp = b->next;
+				free(b);
+			}
+			return 0;
+		}
+	}
+	if (!block)
+		return 0;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->addr = *a;
+	b->next = nf->blocks;
+	nf->blocks = b;
+	return 0;
+}
+
+static int nf_addr_block(struct pvm_netflow *nf, struct mw_nf_reply to,
+			 const struct mw_nf_request *req)
+{
+	struct mw_op_addr_block ab = { .block = (mw_nf_val_get(req, 0) & 0xffffffffu) != 0 };
+	struct nf_op *op;
+	char text[MW_ADDR_STRLEN];
+	int ret;
+
+	if (!(req->flags & MW_NF_FLAG_WRITE) || (req->flags & MW_NF_FLAG_BY_SOCK))
+		return -EINVAL;
+	if (mw_nf_request_block_addr(req, &ab.addr))
+		return -EINVAL;
+	ret = nf_block_record(nf, &ab.addr, ab.block);
+	if (ret)
+		return ret;
+	mw_notice("netflow: %s %s on every INS", ab.block ? "block" : "unblock",
+		  mw_addr_format(&ab.addr, text, sizeof(text)));
+	op = nf_op_new(nf, to);
+	if (!op)
+		return -ENOMEM;
+	op->val0 = 1;
+	nf_fanout(op, MW_OP_ADDR_BLOCK, &ab, sizeof(ab));
+	return 1;
+}
+
+/* Congestion control: the original's codes, or a Linux algorithm name in val. */
+static int nf_congctl_name(const struct mw_nf_request *req, char *name, size_t len)
+{
+	uint64_t code = mw_nf_val_get(req, 0);
+	size_t i;
+
+	if (code == MW_NF_CONGCTL_RENO || code == MW_NF_CONGCTL_NEWRENO) {
+		snprintf(name, len, "reno"); /* Linux reno is NewReno */
+		return 0;
+	}
+	if (code == MW_NF_CONGCTL_CUBIC) {
+		snprintf(name, len, "cubic");
+		return 0;
+	}
+	for (i = 0; i < sizeof(req->val) && i + 1 < len && req->val[i]; i++) {
+		char ch = (char)req->val[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+		      ch == '-'))
+			return -EINVAL;
+		name[i] = ch;
+	}
+	name[i] = '\0';
+	return i ? 0 : -EINVAL;
+}
+
+static int nf_global(struct pvm_netflow *nf, struct mw_nf_reply to, const struct mw_nf_request *req,
+		     uint64_t *val0)
+{
+	struct mw_op_ins_set set = { 0 };
+	struct nf_op *op;
+	int ret;
+
+	if (!(req->flags & MW_NF_FLAG_WRITE)) {
+		if (req->name == MW_NF_ATTR_GLOBAL_CONGCTL)
+			*val0 = nf->congctl_val;
+		else
+			*val0 = nf->delack < 0 ? 0 : nf->delack_ticks;
+		return 0;
+	}
+	if (req->name == MW_NF_ATTR_GLOBAL_CONGCTL) {
+		set.name = MW_INS_CONGESTION;
+		ret = nf_congctl_name(req, set.text, sizeof(set.text));
+		if (ret)
+			return ret;
+		snprintf(nf->congctl, sizeof(nf->congctl), "%s", set.text);
+		nf->congctl_val = mw_nf_val_get(req, 0);
+	} else {
+		/* Linux has no tick count: any delay means delayed ACKs, 0 quick ACKs. */
+		nf->delack_ticks = mw_nf_val_get(req, 0);
+		nf->delack = nf->delack_ticks != 0;
+		set.name = MW_INS_DELACK;
+		set.value = (uint64_t)nf->delack;
+	}
+	op = nf_op_new(nf, to);
+	if (!op)
+		return -ENOMEM;
+	op->val0 = 1;
+	nf_fanout(op, MW_OP_INS_SET, &set, sizeof(set));
+	return 1;
+}
+
+static void nf_request(void *ctx, struct mw_nf_reply to, const struct mw_nf_request *req)
+{
+	struct pvm_netflow *nf = ctx;
+	const struct nf_attr *attr;
+	uint64_t val0 = 0;
+	int ret;
+
+	if (req->flags & MW_NF_FLAG_BY_PEER) {
+		ret = -EOPNOTSUPP; /* declared by the original, never implemented */
+		goto answer;
+	}
+	switch (req->name) {
+	case MW_NF_ATTR_IS_OPEN:
+		if (req->flags & MW_NF_FLAG_WRITE) {
+			ret = nf_close(nf, req);
+			val0 = 1;
+		} else {
+			struct pvm_sock *s = nf_sock(nf, req);
+
+			ret = s ? 0 : -EBADF;
+			val0 = s && s->state != PVM_ST_CLOSING;
+		}
+		break;
+	case MW_NF_ATTR_OWNER_RUNNING:
+		ret = nf_owner(nf, req, &val0);
+		break;
+	case MW_NF_ATTR_NONBLOCK:
+		/* O_NONBLOCK is the app's own descriptor's flag; the INS socket is always so. */
+		ret = -EOPNOTSUPP;
+		break;
+	case MW_NF_ATTR_ADDR_BLOCK:
+		ret = nf_addr_block(nf, to, req);
+		break;
+	case MW_NF_ATTR_GLOBAL_CONGCTL:
+	case MW_NF_ATTR_GLOBAL_DELACK_TICKS:
+		ret = nf_global(nf, to, req, &val0);
+		break;
+	default:
+		attr = nf_attr_find(req->name);
+		ret = attr ? nf_sockattr(nf, to, req, attr) : -EINVAL;
+		break;
+	}
+	if (ret > 0)
+		return; /* answered when the INS answers */
+answer:
+	mw_nf_server_respond(nf->srv, to, ret, ret ? 0 : val0, 0);
+}
+
+/* ---- life cycle ------------------------------------------------------------------- */
+
+/**
+ * pvm_netflow_ins_joined() - give a new INS the blocks and INS-wide settings made so far
+ * @ins: the INS that just joined
+ */
+void pvm_netflow_ins_joined(struct pvm_ins *ins)
+{
+	struct pvm_netflow *nf = ins->pvm->nf;
+	struct nf_block *b;
+
+	if (!nf)
+		return;
+	for (b = nf->blocks; b; b = b->next) {
+		struct mw_op_addr_block ab = { .block = 1, .addr = b->addr };
+
+		pvm_ins_op(ins, MW_OP_ADDR_BLOCK, 0, &ab, sizeof(ab), PVM_REQ_QUIET, NULL, NULL);
+	}
+	if (nf->congctl[0]) {
+		struct mw_op_ins_set set = { .name = MW_INS_CONGESTION };
+
+		snprintf(set.text, sizeof(set.text), "%s", nf->congctl);
+		pvm_ins_op(ins, MW_OP_INS_SET, 0, &set, sizeof(set), PVM_REQ_QUIET, NULL, NULL);
+	}
+	if (nf->delack >= 0) {
+		struct mw_op_ins_set set = { .name = MW_INS_DELACK, .value = (uint64_t)nf->delack };
+
+		pvm_ins_op(ins, MW_OP_INS_SET, 0, &set, sizeof(set), PVM_REQ_QUIET, NULL, NULL);
+	}
+}
+
+/**
+ * pvm_netflow_open() - start the Netflow server and publish its address
+ * @p:   the daemon (p->nf is set on success)
+ * @err: one line on failure
+ *
+ * The address goes to keystore key /mw/pvm/netflow; a keystore that cannot be
+ * written is logged and the server still runs (consumers can be pointed at it).
+ * Return: 0 or -errno
+ */
+int pvm_netflow_open(struct pvm *p, char *err, size_t errlen)
+{
+	const struct mw_config *cfg = &p->d->cfg;
+	struct mw_nf_server_config sc = {
+		.listen = p->cfg->netflow_listen,
+		.allow = p->cfg->netflow_allow,
+		.queue = p->cfg->netflow_queue,
+		.stall_ms = p->cfg->netflow_stall_ms,
+	};
+	struct mw_nf_server_ops ops = { .request = nf_request, .watching = nf_watching };
+	struct pvm_netflow *nf;
+	char kerr[256] = "";
+	int ret;
+
+	nf = calloc(1, sizeof(*nf));
+	if (!nf) {
+		snprintf(err, errlen, "netflow: out of memory");
+		return -ENOMEM;
+	}
+	nf->p = p;
+	nf->delack = -1;
+	nf->observer.event = nf_observe;
+	nf->observer.ctx = nf;
+	ops.ctx = nf;
+	ret = mw_nf_server_open(&nf->srv, p->loop, &sc, &ops, err, errlen);
+	if (ret) {
+		free(nf);
+		return ret;
+	}
+	mw_nf_server_address(nf->srv, nf->address, sizeof(nf->address));
+	ret = mw_keystore_open(&nf->ks, cfg->common.keystore, cfg->common.keystore_root, kerr,
+			       sizeof(kerr));
+	if (!ret)
+		ret = mw_keystore_write(nf->ks, MW_NF_KEY_PVM, nf->address, strlen(nf->address));
+	if (ret)
+		mw_warn("netflow: cannot publish %s at %s: %s", nf->address, MW_NF_KEY_PVM,
+			kerr[0] ? kerr : strerror(-ret));
+	mw_notice("netflow: serving on %s (allow %s), published at %s", nf->address,
+		  p->cfg->netflow_allow, MW_NF_KEY_PVM);
+	p->nf = nf;
+	return 0;
+}
+
+/**
+ * pvm_netflow_close() - stop serving, withdraw the published address
+ * @p: the daemon; call after the INS channels are closed (their pending ops answered)
+ */
+void pvm_netflow_close(struct pvm *p)
+{
+	struct pvm_netflow *nf = p->nf;
+	struct nf_block *b;
+	char cur[MW_ADDR_STRLEN];
+
+	if (!nf)
+		return;
+	pvm_observe_set(NULL);
+	mw_nf_server_close(nf->srv);
+	/* Another mw-pvm may have published since: remove only our own address. */
+	if (nf->ks && mw_keystore_read(nf->ks, MW_NF_KEY_PVM, cur, sizeof(cur)) >= 0 &&
+	    !strcmp(cur, nf->address))
+		mw_keystore_remove(nf->ks, MW_NF_KEY_PVM);
+	mw_keystore_close(nf->ks);
+	while ((b = nf->blocks)) {
+		nf->blocks = b->next;
+		free(b);
+	}
+	free(nf);
+	p->nf = NULL;
+}
+
+/**
+ * pvm_netflow_status() - "N consumer(s)" for the STATUS line
+ */
+void pvm_netflow_status(struct pvm *p, char *buf, size_t len)
+{
+	struct mw_nf_server_stats st;
+
+	if (!p->nf) {
+		snprintf(buf, len, "netflow off");
+		return;
+	}
+	mw_nf_server_get_stats(p->nf->srv, &st);
+	snprintf(buf, len, "%llu netflow consumer(s), %llu dropped",
+		 (unsigned long long)st.consumers, (unsigned long long)st.drops);
+}

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+# nf_probe.py - an independent Netflow consumer for the tests, written from
+# /work/shared/spec/netflow.md with struct.pack (not from netflow/codec.c), so
+# the C server is checked against a second reading of the wire format.
+#
+#   nf_probe.py obs ADDR OUT COUNT SECONDS   observations as lines into OUT
+#                                            ("READY" first), until COUNT or SECONDS
+#   nf_probe.py req ADDR NAME FLAGS SOCK|IP VAL0 [VAL1]
+#                                            one request; prints "status=S val0=A val1=B"
+#   nf_probe.py raw ADDR HEX                 send bytes; print the response or "closed"
+#   nf_probe.py stall ADDR SECONDS           connect, read nothing, hold
+# Peers for the scenarios (the app side runs under the shim):
+#   nf_probe.py flood-server PORT TOTAL      accept one client, send TOTAL bytes; report
+#                                            "EPIPE after N" and then what a read returns
+#   nf_probe.py fetch HOST PORT PATH         HTTP/1.0 GET; "sent=N recv=M lport=P"
+#   nf_probe.py slow-read HOST PORT SECONDS  read slowly; "got=N end=eof|reset|timeout"
+#   nf_probe.py hold HOST PORT SECONDS       connect, print "lport=P", hold the connection
+import socket
+import struct
+import sys
+import time
+
+SIG_INFO, SIG_REQ, SIG_RESP = 0xD310, 0xD320, 0xD32F
+OBS = ["none", "create", "bind", "accept", "connect", "recv", "send", "close"]
+
+
+def connect(addr):
+    host, port = addr.rsplit(":", 1)
+    host = host.strip("[]")
+    s = socket.create_connection((host, int(port)), timeout=10)
+    return s
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def endpoint(b):
+    af, addr, port = struct.unpack(">I16sH", b)
+    if af == 4:
+        return "%s:%d" % (socket.inet_ntop(socket.AF_INET, addr[:4]), port)
+    if af == 6:
+        return "[%s]:%d" % (socket.inet_ntop(socket.AF_INET6, addr), port)
+    return "none:%d/af%d" % (port, af)
+
+
+def read_msg(s):
+    """One message: ('info', dict) or ('resp', (id, status, v0, v1)); None on close."""
+    head = recv_exact(s, 2)
+    if head is None:
+        return None
+    sig = struct.unpack(">H", head)[0]
+    if sig == SIG_INFO:
+        body = recv_exact(s, 114)
+        if body is None:
+            return None
+        m = head + body
+        assert len(m) == 116
+        (msg_id, obs, s0, n0, s1, n1, sock) = struct.unpack(">IHQQQQQ", m[2:48])
+        local = endpoint(m[48:70])
+        remote = endpoint(m[70:92])
+        bin_, bout, extra = struct.unpack(">QQQ", m[92:116])
+        return ("info", dict(id=msg_id, obs=OBS[obs] if obs < 8 else str(obs), start=s0,
+                             start_ns=n0, now=s1, now_ns=n1, sock=sock, local=local,
+                             remote=remote, bytes_in=bin_, bytes_out=bout, extra=extra))
+    if sig == SIG_RESP:
+        body = recv_exact(s, 24)
+        if body is None:
+            return None
+        msg_id, status, v0, v1 = struct.unpack(">IiQQ", body)
+        return ("resp", (msg_id, status, v0, v1))
+    raise SystemExit("nf_probe: unexpected signature 0x%04x" % sig)
+
+
+def request(msg_id, flags, name, val0=0, val1=0, sock=None, ip=None, af=2):
+    if sock is not None:
+        ident = struct.pack(">Q12x", sock)
+    else:
+        ident = struct.pack(">I16s", af, ip.encode())
+    m = struct.pack(">HIHH", SIG_REQ, msg_id, flags, name) + struct.pack(">QQ", val0, val1)
+    m += ident
+    assert len(m) == 46
+    return m
+
+
+def cmd_obs(addr, out, count, seconds):
+    s = connect(addr)
+    deadline = time.time() + seconds
+    n = 0
+    # MonitorOn answered means registered: nothing after READY can be missed.
+    s.sendall(request(1, 0, 0x0001, sock=0))
+    pending = []
+    while True:
+        m = read_msg(s)
+        if m is None:
+            raise SystemExit("nf_probe: server closed before answering MonitorOn")
+        if m[0] == "resp":
+            assert m[1][:3] == (1, 0, 1), "MonitorOn answered %r" % (m[1],)
+            break
+        pending.append(m)
+    with open(out, "w", buffering=1) as f:
+        f.write("READY\n")
+        while n < count and time.time() < deadline:
+            s.settimeout(max(0.05, deadline - time.time()))
+            try:
+                m = read_msg(s)
+            except socket.timeout:
+                break
+            if m is None:
+                f.write("CLOSED\n")
+                break
+            kind, v = m
+            if kind == "info":
+                n += 1
+                f.write("obs=%(obs)s sock=%(sock)d extra=%(extra)d local=%(local)s "
+                        "remote=%(remote)s in=%(bytes_in)d out=%(bytes_out)d id=%(id)d "
+                        "start=%(start)d now=%(now)d\n" % v)
+        f.write("END %d\n" % n)
+
+
+def cmd_req(addr, name, flags, ident, val0, val1):
+    s = connect(addr)
+    kw = {}
+    if ident.startswith("ip:"):
+        kw["ip"] = ident[3:]
+    else:
+        kw["sock"] = int(ident, 0)
+    s.sendall(request(0x1234, int(flags, 0), int(name, 0), int(val0, 0), int(val1, 0), **kw))
+    while True:
+        m = read_msg(s)
+        if m is None:
+            print("closed")
+            return
+        if m[0] == "resp":
+            msg_id, status, v0, v1 = m[1]
+            assert msg_id == 0x1234, "response id %#x" % msg_id
+            print("status=%d val0=%d val1=%d" % (status, v0, v1))
+            return
+
+
+def cmd_raw(addr, hexdata):
+    s = connect(addr)
+    s.sendall(bytes.fromhex(hexdata))
+    s.settimeout(5)
+    while True:
+        try:
+            m = read_msg(s)
+        except (ConnectionResetError, socket.timeout) as e:
+            print("closed (%s)" % type(e).__name__)
+            return
+        if m is None:
+            print("closed")
+            return
+        if m[0] == "resp":
+            print("resp id=%d status=%d val0=%d" % (m[1][0], m[1][1], m[1][2]))
+            return
+
+
+def cmd_stall(addr, seconds):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = addr.rsplit(":", 1)
+    s.connect((host, int(port)))
+    print("stalling", flush=True)
+    time.sleep(seconds)
+    # Did the server give up on us? A read returns EOF (or reset) if so.
+    s.setblocking(False)
+    total, closed = 0, False
+    try:
+        while True:
+            b = s.recv(1 << 20)
+            if not b:
+                closed = True
+                break
+            total += len(b)
+    except BlockingIOError:
+        pass
+    except ConnectionResetError:
+        closed = True
+    print("stalled read=%d closed=%d" % (total, int(closed)))
+
+
+def cmd_flood_server(port, total):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(4)
+    print("listening", flush=True)
+    c, peer = ls.accept()
+    chunk = b"x" * 65536
+    sent = 0
+    try:
+        while sent < total:
+            sent += c.send(chunk[: min(len(chunk), total - sent)])
+        print("sent all %d" % sent, flush=True)
+        return
+    except BrokenPipeError:
+        print("EPIPE after %d" % sent, flush=True)
+    except ConnectionResetError:
+        print("ECONNRESET after %d" % sent, flush=True)
+    try:
+        b = c.recv(4096)
+        print("read EOF" if not b else "read %d bytes" % len(b), flush=True)
+    except OSError as e:
+        print("read error %s" % errno_name(e), flush=True)
+
+
+def errno_name(e):
+    import errno
+    return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def cmd_fetch(host, port, path):
+    s = socket.create_connection((host, port), timeout=10)
+    req = ("GET %s HTTP/1.0\r\nHost: nf-test\r\n\r\n" % path).encode()
+    s.sendall(req)
+    got = 0
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += len(b)
+    print("sent=%d recv=%d lport=%d" % (len(req), got, s.getsockname()[1]))
+
+
+def cmd_slow_read(host, port, seconds):
+    s = socket.create_connection((host, port), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    print("lport=%d" % s.getsockname()[1], flush=True)
+    deadline = time.time() + seconds
+    got, end = 0, "timeout"
+    while time.time() < deadline:
+        try:
+            b = s.recv(16384)
+        except ConnectionResetError:
+            end = "reset"
+            break
+        except socket.timeout:
+            continue
+        if not b:
+            end = "eof"
+            break
+        got += len(b)
+        time.sleep(0.01)
+    print("got=%d end=%s" % (got, end), flush=True)
+
+
+def cmd_hold(host, port, seconds):
+    s = socket.create_connection((host, port), timeout=10)
+    print("lport=%d" % s.getsockname()[1], flush=True)
+    time.sleep(seconds)
+
+
+def main(argv):
+    if len(argv) < 3:
+        raise SystemExit(__doc__ if __doc__ else "usage: see the header")
+    cmd, addr = argv[1], argv[2]
+    if cmd == "obs":
+        cmd_obs(addr, argv[3], int(argv[4]), float(argv[5]))
+    elif cmd == "req":
+        cmd_req(addr, argv[3], argv[4], argv[5], argv[6], argv[7] if len(argv) > 7 else "0")
+    elif cmd == "raw":
+        cmd_raw(addr, argv[3])
+    elif cmd == "flood-server":
+        cmd_flood_server(int(argv[2]), int(argv[3]))
+    elif cmd == "fetch":
+        cmd_fetch(argv[2], int(argv[3]), argv[4])
+    elif cmd == "slow-read":
+        cmd_slow_read(argv[2], int(argv[3]), float(argv[4]))
+    elif cmd == "hold":
+        cmd_hold(argv[2], int(argv[3]), float(argv[4]))
+    elif cmd == "stall":
+        cmd_stall(addr, float(argv[3]))
+    else:
+        raise SystemExit("nf_probe: unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

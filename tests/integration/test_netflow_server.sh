@@ -1,0 +1,186 @@
+#!/bin/bash
+# test_netflow_server.sh - mw-pvm's Netflow server, checked by an independent consumer (nf_probe.py)
+#
+# (1) discovery: the address is published at keystore key /mw/pvm/netflow;
+# (2) observations: create, bind, accept, recv, send, close for one HTTP request,
+#     with the real endpoints, ids and byte counts the client itself measured;
+# (3) attributes: set and get on the live connection's INS socket, real values;
+# (4) mitigation close mid-transfer: the client stops early, the app reads EOF
+#     after EPIPE, a close observation follows;
+# (5) AddrBlock (text and binary forms): a blocked client cannot connect, then can;
+# (6) ten consumers at once see the same stream;
+# (7) a stalled consumer while the app serves load: no request fails, the
+#     consumer is disconnected;
+# (8) malformed input: an error response or a disconnect, the server unharmed.
+source "$(dirname "$0")/lib.sh"
+
+mw_require_cmd curl timeout
+PY=/usr/bin/python3
+[ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
+NFP=$(dirname "$0")/nf_probe.py
+MW_PVM_CONF="netflow_stall_ms = 1000; netflow_queue = 64;" mw_appliance_up
+
+# --- (1) discovery ------------------------------------------------------------------
+KEY=$MW_RUNTIME_DIR/store/mw/pvm/netflow
+mw_wait_for "[ -s '$KEY' ]" || mw_fail "no address published at $KEY"
+NF=$(cat "$KEY")
+[[ $NF =~ ^127\.0\.0\.1:[0-9]+$ ]] || mw_fail "published address '$NF' is not loopback ip:port"
+grep -q "netflow: serving on $NF" "$PVM_LOG" || mw_fail "mw-pvm does not log the address it serves"
+nfp() { "$PY" "$NFP" "$@"; }
+# obs_start NAME COUNT SECONDS: a consumer writing observations to $MW_TMP/NAME.obs
+obs_start() {
+	mw_spawn "$1" "$PY" "$NFP" obs "$NF" "$MW_TMP/$1.obs" "$2" "$3"
+	mw_wait_for "grep -q READY '$MW_TMP/$1.obs'" || mw_fail "consumer $1 did not connect"
+}
+field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p"; }
+
+# --- (2) observations for one request -------------------------------------------------
+obs_start watch 1000 60
+WWW=$MW_TMP/www
+mkdir -p "$WWW"
+head -c 100000 /dev/urandom >"$WWW/f"
+mw_spawn http shimmed "$PY" -m http.server 8080 --bind 0.0.0.0 --directory "$WWW"
+mw_wait_for "ins_listens 8080" 15 || mw_fail "the shimmed HTTP server does not listen"
+R=$(in_cli "$PY" "$NFP" fetch "$INS_IP" 8080 /f) || mw_fail "fetch failed"
+SENT=$(echo "$R" | field sent)
+RECV=$(echo "$R" | field recv)
+LPORT=$(echo "$R" | field lport)
+[ "$RECV" -gt 100000 ] || mw_fail "fetched only $RECV bytes"
+W=$MW_TMP/watch.obs
+mw_wait_for "grep -q 'obs=close .*remote=$CLI_IP:$LPORT ' '$W'" ||
+	mw_fail "no close observation for the client's connection: $(cat "$W")"
+LSN=$(grep -m1 'obs=bind .*local=0.0.0.0:8080 ' "$W" | field sock)
+[ -n "$LSN" ] || mw_fail "no bind observation of 0.0.0.0:8080: $(cat "$W")"
+grep -q "obs=create sock=$LSN " "$W" || mw_fail "no create observation for listener $LSN"
+ACC=$(grep "obs=accept sock=$LSN .*remote=$CLI_IP:$LPORT " "$W")
+[ -n "$ACC" ] || mw_fail "no accept on $LSN from $CLI_IP:$LPORT: $(cat "$W")"
+echo "$ACC" | grep -q "local=$INS_IP:8080 " || mw_fail "accept local endpoint is not $INS_IP:8080: $ACC"
+CONN=$(echo "$ACC" | field extra)
+[ "$CONN" != "$LSN" ] && [ "$CONN" -gt 0 ] || mw_fail "accept extra is not the new connection id: $ACC"
+grep -q "obs=recv sock=$CONN .* in=$SENT " "$W" || mw_fail "no recv observation with in=$SENT"
+grep -q "obs=send sock=$CONN .* out=$RECV " "$W" || mw_fail "no send observation reaching out=$RECV"
+CLOSE=$(grep "obs=close sock=$CONN " "$W")
+echo "$CLOSE" | grep -q " in=$SENT out=$RECV " ||
+	mw_fail "close counters are not the client's ($SENT in, $RECV out): $CLOSE"
+echo "$CLOSE" | grep -q "local=$INS_IP:8080 remote=$CLI_IP:$LPORT " ||
+	mw_fail "close endpoints wrong: $CLOSE"
+# Per-connection ordering: accept, recv, send ..., close; counters never go back.
+grep "sock=$CONN \|extra=$CONN " "$W" | awk -v c="$CONN" '
+	{ split($1, o, "="); kind[NR] = o[2]; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	  if (v["in"] < lastin || v["out"] < lastout) bad = "counters went back at " NR
+	  lastin = v["in"]; lastout = v["out"] }
+	END { if (kind[1] != "accept") bad = bad " first is " kind[1]
+	      if (kind[NR] != "close") bad = bad " last is " kind[NR]
+	      if (bad) { print bad; exit 1 } }' || mw_fail "observations of $CONN out of order: $(grep "$CONN" "$W")"
+grep -q ' id=0 ' "$W" && ! grep -v '^READY\|^END' "$W" | grep -vq ' id=0 ' ||
+	mw_fail "an observation carries a non-zero id"
+mw_log "observations ok: listener $LSN, connection $CONN, $SENT in, $RECV out"
+
+# --- (3) attributes on a live connection -----------------------------------------------
+mw_spawn hold in_cli "$PY" "$NFP" hold "$INS_IP" 8080 30
+HOLD_PORT=$(mw_wait_for "grep -q lport '$(mw_logfile hold)'" && field lport <"$(mw_logfile hold)")
+[ -n "$HOLD_PORT" ] || mw_fail "the held connection did not start"
+mw_wait_for "grep -q 'obs=accept .*remote=$CLI_IP:$HOLD_PORT ' '$W'" || mw_fail "held connection not observed"
+HC=$(grep "obs=accept .*remote=$CLI_IP:$HOLD_PORT " "$W" | field extra)
+req() { # req NAME FLAGS IDENT VAL0 [VAL1] -> "status=.. val0=.. val1=.."
+	nfp req "$NF" "$@"
+}
+expect() { # expect WHAT GOT WANT
+	[ "$2" = "$3" ] || mw_fail "$1: got '$2', want '$3'"
+}
+# flags: 1 WRITE, 2 BY_SOCK
+expect "set SndBuf" "$(req 0x0109 3 "$HC" 65536)" "status=0 val0=0 val1=0"
+expect "get SndBuf" "$(req 0x0109 2 "$HC" 0)" "status=0 val0=131072 val1=0" # Linux doubles it
+expect "set Nodelay 0" "$(req 0x0008 3 "$HC" 0)" "status=0 val0=0 val1=0"
+expect "get Nodelay" "$(req 0x0008 2 "$HC" 0)" "status=0 val0=0 val1=0"
+expect "set Keepalive" "$(req 0x0006 3 "$HC" 1)" "status=0 val0=0 val1=0"
+expect "get Keepalive" "$(req 0x0006 2 "$HC" 0)" "status=0 val0=1 val1=0"
+expect "set SndTimeo" "$(req 0x010b 3 "$HC" 3 500000)" "status=0 val0=0 val1=0"
+expect "get SndTimeo" "$(req 0x010b 2 "$HC" 0)" "status=0 val0=3 val1=500000"
+expect "get Error" "$(req 0x010f 2 "$HC" 0)" "status=0 val0=0 val1=0"
+expect "set Error" "$(req 0x010f 3 "$HC" 1)" "status=-1 val0=0 val1=0"
+expect "get IsOpen" "$(req 0x0101 2 "$HC" 0)" "status=0 val0=1 val1=0"
+expect "get OwnerRunning" "$(req 0x0102 2 "$HC" 0)" "status=0 val0=1 val1=0"
+expect "Nonblock" "$(req 0x0003 2 "$HC" 0)" "status=-95 val0=0 val1=0"
+expect "unknown id" "$(req 0x0109 2 0x7777 0)" "status=-9 val0=0 val1=0"
+expect "unknown name" "$(req 0x0999 2 "$HC" 0)" "status=-22 val0=0 val1=0"
+expect "set on the listener" "$(req 0x0109 3 "$LSN" 32768)" "status=0 val0=0 val1=0"
+expect "get on the listener" "$(req 0x0109 2 "$LSN" 0)" "status=0 val0=65536 val1=0"
+expect "congctl cubic" "$(req 0x1101 1 0 0x92)" "status=0 val0=1 val1=0"
+expect "congctl read back" "$(req 0x1101 0 0 0)" "status=0 val0=146 val1=0"
+expect "delack" "$(req 0x1102 1 0 0)" "status=0 val0=1 val1=0"
+grep -q 'congestion\|cubic' "$(mw_logfile ins1)" || mw_log "note: mw-ins does not log INS-wide settings"
+mw_log "attributes ok on $HC"
+
+# --- (4) mitigation close mid-transfer --------------------------------------------------
+TOTAL=$((512 * 1024 * 1024))
+mw_spawn flood shimmed "$PY" "$NFP" flood-server 9090 "$TOTAL"
+mw_wait_for "ins_listens 9090" 15 || mw_fail "flood server does not listen"
+mw_spawn slow in_cli "$PY" "$NFP" slow-read "$INS_IP" 9090 40
+SLOW_PORT=$(mw_wait_for "grep -q lport '$(mw_logfile slow)'" && field lport <"$(mw_logfile slow)")
+mw_wait_for "grep -q 'obs=accept .*remote=$CLI_IP:$SLOW_PORT ' '$W'" || mw_fail "flood connection not observed"
+FC=$(grep "obs=accept .*remote=$CLI_IP:$SLOW_PORT " "$W" | field extra)
+sleep 1 # let some data flow: the point is a close in the middle of a transfer
+expect "mitigation close" "$(req 0x0101 3 "$FC" 0)" "status=0 val0=1 val1=0"
+mw_wait_for "grep -q '^got=' '$(mw_logfile slow)'" 15 || mw_fail "the client did not stop after the close"
+GOT=$(field got <<<" $(grep '^got=' "$(mw_logfile slow)")")
+END=$(grep '^got=' "$(mw_logfile slow)" | sed 's/.*end=//')
+[ "$GOT" -gt 0 ] && [ "$GOT" -lt "$TOTAL" ] || mw_fail "client got $GOT of $TOTAL bytes"
+[ "$END" = reset ] || [ "$END" = eof ] || mw_fail "client ended with '$END'"
+mw_wait_for "grep -q 'EPIPE after' '$(mw_logfile flood)'" 15 || mw_fail "the app's write did not fail with EPIPE: $(cat "$(mw_logfile flood)")"
+mw_wait_for "grep -q 'read EOF' '$(mw_logfile flood)'" || mw_fail "the app's read after the close was not EOF: $(cat "$(mw_logfile flood)")"
+mw_wait_for "grep -q 'obs=close sock=$FC ' '$W'" || mw_fail "no close observation after the mitigation close"
+expect "IsOpen after close" "$(req 0x0101 2 "$FC" 0)" "status=-9 val0=0 val1=0"
+mw_log "mitigation close ok: client got $GOT bytes ($END)"
+
+# --- (5) AddrBlock ----------------------------------------------------------------------
+fetch_ok() { in_cli curl -sf -o /dev/null --max-time 3 "http://$INS_IP:8080/f"; }
+fetch_ok || mw_fail "fetch before the block failed"
+expect "block (text)" "$(req 0x1103 1 "ip:$CLI_IP" 1)" "status=0 val0=1 val1=0"
+! fetch_ok || mw_fail "a blocked client could still fetch"
+expect "unblock (text)" "$(req 0x1103 1 "ip:$CLI_IP" 0)" "status=0 val0=1 val1=0"
+fetch_ok || mw_fail "fetch after the unblock failed"
+expect "block without WRITE" "$(req 0x1103 0 "ip:$CLI_IP" 1)" "status=-22 val0=0 val1=0"
+expect "block of garbage" "$(req 0x1103 1 "ip:not-an-ip" 1)" "status=-22 val0=0 val1=0"
+mw_log "AddrBlock ok"
+
+# --- (6) ten consumers at once ------------------------------------------------------------
+for i in $(seq 1 10); do obs_start "c$i" 1000 30; done
+R=$(in_cli "$PY" "$NFP" fetch "$INS_IP" 8080 /f) || mw_fail "fetch with ten consumers failed"
+LP=$(echo "$R" | field lport)
+for i in $(seq 1 10); do
+	mw_wait_for "grep -q 'obs=close .*remote=$CLI_IP:$LP ' '$MW_TMP/c$i.obs'" ||
+		mw_fail "consumer c$i missed the request from port $LP"
+done
+mw_log "ten consumers ok"
+
+# --- (7) a stalled consumer under load ---------------------------------------------------
+mw_spawn stall "$PY" "$NFP" stall "$NF" 12
+mw_wait_for "grep -q stalling '$(mw_logfile stall)'" || mw_fail "stalled consumer did not connect"
+fails=0
+for i in $(seq 1 300); do
+	in_cli curl -sf -o /dev/null --max-time 5 "http://$INS_IP:8080/f" || fails=$((fails + 1))
+done
+[ "$fails" = 0 ] || mw_fail "$fails of 300 requests failed while a consumer stalled"
+mw_wait_for "grep -q 'disconnected: did not read' '$PVM_LOG'" 15 ||
+	mw_fail "the stalled consumer was not disconnected"
+mw_wait_for "grep -q 'stalled read=' '$(mw_logfile stall)'" 20 || mw_fail "stall probe did not finish"
+grep -q 'closed=1' "$(mw_logfile stall)" || mw_fail "the stalled consumer's connection stayed open"
+mw_log "stalled consumer ok: 300 requests, consumer dropped"
+
+# --- (8) malformed input -------------------------------------------------------------------
+# A request with an unknown flag bit: answered -EINVAL with its id.
+BAD=$(printf 'd320%08x%04x%04x%072x' 77 8 0x0109 0)
+expect "unknown flag" "$(nfp raw "$NF" "$BAD")" "resp id=77 status=-22 val0=0"
+# BY_SOCK and BY_PEER together.
+BAD=$(printf 'd320%08x%04x%04x%072x' 78 6 0x0109 0)
+expect "BY_SOCK|BY_PEER" "$(nfp raw "$NF" "$BAD")" "resp id=78 status=-22 val0=0"
+# Unknown signature, a server-only message, a truncated request: disconnect or wait, never harm.
+[[ $(nfp raw "$NF" "beef00000001") == closed* ]] || mw_fail "unknown signature not disconnected"
+[[ $(nfp raw "$NF" "d310$(printf '%0228x' 0)") == closed* ]] || mw_fail "an INFO from a consumer was not refused"
+timeout 10 "$PY" -c "
+import socket; s = socket.create_connection(('${NF%:*}', ${NF##*:})); s.sendall(bytes.fromhex('d3200000000100')); s.close()" ||
+	mw_fail "truncated request client failed"
+expect "server unharmed" "$(req 0x0109 2 "$LSN" 0)" "status=0 val0=65536 val1=0"
+kill -0 "$(mw_pid pvm)" || mw_fail "mw-pvm died"
+mw_log "malformed input ok"
