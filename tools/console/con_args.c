@@ -254,7 +254,8 @@ int mwcon_congctl_parse(struct mwcon_opts *o, const char *s)
 	if (n >= sizeof(o->text))
 		return -EINVAL;
 	for (i = 0; i < n; i++)
-		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_')
+		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_' &&
+		    s[i] != '-')
 			return -EINVAL;
 	memcpy(o->text, s, n);
 	o->val_text = true;
@@ -355,7 +356,7 @@ static int parse_command(struct mwcon_opts *o, int argc, char **argv, char *err,
 	case MWCON_CMD_CONGCTL:
 		if (mwcon_congctl_parse(o, argv[1]))
 			return bad(err, errlen,
-				   "%s: '%s' is not an algorithm name (reno, cubic, ... at most 15 of [a-z0-9_]) or number",
+				   "%s: '%s' is not an algorithm name (reno, cubic, ... at most 15 of [a-z0-9_-]) or number",
 				   w, argv[1]);
 		break;
 	default:

@@ -233,13 +233,13 @@ size_t mwcon_table_render(const struct mwcon_table *t, double now, size_t rows, 
 	char age[32];
 
 	buf[0] = '\0';
-	put_line(buf, len, &used, width, "%-16s %-21s %-21s %12s %12s %7s %s", "SOCKET", "LOCAL",
+	put_line(buf, len, &used, width, "%-20s %-21s %-21s %12s %12s %7s %s", "SOCKET", "LOCAL",
 		 "PEER", "BYTES_IN", "BYTES_OUT", "AGE", "LAST");
 	for (i = 0; i < t->n && i < rows; i++) {
 		const struct mwcon_sock *s = &t->socks[i];
 
 		age_format(s->span + (now - s->seen), age, sizeof(age));
-		put_line(buf, len, &used, width, "%-16" PRIu64 " %-21s %-21s %12" PRIu64
+		put_line(buf, len, &used, width, "%-20" PRIu64 " %-21s %-21s %12" PRIu64
 			 " %12" PRIu64 " %7s %s", s->id, s->local, s->peer, s->bytes_in,
 			 s->bytes_out, age, mw_nf_obs_name(s->last_obs));
 	}

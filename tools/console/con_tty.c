@@ -221,7 +221,7 @@ static void tty_list(struct tty *t)
 {
 	size_t i;
 
-	if (t->monitor != MON_ON)
+	if (t->monitor == MON_OFF)
 		tty_log(t, "monitoring is off: the table only knows sockets seen while on (o)");
 	tty_log(t, "%zu open socket%s", t->table->n, t->table->n == 1 ? "" : "s");
 	for (i = 0; i < t->table->n; i++) {
@@ -459,7 +459,7 @@ static void frame_line(struct tty *t, size_t *used, const char *s, size_t n)
 
 static void tty_draw(struct tty *t)
 {
-	static const char *const mon[] = { "off (o: on)", "on", "off" };
+	static const char *const mon[] = { "on (server default)", "on", "off" };
 	static const char *const prompts[] = { "Socket id to close: ", "Address to block: ",
 					       "Address to unblock: " };
 	size_t used = 0, avail, log_lines, table_lines, i, shown;
@@ -607,7 +607,7 @@ int mwcon_run_tty(const struct mwcon_opts *o, struct mw_nf_client *c)
 		goto out;
 	}
 	tty_enter();
-	tty_log(t, "connected; monitoring starts off: o turns it on, h lists the keys");
+	tty_log(t, "connected: the server streams observations from the start (O stops them); h lists the keys");
 	ret = tty_loop(t);
 	tty_restore();
 	if (ret == -ECONNRESET) {

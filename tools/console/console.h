@@ -94,7 +94,7 @@ int mwcon_value_parse(uint16_t attr, const char *s, uint64_t val[2]);
  * mwcon_congctl_parse() - "reno", "newreno", "cubic" (the original's codes
  * 0x90..0x92) or any other Linux algorithm name (sent as NUL-padded text in
  * val), or a number
- * Return: 0 or -EINVAL (empty, longer than 15 bytes, not [a-z0-9_])
+ * Return: 0 or -EINVAL (empty, longer than 15 bytes, not [a-z0-9_-])
  */
 int mwcon_congctl_parse(struct mwcon_opts *o, const char *s);
 

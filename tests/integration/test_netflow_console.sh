@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# test_netflow_console.sh - mw-console against mw-pvm's Netflow server: JSON stream, mitigation close, AddrBlock, get/set, and the interactive console under tmux
+#
+# Topology: mw_appliance_up (mw-pvm, mw-ins in ns ins 10.231.0.2, clients in ns cli 10.231.0.1).
+# Checks:
+#  (1) `mw-console --json` sees create, bind, accept, recv, send and close for one curl
+#      request, with the byte counts curl itself reports and the real endpoints;
+#  (2) the seed's mitigation scenario: a shimmed `nc -l` sends a large file to a slow
+#      client in cli; `mw-console close ID` mid-way ends the client early with fewer
+#      bytes, a close observation follows, a second close of the id is EBADF;
+#  (3) `mw-console block` of the client address: curl cannot connect; unblock: it can;
+#  (4) get/set round trips of sndbuf and nodelay on the app's listener; unknown id fails;
+#  (5) the interactive console in a detached tmux session: o, p, c + id, q; the table
+#      shows the connection, the close reaches it, the terminal settings are restored;
+#      SIGTERM restores them too.
+source "$(dirname "$0")/lib.sh"
+
+mw_require_root
+mw_require_cmd ip curl nc tmux ss timeout stty head
+PY=/usr/bin/python3
+[ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
+CON=$MW_BUILD_DIR/tools/mw-console
+[ -x "$CON" ] || mw_fail "mw-console is not built ($CON missing)"
+
+# tmux runs its own server, outside lib.sh's process bookkeeping: end it first.
+TMUX_SOCK=mwcon$$
+tmuxc() { tmux -L "$TMUX_SOCK" -f /dev/null "$@"; }
+trap 'rc=$?; tmux -L "$TMUX_SOCK" kill-server >/dev/null 2>&1; _mw_cleanup $rc' EXIT
+
+mw_appliance_up
+KS=$MW_RUNTIME_DIR/store
+mw_wait_for "[ -s '$KS/mw/pvm/netflow' ]" 10 ||
+	mw_fail "mw-pvm did not publish its Netflow address at $KS/mw/pvm/netflow"
+mw_log "Netflow server at $(cat "$KS/mw/pvm/netflow")"
+con() { "$CON" -k "$KS" "$@"; }
+
+# Helpers over the JSON stream (one object per line).
+NF=$MW_TMP/nf.py
+cat >"$NF" <<'EOF'
+import json, sys
+
+def load(path):
+    out = []
+    with open(path) as f:
+        for line in f:
+            if line.endswith("\n"):
+                out.append(json.loads(line))
+    return out
+
+def port(ep):
+    return int(ep.rsplit(":", 1)[1]) if ep else None
+
+cmd, path = sys.argv[1], sys.argv[2]
+obs = load(path)
+if cmd == "conn":  # the newest connection accepted on local port P: its id
+    ids = [o["extra"] for o in obs if o["obs"] == "accept" and port(o["local"]) == int(sys.argv[3])]
+    if not ids:
+        sys.exit(1)
+    print(ids[-1])
+elif cmd == "listener":  # the socket bound to local port P: its id
+    ids = [o["sock"] for o in obs if o["obs"] == "bind" and port(o["local"]) == int(sys.argv[3])]
+    if not ids:
+        sys.exit(1)
+    print(ids[-1])
+elif cmd == "closed":  # a close observation of socket ID exists
+    sys.exit(0 if any(o["obs"] == "close" and o["sock"] == sys.argv[3] for o in obs) else 1)
+elif cmd == "curl":  # one curl request: P local port, CP curl's port, IN, OUT bytes
+    lport, cport, want_in, want_out = map(int, sys.argv[3:7])
+    def fail(msg):
+        print("FAIL: " + msg)
+        sys.exit(1)
+    lid = [o["sock"] for o in obs if o["obs"] == "bind" and port(o["local"]) == lport]
+    if not lid:
+        fail("no bind observation on port %d" % lport)
+    if not any(o["obs"] == "create" and o["sock"] == lid[-1] for o in obs):
+        fail("no create observation of the listener %s" % lid[-1])
+    acc = [o for o in obs if o["obs"] == "accept" and port(o["peer"]) == cport]
+    if len(acc) != 1:
+        fail("%d accept observations with peer port %d" % (len(acc), cport))
+    a = acc[0]
+    conn = a["extra"]
+    if a["sock"] != lid[-1]:
+        fail("accept on socket %s, the listener is %s" % (a["sock"], lid[-1]))
+    if a["local"] != "10.231.0.2:%d" % lport or a["peer"] != "10.231.0.1:%d" % cport:
+        fail("accept endpoints %s <- %s" % (a["local"], a["peer"]))
+    mine = [o for o in obs if o["sock"] == conn]
+    kinds = [o["obs"] for o in mine]
+    for k in ("recv", "send", "close"):
+        if k not in kinds:
+            fail("no %s observation of connection %s (saw %s)" % (k, conn, kinds))
+    if kinds[-1] != "close":
+        fail("connection %s: last observation %s, not close" % (conn, kinds[-1]))
+    for o in mine:
+        if o["local"] != "10.231.0.2:%d" % lport or o["peer"] != "10.231.0.1:%d" % cport:
+            fail("%s of %s has endpoints %s <-> %s" % (o["obs"], conn, o["local"], o["peer"]))
+    last = mine[-1]
+    if last["bytes_in"] != want_in or last["bytes_out"] != want_out:
+        fail("at close: in %d out %d, curl says in %d out %d"
+             % (last["bytes_in"], last["bytes_out"], want_in, want_out))
+    prev = 0
+    for o in mine:
+        if o["bytes_out"] < prev:
+            fail("bytes_out went down: %s" % [m["bytes_out"] for m in mine])
+        prev = o["bytes_out"]
+    recv = [o for o in mine if o["obs"] == "recv"]
+    if recv[-1]["bytes_in"] != want_in:
+        fail("last recv: bytes_in %d, want %d" % (recv[-1]["bytes_in"], want_in))
+    print(conn)
+EOF
+
+# A client that reads slowly (64 KiB every 20 ms) until EOF, a reset or 60 s; it
+# writes "BYTES END" to its output file when it stops.
+SLOW=$MW_TMP/slow.py
+cat >"$SLOW" <<'EOF'
+import socket, sys, time
+host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((host, port), timeout=10)
+total, end, deadline = 0, "timeout", time.time() + 60
+while time.time() < deadline:
+    try:
+        b = s.recv(65536)
+    except (ConnectionResetError, socket.timeout) as e:
+        end = type(e).__name__
+        break
+    if not b:
+        end = "eof"
+        break
+    total += len(b)
+    time.sleep(0.02)
+with open(out, "w") as f:
+    f.write("%d %s\n" % (total, end))
+EOF
+
+# --- (1) one curl request, observed -----------------------------------------------
+mw_spawn json "$CON" -k "$KS" --json
+mw_wait_for "grep -q 'netflow: consumer .* connected' '$PVM_LOG'" 10 ||
+	mw_fail "mw-console --json did not connect to the Netflow server"
+JSONLOG=$(mw_logfile json)
+WWW=$MW_TMP/www
+mkdir -p "$WWW"
+head -c 300000 /dev/urandom >"$WWW/file"
+mw_spawn http shimmed "$PY" -m http.server 8080 --bind 0.0.0.0 --directory "$WWW"
+mw_wait_for "ins_listens 8080" 15 || mw_fail "the shimmed HTTP server does not listen"
+W=$(in_cli curl -sf --max-time 20 -o "$MW_TMP/got" \
+	-w '%{local_port} %{size_request} %{size_header} %{size_download}' \
+	http://10.231.0.2:8080/file) || mw_fail "curl through the appliance failed"
+cmp -s "$MW_TMP/got" "$WWW/file" || mw_fail "downloaded file differs"
+read -r CPORT REQ HDR BODY <<<"$W"
+mw_log "curl: port $CPORT, request $REQ bytes, response $HDR + $BODY bytes"
+mw_wait_for "grep -q '\"obs\":\"close\"' '$JSONLOG' && $PY '$NF' curl '$JSONLOG' 8080 $CPORT $REQ $((HDR + BODY))" 10 ||
+	mw_fail "$($PY "$NF" curl "$JSONLOG" 8080 "$CPORT" "$REQ" $((HDR + BODY)))"
+CONN=$($PY "$NF" curl "$JSONLOG" 8080 "$CPORT" "$REQ" $((HDR + BODY)))
+LISTENER=$($PY "$NF" listener "$JSONLOG" 8080)
+mw_log "(1) JSON stream: create, bind, accept, recv, send, close of connection $CONN OK"
+
+# --count N stops after N lines, each a JSON object.
+rc=0
+timeout 20 "$CON" -k "$KS" --json --count 3 >"$MW_TMP/three.json" &
+cpid=$!
+mw_wait_for "[ \$(grep -c 'netflow: consumer .* connected' '$PVM_LOG') -ge 2 ]" 10 ||
+	mw_fail "the second consumer did not connect"
+in_cli curl -sf --max-time 10 -o /dev/null http://10.231.0.2:8080/file || mw_fail "curl 2 failed"
+wait "$cpid" || rc=$?
+[ "$rc" = 0 ] || mw_fail "mw-console --json --count 3: exit $rc"
+[ "$(wc -l <"$MW_TMP/three.json")" = 3 ] || mw_fail "--count 3 printed $(wc -l <"$MW_TMP/three.json") lines"
+"$PY" -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$MW_TMP/three.json" ||
+	mw_fail "--count 3 output is not JSON lines"
+mw_log "(1) --count OK"
+
+# --- (2) mitigation close mid-transfer -------------------------------------------
+BIG=$MW_TMP/big
+head -c 100000000 /dev/zero >"$BIG"
+mw_spawn ncbig shimmed timeout 90 sh -c "exec nc -N -l 9100 <'$BIG' >/dev/null"
+mw_wait_for "ins_listens 9100" 10 || mw_fail "shimmed nc -l 9100 does not listen"
+mw_spawn slow ip netns exec "$NS_CLI" "$PY" "$SLOW" 10.231.0.2 9100 "$MW_TMP/slow.out"
+mw_wait_for "$PY '$NF' conn '$JSONLOG' 9100" 10 || mw_fail "no accept observation on port 9100"
+BIGCONN=$($PY "$NF" conn "$JSONLOG" 9100)
+mw_wait_for "grep -q '\"sock\":\"$BIGCONN\".*\"bytes_out\":[1-9]' '$JSONLOG'" 10 ||
+	mw_fail "no send observation of connection $BIGCONN"
+con close "$BIGCONN" || mw_fail "mw-console close $BIGCONN failed"
+mw_wait_for "[ -s '$MW_TMP/slow.out' ]" 20 || mw_fail "the client did not end after the mitigation close"
+read -r GOT END <"$MW_TMP/slow.out"
+[ "$GOT" -lt 100000000 ] || mw_fail "the client got the whole file ($GOT bytes, $END)"
+[ "$END" = eof ] || [ "$END" = ConnectionResetError ] || mw_fail "the client ended by $END"
+mw_wait_for "$PY '$NF' closed '$JSONLOG' $BIGCONN" 10 || mw_fail "no close observation of $BIGCONN"
+mw_wait_for "! kill -0 $(mw_pid ncbig) 2>/dev/null" 20 || mw_fail "the app (nc -l) did not end after the close"
+out=$(con close "$BIGCONN" 2>&1) && mw_fail "a second close of $BIGCONN succeeded"
+[ "$out" = "mw-console: close $BIGCONN: Bad file descriptor" ] || mw_fail "second close said: $out"
+mw_log "(2) mitigation close: client ended after $GOT of 100000000 bytes ($END) OK"
+
+# --- (3) AddrBlock of the client address ------------------------------------------
+con block 10.231.0.1 || mw_fail "mw-console block 10.231.0.1 failed"
+in_cli curl -sf --max-time 3 -o /dev/null http://10.231.0.2:8080/file &&
+	mw_fail "a blocked client could still fetch"
+con unblock 10.231.0.1 || mw_fail "mw-console unblock 10.231.0.1 failed"
+mw_wait_for "in_cli curl -sf --max-time 3 -o /dev/null http://10.231.0.2:8080/file" 10 ||
+	mw_fail "an unblocked client cannot fetch"
+out=$(con block 10.231.0 2>&1) && mw_fail "block of a bad address succeeded"
+[ "$out" = "mw-console: block: '10.231.0' is not an IPv4 address (dotted quad)" ] ||
+	mw_fail "bad address said: $out"
+mw_log "(3) block/unblock OK"
+
+# --- (4) get/set round trips on the listener --------------------------------------
+v=$(con get "$LISTENER" sndbuf) || mw_fail "get sndbuf failed"
+[ "$v" -gt 0 ] || mw_fail "get sndbuf: '$v'"
+con set "$LISTENER" sndbuf 65536 || mw_fail "set sndbuf failed"
+v=$(con get "$LISTENER" SndBuf) || mw_fail "get sndbuf failed"
+# Linux doubles what is set (socket(7)).
+[ "$v" = 131072 ] || mw_fail "sndbuf after set 65536: $v, want 131072"
+for want in 1 0 1; do
+	con set "$LISTENER" nodelay "$want" || mw_fail "set nodelay $want failed"
+	v=$(con get "$LISTENER" nodelay) || mw_fail "get nodelay failed"
+	[ "$v" = "$want" ] || mw_fail "nodelay after set $want: $v"
+done
+out=$(con get 999999 sndbuf 2>&1) && mw_fail "get on an unknown socket succeeded"
+[ "$out" = "mw-console: get 999999 SndBuf: Bad file descriptor" ] || mw_fail "unknown socket said: $out"
+mw_log "(4) get/set sndbuf and nodelay OK"
+
+# --- (5) the interactive console under tmux ---------------------------------------
+mw_spawn ncbig2 shimmed timeout 90 sh -c "exec nc -N -l 9101 <'$BIG' >/dev/null"
+mw_wait_for "ins_listens 9101" 10 || mw_fail "shimmed nc -l 9101 does not listen"
+TT=$MW_TMP/tty
+mkdir -p "$TT"
+tmuxc new-session -d -s con -x 160 -y 48 \
+	"stty -g >'$TT/before'; '$CON' -k '$KS'; echo \$? >'$TT/rc'; stty -g >'$TT/after'; sleep 600" ||
+	mw_fail "tmux new-session failed"
+pane() { tmuxc capture-pane -p -t con; }
+mw_wait_for "pane | grep -q 'mw-console  monitor'" 10 || mw_fail "the console did not draw: $(pane)"
+rm -f "$MW_TMP/slow.out"
+mw_spawn slow2 ip netns exec "$NS_CLI" "$PY" "$SLOW" 10.231.0.2 9101 "$MW_TMP/slow.out"
+mw_wait_for "$PY '$NF' conn '$JSONLOG' 9101" 10 || mw_fail "no accept observation on port 9101"
+C2=$($PY "$NF" conn "$JSONLOG" 9101)
+tmuxc send-keys -t con o
+mw_wait_for "pane | grep -q 'monitor on: ok'" 10 || mw_fail "o got no answer: $(pane)"
+# The live table: the connection's row with its endpoints and growing bytes_out.
+mw_wait_for "pane | grep -Eq '^$C2 +10\.231\.0\.2:9101 +10\.231\.0\.1:[0-9]+ +[0-9]+ +[1-9][0-9]* '" 10 ||
+	mw_fail "the table has no row for connection $C2: $(pane)"
+tmuxc send-keys -t con p
+mw_wait_for "pane | grep -q '^socket 0x[0-9a-f]*/$C2 10.231.0.2:9101 --> remote 10.231.0.1:'" 10 ||
+	mw_fail "p did not list connection $C2: $(pane)"
+tmuxc send-keys -t con c
+mw_wait_for "pane | grep -q 'Socket id to close:'" 5 || mw_fail "c did not prompt: $(pane)"
+tmuxc send-keys -t con "$C2" Enter
+mw_wait_for "pane | grep -q 'close $C2: ok'" 10 || mw_fail "the close got no ok: $(pane)"
+mw_wait_for "[ -s '$MW_TMP/slow.out' ]" 20 || mw_fail "the client did not end after the console's close"
+read -r GOT END <"$MW_TMP/slow.out"
+[ "$GOT" -lt 100000000 ] || mw_fail "the client got the whole file after the console's close"
+mw_wait_for "! pane | grep -Eq '^$C2 '" 5 || mw_fail "the closed socket is still in the table: $(pane)"
+tmuxc send-keys -t con q
+mw_wait_for "[ -s '$TT/rc' ]" 5 || mw_fail "q did not end the console: $(pane)"
+[ "$(cat "$TT/rc")" = 0 ] || mw_fail "the console exited $(cat "$TT/rc") after q"
+cmp -s "$TT/before" "$TT/after" || mw_fail "terminal settings not restored after q"
+mw_log "(5) interactive: table, p, c + id, q OK (client ended after $GOT bytes)"
+
+# SIGTERM: the same restoration.
+rm -f "$TT/rc" "$TT/before" "$TT/after"
+tmuxc new-session -d -s term -x 120 -y 40 \
+	"stty -g >'$TT/before'; '$CON' -k '$KS'; echo \$? >'$TT/rc'; stty -g >'$TT/after'; sleep 600" ||
+	mw_fail "tmux new-session failed"
+mw_wait_for "tmuxc capture-pane -p -t term | grep -q 'mw-console  monitor'" 10 ||
+	mw_fail "the second console did not draw"
+SHPID=$(tmuxc display-message -p -t term '#{pane_pid}')
+CPID=$(pgrep -P "$SHPID" -x mw-console) || mw_fail "no mw-console under the pane's shell $SHPID"
+kill -TERM "$CPID"
+mw_wait_for "[ -s '$TT/after' ]" 5 || mw_fail "SIGTERM did not end the console"
+cmp -s "$TT/before" "$TT/after" || mw_fail "terminal settings not restored after SIGTERM"
+mw_log "(5) SIGTERM restores the terminal OK"
+
+# The server going away ends --json with status 0.
+mw_stop pvm 5
+mw_wait_for "! kill -0 $(mw_pid json) 2>/dev/null" 10 || mw_fail "--json did not end with the server"
+mw_stop json 1
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-console --json exit $MW_EXIT_STATUS when the server went away"
+mw_log "--json ends with status 0 when the server goes away OK"
