@@ -38,6 +38,7 @@ enum cfg_check {
 	CHK_PATH_OR_EMPTY, /* as CHK_PATH, or "" */
 	CHK_ADDR,	   /* "ip:port" as mw_addr_parse() reads it */
 	CHK_CIDR,	   /* "ip/prefix" */
+	CHK_CIDR_OR_EMPTY, /* as CHK_CIDR, or "" */
 	CHK_IFNAME,	   /* a network interface name */
 	CHK_POW2,	   /* integer power of two */
 };
@@ -127,6 +128,8 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(ins, rcvbuf, 0, 0, 1 * GIB, CHK_NONE),
 	KEY_BOOL(ins, quickack, false),
 	KEY_INT(ins, spin_us, 0, 0, 1000000, CHK_NONE),
+	KEY_BOOL(ins, proxy_protocol, false),
+	KEY_STR(ins, proxy_from, "", CHK_CIDR_OR_EMPTY, NULL),
 
 	KEY_STR(balancer, control_socket, "/run/mwcomms/balancer.sock", CHK_PATH, NULL),
 	KEY_STR(balancer, backend, "netns", CHK_NONE, backends),
@@ -260,6 +263,10 @@ static const char *cfg_check_string(enum cfg_check check, const char *text)
 		return NULL;
 	case CHK_ADDR:
 		return mw_addr_parse(&addr, text) ? "is not an \"ip:port\" address" : NULL;
+	case CHK_CIDR_OR_EMPTY:
+		if (!*text)
+			return NULL;
+		/* fall through */
 	case CHK_CIDR:
 		return cfg_parse_cidr(text) ? "is not an \"ip/prefix\" network" : NULL;
 	case CHK_IFNAME:

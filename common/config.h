@@ -47,6 +47,8 @@ struct mw_ins_config {
 	int rcvbuf;                         /* 0 = kernel default */
 	bool quickack;                      /* TCP_QUICKACK on every socket: false */
 	int spin_us;                        /* poll this long before sleeping (common/spin.h): 0 */
+	bool proxy_protocol;                /* accepted connections start with a PROXY v2 header: false */
+	char proxy_from[MW_ADDR_TEXT_MAX];  /* CIDR allowed to send it; "" = any: "" */
 };
 
 struct mw_balancer_config {
