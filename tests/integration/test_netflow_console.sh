@@ -19,7 +19,8 @@ mw_require_root
 mw_require_cmd ip curl nc tmux ss timeout stty head
 PY=/usr/bin/python3
 [ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
-CON=$MW_BUILD_DIR/tools/mw-console
+# MW_CONSOLE: another mw-console (an ASan build's) against this build's appliance.
+CON=${MW_CONSOLE:-$MW_BUILD_DIR/tools/mw-console}
 [ -x "$CON" ] || mw_fail "mw-console is not built ($CON missing)"
 
 # tmux runs its own server, outside lib.sh's process bookkeeping: end it first.
@@ -246,11 +247,43 @@ mw_wait_for "[ -s '$MW_TMP/slow.out' ]" 20 || mw_fail "the client did not end af
 read -r GOT END <"$MW_TMP/slow.out"
 [ "$GOT" -lt 100000000 ] || mw_fail "the client got the whole file after the console's close"
 mw_wait_for "! pane | grep -Eq '^$C2 '" 5 || mw_fail "the closed socket is still in the table: $(pane)"
+tmuxc send-keys -t con h
+mw_wait_for "pane | grep -q '^keys: h help'" 5 || mw_fail "h showed no help: $(pane)"
+# m: observations printed as they come; M: no more.
+tmuxc send-keys -t con m
+mw_wait_for "pane | grep -q '^unmuted'" 5 || mw_fail "m did not unmute: $(pane)"
+W=$(in_cli curl -sf --max-time 10 -o /dev/null -w '%{local_port}' http://10.231.0.2:8080/file) ||
+	mw_fail "curl (unmuted) failed"
+mw_wait_for "pane | grep -Eq '^accept +sock [0-9]+ new [0-9]+ 10\.231\.0\.2:8080 <- 10\.231\.0\.1:$W\$'" 5 ||
+	mw_fail "the unmuted console did not print the accept from port $W: $(pane)"
+tmuxc send-keys -t con M
+mw_wait_for "pane | grep -q '^muted: '" 5 || mw_fail "M did not mute: $(pane)"
+# b / u with the address typed at the prompt.
+tmuxc send-keys -t con b
+mw_wait_for "pane | grep -q 'Address to block:'" 5 || mw_fail "b did not prompt: $(pane)"
+tmuxc send-keys -t con 10.231.0.1 Enter
+mw_wait_for "pane | grep -q '^block 10.231.0.1: ok'" 10 || mw_fail "b: no ok: $(pane)"
+in_cli curl -sf --max-time 3 -o /dev/null http://10.231.0.2:8080/file &&
+	mw_fail "a client blocked from the console could still fetch"
+tmuxc send-keys -t con u
+mw_wait_for "pane | grep -q 'Address to unblock:'" 5 || mw_fail "u did not prompt: $(pane)"
+tmuxc send-keys -t con 10.231.0.1 Enter
+mw_wait_for "pane | grep -q '^unblock 10.231.0.1: ok'" 10 || mw_fail "u: no ok: $(pane)"
+mw_wait_for "in_cli curl -sf --max-time 3 -o /dev/null http://10.231.0.2:8080/file" 10 ||
+	mw_fail "a client unblocked from the console cannot fetch"
+# c with an unknown id: the error is shown, the console goes on.
+tmuxc send-keys -t con c 999999 Enter
+mw_wait_for "pane | grep -q '^close 999999: Bad file descriptor'" 10 ||
+	mw_fail "closing an unknown id showed no error: $(pane)"
+# O: monitoring off, the table emptied.
+tmuxc send-keys -t con O
+mw_wait_for "pane | grep -q '^monitor off: ok'" 10 || mw_fail "O got no answer: $(pane)"
+mw_wait_for "pane | grep -q 'monitor off  muted  0 open sockets'" 5 || mw_fail "O: $(pane)"
 tmuxc send-keys -t con q
 mw_wait_for "[ -s '$TT/rc' ]" 5 || mw_fail "q did not end the console: $(pane)"
 [ "$(cat "$TT/rc")" = 0 ] || mw_fail "the console exited $(cat "$TT/rc") after q"
 cmp -s "$TT/before" "$TT/after" || mw_fail "terminal settings not restored after q"
-mw_log "(5) interactive: table, p, c + id, q OK (client ended after $GOT bytes)"
+mw_log "(5) interactive: table, p, c + id, h, m/M, b/u, O, q OK (client ended after $GOT bytes)"
 
 # SIGTERM: the same restoration.
 rm -f "$TT/rc" "$TT/before" "$TT/after"
