@@ -10,6 +10,7 @@
 #      bytes, a close observation follows, a second close of the id is EBADF;
 #  (3) `mw-console block` of the client address: curl cannot connect; unblock: it can;
 #  (4) get/set round trips of sndbuf and nodelay on the app's listener; unknown id fails;
+#      the server found by -c CONFIG and by --server; congctl; bad command lines;
 #  (5) the interactive console in a detached tmux session: o, p, c + id, q; the table
 #      shows the connection, the close reaches it, the terminal settings are restored;
 #      SIGTERM restores them too.
@@ -215,7 +216,27 @@ for want in 1 0 1; do
 done
 out=$(con get 999999 sndbuf 2>&1) && mw_fail "get on an unknown socket succeeded"
 [ "$out" = "mw-console: get 999999 SndBuf: Bad file descriptor" ] || mw_fail "unknown socket said: $out"
-mw_log "(4) get/set sndbuf and nodelay OK"
+# The same server found through the daemons' configuration, and given directly.
+v=$("$CON" -c "$CONF" get "$LISTENER" sndbuf) || mw_fail "get with -c $CONF failed"
+[ "$v" = 131072 ] || mw_fail "get with -c: $v"
+v=$("$CON" --server "$(cat "$KS/mw/pvm/netflow")" get "$LISTENER" sndbuf) ||
+	mw_fail "get with --server failed"
+[ "$v" = 131072 ] || mw_fail "get with --server: $v"
+v=$(con get "$LISTENER" error) || mw_fail "get error failed"
+[ "$v" = 0 ] || mw_fail "SO_ERROR of the listener: $v"
+# INS-wide congestion control: a known algorithm, then one the kernel lacks.
+con congctl cubic || mw_fail "congctl cubic failed"
+out=$(con congctl nosuchalgo 2>&1) && mw_fail "congctl of an unknown algorithm succeeded"
+case $out in "mw-console: congctl nosuchalgo: "*) ;; *) mw_fail "congctl nosuchalgo said: $out" ;; esac
+mw_log "congctl nosuchalgo: $out"
+# Bad command lines: one line, exit 1, nothing sent.
+out=$(con frob 2>&1) && mw_fail "an unknown command succeeded"
+[ "$out" = "mw-console: unknown command 'frob' (try --help)" ] || mw_fail "frob said: $out"
+out=$(con set "$LISTENER" sndbuf lots 2>&1) && mw_fail "set of a bad value succeeded"
+[ "$out" = "mw-console: set: invalid value 'lots' for SndBuf" ] || mw_fail "bad value said: $out"
+out=$("$CON" -k "$MW_TMP/nowhere" close 1 2>&1) && mw_fail "close without a keystore succeeded"
+[ ! -e "$MW_TMP/nowhere" ] || mw_fail "mw-console created the keystore root it was pointed at"
+mw_log "(4) get/set sndbuf and nodelay, -c, --server, congctl, bad arguments OK"
 
 # --- (5) the interactive console under tmux ---------------------------------------
 mw_spawn ncbig2 shimmed timeout 90 sh -c "exec nc -N -l 9101 <'$BIG' >/dev/null"
