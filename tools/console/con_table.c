@@ -63,8 +63,8 @@ static struct mwcon_sock *table_upsert(struct mwcon_table *t, uint64_t id)
 	t->n++;
 	memset(&t->socks[at], 0, sizeof(t->socks[at]));
 	t->socks[at].id = id;
-	strcpy(t->socks[at].local, "-");
-	strcpy(t->socks[at].peer, "-");
+	snprintf(t->socks[at].local, sizeof(t->socks[at].local), "-");
+	snprintf(t->socks[at].peer, sizeof(t->socks[at].peer), "-");
 	return &t->socks[at];
 }
 
@@ -251,6 +251,19 @@ size_t mwcon_table_render(const struct mwcon_table *t, double now, size_t rows, 
 	return used;
 }
 
+/* An endpoint as a JSON value: "ip:port", or null when unset. */
+static void json_endpoint(const struct mw_nf_endpoint *e, char *buf, size_t len)
+{
+	char text[MW_ADDR_STRLEN];
+
+	if (!e->af) {
+		snprintf(buf, len, "null");
+		return;
+	}
+	mwcon_endpoint_format(e, text, sizeof(text));
+	snprintf(buf, len, "\"%s\"", text);
+}
+
 /**
  * mwcon_json_info() - one observation as one JSON object, no newline
  * @in: the observation
@@ -264,20 +277,8 @@ int mwcon_json_info(const struct mw_nf_info *in, char *buf, size_t len)
 	int n;
 
 	/* Endpoint text has no characters JSON must escape ("1.2.3.4:5", "[::1]:5"). */
-	if (in->pvm.af) {
-		local[0] = '"';
-		mwcon_endpoint_format(&in->pvm, local + 1, sizeof(local) - 2);
-		strcat(local, "\"");
-	} else {
-		strcpy(local, "null");
-	}
-	if (in->remote.af) {
-		peer[0] = '"';
-		mwcon_endpoint_format(&in->remote, peer + 1, sizeof(peer) - 2);
-		strcat(peer, "\"");
-	} else {
-		strcpy(peer, "null");
-	}
+	json_endpoint(&in->pvm, local, sizeof(local));
+	json_endpoint(&in->remote, peer, sizeof(peer));
 	n = snprintf(buf, len,
 		     "{\"obs\":\"%s\",\"sock\":\"%" PRIu64 "\",\"extra\":\"%" PRIu64 "\","
 		     "\"local\":%s,\"peer\":%s,\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64 ","

@@ -523,7 +523,6 @@ static int tty_loop(struct tty *t)
 	int ret, i, timeout;
 
 	while (!t->quit) {
-		timeout = -1;
 		if (t->dirty) {
 			wait = t->last_draw + 1.0 / REDRAW_HZ - now_s();
 			if (wait <= 0) {
