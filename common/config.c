@@ -144,6 +144,8 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(balancer, per_ins_max_conns, 0, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(balancer, connect_timeout_ms, 3000, 1, 600000, CHK_NONE),
 	KEY_INT(balancer, idle_timeout_ms, 0, 0, 86400000, CHK_NONE),
+	KEY_STR(balancer, netflow_listen, "127.0.0.1:0", CHK_ADDR, NULL),
+	KEY_STR(balancer, netflow_allow, "127.0.0.0/8", CHK_CIDR, NULL),
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))

@@ -66,6 +66,8 @@ struct mw_balancer_config {
 	int per_ins_max_conns;              /* 0 = unlimited */
 	int connect_timeout_ms;             /* 3000 */
 	int idle_timeout_ms;                /* 0 = none */
+	char netflow_listen[MW_ADDR_TEXT_MAX]; /* merged Netflow stream: "127.0.0.1:0" */
+	char netflow_allow[MW_ADDR_TEXT_MAX];  /* CIDR allowed to connect: "127.0.0.0/8" */
 };
 
 struct mw_config {
