@@ -266,7 +266,7 @@ SHIM_EXPORT int close(int fd)
 	struct sockaddr_un sun;
 	struct mw_sockname n;
 	socklen_t len;
-	int ret, err, probe, named;
+	int ret, err, probe, named, gone;
 
 	shim_init();
 	shim_cork_set(fd, false); /* one load unless it was corked */
@@ -285,9 +285,15 @@ SHIM_EXPORT int close(int fd)
 	probe = shim_real.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (probe >= 0) {
 		len = mw_sockname_encode(&n, &sun);
-		if (!shim_real.bind(probe, (struct sockaddr *)&sun, len))
-			shim_ctl_hint(n.id);
+		gone = !shim_real.bind(probe, (struct sockaddr *)&sun, len);
+		/*
+		 * Release the name before hinting: mw-pvm believes a hint only if it
+		 * can bind the name itself, and a probe still holding it made it
+		 * ignore the hint now and then (the listener lived on: EADDRINUSE).
+		 */
 		shim_real.close(probe);
+		if (gone)
+			shim_ctl_hint(n.id);
 	}
 out:
 	errno = err;
