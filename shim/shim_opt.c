@@ -112,6 +112,13 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 	req.arg2 = name;
 	req.len = *len < MW_SOCKOPT_MAX ? *len : MW_SOCKOPT_MAX;
 	ret = shim_ctl_call(&req, fd, &resp);
+	/*
+	 * mw-pvm forgets a socket once its failed connect's error has been
+	 * read (CONNECT_WAIT or SO_ERROR).  The kernel then answers SO_ERROR 0:
+	 * the error was reported and none is pending.
+	 */
+	if (ret == -ENOENT && level == SOL_SOCKET && name == SO_ERROR && id.kind == SHIM_SOCKET)
+		return opt_put_int(val, len, 0);
 	if (ret)
 		return opt_fail(-ret);
 	if (resp.len > MW_SOCKOPT_MAX)
