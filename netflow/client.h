@@ -11,8 +11,10 @@
 struct mw_keystore;
 struct mw_nf_client;
 
-#define MW_NF_KEY_PVM "/mw/pvm/netflow" /* the key a PVM's server publishes "ip:port" at */
-#define MW_NF_CLIENT_QUEUE 1024         /* messages held while waiting for a response */
+#define MW_NF_KEY_PVM	   "/mw/pvm/netflow" /* the key a PVM's server publishes "ip:port" at */
+#define MW_NF_KEY_PVMS	   "/mw/pvms" /* ... and at MW_NF_KEY_PVMS/<index>/netflow, for aggregation */
+#define MW_NF_KEY_BALANCER "/mw/balancer/netflow" /* the balancer's merged stream */
+#define MW_NF_CLIENT_QUEUE 1024			  /* messages held while waiting for a response */
 
 /* One message from the server: sig is MW_NF_SIG_INFO or MW_NF_SIG_RESPONSE. */
 struct mw_nf_msg {
@@ -45,8 +47,8 @@ int mw_nf_client_connect(struct mw_nf_client **c, const char *text, int timeout_
  * @key: NULL for MW_NF_KEY_PVM
  * Return: as mw_nf_client_connect(); -ENOENT if the key is absent
  */
-int mw_nf_client_connect_keystore(struct mw_nf_client **c, struct mw_keystore *ks,
-				  const char *key, int timeout_ms, char *err, size_t errlen);
+int mw_nf_client_connect_keystore(struct mw_nf_client **c, struct mw_keystore *ks, const char *key,
+				  int timeout_ms, char *err, size_t errlen);
 
 /* Close the connection and free everything; NULL is fine. */
 void mw_nf_client_close(struct mw_nf_client *c);

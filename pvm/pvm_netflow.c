@@ -54,6 +54,7 @@ struct pvm_netflow {
 	struct mw_keystore *ks;
 	struct pvm_observer observer;
 	char address[MW_ADDR_STRLEN];
+	char index_key[64]; /* MW_NF_KEY_PVMS/<index>/netflow */
 	/* INS-wide state, replayed on join */
 	struct nf_block *blocks;
 	char congctl[32];     /* "" = never set */
@@ -601,13 +602,17 @@ int pvm_netflow_open(struct pvm *p, char *err, size_t errlen)
 	mw_nf_server_address(nf->srv, nf->address, sizeof(nf->address));
 	ret = mw_keystore_open(&nf->ks, cfg->common.keystore, cfg->common.keystore_root, kerr,
 			       sizeof(kerr));
+	snprintf(nf->index_key, sizeof(nf->index_key), MW_NF_KEY_PVMS "/%d/netflow", p->cfg->index);
 	if (!ret)
 		ret = mw_keystore_write(nf->ks, MW_NF_KEY_PVM, nf->address, strlen(nf->address));
+	/* Per index too: several PVMs share one keystore, and the balancer merges them all. */
+	if (!ret)
+		ret = mw_keystore_write(nf->ks, nf->index_key, nf->address, strlen(nf->address));
 	if (ret)
 		mw_warn("netflow: cannot publish %s at %s: %s", nf->address, MW_NF_KEY_PVM,
 			kerr[0] ? kerr : strerror(-ret));
-	mw_notice("netflow: serving on %s (allow %s), published at %s", nf->address,
-		  p->cfg->netflow_allow, MW_NF_KEY_PVM);
+	mw_notice("netflow: serving on %s (allow %s), published at %s and %s", nf->address,
+		  p->cfg->netflow_allow, MW_NF_KEY_PVM, nf->index_key);
 	p->nf = nf;
 	return 0;
 }
@@ -630,6 +635,9 @@ void pvm_netflow_close(struct pvm *p)
 	if (nf->ks && mw_keystore_read(nf->ks, MW_NF_KEY_PVM, cur, sizeof(cur)) >= 0 &&
 	    !strcmp(cur, nf->address))
 		mw_keystore_remove(nf->ks, MW_NF_KEY_PVM);
+	if (nf->ks && mw_keystore_read(nf->ks, nf->index_key, cur, sizeof(cur)) >= 0 &&
+	    !strcmp(cur, nf->address))
+		mw_keystore_remove(nf->ks, nf->index_key);
 	mw_keystore_close(nf->ks);
 	while ((b = nf->blocks)) {
 		nf->blocks = b->next;

@@ -25,7 +25,8 @@ KEY=$MW_RUNTIME_DIR/store/mw/pvm/netflow
 mw_wait_for "[ -s '$KEY' ]" || mw_fail "no address published at $KEY"
 NF=$(cat "$KEY")
 [[ $NF =~ ^127\.0\.0\.1:[0-9]+$ ]] || mw_fail "published address '$NF' is not loopback ip:port"
-grep -q "netflow: serving on $NF" "$PVM_LOG" || mw_fail "mw-pvm does not log the address it serves"
+[ "$(cat "$MW_RUNTIME_DIR/store/mw/pvms/0/netflow")" = "$NF" ] || mw_fail "not published per index at /mw/pvms/0/netflow"
+grep -q "netflow: serving on $NF .*/mw/pvms/0/netflow" "$PVM_LOG" || mw_fail "mw-pvm does not log the address it serves"
 nfp() { "$PY" "$NFP" "$@"; }
 # obs_start NAME COUNT SECONDS: a consumer writing observations to $MW_TMP/NAME.obs
 obs_start() {

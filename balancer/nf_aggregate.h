@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* nf_aggregate.h - mw-balancer's merged Netflow stream of every PVM */
+#ifndef MW_BAL_NF_AGGREGATE_H
+#define MW_BAL_NF_AGGREGATE_H
+
+#include <ev.h>
+#include <stddef.h>
+
+#include "common/config.h"
+
+struct bal_nf;
+
+/**
+ * bal_nf_open() - serve the merged stream and follow the PVMs that publish theirs
+ * @loop: the balancer's loop
+ * @cfg:  balancer.netflow_listen/allow; pvm.netflow_queue/stall_ms for the
+ *        consumer queues; the common keystore settings
+ * @err:  one line on failure
+ *
+ * PVMs are found at keystore keys /mw/pvms/<index>/netflow (watched, so PVMs may
+ * come and go in any order); the merged stream's address is published at
+ * /mw/balancer/netflow.
+ * Return: 0 or -errno
+ */
+int bal_nf_open(struct bal_nf **out, struct ev_loop *loop, const struct mw_config *cfg, char *err,
+		size_t errlen);
+
+/* Disconnect everything and withdraw the published address; NULL is fine. */
+void bal_nf_close(struct bal_nf *a);
+
+/* "N PVM stream(s), N consumer(s)" for the STATUS line. */
+void bal_nf_status(const struct bal_nf *a, char *buf, size_t len);
+
+#endif /* MW_BAL_NF_AGGREGATE_H */
