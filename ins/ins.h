@@ -10,9 +10,11 @@
 
 #include "common/addr.h"
 #include "common/channel.h"
+#include "common/cidr.h"
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/proto.h"
+#include "common/proxy2.h"
 #include "common/spin.h"
 
 struct ins;
@@ -41,6 +43,7 @@ struct ins_sock {
 	bool wr_dead;                 /* send failed: DATA from the PVM is dropped */
 	bool close_pending;           /* OP_CLOSE waits for the pending bytes */
 	bool app_nodelay;             /* TCP_NODELAY as the app set it (the kernel's is always on) */
+	bool proxied;                 /* peer/local came from a PROXY v2 header: getname answers them */
 	int8_t shut_pending;          /* -1, or SHUT_* to apply when pending drains */
 	uint32_t credit;              /* DATA bytes we may still send to the PVM */
 	uint32_t rx_outstanding;      /* DATA bytes from the PVM not yet credited back */
@@ -48,6 +51,7 @@ struct ins_sock {
 	uint8_t *pend;                /* bytes from the PVM the kernel did not take yet */
 	uint32_t pend_off, pend_len, pend_cap;
 	struct mw_addr peer;          /* for address blocks on live connections */
+	struct mw_addr local;         /* only kept when proxied */
 	ev_io rio, wio;
 };
 
@@ -69,6 +73,28 @@ struct ins_tune {
 	char congestion[32];          /* "" = kernel default */
 	bool quickack;
 	int sndbuf, rcvbuf;           /* 0 = kernel default */
+};
+
+/* An accepted connection still reading its PROXY v2 header (ins_proxy.c); not in the table. */
+struct ins_pp {
+	struct ins_pp *prev, *next;
+	struct ins *ins;
+	uint64_t listener;            /* looked up again when the header is complete */
+	int fd;
+	uint16_t have;                /* header bytes read so far */
+	struct mw_addr peer, local;   /* the TCP connection's own endpoints */
+	ev_io io;
+	ev_timer deadline;
+	uint8_t buf[MW_PROXY2_MAX];
+};
+
+/* ins.proxy_protocol state and what it refused, for the log lines. */
+struct ins_proxy {
+	bool any;                     /* ins.proxy_from "" */
+	struct mw_cidr from;
+	struct ins_pp *head;
+	uint32_t count;
+	uint64_t ok, bad, untrusted, timeout, overflow;
 };
 
 /* A control frame (RESULT / EV_*) that found the ring full: sent first when room appears. */
@@ -109,6 +135,7 @@ struct ins {
 	struct ins_tune tune;
 	struct mw_stats stats;        /* seq, max/used sockets, rx/tx bytes */
 	uint64_t accepted, refused_blocked;
+	struct ins_proxy pp;          /* used only with ins.proxy_protocol */
 	int exit_status;
 };
 
@@ -125,6 +152,15 @@ void ins_sock_accept(struct ins_sock *ls);
 void ins_sock_free(struct ins_sock *s);
 void ins_sock_close_all(struct ins *ins);
 void ins_sock_block_live(struct ins *ins);
+void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
+		    const struct mw_addr *local, bool proxied);
+void ins_sock_rst_close(int fd);
+
+/* ins_proxy.c: PROXY v2 header before the accept event */
+int ins_proxy_init(struct ins *ins);
+void ins_proxy_start(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
+		     const struct mw_addr *local);
+void ins_proxy_close_all(struct ins *ins);
 
 /* ins_io.c: data relay */
 void ins_io_read_cb(struct ev_loop *loop, ev_io *w, int revents);

@@ -211,6 +211,7 @@ void ins_sock_close_all(struct ins *ins)
 	struct ins_sock *s, *next;
 	size_t i;
 
+	ins_proxy_close_all(ins);
 	/* ins_sock_free() unlinks s from its chain, so the chain's head becomes next. */
 	for (i = 0; i < ins->socks.nbuckets; i++)
 		for (s = ins->socks.b[i]; s; s = next) {
@@ -219,13 +220,19 @@ void ins_sock_close_all(struct ins *ins)
 		}
 }
 
-static void rst_close(int fd)
+/**
+ * ins_sock_rst_close() - close @fd with a reset, freeing it at once
+ * @fd: a TCP socket
+ */
+void ins_sock_rst_close(int fd)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
 }
+
+#define rst_close ins_sock_rst_close
 
 static int sock_name(int fd, bool peer, struct mw_addr *a)
 {
@@ -450,6 +457,10 @@ static int op_getname(struct ins_sock *s, int which, struct mw_addr *a)
 {
 	if (s->fd < 0)
 		return -ENOTCONN;
+	if (s->proxied) {
+		*a = which == 1 ? s->peer : s->local;
+		return 0;
+	}
 	return sock_name(s->fd, which == 1, a);
 }
 
@@ -588,20 +599,22 @@ void ins_sock_op(struct ins *ins, const struct mw_frame *f, const void *payload)
 	ins_result(ins, s->id, rq->req, ret, NULL, 0);
 }
 
-/* One accepted connection: checks, id, EV_ACCEPTED. */
-static void sock_accepted(struct ins_sock *ls, int fd, const struct sockaddr_storage *ss,
-			  socklen_t len)
+/**
+ * ins_sock_admit() - checks, id, EV_ACCEPTED for an accepted connection
+ * @ins:      the daemon
+ * @listener: id of the listener it came from (still listening: the caller checked)
+ * @fd:       the connection; owned from here on (closed on refusal)
+ * @peer:     the client as the app will see it
+ * @local:    the address it reached
+ * @proxied:  @peer/@local came from a PROXY header, not from the socket
+ */
+void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
+		    const struct mw_addr *local, bool proxied)
 {
-	struct ins *ins = ls->ins;
-	struct mw_ev_accepted ev = { 0 };
+	struct mw_ev_accepted ev = { .peer = *peer, .local = *local };
 	struct ins_sock *s;
 	char text[MW_ADDR_STRLEN];
 
-	if (mw_addr_from_sockaddr(&ev.peer, (const struct sockaddr *)ss, len) ||
-	    sock_name(fd, false, &ev.local)) {
-		rst_close(fd);
-		return;
-	}
 	sock_nodelay(fd);
 	if (ins_blockset_has(&ins->blocked, &ev.peer)) {
 		ins->refused_blocked++;
@@ -628,9 +641,32 @@ static void sock_accepted(struct ins_sock *ls, int fd, const struct sockaddr_sto
 		ins_tune_apply(&ins->tune, fd);
 	s->state = INS_ST_CONNECTED;
 	s->peer = ev.peer;
+	if (proxied) {
+		s->proxied = true;
+		s->local = ev.local;
+	}
 	ins->accepted++;
-	ins_ctl(ins, MW_EV_ACCEPTED, ls->id, &ev, sizeof(ev));
+	ins_ctl(ins, MW_EV_ACCEPTED, listener, &ev, sizeof(ev));
 	ins_io_update_read(s);
+}
+
+/* One accepted connection: its endpoints, then a PROXY header (if configured) or admit. */
+static void sock_accepted(struct ins_sock *ls, int fd, const struct sockaddr_storage *ss,
+			  socklen_t len)
+{
+	struct ins *ins = ls->ins;
+	struct mw_addr peer, local;
+
+	if (mw_addr_from_sockaddr(&peer, (const struct sockaddr *)ss, len) ||
+	    sock_name(fd, false, &local)) {
+		rst_close(fd);
+		return;
+	}
+	if (ins->cfg->proxy_protocol) {
+		ins_proxy_start(ins, ls->id, fd, &peer, &local);
+		return;
+	}
+	ins_sock_admit(ins, ls->id, fd, &peer, &local, false);
 }
 
 /**

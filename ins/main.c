@@ -70,6 +70,11 @@ int main(int argc, char **argv)
 		mw_err("%s", err);
 		goto out;
 	}
+	ret = ins_proxy_init(&ins);
+	if (ret) {
+		mw_err("ins.proxy_from \"%s\" is not an \"ip/prefix\" network", ins.cfg->proxy_from);
+		goto out;
+	}
 	ret = ins_table_init(&ins.socks, 1024);
 	if (ret) {
 		mw_err("socket table: %s", strerror(-ret));
@@ -77,8 +82,10 @@ int main(int argc, char **argv)
 	}
 	ins_channel_start(&ins);
 	mw_spin_start(ins.loop, &ins.spin, ins.cfg->spin_us);
-	mw_info("INS %d starting: mw-pvm at %s, window %d, heartbeat %d ms", ins.cfg->id,
-		ins.cfg->pvm_socket, ins.cfg->socket_window, ins.cfg->heartbeat_ms);
+	mw_info("INS %d starting: mw-pvm at %s, window %d, heartbeat %d ms%s%s", ins.cfg->id,
+		ins.cfg->pvm_socket, ins.cfg->socket_window, ins.cfg->heartbeat_ms,
+		ins.cfg->proxy_protocol ? ", PROXY v2 header required from " : "",
+		!ins.cfg->proxy_protocol ? "" : ins.pp.any ? "any sender" : ins.cfg->proxy_from);
 
 	ev_run(ins.loop, 0);
 
