@@ -67,6 +67,22 @@ static void relay_app_gone(struct pvm_sock *s, bool abort)
 	pvm_sock_close(s, abort);
 }
 
+/*
+ * A write to the app failed with EPIPE.  If the app only shut its read side
+ * (it can still write: our end has not seen its EOF), TCP would accept and
+ * ignore what the peer sends, so the bytes are dropped and credited back.
+ * If the app closed (or shut both ways) the peer gets a reset, as from TCP.
+ * Return: true if the bytes were dropped and the connection lives on
+ */
+static bool relay_app_shut_rd(struct pvm_sock *s)
+{
+	struct pollfd pfd = { .fd = s->fd, .events = POLLRDHUP };
+
+	if (errno != EPIPE || poll(&pfd, 1, 0) < 0)
+		return false;
+	return !(pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static void relay_credit_back(struct pvm_sock *s, uint32_t n, bool force)
 {
 	struct mw_credit c = { 0 };
@@ -209,7 +225,15 @@ static void relay_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
-		relay_app_gone(s, true);
+		if (!relay_app_shut_rd(s)) {
+			relay_app_gone(s, true);
+			return;
+		}
+		/* The app reads no more: what waited for it is dropped. */
+		relay_credit_back(s, s->pend_len, true);
+		s->pend_off = s->pend_len = 0;
+		ev_io_stop(loop, &s->wio);
+		relay_drained(s);
 		return;
 	}
 	s->pend_off += (uint32_t)n;
@@ -299,6 +323,10 @@ int pvm_relay_data(struct pvm_sock *s, const void *buf, uint32_t len)
 	if (s->fd >= 0 && !s->pend_len) {
 		n = write(s->fd, buf, len);
 		if (n < 0) {
+			if (relay_app_shut_rd(s)) {
+				relay_credit_back(s, len, false);
+				return 0;
+			}
 			if (errno != EAGAIN && errno != EINTR) {
 				/* Data for an app that closed: like TCP, answer with RST. */
 				relay_app_gone(s, true);
