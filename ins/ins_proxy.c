@@ -256,6 +256,8 @@ void ins_proxy_start(struct ins *ins, uint64_t listener, int fd, const struct mw
 	p->deadline.data = p;
 	ev_io_start(ins->loop, &p->io);
 	ev_timer_start(ins->loop, &p->deadline);
+	mw_debug("connection from %s: waiting for its PROXY header",
+		 mw_addr_format(peer, text, sizeof(text)));
 	return;
 refuse:
 	(*counter)++;
