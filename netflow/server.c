@@ -51,6 +51,7 @@ struct nf_consumer {
 	int fd;
 	ev_io rio, wio;
 	bool monitor;
+	bool broken; /* a response could not be queued: dropped by the next callback */
 	unsigned inflight;
 	uint8_t in[NF_IN_BUF];
 	size_t in_len;
@@ -165,18 +166,21 @@ static void nf_update_reading(struct nf_consumer *c)
 		ev_io_stop(c->srv->loop, &c->rio);
 }
 
-/* Return: false if the consumer was dropped */
-static bool nf_respond_to(struct nf_consumer *c, uint32_t id, int status, uint64_t v0, uint64_t v1)
+/*
+ * A response that cannot be queued would break the one-answer-per-request
+ * promise: the consumer is marked and dropped by its write callback (never
+ * here, so no caller finds its consumer freed under it).
+ */
+static void nf_respond_to(struct nf_consumer *c, uint32_t id, int status, uint64_t v0, uint64_t v1)
 {
 	struct mw_nf_response r = { .id = id, .status = status, .val0 = v0, .val1 = v1 };
 	uint8_t msg[MW_NF_RESPONSE_SIZE];
 
 	mw_nf_encode_response(msg, &r);
-	if (nf_append(c, msg, sizeof(msg), true)) {
-		nf_drop(c, "out of memory queueing a response");
-		return false;
+	if (!c->broken && nf_append(c, msg, sizeof(msg), true)) {
+		c->broken = true;
+		ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
 	}
-	return true;
 }
 
 static void nf_request(struct nf_consumer *c, const uint8_t *msg)
@@ -208,7 +212,6 @@ static void nf_request(struct nf_consumer *c, const uint8_t *msg)
 /* Return: false if the consumer was dropped */
 static bool nf_parse(struct nf_consumer *c)
 {
-	uint64_t serial = c->serial;
 	struct mw_nf_server *srv = c->srv;
 	size_t off = 0;
 	int n, sig;
@@ -229,11 +232,10 @@ static bool nf_parse(struct nf_consumer *c)
 		}
 		nf_request(c, c->in + off);
 		off += (size_t)n;
-		/* A response that could not be queued dropped the consumer. */
-		for (c = srv->consumers; c && c->serial != serial; c = c->next)
-			;
-		if (!c)
+		if (c->broken) {
+			nf_drop(c, "out of memory queueing a response");
 			return false;
+		}
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
 	c->in_len -= off;
@@ -268,6 +270,10 @@ static void nf_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 
 	(void)revents;
+	if (c->broken) {
+		nf_drop(c, "out of memory queueing a response");
+		return;
+	}
 	n = send(c->fd, c->out + c->out_head, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
@@ -450,11 +456,15 @@ fail:
 
 void mw_nf_server_close(struct mw_nf_server *srv)
 {
+	struct nf_consumer *c, *next;
+
 	if (!srv)
 		return;
 	srv->ops.watching = NULL; /* the owner is going away too */
-	while (srv->consumers)
-		nf_drop(srv->consumers, "server stopping");
+	for (c = srv->consumers; c; c = next) {
+		next = c->next;
+		nf_drop(c, "server stopping");
+	}
 	ev_io_stop(srv->loop, &srv->lio);
 	ev_timer_stop(srv->loop, &srv->stall_timer);
 	close(srv->fd);
@@ -512,8 +522,8 @@ void mw_nf_server_respond(struct mw_nf_server *srv, struct mw_nf_reply to, int s
 			continue;
 		if (c->inflight)
 			c->inflight--;
-		if (nf_respond_to(c, to.id, status, val0, val1))
-			nf_update_reading(c);
+		nf_respond_to(c, to.id, status, val0, val1);
+		nf_update_reading(c);
 		return;
 	}
 }
