@@ -10,11 +10,11 @@
 
 #define VER_CMD_LOCAL 0x20
 #define VER_CMD_PROXY 0x21
-#define FAM_UNSPEC 0x00
-#define FAM_TCP4 0x11
-#define FAM_TCP6 0x21
-#define ADDR4_LEN 12
-#define ADDR6_LEN 36
+#define FAM_UNSPEC    0x00
+#define FAM_TCP4      0x11
+#define FAM_TCP6      0x21
+#define ADDR4_LEN     12
+#define ADDR6_LEN     36
 
 static_assert(MW_PROXY2_V4_LEN == MW_PROXY2_FIXED + ADDR4_LEN, "TCP4 layout");
 static_assert(MW_PROXY2_V6_LEN == MW_PROXY2_FIXED + ADDR6_LEN, "TCP6 layout");
@@ -190,8 +190,8 @@ int mw_proxy2_decode(const uint8_t *buf, size_t len, struct mw_proxy2_hdr *out)
 	if (len < MW_PROXY2_FIXED)
 		return 0;
 	alen = (size_t)total - MW_PROXY2_FIXED;
-	if (buf[12] == VER_CMD_PROXY && ((fam == FAM_TCP4 && alen < ADDR4_LEN) ||
-					 (fam == FAM_TCP6 && alen < ADDR6_LEN)))
+	if (buf[12] == VER_CMD_PROXY &&
+	    ((fam == FAM_TCP4 && alen < ADDR4_LEN) || (fam == FAM_TCP6 && alen < ADDR6_LEN)))
 		return -EINVAL;
 	if (len < (size_t)total)
 		return 0;

@@ -22,25 +22,26 @@
  * room for a few TLVs), so a reader never buffers more than that.
  */
 
-#define MW_PROXY2_SIG "\r\n\r\n\0\r\nQUIT\n"
+#define MW_PROXY2_SIG	  "\r\n\r\n\0\r\nQUIT\n"
 #define MW_PROXY2_SIG_LEN 12
-#define MW_PROXY2_FIXED 16          /* signature, ver_cmd, fam, len */
-#define MW_PROXY2_MAX 536           /* largest header accepted, TLVs included */
-#define MW_PROXY2_V4_LEN (16 + 12)  /* what mw_proxy2_encode() writes for TCP4 */
-#define MW_PROXY2_V6_LEN (16 + 36)  /* ... for TCP6 */
+#define MW_PROXY2_FIXED	  16	    /* signature, ver_cmd, fam, len */
+#define MW_PROXY2_MAX	  536	    /* largest header accepted, TLVs included */
+#define MW_PROXY2_V4_LEN  (16 + 12) /* what mw_proxy2_encode() writes for TCP4 */
+#define MW_PROXY2_V6_LEN  (16 + 36) /* ... for TCP6 */
 
 enum mw_proxy2_cmd {
 	MW_PROXY2_LOCAL = 0, /* health check etc.: use the connection's real addresses */
 	MW_PROXY2_PROXY = 1, /* relayed: src/dst are the original client and server */
 };
 
-/* A decoded header. */
+/* A decoded header.  src/dst: the client and the address it reached (PROXY with
+ * TCP4/TCP6); ss_family AF_UNSPEC for LOCAL and UNSPEC. */
 struct mw_proxy2_hdr {
-	uint8_t cmd;                 /* enum mw_proxy2_cmd */
-	uint8_t fam;                 /* the fam byte as sent (0x11, 0x21, or 0x00) */
-	uint16_t len;                /* whole header length in bytes, TLVs included */
-	struct sockaddr_storage src; /* PROXY with TCP4/TCP6: the client; else ss_family AF_UNSPEC */
-	struct sockaddr_storage dst; /* PROXY with TCP4/TCP6: the address it reached; else AF_UNSPEC */
+	uint8_t cmd;  /* enum mw_proxy2_cmd */
+	uint8_t fam;  /* the fam byte as sent (0x11, 0x21, or 0x00) */
+	uint16_t len; /* whole header length in bytes, TLVs included */
+	struct sockaddr_storage src;
+	struct sockaddr_storage dst;
 };
 
 /**

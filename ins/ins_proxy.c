@@ -39,8 +39,8 @@
  */
 
 #define INS_PP_DEADLINE 2.0   /* seconds for the whole header */
-#define INS_PP_MAX 16384      /* connections waiting for their header at once */
-#define INS_PP_READS 4        /* recv() calls per wake: fixed part, rest, slack */
+#define INS_PP_MAX	16384 /* connections waiting for their header at once */
+#define INS_PP_READS	4     /* recv() calls per wake: fixed part, rest, slack */
 
 /**
  * ins_proxy_init() - parse ins.proxy_from once
@@ -86,7 +86,8 @@ static void pp_refuse(struct ins_pp *p, uint64_t *counter, const char *why)
 			   "%llu timed out, %llu over the limit)",
 			   mw_addr_format(&p->peer, text, sizeof(text)), why,
 			   (unsigned long long)ins->pp.bad, (unsigned long long)ins->pp.untrusted,
-			   (unsigned long long)ins->pp.timeout, (unsigned long long)ins->pp.overflow);
+			   (unsigned long long)ins->pp.timeout,
+			   (unsigned long long)ins->pp.overflow);
 	pp_unlink(p);
 	ins_sock_rst_close(p->fd);
 	free(p);
@@ -130,7 +131,8 @@ static void pp_done(struct ins_pp *p, const struct mw_proxy2_hdr *h)
 		return;
 	}
 	if (proxied) {
-		if (mw_addr_from_sockaddr(&peer, (const struct sockaddr *)&h->src, sizeof(h->src)) ||
+		if (mw_addr_from_sockaddr(&peer, (const struct sockaddr *)&h->src,
+					  sizeof(h->src)) ||
 		    mw_addr_from_sockaddr(&local, (const struct sockaddr *)&h->dst,
 					  sizeof(h->dst))) {
 			pp_refuse(p, &ins->pp.bad, "PROXY header addresses unusable");
@@ -180,8 +182,9 @@ static void pp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ret = mw_proxy2_decode(p->buf, p->have, &h);
 		if (ret < 0) {
 			pp_refuse(p, &ins->pp.bad,
-				  ret == -EPROTONOSUPPORT ? "PROXY header for a transport other than TCP"
-							  : "no valid PROXY v2 header");
+				  ret == -EPROTONOSUPPORT
+					  ? "PROXY header for a transport other than TCP"
+					  : "no valid PROXY v2 header");
 			return;
 		}
 		if (ret > 0) {

@@ -30,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n > 0 && h.cmd == MW_PROXY2_PROXY && h.src.ss_family != AF_UNSPEC) {
 		m = mw_proxy2_encode(out, sizeof(out), &h.src, &h.dst);
 		if (m <= 0 || mw_proxy2_decode(out, (size_t)m, &h2) != m ||
-		    memcmp(&h.src, &h2.src, sizeof(h.src)) || memcmp(&h.dst, &h2.dst, sizeof(h.dst)))
+		    memcmp(&h.src, &h2.src, sizeof(h.src)) ||
+		    memcmp(&h.dst, &h2.dst, sizeof(h.dst)))
 			abort();
 	}
 	free(copy);

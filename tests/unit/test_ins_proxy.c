@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_ins_proxy.c - ins.proxy_protocol: the real mw-ins, a fake PVM, clients sending PROXY v2 headers */
+/* test_ins_proxy.c - ins.proxy_protocol: the real mw-ins, a fake PVM, clients sending PROXY v2
+ * headers */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -29,17 +30,17 @@
 /*
  * The harness (fake PVM) is test_ins_channel.c's, with the config's ins keys
  * chosen per test (ins_extra).  The test plays mw-pvm: it listens where
- * ins.pvm_socket points, starts the built mw-ins with a temp config, offers the channel and drives ops.  Frames
- * from the INS are sorted as they arrive: DATA into per-socket buffers, CREDIT
- * into per-socket counters, heartbeats into the last stats, everything else
- * into a FIFO the tests take matching frames from.  Every wait has a deadline.
+ * ins.pvm_socket points, starts the built mw-ins with a temp config, offers the channel and drives
+ * ops.  Frames from the INS are sorted as they arrive: DATA into per-socket buffers, CREDIT into
+ * per-socket counters, heartbeats into the last stats, everything else into a FIFO the tests take
+ * matching frames from.  Every wait has a deadline.
  */
 
 #define INS_ID	    3
 #define PVM_INDEX   2
 #define RING	    (256u * 1024u)
-#define PVM_WINDOW  65536u  /* credit we grant the INS per socket */
-#define INS_WINDOW  65536   /* ins.socket_window: credit the INS grants us */
+#define PVM_WINDOW  65536u /* credit we grant the INS per socket */
+#define INS_WINDOW  65536  /* ins.socket_window: credit the INS grants us */
 #define WAIT_MS	    10000
 #define MAX_EVENTS  8192
 #define MAX_STREAMS 16
@@ -286,7 +287,8 @@ static uint64_t ins_listener(uint16_t *port)
 
 static int tcp_connect(uint16_t port)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons(port),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -327,9 +329,13 @@ static int ins_start(void **state)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct mw_hello mine = {
-		.magic = MW_PROTO_MAGIC, .version_min = MW_PROTO_VERSION_MIN,
-		.version_max = MW_PROTO_VERSION_MAX, .pvm_index = PVM_INDEX, .ring_size = RING,
-		.window = PVM_WINDOW, .pid = getpid(),
+		.magic = MW_PROTO_MAGIC,
+		.version_min = MW_PROTO_VERSION_MIN,
+		.version_max = MW_PROTO_VERSION_MAX,
+		.pvm_index = PVM_INDEX,
+		.ring_size = RING,
+		.window = PVM_WINDOW,
+		.pid = getpid(),
 	};
 	const char *bd = getenv("MW_BUILD_DIR");
 	char bin[512], err[160] = "", id[8];
@@ -436,7 +442,6 @@ static int ins_stop(void **state)
 	/* SIGTERM is a clean stop: exit 0. */
 	return rc == 0 ? 0 : -1;
 }
-
 
 /* Headers from a client on loopback; the INS trusts 127.0.0.0/8 unless a test says otherwise. */
 #define TRUSTED "proxy_protocol = true; proxy_from = \"127.0.0.0/8\";"

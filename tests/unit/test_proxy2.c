@@ -15,23 +15,48 @@
 
 #define SIG 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a
 
+/* Laid out field by field as in the spec, so each vector reads against it. */
+/* clang-format off */
 /* PROXY TCP4 192.0.2.7:4242 -> 10.77.0.2:80 */
-static const uint8_t v4[] = { SIG,  0x21, 0x11, 0x00, 0x0c, 192,  0,    2,
-			      7,    10,   77,   0,    2,    0x10, 0x92, 0x00, 0x50 };
+static const uint8_t v4[] = {
+	SIG,
+	0x21,                   /* version 2, PROXY */
+	0x11,                   /* TCP over IPv4 */
+	0x00, 0x0c,             /* 12 address bytes */
+	192, 0, 2, 7,           /* src */
+	10, 77, 0, 2,           /* dst */
+	0x10, 0x92,             /* sport 4242 */
+	0x00, 0x50,             /* dport 80 */
+};
 
 /* PROXY TCP6 [2001:db8::7]:4242 -> [2001:db8::1]:443 */
-static const uint8_t v6[] = { SIG,  0x21, 0x21, 0x00, 0x24, 0x20, 0x01, 0x0d, 0xb8, 0,    0,
-			      0,    0,    0,    0,    0,    0,    0,    0,    0,    0x07, 0x20,
-			      0x01, 0x0d, 0xb8, 0,    0,    0,    0,    0,    0,    0,    0,
-			      0,    0,    0,    0x01, 0x10, 0x92, 0x01, 0xbb };
+static const uint8_t v6[] = {
+	SIG,
+	0x21,                   /* version 2, PROXY */
+	0x21,                   /* TCP over IPv6 */
+	0x00, 0x24,             /* 36 address bytes */
+	0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x07, /* src */
+	0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, /* dst */
+	0x10, 0x92,             /* sport 4242 */
+	0x01, 0xbb,             /* dport 443 */
+};
 
 /* LOCAL, UNSPEC, no addresses */
 static const uint8_t local[] = { SIG, 0x20, 0x00, 0x00, 0x00 };
 
 /* PROXY TCP4 as v4 plus a NOOP TLV (type 0x04, 4 bytes) and an AUTHORITY TLV "ab" */
-static const uint8_t v4tlv[] = { SIG,  0x21, 0x11, 0x00, 0x18, 192,  0,   2,   7,   10,
-				 77,   0,    2,    0x10, 0x92, 0x00, 0x50, 0x04, 0x00, 0x04,
-				 0xde, 0xad, 0xbe, 0xef, 0x02, 0x00, 0x02, 'a', 'b' };
+static const uint8_t v4tlv[] = {
+	SIG,
+	0x21, 0x11,
+	0x00, 0x18,             /* 12 address bytes + 7 + 5 TLV bytes */
+	192, 0, 2, 7,
+	10, 77, 0, 2,
+	0x10, 0x92,
+	0x00, 0x50,
+	0x04, 0x00, 0x04, 0xde, 0xad, 0xbe, 0xef, /* PP2_TYPE_NOOP */
+	0x02, 0x00, 0x02, 'a', 'b',               /* PP2_TYPE_AUTHORITY */
+};
+/* clang-format on */
 
 static struct sockaddr_storage sin4(const char *ip, uint16_t port)
 {
@@ -183,7 +208,7 @@ static void test_decode_local(void **state)
 {
 	/* LOCAL with a family and addresses: the spec says ignore them. */
 	static const uint8_t local_addr[] = { SIG, 0x20, 0x11, 0x00, 0x0c, 1, 2, 3, 4,
-					      5,   6,    7,    8,    0,    1,    0, 2 };
+					      5,   6,	 7,    8,    0,	   1, 0, 2 };
 	struct mw_proxy2_hdr h;
 
 	(void)state;
@@ -277,7 +302,8 @@ static void test_bad_signature(void **state)
 		assert_int_equal(decode_mut(i, v4[i] ^ 0x20, sizeof(v4)), -EINVAL);
 	}
 	/* An HTTP request or a v1 header is not a v2 header. */
-	assert_int_equal(mw_proxy2_decode((const uint8_t *)"GET / HTTP/1.1\r\n", 16, NULL), -EINVAL);
+	assert_int_equal(mw_proxy2_decode((const uint8_t *)"GET / HTTP/1.1\r\n", 16, NULL),
+			 -EINVAL);
 	assert_int_equal(mw_proxy2_decode((const uint8_t *)"PROXY TCP4 ", 11, NULL), -EINVAL);
 	assert_int_equal(mw_proxy2_need((const uint8_t *)"G", 1), -EINVAL);
 }
@@ -295,11 +321,11 @@ static void test_bad_version_command(void **state)
 static void test_bad_family(void **state)
 {
 	(void)state;
-	assert_int_equal(decode_mut(13, 0x12, 14), -EPROTONOSUPPORT); /* UDP4 */
+	assert_int_equal(decode_mut(13, 0x12, 14), -EPROTONOSUPPORT);	      /* UDP4 */
 	assert_int_equal(decode_mut(13, 0x22, sizeof(v4)), -EPROTONOSUPPORT); /* UDP6 */
 	assert_int_equal(decode_mut(13, 0x31, sizeof(v4)), -EPROTONOSUPPORT); /* UNIX stream */
-	assert_int_equal(decode_mut(13, 0x41, 14), -EINVAL);                 /* no such AF */
-	assert_int_equal(decode_mut(13, 0x13, sizeof(v4)), -EINVAL);          /* no such transport */
+	assert_int_equal(decode_mut(13, 0x41, 14), -EINVAL);		      /* no such AF */
+	assert_int_equal(decode_mut(13, 0x13, sizeof(v4)), -EINVAL); /* no such transport */
 	assert_int_equal(decode_mut(13, 0xff, sizeof(v4)), -EINVAL);
 }
 
