@@ -13,11 +13,10 @@
 #define FAM_UNSPEC    0x00
 #define FAM_TCP4      0x11
 #define FAM_TCP6      0x21
-#define ADDR4_LEN     12
-#define ADDR6_LEN     36
+#define ADDR4_LEN     (MW_PROXY2_V4_LEN - MW_PROXY2_FIXED) /* 4 + 4 + 2 + 2 */
+#define ADDR6_LEN     (MW_PROXY2_V6_LEN - MW_PROXY2_FIXED) /* 16 + 16 + 2 + 2 */
 
-static_assert(MW_PROXY2_V4_LEN == MW_PROXY2_FIXED + ADDR4_LEN, "TCP4 layout");
-static_assert(MW_PROXY2_V6_LEN == MW_PROXY2_FIXED + ADDR6_LEN, "TCP6 layout");
+static_assert(ADDR4_LEN == 12 && ADDR6_LEN == 36, "address block sizes of the spec");
 static_assert(sizeof(MW_PROXY2_SIG) - 1 == MW_PROXY2_SIG_LEN, "signature length");
 
 static void put_be16(uint8_t *p, uint16_t v)

@@ -276,12 +276,15 @@ refuse:
  */
 void ins_proxy_close_all(struct ins *ins)
 {
-	struct ins_pp *p;
-	uint32_t guard = ins->pp.count + 1;
+	struct ins_pp *p, *next;
 
-	while ((p = ins->pp.head) && guard--) {
-		pp_unlink(p);
+	for (p = ins->pp.head; p; p = next) {
+		next = p->next;
+		ev_io_stop(ins->loop, &p->io);
+		ev_timer_stop(ins->loop, &p->deadline);
 		close(p->fd);
 		free(p);
 	}
+	ins->pp.head = NULL;
+	ins->pp.count = 0;
 }
