@@ -72,13 +72,13 @@ int main(int argc, char **argv)
 		mw_err("%s", err);
 		goto out_close;
 	}
-	mw_spin_start(p.loop, &p.spin, p.cfg->spin_us);
+	mw_spin_start(p.loop, &p.spin, d.cfg.pvm.spin_us);
 	ev_timer_init(&p.status_timer, pvm_status_cb, 1., 1.);
 	p.status_timer.data = &p;
 	ev_timer_start(p.loop, &p.status_timer);
 
 	mw_notice("ready: control %s, data %s, INS %s, index %d, ring %d, window %d", p.ctl_path,
-		  p.data_path, p.ins_path, p.cfg->index, p.cfg->ring_size, p.cfg->socket_window);
+		  p.data_path, p.ins_path, d.cfg.pvm.index, d.cfg.pvm.ring_size, d.cfg.pvm.socket_window);
 	mw_daemon_ready(&d, "waiting for INS; control socket %s", p.ctl_path);
 
 	ev_run(p.loop, 0);

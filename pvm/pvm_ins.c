@@ -654,8 +654,12 @@ fail:
  */
 void pvm_ins_close_all(struct pvm *p)
 {
-	while (p->ins_list)
-		pvm_ins_kill(p->ins_list, "mw-pvm is stopping");
+	struct pvm_ins *ins, *next;
+
+	for (ins = p->ins_list; ins; ins = next) {
+		next = ins->next;
+		pvm_ins_kill(ins, "mw-pvm is stopping");
+	}
 	ev_prepare_stop(p->loop, &p->prep);
 	ev_idle_stop(p->loop, &p->idle);
 	if (p->ins_fd >= 0) {

@@ -706,8 +706,12 @@ int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
  */
 void pvm_shim_close(struct pvm *p)
 {
-	while (p->clients)
-		client_close(p->clients);
+	struct pvm_client *c, *next;
+
+	for (c = p->clients; c; c = next) {
+		next = c->next;
+		client_close(c);
+	}
 	if (p->ctl_fd >= 0) {
 		ev_io_stop(p->loop, &p->ctl_io);
 		close(p->ctl_fd);

@@ -268,8 +268,12 @@ void pvm_sock_replay_all(struct pvm_ins *ins)
  */
 void pvm_sock_close_listener(struct pvm_sock *app)
 {
-	while (app->replicas)
-		pvm_sock_close(app->replicas, false);
+	struct pvm_sock *r, *next;
+
+	for (r = app->replicas; r; r = next) {
+		next = r->rnext;
+		pvm_sock_close(r, false); /* unlinks r from app->replicas */
+	}
 	pvm_sock_close(app, false);
 }
 
