@@ -146,6 +146,11 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(balancer, idle_timeout_ms, 0, 0, 86400000, CHK_NONE),
 	KEY_STR(balancer, netflow_listen, "127.0.0.1:0", CHK_ADDR, NULL),
 	KEY_STR(balancer, netflow_allow, "127.0.0.0/8", CHK_CIDR, NULL),
+	KEY_STR(balancer, tag, "mw", CHK_IFNAME, NULL),
+	KEY_STR(balancer, xl_kernel, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_STR(balancer, xl_ramdisk, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_INT(balancer, xl_memory_mb, 512, 32, 1048576, CHK_NONE),
+	KEY_INT(balancer, xl_vcpus, 1, 1, 128, CHK_NONE),
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))

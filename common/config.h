@@ -68,6 +68,11 @@ struct mw_balancer_config {
 	int idle_timeout_ms;                /* 0 = none */
 	char netflow_listen[MW_ADDR_TEXT_MAX]; /* merged Netflow stream: "127.0.0.1:0" */
 	char netflow_allow[MW_ADDR_TEXT_MAX];  /* CIDR allowed to connect: "127.0.0.0/8" */
+	char tag[8];                        /* names of its netns/veths: mw-<tag>-ins<N>: "mw" */
+	char xl_kernel[MW_PATH_MAX];        /* xl backend: INS domU kernel: "" */
+	char xl_ramdisk[MW_PATH_MAX];       /* xl backend: its ramdisk; "" = none: "" */
+	int xl_memory_mb;                   /* xl backend: 512 */
+	int xl_vcpus;                       /* xl backend: 1 */
 };
 
 struct mw_config {
