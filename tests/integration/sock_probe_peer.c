@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* sock_probe_peer.c - sock_probe's helpers: addresses, I/O, and the peers in the client namespace */
+/* sock_probe_peer.c - sock_probe's helpers: addresses, I/O, and the peers in the client namespace
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +28,6 @@ const char *g_case = "?";
 int g_bad;
 char g_self[PATH_MAX];
 int g_shimmed;
-
 
 const char *env(const char *name, const char *def)
 {
@@ -87,7 +87,9 @@ const char *addrstr(const struct sockaddr_storage *ss, char *buf, size_t n)
 		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
 	}
 	snprintf(buf, n, "%s %d %s", ip, port,
-		 ss->ss_family == AF_INET ? "inet" : ss->ss_family == AF_INET6 ? "inet6" : "other");
+		 ss->ss_family == AF_INET    ? "inet"
+		 : ss->ss_family == AF_INET6 ? "inet6"
+					     : "other");
 	return buf;
 }
 
@@ -355,12 +357,19 @@ static void peer_conn(int c)
 		}
 		printf("shutrd acked %d\n", outq);
 		fflush(stdout);
+		/* The app's next line shows the connection went on past our data. */
+		printf("shutrd last %s\n",
+		       read_line(c, buf, sizeof(buf), 10000) < 0 ? "missing" : buf);
+		fflush(stdout);
 		r = read_some(c, buf, sizeof(buf) - 1, 10000, &eof);
 		buf[r > 0 ? r : 0] = '\0';
 		for (i = 0; buf[i]; i++)
 			if (buf[i] == '\n')
 				buf[i] = '|';
-		printf("shutrd rest '%s' %s\n", buf, r < 0 ? strerrorname_np(-r) : eof ? "eof" : "open");
+		printf("shutrd rest '%s' %s\n", buf,
+		       r < 0 ? strerrorname_np(-r)
+		       : eof ? "eof"
+			     : "open");
 		fflush(stdout);
 	}
 	_exit(0);
@@ -457,4 +466,3 @@ int collect(struct peer *p, char got[][64], int n)
 	peer_stop(p);
 	return count;
 }
-
