@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* main.c - mw-balancer entry point: start-up, readiness, clean shutdown */
+/* main.c - mw-balancer entry point: start-up, readiness, reload, clean shutdown */
 #include <stdlib.h>
 
+#include "balancer/bal.h"
 #include "balancer/nf_aggregate.h"
 #include "common/daemon.h"
 #include "common/log.h"
+
+static void on_reload(struct mw_daemon *d)
+{
+	char err[512];
+
+	if (bal_reload(d->ctx, err, sizeof(err)))
+		mw_warn("SIGHUP: reload rejected, old configuration kept: %s", err);
+}
 
 int main(int argc, char **argv)
 {
@@ -13,24 +22,36 @@ int main(int argc, char **argv)
 		.summary =
 			"Spawn and retire INS instances and balance client connections over them.",
 	};
+	static struct bal b;
 	const struct mw_balancer_config *bc;
 	struct bal_nf *nf = NULL;
-	char err[256];
-	int ret;
+	char err[512];
+	int ret, status = EXIT_FAILURE;
+	bool inited = false;
 
 	ret = mw_daemon_init(&d, argc, argv);
 	if (ret >= 0)
 		return ret;
 	bc = &d.cfg.balancer;
+	d.ctx = &b;
+	d.on_reload = on_reload;
 
-	ret = bal_nf_open(&nf, d.loop, &d.cfg, err, sizeof(err));
+	ret = bal_init(&b, &d, err, sizeof(err));
+	if (ret) {
+		mw_err("backend %s: %s", bc->backend, err);
+		goto out;
+	}
+	inited = true;
+	ret = bal_ctl_open(&b, &b.ctl, err, sizeof(err));
+	if (!ret)
+		ret = bal_fe_open(&b, &b.fe, err, sizeof(err));
+	if (!ret)
+		ret = bal_nf_open(&nf, d.loop, &d.cfg, err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
-		mw_daemon_fini(&d);
-		return EXIT_FAILURE;
+		goto out;
 	}
-
-	/* The backends, front end and Netflow aggregation are not wired in yet. */
+	bal_start(&b);
 	mw_notice("ready: backend %s, policy %s, %d..%d INS, %d listener(s)", bc->backend,
 		  bc->policy, bc->min_ins, bc->max_ins, bc->listen_count);
 	mw_daemon_ready(&d, "backend %s, policy %s, %d listener(s)", bc->backend, bc->policy,
@@ -39,8 +60,14 @@ int main(int argc, char **argv)
 	ev_run(d.loop, 0);
 
 	mw_daemon_stopping(&d);
+	status = EXIT_SUCCESS;
+out:
 	bal_nf_close(nf);
+	bal_fe_close(b.fe);
+	bal_ctl_close(b.ctl);
+	if (inited)
+		bal_shutdown(&b);
 	mw_notice("stopped");
 	mw_daemon_fini(&d);
-	return EXIT_SUCCESS;
+	return status;
 }

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* backend.c - what every INS backend shares: lookup by name, exec of mw-ins, running ip(8) */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "balancer/backend.h"
+
+extern char **environ;
+
+const struct bal_backend_ops *bal_backend_find(const char *name)
+{
+	static const struct bal_backend_ops *const all[] = { &bal_backend_netns,
+							     &bal_backend_process, &bal_backend_xl };
+	size_t i;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (!strcmp(all[i]->name, name))
+			return all[i];
+	return NULL;
+}
+
+void bal_backend_exec_ins(const struct bal_backend *b, int id)
+{
+	char idtext[16];
+	const char *argv[6];
+	int n = 0;
+	sigset_t none;
+
+	/* The balancer's SIGTERM handling must not leak into mw-ins. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		_exit(127); /* the balancer already died */
+	snprintf(idtext, sizeof(idtext), "%d", id);
+	argv[n++] = b->ins_binary;
+	argv[n++] = "--id";
+	argv[n++] = idtext;
+	if (b->cfg->path[0]) {
+		argv[n++] = "-c";
+		argv[n++] = b->cfg->path;
+	}
+	argv[n] = NULL;
+	execv(b->ins_binary, (char *const *)argv);
+	fprintf(stderr, "mw-balancer: cannot run %s: %s\n", b->ins_binary, strerror(errno));
+	_exit(127);
+}
+
+int bal_run(char *const argv[], bool quiet)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int ret, status;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	if (quiet)
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	ret = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (ret)
+		return -ret;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}

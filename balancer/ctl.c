@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/* ctl.c - mw-balancer's control socket: one text command per connection, for mwctl */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "balancer/bal.h"
+#include "common/log.h"
+
+/*
+ * Protocol (docs/balancer.md, "Control socket"): the client connects, sends
+ * one line (at most CTL_LINE_MAX bytes, "\n"-terminated), and reads until
+ * EOF.  The answer's first line is "ok" or "error MESSAGE"; after "ok" come
+ * records, one a line, "KIND key=value key=value ...", values without spaces.
+ * A client that sends nothing within CTL_TIMEOUT_S is dropped.  The socket
+ * is 0600: only root (or the balancer's user) can drive the balancer.
+ */
+
+#define CTL_LINE_MAX  512
+#define CTL_TIMEOUT_S 2.0
+#define CTL_OUT_MAX   (1 << 20)
+
+struct ctl_client {
+	struct bal_ctl *ctl;
+	int fd;
+	ev_io io;
+	ev_timer timer;
+	char buf[CTL_LINE_MAX + 1];
+	size_t len;
+};
+
+struct bal_ctl {
+	struct bal *b;
+	int fd;
+	ev_io io;
+	char path[MW_PATH_MAX];
+};
+
+struct out {
+	char *buf;
+	size_t len, cap;
+};
+
+static void outf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void outf(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *nb;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(o->buf ? o->buf + o->len : NULL, o->buf ? o->cap - o->len : 0, fmt,
+			      ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (o->buf && o->len + (size_t)n < o->cap) {
+			o->len += (size_t)n;
+			return;
+		}
+		if (o->cap >= CTL_OUT_MAX)
+			return;
+		nb = realloc(o->buf, o->cap ? o->cap * 2 : 4096);
+		if (!nb)
+			return;
+		o->buf = nb;
+		o->cap = o->cap ? o->cap * 2 : 4096;
+	}
+}
+
+static void rec_ins(struct out *o, const struct bal *b, const struct bal_ins *i)
+{
+	char addr[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
+	outf(o,
+	     "ins id=%d state=%s address=%s pid=%d name=%s conns=%u total=%" PRIu64
+	     " failed=%" PRIu64 " rx=%" PRIu64 " tx=%" PRIu64 " uptime=%.1f\n",
+	     i->h.id, bal_ins_state_name(i->state), addr, (int)i->h.pid, i->h.name[0] ? i->h.name : "-",
+	     i->conns, i->total, i->failed, i->rx, i->tx, ev_now(b->loop) - i->spawned_at);
+}
+
+/* Parse a decimal int, whole string.  Return: 0 or -EINVAL */
+static int parse_int(const char *s, int *v)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno || end == s || *end || n < -1000000 || n > 1000000)
+		return -EINVAL;
+	*v = (int)n;
+	return 0;
+}
+
+static void run(struct bal *b, char *line, struct out *o)
+{
+	const struct mw_balancer_config *bc = &b->cfg->balancer;
+	char *argv[8], *save = NULL, *t, err[512] = "";
+	const struct bal_ins *i;
+	enum bal_policy p;
+	unsigned conns = 0;
+	uint64_t total = 0;
+	int argc = 0, n, ret = 0;
+
+	for (t = strtok_r(line, " \t\r", &save); t && argc < 8; t = strtok_r(NULL, " \t\r", &save))
+		argv[argc++] = t;
+	if (t) {
+		outf(o, "error too many words\n");
+		return;
+	}
+	if (argc == 1 && !strcmp(argv[0], "status")) {
+		for (i = b->ins; i; i = i->next) {
+			conns += i->conns;
+			total += i->total;
+		}
+		outf(o, "ok\n");
+		outf(o,
+		     "status backend=%s policy=%s live=%d target=%d min=%d max=%d conns=%u "
+		     "total=%" PRIu64 " spawned=%" PRIu64 " replaced=%" PRIu64
+		     " listeners=%d proxy_protocol=%s\n",
+		     b->be.ops->name, bal_policy_name(b->policy), bal_ins_live(b), b->target,
+		     bc->min_ins, bc->max_ins, conns, total, b->spawned, b->replaced,
+		     bc->listen_count, b->cfg->ins.proxy_protocol ? "on" : "off");
+		return;
+	}
+	if (argc == 2 && !strcmp(argv[0], "ins") && !strcmp(argv[1], "list")) {
+		outf(o, "ok\n");
+		/* in id order */
+		for (n = 0;;) {
+			const struct bal_ins *next = NULL;
+
+			for (i = b->ins; i; i = i->next)
+				if (i->h.id > n && (!next || i->h.id < next->h.id))
+					next = i;
+			if (!next)
+				break;
+			rec_ins(o, b, next);
+			n = next->h.id;
+		}
+		return;
+	}
+	if (argc == 2 && !strcmp(argv[0], "ins") && !strcmp(argv[1], "spawn")) {
+		ret = bal_ins_spawn(b, err, sizeof(err));
+		if (ret > 0) {
+			outf(o, "ok\n");
+			rec_ins(o, b, bal_ins_find(b, ret));
+			return;
+		}
+	} else if ((argc == 3 || argc == 4) && !strcmp(argv[0], "ins") &&
+		   !strcmp(argv[1], "retire")) {
+		if (parse_int(argv[2], &n) || n < 1) {
+			outf(o, "error ins retire: '%s' is not an INS id\n", argv[2]);
+			return;
+		}
+		if (argc == 4 && strcmp(argv[3], "drain")) {
+			outf(o, "error ins retire: unknown option '%s' (drain)\n", argv[3]);
+			return;
+		}
+		ret = bal_ins_retire(b, n, argc == 4, err, sizeof(err));
+	} else if (argc == 2 && !strcmp(argv[0], "scale")) {
+		if (parse_int(argv[1], &n)) {
+			outf(o, "error scale: '%s' is not a number\n", argv[1]);
+			return;
+		}
+		ret = bal_scale(b, n, err, sizeof(err));
+	} else if (argc == 2 && !strcmp(argv[0], "policy")) {
+		if (bal_policy_parse(argv[1], &p)) {
+			outf(o, "error unknown policy '%s' (round-robin, least-connections, "
+				"least-busy, hash)\n", argv[1]);
+			return;
+		}
+		b->policy = p;
+		snprintf(b->cfg->balancer.policy, sizeof(b->cfg->balancer.policy), "%s", argv[1]);
+		mw_notice("policy %s", argv[1]);
+	} else if (argc == 1 && !strcmp(argv[0], "reload")) {
+		ret = bal_reload(b, err, sizeof(err));
+		if (ret)
+			mw_warn("reload rejected, old configuration kept: %s", err);
+	} else {
+		outf(o, "error unknown command '%s'\n", argc ? argv[0] : "");
+		return;
+	}
+	if (ret < 0)
+		outf(o, "error %s\n", err);
+	else
+		outf(o, "ok\n");
+}
+
+static void client_free(struct ctl_client *c)
+{
+	struct ev_loop *loop = c->ctl->b->loop;
+
+	ev_io_stop(loop, &c->io);
+	ev_timer_stop(loop, &c->timer);
+	close(c->fd);
+	free(c);
+}
+
+static void client_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	client_free(w->data);
+}
+
+static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl_client *c = w->data;
+	struct out o = { 0 };
+	struct timeval tv = { .tv_sec = 2 };
+	char *nl;
+	ssize_t n;
+	size_t off;
+	int flags = 0;
+
+	n = recv(c->fd, c->buf + c->len, CTL_LINE_MAX - c->len, MSG_DONTWAIT);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		client_free(c);
+		return;
+	}
+	c->len += (size_t)n;
+	c->buf[c->len] = 0;
+	nl = strchr(c->buf, '\n');
+	if (!nl && c->len < CTL_LINE_MAX)
+		return;
+	if (!nl)
+		outf(&o, "error command longer than %d bytes\n", CTL_LINE_MAX);
+	else {
+		*nl = 0;
+		run(c->ctl->b, c->buf, &o);
+	}
+	/* Small answers: written blocking, bounded by SO_SNDTIMEO. */
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	for (off = 0; o.buf && off < o.len; off += (size_t)n) {
+		n = send(c->fd, o.buf + off, o.len - off, MSG_NOSIGNAL | flags);
+		if (n <= 0)
+			break;
+	}
+	free(o.buf);
+	client_free(c);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct bal_ctl *ctl = w->data;
+	struct ctl_client *c;
+	int fd;
+
+	fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->ctl = ctl;
+	c->fd = fd;
+	ev_io_init(&c->io, client_cb, fd, EV_READ);
+	c->io.data = c;
+	ev_io_start(loop, &c->io);
+	ev_timer_init(&c->timer, client_timeout_cb, CTL_TIMEOUT_S, 0);
+	c->timer.data = c;
+	ev_timer_start(loop, &c->timer);
+}
+
+int bal_ctl_open(struct bal *b, struct bal_ctl **out, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct bal_ctl *ctl;
+	mode_t old;
+	int ret;
+
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		return -ENOMEM;
+	ctl->b = b;
+	snprintf(ctl->path, sizeof(ctl->path), "%s", b->cfg->balancer.control_socket);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", ctl->path);
+	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ctl->fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	unlink(ctl->path);
+	old = umask(0077);
+	ret = bind(ctl->fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (ret || chmod(ctl->path, 0600) || listen(ctl->fd, 64)) {
+		ret = -errno;
+		goto fail;
+	}
+	ev_io_init(&ctl->io, accept_cb, ctl->fd, EV_READ);
+	ctl->io.data = ctl;
+	ev_io_start(b->loop, &ctl->io);
+	*out = ctl;
+	return 0;
+fail:
+	snprintf(err, errlen, "control socket %s: %s", ctl->path, strerror(-ret));
+	if (ctl->fd >= 0)
+		close(ctl->fd);
+	free(ctl);
+	return ret;
+}
+
+void bal_ctl_close(struct bal_ctl *ctl)
+{
+	if (!ctl)
+		return;
+	ev_io_stop(ctl->b->loop, &ctl->io);
+	close(ctl->fd);
+	unlink(ctl->path);
+	free(ctl);
+}

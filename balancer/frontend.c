@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: MIT */
+/* frontend.c - mw-balancer's L4 front end: accept, pick an INS, splice bytes both ways */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "balancer/bal.h"
+#include "common/addr.h"
+#include "common/log.h"
+#include "common/proxy2.h"
+
+/*
+ * Theory of operation
+ *
+ * Each cfg.listen "ip:port" is a listening socket in the balancer's own
+ * namespace.  An accepted client gets an INS from the policy (bal_pick: READY
+ * INS under the per-INS limit) and a non-blocking connect to INS_addr:port,
+ * bounded by connect_timeout_ms.  A refused or timed-out connect marks that
+ * INS as tried and goes to the next one (up to MAX_TRIES): an INS that just
+ * died, or whose listener is not there yet, costs the client nothing.  With
+ * no INS left, the client is closed.
+ *
+ * Connected: when ins.proxy_protocol is on (the INS we spawn reads the same
+ * file, so both ends always agree), a PROXY v2 header with the client and the
+ * address it reached goes first, so the app's getpeername() is the client.
+ * Then two directions, each src -> pipe -> dst with splice(2): the pipe is
+ * refilled only once empty, so "pipe has bytes" means "wait for dst
+ * writable" and "pipe empty" means "wait for src readable", never both.  EOF
+ * from src, once its pipe is drained, becomes shutdown(dst, SHUT_WR) (half
+ * close); the connection ends when both directions are shut, or at once on
+ * an error.  idle_timeout_ms closes a connection with no bytes either way.
+ *
+ * EMFILE/ENFILE (and ENOBUFS/ENOMEM) on accept: the listeners stop for
+ * ACCEPT_PAUSE_S and resume, instead of spinning on a readable listener.
+ */
+
+#define MAX_TRIES      8
+#define ACCEPT_BATCH   64
+#define PUMP_ROUNDS    16
+#define SPLICE_CHUNK   (1 << 16)
+#define ACCEPT_PAUSE_S 0.1
+
+struct fe_listener {
+	struct bal_fe *fe;
+	int fd;
+	uint16_t port;
+	ev_io io;
+	char text[MW_ADDR_TEXT_MAX];
+};
+
+struct fe_dir {
+	int pipe[2];
+	size_t inpipe;
+	bool eof;  /* src said EOF */
+	bool shut; /* dst got SHUT_WR */
+};
+
+struct fe_conn {
+	struct fe_conn *prev, *next;
+	struct bal_fe *fe;
+	int cfd, bfd;
+	ev_io cio, bio;
+	ev_timer timer; /* connect timeout, then idle timeout */
+	ev_tstamp last;
+	bool connected;
+	struct bal_ins *ins;
+	uint16_t port;
+	struct sockaddr_storage peer, local;
+	int tried[MAX_TRIES];
+	int ntried;
+	struct fe_dir up, down; /* client->INS, INS->client */
+	uint8_t hdr[MW_PROXY2_V6_LEN];
+	size_t hdrlen, hdroff;
+};
+
+struct bal_fe {
+	struct bal *b;
+	struct fe_listener ls[MW_LISTEN_MAX];
+	int nls;
+	ev_timer pause;
+	struct fe_conn *conns;
+	unsigned nconns;
+	uint64_t no_ins, accept_paused;
+	struct mw_ratelimit rl;
+};
+
+static void conn_update(struct fe_conn *c);
+
+unsigned bal_fe_conns(const struct bal_fe *fe)
+{
+	return fe ? fe->nconns : 0;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void conn_free(struct fe_conn *c)
+{
+	struct bal_fe *fe = c->fe;
+	struct ev_loop *loop = fe->b->loop;
+
+	ev_io_stop(loop, &c->cio);
+	ev_io_stop(loop, &c->bio);
+	ev_timer_stop(loop, &c->timer);
+	close_fd(&c->cfd);
+	close_fd(&c->bfd);
+	close_fd(&c->up.pipe[0]);
+	close_fd(&c->up.pipe[1]);
+	close_fd(&c->down.pipe[0]);
+	close_fd(&c->down.pipe[1]);
+	if (c->ins)
+		bal_ins_conn_done(c->ins);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		fe->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	fe->nconns--;
+	free(c);
+}
+
+/* Move what can move in one direction.  Return: 0, or -errno (connection over). */
+static int pump(struct fe_conn *c, struct fe_dir *d, int src, int dst, uint64_t *bytes)
+{
+	ssize_t n;
+	int r;
+
+	for (r = 0; r < PUMP_ROUNDS; r++) {
+		if (d->inpipe) {
+			n = splice(d->pipe[0], NULL, dst, NULL, d->inpipe,
+				   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			if (n < 0)
+				return errno == EAGAIN ? 0 : -errno;
+			d->inpipe -= (size_t)n;
+			*bytes += (uint64_t)n;
+			c->last = ev_now(c->fe->b->loop);
+			if (d->inpipe)
+				return 0;
+		}
+		if (d->eof) {
+			if (!d->shut) {
+				shutdown(dst, SHUT_WR);
+				d->shut = true;
+			}
+			return 0;
+		}
+		n = splice(src, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
+			   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -errno;
+		if (n == 0)
+			d->eof = true;
+		d->inpipe = (size_t)n;
+		c->last = ev_now(c->fe->b->loop);
+	}
+	return 0;
+}
+
+static void conn_pump(struct fe_conn *c)
+{
+	ssize_t n;
+	int ret;
+
+	if (c->hdroff < c->hdrlen) {
+		n = send(c->bfd, c->hdr + c->hdroff, c->hdrlen - c->hdroff, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN) {
+			conn_free(c);
+			return;
+		}
+		if (n > 0)
+			c->hdroff += (size_t)n;
+	}
+	ret = 0;
+	if (c->hdroff == c->hdrlen)
+		ret = pump(c, &c->up, c->cfd, c->bfd, &c->ins->rx);
+	if (!ret)
+		ret = pump(c, &c->down, c->bfd, c->cfd, &c->ins->tx);
+	if (ret || (c->up.shut && c->down.shut)) {
+		if (ret)
+			mw_debug("connection to INS %d ended: %s", c->ins->h.id, strerror(-ret));
+		conn_free(c);
+		return;
+	}
+	conn_update(c);
+}
+
+static void set_io(struct ev_loop *loop, ev_io *w, int fd, int events)
+{
+	if (w->events == events && ev_is_active(w))
+		return;
+	ev_io_stop(loop, w);
+	if (!events)
+		return;
+	ev_io_set(w, fd, events);
+	ev_io_start(loop, w);
+}
+
+static void conn_update(struct fe_conn *c)
+{
+	struct ev_loop *loop = c->fe->b->loop;
+	int ce = 0, be = 0;
+
+	if (c->hdroff < c->hdrlen) {
+		be |= EV_WRITE;
+	} else {
+		if (c->up.inpipe)
+			be |= EV_WRITE;
+		else if (!c->up.eof)
+			ce |= EV_READ;
+	}
+	if (c->down.inpipe)
+		ce |= EV_WRITE;
+	else if (!c->down.eof)
+		be |= EV_READ;
+	set_io(loop, &c->cio, c->cfd, ce);
+	set_io(loop, &c->bio, c->bfd, be);
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fe_conn *c = w->data;
+
+	conn_pump(c);
+}
+
+static void connect_next(struct fe_conn *c);
+
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct fe_conn *c = w->data;
+	double idle = c->fe->b->cfg->balancer.idle_timeout_ms / 1000.0;
+	ev_tstamp quiet = ev_now(loop) - c->last;
+
+	if (!c->connected) {
+		/* connect timeout */
+		c->ins->failed++;
+		mw_info("connect to INS %d timed out; trying another", c->ins->h.id);
+		ev_io_stop(loop, &c->bio);
+		close_fd(&c->bfd);
+		bal_ins_conn_done(c->ins);
+		c->ins = NULL;
+		connect_next(c);
+		return;
+	}
+	if (quiet < idle) {
+		w->repeat = idle - quiet;
+		ev_timer_again(loop, w);
+		return;
+	}
+	mw_debug("connection to INS %d idle for %.1f s: closed", c->ins->h.id, quiet);
+	conn_free(c);
+}
+
+static int make_pipe(struct fe_dir *d)
+{
+	return pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) ? -errno : 0;
+}
+
+static void connected(struct fe_conn *c)
+{
+	struct ev_loop *loop = c->fe->b->loop;
+	const struct mw_config *cfg = c->fe->b->cfg;
+	int ret;
+
+	ev_timer_stop(loop, &c->timer);
+	c->connected = true;
+	c->ins->total++;
+	c->last = ev_now(loop);
+	if (make_pipe(&c->up) || make_pipe(&c->down)) {
+		mw_warn("front end: no pipes for a connection: %s", strerror(errno));
+		conn_free(c);
+		return;
+	}
+	if (cfg->ins.proxy_protocol) {
+		ret = mw_proxy2_encode(c->hdr, sizeof(c->hdr), &c->peer, &c->local);
+		if (ret < 0) {
+			mw_warn("front end: PROXY header: %s", strerror(-ret));
+			conn_free(c);
+			return;
+		}
+		c->hdrlen = (size_t)ret;
+	}
+	if (cfg->balancer.idle_timeout_ms) {
+		ev_timer_init(&c->timer, idle_cb, 0, cfg->balancer.idle_timeout_ms / 1000.0);
+		c->timer.data = c;
+		ev_timer_again(loop, &c->timer);
+	}
+	ev_io_stop(loop, &c->bio);
+	c->bio.events = 0;
+	conn_pump(c);
+}
+
+static void connect_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fe_conn *c = w->data;
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	if (getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
+		c->ins->failed++;
+		mw_info("connect to INS %d: %s; trying another", c->ins->h.id,
+			strerror(soerr ? soerr : errno));
+		ev_io_stop(loop, &c->bio);
+		ev_timer_stop(loop, &c->timer);
+		close_fd(&c->bfd);
+		bal_ins_conn_done(c->ins);
+		c->ins = NULL;
+		connect_next(c);
+		return;
+	}
+	ev_set_cb(&c->bio, io_cb);
+	connected(c);
+}
+
+static void connect_next(struct fe_conn *c)
+{
+	struct bal_fe *fe = c->fe;
+	struct ev_loop *loop = fe->b->loop;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	const void *key = NULL;
+	size_t klen = 0;
+	struct bal_ins *i;
+
+	if (c->peer.ss_family == AF_INET) {
+		key = &((struct sockaddr_in *)&c->peer)->sin_addr;
+		klen = 4;
+	} else if (c->peer.ss_family == AF_INET6) {
+		key = &((struct sockaddr_in6 *)&c->peer)->sin6_addr;
+		klen = 16;
+	}
+	i = c->ntried < MAX_TRIES ? bal_pick(fe->b, key, klen, c->tried, c->ntried) : NULL;
+	if (!i) {
+		fe->no_ins++;
+		if (mw_ratelimit_ok(&fe->rl, 5, 1000))
+			mw_warn("front end: no INS can take a connection on port %u (%d tried)",
+				c->port, c->ntried);
+		conn_free(c);
+		return;
+	}
+	c->tried[c->ntried++] = i->h.id;
+	c->ins = i;
+	i->conns++;
+	c->bfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->bfd < 0) {
+		mw_warn("front end: socket: %s", strerror(errno));
+		conn_free(c);
+		return;
+	}
+	sin.sin_addr = i->h.addr;
+	sin.sin_port = htons(c->port);
+	if (connect(c->bfd, (struct sockaddr *)&sin, sizeof(sin)) && errno != EINPROGRESS) {
+		i->failed++;
+		close_fd(&c->bfd);
+		bal_ins_conn_done(i);
+		c->ins = NULL;
+		connect_next(c);
+		return;
+	}
+	ev_io_init(&c->bio, connect_cb, c->bfd, EV_WRITE);
+	c->bio.data = c;
+	ev_io_start(loop, &c->bio);
+	ev_timer_init(&c->timer, idle_cb, fe->b->cfg->balancer.connect_timeout_ms / 1000.0, 0);
+	c->timer.data = c;
+	ev_timer_start(loop, &c->timer);
+}
+
+static void pause_listeners(struct bal_fe *fe, bool pause)
+{
+	int k;
+
+	for (k = 0; k < fe->nls; k++) {
+		if (pause)
+			ev_io_stop(fe->b->loop, &fe->ls[k].io);
+		else
+			ev_io_start(fe->b->loop, &fe->ls[k].io);
+	}
+}
+
+static void pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	pause_listeners(w->data, false);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fe_listener *l = w->data;
+	struct bal_fe *fe = l->fe;
+	struct fe_conn *c;
+	socklen_t sl;
+	int fd, k;
+
+	for (k = 0; k < ACCEPT_BATCH; k++) {
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				fe->accept_paused++;
+				if (mw_ratelimit_ok(&fe->rl, 5, 1000))
+					mw_warn("front end: accept: %s; pausing %.0f ms",
+						strerror(errno), ACCEPT_PAUSE_S * 1000);
+				pause_listeners(fe, true);
+				ev_timer_set(&fe->pause, ACCEPT_PAUSE_S, 0);
+				ev_timer_start(loop, &fe->pause);
+			}
+			return;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			return;
+		}
+		c->fe = fe;
+		c->cfd = fd;
+		c->bfd = -1;
+		c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -1;
+		c->port = l->port;
+		sl = sizeof(c->peer);
+		getpeername(fd, (struct sockaddr *)&c->peer, &sl);
+		sl = sizeof(c->local);
+		getsockname(fd, (struct sockaddr *)&c->local, &sl);
+		ev_io_init(&c->cio, io_cb, fd, EV_READ);
+		c->cio.data = c;
+		c->cio.events = 0;
+		ev_io_init(&c->bio, io_cb, -1, EV_READ);
+		c->bio.data = c;
+		c->next = fe->conns;
+		if (fe->conns)
+			fe->conns->prev = c;
+		fe->conns = c;
+		fe->nconns++;
+		connect_next(c);
+	}
+}
+
+int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen)
+{
+	const struct mw_balancer_config *bc = &b->cfg->balancer;
+	struct bal_fe *fe;
+	struct sockaddr_storage ss;
+	struct mw_addr a;
+	socklen_t sl;
+	int k, one = 1, ret = 0;
+
+	fe = calloc(1, sizeof(*fe));
+	if (!fe) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	fe->b = b;
+	ev_timer_init(&fe->pause, pause_cb, ACCEPT_PAUSE_S, 0);
+	fe->pause.data = fe;
+	for (k = 0; k < bc->listen_count; k++) {
+		struct fe_listener *l = &fe->ls[k];
+
+		l->fe = fe;
+		snprintf(l->text, sizeof(l->text), "%s", bc->listen[k]);
+		if (mw_addr_parse(&a, bc->listen[k]) || mw_addr_to_sockaddr(&a, &ss, &sl)) {
+			snprintf(err, errlen, "balancer.listen %s: not an address", bc->listen[k]);
+			ret = -EINVAL;
+			goto fail;
+		}
+		l->port = a.port;
+		l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (l->fd < 0 ||
+		    setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+		    bind(l->fd, (struct sockaddr *)&ss, sl) || listen(l->fd, 4096)) {
+			ret = -errno;
+			snprintf(err, errlen, "front end: cannot listen on %s: %s", bc->listen[k],
+				 strerror(errno));
+			if (l->fd >= 0)
+				close(l->fd);
+			goto fail;
+		}
+		fe->nls++;
+		ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+		l->io.data = l;
+		ev_io_start(b->loop, &l->io);
+	}
+	*out = fe;
+	return 0;
+fail:
+	bal_fe_close(fe);
+	return ret;
+}
+
+void bal_fe_close(struct bal_fe *fe)
+{
+	int k;
+
+	if (!fe)
+		return;
+	while (fe->conns)
+		conn_free(fe->conns);
+	ev_timer_stop(fe->b->loop, &fe->pause);
+	for (k = 0; k < fe->nls; k++) {
+		ev_io_stop(fe->b->loop, &fe->ls[k].io);
+		close(fe->ls[k].fd);
+	}
+	free(fe);
+}

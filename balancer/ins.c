@@ -1,0 +1,561 @@
+/* SPDX-License-Identifier: MIT */
+/* ins.c - mw-balancer's INS set: spawn through the backend, readiness, replacement, scaling */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "balancer/bal.h"
+#include "common/addr.h"
+#include "common/log.h"
+
+/*
+ * Theory of operation
+ *
+ * Every INS is STARTING -> READY -> (DRAINING ->) STOPPING -> DEAD.
+ *
+ * STARTING: spawned; it becomes READY once every front-end port is a
+ * listening socket in its network namespace (read from /proc/PID/net/tcp*,
+ * which shows the namespace of PID): mw-pvm has replicated the app's
+ * listeners on it, so a connection sent there is served.  Without front-end
+ * ports, and for backends without a pid (xl), it is READY at once.
+ * Only READY INS take new connections.
+ *
+ * An INS exits (ev_child; for xl, alive() polled by the tick): if we had not
+ * asked it to stop, that is a death: logged, counted, and the backend's
+ * resources removed at once; the reconcile step then spawns a replacement.
+ * Its object stays DEAD until the front end's last connection to it is gone
+ * (they end with errors of their own), then is freed.
+ *
+ * Reconcile (each 100 ms tick, and after any exit): while fewer than
+ * `target` INS are STARTING or READY, spawn (a failing spawn, or an INS that
+ * died within a second of its start, backs off for a second so a broken
+ * binary does not spin); while more, drain the newest.  DRAINING INS stop
+ * when their last connection ends.  `target` is min_ins at start, changed by
+ * `scale N`, `ins spawn` and `ins retire`, always within min_ins..max_ins.
+ */
+
+#define TICK_S	      0.1
+#define KILL_AFTER_S  5.0
+#define BACKOFF_S     1.0
+#define SHUTDOWN_WAIT 100 /* x 50 ms */
+
+static void reconcile(struct bal *b);
+
+const char *bal_ins_state_name(enum bal_ins_state s)
+{
+	static const char *const n[] = { "starting", "ready", "draining", "stopping", "dead" };
+
+	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
+}
+
+struct bal_ins *bal_ins_find(struct bal *b, int id)
+{
+	struct bal_ins *i;
+
+	for (i = b->ins; i; i = i->next)
+		if (i->h.id == id)
+			return i;
+	return NULL;
+}
+
+int bal_ins_live(const struct bal *b)
+{
+	const struct bal_ins *i;
+	int n = 0;
+
+	for (i = b->ins; i; i = i->next)
+		n += i->state == BAL_INS_STARTING || i->state == BAL_INS_READY;
+	return n;
+}
+
+/* Is TCP port @port listening in the namespace of @pid? */
+static bool listens(pid_t pid, unsigned port)
+{
+	static const char *const files[] = { "tcp", "tcp6" };
+	char path[64], line[512];
+	unsigned lport, st;
+	bool found = false;
+	size_t f;
+	FILE *fp;
+
+	for (f = 0; f < 2 && !found; f++) {
+		snprintf(path, sizeof(path), "/proc/%d/net/%s", (int)pid, files[f]);
+		fp = fopen(path, "re");
+		if (!fp)
+			continue;
+		while (!found && fgets(line, sizeof(line), fp))
+			if (sscanf(line, " %*u: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &lport,
+				   &st) == 2 &&
+			    lport == port && st == 0x0A)
+				found = true;
+		fclose(fp);
+	}
+	return found;
+}
+
+static bool ins_ready(struct bal *b, struct bal_ins *i)
+{
+	struct mw_addr a;
+	int k;
+
+	if (i->h.pid <= 0)
+		return true;
+	for (k = 0; k < b->cfg->balancer.listen_count; k++)
+		if (!mw_addr_parse(&a, b->cfg->balancer.listen[k]) && !listens(i->h.pid, a.port))
+			return false;
+	return true;
+}
+
+static void ins_free(struct bal *b, struct bal_ins *i)
+{
+	struct bal_ins **pp;
+
+	for (pp = &b->ins; *pp; pp = &(*pp)->next)
+		if (*pp == i) {
+			*pp = i->next;
+			break;
+		}
+	free(i);
+}
+
+void bal_ins_conn_done(struct bal_ins *i)
+{
+	if (i->conns)
+		i->conns--;
+	if (i->state == BAL_INS_DEAD && !i->conns)
+		ins_free(i->bal, i);
+}
+
+/* It exited (or its domain went): clean up, and say why if we did not ask. */
+static void ins_gone(struct bal *b, struct bal_ins *i, int status)
+{
+	char why[64];
+	bool asked = i->state == BAL_INS_STOPPING || i->state == BAL_INS_DRAINING;
+
+	if (status < 0)
+		snprintf(why, sizeof(why), "domain gone");
+	else if (WIFSIGNALED(status))
+		snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(why, sizeof(why), "exit status %d", WEXITSTATUS(status));
+	if (i->h.pid > 0)
+		ev_child_stop(b->loop, &i->child);
+	ev_timer_stop(b->loop, &i->kill_timer);
+	b->be.ops->cleanup(&b->be, &i->h);
+	if (asked || b->stopping) {
+		mw_notice("INS %d (%s) stopped (%s)", i->h.id, i->h.name, why);
+	} else {
+		b->replaced++;
+		mw_warn("INS %d (%s) died (%s), %u connection(s) lost; replacing it", i->h.id,
+			i->h.name, why, i->conns);
+		if (ev_now(b->loop) - i->spawned_at < 1.0)
+			b->spawn_backoff_until = ev_now(b->loop) + BACKOFF_S;
+	}
+	i->state = BAL_INS_DEAD;
+	i->h.pid = 0;
+	if (!i->conns)
+		ins_free(b, i);
+	if (!b->stopping)
+		reconcile(b);
+}
+
+static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct bal_ins *i = w->data;
+
+	ins_gone(i->bal, i, w->rstatus);
+}
+
+static void kill_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct bal_ins *i = w->data;
+
+	mw_warn("INS %d did not stop within %.0f s: SIGKILL", i->h.id, KILL_AFTER_S);
+	if (i->h.pid > 0)
+		kill(i->h.pid, SIGKILL);
+}
+
+static void ins_stop(struct bal *b, struct bal_ins *i)
+{
+	if (i->state == BAL_INS_STOPPING || i->state == BAL_INS_DEAD)
+		return;
+	i->state = BAL_INS_STOPPING;
+	b->be.ops->stop(&b->be, &i->h);
+	ev_timer_start(b->loop, &i->kill_timer);
+}
+
+static int spawn_one(struct bal *b, struct bal_ins **out, char *err, size_t errlen)
+{
+	struct bal_ins *i;
+	int id, tries, ret;
+
+	i = calloc(1, sizeof(*i));
+	if (!i) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* Fresh ids (wrapping within 1..65535): mw-pvm may still know a dead one. */
+	for (tries = 0, id = b->next_id; tries < 65535; tries++) {
+		id = id % 65535 + 1;
+		if (!bal_ins_find(b, id))
+			break;
+	}
+	b->next_id = id;
+	i->bal = b;
+	i->h.id = id;
+	ret = b->be.ops->spawn(&b->be, &i->h, err, errlen);
+	if (ret) {
+		free(i);
+		return ret;
+	}
+	i->state = BAL_INS_STARTING;
+	i->spawned_at = ev_now(b->loop);
+	ev_timer_init(&i->kill_timer, kill_cb, KILL_AFTER_S, 0);
+	i->kill_timer.data = i;
+	if (i->h.pid > 0) {
+		ev_child_init(&i->child, child_cb, i->h.pid, 0);
+		i->child.data = i;
+		ev_child_start(b->loop, &i->child);
+	}
+	i->next = b->ins;
+	b->ins = i;
+	b->spawned++;
+	mw_notice("INS %d spawned (%s, %s, pid %d)", id, i->h.name, inet_ntoa(i->h.addr),
+		  (int)i->h.pid);
+	if (out)
+		*out = i;
+	return 0;
+}
+
+static void reconcile(struct bal *b)
+{
+	struct bal_ins *i, *next, *newest;
+	char err[256];
+	int live;
+
+	if (b->stopping)
+		return;
+	for (live = bal_ins_live(b); live < b->target; live++) {
+		if (ev_now(b->loop) < b->spawn_backoff_until)
+			break;
+		if (spawn_one(b, NULL, err, sizeof(err))) {
+			mw_err("cannot spawn an INS: %s", err);
+			b->spawn_backoff_until = ev_now(b->loop) + BACKOFF_S;
+			break;
+		}
+	}
+	while (bal_ins_live(b) > b->target) {
+		newest = NULL;
+		for (i = b->ins; i; i = i->next)
+			if ((i->state == BAL_INS_STARTING || i->state == BAL_INS_READY) &&
+			    (!newest || i->h.id > newest->h.id))
+				newest = i;
+		mw_notice("INS %d draining (scale down to %d)", newest->h.id, b->target);
+		newest->state = BAL_INS_DRAINING;
+	}
+	for (i = b->ins; i; i = next) {
+		next = i->next;
+		if (i->state == BAL_INS_DRAINING && !i->conns) {
+			mw_notice("INS %d drained", i->h.id);
+			ins_stop(b, i);
+		}
+	}
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct bal *b = w->data;
+	struct bal_ins *i, *next;
+	unsigned conns = 0;
+
+	for (i = b->ins; i; i = next) {
+		next = i->next;
+		if (b->be.ops->alive && i->state != BAL_INS_DEAD && !b->be.ops->alive(&b->be, &i->h)) {
+			ins_gone(b, i, -1);
+			continue;
+		}
+		if (i->state == BAL_INS_STARTING && ins_ready(b, i)) {
+			i->state = BAL_INS_READY;
+			mw_notice("INS %d ready (%.2f s after spawn)", i->h.id,
+				  ev_now(loop) - i->spawned_at);
+		}
+		conns += i->conns;
+	}
+	reconcile(b);
+	mw_daemon_status(b->d, "%d INS (target %d), %u connection(s), policy %s", bal_ins_live(b),
+			 b->target, conns, bal_policy_name(b->policy));
+}
+
+int bal_init(struct bal *b, struct mw_daemon *d, char *err, size_t errlen)
+{
+	char self[MW_PATH_MAX];
+	ssize_t n;
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	b->d = d;
+	b->loop = d->loop;
+	b->cfg = &d->cfg;
+	b->target = b->cfg->balancer.min_ins;
+	if (bal_policy_parse(b->cfg->balancer.policy, &b->policy))
+		b->policy = BAL_POLICY_RR;
+	b->be.cfg = b->cfg;
+	b->be.ops = bal_backend_find(b->cfg->balancer.backend);
+	if (!b->be.ops) {
+		snprintf(err, errlen, "unknown backend %s", b->cfg->balancer.backend);
+		return -EINVAL;
+	}
+	if (b->cfg->balancer.ins_binary[0]) {
+		snprintf(b->be.ins_binary, sizeof(b->be.ins_binary), "%s",
+			 b->cfg->balancer.ins_binary);
+	} else {
+		/* mw-ins next to mw-balancer: same dir when installed, ../ins in a build tree */
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n <= 0) {
+			snprintf(err, errlen, "cannot find my own path: %s", strerror(errno));
+			return -EINVAL;
+		}
+		self[n] = 0;
+		snprintf(b->be.ins_binary, sizeof(b->be.ins_binary), "%s/mw-ins", dirname(self));
+		if (access(b->be.ins_binary, X_OK)) {
+			n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+			self[n] = 0;
+			snprintf(b->be.ins_binary, sizeof(b->be.ins_binary), "%s/../ins/mw-ins",
+				 dirname(self));
+		}
+	}
+	if (b->be.ops != &bal_backend_xl && access(b->be.ins_binary, X_OK)) {
+		snprintf(err, errlen, "mw-ins not found at %s (set balancer.ins_binary)",
+			 b->be.ins_binary);
+		return -ENOENT;
+	}
+	ret = b->be.ops->init(&b->be, err, errlen);
+	if (ret)
+		return ret;
+	ev_timer_init(&b->tick, tick_cb, TICK_S, TICK_S);
+	b->tick.data = b;
+	return 0;
+}
+
+void bal_start(struct bal *b)
+{
+	ev_timer_start(b->loop, &b->tick);
+	reconcile(b);
+}
+
+void bal_shutdown(struct bal *b)
+{
+	struct bal_ins *i, *next;
+	int status, t, left;
+
+	b->stopping = true;
+	ev_timer_stop(b->loop, &b->tick);
+	for (i = b->ins; i; i = i->next)
+		if (i->state != BAL_INS_DEAD) {
+			i->state = BAL_INS_STOPPING;
+			b->be.ops->stop(&b->be, &i->h);
+		}
+	/* The loop no longer runs: reap directly, bounded, then SIGKILL. */
+	for (t = 0; t <= SHUTDOWN_WAIT; t++) {
+		left = 0;
+		for (i = b->ins; i; i = i->next) {
+			if (i->state == BAL_INS_DEAD)
+				continue;
+			if (i->h.pid > 0) {
+				if (t == SHUTDOWN_WAIT)
+					kill(i->h.pid, SIGKILL);
+				if (waitpid(i->h.pid, &status, t == SHUTDOWN_WAIT ? 0 : WNOHANG) !=
+				    i->h.pid) {
+					left++;
+					continue;
+				}
+				ev_child_stop(b->loop, &i->child);
+			} else if (b->be.ops->alive && b->be.ops->alive(&b->be, &i->h) &&
+				   t < SHUTDOWN_WAIT) {
+				left++;
+				continue;
+			}
+			ev_timer_stop(b->loop, &i->kill_timer);
+			b->be.ops->cleanup(&b->be, &i->h);
+			i->state = BAL_INS_DEAD;
+			mw_notice("INS %d stopped", i->h.id);
+		}
+		if (!left)
+			break;
+		usleep(50000);
+	}
+	for (i = b->ins; i; i = next) {
+		next = i->next;
+		free(i);
+	}
+	b->ins = NULL;
+	b->be.ops->fini(&b->be);
+}
+
+int bal_ins_spawn(struct bal *b, char *err, size_t errlen)
+{
+	struct bal_ins *i;
+	int ret;
+
+	if (bal_ins_live(b) >= b->cfg->balancer.max_ins) {
+		snprintf(err, errlen, "already %d INS, the maximum (balancer.max_ins)",
+			 bal_ins_live(b));
+		return -ERANGE;
+	}
+	ret = spawn_one(b, &i, err, errlen);
+	if (ret)
+		return ret;
+	b->target = bal_ins_live(b);
+	return i->h.id;
+}
+
+int bal_ins_retire(struct bal *b, int id, bool drain, char *err, size_t errlen)
+{
+	struct bal_ins *i = bal_ins_find(b, id);
+
+	if (!i || i->state == BAL_INS_DEAD) {
+		snprintf(err, errlen, "no INS %d", id);
+		return -ENOENT;
+	}
+	if (i->state == BAL_INS_STOPPING || (i->state == BAL_INS_DRAINING && drain)) {
+		snprintf(err, errlen, "INS %d is already %s", id, bal_ins_state_name(i->state));
+		return -EALREADY;
+	}
+	if ((i->state == BAL_INS_STARTING || i->state == BAL_INS_READY) &&
+	    bal_ins_live(b) <= b->cfg->balancer.min_ins) {
+		snprintf(err, errlen, "INS %d is one of the minimum %d (balancer.min_ins)", id,
+			 b->cfg->balancer.min_ins);
+		return -ERANGE;
+	}
+	if (i->state != BAL_INS_DRAINING)
+		b->target = bal_ins_live(b) - 1;
+	mw_notice("INS %d retired%s", id, drain ? ", draining" : "");
+	if (drain)
+		i->state = BAL_INS_DRAINING;
+	else
+		ins_stop(b, i);
+	reconcile(b);
+	return 0;
+}
+
+int bal_scale(struct bal *b, int n, char *err, size_t errlen)
+{
+	const struct mw_balancer_config *bc = &b->cfg->balancer;
+
+	if (n < bc->min_ins || n > bc->max_ins) {
+		snprintf(err, errlen, "%d is outside balancer.min_ins..max_ins (%d..%d)", n,
+			 bc->min_ins, bc->max_ins);
+		return -ERANGE;
+	}
+	mw_notice("scale %d -> %d INS", b->target, n);
+	b->target = n;
+	reconcile(b);
+	return 0;
+}
+
+/* Keys a reload cannot change (they shape what already exists). */
+static bool restart_keys_same(const struct mw_balancer_config *a, const struct mw_balancer_config *n)
+{
+	return !strcmp(a->backend, n->backend) && !strcmp(a->subnet, n->subnet) &&
+	       !strcmp(a->bridge, n->bridge) && !strcmp(a->tag, n->tag) &&
+	       !strcmp(a->control_socket, n->control_socket) && a->listen_count == n->listen_count &&
+	       !memcmp(a->listen, n->listen, sizeof(a->listen)) &&
+	       !strcmp(a->ins_binary, n->ins_binary);
+}
+
+int bal_reload(struct bal *b, char *err, size_t errlen)
+{
+	struct mw_config *n;
+	struct mw_config_errors *errs;
+	struct mw_balancer_config *bc = &b->cfg->balancer;
+	enum bal_policy p;
+	int ret = 0;
+
+	n = calloc(1, sizeof(*n));
+	errs = calloc(1, sizeof(*errs));
+	if (!n || !errs) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (mw_config_load(n, b->cfg->path[0] ? b->cfg->path : NULL, errs)) {
+		snprintf(err, errlen, "%s%s", errs->msg[0],
+			 errs->count > 1 ? " (and more; see --check-config)" : "");
+		ret = -EINVAL;
+		goto out;
+	}
+	if (bal_policy_parse(n->balancer.policy, &p)) {
+		snprintf(err, errlen, "unknown policy %s", n->balancer.policy);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!restart_keys_same(bc, &n->balancer))
+		mw_warn("reload: backend, subnet, bridge, tag, listen, control_socket and "
+			"ins_binary changes need a restart; kept the old ones");
+	bc->min_ins = n->balancer.min_ins;
+	bc->max_ins = n->balancer.max_ins;
+	snprintf(bc->policy, sizeof(bc->policy), "%s", n->balancer.policy);
+	b->policy = p;
+	bc->overload_threshold = n->balancer.overload_threshold;
+	bc->per_ins_max_conns = n->balancer.per_ins_max_conns;
+	bc->connect_timeout_ms = n->balancer.connect_timeout_ms;
+	bc->idle_timeout_ms = n->balancer.idle_timeout_ms;
+	b->cfg->ins.proxy_protocol = n->ins.proxy_protocol;
+	if (b->target < bc->min_ins)
+		b->target = bc->min_ins;
+	if (b->target > bc->max_ins)
+		b->target = bc->max_ins;
+	mw_notice("reloaded %s: policy %s, %d..%d INS, target %d", b->cfg->path, bc->policy,
+		  bc->min_ins, bc->max_ins, b->target);
+	reconcile(b);
+out:
+	free(n);
+	free(errs);
+	return ret;
+}
+
+struct bal_ins *bal_pick(struct bal *b, const void *client_addr, size_t alen, const int *skip,
+			 int nskip)
+{
+	struct bal_cand c[256];
+	struct bal_ins *map[256], *i, *sorted = NULL;
+	unsigned cap = (unsigned)b->cfg->balancer.per_ins_max_conns;
+	size_t n = 0;
+	int k, idx, best;
+
+	/* Candidates in id order (the list is newest first): repeated min-scan, bounded. */
+	for (best = 0;;) {
+		int next_id = -1;
+
+		sorted = NULL;
+		for (i = b->ins; i; i = i->next)
+			if (i->h.id > best && (next_id < 0 || i->h.id < next_id)) {
+				next_id = i->h.id;
+				sorted = i;
+			}
+		if (!sorted || n == sizeof(c) / sizeof(c[0]))
+			break;
+		best = next_id;
+		i = sorted;
+		if (i->state != BAL_INS_READY || (cap && i->conns >= cap))
+			continue;
+		for (k = 0; k < nskip && skip[k] != i->h.id; k++)
+			;
+		if (k < nskip)
+			continue;
+		c[n].id = i->h.id;
+		c[n].conns = i->conns;
+		c[n].cap = cap;
+		map[n++] = i;
+	}
+	idx = bal_policy_pick(b->policy, c, n, &b->rr, bal_hash_addr(client_addr, alen),
+			      b->cfg->balancer.overload_threshold);
+	return idx < 0 ? NULL : map[idx];
+}

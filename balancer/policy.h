@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/* policy.h - front-end balancing policies: which INS gets the next connection (pure) */
+#ifndef BAL_POLICY_H
+#define BAL_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum bal_policy {
+	BAL_POLICY_RR,
+	BAL_POLICY_LEASTCONN,
+	BAL_POLICY_LEASTBUSY,
+	BAL_POLICY_HASH,
+};
+
+/* One INS that may take the connection (the caller filtered out the others). */
+struct bal_cand {
+	int id;		/* INS id, the hash's key */
+	unsigned conns; /* connections it carries now */
+	unsigned cap;	/* per_ins_max_conns, 0 = unlimited */
+};
+
+/**
+ * bal_policy_parse() - "round-robin", "least-connections", "least-busy", "hash"
+ * Return: 0 and *@p set, or -EINVAL
+ */
+int bal_policy_parse(const char *name, enum bal_policy *p);
+
+/** bal_policy_name() - the config name of @p */
+const char *bal_policy_name(enum bal_policy p);
+
+/**
+ * bal_policy_pick() - choose among @n candidates
+ * @p:         policy
+ * @c:         candidates, in INS id order
+ * @n:         how many (0: none can be chosen)
+ * @rr:        round-robin cursor, advanced (round-robin only)
+ * @key:       hash of the client address (hash only)
+ * @threshold: overload threshold in percent (least-busy only)
+ *
+ * round-robin: the first candidate whose id follows the last one chosen.
+ * least-connections: fewest connections, lowest id on a tie.
+ * least-busy: the original's "overload" rule: the lowest id whose load
+ * (conns / cap) is under @threshold keeps taking connections; once every
+ * candidate is at or over it, the least loaded.  Without a cap, the load is
+ * the connection count, so it behaves as least-connections.
+ * hash: rendezvous (highest random weight) hashing of @key with each id, a
+ * consistent hash: an INS joining or leaving moves only its own share.
+ *
+ * Return: index into @c, or -1 when @n is 0
+ */
+int bal_policy_pick(enum bal_policy p, const struct bal_cand *c, size_t n, int *rr, uint32_t key,
+		    int threshold);
+
+/**
+ * bal_hash_addr() - the hash key of a client address (port ignored)
+ * @addr: address bytes (4 or 16)
+ * @len:  their length
+ */
+uint32_t bal_hash_addr(const void *addr, size_t len);
+
+#endif /* BAL_POLICY_H */

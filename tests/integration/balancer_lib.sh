@@ -1,0 +1,107 @@
+# shellcheck shell=bash
+# balancer_lib.sh - sourced by test_balancer*.sh after lib.sh: mw-pvm, nginx under the shim,
+# mw-balancer (netns backend) in front of it, and helpers to drive it with mwctl.
+#
+# bal_up MIN MAX [EXTRA_BALANCER_KEYS]: starts mw-pvm, nginx (shimmed, port $PORT), then
+# mw-balancer with MIN..MAX INS in namespaces mw-$TAG-ins<N> on bridge $BR, front end on
+# 127.0.0.1:$PORT, PROXY v2 to the INS.  Sets CONF, MWCTL, BAL_LOG, URL, TAG, BR.
+
+PORT=18080
+TAG=t$(($$ % 100000))
+BR=mwb$(($$ % 100000))
+SUBNET_PREFIX=10.$((200 + $$ % 50)).$(($$ % 250))
+
+bal_up() {
+	local min=$1 max=$2 extra=${3:-}
+	mw_require_root
+	mw_require_cmd ip nginx curl
+	PVM=$(mw_need_bin mw-pvm)
+	SHIM=$(mw_need_bin libmwshim.so)
+	BAL=$(mw_need_bin mw-balancer)
+	MWCTL=$MW_BUILD_DIR/tools/mwctl
+	[ -x "$MWCTL" ] || mw_fail "mwctl is not built ($MWCTL)"
+	local hard
+	hard=$(ulimit -Hn)
+	[ "$hard" = unlimited ] || [ "$hard" -gt 65536 ] && hard=65536
+	ulimit -n "$hard" || mw_fail "cannot raise the open-file limit to $hard"
+	CONF=$MW_TMP/mwcomms.conf
+	BAL_LOG=$(mw_logfile balancer)
+	mw_write_config "$CONF" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
+	ins_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_timeout_ms = 1000; };
+ins: { pvm_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_ms = 200;
+	proxy_protocol = true; proxy_from = \"$SUBNET_PREFIX.1/32\"; };
+balancer: { control_socket = \"$MW_RUNTIME_DIR/balancer.sock\"; backend = \"netns\";
+	min_ins = $min; max_ins = $max; listen = [ \"127.0.0.1:$PORT\" ];
+	subnet = \"$SUBNET_PREFIX.0/24\"; bridge = \"$BR\"; tag = \"$TAG\";
+	connect_timeout_ms = 1000; $extra };"
+	mw_spawn pvm "$PVM" -c "$CONF"
+	mw_wait_for "[ -S '$MW_RUNTIME_DIR/pvm.sock' ] && [ -S '$MW_RUNTIME_DIR/pvm-ins.sock' ]" ||
+		mw_fail "mw-pvm did not create its sockets"
+
+	WWW=$MW_TMP/www
+	NGX=$MW_TMP/nginx
+	mkdir -p "$WWW" "$NGX"
+	echo "<h1>mwcomms balancer test $$</h1>" >"$WWW/index.html"
+	cat >"$NGX/nginx.conf" <<NGINX
+daemon off;
+master_process on;
+worker_processes 2;
+pid $NGX/nginx.pid;
+error_log $NGX/error.log warn;
+events { worker_connections 4096; }
+http {
+	log_format peer '\$remote_addr';
+	access_log $NGX/access.log peer;
+	keepalive_timeout 65;
+	client_body_temp_path $NGX/body;
+	proxy_temp_path $NGX/proxy;
+	fastcgi_temp_path $NGX/fastcgi;
+	uwsgi_temp_path $NGX/uwsgi;
+	scgi_temp_path $NGX/scgi;
+	server {
+		listen $PORT;
+		root $WWW;
+	}
+}
+NGINX
+	# The INS come first: an app's socket() fails (ENETDOWN) while no INS is joined.
+	mw_spawn balancer "$BAL" -c "$CONF"
+	mw_wait_for "[ \$(grep -c 'INS [0-9]* joined' '$(mw_logfile pvm)') -ge $min ]" 20 ||
+		mw_fail "$min INS did not join mw-pvm"
+	mw_spawn nginx env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" \
+		nginx -c "$NGX/nginx.conf"
+	mw_wait_for "[ -s '$NGX/nginx.pid' ]" 10 || mw_fail "nginx did not start"
+	URL=http://127.0.0.1:$PORT
+	bal_wait_ready "$min" 20 || mw_fail "$min INS did not become ready"
+}
+
+# ctl ARGS...: mwctl against the test's balancer.
+ctl() { "$MWCTL" -s "$MW_RUNTIME_DIR/balancer.sock" "$@"; }
+
+# bal_ready_count: INS in state ready.
+bal_ready_count() { ctl ins list | awk '$2 == "ready"' | wc -l; }
+# bal_wait_ready N [TIMEOUT]: exactly N INS ready and none starting.
+bal_wait_ready() {
+	mw_wait_for "[ \$(bal_ready_count) = $1 ] && ! ctl ins list | awk '\$2 == \"starting\"' | grep -q ." "${2:-20}"
+}
+
+# load N PAR OUT: N requests, PAR curl processes, one connection per request
+# ("Connection: close"); every status code appended to OUT, one a line.
+load() {
+	local n=$1 par=$2 out=$3 c i cfg pids=()
+	for ((c = 0; c < par; c++)); do
+		cfg=$MW_TMP/load.$c.curl
+		: >"$cfg"
+		for ((i = 0; i < n / par; i++)); do
+			printf 'url = "%s/index.html"\noutput = "/dev/null"\nheader = "Connection: close"\n' "$URL"
+		done >>"$cfg"
+		curl -s --max-time 120 --connect-timeout 5 -K "$cfg" -w '%{http_code}\n' >"$out.$c" &
+		pids+=($!)
+	done
+	wait "${pids[@]}" || true
+	cat "$out".* >>"$out"
+	rm -f "$out".*
+}
+
+# ins_totals: "id total" per INS, from mwctl --json.
+ins_field() { ctl ins list | awk -v col="$1" 'NR > 1 {print $1, $col}'; }

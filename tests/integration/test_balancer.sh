@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# test_balancer.sh - nginx under the shim behind mw-balancer with 4 INS (netns backend)
+#
+# 10,000 requests (one connection each) spread over all 4 INS; the app sees the real
+# client through PROXY v2; kill -9 of one INS under load: detected, replaced, no
+# failed new connection after detection; policy switched at runtime; bad mwctl input
+# and a bad reload rejected with the old configuration kept; SIGTERM removes every
+# namespace, veth and the bridge.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/balancer_lib.sh"
+bal_up 4 8
+
+# Every INS has its namespace, veth and address.
+[ "$(ip netns list | grep -c "^mw-$TAG-ins")" = 4 ] || mw_fail "want 4 namespaces mw-$TAG-ins*"
+ip link show "$BR" >/dev/null || mw_fail "bridge $BR missing"
+curl -sf --max-time 5 "$URL/index.html" | grep -q "balancer test $$" || mw_fail "GET through the balancer failed"
+
+# 10,000 requests, 16 clients, each its own connection.
+load 10000 16 "$MW_TMP/codes"
+ok=$(grep -c '^200$' "$MW_TMP/codes" || true)
+[ "$ok" = 10000 ] || mw_fail "10,000 requests: $ok answered 200"
+ctl ins list >&2
+# total = connections proxied; round-robin: each INS got a quarter (give or take).
+while read -r id total; do
+	[ "$total" -ge 2000 ] || mw_fail "INS $id carried $total of 10,000 connections (want >= 2000)"
+done < <(ins_field 6)
+[ "$(ins_field 6 | wc -l)" = 4 ] || mw_fail "want 4 INS in the list"
+mw_log "10,000 requests spread: $(ins_field 6 | tr '\n' ' ')"
+# The app saw the client (127.0.0.1), not the bridge address: PROXY v2 worked.
+[ "$(sort -u "$NGX/access.log")" = 127.0.0.1 ] ||
+	mw_fail "nginx saw peers '$(sort -u "$NGX/access.log" | tr '\n' ' ')', want 127.0.0.1"
+
+# --json is valid JSON with the same INS.
+ctl --json ins list | python3 -c 'import json,sys; l=json.load(sys.stdin); assert len(l)==4 and all(i["state"]=="ready" for i in l), l' ||
+	mw_fail "ins list --json is wrong"
+ctl --json status | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["live"]==4 and s["policy"]=="round-robin", s' ||
+	mw_fail "status --json is wrong"
+
+# kill -9 of one INS under load.
+victim=$(ctl ins list | awk '$2 == "ready" {print $1, $4; exit}')
+vid=${victim% *}
+vpid=${victim#* }
+load 3000 8 "$MW_TMP/during" &
+loadpid=$!
+sleep 0.3 # let the load start: the kill must land while connections are in flight
+kill -9 "$vpid"
+mw_wait_for "grep -q 'INS $vid .*died' '$BAL_LOG'" 3 || mw_fail "death of INS $vid not detected within 3 s"
+# Every connection opened after detection succeeds.
+load 1000 8 "$MW_TMP/after"
+ok=$(grep -c '^200$' "$MW_TMP/after" || true)
+[ "$ok" = 1000 ] || mw_fail "after detection: $ok of 1000 requests answered 200"
+wait "$loadpid"
+bad=$(grep -vc '^200$' "$MW_TMP/during" || true)
+mw_log "during the kill: $bad of 3000 requests failed (in flight on the killed INS)"
+[ "$bad" -le 50 ] || mw_fail "$bad requests failed around the kill"
+bal_wait_ready 4 20 || mw_fail "INS $vid was not replaced"
+ctl ins list | awk -v v="$vid" '$1 == v' | grep -q . && mw_fail "dead INS $vid still listed"
+[ "$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["replaced"])')" = 1 ] ||
+	mw_fail "status does not count the replacement"
+[ "$(ip netns list | grep -c "^mw-$TAG-ins")" = 4 ] || mw_fail "namespace of the dead INS not removed"
+
+# Policy switch at runtime: least-connections, then hash (one client address: one INS).
+ctl policy least-connections >/dev/null || mw_fail "policy least-connections rejected"
+ctl status | grep -q 'least-connections' || mw_fail "policy not switched"
+ctl policy hash >/dev/null || mw_fail "policy hash rejected"
+before=$(ins_field 6 | sort)
+load 200 4 "$MW_TMP/hash"
+[ "$(grep -c '^200$' "$MW_TMP/hash")" = 200 ] || mw_fail "hash: not every request answered"
+changed=$(join <(echo "$before") <(ins_field 6 | sort) | awk '$2 != $3' | wc -l)
+[ "$changed" = 1 ] || mw_fail "hash: $changed INS took the one client's connections, want 1"
+ctl policy round-robin >/dev/null
+
+# Bad input: one clear line, exit 1, balancer unharmed.
+for args in "frobnicate" "scale" "scale x" "scale 99" "scale 0" "ins retire" "ins retire abc" \
+	"ins retire 9999" "ins retire 1 --now" "policy random" "ins" "status extra"; do
+	# shellcheck disable=SC2086
+	if ctl $args >"$MW_TMP/bad.out" 2>"$MW_TMP/bad.err"; then
+		mw_fail "mwctl $args succeeded"
+	fi
+	[ "$(wc -l <"$MW_TMP/bad.err")" = 1 ] && grep -q '^mwctl: ' "$MW_TMP/bad.err" ||
+		mw_fail "mwctl $args: want one error line, got: $(cat "$MW_TMP/bad.err")"
+done
+printf 'garbage\n' | timeout 5 python3 -c '
+import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"x"*2000)
+print(s.recv(100).decode().strip())' "$MW_RUNTIME_DIR/balancer.sock" | grep -q '^error ' ||
+	mw_fail "an over-long command line was not refused"
+[ "$(stat -c %a "$MW_RUNTIME_DIR/balancer.sock")" = 600 ] || mw_fail "control socket is not 0600"
+
+# Bad reload (mwctl and SIGHUP): rejected, old configuration kept.
+cp "$CONF" "$MW_TMP/good.conf"
+sed -i 's/min_ins = 4;/min_ins = 4; policy = "random";/' "$CONF"
+ctl reload 2>"$MW_TMP/reload.err" && mw_fail "a bad reload was accepted"
+grep -q 'policy' "$MW_TMP/reload.err" || mw_fail "bad reload error does not name the key: $(cat "$MW_TMP/reload.err")"
+kill -HUP "$(mw_pid balancer)"
+mw_wait_for "grep -q 'SIGHUP: reload rejected' '$BAL_LOG'" 5 || mw_fail "bad SIGHUP reload not rejected"
+ctl status | grep -q 'round-robin' || mw_fail "old policy not kept after a bad reload"
+cp "$MW_TMP/good.conf" "$CONF"
+sed -i 's/min_ins = 4;/min_ins = 4; policy = "least-connections";/' "$CONF"
+ctl reload >/dev/null || mw_fail "a good reload was rejected"
+ctl status | grep -q 'least-connections' || mw_fail "reload did not apply the policy"
+load 200 4 "$MW_TMP/post"
+[ "$(grep -c '^200$' "$MW_TMP/post")" = 200 ] || mw_fail "requests after reload failed"
+
+# SIGTERM: every INS stopped, namespaces, veths and bridge removed.
+mw_stop balancer 10
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-balancer exited $MW_EXIT_STATUS on SIGTERM"
+[ "$(ip netns list | grep -c "^mw-$TAG-ins" || true)" = 0 ] || mw_fail "namespaces left: $(ip netns list | grep "^mw-$TAG")"
+ip link show "$BR" >/dev/null 2>&1 && mw_fail "bridge $BR left behind"
+ls /sys/class/net | grep -q "^${TAG}h" && mw_fail "veths left: $(ls /sys/class/net | grep "^${TAG}h")"
+pgrep -f "mw-ins --id .* -c $CONF" >/dev/null && mw_fail "mw-ins processes left"
+kill -0 "$(mw_pid nginx)" || mw_fail "nginx died"
