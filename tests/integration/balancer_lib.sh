@@ -6,7 +6,8 @@
 # mw-balancer with MIN..MAX INS in namespaces mw-$TAG-ins<N> on bridge $BR, front end on
 # 127.0.0.1:$PORT, PROXY v2 to the INS.  Sets CONF, MWCTL, BAL_LOG, URL, TAG, BR.
 
-PORT=18080
+# Per-run port, tag, bridge and subnet: another checkout's run of these tests may overlap.
+PORT=$((20000 + $$ % 30000))
 TAG=t$(($$ % 100000))
 BR=mwb$(($$ % 100000))
 SUBNET_PREFIX=10.$((200 + $$ % 50)).$(($$ % 250))
@@ -90,7 +91,7 @@ bal_wait_ready() {
 load() {
 	local n=$1 par=$2 out=$3 c i cfg pids=()
 	for ((c = 0; c < par; c++)); do
-		cfg=$MW_TMP/load.$c.curl
+		cfg=$out.$c.curl
 		: >"$cfg"
 		for ((i = 0; i < n / par; i++)); do
 			printf 'url = "%s/index.html"\noutput = "/dev/null"\nheader = "Connection: close"\n' "$URL"
@@ -99,8 +100,8 @@ load() {
 		pids+=($!)
 	done
 	wait "${pids[@]}" || true
-	cat "$out".* >>"$out"
-	rm -f "$out".*
+	for ((c = 0; c < par; c++)); do cat "$out.$c" >>"$out" && rm -f "$out.$c"; done
+	rm -f "$out".*.curl
 }
 
 # ins_totals: "id total" per INS, from mwctl --json.

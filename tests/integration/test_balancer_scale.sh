@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# test_balancer_scale.sh - mw-balancer scaling and draining under load, and its other backends
+#
+# scale 1 -> 4 -> 2 while requests run: none fails; ins retire --drain: the INS takes no
+# new connection, a held connection finishes across the drain, then it stops; the xl
+# backend fails with one clear line on a host without Xen; a leftover namespace of a
+# "crashed" balancer with the same tag is removed at start-up.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/balancer_lib.sh"
+mw_require_cmd python3
+
+# A leftover of an earlier balancer with our tag: swept at start-up.
+ip netns add "mw-$TAG-ins77" || mw_fail "cannot create the fake leftover namespace"
+bal_up 1 4
+ip netns list | grep -q "^mw-$TAG-ins77" && mw_fail "leftover namespace mw-$TAG-ins77 not removed"
+
+# scale 1 -> 4 -> 2 under a steady load; not one request may fail.
+load 3000 6 "$MW_TMP/scale" &
+loadpid=$!
+ctl scale 4 >/dev/null || mw_fail "scale 4 rejected"
+bal_wait_ready 4 20 || mw_fail "scale 4: not 4 ready INS"
+ctl scale 2 >/dev/null || mw_fail "scale 2 rejected"
+mw_wait_for "[ \$(ctl ins list | awk 'NR > 1' | wc -l) = 2 ]" 20 || mw_fail "scale 2: still $(ctl ins list)"
+wait "$loadpid"
+ok=$(grep -c '^200$' "$MW_TMP/scale" || true)
+[ "$ok" = 3000 ] || mw_fail "scale 1->4->2 under load: $ok of 3000 requests answered 200"
+[ "$(ip netns list | grep -c "^mw-$TAG-ins")" = 2 ] || mw_fail "retired INS left namespaces"
+mw_log "scale 1->4->2 under load: 3000 of 3000 requests OK"
+
+# Drain: a held connection to the INS survives its retirement; new ones go elsewhere.
+ctl scale 3 >/dev/null
+bal_wait_ready 3 20 || mw_fail "scale 3 failed"
+ctl policy least-connections >/dev/null
+# Hold one keep-alive connection open: python sends one request now, one after the drain.
+python3 - "$PORT" "$MW_TMP/held" <<'PY' &
+import socket, sys, time, os
+port, flag = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+req = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
+s.sendall(req); r1 = s.recv(65536)
+open(flag + ".1", "w").write("ok" if b"200 OK" in r1 else "bad")
+for _ in range(400):
+    if os.path.exists(flag + ".go"): break
+    time.sleep(0.05)
+s.sendall(req); r2 = s.recv(65536)
+open(flag + ".2", "w").write("ok" if b"200 OK" in r2 else "bad")
+s.close()
+PY
+heldpid=$!
+mw_wait_for "[ -s '$MW_TMP/held.1' ]" 10 || mw_fail "held connection: no first answer"
+held_id=$(ctl ins list | awk '$2 == "ready" && $5 == 1 {print $1; exit}')
+[ -n "$held_id" ] || mw_fail "no INS shows the held connection: $(ctl ins list)"
+ctl ins retire "$held_id" --drain >/dev/null || mw_fail "retire --drain rejected"
+ctl ins list | awk -v v="$held_id" '$1 == v {print $2}' | grep -qx draining || mw_fail "INS $held_id not draining"
+before=$(ctl ins list | awk -v v="$held_id" '$1 == v {print $6}')
+load 100 2 "$MW_TMP/drain"
+[ "$(grep -c '^200$' "$MW_TMP/drain")" = 100 ] || mw_fail "requests during the drain failed"
+after=$(ctl ins list | awk -v v="$held_id" '$1 == v {print $6}')
+[ "$before" = "$after" ] || mw_fail "draining INS $held_id took new connections ($before -> $after)"
+touch "$MW_TMP/held.go"
+wait "$heldpid" || true
+[ "$(cat "$MW_TMP/held.2" 2>/dev/null)" = ok ] || mw_fail "held connection broken by the drain"
+mw_wait_for "! ctl ins list | awk '{print \$1}' | grep -qx '$held_id'" 10 ||
+	mw_fail "drained INS $held_id did not stop once its connection ended"
+grep -q "INS $held_id drained" "$BAL_LOG" || mw_fail "no 'drained' log line"
+[ "$(bal_ready_count)" = 2 ] || mw_fail "after the drain: want 2 ready INS"
+ctl ins retire 1 >/dev/null 2>&1 && ctl ins list | grep -q . # may be gone already: no assertion
+ctl scale 1 >/dev/null
+mw_wait_for "[ \$(ctl ins list | awk 'NR > 1' | wc -l) = 1 ]" 10 || mw_fail "scale 1 failed"
+out=$(ctl ins retire "$(ctl ins list | awk 'NR == 2 {print $1}')" 2>&1) && mw_fail "retiring the last INS (min_ins 1) was accepted"
+echo "$out" | grep -q 'min_ins' || mw_fail "retire below min_ins: unclear error: $out"
+mw_stop balancer 10
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-balancer exited $MW_EXIT_STATUS"
+[ "$(ip netns list | grep -c "^mw-$TAG-ins" || true)" = 0 ] || mw_fail "namespaces left after SIGTERM"
+
+# The xl backend on a host without Xen: one clear line, exit 1.
+sed -i 's/backend = "netns";/backend = "xl"; xl_kernel = "\/boot\/none";/' "$CONF"
+set +e
+"$BAL" -c "$CONF" >"$MW_TMP/xl.out" 2>&1
+rc=$?
+set -e
+[ "$rc" = 1 ] || mw_fail "xl backend without Xen: exit $rc, want 1"
+grep -q 'no Xen hypervisor (/dev/xen/privcmd' "$MW_TMP/xl.out" || mw_fail "xl backend: unclear error: $(cat "$MW_TMP/xl.out")"
