@@ -93,9 +93,10 @@ load() {
 	local n=$1 par=$2 out=$3 c i cfg pids=()
 	for ((c = 0; c < par; c++)); do
 		cfg=$out.$c.curl
-		: >"$cfg"
+		# header is a global option in a curl config: once, not per url
+		echo 'header = "Connection: close"' >"$cfg"
 		for ((i = 0; i < n / par; i++)); do
-			printf 'url = "%s/index.html"\noutput = "/dev/null"\nheader = "Connection: close"\n' "$URL"
+			printf 'url = "%s/index.html"\noutput = "/dev/null"\n' "$URL"
 		done >>"$cfg"
 		curl -s --max-time 120 --connect-timeout 5 -K "$cfg" -w '%{http_code}\n' >"$out.$c" &
 		pids+=($!)

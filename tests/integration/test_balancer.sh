@@ -26,6 +26,14 @@ while read -r id total; do
 done < <(ins_field 6)
 [ "$(ins_field 6 | wc -l)" = 4 ] || mw_fail "want 4 INS in the list"
 mw_log "10,000 requests spread: $(ins_field 6 | tr '\n' ' ')"
+# Byte counters: every response carries the page; a request is well under 1 KiB.
+body=$(wc -c <"$WWW/index.html")
+ctl --json ins list | python3 -c '
+import json, sys
+body = int(sys.argv[1])
+for i in json.load(sys.stdin):
+    assert i["tx"] >= i["total"] * body, i
+    assert 28 * i["total"] < i["rx"] < 1024 * i["total"], i' "$body" || mw_fail "per-INS rx/tx counters are off: $(ctl --json ins list)"
 # The app saw the client (127.0.0.1), not the bridge address: PROXY v2 worked.
 [ "$(sort -u "$NGX/access.log")" = 127.0.0.1 ] ||
 	mw_fail "nginx saw peers '$(sort -u "$NGX/access.log" | tr '\n' ' ')', want 127.0.0.1"
