@@ -18,7 +18,8 @@ extern char **environ;
 const struct bal_backend_ops *bal_backend_find(const char *name)
 {
 	static const struct bal_backend_ops *const all[] = { &bal_backend_netns,
-							     &bal_backend_process, &bal_backend_xl };
+							     &bal_backend_process,
+							     &bal_backend_xl };
 	size_t i;
 
 	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)

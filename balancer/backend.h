@@ -12,12 +12,12 @@
 
 /* One running INS as its backend sees it. */
 struct bal_ins_handle {
-	int id;			 /* mw-ins --id */
-	pid_t pid;		 /* child to watch (ev_child); 0 when there is none (xl) */
-	struct in_addr addr;	 /* where the front end connects to reach its listeners */
-	char name[64];		 /* netns / domain name, for logs and mwctl */
-	int slot;		 /* address slot the backend chose (netns, xl), else 0 */
-	unsigned domid;		 /* xl: the domain */
+	int id;		     /* mw-ins --id */
+	pid_t pid;	     /* child to watch (ev_child); 0 when there is none (xl) */
+	struct in_addr addr; /* where the front end connects to reach its listeners */
+	char name[64];	     /* netns / domain name, for logs and mwctl */
+	int slot;	     /* address slot the backend chose (netns, xl), else 0 */
+	unsigned domid;	     /* xl: the domain */
 };
 
 struct bal_backend;

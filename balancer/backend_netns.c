@@ -38,13 +38,13 @@
  * next to mw-ins's own start.
  */
 
-#define NETNS_DIR  "/run/netns"
-#define SLOTS_MAX  4096
+#define NETNS_DIR "/run/netns"
+#define SLOTS_MAX 4096
 
 struct netns_priv {
-	uint32_t net;  /* subnet, host order */
+	uint32_t net; /* subnet, host order */
 	int prefix;
-	int slots;     /* usable INS slots: hosts minus the bridge */
+	int slots; /* usable INS slots: hosts minus the bridge */
 	unsigned char used[SLOTS_MAX + 1];
 };
 

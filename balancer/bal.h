@@ -27,7 +27,7 @@ struct bal_ins {
 	ev_child child;
 	ev_timer kill_timer; /* SIGKILL if it ignores SIGTERM */
 	ev_tstamp spawned_at;
-	unsigned conns;	       /* front-end connections now */
+	unsigned conns;		/* front-end connections now */
 	uint64_t total, failed; /* connections proxied / backend connects that failed */
 	uint64_t rx, tx;	/* bytes client->INS, INS->client */
 };

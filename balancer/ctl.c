@@ -85,8 +85,9 @@ static void rec_ins(struct out *o, const struct bal *b, const struct bal_ins *i)
 	outf(o,
 	     "ins id=%d state=%s address=%s pid=%d name=%s conns=%u total=%" PRIu64
 	     " failed=%" PRIu64 " rx=%" PRIu64 " tx=%" PRIu64 " uptime=%.1f\n",
-	     i->h.id, bal_ins_state_name(i->state), addr, (int)i->h.pid, i->h.name[0] ? i->h.name : "-",
-	     i->conns, i->total, i->failed, i->rx, i->tx, ev_now(b->loop) - i->spawned_at);
+	     i->h.id, bal_ins_state_name(i->state), addr, (int)i->h.pid,
+	     i->h.name[0] ? i->h.name : "-", i->conns, i->total, i->failed, i->rx, i->tx,
+	     ev_now(b->loop) - i->spawned_at);
 }
 
 /* Parse a decimal int, whole string.  Return: 0 or -EINVAL */
@@ -176,8 +177,10 @@ static void run(struct bal *b, char *line, struct out *o)
 		ret = bal_scale(b, n, err, sizeof(err));
 	} else if (argc == 2 && !strcmp(argv[0], "policy")) {
 		if (bal_policy_parse(argv[1], &p)) {
-			outf(o, "error unknown policy '%s' (round-robin, least-connections, "
-				"least-busy, hash)\n", argv[1]);
+			outf(o,
+			     "error unknown policy '%s' (round-robin, least-connections, "
+			     "least-busy, hash)\n",
+			     argv[1]);
 			return;
 		}
 		b->policy = p;

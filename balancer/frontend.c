@@ -472,8 +472,7 @@ int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen)
 		}
 		l->port = a.port;
 		l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (l->fd < 0 ||
-		    setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+		if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 		    bind(l->fd, (struct sockaddr *)&ss, sl) || listen(l->fd, 4096)) {
 			ret = -errno;
 			snprintf(err, errlen, "front end: cannot listen on %s: %s", bc->listen[k],

@@ -277,7 +277,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	for (i = b->ins; i; i = next) {
 		next = i->next;
-		if (b->be.ops->alive && i->state != BAL_INS_DEAD && !b->be.ops->alive(&b->be, &i->h)) {
+		if (b->be.ops->alive && i->state != BAL_INS_DEAD &&
+		    !b->be.ops->alive(&b->be, &i->h)) {
 			ins_gone(b, i, -1);
 			continue;
 		}
@@ -461,11 +462,13 @@ int bal_scale(struct bal *b, int n, char *err, size_t errlen)
 }
 
 /* Keys a reload cannot change (they shape what already exists). */
-static bool restart_keys_same(const struct mw_balancer_config *a, const struct mw_balancer_config *n)
+static bool restart_keys_same(const struct mw_balancer_config *a,
+			      const struct mw_balancer_config *n)
 {
 	return !strcmp(a->backend, n->backend) && !strcmp(a->subnet, n->subnet) &&
 	       !strcmp(a->bridge, n->bridge) && !strcmp(a->tag, n->tag) &&
-	       !strcmp(a->control_socket, n->control_socket) && a->listen_count == n->listen_count &&
+	       !strcmp(a->control_socket, n->control_socket) &&
+	       a->listen_count == n->listen_count &&
 	       !memcmp(a->listen, n->listen, sizeof(a->listen)) &&
 	       !strcmp(a->ins_binary, n->ins_binary);
 }

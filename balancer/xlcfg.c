@@ -19,7 +19,8 @@ int bal_xl_domcfg_build(struct bal_xl_domcfg *out, const struct mw_balancer_conf
 
 	memset(out, 0, sizeof(*out));
 	if (!bc->xl_kernel[0]) {
-		snprintf(err, errlen, "balancer.xl_kernel is not set: the xl backend needs a kernel");
+		snprintf(err, errlen,
+			 "balancer.xl_kernel is not set: the xl backend needs a kernel");
 		return -EINVAL;
 	}
 	if (id < 1 || id > 65535) {

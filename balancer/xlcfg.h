@@ -8,15 +8,15 @@
 #include "common/config.h"
 
 struct bal_xl_domcfg {
-	char name[64];		/* "mw-<tag>-ins<N>" */
+	char name[64]; /* "mw-<tag>-ins<N>" */
 	char kernel[MW_PATH_MAX];
-	char ramdisk[MW_PATH_MAX];	/* "" = none */
+	char ramdisk[MW_PATH_MAX]; /* "" = none */
 	long memory_kb;
 	int vcpus;
 	char bridge[16];
-	char mac[18];		/* "00:16:3e:xx:xx:xx", derived from the INS id */
-	char ip[16];		/* the domU's address, dotted quad */
-	char cmdline[256];	/* what mw-ins in the domU reads: id, address, gateway */
+	char mac[18];	   /* "00:16:3e:xx:xx:xx", derived from the INS id */
+	char ip[16];	   /* the domU's address, dotted quad */
+	char cmdline[256]; /* what mw-ins in the domU reads: id, address, gateway */
 };
 
 /**

@@ -17,15 +17,16 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mwctl [-c CONFIG | -s SOCKET] [--json] COMMAND\n"
-		   "commands:\n"
-		   "  status                    the balancer's state\n"
-		   "  ins list                  every INS: id, state, address, pid, load, rx/tx\n"
-		   "  ins spawn                 start one more INS (up to balancer.max_ins)\n"
-		   "  ins retire ID [--drain]   stop INS ID (--drain: after its connections end)\n"
-		   "  scale N                   keep N INS (balancer.min_ins..max_ins)\n"
-		   "  policy NAME               round-robin | least-connections | least-busy | hash\n"
-		   "  reload                    re-read the configuration (as SIGHUP)\n");
+	fprintf(f,
+		"usage: mwctl [-c CONFIG | -s SOCKET] [--json] COMMAND\n"
+		"commands:\n"
+		"  status                    the balancer's state\n"
+		"  ins list                  every INS: id, state, address, pid, load, rx/tx\n"
+		"  ins spawn                 start one more INS (up to balancer.max_ins)\n"
+		"  ins retire ID [--drain]   stop INS ID (--drain: after its connections end)\n"
+		"  scale N                   keep N INS (balancer.min_ins..max_ins)\n"
+		"  policy NAME               round-robin | least-connections | least-busy | hash\n"
+		"  reload                    re-read the configuration (as SIGHUP)\n");
 }
 
 static int fail(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
@@ -70,14 +71,16 @@ static int build(int argc, char **argv, char *line, size_t len)
 				return fail("ins retire: '%s' is not an INS id", argv[2]);
 			if (argc == 4 && strcmp(argv[3], "--drain"))
 				return fail("ins retire: unknown option '%s' (--drain)", argv[3]);
-			snprintf(line, len, "ins retire %s%s\n", argv[2], argc == 4 ? " drain" : "");
+			snprintf(line, len, "ins retire %s%s\n", argv[2],
+				 argc == 4 ? " drain" : "");
 		} else {
 			return fail("ins: expected list, spawn or retire, not '%s'",
 				    argc >= 2 ? argv[1] : "");
 		}
 	} else if (!strcmp(c, "scale")) {
 		if (argc != 2 || !is_number(argv[1]))
-			return fail("usage: scale N (a number, not '%s')", argc >= 2 ? argv[1] : "");
+			return fail("usage: scale N (a number, not '%s')",
+				    argc >= 2 ? argv[1] : "");
 		snprintf(line, len, "scale %s\n", argv[1]);
 	} else if (!strcmp(c, "policy")) {
 		if (argc != 2 || strlen(argv[1]) > 64 || strchr(argv[1], ' '))
@@ -170,8 +173,9 @@ static void print_table(char **recs, int n)
 			free(copy);
 		} else if (!strncmp(recs[k], "ins ", 4)) {
 			if (!hdr) {
-				printf("%-6s %-9s %-15s %-8s %7s %9s %7s %10s %10s  %s\n", "ID", "STATE",
-				       "ADDRESS", "PID", "CONNS", "TOTAL", "FAILED", "RX", "TX", "NAME");
+				printf("%-6s %-9s %-15s %-8s %7s %9s %7s %10s %10s  %s\n", "ID",
+				       "STATE", "ADDRESS", "PID", "CONNS", "TOTAL", "FAILED", "RX",
+				       "TX", "NAME");
 				hdr = true;
 			}
 			human(field(recs[k], "rx", a[6], sizeof(a[6])), rx, sizeof(rx));
@@ -204,11 +208,21 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "+c:s:jh", lo, NULL)) != -1) {
 		switch (opt) {
-		case 'j': json = true; break;
-		case 'c': conf = optarg; break;
-		case 's': sock = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 1;
+		case 'j':
+			json = true;
+			break;
+		case 'c':
+			conf = optarg;
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
 		}
 	}
 	/* "--drain" after the command is an argument of it, not an option of mwctl. */
@@ -255,7 +269,8 @@ int main(int argc, char **argv)
 	}
 	t = strtok_r(reply, "\n", &save);
 	if (!t || strcmp(t, "ok")) {
-		fprintf(stderr, "mwctl: %s\n", t && !strncmp(t, "error ", 6) ? t + 6 : "bad answer");
+		fprintf(stderr, "mwctl: %s\n",
+			t && !strncmp(t, "error ", 6) ? t + 6 : "bad answer");
 		goto out;
 	}
 	while ((t = strtok_r(NULL, "\n", &save)) && nrec < 4096)

@@ -115,6 +115,6 @@ mw_stop balancer 10
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-balancer exited $MW_EXIT_STATUS on SIGTERM"
 [ "$(ip netns list | grep -c "^mw-$TAG-ins" || true)" = 0 ] || mw_fail "namespaces left: $(ip netns list | grep "^mw-$TAG")"
 ip link show "$BR" >/dev/null 2>&1 && mw_fail "bridge $BR left behind"
-ls /sys/class/net | grep -q "^${TAG}h" && mw_fail "veths left: $(ls /sys/class/net | grep "^${TAG}h")"
+compgen -G "/sys/class/net/${TAG}h*" >/dev/null && mw_fail "veths left: $(compgen -G "/sys/class/net/${TAG}h*")"
 pgrep -f "mw-ins --id .* -c $CONF" >/dev/null && mw_fail "mw-ins processes left"
 kill -0 "$(mw_pid nginx)" || mw_fail "nginx died"

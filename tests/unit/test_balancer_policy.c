@@ -57,8 +57,10 @@ static void test_round_robin(void **state)
 
 static void test_least_connections(void **state)
 {
-	struct bal_cand c[] = { { .id = 1, .conns = 4 }, { .id = 2, .conns = 2 },
-				{ .id = 3, .conns = 2 }, { .id = 4, .conns = 7 } };
+	struct bal_cand c[] = { { .id = 1, .conns = 4 },
+				{ .id = 2, .conns = 2 },
+				{ .id = 3, .conns = 2 },
+				{ .id = 4, .conns = 7 } };
 	int rr = 0;
 
 	(void)state;
@@ -106,7 +108,8 @@ static void test_hash_consistent(void **state)
 		int b = three[bal_policy_pick(BAL_POLICY_HASH, three, 3, &rr, key, 50)].id;
 
 		/* the same key always lands on the same INS */
-		assert_int_equal(four[bal_policy_pick(BAL_POLICY_HASH, four, 4, &rr, key, 50)].id, a);
+		assert_int_equal(four[bal_policy_pick(BAL_POLICY_HASH, four, 4, &rr, key, 50)].id,
+				 a);
 		count[a]++;
 		/* INS 3 leaving moves only the keys it had */
 		if (a != 3)
@@ -130,12 +133,9 @@ static void test_hash_consistent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_round_robin),
-		cmocka_unit_test(test_least_connections),
-		cmocka_unit_test(test_least_busy),
-		cmocka_unit_test(test_hash_consistent),
+		cmocka_unit_test(test_names),	    cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_round_robin), cmocka_unit_test(test_least_connections),
+		cmocka_unit_test(test_least_busy),  cmocka_unit_test(test_hash_consistent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
