@@ -169,7 +169,8 @@ EOF
 }
 
 # mw_appliance_up [EXTRA_CONFIG]: the one-INS appliance every data-path test uses.
-# EXTRA_CONFIG adds sections; MW_PVM_CONF / MW_INS_CONF add keys to the pvm / ins sections.
+# EXTRA_CONFIG adds sections; MW_PVM_CONF / MW_INS_CONF add keys to the pvm / ins sections;
+# MW_INS_ID is the INS's id (default 1).
 #   root ns: mw-pvm, and the apps run with `shimmed CMD...` (they share abstract names)
 #   ns ins:  mw-ins --id 1, veth end $INS_IP (10.231.0.2/24): the app's TCP stack
 #   ns cli:  clients, run with `in_cli CMD...`, veth end $CLI_IP (10.231.0.1/24)
@@ -212,8 +213,9 @@ ${1:-}"
 	mw_spawn pvm "$PVM" -c "$CONF"
 	mw_wait_for "[ -S '$MW_RUNTIME_DIR/pvm.sock' ] && [ -S '$MW_RUNTIME_DIR/pvm-ins.sock' ]" ||
 		mw_fail "mw-pvm did not create its sockets"
-	mw_spawn ins1 ip netns exec "$NS_INS" "$INS" --id 1 -c "$CONF"
-	mw_wait_for "grep -q 'INS 1 joined' '$PVM_LOG'" || mw_fail "INS 1 did not join mw-pvm"
+	mw_spawn ins1 ip netns exec "$NS_INS" "$INS" --id "${MW_INS_ID:-1}" -c "$CONF"
+	mw_wait_for "grep -q 'INS ${MW_INS_ID:-1} joined' '$PVM_LOG'" ||
+		mw_fail "INS ${MW_INS_ID:-1} did not join mw-pvm"
 }
 in_cli() { ip netns exec "$NS_CLI" "$@"; }
 in_ins() { ip netns exec "$NS_INS" "$@"; }

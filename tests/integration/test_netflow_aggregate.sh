@@ -14,7 +14,8 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
 NFP=$(dirname "$0")/nf_probe.py
 BAL=$(mw_need_bin mw-balancer)
-mw_appliance_up
+# INS ids 1.. are the balancer's own: the hand-started INS takes 9.
+MW_INS_ID=9 mw_appliance_up
 
 # The second PVM: same runtime dir and keystore, its own sockets, index 1; its INS
 # shares the INS namespace (its app uses another port).
@@ -27,8 +28,17 @@ mw_wait_for "[ -S '$MW_RUNTIME_DIR/pvm2-ins.sock' ]" || mw_fail "the second mw-p
 mw_spawn ins2 ip netns exec "$NS_INS" "$INS" --id 2 -c "$CONF2"
 mw_wait_for "grep -q 'INS 2 joined' '$(mw_logfile pvm2)'" || mw_fail "INS 2 did not join the second mw-pvm"
 
+# mw-balancer runs as in production, in front of PVM 0 (it adds one INS of its own
+# there, in its own namespace); names and subnet are per run, as in balancer_lib.sh.
+TAG=a$(($$ % 100000))
+SUBNET_PREFIX=10.$((200 + $$ % 50)).$(($$ % 250))
 CONF3=$MW_TMP/balancer.conf
-mw_write_config "$CONF3" "balancer: { control_socket = \"$MW_RUNTIME_DIR/balancer.sock\"; };"
+mw_write_config "$CONF3" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
+	ins_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; };
+ins: { pvm_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_ms = 200; };
+balancer: { control_socket = \"$MW_RUNTIME_DIR/balancer.sock\"; backend = \"netns\";
+	min_ins = 1; max_ins = 1; subnet = \"$SUBNET_PREFIX.0/24\"; bridge = \"mwb$TAG\";
+	tag = \"$TAG\"; };"
 mw_spawn balancer "$BAL" -c "$CONF3"
 KEY=$MW_RUNTIME_DIR/store/mw/balancer/netflow
 mw_wait_for "[ -s '$KEY' ]" || mw_fail "the merged stream is not published at $KEY"
@@ -103,3 +113,11 @@ LP=$(echo "$R0" | field lport)
 mw_wait_for "grep -q 'obs=close .*remote=$CLI_IP:$LP ' '$W'" || mw_fail "merged stream stopped after PVM 1 left"
 kill -0 "$(mw_pid balancer)" || mw_fail "mw-balancer died"
 mw_log "one PVM gone, the merged stream goes on"
+
+# --- mw-balancer stops cleanly: its namespace, veth and bridge go, the key is withdrawn ----------
+grep -q "INS 1 ready" "$BLOG" || mw_fail "the balancer's own INS never became ready: $(cat "$BLOG")"
+! grep -q "died" "$BLOG" || mw_fail "an INS of the balancer died: $(grep died "$BLOG")"
+mw_stop balancer
+! ip netns list | grep -q "^mw-$TAG-" || mw_fail "namespaces left: $(ip netns list | grep "mw-$TAG-")"
+! ip link show "mwb$TAG" >/dev/null 2>&1 || mw_fail "bridge mwb$TAG left"
+[ ! -e "$KEY" ] || mw_fail "$KEY still published after mw-balancer stopped"
