@@ -151,6 +151,10 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_STR(balancer, xl_ramdisk, "", CHK_PATH_OR_EMPTY, NULL),
 	KEY_INT(balancer, xl_memory_mb, 512, 32, 1048576, CHK_NONE),
 	KEY_INT(balancer, xl_vcpus, 1, 1, 128, CHK_NONE),
+	KEY_BOOL(balancer, autoscale, false),
+	KEY_INT(balancer, autoscale_up_conns, 100, 1, 16 * MIB, CHK_NONE),
+	KEY_INT(balancer, autoscale_down_conns, 10, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(balancer, autoscale_cooldown_ms, 10000, 100, 3600000, CHK_NONE),
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -461,6 +465,14 @@ static void cfg_cross_check(struct cfg_ctx *c, const config_t *lc)
 		cfg_error_at(c, s, "balancer", "min_ins",
 			     "%d is greater than balancer.max_ins (%d)", cfg->balancer.min_ins,
 			     cfg->balancer.max_ins);
+	}
+	if (cfg->balancer.autoscale_down_conns >= cfg->balancer.autoscale_up_conns) {
+		s = config_lookup(lc, "balancer.autoscale_down_conns");
+		if (!s)
+			s = config_lookup(lc, "balancer.autoscale_up_conns");
+		cfg_error_at(c, s, "balancer", "autoscale_down_conns",
+			     "%d is not below balancer.autoscale_up_conns (%d)",
+			     cfg->balancer.autoscale_down_conns, cfg->balancer.autoscale_up_conns);
 	}
 	if (cfg->pvm.socket_window > cfg->pvm.ring_size) {
 		s = config_lookup(lc, "pvm.socket_window");

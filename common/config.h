@@ -73,6 +73,10 @@ struct mw_balancer_config {
 	char xl_ramdisk[MW_PATH_MAX];       /* xl backend: its ramdisk; "" = none: "" */
 	int xl_memory_mb;                   /* xl backend: 512 */
 	int xl_vcpus;                       /* xl backend: 1 */
+	bool autoscale;                     /* change the INS count on load: false */
+	int autoscale_up_conns;             /* add one when avg conns per live INS is above: 100 */
+	int autoscale_down_conns;           /* drain one when it is below: 10 */
+	int autoscale_cooldown_ms;          /* between two decisions: 10000 */
 };
 
 struct mw_config {
