@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* bench_channel.c - B5: the INS channel alone (local backend, two processes, one core each) */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -367,6 +368,23 @@ static double floor_rtt(double *p99)
 	return rtts[RTT_N / 2];
 }
 
+/* A whole number in [min, max] (base 0: 0x... accepted), or die naming @what. */
+static unsigned long parse_num(const char *what, const char *text, unsigned long min,
+			       unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(text, &end, 0);
+	if (errno || end == text || *end || text[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "bench_channel: %s '%s' is not a number in %lu..%lu\n", what, text,
+			min, max);
+		exit(1);
+	}
+	return v;
+}
+
 static double median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
@@ -375,15 +393,18 @@ static double median(double *v, int n)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 5;
+	int rounds = argc > 1 ? (int)parse_num("rounds", argv[1], 0, INT_MAX) : 5;
+	const char *env;
 	double small[16], large[16], rtt[16], rtt99[16], spin[16], spin99[16];
 	double one[16], one99[16], flr[16], flr99[16], large1m[16], ss[16], ss99[16];
 	double cf4[16], cf1[16];
 
-	if (getenv("MW_B5_SPIN_US"))
-		env_spin_us = (uint32_t)strtoul(getenv("MW_B5_SPIN_US"), NULL, 0);
-	if (getenv("MW_B5_LARGE_RING"))
-		large_ring = (uint32_t)strtoul(getenv("MW_B5_LARGE_RING"), NULL, 0);
+	env = getenv("MW_B5_SPIN_US");
+	if (env)
+		env_spin_us = (uint32_t)parse_num("MW_B5_SPIN_US", env, 0, UINT32_MAX);
+	env = getenv("MW_B5_LARGE_RING");
+	if (env)
+		large_ring = (uint32_t)parse_num("MW_B5_LARGE_RING", env, 1, UINT32_MAX);
 	if (rounds < 1 || rounds > 16)
 		die("rounds must be 1..16");
 	signal(SIGPIPE, SIG_IGN);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* bench_netflow.c - B6: Netflow observations per second delivered to one consumer over loopback */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,11 +179,23 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	int rounds = argc > 1 ? atoi(argv[1]) : 5;
-	double seconds = argc > 2 ? atof(argv[2]) : 2.0;
-	double del[64], off[64];
+	long rounds = 5;
+	double seconds = 2.0, del[64], off[64];
+	char *end;
+	int bad = 0;
 
-	if (rounds < 1 || rounds > 64 || seconds <= 0) {
+	/* Whole arguments only: "3x" or "" is an error, not 3 or 0. */
+	if (argc > 1) {
+		errno = 0;
+		rounds = strtol(argv[1], &end, 10);
+		bad |= errno || end == argv[1] || *end;
+	}
+	if (argc > 2) {
+		errno = 0;
+		seconds = strtod(argv[2], &end);
+		bad |= errno || end == argv[2] || *end || !isfinite(seconds);
+	}
+	if (bad || rounds < 1 || rounds > 64 || !(seconds > 0)) {
 		fprintf(stderr, "usage: bench_netflow [rounds 1..64] [seconds]\n");
 		return 2;
 	}

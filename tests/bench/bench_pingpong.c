@@ -70,8 +70,9 @@ static int ping(const char *target, long rounds)
 	struct mw_addr a;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	uint64_t *lat;
-	int one = 1, fd;
+	uint64_t *lat = NULL;
+	size_t p50, p99;
+	int one = 1, fd, ret = 1;
 
 	if (mw_addr_parse(&a, target) || mw_addr_to_sockaddr(&a, &ss, &len) || rounds < 10) {
 		fprintf(stderr, "bench_pingpong: bad address '%s' or rounds < 10\n", target);
@@ -84,29 +85,46 @@ static int ping(const char *target, long rounds)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	lat = calloc((size_t)rounds, sizeof(*lat));
+	if (!lat) {
+		fprintf(stderr, "bench_pingpong: no memory for %ld rounds\n", rounds);
+		goto out;
+	}
 	for (long i = 0; i < rounds; i++) {
 		char c = (char)i, r;
 		uint64_t t0 = now_ns();
 
 		if (write(fd, &c, 1) != 1 || read(fd, &r, 1) != 1 || r != c) {
 			fprintf(stderr, "bench_pingpong: round %ld failed\n", i);
-			return 1;
+			goto out;
 		}
 		lat[i] = now_ns() - t0;
 	}
 	qsort(lat, (size_t)rounds, sizeof(*lat), cmp_u64);
-	printf("p50_us: %.1f\np99_us: %.1f\n", lat[rounds / 2] / 1e3, lat[rounds * 99 / 100] / 1e3);
+	/* Nearest-rank percentiles: the index truncates on purpose. */
+	p50 = (size_t)rounds / 2;
+	p99 = (size_t)rounds * 99 / 100;
+	printf("p50_us: %.1f\np99_us: %.1f\n", (double)lat[p50] / 1e3, (double)lat[p99] / 1e3);
+	ret = 0;
+out:
 	free(lat);
 	close(fd);
-	return 0;
+	return ret;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "server"))
 		return serve(argv[2]);
-	if (argc == 4 && !strcmp(argv[1], "client"))
-		return ping(argv[2], strtol(argv[3], NULL, 10));
+	if (argc == 4 && !strcmp(argv[1], "client")) {
+		char *end;
+		long rounds;
+
+		errno = 0;
+		rounds = strtol(argv[3], &end, 10);
+		if (errno || end == argv[3] || *end)
+			rounds = 0; /* "10x" is not 10: ping() rejects it with its usage error */
+		return ping(argv[2], rounds);
+	}
 	fprintf(stderr, "usage: bench_pingpong server IP:PORT | client IP:PORT ROUNDS\n");
 	return 1;
 }
