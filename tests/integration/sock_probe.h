@@ -54,8 +54,8 @@ struct peer {
 };
 
 const char *env(const char *name, const char *def);
+int parse_int(const char *text, const char **end, int *v);
 int port_base(int off);
-void on_alarm(int sig);
 socklen_t mkaddr(struct sockaddr_storage *ss, const char *ip, int port);
 const char *addrstr(const struct sockaddr_storage *ss, char *buf, size_t n);
 const char *name_of(int fd, int peer, char *buf, size_t n);

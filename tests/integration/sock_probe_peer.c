@@ -36,19 +36,42 @@ const char *env(const char *name, const char *def)
 	return v && *v ? v : def;
 }
 
-int port_base(int off)
+/**
+ * parse_int() - a decimal int at the start of @text
+ * @text: the text
+ * @end: NULL when the number must be all of @text; else where the number ends
+ * @v: the value
+ *
+ * Unlike atoi()/sscanf(), an overflow, a missing number or (without @end)
+ * anything after it is an error, not a silent 0 or a truncated value.
+ *
+ * Return: 0, or -EINVAL.
+ */
+int parse_int(const char *text, const char **end, int *v)
 {
-	return atoi(env("PROBE_PORT", "20000")) + off;
+	char *stop;
+	long l;
+
+	errno = 0;
+	l = strtol(text, &stop, 10);
+	if (errno || stop == text || l < INT_MIN || l > INT_MAX || (!end && *stop))
+		return -EINVAL;
+	if (end)
+		*end = stop;
+	*v = (int)l;
+	return 0;
 }
 
-void on_alarm(int sig)
+int port_base(int off)
 {
-	static const char msg[] = "FAIL timed out (30 s)\n";
+	const char *text = env("PROBE_PORT", "20000");
+	int base;
 
-	(void)sig;
-	if (write(1, msg, sizeof(msg) - 1) < 0)
-		_exit(2);
-	_exit(1);
+	if (parse_int(text, NULL, &base) || base < 1 || base > 65535 - 100) {
+		printf("FAIL %s: PROBE_PORT '%s' is not a base port\n", g_case, text);
+		exit(2);
+	}
+	return base + off;
 }
 
 /* ---- addresses ---------------------------------------------------------------- */
@@ -112,10 +135,13 @@ const char *name_of(int fd, int peer, char *buf, size_t n)
 
 int name_port(int fd, int peer)
 {
-	char b[128], ip[64], fam[16];
-	int port = -1;
+	char b[128];
+	const char *sp, *end;
+	int port;
 
-	if (sscanf(name_of(fd, peer, b, sizeof(b)), "%63s %d %15s", ip, &port, fam) != 3)
+	/* "IP PORT FAMILY" (addrstr()); "error E..." has no port. */
+	sp = strchr(name_of(fd, peer, b, sizeof(b)), ' ');
+	if (!sp || sp == b || parse_int(sp + 1, &end, &port) || end[0] != ' ' || !end[1])
 		return -1;
 	return port;
 }
@@ -452,14 +478,18 @@ int collect(struct peer *p, char got[][64], int n)
 			break;
 		if (!strcmp(line, "done"))
 			break;
-		int idx, off = 0;
+		const char *rest;
+		int idx;
 
-		if (sscanf(line, "got %d %n", &idx, &off) == 1 && off && idx >= 0 && idx < n) {
-			snprintf(got[idx], 64, "%s", line + off);
+		/* "got IDX TEXT" or "conn IDX err TEXT" */
+		if (!strncmp(line, "got ", 4) && !parse_int(line + 4, &rest, &idx) && idx >= 0 &&
+		    idx < n) {
+			snprintf(got[idx], 64, "%s", rest + strspn(rest, " "));
 			count++;
-		} else if (sscanf(line, "conn %d err %n", &idx, &off) == 1 && off && idx >= 0 &&
-			   idx < n) {
-			snprintf(got[idx], 64, "err %s", line + off);
+		} else if (!strncmp(line, "conn ", 5) && !parse_int(line + 5, &rest, &idx) &&
+			   !strncmp(rest, " err", 4) && idx >= 0 && idx < n) {
+			rest += 4;
+			snprintf(got[idx], 64, "err %s", rest + strspn(rest, " "));
 			count++;
 		}
 	}
