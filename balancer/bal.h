@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "balancer/autoscale.h"
 #include "balancer/backend.h"
 #include "balancer/policy.h"
 #include "common/daemon.h"
@@ -51,6 +52,9 @@ struct bal {
 	struct bal_ctl *ctl;
 	bool stopping;
 	uint64_t spawned, replaced;
+	struct bal_as_state as;	      /* autoscale (balancer.autoscale) */
+	enum bal_as_reason as_reason; /* its last verdict, for status */
+	uint64_t as_ups, as_downs;    /* steps it took */
 };
 
 /* ins.c */

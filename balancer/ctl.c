@@ -129,10 +129,16 @@ static void run(struct bal *b, char *line, struct out *o)
 		outf(o,
 		     "status backend=%s policy=%s live=%d target=%d min=%d max=%d conns=%u "
 		     "total=%" PRIu64 " spawned=%" PRIu64 " replaced=%" PRIu64
-		     " listeners=%d proxy_protocol=%s\n",
+		     " listeners=%d proxy_protocol=%s autoscale=%s autoscale_up_conns=%d"
+		     " autoscale_down_conns=%d autoscale_cooldown_ms=%d autoscale_state=%s"
+		     " autoscale_ups=%" PRIu64 " autoscale_downs=%" PRIu64 "\n",
 		     b->be.ops->name, bal_policy_name(b->policy), bal_ins_live(b), b->target,
 		     bc->min_ins, bc->max_ins, conns, total, b->spawned, b->replaced,
-		     bc->listen_count, b->cfg->ins.proxy_protocol ? "on" : "off");
+		     bc->listen_count, b->cfg->ins.proxy_protocol ? "on" : "off",
+		     bc->autoscale ? "on" : "off", bc->autoscale_up_conns, bc->autoscale_down_conns,
+		     bc->autoscale_cooldown_ms,
+		     bc->autoscale ? bal_autoscale_reason_name(b->as_reason) : "off", b->as_ups,
+		     b->as_downs);
 		return;
 	}
 	if (argc == 2 && !strcmp(argv[0], "ins") && !strcmp(argv[1], "list")) {

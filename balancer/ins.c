@@ -39,6 +39,11 @@
  * binary does not spin); while more, drain the newest.  DRAINING INS stop
  * when their last connection ends.  `target` is min_ins at start, changed by
  * `scale N`, `ins spawn` and `ins retire`, always within min_ins..max_ins.
+ *
+ * Autoscale (balancer.autoscale): each tick, before reconcile, the pure
+ * bal_autoscale_decide() (autoscale.c) may move `target` one step up or
+ * down on the connections per live INS; reconcile then spawns or drains as
+ * for an operator's `scale`.
  */
 
 #define TICK_S	      0.1
@@ -269,6 +274,42 @@ static void reconcile(struct bal *b)
 	}
 }
 
+/* One autoscale check: @conns are the connections on every INS not dead. */
+static void autoscale(struct bal *b, unsigned conns)
+{
+	const struct mw_balancer_config *bc = &b->cfg->balancer;
+	const struct bal_as_params p = { .min_ins = bc->min_ins,
+					 .max_ins = bc->max_ins,
+					 .up_conns = (unsigned)bc->autoscale_up_conns,
+					 .down_conns = (unsigned)bc->autoscale_down_conns,
+					 .cooldown_s = bc->autoscale_cooldown_ms / 1000.0 };
+	struct bal_as_input in = { .now = ev_now(b->loop), .conns = conns, .target = b->target };
+	const struct bal_ins *i;
+	enum bal_as_action a;
+
+	if (!bc->autoscale) {
+		b->as.seen = false; /* turned on by a reload: start with a cool-down */
+		return;
+	}
+	for (i = b->ins; i; i = i->next)
+		in.starting += i->state == BAL_INS_STARTING;
+	in.live = bal_ins_live(b);
+	a = bal_autoscale_decide(&p, &b->as, &in, &b->as_reason);
+	if (a == BAL_AS_HOLD)
+		return;
+	b->target = in.live + (a == BAL_AS_UP ? 1 : -1);
+	if (a == BAL_AS_UP)
+		b->as_ups++;
+	else
+		b->as_downs++;
+	mw_notice("autoscale: %s to %d INS: %u connection(s) over %d INS is %.1f per INS, %s "
+		  "balancer.autoscale_%s_conns (%d)",
+		  a == BAL_AS_UP ? "up" : "down", b->target, conns, in.live,
+		  (double)conns / in.live, a == BAL_AS_UP ? "above" : "below",
+		  a == BAL_AS_UP ? "up" : "down",
+		  a == BAL_AS_UP ? bc->autoscale_up_conns : bc->autoscale_down_conns);
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bal *b = w->data;
@@ -287,8 +328,10 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			mw_notice("INS %d ready (%.2f s after spawn)", i->h.id,
 				  ev_now(loop) - i->spawned_at);
 		}
-		conns += i->conns;
+		if (i->state != BAL_INS_DEAD)
+			conns += i->conns;
 	}
+	autoscale(b, conns);
 	reconcile(b);
 	mw_daemon_status(b->d, "%d INS (target %d), %u connection(s), policy %s", bal_ins_live(b),
 			 b->target, conns, bal_policy_name(b->policy));
@@ -510,13 +553,17 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	bc->per_ins_max_conns = n->balancer.per_ins_max_conns;
 	bc->connect_timeout_ms = n->balancer.connect_timeout_ms;
 	bc->idle_timeout_ms = n->balancer.idle_timeout_ms;
+	bc->autoscale = n->balancer.autoscale;
+	bc->autoscale_up_conns = n->balancer.autoscale_up_conns;
+	bc->autoscale_down_conns = n->balancer.autoscale_down_conns;
+	bc->autoscale_cooldown_ms = n->balancer.autoscale_cooldown_ms;
 	b->cfg->ins.proxy_protocol = n->ins.proxy_protocol;
 	if (b->target < bc->min_ins)
 		b->target = bc->min_ins;
 	if (b->target > bc->max_ins)
 		b->target = bc->max_ins;
-	mw_notice("reloaded %s: policy %s, %d..%d INS, target %d", b->cfg->path, bc->policy,
-		  bc->min_ins, bc->max_ins, b->target);
+	mw_notice("reloaded %s: policy %s, %d..%d INS, target %d, autoscale %s", b->cfg->path,
+		  bc->policy, bc->min_ins, bc->max_ins, b->target, bc->autoscale ? "on" : "off");
 	reconcile(b);
 out:
 	free(n);
