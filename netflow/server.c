@@ -489,6 +489,25 @@ bool mw_nf_server_watching(const struct mw_nf_server *srv)
 	return srv->nwatching > 0;
 }
 
+bool mw_nf_server_has_room(struct mw_nf_server *srv)
+{
+	struct nf_consumer *c;
+
+	for (c = srv->consumers; c; c = c->next)
+		if (c->monitor && c->out_len + MW_NF_INFO_SIZE <= srv->out_limit)
+			return true;
+	if (!srv->nwatching)
+		return false;
+	srv->st.published++;
+	for (c = srv->consumers; c; c = c->next) {
+		if (c->monitor) {
+			c->drops++;
+			srv->st.drops++;
+		}
+	}
+	return false;
+}
+
 void mw_nf_server_publish(struct mw_nf_server *srv, const struct mw_nf_info *info)
 {
 	uint8_t msg[MW_NF_INFO_SIZE];

@@ -81,6 +81,14 @@ char *mw_nf_server_address(const struct mw_nf_server *srv, char *buf, size_t len
 bool mw_nf_server_watching(const struct mw_nf_server *srv);
 
 /**
+ * mw_nf_server_has_room() - would an observation published now reach anybody?
+ * If every watching consumer's queue is full, the observation is counted as
+ * offered and dropped for each of them, and false tells the caller it need not
+ * build it (a stalled consumer then costs the app almost nothing).
+ */
+bool mw_nf_server_has_room(struct mw_nf_server *srv);
+
+/**
  * mw_nf_server_publish() - queue an observation for every watching consumer
  * A consumer whose queue is full loses it (counted); the caller never waits.
  */

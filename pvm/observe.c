@@ -17,7 +17,7 @@ void pvm_observe_sock(enum pvm_obs_type type, const struct pvm_sock *s, int stat
 	const struct pvm_observer *o = pvm_observer_current;
 	struct pvm_obs_event ev;
 
-	if (!o || !o->event)
+	if (!o || !o->event || (o->wants && !o->wants(o->ctx)))
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.type = type;

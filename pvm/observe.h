@@ -38,6 +38,8 @@ struct pvm_obs_event {
 };
 
 struct pvm_observer {
+	/* Optional: false means nobody can take an event now, so none is built. */
+	bool (*wants)(void *ctx);
 	void (*event)(void *ctx, const struct pvm_obs_event *ev);
 	void *ctx;
 };

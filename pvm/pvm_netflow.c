@@ -131,6 +131,13 @@ static void nf_observe(void *ctx, const struct pvm_obs_event *ev)
 	mw_nf_server_publish(nf->srv, &info);
 }
 
+static bool nf_wants(void *ctx)
+{
+	struct pvm_netflow *nf = ctx;
+
+	return mw_nf_server_has_room(nf->srv);
+}
+
 static void nf_watching(void *ctx, bool on)
 {
 	struct pvm_netflow *nf = ctx;
@@ -591,6 +598,7 @@ int pvm_netflow_open(struct pvm *p, char *err, size_t errlen)
 	}
 	nf->p = p;
 	nf->delack = -1;
+	nf->observer.wants = nf_wants;
 	nf->observer.event = nf_observe;
 	nf->observer.ctx = nf;
 	ops.ctx = nf;

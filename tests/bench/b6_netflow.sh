@@ -24,6 +24,7 @@ for r in $(seq "$ROUNDS"); do
 	run_wrk >>"$MW_TMP/b6.stalled"
 	wait "$stall"
 	paste -d' ' "$MW_TMP/b6.stalled" "$MW_TMP/b6.none" | tail -1 | awk '{print $1 / $2}' >>"$MW_TMP/b6.ratio"
+	echo "# round $r: no consumer $(tail -1 "$MW_TMP/b6.none"), stalled $(tail -1 "$MW_TMP/b6.stalled")" >&2
 done
 echo "b6_b1_rps_no_consumer: $(median <"$MW_TMP/b6.none")"
 echo "b6_b1_rps_stalled_consumer: $(median <"$MW_TMP/b6.stalled")"
