@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_balancer_scale.sh - mw-balancer scaling and draining under load, and its other backends
 #
-# scale 1 -> 4 -> 2 while requests run: none fails; ins retire --drain: the INS takes no
+# scale 1 -> 8 -> 2 while requests run: none fails; ins retire --drain: the INS takes no
 # new connection, a held connection finishes across the drain, then it stops; the xl
 # backend fails with one clear line on a host without Xen; a leftover namespace of a
 # "crashed" balancer with the same tag is removed at start-up.
@@ -11,21 +11,21 @@ mw_require_cmd python3
 
 # A leftover of an earlier balancer with our tag: swept at start-up.
 ip netns add "mw-$TAG-ins77" || mw_fail "cannot create the fake leftover namespace"
-bal_up 1 4
+bal_up 1 8
 ip netns list | grep -q "^mw-$TAG-ins77" && mw_fail "leftover namespace mw-$TAG-ins77 not removed"
 
-# scale 1 -> 4 -> 2 under a steady load; not one request may fail.
+# scale 1 -> 8 -> 2 (the issue's figures) under a steady load; not one request may fail.
 load 3000 6 "$MW_TMP/scale" &
 loadpid=$!
-ctl scale 4 >/dev/null || mw_fail "scale 4 rejected"
-bal_wait_ready 4 20 || mw_fail "scale 4: not 4 ready INS"
+ctl scale 8 >/dev/null || mw_fail "scale 8 rejected"
+bal_wait_ready 8 30 || mw_fail "scale 8: not 8 ready INS"
 ctl scale 2 >/dev/null || mw_fail "scale 2 rejected"
 mw_wait_for "[ \$(ctl ins list | awk 'NR > 1' | wc -l) = 2 ]" 20 || mw_fail "scale 2: still $(ctl ins list)"
 wait "$loadpid"
 ok=$(grep -c '^200$' "$MW_TMP/scale" || true)
-[ "$ok" = 3000 ] || mw_fail "scale 1->4->2 under load: $ok of 3000 requests answered 200"
+[ "$ok" = 3000 ] || mw_fail "scale 1->8->2 under load: $ok of 3000 requests answered 200"
 [ "$(ip netns list | grep -c "^mw-$TAG-ins")" = 2 ] || mw_fail "retired INS left namespaces"
-mw_log "scale 1->4->2 under load: 3000 of 3000 requests OK"
+mw_log "scale 1->8->2 under load: 3000 of 3000 requests OK"
 
 # Drain: a held connection to the INS survives its retirement; new ones go elsewhere.
 ctl scale 3 >/dev/null
