@@ -124,9 +124,11 @@ for f in "$tmp"/*.out; do
 done
 if compgen -G "$tmp/*.failed" >/dev/null; then
 	status=1
-	# One line per finding; a header finding reported from several files once.
+	# One line per finding, named by its first check (a finding under aliases,
+	# e.g. [bugprone-signal-handler,cert-sig30-c,...], once); a header finding
+	# reported from several files once.
 	grep -h -E '^/.*:[0-9]+:[0-9]+: (error|warning): ' "$tmp"/*.out |
-		sed -E 's/: (error|warning): (.*) \[([^],]*)(,-warnings-as-errors)?\]$/: \3: \2/' |
+		sed -E 's/: (error|warning): (.*) \[([^],]*)(,[^]]*)?\]$/: \3: \2/' |
 		sed "s|^$root/||" | sort -u -t: -k1,1 -k2,2n -k3,3n
 	grep -h -E '^Error while processing|error: unable to|fatal error' "$tmp"/*.out || true
 fi
