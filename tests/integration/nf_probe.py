@@ -15,6 +15,8 @@
 #   nf_probe.py fetch HOST PORT PATH         HTTP/1.0 GET; "sent=N recv=M lport=P"
 #   nf_probe.py slow-read HOST PORT SECONDS  read slowly; "got=N end=eof|reset|timeout"
 #   nf_probe.py hold HOST PORT SECONDS       connect, print "lport=P", hold the connection
+#   nf_probe.py sig-wait PORT                listen on PORT; print "signal N" for each of
+#                                            SIGUSR1 and SIGINT received (20 s at most)
 import socket
 import struct
 import sys
@@ -257,6 +259,22 @@ def cmd_hold(host, port, seconds):
     time.sleep(seconds)
 
 
+def cmd_sig_wait(port):
+    import signal
+    got = []
+    signal.signal(signal.SIGUSR1, lambda n, f: got.append(n))
+    signal.signal(signal.SIGINT, lambda n, f: got.append(n))
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(1)
+    print("listening", flush=True)
+    deadline = time.time() + 20
+    while len(got) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+        while got:
+            print("signal %d" % got.pop(0), flush=True)
+
+
 def main(argv):
     if len(argv) < 3:
         raise SystemExit(__doc__ if __doc__ else "usage: see the header")
@@ -275,6 +293,8 @@ def main(argv):
         cmd_slow_read(argv[2], int(argv[3]), float(argv[4]))
     elif cmd == "hold":
         cmd_hold(argv[2], int(argv[3]), float(argv[4]))
+    elif cmd == "sig-wait":
+        cmd_sig_wait(int(argv[2]))
     elif cmd == "stall":
         cmd_stall(addr, float(argv[3]))
     else:

@@ -113,6 +113,18 @@ expect "delack" "$(req 0x1102 1 0 0)" "status=0 val0=1 val1=0"
 grep -q 'congestion\|cubic' "$(mw_logfile ins1)" || mw_log "note: mw-ins does not log INS-wide settings"
 mw_log "attributes ok on $HC"
 
+# --- owner signal: the process that created the socket gets it --------------------------------
+mw_spawn sigapp shimmed "$PY" "$NFP" sig-wait 9191
+mw_wait_for "grep -q listening '$(mw_logfile sigapp)'" || mw_fail "sig-wait app did not start"
+mw_wait_for "grep -q 'obs=bind .*local=0.0.0.0:9191 ' '$W'" || mw_fail "no bind observation for 9191"
+SL=$(grep 'obs=bind .*local=0.0.0.0:9191 ' "$W" | field sock)
+expect "signal SIGUSR1" "$(req 0x0102 3 "$SL" 10)" "status=0 val0=0 val1=0"
+mw_wait_for "grep -q 'signal 10' '$(mw_logfile sigapp)'" || mw_fail "the owner did not get SIGUSR1"
+expect "signal default (SIGINT)" "$(req 0x0102 3 "$SL" 0)" "status=0 val0=0 val1=0"
+mw_wait_for "grep -q 'signal 2' '$(mw_logfile sigapp)'" || mw_fail "the owner did not get SIGINT"
+expect "signal out of range" "$(req 0x0102 3 "$SL" 999)" "status=-22 val0=0 val1=0"
+mw_log "owner signal ok"
+
 # --- (4) mitigation close mid-transfer --------------------------------------------------
 TOTAL=$((512 * 1024 * 1024))
 mw_spawn flood shimmed "$PY" "$NFP" flood-server 9090 "$TOTAL"
