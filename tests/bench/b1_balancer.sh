@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# b1_balancer.sh - B1 (requests/s, keep-alive, wrk -c 64) and B2 (new connections/s,
+# "Connection: close") through mw-balancer with 1 and with 4 INS (netns backend), next to
+# HAProxy (TCP mode) in front of direct nginx; alternating rounds, medians and ratios.
+#
+# All on this host, client wrk in the root namespace:
+#   haproxy  127.0.0.1:PORT+2 -> nginx (no shim) 127.0.0.1:PORT+1
+#   mw1/mw4  127.0.0.1:PORT mw-balancer -> veth -> mw-ins (1 or 4) -> mw-pvm -> nginx
+#            under libmwshim.so, PROXY v2 on
+# Both nginx: one worker, access log off (the config of tests/bench/contenders.sh).
+# Each round: haproxy, mw1, scale 4 (waits ready), mw4, scale 1 (waits drained).
+# Usage: MW_BUILD_DIR=build-rel ROUNDS=5 DURATION=5s bash tests/bench/b1_balancer.sh
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5s}
+: "${MW_BUILD_DIR:?set MW_BUILD_DIR to the build tree (e.g. build)}"
+MW_BUILD_DIR=$(cd "$MW_BUILD_DIR" && pwd)
+source "$(dirname "$0")/../integration/lib.sh"
+source "$(dirname "$0")/../integration/balancer_lib.sh"
+mw_require_cmd haproxy wrk
+median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+bal_up 1 4
+WWWB=$MW_TMP/wwwb
+mkdir -p "$WWWB"
+echo "hello from nginx" >"$WWWB/index.html"
+# bench_nginx NAME LISTEN: nginx.conf path, one worker serving $WWWB.
+bench_nginx() {
+	local d=$MW_TMP/nginx-$1
+	mkdir -p "$d"
+	cat >"$d/nginx.conf" <<NGINX
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid $d/nginx.pid;
+error_log $d/error.log error;
+events { worker_connections 8192; }
+http {
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 1000000;
+	client_body_temp_path $d/body;
+	proxy_temp_path $d/proxy;
+	fastcgi_temp_path $d/fastcgi;
+	uwsgi_temp_path $d/uwsgi;
+	scgi_temp_path $d/scgi;
+	server { listen $2 backlog=4096; root $WWWB; }
+}
+NGINX
+	echo "$d/nginx.conf"
+}
+# The test app of bal_up logs every request: replace it by the benchmark's.
+mw_stop nginx 10
+mw_spawn nginx-mw env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+	LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" nginx -c "$(bench_nginx mw "$PORT")"
+P_DIRECT=$((PORT + 1))
+P_HAP=$((PORT + 2))
+mw_spawn nginx-direct nginx -c "$(bench_nginx direct "127.0.0.1:$P_DIRECT")"
+cat >"$MW_TMP/haproxy.cfg" <<HAP
+global
+	maxconn 8192
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+frontend fe
+	bind 127.0.0.1:$P_HAP
+	default_backend be
+backend be
+	server nginx 127.0.0.1:$P_DIRECT
+HAP
+mw_spawn haproxy haproxy -db -f "$MW_TMP/haproxy.cfg"
+for p in "$PORT" "$P_DIRECT" "$P_HAP"; do
+	mw_wait_for "curl -sf -o /dev/null --max-time 2 http://127.0.0.1:$p/" 15 ||
+		mw_fail "contender on port $p does not answer"
+done
+
+run_wrk() { # port extra-args...
+	local port=$1 out
+	shift
+	out=$(wrk -t 2 -c 64 -d "$DURATION" "$@" "http://127.0.0.1:$port/index.html")
+	# errors (non-2xx, socket errors) would make a rate meaningless: say so
+	if echo "$out" | grep -qE 'Non-2xx|Socket errors'; then
+		mw_log "wrk on port $port reported errors: $(echo "$out" | grep -E 'Non-2xx|Socket errors')"
+	fi
+	echo "$out" | awk '/Requests\/sec/ {print $2}'
+}
+scale_to() {
+	ctl scale "$1" >/dev/null || mw_fail "scale $1 rejected"
+	mw_wait_for "[ \$(ctl ins list | awk 'NR > 1' | wc -l) = $1 ]" 30 || mw_fail "scale $1: $(ctl ins list)"
+	bal_wait_ready "$1" 30 || mw_fail "scale $1: not ready"
+}
+for ((r = 0; r < ROUNDS; r++)); do
+	run_wrk "$P_HAP" >>"$MW_TMP/b1.haproxy"
+	run_wrk "$P_HAP" -H 'Connection: close' >>"$MW_TMP/b2.haproxy"
+	run_wrk "$PORT" >>"$MW_TMP/b1.mw1"
+	run_wrk "$PORT" -H 'Connection: close' >>"$MW_TMP/b2.mw1"
+	scale_to 4
+	run_wrk "$PORT" >>"$MW_TMP/b1.mw4"
+	run_wrk "$PORT" -H 'Connection: close' >>"$MW_TMP/b2.mw4"
+	scale_to 1
+	for b in b1 b2; do
+		for m in mw1 mw4; do
+			paste -d' ' "$MW_TMP/$b.$m" "$MW_TMP/$b.haproxy" | tail -1 |
+				awk '{print ($2 > 0 ? $1 / $2 : 0)}' >>"$MW_TMP/$b.$m.ratio"
+		done
+	done
+done
+echo "b1_rounds: $ROUNDS"
+for c in haproxy mw1 mw4; do
+	echo "b1_rps_$c: $(median <"$MW_TMP/b1.$c")"
+	echo "b2_cps_$c: $(median <"$MW_TMP/b2.$c")"
+done
+for m in mw1 mw4; do
+	echo "b1_${m}_over_haproxy: $(median <"$MW_TMP/b1.$m.ratio")"
+	echo "b2_${m}_over_haproxy: $(median <"$MW_TMP/b2.$m.ratio")"
+done
