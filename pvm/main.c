@@ -91,6 +91,7 @@ out_close:
 	pvm_shim_close(&p);
 	pvm_ins_close_all(&p);
 	pvm_netflow_close(&p);
+	pvm_sock_free_all(&p);
 	pvm_table_fini(&p.socks);
 out:
 	if (status == EXIT_SUCCESS)

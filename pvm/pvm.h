@@ -218,6 +218,7 @@ int pvm_sock_close(struct pvm_sock *s, bool abort);
 int pvm_sock_replicate(struct pvm_sock *app, struct pvm_ins *ins);
 void pvm_sock_replay_all(struct pvm_ins *ins);
 void pvm_sock_close_listener(struct pvm_sock *app);
+void pvm_sock_free_all(struct pvm *p);
 void pvm_sock_reap_ins(struct pvm_ins *ins);
 void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const void *val,
 		     uint32_t len);

@@ -263,6 +263,29 @@ void pvm_sock_replay_all(struct pvm_ins *ins)
 }
 
 /**
+ * pvm_sock_free_all() - at exit, after every INS is gone: free what is left
+ * @p: the daemon
+ *
+ * APP listeners outlive their INS (they wait for INS that join later), so the
+ * table is not empty when the channels are.
+ */
+void pvm_sock_free_all(struct pvm *p)
+{
+	size_t n, i;
+	void **all;
+
+	if (!p->socks.count)
+		return;
+	all = malloc(p->socks.count * sizeof(*all));
+	if (!all)
+		return; /* exiting anyway */
+	n = pvm_table_snapshot(&p->socks, all, p->socks.count);
+	for (i = 0; i < n; i++)
+		pvm_sock_free(all[i]);
+	free(all);
+}
+
+/**
  * pvm_sock_close_listener() - the app closed a listener: close it and its replicas
  * @app: the APP socket
  */

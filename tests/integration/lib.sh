@@ -237,6 +237,15 @@ _mw_cleanup() {
 		_mw_group_term "$pid" 60
 		wait "$pid" 2>/dev/null
 	done
+	# A sanitizer build's report in any log fails the test, whatever it asserted.
+	for name in "${_mw_spawned[@]}"; do
+		if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' \
+			"$(mw_logfile "$name")" 2>/dev/null; then
+			echo "[$MW_TEST_NAME] sanitizer report in the log of $name" >&2
+			_mw_failed=1
+			[ "$rc" != 0 ] || rc=1
+		fi
+	done
 	for v in "${_mw_veths[@]}"; do
 		ip link del "$v" 2>/dev/null
 	done
