@@ -81,12 +81,17 @@ static void ns_kill_all(const char *ns)
 	if (!d)
 		return;
 	while ((e = readdir(d))) {
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+		char *end;
+		long pid;
+
+		errno = 0;
+		pid = strtol(e->d_name, &end, 10);
+		if (errno || *end || pid <= 0 || pid > INT32_MAX)
 			continue;
 		snprintf(link, sizeof(link), "/proc/%s/ns/net", e->d_name);
 		if (stat(link, &st) || st.st_ino != st_ns.st_ino || st.st_dev != st_ns.st_dev)
 			continue;
-		kill(atoi(e->d_name), SIGKILL);
+		kill((pid_t)pid, SIGKILL);
 	}
 	closedir(d);
 }

@@ -89,7 +89,9 @@ static int xl_spawn(struct bal_backend *b, struct bal_ins_handle *h, char *err, 
 		dc.num_nics = 1;
 		libxl_device_nic_init(&dc.nics[0]);
 		dc.nics[0].bridge = strdup(c.bridge);
-		sscanf(c.mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]);
+		/* c.mac is "xx:xx:xx:xx:xx:xx", written by bal_xlcfg_build() */
+		for (i = 0; i < 6; i++)
+			m[i] = (unsigned)strtoul(c.mac + 3 * i, NULL, 16);
 		for (i = 0; i < 6; i++)
 			dc.nics[0].mac[i] = (uint8_t)m[i];
 	}

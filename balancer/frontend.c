@@ -495,12 +495,15 @@ fail:
 
 void bal_fe_close(struct bal_fe *fe)
 {
+	struct fe_conn *c, *next;
 	int k;
 
 	if (!fe)
 		return;
-	while (fe->conns)
-		conn_free(fe->conns);
+	for (c = fe->conns; c; c = next) {
+		next = c->next;
+		conn_free(c);
+	}
 	ev_timer_stop(fe->b->loop, &fe->pause);
 	for (k = 0; k < fe->nls; k++) {
 		ev_io_stop(fe->b->loop, &fe->ls[k].io);

@@ -80,6 +80,36 @@ int bal_ins_live(const struct bal *b)
 	return n;
 }
 
+/*
+ * One line of /proc/net/tcp{,6}: "  N: LOCALADDR:PORT REMADDR:PORT ST ...", all hex.
+ * Return: true and the local port and state, or false for the header or junk.
+ */
+static bool tcp_line(const char *line, unsigned *port, unsigned *state)
+{
+	const char *p = strchr(line, ':'), *colon;
+	char *end;
+	unsigned long v;
+
+	if (!p)
+		return false;
+	colon = strchr(p + 1, ':'); /* between the local address and port */
+	if (!colon)
+		return false;
+	errno = 0;
+	v = strtoul(colon + 1, &end, 16);
+	if (errno || end == colon + 1 || *end != ' ' || v > 0xffff)
+		return false;
+	*port = (unsigned)v;
+	p = strchr(end + 1, ' '); /* after the remote address:port */
+	if (!p)
+		return false;
+	v = strtoul(p + 1, &end, 16);
+	if (errno || end == p + 1 || v > 0xff)
+		return false;
+	*state = (unsigned)v;
+	return true;
+}
+
 /* Is TCP port @port listening in the namespace of @pid? */
 static bool listens(pid_t pid, unsigned port)
 {
@@ -96,9 +126,7 @@ static bool listens(pid_t pid, unsigned port)
 		if (!fp)
 			continue;
 		while (!found && fgets(line, sizeof(line), fp))
-			if (sscanf(line, " %*u: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &lport,
-				   &st) == 2 &&
-			    lport == port && st == 0x0A)
+			if (tcp_line(line, &lport, &st) && lport == port && st == 0x0A)
 				found = true;
 		fclose(fp);
 	}
@@ -262,6 +290,8 @@ static void reconcile(struct bal *b)
 			if ((i->state == BAL_INS_STARTING || i->state == BAL_INS_READY) &&
 			    (!newest || i->h.id > newest->h.id))
 				newest = i;
+		if (!newest)
+			break; /* cannot happen: bal_ins_live() counted starting/ready ones */
 		mw_notice("INS %d draining (scale down to %d)", newest->h.id, b->target);
 		newest->state = BAL_INS_DRAINING;
 	}

@@ -7,7 +7,8 @@
 # 127.0.0.1:$PORT, PROXY v2 to the INS.  Sets CONF, MWCTL, BAL_LOG, URL, TAG, BR.
 
 # Per-run port, tag, bridge and subnet: another checkout's run of these tests may overlap.
-PORT=$((20000 + $$ % 30000))
+# (below 32768, where Linux starts handing out ephemeral ports)
+PORT=$((20000 + $$ % 12000))
 TAG=t$(($$ % 100000))
 BR=mwb$(($$ % 100000))
 SUBNET_PREFIX=10.$((200 + $$ % 50)).$(($$ % 250))

@@ -121,12 +121,12 @@ static void test_cooldown(void **state)
 	struct bal_as_state st = { 0 };
 	enum bal_as_reason why;
 	int live = 1, changes = 0;
-	double t;
+	int i;
 
 	(void)state;
 	step(&P, &st, 0, &live, 0, &why);
-	for (t = 5; t < 30; t += 0.1)
-		changes += step(&P, &st, t, &live, 1000, &why) != BAL_AS_HOLD;
+	for (i = 50; i < 300; i++) /* t = 5.0 .. 29.9 s in exact 0.1 s steps */
+		changes += step(&P, &st, i / 10.0, &live, 1000, &why) != BAL_AS_HOLD;
 	assert_int_equal(changes, 3); /* 1->2 at 5, 2->3 at 10, 3->4 at 15 */
 	assert_int_equal(live, 4);
 }
