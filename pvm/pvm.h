@@ -18,6 +18,10 @@
 #include "common/shimctl.h"
 #include "pvm/pvm_table.h"
 
+/* Accepted connections waiting for room in the app's accept queue: at most, retry period. */
+#define PVM_HANDOVER_MAX     65536
+#define PVM_HANDOVER_RETRY_S 0.002
+
 struct pvm;
 struct pvm_ins;
 struct pvm_client;
@@ -99,6 +103,9 @@ struct pvm_sock {
 	struct timespec created;
 	pid_t owner_pid;
 	uint64_t listener; /* ACCEPTED: the app's listener it was accepted on */
+	/* ACCEPTED, waiting for room in the app's accept queue (pvm->handover) */
+	struct pvm_sock *ho_next, *ho_prev;
+	bool ho_waiting;
 	uid_t owner_uid;   /* who created it (observation only: the fd is the authority) */
 	uid_t connect_uid; /* who asked for the CONNECT: the data connection must be theirs */
 	dev_t app_dev;	   /* the app's fd of it, as first seen (app sockets) */
@@ -187,6 +194,10 @@ struct pvm {
 	uint16_t rr_last; /* id of the INS picked last */
 	struct pvm_table socks;
 	struct pvm_client *clients;
+	/* accepted connections the app's full accept queue could not take yet */
+	struct pvm_sock *ho_head, *ho_tail;
+	unsigned ho_count;
+	ev_timer ho_timer;
 	struct pvm_netflow *nf; /* the Netflow server, NULL if it could not start */
 	unsigned nclients, nins;
 	uint64_t accepted_total, ins_killed;

@@ -15,6 +15,8 @@
 
 #define PVM_MAX_OPTS 64
 
+static void handover_cancel(struct pvm_sock *c);
+
 /**
  * pvm_sock_find() - look up a socket by id
  * @p:  the daemon
@@ -87,6 +89,7 @@ void pvm_sock_free(struct pvm_sock *s)
 	struct pvm_opt *o;
 	struct pvm_sock *r;
 
+	handover_cancel(s);
 	pvm_relay_detach(s);
 	if (s->waiter) {
 		s->waiter->wait_sock = NULL;
@@ -121,6 +124,7 @@ int pvm_sock_close(struct pvm_sock *s, bool abort)
 	struct mw_op_req op = { 0 };
 	int ret;
 
+	handover_cancel(s);
 	if (s->state == PVM_ST_CLOSING)
 		return 0;
 	pvm_relay_detach(s);
@@ -479,6 +483,131 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 	}
 }
 
+/*
+ * Hand an accepted connection to the app: connect to its listening AF_UNIX
+ * socket from one bound to an 'A' name carrying the id and endpoints, so the
+ * app's accept() needs no round trip.  The app's accept queue is bounded (by
+ * its backlog and the host's net.core.somaxconn): when it is full the
+ * connection waits here, as it would in a kernel's accept queue, instead of
+ * being reset.
+ * Return: 0 (handed over, or failed and closed), -EAGAIN (the queue is full)
+ */
+static int sock_handover(struct pvm_sock *c, struct pvm_sock *app)
+{
+	struct pvm *p = c->pvm;
+	struct mw_sockname an = { .kind = MW_SOCKNAME_ACCEPTED,
+				  .tag = p->tag,
+				  .id = c->id,
+				  .peer = c->peer,
+				  .local = c->local };
+	struct mw_sockname sn = { .kind = MW_SOCKNAME_SOCKET, .tag = p->tag, .id = app->id };
+	struct sockaddr_un sa, sb;
+	socklen_t la, lb;
+	int fd, err = 0;
+
+	la = mw_sockname_encode(&an, &sa);
+	lb = mw_sockname_encode(&sn, &sb);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, la) ||
+	    connect(fd, (struct sockaddr *)&sb, lb))
+		err = errno;
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		if (err == EAGAIN && p->ho_count < PVM_HANDOVER_MAX)
+			return -EAGAIN;
+		mw_log_ratelimited(
+			MW_LOG_WARN, "listener %#llx: cannot hand over connection %#llx: %s",
+			(unsigned long long)app->id, (unsigned long long)c->id,
+			err == EAGAIN ? "too many connections wait for the app" : strerror(err));
+		pvm_sock_close(c, true);
+		if (err == ECONNREFUSED || err == ENOENT) {
+			/* Nobody listens on the app side any more: the app closed it. */
+			pvm_sock_close_listener(app);
+		}
+		return 0;
+	}
+	p->accepted_total++;
+	if (pvm_observe_active())
+		pvm_observe_sock(PVM_OBS_ACCEPT, c, 0);
+	pvm_relay_attach(c, fd);
+	return 0;
+}
+
+static void handover_wait(struct pvm_sock *c);
+
+static void handover_cancel(struct pvm_sock *c)
+{
+	struct pvm *p = c->pvm;
+
+	if (!c->ho_waiting)
+		return;
+	if (c->ho_prev)
+		c->ho_prev->ho_next = c->ho_next;
+	else
+		p->ho_head = c->ho_next;
+	if (c->ho_next)
+		c->ho_next->ho_prev = c->ho_prev;
+	else
+		p->ho_tail = c->ho_prev;
+	c->ho_next = c->ho_prev = NULL;
+	c->ho_waiting = false;
+	if (--p->ho_count == 0)
+		ev_timer_stop(p->loop, &p->ho_timer);
+}
+
+/* Retry in arrival order; a listener whose queue is still full keeps the rest waiting. */
+static void handover_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm *p = w->data;
+	struct pvm_sock *c, *next, *app;
+	unsigned n = p->ho_count, nfull = 0, i;
+	uint64_t full[8];
+
+	(void)loop;
+	(void)revents;
+	/* Exactly the ones waiting now: a retry that fails goes back to the tail. */
+	for (c = p->ho_head; c && n; c = next, n--) {
+		next = c->ho_next;
+		for (i = 0; i < nfull && full[i] != c->listener; i++)
+			;
+		if (i < nfull)
+			continue; /* keep the order per listener */
+		app = pvm_sock_find(p, c->listener);
+		handover_cancel(c);
+		if (!app || app->kind != PVM_SOCK_APP) {
+			pvm_sock_close(c, true);
+			continue;
+		}
+		if (sock_handover(c, app) == -EAGAIN) {
+			handover_wait(c);
+			if (nfull < sizeof(full) / sizeof(full[0]))
+				full[nfull++] = c->listener;
+		}
+	}
+}
+
+/* Queue @c (at the tail) until the app's accept queue has room. */
+static void handover_wait(struct pvm_sock *c)
+{
+	struct pvm *p = c->pvm;
+
+	c->ho_waiting = true;
+	c->ho_next = NULL;
+	c->ho_prev = p->ho_tail;
+	if (p->ho_tail)
+		p->ho_tail->ho_next = c;
+	else
+		p->ho_head = c;
+	p->ho_tail = c;
+	if (p->ho_count++ == 0) {
+		ev_timer_init(&p->ho_timer, handover_retry_cb, PVM_HANDOVER_RETRY_S,
+			      PVM_HANDOVER_RETRY_S);
+		p->ho_timer.data = p;
+		ev_timer_start(p->loop, &p->ho_timer);
+	}
+}
+
 /**
  * pvm_sock_accepted() - EV_ACCEPTED: hand the new connection to the app's listener
  * @ins: the INS that accepted
@@ -487,23 +616,16 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
  *
  * mw-pvm connects to the app's listening AF_UNIX socket from a socket bound to
  * an 'A' name carrying the id and endpoints, so the app's accept() needs no
- * round trip.  A full backlog or a vanished listener aborts the connection.
+ * round trip.  While the app's accept queue is full the connection waits and
+ * is retried every PVM_HANDOVER_RETRY_S (data that arrives meanwhile is held
+ * within the socket's window); a vanished listener aborts it.
  * Return: 0 (failures are handled here), or -ENOMEM
  */
 int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw_ev_accepted *ev)
 {
 	struct pvm *p = ins->pvm;
 	struct pvm_sock *app = lsn->kind == PVM_SOCK_REPLICA ? lsn->primary : lsn;
-	struct mw_sockname an = { .kind = MW_SOCKNAME_ACCEPTED,
-				  .tag = p->tag,
-				  .id = ev->new_sock,
-				  .peer = ev->peer,
-				  .local = ev->local };
-	struct mw_sockname sn = { .kind = MW_SOCKNAME_SOCKET, .tag = p->tag };
-	struct sockaddr_un sa, sb;
-	socklen_t la, lb;
 	struct pvm_sock *c;
-	int fd, err = 0;
 
 	c = pvm_sock_new(p, ins, ev->new_sock, PVM_SOCK_ACCEPTED, lsn->family);
 	if (!c)
@@ -518,29 +640,7 @@ int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw
 		pvm_sock_close(c, true);
 		return 0;
 	}
-	sn.id = app->id;
-	la = mw_sockname_encode(&an, &sa);
-	lb = mw_sockname_encode(&sn, &sb);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, la) ||
-	    connect(fd, (struct sockaddr *)&sb, lb))
-		err = errno;
-	if (err) {
-		if (fd >= 0)
-			close(fd);
-		mw_log_ratelimited(
-			MW_LOG_WARN, "listener %#llx: cannot hand over connection %#llx: %s",
-			(unsigned long long)app->id, (unsigned long long)c->id, strerror(err));
-		pvm_sock_close(c, true);
-		if (err == ECONNREFUSED || err == ENOENT) {
-			/* Nobody listens on the app side any more: the app closed it. */
-			pvm_sock_close_listener(app);
-		}
-		return 0;
-	}
-	p->accepted_total++;
-	if (pvm_observe_active())
-		pvm_observe_sock(PVM_OBS_ACCEPT, c, 0);
-	pvm_relay_attach(c, fd);
+	if (sock_handover(c, app) == -EAGAIN)
+		handover_wait(c);
 	return 0;
 }
