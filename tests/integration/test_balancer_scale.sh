@@ -48,6 +48,10 @@ s.close()
 PY
 heldpid=$!
 mw_wait_for "[ -s '$MW_TMP/held.1' ]" 10 || mw_fail "held connection: no first answer"
+# The held connection's INS: wait until it is the only one with a connection (the
+# connections of the load before may still be closing on another INS).
+mw_wait_for "[ \$(ctl ins list | awk '\$2 == \"ready\" && \$5 > 0' | wc -l) = 1 ]" 10 ||
+	mw_fail "not exactly one INS with the held connection: $(ctl ins list)"
 held_id=$(ctl ins list | awk '$2 == "ready" && $5 == 1 {print $1; exit}')
 [ -n "$held_id" ] || mw_fail "no INS shows the held connection: $(ctl ins list)"
 ctl ins retire "$held_id" --drain >/dev/null || mw_fail "retire --drain rejected"
