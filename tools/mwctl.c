@@ -26,7 +26,12 @@ static void usage(FILE *f)
 		"  ins retire ID [--drain]   stop INS ID (--drain: after its connections end)\n"
 		"  scale N                   keep N INS (balancer.min_ins..max_ins)\n"
 		"  policy NAME               round-robin | least-connections | least-busy | hash\n"
-		"  reload                    re-read the configuration (as SIGHUP)\n");
+		"  reload                    re-read the configuration (as SIGHUP)\n"
+		"options:\n"
+		"  -c, --config FILE         find the control socket in FILE (default $MW_CONFIG)\n"
+		"  -s, --socket PATH         the balancer's control socket\n"
+		"  -j, --json                JSON instead of tables\n"
+		"  -h, --help, -V, --version\n");
 }
 
 static int fail(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0)));
@@ -196,6 +201,7 @@ int main(int argc, char **argv)
 					    { "config", required_argument, NULL, 'c' },
 					    { "socket", required_argument, NULL, 's' },
 					    { "help", no_argument, NULL, 'h' },
+					    { "version", no_argument, NULL, 'V' },
 					    { NULL, 0, NULL, 0 } };
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct timeval tv = { .tv_sec = 10 };
@@ -206,7 +212,7 @@ int main(int argc, char **argv)
 	ssize_t n;
 	int opt, fd = -1, nrec = 0, k, rc = 1;
 
-	while ((opt = getopt_long(argc, argv, "+c:s:jh", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:s:jhV", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
 			json = true;
@@ -219,6 +225,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mwctl mwcomms %s\n", MW_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -40,6 +40,13 @@ for u in mw-pvm.service mw-balancer.service mw-ins@.service; do
 done
 [ -f "$prefix/share/doc/mwcomms/architecture.md" ] || mw_fail "docs not installed"
 
+# The command-line tools are installed in bin and answer --version.
+for t in mwctl mw-console; do
+	[ -x "$prefix/bin/$t" ] || mw_fail "$prefix/bin/$t missing or not executable"
+	out=$(timeout 20 "$prefix/bin/$t" --version 2>&1) || mw_fail "$t --version failed: $out"
+	[ "$out" = "$t mwcomms $version" ] || mw_fail "$t --version said '$out', want '$t mwcomms $version'"
+done
+
 # The installed binaries run: --version, and --check-config on the installed conf.
 for d in mw-pvm mw-ins mw-balancer; do
 	out=$(env -u MW_CONFIG timeout 20 "$prefix/sbin/$d" --version 2>&1) ||
