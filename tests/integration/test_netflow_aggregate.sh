@@ -29,15 +29,15 @@ mw_spawn ins2 ip netns exec "$NS_INS" "$INS" --id 2 -c "$CONF2"
 mw_wait_for "grep -q 'INS 2 joined' '$(mw_logfile pvm2)'" || mw_fail "INS 2 did not join the second mw-pvm"
 
 # mw-balancer runs as in production, in front of PVM 0 (it adds one INS of its own
-# there, in its own namespace); names and subnet are per run, as in balancer_lib.sh.
-TAG=a$(($$ % 100000))
-SUBNET_PREFIX=10.$((200 + $$ % 50)).$(($$ % 250))
+# there, in its own namespace); per-run names and subnet (TAG, BR, SUBNET_PREFIX)
+# come from balancer_lib.sh.
+source "$(dirname "$0")/balancer_lib.sh"
 CONF3=$MW_TMP/balancer.conf
 mw_write_config "$CONF3" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
 	ins_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; };
 ins: { pvm_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_ms = 200; };
 balancer: { control_socket = \"$MW_RUNTIME_DIR/balancer.sock\"; backend = \"netns\";
-	min_ins = 1; max_ins = 1; subnet = \"$SUBNET_PREFIX.0/24\"; bridge = \"mwb$TAG\";
+	min_ins = 1; max_ins = 1; subnet = \"$SUBNET_PREFIX.0/24\"; bridge = \"$BR\";
 	tag = \"$TAG\"; };"
 mw_spawn balancer "$BAL" -c "$CONF3"
 KEY=$MW_RUNTIME_DIR/store/mw/balancer/netflow
@@ -119,5 +119,5 @@ grep -q "INS 1 ready" "$BLOG" || mw_fail "the balancer's own INS never became re
 ! grep -q "died" "$BLOG" || mw_fail "an INS of the balancer died: $(grep died "$BLOG")"
 mw_stop balancer
 ! ip netns list | grep -q "^mw-$TAG-" || mw_fail "namespaces left: $(ip netns list | grep "mw-$TAG-")"
-! ip link show "mwb$TAG" >/dev/null 2>&1 || mw_fail "bridge mwb$TAG left"
+! ip link show "$BR" >/dev/null 2>&1 || mw_fail "bridge $BR left"
 [ ! -e "$KEY" ] || mw_fail "$KEY still published after mw-balancer stopped"
