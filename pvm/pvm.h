@@ -235,6 +235,7 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 		     uint32_t len);
 int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw_ev_accepted *ev);
 int pvm_sock_opt_record(struct pvm_sock *s, const struct pvm_opt *o);
+int pvm_sock_send_opt(struct pvm_sock *s, const struct pvm_opt *o);
 
 /* pvm_netflow.c */
 int pvm_netflow_open(struct pvm *p, char *err, size_t errlen);

@@ -213,16 +213,9 @@ static void nf_sockopt_done(void *ctx, int status, const void *val, uint32_t len
 		struct pvm_sock *r;
 
 		op->status = pvm_sock_opt_record(s, &op->opt);
-		for (r = s->replicas; r && !op->status; r = r->rnext) {
-			struct mw_op_sockopt so = { .level = op->opt.level,
-						    .name = op->opt.name,
-						    .len = op->opt.len };
-
-			memcpy(so.val, op->opt.val, op->opt.len);
+		for (r = s->replicas; r && !op->status; r = r->rnext)
 			if (r->ins && r->ins != s->ins)
-				pvm_ins_op(r->ins, MW_OP_SETOPT, r->id, &so, sizeof(so),
-					   PVM_REQ_QUIET, NULL, NULL);
-		}
+				pvm_sock_send_opt(r, &op->opt);
 	}
 	if (!status && !op->write) {
 		if (op->attr->timeval && len >= sizeof(tv)) {

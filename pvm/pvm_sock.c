@@ -171,7 +171,11 @@ int pvm_sock_opt_record(struct pvm_sock *s, const struct pvm_opt *o)
 	return 0;
 }
 
-static int sock_send_opt(struct pvm_sock *s, const struct pvm_opt *o)
+/**
+ * pvm_sock_send_opt() - set a recorded option on @s's INS (failures handled quietly)
+ * Return: 0 or -errno (the op could not be sent)
+ */
+int pvm_sock_send_opt(struct pvm_sock *s, const struct pvm_opt *o)
 {
 	struct mw_op_sockopt op = { .level = o->level, .name = o->name, .len = o->len };
 
@@ -214,7 +218,7 @@ int pvm_sock_replicate(struct pvm_sock *app, struct pvm_ins *ins)
 	r->owner_uid = app->owner_uid;
 	ret = pvm_ins_op(ins, MW_OP_SOCKET, r->id, &so, sizeof(so), PVM_REQ_QUIET, NULL, NULL);
 	for (o = app->opts; o && !ret; o = o->next)
-		ret = sock_send_opt(r, o);
+		ret = pvm_sock_send_opt(r, o);
 	if (!ret)
 		ret = pvm_ins_op(ins, MW_OP_BIND, r->id, &ba, sizeof(ba), PVM_REQ_QUIET, NULL,
 				 NULL);

@@ -97,7 +97,6 @@ def cmd_obs(addr, out, count, seconds):
     n = 0
     # MonitorOn answered means registered: nothing after READY can be missed.
     s.sendall(request(1, 0, 0x0001, sock=0))
-    pending = []
     while True:
         m = read_msg(s)
         if m is None:
@@ -105,7 +104,6 @@ def cmd_obs(addr, out, count, seconds):
         if m[0] == "resp":
             assert m[1][:3] == (1, 0, 1), "MonitorOn answered %r" % (m[1],)
             break
-        pending.append(m)
     with open(out, "w", buffering=1) as f:
         f.write("READY\n")
         while n < count and time.time() < deadline:
