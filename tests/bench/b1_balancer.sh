@@ -23,40 +23,14 @@ bal_up 1 4
 WWWB=$MW_TMP/wwwb
 mkdir -p "$WWWB"
 echo "hello from nginx" >"$WWWB/index.html"
-# bench_nginx NAME LISTEN: nginx.conf path, one worker serving $WWWB.
-bench_nginx() {
-	local d=$MW_TMP/nginx-$1
-	mkdir -p "$d"
-	cat >"$d/nginx.conf" <<NGINX
-daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile 16384;
-pid $d/nginx.pid;
-error_log $d/error.log error;
-events { worker_connections 8192; }
-http {
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 1000000;
-	client_body_temp_path $d/body;
-	proxy_temp_path $d/proxy;
-	fastcgi_temp_path $d/fastcgi;
-	uwsgi_temp_path $d/uwsgi;
-	scgi_temp_path $d/scgi;
-	server { listen $2 backlog=4096; root $WWWB; }
-}
-NGINX
-	echo "$d/nginx.conf"
-}
+source "$(dirname "$0")/nginx_conf.sh"
 # The test app of bal_up logs every request: replace it by the benchmark's.
 mw_stop nginx 10
 mw_spawn nginx-mw env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-	LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" nginx -c "$(bench_nginx mw "$PORT")"
+	LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" nginx -c "$(nginx_conf mw "$PORT" "$WWWB")"
 P_DIRECT=$((PORT + 1))
 P_HAP=$((PORT + 2))
-mw_spawn nginx-direct nginx -c "$(bench_nginx direct "127.0.0.1:$P_DIRECT")"
+mw_spawn nginx-direct nginx -c "$(nginx_conf direct "127.0.0.1:$P_DIRECT" "$WWWB")"
 cat >"$MW_TMP/haproxy.cfg" <<HAP
 global
 	maxconn 8192
