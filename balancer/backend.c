@@ -28,20 +28,37 @@ const struct bal_backend_ops *bal_backend_find(const char *name)
 	return NULL;
 }
 
-void bal_backend_exec_ins(const struct bal_backend *b, int id)
+void bal_child_reset(void)
 {
-	char idtext[16];
-	const char *argv[6];
-	int n = 0;
+	static const int sigs[] = { SIGPIPE, SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
 	sigset_t none;
+	size_t i;
 
-	/* The balancer's SIGTERM handling must not leak into mw-ins. */
+	/* The balancer's handlers (libev's, writing to its loop's pipe) must not run here. */
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
+}
+
+void bal_backend_exec_ins(const struct bal_backend *b, int id)
+{
+	char idtext[16], err[256] = "";
+	const char *argv[6];
+	int n = 0;
+
+	bal_child_reset();
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() == 1)
 		_exit(127); /* the balancer already died */
+	/* The balancer's own systemd notification socket is not the INS's. */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	if (b->confine && bal_confine_child(b, err, sizeof(err))) {
+		fprintf(stderr, "mw-balancer: INS %d not started: %s\n", id, err);
+		_exit(127);
+	}
 	snprintf(idtext, sizeof(idtext), "%d", id);
 	argv[n++] = b->ins_binary;
 	argv[n++] = "--id";

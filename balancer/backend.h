@@ -43,6 +43,10 @@ struct bal_backend {
 	const struct mw_config *cfg; /* the live config (pointer stays valid) */
 	char ins_binary[MW_PATH_MAX];
 	void *priv;
+	bool confine;  /* run mw-ins confined (confine.c): ins.user set, we are root */
+	uid_t ins_uid; /* ins.user's uid and gid, when confine */
+	gid_t ins_gid;
+	int host_netns; /* netns backend: fd of our own network namespace, else -1 */
 };
 
 extern const struct bal_backend_ops bal_backend_netns;
@@ -56,12 +60,14 @@ extern const struct bal_backend_ops bal_backend_xl;
 const struct bal_backend_ops *bal_backend_find(const char *name);
 
 /**
- * bal_backend_exec_ins() - in a forked child: exec mw-ins --id @id [-c CONFIG]
+ * bal_backend_exec_ins() - in a forked child: confine, then exec mw-ins --id @id [-c CONFIG]
  * @b:  the backend (binary and config path)
  * @id: INS id
  *
  * Asks for SIGTERM when the balancer dies (PR_SET_PDEATHSIG), so a crashed
- * balancer leaves no INS behind.  Never returns (_exit(127) if exec fails).
+ * balancer leaves no INS behind.  With @b->confine, bal_confine_child() runs
+ * first (own mount namespace, ins.user, no capabilities, no_new_privs).
+ * Never returns (_exit(127) if confinement or exec fails, with a line on stderr).
  */
 void bal_backend_exec_ins(const struct bal_backend *b, int id) __attribute__((noreturn));
 
@@ -73,5 +79,33 @@ void bal_backend_exec_ins(const struct bal_backend *b, int id) __attribute__((no
  * Return: 0 if it exited 0, -EIO if it failed, -errno if it could not start
  */
 int bal_run(char *const argv[], bool quiet);
+
+/**
+ * bal_confine_prepare() - at init: resolve ins.user, decide whether INS are confined
+ * @b:      the backend (cfg set)
+ * @err:    one line on failure
+ * @errlen: its size
+ *
+ * Return: 0 (b->confine says the outcome) or -errno if ins.user does not exist
+ */
+int bal_confine_prepare(struct bal_backend *b, char *err, size_t errlen);
+
+/**
+ * bal_confine_child() - in the forked child, before exec: confine the future mw-ins
+ * @b:      the backend (ins_uid, ins_gid, cfg)
+ * @err:    one line on failure
+ * @errlen: its size
+ *
+ * Return: 0, or -errno with @err set (the child then exits without exec)
+ */
+int bal_confine_child(const struct bal_backend *b, char *err, size_t errlen);
+
+/**
+ * bal_child_reset() - first thing in a forked child: the balancer's signal state goes
+ *
+ * Default dispositions for the signals libev handles and an empty mask, so
+ * the child's own waits (ip(8)) and mw-ins start clean.
+ */
+void bal_child_reset(void);
 
 #endif /* BAL_BACKEND_H */

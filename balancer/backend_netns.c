@@ -9,11 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "balancer/backend.h"
 #include "common/cidr.h"
+#include "common/log.h"
 
 /*
  * Theory of operation
@@ -26,25 +30,39 @@
  * prefix and removed: the processes in those namespaces are killed, the veths
  * and namespaces deleted.
  *
- * spawn(N): namespace, veth pair (host end into the bridge, the other end
- * moved into the namespace and renamed eth0), address slot k (the lowest
- * free; host k+1 of the subnet, the bridge being host 1), lo and eth0 up, a
- * default route via the bridge; then fork, setns() in the child and exec
- * mw-ins, so the pid we watch is mw-ins itself.  Any failing step undoes the
- * earlier ones.  cleanup(N) deletes the veth (both ends go) and the namespace.
+ * spawn(N) never waits in the event loop: it picks an address slot k (host
+ * k+1 of the subnet, the bridge being host 1; slots are handed out in turn,
+ * so a slot just freed is not at once given again while the kernel still
+ * tears its old namespace down), then clone(CLONE_NEWNET) starts the child
+ * already in a fresh network namespace (one system call: /proc/PID/net shows
+ * the new, empty namespace at once, so readiness is never read from ours).
+ * The child does the rest while the loop goes on, and becomes mw-ins:
  *
- * The network configuration runs ip(8), synchronously: a spawn takes a few
- * tens of milliseconds of the event loop, which is rare (scaling) and cheap
- * next to mw-ins's own start.
+ *   ip netns attach (the name, for ip -n and cleanup), the port sysctl
+ *   net.ipv4.ip_unprivileged_port_start = 0 (mw-ins binds the app's low
+ *   ports without any capability), in our namespace: a veth pair whose peer
+ *   is created directly in the new namespace as eth0, the host end into the
+ *   bridge as an isolated port (IFLA_BRPORT_ISOLATED: INS cannot reach each
+ *   other, the bridge, i.e. the host, reaches all), then in the namespace:
+ *   address, lo and eth0 up, default route via the bridge; then confinement
+ *   (confine.c) and exec of mw-ins.
+ *
+ * A failing step ends the child with status 127 and a line on stderr, which
+ * the balancer sees as an INS that died at once (logged, backed off).
+ * cleanup(N), after the INS exited, only unmounts and removes the name: the
+ * namespace dies with its last process and takes the veth pair with it.
  */
 
-#define NETNS_DIR "/run/netns"
-#define SLOTS_MAX 4096
+#define NETNS_DIR	   "/run/netns"
+#define SLOTS_MAX	   4096
+#define CHILD_STACK	   (256 * 1024)
+#define UNPRIV_PORT_SYSCTL "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 
 struct netns_priv {
 	uint32_t net; /* subnet, host order */
 	int prefix;
-	int slots; /* usable INS slots: hosts minus the bridge */
+	int slots;     /* usable INS slots: hosts minus the bridge */
+	int last_slot; /* the slot given last: the next spawn looks after it */
 	unsigned char used[SLOTS_MAX + 1];
 };
 
@@ -138,10 +156,20 @@ static int netns_init(struct bal_backend *b, char *err, size_t errlen)
 	uint32_t hosts;
 	int ret;
 
+	b->host_netns = -1;
 	if (mw_cidr_parse(&c, bc->subnet) || c.family != 4 || c.prefix > 29) {
 		snprintf(err, errlen, "balancer.subnet %s: need an IPv4 subnet of /29 or larger",
 			 bc->subnet);
 		return -EINVAL;
+	}
+	ret = bal_confine_prepare(b, err, errlen);
+	if (ret)
+		return ret;
+	b->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (b->host_netns < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "/proc/self/ns/net: %s", strerror(errno));
+		return ret;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -172,97 +200,163 @@ static int netns_init(struct bal_backend *b, char *err, size_t errlen)
 		ip(true, "link", "del", bc->bridge, NULL, NULL, NULL, NULL, NULL, NULL);
 		free(p);
 		b->priv = NULL;
+		close(b->host_netns);
+		b->host_netns = -1;
 		return ret;
 	}
 	return 0;
 }
 
-static void netns_undo(struct bal_backend *b, int id)
+/* In the child: run ip(8) in the balancer's own network namespace. */
+static int ip_host(const struct bal_backend *b, char *const argv[])
 {
-	char ns[64], veth[32];
+	pid_t pid;
+	int status;
 
-	ns_name(b, id, ns, sizeof(ns));
-	veth_name(b, id, 'h', veth, sizeof(veth));
-	ns_kill_all(ns);
-	ip(true, "link", "del", veth, NULL, NULL, NULL, NULL, NULL, NULL);
-	ip(true, "netns", "del", ns, NULL, NULL, NULL, NULL, NULL, NULL);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		if (setns(b->host_netns, CLONE_NEWNET))
+			_exit(126);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+/* In the child: let unprivileged processes bind any port in this namespace. */
+static int low_ports(void)
+{
+	int fd, ret = 0;
+
+	fd = open(UNPRIV_PORT_SYSCTL, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, "0\n", 2) != 2)
+		ret = -EIO;
+	if (close(fd) && !ret)
+		ret = -errno;
+	return ret;
+}
+
+struct spawn_arg {
+	struct bal_backend *b;
+	int id;
+	char ns[64], vh[32], addr[64], gw[INET_ADDRSTRLEN];
+};
+
+/* The child, in its new network namespace: wire it up, then become mw-ins. */
+static int spawn_child(void *data)
+{
+	struct spawn_arg *a = data;
+	struct bal_backend *b = a->b;
+	const char *br = b->cfg->balancer.bridge;
+	char pid[16], step[128] = "";
+	int ret;
+
+	bal_child_reset();
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	{
+		char *const attach[] = { "ip", "netns", "attach", a->ns, pid, NULL };
+		char *const veth[] = { "ip",   "link", "add",  a->vh,	"type", "veth",
+				       "peer", "name", "eth0", "netns", a->ns,	NULL };
+		char *const master[] = { "ip", "link", "set", a->vh, "master", (char *)br, NULL };
+		char *const isolate[] = { "ip",		  "link",     "set", a->vh, "type",
+					  "bridge_slave", "isolated", "on",  NULL };
+		char *const up[] = { "ip", "link", "set", a->vh, "up", NULL };
+
+		ret = bal_run(attach, false);
+		if (ret)
+			snprintf(step, sizeof(step), "ip netns attach");
+		if (!ret && (ret = low_ports()))
+			snprintf(step, sizeof(step), "%s", UNPRIV_PORT_SYSCTL);
+		if (!ret && (ret = ip_host(b, veth)))
+			snprintf(step, sizeof(step), "veth %s", a->vh);
+		if (!ret && (ret = ip_host(b, master)))
+			snprintf(step, sizeof(step), "%s into bridge %s", a->vh, br);
+		if (!ret && (ret = ip_host(b, isolate)))
+			snprintf(step, sizeof(step), "isolating bridge port %s", a->vh);
+		if (!ret && (ret = ip_host(b, up)))
+			snprintf(step, sizeof(step), "%s up", a->vh);
+	}
+	if (!ret) {
+		char *const addr[] = { "ip", "addr", "add", a->addr, "dev", "eth0", NULL };
+		char *const eth0[] = { "ip", "link", "set", "eth0", "up", NULL };
+		char *const lo[] = { "ip", "link", "set", "lo", "up", NULL };
+		char *const route[] = { "ip", "route", "add", "default", "via", a->gw, NULL };
+
+		if ((ret = bal_run(addr, false)))
+			snprintf(step, sizeof(step), "address %s", a->addr);
+		if (!ret && (ret = bal_run(eth0, false)))
+			snprintf(step, sizeof(step), "eth0 up");
+		if (!ret && (ret = bal_run(lo, false)))
+			snprintf(step, sizeof(step), "lo up");
+		if (!ret && (ret = bal_run(route, false)))
+			snprintf(step, sizeof(step), "default route via %s", a->gw);
+	}
+	if (ret) {
+		fprintf(stderr, "mw-balancer: INS %d: setting up namespace %s failed at %s: %s\n",
+			a->id, a->ns, step, strerror(-ret));
+		_exit(127);
+	}
+	close(b->host_netns);
+	bal_backend_exec_ins(b, a->id);
 }
 
 static int netns_spawn(struct bal_backend *b, struct bal_ins_handle *h, char *err, size_t errlen)
 {
 	struct netns_priv *p = b->priv;
-	const char *br = b->cfg->balancer.bridge;
-	char ns[64], vh[32], vn[32], addr[64], gw[INET_ADDRSTRLEN], path[300];
-	struct in_addr a;
-	int slot, ret, fd;
+	struct spawn_arg a = { .b = b, .id = h->id };
+	struct in_addr gw;
+	char *stack;
+	int slot, k, ret = 0;
 	pid_t pid;
 
-	for (slot = 1; slot <= p->slots && p->used[slot]; slot++)
-		;
-	if (slot > p->slots) {
+	for (k = 0, slot = 0; k < p->slots; k++) {
+		int s = (p->last_slot + k) % p->slots + 1;
+
+		if (!p->used[s]) {
+			slot = s;
+			break;
+		}
+	}
+	if (!slot) {
 		snprintf(err, errlen, "subnet %s has no free address", b->cfg->balancer.subnet);
 		return -ENOSPC;
 	}
-	ns_name(b, h->id, ns, sizeof(ns));
-	veth_name(b, h->id, 'h', vh, sizeof(vh));
-	veth_name(b, h->id, 'n', vn, sizeof(vn));
+	ns_name(b, h->id, a.ns, sizeof(a.ns));
+	veth_name(b, h->id, 'h', a.vh, sizeof(a.vh));
 	h->addr.s_addr = htonl(p->net + 1 + slot);
-	inet_ntop(AF_INET, &h->addr, gw, sizeof(gw));
-	snprintf(addr, sizeof(addr), "%s/%d", gw, p->prefix);
-	a.s_addr = htonl(p->net + 1);
-	inet_ntop(AF_INET, &a, gw, sizeof(gw));
+	inet_ntop(AF_INET, &h->addr, a.gw, sizeof(a.gw));
+	snprintf(a.addr, sizeof(a.addr), "%s/%d", a.gw, p->prefix);
+	gw.s_addr = htonl(p->net + 1);
+	inet_ntop(AF_INET, &gw, a.gw, sizeof(a.gw));
 
-	netns_undo(b, h->id); /* a same-named leftover would make every step fail */
-	ret = ip(false, "netns", "add", ns, NULL, NULL, NULL, NULL, NULL, NULL);
-	if (!ret)
-		ret = ip(false, "link", "add", vh, "type", "veth", "peer", "name", vn, NULL);
-	if (!ret)
-		ret = ip(false, "link", "set", vn, "netns", ns, NULL, NULL, NULL, NULL);
-	if (!ret)
-		ret = ip(false, "link", "set", vh, "master", br, "up", NULL, NULL, NULL);
-	if (!ret)
-		ret = ip(false, "-n", ns, "link", "set", vn, "name", "eth0", NULL, NULL);
-	if (!ret)
-		ret = ip(false, "-n", ns, "addr", "add", addr, "dev", "eth0", NULL, NULL);
-	if (!ret)
-		ret = ip(false, "-n", ns, "link", "set", "eth0", "up", NULL, NULL, NULL);
-	if (!ret)
-		ret = ip(false, "-n", ns, "link", "set", "lo", "up", NULL, NULL, NULL);
-	if (!ret)
-		ret = ip(false, "-n", ns, "route", "add", "default", "via", gw, NULL, NULL);
-	if (ret) {
-		snprintf(err, errlen, "setting up namespace %s (veth %s, %s) failed", ns, vh, addr);
-		goto fail;
+	/* The child has its own copy of everything (no CLONE_VM): @a and the stack too. */
+	stack = malloc(CHILD_STACK);
+	if (!stack) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	snprintf(path, sizeof(path), NETNS_DIR "/%s", ns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	pid = clone(spawn_child, stack + CHILD_STACK, CLONE_NEWNET | SIGCHLD, &a);
+	if (pid < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
-		goto fail;
+		snprintf(err, errlen, "clone(CLONE_NEWNET): %s", strerror(errno));
 	}
-	pid = fork();
-	if (pid == 0) {
-		if (setns(fd, CLONE_NEWNET)) {
-			fprintf(stderr, "mw-balancer: setns %s: %s\n", ns, strerror(errno));
-			_exit(127);
-		}
-		bal_backend_exec_ins(b, h->id);
-	}
-	ret = pid < 0 ? -errno : 0;
-	close(fd);
-	if (ret) {
-		snprintf(err, errlen, "fork: %s", strerror(-ret));
-		goto fail;
-	}
+	free(stack);
+	if (ret)
+		return ret;
 	h->pid = pid;
 	h->slot = slot;
 	p->used[slot] = 1;
-	snprintf(h->name, sizeof(h->name), "%s", ns);
+	p->last_slot = slot;
+	snprintf(h->name, sizeof(h->name), "%s", a.ns);
 	return 0;
-fail:
-	netns_undo(b, h->id);
-	return ret;
 }
 
 static void netns_stop(struct bal_backend *b, struct bal_ins_handle *h)
@@ -274,8 +368,15 @@ static void netns_stop(struct bal_backend *b, struct bal_ins_handle *h)
 static void netns_cleanup(struct bal_backend *b, struct bal_ins_handle *h)
 {
 	struct netns_priv *p = b->priv;
+	char ns[64], path[300];
 
-	netns_undo(b, h->id);
+	/* What `ip netns del` does, without a process: the namespace ends with its INS. */
+	ns_name(b, h->id, ns, sizeof(ns));
+	snprintf(path, sizeof(path), NETNS_DIR "/%s", ns);
+	if (umount2(path, MNT_DETACH) && errno != EINVAL && errno != ENOENT)
+		mw_warn("INS %d: umount %s: %s", h->id, path, strerror(errno));
+	if (unlink(path) && errno != ENOENT)
+		mw_warn("INS %d: rm %s: %s", h->id, path, strerror(errno));
 	if (h->slot > 0 && h->slot <= SLOTS_MAX)
 		p->used[h->slot] = 0;
 	h->slot = 0;
@@ -289,6 +390,9 @@ static void netns_fini(struct bal_backend *b)
 	ip(true, "link", "del", b->cfg->balancer.bridge, NULL, NULL, NULL, NULL, NULL, NULL);
 	free(b->priv);
 	b->priv = NULL;
+	if (b->host_netns >= 0)
+		close(b->host_netns);
+	b->host_netns = -1;
 }
 
 const struct bal_backend_ops bal_backend_netns = {

@@ -10,7 +10,10 @@
 #include "balancer/backend.h"
 
 /*
- * For development: no privileges, nothing created.  Every INS shares the
+ * For development: no privileges needed, nothing created.  Run as root, it
+ * confines every mw-ins as the netns backend does (confine.c: own mount view,
+ * ins.user, no capabilities) except for the network: the INS shares ours, so
+ * its ports below 1024 need ip_unprivileged_port_start lowered on the host.  Every INS shares the
  * host's network stack and is reached at 127.0.0.1, so the limits are those of
  * one stack: a replicated listener can be bound by one INS only (the others'
  * binds fail with EADDRINUSE unless the app uses SO_REUSEPORT), and the front
@@ -20,7 +23,8 @@
 
 static int proc_init(struct bal_backend *b, char *err, size_t errlen)
 {
-	return 0;
+	b->host_netns = -1;
+	return bal_confine_prepare(b, err, errlen);
 }
 
 static int proc_spawn(struct bal_backend *b, struct bal_ins_handle *h, char *err, size_t errlen)

@@ -130,6 +130,8 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(ins, spin_us, 0, 0, 1000000, CHK_NONE),
 	KEY_BOOL(ins, proxy_protocol, false),
 	KEY_STR(ins, proxy_from, "", CHK_CIDR_OR_EMPTY, NULL),
+	KEY_STR(ins, user, "mwcomms-ins", CHK_NONE, NULL),
+	KEY_BOOL(ins, seccomp, true),
 
 	KEY_STR(balancer, control_socket, "/run/mwcomms/balancer.sock", CHK_PATH, NULL),
 	KEY_STR(balancer, backend, "netns", CHK_NONE, backends),

@@ -49,6 +49,8 @@ struct mw_ins_config {
 	int spin_us;                        /* poll this long before sleeping (common/spin.h): 0 */
 	bool proxy_protocol;                /* accepted connections start with a PROXY v2 header: false */
 	char proxy_from[MW_ADDR_TEXT_MAX];  /* CIDR allowed to send it; "" = any: "" */
+	char user[64];                      /* spawned INS run as: "mwcomms-ins"; "" = stay root */
+	bool seccomp;                       /* load the system-call allow-list: true */
 };
 
 struct mw_balancer_config {

@@ -2,6 +2,7 @@
 /* pvm_ins.c - INS channels: handshake, frame validation and dispatch, heartbeats, death */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -603,6 +604,30 @@ static void ins_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 	}
 }
 
+/*
+ * Confined INS run as ins.user (docs/ins.md "Confinement"): the socket (0660)
+ * goes to that user's group.  Without the user, or without the right to give
+ * the file away (the unit grants the group as a supplementary one), it stays
+ * root's and a warning says that confined INS cannot join.
+ */
+static void ins_socket_group(struct pvm *p)
+{
+	const char *user = p->d->cfg.ins.user;
+	struct passwd *pw;
+
+	if (!user[0])
+		return;
+	pw = getpwnam(user);
+	if (!pw) {
+		mw_warn("ins.user %s does not exist: %s stays root-only, confined INS cannot join",
+			user, p->ins_path);
+		return;
+	}
+	if (chown(p->ins_path, (uid_t)-1, pw->pw_gid))
+		mw_warn("cannot give %s to %s's group %u (%s): confined INS cannot join",
+			p->ins_path, user, (unsigned)pw->pw_gid, strerror(errno));
+}
+
 /**
  * pvm_ins_open() - listen for INS handshakes on pvm.ins_socket
  * @p:      the daemon
@@ -633,6 +658,7 @@ int pvm_ins_open(struct pvm *p, char *err, size_t errlen)
 		close(fd);
 		goto fail;
 	}
+	ins_socket_group(p);
 	p->ins_fd = fd;
 	ev_io_init(&p->ins_io, ins_listen_cb, fd, EV_READ);
 	p->ins_io.data = p;

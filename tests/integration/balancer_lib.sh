@@ -17,6 +17,7 @@ bal_up() {
 	local min=$1 max=$2 extra=${3:-}
 	mw_require_root
 	mw_require_cmd ip nginx curl
+	mw_ins_user >/dev/null
 	PVM=$(mw_need_bin mw-pvm)
 	SHIM=$(mw_need_bin libmwshim.so)
 	BAL=$(mw_need_bin mw-balancer)

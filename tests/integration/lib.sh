@@ -41,6 +41,18 @@ mw_fail() {
 
 # mw_require_root / mw_require_cmd CMD...: prerequisites fail loudly, never skip.
 mw_require_root() { [ "$(id -u)" = 0 ] || mw_fail "must run as root (namespaces, veths)"; }
+# mw_ins_user: the system user confined INS run as (ins.user's default, docs/ins.md
+# "Confinement"), created as tools/setup.sh does when missing; prints its name. $MW_TMP
+# becomes traversable (o+x, not listable) so that user reaches the config and its socket.
+MW_INS_USER=mwcomms-ins
+mw_ins_user() {
+	id -u "$MW_INS_USER" >/dev/null 2>&1 ||
+		useradd --system --user-group --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin "$MW_INS_USER" >/dev/null 2>&1 ||
+		id -u "$MW_INS_USER" >/dev/null 2>&1 || mw_fail "cannot create user $MW_INS_USER"
+	chmod o+x "$MW_TMP"
+	echo "$MW_INS_USER"
+}
 mw_require_cmd() {
 	local c
 	for c in "$@"; do
