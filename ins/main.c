@@ -8,6 +8,7 @@
 #include "common/daemon.h"
 #include "common/log.h"
 #include "ins/ins.h"
+#include "ins/ins_sandbox.h"
 
 static int opt_id(struct mw_config *cfg, const char *arg)
 {
@@ -72,7 +73,8 @@ int main(int argc, char **argv)
 	}
 	ret = ins_proxy_init(&ins);
 	if (ret) {
-		mw_err("ins.proxy_from \"%s\" is not an \"ip/prefix\" network", ins.cfg->proxy_from);
+		mw_err("ins.proxy_from \"%s\" is not an \"ip/prefix\" network",
+		       ins.cfg->proxy_from);
 		goto out;
 	}
 	ret = ins_table_init(&ins.socks, 1024);
@@ -82,10 +84,19 @@ int main(int argc, char **argv)
 	}
 	ins_channel_start(&ins);
 	mw_spin_start(ins.loop, &ins.spin, ins.cfg->spin_us);
+	ret = ins_sandbox_enter(ins.cfg->seccomp, err, sizeof(err));
+	if (ret < 0) {
+		mw_err("sandbox: %s", err);
+		goto out;
+	}
+	mw_info("sandbox: no_new_privs, not dumpable, seccomp %s (%d system calls allowed)",
+		ins.cfg->seccomp ? "on" : "off (ins.seccomp)", ret);
 	mw_info("INS %d starting: mw-pvm at %s, window %d, heartbeat %d ms%s%s", ins.cfg->id,
 		ins.cfg->pvm_socket, ins.cfg->socket_window, ins.cfg->heartbeat_ms,
 		ins.cfg->proxy_protocol ? ", PROXY v2 header required from " : "",
-		!ins.cfg->proxy_protocol ? "" : ins.pp.any ? "any sender" : ins.cfg->proxy_from);
+		!ins.cfg->proxy_protocol ? ""
+		: ins.pp.any		 ? "any sender"
+					 : ins.cfg->proxy_from);
 
 	ev_run(ins.loop, 0);
 

@@ -18,7 +18,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
 
 packages=(build-essential cmake pkg-config clang libclang-rt-14-dev
-	libev-dev libconfig-dev libsystemd-dev libxen-dev libcmocka-dev
+	libev-dev libconfig-dev libsystemd-dev libxen-dev libcmocka-dev libseccomp-dev
 	nginx curl netcat-openbsd redis-server redis-tools wrk haproxy iproute2
 	python3 tmux procps psmisc systemd clang-tidy cppcheck)
 
@@ -42,6 +42,14 @@ install_packages() {
 	return 0
 }
 
+# The unprivileged user every confined mw-ins runs as (ins.user, docs/ins.md "Confinement").
+ensure_ins_user() {
+	id -u mwcomms-ins >/dev/null 2>&1 && return 0
+	echo "setup: creating system user mwcomms-ins"
+	useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin mwcomms-ins
+}
+
 build() { # build DIR [cmake args...]
 	local dir=$1
 	shift
@@ -50,6 +58,7 @@ build() { # build DIR [cmake args...]
 }
 
 install_packages
+ensure_ins_user
 case "$mode" in
 build)
 	build "$root/build"
