@@ -147,6 +147,30 @@ static void netns_sweep(struct bal_backend *b)
 	closedir(d);
 }
 
+/*
+ * A bridge whose address was never set takes the lowest of its ports' MACs, so
+ * it changes when an INS with a lower one joins, and every INS's ARP entry
+ * for its gateway goes stale (replies to the front end are lost until it
+ * expires).  Setting the address it has now, once, stops that.
+ */
+static int bridge_pin_mac(const char *br)
+{
+	char path[128], mac[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/address", br);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (!fgets(mac, sizeof(mac), f))
+		mac[0] = '\0';
+	fclose(f);
+	mac[strcspn(mac, "\n")] = '\0';
+	if (!mac[0])
+		return -EIO;
+	return ip(false, "link", "set", br, "address", mac, NULL, NULL, NULL, NULL);
+}
+
 static int netns_init(struct bal_backend *b, char *err, size_t errlen)
 {
 	const struct mw_balancer_config *bc = &b->cfg->balancer;
@@ -194,6 +218,8 @@ static int netns_init(struct bal_backend *b, char *err, size_t errlen)
 	ret = ip(false, "addr", "replace", addr, "dev", bc->bridge, NULL, NULL, NULL, NULL);
 	if (!ret)
 		ret = ip(false, "link", "set", bc->bridge, "up", NULL, NULL, NULL, NULL, NULL);
+	if (!ret)
+		ret = bridge_pin_mac(bc->bridge);
 	if (ret) {
 		snprintf(err, errlen, "cannot set up bridge %s with %s (ip failed; root?)",
 			 bc->bridge, addr);
@@ -207,25 +233,44 @@ static int netns_init(struct bal_backend *b, char *err, size_t errlen)
 	return 0;
 }
 
-/* In the child: run ip(8) in the balancer's own network namespace. */
-static int ip_host(const struct bal_backend *b, char *const argv[])
+/*
+ * In the child: one `ip -batch -` fed @script on its stdin, in the balancer's
+ * own network namespace when @host, else in ours.  ip(8) stops at the first
+ * failing line; its message names it.
+ */
+static int ip_batch(const struct bal_backend *b, bool host, const char *script)
 {
+	char *const argv[] = { "ip", "-batch", "-", NULL };
+	size_t len = strlen(script);
+	int p[2], status, ret = 0;
 	pid_t pid;
-	int status;
 
-	pid = fork();
-	if (pid < 0)
+	if (pipe2(p, O_CLOEXEC))
 		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		ret = -errno;
+		close(p[0]);
+		close(p[1]);
+		return ret;
+	}
 	if (pid == 0) {
-		if (setns(b->host_netns, CLONE_NEWNET))
+		if ((host && setns(b->host_netns, CLONE_NEWNET)) || dup2(p[0], STDIN_FILENO) < 0)
 			_exit(126);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
+	close(p[0]);
+	/* A few hundred bytes: the pipe takes them all before ip reads. */
+	if (write(p[1], script, len) != (ssize_t)len)
+		ret = -EIO;
+	close(p[1]);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -errno;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+	if (!ret && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		ret = -EIO;
+	return ret;
 }
 
 /* In the child: let unprivileged processes bind any port in this namespace. */
@@ -255,49 +300,36 @@ static int spawn_child(void *data)
 	struct spawn_arg *a = data;
 	struct bal_backend *b = a->b;
 	const char *br = b->cfg->balancer.bridge;
-	char pid[16], step[128] = "";
+	char script[1024], step[160] = "";
 	int ret;
 
 	bal_child_reset();
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	{
-		char *const attach[] = { "ip", "netns", "attach", a->ns, pid, NULL };
-		char *const veth[] = { "ip",   "link", "add",  a->vh,	"type", "veth",
-				       "peer", "name", "eth0", "netns", a->ns,	NULL };
-		char *const master[] = { "ip", "link", "set", a->vh, "master", (char *)br, NULL };
-		char *const isolate[] = { "ip",		  "link",     "set", a->vh, "type",
-					  "bridge_slave", "isolated", "on",  NULL };
-		char *const up[] = { "ip", "link", "set", a->vh, "up", NULL };
-
-		ret = bal_run(attach, false);
-		if (ret)
-			snprintf(step, sizeof(step), "ip netns attach");
-		if (!ret && (ret = low_ports()))
-			snprintf(step, sizeof(step), "%s", UNPRIV_PORT_SYSCTL);
-		if (!ret && (ret = ip_host(b, veth)))
-			snprintf(step, sizeof(step), "veth %s", a->vh);
-		if (!ret && (ret = ip_host(b, master)))
-			snprintf(step, sizeof(step), "%s into bridge %s", a->vh, br);
-		if (!ret && (ret = ip_host(b, isolate)))
-			snprintf(step, sizeof(step), "isolating bridge port %s", a->vh);
-		if (!ret && (ret = ip_host(b, up)))
-			snprintf(step, sizeof(step), "%s up", a->vh);
-	}
+	/* Ours: name the namespace, a veth whose peer is born in it, an isolated bridge port. */
+	snprintf(script, sizeof(script),
+		 "netns attach %s %d\n"
+		 "link add %s type veth peer name eth0 netns %s\n"
+		 "link set %s master %s\n"
+		 "link set %s type bridge_slave isolated on\n"
+		 "link set %s up\n",
+		 a->ns, (int)getpid(), a->vh, a->ns, a->vh, br, a->vh, a->vh);
+	ret = ip_batch(b, true, script);
+	if (ret)
+		snprintf(step, sizeof(step), "namespace, veth %s, bridge %s", a->vh, br);
+	if (!ret && (ret = low_ports()))
+		snprintf(step, sizeof(step), "%s", UNPRIV_PORT_SYSCTL);
 	if (!ret) {
-		char *const addr[] = { "ip", "addr", "add", a->addr, "dev", "eth0", NULL };
-		char *const eth0[] = { "ip", "link", "set", "eth0", "up", NULL };
-		char *const lo[] = { "ip", "link", "set", "lo", "up", NULL };
-		char *const route[] = { "ip", "route", "add", "default", "via", a->gw, NULL };
-
-		if ((ret = bal_run(addr, false)))
-			snprintf(step, sizeof(step), "address %s", a->addr);
-		if (!ret && (ret = bal_run(eth0, false)))
-			snprintf(step, sizeof(step), "eth0 up");
-		if (!ret && (ret = bal_run(lo, false)))
-			snprintf(step, sizeof(step), "lo up");
-		if (!ret && (ret = bal_run(route, false)))
-			snprintf(step, sizeof(step), "default route via %s", a->gw);
+		/* Its own: address, links up, default route via the bridge. */
+		snprintf(script, sizeof(script),
+			 "addr add %s dev eth0\n"
+			 "link set eth0 up\n"
+			 "link set lo up\n"
+			 "route add default via %s\n",
+			 a->addr, a->gw);
+		ret = ip_batch(b, false, script);
+		if (ret)
+			snprintf(step, sizeof(step), "address %s, default route via %s", a->addr,
+				 a->gw);
 	}
 	if (ret) {
 		fprintf(stderr, "mw-balancer: INS %d: setting up namespace %s failed at %s: %s\n",
