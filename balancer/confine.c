@@ -36,7 +36,7 @@
  *   2. it waits (bounded) for mw-pvm's INS socket, ins.pvm_socket, and holds
  *      it by an O_PATH descriptor;
  *   3. every mount becomes read-only and nosuid (mount_setattr, recursive);
- *   4. a small tmpfs owned by ins.user covers the socket's directory (the
+ *   4. a small sticky tmpfs (1777: it is private) covers the socket's directory (the
  *      runtime directory by default): the only file in it is that socket,
  *      bind-mounted back from the descriptor, so pvm.sock, balancer.sock and
  *      the keystore below it are gone from this view; common.runtime_dir,
@@ -53,7 +53,8 @@
 
 #define SOCKET_WAIT_MS 30000
 #define SOCKET_POLL_MS 50
-#define TMPFS_OPTS_FMT "mode=0755,uid=%u,gid=%u,size=64k,nr_inodes=64"
+/* Ours (root's, no CAP_DAC_OVERRIDE needed), sticky and open to the INS user. */
+#define TMPFS_OPTS     "mode=1777,size=64k,nr_inodes=64"
 #define CAP_LAST_GUESS 63
 
 int bal_confine_prepare(struct bal_backend *b, char *err, size_t errlen)
@@ -123,11 +124,9 @@ static int wait_socket(const char *path, char *err, size_t errlen)
 static int mount_tmpfs(const struct bal_backend *b, const char *dir, bool ro, char *err,
 		       size_t errlen)
 {
-	char opts[96];
 	unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (ro ? MS_RDONLY : 0);
 
-	snprintf(opts, sizeof(opts), TMPFS_OPTS_FMT, (unsigned)b->ins_uid, (unsigned)b->ins_gid);
-	if (mount("mw-ins", dir, "tmpfs", flags, opts)) {
+	if (mount("mw-ins", dir, "tmpfs", flags, TMPFS_OPTS)) {
 		snprintf(err, errlen, "tmpfs on %s: %s", dir, strerror(errno));
 		return -errno;
 	}
