@@ -274,8 +274,16 @@ static void netns_stop(struct bal_backend *b, struct bal_ins_handle *h)
 static void netns_cleanup(struct bal_backend *b, struct bal_ins_handle *h)
 {
 	struct netns_priv *p = b->priv;
+	char addr[INET_ADDRSTRLEN];
 
 	netns_undo(b, h->id);
+	/*
+	 * The next INS may get this address: the bridge's neighbour entry would
+	 * keep the dead veth's MAC for up to a minute, and nothing would reach it.
+	 */
+	if (h->slot > 0 && inet_ntop(AF_INET, &h->addr, addr, sizeof(addr)))
+		ip(true, "neigh", "del", addr, "dev", b->cfg->balancer.bridge, NULL, NULL, NULL,
+		   NULL);
 	if (h->slot > 0 && h->slot <= SLOTS_MAX)
 		p->used[h->slot] = 0;
 	h->slot = 0;
