@@ -233,7 +233,7 @@ static void accept_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bal_ins *i = w->data;
 	struct bal *b = i->bal;
-	struct sockaddr_in local;
+	struct sockaddr_in local = { 0 };
 	socklen_t sl = sizeof(local);
 	int ret;
 
