@@ -274,6 +274,19 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 static void connect_next(struct fe_conn *c);
+static void connected(struct fe_conn *c);
+
+/* Has the non-blocking connect on @fd completed (a peer, no pending error)? */
+static bool connect_done(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int soerr = 0;
+	socklen_t el = sizeof(soerr);
+
+	return !getpeername(fd, (struct sockaddr *)&ss, &sl) &&
+	       !getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) && !soerr;
+}
 
 static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -281,6 +294,12 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	double idle = c->fe->b->cfg->balancer.idle_timeout_ms / 1000.0;
 	ev_tstamp quiet = ev_now(loop) - c->last;
 
+	if (!c->connected && connect_done(c->bfd)) {
+		/* The loop was held up past the deadline; the connect made it. */
+		ev_set_cb(&c->bio, io_cb);
+		connected(c);
+		return;
+	}
 	if (!c->connected) {
 		/* connect timeout */
 		c->ins->failed++;
