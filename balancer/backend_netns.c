@@ -291,7 +291,7 @@ static int low_ports(void)
 struct spawn_arg {
 	struct bal_backend *b;
 	int id;
-	char ns[64], vh[32], addr[64], gw[INET_ADDRSTRLEN];
+	char ns[64], vh[32], addr[64], ip[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
 };
 
 /* The child, in its new network namespace: wire it up, then become mw-ins. */
@@ -305,14 +305,19 @@ static int spawn_child(void *data)
 
 	bal_child_reset();
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	/* Ours: name the namespace, a veth whose peer is born in it, an isolated bridge port. */
+	/*
+	 * Ours: forget the address's neighbour entry (an earlier INS may have had
+	 * it, and the bridge would keep the dead veth's MAC for up to a minute),
+	 * name the namespace, a veth whose peer is born in it, an isolated bridge port.
+	 */
 	snprintf(script, sizeof(script),
+		 "neigh flush to %s dev %s\n"
 		 "netns attach %s %d\n"
 		 "link add %s type veth peer name eth0 netns %s\n"
 		 "link set %s master %s\n"
 		 "link set %s type bridge_slave isolated on\n"
 		 "link set %s up\n",
-		 a->ns, (int)getpid(), a->vh, a->ns, a->vh, br, a->vh, a->vh);
+		 a->ip, br, a->ns, (int)getpid(), a->vh, a->ns, a->vh, br, a->vh, a->vh);
 	ret = ip_batch(b, true, script);
 	if (ret)
 		snprintf(step, sizeof(step), "namespace, veth %s, bridge %s", a->vh, br);
@@ -364,8 +369,8 @@ static int netns_spawn(struct bal_backend *b, struct bal_ins_handle *h, char *er
 	ns_name(b, h->id, a.ns, sizeof(a.ns));
 	veth_name(b, h->id, 'h', a.vh, sizeof(a.vh));
 	h->addr.s_addr = htonl(p->net + 1 + slot);
-	inet_ntop(AF_INET, &h->addr, a.gw, sizeof(a.gw));
-	snprintf(a.addr, sizeof(a.addr), "%s/%d", a.gw, p->prefix);
+	inet_ntop(AF_INET, &h->addr, a.ip, sizeof(a.ip));
+	snprintf(a.addr, sizeof(a.addr), "%s/%d", a.ip, p->prefix);
 	gw.s_addr = htonl(p->net + 1);
 	inet_ntop(AF_INET, &gw, a.gw, sizeof(a.gw));
 

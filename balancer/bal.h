@@ -20,6 +20,53 @@ enum bal_ins_state {
 	BAL_INS_DEAD,	  /* exited, cleaned up; freed when its last connection ends */
 };
 
+/*
+ * Every way a connection, a check or an INS can fail, as a named reason:
+ * counted in struct bal.reasons, shown by `mwctl status` as fail_<token>=N
+ * (reason.c has the token and the text of each).
+ */
+enum bal_reason {
+	BAL_R_NO_INS,		   /* no ready INS could take a client */
+	BAL_R_CONNECT_TIMEOUT,	   /* connect to an INS timed out */
+	BAL_R_CONNECT_REFUSED,	   /* an INS refused the connect */
+	BAL_R_CONNECT_ERROR,	   /* connect to an INS failed otherwise */
+	BAL_R_LIMIT,		   /* balancer.max_conns reached: client closed */
+	BAL_R_ACCEPT_PAUSED,	   /* accept out of fds or memory: listeners paused */
+	BAL_R_RESOURCE,		   /* no socket, pipe or memory for a connection */
+	BAL_R_IDLE_TIMEOUT,	   /* no byte either way for idle_timeout_ms */
+	BAL_R_IO_ERROR,		   /* a leg failed while moving bytes */
+	BAL_R_DRAIN_TIMEOUT,	   /* a draining INS outlived drain_timeout_ms */
+	BAL_R_HEALTH_REFUSED,	   /* health probe refused */
+	BAL_R_HEALTH_TIMEOUT,	   /* health probe not connected in time */
+	BAL_R_HEALTH_NOT_ACCEPTED, /* health probe connected, mw-ins did not accept it */
+	BAL_R_HEALTH_STOPPED,	   /* the INS process is stopped (SIGSTOP, traced) */
+	BAL_R_HEALTH_ERROR,	   /* health probe could not run */
+	BAL_R_HEALTH_DOWN,	   /* INS stopped after health_failures failed checks */
+	BAL_R_COUNT
+};
+
+/* Health of one INS as its checks see it (health.c). */
+enum bal_health_state {
+	BAL_HEALTH_UNKNOWN, /* not checked yet (starting) */
+	BAL_HEALTH_OK,	    /* last check passed */
+	BAL_HEALTH_FAILING, /* last check failed: out of the rotation */
+	BAL_HEALTH_DOWN,    /* health_failures in a row: stopped and replaced */
+};
+
+struct bal_health {
+	enum bal_health_state state;
+	enum bal_reason last;	 /* reason of the last failure (valid once one failed) */
+	unsigned fails;		 /* failed checks in a row */
+	uint64_t checks, failed; /* checks run / failed */
+	int fd;			 /* probe socket, -1 between checks */
+	int diag;		 /* NETLINK_SOCK_DIAG socket in the INS's namespace, -1 if none */
+	bool no_diag;		 /* that socket cannot be had: probe without the accept check */
+	bool connected;		 /* probe connected; waiting for mw-ins to accept it */
+	ev_tstamp started, next; /* this check began / the next one is due */
+	ev_io io;
+	ev_timer timer; /* check deadline, and the accept poll */
+};
+
 struct bal_ins {
 	struct bal_ins *next;
 	struct bal *bal;
@@ -31,6 +78,9 @@ struct bal_ins {
 	unsigned conns;		/* front-end connections now */
 	uint64_t total, failed; /* connections proxied / backend connects that failed */
 	uint64_t rx, tx;	/* bytes client->INS, INS->client */
+	bool proxy_protocol;	/* ins.proxy_protocol as the file said when it was spawned */
+	ev_tstamp drain_since;	/* when it became DRAINING */
+	struct bal_health hc;
 };
 
 struct bal_fe;
@@ -52,9 +102,10 @@ struct bal {
 	struct bal_ctl *ctl;
 	bool stopping;
 	uint64_t spawned, replaced;
-	struct bal_as_state as;	      /* autoscale (balancer.autoscale) */
-	enum bal_as_reason as_reason; /* its last verdict, for status */
-	uint64_t as_ups, as_downs;    /* steps it took */
+	struct bal_as_state as;	       /* autoscale (balancer.autoscale) */
+	enum bal_as_reason as_reason;  /* its last verdict, for status */
+	uint64_t as_ups, as_downs;     /* steps it took */
+	uint64_t reasons[BAL_R_COUNT]; /* failures by reason */
 };
 
 /* ins.c */
@@ -68,7 +119,9 @@ int bal_scale(struct bal *b, int n, char *err, size_t errlen);
 int bal_reload(struct bal *b, char *err, size_t errlen);
 struct bal_ins *bal_ins_find(struct bal *b, int id);
 const char *bal_ins_state_name(enum bal_ins_state s);
-int bal_ins_live(const struct bal *b); /* STARTING + READY */
+int bal_ins_live(const struct bal *b);	  /* STARTING + READY */
+int bal_ins_running(const struct bal *b); /* STARTING + READY + DRAINING: against max_ins */
+void bal_ins_down(struct bal *b, struct bal_ins *i);
 /* The INS for a new connection, skipping @skip (n ids); NULL if none. */
 struct bal_ins *bal_pick(struct bal *b, const void *client_addr, size_t alen, const int *skip,
 			 int nskip);
@@ -79,6 +132,17 @@ void bal_ins_conn_done(struct bal_ins *i);
 int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen);
 void bal_fe_close(struct bal_fe *fe);
 unsigned bal_fe_conns(const struct bal_fe *fe);
+
+/* health.c */
+void bal_health_init(struct bal_ins *i);
+void bal_health_tick(struct bal *b, struct bal_ins *i);
+void bal_health_stop(struct bal *b, struct bal_ins *i);
+const char *bal_health_state_name(enum bal_health_state s);
+
+/* reason.c */
+const char *bal_reason_token(enum bal_reason r);
+const char *bal_reason_text(enum bal_reason r);
+void bal_count(struct bal *b, enum bal_reason r);
 
 /* ctl.c */
 int bal_ctl_open(struct bal *b, struct bal_ctl **out, char *err, size_t errlen);

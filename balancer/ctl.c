@@ -22,11 +22,24 @@
  * records, one a line, "KIND key=value key=value ...", values without spaces.
  * A client that sends nothing within CTL_TIMEOUT_S is dropped.  The socket
  * is 0600: only root (or the balancer's user) can drive the balancer.
+ *
+ * Nothing here blocks the loop that moves client bytes: the client socket
+ * is non-blocking, the answer is built whole into a buffer of at most
+ * CTL_OUT_MAX bytes and written as the client reads it (EV_WRITE); a client
+ * that has not read it all within CTL_TIMEOUT_S is dropped (logged).  At
+ * most CTL_CLIENTS_MAX clients at once; more wait in the listen backlog.
  */
 
-#define CTL_LINE_MAX  512
-#define CTL_TIMEOUT_S 2.0
-#define CTL_OUT_MAX   (1 << 20)
+#define CTL_LINE_MAX	512
+#define CTL_TIMEOUT_S	2.0
+#define CTL_OUT_MAX	(1 << 20)
+#define CTL_CLIENTS_MAX 16
+
+struct out {
+	char *buf;
+	size_t len, cap;
+	bool cut; /* CTL_OUT_MAX reached or no memory: the answer is incomplete */
+};
 
 struct ctl_client {
 	struct bal_ctl *ctl;
@@ -35,18 +48,16 @@ struct ctl_client {
 	ev_timer timer;
 	char buf[CTL_LINE_MAX + 1];
 	size_t len;
+	struct out out; /* the answer, once the line is in */
+	size_t sent;
 };
 
 struct bal_ctl {
 	struct bal *b;
 	int fd;
 	ev_io io;
+	unsigned clients;
 	char path[MW_PATH_MAX];
-};
-
-struct out {
-	char *buf;
-	size_t len, cap;
 };
 
 static void outf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -67,11 +78,15 @@ static void outf(struct out *o, const char *fmt, ...)
 			o->len += (size_t)n;
 			return;
 		}
-		if (o->cap >= CTL_OUT_MAX)
+		if (o->cap >= CTL_OUT_MAX) {
+			o->cut = true;
 			return;
+		}
 		nb = realloc(o->buf, o->cap ? o->cap * 2 : 4096);
-		if (!nb)
+		if (!nb) {
+			o->cut = true;
 			return;
+		}
 		o->buf = nb;
 		o->cap = o->cap ? o->cap * 2 : 4096;
 	}
@@ -84,10 +99,14 @@ static void rec_ins(struct out *o, const struct bal *b, const struct bal_ins *i)
 	inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
 	outf(o,
 	     "ins id=%d state=%s address=%s pid=%d name=%s conns=%u total=%" PRIu64
-	     " failed=%" PRIu64 " rx=%" PRIu64 " tx=%" PRIu64 " uptime=%.1f\n",
+	     " failed=%" PRIu64 " rx=%" PRIu64 " tx=%" PRIu64 " uptime=%.1f health=%s"
+	     " health_fails=%u health_checks=%" PRIu64 " health_failed=%" PRIu64
+	     " health_last=%s proxy_protocol=%s\n",
 	     i->h.id, bal_ins_state_name(i->state), addr, (int)i->h.pid,
 	     i->h.name[0] ? i->h.name : "-", i->conns, i->total, i->failed, i->rx, i->tx,
-	     ev_now(b->loop) - i->spawned_at);
+	     ev_now(b->loop) - i->spawned_at, bal_health_state_name(i->hc.state), i->hc.fails,
+	     i->hc.checks, i->hc.failed, i->hc.failed ? bal_reason_token(i->hc.last) : "-",
+	     i->proxy_protocol ? "on" : "off");
 }
 
 /* Parse a decimal int, whole string.  Return: 0 or -EINVAL */
@@ -139,6 +158,14 @@ static void run(struct bal *b, char *line, struct out *o)
 		     bc->autoscale_cooldown_ms,
 		     bc->autoscale ? bal_autoscale_reason_name(b->as_reason) : "off", b->as_ups,
 		     b->as_downs);
+		if (o->len)
+			o->len--; /* the record goes on: front-end and health counters */
+		outf(o, " fe_conns=%u max_conns=%d draining=%d", bal_fe_conns(b->fe), bc->max_conns,
+		     bal_ins_running(b) - bal_ins_live(b));
+		for (n = 0; n < BAL_R_COUNT; n++)
+			outf(o, " fail_%s=%" PRIu64, bal_reason_token((enum bal_reason)n),
+			     b->reasons[n]);
+		outf(o, "\n");
 		return;
 	}
 	if (argc == 2 && !strcmp(argv[0], "ins") && !strcmp(argv[1], "list")) {
@@ -194,7 +221,9 @@ static void run(struct bal *b, char *line, struct out *o)
 		mw_notice("policy %s", argv[1]);
 	} else if (argc == 1 && !strcmp(argv[0], "reload")) {
 		ret = bal_reload(b, err, sizeof(err));
-		if (ret)
+		if (ret == -EAGAIN)
+			mw_warn("%s", err);
+		else if (ret)
 			mw_warn("reload rejected, old configuration kept: %s", err);
 	} else {
 		outf(o, "error unknown command '%s'\n", argc ? argv[0] : "");
@@ -213,23 +242,48 @@ static void client_free(struct ctl_client *c)
 	ev_io_stop(loop, &c->io);
 	ev_timer_stop(loop, &c->timer);
 	close(c->fd);
+	if (c->ctl->clients-- == CTL_CLIENTS_MAX)
+		ev_io_start(loop, &c->ctl->io);
+	free(c->out.buf);
 	free(c);
 }
 
 static void client_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	client_free(w->data);
+	struct ctl_client *c = w->data;
+
+	if (c->out.len)
+		mw_warn("control client did not read its answer within %.0f s (%zu of %zu "
+			"bytes): dropped",
+			CTL_TIMEOUT_S, c->sent, c->out.len);
+	client_free(c);
+}
+
+/* Write what the client takes now; done (or failed): free it. */
+static void client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl_client *c = w->data;
+	ssize_t n;
+
+	while (c->sent < c->out.len) {
+		n = send(c->fd, c->out.buf + c->sent, c->out.len - c->sent,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			mw_info("control client: send: %s", n < 0 ? strerror(errno) : "closed");
+			break;
+		}
+		c->sent += (size_t)n;
+	}
+	client_free(c);
 }
 
 static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_client *c = w->data;
-	struct out o = { 0 };
-	struct timeval tv = { .tv_sec = 2 };
 	char *nl;
 	ssize_t n;
-	size_t off;
-	int flags = 0;
 
 	n = recv(c->fd, c->buf + c->len, CTL_LINE_MAX - c->len, MSG_DONTWAIT);
 	if (n < 0 && errno == EAGAIN)
@@ -244,20 +298,23 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (!nl && c->len < CTL_LINE_MAX)
 		return;
 	if (!nl)
-		outf(&o, "error command longer than %d bytes\n", CTL_LINE_MAX);
+		outf(&c->out, "error command longer than %d bytes\n", CTL_LINE_MAX);
 	else {
 		*nl = 0;
-		run(c->ctl->b, c->buf, &o);
+		run(c->ctl->b, c->buf, &c->out);
 	}
-	/* Small answers: written blocking, bounded by SO_SNDTIMEO. */
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	for (off = 0; o.buf && off < o.len; off += (size_t)n) {
-		n = send(c->fd, o.buf + off, o.len - off, MSG_NOSIGNAL | flags);
-		if (n <= 0)
-			break;
-	}
-	free(o.buf);
-	client_free(c);
+	if (c->out.cut)
+		mw_warn("control answer cut at %zu bytes (limit %d, or out of memory)", c->out.len,
+			CTL_OUT_MAX);
+	/* The answer goes out as the client reads it; the clock restarts for it. */
+	ev_io_stop(loop, &c->io);
+	ev_io_set(&c->io, c->fd, EV_WRITE);
+	ev_set_cb(&c->io, client_write_cb);
+	ev_io_start(loop, &c->io);
+	ev_timer_stop(loop, &c->timer);
+	ev_timer_set(&c->timer, CTL_TIMEOUT_S, 0);
+	ev_timer_start(loop, &c->timer);
+	client_write_cb(loop, &c->io, EV_WRITE);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -266,14 +323,24 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct ctl_client *c;
 	int fd;
 
-	fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
+	if (ctl->clients >= CTL_CLIENTS_MAX) {
+		ev_io_stop(loop, &ctl->io); /* client_free() starts it again */
 		return;
+	}
+	fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != ECONNABORTED)
+			mw_log_ratelimited(MW_LOG_WARN, "control socket: accept: %s",
+					   strerror(errno));
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
+		mw_warn("control socket: out of memory for a client");
 		close(fd);
 		return;
 	}
+	ctl->clients++;
 	c->ctl = ctl;
 	c->fd = fd;
 	ev_io_init(&c->io, client_cb, fd, EV_READ);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +27,10 @@
  * died, or whose listener is not there yet, costs the client nothing.  With
  * no INS left, the client is closed.
  *
- * Connected: when ins.proxy_protocol is on (the INS we spawn reads the same
- * file, so both ends always agree), a PROXY v2 header with the client and the
- * address it reached goes first, so the app's getpeername() is the client.
+ * Connected: when the INS was spawned with ins.proxy_protocol on (read from
+ * the file at its spawn, as mw-ins reads it, so both ends agree even after
+ * the file changed), a PROXY v2 header with the client and the address it
+ * reached goes first, so the app's getpeername() is the client.
  * Then two directions, each src -> pipe -> dst with splice(2): the pipe is
  * refilled only once empty, so "pipe has bytes" means "wait for dst
  * writable" and "pipe empty" means "wait for src readable", never both.  EOF
@@ -38,13 +40,21 @@
  *
  * EMFILE/ENFILE (and ENOBUFS/ENOMEM) on accept: the listeners stop for
  * ACCEPT_PAUSE_S and resume, instead of spinning on a readable listener.
+ * At balancer.max_conns connections a new client is closed at once (reason
+ * "limit"), so the balancer's fds and pipes stay bounded.  Both legs get
+ * TCP keepalive (balancer.keepalive_ms), so a peer that vanished without a
+ * FIN or RST ends its connection even where idle_timeout_ms is 0.
+ *
+ * Every failure is counted under its reason (enum bal_reason, reason.c).
  */
 
-#define MAX_TRIES      8
-#define ACCEPT_BATCH   64
-#define PUMP_ROUNDS    16
-#define SPLICE_CHUNK   (1 << 16)
-#define ACCEPT_PAUSE_S 0.1
+#define MAX_TRIES	  8
+#define ACCEPT_BATCH	  64
+#define PUMP_ROUNDS	  16
+#define SPLICE_CHUNK	  (1 << 16)
+#define ACCEPT_PAUSE_S	  0.1
+#define KEEPALIVE_INTVL_S 10 /* between two keepalive probes */
+#define KEEPALIVE_CNT	  6  /* unanswered probes that end the connection */
 
 struct fe_listener {
 	struct bal_fe *fe;
@@ -86,7 +96,6 @@ struct bal_fe {
 	ev_timer pause;
 	struct fe_conn *conns;
 	unsigned nconns;
-	uint64_t no_ins, accept_paused;
 	struct mw_ratelimit rl;
 };
 
@@ -128,6 +137,32 @@ static void conn_free(struct fe_conn *c)
 		c->next->prev = c->prev;
 	fe->nconns--;
 	free(c);
+}
+
+/* A connection ends on a failure: counted under @r, then freed. */
+static void conn_fail(struct fe_conn *c, enum bal_reason r)
+{
+	bal_count(c->fe->b, r);
+	conn_free(c);
+}
+
+/*
+ * TCP keepalive on one leg: first probe after @ms of silence (rounded up to
+ * seconds), then every KEEPALIVE_INTVL_S, KEEPALIVE_CNT unanswered end it.
+ * Return: 0 or -errno
+ */
+static int set_keepalive(int fd, int ms)
+{
+	int on = 1, idle = (ms + 999) / 1000, intvl = KEEPALIVE_INTVL_S, cnt = KEEPALIVE_CNT;
+
+	if (!ms)
+		return 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)))
+		return -errno;
+	return 0;
 }
 
 /* Move what can move in one direction.  Return: 0, or -errno (connection over). */
@@ -175,7 +210,8 @@ static void conn_pump(struct fe_conn *c)
 	if (c->hdroff < c->hdrlen) {
 		n = send(c->bfd, c->hdr + c->hdroff, c->hdrlen - c->hdroff, MSG_NOSIGNAL);
 		if (n < 0 && errno != EAGAIN) {
-			conn_free(c);
+			mw_debug("PROXY header to INS %d: %s", c->ins->h.id, strerror(errno));
+			conn_fail(c, BAL_R_IO_ERROR);
 			return;
 		}
 		if (n > 0)
@@ -186,9 +222,12 @@ static void conn_pump(struct fe_conn *c)
 		ret = pump(c, &c->up, c->cfd, c->bfd, &c->ins->rx);
 	if (!ret)
 		ret = pump(c, &c->down, c->bfd, c->cfd, &c->ins->tx);
-	if (ret || (c->up.shut && c->down.shut)) {
-		if (ret)
-			mw_debug("connection to INS %d ended: %s", c->ins->h.id, strerror(-ret));
+	if (ret) {
+		mw_debug("connection to INS %d ended: %s", c->ins->h.id, strerror(-ret));
+		conn_fail(c, BAL_R_IO_ERROR);
+		return;
+	}
+	if (c->up.shut && c->down.shut) {
 		conn_free(c);
 		return;
 	}
@@ -235,6 +274,19 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 static void connect_next(struct fe_conn *c);
+static void connected(struct fe_conn *c);
+
+/* Has the non-blocking connect on @fd completed (a peer, no pending error)? */
+static bool connect_done(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int soerr = 0;
+	socklen_t el = sizeof(soerr);
+
+	return !getpeername(fd, (struct sockaddr *)&ss, &sl) &&
+	       !getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) && !soerr;
+}
 
 static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -242,9 +294,16 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	double idle = c->fe->b->cfg->balancer.idle_timeout_ms / 1000.0;
 	ev_tstamp quiet = ev_now(loop) - c->last;
 
+	if (!c->connected && connect_done(c->bfd)) {
+		/* The loop was held up past the deadline; the connect made it. */
+		ev_set_cb(&c->bio, io_cb);
+		connected(c);
+		return;
+	}
 	if (!c->connected) {
 		/* connect timeout */
 		c->ins->failed++;
+		bal_count(c->fe->b, BAL_R_CONNECT_TIMEOUT);
 		mw_info("connect to INS %d timed out; trying another", c->ins->h.id);
 		ev_io_stop(loop, &c->bio);
 		close_fd(&c->bfd);
@@ -259,7 +318,7 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	mw_debug("connection to INS %d idle for %.1f s: closed", c->ins->h.id, quiet);
-	conn_free(c);
+	conn_fail(c, BAL_R_IDLE_TIMEOUT);
 }
 
 static int make_pipe(struct fe_dir *d)
@@ -278,15 +337,19 @@ static void connected(struct fe_conn *c)
 	c->ins->total++;
 	c->last = ev_now(loop);
 	if (make_pipe(&c->up) || make_pipe(&c->down)) {
-		mw_warn("front end: no pipes for a connection: %s", strerror(errno));
-		conn_free(c);
+		if (mw_ratelimit_ok(&c->fe->rl, 5, 1000))
+			mw_warn("front end: no pipes for a connection: %s", strerror(errno));
+		conn_fail(c, BAL_R_RESOURCE);
 		return;
 	}
-	if (cfg->ins.proxy_protocol) {
+	ret = set_keepalive(c->bfd, cfg->balancer.keepalive_ms);
+	if (ret && mw_ratelimit_ok(&c->fe->rl, 5, 1000))
+		mw_warn("front end: keepalive on the INS leg: %s", strerror(-ret));
+	if (c->ins->proxy_protocol) {
 		ret = mw_proxy2_encode(c->hdr, sizeof(c->hdr), &c->peer, &c->local);
 		if (ret < 0) {
 			mw_warn("front end: PROXY header: %s", strerror(-ret));
-			conn_free(c);
+			conn_fail(c, BAL_R_RESOURCE);
 			return;
 		}
 		c->hdrlen = (size_t)ret;
@@ -309,6 +372,8 @@ static void connect_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
 		c->ins->failed++;
+		bal_count(c->fe->b,
+			  soerr == ECONNREFUSED ? BAL_R_CONNECT_REFUSED : BAL_R_CONNECT_ERROR);
 		mw_info("connect to INS %d: %s; trying another", c->ins->h.id,
 			strerror(soerr ? soerr : errno));
 		ev_io_stop(loop, &c->bio);
@@ -341,11 +406,10 @@ static void connect_next(struct fe_conn *c)
 	}
 	i = c->ntried < MAX_TRIES ? bal_pick(fe->b, key, klen, c->tried, c->ntried) : NULL;
 	if (!i) {
-		fe->no_ins++;
 		if (mw_ratelimit_ok(&fe->rl, 5, 1000))
-			mw_warn("front end: no INS can take a connection on port %u (%d tried)",
-				c->port, c->ntried);
-		conn_free(c);
+			mw_warn("front end: %s on port %u (%d tried)",
+				bal_reason_text(BAL_R_NO_INS), c->port, c->ntried);
+		conn_fail(c, BAL_R_NO_INS);
 		return;
 	}
 	c->tried[c->ntried++] = i->h.id;
@@ -353,14 +417,17 @@ static void connect_next(struct fe_conn *c)
 	i->conns++;
 	c->bfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->bfd < 0) {
-		mw_warn("front end: socket: %s", strerror(errno));
-		conn_free(c);
+		if (mw_ratelimit_ok(&fe->rl, 5, 1000))
+			mw_warn("front end: socket: %s", strerror(errno));
+		conn_fail(c, BAL_R_RESOURCE);
 		return;
 	}
 	sin.sin_addr = i->h.addr;
 	sin.sin_port = htons(c->port);
 	if (connect(c->bfd, (struct sockaddr *)&sin, sizeof(sin)) && errno != EINPROGRESS) {
 		i->failed++;
+		bal_count(fe->b,
+			  errno == ECONNREFUSED ? BAL_R_CONNECT_REFUSED : BAL_R_CONNECT_ERROR);
 		close_fd(&c->bfd);
 		bal_ins_conn_done(i);
 		c->ins = NULL;
@@ -405,7 +472,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
-				fe->accept_paused++;
+				bal_count(fe->b, BAL_R_ACCEPT_PAUSED);
 				if (mw_ratelimit_ok(&fe->rl, 5, 1000))
 					mw_warn("front end: accept: %s; pausing %.0f ms",
 						strerror(errno), ACCEPT_PAUSE_S * 1000);
@@ -415,8 +482,18 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			}
 			return;
 		}
+		if (fe->nconns >= (unsigned)fe->b->cfg->balancer.max_conns) {
+			bal_count(fe->b, BAL_R_LIMIT);
+			if (mw_ratelimit_ok(&fe->rl, 5, 1000))
+				mw_warn("front end: %u connections, balancer.max_conns: client "
+					"closed",
+					fe->nconns);
+			close(fd);
+			continue;
+		}
 		c = calloc(1, sizeof(*c));
 		if (!c) {
+			bal_count(fe->b, BAL_R_RESOURCE);
 			close(fd);
 			return;
 		}
@@ -429,6 +506,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		getpeername(fd, (struct sockaddr *)&c->peer, &sl);
 		sl = sizeof(c->local);
 		getsockname(fd, (struct sockaddr *)&c->local, &sl);
+		if (set_keepalive(fd, fe->b->cfg->balancer.keepalive_ms) &&
+		    mw_ratelimit_ok(&fe->rl, 5, 1000))
+			mw_warn("front end: keepalive on the client leg: %s", strerror(errno));
 		ev_io_init(&c->cio, io_cb, fd, EV_READ);
 		c->cio.data = c;
 		c->cio.events = 0;

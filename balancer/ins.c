@@ -5,9 +5,11 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,6 +42,18 @@
  * when their last connection ends.  `target` is min_ins at start, changed by
  * `scale N`, `ins spawn` and `ins retire`, always within min_ins..max_ins.
  *
+ * DRAINING INS count against max_ins (they still hold a namespace, fds and
+ * connections): reconcile spawns only while STARTING + READY + DRAINING is
+ * under max_ins.  A drain ends when the last connection does, or after
+ * balancer.drain_timeout_ms, when the INS is stopped with what it still
+ * carries (reason drain_timeout).
+ *
+ * Health (health.c): READY and DRAINING INS are checked every
+ * health_interval_ms; a failed check takes an INS out of the rotation
+ * (bal_pick skips it), health_failures in a row take it down:
+ * bal_ins_down() kills it (SIGKILL: a stopped or wedged process would not
+ * act on SIGTERM) and reconcile replaces it at once.
+ *
  * Autoscale (balancer.autoscale): each tick, before reconcile, the pure
  * bal_autoscale_decide() (autoscale.c) may move `target` one step up or
  * down on the connections per live INS; reconcile then spawns or drains as
@@ -68,6 +82,23 @@ struct bal_ins *bal_ins_find(struct bal *b, int id)
 		if (i->h.id == id)
 			return i;
 	return NULL;
+}
+
+/**
+ * bal_ins_running() - INS that hold resources and count against max_ins
+ * @b: the balancer
+ *
+ * Return: how many are STARTING, READY or DRAINING
+ */
+int bal_ins_running(const struct bal *b)
+{
+	const struct bal_ins *i;
+	int n = 0;
+
+	for (i = b->ins; i; i = i->next)
+		n += i->state == BAL_INS_STARTING || i->state == BAL_INS_READY ||
+		     i->state == BAL_INS_DRAINING;
+	return n;
 }
 
 int bal_ins_live(const struct bal *b)
@@ -133,6 +164,18 @@ static bool listens(pid_t pid, unsigned port)
 	return found;
 }
 
+/* Is @pid still in the balancer's own network namespace (or gone)? */
+static bool in_my_netns(pid_t pid)
+{
+	char path[64];
+	struct stat mine, theirs;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	if (stat("/proc/self/ns/net", &mine) || stat(path, &theirs))
+		return true;
+	return mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev;
+}
+
 static bool ins_ready(struct bal *b, struct bal_ins *i)
 {
 	struct mw_addr a;
@@ -140,6 +183,12 @@ static bool ins_ready(struct bal *b, struct bal_ins *i)
 
 	if (i->h.pid <= 0)
 		return true;
+	/*
+	 * Until the child has entered its namespace, /proc/PID/net shows ours,
+	 * where the front end listens on the same ports: not a sign of anything.
+	 */
+	if (b->be.ops == &bal_backend_netns && in_my_netns(i->h.pid))
+		return false;
 	for (k = 0; k < b->cfg->balancer.listen_count; k++)
 		if (!mw_addr_parse(&a, b->cfg->balancer.listen[k]) && !listens(i->h.pid, a.port))
 			return false;
@@ -181,6 +230,7 @@ static void ins_gone(struct bal *b, struct bal_ins *i, int status)
 	if (i->h.pid > 0)
 		ev_child_stop(b->loop, &i->child);
 	ev_timer_stop(b->loop, &i->kill_timer);
+	bal_health_stop(b, i);
 	b->be.ops->cleanup(&b->be, &i->h);
 	if (asked || b->stopping) {
 		mw_notice("INS %d (%s) stopped (%s)", i->h.id, i->h.name, why);
@@ -224,6 +274,61 @@ static void ins_stop(struct bal *b, struct bal_ins *i)
 	ev_timer_start(b->loop, &i->kill_timer);
 }
 
+static void ins_drain(struct bal *b, struct bal_ins *i)
+{
+	i->state = BAL_INS_DRAINING;
+	i->drain_since = ev_now(b->loop);
+}
+
+/**
+ * bal_ins_down() - health checks failed: take @i down and have it replaced
+ * @b: the balancer
+ * @i: an INS that is not STOPPING or DEAD
+ *
+ * SIGKILL at once for an INS with a pid (a stopped or wedged mw-ins would
+ * not act on SIGTERM; its connections are stuck anyway), the backend's
+ * stop otherwise.  Counted as health_down and as replaced; reconcile then
+ * spawns its replacement.
+ */
+void bal_ins_down(struct bal *b, struct bal_ins *i)
+{
+	bool wanted = i->state == BAL_INS_READY; /* a draining one is not replaced */
+
+	if (i->state == BAL_INS_STOPPING || i->state == BAL_INS_DEAD)
+		return;
+	bal_count(b, BAL_R_HEALTH_DOWN);
+	if (wanted)
+		b->replaced++;
+	mw_warn("INS %d (%s) down: %u failed health check(s), the last: %s; %u connection(s) "
+		"lost%s",
+		i->h.id, i->h.name, i->hc.fails, bal_reason_text(i->hc.last), i->conns,
+		wanted ? "; replacing it" : "");
+	i->hc.state = BAL_HEALTH_DOWN;
+	bal_health_stop(b, i);
+	i->state = BAL_INS_STOPPING;
+	if (i->h.pid > 0)
+		kill(i->h.pid, SIGKILL);
+	else
+		b->be.ops->stop(&b->be, &i->h);
+	ev_timer_start(b->loop, &i->kill_timer);
+	reconcile(b);
+}
+
+/* ins.proxy_protocol as the file says now: what the mw-ins about to start reads. */
+static bool file_proxy_protocol(const struct bal *b)
+{
+	struct mw_config *n = calloc(1, sizeof(*n));
+	struct mw_config_errors *errs = calloc(1, sizeof(*errs));
+	bool on = b->cfg->ins.proxy_protocol;
+
+	/* A file that does not load stops mw-ins too: the value then does not matter. */
+	if (n && errs && b->cfg->path[0] && !mw_config_load(n, b->cfg->path, errs))
+		on = n->ins.proxy_protocol;
+	free(n);
+	free(errs);
+	return on;
+}
+
 static int spawn_one(struct bal *b, struct bal_ins **out, char *err, size_t errlen)
 {
 	struct bal_ins *i;
@@ -243,6 +348,8 @@ static int spawn_one(struct bal *b, struct bal_ins **out, char *err, size_t errl
 	b->next_id = id;
 	i->bal = b;
 	i->h.id = id;
+	i->proxy_protocol = file_proxy_protocol(b);
+	bal_health_init(i);
 	ret = b->be.ops->spawn(&b->be, &i->h, err, errlen);
 	if (ret) {
 		free(i);
@@ -278,6 +385,9 @@ static void reconcile(struct bal *b)
 	for (live = bal_ins_live(b); live < b->target; live++) {
 		if (ev_now(b->loop) < b->spawn_backoff_until)
 			break;
+		if (bal_ins_running(b) >= b->cfg->balancer.max_ins)
+			break; /* draining ones hold the rest; they end, at the latest on
+				  drain_timeout_ms */
 		if (spawn_one(b, NULL, err, sizeof(err))) {
 			mw_err("cannot spawn an INS: %s", err);
 			b->spawn_backoff_until = ev_now(b->loop) + BACKOFF_S;
@@ -293,12 +403,21 @@ static void reconcile(struct bal *b)
 		if (!newest)
 			break; /* cannot happen: bal_ins_live() counted starting/ready ones */
 		mw_notice("INS %d draining (scale down to %d)", newest->h.id, b->target);
-		newest->state = BAL_INS_DRAINING;
+		ins_drain(b, newest);
 	}
 	for (i = b->ins; i; i = next) {
 		next = i->next;
-		if (i->state == BAL_INS_DRAINING && !i->conns) {
+		if (i->state != BAL_INS_DRAINING)
+			continue;
+		if (!i->conns) {
 			mw_notice("INS %d drained", i->h.id);
+			ins_stop(b, i);
+		} else if (b->cfg->balancer.drain_timeout_ms &&
+			   ev_now(b->loop) - i->drain_since >=
+				   b->cfg->balancer.drain_timeout_ms / 1000.0) {
+			bal_count(b, BAL_R_DRAIN_TIMEOUT);
+			mw_warn("INS %d: %s; %u connection(s) end", i->h.id,
+				bal_reason_text(BAL_R_DRAIN_TIMEOUT), i->conns);
 			ins_stop(b, i);
 		}
 	}
@@ -358,6 +477,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			mw_notice("INS %d ready (%.2f s after spawn)", i->h.id,
 				  ev_now(loop) - i->spawned_at);
 		}
+		if (i->state == BAL_INS_READY || i->state == BAL_INS_DRAINING)
+			bal_health_tick(b, i);
 		if (i->state != BAL_INS_DEAD)
 			conns += i->conns;
 	}
@@ -431,11 +552,13 @@ void bal_shutdown(struct bal *b)
 
 	b->stopping = true;
 	ev_timer_stop(b->loop, &b->tick);
-	for (i = b->ins; i; i = i->next)
+	for (i = b->ins; i; i = i->next) {
+		bal_health_stop(b, i);
 		if (i->state != BAL_INS_DEAD) {
 			i->state = BAL_INS_STOPPING;
 			b->be.ops->stop(&b->be, &i->h);
 		}
+	}
 	/* The loop no longer runs: reap directly, bounded, then SIGKILL. */
 	for (t = 0; t <= SHUTDOWN_WAIT; t++) {
 		left = 0;
@@ -478,9 +601,10 @@ int bal_ins_spawn(struct bal *b, char *err, size_t errlen)
 	struct bal_ins *i;
 	int ret;
 
-	if (bal_ins_live(b) >= b->cfg->balancer.max_ins) {
-		snprintf(err, errlen, "already %d INS, the maximum (balancer.max_ins)",
-			 bal_ins_live(b));
+	if (bal_ins_running(b) >= b->cfg->balancer.max_ins) {
+		snprintf(err, errlen,
+			 "already %d INS (%d draining), the maximum (balancer.max_ins)",
+			 bal_ins_running(b), bal_ins_running(b) - bal_ins_live(b));
 		return -ERANGE;
 	}
 	ret = spawn_one(b, &i, err, errlen);
@@ -512,7 +636,7 @@ int bal_ins_retire(struct bal *b, int id, bool drain, char *err, size_t errlen)
 		b->target = bal_ins_live(b) - 1;
 	mw_notice("INS %d retired%s", id, drain ? ", draining" : "");
 	if (drain)
-		i->state = BAL_INS_DRAINING;
+		ins_drain(b, i);
 	else
 		ins_stop(b, i);
 	reconcile(b);
@@ -534,16 +658,63 @@ int bal_scale(struct bal *b, int n, char *err, size_t errlen)
 	return 0;
 }
 
-/* Keys a reload cannot change (they shape what already exists). */
-static bool restart_keys_same(const struct mw_balancer_config *a,
-			      const struct mw_balancer_config *n)
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
+#define RESTART_KEY(sec, k)                                     \
+	{                                                       \
+#sec "." #k, offsetof(struct mw_config, sec.k), \
+			sizeof(((struct mw_config *)0)->sec.k)  \
+	}
+/* NOLINTEND(bugprone-macro-parentheses) */
+
+/*
+ * Keys a reload cannot apply: they shape what already exists (sockets,
+ * namespaces, the bridge, the keystore), or, for ins.proxy_protocol, are
+ * read by every running mw-ins once at its start, so switching the balancer
+ * alone would break every connection (off: the app reads the header as
+ * request bytes; on: every INS refuses every connection).
+ */
+static const struct restart_key {
+	const char *name;
+	size_t off, size;
+} restart_keys[] = {
+	RESTART_KEY(common, runtime_dir),      RESTART_KEY(common, log_level),
+	RESTART_KEY(common, keystore),	       RESTART_KEY(common, keystore_root),
+	RESTART_KEY(balancer, control_socket), RESTART_KEY(balancer, backend),
+	RESTART_KEY(balancer, listen),	       RESTART_KEY(balancer, listen_count),
+	RESTART_KEY(balancer, subnet),	       RESTART_KEY(balancer, bridge),
+	RESTART_KEY(balancer, ins_binary),     RESTART_KEY(balancer, netflow_listen),
+	RESTART_KEY(balancer, netflow_allow),  RESTART_KEY(balancer, tag),
+	RESTART_KEY(balancer, xl_kernel),      RESTART_KEY(balancer, xl_ramdisk),
+	RESTART_KEY(balancer, xl_memory_mb),   RESTART_KEY(balancer, xl_vcpus),
+	RESTART_KEY(ins, proxy_protocol),
+};
+
+/*
+ * Name every restart-only key whose value in @n differs from the running
+ * one in @msg ("" when none).  Return: how many.
+ */
+static int restart_keys_changed(const struct mw_config *cur, const struct mw_config *n, char *msg,
+				size_t len)
 {
-	return !strcmp(a->backend, n->backend) && !strcmp(a->subnet, n->subnet) &&
-	       !strcmp(a->bridge, n->bridge) && !strcmp(a->tag, n->tag) &&
-	       !strcmp(a->control_socket, n->control_socket) &&
-	       a->listen_count == n->listen_count &&
-	       !memcmp(a->listen, n->listen, sizeof(a->listen)) &&
-	       !strcmp(a->ins_binary, n->ins_binary);
+	size_t k, used = 0;
+	int count = 0;
+
+	msg[0] = 0;
+	for (k = 0; k < sizeof(restart_keys) / sizeof(restart_keys[0]); k++) {
+		const struct restart_key *r = &restart_keys[k];
+
+		if (!memcmp((const char *)cur + r->off, (const char *)n + r->off, r->size))
+			continue;
+		if (!strcmp(r->name, "balancer.listen_count") && strstr(msg, "balancer.listen"))
+			continue; /* named once, as balancer.listen */
+		used += (size_t)snprintf(
+			msg + used, used < len ? len - used : 0, "%s%s", count ? ", " : "",
+			strcmp(r->name, "balancer.listen_count") ? r->name : "balancer.listen");
+		count++;
+		if (used >= len)
+			break;
+	}
+	return count;
 }
 
 int bal_reload(struct bal *b, char *err, size_t errlen)
@@ -552,7 +723,8 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	struct mw_config_errors *errs;
 	struct mw_balancer_config *bc = &b->cfg->balancer;
 	enum bal_policy p;
-	int ret = 0;
+	char keys[384];
+	int ret = 0, unapplied;
 
 	n = calloc(1, sizeof(*n));
 	errs = calloc(1, sizeof(*errs));
@@ -572,9 +744,7 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 		ret = -EINVAL;
 		goto out;
 	}
-	if (!restart_keys_same(bc, &n->balancer))
-		mw_warn("reload: backend, subnet, bridge, tag, listen, control_socket and "
-			"ins_binary changes need a restart; kept the old ones");
+	unapplied = restart_keys_changed(b->cfg, n, keys, sizeof(keys));
 	bc->min_ins = n->balancer.min_ins;
 	bc->max_ins = n->balancer.max_ins;
 	snprintf(bc->policy, sizeof(bc->policy), "%s", n->balancer.policy);
@@ -583,11 +753,16 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	bc->per_ins_max_conns = n->balancer.per_ins_max_conns;
 	bc->connect_timeout_ms = n->balancer.connect_timeout_ms;
 	bc->idle_timeout_ms = n->balancer.idle_timeout_ms;
+	bc->drain_timeout_ms = n->balancer.drain_timeout_ms;
+	bc->keepalive_ms = n->balancer.keepalive_ms;
+	bc->max_conns = n->balancer.max_conns;
+	bc->health_interval_ms = n->balancer.health_interval_ms;
+	bc->health_timeout_ms = n->balancer.health_timeout_ms;
+	bc->health_failures = n->balancer.health_failures;
 	bc->autoscale = n->balancer.autoscale;
 	bc->autoscale_up_conns = n->balancer.autoscale_up_conns;
 	bc->autoscale_down_conns = n->balancer.autoscale_down_conns;
 	bc->autoscale_cooldown_ms = n->balancer.autoscale_cooldown_ms;
-	b->cfg->ins.proxy_protocol = n->ins.proxy_protocol;
 	if (b->target < bc->min_ins)
 		b->target = bc->min_ins;
 	if (b->target > bc->max_ins)
@@ -595,6 +770,15 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	mw_notice("reloaded %s: policy %s, %d..%d INS, target %d, autoscale %s", b->cfg->path,
 		  bc->policy, bc->min_ins, bc->max_ins, b->target, bc->autoscale ? "on" : "off");
 	reconcile(b);
+	if (unapplied) {
+		snprintf(err, errlen,
+			 "reload: not applied, restart-only (restart mw-balancer and its INS to "
+			 "change): %s; their running values are kept (running INS keep "
+			 "ins.proxy_protocol %s; an INS spawned later follows the file, and the "
+			 "front end follows each INS); every other key was applied",
+			 keys, b->cfg->ins.proxy_protocol ? "on" : "off");
+		ret = -EAGAIN;
+	}
 out:
 	free(n);
 	free(errs);
@@ -624,7 +808,8 @@ struct bal_ins *bal_pick(struct bal *b, const void *client_addr, size_t alen, co
 			break;
 		best = next_id;
 		i = sorted;
-		if (i->state != BAL_INS_READY || (cap && i->conns >= cap))
+		if (i->state != BAL_INS_READY || (cap && i->conns >= cap) ||
+		    i->hc.state == BAL_HEALTH_FAILING || i->hc.state == BAL_HEALTH_DOWN)
 			continue;
 		for (k = 0; k < nskip && skip[k] != i->h.id; k++)
 			;

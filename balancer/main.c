@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* main.c - mw-balancer entry point: start-up, readiness, reload, clean shutdown */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "balancer/bal.h"
@@ -11,7 +12,11 @@ static void on_reload(struct mw_daemon *d)
 {
 	char err[512];
 
-	if (bal_reload(d->ctx, err, sizeof(err)))
+	int ret = bal_reload(d->ctx, err, sizeof(err));
+
+	if (ret == -EAGAIN)
+		mw_warn("SIGHUP: %s", err);
+	else if (ret)
 		mw_warn("SIGHUP: reload rejected, old configuration kept: %s", err);
 }
 

@@ -67,7 +67,13 @@ struct mw_balancer_config {
 	char ins_binary[MW_PATH_MAX];       /* "" = mw-ins next to mw-balancer */
 	int per_ins_max_conns;              /* 0 = unlimited */
 	int connect_timeout_ms;             /* 3000 */
-	int idle_timeout_ms;                /* 0 = none */
+	int idle_timeout_ms;                /* no byte either way on either leg: 300000; 0 = none */
+	int drain_timeout_ms;               /* a draining INS is stopped after: 60000; 0 = none */
+	int keepalive_ms;                   /* TCP keepalive idle, both legs: 60000; 0 = off */
+	int max_conns;                      /* front-end connections at once: 50000 */
+	int health_interval_ms;             /* between two health checks of an INS: 500 */
+	int health_timeout_ms;              /* one check fails after: 1000 */
+	int health_failures;                /* failed checks in a row before down: 2 */
 	char netflow_listen[MW_ADDR_TEXT_MAX]; /* merged Netflow stream: "127.0.0.1:0" */
 	char netflow_allow[MW_ADDR_TEXT_MAX];  /* CIDR allowed to connect: "127.0.0.0/8" */
 	char tag[8];                        /* names of its netns/veths: mw-<tag>-ins<N>: "mw" */

@@ -103,7 +103,10 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.balancer.ins_binary, "");
 	assert_int_equal(cfg.balancer.per_ins_max_conns, 0);
 	assert_int_equal(cfg.balancer.connect_timeout_ms, 3000);
-	assert_int_equal(cfg.balancer.idle_timeout_ms, 0);
+	assert_int_equal(cfg.balancer.idle_timeout_ms, 300000);
+	assert_int_equal(cfg.balancer.drain_timeout_ms, 60000);
+	assert_int_equal(cfg.balancer.max_conns, 50000);
+	assert_int_equal(cfg.balancer.health_failures, 2);
 }
 
 static void test_null_path_is_defaults(void **state)
