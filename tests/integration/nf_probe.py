@@ -9,6 +9,11 @@
 #                                            one request; prints "status=S val0=A val1=B"
 #   nf_probe.py raw ADDR HEX                 send bytes; print the response or "closed"
 #   nf_probe.py stall ADDR SECONDS           connect, read nothing, hold
+#   nf_probe.py probe ADDR                   MonitorOn and an IsOpen read; everything
+#                                            that comes back in 3 s: "bytes=N closed=0|1"
+# ADDR is "ip:port" (TCP) or "/path" (AF_UNIX). With $NF_TOKEN set, a TCP connection
+# first sends the Auth request (mwcomms extension, docs/netflow.md) and expects its
+# answer; $NF_TOKEN_NOCHECK=1 sends it without waiting.
 # Peers for the scenarios (the app side runs under the shim):
 #   nf_probe.py flood-server PORT TOTAL      accept one client, send TOTAL bytes; report
 #                                            "EPIPE after N" and then what a read returns
@@ -17,6 +22,7 @@
 #   nf_probe.py hold HOST PORT SECONDS       connect, print "lport=P", hold the connection
 #   nf_probe.py sig-wait PORT                listen on PORT; print "signal N" for each of
 #                                            SIGUSR1 and SIGINT received (20 s at most)
+import os
 import socket
 import struct
 import sys
@@ -26,11 +32,52 @@ SIG_INFO, SIG_REQ, SIG_RESP = 0xD310, 0xD320, 0xD32F
 OBS = ["none", "create", "bind", "accept", "connect", "recv", "send", "close"]
 
 
-def connect(addr):
+def auth_request(token):
+    t = token.encode().ljust(32, b"\0")
+    return struct.pack(">HIHH16sI16s", SIG_REQ, 0x7FFF0001, 1, 0x2001, t[:16], 0, t[16:32])
+
+
+def connect(addr, rcvbuf=None):
+    if addr.startswith("/"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(addr)
+        return s
     host, port = addr.rsplit(":", 1)
     host = host.strip("[]")
-    s = socket.create_connection((host, int(port)), timeout=10)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(10)
+    s.connect((host, int(port)))
+    token = os.environ.get("NF_TOKEN")
+    if token:
+        s.sendall(auth_request(token))
+        if os.environ.get("NF_TOKEN_NOCHECK") != "1":
+            m = read_msg(s)
+            if m is None or m[0] != "resp" or m[1][0] != 0x7FFF0001 or m[1][1] != 0:
+                raise SystemExit("nf_probe: token refused: %r" % (m,))
     return s
+
+
+def cmd_probe(addr):
+    s = connect(addr)
+    s.sendall(request(1, 0, 0x0001, sock=0) + request(2, 2, 0x0101, sock=1))
+    s.settimeout(0.2)
+    total, closed, deadline = 0, False, time.time() + 3
+    while time.time() < deadline:
+        try:
+            b = s.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            closed = True
+            break
+        if not b:
+            closed = True
+            break
+        total += len(b)
+    print("bytes=%d closed=%d" % (total, int(closed)))
 
 
 def recv_exact(s, n):
@@ -163,10 +210,7 @@ def cmd_raw(addr, hexdata):
 
 
 def cmd_stall(addr, seconds):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    host, port = addr.rsplit(":", 1)
-    s.connect((host, int(port)))
+    s = connect(addr, rcvbuf=4096)
     print("stalling", flush=True)
     time.sleep(seconds)
     # Did the server give up on us? A read returns EOF (or reset) if so.
@@ -295,6 +339,8 @@ def main(argv):
         cmd_sig_wait(int(argv[2]))
     elif cmd == "stall":
         cmd_stall(addr, float(argv[3]))
+    elif cmd == "probe":
+        cmd_probe(addr)
     else:
         raise SystemExit("nf_probe: unknown command " + cmd)
 
