@@ -71,7 +71,8 @@ static void get_ts(struct mw_nf_timestamp *t, const uint8_t *p)
 }
 
 /* Size and signature checks shared by the three decoders. */
-static int check_frame(const uint8_t *buf, size_t len, uint16_t sig, size_t size, const char **why)
+static int check_frame(const uint8_t *buf, size_t len, uint16_t sig, size_t size,
+		       const char **why)
 {
 	const char *reason = NULL;
 
@@ -329,8 +330,8 @@ void mw_nf_endpoint_from_addr(struct mw_nf_endpoint *e, const struct mw_addr *a)
 const char *mw_nf_obs_name(unsigned obs)
 {
 	/* The original python client's strings. */
-	static const char *const names[] = { "none",	"create", "bind", "accept",
-					     "connect", "recv",	  "send", "close" };
+	static const char *const names[] = { "none", "create", "bind", "accept",
+					     "connect", "recv", "send", "close" };
 
 	return obs < sizeof(names) / sizeof(names[0]) ? names[obs] : "unknown";
 }
@@ -338,51 +339,28 @@ const char *mw_nf_obs_name(unsigned obs)
 const char *mw_nf_attr_name(unsigned name)
 {
 	switch (name) {
-	case MW_NF_ATTR_NONE:
-		return "None";
-	case MW_NF_ATTR_MONITOR_ON:
-		return "MonitorOn";
-	case MW_NF_ATTR_MONITOR_OFF:
-		return "MonitorOff";
-	case MW_NF_ATTR_NONBLOCK:
-		return "Nonblock";
-	case MW_NF_ATTR_REUSEADDR:
-		return "Reuseaddr";
-	case MW_NF_ATTR_REUSEPORT:
-		return "Reuseport";
-	case MW_NF_ATTR_KEEPALIVE:
-		return "Keepalive";
-	case MW_NF_ATTR_DEFER_ACCEPT:
-		return "DeferAccept";
-	case MW_NF_ATTR_NODELAY:
-		return "Nodelay";
-	case MW_NF_ATTR_IS_OPEN:
-		return "IsOpen";
-	case MW_NF_ATTR_OWNER_RUNNING:
-		return "OwnerRunning";
-	case MW_NF_ATTR_SNDBUF:
-		return "SndBuf";
-	case MW_NF_ATTR_RCVBUF:
-		return "RcvBuf";
-	case MW_NF_ATTR_SNDTIMEO:
-		return "SndTimeo";
-	case MW_NF_ATTR_RCVTIMEO:
-		return "RcvTimeo";
-	case MW_NF_ATTR_SNDLOWAT:
-		return "SndLoWat";
-	case MW_NF_ATTR_RCVLOWAT:
-		return "RcvLoWat";
-	case MW_NF_ATTR_ERROR:
-		return "Error";
-	case MW_NF_ATTR_GLOBAL_CONGCTL:
-		return "GlobalCongctl";
-	case MW_NF_ATTR_GLOBAL_DELACK_TICKS:
-		return "GlobalDelackTicks";
-	case MW_NF_ATTR_ADDR_BLOCK:
-		return "AddrBlock";
-	case MW_NF_ATTR_AUTH:
-		return "Auth";
-	default:
-		return NULL;
+	case MW_NF_ATTR_NONE: return "None";
+	case MW_NF_ATTR_MONITOR_ON: return "MonitorOn";
+	case MW_NF_ATTR_MONITOR_OFF: return "MonitorOff";
+	case MW_NF_ATTR_NONBLOCK: return "Nonblock";
+	case MW_NF_ATTR_REUSEADDR: return "Reuseaddr";
+	case MW_NF_ATTR_REUSEPORT: return "Reuseport";
+	case MW_NF_ATTR_KEEPALIVE: return "Keepalive";
+	case MW_NF_ATTR_DEFER_ACCEPT: return "DeferAccept";
+	case MW_NF_ATTR_NODELAY: return "Nodelay";
+	case MW_NF_ATTR_IS_OPEN: return "IsOpen";
+	case MW_NF_ATTR_OWNER_RUNNING: return "OwnerRunning";
+	case MW_NF_ATTR_SNDBUF: return "SndBuf";
+	case MW_NF_ATTR_RCVBUF: return "RcvBuf";
+	case MW_NF_ATTR_SNDTIMEO: return "SndTimeo";
+	case MW_NF_ATTR_RCVTIMEO: return "RcvTimeo";
+	case MW_NF_ATTR_SNDLOWAT: return "SndLoWat";
+	case MW_NF_ATTR_RCVLOWAT: return "RcvLoWat";
+	case MW_NF_ATTR_ERROR: return "Error";
+	case MW_NF_ATTR_GLOBAL_CONGCTL: return "GlobalCongctl";
+	case MW_NF_ATTR_GLOBAL_DELACK_TICKS: return "GlobalDelackTicks";
+	case MW_NF_ATTR_ADDR_BLOCK: return "AddrBlock";
+	case MW_NF_ATTR_AUTH: return "Auth";
+	default: return NULL;
 	}
 }

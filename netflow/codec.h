@@ -18,16 +18,16 @@
  * wire bytes: codec.c reads and writes every field with explicit BE helpers.
  */
 
-#define MW_NF_SIG_INFO	   0xD310 /* server -> consumer, unsolicited observation */
-#define MW_NF_SIG_REQUEST  0xD320 /* consumer -> server */
+#define MW_NF_SIG_INFO 0xD310     /* server -> consumer, unsolicited observation */
+#define MW_NF_SIG_REQUEST 0xD320  /* consumer -> server */
 #define MW_NF_SIG_RESPONSE 0xD32F /* server -> the requesting consumer */
-#define MW_NF_SIG_PREFIX   0xD3	  /* high byte of every signature */
+#define MW_NF_SIG_PREFIX 0xD3     /* high byte of every signature */
 
-#define MW_NF_BASE_SIZE	    6 /* sig u16 + id u32 */
-#define MW_NF_INFO_SIZE	    116
-#define MW_NF_REQUEST_SIZE  46
+#define MW_NF_BASE_SIZE 6 /* sig u16 + id u32 */
+#define MW_NF_INFO_SIZE 116
+#define MW_NF_REQUEST_SIZE 46
 #define MW_NF_RESPONSE_SIZE 26
-#define MW_NF_MAX_SIZE	    MW_NF_INFO_SIZE
+#define MW_NF_MAX_SIZE MW_NF_INFO_SIZE
 
 /* Observation kinds (INFO.obs). */
 enum mw_nf_obs {
@@ -43,11 +43,10 @@ enum mw_nf_obs {
 };
 
 /* Request flags. */
-#define MW_NF_FLAG_READ	   0x0
-#define MW_NF_FLAG_WRITE   0x1
+#define MW_NF_FLAG_READ 0x0
+#define MW_NF_FLAG_WRITE 0x1
 #define MW_NF_FLAG_BY_SOCK 0x2 /* ident is a 64-bit socket id */
-#define MW_NF_FLAG_BY_PEER 0x4 /* ident is a peer address (declared, unsupported in the original) \
-				*/
+#define MW_NF_FLAG_BY_PEER 0x4 /* ident is a peer address (declared, unsupported in the original) */
 #define MW_NF_FLAG_ALL 0x7
 
 /* Feature / attribute names (request.name). */
@@ -61,7 +60,7 @@ enum mw_nf_attr {
 	MW_NF_ATTR_KEEPALIVE = 0x0006,
 	MW_NF_ATTR_DEFER_ACCEPT = 0x0007,
 	MW_NF_ATTR_NODELAY = 0x0008,
-	MW_NF_ATTR_IS_OPEN = 0x0101,	   /* WRITE|BY_SOCK = mitigation close */
+	MW_NF_ATTR_IS_OPEN = 0x0101,       /* WRITE|BY_SOCK = mitigation close */
 	MW_NF_ATTR_OWNER_RUNNING = 0x0102, /* WRITE = signal the owning process */
 	MW_NF_ATTR_SNDBUF = 0x0109,
 	MW_NF_ATTR_RCVBUF = 0x010a,
@@ -73,17 +72,17 @@ enum mw_nf_attr {
 	MW_NF_ATTR_GLOBAL_CONGCTL = 0x1101,
 	MW_NF_ATTR_GLOBAL_DELACK_TICKS = 0x1102,
 	MW_NF_ATTR_ADDR_BLOCK = 0x1103, /* val u64 1 = block, 0 = unblock */
-	MW_NF_ATTR_AUTH = 0x2001, /* mwcomms extension: a TCP consumer's token (netflow/auth.h) */
+	MW_NF_ATTR_AUTH = 0x2001,       /* mwcomms extension: a TCP consumer's token (netflow/auth.h) */
 };
 
 #define MW_NF_ATTR_MITIGATES 0x0100 /* name bit: mitigation allowed */
-#define MW_NF_ATTR_PER_INS   0x1000 /* name bit: INS-wide setting */
+#define MW_NF_ATTR_PER_INS 0x1000   /* name bit: INS-wide setting */
 #define MW_NF_ATTR_EXTENSION 0x2000 /* name bit: an mwcomms extension, unknown to the original */
 
 /* MW_NF_ATTR_GLOBAL_CONGCTL values. */
-#define MW_NF_CONGCTL_RENO    0x90
+#define MW_NF_CONGCTL_RENO 0x90
 #define MW_NF_CONGCTL_NEWRENO 0x91
-#define MW_NF_CONGCTL_CUBIC   0x92
+#define MW_NF_CONGCTL_CUBIC 0x92
 
 /* The af the original console writes next to an AddrBlock text address (Linux AF_INET). */
 #define MW_NF_AF_TEXT_LEGACY 2
