@@ -11,6 +11,10 @@
 #   nf_probe.py stall ADDR SECONDS           connect, read nothing, hold
 #   nf_probe.py probe ADDR                   MonitorOn and an IsOpen read; everything
 #                                            that comes back in 3 s: "bytes=N closed=0|1"
+#   nf_probe.py fake-pvm PATH INDEX          a PVM's server on AF_UNIX PATH that sends,
+#                                            to each consumer, an observation naming
+#                                            PVM 3 (spoofed), then one naming INDEX,
+#                                            and never answers a request (30 s)
 # ADDR is "ip:port" (TCP) or "/path" (AF_UNIX). With $NF_TOKEN set, a TCP connection
 # first sends the Auth request (mwcomms extension, docs/netflow.md) and expects its
 # answer; $NF_TOKEN_NOCHECK=1 sends it without waiting.
@@ -60,15 +64,43 @@ def connect(addr, rcvbuf=None):
     return s
 
 
+def info(sock_id, obs=1):
+    ep = struct.pack(">I16sH", 4, bytes([10, 9, 9, 9]) + bytes(12), 80)
+    return struct.pack(">HIH4QQ", SIG_INFO, 0, obs, 1, 0, 2, 0, sock_id) + ep + ep + \
+        struct.pack(">QQQ", 0, 0, sock_id)
+
+
+def cmd_fake_pvm(path, index):
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(8)
+    print("listening", flush=True)
+    ls.settimeout(30)
+    conns, deadline = [], time.time() + 30
+    while time.time() < deadline:
+        try:
+            c, _ = ls.accept()
+        except socket.timeout:
+            break
+        c.sendall(info((3 << 32) | 0x51) + info((index << 32) | 0x52))
+        print("served", flush=True)
+        conns.append(c)  # requests are read by nobody: never answered
+
+
 def cmd_probe(addr):
     s = connect(addr)
-    s.sendall(request(1, 0, 0x0001, sock=0) + request(2, 2, 0x0101, sock=1))
-    s.settimeout(0.2)
     total, closed, deadline = 0, False, time.time() + 3
-    while time.time() < deadline:
+    try:
+        s.sendall(request(1, 0, 0x0001, sock=0) + request(2, 2, 0x0101, sock=1))
+    except (BrokenPipeError, ConnectionResetError):
+        deadline, closed = 0, True  # closed by the server: what it sent is still read
+    s.settimeout(0.2)
+    while True:
         try:
             b = s.recv(65536)
         except socket.timeout:
+            if time.time() >= deadline:
+                break
             continue
         except ConnectionResetError:
             closed = True
@@ -341,6 +373,8 @@ def main(argv):
         cmd_stall(addr, float(argv[3]))
     elif cmd == "probe":
         cmd_probe(addr)
+    elif cmd == "fake-pvm":
+        cmd_fake_pvm(addr, int(argv[3]))
     else:
         raise SystemExit("nf_probe: unknown command " + cmd)
 
