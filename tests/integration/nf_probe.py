@@ -11,6 +11,9 @@
 #   nf_probe.py stall ADDR SECONDS           connect, read nothing, hold
 #   nf_probe.py probe ADDR                   MonitorOn and an IsOpen read; everything
 #                                            that comes back in 3 s: "bytes=N closed=0|1"
+#   nf_probe.py orphan PORT                  listen on PORT, fork; the child keeps the
+#                                            socket 30 s ("child N", "got signal S" if
+#                                            signalled), the parent exits at once
 #   nf_probe.py fake-pvm PATH INDEX          a PVM's server on AF_UNIX PATH that sends,
 #                                            to each consumer, an observation naming
 #                                            PVM 3 (spoofed), then one naming INDEX,
@@ -85,6 +88,22 @@ def cmd_fake_pvm(path, index):
         c.sendall(info((3 << 32) | 0x51) + info((index << 32) | 0x52))
         print("served", flush=True)
         conns.append(c)  # requests are read by nobody: never answered
+
+
+def cmd_orphan(port):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(8)
+    pid = os.fork()
+    if pid:
+        print("parent %d exits, child %d" % (os.getpid(), pid), flush=True)
+        os._exit(0)
+    for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGTERM):
+        signal.signal(sig, lambda n, f: print("got signal %d" % n, flush=True))
+    end = time.time() + 30
+    while time.time() < end:
+        time.sleep(0.1)
 
 
 def cmd_probe(addr):
@@ -373,6 +392,8 @@ def main(argv):
         cmd_stall(addr, float(argv[3]))
     elif cmd == "probe":
         cmd_probe(addr)
+    elif cmd == "orphan":
+        cmd_orphan(int(argv[2]))
     elif cmd == "fake-pvm":
         cmd_fake_pvm(addr, int(argv[3]))
     else:

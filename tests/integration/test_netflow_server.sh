@@ -38,7 +38,7 @@ export NF_TOKEN=$CONTROL_TOKEN
 MW_PVM_CONF="netflow_stall_ms = 1000; netflow_queue = 64; netflow_listen = \"127.0.0.1:0\";
 	netflow_token_file = \"$TOKENS\"; netflow_group = \"$OBS_GROUP\";
 	netflow_control_group = \"$CTL_GROUP\"; netflow_max_per_user = 16;
-	netflow_signals = [ \"SIGUSR1\" ];" mw_appliance_up
+	netflow_signals = [ \"SIGUSR1\" ]; netflow_block_max = 2; netflow_block_ttl_s = 3;" mw_appliance_up
 
 # --- (1) discovery ------------------------------------------------------------------
 KEY=$MW_RUNTIME_DIR/store/mw/pvm/netflow
@@ -149,6 +149,21 @@ expect "signal SIGUSR1 (listed)" "$(req 0x0102 3 "$SL" 10)" "status=0 val0=0 val
 mw_wait_for "grep -q 'signal 10' '$(mw_logfile sigapp)'" || mw_fail "the owner did not get SIGUSR1"
 expect "signal default (SIGINT)" "$(req 0x0102 3 "$SL" 0)" "status=0 val0=0 val1=0"
 mw_wait_for "grep -q 'signal 2' '$(mw_logfile sigapp)'" || mw_fail "the owner did not get SIGINT"
+# The owner is gone (its child holds the socket now): no signal reaches anybody.
+mw_spawn orphan shimmed "$PY" "$NFP" orphan 9192
+mw_wait_for "grep -q 'obs=bind .*local=0.0.0.0:9192 ' '$W'" || mw_fail "no bind observation for 9192"
+OL=$(grep 'obs=bind .*local=0.0.0.0:9192 ' "$W" | field sock)
+mw_wait_for "grep -q 'parent .* exits' '$(mw_logfile orphan)'" || mw_fail "the orphan's parent did not exit"
+OPARENT=$(sed -n 's/^parent \([0-9]*\) exits.*/\1/p' "$(mw_logfile orphan)")
+mw_wait_for "[ ! -d /proc/$OPARENT ]" || mw_fail "the orphan's parent $OPARENT is still there"
+# Either the socket went with its owner (-EBADF) or it is the child's now and its
+# owner is gone (-ESRCH): never a signal to the child or to a process reusing the pid.
+r=$(req 0x0102 2 "$OL" 0)
+[ "$r" = "status=0 val0=0 val1=0" ] || [ "$r" = "status=-9 val0=0 val1=0" ] || mw_fail "owner gone: running? $r"
+r=$(req 0x0102 3 "$OL" 0)
+[ "$r" = "status=-3 val0=0 val1=0" ] || [ "$r" = "status=-9 val0=0 val1=0" ] || mw_fail "owner gone: signal: $r"
+sleep 0.5 # a signal, had one been sent, is printed by now
+! grep -q 'got signal' "$(mw_logfile orphan)" || mw_fail "a process that does not own the socket got a signal"
 mw_log "owner signal ok"
 
 # --- (4) mitigation close mid-transfer --------------------------------------------------
@@ -181,6 +196,15 @@ expect "unblock (text)" "$(req 0x1103 1 "ip:$CLI_IP" 0)" "status=0 val0=1 val1=0
 fetch_ok || mw_fail "fetch after the unblock failed"
 expect "block without WRITE" "$(req 0x1103 0 "ip:$CLI_IP" 1)" "status=-22 val0=0 val1=0"
 expect "block of garbage" "$(req 0x1103 1 "ip:not-an-ip" 1)" "status=-22 val0=0 val1=0"
+# Bounded: netflow_block_max = 2, and each block expires after netflow_block_ttl_s = 3.
+expect "block 1 of 2" "$(req 0x1103 1 "ip:192.0.2.1" 1)" "status=0 val0=1 val1=0"
+expect "block 2 of 2" "$(req 0x1103 1 "ip:$CLI_IP" 1)" "status=0 val0=1 val1=0"
+expect "a third block" "$(req 0x1103 1 "ip:192.0.2.3" 1)" "status=-28 val0=0 val1=0"
+! fetch_ok || mw_fail "a blocked client could still fetch"
+mw_wait_for fetch_ok 15 || mw_fail "the block did not expire after netflow_block_ttl_s"
+grep -q "block of $CLI_IP:0 expired" "$PVM_LOG" || mw_fail "the expiry is not logged"
+expect "room again after expiry" "$(req 0x1103 1 "ip:192.0.2.3" 1)" "status=0 val0=1 val1=0"
+expect "unblock" "$(req 0x1103 1 "ip:192.0.2.3" 0)" "status=0 val0=1 val1=0"
 mw_log "AddrBlock ok"
 
 # --- (6) ten consumers at once ------------------------------------------------------------
