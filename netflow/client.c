@@ -194,7 +194,7 @@ int mw_nf_client_connect(struct mw_nf_client **cp, const char *text, int timeout
 	int ret;
 
 	ret = mw_nf_client_connect_start(&c, text, err, errlen);
-	if (ret != -EINPROGRESS)
+	if (ret != -EINPROGRESS || !c)
 		goto out;
 	ret = wait_fd(c->fd, POLLOUT, deadline);
 	if (!ret)
