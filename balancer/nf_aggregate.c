@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "balancer/nf_aggregate.h"
 #include "common/keystore.h"
@@ -16,16 +17,26 @@
 /*
  * Theory of operation
  *
- * Upstreams: one Netflow client per PVM, found at /mw/pvms/<index>/netflow.
- * The key tree is watched, and re-read once a second, so an upstream is
- * created when its key appears, reconnected when its address changes or its
- * connection drops, and removed when the key goes.
+ * Upstreams: one Netflow client per PVM, found at /mw/pvms/<index>/netflow_unix
+ * (preferred: mw-balancer runs as root, so a PVM's AF_UNIX socket makes it a
+ * control consumer) or /mw/pvms/<index>/netflow (TCP, with the token of
+ * balancer.netflow_upstream_token_file).  The key tree is watched, and re-read
+ * once a second, so an upstream is created when its key appears, reconnected
+ * when its address changes or its connection drops, and removed when the key
+ * goes.  Nothing here blocks the balancer's loop (which also moves the front
+ * end's client bytes): connects are non-blocking and finished by a write
+ * watcher (abandoned after UPSTREAM_CONNECT_S), requests are queued in a
+ * bounded per-upstream buffer written by a watcher, and a forwarded request
+ * not answered within balancer.netflow_request_timeout_ms is answered
+ * -ETIMEDOUT (a late answer is then ignored).
  *
  * Downstream: consumers of the merged stream are served by the same
  * netflow/server.c as a PVM's (bounded queues, stall cut-off).  Every
  * observation from any upstream is re-published unchanged: socket ids carry
  * the PVM index in bits 32-39 (common/sockid.h), so they are already unique
- * across PVMs, and a request names its PVM by the id alone.
+ * across PVMs, and a request names its PVM by the id alone.  An observation
+ * whose ids name another PVM than the one that sent it is dropped and counted
+ * (one PVM cannot pose as another).
  *
  * Requests: BY_SOCK goes to the PVM of the id's index, under a fresh request
  * id on that upstream; AddrBlock and INS-wide settings go to every connected
@@ -36,9 +47,10 @@
  * PVMs' data paths pay nothing.
  */
 
-#define UPSTREAM_CONNECT_MS 500
-#define UPSTREAM_SEND_MS    200
-#define RESYNC_S	    1.0
+#define UPSTREAM_CONNECT_S 3.0
+#define UPSTREAM_OUT	   (MW_NF_REQUEST_SIZE * 256) /* queued requests per upstream */
+#define RESYNC_S	   1.0
+#define TIMEOUT_SWEEP_S	   0.1
 
 struct nf_fan {
 	struct mw_nf_reply to;
@@ -51,6 +63,7 @@ struct nf_fan {
 struct nf_pending {
 	struct nf_pending *next;
 	uint32_t up_id;
+	ev_tstamp deadline;
 	struct nf_fan *fan;
 };
 
@@ -58,23 +71,34 @@ struct nf_upstream {
 	struct bal_nf *agg;
 	struct nf_upstream *next;
 	int index;
-	char address[MW_ADDR_STRLEN];
+	char address[MW_ADDR_STRLEN + MW_PATH_MAX];
 	struct mw_nf_client *c; /* NULL while disconnected */
-	ev_io io;
+	bool connecting;	/* connect in progress since @since */
+	ev_tstamp since;
+	ev_io io, wio;
+	uint8_t out[UPSTREAM_OUT];
+	size_t out_len;
 	struct nf_pending *pending;
 	bool seen; /* still published (during a resync) */
 	uint64_t obs;
+	uint64_t spoofed; /* observations naming another PVM, dropped */
+	uint64_t timeouts;
 };
 
 struct bal_nf {
 	struct ev_loop *loop;
 	struct mw_keystore *ks;
 	struct mw_nf_server *srv;
+	struct mw_nf_tokens tokens;	    /* the merged stream's TCP consumers */
+	char up_token[MW_NF_TOKEN_MAX + 1]; /* sent to PVMs reached over TCP; "" = none */
+	ev_tstamp req_timeout;
 	ev_io ks_io;
-	ev_timer resync;
+	ev_timer resync, sweep;
 	struct nf_upstream *ups;
 	bool watching;
-	char address[MW_ADDR_STRLEN];
+	char address[MW_ADDR_STRLEN + MW_PATH_MAX];
+	char tag_key[64]; /* MW_NF_KEY_BALANCERS/<tag>/netflow */
+	bool legacy_key;  /* we wrote MW_NF_KEY_BALANCER */
 };
 
 static void fan_answer(struct bal_nf *a, struct nf_fan *f, int status, uint64_t v0, uint64_t v1)
@@ -99,10 +123,17 @@ static void up_disconnect(struct nf_upstream *u, const char *why)
 
 	if (!u->c)
 		return;
-	mw_notice("netflow: PVM %d stream (%s) lost: %s", u->index, u->address, why);
+	if (u->connecting)
+		mw_log_ratelimited(MW_LOG_INFO, "netflow: PVM %d stream (%s): connect failed: %s",
+				   u->index, u->address, why);
+	else
+		mw_notice("netflow: PVM %d stream (%s) lost: %s", u->index, u->address, why);
 	ev_io_stop(u->agg->loop, &u->io);
+	ev_io_stop(u->agg->loop, &u->wio);
 	mw_nf_client_close(u->c);
 	u->c = NULL;
+	u->connecting = false;
+	u->out_len = 0;
 	while ((p = u->pending)) {
 		u->pending = p->next;
 		fan_answer(u->agg, p->fan, -ENOENT, 0, 0);
@@ -110,29 +141,36 @@ static void up_disconnect(struct nf_upstream *u, const char *why)
 	}
 }
 
-/* Send @req (id replaced) to @u as part of @f. */
+/* Queue @req (id replaced) for @u as part of @f; written by up_write_cb. */
 static void up_forward(struct nf_upstream *u, const struct mw_nf_request *req, struct nf_fan *f)
 {
 	struct mw_nf_request copy = *req;
 	struct nf_pending *p;
-	int ret;
 
 	f->pending++;
+	if (!u->c || u->connecting) {
+		fan_answer(u->agg, f, -ENOENT, 0, 0);
+		return;
+	}
+	if (u->out_len + MW_NF_REQUEST_SIZE > sizeof(u->out)) {
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "netflow: PVM %d does not take requests: %zu "
+				   "bytes queued, request refused",
+				   u->index, u->out_len);
+		fan_answer(u->agg, f, -EBUSY, 0, 0);
+		return;
+	}
 	p = calloc(1, sizeof(*p));
-	if (!u->c || !p) {
-		free(p);
-		fan_answer(u->agg, f, u->c ? -ENOMEM : -ENOENT, 0, 0);
+	if (!p) {
+		fan_answer(u->agg, f, -ENOMEM, 0, 0);
 		return;
 	}
 	copy.id = mw_nf_client_alloc_id(u->c);
-	ret = mw_nf_client_send(u->c, &copy, UPSTREAM_SEND_MS);
-	if (ret) {
-		free(p);
-		fan_answer(u->agg, f, -ENOENT, 0, 0);
-		up_disconnect(u, strerror(-ret));
-		return;
-	}
+	mw_nf_encode_request(u->out + u->out_len, &copy);
+	u->out_len += MW_NF_REQUEST_SIZE;
+	ev_io_start(u->agg->loop, &u->wio);
 	p->up_id = copy.id;
+	p->deadline = ev_now(u->agg->loop) + u->agg->req_timeout;
 	p->fan = f;
 	p->next = u->pending;
 	u->pending = p;
@@ -150,8 +188,46 @@ static void up_response(struct nf_upstream *u, const struct mw_nf_response *r)
 		free(p);
 		return;
 	}
-	mw_log_ratelimited(MW_LOG_WARN, "netflow: PVM %d answered unknown request %u", u->index,
-			   r->id);
+	mw_log_ratelimited(MW_LOG_WARN,
+			   "netflow: PVM %d answered unknown request %u (timed out already?)",
+			   u->index, r->id);
+}
+
+/* Fail the forwarded requests whose time is up: the consumer gets -ETIMEDOUT. */
+static void up_expire(struct nf_upstream *u, ev_tstamp now)
+{
+	struct nf_pending **pp, *p;
+
+	for (pp = &u->pending; (p = *pp);) {
+		if (p->deadline > now) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		u->timeouts++;
+		mw_log_ratelimited(
+			MW_LOG_WARN,
+			"netflow: PVM %d did not answer request %u in %.1f s: -ETIMEDOUT "
+			"to the consumer",
+			u->index, p->up_id, u->agg->req_timeout);
+		fan_answer(u->agg, p->fan, -ETIMEDOUT, 0, 0);
+		free(p);
+	}
+}
+
+/* An observation must name the PVM that sent it. */
+static bool up_obs_ok(struct nf_upstream *u, const struct mw_nf_info *info)
+{
+	if (mw_sockid_pvm(info->sockfd) == u->index &&
+	    (!info->extra || mw_sockid_pvm(info->extra) == u->index))
+		return true;
+	u->spoofed++;
+	mw_log_ratelimited(MW_LOG_WARN,
+			   "netflow: PVM %d sent an observation of socket %#llx (PVM %d): dropped "
+			   "(%llu so far)",
+			   u->index, (unsigned long long)info->sockfd, mw_sockid_pvm(info->sockfd),
+			   (unsigned long long)u->spoofed);
+	return false;
 }
 
 static void up_monitor(struct nf_upstream *u, bool on)
@@ -184,7 +260,8 @@ static void up_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		while ((ret = mw_nf_client_next(u->c, &m)) == 1) {
 			if (m.sig == MW_NF_SIG_INFO) {
 				u->obs++;
-				mw_nf_server_publish(u->agg->srv, &m.u.info);
+				if (up_obs_ok(u, &m.u.info))
+					mw_nf_server_publish(u->agg->srv, &m.u.info);
 			} else {
 				up_response(u, &m.u.response);
 			}
@@ -196,24 +273,101 @@ static void up_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	} while (n != 0);
 }
 
-static void up_connect(struct nf_upstream *u)
-{
-	char err[256];
+static void up_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 
-	if (u->c || mw_nf_client_connect(&u->c, u->address, UPSTREAM_CONNECT_MS, err, sizeof(err)))
-		return; /* retried at the next resync */
+/* Connected: authenticate if over TCP, read, and mute it while nobody watches. */
+static void up_ready(struct nf_upstream *u)
+{
+	u->connecting = false;
 	ev_io_init(&u->io, up_read_cb, mw_nf_client_fd(u->c), EV_READ);
 	u->io.data = u;
 	ev_io_start(u->agg->loop, &u->io);
 	mw_notice("netflow: merging PVM %d stream from %s", u->index, u->address);
+	if (u->address[0] != '/') {
+		struct mw_nf_request req = { 0 };
+		struct nf_fan *f = calloc(1, sizeof(*f));
+
+		if (!f) {
+			up_disconnect(u, "out of memory");
+			return;
+		}
+		mw_nf_request_set_auth(&req, u->agg->up_token);
+		f->silent = true;
+		f->pending = 1;
+		up_forward(u, &req, f);
+		fan_answer(u->agg, f, 0, 0, 0);
+		explicit_bzero(&req, sizeof(req));
+	}
 	if (!u->agg->watching)
 		up_monitor(u, false);
+}
+
+static void up_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct nf_upstream *u = w->data;
+	ssize_t n;
+	int ret;
+
+	(void)revents;
+	if (u->connecting) {
+		ret = mw_nf_client_connect_finish(u->c);
+		if (ret) {
+			up_disconnect(u, strerror(-ret));
+			return;
+		}
+		ev_io_stop(loop, w);
+		up_ready(u);
+		return;
+	}
+	n = send(mw_nf_client_fd(u->c), u->out, u->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			up_disconnect(u, strerror(errno));
+		return;
+	}
+	memmove(u->out, u->out + n, u->out_len - (size_t)n);
+	u->out_len -= (size_t)n;
+	if (!u->out_len)
+		ev_io_stop(loop, w);
+}
+
+/* Start connecting (never waits); a connect that hangs is abandoned by the resync. */
+static void up_connect(struct nf_upstream *u)
+{
+	char err[256];
+	int ret;
+
+	if (u->c && u->connecting && ev_now(u->agg->loop) - u->since > UPSTREAM_CONNECT_S)
+		up_disconnect(u, "connect timed out");
+	if (u->c)
+		return;
+	if (u->address[0] != '/' && !u->agg->up_token[0]) {
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "netflow: PVM %d serves only TCP (%s): set "
+				   "balancer.netflow_upstream_token_file to merge it",
+				   u->index, u->address);
+		return;
+	}
+	ret = mw_nf_client_connect_start(&u->c, u->address, err, sizeof(err));
+	if (ret && ret != -EINPROGRESS) {
+		mw_log_ratelimited(MW_LOG_INFO, "%s", err);
+		return; /* retried at the next resync */
+	}
+	u->connecting = true;
+	u->since = ev_now(u->agg->loop);
+	ev_io_init(&u->wio, up_write_cb, mw_nf_client_fd(u->c), EV_WRITE);
+	u->wio.data = u;
+	if (ret == -EINPROGRESS) {
+		ev_io_start(u->agg->loop, &u->wio);
+		return;
+	}
+	up_ready(u);
 }
 
 static void agg_seen(void *arg, const char *name)
 {
 	struct bal_nf *a = arg;
-	char key[128], addr[MW_ADDR_STRLEN];
+	char key[128], addr[MW_ADDR_STRLEN + MW_PATH_MAX];
 	struct nf_upstream *u;
 	char *end;
 	long idx;
@@ -221,9 +375,12 @@ static void agg_seen(void *arg, const char *name)
 	idx = strtol(name, &end, 10);
 	if (*end || end == name || idx < 0 || idx > 255)
 		return;
-	snprintf(key, sizeof(key), MW_NF_KEY_PVMS "/%ld/netflow", idx);
-	if (mw_keystore_read(a->ks, key, addr, sizeof(addr)) < 0 || !addr[0])
-		return;
+	snprintf(key, sizeof(key), MW_NF_KEY_PVMS "/%ld/netflow_unix", idx);
+	if (mw_keystore_read(a->ks, key, addr, sizeof(addr)) < 0 || !addr[0]) {
+		snprintf(key, sizeof(key), MW_NF_KEY_PVMS "/%ld/netflow", idx);
+		if (mw_keystore_read(a->ks, key, addr, sizeof(addr)) < 0 || !addr[0])
+			return;
+	}
 	for (u = a->ups; u && u->index != idx; u = u->next)
 		;
 	if (!u) {
@@ -282,6 +439,16 @@ static void agg_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	agg_resync(w->data);
 }
 
+static void agg_sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct bal_nf *a = w->data;
+	struct nf_upstream *u;
+
+	(void)revents;
+	for (u = a->ups; u; u = u->next)
+		up_expire(u, ev_now(loop));
+}
+
 static void agg_request(void *ctx, struct mw_nf_reply to, const struct mw_nf_request *req)
 {
 	struct bal_nf *a = ctx;
@@ -299,7 +466,7 @@ static void agg_request(void *ctx, struct mw_nf_reply to, const struct mw_nf_req
 		bool any = false;
 
 		for (u = a->ups; u; u = u->next) {
-			if (u->c) {
+			if (u->c && !u->connecting) {
 				up_forward(u, req, f);
 				any = true;
 			}
@@ -313,9 +480,9 @@ static void agg_request(void *ctx, struct mw_nf_reply to, const struct mw_nf_req
 	}
 	for (u = a->ups; u && u->index != mw_sockid_pvm(req->sockfd); u = u->next)
 		;
-	if (u && u->c)
+	if (u && u->c && !u->connecting)
 		up_forward(u, req, f);
-	fan_answer(a, f, u && u->c ? 0 : -EBADF, 0, 0);
+	fan_answer(a, f, u && u->c && !u->connecting ? 0 : -EBADF, 0, 0);
 }
 
 static void agg_watching(void *ctx, bool on)
@@ -325,20 +492,76 @@ static void agg_watching(void *ctx, bool on)
 
 	a->watching = on;
 	for (u = a->ups; u; u = u->next)
-		if (u->c)
+		if (u->c && !u->connecting)
 			up_monitor(u, on);
 }
 
+/*
+ * Publish at our own key, and at the untagged legacy key unless another live
+ * balancer holds it: several balancers sharing a keystore never overwrite
+ * each other.
+ */
+static int agg_publish(struct bal_nf *a, char *err, size_t errlen)
+{
+	char cur[MW_ADDR_STRLEN + MW_PATH_MAX], cerr[256];
+	struct mw_nf_client *c;
+	int ret;
+
+	ret = mw_keystore_write(a->ks, a->tag_key, a->address, strlen(a->address));
+	if (ret) {
+		snprintf(err, errlen, "netflow: cannot publish %s: %s", a->tag_key, strerror(-ret));
+		return ret;
+	}
+	if (mw_keystore_read(a->ks, MW_NF_KEY_BALANCER, cur, sizeof(cur)) >= 0 && cur[0] &&
+	    strcmp(cur, a->address)) {
+		/* Startup only, before the loop runs: a short blocking probe is harmless. */
+		if (!mw_nf_client_connect(&c, cur, 500, cerr, sizeof(cerr))) {
+			mw_nf_client_close(c);
+			mw_notice("netflow: %s belongs to another balancer (%s): left alone",
+				  MW_NF_KEY_BALANCER, cur);
+			return 0;
+		}
+	}
+	ret = mw_keystore_write(a->ks, MW_NF_KEY_BALANCER, a->address, strlen(a->address));
+	if (ret) {
+		snprintf(err, errlen, "netflow: cannot publish %s: %s", MW_NF_KEY_BALANCER,
+			 strerror(-ret));
+		return ret;
+	}
+	a->legacy_key = true;
+	return 0;
+}
+
+static int agg_access(struct bal_nf *a, struct mw_nf_server_config *sc, const struct mw_config *cfg,
+		      char *err, size_t errlen)
+{
+	const char *tf = cfg->balancer.netflow_upstream_token_file;
+	int ret;
+
+	ret = mw_nf_access_config(sc, &a->tokens, &cfg->pvm, sc->listen, err, errlen);
+	if (ret)
+		return ret;
+	sc->allow = cfg->balancer.netflow_allow;
+	if (tf[0])
+		ret = mw_nf_token_read(a->up_token, tf, err, errlen);
+	return ret;
+}
+
+/**
+ * bal_nf_open() - serve the merged stream and follow the PVMs that publish theirs
+ * @out:    the aggregator
+ * @loop:   the balancer's loop
+ * @cfg:    the configuration
+ * @err:    one line on failure
+ * @errlen: its size
+ * Return: 0 or -errno
+ */
 int bal_nf_open(struct bal_nf **out, struct ev_loop *loop, const struct mw_config *cfg, char *err,
 		size_t errlen)
 {
-	struct mw_nf_server_config sc = {
-		.listen = cfg->balancer.netflow_listen,
-		.allow = cfg->balancer.netflow_allow,
-		.queue = cfg->pvm.netflow_queue,
-		.stall_ms = cfg->pvm.netflow_stall_ms,
-	};
+	struct mw_nf_server_config sc = { .listen = cfg->balancer.netflow_listen };
 	struct mw_nf_server_ops ops = { .request = agg_request, .watching = agg_watching };
+	char upath[MW_PATH_MAX + 64];
 	struct bal_nf *a;
 	int ret;
 
@@ -349,7 +572,19 @@ int bal_nf_open(struct bal_nf **out, struct ev_loop *loop, const struct mw_confi
 		return -ENOMEM;
 	}
 	a->loop = loop;
+	a->req_timeout = cfg->balancer.netflow_request_timeout_ms / 1000.;
 	ops.ctx = a;
+	snprintf(a->tag_key, sizeof(a->tag_key), MW_NF_KEY_BALANCERS "/%s/netflow",
+		 cfg->balancer.tag);
+	if (cfg->balancer.netflow_unix[0])
+		snprintf(upath, sizeof(upath), "%s", cfg->balancer.netflow_unix);
+	else
+		snprintf(upath, sizeof(upath), "%s/balancer-%s-netflow.sock",
+			 cfg->common.runtime_dir, cfg->balancer.tag);
+	sc.unix_path = upath;
+	ret = agg_access(a, &sc, cfg, err, errlen);
+	if (ret)
+		goto fail;
 	ret = mw_keystore_open(&a->ks, cfg->common.keystore, cfg->common.keystore_root, err,
 			       errlen);
 	if (ret)
@@ -364,25 +599,27 @@ int bal_nf_open(struct bal_nf **out, struct ev_loop *loop, const struct mw_confi
 	if (ret)
 		goto fail;
 	mw_nf_server_address(a->srv, a->address, sizeof(a->address));
-	ret = mw_keystore_write(a->ks, MW_NF_KEY_BALANCER, a->address, strlen(a->address));
-	if (ret) {
-		snprintf(err, errlen, "netflow: cannot publish %s: %s", MW_NF_KEY_BALANCER,
-			 strerror(-ret));
+	ret = agg_publish(a, err, errlen);
+	if (ret)
 		goto fail;
-	}
 	ev_io_init(&a->ks_io, agg_ks_cb, mw_keystore_fd(a->ks), EV_READ);
 	a->ks_io.data = a;
 	ev_io_start(loop, &a->ks_io);
 	ev_timer_init(&a->resync, agg_timer_cb, RESYNC_S, RESYNC_S);
 	a->resync.data = a;
 	ev_timer_start(loop, &a->resync);
+	ev_timer_init(&a->sweep, agg_sweep_cb, TIMEOUT_SWEEP_S, TIMEOUT_SWEEP_S);
+	a->sweep.data = a;
+	ev_timer_start(loop, &a->sweep);
 	agg_resync(a);
-	mw_notice("netflow: merged stream on %s, published at %s", a->address, MW_NF_KEY_BALANCER);
+	mw_notice("netflow: merged stream on %s, published at %s%s", a->address, a->tag_key,
+		  a->legacy_key ? " and " MW_NF_KEY_BALANCER : "");
 	*out = a;
 	return 0;
 fail:
 	mw_nf_server_close(a->srv);
 	mw_keystore_close(a->ks);
+	explicit_bzero(a, sizeof(*a));
 	free(a);
 	return ret;
 }
@@ -390,12 +627,13 @@ fail:
 void bal_nf_close(struct bal_nf *a)
 {
 	struct nf_upstream *u;
-	char cur[MW_ADDR_STRLEN];
+	char cur[MW_ADDR_STRLEN + MW_PATH_MAX];
 
 	if (!a)
 		return;
 	ev_io_stop(a->loop, &a->ks_io);
 	ev_timer_stop(a->loop, &a->resync);
+	ev_timer_stop(a->loop, &a->sweep);
 	while ((u = a->ups)) {
 		a->ups = u->next;
 		up_disconnect(u, "mw-balancer is stopping");
@@ -405,7 +643,10 @@ void bal_nf_close(struct bal_nf *a)
 	if (mw_keystore_read(a->ks, MW_NF_KEY_BALANCER, cur, sizeof(cur)) >= 0 &&
 	    !strcmp(cur, a->address))
 		mw_keystore_remove(a->ks, MW_NF_KEY_BALANCER);
+	if (mw_keystore_read(a->ks, a->tag_key, cur, sizeof(cur)) >= 0 && !strcmp(cur, a->address))
+		mw_keystore_remove(a->ks, a->tag_key);
 	mw_keystore_close(a->ks);
+	explicit_bzero(a, sizeof(*a));
 	free(a);
 }
 
@@ -413,15 +654,22 @@ void bal_nf_status(const struct bal_nf *a, char *buf, size_t len)
 {
 	struct mw_nf_server_stats st;
 	const struct nf_upstream *u;
+	uint64_t spoofed = 0, timeouts = 0;
 	unsigned n = 0;
 
 	if (!a) {
 		snprintf(buf, len, "netflow off");
 		return;
 	}
-	for (u = a->ups; u; u = u->next)
-		n += u->c != NULL;
+	for (u = a->ups; u; u = u->next) {
+		n += u->c && !u->connecting;
+		spoofed += u->spoofed;
+		timeouts += u->timeouts;
+	}
 	mw_nf_server_get_stats(a->srv, &st);
-	snprintf(buf, len, "%u PVM stream(s), %llu netflow consumer(s)", n,
-		 (unsigned long long)st.consumers);
+	snprintf(buf, len,
+		 "%u PVM stream(s), %llu netflow consumer(s), %llu spoofed observation(s) "
+		 "dropped, %llu request timeout(s)",
+		 n, (unsigned long long)st.consumers, (unsigned long long)spoofed,
+		 (unsigned long long)timeouts);
 }

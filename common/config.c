@@ -37,6 +37,7 @@ enum cfg_check {
 	CHK_PATH,	   /* absolute, shorter than MW_PATH_MAX */
 	CHK_PATH_OR_EMPTY, /* as CHK_PATH, or "" */
 	CHK_ADDR,	   /* "ip:port" as mw_addr_parse() reads it */
+	CHK_ADDR_OR_EMPTY, /* as CHK_ADDR, or "" */
 	CHK_CIDR,	   /* "ip/prefix" */
 	CHK_CIDR_OR_EMPTY, /* as CHK_CIDR, or "" */
 	CHK_IFNAME,	   /* a network interface name */
@@ -111,10 +112,20 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(pvm, socket_window, 256 * KIB, 4 * KIB, 1 * GIB, CHK_NONE),
 	KEY_INT(pvm, heartbeat_timeout_ms, 3000, 100, 600000, CHK_NONE),
 	KEY_INT(pvm, spin_us, 0, 0, 1000000, CHK_NONE),
-	KEY_STR(pvm, netflow_listen, "127.0.0.1:0", CHK_ADDR, NULL),
+	KEY_STR(pvm, netflow_unix, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_STR(pvm, netflow_group, "", CHK_NONE, NULL),
+	KEY_STR(pvm, netflow_control_group, "", CHK_NONE, NULL),
+	KEY_STR(pvm, netflow_listen, "", CHK_ADDR_OR_EMPTY, NULL),
 	KEY_STR(pvm, netflow_allow, "127.0.0.0/8", CHK_CIDR, NULL),
+	KEY_STR(pvm, netflow_token_file, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_INT(pvm, netflow_max_per_user, 4, 1, 256, CHK_NONE),
 	KEY_INT(pvm, netflow_queue, 65536, 16, 16 * MIB, CHK_NONE),
+	KEY_INT(pvm, netflow_memory, 64 * MIB, 64 * KIB, 1 * GIB, CHK_NONE),
 	KEY_INT(pvm, netflow_stall_ms, 10000, 100, 3600000, CHK_NONE),
+	KEY_INT(pvm, netflow_min_rate, 16 * KIB, 0, 1 * GIB, CHK_NONE),
+	KEY_INT(pvm, netflow_block_max, 4096, 1, 1 * MIB, CHK_NONE),
+	KEY_INT(pvm, netflow_block_ttl_s, 3600, 0, 31536000, CHK_NONE),
+	KEY_STRLIST(pvm, netflow_signals, CHK_NONE),
 	KEY_BOOL(pvm, fail_open, false),
 
 	KEY_INT(ins, id, 1, 1, 65535, CHK_NONE),
@@ -152,8 +163,11 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(balancer, health_interval_ms, 500, 50, 60000, CHK_NONE),
 	KEY_INT(balancer, health_timeout_ms, 1000, 50, 60000, CHK_NONE),
 	KEY_INT(balancer, health_failures, 2, 1, 100, CHK_NONE),
-	KEY_STR(balancer, netflow_listen, "127.0.0.1:0", CHK_ADDR, NULL),
+	KEY_STR(balancer, netflow_unix, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_STR(balancer, netflow_listen, "", CHK_ADDR_OR_EMPTY, NULL),
 	KEY_STR(balancer, netflow_allow, "127.0.0.0/8", CHK_CIDR, NULL),
+	KEY_STR(balancer, netflow_upstream_token_file, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_INT(balancer, netflow_request_timeout_ms, 5000, 100, 600000, CHK_NONE),
 	KEY_STR(balancer, tag, "mw", CHK_IFNAME, NULL),
 	KEY_STR(balancer, xl_kernel, "", CHK_PATH_OR_EMPTY, NULL),
 	KEY_STR(balancer, xl_ramdisk, "", CHK_PATH_OR_EMPTY, NULL),
@@ -280,6 +294,10 @@ static const char *cfg_check_string(enum cfg_check check, const char *text)
 		if (strlen(text) >= MW_PATH_MAX)
 			return "is too long for a socket path (107 bytes at most)";
 		return NULL;
+	case CHK_ADDR_OR_EMPTY:
+		if (!*text)
+			return NULL;
+		/* fall through */
 	case CHK_ADDR:
 		return mw_addr_parse(&addr, text) ? "is not an \"ip:port\" address" : NULL;
 	case CHK_CIDR_OR_EMPTY:

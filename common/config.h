@@ -28,10 +28,21 @@ struct mw_pvm_config {
 	int socket_window;                  /* per-socket credit window bytes: 256 KiB */
 	int heartbeat_timeout_ms;           /* INS declared dead after: 3000 */
 	int spin_us;                        /* poll this long before sleeping (common/spin.h): 0 */
-	char netflow_listen[MW_ADDR_TEXT_MAX]; /* "127.0.0.1:0" */
-	char netflow_allow[MW_ADDR_TEXT_MAX];  /* CIDR allowed to connect: "127.0.0.0/8" */
+	char netflow_unix[MW_PATH_MAX];     /* local consumers: "" = <runtime_dir>/netflow-<index>.sock */
+	char netflow_group[MW_NAME_MAX];    /* AF_UNIX peers in it observe: "" = none */
+	char netflow_control_group[MW_NAME_MAX]; /* ... in it also control: "" = root only */
+	char netflow_listen[MW_ADDR_TEXT_MAX]; /* TCP consumers (token required): "" = none */
+	char netflow_allow[MW_ADDR_TEXT_MAX];  /* CIDR allowed to connect over TCP: "127.0.0.0/8" */
+	char netflow_token_file[MW_PATH_MAX];  /* "observe|control TOKEN" lines, root-only: "" */
+	int netflow_max_per_user;           /* consumers per uid / token / address: 4 */
 	int netflow_queue;                  /* observations queued per consumer: 65536 */
-	int netflow_stall_ms;               /* stuck consumer disconnected after: 10000 */
+	int netflow_memory;                 /* observation bytes queued, all consumers: 64 MiB */
+	int netflow_stall_ms;               /* the window a consumer's read rate is measured over: 10000 */
+	int netflow_min_rate;               /* bytes/s a consumer with a backlog must read: 16384 */
+	int netflow_block_max;              /* AddrBlock entries held: 4096 */
+	int netflow_block_ttl_s;            /* an AddrBlock expires after; 0 = never: 3600 */
+	char netflow_signals[8][16];        /* OwnerRunning WRITE may send these besides SIGINT: [] */
+	int netflow_signals_count;
 	bool fail_open;                     /* shim passes through if mw-pvm is down: false */
 };
 
@@ -74,8 +85,11 @@ struct mw_balancer_config {
 	int health_interval_ms;             /* between two health checks of an INS: 500 */
 	int health_timeout_ms;              /* one check fails after: 1000 */
 	int health_failures;                /* failed checks in a row before down: 2 */
-	char netflow_listen[MW_ADDR_TEXT_MAX]; /* merged Netflow stream: "127.0.0.1:0" */
+	char netflow_unix[MW_PATH_MAX];     /* merged stream, local: "" = <runtime_dir>/balancer-<tag>-netflow.sock */
+	char netflow_listen[MW_ADDR_TEXT_MAX]; /* merged Netflow stream over TCP: "" = none */
 	char netflow_allow[MW_ADDR_TEXT_MAX];  /* CIDR allowed to connect: "127.0.0.0/8" */
+	char netflow_upstream_token_file[MW_PATH_MAX]; /* token for PVMs reached over TCP: "" */
+	int netflow_request_timeout_ms;     /* a request forwarded to a PVM fails after: 5000 */
 	char tag[8];                        /* names of its netns/veths: mw-<tag>-ins<N>: "mw" */
 	char xl_kernel[MW_PATH_MAX];        /* xl backend: INS domU kernel: "" */
 	char xl_ramdisk[MW_PATH_MAX];       /* xl backend: its ramdisk; "" = none: "" */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +32,7 @@
  * before it looks at rbuf again; arrival order is kept.
  */
 
-#define RBUF_SIZE 16384
+#define RBUF_SIZE	   16384
 #define DEFAULT_TIMEOUT_MS 5000
 
 struct mw_nf_client {
@@ -97,23 +98,48 @@ static int parse_server(struct mw_addr *a, const char *text)
 	return 0;
 }
 
-int mw_nf_client_connect(struct mw_nf_client **cp, const char *text, int timeout_ms, char *err,
-			 size_t errlen)
+/* @text as a socket address: "/path" is AF_UNIX, anything else TCP. */
+static int server_sockaddr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+	struct mw_addr a;
+
+	memset(ss, 0, sizeof(*ss));
+	if (text && text[0] == '/') {
+		if (strlen(text) >= sizeof(sun->sun_path))
+			return -EINVAL;
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, text, strlen(text) + 1);
+		*len = sizeof(*sun);
+		return 0;
+	}
+	if (parse_server(&a, text))
+		return -EINVAL;
+	return mw_addr_to_sockaddr(&a, ss, len) ? -EINVAL : 0;
+}
+
+/**
+ * mw_nf_client_connect_start() - begin connecting, without waiting
+ * @cp:     the client, usable once the connection completes
+ * @text:   "/path", "ip:port", "[ip6]:port", "ip6:port"
+ * @err:    one line on failure
+ * @errlen: its size
+ * Return: 0 (connected), -EINPROGRESS (watch the fd for writability, then
+ * mw_nf_client_connect_finish()), or -errno
+ */
+int mw_nf_client_connect_start(struct mw_nf_client **cp, const char *text, char *err, size_t errlen)
 {
 	struct mw_nf_client *c = NULL;
 	struct sockaddr_storage ss;
-	struct mw_addr a;
-	socklen_t sslen, elen;
-	int64_t deadline;
-	int ret, one = 1, soerr = 0;
+	socklen_t sslen;
+	int ret, one = 1;
 
 	*cp = NULL;
-	if (parse_server(&a, text)) {
+	if (server_sockaddr(text, &ss, &sslen)) {
 		snprintf(err, errlen, "netflow: cannot parse server address '%s'",
 			 text ? text : "(null)");
 		return -EINVAL;
 	}
-	deadline = now_ms() + (timeout_ms < 0 ? DEFAULT_TIMEOUT_MS : timeout_ms);
 	c = calloc(1, sizeof(*c));
 	if (c)
 		c->fd = -1;
@@ -123,7 +149,6 @@ int mw_nf_client_connect(struct mw_nf_client **cp, const char *text, int timeout
 		goto fail;
 	}
 	c->next_id = 1;
-	mw_addr_to_sockaddr(&a, &ss, &sslen);
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		ret = -errno;
@@ -131,33 +156,91 @@ int mw_nf_client_connect(struct mw_nf_client **cp, const char *text, int timeout
 		goto fail;
 	}
 	/* A request is one small write that the server waits for: send it now. */
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *)&ss, sslen) && errno != EINPROGRESS) {
-		ret = -errno;
-		goto fail_connect;
-	}
-	ret = wait_fd(c->fd, POLLOUT, deadline);
-	if (ret)
-		goto fail_connect;
-	elen = sizeof(soerr);
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &elen))
-		soerr = errno;
-	if (soerr) {
-		ret = -soerr;
-		goto fail_connect;
+	if (ss.ss_family != AF_UNIX)
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ret = connect(c->fd, (struct sockaddr *)&ss, sslen) ? -errno : 0;
+	if (ret && ret != -EINPROGRESS) {
+		snprintf(err, errlen, "netflow: connect to %s: %s", text, strerror(-ret));
+		goto fail;
 	}
 	*cp = c;
-	return 0;
-
-fail_connect:
-	snprintf(err, errlen, "netflow: connect to %s: %s", text, strerror(-ret));
+	return ret;
 fail:
 	mw_nf_client_close(c);
 	return ret;
 }
 
-int mw_nf_client_connect_keystore(struct mw_nf_client **cp, struct mw_keystore *ks,
-				  const char *key, int timeout_ms, char *err, size_t errlen)
+/**
+ * mw_nf_client_connect_finish() - the outcome of a connect that was in progress
+ * @c: the client
+ * Return: 0 or the connect's -errno
+ */
+int mw_nf_client_connect_finish(struct mw_nf_client *c)
+{
+	socklen_t elen;
+	int soerr = 0;
+
+	elen = sizeof(soerr);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &elen))
+		soerr = errno;
+	return -soerr;
+}
+
+int mw_nf_client_connect(struct mw_nf_client **cp, const char *text, int timeout_ms, char *err,
+			 size_t errlen)
+{
+	int64_t deadline = now_ms() + (timeout_ms < 0 ? DEFAULT_TIMEOUT_MS : timeout_ms);
+	struct mw_nf_client *c;
+	int ret;
+
+	ret = mw_nf_client_connect_start(&c, text, err, errlen);
+	if (ret != -EINPROGRESS || !c)
+		goto out;
+	ret = wait_fd(c->fd, POLLOUT, deadline);
+	if (!ret)
+		ret = mw_nf_client_connect_finish(c);
+	if (ret)
+		snprintf(err, errlen, "netflow: connect to %s: %s", text, strerror(-ret));
+out:
+	if (ret) {
+		mw_nf_client_close(c);
+		c = NULL;
+	}
+	*cp = c;
+	return ret;
+}
+
+/**
+ * mw_nf_client_auth() - authenticate with @token (the Auth request, netflow/auth.h)
+ * @c:          a connected client
+ * @token:      the token
+ * @timeout_ms: how long to wait for the answer
+ * @role:       the role granted
+ * Return: 0, -EACCES if the server closed the connection (a wrong token gets
+ * no answer), or -errno
+ */
+int mw_nf_client_auth(struct mw_nf_client *c, const char *token, int timeout_ms,
+		      enum mw_nf_role *role)
+{
+	struct mw_nf_request req = { 0 };
+	struct mw_nf_response rsp;
+	int ret;
+
+	mw_nf_request_set_auth(&req, token);
+	ret = mw_nf_client_request(c, &req, timeout_ms, &rsp);
+	explicit_bzero(&req, sizeof(req));
+	if (ret == -ECONNRESET)
+		return -EACCES;
+	if (ret)
+		return ret;
+	if (rsp.status)
+		return rsp.status;
+	*role = (enum mw_nf_role)rsp.val0;
+	return 0;
+}
+
+int mw_nf_client_connect_keystore(struct mw_nf_client **cp, struct mw_keystore *ks, const char *key,
+				  int timeout_ms, char *err, size_t errlen)
 {
 	char val[128];
 	int ret;

@@ -6,15 +6,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netflow/auth.h"
 #include "netflow/codec.h"
 
 struct mw_keystore;
 struct mw_nf_client;
 
-#define MW_NF_KEY_PVM	   "/mw/pvm/netflow" /* the key a PVM's server publishes "ip:port" at */
-#define MW_NF_KEY_PVMS	   "/mw/pvms" /* ... and at MW_NF_KEY_PVMS/<index>/netflow, for aggregation */
-#define MW_NF_KEY_BALANCER "/mw/balancer/netflow" /* the balancer's merged stream */
-#define MW_NF_CLIENT_QUEUE 1024			  /* messages held while waiting for a response */
+#define MW_NF_KEY_PVM  "/mw/pvm/netflow" /* the key a PVM's server publishes "ip:port" at */
+#define MW_NF_KEY_PVMS "/mw/pvms" /* ... and at MW_NF_KEY_PVMS/<index>/netflow, for aggregation */
+#define MW_NF_KEY_BALANCER \
+	"/mw/balancer/netflow" /* the balancer's merged stream (the last one started) */
+#define MW_NF_KEY_BALANCERS "/mw/balancers" /* ... and at MW_NF_KEY_BALANCERS/<tag>/netflow */
+#define MW_NF_CLIENT_QUEUE  1024	    /* messages held while waiting for a response */
 
 /* One message from the server: sig is MW_NF_SIG_INFO or MW_NF_SIG_RESPONSE. */
 struct mw_nf_msg {
@@ -32,9 +35,23 @@ struct mw_nf_client_stats {
 	uint64_t requests_out; /* requests written */
 };
 
+/*
+ * mw_nf_client_connect_start() - begin connecting without waiting: 0 (connected),
+ * -EINPROGRESS (poll the fd for POLLOUT, then mw_nf_client_connect_finish()), -errno.
+ */
+int mw_nf_client_connect_start(struct mw_nf_client **c, const char *text, char *err, size_t errlen);
+int mw_nf_client_connect_finish(struct mw_nf_client *c);
+
+/*
+ * mw_nf_client_auth() - send the Auth request with @token and wait for the role
+ * Return: 0, -EACCES if refused (the server closes without an answer), -errno
+ */
+int mw_nf_client_auth(struct mw_nf_client *c, const char *token, int timeout_ms,
+		      enum mw_nf_role *role);
+
 /**
  * mw_nf_client_connect() - connect to a Netflow server
- * @text: "ip:port", "[ip6]:port", or the original's unbracketed "ip6:port"
+ * @text: "/path" (AF_UNIX), "ip:port", "[ip6]:port", or the original's unbracketed "ip6:port"
  * @timeout_ms: connect timeout (< 0: 5000)
  * @err: one line on failure
  * Return: 0 or -errno (-EINVAL for unparsable text, -ETIMEDOUT, -ECONNREFUSED...)

@@ -360,6 +360,7 @@ const char *mw_nf_attr_name(unsigned name)
 	case MW_NF_ATTR_GLOBAL_CONGCTL: return "GlobalCongctl";
 	case MW_NF_ATTR_GLOBAL_DELACK_TICKS: return "GlobalDelackTicks";
 	case MW_NF_ATTR_ADDR_BLOCK: return "AddrBlock";
+	case MW_NF_ATTR_AUTH: return "Auth";
 	default: return NULL;
 	}
 }

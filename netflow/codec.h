@@ -72,10 +72,12 @@ enum mw_nf_attr {
 	MW_NF_ATTR_GLOBAL_CONGCTL = 0x1101,
 	MW_NF_ATTR_GLOBAL_DELACK_TICKS = 0x1102,
 	MW_NF_ATTR_ADDR_BLOCK = 0x1103, /* val u64 1 = block, 0 = unblock */
+	MW_NF_ATTR_AUTH = 0x2001,       /* mwcomms extension: a TCP consumer's token (netflow/auth.h) */
 };
 
 #define MW_NF_ATTR_MITIGATES 0x0100 /* name bit: mitigation allowed */
 #define MW_NF_ATTR_PER_INS 0x1000   /* name bit: INS-wide setting */
+#define MW_NF_ATTR_EXTENSION 0x2000 /* name bit: an mwcomms extension, unknown to the original */
 
 /* MW_NF_ATTR_GLOBAL_CONGCTL values. */
 #define MW_NF_CONGCTL_RENO 0x90

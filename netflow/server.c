@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/cidr.h"
@@ -27,8 +29,19 @@
  *             bounded because a consumer's socket is not read while it has
  *             MAX_INFLIGHT requests unanswered or a full buffer.
  *   write:    a write watcher runs while the buffer is not empty.
- *   stall:    a buffer that has not moved for stall_ms (the consumer does not
- *             read) gets the consumer disconnected.
+ *   rate:     while a consumer has a backlog, what it takes is measured over
+ *             a window of stall_ms; below min_rate bytes/s it is cut (a
+ *             consumer reading one byte a second does not keep its slot).
+ *   memory:   observations queued across all consumers stay under
+ *             mem_total; beyond, they are dropped and counted.
+ *
+ * Access (docs/netflow.md "Access control"): an AF_UNIX consumer is
+ * authorised at accept by SO_PEERCRED (root, or a member of the control or
+ * observe group); a TCP consumer must first send the Auth request with a
+ * token from the token file.  Until then it receives nothing, and anything
+ * but a valid token closes it unanswered.  An observe consumer's WRITE
+ * requests (other than MonitorOn/Off) are answered -EPERM.  Consumers per
+ * user (uid, token, or address while unauthenticated) are limited.
  *
  * Requests are framed by their signature (the wire has no length field): an
  * unknown signature, or a message that is not a request, cannot be skipped
@@ -50,6 +63,9 @@ struct nf_consumer {
 	uint64_t serial;
 	int fd;
 	ev_io rio, wio;
+	enum mw_nf_role role; /* NONE: a TCP consumer that has not sent its token yet */
+	char who[48];	      /* whose slot it takes, for max_per_user */
+	ev_tstamp born;
 	bool monitor;
 	bool broken; /* a response could not be queued: dropped by the next callback */
 	unsigned inflight;
@@ -57,7 +73,8 @@ struct nf_consumer {
 	size_t in_len;
 	uint8_t *out;
 	size_t out_head, out_len, out_cap;
-	ev_tstamp since; /* the buffer last moved (or became non-empty) */
+	ev_tstamp win_start; /* a backlog exists since (0: none) */
+	size_t win_sent;     /* bytes taken since win_start */
 	uint64_t drops;
 	char peer[MW_ADDR_STRLEN];
 };
@@ -66,10 +83,18 @@ struct mw_nf_server {
 	struct ev_loop *loop;
 	struct mw_nf_server_ops ops;
 	struct mw_cidr allow;
+	struct mw_nf_tokens tokens;
+	long observe_gid, control_gid;
 	size_t out_limit; /* observation bytes held per consumer */
+	size_t mem_total;
+	double min_rate;
+	int max_per_user;
 	ev_tstamp stall;
-	int fd;
-	ev_io lio;
+	int fd, ufd;
+	ev_io lio, uio;
+	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t unix_dev;
+	ino_t unix_ino;
 	ev_timer stall_timer;
 	struct mw_addr addr;
 	struct nf_consumer *consumers;
@@ -96,6 +121,7 @@ static void nf_drop(struct nf_consumer *c, const char *why)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->st.consumers--;
+	srv->st.queued -= c->out_len;
 	free(c->out);
 	free(c);
 }
@@ -144,14 +170,20 @@ static int nf_append(struct nf_consumer *c, const uint8_t *msg, size_t n, bool r
 
 	if (!response && c->out_len + n > srv->out_limit)
 		return -ENOBUFS;
+	if (!response && srv->st.queued + n > srv->mem_total) {
+		srv->st.mem_drops++;
+		return -ENOBUFS;
+	}
 	if (nf_reserve(c, n))
 		return -ENOMEM;
 	if (!c->out_len) {
-		c->since = ev_now(srv->loop);
+		c->win_start = ev_now(srv->loop);
+		c->win_sent = 0;
 		ev_io_start(srv->loop, &c->wio);
 	}
 	memcpy(c->out + c->out_head + c->out_len, msg, n);
 	c->out_len += n;
+	srv->st.queued += n;
 	return 0;
 }
 
@@ -183,36 +215,104 @@ static void nf_respond_to(struct nf_consumer *c, uint32_t id, int status, uint64
 	}
 }
 
-static void nf_request(struct nf_consumer *c, const uint8_t *msg)
+static int nf_count_who(const struct mw_nf_server *srv, const char *who)
+{
+	const struct nf_consumer *c;
+	int n = 0;
+
+	for (c = srv->consumers; c; c = c->next)
+		n += !strcmp(c->who, who);
+	return n;
+}
+
+/*
+ * The first request of a TCP consumer: its token.  Return: false if the
+ * consumer must be closed unanswered (why in @why).
+ */
+static bool nf_authenticate(struct nf_consumer *c, const struct mw_nf_request *req,
+			    const char **why)
+{
+	struct mw_nf_server *srv = c->srv;
+	char tok[MW_NF_TOKEN_MAX + 1], who[sizeof(c->who)];
+	int i;
+
+	if (mw_nf_request_get_auth(req, tok)) {
+		*why = "its first request is not a valid Auth request";
+		return false;
+	}
+	i = mw_nf_tokens_match(&srv->tokens, tok);
+	explicit_bzero(tok, sizeof(tok));
+	if (i < 0) {
+		*why = "wrong token";
+		return false;
+	}
+	snprintf(who, sizeof(who), "token %d", i + 1);
+	if (nf_count_who(srv, who) >= srv->max_per_user) {
+		*why = "too many consumers with this token (netflow_max_per_user)";
+		return false;
+	}
+	snprintf(c->who, sizeof(c->who), "%s", who);
+	c->role = srv->tokens.t[i].role;
+	mw_info("netflow: consumer %s authenticated with %s: role %s", c->peer, c->who,
+		mw_nf_role_name(c->role));
+	nf_respond_to(c, req->id, 0, (uint64_t)c->role, 0);
+	nf_set_monitor(c, true);
+	return true;
+}
+
+/* Return: false if the consumer must be dropped (why in @why) */
+static bool nf_request(struct nf_consumer *c, const uint8_t *msg, const char **why)
 {
 	struct mw_nf_server *srv = c->srv;
 	struct mw_nf_reply to = { .consumer = c->serial };
 	struct mw_nf_request req;
-	const char *why = "";
 
 	srv->st.requests++;
-	mw_nf_decode_request(&req, msg, MW_NF_REQUEST_SIZE, &why); /* framed: cannot fail */
+	mw_nf_decode_request(&req, msg, MW_NF_REQUEST_SIZE, why); /* framed: cannot fail */
 	to.id = req.id;
-	if (mw_nf_request_check(&req, &why)) {
+	if (c->role == MW_NF_ROLE_NONE) {
+		if (nf_authenticate(c, &req, why))
+			return true;
+		srv->st.unauthorised++;
+		return false;
+	}
+	if (req.name == MW_NF_ATTR_AUTH) {
+		nf_respond_to(c, req.id, -EALREADY, (uint64_t)c->role, 0);
+		return true;
+	}
+	if (mw_nf_request_check(&req, why)) {
 		srv->st.bad++;
 		mw_log_ratelimited(MW_LOG_INFO, "netflow: consumer %s: request %u: %s", c->peer,
-				   req.id, why);
+				   req.id, *why);
 		nf_respond_to(c, req.id, -EINVAL, 0, 0);
-		return;
+		return true;
 	}
 	if (req.name == MW_NF_ATTR_MONITOR_ON || req.name == MW_NF_ATTR_MONITOR_OFF) {
 		nf_set_monitor(c, req.name == MW_NF_ATTR_MONITOR_ON);
 		nf_respond_to(c, req.id, 0, 1, 0);
-		return;
+		return true;
+	}
+	if ((req.flags & MW_NF_FLAG_WRITE) && c->role != MW_NF_ROLE_CONTROL) {
+		srv->st.denied++;
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "netflow: consumer %s (observe) may not write %s: request %u "
+				   "refused",
+				   c->peer,
+				   mw_nf_attr_name(req.name) ? mw_nf_attr_name(req.name) : "?",
+				   req.id);
+		nf_respond_to(c, req.id, -EPERM, 0, 0);
+		return true;
 	}
 	c->inflight++;
 	srv->ops.request(srv->ops.ctx, to, &req);
+	return true;
 }
 
 /* Return: false if the consumer was dropped */
 static bool nf_parse(struct nf_consumer *c)
 {
 	struct mw_nf_server *srv = c->srv;
+	const char *why1 = "";
 	size_t off = 0;
 	int n, sig;
 
@@ -224,13 +324,21 @@ static bool nf_parse(struct nf_consumer *c)
 		if (n < 0 || sig != MW_NF_SIG_REQUEST) {
 			char why[64];
 
+			if (c->role == MW_NF_ROLE_NONE)
+				srv->st.unauthorised++;
 			srv->st.bad++;
 			snprintf(why, sizeof(why), "sent %s signature 0x%04x",
 				 n < 0 ? "an unknown" : "a non-request", (unsigned)sig);
 			nf_drop(c, why);
 			return false;
 		}
-		nf_request(c, c->in + off);
+		if (!nf_request(c, c->in + off, &why1)) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "not authorised: %s", why1);
+			nf_drop(c, why);
+			return false;
+		}
 		off += (size_t)n;
 		if (c->broken) {
 			nf_drop(c, "out of memory queueing a response");
@@ -282,9 +390,11 @@ static void nf_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	c->out_head += (size_t)n;
 	c->out_len -= (size_t)n;
-	c->since = ev_now(loop);
+	c->srv->st.queued -= (size_t)n;
+	c->win_sent += (size_t)n;
 	if (!c->out_len) {
 		c->out_head = 0;
+		c->win_start = 0;
 		ev_io_stop(loop, &c->wio);
 	}
 	nf_update_reading(c);
@@ -300,21 +410,37 @@ static void nf_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	for (c = srv->consumers; c; c = next) {
 		next = c->next;
-		if (!c->out_len || now - c->since < srv->stall)
+		if (c->role == MW_NF_ROLE_NONE && now - c->born >= MW_NF_SERVER_AUTH_MS / 1000.) {
+			srv->st.unauthorised++;
+			nf_drop(c, "not authorised: no Auth request in time");
 			continue;
+		}
+		if (!c->win_start || now - c->win_start < srv->stall)
+			continue;
+		if ((double)c->win_sent >= srv->min_rate * (now - c->win_start)) {
+			c->win_start = now; /* fast enough: a new window */
+			c->win_sent = 0;
+			continue;
+		}
 		srv->st.stalled++;
-		snprintf(why, sizeof(why), "did not read for %.1f s, %zu bytes waiting",
-			 now - c->since, c->out_len);
+		snprintf(why, sizeof(why),
+			 "read %.0f B/s over %.1f s, below netflow_min_rate %.0f B/s; %zu bytes "
+			 "waiting",
+			 (double)c->win_sent / (now - c->win_start), now - c->win_start,
+			 srv->min_rate, c->out_len);
 		nf_drop(c, why);
 	}
 }
 
-static void nf_add_consumer(struct mw_nf_server *srv, int fd, const struct mw_addr *peer)
+static void nf_add_consumer(struct mw_nf_server *srv, int fd, const char *peer, const char *who,
+			    enum mw_nf_role role)
 {
 	struct nf_consumer *c;
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
+		mw_log_ratelimited(MW_LOG_WARN, "netflow: refused consumer %s: out of memory",
+				   peer);
 		close(fd);
 		srv->st.refused++;
 		return;
@@ -327,7 +453,10 @@ static void nf_add_consumer(struct mw_nf_server *srv, int fd, const struct mw_ad
 	c->srv = srv;
 	c->fd = fd;
 	c->serial = ++srv->next_serial;
-	mw_addr_format(peer, c->peer, sizeof(c->peer));
+	c->role = role;
+	c->born = ev_now(srv->loop);
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	snprintf(c->who, sizeof(c->who), "%s", who);
 	ev_io_init(&c->rio, nf_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, nf_write_cb, fd, EV_WRITE);
 	c->rio.data = c->wio.data = c;
@@ -338,46 +467,115 @@ static void nf_add_consumer(struct mw_nf_server *srv, int fd, const struct mw_ad
 	srv->st.consumers++;
 	srv->st.accepted++;
 	ev_io_start(srv->loop, &c->rio);
+	if (role == MW_NF_ROLE_NONE) {
+		mw_info("netflow: consumer %s connected, waiting for its token", c->peer);
+		return;
+	}
 	/* The seed: "as soon as a Netflow connection is established" data flows. */
 	nf_set_monitor(c, true);
-	mw_info("netflow: consumer %s connected", c->peer);
+	mw_info("netflow: consumer %s connected: role %s", c->peer, mw_nf_role_name(role));
 }
 
-static void nf_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* An AF_UNIX peer's role from its credentials: root, or a member of a configured group. */
+static enum mw_nf_role nf_unix_role(const struct mw_nf_server *srv, int fd, struct ucred *cred)
 {
-	struct mw_nf_server *srv = w->data;
+	gid_t groups[256];
+	socklen_t len = sizeof(*cred);
+	enum mw_nf_role role = MW_NF_ROLE_NONE;
+	size_t i, n;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len))
+		return MW_NF_ROLE_NONE;
+	if (cred->uid == 0)
+		return MW_NF_ROLE_CONTROL;
+	groups[0] = cred->gid;
+	len = sizeof(groups) - sizeof(groups[0]);
+	n = 1;
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups + 1, &len))
+		n += len / sizeof(groups[0]);
+	for (i = 0; i < n; i++) {
+		if (srv->control_gid >= 0 && groups[i] == (gid_t)srv->control_gid)
+			return MW_NF_ROLE_CONTROL;
+		if (srv->observe_gid >= 0 && groups[i] == (gid_t)srv->observe_gid)
+			role = MW_NF_ROLE_OBSERVE;
+	}
+	return role;
+}
+
+/* Return: the reason @fd is refused, or NULL and @peer, @who, @role filled. */
+static const char *nf_admit(struct mw_nf_server *srv, int fd, bool local,
+			    const struct sockaddr_storage *ss, socklen_t sslen, char *peer,
+			    size_t peerlen, char *who, size_t wholen, enum mw_nf_role *role)
+{
+	struct ucred cred = { 0 };
+	struct mw_addr a;
+
+	if (local) {
+		*role = nf_unix_role(srv, fd, &cred);
+		snprintf(peer, peerlen, "uid %u pid %d", (unsigned)cred.uid, (int)cred.pid);
+		snprintf(who, wholen, "uid %u", (unsigned)cred.uid);
+		if (*role == MW_NF_ROLE_NONE) {
+			srv->st.unauthorised++;
+			return "not root nor in netflow_group / netflow_control_group";
+		}
+	} else {
+		*role = MW_NF_ROLE_NONE;
+		if (mw_addr_from_sockaddr(&a, (const struct sockaddr *)ss, sslen)) {
+			snprintf(peer, peerlen, "?");
+			return "unknown address family";
+		}
+		mw_addr_format(&a, peer, peerlen);
+		if (!mw_cidr_match(&srv->allow, &a))
+			return "not in netflow_allow";
+		a.port = 0;
+		snprintf(who, wholen, "address ");
+		mw_addr_format(&a, who + strlen(who), wholen - strlen(who));
+	}
+	if (srv->st.consumers >= MW_NF_SERVER_MAX_CONSUMERS)
+		return "too many consumers";
+	if (nf_count_who(srv, who) >= srv->max_per_user)
+		return "too many consumers of this user (netflow_max_per_user)";
+	return NULL;
+}
+
+static void nf_accept(struct mw_nf_server *srv, int lfd, bool local)
+{
+	char peer[MW_ADDR_STRLEN], who[48];
 	struct sockaddr_storage ss;
-	struct mw_addr peer;
+	enum mw_nf_role role;
+	const char *why;
 	socklen_t len;
 	int i, fd;
 
-	(void)loop;
-	(void)revents;
 	for (i = 0; i < NF_ACCEPT_BATCH; i++) {
 		len = sizeof(ss);
-		fd = accept4(srv->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				mw_log_ratelimited(MW_LOG_WARN, "netflow: accept: %s",
 						   strerror(errno));
 			return;
 		}
-		if (mw_addr_from_sockaddr(&peer, (struct sockaddr *)&ss, len) ||
-		    !mw_cidr_match(&srv->allow, &peer) ||
-		    srv->st.consumers >= MW_NF_SERVER_MAX_CONSUMERS) {
-			char text[MW_ADDR_STRLEN];
-
+		why = nf_admit(srv, fd, local, &ss, len, peer, sizeof(peer), who, sizeof(who),
+			       &role);
+		if (why) {
 			srv->st.refused++;
-			mw_log_ratelimited(MW_LOG_WARN, "netflow: refused consumer %s: %s",
-					   mw_addr_format(&peer, text, sizeof(text)),
-					   srv->st.consumers >= MW_NF_SERVER_MAX_CONSUMERS
-						   ? "too many consumers"
-						   : "not in netflow_allow");
-			close(fd);
+			mw_log_ratelimited(MW_LOG_WARN, "netflow: refused consumer %s: %s", peer,
+					   why);
+			close(fd); /* nothing was sent: an unauthorised peer learns nothing */
 			continue;
 		}
-		nf_add_consumer(srv, fd, &peer);
+		nf_add_consumer(srv, fd, peer, who, role);
 	}
+}
+
+static void nf_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct mw_nf_server *srv = w->data;
+
+	(void)loop;
+	(void)revents;
+	nf_accept(srv, w->fd, w == &srv->uio);
 }
 
 static int nf_listen(struct mw_nf_server *srv, const char *text, char *err, size_t errlen)
@@ -407,6 +605,110 @@ static int nf_listen(struct mw_nf_server *srv, const char *text, char *err, size
 	return 0;
 }
 
+/*
+ * The AF_UNIX socket.  A file left at @path by a server that is gone is
+ * replaced; one that still answers is another live server: -EADDRINUSE.  The
+ * socket is connectable by anyone (mode 0666) so that SO_PEERCRED, not the
+ * file mode, decides, and a refusal is counted and logged.
+ */
+static int nf_listen_unix(struct mw_nf_server *srv, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "netflow: socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && !connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		close(fd);
+		snprintf(err, errlen, "netflow: another server already answers at %s", path);
+		return -EADDRINUSE;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
+		unlink(path);
+	srv->ufd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (srv->ufd < 0 || bind(srv->ufd, (struct sockaddr *)&sun, sizeof(sun)) ||
+	    chmod(path, 0666) || listen(srv->ufd, 64) || stat(path, &st)) {
+		ret = -errno;
+		snprintf(err, errlen, "netflow: cannot listen on %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	snprintf(srv->unix_path, sizeof(srv->unix_path), "%s", path);
+	srv->unix_dev = st.st_dev;
+	srv->unix_ino = st.st_ino;
+	return 0;
+}
+
+static void nf_watch_listener(struct mw_nf_server *srv, ev_io *w, int fd)
+{
+	ev_io_init(w, nf_accept_cb, fd, EV_READ);
+	w->data = srv;
+	ev_io_start(srv->loop, w);
+}
+
+static void nf_unlisten(struct mw_nf_server *srv)
+{
+	struct stat st;
+
+	if (srv->fd >= 0)
+		close(srv->fd);
+	if (srv->ufd >= 0)
+		close(srv->ufd);
+	/* Remove our socket file only: a later server may have replaced it. */
+	if (srv->unix_path[0] && !stat(srv->unix_path, &st) && st.st_dev == srv->unix_dev &&
+	    st.st_ino == srv->unix_ino)
+		unlink(srv->unix_path);
+}
+
+static int nf_configure(struct mw_nf_server *srv, const struct mw_nf_server_config *cfg, char *err,
+			size_t errlen)
+{
+	bool tcp = cfg->listen && cfg->listen[0];
+
+	if (cfg->queue < 1 || cfg->stall_ms < 1 || cfg->max_per_user < 1 || cfg->min_rate < 0 ||
+	    !cfg->mem_total || (!tcp && !(cfg->unix_path && *cfg->unix_path))) {
+		snprintf(err, errlen, "netflow: bad server configuration");
+		return -EINVAL;
+	}
+	if (tcp && (!cfg->tokens || !cfg->tokens->count)) {
+		snprintf(err, errlen,
+			 "netflow: TCP listen %s needs netflow_token_file (TCP consumers must "
+			 "authenticate)",
+			 cfg->listen);
+		return -EINVAL;
+	}
+	if (tcp)
+		srv->tokens = *cfg->tokens;
+	srv->out_limit = (size_t)cfg->queue * MW_NF_INFO_SIZE;
+	srv->mem_total = cfg->mem_total;
+	srv->min_rate = cfg->min_rate;
+	srv->max_per_user = cfg->max_per_user;
+	srv->stall = cfg->stall_ms / 1000.;
+	srv->observe_gid = cfg->observe_gid;
+	srv->control_gid = cfg->control_gid;
+	if (tcp && mw_cidr_parse(&srv->allow, cfg->allow)) {
+		snprintf(err, errlen, "netflow: bad allow network \"%s\"", cfg->allow);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/**
+ * mw_nf_server_open() - listen and serve consumers on @loop
+ * @out:    the server
+ * @loop:   its loop
+ * @cfg:    copied; strings need not outlive the call
+ * @ops:    kept by reference
+ * @err:    one line on failure
+ * @errlen: its size
+ * Return: 0 or -errno
+ */
 int mw_nf_server_open(struct mw_nf_server **out, struct ev_loop *loop,
 		      const struct mw_nf_server_config *cfg, const struct mw_nf_server_ops *ops,
 		      char *err, size_t errlen)
@@ -416,7 +718,7 @@ int mw_nf_server_open(struct mw_nf_server **out, struct ev_loop *loop,
 	int ret;
 
 	*out = NULL;
-	if (!ops->request || cfg->queue < 1 || cfg->stall_ms < 1) {
+	if (!ops->request) {
 		snprintf(err, errlen, "netflow: bad server configuration");
 		return -EINVAL;
 	}
@@ -427,20 +729,18 @@ int mw_nf_server_open(struct mw_nf_server **out, struct ev_loop *loop,
 	}
 	srv->loop = loop;
 	srv->ops = *ops;
-	srv->fd = -1;
-	srv->out_limit = (size_t)cfg->queue * MW_NF_INFO_SIZE;
-	srv->stall = cfg->stall_ms / 1000.;
-	if (mw_cidr_parse(&srv->allow, cfg->allow)) {
-		snprintf(err, errlen, "netflow: bad allow network \"%s\"", cfg->allow);
-		ret = -EINVAL;
-		goto fail;
-	}
-	ret = nf_listen(srv, cfg->listen, err, errlen);
+	srv->fd = srv->ufd = -1;
+	ret = nf_configure(srv, cfg, err, errlen);
+	if (!ret && cfg->listen && cfg->listen[0])
+		ret = nf_listen(srv, cfg->listen, err, errlen);
+	if (!ret && cfg->unix_path && cfg->unix_path[0])
+		ret = nf_listen_unix(srv, cfg->unix_path, err, errlen);
 	if (ret)
 		goto fail;
-	ev_io_init(&srv->lio, nf_accept_cb, srv->fd, EV_READ);
-	srv->lio.data = srv;
-	ev_io_start(loop, &srv->lio);
+	if (srv->fd >= 0)
+		nf_watch_listener(srv, &srv->lio, srv->fd);
+	if (srv->ufd >= 0)
+		nf_watch_listener(srv, &srv->uio, srv->ufd);
 	every = srv->stall / 4 < 1. ? srv->stall / 4 : 1.;
 	ev_timer_init(&srv->stall_timer, nf_stall_cb, every, every);
 	srv->stall_timer.data = srv;
@@ -448,8 +748,8 @@ int mw_nf_server_open(struct mw_nf_server **out, struct ev_loop *loop,
 	*out = srv;
 	return 0;
 fail:
-	if (srv->fd >= 0)
-		close(srv->fd);
+	nf_unlisten(srv);
+	explicit_bzero(&srv->tokens, sizeof(srv->tokens));
 	free(srv);
 	return ret;
 }
@@ -466,8 +766,10 @@ void mw_nf_server_close(struct mw_nf_server *srv)
 		nf_drop(c, "server stopping");
 	}
 	ev_io_stop(srv->loop, &srv->lio);
+	ev_io_stop(srv->loop, &srv->uio);
 	ev_timer_stop(srv->loop, &srv->stall_timer);
-	close(srv->fd);
+	nf_unlisten(srv);
+	explicit_bzero(&srv->tokens, sizeof(srv->tokens));
 	free(srv);
 }
 
@@ -476,12 +778,37 @@ char *mw_nf_server_address(const struct mw_nf_server *srv, char *buf, size_t len
 	static const uint8_t any6[16];
 	struct mw_addr a = srv->addr;
 
+	if (srv->fd < 0) {
+		snprintf(buf, len, "%s", srv->unix_path);
+		return buf;
+	}
 	if (a.family == 4 && !memcmp(a.addr, any6, 4)) {
 		memcpy(a.addr, (uint8_t[]){ 127, 0, 0, 1 }, 4);
 	} else if (a.family == 6 && !memcmp(a.addr, any6, 16)) {
 		a.addr[15] = 1;
 	}
 	return mw_addr_format(&a, buf, len);
+}
+
+const char *mw_nf_server_unix_path(const struct mw_nf_server *srv)
+{
+	return srv->unix_path;
+}
+
+void mw_nf_server_foreach(const struct mw_nf_server *srv,
+			  void (*fn)(void *ctx, const struct mw_nf_consumer_info *ci), void *ctx)
+{
+	const struct nf_consumer *c;
+
+	for (c = srv->consumers; c; c = c->next) {
+		struct mw_nf_consumer_info ci = { .peer = c->peer,
+						  .role = c->role,
+						  .monitor = c->monitor,
+						  .queued = c->out_len,
+						  .drops = c->drops };
+
+		fn(ctx, &ci);
+	}
 }
 
 bool mw_nf_server_watching(const struct mw_nf_server *srv)
@@ -491,14 +818,17 @@ bool mw_nf_server_watching(const struct mw_nf_server *srv)
 
 bool mw_nf_server_has_room(struct mw_nf_server *srv)
 {
+	bool mem = srv->st.queued + MW_NF_INFO_SIZE <= srv->mem_total;
 	struct nf_consumer *c;
 
-	for (c = srv->consumers; c; c = c->next)
+	for (c = srv->consumers; mem && c; c = c->next)
 		if (c->monitor && c->out_len + MW_NF_INFO_SIZE <= srv->out_limit)
 			return true;
 	if (!srv->nwatching)
 		return false;
 	srv->st.published++;
+	if (!mem)
+		srv->st.mem_drops++;
 	for (c = srv->consumers; c; c = c->next) {
 		if (c->monitor) {
 			c->drops++;

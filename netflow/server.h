@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netflow/auth.h"
 #include "netflow/codec.h"
 
 struct mw_nf_server;
@@ -34,22 +35,46 @@ struct mw_nf_server_ops {
 };
 
 struct mw_nf_server_config {
-	const char *listen; /* "ip:port", "[ip6]:port"; port 0 = any */
-	const char *allow;  /* "ip/prefix" a consumer must connect from */
-	int queue;	    /* observations held per consumer before dropping */
-	int stall_ms;	    /* a consumer whose queue does not move this long is dropped */
+	const char *listen;    /* TCP "ip:port", "[ip6]:port"; port 0 = any; "" = no TCP */
+	const char *allow;     /* "ip/prefix" a TCP consumer must connect from */
+	const char *unix_path; /* AF_UNIX socket for local consumers; "" = none */
+	long observe_gid;      /* AF_UNIX peers in this group observe; -1 = none */
+	long control_gid;      /* ... in this group control; -1 = none (root always controls) */
+	const struct mw_nf_tokens *tokens; /* TCP consumers' tokens; required with listen */
+	int queue;			   /* observations held per consumer before dropping */
+	int stall_ms;			   /* the window over which min_rate is measured */
+	int min_rate;	  /* bytes/s a consumer with a backlog must read, or be cut */
+	size_t mem_total; /* observation bytes queued across all consumers */
+	int max_per_user; /* consumers per uid (AF_UNIX), per token or address (TCP) */
 };
 
 struct mw_nf_server_stats {
-	uint64_t consumers; /* connected now */
-	uint64_t accepted;  /* consumers ever accepted */
-	uint64_t refused;   /* connections refused by the allow list or a full table */
-	uint64_t published; /* observations offered */
-	uint64_t drops;	    /* observations dropped on full queues (all consumers) */
-	uint64_t requests;  /* requests received */
-	uint64_t bad;	    /* malformed requests answered -EINVAL, or streams cut */
-	uint64_t stalled;   /* consumers disconnected for not reading */
+	uint64_t consumers;    /* connected now */
+	uint64_t accepted;     /* consumers ever accepted */
+	uint64_t refused;      /* connections refused: allow list, full table, per-user limit */
+	uint64_t unauthorised; /* connections closed unanswered: no credential, bad token */
+	uint64_t published;    /* observations offered */
+	uint64_t drops;	       /* observations dropped on full queues (all consumers) */
+	uint64_t requests;     /* requests received */
+	uint64_t bad;	       /* malformed requests answered -EINVAL, or streams cut */
+	uint64_t stalled;      /* consumers disconnected for reading slower than min_rate */
+	uint64_t mem_drops;    /* observations dropped because mem_total was reached */
+	uint64_t denied;       /* requests refused -EPERM to observe consumers */
+	size_t queued;	       /* observation and response bytes queued now, all consumers */
 };
+
+/* One consumer, as mw_nf_server_foreach() shows it. */
+struct mw_nf_consumer_info {
+	const char *peer; /* "uid 1000 pid 42" or "127.0.0.1:5000" */
+	enum mw_nf_role role;
+	bool monitor;
+	size_t queued;	/* bytes waiting */
+	uint64_t drops; /* observations dropped for it */
+};
+
+/* Call @fn for every connected consumer (authorised or waiting for its token). */
+void mw_nf_server_foreach(const struct mw_nf_server *srv,
+			  void (*fn)(void *ctx, const struct mw_nf_consumer_info *ci), void *ctx);
 
 /* Consumers a server holds at once: more are refused (and counted). */
 #define MW_NF_SERVER_MAX_CONSUMERS 256
@@ -70,12 +95,19 @@ int mw_nf_server_open(struct mw_nf_server **srv, struct ev_loop *loop,
 /* Disconnect every consumer and stop listening; NULL is fine. */
 void mw_nf_server_close(struct mw_nf_server *srv);
 
+/* A TCP consumer that has not sent its Auth request by then is closed. */
+#define MW_NF_SERVER_AUTH_MS 5000
+
 /**
- * mw_nf_server_address() - the address consumers connect to, "ip:port"
- * A wildcard listen address is given as the loopback address of its family.
+ * mw_nf_server_address() - the address consumers connect to
+ * The TCP "ip:port" if the server listens on TCP (a wildcard address is given
+ * as the loopback address of its family), else the AF_UNIX socket's path.
  * Return: @buf
  */
 char *mw_nf_server_address(const struct mw_nf_server *srv, char *buf, size_t len);
+
+/* The AF_UNIX socket's path, "" if none. */
+const char *mw_nf_server_unix_path(const struct mw_nf_server *srv);
 
 /* True while at least one consumer has monitoring on. */
 bool mw_nf_server_watching(const struct mw_nf_server *srv);

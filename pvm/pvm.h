@@ -102,6 +102,7 @@ struct pvm_sock {
 	uint64_t bytes_in, bytes_out; /* in: network -> app; out: app -> network */
 	struct timespec created;
 	pid_t owner_pid;
+	uint64_t owner_client; /* serial of the registration that created it (Netflow signals) */
 	uint64_t listener; /* ACCEPTED: the app's listener it was accepted on */
 	/* ACCEPTED, waiting for room in the app's accept queue (pvm->handover) */
 	struct pvm_sock *ho_next, *ho_prev;
@@ -173,6 +174,8 @@ struct pvm_client {
 	ev_io io;
 	pid_t pid;
 	uid_t uid;
+	int pidfd;	 /* the peer process, from connect time: signals never hit a reused pid */
+	uint64_t serial; /* unique per connection, never reused */
 	bool registered;
 	struct pvm_req *req;	    /* op in flight on its behalf */
 	struct pvm_sock *wait_sock; /* parked on this socket's connect outcome */
@@ -194,6 +197,7 @@ struct pvm {
 	uint16_t rr_last; /* id of the INS picked last */
 	struct pvm_table socks;
 	struct pvm_client *clients;
+	uint64_t client_serial; /* last pvm_client.serial given */
 	/* accepted connections the app's full accept queue could not take yet */
 	struct pvm_sock *ho_head, *ho_tail;
 	unsigned ho_count;
@@ -242,6 +246,7 @@ int pvm_netflow_open(struct pvm *p, char *err, size_t errlen);
 void pvm_netflow_close(struct pvm *p);
 void pvm_netflow_ins_joined(struct pvm_ins *ins);
 void pvm_netflow_status(struct pvm *p, char *buf, size_t len);
+int pvm_peer_pidfd(int fd, pid_t pid);
 
 /* pvm_relay.c */
 void pvm_relay_attach(struct pvm_sock *s, int fd);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -35,17 +36,33 @@
  *                       (its next read is EOF, its next write EPIPE), the TCP
  *                       connection is aborted on the INS, and the close
  *                       observation follows when the INS confirms;
- *   OwnerRunning        kill(owner, 0) / SIGINT to the process that created it;
+ *   OwnerRunning        is the creating process alive / SIGINT to it (another
+ *                       signal only if pvm.netflow_signals lists it), through
+ *                       the pidfd taken when that process connected, and only
+ *                       while its registration lasts (for an accepted socket:
+ *                       the listener's owner's): a reused pid is never hit;
  *   INS-wide settings   MW_OP_INS_SET and MW_OP_ADDR_BLOCK on every live INS
  *   and AddrBlock       (one struct nf_op counts the answers); they are also
  *                       remembered and replayed on every INS that joins.
  * An op waiting for INS answers holds only the consumer's serial, so a
  * consumer that leaves meanwhile is simply not answered.
+ *
+ * Blocks are bounded: at most pvm.netflow_block_max, each expiring after
+ * pvm.netflow_block_ttl_s (a block of an address already blocked renews it);
+ * an expired block is lifted on every INS.
  */
+
+#define NF_BLOCK_SWEEP_S  1.0
+#define NF_INDEX_PROBE_MS 500
+#define NF_SIGNALS_MAX	  8
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5; older kernels: pidfd_open() below */
+#endif
 
 struct nf_block {
 	struct nf_block *next;
 	struct mw_addr addr;
+	ev_tstamp expires; /* 0 = never */
 };
 
 struct pvm_netflow {
@@ -53,10 +70,16 @@ struct pvm_netflow {
 	struct mw_nf_server *srv;
 	struct mw_keystore *ks;
 	struct pvm_observer observer;
-	char address[MW_ADDR_STRLEN];
+	char address[MW_ADDR_STRLEN + MW_PATH_MAX];
 	char index_key[64]; /* MW_NF_KEY_PVMS/<index>/netflow */
+	char unix_key[64];  /* MW_NF_KEY_PVMS/<index>/netflow_unix */
+	struct mw_nf_tokens tokens;
+	int signals[NF_SIGNALS_MAX]; /* allowed besides SIGINT */
+	int nsignals;
 	/* INS-wide state, replayed on join */
 	struct nf_block *blocks;
+	unsigned nblocks;
+	ev_timer block_timer;
 	char congctl[32];     /* "" = never set */
 	uint64_t congctl_val; /* as the consumer sent it */
 	int delack;	      /* -1 = never set, else 0/1 */
@@ -346,53 +369,146 @@ static int nf_close(struct pvm_netflow *nf, const struct mw_nf_request *req)
 	return 0;
 }
 
+/**
+ * pvm_peer_pidfd() - a pidfd for the process at the other end of @fd
+ * @fd:  an accepted AF_UNIX connection
+ * @pid: its SO_PEERCRED pid (used only where SO_PEERPIDFD is missing)
+ * Return: the pidfd, or -1 (that client's sockets cannot be signalled)
+ */
+int pvm_peer_pidfd(int fd, pid_t pid)
+{
+	socklen_t len = sizeof(int);
+	int pidfd = -1;
+
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) && pidfd >= 0)
+		return pidfd;
+	pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
+	if (pidfd < 0)
+		mw_log_ratelimited(
+			MW_LOG_WARN,
+			"netflow: no pidfd for pid %d (%s): OwnerRunning cannot signal it",
+			(int)pid, strerror(errno));
+	return pidfd;
+}
+
+/* The registration that created @s (a listener's for an accepted socket), if it lasts. */
+static const struct pvm_client *nf_owner_client(struct pvm *p, const struct pvm_sock *s)
+{
+	const struct pvm_client *c;
+
+	for (c = p->clients; c; c = c->next)
+		if (c->serial == s->owner_client && c->registered && c->pidfd >= 0)
+			return c;
+	return NULL;
+}
+
+static bool nf_signal_allowed(const struct pvm_netflow *nf, uint64_t sig)
+{
+	int i;
+
+	for (i = 0; i < nf->nsignals; i++)
+		if ((uint64_t)nf->signals[i] == sig)
+			return true;
+	return false;
+}
+
 static int nf_owner(struct pvm_netflow *nf, const struct mw_nf_request *req, uint64_t *val0)
 {
 	struct pvm_sock *s = nf_sock(nf, req);
 	uint64_t sig = mw_nf_val_get(req, 0);
+	const struct pvm_client *c;
 
 	if (!(req->flags & MW_NF_FLAG_BY_SOCK))
 		return -EINVAL;
 	if (!s)
 		return -EBADF;
-	if (s->owner_pid <= 0)
-		return -ESRCH;
+	c = nf_owner_client(nf->p, s);
 	if (!(req->flags & MW_NF_FLAG_WRITE)) {
-		*val0 = kill(s->owner_pid, 0) == 0 || errno == EPERM;
+		*val0 = c && pidfd_send_signal(c->pidfd, 0, NULL, 0) == 0;
 		return 0;
 	}
-	/* The original sent SIGINT; a consumer may name another signal. */
+	/* The original always sent SIGINT; another signal only if configured. */
 	if (sig == 0)
 		sig = SIGINT;
-	if (sig >= (uint64_t)NSIG)
-		return -EINVAL;
+	if (sig != SIGINT && !nf_signal_allowed(nf, sig)) {
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "netflow: signal %llu refused (not SIGINT nor in "
+				   "pvm.netflow_signals)",
+				   (unsigned long long)sig);
+		return -EPERM;
+	}
+	if (!c)
+		return -ESRCH; /* its process left (or never registered): nobody to signal */
 	mw_notice("netflow: signal %llu to pid %d, owner of socket %#llx", (unsigned long long)sig,
-		  (int)s->owner_pid, (unsigned long long)s->id);
-	return kill(s->owner_pid, (int)sig) ? -errno : 0;
+		  (int)c->pid, (unsigned long long)s->id);
+	return pidfd_send_signal(c->pidfd, (int)sig, NULL, 0) ? -errno : 0;
 }
 
 static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool block)
 {
+	int ttl = nf->p->cfg->netflow_block_ttl_s;
 	struct nf_block **pp, *b;
+	ev_tstamp expires = ttl ? ev_now(nf->p->loop) + ttl : 0;
 
 	for (pp = &nf->blocks; (b = *pp); pp = &b->next) {
 		if (b->addr.family == a->family && !memcmp(b->addr.addr, a->addr, 16)) {
 			if (!block) {
 				*pp = b->next;
+				nf->nblocks--;
 				free(b);
+			} else {
+				b->expires = expires; /* renewed */
 			}
 			return 0;
 		}
 	}
 	if (!block)
 		return 0;
+	if (nf->nblocks >= (unsigned)nf->p->cfg->netflow_block_max) {
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "netflow: block refused: %u addresses blocked "
+				   "already (pvm.netflow_block_max)",
+				   nf->nblocks);
+		return -ENOSPC;
+	}
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->addr = *a;
+	b->expires = expires;
 	b->next = nf->blocks;
 	nf->blocks = b;
+	nf->nblocks++;
 	return 0;
+}
+
+/* Lift the blocks whose time is up, on every live INS. */
+static void nf_block_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm_netflow *nf = w->data;
+	ev_tstamp now = ev_now(loop);
+	struct nf_block **pp, *b;
+	struct pvm_ins *ins;
+	char text[MW_ADDR_STRLEN];
+
+	(void)revents;
+	for (pp = &nf->blocks; (b = *pp);) {
+		struct mw_op_addr_block ab = { .block = 0, .addr = b->addr };
+
+		if (!b->expires || b->expires > now) {
+			pp = &b->next;
+			continue;
+		}
+		mw_notice("netflow: block of %s expired (pvm.netflow_block_ttl_s): unblocked",
+			  mw_addr_format(&b->addr, text, sizeof(text)));
+		for (ins = nf->p->ins_list; ins; ins = ins->next)
+			if (!ins->dead)
+				pvm_ins_op(ins, MW_OP_ADDR_BLOCK, 0, &ab, sizeof(ab), PVM_REQ_QUIET,
+					   NULL, NULL);
+		*pp = b->next;
+		nf->nblocks--;
+		free(b);
+	}
 }
 
 static int nf_addr_block(struct pvm_netflow *nf, struct mw_nf_reply to,
@@ -561,27 +677,113 @@ void pvm_netflow_ins_joined(struct pvm_ins *ins)
 	}
 }
 
+/* pvm.netflow_signals: "SIGTERM", "TERM" or a number; Return: 0 or -EINVAL. */
+static int nf_parse_signals(struct pvm_netflow *nf, char *err, size_t errlen)
+{
+	const struct mw_pvm_config *pc = nf->p->cfg;
+	int i, sig;
+
+	for (i = 0; i < pc->netflow_signals_count && i < NF_SIGNALS_MAX; i++) {
+		const char *name = pc->netflow_signals[i];
+		char *end;
+
+		if (!strncmp(name, "SIG", 3))
+			name += 3;
+		sig = (int)strtol(name, &end, 10);
+		if (*end || end == name) {
+			for (sig = 1; sig < NSIG; sig++)
+				if (sigabbrev_np(sig) && !strcmp(sigabbrev_np(sig), name))
+					break;
+		}
+		if (sig < 1 || sig >= NSIG) {
+			snprintf(err, errlen, "netflow: pvm.netflow_signals: unknown signal \"%s\"",
+				 pc->netflow_signals[i]);
+			return -EINVAL;
+		}
+		nf->signals[nf->nsignals++] = sig;
+	}
+	return 0;
+}
+
+/*
+ * Another mw-pvm with our index, sharing the keystore, would hand out the same
+ * socket ids: if the address published at our index key still answers, refuse.
+ */
+static int nf_check_index(struct pvm_netflow *nf, char *err, size_t errlen)
+{
+	char cur[MW_ADDR_STRLEN + MW_PATH_MAX], cerr[256];
+	struct mw_nf_client *c;
+
+	if (mw_keystore_read(nf->ks, nf->index_key, cur, sizeof(cur)) < 0 || !cur[0])
+		return 0;
+	if (mw_nf_client_connect(&c, cur, NF_INDEX_PROBE_MS, cerr, sizeof(cerr)))
+		return 0; /* a stale key: that PVM is gone */
+	mw_nf_client_close(c);
+	snprintf(err, errlen,
+		 "pvm.index %d is already used by another mw-pvm (its Netflow server answers at "
+		 "%s, keystore key %s): give every mw-pvm sharing a keystore its own pvm.index",
+		 nf->p->cfg->index, cur, nf->index_key);
+	return -EADDRINUSE;
+}
+
+static void nf_publish(struct pvm_netflow *nf)
+{
+	const char *upath = mw_nf_server_unix_path(nf->srv);
+	int ret;
+
+	ret = mw_keystore_write(nf->ks, MW_NF_KEY_PVM, nf->address, strlen(nf->address));
+	/* Per index too: several PVMs share one keystore, and the balancer merges them all. */
+	if (!ret)
+		ret = mw_keystore_write(nf->ks, nf->index_key, nf->address, strlen(nf->address));
+	if (!ret && upath[0])
+		ret = mw_keystore_write(nf->ks, nf->unix_key, upath, strlen(upath));
+	if (ret)
+		mw_warn("netflow: cannot publish %s at %s: %s", nf->address, MW_NF_KEY_PVM,
+			strerror(-ret));
+}
+
+/* Remove @key if it still holds @val (another mw-pvm may have published since). */
+static void nf_withdraw(struct pvm_netflow *nf, const char *key, const char *val)
+{
+	char cur[MW_ADDR_STRLEN + MW_PATH_MAX];
+
+	if (val[0] && mw_keystore_read(nf->ks, key, cur, sizeof(cur)) >= 0 && !strcmp(cur, val))
+		mw_keystore_remove(nf->ks, key);
+}
+
+static void nf_free(struct pvm_netflow *nf)
+{
+	struct nf_block *b;
+
+	mw_keystore_close(nf->ks);
+	while ((b = nf->blocks)) {
+		nf->blocks = b->next;
+		free(b);
+	}
+	explicit_bzero(&nf->tokens, sizeof(nf->tokens));
+	free(nf);
+}
+
 /**
  * pvm_netflow_open() - start the Netflow server and publish its address
- * @p:   the daemon (p->nf is set on success)
- * @err: one line on failure
+ * @p:      the daemon (p->nf is set on success)
+ * @err:    one line on failure
+ * @errlen: its size
  *
- * The address goes to keystore key /mw/pvm/netflow; a keystore that cannot be
- * written is logged and the server still runs (consumers can be pointed at it).
+ * The address (TCP "ip:port" if pvm.netflow_listen is set, else the AF_UNIX
+ * path) goes to keystore keys /mw/pvm/netflow and /mw/pvms/<index>/netflow,
+ * the AF_UNIX path also to /mw/pvms/<index>/netflow_unix.  A keystore that
+ * cannot be written is logged and the server still runs.  Another live
+ * mw-pvm with the same index is refused (-EADDRINUSE).
  * Return: 0 or -errno
  */
 int pvm_netflow_open(struct pvm *p, char *err, size_t errlen)
 {
 	const struct mw_config *cfg = &p->d->cfg;
-	struct mw_nf_server_config sc = {
-		.listen = p->cfg->netflow_listen,
-		.allow = p->cfg->netflow_allow,
-		.queue = p->cfg->netflow_queue,
-		.stall_ms = p->cfg->netflow_stall_ms,
-	};
+	struct mw_nf_server_config sc = { .listen = p->cfg->netflow_listen };
 	struct mw_nf_server_ops ops = { .request = nf_request, .watching = nf_watching };
+	char upath[MW_PATH_MAX + 32];
 	struct pvm_netflow *nf;
-	char kerr[256] = "";
 	int ret;
 
 	nf = calloc(1, sizeof(*nf));
@@ -595,25 +797,37 @@ int pvm_netflow_open(struct pvm *p, char *err, size_t errlen)
 	nf->observer.event = nf_observe;
 	nf->observer.ctx = nf;
 	ops.ctx = nf;
-	ret = mw_nf_server_open(&nf->srv, p->loop, &sc, &ops, err, errlen);
+	snprintf(nf->index_key, sizeof(nf->index_key), MW_NF_KEY_PVMS "/%d/netflow", p->cfg->index);
+	snprintf(nf->unix_key, sizeof(nf->unix_key), MW_NF_KEY_PVMS "/%d/netflow_unix",
+		 p->cfg->index);
+	if (p->cfg->netflow_unix[0])
+		snprintf(upath, sizeof(upath), "%s", p->cfg->netflow_unix);
+	else
+		snprintf(upath, sizeof(upath), "%s/netflow-%d.sock", cfg->common.runtime_dir,
+			 p->cfg->index);
+	sc.unix_path = upath;
+	ret = nf_parse_signals(nf, err, errlen);
+	if (!ret)
+		ret = mw_nf_access_config(&sc, &nf->tokens, p->cfg, sc.listen, err, errlen);
+	if (!ret)
+		ret = mw_keystore_open(&nf->ks, cfg->common.keystore, cfg->common.keystore_root,
+				       err, errlen);
+	if (!ret)
+		ret = nf_check_index(nf, err, errlen);
+	if (!ret)
+		ret = mw_nf_server_open(&nf->srv, p->loop, &sc, &ops, err, errlen);
 	if (ret) {
-		free(nf);
+		nf_free(nf);
 		return ret;
 	}
 	mw_nf_server_address(nf->srv, nf->address, sizeof(nf->address));
-	ret = mw_keystore_open(&nf->ks, cfg->common.keystore, cfg->common.keystore_root, kerr,
-			       sizeof(kerr));
-	snprintf(nf->index_key, sizeof(nf->index_key), MW_NF_KEY_PVMS "/%d/netflow", p->cfg->index);
-	if (!ret)
-		ret = mw_keystore_write(nf->ks, MW_NF_KEY_PVM, nf->address, strlen(nf->address));
-	/* Per index too: several PVMs share one keystore, and the balancer merges them all. */
-	if (!ret)
-		ret = mw_keystore_write(nf->ks, nf->index_key, nf->address, strlen(nf->address));
-	if (ret)
-		mw_warn("netflow: cannot publish %s at %s: %s", nf->address, MW_NF_KEY_PVM,
-			kerr[0] ? kerr : strerror(-ret));
-	mw_notice("netflow: serving on %s (allow %s), published at %s and %s", nf->address,
-		  p->cfg->netflow_allow, MW_NF_KEY_PVM, nf->index_key);
+	nf_publish(nf);
+	ev_timer_init(&nf->block_timer, nf_block_sweep, NF_BLOCK_SWEEP_S, NF_BLOCK_SWEEP_S);
+	nf->block_timer.data = nf;
+	ev_timer_start(p->loop, &nf->block_timer);
+	mw_notice("netflow: serving on %s%s%s, published at %s and %s", upath,
+		  sc.listen[0] ? " and TCP " : "", sc.listen[0] ? nf->address : "", MW_NF_KEY_PVM,
+		  nf->index_key);
 	p->nf = nf;
 	return 0;
 }
@@ -625,31 +839,26 @@ int pvm_netflow_open(struct pvm *p, char *err, size_t errlen)
 void pvm_netflow_close(struct pvm *p)
 {
 	struct pvm_netflow *nf = p->nf;
-	struct nf_block *b;
-	char cur[MW_ADDR_STRLEN];
+	char upath[MW_PATH_MAX];
 
 	if (!nf)
 		return;
 	pvm_observe_set(NULL);
+	ev_timer_stop(p->loop, &nf->block_timer);
+	snprintf(upath, sizeof(upath), "%s", mw_nf_server_unix_path(nf->srv));
 	mw_nf_server_close(nf->srv);
-	/* Another mw-pvm may have published since: remove only our own address. */
-	if (nf->ks && mw_keystore_read(nf->ks, MW_NF_KEY_PVM, cur, sizeof(cur)) >= 0 &&
-	    !strcmp(cur, nf->address))
-		mw_keystore_remove(nf->ks, MW_NF_KEY_PVM);
-	if (nf->ks && mw_keystore_read(nf->ks, nf->index_key, cur, sizeof(cur)) >= 0 &&
-	    !strcmp(cur, nf->address))
-		mw_keystore_remove(nf->ks, nf->index_key);
-	mw_keystore_close(nf->ks);
-	while ((b = nf->blocks)) {
-		nf->blocks = b->next;
-		free(b);
-	}
-	free(nf);
+	nf_withdraw(nf, MW_NF_KEY_PVM, nf->address);
+	nf_withdraw(nf, nf->index_key, nf->address);
+	nf_withdraw(nf, nf->unix_key, upath);
+	nf_free(nf);
 	p->nf = NULL;
 }
 
 /**
  * pvm_netflow_status() - "N consumer(s)" for the STATUS line
+ * @p:   the daemon
+ * @buf: the text
+ * @len: its size
  */
 void pvm_netflow_status(struct pvm *p, char *buf, size_t len)
 {
@@ -660,6 +869,10 @@ void pvm_netflow_status(struct pvm *p, char *buf, size_t len)
 		return;
 	}
 	mw_nf_server_get_stats(p->nf->srv, &st);
-	snprintf(buf, len, "%llu netflow consumer(s), %llu dropped",
-		 (unsigned long long)st.consumers, (unsigned long long)st.drops);
+	snprintf(buf, len,
+		 "%llu netflow consumer(s), %llu dropped, %llu refused (%llu unauthorised), "
+		 "%llu denied, %u blocked",
+		 (unsigned long long)st.consumers, (unsigned long long)st.drops,
+		 (unsigned long long)st.refused, (unsigned long long)st.unauthorised,
+		 (unsigned long long)st.denied, p->nf->nblocks);
 }

@@ -52,6 +52,8 @@ static void client_close(struct pvm_client *c)
 		c->wait_sock->waiter = NULL;
 	ev_io_stop(p->loop, &c->io);
 	close(c->fd);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -170,6 +172,7 @@ static int shim_socket(struct pvm_client *c, const struct mw_shimctl_req *req)
 		return -ENOMEM;
 	s->owner_pid = c->pid;
 	s->owner_uid = c->uid;
+	s->owner_client = c->serial;
 	ret = pvm_ins_op(ins, MW_OP_SOCKET, s->id, &op, sizeof(op), PVM_REQ_SOCKET, c, NULL);
 	if (ret)
 		pvm_sock_free(s);
@@ -571,6 +574,8 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->fd = fd;
 		c->pid = cred.pid;
 		c->uid = cred.uid;
+		c->pidfd = pvm_peer_pidfd(fd, cred.pid);
+		c->serial = ++p->client_serial;
 		c->next = p->clients;
 		if (p->clients)
 			p->clients->prev = c;

@@ -215,6 +215,7 @@ int pvm_sock_replicate(struct pvm_sock *app, struct pvm_ins *ins)
 	app->replicas = r;
 	r->bound = app->bound;
 	r->owner_pid = app->owner_pid;
+	r->owner_client = app->owner_client;
 	r->owner_uid = app->owner_uid;
 	ret = pvm_ins_op(ins, MW_OP_SOCKET, r->id, &so, sizeof(so), PVM_REQ_QUIET, NULL, NULL);
 	for (o = app->opts; o && !ret; o = o->next)
@@ -638,6 +639,7 @@ int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw
 	c->local = ev->local;
 	c->peer = ev->peer;
 	c->owner_pid = lsn->owner_pid;
+	c->owner_client = lsn->owner_client;
 	c->owner_uid = lsn->owner_uid;
 	c->listener = app ? app->id : lsn->id;
 	if (!app) {

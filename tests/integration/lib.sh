@@ -235,8 +235,15 @@ shimmed() { env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" "$@"
 # ins_listens PORT: the INS has a listening socket on PORT (readiness without a connection).
 ins_listens() { ip netns exec "$NS_INS" ss -Hltn "sport = :$1" | grep -q LISTEN; }
 
+# mw_group_add NAME: a system group for this run (per-pid NAME), deleted at exit.
+_mw_groups=()
+mw_group_add() {
+	groupadd -r "$1" || mw_fail "groupadd $1 failed"
+	_mw_groups+=("$1")
+}
+
 _mw_cleanup() {
-	local rc=$1 i n name pid ns v
+	local rc=$1 i n name pid ns v g
 	trap - EXIT INT TERM
 	set +e
 	[ "$rc" = 0 ] || _mw_failed=1
@@ -263,6 +270,9 @@ _mw_cleanup() {
 	done
 	for ns in "${_mw_netns[@]}"; do
 		ip netns del "$ns" 2>/dev/null
+	done
+	for g in "${_mw_groups[@]}"; do
+		groupdel "$g" 2>/dev/null
 	done
 
 	if [ "$_mw_failed" = 1 ]; then

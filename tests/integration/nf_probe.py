@@ -9,6 +9,18 @@
 #                                            one request; prints "status=S val0=A val1=B"
 #   nf_probe.py raw ADDR HEX                 send bytes; print the response or "closed"
 #   nf_probe.py stall ADDR SECONDS           connect, read nothing, hold
+#   nf_probe.py probe ADDR                   MonitorOn and an IsOpen read; everything
+#                                            that comes back in 3 s: "bytes=N closed=0|1"
+#   nf_probe.py orphan PORT                  listen on PORT, fork; the child keeps the
+#                                            socket 30 s ("child N", "got signal S" if
+#                                            signalled), the parent exits at once
+#   nf_probe.py fake-pvm PATH INDEX          a PVM's server on AF_UNIX PATH that sends,
+#                                            to each consumer, an observation naming
+#                                            PVM 3 (spoofed), then one naming INDEX,
+#                                            and never answers a request (30 s)
+# ADDR is "ip:port" (TCP) or "/path" (AF_UNIX). With $NF_TOKEN set, a TCP connection
+# first sends the Auth request (mwcomms extension, docs/netflow.md) and expects its
+# answer; $NF_TOKEN_NOCHECK=1 sends it without waiting.
 # Peers for the scenarios (the app side runs under the shim):
 #   nf_probe.py flood-server PORT TOTAL      accept one client, send TOTAL bytes; report
 #                                            "EPIPE after N" and then what a read returns
@@ -17,6 +29,7 @@
 #   nf_probe.py hold HOST PORT SECONDS       connect, print "lport=P", hold the connection
 #   nf_probe.py sig-wait PORT                listen on PORT; print "signal N" for each of
 #                                            SIGUSR1 and SIGINT received (20 s at most)
+import os
 import socket
 import struct
 import sys
@@ -26,11 +39,96 @@ SIG_INFO, SIG_REQ, SIG_RESP = 0xD310, 0xD320, 0xD32F
 OBS = ["none", "create", "bind", "accept", "connect", "recv", "send", "close"]
 
 
-def connect(addr):
+def auth_request(token):
+    t = token.encode().ljust(32, b"\0")
+    return struct.pack(">HIHH16sI16s", SIG_REQ, 0x7FFF0001, 1, 0x2001, t[:16], 0, t[16:32])
+
+
+def connect(addr, rcvbuf=None):
+    if addr.startswith("/"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(addr)
+        return s
     host, port = addr.rsplit(":", 1)
     host = host.strip("[]")
-    s = socket.create_connection((host, int(port)), timeout=10)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(10)
+    s.connect((host, int(port)))
+    token = os.environ.get("NF_TOKEN")
+    if token:
+        s.sendall(auth_request(token))
+        if os.environ.get("NF_TOKEN_NOCHECK") != "1":
+            m = read_msg(s)
+            if m is None or m[0] != "resp" or m[1][0] != 0x7FFF0001 or m[1][1] != 0:
+                raise SystemExit("nf_probe: token refused: %r" % (m,))
     return s
+
+
+def info(sock_id, obs=1):
+    ep = struct.pack(">I16sH", 4, bytes([10, 9, 9, 9]) + bytes(12), 80)
+    return struct.pack(">HIH4QQ", SIG_INFO, 0, obs, 1, 0, 2, 0, sock_id) + ep + ep + \
+        struct.pack(">QQQ", 0, 0, sock_id)
+
+
+def cmd_fake_pvm(path, index):
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(8)
+    print("listening", flush=True)
+    ls.settimeout(30)
+    conns, deadline = [], time.time() + 30
+    while time.time() < deadline:
+        try:
+            c, _ = ls.accept()
+        except socket.timeout:
+            break
+        c.sendall(info((3 << 32) | 0x51) + info((index << 32) | 0x52))
+        print("served", flush=True)
+        conns.append(c)  # requests are read by nobody: never answered
+
+
+def cmd_orphan(port):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(8)
+    pid = os.fork()
+    if pid:
+        print("parent %d exits, child %d" % (os.getpid(), pid), flush=True)
+        os._exit(0)
+    for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGTERM):
+        signal.signal(sig, lambda n, f: print("got signal %d" % n, flush=True))
+    end = time.time() + 30
+    while time.time() < end:
+        time.sleep(0.1)
+
+
+def cmd_probe(addr):
+    s = connect(addr)
+    total, closed, deadline = 0, False, time.time() + 3
+    try:
+        s.sendall(request(1, 0, 0x0001, sock=0) + request(2, 2, 0x0101, sock=1))
+    except (BrokenPipeError, ConnectionResetError):
+        deadline, closed = 0, True  # closed by the server: what it sent is still read
+    s.settimeout(0.2)
+    while True:
+        try:
+            b = s.recv(65536)
+        except socket.timeout:
+            if time.time() >= deadline:
+                break
+            continue
+        except ConnectionResetError:
+            closed = True
+            break
+        if not b:
+            closed = True
+            break
+        total += len(b)
+    print("bytes=%d closed=%d" % (total, int(closed)))
 
 
 def recv_exact(s, n):
@@ -163,10 +261,7 @@ def cmd_raw(addr, hexdata):
 
 
 def cmd_stall(addr, seconds):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    host, port = addr.rsplit(":", 1)
-    s.connect((host, int(port)))
+    s = connect(addr, rcvbuf=4096)
     print("stalling", flush=True)
     time.sleep(seconds)
     # Did the server give up on us? A read returns EOF (or reset) if so.
@@ -295,6 +390,12 @@ def main(argv):
         cmd_sig_wait(int(argv[2]))
     elif cmd == "stall":
         cmd_stall(addr, float(argv[3]))
+    elif cmd == "probe":
+        cmd_probe(addr)
+    elif cmd == "orphan":
+        cmd_orphan(int(argv[2]))
+    elif cmd == "fake-pvm":
+        cmd_fake_pvm(addr, int(argv[3]))
     else:
         raise SystemExit("nf_probe: unknown command " + cmd)
 

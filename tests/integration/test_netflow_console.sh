@@ -17,7 +17,7 @@
 source "$(dirname "$0")/lib.sh"
 
 mw_require_root
-mw_require_cmd ip curl nc tmux ss timeout stty head
+mw_require_cmd ip curl nc tmux ss timeout stty head setpriv groupadd
 PY=/usr/bin/python3
 [ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
 # MW_CONSOLE: another mw-console (an ASan build's) against this build's appliance.
@@ -29,7 +29,13 @@ TMUX_SOCK=mwcon$$
 tmuxc() { tmux -L "$TMUX_SOCK" -f /dev/null "$@"; }
 trap 'rc=$?; tmux -L "$TMUX_SOCK" kill-server >/dev/null 2>&1; _mw_cleanup $rc' EXIT
 
-mw_appliance_up
+OBS_GROUP=mwo$$
+CTL_GROUP=mwc$$
+mw_group_add "$OBS_GROUP"
+mw_group_add "$CTL_GROUP"
+OBS_GID=$(getent group "$OBS_GROUP" | cut -d: -f3)
+CTL_GID=$(getent group "$CTL_GROUP" | cut -d: -f3)
+MW_PVM_CONF="netflow_group = \"$OBS_GROUP\"; netflow_control_group = \"$CTL_GROUP\";" mw_appliance_up
 KS=$MW_RUNTIME_DIR/store
 mw_wait_for "[ -s '$KS/mw/pvm/netflow' ]" 10 ||
 	mw_fail "mw-pvm did not publish its Netflow address at $KS/mw/pvm/netflow"
@@ -237,6 +243,34 @@ out=$(con set "$LISTENER" sndbuf lots 2>&1) && mw_fail "set of a bad value succe
 out=$("$CON" -k "$MW_TMP/nowhere" close 1 2>&1) && mw_fail "close without a keystore succeeded"
 [ ! -e "$MW_TMP/nowhere" ] || mw_fail "mw-console created the keystore root it was pointed at"
 mw_log "(4) get/set sndbuf and nodelay, -c, --server, congctl, bad arguments OK"
+
+# --- (4b) without root: members of the Netflow groups, through -c alone ---------------
+# The keystore is root's: mw-console finds the AF_UNIX socket from the configuration.
+as_user() { setpriv --reuid=nobody --regid=nogroup "$@"; }
+v=$(as_user --groups "$OBS_GID" "$CON" -c "$CONF" get "$LISTENER" sndbuf) ||
+	mw_fail "an observe member cannot read"
+[ "$v" = "$(con get "$LISTENER" sndbuf)" ] || mw_fail "observe member read $v"
+out=$(as_user --groups "$OBS_GID" "$CON" -c "$CONF" set "$LISTENER" sndbuf 65536 2>&1) &&
+	mw_fail "an observe member could set an attribute"
+case $out in "mw-console: set $LISTENER SndBuf: Operation not permitted") ;;
+*) mw_fail "observe member's set said: $out" ;; esac
+out=$(as_user --groups "$OBS_GID" "$CON" -c "$CONF" close "$LISTENER" 2>&1) &&
+	mw_fail "an observe member could close a socket"
+[ "$(con get "$LISTENER" isopen)" = 1 ] || mw_fail "the listener was closed by an observe member"
+timeout 20 setpriv --reuid=nobody --regid=nogroup --groups "$OBS_GID" "$CON" -c "$CONF" --json --count 1 \
+	>"$MW_TMP/member.json" &
+MEMBER=$!
+mw_wait_for "grep -q 'consumer uid 65534 .* role observe' '$PVM_LOG'" 10 || mw_fail "the member's --json did not connect"
+in_cli curl -sf --max-time 10 -o /dev/null http://10.231.0.2:8080/file || mw_fail "curl for the member failed"
+wait "$MEMBER" || mw_fail "the observe member's --json failed"
+"$PY" -c 'import json,sys; assert json.loads(open(sys.argv[1]).readline())["obs"]' "$MW_TMP/member.json" ||
+	mw_fail "the observe member's --json printed: $(cat "$MW_TMP/member.json")"
+as_user --groups "$CTL_GID" "$CON" -c "$CONF" set "$LISTENER" nodelay on || mw_fail "a control member cannot set"
+out=$(as_user --clear-groups "$CON" -c "$CONF" get "$LISTENER" sndbuf 2>&1) && mw_fail "a stranger could read: $out"
+case $out in "mw-console: get $LISTENER SndBuf: the server closed the connection without answering"*) ;;
+*) mw_fail "the stranger was told: $out" ;; esac
+[ "$(echo "$out" | wc -l)" = 1 ] || mw_fail "the stranger's error is not one line: $out"
+mw_log "(4b) without root: observe member reads and watches, cannot write; control member writes; stranger refused ($out)"
 
 # --- (5) the interactive console under tmux ---------------------------------------
 mw_spawn ncbig2 shimmed timeout 90 sh -c "exec nc -N -l 9101 <'$BIG' >/dev/null"

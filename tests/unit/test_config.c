@@ -76,7 +76,12 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.pvm.ring_size, 4 << 20);
 	assert_int_equal(cfg.pvm.socket_window, 256 << 10);
 	assert_int_equal(cfg.pvm.heartbeat_timeout_ms, 3000);
-	assert_string_equal(cfg.pvm.netflow_listen, "127.0.0.1:0");
+	assert_string_equal(cfg.pvm.netflow_listen, "");
+	assert_string_equal(cfg.pvm.netflow_unix, "");
+	assert_int_equal(cfg.pvm.netflow_max_per_user, 4);
+	assert_int_equal(cfg.pvm.netflow_min_rate, 16384);
+	assert_int_equal(cfg.pvm.netflow_block_ttl_s, 3600);
+	assert_int_equal(cfg.pvm.netflow_signals_count, 0);
 	assert_string_equal(cfg.pvm.netflow_allow, "127.0.0.0/8");
 	assert_int_equal(cfg.pvm.netflow_queue, 65536);
 	assert_int_equal(cfg.pvm.netflow_stall_ms, 10000);

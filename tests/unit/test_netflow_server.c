@@ -8,14 +8,24 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "common/addr.h"
+#include "netflow/auth.h"
 #include "netflow/codec.h"
 #include "netflow/server.h"
+
+#define TOKEN_CONTROL "control-token-0123456789"
+#define TOKEN_OBSERVE "observe-token-0123456789"
+#define OBSERVE_GID   4242
 
 struct fixture {
 	struct ev_loop *loop;
@@ -45,15 +55,36 @@ static void on_watching(void *ctx, bool on)
 		f->watching_off++;
 }
 
+static char unix_path[108];
+static struct mw_nf_tokens tokens;
+
+/* Limits beyond queue/stall: 0 = generous defaults. */
+static int opt_per_user, opt_min_rate;
+static size_t opt_mem;
+
 static struct fixture *fx_open(const char *allow, int queue, int stall_ms)
 {
 	static struct fixture f;
-	struct mw_nf_server_config cfg = {
-		.listen = "127.0.0.1:0", .allow = allow, .queue = queue, .stall_ms = stall_ms
-	};
+	struct mw_nf_server_config cfg = { .listen = "127.0.0.1:0",
+					   .allow = allow,
+					   .queue = queue,
+					   .stall_ms = stall_ms,
+					   .unix_path = unix_path,
+					   .observe_gid = OBSERVE_GID,
+					   .control_gid = -1,
+					   .tokens = &tokens,
+					   .min_rate = opt_min_rate ? opt_min_rate : 1,
+					   .mem_total = opt_mem ? opt_mem : (size_t)1 << 30,
+					   .max_per_user = opt_per_user ? opt_per_user : 64 };
 	struct mw_nf_server_ops ops = { .request = on_request, .watching = on_watching, .ctx = &f };
 	char err[256];
 
+	snprintf(unix_path, sizeof(unix_path), "/tmp/mw-test-nf-%d.sock", (int)getpid());
+	tokens.count = 2;
+	tokens.t[0].role = MW_NF_ROLE_CONTROL;
+	snprintf(tokens.t[0].text, sizeof(tokens.t[0].text), "%s", TOKEN_CONTROL);
+	tokens.t[1].role = MW_NF_ROLE_OBSERVE;
+	snprintf(tokens.t[1].text, sizeof(tokens.t[1].text), "%s", TOKEN_OBSERVE);
 	memset(&f, 0, sizeof(f));
 	f.loop = ev_loop_new(EVFLAG_AUTO);
 	assert_non_null(f.loop);
@@ -76,7 +107,20 @@ static void spin(struct fixture *f, int n)
 	}
 }
 
-static int consumer(struct fixture *f, int rcvbuf)
+static void send_auth(int fd, uint32_t id, const char *token)
+{
+	struct mw_nf_request r = { .id = id };
+	uint8_t msg[MW_NF_REQUEST_SIZE];
+
+	mw_nf_request_set_auth(&r, token);
+	mw_nf_encode_request(msg, &r);
+	assert_int_equal(write(fd, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+}
+
+static size_t drain(struct fixture *f, int fd, uint8_t *buf, size_t cap, bool *closed);
+
+/* A TCP connection, not authenticated. */
+static int consumer_raw(struct fixture *f, int rcvbuf)
 {
 	struct sockaddr_storage ss;
 	struct mw_addr a;
@@ -95,6 +139,28 @@ static int consumer(struct fixture *f, int rcvbuf)
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	spin(f, 5);
 	return fd;
+}
+
+/* A TCP consumer authenticated with @token; its Auth response is checked and consumed. */
+static int consumer_as(struct fixture *f, int rcvbuf, const char *token, uint64_t role)
+{
+	struct mw_nf_response resp;
+	uint8_t buf[MW_NF_RESPONSE_SIZE];
+	bool closed;
+	int fd = consumer_raw(f, rcvbuf);
+
+	send_auth(fd, 1, token);
+	assert_int_equal(drain(f, fd, buf, sizeof(buf), &closed), MW_NF_RESPONSE_SIZE);
+	assert_int_equal(mw_nf_decode_response(&resp, buf, MW_NF_RESPONSE_SIZE, NULL), 0);
+	assert_int_equal(resp.id, 1);
+	assert_int_equal(resp.status, 0);
+	assert_int_equal(resp.val0, role);
+	return fd;
+}
+
+static int consumer(struct fixture *f, int rcvbuf)
+{
+	return consumer_as(f, rcvbuf, TOKEN_CONTROL, MW_NF_ROLE_CONTROL);
 }
 
 /* Everything readable now (after letting the server write). */
@@ -231,7 +297,7 @@ static void test_allow_list_refuses(void **state)
 	int fd;
 
 	(void)state;
-	fd = consumer(f, 0);
+	fd = consumer_raw(f, 0);
 	drain(f, fd, buf, sizeof(buf), &closed);
 	assert_true(closed);
 	mw_nf_server_get_stats(f->srv, &st);
@@ -288,9 +354,243 @@ static void test_stalled_consumer_drops_then_disconnects(void **state)
 	fx_close(f);
 }
 
+/* TCP: nothing before the token; a wrong token or another request closes, unanswered. */
+static void test_tcp_token_required(void **state)
+{
+	struct fixture *f = fx_open("127.0.0.0/8", 100, 5000);
+	struct mw_nf_info in = sample_info(3);
+	struct mw_nf_server_stats st;
+	uint8_t buf[4096];
+	bool closed;
+	int fd1, fd2, fd3;
+
+	(void)state;
+	fd1 = consumer_raw(f, 0);
+	fd2 = consumer_raw(f, 0);
+	fd3 = consumer_raw(f, 0);
+	assert_int_equal(f->watching_on, 0); /* nobody watches before authenticating */
+	mw_nf_server_publish(f->srv, &in);
+	assert_int_equal(drain(f, fd1, buf, sizeof(buf), &closed), 0);
+	assert_false(closed);
+	send_auth(fd1, 1, "wrong-token-0123456789");
+	assert_int_equal(drain(f, fd1, buf, sizeof(buf), &closed), 0);
+	assert_true(closed);
+	send_request(fd2, 2, MW_NF_FLAG_WRITE | MW_NF_FLAG_BY_SOCK, MW_NF_ATTR_IS_OPEN, 1);
+	assert_int_equal(drain(f, fd2, buf, sizeof(buf), &closed), 0);
+	assert_true(closed);
+	assert_int_equal(f->requests, 0);
+	/* A short token is no token. */
+	send_auth(fd3, 3, "short");
+	assert_int_equal(drain(f, fd3, buf, sizeof(buf), &closed), 0);
+	assert_true(closed);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.unauthorised, 3);
+	assert_int_equal(st.consumers, 0);
+	close(fd1);
+	close(fd2);
+	close(fd3);
+	fx_close(f);
+}
+
+/* An observe consumer sees observations and may read, but every WRITE is -EPERM. */
+static void test_observe_role(void **state)
+{
+	struct fixture *f = fx_open("127.0.0.0/8", 100, 5000);
+	struct mw_nf_info in = sample_info(5);
+	struct mw_nf_response resp;
+	struct mw_nf_server_stats st;
+	static const uint16_t writes[] = { MW_NF_ATTR_IS_OPEN, MW_NF_ATTR_OWNER_RUNNING,
+					   MW_NF_ATTR_SNDBUF, MW_NF_ATTR_ADDR_BLOCK,
+					   MW_NF_ATTR_GLOBAL_CONGCTL };
+	uint8_t buf[4096];
+	bool closed;
+	size_t i;
+	int fd;
+
+	(void)state;
+	fd = consumer_as(f, 0, TOKEN_OBSERVE, MW_NF_ROLE_OBSERVE);
+	mw_nf_server_publish(f->srv, &in);
+	assert_int_equal(drain(f, fd, buf, sizeof(buf), &closed), MW_NF_INFO_SIZE);
+	for (i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+		send_request(fd, 20 + (uint32_t)i, MW_NF_FLAG_WRITE | MW_NF_FLAG_BY_SOCK, writes[i],
+			     5);
+		assert_int_equal(drain(f, fd, buf, sizeof(buf), &closed), MW_NF_RESPONSE_SIZE);
+		mw_nf_decode_response(&resp, buf, MW_NF_RESPONSE_SIZE, NULL);
+		assert_int_equal(resp.id, 20 + i);
+		assert_int_equal(resp.status, -EPERM);
+	}
+	assert_int_equal(f->requests, 0);
+	send_request(fd, 30, MW_NF_FLAG_BY_SOCK, MW_NF_ATTR_SNDBUF, 5); /* a read */
+	spin(f, 5);
+	assert_int_equal(f->requests, 1);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.denied, sizeof(writes) / sizeof(writes[0]));
+	close(fd);
+	fx_close(f);
+}
+
+/* Connect to the AF_UNIX socket as @uid/@gid (in a child); Return: bytes read before EOF, -1 if
+ * kept. */
+static int unix_try(struct fixture *f, uid_t uid, gid_t gid)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		char b[256];
+		ssize_t n, got = 0;
+		int fd, i;
+
+		if (setgroups(0, NULL) || setgid(gid) || setuid(uid))
+			_exit(100);
+		memcpy(sun.sun_path, unix_path, strlen(unix_path) + 1);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+			_exit(101);
+		fcntl(fd, F_SETFL, O_NONBLOCK);
+		for (i = 0; i < 100; i++) {
+			n = read(fd, b, sizeof(b));
+			if (n == 0)
+				_exit(got > 50 ? 50 : (int)got);
+			if (n > 0)
+				got += n;
+			usleep(10000);
+		}
+		_exit(got ? 60 : 99); /* still open after 1 s */
+	}
+	for (int i = 0; i < 300 && waitpid(pid, &status, WNOHANG) == 0; i++) {
+		spin(f, 1);
+		usleep(5000);
+		if (i == 20) {
+			struct mw_nf_info in = sample_info(9);
+
+			mw_nf_server_publish(f->srv, &in);
+		}
+	}
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* SO_PEERCRED: a stranger gets nothing and is closed; a group member observes. */
+static void test_unix_peercred(void **state)
+{
+	struct fixture *f;
+	struct mw_nf_server_stats st;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip(); /* needs to become other users; integration tests cover it too */
+	f = fx_open("127.0.0.0/8", 100, 5000);
+	chmod(unix_path, 0666);
+	assert_int_equal(unix_try(f, 65534, 65534), 0);	       /* refused: EOF, no byte */
+	assert_int_equal(unix_try(f, 65534, OBSERVE_GID), 60); /* kept, received data */
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.unauthorised, 1);
+	fx_close(f);
+	assert_int_equal(access(unix_path, F_OK), -1); /* the socket file is removed */
+}
+
+/* netflow_max_per_user: a third connection from one address is refused at accept. */
+static void test_per_user_limit(void **state)
+{
+	struct fixture *f;
+	struct mw_nf_server_stats st;
+	uint8_t buf[64];
+	bool closed;
+	int fd[3];
+
+	(void)state;
+	opt_per_user = 2;
+	f = fx_open("127.0.0.0/8", 100, 5000);
+	opt_per_user = 0;
+	fd[0] = consumer_raw(f, 0);
+	fd[1] = consumer_as(f, 0, TOKEN_OBSERVE, MW_NF_ROLE_OBSERVE);
+	fd[2] = consumer_raw(f, 0);
+	drain(f, fd[2], buf, sizeof(buf), &closed);
+	assert_false(closed); /* the authenticated one counts for its token, not its address */
+	close(fd[2]);
+	spin(f, 5);
+	fd[2] = consumer_as(f, 0, TOKEN_OBSERVE, MW_NF_ROLE_OBSERVE);
+	/* A third observe-token consumer: over the limit for that token. */
+	close(fd[0]);
+	spin(f, 5);
+	fd[0] = consumer_raw(f, 0);
+	send_auth(fd[0], 1, TOKEN_OBSERVE);
+	assert_int_equal(drain(f, fd[0], buf, sizeof(buf), &closed), 0);
+	assert_true(closed);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.consumers, 2);
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+	fx_close(f);
+}
+
+/* netflow_memory: observations beyond the total are dropped, whatever the per-consumer queue. */
+static void test_memory_total(void **state)
+{
+	struct mw_nf_info in = sample_info(1);
+	struct mw_nf_server_stats st;
+	struct fixture *f;
+	int fd1, fd2, i;
+
+	(void)state;
+	opt_mem = 10 * MW_NF_INFO_SIZE;
+	f = fx_open("127.0.0.0/8", 1000, 5000);
+	opt_mem = 0;
+	fd1 = consumer(f, 0);
+	fd2 = consumer(f, 0);
+	for (i = 0; i < 100; i++)
+		mw_nf_server_publish(f->srv, &in);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_true(st.queued <= 10 * MW_NF_INFO_SIZE);
+	assert_int_equal(st.drops, 200 - 10);
+	assert_true(st.mem_drops > 0);
+	close(fd1);
+	close(fd2);
+	fx_close(f);
+}
+
+/* A consumer that reads, but slower than min_rate, is cut (progress alone does not save it). */
+static void test_slow_reader_cut(void **state)
+{
+	struct mw_nf_info in = sample_info(1);
+	struct mw_nf_server_stats st;
+	struct fixture *f;
+	uint8_t b[8];
+	int fd, i;
+
+	(void)state;
+	opt_min_rate = 100000; /* bytes/s */
+	f = fx_open("127.0.0.0/8", 100000, 300);
+	opt_min_rate = 0;
+	fd = consumer(f, 4096);
+	st.consumers = 1;
+	for (i = 0; i < 400 && st.consumers; i++) {
+		for (int j = 0; j < 50; j++)
+			mw_nf_server_publish(f->srv, &in);
+		assert_true(read(fd, b, sizeof(b)) != 0); /* 8 bytes per 10 ms: 800 B/s */
+		usleep(10000);
+		ev_run(f->loop, EVRUN_NOWAIT);
+		mw_nf_server_get_stats(f->srv, &st);
+	}
+	assert_int_equal(st.consumers, 0);
+	assert_int_equal(st.stalled, 1);
+	assert_true(i < 300); /* within a few windows of 0.3 s */
+	close(fd);
+	fx_close(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tcp_token_required),
+		cmocka_unit_test(test_observe_role),
+		cmocka_unit_test(test_unix_peercred),
+		cmocka_unit_test(test_per_user_limit),
+		cmocka_unit_test(test_memory_total),
+		cmocka_unit_test(test_slow_reader_cut),
 		cmocka_unit_test(test_monitor_and_requests),
 		cmocka_unit_test(test_bad_signature_disconnects),
 		cmocka_unit_test(test_allow_list_refuses),

@@ -18,6 +18,7 @@ enum {
 	OPT_JSON,
 	OPT_COUNT,
 	OPT_TIMEOUT,
+	OPT_TOKEN_FILE,
 };
 
 /* Names get/set accept besides the wire names; the wire names come from the codec. */
@@ -58,8 +59,12 @@ void mwcon_usage(void)
 	       "       %s congctl NAME                INS-wide congestion control\n"
 	       "The Netflow consumer of mwcomms (docs/netflow.md, section mw-console).\n"
 	       "\nOptions:\n"
-	       "      --server IP:PORT     the Netflow server; default: the address published\n"
-	       "                           at keystore key %s\n"
+	       "      --server ADDR        the Netflow server, IP:PORT or an AF_UNIX /path;\n"
+	       "                           default: the address published at keystore key %s\n"
+	       "                           (without access to the keystore: the AF_UNIX socket\n"
+	       "                           of the configuration)\n"
+	       "      --token-file FILE    the token a TCP server asks for (first line: TOKEN\n"
+	       "                           or ROLE TOKEN; the file must be private, mode 0600)\n"
 	       "  -k, --keystore-root DIR  local keystore root; default: common.keystore_root\n"
 	       "                           of the configuration, else %s\n"
 	       "      --key KEY            another keystore key (a balancer's merged stream)\n"
@@ -294,8 +299,7 @@ static const struct {
 	{ "congctl", MWCON_CMD_CONGCTL, 1, "an algorithm NAME" },
 };
 
-static int __attribute__((format(printf, 3, 4)))
-bad(char *err, size_t errlen, const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4))) bad(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -323,7 +327,8 @@ static int parse_command(struct mwcon_opts *o, int argc, char **argv, char *err,
 	if (argc - 1 < k)
 		return bad(err, errlen, "%s: needs %s (try --help)", w, commands[i].args);
 	if (argc - 1 > k)
-		return bad(err, errlen, "%s: unexpected argument '%s' (try --help)", w, argv[k + 1]);
+		return bad(err, errlen, "%s: unexpected argument '%s' (try --help)", w,
+			   argv[k + 1]);
 	o->cmd_arg = argv[1];
 	switch (o->cmd) {
 	case MWCON_CMD_CLOSE:
@@ -356,7 +361,8 @@ static int parse_command(struct mwcon_opts *o, int argc, char **argv, char *err,
 	case MWCON_CMD_CONGCTL:
 		if (mwcon_congctl_parse(o, argv[1]))
 			return bad(err, errlen,
-				   "%s: '%s' is not an algorithm name (reno, cubic, ... at most 15 of [a-z0-9_-]) or number",
+				   "%s: '%s' is not an algorithm name (reno, cubic, ... at most 15 "
+				   "of [a-z0-9_-]) or number",
 				   w, argv[1]);
 		break;
 	default:
@@ -383,6 +389,7 @@ int mwcon_parse_args(struct mwcon_opts *o, int argc, char **argv, char *err, siz
 		{ "keystore-root", required_argument, NULL, 'k' },
 		{ "interactive", no_argument, NULL, 'i' },
 		{ "server", required_argument, NULL, OPT_SERVER },
+		{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "count", required_argument, NULL, OPT_COUNT },
@@ -418,6 +425,9 @@ int mwcon_parse_args(struct mwcon_opts *o, int argc, char **argv, char *err, siz
 		case OPT_SERVER:
 			o->server = optarg;
 			break;
+		case OPT_TOKEN_FILE:
+			o->token_file = optarg;
+			break;
 		case OPT_KEY:
 			o->key = optarg;
 			break;
@@ -426,13 +436,14 @@ int mwcon_parse_args(struct mwcon_opts *o, int argc, char **argv, char *err, siz
 			break;
 		case OPT_COUNT:
 			if (mwcon_parse_u64(optarg, &o->count) || !o->count)
-				return bad(err, errlen, "invalid --count '%s' (a number > 0)", optarg);
+				return bad(err, errlen, "invalid --count '%s' (a number > 0)",
+					   optarg);
 			count_set = true;
 			break;
 		case OPT_TIMEOUT:
 			if (mwcon_parse_u64(optarg, &num) || !num || num > 3600000)
-				return bad(err, errlen,
-					   "invalid --timeout-ms '%s' (1..3600000)", optarg);
+				return bad(err, errlen, "invalid --timeout-ms '%s' (1..3600000)",
+					   optarg);
 			o->timeout_ms = (int)num;
 			break;
 		case ':':
@@ -440,8 +451,10 @@ int mwcon_parse_args(struct mwcon_opts *o, int argc, char **argv, char *err, siz
 				   argv[optind - 1]);
 		default:
 			if (optopt && optopt < 256)
-				return bad(err, errlen, "unknown option '-%c' (try --help)", optopt);
-			return bad(err, errlen, "unknown option '%s' (try --help)", argv[optind - 1]);
+				return bad(err, errlen, "unknown option '-%c' (try --help)",
+					   optopt);
+			return bad(err, errlen, "unknown option '%s' (try --help)",
+				   argv[optind - 1]);
 		}
 	}
 	if (count_set && !json)

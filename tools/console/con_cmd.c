@@ -33,42 +33,92 @@ static const char *config_path(const struct mwcon_opts *o)
  * @errlen: its size
  * Return: 0 or -errno
  */
-int mwcon_connect(const struct mwcon_opts *o, struct mw_nf_client **c, char *err,
-		  size_t errlen)
+/* A TCP server wants the Auth request first (netflow/auth.h); AF_UNIX needs none. */
+static int con_auth(const struct mwcon_opts *o, struct mw_nf_client *c, const char *where,
+		    char *err, size_t errlen)
+{
+	char token[MW_NF_TOKEN_MAX + 1];
+	enum mw_nf_role role;
+	int ret;
+
+	if (!o->token_file || where[0] == '/')
+		return 0;
+	ret = mw_nf_token_read(token, o->token_file, err, errlen);
+	if (ret)
+		return ret;
+	ret = mw_nf_client_auth(c, token, o->timeout_ms, &role);
+	explicit_bzero(token, sizeof(token));
+	if (ret)
+		snprintf(err, errlen, "%s refused the token of %s", where, o->token_file);
+	return ret;
+}
+
+/*
+ * The keystore is root's (mode 0700): a member of the Netflow group finds the
+ * server at the default AF_UNIX path of the configuration instead.
+ */
+static int con_connect_default(const struct mwcon_opts *o, const struct mw_config *cfg,
+			       struct mw_nf_client **c, char *where, size_t wlen, char *err,
+			       size_t errlen)
+{
+	if (o->key)
+		snprintf(where, wlen, "%s/balancer-%s-netflow.sock", cfg->common.runtime_dir,
+			 cfg->balancer.tag);
+	else if (cfg->pvm.netflow_unix[0])
+		snprintf(where, wlen, "%s", cfg->pvm.netflow_unix);
+	else
+		snprintf(where, wlen, "%s/netflow-%d.sock", cfg->common.runtime_dir,
+			 cfg->pvm.index);
+	return mw_nf_client_connect(c, where, o->timeout_ms, err, errlen);
+}
+
+int mwcon_connect(const struct mwcon_opts *o, struct mw_nf_client **c, char *err, size_t errlen)
 {
 	struct mw_config_errors *errs = NULL;
 	struct mw_config *cfg = NULL;
 	struct mw_keystore *ks = NULL;
 	const char *backend = "local", *root = MWCON_DEFAULT_ROOT, *path;
-	char kerr[256];
+	char kerr[256], where[MW_PATH_MAX + 64] = "";
 	int ret;
 
 	*c = NULL;
-	if (o->server)
-		return mw_nf_client_connect(c, o->server, o->timeout_ms, err, errlen);
-
+	if (o->server) {
+		ret = mw_nf_client_connect(c, o->server, o->timeout_ms, err, errlen);
+		if (!ret)
+			ret = con_auth(o, *c, o->server, err, errlen);
+		goto out;
+	}
+	cfg = calloc(1, sizeof(*cfg));
+	errs = calloc(1, sizeof(*errs));
+	if (!cfg || !errs) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	mw_config_defaults(cfg);
 	if (o->ks_root) {
 		root = o->ks_root;
 	} else if ((path = config_path(o))) {
-		cfg = calloc(1, sizeof(*cfg));
-		errs = calloc(1, sizeof(*errs));
-		if (!cfg || !errs) {
-			ret = -ENOMEM;
-			snprintf(err, errlen, "out of memory");
-			goto out;
-		}
 		ret = mw_config_load(cfg, path, errs);
 		if (ret < 0) {
-			snprintf(err, errlen, "%s", errs->count ? errs->msg[0] : "invalid configuration");
+			snprintf(err, errlen, "%s",
+				 errs->count ? errs->msg[0] : "invalid configuration");
 			goto out;
 		}
 		backend = cfg->common.keystore;
 		root = cfg->common.keystore_root;
 	}
+	if (!o->ks_root && !strcmp(backend, "local") && access(root, R_OK | X_OK) &&
+	    errno == EACCES) {
+		ret = con_connect_default(o, cfg, c, where, sizeof(where), err, errlen);
+		goto out;
+	}
 	/* Opening a local root creates it: a console must not leave directories behind. */
 	if (!strcmp(backend, "local") && access(root, F_OK)) {
 		ret = -ENOENT;
-		snprintf(err, errlen, "keystore root %s does not exist (is mw-pvm running? try -k DIR or --server IP:PORT)",
+		snprintf(err, errlen,
+			 "keystore root %s does not exist (is mw-pvm running? try -k DIR or "
+			 "--server IP:PORT)",
 			 root);
 		goto out;
 	}
@@ -77,11 +127,24 @@ int mwcon_connect(const struct mwcon_opts *o, struct mw_nf_client **c, char *err
 		snprintf(err, errlen, "%s", kerr);
 		goto out;
 	}
-	ret = mw_nf_client_connect_keystore(c, ks, o->key, o->timeout_ms, err, errlen);
-	if (ret == -ENOENT && !strcmp(backend, "local"))
-		snprintf(err + strlen(err), errlen - strlen(err),
-			 " under %s (is mw-pvm running? try -k DIR or --server IP:PORT)", root);
+	ret = mw_keystore_read(ks, o->key ? o->key : MW_NF_KEY_PVM, where, sizeof(where));
+	if (ret < 0) {
+		snprintf(err, errlen, "netflow: keystore %s: %s", o->key ? o->key : MW_NF_KEY_PVM,
+			 ret == -ENOENT ? "not published" : strerror(-ret));
+		if (ret == -ENOENT && !strcmp(backend, "local"))
+			snprintf(err + strlen(err), errlen - strlen(err),
+				 " under %s (is mw-pvm running? try -k DIR or --server IP:PORT)",
+				 root);
+		goto out;
+	}
+	ret = mw_nf_client_connect(c, where, o->timeout_ms, err, errlen);
 out:
+	if (!ret && *c && !o->server && where[0] != '/')
+		ret = con_auth(o, *c, where, err, errlen);
+	if (ret) {
+		mw_nf_client_close(*c);
+		*c = NULL;
+	}
 	mw_keystore_close(ks);
 	free(errs);
 	free(cfg);
@@ -192,13 +255,22 @@ int mwcon_run_command(const struct mwcon_opts *o, struct mw_nf_client *c)
 {
 	struct mw_nf_request req;
 	struct mw_nf_response rsp;
-	char val[64];
+	char val[128];
 	int ret;
 
 	if (o->cmd == MWCON_CMD_JSON)
 		return run_json(o, c);
 	command_request(o, &req);
 	ret = mw_nf_client_request(c, &req, o->timeout_ms, &rsp);
+	if (ret == -EPIPE || ret == -ECONNRESET) {
+		/* An unauthorised consumer is closed unanswered (docs/netflow.md, Access control).
+		 */
+		snprintf(val, sizeof(val),
+			 "the server closed the connection without answering (not root nor a "
+			 "member of its Netflow groups, or no valid token?)");
+		say_failure(o, val);
+		return 1;
+	}
 	if (ret < 0) {
 		snprintf(val, sizeof(val), "no response: %s", strerror(-ret));
 		say_failure(o, val);

@@ -42,6 +42,7 @@ struct mwcon_opts {
 	const char *ks_root;     /* -k/--keystore-root, or NULL: config / default */
 	const char *config;      /* -c/--config, or NULL: $MW_CONFIG / built-in path */
 	const char *key;         /* --key, or NULL: MW_NF_KEY_PVM */
+	const char *token_file;  /* --token-file: for a TCP server, or NULL */
 	uint64_t count;          /* --json --count N; 0 = unlimited */
 	int timeout_ms;          /* --timeout-ms */
 	uint64_t sock;           /* close/get/set ID */
