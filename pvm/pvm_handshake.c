@@ -143,6 +143,10 @@ void pvm_hs_start(struct pvm *p, int fd)
  */
 void pvm_hs_close_all(struct pvm *p)
 {
-	while (p->hs_head)
-		hs_end(p->hs_head, true);
+	struct pvm_hs *h, *next;
+
+	for (h = p->hs_head; h; h = next) {
+		next = h->next;
+		hs_end(h, true);
+	}
 }

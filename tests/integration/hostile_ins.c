@@ -214,7 +214,7 @@ static void serve(struct hostile *h, int ms)
 	int ret;
 
 	do {
-		while ((ret = mw_channel_recv(&h->ch, &f, &pl)) == 1) {
+		while (mw_channel_recv(&h->ch, &f, &pl) == 1) {
 			if (f.type < MW_RESULT && f.len <= sizeof(priv) && f.len >= 4) {
 				memcpy(priv, pl, f.len);
 				mw_channel_done(&h->ch);
@@ -397,10 +397,10 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	what = argv[3];
-	n = argc > 4 ? atoi(argv[4]) : 0;
+	n = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 0;
 	if (!strcmp(what, "stall"))
 		return stall(argv[1], n);
-	h.id = (uint16_t)atoi(argv[2]);
+	h.id = (uint16_t)strtol(argv[2], NULL, 10);
 	mine.ins_id = h.id;
 	mine.pid = (uint32_t)getpid();
 	fd = connect_unix(argv[1]);
