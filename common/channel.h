@@ -65,12 +65,23 @@ size_t mw_channel_region_size(uint32_t ring_size);
  * @sock_fd: connected UNIX stream socket from the INS (kept by the channel)
  * @mine:    our hello (ring_size, window, version range ...)
  *
- * Reads the INS hello, negotiates the version, creates the memfd region and two
- * eventfds, sends our hello with the fds (SCM_RIGHTS).
+ * Reads the INS hello (blocking, at most 5 s), negotiates the version, creates
+ * the memfd region and two eventfds, sends our hello with the fds (SCM_RIGHTS).
  * Return: 0 or -errno, with one line in @err (e.g. "version 3..3 not supported")
  */
 int mw_channel_local_offer(struct mw_channel *ch, int sock_fd, const struct mw_hello *mine,
 			   char *err, size_t errlen);
+
+/**
+ * mw_channel_local_answer() - the second half of mw_channel_local_offer()
+ * @peer_hello: the INS hello, already read by the caller
+ *
+ * For an event loop that reads the hello without blocking (mw-pvm): negotiates,
+ * creates the region and eventfds and sends our hello; never waits for the peer.
+ * Return: 0 or -errno with one line in @err
+ */
+int mw_channel_local_answer(struct mw_channel *ch, int sock_fd, const struct mw_hello *mine,
+			    const struct mw_hello *peer_hello, char *err, size_t errlen);
 
 /**
  * mw_channel_local_join() - INS side: send our hello, receive the region and fds

@@ -223,8 +223,38 @@ static int local_check_hello(const struct mw_hello *h, const char *who, char *er
 int mw_channel_local_offer(struct mw_channel *ch, int sock_fd, const struct mw_hello *mine,
 			   char *err, size_t errlen)
 {
-	int memfd = -1, efd_ins = -1, efd_pvm = -1, nfds, ver, ret;
-	struct mw_hello peer, reply;
+	struct mw_hello peer;
+	int nfds, ret;
+
+	mw_channel_reset(ch);
+	ret = mw_channel_check_ring_size(mine->ring_size, err, errlen);
+	if (ret)
+		goto out;
+	ret = local_recv_exact(sock_fd, &peer, sizeof(peer), NULL, 0, &nfds);
+	if (ret)
+		snprintf(err, errlen, "INS hello: %s", local_recv_what(ret));
+	else
+		ret = mw_channel_local_answer(ch, sock_fd, mine, &peer, err, errlen);
+out:
+	return ret;
+}
+
+/**
+ * mw_channel_local_answer() - PVM side, second half: answer a hello already read
+ * @ch:      the channel (reset here; owns @sock_fd only on success)
+ * @sock_fd: connected UNIX stream socket from the INS (may be non-blocking: the
+ *           reply is one small message on an empty socket, it never waits)
+ * @mine:    our hello
+ * @peer_hello: the INS's hello, read by the caller (an event loop reads it without blocking)
+ * @err:     one line on failure
+ * @errlen:  size of @err
+ * Return: 0 or -errno, as mw_channel_local_offer()
+ */
+int mw_channel_local_answer(struct mw_channel *ch, int sock_fd, const struct mw_hello *mine,
+			    const struct mw_hello *peer_hello, char *err, size_t errlen)
+{
+	int memfd = -1, efd_ins = -1, efd_pvm = -1, ver, ret;
+	struct mw_hello peer = *peer_hello, reply;
 	void *region = MAP_FAILED;
 	size_t len = 0;
 
@@ -232,11 +262,6 @@ int mw_channel_local_offer(struct mw_channel *ch, int sock_fd, const struct mw_h
 	ret = mw_channel_check_ring_size(mine->ring_size, err, errlen);
 	if (ret)
 		goto fail;
-	ret = local_recv_exact(sock_fd, &peer, sizeof(peer), NULL, 0, &nfds);
-	if (ret) {
-		snprintf(err, errlen, "INS hello: %s", local_recv_what(ret));
-		goto fail;
-	}
 	ver = mw_channel_negotiate(mine, &peer, "INS", err, errlen);
 	if (ver < 0) {
 		reply = *mine;

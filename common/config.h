@@ -27,6 +27,11 @@ struct mw_pvm_config {
 	int ring_size;                      /* bytes per direction, power of two: 4 MiB */
 	int socket_window;                  /* per-socket credit window bytes: 256 KiB */
 	int heartbeat_timeout_ms;           /* INS declared dead after: 3000 */
+	int handshake_max;                  /* INS handshakes in progress at once: 8 */
+	int ins_max_conns;                  /* connections one INS may have open: 65536 */
+	int ins_max_queued;                 /* requests / queued control frames per INS: 65536 */
+	int op_timeout_ms;                  /* a shim request unanswered by its INS fails: 5000 */
+	int id_space;                       /* local socket ids 1..id_space per INS: 2^31-1 */
 	int spin_us;                        /* poll this long before sleeping (common/spin.h): 0 */
 	char netflow_unix[MW_PATH_MAX];     /* local consumers: "" = <runtime_dir>/netflow-<index>.sock */
 	char netflow_group[MW_NAME_MAX];    /* AF_UNIX peers in it observe: "" = none */
@@ -52,6 +57,7 @@ struct mw_ins_config {
 	int max_sockets;                    /* 0 = limited only by nofile */
 	int nofile;                         /* RLIMIT_NOFILE to raise to: 1048576 */
 	int heartbeat_ms;                   /* 1000 */
+	int id_space;                       /* accepted ids: local part 1..id_space: 2^31-1 */
 	int socket_window;                  /* per-socket credit window bytes: 256 KiB */
 	char congestion_control[32];        /* "" = kernel default, else e.g. "cubic" */
 	int sndbuf;                         /* 0 = kernel default */

@@ -10,8 +10,10 @@
  * 0x53 ('S') in bits 56-63 | INS id in bits 40-55 | PVM index in bits 32-39 |
  * per-INS local id in bits 0-31.  Local ids chosen by mw-pvm have bit 31 clear;
  * ids the INS assigns itself (accepted connections) have bit 31 set, so both
- * sides allocate without a round trip and never collide.  Ids are not reused
- * within the life of one channel.
+ * sides allocate without a round trip and never collide.  Each side's counter
+ * wraps around at the end of its space and skips ids in use (mw-pvm's is one
+ * counter that outlives INS restarts): an id is reused only after a whole turn
+ * and once freed (docs/ins-protocol.md section 5).
  */
 #define MW_SOCKID_TAG 0x53ULL
 #define MW_SOCKID_INS_ASSIGNED 0x80000000U

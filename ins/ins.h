@@ -130,7 +130,7 @@ struct ins {
 	struct ins_sock *parked;      /* sockets waiting for ring room / retry */
 	struct ins_ctlq *q, *q_tail;
 	uint32_t qlen;
-	uint32_t next_accept;         /* local part of the next INS-assigned id */
+	uint32_t next_accept;         /* next accepted id's local part w/o bit 31 (0: pick) */
 	struct ins_blockset blocked;
 	struct ins_tune tune;
 	struct mw_stats stats;        /* seq, max/used sockets, rx/tx bytes */

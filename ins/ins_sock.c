@@ -5,7 +5,9 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -599,6 +601,36 @@ void ins_sock_op(struct ins *ins, const struct mw_frame *f, const void *payload)
 	ins_result(ins, s->id, rq->req, ret, NULL, 0);
 }
 
+/*
+ * The id of an accepted connection: local part MW_SOCKID_INS_ASSIGNED | 1..ins.id_space.
+ * The counter starts at a random point (a restarted INS does not hand out its
+ * predecessor's ids again at once), wraps around and skips ids in use, so it
+ * never runs out while connections are freed.
+ * Return: the id, or 0 when every id of the space is in use
+ */
+static uint64_t sock_accept_id(struct ins *ins)
+{
+	uint32_t space = (uint32_t)ins->cfg->id_space, local, tries;
+	uint64_t id;
+
+	if (space == 0 || space >= MW_SOCKID_INS_ASSIGNED)
+		space = MW_SOCKID_INS_ASSIGNED - 1;
+	if (!ins->next_accept || ins->next_accept > space) {
+		if (getrandom(&local, sizeof(local), GRND_NONBLOCK) != (ssize_t)sizeof(local))
+			local = (uint32_t)time(NULL) ^ (uint32_t)getpid() << 8;
+		ins->next_accept = local % space + 1;
+	}
+	for (tries = 0; tries < space && tries <= ins->socks.count; tries++) {
+		local = ins->next_accept;
+		ins->next_accept = local >= space ? 1 : local + 1;
+		id = mw_sockid_make((uint16_t)ins->cfg->id, ins->pvm_index,
+				    MW_SOCKID_INS_ASSIGNED | local);
+		if (!ins_table_find(&ins->socks, id))
+			return id;
+	}
+	return 0;
+}
+
 /**
  * ins_sock_admit() - checks, id, EV_ACCEPTED for an accepted connection
  * @ins:      the daemon
@@ -623,15 +655,14 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 		rst_close(fd);
 		return;
 	}
-	if ((ins->cfg->max_sockets && ins->socks.count >= (size_t)ins->cfg->max_sockets) ||
-	    ins->next_accept >= MW_SOCKID_INS_ASSIGNED) {
+	if (!(ins->cfg->max_sockets && ins->socks.count >= (size_t)ins->cfg->max_sockets))
+		ev.new_sock = sock_accept_id(ins);
+	if (!ev.new_sock) {
 		mw_log_ratelimited(MW_LOG_WARN, "connection from %s reset: socket limit",
 				   mw_addr_format(&ev.peer, text, sizeof(text)));
 		rst_close(fd);
 		return;
 	}
-	ev.new_sock = mw_sockid_make((uint16_t)ins->cfg->id, ins->pvm_index,
-				     MW_SOCKID_INS_ASSIGNED | ins->next_accept++);
 	s = sock_new(ins, ev.new_sock, fd, ev.peer.family);
 	if (!s) {
 		rst_close(fd);

@@ -86,10 +86,11 @@ struct pvm_sock {
 	struct pvm_credit cr;
 	uint8_t *pend; /* bytes for the app that did not fit its socket */
 	uint32_t pend_off, pend_len, pend_cap;
-	bool app_eof;	/* read 0 from the app: OP_SHUTDOWN sent */
-	bool net_eof;	/* EV_EOF: shut the app's read side once pend drains */
-	bool net_reset; /* EV_RESET: close the app end once pend drains */
-	bool blocked;	/* on ins->blocked: waiting for ring room */
+	bool app_eof;	       /* read 0 from the app: OP_SHUTDOWN sent */
+	bool net_eof;	       /* EV_EOF: shut the app's read side once pend drains */
+	bool net_reset;	       /* EV_RESET: close the app end once pend drains */
+	bool rx_eof, rx_reset; /* the INS sent EV_EOF / EV_RESET: what may follow is checked */
+	bool blocked;	       /* on ins->blocked: waiting for ring room */
 	struct pvm_sock *blk_next;
 
 	/* connect outcome */
@@ -138,6 +139,7 @@ struct pvm_req {
 	/* PVM_REQ_NETFLOW: called once with the result, or -ENOENT if the INS dies */
 	void (*done)(void *ctx, int status, const void *val, uint32_t len);
 	void *done_ctx;
+	ev_tstamp sent; /* a client still waiting after pvm.op_timeout_ms gets ETIMEDOUT */
 };
 
 /* A control frame that found the ring full, sent first when room appears. */
@@ -157,9 +159,13 @@ struct pvm_ins {
 	ev_io wait_io, sock_io;
 	ev_timer hb_timer;
 	ev_tstamp last_heard;
-	uint32_t next_local, next_req;
+	uint32_t next_req;
 	struct pvm_req *reqs, *reqs_tail;
 	struct pvm_ctlq *q, *q_tail;
+	uint32_t nreqs, nq; /* lengths of reqs and q, each at most pvm.ins_max_queued */
+	uint32_t nconns;    /* ACCEPTED sockets on it (pvm.ins_max_conns, then aborted) */
+	uint64_t conns_refused;
+	char cut[128]; /* set: a bound was broken deep in a call chain; killed at prepare */
 	struct pvm_sock *blocked; /* sockets waiting for ring room */
 	bool dead;
 	bool more_rx; /* frames left after a batch */
@@ -194,7 +200,12 @@ struct pvm {
 	struct mw_spin spin;
 	ev_timer status_timer;
 	struct pvm_ins *ins_list;
-	uint16_t rr_last; /* id of the INS picked last */
+	uint16_t rr_last;	/* id of the INS picked last */
+	struct pvm_idalloc ids; /* PVM-assigned local ids, shared by all INS (pvm_table.h) */
+	struct pvm_hs *hs_head; /* INS handshakes in progress, oldest first (pvm_handshake.c) */
+	struct pvm_hs *hs_tail;
+	unsigned nhs;
+	ev_timer ins_accept_pause; /* accept on pvm.ins_socket paused after EMFILE/ENFILE */
 	struct pvm_table socks;
 	struct pvm_client *clients;
 	uint64_t client_serial; /* last pvm_client.serial given */
@@ -214,8 +225,15 @@ void pvm_shim_answer(struct pvm_client *c, int status, uint64_t sock, const stru
 		     const void *val, uint32_t len);
 void pvm_shim_outcome(struct pvm_sock *s);
 
+/* pvm_handshake.c */
+struct pvm_hs;
+void pvm_hs_start(struct pvm *p, int fd);
+void pvm_hs_close_all(struct pvm *p);
+
 /* pvm_ins.c */
 int pvm_ins_open(struct pvm *p, char *err, size_t errlen);
+void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello);
+uint64_t pvm_ins_new_id(struct pvm_ins *ins);
 void pvm_ins_close_all(struct pvm *p);
 struct pvm_ins *pvm_ins_pick(struct pvm *p);
 int pvm_ins_op(struct pvm_ins *ins, uint16_t type, uint64_t sock, void *payload, uint32_t len,

@@ -34,10 +34,21 @@
  * another batch before the loop may block.
  */
 
-#define RX_BUDGET	    1024
-#define HANDSHAKE_TIMEOUT_S 2
+#define RX_BUDGET 1024
+/* Batches the heartbeat check drains before it judges silence (64 x RX_BUDGET frames). */
+#define HB_DRAIN_BATCHES 64
+/* Accept on pvm.ins_socket pauses this long after EMFILE/ENFILE instead of spinning. */
+#define ACCEPT_PAUSE_S 0.1
 
-static void ins_poll(struct pvm_ins *ins);
+static bool ins_poll(struct pvm_ins *ins);
+
+/* Break a bound deep in a call chain: the INS is cut at the next prepare, not under our feet. */
+static void ins_cut(struct pvm_ins *ins, const char *reason)
+{
+	if (!ins->cut[0])
+		snprintf(ins->cut, sizeof(ins->cut), "%s", reason);
+	ins->dead = true;
+}
 
 static struct pvm_ins *ins_by_id(struct pvm *p, uint16_t id)
 {
@@ -76,8 +87,17 @@ struct pvm_ins *pvm_ins_pick(struct pvm *p)
 static int ins_enqueue(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *payload,
 		       uint32_t len)
 {
-	struct pvm_ctlq *q = malloc(sizeof(*q) + len);
+	struct pvm_ctlq *q;
+	char why[96];
 
+	if (ins->nq >= (uint32_t)ins->pvm->cfg->ins_max_queued) {
+		snprintf(why, sizeof(why),
+			 "it does not drain its ring: %u control frames wait (pvm.ins_max_queued)",
+			 ins->nq);
+		ins_cut(ins, why);
+		return -ENOBUFS;
+	}
+	q = malloc(sizeof(*q) + len);
 	if (!q)
 		return -ENOMEM;
 	q->next = NULL;
@@ -90,6 +110,7 @@ static int ins_enqueue(struct pvm_ins *ins, uint16_t type, uint64_t sock, const 
 	else
 		ins->q = q;
 	ins->q_tail = q;
+	ins->nq++;
 	return 0;
 }
 
@@ -109,6 +130,7 @@ static void ins_flush_queue(struct pvm_ins *ins)
 		ins->q = q->next;
 		if (!ins->q)
 			ins->q_tail = NULL;
+		ins->nq--;
 		free(q);
 	}
 }
@@ -155,7 +177,7 @@ int pvm_ins_ctl(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *p
  * @kind:    what to do with the result (pvm_sock_result())
  * @c:       the shim client waiting for it, or NULL
  * @out:     if not NULL, the request (valid until its result)
- * Return: 0, -ENOENT (INS dead) or -ENOMEM
+ * Return: 0, -ENOENT (INS dead), -ENOBUFS (pvm.ins_max_queued requests wait) or -ENOMEM
  */
 int pvm_ins_op(struct pvm_ins *ins, uint16_t type, uint64_t sock, void *payload, uint32_t len,
 	       enum pvm_req_kind kind, struct pvm_client *c, struct pvm_req **out)
@@ -165,6 +187,13 @@ int pvm_ins_op(struct pvm_ins *ins, uint16_t type, uint64_t sock, void *payload,
 
 	if (ins->dead)
 		return -ENOENT;
+	if (ins->nreqs >= (uint32_t)ins->pvm->cfg->ins_max_queued) {
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "INS %u: %u requests wait for a result (pvm.ins_max_queued); %s "
+				   "refused",
+				   ins->id, ins->nreqs, mw_proto_type_name(type));
+		return -ENOBUFS;
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -175,6 +204,7 @@ int pvm_ins_op(struct pvm_ins *ins, uint16_t type, uint64_t sock, void *payload,
 	r->kind = kind;
 	r->sock = sock;
 	r->client = c;
+	r->sent = ev_now(ins->pvm->loop);
 	memcpy(payload, &r->req, sizeof(r->req));
 	ret = pvm_ins_ctl(ins, type, sock, payload, len);
 	if (ret) {
@@ -186,6 +216,7 @@ int pvm_ins_op(struct pvm_ins *ins, uint16_t type, uint64_t sock, void *payload,
 	else
 		ins->reqs = r;
 	ins->reqs_tail = r;
+	ins->nreqs++;
 	if (c)
 		c->req = r;
 	if (out)
@@ -204,15 +235,17 @@ static struct pvm_req *ins_take_req(struct pvm_ins *ins, uint32_t id)
 		*pp = r->next;
 		if (ins->reqs_tail == r)
 			ins->reqs_tail = prev;
+		ins->nreqs--;
 		return r;
 	}
 	return NULL;
 }
 
+/* A connection, also while closing: accepted, or an app socket whose connect succeeded. */
 static bool ins_is_conn(const struct pvm_sock *s)
 {
-	return s->kind == PVM_SOCK_ACCEPTED || s->state == PVM_ST_CONNECTED ||
-	       s->state == PVM_ST_CLOSING;
+	return s->kind == PVM_SOCK_ACCEPTED ||
+	       (s->kind == PVM_SOCK_APP && s->outcome_known && !s->connect_err);
 }
 
 static int ins_rx_result(struct pvm_ins *ins, const struct mw_frame *f, const uint8_t *pl,
@@ -255,6 +288,26 @@ static int ins_rx_accepted(struct pvm_ins *ins, struct pvm_sock *s, const uint8_
 		snprintf(why, wl, "EV_ACCEPTED with bad or reused new id %#llx",
 			 (unsigned long long)ev.new_sock);
 		return -EBADMSG;
+	}
+	if (ins->nconns >= (uint32_t)p->cfg->ins_max_conns) {
+		/* Aborted, not ignored: the INS holds the TCP connection until it is told. */
+		if (ins->nconns >=
+		    (uint32_t)p->cfg->ins_max_conns + (uint32_t)p->cfg->ins_max_conns / 8 + 64) {
+			snprintf(why, wl,
+				 "EV_ACCEPTED flood: %u connections (pvm.ins_max_conns %d) and it "
+				 "does not answer our aborts",
+				 ins->nconns, p->cfg->ins_max_conns);
+			return -EBADMSG;
+		}
+		ins->conns_refused++;
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "INS %u: %u connections open (pvm.ins_max_conns); connection "
+				   "%#llx aborted",
+				   ins->id, ins->nconns, (unsigned long long)ev.new_sock);
+		s = pvm_sock_new(p, ins, ev.new_sock, PVM_SOCK_ACCEPTED, s->family);
+		if (s)
+			pvm_sock_close(s, true);
+		return 0;
 	}
 	if (s->state == PVM_ST_CLOSING) {
 		/* A listener we just closed may still have accepted: not hostile. */
@@ -310,7 +363,14 @@ static int ins_rx_frame(struct pvm_ins *ins, const struct mw_frame *f, const voi
 	}
 	switch (f->type) {
 	case MW_DATA:
-		if (!ins_is_conn(s) || pvm_credit_rx_take(&s->cr, f->len)) {
+		if (!ins_is_conn(s) || s->rx_eof || s->rx_reset) {
+			snprintf(why, wl, "DATA on %#llx which is %s", (unsigned long long)s->id,
+				 !ins_is_conn(s) ? "not a connection"
+				 : s->rx_eof	 ? "past its EV_EOF"
+						 : "past its EV_RESET");
+			return -EBADMSG;
+		}
+		if (pvm_credit_rx_take(&s->cr, f->len)) {
 			snprintf(why, wl, "DATA %u bytes on %#llx beyond the credit granted (%u)",
 				 f->len, (unsigned long long)s->id,
 				 s->cr.rx_window - s->cr.rx_outstanding);
@@ -353,11 +413,16 @@ static int ins_rx_frame(struct pvm_ins *ins, const struct mw_frame *f, const voi
 		return 0;
 	case MW_EV_EOF:
 	case MW_EV_RESET:
-		if (!ins_is_conn(s)) {
-			snprintf(why, wl, "%s on %#llx which is not connected",
-				 mw_proto_type_name(f->type), (unsigned long long)s->id);
+		if (!ins_is_conn(s) || s->rx_reset || (f->type == MW_EV_EOF && s->rx_eof)) {
+			snprintf(why, wl, "%s on %#llx which is %s", mw_proto_type_name(f->type),
+				 (unsigned long long)s->id,
+				 !ins_is_conn(s) ? "not connected" : "past that event already");
 			return -EBADMSG;
 		}
+		if (f->type == MW_EV_EOF)
+			s->rx_eof = true;
+		else
+			s->rx_reset = true;
 		if (s->state == PVM_ST_CLOSING)
 			return 0;
 		if (f->type == MW_EV_EOF)
@@ -366,6 +431,13 @@ static int ins_rx_frame(struct pvm_ins *ins, const struct mw_frame *f, const voi
 			pvm_relay_reset(s);
 		return 0;
 	case MW_EV_CLOSED:
+		/* Only the answer to our OP_CLOSE/OP_ABORT: a lie here would drop a live listener.
+		 */
+		if (s->state != PVM_ST_CLOSING) {
+			snprintf(why, wl, "EV_CLOSED for %#llx which we did not close",
+				 (unsigned long long)s->id);
+			return -EBADMSG;
+		}
 		if (s->waiter)
 			pvm_shim_answer(s->waiter, -ENOENT, s->id, NULL, NULL, 0);
 		pvm_sock_free(s);
@@ -376,14 +448,19 @@ static int ins_rx_frame(struct pvm_ins *ins, const struct mw_frame *f, const voi
 	}
 }
 
-/* One batch of frames; then send what waited for room. The INS may be freed: see kill. */
-static void ins_poll(struct pvm_ins *ins)
+/* One batch of frames; then send what waited for room. Return: true if @ins was killed (freed). */
+static bool ins_poll(struct pvm_ins *ins)
 {
 	const void *payload;
 	struct mw_frame f;
 	char why[160];
 	int budget, ret;
 
+	if (ins->cut[0]) {
+		snprintf(why, sizeof(why), "%s", ins->cut);
+		pvm_ins_kill(ins, why);
+		return true;
+	}
 	for (budget = RX_BUDGET; budget > 0; budget--) {
 		ret = mw_channel_recv(&ins->ch, &f, &payload);
 		if (ret == 0)
@@ -391,20 +468,23 @@ static void ins_poll(struct pvm_ins *ins)
 		if (ret < 0) {
 			pvm_ins_kill(ins,
 				     ins->ch.dead_reason[0] ? ins->ch.dead_reason : "corrupt ring");
-			return;
+			return true;
 		}
 		why[0] = 0;
 		ret = ins_rx_frame(ins, &f, payload, why, sizeof(why));
 		mw_channel_done(&ins->ch);
-		if (ret) {
+		if (!ret && ins->cut[0])
+			snprintf(why, sizeof(why), "%s", ins->cut);
+		if (ret || ins->cut[0]) {
 			pvm_ins_kill(ins, why[0] ? why : "bad frame");
-			return;
+			return true;
 		}
 	}
 	ins->more_rx = budget == 0;
 	ins_flush_queue(ins);
 	if (!ins->q)
 		pvm_relay_resume(ins);
+	return false;
 }
 
 static void ins_wait_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -415,34 +495,81 @@ static void ins_wait_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ins_poll(ins);
 }
 
-static void ins_sock_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Anything on the handshake socket ends the INS. Return: true if it was killed (freed). */
+static bool ins_sock_check(struct pvm_ins *ins)
 {
-	struct pvm_ins *ins = w->data;
 	char c;
 	ssize_t n;
 
-	n = recv(w->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	n = recv(ins->ch.sock_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return false;
 	if (n == 0)
 		pvm_ins_kill(ins, "INS closed its handshake socket (process gone)");
 	else if (n < 0)
 		pvm_ins_kill(ins, "handshake socket error");
 	else
 		pvm_ins_kill(ins, "unexpected bytes on the handshake socket");
+	return true;
+}
+
+static void ins_sock_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	ins_sock_check(w->data);
+}
+
+/* Shim clients whose request has waited pvm.op_timeout_ms get ETIMEDOUT; the request stays. */
+static void ins_expire_ops(struct pvm_ins *ins, ev_tstamp now)
+{
+	ev_tstamp limit = ins->pvm->cfg->op_timeout_ms / 1000.0;
+	struct pvm_client *c;
+	struct pvm_req *r;
+	unsigned n = 0;
+
+	/* Requests are appended as sent: the oldest come first. */
+	for (r = ins->reqs; r && now - r->sent >= limit; r = r->next) {
+		if (!r->client)
+			continue;
+		c = r->client;
+		r->client = NULL;
+		n++;
+		pvm_shim_answer(c, -ETIMEDOUT, r->sock, NULL, NULL, 0);
+	}
+	if (n)
+		mw_log_ratelimited(
+			MW_LOG_WARN,
+			"INS %u: %u request(s) unanswered after %d ms (pvm.op_timeout_ms); "
+			"the apps got ETIMEDOUT",
+			ins->id, n, ins->pvm->cfg->op_timeout_ms);
 }
 
 static void ins_hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pvm_ins *ins = w->data;
 	char why[96];
-	double silent = ev_now(loop) - ins->last_heard;
+	double silent;
+	int i;
 
+	(void)revents;
+	/* Frames waiting in the ring are not silence: judge after draining them. */
+	for (i = 0; i < HB_DRAIN_BATCHES; i++) {
+		if (ins_poll(ins))
+			return;
+		if (!ins->more_rx)
+			break;
+	}
+	if (ins->more_rx)
+		ins->last_heard = ev_now(loop);
+	silent = ev_now(loop) - ins->last_heard;
 	if (silent * 1000.0 > ins->pvm->cfg->heartbeat_timeout_ms) {
 		snprintf(why, sizeof(why), "silent for %.0f ms (heartbeat_timeout_ms %d)",
 			 silent * 1000.0, ins->pvm->cfg->heartbeat_timeout_ms);
 		pvm_ins_kill(ins, why);
+		return;
 	}
+	ins_expire_ops(ins, ev_now(loop));
 }
 
 /**
@@ -459,6 +586,9 @@ void pvm_ins_kill(struct pvm_ins *ins, const char *reason)
 
 	mw_channel_kill(&ins->ch, reason);
 	mw_warn("INS %u: channel ended: %s; reaping %u socket(s)", ins->id, reason, ins->nsocks);
+	if (ins->conns_refused)
+		mw_warn("INS %u: %llu connection(s) had been aborted over pvm.ins_max_conns",
+			ins->id, (unsigned long long)ins->conns_refused);
 	ins->dead = true;
 	p->ins_killed++;
 	ev_io_stop(p->loop, &ins->wait_io);
@@ -489,9 +619,46 @@ void pvm_ins_kill(struct pvm_ins *ins, const char *reason)
 	free(ins);
 }
 
-static void ins_accept_one(struct pvm *p, int fd)
+/**
+ * pvm_ins_new_id() - a free PVM-assigned socket id on @ins
+ * @ins: the INS the socket will live on
+ *
+ * The counter is shared by all INS and survives their restarts (pvm_table.h):
+ * an INS that comes back with the same id never gets its predecessor's ids
+ * (still held by APP listeners, or by apps) again until the counter wrapped.
+ * Return: the id, or 0 when pvm.id_space ids are all in use
+ */
+uint64_t pvm_ins_new_id(struct pvm_ins *ins)
 {
-	struct timeval tv = { .tv_sec = HANDSHAKE_TIMEOUT_S };
+	struct pvm *p = ins->pvm;
+	uint64_t base = mw_sockid_make(ins->id, (uint8_t)p->cfg->index, 0);
+	uint32_t local = pvm_idalloc(&p->ids, &p->socks, base);
+
+	if (!local) {
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "INS %u: all %d socket ids are in use (pvm.id_space)", ins->id,
+				   p->cfg->id_space);
+		return 0;
+	}
+	return base | local;
+}
+
+/* An INS with @id is up: is it really, or did it just die (a restart with the same id)? */
+static bool ins_id_taken(struct pvm *p, uint16_t id)
+{
+	struct pvm_ins *old = ins_by_id(p, id);
+
+	return old && !ins_sock_check(old);
+}
+
+/**
+ * pvm_ins_join() - a complete hello arrived (pvm_handshake.c): answer it, start the channel
+ * @p:     the daemon
+ * @fd:    the INS's connection (non-blocking); owned from here on
+ * @hello: its hello
+ */
+void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello)
+{
 	struct mw_hello mine = {
 		.magic = MW_PROTO_MAGIC,
 		.version_min = MW_PROTO_VERSION_MIN,
@@ -502,12 +669,20 @@ static void ins_accept_one(struct pvm *p, int fd)
 		.pid = getpid(),
 	};
 	struct pvm_ins *ins;
+	const char *refuse;
 	char err[160];
+	double period;
 	int ret;
 
-	/* A hostile INS must not stall the daemon in the (blocking) handshake. */
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	refuse = !hello->ins_id			  ? "id 0"
+		 : hello->window < 1		  ? "window 0"
+		 : ins_id_taken(p, hello->ins_id) ? "id in use"
+						  : NULL;
+	if (refuse) {
+		mw_warn("INS handshake: rejecting INS id %u (%s)", hello->ins_id, refuse);
+		close(fd);
+		return;
+	}
 	ins = calloc(1, sizeof(*ins));
 	if (!ins) {
 		mw_err("INS handshake: out of memory");
@@ -515,7 +690,7 @@ static void ins_accept_one(struct pvm *p, int fd)
 		return;
 	}
 	err[0] = 0;
-	ret = mw_channel_local_offer(&ins->ch, fd, &mine, err, sizeof(err));
+	ret = mw_channel_local_answer(&ins->ch, fd, &mine, hello, err, sizeof(err));
 	if (ret) {
 		mw_warn("INS handshake failed: %s", err[0] ? err : strerror(-ret));
 		close(fd);
@@ -524,20 +699,6 @@ static void ins_accept_one(struct pvm *p, int fd)
 	}
 	ins->pvm = p;
 	ins->id = ins->ch.peer.ins_id;
-	if (!ins->id || ins_by_id(p, ins->id) || ins->ch.peer.window < 1) {
-		mw_warn("INS handshake: rejecting INS id %u (%s)", ins->id,
-			!ins->id		  ? "id 0"
-			: ins->ch.peer.window < 1 ? "window 0"
-						  : "id in use");
-		mw_channel_close(&ins->ch);
-		free(ins);
-		return;
-	}
-	tv.tv_sec = 0;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	fcntl(ins->ch.sock_fd, F_SETFL, fcntl(ins->ch.sock_fd, F_GETFL) | O_NONBLOCK);
-	ins->next_local = 1;
 	ins->last_heard = ev_now(p->loop);
 	ins->next = p->ins_list;
 	p->ins_list = ins;
@@ -548,8 +709,11 @@ static void ins_accept_one(struct pvm *p, int fd)
 	ev_io_init(&ins->sock_io, ins_sock_cb, ins->ch.sock_fd, EV_READ);
 	ins->sock_io.data = ins;
 	ev_io_start(p->loop, &ins->sock_io);
-	ev_timer_init(&ins->hb_timer, ins_hb_cb, p->cfg->heartbeat_timeout_ms / 4000.0,
-		      p->cfg->heartbeat_timeout_ms / 4000.0);
+	period =
+		(p->cfg->heartbeat_timeout_ms < p->cfg->op_timeout_ms ? p->cfg->heartbeat_timeout_ms
+								      : p->cfg->op_timeout_ms) /
+		4000.0;
+	ev_timer_init(&ins->hb_timer, ins_hb_cb, period, period);
 	ins->hb_timer.data = ins;
 	ev_timer_start(p->loop, &ins->hb_timer);
 	mw_notice("INS %u joined (pid %d, window %u, heartbeat %u ms, protocol v%u)", ins->id,
@@ -560,30 +724,51 @@ static void ins_accept_one(struct pvm *p, int fd)
 	ins_poll(ins);
 }
 
+static void ins_accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm *p = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &p->ins_io);
+}
+
 static void ins_listen_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct pvm *p = w->data;
 	int i, fd;
 
+	(void)revents;
 	for (i = 0; i < 16; i++) {
-		fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				mw_log_ratelimited(MW_LOG_WARN, "accept on %s: %s", p->ins_path,
-						   strerror(errno));
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			mw_log_ratelimited(MW_LOG_WARN, "accept on %s: %s", p->ins_path,
+					   strerror(errno));
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* The connection stays queued: retry later, do not spin. */
+				ev_io_stop(loop, w);
+				ev_timer_start(loop, &p->ins_accept_pause);
+			}
 			return;
 		}
-		ins_accept_one(p, fd);
+		pvm_hs_start(p, fd);
 	}
 }
 
 static void ins_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct pvm *p = w->data;
-	struct pvm_ins *ins;
+	struct pvm_ins *ins, *next;
 	bool again = false;
 
-	for (ins = p->ins_list; ins; ins = ins->next) {
+	for (ins = p->ins_list; ins; ins = next) {
+		next = ins->next;
+		if (ins->cut[0]) {
+			ins_poll(ins); /* kills it */
+			continue;
+		}
 		mw_channel_flush(&ins->ch);
 		if (ins->more_rx || !mw_channel_sleep(&ins->ch))
 			again = true;
@@ -668,6 +853,9 @@ int pvm_ins_open(struct pvm *p, char *err, size_t errlen)
 	ev_prepare_start(p->loop, &p->prep);
 	ev_idle_init(&p->idle, ins_idle_cb);
 	p->idle.data = p;
+	ev_timer_init(&p->ins_accept_pause, ins_accept_resume_cb, ACCEPT_PAUSE_S, 0.0);
+	p->ins_accept_pause.data = p;
+	pvm_idalloc_init(&p->ids, (uint32_t)p->cfg->id_space);
 	return 0;
 fail:
 	snprintf(err, errlen, "INS socket %s: %s", p->ins_path, strerror(-ret));
@@ -686,8 +874,10 @@ void pvm_ins_close_all(struct pvm *p)
 		next = ins->next;
 		pvm_ins_kill(ins, "mw-pvm is stopping");
 	}
+	pvm_hs_close_all(p);
 	ev_prepare_stop(p->loop, &p->prep);
 	ev_idle_stop(p->loop, &p->idle);
+	ev_timer_stop(p->loop, &p->ins_accept_pause);
 	if (p->ins_fd >= 0) {
 		ev_io_stop(p->loop, &p->ins_io);
 		close(p->ins_fd);

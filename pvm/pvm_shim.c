@@ -155,7 +155,7 @@ static int shim_socket(struct pvm_client *c, const struct mw_shimctl_req *req)
 	struct mw_op_socket op = { .family = (uint32_t)req->arg };
 	struct pvm_ins *ins;
 	struct pvm_sock *s;
-	uint32_t local;
+	uint64_t id;
 	int ret;
 
 	if (req->arg != 4 && req->arg != 6)
@@ -163,11 +163,10 @@ static int shim_socket(struct pvm_client *c, const struct mw_shimctl_req *req)
 	ins = pvm_ins_pick(p);
 	if (!ins)
 		return -ENETDOWN;
-	local = pvm_idalloc(&ins->next_local);
-	if (!local)
+	id = pvm_ins_new_id(ins);
+	if (!id)
 		return -ENFILE;
-	s = pvm_sock_new(p, ins, mw_sockid_make(ins->id, (uint8_t)p->cfg->index, local),
-			 PVM_SOCK_APP, (uint8_t)req->arg);
+	s = pvm_sock_new(p, ins, id, PVM_SOCK_APP, (uint8_t)req->arg);
 	if (!s)
 		return -ENOMEM;
 	s->owner_pid = c->pid;

@@ -57,6 +57,8 @@ struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
 		return NULL;
 	}
 	ins->nsocks++;
+	if (kind == PVM_SOCK_ACCEPTED)
+		ins->nconns++;
 	/* An accepted connection's first observation is ACCEPT, with its endpoints. */
 	if (kind == PVM_SOCK_APP && pvm_observe_active())
 		pvm_observe_sock(PVM_OBS_CREATE, s, 0);
@@ -108,8 +110,11 @@ void pvm_sock_free(struct pvm_sock *s)
 	if (s->kind != PVM_SOCK_REPLICA && pvm_observe_active())
 		pvm_observe_sock(PVM_OBS_CLOSE, s, 0);
 	pvm_table_del(&p->socks, s->id);
-	if (s->ins)
+	if (s->ins) {
 		s->ins->nsocks--;
+		if (s->kind == PVM_SOCK_ACCEPTED)
+			s->ins->nconns--;
+	}
 	free(s);
 }
 
@@ -200,14 +205,13 @@ int pvm_sock_replicate(struct pvm_sock *app, struct pvm_ins *ins)
 	struct mw_op_int li = { .value = app->backlog };
 	struct pvm_sock *r;
 	struct pvm_opt *o;
-	uint32_t local;
+	uint64_t id;
 	int ret;
 
-	local = pvm_idalloc(&ins->next_local);
-	if (!local)
+	id = pvm_ins_new_id(ins);
+	if (!id)
 		return -ENFILE;
-	r = pvm_sock_new(p, ins, mw_sockid_make(ins->id, (uint8_t)p->cfg->index, local),
-			 PVM_SOCK_REPLICA, app->family);
+	r = pvm_sock_new(p, ins, id, PVM_SOCK_REPLICA, app->family);
 	if (!r)
 		return -ENOMEM;
 	r->primary = app;
@@ -453,6 +457,8 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 		sock_answer(r, status, s->id, NULL, NULL, 0);
 		if (status)
 			pvm_sock_free(s);
+		else if (!r->client)
+			pvm_sock_close(s, false); /* nobody waits (timed out, or left): no owner */
 		break;
 	case PVM_REQ_BIND_NAME:
 		sock_bound(s, r, status, val, len);

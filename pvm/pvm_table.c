@@ -187,15 +187,48 @@ size_t pvm_table_snapshot(const struct pvm_table *t, void **out, size_t max)
 }
 
 /**
- * pvm_idalloc() - next PVM-assigned local id (bit 31 clear, never 0, never reused)
- * @next: the per-INS counter, starts at 1
- * Return: the id, or 0 when the id space of this channel is exhausted
+ * pvm_idalloc_init() - a fresh id counter
+ * @a:     the counter
+ * @space: highest local id (clamped to 1..0x7fffffff)
  */
-uint32_t pvm_idalloc(uint32_t *next)
+void pvm_idalloc_init(struct pvm_idalloc *a, uint32_t space)
 {
-	if (*next == 0 || *next >= 0x80000000u)
-		return 0;
-	return (*next)++;
+	if (space == 0 || space >= 0x80000000u)
+		space = 0x7fffffffu;
+	a->space = space;
+	a->next = 1;
+	a->turns = 0;
+}
+
+/**
+ * pvm_idalloc() - next free PVM-assigned local id under @base
+ * @a:    the counter
+ * @t:    the socket table (ids in it are in use)
+ * @base: the id with local part 0 (tag, INS id, PVM index)
+ *
+ * Each id skipped is in the table, so a call costs at most count + 1 probes.
+ * Return: the local id (1..space), or 0 when every id of the space is in use
+ */
+uint32_t pvm_idalloc(struct pvm_idalloc *a, const struct pvm_table *t, uint64_t base)
+{
+	uint32_t tries, local;
+
+	if (!a->space)
+		pvm_idalloc_init(a, 0);
+	for (tries = 0; tries < a->space; tries++) {
+		local = a->next;
+		if (local >= a->space) {
+			a->next = 1;
+			a->turns++;
+		} else {
+			a->next = local + 1;
+		}
+		if (local && !pvm_table_get(t, base | local))
+			return local;
+		if (tries > t->count)
+			break; /* more probes than ids in use: impossible unless corrupt */
+	}
+	return 0;
 }
 
 /**

@@ -29,12 +29,21 @@ int pvm_table_put(struct pvm_table *t, uint64_t key, void *val);
 void *pvm_table_del(struct pvm_table *t, uint64_t key);
 size_t pvm_table_snapshot(const struct pvm_table *t, void **out, size_t max);
 
-/**
- * pvm_idalloc() - next PVM-assigned local id (bit 31 clear, never 0, never reused)
- * @next: the per-INS counter, starts at 1
- * Return: the id, or 0 when the id space of this channel is exhausted
+/*
+ * PVM-assigned local ids (bit 31 clear).  One counter for the whole daemon,
+ * so an INS restarted with the same id continues where its predecessor
+ * stopped instead of starting at 1 again.  It runs 1..space, wraps around and
+ * skips ids still in the table: an id is reused only after a whole turn of
+ * the counter (the turn is the id's generation) and only once it was freed.
  */
-uint32_t pvm_idalloc(uint32_t *next);
+struct pvm_idalloc {
+	uint32_t next;	/* next candidate, 1..space */
+	uint32_t space; /* highest local id, < 0x80000000 */
+	uint64_t turns; /* completed turns (wrap-arounds), for status */
+};
+
+void pvm_idalloc_init(struct pvm_idalloc *a, uint32_t space);
+uint32_t pvm_idalloc(struct pvm_idalloc *a, const struct pvm_table *t, uint64_t base);
 
 /*
  * Credit windows, both directions of one socket.

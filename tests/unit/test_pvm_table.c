@@ -88,19 +88,62 @@ static void test_table_delete_in_collision_run(void **state)
 	pvm_table_fini(&t);
 }
 
-static void test_idalloc_never_reuses_and_stops_at_bit31(void **state)
-{
-	uint32_t next = 1;
+#define BASE_INS(n) (0x53ULL << 56 | (uint64_t)(n) << 40)
 
-	assert_int_equal(pvm_idalloc(&next), 1);
-	assert_int_equal(pvm_idalloc(&next), 2);
-	next = 0x7fffffffu;
-	assert_int_equal(pvm_idalloc(&next), 0x7fffffffu);
-	/* bit 31 belongs to INS-assigned ids: exhausted, and stays exhausted */
-	assert_int_equal(pvm_idalloc(&next), 0);
-	assert_int_equal(pvm_idalloc(&next), 0);
-	next = 0;
-	assert_int_equal(pvm_idalloc(&next), 0);
+static void test_idalloc_wraps_and_skips_ids_in_use(void **state)
+{
+	struct pvm_table t;
+	struct pvm_idalloc a;
+	int v = 1;
+
+	(void)state;
+	assert_int_equal(pvm_table_init(&t, 0), 0);
+	pvm_idalloc_init(&a, 4);
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 1);
+	assert_int_equal(pvm_table_put(&t, BASE_INS(1) | 1, &v), 0);
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 2);
+	assert_int_equal(pvm_table_put(&t, BASE_INS(1) | 2, &v), 0);
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 3);
+	assert_int_equal(pvm_table_put(&t, BASE_INS(1) | 3, &v), 0);
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 4);
+	assert_int_equal(pvm_table_put(&t, BASE_INS(1) | 4, &v), 0);
+	/* all four in use under INS 1: exhausted, but INS 2's ids are free */
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 0);
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(2)), 1);
+	/* freeing one makes it available again, after the counter wrapped (one turn) */
+	assert_non_null(pvm_table_del(&t, BASE_INS(1) | 3));
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 3);
+	assert_true(a.turns >= 1);
+	/* every id in use again: exhausted */
+	assert_int_equal(pvm_table_put(&t, BASE_INS(1) | 3, &v), 0);
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 0);
+	pvm_table_fini(&t);
+}
+
+static void test_idalloc_never_gives_bit31_and_survives_many_turns(void **state)
+{
+	struct pvm_table t;
+	struct pvm_idalloc a;
+	uint32_t i, id, last = 0;
+
+	(void)state;
+	assert_int_equal(pvm_table_init(&t, 0), 0);
+	pvm_idalloc_init(&a, 0); /* 0 = the whole space */
+	assert_int_equal(a.space, 0x7fffffffu);
+	a.next = 0x7ffffffeu;
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 0x7ffffffeu);
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 0x7fffffffu);
+	assert_int_equal(pvm_idalloc(&a, &t, BASE_INS(1)), 1); /* wrapped, never bit 31 */
+	/* a small space never runs out while ids are freed */
+	pvm_idalloc_init(&a, 16);
+	for (i = 0; i < 1000; i++) {
+		id = pvm_idalloc(&a, &t, BASE_INS(7));
+		assert_true(id >= 1 && id <= 16);
+		assert_int_not_equal(id, last);
+		last = id;
+	}
+	assert_true(a.turns >= 60);
+	pvm_table_fini(&t);
 }
 
 static void test_credit_rx_window_enforced(void **state)
@@ -161,7 +204,8 @@ int main(void)
 		cmocka_unit_test(test_table_put_get_del),
 		cmocka_unit_test(test_table_grow_and_delete_keeps_others),
 		cmocka_unit_test(test_table_delete_in_collision_run),
-		cmocka_unit_test(test_idalloc_never_reuses_and_stops_at_bit31),
+		cmocka_unit_test(test_idalloc_wraps_and_skips_ids_in_use),
+		cmocka_unit_test(test_idalloc_never_gives_bit31_and_survives_many_turns),
 		cmocka_unit_test(test_credit_rx_window_enforced),
 		cmocka_unit_test(test_credit_full_window_always_acked),
 		cmocka_unit_test(test_credit_tx_grant_checks),

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: MIT */
+/* hostile_ins.c - test harness: a lying INS against the real mw-pvm (the mirror of fake_pvm.c) */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/channel.h"
+#include "common/proto.h"
+#include "common/sockid.h"
+
+/*
+ * Usage: hostile_ins SOCKET ID SCENARIO [N]
+ *
+ * Joins mw-pvm through the real handshake and channel code (mw_channel_local_join)
+ * as INS ID, answers every op with RESULT 0 (BIND/GETNAME with the address) and
+ * heartbeats every HB_MS, like an honest INS, until it has seen N OP_LISTEN (1 by
+ * default: the replica of the app's listener); then it lies once, as SCENARIO says,
+ * and waits for mw-pvm to cut it (EOF on the handshake socket).
+ *
+ * Scenarios: closed (EV_CLOSED on every listener it serves), connected (EV_CONNECTED
+ * on a listener), accepted-on-conn, replay-accepted, replay-eof, replay-result,
+ * credit (CREDIT for bytes never sent), data (DATA beyond the window on the
+ * listener of port N, whose app does not read), garbage
+ * (unknown frame type), foreign (DATA for a socket of another INS), flood (N
+ * EV_ACCEPTED, aborts never answered).
+ * Not lying: stall (N connections that never finish a hello, held N seconds) and
+ * wedge (joins, heartbeats, answers no op for N seconds).
+ *
+ * Exit: 0 cut by mw-pvm as expected (or stall/wedge done), 3 not cut within
+ * CUT_WAIT_MS, 1 setup failure.  Lines on stdout say what happened.
+ */
+
+#define HB_MS	     100
+#define CUT_WAIT_MS  5000
+#define JOIN_WAIT_MS 10000
+#define MAX_LISTEN   16
+#define FAKE_PORT    40000
+
+struct hostile {
+	struct mw_channel ch;
+	uint16_t id;
+	uint8_t pvm_index;
+	uint64_t listeners[MAX_LISTEN];
+	uint16_t ports[MAX_LISTEN];
+	int nlisten;
+	uint64_t bound[MAX_LISTEN]; /* OP_BIND seen: id, port */
+	struct mw_addr bound_addr[MAX_LISTEN];
+	int nbound;
+	uint64_t data_sock; /* the "data" lie: credit the PVM returned on it */
+	uint64_t credited;
+	uint32_t next_conn;
+	uint32_t last_req;
+	uint64_t last_req_sock;
+	bool answer_ops;
+	unsigned aborts, ops_unanswered;
+	int64_t last_hb;
+	uint64_t hb_seq;
+	bool cut;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("hostile: ");
+	vprintf(fmt, ap);
+	printf("\n");
+	fflush(stdout);
+	va_end(ap);
+}
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || strlen(path) >= sizeof(sun.sun_path))
+		goto fail;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* Send, waiting for room; frames must not be lost (the lies are counted on). */
+static void send_frame(struct hostile *h, uint16_t type, uint64_t sock, const void *pl,
+		       uint32_t len)
+{
+	int64_t end = now_ms() + 2000;
+
+	while (mw_channel_send(&h->ch, type, sock, pl, len) == -EAGAIN && now_ms() < end) {
+		mw_channel_flush(&h->ch);
+		usleep(1000);
+	}
+	mw_channel_flush(&h->ch);
+}
+
+static void result(struct hostile *h, uint64_t sock, uint32_t req, const void *val, uint32_t len)
+{
+	uint8_t buf[sizeof(struct mw_result) + MW_SOCKOPT_MAX] = { 0 };
+	struct mw_result r = { .req = req, .status = 0, .len = len };
+
+	memcpy(buf, &r, sizeof(r));
+	if (len)
+		memcpy(buf + sizeof(r), val, len);
+	send_frame(h, MW_RESULT, sock, buf, (uint32_t)sizeof(r) + len);
+	h->last_req = req;
+	h->last_req_sock = sock;
+}
+
+static void result_status(struct hostile *h, uint64_t sock, uint32_t req, int status)
+{
+	struct mw_result r = { .req = req, .status = status };
+
+	send_frame(h, MW_RESULT, sock, &r, sizeof(r));
+}
+
+static void on_op(struct hostile *h, const struct mw_frame *f, const uint8_t *pl)
+{
+	struct mw_stats st = { 0 };
+	struct mw_op_sockopt so;
+	struct mw_op_addr oa;
+	struct mw_addr a = { 0 };
+	uint32_t req;
+
+	memcpy(&req, pl, sizeof(req));
+	if (f->type == MW_OP_ABORT || f->type == MW_OP_CLOSE)
+		h->aborts++;
+	if (!h->answer_ops) {
+		h->ops_unanswered++;
+		return;
+	}
+	switch (f->type) {
+	case MW_OP_BIND:
+		memcpy(&oa, pl, sizeof(oa));
+		if (h->nbound < MAX_LISTEN) {
+			h->bound[h->nbound] = f->sock;
+			h->bound_addr[h->nbound++] = oa.addr;
+		}
+		result(h, f->sock, req, &oa.addr, sizeof(oa.addr));
+		break;
+	case MW_OP_LISTEN:
+		if (h->nlisten < MAX_LISTEN) {
+			for (int i = 0; i < h->nbound; i++)
+				if (h->bound[i] == f->sock)
+					h->ports[h->nlisten] = h->bound_addr[i].port;
+			h->listeners[h->nlisten++] = f->sock;
+		}
+		result(h, f->sock, req, NULL, 0);
+		break;
+	case MW_OP_GETNAME: /* the address it was bound to, as a kernel would say */
+		a.family = 4;
+		a.port = FAKE_PORT;
+		for (int i = 0; i < h->nbound; i++)
+			if (h->bound[i] == f->sock)
+				a = h->bound_addr[i];
+		result(h, f->sock, req, &a, sizeof(a));
+		break;
+	case MW_OP_STATS:
+		result(h, 0, req, &st, sizeof(st));
+		break;
+	case MW_OP_CLOSE:
+	case MW_OP_ABORT:
+		result(h, f->sock, req, NULL, 0);
+		send_frame(h, MW_EV_CLOSED, f->sock, NULL, 0);
+		break;
+	case MW_OP_SETOPT: /* like mw-ins: a few options; the others are refused */
+		memcpy(&so, pl, sizeof(so));
+		if ((so.level == SOL_SOCKET &&
+		     (so.name == SO_REUSEADDR || so.name == SO_REUSEPORT)) ||
+		    (so.level == IPPROTO_TCP && so.name == TCP_NODELAY))
+			result(h, f->sock, req, NULL, 0);
+		else
+			result_status(h, f->sock, req, -ENOPROTOOPT);
+		break;
+	default:
+		result(h, f->sock, req, NULL, 0);
+		break;
+	}
+}
+
+/* Take every frame, answer ops, heartbeat; notice the cut (EOF on the handshake socket). */
+static void serve(struct hostile *h, int ms)
+{
+	int64_t end = now_ms() + ms;
+	struct pollfd p[2];
+	const void *pl;
+	struct mw_frame f;
+	uint8_t priv[128];
+	char c;
+	int ret;
+
+	do {
+		while (mw_channel_recv(&h->ch, &f, &pl) == 1) {
+			if (f.type < MW_RESULT && f.len <= sizeof(priv) && f.len >= 4) {
+				memcpy(priv, pl, f.len);
+				mw_channel_done(&h->ch);
+				on_op(h, &f, priv);
+			} else {
+				if (f.type == MW_CREDIT && f.sock == h->data_sock &&
+				    f.len == sizeof(struct mw_credit)) {
+					struct mw_credit cr;
+
+					memcpy(&cr, pl, sizeof(cr));
+					h->credited += cr.bytes;
+				}
+				mw_channel_done(&h->ch); /* DATA: dropped */
+			}
+		}
+		if (now_ms() - h->last_hb >= HB_MS) {
+			struct mw_stats st = { .seq = ++h->hb_seq };
+
+			send_frame(h, MW_EV_HEARTBEAT, 0, &st, sizeof(st));
+			h->last_hb = now_ms();
+		}
+		mw_channel_flush(&h->ch);
+		p[0] = (struct pollfd){ .fd = h->ch.wait_fd, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = h->ch.sock_fd, .events = POLLIN };
+		if (!mw_channel_sleep(&h->ch))
+			continue;
+		ret = poll(p, 2, HB_MS / 2);
+		mw_channel_woken(&h->ch);
+		if (ret > 0 && p[1].revents &&
+		    recv(h->ch.sock_fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) <= 0) {
+			h->cut = true;
+			return;
+		}
+	} while (now_ms() < end);
+}
+
+static uint64_t conn_id(struct hostile *h)
+{
+	return mw_sockid_make(h->id, h->pvm_index, MW_SOCKID_INS_ASSIGNED | ++h->next_conn);
+}
+
+static uint64_t accept_one(struct hostile *h, uint64_t on)
+{
+	struct mw_ev_accepted ev = { .new_sock = conn_id(h) };
+
+	ev.peer.family = ev.local.family = 4;
+	ev.peer.addr[0] = 192;
+	ev.peer.addr[1] = 0;
+	ev.peer.addr[2] = 2;
+	ev.peer.addr[3] = 1;
+	ev.peer.port = FAKE_PORT;
+	ev.local = ev.peer;
+	send_frame(h, MW_EV_ACCEPTED, on, &ev, sizeof(ev));
+	return ev.new_sock;
+}
+
+/* Enough listeners to lie about: N for "closed", port N's for "data", else one. */
+static bool listeners_ready(const struct hostile *h, const char *what, int n)
+{
+	int i;
+
+	if (!strcmp(what, "closed"))
+		return h->nlisten >= n;
+	if (!strcmp(what, "data")) {
+		for (i = 0; i < h->nlisten; i++)
+			if (h->ports[i] == n)
+				return true;
+		return false;
+	}
+	return h->nlisten >= 1;
+}
+
+/* The lie; returns 0, or -1 for an unknown scenario. */
+static int lie(struct hostile *h, const char *what, int n)
+{
+	uint64_t lsn = h->listeners[0], c;
+	struct mw_ev_connected ec = { 0 };
+	struct mw_credit cr = { .bytes = 1000 };
+	struct mw_result r = { 0 };
+	static uint8_t junk[MW_FRAME_MAX_PAYLOAD];
+	uint64_t sent = 0;
+	uint32_t left;
+	int i;
+
+	if (!strcmp(what, "closed")) {
+		for (i = 0; i < h->nlisten; i++)
+			send_frame(h, MW_EV_CLOSED, h->listeners[i], NULL, 0);
+	} else if (!strcmp(what, "connected")) {
+		send_frame(h, MW_EV_CONNECTED, lsn, &ec, sizeof(ec));
+	} else if (!strcmp(what, "accepted-on-conn")) {
+		c = accept_one(h, lsn);
+		accept_one(h, c);
+	} else if (!strcmp(what, "replay-accepted")) {
+		struct mw_ev_accepted ev = { .new_sock = conn_id(h) };
+
+		ev.peer.family = ev.local.family = 4;
+		send_frame(h, MW_EV_ACCEPTED, lsn, &ev, sizeof(ev));
+		send_frame(h, MW_EV_ACCEPTED, lsn, &ev, sizeof(ev));
+	} else if (!strcmp(what, "replay-eof")) {
+		c = accept_one(h, lsn);
+		send_frame(h, MW_EV_EOF, c, NULL, 0);
+		send_frame(h, MW_EV_EOF, c, NULL, 0);
+	} else if (!strcmp(what, "replay-result")) {
+		r.req = h->last_req;
+		send_frame(h, MW_RESULT, h->last_req_sock, &r, sizeof(r));
+	} else if (!strcmp(what, "credit")) {
+		c = accept_one(h, lsn);
+		send_frame(h, MW_CREDIT, c, &cr, sizeof(cr));
+	} else if (!strcmp(what, "data")) {
+		/* On port N's listener: an app that does not read. Exceed what was granted. */
+		for (i = 0; i < h->nlisten; i++)
+			if (h->ports[i] == n)
+				lsn = h->listeners[i];
+		c = accept_one(h, lsn);
+		h->data_sock = c;
+		serve(h, 300); /* handed over to the app, which accepts */
+		memset(junk, 'x', sizeof(junk));
+		for (i = 0; i < 1000 && !h->cut; i++) {
+			serve(h, 0);
+			if (sent > h->ch.peer.window + h->credited)
+				break;
+			left = (uint32_t)(h->ch.peer.window + h->credited + 1 - sent);
+			left = left < sizeof(junk) ? left : (uint32_t)sizeof(junk);
+			send_frame(h, MW_DATA, c, junk, left);
+			sent += left;
+		}
+	} else if (!strcmp(what, "garbage")) {
+		send_frame(h, 0x7777, lsn, junk, 8);
+	} else if (!strcmp(what, "foreign")) {
+		send_frame(h, MW_DATA, mw_sockid_make((uint16_t)(h->id + 1), h->pvm_index, 1), junk,
+			   8);
+	} else if (!strcmp(what, "flood")) {
+		h->answer_ops = false;
+		for (i = 0; i < n; i++)
+			accept_one(h, lsn);
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static int stall(const char *path, int n)
+{
+	struct mw_hello half = { .magic = MW_PROTO_MAGIC };
+	int fds[64], i, k = 0;
+
+	for (i = 0; i < n && i < 64; i++) {
+		fds[k] = connect_unix(path);
+		if (fds[k] < 0)
+			continue;
+		if (i % 2) /* half of them send half a hello */
+			(void)send(fds[k], &half, sizeof(half) / 2, MSG_NOSIGNAL);
+		k++;
+	}
+	say("stalled %d handshake(s) for %d s", k, n);
+	sleep((unsigned)n);
+	for (i = 0; i < k; i++)
+		close(fds[i]);
+	return k == n ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct hostile h = { .answer_ops = true };
+	struct mw_hello mine = {
+		.magic = MW_PROTO_MAGIC,
+		.version_min = MW_PROTO_VERSION_MIN,
+		.version_max = MW_PROTO_VERSION_MAX,
+		.window = 262144,
+		.heartbeat_ms = HB_MS,
+	};
+	const char *what;
+	char err[160];
+	int64_t t0;
+	int fd, n;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: hostile_ins SOCKET ID SCENARIO [N]\n");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	what = argv[3];
+	n = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 0;
+	if (!strcmp(what, "stall"))
+		return stall(argv[1], n);
+	h.id = (uint16_t)strtol(argv[2], NULL, 10);
+	mine.ins_id = h.id;
+	mine.pid = (uint32_t)getpid();
+	fd = connect_unix(argv[1]);
+	if (fd < 0 || mw_channel_local_join(&h.ch, fd, &mine, err, sizeof(err))) {
+		say("cannot join: %s", fd < 0 ? strerror(errno) : err);
+		return 1;
+	}
+	h.pvm_index = h.ch.peer.pvm_index;
+	say("joined as INS %u", h.id);
+	if (!strcmp(what, "wedge")) {
+		h.answer_ops = false;
+		serve(&h, n * 1000);
+		say("wedged for %d s, %u op(s) unanswered, %s", n, h.ops_unanswered,
+		    h.cut ? "cut" : "not cut");
+		return 0;
+	}
+	t0 = now_ms();
+	while (!h.cut && now_ms() - t0 < JOIN_WAIT_MS && !listeners_ready(&h, what, n))
+		serve(&h, HB_MS);
+	if (h.cut || !h.nlisten) {
+		say("no listener replayed on us (%d seen)%s", h.nlisten, h.cut ? ", cut" : "");
+		return 1;
+	}
+	say("%d listener(s), first %#llx; lying: %s", h.nlisten, (unsigned long long)h.listeners[0],
+	    what);
+	if (lie(&h, what, n)) {
+		say("unknown scenario %s", what);
+		return 1;
+	}
+	t0 = now_ms();
+	serve(&h, CUT_WAIT_MS);
+	if (!strcmp(what, "flood"))
+		say("aborts received: %u", h.aborts);
+	if (!h.cut) {
+		say("NOT cut within %d ms", CUT_WAIT_MS);
+		return 3;
+	}
+	say("cut by mw-pvm after %lld ms", (long long)(now_ms() - t0));
+	return 0;
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# test_e2e_hostile.sh - a lying INS (hostile_ins, user nobody) hurts only itself
+#
+# Topology: mw_appliance_up (mw-pvm, honest mw-ins 1 in ns ins, clients in ns cli)
+# plus a shimmed python3 HTTP server, and hostile_ins, which joins the real
+# mw-pvm through the real handshake and channel code as another INS, then lies.
+# pvm-ins.sock is handed to group nogroup so that the liar runs unprivileged.
+# Checks: (1) stalled handshakes (idle and half-hello connections) do not freeze
+# mw-pvm: requests meanwhile are answered fast, and the honest INS is not reaped;
+# (2) each lie (unsolicited EV_CLOSED on listeners it owns, EV_CONNECTED on a
+# listener, EV_ACCEPTED on a connection, replayed EV_ACCEPTED / EV_EOF / RESULT,
+# lying CREDIT, DATA beyond the window, garbage, another INS's socket, an
+# EV_ACCEPTED flood) cuts the liar with its reason logged, mw-pvm lives, and the
+# app keeps serving through the honest INS; (3) the flood is aborted beyond
+# pvm.ins_max_conns; (4) an app's request to an INS that answers nothing fails
+# with ETIMEDOUT after pvm.op_timeout_ms instead of hanging.
+source "$(dirname "$0")/lib.sh"
+
+mw_require_cmd curl setpriv python3 timeout
+HOSTILE=$MW_BUILD_DIR/tests/integration/hostile_ins
+[ -x "$HOSTILE" ] || mw_fail "hostile_ins is not built ($HOSTILE)"
+MAX_CONNS=16
+MW_PVM_CONF="ins_max_conns = $MAX_CONNS; op_timeout_ms = 1000; handshake_max = 4;"
+mw_appliance_up
+chgrp nogroup "$MW_RUNTIME_DIR/pvm-ins.sock" || mw_fail "chgrp of pvm-ins.sock failed"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+ENDED_1="INS 1: channel ended"
+
+WWW=$MW_TMP/www
+mkdir -p "$WWW"
+echo "served through the honest INS" >"$WWW/index.html"
+mw_spawn http shimmed python3 -m http.server 8080 --bind 0.0.0.0 --directory "$WWW"
+mw_wait_for "in_cli curl -sf -o /dev/null --max-time 2 http://$INS_IP:8080/" 15 ||
+	mw_fail "the shimmed HTTP server is not reachable"
+
+# fetch PORT: one request from cli; prints its time in ms; fails on error or wrong content.
+fetch() {
+	local out t
+	out=$(in_cli curl -sf --max-time 5 -w '\n%{time_total}' "http://$INS_IP:$1/") ||
+		mw_fail "request to port $1 failed"
+	[ "$(head -n1 <<<"$out")" = "served through the honest INS" ] ||
+		mw_fail "request to port $1: wrong content: $out"
+	tail -n1 <<<"$out" | awk '{ printf "%d\n", $1 * 1000 }'
+}
+pvm_alive() { kill -0 "$(mw_pid pvm)" 2>/dev/null || mw_fail "mw-pvm died: $1"; }
+
+# --- (1) stalled handshakes: the loop keeps answering -----------------------------
+mw_spawn stall as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 0 stall 6
+mw_wait_for "grep -q 'stalled 6 handshake' '$(mw_logfile stall)'" 10 ||
+	mw_fail "the stalling connections were not made"
+slow=0
+for i in $(seq 1 12); do
+	ms=$(fetch 8080)
+	[ "$ms" -lt 1500 ] || slow=$((slow + 1))
+	mw_log "request $i during stalled handshakes: ${ms} ms"
+done
+# One stalled handshake used to freeze mw-pvm for 2 s: 6 made 12 s.
+[ "$slow" = 0 ] || mw_fail "$slow of 12 requests took 1.5 s or more during stalled handshakes"
+mw_wait_for "grep -q 'no complete hello within 2 s' '$PVM_LOG'" 10 ||
+	mw_fail "mw-pvm did not drop the stalled handshakes at their deadline"
+mw_wait_for "! kill -0 $(mw_pid stall)" 15 || mw_fail "the staller did not finish"
+! grep -q "$ENDED_1" "$PVM_LOG" || mw_fail "the honest INS was reaped during stalled handshakes"
+pvm_alive "stalled handshakes"
+mw_log "stalled handshakes: no freeze, dropped at the deadline"
+
+# --- (2) lies: each cuts the liar only ---------------------------------------------
+# lie ID SCENARIO REASON [N]: run the liar, expect exit 0 (cut) and REASON in the log.
+lie() {
+	local id=$1 what=$2 reason=$3 n=${4:-} name=liar$1 status
+	mw_spawn "$name" as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" "$id" "$what" $n
+	mw_wait_for "! kill -0 $(mw_pid "$name")" 20 || mw_fail "liar $what did not finish"
+	status=0
+	wait "$(mw_pid "$name")" || status=$?
+	[ "$status" = 0 ] || mw_fail "liar $what: exit $status (3 = not cut); $(cat "$(mw_logfile "$name")")"
+	grep -q "INS $id: channel ended: .*$reason" "$PVM_LOG" ||
+		mw_fail "liar $what: no 'INS $id: channel ended: ...$reason' in mw-pvm's log"
+	pvm_alive "after liar $what"
+	ms=$(fetch 8080)
+	mw_log "liar $what cut ($reason); next request ${ms} ms"
+}
+lie 11 connected "EV_CONNECTED on .* which is not connecting"
+lie 12 accepted-on-conn "EV_ACCEPTED on .* which is not listening"
+lie 13 replay-accepted "EV_ACCEPTED with bad or reused new id"
+lie 14 replay-eof "EV_EOF on .* past that event already"
+lie 15 replay-result "RESULT for unknown request"
+lie 16 credit "CREDIT 1000 on .* exceeds what was sent"
+# An app that accepts and never reads: DATA beyond the window cannot be drained.
+mw_spawn sink shimmed python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8090)); s.listen(8); c, _ = s.accept(); time.sleep(60)'
+mw_wait_for "ins_listens 8090" 10 || mw_fail "the non-reading app does not listen"
+lie 17 data "DATA .* beyond the credit granted" 8090
+lie 18 garbage "unknown frame type 0x7777"
+lie 19 foreign "DATA for socket .* that is not on this INS"
+lie 20 flood "EV_ACCEPTED flood" 400
+# 16 handed over, then aborted one by one, then (16/8 + 64 unanswered aborts later) cut.
+n=$(sed -n 's/.*INS 20: \([0-9]*\) connection(s) had been aborted over pvm.ins_max_conns.*/\1/p' "$PVM_LOG")
+[ "${n:-0}" -ge 60 ] && [ "$n" -le 70 ] ||
+	mw_fail "the flood: ${n:-no} connection(s) aborted over pvm.ins_max_conns, want 66"
+
+# EV_CLOSED on listeners the liar owns: two more apps start while it serves, so
+# round-robin places one of their listeners on it (the app's own socket); the lie
+# must not drop that app's listener, which keeps serving through its replica on INS 1.
+mw_spawn liar21 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 21 closed 3
+mw_wait_for "grep -q 'INS 21 joined' '$PVM_LOG'" 10 || mw_fail "liar 21 did not join"
+mw_spawn http2 shimmed python3 -m http.server 8082 --bind 0.0.0.0 --directory "$WWW"
+mw_wait_for "ins_listens 8082" 10 || mw_fail "app 2 does not listen"
+mw_spawn http3 shimmed python3 -m http.server 8083 --bind 0.0.0.0 --directory "$WWW"
+mw_wait_for "ins_listens 8083" 10 || mw_fail "app 3 does not listen"
+mw_wait_for "! kill -0 $(mw_pid liar21)" 20 || mw_fail "liar closed did not finish"
+status=0
+wait "$(mw_pid liar21)" || status=$?
+[ "$status" = 0 ] || mw_fail "liar closed: exit $status; $(cat "$(mw_logfile liar21)")"
+grep -q "INS 21: channel ended: EV_CLOSED for .* which we did not close" "$PVM_LOG" ||
+	mw_fail "liar closed: reason not logged"
+for port in 8080 8082 8083; do
+	ms=$(fetch $port)
+	mw_log "after the EV_CLOSED lie: port $port served in ${ms} ms"
+done
+pvm_alive "after liar closed"
+
+# --- (4) a wedged INS: the app's socket() fails with ETIMEDOUT, not forever ---------
+mw_spawn wedge as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 22 wedge 8
+mw_wait_for "grep -q 'INS 22 joined' '$PVM_LOG'" 10 || mw_fail "the wedged INS did not join"
+# Round-robin puts every other socket on the wedged INS.
+out=$(shimmed timeout 20 python3 -c '
+import errno, socket, time
+res = []
+for i in range(4):
+    t = time.monotonic()
+    try:
+        s = socket.socket(); res.append("ok"); s.close()
+    except OSError as e:
+        res.append(errno.errorcode.get(e.errno, str(e.errno)))
+    res[-1] += ":%d" % int((time.monotonic() - t) * 1000)
+print(" ".join(res))
+') || mw_fail "the app under the shim hung or failed against the wedged INS: $out"
+mw_log "socket() x4 with a wedged INS: $out"
+grep -q "ETIMEDOUT" <<<"$out" || mw_fail "no socket() failed with ETIMEDOUT: $out"
+for r in $out; do
+	ms=${r#*:}
+	[ "$ms" -lt 4000 ] || mw_fail "socket() took $ms ms (op_timeout_ms is 1000): $out"
+done
+fetch 8080 >/dev/null
+mw_stop wedge 5
+pvm_alive "after the wedged INS"
+! grep -q "$ENDED_1" "$PVM_LOG" || mw_fail "the honest INS was reaped"
+mw_log "wedged INS: requests time out with ETIMEDOUT"
