@@ -304,14 +304,12 @@ static void fz_op(struct fz_in *in, struct fz *z)
 	case MW_OP_LISTEN:
 	case MW_OP_SHUTDOWN:
 	case MW_OP_GETNAME:
-		u.i.value = (int8_t)fz_u8(in);
+		u.i.value = fz_s8(in);
 		len = sizeof(u.i);
 		break;
 	case MW_OP_SETOPT:
 	case MW_OP_GETOPT:
-		u.o.level = fz_u8(in) & 1   ? IPPROTO_TCP
-			    : fz_u8(in) & 1 ? SOL_SOCKET
-					    : (int8_t)fz_u8(in);
+		u.o.level = fz_u8(in) & 1 ? IPPROTO_TCP : fz_u8(in) & 1 ? SOL_SOCKET : fz_s8(in);
 		u.o.name = fz_u8(in);
 		u.o.len = fz_u8(in) % (MW_SOCKOPT_MAX + 4u);
 		fz_bytes(in, u.o.val, sizeof(u.o.val));

@@ -67,12 +67,12 @@ static void fz_shim(struct fz_in *in, struct ph *h)
 	memset(&req, 0, sizeof(req));
 	req.op = 1 + fz_u8(in) % 11u;
 	req.sock = fz_sock(in, h);
-	req.arg = (int8_t)fz_u8(in);
+	req.arg = fz_s8(in);
 	if (req.op == MW_SHIMCTL_SOCKET)
 		req.arg = req.arg & 1 ? 6 : 4;
 	if (req.op == MW_SHIMCTL_REGISTER)
 		req.arg = MW_SHIMCTL_VERSION;
-	req.arg2 = (int8_t)fz_u8(in);
+	req.arg2 = fz_s8(in);
 	req.flags = fz_u8(in) & 3u;
 	fz_addr(in, &req.addr);
 	req.len = fz_u8(in) % (MW_SOCKOPT_MAX + 8u);

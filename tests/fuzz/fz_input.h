@@ -23,6 +23,12 @@ static inline uint8_t fz_u8(struct fz_in *in)
 	return v;
 }
 
+/* One byte as two's complement -128..127 (0..127 stay themselves, 255 is -1). */
+static inline int32_t fz_s8(struct fz_in *in)
+{
+	return (int32_t)(fz_u8(in) ^ 0x80u) - 128;
+}
+
 static inline uint16_t fz_u16(struct fz_in *in)
 {
 	uint16_t lo = fz_u8(in);
