@@ -111,7 +111,7 @@ for t in "${targets[@]}"; do
 	if ! wait "${pids[$t]}"; then
 		failed=1
 		echo "FAILED $t: see $work/$t.log and $build/fuzz-crash/$t/" >&2
-		[ -n "$coverage" ] && grep -E 'ERROR|SUMMARY' "$work/$t.log" >&2 || true
+		grep -E 'ERROR|SUMMARY' "$work/$t.log" >&2 || true
 	fi
 done
 
