@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_channel.c - local channel: handshake, frames, kicks, two-process stream, peer death, hostile input */
+/* test_channel.c - local channel: handshake, frames, kicks, two-process stream, peer death, hostile
+ * input */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -30,8 +31,13 @@
 static struct mw_hello hello(uint16_t vmin, uint16_t vmax)
 {
 	struct mw_hello h = {
-		.magic = MW_PROTO_MAGIC, .version_min = vmin, .version_max = vmax,
-		.ins_id = 7, .ring_size = RING, .window = 65536, .heartbeat_ms = 100,
+		.magic = MW_PROTO_MAGIC,
+		.version_min = vmin,
+		.version_max = vmax,
+		.ins_id = 7,
+		.ring_size = RING,
+		.window = 65536,
+		.heartbeat_ms = 100,
 		.pid = getpid(),
 	};
 	return h;
@@ -54,8 +60,8 @@ static void *join_thread(void *arg)
 }
 
 /* Both ends in this process: the join runs in a thread during the offer. */
-static int pair_open(struct mw_channel *pvm, struct joiner *j, struct mw_hello ins_h,
-		     char *err, size_t errlen)
+static int pair_open(struct mw_channel *pvm, struct joiner *j, struct mw_hello ins_h, char *err,
+		     size_t errlen)
 {
 	struct mw_hello mine = hello(MW_PROTO_VERSION_MIN, MW_PROTO_VERSION_MAX);
 	pthread_t t;
@@ -104,8 +110,10 @@ static void test_handshake_and_frames(void **state)
 	/* 1000 frames each way, variable sizes, in order */
 	for (int i = 0; i < 1000; i++) {
 		memset(buf, i & 0xff, sizeof(buf));
-		assert_int_equal(mw_channel_send(&pvm, MW_DATA, (uint64_t)i, buf, (uint32_t)(i % 300)), 0);
-		assert_int_equal(mw_channel_send(&j.ch, MW_CREDIT, (uint64_t)i, buf, (uint32_t)(i % 17)), 0);
+		assert_int_equal(
+			mw_channel_send(&pvm, MW_DATA, (uint64_t)i, buf, (uint32_t)(i % 300)), 0);
+		assert_int_equal(
+			mw_channel_send(&j.ch, MW_CREDIT, (uint64_t)i, buf, (uint32_t)(i % 17)), 0);
 		if (i % 50 == 49) {
 			for (int k = i - 49; k <= i; k++) {
 				assert_int_equal(mw_channel_recv(&j.ch, &f, &pl), 1);
@@ -113,7 +121,8 @@ static void test_handshake_and_frames(void **state)
 				assert_int_equal(f.sock, (uint64_t)k);
 				assert_int_equal(f.len, (uint32_t)(k % 300));
 				if (f.len)
-					assert_int_equal(((const uint8_t *)pl)[f.len - 1], k & 0xff);
+					assert_int_equal(((const uint8_t *)pl)[f.len - 1],
+							 k & 0xff);
 				mw_channel_done(&j.ch);
 				assert_int_equal(mw_channel_recv(&pvm, &f, &pl), 1);
 				assert_int_equal(f.type, MW_CREDIT);
@@ -127,7 +136,8 @@ static void test_handshake_and_frames(void **state)
 	assert_int_equal(pvm.frames_tx, 1000);
 	assert_int_equal(j.ch.frames_rx, 1000);
 	/* oversize */
-	assert_int_equal(mw_channel_send(&pvm, MW_DATA, 1, buf, MW_FRAME_MAX_PAYLOAD + 1), -EMSGSIZE);
+	assert_int_equal(mw_channel_send(&pvm, MW_DATA, 1, buf, MW_FRAME_MAX_PAYLOAD + 1),
+			 -EMSGSIZE);
 	assert_null(mw_channel_reserve(&pvm, MW_DATA, 1, MW_FRAME_MAX_PAYLOAD + 1));
 	/* reserve + trimmed commit */
 	char *p = mw_channel_reserve(&pvm, MW_DATA, 9, 1000);
@@ -379,7 +389,9 @@ static void test_bad_magic_and_garbage(void **state)
 			struct cmsghdr a;
 		} ctl;
 		struct iovec iov = { .iov_base = &bad, .iov_len = sizeof(bad) };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+		struct msghdr msg = { .msg_iov = &iov,
+				      .msg_iovlen = 1,
+				      .msg_control = ctl.buf,
 				      .msg_controllen = sizeof(ctl.buf) };
 		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 
@@ -462,7 +474,9 @@ static void test_join_rejects_bad_fds(void **state)
 			struct cmsghdr a;
 		} ctl;
 		struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+		struct msghdr msg = { .msg_iov = &iov,
+				      .msg_iovlen = 1,
+				      .msg_control = ctl.buf,
 				      .msg_controllen = sizeof(ctl.buf) };
 		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 		struct mw_channel ch;
@@ -478,7 +492,8 @@ static void test_join_rejects_bad_fds(void **state)
 		if (variant == 0) {
 			/* unsealed memfd */
 		} else {
-			assert_int_equal(fcntl(fds[0], F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+			assert_int_equal(fcntl(fds[0], F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW),
+					 0);
 			if (variant == 1)
 				reply.ring_size = RING * 2; /* region smaller than announced */
 			else
@@ -489,8 +504,9 @@ static void test_join_rejects_bad_fds(void **state)
 		c->cmsg_len = CMSG_LEN(3 * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, sizeof(fds));
 		assert_int_equal(sendmsg(sv[1], &msg, 0), (ssize_t)sizeof(reply));
-		assert_int_equal(mw_channel_local_join(&ch, sv[0], &mine, err, sizeof(err)), -EPROTO);
-		assert_non_null(strstr(err, variant == 0	? "not sealed"
+		assert_int_equal(mw_channel_local_join(&ch, sv[0], &mine, err, sizeof(err)),
+				 -EPROTO);
+		assert_non_null(strstr(err, variant == 0   ? "not sealed"
 					    : variant == 1 ? "the hello implies"
 							   : "not eventfds"));
 		close(fds[0]);
@@ -604,7 +620,8 @@ static void stream_run(struct mw_channel *ch, struct stream *s)
 				return;
 			}
 			if (p[1].revents && !p[0].revents) {
-				/* A peer that kicked and then exited sets both: its frames come first. */
+				/* A peer that kicked and then exited sets both: its frames come
+				 * first. */
 				if (s->rcvd < STREAM_MSGS) {
 					s->fail = "peer hung up early";
 					return;
@@ -879,13 +896,14 @@ static void test_peer_death(void **state)
 	assert_int_equal(poll(&p, 1, 0), 0); /* alive: quiet */
 	t0 = now_ms();
 	assert_int_equal(kill(pid, SIGKILL), 0);
-	assert_int_equal(poll(&p, 1, 2000), 1);
+	assert_int_equal(poll(&p, 1, 10000), 1); /* generous: a loaded machine reaps slowly */
 	assert_true(p.revents & (POLLHUP | POLLRDHUP | POLLIN));
 	errno = 0;
 	/* EOF, or ECONNRESET when the kernel still had bytes queued for the dead peer */
 	n = recv(pvm.sock_fd, &c, 1, MSG_DONTWAIT);
 	assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
-	assert_true(now_ms() - t0 < 1000);
+	/* Seen through the socket, well before any handshake or heartbeat timeout. */
+	assert_true(now_ms() - t0 < 5000);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFSIGNALED(status));
 	/* The region stays mapped and usable on our side until we close it. */

@@ -192,6 +192,41 @@ static void assert_clean_exit(int status)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/*
+ * After READY the daemon's loop may still send STATUS lines (the balancer
+ * reports its load every tick) and watchdog pings before it handles the
+ * signal; under load any number of them can come first.  Read until
+ * STOPPING=1 (bounded: 200 messages, each within WAIT_MS) and check the
+ * order that is real: nothing but STATUS= and WATCHDOG=1 in between, in
+ * particular no second READY.
+ */
+static void await_stopping(struct fixture *f)
+{
+	char msg[1024];
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		recv_notify(f, msg, sizeof(msg));
+		if (!strcmp(msg, "STOPPING=1"))
+			return;
+		if (strncmp(msg, "STATUS=", strlen("STATUS=")) && strcmp(msg, "WATCHDOG=1"))
+			fail_msg("before STOPPING=1: unexpected \"%s\"", msg);
+	}
+	fail_msg("no STOPPING=1 among 200 messages");
+}
+
+/* STOPPING=1 is the last word: once the daemon is reaped nothing follows it. */
+static void assert_nothing_after_stopping(struct fixture *f)
+{
+	struct pollfd pfd = { .fd = f->sock, .events = POLLIN };
+	char msg[1024];
+
+	if (poll(&pfd, 1, 0) == 1) {
+		recv_notify(f, msg, sizeof(msg));
+		fail_msg("after STOPPING=1: \"%s\"", msg);
+	}
+}
+
 static void test_ready_status_stopping(void **state)
 {
 	struct fixture *f = *state;
@@ -203,9 +238,9 @@ static void test_ready_status_stopping(void **state)
 	assert_non_null(strstr(msg, "STATUS=backend netns, policy round-robin, 0 listener(s)"));
 
 	assert_int_equal(kill(f->pid, SIGTERM), 0);
-	recv_notify(f, msg, sizeof(msg));
-	assert_string_equal(msg, "STOPPING=1");
+	await_stopping(f);
 	assert_clean_exit(reap(f));
+	assert_nothing_after_stopping(f);
 }
 
 static void test_sigint_is_clean_too(void **state)
@@ -217,9 +252,9 @@ static void test_sigint_is_clean_too(void **state)
 	recv_notify(f, msg, sizeof(msg));
 	assert_non_null(strstr(msg, "READY=1"));
 	assert_int_equal(kill(f->pid, SIGINT), 0);
-	recv_notify(f, msg, sizeof(msg));
-	assert_string_equal(msg, "STOPPING=1");
+	await_stopping(f);
 	assert_clean_exit(reap(f));
+	assert_nothing_after_stopping(f);
 }
 
 /*
@@ -258,20 +293,6 @@ static void test_watchdog_pings(void **state)
 	assert_clean_exit(reap(f));
 }
 
-/* Read until STOPPING=1 (bounded), skipping pings and STATUS lines. */
-static void await_stopping(struct fixture *f)
-{
-	char msg[1024];
-	int i;
-
-	for (i = 0; i < 50; i++) {
-		recv_notify(f, msg, sizeof(msg));
-		if (!strcmp(msg, "STOPPING=1"))
-			return;
-	}
-	fail_msg("no STOPPING=1 among 50 messages");
-}
-
 /* mw-pvm: READY with its STATUS line, then watchdog pings from its loop. */
 static void test_pvm_ready_and_watchdog(void **state)
 {
@@ -295,6 +316,7 @@ static void test_pvm_ready_and_watchdog(void **state)
 	assert_int_equal(kill(f->pid, SIGTERM), 0);
 	await_stopping(f);
 	assert_clean_exit(reap(f));
+	assert_nothing_after_stopping(f);
 }
 
 /*
@@ -312,6 +334,7 @@ static void test_ins_watchdog_while_waiting(void **state)
 	assert_int_equal(kill(f->pid, SIGTERM), 0);
 	await_stopping(f);
 	assert_clean_exit(reap(f));
+	assert_nothing_after_stopping(f);
 }
 
 /* Outside systemd nothing is sent and nothing breaks. */
