@@ -33,6 +33,8 @@ struct mw_pvm_config {
 	int netflow_queue;                  /* observations queued per consumer: 65536 */
 	int netflow_stall_ms;               /* stuck consumer disconnected after: 10000 */
 	bool fail_open;                     /* shim passes through if mw-pvm is down: false */
+	int max_sockets_per_user;           /* app sockets per uid, 0 = unlimited: 16384 */
+	int liveness_interval_ms;           /* sweep for app sockets whose app is gone: 200 */
 };
 
 struct mw_ins_config {
