@@ -575,8 +575,11 @@ static bool shim_accept_park(struct pvm *p, ev_io *w, const char *what)
 	mw_log_ratelimited(MW_LOG_WARN, "accept on %s: %s; retrying in %.0f ms", what,
 			   strerror(err), PVM_ACCEPT_RETRY_S * 1000);
 	ev_io_stop(p->loop, w);
-	if (!ev_is_active(&p->accept_timer))
+	if (!ev_is_active(&p->accept_timer)) {
+		/* Set anew: a timer restarted after it expired would fire at once. */
+		ev_timer_set(&p->accept_timer, PVM_ACCEPT_RETRY_S, 0.);
 		ev_timer_start(p->loop, &p->accept_timer);
+	}
 	return true;
 }
 
