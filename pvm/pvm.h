@@ -210,7 +210,7 @@ struct pvm {
 	struct pvm_netflow *nf; /* the Netflow server, NULL if it could not start */
 	/* app sockets without a data connection, swept for liveness (pvm_appsock.c) */
 	struct pvm_sock *lv_head, *lv_cursor;
-	unsigned lv_count, lv_urgent;
+	unsigned lv_count;
 	ev_timer lv_timer;
 	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
@@ -262,7 +262,7 @@ void pvm_appsock_watch(struct pvm_sock *s);
 void pvm_appsock_unwatch(struct pvm_sock *s);
 bool pvm_appsock_check(struct pvm_sock *s, const char *why);
 void pvm_appsock_check_port(struct pvm *p, const struct pvm_sock *self, uint16_t port);
-void pvm_appsock_kick(struct pvm *p);
+void pvm_appsock_kick(struct pvm *p, pid_t pid);
 void pvm_appsock_open(struct pvm *p);
 void pvm_appsock_close(struct pvm *p);
 

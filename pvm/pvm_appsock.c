@@ -26,10 +26,12 @@
  * or connecting before the shim connected it to us) is watched on a list.
  * Its name is free exactly when no process holds an fd of it any more, which
  * mw-pvm tests by binding the name itself.  A gone socket is released (closed
- * on its INS, with its replicas).  The list is swept a bounded number of
- * entries per tick every pvm.liveness_interval_ms, at once (in bounded ticks)
- * when a shim control connection closes (exit, kill, crash, exec), and the
- * sockets bound to a port are checked before that port is bound again.
+ * on its INS, with its replicas).  The sockets a process made are checked at
+ * once when one of its control connections closes (exit, kill, crash, exec);
+ * the whole list is swept a bounded number of entries per tick every
+ * pvm.liveness_interval_ms (dup2 over a socket, a copy in another process
+ * that ended); and the sockets bound to a port are checked before that port
+ * is bound again.
  */
 
 #define APPSOCK_NAME_TRIES   4
@@ -258,27 +260,26 @@ static void live_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		checks++;
 		pvm_appsock_check(s, "found by the sweep");
 	}
-	if (p->lv_urgent > visits) {
-		p->lv_urgent -= visits;
-		live_arm(p, 0.); /* a pass someone asked for: go on in the next iteration */
-		return;
-	}
-	p->lv_urgent = 0;
 	live_arm(p, p->cfg->liveness_interval_ms / 1000.);
 }
 
 /**
- * pvm_appsock_kick() - a shim connection closed: sweep the whole list now
- * @p: the daemon
+ * pvm_appsock_kick() - a control connection of process @pid closed: check its sockets
+ * @p:   the daemon
+ * @pid: the process (its thread, or itself, ended, or it exec'd)
  *
- * The pass runs in bounded ticks, one per loop iteration.
+ * Only the sockets @pid made get a name check (their number is bounded by
+ * the uid's quota); sockets it inherited or was passed are the sweep's.
  */
-void pvm_appsock_kick(struct pvm *p)
+void pvm_appsock_kick(struct pvm *p, pid_t pid)
 {
-	if (!p->lv_count)
-		return;
-	p->lv_urgent = p->lv_count;
-	live_arm(p, 0.);
+	struct pvm_sock *s, *next;
+
+	for (s = p->lv_head; s; s = next) {
+		next = s->lv_next; /* a release frees only s and its replicas (not listed) */
+		if (s->owner_pid == pid)
+			pvm_appsock_check(s, "a control connection of its process closed");
+	}
 }
 
 /**

@@ -524,6 +524,7 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct pvm_client *c = w->data;
 	struct pvm *p = c->pvm;
+	pid_t pid = c->pid;
 	struct mw_shimctl_req req;
 	ssize_t n;
 	int ret, fd;
@@ -537,7 +538,7 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 					   (int)c->pid);
 		client_close(c);
 		/* Its thread or process ended (exit, kill, crash, exec): look for what it left. */
-		pvm_appsock_kick(p);
+		pvm_appsock_kick(p, pid);
 		return;
 	}
 	if (n != sizeof(req)) {

@@ -70,7 +70,12 @@ def serve(port, tag):
     while True:
         c, peer = ls.accept()
         out("accepted %s" % (peer[0],))
-        c.sendall(b"hello %s\n" % tag.encode())
+        c.settimeout(5)
+        try:
+            c.recv(100)  # read the request first: closing on unread data resets
+            c.sendall(b"hello %s\n" % tag.encode())
+        except OSError as e:
+            out("serve: %s" % e)
         c.close()
 
 
