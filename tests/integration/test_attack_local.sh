@@ -74,8 +74,9 @@ ok = 0
 for i in range(20):
     s = socket.socket(); s.bind(('0.0.0.0', 7210 + i)); s.listen(4); ok += 1; s.close()
 c = socket.create_connection(('$CLI_IP', 7299), timeout=5)
+c.sendall(b'hi\\n')
 print('made', ok, 'connect', c.recv(100))
-" 2>&1)
+" 2>&1) || true
 [ "$out" = "made 20 connect b'hello cli\\n'" ] || mw_fail "the victim's sockets failed with names pre-bound: $out"
 mw_spawn v3 shimmed $PROBE serve 7203 v3
 mw_wait_for "ins_listens 7203" 10 || mw_fail "prebind: the victim could not listen"
