@@ -39,10 +39,11 @@
  * a consumer that has left finds nobody and is discarded.
  */
 
-#define NF_IN_BUF	(MW_NF_REQUEST_SIZE * 64)
-#define NF_OUT_MIN	(16 * 1024)
-#define NF_ACCEPT_BATCH 32
-#define NF_SNDBUF	(64 * 1024)
+#define NF_IN_BUF	  (MW_NF_REQUEST_SIZE * 64)
+#define NF_OUT_MIN	  (16 * 1024)
+#define NF_ACCEPT_BATCH	  32
+#define NF_ACCEPT_PAUSE_S 0.1 /* accept paused this long when out of fds (EMFILE...) */
+#define NF_SNDBUF	  (64 * 1024)
 
 struct nf_consumer {
 	struct mw_nf_server *srv;
@@ -71,6 +72,7 @@ struct mw_nf_server {
 	int fd;
 	ev_io lio;
 	ev_timer stall_timer;
+	ev_timer accept_timer; /* accept paused: out of fds or memory */
 	struct mw_addr addr;
 	struct nf_consumer *consumers;
 	unsigned nwatching;
@@ -343,6 +345,25 @@ static void nf_add_consumer(struct mw_nf_server *srv, int fd, const struct mw_ad
 	mw_info("netflow: consumer %s connected", c->peer);
 }
 
+static void nf_accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct mw_nf_server *srv = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &srv->lio);
+}
+
+/* Out of fds or memory: pause accepting instead of spinning on a listener that stays ready. */
+static void nf_accept_pause(struct mw_nf_server *srv)
+{
+	mw_log_ratelimited(MW_LOG_WARN, "netflow: accept: %s; pausing %.0f ms", strerror(errno),
+			   NF_ACCEPT_PAUSE_S * 1000);
+	ev_io_stop(srv->loop, &srv->lio);
+	ev_timer_stop(srv->loop, &srv->accept_timer);
+	ev_timer_set(&srv->accept_timer, NF_ACCEPT_PAUSE_S, 0.);
+	ev_timer_start(srv->loop, &srv->accept_timer);
+}
+
 static void nf_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct mw_nf_server *srv = w->data;
@@ -357,7 +378,10 @@ static void nf_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		len = sizeof(ss);
 		fd = accept4(srv->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				nf_accept_pause(srv);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				mw_log_ratelimited(MW_LOG_WARN, "netflow: accept: %s",
 						   strerror(errno));
 			return;
@@ -441,6 +465,8 @@ int mw_nf_server_open(struct mw_nf_server **out, struct ev_loop *loop,
 	ev_io_init(&srv->lio, nf_accept_cb, srv->fd, EV_READ);
 	srv->lio.data = srv;
 	ev_io_start(loop, &srv->lio);
+	ev_timer_init(&srv->accept_timer, nf_accept_retry_cb, NF_ACCEPT_PAUSE_S, 0.);
+	srv->accept_timer.data = srv;
 	every = srv->stall / 4 < 1. ? srv->stall / 4 : 1.;
 	ev_timer_init(&srv->stall_timer, nf_stall_cb, every, every);
 	srv->stall_timer.data = srv;
@@ -466,6 +492,7 @@ void mw_nf_server_close(struct mw_nf_server *srv)
 		nf_drop(c, "server stopping");
 	}
 	ev_io_stop(srv->loop, &srv->lio);
+	ev_timer_stop(srv->loop, &srv->accept_timer);
 	ev_timer_stop(srv->loop, &srv->stall_timer);
 	close(srv->fd);
 	free(srv);

@@ -16,6 +16,7 @@ Helpers and attackers:
   connect-name HEXNAME        connect to a listener's name (plain and with a forged 'A'
                               name) and send a request; print what came back
   hold-ctl CTL N GOFILE       open N control connections, hold them until GOFILE exists
+  hold-tcp HOST PORT N GOFILE open N TCP connections, hold them until GOFILE exists
 """
 import ctypes
 import errno
@@ -217,6 +218,15 @@ def hold_ctl(ctl_path, n, gofile):
     out("released")
 
 
+def hold_tcp(host, port, n, gofile):
+    held = [socket.create_connection((host, port), timeout=5) for _ in range(n)]
+    out("holding %d" % len(held))
+    wait_file(gofile)
+    for s in held:
+        s.close()
+    out("released")
+
+
 def main():
     cmd, a = sys.argv[1], sys.argv[2:]
     if cmd == "victim":
@@ -235,6 +245,8 @@ def main():
         prebind(a[0], int(a[1]))
     elif cmd == "connect-name":
         connect_name(a[0])
+    elif cmd == "hold-tcp":
+        hold_tcp(a[0], int(a[1]), int(a[2]), a[3])
     elif cmd == "hold-ctl":
         hold_ctl(a[0], int(a[1]), a[2])
     else:

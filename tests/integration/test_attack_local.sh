@@ -144,6 +144,13 @@ rm -f "$MW_TMP/go-hold"
 mw_spawn hold as_nobody $PROBE hold-ctl "$MW_RUNTIME_DIR/pvm.sock" 100 "$MW_TMP/go-hold"
 mw_wait_for "grep -q '^holding 100' '$(mw_logfile hold)'" 10 || mw_fail "hold: $(cat "$(mw_logfile hold)")"
 mw_wait_for "grep -q 'Too many open files; retrying' '$PVM_LOG'" 10 || mw_fail "mw-pvm never ran out of fds"
+# ... and Netflow consumers (its listener on loopback) meet the same limit.
+nfport=$(sed -n 's/.*netflow: serving on 127.0.0.1:\([0-9]*\) .*/\1/p' "$PVM_LOG")
+[ -n "$nfport" ] || mw_fail "no Netflow port in mw-pvm's log"
+mw_spawn holdnf as_nobody $PROBE hold-tcp 127.0.0.1 "$nfport" 20 "$MW_TMP/go-hold"
+mw_wait_for "grep -q '^holding 20' '$(mw_logfile holdnf)'" 10 || mw_fail "holdnf: $(cat "$(mw_logfile holdnf)")"
+mw_wait_for "grep -q 'netflow: accept: Too many open files; pausing' '$PVM_LOG'" 10 ||
+	mw_fail "mw-pvm's Netflow server never ran out of fds"
 c0=$(cpu)
 sleep 2
 c1=$(cpu)
@@ -151,6 +158,7 @@ tck=$(getconf CLK_TCK)
 [ $((c1 - c0)) -le $((tck / 2)) ] || mw_fail "mw-pvm used $((c1 - c0)) ticks of CPU in 2 s at EMFILE (spinning)"
 touch "$MW_TMP/go-hold"
 mw_wait_for "grep -q '^released' '$(mw_logfile hold)'" 10 || mw_fail "hold did not release"
+mw_wait_for "grep -q '^released' '$(mw_logfile holdnf)'" 10 || mw_fail "holdnf did not release"
 # fds free up (the limit stays): mw-pvm accepts again by itself
 got=$(shimmed $PROBE client "$CLI_IP" 7299)
 [ "$got" = "got b'hello cli\\n'" ] || mw_fail "mw-pvm did not recover after EMFILE: $got"
