@@ -132,6 +132,8 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(pvm, netflow_block_ttl_s, 3600, 0, 31536000, CHK_NONE),
 	KEY_STRLIST(pvm, netflow_signals, CHK_NONE),
 	KEY_BOOL(pvm, fail_open, false),
+	KEY_INT(pvm, max_sockets_per_user, 16384, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(pvm, liveness_interval_ms, 200, 10, 60000, CHK_NONE),
 
 	KEY_INT(ins, id, 1, 1, 65535, CHK_NONE),
 	KEY_STR(ins, pvm_socket, "/run/mwcomms/pvm-ins.sock", CHK_PATH, NULL),

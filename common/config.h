@@ -49,6 +49,8 @@ struct mw_pvm_config {
 	char netflow_signals[8][16];        /* OwnerRunning WRITE may send these besides SIGINT: [] */
 	int netflow_signals_count;
 	bool fail_open;                     /* shim passes through if mw-pvm is down: false */
+	int max_sockets_per_user;           /* app sockets per uid, 0 = unlimited: 16384 */
+	int liveness_interval_ms;           /* sweep for app sockets whose app is gone: 200 */
 };
 
 struct mw_ins_config {

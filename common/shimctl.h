@@ -21,8 +21,10 @@
  * fork() opens its own connection.
  *
  * Data: every intercepted TCP socket is a real AF_UNIX SOCK_STREAM socket of the
- * app, bound at birth to an abstract name (common/sockname.h) carrying the PVM's
- * tag and the socket id.  connect() connects it to mw-pvm's data socket (path
+ * app, created by mw-pvm at SOCKET and bound there to an abstract name
+ * (common/sockname.h) carrying the PVM's tag, the socket id and a random nonce;
+ * the SOCKET response passes it to the app (SCM_RIGHTS), so no other process
+ * can ever hold a socket's name first.  connect() connects it to mw-pvm's data socket (path
  * from REGISTER); mw-pvm learns the id from the peer name.  For a listener, mw-pvm
  * connects to the app's listening AF_UNIX socket once per accepted TCP
  * connection, from a socket whose name carries the new id and the TCP peer and
@@ -30,11 +32,12 @@
  * mw-pvm's.
  */
 
-#define MW_SHIMCTL_VERSION 1
+/* 2: SOCKET answers with the app's socket (SCM_RIGHTS); names carry a nonce. */
+#define MW_SHIMCTL_VERSION 2
 
 enum mw_shimctl_op {
 	MW_SHIMCTL_REGISTER = 1, /* arg = version; resp: sock = tag, text = data socket path, arg = pvm pid */
-	MW_SHIMCTL_SOCKET = 2,   /* arg = 4|6; resp: sock = new id */
+	MW_SHIMCTL_SOCKET = 2,   /* arg = 4|6; resp: sock = new id, + the named AF_UNIX fd */
 	MW_SHIMCTL_BIND = 3,     /* sock, addr; resp: addr = bound address */
 	MW_SHIMCTL_LISTEN = 4,   /* sock, arg = backlog (the app's AF_UNIX socket listens first) */
 	MW_SHIMCTL_CONNECT = 5,  /* sock, addr: start; status 0 = started or -errno */
@@ -42,7 +45,8 @@ enum mw_shimctl_op {
 	MW_SHIMCTL_SETOPT = 7,   /* sock, level = arg, name = arg2, val/len */
 	MW_SHIMCTL_GETOPT = 8,   /* sock, level, name, len = room; resp val/len */
 	MW_SHIMCTL_GETNAME = 9,  /* sock, arg = 0 local / 1 peer; resp addr */
-	MW_SHIMCTL_CLOSE_HINT = 10, /* sock: the app closed an fd of this listener; no response */
+	MW_SHIMCTL_CLOSE_HINT = 10, /* sock: the app closed an fd of it; no response; mw-pvm
+				     * believes only its own check of the name */
 };
 
 enum mw_shimctl_flags {

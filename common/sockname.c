@@ -9,10 +9,11 @@
 /*
  * Layout of sun_path (native byte order: both ends run on one host):
  *   [0] '\0' (abstract)  [1..2] "mw"  [3] kind  [4..11] tag  [12..19] id
- *   'A' only: [20..43] peer (struct mw_addr)  [44..67] local (struct mw_addr)
+ *   [20..27] nonce
+ *   'A' only: [28..51] peer (struct mw_addr)  [52..75] local (struct mw_addr)
  * The exact length is part of the format: a name of another length is not ours.
  */
-#define SN_HEAD 20
+#define SN_HEAD	 28
 #define SN_S_LEN SN_HEAD
 #define SN_A_LEN (SN_HEAD + 2 * sizeof(struct mw_addr))
 
@@ -31,6 +32,7 @@ socklen_t mw_sockname_encode(const struct mw_sockname *n, struct sockaddr_un *su
 	p[3] = n->kind == MW_SOCKNAME_ACCEPTED ? MW_SOCKNAME_ACCEPTED : MW_SOCKNAME_SOCKET;
 	memcpy(p + 4, &n->tag, 8);
 	memcpy(p + 12, &n->id, 8);
+	memcpy(p + 20, &n->nonce, 8);
 	if (n->kind == MW_SOCKNAME_ACCEPTED) {
 		memcpy(p + SN_HEAD, &n->peer, sizeof(n->peer));
 		memcpy(p + SN_HEAD + sizeof(n->peer), &n->local, sizeof(n->local));
@@ -75,5 +77,6 @@ int mw_sockname_decode(struct mw_sockname *n, const struct sockaddr_un *sun, soc
 	n->kind = p[3];
 	memcpy(&n->tag, p + 4, 8);
 	memcpy(&n->id, p + 12, 8);
+	memcpy(&n->nonce, p + 20, 8);
 	return 0;
 }

@@ -10,11 +10,13 @@
 #include "common/addr.h"
 
 /*
- * Binary abstract names: "\0" "mw" kind tag(8) id(8) [peer(24) local(24)].
- * kind 'S': an app socket (bound by the shim at socket()).
+ * Binary abstract names: "\0" "mw" kind tag(8) id(8) nonce(8) [peer(24) local(24)].
+ * kind 'S': an app socket (created and bound by mw-pvm at SOCKET, passed to the shim).
  * kind 'A': mw-pvm's end of an accepted connection, with the TCP endpoints.
  * tag: random per mw-pvm run, so two mw-pvm in one namespace, or a socket from
  * an earlier run, are told apart.
+ * nonce: random per socket, so nobody can bind a socket's name before mw-pvm
+ * does (the name is unknown until it is already taken).
  */
 enum mw_sockname_kind { MW_SOCKNAME_SOCKET = 'S', MW_SOCKNAME_ACCEPTED = 'A' };
 
@@ -22,6 +24,7 @@ struct mw_sockname {
 	char kind;
 	uint64_t tag;
 	uint64_t id;
+	uint64_t nonce;
 	struct mw_addr peer;  /* 'A' only */
 	struct mw_addr local; /* 'A' only */
 };

@@ -52,10 +52,11 @@
  * a consumer that has left finds nobody and is discarded.
  */
 
-#define NF_IN_BUF	(MW_NF_REQUEST_SIZE * 64)
-#define NF_OUT_MIN	(16 * 1024)
-#define NF_ACCEPT_BATCH 32
-#define NF_SNDBUF	(64 * 1024)
+#define NF_IN_BUF	  (MW_NF_REQUEST_SIZE * 64)
+#define NF_OUT_MIN	  (16 * 1024)
+#define NF_ACCEPT_BATCH	  32
+#define NF_ACCEPT_PAUSE_S 0.1 /* accept paused this long when out of fds (EMFILE...) */
+#define NF_SNDBUF	  (64 * 1024)
 
 struct nf_consumer {
 	struct mw_nf_server *srv;
@@ -96,6 +97,7 @@ struct mw_nf_server {
 	dev_t unix_dev;
 	ino_t unix_ino;
 	ev_timer stall_timer;
+	ev_timer accept_timer; /* accept paused: out of fds or memory */
 	struct mw_addr addr;
 	struct nf_consumer *consumers;
 	unsigned nwatching;
@@ -476,6 +478,29 @@ static void nf_add_consumer(struct mw_nf_server *srv, int fd, const char *peer, 
 	mw_info("netflow: consumer %s connected: role %s", c->peer, mw_nf_role_name(role));
 }
 
+static void nf_accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct mw_nf_server *srv = w->data;
+
+	(void)revents;
+	if (srv->fd >= 0)
+		ev_io_start(loop, &srv->lio);
+	if (srv->ufd >= 0)
+		ev_io_start(loop, &srv->uio);
+}
+
+/* Out of fds or memory: pause accepting instead of spinning on a listener that stays ready. */
+static void nf_accept_pause(struct mw_nf_server *srv)
+{
+	mw_log_ratelimited(MW_LOG_WARN, "netflow: accept: %s; pausing %.0f ms", strerror(errno),
+			   NF_ACCEPT_PAUSE_S * 1000);
+	ev_io_stop(srv->loop, &srv->lio);
+	ev_io_stop(srv->loop, &srv->uio);
+	ev_timer_stop(srv->loop, &srv->accept_timer);
+	ev_timer_set(&srv->accept_timer, NF_ACCEPT_PAUSE_S, 0.);
+	ev_timer_start(srv->loop, &srv->accept_timer);
+}
+
 /* An AF_UNIX peer's role from its credentials: root, or a member of a configured group. */
 static enum mw_nf_role nf_unix_role(const struct mw_nf_server *srv, int fd, struct ucred *cred)
 {
@@ -551,7 +576,10 @@ static void nf_accept(struct mw_nf_server *srv, int lfd, bool local)
 		len = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				nf_accept_pause(srv);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				mw_log_ratelimited(MW_LOG_WARN, "netflow: accept: %s",
 						   strerror(errno));
 			return;
@@ -741,6 +769,8 @@ int mw_nf_server_open(struct mw_nf_server **out, struct ev_loop *loop,
 		nf_watch_listener(srv, &srv->lio, srv->fd);
 	if (srv->ufd >= 0)
 		nf_watch_listener(srv, &srv->uio, srv->ufd);
+	ev_timer_init(&srv->accept_timer, nf_accept_retry_cb, NF_ACCEPT_PAUSE_S, 0.);
+	srv->accept_timer.data = srv;
 	every = srv->stall / 4 < 1. ? srv->stall / 4 : 1.;
 	ev_timer_init(&srv->stall_timer, nf_stall_cb, every, every);
 	srv->stall_timer.data = srv;
@@ -767,6 +797,7 @@ void mw_nf_server_close(struct mw_nf_server *srv)
 	}
 	ev_io_stop(srv->loop, &srv->lio);
 	ev_io_stop(srv->loop, &srv->uio);
+	ev_timer_stop(srv->loop, &srv->accept_timer);
 	ev_timer_stop(srv->loop, &srv->stall_timer);
 	nf_unlisten(srv);
 	explicit_bzero(&srv->tokens, sizeof(srv->tokens));

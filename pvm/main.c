@@ -18,9 +18,13 @@ static void pvm_status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	pvm_netflow_status(p, nf, sizeof(nf));
-	mw_daemon_status(p->d, "%u INS, %u socket(s), %u shim connection(s), %llu accepted, %s",
-			 p->nins, p->socks.count, p->nclients,
-			 (unsigned long long)p->accepted_total, nf);
+	mw_daemon_status(
+		p->d,
+		"%u INS, %u socket(s), %u shim connection(s), %llu accepted, "
+		"%llu released (app gone), %llu hijack(s), %llu over quota, %s",
+		p->nins, p->socks.count, p->nclients, (unsigned long long)p->accepted_total,
+		(unsigned long long)p->released_total, (unsigned long long)p->listener_hijacks,
+		(unsigned long long)p->quota_refused, nf);
 }
 
 static int pvm_tag_init(struct pvm *p)
@@ -78,7 +82,8 @@ int main(int argc, char **argv)
 	ev_timer_start(p.loop, &p.status_timer);
 
 	mw_notice("ready: control %s, data %s, INS %s, index %d, ring %d, window %d", p.ctl_path,
-		  p.data_path, p.ins_path, d.cfg.pvm.index, d.cfg.pvm.ring_size, d.cfg.pvm.socket_window);
+		  p.data_path, p.ins_path, d.cfg.pvm.index, d.cfg.pvm.ring_size,
+		  d.cfg.pvm.socket_window);
 	mw_daemon_ready(&d, "waiting for INS; control socket %s", p.ctl_path);
 
 	ev_run(p.loop, 0);

@@ -21,11 +21,14 @@
 /* Accepted connections waiting for room in the app's accept queue: at most, retry period. */
 #define PVM_HANDOVER_MAX     65536
 #define PVM_HANDOVER_RETRY_S 0.002
+/* The shim's control/data accept, out of fds (EMFILE...): paused this long. */
+#define PVM_ACCEPT_RETRY_S 0.1
 
 struct pvm;
 struct pvm_ins;
 struct pvm_client;
 struct pvm_netflow;
+struct pvm_uidq;
 
 /*
  * Theory of operation (docs/pvm.md has the whole story)
@@ -110,8 +113,14 @@ struct pvm_sock {
 	bool ho_waiting;
 	uid_t owner_uid;   /* who created it (observation only: the fd is the authority) */
 	uid_t connect_uid; /* who asked for the CONNECT: the data connection must be theirs */
-	dev_t app_dev;	   /* the app's fd of it, as first seen (app sockets) */
+	dev_t app_dev;	   /* the app's AF_UNIX socket, made by us at SOCKET (app sockets) */
 	ino_t app_ino;
+	uint64_t nonce;	  /* the random part of its 'S' name */
+	int app_fd;	  /* our copy of the app's socket until the SOCKET answer passed it */
+	uid_t listen_uid; /* who sent LISTEN: the hand-over's listener must be theirs */
+	bool quota_held;  /* counted against owner_uid (pvm_quota.c) */
+	bool lv_linked;	  /* on the liveness list (pvm_appsock.c) */
+	struct pvm_sock *lv_next, *lv_prev;
 };
 
 enum pvm_req_kind {
@@ -214,6 +223,13 @@ struct pvm {
 	unsigned ho_count;
 	ev_timer ho_timer;
 	struct pvm_netflow *nf; /* the Netflow server, NULL if it could not start */
+	/* app sockets without a data connection, swept for liveness (pvm_appsock.c) */
+	struct pvm_sock *lv_head, *lv_cursor;
+	unsigned lv_count;
+	ev_timer lv_timer;
+	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
+	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
+	uint64_t released_total, quota_refused, listener_hijacks;
 	unsigned nclients, nins;
 	uint64_t accepted_total, ins_killed;
 };
@@ -223,6 +239,7 @@ int pvm_shim_open(struct pvm *p, char *err, size_t errlen);
 void pvm_shim_close(struct pvm *p);
 void pvm_shim_answer(struct pvm_client *c, int status, uint64_t sock, const struct mw_addr *addr,
 		     const void *val, uint32_t len);
+void pvm_shim_answer_fd(struct pvm_client *c, uint64_t sock, int fd);
 void pvm_shim_outcome(struct pvm_sock *s);
 
 /* pvm_handshake.c */
@@ -258,6 +275,22 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw_ev_accepted *ev);
 int pvm_sock_opt_record(struct pvm_sock *s, const struct pvm_opt *o);
 int pvm_sock_send_opt(struct pvm_sock *s, const struct pvm_opt *o);
+
+/* pvm_appsock.c */
+int pvm_nonce(uint64_t *out);
+int pvm_appsock_create(struct pvm_sock *s);
+bool pvm_appsock_gone(const struct pvm_sock *s);
+void pvm_appsock_watch(struct pvm_sock *s);
+void pvm_appsock_unwatch(struct pvm_sock *s);
+bool pvm_appsock_check(struct pvm_sock *s, const char *why);
+void pvm_appsock_check_port(struct pvm *p, const struct pvm_sock *self, uint16_t port);
+void pvm_appsock_kick(struct pvm *p, pid_t pid);
+void pvm_appsock_open(struct pvm *p);
+void pvm_appsock_close(struct pvm *p);
+
+/* pvm_quota.c */
+int pvm_quota_take(struct pvm_sock *s);
+void pvm_quota_put(struct pvm_sock *s);
 
 /* pvm_netflow.c */
 int pvm_netflow_open(struct pvm *p, char *err, size_t errlen);

@@ -64,13 +64,47 @@ static void client_close(struct pvm_client *c)
 	free(c);
 }
 
-static void client_send(struct pvm_client *c, struct mw_shimctl_resp *resp)
+/* Send @resp, with @fd (SCM_RIGHTS) unless it is -1. */
+static void client_send(struct pvm_client *c, struct mw_shimctl_resp *resp, int fd)
 {
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = resp, .iov_len = sizeof(*resp) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
 	c->req = NULL;
 	c->wait_sock = NULL;
-	if (send(c->fd, resp, sizeof(*resp), MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(*resp))
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	if (sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(*resp))
 		shutdown(c->fd, SHUT_RDWR); /* the watcher reads EOF and closes it */
 	ev_io_start(c->pvm->loop, &c->io);
+}
+
+/**
+ * pvm_shim_answer_fd() - answer a SOCKET request with the app's socket
+ * @c:    the client
+ * @sock: the new socket id
+ * @fd:   the app's named AF_UNIX socket (the caller closes its copy)
+ */
+void pvm_shim_answer_fd(struct pvm_client *c, uint64_t sock, int fd)
+{
+	struct mw_shimctl_resp resp;
+
+	memset(&resp, 0, sizeof(resp));
+	resp.sock = sock;
+	client_send(c, &resp, fd);
 }
 
 /**
@@ -96,7 +130,7 @@ void pvm_shim_answer(struct pvm_client *c, int status, uint64_t sock, const stru
 		memcpy(resp.val, val, len);
 		resp.len = len;
 	}
-	client_send(c, &resp);
+	client_send(c, &resp, -1);
 }
 
 /* Hand the connect outcome to whoever asked; a consumed failure ends the socket. */
@@ -145,7 +179,7 @@ static int shim_register(struct pvm_client *c, const struct mw_shimctl_req *req)
 	resp.sock = p->tag;
 	resp.arg = getpid();
 	snprintf(resp.text, sizeof(resp.text), "%s", p->data_path);
-	client_send(c, &resp);
+	client_send(c, &resp, -1);
 	return 0;
 }
 
@@ -172,6 +206,17 @@ static int shim_socket(struct pvm_client *c, const struct mw_shimctl_req *req)
 	s->owner_pid = c->pid;
 	s->owner_uid = c->uid;
 	s->owner_client = c->serial;
+	ret = pvm_quota_take(s);
+	if (!ret)
+		ret = pvm_appsock_create(s);
+	if (ret) {
+		if (ret != -EMFILE)
+			mw_log_ratelimited(MW_LOG_WARN, "SOCKET for pid %d: %s", (int)c->pid,
+					   strerror(-ret));
+		pvm_sock_free(s);
+		return ret;
+	}
+	pvm_appsock_watch(s);
 	ret = pvm_ins_op(ins, MW_OP_SOCKET, s->id, &op, sizeof(op), PVM_REQ_SOCKET, c, NULL);
 	if (ret)
 		pvm_sock_free(s);
@@ -191,6 +236,8 @@ static int shim_bind(struct pvm_client *c, struct pvm_sock *s, const struct mw_s
 	if (req->addr.port && req->addr.port < PRIVILEGED_PORTS && c->uid != 0 &&
 	    c->uid != geteuid())
 		return -EACCES;
+	/* A dead app's listener on this port must not make its restart fail. */
+	pvm_appsock_check_port(c->pvm, s, req->addr.port);
 	s->bound = req->addr;
 	s->op_status = 0;
 	/* BIND then GETNAME, pipelined: the name resolves port 0 for the replicas. */
@@ -210,6 +257,7 @@ static int shim_listen(struct pvm_client *c, struct pvm_sock *s, const struct mw
 	if (s->state != PVM_ST_NEW && s->state != PVM_ST_BOUND && s->state != PVM_ST_LISTENING)
 		return -EINVAL;
 	s->backlog = req->arg;
+	s->listen_uid = c->uid; /* listen() just ran in this client: the hand-over checks it */
 	for (r = s->replicas; r; r = r->rnext) {
 		r->backlog = req->arg;
 		if (!pvm_ins_op(r->ins, MW_OP_LISTEN, r->id, &li, sizeof(li), PVM_REQ_QUIET, NULL,
@@ -350,34 +398,12 @@ static int shim_getname(struct pvm_client *c, struct pvm_sock *s, const struct m
 	return pvm_ins_op(s->ins, MW_OP_GETNAME, s->id, &op, sizeof(op), PVM_REQ_GETNAME, c, NULL);
 }
 
-static void shim_close_hint(struct pvm_client *c, struct pvm_sock *s)
-{
-	/* Only sockets without a data connection: connections end by EOF on their fd. */
-	if (s->fd >= 0 || s->state == PVM_ST_CONNECTING || s->state == PVM_ST_CONNECTED ||
-	    s->state == PVM_ST_CLOSING)
-		return;
-	pvm_sock_close_listener(s);
-}
-
-/* Is the abstract name @n free, i.e. no app fd of that socket is left open? */
-static bool shim_name_free(const struct mw_sockname *n)
-{
-	struct sockaddr_un sun;
-	socklen_t len = mw_sockname_encode(n, &sun);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool free_ = fd >= 0 && !bind(fd, (struct sockaddr *)&sun, len);
-
-	if (fd >= 0)
-		close(fd);
-	return free_;
-}
-
 /*
  * May the sender of @req, who passed @fd, act on @s?  Only if @fd is that
  * socket: an accepted connection's peer is our own 'A' name for it (nobody
- * else can connect a socket to ours); an app socket's own name is its 'S'
- * name, and its inode is the one first seen (so a socket bound to the same
- * name after the app closed its own is not it).  Return: 0 or -ENOENT.
+ * else can connect a socket to ours); an app socket is the very socket we
+ * made for it at SOCKET (its inode), which carries its 'S' name.
+ * Return: 0 or -ENOENT.
  */
 static int shim_authorize(struct pvm *p, struct pvm_sock *s, int fd)
 {
@@ -392,26 +418,14 @@ static int shim_authorize(struct pvm *p, struct pvm_sock *s, int fd)
 		if (getpeername(fd, (struct sockaddr *)&sun, &len))
 			return -ENOENT;
 		return !mw_sockname_decode(&n, &sun, len) && n.kind == MW_SOCKNAME_ACCEPTED &&
-				       n.tag == p->tag && n.id == s->id ?
-			       0 :
-			       -ENOENT;
+				       n.tag == p->tag && n.id == s->id
+			       ? 0
+			       : -ENOENT;
 	}
 	if (getsockname(fd, (struct sockaddr *)&sun, &len) || mw_sockname_decode(&n, &sun, len) ||
-	    n.kind != MW_SOCKNAME_SOCKET || n.tag != p->tag || n.id != s->id)
+	    n.kind != MW_SOCKNAME_SOCKET || n.tag != p->tag || n.id != s->id || n.nonce != s->nonce)
 		return -ENOENT;
-	if (!s->app_ino) {
-		s->app_dev = st.st_dev;
-		s->app_ino = st.st_ino;
-	}
 	return st.st_dev == s->app_dev && st.st_ino == s->app_ino ? 0 : -ENOENT;
-}
-
-/* The app says socket @s is gone: true only if its name is free. */
-static bool shim_hint_true(struct pvm *p, struct pvm_sock *s)
-{
-	struct mw_sockname n = { .kind = MW_SOCKNAME_SOCKET, .tag = p->tag, .id = s->id };
-
-	return s->kind == PVM_SOCK_APP && shim_name_free(&n);
 }
 
 /*
@@ -435,8 +449,9 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req,
 	    req->op != MW_SHIMCTL_GETOPT && req->op != MW_SHIMCTL_GETNAME)
 		s = NULL;
 	if (req->op == MW_SHIMCTL_CLOSE_HINT) {
-		if (s && shim_hint_true(c->pvm, s))
-			shim_close_hint(c, s);
+		/* Only a hint: what counts is that the socket's name is free. */
+		if (s && s->kind == PVM_SOCK_APP)
+			pvm_appsock_check(s, "close hint");
 		return 0;
 	}
 	if (!s || s->kind == PVM_SOCK_REPLICA || shim_authorize(c->pvm, s, fd))
@@ -510,6 +525,8 @@ static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int
 static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct pvm_client *c = w->data;
+	struct pvm *p = c->pvm;
+	pid_t pid = c->pid;
 	struct mw_shimctl_req req;
 	ssize_t n;
 	int ret, fd;
@@ -522,6 +539,8 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 			mw_log_ratelimited(MW_LOG_WARN, "shim pid %d: too many fds in a request",
 					   (int)c->pid);
 		client_close(c);
+		/* Its thread or process ended (exit, kill, crash, exec): look for what it left. */
+		pvm_appsock_kick(p, pid);
 		return;
 	}
 	if (n != sizeof(req)) {
@@ -546,6 +565,38 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_start(loop, &c->io); /* CLOSE_HINT, F_NOREPLY: no response */
 }
 
+/* Out of fds or memory: stop accepting for a while instead of spinning on a ready socket. */
+static bool shim_accept_park(struct pvm *p, ev_io *w, const char *what)
+{
+	int err = errno;
+
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		if (err != EAGAIN && err != EINTR)
+			mw_log_ratelimited(MW_LOG_WARN, "accept on %s: %s", what, strerror(err));
+		return false;
+	}
+	mw_log_ratelimited(MW_LOG_WARN, "accept on %s: %s; retrying in %.0f ms", what,
+			   strerror(err), PVM_ACCEPT_RETRY_S * 1000);
+	ev_io_stop(p->loop, w);
+	if (!ev_is_active(&p->accept_timer)) {
+		/* Set anew: a timer restarted after it expired would fire at once. */
+		ev_timer_set(&p->accept_timer, PVM_ACCEPT_RETRY_S, 0.);
+		ev_timer_start(p->loop, &p->accept_timer);
+	}
+	return true;
+}
+
+static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm *p = w->data;
+
+	(void)revents;
+	if (p->ctl_fd >= 0)
+		ev_io_start(loop, &p->ctl_io);
+	if (p->data_fd >= 0)
+		ev_io_start(loop, &p->data_io);
+}
+
 static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct pvm *p = w->data;
@@ -557,9 +608,7 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	for (i = 0; i < ACCEPTS_PER_EVENT; i++) {
 		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				mw_log_ratelimited(MW_LOG_WARN, "accept on %s: %s", p->ctl_path,
-						   strerror(errno));
+			shim_accept_park(p, w, p->ctl_path);
 			return;
 		}
 		len = sizeof(cred);
@@ -609,9 +658,10 @@ static void data_accept_one(struct pvm *p, int fd)
 	if (!s || s->kind != PVM_SOCK_APP || s->fd >= 0 ||
 	    (s->state != PVM_ST_CONNECTING && s->state != PVM_ST_CONNECTED))
 		goto reject;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) ||
+	if (n.nonce != s->nonce || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) ||
 	    (cred.uid != 0 && cred.uid != s->connect_uid))
 		goto reject;
+	pvm_appsock_unwatch(s); /* from now on its end is watched through this connection */
 	if (s->outcome_known && s->connect_err) {
 		/* Failed: the app learns it from CONNECT_WAIT/SO_ERROR; then EOF. */
 		s->fd = fd;
@@ -633,9 +683,7 @@ static void data_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	for (i = 0; i < ACCEPTS_PER_EVENT; i++) {
 		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				mw_log_ratelimited(MW_LOG_WARN, "accept on the data socket: %s",
-						   strerror(errno));
+			shim_accept_park(w->data, w, "the data socket");
 			return;
 		}
 		data_accept_one(w->data, fd);
@@ -701,6 +749,9 @@ int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
 	ev_io_init(&p->data_io, data_accept_cb, p->data_fd, EV_READ);
 	p->data_io.data = p;
 	ev_io_start(p->loop, &p->data_io);
+	ev_timer_init(&p->accept_timer, accept_retry_cb, PVM_ACCEPT_RETRY_S, 0.);
+	p->accept_timer.data = p;
+	pvm_appsock_open(p);
 	return 0;
 }
 
@@ -712,6 +763,8 @@ void pvm_shim_close(struct pvm *p)
 {
 	struct pvm_client *c, *next;
 
+	ev_timer_stop(p->loop, &p->accept_timer);
+	pvm_appsock_close(p);
 	for (c = p->clients; c; c = next) {
 		next = c->next;
 		client_close(c);

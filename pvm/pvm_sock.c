@@ -50,6 +50,7 @@ struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
 	s->kind = kind;
 	s->family = family;
 	s->fd = -1;
+	s->app_fd = -1;
 	clock_gettime(CLOCK_REALTIME, &s->created);
 	pvm_credit_init(&s->cr, ins->ch.peer.window, (uint32_t)p->cfg->socket_window);
 	if (pvm_table_put(&p->socks, id, s)) {
@@ -93,6 +94,10 @@ void pvm_sock_free(struct pvm_sock *s)
 
 	handover_cancel(s);
 	pvm_relay_detach(s);
+	pvm_appsock_unwatch(s);
+	pvm_quota_put(s);
+	if (s->app_fd >= 0)
+		close(s->app_fd);
 	if (s->waiter) {
 		s->waiter->wait_sock = NULL;
 		s->waiter = NULL;
@@ -454,11 +459,18 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 	}
 	switch (r->kind) {
 	case PVM_REQ_SOCKET:
-		sock_answer(r, status, s->id, NULL, NULL, 0);
-		if (status)
+		if (status) {
+			sock_answer(r, status, s->id, NULL, NULL, 0);
 			pvm_sock_free(s);
-		else if (!r->client)
-			pvm_sock_close(s, false); /* nobody waits (timed out, or left): no owner */
+			break;
+		}
+		/* The app gets its socket; ours goes, so its name is free once the app's is. */
+		if (r->client)
+			pvm_shim_answer_fd(r->client, s->id, s->app_fd);
+		close(s->app_fd);
+		s->app_fd = -1;
+		if (!r->client)
+			pvm_appsock_check(s, "its app left before the answer");
 		break;
 	case PVM_REQ_BIND_NAME:
 		sock_bound(s, r, status, val, len);
@@ -495,6 +507,27 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 }
 
 /*
+ * Is the listener @fd reached someone else's?  For AF_UNIX the connecting
+ * side sees the credentials of the process that called listen(); they must
+ * be those of the app that sent LISTEN.  A mismatch means the app's socket
+ * is gone and someone bound its name again: that listener is released.
+ */
+static bool handover_hijacked(struct pvm_sock *app, int fd)
+{
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t len = sizeof(cred);
+
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) && cred.uid == app->listen_uid)
+		return false;
+	app->pvm->listener_hijacks++;
+	mw_warn("listener %#llx (port %u): its name is held by pid %d uid %u, not by the app "
+		"(uid %u): connection aborted, listener released",
+		(unsigned long long)app->id, (unsigned)app->bound.port, (int)cred.pid,
+		(unsigned)cred.uid, (unsigned)app->listen_uid);
+	return true;
+}
+
+/*
  * Hand an accepted connection to the app: connect to its listening AF_UNIX
  * socket from one bound to an 'A' name carrying the id and endpoints, so the
  * app's accept() needs no round trip.  The app's accept queue is bounded (by
@@ -511,17 +544,30 @@ static int sock_handover(struct pvm_sock *c, struct pvm_sock *app)
 				  .id = c->id,
 				  .peer = c->peer,
 				  .local = c->local };
-	struct mw_sockname sn = { .kind = MW_SOCKNAME_SOCKET, .tag = p->tag, .id = app->id };
+	struct mw_sockname sn = {
+		.kind = MW_SOCKNAME_SOCKET, .tag = p->tag, .id = app->id, .nonce = app->nonce
+	};
 	struct sockaddr_un sa, sb;
 	socklen_t la, lb;
-	int fd, err = 0;
+	int fd, err;
 
-	la = mw_sockname_encode(&an, &sa);
+	if (app->state == PVM_ST_CLOSING) {
+		pvm_sock_close(c, true); /* the listener is being released */
+		return 0;
+	}
+	err = -pvm_nonce(&an.nonce); /* nobody can bind the name first and fail the hand-over */
 	lb = mw_sockname_encode(&sn, &sb);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, la) ||
-	    connect(fd, (struct sockaddr *)&sb, lb))
+	la = mw_sockname_encode(&an, &sa);
+	fd = err ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!err && (fd < 0 || bind(fd, (struct sockaddr *)&sa, la) ||
+		     connect(fd, (struct sockaddr *)&sb, lb)))
 		err = errno;
+	if (!err && handover_hijacked(app, fd)) {
+		close(fd);
+		pvm_sock_close(c, true);
+		pvm_sock_close_listener(app);
+		return 0;
+	}
 	if (err) {
 		if (fd >= 0)
 			close(fd);

@@ -71,6 +71,7 @@ bool shim_cork_get(int fd);
 int shim_ctl_ready(void);
 int shim_ctl_call(struct mw_shimctl_req *req, int fd, struct mw_shimctl_resp *resp);
 int shim_ctl_hint(uint64_t sock);
+int shim_ctl_socket(struct mw_shimctl_req *req, struct mw_shimctl_resp *resp, bool cloexec);
 int shim_ctl_send(const struct mw_shimctl_req *req, int app_fd);
 void shim_ctl_atfork_init(void);
 

@@ -24,7 +24,7 @@
 
 static __thread int ctl_fd = -1;
 static pthread_key_t ctl_key;
-static int *ctl_fds;     /* every open control fd, under shim_state.lock */
+static int *ctl_fds; /* every open control fd, under shim_state.lock */
 static size_t ctl_nfds, ctl_cap;
 
 static void ctl_list_add(int fd)
@@ -112,13 +112,51 @@ void shim_ctl_atfork_init(void)
 	pthread_atfork(ctl_prepare, ctl_parent, ctl_child);
 }
 
+/* Receive one response; an fd passed with it goes to *@rx_fd (if wanted), else is closed. */
+static int ctl_recv(int fd, struct mw_shimctl_resp *resp, int *rx_fd, int rflags)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = resp, .iov_len = sizeof(*resp) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int got = -1;
+
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	do
+		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC & rflags);
+	while (n < 0 && errno == EINTR);
+	for (cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)) && got < 0)
+			memcpy(&got, CMSG_DATA(cm), sizeof(int));
+	}
+	if (n != (ssize_t)sizeof(*resp) || !rx_fd) {
+		if (got >= 0)
+			shim_real.close(got);
+		got = -1;
+	}
+	if (rx_fd)
+		*rx_fd = got;
+	if (n != (ssize_t)sizeof(*resp))
+		return -EIO;
+	resp->text[sizeof(resp->text) - 1] = '\0';
+	return 0;
+}
+
 /*
  * One exchange on @fd; @resp NULL: no response due.  @app_fd (-1: none) goes
  * along (SCM_RIGHTS): holding a socket's fd is what entitles a process to act
- * on it, so mw-pvm checks it.  Return: 0 or -EIO.
+ * on it, so mw-pvm checks it.  @rx_fd (NULL: none wanted) receives an fd that
+ * comes with the response (SOCKET), close-on-exec if @rflags has
+ * MSG_CMSG_CLOEXEC.  Return: 0 or -EIO.
  */
 static int ctl_xfer(int fd, const struct mw_shimctl_req *req, int app_fd,
-		    struct mw_shimctl_resp *resp)
+		    struct mw_shimctl_resp *resp, int *rx_fd, int rflags)
 {
 	union {
 		struct cmsghdr h;
@@ -129,6 +167,8 @@ static int ctl_xfer(int fd, const struct mw_shimctl_req *req, int app_fd,
 	struct cmsghdr *cm;
 	ssize_t n;
 
+	if (rx_fd)
+		*rx_fd = -1;
 	if (app_fd >= 0) {
 		memset(&ctl, 0, sizeof(ctl));
 		msg.msg_control = ctl.buf;
@@ -146,13 +186,7 @@ static int ctl_xfer(int fd, const struct mw_shimctl_req *req, int app_fd,
 		return -EIO;
 	if (!resp)
 		return 0;
-	do
-		n = recv(fd, resp, sizeof(*resp), 0);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(*resp))
-		return -EIO;
-	resp->text[sizeof(resp->text) - 1] = '\0';
-	return 0;
+	return ctl_recv(fd, resp, rx_fd, rflags);
 }
 
 static int ctl_open(void)
@@ -179,7 +213,7 @@ static int ctl_open(void)
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_REGISTER;
 	req.arg = MW_SHIMCTL_VERSION;
-	ret = ctl_xfer(fd, &req, -1, &resp);
+	ret = ctl_xfer(fd, &req, -1, &resp, NULL, 0);
 	if (ret)
 		goto fail;
 	if (resp.status) {
@@ -232,7 +266,7 @@ int shim_ctl_call(struct mw_shimctl_req *req, int app_fd, struct mw_shimctl_resp
 
 	if (ret)
 		return -ECONNREFUSED;
-	ret = ctl_xfer(ctl_fd, req, app_fd, resp);
+	ret = ctl_xfer(ctl_fd, req, app_fd, resp, NULL, 0);
 	if (ret) {
 		ctl_drop();
 		return ret;
@@ -240,6 +274,33 @@ int shim_ctl_call(struct mw_shimctl_req *req, int app_fd, struct mw_shimctl_resp
 	if (resp->status > 0)
 		return -EIO;
 	return resp->status;
+}
+
+/**
+ * shim_ctl_socket() - SOCKET: mw-pvm answers with the app's named AF_UNIX socket
+ * @req:     the SOCKET request
+ * @resp:    the response (sock = the new id)
+ * @cloexec: receive the fd close-on-exec (SOCK_CLOEXEC)
+ * Return: the fd, or -errno from mw-pvm, -ECONNREFUSED, or -EIO (exchange
+ *         failed, or a success came without an fd)
+ */
+int shim_ctl_socket(struct mw_shimctl_req *req, struct mw_shimctl_resp *resp, bool cloexec)
+{
+	int ret = shim_ctl_ready(), fd = -1;
+
+	if (ret)
+		return -ECONNREFUSED;
+	ret = ctl_xfer(ctl_fd, req, -1, resp, &fd, cloexec ? MSG_CMSG_CLOEXEC : 0);
+	if (ret) {
+		ctl_drop();
+		return ret;
+	}
+	if (resp->status || fd < 0) {
+		if (fd >= 0)
+			shim_real.close(fd);
+		return resp->status < 0 ? resp->status : -EIO;
+	}
+	return fd;
 }
 
 /**
@@ -254,7 +315,7 @@ int shim_ctl_send(const struct mw_shimctl_req *req, int app_fd)
 
 	if (ret)
 		return -ECONNREFUSED;
-	ret = ctl_xfer(ctl_fd, req, app_fd, NULL);
+	ret = ctl_xfer(ctl_fd, req, app_fd, NULL, NULL, 0);
 	if (ret)
 		ctl_drop();
 	return ret;
@@ -275,7 +336,7 @@ int shim_ctl_hint(uint64_t sock)
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_CLOSE_HINT;
 	req.sock = sock;
-	ret = ctl_xfer(ctl_fd, &req, -1, NULL);
+	ret = ctl_xfer(ctl_fd, &req, -1, NULL, NULL, 0);
 	if (ret)
 		ctl_drop();
 	return ret;

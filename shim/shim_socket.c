@@ -14,7 +14,8 @@
  * Theory of operation (docs/shim.md)
  *
  * socket(): a TCP socket becomes an AF_UNIX stream socket bound to an 'S' name
- * {tag, id}; mw-pvm holds the real TCP socket on an INS.
+ * {tag, id, nonce}, created and named by mw-pvm and passed in the SOCKET
+ * response; mw-pvm holds the real TCP socket on an INS.
  * connect(): CONNECT starts the TCP connect on the INS; the fd is connected to
  * mw-pvm's data socket, which learns the id from our name.  Blocking sockets
  * then wait (CONNECT_WAIT); non-blocking ones return EINPROGRESS and learn the
@@ -44,10 +45,7 @@ SHIM_EXPORT int socket(int domain, int type, int protocol)
 {
 	struct mw_shimctl_req req;
 	struct mw_shimctl_resp resp;
-	struct mw_sockname n = { .kind = MW_SOCKNAME_SOCKET };
-	struct sockaddr_un sun;
-	socklen_t len;
-	int fd, ret, err;
+	int fd, ret, fl;
 
 	shim_init();
 	if (!shim_is_tcp(domain, type, protocol) || shim_state.failopen)
@@ -60,23 +58,17 @@ SHIM_EXPORT int socket(int domain, int type, int protocol)
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_SOCKET;
 	req.arg = domain == AF_INET ? 4 : 6;
-	ret = shim_ctl_call(&req, -1, &resp);
-	if (ret)
-		return shim_fail(-ret);
-	n.tag = shim_state.tag;
-	n.id = resp.sock;
-	fd = shim_real.socket(AF_UNIX, SOCK_STREAM | (type & (SOCK_NONBLOCK | SOCK_CLOEXEC)), 0);
-	if (fd < 0) {
-		err = errno;
-		shim_ctl_hint(n.id);
-		return shim_fail(err);
-	}
-	len = mw_sockname_encode(&n, &sun);
-	if (shim_real.bind(fd, (struct sockaddr *)&sun, len)) {
-		err = errno;
-		shim_real.close(fd);
-		shim_ctl_hint(n.id);
-		return shim_fail(err == EADDRINUSE ? EIO : err);
+	/* mw-pvm creates and names the socket: nobody can hold its name first. */
+	fd = shim_ctl_socket(&req, &resp, (type & SOCK_CLOEXEC) != 0);
+	if (fd < 0)
+		return shim_fail(-fd);
+	if (type & SOCK_NONBLOCK) {
+		fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK)) {
+			ret = errno;
+			shim_real.close(fd); /* mw-pvm sees the name free and forgets it */
+			return shim_fail(ret);
+		}
 	}
 	shim_bit_set(fd);
 	return fd;
@@ -272,8 +264,8 @@ SHIM_EXPORT int close(int fd)
 	shim_cork_set(fd, false); /* one load unless it was corked */
 	if (!shim_bit_test_clear(fd))
 		return shim_real.close(fd);
-	named = !shim_name_of(fd, &n) && n.kind == MW_SOCKNAME_SOCKET &&
-		shim_state.registered && n.tag == shim_state.tag;
+	named = !shim_name_of(fd, &n) && n.kind == MW_SOCKNAME_SOCKET && shim_state.registered &&
+		n.tag == shim_state.tag;
 	ret = shim_real.close(fd);
 	err = errno;
 	if (!named)

@@ -125,7 +125,7 @@ def inject(pid, fd, forged_ip):
     for forged in (True, False):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if forged:
-            s.bind(b"\0mwA" + tag + struct.pack("=Q", 0x5300010000001234) + peer + local)
+            s.bind(b"\0mwA" + tag + struct.pack("=QQ", 0x5300010000001234, 7) + peer + local)
         s.settimeout(5)
         s.connect(name)
         try:
@@ -179,6 +179,7 @@ def steal_name(pid, fd):
 
 
 # struct mw_shimctl_req / resp (common/shimctl.h): 128 and 224 bytes.
+SHIMCTL_VERSION = 2
 OP_REGISTER, OP_SOCKET, OP_BIND, OP_LISTEN, OP_GETOPT, OP_GETNAME, OP_CLOSE_HINT = 1, 2, 3, 4, 8, 9, 10
 
 
@@ -192,8 +193,12 @@ def shimctl(ctl, op, fd=None, **kw):
     socket.send_fds(ctl, [shimctl_req(op, **kw)], fds)
     if op == OP_CLOSE_HINT:
         return None
-    resp = ctl.recv(224)
+    resp, fds, _, _ = socket.recv_fds(ctl, 224, 1)
     status, arg, sock = struct.unpack_from("=iiQ", resp)
+    if op == OP_SOCKET:  # the app's socket comes with the answer
+        return status, arg, sock, (socket.socket(fileno=fds[0]) if fds else None)
+    for f in fds:
+        os.close(f)
     return status, arg, sock
 
 
@@ -201,13 +206,13 @@ def intrude(ctl_path, victim):
     ctl = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ctl.settimeout(10)
     ctl.connect(ctl_path)
-    status, _, tag = shimctl(ctl, OP_REGISTER, arg=1)
+    status, _, tag = shimctl(ctl, OP_REGISTER, arg=SHIMCTL_VERSION)
     out("register: %d" % status)
     if status:
         return False
     ok = True
     decoy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    decoy.bind(b"\0mwS" + struct.pack("=QQ", tag, victim ^ 1))  # ours, not the victim's
+    decoy.bind(b"\0mwS" + struct.pack("=QQQ", tag, victim ^ 1, 1))  # ours, not the victim's
     for name, op, fd, kw in (("getname, no fd", OP_GETNAME, None, {}),
                              ("getname, another fd", OP_GETNAME, decoy.fileno(), {}),
                              ("getopt, no fd", OP_GETOPT, None, {"arg": 1, "arg2": 3, "length": 4}),
@@ -217,9 +222,10 @@ def intrude(ctl_path, victim):
         ok = ok and status == -errno.ENOENT
     shimctl(ctl, OP_CLOSE_HINT, sock=victim)  # its fd is alive: must be ignored
     for port, want in ((80, -errno.EACCES), (0, 0)):
-        status, _, sock = shimctl(ctl, OP_SOCKET, arg=4)
-        mine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        mine.bind(b"\0mwS" + struct.pack("=QQ", tag, sock))
+        status, _, sock, mine = shimctl(ctl, OP_SOCKET, arg=4)
+        if status or mine is None:
+            out("socket: %d, fd %r" % (status, mine))
+            return False
         status = shimctl(ctl, OP_BIND, mine.fileno(), sock=sock, port=port)[0]
         out("bind own socket to port %d: %d" % (port, status))
         ok = ok and status == want

@@ -34,6 +34,8 @@
  */
 
 #define FAKE_TAG 0x1122334455667788ULL
+/* The nonce in a socket's name: random in mw-pvm, any value will do here. */
+#define FAKE_NONCE(id) ((id) ^ 0xa5a5a5a5deadbeefULL)
 #define FAKE_MAX 32
 #define PROBE_TIMEOUT_MS 20000
 
@@ -83,7 +85,8 @@ static struct fake_sock *fake_find(struct fake *f, uint64_t id)
 /* Connect to the app's listener from a socket bound to @name (NULL: unnamed). */
 static int fake_dial(const struct mw_sockname *name, uint64_t lsn_id)
 {
-	struct mw_sockname ln = { .kind = MW_SOCKNAME_SOCKET, .tag = FAKE_TAG, .id = lsn_id };
+	struct mw_sockname ln = { .kind = MW_SOCKNAME_SOCKET, .tag = FAKE_TAG, .id = lsn_id,
+				  .nonce = FAKE_NONCE(lsn_id) };
 	struct sockaddr_un a, l;
 	socklen_t al, ll;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -152,11 +155,51 @@ static void fake_inject(struct fake *f, uint64_t lsn)
 	}
 }
 
+/* As mw-pvm does at SOCKET: the app's AF_UNIX socket, already named. */
+static int fake_app_socket(uint64_t id)
+{
+	struct mw_sockname n = { .kind = MW_SOCKNAME_SOCKET, .tag = FAKE_TAG, .id = id,
+				 .nonce = FAKE_NONCE(id) };
+	struct sockaddr_un sun;
+	socklen_t len = mw_sockname_encode(&n, &sun);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sun, len)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Send a response, with @fd (SCM_RIGHTS) unless it is -1. */
+static ssize_t fake_send(int cfd, const struct mw_shimctl_resp *r, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)r, .iov_len = sizeof(*r) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	return sendmsg(cfd, &msg, MSG_NOSIGNAL);
+}
+
 static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *req)
 {
 	struct mw_shimctl_resp r;
 	struct fake_sock *s = NULL;
-	int zero = 0;
+	int zero = 0, app_fd = -1;
 
 	memset(&r, 0, sizeof(r));
 	r.sock = req->sock;
@@ -186,6 +229,9 @@ static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *re
 		s->id = mw_sockid_make(1, 0, (uint32_t)f->nsocks);
 		s->family = req->arg;
 		r.sock = s->id;
+		app_fd = fake_app_socket(s->id);
+		if (app_fd < 0)
+			r.status = -EIO;
 		break;
 	case MW_SHIMCTL_BIND:
 		s->bound = req->addr;
@@ -250,8 +296,10 @@ static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *re
 	}
 answer:
 	pthread_mutex_unlock(&f->mu);
-	if (send(fd, &r, sizeof(r), MSG_NOSIGNAL) != sizeof(r))
+	if (fake_send(fd, &r, app_fd) != sizeof(r))
 		fprintf(stderr, "fake: short response\n");
+	if (app_fd >= 0)
+		close(app_fd);
 }
 
 static void fake_data_accept(struct fake *f, int fd)

@@ -18,12 +18,12 @@
 static void test_socket_name_roundtrip(void **state)
 {
 	struct mw_sockname n = { .kind = MW_SOCKNAME_SOCKET, .tag = 0xdeadbeefcafef00dULL,
-				 .id = 0x5300010200000007ULL };
+				 .id = 0x5300010200000007ULL, .nonce = 0x0123456789abcdefULL };
 	struct mw_sockname d;
 	struct sockaddr_un sun;
 	socklen_t len = mw_sockname_encode(&n, &sun);
 
-	assert_int_equal(len, OFF + 20);
+	assert_int_equal(len, OFF + 28);
 	assert_int_equal(sun.sun_family, AF_UNIX);
 	assert_int_equal(sun.sun_path[0], '\0');
 	assert_memory_equal(sun.sun_path + 1, "mwS", 3);
@@ -31,12 +31,14 @@ static void test_socket_name_roundtrip(void **state)
 	assert_int_equal(d.kind, 'S');
 	assert_int_equal(d.tag, n.tag);
 	assert_int_equal(d.id, n.id);
+	assert_true(d.nonce == n.nonce);
 	assert_int_equal(d.peer.family, 0);
 }
 
 static void test_accepted_name_roundtrip(void **state)
 {
 	struct mw_sockname n = { .kind = MW_SOCKNAME_ACCEPTED, .tag = 1, .id = 0x53000102800000ffULL,
+				 .nonce = 0xfedcba9876543210ULL,
 				 .peer = { .family = 6, .port = 443, .scope_id = 3,
 					   .addr = { 0xfe, 0x80, [15] = 1 } },
 				 .local = { .family = 4, .port = 8080, .addr = { 10, 0, 0, 2 } } };
@@ -44,10 +46,11 @@ static void test_accepted_name_roundtrip(void **state)
 	struct sockaddr_un sun;
 	socklen_t len = mw_sockname_encode(&n, &sun);
 
-	assert_int_equal(len, OFF + 68);
+	assert_int_equal(len, OFF + 76);
 	assert_int_equal(mw_sockname_decode(&d, &sun, len), 0);
 	assert_int_equal(d.kind, 'A');
 	assert_int_equal(d.id, n.id);
+	assert_true(d.nonce == n.nonce);
 	assert_memory_equal(&d.peer, &n.peer, sizeof(n.peer));
 	assert_memory_equal(&d.local, &n.local, sizeof(n.local));
 }
@@ -103,7 +106,7 @@ static void test_accepted_bad_family_refused(void **state)
 static void test_kernel_roundtrip(void **state)
 {
 	struct mw_sockname n = { .kind = MW_SOCKNAME_SOCKET, .tag = (uint64_t)getpid() << 20,
-				 .id = 0x5300000000000042ULL };
+				 .id = 0x5300000000000042ULL, .nonce = 0x4200ff00ULL };
 	struct mw_sockname d;
 	struct sockaddr_un sun, got;
 	socklen_t len = mw_sockname_encode(&n, &sun), glen = sizeof(got);
@@ -116,6 +119,7 @@ static void test_kernel_roundtrip(void **state)
 	assert_int_equal(mw_sockname_decode(&d, &got, glen), 0);
 	assert_int_equal(d.id, n.id);
 	assert_int_equal(d.tag, n.tag);
+	assert_true(d.nonce == n.nonce);
 	close(fd);
 }
 

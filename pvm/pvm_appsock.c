@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/* pvm_appsock.c - the app's AF_UNIX sockets: made and named here, watched until their app is gone
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/sockname.h"
+#include "pvm/pvm.h"
+
+/*
+ * Theory of operation (docs/pvm.md, "Socket identity" and "Liveness")
+ *
+ * Identity: at SOCKET mw-pvm creates the app's AF_UNIX stream socket, binds
+ * it to 'S' {tag, id, nonce} with a random nonce, records its inode and
+ * passes it to the app in the answer.  Nobody can bind a socket's name first
+ * (it is unknown until it is taken), so no one can make socket() fail or sit
+ * on a future listener's name.
+ *
+ * Liveness: an app socket without a data connection (new, bound, listening,
+ * or connecting before the shim connected it to us) is watched on a list.
+ * Its name is free exactly when no process holds an fd of it any more, which
+ * mw-pvm tests by binding the name itself.  A gone socket is released (closed
+ * on its INS, with its replicas).  The sockets a process made are checked at
+ * once when one of its control connections closes (exit, kill, crash, exec);
+ * the whole list is swept a bounded number of entries per tick every
+ * pvm.liveness_interval_ms (dup2 over a socket, a copy in another process
+ * that ended); and the sockets bound to a port are checked before that port
+ * is bound again.
+ */
+
+#define APPSOCK_NAME_TRIES   4
+#define LIVE_VISITS_PER_TICK 4096 /* list entries looked at per tick */
+#define LIVE_CHECKS_PER_TICK 256  /* name checks (socket + bind + close) per tick */
+
+/**
+ * pvm_nonce() - a random 64-bit value nobody can predict
+ * @out: filled
+ * Return: 0 or -errno
+ */
+int pvm_nonce(uint64_t *out)
+{
+	ssize_t n;
+
+	do
+		n = getrandom(out, sizeof(*out), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(*out))
+		return n < 0 ? -errno : -EIO;
+	return 0;
+}
+
+static void appsock_name(const struct pvm_sock *s, struct mw_sockname *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->kind = MW_SOCKNAME_SOCKET;
+	n->tag = s->pvm->tag;
+	n->id = s->id;
+	n->nonce = s->nonce;
+}
+
+/**
+ * pvm_appsock_create() - make the app's AF_UNIX socket for @s and name it
+ * @s: a new APP socket
+ *
+ * The fd (s->app_fd) is held until the SOCKET answer passes it to the app.
+ * Return: 0 or -errno
+ */
+int pvm_appsock_create(struct pvm_sock *s)
+{
+	struct sockaddr_un sun;
+	struct mw_sockname n;
+	struct stat st;
+	socklen_t len;
+	int fd, i, ret = -EADDRINUSE;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A taken name means a 2^-64 collision: draw again. */
+	for (i = 0; i < APPSOCK_NAME_TRIES && ret == -EADDRINUSE; i++) {
+		ret = pvm_nonce(&s->nonce);
+		if (ret)
+			break;
+		appsock_name(s, &n);
+		len = mw_sockname_encode(&n, &sun);
+		ret = bind(fd, (struct sockaddr *)&sun, len) ? -errno : 0;
+	}
+	if (!ret && fstat(fd, &st))
+		ret = -errno;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	s->app_dev = st.st_dev;
+	s->app_ino = st.st_ino;
+	s->app_fd = fd;
+	return 0;
+}
+
+/**
+ * pvm_appsock_gone() - is no fd of @s's AF_UNIX socket left anywhere?
+ * @s: an APP socket
+ *
+ * True when mw-pvm can bind its name; the probe is released at once.
+ * Return: true if the socket is gone
+ */
+bool pvm_appsock_gone(const struct pvm_sock *s)
+{
+	struct sockaddr_un sun;
+	struct mw_sockname n;
+	socklen_t len;
+	bool gone;
+	int fd;
+
+	if (s->kind != PVM_SOCK_APP || s->app_fd >= 0)
+		return false;
+	appsock_name(s, &n);
+	len = mw_sockname_encode(&n, &sun);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		mw_log_ratelimited(MW_LOG_WARN, "liveness check of %#llx: %s",
+				   (unsigned long long)s->id, strerror(errno));
+		return false;
+	}
+	gone = !bind(fd, (struct sockaddr *)&sun, len);
+	close(fd);
+	return gone;
+}
+
+/**
+ * pvm_appsock_watch() - put an APP socket on the liveness list
+ * @s: the socket
+ */
+void pvm_appsock_watch(struct pvm_sock *s)
+{
+	struct pvm *p = s->pvm;
+
+	if (s->lv_linked)
+		return;
+	s->lv_prev = NULL;
+	s->lv_next = p->lv_head;
+	if (p->lv_head)
+		p->lv_head->lv_prev = s;
+	p->lv_head = s;
+	s->lv_linked = true;
+	p->lv_count++;
+}
+
+/**
+ * pvm_appsock_unwatch() - take @s off the liveness list (connected, or freed)
+ * @s: the socket
+ */
+void pvm_appsock_unwatch(struct pvm_sock *s)
+{
+	struct pvm *p = s->pvm;
+
+	if (!s->lv_linked)
+		return;
+	if (p->lv_cursor == s)
+		p->lv_cursor = s->lv_next;
+	if (s->lv_prev)
+		s->lv_prev->lv_next = s->lv_next;
+	else
+		p->lv_head = s->lv_next;
+	if (s->lv_next)
+		s->lv_next->lv_prev = s->lv_prev;
+	s->lv_next = s->lv_prev = NULL;
+	s->lv_linked = false;
+	p->lv_count--;
+}
+
+/* Is @s a socket whose app end alone keeps it (no data connection to us)? */
+static bool appsock_candidate(const struct pvm_sock *s)
+{
+	return s->kind == PVM_SOCK_APP && s->state != PVM_ST_CLOSING && s->fd < 0 &&
+	       s->app_fd < 0 && !s->waiter;
+}
+
+/**
+ * pvm_appsock_check() - release @s (and its replicas) if its app end is gone
+ * @s:   an APP socket
+ * @why: for the log line
+ * Return: true if it was released (it may have been freed)
+ */
+bool pvm_appsock_check(struct pvm_sock *s, const char *why)
+{
+	struct pvm *p = s->pvm;
+	bool listening = s->state == PVM_ST_LISTENING;
+	uint64_t id = s->id;
+
+	if (!appsock_candidate(s) || !pvm_appsock_gone(s))
+		return false;
+	p->released_total++;
+	if (listening)
+		mw_info("listener %#llx (pid %d, uid %u, port %u): app gone (%s), released",
+			(unsigned long long)id, (int)s->owner_pid, (unsigned)s->owner_uid,
+			(unsigned)s->bound.port, why);
+	else
+		mw_debug("socket %#llx: app gone (%s), released", (unsigned long long)id, why);
+	pvm_appsock_unwatch(s);
+	pvm_sock_close_listener(s);
+	return true;
+}
+
+/**
+ * pvm_appsock_check_port() - before binding @port: release gone sockets bound to it
+ * @p:    the daemon
+ * @self: the socket about to bind (skipped)
+ * @port: the port
+ *
+ * So a restarted app binds at once instead of meeting its dead self's
+ * listener (EADDRINUSE).  The OP_CLOSE frames precede the OP_BIND in each
+ * INS's ring.
+ */
+void pvm_appsock_check_port(struct pvm *p, const struct pvm_sock *self, uint16_t port)
+{
+	struct pvm_sock *s, *next;
+
+	if (!port)
+		return;
+	for (s = p->lv_head; s; s = next) {
+		next = s->lv_next;
+		if (s == self || !s->bound.family || s->bound.port != port)
+			continue;
+		if (pvm_appsock_check(s, "its port is bound again"))
+			next = p->lv_head; /* the walk may have lost its place: start over */
+	}
+}
+
+static void live_arm(struct pvm *p, double after)
+{
+	ev_timer_stop(p->loop, &p->lv_timer);
+	ev_timer_set(&p->lv_timer, after, 0.);
+	ev_timer_start(p->loop, &p->lv_timer);
+}
+
+/* One bounded slice of the sweep, from the cursor on, wrapping at the end. */
+static void live_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm *p = w->data;
+	unsigned visits = 0, checks = 0, total = p->lv_count;
+	struct pvm_sock *s;
+
+	(void)loop;
+	(void)revents;
+	while (visits < total && visits < LIVE_VISITS_PER_TICK && checks < LIVE_CHECKS_PER_TICK) {
+		s = p->lv_cursor ? p->lv_cursor : p->lv_head;
+		if (!s)
+			break;
+		p->lv_cursor = s->lv_next;
+		visits++;
+		if (!appsock_candidate(s))
+			continue;
+		checks++;
+		pvm_appsock_check(s, "found by the sweep");
+	}
+	live_arm(p, p->cfg->liveness_interval_ms / 1000.);
+}
+
+/**
+ * pvm_appsock_kick() - a control connection of process @pid closed: check its sockets
+ * @p:   the daemon
+ * @pid: the process (its thread, or itself, ended, or it exec'd)
+ *
+ * Only the sockets @pid made get a name check (their number is bounded by
+ * the uid's quota); sockets it inherited or was passed are the sweep's.
+ */
+void pvm_appsock_kick(struct pvm *p, pid_t pid)
+{
+	struct pvm_sock *s, *next;
+
+	for (s = p->lv_head; s; s = next) {
+		next = s->lv_next; /* a release frees only s and its replicas (not listed) */
+		if (s->owner_pid == pid)
+			pvm_appsock_check(s, "a control connection of its process closed");
+	}
+}
+
+/**
+ * pvm_appsock_open() - start the periodic sweep
+ * @p: the daemon
+ */
+void pvm_appsock_open(struct pvm *p)
+{
+	ev_timer_init(&p->lv_timer, live_tick_cb, p->cfg->liveness_interval_ms / 1000., 0.);
+	p->lv_timer.data = p;
+	ev_timer_start(p->loop, &p->lv_timer);
+}
+
+/**
+ * pvm_appsock_close() - stop the sweep (at exit)
+ * @p: the daemon
+ */
+void pvm_appsock_close(struct pvm *p)
+{
+	ev_timer_stop(p->loop, &p->lv_timer);
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# test_attack_local.sh - a local unprivileged user against the app's sockets and mw-pvm
+#
+# The app runs as root under the shim; the attacker is user nobody (setpriv),
+# and is even told the exact abstract name of the app's listener (the test
+# reads it as root).  Each case says what the attacker tries and what must hold.
+source "$(dirname "$0")/lib.sh"
+mw_require_cmd python3 setpriv prlimit
+# The sweep is slow here, so a name taken while the app still runs is met by
+# the hand-over's SO_PEERCRED check, not by the sweep.  Quota small for case 5.
+MW_PVM_CONF="liveness_interval_ms = 60000; max_sockets_per_user = 40;"
+mw_appliance_up
+cp "$MW_SOURCE_DIR/tests/integration/attack_probe.py" "$MW_TMP/" && chmod 0644 "$MW_TMP/attack_probe.py"
+cp "$MW_SOURCE_DIR/tests/integration/tcp_probe.py" "$MW_TMP/" && chmod 0644 "$MW_TMP/tcp_probe.py"
+PY=/usr/bin/python3
+[ -x "$PY" ] || mw_fail "python3 is not installed at $PY (nobody cannot use root's)"
+PROBE="$PY $MW_TMP/attack_probe.py"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+chmod 0755 "$MW_TMP"
+
+# start_victim NAME PORT MODE: a shimmed root app listening on PORT (attack_probe victim).
+start_victim() {
+	rm -f "$MW_TMP/go-$1"
+	mw_spawn "$1" shimmed $PROBE victim "$2" "$MW_TMP/go-$1" "$3"
+	mw_wait_for "grep -q '^listening pid' '$(mw_logfile "$1")'" 10 ||
+		mw_fail "$1: the app did not listen: $(cat "$(mw_logfile "$1")")"
+	mw_wait_for "ins_listens $2" 10 || mw_fail "$1: the INS does not listen on $2"
+	vpid=$(sed -n 's/^listening pid \([0-9]*\) .*/\1/p' "$(mw_logfile "$1")")
+	vfd=$(sed -n 's/^listening pid [0-9]* fd \([0-9]*\)$/\1/p' "$(mw_logfile "$1")")
+	vname=$($PROBE name "$vpid" "$vfd") || mw_fail "$1: cannot read the listener's name"
+}
+
+# no_pwn NAME PORT: a TCP client must not reach the attacker (NAME's log).
+no_pwn() {
+	got=$(in_cli $PROBE client "$INS_IP" "$2")
+	case $got in *pwned*) mw_fail "$1: the client reached the attacker: $got" ;; esac
+	! grep -q "secret" "$(mw_logfile "$1")" || mw_fail "$1: the attacker read the client's request"
+	mw_log "$1: the client got '$got', not the attacker"
+}
+
+# --- 1a. take over a listener after its app was SIGKILLed (race for the name) -----
+start_victim v1 7201 stay
+mw_spawn thief1 as_nobody $PROBE takeover "$vname" 20
+kill -KILL "$vpid"
+mw_wait_for "! ins_listens 7201 || grep -q listening '$(mw_logfile thief1)'" 10
+no_pwn thief1 7201
+mw_wait_for "! ins_listens 7201" 10 || mw_fail "takeover: the dead app's port still listens"
+mw_stop thief1
+mw_stop v1
+mw_log "case takeover after SIGKILL: OK"
+
+# --- 1b. take over a name the app lost while it runs (dup2): SO_PEERCRED check -----
+start_victim v2 7202 dup2
+mw_spawn thief2 as_nobody $PROBE takeover "$vname" 20
+touch "$MW_TMP/go-v2"
+mw_wait_for "grep -q '^listening' '$(mw_logfile thief2)'" 10 || mw_fail "the attacker could not bind the freed name"
+ins_listens 7202 || mw_fail "setup: the listener was released before the attacker bound its name"
+no_pwn thief2 7202
+mw_wait_for "! ins_listens 7202" 10 || mw_fail "hijacked listener not released"
+grep -q "held by pid [0-9]* uid 65534" "$PVM_LOG" || mw_fail "mw-pvm did not report the hijack"
+mw_stop thief2
+mw_stop v2
+mw_log "case name taken while the app runs: OK"
+
+# --- 2. pre-bind future names: the victim's socket/bind/listen/accept/connect work --
+mw_spawn pre as_nobody $PROBE prebind "$MW_RUNTIME_DIR/pvm.sock" 300
+mw_wait_for "grep -q '^prebound' '$(mw_logfile pre)'" 20 || mw_fail "prebind: $(cat "$(mw_logfile pre)")"
+grep -q '^prebound 1200 ' "$(mw_logfile pre)" || mw_fail "prebind: $(cat "$(mw_logfile pre)")"
+mw_spawn cli_srv in_cli $PROBE serve 7299 cli
+mw_wait_for "in_cli ss -Hltn 'sport = :7299' | grep -q LISTEN" 10 || mw_fail "cli server did not start"
+out=$(shimmed python3 -c "
+import socket
+ok = 0
+for i in range(20):
+    s = socket.socket(); s.bind(('0.0.0.0', 7210 + i)); s.listen(4); ok += 1; s.close()
+c = socket.create_connection(('$CLI_IP', 7299), timeout=5)
+c.sendall(b'hi\\n')
+print('made', ok, 'connect', c.recv(100))
+" 2>&1) || true
+[ "$out" = "made 20 connect b'hello cli\\n'" ] || mw_fail "the victim's sockets failed with names pre-bound: $out"
+mw_spawn v3 shimmed $PROBE serve 7203 v3
+mw_wait_for "ins_listens 7203" 10 || mw_fail "prebind: the victim could not listen"
+[ "$(in_cli $PROBE client "$INS_IP" 7203)" = "got b'hello v3\\n'" ] || mw_fail "prebind: accept failed"
+mw_stop pre
+mw_log "case pre-bound names: OK"
+
+# --- 3. connect to another user's listening name: the app never accepts it --------
+mw_stop v3
+mw_spawn v4b shimmed "$PY" "$MW_TMP/tcp_probe.py" echo-server 7204
+mw_wait_for "ins_listens 7204" 10 || mw_fail "echo server does not listen"
+lfd=$(sed -n 's/^listening fd \([0-9]*\)$/\1/p' "$(mw_logfile v4b)")
+epid=$(pgrep -f "tcp_probe.py echo-server 7204" | head -1)
+vname=$($PROBE name "$epid" "$lfd") || mw_fail "cannot read the echo server's name"
+as_nobody $PROBE connect-name "$vname" >"$MW_TMP/cn.out" 2>&1
+grep -q '^answered 0$' "$MW_TMP/cn.out" || mw_fail "direct connection answered: $(cat "$MW_TMP/cn.out")"
+in_cli timeout 10 "$PY" "$MW_TMP/tcp_probe.py" many "$INS_IP" 7204 3 | grep -q '^ok 3/3$' ||
+	mw_fail "the app stopped serving after the attempts"
+n=$(grep -c '^accepted ' "$(mw_logfile v4b)" || true)
+[ "$n" = 3 ] || mw_fail "the app accepted $n connections, want the 3 real ones"
+mw_log "case direct connection to the listener's name: OK"
+
+# --- 4. requests with another user's ids: ENOENT -----------------------------------
+id=$("$PY" "$MW_TMP/tcp_probe.py" listener-id "$epid" "$lfd") || mw_fail "no listener id"
+as_nobody "$PY" "$MW_TMP/tcp_probe.py" intrude "$MW_RUNTIME_DIR/pvm.sock" "$id" \
+	>"$MW_TMP/intrude.out" 2>&1 || mw_fail "nobody got at root's socket: $(cat "$MW_TMP/intrude.out")"
+[ "$(grep -c ' on the victim: -2$' "$MW_TMP/intrude.out")" = 4 ] ||
+	mw_fail "intrude: $(cat "$MW_TMP/intrude.out")"
+in_cli timeout 10 "$PY" "$MW_TMP/tcp_probe.py" many "$INS_IP" 7204 1 | grep -q '^ok 1/1$' ||
+	mw_fail "the listener stopped serving after another user's requests"
+mw_log "case another user's ids: OK"
+
+# --- 5. socket quota: nobody is refused at 40, root is not, and it is freed -------
+ins_pid=$(pgrep -f "mw-ins --id 1 -c $CONF" | head -1)
+ins_fds() { ls "/proc/$ins_pid/fd" | wc -l; }
+base=$(ins_fds)
+nobody_sockets() { as_nobody env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" $PROBE sockets "$@"; }
+# (nobody's sockets from the cases above are freed as their processes end)
+mw_wait_for '[ "$(nobody_sockets 100)" = "made 40 errno EMFILE" ]' 2 ||
+	mw_fail "quota as nobody: $(nobody_sockets 100)"
+rm -f "$MW_TMP/go-quota"
+mw_spawn quota bash -c "$(declare -f as_nobody nobody_sockets); PROBE='$PROBE' SHIM='$SHIM' \
+	MW_RUNTIME_DIR='$MW_RUNTIME_DIR' nobody_sockets 100 '$MW_TMP/go-quota'"
+mw_wait_for "grep -q '^made' '$(mw_logfile quota)'" 10 || mw_fail "quota: $(cat "$(mw_logfile quota)")"
+grep -q '^made 40 errno EMFILE$' "$(mw_logfile quota)" || mw_fail "quota as nobody: $(cat "$(mw_logfile quota)")"
+# While nobody sits at its quota, root (one listener open) makes 30 more.
+out=$(shimmed $PROBE sockets 30)
+[ "$out" = "made 30 errno 0" ] || mw_fail "root was limited by nobody's quota: $out"
+in_cli timeout 10 "$PY" "$MW_TMP/tcp_probe.py" many "$INS_IP" 7204 2 | grep -q '^ok 2/2$' ||
+	mw_fail "root's app stopped serving at nobody's quota"
+touch "$MW_TMP/go-quota"
+mw_stop quota
+mw_wait_for "[ \$(ls /proc/$ins_pid/fd | wc -l) -le $base ]" 10 ||
+	mw_fail "the exited apps' sockets were not freed on the INS: $(ins_fds) fds, was $base"
+out=$(nobody_sockets 40)
+[ "$out" = "made 40 errno 0" ] || mw_fail "nobody's quota was not given back: $out"
+mw_log "case socket quota: OK"
+
+# --- 6. EMFILE on mw-pvm: no spinning, and it recovers -----------------------------
+pvm_pid=$(pgrep -f "mw-pvm -c $CONF" | head -1)
+cpu() { awk '{print $14 + $15}' "/proc/$pvm_pid/stat"; }
+nfd=$(ls "/proc/$pvm_pid/fd" | wc -l)
+prlimit --pid "$pvm_pid" --nofile=$((nfd + 8)):$((nfd + 8)) || mw_fail "prlimit failed"
+rm -f "$MW_TMP/go-hold"
+mw_spawn hold as_nobody $PROBE hold-ctl "$MW_RUNTIME_DIR/pvm.sock" 100 "$MW_TMP/go-hold"
+mw_wait_for "grep -q '^holding 100' '$(mw_logfile hold)'" 10 || mw_fail "hold: $(cat "$(mw_logfile hold)")"
+mw_wait_for "grep -q 'Too many open files; retrying' '$PVM_LOG'" 10 || mw_fail "mw-pvm never ran out of fds"
+# ... and Netflow consumers (its listener on loopback) meet the same limit.
+nfport=$(sed -n 's/.*netflow: serving on 127.0.0.1:\([0-9]*\) .*/\1/p' "$PVM_LOG")
+[ -n "$nfport" ] || mw_fail "no Netflow port in mw-pvm's log"
+mw_spawn holdnf as_nobody $PROBE hold-tcp 127.0.0.1 "$nfport" 20 "$MW_TMP/go-hold"
+mw_wait_for "grep -q '^holding 20' '$(mw_logfile holdnf)'" 10 || mw_fail "holdnf: $(cat "$(mw_logfile holdnf)")"
+mw_wait_for "grep -q 'netflow: accept: Too many open files; pausing' '$PVM_LOG'" 10 ||
+	mw_fail "mw-pvm's Netflow server never ran out of fds"
+c0=$(cpu)
+sleep 2
+c1=$(cpu)
+tck=$(getconf CLK_TCK)
+[ $((c1 - c0)) -le $((tck / 2)) ] || mw_fail "mw-pvm used $((c1 - c0)) ticks of CPU in 2 s at EMFILE (spinning)"
+touch "$MW_TMP/go-hold"
+mw_wait_for "grep -q '^released' '$(mw_logfile hold)'" 10 || mw_fail "hold did not release"
+mw_wait_for "grep -q '^released' '$(mw_logfile holdnf)'" 10 || mw_fail "holdnf did not release"
+# fds free up (the limit stays): mw-pvm accepts again by itself
+got=$(shimmed $PROBE client "$CLI_IP" 7299)
+[ "$got" = "got b'hello cli\\n'" ] || mw_fail "mw-pvm did not recover after EMFILE: $got"
+mw_log "case EMFILE on mw-pvm: $((c1 - c0)) ticks in 2 s, recovered: OK"
+mw_log "PASS"
