@@ -41,6 +41,7 @@ struct mw_ins_config {
 	int max_sockets;                    /* 0 = limited only by nofile */
 	int nofile;                         /* RLIMIT_NOFILE to raise to: 1048576 */
 	int heartbeat_ms;                   /* 1000 */
+	int fin_timeout_ms;                 /* a closed connection's FIN handshake at most: 60000 */
 	int socket_window;                  /* per-socket credit window bytes: 256 KiB */
 	char congestion_control[32];        /* "" = kernel default, else e.g. "cubic" */
 	int sndbuf;                         /* 0 = kernel default */

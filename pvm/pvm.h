@@ -90,6 +90,7 @@ struct pvm_sock {
 	bool net_eof;	/* EV_EOF: shut the app's read side once pend drains */
 	bool net_reset; /* EV_RESET: close the app end once pend drains */
 	bool blocked;	/* on ins->blocked: waiting for ring room */
+	bool abort_sent; /* CLOSING by OP_ABORT (else OP_CLOSE, which an abort may follow) */
 	struct pvm_sock *blk_next;
 
 	/* connect outcome */

@@ -116,7 +116,8 @@ void pvm_sock_free(struct pvm_sock *s)
 /**
  * pvm_sock_close() - ask the INS to close (or abort) a socket; freed on EV_CLOSED
  * @s:     the socket (freed now if its INS is gone)
- * @abort: RST and drop queued data instead of a graceful close
+ * @abort: RST and drop queued data instead of a graceful close (also when a
+ *         graceful close is already under way: the INS still holds it)
  * Return: 0, or -errno if the op could not be sent (the socket was freed)
  */
 int pvm_sock_close(struct pvm_sock *s, bool abort)
@@ -125,8 +126,14 @@ int pvm_sock_close(struct pvm_sock *s, bool abort)
 	int ret;
 
 	handover_cancel(s);
-	if (s->state == PVM_ST_CLOSING)
-		return 0;
+	if (s->state == PVM_ST_CLOSING) {
+		/* A graceful close still draining to the client becomes a reset. */
+		if (!abort || s->abort_sent || !s->ins)
+			return 0;
+		s->abort_sent = true;
+		return pvm_ins_op(s->ins, MW_OP_ABORT, s->id, &op, sizeof(op), PVM_REQ_QUIET, NULL,
+				  NULL);
+	}
 	pvm_relay_detach(s);
 	sock_unlink_replica(s);
 	if (!s->ins) {
@@ -134,6 +141,7 @@ int pvm_sock_close(struct pvm_sock *s, bool abort)
 		return 0;
 	}
 	s->state = PVM_ST_CLOSING;
+	s->abort_sent = abort;
 	ret = pvm_ins_op(s->ins, abort ? MW_OP_ABORT : MW_OP_CLOSE, s->id, &op, sizeof(op),
 			 PVM_REQ_QUIET, NULL, NULL);
 	if (ret)
