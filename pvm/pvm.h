@@ -86,14 +86,18 @@ struct pvm_sock {
 	struct pvm_credit cr;
 	uint8_t *pend; /* bytes for the app that did not fit its socket */
 	uint32_t pend_off, pend_len, pend_cap;
-	bool app_eof;	/* read 0 from the app: OP_SHUTDOWN sent */
-	bool net_eof;	/* EV_EOF: shut the app's read side once pend drains */
-	bool net_reset; /* EV_RESET: close the app end once pend drains */
-	bool blocked;	/* on ins->blocked: waiting for ring room */
+	bool app_eof;	 /* read 0 from the app: OP_SHUTDOWN sent */
+	bool net_eof;	 /* EV_EOF: shut the app's read side once pend drains */
+	bool net_reset;	 /* EV_RESET: close the app end once pend drains */
+	bool blocked;	 /* on ins->blocked: waiting for ring room */
 	bool abort_sent; /* CLOSING by OP_ABORT (else OP_CLOSE, which an abort may follow) */
 	struct pvm_sock *blk_next;
 
-	/* connect outcome */
+	/* connect outcome (pvm_connect.c) */
+	int connect_fd;	 /* the app's fd, from CONNECT until its RESULT; -1 */
+	uint32_t filler; /* bytes from the app's socket left unread at fd: it is held */
+	bool held;	 /* fd in pvm->hold_fd until the outcome */
+	bool hup_watch;	 /* fd in pvm->hold_fd: the app shut its write side */
 	bool outcome_known, outcome_consumed;
 	int connect_err;	   /* positive errno, 0 = connected */
 	struct pvm_client *waiter; /* CONNECT_WAIT / GETOPT SO_ERROR parked here */
@@ -124,6 +128,14 @@ enum pvm_req_kind {
 	PVM_REQ_GETOPT,
 	PVM_REQ_GETNAME,
 	PVM_REQ_NETFLOW, /* a Netflow request: the result goes to done() */
+};
+
+/* A failed connect's errno, kept for the app's getsockopt(SO_ERROR) after the socket is freed. */
+struct pvm_failed {
+	uint64_t id;
+	int err;
+	dev_t dev; /* the app's socket, as its fd was first seen */
+	ino_t ino;
 };
 
 /* One control op in flight to an INS; answered by its MW_RESULT. */
@@ -184,9 +196,13 @@ struct pvm {
 	struct ev_loop *loop;
 	const struct mw_pvm_config *cfg;
 	uint64_t tag;
-	char ctl_path[MW_PATH_MAX], data_path[MW_PATH_MAX], ins_path[MW_PATH_MAX];
-	int ctl_fd, data_fd, ins_fd;
-	ev_io ctl_io, data_io, ins_io;
+	char ctl_path[MW_PATH_MAX], ins_path[MW_PATH_MAX];
+	int ctl_fd, ins_fd;
+	ev_io ctl_io, ins_io;
+	int hold_fd; /* epoll set of app sockets held until their connect outcome */
+	ev_io hold_io;
+	struct pvm_failed *failed; /* ring of FAILED_SLOTS, allocated on first use */
+	unsigned failed_next;
 	ev_prepare prep;
 	ev_idle idle;
 	struct mw_spin spin;
@@ -210,6 +226,16 @@ void pvm_shim_close(struct pvm *p);
 void pvm_shim_answer(struct pvm_client *c, int status, uint64_t sock, const struct mw_addr *addr,
 		     const void *val, uint32_t len);
 void pvm_shim_outcome(struct pvm_sock *s);
+
+/* pvm_connect.c */
+int pvm_connect_open(struct pvm *p);
+void pvm_connect_close(struct pvm *p);
+int pvm_connect_attach(struct pvm_sock *s);
+void pvm_connect_release(struct pvm_sock *s, bool ok);
+void pvm_connect_forget(struct pvm_sock *s);
+void pvm_connect_watch_hup(struct pvm_sock *s);
+void pvm_connect_failed_put(struct pvm_sock *s);
+int pvm_connect_failed_take(struct pvm *p, uint64_t id, dev_t dev, ino_t ino);
 
 /* pvm_ins.c */
 int pvm_ins_open(struct pvm *p, char *err, size_t errlen);

@@ -50,6 +50,7 @@ struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
 	s->kind = kind;
 	s->family = family;
 	s->fd = -1;
+	s->connect_fd = -1;
 	clock_gettime(CLOCK_REALTIME, &s->created);
 	pvm_credit_init(&s->cr, ins->ch.peer.window, (uint32_t)p->cfg->socket_window);
 	if (pvm_table_put(&p->socks, id, s)) {
@@ -90,6 +91,7 @@ void pvm_sock_free(struct pvm_sock *s)
 	struct pvm_sock *r;
 
 	handover_cancel(s);
+	pvm_connect_forget(s);
 	pvm_relay_detach(s);
 	if (s->waiter) {
 		s->waiter->wait_sock = NULL;
@@ -470,9 +472,20 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 		sock_answer(r, status, s->id, NULL, NULL, 0);
 		break;
 	case PVM_REQ_CONNECT:
-		if (status)
+		if (status) {
+			pvm_connect_forget(s);
 			s->state = s->bound.family ? PVM_ST_BOUND : PVM_ST_NEW;
+		} else {
+			status = pvm_connect_attach(s);
+		}
 		sock_answer(r, status, s->id, NULL, NULL, 0);
+		if (status && s->state == PVM_ST_CONNECTING) {
+			/* Started on the INS, but the app's socket is not ours: give up. */
+			mw_log_ratelimited(MW_LOG_WARN, "socket %#llx: data connection: %s",
+					   (unsigned long long)s->id, strerror(-status));
+			pvm_sock_close(s, true);
+			break;
+		}
 		if (pvm_observe_active())
 			pvm_observe_sock(PVM_OBS_CONNECT, s, status);
 		break;
