@@ -277,8 +277,7 @@ static void hold_cb(struct ev_loop *loop, ev_io *w, int revents)
 			/* Unread data for the app: it closed over it, the kernel would reset. */
 			epoll_ctl(p->hold_fd, EPOLL_CTL_DEL, s->fd, NULL);
 			s->hup_watch = false;
-			pvm_relay_detach(s);
-			pvm_sock_close(s, s->pend_len != 0);
+			pvm_sock_close(s, s->pend_len != 0); /* before the relay drops them */
 			continue;
 		}
 		if (!s || !s->held)
