@@ -42,6 +42,8 @@ struct ins_sock {
 	bool rd_done;                 /* EV_EOF or EV_RESET sent: never read again */
 	bool wr_dead;                 /* send failed: DATA from the PVM is dropped */
 	bool close_pending;           /* OP_CLOSE waits for the pending bytes */
+	bool lingering;               /* on ins->lingering (ins_linger.c) */
+	bool fin_sent;                /* lingering: shutdown(SHUT_WR) done */
 	bool app_nodelay;             /* TCP_NODELAY as the app set it (the kernel's is always on) */
 	bool proxied;                 /* peer/local came from a PROXY v2 header: getname answers them */
 	int8_t shut_pending;          /* -1, or SHUT_* to apply when pending drains */
@@ -53,6 +55,8 @@ struct ins_sock {
 	struct mw_addr peer;          /* for address blocks on live connections */
 	struct mw_addr local;         /* only kept when proxied */
 	ev_io rio, wio;
+	struct ins_sock *lprev, *lnext; /* lingering list */
+	double linger_until;          /* reset if the client has not acknowledged by then */
 };
 
 /* id -> socket, chained, grows by doubling; no fixed cap. */
@@ -128,6 +132,8 @@ struct ins {
 	ev_idle idle;
 	struct ins_table socks;
 	struct ins_sock *parked;      /* sockets waiting for ring room / retry */
+	struct ins_sock *lingering;   /* closed by the PVM, waiting for the client's ACK */
+	ev_timer linger_timer;
 	struct ins_ctlq *q, *q_tail;
 	uint32_t qlen;
 	uint32_t next_accept;         /* next accepted id's local part w/o bit 31 (0: pick) */
@@ -161,6 +167,12 @@ int ins_proxy_init(struct ins *ins);
 void ins_proxy_start(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
 		     const struct mw_addr *local);
 void ins_proxy_close_all(struct ins *ins);
+
+/* ins_linger.c: graceful close */
+void ins_linger_start(struct ins_sock *s);
+void ins_linger_check(struct ins_sock *s);
+void ins_linger_abort(struct ins_sock *s);
+void ins_linger_forget(struct ins_sock *s);
 
 /* ins_io.c: data relay */
 void ins_io_read_cb(struct ev_loop *loop, ev_io *w, int revents);

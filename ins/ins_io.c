@@ -33,7 +33,7 @@
  */
 
 #define READ_FRAMES_PER_WAKE 4
-#define MIN_DATA_FRAME 4096u
+#define MIN_DATA_FRAME	     4096u
 
 static void credit_back(struct ins_sock *s, bool force)
 {
@@ -162,7 +162,7 @@ void ins_io_lost(struct ins_sock *s, int err)
 		ins_ctl(ins, MW_EV_RESET, s->id, &e, sizeof(e));
 	}
 	if (s->close_pending)
-		ins_io_finish_close(s);
+		ins_linger_check(s);
 }
 
 /**
@@ -290,7 +290,7 @@ static void drained(struct ins_sock *s)
 		s->shut_pending = -1;
 	}
 	if (s->close_pending)
-		ins_io_finish_close(s);
+		ins_linger_check(s);
 }
 
 /**
@@ -343,7 +343,8 @@ int ins_io_data(struct ins_sock *s, const void *data, uint32_t len, char *why, s
 		return -EBADMSG;
 	}
 	if (s->state != INS_ST_CONNECTED && s->state != INS_ST_CLOSING) {
-		snprintf(why, wl, "DATA on %#llx which is not connected", (unsigned long long)s->id);
+		snprintf(why, wl, "DATA on %#llx which is not connected",
+			 (unsigned long long)s->id);
 		return -EBADMSG;
 	}
 	s->rx_outstanding += len;

@@ -196,6 +196,7 @@ void ins_sock_free(struct ins_sock *s)
 	ev_io_stop(ins->loop, &s->rio);
 	ev_io_stop(ins->loop, &s->wio);
 	ins_io_unpark(s);
+	ins_linger_forget(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	ins_table_remove(&ins->socks, s->id);
@@ -440,19 +441,10 @@ static void op_close(struct ins_sock *s, const struct mw_frame *f, const struct 
 	struct ins *ins = s->ins;
 
 	ins_result(ins, s->id, o->req, 0, NULL, 0);
-	if (f->type == MW_OP_ABORT) {
-		if (s->fd >= 0)
-			rst_close(s->fd);
-		s->fd = -1;
-		ins_io_finish_close(s);
-		return;
-	}
-	s->close_pending = true;
-	s->state = INS_ST_CLOSING;
-	ev_io_stop(ins->loop, &s->rio);
-	ins_io_unpark(s);
-	if (!s->pend_len || s->fd < 0 || s->wr_dead)
-		ins_io_finish_close(s);
+	if (f->type == MW_OP_ABORT)
+		ins_linger_abort(s); /* also a graceful close still in progress */
+	else if (s->state != INS_ST_CLOSING)
+		ins_linger_start(s);
 }
 
 static int op_getname(struct ins_sock *s, int which, struct mw_addr *a)
@@ -526,14 +518,16 @@ void ins_sock_op(struct ins *ins, const struct mw_frame *f, const void *payload)
 		return;
 	}
 	if (f->type == MW_OP_SOCKET) {
-		if (mw_sockid_ins(f->sock) != ins->cfg->id || mw_sockid_pvm(f->sock) != ins->pvm_index ||
+		if (mw_sockid_ins(f->sock) != ins->cfg->id ||
+		    mw_sockid_pvm(f->sock) != ins->pvm_index ||
 		    (mw_sockid_local(f->sock) & MW_SOCKID_INS_ASSIGNED)) {
 			ins_fatal(ins, "OP_SOCKET with id %#llx not for INS %d / PVM %u",
 				  (unsigned long long)f->sock, ins->cfg->id, ins->pvm_index);
 			return;
 		}
 		if (ins_table_find(&ins->socks, f->sock)) {
-			ins_fatal(ins, "OP_SOCKET reuses live id %#llx", (unsigned long long)f->sock);
+			ins_fatal(ins, "OP_SOCKET reuses live id %#llx",
+				  (unsigned long long)f->sock);
 			return;
 		}
 		ret = op_socket(ins, f->sock, payload);

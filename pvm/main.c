@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 		.name = "mw-pvm",
 		.summary = "Relay the protected app's TCP sockets to the INS instances.",
 	};
-	static struct pvm p = { .ctl_fd = -1, .data_fd = -1, .ins_fd = -1 };
+	static struct pvm p = { .ctl_fd = -1, .ins_fd = -1, .hold_fd = -1 };
 	char err[256] = "";
 	int ret, status = EXIT_FAILURE;
 
@@ -67,6 +67,11 @@ int main(int argc, char **argv)
 		mw_err("socket table: %s", strerror(-ret));
 		goto out;
 	}
+	ret = pvm_connect_open(&p);
+	if (ret) {
+		mw_err("connect hold set: %s", strerror(-ret));
+		goto out;
+	}
 	ret = pvm_ins_open(&p, err, sizeof(err));
 	if (!ret)
 		ret = pvm_shim_open(&p, err, sizeof(err));
@@ -81,9 +86,8 @@ int main(int argc, char **argv)
 	p.status_timer.data = &p;
 	ev_timer_start(p.loop, &p.status_timer);
 
-	mw_notice("ready: control %s, data %s, INS %s, index %d, ring %d, window %d", p.ctl_path,
-		  p.data_path, p.ins_path, d.cfg.pvm.index, d.cfg.pvm.ring_size,
-		  d.cfg.pvm.socket_window);
+	mw_notice("ready: control %s, INS %s, index %d, ring %d, window %d", p.ctl_path, p.ins_path,
+		  d.cfg.pvm.index, d.cfg.pvm.ring_size, d.cfg.pvm.socket_window);
 	mw_daemon_ready(&d, "waiting for INS; control socket %s", p.ctl_path);
 
 	ev_run(p.loop, 0);
@@ -98,6 +102,7 @@ out_close:
 	pvm_netflow_close(&p);
 	pvm_sock_free_all(&p);
 	pvm_table_fini(&p.socks);
+	pvm_connect_close(&p);
 out:
 	if (status == EXIT_SUCCESS)
 		mw_notice("stopped");

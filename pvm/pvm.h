@@ -94,9 +94,14 @@ struct pvm_sock {
 	bool net_reset;	       /* EV_RESET: close the app end once pend drains */
 	bool rx_eof, rx_reset; /* the INS sent EV_EOF / EV_RESET: what may follow is checked */
 	bool blocked;	       /* on ins->blocked: waiting for ring room */
+	bool abort_sent;       /* CLOSING by OP_ABORT (else OP_CLOSE, which an abort may follow) */
 	struct pvm_sock *blk_next;
 
-	/* connect outcome */
+	/* connect outcome (pvm_connect.c) */
+	int connect_fd;	 /* the app's fd, from CONNECT until its RESULT; -1 */
+	uint32_t filler; /* bytes from the app's socket left unread at fd: it is held */
+	bool held;	 /* fd in pvm->hold_fd until the outcome */
+	bool hup_watch;	 /* fd in pvm->hold_fd: the app shut its write side */
 	bool outcome_known, outcome_consumed;
 	int connect_err;	   /* positive errno, 0 = connected */
 	struct pvm_client *waiter; /* CONNECT_WAIT / GETOPT SO_ERROR parked here */
@@ -112,7 +117,6 @@ struct pvm_sock {
 	struct pvm_sock *ho_next, *ho_prev;
 	bool ho_waiting;
 	uid_t owner_uid;   /* who created it (observation only: the fd is the authority) */
-	uid_t connect_uid; /* who asked for the CONNECT: the data connection must be theirs */
 	dev_t app_dev;	   /* the app's AF_UNIX socket, made by us at SOCKET (app sockets) */
 	ino_t app_ino;
 	uint64_t nonce;	  /* the random part of its 'S' name */
@@ -134,6 +138,14 @@ enum pvm_req_kind {
 	PVM_REQ_GETOPT,
 	PVM_REQ_GETNAME,
 	PVM_REQ_NETFLOW, /* a Netflow request: the result goes to done() */
+};
+
+/* A failed connect's errno, kept for the app's getsockopt(SO_ERROR) after the socket is freed. */
+struct pvm_failed {
+	uint64_t id;
+	int err;
+	dev_t dev; /* the app's socket, as its fd was first seen */
+	ino_t ino;
 };
 
 /* One control op in flight to an INS; answered by its MW_RESULT. */
@@ -201,9 +213,13 @@ struct pvm {
 	struct ev_loop *loop;
 	const struct mw_pvm_config *cfg;
 	uint64_t tag;
-	char ctl_path[MW_PATH_MAX], data_path[MW_PATH_MAX], ins_path[MW_PATH_MAX];
-	int ctl_fd, data_fd, ins_fd;
-	ev_io ctl_io, data_io, ins_io;
+	char ctl_path[MW_PATH_MAX], ins_path[MW_PATH_MAX];
+	int ctl_fd, ins_fd;
+	ev_io ctl_io, ins_io;
+	int hold_fd; /* epoll set of app sockets held until their connect outcome */
+	ev_io hold_io;
+	struct pvm_failed *failed; /* ring of FAILED_SLOTS, allocated on first use */
+	unsigned failed_next;
 	ev_prepare prep;
 	ev_idle idle;
 	struct mw_spin spin;
@@ -246,6 +262,16 @@ void pvm_shim_outcome(struct pvm_sock *s);
 struct pvm_hs;
 void pvm_hs_start(struct pvm *p, int fd);
 void pvm_hs_close_all(struct pvm *p);
+
+/* pvm_connect.c */
+int pvm_connect_open(struct pvm *p);
+void pvm_connect_close(struct pvm *p);
+int pvm_connect_attach(struct pvm_sock *s);
+void pvm_connect_release(struct pvm_sock *s, bool ok);
+void pvm_connect_forget(struct pvm_sock *s);
+void pvm_connect_watch_hup(struct pvm_sock *s);
+void pvm_connect_failed_put(struct pvm_sock *s);
+int pvm_connect_failed_take(struct pvm *p, uint64_t id, dev_t dev, ino_t ino);
 
 /* pvm_ins.c */
 int pvm_ins_open(struct pvm *p, char *err, size_t errlen);

@@ -344,6 +344,8 @@ static int nf_sockattr(struct pvm_netflow *nf, struct mw_nf_reply to,
  * Mitigation close.  Shutting mw-pvm's end both ways makes the app read EOF
  * and get EPIPE on write; what the app had already written is discarded
  * first, or closing over unread bytes would turn its EOF into ECONNRESET.
+ * The INS resets the connection (OP_ABORT), also one the app already closed
+ * and the INS still drains to a slow client.
  */
 static int nf_close(struct pvm_netflow *nf, const struct mw_nf_request *req)
 {
@@ -353,8 +355,6 @@ static int nf_close(struct pvm_netflow *nf, const struct mw_nf_request *req)
 
 	if (!s)
 		return -EBADF;
-	if (s->state == PVM_ST_CLOSING)
-		return 0;
 	mw_notice("netflow: mitigation close of socket %#llx", (unsigned long long)s->id);
 	if (s->kind == PVM_SOCK_APP && (s->state == PVM_ST_LISTENING || s->replicas)) {
 		pvm_sock_close_listener(s);

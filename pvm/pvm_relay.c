@@ -106,6 +106,8 @@ static void relay_app_eof(struct pvm_sock *s)
 	}
 	if (pvm_ins_op(s->ins, MW_OP_SHUTDOWN, s->id, &op, sizeof(op), PVM_REQ_QUIET, NULL, NULL))
 		relay_app_gone(s, true);
+	else
+		pvm_connect_watch_hup(s); /* it may still read; when it closes, so do we */
 }
 
 /*

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* pvm_shim.c - the shim's control socket (registrations, requests) and data socket */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -30,12 +31,12 @@
  * it.  CLOSE_HINT carries no fd; it is believed only once the socket's name
  * is free, i.e. the app's socket is really gone.  A request
  * that needs the INS parks the client (its watcher stopped) until the
- * MW_RESULT arrives, or, for CONNECT_WAIT and SO_ERROR, until the connect
- * outcome is known; the client's next request cannot arrive before that.
+ * MW_RESULT arrives, or, for CONNECT_WAIT, until the connect outcome is
+ * known; the client's next request cannot arrive before that.
+ * getsockopt(SO_ERROR) never waits: 0 while the connect is in progress.
  *
- * Data (SOCK_STREAM, control path + ".data"): the shim connects an app socket
- * here after CONNECT; the peer's abstract 'S' name says which socket it is,
- * and its uid must be the one that asked for the CONNECT.
+ * Data: CONNECT's fd is the app's socket; mw-pvm connects it to itself and
+ * holds it unwritable until the outcome (pvm_connect.c).
  */
 
 #define PRIVILEGED_PORTS 1024
@@ -133,7 +134,7 @@ void pvm_shim_answer(struct pvm_client *c, int status, uint64_t sock, const stru
 	client_send(c, &resp, -1);
 }
 
-/* Hand the connect outcome to whoever asked; a consumed failure ends the socket. */
+/* Hand the connect outcome to whoever asked. */
 static void shim_consume_outcome(struct pvm_sock *s, struct pvm_client *c, int op)
 {
 	int err = s->connect_err;
@@ -143,13 +144,16 @@ static void shim_consume_outcome(struct pvm_sock *s, struct pvm_client *c, int o
 		pvm_shim_answer(c, 0, s->id, NULL, &err, sizeof(err));
 	else
 		pvm_shim_answer(c, err ? -err : 0, s->id, NULL, NULL, 0);
-	if (err)
-		pvm_sock_close(s, false); /* also closes our end of the data connection */
 }
 
 /**
  * pvm_shim_outcome() - EV_CONNECTED/EV_ERROR arrived: wake the parked caller, relay
  * @s: the connecting socket (outcome_known set)
+ *
+ * A failure frees everything now, whatever the app does next: our end of its
+ * socket is closed over the unread filler (the app's socket reports an error
+ * and hangs up), the INS socket is aborted, and the errno waits in a small
+ * table for the app's getsockopt(SO_ERROR).
  */
 void pvm_shim_outcome(struct pvm_sock *s)
 {
@@ -157,13 +161,19 @@ void pvm_shim_outcome(struct pvm_sock *s)
 
 	if (pvm_observe_active())
 		pvm_observe_sock(PVM_OBS_CONNECT, s, -s->connect_err);
+	pvm_connect_release(s, !s->connect_err);
 	if (c) {
 		s->waiter = NULL;
 		shim_consume_outcome(s, c, s->waiter_op);
-		if (s->connect_err)
-			return;
 	}
-	if (!s->connect_err && s->fd >= 0)
+	if (s->connect_err) {
+		if (!s->outcome_consumed)
+			pvm_connect_failed_put(s); /* SO_ERROR answers from there */
+		s->outcome_consumed = true;
+		pvm_sock_close(s, true);
+		return;
+	}
+	if (s->fd >= 0)
 		pvm_relay_attach(s, s->fd);
 }
 
@@ -178,7 +188,6 @@ static int shim_register(struct pvm_client *c, const struct mw_shimctl_req *req)
 	memset(&resp, 0, sizeof(resp));
 	resp.sock = p->tag;
 	resp.arg = getpid();
-	snprintf(resp.text, sizeof(resp.text), "%s", p->data_path);
 	client_send(c, &resp, -1);
 	return 0;
 }
@@ -274,9 +283,11 @@ static int shim_listen(struct pvm_client *c, struct pvm_sock *s, const struct mw
 	return ret;
 }
 
-static int shim_connect(struct pvm_client *c, struct pvm_sock *s, const struct mw_shimctl_req *req)
+static int shim_connect(struct pvm_client *c, struct pvm_sock *s, const struct mw_shimctl_req *req,
+			int fd)
 {
 	struct mw_op_addr ca = { .addr = req->addr };
+	int ret;
 
 	switch (s->state) {
 	case PVM_ST_CONNECTING:
@@ -295,14 +306,20 @@ static int shim_connect(struct pvm_client *c, struct pvm_sock *s, const struct m
 	while (s->replicas)
 		pvm_sock_close(s->replicas, false);
 	s->state = PVM_ST_CONNECTING;
-	s->connect_uid = c->uid;
 	s->outcome_known = s->outcome_consumed = false;
 	s->connect_err = 0;
 	s->peer = req->addr;
-	return pvm_ins_op(s->ins, MW_OP_CONNECT, s->id, &ca, sizeof(ca), PVM_REQ_CONNECT, c, NULL);
+	/* Kept until the RESULT: then mw-pvm connects the app's socket to itself. */
+	s->connect_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (s->connect_fd < 0)
+		return -errno;
+	ret = pvm_ins_op(s->ins, MW_OP_CONNECT, s->id, &ca, sizeof(ca), PVM_REQ_CONNECT, c, NULL);
+	if (ret)
+		pvm_connect_forget(s);
+	return ret;
 }
 
-/* CONNECT_WAIT and getsockopt(SO_ERROR): answer now or park until the outcome. */
+/* CONNECT_WAIT (answer now or park until the outcome) and getsockopt(SO_ERROR) (never waits). */
 static int shim_wait(struct pvm_client *c, struct pvm_sock *s, int op)
 {
 	int zero = 0;
@@ -311,7 +328,7 @@ static int shim_wait(struct pvm_client *c, struct pvm_sock *s, int op)
 		shim_consume_outcome(s, c, op);
 		return 0;
 	}
-	if (s->state == PVM_ST_CONNECTING && !s->outcome_known) {
+	if (s->state == PVM_ST_CONNECTING && !s->outcome_known && op != MW_SHIMCTL_GETOPT) {
 		if (s->waiter)
 			return -EALREADY;
 		s->waiter = c;
@@ -361,6 +378,34 @@ static int shim_setopt(struct pvm_client *c, struct pvm_sock *s, const struct mw
 	if (!ret)
 		r->opt = o;
 	return ret;
+}
+
+/* Does @req ask for a connect outcome (getsockopt(SO_ERROR) or CONNECT_WAIT)? */
+static bool shim_asks_outcome(const struct mw_shimctl_req *req)
+{
+	return (req->op == MW_SHIMCTL_GETOPT && req->arg == SOL_SOCKET && req->arg2 == SO_ERROR) ||
+	       req->op == MW_SHIMCTL_CONNECT_WAIT;
+}
+
+/*
+ * The outcome of a connect that failed before anyone asked; the socket is
+ * being or was freed.  SO_ERROR: the errno once, then 0, as the kernel;
+ * CONNECT_WAIT (a blocking connect that the INS failed before it waited):
+ * the errno.  @fd must be the socket that failed (its inode as first seen).
+ * Return: 0 (answered), or -errno to answer with.
+ */
+static int shim_failed_outcome(struct pvm_client *c, const struct mw_shimctl_req *req, int fd)
+{
+	struct stat st;
+	int err;
+
+	if (fd < 0 || fstat(fd, &st) || !S_ISSOCK(st.st_mode))
+		return -ENOENT;
+	err = pvm_connect_failed_take(c->pvm, req->sock, st.st_dev, st.st_ino);
+	if (req->op == MW_SHIMCTL_CONNECT_WAIT)
+		return err ? -err : -ECONNABORTED;
+	pvm_shim_answer(c, 0, req->sock, NULL, &err, sizeof(err));
+	return 0;
 }
 
 static int shim_getopt(struct pvm_client *c, struct pvm_sock *s, const struct mw_shimctl_req *req)
@@ -454,6 +499,9 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req,
 			pvm_appsock_check(s, "close hint");
 		return 0;
 	}
+	if (shim_asks_outcome(req) &&
+	    (!s || (s->kind == PVM_SOCK_APP && s->outcome_consumed && s->state == PVM_ST_CLOSING)))
+		return shim_failed_outcome(c, req, fd);
 	if (!s || s->kind == PVM_SOCK_REPLICA || shim_authorize(c->pvm, s, fd))
 		return -ENOENT;
 	if (!s->ins && s->state != PVM_ST_LISTENING)
@@ -464,7 +512,7 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req,
 	case MW_SHIMCTL_LISTEN:
 		return shim_listen(c, s, req);
 	case MW_SHIMCTL_CONNECT:
-		return s->ins ? shim_connect(c, s, req) : -EISCONN;
+		return s->ins ? shim_connect(c, s, req, fd) : -EISCONN;
 	case MW_SHIMCTL_CONNECT_WAIT:
 		return shim_wait(c, s, MW_SHIMCTL_CONNECT_WAIT);
 	case MW_SHIMCTL_SETOPT:
@@ -593,8 +641,6 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (p->ctl_fd >= 0)
 		ev_io_start(loop, &p->ctl_io);
-	if (p->data_fd >= 0)
-		ev_io_start(loop, &p->data_io);
 }
 
 static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -641,55 +687,6 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-/* The shim connected an app socket after CONNECT: find it by its 'S' name. */
-static void data_accept_one(struct pvm *p, int fd)
-{
-	struct sockaddr_un sun;
-	socklen_t len = sizeof(sun);
-	struct mw_sockname n;
-	struct pvm_sock *s;
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-
-	if (getpeername(fd, (struct sockaddr *)&sun, &len) || mw_sockname_decode(&n, &sun, len) ||
-	    n.kind != MW_SOCKNAME_SOCKET || n.tag != p->tag)
-		goto reject;
-	s = pvm_sock_find(p, n.id);
-	if (!s || s->kind != PVM_SOCK_APP || s->fd >= 0 ||
-	    (s->state != PVM_ST_CONNECTING && s->state != PVM_ST_CONNECTED))
-		goto reject;
-	if (n.nonce != s->nonce || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) ||
-	    (cred.uid != 0 && cred.uid != s->connect_uid))
-		goto reject;
-	pvm_appsock_unwatch(s); /* from now on its end is watched through this connection */
-	if (s->outcome_known && s->connect_err) {
-		/* Failed: the app learns it from CONNECT_WAIT/SO_ERROR; then EOF. */
-		s->fd = fd;
-		if (s->outcome_consumed)
-			pvm_sock_close(s, false);
-		return;
-	}
-	pvm_relay_attach(s, fd);
-	return;
-reject:
-	mw_log_ratelimited(MW_LOG_WARN, "data socket: connection from an unknown socket refused");
-	close(fd);
-}
-
-static void data_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	int i, fd;
-
-	for (i = 0; i < ACCEPTS_PER_EVENT; i++) {
-		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			shim_accept_park(w->data, w, "the data socket");
-			return;
-		}
-		data_accept_one(w->data, fd);
-	}
-}
-
 static int shim_listen_path(const char *path, int type, int *out)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -713,7 +710,7 @@ static int shim_listen_path(const char *path, int type, int *out)
 }
 
 /**
- * pvm_shim_open() - listen on the control socket and the data socket
+ * pvm_shim_open() - listen on the control socket
  * @p:      the daemon
  * @err:    one line on failure
  * @errlen: its size
@@ -724,31 +721,14 @@ int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
 	int ret;
 
 	snprintf(p->ctl_path, sizeof(p->ctl_path), "%s", p->cfg->control_socket);
-	if (snprintf(p->data_path, sizeof(p->data_path), "%s.data", p->ctl_path) >=
-	    (int)sizeof(p->data_path)) {
-		snprintf(err, errlen, "pvm.control_socket %s: path too long for %s.data",
-			 p->ctl_path, p->ctl_path);
-		return -ENAMETOOLONG;
-	}
 	ret = shim_listen_path(p->ctl_path, SOCK_SEQPACKET, &p->ctl_fd);
 	if (ret) {
 		snprintf(err, errlen, "control socket %s: %s", p->ctl_path, strerror(-ret));
 		return ret;
 	}
-	ret = shim_listen_path(p->data_path, SOCK_STREAM, &p->data_fd);
-	if (ret) {
-		snprintf(err, errlen, "data socket %s: %s", p->data_path, strerror(-ret));
-		close(p->ctl_fd);
-		unlink(p->ctl_path);
-		p->ctl_fd = -1;
-		return ret;
-	}
 	ev_io_init(&p->ctl_io, ctl_accept_cb, p->ctl_fd, EV_READ);
 	p->ctl_io.data = p;
 	ev_io_start(p->loop, &p->ctl_io);
-	ev_io_init(&p->data_io, data_accept_cb, p->data_fd, EV_READ);
-	p->data_io.data = p;
-	ev_io_start(p->loop, &p->data_io);
 	ev_timer_init(&p->accept_timer, accept_retry_cb, PVM_ACCEPT_RETRY_S, 0.);
 	p->accept_timer.data = p;
 	pvm_appsock_open(p);
@@ -756,7 +736,7 @@ int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
 }
 
 /**
- * pvm_shim_close() - at exit: drop clients, close and remove both sockets
+ * pvm_shim_close() - at exit: drop clients, close and remove the control socket
  * @p: the daemon
  */
 void pvm_shim_close(struct pvm *p)
@@ -774,11 +754,5 @@ void pvm_shim_close(struct pvm *p)
 		close(p->ctl_fd);
 		unlink(p->ctl_path);
 		p->ctl_fd = -1;
-	}
-	if (p->data_fd >= 0) {
-		ev_io_stop(p->loop, &p->data_io);
-		close(p->data_fd);
-		unlink(p->data_path);
-		p->data_fd = -1;
 	}
 }

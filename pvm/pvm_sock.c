@@ -51,6 +51,7 @@ struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
 	s->family = family;
 	s->fd = -1;
 	s->app_fd = -1;
+	s->connect_fd = -1;
 	clock_gettime(CLOCK_REALTIME, &s->created);
 	pvm_credit_init(&s->cr, ins->ch.peer.window, (uint32_t)p->cfg->socket_window);
 	if (pvm_table_put(&p->socks, id, s)) {
@@ -93,6 +94,7 @@ void pvm_sock_free(struct pvm_sock *s)
 	struct pvm_sock *r;
 
 	handover_cancel(s);
+	pvm_connect_forget(s);
 	pvm_relay_detach(s);
 	pvm_appsock_unwatch(s);
 	pvm_quota_put(s);
@@ -126,7 +128,8 @@ void pvm_sock_free(struct pvm_sock *s)
 /**
  * pvm_sock_close() - ask the INS to close (or abort) a socket; freed on EV_CLOSED
  * @s:     the socket (freed now if its INS is gone)
- * @abort: RST and drop queued data instead of a graceful close
+ * @abort: RST and drop queued data instead of a graceful close (also when a
+ *         graceful close is already under way: the INS still holds it)
  * Return: 0, or -errno if the op could not be sent (the socket was freed)
  */
 int pvm_sock_close(struct pvm_sock *s, bool abort)
@@ -135,8 +138,14 @@ int pvm_sock_close(struct pvm_sock *s, bool abort)
 	int ret;
 
 	handover_cancel(s);
-	if (s->state == PVM_ST_CLOSING)
-		return 0;
+	if (s->state == PVM_ST_CLOSING) {
+		/* A graceful close still draining to the client becomes a reset. */
+		if (!abort || s->abort_sent || !s->ins)
+			return 0;
+		s->abort_sent = true;
+		return pvm_ins_op(s->ins, MW_OP_ABORT, s->id, &op, sizeof(op), PVM_REQ_QUIET, NULL,
+				  NULL);
+	}
 	pvm_relay_detach(s);
 	sock_unlink_replica(s);
 	if (!s->ins) {
@@ -144,6 +153,7 @@ int pvm_sock_close(struct pvm_sock *s, bool abort)
 		return 0;
 	}
 	s->state = PVM_ST_CLOSING;
+	s->abort_sent = abort;
 	ret = pvm_ins_op(s->ins, abort ? MW_OP_ABORT : MW_OP_CLOSE, s->id, &op, sizeof(op),
 			 PVM_REQ_QUIET, NULL, NULL);
 	if (ret)
@@ -481,9 +491,20 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 		sock_answer(r, status, s->id, NULL, NULL, 0);
 		break;
 	case PVM_REQ_CONNECT:
-		if (status)
+		if (status) {
+			pvm_connect_forget(s);
 			s->state = s->bound.family ? PVM_ST_BOUND : PVM_ST_NEW;
+		} else {
+			status = pvm_connect_attach(s);
+		}
 		sock_answer(r, status, s->id, NULL, NULL, 0);
+		if (status && s->state == PVM_ST_CONNECTING) {
+			/* Started on the INS, but the app's socket is not ours: give up. */
+			mw_log_ratelimited(MW_LOG_WARN, "socket %#llx: data connection: %s",
+					   (unsigned long long)s->id, strerror(-status));
+			pvm_sock_close(s, true);
+			break;
+		}
 		if (pvm_observe_active())
 			pvm_observe_sock(PVM_OBS_CONNECT, s, status);
 		break;

@@ -41,11 +41,10 @@ extern struct shim_real shim_real;
 struct shim_state {
 	pthread_mutex_t lock;
 	bool failopen;           /* MW_SHIM_FAILOPEN=1 */
-	bool registered;         /* tag/pvm_pid/data_path valid */
+	bool registered;         /* tag/pvm_pid valid */
 	uint64_t tag;
 	pid_t pvm_pid;
 	char ctl_path[108];
-	char data_path[108];
 };
 extern struct shim_state shim_state;
 
@@ -73,6 +72,7 @@ int shim_ctl_call(struct mw_shimctl_req *req, int fd, struct mw_shimctl_resp *re
 int shim_ctl_hint(uint64_t sock);
 int shim_ctl_socket(struct mw_shimctl_req *req, struct mw_shimctl_resp *resp, bool cloexec);
 int shim_ctl_send(const struct mw_shimctl_req *req, int app_fd);
+int shim_ctl_wait(struct mw_shimctl_req *req, int app_fd, struct mw_shimctl_resp *resp, int ms);
 void shim_ctl_atfork_init(void);
 
 /* shim_ident.c */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* shim_ctl.c - the per-thread control connection to mw-pvm: register, request/response, fork */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,14 +221,13 @@ static int ctl_open(void)
 		ret = resp.status < 0 ? resp.status : -EPROTO;
 		goto fail;
 	}
-	if (resp.arg <= 0 || !resp.text[0]) {
+	if (resp.arg <= 0) {
 		ret = -EPROTO;
 		goto fail;
 	}
 	pthread_mutex_lock(&shim_state.lock);
 	shim_state.tag = resp.sock;
 	shim_state.pvm_pid = resp.arg;
-	snprintf(shim_state.data_path, sizeof(shim_state.data_path), "%s", resp.text);
 	shim_state.registered = true;
 	pthread_mutex_unlock(&shim_state.lock);
 	ctl_fd = fd;
@@ -242,7 +242,7 @@ fail:
 /**
  * shim_ctl_ready() - make sure this thread has a registered control connection
  *
- * Afterwards shim_state.tag, .pvm_pid and .data_path are valid.
+ * Afterwards shim_state.tag and .pvm_pid are valid.
  * Return: 0, or -errno of the connect/registration (e.g. -ENOENT, -ECONNREFUSED)
  */
 int shim_ctl_ready(void)
@@ -339,5 +339,52 @@ int shim_ctl_hint(uint64_t sock)
 	ret = ctl_xfer(ctl_fd, &req, -1, NULL, NULL, 0);
 	if (ret)
 		ctl_drop();
+	return ret;
+}
+
+/**
+ * shim_ctl_wait() - a request whose response may take long, interruptible as the kernel's waits
+ * @req:    the request (CONNECT_WAIT)
+ * @app_fd: the app's fd of the socket it names
+ * @resp:   the response
+ * @ms:     give up after this long (the app's SO_SNDTIMEO); -1: no limit
+ *
+ * Without a limit the wait is a plain blocking recv(): a signal whose handler
+ * has SA_RESTART restarts it inside the kernel, any other one interrupts it,
+ * exactly as for the kernel's own connect().  With a limit a signal always
+ * interrupts (as the kernel does when SO_SNDTIMEO is set).  A wait given up
+ * leaves its response owed: the connection is dropped (mw-pvm forgets the
+ * waiter) and the next call opens a new one.
+ * Return: as shim_ctl_call(), or -EINTR, or -EINPROGRESS when @ms ran out
+ */
+int shim_ctl_wait(struct mw_shimctl_req *req, int app_fd, struct mw_shimctl_resp *resp, int ms)
+{
+	struct pollfd pfd;
+	ssize_t n;
+	int ret = shim_ctl_ready();
+
+	if (ret)
+		return -ECONNREFUSED;
+	ret = ctl_xfer(ctl_fd, req, app_fd, NULL);
+	if (ret)
+		goto drop;
+	if (ms >= 0) {
+		pfd.fd = ctl_fd;
+		pfd.events = POLLIN;
+		n = poll(&pfd, 1, ms);
+		if (n <= 0) {
+			ret = n == 0 ? -EINPROGRESS : -errno;
+			goto drop;
+		}
+	}
+	n = recv(ctl_fd, resp, sizeof(*resp), 0);
+	if (n != (ssize_t)sizeof(*resp)) {
+		ret = n < 0 && errno == EINTR ? -EINTR : -EIO;
+		goto drop;
+	}
+	resp->text[sizeof(resp->text) - 1] = '\0';
+	return resp->status > 0 ? -EIO : resp->status;
+drop:
+	ctl_drop();
 	return ret;
 }

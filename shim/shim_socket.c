@@ -2,6 +2,7 @@
 /* shim_socket.c - interposed socket/bind/listen/connect/accept/accept4/close */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <time.h>
@@ -16,10 +17,11 @@
  * socket(): a TCP socket becomes an AF_UNIX stream socket bound to an 'S' name
  * {tag, id, nonce}, created and named by mw-pvm and passed in the SOCKET
  * response; mw-pvm holds the real TCP socket on an INS.
- * connect(): CONNECT starts the TCP connect on the INS; the fd is connected to
- * mw-pvm's data socket, which learns the id from our name.  Blocking sockets
- * then wait (CONNECT_WAIT); non-blocking ones return EINPROGRESS and learn the
- * outcome from SO_ERROR.
+ * connect(): CONNECT (with the fd) starts the TCP connect on the INS; mw-pvm
+ * connects the fd to itself and keeps it unwritable until the outcome.
+ * Blocking sockets then wait (CONNECT_WAIT, within SO_SNDTIMEO); non-blocking
+ * ones return EINPROGRESS, poll writable with the outcome and read it from
+ * SO_ERROR.
  * listen()/accept(): the fd listens natively; mw-pvm connects to it once per
  * TCP connection from an 'A'-named socket.  accept() keeps only connections
  * whose peer is mw-pvm (SO_PEERCRED pid) with an 'A' name of our tag: anything
@@ -129,25 +131,29 @@ SHIM_EXPORT int listen(int fd, int backlog)
 	return 0;
 }
 
-/* Connect @fd to mw-pvm's data socket.  Return: 0 or -errno. */
-static int shim_data_connect(int fd)
+/*
+ * A blocking connect(): wait for the outcome within the app's SO_SNDTIMEO
+ * (kept natively on the fd), as the kernel does: EINPROGRESS when it runs
+ * out, EINTR for a signal (restarted with SA_RESTART when there is no timeout).
+ */
+static int shim_connect_wait(int fd, uint64_t id)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct timespec ts = { 0, 1000000 };
-	int i;
+	struct mw_shimctl_req req;
+	struct mw_shimctl_resp resp;
+	struct timeval tv = { 0, 0 };
+	socklen_t len = sizeof(tv);
+	long long ms = -1;
 
-	memcpy(sun.sun_path, shim_state.data_path, strlen(shim_state.data_path));
-	/* Bounded: EAGAIN (a non-blocking fd and a full backlog) or EINTR retry for ~1 s. */
-	for (i = 0; i < 1000; i++) {
-		if (!shim_real.connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
-			return 0;
-		if (errno == EISCONN && i)
-			return 0;
-		if (errno != EAGAIN && errno != EINTR)
-			return -errno;
-		nanosleep(&ts, NULL);
+	if (!shim_real.getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) &&
+	    (tv.tv_sec || tv.tv_usec)) {
+		ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+		if (ms > INT_MAX)
+			ms = INT_MAX;
 	}
-	return -EAGAIN;
+	memset(&req, 0, sizeof(req));
+	req.op = MW_SHIMCTL_CONNECT_WAIT;
+	req.sock = id;
+	return shim_ctl_wait(&req, fd, &resp, (int)ms);
 }
 
 SHIM_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG uaddr, socklen_t alen)
@@ -173,19 +179,19 @@ SHIM_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG uaddr, socklen_t alen)
 	req.op = MW_SHIMCTL_CONNECT;
 	req.sock = id.id;
 	ret = shim_ctl_call(&req, fd, &resp);
-	if (ret)
-		return shim_fail(-ret);
-	shim_bit_clear(fd);
-	ret = shim_data_connect(fd);
-	if (ret)
-		return shim_fail(-ret);
 	fl = fcntl(fd, F_GETFL);
+	if (ret == -EALREADY && fl >= 0 && !(fl & O_NONBLOCK)) {
+		/* As the kernel: a blocking connect() during one (after EINTR) waits on. */
+		ret = shim_connect_wait(fd, id.id);
+		return ret ? shim_fail(ret == -EINPROGRESS ? EALREADY : -ret) : 0;
+	}
+	if (ret)
+		return shim_fail(-ret);
+	/* mw-pvm connected the fd to itself; it polls writable with the outcome. */
+	shim_bit_clear(fd);
 	if (fl >= 0 && (fl & O_NONBLOCK))
 		return shim_fail(EINPROGRESS);
-	memset(&req, 0, sizeof(req));
-	req.op = MW_SHIMCTL_CONNECT_WAIT;
-	req.sock = id.id;
-	ret = shim_ctl_call(&req, fd, &resp);
+	ret = shim_connect_wait(fd, id.id);
 	return ret ? shim_fail(-ret) : 0;
 }
 

@@ -21,11 +21,16 @@
 # ADDR is "ip:port" (TCP) or "/path" (AF_UNIX). With $NF_TOKEN set, a TCP connection
 # first sends the Auth request (mwcomms extension, docs/netflow.md) and expects its
 # answer; $NF_TOKEN_NOCHECK=1 sends it without waiting.
+#   nf_probe.py cut ADDR SOCK                mitigation close of SOCK; prints
+#                                            "sent_at=T status=S" (T: just before the send)
 # Peers for the scenarios (the app side runs under the shim):
 #   nf_probe.py flood-server PORT TOTAL      accept one client, send TOTAL bytes; report
 #                                            "EPIPE after N" and then what a read returns
 #   nf_probe.py fetch HOST PORT PATH         HTTP/1.0 GET; "sent=N recv=M lport=P"
 #   nf_probe.py slow-read HOST PORT SECONDS  read slowly; "got=N end=eof|reset|timeout"
+#   nf_probe.py trickle HOST PORT SECONDS    read 1 KiB/s with a 4 KiB receive buffer,
+#                                            watch TCP_INFO; "cut_at=T end=reset|eof|close
+#                                            got=N" when the connection is lost
 #   nf_probe.py hold HOST PORT SECONDS       connect, print "lport=P", hold the connection
 #   nf_probe.py sig-wait PORT                listen on PORT; print "signal N" for each of
 #                                            SIGUSR1 and SIGINT received (20 s at most)
@@ -242,6 +247,21 @@ def cmd_req(addr, name, flags, ident, val0, val1):
             return
 
 
+def cmd_cut(addr, ident):
+    s = connect(addr)
+    m = request(0x1235, 3, 0x0101, 0, 0, sock=int(ident, 0))
+    t = time.time()
+    s.sendall(m)
+    while True:
+        r = read_msg(s)
+        if r is None:
+            print("sent_at=%.6f closed" % t)
+            return
+        if r[0] == "resp":
+            print("sent_at=%.6f status=%d" % (t, r[1][1]), flush=True)
+            return
+
+
 def cmd_raw(addr, hexdata):
     s = connect(addr)
     s.sendall(bytes.fromhex(hexdata))
@@ -346,6 +366,41 @@ def cmd_slow_read(host, port, seconds):
     print("got=%d end=%s" % (got, end), flush=True)
 
 
+TCP_CLOSE = 7
+
+
+def cmd_trickle(host, port, seconds):
+    """A slow reader: 1 KiB a second, the connection's state checked every 5 ms."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect((host, port))
+    s.setblocking(False)
+    print("lport=%d" % s.getsockname()[1], flush=True)
+    deadline = time.time() + seconds
+    got, end, next_read = 0, "timeout", 0.0
+    while time.time() < deadline:
+        if s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == TCP_CLOSE:
+            end = "close"
+            break
+        if time.time() >= next_read:
+            next_read = time.time() + 1.0
+            try:
+                b = s.recv(1024)
+            except BlockingIOError:
+                b = None
+            except ConnectionResetError:
+                end = "reset"
+                break
+            if b == b"":
+                end = "eof"
+                break
+            got += len(b) if b else 0
+            print("got=%d" % got, flush=True)
+        time.sleep(0.005)
+    print("cut_at=%.6f end=%s got=%d" % (time.time(), end, got), flush=True)
+
+
 def cmd_hold(host, port, seconds):
     s = socket.create_connection((host, port), timeout=10)
     print("lport=%d" % s.getsockname()[1], flush=True)
@@ -384,6 +439,10 @@ def main(argv):
         cmd_fetch(argv[2], int(argv[3]), argv[4])
     elif cmd == "slow-read":
         cmd_slow_read(argv[2], int(argv[3]), float(argv[4]))
+    elif cmd == "trickle":
+        cmd_trickle(argv[2], int(argv[3]), float(argv[4]))
+    elif cmd == "cut":
+        cmd_cut(addr, argv[3])
     elif cmd == "hold":
         cmd_hold(argv[2], int(argv[3]), float(argv[4]))
     elif cmd == "sig-wait":

@@ -151,6 +151,228 @@ static void case_timeout(void)
 	}
 }
 
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * A non-blocking connect in progress (to PROBE_DROP4) is not writable and its
+ * SO_ERROR answers 0 at once; a refused one polls POLLOUT|POLLERR|POLLHUP.
+ */
+static void case_nbconnect(void)
+{
+	const char *drop = env("PROBE_DROP4", "10.231.99.1");
+	int port = port_base(7), fd, e, r;
+	struct sockaddr_storage ss;
+	socklen_t len = mkaddr(&ss, drop, 80);
+	struct timespec t0;
+	struct pollfd pf;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	r = connect(fd, (struct sockaddr *)&ss, len);
+	EXPECT(r == -1 && errno == EINPROGRESS, "connect: %d %s", r, strerrorname_np(errno));
+	pf = (struct pollfd){ .fd = fd, .events = POLLIN | POLLOUT };
+	r = poll(&pf, 1, 500);
+	EXPECT(r == 0, "in progress, yet poll says %#x", pf.revents);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	e = getint(fd, SOL_SOCKET, SO_ERROR);
+	/* Blocking would last until the connect gives up (seconds): 1 s is generous. */
+	EXPECT(e == 0 && ms_since(&t0) < 1000, "SO_ERROR in progress: %d after %ld ms", e,
+	       ms_since(&t0));
+	r = connect(fd, (struct sockaddr *)&ss, len);
+	EXPECT(r == -1 && errno == EALREADY, "second connect: %d %s", r, strerrorname_np(errno));
+	close(fd);
+
+	len = mkaddr(&ss, PEER4, port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	r = connect(fd, (struct sockaddr *)&ss, len);
+	EXPECT(r == -1 && errno == EINPROGRESS, "refused: %d %s", r, strerrorname_np(errno));
+	pf = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	r = poll(&pf, 1, 5000);
+	EXPECT(r == 1 && (pf.revents & (POLLOUT | POLLERR | POLLHUP)) ==
+				 (POLLOUT | POLLERR | POLLHUP),
+	       "refused polls %#x, want POLLOUT|POLLERR|POLLHUP", pf.revents);
+	e = getint(fd, SOL_SOCKET, SO_ERROR);
+	EXPECT(e == ECONNREFUSED, "refused SO_ERROR %d", e);
+	close(fd);
+}
+
+/* Many failed non-blocking connects, closed right after the first poll: nothing kept. */
+static void case_churn(void)
+{
+	const char *drop = env("PROBE_DROP4", "10.231.99.1");
+	int port = port_base(8), i, fd, r, bad = 0;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct pollfd pf;
+
+	for (i = 0; i < 400; i++) {
+		len = i % 2 ? mkaddr(&ss, drop, 80) : mkaddr(&ss, PEER4, port);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (fd < 0) {
+			bad++;
+			continue;
+		}
+		r = connect(fd, (struct sockaddr *)&ss, len);
+		if (r == 0 || errno != EINPROGRESS)
+			bad++;
+		pf = (struct pollfd){ .fd = fd, .events = POLLOUT };
+		poll(&pf, 1, i % 2 ? 0 : 5000);
+		close(fd);
+	}
+	EXPECT(!bad, "%d of 400 connects did not start", bad);
+}
+
+static volatile sig_atomic_t g_usr1;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	g_usr1++;
+}
+
+struct kick {
+	pthread_t target;
+	int ms;
+};
+
+static void *kick_thread(void *v)
+{
+	struct kick *k = v;
+	struct timespec ts = { k->ms / 1000, (k->ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+	pthread_kill(k->target, SIGUSR1);
+	return NULL;
+}
+
+/*
+ * A blocking connect to PROBE_DROP4, SIGUSR1 after 200 ms if @kick.
+ * Return: -errno or 0, *ms taken.
+ */
+static int blocking_drop(int kick, int restart, int sndtimeo_ms, int user_timeout, long *ms)
+{
+	const char *drop = env("PROBE_DROP4", "10.231.99.1");
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = restart ? SA_RESTART : 0 };
+	struct timeval tv = { sndtimeo_ms / 1000, (sndtimeo_ms % 1000) * 1000 };
+	struct kick k = { pthread_self(), 200 };
+	struct sockaddr_storage ss;
+	socklen_t len = mkaddr(&ss, drop, 80);
+	struct timespec t0;
+	pthread_t t;
+	int fd, r, e;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setint(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, user_timeout);
+	if (sndtimeo_ms)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	g_usr1 = 0;
+	if (kick)
+		pthread_create(&t, NULL, kick_thread, &k);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = connect(fd, (struct sockaddr *)&ss, len);
+	e = r ? errno : 0;
+	*ms = ms_since(&t0);
+	if (kick)
+		pthread_join(t, NULL);
+	if (e == EINTR || e == EINPROGRESS) {
+		/* Still going on: a second connect says so (a blocking one would wait on). */
+		fcntl(fd, F_SETFL, O_NONBLOCK);
+		r = connect(fd, (struct sockaddr *)&ss, len);
+		EXPECT(r == -1 && errno == EALREADY, "connect after %s: %d %s", strerrorname_np(e),
+		       r, strerrorname_np(errno));
+	}
+	close(fd);
+	return -e;
+}
+
+/* SO_SNDTIMEO bounds a blocking connect (EINPROGRESS); signals: EINTR unless SA_RESTART. */
+static void case_connect_wait(void)
+{
+	long ms;
+	int r;
+
+	r = blocking_drop(0, 1, 100, 5000, &ms);
+	EXPECT(r == -EINPROGRESS && ms >= 80 && ms < 1000, "SO_SNDTIMEO 100 ms: %s after %ld ms",
+	       strerrorname_np(-r), ms);
+	r = blocking_drop(1, 0, 0, 5000, &ms);
+	EXPECT(r == -EINTR && g_usr1 == 1 && ms >= 150 && ms < 1500,
+	       "signal without SA_RESTART: %s after %ld ms", strerrorname_np(-r), ms);
+	r = blocking_drop(1, 1, 0, 1500, &ms);
+	EXPECT(r == -ETIMEDOUT && g_usr1 == 1 && ms >= 1000,
+	       "signal with SA_RESTART: %s after %ld ms (want the restarted connect's ETIMEDOUT)",
+	       strerrorname_np(-r), ms);
+	r = blocking_drop(1, 1, 3000, 5000, &ms);
+	EXPECT(r == -EINTR && g_usr1 == 1 && ms < 1500,
+	       "signal with SA_RESTART and SO_SNDTIMEO: %s after %ld ms", strerrorname_np(-r), ms);
+	signal(SIGUSR1, SIG_DFL);
+}
+
+/*
+ * The peer resets the connection.  The kernel: read ECONNRESET, then write
+ * EPIPE.  The shim: the same when the app had written bytes mw-pvm had not
+ * relayed yet; a reader that wrote nothing reads EOF (docs/shim.md).
+ */
+static void case_reset(void)
+{
+	int pp = port_base(9), fd, eof, w;
+	struct peer p = serve_peer(pp);
+	char buf[64];
+	ssize_t r;
+
+	signal(SIGPIPE, SIG_IGN);
+	fd = connect_to(AF_INET, PEER4, pp, 0);
+	EXPECT(fd >= 0, "connect: %s", strerrorname_np(-fd));
+	if (fd < 0) {
+		peer_stop(&p);
+		return;
+	}
+	EXPECT(!write_all(fd, "rst\n", 4), "write mode");
+	r = read_some(fd, buf, 6, 5000, &eof);
+	EXPECT(r == 6 && !memcmp(buf, "hello\n", 6), "hello: %zd", r);
+	EXPECT(!write_all(fd, "go\n", 3), "write go");
+	EXPECT(!peer_expect(&p, "rst sent", buf, sizeof(buf), 5000), "peer did not reset");
+	/* Wait until the reset has arrived: the socket polls an error or EOF. */
+	{
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		poll(&pf, 1, 5000);
+	}
+	r = read(fd, buf, sizeof(buf));
+	if (g_shimmed)
+		EXPECT(r == 0 || (r == -1 && errno == ECONNRESET), "read after reset: %zd %s", r,
+		       r < 0 ? strerrorname_np(errno) : "");
+	else
+		EXPECT(r == -1 && errno == ECONNRESET, "read after reset: %zd %s", r,
+		       r < 0 ? strerrorname_np(errno) : "");
+	w = (int)write(fd, "x", 1);
+	EXPECT(w == -1 && errno == EPIPE, "write after reset: %d %s", w,
+	       w < 0 ? strerrorname_np(errno) : "");
+	close(fd);
+	peer_stop(&p);
+}
+
+/* Shut our side, then exit while the peer stays silent: an orphaned FIN_WAIT2. */
+static void case_orphan(void)
+{
+	int pp = port_base(12), fd;
+	struct peer p = serve_peer(pp);
+
+	fd = connect_to(AF_INET, PEER4, pp, 0);
+	EXPECT(fd >= 0, "connect: %s", strerrorname_np(-fd));
+	if (fd >= 0) {
+		EXPECT(!write_all(fd, "silent\n", 7), "write mode");
+		EXPECT(!shutdown(fd, SHUT_WR), "shutdown: %s", strerrorname_np(errno));
+		printf("orphan local %d peer %d\n", name_port(fd, 0), (int)p.pid);
+	}
+	/* Exit without close(): the app is gone; the caller stops the silent peer. */
+}
+
 /* A second bind of a listening port; a freed port binds again. */
 static void case_addrinuse(void)
 {
@@ -786,6 +1008,11 @@ static const struct {
 	{ "connect", case_connect },
 	{ "refused", case_refused },
 	{ "timeout", case_timeout },
+	{ "nbconnect", case_nbconnect },
+	{ "churn", case_churn },
+	{ "connect_wait", case_connect_wait },
+	{ "reset", case_reset },
+	{ "orphan", case_orphan },
 	{ "addrinuse", case_addrinuse },
 	{ "accept_nb", case_accept_nb },
 	{ "flags", case_flags },

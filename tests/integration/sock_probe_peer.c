@@ -368,6 +368,18 @@ static void peer_conn(int c)
 		snprintf(buf, sizeof(buf), "eof %ld\n", n);
 		if (!strcmp(mode, "drain")) /* quiet: data after a SHUT_RDWR would be reset */
 			write_all(c, buf, strlen(buf));
+	} else if (!strcmp(mode, "rst")) {
+		/* Send a line, wait for the app's "go", then reset the connection. */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		write_all(c, "hello\n", 6);
+		read_line(c, buf, sizeof(buf), 10000);
+		setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		printf("rst sent\n");
+		fflush(stdout);
+	} else if (!strcmp(mode, "silent")) {
+		/* Never read, never close: the app's FIN is all that happens. */
+		sleep(30);
 	} else if (!strcmp(mode, "shutrd")) {
 		if (read_line(c, buf, sizeof(buf), 10000) < 0 || strcmp(buf, "after"))
 			printf("shutrd no after\n");

@@ -11,8 +11,12 @@
 # bounded by TCP_USER_TIMEOUT). Then: UDP and AF_UNIX untouched even with
 # mw-pvm unreachable; fail closed with one stderr line; MW_SHIM_FAILOPEN=1; and
 # fail closed again once mw-pvm has stopped.
+# Also: 400 failed non-blocking connects (refused, and black-holed then closed
+# at once) leave no descriptor behind in mw-pvm or mw-ins (issue 10 item 6);
+# an app that shut its side and exited while the peer stays silent leaves an
+# orphaned FIN_WAIT2 in the INS that is gone after ins.fin_timeout_ms.
 source "$(dirname "$0")/lib.sh"
-mw_appliance_up
+MW_INS_CONF="fin_timeout_ms = 2000;" mw_appliance_up
 PROBE=$MW_BUILD_DIR/tests/integration/sock_probe
 [ -x "$PROBE" ] || mw_fail "sock_probe is not built ($PROBE)"
 
@@ -23,7 +27,7 @@ ip -n "$NS_INS" route add 10.231.99.0/24 via "$CLI_IP"
 export PROBE_PEER_NS=$NS_CLI PROBE_SELF4=$INS_IP PROBE_PEER4=$CLI_IP PROBE_SELF6=fd00:231::2 \
 	PROBE_PEER6=fd00:231::1 PROBE_DROP4=10.231.99.1
 
-CASES="connect refused timeout addrinuse accept_nb flags ipv6 reuseport fork exec threads dup shutdown udp_unix"
+CASES="connect refused timeout nbconnect connect_wait reset addrinuse accept_nb flags ipv6 reuseport fork exec threads dup shutdown udp_unix"
 failed=()
 for c in $CASES; do
 	PROBE_PORT=21000 in_ins timeout 60 "$PROBE" "$c" >"$MW_TMP/ref-$c.out" 2>&1 ||
@@ -43,6 +47,31 @@ if [ ${#failed[@]} -gt 0 ]; then
 	done
 	mw_fail "cases failed: ${failed[*]}"
 fi
+
+# --- failed connects free everything ---------------------------------------------
+nfds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+PVM_FDS=$(nfds "$(mw_pid pvm)")
+INS_FDS=$(nfds "$(mw_pid ins1)")
+PROBE_PORT=20000 timeout 60 env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" \
+	"$PROBE" churn >"$MW_TMP/churn.out" 2>&1 || mw_fail "churn: $(cat "$MW_TMP/churn.out")"
+mw_wait_for "[ \$(nfds $(mw_pid pvm)) -le $PVM_FDS ] && [ \$(nfds $(mw_pid ins1)) -le $INS_FDS ]" 20 ||
+	mw_fail "400 failed connects left fds: mw-pvm $PVM_FDS -> $(nfds "$(mw_pid pvm)"), mw-ins $INS_FDS -> $(nfds "$(mw_pid ins1)")"
+mw_log "400 failed connects: mw-pvm $PVM_FDS fds, mw-ins $INS_FDS fds, as before"
+
+# --- an orphaned half-closed connection is freed after fin_timeout_ms ------------
+PROBE_PORT=20000 timeout 60 env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" \
+	"$PROBE" orphan >"$MW_TMP/orphan.out" 2>&1 || mw_fail "orphan: $(cat "$MW_TMP/orphan.out")"
+OPORT=$(sed -n 's/^orphan local \([0-9]*\) peer.*/\1/p' "$MW_TMP/orphan.out")
+OPEER=$(sed -n 's/^orphan local .* peer \([0-9]*\)/\1/p' "$MW_TMP/orphan.out")
+[ -n "$OPORT" ] && [ -n "$OPEER" ] || mw_fail "orphan: $(cat "$MW_TMP/orphan.out")"
+orphan_ins() { in_ins ss -Htn "sport = :$OPORT" | grep -q .; }
+T0=$(date +%s%N)
+mw_wait_for "! orphan_ins" 15 || mw_fail "the orphaned connection (port $OPORT) is still in the INS: $(in_ins ss -Htn "sport = :$OPORT")"
+T1=$(date +%s%N)
+in_cli ss -Htn "dport = :$OPORT" | grep -q . || mw_fail "the silent peer's end of $OPORT is gone: nothing was orphaned"
+kill "$OPEER" 2>/dev/null || true
+[ $(( (T1 - T0) / 1000000 )) -ge 1000 ] || mw_fail "the orphan went after $(( (T1 - T0) / 1000000 )) ms: no FIN_WAIT2 at all?"
+mw_log "orphaned FIN_WAIT2 freed $(( (T1 - T0) / 1000000 )) ms after the app exited (fin_timeout_ms 2000)"
 
 # --- untouched and fail closed/open: mw-pvm unreachable -------------------------
 NOWHERE=$MW_TMP/nowhere.sock

@@ -195,7 +195,19 @@ static ssize_t fake_send(int cfd, const struct mw_shimctl_resp *r, int fd)
 	return sendmsg(cfd, &msg, MSG_NOSIGNAL);
 }
 
-static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *req)
+
+/* As mw-pvm: CONNECT's fd is the app's socket, connected here to the data listener. */
+static int fake_connect_app(struct fake *f, int app_fd)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->data_path);
+	if (app_fd < 0 || connect(app_fd, (struct sockaddr *)&sun, sizeof(sun)))
+		return -EIO;
+	return 0;
+}
+
+static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *req, int req_fd)
 {
 	struct mw_shimctl_resp r;
 	struct fake_sock *s = NULL;
@@ -217,7 +229,6 @@ static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *re
 		r.status = req->arg == MW_SHIMCTL_VERSION ? 0 : -EPROTO;
 		r.sock = FAKE_TAG;
 		r.arg = getpid();
-		snprintf(r.text, sizeof(r.text), "%s", f->data_path);
 		break;
 	case MW_SHIMCTL_SOCKET:
 		if (f->nsocks == FAKE_MAX) {
@@ -254,6 +265,7 @@ static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *re
 		s->peer = req->addr;
 		s->connected = true;
 		s->outcome = req->addr.port == 1 ? ECONNREFUSED : 0;
+		r.status = fake_connect_app(f, req_fd);
 		break;
 	case MW_SHIMCTL_CONNECT_WAIT:
 		r.status = -s->outcome;
@@ -334,6 +346,28 @@ static void fake_data_read(struct fake *f, int fd, bool *done)
 	pthread_mutex_unlock(&f->mu);
 }
 
+/* One request and the fd that came with it (-1: none). */
+static ssize_t fake_recv(int fd, struct mw_shimctl_req *req, int *app_fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = req, .iov_len = sizeof(*req) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	*app_fd = -1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(app_fd, CMSG_DATA(cm), sizeof(int));
+	return n;
+}
+
 static void *fake_main(void *arg)
 {
 	struct fake *f = arg;
@@ -357,14 +391,19 @@ static void *fake_main(void *arg)
 		for (i = nc - 1; i >= 0; i--) {
 			struct mw_shimctl_req req;
 			ssize_t r;
+			int app_fd;
 
 			if (!p[3 + i].revents)
 				continue;
-			r = recv(clients[i], &req, sizeof(req), 0);
+			r = fake_recv(clients[i], &req, &app_fd);
 			if (r == (ssize_t)sizeof(req)) {
-				fake_request(f, clients[i], &req);
+				fake_request(f, clients[i], &req, app_fd);
+				if (app_fd >= 0)
+					close(app_fd);
 				continue;
 			}
+			if (app_fd >= 0)
+				close(app_fd);
 			close(clients[i]);
 			clients[i] = clients[--nc];
 			pthread_mutex_lock(&f->mu);
