@@ -365,7 +365,7 @@ int shim_ctl_wait(struct mw_shimctl_req *req, int app_fd, struct mw_shimctl_resp
 
 	if (ret)
 		return -ECONNREFUSED;
-	ret = ctl_xfer(ctl_fd, req, app_fd, NULL);
+	ret = ctl_xfer(ctl_fd, req, app_fd, NULL, NULL, 0);
 	if (ret)
 		goto drop;
 	if (ms >= 0) {

@@ -350,13 +350,15 @@ int ph_open(struct ph *h)
 	p->d = &h->d;
 	p->loop = h->d.loop;
 	p->cfg = &h->d.cfg.pvm;
-	p->ctl_fd = p->data_fd = p->ins_fd = -1;
+	p->ctl_fd = p->ins_fd = p->hold_fd = -1;
 	p->tag = PH_TAG;
 	ret = pvm_table_init(&p->socks, 64);
 	if (!ret)
 		ret = pvm_ins_open(p, err, sizeof(err));
 	if (!ret)
 		ret = pvm_shim_open(p, err, sizeof(err));
+	if (!ret)
+		ret = pvm_connect_open(p);
 	if (!ret)
 		ret = ph_ins_join(h, 1);
 	if (ret) {
@@ -392,5 +394,6 @@ void ph_close(struct ph *h)
 	pvm_ins_close_all(p);
 	pvm_sock_free_all(p);
 	pvm_table_fini(&p->socks);
+	pvm_connect_close(p);
 	ev_loop_destroy(p->loop);
 }
