@@ -2,11 +2,13 @@
 /* ins_sandbox.c - mw-ins's seccomp allow-list (libseccomp), no_new_privs, not dumpable */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -205,6 +207,8 @@ static int add_rules(scmp_filter_ctx ctx, int *count)
 	ALLOW(SCMP_SYS(kill), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));
 	ALLOW(SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));
 	ALLOW(SCMP_SYS(prlimit64), 1, SCMP_A2(SCMP_CMP_EQ, 0));
+	/* ins_linger.c: how much of a closed connection the client has not acknowledged. */
+	ALLOW(SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, SIOCOUTQ));
 #endif
 #undef ALLOW
 	(void)wr;
