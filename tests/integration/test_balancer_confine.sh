@@ -125,3 +125,24 @@ mw_log "from INS $id1: $(tr '\n' ';' <<<"$out")"
 "$PY" -c "import socket; socket.create_connection(('$addr1', $PORT), timeout=5).close()" ||
 	mw_fail "the host cannot reach INS 1 at $addr1:$PORT"
 mw_log "confined INS: every escape blocked, the host reaches both"
+
+# The process backend (no network namespace) confines its INS the same way when root.
+mw_stop nginx
+mw_stop balancer
+sed -e 's/backend = "netns";/backend = "process";/' -e 's/listen = \[[^]]*\];//' \
+	-e "s|balancer.sock|balancer-proc.sock|" "$CONF" >"$MW_TMP/process.conf"
+joined=$(grep -c 'INS [0-9]* joined' "$(mw_logfile pvm)")
+mw_spawn balproc "$BAL" -c "$MW_TMP/process.conf"
+mw_wait_for "[ \$(grep -c 'INS [0-9]* joined' '$(mw_logfile pvm)') -gt $joined ]" 20 ||
+	mw_fail "the process backend's INS did not join: $(tail -5 "$(mw_logfile balproc)")"
+pid=$(pgrep -P "$(mw_pid balproc)" -x mw-ins | head -1)
+[ -n "$pid" ] || mw_fail "the process backend's mw-ins is not running"
+[ "$(status_field "$pid" Uid)" = "$ins_uid $ins_uid $ins_uid $ins_uid" ] ||
+	mw_fail "process backend INS: Uid $(status_field "$pid" Uid)"
+for k in CapPrm CapEff CapBnd CapAmb; do
+	[ "$(status_field "$pid" $k)" = 0000000000000000 ] || mw_fail "process backend INS: $k $(status_field "$pid" $k)"
+done
+[ "$(status_field "$pid" Seccomp)" = 2 ] || mw_fail "process backend INS: no seccomp filter"
+[ "$(nsenter -t "$pid" -m ls -A "$MW_RUNTIME_DIR")" = pvm-ins.sock ] ||
+	mw_fail "process backend INS sees $(nsenter -t "$pid" -m ls -A "$MW_RUNTIME_DIR")"
+mw_log "process backend: its INS is confined too (uid $ins_uid, no capabilities, seccomp, mount view)"
