@@ -9,7 +9,8 @@
 # each escape: setns into the host's network namespace through an fd handed to it, connect
 # to balancer.sock and pvm.sock, reach INS 2's address, write the keystore, the runtime
 # directory or any host path. Each must fail; the same probe as root in the host reaches
-# INS 2 and the control sockets, so the failures are the confinement's.
+# INS 2 and the control sockets, so the failures are the confinement's. Last, a balancer
+# with the process backend: its INS is confined the same way (but for the network).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/balancer_lib.sh"
 mw_require_cmd nsenter setpriv bridge
