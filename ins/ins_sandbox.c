@@ -145,14 +145,14 @@ static const int asan_extra[] = {
 };
 #endif
 
-/* "mw-ins: seccomp: system call NNN is not on the allow-list" without stdio. */
+/* "mw-ins: error: seccomp: system call NNN is not ..." without stdio, then SIGSYS. */
 static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
 {
 	static const char head[] = "mw-ins: error: seccomp: system call ";
 	static const char tail[] = " is not on the allow-list; dying of SIGSYS\n";
-	char num[16];
-	int n = si->si_syscall, len = 0, k;
-	ssize_t unused;
+	char line[sizeof(head) + sizeof(tail) + 16], num[16];
+	int n = si->si_syscall, len = 0;
+	size_t at = sizeof(head) - 1;
 
 	if (n < 0)
 		n = 0;
@@ -160,16 +160,13 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
 		num[len++] = (char)('0' + n % 10);
 		n /= 10;
 	} while (n && len < (int)sizeof(num));
-	for (k = 0; k < len / 2; k++) {
-		char t = num[k];
-
-		num[k] = num[len - 1 - k];
-		num[len - 1 - k] = t;
-	}
-	unused = write(STDERR_FILENO, head, sizeof(head) - 1);
-	unused = write(STDERR_FILENO, num, (size_t)len);
-	unused = write(STDERR_FILENO, tail, sizeof(tail) - 1);
-	(void)unused;
+	memcpy(line, head, at);
+	while (len)
+		line[at++] = num[--len];
+	memcpy(line + at, tail, sizeof(tail) - 1);
+	at += sizeof(tail) - 1;
+	while (write(STDERR_FILENO, line, at) < 0 && errno == EINTR)
+		;
 	signal(SIGSYS, SIG_DFL);
 	raise(SIGSYS);
 }

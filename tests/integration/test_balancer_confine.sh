@@ -9,7 +9,8 @@
 # each escape: setns into the host's network namespace through an fd handed to it, connect
 # to balancer.sock and pvm.sock, reach INS 2's address, write the keystore, the runtime
 # directory or any host path. Each must fail; the same probe as root in the host reaches
-# INS 2 and the control sockets, so the failures are the confinement's.
+# INS 2 and the control sockets, so the failures are the confinement's. Last, a balancer
+# with the process backend: its INS is confined the same way (but for the network).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/balancer_lib.sh"
 mw_require_cmd nsenter setpriv bridge
@@ -125,3 +126,24 @@ mw_log "from INS $id1: $(tr '\n' ';' <<<"$out")"
 "$PY" -c "import socket; socket.create_connection(('$addr1', $PORT), timeout=5).close()" ||
 	mw_fail "the host cannot reach INS 1 at $addr1:$PORT"
 mw_log "confined INS: every escape blocked, the host reaches both"
+
+# The process backend (no network namespace) confines its INS the same way when root.
+mw_stop nginx
+mw_stop balancer
+sed -e 's/backend = "netns";/backend = "process";/' -e 's/listen = \[[^]]*\];//' \
+	-e "s|balancer.sock|balancer-proc.sock|" "$CONF" >"$MW_TMP/process.conf"
+joined=$(grep -c 'INS [0-9]* joined' "$(mw_logfile pvm)")
+mw_spawn balproc "$BAL" -c "$MW_TMP/process.conf"
+mw_wait_for "[ \$(grep -c 'INS [0-9]* joined' '$(mw_logfile pvm)') -gt $joined ]" 20 ||
+	mw_fail "the process backend's INS did not join: $(tail -5 "$(mw_logfile balproc)")"
+pid=$(pgrep -P "$(mw_pid balproc)" -x mw-ins | head -1)
+[ -n "$pid" ] || mw_fail "the process backend's mw-ins is not running"
+[ "$(status_field "$pid" Uid)" = "$ins_uid $ins_uid $ins_uid $ins_uid" ] ||
+	mw_fail "process backend INS: Uid $(status_field "$pid" Uid)"
+for k in CapPrm CapEff CapBnd CapAmb; do
+	[ "$(status_field "$pid" $k)" = 0000000000000000 ] || mw_fail "process backend INS: $k $(status_field "$pid" $k)"
+done
+[ "$(status_field "$pid" Seccomp)" = 2 ] || mw_fail "process backend INS: no seccomp filter"
+[ "$(nsenter -t "$pid" -m ls -A "$MW_RUNTIME_DIR")" = pvm-ins.sock ] ||
+	mw_fail "process backend INS sees $(nsenter -t "$pid" -m ls -A "$MW_RUNTIME_DIR")"
+mw_log "process backend: its INS is confined too (uid $ins_uid, no capabilities, seccomp, mount view)"
