@@ -59,10 +59,12 @@ bal_wait_ready 3 20 || mw_fail "autoscale did not reach 3 ready INS: $(ctl statu
 wait "$loadpid"
 ok=$(grep -c '^200$' "$MW_TMP/up" || true)
 [ "$ok" = 1500 ] || mw_fail "scaling up: $ok of 1500 requests answered 200"
-# The held connections, plus whatever of the load was in flight at that moment.
+# The step comes as soon as the average is above the mark: with all the held
+# connections when they open within one tick, with fewer (but over 20) when a loaded
+# machine opens them more slowly (seen with ASan daemons: 67 of 70).
 up2=$(sed -n 's/.*autoscale: up to 2 INS: \([0-9]*\) connection(s) over 1 INS is [0-9.]* per INS, above balancer.autoscale_up_conns (20).*/\1/p' "$BAL_LOG")
-[ -n "$up2" ] && [ "$up2" -ge "$HOLD" ] ||
-	mw_fail "no log line for the step to 2 with at least $HOLD connections: $(grep autoscale "$BAL_LOG")"
+[ -n "$up2" ] && [ "$up2" -gt 20 ] && [ "$up2" -le $((HOLD + 3)) ] ||
+	mw_fail "no log line for the step to 2 with over 20 connections: $(grep autoscale "$BAL_LOG")"
 grep -q "autoscale: up to 3 INS" "$BAL_LOG" || mw_fail "no log line for the step to 3"
 sleep 1.5 # over a cool-down: had it wanted a 4th INS (it must not: max_ins 3) it would show
 [ "$(st live)" = 3 ] || mw_fail "over max_ins: $(ctl status)"
