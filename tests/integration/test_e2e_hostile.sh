@@ -35,7 +35,7 @@ mw_wait_for "in_cli curl -sf -o /dev/null --max-time 2 http://$INS_IP:8080/" 15 
 
 # fetch PORT: one request from cli; prints its time in ms; fails on error or wrong content.
 fetch() {
-	local out t
+	local out
 	out=$(in_cli curl -sf --max-time 5 -w '\n%{time_total}' "http://$INS_IP:$1/") ||
 		mw_fail "request to port $1 failed"
 	[ "$(head -n1 <<<"$out")" = "served through the honest INS" ] ||
@@ -79,6 +79,7 @@ mw_log "stalled handshakes: no freeze, dropped at the deadline and beyond handsh
 # lie ID SCENARIO REASON [N]: run the liar, expect exit 0 (cut) and REASON in the log.
 lie() {
 	local id=$1 what=$2 reason=$3 n=${4:-} name=liar$1 status
+	# shellcheck disable=SC2086 # N is optional: no argument when empty
 	mw_spawn "$name" as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" "$id" "$what" $n
 	mw_wait_for "! kill -0 $(mw_pid "$name")" 20 || mw_fail "liar $what did not finish"
 	status=0
