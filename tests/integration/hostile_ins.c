@@ -20,7 +20,7 @@
 #include "common/sockid.h"
 
 /*
- * Usage: hostile_ins SOCKET ID SCENARIO [N]
+ * Usage: hostile_ins SOCKET ID SCENARIO [N [SECS]]
  *
  * Joins mw-pvm through the real handshake and channel code (mw_channel_local_join)
  * as INS ID, answers every op with RESULT 0 (BIND/GETNAME with the address) and
@@ -34,7 +34,8 @@
  * listener of port N, whose app does not read), garbage
  * (unknown frame type), foreign (DATA for a socket of another INS), flood (N
  * EV_ACCEPTED, aborts never answered).
- * Not lying: stall (N connections that never finish a hello, held N seconds) and
+ * Not lying: stall (N connections that never finish a hello, kept up for SECS
+ * seconds, the 5th argument: re-made when mw-pvm drops one) and
  * wedge (joins, heartbeats, answers no op for N seconds).
  *
  * Exit: 0 cut by mw-pvm as expected (or stall/wedge done), 3 not cut within
@@ -356,24 +357,55 @@ static int lie(struct hostile *h, const char *what, int n)
 	return 0;
 }
 
-static int stall(const char *path, int n)
+/* One stalling connection: odd ones send half a hello, the others nothing. */
+static int stall_one(const char *path, int i)
 {
 	struct mw_hello half = { .magic = MW_PROTO_MAGIC };
-	int fds[64], i, k = 0;
+	int fd = connect_unix(path);
 
-	for (i = 0; i < n && i < 64; i++) {
-		fds[k] = connect_unix(path);
-		if (fds[k] < 0)
-			continue;
-		if (i % 2) /* half of them send half a hello */
-			(void)send(fds[k], &half, sizeof(half) / 2, MSG_NOSIGNAL);
-		k++;
+	if (fd >= 0 && i % 2)
+		(void)send(fd, &half, sizeof(half) / 2, MSG_NOSIGNAL);
+	return fd;
+}
+
+/*
+ * Keep @n handshakes stalled for @secs seconds: a connection mw-pvm drops (at its
+ * deadline, or for pvm.handshake_max) is made again on the next 100 ms tick.
+ */
+static int stall(const char *path, int n, int secs)
+{
+	struct pollfd p[64];
+	int64_t end = now_ms() + secs * 1000LL;
+	unsigned remade = 0, i;
+	char c;
+
+	if (n < 1 || n > 64)
+		return 1;
+	for (i = 0; i < (unsigned)n; i++) {
+		p[i].fd = stall_one(path, (int)i);
+		p[i].events = POLLIN;
+		if (p[i].fd < 0)
+			return 1;
 	}
-	say("stalled %d handshake(s) for %d s", k, n);
-	sleep((unsigned)n);
-	for (i = 0; i < k; i++)
-		close(fds[i]);
-	return k == n ? 0 : 1;
+	say("stalled %d handshake(s), for %d s", n, secs);
+	while (now_ms() < end) {
+		if (poll(p, (nfds_t)n, 100) < 0 && errno != EINTR)
+			return 1;
+		for (i = 0; i < (unsigned)n; i++) {
+			if (!p[i].revents || recv(p[i].fd, &c, 1, MSG_DONTWAIT) > 0)
+				continue;
+			close(p[i].fd);
+			p[i].fd = stall_one(path, (int)i);
+			remade++;
+			if (p[i].fd < 0)
+				return 1;
+		}
+		usleep(100 * 1000);
+	}
+	say("stall done: %u connection(s) dropped by mw-pvm and made again", remade);
+	for (i = 0; i < (unsigned)n; i++)
+		close(p[i].fd);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -399,7 +431,7 @@ int main(int argc, char **argv)
 	what = argv[3];
 	n = argc > 4 ? (int)strtol(argv[4], NULL, 10) : 0;
 	if (!strcmp(what, "stall"))
-		return stall(argv[1], n);
+		return stall(argv[1], n, argc > 5 ? (int)strtol(argv[5], NULL, 10) : n);
 	h.id = (uint16_t)strtol(argv[2], NULL, 10);
 	mine.ins_id = h.id;
 	mine.pid = (uint32_t)getpid();

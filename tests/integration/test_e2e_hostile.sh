@@ -20,7 +20,7 @@ mw_require_cmd curl setpriv python3 timeout
 HOSTILE=$MW_BUILD_DIR/tests/integration/hostile_ins
 [ -x "$HOSTILE" ] || mw_fail "hostile_ins is not built ($HOSTILE)"
 MAX_CONNS=16
-MW_PVM_CONF="ins_max_conns = $MAX_CONNS; op_timeout_ms = 1000; handshake_max = 4;"
+MW_PVM_CONF="ins_max_conns = $MAX_CONNS; op_timeout_ms = 1000; handshake_max = 8;"
 mw_appliance_up
 chgrp nogroup "$MW_RUNTIME_DIR/pvm-ins.sock" || mw_fail "chgrp of pvm-ins.sock failed"
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
@@ -35,7 +35,7 @@ mw_wait_for "in_cli curl -sf -o /dev/null --max-time 2 http://$INS_IP:8080/" 15 
 
 # fetch PORT: one request from cli; prints its time in ms; fails on error or wrong content.
 fetch() {
-	local out t
+	local out
 	out=$(in_cli curl -sf --max-time 5 -w '\n%{time_total}' "http://$INS_IP:$1/") ||
 		mw_fail "request to port $1 failed"
 	[ "$(head -n1 <<<"$out")" = "served through the honest INS" ] ||
@@ -45,28 +45,41 @@ fetch() {
 pvm_alive() { kill -0 "$(mw_pid pvm)" 2>/dev/null || mw_fail "mw-pvm died: $1"; }
 
 # --- (1) stalled handshakes: the loop keeps answering -----------------------------
-mw_spawn stall as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 0 stall 6
-mw_wait_for "grep -q 'stalled 6 handshake' '$(mw_logfile stall)'" 10 ||
-	mw_fail "the stalling connections were not made"
-slow=0
-for i in $(seq 1 12); do
-	ms=$(fetch 8080)
-	[ "$ms" -lt 1500 ] || slow=$((slow + 1))
-	mw_log "request $i during stalled handshakes: ${ms} ms"
-done
-# One stalled handshake used to freeze mw-pvm for 2 s: 6 made 12 s.
-[ "$slow" = 0 ] || mw_fail "$slow of 12 requests took 1.5 s or more during stalled handshakes"
+# fast_during NAME N: N requests while NAME stalls handshakes, each under 1.5 s (one
+# stalled handshake used to freeze mw-pvm for 2 s, so 6 stalled ones for 12 s).
+fast_during() {
+	local name=$1 n=$2 i ms slow=0
+	mw_wait_for "grep -q 'stalled .* handshake' '$(mw_logfile "$name")'" 10 ||
+		mw_fail "$name: the stalling connections were not made"
+	for i in $(seq 1 "$n"); do
+		ms=$(fetch 8080)
+		[ "$ms" -lt 1500 ] || slow=$((slow + 1))
+		mw_log "request $i during stalled handshakes ($name): ${ms} ms"
+	done
+	[ "$slow" = 0 ] || mw_fail "$slow of $n requests took 1.5 s or more during stalled handshakes"
+}
+# Phase 1: 6 stalled (under pvm.handshake_max 8), re-made as mw-pvm drops each at 2 s.
+mw_spawn stall as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 0 stall 6 6
+fast_during stall 8
 mw_wait_for "grep -q 'no complete hello within 2 s' '$PVM_LOG'" 10 ||
 	mw_fail "mw-pvm did not drop the stalled handshakes at their deadline"
-mw_wait_for "! kill -0 $(mw_pid stall)" 15 || mw_fail "the staller did not finish"
+mw_wait_for "grep -q 'stall done: [1-9]' '$(mw_logfile stall)'" 15 ||
+	mw_fail "the staller did not finish, or mw-pvm never dropped a stalled handshake"
+# Phase 2: 12 stalled, over pvm.handshake_max: the oldest go; an INS that sends its
+# hello at once still joins (the liar of section 2, INS 11, joins here).
+mw_spawn stall2 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 0 stall 12 4
+fast_during stall2 3
+mw_wait_for "grep -q 'in progress (pvm.handshake_max); dropping the oldest' '$PVM_LOG'" 10 ||
+	mw_fail "pvm.handshake_max did not bound the pending handshakes"
 ! grep -q "$ENDED_1" "$PVM_LOG" || mw_fail "the honest INS was reaped during stalled handshakes"
 pvm_alive "stalled handshakes"
-mw_log "stalled handshakes: no freeze, dropped at the deadline"
+mw_log "stalled handshakes: no freeze, dropped at the deadline and beyond handshake_max"
 
 # --- (2) lies: each cuts the liar only ---------------------------------------------
 # lie ID SCENARIO REASON [N]: run the liar, expect exit 0 (cut) and REASON in the log.
 lie() {
 	local id=$1 what=$2 reason=$3 n=${4:-} name=liar$1 status
+	# shellcheck disable=SC2086 # N is optional: no argument when empty
 	mw_spawn "$name" as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" "$id" "$what" $n
 	mw_wait_for "! kill -0 $(mw_pid "$name")" 20 || mw_fail "liar $what did not finish"
 	status=0
@@ -79,6 +92,7 @@ lie() {
 	mw_log "liar $what cut ($reason); next request ${ms} ms"
 }
 lie 11 connected "EV_CONNECTED on .* which is not connecting"
+mw_wait_for "! kill -0 $(mw_pid stall2)" 15 || mw_fail "the second staller did not finish"
 lie 12 accepted-on-conn "EV_ACCEPTED on .* which is not listening"
 lie 13 replay-accepted "EV_ACCEPTED with bad or reused new id"
 lie 14 replay-eof "EV_EOF on .* past that event already"

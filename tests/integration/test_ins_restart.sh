@@ -8,7 +8,8 @@
 # replayed on it, and a request from the client namespace is served within
 # 5 s of the join (each check runs `ip netns exec`, slow on a loaded host); mw-pvm never
 # refuses a replica ("cannot replicate") or a join; a bounded background load
-# runs throughout and fails only while the INS is down.
+# runs throughout and fails only while the INS is down. Then the PVM id space
+# is exhausted by socket() (ENFILE) and comes back once those sockets closed.
 source "$(dirname "$0")/lib.sh"
 
 mw_require_cmd curl python3 timeout
@@ -64,3 +65,31 @@ mw_log "background load: $ok served, $bad failed"
 [ "$ok" -ge $((2 * RESTARTS)) ] || mw_fail "background load: only $ok requests served ($bad failed)"
 [ "$bad" -le $((5 * RESTARTS)) ] || mw_fail "background load: $bad of $((ok + bad)) requests failed"
 in_cli curl -sf -o /dev/null --max-time 5 "http://$INS_IP:8080/" || mw_fail "final request failed"
+
+# --- the id space runs out and comes back: pvm.id_space 16 ------------------------
+# socket() until mw-pvm has no id left (the listener and its replica hold some):
+# ENFILE; once those sockets are closed (freed at EV_CLOSED) their ids serve again.
+out=$(shimmed timeout 30 python3 -c '
+import errno, socket, time
+socks, err = [], None
+for i in range(40):
+    try:
+        socks.append(socket.socket())
+    except OSError as e:
+        err = errno.errorcode.get(e.errno, str(e.errno)); break
+n = len(socks)
+for s in socks: s.close()
+again, end = [], time.monotonic() + 10
+while len(again) < n and time.monotonic() < end:
+    try:
+        again.append(socket.socket())
+    except OSError:
+        time.sleep(0.1)
+print(n, err, len(again))
+') || mw_fail "the id exhaustion probe failed: $out"
+read -r n err again <<<"$out"
+mw_log "id space 16: $n sockets, then $err; after closing them, $again again"
+[ "$err" = ENFILE ] || mw_fail "socket() beyond pvm.id_space: $err, want ENFILE ($out)"
+[ "$n" -ge 10 ] && [ "$n" -le 15 ] || mw_fail "$n sockets fitted in pvm.id_space 16 ($out)"
+[ "$again" = "$n" ] || mw_fail "after closing, only $again of $n ids came back ($out)"
+in_cli curl -sf -o /dev/null --max-time 5 "http://$INS_IP:8080/" || mw_fail "request after id exhaustion failed"
