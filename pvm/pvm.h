@@ -23,6 +23,8 @@
 #define PVM_HANDOVER_RETRY_S 0.002
 /* The shim's control/data accept, out of fds (EMFILE...): paused this long. */
 #define PVM_ACCEPT_RETRY_S 0.1
+/* Processes whose sockets are checked again after their control connection closed. */
+#define PVM_LIVE_RECHECK_PIDS 64
 
 struct pvm;
 struct pvm_ins;
@@ -243,6 +245,9 @@ struct pvm {
 	struct pvm_sock *lv_head, *lv_cursor;
 	unsigned lv_count;
 	ev_timer lv_timer;
+	ev_timer lv_recheck;		      /* processes whose control connection closed */
+	pid_t lv_pids[PVM_LIVE_RECHECK_PIDS]; /* ... checked again shortly */
+	unsigned lv_npids;
 	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
 	uint64_t released_total, quota_refused, listener_hijacks;

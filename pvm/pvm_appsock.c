@@ -37,6 +37,9 @@
 #define APPSOCK_NAME_TRIES   4
 #define LIVE_VISITS_PER_TICK 4096 /* list entries looked at per tick */
 #define LIVE_CHECKS_PER_TICK 256  /* name checks (socket + bind + close) per tick */
+/* A process's control connection closes before its other fds (they close in
+ * fd order at exit): its sockets that still looked alive are checked again. */
+#define LIVE_RECHECK_S 0.05
 
 /**
  * pvm_nonce() - a random 64-bit value nobody can predict
@@ -269,17 +272,51 @@ static void live_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * @pid: the process (its thread, or itself, ended, or it exec'd)
  *
  * Only the sockets @pid made get a name check (their number is bounded by
- * the uid's quota); sockets it inherited or was passed are the sweep's.
+ * the uid's quota); sockets it inherited or was passed are the sweep's.  The
+ * ones that still look alive are checked again after LIVE_RECHECK_S: an
+ * exiting process closes its control connection before its higher fds.
  */
 void pvm_appsock_kick(struct pvm *p, pid_t pid)
 {
 	struct pvm_sock *s, *next;
+	bool alive = false;
+	unsigned i;
 
 	for (s = p->lv_head; s; s = next) {
 		next = s->lv_next; /* a release frees only s and its replicas (not listed) */
-		if (s->owner_pid == pid)
-			pvm_appsock_check(s, "a control connection of its process closed");
+		if (s->owner_pid == pid &&
+		    !pvm_appsock_check(s, "a control connection of its process closed"))
+			alive = true;
 	}
+	if (!alive)
+		return;
+	for (i = 0; i < p->lv_npids && p->lv_pids[i] != pid; i++)
+		;
+	if (i == p->lv_npids && p->lv_npids < PVM_LIVE_RECHECK_PIDS)
+		p->lv_pids[p->lv_npids++] = pid; /* else: the sweep finds them */
+	if (!ev_is_active(&p->lv_recheck)) {
+		ev_timer_set(&p->lv_recheck, LIVE_RECHECK_S, 0.);
+		ev_timer_start(p->loop, &p->lv_recheck);
+	}
+}
+
+/* The processes whose control connection closed a moment ago: check their sockets again. */
+static void live_recheck_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm *p = w->data;
+	struct pvm_sock *s, *next;
+	unsigned i;
+
+	(void)loop;
+	(void)revents;
+	for (s = p->lv_head; s; s = next) {
+		next = s->lv_next;
+		for (i = 0; i < p->lv_npids && p->lv_pids[i] != s->owner_pid; i++)
+			;
+		if (i < p->lv_npids)
+			pvm_appsock_check(s, "its process ended");
+	}
+	p->lv_npids = 0;
 }
 
 /**
@@ -291,6 +328,8 @@ void pvm_appsock_open(struct pvm *p)
 	ev_timer_init(&p->lv_timer, live_tick_cb, p->cfg->liveness_interval_ms / 1000., 0.);
 	p->lv_timer.data = p;
 	ev_timer_start(p->loop, &p->lv_timer);
+	ev_timer_init(&p->lv_recheck, live_recheck_cb, LIVE_RECHECK_S, 0.);
+	p->lv_recheck.data = p;
 }
 
 /**
@@ -300,4 +339,5 @@ void pvm_appsock_open(struct pvm *p)
 void pvm_appsock_close(struct pvm *p)
 {
 	ev_timer_stop(p->loop, &p->lv_timer);
+	ev_timer_stop(p->loop, &p->lv_recheck);
 }
