@@ -17,6 +17,7 @@ Helpers and attackers:
                               name) and send a request; print what came back
   hold-ctl CTL N GOFILE       open N control connections, hold them until GOFILE exists
   hold-tcp HOST PORT N GOFILE open N TCP connections, hold them until GOFILE exists
+  hold-unix PATH N GOFILE     open N AF_UNIX stream connections, hold them until GOFILE exists
 """
 import ctypes
 import errno
@@ -205,10 +206,10 @@ def connect_name(hexname):
     out("answered %d" % answered)
 
 
-def hold_ctl(ctl_path, n, gofile):
+def hold_unix(path, n, gofile, kind=socket.SOCK_SEQPACKET):
     held = []
     for _ in range(n):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s = socket.socket(socket.AF_UNIX, kind)
         s.connect(ctl_path)  # accepted by the kernel's backlog even if mw-pvm cannot
         held.append(s)
     out("holding %d" % len(held))
@@ -248,7 +249,9 @@ def main():
     elif cmd == "hold-tcp":
         hold_tcp(a[0], int(a[1]), int(a[2]), a[3])
     elif cmd == "hold-ctl":
-        hold_ctl(a[0], int(a[1]), a[2])
+        hold_unix(a[0], int(a[1]), a[2])
+    elif cmd == "hold-unix":
+        hold_unix(a[0], int(a[1]), a[2], socket.SOCK_STREAM)
     else:
         sys.exit(__doc__)
 

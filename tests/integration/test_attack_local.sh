@@ -144,10 +144,8 @@ rm -f "$MW_TMP/go-hold"
 mw_spawn hold as_nobody $PROBE hold-ctl "$MW_RUNTIME_DIR/pvm.sock" 100 "$MW_TMP/go-hold"
 mw_wait_for "grep -q '^holding 100' '$(mw_logfile hold)'" 10 || mw_fail "hold: $(cat "$(mw_logfile hold)")"
 mw_wait_for "grep -q 'Too many open files; retrying' '$PVM_LOG'" 10 || mw_fail "mw-pvm never ran out of fds"
-# ... and Netflow consumers (its listener on loopback) meet the same limit.
-nfport=$(sed -n 's/.*netflow: serving on 127.0.0.1:\([0-9]*\) .*/\1/p' "$PVM_LOG")
-[ -n "$nfport" ] || mw_fail "no Netflow port in mw-pvm's log"
-mw_spawn holdnf as_nobody $PROBE hold-tcp 127.0.0.1 "$nfport" 20 "$MW_TMP/go-hold"
+# ... and Netflow consumers (its AF_UNIX listener) meet the same limit.
+mw_spawn holdnf as_nobody $PROBE hold-unix "$MW_RUNTIME_DIR/netflow-0.sock" 20 "$MW_TMP/go-hold"
 mw_wait_for "grep -q '^holding 20' '$(mw_logfile holdnf)'" 10 || mw_fail "holdnf: $(cat "$(mw_logfile holdnf)")"
 mw_wait_for "grep -q 'netflow: accept: Too many open files; pausing' '$PVM_LOG'" 10 ||
 	mw_fail "mw-pvm's Netflow server never ran out of fds"
