@@ -105,6 +105,18 @@ static void test_table_lifecycle(void **state)
 	assert_string_equal(mwcon_table_find(t, LISTENER)->peer, "-");
 	assert_int_equal(mwcon_table_find(t, LISTENER)->last_obs, MW_NF_OBS_ACCEPT);
 
+	/* A listener the console first sees by an accept shows where it accepted, not "-". */
+	{
+		struct mwcon_table *t2 = calloc(1, sizeof(*t2));
+
+		assert_non_null(t2);
+		i = obs(MW_NF_OBS_ACCEPT, LISTENER, CONN, 0, 0);
+		mwcon_table_apply(t2, &i, 51.0);
+		assert_string_equal(mwcon_table_find(t2, LISTENER)->local, "10.231.0.2:8080");
+		assert_string_equal(mwcon_table_find(t2, LISTENER)->peer, "-");
+		free(t2);
+	}
+
 	mwcon_table_apply(t, &(struct mw_nf_info){ 0 }, 51.0); /* obs none: ignored */
 	assert_int_equal(t->n, 2);
 

@@ -163,8 +163,15 @@ int mwcon_table_apply(struct mwcon_table *t, const struct mw_nf_info *in, double
 		row_refresh(s, in, seen, true);
 		s->span = 0;
 		s = table_upsert(t, in->sockfd);
-		if (s)
+		if (s) {
 			row_refresh(s, in, seen, false);
+			/*
+			 * A listener first seen by its accept (the console connected
+			 * after its bind): its own address is where it accepted.
+			 */
+			if (!strcmp(s->local, "-") && in->pvm.af)
+				mwcon_endpoint_format(&in->pvm, s->local, sizeof(s->local));
+		}
 		return 1;
 	}
 	s = table_upsert(t, in->sockfd);
