@@ -21,7 +21,7 @@ static void usage(FILE *f)
 		"usage: mwctl [-c CONFIG | -s SOCKET] [--json] COMMAND\n"
 		"commands:\n"
 		"  status                    the balancer's state\n"
-		"  netflow                   the consumers of the merged Netflow stream, with their roles\n"
+		"  netflow                   the merged Netflow stream's consumers and roles\n"
 		"  ins list                  every INS: id, state, address, pid, load, rx/tx\n"
 		"  ins spawn                 start one more INS (up to balancer.max_ins)\n"
 		"  ins retire ID [--drain]   stop INS ID (--drain: after its connections end)\n"
