@@ -289,7 +289,8 @@ C2=$($PY "$NF" conn "$JSONLOG" 9101)
 tmuxc send-keys -t con o
 mw_wait_for "pane | grep -q 'monitor on: ok'" 10 || mw_fail "o got no answer: $(pane)"
 # The live table: the connection's row with its endpoints and growing bytes_out.
-mw_wait_for "pane | grep -Eq '^$C2 +10\.231\.0\.2:9101 +10\.231\.0\.1:[0-9]+ +[0-9]+ +[1-9][0-9]* '" 10 ||
+C2X=$(printf '%#x' "$C2") # the table shows ids in hex, as the original console
+mw_wait_for "pane | grep -Eq '^$C2X +10\.231\.0\.2:9101 +10\.231\.0\.1:[0-9]+ +[0-9]+ +[1-9][0-9]* '" 10 ||
 	mw_fail "the table has no row for connection $C2: $(pane)"
 tmuxc send-keys -t con p
 mw_wait_for "pane | grep -q '^socket 0x[0-9a-f]*/$C2 10.231.0.2:9101 --> remote 10.231.0.1:'" 10 ||
@@ -301,7 +302,7 @@ mw_wait_for "pane | grep -q 'close $C2: ok'" 10 || mw_fail "the close got no ok:
 mw_wait_for "[ -s '$MW_TMP/slow.out' ]" 20 || mw_fail "the client did not end after the console's close"
 read -r GOT END <"$MW_TMP/slow.out"
 [ "$GOT" -lt 100000000 ] || mw_fail "the client got the whole file after the console's close"
-mw_wait_for "! pane | grep -Eq '^$C2 '" 5 || mw_fail "the closed socket is still in the table: $(pane)"
+mw_wait_for "! pane | grep -Eq '^$C2X '" 5 || mw_fail "the closed socket is still in the table: $(pane)"
 tmuxc send-keys -t con h
 mw_wait_for "pane | grep -q '^keys: h help'" 5 || mw_fail "h showed no help: $(pane)"
 # m: observations printed as they come; M: no more.

@@ -186,8 +186,8 @@ static void test_render(void **state)
 	assert_string_equal(
 		buf,
 		"SOCKET               LOCAL                 PEER                      BYTES_IN    BYTES_OUT     AGE LAST\n"
-		"1099511627777        10.231.0.2:8080       -                                0            0    3.0s bind\n"
-		"1099511627778        10.231.0.2:8080       10.231.0.1:45678                78         1234    5.5s send\n");
+		"0x10000000001        10.231.0.2:8080       -                                0            0    3.0s bind\n"
+		"0x10000000002        10.231.0.2:8080       10.231.0.1:45678                78         1234    5.5s send\n");
 	mwcon_table_render(t, 200.0, 10, 0, buf, sizeof(buf));
 	line2 = strchr(buf, '\n') + 1;
 	assert_non_null(strstr(line2, " 1m40s bind\n"));
@@ -195,12 +195,12 @@ static void test_render(void **state)
 
 	/* Row limit: the rest is counted. Width: lines are cut. */
 	mwcon_table_render(t, 103.0, 1, 0, buf, sizeof(buf));
-	assert_non_null(strstr(buf, "1099511627777"));
-	assert_null(strstr(buf, "1099511627778"));
+	assert_non_null(strstr(buf, "0x10000000001"));
+	assert_null(strstr(buf, "0x10000000002"));
 	assert_non_null(strstr(buf, "\n... 1 more\n"));
 	mwcon_table_render(t, 103.0, 10, 26, buf, sizeof(buf));
-	assert_string_equal(buf, "SOCKET               LOCAL\n1099511627777        10.23\n"
-				 "1099511627778        10.23\n");
+	assert_string_equal(buf, "SOCKET               LOCAL\n0x10000000001        10.23\n"
+				 "0x10000000002        10.23\n");
 
 	/* A small buffer is cut, still terminated. */
 	n = mwcon_table_render(t, 103.0, 10, 0, buf, 50);

@@ -246,7 +246,8 @@ size_t mwcon_table_render(const struct mwcon_table *t, double now, size_t rows, 
 		const struct mwcon_sock *s = &t->socks[i];
 
 		age_format(s->span + (now - s->seen), age, sizeof(age));
-		put_line(buf, len, &used, width, "%-20" PRIu64 " %-21s %-21s %12" PRIu64
+		/* Socket ids in hex, the original console's form (its "p" list too). */
+		put_line(buf, len, &used, width, "0x%-18" PRIx64 " %-21s %-21s %12" PRIu64
 			 " %12" PRIu64 " %7s %s", s->id, s->local, s->peer, s->bytes_in,
 			 s->bytes_out, age, mw_nf_obs_name(s->last_obs));
 	}
