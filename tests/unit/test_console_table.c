@@ -185,13 +185,22 @@ static void test_render(void **state)
 	assert_int_equal(n, strlen(buf));
 	assert_string_equal(
 		buf,
-		"SOCKET               LOCAL                 PEER                      BYTES_IN    BYTES_OUT     AGE LAST\n"
-		"0x10000000001        10.231.0.2:8080       -                                0            0    3.0s bind\n"
-		"0x10000000002        10.231.0.2:8080       10.231.0.1:45678                78         1234    5.5s send\n");
+		"SOCKET               LOCAL                 PEER                      BYTES_IN    BYTES_OUT  RATE/s     AGE LAST\n"
+		"0x10000000001        10.231.0.2:8080       -                                0            0       0    3.0s bind\n"
+		"0x10000000002        10.231.0.2:8080       10.231.0.1:45678                78         1234       0    5.5s send\n");
 	mwcon_table_render(t, 200.0, 10, 0, buf, sizeof(buf));
 	line2 = strchr(buf, '\n') + 1;
 	assert_non_null(strstr(line2, " 1m40s bind\n"));
 	assert_non_null(strstr(line2, " 1m42s send\n"));
+
+	/* The rate: bytes in + out over at least a second between observations. */
+	i = obs(MW_NF_OBS_RECV, CONN, CONN, 78 + 2000, 1234 + 1000);
+	mwcon_table_apply(t, &i, 100.5); /* 0.5 s: too short a window, no rate yet */
+	assert_true(mwcon_table_find(t, CONN)->rate == 0);
+	mwcon_table_apply(t, &i, 101.5); /* 3000 bytes in 1.5 s */
+	assert_true(mwcon_table_find(t, CONN)->rate == 2000);
+	mwcon_table_render(t, 103.0, 10, 0, buf, sizeof(buf));
+	assert_non_null(strstr(buf, " 2.0K "));
 
 	/* Row limit: the rest is counted. Width: lines are cut. */
 	mwcon_table_render(t, 103.0, 1, 0, buf, sizeof(buf));

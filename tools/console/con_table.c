@@ -130,6 +130,36 @@ static void row_refresh(struct mwcon_sock *s, const struct mw_nf_info *in, doubl
 	s->last_obs = in->obs;
 }
 
+/* Bytes/s of the socket, over windows of at least MWCON_RATE_WINDOW seconds. */
+static void rate_update(struct mwcon_sock *s, double seen)
+{
+	uint64_t total = s->bytes_in + s->bytes_out;
+
+	if (!s->win_start || total < s->win_bytes) {
+		s->win_start = seen;
+		s->win_bytes = total;
+		return;
+	}
+	if (seen - s->win_start < MWCON_RATE_WINDOW)
+		return;
+	s->rate = (double)(total - s->win_bytes) / (seen - s->win_start);
+	s->win_start = seen;
+	s->win_bytes = total;
+}
+
+/* "0", "950", "12.3K", "4.1M", "1.2G" (bytes/s) */
+static void rate_format(double r, char *buf, size_t len)
+{
+	if (r < 1000)
+		snprintf(buf, len, "%.0f", r);
+	else if (r < 1e6)
+		snprintf(buf, len, "%.1fK", r / 1e3);
+	else if (r < 1e9)
+		snprintf(buf, len, "%.1fM", r / 1e6);
+	else
+		snprintf(buf, len, "%.1fG", r / 1e9);
+}
+
 /**
  * mwcon_table_apply() - update the table with one observation
  * @t: the table
@@ -182,6 +212,7 @@ int mwcon_table_apply(struct mwcon_table *t, const struct mw_nf_info *in, double
 	row_refresh(s, in, seen, true);
 	s->bytes_in = in->bytes_in;
 	s->bytes_out = in->bytes_out;
+	rate_update(s, seen);
 	return 1;
 }
 
@@ -237,19 +268,20 @@ size_t mwcon_table_render(const struct mwcon_table *t, double now, size_t rows, 
 			  char *buf, size_t len)
 {
 	size_t used = 0, i;
-	char age[32];
+	char age[32], rate[32];
 
 	buf[0] = '\0';
-	put_line(buf, len, &used, width, "%-20s %-21s %-21s %12s %12s %7s %s", "SOCKET", "LOCAL",
-		 "PEER", "BYTES_IN", "BYTES_OUT", "AGE", "LAST");
+	put_line(buf, len, &used, width, "%-20s %-21s %-21s %12s %12s %7s %7s %s", "SOCKET",
+		 "LOCAL", "PEER", "BYTES_IN", "BYTES_OUT", "RATE/s", "AGE", "LAST");
 	for (i = 0; i < t->n && i < rows; i++) {
 		const struct mwcon_sock *s = &t->socks[i];
 
 		age_format(s->span + (now - s->seen), age, sizeof(age));
+		rate_format(s->rate, rate, sizeof(rate));
 		/* Socket ids in hex, the original console's form (its "p" list too). */
 		put_line(buf, len, &used, width, "0x%-18" PRIx64 " %-21s %-21s %12" PRIu64
-			 " %12" PRIu64 " %7s %s", s->id, s->local, s->peer, s->bytes_in,
-			 s->bytes_out, age, mw_nf_obs_name(s->last_obs));
+			 " %12" PRIu64 " %7s %7s %s", s->id, s->local, s->peer, s->bytes_in,
+			 s->bytes_out, rate, age, mw_nf_obs_name(s->last_obs));
 	}
 	if (t->n > rows)
 		put_line(buf, len, &used, width, "... %zu more", t->n - rows);

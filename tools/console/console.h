@@ -105,6 +105,7 @@ void mwcon_value_format(uint16_t attr, uint64_t v0, uint64_t v1, char *buf, size
 /* ---- con_table.c ---------------------------------------------------------------------- */
 
 #define MWCON_TABLE_MAX 4096 /* open sockets tracked; more are counted, not shown */
+#define MWCON_RATE_WINDOW 1.0 /* seconds a socket's rate is measured over, at least */
 
 struct mwcon_sock {
 	uint64_t id;
@@ -114,6 +115,9 @@ struct mwcon_sock {
 	double span;    /* server clock: ts_curr - ts_session_start of the last observation */
 	double seen;    /* local clock: when that observation arrived */
 	uint16_t last_obs;
+	double rate;       /* bytes/s (in + out), measured over at least MWCON_RATE_WINDOW */
+	uint64_t win_bytes; /* in + out at the start of the current window */
+	double win_start;   /* local clock; 0: no window yet */
 };
 
 struct mwcon_table {
