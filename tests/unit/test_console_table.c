@@ -202,6 +202,19 @@ static void test_render(void **state)
 	mwcon_table_render(t, 103.0, 10, 0, buf, sizeof(buf));
 	assert_non_null(strstr(buf, " 2.0K "));
 
+	/* --sort rate: the fastest first; --filter: only matching rows, and a line says so. */
+	t->sort = MWCON_SORT_RATE;
+	mwcon_table_render(t, 103.0, 10, 0, buf, sizeof(buf));
+	line2 = strchr(buf, '\n') + 1;
+	assert_memory_equal(line2, "0x10000000002 ", 14);
+	t->sort = MWCON_SORT_ID;
+	t->filter = ":45678";
+	mwcon_table_render(t, 103.0, 10, 0, buf, sizeof(buf));
+	assert_null(strstr(buf, "0x10000000001"));
+	assert_non_null(strstr(buf, "0x10000000002"));
+	assert_non_null(strstr(buf, "(1 of 2 sockets match --filter :45678)\n"));
+	t->filter = NULL;
+
 	/* Row limit: the rest is counted. Width: lines are cut. */
 	mwcon_table_render(t, 103.0, 1, 0, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "0x10000000001"));
