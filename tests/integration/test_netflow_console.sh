@@ -257,10 +257,13 @@ case $out in "mw-console: set $LISTENER SndBuf: Operation not permitted (an obse
 out=$(as_user --groups "$OBS_GID" "$CON" -c "$CONF" close "$LISTENER" 2>&1) &&
 	mw_fail "an observe member could close a socket"
 [ "$(con get "$LISTENER" isopen)" = 1 ] || mw_fail "the listener was closed by an observe member"
+# (the member's earlier commands connected too: wait for one more observe consumer)
+N0=$(grep -c 'consumer uid 65534 .* role observe' "$PVM_LOG")
 timeout 20 setpriv --reuid=nobody --regid=nogroup --groups "$OBS_GID" "$CON" -c "$CONF" --json --count 1 \
 	>"$MW_TMP/member.json" &
 MEMBER=$!
-mw_wait_for "grep -q 'consumer uid 65534 .* role observe' '$PVM_LOG'" 10 || mw_fail "the member's --json did not connect"
+mw_wait_for "[ \$(grep -c 'consumer uid 65534 .* role observe' '$PVM_LOG') -gt $N0 ]" 10 ||
+	mw_fail "the member's --json did not connect"
 in_cli curl -sf --max-time 10 -o /dev/null http://10.231.0.2:8080/file || mw_fail "curl for the member failed"
 wait "$MEMBER" || mw_fail "the observe member's --json failed"
 "$PY" -c 'import json,sys; assert json.loads(open(sys.argv[1]).readline())["obs"]' "$MW_TMP/member.json" ||
