@@ -100,6 +100,7 @@ struct bal {
 	ev_tstamp spawn_backoff_until;
 	struct bal_fe *fe;
 	struct bal_ctl *ctl;
+	struct bal_nf *nf; /* the merged Netflow stream (nf_aggregate.h), NULL if not open */
 	bool stopping;
 	uint64_t spawned, replaced;
 	struct bal_as_state as;	       /* autoscale (balancer.autoscale) */

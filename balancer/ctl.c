@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 
 #include "balancer/bal.h"
+#include "balancer/nf_aggregate.h"
 #include "common/log.h"
 
 /*
@@ -123,6 +124,12 @@ static int parse_int(const char *s, int *v)
 	return 0;
 }
 
+/* One consumer of the merged Netflow stream, with its role. */
+static void ctl_nf_line(void *ctx, const char *line)
+{
+	outf(ctx, "%s\n", line);
+}
+
 static void run(struct bal *b, char *line, struct out *o)
 {
 	const struct mw_balancer_config *bc = &b->cfg->balancer;
@@ -137,6 +144,11 @@ static void run(struct bal *b, char *line, struct out *o)
 		argv[argc++] = t;
 	if (t) {
 		outf(o, "error too many words\n");
+		return;
+	}
+	if (argc == 1 && !strcmp(argv[0], "netflow")) {
+		outf(o, "ok\n");
+		bal_nf_list(b->nf, ctl_nf_line, o);
 		return;
 	}
 	if (argc == 1 && !strcmp(argv[0], "status")) {

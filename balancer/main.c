@@ -29,7 +29,6 @@ int main(int argc, char **argv)
 	};
 	static struct bal b;
 	const struct mw_balancer_config *bc;
-	struct bal_nf *nf = NULL;
 	char err[512];
 	int ret, status = EXIT_FAILURE;
 	bool inited = false;
@@ -51,7 +50,7 @@ int main(int argc, char **argv)
 	if (!ret)
 		ret = bal_fe_open(&b, &b.fe, err, sizeof(err));
 	if (!ret)
-		ret = bal_nf_open(&nf, d.loop, &d.cfg, err, sizeof(err));
+		ret = bal_nf_open(&b.nf, d.loop, &d.cfg, err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
 		goto out;
@@ -67,7 +66,8 @@ int main(int argc, char **argv)
 	mw_daemon_stopping(&d);
 	status = EXIT_SUCCESS;
 out:
-	bal_nf_close(nf);
+	bal_nf_close(b.nf);
+	b.nf = NULL;
 	bal_fe_close(b.fe);
 	bal_ctl_close(b.ctl);
 	if (inited)

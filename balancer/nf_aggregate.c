@@ -650,6 +650,41 @@ void bal_nf_close(struct bal_nf *a)
 	free(a);
 }
 
+struct list_ctx {
+	void (*fn)(void *ctx, const char *line);
+	void *ctx;
+};
+
+static void list_one(void *arg, const struct mw_nf_consumer_info *ci)
+{
+	struct list_ctx *l = arg;
+	char line[256], peer[MW_ADDR_STRLEN];
+	size_t i;
+
+	/* mwctl's records are space-separated key=value words. */
+	for (i = 0; ci->peer[i] && i + 1 < sizeof(peer); i++)
+		peer[i] = ci->peer[i] == ' ' ? '_' : ci->peer[i];
+	peer[i] = '\0';
+	snprintf(line, sizeof(line),
+		 "netflow_consumer peer=%s role=%s monitor=%d queued=%zu drops=%llu", peer,
+		 mw_nf_role_name(ci->role), ci->monitor, ci->queued, (unsigned long long)ci->drops);
+	l->fn(l->ctx, line);
+}
+
+/**
+ * bal_nf_list() - one line per consumer of the merged stream
+ * @a:   the aggregate, or NULL
+ * @fn:  called with each line
+ * @ctx: its argument
+ */
+void bal_nf_list(const struct bal_nf *a, void (*fn)(void *ctx, const char *line), void *ctx)
+{
+	struct list_ctx l = { .fn = fn, .ctx = ctx };
+
+	if (a)
+		mw_nf_server_foreach(a->srv, list_one, &l);
+}
+
 void bal_nf_status(const struct bal_nf *a, char *buf, size_t len)
 {
 	struct mw_nf_server_stats st;

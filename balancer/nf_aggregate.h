@@ -28,6 +28,14 @@ int bal_nf_open(struct bal_nf **out, struct ev_loop *loop, const struct mw_confi
 /* Disconnect everything and withdraw the published address; NULL is fine. */
 void bal_nf_close(struct bal_nf *a);
 
+/**
+ * bal_nf_list() - one line per consumer of the merged stream, for mwctl
+ * "netflow_consumer peer=uid_0_pid_42 role=control monitor=1 queued=0 drops=0"
+ * @a: the aggregate (NULL: nothing)
+ * @fn: called with each line (no newline)
+ */
+void bal_nf_list(const struct bal_nf *a, void (*fn)(void *ctx, const char *line), void *ctx);
+
 /* "N PVM stream(s), N consumer(s)" for the STATUS line. */
 void bal_nf_status(const struct bal_nf *a, char *buf, size_t len);
 

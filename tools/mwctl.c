@@ -21,6 +21,7 @@ static void usage(FILE *f)
 		"usage: mwctl [-c CONFIG | -s SOCKET] [--json] COMMAND\n"
 		"commands:\n"
 		"  status                    the balancer's state\n"
+		"  netflow                   the merged Netflow stream's consumers and roles\n"
 		"  ins list                  every INS: id, state, address, pid, load, health, "
 		"rx/tx\n"
 		"  ins spawn                 start one more INS (up to balancer.max_ins)\n"
@@ -61,7 +62,7 @@ static int build(int argc, char **argv, char *line, size_t len)
 
 	if (!argc)
 		return fail("no command (try --help)%s", "");
-	if (!strcmp(c, "status") || !strcmp(c, "reload")) {
+	if (!strcmp(c, "status") || !strcmp(c, "reload") || !strcmp(c, "netflow")) {
 		if (argc != 1)
 			return fail("%s takes no arguments", c);
 		snprintf(line, len, "%s\n", c);
@@ -239,7 +240,7 @@ int main(int argc, char **argv)
 	/* "--drain" after the command is an argument of it, not an option of mwctl. */
 	if (build(argc - optind, argv + optind, line, sizeof(line)))
 		return 1;
-	list = !strcmp(line, "ins list\n");
+	list = !strcmp(line, "ins list\n") || !strcmp(line, "netflow\n");
 	if (!sock) {
 		static struct mw_config cfg;
 		struct mw_config_errors errs;

@@ -142,7 +142,21 @@ expect "observe member: block via the balancer" "$(obs_req 0x1103 1 "ip:$CLI_IP"
 expect "listener still open" "$(req 0x0101 2 "$L1" 0)" "status=0 val0=1 val1=0"
 expect "control member: set via the balancer" \
 	"$(as_user --groups "$CTL_GID" "$PY" "$NFP" req "$AGG" 0x0109 3 "$L1" 32768)" "status=0 val0=0 val1=0"
-mw_log "access control at the aggregate ok"
+# mwctl lists the merged stream's consumers with their roles.
+install -d -o nobody "$MW_TMP/nobody"
+mw_spawn obswatch setpriv --reuid=nobody --regid=nogroup --groups "$OBS_GID" "$PY" "$NFP" obs "$AGG" \
+	"$MW_TMP/nobody/obswatch.obs" 1000 30
+mw_wait_for "grep -q READY '$MW_TMP/nobody/obswatch.obs'" || mw_fail "the observe member's consumer did not connect"
+MWCTL=$MW_BUILD_DIR/tools/mwctl
+J=$("$MWCTL" -s "$MW_RUNTIME_DIR/balancer.sock" --json netflow) || mw_fail "mwctl netflow failed"
+"$PY" -c '
+import json, sys
+c = json.loads(sys.argv[1])
+roles = sorted((x["peer"].split("_pid")[0], x["role"]) for x in c)
+assert ("uid_0", "control") in roles and ("uid_65534", "observe") in roles, roles
+' "$J" || mw_fail "mwctl netflow does not show both consumers with their roles: $J"
+mw_stop obswatch
+mw_log "access control at the aggregate ok; mwctl netflow: $J"
 
 # --- a second mw-pvm with a taken index is refused ---------------------------------------------
 CONF4=$MW_TMP/pvm3.conf

@@ -164,6 +164,11 @@ static void test_commands(void **state)
 	assert_int_equal(o.cmd, MWCON_CMD_INTERACTIVE);
 	assert_true(o.interactive_forced);
 	assert_int_equal(o.timeout_ms, 250);
+	assert_int_equal(PARSE(&o, err, "--sort", "rate", "--filter", ":8080", "-i"), 0);
+	assert_int_equal(o.sort, MWCON_SORT_RATE);
+	assert_string_equal(o.filter, ":8080");
+	assert_int_equal(PARSE(&o, err, "--token-file", "/etc/t", "get", "1", "sndbuf"), 0);
+	assert_string_equal(o.token_file, "/etc/t");
 
 	assert_int_equal(PARSE(&o, err, "--help"), 0);
 	assert_true(o.help);
@@ -206,6 +211,8 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(PARSE(&o, err, "--json", "close", "1"), -EINVAL);
 	assert_string_equal(err, "unexpected argument 'close' with --json (try --help)");
 	assert_int_equal(PARSE(&o, err, "--timeout-ms", "0"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--sort", "size"), -EINVAL);
+	assert_string_equal(err, "invalid --sort 'size' (id, rate, age, port, peer)");
 	assert_int_equal(PARSE(&o, err, "-i", "close", "1"), -EINVAL);
 }
 

@@ -105,6 +105,18 @@ static void test_table_lifecycle(void **state)
 	assert_string_equal(mwcon_table_find(t, LISTENER)->peer, "-");
 	assert_int_equal(mwcon_table_find(t, LISTENER)->last_obs, MW_NF_OBS_ACCEPT);
 
+	/* A listener the console first sees by an accept shows where it accepted, not "-". */
+	{
+		struct mwcon_table *t2 = calloc(1, sizeof(*t2));
+
+		assert_non_null(t2);
+		i = obs(MW_NF_OBS_ACCEPT, LISTENER, CONN, 0, 0);
+		mwcon_table_apply(t2, &i, 51.0);
+		assert_string_equal(mwcon_table_find(t2, LISTENER)->local, "10.231.0.2:8080");
+		assert_string_equal(mwcon_table_find(t2, LISTENER)->peer, "-");
+		free(t2);
+	}
+
 	mwcon_table_apply(t, &(struct mw_nf_info){ 0 }, 51.0); /* obs none: ignored */
 	assert_int_equal(t->n, 2);
 
@@ -173,22 +185,44 @@ static void test_render(void **state)
 	assert_int_equal(n, strlen(buf));
 	assert_string_equal(
 		buf,
-		"SOCKET               LOCAL                 PEER                      BYTES_IN    BYTES_OUT     AGE LAST\n"
-		"1099511627777        10.231.0.2:8080       -                                0            0    3.0s bind\n"
-		"1099511627778        10.231.0.2:8080       10.231.0.1:45678                78         1234    5.5s send\n");
+		"SOCKET               LOCAL                 PEER                      BYTES_IN    BYTES_OUT  RATE/s     AGE LAST\n"
+		"0x10000000001        10.231.0.2:8080       -                                0            0       0    3.0s bind\n"
+		"0x10000000002        10.231.0.2:8080       10.231.0.1:45678                78         1234       0    5.5s send\n");
 	mwcon_table_render(t, 200.0, 10, 0, buf, sizeof(buf));
 	line2 = strchr(buf, '\n') + 1;
 	assert_non_null(strstr(line2, " 1m40s bind\n"));
 	assert_non_null(strstr(line2, " 1m42s send\n"));
 
+	/* The rate: bytes in + out over at least a second between observations. */
+	i = obs(MW_NF_OBS_RECV, CONN, CONN, 78 + 2000, 1234 + 1000);
+	mwcon_table_apply(t, &i, 100.5); /* 0.5 s: too short a window, no rate yet */
+	assert_true(mwcon_table_find(t, CONN)->rate == 0);
+	mwcon_table_apply(t, &i, 101.5); /* 3000 bytes in 1.5 s */
+	assert_true(mwcon_table_find(t, CONN)->rate == 2000);
+	mwcon_table_render(t, 103.0, 10, 0, buf, sizeof(buf));
+	assert_non_null(strstr(buf, " 2.0K "));
+
+	/* --sort rate: the fastest first; --filter: only matching rows, and a line says so. */
+	t->sort = MWCON_SORT_RATE;
+	mwcon_table_render(t, 103.0, 10, 0, buf, sizeof(buf));
+	line2 = strchr(buf, '\n') + 1;
+	assert_memory_equal(line2, "0x10000000002 ", 14);
+	t->sort = MWCON_SORT_ID;
+	t->filter = ":45678";
+	mwcon_table_render(t, 103.0, 10, 0, buf, sizeof(buf));
+	assert_null(strstr(buf, "0x10000000001"));
+	assert_non_null(strstr(buf, "0x10000000002"));
+	assert_non_null(strstr(buf, "(1 of 2 sockets match --filter :45678)\n"));
+	t->filter = NULL;
+
 	/* Row limit: the rest is counted. Width: lines are cut. */
 	mwcon_table_render(t, 103.0, 1, 0, buf, sizeof(buf));
-	assert_non_null(strstr(buf, "1099511627777"));
-	assert_null(strstr(buf, "1099511627778"));
+	assert_non_null(strstr(buf, "0x10000000001"));
+	assert_null(strstr(buf, "0x10000000002"));
 	assert_non_null(strstr(buf, "\n... 1 more\n"));
 	mwcon_table_render(t, 103.0, 10, 26, buf, sizeof(buf));
-	assert_string_equal(buf, "SOCKET               LOCAL\n1099511627777        10.23\n"
-				 "1099511627778        10.23\n");
+	assert_string_equal(buf, "SOCKET               LOCAL\n0x10000000001        10.23\n"
+				 "0x10000000002        10.23\n");
 
 	/* A small buffer is cut, still terminated. */
 	n = mwcon_table_render(t, 103.0, 10, 0, buf, 50);

@@ -19,6 +19,8 @@ enum {
 	OPT_COUNT,
 	OPT_TIMEOUT,
 	OPT_TOKEN_FILE,
+	OPT_SORT,
+	OPT_FILTER,
 };
 
 /* Names get/set accept besides the wire names; the wire names come from the codec. */
@@ -63,6 +65,9 @@ void mwcon_usage(void)
 	       "                           default: the address published at keystore key %s\n"
 	       "                           (without access to the keystore: the AF_UNIX socket\n"
 	       "                           of the configuration)\n"
+	       "      --sort KEY           interactive table order: id, rate, age, port, peer\n"
+	       "      --filter TEXT        interactive table: rows whose local or peer address\n"
+	       "                           contains TEXT (\":8080\", \"10.1.2.\")\n"
 	       "      --token-file FILE    the token a TCP server asks for (first line: TOKEN\n"
 	       "                           or ROLE TOKEN; the file must be private, mode 0600)\n"
 	       "  -k, --keystore-root DIR  local keystore root; default: common.keystore_root\n"
@@ -390,6 +395,8 @@ int mwcon_parse_args(struct mwcon_opts *o, int argc, char **argv, char *err, siz
 		{ "interactive", no_argument, NULL, 'i' },
 		{ "server", required_argument, NULL, OPT_SERVER },
 		{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+		{ "sort", required_argument, NULL, OPT_SORT },
+		{ "filter", required_argument, NULL, OPT_FILTER },
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "count", required_argument, NULL, OPT_COUNT },
@@ -427,6 +434,21 @@ int mwcon_parse_args(struct mwcon_opts *o, int argc, char **argv, char *err, siz
 			break;
 		case OPT_TOKEN_FILE:
 			o->token_file = optarg;
+			break;
+		case OPT_SORT: {
+			static const char *const keys[] = { "id", "rate", "age", "port", "peer" };
+			size_t k;
+
+			for (k = 0; k < NELEM(keys) && strcmp(optarg, keys[k]); k++)
+				;
+			if (k == NELEM(keys))
+				return bad(err, errlen,
+					   "invalid --sort '%s' (id, rate, age, port, peer)", optarg);
+			o->sort = (int)k;
+			break;
+		}
+		case OPT_FILTER:
+			o->filter = optarg;
 			break;
 		case OPT_KEY:
 			o->key = optarg;

@@ -151,6 +151,25 @@ out:
 	return ret;
 }
 
+/* A negative status in words: what it means for this command, else strerror(). */
+static const char *status_words(const struct mwcon_opts *o, int status)
+{
+	if (status == -EPERM && o->cmd != MWCON_CMD_GET)
+		return "Operation not permitted (an observe consumer may not write; the control "
+		       "group or a control token may)";
+	if (status == -EBADF && o->cmd != MWCON_CMD_CONGCTL)
+		return "Bad file descriptor (no such socket)";
+	if (status == -ENOENT && o->cmd == MWCON_CMD_CONGCTL)
+		return "No such file or directory (the INS kernel has no such algorithm)";
+	if (status == -ETIMEDOUT)
+		return "Connection timed out (the PVM of that socket did not answer)";
+	if (status == -ESRCH)
+		return "No such process (the socket's owner has exited)";
+	if (status == -ENOSPC && (o->cmd == MWCON_CMD_BLOCK))
+		return "No space left on device (pvm.netflow_block_max addresses blocked)";
+	return strerror(-status);
+}
+
 /* "close 123", "block 10.1.2.3", "get 5 SndBuf": names the failed command in errors. */
 static void say_failure(const struct mwcon_opts *o, const char *what)
 {
@@ -277,7 +296,7 @@ int mwcon_run_command(const struct mwcon_opts *o, struct mw_nf_client *c)
 		return 1;
 	}
 	if (rsp.status < 0) {
-		say_failure(o, strerror(-rsp.status));
+		say_failure(o, status_words(o, rsp.status));
 		return 1;
 	}
 	if (o->cmd == MWCON_CMD_GET) {

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/addr.h"
@@ -130,6 +131,36 @@ static void row_refresh(struct mwcon_sock *s, const struct mw_nf_info *in, doubl
 	s->last_obs = in->obs;
 }
 
+/* Bytes/s of the socket, over windows of at least MWCON_RATE_WINDOW seconds. */
+static void rate_update(struct mwcon_sock *s, double seen)
+{
+	uint64_t total = s->bytes_in + s->bytes_out;
+
+	if (!s->win_start || total < s->win_bytes) {
+		s->win_start = seen;
+		s->win_bytes = total;
+		return;
+	}
+	if (seen - s->win_start < MWCON_RATE_WINDOW)
+		return;
+	s->rate = (double)(total - s->win_bytes) / (seen - s->win_start);
+	s->win_start = seen;
+	s->win_bytes = total;
+}
+
+/* "0", "950", "12.3K", "4.1M", "1.2G" (bytes/s) */
+static void rate_format(double r, char *buf, size_t len)
+{
+	if (r < 1000)
+		snprintf(buf, len, "%.0f", r);
+	else if (r < 1e6)
+		snprintf(buf, len, "%.1fK", r / 1e3);
+	else if (r < 1e9)
+		snprintf(buf, len, "%.1fM", r / 1e6);
+	else
+		snprintf(buf, len, "%.1fG", r / 1e9);
+}
+
 /**
  * mwcon_table_apply() - update the table with one observation
  * @t: the table
@@ -163,8 +194,15 @@ int mwcon_table_apply(struct mwcon_table *t, const struct mw_nf_info *in, double
 		row_refresh(s, in, seen, true);
 		s->span = 0;
 		s = table_upsert(t, in->sockfd);
-		if (s)
+		if (s) {
 			row_refresh(s, in, seen, false);
+			/*
+			 * A listener first seen by its accept (the console connected
+			 * after its bind): its own address is where it accepted.
+			 */
+			if (!strcmp(s->local, "-") && in->pvm.af)
+				mwcon_endpoint_format(&in->pvm, s->local, sizeof(s->local));
+		}
 		return 1;
 	}
 	s = table_upsert(t, in->sockfd);
@@ -175,6 +213,7 @@ int mwcon_table_apply(struct mwcon_table *t, const struct mw_nf_info *in, double
 	row_refresh(s, in, seen, true);
 	s->bytes_in = in->bytes_in;
 	s->bytes_out = in->bytes_out;
+	rate_update(s, seen);
 	return 1;
 }
 
@@ -216,8 +255,65 @@ put_line(char *buf, size_t len, size_t *used, size_t width, const char *fmt, ...
 	*used += (size_t)n < len - *used ? (size_t)n : len - *used - 1;
 }
 
+/* The local port of "ip:port" / "[ip6]:port", 0 for "-". */
+static unsigned row_port(const struct mwcon_sock *s)
+{
+	const char *c = strrchr(s->local, ':');
+
+	return c ? (unsigned)strtoul(c + 1, NULL, 10) : 0;
+}
+
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+/* qsort has no context argument: the table being sorted. */
+static const struct mwcon_table *sort_table;
+
+static int row_cmp(const void *pa, const void *pb)
+{
+	const struct mwcon_sock *a = &sort_table->socks[*(const uint32_t *)pa];
+	const struct mwcon_sock *b = &sort_table->socks[*(const uint32_t *)pb];
+	int c = 0;
+
+	switch (sort_table->sort) {
+	case MWCON_SORT_RATE:
+		c = a->rate > b->rate ? -1 : a->rate < b->rate;
+		break;
+	case MWCON_SORT_AGE: /* the oldest: the earliest start, local clock */
+		c = a->seen - a->span < b->seen - b->span ? -1 : a->seen - a->span > b->seen - b->span;
+		break;
+	case MWCON_SORT_PORT:
+		c = cmp_u64(row_port(a), row_port(b));
+		break;
+	case MWCON_SORT_PEER:
+		c = strcmp(a->peer, b->peer);
+		break;
+	default:
+		break;
+	}
+	return c ? c : cmp_u64(a->id, b->id);
+}
+
+/* The rows to render, filtered and ordered, in t->order; Return: how many. */
+static size_t table_view(struct mwcon_table *t)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < t->n; i++)
+		if (!t->filter || strstr(t->socks[i].local, t->filter) ||
+		    strstr(t->socks[i].peer, t->filter))
+			t->order[n++] = (uint32_t)i;
+	if (t->sort != MWCON_SORT_ID) {
+		sort_table = t;
+		qsort(t->order, n, sizeof(t->order[0]), row_cmp);
+	}
+	return n;
+}
+
 /**
- * mwcon_table_render() - the table as text lines, sorted by socket id
+ * mwcon_table_render() - the table as text lines, filtered and sorted (by socket id unless t->sort)
  * @t: the table
  * @now: local time, the clock of mwcon_table_apply()'s @seen
  * @rows: at most this many sockets
@@ -226,25 +322,30 @@ put_line(char *buf, size_t len, size_t *used, size_t width, const char *fmt, ...
  * @len: its size (> 0)
  * Return: bytes written
  */
-size_t mwcon_table_render(const struct mwcon_table *t, double now, size_t rows, size_t width,
+size_t mwcon_table_render(struct mwcon_table *t, double now, size_t rows, size_t width,
 			  char *buf, size_t len)
 {
-	size_t used = 0, i;
-	char age[32];
+	size_t used = 0, i, n = table_view(t);
+	char age[32], rate[32];
 
 	buf[0] = '\0';
-	put_line(buf, len, &used, width, "%-20s %-21s %-21s %12s %12s %7s %s", "SOCKET", "LOCAL",
-		 "PEER", "BYTES_IN", "BYTES_OUT", "AGE", "LAST");
-	for (i = 0; i < t->n && i < rows; i++) {
-		const struct mwcon_sock *s = &t->socks[i];
+	put_line(buf, len, &used, width, "%-20s %-21s %-21s %12s %12s %7s %7s %s", "SOCKET",
+		 "LOCAL", "PEER", "BYTES_IN", "BYTES_OUT", "RATE/s", "AGE", "LAST");
+	for (i = 0; i < n && i < rows; i++) {
+		const struct mwcon_sock *s = &t->socks[t->order[i]];
 
 		age_format(s->span + (now - s->seen), age, sizeof(age));
-		put_line(buf, len, &used, width, "%-20" PRIu64 " %-21s %-21s %12" PRIu64
-			 " %12" PRIu64 " %7s %s", s->id, s->local, s->peer, s->bytes_in,
-			 s->bytes_out, age, mw_nf_obs_name(s->last_obs));
+		rate_format(s->rate, rate, sizeof(rate));
+		/* Socket ids in hex, the original console's form (its "p" list too). */
+		put_line(buf, len, &used, width, "0x%-18" PRIx64 " %-21s %-21s %12" PRIu64
+			 " %12" PRIu64 " %7s %7s %s", s->id, s->local, s->peer, s->bytes_in,
+			 s->bytes_out, rate, age, mw_nf_obs_name(s->last_obs));
 	}
-	if (t->n > rows)
-		put_line(buf, len, &used, width, "... %zu more", t->n - rows);
+	if (n > rows)
+		put_line(buf, len, &used, width, "... %zu more", n - rows);
+	if (n < t->n)
+		put_line(buf, len, &used, width, "(%zu of %zu sockets match --filter %s)", n, t->n,
+			 t->filter);
 	if (t->overflow)
 		put_line(buf, len, &used, width, "(%" PRIu64 " observations of sockets beyond %d not tracked)",
 			 t->overflow, MWCON_TABLE_MAX);

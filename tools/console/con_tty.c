@@ -595,6 +595,8 @@ int mwcon_run_tty(const struct mwcon_opts *o, struct mw_nf_client *c)
 	t->o = o;
 	t->c = c;
 	t->muted = true;
+	t->table->sort = (enum mwcon_sort)o->sort;
+	t->table->filter = o->filter;
 	tty_size(t);
 	if (!t->frame) {
 		fprintf(stderr, "%s: out of memory\n", MWCON_NAME);

@@ -43,6 +43,8 @@ struct mwcon_opts {
 	const char *config;      /* -c/--config, or NULL: $MW_CONFIG / built-in path */
 	const char *key;         /* --key, or NULL: MW_NF_KEY_PVM */
 	const char *token_file;  /* --token-file: for a TCP server, or NULL */
+	int sort;                /* --sort: enum mwcon_sort */
+	const char *filter;      /* --filter TEXT: rows whose local or peer contains it */
 	uint64_t count;          /* --json --count N; 0 = unlimited */
 	int timeout_ms;          /* --timeout-ms */
 	uint64_t sock;           /* close/get/set ID */
@@ -105,6 +107,7 @@ void mwcon_value_format(uint16_t attr, uint64_t v0, uint64_t v1, char *buf, size
 /* ---- con_table.c ---------------------------------------------------------------------- */
 
 #define MWCON_TABLE_MAX 4096 /* open sockets tracked; more are counted, not shown */
+#define MWCON_RATE_WINDOW 1.0 /* seconds a socket's rate is measured over, at least */
 
 struct mwcon_sock {
 	uint64_t id;
@@ -114,11 +117,26 @@ struct mwcon_sock {
 	double span;    /* server clock: ts_curr - ts_session_start of the last observation */
 	double seen;    /* local clock: when that observation arrived */
 	uint16_t last_obs;
+	double rate;       /* bytes/s (in + out), measured over at least MWCON_RATE_WINDOW */
+	uint64_t win_bytes; /* in + out at the start of the current window */
+	double win_start;   /* local clock; 0: no window yet */
+};
+
+/* How mwcon_table_render() orders the rows (--sort). */
+enum mwcon_sort {
+	MWCON_SORT_ID = 0,
+	MWCON_SORT_RATE, /* fastest first */
+	MWCON_SORT_AGE,	 /* oldest first */
+	MWCON_SORT_PORT, /* local port, then id */
+	MWCON_SORT_PEER, /* peer text, then id */
 };
 
 struct mwcon_table {
 	struct mwcon_sock socks[MWCON_TABLE_MAX];
 	size_t n;
+	enum mwcon_sort sort;	/* render order (kept by mwcon_table_clear) */
+	const char *filter;	/* render only rows whose local or peer contains it; NULL: all */
+	uint32_t order[MWCON_TABLE_MAX]; /* render's scratch */
 	uint64_t overflow;  /* observations of sockets that did not fit */
 	uint64_t observed;  /* observations applied */
 	uint64_t closed;    /* sockets removed on close */
@@ -141,13 +159,14 @@ int mwcon_table_apply(struct mwcon_table *t, const struct mw_nf_info *in, double
 const struct mwcon_sock *mwcon_table_find(const struct mwcon_table *t, uint64_t id);
 
 /**
- * mwcon_table_render() - the table as text lines, sorted by socket id
+ * mwcon_table_render() - the table as text lines: t->filter applied, ordered by
+ * t->sort (socket id by default)
  * @now: local time, seconds, the clock of mwcon_table_apply()'s @seen
  * @rows: at most this many sockets (then "... N more")
  * @width: lines are cut to this many columns (0: no limit)
  * Return: bytes written (always NUL-terminated; cut if @len is too small)
  */
-size_t mwcon_table_render(const struct mwcon_table *t, double now, size_t rows, size_t width,
+size_t mwcon_table_render(struct mwcon_table *t, double now, size_t rows, size_t width,
 			  char *buf, size_t len);
 
 /**
