@@ -122,14 +122,40 @@ static void ph_collect_ins(struct ph *h)
 	}
 }
 
-/* The shim's answers: the tag from REGISTER, new ids from SOCKET. */
+/* A SOCKET answer's fd is the app's end, as the shim keeps it; anything else is closed. */
+static void ph_keep_app_fd(struct ph *h, uint64_t sock, int fd)
+{
+	int i;
+
+	ph_add_sock(h, sock);
+	i = ph_find(h, sock);
+	if (i >= 0 && h->app_fd[i] < 0)
+		h->app_fd[i] = fd;
+	else
+		close(fd);
+}
+
+/* The shim's answers: the tag from REGISTER, new ids (and their app ends) from SOCKET. */
 static void ph_collect_shim(struct ph *h)
 {
 	struct mw_shimctl_resp resp;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = &resp, .iov_len = sizeof(resp) };
+	struct msghdr msg;
+	struct cmsghdr *cm;
 	ssize_t n;
+	int fd;
 
 	for (int i = 0; i < 64 && h->shim >= 0; i++) {
-		n = recv(h->shim, &resp, sizeof(resp), MSG_DONTWAIT);
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		n = recvmsg(h->shim, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (n < 0)
 			break;
 		if (n == 0) {
@@ -137,12 +163,24 @@ static void ph_collect_shim(struct ph *h)
 			h->shim = -1;
 			break;
 		}
-		if (n != sizeof(resp))
+		fd = -1;
+		cm = CMSG_FIRSTHDR(&msg);
+		if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		if (n != sizeof(resp)) {
+			if (fd >= 0)
+				close(fd);
 			continue;
+		}
 		if (!h->answers++ && !resp.status)
 			h->tag = resp.sock;
+		else if (!resp.status && fd >= 0)
+			ph_keep_app_fd(h, resp.sock, fd);
 		else if (!resp.status)
 			ph_add_sock(h, resp.sock);
+		else if (fd >= 0)
+			close(fd);
 	}
 }
 
@@ -296,7 +334,11 @@ int ph_shim_send(struct ph *h, const void *req, size_t len, int fd)
 }
 
 /**
- * ph_app_fd() - the app's AF_UNIX end of @sock, named as the shim names it
+ * ph_app_fd() - the app's AF_UNIX end of @sock: the one mw-pvm passed, else a forgery
+ *
+ * mw-pvm makes and names the app's socket (with a nonce) and passes it in the
+ * SOCKET answer; for any other id the harness binds the name without the nonce,
+ * which mw-pvm must refuse.
  * @h:    the harness
  * @sock: a socket id the harness has seen
  * Return: the fd (owned by the harness), or -1
