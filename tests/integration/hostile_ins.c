@@ -78,7 +78,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void say(const char *fmt, ...)
+static __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...)
 {
 	va_list ap;
 
