@@ -210,7 +210,7 @@ def hold_unix(path, n, gofile, kind=socket.SOCK_SEQPACKET):
     held = []
     for _ in range(n):
         s = socket.socket(socket.AF_UNIX, kind)
-        s.connect(ctl_path)  # accepted by the kernel's backlog even if mw-pvm cannot
+        s.connect(path)  # accepted by the kernel's backlog even if mw-pvm cannot
         held.append(s)
     out("holding %d" % len(held))
     wait_file(gofile)
