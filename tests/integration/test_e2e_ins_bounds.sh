@@ -9,7 +9,7 @@
 # bounds the requests outstanding on a wedged INS: the app's socket() calls placed
 # on it beyond the bound fail at once with ENOBUFS; (3) the queue of control
 # frames waiting for ring room is bounded too: an INS that stops consuming its
-# ring while mw-pvm owes it CREDIT is cut. After each: mw-pvm lives, the honest
+# ring while mw-pvm owes it CREDIT is cut, with the reason logged. After each: mw-pvm lives, the honest
 # INS serves.
 source "$(dirname "$0")/lib.sh"
 
@@ -18,7 +18,10 @@ HOSTILE=$MW_BUILD_DIR/tests/integration/hostile_ins
 [ -x "$HOSTILE" ] || mw_fail "hostile_ins is not built ($HOSTILE)"
 MAX_QUEUED=64 # the smallest pvm.ins_max_queued the configuration accepts
 OP_TIMEOUT_MS=3000
+# The smallest ring and window: the no-drain liar fills the ring with little data,
+# and every KiB an app drains is credited back in a frame of its own.
 MW_PVM_CONF="ins_max_queued = $MAX_QUEUED; op_timeout_ms = $OP_TIMEOUT_MS;"
+MW_PVM_CONF+=" ring_size = 131072; socket_window = 4096;"
 # pvm.heartbeat_timeout_ms is 1000 (lib.sh); the INS heartbeat every 200 and 100 ms.
 mw_appliance_up
 chgrp nogroup "$MW_RUNTIME_DIR/pvm-ins.sock" || mw_fail "chgrp of pvm-ins.sock failed"
@@ -119,3 +122,36 @@ fetch
 ! grep -q "$ENDED_1" "$PVM_LOG" || mw_fail "the honest INS was reaped"
 mw_stop wedge 5
 mw_log "ins_max_queued: requests beyond the bound fail at once with ENOBUFS"
+
+# --- (3) the control-frame queue: an INS that does not drain its ring is cut --------
+# The liar (INS 23) takes the listener of port 8095, stops consuming its rx ring and
+# pushes 200 connections with a window (4 KiB) of DATA each, in 1 KiB frames. The
+# app answers each with 64 KiB: mw-pvm's 128 KiB ring to the liar fills after two
+# of them; the app drains the DATA and each KiB drained owes the liar a CREDIT,
+# which waits for ring room. Once ins_max_queued frames wait, the liar is cut.
+# (OP_ABORT or other requests that wait count too: all are frames it does not take.)
+mw_spawn echoer shimmed python3 -c '
+import socket, threading
+def conn(c):
+    c.setblocking(False)
+    try: c.send(b"y" * 65536)
+    except BlockingIOError: pass
+    c.setblocking(True)
+    while c.recv(65536): pass
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8095)); s.listen(1024)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=conn, args=(c,), daemon=True).start()'
+mw_wait_for "ins_listens 8095" 10 || mw_fail "the app of port 8095 does not listen"
+mw_spawn nodrain as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 23 no-drain 8095
+mw_wait_for "! kill -0 $(mw_pid nodrain)" 30 || mw_fail "the no-drain liar did not finish"
+status=0
+wait "$(mw_pid nodrain)" || status=$?
+[ "$status" = 0 ] || mw_fail "no-drain liar: exit $status (3 = not cut); $(cat "$(mw_logfile nodrain)")"
+grep -q "INS 23: channel ended: it does not drain its ring: $MAX_QUEUED control frames wait" \
+	"$PVM_LOG" || mw_fail "no-drain liar: no 'does not drain its ring' in mw-pvm's log"
+pvm_alive "after the no-drain liar"
+fetch
+! grep -q "$ENDED_1" "$PVM_LOG" || mw_fail "the honest INS was reaped"
+mw_log "control-frame queue: the INS that did not drain its ring was cut"
