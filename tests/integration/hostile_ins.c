@@ -33,7 +33,9 @@
  * credit (CREDIT for bytes never sent), data (DATA beyond the window on the
  * listener of port N, whose app does not read), garbage
  * (unknown frame type), foreign (DATA for a socket of another INS), flood (N
- * EV_ACCEPTED, aborts never answered).
+ * EV_ACCEPTED, aborts never answered), no-drain (stops consuming its rx ring, then
+ * pushes DATA on CONNS connections of the listener of port N, whose app reads it
+ * and writes back: mw-pvm's ring to us fills and the CREDIT it owes us queues).
  * Not lying: stall (N connections that never finish a hello, kept up for SECS
  * seconds, the 5th argument: re-made when mw-pvm drops one) and
  * wedge (joins, heartbeats, answers no op for N seconds).
@@ -42,11 +44,13 @@
  * CUT_WAIT_MS, 1 setup failure.  Lines on stdout say what happened.
  */
 
-#define HB_MS	     100
-#define CUT_WAIT_MS  5000
-#define JOIN_WAIT_MS 10000
-#define MAX_LISTEN   16
-#define FAKE_PORT    40000
+#define HB_MS	      100
+#define CUT_WAIT_MS   5000
+#define JOIN_WAIT_MS  10000
+#define MAX_LISTEN    16
+#define FAKE_PORT     40000
+#define NODRAIN_CONNS 200  /* connections of the no-drain lie */
+#define NODRAIN_FRAME 1024 /* DATA bytes per frame: a CREDIT per frame the app drains */
 
 struct hostile {
 	struct mw_channel ch;
@@ -64,6 +68,7 @@ struct hostile {
 	uint32_t last_req;
 	uint64_t last_req_sock;
 	bool answer_ops;
+	bool no_rx; /* the no-drain lie: frames for us stay in the ring */
 	unsigned aborts, ops_unanswered;
 	int64_t last_hb;
 	uint64_t hb_seq;
@@ -215,7 +220,7 @@ static void serve(struct hostile *h, int ms)
 	int ret;
 
 	do {
-		while (mw_channel_recv(&h->ch, &f, &pl) == 1) {
+		while (!h->no_rx && mw_channel_recv(&h->ch, &f, &pl) == 1) {
 			if (f.type < MW_RESULT && f.len <= sizeof(priv) && f.len >= 4) {
 				memcpy(priv, pl, f.len);
 				mw_channel_done(&h->ch);
@@ -240,7 +245,7 @@ static void serve(struct hostile *h, int ms)
 		mw_channel_flush(&h->ch);
 		p[0] = (struct pollfd){ .fd = h->ch.wait_fd, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = h->ch.sock_fd, .events = POLLIN };
-		if (!mw_channel_sleep(&h->ch))
+		if (!h->no_rx && !mw_channel_sleep(&h->ch))
 			continue;
 		ret = poll(p, 2, HB_MS / 2);
 		mw_channel_woken(&h->ch);
@@ -279,7 +284,7 @@ static bool listeners_ready(const struct hostile *h, const char *what, int n)
 
 	if (!strcmp(what, "closed"))
 		return h->nlisten >= n;
-	if (!strcmp(what, "data")) {
+	if (!strcmp(what, "data") || !strcmp(what, "no-drain")) {
 		for (i = 0; i < h->nlisten; i++)
 			if (h->ports[i] == n)
 				return true;
@@ -341,6 +346,19 @@ static int lie(struct hostile *h, const char *what, int n)
 			left = left < sizeof(junk) ? left : (uint32_t)sizeof(junk);
 			send_frame(h, MW_DATA, c, junk, left);
 			sent += left;
+		}
+	} else if (!strcmp(what, "no-drain")) {
+		for (i = 0; i < h->nlisten; i++)
+			if (h->ports[i] == n)
+				lsn = h->listeners[i];
+		h->no_rx = true;
+		memset(junk, 'x', sizeof(junk));
+		for (i = 0; i < NODRAIN_CONNS && !h->cut; i++) {
+			c = accept_one(h, lsn);
+			for (sent = 0; sent + NODRAIN_FRAME <= h->ch.peer.window;
+			     sent += NODRAIN_FRAME)
+				send_frame(h, MW_DATA, c, junk, NODRAIN_FRAME);
+			serve(h, 0);
 		}
 	} else if (!strcmp(what, "garbage")) {
 		send_frame(h, 0x7777, lsn, junk, 8);
