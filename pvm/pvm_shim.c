@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/fdpass.h"
 #include "common/log.h"
 #include "common/sockid.h"
 #include "common/sockname.h"
@@ -68,27 +69,10 @@ static void client_close(struct pvm_client *c)
 /* Send @resp, with @fd (SCM_RIGHTS) unless it is -1. */
 static void client_send(struct pvm_client *c, struct mw_shimctl_resp *resp, int fd)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = resp, .iov_len = sizeof(*resp) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-
 	c->req = NULL;
 	c->wait_sock = NULL;
-	if (fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	if (sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof(*resp))
+	if (mw_fdpass_send(c->fd, resp, sizeof(*resp), fd, MSG_NOSIGNAL | MSG_DONTWAIT) !=
+	    sizeof(*resp))
 		shutdown(c->fd, SHUT_RDWR); /* the watcher reads EOF and closes it */
 	ev_io_start(c->pvm->loop, &c->io);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fdpass.h"
 #include "shim/shim.h"
 
 /*
@@ -159,29 +160,12 @@ static int ctl_recv(int fd, struct mw_shimctl_resp *resp, int *rx_fd, int rflags
 static int ctl_xfer(int fd, const struct mw_shimctl_req *req, int app_fd,
 		    struct mw_shimctl_resp *resp, int *rx_fd, int rflags)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)req, .iov_len = sizeof(*req) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
 	ssize_t n;
 
 	if (rx_fd)
 		*rx_fd = -1;
-	if (app_fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &app_fd, sizeof(int));
-	}
 	do
-		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+		n = mw_fdpass_send(fd, req, sizeof(*req), app_fd, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(*req))
 		return -EIO;

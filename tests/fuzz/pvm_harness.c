@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/channel_backend.h"
+#include "common/fdpass.h"
 #include "common/log.h"
 #include "common/sockid.h"
 #include "common/sockname.h"
@@ -310,27 +311,9 @@ int ph_ins_send(struct ph *h, uint16_t type, uint64_t sock, const void *pl, uint
  */
 int ph_shim_send(struct ph *h, const void *req, size_t len, int fd)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)req, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-
 	if (h->shim < 0)
 		return -ENOTCONN;
-	if (fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	return sendmsg(h->shim, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
+	return mw_fdpass_send(h->shim, req, len, fd, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
 /**

@@ -22,6 +22,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "common/fdpass.h"
 #include "common/shimctl.h"
 #include "common/sockid.h"
 #include "common/sockname.h"
@@ -174,25 +175,7 @@ static int fake_app_socket(uint64_t id)
 /* Send a response, with @fd (SCM_RIGHTS) unless it is -1. */
 static ssize_t fake_send(int cfd, const struct mw_shimctl_resp *r, int fd)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)r, .iov_len = sizeof(*r) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-
-	if (fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	return sendmsg(cfd, &msg, MSG_NOSIGNAL);
+	return mw_fdpass_send(cfd, r, sizeof(*r), fd, MSG_NOSIGNAL);
 }
 
 
