@@ -15,23 +15,11 @@
 # pvm.ins_max_conns; (4) an app's request to an INS that answers nothing fails
 # with ETIMEDOUT after pvm.op_timeout_ms instead of hanging.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/hostile_lib.sh"
 
-mw_require_cmd curl setpriv python3 timeout
-HOSTILE=$MW_BUILD_DIR/tests/integration/hostile_ins
-[ -x "$HOSTILE" ] || mw_fail "hostile_ins is not built ($HOSTILE)"
 MAX_CONNS=16
 MW_PVM_CONF="ins_max_conns = $MAX_CONNS; op_timeout_ms = 1000; handshake_max = 8;"
-mw_appliance_up
-chgrp nogroup "$MW_RUNTIME_DIR/pvm-ins.sock" || mw_fail "chgrp of pvm-ins.sock failed"
-as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
-ENDED_1="INS 1: channel ended"
-
-WWW=$MW_TMP/www
-mkdir -p "$WWW"
-echo "served through the honest INS" >"$WWW/index.html"
-mw_spawn http shimmed python3 -m http.server 8080 --bind 0.0.0.0 --directory "$WWW"
-mw_wait_for "in_cli curl -sf -o /dev/null --max-time 2 http://$INS_IP:8080/" 15 ||
-	mw_fail "the shimmed HTTP server is not reachable"
+hostile_up
 
 # fetch PORT: one request from cli; prints its time in ms; fails on error or wrong content.
 fetch() {
@@ -42,7 +30,6 @@ fetch() {
 		mw_fail "request to port $1: wrong content: $out"
 	tail -n1 <<<"$out" | awk '{ printf "%d\n", $1 * 1000 }'
 }
-pvm_alive() { kill -0 "$(mw_pid pvm)" 2>/dev/null || mw_fail "mw-pvm died: $1"; }
 
 # --- (1) stalled handshakes: the loop keeps answering -----------------------------
 # fast_during NAME N: N requests while NAME stalls handshakes, each under 1.5 s (one

@@ -12,10 +12,8 @@
 # ring while mw-pvm owes it CREDIT is cut, with the reason logged. After each: mw-pvm lives, the honest
 # INS serves.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/hostile_lib.sh"
 
-mw_require_cmd curl setpriv python3 timeout
-HOSTILE=$MW_BUILD_DIR/tests/integration/hostile_ins
-[ -x "$HOSTILE" ] || mw_fail "hostile_ins is not built ($HOSTILE)"
 MAX_QUEUED=64 # the smallest pvm.ins_max_queued the configuration accepts
 OP_TIMEOUT_MS=3000
 # The smallest ring and window: the no-drain liar fills the ring with little data,
@@ -23,17 +21,7 @@ OP_TIMEOUT_MS=3000
 MW_PVM_CONF="ins_max_queued = $MAX_QUEUED; op_timeout_ms = $OP_TIMEOUT_MS;"
 MW_PVM_CONF+=" ring_size = 131072; socket_window = 4096;"
 # pvm.heartbeat_timeout_ms is 1000 (lib.sh); the INS heartbeat every 200 and 100 ms.
-mw_appliance_up
-chgrp nogroup "$MW_RUNTIME_DIR/pvm-ins.sock" || mw_fail "chgrp of pvm-ins.sock failed"
-as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
-ENDED_1="INS 1: channel ended"
-
-WWW=$MW_TMP/www
-mkdir -p "$WWW"
-echo "served through the honest INS" >"$WWW/index.html"
-mw_spawn http shimmed python3 -m http.server 8080 --bind 0.0.0.0 --directory "$WWW"
-mw_wait_for "in_cli curl -sf -o /dev/null --max-time 2 http://$INS_IP:8080/" 15 ||
-	mw_fail "the shimmed HTTP server is not reachable"
+hostile_up
 
 # fetch: one request from cli to port 8080; fails on error or wrong content.
 fetch() {
@@ -42,7 +30,6 @@ fetch() {
 		mw_fail "request to port 8080 failed"
 	[ "$out" = "served through the honest INS" ] || mw_fail "wrong content: $out"
 }
-pvm_alive() { kill -0 "$(mw_pid pvm)" 2>/dev/null || mw_fail "mw-pvm died: $1"; }
 
 # A wedged INS: joins, heartbeats every 100 ms, answers no op (its requests stay).
 mw_spawn wedge as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 22 wedge 40
