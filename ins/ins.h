@@ -15,6 +15,7 @@
 #include "common/daemon.h"
 #include "common/proto.h"
 #include "common/proxy2.h"
+#include "common/shield.h"
 #include "common/spin.h"
 
 struct ins;
@@ -57,6 +58,7 @@ struct ins_sock {
 	ev_io rio, wio;
 	struct ins_sock *lprev, *lnext; /* lingering list */
 	double linger_until;          /* reset if the client has not acknowledged by then */
+	struct mw_shield shield;      /* listener: its settings; accepted: its listener's at accept */
 };
 
 /* id -> socket, chained, grows by doubling; no fixed cap. */
