@@ -208,6 +208,7 @@ struct pvm_client {
 	bool registered;
 	struct pvm_req *req;	    /* op in flight on its behalf */
 	struct pvm_sock *wait_sock; /* parked on this socket's connect outcome */
+	int req_fd; /* the fd that came with the request being handled; -1: none */
 };
 
 struct pvm {

@@ -54,6 +54,8 @@ static void client_close(struct pvm_client *c)
 		c->wait_sock->waiter = NULL;
 	ev_io_stop(p->loop, &c->io);
 	close(c->fd);
+	if (c->req_fd >= 0)
+		close(c->req_fd);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	if (c->prev)
@@ -66,9 +68,18 @@ static void client_close(struct pvm_client *c)
 	free(c);
 }
 
-/* Send @resp, with @fd (SCM_RIGHTS) unless it is -1. */
+/*
+ * Send @resp, with @fd (SCM_RIGHTS) unless it is -1.  The request's own fd is
+ * closed first: once the app has its answer it may ask whether that socket is
+ * still open anywhere (its last close, a peer's EOF), and mw-pvm's copy must
+ * not be the one that keeps it open.
+ */
 static void client_send(struct pvm_client *c, struct mw_shimctl_resp *resp, int fd)
 {
+	if (c->req_fd >= 0) {
+		close(c->req_fd);
+		c->req_fd = -1;
+	}
 	c->req = NULL;
 	c->wait_sock = NULL;
 	if (mw_fdpass_send(c->fd, resp, sizeof(*resp), fd, MSG_NOSIGNAL | MSG_DONTWAIT) !=
@@ -586,9 +597,12 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	/* One request at a time: nothing more is read until this one is answered. */
 	ev_io_stop(loop, &c->io);
+	c->req_fd = fd;
 	ret = shim_dispatch(c, &req, fd);
-	if (fd >= 0)
-		close(fd);
+	if (c->req_fd >= 0) {
+		close(c->req_fd);
+		c->req_fd = -1;
+	}
 	if (ret < 0 && !(req.op == MW_SHIMCTL_SETOPT && (req.flags & MW_SHIMCTL_F_NOREPLY))) {
 		pvm_shim_answer(c, ret, req.sock, NULL, NULL, 0);
 		return;
@@ -650,6 +664,7 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		c->pvm = p;
 		c->fd = fd;
+		c->req_fd = -1;
 		c->pid = cred.pid;
 		c->uid = cred.uid;
 		c->pidfd = pvm_peer_pidfd(fd, cred.pid);

@@ -190,6 +190,11 @@ static int fake_connect_app(struct fake *f, int app_fd)
 	return 0;
 }
 
+/*
+ * Answer one request.  @req_fd (the fd that came with it, -1: none) is closed
+ * here, before the answer goes out, as mw-pvm does: an app told "done" may at
+ * once check that the socket is open nowhere else.
+ */
 static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *req, int req_fd)
 {
 	struct mw_shimctl_resp r;
@@ -285,12 +290,16 @@ static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *re
 			f->hints[f->nhints++] = req->sock;
 		pthread_cond_broadcast(&f->cv);
 		pthread_mutex_unlock(&f->mu);
+		if (req_fd >= 0)
+			close(req_fd);
 		return; /* no response */
 	default:
 		r.status = -EOPNOTSUPP;
 	}
 answer:
 	pthread_mutex_unlock(&f->mu);
+	if (req_fd >= 0)
+		close(req_fd);
 	if (fake_send(fd, &r, app_fd) != sizeof(r))
 		fprintf(stderr, "fake: short response\n");
 	if (app_fd >= 0)
@@ -381,8 +390,6 @@ static void *fake_main(void *arg)
 			r = fake_recv(clients[i], &req, &app_fd);
 			if (r == (ssize_t)sizeof(req)) {
 				fake_request(f, clients[i], &req, app_fd);
-				if (app_fd >= 0)
-					close(app_fd);
 				continue;
 			}
 			if (app_fd >= 0)
