@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -34,7 +35,13 @@
  * LD_PRELOAD; the probe prints key=value lines that the tests match.
  */
 
-#define FAKE_TAG 0x1122334455667788ULL
+/*
+ * The tag in every abstract name the fake makes: unique per process, so that
+ * two runs of this test at once (two build trees, ctest -j) never bind the
+ * same name.  Set by setup().
+ */
+static uint64_t fake_tag;
+#define FAKE_TAG fake_tag
 /* The nonce in a socket's name: random in mw-pvm, any value will do here. */
 #define FAKE_NONCE(id) ((id) ^ 0xa5a5a5a5deadbeefULL)
 #define FAKE_MAX 32
@@ -454,6 +461,8 @@ static int setup(void **state)
 	struct fake *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
+	if (!fake_tag && getrandom(&fake_tag, sizeof(fake_tag), 0) != (ssize_t)sizeof(fake_tag))
+		fake_tag = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
 	snprintf(f->dir, sizeof(f->dir), "/tmp/mwshimtest.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->ctl_path, sizeof(f->ctl_path), "%s/pvm.sock", f->dir);
