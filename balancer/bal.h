@@ -40,6 +40,7 @@ enum bal_reason {
 	BAL_R_HEALTH_TIMEOUT,	   /* health probe not connected in time */
 	BAL_R_HEALTH_NOT_ACCEPTED, /* health probe connected, mw-ins did not accept it */
 	BAL_R_HEALTH_STOPPED,	   /* the INS process is stopped (SIGSTOP, traced) */
+	BAL_R_HEALTH_PVM_LOST,	   /* mw-pvm no longer has a channel to the INS */
 	BAL_R_HEALTH_ERROR,	   /* health probe could not run */
 	BAL_R_HEALTH_DOWN,	   /* INS stopped after health_failures failed checks */
 	BAL_R_COUNT
@@ -61,6 +62,8 @@ struct bal_health {
 	int fd;			 /* probe socket, -1 between checks */
 	int diag;		 /* NETLINK_SOCK_DIAG socket in the INS's namespace, -1 if none */
 	bool no_diag;		 /* that socket cannot be had: probe without the accept check */
+	bool pvm_seen;		 /* mw-pvm has published this INS's channel as up */
+	int pvm_view;		 /* at the last check: 1 up, 0 lost, -1 not known */
 	bool connected;		 /* probe connected; waiting for mw-ins to accept it */
 	ev_tstamp started, next; /* this check began / the next one is due */
 	ev_io io;
@@ -84,6 +87,7 @@ struct bal_ins {
 };
 
 struct bal_fe;
+struct mw_keystore;
 struct bal_ctl;
 
 struct bal {
@@ -101,6 +105,7 @@ struct bal {
 	struct bal_fe *fe;
 	struct bal_ctl *ctl;
 	struct bal_nf *nf; /* the merged Netflow stream (nf_aggregate.h), NULL if not open */
+	struct mw_keystore *pvm_view; /* mw-pvm's view of each INS channel (health.c), or NULL */
 	bool stopping;
 	uint64_t spawned, replaced;
 	struct bal_as_state as;	       /* autoscale (balancer.autoscale) */
@@ -135,10 +140,13 @@ void bal_fe_close(struct bal_fe *fe);
 unsigned bal_fe_conns(const struct bal_fe *fe);
 
 /* health.c */
+void bal_health_open(struct bal *b);
+void bal_health_close(struct bal *b);
 void bal_health_init(struct bal_ins *i);
 void bal_health_tick(struct bal *b, struct bal_ins *i);
 void bal_health_stop(struct bal *b, struct bal_ins *i);
 const char *bal_health_state_name(enum bal_health_state s);
+const char *bal_health_pvm_view_name(const struct bal_ins *i);
 
 /* reason.c */
 const char *bal_reason_token(enum bal_reason r);

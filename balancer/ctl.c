@@ -102,12 +102,12 @@ static void rec_ins(struct out *o, const struct bal *b, const struct bal_ins *i)
 	     "ins id=%d state=%s address=%s pid=%d name=%s conns=%u total=%" PRIu64
 	     " failed=%" PRIu64 " rx=%" PRIu64 " tx=%" PRIu64 " uptime=%.1f health=%s"
 	     " health_fails=%u health_checks=%" PRIu64 " health_failed=%" PRIu64
-	     " health_last=%s proxy_protocol=%s\n",
+	     " health_last=%s health_pvm=%s proxy_protocol=%s\n",
 	     i->h.id, bal_ins_state_name(i->state), addr, (int)i->h.pid,
 	     i->h.name[0] ? i->h.name : "-", i->conns, i->total, i->failed, i->rx, i->tx,
 	     ev_now(b->loop) - i->spawned_at, bal_health_state_name(i->hc.state), i->hc.fails,
 	     i->hc.checks, i->hc.failed, i->hc.failed ? bal_reason_token(i->hc.last) : "-",
-	     i->proxy_protocol ? "on" : "off");
+	     bal_health_pvm_view_name(i), i->proxy_protocol ? "on" : "off");
 }
 
 /* Parse a decimal int, whole string.  Return: 0 or -EINVAL */

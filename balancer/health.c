@@ -17,6 +17,7 @@
 
 #include "balancer/bal.h"
 #include "common/addr.h"
+#include "common/keystore.h"
 #include "common/log.h"
 #include "common/proxy2.h"
 
@@ -25,8 +26,15 @@
  *
  * The tick (ins.c, every 100 ms) starts a check of each READY or DRAINING
  * INS once health_interval_ms has passed since its last one began.  A check
- * has three steps, all without blocking:
+ * has four steps, all without blocking:
  *
+ *   0. mw-pvm's view of the INS's channel: key /mw/pvms/<pvm.index>/ins/<id>
+ *      holds "up <pid>" while mw-pvm has a live channel to it (pvm/pvm_view.c);
+ *      once seen, a key that is gone (mw-pvm's heartbeat timeout, EOF, a
+ *      protocol error) or names another pid fails the check at once
+ *      (health_pvm_lost).  Until it has been seen (no keystore, an mw-pvm
+ *      that does not publish) the step is skipped.  A read of a tmpfs file
+ *      (or a XenStore node): no network round trip.
  *   1. The process: /proc/PID/stat state 'T' or 't' (SIGSTOP, traced)
  *      fails at once (health_stopped).
  *   2. A TCP probe: non-blocking connect from the balancer's namespace to
@@ -69,6 +77,67 @@ const char *bal_health_state_name(enum bal_health_state s)
 }
 
 /**
+ * bal_health_open() - open the keystore where mw-pvm publishes its view of each INS
+ * @b: the balancer; b->pvm_view stays NULL (step 0 skipped) when it cannot be opened
+ */
+void bal_health_open(struct bal *b)
+{
+	char err[256];
+
+	if (mw_keystore_open(&b->pvm_view, b->cfg->common.keystore,
+			     b->cfg->common.keystore_root, err, sizeof(err))) {
+		mw_warn("health: mw-pvm's view of the INS cannot be read (%s); "
+			"checking INS without it",
+			err);
+		b->pvm_view = NULL;
+	}
+}
+
+/**
+ * bal_health_close() - close that keystore
+ * @b: the balancer
+ */
+void bal_health_close(struct bal *b)
+{
+	if (b->pvm_view)
+		mw_keystore_close(b->pvm_view);
+	b->pvm_view = NULL;
+}
+
+/*
+ * mw-pvm's view of @i's channel.  Return: 1 up, 0 gone since it was seen up,
+ * -1 not known (never seen: no keystore, or an mw-pvm that does not publish).
+ */
+static int pvm_view_state(struct bal *b, struct bal_ins *i)
+{
+	char key[MW_KEY_MAX], val[32];
+	int pid;
+
+	if (!b->pvm_view)
+		return -1;
+	snprintf(key, sizeof(key), "/mw/pvms/%d/ins/%d", b->cfg->pvm.index, i->h.id);
+	if (mw_keystore_read(b->pvm_view, key, val, sizeof(val)) >= 0 &&
+	    sscanf(val, "up %d", &pid) == 1 && (i->h.pid <= 0 || pid == (int)i->h.pid)) {
+		i->hc.pvm_seen = true;
+		i->hc.pvm_view = 1;
+	} else {
+		i->hc.pvm_view = i->hc.pvm_seen ? 0 : -1;
+	}
+	return i->hc.pvm_view;
+}
+
+/**
+ * bal_health_pvm_view_name() - the status token of mw-pvm's view of @i
+ * @i: the INS
+ *
+ * Return: "up", "lost" or "unknown"
+ */
+const char *bal_health_pvm_view_name(const struct bal_ins *i)
+{
+	return i->hc.pvm_view > 0 ? "up" : i->hc.pvm_view == 0 ? "lost" : "unknown";
+}
+
+/**
  * bal_health_init() - a new INS: not checked yet, no sockets
  * @i: the INS
  */
@@ -77,6 +146,7 @@ void bal_health_init(struct bal_ins *i)
 	memset(&i->hc, 0, sizeof(i->hc));
 	i->hc.fd = -1;
 	i->hc.diag = -1;
+	i->hc.pvm_view = -1;
 	ev_io_init(&i->hc.io, NULL, -1, EV_WRITE);
 	ev_timer_init(&i->hc.timer, NULL, 0, 0);
 	i->hc.io.data = i;
@@ -382,6 +452,10 @@ void bal_health_tick(struct bal *b, struct bal_ins *i)
 	i->hc.started = now;
 	i->hc.next = now + b->cfg->balancer.health_interval_ms / 1000.0;
 	i->hc.checks++;
+	if (!pvm_view_state(b, i)) {
+		check_done(b, i, false, BAL_R_HEALTH_PVM_LOST);
+		return;
+	}
 	if (i->h.pid > 0) {
 		st = proc_stopped(i->h.pid);
 		if (st == 1) {

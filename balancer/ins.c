@@ -534,6 +534,7 @@ int bal_init(struct bal *b, struct mw_daemon *d, char *err, size_t errlen)
 	ret = b->be.ops->init(&b->be, err, errlen);
 	if (ret)
 		return ret;
+	bal_health_open(b);
 	ev_timer_init(&b->tick, tick_cb, TICK_S, TICK_S);
 	b->tick.data = b;
 	return 0;
@@ -594,6 +595,7 @@ void bal_shutdown(struct bal *b)
 	}
 	b->ins = NULL;
 	b->be.ops->fini(&b->be);
+	bal_health_close(b);
 }
 
 int bal_ins_spawn(struct bal *b, char *err, size_t errlen)

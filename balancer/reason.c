@@ -29,6 +29,8 @@ static const struct reason_name reasons[BAL_R_COUNT] = {
 					"health probe connected but mw-ins did not accept it "
 					"within balancer.health_timeout_ms (wedged)" },
 	[BAL_R_HEALTH_STOPPED] = { "health_stopped", "the INS process is stopped" },
+	[BAL_R_HEALTH_PVM_LOST] = { "health_pvm_lost",
+				    "mw-pvm no longer has a channel to the INS" },
 	[BAL_R_HEALTH_ERROR] = { "health_error", "health probe could not run" },
 	[BAL_R_HEALTH_DOWN] = { "health_down",
 				"INS stopped after balancer.health_failures failed checks" },

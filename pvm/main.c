@@ -77,6 +77,8 @@ int main(int argc, char **argv)
 		ret = pvm_shim_open(&p, err, sizeof(err));
 	if (!ret)
 		ret = pvm_netflow_open(&p, err, sizeof(err));
+	if (!ret)
+		pvm_view_open(&p);
 	if (ret) {
 		mw_err("%s", err);
 		goto out_close;
@@ -99,6 +101,7 @@ int main(int argc, char **argv)
 out_close:
 	pvm_shim_close(&p);
 	pvm_ins_close_all(&p);
+	pvm_view_close(&p);
 	pvm_netflow_close(&p);
 	pvm_sock_free_all(&p);
 	pvm_table_fini(&p.socks);

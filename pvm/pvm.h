@@ -30,6 +30,7 @@ struct pvm;
 struct pvm_ins;
 struct pvm_client;
 struct pvm_netflow;
+struct mw_keystore;
 struct pvm_uidq;
 
 /*
@@ -242,6 +243,7 @@ struct pvm {
 	unsigned ho_count;
 	ev_timer ho_timer;
 	struct pvm_netflow *nf; /* the Netflow server, NULL if it could not start */
+	struct mw_keystore *view; /* where each INS channel's state is published (pvm_view.c) */
 	/* app sockets without a data connection, swept for liveness (pvm_appsock.c) */
 	struct pvm_sock *lv_head, *lv_cursor;
 	unsigned lv_count;
@@ -323,6 +325,12 @@ void pvm_appsock_close(struct pvm *p);
 /* pvm_quota.c */
 int pvm_quota_take(struct pvm_sock *s);
 void pvm_quota_put(struct pvm_sock *s);
+
+/* pvm_view.c */
+void pvm_view_open(struct pvm *p);
+void pvm_view_close(struct pvm *p);
+void pvm_view_ins_up(struct pvm_ins *ins);
+void pvm_view_ins_down(struct pvm_ins *ins);
 
 /* pvm_netflow.c */
 int pvm_netflow_open(struct pvm *p, char *err, size_t errlen);

@@ -585,6 +585,7 @@ void pvm_ins_kill(struct pvm_ins *ins, const char *reason)
 	struct pvm_ctlq *q;
 
 	mw_channel_kill(&ins->ch, reason);
+	pvm_view_ins_down(ins);
 	mw_warn("INS %u: channel ended: %s; reaping %u socket(s)", ins->id, reason, ins->nsocks);
 	if (ins->conns_refused)
 		mw_warn("INS %u: %llu connection(s) had been aborted over pvm.ins_max_conns",
@@ -721,6 +722,7 @@ void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello)
 		  ins->ch.version);
 	pvm_sock_replay_all(ins);
 	pvm_netflow_ins_joined(ins);
+	pvm_view_ins_up(ins);
 	ins_poll(ins);
 }
 

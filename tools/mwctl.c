@@ -160,7 +160,7 @@ static void human(const char *v, char *buf, size_t len)
 
 static void print_table(char **recs, int n)
 {
-	char a[9][64], rx[32], tx[32];
+	char a[10][64], rx[32], tx[32];
 	int k;
 	bool hdr = false;
 
@@ -180,19 +180,20 @@ static void print_table(char **recs, int n)
 			free(copy);
 		} else if (!strncmp(recs[k], "ins ", 4)) {
 			if (!hdr) {
-				printf("%-6s %-9s %-15s %-8s %7s %9s %7s %-8s %10s %10s  %s\n",
+				printf("%-6s %-9s %-15s %-8s %7s %9s %7s %-8s %-7s %10s %10s  %s\n",
 				       "ID", "STATE", "ADDRESS", "PID", "CONNS", "TOTAL", "FAILED",
-				       "HEALTH", "RX", "TX", "NAME");
+				       "HEALTH", "PVM", "RX", "TX", "NAME");
 				hdr = true;
 			}
 			human(field(recs[k], "rx", a[6], sizeof(a[6])), rx, sizeof(rx));
 			human(field(recs[k], "tx", a[7], sizeof(a[7])), tx, sizeof(tx));
-			printf("%-6s %-9s %-15s %-8s %7s %9s %7s %-8s %10s %10s  %s\n",
+			printf("%-6s %-9s %-15s %-8s %7s %9s %7s %-8s %-7s %10s %10s  %s\n",
 			       field(recs[k], "id", a[0], 64), field(recs[k], "state", a[1], 64),
 			       field(recs[k], "address", a[2], 64), field(recs[k], "pid", a[3], 64),
 			       field(recs[k], "conns", a[4], 64), field(recs[k], "total", a[5], 64),
 			       field(recs[k], "failed", a[6], 64),
-			       field(recs[k], "health", a[8], 64), rx, tx,
+			       field(recs[k], "health", a[8], 64),
+			       field(recs[k], "health_pvm", a[9], 64), rx, tx,
 			       field(recs[k], "name", a[7], 64));
 		}
 	}
