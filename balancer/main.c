@@ -40,6 +40,11 @@ int main(int argc, char **argv)
 	d.ctx = &b;
 	d.on_reload = on_reload;
 
+	ret = bal_nf_tag_check(&d.cfg, err, sizeof(err));
+	if (ret) {
+		mw_err("%s", err);
+		goto out;
+	}
 	ret = bal_init(&b, &d, err, sizeof(err));
 	if (ret) {
 		mw_err("backend %s: %s", bc->backend, err);

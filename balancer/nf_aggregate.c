@@ -496,6 +496,43 @@ static void agg_watching(void *ctx, bool on)
 			up_monitor(u, on);
 }
 
+/* Startup only, before the loop runs: a short blocking probe is harmless. */
+#define TAG_PROBE_MS 500
+
+/**
+ * bal_nf_tag_check() - refuse a balancer.tag another live mw-balancer holds
+ * @cfg:    balancer.tag and the common keystore settings
+ * @err:    one line when refused
+ * @errlen: its size
+ *
+ * Return: 0 (free, or a stale key of a balancer that is gone), -EADDRINUSE,
+ * or -errno when the keystore cannot be opened
+ */
+int bal_nf_tag_check(const struct mw_config *cfg, char *err, size_t errlen)
+{
+	char key[MW_KEY_MAX], cur[MW_ADDR_STRLEN + MW_PATH_MAX], cerr[256];
+	struct mw_nf_client *c;
+	struct mw_keystore *ks;
+	int ret;
+
+	ret = mw_keystore_open(&ks, cfg->common.keystore, cfg->common.keystore_root, err, errlen);
+	if (ret)
+		return ret;
+	snprintf(key, sizeof(key), MW_NF_KEY_BALANCERS "/%s/netflow", cfg->balancer.tag);
+	if (mw_keystore_read(ks, key, cur, sizeof(cur)) >= 0 && cur[0] &&
+	    !mw_nf_client_connect(&c, cur, TAG_PROBE_MS, cerr, sizeof(cerr))) {
+		mw_nf_client_close(c);
+		snprintf(err, errlen,
+			 "balancer.tag \"%s\" is already used by another mw-balancer (its Netflow "
+			 "stream answers at %s, keystore key %s): give every mw-balancer sharing "
+			 "a keystore its own balancer.tag",
+			 cfg->balancer.tag, cur, key);
+		ret = -EADDRINUSE;
+	}
+	mw_keystore_close(ks);
+	return ret;
+}
+
 /*
  * Publish at our own key, and at the untagged legacy key unless another live
  * balancer holds it: several balancers sharing a keystore never overwrite
@@ -514,8 +551,7 @@ static int agg_publish(struct bal_nf *a, char *err, size_t errlen)
 	}
 	if (mw_keystore_read(a->ks, MW_NF_KEY_BALANCER, cur, sizeof(cur)) >= 0 && cur[0] &&
 	    strcmp(cur, a->address)) {
-		/* Startup only, before the loop runs: a short blocking probe is harmless. */
-		if (!mw_nf_client_connect(&c, cur, 500, cerr, sizeof(cerr))) {
+		if (!mw_nf_client_connect(&c, cur, TAG_PROBE_MS, cerr, sizeof(cerr))) {
 			mw_nf_client_close(c);
 			mw_notice("netflow: %s belongs to another balancer (%s): left alone",
 				  MW_NF_KEY_BALANCER, cur);

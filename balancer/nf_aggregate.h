@@ -25,6 +25,18 @@ struct bal_nf;
 int bal_nf_open(struct bal_nf **out, struct ev_loop *loop, const struct mw_config *cfg, char *err,
 		size_t errlen);
 
+/**
+ * bal_nf_tag_check() - refuse a balancer.tag another live mw-balancer holds
+ * @cfg: balancer.tag and the common keystore settings
+ * @err: one line when refused
+ *
+ * Call before anything is swept or spawned: the netns backend removes what
+ * "an earlier balancer with the same tag" left, which would be the live one's INS.
+ * Return: 0, or -EADDRINUSE when the stream published at
+ * /mw/balancers/<tag>/netflow still answers
+ */
+int bal_nf_tag_check(const struct mw_config *cfg, char *err, size_t errlen);
+
 /* Disconnect everything and withdraw the published address; NULL is fine. */
 void bal_nf_close(struct bal_nf *a);
 
