@@ -11,8 +11,8 @@
 #  (3) `mw-console block` of the client address: curl cannot connect; unblock: it can;
 #  (4) get/set round trips of sndbuf and nodelay on the app's listener; unknown id fails;
 #      the server found by -c CONFIG and by --server; congctl; bad command lines;
-#  (5) the interactive console in a detached tmux session: o, p, c + id, q; the table
-#      shows the connection, the close reaches it, the terminal settings are restored;
+#  (5) the interactive console in a detached tmux session: o, f, s, p, c + id, q; the
+#      table shows the connection (state estab), f filters by state, the close reaches it, the terminal settings are restored;
 #      SIGTERM restores them too.
 source "$(dirname "$0")/lib.sh"
 
@@ -293,8 +293,21 @@ tmuxc send-keys -t con o
 mw_wait_for "pane | grep -q 'monitor on: ok'" 10 || mw_fail "o got no answer: $(pane)"
 # The live table: the connection's row with its endpoints and growing bytes_out.
 C2X=$(printf '%#x' "$C2") # the table shows ids in hex, as the original console
-mw_wait_for "pane | grep -Eq '^$C2X +10\.231\.0\.2:9101 +10\.231\.0\.1:[0-9]+ +[0-9]+ +[1-9][0-9]* '" 10 ||
+mw_wait_for "pane | grep -Eq '^$C2X +10\.231\.0\.2:9101 +10\.231\.0\.1:[0-9]+ +estab +[0-9]+ +[1-9][0-9]* '" 10 ||
 	mw_fail "the table has no row for connection $C2: $(pane)"
+# f: filter by state (the connection's row goes, only listeners stay), then every row;
+# s: the next order.
+tmuxc send-keys -t con f
+mw_wait_for "pane | grep -q 'Filter (address text'" 5 || mw_fail "f did not prompt: $(pane)"
+tmuxc send-keys -t con listen Enter
+mw_wait_for "pane | grep -Eq 'sockets match --filter listen\)'" 5 || mw_fail "f listen: $(pane)"
+! pane | grep -Eq '^0x[0-9a-f]+ .* (estab|bound|new) ' || mw_fail "f listen kept other states: $(pane)"
+! pane | grep -Eq '^$C2X ' || mw_fail "f listen kept the connection's row: $(pane)"
+tmuxc send-keys -t con f Enter
+mw_wait_for "pane | grep -q 'filter: off, every row'" 5 || mw_fail "an empty filter did not show all: $(pane)"
+mw_wait_for "pane | grep -Eq '^$C2X +'" 5 || mw_fail "the connection's row did not come back: $(pane)"
+tmuxc send-keys -t con s
+mw_wait_for "pane | grep -q 'table order: rate'" 5 || mw_fail "s did not change the order: $(pane)"
 tmuxc send-keys -t con p
 mw_wait_for "pane | grep -q '^socket 0x[0-9a-f]*/$C2 10.231.0.2:9101 --> remote 10.231.0.1:'" 10 ||
 	mw_fail "p did not list connection $C2: $(pane)"
@@ -342,7 +355,7 @@ tmuxc send-keys -t con q
 mw_wait_for "[ -s '$TT/rc' ]" 5 || mw_fail "q did not end the console: $(pane)"
 [ "$(cat "$TT/rc")" = 0 ] || mw_fail "the console exited $(cat "$TT/rc") after q"
 cmp -s "$TT/before" "$TT/after" || mw_fail "terminal settings not restored after q"
-mw_log "(5) interactive: table, p, c + id, h, m/M, b/u, O, q OK (client ended after $GOT bytes)"
+mw_log "(5) interactive: table with states, f filter, s order, p, c + id, h, m/M, b/u, O, q OK (client ended after $GOT bytes)"
 
 # SIGTERM: the same restoration.
 rm -f "$TT/rc" "$TT/before" "$TT/after"

@@ -212,7 +212,9 @@ static void test_bad_arguments(void **state)
 	assert_string_equal(err, "unexpected argument 'close' with --json (try --help)");
 	assert_int_equal(PARSE(&o, err, "--timeout-ms", "0"), -EINVAL);
 	assert_int_equal(PARSE(&o, err, "--sort", "size"), -EINVAL);
-	assert_string_equal(err, "invalid --sort 'size' (id, rate, age, port, peer)");
+	assert_string_equal(err, "invalid --sort 'size' (id, rate, age, port, peer, state)");
+	assert_int_equal(PARSE(&o, err, "--sort", "state", "-i"), 0);
+	assert_int_equal(o.sort, MWCON_SORT_STATE);
 	assert_int_equal(PARSE(&o, err, "-i", "close", "1"), -EINVAL);
 }
 

@@ -88,12 +88,14 @@ static void test_table_lifecycle(void **state)
 	assert_non_null(s);
 	assert_string_equal(s->local, "-");
 	assert_string_equal(s->peer, "-");
+	assert_string_equal(mwcon_state_name(s->state), "new");
 
 	i = obs(MW_NF_OBS_BIND, LISTENER, LISTENER, 0, 0);
 	memset(&i.remote, 0, sizeof(i.remote));
 	mwcon_table_apply(t, &i, 50.0);
 	assert_string_equal(mwcon_table_find(t, LISTENER)->local, "10.231.0.2:8080");
 	assert_string_equal(mwcon_table_find(t, LISTENER)->peer, "-");
+	assert_int_equal(mwcon_table_find(t, LISTENER)->state, MWCON_ST_BOUND);
 
 	/* accept: the new connection gets a row with the endpoints; the listener keeps its own. */
 	i = obs(MW_NF_OBS_ACCEPT, LISTENER, CONN, 0, 0);
@@ -102,8 +104,16 @@ static void test_table_lifecycle(void **state)
 	s = mwcon_table_find(t, CONN);
 	assert_non_null(s);
 	assert_string_equal(s->peer, "10.231.0.1:45678");
+	assert_int_equal(s->state, MWCON_ST_ESTAB);
 	assert_string_equal(mwcon_table_find(t, LISTENER)->peer, "-");
 	assert_int_equal(mwcon_table_find(t, LISTENER)->last_obs, MW_NF_OBS_ACCEPT);
+	assert_int_equal(mwcon_table_find(t, LISTENER)->state, MWCON_ST_LISTEN);
+	/* A listener's later bind-like refresh does not demote it. */
+	i = obs(MW_NF_OBS_BIND, LISTENER, LISTENER, 0, 0);
+	memset(&i.remote, 0, sizeof(i.remote));
+	mwcon_table_apply(t, &i, 51.0);
+	assert_int_equal(mwcon_table_find(t, LISTENER)->state, MWCON_ST_LISTEN);
+	t->observed--; /* not one of the observations counted below */
 
 	/* A listener the console first sees by an accept shows where it accepted, not "-". */
 	{
@@ -185,9 +195,9 @@ static void test_render(void **state)
 	assert_int_equal(n, strlen(buf));
 	assert_string_equal(
 		buf,
-		"SOCKET               LOCAL                 PEER                      BYTES_IN    BYTES_OUT  RATE/s     AGE LAST\n"
-		"0x10000000001        10.231.0.2:8080       -                                0            0       0    3.0s bind\n"
-		"0x10000000002        10.231.0.2:8080       10.231.0.1:45678                78         1234       0    5.5s send\n");
+		"SOCKET               LOCAL                 PEER                  STATE      BYTES_IN    BYTES_OUT  RATE/s     AGE LAST\n"
+		"0x10000000001        10.231.0.2:8080       -                     bound             0            0       0    3.0s bind\n"
+		"0x10000000002        10.231.0.2:8080       10.231.0.1:45678      estab            78         1234       0    5.5s send\n");
 	mwcon_table_render(t, 200.0, 10, 0, buf, sizeof(buf));
 	line2 = strchr(buf, '\n') + 1;
 	assert_non_null(strstr(line2, " 1m40s bind\n"));
@@ -213,7 +223,18 @@ static void test_render(void **state)
 	assert_null(strstr(buf, "0x10000000001"));
 	assert_non_null(strstr(buf, "0x10000000002"));
 	assert_non_null(strstr(buf, "(1 of 2 sockets match --filter :45678)\n"));
+	/* A state name filters by state; --sort state puts connections before bound sockets. */
+	t->filter = "bound";
+	mwcon_table_render(t, 103.0, 10, 0, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "0x10000000001"));
+	assert_null(strstr(buf, "0x10000000002"));
 	t->filter = NULL;
+	t->sort = MWCON_SORT_STATE;
+	mwcon_table_render(t, 103.0, 10, 0, buf, sizeof(buf));
+	line2 = strchr(buf, '\n') + 1;
+	assert_memory_equal(line2, "0x10000000002 ", 14);
+	t->sort = MWCON_SORT_ID;
+	assert_string_equal(mwcon_sort_name(MWCON_SORT_STATE), "state");
 
 	/* Row limit: the rest is counted. Width: lines are cut. */
 	mwcon_table_render(t, 103.0, 1, 0, buf, sizeof(buf));

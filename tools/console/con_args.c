@@ -65,9 +65,11 @@ void mwcon_usage(void)
 	       "                           default: the address published at keystore key %s\n"
 	       "                           (without access to the keystore: the AF_UNIX socket\n"
 	       "                           of the configuration)\n"
-	       "      --sort KEY           interactive table order: id, rate, age, port, peer\n"
+	       "      --sort KEY           interactive table order: id, rate, age, port, peer,\n"
+	       "                           state (keys s, f change order and filter)\n"
 	       "      --filter TEXT        interactive table: rows whose local or peer address\n"
-	       "                           contains TEXT (\":8080\", \"10.1.2.\")\n"
+	       "                           contains TEXT (\":8080\", \"10.1.2.\") or whose state\n"
+	       "                           it is (new, bound, listen, estab)\n"
 	       "      --token-file FILE    the token a TCP server asks for (first line: TOKEN\n"
 	       "                           or ROLE TOKEN; the file must be private, mode 0600)\n"
 	       "  -k, --keystore-root DIR  local keystore root; default: common.keystore_root\n"
@@ -436,15 +438,15 @@ int mwcon_parse_args(struct mwcon_opts *o, int argc, char **argv, char *err, siz
 			o->token_file = optarg;
 			break;
 		case OPT_SORT: {
-			static const char *const keys[] = { "id", "rate", "age", "port", "peer" };
-			size_t k;
+			int k;
 
-			for (k = 0; k < NELEM(keys) && strcmp(optarg, keys[k]); k++)
+			for (k = 0; k < MWCON_SORT_COUNT && strcmp(optarg, mwcon_sort_name(k)); k++)
 				;
-			if (k == NELEM(keys))
+			if (k == MWCON_SORT_COUNT)
 				return bad(err, errlen,
-					   "invalid --sort '%s' (id, rate, age, port, peer)", optarg);
-			o->sort = (int)k;
+					   "invalid --sort '%s' (id, rate, age, port, peer, state)",
+					   optarg);
+			o->sort = k;
 			break;
 		}
 		case OPT_FILTER:

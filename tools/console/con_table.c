@@ -22,6 +22,48 @@
  */
 
 /**
+ * mwcon_state_name() - a socket state's name, as the STATE column shows it
+ * @s: the state
+ *
+ * Return: "new", "bound", "listen", "estab", or "?" out of range
+ */
+const char *mwcon_state_name(enum mwcon_state s)
+{
+	static const char *const n[] = { "new", "bound", "listen", "estab" };
+
+	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
+}
+
+/**
+ * mwcon_sort_name() - the --sort key of an order
+ * @s: the order
+ *
+ * Return: "id", "rate", "age", "port", "peer", "state", or "?" out of range
+ */
+const char *mwcon_sort_name(enum mwcon_sort s)
+{
+	static const char *const n[MWCON_SORT_COUNT] = { "id",	 "rate", "age",
+							 "port", "peer", "state" };
+
+	return (unsigned)s < MWCON_SORT_COUNT ? n[s] : "?";
+}
+
+/* The state an observation shows a socket in, from the state it was in. */
+static enum mwcon_state state_after(enum mwcon_state was, uint16_t obs)
+{
+	switch (obs) {
+	case MW_NF_OBS_BIND:
+		return was == MWCON_ST_NEW ? MWCON_ST_BOUND : was;
+	case MW_NF_OBS_CONNECT:
+	case MW_NF_OBS_RECV:
+	case MW_NF_OBS_SEND:
+		return was == MWCON_ST_LISTEN ? was : MWCON_ST_ESTAB;
+	default:
+		return was;
+	}
+}
+
+/**
  * mwcon_table_clear() - empty the table
  * @t: the table
  */
@@ -193,9 +235,11 @@ int mwcon_table_apply(struct mwcon_table *t, const struct mw_nf_info *in, double
 		}
 		row_refresh(s, in, seen, true);
 		s->span = 0;
+		s->state = MWCON_ST_ESTAB;
 		s = table_upsert(t, in->sockfd);
 		if (s) {
 			row_refresh(s, in, seen, false);
+			s->state = MWCON_ST_LISTEN;
 			/*
 			 * A listener first seen by its accept (the console connected
 			 * after its bind): its own address is where it accepted.
@@ -211,6 +255,7 @@ int mwcon_table_apply(struct mwcon_table *t, const struct mw_nf_info *in, double
 		return 0;
 	}
 	row_refresh(s, in, seen, true);
+	s->state = state_after(s->state, in->obs);
 	s->bytes_in = in->bytes_in;
 	s->bytes_out = in->bytes_out;
 	rate_update(s, seen);
@@ -268,6 +313,17 @@ static int cmp_u64(uint64_t a, uint64_t b)
 	return a < b ? -1 : a > b;
 }
 
+/* --sort state: listeners first, then connections, bound, new sockets. */
+static unsigned state_rank(enum mwcon_state s)
+{
+	switch (s) {
+	case MWCON_ST_LISTEN: return 0;
+	case MWCON_ST_ESTAB: return 1;
+	case MWCON_ST_BOUND: return 2;
+	default: return 3;
+	}
+}
+
 /* qsort has no context argument: the table being sorted. */
 static const struct mwcon_table *sort_table;
 
@@ -290,6 +346,9 @@ static int row_cmp(const void *pa, const void *pb)
 	case MWCON_SORT_PEER:
 		c = strcmp(a->peer, b->peer);
 		break;
+	case MWCON_SORT_STATE:
+		c = cmp_u64(state_rank(a->state), state_rank(b->state));
+		break;
 	default:
 		break;
 	}
@@ -303,7 +362,8 @@ static size_t table_view(struct mwcon_table *t)
 
 	for (i = 0; i < t->n; i++)
 		if (!t->filter || strstr(t->socks[i].local, t->filter) ||
-		    strstr(t->socks[i].peer, t->filter))
+		    strstr(t->socks[i].peer, t->filter) ||
+		    !strcmp(mwcon_state_name(t->socks[i].state), t->filter))
 			t->order[n++] = (uint32_t)i;
 	if (t->sort != MWCON_SORT_ID) {
 		sort_table = t;
@@ -329,17 +389,18 @@ size_t mwcon_table_render(struct mwcon_table *t, double now, size_t rows, size_t
 	char age[32], rate[32];
 
 	buf[0] = '\0';
-	put_line(buf, len, &used, width, "%-20s %-21s %-21s %12s %12s %7s %7s %s", "SOCKET",
-		 "LOCAL", "PEER", "BYTES_IN", "BYTES_OUT", "RATE/s", "AGE", "LAST");
+	put_line(buf, len, &used, width, "%-20s %-21s %-21s %-6s %12s %12s %7s %7s %s", "SOCKET",
+		 "LOCAL", "PEER", "STATE", "BYTES_IN", "BYTES_OUT", "RATE/s", "AGE", "LAST");
 	for (i = 0; i < n && i < rows; i++) {
 		const struct mwcon_sock *s = &t->socks[t->order[i]];
 
 		age_format(s->span + (now - s->seen), age, sizeof(age));
 		rate_format(s->rate, rate, sizeof(rate));
 		/* Socket ids in hex, the original console's form (its "p" list too). */
-		put_line(buf, len, &used, width, "0x%-18" PRIx64 " %-21s %-21s %12" PRIu64
-			 " %12" PRIu64 " %7s %7s %s", s->id, s->local, s->peer, s->bytes_in,
-			 s->bytes_out, rate, age, mw_nf_obs_name(s->last_obs));
+		put_line(buf, len, &used, width, "0x%-18" PRIx64 " %-21s %-21s %-6s %12" PRIu64
+			 " %12" PRIu64 " %7s %7s %s", s->id, s->local, s->peer,
+			 mwcon_state_name(s->state), s->bytes_in, s->bytes_out, rate, age,
+			 mw_nf_obs_name(s->last_obs));
 	}
 	if (n > rows)
 		put_line(buf, len, &used, width, "... %zu more", n - rows);

@@ -48,7 +48,7 @@
 #define INPUT_MAX 64
 
 enum tty_mode { TTY_KEYS, TTY_PROMPT };
-enum tty_prompt { PROMPT_CLOSE, PROMPT_BLOCK, PROMPT_UNBLOCK };
+enum tty_prompt { PROMPT_CLOSE, PROMPT_BLOCK, PROMPT_UNBLOCK, PROMPT_FILTER };
 enum tty_monitor { MON_UNKNOWN, MON_ON, MON_OFF };
 
 struct tty_inflight {
@@ -67,6 +67,7 @@ struct tty {
 	enum tty_prompt prompt;
 	char input[INPUT_MAX];
 	size_t input_len;
+	char filter[INPUT_MAX]; /* the table's filter set with f ("": none) */
 	struct tty_inflight inflight[INFLIGHT_MAX];
 	enum tty_monitor monitor;
 	bool muted;
@@ -215,6 +216,8 @@ static void tty_help(struct tty *t)
 	tty_log(t, "keys: h help   p list open sockets   m/M unmute/mute observations");
 	tty_log(t, "      o/O monitor on/off   c close a socket (asks its id)");
 	tty_log(t, "      b/u block/unblock an address (asks it)   q quit (also Ctrl-C)");
+	tty_log(t, "      s next table order (id, rate, age, port, peer, state)");
+	tty_log(t, "      f filter the table: address text or a state (empty: all rows)");
 }
 
 static void tty_list(struct tty *t)
@@ -264,7 +267,27 @@ static void tty_monitor_request(struct tty *t, bool on)
 	tty_request(t, &req, on ? "monitor on" : "monitor off");
 }
 
-/* Enter on a prompt line: the close, block or unblock it asked for. */
+/* s: the next table order. */
+static void tty_next_sort(struct tty *t)
+{
+	t->table->sort = (enum mwcon_sort)((t->table->sort + 1) % MWCON_SORT_COUNT);
+	tty_log(t, "table order: %s", mwcon_sort_name(t->table->sort));
+	t->dirty = true;
+}
+
+/* Enter on the filter prompt: the rows to show (an empty line shows all). */
+static void tty_set_filter(struct tty *t)
+{
+	snprintf(t->filter, sizeof(t->filter), "%s", t->input);
+	t->table->filter = t->filter[0] ? t->filter : NULL;
+	if (t->filter[0])
+		tty_log(t, "filter: rows whose address contains '%s' or whose state is '%s'",
+			t->filter, t->filter);
+	else
+		tty_log(t, "filter: off, every row");
+}
+
+/* Enter on a prompt line: the close, block, unblock or filter it asked for. */
 static void tty_submit(struct tty *t)
 {
 	struct mw_nf_request req = { 0 };
@@ -273,6 +296,10 @@ static void tty_submit(struct tty *t)
 
 	t->mode = TTY_KEYS;
 	t->dirty = true;
+	if (t->prompt == PROMPT_FILTER) {
+		tty_set_filter(t);
+		return;
+	}
 	if (!t->input_len) {
 		tty_log(t, "cancelled");
 		return;
@@ -359,6 +386,12 @@ static void tty_key(struct tty *t, unsigned char k)
 		break;
 	case 'u':
 		tty_start_prompt(t, PROMPT_UNBLOCK);
+		break;
+	case 's':
+		tty_next_sort(t);
+		break;
+	case 'f':
+		tty_start_prompt(t, PROMPT_FILTER);
 		break;
 	case 'q':
 		t->quit = true;
@@ -461,7 +494,8 @@ static void tty_draw(struct tty *t)
 {
 	static const char *const mon[] = { "on (server default)", "on", "off" };
 	static const char *const prompts[] = { "Socket id to close: ", "Address to block: ",
-					       "Address to unblock: " };
+					       "Address to unblock: ",
+					       "Filter (address text or new/bound/listen/estab): " };
 	size_t used = 0, avail, log_lines, table_lines, i, shown;
 	char line[LOG_LINE + 64], *p, *nl;
 	char *table = NULL;

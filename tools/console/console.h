@@ -44,7 +44,7 @@ struct mwcon_opts {
 	const char *key;         /* --key, or NULL: MW_NF_KEY_PVM */
 	const char *token_file;  /* --token-file: for a TCP server, or NULL */
 	int sort;                /* --sort: enum mwcon_sort */
-	const char *filter;      /* --filter TEXT: rows whose local or peer contains it */
+	const char *filter;      /* --filter TEXT: rows whose local or peer contains it, or state */
 	uint64_t count;          /* --json --count N; 0 = unlimited */
 	int timeout_ms;          /* --timeout-ms */
 	uint64_t sock;           /* close/get/set ID */
@@ -109,8 +109,20 @@ void mwcon_value_format(uint16_t attr, uint64_t v0, uint64_t v1, char *buf, size
 #define MWCON_TABLE_MAX 4096 /* open sockets tracked; more are counted, not shown */
 #define MWCON_RATE_WINDOW 1.0 /* seconds a socket's rate is measured over, at least */
 
+/* A socket's state as its observations show it (the STATE column). */
+enum mwcon_state {
+	MWCON_ST_NEW = 0, /* created, nothing else seen */
+	MWCON_ST_BOUND,	  /* bound (a listener shows as one until its first accept) */
+	MWCON_ST_LISTEN,  /* it accepted a connection */
+	MWCON_ST_ESTAB,	  /* accepted or connected, or moving bytes */
+};
+
+/* "new", "bound", "listen", "estab"; "?" out of range. */
+const char *mwcon_state_name(enum mwcon_state s);
+
 struct mwcon_sock {
 	uint64_t id;
+	enum mwcon_state state;
 	char local[MW_ADDR_STRLEN];
 	char peer[MW_ADDR_STRLEN];
 	uint64_t bytes_in, bytes_out;
@@ -129,13 +141,19 @@ enum mwcon_sort {
 	MWCON_SORT_AGE,	 /* oldest first */
 	MWCON_SORT_PORT, /* local port, then id */
 	MWCON_SORT_PEER, /* peer text, then id */
+	MWCON_SORT_STATE, /* listeners, connections, bound, new; then id */
+	MWCON_SORT_COUNT
 };
+
+/* "id", "rate", "age", "port", "peer", "state": --sort's keys, by enum mwcon_sort. */
+const char *mwcon_sort_name(enum mwcon_sort s);
 
 struct mwcon_table {
 	struct mwcon_sock socks[MWCON_TABLE_MAX];
 	size_t n;
 	enum mwcon_sort sort;	/* render order (kept by mwcon_table_clear) */
-	const char *filter;	/* render only rows whose local or peer contains it; NULL: all */
+	const char *filter;	/* render only rows whose local or peer contains it, or whose
+				 * state it names; NULL: all */
 	uint32_t order[MWCON_TABLE_MAX]; /* render's scratch */
 	uint64_t overflow;  /* observations of sockets that did not fit */
 	uint64_t observed;  /* observations applied */
