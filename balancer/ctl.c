@@ -133,7 +133,7 @@ static void ctl_nf_line(void *ctx, const char *line)
 static void run(struct bal *b, char *line, struct out *o)
 {
 	const struct mw_balancer_config *bc = &b->cfg->balancer;
-	char *argv[8], *save = NULL, *t, err[512] = "";
+	char *argv[8], *save = NULL, *t, err[1024] = "";
 	const struct bal_ins *i;
 	enum bal_policy p;
 	unsigned conns = 0;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "balancer/bal.h"
+#include "balancer/nf_aggregate.h"
 #include "common/addr.h"
 #include "common/log.h"
 
@@ -670,10 +671,13 @@ int bal_scale(struct bal *b, int n, char *err, size_t errlen)
 
 /*
  * Keys a reload cannot apply: they shape what already exists (sockets,
- * namespaces, the bridge, the keystore), or, for ins.proxy_protocol, are
- * read by every running mw-ins once at its start, so switching the balancer
- * alone would break every connection (off: the app reads the header as
- * request bytes; on: every INS refuses every connection).
+ * namespaces, the bridge, the keystore, the merged Netflow stream's server
+ * and its access rules, each INS's mount view and user, the key mw-pvm
+ * publishes its INS view at), or, for ins.proxy_protocol, are read by every
+ * running mw-ins once at its start, so switching the balancer alone would
+ * break every connection (off: the app reads the header as request bytes;
+ * on: every INS refuses every connection).  Every key mw-balancer reads is
+ * here or applied by bal_reload(): a reload never drops a change silently.
  */
 static const struct restart_key {
 	const char *name;
@@ -688,7 +692,14 @@ static const struct restart_key {
 	RESTART_KEY(balancer, netflow_allow),  RESTART_KEY(balancer, tag),
 	RESTART_KEY(balancer, xl_kernel),      RESTART_KEY(balancer, xl_ramdisk),
 	RESTART_KEY(balancer, xl_memory_mb),   RESTART_KEY(balancer, xl_vcpus),
-	RESTART_KEY(ins, proxy_protocol),
+	RESTART_KEY(balancer, netflow_unix),   RESTART_KEY(balancer, netflow_upstream_token_file),
+	RESTART_KEY(ins, proxy_protocol),      RESTART_KEY(ins, user),
+	RESTART_KEY(ins, pvm_socket),	       RESTART_KEY(pvm, control_socket),
+	RESTART_KEY(pvm, index),	       RESTART_KEY(pvm, netflow_group),
+	RESTART_KEY(pvm, netflow_control_group), RESTART_KEY(pvm, netflow_token_file),
+	RESTART_KEY(pvm, netflow_max_per_user), RESTART_KEY(pvm, netflow_queue),
+	RESTART_KEY(pvm, netflow_memory),      RESTART_KEY(pvm, netflow_stall_ms),
+	RESTART_KEY(pvm, netflow_min_rate),
 };
 
 /*
@@ -725,7 +736,7 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	struct mw_config_errors *errs;
 	struct mw_balancer_config *bc = &b->cfg->balancer;
 	enum bal_policy p;
-	char keys[384];
+	char keys[768];
 	int ret = 0, unapplied;
 
 	n = calloc(1, sizeof(*n));
@@ -765,6 +776,8 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	bc->autoscale_up_conns = n->balancer.autoscale_up_conns;
 	bc->autoscale_down_conns = n->balancer.autoscale_down_conns;
 	bc->autoscale_cooldown_ms = n->balancer.autoscale_cooldown_ms;
+	bc->netflow_request_timeout_ms = n->balancer.netflow_request_timeout_ms;
+	bal_nf_reload(b->nf, b->cfg);
 	if (b->target < bc->min_ins)
 		b->target = bc->min_ins;
 	if (b->target > bc->max_ins)

@@ -10,7 +10,7 @@
 
 static void on_reload(struct mw_daemon *d)
 {
-	char err[512];
+	char err[1024];
 
 	int ret = bal_reload(d->ctx, err, sizeof(err));
 
@@ -29,7 +29,7 @@ int main(int argc, char **argv)
 	};
 	static struct bal b;
 	const struct mw_balancer_config *bc;
-	char err[512];
+	char err[1024];
 	int ret, status = EXIT_FAILURE;
 	bool inited = false;
 

@@ -660,6 +660,20 @@ fail:
 	return ret;
 }
 
+/**
+ * bal_nf_reload() - apply what a reload may change
+ * @a:   the aggregate (NULL: nothing)
+ * @cfg: the configuration, updated by bal_reload()
+ *
+ * balancer.netflow_request_timeout_ms: requests forwarded from now on; the
+ * rest of the stream's settings are restart-only (ins.c names them).
+ */
+void bal_nf_reload(struct bal_nf *a, const struct mw_config *cfg)
+{
+	if (a)
+		a->req_timeout = cfg->balancer.netflow_request_timeout_ms / 1000.;
+}
+
 void bal_nf_close(struct bal_nf *a)
 {
 	struct nf_upstream *u;

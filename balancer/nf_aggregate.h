@@ -37,6 +37,9 @@ int bal_nf_open(struct bal_nf **out, struct ev_loop *loop, const struct mw_confi
  */
 int bal_nf_tag_check(const struct mw_config *cfg, char *err, size_t errlen);
 
+/* Apply what a reload may change: balancer.netflow_request_timeout_ms (new requests). */
+void bal_nf_reload(struct bal_nf *a, const struct mw_config *cfg);
+
 /* Disconnect everything and withdraw the published address; NULL is fine. */
 void bal_nf_close(struct bal_nf *a);
 

@@ -7,7 +7,8 @@
 # /mw/balancers/<tag>/netflow, the first also at /mw/balancer/netflow, which the
 # second leaves alone; each merges both PVMs and serves its own stream; a third
 # balancer with a tag that is taken is refused before it touches anything, with a
-# message naming the tag; stopping one withdraws its keys only.
+# message naming the tag; a reload names every key it could not apply (the merged
+# stream's socket and bounds) and applies the rest; stopping one withdraws its keys only.
 source "$(dirname "$0")/lib.sh"
 
 mw_require_root
@@ -19,8 +20,8 @@ PVM=$(mw_need_bin mw-pvm)
 BAL=$(mw_need_bin mw-balancer)
 mw_ins_user >/dev/null
 STORE=$MW_RUNTIME_DIR/store/mw
-A=ska$$
-B=skb$$
+A=a$(($$ % 100000)) # balancer.tag: at most 7 bytes
+B=b$(($$ % 100000))
 
 # conf FILE INDEX TAG: mw-pvm INDEX and a balancer TAG in front of it.
 conf() {
@@ -78,6 +79,27 @@ echo "$out" | grep -q "balancer.tag \"$A\" is already used by another mw-balance
 [ "$(cat "$STORE/balancers/$A/netflow")" = "$ADDR_A" ] || mw_fail "the refused balancer touched A's key"
 [ "$(cat "$STORE/balancer/netflow")" = "$ADDR_A" ] || mw_fail "the refused balancer touched the untagged key"
 kill -0 "$INS_A" || mw_fail "A's INS is gone after the refused start"
+
+mw_log "case: reload names every key it could not apply"
+# The merged stream's socket and its consumers' bounds were read once, at start:
+# a reload that changes them must say so, and apply what it can.
+MWCTL=$MW_BUILD_DIR/tools/mwctl
+[ -x "$MWCTL" ] || mw_fail "mwctl is not built"
+cp "$MW_TMP/a.conf" "$MW_TMP/a.good"
+sed -i -e "s|tag = \"$A\";|tag = \"$A\"; netflow_unix = \"$MW_RUNTIME_DIR/other.sock\"; netflow_request_timeout_ms = 2000; policy = \"hash\";|" \
+	-e "s|index = 0;|index = 0; netflow_queue = 1024; netflow_group = \"nogroup\";|" "$MW_TMP/a.conf"
+out=$("$MWCTL" -s "$MW_RUNTIME_DIR/bal-$A.sock" reload 2>&1) && mw_fail "a reload with restart-only changes said ok: $out"
+for want in balancer.netflow_unix pvm.netflow_queue pvm.netflow_group "restart mw-balancer"; do
+	echo "$out" | grep -q "$want" || mw_fail "reload did not name $want: $out"
+done
+! echo "$out" | grep -q "netflow_request_timeout_ms" || mw_fail "reload named a key it applies: $out"
+[ "$("$MWCTL" -s "$MW_RUNTIME_DIR/bal-$A.sock" status | awk '$1 == "policy" {print $2}')" = hash ] ||
+	mw_fail "the keys a reload can apply were not applied"
+[ ! -e "$MW_RUNTIME_DIR/other.sock" ] && [ "$(cat "$STORE/balancers/$A/netflow")" = "$ADDR_A" ] ||
+	mw_fail "the reload moved the merged stream"
+cp "$MW_TMP/a.good" "$MW_TMP/a.conf"
+sed -i "s|tag = \"$A\";|tag = \"$A\"; netflow_request_timeout_ms = 2000;|" "$MW_TMP/a.conf"
+out=$("$MWCTL" -s "$MW_RUNTIME_DIR/bal-$A.sock" reload 2>&1) || mw_fail "reload of netflow_request_timeout_ms refused: $out"
 
 mw_log "case: stopping one balancer withdraws its keys only"
 mw_stop balB
