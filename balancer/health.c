@@ -104,6 +104,21 @@ void bal_health_close(struct bal *b)
 	b->pvm_view = NULL;
 }
 
+/* Is @val mw-pvm's "up PID" for @pid (any pid when @pid <= 0)? */
+static bool pvm_view_up(const char *val, pid_t pid)
+{
+	char *end;
+	long v;
+
+	if (strncmp(val, "up ", 3))
+		return false;
+	errno = 0;
+	v = strtol(val + 3, &end, 10);
+	if (errno || end == val + 3 || *end || v <= 0)
+		return false;
+	return pid <= 0 || v == (long)pid;
+}
+
 /*
  * mw-pvm's view of @i's channel.  Return: 1 up, 0 gone since it was seen up,
  * -1 not known (never seen: no keystore, or an mw-pvm that does not publish).
@@ -111,13 +126,12 @@ void bal_health_close(struct bal *b)
 static int pvm_view_state(struct bal *b, struct bal_ins *i)
 {
 	char key[MW_KEY_MAX], val[32];
-	int pid;
 
 	if (!b->pvm_view)
 		return -1;
 	snprintf(key, sizeof(key), "/mw/pvms/%d/ins/%d", b->cfg->pvm.index, i->h.id);
 	if (mw_keystore_read(b->pvm_view, key, val, sizeof(val)) >= 0 &&
-	    sscanf(val, "up %d", &pid) == 1 && (i->h.pid <= 0 || pid == (int)i->h.pid)) {
+	    pvm_view_up(val, i->h.pid)) {
 		i->hc.pvm_seen = true;
 		i->hc.pvm_view = 1;
 	} else {

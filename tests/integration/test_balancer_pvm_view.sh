@@ -36,16 +36,14 @@ ctl --json ins list | python3 -c 'import json,sys; l=json.load(sys.stdin); asser
 	mw_fail "health_pvm not up in mwctl --json: $(ctl --json ins list)"
 
 mw_log "case: the key goes when mw-pvm ends the channel"
-set -- $(ready_ids)
-dead=$1
+dead=$(ready_ids | head -1)
 kill -9 "$(insf "$dead" 4)"
 mw_wait_for "[ ! -e '$VIEW/$dead' ]" 5 || mw_fail "INS $dead's key outlived its channel: $(cat "$VIEW/$dead")"
 bal_wait_ready 2 20 || mw_fail "the killed INS was not replaced"
 replaced0=$(st replaced)
 
 mw_log "case: an INS mw-pvm no longer has a channel to leaves the rotation and is replaced"
-set -- $(ready_ids)
-victim=$1
+victim=$(ready_ids | head -1)
 vpid=$(insf "$victim" 4)
 mw_wait_for "[ \"\$(insf $victim 9)\" = up ]" 10 || mw_fail "INS $victim was never seen up"
 rm -f "$MW_TMP/load"
