@@ -127,6 +127,7 @@ struct bal_ins *bal_ins_find(struct bal *b, int id);
 const char *bal_ins_state_name(enum bal_ins_state s);
 int bal_ins_live(const struct bal *b);	  /* STARTING + READY */
 int bal_ins_running(const struct bal *b); /* STARTING + READY + DRAINING: against max_ins */
+int bal_ins_in_rotation(const struct bal *b);
 void bal_ins_down(struct bal *b, struct bal_ins *i);
 /* The INS for a new connection, skipping @skip (n ids); NULL if none. */
 struct bal_ins *bal_pick(struct bal *b, const void *client_addr, size_t alen, const int *skip,
@@ -138,6 +139,7 @@ void bal_ins_conn_done(struct bal_ins *i);
 int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen);
 void bal_fe_close(struct bal_fe *fe);
 unsigned bal_fe_conns(const struct bal_fe *fe);
+bool bal_fe_accept_paused(const struct bal_fe *fe);
 
 /* health.c */
 void bal_health_open(struct bal *b);

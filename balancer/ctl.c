@@ -172,8 +172,9 @@ static void run(struct bal *b, char *line, struct out *o)
 		     b->as_downs);
 		if (o->len)
 			o->len--; /* the record goes on: front-end and health counters */
-		outf(o, " fe_conns=%u max_conns=%d draining=%d", bal_fe_conns(b->fe), bc->max_conns,
-		     bal_ins_running(b) - bal_ins_live(b));
+		outf(o, " fe_conns=%u max_conns=%d draining=%d in_rotation=%d accept_paused=%s",
+		     bal_fe_conns(b->fe), bc->max_conns, bal_ins_running(b) - bal_ins_live(b),
+		     bal_ins_in_rotation(b), bal_fe_accept_paused(b->fe) ? "yes" : "no");
 		for (n = 0; n < BAL_R_COUNT; n++)
 			outf(o, " fail_%s=%" PRIu64, bal_reason_token((enum bal_reason)n),
 			     b->reasons[n]);

@@ -106,6 +106,17 @@ unsigned bal_fe_conns(const struct bal_fe *fe)
 	return fe ? fe->nconns : 0;
 }
 
+/**
+ * bal_fe_accept_paused() - are the listeners paused (out of fds or memory)?
+ * @fe: the front end (NULL: no)
+ *
+ * Return: true while the ACCEPT_PAUSE_S pause runs
+ */
+bool bal_fe_accept_paused(const struct bal_fe *fe)
+{
+	return fe && ev_is_active(&fe->pause);
+}
+
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)

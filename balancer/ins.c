@@ -91,6 +91,23 @@ struct bal_ins *bal_ins_find(struct bal *b, int id)
  *
  * Return: how many are STARTING, READY or DRAINING
  */
+/**
+ * bal_ins_in_rotation() - INS a new connection may go to now
+ * @b: the balancer
+ *
+ * Return: READY INS whose health checks are not failing (per_ins_max_conns aside)
+ */
+int bal_ins_in_rotation(const struct bal *b)
+{
+	const struct bal_ins *i;
+	int n = 0;
+
+	for (i = b->ins; i; i = i->next)
+		n += i->state == BAL_INS_READY && i->hc.state != BAL_HEALTH_FAILING &&
+		     i->hc.state != BAL_HEALTH_DOWN;
+	return n;
+}
+
 int bal_ins_running(const struct bal *b)
 {
 	const struct bal_ins *i;

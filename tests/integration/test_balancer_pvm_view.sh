@@ -34,6 +34,8 @@ for id in $(ready_ids); do
 done
 ctl --json ins list | python3 -c 'import json,sys; l=json.load(sys.stdin); assert all(x["health_pvm"] == "up" for x in l), l' ||
 	mw_fail "health_pvm not up in mwctl --json: $(ctl --json ins list)"
+mw_wait_for "[ \"\$(st in_rotation) \$(st accept_paused)\" = '2 no' ]" 10 ||
+	mw_fail "status does not show 2 INS in the rotation, accept not paused: $(ctl status)"
 
 mw_log "case: the key goes when mw-pvm ends the channel"
 dead=$(ready_ids | head -1)
@@ -56,6 +58,9 @@ T0=$(now_ms)
 rm -f "$VIEW/$victim"
 mw_wait_for "[ \"\$(insf $victim 8)\" != ok ]" 10 || mw_fail "INS $victim stayed in the rotation: $(ctl ins list)"
 took=$(($(now_ms) - T0))
+# Until its replacement is ready (a spawn after it is down), one INS takes connections.
+[ "$(st in_rotation)" = 1 ] || mw_fail "status does not count INS $victim out of the rotation: $(ctl status)"
+
 mw_log "INS $victim out of the rotation $took ms after its key went"
 [ "$took" -le 1500 ] || mw_fail "INS $victim left the rotation only after $took ms (interval 300 ms)"
 mw_wait_for "! kill -0 $vpid 2>/dev/null" 10 || mw_fail "INS $victim was not taken down"
