@@ -188,6 +188,12 @@ void ins_io_resume_parked(struct ins *ins);
 void ins_io_finish_close(struct ins_sock *s);
 void ins_io_lost(struct ins_sock *s, int err);
 
+/* ins_shield.c: a listener's shield options */
+int ins_shield_set(struct mw_shield *sh, int name, uint64_t v);
+int ins_shield_get(const struct mw_shield *sh, int name, uint64_t *v);
+int ins_shield_opt(struct ins_sock *s, int name, bool set, const uint8_t *val, uint32_t len,
+		   uint8_t *out, uint32_t *outlen);
+
 /* ins_channel.c */
 int ins_channel_start(struct ins *ins);
 void ins_channel_stop(struct ins *ins);

@@ -401,6 +401,8 @@ static int op_sockopt(struct ins_sock *s, const struct mw_op_sockopt *o, bool se
 		return ret;
 	if (s->fd < 0)
 		return -ECONNRESET;
+	if (o->level == MW_SOL_SHIELD)
+		return ins_shield_opt(s, o->name, set, o->val, o->len, val, vlen);
 	if (o->level == IPPROTO_TCP && o->name == TCP_NODELAY) {
 		if (set) {
 			if (len < sizeof(int))
@@ -638,7 +640,7 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 		    const struct mw_addr *local, bool proxied)
 {
 	struct mw_ev_accepted ev = { .peer = *peer, .local = *local };
-	struct ins_sock *s;
+	struct ins_sock *s, *ls;
 	char text[MW_ADDR_STRLEN];
 
 	sock_nodelay(fd);
@@ -666,6 +668,9 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 		ins_tune_apply(&ins->tune, fd);
 	s->state = INS_ST_CONNECTED;
 	s->peer = ev.peer;
+	ls = ins_table_find(&ins->socks, listener);
+	if (ls)
+		s->shield = ls->shield;
 	if (proxied) {
 		s->proxied = true;
 		s->local = ev.local;
