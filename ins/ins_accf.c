@@ -150,10 +150,12 @@ void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
 		   const struct mw_addr *local, bool proxied)
 {
 	struct ins *ins = ls->ins;
-	struct ins_held *h;
+	struct ins_held *h, *next;
 
-	while (ls->held_head && ls->held_count >= accf_hold_max(ls))
-		accf_reset(ls->held_head, &ins->accf.evicted);
+	for (h = ls->held_head; h && ls->held_count >= accf_hold_max(ls); h = next) {
+		next = h->next; /* the oldest goes: the next one is the oldest then */
+		accf_reset(h, &ins->accf.evicted);
+	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		ins->accf.gone++;
@@ -191,8 +193,12 @@ void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
  */
 void ins_accf_drop(struct ins_sock *ls)
 {
-	while (ls->held_head)
-		accf_reset(ls->held_head, &ls->ins->accf.gone);
+	struct ins_held *h, *next;
+
+	for (h = ls->held_head; h; h = next) {
+		next = h->next;
+		accf_reset(h, &ls->ins->accf.gone);
+	}
 }
 
 /**

@@ -49,11 +49,11 @@ struct ins_accf_parser {
  */
 struct ins_held {
 	struct ins_held *prev, *next;
-	struct ins_sock *ls;          /* the listener: it frees its held ones when freed */
+	struct ins_sock *ls; /* the listener: it frees its held ones when freed */
 	int fd;
 	bool proxied;
 	struct mw_addr peer, local;
-	struct mw_shield shield;      /* the listener's at accept */
+	struct mw_shield shield; /* the listener's at accept */
 	struct ins_accf_parser parser;
 	ev_io io;
 	ev_timer deadline;
@@ -61,13 +61,13 @@ struct ins_held {
 
 /* Per INS, in the STATUS line (docs/ins.md, "Shield"). */
 struct ins_accf_stats {
-	uint64_t holding;             /* held now */
-	uint64_t held;                /* ever held */
-	uint64_t passed;              /* announced to mw-pvm once the filter was satisfied */
-	uint64_t deadline;            /* reset: the filter's deadline passed */
-	uint64_t evicted;             /* reset: the oldest, to make room (hold_max) */
-	uint64_t gone;                /* closed or reset by the client, or dropped with the
-				       * listener, an address block, out of memory */
+	uint64_t holding;  /* held now */
+	uint64_t held;	   /* ever held */
+	uint64_t passed;   /* announced to mw-pvm once the filter was satisfied */
+	uint64_t deadline; /* reset: the filter's deadline passed */
+	uint64_t evicted;  /* reset: the oldest, to make room (hold_max) */
+	uint64_t gone;	   /* closed or reset by the client, or dropped with the
+			    * listener, an address block, out of memory */
 };
 
 void ins_accf_parse_init(struct ins_accf_parser *p, const struct mw_shield *sh);

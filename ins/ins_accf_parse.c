@@ -37,17 +37,21 @@ enum {
 };
 
 enum {
-	F_BOL = 1 << 0,     /* at the beginning of a line (a CR may have been seen) */
+	F_BOL = 1 << 0,	    /* at the beginning of a line (a CR may have been seen) */
 	F_REQLINE = 1 << 1, /* still in the request line: not a header */
-	F_CL = 1 << 2,      /* a Content-Length was seen */
+	F_CL = 1 << 2,	    /* a Content-Length was seen */
 	F_CLBAD = 1 << 3,   /* a Content-Length that is no clean number, or two that differ */
-	F_TE = 1 << 4,      /* a Transfer-Encoding was seen */
+	F_TE = 1 << 4,	    /* a Transfer-Encoding was seen */
 	F_INNAME = 1 << 5,  /* in a header's name (before ':') */
-	F_NEG = 1 << 6,     /* RESP: a '-' length */
+	F_NEG = 1 << 6,	    /* RESP: a '-' length */
 	F_NUMEND = 1 << 7,  /* HTTP: Content-Length digits ended (only OWS may follow) */
 };
 
-enum { HDR_NONE, HDR_CL, HDR_TE };
+enum {
+	HDR_NONE,
+	HDR_CL,
+	HDR_TE
+};
 
 #define NUM_MAX (1ull << 48) /* saturate: far beyond INS_ACCF_PEEK_MAX */
 
@@ -102,9 +106,11 @@ static void http_name_byte(struct ins_accf_parser *p, uint8_t c)
 	}
 	if (p->line == 0)
 		p->hdr = lower(c) == 'c' ? HDR_CL : lower(c) == 't' ? HDR_TE : HDR_NONE;
-	if (p->hdr == HDR_CL && (p->line >= sizeof(cl_name) - 1 || lower(c) != cl_name[p->line]))
+	if (p->hdr == HDR_CL &&
+	    (p->line >= sizeof(cl_name) - 1 || lower(c) != (uint8_t)cl_name[p->line]))
 		p->hdr = HDR_NONE;
-	if (p->hdr == HDR_TE && (p->line >= sizeof(te_name) - 1 || lower(c) != te_name[p->line]))
+	if (p->hdr == HDR_TE &&
+	    (p->line >= sizeof(te_name) - 1 || lower(c) != (uint8_t)te_name[p->line]))
 		p->hdr = HDR_NONE;
 	if (p->line < UINT8_MAX)
 		p->line++;
@@ -137,7 +143,7 @@ static void http_line_end(struct ins_accf_parser *p)
 			p->flags |= F_CL;
 		}
 	}
-	p->flags &= (uint8_t)~(F_REQLINE | F_NUMEND);
+	p->flags &= (uint8_t) ~(F_REQLINE | F_NUMEND);
 	p->flags |= F_BOL | F_INNAME;
 	p->line = 0;
 	p->hdr = HDR_NONE;
@@ -301,7 +307,7 @@ static int parse_delim(struct ins_accf_parser *p, const uint8_t *buf, size_t len
 
 	p->pos = (uint32_t)len;
 	return memmem(buf + from, len - from, p->delim, p->delim_len) ? INS_ACCF_PASS
-								       : INS_ACCF_MORE;
+								      : INS_ACCF_MORE;
 }
 
 /**

@@ -20,27 +20,22 @@
  * ins_accf.c; the other options are stored for their enforcement elsewhere.
  */
 
-#define SHIELD_VAL_LEN 8
-#define DEADLINE_MAX_MS (3600u * 1000u) /* one hour: longer is not a defence */
-#define HOLD_MAX_MAX (1u << 20)
-#define RATE_MAX (1u << 30)        /* B/s */
-#define OUT_BUFFER_MAX (64u << 20) /* bytes per connection */
-#define CONNS_MAX (1u << 24)
+#define SHIELD_VAL_LEN	  8
+#define DEADLINE_MAX_MS	  (3600u * 1000u) /* one hour: longer is not a defence */
+#define HOLD_MAX_MAX	  (1u << 20)
+#define RATE_MAX	  (1u << 30)  /* B/s */
+#define OUT_BUFFER_MAX	  (64u << 20) /* bytes per connection */
+#define CONNS_MAX	  (1u << 24)
 #define DELIM_COUNT_SHIFT 56
-#define DELIM_BYTES 7 /* the count takes the top byte of the u64 */
+#define DELIM_BYTES	  7 /* the count takes the top byte of the u64 */
 
 /* Upper bound of each option's value, by enum mw_shield_opt. */
 static const uint64_t shield_max[MW_SHIELD_OPT_MAX + 1] = {
-	[MW_SHIELD_FILTER] = MW_ACCF_MAX,
-	[MW_SHIELD_DEADLINE_MS] = DEADLINE_MAX_MS,
-	[MW_SHIELD_HOLD_MAX] = HOLD_MAX_MAX,
-	[MW_SHIELD_MIN_IN_RATE] = RATE_MAX,
-	[MW_SHIELD_MIN_OUT_RATE] = RATE_MAX,
-	[MW_SHIELD_OUT_BUFFER] = OUT_BUFFER_MAX,
-	[MW_SHIELD_SRC_MAX_CONNS] = CONNS_MAX,
-	[MW_SHIELD_SRC_RATE] = CONNS_MAX,
-	[MW_SHIELD_PFX_MAX_CONNS] = CONNS_MAX,
-	[MW_SHIELD_PFX_RATE] = CONNS_MAX,
+	[MW_SHIELD_FILTER] = MW_ACCF_MAX,      [MW_SHIELD_DEADLINE_MS] = DEADLINE_MAX_MS,
+	[MW_SHIELD_HOLD_MAX] = HOLD_MAX_MAX,   [MW_SHIELD_MIN_IN_RATE] = RATE_MAX,
+	[MW_SHIELD_MIN_OUT_RATE] = RATE_MAX,   [MW_SHIELD_OUT_BUFFER] = OUT_BUFFER_MAX,
+	[MW_SHIELD_SRC_MAX_CONNS] = CONNS_MAX, [MW_SHIELD_SRC_RATE] = CONNS_MAX,
+	[MW_SHIELD_PFX_MAX_CONNS] = CONNS_MAX, [MW_SHIELD_PFX_RATE] = CONNS_MAX,
 	[MW_SHIELD_DELIM] = UINT64_MAX, /* checked by shield_delim_set() */
 };
 

@@ -13,8 +13,10 @@
 #     (d) a POST whose body comes in two parts is held until the body is complete;
 #   redis, filter line, deadline 2 s: redis-cli works; a RESP array cut in the middle
 #   is held until complete; a silent connection is reset;
-#   and the attributes themselves: read back, refused on a connection and out of range,
-#   refused to the app (the shim) at its own setsockopt.
+#   redis, hold_max 2: a third held connection evicts (resets) the oldest;
+#   the attributes themselves: read back, refused on a connection and out of range,
+#   refused to the app (the shim) at its own setsockopt; and mw-ins's counters in its
+#   STATUS= line (a notify socket stands in for systemd).
 source "$(dirname "$0")/lib.sh"
 mw_require_cmd nginx curl redis-server redis-cli
 PY=/usr/bin/python3
@@ -23,6 +25,10 @@ NFP=$(dirname "$0")/nf_probe.py
 SP=$(dirname "$0")/shield_probe.py
 HTTP_PORT=8461
 REDIS_PORT=6461
+NOTIFY=$MW_TMP/notify.sock
+mw_spawn notify "$PY" "$SP" notify "$NOTIFY"
+mw_wait_for "grep -q ready '$(mw_logfile notify)'" || mw_fail "the notify socket is not ready"
+export NOTIFY_SOCKET=$NOTIFY
 mw_appliance_up
 KEY=$MW_RUNTIME_DIR/store/mw/pvm/netflow
 mw_wait_for "[ -s '$KEY' ]" || mw_fail "no Netflow address published at $KEY"
@@ -155,6 +161,28 @@ shield "$RLSN" 3 2000
 [ "$(in_cli redis-cli -h "$INS_IP" -p "$REDIS_PORT" get k)" = shielded ] || mw_fail "redis-cli GET failed"
 held_then_done redis-split "$REDIS_PORT" 1.5 '^\$8' '*2\r\n$3\r\nGET\r\n$1\r\n' 'k\r\n*1\r\n$4\r\nQUIT\r\n'
 silent_reset redis-silent "$REDIS_PORT"
+
+# hold_max 2 (deadline 20 s): the third silent connection evicts the first at once.
+expect "set ShieldHoldMax" "$(req 0x2013 3 "$RLSN" 2)" "status=0 val0=0 val1=0"
+expect "set ShieldDeadlineMs" "$(req 0x2012 3 "$RLSN" 20000)" "status=0 val0=0 val1=0"
+for i in 1 2 3; do
+	mw_spawn "ev$i" in_cli "$PY" "$SP" silent "$INS_IP" "$REDIS_PORT" 30
+	mw_wait_for "grep -q lport '$(mw_logfile "ev$i")'" || mw_fail "ev$i did not connect"
+done
+mw_wait_for "grep -q '^end=' '$(mw_logfile ev1)'" 5 || mw_fail "hold_max 2: the oldest was not evicted"
+expect "the evicted connection's end" "$(grep '^end=' "$(mw_logfile ev1)" | field end)" reset
+sleep 0.5
+! grep -q '^end=' "$(mw_logfile ev2)" "$(mw_logfile ev3)" || mw_fail "hold_max 2: more than the oldest went"
+mw_stop ev3
+mw_stop ev2 # the held ones see their clients go
+mw_log "hold_max 2: the oldest evicted, the other two held"
+
+# The counters: 7 connections passed (curl, keep-alive, slow head, POST, SET, GET, split),
+# 2 deadline resets, 1 eviction, 2 gone, none held now.
+want="shield: 0 held, 7 passed, 2 deadline resets, 1 evicted, 2 gone"
+mw_wait_for "grep -q 'STATUS=ins 1: .*$want' '$(mw_logfile notify)'" 10 ||
+	mw_fail "mw-ins's STATUS= line never said '$want': $(grep 'ins 1' "$(mw_logfile notify)" | tail -1)"
+mw_log "counters: $want"
 
 # Off again: a silent connection is accepted at once.
 expect "ShieldFilter off" "$(req 0x2011 3 "$RLSN" 0)" "status=0 val0=0 val1=0"
