@@ -13,6 +13,7 @@
 #     (d) a POST whose body comes in two parts is held until the body is complete;
 #   redis, filter line, deadline 2 s: redis-cli works; a RESP array cut in the middle
 #   is held until complete; a silent connection is reset;
+#   an INS that joins later applies the shield to the replayed listener;
 #   redis, hold_max 2: a third held connection evicts (resets) the oldest;
 #   the attributes themselves: read back, refused on a connection and out of range,
 #   refused to the app (the shim) at its own setsockopt; and mw-ins's counters in its
@@ -159,6 +160,7 @@ RLSN=$(listener "$REDIS_PORT") || mw_fail "no bind observation for redis's liste
 shield "$RLSN" 3 2000
 [ "$(in_cli redis-cli -h "$INS_IP" -p "$REDIS_PORT" set k shielded)" = OK ] || mw_fail "redis-cli SET failed"
 [ "$(in_cli redis-cli -h "$INS_IP" -p "$REDIS_PORT" get k)" = shielded ] || mw_fail "redis-cli GET failed"
+# shellcheck disable=SC2016 # RESP's '$' is literal
 held_then_done redis-split "$REDIS_PORT" 1.5 '^\$8' '*2\r\n$3\r\nGET\r\n$1\r\n' 'k\r\n*1\r\n$4\r\nQUIT\r\n'
 silent_reset redis-silent "$REDIS_PORT"
 
@@ -192,4 +194,17 @@ lport=$(field lport <"$(mw_logfile redis-open)")
 mw_wait_for "accepted $lport" 5 || mw_fail "with the filter off, a silent connection is not accepted"
 mw_log "filter off: accepted at once"
 kill -0 "$(mw_pid ins1)" || mw_fail "mw-ins died"
+
+# An INS that joins later gets the shield with the listener (recorded by mw-pvm).
+kill -KILL "$(mw_pid ins1)"
+mw_stop ins1 1
+mw_wait_for "grep -q 'INS 1: channel ended' '$PVM_LOG'" 10 || mw_fail "mw-pvm did not notice the INS died"
+mw_spawn ins1b ip netns exec "$NS_INS" "$INS" --id 1 -c "$CONF"
+mw_wait_for "[ \$(grep -c 'INS 1 joined' '$PVM_LOG') -ge 2 ]" 10 || mw_fail "INS 1 did not join again"
+mw_wait_for "ins_listens $HTTP_PORT" 10 || mw_fail "nginx's listener was not replayed"
+expect "ShieldFilter on the new INS" "$(req 0x2011 2 "$LSN" 0)" "status=0 val0=2 val1=0"
+silent_reset nginx-silent-rejoined "$HTTP_PORT"
+body=$(in_cli curl -sf --max-time 10 "http://$INS_IP:$HTTP_PORT/index.html") || mw_fail "curl after the rejoin failed"
+expect "curl after the rejoin" "$body" "shielded $$"
+kill -0 "$(mw_pid ins1b)" || mw_fail "the new mw-ins died"
 kill -0 "$(mw_pid pvm)" || mw_fail "mw-pvm died"
