@@ -80,7 +80,8 @@ static void accf_pass(struct ins_held *h)
 	accf_unlink(h);
 	ins->accf.passed++;
 	/* The relay reads whatever is there: readiness from the first byte again. */
-	setsockopt(h->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	if (h->lowat_set)
+		setsockopt(h->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 	ins_sock_announce(ins, ls->id, h->fd, &h->peer, &h->local, h->proxied, &h->shield);
 	free(h);
 }
@@ -94,25 +95,24 @@ static bool accf_peer_closed(int fd)
 }
 
 /* Wake only once more than @have bytes are there. Return: false if the kernel refused. */
-static bool accf_wait_more(int fd, int have)
+static bool accf_wait_more(struct ins_held *h, int have)
 {
 	int want = have + 1, got = 0;
 	socklen_t len = sizeof(got);
 
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) ||
-	    getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &got, &len))
+	h->lowat_set = true;
+	if (setsockopt(h->fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) ||
+	    getsockopt(h->fd, SOL_SOCKET, SO_RCVLOWAT, &got, &len))
 		return false;
 	return got >= want; /* capped (a small receive buffer): the watcher would spin */
 }
 
-static void accf_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Look at what @h sent so far: pass it, drop it, or wait for more (@h may be freed). */
+static void accf_check(struct ins_held *h)
 {
-	struct ins_held *h = w->data;
 	struct ins *ins = h->ls->ins;
 	ssize_t n;
 
-	(void)loop;
-	(void)revents;
 	n = recv(h->fd, accf_scratch, sizeof(accf_scratch), MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
@@ -122,8 +122,15 @@ static void accf_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (ins_accf_parse(&h->parser, accf_scratch, (size_t)n) == INS_ACCF_PASS ||
 	    (size_t)n >= sizeof(accf_scratch) || accf_peer_closed(h->fd) ||
-	    !accf_wait_more(h->fd, (int)n))
+	    !accf_wait_more(h, (int)n))
 		accf_pass(h);
+}
+
+static void accf_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	accf_check(w->data);
 }
 
 static void accf_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -185,6 +192,7 @@ void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
 	h->deadline.data = h;
 	if (h->shield.deadline_ms)
 		ev_timer_start(ins->loop, &h->deadline);
+	accf_check(h); /* the request often came with the handshake: no wait for a wake */
 }
 
 /**

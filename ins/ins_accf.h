@@ -52,6 +52,7 @@ struct ins_held {
 	struct ins_sock *ls; /* the listener: it frees its held ones when freed */
 	int fd;
 	bool proxied;
+	bool lowat_set; /* SO_RCVLOWAT raised: back to 1 when it passes */
 	struct mw_addr peer, local;
 	struct mw_shield shield; /* the listener's at accept */
 	struct ins_accf_parser parser;
