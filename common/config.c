@@ -142,6 +142,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(ins, heartbeat_ms, 1000, 10, 60000, CHK_NONE),
 	KEY_INT(ins, id_space, 2147483647, 16, 2147483647, CHK_NONE),
 	KEY_INT(ins, fin_timeout_ms, 60000, 100, 3600000, CHK_NONE),
+	KEY_INT(ins, shield_hold_max, 4096, 1, 1048576, CHK_NONE),
 	KEY_INT(ins, socket_window, 256 * KIB, 4 * KIB, 1 * GIB, CHK_NONE),
 	KEY_STR(ins, congestion_control, "", CHK_NONE, NULL),
 	KEY_INT(ins, sndbuf, 0, 0, 1 * GIB, CHK_NONE),

@@ -61,6 +61,8 @@ struct mw_ins_config {
 	int heartbeat_ms;                   /* 1000 */
 	int id_space;                       /* accepted ids: local part 1..id_space: 2^31-1 */
 	int fin_timeout_ms;                 /* a closed connection's FIN handshake at most: 60000 */
+	int shield_hold_max;                /* held by an accept filter per listener when its
+					     * shield's hold_max is 0: 4096 */
 	int socket_window;                  /* per-socket credit window bytes: 256 KiB */
 	char congestion_control[32];        /* "" = kernel default, else e.g. "cubic" */
 	int sndbuf;                         /* 0 = kernel default */

@@ -37,8 +37,8 @@ enum mw_shield_opt {
 	MW_SHIELD_SRC_RATE = 8,      /* new connections per second per source address */
 	MW_SHIELD_PFX_MAX_CONNS = 9, /* concurrent connections per /24 (IPv4) or /64 (IPv6) */
 	MW_SHIELD_PFX_RATE = 10,     /* new connections per second per prefix */
-	MW_SHIELD_DELIM = 11,        /* MW_ACCF_DELIM: the delimiter, 1..8 bytes, low byte first;
-				      * the byte count in bits 56-63 */
+	MW_SHIELD_DELIM = 11,        /* MW_ACCF_DELIM: the delimiter, 1..7 bytes, low byte first;
+				      * the byte count in bits 56-63 (so 7 bytes at most) */
 	MW_SHIELD_OPT_MAX = 11,
 };
 
@@ -61,7 +61,7 @@ enum mw_accept_filter {
 /* One listener's shield, host order. Zero = off everywhere. */
 struct mw_shield {
 	uint8_t filter;          /* enum mw_accept_filter */
-	uint8_t delim_len;       /* 1..8 with MW_ACCF_DELIM */
+	uint8_t delim_len;       /* 1..7 with MW_ACCF_DELIM */
 	uint8_t delim[8];
 	uint32_t deadline_ms;
 	uint32_t hold_max;

@@ -17,6 +17,7 @@
 #include "common/proxy2.h"
 #include "common/shield.h"
 #include "common/spin.h"
+#include "ins/ins_accf.h"
 
 struct ins;
 
@@ -59,6 +60,8 @@ struct ins_sock {
 	struct ins_sock *lprev, *lnext; /* lingering list */
 	double linger_until;          /* reset if the client has not acknowledged by then */
 	struct mw_shield shield;      /* listener: its settings; accepted: its listener's at accept */
+	struct ins_held *held_head, *held_tail; /* listener: held by its accept filter, oldest first */
+	uint32_t held_count;
 };
 
 /* id -> socket, chained, grows by doubling; no fixed cap. */
@@ -144,6 +147,7 @@ struct ins {
 	struct mw_stats stats;        /* seq, max/used sockets, rx/tx bytes */
 	uint64_t accepted, refused_blocked;
 	struct ins_proxy pp;          /* used only with ins.proxy_protocol */
+	struct ins_accf_stats accf;   /* accept filters (ins_accf.c) */
 	int exit_status;
 };
 
@@ -162,6 +166,8 @@ void ins_sock_close_all(struct ins *ins);
 void ins_sock_block_live(struct ins *ins);
 void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
 		    const struct mw_addr *local, bool proxied);
+void ins_sock_announce(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
+		       const struct mw_addr *local, bool proxied, const struct mw_shield *shield);
 void ins_sock_rst_close(int fd);
 
 /* ins_proxy.c: PROXY v2 header before the accept event */
@@ -187,6 +193,18 @@ void ins_io_unpark(struct ins_sock *s);
 void ins_io_resume_parked(struct ins *ins);
 void ins_io_finish_close(struct ins_sock *s);
 void ins_io_lost(struct ins_sock *s, int err);
+
+/* ins_shield.c: a listener's shield options */
+int ins_shield_set(struct mw_shield *sh, int name, uint64_t v);
+int ins_shield_get(const struct mw_shield *sh, int name, uint64_t *v);
+int ins_shield_opt(struct ins_sock *s, int name, bool set, const uint8_t *val, uint32_t len,
+		   uint8_t *out, uint32_t *outlen);
+
+/* ins_accf.c: accept filters */
+void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
+		   const struct mw_addr *local, bool proxied);
+void ins_accf_drop(struct ins_sock *ls);
+void ins_accf_block_live(struct ins_sock *ls);
 
 /* ins_channel.c */
 int ins_channel_start(struct ins *ins);

@@ -308,7 +308,15 @@ static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	/* systemd needs no more than one status line a second. */
 	if (ev_now(loop) - ins->status_at >= 1.0) {
 		ins->status_at = ev_now(loop);
-		mw_daemon_status(ins->d, "ins %d: %zu sockets", ins->cfg->id, ins->socks.count);
+		mw_daemon_status(ins->d,
+				 "ins %d: %zu sockets; shield: %llu held, %llu passed, "
+				 "%llu deadline resets, %llu evicted, %llu gone",
+				 ins->cfg->id, ins->socks.count,
+				 (unsigned long long)ins->accf.holding,
+				 (unsigned long long)ins->accf.passed,
+				 (unsigned long long)ins->accf.deadline,
+				 (unsigned long long)ins->accf.evicted,
+				 (unsigned long long)ins->accf.gone);
 	}
 }
 

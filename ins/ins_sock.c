@@ -197,6 +197,7 @@ void ins_sock_free(struct ins_sock *s)
 	ev_io_stop(ins->loop, &s->wio);
 	ins_io_unpark(s);
 	ins_linger_forget(s);
+	ins_accf_drop(s);
 	if (s->fd >= 0)
 		close(s->fd);
 	ins_table_remove(&ins->socks, s->id);
@@ -263,6 +264,7 @@ void ins_sock_block_live(struct ins *ins)
 
 	for (i = 0; i < ins->socks.nbuckets; i++) {
 		for (s = ins->socks.b[i]; s; s = s->hnext) {
+			ins_accf_block_live(s);
 			if (s->fd < 0 || s->state != INS_ST_CONNECTED ||
 			    !ins_blockset_has(&ins->blocked, &s->peer))
 				continue;
@@ -401,6 +403,8 @@ static int op_sockopt(struct ins_sock *s, const struct mw_op_sockopt *o, bool se
 		return ret;
 	if (s->fd < 0)
 		return -ECONNRESET;
+	if (o->level == MW_SOL_SHIELD)
+		return ins_shield_opt(s, o->name, set, o->val, o->len, val, vlen);
 	if (o->level == IPPROTO_TCP && o->name == TCP_NODELAY) {
 		if (set) {
 			if (len < sizeof(int))
@@ -626,7 +630,7 @@ static uint64_t sock_accept_id(struct ins *ins)
 }
 
 /**
- * ins_sock_admit() - checks, id, EV_ACCEPTED for an accepted connection
+ * ins_sock_admit() - an accepted connection: address block, then accept filter or announce
  * @ins:      the daemon
  * @listener: id of the listener it came from (still listening: the caller checked)
  * @fd:       the connection; owned from here on (closed on refusal)
@@ -637,18 +641,41 @@ static uint64_t sock_accept_id(struct ins *ins)
 void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
 		    const struct mw_addr *local, bool proxied)
 {
+	struct ins_sock *ls = ins_table_find(&ins->socks, listener);
+	char text[MW_ADDR_STRLEN];
+
+	sock_nodelay(fd);
+	if (ins_blockset_has(&ins->blocked, peer)) {
+		ins->refused_blocked++;
+		mw_log_ratelimited(MW_LOG_INFO, "connection from blocked %s reset",
+				   mw_addr_format(peer, text, sizeof(text)));
+		rst_close(fd);
+		return;
+	}
+	if (ls && ls->shield.filter != MW_ACCF_NONE) {
+		ins_accf_hold(ls, fd, peer, local, proxied);
+		return;
+	}
+	ins_sock_announce(ins, listener, fd, peer, local, proxied, ls ? &ls->shield : NULL);
+}
+
+/**
+ * ins_sock_announce() - id, table entry, EV_ACCEPTED for an admitted connection
+ * @ins:      the daemon
+ * @listener: id of the listener it came from
+ * @fd:       the connection; owned from here on (reset on refusal)
+ * @peer:     the client as the app will see it
+ * @local:    the address it reached
+ * @proxied:  @peer/@local came from a PROXY header, not from the socket
+ * @shield:   its listener's shield at accept (NULL: none)
+ */
+void ins_sock_announce(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
+		       const struct mw_addr *local, bool proxied, const struct mw_shield *shield)
+{
 	struct mw_ev_accepted ev = { .peer = *peer, .local = *local };
 	struct ins_sock *s;
 	char text[MW_ADDR_STRLEN];
 
-	sock_nodelay(fd);
-	if (ins_blockset_has(&ins->blocked, &ev.peer)) {
-		ins->refused_blocked++;
-		mw_log_ratelimited(MW_LOG_INFO, "connection from blocked %s reset",
-				   mw_addr_format(&ev.peer, text, sizeof(text)));
-		rst_close(fd);
-		return;
-	}
 	if (!(ins->cfg->max_sockets && ins->socks.count >= (size_t)ins->cfg->max_sockets))
 		ev.new_sock = sock_accept_id(ins);
 	if (!ev.new_sock) {
@@ -666,6 +693,8 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 		ins_tune_apply(&ins->tune, fd);
 	s->state = INS_ST_CONNECTED;
 	s->peer = ev.peer;
+	if (shield)
+		s->shield = *shield;
 	if (proxied) {
 		s->proxied = true;
 		s->local = ev.local;

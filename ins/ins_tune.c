@@ -41,7 +41,7 @@ static const struct {
 
 /**
  * ins_opt_allowed() - may the PVM touch this option?
- * @level: SOL_SOCKET, IPPROTO_TCP, IPPROTO_IP, IPPROTO_IPV6
+ * @level: SOL_SOCKET, IPPROTO_TCP, IPPROTO_IP, IPPROTO_IPV6, MW_SOL_SHIELD
  * @name:  option name
  * @set:   true for setsockopt, false for getsockopt
  * Return: 0, or -ENOPROTOOPT if the option is not on the whitelist (or read-only)
@@ -50,6 +50,8 @@ int ins_opt_allowed(int level, int name, bool set)
 {
 	size_t i;
 
+	if (level == MW_SOL_SHIELD)
+		return name >= MW_SHIELD_FILTER && name <= MW_SHIELD_OPT_MAX ? 0 : -ENOPROTOOPT;
 	for (i = 0; i < sizeof(opt_whitelist) / sizeof(opt_whitelist[0]); i++)
 		if (opt_whitelist[i].level == level && opt_whitelist[i].name == name)
 			return set && opt_whitelist[i].get_only ? -ENOPROTOOPT : 0;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/shield.h"
 #include "netflow/codec.h"
 
 /* Offsets (reference/magicwand.md §1.4, §1.6, §1.7). */
@@ -338,6 +339,23 @@ const char *mw_nf_obs_name(unsigned obs)
 
 const char *mw_nf_attr_name(unsigned name)
 {
+	/* By enum mw_shield_opt (common/shield.h). */
+	static const char *const shield[MW_SHIELD_OPT_MAX + 1] = {
+		[MW_SHIELD_FILTER] = "ShieldFilter",
+		[MW_SHIELD_DEADLINE_MS] = "ShieldDeadlineMs",
+		[MW_SHIELD_HOLD_MAX] = "ShieldHoldMax",
+		[MW_SHIELD_MIN_IN_RATE] = "ShieldMinInRate",
+		[MW_SHIELD_MIN_OUT_RATE] = "ShieldMinOutRate",
+		[MW_SHIELD_OUT_BUFFER] = "ShieldOutBuffer",
+		[MW_SHIELD_SRC_MAX_CONNS] = "ShieldSrcMaxConns",
+		[MW_SHIELD_SRC_RATE] = "ShieldSrcRate",
+		[MW_SHIELD_PFX_MAX_CONNS] = "ShieldPfxMaxConns",
+		[MW_SHIELD_PFX_RATE] = "ShieldPfxRate",
+		[MW_SHIELD_DELIM] = "ShieldDelim",
+	};
+
+	if (name >= MW_NF_ATTR_SHIELD_FIRST && name <= MW_NF_ATTR_SHIELD_LAST)
+		return shield[name - MW_NF_ATTR_SHIELD_BASE];
 	switch (name) {
 	case MW_NF_ATTR_NONE: return "None";
 	case MW_NF_ATTR_MONITOR_ON: return "MonitorOn";

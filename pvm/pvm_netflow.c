@@ -14,6 +14,7 @@
 
 #include "common/keystore.h"
 #include "common/log.h"
+#include "common/shield.h"
 #include "netflow/client.h"
 #include "netflow/server.h"
 #include "pvm/observe.h"
@@ -32,6 +33,9 @@
  *   socket attributes   GETOPT/SETOPT on the socket's INS (a listener: on its
  *                       own INS, and a set is recorded and copied to every
  *                       replica, so INS that join later get it too);
+ *   Shield* attributes  the same at level MW_SOL_SHIELD, on listeners only,
+ *                       val0 a u64 (common/shield.h); the app can never
+ *                       reach that level (pvm_shim.c refuses it);
  *   IsOpen WRITE        mitigation close: the app's end is shut both ways
  *                       (its next read is EOF, its next write EPIPE), the TCP
  *                       connection is aborted on the INS, and the close
@@ -105,22 +109,37 @@ struct nf_attr {
 	int level, opt;
 	bool timeval; /* val = {sec, usec} */
 	bool readonly;
+	bool shield; /* MW_SOL_SHIELD: a listener's only, val0 a u64 (common/shield.h) */
 };
 
+#define NF_SHIELD(o) { MW_NF_ATTR_SHIELD_BASE + (o), MW_SOL_SHIELD, (o), false, false, true }
+
 static const struct nf_attr nf_attrs[] = {
-	{ MW_NF_ATTR_REUSEADDR, SOL_SOCKET, SO_REUSEADDR, false, false },
-	{ MW_NF_ATTR_REUSEPORT, SOL_SOCKET, SO_REUSEPORT, false, false },
-	{ MW_NF_ATTR_KEEPALIVE, SOL_SOCKET, SO_KEEPALIVE, false, false },
-	{ MW_NF_ATTR_DEFER_ACCEPT, IPPROTO_TCP, TCP_DEFER_ACCEPT, false, false },
-	{ MW_NF_ATTR_NODELAY, IPPROTO_TCP, TCP_NODELAY, false, false },
-	{ MW_NF_ATTR_SNDBUF, SOL_SOCKET, SO_SNDBUF, false, false },
-	{ MW_NF_ATTR_RCVBUF, SOL_SOCKET, SO_RCVBUF, false, false },
-	{ MW_NF_ATTR_SNDTIMEO, SOL_SOCKET, SO_SNDTIMEO, true, false },
-	{ MW_NF_ATTR_RCVTIMEO, SOL_SOCKET, SO_RCVTIMEO, true, false },
-	{ MW_NF_ATTR_SNDLOWAT, SOL_SOCKET, SO_SNDLOWAT, false, false },
-	{ MW_NF_ATTR_RCVLOWAT, SOL_SOCKET, SO_RCVLOWAT, false, false },
-	{ MW_NF_ATTR_ERROR, SOL_SOCKET, SO_ERROR, false, true },
+	{ MW_NF_ATTR_REUSEADDR, SOL_SOCKET, SO_REUSEADDR, false, false, false },
+	{ MW_NF_ATTR_REUSEPORT, SOL_SOCKET, SO_REUSEPORT, false, false, false },
+	{ MW_NF_ATTR_KEEPALIVE, SOL_SOCKET, SO_KEEPALIVE, false, false, false },
+	{ MW_NF_ATTR_DEFER_ACCEPT, IPPROTO_TCP, TCP_DEFER_ACCEPT, false, false, false },
+	{ MW_NF_ATTR_NODELAY, IPPROTO_TCP, TCP_NODELAY, false, false, false },
+	{ MW_NF_ATTR_SNDBUF, SOL_SOCKET, SO_SNDBUF, false, false, false },
+	{ MW_NF_ATTR_RCVBUF, SOL_SOCKET, SO_RCVBUF, false, false, false },
+	{ MW_NF_ATTR_SNDTIMEO, SOL_SOCKET, SO_SNDTIMEO, true, false, false },
+	{ MW_NF_ATTR_RCVTIMEO, SOL_SOCKET, SO_RCVTIMEO, true, false, false },
+	{ MW_NF_ATTR_SNDLOWAT, SOL_SOCKET, SO_SNDLOWAT, false, false, false },
+	{ MW_NF_ATTR_RCVLOWAT, SOL_SOCKET, SO_RCVLOWAT, false, false, false },
+	{ MW_NF_ATTR_ERROR, SOL_SOCKET, SO_ERROR, false, true, false },
+	NF_SHIELD(MW_SHIELD_FILTER),
+	NF_SHIELD(MW_SHIELD_DEADLINE_MS),
+	NF_SHIELD(MW_SHIELD_HOLD_MAX),
+	NF_SHIELD(MW_SHIELD_MIN_IN_RATE),
+	NF_SHIELD(MW_SHIELD_MIN_OUT_RATE),
+	NF_SHIELD(MW_SHIELD_OUT_BUFFER),
+	NF_SHIELD(MW_SHIELD_SRC_MAX_CONNS),
+	NF_SHIELD(MW_SHIELD_SRC_RATE),
+	NF_SHIELD(MW_SHIELD_PFX_MAX_CONNS),
+	NF_SHIELD(MW_SHIELD_PFX_RATE),
+	NF_SHIELD(MW_SHIELD_DELIM),
 };
+static_assert(MW_SHIELD_OPT_MAX == MW_SHIELD_DELIM, "a shield option without its attribute");
 
 static const struct nf_attr *nf_attr_find(uint16_t name)
 {
@@ -228,6 +247,7 @@ static void nf_sockopt_done(void *ctx, int status, const void *val, uint32_t len
 	struct nf_op *op = ctx;
 	struct pvm_sock *s = pvm_sock_find(op->nf->p, op->sock);
 	struct timeval tv;
+	uint64_t v64;
 	int v = 0;
 
 	op->status = status;
@@ -245,6 +265,13 @@ static void nf_sockopt_done(void *ctx, int status, const void *val, uint32_t len
 			memcpy(&tv, val, sizeof(tv));
 			op->val0 = (uint64_t)tv.tv_sec;
 			op->val1 = (uint64_t)tv.tv_usec;
+		} else if (op->attr->shield) {
+			if (len == sizeof(v64)) {
+				memcpy(&v64, val, sizeof(v64));
+				op->val0 = v64;
+			} else {
+				op->status = -EIO;
+			}
 		} else if (len >= sizeof(v)) {
 			memcpy(&v, val, sizeof(v));
 			op->val0 = (uint64_t)(int64_t)v;
@@ -298,6 +325,8 @@ static int nf_sockattr(struct pvm_netflow *nf, struct mw_nf_reply to,
 		return -EBADF;
 	if (write && attr->readonly)
 		return -EPERM;
+	if (attr->shield && !(s->kind == PVM_SOCK_APP && s->state == PVM_ST_LISTENING))
+		return -EOPNOTSUPP;
 	on = nf_sock_on_ins(s);
 	if (!on)
 		return -ENOENT;
@@ -308,6 +337,11 @@ static int nf_sockattr(struct pvm_netflow *nf, struct mw_nf_reply to,
 			return -EINVAL;
 		memcpy(so.val, &tv, sizeof(tv));
 		so.len = sizeof(tv);
+	} else if (attr->shield) {
+		uint64_t val = mw_nf_val_get(req, 0); /* the INS checks the range */
+
+		memcpy(so.val, &val, sizeof(val));
+		so.len = sizeof(val);
 	} else {
 		uint64_t val = mw_nf_val_get(req, 0);
 

@@ -14,6 +14,7 @@
 
 #include "common/fdpass.h"
 #include "common/log.h"
+#include "common/shield.h"
 #include "common/sockid.h"
 #include "common/sockname.h"
 #include "pvm/observe.h"
@@ -348,6 +349,8 @@ static int shim_setopt(struct pvm_client *c, struct pvm_sock *s, const struct mw
 	struct pvm_sock *rep;
 	int ret;
 
+	if (req->arg == MW_SOL_SHIELD)
+		return -ENOPROTOOPT; /* the shield is the operator's, through Netflow */
 	if (req->len > MW_SOCKOPT_MAX)
 		return -EINVAL;
 	if (s->state == PVM_ST_CLOSING)
@@ -407,6 +410,8 @@ static int shim_getopt(struct pvm_client *c, struct pvm_sock *s, const struct mw
 {
 	struct mw_op_sockopt op = { .level = req->arg, .name = req->arg2 };
 
+	if (req->arg == MW_SOL_SHIELD)
+		return -ENOPROTOOPT;
 	if (req->arg == SOL_SOCKET && req->arg2 == SO_ERROR)
 		return shim_wait(c, s, MW_SHIMCTL_GETOPT);
 	if (!s->ins)

@@ -314,6 +314,16 @@ static void fz_op(struct fz_in *in, struct fz *z)
 		u.o.len = fz_u8(in) % (MW_SOCKOPT_MAX + 4u);
 		fz_bytes(in, u.o.val, sizeof(u.o.val));
 		len = sizeof(u.o);
+		if (u.o.level != IPPROTO_TCP && u.o.level != SOL_SOCKET && (u.o.level & 7) == 7) {
+			/* The shield (accept filters on the listeners the peers connect to):
+			 * small values, so filters, short deadlines and hold_max 1..5 occur. */
+			uint64_t v = u.o.val[0] & 1 ? u.o.val[1] % 6u : fz_u64(in);
+
+			u.o.level = MW_SOL_SHIELD;
+			u.o.name = u.o.name % (MW_SHIELD_OPT_MAX + 2);
+			u.o.len = 8;
+			memcpy(u.o.val, &v, sizeof(v));
+		}
 		break;
 	case MW_OP_ADDR_BLOCK:
 		sock = 0;

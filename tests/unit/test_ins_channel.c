@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "common/channel.h"
+#include "common/shield.h"
 #include "common/sockid.h"
 
 #include "tests/unit/fake_pvm.h"
@@ -275,6 +276,81 @@ static void test_options(void **state)
 	op_close(id, false);
 }
 
+/* SETOPT level MW_SOL_SHIELD name @name = @v; Return: the INS's status. */
+static int shield_set(uint64_t id, int name, uint64_t v)
+{
+	struct mw_op_sockopt o = { .level = MW_SOL_SHIELD, .name = name, .len = 8 };
+
+	memcpy(o.val, &v, sizeof(v));
+	return op(MW_OP_SETOPT, id, &o, sizeof(o), NULL, NULL);
+}
+
+/* Is an EV_ACCEPTED for @lid waiting (without taking it)? */
+static bool accepted_pending(uint64_t lid)
+{
+	size_t i;
+
+	pump_wait(0);
+	for (i = 0; i < H.nevs; i++)
+		if (H.evs[i].f.type == MW_EV_ACCEPTED && H.evs[i].f.sock == lid)
+			return true;
+	return false;
+}
+
+/*
+ * A listener with an accept filter (line, deadline 400 ms): a connection is
+ * announced only once its line is complete, its bytes then relayed in full;
+ * a silent one is reset at the deadline, never announced.
+ */
+static void test_shield_accept_filter(void **state)
+{
+	struct mw_op_sockopt o = { .level = MW_SOL_SHIELD, .name = MW_SHIELD_FILTER, .len = 8 };
+	struct mw_ev_accepted acc;
+	uint8_t val[MW_SOCKOPT_MAX];
+	uint32_t len = 0;
+	uint16_t port;
+	uint64_t lid = ins_listener(&port), v = 0;
+	int cfd, quiet;
+	struct ev e;
+	char c;
+
+	(void)state;
+	assert_int_equal(shield_set(lid, MW_SHIELD_FILTER, MW_ACCF_LINE), 0);
+	assert_int_equal(shield_set(lid, MW_SHIELD_DEADLINE_MS, 400), 0);
+	assert_int_equal(shield_set(lid, MW_SHIELD_FILTER, MW_ACCF_MAX + 1), -EINVAL);
+	assert_int_equal(op(MW_OP_GETOPT, lid, &o, sizeof(o), val, &len), 0);
+	assert_int_equal(len, 8);
+	memcpy(&v, val, sizeof(v));
+	assert_int_equal(v, MW_ACCF_LINE);
+
+	cfd = tcp_connect(port);
+	assert_int_equal(send(cfd, "PI", 2, 0), 2);
+	pump_wait(200);
+	assert_false(accepted_pending(lid));
+	assert_int_equal(send(cfd, "NG\n", 3, 0), 3);
+	e = take(MW_EV_ACCEPTED, lid);
+	memcpy(&acc, e.p, sizeof(acc));
+	assert_int_equal(acc.peer.port, local_port(cfd));
+	/* The filter only peeked: every byte is relayed. */
+	for (int i = 0; i < WAIT_MS / 20 && stream_of(acc.new_sock)->len < 5; i++)
+		pump_wait(20);
+	assert_int_equal(stream_of(acc.new_sock)->len, 5);
+	assert_memory_equal(stream_of(acc.new_sock)->buf, "PING\n", 5);
+	/* The connection's shield is its listener's: not settable on its own. */
+	assert_int_equal(shield_set(acc.new_sock, MW_SHIELD_FILTER, MW_ACCF_DATA), -EOPNOTSUPP);
+
+	quiet = tcp_connect(port);
+	assert_true(readable(quiet, WAIT_MS));
+	errno = 0;
+	assert_int_equal(recv(quiet, &c, 1, 0), -1);
+	assert_int_equal(errno, ECONNRESET);
+	assert_false(accepted_pending(lid));
+	close(quiet);
+	op_close(acc.new_sock, false);
+	op_close(lid, false);
+	close(cfd);
+}
+
 static void test_ins_set_congestion(void **state)
 {
 	struct mw_op_ins_set s = { .name = MW_INS_CONGESTION };
@@ -445,6 +521,7 @@ int main(void)
 						ins_stop),
 		cmocka_unit_test_setup_teardown(test_addr_block, ins_start, ins_stop),
 		cmocka_unit_test_setup_teardown(test_options, ins_start, ins_stop),
+		cmocka_unit_test_setup_teardown(test_shield_accept_filter, ins_start, ins_stop),
 		cmocka_unit_test_setup_teardown(test_ins_set_congestion, ins_start, ins_stop),
 		cmocka_unit_test_setup_teardown(test_heartbeat_and_stats, ins_start, ins_stop),
 		cmocka_unit_test_setup_teardown(test_thousand_sockets, ins_start, ins_stop),

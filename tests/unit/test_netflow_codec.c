@@ -388,6 +388,12 @@ static void test_names(void **state)
 	assert_string_equal(mw_nf_attr_name(0x1103), "AddrBlock");
 	assert_string_equal(mw_nf_attr_name(0x010c), "RcvTimeo");
 	assert_null(mw_nf_attr_name(0x0020)); /* python's mismatched GlobalCongctl value */
+	/* The shield's attributes: 0x2010 + enum mw_shield_opt, nothing either side. */
+	assert_string_equal(mw_nf_attr_name(0x2011), "ShieldFilter");
+	assert_string_equal(mw_nf_attr_name(0x2012), "ShieldDeadlineMs");
+	assert_string_equal(mw_nf_attr_name(0x201b), "ShieldDelim");
+	assert_null(mw_nf_attr_name(0x2010));
+	assert_null(mw_nf_attr_name(0x201c));
 	assert_true(MW_NF_ATTR_IS_OPEN & MW_NF_ATTR_MITIGATES);
 	assert_true(MW_NF_ATTR_ADDR_BLOCK & MW_NF_ATTR_PER_INS);
 	assert_int_equal(MW_NF_CONGCTL_CUBIC, 0x92);
