@@ -20,7 +20,7 @@
  * for mwctl.  In enforce mode its Netflow requests are written at once (never
  * waiting for the answers); each answer is matched back to its action through
  * a ring of GD_PENDING request ids, and a refusal is logged and shown in the
- * record.  In report mode nothing is written.
+ * record (a close of a connection that ended meanwhile, -EBADF, is "gone").  In report mode nothing is written.
  */
 
 static const char *const kind_names[GD_KIND_COUNT] = {
@@ -188,7 +188,8 @@ void gd_act_emit(void *ctx, const struct gd_action *act)
 void gd_act_response(struct gd_act *a, const struct mw_nf_response *rsp)
 {
 	struct gd_record *r;
-	char name[32];
+	const char *name;
+	char buf[32];
 	size_t i;
 
 	for (i = 0; i < GD_PENDING; i++)
@@ -197,12 +198,19 @@ void gd_act_response(struct gd_act *a, const struct mw_nf_response *rsp)
 	if (i == GD_PENDING)
 		return; /* ours long ago, or MonitorOn's */
 	r = record_of(a, a->pending[i].n);
-	attr_text(a->pending[i].name, name, sizeof(name));
+	name = attr_text(a->pending[i].name, buf, sizeof(buf));
 	if (!rsp->status) {
 		a->responses_ok++;
 		mw_info("action %" PRIu64 ": %s accepted", a->pending[i].n, name);
 		if (r && !strcmp(r->result, "sent"))
 			snprintf(r->result, sizeof(r->result), "ok");
+	} else if (a->pending[i].name == MW_NF_ATTR_IS_OPEN && rsp->status == -EBADF) {
+		/* Closed meanwhile (by its peer, the app, or a block of its address). */
+		a->gone++;
+		mw_info("action %" PRIu64 ": IsOpen: the connection was already gone",
+			a->pending[i].n);
+		if (r)
+			snprintf(r->result, sizeof(r->result), "gone");
 	} else {
 		a->rejected++;
 		mw_warn("action %" PRIu64 ": %s refused by the Netflow server: %s (%d)",

@@ -16,7 +16,7 @@ struct gd_record {
 	char reason[16];
 	char target[64];
 	char evidence[256];
-	char result[48]; /* "report", "sent", "ok", "rejected:NAME:ERRNO", "not_sent:WHY" */
+	char result[48]; /* "report", "sent", "ok", "gone", "rejected:NAME:ERRNO", "not_sent:WHY" */
 };
 
 struct gd_pending {
@@ -33,7 +33,7 @@ struct gd_act {
 	uint64_t seq; /* the last action's number */
 	struct gd_pending pending[GD_PENDING];
 	size_t pend_next;
-	uint64_t requests, responses_ok, rejected, send_failed;
+	uint64_t requests, responses_ok, rejected, send_failed, gone;
 };
 
 int gd_act_init(struct gd_act *a, size_t cap);
