@@ -20,13 +20,13 @@
  * for mwctl.  In enforce mode its Netflow requests are written at once (never
  * waiting for the answers); each answer is matched back to its action through
  * a ring of GD_PENDING request ids, and a refusal is logged and shown in the
- * record (a close of a connection that ended meanwhile, -EBADF, is "gone").  In report mode nothing is written.
+ * record (a close of a connection that ended meanwhile, -EBADF, is "gone").  In report mode nothing
+ * is written.
  */
 
 static const char *const kind_names[GD_KIND_COUNT] = {
-	[GD_SHIELD_SET] = "shield_set", [GD_SHIELD_CLEAR] = "shield_clear",
-	[GD_CLOSE] = "close",		[GD_BLOCK] = "block",
-	[GD_UNBLOCK] = "unblock",
+	[GD_SHIELD_SET] = "shield_set", [GD_SHIELD_CLEAR] = "shield_clear", [GD_CLOSE] = "close",
+	[GD_BLOCK] = "block",		[GD_UNBLOCK] = "unblock",
 };
 
 /* gd_kind_name() - "shield_set", "close", ... */

@@ -29,11 +29,16 @@
 #define CLOSE_RETRY_MS 5000 /* a close not followed by a close observation is sent again */
 
 static const char *const opt_names[MW_SHIELD_OPT_MAX + 1] = {
-	[MW_SHIELD_FILTER] = "filter",		   [MW_SHIELD_DEADLINE_MS] = "deadline_ms",
-	[MW_SHIELD_HOLD_MAX] = "hold_max",	   [MW_SHIELD_MIN_IN_RATE] = "min_in_rate",
-	[MW_SHIELD_MIN_OUT_RATE] = "min_out_rate", [MW_SHIELD_OUT_BUFFER] = "out_buffer",
-	[MW_SHIELD_SRC_MAX_CONNS] = "src_max_conns", [MW_SHIELD_SRC_RATE] = "src_rate",
-	[MW_SHIELD_PFX_MAX_CONNS] = "pfx_max_conns", [MW_SHIELD_PFX_RATE] = "pfx_rate",
+	[MW_SHIELD_FILTER] = "filter",
+	[MW_SHIELD_DEADLINE_MS] = "deadline_ms",
+	[MW_SHIELD_HOLD_MAX] = "hold_max",
+	[MW_SHIELD_MIN_IN_RATE] = "min_in_rate",
+	[MW_SHIELD_MIN_OUT_RATE] = "min_out_rate",
+	[MW_SHIELD_OUT_BUFFER] = "out_buffer",
+	[MW_SHIELD_SRC_MAX_CONNS] = "src_max_conns",
+	[MW_SHIELD_SRC_RATE] = "src_rate",
+	[MW_SHIELD_PFX_MAX_CONNS] = "pfx_max_conns",
+	[MW_SHIELD_PFX_RATE] = "pfx_rate",
 	[MW_SHIELD_DELIM] = "delim",
 };
 
@@ -268,6 +273,7 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 /* gd_decide_closes() - close the slow connections of listeners under pressure */
 void gd_decide_closes(struct gd_engine *e, int64_t now)
 {
+	bool report = !strcmp(e->cfg->mode, "report");
 	uint32_t budget[GD_LISTENERS_MAX] = { 0 };
 	struct gd_listener *l;
 	struct gd_conn *c;
@@ -279,7 +285,8 @@ void gd_decide_closes(struct gd_engine *e, int64_t now)
 		c = gd_tab_slot(&e->conns, i);
 		if (!c || !conn_offends(e, c))
 			continue;
-		if (c->t_close_sent && now - c->t_close_sent < CLOSE_RETRY_MS)
+		/* Report mode: each connection is reported once, not every CLOSE_RETRY_MS. */
+		if (c->t_close_sent && (now - c->t_close_sent < CLOSE_RETRY_MS || report))
 			continue;
 		l = gd_engine_listener(e, c->listener);
 		if (budget[l - e->listeners] >= (uint32_t)e->cfg->close_max)

@@ -44,7 +44,8 @@ int gd_engine_configure(struct gd_engine *e, const struct mw_guard_config *cfg, 
 	pol.nports = cfg->listeners_count;
 	for (i = 0; i < cfg->allow_count; i++) {
 		if (mw_cidr_parse(&pol.allow[i], cfg->allow[i])) {
-			snprintf(err, errlen, "guard.allow: \"%s\" is not ip/prefix", cfg->allow[i]);
+			snprintf(err, errlen, "guard.allow: \"%s\" is not ip/prefix",
+				 cfg->allow[i]);
 			return -EINVAL;
 		}
 	}

@@ -45,14 +45,14 @@ struct gd_conn {
 	struct mw_addr peer;
 	uint64_t bytes_in, bytes_out;
 	int64_t t_open, t_last, t_close_sent; /* ms; t_last: last byte either way */
-	bool slow;                            /* at the last evaluation */
+	bool slow;			      /* at the last evaluation */
 };
 
 /* One source address with connections open (or blocked, or recently good). */
 struct gd_source {
 	struct gd_addrkey key;
-	uint32_t conns;    /* open now */
-	uint32_t slow;     /* slow ones on listeners under pressure, this evaluation */
+	uint32_t conns;	   /* open now */
+	uint32_t slow;	   /* slow ones on listeners under pressure, this evaluation */
 	int64_t last_good; /* ms: a connection progressed or ended well; 0 = never */
 };
 
@@ -66,10 +66,10 @@ struct gd_block {
 struct gd_listener {
 	uint64_t id;
 	struct mw_addr local;
-	int proto;          /* enum mw_accept_filter, or -1: not in guard.listeners */
-	bool baseline;      /* the baseline shield was sent */
-	bool levers;        /* the pressure levers are on */
-	bool pressure;      /* at the last evaluation */
+	int proto;     /* enum mw_accept_filter, or -1: not in guard.listeners */
+	bool baseline; /* the baseline shield was sent */
+	bool levers;   /* the pressure levers are on */
+	bool pressure; /* at the last evaluation */
 	int64_t last_pressure;
 	uint32_t held, slow; /* at the last evaluation */
 	uint64_t closes;
@@ -90,9 +90,9 @@ struct gd_action {
 	const char *reason;  /* "baseline", "pressure", "calm", "slow", "slow_source", "expiry" */
 	char target[64];     /* listener "ip:port", connection peer "ip:port", address "ip" */
 	char evidence[256];  /* "k=v,k=v": no spaces */
-	uint64_t sock;       /* the listener (shields) or the connection (close) */
+	uint64_t sock;	     /* the listener (shields) or the connection (close) */
 	struct mw_addr addr; /* block, unblock */
-	uint32_t opts;       /* shields: bit (1 << enum mw_shield_opt) for each option sent */
+	uint32_t opts;	     /* shields: bit (1 << enum mw_shield_opt) for each option sent */
 	uint64_t val[MW_SHIELD_OPT_MAX + 1]; /* shields: each option's value */
 };
 

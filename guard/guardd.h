@@ -13,7 +13,7 @@ struct gd_ctl;
 
 struct guardd {
 	struct mw_daemon *d;
-	struct mw_config *cfg;  /* the configuration in force (replaced by a reload) */
+	struct mw_config *cfg; /* the configuration in force (replaced by a reload) */
 	struct gd_engine eng;
 	struct gd_act act;
 	struct gd_ctl *ctl;
@@ -21,7 +21,7 @@ struct guardd {
 	struct mw_nf_client *nf; /* NULL while not connected */
 	ev_io nf_io;
 	ev_timer tick, retry;
-	bool ready_sent;         /* sd_notify READY=1 */
+	bool ready_sent; /* sd_notify READY=1 */
 	uint64_t connects, disconnects, reloads, reload_errors;
 	char last_error[160];
 };

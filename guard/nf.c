@@ -100,7 +100,8 @@ static int nf_connect(struct guardd *g, char *err, size_t errlen)
 	if (g->nf_addr[0] != '/') {
 		ret = tf[0] ? mw_nf_token_read(token, tf, err, errlen) : -EACCES;
 		if (!tf[0])
-			snprintf(err, errlen, "a TCP Netflow server needs guard.netflow_token_file");
+			snprintf(err, errlen,
+				 "a TCP Netflow server needs guard.netflow_token_file");
 		if (!ret) {
 			ret = mw_nf_client_auth(g->nf, token, NF_CONNECT_MS, &role);
 			explicit_bzero(token, sizeof(token));

@@ -15,17 +15,17 @@ static int restart_keys(struct mw_guard_config *n, const struct mw_guard_config 
 	int changed = 0;
 
 	keys[0] = 0;
-#define KEEP_STR(k)                                                                    \
-	if (strcmp(n->k, o->k)) {                                                      \
+#define KEEP_STR(k)                                                                              \
+	if (strcmp(n->k, o->k)) {                                                                \
 		snprintf(keys + strlen(keys), len - strlen(keys), "%s" #k, changed ? ", " : ""); \
-		memcpy(n->k, o->k, sizeof(n->k));                                      \
-		changed++;                                                             \
+		memcpy(n->k, o->k, sizeof(n->k));                                                \
+		changed++;                                                                       \
 	}
-#define KEEP_INT(k)                                                                    \
-	if (n->k != o->k) {                                                            \
+#define KEEP_INT(k)                                                                              \
+	if (n->k != o->k) {                                                                      \
 		snprintf(keys + strlen(keys), len - strlen(keys), "%s" #k, changed ? ", " : ""); \
-		n->k = o->k;                                                           \
-		changed++;                                                             \
+		n->k = o->k;                                                                     \
+		changed++;                                                                       \
 	}
 	KEEP_STR(netflow)
 	KEEP_STR(netflow_token_file)

@@ -12,7 +12,8 @@
 #              after guard.block_expiry_s
 #   mwctl      mwctl guard status / actions show the mode, the link, the counters and
 #              the actions with their evidence
-#   reload     SIGHUP and mwctl guard reload re-read the file (mode -> report)
+#   reload     SIGHUP and mwctl guard reload re-read the file (mode -> report); a
+#              file with an error is refused whole, the mode in force stays
 #   report     the same burst: would_close lines, nothing sent, the connections survive
 # Waits are on state with generous bounds (a loaded machine): no timing is asserted.
 source "$(dirname "$0")/lib.sh"
@@ -57,8 +58,9 @@ KEY=$MW_RUNTIME_DIR/store/mw/pvm/netflow
 NF=$(cat "$KEY")
 r=$("$PY" "$NFP" req "$NF" 0x2011 2 "$LSOCK" 0)
 if grep -q 'action 1: shield_filter accepted' "$GLOG"; then
-	[ "$(echo "$r" | field status)" = 0 ] && [ "$(echo "$r" | field val0)" = 2 ] ||
+	if [ "$(echo "$r" | field status)" != 0 ] || [ "$(echo "$r" | field val0)" != 2 ]; then
 		mw_fail "baseline: mw-pvm accepted the filter but reads back '$r'"
+	fi
 	mw_log "baseline: ok (the listener's filter reads back http)"
 else
 	mw_log "baseline: ok (sent; this mw-pvm refuses shield attributes: $(grep -m1 'shield_filter refused' "$GLOG" | sed 's/.*refused by the Netflow server: //'))"
@@ -110,6 +112,14 @@ mw_wait_for "grep -q 'reloaded .*: mode report' '$GLOG'" 20 || mw_fail "reload: 
 ctl guard status | grep -q '^mode  *report$' || mw_fail "reload: mwctl still shows the old mode"
 out=$(ctl guard reload) || mw_fail "reload: mwctl guard reload failed: $out"
 [ "$(grep -c 'reloaded .*: mode report' "$GLOG")" -ge 2 ] || mw_fail "reload: mwctl guard reload did not reload"
+# A file with an error is refused whole; the configuration in force stays.
+cp "$CONF" "$MW_TMP/good.conf"
+sed -i 's/mode = "report";/mode = "loud";/' "$CONF"
+out=$(ctl guard reload 2>&1) && mw_fail "reload: a bad file was accepted: $out"
+echo "$out" | grep -q 'guard.mode: "loud" is not one of: enforce, report' ||
+	mw_fail "reload: the refusal does not name the problem: $out"
+cp "$MW_TMP/good.conf" "$CONF"
+ctl guard status | grep -q '^mode  *report$' || mw_fail "reload: a refused reload changed the mode"
 mw_log "reload: ok"
 
 # --- report: the same burst is only reported.

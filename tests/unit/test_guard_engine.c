@@ -40,7 +40,8 @@ static int count_target(enum gd_kind k, const char *target_prefix)
 	int i, n = 0;
 
 	for (i = 0; i < nrec; i++)
-		if (rec[i].kind == k && !strncmp(rec[i].target, target_prefix, strlen(target_prefix)))
+		if (rec[i].kind == k &&
+		    !strncmp(rec[i].target, target_prefix, strlen(target_prefix)))
 			n++;
 	return n;
 }
@@ -79,8 +80,11 @@ static void endpoint(struct mw_nf_endpoint *e, const char *text)
 static void obs(enum mw_nf_obs kind, uint64_t sock, uint64_t extra, const char *local,
 		const char *peer, uint64_t in, uint64_t out, int64_t now)
 {
-	struct mw_nf_info i = { .obs = (uint16_t)kind, .sockfd = sock, .extra = extra,
-				.bytes_in = in, .bytes_out = out };
+	struct mw_nf_info i = { .obs = (uint16_t)kind,
+				.sockfd = sock,
+				.extra = extra,
+				.bytes_in = in,
+				.bytes_out = out };
 
 	if (local)
 		endpoint(&i.pvm, local);
@@ -89,7 +93,7 @@ static void obs(enum mw_nf_obs kind, uint64_t sock, uint64_t extra, const char *
 	gd_engine_observe(&eng, &i, now);
 }
 
-#define L80 1000 /* the listener's socket id */
+#define L80	 1000 /* the listener's socket id */
 #define L80_ADDR "10.231.0.2:80"
 
 static void accept_conn(uint64_t id, const char *peer, int64_t now)
@@ -120,7 +124,7 @@ static void test_baseline_configured_only(void **state)
 	assert_string_equal(rec[0].target, L80_ADDR);
 	assert_int_equal(rec[0].sock, L80);
 	assert_int_equal(rec[0].opts, 1u << MW_SHIELD_FILTER | 1u << MW_SHIELD_DEADLINE_MS |
-					       1u << MW_SHIELD_OUT_BUFFER);
+					      1u << MW_SHIELD_OUT_BUFFER);
 	assert_int_equal(rec[0].val[MW_SHIELD_FILTER], MW_ACCF_HTTP);
 	assert_int_equal(rec[0].val[MW_SHIELD_DEADLINE_MS], 10000);
 	assert_int_equal(rec[0].val[MW_SHIELD_OUT_BUFFER], 256 * 1024);
@@ -415,8 +419,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_baseline_configured_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_benign_slow_clients, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_slow_headers_close_and_block, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_slow_headers_close_and_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_read_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_not_blocked, setup, teardown),
