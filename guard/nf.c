@@ -62,13 +62,14 @@ static void nf_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct guardd *g = w->data;
 	struct mw_nf_msg msg;
 	int64_t now = mono_ms();
-	int ret, budget = 64;
+	int n, ret, budget;
 
-	do {
-		ret = mw_nf_client_read(g->nf);
-		if (ret < 0 && ret != -ENOBUFS) {
-			nf_lost(g, ret == -ECONNRESET ? "the server closed the connection"
-						      : strerror(-ret));
+	/* At most 64 buffers a wake-up, so that the ticks and mwctl go on under a flood. */
+	for (budget = 64; budget; budget--) {
+		n = mw_nf_client_read(g->nf);
+		if (n < 0 && n != -ENOBUFS) {
+			nf_lost(g, n == -ECONNRESET ? "the server closed the connection"
+						    : strerror(-n));
 			return;
 		}
 		while ((ret = mw_nf_client_next(g->nf, &msg)) == 1) {
@@ -81,7 +82,9 @@ static void nf_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			nf_lost(g, "the stream is broken (unknown signature)");
 			return;
 		}
-	} while (--budget); /* at most 64 buffers a wake-up: the ticks and mwctl go on */
+		if (!n)
+			return; /* nothing more to read now */
+	}
 }
 
 /* Connect, authenticate (TCP), MonitorOn.  Return: 0 or -errno with @err. */

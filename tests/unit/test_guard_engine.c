@@ -60,6 +60,8 @@ static int setup(void **state)
 	snprintf(cfg.guard.listeners[0], sizeof(cfg.guard.listeners[0]), "80:http");
 	snprintf(cfg.guard.listeners[1], sizeof(cfg.guard.listeners[1]), "6379:line");
 	cfg.guard.listeners_count = 2;
+	cfg.guard.max_conns = 4096; /* each tick walks the tables: keep the test quick */
+	cfg.guard.max_sources = 4096;
 	return 0;
 }
 
@@ -274,6 +276,20 @@ static void test_slow_read_closes(void **state)
 	assert_int_equal(count(GD_BLOCK, NULL), 0); /* one connection each: below block_slow */
 }
 
+/* Report mode: the same decisions, each connection's close reported once, not every 5 s. */
+static void test_report_mode_once(void **state)
+{
+	int64_t now = 1000;
+
+	snprintf(cfg.guard.mode, sizeof(cfg.guard.mode), "report");
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	slow_headers(0, 40, 40, 100000, &now, now + 20000);
+	assert_int_equal(count(GD_CLOSE, "slow"), 40);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+	snprintf(cfg.guard.mode, sizeof(cfg.guard.mode), "enforce");
+}
+
 /* guard.allow: pressure levers yes, but no close nor block of an allowed address. */
 static void test_allow_list(void **state)
 {
@@ -362,8 +378,6 @@ static void test_tables_full(void **state)
 	for (c = 0; c < 100; c++)
 		obs(MW_NF_OBS_CLOSE, 5000 + (uint64_t)c, 0, L80_ADDR, NULL, 0, 0, now);
 	assert_int_equal(eng.conns.n, 0);
-	cfg.guard.max_conns = 65536;
-	cfg.guard.max_sources = 16384;
 }
 
 /* The table: inserts, removals that shift clusters, lookups after them. */
@@ -421,6 +435,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_benign_slow_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_headers_close_and_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_read_closes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_mode_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_not_blocked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tables_full, setup, teardown),
