@@ -42,6 +42,8 @@ enum cfg_check {
 	CHK_CIDR_OR_EMPTY, /* as CHK_CIDR, or "" */
 	CHK_IFNAME,	   /* a network interface name */
 	CHK_POW2,	   /* integer power of two */
+	CHK_NETFLOW,	   /* "" , "/path" or "ip:port" */
+	CHK_LISTENER,	   /* "PORT:PROTO", PROTO http|line|data|none */
 };
 
 struct cfg_key {
@@ -95,6 +97,7 @@ struct cfg_key {
 static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
 static const char *const keystores[] = { "local", "xenstore", NULL };
 static const char *const backends[] = { "netns", "process", "xl", NULL };
+static const char *const guard_modes[] = { "enforce", "report", NULL };
 static const char *const policies[] = { "round-robin", "least-connections", "least-busy", "hash",
 					NULL };
 
@@ -187,11 +190,43 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(balancer, autoscale_up_conns, 100, 1, 16 * MIB, CHK_NONE),
 	KEY_INT(balancer, autoscale_down_conns, 10, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(balancer, autoscale_cooldown_ms, 10000, 100, 3600000, CHK_NONE),
+
+	KEY_STR(guard, netflow, "", CHK_NETFLOW, NULL),
+	KEY_STR(guard, netflow_token_file, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_STR(guard, control_socket, "/run/mwcomms/guard.sock", CHK_PATH, NULL),
+	KEY_STR(guard, mode, "enforce", CHK_NONE, guard_modes),
+	KEY_STRLIST(guard, listeners, CHK_LISTENER),
+	KEY_STRLIST(guard, allow, CHK_CIDR),
+	KEY_BOOL(guard, baseline, true),
+	KEY_INT(guard, shield_deadline_ms, 10000, 0, 3600000, CHK_NONE),
+	KEY_INT(guard, shield_out_buffer, 256 * KIB, 0, 1 * GIB, CHK_NONE),
+	KEY_INT(guard, shield_min_in_rate, 50, 0, 1 * GIB, CHK_NONE),
+	KEY_INT(guard, shield_min_out_rate, 256, 0, 1 * GIB, CHK_NONE),
+	KEY_INT(guard, shield_src_max_conns, 64, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, shield_pfx_max_conns, 512, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, shield_src_rate, 50, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, shield_pfx_rate, 500, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, tick_ms, 500, 50, 60000, CHK_NONE),
+	KEY_INT(guard, slow_after_ms, 3000, 100, 3600000, CHK_NONE),
+	KEY_INT(guard, idle_ms, 5000, 100, 3600000, CHK_NONE),
+	KEY_INT(guard, min_rate, 20, 0, 1 * GIB, CHK_NONE),
+	KEY_INT(guard, pressure_conns, 256, 1, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, pressure_slow, 32, 1, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, calm_ms, 30000, 0, 86400000, CHK_NONE),
+	KEY_INT(guard, close_max, 256, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, block_slow, 8, 1, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, block_expiry_s, 300, 1, 31536000, CHK_NONE),
+	KEY_INT(guard, good_memory_ms, 10000, 0, 3600000, CHK_NONE),
+	KEY_INT(guard, max_conns, 65536, 16, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, max_sources, 16384, 16, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, max_blocks, 1024, 1, 1 * MIB, CHK_NONE),
+	KEY_INT(guard, max_actions, 256, 1, 65536, CHK_NONE),
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
 
-static const char *const cfg_sections[] = { "common", "pvm", "ins", "balancer", NULL };
+static const char *const cfg_sections[] = { "common", "pvm", "ins", "balancer", "guard",
+					     NULL };
 
 /* Everything one load needs to report a problem. */
 struct cfg_ctx {
@@ -287,6 +322,40 @@ static int cfg_parse_cidr(const char *text)
 	return 0;
 }
 
+/**
+ * mw_guard_listener_parse() - read a guard.listeners entry "PORT:PROTO"
+ * @text:  "80:http"
+ * @port:  the port, if not NULL
+ * @proto: the protocol's index in "none", "data", "http", "line" (enum mw_accept_filter
+ *         order, common/shield.h), if not NULL
+ * Return: 0 or -EINVAL
+ */
+int mw_guard_listener_parse(const char *text, int *port, int *proto)
+{
+	static const char *const protos[] = { "none", "data", "http", "line" };
+	const char *colon = strchr(text, ':');
+	char *end;
+	long p;
+	size_t i;
+
+	if (!colon)
+		return -EINVAL;
+	errno = 0;
+	p = strtol(text, &end, 10);
+	if (errno || end != colon || end == text || p < 1 || p > 65535)
+		return -EINVAL;
+	for (i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
+		if (!strcmp(colon + 1, protos[i]))
+			break;
+	if (i == sizeof(protos) / sizeof(protos[0]))
+		return -EINVAL;
+	if (port)
+		*port = (int)p;
+	if (proto)
+		*proto = (int)i;
+	return 0;
+}
+
 /* Return: NULL if @text passes @check, else what is wrong with it. */
 static const char *cfg_check_string(enum cfg_check check, const char *text)
 {
@@ -316,6 +385,16 @@ static const char *cfg_check_string(enum cfg_check check, const char *text)
 		/* fall through */
 	case CHK_CIDR:
 		return cfg_parse_cidr(text) ? "is not an \"ip/prefix\" network" : NULL;
+	case CHK_NETFLOW:
+		if (!*text || text[0] == '/')
+			return cfg_check_string(CHK_PATH_OR_EMPTY, text);
+		return mw_addr_parse(&addr, text) ? "is neither an absolute path nor \"ip:port\""
+						  : NULL;
+	case CHK_LISTENER:
+		return mw_guard_listener_parse(text, NULL, NULL) ? "is not \"PORT:PROTO\" (PORT "
+								   "1..65535, PROTO http, line, "
+								   "data or none)"
+								 : NULL;
 	case CHK_IFNAME:
 		if (!*text)
 			return "is not an interface name (empty)";
@@ -631,7 +710,7 @@ int mw_config_load(struct mw_config *cfg, const char *path, struct mw_config_err
 				break;
 		if (!*known) {
 			cfg_error_at(&c, sec, name, NULL,
-				     "unknown section (expected common, pvm, ins or balancer)");
+				     "unknown section (expected common, pvm, ins, balancer or guard)");
 			continue;
 		}
 		if (config_setting_type(sec) != CONFIG_TYPE_GROUP) {

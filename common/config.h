@@ -112,12 +112,52 @@ struct mw_balancer_config {
 	int autoscale_cooldown_ms;          /* between two decisions: 10000 */
 };
 
+#define MW_GUARD_LIST_MAX 16
+
+/* mw-guard, the policy engine (docs/guard.md). */
+struct mw_guard_config {
+	char netflow[MW_PATH_MAX];
+					    /* "/path" or "ip:port": "" = mw-pvm's AF_UNIX socket */
+	char netflow_token_file[MW_PATH_MAX]; /* token for a TCP server: "" */
+	char control_socket[MW_PATH_MAX];   /* mwctl guard: "/run/mwcomms/guard.sock" */
+	char mode[16];                      /* "enforce" | "report" */
+	char listeners[MW_GUARD_LIST_MAX][MW_ADDR_TEXT_MAX]; /* "PORT:PROTO": [] */
+	int listeners_count;
+	char allow[MW_GUARD_LIST_MAX][MW_ADDR_TEXT_MAX]; /* CIDRs never closed nor blocked: [] */
+	int allow_count;
+	bool baseline;                      /* protective shield on sight: true */
+	int shield_deadline_ms;             /* baseline DEADLINE_MS: 10000 */
+	int shield_out_buffer;              /* baseline OUT_BUFFER bytes: 256 KiB */
+	int shield_min_in_rate;             /* pressure lever, B/s: 50 */
+	int shield_min_out_rate;            /* pressure lever, B/s: 256 */
+	int shield_src_max_conns;           /* pressure lever: 64 */
+	int shield_pfx_max_conns;           /* pressure lever: 512 */
+	int shield_src_rate;                /* pressure lever, conns/s: 50 */
+	int shield_pfx_rate;                /* pressure lever, conns/s: 500 */
+	int tick_ms;                        /* between two evaluations: 500 */
+	int slow_after_ms;                  /* a connection is judged once this old: 3000 */
+	int idle_ms;                        /* no byte either way this long = no progress: 5000 */
+	int min_rate;                       /* B/s over its life below which it is slow: 20 */
+	int pressure_conns;                 /* app slots held per listener = pressure: 256 */
+	int pressure_slow;                  /* slow connections per listener = pressure: 32 */
+	int calm_ms;                        /* no pressure this long clears the levers: 30000 */
+	int close_max;                      /* closes per listener per evaluation: 256 */
+	int block_slow;                     /* slow connections of one source to block it: 8 */
+	int block_expiry_s;                 /* a guard block is lifted after: 300 */
+	int good_memory_ms;                 /* a source that progressed this recently is not blocked: 10000 */
+	int max_conns;                      /* connections tracked: 65536 */
+	int max_sources;                    /* source addresses tracked: 16384 */
+	int max_blocks;                     /* blocks held at once: 1024 */
+	int max_actions;                    /* actions kept for mwctl guard actions: 256 */
+};
+
 struct mw_config {
 	char path[4096];                    /* file it came from ("" = defaults only) */
 	struct mw_common_config common;
 	struct mw_pvm_config pvm;
 	struct mw_ins_config ins;
 	struct mw_balancer_config balancer;
+	struct mw_guard_config guard;
 };
 
 /* Every problem found, so --check-config can print them all. */
@@ -142,5 +182,7 @@ void mw_config_defaults(struct mw_config *cfg);
  * Return: 0, or -EINVAL when @errs->count > 0
  */
 int mw_config_load(struct mw_config *cfg, const char *path, struct mw_config_errors *errs);
+
+int mw_guard_listener_parse(const char *text, int *port, int *proto);
 
 #endif /* MW_CONFIG_H */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mwctl.c - operator commands to mw-balancer over its control socket: tables or --json */
+/* mwctl.c - operator commands to mw-balancer and mw-guard over their control sockets: tables or --json */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -29,9 +29,14 @@ static void usage(FILE *f)
 		"  scale N                   keep N INS (balancer.min_ins..max_ins)\n"
 		"  policy NAME               round-robin | least-connections | least-busy | hash\n"
 		"  reload                    re-read the configuration (as SIGHUP)\n"
+		"  guard status              mw-guard: mode, Netflow link, pressure per listener, "
+		"counters\n"
+		"  guard actions             mw-guard: its recent actions with their evidence\n"
+		"  guard reload              mw-guard: re-read the configuration (as SIGHUP)\n"
 		"options:\n"
 		"  -c, --config FILE         find the control socket in FILE (default $MW_CONFIG)\n"
-		"  -s, --socket PATH         the balancer's control socket\n"
+		"  -s, --socket PATH         the control socket (default balancer.control_socket,\n"
+		"                            guard.control_socket for guard commands)\n"
 		"  -j, --json                JSON instead of tables\n"
 		"  -h, --help, -V, --version\n");
 }
@@ -84,6 +89,11 @@ static int build(int argc, char **argv, char *line, size_t len)
 			return fail("ins: expected list, spawn or retire, not '%s'",
 				    argc >= 2 ? argv[1] : "");
 		}
+	} else if (!strcmp(c, "guard")) {
+		if (argc != 2 || (strcmp(argv[1], "status") && strcmp(argv[1], "actions") &&
+				  strcmp(argv[1], "reload")))
+			return fail("usage: guard status|actions|reload%s", "");
+		snprintf(line, len, "%s\n", argv[1]);
 	} else if (!strcmp(c, "scale")) {
 		if (argc != 2 || !is_number(argv[1]))
 			return fail("usage: scale N (a number, not '%s')",
@@ -178,6 +188,22 @@ static void print_table(char **recs, int n)
 				}
 			}
 			free(copy);
+		} else if (!strncmp(recs[k], "listener ", 9)) {
+			printf("listener %-22s sock=%-12s protected=%-3s baseline=%-3s held=%-6s "
+			       "slow=%-6s pressure=%-3s levers=%-3s closes=%s\n",
+			       field(recs[k], "local", a[0], 64), field(recs[k], "sock", a[1], 64),
+			       field(recs[k], "protected", a[2], 64),
+			       field(recs[k], "baseline", a[3], 64), field(recs[k], "held", a[4], 64),
+			       field(recs[k], "slow", a[5], 64), field(recs[k], "pressure", a[6], 64),
+			       field(recs[k], "levers", a[7], 64), field(recs[k], "closes", a[8], 64));
+		} else if (!strncmp(recs[k], "action ", 7)) {
+			char ev[512];
+
+			printf("%6s %s %-18s %-24s reason=%-12s result=%-10s evidence=%s\n",
+			       field(recs[k], "n", a[0], 64), field(recs[k], "time", a[1], 64),
+			       field(recs[k], "kind", a[2], 64), field(recs[k], "target", a[3], 64),
+			       field(recs[k], "reason", a[4], 64), field(recs[k], "result", a[5], 64),
+			       field(recs[k], "evidence", ev, sizeof(ev)));
 		} else if (!strncmp(recs[k], "ins ", 4)) {
 			if (!hdr) {
 				printf("%-6s %-9s %-15s %-8s %7s %9s %7s %-8s %-7s %10s %10s  %s\n",
@@ -211,7 +237,7 @@ int main(int argc, char **argv)
 	struct timeval tv = { .tv_sec = 10 };
 	const char *sock = NULL, *conf = getenv("MW_CONFIG");
 	char line[256], *reply = NULL, *recs[4096], *save = NULL, *t;
-	bool json = false, list;
+	bool json = false, list, guard;
 	size_t len = 0;
 	ssize_t n;
 	int opt, fd = -1, nrec = 0, k, rc = 1;
@@ -241,7 +267,9 @@ int main(int argc, char **argv)
 	/* "--drain" after the command is an argument of it, not an option of mwctl. */
 	if (build(argc - optind, argv + optind, line, sizeof(line)))
 		return 1;
-	list = !strcmp(line, "ins list\n") || !strcmp(line, "netflow\n");
+	guard = optind < argc && !strcmp(argv[optind], "guard");
+	list = !strcmp(line, "ins list\n") || !strcmp(line, "netflow\n") ||
+	       (guard && strcmp(line, "reload\n"));
 	if (!sock) {
 		static struct mw_config cfg;
 		struct mw_config_errors errs;
@@ -252,7 +280,7 @@ int main(int argc, char **argv)
 		}
 		if (!conf)
 			mw_config_defaults(&cfg);
-		sock = cfg.balancer.control_socket;
+		sock = guard ? cfg.guard.control_socket : cfg.balancer.control_socket;
 		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
 	} else {
 		if (strlen(sock) >= sizeof(sun.sun_path))
@@ -261,8 +289,8 @@ int main(int argc, char **argv)
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
-		fprintf(stderr, "mwctl: cannot reach mw-balancer at %s: %s\n", sun.sun_path,
-			strerror(errno));
+		fprintf(stderr, "mwctl: cannot reach %s at %s: %s\n",
+			guard ? "mw-guard" : "mw-balancer", sun.sun_path, strerror(errno));
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -277,7 +305,7 @@ int main(int argc, char **argv)
 		len += (size_t)n;
 	reply[len] = 0;
 	if (!len) {
-		fprintf(stderr, "mwctl: no answer from mw-balancer\n");
+		fprintf(stderr, "mwctl: no answer from %s\n", guard ? "mw-guard" : "mw-balancer");
 		goto out;
 	}
 	t = strtok_r(reply, "\n", &save);

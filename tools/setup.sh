@@ -83,7 +83,7 @@ test)
 	# test on any sanitizer report in a log.
 	echo "== ASan+UBSan daemons: integration tests"
 	rm -rf "$root/build-mix" && mkdir "$root/build-mix" && cp -as "$root/build/." "$root/build-mix/"
-	for f in pvm/mw-pvm ins/mw-ins balancer/mw-balancer; do
+	for f in pvm/mw-pvm ins/mw-ins balancer/mw-balancer guard/mw-guard; do
 		rm "$root/build-mix/$f" && cp "$root/build-asan/$f" "$root/build-mix/$f"
 	done
 	for t in "$root"/tests/integration/test_*.sh; do

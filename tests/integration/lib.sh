@@ -66,6 +66,7 @@ mw_bin() {
 	mw-pvm) echo "$MW_BUILD_DIR/pvm/mw-pvm" ;;
 	mw-ins) echo "$MW_BUILD_DIR/ins/mw-ins" ;;
 	mw-balancer) echo "$MW_BUILD_DIR/balancer/mw-balancer" ;;
+	mw-guard) echo "$MW_BUILD_DIR/guard/mw-guard" ;;
 	libmwshim.so) echo "$MW_BUILD_DIR/shim/libmwshim.so" ;;
 	*)
 		echo "mw_bin: unknown artefact '$1'" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_daemon_bad_input.sh - every daemon meets bad input with one clear line and exit code 1
 #
-# For mw-balancer (required) and mw-pvm / mw-ins (when built): missing,
+# For mw-balancer (required) and mw-pvm / mw-ins / mw-guard (when built): missing,
 # unreadable and malformed config files, an unknown key, a wrong type, an
 # out-of-range value, bad options and an unwritable runtime directory each give
 # exit status 1 and exactly one stderr line naming the problem; nothing crashes
@@ -12,7 +12,7 @@ mw_require_cmd timeout
 
 daemons=(mw-balancer)
 mw_need_bin mw-balancer >/dev/null
-for d in mw-pvm mw-ins; do
+for d in mw-pvm mw-ins mw-guard; do
 	[ -x "$(mw_bin "$d")" ] && daemons+=("$d")
 done
 mw_log "daemons under test: ${daemons[*]}"

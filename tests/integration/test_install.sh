@@ -12,7 +12,7 @@
 source "$(dirname "$0")/lib.sh"
 
 mw_require_cmd cmake readelf
-for b in mw-pvm mw-ins mw-balancer libmwshim.so; do
+for b in mw-pvm mw-ins mw-balancer mw-guard libmwshim.so; do
 	mw_need_bin "$b" >/dev/null
 done
 
@@ -26,14 +26,14 @@ conf=$prefix/etc/mwcomms/mwcomms.conf
 unitdir=$prefix/lib/systemd/system
 
 # Every documented artefact, at its documented place.
-for d in mw-pvm mw-ins mw-balancer; do
+for d in mw-pvm mw-ins mw-balancer mw-guard; do
 	[ -x "$prefix/sbin/$d" ] || mw_fail "$prefix/sbin/$d missing or not executable"
 done
 [ -f "$prefix/lib/libmwshim.so" ] || mw_fail "$prefix/lib/libmwshim.so missing"
 readelf -h "$prefix/lib/libmwshim.so" | grep -q 'Type:.*DYN' ||
 	mw_fail "libmwshim.so is not a shared object"
 cmp -s "$MW_SOURCE_DIR/conf/mwcomms.conf" "$conf" || mw_fail "$conf differs from conf/mwcomms.conf"
-for u in mw-pvm.service mw-balancer.service mw-ins@.service; do
+for u in mw-pvm.service mw-balancer.service mw-ins@.service mw-guard.service; do
 	[ -f "$unitdir/$u" ] || mw_fail "$unitdir/$u missing"
 	grep -qxF "$unitdir/$u" "$MW_BUILD_DIR/install_manifest.txt" ||
 		mw_fail "$u is not in install_manifest.txt (cmake cannot uninstall it)"
@@ -48,7 +48,7 @@ for t in mwctl mw-console; do
 done
 
 # The installed binaries run: --version, and --check-config on the installed conf.
-for d in mw-pvm mw-ins mw-balancer; do
+for d in mw-pvm mw-ins mw-balancer mw-guard; do
 	out=$(env -u MW_CONFIG timeout 20 "$prefix/sbin/$d" --version 2>&1) ||
 		mw_fail "$d --version failed: $out"
 	[ "$out" = "$d mwcomms $version" ] || mw_fail "$d --version said '$out', want '$d mwcomms $version'"
@@ -58,7 +58,7 @@ for d in mw-pvm mw-ins mw-balancer; do
 done
 
 # The units start what was installed, with the installed config.
-for pair in mw-pvm.service:mw-pvm mw-balancer.service:mw-balancer mw-ins@.service:mw-ins; do
+for pair in mw-pvm.service:mw-pvm mw-balancer.service:mw-balancer mw-ins@.service:mw-ins mw-guard.service:mw-guard; do
 	u=$unitdir/${pair%%:*}
 	d=${pair##*:}
 	grep -q '/usr/local' "$u" && mw_fail "$u hard-codes /usr/local: $(grep -n /usr/local "$u")"

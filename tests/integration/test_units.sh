@@ -12,7 +12,7 @@
 source "$(dirname "$0")/lib.sh"
 
 mw_require_cmd cmake systemd-analyze
-for b in mw-pvm mw-ins mw-balancer; do
+for b in mw-pvm mw-ins mw-balancer mw-guard; do
 	mw_need_bin "$b" >/dev/null
 done
 
@@ -20,7 +20,7 @@ prefix=$MW_TMP/prefix
 cmake --install "$MW_BUILD_DIR" --prefix "$prefix" >"$MW_TMP/install.log" 2>&1 ||
 	mw_fail "cmake --install failed: $(tail -5 "$MW_TMP/install.log")"
 unitdir=$prefix/lib/systemd/system
-units=(mw-pvm.service mw-balancer.service mw-ins@1.service)
+units=(mw-pvm.service mw-balancer.service mw-ins@1.service mw-guard.service)
 
 verify() { # verify UNIT...: systemd-analyze verify; output in $MW_TMP/verify.out
 	local args=() u
@@ -39,7 +39,7 @@ verify "${units[@]}" || rc=$?
 # unit_has FILE KEY=VALUE: the line is there, exactly.
 unit_has() { grep -qxF "$2" "$1" || mw_fail "$(basename "$1"): no '$2'"; }
 
-for u in mw-pvm.service mw-balancer.service mw-ins@.service; do
+for u in mw-pvm.service mw-balancer.service mw-ins@.service mw-guard.service; do
 	f=$unitdir/$u
 	for line in Type=notify NotifyAccess=main WatchdogSec=10s NoNewPrivileges=yes \
 		ProtectHome=yes PrivateTmp=yes \
@@ -52,7 +52,7 @@ for u in mw-pvm.service mw-balancer.service mw-ins@.service; do
 	grep -q '^RestrictAddressFamilies=' "$f" || mw_fail "$u: no RestrictAddressFamilies"
 done
 # mw-pvm and mw-balancer share /run/mwcomms; mw-ins only sees its own tmpfs there.
-for u in mw-pvm.service mw-balancer.service; do
+for u in mw-pvm.service mw-balancer.service mw-guard.service; do
 	unit_has "$unitdir/$u" RuntimeDirectory=mwcomms
 	unit_has "$unitdir/$u" RuntimeDirectoryPreserve=yes
 done
@@ -61,6 +61,7 @@ done
 # Capabilities: exactly what each daemon uses (see the comments in units/*.in), and
 # the INS (docs/ins.md "Confinement"): unprivileged user, nothing, its own runtime view.
 unit_has "$unitdir/mw-pvm.service" "CapabilityBoundingSet="
+unit_has "$unitdir/mw-guard.service" "CapabilityBoundingSet="
 unit_has "$unitdir/mw-pvm.service" "SupplementaryGroups=mwcomms-ins"
 for line in CapabilityBoundingSet= AmbientCapabilities= User=mwcomms-ins Group=mwcomms-ins \
 	TemporaryFileSystem=/run/mwcomms:mode=1777 BindPaths=/run/mwcomms/pvm-ins.sock \
@@ -76,11 +77,12 @@ for u in mw-balancer.service; do
 	done
 done
 unit_has "$unitdir/mw-pvm.service" "ProtectSystem=strict"
+unit_has "$unitdir/mw-guard.service" "ProtectSystem=strict"
 unit_has "$unitdir/mw-ins@.service" "ProtectSystem=strict"
 
 # systemd's own exposure score (0 = locked down, 10 = wide open): a ceiling per
 # unit so that a sandbox option dropped by accident shows up here.
-for pair in mw-pvm.service:3.0 mw-ins@1.service:2.0 mw-balancer.service:5.5; do
+for pair in mw-pvm.service:3.0 mw-ins@1.service:2.0 mw-balancer.service:5.5 mw-guard.service:3.0; do
 	u=${pair%%:*}
 	max=${pair##*:}
 	out=$(timeout 60 systemd-analyze security --offline=yes --no-pager "$unitdir/$u" 2>&1) ||

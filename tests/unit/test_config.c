@@ -148,6 +148,7 @@ static void test_shipped_conf_equals_defaults(void **state)
 	assert_memory_equal(&cfg.pvm, &def.pvm, sizeof(cfg.pvm));
 	assert_memory_equal(&cfg.ins, &def.ins, sizeof(cfg.ins));
 	assert_memory_equal(&cfg.balancer, &def.balancer, sizeof(cfg.balancer));
+	assert_memory_equal(&cfg.guard, &def.guard, sizeof(cfg.guard));
 }
 
 static void test_missing_file(void **state)
@@ -205,6 +206,45 @@ static void test_empty_file_is_defaults(void **state)
 	assert_memory_equal(&cfg.balancer, &def.balancer, sizeof(cfg.balancer));
 }
 
+/* guard: listeners "PORT:PROTO", allow CIDRs, netflow a path or ip:port, mode. */
+static void test_guard_section(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+	int port, proto;
+
+	assert_int_equal(load_text("guard: { listeners = [ \"80:http\", \"6379:line\" ];\n"
+				   "allow = [ \"10.0.0.0/8\" ]; mode = \"report\";\n"
+				   "netflow = \"127.0.0.1:9000\"; };\n",
+				   &cfg, &errs),
+			 0);
+	assert_int_equal(cfg.guard.listeners_count, 2);
+	assert_string_equal(cfg.guard.listeners[1], "6379:line");
+	assert_int_equal(mw_guard_listener_parse(cfg.guard.listeners[0], &port, &proto), 0);
+	assert_int_equal(port, 80);
+	assert_int_equal(proto, 2); /* MW_ACCF_HTTP */
+	assert_string_equal(cfg.guard.mode, "report");
+	assert_true(cfg.guard.baseline);
+	assert_int_equal(cfg.guard.shield_deadline_ms, 10000);
+	assert_int_equal(cfg.guard.shield_out_buffer, 256 * 1024);
+
+	assert_int_equal(load_text("guard: {\n listeners = [ \"80:ftp\" ];\n"
+				   " netflow = \"relative/path\";\n mode = \"loud\";\n};\n",
+				   &cfg, &errs),
+			 3);
+	assert_error(&errs, 0, tmp_path, 2,
+		     "guard.listeners: entry 1: \"80:ftp\" is not \"PORT:PROTO\" (PORT 1..65535, "
+		     "PROTO http, line, data or none)");
+	assert_error(&errs, 1, tmp_path, 3,
+		     "guard.netflow: \"relative/path\" is neither an absolute path nor \"ip:port\"");
+	assert_error(&errs, 2, tmp_path, 4,
+		     "guard.mode: \"loud\" is not one of: enforce, report");
+	assert_int_equal(cfg.guard.listeners_count, 0);
+	assert_int_equal(mw_guard_listener_parse("0:http", NULL, NULL), -EINVAL);
+	assert_int_equal(mw_guard_listener_parse("80", NULL, NULL), -EINVAL);
+	assert_int_equal(mw_guard_listener_parse("x80:data", NULL, NULL), -EINVAL);
+}
+
 static void test_unknown_section(void **state)
 {
 	struct mw_config cfg;
@@ -212,7 +252,7 @@ static void test_unknown_section(void **state)
 
 	assert_int_equal(load_text("common: {};\n\nbalancr: { min_ins = 1; };\n", &cfg, &errs), 1);
 	assert_error(&errs, 0, tmp_path, 3,
-		     "balancr: unknown section (expected common, pvm, ins or balancer)");
+		     "balancr: unknown section (expected common, pvm, ins, balancer or guard)");
 }
 
 static void test_section_not_a_group(void **state)
@@ -435,7 +475,7 @@ static void test_all_errors_reported(void **state)
 	assert_error(&errs, 1, tmp_path, 1, "common.log_level: expected a string, got an integer");
 	assert_error(&errs, 2, tmp_path, 2, "pvm.index: -1 is out of range 0..255");
 	assert_error(&errs, 3, tmp_path, 3,
-		     "extra: unknown section (expected common, pvm, ins or balancer)");
+		     "extra: unknown section (expected common, pvm, ins, balancer or guard)");
 	assert_error(&errs, 4, tmp_path, 4, "ins.id: 70000 is out of range 1..65535");
 	assert_error(&errs, 5, tmp_path, 4, "ins.quickack: expected true or false, got a string");
 	/* The good value on the same line still counts. */
@@ -477,6 +517,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_syntax_error_has_line, remove_conf),
 		cmocka_unit_test_teardown(test_duplicate_key, remove_conf),
 		cmocka_unit_test_teardown(test_empty_file_is_defaults, remove_conf),
+		cmocka_unit_test_teardown(test_guard_section, remove_conf),
 		cmocka_unit_test_teardown(test_unknown_section, remove_conf),
 		cmocka_unit_test_teardown(test_section_not_a_group, remove_conf),
 		cmocka_unit_test_teardown(test_unknown_key, remove_conf),

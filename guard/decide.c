@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/* decide.c - mw-guard's decisions: baseline shields, pressure, closes, blocks, expiry */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "guard/guard.h"
+
+/*
+ * Theory of operation (docs/guard.md, "Model")
+ *
+ * A connection held by the app is slow once it is guard.slow_after_ms old and
+ * either moved no byte for idle_ms or moved fewer than min_rate bytes a second
+ * over its life; it progresses when it is that old and not slow.  A configured
+ * listener is under pressure when the app holds pressure_conns of its
+ * connections or pressure_slow of them are slow.  Under pressure:
+ *   - the pressure levers go on once (shield_set reason=pressure), and off again
+ *     after calm_ms without pressure (shield_clear reason=calm); the baseline stays;
+ *   - slow connections are closed (abortive), at most close_max per listener and
+ *     evaluation, never from an allowed address;
+ *   - a source with block_slow slow connections is blocked for block_expiry_s,
+ *     unless it is allowed or one of its connections progressed or ended well
+ *     within good_memory_ms (several clients behind one NAT address: closing the
+ *     slow connections spares the good ones, a block would not).
+ * Without pressure nothing beyond the baseline is ever decided.
+ */
+
+#define CLOSE_RETRY_MS 5000 /* a close not followed by a close observation is sent again */
+
+static const char *const opt_names[MW_SHIELD_OPT_MAX + 1] = {
+	[MW_SHIELD_FILTER] = "filter",
+	[MW_SHIELD_DEADLINE_MS] = "deadline_ms",
+	[MW_SHIELD_HOLD_MAX] = "hold_max",
+	[MW_SHIELD_MIN_IN_RATE] = "min_in_rate",
+	[MW_SHIELD_MIN_OUT_RATE] = "min_out_rate",
+	[MW_SHIELD_OUT_BUFFER] = "out_buffer",
+	[MW_SHIELD_SRC_MAX_CONNS] = "src_max_conns",
+	[MW_SHIELD_SRC_RATE] = "src_rate",
+	[MW_SHIELD_PFX_MAX_CONNS] = "pfx_max_conns",
+	[MW_SHIELD_PFX_RATE] = "pfx_rate",
+	[MW_SHIELD_DELIM] = "delim",
+};
+
+static const char *const filter_names[] = { "none", "data", "http", "line", "delim" };
+
+/* gd_shield_opt_name() - "filter", "deadline_ms", ... for enum mw_shield_opt */
+const char *gd_shield_opt_name(unsigned opt)
+{
+	return opt <= MW_SHIELD_OPT_MAX && opt_names[opt] ? opt_names[opt] : "?";
+}
+
+/* Append ",k=v" (or "k=v" first) to @a's evidence. */
+static void evidence(struct gd_action *a, const char *key, uint64_t v)
+{
+	size_t n = strlen(a->evidence);
+
+	snprintf(a->evidence + n, sizeof(a->evidence) - n, "%s%s=%" PRIu64, n ? "," : "", key, v);
+}
+
+static void evidence_text(struct gd_action *a, const char *key, const char *v)
+{
+	size_t n = strlen(a->evidence);
+
+	snprintf(a->evidence + n, sizeof(a->evidence) - n, "%s%s=%s", n ? "," : "", key, v);
+}
+
+static void shield_opt(struct gd_action *a, enum mw_shield_opt opt, uint64_t v, bool always)
+{
+	if (!v && !always)
+		return;
+	a->opts |= 1u << opt;
+	a->val[opt] = v;
+	if (opt == MW_SHIELD_FILTER && v < sizeof(filter_names) / sizeof(filter_names[0]))
+		evidence_text(a, "filter", filter_names[v]);
+	else
+		evidence(a, gd_shield_opt_name(opt), v);
+}
+
+static void emit(struct gd_engine *e, const struct gd_action *a)
+{
+	e->st.actions[a->kind]++;
+	e->emit(e->emit_ctx, a);
+}
+
+/**
+ * gd_conn_is_slow() - is @c holding an app slot without progress?
+ * @now: monotonic milliseconds
+ */
+bool gd_conn_is_slow(const struct gd_engine *e, const struct gd_conn *c, int64_t now)
+{
+	int64_t age = now - c->t_open;
+
+	if (age < e->cfg->slow_after_ms)
+		return false;
+	if (now - c->t_last >= e->cfg->idle_ms)
+		return true;
+	return (c->bytes_in + c->bytes_out) * 1000 < (uint64_t)e->cfg->min_rate * (uint64_t)age;
+}
+
+/* gd_decide_baseline() - the protective shield of a configured listener, once */
+void gd_decide_baseline(struct gd_engine *e, struct gd_listener *l)
+{
+	struct gd_action a = { .kind = GD_SHIELD_SET, .reason = "baseline", .sock = l->id };
+
+	if (l->baseline || l->proto < 0 || !e->cfg->baseline)
+		return;
+	l->baseline = true;
+	shield_opt(&a, MW_SHIELD_FILTER, (uint64_t)l->proto, false);
+	shield_opt(&a, MW_SHIELD_DEADLINE_MS, (uint64_t)e->cfg->shield_deadline_ms, false);
+	shield_opt(&a, MW_SHIELD_OUT_BUFFER, (uint64_t)e->cfg->shield_out_buffer, false);
+	if (!a.opts)
+		return;
+	evidence(&a, "sock", l->id);
+	mw_addr_format(&l->local, a.target, sizeof(a.target));
+	emit(e, &a);
+}
+
+/* The pressure levers, on (@on) or off (all zero). */
+static void levers(struct gd_engine *e, struct gd_listener *l, bool on)
+{
+	const struct mw_guard_config *g = e->cfg;
+	struct gd_action a = { .kind = on ? GD_SHIELD_SET : GD_SHIELD_CLEAR,
+			       .reason = on ? "pressure" : "calm",
+			       .sock = l->id };
+	const struct {
+		enum mw_shield_opt opt;
+		int v;
+	} set[] = {
+		{ MW_SHIELD_MIN_IN_RATE, g->shield_min_in_rate },
+		{ MW_SHIELD_MIN_OUT_RATE, g->shield_min_out_rate },
+		{ MW_SHIELD_SRC_MAX_CONNS, g->shield_src_max_conns },
+		{ MW_SHIELD_SRC_RATE, g->shield_src_rate },
+		{ MW_SHIELD_PFX_MAX_CONNS, g->shield_pfx_max_conns },
+		{ MW_SHIELD_PFX_RATE, g->shield_pfx_rate },
+	};
+	size_t i;
+
+	evidence(&a, "held", l->held);
+	evidence(&a, "slow", l->slow);
+	for (i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+		if (set[i].v)
+			shield_opt(&a, set[i].opt, on ? (uint64_t)set[i].v : 0, true);
+	l->levers = on;
+	if (!a.opts)
+		return;
+	evidence(&a, "sock", l->id);
+	mw_addr_format(&l->local, a.target, sizeof(a.target));
+	emit(e, &a);
+}
+
+/* gd_decide_classify() - mark each connection slow or not; count per listener */
+void gd_decide_classify(struct gd_engine *e, int64_t now)
+{
+	struct gd_listener *l;
+	struct gd_addrkey key;
+	struct gd_source *s;
+	struct gd_conn *c;
+	size_t i;
+
+	for (i = 0; i < e->sources.cap; i++) {
+		s = gd_tab_slot(&e->sources, i);
+		if (s)
+			s->slow = 0;
+	}
+	for (i = 0; i < e->conns.cap; i++) {
+		c = gd_tab_slot(&e->conns, i);
+		if (!c)
+			continue;
+		c->slow = gd_conn_is_slow(e, c, now);
+		l = gd_engine_listener(e, c->listener);
+		if (l) {
+			l->held++;
+			l->slow += c->slow;
+		}
+		if (c->slow || now - c->t_open < e->cfg->slow_after_ms)
+			continue;
+		gd_addrkey_from(&key, &c->peer);
+		s = gd_tab_find(&e->sources, &key);
+		if (s)
+			s->last_good = now;
+	}
+}
+
+/* gd_decide_listener() - pressure on @l: levers on, or off after a calm period */
+void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now)
+{
+	if (l->proto < 0) {
+		l->pressure = false;
+		return;
+	}
+	l->pressure = l->held >= (uint32_t)e->cfg->pressure_conns ||
+		      l->slow >= (uint32_t)e->cfg->pressure_slow;
+	if (l->pressure) {
+		l->last_pressure = now;
+		if (!l->levers)
+			levers(e, l, true);
+	} else if (l->levers && now - l->last_pressure >= e->cfg->calm_ms) {
+		levers(e, l, false);
+	}
+}
+
+/* A slow connection on a listener under pressure, from an address that may be acted on. */
+static bool conn_offends(struct gd_engine *e, const struct gd_conn *c)
+{
+	const struct gd_listener *l;
+
+	if (!c->slow)
+		return false;
+	l = gd_engine_listener(e, c->listener);
+	return l && l->pressure && !gd_engine_allowed(e, &c->peer);
+}
+
+static void ip_text(const struct mw_addr *a, char *buf, size_t len)
+{
+	if (!inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->addr, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
+static void block(struct gd_engine *e, const struct gd_source *s, int64_t now)
+{
+	struct gd_action a = { .kind = GD_BLOCK, .reason = "slow_source" };
+	struct gd_block *b;
+
+	if (gd_tab_find(&e->blocks, &s->key))
+		return;
+	b = gd_tab_insert(&e->blocks, &s->key);
+	if (!b)
+		return; /* counted in blocks.drops */
+	b->until = now + (int64_t)e->cfg->block_expiry_s * 1000;
+	a.addr.family = s->key.family;
+	memcpy(a.addr.addr, s->key.addr, sizeof(a.addr.addr));
+	ip_text(&a.addr, a.target, sizeof(a.target));
+	evidence(&a, "slow", s->slow);
+	evidence(&a, "conns", s->conns);
+	evidence(&a, "expiry_s", (uint64_t)e->cfg->block_expiry_s);
+	emit(e, &a);
+}
+
+/* gd_decide_sources() - block sources whose connections all crawl; forget idle sources */
+void gd_decide_sources(struct gd_engine *e, int64_t now)
+{
+	struct gd_addrkey key;
+	struct gd_source *s;
+	struct gd_conn *c;
+	size_t i;
+
+	for (i = 0; i < e->conns.cap; i++) {
+		c = gd_tab_slot(&e->conns, i);
+		if (!c || !conn_offends(e, c))
+			continue;
+		gd_addrkey_from(&key, &c->peer);
+		s = gd_tab_find(&e->sources, &key);
+		if (s)
+			s->slow++;
+	}
+	for (i = 0; i < e->sources.cap; i++) {
+		bool good;
+
+		s = gd_tab_slot(&e->sources, i);
+		if (!s)
+			continue;
+		good = s->last_good && now - s->last_good < e->cfg->good_memory_ms;
+		if (s->slow >= (uint32_t)e->cfg->block_slow && !good)
+			block(e, s, now);
+		if (!s->conns && !good) {
+			gd_tab_remove(&e->sources, s);
+			i--; /* the slot may hold a moved entry now */
+		}
+	}
+}
+
+/* gd_decide_closes() - close the slow connections of listeners under pressure */
+void gd_decide_closes(struct gd_engine *e, int64_t now)
+{
+	bool report = !strcmp(e->cfg->mode, "report");
+	uint32_t budget[GD_LISTENERS_MAX] = { 0 };
+	struct gd_listener *l;
+	struct gd_conn *c;
+	size_t i;
+
+	for (i = 0; i < e->conns.cap; i++) {
+		struct gd_action a = { .kind = GD_CLOSE, .reason = "slow" };
+
+		c = gd_tab_slot(&e->conns, i);
+		if (!c || !conn_offends(e, c))
+			continue;
+		/* Report mode: each connection is reported once, not every CLOSE_RETRY_MS. */
+		if (c->t_close_sent && (now - c->t_close_sent < CLOSE_RETRY_MS || report))
+			continue;
+		l = gd_engine_listener(e, c->listener);
+		if (budget[l - e->listeners] >= (uint32_t)e->cfg->close_max)
+			continue;
+		budget[l - e->listeners]++;
+		l->closes++;
+		c->t_close_sent = now;
+		a.sock = c->id;
+		a.addr = c->peer;
+		mw_addr_format(&c->peer, a.target, sizeof(a.target));
+		evidence(&a, "sock", c->id);
+		evidence(&a, "age_ms", (uint64_t)(now - c->t_open));
+		evidence(&a, "idle_ms", (uint64_t)(now - c->t_last));
+		evidence(&a, "bytes_in", c->bytes_in);
+		evidence(&a, "bytes_out", c->bytes_out);
+		evidence(&a, "listener_port", l->local.port);
+		emit(e, &a);
+	}
+}
+
+/* gd_decide_expiry() - lift the blocks whose time is up */
+void gd_decide_expiry(struct gd_engine *e, int64_t now)
+{
+	struct gd_block *b;
+	size_t i;
+
+	for (i = 0; i < e->blocks.cap; i++) {
+		struct gd_action a = { .kind = GD_UNBLOCK, .reason = "expiry" };
+
+		b = gd_tab_slot(&e->blocks, i);
+		if (!b || b->until > now)
+			continue;
+		a.addr.family = b->key.family;
+		memcpy(a.addr.addr, b->key.addr, sizeof(a.addr.addr));
+		ip_text(&a.addr, a.target, sizeof(a.target));
+		evidence(&a, "expiry_s", (uint64_t)e->cfg->block_expiry_s);
+		gd_tab_remove(&e->blocks, b);
+		i--;
+		emit(e, &a);
+	}
+}

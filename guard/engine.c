@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/* engine.c - mw-guard's model of the app: listeners, connections and sources from the stream */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "guard/guard.h"
+
+/*
+ * Theory of operation
+ *
+ * The engine sees the Netflow observations of one mw-pvm (or a balancer's merged
+ * stream) and keeps, in tables fixed at start:
+ *   - listeners: a bind on a configured port, or the listener of an accept;
+ *   - connections: from the accept (its id is the accept's extra) to the close,
+ *     with cumulative bytes in and out and the time of the last byte either way;
+ *   - sources: per peer address, its open connections and when one of them last
+ *     made progress or ended well (the NAT rule: such an address is not blocked).
+ * Observations only update this state (O(1), no allocation). Every tick the
+ * engine classifies each connection (decide.c) and takes its decisions; each is
+ * handed to the emit callback (action.c logs, counts and sends it). Time is the
+ * caller's monotonic milliseconds, so the unit tests drive it.
+ */
+
+/**
+ * gd_engine_configure() - (re)read the policy: listeners and allow-list
+ * @e:   the engine
+ * @cfg: the guard section (kept by pointer: it must outlive the engine or the next call)
+ * Return: 0, or -EINVAL with @err set (the old policy is kept)
+ */
+int gd_engine_configure(struct gd_engine *e, const struct mw_guard_config *cfg, char *err,
+			size_t errlen)
+{
+	struct gd_policy pol = { 0 };
+	int i, j;
+
+	for (i = 0; i < cfg->listeners_count; i++) {
+		if (mw_guard_listener_parse(cfg->listeners[i], &pol.ports[i], &pol.protos[i])) {
+			snprintf(err, errlen, "guard.listeners: \"%s\" is not PORT:PROTO",
+				 cfg->listeners[i]);
+			return -EINVAL;
+		}
+	}
+	pol.nports = cfg->listeners_count;
+	for (i = 0; i < cfg->allow_count; i++) {
+		if (mw_cidr_parse(&pol.allow[i], cfg->allow[i])) {
+			snprintf(err, errlen, "guard.allow: \"%s\" is not ip/prefix",
+				 cfg->allow[i]);
+			return -EINVAL;
+		}
+	}
+	pol.nallow = cfg->allow_count;
+	e->pol = pol;
+	e->cfg = cfg;
+	/* A port added or removed takes effect on the listeners already known. */
+	for (i = 0; i < e->nlisteners; i++) {
+		e->listeners[i].proto = -1;
+		for (j = 0; j < pol.nports; j++)
+			if (pol.ports[j] == e->listeners[i].local.port)
+				e->listeners[i].proto = pol.protos[j];
+	}
+	return 0;
+}
+
+/**
+ * gd_engine_init() - allocate the tables from the configured maxima
+ * @emit: called with every decision, @ctx its first argument
+ * Return: 0, -ENOMEM or -EINVAL, with @err set
+ */
+int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_emit_fn *emit,
+		   void *ctx, char *err, size_t errlen)
+{
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	e->emit = emit;
+	e->emit_ctx = ctx;
+	ret = gd_engine_configure(e, cfg, err, errlen);
+	if (ret)
+		return ret;
+	if (gd_tab_init(&e->conns, (size_t)cfg->max_conns, sizeof(struct gd_conn),
+			sizeof(uint64_t)) ||
+	    gd_tab_init(&e->sources, (size_t)cfg->max_sources, sizeof(struct gd_source),
+			sizeof(struct gd_addrkey)) ||
+	    gd_tab_init(&e->blocks, (size_t)cfg->max_blocks, sizeof(struct gd_block),
+			sizeof(struct gd_addrkey))) {
+		gd_engine_fini(e);
+		snprintf(err, errlen, "out of memory for guard.max_conns %d / max_sources %d",
+			 cfg->max_conns, cfg->max_sources);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void gd_engine_fini(struct gd_engine *e)
+{
+	gd_tab_free(&e->conns);
+	gd_tab_free(&e->sources);
+	gd_tab_free(&e->blocks);
+}
+
+/* gd_engine_reset() - the stream was lost: forget listeners, connections, sources (not blocks) */
+void gd_engine_reset(struct gd_engine *e)
+{
+	gd_tab_clear(&e->conns);
+	gd_tab_clear(&e->sources);
+	e->nlisteners = 0;
+}
+
+/* gd_engine_allowed() - is @a in guard.allow (never closed nor blocked)? */
+bool gd_engine_allowed(const struct gd_engine *e, const struct mw_addr *a)
+{
+	int i;
+
+	for (i = 0; i < e->pol.nallow; i++)
+		if (mw_cidr_match(&e->pol.allow[i], a))
+			return true;
+	return false;
+}
+
+static struct gd_listener *listener_find(struct gd_engine *e, uint64_t id)
+{
+	int i;
+
+	for (i = 0; i < e->nlisteners; i++)
+		if (e->listeners[i].id == id)
+			return &e->listeners[i];
+	return NULL;
+}
+
+/* The listener @id, added (and given its baseline) on first sight. */
+static struct gd_listener *listener_see(struct gd_engine *e, uint64_t id,
+					const struct mw_addr *local)
+{
+	struct gd_listener *l = listener_find(e, id);
+	int j;
+
+	if (l)
+		return l;
+	if (e->nlisteners == GD_LISTENERS_MAX) {
+		e->st.listener_drops++;
+		return NULL;
+	}
+	l = &e->listeners[e->nlisteners++];
+	memset(l, 0, sizeof(*l));
+	l->id = id;
+	l->local = *local;
+	l->proto = -1;
+	for (j = 0; j < e->pol.nports; j++)
+		if (e->pol.ports[j] == local->port)
+			l->proto = e->pol.protos[j];
+	gd_decide_baseline(e, l);
+	return l;
+}
+
+static void listener_forget(struct gd_engine *e, struct gd_listener *l)
+{
+	*l = e->listeners[--e->nlisteners];
+}
+
+static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_t now)
+{
+	struct gd_addrkey key;
+	struct gd_source *s;
+	struct mw_addr local, peer;
+	struct gd_conn *c;
+
+	e->st.accepts++;
+	if (mw_nf_endpoint_to_addr(&in->pvm, &local) || mw_nf_endpoint_to_addr(&in->remote, &peer))
+		return;
+	listener_see(e, in->sockfd, &local);
+	c = gd_tab_find(&e->conns, &in->extra);
+	if (c)
+		return; /* seen twice (a merged stream): keep the first */
+	c = gd_tab_insert(&e->conns, &in->extra);
+	if (!c)
+		return; /* counted in conns.drops */
+	c->listener = in->sockfd;
+	c->peer = peer;
+	c->t_open = c->t_last = now;
+	gd_addrkey_from(&key, &peer);
+	s = gd_tab_insert(&e->sources, &key);
+	if (s)
+		s->conns++;
+}
+
+static void conn_bytes(struct gd_engine *e, const struct mw_nf_info *in, int64_t now)
+{
+	struct gd_conn *c = gd_tab_find(&e->conns, &in->sockfd);
+
+	if (!c)
+		return;
+	if (in->bytes_in > c->bytes_in || in->bytes_out > c->bytes_out)
+		c->t_last = now;
+	if (in->bytes_in > c->bytes_in)
+		c->bytes_in = in->bytes_in;
+	if (in->bytes_out > c->bytes_out)
+		c->bytes_out = in->bytes_out;
+}
+
+static void conn_close(struct gd_engine *e, const struct mw_nf_info *in, int64_t now)
+{
+	struct gd_conn *c = gd_tab_find(&e->conns, &in->sockfd);
+	struct gd_listener *l;
+	struct gd_addrkey key;
+	struct gd_source *s;
+
+	if (!c) {
+		l = listener_find(e, in->sockfd);
+		if (l)
+			listener_forget(e, l);
+		return;
+	}
+	conn_bytes(e, in, now);
+	gd_addrkey_from(&key, &c->peer);
+	s = gd_tab_find(&e->sources, &key);
+	if (s) {
+		if (s->conns)
+			s->conns--;
+		/* An exchange that ended by itself, not slowly: this address has good clients. */
+		if (!c->t_close_sent && c->bytes_in && c->bytes_out && !gd_conn_is_slow(e, c, now))
+			s->last_good = now;
+	}
+	gd_tab_remove(&e->conns, c);
+}
+
+/**
+ * gd_engine_observe() - account one observation
+ * @now: monotonic milliseconds
+ */
+void gd_engine_observe(struct gd_engine *e, const struct mw_nf_info *in, int64_t now)
+{
+	struct mw_addr local;
+
+	e->st.observations++;
+	switch (in->obs) {
+	case MW_NF_OBS_BIND:
+		if (!mw_nf_endpoint_to_addr(&in->pvm, &local) && local.port)
+			for (int j = 0; j < e->pol.nports; j++)
+				if (e->pol.ports[j] == local.port)
+					listener_see(e, in->sockfd, &local);
+		break;
+	case MW_NF_OBS_ACCEPT:
+		conn_accept(e, in, now);
+		break;
+	case MW_NF_OBS_RECV:
+	case MW_NF_OBS_SEND:
+		conn_bytes(e, in, now);
+		break;
+	case MW_NF_OBS_CLOSE:
+		conn_close(e, in, now);
+		break;
+	default:
+		break;
+	}
+}
+
+/**
+ * gd_engine_tick() - evaluate: classify connections, measure pressure, decide
+ * @now: monotonic milliseconds
+ */
+void gd_engine_tick(struct gd_engine *e, int64_t now)
+{
+	int i;
+
+	gd_decide_expiry(e, now);
+	for (i = 0; i < e->nlisteners; i++) {
+		if (!e->listeners[i].baseline)
+			gd_decide_baseline(e, &e->listeners[i]); /* a port added by a reload */
+		e->listeners[i].held = e->listeners[i].slow = 0;
+	}
+	gd_decide_classify(e, now);
+	for (i = 0; i < e->nlisteners; i++)
+		gd_decide_listener(e, &e->listeners[i], now);
+	gd_decide_closes(e, now);
+	gd_decide_sources(e, now);
+}
+
+/* The listener @id, or NULL (for decide.c). */
+struct gd_listener *gd_engine_listener(struct gd_engine *e, uint64_t id)
+{
+	return listener_find(e, id);
+}

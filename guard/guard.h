@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/* guard.h - mw-guard's types: fixed tables, the engine's state, actions, the daemon */
+#ifndef MW_GUARD_H
+#define MW_GUARD_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/addr.h"
+#include "common/cidr.h"
+#include "common/config.h"
+#include "common/shield.h"
+#include "netflow/codec.h"
+
+#define GD_LISTENERS_MAX 64 /* listeners tracked; more are dropped and counted */
+
+/*
+ * struct gd_tab - an open-addressing hash table of fixed-size entries, allocated once
+ * @slots:  cap entries of @esize bytes; an entry's key is its first @klen bytes
+ * @used:   one byte per slot
+ * @cap:    a power of two, at least twice @max
+ * @n:      entries held
+ * @max:    entries allowed (the configured maximum)
+ * @drops:  inserts refused because @n reached @max
+ */
+struct gd_tab {
+	uint8_t *slots;
+	uint8_t *used;
+	size_t esize, klen, cap, n, max;
+	uint64_t drops;
+};
+
+/* A source or prefix address as a table key (no port). */
+struct gd_addrkey {
+	uint8_t family; /* 4 or 6 */
+	uint8_t addr[16];
+};
+
+/* One connection accepted by the app, from its accept to its close. */
+struct gd_conn {
+	uint64_t id; /* key */
+	uint64_t listener;
+	struct mw_addr peer;
+	uint64_t bytes_in, bytes_out;
+	int64_t t_open, t_last, t_close_sent; /* ms; t_last: last byte either way */
+	bool slow;			      /* at the last evaluation */
+};
+
+/* One source address with connections open (or blocked, or recently good). */
+struct gd_source {
+	struct gd_addrkey key;
+	uint32_t conns;	   /* open now */
+	uint32_t slow;	   /* slow ones on listeners under pressure, this evaluation */
+	int64_t last_good; /* ms: a connection progressed or ended well; 0 = never */
+};
+
+/* A block mw-guard placed, lifted after guard.block_expiry_s. */
+struct gd_block {
+	struct gd_addrkey key;
+	int64_t until; /* ms */
+};
+
+/* A listener seen in the stream. */
+struct gd_listener {
+	uint64_t id;
+	struct mw_addr local;
+	int proto;     /* enum mw_accept_filter, or -1: not in guard.listeners */
+	bool baseline; /* the baseline shield was sent */
+	bool levers;   /* the pressure levers are on */
+	bool pressure; /* at the last evaluation */
+	int64_t last_pressure;
+	uint32_t held, slow; /* at the last evaluation */
+	uint64_t closes;
+};
+
+enum gd_kind {
+	GD_SHIELD_SET,
+	GD_SHIELD_CLEAR,
+	GD_CLOSE,
+	GD_BLOCK,
+	GD_UNBLOCK,
+	GD_KIND_COUNT,
+};
+
+/* One decision of the engine, with what it is based on. */
+struct gd_action {
+	enum gd_kind kind;
+	const char *reason;  /* "baseline", "pressure", "calm", "slow", "slow_source", "expiry" */
+	char target[64];     /* listener "ip:port", connection peer "ip:port", address "ip" */
+	char evidence[256];  /* "k=v,k=v": no spaces */
+	uint64_t sock;	     /* the listener (shields) or the connection (close) */
+	struct mw_addr addr; /* block, unblock */
+	uint32_t opts;	     /* shields: bit (1 << enum mw_shield_opt) for each option sent */
+	uint64_t val[MW_SHIELD_OPT_MAX + 1]; /* shields: each option's value */
+};
+
+typedef void gd_emit_fn(void *ctx, const struct gd_action *a);
+
+struct gd_counters {
+	uint64_t observations;
+	uint64_t accepts;
+	uint64_t listener_drops;
+	uint64_t actions[GD_KIND_COUNT];
+};
+
+/* Policy read from the configuration (reloadable). */
+struct gd_policy {
+	int ports[MW_GUARD_LIST_MAX], protos[MW_GUARD_LIST_MAX], nports;
+	struct mw_cidr allow[MW_GUARD_LIST_MAX];
+	int nallow;
+};
+
+struct gd_engine {
+	const struct mw_guard_config *cfg;
+	struct gd_policy pol;
+	struct gd_tab conns, sources, blocks;
+	struct gd_listener listeners[GD_LISTENERS_MAX];
+	int nlisteners;
+	struct gd_counters st;
+	gd_emit_fn *emit;
+	void *emit_ctx;
+};
+
+/* table.c */
+int gd_tab_init(struct gd_tab *t, size_t max, size_t esize, size_t klen);
+void gd_tab_free(struct gd_tab *t);
+void gd_tab_clear(struct gd_tab *t);
+void *gd_tab_find(const struct gd_tab *t, const void *key);
+void *gd_tab_insert(struct gd_tab *t, const void *key);
+void gd_tab_remove(struct gd_tab *t, void *entry);
+void *gd_tab_slot(const struct gd_tab *t, size_t i);
+void gd_addrkey_from(struct gd_addrkey *k, const struct mw_addr *a);
+
+/* engine.c */
+int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_emit_fn *emit,
+		   void *ctx, char *err, size_t errlen);
+int gd_engine_configure(struct gd_engine *e, const struct mw_guard_config *cfg, char *err,
+			size_t errlen);
+void gd_engine_fini(struct gd_engine *e);
+void gd_engine_reset(struct gd_engine *e);
+void gd_engine_observe(struct gd_engine *e, const struct mw_nf_info *in, int64_t now);
+void gd_engine_tick(struct gd_engine *e, int64_t now);
+bool gd_engine_allowed(const struct gd_engine *e, const struct mw_addr *a);
+struct gd_listener *gd_engine_listener(struct gd_engine *e, uint64_t id);
+
+/* decide.c */
+bool gd_conn_is_slow(const struct gd_engine *e, const struct gd_conn *c, int64_t now);
+void gd_decide_classify(struct gd_engine *e, int64_t now);
+void gd_decide_baseline(struct gd_engine *e, struct gd_listener *l);
+void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now);
+void gd_decide_sources(struct gd_engine *e, int64_t now);
+void gd_decide_closes(struct gd_engine *e, int64_t now);
+void gd_decide_expiry(struct gd_engine *e, int64_t now);
+
+const char *gd_shield_opt_name(unsigned opt);
+
+/* action.c */
+const char *gd_kind_name(enum gd_kind k);
+
+#endif /* MW_GUARD_H */

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/* table.c - mw-guard's fixed-size hash tables: connections, sources, blocks */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guard/guard.h"
+
+/*
+ * Theory of operation
+ *
+ * Every table is allocated once, at start, from a configured maximum: linear
+ * probing over a power-of-two array at least twice that size, so a probe
+ * always ends at an empty slot.  An insert beyond the maximum is refused and
+ * counted (@drops); nothing is allocated per observation.  Removal shifts the
+ * following entries of the cluster back (no tombstones), so lookups stay short
+ * however long the daemon runs.
+ */
+
+static uint64_t tab_hash(const void *key, size_t len)
+{
+	const uint8_t *p = key;
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h ^ (h >> 29);
+}
+
+/**
+ * gd_tab_init() - allocate a table for at most @max entries
+ * @t:     the table
+ * @max:   entries allowed
+ * @esize: size of an entry
+ * @klen:  its key: the first @klen bytes
+ * Return: 0 or -ENOMEM
+ */
+int gd_tab_init(struct gd_tab *t, size_t max, size_t esize, size_t klen)
+{
+	size_t cap = 16;
+
+	memset(t, 0, sizeof(*t));
+	while (cap < 2 * max)
+		cap *= 2;
+	t->slots = calloc(cap, esize);
+	t->used = calloc(cap, 1);
+	if (!t->slots || !t->used) {
+		gd_tab_free(t);
+		return -ENOMEM;
+	}
+	t->esize = esize;
+	t->klen = klen;
+	t->cap = cap;
+	t->max = max;
+	return 0;
+}
+
+void gd_tab_free(struct gd_tab *t)
+{
+	free(t->slots);
+	free(t->used);
+	t->slots = NULL;
+	t->used = NULL;
+	t->n = 0;
+}
+
+/* gd_tab_clear() - forget every entry (the drop count stays) */
+void gd_tab_clear(struct gd_tab *t)
+{
+	memset(t->used, 0, t->cap);
+	t->n = 0;
+}
+
+/* gd_tab_slot() - the entry in slot @i (0..cap-1), or NULL if it is empty */
+void *gd_tab_slot(const struct gd_tab *t, size_t i)
+{
+	return t->used[i] ? t->slots + i * t->esize : NULL;
+}
+
+static size_t tab_index(const struct gd_tab *t, const void *entry)
+{
+	size_t i = (size_t)((const uint8_t *)entry - t->slots) / t->esize;
+
+	assert(i < t->cap && t->used[i]);
+	return i;
+}
+
+/* gd_tab_find() - the entry whose key is @key, or NULL */
+void *gd_tab_find(const struct gd_tab *t, const void *key)
+{
+	size_t i = (size_t)tab_hash(key, t->klen) & (t->cap - 1);
+
+	while (t->used[i]) {
+		if (!memcmp(t->slots + i * t->esize, key, t->klen))
+			return t->slots + i * t->esize;
+		i = (i + 1) & (t->cap - 1);
+	}
+	return NULL;
+}
+
+/**
+ * gd_tab_insert() - the entry for @key, added zeroed with its key if absent
+ * Return: the entry, or NULL if the table holds its maximum (counted in @drops)
+ */
+void *gd_tab_insert(struct gd_tab *t, const void *key)
+{
+	size_t i = (size_t)tab_hash(key, t->klen) & (t->cap - 1);
+	uint8_t *e;
+
+	while (t->used[i]) {
+		e = t->slots + i * t->esize;
+		if (!memcmp(e, key, t->klen))
+			return e;
+		i = (i + 1) & (t->cap - 1);
+	}
+	if (t->n >= t->max) {
+		t->drops++;
+		return NULL;
+	}
+	e = t->slots + i * t->esize;
+	memset(e, 0, t->esize);
+	memcpy(e, key, t->klen);
+	t->used[i] = 1;
+	t->n++;
+	return e;
+}
+
+/* Does home slot @h lie cyclically in (@hole, @j]?  Then the entry at @j must stay. */
+static bool tab_stays(size_t h, size_t hole, size_t j)
+{
+	return hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
+}
+
+/**
+ * gd_tab_remove() - remove @entry (from gd_tab_find/insert/slot)
+ * Entries after it in its cluster may move back into earlier slots.
+ */
+void gd_tab_remove(struct gd_tab *t, void *entry)
+{
+	size_t hole = tab_index(t, entry), j = hole, h;
+
+	for (;;) {
+		j = (j + 1) & (t->cap - 1);
+		if (!t->used[j])
+			break;
+		h = (size_t)tab_hash(t->slots + j * t->esize, t->klen) & (t->cap - 1);
+		if (tab_stays(h, hole, j))
+			continue;
+		memcpy(t->slots + hole * t->esize, t->slots + j * t->esize, t->esize);
+		hole = j;
+	}
+	t->used[hole] = 0;
+	t->n--;
+}
+
+/* gd_addrkey_from() - the key of @a's address (its port left out) */
+void gd_addrkey_from(struct gd_addrkey *k, const struct mw_addr *a)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = a->family;
+	memcpy(k->addr, a->addr, a->family == 4 ? 4 : 16);
+}

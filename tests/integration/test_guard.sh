@@ -1,0 +1,137 @@
+#!/bin/bash
+# test_guard.sh - mw-guard with real daemons: baseline, acting on idle connections, mwctl, reload, report
+#
+# mw-pvm + mw-ins + a shimmed worker-per-connection server on port 8480, and
+# mw-guard consuming mw-pvm's AF_UNIX Netflow stream (guard.netflow = "": the
+# default path).  Named cases:
+#   ready      mw-guard connects, subscribes, logs "ready:"
+#   baseline   the app's listen is seen: shield_set reason=baseline, sent to mw-pvm and
+#              answered (read back with a Netflow READ when mw-pvm records shields)
+#   enforce    30 connections holding half a request head: pressure levers, closes
+#              (the client sees every connection cut), a block of the source, lifted
+#              after guard.block_expiry_s
+#   mwctl      mwctl guard status / actions show the mode, the link, the counters and
+#              the actions with their evidence
+#   reload     SIGHUP and mwctl guard reload re-read the file (mode -> report); a
+#              file with an error is refused whole, the mode in force stays
+#   report     the same burst: would_close lines, nothing sent, the connections survive
+# Waits are on state with generous bounds (a loaded machine): no timing is asserted.
+source "$(dirname "$0")/lib.sh"
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
+GP=$(dirname "$0")/guard_probe.py
+NFP=$(dirname "$0")/nf_probe.py
+GUARD=$(mw_need_bin mw-guard)
+MWCTL=$MW_BUILD_DIR/tools/mwctl
+[ -x "$MWCTL" ] || mw_fail "mwctl is not built ($MWCTL)"
+PORT=8480
+N=30
+
+mw_appliance_up "guard: { control_socket = \"$MW_RUNTIME_DIR/guard.sock\";
+	mode = \"enforce\"; listeners = [ \"$PORT:http\" ]; tick_ms = 200;
+	slow_after_ms = 1000; idle_ms = 1500; pressure_slow = 10; block_slow = 10;
+	block_expiry_s = 4; good_memory_ms = 1000; calm_ms = 2000; };"
+GLOG=$(mw_logfile guard)
+ctl() { "$MWCTL" -c "$CONF" "$@"; }
+field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p"; }
+
+# --- ready
+mw_spawn guard "$GUARD" -c "$CONF"
+mw_wait_for "grep -q 'notice: ready: netflow $MW_RUNTIME_DIR/netflow-0.sock subscribed, mode enforce' '$GLOG'" 20 ||
+	mw_fail "ready: mw-guard did not subscribe: $(cat "$GLOG")"
+mw_log "ready: ok"
+
+# --- baseline: the app starts after mw-guard, so its bind is observed.
+mw_spawn app shimmed "$PY" "$GP" app "$PORT"
+mw_wait_for "ins_listens $PORT" 20 || mw_fail "baseline: the app does not listen"
+mw_wait_for "grep -q 'action 1: shield_set [^ ]*:$PORT reason=baseline evidence=filter=http,deadline_ms=10000,out_buffer=262144,sock=' '$GLOG'" 20 ||
+	mw_fail "baseline: no baseline action: $(cat "$GLOG")"
+grep -q 'action [0-9]*: shield_set [^ ]*:8481' "$GLOG" && mw_fail "baseline: shield on an unconfigured port"
+LSOCK=$(grep -m1 'action 1: shield_set' "$GLOG" | sed 's/.*,sock=\([0-9]*\).*/\1/')
+# Every request of the baseline is answered by mw-pvm (accepted, or refused by name).
+for o in filter deadline_ms out_buffer; do
+	mw_wait_for "grep -q 'action 1: shield_$o \(accepted\|refused\)' '$GLOG'" 20 ||
+		mw_fail "baseline: no answer from mw-pvm to shield_$o: $(cat "$GLOG")"
+done
+KEY=$MW_RUNTIME_DIR/store/mw/pvm/netflow
+NF=$(cat "$KEY")
+r=$("$PY" "$NFP" req "$NF" 0x2011 2 "$LSOCK" 0)
+if grep -q 'action 1: shield_filter accepted' "$GLOG"; then
+	if [ "$(echo "$r" | field status)" != 0 ] || [ "$(echo "$r" | field val0)" != 2 ]; then
+		mw_fail "baseline: mw-pvm accepted the filter but reads back '$r'"
+	fi
+	mw_log "baseline: ok (the listener's filter reads back http)"
+else
+	mw_log "baseline: ok (sent; this mw-pvm refuses shield attributes: $(grep -m1 'shield_filter refused' "$GLOG" | sed 's/.*refused by the Netflow server: //'))"
+fi
+r=$(in_cli "$PY" "$GP" fetch "$INS_IP" "$PORT")
+[ "$r" = ok ] || mw_fail "baseline: a benign request failed: $r"
+
+# --- enforce: N idle connections from one address.
+mw_spawn idle in_cli "$PY" "$GP" idle "$INS_IP" "$PORT" "$N" 60
+ILOG=$(mw_logfile idle)
+mw_wait_for "grep -q '^open $N' '$ILOG'" 20 || mw_fail "enforce: clients did not connect: $(cat "$ILOG")"
+mw_wait_for "grep -q 'shield_set [^ ]*:$PORT reason=pressure evidence=held=' '$GLOG'" 20 ||
+	mw_fail "enforce: no pressure levers: $(tail -20 "$GLOG")"
+mw_wait_for "[ \$(grep -c 'action [0-9]*: close $CLI_IP:[0-9]* reason=slow evidence=sock=[0-9]*,age_ms=[0-9]*,idle_ms=[0-9]*,bytes_in=16,bytes_out=0' '$GLOG') -ge $N ]" 20 ||
+	mw_fail "enforce: fewer than $N close actions: $(grep -c ': close ' "$GLOG")"
+mw_wait_for "grep -q 'action [0-9]*: block $CLI_IP reason=slow_source evidence=slow=' '$GLOG'" 20 ||
+	mw_fail "enforce: the source was not blocked: $(tail -20 "$GLOG")"
+mw_wait_for "[ \$(grep -c '^closed ' '$ILOG') -ge $N ]" 20 ||
+	mw_fail "enforce: only $(grep -c '^closed ' "$ILOG") of $N connections were cut: $(tail -5 "$ILOG")"
+grep -q 'IsOpen refused\|AddrBlock refused' "$GLOG" &&
+	mw_fail "enforce: mw-pvm refused a close or a block: $(grep 'IsOpen refused\|AddrBlock refused' "$GLOG")"
+mw_wait_for "grep -q 'action [0-9]*: unblock $CLI_IP reason=expiry' '$GLOG'" 20 ||
+	mw_fail "enforce: the block was not lifted after guard.block_expiry_s"
+mw_stop idle
+mw_log "enforce: ok ($N closed, $CLI_IP blocked and unblocked)"
+
+# --- mwctl
+st=$(ctl guard status) || mw_fail "mwctl: guard status failed: $st"
+echo "$st" | grep -q '^mode  *enforce$' || mw_fail "mwctl: status has no 'mode enforce': $st"
+echo "$st" | grep -q '^netflow  *connected$' || mw_fail "mwctl: status has no 'netflow connected': $st"
+echo "$st" | grep -q "^listener .*:$PORT .*protected=yes *baseline=set" ||
+	mw_fail "mwctl: status shows no protected listener: $st"
+js=$(ctl --json guard status)
+closes=$(echo "$js" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["close"])')
+[ "$closes" -ge "$N" ] || mw_fail "mwctl: close counter $closes < $N: $js"
+acts=$(ctl guard actions) || mw_fail "mwctl: guard actions failed"
+echo "$acts" | grep -q "close  *$CLI_IP:[0-9]* .*reason=slow .*result=ok .*evidence=sock=" ||
+	mw_fail "mwctl: no accepted close with its evidence in: $(echo "$acts" | head -5)"
+echo "$acts" | grep -q "shield_set .*reason=baseline .*evidence=filter=http" ||
+	mw_fail "mwctl: no baseline in the actions"
+mw_log "mwctl: ok"
+
+# --- reload: SIGHUP, then mwctl guard reload
+mw_wait_for "grep -q 'shield_clear [^ ]*:$PORT reason=calm' '$GLOG'" 20 ||
+	mw_fail "reload: the pressure levers were not cleared after calm_ms"
+sed -i 's/mode = "enforce";/mode = "report";/' "$CONF"
+kill -HUP "$(mw_pid guard)"
+mw_wait_for "grep -q 'reloaded .*: mode report' '$GLOG'" 20 || mw_fail "reload: SIGHUP did not reload"
+ctl guard status | grep -q '^mode  *report$' || mw_fail "reload: mwctl still shows the old mode"
+out=$(ctl guard reload) || mw_fail "reload: mwctl guard reload failed: $out"
+[ "$(grep -c 'reloaded .*: mode report' "$GLOG")" -ge 2 ] || mw_fail "reload: mwctl guard reload did not reload"
+# A file with an error is refused whole; the configuration in force stays.
+cp "$CONF" "$MW_TMP/good.conf"
+sed -i 's/mode = "report";/mode = "loud";/' "$CONF"
+out=$(ctl guard reload 2>&1) && mw_fail "reload: a bad file was accepted: $out"
+echo "$out" | grep -q 'guard.mode: "loud" is not one of: enforce, report' ||
+	mw_fail "reload: the refusal does not name the problem: $out"
+cp "$MW_TMP/good.conf" "$CONF"
+ctl guard status | grep -q '^mode  *report$' || mw_fail "reload: a refused reload changed the mode"
+mw_log "reload: ok"
+
+# --- report: the same burst is only reported.
+sent=$(ctl --json guard status | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["requests"])')
+mw_spawn idle2 in_cli "$PY" "$GP" idle "$INS_IP" "$PORT" "$N" 12
+ILOG2=$(mw_logfile idle2)
+mw_wait_for "grep -q '^open $N' '$ILOG2'" 20 || mw_fail "report: clients did not connect: $(cat "$ILOG2")"
+mw_wait_for "[ \$(grep -c 'action [0-9]*: would_close $CLI_IP:' '$GLOG') -ge $N ]" 20 ||
+	mw_fail "report: fewer than $N would_close lines"
+mw_wait_for "grep -q '^survived ' '$ILOG2'" 30 || mw_fail "report: the client did not finish"
+grep -q "^survived $N" "$ILOG2" || mw_fail "report: connections were cut: $(cat "$ILOG2")"
+now=$(ctl --json guard status | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["requests"])')
+[ "$now" = "$sent" ] || mw_fail "report: $((now - sent)) request(s) sent in report mode"
+ctl guard actions | grep -q 'would_close .*result=report' || mw_fail "report: actions not marked report"
+mw_log "report: ok ($N connections survived, nothing sent)"

@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: MIT */
+/* test_guard_engine.c - mw-guard's engine fed with synthetic observations: what it decides */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "guard/action.h"
+#include "guard/guard.h"
+
+#define MAX_REC 4096
+
+static struct gd_action rec[MAX_REC];
+static int nrec;
+static struct mw_config cfg;
+static struct gd_engine eng;
+
+static void record(void *ctx, const struct gd_action *a)
+{
+	assert_true(nrec < MAX_REC);
+	rec[nrec++] = *a;
+}
+
+static int count(enum gd_kind k, const char *reason)
+{
+	int i, n = 0;
+
+	for (i = 0; i < nrec; i++)
+		if (rec[i].kind == k && (!reason || !strcmp(rec[i].reason, reason)))
+			n++;
+	return n;
+}
+
+static int count_target(enum gd_kind k, const char *target_prefix)
+{
+	int i, n = 0;
+
+	for (i = 0; i < nrec; i++)
+		if (rec[i].kind == k &&
+		    !strncmp(rec[i].target, target_prefix, strlen(target_prefix)))
+			n++;
+	return n;
+}
+
+static void start(void)
+{
+	char err[256];
+
+	assert_int_equal(gd_engine_init(&eng, &cfg.guard, record, NULL, err, sizeof(err)), 0);
+	nrec = 0;
+}
+
+static int setup(void **state)
+{
+	mw_config_defaults(&cfg);
+	snprintf(cfg.guard.listeners[0], sizeof(cfg.guard.listeners[0]), "80:http");
+	snprintf(cfg.guard.listeners[1], sizeof(cfg.guard.listeners[1]), "6379:line");
+	cfg.guard.listeners_count = 2;
+	cfg.guard.max_conns = 4096; /* each tick walks the tables: keep the test quick */
+	cfg.guard.max_sources = 4096;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	gd_engine_fini(&eng);
+	return 0;
+}
+
+static void endpoint(struct mw_nf_endpoint *e, const char *text)
+{
+	struct mw_addr a;
+
+	assert_int_equal(mw_addr_parse(&a, text), 0);
+	mw_nf_endpoint_from_addr(e, &a);
+}
+
+static void obs(enum mw_nf_obs kind, uint64_t sock, uint64_t extra, const char *local,
+		const char *peer, uint64_t in, uint64_t out, int64_t now)
+{
+	struct mw_nf_info i = { .obs = (uint16_t)kind,
+				.sockfd = sock,
+				.extra = extra,
+				.bytes_in = in,
+				.bytes_out = out };
+
+	if (local)
+		endpoint(&i.pvm, local);
+	if (peer)
+		endpoint(&i.remote, peer);
+	gd_engine_observe(&eng, &i, now);
+}
+
+#define L80	 1000 /* the listener's socket id */
+#define L80_ADDR "10.231.0.2:80"
+
+static void accept_conn(uint64_t id, const char *peer, int64_t now)
+{
+	obs(MW_NF_OBS_ACCEPT, L80, id, L80_ADDR, peer, 0, 0, now);
+}
+
+static void tick_until(int64_t *now, int64_t until)
+{
+	for (; *now < until; *now += cfg.guard.tick_ms)
+		gd_engine_tick(&eng, *now);
+}
+
+/* Baseline: set once for a configured port (bind or first accept), never for others. */
+static void test_baseline_configured_only(void **state)
+{
+	int64_t now = 1000;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	obs(MW_NF_OBS_BIND, 2000, 2000, "10.231.0.2:8080", NULL, 0, 0, now);
+	obs(MW_NF_OBS_ACCEPT, 3000, 3001, "10.231.0.2:6379", "10.1.0.1:5000", 0, 0, now);
+	obs(MW_NF_OBS_ACCEPT, 2000, 2001, "10.231.0.2:8080", "10.1.0.1:5001", 0, 0, now);
+	tick_until(&now, 5000);
+	assert_int_equal(nrec, 2);
+	assert_int_equal(rec[0].kind, GD_SHIELD_SET);
+	assert_string_equal(rec[0].reason, "baseline");
+	assert_string_equal(rec[0].target, L80_ADDR);
+	assert_int_equal(rec[0].sock, L80);
+	assert_int_equal(rec[0].opts, 1u << MW_SHIELD_FILTER | 1u << MW_SHIELD_DEADLINE_MS |
+					      1u << MW_SHIELD_OUT_BUFFER);
+	assert_int_equal(rec[0].val[MW_SHIELD_FILTER], MW_ACCF_HTTP);
+	assert_int_equal(rec[0].val[MW_SHIELD_DEADLINE_MS], 10000);
+	assert_int_equal(rec[0].val[MW_SHIELD_OUT_BUFFER], 256 * 1024);
+	assert_non_null(strstr(rec[0].evidence, "filter=http,deadline_ms=10000,out_buffer=262144"));
+	assert_int_equal(rec[1].sock, 3000);
+	assert_int_equal(rec[1].val[MW_SHIELD_FILTER], MW_ACCF_LINE);
+	/* baseline = false: nothing at all. */
+	gd_engine_fini(&eng);
+	cfg.guard.baseline = false;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	tick_until(&now, 8000);
+	assert_int_equal(nrec, 0);
+	cfg.guard.baseline = true;
+}
+
+/*
+ * Benign traffic, slow but legitimate: 20 clients sending a 400-byte request over
+ * 4 s, 10 downloads at 50 KiB/s, 10 idle keep-alive connections.  Baseline only.
+ */
+static void test_benign_slow_clients(void **state)
+{
+	int64_t now = 1000, t;
+	uint64_t id;
+	char peer[64];
+	int c;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 10; c++) { /* keep-alive: one exchange, then idle */
+		snprintf(peer, sizeof(peer), "10.2.0.%d:4000", c + 1);
+		accept_conn(500 + (uint64_t)c, peer, now);
+		obs(MW_NF_OBS_RECV, 500 + (uint64_t)c, 0, L80_ADDR, peer, 300, 0, now + 10);
+		obs(MW_NF_OBS_SEND, 500 + (uint64_t)c, 0, L80_ADDR, peer, 300, 2000, now + 20);
+	}
+	for (t = 0; t < 20000; t += 200) {
+		for (c = 0; c < 20; c++) { /* 400 bytes over 4 s, then the answer, 5 rounds */
+			id = 10000 + (uint64_t)(t / 4000) * 100 + (uint64_t)c;
+			snprintf(peer, sizeof(peer), "10.3.0.%d:%d", c + 1, 5000 + (int)(t / 4000));
+			if (t % 4000 == 0)
+				accept_conn(id, peer, now);
+			obs(MW_NF_OBS_RECV, id, 0, L80_ADDR, peer, (uint64_t)(t % 4000 + 200) / 10,
+			    0, now);
+			if (t % 4000 == 3800) {
+				obs(MW_NF_OBS_SEND, id, 0, L80_ADDR, peer, 400, 1000, now);
+				obs(MW_NF_OBS_CLOSE, id, 0, L80_ADDR, peer, 400, 1000, now);
+			}
+		}
+		for (c = 0; c < 10; c++) { /* 50 KiB/s downloads */
+			snprintf(peer, sizeof(peer), "10.4.0.%d:6000", c + 1);
+			if (!t)
+				accept_conn(700 + (uint64_t)c, peer, now);
+			obs(MW_NF_OBS_SEND, 700 + (uint64_t)c, 0, L80_ADDR, peer, 100,
+			    (uint64_t)(t + 200) * 50 * 1024 / 1000, now);
+		}
+		if (t % cfg.guard.tick_ms == 0)
+			gd_engine_tick(&eng, now);
+		now += 200;
+	}
+	assert_int_equal(count(GD_SHIELD_SET, "baseline"), 1);
+	assert_int_equal(nrec, 1);
+	assert_int_equal(eng.listeners[0].pressure, false);
+}
+
+/* @n connections from @nsrc addresses in 10.9.<net>.x, each trickling 5 bytes every 10 s. */
+static void slow_headers(int net, int nsrc, int n, uint64_t base, int64_t *now, int64_t until)
+{
+	char peer[64];
+	int c;
+	int64_t t0 = *now;
+
+	for (c = 0; c < n; c++) {
+		snprintf(peer, sizeof(peer), "10.9.%d.%d:%d", net, c % nsrc + 1, 10000 + c);
+		accept_conn(base + (uint64_t)c, peer, *now);
+	}
+	for (; *now < until; *now += cfg.guard.tick_ms) {
+		if ((*now - t0) % 10000 == 0)
+			for (c = 0; c < n; c++)
+				obs(MW_NF_OBS_RECV, base + (uint64_t)c, 0, L80_ADDR, NULL,
+				    5 * (uint64_t)((*now - t0) / 10000 + 1), 0, *now);
+		gd_engine_tick(&eng, *now);
+	}
+}
+
+/* Slow headers above the thresholds: pressure levers, closes, blocks of the sources. */
+static void test_slow_headers_close_and_block(void **state)
+{
+	int64_t now = 1000;
+	int i;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	slow_headers(0, 10, 100, 100000, &now, now + 6000);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+	assert_int_equal(count(GD_CLOSE, "slow"), 100);
+	assert_int_equal(count(GD_BLOCK, "slow_source"), 10);
+	for (i = 0; i < nrec; i++) {
+		if (rec[i].kind == GD_SHIELD_SET && !strcmp(rec[i].reason, "pressure")) {
+			assert_int_equal(rec[i].val[MW_SHIELD_MIN_IN_RATE], 50);
+			assert_int_equal(rec[i].val[MW_SHIELD_SRC_MAX_CONNS], 64);
+			assert_non_null(strstr(rec[i].evidence, "held=100,slow=100"));
+		}
+		if (rec[i].kind == GD_CLOSE)
+			assert_non_null(strstr(rec[i].evidence, "bytes_in=5,bytes_out=0"));
+	}
+	/* A close not followed by the close observation is retried, not repeated each tick. */
+	nrec = 0;
+	tick_until(&now, now + 1000);
+	assert_int_equal(count(GD_CLOSE, NULL), 0);
+	/* The closes land: calm after calm_ms clears the levers, the baseline stays. */
+	for (i = 0; i < 100; i++)
+		obs(MW_NF_OBS_CLOSE, 100000 + (uint64_t)i, 0, L80_ADDR, NULL, 5, 0, now);
+	tick_until(&now, now + cfg.guard.calm_ms + 1000);
+	assert_int_equal(count(GD_SHIELD_CLEAR, "calm"), 1);
+	assert_int_equal(count(GD_SHIELD_CLEAR, NULL), 1);
+	for (i = 0; i < nrec; i++)
+		if (rec[i].kind == GD_SHIELD_CLEAR) {
+			assert_int_equal(rec[i].val[MW_SHIELD_MIN_IN_RATE], 0);
+			assert_false(rec[i].opts & (1u << MW_SHIELD_FILTER));
+		}
+	/* Blocks are lifted after block_expiry_s. */
+	tick_until(&now, now + (int64_t)cfg.guard.block_expiry_s * 1000);
+	assert_int_equal(count(GD_UNBLOCK, "expiry"), 10);
+	assert_int_equal(eng.blocks.n, 0);
+}
+
+/* Slow read: the app wrote 64 KiB at once, the client takes nothing more. */
+static void test_slow_read_closes(void **state)
+{
+	int64_t now = 1000;
+	char peer[64];
+	int c;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) {
+		snprintf(peer, sizeof(peer), "10.8.%d.1:7000", c);
+		accept_conn(200 + (uint64_t)c, peer, now);
+		obs(MW_NF_OBS_RECV, 200 + (uint64_t)c, 0, L80_ADDR, peer, 120, 0, now);
+		obs(MW_NF_OBS_SEND, 200 + (uint64_t)c, 0, L80_ADDR, peer, 120, 65536, now + 5);
+	}
+	tick_until(&now, now + cfg.guard.idle_ms - 500);
+	assert_int_equal(count(GD_CLOSE, NULL), 0); /* still within idle_ms */
+	tick_until(&now, now + 1500);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+	assert_int_equal(count(GD_CLOSE, "slow"), 40);
+	assert_int_equal(count(GD_BLOCK, NULL), 0); /* one connection each: below block_slow */
+}
+
+/* Report mode: the same decisions, each connection's close reported once, not every 5 s. */
+static void test_report_mode_once(void **state)
+{
+	int64_t now = 1000;
+
+	snprintf(cfg.guard.mode, sizeof(cfg.guard.mode), "report");
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	slow_headers(0, 40, 40, 100000, &now, now + 20000);
+	assert_int_equal(count(GD_CLOSE, "slow"), 40);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+	snprintf(cfg.guard.mode, sizeof(cfg.guard.mode), "enforce");
+}
+
+/* guard.allow: pressure levers yes, but no close nor block of an allowed address. */
+static void test_allow_list(void **state)
+{
+	int64_t now = 1000;
+
+	snprintf(cfg.guard.allow[0], sizeof(cfg.guard.allow[0]), "10.9.0.0/16");
+	cfg.guard.allow_count = 1;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	slow_headers(0, 10, 50, 100000, &now, now + 3000);
+	slow_headers(1, 10, 0, 200000, &now, now + 1); /* nothing more */
+	tick_until(&now, now + 4000);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+	assert_int_equal(count(GD_CLOSE, NULL), 0);
+	assert_int_equal(count(GD_BLOCK, NULL), 0);
+	cfg.guard.allow_count = 0;
+}
+
+/*
+ * NAT: attackers and benign clients share 192.168.7.7.  Its slow connections are
+ * closed, but the address is not blocked: its other connections end well.
+ */
+static void test_nat_not_blocked(void **state)
+{
+	int64_t now = 1000, t;
+	uint64_t id = 90000;
+	char peer[64];
+	int c;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) {
+		snprintf(peer, sizeof(peer), "192.168.7.7:%d", 20000 + c);
+		accept_conn(300 + (uint64_t)c, peer, now);
+		obs(MW_NF_OBS_RECV, 300 + (uint64_t)c, 0, L80_ADDR, peer, 3, 0, now);
+	}
+	for (t = 0; t < 8000; t += 100) {
+		if (t % 200 == 0) { /* a benign fetch every 0.2 s, done in 100 ms */
+			snprintf(peer, sizeof(peer), "192.168.7.7:%d", 30000 + (int)(t / 200));
+			accept_conn(id, peer, now);
+			obs(MW_NF_OBS_RECV, id, 0, L80_ADDR, peer, 80, 0, now);
+		} else {
+			obs(MW_NF_OBS_SEND, id, 0, L80_ADDR, peer, 80, 900, now);
+			obs(MW_NF_OBS_CLOSE, id, 0, L80_ADDR, peer, 80, 900, now);
+			id++;
+		}
+		if (t % cfg.guard.tick_ms == 0)
+			gd_engine_tick(&eng, now);
+		now += 100;
+	}
+	assert_int_equal(count(GD_CLOSE, "slow"), 40);
+	assert_int_equal(count(GD_BLOCK, NULL), 0);
+	/* The same attack from an address with no good connection is blocked. */
+	for (c = 0; c < 40; c++) {
+		snprintf(peer, sizeof(peer), "192.168.8.8:%d", 20000 + c);
+		accept_conn(400 + (uint64_t)c, peer, now);
+	}
+	tick_until(&now, now + 4000);
+	assert_int_equal(count_target(GD_BLOCK, "192.168.8.8"), 1);
+}
+
+/* Full tables: observations beyond them are dropped and counted, nothing breaks. */
+static void test_tables_full(void **state)
+{
+	int64_t now = 1000;
+	char peer[64];
+	int c;
+
+	cfg.guard.max_conns = 64;
+	cfg.guard.max_sources = 16;
+	start();
+	for (c = 0; c < 100; c++) {
+		snprintf(peer, sizeof(peer), "10.7.%d.%d:9000", c / 200, c % 200 + 1);
+		accept_conn(5000 + (uint64_t)c, peer, now);
+	}
+	for (c = 0; c < 70; c++)
+		obs(MW_NF_OBS_ACCEPT, 6000 + (uint64_t)c, 6001 + (uint64_t)c, "10.231.0.2:1000",
+		    "10.6.0.1:1", 0, 0, now); /* 70 listeners */
+	assert_int_equal(eng.conns.n, 64);
+	assert_int_equal(eng.conns.drops, 36 + 70);
+	assert_int_equal(eng.sources.n, 16);
+	assert_int_equal(eng.sources.drops, 64 - 16);
+	assert_int_equal(eng.nlisteners, GD_LISTENERS_MAX);
+	assert_int_equal(eng.st.listener_drops, 70 + 1 - GD_LISTENERS_MAX);
+	tick_until(&now, now + 10000);
+	for (c = 0; c < 100; c++)
+		obs(MW_NF_OBS_CLOSE, 5000 + (uint64_t)c, 0, L80_ADDR, NULL, 0, 0, now);
+	assert_int_equal(eng.conns.n, 0);
+}
+
+/* The table: inserts, removals that shift clusters, lookups after them. */
+static void test_table_remove_keeps_lookups(void **state)
+{
+	struct gd_tab t;
+	uint64_t k;
+	uint64_t *e;
+
+	assert_int_equal(gd_tab_init(&t, 1000, sizeof(uint64_t) * 2, sizeof(uint64_t)), 0);
+	for (k = 1; k <= 1000; k++)
+		assert_non_null(gd_tab_insert(&t, &k));
+	k = 1001;
+	assert_null(gd_tab_insert(&t, &k));
+	assert_int_equal(t.drops, 1);
+	for (k = 1; k <= 1000; k += 2)
+		gd_tab_remove(&t, gd_tab_find(&t, &k));
+	for (k = 1; k <= 1000; k++) {
+		e = gd_tab_find(&t, &k);
+		if (k % 2)
+			assert_null(e);
+		else
+			assert_true(e && *e == k);
+	}
+	assert_int_equal(t.n, 500);
+	gd_tab_free(&t);
+}
+
+/* The action sink: numbers from 1, report mode sends nothing, no link = not sent. */
+static void test_action_sink(void **state)
+{
+	struct gd_action a = { .kind = GD_CLOSE, .reason = "slow", .sock = 7 };
+	struct gd_act act;
+
+	snprintf(a.target, sizeof(a.target), "10.1.1.1:5");
+	assert_int_equal(gd_act_init(&act, 2), 0);
+	act.report = true;
+	gd_act_emit(&act, &a);
+	assert_string_equal(gd_act_record(&act, 0)->result, "report");
+	act.report = false;
+	gd_act_emit(&act, &a);
+	gd_act_emit(&act, &a);
+	assert_int_equal(act.seq, 3);
+	assert_int_equal(act.len, 2);
+	assert_int_equal(gd_act_record(&act, 0)->n, 2);
+	assert_string_equal(gd_act_record(&act, 1)->result, "not_sent:no_netflow");
+	assert_null(gd_act_record(&act, 2));
+	gd_act_fini(&act);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_baseline_configured_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_benign_slow_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_headers_close_and_block, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_read_closes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_report_mode_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_allow_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nat_not_blocked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tables_full, setup, teardown),
+		cmocka_unit_test(test_table_remove_keeps_lookups),
+		cmocka_unit_test(test_action_sink),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
