@@ -186,11 +186,29 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(balancer, autoscale_up_conns, 100, 1, 16 * MIB, CHK_NONE),
 	KEY_INT(balancer, autoscale_down_conns, 10, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(balancer, autoscale_cooldown_ms, 10000, 100, 3600000, CHK_NONE),
+
+	KEY_STRLIST(flowd, interfaces, CHK_IFNAME),
+	KEY_STRLIST(flowd, pcap_files, CHK_PATH),
+	KEY_STR(flowd, filter, "", CHK_NONE, NULL),
+	KEY_STRLIST(flowd, inside, CHK_CIDR),
+	KEY_INT(flowd, max_addresses, 16384, 16, 16 * MIB, CHK_NONE),
+	KEY_INT(flowd, max_streams, 32768, 16, 16 * MIB, CHK_NONE),
+	KEY_INT(flowd, max_ports, 4096, 16, 131072, CHK_NONE),
+	KEY_INT(flowd, stream_idle_s, 30, 1, 86400, CHK_NONE),
+	KEY_INT(flowd, address_idle_s, 60, 1, 86400, CHK_NONE),
+	KEY_INT(flowd, report_interval_s, 60, 1, 86400, CHK_NONE),
+	KEY_INT(flowd, top_n, 20, 1, 1000, CHK_NONE),
+	KEY_INT(flowd, sketch_counters, 256, 1, 65536, CHK_NONE),
+	KEY_INT(flowd, fanout_threshold, 64, 1, 16 * MIB, CHK_NONE),
+	KEY_INT(flowd, scan_threshold, 64, 1, 16 * MIB, CHK_NONE),
+	KEY_STR(flowd, report_file, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_INT(flowd, ring_block_size, 1 * MIB, 64 * KIB, 64 * MIB, CHK_POW2),
+	KEY_INT(flowd, ring_blocks, 16, 2, 1024, CHK_NONE),
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
 
-static const char *const cfg_sections[] = { "common", "pvm", "ins", "balancer", NULL };
+static const char *const cfg_sections[] = { "common", "pvm", "ins", "balancer", "flowd", NULL };
 
 /* Everything one load needs to report a problem. */
 struct cfg_ctx {
