@@ -648,7 +648,7 @@ int mw_config_load(struct mw_config *cfg, const char *path, struct mw_config_err
 				break;
 		if (!*known) {
 			cfg_error_at(&c, sec, name, NULL,
-				     "unknown section (expected common, pvm, ins or balancer)");
+				     "unknown section (expected common, pvm, ins, balancer or flowd)");
 			continue;
 		}
 		if (config_setting_type(sec) != CONFIG_TYPE_GROUP) {

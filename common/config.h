@@ -130,7 +130,7 @@ struct mw_flowd_config {
 	int top_n;                          /* rows per top-N list: 20 */
 	int sketch_counters;                /* Space-Saving counters per list: 256 */
 	int fanout_threshold;               /* distinct peers per interval for a fan-out: 64 */
-	int scan_threshold;                 /* distinct (peer, port) per interval for a scan: 64 */
+	int scan_threshold;                 /* distinct destination ports per interval for a scan: 64 */
 	char report_file[MW_PATH_MAX];      /* JSON lines appended here, "" = stdout: "" */
 	int ring_block_size;                /* TPACKET_V3 block bytes, power of two: 1 MiB */
 	int ring_blocks;                    /* blocks per live sensor: 16 */

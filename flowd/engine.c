@@ -21,7 +21,8 @@
  * SYN+ACK) when the stream starts with one, otherwise the side with the higher
  * port (the ephemeral one).  Connection attempts (a SYN without ACK, or a new
  * UDP stream) feed the initiator's distinct-peer and distinct-port
- * HyperLogLogs, which the anomaly report reads.
+ * HyperLogLogs (destination addresses; destination ports), which the
+ * anomaly report reads: many peers is a fan-out, many ports a port scan.
  */
 
 #define CLOSED_LINGER_S 5 /* a closed stream stays for late ACKs before collection */
@@ -181,15 +182,11 @@ static void stream_count_addr(struct fl_engine *e, struct fl_stream *s, int side
 
 static void engine_attempt(struct fl_engine *e, struct fl_addr *client, const struct fl_pkt *p)
 {
-	uint8_t peer_port[18];
-
 	if (!client)
 		return;
-	memcpy(peer_port, p->dst, 16);
-	memcpy(peer_port + 16, &p->dport, 2);
 	client->attempts++;
 	fl_hll_add(&client->peers, fl_hash(0, p->dst, 16));
-	fl_hll_add(&client->ports, fl_hash(0, peer_port, sizeof(peer_port)));
+	fl_hll_add(&client->ports, fl_hash(0, &p->dport, sizeof(p->dport)));
 }
 
 static struct fl_stream *engine_stream(struct fl_engine *e, const struct fl_pkt *p,

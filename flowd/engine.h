@@ -35,7 +35,7 @@ enum fl_class {
  * @attempts: interval: connections it initiated
  * @rejected: interval: of them, answered by a RST before any SYN
  * @peers:    interval: distinct addresses it initiated to
- * @ports:    interval: distinct (address, port) it initiated to
+ * @ports:    interval: distinct destination ports it initiated to
  */
 struct fl_addr {
 	uint8_t addr[16];

@@ -16,6 +16,17 @@
  * every entry is in use an insert is refused and counted in @drops.
  */
 
+/* splitmix64's finaliser: every input bit reaches every output bit. */
+static uint64_t ftab_mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
 /**
  * fl_hash() - seeded hash of @len bytes
  * @seed: per table, random
@@ -34,15 +45,11 @@ uint64_t fl_hash(uint64_t seed, const void *key, size_t len)
 		size_t n = len < 8 ? len : 8;
 
 		memcpy(&w, b, n);
-		h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-		h ^= h >> 31;
+		h = (h ^ ftab_mix(w + 0x9e3779b97f4a7c15ULL)) * 0xbf58476d1ce4e5b9ULL;
 		b += n;
 		len -= n;
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
+	return ftab_mix(h);
 }
 
 /**

@@ -159,8 +159,11 @@ static void report_anomalies(struct fl_engine *e)
 			continue;
 		/* Distinct counts cannot exceed the attempts: skip the estimate below both. */
 		if (a->attempts >= fan || a->attempts >= scan) {
+			/* An estimate above the attempts is the sketch's error. */
 			peers = fl_hll_estimate(&a->peers);
 			ports = fl_hll_estimate(&a->ports);
+			peers = peers < a->attempts ? peers : a->attempts;
+			ports = ports < a->attempts ? ports : a->attempts;
 			fl_report_addr_text(a->addr, text, sizeof(text));
 			if (peers >= fan) {
 				fprintf(e->out,
