@@ -202,6 +202,7 @@ int main(int argc, char **argv)
 	}
 	if (flowd_open_live(&f))
 		goto out;
+	mw_notice("watching %d interface(s), filter \"%s\"", f.nsensors, d.cfg.flowd.filter);
 	mw_daemon_ready(&d, "watching %d interface(s)", f.nsensors);
 	ev_run(d.loop, 0);
 	mw_daemon_stopping(&d);
