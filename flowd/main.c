@@ -197,6 +197,7 @@ int main(int argc, char **argv)
 	if (flowd_read_files(&f) && !d.cfg.flowd.interfaces_count)
 		goto out;
 	if (!d.cfg.flowd.interfaces_count) {
+		mw_daemon_ready(&d, "read %d pcap file(s)", d.cfg.flowd.pcap_files_count);
 		status = EXIT_SUCCESS;
 		goto out;
 	}
