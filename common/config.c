@@ -204,6 +204,9 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_STR(flowd, report_file, "", CHK_PATH_OR_EMPTY, NULL),
 	KEY_INT(flowd, ring_block_size, 1 * MIB, 64 * KIB, 64 * MIB, CHK_POW2),
 	KEY_INT(flowd, ring_blocks, 16, 2, 1024, CHK_NONE),
+	KEY_STR(flowd, mapi_socket, "/run/mwcomms/flowd.sock", CHK_PATH_OR_EMPTY, NULL),
+	KEY_STR(flowd, mapi_group, "", CHK_NONE, NULL),
+	KEY_INT(flowd, mapi_max_flows, 64, 1, 1024, CHK_NONE),
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))

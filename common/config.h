@@ -134,6 +134,9 @@ struct mw_flowd_config {
 	char report_file[MW_PATH_MAX];      /* JSON lines appended here, "" = stdout: "" */
 	int ring_block_size;                /* TPACKET_V3 block bytes, power of two: 1 MiB */
 	int ring_blocks;                    /* blocks per live sensor: 16 */
+	char mapi_socket[MW_PATH_MAX];      /* libmwmapi clients: "/run/mwcomms/flowd.sock"; "" = none */
+	char mapi_group[MW_NAME_MAX];       /* its members may create flows: "" = root only */
+	int mapi_max_flows;                 /* flows at once: 64 */
 };
 
 struct mw_config {

@@ -120,6 +120,8 @@ struct fl_counter {
  * @frames:   frames seen, since start
  * @not_ip, @malformed: frames not decoded, since start
  * @sensor_drops: frames the sensors lost (kernel ring full), set by the sensor
+ * @tap:      called with every live frame before accounting (the MAPI flows), or NULL
+ * @tap_ctx:  its first argument
  */
 struct fl_engine {
 	const struct mw_flowd_config *cfg;
@@ -136,6 +138,9 @@ struct fl_engine {
 	struct fl_counter interval;
 	uint64_t frames, not_ip, malformed;
 	uint64_t sensor_drops;
+	void (*tap)(void *ctx, int sensor, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+		    uint32_t wirelen);
+	void *tap_ctx;
 };
 
 /* engine.c */

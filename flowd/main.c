@@ -7,6 +7,7 @@
 
 #include "common/daemon.h"
 #include "common/log.h"
+#include "flowd/mapi_flow.h"
 #include "flowd/sensor.h"
 
 /*
@@ -30,6 +31,8 @@ struct flowd {
 	ev_io sensor_io[MW_FLOWD_SENSORS_MAX];
 	int nsensors;
 	ev_timer clock;
+	struct fl_mapi mapi;
+	bool mapi_open;
 };
 
 static int flowd_opt_read(struct mw_config *cfg, const char *arg)
@@ -126,6 +129,8 @@ static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		drops += f->sensors[i].drops;
 	}
 	f->live.sensor_drops = drops;
+	if (f->mapi_open)
+		fl_mapi_sync(&f->mapi);
 	clock_gettime(CLOCK_REALTIME, &now);
 	us = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000 - CLOCK_LAG_US;
 	fl_engine_tick(&f->live, us / 1000000);
@@ -140,6 +145,35 @@ static void flowd_reload(struct mw_daemon *d)
 		mw_err("reopen %s: %s", d->cfg.flowd.report_file, strerror(-ret));
 	else
 		mw_notice("report file reopened");
+}
+
+static void flowd_tap(void *ctx, int sensor, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+		      uint32_t wirelen)
+{
+	struct flowd *f = ctx;
+
+	fl_mapi_packet(&f->mapi, sensor, ts_us, frame, caplen, wirelen);
+}
+
+static int flowd_open_mapi(struct flowd *f)
+{
+	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
+	char err[256] = "";
+	int ret;
+
+	if (!cfg->mapi_socket[0])
+		return 0;
+	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group,
+			   cfg->mapi_max_flows, cfg->interfaces, cfg->interfaces_count, err,
+			   sizeof(err));
+	if (ret) {
+		mw_err("%s", err);
+		return ret;
+	}
+	f->mapi_open = true;
+	f->live.tap = flowd_tap;
+	f->live.tap_ctx = f;
+	return 0;
 }
 
 static int flowd_open_live(struct flowd *f)
@@ -161,6 +195,7 @@ static int flowd_open_live(struct flowd *f)
 			mw_err("sensor %s: %s", cfg->interfaces[i], err);
 			return ret;
 		}
+		f->sensors[i].index = i;
 		f->nsensors++;
 		ev_io_init(&f->sensor_io[i], flowd_io_cb, f->sensors[i].fd, EV_READ);
 		f->sensor_io[i].data = f;
@@ -201,9 +236,10 @@ int main(int argc, char **argv)
 		status = EXIT_SUCCESS;
 		goto out;
 	}
-	if (flowd_open_live(&f))
+	if (flowd_open_live(&f) || flowd_open_mapi(&f))
 		goto out;
-	mw_notice("watching %d interface(s), filter \"%s\"", f.nsensors, d.cfg.flowd.filter);
+	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s", f.nsensors,
+		  d.cfg.flowd.filter, f.mapi_open ? d.cfg.flowd.mapi_socket : "(none)");
 	mw_daemon_ready(&d, "watching %d interface(s)", f.nsensors);
 	ev_run(d.loop, 0);
 	mw_daemon_stopping(&d);
@@ -217,6 +253,8 @@ out:
 	}
 	if (f.nsensors)
 		ev_timer_stop(d.loop, &f.clock);
+	if (f.mapi_open)
+		fl_mapi_close(&f.mapi);
 	fl_engine_fini(&f.live);
 	if (f.out && f.out != stdout)
 		fclose(f.out);

@@ -19,6 +19,7 @@ void fl_bpf_free(void *prog);
  * @fd:         AF_PACKET socket, bound to the interface
  * @ring:       the mapped ring, @block_size * @blocks bytes
  * @cur:        next block to look at
+ * @index:      its place in flowd.interfaces (the MAPI scope bit)
  * @ifname:     the interface
  * @drops:      frames the kernel dropped (ring full), since open
  * @packets:    frames the kernel delivered, since open
@@ -29,6 +30,7 @@ struct fl_live {
 	size_t block_size;
 	unsigned int blocks;
 	unsigned int cur;
+	int index;
 	char ifname[16];
 	uint64_t drops;
 	uint64_t packets;

@@ -132,7 +132,7 @@ fail:
 	return ret;
 }
 
-static void live_block(struct tpacket_block_desc *bd, struct fl_engine *e)
+static void live_block(const struct fl_live *l, struct tpacket_block_desc *bd, struct fl_engine *e)
 {
 	struct tpacket3_hdr *h =
 		(struct tpacket3_hdr *)((uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt);
@@ -140,8 +140,11 @@ static void live_block(struct tpacket_block_desc *bd, struct fl_engine *e)
 
 	for (i = 0; i < bd->hdr.bh1.num_pkts; i++) {
 		uint64_t ts = (uint64_t)h->tp_sec * 1000000 + h->tp_nsec / 1000;
+		const uint8_t *frame = (uint8_t *)h + h->tp_mac;
 
-		fl_engine_packet(e, ts, (uint8_t *)h + h->tp_mac, h->tp_snaplen, h->tp_len);
+		if (e->tap)
+			e->tap(e->tap_ctx, l->index, ts, frame, h->tp_snaplen, h->tp_len);
+		fl_engine_packet(e, ts, frame, h->tp_snaplen, h->tp_len);
 		h = (struct tpacket3_hdr *)((uint8_t *)h + h->tp_next_offset);
 	}
 }
@@ -164,7 +167,7 @@ unsigned int fl_live_poll(struct fl_live *l, struct fl_engine *e)
 		if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) &
 		      TP_STATUS_USER))
 			break;
-		live_block(bd, e);
+		live_block(l, bd, e);
 		__atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
 		l->cur = (l->cur + 1) % l->blocks;
 	}

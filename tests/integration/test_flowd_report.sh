@@ -21,58 +21,15 @@ source "$(dirname "$0")/lib.sh"
 
 mw_require_root
 mw_require_cmd tcpdump curl nc ip timeout
-PY=/usr/bin/python3
-[ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
-FLOWD=$MW_BUILD_DIR/flowd/mw-flowd
-[ -x "$FLOWD" ] || mw_fail "mw-flowd is not built ($FLOWD missing)"
+source "$(dirname "$0")/flowd_lib.sh"
 ORACLE=$(dirname "$0")/flowd_oracle.py
-CLI_IP=10.241.0.1
-SRV_IP=10.241.0.2
-
-mw_netns_add cli
-mw_netns_add srv
-NS_CLI=$(mw_netns cli)
-NS_SRV=$(mw_netns srv)
-mw_veth_add fc fs srv
-VC=$(mw_veth fc)
-VS=$(mw_veth fs)
-ip link set "$VC" netns "$NS_CLI"
-for ns in "$NS_CLI" "$NS_SRV"; do
-	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-done
-ip -n "$NS_CLI" addr add "$CLI_IP/24" dev "$VC"
-ip -n "$NS_CLI" link set "$VC" up
-ip -n "$NS_CLI" route add 10.241.1.0/24 dev "$VC"
-ip -n "$NS_SRV" addr add "$SRV_IP/24" dev "$VS"
-for i in $(seq 1 80); do echo "addr add 10.241.1.$i/32 dev $VS"; done | ip -n "$NS_SRV" -batch -
-ip -n "$NS_SRV" link set "$VS" up
-
-mkdir -p "$MW_TMP/www"
-head -c 1048576 /dev/urandom >"$MW_TMP/www/blob"
-mw_spawn httpd ip netns exec "$NS_SRV" "$PY" -m http.server 80 --bind "$SRV_IP" --directory "$MW_TMP/www"
-mw_wait_for "ip netns exec $NS_CLI curl -sf -o /dev/null http://$SRV_IP/blob" || mw_fail "http server not up"
+flowd_topology
 
 # flowd_conf FILE REPORT FILTER: a config for a live mw-flowd on the client's veth.
 flowd_conf() {
 	mw_write_config "$1" "flowd: { interfaces = [ \"$VC\" ]; inside = [ \"$SRV_IP/32\" ];
-	filter = \"$3\"; report_file = \"$2\"; report_interval_s = 3600; };"
+	filter = \"$3\"; report_file = \"$2\"; report_interval_s = 3600; mapi_socket = \"\"; };"
 }
-# packet_sockets: AF_PACKET sockets open in the client namespace (header line excluded)
-packet_sockets() { ip netns exec "$NS_CLI" tail -n +2 /proc/net/packet | wc -l; }
-
-# traffic: the downloads, the scan, the fan-out; waits until all of it is done
-traffic() {
-	local i
-	for i in 1 2 3 4 5; do
-		ip netns exec "$NS_CLI" curl -sf -o /dev/null "http://$SRV_IP/blob" || mw_fail "download $i failed"
-	done
-	ip netns exec "$NS_CLI" nc -z -w 1 "$SRV_IP" 1000-1100 >/dev/null 2>&1 || true
-	for i in $(seq 1 80); do
-		ip netns exec "$NS_CLI" nc -z -w 1 "10.241.1.$i" 9 >/dev/null 2>&1 || true
-	done
-	sleep 1 # the last RSTs and FIN-ACKs
-}
-
 # check REPORT PCAP WHAT: the report's sums against tcpdump's counts on PCAP
 check() {
 	local report=$1 pcap=$2 what=$3 out ip web scan fan src_bytes
@@ -110,7 +67,7 @@ mw_wait_for "[ \$(packet_sockets) -ge 1 ]" || mw_fail "tcpdump did not start"
 mw_spawn flowd ip netns exec "$NS_CLI" "$FLOWD" -c "$MW_TMP/live.conf"
 mw_wait_for "[ \$(packet_sockets) -ge 2 ]" || mw_fail "mw-flowd opened no packet socket"
 mw_wait_for "grep -q 'watching 1 interface' '$(mw_logfile flowd)'" || mw_fail "mw-flowd not ready"
-traffic
+flowd_traffic
 mw_stop tcpdump
 mw_stop flowd
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-flowd exited with $MW_EXIT_STATUS on TERM"
