@@ -4,23 +4,23 @@
 
 #include "flowd/decode.h"
 
-#define ETH_HLEN_ 14
+#define ETH_HLEN_      14
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_IPV6 0x86dd
 #define ETHERTYPE_VLAN 0x8100
 #define ETHERTYPE_QINQ 0x88a8
-#define VLAN_TAG_LEN 4
-#define IPV4_MIN_HLEN 20
-#define IPV6_HLEN 40
-#define IPV6_EXT_MAX 8 /* extension headers followed before giving up */
-#define TCP_MIN_HLEN 20
-#define UDP_HLEN 8
-#define PROTO_TCP 6
-#define PROTO_UDP 17
-#define PROTO_HOPOPTS 0
-#define PROTO_ROUTING 43
+#define VLAN_TAG_LEN   4
+#define IPV4_MIN_HLEN  20
+#define IPV6_HLEN      40
+#define IPV6_EXT_MAX   8 /* extension headers followed before giving up */
+#define TCP_MIN_HLEN   20
+#define UDP_HLEN       8
+#define PROTO_TCP      6
+#define PROTO_UDP      17
+#define PROTO_HOPOPTS  0
+#define PROTO_ROUTING  43
 #define PROTO_FRAGMENT 44
-#define PROTO_DSTOPTS 60
+#define PROTO_DSTOPTS  60
 
 static uint16_t be16(const uint8_t *b)
 {

@@ -26,9 +26,9 @@
  */
 
 #define CLOSED_LINGER_S 5 /* a closed stream stays for late ACKs before collection */
-#define US_PER_S 1000000ULL
-#define PROTO_TCP 6
-#define PROTO_UDP 17
+#define US_PER_S	1000000ULL
+#define PROTO_TCP	6
+#define PROTO_UDP	17
 
 _Static_assert(sizeof(struct fl_conv_key) <= FL_TOPN_KEY_MAX, "conversation key fits the sketch");
 _Static_assert(sizeof(struct fl_stream_key) == 40, "stream key has no hidden padding");
@@ -189,8 +189,8 @@ static void engine_attempt(struct fl_engine *e, struct fl_addr *client, const st
 	fl_hll_add(&client->ports, fl_hash(0, &p->dport, sizeof(p->dport)));
 }
 
-static struct fl_stream *engine_stream(struct fl_engine *e, const struct fl_pkt *p,
-				       uint64_t ts_us, bool *from_client, struct fl_addr *src)
+static struct fl_stream *engine_stream(struct fl_engine *e, const struct fl_pkt *p, uint64_t ts_us,
+				       bool *from_client, struct fl_addr *src)
 {
 	struct fl_stream_key k;
 	struct fl_stream *s;
@@ -230,7 +230,8 @@ static void stream_flags(struct fl_engine *e, struct fl_stream *s, bool from_cli
 		s->closed = true;
 		if (!from_client && !(s->flags[1] & FL_TCP_SYN) && (s->flags[0] & FL_TCP_SYN) &&
 		    !s->rejected) {
-			struct fl_addr *c = fl_ftab_find(&e->addrs, s->client ? s->key.b : s->key.a);
+			struct fl_addr *c =
+				fl_ftab_find(&e->addrs, s->client ? s->key.b : s->key.a);
 
 			s->rejected = true;
 			if (c)

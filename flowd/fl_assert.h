@@ -6,13 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define FL_ASSERT(cond)                                                                    \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
+#define FL_ASSERT(cond)                                                                      \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
 			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                                    \
-			abort();                                                           \
-		}                                                                          \
+				#cond);                                                      \
+			abort();                                                             \
+		}                                                                            \
 	} while (0)
 
 #endif /* MW_FLOWD_ASSERT_H */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mapi_flow.c - the MAPI function library run in mw-flowd: filter, counters, top, threshold, dist */
+/* mapi_flow.c - the MAPI function library run in mw-flowd: filter, counters, top, threshold, dist
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -82,7 +83,8 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 		    (f->fns[ref].id != MW_MAPI_PKT_COUNTER &&
 		     f->fns[ref].id != MW_MAPI_BYTE_COUNTER) ||
 		    req->iarg[1] < 0) {
-			snprintf(err, errlen, "THRESHOLD: fid of a counter applied before, bound >= 0");
+			snprintf(err, errlen,
+				 "THRESHOLD: fid of a counter applied before, bound >= 0");
 			return -EINVAL;
 		}
 		fn->ref = (int)ref;

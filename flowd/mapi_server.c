@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mapi_server.c - mw-flowd's MAPI control socket: admission by SO_PEERCRED, one flow per connection */
+/* mapi_server.c - mw-flowd's MAPI control socket: admission by SO_PEERCRED, one flow per connection
+ */
 #include <errno.h>
 #include <grp.h>
 #include <stdio.h>
@@ -235,7 +236,7 @@ int fl_mapi_open(struct fl_mapi *m, struct ev_loop *loop, const char *path, cons
 		}
 		m->group_gid = (long)g->gr_gid;
 	}
-	m->flows = calloc((size_t)max_flows, sizeof(*m->flows));
+	m->flows = calloc((size_t)max_flows, sizeof(struct fl_mapi_flow *));
 	if (!m->flows)
 		return -ENOMEM;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);

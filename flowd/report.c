@@ -8,8 +8,8 @@
 #include "flowd/engine.h"
 
 static const char *const class_names[FL_CLS_N] = {
-	[FL_CLS_IN] = "in",		[FL_CLS_OUT] = "out",		[FL_CLS_INWEB] = "inweb",
-	[FL_CLS_OUTWEB] = "outweb",	[FL_CLS_INTERNAL] = "internal", [FL_CLS_OTHER] = "other",
+	[FL_CLS_IN] = "in",	    [FL_CLS_OUT] = "out",	    [FL_CLS_INWEB] = "inweb",
+	[FL_CLS_OUTWEB] = "outweb", [FL_CLS_INTERNAL] = "internal", [FL_CLS_OTHER] = "other",
 };
 
 /**

@@ -26,7 +26,7 @@
  * counts (PACKET_STATISTICS), and the engine reports the count.
  */
 
-#define FRAME_SIZE 2048
+#define FRAME_SIZE    2048
 #define RETIRE_TOV_MS 100
 
 static int live_attach_filter(int fd, const char *filter, char *err, size_t errlen)
@@ -68,8 +68,8 @@ static int live_ring(struct fl_live *l, char *err, size_t errlen)
 		snprintf(err, errlen, "PACKET_RX_RING: %s", strerror(errno));
 		return -errno;
 	}
-	l->ring = mmap(NULL, l->block_size * l->blocks, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       l->fd, 0);
+	l->ring =
+		mmap(NULL, l->block_size * l->blocks, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
 	if (l->ring == MAP_FAILED) {
 		l->ring = NULL;
 		snprintf(err, errlen, "mmap ring: %s", strerror(errno));

@@ -18,12 +18,9 @@ struct mw_mapi_func_desc {
 };
 
 static const struct mw_mapi_func_desc mw_mapi_funcs[] = {
-	{ "BPF_FILTER", MW_MAPI_BPF_FILTER, "s" },
-	{ "PKT_COUNTER", MW_MAPI_PKT_COUNTER, "" },
-	{ "BYTE_COUNTER", MW_MAPI_BYTE_COUNTER, "" },
-	{ "TOP", MW_MAPI_TOP, "ii" },
-	{ "THRESHOLD", MW_MAPI_THRESHOLD, "il" },
-	{ "DIST", MW_MAPI_DIST, "i" },
+	{ "BPF_FILTER", MW_MAPI_BPF_FILTER, "s" },    { "PKT_COUNTER", MW_MAPI_PKT_COUNTER, "" },
+	{ "BYTE_COUNTER", MW_MAPI_BYTE_COUNTER, "" }, { "TOP", MW_MAPI_TOP, "ii" },
+	{ "THRESHOLD", MW_MAPI_THRESHOLD, "il" },     { "DIST", MW_MAPI_DIST, "i" },
 };
 
 static inline const struct mw_mapi_func_desc *mw_mapi_func_by_name(const char *name)

@@ -22,10 +22,10 @@
  *   or changed.
  */
 
-#define MW_MAPI_VERSION 1
-#define MW_MAPI_SARG_MAX 256
-#define MW_MAPI_FUNCS_MAX 16
-#define MW_MAPI_SLOT 2048
+#define MW_MAPI_VERSION	       1
+#define MW_MAPI_SARG_MAX       256
+#define MW_MAPI_FUNCS_MAX      16
+#define MW_MAPI_SLOT	       2048
 #define MW_MAPI_DEFAULT_SOCKET "/run/mwcomms/flowd.sock"
 
 enum mw_mapi_op {
@@ -58,8 +58,8 @@ struct mw_mapi_reply {
 	uint32_t version;
 	int32_t status; /* 0 or -errno */
 	int32_t id;
-	uint32_t size;	/* CONNECT: bytes of the result area */
-	char msg[128];	/* why, when status < 0 */
+	uint32_t size; /* CONNECT: bytes of the result area */
+	char msg[128]; /* why, when status < 0 */
 };
 
 struct mw_mapi_area {

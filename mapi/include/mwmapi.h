@@ -27,8 +27,8 @@ extern "C" {
  *   "PKT_COUNTER"                       result uint64_t
  *   "BYTE_COUNTER"                      result uint64_t: frame bytes on the wire
  *   "TOP", int field, int n (1..32)     result struct mapi_top (bytes-weighted, Space-Saving)
- *   "THRESHOLD", int fid, long bound    result struct mapi_threshold: when counter fid reached bound
- *   "DIST", int field                   result uint64_t: distinct values (HyperLogLog, 6.5 %)
+ *   "THRESHOLD", int fid, long bound    result struct mapi_threshold: when counter fid reached
+ * bound "DIST", int field                   result uint64_t: distinct values (HyperLogLog, 6.5 %)
  *
  * Errors: -1 with errno set (EACCES: the user may not use mw-flowd's sensors;
  * ENODEV: a sensor not in the scope of mw-flowd; EINVAL: bad function or

@@ -52,10 +52,13 @@ dports=$(tcpdump -nn -r "$PCAP" 'tcp port 80' 2>/dev/null |
 [ "$(val web_pkts)" = "$web" ] || mw_fail "PKT_COUNTER $(val web_pkts) != tcpdump's $web"
 [ "$(val web_bytes)" = "$web_bytes" ] || mw_fail "BYTE_COUNTER $(val web_bytes) != tcpdump's $web_bytes"
 [ "$(val top_src)" = "$SRV_IP" ] || mw_fail "TOP source $(val top_src), not $SRV_IP"
-[ "$(val threshold_fired)" = 1 ] && [ "$(val threshold_value)" = 100 ] ||
+if [ "$(val threshold_fired)" != 1 ] || [ "$(val threshold_value)" != 100 ]; then
 	mw_fail "THRESHOLD did not fire at 100: $last"
+fi
 d=$(val dist_dports)
-[ "$d" -ge $((dports - 1)) ] && [ "$d" -le $((dports + 1)) ] || mw_fail "DIST $d, tcpdump sees $dports ports"
+if [ "$d" -lt $((dports - 1)) ] || [ "$d" -gt $((dports + 1)) ]; then
+	mw_fail "DIST $d, tcpdump sees $dports ports"
+fi
 
 # --- (2) permissions ---------------------------------------------------------------------
 out=$(setpriv --reuid nobody --regid nogroup --clear-groups "$WEBCOUNT" "$VC" 2>&1) && mw_fail "nobody was let in: $out"

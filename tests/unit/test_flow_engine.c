@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_flow_engine.c - flowd/engine.c + report.c: classes, top talker, tables full, GC, anomalies */
+/* test_flow_engine.c - flowd/engine.c + report.c: classes, top talker, tables full, GC, anomalies
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,8 +37,7 @@ static int fx_setup(void **state)
 	f->cfg.flowd.scan_threshold = 40;
 	f->cfg.flowd.fanout_threshold = 40;
 	f->out = open_memstream(&f->buf, &f->len);
-	assert_int_equal(fl_engine_init(&f->e, &f->cfg.flowd, f->out, "test", err, sizeof(err)),
-			 0);
+	assert_int_equal(fl_engine_init(&f->e, &f->cfg.flowd, f->out, "test", err, sizeof(err)), 0);
 	*state = f;
 	return 0;
 }
@@ -79,19 +79,18 @@ static void test_classes_per_second(void **state)
 	struct fx *f = *state;
 
 	fx_v4(f, T0 * US, "10.0.0.5", "192.0.2.1", 6, 40000, 443, FL_TCP_SYN, 0);
-	fx_v4(f, T0 * US + 10, "192.0.2.1", "10.0.0.5", 6, 443, 40000,
-	      FL_TCP_SYN | FL_TCP_ACK, 0);
+	fx_v4(f, T0 * US + 10, "192.0.2.1", "10.0.0.5", 6, 443, 40000, FL_TCP_SYN | FL_TCP_ACK, 0);
 	fx_v4(f, T0 * US + 20, "192.0.2.9", "10.0.0.6", 17, 5000, 53, 0, 10);
 	fx_v4(f, T0 * US + 30, "10.0.0.6", "10.0.0.7", 6, 50000, 22, FL_TCP_SYN, 0);
 	fx_v4(f, (T0 + 1) * US, "10.0.0.5", "192.0.2.1", 6, 40000, 443, FL_TCP_ACK, 0);
 	fflush(f->out);
 	assert_non_null(strstr(f->buf, "\"ts\":1700000000,\"in\":{\"pkts\":1,\"bytes\":52},"
-					"\"out\":{\"pkts\":0,\"bytes\":0},"
-					"\"inweb\":{\"pkts\":0,\"bytes\":0},"
-					"\"outweb\":{\"pkts\":2,\"bytes\":108},"
-					"\"internal\":{\"pkts\":1,\"bytes\":54},"
-					"\"other\":{\"pkts\":0,\"bytes\":0},"
-					"\"total\":{\"pkts\":4,\"bytes\":214}}"));
+				       "\"out\":{\"pkts\":0,\"bytes\":0},"
+				       "\"inweb\":{\"pkts\":0,\"bytes\":0},"
+				       "\"outweb\":{\"pkts\":2,\"bytes\":108},"
+				       "\"internal\":{\"pkts\":1,\"bytes\":54},"
+				       "\"other\":{\"pkts\":0,\"bytes\":0},"
+				       "\"total\":{\"pkts\":4,\"bytes\":214}}"));
 }
 
 static void test_top_talker_and_conversation(void **state)
@@ -100,8 +99,8 @@ static void test_top_talker_and_conversation(void **state)
 	int i;
 
 	for (i = 0; i < 50; i++)
-		fx_v4(f, T0 * US + (uint64_t)i, "192.0.2.80", "10.0.0.5", 6, 80, 41000,
-		      FL_TCP_ACK, 1000);
+		fx_v4(f, T0 * US + (uint64_t)i, "192.0.2.80", "10.0.0.5", 6, 80, 41000, FL_TCP_ACK,
+		      1000);
 	fx_v4(f, T0 * US + 100, "10.0.0.5", "192.0.2.80", 6, 41000, 80, FL_TCP_ACK, 0);
 	fl_engine_flush(&f->e);
 	assert_non_null(strstr(fx_interval(f),
@@ -158,8 +157,8 @@ static void test_portscan_and_fanout(void **state)
 	/* 10.0.0.66 probes 60 ports of one host; each is refused by a RST */
 	for (p = 1; p <= 60; p++) {
 		fx_v4(f, T0 * US + p, "10.0.0.66", "10.0.0.9", 6, 45000, p, FL_TCP_SYN, 0);
-		fx_v4(f, T0 * US + p, "10.0.0.9", "10.0.0.66", 6, p, 45000,
-		      FL_TCP_RST | FL_TCP_ACK, 0);
+		fx_v4(f, T0 * US + p, "10.0.0.9", "10.0.0.66", 6, p, 45000, FL_TCP_RST | FL_TCP_ACK,
+		      0);
 	}
 	/* 10.0.0.77 reaches 80 hosts on port 443 */
 	for (h = 1; h <= 80; h++) {
