@@ -104,14 +104,22 @@ static void flowd_drain(struct flowd *f)
 		fl_live_poll(&f->sensors[i], &f->live);
 }
 
+/* A wake-up with no block ready is an error on the socket (the interface went away). */
 static void flowd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct flowd *f = w->data;
 	int i = (int)(w - f->sensor_io);
+	int err;
 
-	(void)loop;
 	(void)revents;
-	fl_live_poll(&f->sensors[i], &f->live);
+	if (fl_live_poll(&f->sensors[i], &f->live))
+		return;
+	err = fl_live_error(&f->sensors[i]);
+	if (!err)
+		return;
+	mw_err("sensor %s: %s; it is no longer watched", f->sensors[i].ifname, strerror(err));
+	if (err == ENETDOWN || err == ENODEV || err == ENXIO)
+		ev_io_stop(loop, w);
 }
 
 static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)

@@ -41,6 +41,7 @@ int fl_live_open(struct fl_live *l, const char *ifname, const char *filter, size
 		 unsigned int blocks, char *err, size_t errlen);
 unsigned int fl_live_poll(struct fl_live *l, struct fl_engine *e);
 void fl_live_stats(struct fl_live *l);
+int fl_live_error(struct fl_live *l);
 void fl_live_close(struct fl_live *l);
 
 #endif /* MW_FLOWD_SENSOR_H */

@@ -175,6 +175,22 @@ unsigned int fl_live_poll(struct fl_live *l, struct fl_engine *e)
 }
 
 /**
+ * fl_live_error() - the socket's pending error, cleared by reading it
+ * @l: sensor
+ *
+ * Return: 0, or the errno the kernel set (ENETDOWN once the interface is gone)
+ */
+int fl_live_error(struct fl_live *l)
+{
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		return errno;
+	return err;
+}
+
+/**
  * fl_live_stats() - add the kernel's counters (reset by each read) to @l
  * @l: sensor
  */

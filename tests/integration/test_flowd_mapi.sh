@@ -10,6 +10,8 @@
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
 #     EACCES and the reason; the same user with the group creates and connects.
 # (3) a scope naming an interface mw-flowd does not watch fails with ENODEV.
+# (4) the watched interface is deleted: mw-flowd says so, does not spin on the
+#     dead socket (CPU time stays low), keeps serving, and stops cleanly.
 source "$(dirname "$0")/lib.sh"
 
 mw_require_root
@@ -72,6 +74,15 @@ mw_stop member
 # --- (3) scope -----------------------------------------------------------------------------
 out=$("$WEBCOUNT" "lo,$VC" 2>&1) && mw_fail "a scope with an unwatched interface was accepted"
 echo "$out" | grep -q 'No such device (no live sensor "lo")' || mw_fail "bad scope not explained: $out"
+
+# --- (4) the sensor goes away -----------------------------------------------------------
+ip -n "$NS_CLI" link del "$VC"
+mw_wait_for "grep -q 'sensor $VC: Network is down; it is no longer watched' '$(mw_logfile flowd)'" ||
+	mw_fail "mw-flowd did not notice its interface going away"
+cpu0=$(awk '{print $14 + $15}' "/proc/$(pgrep -f "mw-flowd -c $MW_TMP/flowd.conf")/stat")
+sleep 1
+cpu1=$(awk '{print $14 + $15}' "/proc/$(pgrep -f "mw-flowd -c $MW_TMP/flowd.conf")/stat")
+[ $((cpu1 - cpu0)) -lt 20 ] || mw_fail "mw-flowd spins after losing its interface ($((cpu1 - cpu0)) ticks in 1 s)"
 mw_stop flowd
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-flowd exited $MW_EXIT_STATUS"
 mw_log "PASS"
