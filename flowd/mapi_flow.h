@@ -97,6 +97,8 @@ void fl_mapi_flow_free(struct fl_mapi_flow *f);
 /* mapi_server.c */
 int fl_mapi_open(struct fl_mapi *m, struct ev_loop *loop, const char *path, const char *group,
 		 int max_flows, const char (*sensors)[16], int nsensors, char *err, size_t errlen);
+int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_mapi_req *req,
+		   struct mw_mapi_reply *rep, int *memfd);
 void fl_mapi_packet(struct fl_mapi *m, int sensor, uint64_t ts_us, const uint8_t *frame,
 		    size_t caplen, uint32_t wirelen);
 void fl_mapi_sync(struct fl_mapi *m);

@@ -69,8 +69,18 @@ static int mapi_scope(const struct fl_mapi *m, const char *scope, uint32_t *bits
 	return 0;
 }
 
-static int mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_mapi_req *req,
-		       struct mw_mapi_reply *rep, int *memfd)
+/**
+ * fl_mapi_handle() - one request of @f's client
+ * @m:     server
+ * @f:     the flow of the connection it came on
+ * @req:   the request, size and version checked, sarg NUL-terminated
+ * @rep:   the reply: id, size and msg filled here
+ * @memfd: CONNECT: the result area's memfd to pass (the caller closes it)
+ *
+ * Return: 0 or -errno (the reply's status)
+ */
+int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_mapi_req *req,
+		   struct mw_mapi_reply *rep, int *memfd)
 {
 	if (req->op != MW_MAPI_CREATE && !f->created) {
 		snprintf(rep->msg, sizeof(rep->msg), "create the flow first");
@@ -122,7 +132,7 @@ static void mapi_client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	req.sarg[sizeof(req.sarg) - 1] = '\0';
 	memset(&rep, 0, sizeof(rep));
 	rep.version = MW_MAPI_VERSION;
-	rep.status = mapi_handle(m, f, &req, &rep, &memfd);
+	rep.status = fl_mapi_handle(m, f, &req, &rep, &memfd);
 	if (mw_fdpass_send(f->fd, &rep, sizeof(rep), memfd, MSG_NOSIGNAL | MSG_DONTWAIT) !=
 	    (ssize_t)sizeof(rep)) {
 		if (memfd >= 0)
