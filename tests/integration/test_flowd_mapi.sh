@@ -10,7 +10,8 @@
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
 #     EACCES and the reason; the same user with the group creates and connects.
 # (3) a scope naming an interface mw-flowd does not watch fails with ENODEV.
-# (4) the watched interface is deleted: mw-flowd says so, does not spin on the
+# (4) log rotation: the report moved away, SIGHUP, per-second lines go to a new file.
+# (5) the watched interface is deleted: mw-flowd says so, does not spin on the
 #     dead socket (CPU time stays low), keeps serving, and stops cleanly.
 source "$(dirname "$0")/lib.sh"
 
@@ -75,7 +76,14 @@ mw_stop member
 out=$("$WEBCOUNT" "lo,$VC" 2>&1) && mw_fail "a scope with an unwatched interface was accepted"
 echo "$out" | grep -q 'No such device (no live sensor "lo")' || mw_fail "bad scope not explained: $out"
 
-# --- (4) the sensor goes away -----------------------------------------------------------
+# --- (4) SIGHUP reopens the report ------------------------------------------------------
+mw_wait_for "grep -q '\"type\":\"second\"' '$MW_TMP/report.json'" || mw_fail "no per-second lines in the report"
+mv "$MW_TMP/report.json" "$MW_TMP/report.json.1"
+kill -HUP "$(mw_pid flowd)"
+mw_wait_for "grep -q '\"type\":\"second\"' '$MW_TMP/report.json'" || mw_fail "SIGHUP did not reopen the report"
+grep -q 'report file reopened' "$(mw_logfile flowd)" || mw_fail "the reopen was not logged"
+
+# --- (5) the sensor goes away -----------------------------------------------------------
 ip -n "$NS_CLI" link del "$VC"
 mw_wait_for "grep -q 'sensor $VC: Network is down; it is no longer watched' '$(mw_logfile flowd)'" ||
 	mw_fail "mw-flowd did not notice its interface going away"
