@@ -221,12 +221,32 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(guard, max_sources, 16384, 16, 16 * MIB, CHK_NONE),
 	KEY_INT(guard, max_blocks, 1024, 1, 1 * MIB, CHK_NONE),
 	KEY_INT(guard, max_actions, 256, 1, 65536, CHK_NONE),
+	KEY_STRLIST(flowd, interfaces, CHK_IFNAME),
+	KEY_STRLIST(flowd, pcap_files, CHK_PATH),
+	KEY_STR(flowd, filter, "", CHK_NONE, NULL),
+	KEY_STRLIST(flowd, inside, CHK_CIDR),
+	KEY_INT(flowd, max_addresses, 16384, 16, 16 * MIB, CHK_NONE),
+	KEY_INT(flowd, max_streams, 32768, 16, 16 * MIB, CHK_NONE),
+	KEY_INT(flowd, max_ports, 4096, 16, 131072, CHK_NONE),
+	KEY_INT(flowd, stream_idle_s, 30, 1, 86400, CHK_NONE),
+	KEY_INT(flowd, address_idle_s, 60, 1, 86400, CHK_NONE),
+	KEY_INT(flowd, report_interval_s, 60, 1, 86400, CHK_NONE),
+	KEY_INT(flowd, top_n, 20, 1, 1000, CHK_NONE),
+	KEY_INT(flowd, sketch_counters, 256, 1, 65536, CHK_NONE),
+	KEY_INT(flowd, fanout_threshold, 64, 1, 16 * MIB, CHK_NONE),
+	KEY_INT(flowd, scan_threshold, 64, 1, 16 * MIB, CHK_NONE),
+	KEY_STR(flowd, report_file, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_INT(flowd, ring_block_size, 1 * MIB, 64 * KIB, 64 * MIB, CHK_POW2),
+	KEY_INT(flowd, ring_blocks, 16, 2, 1024, CHK_NONE),
+	KEY_STR(flowd, mapi_socket, "/run/mwcomms/flowd.sock", CHK_PATH_OR_EMPTY, NULL),
+	KEY_STR(flowd, mapi_group, "", CHK_NONE, NULL),
+	KEY_INT(flowd, mapi_max_flows, 64, 1, 1024, CHK_NONE),
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
 
 static const char *const cfg_sections[] = { "common", "pvm", "ins", "balancer", "guard",
-					     NULL };
+					     "flowd", NULL };
 
 /* Everything one load needs to report a problem. */
 struct cfg_ctx {
@@ -710,7 +730,7 @@ int mw_config_load(struct mw_config *cfg, const char *path, struct mw_config_err
 				break;
 		if (!*known) {
 			cfg_error_at(&c, sec, name, NULL,
-				     "unknown section (expected common, pvm, ins, balancer or guard)");
+				     "unknown section (expected common, pvm, ins, balancer, guard or flowd)");
 			continue;
 		}
 		if (config_setting_type(sec) != CONFIG_TYPE_GROUP) {

@@ -149,6 +149,33 @@ struct mw_guard_config {
 	int max_sources;                    /* source addresses tracked: 16384 */
 	int max_blocks;                     /* blocks held at once: 1024 */
 	int max_actions;                    /* actions kept for mwctl guard actions: 256 */
+#define MW_FLOWD_SENSORS_MAX 16
+#define MW_FLOWD_INSIDE_MAX 16
+
+struct mw_flowd_config {
+	char interfaces[MW_FLOWD_SENSORS_MAX][16]; /* live sensors (AF_PACKET): [] */
+	int interfaces_count;
+	char pcap_files[MW_FLOWD_SENSORS_MAX][MW_PATH_MAX]; /* offline sensors, read at start: [] */
+	int pcap_files_count;
+	char filter[256];                   /* BPF expression (pcap-filter(7)), "" = all: "" */
+	char inside[MW_FLOWD_INSIDE_MAX][MW_ADDR_TEXT_MAX]; /* CIDRs of "our" addresses: [] */
+	int inside_count;
+	int max_addresses;                  /* address table entries: 16384 */
+	int max_streams;                    /* stream (5-tuple) table entries: 32768 */
+	int max_ports;                      /* (protocol, server port) table entries: 4096 */
+	int stream_idle_s;                  /* a stream quiet this long is collected: 30 */
+	int address_idle_s;                 /* an address with no stream, quiet this long: 60 */
+	int report_interval_s;              /* top-N and anomaly report period: 60 */
+	int top_n;                          /* rows per top-N list: 20 */
+	int sketch_counters;                /* Space-Saving counters per list: 256 */
+	int fanout_threshold;               /* distinct peers per interval for a fan-out: 64 */
+	int scan_threshold;                 /* distinct destination ports per interval for a scan: 64 */
+	char report_file[MW_PATH_MAX];      /* JSON lines appended here, "" = stdout: "" */
+	int ring_block_size;                /* TPACKET_V3 block bytes, power of two: 1 MiB */
+	int ring_blocks;                    /* blocks per live sensor: 16 */
+	char mapi_socket[MW_PATH_MAX];      /* libmwmapi clients: "/run/mwcomms/flowd.sock"; "" = none */
+	char mapi_group[MW_NAME_MAX];       /* its members may create flows: "" = root only */
+	int mapi_max_flows;                 /* flows at once: 64 */
 };
 
 struct mw_config {
@@ -158,6 +185,7 @@ struct mw_config {
 	struct mw_ins_config ins;
 	struct mw_balancer_config balancer;
 	struct mw_guard_config guard;
+	struct mw_flowd_config flowd;
 };
 
 /* Every problem found, so --check-config can print them all. */

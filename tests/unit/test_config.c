@@ -252,7 +252,7 @@ static void test_unknown_section(void **state)
 
 	assert_int_equal(load_text("common: {};\n\nbalancr: { min_ins = 1; };\n", &cfg, &errs), 1);
 	assert_error(&errs, 0, tmp_path, 3,
-		     "balancr: unknown section (expected common, pvm, ins, balancer or guard)");
+		     "balancr: unknown section (expected common, pvm, ins, balancer, guard or flowd)");
 }
 
 static void test_section_not_a_group(void **state)
@@ -475,7 +475,7 @@ static void test_all_errors_reported(void **state)
 	assert_error(&errs, 1, tmp_path, 1, "common.log_level: expected a string, got an integer");
 	assert_error(&errs, 2, tmp_path, 2, "pvm.index: -1 is out of range 0..255");
 	assert_error(&errs, 3, tmp_path, 3,
-		     "extra: unknown section (expected common, pvm, ins, balancer or guard)");
+		     "extra: unknown section (expected common, pvm, ins, balancer, guard or flowd)");
 	assert_error(&errs, 4, tmp_path, 4, "ins.id: 70000 is out of range 1..65535");
 	assert_error(&errs, 5, tmp_path, 4, "ins.quickack: expected true or false, got a string");
 	/* The good value on the same line still counts. */

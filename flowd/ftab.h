@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* ftab.h - fixed-capacity hash table of fixed-size entries, allocated once */
+#ifndef MW_FLOWD_FTAB_H
+#define MW_FLOWD_FTAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FTAB_NONE UINT32_MAX
+
+/**
+ * struct fl_ftab - entries whose first @key_size bytes are their key
+ * @entries:    @cap entries of @entry_size bytes
+ * @used:       one byte per entry: 1 when it holds a key
+ * @index:      open-addressing index of entry numbers, @mask + 1 slots
+ * @free_list:  entry numbers not in use, @nfree of them
+ * @seed:       random per table: hash flooding needs the seed
+ * @count:      entries in use
+ * @drops:      inserts refused because the table was full
+ */
+struct fl_ftab {
+	uint8_t *entries;
+	uint8_t *used;
+	uint32_t *index;
+	uint32_t *free_list;
+	size_t entry_size;
+	size_t key_size;
+	uint32_t cap;
+	uint32_t mask;
+	uint32_t nfree;
+	uint64_t seed;
+	uint32_t count;
+	uint64_t drops;
+};
+
+int fl_ftab_init(struct fl_ftab *t, uint32_t cap, size_t entry_size, size_t key_size);
+void fl_ftab_fini(struct fl_ftab *t);
+void *fl_ftab_find(const struct fl_ftab *t, const void *key);
+void *fl_ftab_get(struct fl_ftab *t, const void *key, bool *created);
+void fl_ftab_del(struct fl_ftab *t, void *entry);
+void *fl_ftab_at(const struct fl_ftab *t, uint32_t n);
+uint64_t fl_hash(uint64_t seed, const void *key, size_t len);
+
+#endif /* MW_FLOWD_FTAB_H */

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/* main.c - mw-flowd entry point: pcap files first, then live sensors on a 1 s report clock */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/daemon.h"
+#include "common/log.h"
+#include "flowd/mapi_flow.h"
+#include "flowd/sensor.h"
+
+/*
+ * Theory of operation: every configured pcap file is an offline sensor with
+ * its own engine and packet clock, read to its end at start (minflow's
+ * rminflow).  The live interfaces share one engine (one scope): each ring's
+ * fd wakes the loop when the kernel retires a block, and a 1 s timer drains
+ * the rings, reads the kernel's drop counters and moves the report clock to
+ * wall-clock time minus CLOCK_LAG_US, so frames of a second still sitting in
+ * a not-yet-retired block are counted in it.  Without interfaces mw-flowd
+ * exits once the files are read.
+ */
+
+#define CLOCK_LAG_US 300000
+
+struct flowd {
+	struct mw_daemon *d;
+	FILE *out;
+	struct fl_engine live;
+	struct fl_live sensors[MW_FLOWD_SENSORS_MAX];
+	ev_io sensor_io[MW_FLOWD_SENSORS_MAX];
+	int nsensors;
+	ev_timer clock;
+	struct fl_mapi mapi;
+	bool mapi_open;
+};
+
+static int flowd_opt_read(struct mw_config *cfg, const char *arg)
+{
+	struct mw_flowd_config *f = &cfg->flowd;
+
+	if (strlen(arg) >= sizeof(f->pcap_files[0]))
+		return -EINVAL;
+	snprintf(f->pcap_files[0], sizeof(f->pcap_files[0]), "%s", arg);
+	f->pcap_files_count = 1;
+	f->interfaces_count = 0;
+	return 0;
+}
+
+static const struct mw_daemon_opt flowd_opts[] = {
+	{ "read", true, "read this pcap file only (no live sensors), report, exit",
+	  flowd_opt_read },
+	{ NULL, false, NULL, NULL },
+};
+
+static int flowd_open_report(struct flowd *f)
+{
+	const char *path = f->d->cfg.flowd.report_file;
+	FILE *out;
+
+	if (!path[0]) {
+		f->out = stdout;
+		return 0;
+	}
+	out = fopen(path, "ae");
+	if (!out)
+		return -errno;
+	if (f->out && f->out != stdout)
+		fclose(f->out);
+	f->out = out;
+	f->live.out = out;
+	return 0;
+}
+
+static int flowd_read_files(struct flowd *f)
+{
+	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
+	int i, failed = 0;
+
+	for (i = 0; i < cfg->pcap_files_count; i++) {
+		struct fl_engine e;
+		char err[256] = "";
+		int ret;
+
+		ret = fl_engine_init(&e, cfg, f->out, cfg->pcap_files[i], err, sizeof(err));
+		if (!ret)
+			ret = fl_pcap_read(&e, cfg->pcap_files[i], cfg->filter, err, sizeof(err));
+		if (ret < 0) {
+			mw_err("%s", err);
+			failed++;
+		} else {
+			mw_info("%s: %d frames", cfg->pcap_files[i], ret);
+		}
+		fl_engine_fini(&e);
+	}
+	return failed;
+}
+
+static void flowd_drain(struct flowd *f)
+{
+	int i;
+
+	for (i = 0; i < f->nsensors; i++)
+		fl_live_poll(&f->sensors[i], &f->live);
+}
+
+/* A wake-up with no block ready is an error on the socket (the interface went away). */
+static void flowd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct flowd *f = w->data;
+	int i = (int)(w - f->sensor_io);
+	int err;
+
+	(void)revents;
+	if (fl_live_poll(&f->sensors[i], &f->live))
+		return;
+	err = fl_live_error(&f->sensors[i]);
+	if (!err)
+		return;
+	mw_err("sensor %s: %s; it is no longer watched", f->sensors[i].ifname, strerror(err));
+	if (err == ENETDOWN || err == ENODEV || err == ENXIO)
+		ev_io_stop(loop, w);
+}
+
+static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct flowd *f = w->data;
+	struct timespec now;
+	uint64_t drops = 0, us;
+	int i;
+
+	(void)loop;
+	(void)revents;
+	flowd_drain(f);
+	for (i = 0; i < f->nsensors; i++) {
+		fl_live_stats(&f->sensors[i]);
+		drops += f->sensors[i].drops;
+	}
+	f->live.sensor_drops = drops;
+	if (f->mapi_open)
+		fl_mapi_sync(&f->mapi);
+	clock_gettime(CLOCK_REALTIME, &now);
+	us = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000 - CLOCK_LAG_US;
+	fl_engine_tick(&f->live, us / 1000000);
+}
+
+static void flowd_reload(struct mw_daemon *d)
+{
+	struct flowd *f = d->ctx;
+	int ret = flowd_open_report(f);
+
+	if (ret)
+		mw_err("reopen %s: %s", d->cfg.flowd.report_file, strerror(-ret));
+	else
+		mw_notice("report file reopened");
+}
+
+static void flowd_tap(void *ctx, int sensor, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+		      uint32_t wirelen)
+{
+	struct flowd *f = ctx;
+
+	fl_mapi_packet(&f->mapi, sensor, ts_us, frame, caplen, wirelen);
+}
+
+static int flowd_open_mapi(struct flowd *f)
+{
+	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
+	char err[256] = "";
+	int ret;
+
+	if (!cfg->mapi_socket[0])
+		return 0;
+	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group,
+			   cfg->mapi_max_flows, cfg->interfaces, cfg->interfaces_count, err,
+			   sizeof(err));
+	if (ret) {
+		mw_err("%s", err);
+		return ret;
+	}
+	f->mapi_open = true;
+	f->live.tap = flowd_tap;
+	f->live.tap_ctx = f;
+	return 0;
+}
+
+static int flowd_open_live(struct flowd *f)
+{
+	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
+	char err[256] = "";
+	int i, ret;
+
+	ret = fl_engine_init(&f->live, cfg, f->out, "live", err, sizeof(err));
+	if (ret) {
+		mw_err("%s", err);
+		return ret;
+	}
+	for (i = 0; i < cfg->interfaces_count; i++) {
+		ret = fl_live_open(&f->sensors[i], cfg->interfaces[i], cfg->filter,
+				   (size_t)cfg->ring_block_size, (unsigned int)cfg->ring_blocks,
+				   err, sizeof(err));
+		if (ret) {
+			mw_err("sensor %s: %s", cfg->interfaces[i], err);
+			return ret;
+		}
+		f->sensors[i].index = i;
+		f->nsensors++;
+		ev_io_init(&f->sensor_io[i], flowd_io_cb, f->sensors[i].fd, EV_READ);
+		f->sensor_io[i].data = f;
+		ev_io_start(f->d->loop, &f->sensor_io[i]);
+	}
+	ev_timer_init(&f->clock, flowd_clock_cb, 1.0, 1.0);
+	f->clock.data = f;
+	ev_timer_start(f->d->loop, &f->clock);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct mw_daemon d = {
+		.name = "mw-flowd",
+		.summary = "Flow analytics: per-second classes, top-N and anomalies from "
+			   "pcap files and live interfaces.",
+		.opts = flowd_opts,
+	};
+	static struct flowd f;
+	int ret, i, status = EXIT_FAILURE;
+
+	ret = mw_daemon_init(&d, argc, argv);
+	if (ret >= 0)
+		return ret;
+	f.d = &d;
+	d.ctx = &f;
+	d.on_reload = flowd_reload;
+	ret = flowd_open_report(&f);
+	if (ret) {
+		mw_err("report file %s: %s", d.cfg.flowd.report_file, strerror(-ret));
+		goto out;
+	}
+	if (flowd_read_files(&f) && !d.cfg.flowd.interfaces_count)
+		goto out;
+	if (!d.cfg.flowd.interfaces_count) {
+		mw_daemon_ready(&d, "read %d pcap file(s)", d.cfg.flowd.pcap_files_count);
+		status = EXIT_SUCCESS;
+		goto out;
+	}
+	if (flowd_open_live(&f) || flowd_open_mapi(&f))
+		goto out;
+	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s", f.nsensors,
+		  d.cfg.flowd.filter, f.mapi_open ? d.cfg.flowd.mapi_socket : "(none)");
+	mw_daemon_ready(&d, "watching %d interface(s)", f.nsensors);
+	ev_run(d.loop, 0);
+	mw_daemon_stopping(&d);
+	flowd_drain(&f);
+	fl_engine_flush(&f.live);
+	status = EXIT_SUCCESS;
+out:
+	for (i = 0; i < f.nsensors; i++) {
+		ev_io_stop(d.loop, &f.sensor_io[i]);
+		fl_live_close(&f.sensors[i]);
+	}
+	if (f.nsensors)
+		ev_timer_stop(d.loop, &f.clock);
+	if (f.mapi_open)
+		fl_mapi_close(&f.mapi);
+	fl_engine_fini(&f.live);
+	if (f.out && f.out != stdout)
+		fclose(f.out);
+	mw_daemon_fini(&d);
+	return status;
+}

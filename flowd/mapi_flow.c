@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/* mapi_flow.c - the MAPI function library run in mw-flowd: filter, counters, top, threshold, dist
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "flowd/fl_assert.h"
+#include "flowd/ftab.h"
+#include "flowd/mapi_flow.h"
+#include "flowd/sensor.h"
+#include "mapi/include/mwmapi.h"
+
+/*
+ * Theory of operation: a packet of a sensor in the flow's scope runs the
+ * functions in the order they were applied; BPF_FILTER stops it for the
+ * functions after it when it does not match.  Each function then writes its
+ * result into its slot of the shared area inside one sequence-counter
+ * section (mapi_proto.h), so a reader never sees half a result.
+ */
+
+#define TOP_ROWS_MAX 32
+#define TOP_COUNTERS 256
+#define TOP_WRITE_US 100000
+
+_Static_assert(sizeof(struct mapi_top) <= MW_MAPI_SLOT, "TOP result fits a slot");
+
+static bool field_valid(int64_t field)
+{
+	return field >= MAPI_SRC_IP && field <= MAPI_DST_PORT;
+}
+
+/**
+ * fl_mapi_flow_apply() - check and append one function (before CONNECT)
+ * @f:      flow
+ * @req:    the APPLY request
+ * @err:    why not
+ * @errlen: its size
+ *
+ * Return: the function id (1..), or -errno
+ */
+int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, char *err,
+		       size_t errlen)
+{
+	struct fl_mapi_fn *fn;
+	int ret = 0;
+
+	if (f->area) {
+		snprintf(err, errlen, "functions are applied before connect");
+		return -EALREADY;
+	}
+	if (f->nfns == MW_MAPI_FUNCS_MAX) {
+		snprintf(err, errlen, "at most %d functions per flow", MW_MAPI_FUNCS_MAX);
+		return -ENOSPC;
+	}
+	fn = &f->fns[f->nfns];
+	memset(fn, 0, sizeof(*fn));
+	fn->id = (enum mw_mapi_func)req->func;
+	switch (fn->id) {
+	case MW_MAPI_BPF_FILTER:
+		ret = fl_bpf_compile(req->sarg, &fn->bpf, err, errlen);
+		break;
+	case MW_MAPI_PKT_COUNTER:
+	case MW_MAPI_BYTE_COUNTER:
+		break;
+	case MW_MAPI_TOP:
+		fn->field = (int)req->iarg[0];
+		fn->n = (int)req->iarg[1];
+		if (!field_valid(req->iarg[0]) || req->iarg[1] < 1 || req->iarg[1] > TOP_ROWS_MAX) {
+			snprintf(err, errlen, "TOP: field 1..4, n 1..%d", TOP_ROWS_MAX);
+			return -EINVAL;
+		}
+		ret = fl_topn_init(&fn->top, TOP_COUNTERS, 16);
+		break;
+	case MW_MAPI_THRESHOLD: {
+		int64_t ref = req->iarg[0] - 1;
+
+		if (ref < 0 || ref >= f->nfns ||
+		    (f->fns[ref].id != MW_MAPI_PKT_COUNTER &&
+		     f->fns[ref].id != MW_MAPI_BYTE_COUNTER) ||
+		    req->iarg[1] < 0) {
+			snprintf(err, errlen,
+				 "THRESHOLD: fid of a counter applied before, bound >= 0");
+			return -EINVAL;
+		}
+		fn->ref = (int)ref;
+		fn->bound = (uint64_t)req->iarg[1];
+		break;
+	}
+	case MW_MAPI_DIST:
+		fn->field = (int)req->iarg[0];
+		if (!field_valid(req->iarg[0])) {
+			snprintf(err, errlen, "DIST: field 1..4");
+			return -EINVAL;
+		}
+		break;
+	default:
+		snprintf(err, errlen, "unknown function %u", req->func);
+		return -EINVAL;
+	}
+	if (ret)
+		return ret;
+	return ++f->nfns;
+}
+
+/**
+ * fl_mapi_flow_connect() - create the result area; the flow sees packets from now on
+ * @f:      flow
+ * @memfd:  the area's memfd for the client (caller closes it after sending)
+ * @err:    why not
+ * @errlen: its size
+ *
+ * The memfd is sealed against resizing, so a client cannot make our mapping fault.
+ *
+ * Return: 0 or -errno
+ */
+int fl_mapi_flow_connect(struct fl_mapi_flow *f, int *memfd, char *err, size_t errlen)
+{
+	struct mw_mapi_area *hdr;
+	void *area;
+	int fd, ret;
+
+	if (f->area) {
+		snprintf(err, errlen, "already connected");
+		return -EALREADY;
+	}
+	fd = memfd_create("mw-mapi", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		goto fail;
+	if (ftruncate(fd, MW_MAPI_AREA_SIZE) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))
+		goto fail;
+	area = mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (area == MAP_FAILED)
+		goto fail;
+	f->area = area;
+	hdr = area;
+	hdr->nfuncs = (uint32_t)f->nfns;
+	*memfd = fd;
+	return 0;
+fail:
+	ret = -errno;
+	snprintf(err, errlen, "result area: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static void fn_key(const struct fl_mapi_fn *fn, const struct fl_pkt *p, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	switch (fn->field) {
+	case MAPI_SRC_IP:
+		memcpy(key, p->src, 16);
+		break;
+	case MAPI_DST_IP:
+		memcpy(key, p->dst, 16);
+		break;
+	case MAPI_SRC_PORT:
+		memcpy(key, &p->sport, 2);
+		break;
+	default:
+		memcpy(key, &p->dport, 2);
+		break;
+	}
+}
+
+/* TOP sorts its counters to write: at most every TOP_WRITE_US, and on fl_mapi_flow_sync(). */
+static void fn_write(struct fl_mapi_fn *fn, uint8_t *slot, uint64_t ts_us, bool force)
+{
+	switch (fn->id) {
+	case MW_MAPI_TOP: {
+		struct mapi_top t;
+		uint32_t i, n;
+
+		if (!force && ts_us < fn->written_us + TOP_WRITE_US)
+			break;
+		fn->written_us = ts_us;
+		n = fl_topn_top(&fn->top, (uint32_t)fn->n);
+
+		memset(&t, 0, sizeof(t));
+		t.n = n;
+		for (i = 0; i < n; i++) {
+			memcpy(t.rows[i].key, fn->top.items[i].key, 16);
+			t.rows[i].bytes = fn->top.items[i].count;
+			t.rows[i].error = fn->top.items[i].error;
+		}
+		memcpy(slot, &t, sizeof(t));
+		break;
+	}
+	case MW_MAPI_THRESHOLD: {
+		struct mapi_threshold t = { fn->fired, fn->fired_ts, fn->fired_value };
+
+		memcpy(slot, &t, sizeof(t));
+		break;
+	}
+	case MW_MAPI_DIST: {
+		uint64_t v = fl_hll_estimate(&fn->hll);
+
+		memcpy(slot, &v, sizeof(v));
+		break;
+	}
+	default:
+		memcpy(slot, &fn->count, sizeof(fn->count));
+		break;
+	}
+}
+
+/* Write the slots of the first @n functions inside one sequence-counter section. */
+static void flow_publish(struct fl_mapi_flow *f, int n, uint64_t ts_us, bool force)
+{
+	struct mw_mapi_area *hdr = (struct mw_mapi_area *)f->area;
+	int i;
+
+	__atomic_store_n(&hdr->seq, hdr->seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	for (i = 0; i < n; i++)
+		fn_write(&f->fns[i], f->area + sizeof(*hdr) + (size_t)i * MW_MAPI_SLOT, ts_us,
+			 force);
+	if (ts_us)
+		hdr->ts_us = ts_us;
+	__atomic_store_n(&hdr->seq, hdr->seq + 1, __ATOMIC_RELEASE);
+}
+
+/* Run the functions; Return: how many ran (a filter that stops counts as run). */
+static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+		    uint32_t wirelen, const struct fl_pkt *p, bool decoded)
+{
+	int i;
+
+	for (i = 0; i < f->nfns; i++) {
+		struct fl_mapi_fn *fn = &f->fns[i];
+
+		switch (fn->id) {
+		case MW_MAPI_BPF_FILTER:
+			if (fn->bpf.bf_len &&
+			    !bpf_filter(fn->bpf.bf_insns, frame, wirelen, (u_int)caplen))
+				return i + 1;
+			fn->count++;
+			break;
+		case MW_MAPI_PKT_COUNTER:
+			fn->count++;
+			break;
+		case MW_MAPI_BYTE_COUNTER:
+			fn->count += wirelen;
+			break;
+		case MW_MAPI_TOP:
+			if (decoded) {
+				uint8_t key[16];
+
+				fn_key(fn, p, key);
+				fl_topn_add(&fn->top, key, wirelen);
+			}
+			break;
+		case MW_MAPI_THRESHOLD:
+			if (!fn->fired && f->fns[fn->ref].count >= fn->bound) {
+				fn->fired = true;
+				fn->fired_ts = ts_us;
+				fn->fired_value = f->fns[fn->ref].count;
+			}
+			break;
+		case MW_MAPI_DIST:
+			if (decoded) {
+				uint8_t key[16];
+
+				fn_key(fn, p, key);
+				fl_hll_add(&fn->hll, fl_hash(0, key, sizeof(key)));
+			}
+			break;
+		default:
+			FL_ASSERT(0);
+		}
+	}
+	return i;
+}
+
+/**
+ * fl_mapi_flow_packet() - one frame of a sensor in @f's scope
+ * @f:       connected flow
+ * @ts_us:   capture time
+ * @frame:   the frame
+ * @caplen:  bytes captured
+ * @wirelen: bytes on the wire
+ * @p:       its decoded fields, valid when @decoded
+ * @decoded: the frame is IP
+ */
+void fl_mapi_flow_packet(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame,
+			 size_t caplen, uint32_t wirelen, const struct fl_pkt *p, bool decoded)
+{
+	int ran = flow_run(f, ts_us, frame, caplen, wirelen, p, decoded);
+
+	flow_publish(f, ran, ts_us, false);
+}
+
+/**
+ * fl_mapi_flow_sync() - write every function's result now (the 1 s clock)
+ * @f: connected flow
+ */
+void fl_mapi_flow_sync(struct fl_mapi_flow *f)
+{
+	flow_publish(f, f->nfns, 0, true);
+}
+
+/**
+ * fl_mapi_flow_free() - free the functions and the area (the caller closes the fd)
+ * @f: flow
+ */
+void fl_mapi_flow_free(struct fl_mapi_flow *f)
+{
+	int i;
+
+	for (i = 0; i < f->nfns; i++) {
+		if (f->fns[i].id == MW_MAPI_BPF_FILTER)
+			fl_bpf_free(&f->fns[i].bpf);
+		if (f->fns[i].id == MW_MAPI_TOP)
+			fl_topn_fini(&f->fns[i].top);
+	}
+	if (f->area)
+		munmap(f->area, MW_MAPI_AREA_SIZE);
+	free(f);
+}

@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+/* mapi_server.c - mw-flowd's MAPI control socket: admission by SO_PEERCRED, one flow per connection
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/fdpass.h"
+#include "common/log.h"
+#include "flowd/mapi_flow.h"
+
+/*
+ * Theory of operation: the socket is mode 0666 so that SO_PEERCRED, not the
+ * file mode, decides: root, or a member of flowd.mapi_group (primary or
+ * supplementary group, SO_PEERGROUPS), may create flows over any live sensor;
+ * everyone else is refused at accept with a reason, and counted.  Each
+ * connection is one flow: CREATE (scope), APPLY*, CONNECT (the result memfd
+ * comes back), then only the result area; closing the connection frees it.
+ * Requests are fixed-size and version-checked; anything else closes the flow.
+ */
+
+#define ACCEPT_BACKLOG 16
+
+static void mapi_drop(struct fl_mapi *m, struct fl_mapi_flow *f)
+{
+	int i;
+
+	for (i = 0; i < m->max_flows; i++) {
+		if (m->flows[i] == f) {
+			m->flows[i] = NULL;
+			m->nflows--;
+			break;
+		}
+	}
+	ev_io_stop(m->loop, &f->io);
+	close(f->fd);
+	fl_mapi_flow_free(f);
+}
+
+/* The sensors of a "a,b" scope as bits; Return: 0 or -ENODEV (err names it). */
+static int mapi_scope(const struct fl_mapi *m, const char *scope, uint32_t *bits, char *err,
+		      size_t errlen)
+{
+	char copy[MW_MAPI_SARG_MAX], *save = NULL, *name;
+
+	snprintf(copy, sizeof(copy), "%s", scope);
+	*bits = 0;
+	for (name = strtok_r(copy, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+		int i;
+
+		for (i = 0; i < m->nsensors && strcmp(m->sensors[i], name); i++)
+			;
+		if (i == m->nsensors) {
+			snprintf(err, errlen, "no live sensor \"%.64s\"", name);
+			return -ENODEV;
+		}
+		*bits |= 1u << i;
+	}
+	if (!*bits) {
+		snprintf(err, errlen, "empty scope");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+/**
+ * fl_mapi_handle() - one request of @f's client
+ * @m:     server
+ * @f:     the flow of the connection it came on
+ * @req:   the request, size and version checked, sarg NUL-terminated
+ * @rep:   the reply: id, size and msg filled here
+ * @memfd: CONNECT: the result area's memfd to pass (the caller closes it)
+ *
+ * Return: 0 or -errno (the reply's status)
+ */
+int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_mapi_req *req,
+		   struct mw_mapi_reply *rep, int *memfd)
+{
+	if (req->op != MW_MAPI_CREATE && !f->created) {
+		snprintf(rep->msg, sizeof(rep->msg), "create the flow first");
+		return -ENOTCONN;
+	}
+	switch (req->op) {
+	case MW_MAPI_CREATE:
+		if (f->created) {
+			snprintf(rep->msg, sizeof(rep->msg), "one flow per connection");
+			return -EALREADY;
+		}
+		if (mapi_scope(m, req->sarg, &f->scope, rep->msg, sizeof(rep->msg)))
+			return -ENODEV;
+		f->created = true;
+		return 0;
+	case MW_MAPI_APPLY:
+		rep->id = fl_mapi_flow_apply(f, req, rep->msg, sizeof(rep->msg));
+		return rep->id < 0 ? rep->id : 0;
+	case MW_MAPI_CONNECT:
+		rep->size = MW_MAPI_AREA_SIZE;
+		return fl_mapi_flow_connect(f, memfd, rep->msg, sizeof(rep->msg));
+	default:
+		snprintf(rep->msg, sizeof(rep->msg), "unknown operation %u", req->op);
+		return -EINVAL;
+	}
+}
+
+static void mapi_client_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fl_mapi_flow *f = w->data;
+	struct fl_mapi *m = f->srv;
+	struct mw_mapi_req req;
+	struct mw_mapi_reply rep;
+	int memfd = -1;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	n = recv(f->fd, &req, sizeof(req), MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n != (ssize_t)sizeof(req) || req.version != MW_MAPI_VERSION) {
+		if (n > 0)
+			mw_info("mapi: uid %u sent a bad request (%zd bytes), flow closed",
+				(unsigned)f->uid, n);
+		mapi_drop(m, f);
+		return;
+	}
+	req.sarg[sizeof(req.sarg) - 1] = '\0';
+	memset(&rep, 0, sizeof(rep));
+	rep.version = MW_MAPI_VERSION;
+	rep.status = fl_mapi_handle(m, f, &req, &rep, &memfd);
+	if (mw_fdpass_send(f->fd, &rep, sizeof(rep), memfd, MSG_NOSIGNAL | MSG_DONTWAIT) !=
+	    (ssize_t)sizeof(rep)) {
+		if (memfd >= 0)
+			close(memfd);
+		mapi_drop(m, f);
+		return;
+	}
+	if (memfd >= 0)
+		close(memfd);
+}
+
+/* Return: NULL when @fd's peer may create flows, else the reason. */
+static const char *mapi_admit(const struct fl_mapi *m, int fd, struct ucred *cred)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(*cred);
+	size_t i, n = 1;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len))
+		return "no peer credentials";
+	if (cred->uid == 0)
+		return NULL;
+	if (m->group_gid < 0)
+		return "not root, and flowd.mapi_group is not set";
+	groups[0] = cred->gid;
+	len = sizeof(groups) - sizeof(groups[0]);
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups + 1, &len))
+		n += len / sizeof(groups[0]);
+	for (i = 0; i < n; i++)
+		if (groups[i] == (gid_t)m->group_gid)
+			return NULL;
+	return "not root nor in flowd.mapi_group";
+}
+
+static void mapi_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fl_mapi *m = w->data;
+	struct ucred cred = { 0 };
+	struct fl_mapi_flow *f;
+	const char *why;
+	int fd, i;
+
+	(void)revents;
+	fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	why = mapi_admit(m, fd, &cred);
+	if (!why && m->nflows == m->max_flows)
+		why = "too many flows (flowd.mapi_max_flows)";
+	f = why ? NULL : calloc(1, sizeof(*f));
+	if (!why && !f)
+		why = "out of memory";
+	if (why) {
+		struct mw_mapi_reply rep = { .version = MW_MAPI_VERSION, .status = -EACCES };
+
+		/* The client reads why as the answer to its first request. */
+		snprintf(rep.msg, sizeof(rep.msg), "mw-flowd: %s", why);
+		if (send(fd, &rep, sizeof(rep), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			mw_debug("mapi: refusal not sent: %s", strerror(errno));
+		m->refused++;
+		mw_log_ratelimited(MW_LOG_NOTICE, "mapi: uid %u pid %d refused: %s",
+				   (unsigned)cred.uid, (int)cred.pid, why);
+		close(fd);
+		return;
+	}
+	f->fd = fd;
+	f->uid = cred.uid;
+	f->srv = m;
+	for (i = 0; m->flows[i]; i++)
+		;
+	m->flows[i] = f;
+	m->nflows++;
+	ev_io_init(&f->io, mapi_client_cb, fd, EV_READ);
+	f->io.data = f;
+	ev_io_start(loop, &f->io);
+}
+
+/**
+ * fl_mapi_open() - listen on the MAPI control socket
+ * @m:         filled
+ * @loop:      event loop
+ * @path:      socket path (replaced if it exists)
+ * @group:     group whose members may create flows, "" = root only
+ * @max_flows: flows at once
+ * @sensors:   live sensor names, index = scope bit (at most 32)
+ * @nsensors:  their number
+ * @err:       one line on failure
+ * @errlen:    its size
+ *
+ * Return: 0 or -errno
+ */
+int fl_mapi_open(struct fl_mapi *m, struct ev_loop *loop, const char *path, const char *group,
+		 int max_flows, const char (*sensors)[16], int nsensors, char *err, size_t errlen)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	m->listen_fd = -1;
+	m->loop = loop;
+	m->sensors = sensors;
+	m->nsensors = nsensors;
+	m->max_flows = max_flows;
+	m->group_gid = -1;
+	if (group[0]) {
+		struct group *g = getgrnam(group);
+
+		if (!g) {
+			snprintf(err, errlen, "flowd.mapi_group: no group \"%s\"", group);
+			return -ENOENT;
+		}
+		m->group_gid = (long)g->gr_gid;
+	}
+	m->flows = calloc((size_t)max_flows, sizeof(struct fl_mapi_flow *));
+	if (!m->flows)
+		return -ENOMEM;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	m->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (m->listen_fd < 0)
+		goto fail;
+	unlink(path);
+	if (bind(m->listen_fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0666) ||
+	    listen(m->listen_fd, ACCEPT_BACKLOG))
+		goto fail;
+	ev_io_init(&m->io, mapi_accept_cb, m->listen_fd, EV_READ);
+	m->io.data = m;
+	ev_io_start(loop, &m->io);
+	return 0;
+fail:
+	ret = -errno;
+	snprintf(err, errlen, "mapi socket %s: %s", path, strerror(errno));
+	fl_mapi_close(m);
+	return ret;
+}
+
+/**
+ * fl_mapi_packet() - run every connected flow whose scope has @sensor
+ * @m:       server
+ * @sensor:  live sensor index
+ * @ts_us:   capture time
+ * @frame:   the frame
+ * @caplen:  bytes captured
+ * @wirelen: bytes on the wire
+ */
+void fl_mapi_packet(struct fl_mapi *m, int sensor, uint64_t ts_us, const uint8_t *frame,
+		    size_t caplen, uint32_t wirelen)
+{
+	struct fl_pkt p;
+	bool decoded = false, tried = false;
+	int i;
+
+	for (i = 0; i < m->max_flows; i++) {
+		struct fl_mapi_flow *f = m->flows[i];
+
+		if (!f || !f->area || !(f->scope & (1u << sensor)))
+			continue;
+		if (!tried) {
+			decoded = fl_decode_ether(&p, frame, caplen) == FL_DECODE_OK;
+			tried = true;
+		}
+		fl_mapi_flow_packet(f, ts_us, frame, caplen, wirelen, &p, decoded);
+	}
+}
+
+/**
+ * fl_mapi_sync() - publish every connected flow's results (once a second)
+ * @m: server
+ */
+void fl_mapi_sync(struct fl_mapi *m)
+{
+	int i;
+
+	for (i = 0; i < m->max_flows; i++)
+		if (m->flows[i] && m->flows[i]->area)
+			fl_mapi_flow_sync(m->flows[i]);
+}
+
+/**
+ * fl_mapi_close() - close every flow and the socket
+ * @m: server, opened or failed
+ */
+void fl_mapi_close(struct fl_mapi *m)
+{
+	int i;
+
+	for (i = 0; m->flows && i < m->max_flows; i++)
+		if (m->flows[i])
+			mapi_drop(m, m->flows[i]);
+	if (m->listen_fd >= 0) {
+		ev_io_stop(m->loop, &m->io);
+		close(m->listen_fd);
+	}
+	free(m->flows);
+	m->flows = NULL;
+	m->listen_fd = -1;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* mwmapi.h - MAPI-style flows over mw-flowd's live sensors (libmwmapi.so, docs/flowd.md) */
+#ifndef MWMAPI_H
+#define MWMAPI_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * A flow is every packet mw-flowd's sensors in its scope see; functions are
+ * applied in order (a filter stops a packet for the functions after it) and
+ * run inside mw-flowd; their results are read from shared memory.
+ *
+ *   int fd = mapi_create_flow("eth0");
+ *   mapi_apply_function(fd, "BPF_FILTER", "tcp port 80");
+ *   int c = mapi_apply_function(fd, "PKT_COUNTER");
+ *   mapi_connect(fd);
+ *   struct mapi_result r;
+ *   mapi_read_results(fd, c, &r);     // *(uint64_t *)r.res
+ *   mapi_close_flow(fd);
+ *
+ * Functions and their arguments (results are little-endian host values):
+ *   "BPF_FILTER", const char *expr      result uint64_t: packets passed
+ *   "PKT_COUNTER"                       result uint64_t
+ *   "BYTE_COUNTER"                      result uint64_t: frame bytes on the wire
+ *   "TOP", int field, int n (1..32)     result struct mapi_top (bytes-weighted, Space-Saving)
+ *   "THRESHOLD", int fid, long bound    result struct mapi_threshold: when counter fid reached
+ * bound "DIST", int field                   result uint64_t: distinct values (HyperLogLog, 6.5 %)
+ *
+ * Errors: -1 with errno set (EACCES: the user may not use mw-flowd's sensors;
+ * ENODEV: a sensor not in the scope of mw-flowd; EINVAL: bad function or
+ * argument; EALREADY: apply after connect; ECONNREFUSED: mw-flowd not running).
+ * mapi_last_error() is the daemon's message for the calling thread.
+ * The socket is $MW_MAPI_SOCKET, or /run/mwcomms/flowd.sock.
+ */
+
+enum mapi_field {
+	MAPI_SRC_IP = 1,
+	MAPI_DST_IP,
+	MAPI_SRC_PORT,
+	MAPI_DST_PORT,
+};
+
+struct mapi_result {
+	uint64_t ts_us;	 /* packet time of the last update */
+	const void *res; /* the function's result, valid until the next read on this flow */
+	uint32_t size;	 /* bytes at res */
+};
+
+struct mapi_top_row {
+	uint8_t key[16]; /* address (IPv4 as ::ffff:a.b.c.d) or port in key[0..1], host order */
+	uint64_t bytes;	 /* at most error above the truth */
+	uint64_t error;
+};
+
+struct mapi_top {
+	uint32_t n;
+	uint32_t pad;
+	struct mapi_top_row rows[32];
+};
+
+struct mapi_threshold {
+	uint64_t fired; /* 1 once the counter reached the bound */
+	uint64_t ts_us; /* packet time it did */
+	uint64_t value; /* the counter's value then */
+};
+
+int mapi_create_flow(const char *scope);
+int mapi_apply_function(int fd, const char *funct, ...);
+int mapi_connect(int fd);
+int mapi_read_results(int fd, int fid, struct mapi_result *result);
+int mapi_close_flow(int fd);
+const char *mapi_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MWMAPI_H */

@@ -1,0 +1,56 @@
+# shellcheck shell=bash
+# flowd_lib.sh - the flow tests' topology and traffic (sourced after lib.sh)
+#
+# flowd_topology: namespaces cli (10.241.0.1) and srv (10.241.0.2, plus
+#   10.241.1.1-80 where nothing listens) joined by one veth, IPv6 off (no
+#   stray ND frames); an HTTP server on 10.241.0.2:80 serving a 1 MB blob.
+#   Sets NS_CLI, NS_SRV, VC (the client's veth), CLI_IP, SRV_IP, PY, FLOWD.
+# flowd_traffic: five downloads, a scan of ports 1000-1100 of the server, one
+#   attempt at port 9 of each extra address (fan-out); returns when done.
+# packet_sockets: AF_PACKET sockets open in the client namespace.
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
+FLOWD=$MW_BUILD_DIR/flowd/mw-flowd
+[ -x "$FLOWD" ] || mw_fail "mw-flowd is not built ($FLOWD missing)"
+CLI_IP=10.241.0.1
+SRV_IP=10.241.0.2
+
+flowd_topology() {
+	local ns i vs
+	mw_netns_add cli
+	mw_netns_add srv
+	NS_CLI=$(mw_netns cli)
+	NS_SRV=$(mw_netns srv)
+	mw_veth_add fc fs srv
+	VC=$(mw_veth fc)
+	vs=$(mw_veth fs)
+	ip link set "$VC" netns "$NS_CLI"
+	for ns in "$NS_CLI" "$NS_SRV"; do
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	done
+	ip -n "$NS_CLI" addr add "$CLI_IP/24" dev "$VC"
+	ip -n "$NS_CLI" link set "$VC" up
+	ip -n "$NS_CLI" route add 10.241.1.0/24 dev "$VC"
+	ip -n "$NS_SRV" addr add "$SRV_IP/24" dev "$vs"
+	for i in $(seq 1 80); do echo "addr add 10.241.1.$i/32 dev $vs"; done | ip -n "$NS_SRV" -batch -
+	ip -n "$NS_SRV" link set "$vs" up
+	mkdir -p "$MW_TMP/www"
+	head -c 1048576 /dev/urandom >"$MW_TMP/www/blob"
+	mw_spawn httpd ip netns exec "$NS_SRV" "$PY" -m http.server 80 --bind "$SRV_IP" --directory "$MW_TMP/www"
+	mw_wait_for "ip netns exec $NS_CLI curl -sf -o /dev/null http://$SRV_IP/blob" || mw_fail "http server not up"
+}
+
+flowd_traffic() {
+	local i
+	for i in 1 2 3 4 5; do
+		ip netns exec "$NS_CLI" curl -sf -o /dev/null "http://$SRV_IP/blob" || mw_fail "download $i failed"
+	done
+	ip netns exec "$NS_CLI" nc -z -w 1 "$SRV_IP" 1000-1100 >/dev/null 2>&1 || true
+	for i in $(seq 1 80); do
+		ip netns exec "$NS_CLI" nc -z -w 1 "10.241.1.$i" 9 >/dev/null 2>&1 || true
+	done
+	sleep 1 # the last RSTs and FIN-ACKs
+}
+
+packet_sockets() { ip netns exec "$NS_CLI" tail -n +2 /proc/net/packet | wc -l; }

@@ -1,0 +1,96 @@
+#!/bin/bash
+# test_flowd_mapi.sh - libmwmapi against a live mw-flowd: the tutorial's web counter, permissions
+#
+# mw-flowd watches the client's veth (flowd_lib.sh) and serves MAPI on a socket in
+# the test's runtime dir; tcpdump captures the same veth as the oracle.
+# (1) tools/mapi-webcount as root: BPF_FILTER "tcp port 80" then PKT_COUNTER and
+#     BYTE_COUNTER equal tcpdump's count and byte sum for port 80; TOP by source
+#     is the server; THRESHOLD at 100 packets fired with value 100; DIST of
+#     destination ports is within 1 of tcpdump's distinct count.
+# (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
+#     EACCES and the reason; the same user with the group creates and connects.
+# (3) a scope naming an interface mw-flowd does not watch fails with ENODEV.
+# (4) log rotation: the report moved away, SIGHUP, per-second lines go to a new file.
+# (5) the watched interface is deleted: mw-flowd says so, does not spin on the
+#     dead socket (CPU time stays low), keeps serving, and stops cleanly.
+source "$(dirname "$0")/lib.sh"
+
+mw_require_root
+mw_require_cmd tcpdump curl nc ip timeout setpriv
+source "$(dirname "$0")/flowd_lib.sh"
+WEBCOUNT=$MW_BUILD_DIR/tools/mapi-webcount
+[ -x "$WEBCOUNT" ] || mw_fail "mapi-webcount is not built ($WEBCOUNT missing)"
+GROUP=mwfl$$
+mw_group_add "$GROUP"
+GID=$(getent group "$GROUP" | cut -d: -f3)
+flowd_topology
+
+SOCK=$MW_RUNTIME_DIR/flowd.sock
+export MW_MAPI_SOCKET=$SOCK
+mw_write_config "$MW_TMP/flowd.conf" "flowd: { interfaces = [ \"$VC\" ]; inside = [ \"$SRV_IP/32\" ];
+	report_file = \"$MW_TMP/report.json\"; mapi_socket = \"$SOCK\"; mapi_group = \"$GROUP\"; };"
+PCAP=$MW_TMP/traffic.pcap
+mw_spawn tcpdump ip netns exec "$NS_CLI" tcpdump -i "$VC" -nn -U -w "$PCAP"
+mw_wait_for "[ \$(packet_sockets) -ge 1 ]" || mw_fail "tcpdump did not start"
+mw_spawn flowd ip netns exec "$NS_CLI" "$FLOWD" -c "$MW_TMP/flowd.conf"
+mw_wait_for "grep -q 'MAPI on $SOCK' '$(mw_logfile flowd)'" || mw_fail "mw-flowd not serving MAPI"
+
+# --- (1) the web counter ---------------------------------------------------------------
+mw_spawn webcount "$WEBCOUNT" "$VC" 100
+mw_wait_for "grep -qx connected '$(mw_logfile webcount)'" || mw_fail "mapi-webcount did not connect"
+flowd_traffic
+sleep 1.5 # the last ring block retired, TOP published by the 1 s clock
+mw_stop webcount
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mapi-webcount exited $MW_EXIT_STATUS"
+mw_stop tcpdump
+last=$(grep '^web_pkts=' "$(mw_logfile webcount)" | tail -1)
+mw_log "mapi-webcount: $last"
+val() { echo "$last" | sed -n "s/.*\<$1=\([^ ]*\).*/\1/p"; }
+web=$(tcpdump -nn -r "$PCAP" 'tcp port 80' 2>/dev/null | wc -l)
+web_bytes=$(tcpdump -nn -e -r "$PCAP" 'tcp port 80' 2>/dev/null |
+	sed -n 's/^[^,]*, ethertype IPv4 (0x0800), length \([0-9]*\): .*/\1/p' | awk '{s += $1} END {print s + 0}')
+dports=$(tcpdump -nn -r "$PCAP" 'tcp port 80' 2>/dev/null |
+	sed -n 's/.* > [0-9.]*\.\([0-9]*\): .*/\1/p' | sort -u | wc -l)
+[ "$web" -gt 200 ] || mw_fail "too little web traffic captured ($web packets)"
+[ "$(val web_pkts)" = "$web" ] || mw_fail "PKT_COUNTER $(val web_pkts) != tcpdump's $web"
+[ "$(val web_bytes)" = "$web_bytes" ] || mw_fail "BYTE_COUNTER $(val web_bytes) != tcpdump's $web_bytes"
+[ "$(val top_src)" = "$SRV_IP" ] || mw_fail "TOP source $(val top_src), not $SRV_IP"
+if [ "$(val threshold_fired)" != 1 ] || [ "$(val threshold_value)" != 100 ]; then
+	mw_fail "THRESHOLD did not fire at 100: $last"
+fi
+d=$(val dist_dports)
+if [ "$d" -lt $((dports - 1)) ] || [ "$d" -gt $((dports + 1)) ]; then
+	mw_fail "DIST $d, tcpdump sees $dports ports"
+fi
+
+# --- (2) permissions ---------------------------------------------------------------------
+out=$(setpriv --reuid nobody --regid nogroup --clear-groups "$WEBCOUNT" "$VC" 2>&1) && mw_fail "nobody was let in: $out"
+echo "$out" | grep -q "Permission denied (mw-flowd: not root nor in flowd.mapi_group)" ||
+	mw_fail "refusal not explained: $out"
+mw_spawn member setpriv --reuid nobody --regid nogroup --groups "$GID" "$WEBCOUNT" "$VC"
+mw_wait_for "grep -qx connected '$(mw_logfile member)'" || mw_fail "a member of $GROUP could not connect"
+mw_stop member
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "the member's mapi-webcount exited $MW_EXIT_STATUS"
+
+# --- (3) scope -----------------------------------------------------------------------------
+out=$("$WEBCOUNT" "lo,$VC" 2>&1) && mw_fail "a scope with an unwatched interface was accepted"
+echo "$out" | grep -q 'No such device (no live sensor "lo")' || mw_fail "bad scope not explained: $out"
+
+# --- (4) SIGHUP reopens the report ------------------------------------------------------
+mw_wait_for "grep -q '\"type\":\"second\"' '$MW_TMP/report.json'" || mw_fail "no per-second lines in the report"
+mv "$MW_TMP/report.json" "$MW_TMP/report.json.1"
+kill -HUP "$(mw_pid flowd)"
+mw_wait_for "grep -q '\"type\":\"second\"' '$MW_TMP/report.json'" || mw_fail "SIGHUP did not reopen the report"
+grep -q 'report file reopened' "$(mw_logfile flowd)" || mw_fail "the reopen was not logged"
+
+# --- (5) the sensor goes away -----------------------------------------------------------
+ip -n "$NS_CLI" link del "$VC"
+mw_wait_for "grep -q 'sensor $VC: Network is down; it is no longer watched' '$(mw_logfile flowd)'" ||
+	mw_fail "mw-flowd did not notice its interface going away"
+cpu0=$(awk '{print $14 + $15}' "/proc/$(pgrep -f "mw-flowd -c $MW_TMP/flowd.conf")/stat")
+sleep 1
+cpu1=$(awk '{print $14 + $15}' "/proc/$(pgrep -f "mw-flowd -c $MW_TMP/flowd.conf")/stat")
+[ $((cpu1 - cpu0)) -lt 20 ] || mw_fail "mw-flowd spins after losing its interface ($((cpu1 - cpu0)) ticks in 1 s)"
+mw_stop flowd
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-flowd exited $MW_EXIT_STATUS"
+mw_log "PASS"
