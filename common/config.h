@@ -149,6 +149,8 @@ struct mw_guard_config {
 	int max_sources;                    /* source addresses tracked: 16384 */
 	int max_blocks;                     /* blocks held at once: 1024 */
 	int max_actions;                    /* actions kept for mwctl guard actions: 256 */
+};
+
 #define MW_FLOWD_SENSORS_MAX 16
 #define MW_FLOWD_INSIDE_MAX 16
 
