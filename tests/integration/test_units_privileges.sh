@@ -161,6 +161,11 @@ for k in CapPrm CapEff CapBnd CapAmb; do
 	[ "$(sed -n "s/^$k:\t//p" "/proc/$bal_ins/status")" = 0000000000000000 ] ||
 		mw_fail "the balancer's INS has $k $(sed -n "s/^$k:\t//p" "/proc/$bal_ins/status")"
 done
+# SIGTERM to mw-balancer alone, as systemd's KillMode=mixed does first: mw_stop's signal to
+# the whole process group would also reach the INS (it keeps the balancer's group), which
+# then exited on its own before the balancer could stop it (a flake: "died ... replacing it").
+kill -TERM "$(mw_pid balancer)"
+mw_wait_for "! kill -0 $(mw_pid balancer) 2>/dev/null" 10 || mw_fail "mw-balancer did not exit on SIGTERM"
 mw_stop balancer
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-balancer exited $MW_EXIT_STATUS on SIGTERM"
 grep -q "INS 1 stopped" "$BAL_LOG" || mw_fail "mw-balancer did not stop its INS: $(tail -5 "$BAL_LOG")"
