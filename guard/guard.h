@@ -46,6 +46,7 @@ struct gd_conn {
 	uint64_t bytes_in, bytes_out;
 	int64_t t_open, t_last, t_close_sent; /* ms; t_last: last byte either way */
 	bool slow;			      /* at the last evaluation */
+	bool answered;			      /* its first byte out was seen */
 };
 
 /* One source address with connections open (or blocked, or recently good). */
@@ -72,6 +73,8 @@ struct gd_listener {
 	bool pressure; /* at the last evaluation */
 	int64_t last_pressure;
 	uint32_t held, slow; /* at the last evaluation */
+	uint32_t accept_ms,
+		response_ms; /* moving means: arrival to accept, accept to first byte out */
 	uint64_t closes;
 };
 

@@ -276,6 +276,33 @@ static void test_slow_read_closes(void **state)
 	assert_int_equal(count(GD_BLOCK, NULL), 0); /* one connection each: below block_slow */
 }
 
+/* Accept latency (ts_session_start to the accept) and response latency are measured;
+ * with pressure_accept_ms set, a long wait for accept() is pressure by itself. */
+static void test_accept_latency_pressure(void **state)
+{
+	struct mw_nf_info i = { .obs = MW_NF_OBS_ACCEPT, .sockfd = L80 };
+	int64_t now = 1000;
+	uint64_t c;
+
+	cfg.guard.pressure_accept_ms = 1000;
+	start();
+	endpoint(&i.pvm, L80_ADDR);
+	endpoint(&i.remote, "10.5.0.1:3000");
+	for (c = 0; c < 3; c++) {
+		i.extra = 800 + c;
+		i.ts_session_start.sec = 100;
+		i.ts_curr.sec = 103; /* waited 3 s in the accept queue */
+		gd_engine_observe(&eng, &i, now);
+		obs(MW_NF_OBS_SEND, 800 + c, 0, L80_ADDR, NULL, 50, 200, now + 40);
+	}
+	assert_int_equal(eng.listeners[0].accept_ms, 3000);
+	assert_int_equal(eng.listeners[0].response_ms, 40);
+	tick_until(&now, now + 1000);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+	assert_int_equal(count(GD_CLOSE, NULL), 0); /* nothing is slow */
+	cfg.guard.pressure_accept_ms = 0;
+}
+
 /* Report mode: the same decisions, each connection's close reported once, not every 5 s. */
 static void test_report_mode_once(void **state)
 {
@@ -436,6 +463,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_headers_close_and_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_read_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report_mode_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_latency_pressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_not_blocked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tables_full, setup, teardown),
