@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mwctl.c - mwctl: commands to mw-balancer and mw-guard over their control sockets, tables or JSON */
+/* mwctl.c - commands to mw-balancer and mw-guard over their control sockets: tables or JSON */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
