@@ -252,6 +252,26 @@ static void conn_close(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 }
 
 /**
+ * gd_engine_forget() - @id is no longer open (the server says so): drop it
+ * Heals the model when the close observation was dropped (a consumer queue
+ * overflow in the server): the connection would otherwise count as held forever.
+ */
+void gd_engine_forget(struct gd_engine *e, uint64_t id)
+{
+	struct gd_conn *c = gd_tab_find(&e->conns, &id);
+	struct gd_addrkey key;
+	struct gd_source *s;
+
+	if (!c)
+		return;
+	gd_addrkey_from(&key, &c->peer);
+	s = gd_tab_find(&e->sources, &key);
+	if (s && s->conns)
+		s->conns--;
+	gd_tab_remove(&e->conns, c);
+}
+
+/**
  * gd_engine_observe() - account one observation
  * @now: monotonic milliseconds
  */

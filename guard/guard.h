@@ -145,6 +145,7 @@ void gd_engine_fini(struct gd_engine *e);
 void gd_engine_reset(struct gd_engine *e);
 void gd_engine_observe(struct gd_engine *e, const struct mw_nf_info *in, int64_t now);
 void gd_engine_tick(struct gd_engine *e, int64_t now);
+void gd_engine_forget(struct gd_engine *e, uint64_t id);
 bool gd_engine_allowed(const struct gd_engine *e, const struct mw_addr *a);
 struct gd_listener *gd_engine_listener(struct gd_engine *e, uint64_t id);
 
