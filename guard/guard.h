@@ -3,7 +3,6 @@
 #ifndef MW_GUARD_H
 #define MW_GUARD_H
 
-#include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
