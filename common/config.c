@@ -212,6 +212,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(guard, min_rate, 20, 0, 1 * GIB, CHK_NONE),
 	KEY_INT(guard, pressure_conns, 256, 1, 16 * MIB, CHK_NONE),
 	KEY_INT(guard, pressure_slow, 32, 1, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, pressure_accept_ms, 0, 0, 3600000, CHK_NONE),
 	KEY_INT(guard, calm_ms, 30000, 0, 86400000, CHK_NONE),
 	KEY_INT(guard, close_max, 256, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(guard, block_slow, 8, 1, 16 * MIB, CHK_NONE),

@@ -140,6 +140,7 @@ struct mw_guard_config {
 	int min_rate;                       /* B/s over its life below which it is slow: 20 */
 	int pressure_conns;                 /* app slots held per listener = pressure: 256 */
 	int pressure_slow;                  /* slow connections per listener = pressure: 32 */
+	int pressure_accept_ms;             /* mean accept latency = pressure; 0 = not used: 0 */
 	int calm_ms;                        /* no pressure this long clears the levers: 30000 */
 	int close_max;                      /* closes per listener per evaluation: 256 */
 	int block_slow;                     /* slow connections of one source to block it: 8 */

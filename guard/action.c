@@ -105,6 +105,7 @@ static int send_one(struct gd_act *a, struct gd_record *r, struct mw_nf_request 
 	p->req = req->id;
 	p->n = r->n;
 	p->name = req->name;
+	p->sock = req->flags & MW_NF_FLAG_BY_SOCK ? req->sockfd : 0;
 	return 0;
 }
 
@@ -211,6 +212,8 @@ void gd_act_response(struct gd_act *a, const struct mw_nf_response *rsp)
 			a->pending[i].n);
 		if (r)
 			snprintf(r->result, sizeof(r->result), "gone");
+		if (a->on_gone)
+			a->on_gone(a->gone_ctx, a->pending[i].sock);
 	} else {
 		a->rejected++;
 		mw_warn("action %" PRIu64 ": %s refused by the Netflow server: %s (%d)",

@@ -23,6 +23,7 @@ struct gd_pending {
 	uint32_t req;
 	uint64_t n;
 	uint16_t name;
+	uint64_t sock; /* BY_SOCK requests: the socket */
 };
 
 struct gd_act {
@@ -34,6 +35,9 @@ struct gd_act {
 	struct gd_pending pending[GD_PENDING];
 	size_t pend_next;
 	uint64_t requests, responses_ok, rejected, send_failed, gone;
+	/* A close answered -EBADF: the socket is gone (its close observation was lost). */
+	void (*on_gone)(void *ctx, uint64_t sock);
+	void *gone_ctx;
 };
 
 int gd_act_init(struct gd_act *a, size_t cap);

@@ -113,10 +113,11 @@ static void cmd_status(struct guardd *g, struct out *o)
 
 		outf(o,
 		     "listener sock=%" PRIu64 " local=%s protected=%s baseline=%s held=%u slow=%u"
-		     " pressure=%s levers=%s closes=%" PRIu64 "\n",
+		     " accept_ms=%u response_ms=%u pressure=%s levers=%s closes=%" PRIu64 "\n",
 		     l->id, mw_addr_format(&l->local, local, sizeof(local)),
 		     l->proto >= 0 ? "yes" : "no", l->baseline ? "set" : "-", l->held, l->slow,
-		     l->pressure ? "yes" : "no", l->levers ? "on" : "off", l->closes);
+		     l->accept_ms, l->response_ms, l->pressure ? "yes" : "no",
+		     l->levers ? "on" : "off", l->closes);
 	}
 }
 

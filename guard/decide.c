@@ -138,6 +138,7 @@ static void levers(struct gd_engine *e, struct gd_listener *l, bool on)
 
 	evidence(&a, "held", l->held);
 	evidence(&a, "slow", l->slow);
+	evidence(&a, "accept_ms", l->accept_ms);
 	for (i = 0; i < sizeof(set) / sizeof(set[0]); i++)
 		if (set[i].v)
 			shield_opt(&a, set[i].opt, on ? (uint64_t)set[i].v : 0, true);
@@ -190,7 +191,9 @@ void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now)
 		return;
 	}
 	l->pressure = l->held >= (uint32_t)e->cfg->pressure_conns ||
-		      l->slow >= (uint32_t)e->cfg->pressure_slow;
+		      l->slow >= (uint32_t)e->cfg->pressure_slow ||
+		      (e->cfg->pressure_accept_ms &&
+		       l->accept_ms >= (uint32_t)e->cfg->pressure_accept_ms);
 	if (l->pressure) {
 		l->last_pressure = now;
 		if (!l->levers)

@@ -158,8 +158,26 @@ static void listener_forget(struct gd_engine *e, struct gd_listener *l)
 	*l = e->listeners[--e->nlisteners];
 }
 
+/* A moving mean over about 8 samples (the first sample taken as is). */
+static void mean_add(uint32_t *mean, uint32_t v)
+{
+	*mean = *mean ? (uint32_t)(((uint64_t)*mean * 7 + v) / 8) : (v ? v : 1);
+}
+
+/* An accept's wait: from the connection's creation (ts_session_start) to the accept. */
+static uint32_t accept_latency_ms(const struct mw_nf_info *in)
+{
+	int64_t ms = ((int64_t)in->ts_curr.sec - (int64_t)in->ts_session_start.sec) * 1000 +
+		     ((int64_t)in->ts_curr.ns - (int64_t)in->ts_session_start.ns) / 1000000;
+
+	if (!in->ts_session_start.sec || ms < 0)
+		return 0;
+	return ms > 3600000 ? 3600000 : (uint32_t)ms;
+}
+
 static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_t now)
 {
+	struct gd_listener *l;
 	struct gd_addrkey key;
 	struct gd_source *s;
 	struct mw_addr local, peer;
@@ -168,10 +186,12 @@ static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_
 	e->st.accepts++;
 	if (mw_nf_endpoint_to_addr(&in->pvm, &local) || mw_nf_endpoint_to_addr(&in->remote, &peer))
 		return;
-	listener_see(e, in->sockfd, &local);
+	l = listener_see(e, in->sockfd, &local);
 	c = gd_tab_find(&e->conns, &in->extra);
 	if (c)
 		return; /* seen twice (a merged stream): keep the first */
+	if (l)
+		mean_add(&l->accept_ms, accept_latency_ms(in));
 	c = gd_tab_insert(&e->conns, &in->extra);
 	if (!c)
 		return; /* counted in conns.drops */
@@ -196,6 +216,13 @@ static void conn_bytes(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 		c->bytes_in = in->bytes_in;
 	if (in->bytes_out > c->bytes_out)
 		c->bytes_out = in->bytes_out;
+	if (c->bytes_out && !c->answered) {
+		struct gd_listener *l = listener_find(e, c->listener);
+
+		c->answered = true;
+		if (l)
+			mean_add(&l->response_ms, (uint32_t)(now - c->t_open));
+	}
 }
 
 static void conn_close(struct gd_engine *e, const struct mw_nf_info *in, int64_t now)
@@ -221,6 +248,26 @@ static void conn_close(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 		if (!c->t_close_sent && c->bytes_in && c->bytes_out && !gd_conn_is_slow(e, c, now))
 			s->last_good = now;
 	}
+	gd_tab_remove(&e->conns, c);
+}
+
+/**
+ * gd_engine_forget() - @id is no longer open (the server says so): drop it
+ * Heals the model when the close observation was dropped (a consumer queue
+ * overflow in the server): the connection would otherwise count as held forever.
+ */
+void gd_engine_forget(struct gd_engine *e, uint64_t id)
+{
+	struct gd_conn *c = gd_tab_find(&e->conns, &id);
+	struct gd_addrkey key;
+	struct gd_source *s;
+
+	if (!c)
+		return;
+	gd_addrkey_from(&key, &c->peer);
+	s = gd_tab_find(&e->sources, &key);
+	if (s && s->conns)
+		s->conns--;
 	gd_tab_remove(&e->conns, c);
 }
 

@@ -3,7 +3,6 @@
 #ifndef MW_GUARD_H
 #define MW_GUARD_H
 
-#include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +45,7 @@ struct gd_conn {
 	uint64_t bytes_in, bytes_out;
 	int64_t t_open, t_last, t_close_sent; /* ms; t_last: last byte either way */
 	bool slow;			      /* at the last evaluation */
+	bool answered;			      /* its first byte out was seen */
 };
 
 /* One source address with connections open (or blocked, or recently good). */
@@ -72,6 +72,8 @@ struct gd_listener {
 	bool pressure; /* at the last evaluation */
 	int64_t last_pressure;
 	uint32_t held, slow; /* at the last evaluation */
+	uint32_t accept_ms,
+		response_ms; /* moving means: arrival to accept, accept to first byte out */
 	uint64_t closes;
 };
 
@@ -142,6 +144,7 @@ void gd_engine_fini(struct gd_engine *e);
 void gd_engine_reset(struct gd_engine *e);
 void gd_engine_observe(struct gd_engine *e, const struct mw_nf_info *in, int64_t now);
 void gd_engine_tick(struct gd_engine *e, int64_t now);
+void gd_engine_forget(struct gd_engine *e, uint64_t id);
 bool gd_engine_allowed(const struct gd_engine *e, const struct mw_addr *a);
 struct gd_listener *gd_engine_listener(struct gd_engine *e, uint64_t id);
 

@@ -7,6 +7,11 @@
 #include "common/log.h"
 #include "guard/guardd.h"
 
+static void on_gone(void *ctx, uint64_t sock)
+{
+	gd_engine_forget(ctx, sock);
+}
+
 static void on_reload(struct mw_daemon *d)
 {
 	char err[512];
@@ -39,6 +44,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	g.act.report = !strcmp(d.cfg.guard.mode, "report");
+	g.act.on_gone = on_gone;
+	g.act.gone_ctx = &g.eng;
 	if (gd_ctl_open(&g, err, sizeof(err))) {
 		mw_err("%s", err);
 		goto out;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mwctl.c - operator commands to mw-balancer and mw-guard over their control sockets: tables or --json */
+/* mwctl.c - commands to mw-balancer and mw-guard over their control sockets: tables or JSON */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -189,20 +189,28 @@ static void print_table(char **recs, int n)
 			}
 			free(copy);
 		} else if (!strncmp(recs[k], "listener ", 9)) {
+			char lat[2][32];
+
 			printf("listener %-22s sock=%-12s protected=%-3s baseline=%-3s held=%-6s "
-			       "slow=%-6s pressure=%-3s levers=%-3s closes=%s\n",
+			       "slow=%-6s accept_ms=%-6s response_ms=%-6s pressure=%-3s "
+			       "levers=%-3s closes=%s\n",
 			       field(recs[k], "local", a[0], 64), field(recs[k], "sock", a[1], 64),
 			       field(recs[k], "protected", a[2], 64),
-			       field(recs[k], "baseline", a[3], 64), field(recs[k], "held", a[4], 64),
-			       field(recs[k], "slow", a[5], 64), field(recs[k], "pressure", a[6], 64),
-			       field(recs[k], "levers", a[7], 64), field(recs[k], "closes", a[8], 64));
+			       field(recs[k], "baseline", a[3], 64),
+			       field(recs[k], "held", a[4], 64), field(recs[k], "slow", a[5], 64),
+			       field(recs[k], "accept_ms", lat[0], sizeof(lat[0])),
+			       field(recs[k], "response_ms", lat[1], sizeof(lat[1])),
+			       field(recs[k], "pressure", a[6], 64),
+			       field(recs[k], "levers", a[7], 64),
+			       field(recs[k], "closes", a[8], 64));
 		} else if (!strncmp(recs[k], "action ", 7)) {
 			char ev[512];
 
 			printf("%6s %s %-18s %-24s reason=%-12s result=%-10s evidence=%s\n",
 			       field(recs[k], "n", a[0], 64), field(recs[k], "time", a[1], 64),
 			       field(recs[k], "kind", a[2], 64), field(recs[k], "target", a[3], 64),
-			       field(recs[k], "reason", a[4], 64), field(recs[k], "result", a[5], 64),
+			       field(recs[k], "reason", a[4], 64),
+			       field(recs[k], "result", a[5], 64),
 			       field(recs[k], "evidence", ev, sizeof(ev)));
 		} else if (!strncmp(recs[k], "ins ", 4)) {
 			if (!hdr) {

@@ -15,6 +15,7 @@
 #   reload     SIGHUP and mwctl guard reload re-read the file (mode -> report); a
 #              file with an error is refused whole, the mode in force stays
 #   report     the same burst: would_close lines, nothing sent, the connections survive
+#   reconnect  mw-pvm stops and starts again: mw-guard notices, retries, subscribes again
 # Waits are on state with generous bounds (a loaded machine): no timing is asserted.
 source "$(dirname "$0")/lib.sh"
 
@@ -135,3 +136,14 @@ now=$(ctl --json guard status | "$PY" -c 'import json,sys; print(json.load(sys.s
 [ "$now" = "$sent" ] || mw_fail "report: $((now - sent)) request(s) sent in report mode"
 ctl guard actions | grep -q 'would_close .*result=report' || mw_fail "report: actions not marked report"
 mw_log "report: ok ($N connections survived, nothing sent)"
+
+# --- reconnect: mw-pvm goes away and comes back; mw-guard subscribes again.
+mw_stop app
+mw_stop pvm
+mw_wait_for "grep -q 'netflow: lost ' '$GLOG'" 20 || mw_fail "reconnect: the loss was not noticed"
+ctl guard status | grep -q '^netflow  *disconnected$' || mw_fail "reconnect: status still says connected"
+mw_spawn pvm2 "$PVM" -c "$CONF"
+mw_wait_for "[ \$(grep -c 'notice: ready: netflow ' '$GLOG') -ge 2 ]" 30 ||
+	mw_fail "reconnect: mw-guard did not subscribe again: $(tail -5 "$GLOG")"
+ctl guard status | grep -q '^netflow  *connected$' || mw_fail "reconnect: status does not say connected"
+mw_log "reconnect: ok"

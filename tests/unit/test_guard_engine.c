@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_guard_engine.c - mw-guard's engine fed with synthetic observations: what it decides */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -276,6 +277,33 @@ static void test_slow_read_closes(void **state)
 	assert_int_equal(count(GD_BLOCK, NULL), 0); /* one connection each: below block_slow */
 }
 
+/* Accept latency (ts_session_start to the accept) and response latency are measured;
+ * with pressure_accept_ms set, a long wait for accept() is pressure by itself. */
+static void test_accept_latency_pressure(void **state)
+{
+	struct mw_nf_info i = { .obs = MW_NF_OBS_ACCEPT, .sockfd = L80 };
+	int64_t now = 1000;
+	uint64_t c;
+
+	cfg.guard.pressure_accept_ms = 1000;
+	start();
+	endpoint(&i.pvm, L80_ADDR);
+	endpoint(&i.remote, "10.5.0.1:3000");
+	for (c = 0; c < 3; c++) {
+		i.extra = 800 + c;
+		i.ts_session_start.sec = 100;
+		i.ts_curr.sec = 103; /* waited 3 s in the accept queue */
+		gd_engine_observe(&eng, &i, now);
+		obs(MW_NF_OBS_SEND, 800 + c, 0, L80_ADDR, NULL, 50, 200, now + 40);
+	}
+	assert_int_equal(eng.listeners[0].accept_ms, 3000);
+	assert_int_equal(eng.listeners[0].response_ms, 40);
+	tick_until(&now, now + 1000);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+	assert_int_equal(count(GD_CLOSE, NULL), 0); /* nothing is slow */
+	cfg.guard.pressure_accept_ms = 0;
+}
+
 /* Report mode: the same decisions, each connection's close reported once, not every 5 s. */
 static void test_report_mode_once(void **state)
 {
@@ -406,6 +434,48 @@ static void test_table_remove_keeps_lookups(void **state)
 	gd_tab_free(&t);
 }
 
+static uint64_t gone_sock;
+
+static void note_gone(void *ctx, uint64_t sock)
+{
+	gone_sock = sock;
+}
+
+/* A close answered -EBADF: "gone", and the engine is told to forget the connection. */
+static void test_close_gone_forgets(void **state)
+{
+	struct gd_action a = { .kind = GD_CLOSE, .reason = "slow", .sock = 77 };
+	struct mw_nf_response rsp = { .status = -EBADF };
+	struct gd_addrkey key;
+	struct gd_source *src;
+	struct mw_addr peer;
+	struct gd_act act;
+	int64_t now = 1000;
+
+	assert_int_equal(gd_act_init(&act, 4), 0);
+	act.on_gone = note_gone;
+	act.pending[0] =
+		(struct gd_pending){ .req = 9, .n = 1, .name = MW_NF_ATTR_IS_OPEN, .sock = 77 };
+	act.report = true;
+	gd_act_emit(&act, &a); /* the record of action 1 */
+	rsp.id = 9;
+	gd_act_response(&act, &rsp);
+	assert_int_equal(gone_sock, 77);
+	assert_int_equal(act.gone, 1);
+	assert_string_equal(gd_act_record(&act, 0)->result, "gone");
+	gd_act_fini(&act);
+	start();
+	accept_conn(77, "10.1.2.3:4", now);
+	assert_int_equal(eng.conns.n, 1);
+	gd_engine_forget(&eng, 77);
+	assert_int_equal(eng.conns.n, 0);
+	assert_int_equal(mw_addr_parse(&peer, "10.1.2.3:4"), 0);
+	gd_addrkey_from(&key, &peer);
+	src = gd_tab_find(&eng.sources, &key);
+	assert_non_null(src);
+	assert_int_equal(src->conns, 0);
+}
+
 /* The action sink: numbers from 1, report mode sends nothing, no link = not sent. */
 static void test_action_sink(void **state)
 {
@@ -436,11 +506,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_headers_close_and_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_read_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report_mode_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_latency_pressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_not_blocked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tables_full, setup, teardown),
 		cmocka_unit_test(test_table_remove_keeps_lookups),
 		cmocka_unit_test(test_action_sink),
+		cmocka_unit_test_setup_teardown(test_close_gone_forgets, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
