@@ -77,6 +77,10 @@ static void accf_pass(struct ins_held *h)
 	struct ins *ins = ls->ins;
 	int one = 1;
 
+	if (ls->state != INS_ST_LISTENING) {
+		accf_reset(h, &ins->accf.gone); /* closing: nobody to announce it to */
+		return;
+	}
 	accf_unlink(h);
 	ins->accf.passed++;
 	/* The relay reads whatever is there: readiness from the first byte again. */

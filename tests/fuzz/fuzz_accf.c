@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fz_input.h"
 #include "ins/ins_accf.h"
+#include "tests/fuzz/fz_input.h"
 
 /*
  * Input: filter (byte 0 mod 5), delimiter count and 8 delimiter bytes, 8 split

@@ -280,6 +280,23 @@ static const uint16_t fz_ops[] = { MW_OP_BIND,	  MW_OP_LISTEN,	    MW_OP_CONNECT
 				   MW_OP_GETOPT,  MW_OP_SHUTDOWN,   MW_OP_CLOSE,   MW_OP_ABORT,
 				   MW_OP_GETNAME, MW_OP_ADDR_BLOCK, MW_OP_INS_SET, MW_OP_STATS };
 
+/* An accept filter (and a deadline of 0..255 ms) on a listener, so peers get held. */
+static void fz_shield_listener(struct fz_in *in, struct fz *z, uint64_t sock)
+{
+	struct mw_op_sockopt o = { .level = MW_SOL_SHIELD, .len = 8 };
+	uint64_t v = fz_u8(in) % (MW_ACCF_MAX + 1u);
+
+	o.req = z->next_req++;
+	o.name = MW_SHIELD_FILTER;
+	memcpy(o.val, &v, sizeof(v));
+	fz_send(z, MW_OP_SETOPT, sock, &o, sizeof(o));
+	v = fz_u8(in);
+	o.req = z->next_req++;
+	o.name = MW_SHIELD_DEADLINE_MS;
+	memcpy(o.val, &v, sizeof(v));
+	fz_send(z, MW_OP_SETOPT, sock, &o, sizeof(o));
+}
+
 static void fz_op(struct fz_in *in, struct fz *z)
 {
 	union {
@@ -320,7 +337,8 @@ static void fz_op(struct fz_in *in, struct fz *z)
 			uint64_t v = u.o.val[0] & 1 ? u.o.val[1] % 6u : fz_u64(in);
 
 			u.o.level = MW_SOL_SHIELD;
-			u.o.name = u.o.name % (MW_SHIELD_OPT_MAX + 2);
+			u.o.name = u.o.val[2] & 1 ? MW_SHIELD_FILTER
+						  : u.o.name % (MW_SHIELD_OPT_MAX + 2);
 			u.o.len = 8;
 			memcpy(u.o.val, &v, sizeof(v));
 		}
@@ -348,6 +366,8 @@ static void fz_op(struct fz_in *in, struct fz *z)
 	}
 	u.req.req = z->next_req++;
 	fz_send(z, type, sock, &u, len);
+	if (type == MW_OP_LISTEN && (fz_u8(in) & 1))
+		fz_shield_listener(in, z, sock);
 }
 
 static void fz_data(struct fz_in *in, struct fz *z)

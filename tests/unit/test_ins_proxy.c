@@ -25,6 +25,7 @@
 
 #include "common/channel.h"
 #include "common/proxy2.h"
+#include "common/shield.h"
 #include "common/sockid.h"
 
 #include "tests/unit/fake_pvm.h" /* the fake PVM; fake_pvm_ins_extra picks ins keys per test */
@@ -152,6 +153,47 @@ static void test_proxied_accept(void **state)
 	op_close(lid, false);
 	close(cfd);
 	assert_true(log_has("PROXY v2 header required from 127.0.0.0/8"));
+}
+
+/*
+ * PROXY header, then an accept filter (http): the filter looks at what follows
+ * the header, and the connection is announced with the header's client once
+ * the request head is complete; its DATA is the request, header excluded.
+ */
+static void test_proxied_then_filtered(void **state)
+{
+	static const char head1[] = "GET / HTTP/1.1\r\nHost: a\r\n";
+	static const char head2[] = "\r\n";
+	struct mw_op_sockopt o = { .level = MW_SOL_SHIELD, .name = MW_SHIELD_FILTER, .len = 8 };
+	uint64_t filter = MW_ACCF_HTTP;
+	uint8_t buf[MW_PROXY2_MAX + sizeof(head1)];
+	struct mw_ev_accepted acc;
+	struct stream *st;
+	uint16_t port;
+	uint64_t lid = ins_listener(&port);
+	size_t n = header(buf, 4343);
+	int cfd = tcp_connect(port);
+	size_t i;
+
+	(void)state;
+	memcpy(o.val, &filter, sizeof(filter));
+	assert_int_equal(op(MW_OP_SETOPT, lid, &o, sizeof(o), NULL, NULL), 0);
+	memcpy(buf + n, head1, sizeof(head1) - 1);
+	send_all(cfd, buf, n + sizeof(head1) - 1);
+	pump_wait(300);
+	for (i = 0; i < H.nevs; i++)
+		assert_false(H.evs[i].f.type == MW_EV_ACCEPTED);
+	send_all(cfd, head2, sizeof(head2) - 1);
+	acc = take_accepted(lid);
+	assert_memory_equal(acc.peer.addr, client_ip, 4);
+	assert_int_equal(acc.peer.port, 4343);
+	st = wait_data(acc.new_sock, sizeof(head1) - 1 + sizeof(head2) - 1);
+	assert_int_equal(st->len, sizeof(head1) - 1 + sizeof(head2) - 1);
+	assert_memory_equal(st->buf, head1, sizeof(head1) - 1);
+	assert_memory_equal(st->buf + sizeof(head1) - 1, head2, sizeof(head2) - 1);
+	op_close(acc.new_sock, false);
+	op_close(lid, false);
+	close(cfd);
 }
 
 /* LOCAL: the real endpoints; a header arriving in pieces is assembled. */
@@ -324,6 +366,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_proxied_accept, start_trusted, ins_stop),
 		cmocka_unit_test_setup_teardown(test_local_in_pieces, start_trusted, ins_stop),
+		cmocka_unit_test_setup_teardown(test_proxied_then_filtered, start_trusted,
+						ins_stop),
 		cmocka_unit_test_setup_teardown(test_refusals, start_trusted, ins_stop),
 		cmocka_unit_test_setup_teardown(test_block_matches_header_client, start_trusted,
 						ins_stop),
