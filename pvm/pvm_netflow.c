@@ -325,7 +325,10 @@ static int nf_sockattr(struct pvm_netflow *nf, struct mw_nf_reply to,
 		return -EBADF;
 	if (write && attr->readonly)
 		return -EPERM;
-	if (attr->shield && !(s->kind == PVM_SOCK_APP && s->state == PVM_ST_LISTENING))
+	/* A listener's, or a bound socket's about to listen: mw-guard sets the shield on the
+	 * bind it observes, before the app's listen() and its first client. */
+	if (attr->shield && !(s->kind == PVM_SOCK_APP &&
+			      (s->state == PVM_ST_LISTENING || s->state == PVM_ST_BOUND)))
 		return -EOPNOTSUPP;
 	on = nf_sock_on_ins(s);
 	if (!on)
