@@ -17,6 +17,7 @@
 #include "common/proxy2.h"
 #include "common/shield.h"
 #include "common/spin.h"
+#include "ins/ins_rates.h"
 
 struct ins;
 
@@ -59,6 +60,7 @@ struct ins_sock {
 	struct ins_sock *lprev, *lnext; /* lingering list */
 	double linger_until;          /* reset if the client has not acknowledged by then */
 	struct mw_shield shield;      /* listener: its settings; accepted: its listener's at accept */
+	struct ins_rates_conn rates;  /* shield rates and limits (ins_shield_rates.c) */
 };
 
 /* id -> socket, chained, grows by doubling; no fixed cap. */
@@ -144,6 +146,7 @@ struct ins {
 	struct mw_stats stats;        /* seq, max/used sockets, rx/tx bytes */
 	uint64_t accepted, refused_blocked;
 	struct ins_proxy pp;          /* used only with ins.proxy_protocol */
+	struct ins_shield_rates rates; /* shield rates and limits (ins_shield_rates.c) */
 	int exit_status;
 };
 
@@ -193,6 +196,18 @@ int ins_shield_set(struct mw_shield *sh, int name, uint64_t v);
 int ins_shield_get(const struct mw_shield *sh, int name, uint64_t *v);
 int ins_shield_opt(struct ins_sock *s, int name, bool set, const uint8_t *val, uint32_t len,
 		   uint8_t *out, uint32_t *outlen);
+
+/* ins_shield_rates.c: a shield's rates and limits on live connections */
+int ins_shield_rates_init(struct ins *ins);
+void ins_shield_rates_fini(struct ins *ins);
+bool ins_shield_admit(struct ins *ins, uint64_t listener, const struct mw_addr *peer,
+		      struct ins_rates_ref *ref);
+void ins_shield_release(struct ins_rates_ref *ref);
+uint32_t ins_shield_out_more(struct ins_sock *s);
+uint32_t ins_shield_out_sent(struct ins_sock *s, uint32_t n);
+uint32_t ins_shield_out_drop(struct ins_sock *s);
+void ins_shield_sock_free(struct ins_sock *s);
+void ins_shield_rates_status(const struct ins *ins, char *buf, size_t len);
 
 /* ins_channel.c */
 int ins_channel_start(struct ins *ins);

@@ -301,6 +301,7 @@ static void idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ins *ins = w->data;
+	char rates[256];
 
 	ins->stats.seq++;
 	ins->stats.used_sockets = ins->socks.count;
@@ -308,7 +309,9 @@ static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	/* systemd needs no more than one status line a second. */
 	if (ev_now(loop) - ins->status_at >= 1.0) {
 		ins->status_at = ev_now(loop);
-		mw_daemon_status(ins->d, "ins %d: %zu sockets", ins->cfg->id, ins->socks.count);
+		ins_shield_rates_status(ins, rates, sizeof(rates));
+		mw_daemon_status(ins->d, "ins %d: %zu sockets; %s", ins->cfg->id, ins->socks.count,
+				 rates);
 	}
 }
 

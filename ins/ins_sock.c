@@ -197,6 +197,7 @@ void ins_sock_free(struct ins_sock *s)
 	ev_io_stop(ins->loop, &s->wio);
 	ins_io_unpark(s);
 	ins_linger_forget(s);
+	ins_shield_sock_free(s); /* shield: counts, out buffer */
 	if (s->fd >= 0)
 		close(s->fd);
 	ins_table_remove(&ins->socks, s->id);
@@ -641,6 +642,7 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 {
 	struct mw_ev_accepted ev = { .peer = *peer, .local = *local };
 	struct ins_sock *s, *ls;
+	struct ins_rates_ref ref;
 	char text[MW_ADDR_STRLEN];
 
 	sock_nodelay(fd);
@@ -651,19 +653,26 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 		rst_close(fd);
 		return;
 	}
+	if (!ins_shield_admit(ins, listener, &ev.peer, &ref)) { /* shield: SRC_*, PFX_* */
+		rst_close(fd);
+		return;
+	}
 	if (!(ins->cfg->max_sockets && ins->socks.count >= (size_t)ins->cfg->max_sockets))
 		ev.new_sock = sock_accept_id(ins);
 	if (!ev.new_sock) {
 		mw_log_ratelimited(MW_LOG_WARN, "connection from %s reset: socket limit",
 				   mw_addr_format(&ev.peer, text, sizeof(text)));
+		ins_shield_release(&ref);
 		rst_close(fd);
 		return;
 	}
 	s = sock_new(ins, ev.new_sock, fd, ev.peer.family);
 	if (!s) {
+		ins_shield_release(&ref);
 		rst_close(fd);
 		return;
 	}
+	s->rates.ref = ref;
 	if (ins->tune.quickack)
 		ins_tune_apply(&ins->tune, fd);
 	s->state = INS_ST_CONNECTED;
