@@ -16,6 +16,9 @@
 #   (4) ShieldPfxRate 0x201a = 3: 8 connections at once from one /24 pass 3 (4 if a token
 #       came back meanwhile); another address of the same /24 is refused; another /24 is
 #       served.
+#   (5) ins.shield_out_total = 5 MiB: with two clients behind 8 MiB out buffers, the
+#       second's buffered write would pass the bound: the first, a 1 KiB/s reader
+#       (measured slower), is reset; the second's write completes.
 # The reasons are counted in mw-ins's STATUS= line (a notify socket stands in for systemd).
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
@@ -26,10 +29,12 @@ P_BUF=9471
 P_RATE=9472
 P_SRC=9473
 P_PFX=9474
+P_CUT=9475
 NOTIFY=$MW_TMP/notify.sock
 mw_spawn notify "$PY" "$RP" notify "$NOTIFY"
 mw_wait_for "grep -q ready '$(mw_logfile notify)'" || mw_fail "the notify socket is not ready"
 export NOTIFY_SOCKET=$NOTIFY
+MW_INS_CONF="shield_out_total = $((5 * 1024 * 1024));"
 mw_appliance_up
 unset NOTIFY_SOCKET
 # More client addresses: one in the same /24, one in another /24 (routed back by the INS).
@@ -153,8 +158,27 @@ expect "3 from another /24" "$R" "ok=3 reset=0 timeout=0"
 pfx_resets=$(($(echo "$r1" | field reset) + $(echo "$r2" | field reset)))
 mw_log "(4) PfxRate 3: $r1 then $r2 from one /24; another /24 served"
 
+# --- (5) the INS-wide bound: the slowest reader goes first -------------------------------
+server srv-cut "$P_CUT" $((4 * 1024 * 1024))
+shield "$LSN" 0x2016 $((8 * 1024 * 1024))
+mw_spawn cut-slow in_cli "$PY" "$NFP" trickle "$INS_IP" "$P_CUT" 30
+lport=$(lport_of "$(mw_logfile cut-slow)") || mw_fail "cut-slow did not connect"
+mw_wait_for "grep -q 'wrote lport=$lport ' '$(mw_logfile srv-cut)'" 5 ||
+	mw_fail "the first buffered write did not complete"
+sleep 1.5 # measured: about 1 KiB/s
+! grep -q '^cut_at' "$(mw_logfile cut-slow)" || mw_fail "the slow reader was cut before the bound was reached"
+mw_spawn cut-new in_cli "$PY" "$NFP" hold "$INS_IP" "$P_CUT" 30
+lport2=$(lport_of "$(mw_logfile cut-new)") || mw_fail "cut-new did not connect"
+mw_wait_for "grep -q 'wrote lport=$lport2 ' '$(mw_logfile srv-cut)'" 5 ||
+	mw_fail "the second buffered write did not complete: $(cat "$(mw_logfile srv-cut)")"
+mw_wait_for "grep -q '^cut_at' '$(mw_logfile cut-slow)'" 5 ||
+	mw_fail "the slow reader was not cut when the bound was reached"
+end=$(grep '^cut_at' "$(mw_logfile cut-slow)" | field end)
+[ "$end" = close ] || [ "$end" = reset ] || mw_fail "the cut reader saw '$end', not a reset"
+mw_log "(5) shield_out_total reached: the 1 KiB/s reader was reset ($end), the new write completed"
+
 # --- counters -------------------------------------------------------------------------------
-want="limits: 2 src conns, 0 src rate, 0 pfx conns, $pfx_resets pfx rate, 0 untracked; 1 slow readers, 0 cut for buffer"
+want="limits: 2 src conns, 0 src rate, 0 pfx conns, $pfx_resets pfx rate, 0 untracked; 1 slow readers, 1 cut for buffer"
 mw_wait_for "grep -q 'STATUS=ins 1: .*$want' '$(mw_logfile notify)'" 10 ||
 	mw_fail "mw-ins's STATUS= line never said '$want': $(grep 'ins 1' "$(mw_logfile notify)" | tail -1)"
 mw_log "counters: $want"
