@@ -207,6 +207,8 @@ uint32_t ins_shield_out_more(struct ins_sock *s);
 uint32_t ins_shield_out_sent(struct ins_sock *s, uint32_t n);
 uint32_t ins_shield_out_drop(struct ins_sock *s);
 void ins_shield_sock_free(struct ins_sock *s);
+bool ins_shield_in_slow(struct ins *ins, int fd, const struct mw_shield *sh,
+			struct ins_rates_in *st);
 void ins_shield_rates_status(const struct ins *ins, char *buf, size_t len);
 
 /* ins_channel.c */

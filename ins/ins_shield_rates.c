@@ -377,6 +377,41 @@ void ins_shield_sock_free(struct ins_sock *s)
 }
 
 /**
+ * ins_shield_in_slow() - MIN_IN_RATE for a connection an accept filter holds
+ * @ins: the daemon
+ * @fd:  the held connection
+ * @sh:  its shield
+ * @st:  its measure (zeroed when it was first held; the first call starts it)
+ *
+ * The bytes it sent so far are the kernel's tcpi_bytes_received (nothing is read,
+ * and a peek limited to a buffer cannot undercount).  Call on every wake of the
+ * held connection and from a timer (a silent client never wakes it), at least
+ * once a second.
+ * Return: true if it sent less than the shield's min_in_rate over a whole window:
+ *         counted (slow senders) and logged; the caller resets it
+ */
+bool ins_shield_in_slow(struct ins *ins, int fd, const struct mw_shield *sh,
+			struct ins_rates_in *st)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (!sh->min_in_rate)
+		return false;
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+		return false;
+	if (!ins_rates_in_too_slow(st, sh->min_in_rate, now_ms(ins), ti.tcpi_bytes_received))
+		return false;
+	ins->rates.n.in_slow++;
+	mw_log_ratelimited(MW_LOG_INFO,
+			   "held connection reset: under the shield's minimum inbound rate "
+			   "(%llu so far)", (unsigned long long)ins->rates.n.in_slow);
+	return true;
+}
+
+/**
  * ins_shield_rates_status() - the counters, for the STATUS line
  * @ins: the daemon
  * @buf: where
