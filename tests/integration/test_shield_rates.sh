@@ -13,9 +13,13 @@
 #       5 s window plus slack; a fast reader of 32 MiB is not.
 #   (3) ShieldSrcMaxConns 0x2017 = 5: the 6th concurrent connection from one address is
 #       reset, another address is served, and the count goes down when connections end.
-#   (4) ShieldPfxRate 0x201a = 3: 8 connections at once from one /24 pass 3 (4 if a token
-#       came back meanwhile); another address of the same /24 is refused; another /24 is
-#       served.
+#   (4) ShieldPfxRate 0x201a = 2: 8 connections at once from one /24 pass 2 (3 if a token
+#       came back meanwhile: one every 0.5 s); another address of the same /24 right after
+#       is refused; another /24 is served.
+#   (4b) ShieldSrcRate 0x2018 = 2: 6 at once from one address pass 2 (or 3); another
+#       address of the same /24 is served (per source, not per prefix);
+#       ShieldPfxMaxConns 0x2019 = 3: with 2 held from one address, 2 more from another
+#       address of the /24 pass 1; another /24 is served.
 #   (5) ins.shield_out_total = 5 MiB: with two clients behind 8 MiB out buffers, the
 #       second's buffered write would pass the bound: the first, a 1 KiB/s reader
 #       (measured slower), is reset; the second's write completes.
@@ -30,6 +34,8 @@ P_RATE=9472
 P_SRC=9473
 P_PFX=9474
 P_CUT=9475
+P_SRATE=9476
+P_PMAX=9477
 NOTIFY=$MW_TMP/notify.sock
 mw_spawn notify "$PY" "$RP" notify "$NOTIFY"
 mw_wait_for "grep -q ready '$(mw_logfile notify)'" || mw_fail "the notify socket is not ready"
@@ -146,20 +152,44 @@ mw_log "(3) SrcMaxConns 5: the 6th reset, another address served, counts release
 PORT=$P_PFX
 server srv-pfx "$P_PFX" 0
 LPFX=$LSN
-shield "$LPFX" 0x201a 3
+shield "$LPFX" 0x201a 2
 conns pfx-a 8 "$CLI_IP" 0
 r1=$R
 ok1=$(echo "$r1" | field ok)
-if [ "$ok1" -lt 3 ] || [ "$ok1" -gt 4 ]; then
-	mw_fail "8 at once from one /24 with PfxRate 3: $r1"
+if [ "$ok1" -lt 2 ] || [ "$ok1" -gt 3 ]; then
+	mw_fail "8 at once from one /24 with PfxRate 2: $r1"
 fi
 conns pfx-b 3 "$CLI_IP2" 0
 r2=$R
 [ "$(echo "$r2" | field reset)" -ge 2 ] || mw_fail "the same /24 right after, another address: $r2"
-conns pfx-c 3 "$CLI_NET2" 0
-expect "3 from another /24" "$R" "ok=3 reset=0 timeout=0"
+conns pfx-c 2 "$CLI_NET2" 0
+expect "2 from another /24" "$R" "ok=2 reset=0 timeout=0"
 pfx_resets=$(($(echo "$r1" | field reset) + $(echo "$r2" | field reset)))
-mw_log "(4) PfxRate 3: $r1 then $r2 from one /24; another /24 served"
+mw_log "(4) PfxRate 2: $r1 then $r2 from one /24; another /24 served"
+
+# --- (4b) new connections per source, concurrent connections per prefix ------------------
+PORT=$P_SRATE
+server srv-srate "$P_SRATE" 0
+shield "$LSN" 0x2018 2
+conns srate-a 6 "$CLI_IP" 0
+ok1=$(echo "$R" | field ok)
+if [ "$ok1" -lt 2 ] || [ "$ok1" -gt 3 ]; then
+	mw_fail "6 at once from one address with SrcRate 2: $R"
+fi
+srate_resets=$(echo "$R" | field reset)
+conns srate-b 2 "$CLI_IP2" 0
+expect "2 from another address of the /24 with SrcRate 2" "$R" "ok=2 reset=0 timeout=0"
+PORT=$P_PMAX
+server srv-pmax "$P_PMAX" 0
+shield "$LSN" 0x2019 3
+conns pmax-a 2 "$CLI_IP" 20
+expect "2 from $CLI_IP with PfxMaxConns 3" "$R" "ok=2 reset=0 timeout=0"
+conns pmax-b 2 "$CLI_IP2" 0
+expect "2 from $CLI_IP2 of the same /24 meanwhile" "$R" "ok=1 reset=1 timeout=0"
+conns pmax-c 2 "$CLI_NET2" 0
+expect "2 from another /24" "$R" "ok=2 reset=0 timeout=0"
+mw_stop pmax-a
+mw_log "(4b) SrcRate 2: $ok1 of 6 from one address, another served; PfxMaxConns 3: the 4th of a /24 reset"
 
 # --- (5) the INS-wide bound: the slowest reader goes first -------------------------------
 server srv-cut "$P_CUT" $((4 * 1024 * 1024))
@@ -181,7 +211,7 @@ end=$(grep '^cut_at' "$(mw_logfile cut-slow)" | field end)
 mw_log "(5) shield_out_total reached: the 1 KiB/s reader was reset ($end), the new write completed"
 
 # --- counters -------------------------------------------------------------------------------
-want="limits: 2 src conns, 0 src rate, 0 pfx conns, $pfx_resets pfx rate, 0 untracked; 1 slow readers, 1 cut for buffer"
+want="limits: 2 src conns, $srate_resets src rate, 1 pfx conns, $pfx_resets pfx rate, 0 untracked; 1 slow readers, 1 cut for buffer"
 mw_wait_for "grep -q 'STATUS=ins 1: .*$want' '$(mw_logfile notify)'" 10 ||
 	mw_fail "mw-ins's STATUS= line never said '$want': $(grep 'ins 1' "$(mw_logfile notify)" | tail -1)"
 mw_log "counters: $want"
