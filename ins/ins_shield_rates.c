@@ -387,8 +387,8 @@ void ins_shield_sock_free(struct ins_sock *s)
  * and a peek limited to a buffer cannot undercount).  Call on every wake of the
  * held connection and from a timer (a silent client never wakes it), at least
  * once a second.
- * Return: true if it sent less than the shield's min_in_rate over a whole window:
- *         counted (slow senders) and logged; the caller resets it
+ * Return: true if it sent less than the shield's min_in_rate over a whole window
+ *         (logged): the caller resets it and counts it in ins->rates.n.in_slow
  */
 bool ins_shield_in_slow(struct ins *ins, int fd, const struct mw_shield *sh,
 			struct ins_rates_in *st)
@@ -404,10 +404,9 @@ bool ins_shield_in_slow(struct ins *ins, int fd, const struct mw_shield *sh,
 		return false;
 	if (!ins_rates_in_too_slow(st, sh->min_in_rate, now_ms(ins), ti.tcpi_bytes_received))
 		return false;
-	ins->rates.n.in_slow++;
 	mw_log_ratelimited(MW_LOG_INFO,
 			   "held connection reset: under the shield's minimum inbound rate "
-			   "(%llu so far)", (unsigned long long)ins->rates.n.in_slow);
+			   "(%llu before)", (unsigned long long)ins->rates.n.in_slow);
 	return true;
 }
 
