@@ -63,6 +63,9 @@ struct mw_ins_config {
 	int fin_timeout_ms;                 /* a closed connection's FIN handshake at most: 60000 */
 	int shield_hold_max;                /* held by an accept filter per listener when its
 					     * shield's hold_max is 0: 4096 */
+	int shield_out_total;               /* bytes all out buffers hold at most: 64 MiB */
+	int shield_sources;                 /* source-limit table entries: 65536 */
+	int shield_prefixes;                /* prefix-limit table entries: 16384 */
 	int socket_window;                  /* per-socket credit window bytes: 256 KiB */
 	char congestion_control[32];        /* "" = kernel default, else e.g. "cubic" */
 	int sndbuf;                         /* 0 = kernel default */

@@ -18,6 +18,7 @@
 #include "common/shield.h"
 #include "common/spin.h"
 #include "ins/ins_accf.h"
+#include "ins/ins_rates.h"
 
 struct ins;
 
@@ -62,6 +63,7 @@ struct ins_sock {
 	struct mw_shield shield;      /* listener: its settings; accepted: its listener's at accept */
 	struct ins_held *held_head, *held_tail; /* listener: held by its accept filter, oldest first */
 	uint32_t held_count;
+	struct ins_rates_conn rates;  /* shield rates and limits (ins_shield_rates.c) */
 };
 
 /* id -> socket, chained, grows by doubling; no fixed cap. */
@@ -148,6 +150,7 @@ struct ins {
 	uint64_t accepted, refused_blocked;
 	struct ins_proxy pp;          /* used only with ins.proxy_protocol */
 	struct ins_accf_stats accf;   /* accept filters (ins_accf.c) */
+	struct ins_shield_rates rates; /* shield rates and limits (ins_shield_rates.c) */
 	int exit_status;
 };
 
@@ -167,7 +170,8 @@ void ins_sock_block_live(struct ins *ins);
 void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
 		    const struct mw_addr *local, bool proxied);
 void ins_sock_announce(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
-		       const struct mw_addr *local, bool proxied, const struct mw_shield *shield);
+		       const struct mw_addr *local, bool proxied, const struct mw_shield *shield,
+		       struct ins_rates_ref *ref);
 void ins_sock_rst_close(int fd);
 
 /* ins_proxy.c: PROXY v2 header before the accept event */
@@ -205,6 +209,19 @@ void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
 		   const struct mw_addr *local, bool proxied);
 void ins_accf_drop(struct ins_sock *ls);
 void ins_accf_block_live(struct ins_sock *ls);
+/* ins_shield_rates.c: a shield's rates and limits on live connections */
+int ins_shield_rates_init(struct ins *ins);
+void ins_shield_rates_fini(struct ins *ins);
+bool ins_shield_admit(struct ins *ins, uint64_t listener, const struct mw_addr *peer,
+		      struct ins_rates_ref *ref);
+void ins_shield_release(struct ins_rates_ref *ref);
+uint32_t ins_shield_out_more(struct ins_sock *s);
+uint32_t ins_shield_out_sent(struct ins_sock *s, uint32_t n);
+uint32_t ins_shield_out_drop(struct ins_sock *s);
+void ins_shield_sock_free(struct ins_sock *s);
+bool ins_shield_in_slow(struct ins *ins, int fd, const struct mw_shield *sh,
+			struct ins_rates_in *st);
+void ins_shield_rates_status(const struct ins *ins, char *buf, size_t len);
 
 /* ins_channel.c */
 int ins_channel_start(struct ins *ins);

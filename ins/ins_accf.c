@@ -73,6 +73,7 @@ static void accf_reset(struct ins_held *h, uint64_t *counter)
 /* Satisfied: the app may have it now. */
 static void accf_pass(struct ins_held *h)
 {
+	struct ins_rates_ref none = { 0 };
 	struct ins_sock *ls = h->ls;
 	struct ins *ins = ls->ins;
 	int one = 1;
@@ -86,7 +87,7 @@ static void accf_pass(struct ins_held *h)
 	/* The relay reads whatever is there: readiness from the first byte again. */
 	if (h->lowat_set)
 		setsockopt(h->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-	ins_sock_announce(ins, ls->id, h->fd, &h->peer, &h->local, h->proxied, &h->shield);
+	ins_sock_announce(ins, ls->id, h->fd, &h->peer, &h->local, h->proxied, &h->shield, &none);
 	free(h);
 }
 

@@ -301,6 +301,7 @@ static void idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ins *ins = w->data;
+	char rates[256];
 
 	ins->stats.seq++;
 	ins->stats.used_sockets = ins->socks.count;
@@ -308,15 +309,16 @@ static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	/* systemd needs no more than one status line a second. */
 	if (ev_now(loop) - ins->status_at >= 1.0) {
 		ins->status_at = ev_now(loop);
+		ins_shield_rates_status(ins, rates, sizeof(rates));
 		mw_daemon_status(ins->d,
 				 "ins %d: %zu sockets; shield: %llu held, %llu passed, "
-				 "%llu deadline resets, %llu evicted, %llu gone",
+				 "%llu deadline resets, %llu evicted, %llu gone; %s",
 				 ins->cfg->id, ins->socks.count,
 				 (unsigned long long)ins->accf.holding,
 				 (unsigned long long)ins->accf.passed,
 				 (unsigned long long)ins->accf.deadline,
 				 (unsigned long long)ins->accf.evicted,
-				 (unsigned long long)ins->accf.gone);
+				 (unsigned long long)ins->accf.gone, rates);
 	}
 }
 

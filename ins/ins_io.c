@@ -147,10 +147,11 @@ void ins_io_lost(struct ins_sock *s, int err)
 {
 	struct mw_ev_errno e = { .err = err > 0 && err < 4096 ? err : ECONNRESET };
 	struct ins *ins = s->ins;
+	uint32_t early = ins_shield_out_drop(s); /* shield: already credited */
 
 	ev_io_stop(ins->loop, &s->wio);
 	if (s->pend_len) {
-		s->rx_unacked += s->pend_len;
+		s->rx_unacked += s->pend_len - early;
 		s->pend_len = s->pend_off = 0;
 	}
 	credit_back(s, true);
@@ -308,15 +309,16 @@ void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	while (s->pend_len) {
 		n = send(s->fd, s->pend + s->pend_off, s->pend_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			ins_io_lost(s, errno);
+			if (errno != EAGAIN && errno != EINTR)
+				ins_io_lost(s, errno);
+			else
+				acked(s, ins_shield_out_more(s)); /* shield: OUT_BUFFER */
 			return;
 		}
 		s->pend_off += (uint32_t)n;
 		s->pend_len -= (uint32_t)n;
 		ins->stats.tx_bytes += (uint64_t)n;
-		acked(s, (uint32_t)n);
+		acked(s, ins_shield_out_sent(s, (uint32_t)n)); /* shield: less what went early */
 	}
 	s->pend_off = 0;
 	drained(s);
@@ -375,6 +377,7 @@ int ins_io_data(struct ins_sock *s, const void *data, uint32_t len, char *why, s
 		return 0;
 	}
 	ev_io_start(ins->loop, &s->wio);
+	acked(s, ins_shield_out_more(s)); /* shield: OUT_BUFFER, MIN_OUT_RATE */
 	return 0;
 }
 

@@ -198,6 +198,7 @@ void ins_sock_free(struct ins_sock *s)
 	ins_io_unpark(s);
 	ins_linger_forget(s);
 	ins_accf_drop(s);
+	ins_shield_sock_free(s); /* shield: counts, out buffer */
 	if (s->fd >= 0)
 		close(s->fd);
 	ins_table_remove(&ins->socks, s->id);
@@ -642,6 +643,7 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 		    const struct mw_addr *local, bool proxied)
 {
 	struct ins_sock *ls = ins_table_find(&ins->socks, listener);
+	struct ins_rates_ref ref;
 	char text[MW_ADDR_STRLEN];
 
 	sock_nodelay(fd);
@@ -656,7 +658,12 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 		ins_accf_hold(ls, fd, peer, local, proxied);
 		return;
 	}
-	ins_sock_announce(ins, listener, fd, peer, local, proxied, ls ? &ls->shield : NULL);
+	if (!ins_shield_admit(ins, listener, peer, &ref)) { /* shield: SRC_*, PFX_* */
+		rst_close(fd);
+		return;
+	}
+	ins_sock_announce(ins, listener, fd, peer, local, proxied, ls ? &ls->shield : NULL,
+			  &ref);
 }
 
 /**
@@ -668,9 +675,12 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
  * @local:    the address it reached
  * @proxied:  @peer/@local came from a PROXY header, not from the socket
  * @shield:   its listener's shield at accept (NULL: none)
+ * @ref:      the source/prefix entries it counts in (ins_shield_admit()): the
+ *            socket takes them, or they are released on refusal
  */
 void ins_sock_announce(struct ins *ins, uint64_t listener, int fd, const struct mw_addr *peer,
-		       const struct mw_addr *local, bool proxied, const struct mw_shield *shield)
+		       const struct mw_addr *local, bool proxied, const struct mw_shield *shield,
+		       struct ins_rates_ref *ref)
 {
 	struct mw_ev_accepted ev = { .peer = *peer, .local = *local };
 	struct ins_sock *s;
@@ -681,14 +691,17 @@ void ins_sock_announce(struct ins *ins, uint64_t listener, int fd, const struct 
 	if (!ev.new_sock) {
 		mw_log_ratelimited(MW_LOG_WARN, "connection from %s reset: socket limit",
 				   mw_addr_format(&ev.peer, text, sizeof(text)));
+		ins_shield_release(ref);
 		rst_close(fd);
 		return;
 	}
 	s = sock_new(ins, ev.new_sock, fd, ev.peer.family);
 	if (!s) {
+		ins_shield_release(ref);
 		rst_close(fd);
 		return;
 	}
+	s->rates.ref = *ref;
 	if (ins->tune.quickack)
 		ins_tune_apply(&ins->tune, fd);
 	s->state = INS_ST_CONNECTED;

@@ -82,6 +82,12 @@ int main(int argc, char **argv)
 		mw_err("socket table: %s", strerror(-ret));
 		goto out;
 	}
+	ret = ins_shield_rates_init(&ins);
+	if (ret) {
+		mw_err("shield source/prefix tables (ins.shield_sources, ins.shield_prefixes): %s",
+		       strerror(-ret));
+		goto out;
+	}
 	ins_channel_start(&ins);
 	mw_spin_start(ins.loop, &ins.spin, ins.cfg->spin_us);
 	ret = ins_sandbox_enter(ins.cfg->seccomp, err, sizeof(err));
@@ -107,6 +113,7 @@ int main(int argc, char **argv)
 	mw_spin_stop(ins.loop, &ins.spin);
 	ins_channel_stop(&ins);
 	ins_table_fini(&ins.socks);
+	ins_shield_rates_fini(&ins);
 	ins_blockset_fini(&ins.blocked);
 	if (ins.exit_status == EXIT_SUCCESS)
 		mw_notice("stopped");

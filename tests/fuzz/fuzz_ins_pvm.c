@@ -193,6 +193,8 @@ static int fz_open(struct fz *z, bool proxy)
 	z->d.name = "mw-ins";
 	z->d.cfg = fz_cfg;
 	z->d.cfg.ins.proxy_protocol = proxy;
+	z->d.cfg.ins.shield_sources = 64; /* small tables: one allocation per run */
+	z->d.cfg.ins.shield_prefixes = 64;
 	z->d.loop = ev_loop_new(EVFLAG_AUTO);
 	if (!z->d.loop)
 		abort();
@@ -202,6 +204,7 @@ static int fz_open(struct fz *z, bool proxy)
 	ins->exit_status = EXIT_FAILURE;
 	ins->stats.max_sockets = (uint64_t)ins->cfg->max_sockets;
 	if (ins_tune_init(&ins->tune, ins->cfg, err, sizeof(err)) || ins_proxy_init(ins) ||
+	    ins_shield_rates_init(ins) ||
 	    ins_table_init(&ins->socks, 64))
 		abort();
 	mw_channel_reset(&z->pvm);
@@ -228,6 +231,7 @@ static void fz_close(struct fz *z)
 		close(z->peers[i]);
 	ins_channel_stop(&z->ins);
 	ins_table_fini(&z->ins.socks);
+	ins_shield_rates_fini(&z->ins);
 	ins_blockset_fini(&z->ins.blocked);
 	if (z->pvm_up)
 		mw_channel_close(&z->pvm);
