@@ -63,6 +63,7 @@ struct ins_sock {
 	struct mw_shield shield;      /* listener: its settings; accepted: its listener's at accept */
 	struct ins_held *held_head, *held_tail; /* listener: held by its accept filter, oldest first */
 	uint32_t held_count;
+	ev_timer held_tick;           /* listener: MIN_IN_RATE of its held ones, every second */
 	struct ins_rates_conn rates;  /* shield rates and limits (ins_shield_rates.c) */
 };
 
@@ -206,7 +207,7 @@ int ins_shield_opt(struct ins_sock *s, int name, bool set, const uint8_t *val, u
 
 /* ins_accf.c: accept filters */
 void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
-		   const struct mw_addr *local, bool proxied);
+		   const struct mw_addr *local, bool proxied, struct ins_rates_ref *ref);
 void ins_accf_drop(struct ins_sock *ls);
 void ins_accf_block_live(struct ins_sock *ls);
 /* ins_shield_rates.c: a shield's rates and limits on live connections */

@@ -30,6 +30,11 @@
  * shield's deadline passes; a listener holds at most hold_max (0:
  * ins.shield_hold_max) and resets the oldest to make room for a new one.
  * Held connections die with their listener, and with an address block.
+ * With a min_in_rate, one that sends slower is reset (ins_shield_in_slow(), on
+ * each wake and from a per-listener 1 s timer, since a silent one never wakes).
+ * A held connection already counts in its listener's per-source and per-prefix
+ * limits (ins_shield_admit() came first): its ref is released when it is reset
+ * and handed to the socket when it passes.
  */
 
 static uint8_t accf_scratch[INS_ACCF_PEEK_MAX];
@@ -65,6 +70,7 @@ static void accf_unlink(struct ins_held *h)
 static void accf_reset(struct ins_held *h, uint64_t *counter)
 {
 	accf_unlink(h);
+	ins_shield_release(&h->ref);
 	(*counter)++;
 	ins_sock_rst_close(h->fd);
 	free(h);
@@ -73,7 +79,6 @@ static void accf_reset(struct ins_held *h, uint64_t *counter)
 /* Satisfied: the app may have it now. */
 static void accf_pass(struct ins_held *h)
 {
-	struct ins_rates_ref none = { 0 };
 	struct ins_sock *ls = h->ls;
 	struct ins *ins = ls->ins;
 	int one = 1;
@@ -87,7 +92,7 @@ static void accf_pass(struct ins_held *h)
 	/* The relay reads whatever is there: readiness from the first byte again. */
 	if (h->lowat_set)
 		setsockopt(h->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-	ins_sock_announce(ins, ls->id, h->fd, &h->peer, &h->local, h->proxied, &h->shield, &none);
+	ins_sock_announce(ins, ls->id, h->fd, &h->peer, &h->local, h->proxied, &h->shield, &h->ref);
 	free(h);
 }
 
@@ -118,6 +123,10 @@ static void accf_check(struct ins_held *h)
 	struct ins *ins = h->ls->ins;
 	ssize_t n;
 
+	if (ins_shield_in_slow(ins, h->fd, &h->shield, &h->in)) {
+		accf_reset(h, &ins->rates.n.in_slow);
+		return;
+	}
 	n = recv(h->fd, accf_scratch, sizeof(accf_scratch), MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
@@ -150,6 +159,28 @@ static void accf_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	accf_reset(h, &h->ls->ins->accf.deadline);
 }
 
+/* Every second while @ls holds connections with a MIN_IN_RATE: a silent one never wakes. */
+static void accf_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ins_sock *ls = w->data;
+	struct ins *ins = ls->ins;
+	struct ins_held *h, *next;
+	bool any = false;
+
+	(void)revents;
+	for (h = ls->held_head; h; h = next) {
+		next = h->next;
+		if (!h->shield.min_in_rate)
+			continue;
+		if (ins_shield_in_slow(ins, h->fd, &h->shield, &h->in))
+			accf_reset(h, &ins->rates.n.in_slow);
+		else
+			any = true;
+	}
+	if (!any)
+		ev_timer_stop(loop, w);
+}
+
 /**
  * ins_accf_hold() - hold a new connection until its listener's accept filter is satisfied
  * @ls:      the listener (its shield has a filter)
@@ -157,9 +188,11 @@ static void accf_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * @peer:    the client as the app will see it
  * @local:   the address it reached
  * @proxied: @peer/@local came from a PROXY header
+ * @ref:     the source/prefix entries it counts in (ins_shield_admit()): the held
+ *           connection takes them, released when it is reset, handed on when it passes
  */
 void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
-		   const struct mw_addr *local, bool proxied)
+		   const struct mw_addr *local, bool proxied, struct ins_rates_ref *ref)
 {
 	struct ins *ins = ls->ins;
 	struct ins_held *h, *next;
@@ -171,6 +204,7 @@ void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		ins->accf.gone++;
+		ins_shield_release(ref);
 		ins_sock_rst_close(fd);
 		return;
 	}
@@ -180,6 +214,7 @@ void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
 	h->peer = *peer;
 	h->local = *local;
 	h->shield = ls->shield;
+	h->ref = *ref;
 	ins_accf_parse_init(&h->parser, &h->shield);
 	h->prev = ls->held_tail;
 	if (ls->held_tail)
@@ -197,6 +232,11 @@ void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
 	h->deadline.data = h;
 	if (h->shield.deadline_ms)
 		ev_timer_start(ins->loop, &h->deadline);
+	if (h->shield.min_in_rate && !ev_is_active(&ls->held_tick)) {
+		ev_timer_init(&ls->held_tick, accf_tick_cb, 1., 1.);
+		ls->held_tick.data = ls;
+		ev_timer_start(ins->loop, &ls->held_tick);
+	}
 	accf_check(h); /* the request often came with the handshake: no wait for a wake */
 }
 
@@ -208,6 +248,7 @@ void ins_accf_drop(struct ins_sock *ls)
 {
 	struct ins_held *h, *next;
 
+	ev_timer_stop(ls->ins->loop, &ls->held_tick);
 	for (h = ls->held_head; h; h = next) {
 		next = h->next;
 		accf_reset(h, &ls->ins->accf.gone);

@@ -10,6 +10,7 @@
 
 #include "common/addr.h"
 #include "common/shield.h"
+#include "ins/ins_rates.h"
 
 /* Bytes of a held connection looked at; more without completion passes it (the app decides). */
 #define INS_ACCF_PEEK_MAX 16384u
@@ -56,6 +57,8 @@ struct ins_held {
 	struct mw_addr peer, local;
 	struct mw_shield shield; /* the listener's at accept */
 	struct ins_accf_parser parser;
+	struct ins_rates_ref ref; /* source/prefix entries it counts in (ins_shield_admit()) */
+	struct ins_rates_in in;   /* MIN_IN_RATE: what it sent (ins_shield_in_slow()) */
 	ev_io io;
 	ev_timer deadline;
 };

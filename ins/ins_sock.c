@@ -654,12 +654,13 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 		rst_close(fd);
 		return;
 	}
-	if (ls && ls->shield.filter != MW_ACCF_NONE) {
-		ins_accf_hold(ls, fd, peer, local, proxied);
+	/* shield: SRC_*, PFX_*; before a hold, so held connections count too */
+	if (!ins_shield_admit(ins, listener, peer, &ref)) {
+		rst_close(fd);
 		return;
 	}
-	if (!ins_shield_admit(ins, listener, peer, &ref)) { /* shield: SRC_*, PFX_* */
-		rst_close(fd);
+	if (ls && ls->shield.filter != MW_ACCF_NONE) {
+		ins_accf_hold(ls, fd, peer, local, proxied, &ref);
 		return;
 	}
 	ins_sock_announce(ins, listener, fd, peer, local, proxied, ls ? &ls->shield : NULL,
