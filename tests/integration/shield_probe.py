@@ -7,7 +7,8 @@
 #   shield_probe.py send HOST PORT GAP PIECE...  send each PIECE (Python escapes: \r\n,
 #                                              \x00) GAP seconds apart, printing "sent=I"
 #                                              after each; then read until EOF (10 s):
-#                                              "resp=FIRST_LINE bytes=N end=eof|reset|timeout"
+#                                              "resp=FIRST_LINE bytes=N end=eof|reset|timeout";
+#                                              reset while sending: "sendfail=reset after=T"
 #   shield_probe.py notify PATH                a systemd notify socket at PATH: prints each
 #                                              STATUS= it receives, one a line (60 s)
 #   shield_probe.py setopt LEVEL NAME          (under the shim) setsockopt(LEVEL, NAME, u64 2)
@@ -39,10 +40,15 @@ def cmd_silent(host, port, seconds):
 
 def cmd_send(host, port, gap, pieces):
     s = connect(host, port)
+    t0 = time.monotonic()
     for i, p in enumerate(pieces):
         if i:
             time.sleep(float(gap))
-        s.sendall(p.encode("latin-1").decode("unicode_escape").encode("latin-1"))
+        try:
+            s.sendall(p.encode("latin-1").decode("unicode_escape").encode("latin-1"))
+        except (ConnectionResetError, BrokenPipeError):
+            print("sendfail=reset after=%.3f" % (time.monotonic() - t0), flush=True)
+            return
         print("sent=%d" % (i + 1), flush=True)
     s.settimeout(10)
     got, end = b"", "eof"

@@ -15,6 +15,8 @@
 #   is held until complete; a silent connection is reset;
 #   an INS that joins later applies the shield to the replayed listener;
 #   redis, hold_max 2: a third held connection evicts (resets) the oldest;
+#   nginx, deadline 20 s: held connections count in SrcMaxConns; MinInRate 100 resets a
+#   10 B/s head and a silent client after one 5 s window, a 200 B/s head is answered;
 #   the attributes themselves: read back, refused on a connection and out of range,
 #   refused to the app (the shim) at its own setsockopt; and mw-ins's counters in its
 #   STATUS= line (a notify socket stands in for systemd).
@@ -185,6 +187,69 @@ want="shield: 0 held, 7 passed, 2 deadline resets, 1 evicted, 2 gone"
 mw_wait_for "grep -q 'STATUS=ins 1: .*$want' '$(mw_logfile notify)'" 10 ||
 	mw_fail "mw-ins's STATUS= line never said '$want': $(grep 'ins 1' "$(mw_logfile notify)" | tail -1)"
 mw_log "counters: $want"
+
+# --- held connections and the rates (docs/ins.md "Shield: rates and limits") ----------------
+# nginx, filter http, deadline 20 s.  SrcMaxConns 2: held connections count, so a third
+# silent one from the same source is reset at admission while two are held.
+expect "set ShieldDeadlineMs 20 s" "$(req 0x2012 3 "$LSN" 20000)" "status=0 val0=0 val1=0"
+expect "set ShieldSrcMaxConns 2" "$(req 0x2017 3 "$LSN" 2)" "status=0 val0=0 val1=0"
+for i in 1 2 3; do
+	mw_spawn "src$i" in_cli "$PY" "$SP" silent "$INS_IP" "$HTTP_PORT" 30
+	mw_wait_for "grep -q lport '$(mw_logfile "src$i")'" || mw_fail "src$i did not connect"
+done
+mw_wait_for "grep -q '^end=' '$(mw_logfile src3)'" 5 || mw_fail "SrcMaxConns 2: the third held one was not reset"
+expect "the third connection's end" "$(grep '^end=' "$(mw_logfile src3)" | field end)" reset
+! grep -q '^end=' "$(mw_logfile src1)" "$(mw_logfile src2)" || mw_fail "SrcMaxConns 2: a held one went"
+mw_stop src1
+mw_stop src2 # their entries are released: a new one is held again
+mw_wait_for "grep -q 'STATUS=ins 1: .*shield: 0 held' '$(mw_logfile notify)'" 5 ||
+	mw_fail "the src clients' held connections did not go"
+body=$(in_cli curl -sf --max-time 10 "http://$INS_IP:$HTTP_PORT/index.html") || mw_fail "curl after SrcMaxConns failed"
+expect "curl after the held ones went" "$body" "shielded $$"
+expect "ShieldSrcMaxConns off" "$(req 0x2017 3 "$LSN" 0)" "status=0 val0=0 val1=0"
+mw_log "SrcMaxConns 2: two held, the third reset at admission, released when they went"
+
+# MinInRate 100 B/s (5 s windows): a head trickled at 10 B/s, and a silent client (only the
+# timer judges it), are reset after one window, long before the 20 s deadline, unseen by
+# nginx; a head sent at 200 B/s over ~8 s (longer than a window) is held, then answered.
+expect "set ShieldMinInRate 100" "$(req 0x2014 3 "$LSN" 100)" "status=0 val0=0 val1=0"
+slow=('GET /index.html HTTP/1.1\r\nX-Slow: ')
+for i in $(seq 40); do slow+=(aaaaa); done
+mw_spawn trickle in_cli "$PY" "$SP" send "$INS_IP" "$HTTP_PORT" 0.5 "${slow[@]}"
+mw_spawn mute in_cli "$PY" "$SP" silent "$INS_IP" "$HTTP_PORT" 30
+pad=$(printf 'a%.0s' $(seq 91))
+legit=('GET /index.html HTTP/1.1\r\nHost: a\r\nConnection: close\r\n')
+for i in $(seq 16); do legit+=("X-Pad: $pad\r\n"); done
+legit+=('\r\n')
+mw_spawn legit in_cli "$PY" "$SP" send "$INS_IP" "$HTTP_PORT" 0.5 "${legit[@]}"
+# in_window NAME T: reset after one 5 s window (and its checks), well before the deadline
+in_window() {
+	awk -v t="$2" 'BEGIN { exit !(t >= 4.5 && t <= 9) }' ||
+		mw_fail "$1: reset after ${2}s, want one 5 s window (MinInRate), not the 20 s deadline"
+}
+log=$(mw_logfile trickle)
+mw_wait_for "grep -q '^sendfail=' '$log'" 15 || mw_fail "the 10 B/s client was not reset: $(tail -1 "$log")"
+after=$(grep '^sendfail=' "$log" | field after)
+in_window trickle "$after"
+! accepted "$(field lport <"$log")" || mw_fail "nginx accepted the 10 B/s client"
+log=$(mw_logfile mute)
+mw_wait_for "grep -q '^end=' '$log'" 15 || mw_fail "the silent client was not reset"
+expect "the silent client's end" "$(grep '^end=' "$log" | field end)" reset
+in_window mute "$(grep '^end=' "$log" | field after)"
+! accepted "$(field lport <"$log")" || mw_fail "nginx accepted the silent client"
+log=$(mw_logfile legit)
+mw_wait_for "grep -q '^sent=12$' '$log'" 20 || mw_fail "the 200 B/s client stuck: $(tail -1 "$log")"
+! accepted "$(field lport <"$log")" || mw_fail "the 200 B/s client was accepted before its head was complete"
+mw_wait_for "grep -q '^resp=' '$log'" 30 || mw_fail "the 200 B/s client got no answer: $(tail -1 "$log")"
+resp=$(grep '^resp=' "$log" | field resp)
+[[ "$resp" =~ ^HTTP/1.1_200 ]] || mw_fail "the 200 B/s client was answered '$resp', want 200"
+accepted "$(field lport <"$log")" || mw_fail "the 200 B/s client answered but never observed as accepted"
+want="limits: 1 src conns, 0 src rate, 0 pfx conns, 0 pfx rate, 0 untracked; 0 slow readers, 0 cut for buffer, 2 slow senders"
+mw_wait_for "grep -q 'STATUS=ins 1: .*$want' '$(mw_logfile notify)'" 10 ||
+	mw_fail "mw-ins's STATUS= line never said '$want': $(grep 'ins 1' "$(mw_logfile notify)" | tail -1)"
+expect "ShieldMinInRate off" "$(req 0x2014 3 "$LSN" 0)" "status=0 val0=0 val1=0"
+expect "ShieldDeadlineMs back to 2 s" "$(req 0x2012 3 "$LSN" 2000)" "status=0 val0=0 val1=0"
+mw_log "MinInRate 100: the 10 B/s client reset after ${after}s, the silent one too, 200 B/s answered"
 
 # Off again: a silent connection is accepted at once.
 expect "ShieldFilter off" "$(req 0x2011 3 "$RLSN" 0)" "status=0 val0=0 val1=0"
