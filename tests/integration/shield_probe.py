@@ -3,7 +3,8 @@
 #
 #   shield_probe.py silent HOST PORT SECONDS   connect, send nothing; print "lport=P",
 #                                              then how the connection ended:
-#                                              "end=reset|eof|timeout after=T"
+#                                              "end=reset|eof|timeout after=T" (reset
+#                                              before connect() returned: "lport=0")
 #   shield_probe.py send HOST PORT GAP PIECE...  send each PIECE (Python escapes: \r\n,
 #                                              \x00) GAP seconds apart, printing "sent=I"
 #                                              after each; then read until EOF (10 s):
@@ -26,8 +27,12 @@ def connect(host, port):
 
 
 def cmd_silent(host, port, seconds):
-    s = connect(host, port)
     t0 = time.monotonic()
+    try:
+        s = connect(host, port)
+    except ConnectionResetError:  # reset at once (admission): before connect() returned
+        print("lport=0\nend=reset after=%.3f" % (time.monotonic() - t0), flush=True)
+        return
     s.settimeout(float(seconds))
     try:
         end = "eof" if s.recv(1) == b"" else "data"
