@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mapi_flow.c - the MAPI function library run in mw-flowd: filter, counters, top, threshold, dist
- */
+/* mapi_flow.c - the MAPI functions run in mw-flowd (filters, counters, top, threshold, dist) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -97,6 +96,29 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 			snprintf(err, errlen, "DIST: field 1..4");
 			return -EINVAL;
 		}
+		break;
+	case MW_MAPI_STR_SEARCH:
+		fn->needle_len = strlen(req->sarg);
+		if (!fn->needle_len || req->iarg[0] < 0 || req->iarg[0] > UINT16_MAX ||
+		    req->iarg[1] < 0 || req->iarg[1] > UINT16_MAX) {
+			snprintf(err, errlen, "STR_SEARCH: a string, offset and depth 0..65535");
+			return -EINVAL;
+		}
+		memcpy(fn->needle, req->sarg, fn->needle_len);
+		fn->offset = (uint32_t)req->iarg[0];
+		fn->depth = (uint32_t)req->iarg[1];
+		break;
+	case MW_MAPI_SAMPLE:
+		if ((req->iarg[1] != MAPI_SAMPLE_PERIODIC &&
+		     req->iarg[1] != MAPI_SAMPLE_PROBABILISTIC) ||
+		    req->iarg[0] < 1 ||
+		    (req->iarg[1] == MAPI_SAMPLE_PROBABILISTIC && req->iarg[0] > 100)) {
+			snprintf(err, errlen, "SAMPLE: value >= 1 (percent 1..100), mode 0 or 1");
+			return -EINVAL;
+		}
+		fn->value = req->iarg[0];
+		fn->mode = (int)req->iarg[1];
+		fn->rng = 0x9e3779b9u;
 		break;
 	default:
 		snprintf(err, errlen, "unknown function %u", req->func);
@@ -226,6 +248,29 @@ static void flow_publish(struct fl_mapi_flow *f, int n, uint64_t ts_us, bool for
 	__atomic_store_n(&hdr->seq, hdr->seq + 1, __ATOMIC_RELEASE);
 }
 
+/* STR_SEARCH: is the needle in [offset, offset + depth) of the frame? */
+static bool fn_search(const struct fl_mapi_fn *fn, const uint8_t *frame, size_t caplen)
+{
+	size_t end = fn->depth ? (size_t)fn->offset + fn->depth : caplen;
+
+	if (end > caplen)
+		end = caplen;
+	if (fn->offset >= end || end - fn->offset < fn->needle_len)
+		return false;
+	return memmem(frame + fn->offset, end - fn->offset, fn->needle, fn->needle_len) != NULL;
+}
+
+/* SAMPLE: pass this frame? (xorshift32: cheap, no state shared with the C library) */
+static bool fn_sample(struct fl_mapi_fn *fn)
+{
+	if (fn->mode == MAPI_SAMPLE_PERIODIC)
+		return ++fn->seen % (uint64_t)fn->value == 0;
+	fn->rng ^= fn->rng << 13;
+	fn->rng ^= fn->rng >> 17;
+	fn->rng ^= fn->rng << 5;
+	return fn->rng % 100 < (uint32_t)fn->value;
+}
+
 /* Run the functions; Return: how many ran (a filter that stops counts as run). */
 static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame, size_t caplen,
 		    uint32_t wirelen, const struct fl_pkt *p, bool decoded)
@@ -239,6 +284,16 @@ static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame
 		case MW_MAPI_BPF_FILTER:
 			if (fn->bpf.bf_len &&
 			    !bpf_filter(fn->bpf.bf_insns, frame, wirelen, (u_int)caplen))
+				return i + 1;
+			fn->count++;
+			break;
+		case MW_MAPI_STR_SEARCH:
+			if (!fn_search(fn, frame, caplen))
+				return i + 1;
+			fn->count++;
+			break;
+		case MW_MAPI_SAMPLE:
+			if (!fn_sample(fn))
 				return i + 1;
 			fn->count++;
 			break;

@@ -42,6 +42,8 @@ enum mw_mapi_func {
 	MW_MAPI_TOP,		/* iarg[0]: field (enum mw_mapi_field), iarg[1]: n (1..32) */
 	MW_MAPI_THRESHOLD,	/* iarg[0]: fid of a counter applied before, iarg[1]: bound */
 	MW_MAPI_DIST,		/* iarg[0]: field: distinct count (HyperLogLog) */
+	MW_MAPI_STR_SEARCH,	/* sarg: bytes, iarg[0]: offset, iarg[1]: depth (0 = to the end) */
+	MW_MAPI_SAMPLE,		/* iarg[0]: value, iarg[1]: mode (0 every value-th, 1 value %) */
 	MW_MAPI_FUNC_END
 };
 

@@ -9,6 +9,7 @@
 extern "C" {
 #endif
 
+/* clang-format off */
 /*
  * A flow is every packet mw-flowd's sensors in its scope see; functions are
  * applied in order (a filter stops a packet for the functions after it) and
@@ -27,8 +28,15 @@ extern "C" {
  *   "PKT_COUNTER"                       result uint64_t
  *   "BYTE_COUNTER"                      result uint64_t: frame bytes on the wire
  *   "TOP", int field, int n (1..32)     result struct mapi_top (bytes-weighted, Space-Saving)
- *   "THRESHOLD", int fid, long bound    result struct mapi_threshold: when counter fid reached
- * bound "DIST", int field                   result uint64_t: distinct values (HyperLogLog, 6.5 %)
+ *   "THRESHOLD", int fid, long bound    result struct mapi_threshold: when counter fid
+ *                                       reached bound
+ *   "DIST", int field                   result uint64_t: distinct values (HyperLogLog, 6.5 %)
+ *   "STR_SEARCH", const char *s, int offset, int depth
+ *                                       filter: frames with s in bytes [offset, offset + depth)
+ *                                       of the frame (depth 0: to its end); result uint64_t: passed
+ *   "SAMPLE", int value, int mode       filter: mode MAPI_SAMPLE_PERIODIC passes every value-th
+ *                                       frame, MAPI_SAMPLE_PROBABILISTIC value % of them;
+ *                                       result uint64_t: passed
  *
  * Errors: -1 with errno set (EACCES: the user may not use mw-flowd's sensors;
  * ENODEV: a sensor not in the scope of mw-flowd; EINVAL: bad function or
@@ -36,12 +44,18 @@ extern "C" {
  * mapi_last_error() is the daemon's message for the calling thread.
  * The socket is $MW_MAPI_SOCKET, or /run/mwcomms/flowd.sock.
  */
+/* clang-format on */
 
 enum mapi_field {
 	MAPI_SRC_IP = 1,
 	MAPI_DST_IP,
 	MAPI_SRC_PORT,
 	MAPI_DST_PORT,
+};
+
+enum mapi_sample_mode {
+	MAPI_SAMPLE_PERIODIC = 0,
+	MAPI_SAMPLE_PROBABILISTIC = 1,
 };
 
 struct mapi_result {
