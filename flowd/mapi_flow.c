@@ -207,9 +207,9 @@ static void fn_write(struct fl_mapi_fn *fn, uint8_t *slot, uint64_t ts_us, bool 
 		memset(&t, 0, sizeof(t));
 		t.n = n;
 		for (i = 0; i < n; i++) {
-			memcpy(t.rows[i].key, fn->top.items[i].key, 16);
-			t.rows[i].bytes = fn->top.items[i].count;
-			t.rows[i].error = fn->top.items[i].error;
+			memcpy(t.rows[i].key, fn->top.sorted[i].key, 16);
+			t.rows[i].bytes = fn->top.sorted[i].count;
+			t.rows[i].error = fn->top.sorted[i].error;
 		}
 		memcpy(slot, &t, sizeof(t));
 		break;
