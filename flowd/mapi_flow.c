@@ -108,6 +108,17 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 		fn->offset = (uint32_t)req->iarg[0];
 		fn->depth = (uint32_t)req->iarg[1];
 		break;
+	case MW_MAPI_TO_BUFFER: {
+		int j;
+
+		for (j = 0; j < f->nfns; j++) {
+			if (f->fns[j].id == MW_MAPI_TO_BUFFER) {
+				snprintf(err, errlen, "TO_BUFFER: one per flow");
+				return -EINVAL;
+			}
+		}
+		break;
+	}
 	case MW_MAPI_SAMPLE:
 		if ((req->iarg[1] != MAPI_SAMPLE_PERIODIC &&
 		     req->iarg[1] != MAPI_SAMPLE_PROBABILISTIC) ||
@@ -271,6 +282,26 @@ static bool fn_sample(struct fl_mapi_fn *fn)
 	return fn->rng % 100 < (uint32_t)fn->value;
 }
 
+/* TO_BUFFER: the frame into the packet ring, overwriting the oldest (mapi_proto.h). */
+static void flow_buffer(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+			uint32_t wirelen)
+{
+	struct mw_mapi_ring *ring = (struct mw_mapi_ring *)(f->area + MW_MAPI_RING_OFFSET);
+	uint64_t s = ring->head + 1;
+	struct mw_mapi_pkt *pkt =
+		(struct mw_mapi_pkt *)(ring + 1) + (size_t)(s % MW_MAPI_RING_SLOTS);
+	size_t n = caplen < MW_MAPI_SNAP ? caplen : MW_MAPI_SNAP;
+
+	__atomic_store_n(&pkt->seq, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	pkt->ts_us = ts_us;
+	pkt->caplen = (uint32_t)n;
+	pkt->wirelen = wirelen;
+	memcpy(pkt->data, frame, n);
+	__atomic_store_n(&pkt->seq, s, __ATOMIC_RELEASE);
+	__atomic_store_n(&ring->head, s, __ATOMIC_RELEASE);
+}
+
 /* Run the functions; Return: how many ran (a filter that stops counts as run). */
 static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame, size_t caplen,
 		    uint32_t wirelen, const struct fl_pkt *p, bool decoded)
@@ -295,6 +326,10 @@ static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame
 		case MW_MAPI_SAMPLE:
 			if (!fn_sample(fn))
 				return i + 1;
+			fn->count++;
+			break;
+		case MW_MAPI_TO_BUFFER:
+			flow_buffer(f, ts_us, frame, caplen, wirelen);
 			fn->count++;
 			break;
 		case MW_MAPI_PKT_COUNTER:

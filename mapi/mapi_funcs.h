@@ -28,6 +28,7 @@ static const struct mw_mapi_func_desc mw_mapi_funcs[] = {
 	{ "DIST",         MW_MAPI_DIST,         "i" },
 	{ "STR_SEARCH",   MW_MAPI_STR_SEARCH,   "sii" },
 	{ "SAMPLE",       MW_MAPI_SAMPLE,       "ii" },
+	{ "TO_BUFFER",    MW_MAPI_TO_BUFFER,    "" },
 };
 /* clang-format on */
 

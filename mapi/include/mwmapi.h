@@ -37,6 +37,9 @@ extern "C" {
  *   "SAMPLE", int value, int mode       filter: mode MAPI_SAMPLE_PERIODIC passes every value-th
  *                                       frame, MAPI_SAMPLE_PROBABILISTIC value % of them;
  *                                       result uint64_t: passed
+ *   "TO_BUFFER"                         frames (first 2048 bytes) into the flow's packet ring
+ *                                       for mapi_get_next_pkt() / mapi_loop(); one per flow;
+ *                                       result uint64_t: frames written
  *
  * Errors: -1 with errno set (EACCES: the user may not use mw-flowd's sensors;
  * ENODEV: a sensor not in the scope of mw-flowd; EINVAL: bad function or
@@ -82,10 +85,28 @@ struct mapi_threshold {
 	uint64_t value; /* the counter's value then */
 };
 
+/**
+ * struct mapi_pkthdr - one frame from TO_BUFFER
+ * @ts_us:   capture time
+ * @caplen:  bytes at the data pointer (at most 2048)
+ * @wirelen: bytes on the wire
+ * @lost:    frames the ring overwrote before this reader got to them, since its last read
+ */
+struct mapi_pkthdr {
+	uint64_t ts_us;
+	uint32_t caplen;
+	uint32_t wirelen;
+	uint64_t lost;
+};
+
+typedef void (*mapi_handler)(const struct mapi_pkthdr *hdr, const unsigned char *data, void *user);
+
 int mapi_create_flow(const char *scope);
 int mapi_apply_function(int fd, const char *funct, ...);
 int mapi_connect(int fd);
 int mapi_read_results(int fd, int fid, struct mapi_result *result);
+const unsigned char *mapi_get_next_pkt(int fd, int fid, struct mapi_pkthdr *hdr);
+int mapi_loop(int fd, int fid, int cnt, mapi_handler callback, void *user);
 int mapi_close_flow(int fd);
 const char *mapi_last_error(void);
 

@@ -24,7 +24,7 @@
  *   pcap    libpcap's pcap_offline_filter with the same expression alone
  *           (what tcpdump pays per frame before printing),
  * on one core, with packet time advancing so per-second work happens too.
- * Prints frames per second for each.
+ * Prints frames per second for each.  SKETCH=N sets flowd.sketch_counters.
  */
 
 #define SYNTH_FRAMES 200000
@@ -60,8 +60,15 @@ static void load_pcap(const char *path)
 	}
 	frames = malloc(cap * sizeof(*frames));
 	while (pcap_next_ex(p, &h, &d) == 1) {
-		if (nframes == cap)
-			frames = realloc(frames, (cap *= 2) * sizeof(*frames));
+		if (nframes == cap) {
+			struct frame *more = realloc(frames, (cap *= 2) * sizeof(*frames));
+
+			if (!more) {
+				fprintf(stderr, "out of memory\n");
+				exit(1);
+			}
+			frames = more;
+		}
 		frames[nframes].ts_us = (uint64_t)h->ts.tv_sec * 1000000 + (uint64_t)h->ts.tv_usec;
 		frames[nframes].len = h->caplen;
 		frames[nframes].data = malloc(h->caplen);
@@ -110,6 +117,7 @@ static double run_engine(int passes)
 	static struct mw_config cfg;
 	struct fl_engine e;
 	FILE *null = fopen("/dev/null", "w");
+	const char *sketch;
 	char err[128];
 	double t0;
 	int p;
@@ -118,8 +126,9 @@ static double run_engine(int passes)
 	mw_config_defaults(&cfg);
 	snprintf(cfg.flowd.inside[0], MW_ADDR_TEXT_MAX, "10.0.0.0/8");
 	cfg.flowd.inside_count = 1;
-	if (getenv("SKETCH"))
-		cfg.flowd.sketch_counters = atoi(getenv("SKETCH"));
+	sketch = getenv("SKETCH");
+	if (sketch)
+		cfg.flowd.sketch_counters = (int)strtol(sketch, NULL, 10);
 	if (fl_engine_init(&e, &cfg.flowd, null, "bench", err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		exit(1);
@@ -218,7 +227,7 @@ static double run_pcap(int passes, const char *filter)
 
 int main(int argc, char **argv)
 {
-	int passes = argc > 2 ? atoi(argv[2]) : 20;
+	int passes = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 20;
 	double eng, mapi, pcap;
 
 	if (argc > 1 && strcmp(argv[1], "-"))
@@ -233,7 +242,8 @@ int main(int argc, char **argv)
 	eng = run_engine(passes);
 	mapi = run_mapi(passes, "tcp port 80");
 	pcap = run_pcap(passes, "tcp port 80");
-	printf("frames/s on one core: engine %.2f M, mapi flow %.2f M, libpcap filter alone %.2f M\n",
+	printf("frames/s on one core: engine %.2f M, mapi flow %.2f M, libpcap filter alone %.2f "
+	       "M\n",
 	       eng / 1e6, mapi / 1e6, pcap / 1e6);
 	return 0;
 }

@@ -112,8 +112,9 @@ static void fx_pkt(struct fx *x, int sensor, uint64_t ts, const char *src, const
 	size_t plen = payload ? strlen(payload) : 0;
 	size_t n = ff_v4(f, src, dst, 6, sp, dp, FL_TCP_ACK, plen);
 
+	/* The payload is bytes on the wire, not a C string: no NUL goes with it. */
 	if (plen)
-		memcpy(f + 54, payload, plen);
+		memcpy(f + 54, payload, plen); /* NOLINT(bugprone-not-null-terminated-result) */
 	fl_mapi_packet(&x->m, sensor, ts, f, n, (uint32_t)n);
 }
 
@@ -155,7 +156,7 @@ static void test_str_search_and_sample(void **state)
 	prob = fx_apply(x, MW_MAPI_SAMPLE, NULL, 50, MAPI_SAMPLE_PROBABILISTIC);
 	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
 	fx_pkt(x, 1, TS0, "10.0.0.1", "10.0.0.2", 40000, 80, "xGET /index"); /* not at 54 */
-	fx_pkt(x, 1, TS0, "10.0.0.1", "10.0.0.2", 40000, 80, "GET");	  /* too short */
+	fx_pkt(x, 1, TS0, "10.0.0.1", "10.0.0.2", 40000, 80, "GET");	     /* too short */
 	for (i = 0; i < 3000; i++)
 		fx_pkt(x, i % 2, TS0 + (uint64_t)i, "10.0.0.1", "10.0.0.2", 40000, 80,
 		       "GET /index.html");
@@ -179,8 +180,8 @@ static void test_top_threshold_dist(void **state)
 	dist = fx_apply(x, MW_MAPI_DIST, NULL, MAPI_DST_PORT, 0);
 	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
 	for (i = 0; i < 20; i++)
-		fx_pkt(x, 0, TS0 + (uint64_t)i * 1000, i % 4 ? "192.0.2.9" : "10.0.0.1",
-		       "10.0.0.2", 40000, (uint16_t)(1000 + i % 7), "payload");
+		fx_pkt(x, 0, TS0 + (uint64_t)i * 1000, i % 4 ? "192.0.2.9" : "10.0.0.1", "10.0.0.2",
+		       40000, (uint16_t)(1000 + i % 7), "payload");
 	fl_mapi_sync(&x->m); /* TOP is published by the clock */
 	top = fx_slot(x, t);
 	assert_int_equal(top->n, 2);
@@ -200,7 +201,8 @@ static void test_refusals(void **state)
 	struct fx *x = *state;
 	int pkts;
 
-	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PKT_COUNTER, NULL, 0, 0, NULL), -ENOTCONN);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PKT_COUNTER, NULL, 0, 0, NULL),
+			 -ENOTCONN);
 	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0,wlan9", 0, 0, NULL), -ENODEV);
 	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, " , ", 0, 0, NULL), -ENODEV);
 	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0", 0, 0, NULL), 0);

@@ -83,7 +83,10 @@ static void test_bound_under_pressure(void **state)
 /* After every update: the heap root holds the least count, each parent <= its children. */
 static void test_heap_invariant(void **state)
 {
-	enum { M = 32, N = 20000 };
+	enum {
+		M = 32,
+		N = 20000
+	};
 	struct fl_topn t;
 	uint32_t i, j;
 
