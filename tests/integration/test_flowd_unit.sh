@@ -5,10 +5,11 @@
 # mw-flowd.service exits 0 and prints nothing; the unit is Type=notify with a
 # watchdog, CAP_NET_RAW is its only capability, AF_PACKET is allowed; its
 # exposure score stays under a ceiling; mw-flowd --check-config accepts the
-# shipped config and rejects a bad flowd key by name.
+# shipped config and rejects a bad flowd key by name; the installed mwmapi.h and
+# libmwmapi.so build an outside program that reports a missing mw-flowd as ENOENT.
 source "$(dirname "$0")/lib.sh"
 
-mw_require_cmd cmake systemd-analyze
+mw_require_cmd cmake systemd-analyze cc
 FLOWD=$MW_BUILD_DIR/flowd/mw-flowd
 [ -x "$FLOWD" ] || mw_fail "mw-flowd is not built ($FLOWD missing)"
 prefix=$MW_TMP/prefix
@@ -43,4 +44,22 @@ rc=0
 grep -q "flowd.inside" "$MW_TMP/bad.out" || mw_fail "bad CIDR not named: $(cat "$MW_TMP/bad.out")"
 grep -q "flowd.max_streams: 1 is out of range" "$MW_TMP/bad.out" ||
 	mw_fail "bad max_streams not named: $(cat "$MW_TMP/bad.out")"
+
+cat >"$MW_TMP/client.c" <<'EOC'
+#include <errno.h>
+#include <stdio.h>
+#include <mwmapi.h>
+int main(void)
+{
+	int fd = mapi_create_flow("eth0");
+
+	printf("fd=%d errno=%d msg=%s\n", fd, errno, mapi_last_error());
+	return fd < 0 && errno == ENOENT ? 0 : 1;
+}
+EOC
+cc -Wall -Wextra -Werror -I"$prefix/include" "$MW_TMP/client.c" -L"$prefix/lib" -lmwmapi \
+	-o "$MW_TMP/client" >"$MW_TMP/cc.out" 2>&1 || mw_fail "outside client does not build: $(cat "$MW_TMP/cc.out")"
+out=$(LD_LIBRARY_PATH=$prefix/lib MW_MAPI_SOCKET=$MW_TMP/none.sock "$MW_TMP/client") ||
+	mw_fail "outside client: $out"
+mw_log "outside client: $out"
 mw_log "PASS"
