@@ -8,7 +8,9 @@
 #     is the server; THRESHOLD at 100 packets fired with value 100; DIST of
 #     destination ports is within 1 of tcpdump's distinct count; tools/mapi-capture
 #     (BPF_FILTER on SYNs to or from port 80, TO_BUFFER, mapi_loop) prints exactly
-#     the handshake frames tcpdump captured, none lost.
+#     the handshake frames tcpdump captured, none lost; tools/mw-top --batch shows
+#     the server as the top source, and the five download's client ports (each
+#     1 MB and headers) above port 80 among destination ports.
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
 #     EACCES and the reason; the same user with the group creates and connects.
 # (3) a scope naming an interface mw-flowd does not watch fails with ENODEV.
@@ -45,6 +47,10 @@ mw_spawn webcount "$WEBCOUNT" "$VC" 100
 mw_wait_for "grep -qx connected '$(mw_logfile webcount)'" || mw_fail "mapi-webcount did not connect"
 mw_spawn capture "$CAPTURE" "$VC" "$SYNS" 10
 mw_wait_for "grep -qx connected '$(mw_logfile capture)'" || mw_fail "mapi-capture did not connect"
+MWTOP=$MW_BUILD_DIR/tools/mw-top
+[ -x "$MWTOP" ] || mw_fail "mw-top is not built ($MWTOP missing)"
+mw_spawn top_src "$MWTOP" --batch 4 --key src "$VC"
+mw_spawn top_port "$MWTOP" --batch 4 --key port --filter "tcp" "$VC"
 flowd_traffic
 sleep 1.5 # the last ring block retired, TOP published by the 1 s clock
 mw_stop webcount
@@ -70,6 +76,13 @@ if [ "$d" -lt $((dports - 1)) ] || [ "$d" -gt $((dports + 1)) ]; then
 	mw_fail "DIST $d, tcpdump sees $dports ports"
 fi
 mw_wait_for "! kill -0 $(mw_pid capture)" 5 || mw_fail "mapi-capture did not get its 10 frames"
+mw_wait_for "! kill -0 $(mw_pid top_src) && ! kill -0 $(mw_pid top_port)" 10 || mw_fail "mw-top --batch 4 did not end"
+grep -q "^ 1 $SRV_IP " "$(mw_logfile top_src)" || mw_fail "mw-top: $SRV_IP never the top source: $(cat "$(mw_logfile top_src)")"
+sed -n '/^top port/,/^--/p' "$(mw_logfile top_port)" | tail -n 12 >"$MW_TMP/top_port"
+[ "$(sed -n 's/^ 6 \([0-9]*\) .*/\1/p' "$MW_TMP/top_port")" = 80 ] ||
+	mw_fail "mw-top: port 80 not sixth after the five downloads' ports: $(cat "$MW_TMP/top_port")"
+[ "$(awk '$1 <= 5 && $3 > 1048576' "$MW_TMP/top_port" | wc -l)" = 5 ] ||
+	mw_fail "mw-top: the five downloads are not the top five ports: $(cat "$MW_TMP/top_port")"
 tcpdump -nn -r "$PCAP" "$SYNS" 2>/dev/null |
 	sed -n 's/.* IP \([0-9.]*\)\.\([0-9]*\) > \([0-9.]*\)\.\([0-9]*\): .*/\1:\2 > \3:\4/p' >"$MW_TMP/syn.tcpdump"
 sed -n 's/^\([0-9.:]* > [0-9.:]*\) flags=.* lost=0$/\1/p' "$(mw_logfile capture)" >"$MW_TMP/syn.mapi"
