@@ -33,6 +33,7 @@ struct flowd {
 	ev_timer clock;
 	struct fl_mapi mapi;
 	bool mapi_open;
+	struct fl_ipfix ipfix;
 };
 
 static int flowd_opt_read(struct mw_config *cfg, const char *arg)
@@ -83,6 +84,7 @@ static int flowd_read_files(struct flowd *f)
 		int ret;
 
 		ret = fl_engine_init(&e, cfg, f->out, cfg->pcap_files[i], err, sizeof(err));
+		e.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
 		if (!ret)
 			ret = fl_pcap_read(&e, cfg->pcap_files[i], cfg->filter, err, sizeof(err));
 		if (ret < 0) {
@@ -195,6 +197,7 @@ static int flowd_open_live(struct flowd *f)
 		mw_err("%s", err);
 		return ret;
 	}
+	f->live.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
 	for (i = 0; i < cfg->interfaces_count; i++) {
 		ret = fl_live_open(&f->sensors[i], cfg->interfaces[i], cfg->filter,
 				   (size_t)cfg->ring_block_size, (unsigned int)cfg->ring_blocks,
@@ -223,7 +226,8 @@ int main(int argc, char **argv)
 			   "pcap files and live interfaces.",
 		.opts = flowd_opts,
 	};
-	static struct flowd f;
+	static struct flowd f = { .ipfix = { .fd = -1 } };
+	char err[256] = "";
 	int ret, i, status = EXIT_FAILURE;
 
 	ret = mw_daemon_init(&d, argc, argv);
@@ -235,6 +239,13 @@ int main(int argc, char **argv)
 	ret = flowd_open_report(&f);
 	if (ret) {
 		mw_err("report file %s: %s", d.cfg.flowd.report_file, strerror(-ret));
+		goto out;
+	}
+	ret = fl_ipfix_open(&f.ipfix, d.cfg.flowd.ipfix_collector,
+			    (uint32_t)d.cfg.flowd.ipfix_domain,
+			    (uint32_t)d.cfg.flowd.ipfix_template_interval_s, err, sizeof(err));
+	if (ret) {
+		mw_err("%s", err);
 		goto out;
 	}
 	if (flowd_read_files(&f) && !d.cfg.flowd.interfaces_count)
@@ -264,6 +275,7 @@ out:
 	if (f.mapi_open)
 		fl_mapi_close(&f.mapi);
 	fl_engine_fini(&f.live);
+	fl_ipfix_close(&f.ipfix);
 	if (f.out && f.out != stdout)
 		fclose(f.out);
 	mw_daemon_fini(&d);

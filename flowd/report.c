@@ -212,6 +212,11 @@ void fl_report_interval(struct fl_engine *e, uint64_t end_s, bool partial)
 	report_table(e->out, "streams", &e->streams, true);
 	report_table(e->out, "ports", &e->ports, true);
 	fprintf(e->out, "}");
+	if (e->ipfix)
+		fprintf(e->out,
+			",\"ipfix\":{\"records\":%" PRIu64 ",\"messages\":%" PRIu64
+			",\"send_errors\":%" PRIu64 "}",
+			e->ipfix->records, e->ipfix->messages, e->ipfix->send_errors);
 	report_talkers(e);
 	report_convs(e);
 	report_apps(e);
