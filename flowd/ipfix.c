@@ -27,42 +27,42 @@
  */
 
 #define IPFIX_VERSION 10
-#define IPFIX_HDR 16
-#define SET_HDR 4
-#define SET_TEMPLATE 2
-#define TPL_V4 256
-#define TPL_V6 257
+#define IPFIX_HDR     16
+#define SET_HDR	      4
+#define SET_TEMPLATE  2
+#define TPL_V4	      256
+#define TPL_V6	      257
 
 /* Information elements (IANA IPFIX registry): id, length. */
-#define IE_OCTETS 1
-#define IE_PACKETS 2
-#define IE_PROTO 4
+#define IE_OCTETS    1
+#define IE_PACKETS   2
+#define IE_PROTO     4
 #define IE_TCP_FLAGS 6
-#define IE_SRC_PORT 7
-#define IE_SRC_V4 8
-#define IE_DST_PORT 11
-#define IE_DST_V4 12
-#define IE_SRC_V6 27
-#define IE_DST_V6 28
-#define IE_START_MS 152
-#define IE_END_MS 153
+#define IE_SRC_PORT  7
+#define IE_SRC_V4    8
+#define IE_DST_PORT  11
+#define IE_DST_V4    12
+#define IE_SRC_V6    27
+#define IE_DST_V6    28
+#define IE_START_MS  152
+#define IE_END_MS    153
 
 struct ie {
 	uint16_t id, len;
 };
 
 static const struct ie tpl_v4[] = {
-	{ IE_SRC_V4, 4 },    { IE_DST_V4, 4 }, { IE_SRC_PORT, 2 },	{ IE_DST_PORT, 2 },
-	{ IE_PROTO, 1 },     { IE_TCP_FLAGS, 1 }, { IE_OCTETS, 8 },	{ IE_PACKETS, 8 },
+	{ IE_SRC_V4, 4 },   { IE_DST_V4, 4 },	 { IE_SRC_PORT, 2 }, { IE_DST_PORT, 2 },
+	{ IE_PROTO, 1 },    { IE_TCP_FLAGS, 1 }, { IE_OCTETS, 8 },   { IE_PACKETS, 8 },
 	{ IE_START_MS, 8 }, { IE_END_MS, 8 },
 };
 static const struct ie tpl_v6[] = {
-	{ IE_SRC_V6, 16 },   { IE_DST_V6, 16 }, { IE_SRC_PORT, 2 },	{ IE_DST_PORT, 2 },
-	{ IE_PROTO, 1 },     { IE_TCP_FLAGS, 1 }, { IE_OCTETS, 8 },	{ IE_PACKETS, 8 },
+	{ IE_SRC_V6, 16 },  { IE_DST_V6, 16 },	 { IE_SRC_PORT, 2 }, { IE_DST_PORT, 2 },
+	{ IE_PROTO, 1 },    { IE_TCP_FLAGS, 1 }, { IE_OCTETS, 8 },   { IE_PACKETS, 8 },
 	{ IE_START_MS, 8 }, { IE_END_MS, 8 },
 };
 
-#define NIE (sizeof(tpl_v4) / sizeof(tpl_v4[0]))
+#define NIE    (sizeof(tpl_v4) / sizeof(tpl_v4[0]))
 #define REC_V4 46
 #define REC_V6 70
 
@@ -95,8 +95,8 @@ static void put64(uint8_t *p, uint64_t v)
  *
  * Return: 0 or -errno
  */
-int fl_ipfix_open(struct fl_ipfix *x, const char *collector, uint32_t domain,
-		  uint32_t interval_s, char *err, size_t errlen)
+int fl_ipfix_open(struct fl_ipfix *x, const char *collector, uint32_t domain, uint32_t interval_s,
+		  char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	struct mw_addr a;
@@ -201,8 +201,8 @@ static void ipfix_record(struct fl_ipfix *x, const struct fl_stream *s, int dir,
 	size_t rec = v4 ? REC_V4 : REC_V6, alen = v4 ? 4 : 16;
 	uint8_t *p;
 
-	if (x->len && x->len + (x->set_id == tpl && x->set_off ? 0 : SET_HDR) + rec >
-			      FL_IPFIX_MSG_MAX)
+	if (x->len &&
+	    x->len + (x->set_id == tpl && x->set_off ? 0 : SET_HDR) + rec > FL_IPFIX_MSG_MAX)
 		fl_ipfix_flush(x);
 	if (!x->len)
 		fl_ipfix_begin(x, now_s);

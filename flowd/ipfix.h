@@ -35,8 +35,8 @@ struct fl_ipfix {
 	uint64_t records, messages, send_errors;
 };
 
-int fl_ipfix_open(struct fl_ipfix *x, const char *collector, uint32_t domain,
-		  uint32_t interval_s, char *err, size_t errlen);
+int fl_ipfix_open(struct fl_ipfix *x, const char *collector, uint32_t domain, uint32_t interval_s,
+		  char *err, size_t errlen);
 void fl_ipfix_stream(struct fl_ipfix *x, const struct fl_stream *s, uint64_t now_s);
 void fl_ipfix_flush(struct fl_ipfix *x);
 void fl_ipfix_close(struct fl_ipfix *x);

@@ -73,9 +73,8 @@ static int flowd_open_report(struct flowd *f)
 	return 0;
 }
 
-static int flowd_read_files(struct flowd *f)
+static int flowd_read_files(struct flowd *f, const struct mw_flowd_config *cfg)
 {
-	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
 	int i, failed = 0;
 
 	for (i = 0; i < cfg->pcap_files_count; i++) {
@@ -84,9 +83,10 @@ static int flowd_read_files(struct flowd *f)
 		int ret;
 
 		ret = fl_engine_init(&e, cfg, f->out, cfg->pcap_files[i], err, sizeof(err));
-		e.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
-		if (!ret)
+		if (!ret) {
+			e.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
 			ret = fl_pcap_read(&e, cfg->pcap_files[i], cfg->filter, err, sizeof(err));
+		}
 		if (ret < 0) {
 			mw_err("%s", err);
 			failed++;
@@ -226,14 +226,13 @@ int main(int argc, char **argv)
 			   "pcap files and live interfaces.",
 		.opts = flowd_opts,
 	};
-	static struct flowd f = { .ipfix = { .fd = -1 } };
+	static struct flowd f = { .d = &d, .ipfix = { .fd = -1 } };
 	char err[256] = "";
 	int ret, i, status = EXIT_FAILURE;
 
 	ret = mw_daemon_init(&d, argc, argv);
 	if (ret >= 0)
 		return ret;
-	f.d = &d;
 	d.ctx = &f;
 	d.on_reload = flowd_reload;
 	ret = flowd_open_report(&f);
@@ -248,7 +247,7 @@ int main(int argc, char **argv)
 		mw_err("%s", err);
 		goto out;
 	}
-	if (flowd_read_files(&f) && !d.cfg.flowd.interfaces_count)
+	if (flowd_read_files(&f, &d.cfg.flowd) && !d.cfg.flowd.interfaces_count)
 		goto out;
 	if (!d.cfg.flowd.interfaces_count) {
 		mw_daemon_ready(&d, "read %d pcap file(s)", d.cfg.flowd.pcap_files_count);
