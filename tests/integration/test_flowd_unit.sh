@@ -57,7 +57,12 @@ int main(void)
 	return fd < 0 && errno == ENOENT ? 0 : 1;
 }
 EOC
-cc -Wall -Wextra -Werror -I"$prefix/include" "$MW_TMP/client.c" -L"$prefix/lib" -lmwmapi \
+# A sanitized build's library needs the sanitizer runtime in the program too.
+san=()
+if ldd "$prefix/lib/libmwmapi.so" | grep -q libasan; then
+	san=("-fsanitize=address,undefined")
+fi
+cc -Wall -Wextra -Werror "${san[@]}" -I"$prefix/include" "$MW_TMP/client.c" -L"$prefix/lib" -lmwmapi \
 	-o "$MW_TMP/client" >"$MW_TMP/cc.out" 2>&1 || mw_fail "outside client does not build: $(cat "$MW_TMP/cc.out")"
 out=$(LD_LIBRARY_PATH=$prefix/lib MW_MAPI_SOCKET=$MW_TMP/none.sock "$MW_TMP/client") ||
 	mw_fail "outside client: $out"
