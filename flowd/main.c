@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "flowd/mapi_flow.h"
 #include "flowd/sensor.h"
+#include "flowd/sensor_set.h"
 
 /*
  * Theory of operation: every configured pcap file is an offline sensor with
@@ -27,9 +28,8 @@ struct flowd {
 	struct mw_daemon *d;
 	FILE *out;
 	struct fl_engine live;
-	struct fl_live sensors[MW_FLOWD_SENSORS_MAX];
-	ev_io sensor_io[MW_FLOWD_SENSORS_MAX];
-	int nsensors;
+	struct fl_sensor_set sensors;
+	bool live_open;
 	ev_timer clock;
 	struct fl_mapi mapi;
 	bool mapi_open;
@@ -98,47 +98,16 @@ static int flowd_read_files(struct flowd *f, const struct mw_flowd_config *cfg)
 	return failed;
 }
 
-static void flowd_drain(struct flowd *f)
-{
-	int i;
-
-	for (i = 0; i < f->nsensors; i++)
-		fl_live_poll(&f->sensors[i], &f->live);
-}
-
-/* A wake-up with no block ready is an error on the socket (the interface went away). */
-static void flowd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct flowd *f = w->data;
-	int i = (int)(w - f->sensor_io);
-	int err;
-
-	(void)revents;
-	if (fl_live_poll(&f->sensors[i], &f->live))
-		return;
-	err = fl_live_error(&f->sensors[i]);
-	if (!err)
-		return;
-	mw_err("sensor %s: %s; it is no longer watched", f->sensors[i].ifname, strerror(err));
-	if (err == ENETDOWN || err == ENODEV || err == ENXIO)
-		ev_io_stop(loop, w);
-}
-
 static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct flowd *f = w->data;
 	struct timespec now;
-	uint64_t drops = 0, us;
-	int i;
+	uint64_t us;
 
 	(void)loop;
 	(void)revents;
-	flowd_drain(f);
-	for (i = 0; i < f->nsensors; i++) {
-		fl_live_stats(&f->sensors[i]);
-		drops += f->sensors[i].drops;
-	}
-	f->live.sensor_drops = drops;
+	fl_sensors_drain(&f->sensors);
+	f->live.sensor_drops = fl_sensors_drops(&f->sensors);
 	if (f->mapi_open)
 		fl_mapi_sync(&f->mapi);
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -174,8 +143,8 @@ static int flowd_open_mapi(struct flowd *f)
 	if (!cfg->mapi_socket[0])
 		return 0;
 	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group,
-			   cfg->mapi_max_flows, cfg->interfaces, cfg->interfaces_count, err,
-			   sizeof(err));
+			   cfg->mapi_max_flows, (const char(*)[16])f->sensors.names,
+			   FL_SENSOR_SLOTS, err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
 		return ret;
@@ -190,7 +159,7 @@ static int flowd_open_live(struct flowd *f)
 {
 	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
 	char err[256] = "";
-	int i, ret;
+	int ret;
 
 	ret = fl_engine_init(&f->live, cfg, f->out, "live", err, sizeof(err));
 	if (ret) {
@@ -198,19 +167,11 @@ static int flowd_open_live(struct flowd *f)
 		return ret;
 	}
 	f->live.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
-	for (i = 0; i < cfg->interfaces_count; i++) {
-		ret = fl_live_open(&f->sensors[i], cfg->interfaces[i], cfg->filter,
-				   (size_t)cfg->ring_block_size, (unsigned int)cfg->ring_blocks,
-				   err, sizeof(err));
-		if (ret) {
-			mw_err("sensor %s: %s", cfg->interfaces[i], err);
-			return ret;
-		}
-		f->sensors[i].index = i;
-		f->nsensors++;
-		ev_io_init(&f->sensor_io[i], flowd_io_cb, f->sensors[i].fd, EV_READ);
-		f->sensor_io[i].data = f;
-		ev_io_start(f->d->loop, &f->sensor_io[i]);
+	ret = fl_sensors_open(&f->sensors, f->d->loop, &f->live, cfg, err, sizeof(err));
+	f->live_open = true;
+	if (ret) {
+		mw_err("%s", err);
+		return ret;
 	}
 	ev_timer_init(&f->clock, flowd_clock_cb, 1.0, 1.0);
 	f->clock.data = f;
@@ -228,7 +189,7 @@ int main(int argc, char **argv)
 	};
 	static struct flowd f = { .d = &d, .ipfix = { .fd = -1 } };
 	char err[256] = "";
-	int ret, i, status = EXIT_FAILURE;
+	int ret, status = EXIT_FAILURE;
 
 	ret = mw_daemon_init(&d, argc, argv);
 	if (ret >= 0)
@@ -256,21 +217,18 @@ int main(int argc, char **argv)
 	}
 	if (flowd_open_live(&f) || flowd_open_mapi(&f))
 		goto out;
-	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s", f.nsensors,
+	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s", f.sensors.nactive,
 		  d.cfg.flowd.filter, f.mapi_open ? d.cfg.flowd.mapi_socket : "(none)");
-	mw_daemon_ready(&d, "watching %d interface(s)", f.nsensors);
+	mw_daemon_ready(&d, "watching %d interface(s)", f.sensors.nactive);
 	ev_run(d.loop, 0);
 	mw_daemon_stopping(&d);
-	flowd_drain(&f);
+	fl_sensors_drain(&f.sensors);
 	fl_engine_flush(&f.live);
 	status = EXIT_SUCCESS;
 out:
-	for (i = 0; i < f.nsensors; i++) {
-		ev_io_stop(d.loop, &f.sensor_io[i]);
-		fl_live_close(&f.sensors[i]);
-	}
-	if (f.nsensors)
-		ev_timer_stop(d.loop, &f.clock);
+	if (f.live_open)
+		fl_sensors_close(&f.sensors);
+	ev_timer_stop(d.loop, &f.clock); /* a watcher never started is left alone */
 	if (f.mapi_open)
 		fl_mapi_close(&f.mapi);
 	fl_engine_fini(&f.live);

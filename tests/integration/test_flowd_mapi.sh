@@ -112,7 +112,7 @@ grep -q 'report file reopened' "$(mw_logfile flowd)" || mw_fail "the reopen was 
 
 # --- (5) the sensor goes away -----------------------------------------------------------
 ip -n "$NS_CLI" link del "$VC"
-mw_wait_for "grep -q 'sensor $VC: Network is down; it is no longer watched' '$(mw_logfile flowd)'" ||
+mw_wait_for "grep -q 'sensor $VC: interface removed; closed' '$(mw_logfile flowd)'" ||
 	mw_fail "mw-flowd did not notice its interface going away"
 cpu0=$(awk '{print $14 + $15}' "/proc/$(pgrep -f "mw-flowd -c $MW_TMP/flowd.conf")/stat")
 sleep 1
