@@ -182,6 +182,9 @@ struct mw_flowd_config {
 	char mapi_socket[MW_PATH_MAX];      /* libmwmapi clients: "/run/mwcomms/flowd.sock"; "" = none */
 	char mapi_group[MW_NAME_MAX];       /* its members may create flows: "" = root only */
 	int mapi_max_flows;                 /* flows at once: 64 */
+	char ipfix_collector[MW_ADDR_TEXT_MAX]; /* finished streams as IPFIX over UDP: "" = none */
+	int ipfix_domain;                   /* observation domain id: 1 */
+	int ipfix_template_interval_s;      /* templates re-sent at least this often: 60 */
 };
 
 struct mw_config {

@@ -286,6 +286,7 @@ static void engine_account(struct fl_engine *e, const struct fl_pkt *p, uint64_t
 
 		s->pkts[dir]++;
 		s->bytes[dir] += bytes;
+		s->ip_bytes[dir] += p->ip_len;
 		if (p->proto == PROTO_TCP)
 			stream_flags(e, s, from_client, p->tcp_flags);
 		cls = (enum fl_class)s->cls;
@@ -361,6 +362,8 @@ static void engine_gc_streams(struct fl_engine *e, uint64_t now_us)
 			FL_ASSERT(a && a->streams > 0);
 			a->streams--;
 		}
+		if (e->ipfix)
+			fl_ipfix_stream(e->ipfix, s, now_us / US_PER_S);
 		fl_ftab_del(&e->streams, s);
 	}
 }
@@ -406,6 +409,8 @@ void fl_engine_tick(struct fl_engine *e, uint64_t now_s)
 		return;
 	fl_report_second(e);
 	fl_engine_gc(e, now_s);
+	if (e->ipfix)
+		fl_ipfix_flush(e->ipfix);
 	if (now_s >= e->interval_start + len) {
 		fl_report_interval(e, e->interval_start + len, false);
 		e->interval_start = now_s - now_s % len;
@@ -414,13 +419,25 @@ void fl_engine_tick(struct fl_engine *e, uint64_t now_s)
 }
 
 /**
- * fl_engine_flush() - end of input: report the last second and the partial interval
+ * fl_engine_flush() - end of input: report the last second and the partial interval,
+ * and export every stream still in the table
  * @e: engine
  */
 void fl_engine_flush(struct fl_engine *e)
 {
+	uint32_t n;
+
 	if (!e->sec)
 		return;
+	/* Streams still open at the end of the input are exported as they are. */
+	for (n = 0; e->ipfix && n < e->streams.cap; n++) {
+		const struct fl_stream *s = fl_ftab_at(&e->streams, n);
+
+		if (s)
+			fl_ipfix_stream(e->ipfix, s, e->sec);
+	}
+	if (e->ipfix)
+		fl_ipfix_flush(e->ipfix);
 	fl_report_second(e);
 	fl_report_interval(e, e->sec + 1, true);
 }

@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "flowd/decode.h"
 #include "flowd/ftab.h"
+#include "flowd/ipfix.h"
 #include "flowd/sketch.h"
 
 /* Traffic classes of minflow's per-second report, plus "other" (neither end inside). */
@@ -72,6 +73,7 @@ struct fl_stream_key {
  * @closed:   RST seen, or FIN both ways
  * @rejected: its attempt was answered by a RST (counted once)
  * @pkts, @bytes, @flags: [0] client to server, [1] server to client
+ * @ip_bytes: the same, IP-layer bytes (IPFIX octetDeltaCount)
  */
 struct fl_stream {
 	struct fl_stream_key key;
@@ -84,6 +86,7 @@ struct fl_stream {
 	bool rejected;
 	uint8_t flags[2];
 	uint64_t pkts[2], bytes[2];
+	uint64_t ip_bytes[2];
 };
 
 /* A conversation in the top-N sketch: the stream key (pad[0]: side b is the client) and id. */
@@ -122,6 +125,7 @@ struct fl_counter {
  * @sensor_drops: frames the sensors lost (kernel ring full), set by the sensor
  * @tap:      called with every live frame before accounting (the MAPI flows), or NULL
  * @tap_ctx:  its first argument
+ * @ipfix:    streams leaving the table are exported here, or NULL
  */
 struct fl_engine {
 	const struct mw_flowd_config *cfg;
@@ -141,6 +145,7 @@ struct fl_engine {
 	void (*tap)(void *ctx, int sensor, uint64_t ts_us, const uint8_t *frame, size_t caplen,
 		    uint32_t wirelen);
 	void *tap_ctx;
+	struct fl_ipfix *ipfix;
 };
 
 /* engine.c */

@@ -110,12 +110,25 @@ static uint8_t *ftab_entry(const struct fl_ftab *t, uint32_t n)
 	return t->entries + (size_t)n * t->entry_size;
 }
 
-/* The index slot holding @key, or the empty slot where it would go. */
-static uint32_t ftab_slot(const struct fl_ftab *t, const void *key)
+/* Index slot parts: the entry number, and the hash tag that must match first. */
+static uint32_t slot_entry(uint64_t v)
 {
-	uint32_t s = (uint32_t)fl_hash(t->seed, key, t->key_size) & t->mask;
+	return (uint32_t)v;
+}
 
-	while (t->index[s] != FTAB_NONE && memcmp(ftab_entry(t, t->index[s]), key, t->key_size))
+static uint64_t slot_make(uint32_t n, uint64_t h)
+{
+	return (h & 0xffffffff00000000ULL) | n;
+}
+
+/* The index slot holding @key (hash @h), or the empty slot where it would go. */
+static uint32_t ftab_slot(const struct fl_ftab *t, const void *key, uint64_t h)
+{
+	uint32_t s = (uint32_t)h & t->mask;
+
+	while (t->index[s] != FTAB_NONE &&
+	       ((t->index[s] ^ h) >> 32 ||
+		memcmp(ftab_entry(t, slot_entry(t->index[s])), key, t->key_size)))
 		s = (s + 1) & t->mask;
 	return s;
 }
@@ -129,9 +142,9 @@ static uint32_t ftab_slot(const struct fl_ftab *t, const void *key)
  */
 void *fl_ftab_find(const struct fl_ftab *t, const void *key)
 {
-	uint32_t s = ftab_slot(t, key);
+	uint32_t s = ftab_slot(t, key, fl_hash(t->seed, key, t->key_size));
 
-	return t->index[s] == FTAB_NONE ? NULL : ftab_entry(t, t->index[s]);
+	return t->index[s] == FTAB_NONE ? NULL : ftab_entry(t, slot_entry(t->index[s]));
 }
 
 /**
@@ -144,13 +157,14 @@ void *fl_ftab_find(const struct fl_ftab *t, const void *key)
  */
 void *fl_ftab_get(struct fl_ftab *t, const void *key, bool *created)
 {
-	uint32_t s = ftab_slot(t, key);
+	uint64_t h = fl_hash(t->seed, key, t->key_size);
+	uint32_t s = ftab_slot(t, key, h);
 	uint32_t n;
 	uint8_t *e;
 
 	*created = false;
 	if (t->index[s] != FTAB_NONE)
-		return ftab_entry(t, t->index[s]);
+		return ftab_entry(t, slot_entry(t->index[s]));
 	if (!t->nfree) {
 		t->drops++;
 		return NULL;
@@ -161,7 +175,7 @@ void *fl_ftab_get(struct fl_ftab *t, const void *key, bool *created)
 	memset(e, 0, t->entry_size);
 	memcpy(e, key, t->key_size);
 	t->used[n] = 1;
-	t->index[s] = n;
+	t->index[s] = slot_make(n, h);
 	t->count++;
 	*created = true;
 	return e;
@@ -175,10 +189,10 @@ void *fl_ftab_get(struct fl_ftab *t, const void *key, bool *created)
 void fl_ftab_del(struct fl_ftab *t, void *entry)
 {
 	uint32_t n = (uint32_t)(((uint8_t *)entry - t->entries) / t->entry_size);
-	uint32_t s = ftab_slot(t, entry);
+	uint32_t s = ftab_slot(t, entry, fl_hash(t->seed, entry, t->key_size));
 	uint32_t j = s;
 
-	FL_ASSERT(n < t->cap && t->used[n] && t->index[s] == n);
+	FL_ASSERT(n < t->cap && t->used[n] && slot_entry(t->index[s]) == n);
 	/* Backward shift: move later members of the run into the hole. */
 	for (;;) {
 		uint32_t home;
@@ -186,7 +200,8 @@ void fl_ftab_del(struct fl_ftab *t, void *entry)
 		j = (j + 1) & t->mask;
 		if (t->index[j] == FTAB_NONE)
 			break;
-		home = (uint32_t)fl_hash(t->seed, ftab_entry(t, t->index[j]), t->key_size) &
+		home = (uint32_t)fl_hash(t->seed, ftab_entry(t, slot_entry(t->index[j])),
+					 t->key_size) &
 		       t->mask;
 		/* Leave it if its home lies cyclically in (s, j]. */
 		if (s <= j ? (s < home && home <= j) : (s < home || home <= j))

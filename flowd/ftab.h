@@ -7,13 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FTAB_NONE UINT32_MAX
+#define FTAB_NONE UINT64_MAX
 
 /**
  * struct fl_ftab - entries whose first @key_size bytes are their key
  * @entries:    @cap entries of @entry_size bytes
  * @used:       one byte per entry: 1 when it holds a key
- * @index:      open-addressing index of entry numbers, @mask + 1 slots
+ * @index:      open-addressing index, @mask + 1 slots: entry number in the low 32
+ *              bits, the key hash's high 32 bits above (compared before the key)
  * @free_list:  entry numbers not in use, @nfree of them
  * @seed:       random per table: hash flooding needs the seed
  * @count:      entries in use
@@ -22,7 +23,7 @@
 struct fl_ftab {
 	uint8_t *entries;
 	uint8_t *used;
-	uint32_t *index;
+	uint64_t *index;
 	uint32_t *free_list;
 	size_t entry_size;
 	size_t key_size;

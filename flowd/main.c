@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "flowd/mapi_flow.h"
 #include "flowd/sensor.h"
+#include "flowd/sensor_set.h"
 
 /*
  * Theory of operation: every configured pcap file is an offline sensor with
@@ -27,12 +28,12 @@ struct flowd {
 	struct mw_daemon *d;
 	FILE *out;
 	struct fl_engine live;
-	struct fl_live sensors[MW_FLOWD_SENSORS_MAX];
-	ev_io sensor_io[MW_FLOWD_SENSORS_MAX];
-	int nsensors;
+	struct fl_sensor_set sensors;
+	bool live_open;
 	ev_timer clock;
 	struct fl_mapi mapi;
 	bool mapi_open;
+	struct fl_ipfix ipfix;
 };
 
 static int flowd_opt_read(struct mw_config *cfg, const char *arg)
@@ -72,9 +73,8 @@ static int flowd_open_report(struct flowd *f)
 	return 0;
 }
 
-static int flowd_read_files(struct flowd *f)
+static int flowd_read_files(struct flowd *f, const struct mw_flowd_config *cfg)
 {
-	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
 	int i, failed = 0;
 
 	for (i = 0; i < cfg->pcap_files_count; i++) {
@@ -83,8 +83,10 @@ static int flowd_read_files(struct flowd *f)
 		int ret;
 
 		ret = fl_engine_init(&e, cfg, f->out, cfg->pcap_files[i], err, sizeof(err));
-		if (!ret)
+		if (!ret) {
+			e.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
 			ret = fl_pcap_read(&e, cfg->pcap_files[i], cfg->filter, err, sizeof(err));
+		}
 		if (ret < 0) {
 			mw_err("%s", err);
 			failed++;
@@ -96,47 +98,16 @@ static int flowd_read_files(struct flowd *f)
 	return failed;
 }
 
-static void flowd_drain(struct flowd *f)
-{
-	int i;
-
-	for (i = 0; i < f->nsensors; i++)
-		fl_live_poll(&f->sensors[i], &f->live);
-}
-
-/* A wake-up with no block ready is an error on the socket (the interface went away). */
-static void flowd_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct flowd *f = w->data;
-	int i = (int)(w - f->sensor_io);
-	int err;
-
-	(void)revents;
-	if (fl_live_poll(&f->sensors[i], &f->live))
-		return;
-	err = fl_live_error(&f->sensors[i]);
-	if (!err)
-		return;
-	mw_err("sensor %s: %s; it is no longer watched", f->sensors[i].ifname, strerror(err));
-	if (err == ENETDOWN || err == ENODEV || err == ENXIO)
-		ev_io_stop(loop, w);
-}
-
 static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct flowd *f = w->data;
 	struct timespec now;
-	uint64_t drops = 0, us;
-	int i;
+	uint64_t us;
 
 	(void)loop;
 	(void)revents;
-	flowd_drain(f);
-	for (i = 0; i < f->nsensors; i++) {
-		fl_live_stats(&f->sensors[i]);
-		drops += f->sensors[i].drops;
-	}
-	f->live.sensor_drops = drops;
+	fl_sensors_drain(&f->sensors);
+	f->live.sensor_drops = fl_sensors_drops(&f->sensors);
 	if (f->mapi_open)
 		fl_mapi_sync(&f->mapi);
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -172,8 +143,8 @@ static int flowd_open_mapi(struct flowd *f)
 	if (!cfg->mapi_socket[0])
 		return 0;
 	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group,
-			   cfg->mapi_max_flows, cfg->interfaces, cfg->interfaces_count, err,
-			   sizeof(err));
+			   cfg->mapi_max_flows, (const char(*)[16])f->sensors.names,
+			   FL_SENSOR_SLOTS, err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
 		return ret;
@@ -188,26 +159,19 @@ static int flowd_open_live(struct flowd *f)
 {
 	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
 	char err[256] = "";
-	int i, ret;
+	int ret;
 
 	ret = fl_engine_init(&f->live, cfg, f->out, "live", err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
 		return ret;
 	}
-	for (i = 0; i < cfg->interfaces_count; i++) {
-		ret = fl_live_open(&f->sensors[i], cfg->interfaces[i], cfg->filter,
-				   (size_t)cfg->ring_block_size, (unsigned int)cfg->ring_blocks,
-				   err, sizeof(err));
-		if (ret) {
-			mw_err("sensor %s: %s", cfg->interfaces[i], err);
-			return ret;
-		}
-		f->sensors[i].index = i;
-		f->nsensors++;
-		ev_io_init(&f->sensor_io[i], flowd_io_cb, f->sensors[i].fd, EV_READ);
-		f->sensor_io[i].data = f;
-		ev_io_start(f->d->loop, &f->sensor_io[i]);
+	f->live.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
+	ret = fl_sensors_open(&f->sensors, f->d->loop, &f->live, cfg, err, sizeof(err));
+	f->live_open = true;
+	if (ret) {
+		mw_err("%s", err);
+		return ret;
 	}
 	ev_timer_init(&f->clock, flowd_clock_cb, 1.0, 1.0);
 	f->clock.data = f;
@@ -223,13 +187,13 @@ int main(int argc, char **argv)
 			   "pcap files and live interfaces.",
 		.opts = flowd_opts,
 	};
-	static struct flowd f;
-	int ret, i, status = EXIT_FAILURE;
+	static struct flowd f = { .d = &d, .ipfix = { .fd = -1 } };
+	char err[256] = "";
+	int ret, status = EXIT_FAILURE;
 
 	ret = mw_daemon_init(&d, argc, argv);
 	if (ret >= 0)
 		return ret;
-	f.d = &d;
 	d.ctx = &f;
 	d.on_reload = flowd_reload;
 	ret = flowd_open_report(&f);
@@ -237,7 +201,14 @@ int main(int argc, char **argv)
 		mw_err("report file %s: %s", d.cfg.flowd.report_file, strerror(-ret));
 		goto out;
 	}
-	if (flowd_read_files(&f) && !d.cfg.flowd.interfaces_count)
+	ret = fl_ipfix_open(&f.ipfix, d.cfg.flowd.ipfix_collector,
+			    (uint32_t)d.cfg.flowd.ipfix_domain,
+			    (uint32_t)d.cfg.flowd.ipfix_template_interval_s, err, sizeof(err));
+	if (ret) {
+		mw_err("%s", err);
+		goto out;
+	}
+	if (flowd_read_files(&f, &d.cfg.flowd) && !d.cfg.flowd.interfaces_count)
 		goto out;
 	if (!d.cfg.flowd.interfaces_count) {
 		mw_daemon_ready(&d, "read %d pcap file(s)", d.cfg.flowd.pcap_files_count);
@@ -246,24 +217,22 @@ int main(int argc, char **argv)
 	}
 	if (flowd_open_live(&f) || flowd_open_mapi(&f))
 		goto out;
-	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s", f.nsensors,
+	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s", f.sensors.nactive,
 		  d.cfg.flowd.filter, f.mapi_open ? d.cfg.flowd.mapi_socket : "(none)");
-	mw_daemon_ready(&d, "watching %d interface(s)", f.nsensors);
+	mw_daemon_ready(&d, "watching %d interface(s)", f.sensors.nactive);
 	ev_run(d.loop, 0);
 	mw_daemon_stopping(&d);
-	flowd_drain(&f);
+	fl_sensors_drain(&f.sensors);
 	fl_engine_flush(&f.live);
 	status = EXIT_SUCCESS;
 out:
-	for (i = 0; i < f.nsensors; i++) {
-		ev_io_stop(d.loop, &f.sensor_io[i]);
-		fl_live_close(&f.sensors[i]);
-	}
-	if (f.nsensors)
-		ev_timer_stop(d.loop, &f.clock);
+	if (f.live_open)
+		fl_sensors_close(&f.sensors);
+	ev_timer_stop(d.loop, &f.clock); /* a watcher never started is left alone */
 	if (f.mapi_open)
 		fl_mapi_close(&f.mapi);
 	fl_engine_fini(&f.live);
+	fl_ipfix_close(&f.ipfix);
 	if (f.out && f.out != stdout)
 		fclose(f.out);
 	mw_daemon_fini(&d);

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mapi_flow.c - the MAPI function library run in mw-flowd: filter, counters, top, threshold, dist
- */
+/* mapi_flow.c - the MAPI functions run in mw-flowd (filters, counters, top, threshold, dist) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -98,6 +97,40 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 			return -EINVAL;
 		}
 		break;
+	case MW_MAPI_STR_SEARCH:
+		fn->needle_len = strlen(req->sarg);
+		if (!fn->needle_len || req->iarg[0] < 0 || req->iarg[0] > UINT16_MAX ||
+		    req->iarg[1] < 0 || req->iarg[1] > UINT16_MAX) {
+			snprintf(err, errlen, "STR_SEARCH: a string, offset and depth 0..65535");
+			return -EINVAL;
+		}
+		memcpy(fn->needle, req->sarg, fn->needle_len);
+		fn->offset = (uint32_t)req->iarg[0];
+		fn->depth = (uint32_t)req->iarg[1];
+		break;
+	case MW_MAPI_TO_BUFFER: {
+		int j;
+
+		for (j = 0; j < f->nfns; j++) {
+			if (f->fns[j].id == MW_MAPI_TO_BUFFER) {
+				snprintf(err, errlen, "TO_BUFFER: one per flow");
+				return -EINVAL;
+			}
+		}
+		break;
+	}
+	case MW_MAPI_SAMPLE:
+		if ((req->iarg[1] != MAPI_SAMPLE_PERIODIC &&
+		     req->iarg[1] != MAPI_SAMPLE_PROBABILISTIC) ||
+		    req->iarg[0] < 1 ||
+		    (req->iarg[1] == MAPI_SAMPLE_PROBABILISTIC && req->iarg[0] > 100)) {
+			snprintf(err, errlen, "SAMPLE: value >= 1 (percent 1..100), mode 0 or 1");
+			return -EINVAL;
+		}
+		fn->value = req->iarg[0];
+		fn->mode = (int)req->iarg[1];
+		fn->rng = 0x9e3779b9u;
+		break;
 	default:
 		snprintf(err, errlen, "unknown function %u", req->func);
 		return -EINVAL;
@@ -185,9 +218,9 @@ static void fn_write(struct fl_mapi_fn *fn, uint8_t *slot, uint64_t ts_us, bool 
 		memset(&t, 0, sizeof(t));
 		t.n = n;
 		for (i = 0; i < n; i++) {
-			memcpy(t.rows[i].key, fn->top.items[i].key, 16);
-			t.rows[i].bytes = fn->top.items[i].count;
-			t.rows[i].error = fn->top.items[i].error;
+			memcpy(t.rows[i].key, fn->top.sorted[i].key, 16);
+			t.rows[i].bytes = fn->top.sorted[i].count;
+			t.rows[i].error = fn->top.sorted[i].error;
 		}
 		memcpy(slot, &t, sizeof(t));
 		break;
@@ -226,6 +259,49 @@ static void flow_publish(struct fl_mapi_flow *f, int n, uint64_t ts_us, bool for
 	__atomic_store_n(&hdr->seq, hdr->seq + 1, __ATOMIC_RELEASE);
 }
 
+/* STR_SEARCH: is the needle in [offset, offset + depth) of the frame? */
+static bool fn_search(const struct fl_mapi_fn *fn, const uint8_t *frame, size_t caplen)
+{
+	size_t end = fn->depth ? (size_t)fn->offset + fn->depth : caplen;
+
+	if (end > caplen)
+		end = caplen;
+	if (fn->offset >= end || end - fn->offset < fn->needle_len)
+		return false;
+	return memmem(frame + fn->offset, end - fn->offset, fn->needle, fn->needle_len) != NULL;
+}
+
+/* SAMPLE: pass this frame? (xorshift32: cheap, no state shared with the C library) */
+static bool fn_sample(struct fl_mapi_fn *fn)
+{
+	if (fn->mode == MAPI_SAMPLE_PERIODIC)
+		return ++fn->seen % (uint64_t)fn->value == 0;
+	fn->rng ^= fn->rng << 13;
+	fn->rng ^= fn->rng >> 17;
+	fn->rng ^= fn->rng << 5;
+	return fn->rng % 100 < (uint32_t)fn->value;
+}
+
+/* TO_BUFFER: the frame into the packet ring, overwriting the oldest (mapi_proto.h). */
+static void flow_buffer(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+			uint32_t wirelen)
+{
+	struct mw_mapi_ring *ring = (struct mw_mapi_ring *)(f->area + MW_MAPI_RING_OFFSET);
+	uint64_t s = ring->head + 1;
+	struct mw_mapi_pkt *pkt =
+		(struct mw_mapi_pkt *)(ring + 1) + (size_t)(s % MW_MAPI_RING_SLOTS);
+	size_t n = caplen < MW_MAPI_SNAP ? caplen : MW_MAPI_SNAP;
+
+	__atomic_store_n(&pkt->seq, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	pkt->ts_us = ts_us;
+	pkt->caplen = (uint32_t)n;
+	pkt->wirelen = wirelen;
+	memcpy(pkt->data, frame, n);
+	__atomic_store_n(&pkt->seq, s, __ATOMIC_RELEASE);
+	__atomic_store_n(&ring->head, s, __ATOMIC_RELEASE);
+}
+
 /* Run the functions; Return: how many ran (a filter that stops counts as run). */
 static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame, size_t caplen,
 		    uint32_t wirelen, const struct fl_pkt *p, bool decoded)
@@ -240,6 +316,20 @@ static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame
 			if (fn->bpf.bf_len &&
 			    !bpf_filter(fn->bpf.bf_insns, frame, wirelen, (u_int)caplen))
 				return i + 1;
+			fn->count++;
+			break;
+		case MW_MAPI_STR_SEARCH:
+			if (!fn_search(fn, frame, caplen))
+				return i + 1;
+			fn->count++;
+			break;
+		case MW_MAPI_SAMPLE:
+			if (!fn_sample(fn))
+				return i + 1;
+			fn->count++;
+			break;
+		case MW_MAPI_TO_BUFFER:
+			flow_buffer(f, ts_us, frame, caplen, wirelen);
 			fn->count++;
 			break;
 		case MW_MAPI_PKT_COUNTER:

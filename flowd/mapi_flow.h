@@ -26,6 +26,8 @@
  * @bound:   THRESHOLD: the bound
  * @fired, @fired_ts, @fired_value: THRESHOLD's event
  * @written_us: TOP: packet time its slot was last written
+ * @needle, @needle_len, @offset, @depth: STR_SEARCH
+ * @value, @mode, @seen, @rng: SAMPLE
  */
 struct fl_mapi_fn {
 	enum mw_mapi_func id;
@@ -40,6 +42,13 @@ struct fl_mapi_fn {
 	bool fired;
 	uint64_t fired_ts, fired_value;
 	uint64_t written_us;
+	char needle[MW_MAPI_SARG_MAX];
+	size_t needle_len;
+	uint32_t offset, depth;
+	int64_t value;
+	int mode;
+	uint64_t seen;
+	uint32_t rng;
 };
 
 /**

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mapi_server.c - mw-flowd's MAPI control socket: admission by SO_PEERCRED, one flow per connection
- */
+/* mapi_server.c - mw-flowd's MAPI socket: admission by SO_PEERCRED, one flow per connection */
 #include <errno.h>
 #include <grp.h>
 #include <stdio.h>

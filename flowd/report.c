@@ -86,7 +86,7 @@ static void report_talkers(struct fl_engine *e)
 
 	fprintf(e->out, ",\"talkers\":[");
 	for (i = 0; i < n; i++) {
-		const struct fl_topn_item *it = &e->talkers.items[i];
+		const struct fl_topn_item *it = &e->talkers.sorted[i];
 		const struct fl_addr *a = fl_ftab_find(&e->addrs, it->key);
 		char text[INET6_ADDRSTRLEN];
 
@@ -106,7 +106,7 @@ static void report_convs(struct fl_engine *e)
 
 	fprintf(e->out, ",\"conversations\":[");
 	for (i = 0; i < n; i++) {
-		const struct fl_topn_item *it = &e->convs.items[i];
+		const struct fl_topn_item *it = &e->convs.sorted[i];
 		struct fl_conv_key ck;
 		char ct[INET6_ADDRSTRLEN], st[INET6_ADDRSTRLEN];
 		bool b_client;
@@ -131,7 +131,7 @@ static void report_apps(struct fl_engine *e)
 
 	fprintf(e->out, ",\"applications\":[");
 	for (i = 0; i < n; i++) {
-		const struct fl_topn_item *it = &e->apps.items[i];
+		const struct fl_topn_item *it = &e->apps.sorted[i];
 		struct fl_port_key k;
 
 		memcpy(&k, it->key, sizeof(k));
@@ -212,6 +212,11 @@ void fl_report_interval(struct fl_engine *e, uint64_t end_s, bool partial)
 	report_table(e->out, "streams", &e->streams, true);
 	report_table(e->out, "ports", &e->ports, true);
 	fprintf(e->out, "}");
+	if (e->ipfix)
+		fprintf(e->out,
+			",\"ipfix\":{\"records\":%" PRIu64 ",\"messages\":%" PRIu64
+			",\"send_errors\":%" PRIu64 "}",
+			e->ipfix->records, e->ipfix->messages, e->ipfix->send_errors);
 	report_talkers(e);
 	report_convs(e);
 	report_apps(e);

@@ -19,7 +19,8 @@ void fl_bpf_free(void *prog);
  * @fd:         AF_PACKET socket, bound to the interface
  * @ring:       the mapped ring, @block_size * @blocks bytes
  * @cur:        next block to look at
- * @index:      its place in flowd.interfaces (the MAPI scope bit)
+ * @index:      its slot (the MAPI scope bit)
+ * @ifindex:    the interface it is bound to
  * @ifname:     the interface
  * @drops:      frames the kernel dropped (ring full), since open
  * @packets:    frames the kernel delivered, since open
@@ -31,6 +32,7 @@ struct fl_live {
 	unsigned int blocks;
 	unsigned int cur;
 	int index;
+	unsigned int ifindex;
 	char ifname[16];
 	uint64_t drops;
 	uint64_t packets;

@@ -103,6 +103,7 @@ int fl_live_open(struct fl_live *l, const char *ifname, const char *filter, size
 	l->blocks = blocks;
 	snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
 	ifindex = if_nametoindex(ifname);
+	l->ifindex = ifindex;
 	if (!ifindex) {
 		snprintf(err, errlen, "interface %s: %s", ifname, strerror(errno));
 		return -ENODEV;

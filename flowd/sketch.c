@@ -19,35 +19,58 @@
  */
 
 #define TOPN_SEED 0x70b5eedULL
+#define TOPN_NONE UINT32_MAX
+
+/*
+ * Each update is O(log m): the hash index finds a key's counter, the min-heap
+ * on counts gives the counter to replace, and a counter that grows sinks in
+ * the heap.  Nothing is allocated after init.
+ */
 
 /**
  * fl_topn_init() - allocate @m counters once
  * @t:        sketch
- * @m:        counters, at least 1
+ * @m:        counters, 1..2^24
  * @key_size: bytes per key, at most FL_TOPN_KEY_MAX
  *
  * Return: 0, -EINVAL or -ENOMEM
  */
 int fl_topn_init(struct fl_topn *t, uint32_t m, size_t key_size)
 {
+	uint32_t slots = 2;
+
 	memset(t, 0, sizeof(*t));
-	if (!m || !key_size || key_size > FL_TOPN_KEY_MAX)
+	if (!m || m > (1u << 24) || !key_size || key_size > FL_TOPN_KEY_MAX)
 		return -EINVAL;
+	while (slots < 2 * m)
+		slots <<= 1;
 	t->items = calloc(m, sizeof(*t->items));
-	if (!t->items)
+	t->sorted = calloc(m, sizeof(*t->sorted));
+	t->heap = calloc(m, sizeof(*t->heap));
+	t->pos = calloc(m, sizeof(*t->pos));
+	t->index = malloc((size_t)slots * sizeof(*t->index));
+	if (!t->items || !t->sorted || !t->heap || !t->pos || !t->index) {
+		fl_topn_fini(t);
 		return -ENOMEM;
+	}
 	t->m = m;
+	t->mask = slots - 1;
 	t->key_size = key_size;
+	fl_topn_reset(t);
 	return 0;
 }
 
 /**
  * fl_topn_fini() - free the counters
- * @t: sketch
+ * @t: sketch, initialised or zeroed
  */
 void fl_topn_fini(struct fl_topn *t)
 {
 	free(t->items);
+	free(t->sorted);
+	free(t->heap);
+	free(t->pos);
+	free(t->index);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -59,6 +82,82 @@ void fl_topn_reset(struct fl_topn *t)
 {
 	t->used = 0;
 	t->total = 0;
+	memset(t->index, 0xff, ((size_t)t->mask + 1) * sizeof(*t->index));
+}
+
+/* The index slot of @key (hash @h), or the empty slot where it would go. */
+static uint32_t topn_slot(const struct fl_topn *t, const void *key, uint64_t h)
+{
+	uint32_t s = (uint32_t)h & t->mask;
+
+	while (t->index[s] != TOPN_NONE) {
+		const struct fl_topn_item *it = &t->items[t->index[s]];
+
+		if (it->hash == h && !memcmp(it->key, key, t->key_size))
+			break;
+		s = (s + 1) & t->mask;
+	}
+	return s;
+}
+
+/* Remove item @n's key from the index (backward shift, as fl_ftab_del). */
+static void topn_unindex(struct fl_topn *t, uint32_t n)
+{
+	uint32_t s = topn_slot(t, t->items[n].key, t->items[n].hash), j = s;
+
+	FL_ASSERT(t->index[s] == n);
+	for (;;) {
+		uint32_t home;
+
+		j = (j + 1) & t->mask;
+		if (t->index[j] == TOPN_NONE)
+			break;
+		home = (uint32_t)t->items[t->index[j]].hash & t->mask;
+		if (s <= j ? (s < home && home <= j) : (s < home || home <= j))
+			continue;
+		t->index[s] = t->index[j];
+		s = j;
+	}
+	t->index[s] = TOPN_NONE;
+}
+
+static void topn_swap(struct fl_topn *t, uint32_t a, uint32_t b)
+{
+	uint32_t x = t->heap[a];
+
+	t->heap[a] = t->heap[b];
+	t->heap[b] = x;
+	t->pos[t->heap[a]] = a;
+	t->pos[t->heap[b]] = b;
+}
+
+static uint64_t topn_count(const struct fl_topn *t, uint32_t h)
+{
+	return t->items[t->heap[h]].count;
+}
+
+static void topn_sift_up(struct fl_topn *t, uint32_t h)
+{
+	while (h && topn_count(t, (h - 1) / 2) > topn_count(t, h)) {
+		topn_swap(t, h, (h - 1) / 2);
+		h = (h - 1) / 2;
+	}
+}
+
+static void topn_sift_down(struct fl_topn *t, uint32_t h)
+{
+	for (;;) {
+		uint32_t l = 2 * h + 1, r = l + 1, min = h;
+
+		if (l < t->used && topn_count(t, l) < topn_count(t, min))
+			min = l;
+		if (r < t->used && topn_count(t, r) < topn_count(t, min))
+			min = r;
+		if (min == h)
+			return;
+		topn_swap(t, h, min);
+		h = min;
+	}
 }
 
 /**
@@ -70,31 +169,37 @@ void fl_topn_reset(struct fl_topn *t)
 void fl_topn_add(struct fl_topn *t, const void *key, uint64_t weight)
 {
 	uint64_t h = fl_hash(TOPN_SEED, key, t->key_size);
-	struct fl_topn_item *min = NULL;
-	uint32_t i;
+	uint32_t s = topn_slot(t, key, h), n;
+	struct fl_topn_item *it;
 
 	t->total += weight;
-	for (i = 0; i < t->used; i++) {
-		struct fl_topn_item *it = &t->items[i];
-
-		if (it->hash == h && !memcmp(it->key, key, t->key_size)) {
-			it->count += weight;
-			return;
-		}
-		if (!min || it->count < min->count)
-			min = it;
+	if (t->index[s] != TOPN_NONE) {
+		n = t->index[s];
+		t->items[n].count += weight;
+		topn_sift_down(t, t->pos[n]);
+		return;
 	}
 	if (t->used < t->m) {
-		min = &t->items[t->used++];
-		min->count = 0;
-		min->error = 0;
+		n = t->used++;
+		it = &t->items[n];
+		it->count = 0;
+		it->error = 0;
+		t->heap[n] = n;
+		t->pos[n] = n;
 	} else {
-		FL_ASSERT(min);
-		min->error = min->count;
+		/* Replace the least count; the newcomer inherits it as its error. */
+		n = t->heap[0];
+		it = &t->items[n];
+		topn_unindex(t, n);
+		s = topn_slot(t, key, h);
+		it->error = it->count;
 	}
-	memcpy(min->key, key, t->key_size);
-	min->hash = h;
-	min->count += weight;
+	memcpy(it->key, key, t->key_size);
+	it->hash = h;
+	it->count += weight;
+	t->index[s] = n;
+	topn_sift_up(t, t->pos[n]);
+	topn_sift_down(t, t->pos[n]);
 }
 
 static int topn_cmp(const void *a, const void *b)
@@ -107,15 +212,16 @@ static int topn_cmp(const void *a, const void *b)
 }
 
 /**
- * fl_topn_top() - sort the counters, largest first
- * @t: sketch (its counters are reordered)
+ * fl_topn_top() - the counters, largest first, into @t->sorted
+ * @t: sketch (its counters are left as they are)
  * @n: how many the caller wants
  *
- * Return: how many of @t->items are valid, at most @n
+ * Return: how many of @t->sorted are valid, at most @n
  */
 uint32_t fl_topn_top(struct fl_topn *t, uint32_t n)
 {
-	qsort(t->items, t->used, sizeof(*t->items), topn_cmp);
+	memcpy(t->sorted, t->items, (size_t)t->used * sizeof(*t->items));
+	qsort(t->sorted, t->used, sizeof(*t->sorted), topn_cmp);
 	return t->used < n ? t->used : n;
 }
 

@@ -25,11 +25,20 @@ struct fl_topn_item {
 /**
  * struct fl_topn - Space-Saving over @m counters
  * @items:    @m counters, @used of them in use
+ * @heap:     item numbers, a min-heap on count (the counter to replace is at the root)
+ * @pos:      item number -> its place in @heap
+ * @index:    open addressing, key hash -> item number, @mask + 1 slots
+ * @sorted:   fl_topn_top()'s output, largest first
  * @key_size: bytes of key
  * @total:    weight added since the last reset: every error is at most total / m
  */
 struct fl_topn {
 	struct fl_topn_item *items;
+	uint32_t *heap;
+	uint32_t *pos;
+	uint32_t *index;
+	struct fl_topn_item *sorted;
+	uint32_t mask;
 	uint32_t m;
 	uint32_t used;
 	size_t key_size;

@@ -2,6 +2,7 @@
 /* mapi.c - libmwmapi: one SOCK_SEQPACKET connection to mw-flowd per flow, results from its memfd */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mapi/include/mwmapi.h"
@@ -28,6 +30,8 @@
 struct mapi_flow {
 	const uint8_t *area; /* NULL until connected */
 	uint8_t copy[MW_MAPI_SLOT];
+	uint64_t next_pkt; /* number of the next TO_BUFFER packet to read, 0 = from the newest */
+	uint8_t pkt[MW_MAPI_SNAP];
 };
 
 static struct mapi_flow *flows[FLOWS_MAX];
@@ -72,6 +76,7 @@ static int mapi_call(int sock, struct mw_mapi_req *req, struct mw_mapi_reply *re
 	struct iovec iov = { rep, sizeof(*rep) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *c;
+	bool reset_seen = false;
 	ssize_t n;
 
 	req->version = MW_MAPI_VERSION;
@@ -81,8 +86,17 @@ static int mapi_call(int sock, struct mw_mapi_req *req, struct mw_mapi_reply *re
 		return mapi_fail(errno ? errno : EIO, "mw-flowd: send failed");
 	mh.msg_control = cm.buf;
 	mh.msg_controllen = sizeof(cm.buf);
+	/*
+	 * A refusal is sent and the connection closed at once; if our request was
+	 * still unread then, the kernel reports ECONNRESET first, once: the
+	 * refusal is still queued behind it.
+	 */
 	do {
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == ECONNRESET && !reset_seen) {
+			reset_seen = true;
+			errno = EINTR;
+		}
 	} while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(*rep) || rep->version != MW_MAPI_VERSION)
 		return mapi_fail(n < 0 ? errno : EPROTO, "mw-flowd: bad or no reply");
@@ -275,6 +289,106 @@ int mapi_read_results(int fd, int fid, struct mapi_result *result)
 		}
 	}
 	return mapi_fail(EAGAIN, "result area busy");
+}
+
+/* Copy packet @r from the ring if it is still there; Return: 1 copied, 0 overrun. */
+static int ring_copy(struct mapi_flow *f, const struct mw_mapi_pkt *p, uint64_t r,
+		     struct mapi_pkthdr *hdr)
+{
+	uint64_t s1 = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE), s2;
+	uint32_t n;
+
+	if (s1 != r)
+		return 0;
+	n = p->caplen < MW_MAPI_SNAP ? p->caplen : MW_MAPI_SNAP;
+	hdr->ts_us = p->ts_us;
+	hdr->caplen = n;
+	hdr->wirelen = p->wirelen;
+	memcpy(f->pkt, p->data, n);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	s2 = __atomic_load_n(&p->seq, __ATOMIC_RELAXED);
+	return s2 == r;
+}
+
+/**
+ * mapi_get_next_pkt() - the next frame TO_BUFFER wrote, waiting for one
+ * @fd:  flow, connected, with TO_BUFFER applied
+ * @fid: TO_BUFFER's function id
+ * @hdr: filled: time, lengths, frames lost to this reader before it
+ *
+ * The first call starts at the first frame written since connect (or the
+ * oldest still in the ring, the others counted as lost).  Waiting polls the ring every
+ * millisecond; a signal ends the wait.
+ *
+ * Return: the frame (valid until the next call on @fd), or NULL with errno
+ * (EINTR: a signal arrived)
+ */
+const unsigned char *mapi_get_next_pkt(int fd, int fid, struct mapi_pkthdr *hdr)
+{
+	struct mapi_flow *f = mapi_flow(fd);
+	const struct mw_mapi_ring *ring;
+	const struct mw_mapi_pkt *pkts;
+	struct timespec ms = { 0, 1000000 };
+	struct mapi_result r;
+
+	if (!f || !f->area) {
+		mapi_fail(f ? ENOTCONN : EBADF, "no such connected flow");
+		return NULL;
+	}
+	if (mapi_read_results(fd, fid, &r))
+		return NULL;
+	ring = (const struct mw_mapi_ring *)(f->area + MW_MAPI_RING_OFFSET);
+	pkts = (const struct mw_mapi_pkt *)(ring + 1);
+	hdr->lost = 0;
+	for (;;) {
+		uint64_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+
+		if (!f->next_pkt)
+			f->next_pkt = 1;
+		if (f->next_pkt <= head) {
+			if (head - f->next_pkt >= MW_MAPI_RING_SLOTS) {
+				uint64_t oldest = head - MW_MAPI_RING_SLOTS + 2;
+
+				hdr->lost += oldest - f->next_pkt;
+				f->next_pkt = oldest;
+			}
+			if (ring_copy(f, &pkts[f->next_pkt % MW_MAPI_RING_SLOTS], f->next_pkt,
+				      hdr)) {
+				f->next_pkt++;
+				return f->pkt;
+			}
+			continue; /* overrun while copying: catch up */
+		}
+		if (nanosleep(&ms, NULL) && errno == EINTR) {
+			mapi_fail(EINTR, "interrupted");
+			return NULL;
+		}
+	}
+}
+
+/**
+ * mapi_loop() - call @callback for the next @cnt frames (cnt <= 0: until an error)
+ * @fd:       flow
+ * @fid:      TO_BUFFER's function id
+ * @cnt:      frames
+ * @callback: called with each
+ * @user:     its last argument
+ *
+ * Return: 0 after @cnt frames, or -1 with errno (EINTR: a signal arrived)
+ */
+int mapi_loop(int fd, int fid, int cnt, mapi_handler callback, void *user)
+{
+	int i;
+
+	for (i = 0; cnt <= 0 || i < cnt; i++) {
+		struct mapi_pkthdr hdr;
+		const unsigned char *p = mapi_get_next_pkt(fd, fid, &hdr);
+
+		if (!p)
+			return -1;
+		callback(&hdr, p, user);
+	}
+	return 0;
 }
 
 /**

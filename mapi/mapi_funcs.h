@@ -17,11 +17,20 @@ struct mw_mapi_func_desc {
 	const char *args;
 };
 
+/* One row per line; clang-format would pack them. */
+/* clang-format off */
 static const struct mw_mapi_func_desc mw_mapi_funcs[] = {
-	{ "BPF_FILTER", MW_MAPI_BPF_FILTER, "s" },    { "PKT_COUNTER", MW_MAPI_PKT_COUNTER, "" },
-	{ "BYTE_COUNTER", MW_MAPI_BYTE_COUNTER, "" }, { "TOP", MW_MAPI_TOP, "ii" },
-	{ "THRESHOLD", MW_MAPI_THRESHOLD, "il" },     { "DIST", MW_MAPI_DIST, "i" },
+	{ "BPF_FILTER",   MW_MAPI_BPF_FILTER,   "s" },
+	{ "PKT_COUNTER",  MW_MAPI_PKT_COUNTER,  "" },
+	{ "BYTE_COUNTER", MW_MAPI_BYTE_COUNTER, "" },
+	{ "TOP",          MW_MAPI_TOP,          "ii" },
+	{ "THRESHOLD",    MW_MAPI_THRESHOLD,    "il" },
+	{ "DIST",         MW_MAPI_DIST,         "i" },
+	{ "STR_SEARCH",   MW_MAPI_STR_SEARCH,   "sii" },
+	{ "SAMPLE",       MW_MAPI_SAMPLE,       "ii" },
+	{ "TO_BUFFER",    MW_MAPI_TO_BUFFER,    "" },
 };
+/* clang-format on */
 
 static inline const struct mw_mapi_func_desc *mw_mapi_func_by_name(const char *name)
 {

@@ -42,6 +42,9 @@ enum mw_mapi_func {
 	MW_MAPI_TOP,		/* iarg[0]: field (enum mw_mapi_field), iarg[1]: n (1..32) */
 	MW_MAPI_THRESHOLD,	/* iarg[0]: fid of a counter applied before, iarg[1]: bound */
 	MW_MAPI_DIST,		/* iarg[0]: field: distinct count (HyperLogLog) */
+	MW_MAPI_STR_SEARCH,	/* sarg: bytes, iarg[0]: offset, iarg[1]: depth (0 = to the end) */
+	MW_MAPI_SAMPLE,		/* iarg[0]: value, iarg[1]: mode (0 every value-th, 1 value %) */
+	MW_MAPI_TO_BUFFER,	/* frames into the area's packet ring; at most one per flow */
 	MW_MAPI_FUNC_END
 };
 
@@ -69,6 +72,35 @@ struct mw_mapi_area {
 	uint64_t pad[6];
 };
 
-#define MW_MAPI_AREA_SIZE (sizeof(struct mw_mapi_area) + MW_MAPI_FUNCS_MAX * MW_MAPI_SLOT)
+/*
+ * The packet ring (TO_BUFFER) follows the slots: a header, then
+ * MW_MAPI_RING_SLOTS packets of at most MW_MAPI_SNAP bytes.  Packet number s
+ * (1, 2, ...) goes to slot s % MW_MAPI_RING_SLOTS, overwriting the oldest: the
+ * writer never waits for readers.  It zeroes the slot's @seq, writes, then
+ * stores @seq = s and @head = s (release).  A reader wanting packet r copies
+ * slot r % N and keeps the copy only if @seq was r before and after; a larger
+ * @seq means it was overrun and the packets up to @head - N are lost to it.
+ */
+#define MW_MAPI_RING_SLOTS 512
+#define MW_MAPI_SNAP 2048
+
+struct mw_mapi_ring {
+	uint64_t head; /* number of the last packet written, 0 = none yet */
+	uint64_t pad[7];
+};
+
+struct mw_mapi_pkt {
+	uint64_t seq;
+	uint64_t ts_us;
+	uint32_t caplen; /* bytes in data, at most MW_MAPI_SNAP */
+	uint32_t wirelen;
+	uint64_t pad;
+	uint8_t data[MW_MAPI_SNAP];
+};
+
+#define MW_MAPI_RING_OFFSET (sizeof(struct mw_mapi_area) + MW_MAPI_FUNCS_MAX * MW_MAPI_SLOT)
+#define MW_MAPI_AREA_SIZE                                                                      \
+	(MW_MAPI_RING_OFFSET + sizeof(struct mw_mapi_ring) +                                   \
+	 MW_MAPI_RING_SLOTS * sizeof(struct mw_mapi_pkt))
 
 #endif /* MW_MAPI_PROTO_H */

@@ -9,6 +9,7 @@
 extern "C" {
 #endif
 
+/* clang-format off */
 /*
  * A flow is every packet mw-flowd's sensors in its scope see; functions are
  * applied in order (a filter stops a packet for the functions after it) and
@@ -27,8 +28,18 @@ extern "C" {
  *   "PKT_COUNTER"                       result uint64_t
  *   "BYTE_COUNTER"                      result uint64_t: frame bytes on the wire
  *   "TOP", int field, int n (1..32)     result struct mapi_top (bytes-weighted, Space-Saving)
- *   "THRESHOLD", int fid, long bound    result struct mapi_threshold: when counter fid reached
- * bound "DIST", int field                   result uint64_t: distinct values (HyperLogLog, 6.5 %)
+ *   "THRESHOLD", int fid, long bound    result struct mapi_threshold: when counter fid
+ *                                       reached bound
+ *   "DIST", int field                   result uint64_t: distinct values (HyperLogLog, 6.5 %)
+ *   "STR_SEARCH", const char *s, int offset, int depth
+ *                                       filter: frames with s in bytes [offset, offset + depth)
+ *                                       of the frame (depth 0: to its end); result uint64_t: passed
+ *   "SAMPLE", int value, int mode       filter: mode MAPI_SAMPLE_PERIODIC passes every value-th
+ *                                       frame, MAPI_SAMPLE_PROBABILISTIC value % of them;
+ *                                       result uint64_t: passed
+ *   "TO_BUFFER"                         frames (first 2048 bytes) into the flow's packet ring
+ *                                       for mapi_get_next_pkt() / mapi_loop(); one per flow;
+ *                                       result uint64_t: frames written
  *
  * Errors: -1 with errno set (EACCES: the user may not use mw-flowd's sensors;
  * ENODEV: a sensor not in the scope of mw-flowd; EINVAL: bad function or
@@ -36,12 +47,18 @@ extern "C" {
  * mapi_last_error() is the daemon's message for the calling thread.
  * The socket is $MW_MAPI_SOCKET, or /run/mwcomms/flowd.sock.
  */
+/* clang-format on */
 
 enum mapi_field {
 	MAPI_SRC_IP = 1,
 	MAPI_DST_IP,
 	MAPI_SRC_PORT,
 	MAPI_DST_PORT,
+};
+
+enum mapi_sample_mode {
+	MAPI_SAMPLE_PERIODIC = 0,
+	MAPI_SAMPLE_PROBABILISTIC = 1,
 };
 
 struct mapi_result {
@@ -68,10 +85,28 @@ struct mapi_threshold {
 	uint64_t value; /* the counter's value then */
 };
 
+/**
+ * struct mapi_pkthdr - one frame from TO_BUFFER
+ * @ts_us:   capture time
+ * @caplen:  bytes at the data pointer (at most 2048)
+ * @wirelen: bytes on the wire
+ * @lost:    frames the ring overwrote before this reader got to them, since its last read
+ */
+struct mapi_pkthdr {
+	uint64_t ts_us;
+	uint32_t caplen;
+	uint32_t wirelen;
+	uint64_t lost;
+};
+
+typedef void (*mapi_handler)(const struct mapi_pkthdr *hdr, const unsigned char *data, void *user);
+
 int mapi_create_flow(const char *scope);
 int mapi_apply_function(int fd, const char *funct, ...);
 int mapi_connect(int fd);
 int mapi_read_results(int fd, int fid, struct mapi_result *result);
+const unsigned char *mapi_get_next_pkt(int fd, int fid, struct mapi_pkthdr *hdr);
+int mapi_loop(int fd, int fid, int cnt, mapi_handler callback, void *user);
 int mapi_close_flow(int fd);
 const char *mapi_last_error(void);
 

@@ -6,7 +6,11 @@
 # (1) tools/mapi-webcount as root: BPF_FILTER "tcp port 80" then PKT_COUNTER and
 #     BYTE_COUNTER equal tcpdump's count and byte sum for port 80; TOP by source
 #     is the server; THRESHOLD at 100 packets fired with value 100; DIST of
-#     destination ports is within 1 of tcpdump's distinct count.
+#     destination ports is within 1 of tcpdump's distinct count; tools/mapi-capture
+#     (BPF_FILTER on SYNs to or from port 80, TO_BUFFER, mapi_loop) prints exactly
+#     the handshake frames tcpdump captured, none lost; tools/mw-top --batch shows
+#     the server as the top source, and the five download's client ports (each
+#     1 MB and headers) above port 80 among destination ports.
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
 #     EACCES and the reason; the same user with the group creates and connects.
 # (3) a scope naming an interface mw-flowd does not watch fails with ENODEV.
@@ -20,6 +24,9 @@ mw_require_cmd tcpdump curl nc ip timeout setpriv
 source "$(dirname "$0")/flowd_lib.sh"
 WEBCOUNT=$MW_BUILD_DIR/tools/mapi-webcount
 [ -x "$WEBCOUNT" ] || mw_fail "mapi-webcount is not built ($WEBCOUNT missing)"
+CAPTURE=$MW_BUILD_DIR/tools/mapi-capture
+[ -x "$CAPTURE" ] || mw_fail "mapi-capture is not built ($CAPTURE missing)"
+SYNS='tcp port 80 and tcp[tcpflags] & tcp-syn != 0'
 GROUP=mwfl$$
 mw_group_add "$GROUP"
 GID=$(getent group "$GROUP" | cut -d: -f3)
@@ -38,6 +45,12 @@ mw_wait_for "grep -q 'MAPI on $SOCK' '$(mw_logfile flowd)'" || mw_fail "mw-flowd
 # --- (1) the web counter ---------------------------------------------------------------
 mw_spawn webcount "$WEBCOUNT" "$VC" 100
 mw_wait_for "grep -qx connected '$(mw_logfile webcount)'" || mw_fail "mapi-webcount did not connect"
+mw_spawn capture "$CAPTURE" "$VC" "$SYNS" 10
+mw_wait_for "grep -qx connected '$(mw_logfile capture)'" || mw_fail "mapi-capture did not connect"
+MWTOP=$MW_BUILD_DIR/tools/mw-top
+[ -x "$MWTOP" ] || mw_fail "mw-top is not built ($MWTOP missing)"
+mw_spawn top_src "$MWTOP" --batch 4 --key src "$VC"
+mw_spawn top_port "$MWTOP" --batch 4 --key port --filter "tcp" "$VC"
 flowd_traffic
 sleep 1.5 # the last ring block retired, TOP published by the 1 s clock
 mw_stop webcount
@@ -62,6 +75,20 @@ d=$(val dist_dports)
 if [ "$d" -lt $((dports - 1)) ] || [ "$d" -gt $((dports + 1)) ]; then
 	mw_fail "DIST $d, tcpdump sees $dports ports"
 fi
+mw_wait_for "! kill -0 $(mw_pid capture)" 5 || mw_fail "mapi-capture did not get its 10 frames"
+mw_wait_for "! kill -0 $(mw_pid top_src) && ! kill -0 $(mw_pid top_port)" 10 || mw_fail "mw-top --batch 4 did not end"
+grep -q "^ 1 $SRV_IP " "$(mw_logfile top_src)" || mw_fail "mw-top: $SRV_IP never the top source: $(cat "$(mw_logfile top_src)")"
+sed -n '/^top port/,/^--/p' "$(mw_logfile top_port)" | tail -n 12 >"$MW_TMP/top_port"
+[ "$(sed -n 's/^ 6 \([0-9]*\) .*/\1/p' "$MW_TMP/top_port")" = 80 ] ||
+	mw_fail "mw-top: port 80 not sixth after the five downloads' ports: $(cat "$MW_TMP/top_port")"
+[ "$(awk '$1 <= 5 && $3 > 1048576' "$MW_TMP/top_port" | wc -l)" = 5 ] ||
+	mw_fail "mw-top: the five downloads are not the top five ports: $(cat "$MW_TMP/top_port")"
+tcpdump -nn -r "$PCAP" "$SYNS" 2>/dev/null |
+	sed -n 's/.* IP \([0-9.]*\)\.\([0-9]*\) > \([0-9.]*\)\.\([0-9]*\): .*/\1:\2 > \3:\4/p' >"$MW_TMP/syn.tcpdump"
+sed -n 's/^\([0-9.:]* > [0-9.:]*\) flags=.* lost=0$/\1/p' "$(mw_logfile capture)" >"$MW_TMP/syn.mapi"
+[ "$(wc -l <"$MW_TMP/syn.tcpdump")" = 10 ] || mw_fail "tcpdump saw $(wc -l <"$MW_TMP/syn.tcpdump") SYN frames, not 10"
+diff "$MW_TMP/syn.tcpdump" "$MW_TMP/syn.mapi" >"$MW_TMP/syn.diff" ||
+	mw_fail "TO_BUFFER frames differ from tcpdump's: $(cat "$MW_TMP/syn.diff")"
 
 # --- (2) permissions ---------------------------------------------------------------------
 out=$(setpriv --reuid nobody --regid nogroup --clear-groups "$WEBCOUNT" "$VC" 2>&1) && mw_fail "nobody was let in: $out"
@@ -85,7 +112,7 @@ grep -q 'report file reopened' "$(mw_logfile flowd)" || mw_fail "the reopen was 
 
 # --- (5) the sensor goes away -----------------------------------------------------------
 ip -n "$NS_CLI" link del "$VC"
-mw_wait_for "grep -q 'sensor $VC: Network is down; it is no longer watched' '$(mw_logfile flowd)'" ||
+mw_wait_for "grep -q 'sensor $VC: interface removed; closed' '$(mw_logfile flowd)'" ||
 	mw_fail "mw-flowd did not notice its interface going away"
 cpu0=$(awk '{print $14 + $15}' "/proc/$(pgrep -f "mw-flowd -c $MW_TMP/flowd.conf")/stat")
 sleep 1

@@ -16,11 +16,15 @@
 # (2) live: the same counts, top talker and anomalies from the live sensor, no
 #     kernel drop; the BPF filter runs in the kernel ("not tcp port 80" drops the
 #     web traffic before it reaches the ring) in a second live run.
+# (3) IPFIX: the offline run exports every stream to nfcapd (Debian's nfdump);
+#     nfdump's packet and byte totals equal tcpdump's (IP bytes: frame lengths
+#     minus the 14-byte Ethernet header), its top source by bytes is the server,
+#     and mw-flowd counted no send error.
 # tshark is not in the image; tcpdump's filters are the oracle.
 source "$(dirname "$0")/lib.sh"
 
 mw_require_root
-mw_require_cmd tcpdump curl nc ip timeout
+mw_require_cmd tcpdump curl nc ip timeout nfcapd nfdump ss
 source "$(dirname "$0")/flowd_lib.sh"
 ORACLE=$(dirname "$0")/flowd_oracle.py
 flowd_topology
@@ -77,6 +81,28 @@ mw_write_config "$MW_TMP/off.conf" "flowd: { inside = [ \"$SRV_IP/32\" ]; report
 "$FLOWD" -c "$MW_TMP/off.conf" --read "$PCAP" >"$MW_TMP/off.json" 2>"$MW_TMP/off.err" ||
 	mw_fail "mw-flowd --read failed: $(cat "$MW_TMP/off.err")"
 check "$MW_TMP/off.json" "$PCAP" offline
+
+# --- (3) IPFIX to nfcapd ----------------------------------------------------------------
+NF_PORT=$((20000 + $$ % 20000))
+mkdir -p "$MW_TMP/nf"
+mw_spawn nfcapd nfcapd -w "$MW_TMP/nf" -p "$NF_PORT" -b 127.0.0.1
+mw_wait_for "ss -Hlun 'sport = :$NF_PORT' | grep -q ." || mw_fail "nfcapd did not listen on $NF_PORT"
+mw_write_config "$MW_TMP/ipfix.conf" "flowd: { inside = [ \"$SRV_IP/32\" ]; report_interval_s = 3600;
+	ipfix_collector = \"127.0.0.1:$NF_PORT\"; };"
+"$FLOWD" -c "$MW_TMP/ipfix.conf" --read "$PCAP" >"$MW_TMP/ipfix.json" 2>"$MW_TMP/ipfix.err" ||
+	mw_fail "mw-flowd --read with IPFIX failed: $(cat "$MW_TMP/ipfix.err")"
+grep -q '"ipfix":{"records":[1-9][0-9]*,"messages":[1-9][0-9]*,"send_errors":0}' "$MW_TMP/ipfix.json" ||
+	mw_fail "IPFIX counters: $(grep -o '"ipfix":{[^}]*}' "$MW_TMP/ipfix.json")"
+sleep 0.5 # the last datagram into nfcapd's socket
+mw_stop nfcapd
+nf_tot=$(nfdump -R "$MW_TMP/nf" -q -N -o "fmt:%pkt %byt" | awk '{p += $1; b += $2} END {print p + 0, b + 0}')
+ip_pkts=$(tcpdump -nn -r "$PCAP" ip 2>/dev/null | wc -l)
+ip_bytes=$(tcpdump -nn -e -r "$PCAP" ip 2>/dev/null |
+	sed -n 's/^[^,]*, ethertype IPv4 (0x0800), length \([0-9]*\): .*/\1/p' | awk '{s += $1 - 14} END {print s + 0}')
+[ "$nf_tot" = "$ip_pkts $ip_bytes" ] || mw_fail "nfdump totals '$nf_tot' != tcpdump's '$ip_pkts $ip_bytes'"
+nf_top=$(nfdump -R "$MW_TMP/nf" -q -N -s srcip/bytes -n 1 | awk 'NF > 4 {print $5; exit}')
+[ "$nf_top" = "$SRV_IP" ] || mw_fail "nfdump's top source is '$nf_top', not $SRV_IP: $(nfdump -R "$MW_TMP/nf" -q -N -s srcip/bytes -n 3)"
+mw_log "IPFIX: nfdump $nf_tot, top source $nf_top"
 
 # --- (2) live ---------------------------------------------------------------------------
 check "$MW_TMP/live.json" "$PCAP" live

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_flow_engine.c - flowd/engine.c + report.c: classes, top talker, tables full, GC, anomalies
- */
+/* test_flow_engine.c - engine.c + report.c: classes, top talker, tables full, GC, anomalies */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -35,11 +35,11 @@ static void test_exact_below_capacity(void **state)
 	fl_topn_add(&t, &k, 5000);
 	n = fl_topn_top(&t, 3);
 	assert_int_equal(n, 3);
-	memcpy(&k, t.items[0].key, 4);
+	memcpy(&k, t.sorted[0].key, 4);
 	assert_int_equal(k, 3);
-	assert_int_equal(t.items[0].count, 5300);
-	assert_int_equal(t.items[0].error, 0);
-	memcpy(&k, t.items[1].key, 4);
+	assert_int_equal(t.sorted[0].count, 5300);
+	assert_int_equal(t.sorted[0].error, 0);
+	memcpy(&k, t.sorted[1].key, 4);
 	assert_int_equal(k, 10);
 	fl_topn_fini(&t);
 }
@@ -71,11 +71,45 @@ static void test_bound_under_pressure(void **state)
 	for (i = 0; i < n; i++) {
 		uint32_t k;
 
-		memcpy(&k, t.items[i].key, 4);
+		memcpy(&k, t.sorted[i].key, 4);
 		assert_true(k < 5);
-		assert_true(t.items[i].count >= truth[k]);
-		assert_true(t.items[i].count - truth[k] <= t.items[i].error);
-		assert_true(t.items[i].error <= t.total / M);
+		assert_true(t.sorted[i].count >= truth[k]);
+		assert_true(t.sorted[i].count - truth[k] <= t.sorted[i].error);
+		assert_true(t.sorted[i].error <= t.total / M);
+	}
+	fl_topn_fini(&t);
+}
+
+/* After every update: the heap root holds the least count, each parent <= its children. */
+static void test_heap_invariant(void **state)
+{
+	enum {
+		M = 32,
+		N = 20000
+	};
+	struct fl_topn t;
+	uint32_t i, j;
+
+	(void)state;
+	assert_int_equal(fl_topn_init(&t, M, 4), 0);
+	for (i = 0; i < N; i++) {
+		uint32_t k = rng() % 200;
+
+		fl_topn_add(&t, &k, 1 + rng() % 100);
+		for (j = 1; j < t.used; j++)
+			assert_true(t.items[t.heap[(j - 1) / 2]].count <= t.items[t.heap[j]].count);
+		for (j = 0; j < t.used; j++)
+			assert_int_equal(t.pos[t.heap[j]], j);
+	}
+	/* Every counted key is found again (the index survived the replacements). */
+	for (j = 0; j < t.used; j++) {
+		uint64_t before = t.items[j].count, total = t.total;
+		uint32_t k;
+
+		memcpy(&k, t.items[j].key, 4);
+		fl_topn_add(&t, &k, 1);
+		assert_int_equal(t.items[j].count, before + 1);
+		assert_int_equal(t.total, total + 1);
 	}
 	fl_topn_fini(&t);
 }
@@ -110,6 +144,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exact_below_capacity),
 		cmocka_unit_test(test_bound_under_pressure),
+		cmocka_unit_test(test_heap_invariant),
 		cmocka_unit_test(test_hll_error),
 	};
 

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* ipfix.h - finished streams as IPFIX (RFC 7011) data records over UDP */
+#ifndef MW_FLOWD_IPFIX_H
+#define MW_FLOWD_IPFIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct fl_stream;
+
+#define FL_IPFIX_MSG_MAX 1400 /* fits an Ethernet MTU with IP and UDP headers */
+
+/**
+ * struct fl_ipfix - one exporter
+ * @fd:           connected UDP socket, -1 when export is off
+ * @domain:       observation domain id
+ * @interval_s:   templates are re-sent at least this often (RFC 7011 8.4, UDP)
+ * @template_s:   export time the templates were last sent, 0 = never
+ * @seq:          data records sent so far (the header's sequence number)
+ * @msg, @len:    the message being built
+ * @set_off:      offset of the open data set's header, 0 = none open
+ * @set_id:       its template id
+ * @records, @messages, @send_errors: counters for the report
+ */
+struct fl_ipfix {
+	int fd;
+	uint32_t domain;
+	uint32_t interval_s;
+	uint64_t template_s;
+	uint32_t seq;
+	uint8_t msg[FL_IPFIX_MSG_MAX];
+	size_t len;
+	size_t set_off;
+	uint16_t set_id;
+	uint64_t records, messages, send_errors;
+};
+
+int fl_ipfix_open(struct fl_ipfix *x, const char *collector, uint32_t domain, uint32_t interval_s,
+		  char *err, size_t errlen);
+void fl_ipfix_stream(struct fl_ipfix *x, const struct fl_stream *s, uint64_t now_s);
+void fl_ipfix_flush(struct fl_ipfix *x);
+void fl_ipfix_close(struct fl_ipfix *x);
+size_t fl_ipfix_begin(struct fl_ipfix *x, uint64_t now_s);
+
+#endif /* MW_FLOWD_IPFIX_H */

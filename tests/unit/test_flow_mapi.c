@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/* test_flow_mapi.c - mw-flowd's MAPI handler and function library, read back from the area */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "flowd/mapi_flow.h"
+#include "mapi/include/mwmapi.h"
+#include "tests/unit/flow_frames.h"
+
+#define TS0 (1700000000ULL * 1000000)
+
+struct fx {
+	struct fl_mapi m;
+	struct fl_mapi_flow *flows[1];
+	struct fl_mapi_flow *f;
+	char sensors[2][16];
+	int memfd;
+	const uint8_t *area; /* the client's read-only mapping */
+};
+
+static int fx_setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	strcpy(x->sensors[0], "eth0");
+	strcpy(x->sensors[1], "eth1");
+	x->m.listen_fd = -1;
+	x->m.sensors = (const char(*)[16])x->sensors;
+	x->m.nsensors = 2;
+	x->m.flows = x->flows;
+	x->m.max_flows = 1;
+	x->m.nflows = 1;
+	x->m.group_gid = -1;
+	x->f = calloc(1, sizeof(*x->f));
+	x->f->fd = -1;
+	x->f->srv = &x->m;
+	x->flows[0] = x->f;
+	x->memfd = -1;
+	*state = x;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *x = *state;
+
+	if (x->area)
+		munmap((void *)x->area, MW_MAPI_AREA_SIZE);
+	if (x->memfd >= 0)
+		close(x->memfd);
+	fl_mapi_flow_free(x->f);
+	free(x);
+	return 0;
+}
+
+/* One request; Return: the handler's status (the reply's id is in *@id when not NULL). */
+static int fx_req(struct fx *x, uint32_t op, uint32_t func, const char *s, int64_t a, int64_t b,
+		  int *id)
+{
+	struct mw_mapi_req req = { .version = MW_MAPI_VERSION, .op = op, .func = func };
+	struct mw_mapi_reply rep = { 0 };
+	int memfd = -1, ret;
+
+	req.iarg[0] = a;
+	req.iarg[1] = b;
+	if (s)
+		snprintf(req.sarg, sizeof(req.sarg), "%s", s);
+	ret = fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd);
+	if (id)
+		*id = rep.id;
+	if (memfd >= 0) {
+		x->memfd = memfd;
+		x->area = mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ, MAP_SHARED, memfd, 0);
+		assert_true(x->area != MAP_FAILED);
+	}
+	return ret;
+}
+
+static int fx_apply(struct fx *x, uint32_t func, const char *s, int64_t a, int64_t b)
+{
+	int id = 0;
+
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, func, s, a, b, &id), 0);
+	return id;
+}
+
+static const void *fx_slot(struct fx *x, int fid)
+{
+	return x->area + sizeof(struct mw_mapi_area) + (size_t)(fid - 1) * MW_MAPI_SLOT;
+}
+
+static uint64_t fx_u64(struct fx *x, int fid)
+{
+	uint64_t v;
+
+	memcpy(&v, fx_slot(x, fid), sizeof(v));
+	return v;
+}
+
+static void fx_pkt(struct fx *x, int sensor, uint64_t ts, const char *src, const char *dst,
+		   uint16_t sp, uint16_t dp, const char *payload)
+{
+	uint8_t f[512];
+	size_t plen = payload ? strlen(payload) : 0;
+	size_t n = ff_v4(f, src, dst, 6, sp, dp, FL_TCP_ACK, plen);
+
+	/* The payload is bytes on the wire, not a C string: no NUL goes with it. */
+	if (plen)
+		memcpy(f + 54, payload, plen); /* NOLINT(bugprone-not-null-terminated-result) */
+	fl_mapi_packet(&x->m, sensor, ts, f, n, (uint32_t)n);
+}
+
+static void test_filter_then_counters_in_scope(void **state)
+{
+	struct fx *x = *state;
+	int bpf, pkts, bytes;
+
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0", 0, 0, NULL), 0);
+	bpf = fx_apply(x, MW_MAPI_BPF_FILTER, "tcp port 80", 0, 0);
+	pkts = fx_apply(x, MW_MAPI_PKT_COUNTER, NULL, 0, 0);
+	bytes = fx_apply(x, MW_MAPI_BYTE_COUNTER, NULL, 0, 0);
+	assert_int_equal(bpf, 1);
+	assert_int_equal(bytes, 3);
+	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
+	fx_pkt(x, 0, TS0, "10.0.0.1", "10.0.0.2", 40000, 80, NULL);
+	fx_pkt(x, 0, TS0 + 1, "10.0.0.2", "10.0.0.1", 80, 40000, "hello");
+	fx_pkt(x, 0, TS0 + 2, "10.0.0.1", "10.0.0.2", 40000, 22, NULL);
+	fx_pkt(x, 1, TS0 + 3, "10.0.0.1", "10.0.0.2", 40000, 80, NULL); /* not in scope */
+	assert_int_equal(fx_u64(x, bpf), 2);
+	assert_int_equal(fx_u64(x, pkts), 2);
+	assert_int_equal(fx_u64(x, bytes), 54 + 59);
+	assert_int_equal(((const struct mw_mapi_area *)x->area)->ts_us, TS0 + 2);
+	/* The client cannot resize the area under mw-flowd. */
+	assert_int_equal(ftruncate(x->memfd, 4096), -1);
+	assert_int_equal(errno, EPERM);
+}
+
+static void test_str_search_and_sample(void **state)
+{
+	struct fx *x = *state;
+	int search, after, periodic, prob;
+	int i;
+
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth1, eth0", 0, 0, NULL), 0);
+	search = fx_apply(x, MW_MAPI_STR_SEARCH, "GET /", 54, 5);
+	after = fx_apply(x, MW_MAPI_PKT_COUNTER, NULL, 0, 0);
+	periodic = fx_apply(x, MW_MAPI_SAMPLE, NULL, 3, MAPI_SAMPLE_PERIODIC);
+	prob = fx_apply(x, MW_MAPI_SAMPLE, NULL, 50, MAPI_SAMPLE_PROBABILISTIC);
+	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
+	fx_pkt(x, 1, TS0, "10.0.0.1", "10.0.0.2", 40000, 80, "xGET /index"); /* not at 54 */
+	fx_pkt(x, 1, TS0, "10.0.0.1", "10.0.0.2", 40000, 80, "GET");	     /* too short */
+	for (i = 0; i < 3000; i++)
+		fx_pkt(x, i % 2, TS0 + (uint64_t)i, "10.0.0.1", "10.0.0.2", 40000, 80,
+		       "GET /index.html");
+	assert_int_equal(fx_u64(x, search), 3000);
+	assert_int_equal(fx_u64(x, after), 3000);
+	assert_int_equal(fx_u64(x, periodic), 1000);
+	assert_in_range(fx_u64(x, prob), 400, 600);
+}
+
+static void test_top_threshold_dist(void **state)
+{
+	struct fx *x = *state;
+	const struct mapi_top *top;
+	const struct mapi_threshold *th;
+	int pkts, t, thr, dist, i;
+
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0", 0, 0, NULL), 0);
+	pkts = fx_apply(x, MW_MAPI_PKT_COUNTER, NULL, 0, 0);
+	t = fx_apply(x, MW_MAPI_TOP, NULL, MAPI_SRC_IP, 2);
+	thr = fx_apply(x, MW_MAPI_THRESHOLD, NULL, pkts, 10);
+	dist = fx_apply(x, MW_MAPI_DIST, NULL, MAPI_DST_PORT, 0);
+	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
+	for (i = 0; i < 20; i++)
+		fx_pkt(x, 0, TS0 + (uint64_t)i * 1000, i % 4 ? "192.0.2.9" : "10.0.0.1", "10.0.0.2",
+		       40000, (uint16_t)(1000 + i % 7), "payload");
+	fl_mapi_sync(&x->m); /* TOP is published by the clock */
+	top = fx_slot(x, t);
+	assert_int_equal(top->n, 2);
+	assert_int_equal(top->rows[0].key[12], 192);
+	assert_int_equal(top->rows[0].bytes, 15 * 61);
+	assert_int_equal(top->rows[0].error, 0);
+	assert_int_equal(top->rows[1].bytes, 5 * 61);
+	th = fx_slot(x, thr);
+	assert_int_equal(th->fired, 1);
+	assert_int_equal(th->value, 10);
+	assert_int_equal(th->ts_us, TS0 + 9000);
+	assert_int_equal(fx_u64(x, dist), 7);
+}
+
+static void test_refusals(void **state)
+{
+	struct fx *x = *state;
+	int pkts;
+
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PKT_COUNTER, NULL, 0, 0, NULL),
+			 -ENOTCONN);
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0,wlan9", 0, 0, NULL), -ENODEV);
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, " , ", 0, 0, NULL), -ENODEV);
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0", 0, 0, NULL), 0);
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0", 0, 0, NULL), -EALREADY);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, 99, NULL, 0, 0, NULL), -EINVAL);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_BPF_FILTER, "tcp port", 0, 0, NULL),
+			 -EINVAL);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_TOP, NULL, 9, 3, NULL), -EINVAL);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_TOP, NULL, 1, 33, NULL), -EINVAL);
+	/* THRESHOLD needs a counter applied before it */
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_THRESHOLD, NULL, 1, 5, NULL), -EINVAL);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_SAMPLE, NULL, 101, 1, NULL), -EINVAL);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_STR_SEARCH, "", 0, 0, NULL), -EINVAL);
+	pkts = fx_apply(x, MW_MAPI_PKT_COUNTER, NULL, 0, 0);
+	assert_int_equal(pkts, 1);
+	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PKT_COUNTER, NULL, 0, 0, NULL),
+			 -EALREADY);
+	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), -EALREADY);
+	assert_int_equal(fx_req(x, 77, 0, NULL, 0, 0, NULL), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_filter_then_counters_in_scope, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_str_search_and_sample, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_top_threshold_dist, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
