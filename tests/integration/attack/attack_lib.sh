@@ -25,7 +25,7 @@ ATK_RATE=${ATK_RATE:-200}
 ATK_GUARD=${ATK_GUARD:-1}
 ATK_MIN_OK=${ATK_MIN_OK:-99}
 ATK_DIR=$MW_SOURCE_DIR/tests/integration/attack
-ATK_PY="python3 $ATK_DIR/atk_client.py"
+ATK_CLIENT=$ATK_DIR/atk_client.py
 ATK_NET=10.232.0 # namespace atk <-> namespace ins: .1 attackers, .2 the INS side
 ATK_ROW=0
 ATK_GUARD_ON=0
@@ -123,22 +123,22 @@ atk_www() {
 	chmod -R a+rX "$WWW"
 }
 
-# atk_nginx_conf NAME PORT: nginx as Debian ships it (2 workers here, 768
-# connections each, keepalive_timeout 65, nginx's own client/send timeouts).
+# atk_nginx_conf NAME PORT: nginx with its built-in defaults: one worker of 512
+# connections, keepalive_timeout 75, client_header/body_timeout and send_timeout 60 s.
+# (Debian's nginx.conf gives each CPU a worker of 768: 1,536 here, more than the
+# 1,000 attack connections, so the attacks would test nothing.)
 atk_nginx_conf() {
 	local d=$MW_TMP/nginx-$1
 	mkdir -p "$d"
 	cat >"$d/nginx.conf" <<NGINX
 daemon off;
-worker_processes auto;
+worker_processes 1;
 pid $d/nginx.pid;
 error_log $d/error.log error;
-events { worker_connections 768; }
+events { worker_connections 512; }
 http {
 	access_log off;
 	sendfile on;
-	tcp_nopush on;
-	keepalive_timeout 65;
 	types { application/octet-stream bin; text/html html; }
 	client_body_temp_path $d/body;
 	proxy_temp_path $d/proxy;
@@ -216,7 +216,7 @@ atk_proto() { case $1 in redis) echo resp ;; *) echo http ;; esac; }
 
 # atk_healthy PROTO PORT [TIMEOUT_S=30]: one benign request succeeds (server recovered).
 atk_healthy() {
-	mw_wait_for "in_cli $ATK_PY benign $1 $INS_IP $2 0.2 | grep -q '^RESULT ok=1 '" "${3:-30}"
+	mw_wait_for "in_cli python3 '$ATK_CLIENT' benign $1 $INS_IP $2 0.2 | grep -q '^RESULT ok=1 '" "${3:-30}"
 }
 
 # atk_attack_cmd ATTACK PORT: the attacking command line (slowhttptest, or atk_client.py).
@@ -226,8 +226,8 @@ atk_attack_cmd() {
 	slowh) echo "slowhttptest -H -c $c -r $r -i 10 -x 24 -p 3 -l $s -t GET -u $url/index.html" ;;
 	slowb) echo "slowhttptest -B -c $c -r $r -i 10 -x 10 -s 8192 -p 3 -l $s -t POST -u $url/index.html" ;;
 	slowr) echo "slowhttptest -X -c $c -r $r -w 512 -y 1024 -n 5 -z 32 -k 3 -p 3 -l $s -u $url/big.bin" ;;
-	flood) echo "$ATK_PY flood $INS_IP $2 $c $r $s" ;;
-	slowline) echo "$ATK_PY slowline $INS_IP $2 $c $r $s" ;;
+	flood) echo "python3 $ATK_CLIENT flood $INS_IP $2 $c $r $s" ;;
+	slowline) echo "python3 $ATK_CLIENT slowline $INS_IP $2 $c $r $s" ;;
 	*) mw_fail "atk_attack_cmd: unknown attack '$1'" ;;
 	esac
 }
@@ -283,7 +283,7 @@ atk_row() {
 	off=$(_atk_guard_offset)
 	cmd=$(atk_attack_cmd "$attack" "$port")
 	mw_log "row $ATK_ROW: $server $attack $layout: $cmd"
-	mw_spawn "ben-$ATK_ROW" in_cli $ATK_PY benign "$proto" "$INS_IP" "$port" "$ATK_SECS"
+	mw_spawn "ben-$ATK_ROW" in_cli python3 "$ATK_CLIENT" benign "$proto" "$INS_IP" "$port" "$ATK_SECS"
 	# shellcheck disable=SC2086 # cmd is a command line
 	mw_spawn "atk-$ATK_ROW" ip netns exec "$ns" timeout -s INT -k 3 $((ATK_SECS + 2)) $cmd
 	# Mid-attack, the INS side's view: how many connections from how many addresses.
@@ -307,10 +307,10 @@ atk_benign_only() {
 	atk_healthy "$proto" "$port" 30 || why="not serving before the run"
 	off=$(_atk_guard_offset)
 	mw_log "row $ATK_ROW: $server benign-only with slow legitimate clients"
-	mw_spawn "ben-$ATK_ROW" in_cli $ATK_PY benign "$proto" "$INS_IP" "$port" "$secs"
-	mw_spawn "sreq-$ATK_ROW" in_cli $ATK_PY slowreq "$proto" "$INS_IP" "$port" 20
-	mw_spawn "sdl-$ATK_ROW" in_cli $ATK_PY slowdl "$proto" "$INS_IP" "$port" 10 262144 51200 /mid.bin
-	mw_spawn "ka-$ATK_ROW" in_cli $ATK_PY keepalive "$proto" "$INS_IP" "$port" 20 "$idle"
+	mw_spawn "ben-$ATK_ROW" in_cli python3 "$ATK_CLIENT" benign "$proto" "$INS_IP" "$port" "$secs"
+	mw_spawn "sreq-$ATK_ROW" in_cli python3 "$ATK_CLIENT" slowreq "$proto" "$INS_IP" "$port" 20
+	mw_spawn "sdl-$ATK_ROW" in_cli python3 "$ATK_CLIENT" slowdl "$proto" "$INS_IP" "$port" 10 262144 51200 /mid.bin
+	mw_spawn "ka-$ATK_ROW" in_cli python3 "$ATK_CLIENT" keepalive "$proto" "$INS_IP" "$port" 20 "$idle"
 	for n in ben sreq sdl ka; do
 		wait "$(mw_pid "$n-$ATK_ROW")" || why=${why:-"$n client exited with an error"}
 	done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_attack_nginx.sh - nginx (Debian's defaults: 2 workers x 768 connections) behind
+# test_attack_nginx.sh - nginx (its built-in defaults: 1 worker x 512 connections) behind
 # mwcomms under slowhttptest's slow headers, slow body and slow read (attack_lib.sh);
 # then slow legitimate clients alone. 99 % of benign requests answered within 3 s.
 source "$(dirname "$0")/../lib.sh"
@@ -10,7 +10,7 @@ atk_appliance_up "$PORT:http"
 atk_www
 atk_server nginx shimmed nginx "$PORT"
 atk_matrix nginx "$PORT" "${ATK_ATTACKS:-slowh slowb slowr}" "${ATK_LAYOUTS:-separate}"
-# keepalive_timeout 65: idle 10 s is within it.
+# keepalive_timeout 75 (nginx's default): idle 10 s is within it.
 atk_benign_only nginx "$PORT" 10
 kill -0 "$(mw_pid pvm)" || mw_fail "mw-pvm died"
 atk_report "nginx behind mwcomms"
