@@ -22,10 +22,10 @@ atk_www
 atk_server apache in_ins alone 8101
 cat >"$MW_TMP/haproxy.cfg" <<HAP
 global
-	maxconn 20000
+	maxconn 8000
 defaults
 	mode http
-	maxconn 20000
+	maxconn 8000
 	timeout connect 5s
 	timeout client 30s
 	timeout server 30s

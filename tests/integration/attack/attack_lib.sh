@@ -215,8 +215,15 @@ atk_server() {
 atk_proto() { case $1 in redis) echo resp ;; *) echo http ;; esac; }
 
 # atk_healthy PROTO PORT [TIMEOUT_S=30]: one benign request succeeds (server recovered).
+# Bounded by the clock (each try may take 3 s), not by a count of tries.
 atk_healthy() {
-	mw_wait_for "in_cli python3 '$ATK_CLIENT' benign $1 $INS_IP $2 0.2 | grep -q '^RESULT ok=1 '" "${3:-30}"
+	local until=$((SECONDS + ${3:-30}))
+	while [ "$SECONDS" -lt "$until" ]; do
+		in_cli python3 "$ATK_CLIENT" benign "$1" "$INS_IP" "$2" 0.2 | grep -q '^RESULT ok=1 ' && return 0
+		sleep 0.2
+	done
+	mw_log "port $2 did not answer within ${3:-30} s"
+	return 1
 }
 
 # atk_attack_cmd ATTACK PORT: the attacking command line (slowhttptest, or atk_client.py).
@@ -246,7 +253,7 @@ _atk_actions() {
 		return 0
 	}
 	sed -n 's/.*notice: action [0-9]*: \([a-z_]*\).*/\1/p' "$f" | sort | uniq -c |
-		awk '{printf "%s%s:%s", NR > 1 ? " " : "", $2, $1}'
+		awk '{printf "%s%s:%s", (NR > 1 ? " " : ""), $2, $1}'
 }
 _atk_guard_offset() { [ "$ATK_GUARD_ON" = 1 ] && stat -c %s "$(mw_logfile guard)" || echo 0; }
 
@@ -329,6 +336,9 @@ atk_benign_only() {
 # atk_report TITLE [nofail]: print the table and the FAIL rows; fail the test if
 # any, unless nofail (the benchmark reports, it does not judge).
 atk_report() {
+	if [ "$ATK_GUARD_ON" = 1 ] && ! kill -0 "$(mw_pid guard)" 2>/dev/null; then
+		echo "FAIL: mw-guard is no longer running" >>"$ATK_FAILS"
+	fi
 	{
 		echo
 		echo "== $1 (ATK_SECS=$ATK_SECS, $ATK_CONNS connections at $ATK_RATE/s, mw-guard $([ "$ATK_GUARD_ON" = 1 ] && echo on || echo off)) =="
