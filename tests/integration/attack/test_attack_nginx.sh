@@ -12,5 +12,4 @@ atk_server nginx shimmed nginx "$PORT"
 atk_matrix nginx "$PORT" "${ATK_ATTACKS:-slowh slowb slowr}" "${ATK_LAYOUTS:-separate}"
 # keepalive_timeout 75 (nginx's default): idle 10 s is within it.
 atk_benign_only nginx "$PORT" 10
-kill -0 "$(mw_pid pvm)" || mw_fail "mw-pvm died"
 atk_report "nginx behind mwcomms"

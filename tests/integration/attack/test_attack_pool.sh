@@ -13,5 +13,4 @@ atk_server apache shimmed apache "$PORT"
 atk_matrix apache "$PORT" "${ATK_ATTACKS:-slowh slowb slowr flood}" "${ATK_LAYOUTS:-separate shared spread}"
 # KeepAliveTimeout 5: idle 3 s is within it.
 atk_benign_only apache "$PORT" 3
-kill -0 "$(mw_pid pvm)" || mw_fail "mw-pvm died"
 atk_report "worker pool (apache2 mpm_worker, MaxRequestWorkers 150) behind mwcomms"
