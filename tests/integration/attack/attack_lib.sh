@@ -307,7 +307,7 @@ atk_row() {
 	srcs=$(in_ins ss -Htn "sport = :$port" | awk '{split($5, a, ":"); n++; s[a[1]]++} END {print n + 0 " conns from " length(s) " addrs"}')
 	wait "$(mw_pid "ben-$ATK_ROW")" || why=${why:-"benign client failed"}
 	# the tools stop by themselves after ATK_SECS (their summary in the log)
-	mw_wait_for "! kill -0 $(mw_pid "atk-$ATK_ROW")" 5 || true
+	mw_wait_for "! ps -o stat= -p $(mw_pid "atk-$ATK_ROW") | grep -q '^[^Z]'" 5 || true
 	mw_stop "atk-$ATK_ROW" 5
 	_atk_trim_log "atk-$ATK_ROW"
 	res=$(grep '^RESULT' "$(mw_logfile "ben-$ATK_ROW")" || true)
