@@ -7,7 +7,7 @@
 #            when it is built (ATK_GUARD=1)                                (port 8103)
 # Each attack (tests/integration/attack/attack_lib.sh: slowhttptest -H, -B, -X and an
 # idle connection flood; ATK_CONNS connections at ATK_RATE/s from a namespace of their
-# own) runs ATK_SECS against each contender in turn while the benign client fetches a
+# own) runs ATK_SECS + 3 s against each contender in turn while the benign client fetches a
 # small page every 0.2 s; reported: benign requests answered within 3 s, their p99
 # latency, and the last failure's time since the attack started (-1: none).
 # Usage: MW_BUILD_DIR=build bash tests/bench/b9_attacks.sh

@@ -4,7 +4,7 @@
 #   source "$(dirname "$0")/../lib.sh"; source "$(dirname "$0")/attack_lib.sh"
 #
 # Real attack tools against a real server while a benign client measures what is
-# left of the service. One row = one attack in one layout for ATK_SECS seconds:
+# left of the service. One row = one attack in one layout (ATK_SECS + 3 seconds):
 #   benign  in namespace cli (10.231.0.1): a small request every 0.2 s, each on a
 #           new connection; ok = answered within 3 s (atk_client.py benign)
 #   attack  ATK_CONNS connections opened at ATK_RATE/s, from
@@ -17,9 +17,10 @@
 #   (blocks, per-source counts) does not decide the next.
 # A row passes when ATK_MIN_OK % (99) of its benign requests succeed. mw-guard
 # (build/guard/mw-guard) runs when ATK_GUARD=1 and it is built; its action lines
-# are collected per row. Env: ATK_SECS (15), ATK_CONNS (1000), ATK_RATE (200),
+# are collected per row. Env: ATK_SECS (12: the benign client sends for 12 s, the
+# attack lasts 3 s more), ATK_CONNS (1000), ATK_RATE (200),
 # ATK_GUARD (1), ATK_MIN_OK (99), ATK_ATTACKS / ATK_LAYOUTS (a test's matrix).
-ATK_SECS=${ATK_SECS:-15}
+ATK_SECS=${ATK_SECS:-12}
 ATK_CONNS=${ATK_CONNS:-1000}
 ATK_RATE=${ATK_RATE:-200}
 ATK_GUARD=${ATK_GUARD:-1}
@@ -227,8 +228,10 @@ atk_healthy() {
 }
 
 # atk_attack_cmd ATTACK PORT: the attacking command line (slowhttptest, or atk_client.py).
+# It lasts ATK_SECS + 3: the benign client's last request, sent at ATK_SECS, has its
+# 3 s under attack too (else the end of the attack would answer it).
 atk_attack_cmd() {
-	local url="http://$INS_IP:$2" s=$ATK_SECS c=$ATK_CONNS r=$ATK_RATE
+	local url="http://$INS_IP:$2" s=$((ATK_SECS + 3)) c=$ATK_CONNS r=$ATK_RATE
 	case $1 in
 	slowh) echo "slowhttptest -H -c $c -r $r -i 10 -x 24 -p 3 -l $s -t GET -u $url/index.html" ;;
 	slowb) echo "slowhttptest -B -c $c -r $r -i 10 -x 10 -s 8192 -p 3 -l $s -t POST -u $url/index.html" ;;
@@ -301,12 +304,12 @@ atk_row() {
 	mw_log "row $ATK_ROW: $server $attack $layout: $cmd"
 	mw_spawn "ben-$ATK_ROW" in_cli python3 "$ATK_CLIENT" benign "$proto" "$INS_IP" "$port" "$ATK_SECS"
 	# shellcheck disable=SC2086 # cmd is a command line
-	mw_spawn "atk-$ATK_ROW" ip netns exec "$ns" timeout -s INT -k 3 $((ATK_SECS + 2)) $cmd
+	mw_spawn "atk-$ATK_ROW" ip netns exec "$ns" timeout -s INT -k 3 $((ATK_SECS + 5)) $cmd
 	# Mid-attack, the INS side's view: how many connections from how many addresses.
 	sleep $((ATK_SECS / 2))
 	srcs=$(in_ins ss -Htn "sport = :$port" | awk '{split($5, a, ":"); n++; s[a[1]]++} END {print n + 0 " conns from " length(s) " addrs"}')
 	wait "$(mw_pid "ben-$ATK_ROW")" || why=${why:-"benign client failed"}
-	# the tools stop by themselves after ATK_SECS (their summary in the log)
+	# the tools stop by themselves after ATK_SECS + 3 (their summary in the log)
 	mw_wait_for "! ps -o stat= -p $(mw_pid "atk-$ATK_ROW") | grep -q '^[^Z]'" 5 || true
 	mw_stop "atk-$ATK_ROW" 5
 	_atk_trim_log "atk-$ATK_ROW"
@@ -355,7 +358,7 @@ atk_report() {
 	done
 	{
 		echo
-		echo "== $1 (ATK_SECS=$ATK_SECS, $ATK_CONNS connections at $ATK_RATE/s, mw-guard $([ "$ATK_GUARD_ON" = 1 ] && echo on || echo off)) =="
+		echo "== $1 (ATK_SECS=$ATK_SECS: benign for ${ATK_SECS} s, attack for $((ATK_SECS + 3)) s, $ATK_CONNS connections at $ATK_RATE/s, mw-guard $([ "$ATK_GUARD_ON" = 1 ] && echo on || echo off)) =="
 		echo "| server   | attack     | layout      | benign ok | p99 ms | last fail s | mw-guard actions |"
 		echo "|----------|------------|-------------|-----------|--------|-------------|------------------|"
 		cat "$ATK_TABLE"
