@@ -213,6 +213,7 @@ async def slowdl_one(proto, host, port, size, rate, path):
         while got < want:
             chunk = await reader.read(min(4096, want - got))
             if not chunk:
+                print("failed: EOF after %d of %d bytes" % (got, want), flush=True)
                 return False
             got += len(chunk)
             ahead = t0 + got / rate - time.monotonic()
@@ -238,7 +239,8 @@ async def legit_many(clients, make):
     async def guarded():
         try:
             return await asyncio.wait_for(make(), 60)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+            print("failed: %s %s" % (type(e).__name__, e), flush=True)
             return False
     res = await asyncio.gather(*(guarded() for _ in range(clients)))
     print("RESULT ok=%d total=%d" % (sum(1 for r in res if r), len(res)))
