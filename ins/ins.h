@@ -207,7 +207,7 @@ int ins_shield_opt(struct ins_sock *s, int name, bool set, const uint8_t *val, u
 
 /* ins_accf.c: accept filters */
 void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
-		   const struct mw_addr *local, bool proxied, struct ins_rates_ref *ref);
+		   const struct mw_addr *local, bool proxied);
 void ins_accf_drop(struct ins_sock *ls);
 void ins_accf_block_live(struct ins_sock *ls);
 /* ins_shield_rates.c: a shield's rates and limits on live connections */

@@ -32,9 +32,9 @@
  * Held connections die with their listener, and with an address block.
  * With a min_in_rate, one that sends slower is reset (ins_shield_in_slow(), on
  * each wake and from a per-listener 1 s timer, since a silent one never wakes).
- * A held connection already counts in its listener's per-source and per-prefix
- * limits (ins_shield_admit() came first): its ref is released when it is reset
- * and handed to the socket when it passes.
+ * A held connection does not count in its listener's per-source and per-prefix
+ * limits: they guard the app's slots, and are judged (ins_shield_admit()) when it
+ * passes; the entries it then counts in go with it to its socket.
  */
 
 static uint8_t accf_scratch[INS_ACCF_PEEK_MAX];
@@ -88,6 +88,12 @@ static void accf_pass(struct ins_held *h)
 		return;
 	}
 	accf_unlink(h);
+	/* shield: SRC_*, PFX_* judge it now that it would reach the app */
+	if (!ins_shield_admit(ins, ls->id, &h->peer, &h->ref)) {
+		ins_sock_rst_close(h->fd);
+		free(h);
+		return;
+	}
 	ins->accf.passed++;
 	/* The relay reads whatever is there: readiness from the first byte again. */
 	if (h->lowat_set)
@@ -188,11 +194,9 @@ static void accf_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * @peer:    the client as the app will see it
  * @local:   the address it reached
  * @proxied: @peer/@local came from a PROXY header
- * @ref:     the source/prefix entries it counts in (ins_shield_admit()): the held
- *           connection takes them, released when it is reset, handed on when it passes
  */
 void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
-		   const struct mw_addr *local, bool proxied, struct ins_rates_ref *ref)
+		   const struct mw_addr *local, bool proxied)
 {
 	struct ins *ins = ls->ins;
 	struct ins_held *h, *next;
@@ -204,7 +208,6 @@ void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		ins->accf.gone++;
-		ins_shield_release(ref);
 		ins_sock_rst_close(fd);
 		return;
 	}
@@ -214,7 +217,6 @@ void ins_accf_hold(struct ins_sock *ls, int fd, const struct mw_addr *peer,
 	h->peer = *peer;
 	h->local = *local;
 	h->shield = ls->shield;
-	h->ref = *ref;
 	ins_accf_parse_init(&h->parser, &h->shield);
 	h->prev = ls->held_tail;
 	if (ls->held_tail)

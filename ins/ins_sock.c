@@ -654,13 +654,17 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 		rst_close(fd);
 		return;
 	}
-	/* shield: SRC_*, PFX_*; before a hold, so held connections count too */
-	if (!ins_shield_admit(ins, listener, peer, &ref)) {
-		rst_close(fd);
+	/* An accept filter holds it first: held connections cost the app nothing, so the
+	 * per-source and per-prefix limits (which guard the app's slots) judge it only
+	 * when it passes; a NAT address's benign clients are not refused because of the
+	 * held attack connections that share it. */
+	if (ls && ls->shield.filter != MW_ACCF_NONE) {
+		ins_accf_hold(ls, fd, peer, local, proxied);
 		return;
 	}
-	if (ls && ls->shield.filter != MW_ACCF_NONE) {
-		ins_accf_hold(ls, fd, peer, local, proxied, &ref);
+	/* shield: SRC_*, PFX_* */
+	if (!ins_shield_admit(ins, listener, peer, &ref)) {
+		rst_close(fd);
 		return;
 	}
 	ins_sock_announce(ins, listener, fd, peer, local, proxied, ls ? &ls->shield : NULL,
