@@ -46,7 +46,7 @@ atk_guard_config() {
 	local l list=""
 	for l in "$@"; do list+="${list:+, }\"$l\""; done
 	echo "guard: { netflow = \"$MW_RUNTIME_DIR/netflow-0.sock\";
-	control_socket = \"$MW_RUNTIME_DIR/guard.sock\"; mode = \"enforce\"; listeners = [ $list ]; };"
+	control_socket = \"$MW_RUNTIME_DIR/guard.sock\"; mode = \"enforce\"; listeners = [ $list ]; ${ATK_GUARD_EXTRA:-} };"
 }
 
 # atk_appliance_up LISTENERS...: mw-pvm + one mw-ins (lib.sh), the attackers'
