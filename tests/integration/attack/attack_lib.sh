@@ -327,6 +327,12 @@ atk_benign_only() {
 	proto=$(atk_proto "$server")
 	ATK_ROW=$((ATK_ROW + 1))
 	atk_healthy "$proto" "$port" 30 || why="not serving before the run"
+	# A benign-only run is one without pressure: the levers an earlier row's attack
+	# switched on (per-source rates among them) are off again first (guard.calm_ms).
+	if [ "$ATK_GUARD_ON" = 1 ]; then
+		mw_wait_for "[ \$(grep -c 'shield_set .* reason=pressure' '$(mw_logfile guard)') -le \$(grep -c 'shield_clear .* reason=calm' '$(mw_logfile guard)') ]" 60 ||
+			why="mw-guard kept its pressure levers on 60 s after the attacks"
+	fi
 	off=$(_atk_guard_offset)
 	mw_log "row $ATK_ROW: $server benign-only with slow legitimate clients"
 	mw_spawn "ben-$ATK_ROW" in_cli python3 "$ATK_CLIENT" benign "$proto" "$INS_IP" "$port" "$secs"
