@@ -19,7 +19,11 @@ PY=/usr/bin/python3
 BP=$(dirname "$0")/bp_probe.py
 mw_appliance_up
 SIZE=$((16 * 1024 * 1024))
-STALL=$((8 * 1024 * 1024))
+# Well above what the path can hold for one connection (the client's send buffer, up to
+# tcp_wmem's 4 MiB; the INS's receive buffer, up to tcp_rmem's 6 MiB; the relay's window
+# and the app's socket): with 8 MiB, autotuned buffers sometimes took it all and the
+# upload never stalled.
+STALL=$((32 * 1024 * 1024))
 mw_spawn server shimmed "$PY" "$BP" server 9400 "$MW_TMP/release"
 mw_wait_for "ins_listens 9400" 15 || mw_fail "the shimmed server does not listen"
 
