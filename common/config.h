@@ -185,6 +185,9 @@ struct mw_flowd_config {
 	char ipfix_collector[MW_ADDR_TEXT_MAX]; /* finished streams as IPFIX over UDP: "" = none */
 	int ipfix_domain;                   /* observation domain id: 1 */
 	int ipfix_template_interval_s;      /* templates re-sent at least this often: 60 */
+	char netflow[MW_PATH_MAX];          /* Netflow server (AF_UNIX path or ip:port) to observe: "" = none */
+	char netflow_token_file[MW_PATH_MAX]; /* a TCP server's token: "" */
+	int max_sockets;                    /* socket table entries (Netflow sensor): 16384 */
 };
 
 struct mw_config {
