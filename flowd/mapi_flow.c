@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mapi_flow.c - the MAPI functions run in mw-flowd (filters, counters, top, threshold, dist) */
+/* mapi_flow.c - the MAPI functions run in mw-flowd (filters, counters, top, threshold, dist, anonymize) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -119,6 +119,20 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 		}
 		break;
 	}
+	case MW_MAPI_ANONYMIZE:
+		if (!req->sarg[0] || req->iarg[0] < 0 || req->iarg[0] > 1) {
+			snprintf(err, errlen, "ANONYMIZE: a key, strip 0 or 1");
+			return -EINVAL;
+		}
+		if (!f->copy)
+			f->copy = malloc(FL_MAPI_COPY_MAX);
+		if (!f->copy) {
+			snprintf(err, errlen, "ANONYMIZE: out of memory");
+			return -ENOMEM;
+		}
+		fl_anon_init(&fn->anon, req->sarg, strnlen(req->sarg, MW_MAPI_SARG_MAX));
+		fn->strip = (int)req->iarg[0];
+		break;
 	case MW_MAPI_SAMPLE:
 		if ((req->iarg[1] != MAPI_SAMPLE_PERIODIC &&
 		     req->iarg[1] != MAPI_SAMPLE_PROBABILISTIC) ||
@@ -306,12 +320,26 @@ static void flow_buffer(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *f
 static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame, size_t caplen,
 		    uint32_t wirelen, const struct fl_pkt *p, bool decoded)
 {
+	struct fl_pkt anon_pkt;
 	int i;
 
 	for (i = 0; i < f->nfns; i++) {
 		struct fl_mapi_fn *fn = &f->fns[i];
 
 		switch (fn->id) {
+		case MW_MAPI_ANONYMIZE:
+			/* The functions after it see the rewritten copy, decoded again. */
+			if (frame != f->copy) {
+				if (caplen > FL_MAPI_COPY_MAX)
+					caplen = FL_MAPI_COPY_MAX;
+				memcpy(f->copy, frame, caplen);
+				frame = f->copy;
+			}
+			caplen = fl_anon_frame(&fn->anon, f->copy, caplen, fn->strip);
+			decoded = fl_decode_ether(&anon_pkt, frame, caplen) == FL_DECODE_OK;
+			p = &anon_pkt;
+			fn->count++;
+			break;
 		case MW_MAPI_BPF_FILTER:
 			if (fn->bpf.bf_len &&
 			    !bpf_filter(fn->bpf.bf_insns, frame, wirelen, (u_int)caplen))
@@ -411,5 +439,6 @@ void fl_mapi_flow_free(struct fl_mapi_flow *f)
 	}
 	if (f->area)
 		munmap(f->area, MW_MAPI_AREA_SIZE);
+	free(f->copy);
 	free(f);
 }

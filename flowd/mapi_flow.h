@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "flowd/anon.h"
 #include "flowd/decode.h"
 #include "flowd/sketch.h"
 #include "mapi/mapi_proto.h"
@@ -28,7 +29,10 @@
  * @written_us: TOP: packet time its slot was last written
  * @needle, @needle_len, @offset, @depth: STR_SEARCH
  * @value, @mode, @seen, @rng: SAMPLE
+ * @anon, @strip: ANONYMIZE
  */
+#define FL_MAPI_COPY_MAX 65536 /* ANONYMIZE sees at most this much of a frame */
+
 struct fl_mapi_fn {
 	enum mw_mapi_func id;
 	struct bpf_program bpf;
@@ -49,6 +53,8 @@ struct fl_mapi_fn {
 	int mode;
 	uint64_t seen;
 	uint32_t rng;
+	struct fl_anon anon;
+	int strip;
 };
 
 /**
@@ -60,6 +66,7 @@ struct fl_mapi_fn {
  * @created:   CREATE accepted
  * @area:      the result area (memfd mapping), NULL until CONNECT
  * @fns:       functions in the order applied
+ * @copy:      ANONYMIZE's writable copy of the frame (FL_MAPI_COPY_MAX bytes), or NULL
  */
 struct fl_mapi_flow {
 	int fd;
@@ -70,6 +77,7 @@ struct fl_mapi_flow {
 	uint8_t *area;
 	int nfns;
 	struct fl_mapi_fn fns[MW_MAPI_FUNCS_MAX];
+	uint8_t *copy;
 	struct fl_mapi *srv;
 };
 

@@ -40,6 +40,13 @@ extern "C" {
  *   "TO_BUFFER"                         frames (first 2048 bytes) into the flow's packet ring
  *                                       for mapi_get_next_pkt() / mapi_loop(); one per flow;
  *                                       result uint64_t: frames written
+ *   "ANONYMIZE", const char *key, int strip
+ *                                       the functions after it see the frame with both IP
+ *                                       addresses anonymised, prefix-preserving (Crypto-PAn's
+ *                                       construction, SipHash-2-4 keyed by key: the same key
+ *                                       gives the same mapping), checksums adjusted; strip 1
+ *                                       also cuts it after the transport header;
+ *                                       result uint64_t: frames anonymised
  *
  * Errors: -1 with errno set (EACCES: the user may not use mw-flowd's sensors;
  * ENODEV: a sensor not in the scope of mw-flowd; EINVAL: bad function or

@@ -8,7 +8,10 @@
 #     is the server; THRESHOLD at 100 packets fired with value 100; DIST of
 #     destination ports is within 1 of tcpdump's distinct count; tools/mapi-capture
 #     (BPF_FILTER on SYNs to or from port 80, TO_BUFFER, mapi_loop) prints exactly
-#     the handshake frames tcpdump captured, none lost; tools/mw-top --batch shows
+#     the handshake frames tcpdump captured, none lost; with --anonymize (ANONYMIZE,
+#     the tutorial's anonymised capture) the same frames' ports, flags and lengths,
+#     neither real address, one consistent mapping, the two addresses' common
+#     prefix kept (30 bits), and payloads cut after the TCP header; tools/mw-top --batch shows
 #     the server as the top source, and the five download's client ports (each
 #     1 MB and headers) above port 80 among destination ports.
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
@@ -47,6 +50,10 @@ mw_spawn webcount "$WEBCOUNT" "$VC" 100
 mw_wait_for "grep -qx connected '$(mw_logfile webcount)'" || mw_fail "mapi-webcount did not connect"
 mw_spawn capture "$CAPTURE" "$VC" "$SYNS" 10
 mw_wait_for "grep -qx connected '$(mw_logfile capture)'" || mw_fail "mapi-capture did not connect"
+mw_spawn anoncap "$CAPTURE" --anonymize "a test key" "$VC" "$SYNS" 10
+mw_spawn anonbig "$CAPTURE" --anonymize "a test key" "$VC" "tcp src port 80 and greater 1000" 5
+mw_wait_for "grep -qx connected '$(mw_logfile anoncap)' && grep -qx connected '$(mw_logfile anonbig)'" ||
+	mw_fail "mapi-capture --anonymize did not connect: $(cat "$(mw_logfile anoncap)")"
 MWTOP=$MW_BUILD_DIR/tools/mw-top
 [ -x "$MWTOP" ] || mw_fail "mw-top is not built ($MWTOP missing)"
 mw_spawn top_src "$MWTOP" --batch 4 --key src "$VC"
@@ -89,6 +96,33 @@ sed -n 's/^\([0-9.:]* > [0-9.:]*\) flags=.* lost=0$/\1/p' "$(mw_logfile capture)
 [ "$(wc -l <"$MW_TMP/syn.tcpdump")" = 10 ] || mw_fail "tcpdump saw $(wc -l <"$MW_TMP/syn.tcpdump") SYN frames, not 10"
 diff "$MW_TMP/syn.tcpdump" "$MW_TMP/syn.mapi" >"$MW_TMP/syn.diff" ||
 	mw_fail "TO_BUFFER frames differ from tcpdump's: $(cat "$MW_TMP/syn.diff")"
+mw_wait_for "! kill -0 $(mw_pid anoncap) && ! kill -0 $(mw_pid anonbig)" 5 ||
+	mw_fail "mapi-capture --anonymize did not get its frames"
+"$PY" - "$(mw_logfile capture)" "$(mw_logfile anoncap)" "$(mw_logfile anonbig)" "$CLI_IP" "$SRV_IP" <<'PYEOF' ||
+import ipaddress, re, sys
+plain, anon, big, cli, srv = sys.argv[1:]
+pat = re.compile(r"^([0-9.]+):(\d+) > ([0-9.]+):(\d+) (flags=\S+ len=\d+ cap=\d+ lost=0)$")
+rows = lambda f: [pat.match(l).groups() for l in open(f) if pat.match(l)]
+p, a = rows(plain), rows(anon)
+assert len(p) == 10 and len(a) == 10, (len(p), len(a))
+mapping = {}
+for (ps, psp, pd, pdp, rest), (as_, asp, ad, adp, arest) in zip(p, a):
+    assert (psp, pdp, rest) == (asp, adp, arest), "ports, flags, lengths differ"
+    for real, fake in ((ps, as_), (pd, ad)):
+        assert mapping.setdefault(real, fake) == fake, "the mapping is not consistent"
+fakes = set(mapping.values())
+assert not fakes & {cli, srv}, f"a real address left: {mapping}"
+common = lambda x, y: 32 - (int(ipaddress.ip_address(x)) ^ int(ipaddress.ip_address(y))).bit_length()
+assert common(mapping[cli], mapping[srv]) == common(cli, srv) == 30, mapping
+b = rows(big)
+assert len(b) == 5, b
+for r in b:
+    ln, cap = map(int, re.search(r"len=(\d+) cap=(\d+)", r[4]).groups())
+    assert ln > 1000 and cap <= 14 + 20 + 60 and cap >= 54, (ln, cap)
+    assert r[0] == mapping[srv], "another mapping in another flow with the same key"
+print(f"anonymised: {mapping}")
+PYEOF
+	mw_fail "mapi-capture --anonymize: $(cat "$(mw_logfile anoncap)" "$(mw_logfile anonbig)")"
 
 # --- (2) permissions ---------------------------------------------------------------------
 out=$(setpriv --reuid nobody --regid nogroup --clear-groups "$WEBCOUNT" "$VC" 2>&1) && mw_fail "nobody was let in: $out"

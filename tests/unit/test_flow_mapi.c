@@ -196,6 +196,55 @@ static void test_top_threshold_dist(void **state)
 	assert_int_equal(fx_u64(x, dist), 7);
 }
 
+/* ANONYMIZE rewrites the frame for the functions after it, never for those before. */
+static void test_anonymize(void **state)
+{
+	struct fx *x = *state;
+	const struct mw_mapi_ring *ring;
+	const struct mw_mapi_pkt *pkt;
+	const struct mapi_top *top;
+	struct fl_anon a;
+	uint8_t src[4] = { 10, 0, 0, 1 }, dst[4] = { 10, 0, 0, 2 };
+	int before, anon, search, bytes, t, buf;
+	uint8_t *area;
+
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0", 0, 0, NULL), 0);
+	before = fx_apply(x, MW_MAPI_STR_SEARCH, "secret", 0, 0);
+	anon = fx_apply(x, MW_MAPI_ANONYMIZE, "the key", 1, 0);
+	t = fx_apply(x, MW_MAPI_TOP, NULL, MAPI_SRC_IP, 2);
+	bytes = fx_apply(x, MW_MAPI_BYTE_COUNTER, NULL, 0, 0);
+	buf = fx_apply(x, MW_MAPI_TO_BUFFER, NULL, 0, 0);
+	search = fx_apply(x, MW_MAPI_STR_SEARCH, "secret", 0, 0);
+	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
+	fx_pkt(x, 0, TS0, "10.0.0.1", "10.0.0.2", 40000, 80, "the secret payload");
+	fl_mapi_sync(&x->m);
+	fl_anon_init(&a, "the key", 7);
+	fl_anon_addr(&a, src, 32);
+	fl_anon_addr(&a, dst, 32);
+	assert_int_equal(fx_u64(x, before), 1);
+	assert_int_equal(fx_u64(x, anon), 1);
+	assert_int_equal(fx_u64(x, bytes), 54 + 18); /* the wire length stays */
+	assert_int_equal(fx_u64(x, buf), 1);
+	assert_int_equal(fx_u64(x, search), 0); /* the payload is gone */
+	top = fx_slot(x, t);
+	assert_int_equal(top->n, 1);
+	assert_memory_equal(top->rows[0].key + 12, src, 4); /* TOP keys on the new address */
+	ring = (const struct mw_mapi_ring *)(x->area + MW_MAPI_RING_OFFSET);
+	pkt = (const struct mw_mapi_pkt *)(ring + 1) + ring->head % MW_MAPI_RING_SLOTS;
+	assert_int_equal(ring->head, 1);
+	assert_int_equal(pkt->caplen, 54);
+	assert_int_equal(pkt->wirelen, 54 + 18);
+	assert_memory_equal(pkt->data + 26, src, 4);
+	assert_memory_equal(pkt->data + 30, dst, 4);
+	assert_int_equal(pkt->data[36] << 8 | pkt->data[37], 80);
+	/* Bad arguments: no key, strip not 0/1 (checked as if before connect). */
+	area = x->f->area;
+	x->f->area = NULL;
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "", 1, 0, NULL), -EINVAL);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "k", 2, 0, NULL), -EINVAL);
+	x->f->area = area;
+}
+
 static void test_refusals(void **state)
 {
 	struct fx *x = *state;
@@ -233,6 +282,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_str_search_and_sample, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_top_threshold_dist, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_anonymize, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
