@@ -160,8 +160,12 @@ static int flowd_open_mapi(struct flowd *f)
 	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group,
 			   cfg->mapi_max_flows, (const char(*)[16])f->sensors.names,
 			   FL_SENSOR_SLOTS, err, sizeof(err));
+	if (!ret)
+		ret = fl_mapi_set_acl(&f->mapi, (const char(*)[256])cfg->mapi_sensor_groups,
+				      cfg->mapi_sensor_groups_count, err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
+		fl_mapi_close(&f->mapi);
 		return ret;
 	}
 	f->mapi_open = true;

@@ -67,6 +67,8 @@ struct fl_mapi_fn {
  * @area:      the result area (memfd mapping), NULL until CONNECT
  * @fns:       functions in the order applied
  * @copy:      ANONYMIZE's writable copy of the frame (FL_MAPI_COPY_MAX bytes), or NULL
+ * @restricted: admitted by flowd.mapi_sensor_groups only: the scope must match @acl
+ * @acl:       bit i: the client is in the group of the server's acl[i]
  */
 struct fl_mapi_flow {
 	int fd;
@@ -78,7 +80,21 @@ struct fl_mapi_flow {
 	int nfns;
 	struct fl_mapi_fn fns[MW_MAPI_FUNCS_MAX];
 	uint8_t *copy;
+	bool restricted;
+	uint32_t acl;
 	struct fl_mapi *srv;
+};
+
+#define FL_MAPI_ACL_MAX 16
+
+/**
+ * struct fl_mapi_acl - one flowd.mapi_sensor_groups entry
+ * @gid:      the group
+ * @patterns: fnmatch(3) patterns of sensor names, separated by ',' or ' '
+ */
+struct fl_mapi_acl {
+	long gid;
+	char patterns[256];
 };
 
 /**
@@ -88,6 +104,7 @@ struct fl_mapi_flow {
  * @sensors:    names of the live sensors, index = scope bit
  * @flows:      at most flowd.mapi_max_flows
  * @refused:    connections refused (not allowed, too many)
+ * @acl:        per-sensor permissions (flowd.mapi_sensor_groups)
  */
 struct fl_mapi {
 	int listen_fd;
@@ -100,6 +117,8 @@ struct fl_mapi {
 	int max_flows;
 	int nflows;
 	uint64_t refused;
+	struct fl_mapi_acl acl[FL_MAPI_ACL_MAX];
+	int nacl;
 };
 
 /* mapi_flow.c */
@@ -120,5 +139,7 @@ void fl_mapi_packet(struct fl_mapi *m, int sensor, uint64_t ts_us, const uint8_t
 		    size_t caplen, uint32_t wirelen);
 void fl_mapi_sync(struct fl_mapi *m);
 void fl_mapi_close(struct fl_mapi *m);
+int fl_mapi_set_acl(struct fl_mapi *m, const char (*entries)[256], int n, char *err,
+		    size_t errlen);
 
 #endif /* MW_FLOWD_MAPI_FLOW_H */

@@ -16,6 +16,9 @@
 #     1 MB and headers) above port 80 among destination ports.
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
 #     EACCES and the reason; the same user with the group creates and connects.
+#     Per-sensor: with a group of flowd.mapi_sensor_groups allowed only the veth,
+#     the same user creates a flow over the veth, and is refused (EACCES, the
+#     sensor named) over a second watched interface (a dummy) and over both.
 # (3) a scope naming an interface mw-flowd does not watch fails with ENODEV.
 # (4) log rotation: the report moved away, SIGHUP, per-second lines go to a new file.
 # (5) the watched interface is deleted: mw-flowd says so, does not spin on the
@@ -33,12 +36,19 @@ SYNS='tcp port 80 and tcp[tcpflags] & tcp-syn != 0'
 GROUP=mwfl$$
 mw_group_add "$GROUP"
 GID=$(getent group "$GROUP" | cut -d: -f3)
+VGROUP=mwflv$$
+mw_group_add "$VGROUP"
+VGID=$(getent group "$VGROUP" | cut -d: -f3)
 flowd_topology
+DUM=$MW_PREFIX-dm
+ip -n "$NS_CLI" link add "$DUM" type dummy || mw_fail "no dummy interface"
+ip -n "$NS_CLI" link set "$DUM" up
 
 SOCK=$MW_RUNTIME_DIR/flowd.sock
 export MW_MAPI_SOCKET=$SOCK
-mw_write_config "$MW_TMP/flowd.conf" "flowd: { interfaces = [ \"$VC\" ]; inside = [ \"$SRV_IP/32\" ];
-	report_file = \"$MW_TMP/report.json\"; mapi_socket = \"$SOCK\"; mapi_group = \"$GROUP\"; };"
+mw_write_config "$MW_TMP/flowd.conf" "flowd: { interfaces = [ \"$VC\", \"$DUM\" ]; inside = [ \"$SRV_IP/32\" ];
+	report_file = \"$MW_TMP/report.json\"; mapi_socket = \"$SOCK\"; mapi_group = \"$GROUP\";
+	mapi_sensor_groups = [ \"$VGROUP:$VC\" ]; };"
 PCAP=$MW_TMP/traffic.pcap
 mw_spawn tcpdump ip netns exec "$NS_CLI" tcpdump -i "$VC" -nn -U -w "$PCAP"
 mw_wait_for "[ \$(packet_sockets) -ge 1 ]" || mw_fail "tcpdump did not start"
@@ -132,6 +142,20 @@ mw_spawn member setpriv --reuid nobody --regid nogroup --groups "$GID" "$WEBCOUN
 mw_wait_for "grep -qx connected '$(mw_logfile member)'" || mw_fail "a member of $GROUP could not connect"
 mw_stop member
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "the member's mapi-webcount exited $MW_EXIT_STATUS"
+mw_spawn vmember setpriv --reuid nobody --regid nogroup --groups "$VGID" "$WEBCOUNT" "$VC"
+mw_wait_for "grep -qx connected '$(mw_logfile vmember)'" ||
+	mw_fail "a member of $VGROUP could not use $VC: $(cat "$(mw_logfile vmember)")"
+mw_stop vmember
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "the $VGROUP member's mapi-webcount exited $MW_EXIT_STATUS"
+NOBODY=$(id -u nobody)
+for scope in "$DUM" "$VC,$DUM"; do
+	out=$(setpriv --reuid nobody --regid nogroup --groups "$VGID" "$WEBCOUNT" "$scope" 2>&1) &&
+		mw_fail "a member of $VGROUP was let use $scope: $out"
+	echo "$out" | grep -qF "Permission denied (sensor \"$DUM\" is not allowed to uid $NOBODY (flowd.mapi_sensor_groups))" ||
+		mw_fail "per-sensor refusal over $scope not explained: $out"
+done
+grep -q "mapi: sensor \"$DUM\" is not allowed to uid $NOBODY" "$(mw_logfile flowd)" ||
+	mw_fail "the per-sensor refusal was not logged"
 
 # --- (3) scope -----------------------------------------------------------------------------
 out=$("$WEBCOUNT" "lo,$VC" 2>&1) && mw_fail "a scope with an unwatched interface was accepted"

@@ -245,6 +245,45 @@ static void test_anonymize(void **state)
 	x->f->area = area;
 }
 
+/* flowd.mapi_sensor_groups: a restricted client's scope must match its groups' patterns. */
+static void test_sensor_acl(void **state)
+{
+	static const char entries[3][256] = { "root:eth1", "root:eth0 , wlan*", "nosuchgroup:eth0" };
+	static const char bad[2][256] = { "root", "root: ," };
+	struct fx *x = *state;
+	struct mw_mapi_reply rep = { 0 };
+	struct mw_mapi_req req = { .version = MW_MAPI_VERSION, .op = MW_MAPI_CREATE };
+	int memfd = -1;
+	char err[256];
+
+	assert_int_equal(fl_mapi_set_acl(&x->m, entries, 2, err, sizeof(err)), 0);
+	assert_int_equal(x->m.nacl, 2);
+	assert_int_equal(x->m.acl[0].gid, 0);
+	assert_string_equal(x->m.acl[1].patterns, "eth0 , wlan*");
+	assert_int_equal(fl_mapi_set_acl(&x->m, entries, 3, err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "flowd.mapi_sensor_groups: no group \"nosuchgroup\"");
+	assert_int_equal(fl_mapi_set_acl(&x->m, bad, 1, err, sizeof(err)), -EINVAL);
+	assert_int_equal(fl_mapi_set_acl(&x->m, bad + 1, 1, err, sizeof(err)), -EINVAL);
+	assert_int_equal(fl_mapi_set_acl(&x->m, entries, 2, err, sizeof(err)), 0);
+	/* A client in the group of entry 0 only: eth1 yes, eth0 (entry 1's) no. */
+	x->f->restricted = true;
+	x->f->acl = 1;
+	x->f->uid = 4242;
+	snprintf(req.sarg, sizeof(req.sarg), "eth1,eth0");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), -EACCES);
+	assert_string_equal(rep.msg,
+			    "sensor \"eth0\" is not allowed to uid 4242 (flowd.mapi_sensor_groups)");
+	assert_false(x->f->created);
+	/* An unknown sensor is still ENODEV, whatever the permissions. */
+	snprintf(req.sarg, sizeof(req.sarg), "eth7");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), -ENODEV);
+	/* In both groups: the patterns of both apply. */
+	x->f->acl = 3;
+	snprintf(req.sarg, sizeof(req.sarg), "eth1,eth0");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), 0);
+	assert_int_equal(x->f->scope, 3);
+}
+
 static void test_refusals(void **state)
 {
 	struct fx *x = *state;
@@ -283,6 +322,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_top_threshold_dist, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_anonymize, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sensor_acl, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
