@@ -11,7 +11,9 @@
 
 #include "flowd/anon.h"
 #include "flowd/decode.h"
+#include "flowd/ftab.h"
 #include "flowd/sketch.h"
+#include "mapi/include/mwmapi.h"
 #include "mapi/mapi_proto.h"
 
 /**
@@ -30,6 +32,7 @@
  * @needle, @needle_len, @offset, @depth: STR_SEARCH
  * @value, @mode, @seen, @rng: SAMPLE
  * @anon, @strip: ANONYMIZE
+ * @sources, @anomaly, @window_us: FANOUT / PORTSCAN (@bound is the threshold)
  */
 #define FL_MAPI_COPY_MAX 65536 /* ANONYMIZE sees at most this much of a frame */
 
@@ -55,6 +58,9 @@ struct fl_mapi_fn {
 	uint32_t rng;
 	struct fl_anon anon;
 	int strip;
+	struct fl_ftab sources;
+	struct mapi_anomaly *anomaly;
+	uint64_t window_us;
 };
 
 /**

@@ -11,7 +11,8 @@
 #     the handshake frames tcpdump captured, none lost; with --anonymize (ANONYMIZE,
 #     the tutorial's anonymised capture) the same frames' ports, flags and lengths,
 #     neither real address, one consistent mapping, the two addresses' common
-#     prefix kept (30 bits), and payloads cut after the TCP header; tools/mw-top --batch shows
+#     prefix kept (30 bits), and payloads cut after the TCP header; tools/mapi-anomaly
+#     (FANOUT and PORTSCAN) flags the client for both, and nothing else; tools/mw-top --batch shows
 #     the server as the top source, and the five download's client ports (each
 #     1 MB and headers) above port 80 among destination ports.
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
@@ -32,6 +33,8 @@ WEBCOUNT=$MW_BUILD_DIR/tools/mapi-webcount
 [ -x "$WEBCOUNT" ] || mw_fail "mapi-webcount is not built ($WEBCOUNT missing)"
 CAPTURE=$MW_BUILD_DIR/tools/mapi-capture
 [ -x "$CAPTURE" ] || mw_fail "mapi-capture is not built ($CAPTURE missing)"
+ANOMALY=$MW_BUILD_DIR/tools/mapi-anomaly
+[ -x "$ANOMALY" ] || mw_fail "mapi-anomaly is not built ($ANOMALY missing)"
 SYNS='tcp port 80 and tcp[tcpflags] & tcp-syn != 0'
 GROUP=mwfl$$
 mw_group_add "$GROUP"
@@ -60,6 +63,8 @@ mw_spawn webcount "$WEBCOUNT" "$VC" 100
 mw_wait_for "grep -qx connected '$(mw_logfile webcount)'" || mw_fail "mapi-webcount did not connect"
 mw_spawn capture "$CAPTURE" "$VC" "$SYNS" 10
 mw_wait_for "grep -qx connected '$(mw_logfile capture)'" || mw_fail "mapi-capture did not connect"
+mw_spawn anomaly "$ANOMALY" "$VC" 30 3600
+mw_wait_for "grep -qx connected '$(mw_logfile anomaly)'" || mw_fail "mapi-anomaly did not connect"
 mw_spawn anoncap "$CAPTURE" --anonymize "a test key" "$VC" "$SYNS" 10
 mw_spawn anonbig "$CAPTURE" --anonymize "a test key" "$VC" "tcp src port 80 and greater 1000" 5
 mw_wait_for "grep -qx connected '$(mw_logfile anoncap)' && grep -qx connected '$(mw_logfile anonbig)'" ||
@@ -106,6 +111,12 @@ sed -n 's/^\([0-9.:]* > [0-9.:]*\) flags=.* lost=0$/\1/p' "$(mw_logfile capture)
 [ "$(wc -l <"$MW_TMP/syn.tcpdump")" = 10 ] || mw_fail "tcpdump saw $(wc -l <"$MW_TMP/syn.tcpdump") SYN frames, not 10"
 diff "$MW_TMP/syn.tcpdump" "$MW_TMP/syn.mapi" >"$MW_TMP/syn.diff" ||
 	mw_fail "TO_BUFFER frames differ from tcpdump's: $(cat "$MW_TMP/syn.diff")"
+mw_wait_for "grep -q '^fanout $CLI_IP ' '$(mw_logfile anomaly)' && grep -q '^portscan $CLI_IP ' '$(mw_logfile anomaly)'" 5 ||
+	mw_fail "FANOUT/PORTSCAN did not flag $CLI_IP: $(cat "$(mw_logfile anomaly)")"
+mw_stop anomaly
+[ -z "$(grep '^\(fanout\|portscan\) ' "$(mw_logfile anomaly)" | grep -v "^[a-z]* $CLI_IP ")" ] ||
+	mw_fail "FANOUT/PORTSCAN flagged more than the client: $(cat "$(mw_logfile anomaly)")"
+mw_log "anomalies: $(grep -v connected "$(mw_logfile anomaly)" | tr '\n' ';')"
 mw_wait_for "! kill -0 $(mw_pid anoncap) && ! kill -0 $(mw_pid anonbig)" 5 ||
 	mw_fail "mapi-capture --anonymize did not get its frames"
 "$PY" - "$(mw_logfile capture)" "$(mw_logfile anoncap)" "$(mw_logfile anonbig)" "$CLI_IP" "$SRV_IP" <<'PYEOF' ||

@@ -245,6 +245,69 @@ static void test_anonymize(void **state)
 	x->f->area = area;
 }
 
+static void fx_syn(struct fx *x, uint64_t ts, const char *src, const char *dst, uint16_t dp,
+		   uint8_t flags)
+{
+	uint8_t f[128];
+	size_t n = ff_v4(f, src, dst, 6, 40000, dp, flags, 0);
+
+	fl_mapi_packet(&x->m, 0, ts, f, n, (uint32_t)n);
+}
+
+/* FANOUT and PORTSCAN: the scanner and the spreader flagged, a busy normal client not. */
+static void test_anomalies(void **state)
+{
+	struct fx *x = *state;
+	const struct mapi_anomaly *fo, *ps;
+	char dst[32];
+	int fan, scan, i;
+	uint64_t t = TS0 + 3 * 1000000; /* inside the window [TS0, TS0 + 10 s) */
+
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0", 0, 0, NULL), 0);
+	fan = fx_apply(x, MW_MAPI_FANOUT, NULL, 40, 10);
+	scan = fx_apply(x, MW_MAPI_PORTSCAN, NULL, 40, 10);
+	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
+	for (i = 0; i < 60; i++) {
+		snprintf(dst, sizeof(dst), "192.0.2.%d", i + 1);
+		fx_syn(x, t, "10.0.0.9", dst, 445, FL_TCP_SYN);			 /* fan-out */
+		fx_syn(x, t, "10.0.0.8", "10.0.0.2", (uint16_t)(1 + i), FL_TCP_SYN); /* scan */
+		fx_syn(x, t, "10.0.0.2", "10.0.0.8", (uint16_t)(1 + i),
+		       FL_TCP_SYN | FL_TCP_ACK); /* answers are not attempts */
+		if (i < 30)
+			fx_syn(x, t, "10.0.0.7", "10.0.0.2", 80, FL_TCP_SYN); /* normal client */
+		fx_syn(x, t, "10.0.0.7", "10.0.0.2", 80, FL_TCP_ACK);
+	}
+	fo = fx_slot(x, fan);
+	ps = fx_slot(x, scan);
+	assert_int_equal(fo->window_start_us, TS0);
+	assert_int_equal(fo->n_cur, 1);
+	assert_int_equal(fo->cur[0].addr[15], 9);
+	assert_int_equal(fo->cur[0].attempts, 60);
+	assert_in_range(fo->cur[0].distinct, 52, 60);
+	assert_int_equal(ps->n_cur, 1);
+	assert_int_equal(ps->cur[0].addr[15], 8);
+	assert_in_range(ps->cur[0].distinct, 52, 60);
+	assert_int_equal(ps->flagged, 1);
+	assert_int_equal(ps->n_last, 0);
+	/* The next window: the flags move to last, the new window starts clean. */
+	fx_syn(x, TS0 + 12 * 1000000, "10.0.0.7", "10.0.0.2", 80, FL_TCP_SYN);
+	assert_int_equal(fo->window_start_us, TS0 + 10 * 1000000);
+	assert_int_equal(fo->n_cur, 0);
+	assert_int_equal(fo->n_last, 1);
+	assert_int_equal(fo->last[0].addr[15], 9);
+	assert_int_equal(ps->last[0].addr[15], 8);
+	assert_int_equal(fo->dropped, 0);
+	/* bad arguments (checked as before connect) */
+	{
+		uint8_t *area = x->f->area;
+
+		x->f->area = NULL;
+		assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_FANOUT, NULL, 0, 10, NULL), -EINVAL);
+		assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PORTSCAN, NULL, 5, 0, NULL), -EINVAL);
+		x->f->area = area;
+	}
+}
+
 /* flowd.mapi_sensor_groups: a restricted client's scope must match its groups' patterns. */
 static void test_sensor_acl(void **state)
 {
@@ -323,6 +386,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refusals, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_anonymize, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sensor_acl, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_anomalies, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
