@@ -196,7 +196,7 @@ static void test_frame_v4(void **state)
 	fl_anon_frame(&a, f, n, 0);
 	assert_int_equal(f[40] | f[41], 0);
 	/* Captured too short for both addresses: nothing of them leaves. */
-	n = ff_v4(f, "10.1.2.3", "198.51.100.7", 6, 1, 2, 0, 0);
+	(void)ff_v4(f, "10.1.2.3", "198.51.100.7", 6, 1, 2, 0, 0);
 	assert_int_equal(fl_anon_frame(&a, f, 14 + 18, 0), 14);
 	/* Not IP: kept whole, or cut to the Ethernet header with strip. */
 	memset(f, 0, 60);
