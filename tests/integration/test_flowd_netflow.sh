@@ -61,7 +61,8 @@ PYEOF
 
 total=0
 for n in 1000 250000 1048576; do
-	read -r lp req hdr body < <(fetch "f$n")
+	r=$(fetch "f$n")
+	read -r lp req hdr body <<<"$r"
 	[ "$body" = "$n" ] || mw_fail "curl fetched $body bytes of f$n"
 	check_socket "$lp" "$req" "$hdr" "$body"
 	total=$((total + req + hdr + body))
@@ -85,19 +86,20 @@ print(f"talkers: {cli} {got} bytes over {len(socks)} intervals")
 PYEOF
 mw_log "talkers: ok"
 
-# mw-pvm goes away and comes back: mw-flowd subscribes again.
+# mw-pvm goes away and comes back (with a new INS: an INS exits when mw-pvm does).
+mw_stop app
 mw_stop ins1
 mw_stop pvm
 mw_wait_for "grep -q 'netflow sensor: lost' '$FLOG'" 20 || mw_fail "reconnect: the loss was not noticed"
-mw_stop app
-mw_spawn pvm2 "$(mw_need_bin mw-pvm)" -c "$CONF"
-mw_wait_for "[ -S '$MW_RUNTIME_DIR/pvm.sock' ]" 20 || mw_fail "reconnect: mw-pvm did not restart"
+mw_spawn pvm2 "$PVM" -c "$CONF"
 mw_spawn ins2 ip netns exec "$NS_INS" "$INS" --id 1 -c "$CONF"
-mw_wait_for "[ \$(grep -c 'netflow sensor: $MW_RUNTIME_DIR/netflow-0.sock subscribed' '$FLOG') -ge 2 ]" 20 ||
+mw_wait_for "grep -q 'INS 1 joined' '$(mw_logfile pvm2)'" 30 || mw_fail "reconnect: the INS did not join the new mw-pvm"
+mw_wait_for "[ \$(grep -c 'netflow sensor: $MW_RUNTIME_DIR/netflow-0.sock subscribed' '$FLOG') -ge 2 ]" 30 ||
 	mw_fail "reconnect: mw-flowd did not subscribe again: $(tail -5 "$FLOG")"
 mw_spawn app2 shimmed "$PY" -m http.server "$PORT" --directory "$MW_TMP/www"
 mw_wait_for "ins_listens $PORT" 20 || mw_fail "reconnect: the app does not listen"
-read -r lp req hdr body < <(fetch f250000)
+r=$(fetch f250000)
+read -r lp req hdr body <<<"$r"
 check_socket "$lp" "$req" "$hdr" "$body"
 mw_log "reconnect: ok"
 
