@@ -15,7 +15,8 @@ source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 [ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
 mw_require_cmd curl
-FLOWD=$(mw_need_bin mw-flowd)
+FLOWD=$MW_BUILD_DIR/flowd/mw-flowd
+[ -x "$FLOWD" ] || mw_fail "mw-flowd is not built ($FLOWD missing)"
 PORT=8490
 REPORT=$MW_TMP/flowd.json
 
