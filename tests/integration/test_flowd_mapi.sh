@@ -19,7 +19,7 @@
 #     EACCES and the reason; the same user with the group creates and connects.
 #     Per-sensor: with a group of flowd.mapi_sensor_groups allowed only the veth,
 #     the same user creates a flow over the veth, and is refused (EACCES, the
-#     sensor named) over a second watched interface (a dummy) and over both.
+#     sensor named) over a second watched interface (a veth) and over both.
 # (3) a scope naming an interface mw-flowd does not watch fails with ENODEV.
 # (4) log rotation: the report moved away, SIGHUP, per-second lines go to a new file.
 # (5) the watched interface is deleted: mw-flowd says so, does not spin on the
@@ -44,7 +44,7 @@ mw_group_add "$VGROUP"
 VGID=$(getent group "$VGROUP" | cut -d: -f3)
 flowd_topology
 DUM=$MW_PREFIX-dm
-ip -n "$NS_CLI" link add "$DUM" type dummy || mw_fail "no dummy interface"
+ip -n "$NS_CLI" link add "$DUM" type veth peer name "$DUM"p || mw_fail "no second interface"
 ip -n "$NS_CLI" link set "$DUM" up
 
 SOCK=$MW_RUNTIME_DIR/flowd.sock
