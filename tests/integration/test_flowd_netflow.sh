@@ -18,6 +18,11 @@ mw_require_cmd curl
 FLOWD=$MW_BUILD_DIR/flowd/mw-flowd
 [ -x "$FLOWD" ] || mw_fail "mw-flowd is not built ($FLOWD missing)"
 PORT=8490
+# shimmed, and in a sanitizer build the shim carries ASan, which python does not link: let it load late.
+app_shimmed() {
+	env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" LD_PRELOAD="$SHIM" \
+		MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" "$@"
+}
 REPORT=$MW_TMP/flowd.json
 
 mw_appliance_up "flowd: { netflow = \"$MW_RUNTIME_DIR/netflow-0.sock\"; report_file = \"$REPORT\";
@@ -26,7 +31,7 @@ FLOG=$(mw_logfile flowd)
 
 mkdir -p "$MW_TMP/www"
 for n in 1000 250000 1048576; do head -c "$n" /dev/urandom >"$MW_TMP/www/f$n"; done
-mw_spawn app shimmed "$PY" -m http.server "$PORT" --directory "$MW_TMP/www"
+mw_spawn app app_shimmed "$PY" -m http.server "$PORT" --directory "$MW_TMP/www"
 mw_wait_for "ins_listens $PORT" 20 || mw_fail "the app does not listen"
 
 mw_spawn flowd "$FLOWD" -c "$CONF"
@@ -97,7 +102,7 @@ mw_spawn ins2 ip netns exec "$NS_INS" "$INS" --id 1 -c "$CONF"
 mw_wait_for "grep -q 'INS 1 joined' '$(mw_logfile pvm2)'" 30 || mw_fail "reconnect: the INS did not join the new mw-pvm"
 mw_wait_for "[ \$(grep -c 'netflow sensor: $MW_RUNTIME_DIR/netflow-0.sock subscribed' '$FLOG') -ge 2 ]" 30 ||
 	mw_fail "reconnect: mw-flowd did not subscribe again: $(tail -5 "$FLOG")"
-mw_spawn app2 shimmed "$PY" -m http.server "$PORT" --directory "$MW_TMP/www"
+mw_spawn app2 app_shimmed "$PY" -m http.server "$PORT" --directory "$MW_TMP/www"
 mw_wait_for "ins_listens $PORT" 20 || mw_fail "reconnect: the app does not listen"
 r=$(fetch f250000)
 read -r lp req hdr body <<<"$r"
