@@ -29,22 +29,22 @@
  */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                              \
-	do {                                                                                  \
-		v0 += v1;                                                                     \
-		v1 = ROTL(v1, 13);                                                            \
-		v1 ^= v0;                                                                     \
-		v0 = ROTL(v0, 32);                                                            \
-		v2 += v3;                                                                     \
-		v3 = ROTL(v3, 16);                                                            \
-		v3 ^= v2;                                                                     \
-		v0 += v3;                                                                     \
-		v3 = ROTL(v3, 21);                                                            \
-		v3 ^= v0;                                                                     \
-		v2 += v1;                                                                     \
-		v1 = ROTL(v1, 17);                                                            \
-		v1 ^= v2;                                                                     \
-		v2 = ROTL(v2, 32);                                                            \
+#define SIPROUND                   \
+	do {                       \
+		v0 += v1;          \
+		v1 = ROTL(v1, 13); \
+		v1 ^= v0;          \
+		v0 = ROTL(v0, 32); \
+		v2 += v3;          \
+		v3 = ROTL(v3, 16); \
+		v3 ^= v2;          \
+		v0 += v3;          \
+		v3 = ROTL(v3, 21); \
+		v3 ^= v0;          \
+		v2 += v1;          \
+		v1 = ROTL(v1, 17); \
+		v1 ^= v2;          \
+		v2 = ROTL(v2, 32); \
 	} while (0)
 
 static uint64_t le64(const uint8_t *p)
@@ -204,7 +204,8 @@ static size_t anon_v6(const struct fl_anon *a, uint8_t *ip, size_t left)
 
 			if (off + 8 > left)
 				return off;
-			len = nh == 51 ? ((size_t)ip[off + 1] + 2) * 4 : ((size_t)ip[off + 1] + 1) * 8;
+			len = nh == 51 ? ((size_t)ip[off + 1] + 2) * 4
+				       : ((size_t)ip[off + 1] + 1) * 8;
 			nh = ip[off];
 			off += len;
 		} else if (nh == 44) {

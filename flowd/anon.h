@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* anon.h - prefix-preserving address anonymisation (Crypto-PAn's construction, SipHash as the PRF) */
+/* anon.h - prefix-preserving address anonymisation (Crypto-PAn's construction, SipHash as the PRF)
+ */
 #ifndef MW_FLOWD_ANON_H
 #define MW_FLOWD_ANON_H
 

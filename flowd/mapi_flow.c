@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mapi_flow.c - the MAPI functions run in mw-flowd (filters, counters, top, threshold, dist, anonymize) */
+/* mapi_flow.c - the MAPI functions run in mw-flowd (filters, counters, top, threshold, dist,
+ * anonymize) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,9 +23,9 @@
  * section (mapi_proto.h), so a reader never sees half a result.
  */
 
-#define TOP_ROWS_MAX 32
-#define TOP_COUNTERS 256
-#define TOP_WRITE_US 100000
+#define TOP_ROWS_MAX	32
+#define TOP_COUNTERS	256
+#define TOP_WRITE_US	100000
 #define ANOMALY_SOURCES 1024 /* sources per FANOUT / PORTSCAN window */
 
 /* FANOUT / PORTSCAN: one source of the window. */

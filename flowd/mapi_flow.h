@@ -145,7 +145,6 @@ void fl_mapi_packet(struct fl_mapi *m, int sensor, uint64_t ts_us, const uint8_t
 		    size_t caplen, uint32_t wirelen);
 void fl_mapi_sync(struct fl_mapi *m);
 void fl_mapi_close(struct fl_mapi *m);
-int fl_mapi_set_acl(struct fl_mapi *m, const char (*entries)[256], int n, char *err,
-		    size_t errlen);
+int fl_mapi_set_acl(struct fl_mapi *m, const char (*entries)[256], int n, char *err, size_t errlen);
 
 #endif /* MW_FLOWD_MAPI_FLOW_H */

@@ -84,7 +84,8 @@ static int mapi_scope(const struct fl_mapi *m, const struct fl_mapi_flow *f, con
 		}
 		if (!mapi_allowed(m, f, name)) {
 			snprintf(err, errlen,
-				 "sensor \"%.64s\" is not allowed to uid %u (flowd.mapi_sensor_groups)",
+				 "sensor \"%.64s\" is not allowed to uid %u "
+				 "(flowd.mapi_sensor_groups)",
 				 name, (unsigned)f->uid);
 			return -EACCES;
 		}
@@ -226,8 +227,7 @@ static const char *mapi_admit(const struct fl_mapi *m, int fd, struct ucred *cre
  *
  * Return: 0, -EINVAL (no ':' or no pattern) or -ENOENT (no such group)
  */
-int fl_mapi_set_acl(struct fl_mapi *m, const char (*entries)[256], int n, char *err,
-		    size_t errlen)
+int fl_mapi_set_acl(struct fl_mapi *m, const char (*entries)[256], int n, char *err, size_t errlen)
 {
 	int i;
 
@@ -237,9 +237,11 @@ int fl_mapi_set_acl(struct fl_mapi *m, const char (*entries)[256], int n, char *
 		char name[256];
 		struct group *g;
 
-		if (!colon || colon == entries[i] || !colon[1] || strspn(colon + 1, ", ") == strlen(colon + 1)) {
+		if (!colon || colon == entries[i] || !colon[1] ||
+		    strspn(colon + 1, ", ") == strlen(colon + 1)) {
 			snprintf(err, errlen,
-				 "flowd.mapi_sensor_groups: \"%s\" is not \"group:pattern[,pattern...]\"",
+				 "flowd.mapi_sensor_groups: \"%s\" is not "
+				 "\"group:pattern[,pattern...]\"",
 				 entries[i]);
 			return -EINVAL;
 		}

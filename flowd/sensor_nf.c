@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* sensor_nf.c - mw-flowd's Netflow link: connect, authenticate, MonitorOn, observations in, reconnect */
+/* sensor_nf.c - mw-flowd's Netflow link: connect, authenticate, MonitorOn, observations in,
+ * reconnect */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +50,8 @@ static void nf_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	/* At most 64 buffers a wake-up, so that the clock and the MAPI clients go on under a flood. */
+	/* At most 64 buffers a wake-up, so that the clock and the MAPI clients go on under a flood.
+	 */
 	for (budget = 64; budget; budget--) {
 		r = mw_nf_client_read(n->nf);
 		if (r < 0 && r != -ENOBUFS) {
@@ -86,7 +88,8 @@ static int nf_connect(struct fl_nf *n, char *err, size_t errlen)
 	if (n->cfg->netflow[0] != '/') {
 		ret = tf[0] ? mw_nf_token_read(token, tf, err, errlen) : -EACCES;
 		if (!tf[0])
-			snprintf(err, errlen, "a TCP Netflow server needs flowd.netflow_token_file");
+			snprintf(err, errlen,
+				 "a TCP Netflow server needs flowd.netflow_token_file");
 		if (!ret) {
 			ret = mw_nf_client_auth(n->nf, token, NF_CONNECT_MS, &role);
 			explicit_bzero(token, sizeof(token));

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* sensor_nf.h - the Netflow observation stream as a sensor: connect, MonitorOn, feed the socket table */
+/* sensor_nf.h - the Netflow observation stream as a sensor: connect, MonitorOn, feed the socket
+ * table */
 #ifndef MW_FLOWD_SENSOR_NF_H
 #define MW_FLOWD_SENSOR_NF_H
 

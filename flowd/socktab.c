@@ -115,7 +115,7 @@ void fl_socks_observe(struct fl_socks *s, const struct mw_nf_info *info, uint64_
 	if (!k) {
 		if (info->obs == MW_NF_OBS_CLOSE)
 			s->ignored++; /* a socket never seen open: nothing to report */
-		return;			/* the table is full: fl_ftab_get counted the drop */
+		return;		      /* the table is full: fl_ftab_get counted the drop */
 	}
 	if (created) {
 		k->id = ++s->next_id;
@@ -170,10 +170,11 @@ void fl_socks_report(struct fl_socks *s, uint64_t end_s, bool partial)
 	uint32_t i, n, rows = 0;
 	char text[INET6_ADDRSTRLEN];
 
-	fprintf(s->out, "{\"type\":\"sockets\",\"sensor\":\"%s\",\"start\":%" PRIu64
-			",\"end\":%" PRIu64 ",\"partial\":%s,\"observations\":%" PRIu64
-			",\"opened\":%" PRIu64 ",\"closed\":%" PRIu64
-			",\"table\":{\"used\":%u,\"max\":%u,\"drops\":%" PRIu64 "},\"sockets\":[",
+	fprintf(s->out,
+		"{\"type\":\"sockets\",\"sensor\":\"%s\",\"start\":%" PRIu64 ",\"end\":%" PRIu64
+		",\"partial\":%s,\"observations\":%" PRIu64 ",\"opened\":%" PRIu64
+		",\"closed\":%" PRIu64 ",\"table\":{\"used\":%u,\"max\":%u,\"drops\":%" PRIu64
+		"},\"sockets\":[",
 		s->sensor, s->interval_start, end_s, partial ? "true" : "false", s->obs, s->opened,
 		s->closed, s->tab.count, s->tab.cap, s->tab.drops);
 	for (i = 0; i < s->tab.cap; i++) {

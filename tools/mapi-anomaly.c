@@ -83,8 +83,10 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	fd = mapi_create_flow(argv[1]);
 	if (fd < 0 ||
-	    (fan = mapi_apply_function(fd, "FANOUT", (int)strtol(argv[2], NULL, 10), (int)window)) < 0 ||
-	    (scan = mapi_apply_function(fd, "PORTSCAN", (int)strtol(argv[2], NULL, 10), (int)window)) < 0 ||
+	    (fan = mapi_apply_function(fd, "FANOUT", (int)strtol(argv[2], NULL, 10), (int)window)) <
+		    0 ||
+	    (scan = mapi_apply_function(fd, "PORTSCAN", (int)strtol(argv[2], NULL, 10),
+					(int)window)) < 0 ||
 	    mapi_connect(fd)) {
 		fprintf(stderr, "mapi-anomaly: %s (%s)\n", strerror(errno), mapi_last_error());
 		return 1;

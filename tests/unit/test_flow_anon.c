@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_flow_anon.c - anon.c: SipHash vectors, prefix preservation, bijection, frames and checksums */
+/* test_flow_anon.c - anon.c: SipHash vectors, prefix preservation, bijection, frames and checksums
+ */
 #include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -231,7 +232,8 @@ static void test_frame_v6(void **state)
 	assert_memory_equal(f + 38, want, 16);
 	pseudo = sum16(f + 22, 32, 0) + 17 + 8;
 	assert_int_equal(sum16(f + 62, 8, pseudo), 0xffff);
-	assert_int_equal(common_prefix(f + 22, f + 38, 128), common_prefix(orig + 22, orig + 38, 128));
+	assert_int_equal(common_prefix(f + 22, f + 38, 128),
+			 common_prefix(orig + 22, orig + 38, 128));
 }
 
 int main(void)

@@ -269,7 +269,7 @@ static void test_anomalies(void **state)
 	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
 	for (i = 0; i < 60; i++) {
 		snprintf(dst, sizeof(dst), "192.0.2.%d", i + 1);
-		fx_syn(x, t, "10.0.0.9", dst, 445, FL_TCP_SYN);			 /* fan-out */
+		fx_syn(x, t, "10.0.0.9", dst, 445, FL_TCP_SYN);			     /* fan-out */
 		fx_syn(x, t, "10.0.0.8", "10.0.0.2", (uint16_t)(1 + i), FL_TCP_SYN); /* scan */
 		fx_syn(x, t, "10.0.0.2", "10.0.0.8", (uint16_t)(1 + i),
 		       FL_TCP_SYN | FL_TCP_ACK); /* answers are not attempts */
@@ -302,8 +302,10 @@ static void test_anomalies(void **state)
 		uint8_t *area = x->f->area;
 
 		x->f->area = NULL;
-		assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_FANOUT, NULL, 0, 10, NULL), -EINVAL);
-		assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PORTSCAN, NULL, 5, 0, NULL), -EINVAL);
+		assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_FANOUT, NULL, 0, 10, NULL),
+				 -EINVAL);
+		assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PORTSCAN, NULL, 5, 0, NULL),
+				 -EINVAL);
 		x->f->area = area;
 	}
 }
@@ -311,7 +313,8 @@ static void test_anomalies(void **state)
 /* flowd.mapi_sensor_groups: a restricted client's scope must match its groups' patterns. */
 static void test_sensor_acl(void **state)
 {
-	static const char entries[3][256] = { "root:eth1", "root:eth0 , wlan*", "nosuchgroup:eth0" };
+	static const char entries[3][256] = { "root:eth1", "root:eth0 , wlan*",
+					      "nosuchgroup:eth0" };
 	static const char bad[2][256] = { "root", "root: ," };
 	struct fx *x = *state;
 	struct mw_mapi_reply rep = { 0 };
@@ -334,8 +337,8 @@ static void test_sensor_acl(void **state)
 	x->f->uid = 4242;
 	snprintf(req.sarg, sizeof(req.sarg), "eth1,eth0");
 	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), -EACCES);
-	assert_string_equal(rep.msg,
-			    "sensor \"eth0\" is not allowed to uid 4242 (flowd.mapi_sensor_groups)");
+	assert_string_equal(
+		rep.msg, "sensor \"eth0\" is not allowed to uid 4242 (flowd.mapi_sensor_groups)");
 	assert_false(x->f->created);
 	/* An unknown sensor is still ENODEV, whatever the permissions. */
 	snprintf(req.sarg, sizeof(req.sarg), "eth7");

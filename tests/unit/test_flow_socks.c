@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_flow_socks.c - socktab.c: Netflow observations into socket flows, talkers, full table, collection */
+/* test_flow_socks.c - socktab.c: Netflow observations into socket flows, talkers, full table,
+ * collection */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,8 +32,8 @@ static int fx_setup(void **state)
 	f->cfg.flowd.report_interval_s = 10;
 	f->cfg.flowd.stream_idle_s = 30;
 	f->out = open_memstream(&f->buf, &f->len);
-	assert_int_equal(fl_socks_init(&f->s, &f->cfg.flowd, f->out, "netflow:/x", err, sizeof(err)),
-			 0);
+	assert_int_equal(
+		fl_socks_init(&f->s, &f->cfg.flowd, f->out, "netflow:/x", err, sizeof(err)), 0);
 	*state = f;
 	return 0;
 }
@@ -52,8 +53,11 @@ static int fx_teardown(void **state)
 static void obs(struct fx *f, unsigned kind, uint64_t id, unsigned peer, uint16_t rport,
 		uint64_t in, uint64_t out, uint64_t ts)
 {
-	struct mw_nf_info i = { .obs = (uint16_t)kind, .sockfd = kind == MW_NF_OBS_ACCEPT ? 7 : id,
-				.extra = id, .bytes_in = in, .bytes_out = out };
+	struct mw_nf_info i = { .obs = (uint16_t)kind,
+				.sockfd = kind == MW_NF_OBS_ACCEPT ? 7 : id,
+				.extra = id,
+				.bytes_in = in,
+				.bytes_out = out };
 
 	i.ts_curr.sec = ts;
 	i.pvm.af = 4;
@@ -89,14 +93,17 @@ static void test_connection_lifecycle(void **state)
 	assert_int_equal(f->s.tab.count, 1);
 	fl_socks_tick(&f->s, T0 + 10);
 	t = text(f);
-	assert_non_null(strstr(t, "{\"type\":\"sockets\",\"sensor\":\"netflow:/x\",\"start\":1700000040,"
-				  "\"end\":1700000050,\"partial\":false,\"observations\":8,"
-				  "\"opened\":1,\"closed\":1,\"table\":{\"used\":1,\"max\":16,\"drops\":0}"));
-	assert_non_null(strstr(t, "\"sockets\":[{\"id\":1,\"sock\":\"100\",\"kind\":\"accepted\","
-				  "\"local\":\"10.0.0.1\",\"local_port\":80,\"remote\":\"192.0.2.5\","
-				  "\"remote_port\":40000,\"bytes_in\":78,\"bytes_out\":5000,"
-				  "\"first\":1700000041,\"last\":1700000043,\"state\":\"closed\"}]"));
-	assert_non_null(strstr(t, "\"talkers\":[{\"addr\":\"192.0.2.5\",\"bytes\":5078,\"error\":0}]"));
+	assert_non_null(strstr(
+		t, "{\"type\":\"sockets\",\"sensor\":\"netflow:/x\",\"start\":1700000040,"
+		   "\"end\":1700000050,\"partial\":false,\"observations\":8,"
+		   "\"opened\":1,\"closed\":1,\"table\":{\"used\":1,\"max\":16,\"drops\":0}"));
+	assert_non_null(strstr(t,
+			       "\"sockets\":[{\"id\":1,\"sock\":\"100\",\"kind\":\"accepted\","
+			       "\"local\":\"10.0.0.1\",\"local_port\":80,\"remote\":\"192.0.2.5\","
+			       "\"remote_port\":40000,\"bytes_in\":78,\"bytes_out\":5000,"
+			       "\"first\":1700000041,\"last\":1700000043,\"state\":\"closed\"}]"));
+	assert_non_null(
+		strstr(t, "\"talkers\":[{\"addr\":\"192.0.2.5\",\"bytes\":5078,\"error\":0}]"));
 	/* The closed socket left the table: the next interval lists nothing. */
 	assert_int_equal(f->s.tab.count, 0);
 	fl_socks_tick(&f->s, T0 + 20);
@@ -121,9 +128,10 @@ static void test_talkers_per_interval(void **state)
 	obs(f, MW_NF_OBS_RECV, 4, 9, 5432, 10, 20, T0 + 1);
 	fl_socks_tick(&f->s, T0 + 10);
 	t = text(f);
-	assert_non_null(strstr(t, "\"talkers\":[{\"addr\":\"192.0.2.7\",\"bytes\":6200,\"error\":0},"
-				  "{\"addr\":\"192.0.2.8\",\"bytes\":5100,\"error\":0},"
-				  "{\"addr\":\"192.0.2.9\",\"bytes\":30,\"error\":0}]"));
+	assert_non_null(strstr(t,
+			       "\"talkers\":[{\"addr\":\"192.0.2.7\",\"bytes\":6200,\"error\":0},"
+			       "{\"addr\":\"192.0.2.8\",\"bytes\":5100,\"error\":0},"
+			       "{\"addr\":\"192.0.2.9\",\"bytes\":30,\"error\":0}]"));
 	assert_non_null(strstr(t, "\"kind\":\"connected\",\"local\":\"10.0.0.1\",\"local_port\":80,"
 				  "\"remote\":\"192.0.2.9\",\"remote_port\":5432"));
 	/* Next interval: only what moved counts; a quiet open socket is not listed. */
@@ -131,7 +139,8 @@ static void test_talkers_per_interval(void **state)
 	fl_socks_tick(&f->s, T0 + 20);
 	t = strstr(text(f), "\"start\":1700000050");
 	assert_non_null(t);
-	assert_non_null(strstr(t, "\"talkers\":[{\"addr\":\"192.0.2.8\",\"bytes\":500,\"error\":0}]"));
+	assert_non_null(
+		strstr(t, "\"talkers\":[{\"addr\":\"192.0.2.8\",\"bytes\":500,\"error\":0}]"));
 	assert_null(strstr(t, "\"sock\":\"1\""));
 	assert_non_null(strstr(t, "\"sock\":\"3\""));
 }
