@@ -245,9 +245,13 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_STR(flowd, mapi_socket, "/run/mwcomms/flowd.sock", CHK_PATH_OR_EMPTY, NULL),
 	KEY_STR(flowd, mapi_group, "", CHK_NONE, NULL),
 	KEY_INT(flowd, mapi_max_flows, 64, 1, 1024, CHK_NONE),
+	KEY_STRLIST(flowd, mapi_sensor_groups, CHK_NONE),
 	KEY_STR(flowd, ipfix_collector, "", CHK_ADDR_OR_EMPTY, NULL),
 	KEY_INT(flowd, ipfix_domain, 1, 0, 2147483647, CHK_NONE),
 	KEY_INT(flowd, ipfix_template_interval_s, 60, 1, 3600, CHK_NONE),
+	KEY_STR(flowd, netflow, "", CHK_NETFLOW, NULL),
+	KEY_STR(flowd, netflow_token_file, "", CHK_PATH_OR_EMPTY, NULL),
+	KEY_INT(flowd, max_sockets, 16384, 16, 16 * MIB, CHK_NONE),
 };
 
 #define CFG_NKEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))

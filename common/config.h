@@ -182,9 +182,15 @@ struct mw_flowd_config {
 	char mapi_socket[MW_PATH_MAX];      /* libmwmapi clients: "/run/mwcomms/flowd.sock"; "" = none */
 	char mapi_group[MW_NAME_MAX];       /* its members may create flows: "" = root only */
 	int mapi_max_flows;                 /* flows at once: 64 */
+	char mapi_sensor_groups[MW_FLOWD_SENSORS_MAX][256]; /* "group:pattern[,pattern...]": its members may
+	                                       create flows over the matching sensors only: [] */
+	int mapi_sensor_groups_count;
 	char ipfix_collector[MW_ADDR_TEXT_MAX]; /* finished streams as IPFIX over UDP: "" = none */
 	int ipfix_domain;                   /* observation domain id: 1 */
 	int ipfix_template_interval_s;      /* templates re-sent at least this often: 60 */
+	char netflow[MW_PATH_MAX];          /* Netflow server (AF_UNIX path or ip:port) to observe: "" = none */
+	char netflow_token_file[MW_PATH_MAX]; /* a TCP server's token: "" */
+	int max_sockets;                    /* socket table entries (Netflow sensor): 16384 */
 };
 
 struct mw_config {

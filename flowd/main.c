@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "flowd/mapi_flow.h"
 #include "flowd/sensor.h"
+#include "flowd/sensor_nf.h"
 #include "flowd/sensor_set.h"
 
 /*
@@ -34,6 +35,8 @@ struct flowd {
 	struct fl_mapi mapi;
 	bool mapi_open;
 	struct fl_ipfix ipfix;
+	struct fl_nf nf;
+	bool nf_open;
 };
 
 static int flowd_opt_read(struct mw_config *cfg, const char *arg)
@@ -70,6 +73,7 @@ static int flowd_open_report(struct flowd *f)
 		fclose(f->out);
 	f->out = out;
 	f->live.out = out;
+	f->nf.socks.out = out;
 	return 0;
 }
 
@@ -106,13 +110,24 @@ static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (f->nf_open)
+		fl_nf_tick(&f->nf, (uint64_t)now.tv_sec);
+	if (!f->live_open)
+		return;
 	fl_sensors_drain(&f->sensors);
 	f->live.sensor_drops = fl_sensors_drops(&f->sensors);
 	if (f->mapi_open)
 		fl_mapi_sync(&f->mapi);
-	clock_gettime(CLOCK_REALTIME, &now);
 	us = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000 - CLOCK_LAG_US;
 	fl_engine_tick(&f->live, us / 1000000);
+}
+
+static void flowd_start_clock(struct flowd *f)
+{
+	ev_timer_init(&f->clock, flowd_clock_cb, 1.0, 1.0);
+	f->clock.data = f;
+	ev_timer_start(f->d->loop, &f->clock);
 }
 
 static void flowd_reload(struct mw_daemon *d)
@@ -145,8 +160,12 @@ static int flowd_open_mapi(struct flowd *f)
 	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group,
 			   cfg->mapi_max_flows, (const char(*)[16])f->sensors.names,
 			   FL_SENSOR_SLOTS, err, sizeof(err));
+	if (!ret)
+		ret = fl_mapi_set_acl(&f->mapi, (const char(*)[256])cfg->mapi_sensor_groups,
+				      cfg->mapi_sensor_groups_count, err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
+		fl_mapi_close(&f->mapi);
 		return ret;
 	}
 	f->mapi_open = true;
@@ -173,9 +192,23 @@ static int flowd_open_live(struct flowd *f)
 		mw_err("%s", err);
 		return ret;
 	}
-	ev_timer_init(&f->clock, flowd_clock_cb, 1.0, 1.0);
-	f->clock.data = f;
-	ev_timer_start(f->d->loop, &f->clock);
+	return 0;
+}
+
+static int flowd_open_nf(struct flowd *f)
+{
+	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
+	char err[256] = "";
+	int ret;
+
+	if (!cfg->netflow[0])
+		return 0;
+	ret = fl_nf_open(&f->nf, f->d->loop, cfg, f->out, err, sizeof(err));
+	if (ret) {
+		mw_err("%s", err);
+		return ret;
+	}
+	f->nf_open = true;
 	return 0;
 }
 
@@ -190,6 +223,7 @@ int main(int argc, char **argv)
 	static struct flowd f = { .d = &d, .ipfix = { .fd = -1 } };
 	char err[256] = "";
 	int ret, status = EXIT_FAILURE;
+	bool live;
 
 	ret = mw_daemon_init(&d, argc, argv);
 	if (ret >= 0)
@@ -208,24 +242,33 @@ int main(int argc, char **argv)
 		mw_err("%s", err);
 		goto out;
 	}
-	if (flowd_read_files(&f, &d.cfg.flowd) && !d.cfg.flowd.interfaces_count)
+	live = d.cfg.flowd.interfaces_count > 0;
+	if (flowd_read_files(&f, &d.cfg.flowd) && !live && !d.cfg.flowd.netflow[0])
 		goto out;
-	if (!d.cfg.flowd.interfaces_count) {
+	if (!live && !d.cfg.flowd.netflow[0]) {
 		mw_daemon_ready(&d, "read %d pcap file(s)", d.cfg.flowd.pcap_files_count);
 		status = EXIT_SUCCESS;
 		goto out;
 	}
-	if (flowd_open_live(&f) || flowd_open_mapi(&f))
+	if ((live && (flowd_open_live(&f) || flowd_open_mapi(&f))) || flowd_open_nf(&f))
 		goto out;
-	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s", f.sensors.nactive,
-		  d.cfg.flowd.filter, f.mapi_open ? d.cfg.flowd.mapi_socket : "(none)");
-	mw_daemon_ready(&d, "watching %d interface(s)", f.sensors.nactive);
+	flowd_start_clock(&f);
+	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s; netflow %s",
+		  f.sensors.nactive, d.cfg.flowd.filter,
+		  f.mapi_open ? d.cfg.flowd.mapi_socket : "(none)",
+		  f.nf_open ? d.cfg.flowd.netflow : "(none)");
+	mw_daemon_ready(&d, "watching %d interface(s)%s", f.sensors.nactive,
+			f.nf_open ? " and a netflow stream" : "");
 	ev_run(d.loop, 0);
 	mw_daemon_stopping(&d);
-	fl_sensors_drain(&f.sensors);
-	fl_engine_flush(&f.live);
+	if (live) {
+		fl_sensors_drain(&f.sensors);
+		fl_engine_flush(&f.live);
+	}
 	status = EXIT_SUCCESS;
 out:
+	if (f.nf_open)
+		fl_nf_close(&f.nf, (uint64_t)time(NULL));
 	if (f.live_open)
 		fl_sensors_close(&f.sensors);
 	ev_timer_stop(d.loop, &f.clock); /* a watcher never started is left alone */

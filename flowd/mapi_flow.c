@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* mapi_flow.c - the MAPI functions run in mw-flowd (filters, counters, top, threshold, dist) */
+/* mapi_flow.c - the MAPI functions run in mw-flowd (filters, counters, top, threshold, dist,
+ * anonymize) */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,11 +23,21 @@
  * section (mapi_proto.h), so a reader never sees half a result.
  */
 
-#define TOP_ROWS_MAX 32
-#define TOP_COUNTERS 256
-#define TOP_WRITE_US 100000
+#define TOP_ROWS_MAX	32
+#define TOP_COUNTERS	256
+#define TOP_WRITE_US	100000
+#define ANOMALY_SOURCES 1024 /* sources per FANOUT / PORTSCAN window */
+
+/* FANOUT / PORTSCAN: one source of the window. */
+struct anomaly_src {
+	uint8_t addr[16];
+	uint64_t attempts;
+	bool flagged;
+	struct fl_hll hll;
+};
 
 _Static_assert(sizeof(struct mapi_top) <= MW_MAPI_SLOT, "TOP result fits a slot");
+_Static_assert(sizeof(struct mapi_anomaly) <= MW_MAPI_SLOT, "anomaly result fits a slot");
 
 static bool field_valid(int64_t field)
 {
@@ -119,6 +130,40 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 		}
 		break;
 	}
+	case MW_MAPI_ANONYMIZE:
+		if (!req->sarg[0] || req->iarg[0] < 0 || req->iarg[0] > 1) {
+			snprintf(err, errlen, "ANONYMIZE: a key, strip 0 or 1");
+			return -EINVAL;
+		}
+		if (!f->copy)
+			f->copy = malloc(FL_MAPI_COPY_MAX);
+		if (!f->copy) {
+			snprintf(err, errlen, "ANONYMIZE: out of memory");
+			return -ENOMEM;
+		}
+		fl_anon_init(&fn->anon, req->sarg, strnlen(req->sarg, MW_MAPI_SARG_MAX));
+		fn->strip = (int)req->iarg[0];
+		break;
+	case MW_MAPI_FANOUT:
+	case MW_MAPI_PORTSCAN:
+		if (req->iarg[0] < 1 || req->iarg[0] > 1000000 || req->iarg[1] < 1 ||
+		    req->iarg[1] > 86400) {
+			snprintf(err, errlen, "%s: threshold 1..1000000, window 1..86400 s",
+				 fn->id == MW_MAPI_FANOUT ? "FANOUT" : "PORTSCAN");
+			return -EINVAL;
+		}
+		fn->bound = (uint64_t)req->iarg[0];
+		fn->window_us = (uint64_t)req->iarg[1] * 1000000;
+		fn->anomaly = calloc(1, sizeof(*fn->anomaly));
+		ret = fn->anomaly ? fl_ftab_init(&fn->sources, ANOMALY_SOURCES,
+						 sizeof(struct anomaly_src), 16)
+				  : -ENOMEM;
+		if (ret) {
+			free(fn->anomaly);
+			fn->anomaly = NULL;
+			snprintf(err, errlen, "out of memory");
+		}
+		break;
 	case MW_MAPI_SAMPLE:
 		if ((req->iarg[1] != MAPI_SAMPLE_PERIODIC &&
 		     req->iarg[1] != MAPI_SAMPLE_PROBABILISTIC) ||
@@ -237,6 +282,10 @@ static void fn_write(struct fl_mapi_fn *fn, uint8_t *slot, uint64_t ts_us, bool 
 		memcpy(slot, &v, sizeof(v));
 		break;
 	}
+	case MW_MAPI_FANOUT:
+	case MW_MAPI_PORTSCAN:
+		memcpy(slot, fn->anomaly, sizeof(*fn->anomaly));
+		break;
 	default:
 		memcpy(slot, &fn->count, sizeof(fn->count));
 		break;
@@ -282,6 +331,72 @@ static bool fn_sample(struct fl_mapi_fn *fn)
 	return fn->rng % 100 < (uint32_t)fn->value;
 }
 
+/* FANOUT / PORTSCAN: a new window moves the flagged sources to last and forgets the rest. */
+static void anomaly_window(struct fl_mapi_fn *fn, uint64_t ts_us)
+{
+	struct mapi_anomaly *r = fn->anomaly;
+	uint32_t i;
+
+	if (r->window_start_us && ts_us < r->window_start_us + fn->window_us)
+		return;
+	if (r->window_start_us) {
+		memcpy(r->last, r->cur, sizeof(r->last));
+		r->n_last = r->n_cur;
+		memset(r->cur, 0, sizeof(r->cur));
+		r->n_cur = 0;
+		for (i = 0; i < fn->sources.cap; i++) {
+			void *e = fl_ftab_at(&fn->sources, i);
+
+			if (e)
+				fl_ftab_del(&fn->sources, e);
+		}
+	}
+	r->window_start_us = ts_us - ts_us % fn->window_us;
+}
+
+/* FANOUT / PORTSCAN: one frame; an attempt is a TCP SYN without ACK or a UDP datagram. */
+static void anomaly_packet(struct fl_mapi_fn *fn, uint64_t ts_us, const struct fl_pkt *p)
+{
+	struct mapi_anomaly *r = fn->anomaly;
+	struct anomaly_src *s;
+	uint64_t est;
+	bool created;
+	uint32_t i;
+
+	anomaly_window(fn, ts_us);
+	if (!((p->proto == 6 && p->has_ports &&
+	       (p->tcp_flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN) ||
+	      (p->proto == 17 && p->has_ports)))
+		return;
+	s = fl_ftab_get(&fn->sources, p->src, &created);
+	if (!s) {
+		r->dropped++;
+		return;
+	}
+	s->attempts++;
+	if (fn->id == MW_MAPI_FANOUT)
+		fl_hll_add(&s->hll, fl_hash(0, p->dst, sizeof(p->dst)));
+	else
+		fl_hll_add(&s->hll, fl_hash(0, &p->dport, sizeof(p->dport)));
+	est = fl_hll_estimate(&s->hll);
+	if (est > s->attempts)
+		est = s->attempts;
+	if (est < fn->bound)
+		return;
+	if (!s->flagged) {
+		s->flagged = true;
+		r->flagged++;
+		if (r->n_cur < MAPI_ANOMALY_ROWS)
+			memcpy(r->cur[r->n_cur++].addr, p->src, 16);
+	}
+	for (i = 0; i < r->n_cur; i++) {
+		if (!memcmp(r->cur[i].addr, p->src, 16)) {
+			r->cur[i].distinct = est;
+			r->cur[i].attempts = s->attempts;
+		}
+	}
+}
+
 /* TO_BUFFER: the frame into the packet ring, overwriting the oldest (mapi_proto.h). */
 static void flow_buffer(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame, size_t caplen,
 			uint32_t wirelen)
@@ -306,12 +421,26 @@ static void flow_buffer(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *f
 static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame, size_t caplen,
 		    uint32_t wirelen, const struct fl_pkt *p, bool decoded)
 {
+	struct fl_pkt anon_pkt;
 	int i;
 
 	for (i = 0; i < f->nfns; i++) {
 		struct fl_mapi_fn *fn = &f->fns[i];
 
 		switch (fn->id) {
+		case MW_MAPI_ANONYMIZE:
+			/* The functions after it see the rewritten copy, decoded again. */
+			if (frame != f->copy) {
+				if (caplen > FL_MAPI_COPY_MAX)
+					caplen = FL_MAPI_COPY_MAX;
+				memcpy(f->copy, frame, caplen);
+				frame = f->copy;
+			}
+			caplen = fl_anon_frame(&fn->anon, f->copy, caplen, fn->strip);
+			decoded = fl_decode_ether(&anon_pkt, frame, caplen) == FL_DECODE_OK;
+			p = &anon_pkt;
+			fn->count++;
+			break;
 		case MW_MAPI_BPF_FILTER:
 			if (fn->bpf.bf_len &&
 			    !bpf_filter(fn->bpf.bf_insns, frame, wirelen, (u_int)caplen))
@@ -352,6 +481,13 @@ static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame
 				fn->fired_ts = ts_us;
 				fn->fired_value = f->fns[fn->ref].count;
 			}
+			break;
+		case MW_MAPI_FANOUT:
+		case MW_MAPI_PORTSCAN:
+			if (decoded)
+				anomaly_packet(fn, ts_us, p);
+			else
+				anomaly_window(fn, ts_us);
 			break;
 		case MW_MAPI_DIST:
 			if (decoded) {
@@ -408,8 +544,13 @@ void fl_mapi_flow_free(struct fl_mapi_flow *f)
 			fl_bpf_free(&f->fns[i].bpf);
 		if (f->fns[i].id == MW_MAPI_TOP)
 			fl_topn_fini(&f->fns[i].top);
+		if (f->fns[i].id == MW_MAPI_FANOUT || f->fns[i].id == MW_MAPI_PORTSCAN) {
+			fl_ftab_fini(&f->fns[i].sources);
+			free(f->fns[i].anomaly);
+		}
 	}
 	if (f->area)
 		munmap(f->area, MW_MAPI_AREA_SIZE);
+	free(f->copy);
 	free(f);
 }

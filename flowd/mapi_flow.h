@@ -9,8 +9,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "flowd/anon.h"
 #include "flowd/decode.h"
+#include "flowd/ftab.h"
 #include "flowd/sketch.h"
+#include "mapi/include/mwmapi.h"
 #include "mapi/mapi_proto.h"
 
 /**
@@ -28,7 +31,11 @@
  * @written_us: TOP: packet time its slot was last written
  * @needle, @needle_len, @offset, @depth: STR_SEARCH
  * @value, @mode, @seen, @rng: SAMPLE
+ * @anon, @strip: ANONYMIZE
+ * @sources, @anomaly, @window_us: FANOUT / PORTSCAN (@bound is the threshold)
  */
+#define FL_MAPI_COPY_MAX 65536 /* ANONYMIZE sees at most this much of a frame */
+
 struct fl_mapi_fn {
 	enum mw_mapi_func id;
 	struct bpf_program bpf;
@@ -49,6 +56,11 @@ struct fl_mapi_fn {
 	int mode;
 	uint64_t seen;
 	uint32_t rng;
+	struct fl_anon anon;
+	int strip;
+	struct fl_ftab sources;
+	struct mapi_anomaly *anomaly;
+	uint64_t window_us;
 };
 
 /**
@@ -60,6 +72,9 @@ struct fl_mapi_fn {
  * @created:   CREATE accepted
  * @area:      the result area (memfd mapping), NULL until CONNECT
  * @fns:       functions in the order applied
+ * @copy:      ANONYMIZE's writable copy of the frame (FL_MAPI_COPY_MAX bytes), or NULL
+ * @restricted: admitted by flowd.mapi_sensor_groups only: the scope must match @acl
+ * @acl:       bit i: the client is in the group of the server's acl[i]
  */
 struct fl_mapi_flow {
 	int fd;
@@ -70,7 +85,22 @@ struct fl_mapi_flow {
 	uint8_t *area;
 	int nfns;
 	struct fl_mapi_fn fns[MW_MAPI_FUNCS_MAX];
+	uint8_t *copy;
+	bool restricted;
+	uint32_t acl;
 	struct fl_mapi *srv;
+};
+
+#define FL_MAPI_ACL_MAX 16
+
+/**
+ * struct fl_mapi_acl - one flowd.mapi_sensor_groups entry
+ * @gid:      the group
+ * @patterns: fnmatch(3) patterns of sensor names, separated by ',' or ' '
+ */
+struct fl_mapi_acl {
+	long gid;
+	char patterns[256];
 };
 
 /**
@@ -80,6 +110,7 @@ struct fl_mapi_flow {
  * @sensors:    names of the live sensors, index = scope bit
  * @flows:      at most flowd.mapi_max_flows
  * @refused:    connections refused (not allowed, too many)
+ * @acl:        per-sensor permissions (flowd.mapi_sensor_groups)
  */
 struct fl_mapi {
 	int listen_fd;
@@ -92,6 +123,8 @@ struct fl_mapi {
 	int max_flows;
 	int nflows;
 	uint64_t refused;
+	struct fl_mapi_acl acl[FL_MAPI_ACL_MAX];
+	int nacl;
 };
 
 /* mapi_flow.c */
@@ -112,5 +145,6 @@ void fl_mapi_packet(struct fl_mapi *m, int sensor, uint64_t ts_us, const uint8_t
 		    size_t caplen, uint32_t wirelen);
 void fl_mapi_sync(struct fl_mapi *m);
 void fl_mapi_close(struct fl_mapi *m);
+int fl_mapi_set_acl(struct fl_mapi *m, const char (*entries)[256], int n, char *err, size_t errlen);
 
 #endif /* MW_FLOWD_MAPI_FLOW_H */

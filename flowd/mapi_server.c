@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* mapi_server.c - mw-flowd's MAPI socket: admission by SO_PEERCRED, one flow per connection */
 #include <errno.h>
+#include <fnmatch.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,9 @@
  * Theory of operation: the socket is mode 0666 so that SO_PEERCRED, not the
  * file mode, decides: root, or a member of flowd.mapi_group (primary or
  * supplementary group, SO_PEERGROUPS), may create flows over any live sensor;
- * everyone else is refused at accept with a reason, and counted.  Each
+ * a member of a group of flowd.mapi_sensor_groups only over the sensors whose
+ * names match that group's patterns (checked at CREATE, -EACCES naming the
+ * sensor); everyone else is refused at accept with a reason, and counted.  Each
  * connection is one flow: CREATE (scope), APPLY*, CONNECT (the result memfd
  * comes back), then only the result area; closing the connection frees it.
  * Requests are fixed-size and version-checked; anything else closes the flow.
@@ -42,9 +45,29 @@ static void mapi_drop(struct fl_mapi *m, struct fl_mapi_flow *f)
 	fl_mapi_flow_free(f);
 }
 
-/* The sensors of a "a,b" scope as bits; Return: 0 or -ENODEV (err names it). */
-static int mapi_scope(const struct fl_mapi *m, const char *scope, uint32_t *bits, char *err,
-		      size_t errlen)
+/* May @f's client use the sensor @name?  (flowd.mapi_sensor_groups) */
+static bool mapi_allowed(const struct fl_mapi *m, const struct fl_mapi_flow *f, const char *name)
+{
+	int i;
+
+	if (!f->restricted)
+		return true;
+	for (i = 0; i < m->nacl; i++) {
+		char copy[sizeof(m->acl[i].patterns)], *save = NULL, *pat;
+
+		if (!(f->acl & (1u << i)))
+			continue;
+		snprintf(copy, sizeof(copy), "%s", m->acl[i].patterns);
+		for (pat = strtok_r(copy, ", ", &save); pat; pat = strtok_r(NULL, ", ", &save))
+			if (!fnmatch(pat, name, 0))
+				return true;
+	}
+	return false;
+}
+
+/* The sensors of a "a,b" scope as bits; Return: 0, -ENODEV or -EACCES (err names it). */
+static int mapi_scope(const struct fl_mapi *m, const struct fl_mapi_flow *f, const char *scope,
+		      uint32_t *bits, char *err, size_t errlen)
 {
 	char copy[MW_MAPI_SARG_MAX], *save = NULL, *name;
 
@@ -58,6 +81,13 @@ static int mapi_scope(const struct fl_mapi *m, const char *scope, uint32_t *bits
 		if (i == m->nsensors) {
 			snprintf(err, errlen, "no live sensor \"%.64s\"", name);
 			return -ENODEV;
+		}
+		if (!mapi_allowed(m, f, name)) {
+			snprintf(err, errlen,
+				 "sensor \"%.64s\" is not allowed to uid %u "
+				 "(flowd.mapi_sensor_groups)",
+				 name, (unsigned)f->uid);
+			return -EACCES;
 		}
 		*bits |= 1u << i;
 	}
@@ -81,6 +111,8 @@ static int mapi_scope(const struct fl_mapi *m, const char *scope, uint32_t *bits
 int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_mapi_req *req,
 		   struct mw_mapi_reply *rep, int *memfd)
 {
+	int ret;
+
 	if (req->op != MW_MAPI_CREATE && !f->created) {
 		snprintf(rep->msg, sizeof(rep->msg), "create the flow first");
 		return -ENOTCONN;
@@ -91,8 +123,12 @@ int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_ma
 			snprintf(rep->msg, sizeof(rep->msg), "one flow per connection");
 			return -EALREADY;
 		}
-		if (mapi_scope(m, req->sarg, &f->scope, rep->msg, sizeof(rep->msg)))
-			return -ENODEV;
+		ret = mapi_scope(m, f, req->sarg, &f->scope, rep->msg, sizeof(rep->msg));
+		if (ret) {
+			if (ret == -EACCES)
+				mw_log_ratelimited(MW_LOG_NOTICE, "mapi: %s", rep->msg);
+			return ret;
+		}
 		f->created = true;
 		return 0;
 	case MW_MAPI_APPLY:
@@ -143,27 +179,83 @@ static void mapi_client_cb(struct ev_loop *loop, ev_io *w, int revents)
 		close(memfd);
 }
 
-/* Return: NULL when @fd's peer may create flows, else the reason. */
-static const char *mapi_admit(const struct fl_mapi *m, int fd, struct ucred *cred)
+/*
+ * Return: NULL when @fd's peer may create flows, else the reason; *@acl: the
+ * mapi_sensor_groups entries it is in, *@restricted: only those admit it.
+ */
+static const char *mapi_admit(const struct fl_mapi *m, int fd, struct ucred *cred, uint32_t *acl,
+			      bool *restricted)
 {
 	gid_t groups[256];
 	socklen_t len = sizeof(*cred);
 	size_t i, n = 1;
+	int j;
 
+	*acl = 0;
+	*restricted = false;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len))
 		return "no peer credentials";
 	if (cred->uid == 0)
 		return NULL;
-	if (m->group_gid < 0)
+	if (m->group_gid < 0 && !m->nacl)
 		return "not root, and flowd.mapi_group is not set";
 	groups[0] = cred->gid;
 	len = sizeof(groups) - sizeof(groups[0]);
 	if (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups + 1, &len))
 		n += len / sizeof(groups[0]);
-	for (i = 0; i < n; i++)
-		if (groups[i] == (gid_t)m->group_gid)
+	for (i = 0; i < n; i++) {
+		if (m->group_gid >= 0 && groups[i] == (gid_t)m->group_gid)
 			return NULL;
+		for (j = 0; j < m->nacl; j++)
+			if (groups[i] == (gid_t)m->acl[j].gid)
+				*acl |= 1u << j;
+	}
+	if (*acl) {
+		*restricted = true;
+		return NULL;
+	}
 	return "not root nor in flowd.mapi_group";
+}
+
+/**
+ * fl_mapi_set_acl() - per-sensor permissions from flowd.mapi_sensor_groups
+ * @m:       server
+ * @entries: "group:pattern[,pattern...]" each
+ * @n:       their number (at most FL_MAPI_ACL_MAX)
+ * @err:     names the bad entry
+ * @errlen:  its size
+ *
+ * Return: 0, -EINVAL (no ':' or no pattern) or -ENOENT (no such group)
+ */
+int fl_mapi_set_acl(struct fl_mapi *m, const char (*entries)[256], int n, char *err, size_t errlen)
+{
+	int i;
+
+	m->nacl = 0;
+	for (i = 0; i < n && i < FL_MAPI_ACL_MAX; i++) {
+		const char *colon = strchr(entries[i], ':');
+		char name[256];
+		struct group *g;
+
+		if (!colon || colon == entries[i] || !colon[1] ||
+		    strspn(colon + 1, ", ") == strlen(colon + 1)) {
+			snprintf(err, errlen,
+				 "flowd.mapi_sensor_groups: \"%s\" is not "
+				 "\"group:pattern[,pattern...]\"",
+				 entries[i]);
+			return -EINVAL;
+		}
+		snprintf(name, sizeof(name), "%.*s", (int)(colon - entries[i]), entries[i]);
+		g = getgrnam(name);
+		if (!g) {
+			snprintf(err, errlen, "flowd.mapi_sensor_groups: no group \"%s\"", name);
+			return -ENOENT;
+		}
+		m->acl[i].gid = (long)g->gr_gid;
+		snprintf(m->acl[i].patterns, sizeof(m->acl[i].patterns), "%s", colon + 1);
+		m->nacl++;
+	}
+	return 0;
 }
 
 static void mapi_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -172,13 +264,15 @@ static void mapi_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct ucred cred = { 0 };
 	struct fl_mapi_flow *f;
 	const char *why;
+	bool restricted;
+	uint32_t acl;
 	int fd, i;
 
 	(void)revents;
 	fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
-	why = mapi_admit(m, fd, &cred);
+	why = mapi_admit(m, fd, &cred, &acl, &restricted);
 	if (!why && m->nflows == m->max_flows)
 		why = "too many flows (flowd.mapi_max_flows)";
 	f = why ? NULL : calloc(1, sizeof(*f));
@@ -199,6 +293,8 @@ static void mapi_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	f->fd = fd;
 	f->uid = cred.uid;
+	f->acl = acl;
+	f->restricted = restricted;
 	f->srv = m;
 	for (i = 0; m->flows[i]; i++)
 		;

@@ -29,6 +29,9 @@ static const struct mw_mapi_func_desc mw_mapi_funcs[] = {
 	{ "STR_SEARCH",   MW_MAPI_STR_SEARCH,   "sii" },
 	{ "SAMPLE",       MW_MAPI_SAMPLE,       "ii" },
 	{ "TO_BUFFER",    MW_MAPI_TO_BUFFER,    "" },
+	{ "ANONYMIZE",    MW_MAPI_ANONYMIZE,    "si" },
+	{ "FANOUT",       MW_MAPI_FANOUT,       "ii" },
+	{ "PORTSCAN",     MW_MAPI_PORTSCAN,     "ii" },
 };
 /* clang-format on */
 

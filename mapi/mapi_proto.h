@@ -45,6 +45,9 @@ enum mw_mapi_func {
 	MW_MAPI_STR_SEARCH,	/* sarg: bytes, iarg[0]: offset, iarg[1]: depth (0 = to the end) */
 	MW_MAPI_SAMPLE,		/* iarg[0]: value, iarg[1]: mode (0 every value-th, 1 value %) */
 	MW_MAPI_TO_BUFFER,	/* frames into the area's packet ring; at most one per flow */
+	MW_MAPI_ANONYMIZE,	/* sarg: key text, iarg[0]: strip payload (0/1); rewrites the frame */
+	MW_MAPI_FANOUT,		/* iarg[0]: distinct destinations, iarg[1]: window seconds */
+	MW_MAPI_PORTSCAN,	/* iarg[0]: distinct destination ports, iarg[1]: window seconds */
 	MW_MAPI_FUNC_END
 };
 

@@ -40,6 +40,21 @@ extern "C" {
  *   "TO_BUFFER"                         frames (first 2048 bytes) into the flow's packet ring
  *                                       for mapi_get_next_pkt() / mapi_loop(); one per flow;
  *                                       result uint64_t: frames written
+ *   "ANONYMIZE", const char *key, int strip
+ *                                       the functions after it see the frame with both IP
+ *                                       addresses anonymised, prefix-preserving (Crypto-PAn's
+ *                                       construction, SipHash-2-4 keyed by key: the same key
+ *                                       gives the same mapping), checksums adjusted; strip 1
+ *                                       also cuts it after the transport header;
+ *                                       result uint64_t: frames anonymised
+ *   "FANOUT", int threshold, int window_s
+ *   "PORTSCAN", int threshold, int window_s
+ *                                       anomalies, as minflow's: per source, its connection
+ *                                       attempts (TCP SYN without ACK, UDP datagrams) to
+ *                                       distinct destination addresses (FANOUT) or ports
+ *                                       (PORTSCAN), HyperLogLog (6.5 %), per window of
+ *                                       window_s seconds of packet time; result struct
+ *                                       mapi_anomaly: sources at or above threshold
  *
  * Errors: -1 with errno set (EACCES: the user may not use mw-flowd's sensors;
  * ENODEV: a sensor not in the scope of mw-flowd; EINVAL: bad function or
@@ -83,6 +98,29 @@ struct mapi_threshold {
 	uint64_t fired; /* 1 once the counter reached the bound */
 	uint64_t ts_us; /* packet time it did */
 	uint64_t value; /* the counter's value then */
+};
+
+struct mapi_anomaly_row {
+	uint8_t addr[16];  /* the source (IPv4 as ::ffff:a.b.c.d) */
+	uint64_t distinct; /* distinct destinations or ports, estimated, at most attempts */
+	uint64_t attempts; /* its connection attempts in the window */
+};
+
+#define MAPI_ANOMALY_ROWS 16
+
+/*
+ * FANOUT / PORTSCAN: the sources flagged in the current window so far (cur)
+ * and in the last completed one (last); at most MAPI_ANOMALY_ROWS each, in
+ * the order they crossed the threshold.  dropped: sources not tracked since
+ * connect (the per-function table of 1024 sources per window was full).
+ */
+struct mapi_anomaly {
+	uint64_t window_start_us; /* packet time the current window started */
+	uint64_t flagged;	  /* (source, window) pairs flagged since connect */
+	uint64_t dropped;
+	uint32_t n_cur, n_last;
+	struct mapi_anomaly_row cur[MAPI_ANOMALY_ROWS];
+	struct mapi_anomaly_row last[MAPI_ANOMALY_ROWS];
 };
 
 /**

@@ -8,11 +8,18 @@
 #     is the server; THRESHOLD at 100 packets fired with value 100; DIST of
 #     destination ports is within 1 of tcpdump's distinct count; tools/mapi-capture
 #     (BPF_FILTER on SYNs to or from port 80, TO_BUFFER, mapi_loop) prints exactly
-#     the handshake frames tcpdump captured, none lost; tools/mw-top --batch shows
+#     the handshake frames tcpdump captured, none lost; with --anonymize (ANONYMIZE,
+#     the tutorial's anonymised capture) the same frames' ports, flags and lengths,
+#     neither real address, one consistent mapping, the two addresses' common
+#     prefix kept (30 bits), and payloads cut after the TCP header; tools/mapi-anomaly
+#     (FANOUT and PORTSCAN) flags the client for both, and nothing else; tools/mw-top --batch shows
 #     the server as the top source, and the five download's client ports (each
 #     1 MB and headers) above port 80 among destination ports.
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
 #     EACCES and the reason; the same user with the group creates and connects.
+#     Per-sensor: with a group of flowd.mapi_sensor_groups allowed only the veth,
+#     the same user creates a flow over the veth, and is refused (EACCES, the
+#     sensor named) over a second watched interface (a veth) and over both.
 # (3) a scope naming an interface mw-flowd does not watch fails with ENODEV.
 # (4) log rotation: the report moved away, SIGHUP, per-second lines go to a new file.
 # (5) the watched interface is deleted: mw-flowd says so, does not spin on the
@@ -26,16 +33,25 @@ WEBCOUNT=$MW_BUILD_DIR/tools/mapi-webcount
 [ -x "$WEBCOUNT" ] || mw_fail "mapi-webcount is not built ($WEBCOUNT missing)"
 CAPTURE=$MW_BUILD_DIR/tools/mapi-capture
 [ -x "$CAPTURE" ] || mw_fail "mapi-capture is not built ($CAPTURE missing)"
+ANOMALY=$MW_BUILD_DIR/tools/mapi-anomaly
+[ -x "$ANOMALY" ] || mw_fail "mapi-anomaly is not built ($ANOMALY missing)"
 SYNS='tcp port 80 and tcp[tcpflags] & tcp-syn != 0'
 GROUP=mwfl$$
 mw_group_add "$GROUP"
 GID=$(getent group "$GROUP" | cut -d: -f3)
+VGROUP=mwflv$$
+mw_group_add "$VGROUP"
+VGID=$(getent group "$VGROUP" | cut -d: -f3)
 flowd_topology
+DUM=$MW_PREFIX-dm
+ip -n "$NS_CLI" link add "$DUM" type veth peer name "$DUM"p || mw_fail "no second interface"
+ip -n "$NS_CLI" link set "$DUM" up
 
 SOCK=$MW_RUNTIME_DIR/flowd.sock
 export MW_MAPI_SOCKET=$SOCK
-mw_write_config "$MW_TMP/flowd.conf" "flowd: { interfaces = [ \"$VC\" ]; inside = [ \"$SRV_IP/32\" ];
-	report_file = \"$MW_TMP/report.json\"; mapi_socket = \"$SOCK\"; mapi_group = \"$GROUP\"; };"
+mw_write_config "$MW_TMP/flowd.conf" "flowd: { interfaces = [ \"$VC\", \"$DUM\" ]; inside = [ \"$SRV_IP/32\" ];
+	report_file = \"$MW_TMP/report.json\"; mapi_socket = \"$SOCK\"; mapi_group = \"$GROUP\";
+	mapi_sensor_groups = [ \"$VGROUP:$VC\" ]; };"
 PCAP=$MW_TMP/traffic.pcap
 mw_spawn tcpdump ip netns exec "$NS_CLI" tcpdump -i "$VC" -nn -U -w "$PCAP"
 mw_wait_for "[ \$(packet_sockets) -ge 1 ]" || mw_fail "tcpdump did not start"
@@ -47,6 +63,12 @@ mw_spawn webcount "$WEBCOUNT" "$VC" 100
 mw_wait_for "grep -qx connected '$(mw_logfile webcount)'" || mw_fail "mapi-webcount did not connect"
 mw_spawn capture "$CAPTURE" "$VC" "$SYNS" 10
 mw_wait_for "grep -qx connected '$(mw_logfile capture)'" || mw_fail "mapi-capture did not connect"
+mw_spawn anomaly "$ANOMALY" "$VC" 30 3600
+mw_wait_for "grep -qx connected '$(mw_logfile anomaly)'" || mw_fail "mapi-anomaly did not connect"
+mw_spawn anoncap "$CAPTURE" --anonymize "a test key" "$VC" "$SYNS" 10
+mw_spawn anonbig "$CAPTURE" --anonymize "a test key" "$VC" "tcp src port 80 and greater 1000" 5
+mw_wait_for "grep -qx connected '$(mw_logfile anoncap)' && grep -qx connected '$(mw_logfile anonbig)'" ||
+	mw_fail "mapi-capture --anonymize did not connect: $(cat "$(mw_logfile anoncap)")"
 MWTOP=$MW_BUILD_DIR/tools/mw-top
 [ -x "$MWTOP" ] || mw_fail "mw-top is not built ($MWTOP missing)"
 mw_spawn top_src "$MWTOP" --batch 4 --key src "$VC"
@@ -89,6 +111,39 @@ sed -n 's/^\([0-9.:]* > [0-9.:]*\) flags=.* lost=0$/\1/p' "$(mw_logfile capture)
 [ "$(wc -l <"$MW_TMP/syn.tcpdump")" = 10 ] || mw_fail "tcpdump saw $(wc -l <"$MW_TMP/syn.tcpdump") SYN frames, not 10"
 diff "$MW_TMP/syn.tcpdump" "$MW_TMP/syn.mapi" >"$MW_TMP/syn.diff" ||
 	mw_fail "TO_BUFFER frames differ from tcpdump's: $(cat "$MW_TMP/syn.diff")"
+mw_wait_for "grep -q '^fanout $CLI_IP ' '$(mw_logfile anomaly)' && grep -q '^portscan $CLI_IP ' '$(mw_logfile anomaly)'" 5 ||
+	mw_fail "FANOUT/PORTSCAN did not flag $CLI_IP: $(cat "$(mw_logfile anomaly)")"
+mw_stop anomaly
+awk -v c="$CLI_IP" '/^(fanout|portscan) / && $2 != c {bad = 1} END {exit bad}' "$(mw_logfile anomaly)" ||
+	mw_fail "FANOUT/PORTSCAN flagged more than the client: $(cat "$(mw_logfile anomaly)")"
+mw_log "anomalies: $(grep -v connected "$(mw_logfile anomaly)" | tr '\n' ';')"
+mw_wait_for "! kill -0 $(mw_pid anoncap) && ! kill -0 $(mw_pid anonbig)" 5 ||
+	mw_fail "mapi-capture --anonymize did not get its frames"
+"$PY" - "$(mw_logfile capture)" "$(mw_logfile anoncap)" "$(mw_logfile anonbig)" "$CLI_IP" "$SRV_IP" <<'PYEOF' ||
+import ipaddress, re, sys
+plain, anon, big, cli, srv = sys.argv[1:]
+pat = re.compile(r"^([0-9.]+):(\d+) > ([0-9.]+):(\d+) (flags=\S+ len=\d+ cap=\d+ lost=0)$")
+rows = lambda f: [pat.match(l).groups() for l in open(f) if pat.match(l)]
+p, a = rows(plain), rows(anon)
+assert len(p) == 10 and len(a) == 10, (len(p), len(a))
+mapping = {}
+for (ps, psp, pd, pdp, rest), (as_, asp, ad, adp, arest) in zip(p, a):
+    assert (psp, pdp, rest) == (asp, adp, arest), "ports, flags, lengths differ"
+    for real, fake in ((ps, as_), (pd, ad)):
+        assert mapping.setdefault(real, fake) == fake, "the mapping is not consistent"
+fakes = set(mapping.values())
+assert not fakes & {cli, srv}, f"a real address left: {mapping}"
+common = lambda x, y: 32 - (int(ipaddress.ip_address(x)) ^ int(ipaddress.ip_address(y))).bit_length()
+assert common(mapping[cli], mapping[srv]) == common(cli, srv) == 30, mapping
+b = rows(big)
+assert len(b) == 5, b
+for r in b:
+    ln, cap = map(int, re.search(r"len=(\d+) cap=(\d+)", r[4]).groups())
+    assert ln > 1000 and cap <= 14 + 20 + 60 and cap >= 54, (ln, cap)
+    assert r[0] == mapping[srv], "another mapping in another flow with the same key"
+print(f"anonymised: {mapping}")
+PYEOF
+	mw_fail "mapi-capture --anonymize: $(cat "$(mw_logfile anoncap)" "$(mw_logfile anonbig)")"
 
 # --- (2) permissions ---------------------------------------------------------------------
 out=$(setpriv --reuid nobody --regid nogroup --clear-groups "$WEBCOUNT" "$VC" 2>&1) && mw_fail "nobody was let in: $out"
@@ -98,6 +153,20 @@ mw_spawn member setpriv --reuid nobody --regid nogroup --groups "$GID" "$WEBCOUN
 mw_wait_for "grep -qx connected '$(mw_logfile member)'" || mw_fail "a member of $GROUP could not connect"
 mw_stop member
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "the member's mapi-webcount exited $MW_EXIT_STATUS"
+mw_spawn vmember setpriv --reuid nobody --regid nogroup --groups "$VGID" "$WEBCOUNT" "$VC"
+mw_wait_for "grep -qx connected '$(mw_logfile vmember)'" ||
+	mw_fail "a member of $VGROUP could not use $VC: $(cat "$(mw_logfile vmember)")"
+mw_stop vmember
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "the $VGROUP member's mapi-webcount exited $MW_EXIT_STATUS"
+NOBODY=$(id -u nobody)
+for scope in "$DUM" "$VC,$DUM"; do
+	out=$(setpriv --reuid nobody --regid nogroup --groups "$VGID" "$WEBCOUNT" "$scope" 2>&1) &&
+		mw_fail "a member of $VGROUP was let use $scope: $out"
+	echo "$out" | grep -qF "Permission denied (sensor \"$DUM\" is not allowed to uid $NOBODY (flowd.mapi_sensor_groups))" ||
+		mw_fail "per-sensor refusal over $scope not explained: $out"
+done
+grep -q "mapi: sensor \"$DUM\" is not allowed to uid $NOBODY" "$(mw_logfile flowd)" ||
+	mw_fail "the per-sensor refusal was not logged"
 
 # --- (3) scope -----------------------------------------------------------------------------
 out=$("$WEBCOUNT" "lo,$VC" 2>&1) && mw_fail "a scope with an unwatched interface was accepted"

@@ -196,6 +196,160 @@ static void test_top_threshold_dist(void **state)
 	assert_int_equal(fx_u64(x, dist), 7);
 }
 
+/* ANONYMIZE rewrites the frame for the functions after it, never for those before. */
+static void test_anonymize(void **state)
+{
+	struct fx *x = *state;
+	const struct mw_mapi_ring *ring;
+	const struct mw_mapi_pkt *pkt;
+	const struct mapi_top *top;
+	struct fl_anon a;
+	uint8_t src[4] = { 10, 0, 0, 1 }, dst[4] = { 10, 0, 0, 2 };
+	int before, anon, search, bytes, t, buf;
+	uint8_t *area;
+
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0", 0, 0, NULL), 0);
+	before = fx_apply(x, MW_MAPI_STR_SEARCH, "secret", 0, 0);
+	anon = fx_apply(x, MW_MAPI_ANONYMIZE, "the key", 1, 0);
+	t = fx_apply(x, MW_MAPI_TOP, NULL, MAPI_SRC_IP, 2);
+	bytes = fx_apply(x, MW_MAPI_BYTE_COUNTER, NULL, 0, 0);
+	buf = fx_apply(x, MW_MAPI_TO_BUFFER, NULL, 0, 0);
+	search = fx_apply(x, MW_MAPI_STR_SEARCH, "secret", 0, 0);
+	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
+	fx_pkt(x, 0, TS0, "10.0.0.1", "10.0.0.2", 40000, 80, "the secret payload");
+	fl_mapi_sync(&x->m);
+	fl_anon_init(&a, "the key", 7);
+	fl_anon_addr(&a, src, 32);
+	fl_anon_addr(&a, dst, 32);
+	assert_int_equal(fx_u64(x, before), 1);
+	assert_int_equal(fx_u64(x, anon), 1);
+	assert_int_equal(fx_u64(x, bytes), 54 + 18); /* the wire length stays */
+	assert_int_equal(fx_u64(x, buf), 1);
+	assert_int_equal(fx_u64(x, search), 0); /* the payload is gone */
+	top = fx_slot(x, t);
+	assert_int_equal(top->n, 1);
+	assert_memory_equal(top->rows[0].key + 12, src, 4); /* TOP keys on the new address */
+	ring = (const struct mw_mapi_ring *)(x->area + MW_MAPI_RING_OFFSET);
+	pkt = (const struct mw_mapi_pkt *)(ring + 1) + ring->head % MW_MAPI_RING_SLOTS;
+	assert_int_equal(ring->head, 1);
+	assert_int_equal(pkt->caplen, 54);
+	assert_int_equal(pkt->wirelen, 54 + 18);
+	assert_memory_equal(pkt->data + 26, src, 4);
+	assert_memory_equal(pkt->data + 30, dst, 4);
+	assert_int_equal(pkt->data[36] << 8 | pkt->data[37], 80);
+	/* Bad arguments: no key, strip not 0/1 (checked as if before connect). */
+	area = x->f->area;
+	x->f->area = NULL;
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "", 1, 0, NULL), -EINVAL);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "k", 2, 0, NULL), -EINVAL);
+	x->f->area = area;
+}
+
+static void fx_syn(struct fx *x, uint64_t ts, const char *src, const char *dst, uint16_t dp,
+		   uint8_t flags)
+{
+	uint8_t f[128];
+	size_t n = ff_v4(f, src, dst, 6, 40000, dp, flags, 0);
+
+	fl_mapi_packet(&x->m, 0, ts, f, n, (uint32_t)n);
+}
+
+/* FANOUT and PORTSCAN: the scanner and the spreader flagged, a busy normal client not. */
+static void test_anomalies(void **state)
+{
+	struct fx *x = *state;
+	const struct mapi_anomaly *fo, *ps;
+	char dst[32];
+	int fan, scan, i;
+	uint64_t t = TS0 + 3 * 1000000; /* inside the window [TS0, TS0 + 10 s) */
+
+	assert_int_equal(fx_req(x, MW_MAPI_CREATE, 0, "eth0", 0, 0, NULL), 0);
+	fan = fx_apply(x, MW_MAPI_FANOUT, NULL, 40, 10);
+	scan = fx_apply(x, MW_MAPI_PORTSCAN, NULL, 40, 10);
+	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
+	for (i = 0; i < 60; i++) {
+		snprintf(dst, sizeof(dst), "192.0.2.%d", i + 1);
+		fx_syn(x, t, "10.0.0.9", dst, 445, FL_TCP_SYN);			     /* fan-out */
+		fx_syn(x, t, "10.0.0.8", "10.0.0.2", (uint16_t)(1 + i), FL_TCP_SYN); /* scan */
+		fx_syn(x, t, "10.0.0.2", "10.0.0.8", (uint16_t)(1 + i),
+		       FL_TCP_SYN | FL_TCP_ACK); /* answers are not attempts */
+		if (i < 30)
+			fx_syn(x, t, "10.0.0.7", "10.0.0.2", 80, FL_TCP_SYN); /* normal client */
+		fx_syn(x, t, "10.0.0.7", "10.0.0.2", 80, FL_TCP_ACK);
+	}
+	fo = fx_slot(x, fan);
+	ps = fx_slot(x, scan);
+	assert_int_equal(fo->window_start_us, TS0);
+	assert_int_equal(fo->n_cur, 1);
+	assert_int_equal(fo->cur[0].addr[15], 9);
+	assert_int_equal(fo->cur[0].attempts, 60);
+	assert_in_range(fo->cur[0].distinct, 52, 60);
+	assert_int_equal(ps->n_cur, 1);
+	assert_int_equal(ps->cur[0].addr[15], 8);
+	assert_in_range(ps->cur[0].distinct, 52, 60);
+	assert_int_equal(ps->flagged, 1);
+	assert_int_equal(ps->n_last, 0);
+	/* The next window: the flags move to last, the new window starts clean. */
+	fx_syn(x, TS0 + 12 * 1000000, "10.0.0.7", "10.0.0.2", 80, FL_TCP_SYN);
+	assert_int_equal(fo->window_start_us, TS0 + 10 * 1000000);
+	assert_int_equal(fo->n_cur, 0);
+	assert_int_equal(fo->n_last, 1);
+	assert_int_equal(fo->last[0].addr[15], 9);
+	assert_int_equal(ps->last[0].addr[15], 8);
+	assert_int_equal(fo->dropped, 0);
+	/* bad arguments (checked as before connect) */
+	{
+		uint8_t *area = x->f->area;
+
+		x->f->area = NULL;
+		assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_FANOUT, NULL, 0, 10, NULL),
+				 -EINVAL);
+		assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PORTSCAN, NULL, 5, 0, NULL),
+				 -EINVAL);
+		x->f->area = area;
+	}
+}
+
+/* flowd.mapi_sensor_groups: a restricted client's scope must match its groups' patterns. */
+static void test_sensor_acl(void **state)
+{
+	static const char entries[3][256] = { "root:eth1", "root:eth0 , wlan*",
+					      "nosuchgroup:eth0" };
+	static const char bad[2][256] = { "root", "root: ," };
+	struct fx *x = *state;
+	struct mw_mapi_reply rep = { 0 };
+	struct mw_mapi_req req = { .version = MW_MAPI_VERSION, .op = MW_MAPI_CREATE };
+	int memfd = -1;
+	char err[256];
+
+	assert_int_equal(fl_mapi_set_acl(&x->m, entries, 2, err, sizeof(err)), 0);
+	assert_int_equal(x->m.nacl, 2);
+	assert_int_equal(x->m.acl[0].gid, 0);
+	assert_string_equal(x->m.acl[1].patterns, "eth0 , wlan*");
+	assert_int_equal(fl_mapi_set_acl(&x->m, entries, 3, err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "flowd.mapi_sensor_groups: no group \"nosuchgroup\"");
+	assert_int_equal(fl_mapi_set_acl(&x->m, bad, 1, err, sizeof(err)), -EINVAL);
+	assert_int_equal(fl_mapi_set_acl(&x->m, bad + 1, 1, err, sizeof(err)), -EINVAL);
+	assert_int_equal(fl_mapi_set_acl(&x->m, entries, 2, err, sizeof(err)), 0);
+	/* A client in the group of entry 0 only: eth1 yes, eth0 (entry 1's) no. */
+	x->f->restricted = true;
+	x->f->acl = 1;
+	x->f->uid = 4242;
+	snprintf(req.sarg, sizeof(req.sarg), "eth1,eth0");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), -EACCES);
+	assert_string_equal(
+		rep.msg, "sensor \"eth0\" is not allowed to uid 4242 (flowd.mapi_sensor_groups)");
+	assert_false(x->f->created);
+	/* An unknown sensor is still ENODEV, whatever the permissions. */
+	snprintf(req.sarg, sizeof(req.sarg), "eth7");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), -ENODEV);
+	/* In both groups: the patterns of both apply. */
+	x->f->acl = 3;
+	snprintf(req.sarg, sizeof(req.sarg), "eth1,eth0");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), 0);
+	assert_int_equal(x->f->scope, 3);
+}
+
 static void test_refusals(void **state)
 {
 	struct fx *x = *state;
@@ -233,6 +387,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_str_search_and_sample, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_top_threshold_dist, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_anonymize, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sensor_acl, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_anomalies, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/* sensor_nf.c - mw-flowd's Netflow link: connect, authenticate, MonitorOn, observations in,
+ * reconnect */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "flowd/sensor_nf.h"
+#include "netflow/auth.h"
+
+/*
+ * Theory of operation: one consumer connection to flowd.netflow (mw-pvm's
+ * AF_UNIX socket, or a balancer's merged stream; TCP with
+ * flowd.netflow_token_file).  The observe role is enough: mw-flowd only sends
+ * MonitorOn, which starts the observations.  Every observation goes to the
+ * socket table; a lost stream reports the interval so far as partial, forgets
+ * the sockets (their cumulative counters come back with the next
+ * observations, as "seen") and retries once a second.
+ */
+
+#define NF_CONNECT_MS 2000
+#define NF_RETRY_S    1.0
+
+static uint64_t wall_s(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static void nf_lost(struct fl_nf *n, const char *why)
+{
+	mw_warn("netflow sensor: lost %s: %s; retrying every %.0f s", n->cfg->netflow, why,
+		NF_RETRY_S);
+	snprintf(n->last_error, sizeof(n->last_error), "%s", why);
+	ev_io_stop(n->loop, &n->io);
+	mw_nf_client_close(n->nf);
+	n->nf = NULL;
+	n->disconnects++;
+	fl_socks_reset(&n->socks);
+	ev_timer_start(n->loop, &n->retry);
+}
+
+static void nf_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fl_nf *n = w->data;
+	struct mw_nf_msg msg;
+	uint64_t now = wall_s();
+	int r, ret, budget;
+
+	(void)loop;
+	(void)revents;
+	/* At most 64 buffers a wake-up, so that the clock and the MAPI clients go on under a flood.
+	 */
+	for (budget = 64; budget; budget--) {
+		r = mw_nf_client_read(n->nf);
+		if (r < 0 && r != -ENOBUFS) {
+			nf_lost(n, r == -ECONNRESET ? "the server closed the connection"
+						    : strerror(-r));
+			return;
+		}
+		while ((ret = mw_nf_client_next(n->nf, &msg)) == 1) {
+			if (msg.sig == MW_NF_SIG_INFO)
+				fl_socks_observe(&n->socks, &msg.u.info, now);
+		}
+		if (ret < 0) {
+			nf_lost(n, "the stream is broken (unknown signature)");
+			return;
+		}
+		if (!r)
+			return;
+	}
+}
+
+/* Connect, authenticate (TCP), MonitorOn.  Return: 0 or -errno with @err. */
+static int nf_connect(struct fl_nf *n, char *err, size_t errlen)
+{
+	struct mw_nf_request req = { .name = MW_NF_ATTR_MONITOR_ON };
+	const char *tf = n->cfg->netflow_token_file;
+	struct mw_nf_response rsp;
+	enum mw_nf_role role;
+	char token[64];
+	int ret;
+
+	ret = mw_nf_client_connect(&n->nf, n->cfg->netflow, NF_CONNECT_MS, err, errlen);
+	if (ret)
+		return ret;
+	if (n->cfg->netflow[0] != '/') {
+		ret = tf[0] ? mw_nf_token_read(token, tf, err, errlen) : -EACCES;
+		if (!tf[0])
+			snprintf(err, errlen,
+				 "a TCP Netflow server needs flowd.netflow_token_file");
+		if (!ret) {
+			ret = mw_nf_client_auth(n->nf, token, NF_CONNECT_MS, &role);
+			explicit_bzero(token, sizeof(token));
+			if (ret)
+				snprintf(err, errlen, "%s refused the token of %s: %s",
+					 n->cfg->netflow, tf, strerror(-ret));
+		}
+		if (ret)
+			goto fail;
+	}
+	ret = mw_nf_client_request(n->nf, &req, NF_CONNECT_MS, &rsp);
+	if (!ret && rsp.status)
+		ret = rsp.status;
+	if (ret) {
+		snprintf(err, errlen, "MonitorOn: %s (not root nor in pvm.netflow_group?)",
+			 strerror(-ret));
+		goto fail;
+	}
+	return 0;
+fail:
+	mw_nf_client_close(n->nf);
+	n->nf = NULL;
+	return ret;
+}
+
+static void nf_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct fl_nf *n = w->data;
+	char err[256] = "";
+
+	(void)revents;
+	if (n->nf)
+		return;
+	if (nf_connect(n, err, sizeof(err))) {
+		if (strcmp(err, n->last_error))
+			mw_warn("netflow sensor: %s (retrying every %.0f s)", err, NF_RETRY_S);
+		snprintf(n->last_error, sizeof(n->last_error), "%s", err);
+		return;
+	}
+	ev_timer_stop(loop, &n->retry);
+	n->connects++;
+	n->last_error[0] = 0;
+	ev_io_init(&n->io, nf_read_cb, mw_nf_client_fd(n->nf), EV_READ);
+	n->io.data = n;
+	ev_io_start(loop, &n->io);
+	mw_notice("netflow sensor: %s subscribed", n->cfg->netflow);
+	nf_read_cb(loop, &n->io, EV_READ); /* what arrived with MonitorOn's answer */
+}
+
+/**
+ * fl_nf_open() - allocate the socket table and start connecting (now, then every second)
+ * Return: 0 or -ENOMEM with @err
+ */
+int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_config *cfg, FILE *out,
+	       char *err, size_t errlen)
+{
+	int ret;
+
+	n->loop = loop;
+	n->cfg = cfg;
+	snprintf(n->name, sizeof(n->name), "netflow:%s", cfg->netflow);
+	ret = fl_socks_init(&n->socks, cfg, out, n->name, err, errlen);
+	if (ret)
+		return ret;
+	ev_timer_init(&n->retry, nf_retry_cb, 0, NF_RETRY_S);
+	n->retry.data = n;
+	ev_timer_start(loop, &n->retry);
+	return 0;
+}
+
+/* fl_nf_tick() - the report clock (wall-clock seconds) */
+void fl_nf_tick(struct fl_nf *n, uint64_t now_s)
+{
+	fl_socks_tick(&n->socks, now_s);
+}
+
+/* fl_nf_close() - read what is pending, report the interval so far, disconnect, free */
+void fl_nf_close(struct fl_nf *n, uint64_t now_s)
+{
+	ev_timer_stop(n->loop, &n->retry);
+	if (n->nf) {
+		nf_read_cb(n->loop, &n->io, EV_READ);
+		if (n->nf)
+			ev_io_stop(n->loop, &n->io);
+	}
+	fl_socks_report(&n->socks, now_s, true);
+	mw_nf_client_close(n->nf);
+	n->nf = NULL;
+	fl_socks_fini(&n->socks);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* sensor_nf.h - the Netflow observation stream as a sensor: connect, MonitorOn, feed the socket
+ * table */
+#ifndef MW_FLOWD_SENSOR_NF_H
+#define MW_FLOWD_SENSOR_NF_H
+
+#include <ev.h>
+
+#include "common/config.h"
+#include "flowd/socktab.h"
+#include "netflow/client.h"
+
+/**
+ * struct fl_nf - one Netflow consumer link
+ * @addr:     flowd.netflow
+ * @name:     "netflow:<addr>", the sensor name in the report
+ * @socks:    the socket table it feeds
+ * @nf:       the connection, NULL while disconnected
+ * @connects, @disconnects: since start
+ */
+struct fl_nf {
+	struct ev_loop *loop;
+	const struct mw_flowd_config *cfg;
+	char name[MW_PATH_MAX + 16];
+	struct fl_socks socks;
+	struct mw_nf_client *nf;
+	ev_io io;
+	ev_timer retry;
+	char last_error[256];
+	uint64_t connects, disconnects;
+};
+
+int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_config *cfg, FILE *out,
+	       char *err, size_t errlen);
+void fl_nf_tick(struct fl_nf *n, uint64_t now_s);
+void fl_nf_close(struct fl_nf *n, uint64_t now_s);
+
+#endif /* MW_FLOWD_SENSOR_NF_H */

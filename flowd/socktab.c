@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/* socktab.c - Netflow observations into the socket table; talkers and the "sockets" report line */
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "flowd/engine.h"
+#include "flowd/socktab.h"
+
+/*
+ * Theory of operation: mw-pvm (or a balancer's merged stream) observes the
+ * app's own sockets: accept and connect open a connection, recv and send
+ * carry the app's cumulative byte counters, close ends it.  Each connection
+ * is one entry of a fixed table keyed by its 64-bit socket id (full: the new
+ * socket is not tracked, the drop is counted).  Counters are cumulative on
+ * the wire, so an observation lost or reordered costs nothing: a counter only
+ * moves up.  At the end of each report interval the sockets observed in it
+ * (and those closed) are listed with the app's bytes in and out, the bytes of
+ * the interval (cumulative minus what was reported before) feed a Space-Saving
+ * sketch keyed by the peer address (the socket talkers), and closed sockets
+ * leave the table.  An open socket not observed for stream_idle_s is
+ * collected (its bytes of the interval still count).
+ */
+
+static const char *const kind_names[] = {
+	[FL_SOCK_ACCEPTED] = "accepted",
+	[FL_SOCK_CONNECTED] = "connected",
+	[FL_SOCK_SEEN] = "seen",
+};
+
+/**
+ * fl_socks_init() - allocate the table (flowd.max_sockets) and the talkers' sketch
+ * @s:      socket table
+ * @cfg:    flowd section; must outlive @s
+ * @out:    where the report lines go
+ * @sensor: its name in the report; must outlive @s
+ * @err:    one line on failure
+ * @errlen: its size
+ *
+ * Return: 0 or -ENOMEM
+ */
+int fl_socks_init(struct fl_socks *s, const struct mw_flowd_config *cfg, FILE *out,
+		  const char *sensor, char *err, size_t errlen)
+{
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->cfg = cfg;
+	s->out = out;
+	s->sensor = sensor;
+	ret = fl_ftab_init(&s->tab, (uint32_t)cfg->max_sockets, sizeof(struct fl_sock),
+			   sizeof(uint64_t));
+	if (!ret)
+		ret = fl_topn_init(&s->talkers, (uint32_t)cfg->sketch_counters, 16);
+	if (ret) {
+		snprintf(err, errlen, "socket table: %s", strerror(-ret));
+		fl_socks_fini(s);
+	}
+	return ret;
+}
+
+void fl_socks_fini(struct fl_socks *s)
+{
+	fl_ftab_fini(&s->tab);
+	fl_topn_fini(&s->talkers);
+}
+
+/* An endpoint as 16 bytes (IPv4 mapped) and a port; af 0 leaves them alone. */
+static void sock_endpoint(const struct mw_nf_endpoint *e, uint8_t addr[16], uint16_t *port)
+{
+	if (e->af == 4) {
+		memset(addr, 0, 10);
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+		memcpy(addr + 12, e->addr, 4);
+	} else if (e->af == 6) {
+		memcpy(addr, e->addr, 16);
+	} else {
+		return;
+	}
+	*port = e->port;
+}
+
+/* The interval's bytes of @k into the talkers, and remember what was counted. */
+static void sock_account(struct fl_socks *s, struct fl_sock *k)
+{
+	uint64_t delta = (k->bytes_in - k->rep_in) + (k->bytes_out - k->rep_out);
+
+	if (delta)
+		fl_topn_add(&s->talkers, k->remote, delta);
+	k->rep_in = k->bytes_in;
+	k->rep_out = k->bytes_out;
+}
+
+/**
+ * fl_socks_observe() - one decoded observation into the table
+ * @s:     socket table
+ * @info:  the observation (mw_nf_decode_info() checked it)
+ * @now_s: the local clock (collection)
+ */
+void fl_socks_observe(struct fl_socks *s, const struct mw_nf_info *info, uint64_t now_s)
+{
+	uint64_t key = info->obs == MW_NF_OBS_ACCEPT ? info->extra : info->sockfd;
+	struct fl_sock *k;
+	bool created = false;
+
+	s->obs++;
+	if (info->obs < MW_NF_OBS_ACCEPT || info->obs > MW_NF_OBS_CLOSE) {
+		s->ignored++; /* create, bind: a listener is not a flow */
+		return;
+	}
+	k = info->obs == MW_NF_OBS_CLOSE ? fl_ftab_find(&s->tab, &key)
+					 : fl_ftab_get(&s->tab, &key, &created);
+	if (!k) {
+		if (info->obs == MW_NF_OBS_CLOSE)
+			s->ignored++; /* a socket never seen open: nothing to report */
+		return;		      /* the table is full: fl_ftab_get counted the drop */
+	}
+	if (created) {
+		k->id = ++s->next_id;
+		k->kind = info->obs == MW_NF_OBS_ACCEPT	   ? FL_SOCK_ACCEPTED
+			  : info->obs == MW_NF_OBS_CONNECT ? FL_SOCK_CONNECTED
+							   : FL_SOCK_SEEN;
+		k->first_s = info->ts_curr.sec;
+		s->opened++;
+	}
+	sock_endpoint(&info->pvm, k->local, &k->lport);
+	sock_endpoint(&info->remote, k->remote, &k->rport);
+	/* Cumulative counters only move up: an older observation arriving late changes nothing. */
+	if (info->bytes_in > k->bytes_in)
+		k->bytes_in = info->bytes_in;
+	if (info->bytes_out > k->bytes_out)
+		k->bytes_out = info->bytes_out;
+	if (info->ts_curr.sec > k->last_s)
+		k->last_s = info->ts_curr.sec;
+	k->seen_s = now_s;
+	if (info->obs == MW_NF_OBS_CLOSE && !k->closed) {
+		k->closed = true;
+		s->closed++;
+	}
+}
+
+static void sock_json(struct fl_socks *s, const struct fl_sock *k, bool comma)
+{
+	char l[INET6_ADDRSTRLEN], r[INET6_ADDRSTRLEN];
+
+	fl_report_addr_text(k->local, l, sizeof(l));
+	fl_report_addr_text(k->remote, r, sizeof(r));
+	fprintf(s->out,
+		"%s{\"id\":%" PRIu64 ",\"sock\":\"%" PRIu64 "\",\"kind\":\"%s\",\"local\":\"%s\","
+		"\"local_port\":%u,\"remote\":\"%s\",\"remote_port\":%u,\"bytes_in\":%" PRIu64
+		",\"bytes_out\":%" PRIu64 ",\"first\":%" PRIu64 ",\"last\":%" PRIu64
+		",\"state\":\"%s\"}",
+		comma ? "," : "", k->id, k->sockid, kind_names[k->kind], l, k->lport, r, k->rport,
+		k->bytes_in, k->bytes_out, k->first_s, k->last_s, k->closed ? "closed" : "open");
+}
+
+/**
+ * fl_socks_report() - the "sockets" line of the interval ending at @end_s, then reset it
+ * @s:       socket table
+ * @end_s:   end of the interval
+ * @partial: the interval did not run to its end (shutdown, stream lost)
+ *
+ * Lists every socket observed since the interval started and every closed one;
+ * closed sockets leave the table after.
+ */
+void fl_socks_report(struct fl_socks *s, uint64_t end_s, bool partial)
+{
+	uint32_t i, n, rows = 0;
+	char text[INET6_ADDRSTRLEN];
+
+	fprintf(s->out,
+		"{\"type\":\"sockets\",\"sensor\":\"%s\",\"start\":%" PRIu64 ",\"end\":%" PRIu64
+		",\"partial\":%s,\"observations\":%" PRIu64 ",\"opened\":%" PRIu64
+		",\"closed\":%" PRIu64 ",\"table\":{\"used\":%u,\"max\":%u,\"drops\":%" PRIu64
+		"},\"sockets\":[",
+		s->sensor, s->interval_start, end_s, partial ? "true" : "false", s->obs, s->opened,
+		s->closed, s->tab.count, s->tab.cap, s->tab.drops);
+	for (i = 0; i < s->tab.cap; i++) {
+		struct fl_sock *k = fl_ftab_at(&s->tab, i);
+
+		if (!k || (!k->closed && k->seen_s < s->interval_start))
+			continue;
+		sock_json(s, k, rows++ > 0);
+		sock_account(s, k);
+		if (k->closed)
+			fl_ftab_del(&s->tab, k);
+	}
+	n = fl_topn_top(&s->talkers, (uint32_t)s->cfg->top_n);
+	fprintf(s->out, "],\"topn_error_bound\":%" PRIu64 ",\"talkers\":[",
+		s->talkers.m ? s->talkers.total / s->talkers.m : 0);
+	for (i = 0; i < n; i++) {
+		const struct fl_topn_item *it = &s->talkers.sorted[i];
+
+		fl_report_addr_text(it->key, text, sizeof(text));
+		fprintf(s->out, "%s{\"addr\":\"%s\",\"bytes\":%" PRIu64 ",\"error\":%" PRIu64 "}",
+			i ? "," : "", text, it->count, it->error);
+	}
+	fprintf(s->out, "]}\n");
+	fflush(s->out);
+	fl_topn_reset(&s->talkers);
+}
+
+/**
+ * fl_socks_tick() - the clock: report at interval ends, collect idle open sockets
+ * @s:     socket table
+ * @now_s: wall-clock seconds
+ */
+void fl_socks_tick(struct fl_socks *s, uint64_t now_s)
+{
+	uint64_t ri = (uint64_t)s->cfg->report_interval_s, idle = (uint64_t)s->cfg->stream_idle_s;
+	uint32_t i;
+
+	if (!s->interval_start)
+		s->interval_start = now_s - now_s % ri;
+	if (now_s >= s->interval_start + ri) {
+		fl_socks_report(s, s->interval_start + ri, false);
+		s->interval_start = now_s - now_s % ri;
+	}
+	for (i = 0; i < s->tab.cap; i++) {
+		struct fl_sock *k = fl_ftab_at(&s->tab, i);
+
+		if (k && !k->closed && now_s - k->seen_s >= idle) {
+			sock_account(s, k);
+			fl_ftab_del(&s->tab, k);
+		}
+	}
+}
+
+/* fl_socks_reset() - the stream was lost: forget every socket (they are seen again as "seen") */
+void fl_socks_reset(struct fl_socks *s)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->tab.cap; i++) {
+		struct fl_sock *k = fl_ftab_at(&s->tab, i);
+
+		if (k) {
+			sock_account(s, k);
+			fl_ftab_del(&s->tab, k);
+		}
+	}
+}
