@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/sockid.h"
 #include "guard/guard.h"
 
 /*
@@ -23,6 +24,9 @@
  *     unless it is allowed or one of its connections progressed or ended well
  *     within good_memory_ms (several clients behind one NAT address: closing the
  *     slow connections spares the good ones, a block would not).
+ *   - with mw-balancer (balancer_socket), a listener under pressure for
+ *     rotate_after_ms gets a fresh INS and the INS holding most of its slow
+ *     connections drained (rotate), at most once per rotate_interval_ms.
  * Without pressure nothing beyond the baseline is ever decided.
  */
 
@@ -188,12 +192,19 @@ void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now)
 {
 	if (l->proto < 0) {
 		l->pressure = false;
+		l->episode = false;
 		return;
 	}
 	l->pressure = l->held >= (uint32_t)e->cfg->pressure_conns ||
 		      l->slow >= (uint32_t)e->cfg->pressure_slow ||
 		      (e->cfg->pressure_accept_ms &&
 		       l->accept_ms >= (uint32_t)e->cfg->pressure_accept_ms);
+	if (l->pressure && !l->episode) {
+		l->episode = true;
+		l->pressure_since = now;
+	} else if (!l->pressure && l->episode && now - l->last_pressure >= e->cfg->calm_ms) {
+		l->episode = false;
+	}
 	if (l->pressure) {
 		l->last_pressure = now;
 		if (!l->levers)
@@ -329,5 +340,96 @@ void gd_decide_expiry(struct gd_engine *e, int64_t now)
 		gd_tab_remove(&e->blocks, b);
 		i--;
 		emit(e, &a);
+	}
+}
+
+#define GD_INS_SHARES 64 /* INS told apart per listener (rotate); more are not candidates */
+
+/* One INS's share of a listener's connections (rotate). */
+struct ins_share {
+	uint16_t ins;
+	uint32_t held, slow;
+};
+
+static bool rotated_lately(const struct gd_engine *e, uint16_t ins)
+{
+	unsigned i, n = e->nrotated < GD_ROTATED_MAX ? e->nrotated : GD_ROTATED_MAX;
+
+	for (i = 0; i < n; i++)
+		if (e->rotated[i] == ins)
+			return true;
+	return false;
+}
+
+/* The INS holding most of @l's slow connections (then most held), not rotated lately. */
+static bool attacked_ins(const struct gd_engine *e, const struct gd_listener *l,
+			 struct ins_share *best)
+{
+	struct ins_share sh[GD_INS_SHARES];
+	const struct gd_conn *c;
+	size_t i, n = 0, k;
+
+	*best = (struct ins_share){ 0 };
+	for (i = 0; i < e->conns.cap; i++) {
+		c = gd_tab_slot(&e->conns, i);
+		if (!c || c->listener != l->id || !mw_sockid_valid(c->id) ||
+		    rotated_lately(e, mw_sockid_ins(c->id)))
+			continue;
+		for (k = 0; k < n && sh[k].ins != mw_sockid_ins(c->id); k++)
+			;
+		if (k == n) {
+			if (n == GD_INS_SHARES)
+				continue;
+			sh[n++] = (struct ins_share){ .ins = mw_sockid_ins(c->id) };
+		}
+		sh[k].held++;
+		sh[k].slow += c->slow;
+	}
+	for (k = 0; k < n; k++)
+		if (sh[k].slow > best->slow ||
+		    (sh[k].slow && sh[k].slow == best->slow && sh[k].held > best->held))
+			*best = sh[k];
+	return best->slow > 0;
+}
+
+/*
+ * gd_decide_rotate() - with mw-balancer: a fresh INS, and the attacked one drained
+ *
+ * A listener under pressure since rotate_after_ms (an episode: pressure with no
+ * calm_ms without it) makes the INS holding most of its slow connections drain
+ * while a fresh INS takes the new ones: at most once per rotate_interval_ms, never
+ * twice the same INS (the last GD_ROTATED_MAX), never without balancer_socket.
+ */
+void gd_decide_rotate(struct gd_engine *e, int64_t now)
+{
+	const struct mw_guard_config *g = e->cfg;
+	struct ins_share best;
+	struct gd_listener *l;
+	int i;
+
+	if (!g->balancer_socket[0] ||
+	    (e->nrotated && now - e->last_rotate < g->rotate_interval_ms))
+		return;
+	for (i = 0; i < e->nlisteners; i++) {
+		struct gd_action a = { .kind = GD_ROTATE, .reason = "pressure" };
+
+		l = &e->listeners[i];
+		if (l->proto < 0 || !l->pressure || !l->episode ||
+		    now - l->pressure_since < g->rotate_after_ms || !attacked_ins(e, l, &best))
+			continue;
+		e->rotated[e->nrotated++ % GD_ROTATED_MAX] = best.ins;
+		e->last_rotate = now;
+		a.ins = best.ins;
+		a.sock = l->id;
+		snprintf(a.target, sizeof(a.target), "ins:%u", best.ins);
+		evidence(&a, "ins", best.ins);
+		evidence(&a, "ins_held", best.held);
+		evidence(&a, "ins_slow", best.slow);
+		evidence(&a, "held", l->held);
+		evidence(&a, "slow", l->slow);
+		evidence(&a, "pressure_ms", (uint64_t)(now - l->pressure_since));
+		evidence(&a, "listener_port", l->local.port);
+		emit(e, &a);
+		return;
 	}
 }

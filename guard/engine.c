@@ -319,6 +319,7 @@ void gd_engine_tick(struct gd_engine *e, int64_t now)
 	gd_decide_classify(e, now);
 	for (i = 0; i < e->nlisteners; i++)
 		gd_decide_listener(e, &e->listeners[i], now);
+	gd_decide_rotate(e, now);
 	gd_decide_closes(e, now);
 	gd_decide_sources(e, now);
 }

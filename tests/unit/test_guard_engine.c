@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "common/sockid.h"
 #include "guard/action.h"
 #include "guard/guard.h"
 
@@ -476,6 +477,59 @@ static void test_close_gone_forgets(void **state)
 	assert_int_equal(src->conns, 0);
 }
 
+/*
+ * With mw-balancer: sustained pressure drains the INS holding most slow connections
+ * (INS 3: 40, INS 4: 10) for a fresh one, once per rotate_interval_ms, never the same
+ * INS twice, and never without guard.balancer_socket.
+ */
+static void test_rotate(void **state)
+{
+	uint64_t ins3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED);
+	uint64_t ins4 = mw_sockid_make(4, 0, MW_SOCKID_INS_ASSIGNED);
+	int64_t now = 1000;
+	char peer[64];
+	int c, i;
+
+	start(); /* no balancer_socket */
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	slow_headers(0, 40, 40, ins3, &now, now + 20000);
+	assert_true(count(GD_CLOSE, "slow") > 0);
+	assert_int_equal(count(GD_ROTATE, NULL), 0);
+	gd_engine_fini(&eng);
+
+	snprintf(cfg.guard.balancer_socket, sizeof(cfg.guard.balancer_socket), "/run/b.sock");
+	cfg.guard.rotate_after_ms = 2000;
+	cfg.guard.rotate_interval_ms = 10000;
+	now = 1000;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 10; c++) {
+		snprintf(peer, sizeof(peer), "10.8.0.%d:7000", c + 1);
+		accept_conn(ins4 + (uint64_t)c, peer, now);
+	}
+	/* Slow from 4000 (slow_after_ms), pressure from then on: not yet 2 s of it. */
+	slow_headers(0, 40, 40, ins3, &now, 5500);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+	assert_int_equal(count(GD_ROTATE, NULL), 0);
+	tick_until(&now, 7000);
+	assert_int_equal(count(GD_ROTATE, "pressure"), 1);
+	for (i = 0; i < nrec && rec[i].kind != GD_ROTATE; i++)
+		;
+	assert_string_equal(rec[i].target, "ins:3");
+	assert_int_equal(rec[i].ins, 3);
+	assert_non_null(strstr(rec[i].evidence, "ins=3,ins_held=40,ins_slow=40,held=50,slow="));
+	assert_non_null(strstr(rec[i].evidence, ",listener_port=80"));
+	/* At most one per rotate_interval_ms; then the other INS, never INS 3 again. */
+	tick_until(&now, 6000 + 10000);
+	assert_int_equal(count(GD_ROTATE, NULL), 1);
+	tick_until(&now, 6000 + 10000 + 1000);
+	assert_int_equal(count(GD_ROTATE, NULL), 2);
+	assert_int_equal(count_target(GD_ROTATE, "ins:4"), 1);
+	tick_until(&now, now + 30000);
+	assert_int_equal(count(GD_ROTATE, NULL), 2);
+	cfg.guard.balancer_socket[0] = 0;
+}
+
 /* The action sink: numbers from 1, report mode sends nothing, no link = not sent. */
 static void test_action_sink(void **state)
 {
@@ -495,6 +549,11 @@ static void test_action_sink(void **state)
 	assert_int_equal(gd_act_record(&act, 0)->n, 2);
 	assert_string_equal(gd_act_record(&act, 1)->result, "not_sent:no_netflow");
 	assert_null(gd_act_record(&act, 2));
+	/* A rotation without a balancer hook is not sent. */
+	a.kind = GD_ROTATE;
+	a.ins = 3;
+	gd_act_emit(&act, &a);
+	assert_string_equal(gd_act_record(&act, 1)->result, "not_sent:no_balancer");
 	gd_act_fini(&act);
 }
 
@@ -513,6 +572,7 @@ int main(void)
 		cmocka_unit_test(test_table_remove_keeps_lookups),
 		cmocka_unit_test(test_action_sink),
 		cmocka_unit_test_setup_teardown(test_close_gone_forgets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
