@@ -149,6 +149,7 @@ struct mw_guard_config {
 	int block_slow;                     /* slow connections of one source to block it: 8 */
 	int block_expiry_s;                 /* a guard block is lifted after: 300 */
 	int good_memory_ms;                 /* a source that progressed this recently is not blocked: 10000 */
+	int block_prefix_sources;           /* offending sources of one /24 (/64) blocking them all; 0 = off: 16 */
 	char balancer_socket[MW_PATH_MAX];  /* mw-balancer's control socket, rotate INS: "" = off */
 	int rotate_after_ms;                /* pressure this long before a rotation: 10000 */
 	int rotate_interval_ms;             /* at most one rotation this often: 60000 */

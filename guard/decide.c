@@ -23,7 +23,9 @@
  *   - a source with block_slow slow connections is blocked for block_expiry_s,
  *     unless it is allowed or one of its connections progressed or ended well
  *     within good_memory_ms (several clients behind one NAT address: closing the
- *     slow connections spares the good ones, a block would not).
+ *     slow connections spares the good ones, a block would not);
+ *   - a /24 (/64) with block_prefix_sources such sources (one slow connection
+ *     each is enough) has each of them blocked (AddrBlock names one address).
  *   - with mw-balancer (balancer_socket), a listener under pressure for
  *     rotate_after_ms gets a fresh INS and the INS holding most of its slow
  *     connections drained (rotate), at most once per rotate_interval_ms.
@@ -231,9 +233,12 @@ static void ip_text(const struct mw_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
-static void block(struct gd_engine *e, const struct gd_source *s, int64_t now)
+static void block(struct gd_engine *e, const struct gd_source *s, const struct gd_prefix *p,
+		  int64_t now)
 {
-	struct gd_action a = { .kind = GD_BLOCK, .reason = "slow_source" };
+	struct gd_action a = { .kind = GD_BLOCK, .reason = p ? "slow_prefix" : "slow_source" };
+	char net[INET6_ADDRSTRLEN];
+	struct mw_addr pa = { 0 };
 	struct gd_block *b;
 
 	if (gd_tab_find(&e->blocks, &s->key))
@@ -245,10 +250,61 @@ static void block(struct gd_engine *e, const struct gd_source *s, int64_t now)
 	a.addr.family = s->key.family;
 	memcpy(a.addr.addr, s->key.addr, sizeof(a.addr.addr));
 	ip_text(&a.addr, a.target, sizeof(a.target));
+	if (p) {
+		pa.family = p->key.family;
+		memcpy(pa.addr, p->key.addr, sizeof(pa.addr));
+		ip_text(&pa, net, sizeof(net));
+		evidence_text(&a, "prefix", net);
+		evidence(&a, "prefix_len", p->key.family == 4 ? 24 : 64);
+		evidence(&a, "prefix_sources", p->sources);
+		evidence(&a, "prefix_slow", p->slow);
+	}
 	evidence(&a, "slow", s->slow);
 	evidence(&a, "conns", s->conns);
 	evidence(&a, "expiry_s", (uint64_t)e->cfg->block_expiry_s);
 	emit(e, &a);
+}
+
+static bool source_good(const struct gd_engine *e, const struct gd_source *s, int64_t now)
+{
+	return s->last_good && now - s->last_good < e->cfg->good_memory_ms;
+}
+
+/*
+ * Prefixes: AddrBlock names one address, so a /24 (/64) whose offending sources
+ * number block_prefix_sources is blocked as its offending addresses, each at once
+ * (one slow connection is enough there), not only those reaching block_slow.
+ */
+static void block_prefixes(struct gd_engine *e, int64_t now)
+{
+	struct gd_addrkey key;
+	struct gd_prefix *p;
+	struct gd_source *s;
+	size_t i;
+
+	gd_tab_clear(&e->prefixes);
+	for (i = 0; i < e->sources.cap; i++) {
+		s = gd_tab_slot(&e->sources, i);
+		if (!s || !s->slow || source_good(e, s, now))
+			continue;
+		gd_addrkey_prefix(&key, &s->key);
+		p = gd_tab_find(&e->prefixes, &key);
+		if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
+			p->sources = p->slow = 0;
+		if (!p)
+			continue;
+		p->sources++;
+		p->slow += s->slow;
+	}
+	for (i = 0; i < e->sources.cap; i++) {
+		s = gd_tab_slot(&e->sources, i);
+		if (!s || !s->slow || source_good(e, s, now))
+			continue;
+		gd_addrkey_prefix(&key, &s->key);
+		p = gd_tab_find(&e->prefixes, &key);
+		if (p && p->sources >= (uint32_t)e->cfg->block_prefix_sources)
+			block(e, s, p, now);
+	}
 }
 
 /* gd_decide_sources() - block sources whose connections all crawl; forget idle sources */
@@ -257,6 +313,7 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 	struct gd_addrkey key;
 	struct gd_source *s;
 	struct gd_conn *c;
+	uint32_t offending = 0;
 	size_t i;
 
 	for (i = 0; i < e->conns.cap; i++) {
@@ -265,18 +322,22 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 			continue;
 		gd_addrkey_from(&key, &c->peer);
 		s = gd_tab_find(&e->sources, &key);
-		if (s)
+		if (s) {
 			s->slow++;
+			offending++;
+		}
 	}
+	if (offending && e->cfg->block_prefix_sources)
+		block_prefixes(e, now);
 	for (i = 0; i < e->sources.cap; i++) {
 		bool good;
 
 		s = gd_tab_slot(&e->sources, i);
 		if (!s)
 			continue;
-		good = s->last_good && now - s->last_good < e->cfg->good_memory_ms;
+		good = source_good(e, s, now);
 		if (s->slow >= (uint32_t)e->cfg->block_slow && !good)
-			block(e, s, now);
+			block(e, s, NULL, now);
 		if (!s->conns && !good) {
 			gd_tab_remove(&e->sources, s);
 			i--; /* the slot may hold a moved entry now */

@@ -57,6 +57,13 @@ struct gd_source {
 	int64_t last_good; /* ms: a connection progressed or ended well; 0 = never */
 };
 
+/* A /24 (/64) with offending sources, counted anew at each evaluation. */
+struct gd_prefix {
+	struct gd_addrkey key; /* the address with its host bits zero */
+	uint32_t sources;      /* sources with slow connections and no recent progress */
+	uint32_t slow;	       /* their slow connections */
+};
+
 /* A block mw-guard placed, lifted after guard.block_expiry_s. */
 struct gd_block {
 	struct gd_addrkey key;
@@ -122,7 +129,7 @@ struct gd_policy {
 struct gd_engine {
 	const struct mw_guard_config *cfg;
 	struct gd_policy pol;
-	struct gd_tab conns, sources, blocks;
+	struct gd_tab conns, sources, blocks, prefixes;
 	struct gd_listener listeners[GD_LISTENERS_MAX];
 	int nlisteners;
 	struct gd_counters st;
@@ -142,6 +149,7 @@ void *gd_tab_insert(struct gd_tab *t, const void *key);
 void gd_tab_remove(struct gd_tab *t, void *entry);
 void *gd_tab_slot(const struct gd_tab *t, size_t i);
 void gd_addrkey_from(struct gd_addrkey *k, const struct mw_addr *a);
+void gd_addrkey_prefix(struct gd_addrkey *p, const struct gd_addrkey *k);
 
 /* engine.c */
 int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_emit_fn *emit,

@@ -380,6 +380,57 @@ static void test_nat_not_blocked(void **state)
 	assert_int_equal(count_target(GD_BLOCK, "192.168.8.8"), 1);
 }
 
+/*
+ * Prefixes: 40 attackers of one /24 (one slow connection each, far below block_slow)
+ * are each blocked (slow_prefix), but not the one of them with a good exchange (NAT),
+ * nor 10 of another /24 (below block_prefix_sources); 16 of one /64 likewise.
+ */
+static void test_prefix_blocks(void **state)
+{
+	int64_t now = 1000;
+	char peer[64];
+	uint64_t id = 900000;
+	int c, i;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 10; c++) {
+		snprintf(peer, sizeof(peer), "10.9.1.%d:7000", c + 1);
+		accept_conn(800 + (uint64_t)c, peer, now);
+	}
+	for (c = 0; c < 16; c++) {
+		snprintf(peer, sizeof(peer), "[2001:db8:0:7::%x]:7000", c + 1);
+		accept_conn(850 + (uint64_t)c, peer, now);
+	}
+	/* 10.9.0.40 also fetched a page well: it is a NAT address with good clients. */
+	for (i = 0; i < 3; i++) {
+		accept_conn(id, "10.9.0.40:30000", now);
+		obs(MW_NF_OBS_SEND, id, 0, L80_ADDR, NULL, 80, 900, now);
+		obs(MW_NF_OBS_CLOSE, id++, 0, L80_ADDR, NULL, 80, 900, now);
+	}
+	slow_headers(0, 40, 40, 100000, &now, now + 8000);
+	assert_int_equal(count(GD_BLOCK, "slow_prefix"), 39 + 16);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.1."), 0);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.40"), 0);
+	assert_int_equal(count_target(GD_BLOCK, "2001:db8:0:7::"), 16);
+	for (i = 0; i < nrec; i++)
+		if (rec[i].kind == GD_BLOCK && !strncmp(rec[i].target, "10.9.0.", 7))
+			assert_non_null(strstr(rec[i].evidence, "prefix=10.9.0.0,prefix_len=24,"
+								"prefix_sources=39,prefix_slow=39,"
+								"slow=1,conns=1"));
+	assert_int_equal(count(GD_BLOCK, "slow_source"), 0);
+	gd_engine_fini(&eng);
+	/* block_prefix_sources = 0: per address only (none reaches block_slow). */
+	cfg.guard.block_prefix_sources = 0;
+	now = 1000;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	slow_headers(0, 40, 40, 100000, &now, now + 8000);
+	assert_true(count(GD_CLOSE, "slow") > 0);
+	assert_int_equal(count(GD_BLOCK, NULL), 0);
+	cfg.guard.block_prefix_sources = 16;
+}
+
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
 static void test_tables_full(void **state)
 {
@@ -573,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_action_sink),
 		cmocka_unit_test_setup_teardown(test_close_gone_forgets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_blocks, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
