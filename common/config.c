@@ -209,6 +209,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(guard, shield_pfx_max_conns, 512, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(guard, shield_src_rate, 50, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(guard, shield_pfx_rate, 500, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, shield_hold_max, 0, 0, 1048576, CHK_NONE),
 	KEY_INT(guard, tick_ms, 500, 50, 60000, CHK_NONE),
 	KEY_INT(guard, slow_after_ms, 3000, 100, 3600000, CHK_NONE),
 	KEY_INT(guard, idle_ms, 5000, 100, 3600000, CHK_NONE),

@@ -137,6 +137,7 @@ struct mw_guard_config {
 	int shield_pfx_max_conns;           /* pressure lever: 512 */
 	int shield_src_rate;                /* pressure lever, conns/s: 50 */
 	int shield_pfx_rate;                /* pressure lever, conns/s: 500 */
+	int shield_hold_max;                /* pressure lever, INS retune: held per listener: 0 */
 	int tick_ms;                        /* between two evaluations: 500 */
 	int slow_after_ms;                  /* a connection is judged once this old: 3000 */
 	int idle_ms;                        /* no byte either way this long = no progress: 5000 */

@@ -139,6 +139,7 @@ static void levers(struct gd_engine *e, struct gd_listener *l, bool on)
 		{ MW_SHIELD_SRC_RATE, g->shield_src_rate },
 		{ MW_SHIELD_PFX_MAX_CONNS, g->shield_pfx_max_conns },
 		{ MW_SHIELD_PFX_RATE, g->shield_pfx_rate },
+		{ MW_SHIELD_HOLD_MAX, g->shield_hold_max },
 	};
 	size_t i;
 

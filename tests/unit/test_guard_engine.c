@@ -219,6 +219,7 @@ static void test_slow_headers_close_and_block(void **state)
 	int64_t now = 1000;
 	int i;
 
+	cfg.guard.shield_hold_max = 512; /* the INS retune lever, off by default */
 	start();
 	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
 	slow_headers(0, 10, 100, 100000, &now, now + 6000);
@@ -229,6 +230,8 @@ static void test_slow_headers_close_and_block(void **state)
 		if (rec[i].kind == GD_SHIELD_SET && !strcmp(rec[i].reason, "pressure")) {
 			assert_int_equal(rec[i].val[MW_SHIELD_MIN_IN_RATE], 50);
 			assert_int_equal(rec[i].val[MW_SHIELD_SRC_MAX_CONNS], 64);
+			assert_int_equal(rec[i].val[MW_SHIELD_HOLD_MAX], 512);
+			assert_true(rec[i].opts & (1u << MW_SHIELD_HOLD_MAX));
 			assert_non_null(strstr(rec[i].evidence, "held=100,slow=100"));
 		}
 		if (rec[i].kind == GD_CLOSE)
@@ -247,12 +250,15 @@ static void test_slow_headers_close_and_block(void **state)
 	for (i = 0; i < nrec; i++)
 		if (rec[i].kind == GD_SHIELD_CLEAR) {
 			assert_int_equal(rec[i].val[MW_SHIELD_MIN_IN_RATE], 0);
+			assert_int_equal(rec[i].val[MW_SHIELD_HOLD_MAX], 0);
+			assert_true(rec[i].opts & (1u << MW_SHIELD_HOLD_MAX));
 			assert_false(rec[i].opts & (1u << MW_SHIELD_FILTER));
 		}
 	/* Blocks are lifted after block_expiry_s. */
 	tick_until(&now, now + (int64_t)cfg.guard.block_expiry_s * 1000);
 	assert_int_equal(count(GD_UNBLOCK, "expiry"), 10);
 	assert_int_equal(eng.blocks.n, 0);
+	cfg.guard.shield_hold_max = 0;
 }
 
 /* Slow read: the app wrote 64 KiB at once, the client takes nothing more. */
