@@ -130,7 +130,7 @@ static void answered(struct gd_balctl *b)
 	}
 	if (b->step == SPAWN) {
 		id = strstr(b->in, "ins id=");
-		b->fresh = id ? atoi(id + 7) : 0;
+		b->fresh = id ? (int)strtol(id + 7, NULL, 10) : 0;
 		ev_io_stop(b->g->d->loop, &b->io);
 		ev_timer_stop(b->g->d->loop, &b->timer);
 		close(b->fd);

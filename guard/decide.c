@@ -427,7 +427,7 @@ static bool rotated_lately(const struct gd_engine *e, uint16_t ins)
 static bool attacked_ins(const struct gd_engine *e, const struct gd_listener *l,
 			 struct ins_share *best)
 {
-	struct ins_share sh[GD_INS_SHARES];
+	struct ins_share sh[GD_INS_SHARES] = { 0 };
 	const struct gd_conn *c;
 	size_t i, n = 0, k;
 
