@@ -28,7 +28,8 @@
  * engine decides at most one per guard.rotate_interval_ms anyway); a rotation
  * decided while one is under way is not sent ("not_sent:busy").  The action's
  * record gets "ok", "rejected:spawn" / "rejected:retire" (the balancer's message
- * is logged), or "not_sent:WHY".
+ * is logged), or "not_sent:WHY".  When the spawn failed nothing was drained: the
+ * engine may choose the same INS again at the next interval.
  */
 
 #define BALCTL_TIMEOUT_S 5.0
@@ -58,11 +59,15 @@ static void finish(struct gd_balctl *b, const char *result)
 	if (b->fd >= 0)
 		close(b->fd);
 	b->fd = -1;
-	b->step = IDLE;
-	if (!strcmp(result, "ok"))
+	if (!strcmp(result, "ok")) {
 		b->g->rotations_ok++;
-	else
+	} else {
 		b->g->rotations_failed++;
+		/* Nothing drained: the INS may be rotated at the next interval. */
+		if (b->step == SPAWN)
+			gd_engine_unrotate(&b->g->eng, b->ins);
+	}
+	b->step = IDLE;
 	gd_act_result(&b->g->act, b->n, result);
 }
 

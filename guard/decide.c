@@ -495,3 +495,16 @@ void gd_decide_rotate(struct gd_engine *e, int64_t now)
 		return;
 	}
 }
+
+/**
+ * gd_engine_unrotate() - the rotation of @ins did not happen (the spawn failed):
+ * it may be chosen again once rotate_interval_ms has passed
+ */
+void gd_engine_unrotate(struct gd_engine *e, uint16_t ins)
+{
+	unsigned i, n = e->nrotated < GD_ROTATED_MAX ? e->nrotated : GD_ROTATED_MAX;
+
+	for (i = 0; i < n; i++)
+		if (e->rotated[i] == ins)
+			e->rotated[i] = 0; /* no INS has id 0 */
+}

@@ -163,6 +163,7 @@ void gd_engine_tick(struct gd_engine *e, int64_t now);
 void gd_engine_forget(struct gd_engine *e, uint64_t id);
 bool gd_engine_allowed(const struct gd_engine *e, const struct mw_addr *a);
 struct gd_listener *gd_engine_listener(struct gd_engine *e, uint64_t id);
+void gd_engine_unrotate(struct gd_engine *e, uint16_t ins);
 
 /* decide.c */
 bool gd_conn_is_slow(const struct gd_engine *e, const struct gd_conn *c, int64_t now);

@@ -584,6 +584,11 @@ static void test_rotate(void **state)
 	assert_int_equal(count_target(GD_ROTATE, "ins:4"), 1);
 	tick_until(&now, now + 30000);
 	assert_int_equal(count(GD_ROTATE, NULL), 2);
+	/* The balancer refused to spawn for INS 4: it is chosen again at the next interval. */
+	gd_engine_unrotate(&eng, 4);
+	tick_until(&now, now + 10000);
+	assert_int_equal(count(GD_ROTATE, NULL), 3);
+	assert_int_equal(count_target(GD_ROTATE, "ins:4"), 2);
 	cfg.guard.balancer_socket[0] = 0;
 }
 
