@@ -36,7 +36,7 @@ mw_require_cmd tmux
 TMUX_SOCK=mwgd$$
 tmuxc() { tmux -L "$TMUX_SOCK" -f /dev/null "$@"; }
 # shellcheck disable=SC2154 # rc is assigned inside the trap
-trap 'rc=$?; tmux -L "$TMUX_SOCK" kill-server >/dev/null 2>&1; _mw_cleanup $rc' EXIT
+trap 'rc=$?; tmux -L "$TMUX_SOCK" kill-server >/dev/null 2>&1 || true; _mw_cleanup $rc' EXIT
 PORT=8480
 N=30
 

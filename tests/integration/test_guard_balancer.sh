@@ -77,7 +77,7 @@ INS1=$(ctl ins list | awk 'NR > 1 && $2 == "ready" {print $1}')
 [ "$INS1" ] && [ "$(echo "$INS1" | wc -l)" = 1 ] || mw_fail "rotate: not one ready INS: $(ctl ins list)"
 sed -i "s|block_slow = 1000; };|block_slow = 1000; close_max = 0;\n\tbalancer_socket = \"$MW_RUNTIME_DIR/balancer.sock\"; rotate_after_ms = 1000;\n\trotate_interval_ms = 600000; };|" "$CONF"
 grep -q 'rotate_interval_ms = 600000' "$CONF" || mw_fail "rotate: the configuration was not edited"
-"$MWCTL" -c "$CONF" guard reload || mw_fail "rotate: mwctl guard reload failed: $(tail -3 "$GLOG")"
+"$MWCTL" -c "$CONF" guard reload >/dev/null || mw_fail "rotate: mwctl guard reload failed: $(tail -3 "$GLOG")"
 mw_stop idle
 mw_spawn idle2 "$PY" "$GP" idle 127.0.0.1 "$PORT" "$N" 120
 ILOG2=$(mw_logfile idle2)
