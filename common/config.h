@@ -137,6 +137,7 @@ struct mw_guard_config {
 	int shield_pfx_max_conns;           /* pressure lever: 512 */
 	int shield_src_rate;                /* pressure lever, conns/s: 50 */
 	int shield_pfx_rate;                /* pressure lever, conns/s: 500 */
+	int shield_hold_max;                /* pressure lever, INS retune: held per listener: 0 */
 	int tick_ms;                        /* between two evaluations: 500 */
 	int slow_after_ms;                  /* a connection is judged once this old: 3000 */
 	int idle_ms;                        /* no byte either way this long = no progress: 5000 */
@@ -149,6 +150,10 @@ struct mw_guard_config {
 	int block_slow;                     /* slow connections of one source to block it: 8 */
 	int block_expiry_s;                 /* a guard block is lifted after: 300 */
 	int good_memory_ms;                 /* a source that progressed this recently is not blocked: 10000 */
+	int block_prefix_sources;           /* offending sources of one /24 (/64) blocking them all; 0 = off: 16 */
+	char balancer_socket[MW_PATH_MAX];  /* mw-balancer's control socket, rotate INS: "" = off */
+	int rotate_after_ms;                /* pressure this long before a rotation: 10000 */
+	int rotate_interval_ms;             /* at most one rotation this often: 60000 */
 	int max_conns;                      /* connections tracked: 65536 */
 	int max_sources;                    /* source addresses tracked: 16384 */
 	int max_blocks;                     /* blocks held at once: 1024 */

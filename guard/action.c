@@ -20,13 +20,14 @@
  * for mwctl.  In enforce mode its Netflow requests are written at once (never
  * waiting for the answers); each answer is matched back to its action through
  * a ring of GD_PENDING request ids, and a refusal is logged and shown in the
- * record (a close of a connection that ended meanwhile, -EBADF, is "gone").  In report mode nothing
- * is written.
+ * record (a close of a connection that ended meanwhile, -EBADF, is "gone").  A
+ * rotation goes to mw-balancer's control socket instead (balctl.c), which sets
+ * its result when the balancer has answered.  In report mode nothing is written.
  */
 
 static const char *const kind_names[GD_KIND_COUNT] = {
 	[GD_SHIELD_SET] = "shield_set", [GD_SHIELD_CLEAR] = "shield_clear", [GD_CLOSE] = "close",
-	[GD_BLOCK] = "block",		[GD_UNBLOCK] = "unblock",
+	[GD_BLOCK] = "block",		[GD_UNBLOCK] = "unblock",	  [GD_ROTATE] = "rotate",
 };
 
 /* gd_kind_name() - "shield_set", "close", ... */
@@ -68,6 +69,15 @@ static struct gd_record *record_of(struct gd_act *a, uint64_t n)
 	if (!n || n > a->seq || a->seq - n >= a->len)
 		return NULL;
 	return &a->ring[(n - 1) % a->cap];
+}
+
+/* gd_act_result() - action @n's result, when it is known later ("ok", "rejected:...") */
+void gd_act_result(struct gd_act *a, uint64_t n, const char *result)
+{
+	struct gd_record *r = record_of(a, n);
+
+	if (r)
+		snprintf(r->result, sizeof(r->result), "%s", result);
 }
 
 static const char *attr_text(uint16_t name, char *buf, size_t len)
@@ -144,6 +154,14 @@ static void send_action(struct gd_act *a, struct gd_record *r, const struct gd_a
 		memcpy(req.addr.addr, act->addr.addr, act->addr.family == 4 ? 4 : 16);
 		mw_nf_val_set(&req, 0, act->kind == GD_BLOCK);
 		send_one(a, r, &req);
+		break;
+	case GD_ROTATE:
+		if (!a->rotate) {
+			snprintf(r->result, sizeof(r->result), "not_sent:no_balancer");
+			a->send_failed++;
+		} else {
+			a->rotate(a->rotate_ctx, r->n, act->ins);
+		}
 		break;
 	default:
 		break;

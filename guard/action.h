@@ -35,6 +35,13 @@ struct gd_act {
 	struct gd_pending pending[GD_PENDING];
 	size_t pend_next;
 	uint64_t requests, responses_ok, rejected, send_failed, gone;
+	/*
+	 * rotate: handed to mw-balancer (guard/balctl.c), which sets the result of
+	 * action @n later with gd_act_result(); NULL (no balancer) = not sent.
+	 * Return: 0 or -errno (not sent; the record already says why)
+	 */
+	int (*rotate)(void *ctx, uint64_t n, uint16_t ins);
+	void *rotate_ctx;
 	/* A close answered -EBADF: the socket is gone (its close observation was lost). */
 	void (*on_gone)(void *ctx, uint64_t sock);
 	void *gone_ctx;
@@ -45,5 +52,6 @@ void gd_act_fini(struct gd_act *a);
 void gd_act_emit(void *ctx, const struct gd_action *act);
 void gd_act_response(struct gd_act *a, const struct mw_nf_response *rsp);
 const struct gd_record *gd_act_record(const struct gd_act *a, size_t i);
+void gd_act_result(struct gd_act *a, uint64_t n, const char *result);
 
 #endif /* MW_GUARD_ACTION_H */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/sockid.h"
 #include "guard/guard.h"
 
 /*
@@ -22,7 +23,12 @@
  *   - a source with block_slow slow connections is blocked for block_expiry_s,
  *     unless it is allowed or one of its connections progressed or ended well
  *     within good_memory_ms (several clients behind one NAT address: closing the
- *     slow connections spares the good ones, a block would not).
+ *     slow connections spares the good ones, a block would not);
+ *   - a /24 (/64) with block_prefix_sources such sources (one slow connection
+ *     each is enough) has each of them blocked (AddrBlock names one address).
+ *   - with mw-balancer (balancer_socket), a listener under pressure for
+ *     rotate_after_ms gets a fresh INS and the INS holding most of its slow
+ *     connections drained (rotate), at most once per rotate_interval_ms.
  * Without pressure nothing beyond the baseline is ever decided.
  */
 
@@ -133,6 +139,7 @@ static void levers(struct gd_engine *e, struct gd_listener *l, bool on)
 		{ MW_SHIELD_SRC_RATE, g->shield_src_rate },
 		{ MW_SHIELD_PFX_MAX_CONNS, g->shield_pfx_max_conns },
 		{ MW_SHIELD_PFX_RATE, g->shield_pfx_rate },
+		{ MW_SHIELD_HOLD_MAX, g->shield_hold_max },
 	};
 	size_t i;
 
@@ -188,12 +195,19 @@ void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now)
 {
 	if (l->proto < 0) {
 		l->pressure = false;
+		l->episode = false;
 		return;
 	}
 	l->pressure = l->held >= (uint32_t)e->cfg->pressure_conns ||
 		      l->slow >= (uint32_t)e->cfg->pressure_slow ||
 		      (e->cfg->pressure_accept_ms &&
 		       l->accept_ms >= (uint32_t)e->cfg->pressure_accept_ms);
+	if (l->pressure && !l->episode) {
+		l->episode = true;
+		l->pressure_since = now;
+	} else if (!l->pressure && l->episode && now - l->last_pressure >= e->cfg->calm_ms) {
+		l->episode = false;
+	}
 	if (l->pressure) {
 		l->last_pressure = now;
 		if (!l->levers)
@@ -220,9 +234,12 @@ static void ip_text(const struct mw_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
-static void block(struct gd_engine *e, const struct gd_source *s, int64_t now)
+static void block(struct gd_engine *e, const struct gd_source *s, const struct gd_prefix *p,
+		  int64_t now)
 {
-	struct gd_action a = { .kind = GD_BLOCK, .reason = "slow_source" };
+	struct gd_action a = { .kind = GD_BLOCK, .reason = p ? "slow_prefix" : "slow_source" };
+	char net[INET6_ADDRSTRLEN];
+	struct mw_addr pa = { 0 };
 	struct gd_block *b;
 
 	if (gd_tab_find(&e->blocks, &s->key))
@@ -234,10 +251,61 @@ static void block(struct gd_engine *e, const struct gd_source *s, int64_t now)
 	a.addr.family = s->key.family;
 	memcpy(a.addr.addr, s->key.addr, sizeof(a.addr.addr));
 	ip_text(&a.addr, a.target, sizeof(a.target));
+	if (p) {
+		pa.family = p->key.family;
+		memcpy(pa.addr, p->key.addr, sizeof(pa.addr));
+		ip_text(&pa, net, sizeof(net));
+		evidence_text(&a, "prefix", net);
+		evidence(&a, "prefix_len", p->key.family == 4 ? 24 : 64);
+		evidence(&a, "prefix_sources", p->sources);
+		evidence(&a, "prefix_slow", p->slow);
+	}
 	evidence(&a, "slow", s->slow);
 	evidence(&a, "conns", s->conns);
 	evidence(&a, "expiry_s", (uint64_t)e->cfg->block_expiry_s);
 	emit(e, &a);
+}
+
+static bool source_good(const struct gd_engine *e, const struct gd_source *s, int64_t now)
+{
+	return s->last_good && now - s->last_good < e->cfg->good_memory_ms;
+}
+
+/*
+ * Prefixes: AddrBlock names one address, so a /24 (/64) whose offending sources
+ * number block_prefix_sources is blocked as its offending addresses, each at once
+ * (one slow connection is enough there), not only those reaching block_slow.
+ */
+static void block_prefixes(struct gd_engine *e, int64_t now)
+{
+	struct gd_addrkey key;
+	struct gd_prefix *p;
+	struct gd_source *s;
+	size_t i;
+
+	gd_tab_clear(&e->prefixes);
+	for (i = 0; i < e->sources.cap; i++) {
+		s = gd_tab_slot(&e->sources, i);
+		if (!s || !s->slow || source_good(e, s, now))
+			continue;
+		gd_addrkey_prefix(&key, &s->key);
+		p = gd_tab_find(&e->prefixes, &key);
+		if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
+			p->sources = p->slow = 0;
+		if (!p)
+			continue;
+		p->sources++;
+		p->slow += s->slow;
+	}
+	for (i = 0; i < e->sources.cap; i++) {
+		s = gd_tab_slot(&e->sources, i);
+		if (!s || !s->slow || source_good(e, s, now))
+			continue;
+		gd_addrkey_prefix(&key, &s->key);
+		p = gd_tab_find(&e->prefixes, &key);
+		if (p && p->sources >= (uint32_t)e->cfg->block_prefix_sources)
+			block(e, s, p, now);
+	}
 }
 
 /* gd_decide_sources() - block sources whose connections all crawl; forget idle sources */
@@ -246,6 +314,7 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 	struct gd_addrkey key;
 	struct gd_source *s;
 	struct gd_conn *c;
+	uint32_t offending = 0;
 	size_t i;
 
 	for (i = 0; i < e->conns.cap; i++) {
@@ -254,18 +323,22 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 			continue;
 		gd_addrkey_from(&key, &c->peer);
 		s = gd_tab_find(&e->sources, &key);
-		if (s)
+		if (s) {
 			s->slow++;
+			offending++;
+		}
 	}
+	if (offending && e->cfg->block_prefix_sources)
+		block_prefixes(e, now);
 	for (i = 0; i < e->sources.cap; i++) {
 		bool good;
 
 		s = gd_tab_slot(&e->sources, i);
 		if (!s)
 			continue;
-		good = s->last_good && now - s->last_good < e->cfg->good_memory_ms;
+		good = source_good(e, s, now);
 		if (s->slow >= (uint32_t)e->cfg->block_slow && !good)
-			block(e, s, now);
+			block(e, s, NULL, now);
 		if (!s->conns && !good) {
 			gd_tab_remove(&e->sources, s);
 			i--; /* the slot may hold a moved entry now */
@@ -330,4 +403,108 @@ void gd_decide_expiry(struct gd_engine *e, int64_t now)
 		i--;
 		emit(e, &a);
 	}
+}
+
+#define GD_INS_SHARES 64 /* INS told apart per listener (rotate); more are not candidates */
+
+/* One INS's share of a listener's connections (rotate). */
+struct ins_share {
+	uint16_t ins;
+	uint32_t held, slow;
+};
+
+static bool rotated_lately(const struct gd_engine *e, uint16_t ins)
+{
+	unsigned i, n = e->nrotated < GD_ROTATED_MAX ? e->nrotated : GD_ROTATED_MAX;
+
+	for (i = 0; i < n; i++)
+		if (e->rotated[i] == ins)
+			return true;
+	return false;
+}
+
+/* The INS holding most of @l's slow connections (then most held), not rotated lately. */
+static bool attacked_ins(const struct gd_engine *e, const struct gd_listener *l,
+			 struct ins_share *best)
+{
+	struct ins_share sh[GD_INS_SHARES] = { 0 };
+	const struct gd_conn *c;
+	size_t i, n = 0, k;
+
+	*best = (struct ins_share){ 0 };
+	for (i = 0; i < e->conns.cap; i++) {
+		c = gd_tab_slot(&e->conns, i);
+		if (!c || c->listener != l->id || !mw_sockid_valid(c->id) ||
+		    rotated_lately(e, mw_sockid_ins(c->id)))
+			continue;
+		for (k = 0; k < n && sh[k].ins != mw_sockid_ins(c->id); k++)
+			;
+		if (k == n) {
+			if (n == GD_INS_SHARES)
+				continue;
+			sh[n++] = (struct ins_share){ .ins = mw_sockid_ins(c->id) };
+		}
+		sh[k].held++;
+		sh[k].slow += c->slow;
+	}
+	for (k = 0; k < n; k++)
+		if (sh[k].slow > best->slow ||
+		    (sh[k].slow && sh[k].slow == best->slow && sh[k].held > best->held))
+			*best = sh[k];
+	return best->slow > 0;
+}
+
+/*
+ * gd_decide_rotate() - with mw-balancer: a fresh INS, and the attacked one drained
+ *
+ * A listener under pressure since rotate_after_ms (an episode: pressure with no
+ * calm_ms without it) makes the INS holding most of its slow connections drain
+ * while a fresh INS takes the new ones: at most once per rotate_interval_ms, never
+ * twice the same INS (the last GD_ROTATED_MAX), never without balancer_socket.
+ */
+void gd_decide_rotate(struct gd_engine *e, int64_t now)
+{
+	const struct mw_guard_config *g = e->cfg;
+	struct ins_share best;
+	struct gd_listener *l;
+	int i;
+
+	if (!g->balancer_socket[0] ||
+	    (e->nrotated && now - e->last_rotate < g->rotate_interval_ms))
+		return;
+	for (i = 0; i < e->nlisteners; i++) {
+		struct gd_action a = { .kind = GD_ROTATE, .reason = "pressure" };
+
+		l = &e->listeners[i];
+		if (l->proto < 0 || !l->pressure || !l->episode ||
+		    now - l->pressure_since < g->rotate_after_ms || !attacked_ins(e, l, &best))
+			continue;
+		e->rotated[e->nrotated++ % GD_ROTATED_MAX] = best.ins;
+		e->last_rotate = now;
+		a.ins = best.ins;
+		a.sock = l->id;
+		snprintf(a.target, sizeof(a.target), "ins:%u", best.ins);
+		evidence(&a, "ins", best.ins);
+		evidence(&a, "ins_held", best.held);
+		evidence(&a, "ins_slow", best.slow);
+		evidence(&a, "held", l->held);
+		evidence(&a, "slow", l->slow);
+		evidence(&a, "pressure_ms", (uint64_t)(now - l->pressure_since));
+		evidence(&a, "listener_port", l->local.port);
+		emit(e, &a);
+		return;
+	}
+}
+
+/**
+ * gd_engine_unrotate() - the rotation of @ins did not happen (the spawn failed):
+ * it may be chosen again once rotate_interval_ms has passed
+ */
+void gd_engine_unrotate(struct gd_engine *e, uint16_t ins)
+{
+	unsigned i, n = e->nrotated < GD_ROTATED_MAX ? e->nrotated : GD_ROTATED_MAX;
+
+	for (i = 0; i < n; i++)
+		if (e->rotated[i] == ins)
+			e->rotated[i] = 0; /* no INS has id 0 */
 }

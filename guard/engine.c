@@ -83,6 +83,8 @@ int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_em
 	    gd_tab_init(&e->sources, (size_t)cfg->max_sources, sizeof(struct gd_source),
 			sizeof(struct gd_addrkey)) ||
 	    gd_tab_init(&e->blocks, (size_t)cfg->max_blocks, sizeof(struct gd_block),
+			sizeof(struct gd_addrkey)) ||
+	    gd_tab_init(&e->prefixes, (size_t)cfg->max_sources, sizeof(struct gd_prefix),
 			sizeof(struct gd_addrkey))) {
 		gd_engine_fini(e);
 		snprintf(err, errlen, "out of memory for guard.max_conns %d / max_sources %d",
@@ -97,6 +99,7 @@ void gd_engine_fini(struct gd_engine *e)
 	gd_tab_free(&e->conns);
 	gd_tab_free(&e->sources);
 	gd_tab_free(&e->blocks);
+	gd_tab_free(&e->prefixes);
 }
 
 /* gd_engine_reset() - the stream was lost: forget listeners, connections, sources (not blocks) */
@@ -319,6 +322,7 @@ void gd_engine_tick(struct gd_engine *e, int64_t now)
 	gd_decide_classify(e, now);
 	for (i = 0; i < e->nlisteners; i++)
 		gd_decide_listener(e, &e->listeners[i], now);
+	gd_decide_rotate(e, now);
 	gd_decide_closes(e, now);
 	gd_decide_sources(e, now);
 }

@@ -14,6 +14,7 @@
 #include "netflow/codec.h"
 
 #define GD_LISTENERS_MAX 64 /* listeners tracked; more are dropped and counted */
+#define GD_ROTATED_MAX	 16 /* INS ids rotated lately: not rotated again */
 
 /*
  * struct gd_tab - an open-addressing hash table of fixed-size entries, allocated once
@@ -56,6 +57,13 @@ struct gd_source {
 	int64_t last_good; /* ms: a connection progressed or ended well; 0 = never */
 };
 
+/* A /24 (/64) with offending sources, counted anew at each evaluation. */
+struct gd_prefix {
+	struct gd_addrkey key; /* the address with its host bits zero */
+	uint32_t sources;      /* sources with slow connections and no recent progress */
+	uint32_t slow;	       /* their slow connections */
+};
+
 /* A block mw-guard placed, lifted after guard.block_expiry_s. */
 struct gd_block {
 	struct gd_addrkey key;
@@ -70,7 +78,8 @@ struct gd_listener {
 	bool baseline; /* the baseline shield was sent */
 	bool levers;   /* the pressure levers are on */
 	bool pressure; /* at the last evaluation */
-	int64_t last_pressure;
+	bool episode;  /* under pressure, with no calm_ms without it since @pressure_since */
+	int64_t last_pressure, pressure_since;
 	uint32_t held, slow; /* at the last evaluation */
 	uint32_t accept_ms,
 		response_ms; /* moving means: arrival to accept, accept to first byte out */
@@ -83,6 +92,7 @@ enum gd_kind {
 	GD_CLOSE,
 	GD_BLOCK,
 	GD_UNBLOCK,
+	GD_ROTATE,
 	GD_KIND_COUNT,
 };
 
@@ -90,10 +100,12 @@ enum gd_kind {
 struct gd_action {
 	enum gd_kind kind;
 	const char *reason;  /* "baseline", "pressure", "calm", "slow", "slow_source", "expiry" */
-	char target[64];     /* listener "ip:port", connection peer "ip:port", address "ip" */
+	char target[64];     /* listener "ip:port", connection peer "ip:port", address "ip",
+				INS "ins:ID" */
 	char evidence[256];  /* "k=v,k=v": no spaces */
 	uint64_t sock;	     /* the listener (shields) or the connection (close) */
 	struct mw_addr addr; /* block, unblock */
+	uint16_t ins;	     /* rotate: the INS to drain */
 	uint32_t opts;	     /* shields: bit (1 << enum mw_shield_opt) for each option sent */
 	uint64_t val[MW_SHIELD_OPT_MAX + 1]; /* shields: each option's value */
 };
@@ -117,10 +129,13 @@ struct gd_policy {
 struct gd_engine {
 	const struct mw_guard_config *cfg;
 	struct gd_policy pol;
-	struct gd_tab conns, sources, blocks;
+	struct gd_tab conns, sources, blocks, prefixes;
 	struct gd_listener listeners[GD_LISTENERS_MAX];
 	int nlisteners;
 	struct gd_counters st;
+	int64_t last_rotate; /* ms; valid once nrotated */
+	uint16_t rotated[GD_ROTATED_MAX];
+	unsigned nrotated; /* rotations so far; the last GD_ROTATED_MAX ids are in @rotated */
 	gd_emit_fn *emit;
 	void *emit_ctx;
 };
@@ -134,6 +149,7 @@ void *gd_tab_insert(struct gd_tab *t, const void *key);
 void gd_tab_remove(struct gd_tab *t, void *entry);
 void *gd_tab_slot(const struct gd_tab *t, size_t i);
 void gd_addrkey_from(struct gd_addrkey *k, const struct mw_addr *a);
+void gd_addrkey_prefix(struct gd_addrkey *p, const struct gd_addrkey *k);
 
 /* engine.c */
 int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_emit_fn *emit,
@@ -147,6 +163,7 @@ void gd_engine_tick(struct gd_engine *e, int64_t now);
 void gd_engine_forget(struct gd_engine *e, uint64_t id);
 bool gd_engine_allowed(const struct gd_engine *e, const struct mw_addr *a);
 struct gd_listener *gd_engine_listener(struct gd_engine *e, uint64_t id);
+void gd_engine_unrotate(struct gd_engine *e, uint16_t ins);
 
 /* decide.c */
 bool gd_conn_is_slow(const struct gd_engine *e, const struct gd_conn *c, int64_t now);
@@ -156,6 +173,7 @@ void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now)
 void gd_decide_sources(struct gd_engine *e, int64_t now);
 void gd_decide_closes(struct gd_engine *e, int64_t now);
 void gd_decide_expiry(struct gd_engine *e, int64_t now);
+void gd_decide_rotate(struct gd_engine *e, int64_t now);
 
 const char *gd_shield_opt_name(unsigned opt);
 

@@ -10,6 +10,7 @@
 #include "guard/guard.h"
 
 struct gd_ctl;
+struct gd_balctl;
 
 struct guardd {
 	struct mw_daemon *d;
@@ -17,12 +18,14 @@ struct guardd {
 	struct gd_engine eng;
 	struct gd_act act;
 	struct gd_ctl *ctl;
+	struct gd_balctl *balctl;
 	char nf_addr[MW_PATH_MAX];
 	struct mw_nf_client *nf; /* NULL while not connected */
 	ev_io nf_io;
 	ev_timer tick, retry;
 	bool ready_sent; /* sd_notify READY=1 */
 	uint64_t connects, disconnects, reloads, reload_errors;
+	uint64_t rotations_ok, rotations_failed;
 	char last_error[160];
 };
 
@@ -34,6 +37,10 @@ void gd_nf_stop(struct guardd *g);
 /* ctl.c */
 int gd_ctl_open(struct guardd *g, char *err, size_t errlen);
 void gd_ctl_close(struct guardd *g);
+
+/* balctl.c */
+int gd_balctl_open(struct guardd *g);
+void gd_balctl_close(struct guardd *g);
 
 /* reload.c */
 int gd_reload(struct guardd *g, char *err, size_t errlen);

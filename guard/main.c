@@ -46,6 +46,10 @@ int main(int argc, char **argv)
 	g.act.report = !strcmp(d.cfg.guard.mode, "report");
 	g.act.on_gone = on_gone;
 	g.act.gone_ctx = &g.eng;
+	if (gd_balctl_open(&g)) {
+		mw_err("out of memory");
+		goto out;
+	}
 	if (gd_ctl_open(&g, err, sizeof(err))) {
 		mw_err("%s", err);
 		goto out;
@@ -57,6 +61,7 @@ int main(int argc, char **argv)
 out:
 	gd_nf_stop(&g);
 	gd_ctl_close(&g);
+	gd_balctl_close(&g);
 	gd_engine_fini(&g.eng);
 	gd_act_fini(&g.act);
 	if (g.cfg != &d.cfg)

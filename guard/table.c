@@ -162,3 +162,13 @@ void gd_addrkey_from(struct gd_addrkey *k, const struct mw_addr *a)
 	k->family = a->family;
 	memcpy(k->addr, a->addr, a->family == 4 ? 4 : 16);
 }
+
+/* gd_addrkey_prefix() - @k's /24 (IPv4) or /64 (IPv6): the host bits zero */
+void gd_addrkey_prefix(struct gd_addrkey *p, const struct gd_addrkey *k)
+{
+	size_t keep = k->family == 4 ? 3 : 8;
+
+	memset(p, 0, sizeof(*p));
+	p->family = k->family;
+	memcpy(p->addr, k->addr, keep);
+}

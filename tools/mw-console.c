@@ -32,6 +32,8 @@ int main(int argc, char **argv)
 			MWCON_NAME);
 		return 1;
 	}
+	if (o.cmd == MWCON_CMD_GUARD)
+		return mwcon_run_guard(&o);
 	if (mwcon_connect(&o, &c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: %s\n", MWCON_NAME, err);
 		return 1;

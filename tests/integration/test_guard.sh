@@ -12,6 +12,9 @@
 #              after guard.block_expiry_s
 #   mwctl      mwctl guard status / actions show the mode, the link, the counters and
 #              the actions with their evidence
+#   console    mw-console shows the actions: "mw-console guard" (the configuration's
+#              guard.control_socket) and the g key of the interactive console (--guard),
+#              under tmux
 #   reload     SIGHUP and mwctl guard reload re-read the file (mode -> report); a
 #              file with an error is refused whole, the mode in force stays
 #   report     the same burst: would_close lines, nothing sent, the connections survive
@@ -26,6 +29,14 @@ NFP=$(dirname "$0")/nf_probe.py
 GUARD=$(mw_need_bin mw-guard)
 MWCTL=$MW_BUILD_DIR/tools/mwctl
 [ -x "$MWCTL" ] || mw_fail "mwctl is not built ($MWCTL)"
+CON=${MW_CONSOLE:-$MW_BUILD_DIR/tools/mw-console}
+[ -x "$CON" ] || mw_fail "mw-console is not built ($CON)"
+mw_require_cmd tmux
+# tmux runs its own server, outside lib.sh's process bookkeeping: end it first.
+TMUX_SOCK=mwgd$$
+tmuxc() { tmux -L "$TMUX_SOCK" -f /dev/null "$@"; }
+# shellcheck disable=SC2154 # rc is assigned inside the trap
+trap 'rc=$?; tmux -L "$TMUX_SOCK" kill-server >/dev/null 2>&1 || true; _mw_cleanup $rc' EXIT
 PORT=8480
 N=30
 
@@ -106,6 +117,30 @@ echo "$acts" | grep -q "close  *$CLI_IP:[0-9]* .*reason=slow .*result=ok .*evide
 echo "$acts" | grep -q "shield_set .*reason=baseline .*evidence=filter=http" ||
 	mw_fail "mwctl: no baseline in the actions"
 mw_log "mwctl: ok"
+
+# --- console: one-shot (socket from the configuration), then the g key (--guard)
+out=$("$CON" -c "$CONF" guard) || mw_fail "console: mw-console guard failed: $out"
+echo "$out" | grep -q "^#[0-9]* close $CLI_IP:[0-9]* reason=slow result=ok evidence=sock=[0-9]*,age_ms=" ||
+	mw_fail "console: no close with its evidence in: $(echo "$out" | head -5)"
+echo "$out" | grep -q "^#1 shield_set [^ ]*:$PORT reason=baseline result=ok evidence=filter=http," ||
+	mw_fail "console: no baseline as action 1 in: $(echo "$out" | head -3)"
+[ "$(echo "$out" | grep -cv '^#[0-9]* [a-z_]* [^ ]* reason=[a-z_]* result=[^ ]* evidence=')" = 0 ] ||
+	mw_fail "console: a line is not an action: $(echo "$out" | grep -v '^#[0-9]* ' | head -3)"
+[ "$(echo "$out" | wc -l)" -ge $((N + 3)) ] || mw_fail "console: fewer actions than closes: $out"
+tmuxc new-session -d -s con -x 200 -y 48 \
+	"'$CON' -k '$MW_RUNTIME_DIR/store' --guard '$MW_RUNTIME_DIR/guard.sock'; sleep 600" ||
+	mw_fail "console: tmux new-session failed"
+pane() { tmuxc capture-pane -p -t con; }
+mw_wait_for "pane | grep -q 'mw-console  monitor'" 10 || mw_fail "console: the console did not draw: $(pane)"
+tmuxc send-keys -t con g
+mw_wait_for "pane | grep -q 'guard: [0-9]* actions kept, the most recent:'" 10 ||
+	mw_fail "console: g showed no actions: $(pane)"
+pane | grep -q "guard #[0-9]* \(close $CLI_IP:[0-9]*\|block $CLI_IP\|unblock $CLI_IP\) reason=" ||
+	mw_fail "console: the pane lists none of the closes and blocks: $(pane)"
+[ "$(pane | grep -c '^guard #')" = 10 ] || mw_fail "console: not the last 10 actions: $(pane)"
+tmuxc send-keys -t con q
+tmuxc kill-server >/dev/null 2>&1
+mw_log "console: ok"
 
 # --- reload: SIGHUP, then mwctl guard reload
 mw_wait_for "grep -q 'shield_clear [^ ]*:$PORT reason=calm' '$GLOG'" 20 ||

@@ -9,6 +9,11 @@
 #             every request answered through the balancer
 #   enforce   20 connections holding half a request head: closes (answered ok through
 #             the balancer) and the client sees every connection cut
+#   rotate    reloaded with guard.balancer_socket and no closes: sustained pressure on
+#             INS 1 makes mw-guard ask the balancer for a fresh INS and drain INS 1
+#             (action rotate, result ok in mwctl guard actions, counted in status), once
+#             per rotate_interval_ms; new requests go to the fresh INS; INS 1 stops
+#             once its attackers are gone
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/balancer_lib.sh"
 
@@ -18,7 +23,7 @@ GP=$(dirname "$0")/guard_probe.py
 GUARD=$(mw_need_bin mw-guard)
 N=20
 
-bal_up 1 1
+bal_up 1 2
 cat >>"$CONF" <<EOF2
 guard: { netflow = "$MW_RUNTIME_DIR/balancer-$TAG-netflow.sock";
 	control_socket = "$MW_RUNTIME_DIR/guard.sock"; listeners = [ "$PORT:http" ];
@@ -66,3 +71,43 @@ mw_wait_for "[ \$(grep -c '^closed ' '$ILOG') -ge $N ]" 20 ||
 grep -q 'action [0-9]*: block ' "$GLOG" && mw_fail "enforce: blocked although block_slow = 1000"
 curl -s --max-time 10 -o /dev/null "$URL/index.html" || mw_fail "enforce: nginx no longer answers"
 mw_log "enforce: ok ($N closed through the balancer)"
+
+# --- rotate
+INS1=$(ctl ins list | awk 'NR > 1 && $2 == "ready" {print $1}')
+[ "$INS1" ] && [ "$(echo "$INS1" | wc -l)" = 1 ] || mw_fail "rotate: not one ready INS: $(ctl ins list)"
+sed -i "s|block_slow = 1000; };|block_slow = 1000; close_max = 0;\n\tbalancer_socket = \"$MW_RUNTIME_DIR/balancer.sock\"; rotate_after_ms = 1000;\n\trotate_interval_ms = 600000; };|" "$CONF"
+grep -q 'rotate_interval_ms = 600000' "$CONF" || mw_fail "rotate: the configuration was not edited"
+"$MWCTL" -c "$CONF" guard reload >/dev/null || mw_fail "rotate: mwctl guard reload failed: $(tail -3 "$GLOG")"
+mw_stop idle
+mw_spawn idle2 "$PY" "$GP" idle 127.0.0.1 "$PORT" "$N" 120
+ILOG2=$(mw_logfile idle2)
+mw_wait_for "grep -q '^open $N' '$ILOG2'" 20 || mw_fail "rotate: clients did not connect: $(cat "$ILOG2")"
+mw_wait_for "grep -q 'action [0-9]*: rotate ins:$INS1 reason=pressure evidence=ins=$INS1,ins_held=[0-9]*,ins_slow=[0-9]*,held=' '$GLOG'" 30 ||
+	mw_fail "rotate: no rotate action for INS $INS1: $(grep 'action' "$GLOG" | tail -5)"
+mw_wait_for "grep -q 'rotate: INS [0-9]* spawned, INS $INS1 draining' '$GLOG'" 20 ||
+	mw_fail "rotate: the balancer did not carry it out: $(grep -i 'rotate' "$GLOG" | tail -3)"
+INS2=$(grep -m1 "rotate: INS [0-9]* spawned" "$GLOG" | sed 's/.*rotate: INS \([0-9]*\) spawned.*/\1/')
+[ "$INS2" != "$INS1" ] || mw_fail "rotate: the fresh INS is the attacked one"
+ctl ins list | awk -v i="$INS1" 'NR > 1 && $1 == i && $2 == "draining"' | grep -q . ||
+	mw_fail "rotate: INS $INS1 is not draining: $(ctl ins list)"
+mw_wait_for "ctl ins list | awk -v i=$INS2 'NR > 1 && \$1 == i && \$2 == \"ready\"' | grep -q ." 20 ||
+	mw_fail "rotate: the fresh INS $INS2 did not become ready: $(ctl ins list)"
+acts=$("$MWCTL" -c "$CONF" guard actions) || mw_fail "rotate: mwctl guard actions failed"
+echo "$acts" | grep -q " rotate  *ins:$INS1  *reason=pressure  *result=ok  *evidence=ins=$INS1," ||
+	mw_fail "rotate: mwctl guard actions has no rotate with result ok: $(echo "$acts" | grep rotate)"
+st=$("$MWCTL" -c "$CONF" --json guard status) || mw_fail "rotate: mwctl guard status failed"
+echo "$st" | grep -q '"rotate":1,' && echo "$st" | grep -q '"rotate_ok":1,' ||
+	mw_fail "rotate: status does not count one rotation: $st"
+# New connections go to the fresh INS while INS 1 drains.
+before=$(ins_field 6 | awk -v i="$INS2" '$1 == i {print $2}')
+curl -s --max-time 10 -o /dev/null "$URL/index.html" || mw_fail "rotate: nginx does not answer"
+after=$(ins_field 6 | awk -v i="$INS2" '$1 == i {print $2}')
+[ "${after:-0}" -gt "${before:-0}" ] || mw_fail "rotate: the request did not go to INS $INS2: $(ctl ins list)"
+# Pressure goes on (nothing is closed): still one rotation, the interval holds.
+sleep 3
+[ "$(grep -c 'action [0-9]*: rotate ' "$GLOG")" = 1 ] || mw_fail "rotate: more than one rotation: $(grep 'rotate' "$GLOG")"
+# The attackers leave: INS 1 has drained and stops.
+mw_stop idle2
+mw_wait_for "! ctl ins list | awk -v i=$INS1 'NR > 1 && \$1 == i && \$2 != \"dead\"' | grep -q ." 30 ||
+	mw_fail "rotate: INS $INS1 did not stop once drained: $(ctl ins list)"
+mw_log "rotate: ok (INS $INS2 spawned, INS $INS1 drained)"

@@ -124,6 +124,40 @@ static void test_congctl(void **state)
 	assert_int_equal(mwcon_congctl_parse(&o, ""), -EINVAL);
 }
 
+/* mw-guard's action records as the console shows them (g, "mw-console guard"). */
+static void test_guard_line(void **state)
+{
+	struct mwcon_opts o;
+	char out[512], path[256], err[256];
+
+	assert_int_equal(
+		mwcon_guard_line("action n=7 time=1764748800.250 kind=rotate target=ins:3 "
+				 "reason=pressure result=ok evidence=ins=3,ins_held=40,ins_slow=38",
+				 out, sizeof(out)),
+		0);
+	assert_string_equal(out, "#7 rotate ins:3 reason=pressure result=ok "
+				 "evidence=ins=3,ins_held=40,ins_slow=38");
+	assert_int_equal(mwcon_guard_line("action n=2 time=1.000 kind=would_close "
+					  "target=10.1.1.1:5 reason=slow result=report "
+					  "evidence=sock=9",
+					  out, sizeof(out)),
+			 0);
+	assert_string_equal(out, "#2 would_close 10.1.1.1:5 reason=slow result=report "
+				 "evidence=sock=9");
+	assert_int_equal(mwcon_guard_line("status mode=enforce", out, sizeof(out)), -EINVAL);
+	assert_int_equal(mwcon_guard_line("action", out, sizeof(out)), -EINVAL);
+	/* The socket: --guard, else the configuration's (here: none, the default). */
+	assert_int_equal(PARSE(&o, err, "--guard", "/run/g.sock", "guard"), 0);
+	mwcon_guard_socket(&o, path, sizeof(path));
+	assert_string_equal(path, "/run/g.sock");
+	/* Nothing listens there: one clear line. */
+	assert_int_equal(mwcon_guard_actions("/nonexistent/guard.sock", 500, out, sizeof(out),
+					     err, sizeof(err)),
+			 -ENOENT);
+	assert_string_equal(err, "mw-guard socket /nonexistent/guard.sock: No such file or "
+				 "directory");
+}
+
 static void test_commands(void **state)
 {
 	struct mwcon_opts o;
@@ -169,6 +203,12 @@ static void test_commands(void **state)
 	assert_string_equal(o.filter, ":8080");
 	assert_int_equal(PARSE(&o, err, "--token-file", "/etc/t", "get", "1", "sndbuf"), 0);
 	assert_string_equal(o.token_file, "/etc/t");
+
+	assert_int_equal(PARSE(&o, err, "--guard", "/run/g.sock", "guard"), 0);
+	assert_int_equal(o.cmd, MWCON_CMD_GUARD);
+	assert_string_equal(o.guard, "/run/g.sock");
+	assert_int_equal(PARSE(&o, err, "guard", "x"), -EINVAL);
+	assert_string_equal(err, "guard: unexpected argument 'x' (try --help)");
 
 	assert_int_equal(PARSE(&o, err, "--help"), 0);
 	assert_true(o.help);
@@ -224,6 +264,7 @@ int main(void)
 		cmocka_unit_test(test_u64),	    cmocka_unit_test(test_attr_names),
 		cmocka_unit_test(test_values),	    cmocka_unit_test(test_congctl),
 		cmocka_unit_test(test_commands),    cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_guard_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "common/sockid.h"
 #include "guard/action.h"
 #include "guard/guard.h"
 
@@ -218,6 +219,7 @@ static void test_slow_headers_close_and_block(void **state)
 	int64_t now = 1000;
 	int i;
 
+	cfg.guard.shield_hold_max = 512; /* the INS retune lever, off by default */
 	start();
 	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
 	slow_headers(0, 10, 100, 100000, &now, now + 6000);
@@ -228,6 +230,8 @@ static void test_slow_headers_close_and_block(void **state)
 		if (rec[i].kind == GD_SHIELD_SET && !strcmp(rec[i].reason, "pressure")) {
 			assert_int_equal(rec[i].val[MW_SHIELD_MIN_IN_RATE], 50);
 			assert_int_equal(rec[i].val[MW_SHIELD_SRC_MAX_CONNS], 64);
+			assert_int_equal(rec[i].val[MW_SHIELD_HOLD_MAX], 512);
+			assert_true(rec[i].opts & (1u << MW_SHIELD_HOLD_MAX));
 			assert_non_null(strstr(rec[i].evidence, "held=100,slow=100"));
 		}
 		if (rec[i].kind == GD_CLOSE)
@@ -246,12 +250,15 @@ static void test_slow_headers_close_and_block(void **state)
 	for (i = 0; i < nrec; i++)
 		if (rec[i].kind == GD_SHIELD_CLEAR) {
 			assert_int_equal(rec[i].val[MW_SHIELD_MIN_IN_RATE], 0);
+			assert_int_equal(rec[i].val[MW_SHIELD_HOLD_MAX], 0);
+			assert_true(rec[i].opts & (1u << MW_SHIELD_HOLD_MAX));
 			assert_false(rec[i].opts & (1u << MW_SHIELD_FILTER));
 		}
 	/* Blocks are lifted after block_expiry_s. */
 	tick_until(&now, now + (int64_t)cfg.guard.block_expiry_s * 1000);
 	assert_int_equal(count(GD_UNBLOCK, "expiry"), 10);
 	assert_int_equal(eng.blocks.n, 0);
+	cfg.guard.shield_hold_max = 0;
 }
 
 /* Slow read: the app wrote 64 KiB at once, the client takes nothing more. */
@@ -379,6 +386,57 @@ static void test_nat_not_blocked(void **state)
 	assert_int_equal(count_target(GD_BLOCK, "192.168.8.8"), 1);
 }
 
+/*
+ * Prefixes: 40 attackers of one /24 (one slow connection each, far below block_slow)
+ * are each blocked (slow_prefix), but not the one of them with a good exchange (NAT),
+ * nor 10 of another /24 (below block_prefix_sources); 16 of one /64 likewise.
+ */
+static void test_prefix_blocks(void **state)
+{
+	int64_t now = 1000;
+	char peer[64];
+	uint64_t id = 900000;
+	int c, i;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 10; c++) {
+		snprintf(peer, sizeof(peer), "10.9.1.%d:7000", c + 1);
+		accept_conn(800 + (uint64_t)c, peer, now);
+	}
+	for (c = 0; c < 16; c++) {
+		snprintf(peer, sizeof(peer), "[2001:db8:0:7::%x]:7000", c + 1);
+		accept_conn(850 + (uint64_t)c, peer, now);
+	}
+	/* 10.9.0.40 also fetched a page well: it is a NAT address with good clients. */
+	for (i = 0; i < 3; i++) {
+		accept_conn(id, "10.9.0.40:30000", now);
+		obs(MW_NF_OBS_SEND, id, 0, L80_ADDR, NULL, 80, 900, now);
+		obs(MW_NF_OBS_CLOSE, id++, 0, L80_ADDR, NULL, 80, 900, now);
+	}
+	slow_headers(0, 40, 40, 100000, &now, now + 8000);
+	assert_int_equal(count(GD_BLOCK, "slow_prefix"), 39 + 16);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.1."), 0);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.40"), 0);
+	assert_int_equal(count_target(GD_BLOCK, "2001:db8:0:7::"), 16);
+	for (i = 0; i < nrec; i++)
+		if (rec[i].kind == GD_BLOCK && !strncmp(rec[i].target, "10.9.0.", 7))
+			assert_non_null(strstr(rec[i].evidence, "prefix=10.9.0.0,prefix_len=24,"
+								"prefix_sources=39,prefix_slow=39,"
+								"slow=1,conns=1"));
+	assert_int_equal(count(GD_BLOCK, "slow_source"), 0);
+	gd_engine_fini(&eng);
+	/* block_prefix_sources = 0: per address only (none reaches block_slow). */
+	cfg.guard.block_prefix_sources = 0;
+	now = 1000;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	slow_headers(0, 40, 40, 100000, &now, now + 8000);
+	assert_true(count(GD_CLOSE, "slow") > 0);
+	assert_int_equal(count(GD_BLOCK, NULL), 0);
+	cfg.guard.block_prefix_sources = 16;
+}
+
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
 static void test_tables_full(void **state)
 {
@@ -476,6 +534,64 @@ static void test_close_gone_forgets(void **state)
 	assert_int_equal(src->conns, 0);
 }
 
+/*
+ * With mw-balancer: sustained pressure drains the INS holding most slow connections
+ * (INS 3: 40, INS 4: 10) for a fresh one, once per rotate_interval_ms, never the same
+ * INS twice, and never without guard.balancer_socket.
+ */
+static void test_rotate(void **state)
+{
+	uint64_t ins3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED);
+	uint64_t ins4 = mw_sockid_make(4, 0, MW_SOCKID_INS_ASSIGNED);
+	int64_t now = 1000;
+	char peer[64];
+	int c, i;
+
+	start(); /* no balancer_socket */
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	slow_headers(0, 40, 40, ins3, &now, now + 20000);
+	assert_true(count(GD_CLOSE, "slow") > 0);
+	assert_int_equal(count(GD_ROTATE, NULL), 0);
+	gd_engine_fini(&eng);
+
+	snprintf(cfg.guard.balancer_socket, sizeof(cfg.guard.balancer_socket), "/run/b.sock");
+	cfg.guard.rotate_after_ms = 2000;
+	cfg.guard.rotate_interval_ms = 10000;
+	now = 1000;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 10; c++) {
+		snprintf(peer, sizeof(peer), "10.8.0.%d:7000", c + 1);
+		accept_conn(ins4 + (uint64_t)c, peer, now);
+	}
+	/* Slow from 4000 (slow_after_ms), pressure from then on: not yet 2 s of it. */
+	slow_headers(0, 40, 40, ins3, &now, 5500);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+	assert_int_equal(count(GD_ROTATE, NULL), 0);
+	tick_until(&now, 7000);
+	assert_int_equal(count(GD_ROTATE, "pressure"), 1);
+	for (i = 0; i < nrec && rec[i].kind != GD_ROTATE; i++)
+		;
+	assert_string_equal(rec[i].target, "ins:3");
+	assert_int_equal(rec[i].ins, 3);
+	assert_non_null(strstr(rec[i].evidence, "ins=3,ins_held=40,ins_slow=40,held=50,slow="));
+	assert_non_null(strstr(rec[i].evidence, ",listener_port=80"));
+	/* At most one per rotate_interval_ms; then the other INS, never INS 3 again. */
+	tick_until(&now, 6000 + 10000);
+	assert_int_equal(count(GD_ROTATE, NULL), 1);
+	tick_until(&now, 6000 + 10000 + 1000);
+	assert_int_equal(count(GD_ROTATE, NULL), 2);
+	assert_int_equal(count_target(GD_ROTATE, "ins:4"), 1);
+	tick_until(&now, now + 30000);
+	assert_int_equal(count(GD_ROTATE, NULL), 2);
+	/* The balancer refused to spawn for INS 4: it is chosen again at the next interval. */
+	gd_engine_unrotate(&eng, 4);
+	tick_until(&now, now + 10000);
+	assert_int_equal(count(GD_ROTATE, NULL), 3);
+	assert_int_equal(count_target(GD_ROTATE, "ins:4"), 2);
+	cfg.guard.balancer_socket[0] = 0;
+}
+
 /* The action sink: numbers from 1, report mode sends nothing, no link = not sent. */
 static void test_action_sink(void **state)
 {
@@ -495,6 +611,11 @@ static void test_action_sink(void **state)
 	assert_int_equal(gd_act_record(&act, 0)->n, 2);
 	assert_string_equal(gd_act_record(&act, 1)->result, "not_sent:no_netflow");
 	assert_null(gd_act_record(&act, 2));
+	/* A rotation without a balancer hook is not sent. */
+	a.kind = GD_ROTATE;
+	a.ins = 3;
+	gd_act_emit(&act, &a);
+	assert_string_equal(gd_act_record(&act, 1)->result, "not_sent:no_balancer");
 	gd_act_fini(&act);
 }
 
@@ -513,6 +634,8 @@ int main(void)
 		cmocka_unit_test(test_table_remove_keeps_lookups),
 		cmocka_unit_test(test_action_sink),
 		cmocka_unit_test_setup_teardown(test_close_gone_forgets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_blocks, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,7 @@ enum {
 	OPT_TOKEN_FILE,
 	OPT_SORT,
 	OPT_FILTER,
+	OPT_GUARD,
 };
 
 /* Names get/set accept besides the wire names; the wire names come from the codec. */
@@ -59,6 +60,7 @@ void mwcon_usage(void)
 	       "       %s get ID NAME                 print a socket attribute\n"
 	       "       %s set ID NAME VALUE           set a socket attribute\n"
 	       "       %s congctl NAME                INS-wide congestion control\n"
+	       "       %s guard                       mw-guard's recent actions\n"
 	       "The Netflow consumer of mwcomms (docs/netflow.md, section mw-console).\n"
 	       "\nOptions:\n"
 	       "      --server ADDR        the Netflow server, IP:PORT or an AF_UNIX /path;\n"
@@ -70,6 +72,8 @@ void mwcon_usage(void)
 	       "      --filter TEXT        interactive table: rows whose local or peer address\n"
 	       "                           contains TEXT (\":8080\", \"10.1.2.\") or whose state\n"
 	       "                           it is (new, bound, listen, estab)\n"
+	       "      --guard SOCKET       mw-guard's control socket (key g, command guard);\n"
+	       "                           default: guard.control_socket of the configuration\n"
 	       "      --token-file FILE    the token a TCP server asks for (first line: TOKEN\n"
 	       "                           or ROLE TOKEN; the file must be private, mode 0600)\n"
 	       "  -k, --keystore-root DIR  local keystore root; default: common.keystore_root\n"
@@ -89,8 +93,9 @@ void mwcon_usage(void)
 	       "VALUE: a number, on/off, or seconds (\"1.5\") for sndtimeo/rcvtimeo.\n"
 	       "Exit status: 0 ok, 1 on any error (bad arguments, no server, negative status).\n"
 	       "\nInteractive keys: h help, p list open sockets, m/M unmute/mute observations,\n"
-	       "o/O monitor on/off, c close a socket, b/u block/unblock an address, q quit.\n",
-	       MWCON_NAME, MWCON_NAME, MWCON_NAME, MWCON_NAME, MWCON_NAME, MWCON_NAME, MWCON_NAME,
+	       "o/O monitor on/off, c close a socket, b/u block/unblock an address,\n"
+	       "g mw-guard's recent actions, q quit.\n",
+	       MWCON_NAME, MWCON_NAME, MWCON_NAME, MWCON_NAME, MWCON_NAME, MWCON_NAME, MWCON_NAME, MWCON_NAME,
 	       MW_NF_KEY_PVM, MWCON_DEFAULT_ROOT, MW_DEFAULT_CONFIG, MWCON_TIMEOUT_MS);
 }
 
@@ -304,6 +309,7 @@ static const struct {
 	{ "get", MWCON_CMD_GET, 2, "ID NAME" },
 	{ "set", MWCON_CMD_SET, 3, "ID NAME VALUE" },
 	{ "congctl", MWCON_CMD_CONGCTL, 1, "an algorithm NAME" },
+	{ "guard", MWCON_CMD_GUARD, 0, "nothing" },
 };
 
 static int __attribute__((format(printf, 3, 4))) bad(char *err, size_t errlen, const char *fmt, ...)
@@ -336,7 +342,7 @@ static int parse_command(struct mwcon_opts *o, int argc, char **argv, char *err,
 	if (argc - 1 > k)
 		return bad(err, errlen, "%s: unexpected argument '%s' (try --help)", w,
 			   argv[k + 1]);
-	o->cmd_arg = argv[1];
+	o->cmd_arg = argc > 1 ? argv[1] : NULL;
 	switch (o->cmd) {
 	case MWCON_CMD_CLOSE:
 	case MWCON_CMD_GET:
@@ -399,6 +405,7 @@ int mwcon_parse_args(struct mwcon_opts *o, int argc, char **argv, char *err, siz
 		{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 		{ "sort", required_argument, NULL, OPT_SORT },
 		{ "filter", required_argument, NULL, OPT_FILTER },
+		{ "guard", required_argument, NULL, OPT_GUARD },
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "count", required_argument, NULL, OPT_COUNT },
@@ -451,6 +458,9 @@ int mwcon_parse_args(struct mwcon_opts *o, int argc, char **argv, char *err, siz
 		}
 		case OPT_FILTER:
 			o->filter = optarg;
+			break;
+		case OPT_GUARD:
+			o->guard = optarg;
 			break;
 		case OPT_KEY:
 			o->key = optarg;

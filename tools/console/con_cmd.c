@@ -12,7 +12,7 @@
 #include "tools/console/console.h"
 
 /* The configuration the daemons would read: -c, $MW_CONFIG, the built-in path if present. */
-static const char *config_path(const struct mwcon_opts *o)
+const char *mwcon_config_path(const struct mwcon_opts *o)
 {
 	const char *env = getenv("MW_CONFIG");
 
@@ -98,7 +98,7 @@ int mwcon_connect(const struct mwcon_opts *o, struct mw_nf_client **c, char *err
 	mw_config_defaults(cfg);
 	if (o->ks_root) {
 		root = o->ks_root;
-	} else if ((path = config_path(o))) {
+	} else if ((path = mwcon_config_path(o))) {
 		ret = mw_config_load(cfg, path, errs);
 		if (ret < 0) {
 			snprintf(err, errlen, "%s",

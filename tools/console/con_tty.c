@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "netflow/client.h"
 #include "tools/console/console.h"
 
@@ -26,7 +27,7 @@
  * their responses are matched later by id against a small in-flight list.
  *
  * Key handling is a two-state machine:
- *   KEYS    one key = one action (h p m M o O c b u q);
+ *   KEYS    one key = one action (h p m M o O c b u s f g q);
  *   PROMPT  after c, b or u: characters edit a line; Enter submits it (an
  *           empty line cancels), Escape cancels; then back to KEYS.
  *
@@ -46,6 +47,7 @@
 #define LOG_LINE 200
 #define INFLIGHT_MAX 64
 #define INPUT_MAX 64
+#define GUARD_TTY_ANSWER (256 * 1024) /* mw-guard's actions answer, at most */
 
 enum tty_mode { TTY_KEYS, TTY_PROMPT };
 enum tty_prompt { PROMPT_CLOSE, PROMPT_BLOCK, PROMPT_UNBLOCK, PROMPT_FILTER };
@@ -218,6 +220,8 @@ static void tty_help(struct tty *t)
 	tty_log(t, "      b/u block/unblock an address (asks it)   q quit (also Ctrl-C)");
 	tty_log(t, "      s next table order (id, rate, age, port, peer, state)");
 	tty_log(t, "      f filter the table: address text or a state (empty: all rows)");
+	tty_log(t, "      g mw-guard's last %d actions (its control socket, --guard)",
+		MWCON_GUARD_SHOWN);
 }
 
 static void tty_list(struct tty *t)
@@ -233,6 +237,39 @@ static void tty_list(struct tty *t)
 		tty_log(t, "socket 0x%" PRIx64 "/%" PRIu64 " %s --> remote %s", s->id, s->id,
 			s->local, s->peer);
 	}
+}
+
+/* g: mw-guard's most recent actions, from its control socket (a short, bounded wait). */
+static void tty_guard(struct tty *t)
+{
+	char path[MW_PATH_MAX], err[MW_PATH_MAX + 128], line[LOG_LINE], *buf, *rec, *save = NULL;
+	char *recs[MWCON_GUARD_SHOWN];
+	size_t n = 0, i;
+	int total = 0;
+
+	buf = malloc(GUARD_TTY_ANSWER);
+	if (!buf) {
+		tty_log(t, "guard: out of memory");
+		return;
+	}
+	mwcon_guard_socket(t->o, path, sizeof(path));
+	if (mwcon_guard_actions(path, t->o->timeout_ms < 2000 ? t->o->timeout_ms : 2000, buf,
+				GUARD_TTY_ANSWER, err, sizeof(err))) {
+		tty_log(t, "guard: %s", err);
+		free(buf);
+		return;
+	}
+	/* Keep the last MWCON_GUARD_SHOWN records, in order. */
+	for (rec = strtok_r(buf, "\n", &save); rec; rec = strtok_r(NULL, "\n", &save)) {
+		recs[n++ % MWCON_GUARD_SHOWN] = rec;
+		total++;
+	}
+	tty_log(t, "guard: %d action%s kept%s", total, total == 1 ? "" : "s",
+		total > MWCON_GUARD_SHOWN ? ", the most recent:" : "");
+	for (i = n > MWCON_GUARD_SHOWN ? n - MWCON_GUARD_SHOWN : 0; i < n; i++)
+		if (!mwcon_guard_line(recs[i % MWCON_GUARD_SHOWN], line, sizeof(line)))
+			tty_log(t, "guard %s", line);
+	free(buf);
 }
 
 /* Send a request without waiting; its response is reported when it arrives. */
@@ -392,6 +429,9 @@ static void tty_key(struct tty *t, unsigned char k)
 		break;
 	case 'f':
 		tty_start_prompt(t, PROMPT_FILTER);
+		break;
+	case 'g':
+		tty_guard(t);
 		break;
 	case 'q':
 		t->quit = true;

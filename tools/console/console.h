@@ -31,6 +31,7 @@ enum mwcon_cmd {
 	MWCON_CMD_GET,
 	MWCON_CMD_SET,
 	MWCON_CMD_CONGCTL,
+	MWCON_CMD_GUARD, /* mw-guard's actions: no Netflow server needed */
 };
 
 /* What the command line asked for, fully validated. */
@@ -45,6 +46,7 @@ struct mwcon_opts {
 	const char *token_file;  /* --token-file: for a TCP server, or NULL */
 	int sort;                /* --sort: enum mwcon_sort */
 	const char *filter;      /* --filter TEXT: rows whose local or peer contains it, or state */
+	const char *guard;       /* --guard SOCKET: mw-guard's control socket, or NULL: config */
 	uint64_t count;          /* --json --count N; 0 = unlimited */
 	int timeout_ms;          /* --timeout-ms */
 	uint64_t sock;           /* close/get/set ID */
@@ -201,6 +203,34 @@ void mwcon_endpoint_format(const struct mw_nf_endpoint *e, char *buf, size_t len
 
 /* One observation as a human-readable line (the m/unmute output). */
 void mwcon_info_line(const struct mw_nf_info *in, char *buf, size_t len);
+
+/* ---- con_guard.c ---------------------------------------------------------------------- */
+
+#define MWCON_GUARD_SHOWN 10 /* actions the g key shows, the most recent */
+
+/**
+ * mwcon_guard_line() - one "action n=N time=T kind=K target=X reason=R result=S
+ * evidence=E" record of mw-guard's control socket as "#N K X reason=R result=S evidence=E"
+ * Return: 0, or -EINVAL if @rec is not an action record
+ */
+int mwcon_guard_line(const char *rec, char *out, size_t len);
+
+/**
+ * mwcon_guard_actions() - ask mw-guard's control socket @path for its kept actions
+ * @buf: the records, one a line, NUL-terminated (cut at @len)
+ * Return: 0, or -errno with @err filled
+ */
+int mwcon_guard_actions(const char *path, int timeout_ms, char *buf, size_t len, char *err,
+			size_t errlen);
+
+/* "mw-console guard": print mw-guard's kept actions. Return: the exit status */
+int mwcon_run_guard(const struct mwcon_opts *o);
+
+/* --guard, else guard.control_socket of the configuration, else its default. */
+void mwcon_guard_socket(const struct mwcon_opts *o, char *out, size_t len);
+
+/* The configuration file the daemons would read: -c, $MW_CONFIG, the built-in path, or NULL. */
+const char *mwcon_config_path(const struct mwcon_opts *o);
 
 /* ---- con_cmd.c / con_tty.c ------------------------------------------------------------ */
 
