@@ -61,9 +61,11 @@ kill -0 "$(mw_pid pvm)" || mw_fail "mw-pvm died"
 mw_stop load 2
 read -r ok bad <"$MW_TMP/load.count" || mw_fail "no load was run"
 mw_log "background load: $ok served, $bad failed"
-# Requests fail only while the INS is down (at 2 s each, for 1-3 s of start-up per restart).
+# Requests fail only while the INS is down; a refused one fails at once, so how many
+# fail per restart depends on how fast a refusal comes back (up to 5.4 a restart seen
+# with the ASan daemons): at most 10 a restart.
 [ "$ok" -ge $((2 * RESTARTS)) ] || mw_fail "background load: only $ok requests served ($bad failed)"
-[ "$bad" -le $((5 * RESTARTS)) ] || mw_fail "background load: $bad of $((ok + bad)) requests failed"
+[ "$bad" -le $((10 * RESTARTS)) ] || mw_fail "background load: $bad of $((ok + bad)) requests failed"
 in_cli curl -sf -o /dev/null --max-time 5 "http://$INS_IP:8080/" || mw_fail "final request failed"
 
 # --- the id space runs out and comes back: pvm.id_space 16 ------------------------
