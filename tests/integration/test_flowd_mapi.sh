@@ -12,7 +12,10 @@
 #     the tutorial's anonymised capture) the same frames' ports, flags and lengths,
 #     neither real address, one consistent mapping, the two addresses' common
 #     prefix kept (30 bits), and payloads cut after the TCP header; tools/mapi-anomaly
-#     (FANOUT and PORTSCAN) flags the client for both, and nothing else; tools/mw-top --batch shows
+#     (FANOUT and PORTSCAN) flags the client for both, and nothing else; tools/mapi-rates
+#     (two flows, dst/src net SERVER/32): totals equal tcpdump's packets and bytes per
+#     direction; tools/mapi-sigsearch (STR_SEARCH "GET /blob"): matches and the frames
+#     printed through TO_BUFFER are tcpdump's five GET requests, none at depth 60; tools/mw-top --batch shows
 #     the server as the top source, and the five download's client ports (each
 #     1 MB and headers) above port 80 among destination ports.
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
@@ -35,6 +38,10 @@ CAPTURE=$MW_BUILD_DIR/tools/mapi-capture
 [ -x "$CAPTURE" ] || mw_fail "mapi-capture is not built ($CAPTURE missing)"
 ANOMALY=$MW_BUILD_DIR/tools/mapi-anomaly
 [ -x "$ANOMALY" ] || mw_fail "mapi-anomaly is not built ($ANOMALY missing)"
+RATES=$MW_BUILD_DIR/tools/mapi-rates
+[ -x "$RATES" ] || mw_fail "mapi-rates is not built ($RATES missing)"
+SIGSEARCH=$MW_BUILD_DIR/tools/mapi-sigsearch
+[ -x "$SIGSEARCH" ] || mw_fail "mapi-sigsearch is not built ($SIGSEARCH missing)"
 SYNS='tcp port 80 and tcp[tcpflags] & tcp-syn != 0'
 GROUP=mwfl$$
 mw_group_add "$GROUP"
@@ -69,6 +76,11 @@ mw_spawn anoncap "$CAPTURE" --anonymize "a test key" "$VC" "$SYNS" 10
 mw_spawn anonbig "$CAPTURE" --anonymize "a test key" "$VC" "tcp src port 80 and greater 1000" 5
 mw_wait_for "grep -qx connected '$(mw_logfile anoncap)' && grep -qx connected '$(mw_logfile anonbig)'" ||
 	mw_fail "mapi-capture --anonymize did not connect: $(cat "$(mw_logfile anoncap)")"
+mw_spawn rates "$RATES" "$VC" "$SRV_IP/32" 1
+mw_spawn sigsearch "$SIGSEARCH" "$VC" "tcp dst port 80" "GET /blob" 0 0 5
+mw_spawn sigmiss "$SIGSEARCH" "$VC" "tcp dst port 80" "GET /blob" 0 60
+mw_wait_for "grep -qx connected '$(mw_logfile rates)' && grep -qx connected '$(mw_logfile sigsearch)' &&
+	grep -qx connected '$(mw_logfile sigmiss)'" || mw_fail "mapi-rates/mapi-sigsearch did not connect"
 MWTOP=$MW_BUILD_DIR/tools/mw-top
 [ -x "$MWTOP" ] || mw_fail "mw-top is not built ($MWTOP missing)"
 mw_spawn top_src "$MWTOP" --batch 4 --key src "$VC"
@@ -77,6 +89,10 @@ flowd_traffic
 sleep 1.5 # the last ring block retired, TOP published by the 1 s clock
 mw_stop webcount
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mapi-webcount exited $MW_EXIT_STATUS"
+for t in rates sigsearch sigmiss; do
+	mw_stop $t
+	[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "$t exited $MW_EXIT_STATUS: $(cat "$(mw_logfile $t)")"
+done
 mw_stop tcpdump
 last=$(grep '^web_pkts=' "$(mw_logfile webcount)" | tail -1)
 mw_log "mapi-webcount: $last"
@@ -97,6 +113,42 @@ d=$(val dist_dports)
 if [ "$d" -lt $((dports - 1)) ] || [ "$d" -gt $((dports + 1)) ]; then
 	mw_fail "DIST $d, tcpdump sees $dports ports"
 fi
+# mapi-rates: per direction, the totals equal tcpdump's for the same filter; the
+# per-second rates add up to no more than the totals and show the traffic.
+wire_bytes() { # the frames' lengths, any ethertype (ARP matches "net" too)
+	tcpdump -nn -e -r "$PCAP" "$1" 2>/dev/null |
+		sed -n 's/^[^,]*, ethertype [^,]*, length \([0-9]*\): .*/\1/p' | awk '{s += $1} END {print s + 0}'
+}
+total=$(grep '^total ' "$(mw_logfile rates)")
+mw_log "mapi-rates: $total"
+for dir in in:dst out:src; do
+	d=${dir%%:*} prim=${dir#*:}
+	pk=$(tcpdump -nn -r "$PCAP" "$prim net $SRV_IP/32" 2>/dev/null | wc -l)
+	by=$(wire_bytes "$prim net $SRV_IP/32")
+	echo "$total" | grep -q "\<${d}_pkts=$pk\>" || mw_fail "mapi-rates $d packets: $total, tcpdump $pk"
+	echo "$total" | grep -q "\<${d}_bytes=$by\>" || mw_fail "mapi-rates $d bytes: $total, tcpdump $by"
+	sum=$(sed -n "s/.*\<${d}_Bps=\([0-9]*\).*/\1/p" "$(mw_logfile rates)" | awk '{s += $1} END {print s + 0}')
+	max=$(sed -n "s/.*\<${d}_Bps=\([0-9]*\).*/\1/p" "$(mw_logfile rates)" | sort -n | tail -1)
+	[ "$sum" -le "$by" ] || mw_fail "mapi-rates: $d rates add up to $sum > the $by bytes"
+	[ "${max:-0}" -gt 0 ] || mw_fail "mapi-rates: no $d rate above 0: $(cat "$(mw_logfile rates)")"
+done
+[ "$(echo "$total" | sed -n 's/.*out_bytes=\([0-9]*\).*/\1/p')" -gt 5242880 ] ||
+	mw_fail "mapi-rates: the five 1 MB downloads are not in out: $total"
+# mapi-sigsearch: "GET /blob" anywhere in a frame to port 80 = the five requests,
+# tcpdump's frames to port 80 whose TCP payload starts "GET "; the first five
+# printed are those frames; within the first 60 bytes (headers only): none.
+getf='tcp dst port 80 and tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420'
+gets=$(tcpdump -nn -r "$PCAP" "$getf" 2>/dev/null | wc -l)
+[ "$gets" = 5 ] || mw_fail "tcpdump saw $gets GET requests, not 5"
+m=$(grep '^matches=' "$(mw_logfile sigsearch)" | tail -1)
+[ "$m" = "matches=$gets" ] || mw_fail "mapi-sigsearch: $m, tcpdump $gets: $(cat "$(mw_logfile sigsearch)")"
+tcpdump -nn -r "$PCAP" "$getf" 2>/dev/null |
+	sed -n 's/.* IP \([0-9.]*\)\.\([0-9]*\) > \([0-9.]*\)\.\([0-9]*\): .*/match \1:\2 > \3:\4 proto=6/p' >"$MW_TMP/get.tcpdump"
+sed -n 's/^\(match .* proto=6\) len=[0-9]*$/\1/p' "$(mw_logfile sigsearch)" >"$MW_TMP/get.mapi"
+diff "$MW_TMP/get.tcpdump" "$MW_TMP/get.mapi" >"$MW_TMP/get.diff" ||
+	mw_fail "mapi-sigsearch's matching frames differ from tcpdump's: $(cat "$MW_TMP/get.diff")"
+[ "$(grep '^matches=' "$(mw_logfile sigmiss)" | tail -1)" = matches=0 ] ||
+	mw_fail "STR_SEARCH depth 60 found the request line: $(cat "$(mw_logfile sigmiss)")"
 mw_wait_for "! kill -0 $(mw_pid capture)" 5 || mw_fail "mapi-capture did not get its 10 frames"
 mw_wait_for "! kill -0 $(mw_pid top_src) && ! kill -0 $(mw_pid top_port)" 10 || mw_fail "mw-top --batch 4 did not end"
 grep -q "^ 1 $SRV_IP " "$(mw_logfile top_src)" || mw_fail "mw-top: $SRV_IP never the top source: $(cat "$(mw_logfile top_src)")"
