@@ -246,6 +246,9 @@ int main(int argc, char **argv)
 	if (flowd_read_files(&f, &d.cfg.flowd) && !live && !d.cfg.flowd.netflow[0])
 		goto out;
 	if (!live && !d.cfg.flowd.netflow[0]) {
+		if (!d.cfg.flowd.pcap_files_count)
+			mw_notice("nothing to watch: set flowd.interfaces, flowd.pcap_files or "
+				  "flowd.netflow (docs/flowd.md)");
 		mw_daemon_ready(&d, "read %d pcap file(s)", d.cfg.flowd.pcap_files_count);
 		status = EXIT_SUCCESS;
 		goto out;
