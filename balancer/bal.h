@@ -88,7 +88,7 @@ struct bal_ins {
 
 struct bal_fe;
 struct mw_keystore;
-struct bal_ctl;
+struct mw_ctl_server;
 
 struct bal {
 	struct mw_daemon *d;
@@ -103,7 +103,7 @@ struct bal {
 	ev_timer tick;
 	ev_tstamp spawn_backoff_until;
 	struct bal_fe *fe;
-	struct bal_ctl *ctl;
+	struct mw_ctl_server *ctl;
 	struct bal_nf *nf; /* the merged Netflow stream (nf_aggregate.h), NULL if not open */
 	struct mw_keystore *pvm_view; /* mw-pvm's view of each INS channel (health.c), or NULL */
 	bool stopping;
@@ -156,7 +156,7 @@ const char *bal_reason_text(enum bal_reason r);
 void bal_count(struct bal *b, enum bal_reason r);
 
 /* ctl.c */
-int bal_ctl_open(struct bal *b, struct bal_ctl **out, char *err, size_t errlen);
-void bal_ctl_close(struct bal_ctl *c);
+int bal_ctl_open(struct bal *b, struct mw_ctl_server **out, char *err, size_t errlen);
+void bal_ctl_close(struct mw_ctl_server *c);
 
 #endif /* BAL_BAL_H */

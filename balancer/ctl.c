@@ -2,103 +2,32 @@
 /* ctl.c - mw-balancer's control socket: one text command per connection, for mwctl */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "balancer/bal.h"
 #include "balancer/nf_aggregate.h"
+#include "common/ctl_server.h"
 #include "common/log.h"
 
 /*
- * Protocol (docs/balancer.md, "Control socket"): the client connects, sends
- * one line (at most CTL_LINE_MAX bytes, "\n"-terminated), and reads until
- * EOF.  The answer's first line is "ok" or "error MESSAGE"; after "ok" come
- * records, one a line, "KIND key=value key=value ...", values without spaces.
- * A client that sends nothing within CTL_TIMEOUT_S is dropped.  The socket
- * is 0600: only root (or the balancer's user) can drive the balancer.
- *
- * Nothing here blocks the loop that moves client bytes: the client socket
- * is non-blocking, the answer is built whole into a buffer of at most
- * CTL_OUT_MAX bytes and written as the client reads it (EV_WRITE); a client
- * that has not read it all within CTL_TIMEOUT_S is dropped (logged).  At
- * most CTL_CLIENTS_MAX clients at once; more wait in the listen backlog.
+ * Protocol: common/ctl_server.h (docs/balancer.md, "Control socket"): one
+ * line, the answer "ok" or "error MESSAGE", then records "KIND key=value
+ * ...", values without spaces.  The socket is 0600: only root (or the
+ * balancer's user) can drive the balancer.  At most BAL_CTL_CLIENTS clients
+ * at once.
  */
 
-#define CTL_LINE_MAX	512
-#define CTL_TIMEOUT_S	2.0
-#define CTL_OUT_MAX	(1 << 20)
-#define CTL_CLIENTS_MAX 16
+#define BAL_CTL_CLIENTS 16
 
-struct out {
-	char *buf;
-	size_t len, cap;
-	bool cut; /* CTL_OUT_MAX reached or no memory: the answer is incomplete */
-};
-
-struct ctl_client {
-	struct bal_ctl *ctl;
-	int fd;
-	ev_io io;
-	ev_timer timer;
-	char buf[CTL_LINE_MAX + 1];
-	size_t len;
-	struct out out; /* the answer, once the line is in */
-	size_t sent;
-};
-
-struct bal_ctl {
-	struct bal *b;
-	int fd;
-	ev_io io;
-	unsigned clients;
-	char path[MW_PATH_MAX];
-};
-
-static void outf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void outf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-	char *nb;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(o->buf ? o->buf + o->len : NULL, o->buf ? o->cap - o->len : 0, fmt,
-			      ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if (o->buf && o->len + (size_t)n < o->cap) {
-			o->len += (size_t)n;
-			return;
-		}
-		if (o->cap >= CTL_OUT_MAX) {
-			o->cut = true;
-			return;
-		}
-		nb = realloc(o->buf, o->cap ? o->cap * 2 : 4096);
-		if (!nb) {
-			o->cut = true;
-			return;
-		}
-		o->buf = nb;
-		o->cap = o->cap ? o->cap * 2 : 4096;
-	}
-}
-
-static void rec_ins(struct out *o, const struct bal *b, const struct bal_ins *i)
+static void rec_ins(struct mw_ctl_out *o, const struct bal *b, const struct bal_ins *i)
 {
 	char addr[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
-	outf(o,
+	mw_ctl_outf(o,
 	     "ins id=%d state=%s address=%s pid=%d name=%s conns=%u total=%" PRIu64
 	     " failed=%" PRIu64 " rx=%" PRIu64 " tx=%" PRIu64 " uptime=%.1f health=%s"
 	     " health_fails=%u health_checks=%" PRIu64 " health_failed=%" PRIu64
@@ -127,11 +56,12 @@ static int parse_int(const char *s, int *v)
 /* One consumer of the merged Netflow stream, with its role. */
 static void ctl_nf_line(void *ctx, const char *line)
 {
-	outf(ctx, "%s\n", line);
+	mw_ctl_outf(ctx, "%s\n", line);
 }
 
-static void run(struct bal *b, char *line, struct out *o)
+static void run(void *ctx, char *line, struct mw_ctl_out *o)
 {
+	struct bal *b = ctx;
 	const struct mw_balancer_config *bc = &b->cfg->balancer;
 	char *argv[8], *save = NULL, *t, err[1024] = "";
 	const struct bal_ins *i;
@@ -143,11 +73,11 @@ static void run(struct bal *b, char *line, struct out *o)
 	for (t = strtok_r(line, " \t\r", &save); t && argc < 8; t = strtok_r(NULL, " \t\r", &save))
 		argv[argc++] = t;
 	if (t) {
-		outf(o, "error too many words\n");
+		mw_ctl_outf(o, "error too many words\n");
 		return;
 	}
 	if (argc == 1 && !strcmp(argv[0], "netflow")) {
-		outf(o, "ok\n");
+		mw_ctl_outf(o, "ok\n");
 		bal_nf_list(b->nf, ctl_nf_line, o);
 		return;
 	}
@@ -156,8 +86,8 @@ static void run(struct bal *b, char *line, struct out *o)
 			conns += i->conns;
 			total += i->total;
 		}
-		outf(o, "ok\n");
-		outf(o,
+		mw_ctl_outf(o, "ok\n");
+		mw_ctl_outf(o,
 		     "status backend=%s policy=%s live=%d target=%d min=%d max=%d conns=%u "
 		     "total=%" PRIu64 " spawned=%" PRIu64 " replaced=%" PRIu64
 		     " listeners=%d proxy_protocol=%s autoscale=%s autoscale_up_conns=%d"
@@ -172,17 +102,17 @@ static void run(struct bal *b, char *line, struct out *o)
 		     b->as_downs);
 		if (o->len)
 			o->len--; /* the record goes on: front-end and health counters */
-		outf(o, " fe_conns=%u max_conns=%d draining=%d in_rotation=%d accept_paused=%s",
+		mw_ctl_outf(o, " fe_conns=%u max_conns=%d draining=%d in_rotation=%d accept_paused=%s",
 		     bal_fe_conns(b->fe), bc->max_conns, bal_ins_running(b) - bal_ins_live(b),
 		     bal_ins_in_rotation(b), bal_fe_accept_paused(b->fe) ? "yes" : "no");
 		for (n = 0; n < BAL_R_COUNT; n++)
-			outf(o, " fail_%s=%" PRIu64, bal_reason_token((enum bal_reason)n),
+			mw_ctl_outf(o, " fail_%s=%" PRIu64, bal_reason_token((enum bal_reason)n),
 			     b->reasons[n]);
-		outf(o, "\n");
+		mw_ctl_outf(o, "\n");
 		return;
 	}
 	if (argc == 2 && !strcmp(argv[0], "ins") && !strcmp(argv[1], "list")) {
-		outf(o, "ok\n");
+		mw_ctl_outf(o, "ok\n");
 		/* in id order */
 		for (n = 0;;) {
 			const struct bal_ins *next = NULL;
@@ -200,30 +130,30 @@ static void run(struct bal *b, char *line, struct out *o)
 	if (argc == 2 && !strcmp(argv[0], "ins") && !strcmp(argv[1], "spawn")) {
 		ret = bal_ins_spawn(b, err, sizeof(err));
 		if (ret > 0) {
-			outf(o, "ok\n");
+			mw_ctl_outf(o, "ok\n");
 			rec_ins(o, b, bal_ins_find(b, ret));
 			return;
 		}
 	} else if ((argc == 3 || argc == 4) && !strcmp(argv[0], "ins") &&
 		   !strcmp(argv[1], "retire")) {
 		if (parse_int(argv[2], &n) || n < 1) {
-			outf(o, "error ins retire: '%s' is not an INS id\n", argv[2]);
+			mw_ctl_outf(o, "error ins retire: '%s' is not an INS id\n", argv[2]);
 			return;
 		}
 		if (argc == 4 && strcmp(argv[3], "drain")) {
-			outf(o, "error ins retire: unknown option '%s' (drain)\n", argv[3]);
+			mw_ctl_outf(o, "error ins retire: unknown option '%s' (drain)\n", argv[3]);
 			return;
 		}
 		ret = bal_ins_retire(b, n, argc == 4, err, sizeof(err));
 	} else if (argc == 2 && !strcmp(argv[0], "scale")) {
 		if (parse_int(argv[1], &n)) {
-			outf(o, "error scale: '%s' is not a number\n", argv[1]);
+			mw_ctl_outf(o, "error scale: '%s' is not a number\n", argv[1]);
 			return;
 		}
 		ret = bal_scale(b, n, err, sizeof(err));
 	} else if (argc == 2 && !strcmp(argv[0], "policy")) {
 		if (bal_policy_parse(argv[1], &p)) {
-			outf(o,
+			mw_ctl_outf(o,
 			     "error unknown policy '%s' (round-robin, least-connections, "
 			     "least-busy, hash)\n",
 			     argv[1]);
@@ -239,176 +169,22 @@ static void run(struct bal *b, char *line, struct out *o)
 		else if (ret)
 			mw_warn("reload rejected, old configuration kept: %s", err);
 	} else {
-		outf(o, "error unknown command '%s'\n", argc ? argv[0] : "");
+		mw_ctl_outf(o, "error unknown command '%s'\n", argc ? argv[0] : "");
 		return;
 	}
 	if (ret < 0)
-		outf(o, "error %s\n", err);
+		mw_ctl_outf(o, "error %s\n", err);
 	else
-		outf(o, "ok\n");
+		mw_ctl_outf(o, "ok\n");
 }
 
-static void client_free(struct ctl_client *c)
+int bal_ctl_open(struct bal *b, struct mw_ctl_server **out, char *err, size_t errlen)
 {
-	struct ev_loop *loop = c->ctl->b->loop;
-
-	ev_io_stop(loop, &c->io);
-	ev_timer_stop(loop, &c->timer);
-	close(c->fd);
-	if (c->ctl->clients-- == CTL_CLIENTS_MAX)
-		ev_io_start(loop, &c->ctl->io);
-	free(c->out.buf);
-	free(c);
+	return mw_ctl_server_open(out, b->loop, b->cfg->balancer.control_socket,
+				  BAL_CTL_CLIENTS, run, b, err, errlen);
 }
 
-static void client_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+void bal_ctl_close(struct mw_ctl_server *ctl)
 {
-	struct ctl_client *c = w->data;
-
-	if (c->out.len)
-		mw_warn("control client did not read its answer within %.0f s (%zu of %zu "
-			"bytes): dropped",
-			CTL_TIMEOUT_S, c->sent, c->out.len);
-	client_free(c);
-}
-
-/* Write what the client takes now; done (or failed): free it. */
-static void client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct ctl_client *c = w->data;
-	ssize_t n;
-
-	while (c->sent < c->out.len) {
-		n = send(c->fd, c->out.buf + c->sent, c->out.len - c->sent,
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n <= 0) {
-			mw_info("control client: send: %s", n < 0 ? strerror(errno) : "closed");
-			break;
-		}
-		c->sent += (size_t)n;
-	}
-	client_free(c);
-}
-
-static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct ctl_client *c = w->data;
-	char *nl;
-	ssize_t n;
-
-	n = recv(c->fd, c->buf + c->len, CTL_LINE_MAX - c->len, MSG_DONTWAIT);
-	if (n < 0 && errno == EAGAIN)
-		return;
-	if (n <= 0) {
-		client_free(c);
-		return;
-	}
-	c->len += (size_t)n;
-	c->buf[c->len] = 0;
-	nl = strchr(c->buf, '\n');
-	if (!nl && c->len < CTL_LINE_MAX)
-		return;
-	if (!nl)
-		outf(&c->out, "error command longer than %d bytes\n", CTL_LINE_MAX);
-	else {
-		*nl = 0;
-		run(c->ctl->b, c->buf, &c->out);
-	}
-	if (c->out.cut)
-		mw_warn("control answer cut at %zu bytes (limit %d, or out of memory)", c->out.len,
-			CTL_OUT_MAX);
-	/* The answer goes out as the client reads it; the clock restarts for it. */
-	ev_io_stop(loop, &c->io);
-	ev_io_set(&c->io, c->fd, EV_WRITE);
-	ev_set_cb(&c->io, client_write_cb);
-	ev_io_start(loop, &c->io);
-	ev_timer_stop(loop, &c->timer);
-	ev_timer_set(&c->timer, CTL_TIMEOUT_S, 0);
-	ev_timer_start(loop, &c->timer);
-	client_write_cb(loop, &c->io, EV_WRITE);
-}
-
-static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct bal_ctl *ctl = w->data;
-	struct ctl_client *c;
-	int fd;
-
-	if (ctl->clients >= CTL_CLIENTS_MAX) {
-		ev_io_stop(loop, &ctl->io); /* client_free() starts it again */
-		return;
-	}
-	fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno != EAGAIN && errno != ECONNABORTED)
-			mw_log_ratelimited(MW_LOG_WARN, "control socket: accept: %s",
-					   strerror(errno));
-		return;
-	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		mw_warn("control socket: out of memory for a client");
-		close(fd);
-		return;
-	}
-	ctl->clients++;
-	c->ctl = ctl;
-	c->fd = fd;
-	ev_io_init(&c->io, client_cb, fd, EV_READ);
-	c->io.data = c;
-	ev_io_start(loop, &c->io);
-	ev_timer_init(&c->timer, client_timeout_cb, CTL_TIMEOUT_S, 0);
-	c->timer.data = c;
-	ev_timer_start(loop, &c->timer);
-}
-
-int bal_ctl_open(struct bal *b, struct bal_ctl **out, char *err, size_t errlen)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct bal_ctl *ctl;
-	mode_t old;
-	int ret;
-
-	ctl = calloc(1, sizeof(*ctl));
-	if (!ctl)
-		return -ENOMEM;
-	ctl->b = b;
-	snprintf(ctl->path, sizeof(ctl->path), "%s", b->cfg->balancer.control_socket);
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", ctl->path);
-	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (ctl->fd < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	unlink(ctl->path);
-	old = umask(0077);
-	ret = bind(ctl->fd, (struct sockaddr *)&sun, sizeof(sun));
-	umask(old);
-	if (ret || chmod(ctl->path, 0600) || listen(ctl->fd, 64)) {
-		ret = -errno;
-		goto fail;
-	}
-	ev_io_init(&ctl->io, accept_cb, ctl->fd, EV_READ);
-	ctl->io.data = ctl;
-	ev_io_start(b->loop, &ctl->io);
-	*out = ctl;
-	return 0;
-fail:
-	snprintf(err, errlen, "control socket %s: %s", ctl->path, strerror(-ret));
-	if (ctl->fd >= 0)
-		close(ctl->fd);
-	free(ctl);
-	return ret;
-}
-
-void bal_ctl_close(struct bal_ctl *ctl)
-{
-	if (!ctl)
-		return;
-	ev_io_stop(ctl->b->loop, &ctl->io);
-	close(ctl->fd);
-	unlink(ctl->path);
-	free(ctl);
+	mw_ctl_server_close(ctl);
 }

@@ -9,7 +9,7 @@
 #include "guard/action.h"
 #include "guard/guard.h"
 
-struct gd_ctl;
+struct mw_ctl_server;
 struct gd_balctl;
 
 struct guardd {
@@ -17,7 +17,7 @@ struct guardd {
 	struct mw_config *cfg; /* the configuration in force (replaced by a reload) */
 	struct gd_engine eng;
 	struct gd_act act;
-	struct gd_ctl *ctl;
+	struct mw_ctl_server *ctl;
 	struct gd_balctl *balctl;
 	char nf_addr[MW_PATH_MAX];
 	struct mw_nf_client *nf; /* NULL while not connected */
