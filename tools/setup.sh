@@ -69,35 +69,41 @@ demo)
 	exec "$root/tools/mw-demo" --build "$root/build"
 	;;
 test)
+	# Each phase says how long it took (the suite must stay within 25 min on 2 cores).
+	phase() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
+	SECONDS=0
 	build "$root/build"
 	build "$root/build-asan" -DMW_SANITIZE=ON
 	CC=clang build "$root/build-fuzz" -DMW_FUZZ=ON -DMW_SANITIZE=ON
 	status=0
-	echo "== ASan+UBSan: unit and fuzz tests"
+	phase "ASan+UBSan: unit and fuzz tests"
 	ctest --test-dir "$root/build-asan" -L 'unit|fuzz' -j "$jobs" --output-on-failure || status=1
-	echo "== libFuzzer (clang, ASan+UBSan): fuzz targets"
+	phase "libFuzzer (clang, ASan+UBSan): fuzz targets"
 	ctest --test-dir "$root/build-fuzz" -L fuzz -j "$jobs" --output-on-failure || status=1
-	echo "== full suite (unit, fuzz, integration)"
+	phase "full suite (unit, fuzz, integration)"
 	ctest --test-dir "$root/build" -j "$jobs" --output-on-failure || status=1
 	# The daemons built with ASan+UBSan under every integration test; the shim and the
 	# apps stay plain (an ASan shim loads only into ASan programs). lib.sh fails a
 	# test on any sanitizer report in a log.
-	echo "== ASan+UBSan daemons: integration tests"
+	phase "ASan+UBSan daemons: integration tests"
 	rm -rf "$root/build-mix" && mkdir "$root/build-mix" && cp -as "$root/build/." "$root/build-mix/"
 	for f in pvm/mw-pvm ins/mw-ins balancer/mw-balancer guard/mw-guard; do
 		rm "$root/build-mix/$f" && cp "$root/build-asan/$f" "$root/build-mix/$f"
 	done
 	for t in "$root"/tests/integration/test_*.sh; do
+		t0=$SECONDS
 		MW_BUILD_DIR="$root/build-mix" MW_SOURCE_DIR="$root" timeout 600 bash "$t" \
-			>"$root/build-mix/$(basename "$t" .sh).log" 2>&1 && continue
+			>"$root/build-mix/$(basename "$t" .sh).log" 2>&1 &&
+			echo "ok $(basename "$t") $((SECONDS - t0)) s" && continue
 		echo "FAIL (ASan daemons): $(basename "$t") - log: build-mix/$(basename "$t" .sh).log"
 		tail -n 40 "$root/build-mix/$(basename "$t" .sh).log"
 		status=1
 	done
 	if [ "${MW_LINT:-1}" = 1 ]; then
-		echo "== lint (clang-tidy, cppcheck)"
+		phase "lint (clang-tidy, cppcheck)"
 		"$root/tools/lint.sh" -b "$root/build" || status=1
 	fi
+	phase "done, status $status"
 	exit $status
 	;;
 lint)
