@@ -203,6 +203,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_BOOL(guard, baseline, true),
 	KEY_INT(guard, shield_deadline_ms, 10000, 0, 3600000, CHK_NONE),
 	KEY_INT(guard, shield_out_buffer, 256 * KIB, 0, 1 * GIB, CHK_NONE),
+	KEY_INT(guard, shield_stall_max, 16, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(guard, shield_min_in_rate, 50, 0, 1 * GIB, CHK_NONE),
 	KEY_INT(guard, shield_min_out_rate, 256, 0, 1 * GIB, CHK_NONE),
 	KEY_INT(guard, shield_src_max_conns, 64, 0, 16 * MIB, CHK_NONE),

@@ -131,6 +131,7 @@ struct mw_guard_config {
 	bool baseline;                      /* protective shield on sight: true */
 	int shield_deadline_ms;             /* baseline DEADLINE_MS: 10000 */
 	int shield_out_buffer;              /* baseline OUT_BUFFER bytes: 256 KiB */
+	int shield_stall_max;               /* baseline STALL_MAX: 16 */
 	int shield_min_in_rate;             /* pressure lever, B/s: 50 */
 	int shield_min_out_rate;            /* pressure lever, B/s: 256 */
 	int shield_src_max_conns;           /* pressure lever: 64 */

@@ -39,7 +39,10 @@ enum mw_shield_opt {
 	MW_SHIELD_PFX_RATE = 10,     /* new connections per second per prefix */
 	MW_SHIELD_DELIM = 11,        /* MW_ACCF_DELIM: the delimiter, 1..7 bytes, low byte first;
 				      * the byte count in bits 56-63 (so 7 bytes at most) */
-	MW_SHIELD_OPT_MAX = 11,
+	MW_SHIELD_STALL_MAX = 12,    /* connections of the listener whose app writer may wait at
+				      * once on a client that took nothing for a while (the out
+				      * buffer is full); beyond that the longest stalled are reset */
+	MW_SHIELD_OPT_MAX = 12,
 };
 
 enum mw_accept_filter {
@@ -72,6 +75,7 @@ struct mw_shield {
 	uint32_t src_rate;       /* connections/s */
 	uint32_t pfx_max_conns;
 	uint32_t pfx_rate;       /* connections/s */
+	uint32_t stall_max;      /* connections */
 };
 
 #endif /* MW_SHIELD_H */

@@ -46,6 +46,7 @@ static const char *const opt_names[MW_SHIELD_OPT_MAX + 1] = {
 	[MW_SHIELD_PFX_MAX_CONNS] = "pfx_max_conns",
 	[MW_SHIELD_PFX_RATE] = "pfx_rate",
 	[MW_SHIELD_DELIM] = "delim",
+	[MW_SHIELD_STALL_MAX] = "stall_max",
 };
 
 static const char *const filter_names[] = { "none", "data", "http", "line", "delim" };
@@ -115,6 +116,7 @@ void gd_decide_baseline(struct gd_engine *e, struct gd_listener *l)
 	shield_opt(&a, MW_SHIELD_FILTER, (uint64_t)l->proto, false);
 	shield_opt(&a, MW_SHIELD_DEADLINE_MS, (uint64_t)e->cfg->shield_deadline_ms, false);
 	shield_opt(&a, MW_SHIELD_OUT_BUFFER, (uint64_t)e->cfg->shield_out_buffer, false);
+	shield_opt(&a, MW_SHIELD_STALL_MAX, (uint64_t)e->cfg->shield_stall_max, false);
 	if (!a.opts)
 		return;
 	evidence(&a, "sock", l->id);

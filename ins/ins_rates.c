@@ -220,6 +220,44 @@ void ins_rates_out_start(struct ins_rates_out *o, uint64_t now_ms, uint64_t acke
 	o->win_start_ms = now_ms;
 	o->win_base = acked;
 	o->rate = INS_RATE_UNKNOWN;
+	o->last_acked = acked;
+	o->still_ms = now_ms;
+}
+
+/**
+ * ins_rates_out_progress() - a sample: did the client acknowledge anything since the last?
+ * @o:      the connection's measure (started)
+ * @now_ms: monotonic time
+ * @acked:  bytes the client acknowledged so far
+ */
+void ins_rates_out_progress(struct ins_rates_out *o, uint64_t now_ms, uint64_t acked)
+{
+	if (acked == o->last_acked)
+		return;
+	o->last_acked = acked;
+	o->still_ms = now_ms;
+}
+
+/**
+ * ins_rates_out_stalled() - has the client acknowledged nothing for INS_RATES_STALL_MS?
+ * @o:      the connection's measure
+ * @now_ms: monotonic time
+ * Return: true if its last progress (or the start) is that old
+ */
+bool ins_rates_out_stalled(const struct ins_rates_out *o, uint64_t now_ms)
+{
+	return o->win_start_ms && now_ms >= o->still_ms + INS_RATES_STALL_MS;
+}
+
+/**
+ * ins_rates_stalled_longer() - has @a's client been still for longer than @b's?
+ * @a: a measure
+ * @b: another
+ * Return: true if @a's last progress is older (the one to cut first)
+ */
+bool ins_rates_stalled_longer(const struct ins_rates_out *a, const struct ins_rates_out *b)
+{
+	return a->still_ms < b->still_ms;
 }
 
 /**

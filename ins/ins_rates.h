@@ -20,6 +20,9 @@
 #define INS_RATES_WINDOW_MS 5000u
 /* A source/prefix lookup looks at most at this many slots from the key's hash. */
 #define INS_RTAB_PROBE 32u
+/* A client that acknowledged nothing for this long while the app's writer waits on it
+ * is stalled (STALL_MAX). */
+#define INS_RATES_STALL_MS 200u
 /* Rate of a connection not measured over a whole second yet: never the slowest. */
 #define INS_RATE_UNKNOWN UINT64_MAX
 
@@ -77,12 +80,17 @@ struct ins_rates_out {
 	uint64_t win_start_ms;   /* 0: not measuring */
 	uint64_t win_base;       /* acknowledged bytes at the window's start */
 	uint64_t rate;           /* B/s over the last measure, or INS_RATE_UNKNOWN */
+	uint64_t last_acked;     /* acknowledged bytes at the last sample */
+	uint64_t still_ms;       /* since when last_acked has not moved */
 };
 
 void ins_rates_out_start(struct ins_rates_out *o, uint64_t now_ms, uint64_t acked);
 bool ins_rates_out_too_slow(struct ins_rates_out *o, uint32_t min_rate, uint64_t now_ms,
 			    uint64_t acked);
 bool ins_rates_slower(const struct ins_rates_out *a, const struct ins_rates_out *b);
+void ins_rates_out_progress(struct ins_rates_out *o, uint64_t now_ms, uint64_t acked);
+bool ins_rates_out_stalled(const struct ins_rates_out *o, uint64_t now_ms);
+bool ins_rates_stalled_longer(const struct ins_rates_out *a, const struct ins_rates_out *b);
 
 /* A held (not yet accepted) connection's inbound progress: bytes it sent so far. */
 struct ins_rates_in {
@@ -110,6 +118,9 @@ struct ins_rates_conn {
 					 * client (OUT_BUFFER) */
 	struct ins_rates_ref ref;
 	struct ins_rates_out out;
+	uint64_t listener;              /* accepted: the listener it came from (STALL_MAX) */
+	bool stalled;                   /* at the last tick: its client stalls the app's writer */
+	uint32_t stall_n, stall_gen;    /* listener: its stalled connections at tick stall_gen */
 };
 
 /* Per INS: why connections were refused or cut (the STATUS line, docs/ins.md). */
@@ -121,6 +132,8 @@ struct ins_rates_stats {
 	uint64_t out_cut;               /* reset: slowest reader when ins.shield_out_total was
 					 * reached */
 	uint64_t in_slow;               /* reset: held, sent less than MIN_IN_RATE */
+	uint64_t out_stall;             /* reset: longest stalled beyond the listener's
+					 * STALL_MAX */
 };
 
 /* Per INS: struct ins.rates. */
@@ -129,6 +142,7 @@ struct ins_shield_rates {
 	struct ins_sock *out_head;      /* connections the INS holds bytes for */
 	uint64_t out_total;             /* sum of their early bytes */
 	uint64_t out_max;               /* ins.shield_out_total */
+	uint32_t gen;                   /* tick count (the listeners' stall_gen) */
 	ev_timer tick;
 	struct ins_rates_stats n;
 };

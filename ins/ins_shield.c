@@ -37,6 +37,7 @@ static const uint64_t shield_max[MW_SHIELD_OPT_MAX + 1] = {
 	[MW_SHIELD_SRC_MAX_CONNS] = CONNS_MAX, [MW_SHIELD_SRC_RATE] = CONNS_MAX,
 	[MW_SHIELD_PFX_MAX_CONNS] = CONNS_MAX, [MW_SHIELD_PFX_RATE] = CONNS_MAX,
 	[MW_SHIELD_DELIM] = UINT64_MAX, /* checked by shield_delim_set() */
+	[MW_SHIELD_STALL_MAX] = CONNS_MAX,
 };
 
 /* The u32 field of @sh that option @name is stored in (NULL: FILTER, DELIM). */
@@ -61,6 +62,8 @@ static uint32_t *shield_field(struct mw_shield *sh, int name)
 		return &sh->pfx_max_conns;
 	case MW_SHIELD_PFX_RATE:
 		return &sh->pfx_rate;
+	case MW_SHIELD_STALL_MAX:
+		return &sh->stall_max;
 	default:
 		return NULL;
 	}

@@ -40,6 +40,16 @@
  * SIOCOUTQ); under min_out_rate over a whole INS_RATES_WINDOW_MS: reset the
  * way an address block resets a live connection (RST, EV_RESET ECONNRESET,
  * the app sees ECONNRESET/EPIPE).  The same samples rank readers for the cuts.
+ *
+ * STALL_MAX: the same tick marks a connection stalled when the INS holds bytes
+ * for it that it has not credited back (the out buffer is full: the app's
+ * writer waits on this client) and its client acknowledged nothing for
+ * INS_RATES_STALL_MS.  Stalled connections are counted per listener (the
+ * listener's stall_n, valid for tick gen); while a listener has more than its
+ * stall_max, the one stalled longest is reset, as MIN_OUT_RATE resets.  A
+ * thread-per-connection server thus has at most stall_max threads (plus one
+ * tick's arrivals) held by readers that do not read, whatever their number,
+ * and a client that reads, however slowly, is never stalled for long.
  */
 
 #define TICK_S 0.25
@@ -101,13 +111,62 @@ static void shield_cut(struct ins_sock *s, const char *why, uint64_t *counter)
 	ins_io_lost(s, ECONNRESET);
 }
 
+/* The listener @s came from, if it is still there. */
+static struct ins_sock *listener_of(struct ins_sock *s)
+{
+	return s->rates.listener ? ins_table_find(&s->ins->socks, s->rates.listener) : NULL;
+}
+
+/* The tick's STALL_MAX count: is @s stalled, and is its listener now over its bound? */
+static bool stall_count(struct ins_sock *s, uint64_t now)
+{
+	struct ins_sock *ls;
+	uint32_t gen = s->ins->rates.gen;
+
+	s->rates.stalled = s->shield.stall_max && s->pend_len > s->rates.early &&
+			   ins_rates_out_stalled(&s->rates.out, now);
+	if (!s->rates.stalled || !(ls = listener_of(s)))
+		return false;
+	if (ls->rates.stall_gen != gen) {
+		ls->rates.stall_gen = gen;
+		ls->rates.stall_n = 0;
+	}
+	return ++ls->rates.stall_n > s->shield.stall_max;
+}
+
+/* Reset the longest stalled connection of a listener over its STALL_MAX; false if none. */
+static bool stall_cut_one(struct ins *ins)
+{
+	struct ins_sock *c, *ls, *pick = NULL, *pick_ls = NULL;
+
+	for (c = ins->rates.out_head; c; c = c->rates.onext) {
+		if (!c->rates.stalled || (pick && !ins_rates_stalled_longer(&c->rates.out,
+									     &pick->rates.out)))
+			continue;
+		ls = listener_of(c);
+		if (ls && ls->rates.stall_gen == ins->rates.gen &&
+		    ls->rates.stall_n > c->shield.stall_max) {
+			pick = c;
+			pick_ls = ls;
+		}
+	}
+	if (!pick)
+		return false;
+	pick_ls->rates.stall_n--;
+	shield_cut(pick, "stalled the app's writer beyond the listener's bound",
+		   &ins->rates.n.out_stall);
+	return true;
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ins *ins = w->data;
 	struct ins_sock *s, *next;
 	uint64_t now = now_ms(ins), acked;
+	bool over = false;
 	int outq;
 
+	ins->rates.gen++;
 	for (s = ins->rates.out_head; s; s = next) {
 		next = s->rates.onext;
 		if (s->fd < 0 || !sock_progress(s->fd, &acked, &outq)) {
@@ -118,10 +177,16 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			list_del(s); /* the client has everything */
 			continue;
 		}
-		if (ins_rates_out_too_slow(&s->rates.out, s->shield.min_out_rate, now, acked))
+		ins_rates_out_progress(&s->rates.out, now, acked);
+		if (ins_rates_out_too_slow(&s->rates.out, s->shield.min_out_rate, now, acked)) {
 			shield_cut(s, "reader under the shield's minimum outbound rate",
 				   &ins->rates.n.out_slow);
+			continue;
+		}
+		over |= stall_count(s, now);
 	}
+	while (over && stall_cut_one(ins))
+		;
 	if (!ins->rates.out_head)
 		ev_timer_stop(loop, w);
 }
@@ -134,11 +199,13 @@ static void list_add(struct ins_sock *s)
 	uint64_t acked = 0;
 	int outq;
 
-	if (r->on_list || s->fd < 0 || (!s->shield.min_out_rate && !s->shield.out_buffer))
+	if (r->on_list || s->fd < 0 ||
+	    (!s->shield.min_out_rate && !s->shield.out_buffer && !s->shield.stall_max))
 		return;
 	if (!sock_progress(s->fd, &acked, &outq))
 		return;
 	ins_rates_out_start(&r->out, now_ms(s->ins), acked);
+	r->stalled = false;
 	r->oprev = NULL;
 	r->onext = sr->out_head;
 	if (sr->out_head)
@@ -422,11 +489,12 @@ void ins_shield_rates_status(const struct ins *ins, char *buf, size_t len)
 
 	snprintf(buf, len,
 		 "limits: %llu src conns, %llu src rate, %llu pfx conns, %llu pfx rate, "
-		 "%llu untracked; %llu slow readers, %llu cut for buffer, %llu slow senders; "
-		 "%llu bytes buffered",
+		 "%llu untracked; %llu slow readers, %llu cut for buffer, %llu slow senders, "
+		 "%llu stalled writers; %llu bytes buffered",
 		 (unsigned long long)n->src_conns, (unsigned long long)n->src_rate,
 		 (unsigned long long)n->pfx_conns, (unsigned long long)n->pfx_rate,
 		 (unsigned long long)n->untracked, (unsigned long long)n->out_slow,
 		 (unsigned long long)n->out_cut, (unsigned long long)n->in_slow,
+		 (unsigned long long)n->out_stall,
 		 (unsigned long long)ins->rates.out_total);
 }

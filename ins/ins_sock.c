@@ -707,6 +707,7 @@ void ins_sock_announce(struct ins *ins, uint64_t listener, int fd, const struct 
 		return;
 	}
 	s->rates.ref = *ref;
+	s->rates.listener = listener;
 	if (ins->tune.quickack)
 		ins_tune_apply(&ins->tune, fd);
 	s->state = INS_ST_CONNECTED;

@@ -352,6 +352,7 @@ const char *mw_nf_attr_name(unsigned name)
 		[MW_SHIELD_PFX_MAX_CONNS] = "ShieldPfxMaxConns",
 		[MW_SHIELD_PFX_RATE] = "ShieldPfxRate",
 		[MW_SHIELD_DELIM] = "ShieldDelim",
+		[MW_SHIELD_STALL_MAX] = "ShieldStallMax",
 	};
 
 	if (name >= MW_NF_ATTR_SHIELD_FIRST && name <= MW_NF_ATTR_SHIELD_LAST)

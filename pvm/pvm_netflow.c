@@ -138,8 +138,9 @@ static const struct nf_attr nf_attrs[] = {
 	NF_SHIELD(MW_SHIELD_PFX_MAX_CONNS),
 	NF_SHIELD(MW_SHIELD_PFX_RATE),
 	NF_SHIELD(MW_SHIELD_DELIM),
+	NF_SHIELD(MW_SHIELD_STALL_MAX),
 };
-static_assert(MW_SHIELD_OPT_MAX == MW_SHIELD_DELIM, "a shield option without its attribute");
+static_assert(MW_SHIELD_OPT_MAX == MW_SHIELD_STALL_MAX, "a shield option without its attribute");
 
 static const struct nf_attr *nf_attr_find(uint16_t name)
 {

@@ -401,6 +401,23 @@ def cmd_trickle(host, port, seconds):
     print("cut_at=%.6f end=%s got=%d" % (time.time(), end, got), flush=True)
 
 
+def cmd_stuck(host, port, seconds):
+    """A reader that takes nothing (tiny window, never reads); logs how it ended."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    s.settimeout(10)
+    s.connect((host, port))
+    print("lport=%d" % s.getsockname()[1], flush=True)
+    deadline = time.time() + seconds
+    end = "timeout"
+    while time.time() < deadline:
+        if s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == TCP_CLOSE:
+            end = "close"
+            break
+        time.sleep(0.005)
+    print("cut_at=%.6f end=%s" % (time.time(), end), flush=True)
+
+
 def cmd_hold(host, port, seconds):
     s = socket.create_connection((host, port), timeout=10)
     print("lport=%d" % s.getsockname()[1], flush=True)
@@ -443,6 +460,8 @@ def main(argv):
         cmd_trickle(argv[2], int(argv[3]), float(argv[4]))
     elif cmd == "cut":
         cmd_cut(addr, argv[3])
+    elif cmd == "stuck":
+        cmd_stuck(argv[2], int(argv[3]), float(argv[4]))
     elif cmd == "hold":
         cmd_hold(argv[2], int(argv[3]), float(argv[4]))
     elif cmd == "sig-wait":

@@ -57,12 +57,12 @@ mw_log "ready: ok"
 # --- baseline: the app starts after mw-guard, so its bind is observed.
 mw_spawn app shimmed "$PY" "$GP" app "$PORT"
 mw_wait_for "ins_listens $PORT" 20 || mw_fail "baseline: the app does not listen"
-mw_wait_for "grep -q 'action 1: shield_set [^ ]*:$PORT reason=baseline evidence=filter=http,deadline_ms=10000,out_buffer=262144,sock=' '$GLOG'" 20 ||
+mw_wait_for "grep -q 'action 1: shield_set [^ ]*:$PORT reason=baseline evidence=filter=http,deadline_ms=10000,out_buffer=262144,stall_max=16,sock=' '$GLOG'" 20 ||
 	mw_fail "baseline: no baseline action: $(cat "$GLOG")"
 grep -q 'action [0-9]*: shield_set [^ ]*:8481' "$GLOG" && mw_fail "baseline: shield on an unconfigured port"
 LSOCK=$(grep -m1 'action 1: shield_set' "$GLOG" | sed 's/.*,sock=\([0-9]*\).*/\1/')
 # Every request of the baseline is accepted by mw-pvm and its INS.
-for o in ShieldFilter ShieldDeadlineMs ShieldOutBuffer; do
+for o in ShieldFilter ShieldDeadlineMs ShieldOutBuffer ShieldStallMax; do
 	mw_wait_for "grep -q 'action 1: $o \(accepted\|refused\)' '$GLOG'" 20 ||
 		mw_fail "baseline: no answer from mw-pvm to $o: $(cat "$GLOG")"
 	grep -q "action 1: $o accepted" "$GLOG" ||

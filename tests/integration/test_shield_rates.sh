@@ -23,6 +23,9 @@
 #   (5) ins.shield_out_total = 5 MiB: with two clients behind 8 MiB out buffers, the
 #       second's buffered write would pass the bound: the first, a 1 KiB/s reader
 #       (measured slower), is reset; the second's write completes.
+#   (6) ShieldStallMax 0x201c = 1: two clients that take nothing stall the app's 4 MiB
+#       writes; the first stalled is reset once the second stalls, the second is kept
+#       (the bound), and a fast reader meanwhile gets its 4 MiB whole.
 # The reasons are counted in mw-ins's STATUS= line (a notify socket stands in for systemd).
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
@@ -36,6 +39,7 @@ P_PFX=9474
 P_CUT=9475
 P_SRATE=9476
 P_PMAX=9477
+P_STALL=9478
 NOTIFY=$MW_TMP/notify.sock
 mw_spawn notify "$PY" "$RP" notify "$NOTIFY"
 mw_wait_for "grep -q ready '$(mw_logfile notify)'" || mw_fail "the notify socket is not ready"
@@ -210,8 +214,30 @@ end=$(grep '^cut_at' "$(mw_logfile cut-slow)" | field end)
 [ "$end" = close ] || [ "$end" = reset ] || mw_fail "the cut reader saw '$end', not a reset"
 mw_log "(5) shield_out_total reached: the 1 KiB/s reader was reset ($end), the new write completed"
 
+# --- (6) stalled writers: beyond the bound, the longest stalled goes ------------------------
+server srv-stall "$P_STALL" $((4 * 1024 * 1024))
+shield "$LSN" 0x201c 1
+mw_spawn stall-a in_cli "$PY" "$NFP" stuck "$INS_IP" "$P_STALL" 30
+lport=$(lport_of "$(mw_logfile stall-a)") || mw_fail "stall-a did not connect"
+sleep 1
+! grep -q '^cut_at' "$(mw_logfile stall-a)" || mw_fail "one stalled writer (the bound) was reset"
+mw_spawn stall-b in_cli "$PY" "$NFP" stuck "$INS_IP" "$P_STALL" 30
+lport2=$(lport_of "$(mw_logfile stall-b)") || mw_fail "stall-b did not connect"
+out=$(in_cli "$PY" "$RP" drain "$INS_IP" "$P_STALL" $((4 * 1024 * 1024)))
+expect "a fast reader among stalled writers" "$(echo "$out" | field end)" "done"
+mw_wait_for "grep -q '^cut_at' '$(mw_logfile stall-a)'" 5 ||
+	mw_fail "the first stalled client was not reset when a second one stalled"
+expect "the first stalled client" "$(grep '^cut_at' "$(mw_logfile stall-a)" | field end)" "close"
+mw_wait_for "grep -q 'failed lport=$lport ' '$(mw_logfile srv-stall)'" 5 ||
+	mw_fail "the app's write to the reset client did not fail: $(cat "$(mw_logfile srv-stall)")"
+sleep 1
+! grep -q '^cut_at' "$(mw_logfile stall-b)" || mw_fail "the second stalled client (within the bound) was reset"
+! grep -q "lport=$lport2 " "$(mw_logfile srv-stall)" || mw_fail "the write to the kept stalled client ended"
+mw_stop stall-b
+mw_log "(6) StallMax 1: the first stalled client reset, the second kept, a fast reader served"
+
 # --- counters -------------------------------------------------------------------------------
-want="limits: 2 src conns, $srate_resets src rate, 1 pfx conns, $pfx_resets pfx rate, 0 untracked; 1 slow readers, 1 cut for buffer"
+want="limits: 2 src conns, $srate_resets src rate, 1 pfx conns, $pfx_resets pfx rate, 0 untracked; 1 slow readers, 1 cut for buffer, [0-9]* slow senders, 1 stalled writers"
 mw_wait_for "grep -q 'STATUS=ins 1: .*$want' '$(mw_logfile notify)'" 10 ||
 	mw_fail "mw-ins's STATUS= line never said '$want': $(grep 'ins 1' "$(mw_logfile notify)" | tail -1)"
 mw_log "counters: $want"

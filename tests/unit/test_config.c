@@ -227,6 +227,7 @@ static void test_guard_section(void **state)
 	assert_true(cfg.guard.baseline);
 	assert_int_equal(cfg.guard.shield_deadline_ms, 10000);
 	assert_int_equal(cfg.guard.shield_out_buffer, 256 * 1024);
+	assert_int_equal(cfg.guard.shield_stall_max, 16);
 
 	assert_int_equal(load_text("guard: {\n listeners = [ \"80:ftp\" ];\n"
 				   " netflow = \"relative/path\";\n mode = \"loud\";\n};\n",

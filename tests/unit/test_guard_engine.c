@@ -128,11 +128,13 @@ static void test_baseline_configured_only(void **state)
 	assert_string_equal(rec[0].target, L80_ADDR);
 	assert_int_equal(rec[0].sock, L80);
 	assert_int_equal(rec[0].opts, 1u << MW_SHIELD_FILTER | 1u << MW_SHIELD_DEADLINE_MS |
-					      1u << MW_SHIELD_OUT_BUFFER);
+					      1u << MW_SHIELD_OUT_BUFFER | 1u << MW_SHIELD_STALL_MAX);
 	assert_int_equal(rec[0].val[MW_SHIELD_FILTER], MW_ACCF_HTTP);
 	assert_int_equal(rec[0].val[MW_SHIELD_DEADLINE_MS], 10000);
 	assert_int_equal(rec[0].val[MW_SHIELD_OUT_BUFFER], 256 * 1024);
-	assert_non_null(strstr(rec[0].evidence, "filter=http,deadline_ms=10000,out_buffer=262144"));
+	assert_int_equal(rec[0].val[MW_SHIELD_STALL_MAX], 16);
+	assert_non_null(strstr(rec[0].evidence,
+			       "filter=http,deadline_ms=10000,out_buffer=262144,stall_max=16"));
 	assert_int_equal(rec[1].sock, 3000);
 	assert_int_equal(rec[1].val[MW_SHIELD_FILTER], MW_ACCF_LINE);
 	/* baseline = false: nothing at all. */

@@ -210,6 +210,39 @@ static void test_eviction_choice(void **state)
 	assert_false(ins_rates_slower(&slow, &slow));
 }
 
+static void test_out_stall(void **state)
+{
+	struct ins_rates_out a, b, never = { 0 };
+
+	(void)state;
+	/* still since the start: stalled once INS_RATES_STALL_MS passed without an ack */
+	ins_rates_out_start(&a, 10000, 700);
+	ins_rates_out_progress(&a, 10100, 700);
+	assert_false(ins_rates_out_stalled(&a, 10000 + INS_RATES_STALL_MS - 1));
+	assert_true(ins_rates_out_stalled(&a, 10000 + INS_RATES_STALL_MS));
+	/* any acknowledged byte restarts the clock (a reader, however slow) */
+	ins_rates_out_progress(&a, 10250, 701);
+	assert_int_equal(a.still_ms, 10250);
+	assert_false(ins_rates_out_stalled(&a, 10300));
+	assert_true(ins_rates_out_stalled(&a, 10250 + INS_RATES_STALL_MS));
+	/* the same count again is no progress */
+	ins_rates_out_progress(&a, 10500, 701);
+	assert_int_equal(a.still_ms, 10250);
+	/* the one still for longer goes first; equal: neither */
+	ins_rates_out_start(&b, 10400, 0);
+	assert_true(ins_rates_stalled_longer(&a, &b));
+	assert_false(ins_rates_stalled_longer(&b, &a));
+	assert_false(ins_rates_stalled_longer(&a, &a));
+	/* a 50 KiB/s reader sampled every 250 ms is never stalled */
+	ins_rates_out_start(&b, 20000, 0);
+	for (uint64_t t = 20250; t <= 30000; t += 250) {
+		ins_rates_out_progress(&b, t, (t - 20000) * 50);
+		assert_false(ins_rates_out_stalled(&b, t));
+	}
+	/* not measuring: never stalled */
+	assert_false(ins_rates_out_stalled(&never, 100000));
+}
+
 static void test_in_rate(void **state)
 {
 	struct ins_rates_in st = { 0 };
@@ -237,6 +270,7 @@ int main(void)
 		cmocka_unit_test(test_table_find_and_full),
 		cmocka_unit_test(test_out_window),
 		cmocka_unit_test(test_eviction_choice),
+		cmocka_unit_test(test_out_stall),
 		cmocka_unit_test(test_in_rate),
 	};
 

@@ -49,6 +49,7 @@ static void test_set_get_round_trip(void **state)
 	assert_int_equal(set64(&s, MW_SHIELD_SRC_RATE, 8), 0);
 	assert_int_equal(set64(&s, MW_SHIELD_PFX_MAX_CONNS, 9), 0);
 	assert_int_equal(set64(&s, MW_SHIELD_PFX_RATE, 10), 0);
+	assert_int_equal(set64(&s, MW_SHIELD_STALL_MAX, 32), 0);
 	/* The struct holds what was set, field by field. */
 	assert_int_equal(s.shield.filter, MW_ACCF_HTTP);
 	assert_int_equal(s.shield.deadline_ms, 2000);
@@ -60,11 +61,13 @@ static void test_set_get_round_trip(void **state)
 	assert_int_equal(s.shield.src_rate, 8);
 	assert_int_equal(s.shield.pfx_max_conns, 9);
 	assert_int_equal(s.shield.pfx_rate, 10);
+	assert_int_equal(s.shield.stall_max, 32);
 	/* ...and GETOPT reads it back. */
 	assert_int_equal(get64(&s, MW_SHIELD_FILTER), MW_ACCF_HTTP);
 	assert_int_equal(get64(&s, MW_SHIELD_DEADLINE_MS), 2000);
 	assert_int_equal(get64(&s, MW_SHIELD_OUT_BUFFER), 1 << 20);
 	assert_int_equal(get64(&s, MW_SHIELD_PFX_RATE), 10);
+	assert_int_equal(get64(&s, MW_SHIELD_STALL_MAX), 32);
 	/* Zero turns each off again. */
 	for (name = MW_SHIELD_FILTER; name <= MW_SHIELD_OPT_MAX; name++) {
 		assert_int_equal(set64(&s, name, 0), 0);
@@ -87,6 +90,7 @@ static void test_out_of_range_refused_and_unchanged(void **state)
 	assert_int_equal(set64(&s, MW_SHIELD_MIN_IN_RATE, UINT64_MAX), -EINVAL);
 	assert_int_equal(set64(&s, MW_SHIELD_OUT_BUFFER, (64u << 20) + 1), -EINVAL);
 	assert_int_equal(set64(&s, MW_SHIELD_SRC_MAX_CONNS, 1ull << 32), -EINVAL);
+	assert_int_equal(set64(&s, MW_SHIELD_STALL_MAX, (1u << 24) + 1), -EINVAL);
 	assert_int_equal(s.shield.deadline_ms, 0);
 	assert_int_equal(s.shield.src_max_conns, 0);
 	/* The value is a u64: any other length is refused. */

@@ -392,8 +392,9 @@ static void test_names(void **state)
 	assert_string_equal(mw_nf_attr_name(0x2011), "ShieldFilter");
 	assert_string_equal(mw_nf_attr_name(0x2012), "ShieldDeadlineMs");
 	assert_string_equal(mw_nf_attr_name(0x201b), "ShieldDelim");
+	assert_string_equal(mw_nf_attr_name(0x201c), "ShieldStallMax");
 	assert_null(mw_nf_attr_name(0x2010));
-	assert_null(mw_nf_attr_name(0x201c));
+	assert_null(mw_nf_attr_name(0x201d));
 	assert_true(MW_NF_ATTR_IS_OPEN & MW_NF_ATTR_MITIGATES);
 	assert_true(MW_NF_ATTR_ADDR_BLOCK & MW_NF_ATTR_PER_INS);
 	assert_int_equal(MW_NF_CONGCTL_CUBIC, 0x92);
