@@ -207,7 +207,7 @@ mw_appliance_up() {
 	INS_IP=10.231.0.2
 	CLI_IP=10.231.0.1
 	mw_write_config "$CONF" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
-	ins_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_timeout_ms = 1000;
+	ins_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_timeout_ms = ${MW_HEARTBEAT_TIMEOUT_MS:-1000};
 	spin_us = ${MW_SPIN_US:-0}; ${MW_PVM_CONF:-} };
 ins: { pvm_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_ms = 200; spin_us = ${MW_SPIN_US:-0};
 	${MW_INS_CONF:-} };
