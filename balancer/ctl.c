@@ -137,7 +137,7 @@ static void run(struct bal *b, char *line, struct out *o)
 	const struct bal_ins *i;
 	enum bal_policy p;
 	unsigned conns = 0;
-	uint64_t total = 0;
+	uint64_t total = 0, kf_updates, kf_us_max, kf_us_last;
 	int argc = 0, n, ret = 0;
 
 	for (t = strtok_r(line, " \t\r", &save); t && argc < 8; t = strtok_r(NULL, " \t\r", &save))
@@ -175,6 +175,11 @@ static void run(struct bal *b, char *line, struct out *o)
 		outf(o, " fe_conns=%u max_conns=%d draining=%d in_rotation=%d accept_paused=%s",
 		     bal_fe_conns(b->fe), bc->max_conns, bal_ins_running(b) - bal_ins_live(b),
 		     bal_ins_in_rotation(b), bal_fe_accept_paused(b->fe) ? "yes" : "no");
+		bal_kf_stats(b->kf, &kf_updates, &kf_us_max, &kf_us_last);
+		outf(o,
+		     " mode=%s kf_updates=%" PRIu64 " kf_update_us_max=%" PRIu64
+		     " kf_update_us_last=%" PRIu64,
+		     b->kf ? "kernel" : "splice", kf_updates, kf_us_max, kf_us_last);
 		for (n = 0; n < BAL_R_COUNT; n++)
 			outf(o, " fail_%s=%" PRIu64, bal_reason_token((enum bal_reason)n),
 			     b->reasons[n]);
@@ -230,6 +235,7 @@ static void run(struct bal *b, char *line, struct out *o)
 			return;
 		}
 		b->policy = p;
+		bal_kf_sync(b); /* kernel mode: the new policy steers from now on */
 		snprintf(b->cfg->balancer.policy, sizeof(b->cfg->balancer.policy), "%s", argv[1]);
 		mw_notice("policy %s", argv[1]);
 	} else if (argc == 1 && !strcmp(argv[0], "reload")) {

@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+/* kfront.c - the kernel front end: an nftables table of the balancer's own steers clients to INS */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/tcp.h>
+#include <nftables/libnftables.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "balancer/bal.h"
+#include "balancer/kfront.h"
+#include "common/addr.h"
+#include "common/log.h"
+
+/*
+ * Theory of operation
+ *
+ * balancer.mode = "kernel": the balancer opens no listener.  It owns the
+ * table "ip mwbal_<tag>" (kfront_rules.c renders it): nat hooks prerouting
+ * and output send a client's first packet to the front-end addresses to the
+ * chain "steer", which jumps to "ins_<id>" of one INS ("counter dnat to
+ * INS_addr": the port stays).  conntrack then carries the rest of the
+ * connection both ways without any rule: the TCP connection ends in the INS,
+ * whose mw-ins sees the client's own address (no PROXY v2), and
+ * the balancer sees none of its bytes.
+ *
+ * bal_kf_sync() (each tick, and at once when an INS leaves the rotation:
+ * health verdict, drain, death) rebuilds "steer" from the INS in rotation
+ * (READY, health not failing, under per_ins_max_conns) in one nft
+ * transaction, only when its text changed.  A draining INS is just not in
+ * "steer": its connections live on in conntrack.  Its chain goes once it is
+ * dead.  libnftables' nft_run_cmd_from_buffer() is synchronous netlink;
+ * each run's time is measured (kf_update_us_max in status).
+ *
+ * bal_kf_poll() (each tick) reads back what the balancer no longer sees:
+ * connections steered per INS (the packet counter of its chain: a nat
+ * chain sees only a connection's first packet), clients met with no INS
+ * (counter no_ins), and each INS's connections now, counted in its own
+ * namespace over NETLINK_SOCK_DIAG (TCP sockets on a front-end port, not
+ * listening or closed), which drain, autoscale and least-connections use.
+ *
+ * At start the table is created by "add; delete; add" in one transaction,
+ * so a table left by a balancer that was killed -9 is replaced; on exit it
+ * is deleted.
+ */
+
+#define KF_BUF	   65536
+#define KF_IDS_MAX 1024
+
+struct bal_kf {
+	struct bal *b;
+	struct nft_ctx *nft;
+	char table[BAL_KF_TABLE_MAX];
+	uint16_t ports[MW_LISTEN_MAX];
+	int nports;
+	int chains[KF_IDS_MAX]; /* INS ids that have a chain ins_<id> */
+	int nchains;
+	char *last; /* the steer text applied last */
+	char *buf;
+	uint64_t updates, update_us_max, update_us_last;
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/*
+ * Run @cmds in one transaction; an @update (not a read) is timed into the
+ * stats.  Return: 0, or -EIO with nft's first error line in @err.
+ */
+static int kf_run(struct bal_kf *kf, const char *cmds, bool update, char *err, size_t errlen)
+{
+	uint64_t t0 = now_us(), dt;
+	int ret = nft_run_cmd_from_buffer(kf->nft, cmds);
+	const char *e = nft_ctx_get_error_buffer(kf->nft);
+
+	dt = now_us() - t0;
+	if (update) {
+		kf->updates++;
+		kf->update_us_last = dt;
+		if (dt > kf->update_us_max)
+			kf->update_us_max = dt;
+	}
+	if (ret) {
+		snprintf(err, errlen, "nftables: %.*s", (int)strcspn(e ? e : "", "\n"),
+			 e && *e ? e : "failed");
+		return -EIO;
+	}
+	return 0;
+}
+
+int bal_kf_check(const struct mw_config *cfg, char *err, size_t errlen)
+{
+	const struct mw_balancer_config *bc = &cfg->balancer;
+	char table[BAL_KF_TABLE_MAX];
+	struct mw_addr a;
+	int k;
+
+	if (strcmp(bc->mode, "kernel"))
+		return 0;
+	if (strcmp(bc->backend, "netns")) {
+		snprintf(err, errlen,
+			 "balancer.mode kernel needs backend netns (the INS must be routed "
+			 "hosts behind balancer.bridge), not %s",
+			 bc->backend);
+		return -EINVAL;
+	}
+	if (cfg->ins.proxy_protocol) {
+		snprintf(err, errlen,
+			 "balancer.mode kernel: ins.proxy_protocol must be false (no PROXY v2 "
+			 "header is sent; the INS sees the client's own address)");
+		return -EINVAL;
+	}
+	if (bal_kf_table_name(bc->tag, table, sizeof(table))) {
+		snprintf(err, errlen,
+			 "balancer.mode kernel: balancer.tag '%s' may hold only letters, digits, "
+			 "'_' and '-' (it names the nftables table)",
+			 bc->tag);
+		return -EINVAL;
+	}
+	if (!bc->listen_count) {
+		snprintf(err, errlen, "balancer.mode kernel: balancer.listen is empty");
+		return -EINVAL;
+	}
+	for (k = 0; k < bc->listen_count; k++) {
+		if (mw_addr_parse(&a, bc->listen[k]) || a.family != 4) {
+			snprintf(err, errlen, "balancer.mode kernel: listen %s: IPv4 only",
+				 bc->listen[k]);
+			return -EINVAL;
+		}
+		if (a.addr[0] == 127) {
+			snprintf(err, errlen,
+				 "balancer.mode kernel: listen %s is a loopback address: the kernel "
+				 "cannot route a 127/8 source to an INS; use an address of this "
+				 "host (or 0.0.0.0)",
+				 bc->listen[k]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int bal_kf_open(struct bal *b, struct bal_kf **out, char *err, size_t errlen)
+{
+	const struct mw_balancer_config *bc = &b->cfg->balancer;
+	struct bal_kf_listen l[MW_LISTEN_MAX];
+	struct bal_kf *kf;
+	struct mw_addr a;
+	int k, ret;
+
+	*out = NULL;
+	ret = bal_kf_check(b->cfg, err, errlen);
+	if (ret)
+		return ret;
+	kf = calloc(1, sizeof(*kf));
+	if (kf) {
+		kf->buf = malloc(KF_BUF);
+		kf->last = calloc(1, KF_BUF);
+		kf->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	}
+	if (!kf || !kf->buf || !kf->last || !kf->nft) {
+		snprintf(err, errlen, "kernel front end: out of memory");
+		bal_kf_close(kf);
+		return -ENOMEM;
+	}
+	kf->b = b;
+	nft_ctx_buffer_output(kf->nft);
+	nft_ctx_buffer_error(kf->nft);
+	bal_kf_table_name(bc->tag, kf->table, sizeof(kf->table));
+	for (k = 0; k < bc->listen_count; k++) {
+		mw_addr_parse(&a, bc->listen[k]);
+		memcpy(&l[k].addr, a.addr, 4);
+		l[k].port = a.port;
+		kf->ports[kf->nports++] = l[k].port;
+	}
+	ret = bal_kf_render_table(kf->buf, KF_BUF, kf->table, l, (size_t)bc->listen_count);
+	if (ret >= 0)
+		ret = kf_run(kf, kf->buf, true, err, errlen);
+	if (ret < 0) {
+		bal_kf_close(kf);
+		return ret < -1 ? ret : -EIO;
+	}
+	mw_notice("kernel front end: nftables table ip %s (%d address(es)) in %" PRIu64 " us",
+		  kf->table, bc->listen_count, kf->update_us_last);
+	*out = kf;
+	return 0;
+}
+
+void bal_kf_close(struct bal_kf *kf)
+{
+	char err[256];
+
+	if (!kf)
+		return;
+	if (kf->nft && kf->b) {
+		snprintf(kf->buf, KF_BUF, "delete table ip %s\n", kf->table);
+		if (kf_run(kf, kf->buf, true, err, sizeof(err)))
+			mw_warn("kernel front end: removing table %s: %s", kf->table, err);
+	}
+	if (kf->nft)
+		nft_ctx_free(kf->nft);
+	free(kf->buf);
+	free(kf->last);
+	free(kf);
+}
+
+static bool in_steering(const struct bal *b, const struct bal_ins *i)
+{
+	unsigned cap = (unsigned)b->cfg->balancer.per_ins_max_conns;
+
+	return i->state == BAL_INS_READY && i->hc.state != BAL_HEALTH_FAILING &&
+	       i->hc.state != BAL_HEALTH_DOWN && !(cap && i->conns >= cap);
+}
+
+static bool has_chain(const struct bal_kf *kf, int id)
+{
+	for (int k = 0; k < kf->nchains; k++)
+		if (kf->chains[k] == id)
+			return true;
+	return false;
+}
+
+void bal_kf_sync(struct bal *b)
+{
+	struct bal_kf *kf = b->kf;
+	struct bal_kf_ins set[256];
+	unsigned conns[256], w[256];
+	struct bal_ins *i;
+	char *p, *steer, addr[INET_ADDRSTRLEN], err[512];
+	size_t n = 0, used = 0;
+	int k, best, ret;
+	bool chains_changed = false;
+
+	if (!kf)
+		return;
+	/* In id order (the list is newest first). */
+	for (best = 0;;) {
+		struct bal_ins *next = NULL;
+
+		for (i = b->ins; i; i = i->next)
+			if (i->h.id > best && (!next || i->h.id < next->h.id))
+				next = i;
+		if (!next || n == sizeof(set) / sizeof(set[0]))
+			break;
+		best = next->h.id;
+		if (!in_steering(b, next))
+			continue;
+		set[n].id = next->h.id;
+		conns[n++] = next->conns;
+	}
+	bal_kf_weights(b->policy, conns, n, (unsigned)b->cfg->balancer.per_ins_max_conns,
+		       b->cfg->balancer.overload_threshold, w);
+	for (size_t j = 0; j < n; j++)
+		set[j].weight = w[j];
+
+	p = kf->buf;
+	for (size_t j = 0; j < n; j++) {
+		if (has_chain(kf, set[j].id) || kf->nchains == KF_IDS_MAX)
+			continue;
+		i = bal_ins_find(b, set[j].id);
+		inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
+		used += (size_t)snprintf(p + used, KF_BUF - used,
+					 "add chain ip %s ins_%d\n"
+					 "add rule ip %s ins_%d counter dnat to %s\n",
+					 kf->table, set[j].id, kf->table, set[j].id, addr);
+		kf->chains[kf->nchains++] = set[j].id;
+		chains_changed = true;
+	}
+	steer = p + used;
+	ret = bal_kf_render_steer(steer, KF_BUF - used, kf->table, b->policy, set, n);
+	if (ret < 0) {
+		mw_log_ratelimited(MW_LOG_ERR, "kernel front end: steering for %zu INS is too long",
+				   n);
+		return;
+	}
+	used += (size_t)ret;
+	/* Chains of INS that are gone or dead: after steer no longer jumps there. */
+	for (k = 0; k < kf->nchains;) {
+		i = bal_ins_find(b, kf->chains[k]);
+		if (i && i->state != BAL_INS_DEAD) {
+			k++;
+			continue;
+		}
+		used += (size_t)snprintf(p + used, KF_BUF - used, "delete chain ip %s ins_%d\n",
+					 kf->table, kf->chains[k]);
+		kf->chains[k] = kf->chains[--kf->nchains];
+		chains_changed = true;
+	}
+	if (used >= KF_BUF - 1)
+		return;
+	if (!chains_changed && !strncmp(steer, kf->last, KF_BUF))
+		return;
+	if (kf_run(kf, p, true, err, sizeof(err))) {
+		mw_log_ratelimited(MW_LOG_ERR, "kernel front end: steering update failed: %s", err);
+		kf->last[0] = 0; /* try again next time */
+		return;
+	}
+	snprintf(kf->last, KF_BUF, "%.*s", ret, steer);
+	mw_debug("kernel front end: steering %zu INS (%" PRIu64 " us)", n, kf->update_us_last);
+}
+
+/* Connections on a front-end port in INS @i's namespace now; -errno if not known. */
+static int kf_count_conns(struct bal_kf *kf, struct bal_ins *i)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 r;
+	} req;
+	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+	int count = 0;
+
+	if (i->kf_diag < 0) {
+		if (i->h.pid <= 0)
+			return -ESRCH;
+		i->kf_diag = bal_diag_open(i->h.pid);
+		if (i->kf_diag < 0)
+			return i->kf_diag;
+	}
+	memset(&req, 0, sizeof(req));
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.r.sdiag_family = AF_INET;
+	req.r.sdiag_protocol = IPPROTO_TCP;
+	/* Every state but listening, time-wait and closed. */
+	req.r.idiag_states = 0xfffU & ~((1U << TCP_LISTEN) | (1U << TCP_TIME_WAIT) |
+					(1U << TCP_CLOSE));
+	if (send(i->kf_diag, &req, sizeof(req), 0) < 0)
+		return -errno;
+	for (;;) {
+		struct pollfd pfd = { .fd = i->kf_diag, .events = POLLIN };
+		ssize_t n = recv(i->kf_diag, buf, sizeof(buf), MSG_DONTWAIT);
+		const struct nlmsghdr *h;
+
+		if (n < 0 && errno == EAGAIN) {
+			if (poll(&pfd, 1, 50) <= 0)
+				return -ETIMEDOUT;
+			continue;
+		}
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		for (h = (const struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
+			const struct inet_diag_msg *m = NLMSG_DATA(h);
+
+			if (h->nlmsg_type == NLMSG_DONE)
+				return count;
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return -EIO;
+			for (int k = 0; k < kf->nports; k++)
+				if (ntohs(m->id.idiag_sport) == kf->ports[k]) {
+					count++;
+					break;
+				}
+		}
+	}
+}
+
+/* Counters from "list table": packets of each ins_<id> chain, and no_ins. */
+static void kf_read_counters(struct bal_kf *kf)
+{
+	struct bal *b = kf->b;
+	char err[256], line[512];
+	const char *out;
+	FILE *f;
+	int chain = -1;
+	bool in_no_ins = false;
+
+	snprintf(kf->buf, KF_BUF, "list table ip %s\n", kf->table);
+	if (kf_run(kf, kf->buf, false, err, sizeof(err))) {
+		mw_log_ratelimited(MW_LOG_WARN, "kernel front end: %s", err);
+		return;
+	}
+	out = nft_ctx_get_output_buffer(kf->nft);
+	f = out ? fmemopen((void *)out, strlen(out), "r") : NULL;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		const char *c = line + strspn(line, " \t");
+		uint64_t pk;
+		struct bal_ins *i;
+
+		if (sscanf(c, "chain ins_%d {", &chain) == 1) {
+			in_no_ins = false;
+			continue;
+		}
+		if (!strncmp(c, "chain ", 6)) {
+			chain = -1;
+			in_no_ins = false;
+		} else if (!strncmp(c, "counter no_ins", 14)) {
+			in_no_ins = true;
+			chain = -1;
+		} else if (in_no_ins && sscanf(c, "packets %" SCNu64, &pk) == 1) {
+			b->reasons[BAL_R_NO_INS] = pk;
+			in_no_ins = false;
+		} else if (chain > 0 && sscanf(c, "counter packets %" SCNu64, &pk) == 1) {
+			i = bal_ins_find(b, chain);
+			if (i)
+				i->total = pk;
+		}
+	}
+	fclose(f);
+}
+
+void bal_kf_poll(struct bal *b)
+{
+	struct bal_kf *kf = b->kf;
+	struct bal_ins *i;
+	int n;
+
+	if (!kf)
+		return;
+	kf_read_counters(kf);
+	for (i = b->ins; i; i = i->next) {
+		if (i->state == BAL_INS_DEAD || i->state == BAL_INS_STARTING)
+			continue;
+		n = kf_count_conns(kf, i);
+		if (n >= 0) {
+			i->conns = (unsigned)n;
+		} else {
+			mw_log_ratelimited(MW_LOG_WARN, "kernel front end: INS %d: sock_diag: %s",
+					   i->h.id, strerror(-n));
+			if (i->kf_diag >= 0)
+				close(i->kf_diag);
+			i->kf_diag = -1;
+		}
+	}
+	bal_kf_sync(b);
+}
+
+void bal_kf_stats(const struct bal_kf *kf, uint64_t *updates, uint64_t *us_max, uint64_t *us_last)
+{
+	*updates = kf ? kf->updates : 0;
+	*us_max = kf ? kf->update_us_max : 0;
+	*us_last = kf ? kf->update_us_last : 0;
+}

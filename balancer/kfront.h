@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* kfront.h - the kernel front end: nftables DNAT steers clients to INS (balancer.mode = kernel) */
+#ifndef BAL_KFRONT_H
+#define BAL_KFRONT_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "balancer/policy.h"
+
+#define BAL_KF_TABLE_MAX 32  /* "mwbal_" + tag */
+#define BAL_KF_WEIGHT_MAX 16 /* weights are 1..16 (least-connections, least-busy) */
+
+/* One front-end address: @addr INADDR_ANY means every local non-loopback address. */
+struct bal_kf_listen {
+	struct in_addr addr;
+	uint16_t port;
+};
+
+/* One INS in new-connection steering. */
+struct bal_kf_ins {
+	int id;
+	unsigned weight; /* 1..BAL_KF_WEIGHT_MAX: its share of new connections */
+};
+
+/**
+ * bal_kf_table_name() - the nftables table a balancer with @tag owns: "mwbal_<tag>"
+ * Return: 0, or -EINVAL when @tag holds a byte other than [A-Za-z0-9_-] (it
+ * goes into nft commands: nothing else may reach them)
+ */
+int bal_kf_table_name(const char *tag, char *buf, size_t len);
+
+/**
+ * bal_kf_render_table() - the commands that create the table, replacing an old one
+ * @buf, @len: the text (nft syntax, one command a line)
+ * @table:     bal_kf_table_name()
+ * @l, @nl:    the front-end addresses
+ *
+ * "add table; delete table; add table ...": one transaction, so a table a
+ * crashed balancer left behind is replaced atomically, and a missing one is
+ * not an error.  Hooks nat prerouting (clients from outside) and output
+ * (clients on this host) jump to the chain "steer" for the front-end
+ * addresses; "steer" starts empty (no INS: the client meets no listener, RST).
+ *
+ * Return: length, or -ENOSPC
+ */
+int bal_kf_render_table(char *buf, size_t len, const char *table, const struct bal_kf_listen *l,
+			size_t nl);
+
+/**
+ * bal_kf_render_steer() - the commands that rebuild "steer" for @n INS (atomic)
+ * @p:       round-robin: numgen inc over the INS; hash: jhash of the client's
+ *           address; least-connections and least-busy: numgen random over the
+ *           weights (an INS of weight w gets w slots)
+ * @ins:     in id order; every one has its chain ins_<id> already
+ * @n:       0 leaves "steer" with only the no-INS counter
+ *
+ * Return: length, or -ENOSPC
+ */
+int bal_kf_render_steer(char *buf, size_t len, const char *table, enum bal_policy p,
+			const struct bal_kf_ins *ins, size_t n);
+
+/**
+ * bal_kf_weights() - least-connections / least-busy weights from connection counts
+ * @conns: connections each of @n INS carries now
+ * @cap:   per_ins_max_conns (0 = none)
+ * @threshold: overload_threshold (least-busy)
+ * @w:     out, 1..BAL_KF_WEIGHT_MAX, or 0 = none this round (least-busy: only
+ *         the INS the splice policy would pick gets new connections while one is
+ *         under the threshold)
+ *
+ * least-connections: an INS with fewer connections than the busiest gets
+ * proportionally more slots (weight 1 for the busiest, up to
+ * BAL_KF_WEIGHT_MAX for one with none when others have many): new
+ * connections lean to the emptier INS between two updates without all
+ * landing on one of them.
+ */
+void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned cap,
+		    int threshold, unsigned *w);
+
+#endif /* BAL_KFRONT_H */
