@@ -154,6 +154,8 @@ int bal_kf_open(struct bal *b, struct bal_kf **out, char *err, size_t errlen);
 void bal_kf_close(struct bal_kf *kf);
 /* Rebuild new-connection steering if what it should be changed (cheap when not). */
 void bal_kf_sync(struct bal *b);
+/* balancer.max_conns into "front" after a reload changed it. */
+void bal_kf_set_limit(struct bal *b);
 /* Each tick: counters and per-INS connections read back, then bal_kf_sync(). */
 void bal_kf_poll(struct bal *b);
 void bal_kf_stats(const struct bal_kf *kf, uint64_t *updates, uint64_t *us_max,

@@ -806,6 +806,7 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	bc->drain_timeout_ms = n->balancer.drain_timeout_ms;
 	bc->keepalive_ms = n->balancer.keepalive_ms;
 	bc->max_conns = n->balancer.max_conns;
+	bal_kf_set_limit(b);
 	bc->health_interval_ms = n->balancer.health_interval_ms;
 	bc->health_timeout_ms = n->balancer.health_timeout_ms;
 	bc->health_failures = n->balancer.health_failures;

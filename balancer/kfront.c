@@ -67,6 +67,7 @@ struct bal_kf {
 	char *last; /* the steer text applied last */
 	char *buf;
 	uint64_t updates, update_us_max, update_us_last;
+	int max_conns; /* in "front" now */
 };
 
 static uint64_t now_us(void)
@@ -186,7 +187,9 @@ int bal_kf_open(struct bal *b, struct bal_kf **out, char *err, size_t errlen)
 		l[k].port = a.port;
 		kf->ports[kf->nports++] = l[k].port;
 	}
-	ret = bal_kf_render_table(kf->buf, KF_BUF, kf->table, l, (size_t)bc->listen_count);
+	ret = bal_kf_render_table(kf->buf, KF_BUF, kf->table, l, (size_t)bc->listen_count,
+				  bc->max_conns);
+	kf->max_conns = bc->max_conns;
 	if (ret >= 0)
 		ret = kf_run(kf, kf->buf, true, err, errlen);
 	if (ret < 0) {
@@ -312,6 +315,21 @@ void bal_kf_sync(struct bal *b)
 	mw_debug("kernel front end: steering %zu INS (%" PRIu64 " us)", n, kf->update_us_last);
 }
 
+void bal_kf_set_limit(struct bal *b)
+{
+	struct bal_kf *kf = b->kf;
+	char err[512];
+
+	if (!kf || kf->max_conns == b->cfg->balancer.max_conns)
+		return;
+	if (bal_kf_render_front(kf->buf, KF_BUF, kf->table, b->cfg->balancer.max_conns) < 0 ||
+	    kf_run(kf, kf->buf, true, err, sizeof(err))) {
+		mw_err("kernel front end: max_conns %d not applied", b->cfg->balancer.max_conns);
+		return;
+	}
+	kf->max_conns = b->cfg->balancer.max_conns;
+}
+
 /* Connections on a front-end port in INS @i's namespace now; -errno if not known. */
 static int kf_count_conns(struct bal_kf *kf, struct bal_ins *i)
 {
@@ -377,7 +395,7 @@ static void kf_read_counters(struct bal_kf *kf)
 	const char *out;
 	FILE *f;
 	int chain = -1;
-	bool in_no_ins = false;
+	bool in_no_ins = false, in_limit = false;
 
 	snprintf(kf->buf, KF_BUF, "list table ip %s\n", kf->table);
 	if (kf_run(kf, kf->buf, false, err, sizeof(err))) {
@@ -399,13 +417,19 @@ static void kf_read_counters(struct bal_kf *kf)
 		}
 		if (!strncmp(c, "chain ", 6)) {
 			chain = -1;
-			in_no_ins = false;
+			in_no_ins = in_limit = false;
 		} else if (!strncmp(c, "counter no_ins", 14)) {
 			in_no_ins = true;
+			chain = -1;
+		} else if (!strncmp(c, "counter over_limit", 18)) {
+			in_limit = true;
 			chain = -1;
 		} else if (in_no_ins && sscanf(c, "packets %" SCNu64, &pk) == 1) {
 			b->reasons[BAL_R_NO_INS] = pk;
 			in_no_ins = false;
+		} else if (in_limit && sscanf(c, "packets %" SCNu64, &pk) == 1) {
+			b->reasons[BAL_R_LIMIT] = pk;
+			in_limit = false;
 		} else if (chain > 0 && sscanf(c, "counter packets %" SCNu64, &pk) == 1) {
 			i = bal_ins_find(b, chain);
 			if (i)

@@ -41,12 +41,25 @@ int bal_kf_table_name(const char *tag, char *buf, size_t len);
  * crashed balancer left behind is replaced atomically, and a missing one is
  * not an error.  Hooks nat prerouting (clients from outside) and output
  * (clients on this host) jump to the chain "steer" for the front-end
- * addresses; "steer" starts empty (no INS: the client meets no listener, RST).
+ * addresses to the chain "front" (bal_kf_render_front()), which jumps to
+ * "steer"; "steer" starts empty (no INS: the client meets no listener, RST).
  *
  * Return: length, or -ENOSPC
  */
 int bal_kf_render_table(char *buf, size_t len, const char *table, const struct bal_kf_listen *l,
-			size_t nl);
+			size_t nl, int max_conns);
+
+/**
+ * bal_kf_render_front() - the commands that (re)build "front": balancer.max_conns
+ *
+ * "ct count over @max_conns" (connlimit: connections conntrack still holds)
+ * counts the client in counter over_limit and accepts it un-NATed: it meets no
+ * listener and gets a RST at once, as the splice front end closes it.  The
+ * count starts again from 0 when "front" is rebuilt (a reload of max_conns).
+ *
+ * Return: length, or -ENOSPC
+ */
+int bal_kf_render_front(char *buf, size_t len, const char *table, int max_conns);
 
 /**
  * bal_kf_render_steer() - the commands that rebuild "steer" for @n INS (atomic)

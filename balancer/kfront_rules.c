@@ -52,9 +52,22 @@ int bal_kf_table_name(const char *tag, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -EINVAL : 0;
 }
 
-int bal_kf_render_table(char *buf, size_t len, const char *table, const struct bal_kf_listen *l,
-			size_t nl)
+int bal_kf_render_front(char *buf, size_t len, const char *table, int max_conns)
 {
+	struct out o = { .buf = buf, .len = len };
+
+	put(&o, "flush chain ip %s front\n", table);
+	put(&o, "add rule ip %s front ct count over %d counter name \"over_limit\" accept\n", table,
+	    max_conns);
+	put(&o, "add rule ip %s front jump steer\n", table);
+	return done(&o);
+}
+
+int bal_kf_render_table(char *buf, size_t len, const char *table, const struct bal_kf_listen *l,
+			size_t nl, int max_conns)
+{
+	int n;
+
 	struct out o = { .buf = buf, .len = len };
 	char a[INET_ADDRSTRLEN];
 	size_t k;
@@ -63,25 +76,29 @@ int bal_kf_render_table(char *buf, size_t len, const char *table, const struct b
 	put(&o, "add counter ip %s no_ins\n", table);
 	put(&o, "add chain ip %s steer\n", table);
 	put(&o, "add rule ip %s steer counter name \"no_ins\"\n", table);
+	put(&o, "add counter ip %s over_limit\nadd chain ip %s front\n", table, table);
 	put(&o, "add chain ip %s pre { type nat hook prerouting priority dstnat; policy accept; }\n",
 	    table);
 	put(&o, "add chain ip %s out { type nat hook output priority -100; policy accept; }\n", table);
 	for (k = 0; k < nl; k++) {
 		if (l[k].addr.s_addr == htonl(INADDR_ANY)) {
 			put(&o,
-			    "add rule ip %s pre fib daddr type local tcp dport %u jump steer\n"
+			    "add rule ip %s pre fib daddr type local tcp dport %u jump front\n"
 			    "add rule ip %s out fib daddr type local ip daddr != 127.0.0.0/8 "
-			    "tcp dport %u jump steer\n",
+			    "tcp dport %u jump front\n",
 			    table, l[k].port, table, l[k].port);
 			continue;
 		}
 		inet_ntop(AF_INET, &l[k].addr, a, sizeof(a));
 		put(&o,
-		    "add rule ip %s pre ip daddr %s tcp dport %u jump steer\n"
-		    "add rule ip %s out ip daddr %s tcp dport %u jump steer\n",
+		    "add rule ip %s pre ip daddr %s tcp dport %u jump front\n"
+		    "add rule ip %s out ip daddr %s tcp dport %u jump front\n",
 		    table, a, l[k].port, table, a, l[k].port);
 	}
-	return done(&o);
+	if (o.full)
+		return -ENOSPC;
+	n = bal_kf_render_front(buf + o.used, len - o.used, table, max_conns);
+	return n < 0 ? n : (int)o.used + n;
 }
 
 int bal_kf_render_steer(char *buf, size_t len, const char *table, enum bal_policy p,

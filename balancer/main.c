@@ -41,9 +41,9 @@ int main(int argc, char **argv)
 	d.ctx = &b;
 	d.on_reload = on_reload;
 
-	ret = bal_nf_tag_check(&d.cfg, err, sizeof(err));
+	ret = bal_kf_check(&d.cfg, err, sizeof(err));
 	if (!ret)
-		ret = bal_kf_check(&d.cfg, err, sizeof(err));
+		ret = bal_nf_tag_check(&d.cfg, err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
 		goto out;

@@ -7,7 +7,7 @@
 # 127.0.0.1:$PORT, PROXY v2 to the INS.  Sets CONF, MWCTL, BAL_LOG, URL, TAG, BR, PEER.
 #
 # MW_BALANCER_MODE=kernel (ctest's *_kernel copies): balancer.mode = "kernel" (nftables
-# DNAT, no PROXY v2); the front end is $FRONT:$PORT, an address of this host on a dummy
+# DNAT, no PROXY v2); the front end is $MW_FRONT:$PORT, an address of this host on a veth
 # link (the kernel cannot steer a 127/8 source to an INS), which is then also the client's
 # own address: PEER, what the app must see as the peer in both modes.
 
@@ -18,11 +18,12 @@ TAG=t$(($$ % 100000))
 BR=mwb$(($$ % 100000))
 SUBNET_PREFIX=10.$((200 + $$ % 50)).$(($$ % 250))
 BAL_MODE=${MW_BALANCER_MODE:-splice}
-FRONT=127.0.0.1
+MW_FRONT=127.0.0.1
 PEER=127.0.0.1
+export MW_FRONT
 if [ "$BAL_MODE" = kernel ]; then
-	FRONT=172.$((16 + $$ % 16)).$((($$ / 16) % 250)).1
-	PEER=$FRONT
+	MW_FRONT=172.$((16 + $$ % 16)).$((($$ / 16) % 250)).1
+	PEER=$MW_FRONT
 fi
 # bal_mode_keys: the balancer and ins keys of the mode (PROXY v2 in splice mode only).
 bal_mode_keys() {
@@ -42,8 +43,8 @@ bal_front_up() {
 	local link=$MW_PREFIX-fe
 	ip link add "$link" type veth peer name "$MW_PREFIX-fp" || mw_fail "cannot add veth $link"
 	_mw_veths+=("$link")
-	ip addr add "$FRONT/32" dev "$link" && ip link set "$link" up && ip link set "$MW_PREFIX-fp" up ||
-		mw_fail "cannot give $link the address $FRONT"
+	ip addr add "$MW_FRONT/32" dev "$link" && ip link set "$link" up && ip link set "$MW_PREFIX-fp" up ||
+		mw_fail "cannot give $link the address $MW_FRONT"
 }
 
 bal_up() {
@@ -68,7 +69,7 @@ bal_up() {
 ins: { pvm_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_ms = 200;
 	$(bal_proxy_keys) };
 balancer: { control_socket = \"$MW_RUNTIME_DIR/balancer.sock\"; backend = \"netns\";
-	$(bal_mode_keys) min_ins = $min; max_ins = $max; listen = [ \"$FRONT:$PORT\" ];
+	$(bal_mode_keys) min_ins = $min; max_ins = $max; listen = [ \"$MW_FRONT:$PORT\" ];
 	subnet = \"$SUBNET_PREFIX.0/24\"; bridge = \"$BR\"; tag = \"$TAG\";
 	connect_timeout_ms = 1000; $extra };"
 	mw_spawn pvm "$PVM" -c "$CONF"
@@ -109,7 +110,7 @@ NGINX
 	mw_spawn nginx env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" \
 		nginx -c "$NGX/nginx.conf"
 	mw_wait_for "[ -s '$NGX/nginx.pid' ]" 10 || mw_fail "nginx did not start"
-	URL=http://$FRONT:$PORT
+	URL=http://$MW_FRONT:$PORT
 	bal_wait_ready "$min" 20 || mw_fail "$min INS did not become ready"
 }
 
