@@ -434,6 +434,7 @@ static void check_done(struct bal *b, struct bal_ins *i, bool ok, enum bal_reaso
 			mw_notice("INS %d healthy again: back in the rotation", i->h.id);
 		i->hc.state = BAL_HEALTH_OK;
 		i->hc.fails = 0;
+		bal_kf_sync(b); /* kernel mode: a new or healed INS joins steering now */
 		return;
 	}
 	i->hc.failed++;

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/inet_diag.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/tcp.h>
@@ -35,7 +37,7 @@
  *
  * bal_kf_sync() (each tick, and at once when an INS leaves the rotation:
  * health verdict, drain, death) rebuilds "steer" from the INS in rotation
- * (READY, health not failing, under per_ins_max_conns) in one nft
+ * (READY, its last health check passed, under per_ins_max_conns) in one nft
  * transaction, only when its text changed.  A draining INS is just not in
  * "steer": its connections live on in conntrack.  Its chain goes once it is
  * dead.  libnftables' nft_run_cmd_from_buffer() is synchronous netlink;
@@ -55,6 +57,10 @@
 
 #define KF_BUF	   65536
 #define KF_IDS_MAX 1024
+#define SLOW_UPDATE_US 20000 /* an update this slow is logged */
+/* conntrack mark of a connection steered to INS id: KF_MARK | id (16-bit ids) */
+#define KF_MARK	     0x6d770000U
+#define KF_MARK_MASK 0xffffffffU
 
 struct bal_kf {
 	struct bal *b;
@@ -224,8 +230,13 @@ static bool in_steering(const struct bal *b, const struct bal_ins *i)
 {
 	unsigned cap = (unsigned)b->cfg->balancer.per_ins_max_conns;
 
-	return i->state == BAL_INS_READY && i->hc.state != BAL_HEALTH_FAILING &&
-	       i->hc.state != BAL_HEALTH_DOWN && !(cap && i->conns >= cap);
+	/*
+	 * A passed health check, not just "not failing": the kernel cannot try
+	 * another INS when a connect fails, as the splice front end does, so a
+	 * new INS joins once the host has reached it (its first check).
+	 */
+	return i->state == BAL_INS_READY && i->hc.state == BAL_HEALTH_OK &&
+	       !(cap && i->conns >= cap);
 }
 
 static bool has_chain(const struct bal_kf *kf, int id)
@@ -236,6 +247,8 @@ static bool has_chain(const struct bal_kf *kf, int id)
 	return false;
 }
 
+static int kf_ct_forget(int id);
+
 void bal_kf_sync(struct bal *b)
 {
 	struct bal_kf *kf = b->kf;
@@ -244,7 +257,7 @@ void bal_kf_sync(struct bal *b)
 	struct bal_ins *i;
 	char *p, *steer, addr[INET_ADDRSTRLEN], err[512];
 	size_t n = 0, used = 0;
-	int k, best, ret;
+	int k, best, ret, gone[KF_IDS_MAX], ngone = 0;
 	bool chains_changed = false;
 
 	if (!kf)
@@ -277,8 +290,9 @@ void bal_kf_sync(struct bal *b)
 		inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
 		used += (size_t)snprintf(p + used, KF_BUF - used,
 					 "add chain ip %s ins_%d\n"
-					 "add rule ip %s ins_%d counter dnat to %s\n",
-					 kf->table, set[j].id, kf->table, set[j].id, addr);
+					 "add rule ip %s ins_%d counter ct mark set 0x%08x dnat to %s\n",
+					 kf->table, set[j].id, kf->table, set[j].id,
+					 KF_MARK | (unsigned)set[j].id, addr);
 		kf->chains[kf->nchains++] = set[j].id;
 		chains_changed = true;
 	}
@@ -299,6 +313,7 @@ void bal_kf_sync(struct bal *b)
 		}
 		used += (size_t)snprintf(p + used, KF_BUF - used, "delete chain ip %s ins_%d\n",
 					 kf->table, kf->chains[k]);
+		gone[ngone++] = kf->chains[k];
 		kf->chains[k] = kf->chains[--kf->nchains];
 		chains_changed = true;
 	}
@@ -312,7 +327,76 @@ void bal_kf_sync(struct bal *b)
 		return;
 	}
 	snprintf(kf->last, KF_BUF, "%.*s", ret, steer);
-	mw_debug("kernel front end: steering %zu INS (%" PRIu64 " us)", n, kf->update_us_last);
+	for (k = 0; k < ngone; k++) {
+		int r = kf_ct_forget(gone[k]);
+
+		if (r && r != -ENOENT)
+			mw_log_ratelimited(MW_LOG_WARN,
+					   "kernel front end: INS %d: conntrack entries not "
+					   "removed: %s",
+					   gone[k], strerror(-r));
+	}
+	if (kf->update_us_last >= SLOW_UPDATE_US)
+		mw_info("kernel front end: steering %zu INS took %" PRIu64 " us (synchronous netlink)",
+			n, kf->update_us_last);
+	else
+		mw_debug("kernel front end: steering %zu INS (%" PRIu64 " us)", n,
+			 kf->update_us_last);
+}
+
+/*
+ * Forget every conntrack entry of INS @id (its mark): a client whose SYN went
+ * to it just before its death retransmits and is steered again instead of
+ * following the old NAT to an address that is gone, and packets of its
+ * established connections meet no NAT and get a RST at once.
+ * Return: 0 or -errno (ENOENT: there was none).
+ */
+static int kf_ct_forget(int id)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct nfgenmsg nfg;
+		struct nlattr mark_a;
+		uint32_t mark;
+		struct nlattr mask_a;
+		uint32_t mask;
+	} req;
+	struct {
+		struct nlmsghdr nlh;
+		struct nlmsgerr err;
+	} ans;
+	int fd, ret = 0;
+	ssize_t n;
+
+	memset(&req, 0, sizeof(req));
+	req.nlh.nlmsg_len = sizeof(req);
+	req.nlh.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	req.nfg.nfgen_family = AF_INET;
+	req.nfg.version = NFNETLINK_V0;
+	req.mark_a.nla_len = NLA_HDRLEN + 4;
+	req.mark_a.nla_type = CTA_MARK;
+	req.mark = htonl(KF_MARK | (unsigned)id);
+	req.mask_a.nla_len = NLA_HDRLEN + 4;
+	req.mask_a.nla_type = CTA_MARK_MASK;
+	req.mask = htonl(KF_MARK_MASK);
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	if (fd < 0)
+		return -errno;
+	if (send(fd, &req, sizeof(req), 0) < 0) {
+		ret = -errno;
+	} else {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 200) <= 0)
+			ret = -ETIMEDOUT;
+		else if ((n = recv(fd, &ans, sizeof(ans), 0)) < (ssize_t)sizeof(ans))
+			ret = n < 0 ? -errno : -EIO;
+		else if (ans.nlh.nlmsg_type == NLMSG_ERROR)
+			ret = ans.err.error;
+	}
+	close(fd);
+	return ret;
 }
 
 void bal_kf_set_limit(struct bal *b)

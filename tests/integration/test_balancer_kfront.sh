@@ -81,7 +81,7 @@ mw_log "drain: INS $held_on kept its connection, took none of 60 new ones, then 
 bal_wait_ready 1 20 || mw_fail "not 1 INS after the drain"
 ctl status | awk '$1 == "kf_update_us_max" {print "steering update max " $2 " us"}' >&2
 us=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["kf_update_us_max"])')
-[ "$us" -lt 200000 ] || mw_fail "a steering update took $us us"
+[ "$us" -lt 1000000 ] || mw_fail "a steering update took $us us" # ms-scale; seconds would stall the loop
 
 # kill -9: the table stays; the next balancer with the tag replaces it (a marker goes).
 kill -9 "$(mw_pid balancer)"
