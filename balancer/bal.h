@@ -105,8 +105,8 @@ struct bal {
 	int rr;
 	ev_timer tick;
 	ev_tstamp spawn_backoff_until;
-	struct bal_fe *fe;	/* balancer.mode splice: the proxy, else NULL */
-	struct bal_kf *kf;	/* balancer.mode kernel: the nftables steering, else NULL */
+	struct bal_fe *fe; /* balancer.mode splice: the proxy, else NULL */
+	struct bal_kf *kf; /* balancer.mode kernel: the nftables steering, else NULL */
 	struct bal_ctl *ctl;
 	struct bal_nf *nf; /* the merged Netflow stream (nf_aggregate.h), NULL if not open */
 	struct mw_keystore *pvm_view; /* mw-pvm's view of each INS channel (health.c), or NULL */
@@ -158,8 +158,7 @@ void bal_kf_sync(struct bal *b);
 void bal_kf_set_limit(struct bal *b);
 /* Each tick: counters and per-INS connections read back, then bal_kf_sync(). */
 void bal_kf_poll(struct bal *b);
-void bal_kf_stats(const struct bal_kf *kf, uint64_t *updates, uint64_t *us_max,
-		  uint64_t *us_last);
+void bal_kf_stats(const struct bal_kf *kf, uint64_t *updates, uint64_t *us_max, uint64_t *us_last);
 
 /* health.c */
 /* A NETLINK_SOCK_DIAG socket in the network namespace of @pid.  Return: fd or -errno. */

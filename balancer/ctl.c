@@ -174,8 +174,8 @@ static void run(struct bal *b, char *line, struct out *o)
 			o->len--; /* the record goes on: front-end and health counters */
 		outf(o, " fe_conns=%u max_conns=%d draining=%d in_rotation=%d accept_paused=%s",
 		     b->kf ? conns : bal_fe_conns(b->fe), bc->max_conns,
-		     bal_ins_running(b) - bal_ins_live(b),
-		     bal_ins_in_rotation(b), bal_fe_accept_paused(b->fe) ? "yes" : "no");
+		     bal_ins_running(b) - bal_ins_live(b), bal_ins_in_rotation(b),
+		     bal_fe_accept_paused(b->fe) ? "yes" : "no");
 		bal_kf_stats(b->kf, &kf_updates, &kf_us_max, &kf_us_last);
 		outf(o,
 		     " mode=%s kf_updates=%" PRIu64 " kf_update_us_max=%" PRIu64

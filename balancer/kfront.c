@@ -3,18 +3,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <linux/inet_diag.h>
-#include <linux/netfilter/nfnetlink.h>
-#include <linux/netfilter/nfnetlink_conntrack.h>
-#include <linux/netlink.h>
-#include <linux/sock_diag.h>
-#include <netinet/tcp.h>
 #include <nftables/libnftables.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,15 +44,15 @@
  *
  * At start the table is created by "add; delete; add" in one transaction,
  * so a table left by a balancer that was killed -9 is replaced; on exit it
- * is deleted.
+ * is deleted.  kfront_nl.c has the two netlink requests (sock_diag count,
+ * conntrack delete by mark).
  */
 
-#define KF_BUF	   65536
-#define KF_IDS_MAX 1024
+#define KF_BUF	       65536
+#define KF_IDS_MAX     1024
 #define SLOW_UPDATE_US 20000 /* an update this slow is logged */
 /* conntrack mark of a connection steered to INS id: KF_MARK | id (16-bit ids) */
-#define KF_MARK	     0x6d770000U
-#define KF_MARK_MASK 0xffffffffU
+#define KF_MARK 0x6d770000U
 
 struct bal_kf {
 	struct bal *b;
@@ -149,11 +141,12 @@ int bal_kf_check(const struct mw_config *cfg, char *err, size_t errlen)
 			return -EINVAL;
 		}
 		if (a.addr[0] == 127) {
-			snprintf(err, errlen,
-				 "balancer.mode kernel: listen %s is a loopback address: the kernel "
-				 "cannot route a 127/8 source to an INS; use an address of this "
-				 "host (or 0.0.0.0)",
-				 bc->listen[k]);
+			snprintf(
+				err, errlen,
+				"balancer.mode kernel: listen %s is a loopback address: the kernel "
+				"cannot route a 127/8 source to an INS; use an address of this "
+				"host (or 0.0.0.0)",
+				bc->listen[k]);
 			return -EINVAL;
 		}
 	}
@@ -247,8 +240,6 @@ static bool has_chain(const struct bal_kf *kf, int id)
 	return false;
 }
 
-static int kf_ct_forget(int id);
-
 void bal_kf_sync(struct bal *b)
 {
 	struct bal_kf *kf = b->kf;
@@ -288,11 +279,12 @@ void bal_kf_sync(struct bal *b)
 			continue;
 		i = bal_ins_find(b, set[j].id);
 		inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
-		used += (size_t)snprintf(p + used, KF_BUF - used,
-					 "add chain ip %s ins_%d\n"
-					 "add rule ip %s ins_%d counter ct mark set 0x%08x dnat to %s\n",
-					 kf->table, set[j].id, kf->table, set[j].id,
-					 KF_MARK | (unsigned)set[j].id, addr);
+		used += (size_t)snprintf(
+			p + used, KF_BUF - used,
+			"add chain ip %s ins_%d\n"
+			"add rule ip %s ins_%d counter ct mark set 0x%08x dnat to %s\n",
+			kf->table, set[j].id, kf->table, set[j].id, KF_MARK | (unsigned)set[j].id,
+			addr);
 		kf->chains[kf->nchains++] = set[j].id;
 		chains_changed = true;
 	}
@@ -328,7 +320,7 @@ void bal_kf_sync(struct bal *b)
 	}
 	snprintf(kf->last, KF_BUF, "%.*s", ret, steer);
 	for (k = 0; k < ngone; k++) {
-		int r = kf_ct_forget(gone[k]);
+		int r = bal_kf_ct_forget(KF_MARK | (unsigned)gone[k]);
 
 		if (r && r != -ENOENT)
 			mw_log_ratelimited(MW_LOG_WARN,
@@ -337,66 +329,12 @@ void bal_kf_sync(struct bal *b)
 					   gone[k], strerror(-r));
 	}
 	if (kf->update_us_last >= SLOW_UPDATE_US)
-		mw_info("kernel front end: steering %zu INS took %" PRIu64 " us (synchronous netlink)",
+		mw_info("kernel front end: steering %zu INS took %" PRIu64
+			" us (synchronous netlink)",
 			n, kf->update_us_last);
 	else
 		mw_debug("kernel front end: steering %zu INS (%" PRIu64 " us)", n,
 			 kf->update_us_last);
-}
-
-/*
- * Forget every conntrack entry of INS @id (its mark): a client whose SYN went
- * to it just before its death retransmits and is steered again instead of
- * following the old NAT to an address that is gone, and packets of its
- * established connections meet no NAT and get a RST at once.
- * Return: 0 or -errno (ENOENT: there was none).
- */
-static int kf_ct_forget(int id)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct nfgenmsg nfg;
-		struct nlattr mark_a;
-		uint32_t mark;
-		struct nlattr mask_a;
-		uint32_t mask;
-	} req;
-	struct {
-		struct nlmsghdr nlh;
-		struct nlmsgerr err;
-	} ans;
-	int fd, ret = 0;
-	ssize_t n;
-
-	memset(&req, 0, sizeof(req));
-	req.nlh.nlmsg_len = sizeof(req);
-	req.nlh.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
-	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	req.nfg.nfgen_family = AF_INET;
-	req.nfg.version = NFNETLINK_V0;
-	req.mark_a.nla_len = NLA_HDRLEN + 4;
-	req.mark_a.nla_type = CTA_MARK;
-	req.mark = htonl(KF_MARK | (unsigned)id);
-	req.mask_a.nla_len = NLA_HDRLEN + 4;
-	req.mask_a.nla_type = CTA_MARK_MASK;
-	req.mask = htonl(KF_MARK_MASK);
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-	if (fd < 0)
-		return -errno;
-	if (send(fd, &req, sizeof(req), 0) < 0) {
-		ret = -errno;
-	} else {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-		if (poll(&pfd, 1, 200) <= 0)
-			ret = -ETIMEDOUT;
-		else if ((n = recv(fd, &ans, sizeof(ans), 0)) < (ssize_t)sizeof(ans))
-			ret = n < 0 ? -errno : -EIO;
-		else if (ans.nlh.nlmsg_type == NLMSG_ERROR)
-			ret = ans.err.error;
-	}
-	close(fd);
-	return ret;
 }
 
 void bal_kf_set_limit(struct bal *b)
@@ -412,63 +350,6 @@ void bal_kf_set_limit(struct bal *b)
 		return;
 	}
 	kf->max_conns = b->cfg->balancer.max_conns;
-}
-
-/* Connections on a front-end port in INS @i's namespace now; -errno if not known. */
-static int kf_count_conns(struct bal_kf *kf, struct bal_ins *i)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 r;
-	} req;
-	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
-	int count = 0;
-
-	if (i->kf_diag < 0) {
-		if (i->h.pid <= 0)
-			return -ESRCH;
-		i->kf_diag = bal_diag_open(i->h.pid);
-		if (i->kf_diag < 0)
-			return i->kf_diag;
-	}
-	memset(&req, 0, sizeof(req));
-	req.nlh.nlmsg_len = sizeof(req);
-	req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	req.r.sdiag_family = AF_INET;
-	req.r.sdiag_protocol = IPPROTO_TCP;
-	/* Every state but listening, time-wait and closed. */
-	req.r.idiag_states = 0xfffU & ~((1U << TCP_LISTEN) | (1U << TCP_TIME_WAIT) |
-					(1U << TCP_CLOSE));
-	if (send(i->kf_diag, &req, sizeof(req), 0) < 0)
-		return -errno;
-	for (;;) {
-		struct pollfd pfd = { .fd = i->kf_diag, .events = POLLIN };
-		ssize_t n = recv(i->kf_diag, buf, sizeof(buf), MSG_DONTWAIT);
-		const struct nlmsghdr *h;
-
-		if (n < 0 && errno == EAGAIN) {
-			if (poll(&pfd, 1, 50) <= 0)
-				return -ETIMEDOUT;
-			continue;
-		}
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		for (h = (const struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
-		     h = NLMSG_NEXT(h, n)) {
-			const struct inet_diag_msg *m = NLMSG_DATA(h);
-
-			if (h->nlmsg_type == NLMSG_DONE)
-				return count;
-			if (h->nlmsg_type == NLMSG_ERROR)
-				return -EIO;
-			for (int k = 0; k < kf->nports; k++)
-				if (ntohs(m->id.idiag_sport) == kf->ports[k]) {
-					count++;
-					break;
-				}
-		}
-	}
 }
 
 /* Counters from "list table": packets of each ins_<id> chain, and no_ins. */
@@ -535,7 +416,10 @@ void bal_kf_poll(struct bal *b)
 	for (i = b->ins; i; i = i->next) {
 		if (i->state == BAL_INS_DEAD || i->state == BAL_INS_STARTING)
 			continue;
-		n = kf_count_conns(kf, i);
+		if (i->kf_diag < 0 && i->h.pid > 0)
+			i->kf_diag = bal_diag_open(i->h.pid);
+		n = i->kf_diag < 0 ? i->kf_diag
+				   : bal_kf_count_conns(i->kf_diag, kf->ports, kf->nports);
 		if (n >= 0) {
 			i->conns = (unsigned)n;
 		} else {

@@ -9,7 +9,7 @@
 
 #include "balancer/policy.h"
 
-#define BAL_KF_TABLE_MAX 32  /* "mwbal_" + tag */
+#define BAL_KF_TABLE_MAX  32 /* "mwbal_" + tag */
 #define BAL_KF_WEIGHT_MAX 16 /* weights are 1..16 (least-connections, least-busy) */
 
 /* One front-end address: @addr INADDR_ANY means every local non-loopback address. */
@@ -89,7 +89,32 @@ int bal_kf_render_steer(char *buf, size_t len, const char *table, enum bal_polic
  * connections lean to the emptier INS between two updates without all
  * landing on one of them.
  */
-void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned cap,
-		    int threshold, unsigned *w);
+void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned cap, int threshold,
+		    unsigned *w);
+
+/* kfront_nl.c */
+
+/**
+ * bal_kf_count_conns() - TCP connections on one of @ports, over a sock_diag socket
+ * @fd:     NETLINK_SOCK_DIAG socket in the INS's network namespace
+ * @ports:  the front-end ports (host order)
+ * @nports: how many
+ *
+ * One dump of every IPv4 TCP socket not listening, in time-wait or closed,
+ * counted when its local port is a front-end port.
+ * Return: the count, or -errno (-ETIMEDOUT when the kernel stalls over 50 ms)
+ */
+int bal_kf_count_conns(int fd, const uint16_t *ports, int nports);
+
+/**
+ * bal_kf_ct_forget() - delete every IPv4 conntrack entry whose mark is @mark
+ *
+ * An INS's entries after its death: a client whose SYN went to it just
+ * before is steered again on its retransmission instead of following the old
+ * NAT to an address that is gone; a packet of a connection it held meets no
+ * NAT and gets a RST.
+ * Return: 0, -ENOENT when there was none, or -errno
+ */
+int bal_kf_ct_forget(uint32_t mark);
 
 #endif /* BAL_KFRONT_H */

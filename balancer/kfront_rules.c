@@ -77,9 +77,11 @@ int bal_kf_render_table(char *buf, size_t len, const char *table, const struct b
 	put(&o, "add chain ip %s steer\n", table);
 	put(&o, "add rule ip %s steer counter name \"no_ins\"\n", table);
 	put(&o, "add counter ip %s over_limit\nadd chain ip %s front\n", table, table);
-	put(&o, "add chain ip %s pre { type nat hook prerouting priority dstnat; policy accept; }\n",
+	put(&o,
+	    "add chain ip %s pre { type nat hook prerouting priority dstnat; policy accept; }\n",
 	    table);
-	put(&o, "add chain ip %s out { type nat hook output priority -100; policy accept; }\n", table);
+	put(&o, "add chain ip %s out { type nat hook output priority -100; policy accept; }\n",
+	    table);
 	for (k = 0; k < nl; k++) {
 		if (l[k].addr.s_addr == htonl(INADDR_ANY)) {
 			put(&o,
@@ -138,8 +140,8 @@ int bal_kf_render_steer(char *buf, size_t len, const char *table, enum bal_polic
 	return done(&o);
 }
 
-void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned cap,
-		    int threshold, unsigned *w)
+void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned cap, int threshold,
+		    unsigned *w)
 {
 	struct bal_cand c[256];
 	unsigned hi = 0, lo = ~0U;
@@ -156,7 +158,8 @@ void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned
 			c[k] = (struct bal_cand){ .id = (int)k + 1, .conns = conns[k], .cap = cap };
 		idx = bal_policy_pick(p, c, n, &rr, 0, threshold);
 		/* Under the threshold: that INS alone, as the splice front end does. */
-		if (idx >= 0 && cap && (unsigned long)conns[idx] * 100 < (unsigned long)cap * threshold) {
+		if (idx >= 0 && cap &&
+		    (unsigned long)conns[idx] * 100 < (unsigned long)cap * threshold) {
 			for (k = 0; k < n; k++)
 				w[k] = (int)k == idx;
 			return;

@@ -66,8 +66,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	bal_start(&b);
-	mw_notice("ready: backend %s, mode %s, policy %s, %d..%d INS, %d listener(s)",
-		  bc->backend, bc->mode, bc->policy, bc->min_ins, bc->max_ins, bc->listen_count);
+	mw_notice("ready: backend %s, mode %s, policy %s, %d..%d INS, %d listener(s)", bc->backend,
+		  bc->mode, bc->policy, bc->min_ins, bc->max_ins, bc->listen_count);
 	mw_daemon_ready(&d, "backend %s, policy %s, %d listener(s)", bc->backend, bc->policy,
 			bc->listen_count);
 
