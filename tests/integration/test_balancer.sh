@@ -62,7 +62,13 @@ ok=$(grep -c '^200$' "$MW_TMP/after" || true)
 wait "$loadpid"
 bad=$(grep -vc '^200$' "$MW_TMP/during" || true)
 mw_log "during the kill: $bad of 3000 requests failed (in flight on the killed INS)"
-[ "$bad" -le 50 ] || mw_fail "$bad requests failed around the kill"
+# Kernel mode cannot retry a refused connect on another INS as the proxy does: while the
+# killed mw-ins exits (its listener closes first, SIGCHLD comes when it is done), its
+# kernel refuses the SYNs steered to it until the death or the next health check takes it
+# out (docs/balancer.md "Kernel front end"): 22-158 of 3000 on the loaded 2-core machine.
+max_bad=50
+[ "$BAL_MODE" = kernel ] && max_bad=300
+[ "$bad" -le "$max_bad" ] || mw_fail "$bad requests failed around the kill (want <= $max_bad)"
 bal_wait_ready 4 20 || mw_fail "INS $vid was not replaced"
 ctl ins list | awk -v v="$vid" '$1 == v' | grep -q . && mw_fail "dead INS $vid still listed"
 [ "$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["replaced"])')" = 1 ] ||
