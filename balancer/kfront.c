@@ -352,15 +352,32 @@ void bal_kf_set_limit(struct bal *b)
 	kf->max_conns = b->cfg->balancer.max_conns;
 }
 
-/* Counters from "list table": packets of each ins_<id> chain, and no_ins. */
+/* @c starts with @prefix and a decimal number: *@v set.  Return: true then. */
+static bool number_after(const char *c, const char *prefix, uint64_t *v)
+{
+	size_t n = strlen(prefix);
+	char *end;
+
+	if (strncmp(c, prefix, n) || c[n] < '0' || c[n] > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(c + n, &end, 10);
+	return !errno && (*end == ' ' || *end == '\n' || *end == '\0');
+}
+
+/*
+ * Counters from "list table": packets of each ins_<id> chain (its
+ * "counter packets N ..." rule), of the named counters no_ins and over_limit
+ * (a "packets N bytes M" line in their block).
+ */
 static void kf_read_counters(struct bal_kf *kf)
 {
 	struct bal *b = kf->b;
 	char err[256], line[512];
 	const char *out;
 	FILE *f;
+	uint64_t *named = NULL; /* inside a named counter's block: where it goes */
 	int chain = -1;
-	bool in_no_ins = false, in_limit = false;
 
 	snprintf(kf->buf, KF_BUF, "list table ip %s\n", kf->table);
 	if (kf_run(kf, kf->buf, false, err, sizeof(err))) {
@@ -373,32 +390,28 @@ static void kf_read_counters(struct bal_kf *kf)
 		return;
 	while (fgets(line, sizeof(line), f)) {
 		const char *c = line + strspn(line, " \t");
-		uint64_t pk;
+		uint64_t v;
 		struct bal_ins *i;
 
-		if (sscanf(c, "chain ins_%d {", &chain) == 1) {
-			in_no_ins = false;
-			continue;
-		}
-		if (!strncmp(c, "chain ", 6)) {
-			chain = -1;
-			in_no_ins = in_limit = false;
-		} else if (!strncmp(c, "counter no_ins", 14)) {
-			in_no_ins = true;
-			chain = -1;
-		} else if (!strncmp(c, "counter over_limit", 18)) {
-			in_limit = true;
-			chain = -1;
-		} else if (in_no_ins && sscanf(c, "packets %" SCNu64, &pk) == 1) {
-			b->reasons[BAL_R_NO_INS] = pk;
-			in_no_ins = false;
-		} else if (in_limit && sscanf(c, "packets %" SCNu64, &pk) == 1) {
-			b->reasons[BAL_R_LIMIT] = pk;
-			in_limit = false;
-		} else if (chain > 0 && sscanf(c, "counter packets %" SCNu64, &pk) == 1) {
+		if (number_after(c, "chain ins_", &v) && v <= 65535) {
+			chain = (int)v;
+			named = NULL;
+		} else if (chain > 0 && number_after(c, "counter packets ", &v)) {
 			i = bal_ins_find(b, chain);
 			if (i)
-				i->total = pk;
+				i->total = v;
+		} else if (named && number_after(c, "packets ", &v)) {
+			*named = v;
+			named = NULL;
+		} else if (!strncmp(c, "chain ", 6)) {
+			chain = -1;
+			named = NULL;
+		} else if (!strncmp(c, "counter no_ins ", 15)) {
+			chain = -1;
+			named = &b->reasons[BAL_R_NO_INS];
+		} else if (!strncmp(c, "counter over_limit ", 19)) {
+			chain = -1;
+			named = &b->reasons[BAL_R_LIMIT];
 		}
 	}
 	fclose(f);

@@ -55,7 +55,9 @@ KFRONT=172.$((16 + ($$ + 1) % 16)).$(((($$ + 1) / 16) % 250)).1
 KSUB=10.$((200 + ($$ + 25) % 50)).$((($$ + 125) % 250))
 ip link add "$MW_PREFIX-kf" type veth peer name "$MW_PREFIX-kp" || mw_fail "veth $MW_PREFIX-kf"
 _mw_veths+=("$MW_PREFIX-kf")
-ip addr add "$KFRONT/32" dev "$MW_PREFIX-kf" && ip link set "$MW_PREFIX-kf" up || mw_fail "address $KFRONT"
+if ! ip addr add "$KFRONT/32" dev "$MW_PREFIX-kf" || ! ip link set "$MW_PREFIX-kf" up; then
+	mw_fail "address $KFRONT"
+fi
 KCONF=$MW_TMP/kernel.conf
 sed -e 's/proxy_protocol = true;//' -e 's/proxy_from = "[^"]*";//' -e 's/mode = "splice";/mode = "kernel";/' \
 	-e "s|listen = \[[^]]*\]|listen = [ \"$KFRONT:$PORT\" ]|" -e "s|$SUBNET_PREFIX.0/24|$KSUB.0/24|" \

@@ -19,10 +19,12 @@ BR=mwb$(($$ % 100000))
 SUBNET_PREFIX=10.$((200 + $$ % 50)).$(($$ % 250))
 BAL_MODE=${MW_BALANCER_MODE:-splice}
 MW_FRONT=127.0.0.1
+# shellcheck disable=SC2034 # for the tests that source this
 PEER=127.0.0.1
 export MW_FRONT
 if [ "$BAL_MODE" = kernel ]; then
 	MW_FRONT=172.$((16 + $$ % 16)).$((($$ / 16) % 250)).1
+	# shellcheck disable=SC2034 # for the tests that source this
 	PEER=$MW_FRONT
 fi
 # bal_mode_keys: the balancer and ins keys of the mode (PROXY v2 in splice mode only).
@@ -43,8 +45,10 @@ bal_front_up() {
 	local link=$MW_PREFIX-fe
 	ip link add "$link" type veth peer name "$MW_PREFIX-fp" || mw_fail "cannot add veth $link"
 	_mw_veths+=("$link")
-	ip addr add "$MW_FRONT/32" dev "$link" && ip link set "$link" up && ip link set "$MW_PREFIX-fp" up ||
+	if ! ip addr add "$MW_FRONT/32" dev "$link" || ! ip link set "$link" up ||
+		! ip link set "$MW_PREFIX-fp" up; then
 		mw_fail "cannot give $link the address $MW_FRONT"
+	fi
 }
 
 bal_up() {

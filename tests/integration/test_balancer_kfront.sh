@@ -6,7 +6,7 @@
 # a drained INS keeps its established connection (conntrack) while new ones go elsewhere;
 # kill -9 of the balancer leaves the table, and the next balancer replaces it; bad
 # kernel-mode configurations are refused with one clear line; SIGTERM deletes the table.
-MW_BALANCER_MODE=kernel
+export MW_BALANCER_MODE=kernel
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/balancer_lib.sh"
 mw_require_cmd nft python3
