@@ -64,6 +64,13 @@
 #define TICK_S	      0.1
 #define KILL_AFTER_S  5.0
 #define BACKOFF_S     1.0
+/*
+ * Kernel front end: a draining INS is stopped at 0 connections only this
+ * long after it left steering, so a SYN steered to it just before, still
+ * on its way when its connections were counted, is not met by a closed
+ * listener.
+ */
+#define KF_DRAIN_MIN_S 0.5
 #define SHUTDOWN_WAIT 100 /* x 50 ms */
 
 static void reconcile(struct bal *b);
@@ -442,7 +449,7 @@ static void reconcile(struct bal *b)
 		next = i->next;
 		if (i->state != BAL_INS_DRAINING)
 			continue;
-		if (!i->conns) {
+		if (!i->conns && (!b->kf || ev_now(b->loop) - i->drain_since >= KF_DRAIN_MIN_S)) {
 			mw_notice("INS %d drained", i->h.id);
 			ins_stop(b, i);
 		} else if (b->cfg->balancer.drain_timeout_ms &&

@@ -13,6 +13,7 @@
 #include "balancer/bal.h"
 #include "balancer/kfront.h"
 #include "common/addr.h"
+#include "common/cidr.h"
 #include "common/log.h"
 
 /*
@@ -21,8 +22,9 @@
  * balancer.mode = "kernel": the balancer opens no listener.  It owns the
  * table "ip mwbal_<tag>" (kfront_rules.c renders it): nat hooks prerouting
  * and output send a client's first packet to the front-end addresses to the
- * chain "steer", which jumps to "ins_<id>" of one INS ("counter dnat to
- * INS_addr": the port stays).  conntrack then carries the rest of the
+ * chain "front" (balancer.max_conns: ct count), then "steer", which jumps to
+ * "ins_<id>" of one INS ("counter ct mark set KF_MARK|id dnat to INS_addr":
+ * the port stays).  conntrack then carries the rest of the
  * connection both ways without any rule: the TCP connection ends in the INS,
  * whose mw-ins sees the client's own address (no PROXY v2), and
  * the balancer sees none of its bytes.
@@ -31,16 +33,18 @@
  * health verdict, drain, death) rebuilds "steer" from the INS in rotation
  * (READY, its last health check passed, under per_ins_max_conns) in one nft
  * transaction, only when its text changed.  A draining INS is just not in
- * "steer": its connections live on in conntrack.  Its chain goes once it is
- * dead.  libnftables' nft_run_cmd_from_buffer() is synchronous netlink;
+ * "steer": its connections live on in conntrack.  Once it is dead its chain
+ * goes and its conntrack entries (by mark) too, so retransmitted SYNs are
+ * steered again.  libnftables' nft_run_cmd_from_buffer() is synchronous netlink;
  * each run's time is measured (kf_update_us_max in status).
  *
  * bal_kf_poll() (each tick) reads back what the balancer no longer sees:
  * connections steered per INS (the packet counter of its chain: a nat
  * chain sees only a connection's first packet), clients met with no INS
  * (counter no_ins), and each INS's connections now, counted in its own
- * namespace over NETLINK_SOCK_DIAG (TCP sockets on a front-end port, not
- * listening or closed), which drain, autoscale and least-connections use.
+ * namespace over NETLINK_SOCK_DIAG (TCP sockets on a front-end port not
+ * done yet, health probes aside), which drain, autoscale and
+ * least-connections use.
  *
  * At start the table is created by "add; delete; add" in one transaction,
  * so a table left by a balancer that was killed -9 is replaced; on exit it
@@ -65,7 +69,8 @@ struct bal_kf {
 	char *last; /* the steer text applied last */
 	char *buf;
 	uint64_t updates, update_us_max, update_us_last;
-	int max_conns; /* in "front" now */
+	int max_conns;	   /* in "front" now */
+	struct in_addr gw; /* the bridge's address: health probes come from it */
 };
 
 static uint64_t now_us(void)
@@ -159,6 +164,7 @@ int bal_kf_open(struct bal *b, struct bal_kf **out, char *err, size_t errlen)
 	struct bal_kf_listen l[MW_LISTEN_MAX];
 	struct bal_kf *kf;
 	struct mw_addr a;
+	struct mw_cidr c;
 	int k, ret;
 
 	*out = NULL;
@@ -177,6 +183,10 @@ int bal_kf_open(struct bal *b, struct bal_kf **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	kf->b = b;
+	if (!mw_cidr_parse(&c, bc->subnet) && c.family == 4) {
+		memcpy(&kf->gw, c.net, 4);
+		kf->gw.s_addr = htonl(ntohl(kf->gw.s_addr) + 1);
+	}
 	nft_ctx_buffer_output(kf->nft);
 	nft_ctx_buffer_error(kf->nft);
 	bal_kf_table_name(bc->tag, kf->table, sizeof(kf->table));
@@ -432,7 +442,7 @@ void bal_kf_poll(struct bal *b)
 		if (i->kf_diag < 0 && i->h.pid > 0)
 			i->kf_diag = bal_diag_open(i->h.pid);
 		n = i->kf_diag < 0 ? i->kf_diag
-				   : bal_kf_count_conns(i->kf_diag, kf->ports, kf->nports);
+				   : bal_kf_count_conns(i->kf_diag, kf->ports, kf->nports, kf->gw);
 		if (n >= 0) {
 			i->conns = (unsigned)n;
 		} else {

@@ -99,12 +99,15 @@ void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned
  * @fd:     NETLINK_SOCK_DIAG socket in the INS's network namespace
  * @ports:  the front-end ports (host order)
  * @nports: how many
+ * @skip:   a peer not counted (the bridge address: the balancer's health probes)
  *
- * One dump of every IPv4 TCP socket not listening, in time-wait or closed,
- * counted when its local port is a front-end port.
+ * One dump of the IPv4 TCP sockets not done yet (open, or closed by the
+ * INS's side with data perhaps unacknowledged: not FIN_WAIT2, TIME_WAIT or
+ * CLOSE), counted when the local port is a front-end port: the connections
+ * a drain waits for.
  * Return: the count, or -errno (-ETIMEDOUT when the kernel stalls over 50 ms)
  */
-int bal_kf_count_conns(int fd, const uint16_t *ports, int nports);
+int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr skip);
 
 /**
  * bal_kf_ct_forget() - delete every IPv4 conntrack entry whose mark is @mark

@@ -16,7 +16,7 @@
 
 #include "balancer/kfront.h"
 
-int bal_kf_count_conns(int fd, const uint16_t *ports, int nports)
+int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr skip)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -31,9 +31,14 @@ int bal_kf_count_conns(int fd, const uint16_t *ports, int nports)
 	req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	req.r.sdiag_family = AF_INET;
 	req.r.sdiag_protocol = IPPROTO_TCP;
-	/* Every state but listening, time-wait and closed. */
-	req.r.idiag_states =
-		0xfffU & ~((1U << TCP_LISTEN) | (1U << TCP_TIME_WAIT) | (1U << TCP_CLOSE));
+	/*
+	 * Not done: open, or closed by the INS's side with data perhaps still
+	 * unacknowledged (FIN_WAIT1, CLOSING, LAST_ACK).  FIN_WAIT2 (all it
+	 * sent is acknowledged), TIME_WAIT and CLOSE are done.
+	 */
+	req.r.idiag_states = (1U << TCP_ESTABLISHED) | (1U << TCP_SYN_RECV) |
+			     (1U << TCP_CLOSE_WAIT) | (1U << TCP_FIN_WAIT1) | (1U << TCP_CLOSING) |
+			     (1U << TCP_LAST_ACK);
 	if (send(fd, &req, sizeof(req), 0) < 0)
 		return -errno;
 	for (;;) {
@@ -56,6 +61,8 @@ int bal_kf_count_conns(int fd, const uint16_t *ports, int nports)
 				return count;
 			if (h->nlmsg_type == NLMSG_ERROR)
 				return -EIO;
+			if (m->id.idiag_dst[0] == skip.s_addr)
+				continue;
 			for (int k = 0; k < nports; k++)
 				if (ntohs(m->id.idiag_sport) == ports[k]) {
 					count++;

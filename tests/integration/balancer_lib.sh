@@ -139,11 +139,17 @@ load() {
 		for ((i = 0; i < n / par; i++)); do
 			printf 'url = "%s/index.html"\noutput = "/dev/null"\n' "$URL"
 		done >>"$cfg"
-		curl -s --max-time 120 --connect-timeout 5 -K "$cfg" -w '%{http_code}\n' >"$out.$c" &
+		# curl's error for each failed request to OUT.err (a failing test shows it)
+		curl -s --max-time 120 --connect-timeout 5 -K "$cfg" \
+			-w '%{http_code}\n%{stderr}%{http_code} %{errormsg}\n' >"$out.$c" 2>"$out.$c.err" &
 		pids+=($!)
 	done
 	wait "${pids[@]}" || true
-	for ((c = 0; c < par; c++)); do cat "$out.$c" >>"$out" && rm -f "$out.$c"; done
+	for ((c = 0; c < par; c++)); do
+		cat "$out.$c" >>"$out" && rm -f "$out.$c"
+		{ grep -v '^200 ' "$out.$c.err" || true; } >>"$out.err"
+		rm -f "$out.$c.err"
+	done
 	rm -f "$out".*.curl
 }
 

@@ -23,7 +23,7 @@ ctl scale 2 >/dev/null || mw_fail "scale 2 rejected"
 mw_wait_for "[ \$(ctl ins list | awk 'NR > 1' | wc -l) = 2 ]" 20 || mw_fail "scale 2: still $(ctl ins list)"
 wait "$loadpid"
 ok=$(grep -c '^200$' "$MW_TMP/scale" || true)
-[ "$ok" = 3000 ] || mw_fail "scale 1->8->2 under load: $ok of 3000 requests answered 200"
+[ "$ok" = 3000 ] || mw_fail "scale 1->8->2 under load: $ok of 3000 requests answered 200: $(sort "$MW_TMP/scale.err" | uniq -c)"
 [ "$(ip netns list | grep -c "^mw-$TAG-ins")" = 2 ] || mw_fail "retired INS left namespaces"
 mw_log "scale 1->8->2 under load: 3000 of 3000 requests OK"
 
