@@ -83,10 +83,13 @@ struct bal_ins {
 	uint64_t rx, tx;	/* bytes client->INS, INS->client */
 	bool proxy_protocol;	/* ins.proxy_protocol as the file said when it was spawned */
 	ev_tstamp drain_since;	/* when it became DRAINING */
+	int kf_diag;		/* kernel front end: sock_diag socket in its namespace, or -1 */
 	struct bal_health hc;
 };
 
 struct bal_fe;
+struct bal_kf;
+struct mw_config;
 struct mw_keystore;
 struct mw_ctl_server;
 
@@ -102,7 +105,8 @@ struct bal {
 	int rr;
 	ev_timer tick;
 	ev_tstamp spawn_backoff_until;
-	struct bal_fe *fe;
+	struct bal_fe *fe; /* balancer.mode splice: the proxy, else NULL */
+	struct bal_kf *kf; /* balancer.mode kernel: the nftables steering, else NULL */
 	struct mw_ctl_server *ctl;
 	struct bal_nf *nf; /* the merged Netflow stream (nf_aggregate.h), NULL if not open */
 	struct mw_keystore *pvm_view; /* mw-pvm's view of each INS channel (health.c), or NULL */
@@ -141,7 +145,24 @@ void bal_fe_close(struct bal_fe *fe);
 unsigned bal_fe_conns(const struct bal_fe *fe);
 bool bal_fe_accept_paused(const struct bal_fe *fe);
 
+/* kfront.c (balancer/kfront.h: the rules) */
+/* A kernel-mode configuration's problem as one line; 0 for a good one or splice mode. */
+int bal_kf_check(const struct mw_config *cfg, char *err, size_t errlen);
+/* Create the table (replacing a stale one); 0 or -errno with @err set. */
+int bal_kf_open(struct bal *b, struct bal_kf **out, char *err, size_t errlen);
+/* Delete the table; NULL is a no-op. */
+void bal_kf_close(struct bal_kf *kf);
+/* Rebuild new-connection steering if what it should be changed (cheap when not). */
+void bal_kf_sync(struct bal *b);
+/* balancer.max_conns into "front" after a reload changed it. */
+void bal_kf_set_limit(struct bal *b);
+/* Each tick: counters and per-INS connections read back, then bal_kf_sync(). */
+void bal_kf_poll(struct bal *b);
+void bal_kf_stats(const struct bal_kf *kf, uint64_t *updates, uint64_t *us_max, uint64_t *us_last);
+
 /* health.c */
+/* A NETLINK_SOCK_DIAG socket in the network namespace of @pid.  Return: fd or -errno. */
+int bal_diag_open(pid_t pid);
 void bal_health_open(struct bal *b);
 void bal_health_close(struct bal *b);
 void bal_health_init(struct bal_ins *i);

@@ -28,15 +28,16 @@ static void rec_ins(struct mw_ctl_out *o, const struct bal *b, const struct bal_
 
 	inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
 	mw_ctl_outf(o,
-	     "ins id=%d state=%s address=%s pid=%d name=%s conns=%u total=%" PRIu64
-	     " failed=%" PRIu64 " rx=%" PRIu64 " tx=%" PRIu64 " uptime=%.1f health=%s"
-	     " health_fails=%u health_checks=%" PRIu64 " health_failed=%" PRIu64
-	     " health_last=%s health_pvm=%s proxy_protocol=%s\n",
-	     i->h.id, bal_ins_state_name(i->state), addr, (int)i->h.pid,
-	     i->h.name[0] ? i->h.name : "-", i->conns, i->total, i->failed, i->rx, i->tx,
-	     ev_now(b->loop) - i->spawned_at, bal_health_state_name(i->hc.state), i->hc.fails,
-	     i->hc.checks, i->hc.failed, i->hc.failed ? bal_reason_token(i->hc.last) : "-",
-	     bal_health_pvm_view_name(i), i->proxy_protocol ? "on" : "off");
+		    "ins id=%d state=%s address=%s pid=%d name=%s conns=%u total=%" PRIu64
+		    " failed=%" PRIu64 " rx=%" PRIu64 " tx=%" PRIu64 " uptime=%.1f health=%s"
+		    " health_fails=%u health_checks=%" PRIu64 " health_failed=%" PRIu64
+		    " health_last=%s health_pvm=%s proxy_protocol=%s\n",
+		    i->h.id, bal_ins_state_name(i->state), addr, (int)i->h.pid,
+		    i->h.name[0] ? i->h.name : "-", i->conns, i->total, i->failed, i->rx, i->tx,
+		    ev_now(b->loop) - i->spawned_at, bal_health_state_name(i->hc.state),
+		    i->hc.fails, i->hc.checks, i->hc.failed,
+		    i->hc.failed ? bal_reason_token(i->hc.last) : "-", bal_health_pvm_view_name(i),
+		    i->proxy_protocol ? "on" : "off");
 }
 
 /* Parse a decimal int, whole string.  Return: 0 or -EINVAL */
@@ -67,7 +68,7 @@ static void run(void *ctx, char *line, struct mw_ctl_out *o)
 	const struct bal_ins *i;
 	enum bal_policy p;
 	unsigned conns = 0;
-	uint64_t total = 0;
+	uint64_t total = 0, kf_updates, kf_us_max, kf_us_last;
 	int argc = 0, n, ret = 0;
 
 	for (t = strtok_r(line, " \t\r", &save); t && argc < 8; t = strtok_r(NULL, " \t\r", &save))
@@ -88,26 +89,33 @@ static void run(void *ctx, char *line, struct mw_ctl_out *o)
 		}
 		mw_ctl_outf(o, "ok\n");
 		mw_ctl_outf(o,
-		     "status backend=%s policy=%s live=%d target=%d min=%d max=%d conns=%u "
-		     "total=%" PRIu64 " spawned=%" PRIu64 " replaced=%" PRIu64
-		     " listeners=%d proxy_protocol=%s autoscale=%s autoscale_up_conns=%d"
-		     " autoscale_down_conns=%d autoscale_cooldown_ms=%d autoscale_state=%s"
-		     " autoscale_ups=%" PRIu64 " autoscale_downs=%" PRIu64 "\n",
-		     b->be.ops->name, bal_policy_name(b->policy), bal_ins_live(b), b->target,
-		     bc->min_ins, bc->max_ins, conns, total, b->spawned, b->replaced,
-		     bc->listen_count, b->cfg->ins.proxy_protocol ? "on" : "off",
-		     bc->autoscale ? "on" : "off", bc->autoscale_up_conns, bc->autoscale_down_conns,
-		     bc->autoscale_cooldown_ms,
-		     bc->autoscale ? bal_autoscale_reason_name(b->as_reason) : "off", b->as_ups,
-		     b->as_downs);
+			    "status backend=%s policy=%s live=%d target=%d min=%d max=%d conns=%u "
+			    "total=%" PRIu64 " spawned=%" PRIu64 " replaced=%" PRIu64
+			    " listeners=%d proxy_protocol=%s autoscale=%s autoscale_up_conns=%d"
+			    " autoscale_down_conns=%d autoscale_cooldown_ms=%d autoscale_state=%s"
+			    " autoscale_ups=%" PRIu64 " autoscale_downs=%" PRIu64 "\n",
+			    b->be.ops->name, bal_policy_name(b->policy), bal_ins_live(b), b->target,
+			    bc->min_ins, bc->max_ins, conns, total, b->spawned, b->replaced,
+			    bc->listen_count, b->cfg->ins.proxy_protocol ? "on" : "off",
+			    bc->autoscale ? "on" : "off", bc->autoscale_up_conns,
+			    bc->autoscale_down_conns, bc->autoscale_cooldown_ms,
+			    bc->autoscale ? bal_autoscale_reason_name(b->as_reason) : "off",
+			    b->as_ups, b->as_downs);
 		if (o->len)
 			o->len--; /* the record goes on: front-end and health counters */
-		mw_ctl_outf(o, " fe_conns=%u max_conns=%d draining=%d in_rotation=%d accept_paused=%s",
-		     bal_fe_conns(b->fe), bc->max_conns, bal_ins_running(b) - bal_ins_live(b),
-		     bal_ins_in_rotation(b), bal_fe_accept_paused(b->fe) ? "yes" : "no");
+		mw_ctl_outf(o,
+			    " fe_conns=%u max_conns=%d draining=%d in_rotation=%d accept_paused=%s",
+			    b->kf ? conns : bal_fe_conns(b->fe), bc->max_conns,
+			    bal_ins_running(b) - bal_ins_live(b), bal_ins_in_rotation(b),
+			    bal_fe_accept_paused(b->fe) ? "yes" : "no");
+		bal_kf_stats(b->kf, &kf_updates, &kf_us_max, &kf_us_last);
+		mw_ctl_outf(o,
+			    " mode=%s kf_updates=%" PRIu64 " kf_update_us_max=%" PRIu64
+			    " kf_update_us_last=%" PRIu64,
+			    b->kf ? "kernel" : "splice", kf_updates, kf_us_max, kf_us_last);
 		for (n = 0; n < BAL_R_COUNT; n++)
 			mw_ctl_outf(o, " fail_%s=%" PRIu64, bal_reason_token((enum bal_reason)n),
-			     b->reasons[n]);
+				    b->reasons[n]);
 		mw_ctl_outf(o, "\n");
 		return;
 	}
@@ -154,12 +162,13 @@ static void run(void *ctx, char *line, struct mw_ctl_out *o)
 	} else if (argc == 2 && !strcmp(argv[0], "policy")) {
 		if (bal_policy_parse(argv[1], &p)) {
 			mw_ctl_outf(o,
-			     "error unknown policy '%s' (round-robin, least-connections, "
-			     "least-busy, hash)\n",
-			     argv[1]);
+				    "error unknown policy '%s' (round-robin, least-connections, "
+				    "least-busy, hash)\n",
+				    argv[1]);
 			return;
 		}
 		b->policy = p;
+		bal_kf_sync(b); /* kernel mode: the new policy steers from now on */
 		snprintf(b->cfg->balancer.policy, sizeof(b->cfg->balancer.policy), "%s", argv[1]);
 		mw_notice("policy %s", argv[1]);
 	} else if (argc == 1 && !strcmp(argv[0], "reload")) {
@@ -180,8 +189,8 @@ static void run(void *ctx, char *line, struct mw_ctl_out *o)
 
 int bal_ctl_open(struct bal *b, struct mw_ctl_server **out, char *err, size_t errlen)
 {
-	return mw_ctl_server_open(out, b->loop, b->cfg->balancer.control_socket,
-				  BAL_CTL_CLIENTS, run, b, err, errlen);
+	return mw_ctl_server_open(out, b->loop, b->cfg->balancer.control_socket, BAL_CTL_CLIENTS,
+				  run, b, err, errlen);
 }
 
 void bal_ctl_close(struct mw_ctl_server *ctl)

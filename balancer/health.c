@@ -219,8 +219,7 @@ static int proc_stopped(pid_t pid)
 	return p[2] == 'T' || p[2] == 't';
 }
 
-/* A NETLINK_SOCK_DIAG socket in the network namespace of @pid.  Return: fd or -errno. */
-static int diag_open(pid_t pid)
+int bal_diag_open(pid_t pid)
 {
 	char path[64];
 	struct stat mine, theirs;
@@ -400,7 +399,7 @@ static enum bal_reason probe_start(struct bal *b, struct bal_ins *i, uint16_t po
 	int ret;
 
 	if (i->h.pid > 0 && i->hc.diag < 0 && !i->hc.no_diag) {
-		ret = diag_open(i->h.pid);
+		ret = bal_diag_open(i->h.pid);
 		if (ret < 0) {
 			mw_warn("health: INS %d: no sock_diag socket in its namespace (%s); "
 				"checking without the accept step",
@@ -435,6 +434,7 @@ static void check_done(struct bal *b, struct bal_ins *i, bool ok, enum bal_reaso
 			mw_notice("INS %d healthy again: back in the rotation", i->h.id);
 		i->hc.state = BAL_HEALTH_OK;
 		i->hc.fails = 0;
+		bal_kf_sync(b); /* kernel mode: a new or healed INS joins steering now */
 		return;
 	}
 	i->hc.failed++;
@@ -445,6 +445,7 @@ static void check_done(struct bal *b, struct bal_ins *i, bool ok, enum bal_reaso
 		mw_warn("INS %d failed a health check (%s): out of the rotation", i->h.id,
 			bal_reason_text(why));
 	i->hc.state = BAL_HEALTH_FAILING;
+	bal_kf_sync(b); /* kernel mode: out of new-connection steering now */
 	if (i->hc.fails >= (unsigned)b->cfg->balancer.health_failures)
 		bal_ins_down(b, i); /* frees nothing: the INS lives on as STOPPING */
 }

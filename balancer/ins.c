@@ -64,6 +64,13 @@
 #define TICK_S	      0.1
 #define KILL_AFTER_S  5.0
 #define BACKOFF_S     1.0
+/*
+ * Kernel front end: a draining INS is stopped at 0 connections only this
+ * long after it left steering, so a SYN steered to it just before, still
+ * on its way when its connections were counted, is not met by a closed
+ * listener.
+ */
+#define KF_DRAIN_MIN_S 0.5
 #define SHUTDOWN_WAIT 100 /* x 50 ms */
 
 static void reconcile(struct bal *b);
@@ -213,10 +220,18 @@ static bool ins_ready(struct bal *b, struct bal_ins *i)
 	return true;
 }
 
+static void kf_diag_close(struct bal_ins *i)
+{
+	if (i->kf_diag >= 0)
+		close(i->kf_diag);
+	i->kf_diag = -1;
+}
+
 static void ins_free(struct bal *b, struct bal_ins *i)
 {
 	struct bal_ins **pp;
 
+	kf_diag_close(i);
 	for (pp = &b->ins; *pp; pp = &(*pp)->next)
 		if (*pp == i) {
 			*pp = i->next;
@@ -261,8 +276,11 @@ static void ins_gone(struct bal *b, struct bal_ins *i, int status)
 	}
 	i->state = BAL_INS_DEAD;
 	i->h.pid = 0;
+	if (b->kf)
+		i->conns = 0; /* they ended in its namespace, with it */
 	if (!i->conns)
 		ins_free(b, i);
+	bal_kf_sync(b); /* its chain goes */
 	if (!b->stopping)
 		reconcile(b);
 }
@@ -290,12 +308,14 @@ static void ins_stop(struct bal *b, struct bal_ins *i)
 	i->state = BAL_INS_STOPPING;
 	b->be.ops->stop(&b->be, &i->h);
 	ev_timer_start(b->loop, &i->kill_timer);
+	bal_kf_sync(b);
 }
 
 static void ins_drain(struct bal *b, struct bal_ins *i)
 {
 	i->state = BAL_INS_DRAINING;
 	i->drain_since = ev_now(b->loop);
+	bal_kf_sync(b); /* no new connection; conntrack keeps the ones it has */
 }
 
 /**
@@ -324,6 +344,7 @@ void bal_ins_down(struct bal *b, struct bal_ins *i)
 	i->hc.state = BAL_HEALTH_DOWN;
 	bal_health_stop(b, i);
 	i->state = BAL_INS_STOPPING;
+	bal_kf_sync(b);
 	if (i->h.pid > 0)
 		kill(i->h.pid, SIGKILL);
 	else
@@ -365,6 +386,7 @@ static int spawn_one(struct bal *b, struct bal_ins **out, char *err, size_t errl
 	}
 	b->next_id = id;
 	i->bal = b;
+	i->kf_diag = -1;
 	i->h.id = id;
 	i->proxy_protocol = file_proxy_protocol(b);
 	bal_health_init(i);
@@ -427,7 +449,7 @@ static void reconcile(struct bal *b)
 		next = i->next;
 		if (i->state != BAL_INS_DRAINING)
 			continue;
-		if (!i->conns) {
+		if (!i->conns && (!b->kf || ev_now(b->loop) - i->drain_since >= KF_DRAIN_MIN_S)) {
 			mw_notice("INS %d drained", i->h.id);
 			ins_stop(b, i);
 		} else if (b->cfg->balancer.drain_timeout_ms &&
@@ -483,6 +505,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct bal_ins *i, *next;
 	unsigned conns = 0;
 
+	bal_kf_poll(b); /* kernel mode: the INS's connections now */
 	for (i = b->ins; i; i = next) {
 		next = i->next;
 		if (b->be.ops->alive && i->state != BAL_INS_DEAD &&
@@ -502,6 +525,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	autoscale(b, conns);
 	reconcile(b);
+	bal_kf_sync(b); /* an INS that became ready joins */
 	mw_daemon_status(b->d, "%d INS (target %d), %u connection(s), policy %s", bal_ins_live(b),
 			 b->target, conns, bal_policy_name(b->policy));
 }
@@ -609,6 +633,7 @@ void bal_shutdown(struct bal *b)
 	}
 	for (i = b->ins; i; i = next) {
 		next = i->next;
+		kf_diag_close(i);
 		free(i);
 	}
 	b->ins = NULL;
@@ -703,6 +728,7 @@ static const struct restart_key {
 	RESTART_KEY(common, runtime_dir),      RESTART_KEY(common, log_level),
 	RESTART_KEY(common, keystore),	       RESTART_KEY(common, keystore_root),
 	RESTART_KEY(balancer, control_socket), RESTART_KEY(balancer, backend),
+	RESTART_KEY(balancer, mode),
 	RESTART_KEY(balancer, listen),	       RESTART_KEY(balancer, listen_count),
 	RESTART_KEY(balancer, subnet),	       RESTART_KEY(balancer, bridge),
 	RESTART_KEY(balancer, ins_binary),     RESTART_KEY(balancer, netflow_listen),
@@ -779,6 +805,7 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	bc->max_ins = n->balancer.max_ins;
 	snprintf(bc->policy, sizeof(bc->policy), "%s", n->balancer.policy);
 	b->policy = p;
+	bal_kf_sync(b);
 	bc->overload_threshold = n->balancer.overload_threshold;
 	bc->per_ins_max_conns = n->balancer.per_ins_max_conns;
 	bc->connect_timeout_ms = n->balancer.connect_timeout_ms;
@@ -786,6 +813,7 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	bc->drain_timeout_ms = n->balancer.drain_timeout_ms;
 	bc->keepalive_ms = n->balancer.keepalive_ms;
 	bc->max_conns = n->balancer.max_conns;
+	bal_kf_set_limit(b);
 	bc->health_interval_ms = n->balancer.health_interval_ms;
 	bc->health_timeout_ms = n->balancer.health_timeout_ms;
 	bc->health_failures = n->balancer.health_failures;

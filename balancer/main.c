@@ -2,6 +2,7 @@
 /* main.c - mw-balancer entry point: start-up, readiness, reload, clean shutdown */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "balancer/bal.h"
 #include "balancer/nf_aggregate.h"
@@ -40,7 +41,9 @@ int main(int argc, char **argv)
 	d.ctx = &b;
 	d.on_reload = on_reload;
 
-	ret = bal_nf_tag_check(&d.cfg, err, sizeof(err));
+	ret = bal_kf_check(&d.cfg, err, sizeof(err));
+	if (!ret)
+		ret = bal_nf_tag_check(&d.cfg, err, sizeof(err));
 	if (ret) {
 		mw_err("%s", err);
 		goto out;
@@ -52,7 +55,9 @@ int main(int argc, char **argv)
 	}
 	inited = true;
 	ret = bal_ctl_open(&b, &b.ctl, err, sizeof(err));
-	if (!ret)
+	if (!ret && !strcmp(bc->mode, "kernel"))
+		ret = bal_kf_open(&b, &b.kf, err, sizeof(err));
+	else if (!ret)
 		ret = bal_fe_open(&b, &b.fe, err, sizeof(err));
 	if (!ret)
 		ret = bal_nf_open(&b.nf, d.loop, &d.cfg, err, sizeof(err));
@@ -61,8 +66,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	bal_start(&b);
-	mw_notice("ready: backend %s, policy %s, %d..%d INS, %d listener(s)", bc->backend,
-		  bc->policy, bc->min_ins, bc->max_ins, bc->listen_count);
+	mw_notice("ready: backend %s, mode %s, policy %s, %d..%d INS, %d listener(s)", bc->backend,
+		  bc->mode, bc->policy, bc->min_ins, bc->max_ins, bc->listen_count);
 	mw_daemon_ready(&d, "backend %s, policy %s, %d listener(s)", bc->backend, bc->policy,
 			bc->listen_count);
 
@@ -74,6 +79,8 @@ out:
 	bal_nf_close(b.nf);
 	b.nf = NULL;
 	bal_fe_close(b.fe);
+	bal_kf_close(b.kf);
+	b.kf = NULL;
 	bal_ctl_close(b.ctl);
 	if (inited)
 		bal_shutdown(&b);

@@ -98,6 +98,7 @@ static const char *const log_levels[] = { "error", "warning", "notice", "info", 
 static const char *const keystores[] = { "local", "xenstore", NULL };
 static const char *const backends[] = { "netns", "process", "xl", NULL };
 static const char *const guard_modes[] = { "enforce", "report", NULL };
+static const char *const bal_modes[] = { "splice", "kernel", NULL };
 static const char *const policies[] = { "round-robin", "least-connections", "least-busy", "hash",
 					NULL };
 
@@ -162,6 +163,7 @@ static const struct cfg_key cfg_keys[] = {
 
 	KEY_STR(balancer, control_socket, "/run/mwcomms/balancer.sock", CHK_PATH, NULL),
 	KEY_STR(balancer, backend, "netns", CHK_NONE, backends),
+	KEY_STR(balancer, mode, "splice", CHK_NONE, bal_modes),
 	KEY_INT(balancer, min_ins, 1, 1, 1024, CHK_NONE),
 	KEY_INT(balancer, max_ins, 4, 1, 1024, CHK_NONE),
 	KEY_STR(balancer, policy, "round-robin", CHK_NONE, policies),

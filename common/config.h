@@ -81,6 +81,7 @@ struct mw_ins_config {
 struct mw_balancer_config {
 	char control_socket[MW_PATH_MAX];   /* mwctl: "/run/mwcomms/balancer.sock" */
 	char backend[16];                   /* "netns" | "process" | "xl" */
+	char mode[16];                      /* front end: "splice" (proxy) | "kernel" (nftables DNAT) */
 	int min_ins;                        /* 1 */
 	int max_ins;                        /* 4 */
 	char policy[32];                    /* "round-robin" | "least-connections" | "least-busy" | "hash" */

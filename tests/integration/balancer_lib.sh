@@ -4,7 +4,12 @@
 #
 # bal_up MIN MAX [EXTRA_BALANCER_KEYS]: starts mw-pvm, nginx (shimmed, port $PORT), then
 # mw-balancer with MIN..MAX INS in namespaces mw-$TAG-ins<N> on bridge $BR, front end on
-# 127.0.0.1:$PORT, PROXY v2 to the INS.  Sets CONF, MWCTL, BAL_LOG, URL, TAG, BR.
+# 127.0.0.1:$PORT, PROXY v2 to the INS.  Sets CONF, MWCTL, BAL_LOG, URL, TAG, BR, PEER.
+#
+# MW_BALANCER_MODE=kernel (ctest's *_kernel copies): balancer.mode = "kernel" (nftables
+# DNAT, no PROXY v2); the front end is $MW_FRONT:$PORT, an address of this host on a veth
+# link (the kernel cannot steer a 127/8 source to an INS), which is then also the client's
+# own address: PEER, what the app must see as the peer in both modes.
 
 # Per-run port, tag, bridge and subnet: another checkout's run of these tests may overlap.
 # (below 32768, where Linux starts handing out ephemeral ports)
@@ -12,6 +17,39 @@ PORT=$((20000 + $$ % 12000))
 TAG=t$(($$ % 100000))
 BR=mwb$(($$ % 100000))
 SUBNET_PREFIX=10.$((200 + $$ % 50)).$(($$ % 250))
+BAL_MODE=${MW_BALANCER_MODE:-splice}
+MW_FRONT=127.0.0.1
+# shellcheck disable=SC2034 # for the tests that source this
+PEER=127.0.0.1
+export MW_FRONT
+if [ "$BAL_MODE" = kernel ]; then
+	MW_FRONT=172.$((16 + $$ % 16)).$((($$ / 16) % 250)).1
+	# shellcheck disable=SC2034 # for the tests that source this
+	PEER=$MW_FRONT
+fi
+# bal_mode_keys: the balancer and ins keys of the mode (PROXY v2 in splice mode only).
+bal_mode_keys() {
+	if [ "$BAL_MODE" = kernel ]; then
+		echo "mode = \"kernel\";"
+	else
+		echo "mode = \"splice\";"
+	fi
+}
+bal_proxy_keys() {
+	[ "$BAL_MODE" = kernel ] && return 0
+	echo "proxy_protocol = true; proxy_from = \"$SUBNET_PREFIX.1/32\";"
+}
+# bal_front_up: kernel mode's front-end address on a veth of its own (removed by lib.sh).
+bal_front_up() {
+	[ "$BAL_MODE" = kernel ] || return 0
+	local link=$MW_PREFIX-fe
+	ip link add "$link" type veth peer name "$MW_PREFIX-fp" || mw_fail "cannot add veth $link"
+	_mw_veths+=("$link")
+	if ! ip addr add "$MW_FRONT/32" dev "$link" || ! ip link set "$link" up ||
+		! ip link set "$MW_PREFIX-fp" up; then
+		mw_fail "cannot give $link the address $MW_FRONT"
+	fi
+}
 
 bal_up() {
 	local min=$1 max=$2 extra=${3:-}
@@ -28,13 +66,14 @@ bal_up() {
 	[ "$hard" = unlimited ] || [ "$hard" -gt 65536 ] && hard=65536
 	ulimit -n "$hard" || mw_fail "cannot raise the open-file limit to $hard"
 	CONF=$MW_TMP/mwcomms.conf
+	bal_front_up
 	BAL_LOG=$(mw_logfile balancer)
 	mw_write_config "$CONF" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
 	ins_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_timeout_ms = 1000; };
 ins: { pvm_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; heartbeat_ms = 200;
-	proxy_protocol = true; proxy_from = \"$SUBNET_PREFIX.1/32\"; };
+	$(bal_proxy_keys) };
 balancer: { control_socket = \"$MW_RUNTIME_DIR/balancer.sock\"; backend = \"netns\";
-	min_ins = $min; max_ins = $max; listen = [ \"127.0.0.1:$PORT\" ];
+	$(bal_mode_keys) min_ins = $min; max_ins = $max; listen = [ \"$MW_FRONT:$PORT\" ];
 	subnet = \"$SUBNET_PREFIX.0/24\"; bridge = \"$BR\"; tag = \"$TAG\";
 	connect_timeout_ms = 1000; $extra };"
 	mw_spawn pvm "$PVM" -c "$CONF"
@@ -75,7 +114,7 @@ NGINX
 	mw_spawn nginx env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" \
 		nginx -c "$NGX/nginx.conf"
 	mw_wait_for "[ -s '$NGX/nginx.pid' ]" 10 || mw_fail "nginx did not start"
-	URL=http://127.0.0.1:$PORT
+	URL=http://$MW_FRONT:$PORT
 	bal_wait_ready "$min" 20 || mw_fail "$min INS did not become ready"
 }
 
@@ -100,11 +139,17 @@ load() {
 		for ((i = 0; i < n / par; i++)); do
 			printf 'url = "%s/index.html"\noutput = "/dev/null"\n' "$URL"
 		done >>"$cfg"
-		curl -s --max-time 120 --connect-timeout 5 -K "$cfg" -w '%{http_code}\n' >"$out.$c" &
+		# curl's error for each failed request to OUT.err (a failing test shows it)
+		curl -s --max-time 120 --connect-timeout 5 -K "$cfg" \
+			-w '%{http_code}\n%{stderr}%{http_code} %{errormsg}\n' >"$out.$c" 2>"$out.$c.err" &
 		pids+=($!)
 	done
 	wait "${pids[@]}" || true
-	for ((c = 0; c < par; c++)); do cat "$out.$c" >>"$out" && rm -f "$out.$c"; done
+	for ((c = 0; c < par; c++)); do
+		cat "$out.$c" >>"$out" && rm -f "$out.$c"
+		{ grep -v '^200 ' "$out.$c.err" || true; } >>"$out.err"
+		rm -f "$out.$c.err"
+	done
 	rm -f "$out".*.curl
 }
 

@@ -27,21 +27,23 @@ done < <(ins_field 6)
 [ "$(ins_field 6 | wc -l)" = 4 ] || mw_fail "want 4 INS in the list"
 mw_log "10,000 requests spread: $(ins_field 6 | tr '\n' ' ')"
 # Byte counters: every response carries the page; a request is well under 1 KiB.
+# (Kernel mode: the bytes never cross the balancer, rx/tx stay 0.)
 body=$(wc -c <"$WWW/index.html")
-ctl --json ins list | python3 -c '
+[ "$BAL_MODE" = kernel ] || ctl --json ins list | python3 -c '
 import json, sys
 body = int(sys.argv[1])
 for i in json.load(sys.stdin):
     assert i["tx"] >= i["total"] * body, i
     assert 28 * i["total"] < i["rx"] < 1024 * i["total"], i' "$body" || mw_fail "per-INS rx/tx counters are off: $(ctl --json ins list)"
-# The app saw the client (127.0.0.1), not the bridge address: PROXY v2 worked.
-[ "$(sort -u "$NGX/access.log")" = 127.0.0.1 ] ||
-	mw_fail "nginx saw peers '$(sort -u "$NGX/access.log" | tr '\n' ' ')', want 127.0.0.1"
+# The app saw the client ($PEER), not the bridge address: PROXY v2 (splice mode) or
+# DNAT without SNAT (kernel mode) worked.
+[ "$(sort -u "$NGX/access.log")" = "$PEER" ] ||
+	mw_fail "nginx saw peers '$(sort -u "$NGX/access.log" | tr '\n' ' ')', want $PEER"
 
 # --json is valid JSON with the same INS.
 ctl --json ins list | python3 -c 'import json,sys; l=json.load(sys.stdin); assert len(l)==4 and all(i["state"]=="ready" for i in l), l' ||
 	mw_fail "ins list --json is wrong"
-ctl --json status | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["live"]==4 and s["policy"]=="round-robin", s' ||
+ctl --json status | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["live"]==4 and s["policy"]=="round-robin" and s["mode"]==sys.argv[1], s' "$BAL_MODE" ||
 	mw_fail "status --json is wrong"
 
 # kill -9 of one INS under load.
@@ -60,7 +62,13 @@ ok=$(grep -c '^200$' "$MW_TMP/after" || true)
 wait "$loadpid"
 bad=$(grep -vc '^200$' "$MW_TMP/during" || true)
 mw_log "during the kill: $bad of 3000 requests failed (in flight on the killed INS)"
-[ "$bad" -le 50 ] || mw_fail "$bad requests failed around the kill"
+# Kernel mode cannot retry a refused connect on another INS as the proxy does: while the
+# killed mw-ins exits (its listener closes first, SIGCHLD comes when it is done), its
+# kernel refuses the SYNs steered to it until the death or the next health check takes it
+# out (docs/balancer.md "Kernel front end"): 22-158 of 3000 on the loaded 2-core machine.
+max_bad=50
+[ "$BAL_MODE" = kernel ] && max_bad=300
+[ "$bad" -le "$max_bad" ] || mw_fail "$bad requests failed around the kill (want <= $max_bad)"
 bal_wait_ready 4 20 || mw_fail "INS $vid was not replaced"
 ctl ins list | awk -v v="$vid" '$1 == v' | grep -q . && mw_fail "dead INS $vid still listed"
 [ "$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["replaced"])')" = 1 ] ||
@@ -117,4 +125,5 @@ mw_stop balancer 10
 ip link show "$BR" >/dev/null 2>&1 && mw_fail "bridge $BR left behind"
 compgen -G "/sys/class/net/${TAG}h*" >/dev/null && mw_fail "veths left: $(compgen -G "/sys/class/net/${TAG}h*")"
 pgrep -f "mw-ins --id .* -c $CONF" >/dev/null && mw_fail "mw-ins processes left"
+nft list table ip "mwbal_$TAG" >/dev/null 2>&1 && mw_fail "nftables table mwbal_$TAG left behind"
 kill -0 "$(mw_pid nginx)" || mw_fail "nginx died"

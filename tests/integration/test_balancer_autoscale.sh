@@ -36,7 +36,7 @@ def ask(s):
             break
         got += d
     return got.startswith(b"HTTP/1.1 200")
-socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(n)]
+socks = [socket.create_connection((os.environ["MW_FRONT"], port), timeout=20) for _ in range(n)]
 ok1 = sum(ask(s) for s in socks)
 open(flag + ".1", "w").write(str(ok1))
 for _ in range(1200):                   # 60 s at most

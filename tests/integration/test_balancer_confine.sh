@@ -130,7 +130,7 @@ mw_log "confined INS: every escape blocked, the host reaches both"
 # The process backend (no network namespace) confines its INS the same way when root.
 mw_stop nginx
 mw_stop balancer
-sed -e 's/backend = "netns";/backend = "process";/' -e 's/listen = \[[^]]*\];//' \
+sed -e 's/backend = "netns";/backend = "process";/' -e 's/mode = "kernel";/mode = "splice";/' -e 's/listen = \[[^]]*\];//' \
 	-e "s|balancer.sock|balancer-proc.sock|" "$CONF" >"$MW_TMP/process.conf"
 joined=$(grep -c 'INS [0-9]* joined' "$(mw_logfile pvm)")
 mw_spawn balproc "$BAL" -c "$MW_TMP/process.conf"

@@ -32,11 +32,11 @@ since_ms() { echo $(($(now_ms) - $1)); }
 # header line every 0.3 s, so no idle timeout); "closed MS" (epoch milliseconds) appended
 # to OUT per connection the other side ends.  Runs until killed, at most 60 s.
 cat >"$MW_TMP/holder.py" <<'PY'
-import socket, sys, time
+import os, socket, sys, time
 port, n, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 socks = []
 for _ in range(n):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = socket.create_connection((os.environ["MW_FRONT"], port), timeout=5)
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
     s.setblocking(False)
     socks.append(s)
@@ -79,7 +79,7 @@ mw_wait_for "[ \"\$(st fe_conns)\" = 3 ]" 10 || mw_fail "3 held connections not 
 t0=$(now_ms)
 curl -s --max-time 10 -o /dev/null "$URL/index.html" && mw_fail "a 4th connection was served beyond max_conns 3"
 [ "$(since_ms "$t0")" -lt 3000 ] || mw_fail "the client beyond max_conns was not closed at once"
-[ "$(st fail_limit)" = 1 ] || mw_fail "fail_limit is not 1: $(ctl status)"
+mw_wait_for "[ \"\$(st fail_limit)\" = 1 ]" 3 || mw_fail "fail_limit is not 1: $(ctl status)" # kernel mode: read each tick
 kill "$hpid" || true
 wait "$hpid" 2>/dev/null || true
 mw_wait_for "[ \"\$(st fe_conns)\" = 0 ]" 10 || mw_fail "held connections not gone"
@@ -192,6 +192,24 @@ mw_log "frozen INS $vid out of the rotation after $took ms"
 bal_wait_ready 2 20 || mw_fail "frozen INS $vid was not replaced"
 
 mw_log "case: reload names the restart-only keys it did not apply"
+if [ "$BAL_MODE" = kernel ]; then
+	# Kernel mode has no PROXY v2; balancer.mode itself is restart-only.
+	sed -i "s/mode = \"kernel\";/mode = \"splice\";/; s/tag = \"$TAG\";/tag = \"x$TAG\"; policy = \"least-connections\";/" "$CONF"
+	ctl reload 2>"$MW_TMP/reload.err" && mw_fail "a reload with restart-only changes said ok"
+	for want in balancer.mode balancer.tag restart; do
+		grep -q "$want" "$MW_TMP/reload.err" || mw_fail "reload error does not say $want: $(cat "$MW_TMP/reload.err")"
+	done
+	[ "$(st policy) $(st mode)" = "least-connections kernel" ] ||
+		mw_fail "reload: the policy not applied or the mode switched: $(ctl status)"
+	kill -HUP "$(mw_pid balancer)"
+	mw_wait_for "grep -q 'SIGHUP: reload: not applied.*balancer.mode' '$BAL_LOG'" 5 ||
+		mw_fail "SIGHUP reload did not name balancer.mode"
+	load 150 3 "$MW_TMP/mixed"
+	[ "$(grep -c '^200$' "$MW_TMP/mixed")" = 150 ] || mw_fail "after the reload: not every request answered"
+	cp "$MW_TMP/good.conf" "$CONF"
+	ctl reload >/dev/null || mw_fail "reload of the original file refused"
+	exit 0
+fi
 sed -i "s/proxy_protocol = true;/proxy_protocol = false;/; s/tag = \"$TAG\";/tag = \"x$TAG\"; policy = \"least-connections\";/" "$CONF"
 ctl reload 2>"$MW_TMP/reload.err" && mw_fail "a reload with restart-only changes said ok"
 for want in ins.proxy_protocol balancer.tag restart; do

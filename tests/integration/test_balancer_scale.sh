@@ -23,7 +23,7 @@ ctl scale 2 >/dev/null || mw_fail "scale 2 rejected"
 mw_wait_for "[ \$(ctl ins list | awk 'NR > 1' | wc -l) = 2 ]" 20 || mw_fail "scale 2: still $(ctl ins list)"
 wait "$loadpid"
 ok=$(grep -c '^200$' "$MW_TMP/scale" || true)
-[ "$ok" = 3000 ] || mw_fail "scale 1->8->2 under load: $ok of 3000 requests answered 200"
+[ "$ok" = 3000 ] || mw_fail "scale 1->8->2 under load: $ok of 3000 requests answered 200: $(sort "$MW_TMP/scale.err" | uniq -c)"
 [ "$(ip netns list | grep -c "^mw-$TAG-ins")" = 2 ] || mw_fail "retired INS left namespaces"
 mw_log "scale 1->8->2 under load: 3000 of 3000 requests OK"
 
@@ -35,7 +35,7 @@ ctl policy least-connections >/dev/null
 python3 - "$PORT" "$MW_TMP/held" <<'PY' &
 import socket, sys, time, os
 port, flag = int(sys.argv[1]), sys.argv[2]
-s = socket.create_connection(("127.0.0.1", port), timeout=20)
+s = socket.create_connection((os.environ["MW_FRONT"], port), timeout=20)
 req = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
 s.sendall(req); r1 = s.recv(65536)
 open(flag + ".1", "w").write("ok" if b"200 OK" in r1 else "bad")
@@ -78,7 +78,7 @@ mw_stop balancer 10
 [ "$(ip netns list | grep -c "^mw-$TAG-ins" || true)" = 0 ] || mw_fail "namespaces left after SIGTERM"
 
 # The xl backend on a host without Xen: one clear line, exit 1.
-sed -i 's/backend = "netns";/backend = "xl"; xl_kernel = "\/boot\/none";/' "$CONF"
+sed -i -e 's/backend = "netns";/backend = "xl"; xl_kernel = "\/boot\/none";/' -e 's/mode = "kernel";/mode = "splice";/' "$CONF"
 set +e
 "$BAL" -c "$CONF" >"$MW_TMP/xl.out" 2>&1
 rc=$?

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/* kfront_rules.c - the kernel front end's nftables commands and weights (pure) */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "balancer/kfront.h"
+
+struct out {
+	char *buf;
+	size_t len, used;
+	bool full;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->used, o->len - o->used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= o->len - o->used) {
+		o->full = true;
+		return;
+	}
+	o->used += (size_t)n;
+}
+
+static int done(const struct out *o)
+{
+	return o->full ? -ENOSPC : (int)o->used;
+}
+
+int bal_kf_table_name(const char *tag, char *buf, size_t len)
+{
+	size_t k;
+	int n;
+
+	if (!*tag)
+		return -EINVAL;
+	for (k = 0; tag[k]; k++)
+		if (!((tag[k] >= 'a' && tag[k] <= 'z') || (tag[k] >= 'A' && tag[k] <= 'Z') ||
+		      (tag[k] >= '0' && tag[k] <= '9') || tag[k] == '_' || tag[k] == '-'))
+			return -EINVAL;
+	n = snprintf(buf, len, "mwbal_%s", tag);
+	return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}
+
+int bal_kf_render_front(char *buf, size_t len, const char *table, int max_conns)
+{
+	struct out o = { .buf = buf, .len = len };
+
+	put(&o, "flush chain ip %s front\n", table);
+	put(&o, "add rule ip %s front ct count over %d counter name \"over_limit\" accept\n", table,
+	    max_conns);
+	put(&o, "add rule ip %s front jump steer\n", table);
+	return done(&o);
+}
+
+int bal_kf_render_table(char *buf, size_t len, const char *table, const struct bal_kf_listen *l,
+			size_t nl, int max_conns)
+{
+	int n;
+
+	struct out o = { .buf = buf, .len = len };
+	char a[INET_ADDRSTRLEN];
+	size_t k;
+
+	put(&o, "add table ip %s\ndelete table ip %s\nadd table ip %s\n", table, table, table);
+	put(&o, "add counter ip %s no_ins\n", table);
+	put(&o, "add chain ip %s steer\n", table);
+	put(&o, "add rule ip %s steer counter name \"no_ins\"\n", table);
+	put(&o, "add counter ip %s over_limit\nadd chain ip %s front\n", table, table);
+	put(&o,
+	    "add chain ip %s pre { type nat hook prerouting priority dstnat; policy accept; }\n",
+	    table);
+	put(&o, "add chain ip %s out { type nat hook output priority -100; policy accept; }\n",
+	    table);
+	for (k = 0; k < nl; k++) {
+		if (l[k].addr.s_addr == htonl(INADDR_ANY)) {
+			put(&o,
+			    "add rule ip %s pre fib daddr type local tcp dport %u jump front\n"
+			    "add rule ip %s out fib daddr type local ip daddr != 127.0.0.0/8 "
+			    "tcp dport %u jump front\n",
+			    table, l[k].port, table, l[k].port);
+			continue;
+		}
+		inet_ntop(AF_INET, &l[k].addr, a, sizeof(a));
+		put(&o,
+		    "add rule ip %s pre ip daddr %s tcp dport %u jump front\n"
+		    "add rule ip %s out ip daddr %s tcp dport %u jump front\n",
+		    table, a, l[k].port, table, a, l[k].port);
+	}
+	if (o.full)
+		return -ENOSPC;
+	n = bal_kf_render_front(buf + o.used, len - o.used, table, max_conns);
+	return n < 0 ? n : (int)o.used + n;
+}
+
+int bal_kf_render_steer(char *buf, size_t len, const char *table, enum bal_policy p,
+			const struct bal_kf_ins *ins, size_t n)
+{
+	struct out o = { .buf = buf, .len = len };
+	unsigned total = 0, at = 0;
+	size_t k;
+
+	put(&o, "flush chain ip %s steer\n", table);
+	for (k = 0; k < n; k++)
+		total += p == BAL_POLICY_RR || p == BAL_POLICY_HASH ? 1 : ins[k].weight;
+	if (n == 1 || (n && total == 0)) {
+		put(&o, "add rule ip %s steer jump ins_%d\n", table, ins[0].id);
+	} else if (n) {
+		if (p == BAL_POLICY_HASH)
+			put(&o, "add rule ip %s steer jhash ip saddr mod %u vmap { ", table, total);
+		else if (p == BAL_POLICY_RR)
+			put(&o, "add rule ip %s steer numgen inc mod %u vmap { ", table, total);
+		else
+			put(&o, "add rule ip %s steer numgen random mod %u vmap { ", table, total);
+		for (k = 0; k < n; k++) {
+			unsigned w = p == BAL_POLICY_RR || p == BAL_POLICY_HASH ? 1 : ins[k].weight;
+
+			if (!w)
+				continue;
+			if (w == 1)
+				put(&o, "%s%u : jump ins_%d", at ? ", " : "", at, ins[k].id);
+			else
+				put(&o, "%s%u-%u : jump ins_%d", at ? ", " : "", at, at + w - 1,
+				    ins[k].id);
+			at += w;
+		}
+		put(&o, " }\n");
+	}
+	put(&o, "add rule ip %s steer counter name \"no_ins\"\n", table);
+	return done(&o);
+}
+
+void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned cap, int threshold,
+		    unsigned *w)
+{
+	struct bal_cand c[256];
+	unsigned hi = 0, lo = ~0U;
+	size_t k;
+	int rr = 0, idx;
+
+	for (k = 0; k < n; k++) {
+		hi = conns[k] > hi ? conns[k] : hi;
+		lo = conns[k] < lo ? conns[k] : lo;
+		w[k] = 1;
+	}
+	if (p == BAL_POLICY_LEASTBUSY && n <= sizeof(c) / sizeof(c[0])) {
+		for (k = 0; k < n; k++)
+			c[k] = (struct bal_cand){ .id = (int)k + 1, .conns = conns[k], .cap = cap };
+		idx = bal_policy_pick(p, c, n, &rr, 0, threshold);
+		/* Under the threshold: that INS alone, as the splice front end does. */
+		if (idx >= 0 && cap &&
+		    (unsigned long)conns[idx] * 100 < (unsigned long)cap * threshold) {
+			for (k = 0; k < n; k++)
+				w[k] = (int)k == idx;
+			return;
+		}
+	} else if (p != BAL_POLICY_LEASTCONN && p != BAL_POLICY_LEASTBUSY) {
+		return;
+	}
+	if (hi == lo)
+		return;
+	for (k = 0; k < n; k++)
+		w[k] = 1 + (unsigned)((unsigned long)(hi - conns[k]) * (BAL_KF_WEIGHT_MAX - 1) /
+				      (hi - lo));
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# test_balancer_kfront.sh - what only the kernel front end (balancer.mode = "kernel") has
+#
+# The nftables table mwbal_<tag> with a chain per INS; the client's own address is the
+# peer mw-ins reports in the merged Netflow stream and the one nginx logs (no PROXY v2);
+# a drained INS keeps its established connection (conntrack) while new ones go elsewhere;
+# kill -9 of the balancer leaves the table, and the next balancer replaces it; bad
+# kernel-mode configurations are refused with one clear line; SIGTERM deletes the table.
+export MW_BALANCER_MODE=kernel
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/balancer_lib.sh"
+mw_require_cmd nft python3
+bal_up 1 3 "policy = \"least-connections\";"
+ctl scale 2 >/dev/null || mw_fail "scale 2 refused"
+bal_wait_ready 2 20 || mw_fail "2 INS not ready"
+TABLE=mwbal_$TAG
+NFP=$MW_SOURCE_DIR/tests/integration/nf_probe.py
+
+# The table: the hooks, steer and one chain per INS, each a DNAT to its address.
+nft list table ip "$TABLE" >"$MW_TMP/table" || mw_fail "no nftables table $TABLE"
+for id in $(ins_field 1); do
+	addr=$(ctl ins list | awk -v i="$id" '$1 == i {print $3}')
+	grep -q "dnat to $addr\$" "$MW_TMP/table" || mw_fail "no DNAT to INS $id ($addr): $(cat "$MW_TMP/table")"
+done
+grep -q "ip daddr $MW_FRONT tcp dport $PORT jump front" "$MW_TMP/table" ||
+	mw_fail "no hook for $MW_FRONT:$PORT: $(cat "$MW_TMP/table")"
+[ "$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["mode"])')" = kernel ] ||
+	mw_fail "status does not say mode kernel"
+
+# The client's own address, as mw-ins reports it in the merged Netflow stream.
+KEY=$MW_RUNTIME_DIR/store/mw/balancers/$TAG/netflow
+mw_wait_for "[ -s '$KEY' ]" 10 || mw_fail "no merged Netflow stream at $KEY"
+mw_spawn watch python3 "$NFP" obs "$(cat "$KEY")" "$MW_TMP/watch.obs" 1000 60
+mw_wait_for "grep -q READY '$MW_TMP/watch.obs'" 10 || mw_fail "Netflow consumer did not connect"
+r=$(python3 "$NFP" fetch "$MW_FRONT" "$PORT" /index.html) || mw_fail "fetch failed"
+lport=$(echo "$r" | sed -n 's/.*lport=\([0-9]*\).*/\1/p')
+mw_wait_for "grep -q 'remote=$PEER:$lport ' '$MW_TMP/watch.obs'" 10 ||
+	mw_fail "Netflow does not report the client $PEER:$lport: $(head -5 "$MW_TMP/watch.obs")"
+[ "$(sort -u "$NGX/access.log")" = "$PEER" ] || mw_fail "nginx saw '$(sort -u "$NGX/access.log")', want $PEER"
+mw_log "mw-ins reports the client as $PEER:$lport (Netflow), nginx logs $PEER"
+
+# Drain: a held keep-alive connection lives on; new connections go to the other INS.
+python3 - "$PORT" "$MW_TMP/held" <<'PY' &
+import os, socket, sys, time
+port, flag = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection((os.environ["MW_FRONT"], port), timeout=20)
+req = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
+s.sendall(req); r1 = s.recv(65536)
+open(flag + ".1", "w").write("ok" if b"200 OK" in r1 else "bad")
+for _ in range(400):
+    if os.path.exists(flag + ".go"): break
+    time.sleep(0.05)
+s.sendall(req); r2 = s.recv(65536)
+open(flag + ".2", "w").write("ok" if b"200 OK" in r2 else "bad")
+s.close()
+PY
+heldpid=$!
+mw_wait_for "[ -s '$MW_TMP/held.1' ]" 10 || mw_fail "held connection: no first answer"
+[ "$(cat "$MW_TMP/held.1")" = ok ] || mw_fail "held connection: first request failed"
+# The balancer counts it (sock_diag in the INS's namespace) on the INS it went to.
+mw_wait_for "ctl ins list | awk 'NR > 1 && \$5 == 1' | grep -q ." 5 ||
+	mw_fail "the held connection is not counted on any INS: $(ctl ins list)"
+held_on=$(ctl ins list | awk 'NR > 1 && $5 == 1 {print $1; exit}')
+before=$(ctl ins list | awk -v i="$held_on" '$1 == i {print $6}')
+ctl ins retire "$held_on" --drain >/dev/null || mw_fail "retire --drain refused"
+ctl ins list | awk -v i="$held_on" '$1 == i {print $2}' | grep -q draining ||
+	mw_fail "INS $held_on is not draining"
+nft list chain ip "$TABLE" steer | grep -q "ins_$held_on\b" &&
+	mw_fail "INS $held_on is still in steering: $(nft list chain ip "$TABLE" steer)"
+load 60 4 "$MW_TMP/drain"
+[ "$(grep -c '^200$' "$MW_TMP/drain")" = 60 ] || mw_fail "while draining: not all 60 requests answered"
+after=$(ctl ins list | awk -v i="$held_on" '$1 == i {print $6}')
+[ "$after" = "$before" ] || mw_fail "draining INS $held_on took new connections ($before -> $after)"
+ctl ins list | awk -v i="$held_on" '$1 == i {print $2}' | grep -q draining ||
+	mw_fail "INS $held_on stopped while its connection lives"
+touch "$MW_TMP/held.go"
+wait "$heldpid"
+[ "$(cat "$MW_TMP/held.2")" = ok ] || mw_fail "the held connection did not survive the drain"
+mw_wait_for "grep -q 'INS $held_on drained' '$BAL_LOG'" 10 || mw_fail "INS $held_on did not finish draining"
+mw_log "drain: INS $held_on kept its connection, took none of 60 new ones, then stopped"
+bal_wait_ready 1 20 || mw_fail "not 1 INS after the drain"
+ctl status | awk '$1 == "kf_update_us_max" {print "steering update max " $2 " us"}' >&2
+us=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["kf_update_us_max"])')
+[ "$us" -lt 1000000 ] || mw_fail "a steering update took $us us" # ms-scale; seconds would stall the loop
+
+# kill -9: the table stays; the next balancer with the tag replaces it (a marker goes).
+kill -9 "$(mw_pid balancer)"
+sleep 0.5
+nft list table ip "$TABLE" >/dev/null 2>&1 || mw_fail "the table went with a killed balancer?"
+nft add chain ip "$TABLE" stale_marker || mw_fail "cannot mark the stale table"
+mw_spawn balancer2 "$BAL" -c "$CONF"
+BAL_LOG=$(mw_logfile balancer2)
+bal_wait_ready 1 30 || mw_fail "the restarted balancer has no ready INS"
+nft list table ip "$TABLE" >"$MW_TMP/table2" || mw_fail "no table after the restart"
+grep -q stale_marker "$MW_TMP/table2" && mw_fail "the stale table was not replaced"
+mw_wait_for "curl -sf --max-time 3 '$URL/index.html' | grep -q 'balancer test $$'" 15 ||
+	mw_fail "no answer through the restarted balancer"
+mw_log "kill -9: stale table replaced at restart, requests answered"
+
+# Bad kernel-mode configurations: one clear line, exit 1, the table untouched.
+bad() {
+	sed -e "$1" "$CONF" >"$MW_TMP/bad.conf"
+	if timeout 20 "$BAL" -c "$MW_TMP/bad.conf" >"$MW_TMP/bad.out" 2>&1; then
+		mw_fail "balancer started with: $1"
+	fi
+	grep -q "$2" "$MW_TMP/bad.out" || mw_fail "with '$1', want '$2' in: $(cat "$MW_TMP/bad.out")"
+}
+bad "s|listen = \[[^]]*\]|listen = [ \"127.0.0.1:$PORT\" ]|" "loopback address"
+bad 's|heartbeat_ms = 200;|heartbeat_ms = 200; proxy_protocol = true;|' "ins.proxy_protocol must be false"
+bad 's|backend = "netns";|backend = "process";|' "needs backend netns"
+bad "s|tag = \"$TAG\";|tag = \"a.b\";|" "may hold only letters"
+bad 's|mode = "kernel";|mode = "nat";|' "balancer.mode"
+nft list table ip "$TABLE" >/dev/null || mw_fail "a refused balancer touched the table"
+
+# SIGTERM: the table goes.
+mw_stop balancer2 10
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-balancer exited $MW_EXIT_STATUS on SIGTERM"
+nft list table ip "$TABLE" >/dev/null 2>&1 && mw_fail "table $TABLE left after SIGTERM"
+mw_log "SIGTERM removed $TABLE"

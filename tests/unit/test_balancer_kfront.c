@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/* test_balancer_kfront.c - balancer/kfront_rules.c: table name, nft commands, weights */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "balancer/kfront.h"
+
+static void test_table_name(void **state)
+{
+	char buf[BAL_KF_TABLE_MAX];
+
+	(void)state;
+	assert_int_equal(bal_kf_table_name("mw", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "mwbal_mw");
+	assert_int_equal(bal_kf_table_name("t-1_A", buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "mwbal_t-1_A");
+	/* Anything that could end or extend an nft command is refused. */
+	assert_int_equal(bal_kf_table_name("", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(bal_kf_table_name("a.b", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(bal_kf_table_name("a;b", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(bal_kf_table_name("a b", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(bal_kf_table_name("a\"b", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(bal_kf_table_name("a\nb", buf, sizeof(buf)), -EINVAL);
+}
+
+static void test_table(void **state)
+{
+	struct bal_kf_listen l[2] = { { .port = 80 }, { .port = 8443 } };
+	char buf[4096];
+	int n;
+
+	(void)state;
+	inet_pton(AF_INET, "192.0.2.7", &l[1].addr);
+	n = bal_kf_render_table(buf, sizeof(buf), "mwbal_x", l, 2, 500);
+	assert_true(n > 0 && (size_t)n == strlen(buf));
+	/* Replaces a stale table in the same transaction. */
+	assert_non_null(strstr(buf, "add table ip mwbal_x\ndelete table ip mwbal_x\nadd table ip "
+				    "mwbal_x\n"));
+	assert_non_null(strstr(buf, "add rule ip mwbal_x pre fib daddr type local tcp dport 80 "
+				    "jump front\n"));
+	assert_non_null(strstr(buf, "add rule ip mwbal_x out fib daddr type local ip daddr != "
+				    "127.0.0.0/8 tcp dport 80 jump front\n"));
+	assert_non_null(strstr(buf, "add rule ip mwbal_x out ip daddr 192.0.2.7 tcp dport 8443 "
+				    "jump front\n"));
+	assert_non_null(strstr(buf, "ct count over 500 counter name \"over_limit\" accept\n"));
+	assert_int_equal(bal_kf_render_table(buf, 64, "mwbal_x", l, 2, 500), -ENOSPC);
+}
+
+static void test_steer(void **state)
+{
+	struct bal_kf_ins ins[3] = { { 2, 1 }, { 5, 3 }, { 9, 1 } };
+	char buf[1024];
+
+	(void)state;
+	assert_true(bal_kf_render_steer(buf, sizeof(buf), "t", BAL_POLICY_RR, ins, 3) > 0);
+	assert_string_equal(buf, "flush chain ip t steer\n"
+				 "add rule ip t steer numgen inc mod 3 vmap { 0 : jump ins_2, 1 : "
+				 "jump ins_5, 2 : jump ins_9 }\n"
+				 "add rule ip t steer counter name \"no_ins\"\n");
+	assert_true(bal_kf_render_steer(buf, sizeof(buf), "t", BAL_POLICY_HASH, ins, 3) > 0);
+	assert_non_null(strstr(buf, "jhash ip saddr mod 3 vmap { 0 : jump ins_2, 1 : jump ins_5, "
+				    "2 : jump ins_9 }"));
+	assert_true(bal_kf_render_steer(buf, sizeof(buf), "t", BAL_POLICY_LEASTCONN, ins, 3) > 0);
+	assert_non_null(strstr(buf, "numgen random mod 5 vmap { 0 : jump ins_2, 1-3 : jump ins_5, "
+				    "4 : jump ins_9 }"));
+	/* One INS: a plain jump; none: only the no-INS counter. */
+	assert_true(bal_kf_render_steer(buf, sizeof(buf), "t", BAL_POLICY_RR, ins, 1) > 0);
+	assert_string_equal(buf, "flush chain ip t steer\nadd rule ip t steer jump ins_2\n"
+				 "add rule ip t steer counter name \"no_ins\"\n");
+	assert_true(bal_kf_render_steer(buf, sizeof(buf), "t", BAL_POLICY_RR, ins, 0) > 0);
+	assert_string_equal(buf, "flush chain ip t steer\n"
+				 "add rule ip t steer counter name \"no_ins\"\n");
+	/* least-busy's single pick (weights 0 but one): that INS alone. */
+	ins[0].weight = 0;
+	ins[1].weight = 1;
+	ins[2].weight = 0;
+	assert_true(bal_kf_render_steer(buf, sizeof(buf), "t", BAL_POLICY_LEASTBUSY, ins, 3) > 0);
+	assert_non_null(strstr(buf, "numgen random mod 1 vmap { 0 : jump ins_5 }"));
+	assert_int_equal(bal_kf_render_steer(buf, 40, "t", BAL_POLICY_RR, ins, 3), -ENOSPC);
+}
+
+static void test_weights(void **state)
+{
+	unsigned conns[3] = { 10, 0, 5 }, w[3];
+
+	(void)state;
+	/* least-connections: the emptiest the most, the busiest 1. */
+	bal_kf_weights(BAL_POLICY_LEASTCONN, conns, 3, 0, 50, w);
+	assert_int_equal(w[0], 1);
+	assert_int_equal(w[1], BAL_KF_WEIGHT_MAX);
+	assert_true(w[2] > 1 && w[2] < BAL_KF_WEIGHT_MAX);
+	/* Equal counts: equal shares. */
+	conns[0] = conns[1] = conns[2] = 4;
+	bal_kf_weights(BAL_POLICY_LEASTCONN, conns, 3, 0, 50, w);
+	assert_true(w[0] == 1 && w[1] == 1 && w[2] == 1);
+	/* round-robin and hash do not weigh. */
+	conns[1] = 0;
+	bal_kf_weights(BAL_POLICY_RR, conns, 3, 0, 50, w);
+	assert_true(w[0] == 1 && w[1] == 1 && w[2] == 1);
+	/* least-busy under the threshold: the lowest id under it alone. */
+	conns[0] = 6;
+	conns[1] = 2;
+	conns[2] = 0;
+	bal_kf_weights(BAL_POLICY_LEASTBUSY, conns, 3, 10, 50, w);
+	assert_true(w[0] == 0 && w[1] == 1 && w[2] == 0);
+	/* All at or over it: weighted by load, as least-connections. */
+	conns[0] = 9;
+	conns[1] = 5;
+	conns[2] = 7;
+	bal_kf_weights(BAL_POLICY_LEASTBUSY, conns, 3, 10, 50, w);
+	assert_true(w[0] == 1 && w[1] == BAL_KF_WEIGHT_MAX && w[2] > 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_name),
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_steer),
+		cmocka_unit_test(test_weights),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
