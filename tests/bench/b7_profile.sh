@@ -77,7 +77,6 @@ profile() {
 			END { printf "b7prof_%s_sched_delay_us_per_rt: %.2f\nb7prof_%s_run_us_per_rt: %.2f\nb7prof_%s_switches_in_per_rt: %.2f\n", who, d * 1000 / n, who, r * 1000 / n, who, k / n }' "$out.timehist"
 	done
 }
-echo "b7prof_sched_note: sched figures from a run of $((N / 4)) round trips under perf sched record"
 # where the daemons' CPU goes during the ping-pong: perf record, top symbols per process
 # (RECORD=1; the report goes to stderr, $MW_TMP is removed at exit)
 record() {
@@ -92,10 +91,35 @@ record() {
 		--percent-limit 0.8 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80 >&2
 	perf report -i "$MW_TMP/perf.data" --no-children --sort comm,dso --stdio -g none \
 		--percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40 >&2
+	# who wakes the echo server, from where: the kernel functions that woke it, counted
+	local srv
+	srv=$(pid_of 7103)
+	perf record -e sched:sched_wakeup -a -g -o "$MW_TMP/wake.data" >/dev/null 2>&1 &
+	sp=$!
+	sleep 1
+	in_cli "$PP" client "$INS_IP:7103" 2000 >/dev/null || mw_fail "ping-pong (wake-ups) failed"
+	kill -INT "$sp"
+	wait "$sp" || true
+	echo "wake-ups of the echo server per 2000 round trips, by waker and call chain:" >&2
+	perf script -i "$MW_TMP/wake.data" 2>/dev/null | awk -v pid="pid=$srv" '
+		/sched:sched_wakeup/ { on = index($0, pid) > 0; if (on) { w = $1; c = "" }; n = 0; next }
+		on && NF >= 2 && n < 7 { c = c " < " $2; n++; next }
+		on && NF == 0 { k[w c]++; on = 0 }
+		END { for (x in k) print k[x], x }' | sort -rn | head -8 >&2
 }
-record
-profile direct 7101 server="$(pid_of 7101)"
-profile mwcomms 7103 server="$(pid_of 7103)" pvm="$pvm" ins="$ins"
+if [ "${PINGPONG:-1}" = 1 ]; then
+	record
+	echo "b7prof_sched_note: sched figures from a run of $((N / 4)) round trips under perf sched record"
+	profile direct 7101 server="$(pid_of 7101)"
+	profile mwcomms 7103 server="$(pid_of 7103)" pvm="$pvm" ins="$ins"
+	# BATCH=1: again with both daemons SCHED_BATCH (a woken batch task does not preempt)
+	if [ "${BATCH:-0}" = 1 ]; then
+		{ chrt -b -a -p 0 "$pvm" && chrt -b -a -p 0 "$ins"; } || mw_fail "chrt -b failed"
+		profile mwbatch 7103 server="$(pid_of 7103)" pvm="$pvm" ins="$ins"
+		{ chrt -o -a -p 0 "$pvm" && chrt -o -a -p 0 "$ins"; } || mw_fail "chrt -o failed"
+		profile mwagain 7103 server="$(pid_of 7103)" pvm="$pvm" ins="$ins"
+	fi
+fi
 
 # B1's load (wrk, keep-alive, 64 connections) through mwcomms: CPU time per request (perf
 # stat, one wrk run) and system calls per request (perf trace -s, another: it slows them)
