@@ -91,21 +91,24 @@ record() {
 		--percent-limit 0.8 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80 >&2
 	perf report -i "$MW_TMP/perf.data" --no-children --sort comm,dso --stdio -g none \
 		--percent-limit 0.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40 >&2
-	# who wakes the echo server, from where: the kernel functions that woke it, counted
-	local srv
-	srv=$(pid_of 7103)
+	# who wakes the echo server, mw-pvm and mw-ins, from where: waker and call chain, counted
+	local who pid
 	perf record -e sched:sched_wakeup -a -g -o "$MW_TMP/wake.data" >/dev/null 2>&1 &
 	sp=$!
 	sleep 1
 	in_cli "$PP" client "$INS_IP:7103" 2000 >/dev/null || mw_fail "ping-pong (wake-ups) failed"
 	kill -INT "$sp"
 	wait "$sp" || true
-	echo "wake-ups of the echo server per 2000 round trips, by waker and call chain:" >&2
-	perf script -i "$MW_TMP/wake.data" 2>/dev/null | awk -v pid="pid=$srv" '
-		/sched:sched_wakeup/ { on = index($0, pid) > 0; if (on) { w = $1; c = "" }; n = 0; next }
-		on && NF >= 2 && n < 7 { c = c " < " $2; n++; next }
-		on && NF == 0 { k[w c]++; on = 0 }
-		END { for (x in k) print k[x], x }' | sort -rn | head -8 >&2
+	perf script -i "$MW_TMP/wake.data" >"$MW_TMP/wake.txt" 2>/dev/null || true
+	for who in server="$(pid_of 7103)" pvm="$pvm" ins="$ins"; do
+		pid=${who#*=}
+		echo "wake-ups of ${who%%=*} per 2000 round trips, by waker and call chain:" >&2
+		awk -v pid="pid=$pid " '
+			/sched:sched_wakeup/ { on = index($0 " ", pid) > 0; if (on) { w = $1; c = "" }; n = 0; next }
+			on && NF >= 2 && n < 7 { c = c " < " $2; n++; next }
+			on && NF == 0 { k[w c]++; on = 0 }
+			END { for (x in k) print k[x], x }' "$MW_TMP/wake.txt" | sort -rn | head -6 >&2
+	done
 }
 if [ "${PINGPONG:-1}" = 1 ]; then
 	record
