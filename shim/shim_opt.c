@@ -72,16 +72,15 @@ static int opt_family(int fd, const struct shim_ident *id, int *family)
 	return 0;
 }
 
-static int opt_is_cork(int level, int name)
-{
-	return level == IPPROTO_TCP && name == TCP_CORK;
-}
-
 /*
  * TCP_CORK is kept here (see shim.c) and nginx toggles it twice per response:
  * it needs only "is the fd ours", one getsockname() (shim_ident_own()) instead of
  * shim_ident()'s two syscalls.
  */
+static int opt_is_cork(int level, int name)
+{
+	return level == IPPROTO_TCP && name == TCP_CORK;
+}
 
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 			   socklen_t *__restrict len)
