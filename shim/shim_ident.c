@@ -31,6 +31,25 @@ int shim_name_of(int fd, struct mw_sockname *n)
 }
 
 /**
+ * shim_ident_own() - is @fd one of ours (made or accepted)?  One getsockname()
+ * @fd: any fd
+ * @n:  its decoded name (an accepted fd shares its listener's)
+ *
+ * For callers that need no more than that (TCP_CORK, kept in the shim): an
+ * accepted fd is told apart from a made one by its peer, one more syscall.
+ * Return: 1 if ours, 0 if not, -errno if an 'S'-named fd cannot be checked
+ */
+int shim_ident_own(int fd, struct mw_sockname *n)
+{
+	if (fd < 0 || shim_name_of(fd, n) || n->kind != MW_SOCKNAME_SOCKET)
+		return 0;
+	if (shim_ctl_ready())
+		return -ECONNREFUSED;
+	/* from another (or an earlier) mw-pvm: not ours to handle */
+	return n->tag == shim_state.tag;
+}
+
+/**
  * shim_ident() - is @fd one of ours, and which socket is it?
  * @fd:  any fd
  * @out: kind (SHIM_NOT_OURS for everything else), id, endpoints of accepted fds
@@ -47,13 +66,9 @@ int shim_ident(int fd, struct shim_ident *out)
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if (fd < 0 || shim_name_of(fd, &n) || n.kind != MW_SOCKNAME_SOCKET)
-		return 0;
-	ret = shim_ctl_ready();
-	if (ret)
-		return -ECONNREFUSED;
-	if (n.tag != shim_state.tag)
-		return 0; /* from another (or an earlier) mw-pvm: not ours to handle */
+	ret = shim_ident_own(fd, &n);
+	if (ret <= 0)
+		return ret;
 	out->kind = SHIM_SOCKET;
 	out->id = n.id;
 	/* An accepted fd shares the listener's name; its peer tells it apart. */

@@ -72,6 +72,16 @@ static int opt_family(int fd, const struct shim_ident *id, int *family)
 	return 0;
 }
 
+/*
+ * TCP_CORK is kept here (see shim.c) and nginx toggles it twice per response:
+ * it needs only "is the fd ours", one getsockname() (shim_ident_own()) instead of
+ * shim_ident()'s two syscalls.
+ */
+static int opt_is_cork(int level, int name)
+{
+	return level == IPPROTO_TCP && name == TCP_CORK;
+}
+
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 			   socklen_t *__restrict len)
 {
@@ -81,13 +91,21 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 	int ret, family;
 
 	shim_init();
+	if (opt_is_cork(level, name)) {
+		struct mw_sockname n;
+
+		ret = shim_ident_own(fd, &n);
+		if (ret < 0)
+			return opt_fail(-ret);
+		if (!ret)
+			return shim_real.getsockopt(fd, level, name, val, len);
+		return opt_put_int(val, len, shim_cork_get(fd)); /* kept here: see shim.c */
+	}
 	ret = shim_ident(fd, &id);
 	if (ret)
 		return opt_fail(-ret);
 	if (id.kind == SHIM_NOT_OURS || opt_native(level, name))
 		return shim_real.getsockopt(fd, level, name, val, len);
-	if (level == IPPROTO_TCP && name == TCP_CORK)
-		return opt_put_int(val, len, shim_cork_get(fd)); /* kept here: see shim.c */
 	if (level == SOL_SOCKET) {
 		switch (name) {
 		case SO_TYPE:
@@ -144,6 +162,23 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
 	int ret;
 
 	shim_init();
+	if (opt_is_cork(level, name)) {
+		struct mw_sockname n;
+		int on;
+
+		ret = shim_ident_own(fd, &n);
+		if (ret < 0)
+			return opt_fail(-ret);
+		if (!ret)
+			return shim_real.setsockopt(fd, level, name, val, len);
+		if (len && !val)
+			return opt_fail(EFAULT);
+		if (len < sizeof(int))
+			return opt_fail(EINVAL); /* as the kernel checks it */
+		memcpy(&on, val, sizeof(on));
+		shim_cork_set(fd, on != 0); /* kept here, not sent: see shim.c */
+		return 0;
+	}
 	ret = shim_ident(fd, &id);
 	if (ret)
 		return opt_fail(-ret);
@@ -153,15 +188,6 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
 		return opt_fail(EINVAL);
 	if (len && !val)
 		return opt_fail(EFAULT);
-	if (level == IPPROTO_TCP && name == TCP_CORK) {
-		int on;
-
-		if (len < sizeof(int))
-			return opt_fail(EINVAL); /* as the kernel checks it */
-		memcpy(&on, val, sizeof(on));
-		shim_cork_set(fd, on != 0); /* kept here, not sent: see shim.c */
-		return 0;
-	}
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_SETOPT;
 	req.sock = id.id;
