@@ -250,6 +250,8 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_STR(flowd, mapi_socket, "/run/mwcomms/flowd.sock", CHK_PATH_OR_EMPTY, NULL),
 	KEY_STR(flowd, mapi_group, "", CHK_NONE, NULL),
 	KEY_INT(flowd, mapi_max_flows, 64, 1, 1024, CHK_NONE),
+	KEY_INT(flowd, mapi_max_clients, 16, 1, 1024, CHK_NONE),
+	KEY_INT(flowd, mapi_client_flows, 16, 1, 1024, CHK_NONE),
 	KEY_STRLIST(flowd, mapi_sensor_groups, CHK_NONE),
 	KEY_STR(flowd, ipfix_collector, "", CHK_ADDR_OR_EMPTY, NULL),
 	KEY_INT(flowd, ipfix_domain, 1, 0, 2147483647, CHK_NONE),

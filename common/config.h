@@ -187,6 +187,8 @@ struct mw_flowd_config {
 	char mapi_socket[MW_PATH_MAX];      /* libmwmapi clients: "/run/mwcomms/flowd.sock"; "" = none */
 	char mapi_group[MW_NAME_MAX];       /* its members may create flows: "" = root only */
 	int mapi_max_flows;                 /* flows at once: 64 */
+	int mapi_max_clients;               /* client processes at once: 16 */
+	int mapi_client_flows;              /* flows one client process may hold: 16 */
 	char mapi_sensor_groups[MW_FLOWD_SENSORS_MAX][256]; /* "group:pattern[,pattern...]": its members may
 	                                       create flows over the matching sensors only: [] */
 	int mapi_sensor_groups_count;

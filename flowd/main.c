@@ -34,6 +34,7 @@ struct flowd {
 	ev_timer clock;
 	struct fl_mapi mapi;
 	bool mapi_open;
+	uint64_t mapi_reported; /* report interval of the last "mapi" line */
 	struct fl_ipfix ipfix;
 	struct fl_nf nf;
 	bool nf_open;
@@ -117,8 +118,15 @@ static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	fl_sensors_drain(&f->sensors);
 	f->live.sensor_drops = fl_sensors_drops(&f->sensors);
-	if (f->mapi_open)
+	if (f->mapi_open) {
+		uint64_t interval = (uint64_t)f->d->cfg.flowd.report_interval_s;
+
 		fl_mapi_sync(&f->mapi);
+		if ((uint64_t)now.tv_sec / interval != f->mapi_reported) {
+			f->mapi_reported = (uint64_t)now.tv_sec / interval;
+			fl_mapi_report(&f->mapi, f->out, (uint64_t)now.tv_sec);
+		}
+	}
 	us = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000 - CLOCK_LAG_US;
 	fl_engine_tick(&f->live, us / 1000000);
 }
@@ -152,13 +160,17 @@ static void flowd_tap(void *ctx, int sensor, uint64_t ts_us, const uint8_t *fram
 static int flowd_open_mapi(struct flowd *f)
 {
 	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
+	struct fl_mapi_limits lim;
 	char err[256] = "";
 	int ret;
 
 	if (!cfg->mapi_socket[0])
 		return 0;
-	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group,
-			   cfg->mapi_max_flows, (const char(*)[16])f->sensors.names,
+	lim.flows = cfg->mapi_max_flows;
+	lim.clients = cfg->mapi_max_clients;
+	lim.client_flows = cfg->mapi_client_flows;
+	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group, &lim,
+			   (const char(*)[16])f->sensors.names,
 			   FL_SENSOR_SLOTS, err, sizeof(err));
 	if (!ret)
 		ret = fl_mapi_set_acl(&f->mapi, (const char(*)[256])cfg->mapi_sensor_groups,
@@ -275,8 +287,11 @@ out:
 	if (f.live_open)
 		fl_sensors_close(&f.sensors);
 	ev_timer_stop(d.loop, &f.clock); /* a watcher never started is left alone */
-	if (f.mapi_open)
+	if (f.mapi_open) {
+		if (status == EXIT_SUCCESS)
+			fl_mapi_report(&f.mapi, f.out, (uint64_t)time(NULL));
 		fl_mapi_close(&f.mapi);
+	}
 	fl_engine_fini(&f.live);
 	fl_ipfix_close(&f.ipfix);
 	if (f.out && f.out != stdout)

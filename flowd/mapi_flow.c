@@ -532,10 +532,10 @@ void fl_mapi_flow_sync(struct fl_mapi_flow *f)
 }
 
 /**
- * fl_mapi_flow_free() - free the functions and the area (the caller closes the fd)
- * @f: flow
+ * fl_mapi_flow_release() - free the functions and the area (the caller closes the fd)
+ * @f: flow, left zeroed (a free slot of the flow table)
  */
-void fl_mapi_flow_free(struct fl_mapi_flow *f)
+void fl_mapi_flow_release(struct fl_mapi_flow *f)
 {
 	int i;
 
@@ -552,5 +552,15 @@ void fl_mapi_flow_free(struct fl_mapi_flow *f)
 	if (f->area)
 		munmap(f->area, MW_MAPI_AREA_SIZE);
 	free(f->copy);
+	memset(f, 0, sizeof(*f));
+}
+
+/**
+ * fl_mapi_flow_free() - release a flow allocated on its own (tests, fuzzers) and free it
+ * @f: flow
+ */
+void fl_mapi_flow_free(struct fl_mapi_flow *f)
+{
+	fl_mapi_flow_release(f);
 	free(f);
 }

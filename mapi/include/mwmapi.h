@@ -58,7 +58,9 @@ extern "C" {
  *
  * Errors: -1 with errno set (EACCES: the user may not use mw-flowd's sensors;
  * ENODEV: a sensor not in the scope of mw-flowd; EINVAL: bad function or
- * argument; EALREADY: apply after connect; ECONNREFUSED: mw-flowd not running).
+ * argument; EALREADY: apply after connect; ECONNREFUSED: mw-flowd not running;
+ * ENOSPC: mw-flowd's flow table is full, or this process holds
+ * flowd.mapi_client_flows flows; EUSERS: its client table is full).
  * mapi_last_error() is the daemon's message for the calling thread.
  * The socket is $MW_MAPI_SOCKET, or /run/mwcomms/flowd.sock.
  */
