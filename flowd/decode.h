@@ -10,6 +10,7 @@
 #define FL_TCP_FIN 0x01
 #define FL_TCP_SYN 0x02
 #define FL_TCP_RST 0x04
+#define FL_TCP_PSH 0x08
 #define FL_TCP_ACK 0x10
 
 /**

@@ -114,10 +114,10 @@ static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (f->nf_open)
 		fl_nf_tick(&f->nf, (uint64_t)now.tv_sec);
-	if (!f->live_open)
-		return;
-	fl_sensors_drain(&f->sensors);
-	f->live.sensor_drops = fl_sensors_drops(&f->sensors);
+	if (f->live_open) {
+		fl_sensors_drain(&f->sensors);
+		f->live.sensor_drops = fl_sensors_drops(&f->sensors);
+	}
 	if (f->mapi_open) {
 		uint64_t interval = (uint64_t)f->d->cfg.flowd.report_interval_s;
 
@@ -127,6 +127,8 @@ static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			fl_mapi_report(&f->mapi, f->out, (uint64_t)now.tv_sec);
 		}
 	}
+	if (!f->live_open)
+		return;
 	us = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000 - CLOCK_LAG_US;
 	fl_engine_tick(&f->live, us / 1000000);
 }
@@ -181,8 +183,17 @@ static int flowd_open_mapi(struct flowd *f)
 		return ret;
 	}
 	f->mapi_open = true;
-	f->live.tap = flowd_tap;
-	f->live.tap_ctx = f;
+	if (f->live_open) {
+		f->live.tap = flowd_tap;
+		f->live.tap_ctx = f;
+	}
+	if (f->nf_open) {
+		f->mapi.nf_names[0] = f->nf.name;
+		f->mapi.n_nf = 1;
+		f->nf.socks.tap = fl_mapi_record;
+		f->nf.socks.tap_ctx = &f->mapi;
+		f->nf.socks.tap_index = 0;
+	}
 	return 0;
 }
 
@@ -220,6 +231,7 @@ static int flowd_open_nf(struct flowd *f)
 		mw_err("%s", err);
 		return ret;
 	}
+	f->nf.socks.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
 	f->nf_open = true;
 	return 0;
 }
@@ -265,7 +277,7 @@ int main(int argc, char **argv)
 		status = EXIT_SUCCESS;
 		goto out;
 	}
-	if ((live && (flowd_open_live(&f) || flowd_open_mapi(&f))) || flowd_open_nf(&f))
+	if ((live && flowd_open_live(&f)) || flowd_open_nf(&f) || flowd_open_mapi(&f))
 		goto out;
 	flowd_start_clock(&f);
 	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s; netflow %s",

@@ -70,6 +70,7 @@ struct fl_mapi_fn {
  * @io:        its watcher
  * @uid:       SO_PEERCRED uid, for the log
  * @scope:     bit i: live sensor i is in the flow's scope
+ * @nf_scope:  bit i: Netflow sensor i is
  * @created:   CREATE accepted
  * @area:      the result area (memfd mapping), NULL until CONNECT
  * @fns:       functions in the order applied
@@ -83,6 +84,7 @@ struct fl_mapi_flow {
 	ev_io io;
 	uid_t uid;
 	uint32_t scope;
+	uint32_t nf_scope;
 	bool created;
 	uint8_t *area;
 	int nfns;
@@ -119,6 +121,7 @@ struct fl_mapi_limits {
 };
 
 #define FL_MAPI_ACL_MAX 16
+#define FL_MAPI_NF_MAX	32 /* Netflow sensors a scope can name */
 
 /**
  * struct fl_mapi_acl - one flowd.mapi_sensor_groups entry
@@ -135,6 +138,7 @@ struct fl_mapi_acl {
  * @listen_fd:  AF_UNIX SOCK_SEQPACKET, mode 0666: SO_PEERCRED decides
  * @group_gid:  members of flowd.mapi_group may create flows; -1 = root only
  * @sensors:    names of the live sensors, index = scope bit
+ * @nf_names:   names of the Netflow sensors ("netflow:<address>"), index = nf_scope bit
  * @flows:      at most flowd.mapi_max_flows, pointers into @pool
  * @pool:       the flow table, allocated at open (NULL: @flows were set by the caller)
  * @clients:    the client table, allocated at open (flowd.mapi_max_clients)
@@ -151,6 +155,8 @@ struct fl_mapi {
 	long group_gid;
 	const char (*sensors)[16];
 	int nsensors;
+	const char *nf_names[FL_MAPI_NF_MAX];
+	int n_nf;
 	struct fl_mapi_flow **flows;
 	int max_flows;
 	int nflows;
@@ -187,6 +193,8 @@ int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_ma
 		   struct mw_mapi_reply *rep, int *memfd);
 void fl_mapi_packet(struct fl_mapi *m, int sensor, uint64_t ts_us, const uint8_t *frame,
 		    size_t caplen, uint32_t wirelen);
+void fl_mapi_record(void *ctx, int index, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+		    uint32_t wirelen);
 void fl_mapi_sync(struct fl_mapi *m);
 void fl_mapi_close(struct fl_mapi *m);
 int fl_mapi_set_acl(struct fl_mapi *m, const char (*entries)[256], int n, char *err, size_t errlen);

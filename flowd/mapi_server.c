@@ -139,20 +139,26 @@ static bool mapi_allowed(const struct fl_mapi *m, const struct fl_mapi_flow *f, 
 	return false;
 }
 
-/* The sensors of a "a,b" scope as bits; Return: 0, -ENODEV or -EACCES (err names it). */
+/*
+ * The sensors of a "a,b" scope as bits: @bits the live ones, @nf_bits the Netflow ones;
+ * Return: 0, -ENODEV or -EACCES (err names it).
+ */
 static int mapi_scope(const struct fl_mapi *m, const struct fl_mapi_flow *f, const char *scope,
-		      uint32_t *bits, char *err, size_t errlen)
+		      uint32_t *bits, uint32_t *nf_bits, char *err, size_t errlen)
 {
 	char copy[MW_MAPI_SARG_MAX], *save = NULL, *name;
 
 	snprintf(copy, sizeof(copy), "%s", scope);
 	*bits = 0;
+	*nf_bits = 0;
 	for (name = strtok_r(copy, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
-		int i;
+		int i, j;
 
 		for (i = 0; i < m->nsensors && strcmp(m->sensors[i], name); i++)
 			;
-		if (i == m->nsensors) {
+		for (j = 0; i == m->nsensors && j < m->n_nf && strcmp(m->nf_names[j], name); j++)
+			;
+		if (i == m->nsensors && j == m->n_nf) {
 			snprintf(err, errlen, "no live sensor \"%.64s\"", name);
 			return -ENODEV;
 		}
@@ -163,9 +169,12 @@ static int mapi_scope(const struct fl_mapi *m, const struct fl_mapi_flow *f, con
 				 name, (unsigned)f->uid);
 			return -EACCES;
 		}
-		*bits |= 1u << i;
+		if (i < m->nsensors)
+			*bits |= 1u << i;
+		else
+			*nf_bits |= 1u << j;
 	}
-	if (!*bits) {
+	if (!*bits && !*nf_bits) {
 		snprintf(err, errlen, "empty scope");
 		return -ENODEV;
 	}
@@ -197,7 +206,8 @@ int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_ma
 			snprintf(rep->msg, sizeof(rep->msg), "one flow per connection");
 			return -EALREADY;
 		}
-		ret = mapi_scope(m, f, req->sarg, &f->scope, rep->msg, sizeof(rep->msg));
+		ret = mapi_scope(m, f, req->sarg, &f->scope, &f->nf_scope, rep->msg,
+				 sizeof(rep->msg));
 		if (ret) {
 			if (ret == -EACCES)
 				mw_log_ratelimited(MW_LOG_NOTICE, "mapi: %s", rep->msg);
@@ -438,6 +448,26 @@ fail:
 	return ret;
 }
 
+static void mapi_dispatch(struct fl_mapi *m, bool nf, uint32_t bit, uint64_t ts_us,
+			  const uint8_t *frame, size_t caplen, uint32_t wirelen)
+{
+	struct fl_pkt p;
+	bool decoded = false, tried = false;
+	int i;
+
+	for (i = 0; i < m->max_flows; i++) {
+		struct fl_mapi_flow *f = m->flows[i];
+
+		if (!f || !f->area || !((nf ? f->nf_scope : f->scope) & bit))
+			continue;
+		if (!tried) {
+			decoded = fl_decode_ether(&p, frame, caplen) == FL_DECODE_OK;
+			tried = true;
+		}
+		fl_mapi_flow_packet(f, ts_us, frame, caplen, wirelen, &p, decoded);
+	}
+}
+
 /**
  * fl_mapi_packet() - run every connected flow whose scope has @sensor
  * @m:       server
@@ -450,21 +480,22 @@ fail:
 void fl_mapi_packet(struct fl_mapi *m, int sensor, uint64_t ts_us, const uint8_t *frame,
 		    size_t caplen, uint32_t wirelen)
 {
-	struct fl_pkt p;
-	bool decoded = false, tried = false;
-	int i;
+	mapi_dispatch(m, false, 1u << sensor, ts_us, frame, caplen, wirelen);
+}
 
-	for (i = 0; i < m->max_flows; i++) {
-		struct fl_mapi_flow *f = m->flows[i];
-
-		if (!f || !f->area || !(f->scope & (1u << sensor)))
-			continue;
-		if (!tried) {
-			decoded = fl_decode_ether(&p, frame, caplen) == FL_DECODE_OK;
-			tried = true;
-		}
-		fl_mapi_flow_packet(f, ts_us, frame, caplen, wirelen, &p, decoded);
-	}
+/**
+ * fl_mapi_record() - run every connected flow whose scope has Netflow sensor @index
+ * @ctx:     the server (struct fl_mapi), as fl_socks_tap
+ * @index:   Netflow sensor index
+ * @ts_us:   observation time
+ * @frame:   the record as a header-only frame (sockframe.c)
+ * @caplen:  its length
+ * @wirelen: the app's bytes of the record
+ */
+void fl_mapi_record(void *ctx, int index, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+		    uint32_t wirelen)
+{
+	mapi_dispatch(ctx, true, 1u << index, ts_us, frame, caplen, wirelen);
 }
 
 /**

@@ -37,7 +37,7 @@ static void nf_lost(struct fl_nf *n, const char *why)
 	mw_nf_client_close(n->nf);
 	n->nf = NULL;
 	n->disconnects++;
-	fl_socks_reset(&n->socks);
+	fl_socks_reset(&n->socks, wall_s());
 	ev_timer_start(n->loop, &n->retry);
 }
 
@@ -175,7 +175,9 @@ void fl_nf_close(struct fl_nf *n, uint64_t now_s)
 		if (n->nf)
 			ev_io_stop(n->loop, &n->io);
 	}
+	fl_socks_second(&n->socks, now_s + 1);
 	fl_socks_report(&n->socks, now_s, true);
+	fl_socks_reset(&n->socks, now_s); /* still open: exported as at the end of a file */
 	mw_nf_client_close(n->nf);
 	n->nf = NULL;
 	fl_socks_fini(&n->socks);

@@ -8,6 +8,14 @@
 # bytes_in = curl's request bytes and bytes_out = curl's header + body bytes, kind
 # "accepted", the app's address and port, the client's address, state closed; the
 # socket talkers over the intervals add up to the three connections' bytes.
+# The same connections elsewhere (the "app's own byte counts" as an independent
+# sum of curl's numbers): the per-second lines of the Netflow sensor ("in": the
+# app, inside, is the server on a non-web port) add up to them, nothing in the
+# other classes; IPFIX (to a minimal collector, ipfix_collect.py) has per
+# connection one record app -> client with header + body bytes and one
+# client -> app with the request bytes; a MAPI flow over the Netflow sensor
+# (tools/mapi-rates: BPF_FILTER dst/src net + PKT/BYTE_COUNTER) counts the requests'
+# bytes in and the responses' out, and at least the three connections' records.
 # mw-pvm restarted: mw-flowd notices, retries, subscribes again and counts a new
 # download.  SIGTERM: a partial last interval.
 source "$(dirname "$0")/lib.sh"
@@ -24,9 +32,17 @@ app_shimmed() {
 		MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" "$@"
 }
 REPORT=$MW_TMP/flowd.json
+RATES=$MW_BUILD_DIR/tools/mapi-rates
+[ -x "$RATES" ] || mw_fail "mapi-rates is not built ($RATES missing)"
+IPFIX_OUT=$MW_TMP/ipfix.txt
+mw_spawn ipfix "$PY" "$(dirname "$0")/ipfix_collect.py" "$MW_TMP/ipfix.port" "$IPFIX_OUT"
+mw_wait_for "[ -s '$MW_TMP/ipfix.port' ]" || mw_fail "the IPFIX collector did not start"
+export MW_MAPI_SOCKET=$MW_RUNTIME_DIR/flowd.sock
+NF_SENSOR=netflow:$MW_RUNTIME_DIR/netflow-0.sock
 
 mw_appliance_up "flowd: { netflow = \"$MW_RUNTIME_DIR/netflow-0.sock\"; report_file = \"$REPORT\";
-	report_interval_s = 1; mapi_socket = \"\"; max_sockets = 64; };"
+	report_interval_s = 1; mapi_socket = \"$MW_MAPI_SOCKET\"; max_sockets = 64;
+	inside = [ \"10.231.0.2/32\" ]; ipfix_collector = \"127.0.0.1:$(cat "$MW_TMP/ipfix.port")\"; };"
 FLOG=$(mw_logfile flowd)
 
 mkdir -p "$MW_TMP/www"
@@ -37,6 +53,8 @@ mw_wait_for "ins_listens $PORT" 20 || mw_fail "the app does not listen"
 mw_spawn flowd "$FLOWD" -c "$CONF"
 mw_wait_for "grep -q 'netflow sensor: $MW_RUNTIME_DIR/netflow-0.sock subscribed' '$FLOG'" 20 ||
 	mw_fail "mw-flowd did not subscribe: $(cat "$FLOG")"
+mw_spawn rates "$RATES" "$NF_SENSOR" "$INS_IP/32" 1
+mw_wait_for "grep -qx connected '$(mw_logfile rates)'" || mw_fail "mapi-rates over $NF_SENSOR: $(cat "$(mw_logfile rates)")"
 
 # fetch FILE: curl's "local_port request_bytes header_bytes body_bytes"
 fetch() {
@@ -65,13 +83,16 @@ print(f"client port {lport}: in {s['bytes_in']} out {s['bytes_out']} as curl")
 PYEOF
 }
 
-total=0
+total=0 total_in=0 total_out=0 conns=""
 for n in 1000 250000 1048576; do
 	r=$(fetch "f$n")
 	read -r lp req hdr body <<<"$r"
 	[ "$body" = "$n" ] || mw_fail "curl fetched $body bytes of f$n"
 	check_socket "$lp" "$req" "$hdr" "$body"
 	total=$((total + req + hdr + body))
+	total_in=$((total_in + req))
+	total_out=$((total_out + hdr + body))
+	conns="$conns $lp:$req:$((hdr + body))"
 done
 mw_log "sockets: ok (three connections, the app's bytes equal curl's)"
 
@@ -92,6 +113,39 @@ print(f"talkers: {cli} {got} bytes over {len(socks)} intervals")
 PYEOF
 mw_log "talkers: ok"
 
+# Per-second classes from the app's bytes.
+mw_wait_for "\"$PY\" - '$REPORT' '$NF_SENSOR' '$total' <<'PYEOF'
+import json, sys
+report, sensor, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+secs = [l for l in map(json.loads, open(report)) if l['type'] == 'second' and l['sensor'] == sensor]
+got = sum(l['in']['bytes'] for l in secs)
+others = sum(l[c]['bytes'] for l in secs for c in ('out', 'inweb', 'outweb', 'internal', 'other'))
+sys.exit(0 if got == total and not others and all(l['total']['bytes'] == l['in']['bytes'] for l in secs) else 1)
+PYEOF" 10 || mw_fail "per-second classes: $(grep '\"type\":\"second\"' "$REPORT" | tail -3)"
+mw_log "per-second classes: ok (in = $total bytes)"
+
+# IPFIX: one record per direction of each connection, the app's bytes.
+for c in $conns; do
+	IFS=: read -r lp req resp <<<"$c"
+	mw_wait_for "grep -qx '$INS_IP $PORT $CLI_IP $lp 6 $resp 0' '$IPFIX_OUT' &&
+		grep -qx '$CLI_IP $lp $INS_IP $PORT 6 $req 0' '$IPFIX_OUT'" 10 ||
+		mw_fail "IPFIX: no records of client port $lp ($req in, $resp out): $(cat "$IPFIX_OUT")"
+done
+[ "$(wc -l <"$IPFIX_OUT")" = 6 ] || mw_fail "IPFIX: records other than the 3 connections': $(cat "$IPFIX_OUT")"
+mw_log "ipfix: ok (6 records)"
+
+# MAPI over the Netflow sensor.
+mw_stop rates
+total_line=$(grep '^total ' "$(mw_logfile rates)") || mw_fail "mapi-rates printed no totals"
+read -r in_pkts in_bytes out_pkts out_bytes <<<"$(echo "$total_line" | sed 's/[a-z_]*=//g; s/^total //')"
+if [ "$in_bytes" != "$total_in" ] || [ "$out_bytes" != "$total_out" ]; then
+	mw_fail "MAPI over $NF_SENSOR: $total_line; curl: in $total_in out $total_out"
+fi
+if [ "$in_pkts" -lt 6 ] || [ "$out_pkts" -lt 6 ]; then
+	mw_fail "MAPI over $NF_SENSOR: too few records: $total_line"
+fi
+mw_log "mapi: ok ($total_line)"
+
 # mw-pvm goes away and comes back (with a new INS: an INS exits when mw-pvm does).
 mw_stop app
 mw_stop ins1
@@ -110,6 +164,6 @@ check_socket "$lp" "$req" "$hdr" "$body"
 mw_log "reconnect: ok"
 
 mw_stop flowd
-tail -1 "$REPORT" | grep -q '"type":"sockets".*"partial":true' ||
-	mw_fail "shutdown: no partial last interval: $(tail -1 "$REPORT")"
+grep '"type":"sockets"' "$REPORT" | tail -1 | grep -q '"partial":true' ||
+	mw_fail "shutdown: no partial last interval: $(tail -2 "$REPORT")"
 mw_log "shutdown: ok"
