@@ -257,6 +257,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(flowd, ipfix_domain, 1, 0, 2147483647, CHK_NONE),
 	KEY_INT(flowd, ipfix_template_interval_s, 60, 1, 3600, CHK_NONE),
 	KEY_STR(flowd, netflow, "", CHK_NETFLOW, NULL),
+	KEY_STRLIST(flowd, netflow_streams, CHK_NETFLOW),
 	KEY_STR(flowd, netflow_token_file, "", CHK_PATH_OR_EMPTY, NULL),
 	KEY_INT(flowd, max_sockets, 16384, 16, 16 * MIB, CHK_NONE),
 };

@@ -24,6 +24,7 @@
  */
 
 #define CLOCK_LAG_US 300000
+#define FL_NF_MAX    (1 + MW_FLOWD_NETFLOW_MAX) /* flowd.netflow and flowd.netflow_streams */
 
 struct flowd {
 	struct mw_daemon *d;
@@ -36,8 +37,8 @@ struct flowd {
 	bool mapi_open;
 	uint64_t mapi_reported; /* report interval of the last "mapi" line */
 	struct fl_ipfix ipfix;
-	struct fl_nf nf;
-	bool nf_open;
+	struct fl_nf nf[FL_NF_MAX];
+	int n_nf; /* open Netflow sensors */
 };
 
 static int flowd_opt_read(struct mw_config *cfg, const char *arg)
@@ -62,6 +63,7 @@ static int flowd_open_report(struct flowd *f)
 {
 	const char *path = f->d->cfg.flowd.report_file;
 	FILE *out;
+	int i;
 
 	if (!path[0]) {
 		f->out = stdout;
@@ -74,7 +76,8 @@ static int flowd_open_report(struct flowd *f)
 		fclose(f->out);
 	f->out = out;
 	f->live.out = out;
-	f->nf.socks.out = out;
+	for (i = 0; i < FL_NF_MAX; i++)
+		f->nf[i].socks.out = out;
 	return 0;
 }
 
@@ -108,12 +111,13 @@ static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct flowd *f = w->data;
 	struct timespec now;
 	uint64_t us;
+	int i;
 
 	(void)loop;
 	(void)revents;
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (f->nf_open)
-		fl_nf_tick(&f->nf, (uint64_t)now.tv_sec);
+	for (i = 0; i < f->n_nf; i++)
+		fl_nf_tick(&f->nf[i], (uint64_t)now.tv_sec);
 	if (f->live_open) {
 		fl_sensors_drain(&f->sensors);
 		f->live.sensor_drops = fl_sensors_drops(&f->sensors);
@@ -164,7 +168,7 @@ static int flowd_open_mapi(struct flowd *f)
 	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
 	struct fl_mapi_limits lim;
 	char err[256] = "";
-	int ret;
+	int i, ret;
 
 	if (!cfg->mapi_socket[0])
 		return 0;
@@ -187,13 +191,13 @@ static int flowd_open_mapi(struct flowd *f)
 		f->live.tap = flowd_tap;
 		f->live.tap_ctx = f;
 	}
-	if (f->nf_open) {
-		f->mapi.nf_names[0] = f->nf.name;
-		f->mapi.n_nf = 1;
-		f->nf.socks.tap = fl_mapi_record;
-		f->nf.socks.tap_ctx = &f->mapi;
-		f->nf.socks.tap_index = 0;
+	for (i = 0; i < f->n_nf; i++) {
+		f->mapi.nf_names[i] = f->nf[i].name;
+		f->nf[i].socks.tap = fl_mapi_record;
+		f->nf[i].socks.tap_ctx = &f->mapi;
+		f->nf[i].socks.tap_index = i;
 	}
+	f->mapi.n_nf = f->n_nf;
 	return 0;
 }
 
@@ -218,21 +222,47 @@ static int flowd_open_live(struct flowd *f)
 	return 0;
 }
 
+/* The Netflow streams to consume: flowd.netflow, then flowd.netflow_streams. */
+static int flowd_nf_addrs(const struct mw_flowd_config *cfg, const char *addrs[FL_NF_MAX])
+{
+	int i, j, n = 0;
+
+	if (cfg->netflow[0])
+		addrs[n++] = cfg->netflow;
+	for (i = 0; i < cfg->netflow_streams_count; i++) {
+		if (!cfg->netflow_streams[i][0])
+			continue;
+		for (j = 0; j < n && strcmp(addrs[j], cfg->netflow_streams[i]); j++)
+			;
+		if (j < n) {
+			mw_err("flowd.netflow_streams: \"%s\" is named twice",
+			       cfg->netflow_streams[i]);
+			return -EINVAL;
+		}
+		addrs[n++] = cfg->netflow_streams[i];
+	}
+	return n;
+}
+
 static int flowd_open_nf(struct flowd *f)
 {
 	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
+	const char *addrs[FL_NF_MAX];
 	char err[256] = "";
-	int ret;
+	int i, n, ret;
 
-	if (!cfg->netflow[0])
-		return 0;
-	ret = fl_nf_open(&f->nf, f->d->loop, cfg, f->out, err, sizeof(err));
-	if (ret) {
-		mw_err("%s", err);
-		return ret;
+	n = flowd_nf_addrs(cfg, addrs);
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		ret = fl_nf_open(&f->nf[i], f->d->loop, cfg, addrs[i], f->out, err, sizeof(err));
+		if (ret) {
+			mw_err("%s", err);
+			return ret;
+		}
+		f->nf[i].socks.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
+		f->n_nf++;
 	}
-	f->nf.socks.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
-	f->nf_open = true;
 	return 0;
 }
 
@@ -246,8 +276,8 @@ int main(int argc, char **argv)
 	};
 	static struct flowd f = { .d = &d, .ipfix = { .fd = -1 } };
 	char err[256] = "";
-	int ret, status = EXIT_FAILURE;
-	bool live;
+	int i, ret, status = EXIT_FAILURE;
+	bool live, streams;
 
 	ret = mw_daemon_init(&d, argc, argv);
 	if (ret >= 0)
@@ -267,9 +297,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	live = d.cfg.flowd.interfaces_count > 0;
-	if (flowd_read_files(&f, &d.cfg.flowd) && !live && !d.cfg.flowd.netflow[0])
+	streams = d.cfg.flowd.netflow[0] || d.cfg.flowd.netflow_streams_count > 0;
+	if (flowd_read_files(&f, &d.cfg.flowd) && !live && !streams)
 		goto out;
-	if (!live && !d.cfg.flowd.netflow[0]) {
+	if (!live && !streams) {
 		if (!d.cfg.flowd.pcap_files_count)
 			mw_notice("nothing to watch: set flowd.interfaces, flowd.pcap_files or "
 				  "flowd.netflow (docs/flowd.md)");
@@ -280,12 +311,12 @@ int main(int argc, char **argv)
 	if ((live && flowd_open_live(&f)) || flowd_open_nf(&f) || flowd_open_mapi(&f))
 		goto out;
 	flowd_start_clock(&f);
-	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s; netflow %s",
+	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s; netflow %s%s",
 		  f.sensors.nactive, d.cfg.flowd.filter,
 		  f.mapi_open ? d.cfg.flowd.mapi_socket : "(none)",
-		  f.nf_open ? d.cfg.flowd.netflow : "(none)");
-	mw_daemon_ready(&d, "watching %d interface(s)%s", f.sensors.nactive,
-			f.nf_open ? " and a netflow stream" : "");
+		  f.n_nf ? f.nf[0].addr : "(none)", f.n_nf > 1 ? " and more" : "");
+	mw_daemon_ready(&d, "watching %d interface(s) and %d netflow stream(s)",
+			f.sensors.nactive, f.n_nf);
 	ev_run(d.loop, 0);
 	mw_daemon_stopping(&d);
 	if (live) {
@@ -294,8 +325,8 @@ int main(int argc, char **argv)
 	}
 	status = EXIT_SUCCESS;
 out:
-	if (f.nf_open)
-		fl_nf_close(&f.nf, (uint64_t)time(NULL));
+	for (i = 0; i < f.n_nf; i++)
+		fl_nf_close(&f.nf[i], (uint64_t)time(NULL));
 	if (f.live_open)
 		fl_sensors_close(&f.sensors);
 	ev_timer_stop(d.loop, &f.clock); /* a watcher never started is left alone */
