@@ -106,6 +106,7 @@ struct mapi_anomaly_row {
 	uint8_t addr[16];  /* the source (IPv4 as ::ffff:a.b.c.d) */
 	uint64_t distinct; /* distinct destinations or ports, estimated, at most attempts */
 	uint64_t attempts; /* its connection attempts in the window */
+	uint64_t rejected; /* PORTSCAN: of them answered from a closed port (RST+ACK, seq 0) */
 };
 
 #define MAPI_ANOMALY_ROWS 16

@@ -12,7 +12,9 @@
 #     the tutorial's anonymised capture) the same frames' ports, flags and lengths,
 #     neither real address, one consistent mapping, the two addresses' common
 #     prefix kept (30 bits), and payloads cut after the TCP header; tools/mapi-anomaly
-#     (FANOUT and PORTSCAN) flags the client for both, and nothing else; tools/mapi-rates
+#     (FANOUT and PORTSCAN) flags the client for both, and nothing else, PORTSCAN's
+#     attempts and closed-port RSTs (RST+ACK, sequence 0, to the client) equal
+#     tcpdump's counts on the capture; tools/mapi-rates
 #     (two flows, dst/src net SERVER/32): totals equal tcpdump's packets and bytes per
 #     direction; tools/mapi-sigsearch (STR_SEARCH "GET /blob"): matches and the frames
 #     printed through TO_BUFFER are tcpdump's five GET requests, none at depth 60; tools/mw-top --batch shows
@@ -173,6 +175,16 @@ mw_stop anomaly
 awk -v c="$CLI_IP" '/^(fanout|portscan) / && $2 != c {bad = 1} END {exit bad}' "$(mw_logfile anomaly)" ||
 	mw_fail "FANOUT/PORTSCAN flagged more than the client: $(cat "$(mw_logfile anomaly)")"
 mw_log "anomalies: $(grep -v connected "$(mw_logfile anomaly)" | tr '\n' ';')"
+# PORTSCAN's closed-port count: the RSTs answering a SYN (RST+ACK, sequence 0) to the
+# client, as tcpdump saw them; attempts: its SYNs without ACK and UDP datagrams.
+rsts=$(tcpdump -nn -r "$PCAP" "dst host $CLI_IP and tcp[tcpflags] & (tcp-rst|tcp-ack|tcp-syn) == (tcp-rst|tcp-ack) and tcp[4:4] = 0" 2>/dev/null | wc -l)
+tries=$(tcpdump -nn -r "$PCAP" "src host $CLI_IP and ((tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn) or udp)" 2>/dev/null | wc -l)
+got=$(awk -v c="$CLI_IP" '$1 == "final" && $2 == "portscan" && $3 == c {
+	split($6, r, "="); split($5, a, "="); rej += r[2]; att += a[2]} END {print rej + 0, att + 0}' "$(mw_logfile anomaly)")
+if [ "$rsts" -le 50 ] || [ "$got" != "$rsts $tries" ]; then
+	mw_fail "PORTSCAN rejected/attempts: mapi $got, tcpdump $rsts $tries: $(grep final "$(mw_logfile anomaly)")"
+fi
+mw_log "portscan: $rsts closed-port RSTs and $tries attempts, as tcpdump"
 mw_wait_for "! kill -0 $(mw_pid anoncap) && ! kill -0 $(mw_pid anonbig)" 5 ||
 	mw_fail "mapi-capture --anonymize did not get its frames"
 "$PY" - "$(mw_logfile capture)" "$(mw_logfile anoncap)" "$(mw_logfile anonbig)" "$CLI_IP" "$SRV_IP" <<'PYEOF' ||

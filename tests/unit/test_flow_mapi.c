@@ -289,6 +289,23 @@ static void test_anomalies(void **state)
 	assert_in_range(ps->cur[0].distinct, 52, 60);
 	assert_int_equal(ps->flagged, 1);
 	assert_int_equal(ps->n_last, 0);
+	/* Closed ports: RST+ACK with sequence 0 to the scanner counts; a RST with another
+	 * sequence number (an abort), without ACK, or to a source with no attempts does not. */
+	for (i = 0; i < 20; i++)
+		fx_syn(x, t, "10.0.0.2", "10.0.0.8", 1, FL_TCP_RST | FL_TCP_ACK);
+	{
+		uint8_t f[128];
+		size_t n = ff_v4(f, "10.0.0.2", "10.0.0.8", 6, 1, 40000, FL_TCP_RST | FL_TCP_ACK, 0);
+
+		f[41] = 7; /* sequence number 7 */
+		fl_mapi_packet(&x->m, 0, t, f, n, (uint32_t)n);
+	}
+	fx_syn(x, t, "10.0.0.2", "10.0.0.8", 1, FL_TCP_RST);
+	fx_syn(x, t, "10.0.0.2", "10.0.0.99", 1, FL_TCP_RST | FL_TCP_ACK);
+	assert_int_equal(ps->cur[0].rejected, 20);
+	assert_int_equal(ps->cur[0].attempts, 60);
+	assert_int_equal(fo->cur[0].rejected, 0);
+	assert_int_equal(ps->n_cur, 1);
 	/* The next window: the flags move to last, the new window starts clean. */
 	fx_syn(x, TS0 + 12 * 1000000, "10.0.0.7", "10.0.0.2", 80, FL_TCP_SYN);
 	assert_int_equal(fo->window_start_us, TS0 + 10 * 1000000);
