@@ -164,6 +164,7 @@ struct mw_guard_config {
 
 #define MW_FLOWD_SENSORS_MAX 16
 #define MW_FLOWD_INSIDE_MAX 16
+#define MW_FLOWD_NETFLOW_MAX 8 /* flowd.netflow_streams entries */
 
 struct mw_flowd_config {
 	char interfaces[MW_FLOWD_SENSORS_MAX][16]; /* live sensors (AF_PACKET): [] */
@@ -189,6 +190,8 @@ struct mw_flowd_config {
 	char mapi_socket[MW_PATH_MAX];      /* libmwmapi clients: "/run/mwcomms/flowd.sock"; "" = none */
 	char mapi_group[MW_NAME_MAX];       /* its members may create flows: "" = root only */
 	int mapi_max_flows;                 /* flows at once: 64 */
+	int mapi_max_clients;               /* client processes at once: 16 */
+	int mapi_client_flows;              /* flows one client process may hold: 16 */
 	char mapi_sensor_groups[MW_FLOWD_SENSORS_MAX][256]; /* "group:pattern[,pattern...]": its members may
 	                                       create flows over the matching sensors only: [] */
 	int mapi_sensor_groups_count;
@@ -196,6 +199,8 @@ struct mw_flowd_config {
 	int ipfix_domain;                   /* observation domain id: 1 */
 	int ipfix_template_interval_s;      /* templates re-sent at least this often: 60 */
 	char netflow[MW_PATH_MAX];          /* Netflow server (AF_UNIX path or ip:port) to observe: "" = none */
+	char netflow_streams[MW_FLOWD_NETFLOW_MAX][MW_PATH_MAX]; /* more Netflow servers, each a sensor: [] */
+	int netflow_streams_count;
 	char netflow_token_file[MW_PATH_MAX]; /* a TCP server's token: "" */
 	int max_sockets;                    /* socket table entries (Netflow sensor): 16384 */
 };

@@ -40,6 +40,7 @@ static void decode_l4(struct fl_pkt *p, const uint8_t *l4, size_t len)
 {
 	if (p->proto == PROTO_TCP && len >= TCP_MIN_HLEN) {
 		p->tcp_flags = l4[13];
+		p->tcp_seq = (uint32_t)be16(l4 + 4) << 16 | be16(l4 + 6);
 	} else if (!(p->proto == PROTO_UDP && len >= UDP_HLEN)) {
 		return;
 	}

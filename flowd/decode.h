@@ -10,6 +10,7 @@
 #define FL_TCP_FIN 0x01
 #define FL_TCP_SYN 0x02
 #define FL_TCP_RST 0x04
+#define FL_TCP_PSH 0x08
 #define FL_TCP_ACK 0x10
 
 /**
@@ -18,6 +19,7 @@
  * @proto:     IP protocol of the transport header (after IPv6 extension headers)
  * @has_ports: TCP or UDP header present (not a later fragment, not truncated)
  * @tcp_flags: TCP flags byte, 0 otherwise
+ * @tcp_seq:   TCP sequence number, 0 otherwise
  * @src, @dst: addresses, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d)
  * @sport, @dport: host order, 0 without @has_ports
  * @ip_len:    bytes of the IP packet as its header says
@@ -27,6 +29,7 @@ struct fl_pkt {
 	uint8_t proto;
 	bool has_ports;
 	uint8_t tcp_flags;
+	uint32_t tcp_seq;
 	uint8_t src[16];
 	uint8_t dst[16];
 	uint16_t sport;

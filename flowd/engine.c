@@ -95,7 +95,15 @@ void fl_engine_fini(struct fl_engine *e)
 	fl_topn_fini(&e->apps);
 }
 
-static bool engine_inside(const struct fl_engine *e, const uint8_t addr[16])
+/**
+ * fl_inside() - is @addr in one of the inside networks?
+ * @inside:  flowd.inside, parsed
+ * @ninside: their number
+ * @addr:    16 bytes, IPv4 mapped
+ *
+ * Return: true when it is
+ */
+bool fl_inside(const struct mw_cidr *inside, int ninside, const uint8_t addr[16])
 {
 	struct mw_addr a;
 	int i;
@@ -103,10 +111,15 @@ static bool engine_inside(const struct fl_engine *e, const uint8_t addr[16])
 	memset(&a, 0, sizeof(a));
 	a.family = 6;
 	memcpy(a.addr, addr, 16);
-	for (i = 0; i < e->ninside; i++)
-		if (mw_cidr_match(&e->inside[i], &a))
+	for (i = 0; i < ninside; i++)
+		if (mw_cidr_match(&inside[i], &a))
 			return true;
 	return false;
+}
+
+static bool engine_inside(const struct fl_engine *e, const uint8_t addr[16])
+{
+	return fl_inside(e->inside, e->ninside, addr);
 }
 
 static bool port_is_web(uint16_t port)
@@ -114,10 +127,20 @@ static bool port_is_web(uint16_t port)
 	return port == 80 || port == 443 || port == 8080;
 }
 
-static enum fl_class engine_class(const struct fl_engine *e, const uint8_t *client,
-				  const uint8_t *server, uint16_t server_port)
+/**
+ * fl_class() - minflow's traffic class of a connection
+ * @inside:      flowd.inside, parsed
+ * @ninside:     their number
+ * @client:      the client's address
+ * @server:      the server's
+ * @server_port: the server's port (web: 80, 443, 8080)
+ *
+ * Return: enum fl_class
+ */
+enum fl_class fl_class(const struct mw_cidr *inside, int ninside, const uint8_t *client,
+		       const uint8_t *server, uint16_t server_port)
 {
-	bool ci = engine_inside(e, client), si = engine_inside(e, server);
+	bool ci = fl_inside(inside, ninside, client), si = fl_inside(inside, ninside, server);
 	bool web = port_is_web(server_port);
 
 	if (ci && si)
@@ -127,6 +150,12 @@ static enum fl_class engine_class(const struct fl_engine *e, const uint8_t *clie
 	if (ci)
 		return web ? FL_CLS_OUTWEB : FL_CLS_OUT;
 	return FL_CLS_OTHER;
+}
+
+static enum fl_class engine_class(const struct fl_engine *e, const uint8_t *client,
+				  const uint8_t *server, uint16_t server_port)
+{
+	return fl_class(e->inside, e->ninside, client, server, server_port);
 }
 
 static struct fl_addr *engine_addr(struct fl_engine *e, const uint8_t addr[16], uint64_t ts_us)

@@ -157,10 +157,14 @@ void fl_engine_packet(struct fl_engine *e, uint64_t ts_us, const uint8_t *frame,
 void fl_engine_tick(struct fl_engine *e, uint64_t now_s);
 void fl_engine_flush(struct fl_engine *e);
 void fl_engine_gc(struct fl_engine *e, uint64_t now_s);
+bool fl_inside(const struct mw_cidr *inside, int ninside, const uint8_t addr[16]);
+enum fl_class fl_class(const struct mw_cidr *inside, int ninside, const uint8_t *client,
+		       const uint8_t *server, uint16_t server_port);
 
 /* report.c */
 void fl_report_second(struct fl_engine *e);
 void fl_report_interval(struct fl_engine *e, uint64_t end_s, bool partial);
 void fl_report_addr_text(const uint8_t addr[16], char *buf, size_t len);
+void fl_report_classes(FILE *out, const struct fl_counter second[FL_CLS_N]);
 
 #endif /* MW_FLOWD_ENGINE_H */

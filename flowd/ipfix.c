@@ -188,15 +188,16 @@ void fl_ipfix_flush(struct fl_ipfix *x)
 	x->len = 0;
 }
 
-/* One direction of @s as a data record of its template. */
-static void ipfix_record(struct fl_ipfix *x, const struct fl_stream *s, int dir, uint64_t now_s)
+/**
+ * fl_ipfix_record() - one data record (one direction of a stream or a connection)
+ * @x:     exporter, open
+ * @r:     the record
+ * @now_s: export time
+ */
+void fl_ipfix_record(struct fl_ipfix *x, const struct fl_ipfix_rec *r, uint64_t now_s)
 {
-	const uint8_t *src = dir ^ s->client ? s->key.b : s->key.a;
-	const uint8_t *dst = dir ^ s->client ? s->key.a : s->key.b;
-	uint16_t sport = dir ^ s->client ? s->key.pb : s->key.pa;
-	uint16_t dport = dir ^ s->client ? s->key.pa : s->key.pb;
 	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	bool v4 = !memcmp(src, mapped, 12) && !memcmp(dst, mapped, 12);
+	bool v4 = !memcmp(r->src, mapped, 12) && !memcmp(r->dst, mapped, 12);
 	uint16_t tpl = v4 ? TPL_V4 : TPL_V6;
 	size_t rec = v4 ? REC_V4 : REC_V6, alen = v4 ? 4 : 16;
 	uint8_t *p;
@@ -215,20 +216,39 @@ static void ipfix_record(struct fl_ipfix *x, const struct fl_stream *s, int dir,
 	}
 	FL_ASSERT(x->len + rec <= FL_IPFIX_MSG_MAX);
 	p = x->msg + x->len;
-	memcpy(p, src + 16 - alen, alen);
-	memcpy(p + alen, dst + 16 - alen, alen);
+	memcpy(p, r->src + 16 - alen, alen);
+	memcpy(p + alen, r->dst + 16 - alen, alen);
 	p += 2 * alen;
-	put16(p, sport);
-	put16(p + 2, dport);
-	p[4] = s->key.proto;
-	p[5] = s->flags[dir];
-	put64(p + 6, s->ip_bytes[dir]);
-	put64(p + 14, s->pkts[dir]);
-	put64(p + 22, s->first_us / 1000);
-	put64(p + 30, s->last_us / 1000);
+	put16(p, r->sport);
+	put16(p + 2, r->dport);
+	p[4] = r->proto;
+	p[5] = r->flags;
+	put64(p + 6, r->bytes);
+	put64(p + 14, r->pkts);
+	put64(p + 22, r->start_ms);
+	put64(p + 30, r->end_ms);
 	x->len += rec;
 	x->seq++;
 	x->records++;
+}
+
+/* One direction of @s as a data record of its template. */
+static void ipfix_record(struct fl_ipfix *x, const struct fl_stream *s, int dir, uint64_t now_s)
+{
+	struct fl_ipfix_rec r = {
+		.src = dir ^ s->client ? s->key.b : s->key.a,
+		.dst = dir ^ s->client ? s->key.a : s->key.b,
+		.sport = dir ^ s->client ? s->key.pb : s->key.pa,
+		.dport = dir ^ s->client ? s->key.pa : s->key.pb,
+		.proto = s->key.proto,
+		.flags = s->flags[dir],
+		.bytes = s->ip_bytes[dir],
+		.pkts = s->pkts[dir],
+		.start_ms = s->first_us / 1000,
+		.end_ms = s->last_us / 1000,
+	};
+
+	fl_ipfix_record(x, &r, now_s);
 }
 
 /**

@@ -35,9 +35,25 @@ struct fl_ipfix {
 	uint64_t records, messages, send_errors;
 };
 
+/**
+ * struct fl_ipfix_rec - one data record
+ * @src, @dst:  16-byte addresses (IPv4 mapped: template 256, else 257)
+ * @sport, @dport, @proto, @flags: ports (host order), protocol, TCP flags seen
+ * @bytes, @pkts: octetDeltaCount, packetDeltaCount
+ * @start_ms, @end_ms: flowStart/EndMilliseconds
+ */
+struct fl_ipfix_rec {
+	const uint8_t *src, *dst;
+	uint16_t sport, dport;
+	uint8_t proto, flags;
+	uint64_t bytes, pkts;
+	uint64_t start_ms, end_ms;
+};
+
 int fl_ipfix_open(struct fl_ipfix *x, const char *collector, uint32_t domain, uint32_t interval_s,
 		  char *err, size_t errlen);
 void fl_ipfix_stream(struct fl_ipfix *x, const struct fl_stream *s, uint64_t now_s);
+void fl_ipfix_record(struct fl_ipfix *x, const struct fl_ipfix_rec *r, uint64_t now_s);
 void fl_ipfix_flush(struct fl_ipfix *x);
 void fl_ipfix_close(struct fl_ipfix *x);
 size_t fl_ipfix_begin(struct fl_ipfix *x, uint64_t now_s);

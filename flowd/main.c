@@ -24,6 +24,7 @@
  */
 
 #define CLOCK_LAG_US 300000
+#define FL_NF_MAX    (1 + MW_FLOWD_NETFLOW_MAX) /* flowd.netflow and flowd.netflow_streams */
 
 struct flowd {
 	struct mw_daemon *d;
@@ -34,9 +35,10 @@ struct flowd {
 	ev_timer clock;
 	struct fl_mapi mapi;
 	bool mapi_open;
+	uint64_t mapi_reported; /* report interval of the last "mapi" line */
 	struct fl_ipfix ipfix;
-	struct fl_nf nf;
-	bool nf_open;
+	struct fl_nf nf[FL_NF_MAX];
+	int n_nf; /* open Netflow sensors */
 };
 
 static int flowd_opt_read(struct mw_config *cfg, const char *arg)
@@ -61,6 +63,7 @@ static int flowd_open_report(struct flowd *f)
 {
 	const char *path = f->d->cfg.flowd.report_file;
 	FILE *out;
+	int i;
 
 	if (!path[0]) {
 		f->out = stdout;
@@ -73,7 +76,8 @@ static int flowd_open_report(struct flowd *f)
 		fclose(f->out);
 	f->out = out;
 	f->live.out = out;
-	f->nf.socks.out = out;
+	for (i = 0; i < FL_NF_MAX; i++)
+		f->nf[i].socks.out = out;
 	return 0;
 }
 
@@ -107,18 +111,28 @@ static void flowd_clock_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct flowd *f = w->data;
 	struct timespec now;
 	uint64_t us;
+	int i;
 
 	(void)loop;
 	(void)revents;
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (f->nf_open)
-		fl_nf_tick(&f->nf, (uint64_t)now.tv_sec);
+	for (i = 0; i < f->n_nf; i++)
+		fl_nf_tick(&f->nf[i], (uint64_t)now.tv_sec);
+	if (f->live_open) {
+		fl_sensors_drain(&f->sensors);
+		f->live.sensor_drops = fl_sensors_drops(&f->sensors);
+	}
+	if (f->mapi_open) {
+		uint64_t interval = (uint64_t)f->d->cfg.flowd.report_interval_s;
+
+		fl_mapi_sync(&f->mapi);
+		if ((uint64_t)now.tv_sec / interval != f->mapi_reported) {
+			f->mapi_reported = (uint64_t)now.tv_sec / interval;
+			fl_mapi_report(&f->mapi, f->out, (uint64_t)now.tv_sec);
+		}
+	}
 	if (!f->live_open)
 		return;
-	fl_sensors_drain(&f->sensors);
-	f->live.sensor_drops = fl_sensors_drops(&f->sensors);
-	if (f->mapi_open)
-		fl_mapi_sync(&f->mapi);
 	us = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000 - CLOCK_LAG_US;
 	fl_engine_tick(&f->live, us / 1000000);
 }
@@ -152,13 +166,17 @@ static void flowd_tap(void *ctx, int sensor, uint64_t ts_us, const uint8_t *fram
 static int flowd_open_mapi(struct flowd *f)
 {
 	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
+	struct fl_mapi_limits lim;
 	char err[256] = "";
-	int ret;
+	int i, ret;
 
 	if (!cfg->mapi_socket[0])
 		return 0;
-	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group,
-			   cfg->mapi_max_flows, (const char(*)[16])f->sensors.names,
+	lim.flows = cfg->mapi_max_flows;
+	lim.clients = cfg->mapi_max_clients;
+	lim.client_flows = cfg->mapi_client_flows;
+	ret = fl_mapi_open(&f->mapi, f->d->loop, cfg->mapi_socket, cfg->mapi_group, &lim,
+			   (const char(*)[16])f->sensors.names,
 			   FL_SENSOR_SLOTS, err, sizeof(err));
 	if (!ret)
 		ret = fl_mapi_set_acl(&f->mapi, (const char(*)[256])cfg->mapi_sensor_groups,
@@ -169,8 +187,17 @@ static int flowd_open_mapi(struct flowd *f)
 		return ret;
 	}
 	f->mapi_open = true;
-	f->live.tap = flowd_tap;
-	f->live.tap_ctx = f;
+	if (f->live_open) {
+		f->live.tap = flowd_tap;
+		f->live.tap_ctx = f;
+	}
+	for (i = 0; i < f->n_nf; i++) {
+		f->mapi.nf_names[i] = f->nf[i].name;
+		f->nf[i].socks.tap = fl_mapi_record;
+		f->nf[i].socks.tap_ctx = &f->mapi;
+		f->nf[i].socks.tap_index = i;
+	}
+	f->mapi.n_nf = f->n_nf;
 	return 0;
 }
 
@@ -195,20 +222,47 @@ static int flowd_open_live(struct flowd *f)
 	return 0;
 }
 
+/* The Netflow streams to consume: flowd.netflow, then flowd.netflow_streams. */
+static int flowd_nf_addrs(const struct mw_flowd_config *cfg, const char *addrs[FL_NF_MAX])
+{
+	int i, j, n = 0;
+
+	if (cfg->netflow[0])
+		addrs[n++] = cfg->netflow;
+	for (i = 0; i < cfg->netflow_streams_count; i++) {
+		if (!cfg->netflow_streams[i][0])
+			continue;
+		for (j = 0; j < n && strcmp(addrs[j], cfg->netflow_streams[i]); j++)
+			;
+		if (j < n) {
+			mw_err("flowd.netflow_streams: \"%s\" is named twice",
+			       cfg->netflow_streams[i]);
+			return -EINVAL;
+		}
+		addrs[n++] = cfg->netflow_streams[i];
+	}
+	return n;
+}
+
 static int flowd_open_nf(struct flowd *f)
 {
 	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
+	const char *addrs[FL_NF_MAX];
 	char err[256] = "";
-	int ret;
+	int i, n, ret;
 
-	if (!cfg->netflow[0])
-		return 0;
-	ret = fl_nf_open(&f->nf, f->d->loop, cfg, f->out, err, sizeof(err));
-	if (ret) {
-		mw_err("%s", err);
-		return ret;
+	n = flowd_nf_addrs(cfg, addrs);
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		ret = fl_nf_open(&f->nf[i], f->d->loop, cfg, addrs[i], f->out, err, sizeof(err));
+		if (ret) {
+			mw_err("%s", err);
+			return ret;
+		}
+		f->nf[i].socks.ipfix = f->ipfix.fd >= 0 ? &f->ipfix : NULL;
+		f->n_nf++;
 	}
-	f->nf_open = true;
 	return 0;
 }
 
@@ -222,8 +276,8 @@ int main(int argc, char **argv)
 	};
 	static struct flowd f = { .d = &d, .ipfix = { .fd = -1 } };
 	char err[256] = "";
-	int ret, status = EXIT_FAILURE;
-	bool live;
+	int i, ret, status = EXIT_FAILURE;
+	bool live, streams;
 
 	ret = mw_daemon_init(&d, argc, argv);
 	if (ret >= 0)
@@ -243,9 +297,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	live = d.cfg.flowd.interfaces_count > 0;
-	if (flowd_read_files(&f, &d.cfg.flowd) && !live && !d.cfg.flowd.netflow[0])
+	streams = d.cfg.flowd.netflow[0] || d.cfg.flowd.netflow_streams_count > 0;
+	if (flowd_read_files(&f, &d.cfg.flowd) && !live && !streams)
 		goto out;
-	if (!live && !d.cfg.flowd.netflow[0]) {
+	if (!live && !streams) {
 		if (!d.cfg.flowd.pcap_files_count)
 			mw_notice("nothing to watch: set flowd.interfaces, flowd.pcap_files or "
 				  "flowd.netflow (docs/flowd.md)");
@@ -253,15 +308,15 @@ int main(int argc, char **argv)
 		status = EXIT_SUCCESS;
 		goto out;
 	}
-	if ((live && (flowd_open_live(&f) || flowd_open_mapi(&f))) || flowd_open_nf(&f))
+	if ((live && flowd_open_live(&f)) || flowd_open_nf(&f) || flowd_open_mapi(&f))
 		goto out;
 	flowd_start_clock(&f);
-	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s; netflow %s",
+	mw_notice("watching %d interface(s), filter \"%s\"; MAPI on %s; netflow %s%s",
 		  f.sensors.nactive, d.cfg.flowd.filter,
 		  f.mapi_open ? d.cfg.flowd.mapi_socket : "(none)",
-		  f.nf_open ? d.cfg.flowd.netflow : "(none)");
-	mw_daemon_ready(&d, "watching %d interface(s)%s", f.sensors.nactive,
-			f.nf_open ? " and a netflow stream" : "");
+		  f.n_nf ? f.nf[0].addr : "(none)", f.n_nf > 1 ? " and more" : "");
+	mw_daemon_ready(&d, "watching %d interface(s) and %d netflow stream(s)",
+			f.sensors.nactive, f.n_nf);
 	ev_run(d.loop, 0);
 	mw_daemon_stopping(&d);
 	if (live) {
@@ -270,13 +325,16 @@ int main(int argc, char **argv)
 	}
 	status = EXIT_SUCCESS;
 out:
-	if (f.nf_open)
-		fl_nf_close(&f.nf, (uint64_t)time(NULL));
+	for (i = 0; i < f.n_nf; i++)
+		fl_nf_close(&f.nf[i], (uint64_t)time(NULL));
 	if (f.live_open)
 		fl_sensors_close(&f.sensors);
 	ev_timer_stop(d.loop, &f.clock); /* a watcher never started is left alone */
-	if (f.mapi_open)
+	if (f.mapi_open) {
+		if (status == EXIT_SUCCESS)
+			fl_mapi_report(&f.mapi, f.out, (uint64_t)time(NULL));
 		fl_mapi_close(&f.mapi);
+	}
 	fl_engine_fini(&f.live);
 	fl_ipfix_close(&f.ipfix);
 	if (f.out && f.out != stdout)

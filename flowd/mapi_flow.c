@@ -32,6 +32,7 @@
 struct anomaly_src {
 	uint8_t addr[16];
 	uint64_t attempts;
+	uint64_t rejected;
 	bool flagged;
 	struct fl_hll hll;
 };
@@ -354,16 +355,53 @@ static void anomaly_window(struct fl_mapi_fn *fn, uint64_t ts_us)
 	r->window_start_us = ts_us - ts_us % fn->window_us;
 }
 
+/* The flagged row of @src in the current window, or NULL. */
+static struct mapi_anomaly_row *anomaly_row(struct mapi_anomaly *r, const uint8_t *src)
+{
+	uint32_t i;
+
+	for (i = 0; i < r->n_cur; i++)
+		if (!memcmp(r->cur[i].addr, src, 16))
+			return &r->cur[i];
+	return NULL;
+}
+
+/*
+ * PORTSCAN: a RST answering a SYN to a closed port (RFC 793: RST+ACK with
+ * sequence number 0, as Linux and BSD stacks send it) counts against the
+ * source it goes to, if that source made attempts in this window.
+ */
+static void anomaly_rst(struct fl_mapi_fn *fn, const struct fl_pkt *p)
+{
+	struct anomaly_src *s;
+	struct mapi_anomaly_row *row;
+
+	if (fn->id != MW_MAPI_PORTSCAN || p->tcp_seq ||
+	    (p->tcp_flags & (FL_TCP_RST | FL_TCP_ACK | FL_TCP_SYN)) != (FL_TCP_RST | FL_TCP_ACK))
+		return;
+	s = fl_ftab_find(&fn->sources, p->dst);
+	if (!s)
+		return;
+	s->rejected++;
+	row = anomaly_row(fn->anomaly, p->dst);
+	if (row)
+		row->rejected = s->rejected;
+}
+
 /* FANOUT / PORTSCAN: one frame; an attempt is a TCP SYN without ACK or a UDP datagram. */
 static void anomaly_packet(struct fl_mapi_fn *fn, uint64_t ts_us, const struct fl_pkt *p)
 {
 	struct mapi_anomaly *r = fn->anomaly;
+	struct mapi_anomaly_row *row;
 	struct anomaly_src *s;
 	uint64_t est;
 	bool created;
-	uint32_t i;
 
 	anomaly_window(fn, ts_us);
+	if (p->proto == 6 && p->has_ports && (p->tcp_flags & FL_TCP_RST)) {
+		anomaly_rst(fn, p);
+		return;
+	}
 	if (!((p->proto == 6 && p->has_ports &&
 	       (p->tcp_flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN) ||
 	      (p->proto == 17 && p->has_ports)))
@@ -389,11 +427,11 @@ static void anomaly_packet(struct fl_mapi_fn *fn, uint64_t ts_us, const struct f
 		if (r->n_cur < MAPI_ANOMALY_ROWS)
 			memcpy(r->cur[r->n_cur++].addr, p->src, 16);
 	}
-	for (i = 0; i < r->n_cur; i++) {
-		if (!memcmp(r->cur[i].addr, p->src, 16)) {
-			r->cur[i].distinct = est;
-			r->cur[i].attempts = s->attempts;
-		}
+	row = anomaly_row(r, p->src);
+	if (row) {
+		row->distinct = est;
+		row->attempts = s->attempts;
+		row->rejected = s->rejected;
 	}
 }
 
@@ -532,10 +570,10 @@ void fl_mapi_flow_sync(struct fl_mapi_flow *f)
 }
 
 /**
- * fl_mapi_flow_free() - free the functions and the area (the caller closes the fd)
- * @f: flow
+ * fl_mapi_flow_release() - free the functions and the area (the caller closes the fd)
+ * @f: flow, left zeroed (a free slot of the flow table)
  */
-void fl_mapi_flow_free(struct fl_mapi_flow *f)
+void fl_mapi_flow_release(struct fl_mapi_flow *f)
 {
 	int i;
 
@@ -552,5 +590,15 @@ void fl_mapi_flow_free(struct fl_mapi_flow *f)
 	if (f->area)
 		munmap(f->area, MW_MAPI_AREA_SIZE);
 	free(f->copy);
+	memset(f, 0, sizeof(*f));
+}
+
+/**
+ * fl_mapi_flow_free() - release a flow allocated on its own (tests, fuzzers) and free it
+ * @f: flow
+ */
+void fl_mapi_flow_free(struct fl_mapi_flow *f)
+{
+	fl_mapi_flow_release(f);
 	free(f);
 }

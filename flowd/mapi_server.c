@@ -29,9 +29,74 @@
 
 #define ACCEPT_BACKLOG 16
 
-static void mapi_drop(struct fl_mapi *m, struct fl_mapi_flow *f)
+/**
+ * fl_mapi_take() - a free flow slot and the client entry of process @pid
+ * @m:    server
+ * @pid:  the peer process (SO_PEERCRED)
+ * @uid:  its user
+ * @flow: the slot, zeroed, its client set
+ * @why:  the reason when refused
+ *
+ * Nothing is allocated: both tables were at open.  A refusal is counted.
+ * Return: 0, -ENOSPC (flow table full, or the process holds
+ * flowd.mapi_client_flows) or -EUSERS (client table full)
+ */
+int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **flow,
+		 const char **why)
 {
-	int i;
+	int i, c = -1, slot = -1;
+
+	for (i = 0; i < m->max_clients; i++) {
+		if (m->clients[i].pid == pid) {
+			c = i;
+			break;
+		}
+		if (c < 0 && !m->clients[i].pid)
+			c = -2 - i; /* first free entry, if @pid has none */
+	}
+	if (c >= 0 && m->clients[c].flows >= m->client_flows) {
+		m->client_flow_drops++;
+		*why = "too many flows for this process (flowd.mapi_client_flows)";
+		return -ENOSPC;
+	}
+	if (m->nflows < m->max_flows)
+		for (slot = 0; m->flows[slot]; slot++)
+			;
+	if (slot < 0) {
+		m->flow_drops++;
+		*why = "flow table full (flowd.mapi_max_flows)";
+		return -ENOSPC;
+	}
+	if (c == -1) {
+		m->client_drops++;
+		*why = "client table full (flowd.mapi_max_clients)";
+		return -EUSERS;
+	}
+	if (c < 0) {
+		c = -2 - c;
+		m->clients[c].pid = pid;
+		m->clients[c].uid = uid;
+		m->clients[c].flows = 0;
+		m->nclients++;
+	}
+	m->clients[c].flows++;
+	*flow = &m->pool[slot];
+	memset(*flow, 0, sizeof(**flow));
+	(*flow)->client = c;
+	(*flow)->srv = m;
+	m->flows[slot] = *flow;
+	m->nflows++;
+	return 0;
+}
+
+/**
+ * fl_mapi_put() - give @f's slot back, and its client entry when it was the last flow
+ * @m: server
+ * @f: a flow from fl_mapi_take(), its resources released
+ */
+void fl_mapi_put(struct fl_mapi *m, struct fl_mapi_flow *f)
+{
+	int i, c = f->client;
 
 	for (i = 0; i < m->max_flows; i++) {
 		if (m->flows[i] == f) {
@@ -40,9 +105,18 @@ static void mapi_drop(struct fl_mapi *m, struct fl_mapi_flow *f)
 			break;
 		}
 	}
+	if (c >= 0 && c < m->max_clients && m->clients[c].pid && !--m->clients[c].flows) {
+		m->clients[c].pid = 0;
+		m->nclients--;
+	}
+	fl_mapi_flow_release(f);
+}
+
+static void mapi_drop(struct fl_mapi *m, struct fl_mapi_flow *f)
+{
 	ev_io_stop(m->loop, &f->io);
 	close(f->fd);
-	fl_mapi_flow_free(f);
+	fl_mapi_put(m, f);
 }
 
 /* May @f's client use the sensor @name?  (flowd.mapi_sensor_groups) */
@@ -65,20 +139,26 @@ static bool mapi_allowed(const struct fl_mapi *m, const struct fl_mapi_flow *f, 
 	return false;
 }
 
-/* The sensors of a "a,b" scope as bits; Return: 0, -ENODEV or -EACCES (err names it). */
+/*
+ * The sensors of a "a,b" scope as bits: @bits the live ones, @nf_bits the Netflow ones;
+ * Return: 0, -ENODEV or -EACCES (err names it).
+ */
 static int mapi_scope(const struct fl_mapi *m, const struct fl_mapi_flow *f, const char *scope,
-		      uint32_t *bits, char *err, size_t errlen)
+		      uint32_t *bits, uint32_t *nf_bits, char *err, size_t errlen)
 {
 	char copy[MW_MAPI_SARG_MAX], *save = NULL, *name;
 
 	snprintf(copy, sizeof(copy), "%s", scope);
 	*bits = 0;
+	*nf_bits = 0;
 	for (name = strtok_r(copy, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
-		int i;
+		int i, j;
 
 		for (i = 0; i < m->nsensors && strcmp(m->sensors[i], name); i++)
 			;
-		if (i == m->nsensors) {
+		for (j = 0; i == m->nsensors && j < m->n_nf && strcmp(m->nf_names[j], name); j++)
+			;
+		if (i == m->nsensors && j == m->n_nf) {
 			snprintf(err, errlen, "no live sensor \"%.64s\"", name);
 			return -ENODEV;
 		}
@@ -89,9 +169,12 @@ static int mapi_scope(const struct fl_mapi *m, const struct fl_mapi_flow *f, con
 				 name, (unsigned)f->uid);
 			return -EACCES;
 		}
-		*bits |= 1u << i;
+		if (i < m->nsensors)
+			*bits |= 1u << i;
+		else
+			*nf_bits |= 1u << j;
 	}
-	if (!*bits) {
+	if (!*bits && !*nf_bits) {
 		snprintf(err, errlen, "empty scope");
 		return -ENODEV;
 	}
@@ -123,7 +206,8 @@ int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_ma
 			snprintf(rep->msg, sizeof(rep->msg), "one flow per connection");
 			return -EALREADY;
 		}
-		ret = mapi_scope(m, f, req->sarg, &f->scope, rep->msg, sizeof(rep->msg));
+		ret = mapi_scope(m, f, req->sarg, &f->scope, &f->nf_scope, rep->msg,
+				 sizeof(rep->msg));
 		if (ret) {
 			if (ret == -EACCES)
 				mw_log_ratelimited(MW_LOG_NOTICE, "mapi: %s", rep->msg);
@@ -262,30 +346,28 @@ static void mapi_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct fl_mapi *m = w->data;
 	struct ucred cred = { 0 };
-	struct fl_mapi_flow *f;
+	struct fl_mapi_flow *f = NULL;
 	const char *why;
 	bool restricted;
 	uint32_t acl;
-	int fd, i;
+	int fd, status = -EACCES;
 
 	(void)revents;
 	fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
 	why = mapi_admit(m, fd, &cred, &acl, &restricted);
-	if (!why && m->nflows == m->max_flows)
-		why = "too many flows (flowd.mapi_max_flows)";
-	f = why ? NULL : calloc(1, sizeof(*f));
-	if (!why && !f)
-		why = "out of memory";
+	if (why)
+		m->refused++;
+	else
+		status = fl_mapi_take(m, cred.pid, cred.uid, &f, &why);
 	if (why) {
-		struct mw_mapi_reply rep = { .version = MW_MAPI_VERSION, .status = -EACCES };
+		struct mw_mapi_reply rep = { .version = MW_MAPI_VERSION, .status = status };
 
 		/* The client reads why as the answer to its first request. */
 		snprintf(rep.msg, sizeof(rep.msg), "mw-flowd: %s", why);
 		if (send(fd, &rep, sizeof(rep), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 			mw_debug("mapi: refusal not sent: %s", strerror(errno));
-		m->refused++;
 		mw_log_ratelimited(MW_LOG_NOTICE, "mapi: uid %u pid %d refused: %s",
 				   (unsigned)cred.uid, (int)cred.pid, why);
 		close(fd);
@@ -295,11 +377,6 @@ static void mapi_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	f->uid = cred.uid;
 	f->acl = acl;
 	f->restricted = restricted;
-	f->srv = m;
-	for (i = 0; m->flows[i]; i++)
-		;
-	m->flows[i] = f;
-	m->nflows++;
 	ev_io_init(&f->io, mapi_client_cb, fd, EV_READ);
 	f->io.data = f;
 	ev_io_start(loop, &f->io);
@@ -311,7 +388,7 @@ static void mapi_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
  * @loop:      event loop
  * @path:      socket path (replaced if it exists)
  * @group:     group whose members may create flows, "" = root only
- * @max_flows: flows at once
+ * @lim:       the flow and client tables' capacities, allocated here
  * @sensors:   live sensor names, index = scope bit (at most 32)
  * @nsensors:  their number
  * @err:       one line on failure
@@ -320,7 +397,8 @@ static void mapi_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
  * Return: 0 or -errno
  */
 int fl_mapi_open(struct fl_mapi *m, struct ev_loop *loop, const char *path, const char *group,
-		 int max_flows, const char (*sensors)[16], int nsensors, char *err, size_t errlen)
+		 const struct fl_mapi_limits *lim, const char (*sensors)[16], int nsensors,
+		 char *err, size_t errlen)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int ret;
@@ -330,7 +408,9 @@ int fl_mapi_open(struct fl_mapi *m, struct ev_loop *loop, const char *path, cons
 	m->loop = loop;
 	m->sensors = sensors;
 	m->nsensors = nsensors;
-	m->max_flows = max_flows;
+	m->max_flows = lim->flows;
+	m->max_clients = lim->clients;
+	m->client_flows = lim->client_flows;
 	m->group_gid = -1;
 	if (group[0]) {
 		struct group *g = getgrnam(group);
@@ -341,9 +421,14 @@ int fl_mapi_open(struct fl_mapi *m, struct ev_loop *loop, const char *path, cons
 		}
 		m->group_gid = (long)g->gr_gid;
 	}
-	m->flows = calloc((size_t)max_flows, sizeof(struct fl_mapi_flow *));
-	if (!m->flows)
+	m->flows = calloc((size_t)lim->flows, sizeof(struct fl_mapi_flow *));
+	m->pool = calloc((size_t)lim->flows, sizeof(struct fl_mapi_flow));
+	m->clients = calloc((size_t)lim->clients, sizeof(struct fl_mapi_client));
+	if (!m->flows || !m->pool || !m->clients) {
+		snprintf(err, errlen, "mapi: out of memory for %d flows", lim->flows);
+		fl_mapi_close(m);
 		return -ENOMEM;
+	}
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 	m->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (m->listen_fd < 0)
@@ -363,6 +448,26 @@ fail:
 	return ret;
 }
 
+static void mapi_dispatch(struct fl_mapi *m, bool nf, uint32_t bit, uint64_t ts_us,
+			  const uint8_t *frame, size_t caplen, uint32_t wirelen)
+{
+	struct fl_pkt p;
+	bool decoded = false, tried = false;
+	int i;
+
+	for (i = 0; i < m->max_flows; i++) {
+		struct fl_mapi_flow *f = m->flows[i];
+
+		if (!f || !f->area || !((nf ? f->nf_scope : f->scope) & bit))
+			continue;
+		if (!tried) {
+			decoded = fl_decode_ether(&p, frame, caplen) == FL_DECODE_OK;
+			tried = true;
+		}
+		fl_mapi_flow_packet(f, ts_us, frame, caplen, wirelen, &p, decoded);
+	}
+}
+
 /**
  * fl_mapi_packet() - run every connected flow whose scope has @sensor
  * @m:       server
@@ -375,21 +480,22 @@ fail:
 void fl_mapi_packet(struct fl_mapi *m, int sensor, uint64_t ts_us, const uint8_t *frame,
 		    size_t caplen, uint32_t wirelen)
 {
-	struct fl_pkt p;
-	bool decoded = false, tried = false;
-	int i;
+	mapi_dispatch(m, false, 1u << sensor, ts_us, frame, caplen, wirelen);
+}
 
-	for (i = 0; i < m->max_flows; i++) {
-		struct fl_mapi_flow *f = m->flows[i];
-
-		if (!f || !f->area || !(f->scope & (1u << sensor)))
-			continue;
-		if (!tried) {
-			decoded = fl_decode_ether(&p, frame, caplen) == FL_DECODE_OK;
-			tried = true;
-		}
-		fl_mapi_flow_packet(f, ts_us, frame, caplen, wirelen, &p, decoded);
-	}
+/**
+ * fl_mapi_record() - run every connected flow whose scope has Netflow sensor @index
+ * @ctx:     the server (struct fl_mapi), as fl_socks_tap
+ * @index:   Netflow sensor index
+ * @ts_us:   observation time
+ * @frame:   the record as a header-only frame (sockframe.c)
+ * @caplen:  its length
+ * @wirelen: the app's bytes of the record
+ */
+void fl_mapi_record(void *ctx, int index, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+		    uint32_t wirelen)
+{
+	mapi_dispatch(ctx, true, 1u << index, ts_us, frame, caplen, wirelen);
 }
 
 /**
@@ -421,6 +527,29 @@ void fl_mapi_close(struct fl_mapi *m)
 		close(m->listen_fd);
 	}
 	free(m->flows);
+	free(m->pool);
+	free(m->clients);
 	m->flows = NULL;
+	m->pool = NULL;
+	m->clients = NULL;
 	m->listen_fd = -1;
+}
+
+/**
+ * fl_mapi_report() - the "mapi" JSON line: the tables' use and refusals since start
+ * @m:   server
+ * @out: the report stream
+ * @ts:  wall-clock second
+ */
+void fl_mapi_report(const struct fl_mapi *m, FILE *out, uint64_t ts)
+{
+	fprintf(out,
+		"{\"type\":\"mapi\",\"ts\":%llu,\"flows\":{\"used\":%d,\"max\":%d,\"drops\":%llu},"
+		"\"clients\":{\"used\":%d,\"max\":%d,\"drops\":%llu},"
+		"\"client_flows\":{\"max\":%d,\"drops\":%llu},\"refused\":%llu}\n",
+		(unsigned long long)ts, m->nflows, m->max_flows,
+		(unsigned long long)m->flow_drops, m->nclients, m->max_clients,
+		(unsigned long long)m->client_drops, m->client_flows,
+		(unsigned long long)m->client_flow_drops, (unsigned long long)m->refused);
+	fflush(out);
 }

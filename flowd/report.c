@@ -57,21 +57,31 @@ static void report_head(struct fl_engine *e, const char *type)
  */
 void fl_report_second(struct fl_engine *e)
 {
+	report_head(e, "second");
+	fprintf(e->out, ",\"ts\":%" PRIu64, e->sec);
+	fl_report_classes(e->out, e->second);
+	fflush(e->out);
+	memset(e->second, 0, sizeof(e->second));
+}
+
+/**
+ * fl_report_classes() - the class objects and the total of a "second" line, and its end
+ * @out:    the report stream
+ * @second: per class
+ */
+void fl_report_classes(FILE *out, const struct fl_counter second[FL_CLS_N])
+{
 	struct fl_counter total = { 0, 0 };
 	int c;
 
-	report_head(e, "second");
-	fprintf(e->out, ",\"ts\":%" PRIu64, e->sec);
 	for (c = 0; c < FL_CLS_N; c++) {
-		fprintf(e->out, ",\"%s\":{\"pkts\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
-			class_names[c], e->second[c].pkts, e->second[c].bytes);
-		total.pkts += e->second[c].pkts;
-		total.bytes += e->second[c].bytes;
+		fprintf(out, ",\"%s\":{\"pkts\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", class_names[c],
+			second[c].pkts, second[c].bytes);
+		total.pkts += second[c].pkts;
+		total.bytes += second[c].bytes;
 	}
-	fprintf(e->out, ",\"total\":{\"pkts\":%" PRIu64 ",\"bytes\":%" PRIu64 "}}\n", total.pkts,
+	fprintf(out, ",\"total\":{\"pkts\":%" PRIu64 ",\"bytes\":%" PRIu64 "}}\n", total.pkts,
 		total.bytes);
-	fflush(e->out);
-	memset(e->second, 0, sizeof(e->second));
 }
 
 static void report_table(FILE *f, const char *name, const struct fl_ftab *t, bool comma)

@@ -11,9 +11,9 @@
 #include "netflow/auth.h"
 
 /*
- * Theory of operation: one consumer connection to flowd.netflow (mw-pvm's
- * AF_UNIX socket, or a balancer's merged stream; TCP with
- * flowd.netflow_token_file).  The observe role is enough: mw-flowd only sends
+ * Theory of operation: one consumer connection to flowd.netflow or an entry
+ * of flowd.netflow_streams (mw-pvm's AF_UNIX socket, or a balancer's merged
+ * stream; TCP with flowd.netflow_token_file), each its own sensor.  The observe role is enough: mw-flowd only sends
  * MonitorOn, which starts the observations.  Every observation goes to the
  * socket table; a lost stream reports the interval so far as partial, forgets
  * the sockets (their cumulative counters come back with the next
@@ -30,14 +30,14 @@ static uint64_t wall_s(void)
 
 static void nf_lost(struct fl_nf *n, const char *why)
 {
-	mw_warn("netflow sensor: lost %s: %s; retrying every %.0f s", n->cfg->netflow, why,
+	mw_warn("netflow sensor: lost %s: %s; retrying every %.0f s", n->addr, why,
 		NF_RETRY_S);
 	snprintf(n->last_error, sizeof(n->last_error), "%s", why);
 	ev_io_stop(n->loop, &n->io);
 	mw_nf_client_close(n->nf);
 	n->nf = NULL;
 	n->disconnects++;
-	fl_socks_reset(&n->socks);
+	fl_socks_reset(&n->socks, wall_s());
 	ev_timer_start(n->loop, &n->retry);
 }
 
@@ -82,10 +82,10 @@ static int nf_connect(struct fl_nf *n, char *err, size_t errlen)
 	char token[64];
 	int ret;
 
-	ret = mw_nf_client_connect(&n->nf, n->cfg->netflow, NF_CONNECT_MS, err, errlen);
+	ret = mw_nf_client_connect(&n->nf, n->addr, NF_CONNECT_MS, err, errlen);
 	if (ret)
 		return ret;
-	if (n->cfg->netflow[0] != '/') {
+	if (n->addr[0] != '/') {
 		ret = tf[0] ? mw_nf_token_read(token, tf, err, errlen) : -EACCES;
 		if (!tf[0])
 			snprintf(err, errlen,
@@ -95,7 +95,7 @@ static int nf_connect(struct fl_nf *n, char *err, size_t errlen)
 			explicit_bzero(token, sizeof(token));
 			if (ret)
 				snprintf(err, errlen, "%s refused the token of %s: %s",
-					 n->cfg->netflow, tf, strerror(-ret));
+					 n->addr, tf, strerror(-ret));
 		}
 		if (ret)
 			goto fail;
@@ -135,7 +135,7 @@ static void nf_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_io_init(&n->io, nf_read_cb, mw_nf_client_fd(n->nf), EV_READ);
 	n->io.data = n;
 	ev_io_start(loop, &n->io);
-	mw_notice("netflow sensor: %s subscribed", n->cfg->netflow);
+	mw_notice("netflow sensor: %s subscribed", n->addr);
 	nf_read_cb(loop, &n->io, EV_READ); /* what arrived with MonitorOn's answer */
 }
 
@@ -143,14 +143,15 @@ static void nf_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * fl_nf_open() - allocate the socket table and start connecting (now, then every second)
  * Return: 0 or -ENOMEM with @err
  */
-int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_config *cfg, FILE *out,
-	       char *err, size_t errlen)
+int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_config *cfg,
+	       const char *addr, FILE *out, char *err, size_t errlen)
 {
 	int ret;
 
 	n->loop = loop;
 	n->cfg = cfg;
-	snprintf(n->name, sizeof(n->name), "netflow:%s", cfg->netflow);
+	n->addr = addr;
+	snprintf(n->name, sizeof(n->name), "netflow:%s", addr);
 	ret = fl_socks_init(&n->socks, cfg, out, n->name, err, errlen);
 	if (ret)
 		return ret;
@@ -175,7 +176,9 @@ void fl_nf_close(struct fl_nf *n, uint64_t now_s)
 		if (n->nf)
 			ev_io_stop(n->loop, &n->io);
 	}
+	fl_socks_second(&n->socks, now_s + 1);
 	fl_socks_report(&n->socks, now_s, true);
+	fl_socks_reset(&n->socks, now_s); /* still open: exported as at the end of a file */
 	mw_nf_client_close(n->nf);
 	n->nf = NULL;
 	fl_socks_fini(&n->socks);

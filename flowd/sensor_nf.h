@@ -12,7 +12,7 @@
 
 /**
  * struct fl_nf - one Netflow consumer link
- * @addr:     flowd.netflow
+ * @addr:     flowd.netflow or an entry of flowd.netflow_streams
  * @name:     "netflow:<addr>", the sensor name in the report
  * @socks:    the socket table it feeds
  * @nf:       the connection, NULL while disconnected
@@ -21,6 +21,7 @@
 struct fl_nf {
 	struct ev_loop *loop;
 	const struct mw_flowd_config *cfg;
+	const char *addr;
 	char name[MW_PATH_MAX + 16];
 	struct fl_socks socks;
 	struct mw_nf_client *nf;
@@ -30,8 +31,8 @@ struct fl_nf {
 	uint64_t connects, disconnects;
 };
 
-int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_config *cfg, FILE *out,
-	       char *err, size_t errlen);
+int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_config *cfg,
+	       const char *addr, FILE *out, char *err, size_t errlen);
 void fl_nf_tick(struct fl_nf *n, uint64_t now_s);
 void fl_nf_close(struct fl_nf *n, uint64_t now_s);
 

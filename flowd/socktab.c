@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "flowd/engine.h"
+#include "flowd/sockframe.h"
 #include "flowd/socktab.h"
 
 /*
@@ -21,6 +22,13 @@
  * sketch keyed by the peer address (the socket talkers), and closed sockets
  * leave the table.  An open socket not observed for stream_idle_s is
  * collected (its bytes of the interval still count).
+ *
+ * Every observation that moves a counter adds the increase to the current
+ * second's class (minflow's in/out/inweb/outweb/internal, the app's side being
+ * the server of an accepted socket), and a line per second is written.  A
+ * connection leaving the table (closed, collected, lost with the stream) is
+ * exported as IPFIX, one record per direction that moved bytes.  MAPI flows
+ * over the sensor get each record as a header-only frame (sockframe.c).
  */
 
 static const char *const kind_names[] = {
@@ -45,10 +53,19 @@ int fl_socks_init(struct fl_socks *s, const struct mw_flowd_config *cfg, FILE *o
 {
 	int ret;
 
+	int i;
+
 	memset(s, 0, sizeof(*s));
 	s->cfg = cfg;
 	s->out = out;
 	s->sensor = sensor;
+	for (i = 0; i < cfg->inside_count; i++) {
+		if (mw_cidr_parse(&s->inside[i], cfg->inside[i])) {
+			snprintf(err, errlen, "flowd.inside: \"%s\" is not a CIDR", cfg->inside[i]);
+			return -EINVAL;
+		}
+	}
+	s->ninside = cfg->inside_count;
 	ret = fl_ftab_init(&s->tab, (uint32_t)cfg->max_sockets, sizeof(struct fl_sock),
 			   sizeof(uint64_t));
 	if (!ret)
@@ -67,8 +84,11 @@ void fl_socks_fini(struct fl_socks *s)
 }
 
 /* An endpoint as 16 bytes (IPv4 mapped) and a port; af 0 leaves them alone. */
-static void sock_endpoint(const struct mw_nf_endpoint *e, uint8_t addr[16], uint16_t *port)
+static void sock_endpoint(const struct mw_nf_endpoint *e, uint8_t addr[16], uint16_t *port,
+			  uint8_t *af)
 {
+	if (e->af == 4 || e->af == 6)
+		*af = e->af;
 	if (e->af == 4) {
 		memset(addr, 0, 10);
 		addr[10] = 0xff;
@@ -93,6 +113,85 @@ static void sock_account(struct fl_socks *s, struct fl_sock *k)
 	k->rep_out = k->bytes_out;
 }
 
+/* The connection leaves the table: its interval bytes to the talkers, its records to IPFIX. */
+static void sock_leave(struct fl_socks *s, struct fl_sock *k, uint64_t now_s)
+{
+	struct fl_ipfix_rec r = {
+		.src = k->local, .dst = k->remote, .sport = k->lport, .dport = k->rport,
+		.proto = 6, .bytes = k->bytes_out, .start_ms = k->first_s * 1000,
+		.end_ms = k->last_s * 1000,
+	};
+
+	sock_account(s, k);
+	if (s->ipfix && s->ipfix->fd >= 0 && k->af) {
+		if (k->bytes_out || !k->bytes_in)
+			fl_ipfix_record(s->ipfix, &r, now_s);
+		if (k->bytes_in) {
+			r.src = k->remote;
+			r.dst = k->local;
+			r.sport = k->rport;
+			r.dport = k->lport;
+			r.bytes = k->bytes_in;
+			fl_ipfix_record(s->ipfix, &r, now_s);
+		}
+	}
+	fl_ftab_del(&s->tab, k);
+}
+
+/* One record to the MAPI flows: from the app's side (@out) or to it, @bytes of the app's. */
+static void sock_tap(struct fl_socks *s, const struct fl_sock *k, bool out, uint8_t flags,
+		     uint64_t bytes, uint64_t ts_us)
+{
+	uint8_t frame[FL_SOCKFRAME_MAX];
+	size_t len;
+
+	if (!s->tap || !k->af)
+		return;
+	len = out ? fl_sockframe(frame, k->local, k->lport, k->remote, k->rport, flags)
+		  : fl_sockframe(frame, k->remote, k->rport, k->local, k->lport, flags);
+	s->tap(s->tap_ctx, s->tap_index, ts_us, frame, len,
+	       bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes);
+}
+
+/* The class of @k: the app's side is the server when it accepted (else the lower port). */
+static uint8_t sock_class(const struct fl_socks *s, const struct fl_sock *k)
+{
+	bool local_server = k->kind == FL_SOCK_ACCEPTED ||
+			    (k->kind == FL_SOCK_SEEN && k->lport < k->rport);
+
+	return (uint8_t)(local_server ? fl_class(s->inside, s->ninside, k->remote, k->local,
+						 k->lport)
+				      : fl_class(s->inside, s->ninside, k->local, k->remote,
+						 k->rport));
+}
+
+/* @bytes of @k's app moved: into the current second's class. */
+static void sock_second(struct fl_socks *s, const struct fl_sock *k, uint64_t bytes)
+{
+	s->second[k->cls].pkts++;
+	s->second[k->cls].bytes += bytes;
+}
+
+/**
+ * fl_socks_second() - the "second" line of the counted second, when the clock has left it
+ * @s:     socket table
+ * @now_s: wall-clock seconds
+ *
+ * Its pkts are observations that moved the app's bytes, its bytes those bytes.
+ */
+void fl_socks_second(struct fl_socks *s, uint64_t now_s)
+{
+	if (s->sec && now_s > s->sec) {
+		fprintf(s->out, "{\"type\":\"second\",\"sensor\":\"%s\",\"ts\":%" PRIu64,
+			s->sensor, s->sec);
+		fl_report_classes(s->out, s->second);
+		fflush(s->out);
+		memset(s->second, 0, sizeof(s->second));
+	}
+	if (now_s > s->sec)
+		s->sec = now_s;
+}
+
 /**
  * fl_socks_observe() - one decoded observation into the table
  * @s:     socket table
@@ -104,6 +203,7 @@ void fl_socks_observe(struct fl_socks *s, const struct mw_nf_info *info, uint64_
 	uint64_t key = info->obs == MW_NF_OBS_ACCEPT ? info->extra : info->sockfd;
 	struct fl_sock *k;
 	bool created = false;
+	uint64_t ts_us;
 
 	s->obs++;
 	if (info->obs < MW_NF_OBS_ACCEPT || info->obs > MW_NF_OBS_CLOSE) {
@@ -125,19 +225,32 @@ void fl_socks_observe(struct fl_socks *s, const struct mw_nf_info *info, uint64_
 		k->first_s = info->ts_curr.sec;
 		s->opened++;
 	}
-	sock_endpoint(&info->pvm, k->local, &k->lport);
-	sock_endpoint(&info->remote, k->remote, &k->rport);
+	sock_endpoint(&info->pvm, k->local, &k->lport, &k->af);
+	sock_endpoint(&info->remote, k->remote, &k->rport, &k->af);
+	k->cls = sock_class(s, k);
+	ts_us = info->ts_curr.sec * 1000000 + info->ts_curr.ns / 1000;
+	if (created && k->kind != FL_SOCK_SEEN)
+		sock_tap(s, k, k->kind == FL_SOCK_CONNECTED, FL_TCP_SYN, 0, ts_us);
 	/* Cumulative counters only move up: an older observation arriving late changes nothing. */
-	if (info->bytes_in > k->bytes_in)
+	if (info->bytes_in > k->bytes_in) {
+		sock_second(s, k, info->bytes_in - k->bytes_in);
+		sock_tap(s, k, false, FL_TCP_ACK | FL_TCP_PSH, info->bytes_in - k->bytes_in,
+			 ts_us);
 		k->bytes_in = info->bytes_in;
-	if (info->bytes_out > k->bytes_out)
+	}
+	if (info->bytes_out > k->bytes_out) {
+		sock_second(s, k, info->bytes_out - k->bytes_out);
+		sock_tap(s, k, true, FL_TCP_ACK | FL_TCP_PSH, info->bytes_out - k->bytes_out,
+			 ts_us);
 		k->bytes_out = info->bytes_out;
+	}
 	if (info->ts_curr.sec > k->last_s)
 		k->last_s = info->ts_curr.sec;
 	k->seen_s = now_s;
 	if (info->obs == MW_NF_OBS_CLOSE && !k->closed) {
 		k->closed = true;
 		s->closed++;
+		sock_tap(s, k, true, FL_TCP_FIN | FL_TCP_ACK, 0, ts_us);
 	}
 }
 
@@ -183,9 +296,10 @@ void fl_socks_report(struct fl_socks *s, uint64_t end_s, bool partial)
 		if (!k || (!k->closed && k->seen_s < s->interval_start))
 			continue;
 		sock_json(s, k, rows++ > 0);
-		sock_account(s, k);
 		if (k->closed)
-			fl_ftab_del(&s->tab, k);
+			sock_leave(s, k, end_s);
+		else
+			sock_account(s, k);
 	}
 	n = fl_topn_top(&s->talkers, (uint32_t)s->cfg->top_n);
 	fprintf(s->out, "],\"topn_error_bound\":%" PRIu64 ",\"talkers\":[",
@@ -212,6 +326,7 @@ void fl_socks_tick(struct fl_socks *s, uint64_t now_s)
 	uint64_t ri = (uint64_t)s->cfg->report_interval_s, idle = (uint64_t)s->cfg->stream_idle_s;
 	uint32_t i;
 
+	fl_socks_second(s, now_s);
 	if (!s->interval_start)
 		s->interval_start = now_s - now_s % ri;
 	if (now_s >= s->interval_start + ri) {
@@ -221,24 +336,28 @@ void fl_socks_tick(struct fl_socks *s, uint64_t now_s)
 	for (i = 0; i < s->tab.cap; i++) {
 		struct fl_sock *k = fl_ftab_at(&s->tab, i);
 
-		if (k && !k->closed && now_s - k->seen_s >= idle) {
-			sock_account(s, k);
-			fl_ftab_del(&s->tab, k);
-		}
+		if (k && !k->closed && now_s - k->seen_s >= idle)
+			sock_leave(s, k, now_s);
 	}
+	if (s->ipfix)
+		fl_ipfix_flush(s->ipfix);
 }
 
-/* fl_socks_reset() - the stream was lost: forget every socket (they are seen again as "seen") */
-void fl_socks_reset(struct fl_socks *s)
+/**
+ * fl_socks_reset() - the stream was lost or ends: every socket leaves (seen again as "seen")
+ * @s:     socket table
+ * @now_s: wall-clock seconds (IPFIX export time)
+ */
+void fl_socks_reset(struct fl_socks *s, uint64_t now_s)
 {
 	uint32_t i;
 
 	for (i = 0; i < s->tab.cap; i++) {
 		struct fl_sock *k = fl_ftab_at(&s->tab, i);
 
-		if (k) {
-			sock_account(s, k);
-			fl_ftab_del(&s->tab, k);
-		}
+		if (k)
+			sock_leave(s, k, now_s);
 	}
+	if (s->ipfix)
+		fl_ipfix_flush(s->ipfix);
 }

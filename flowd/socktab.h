@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "common/config.h"
+#include "flowd/engine.h"
 #include "flowd/ftab.h"
 #include "flowd/sketch.h"
 #include "netflow/codec.h"
@@ -30,6 +31,8 @@ enum fl_sock_kind {
  * @rep_in, @rep_out: their values at the last report (the interval's delta feeds the talkers)
  * @first_s, @last_s: observation times (CLOCK_REALTIME seconds of mw-pvm)
  * @seen_s:    the local clock when it was last observed (collection)
+ * @af:        4 or 6 once an observation gave the endpoints, else 0
+ * @cls:       enum fl_class (the app's side is the server when it accepted)
  */
 struct fl_sock {
 	uint64_t sockid;
@@ -42,7 +45,13 @@ struct fl_sock {
 	uint64_t rep_in, rep_out;
 	uint64_t first_s, last_s;
 	uint64_t seen_s;
+	uint8_t af;
+	uint8_t cls;
 };
+
+/* A socket record handed to the MAPI flows: a header-only frame, @wirelen the app's bytes. */
+typedef void (*fl_socks_tap)(void *ctx, int index, uint64_t ts_us, const uint8_t *frame,
+			     size_t caplen, uint32_t wirelen);
 
 /**
  * struct fl_socks - the socket table of one Netflow sensor
@@ -50,6 +59,12 @@ struct fl_sock {
  * @obs:     observations taken, @ignored: of them not about a connection (create, bind)
  * @lost:    connections lost with the stream (the table is emptied on a reconnect)
  * @opened, @closed: connections seen to open and to close since start
+ * @inside:  flowd.inside, parsed (the classes)
+ * @sec:     the second being counted (local clock), 0 before the first tick
+ * @second:  per class: observations that moved the app's bytes, and those bytes
+ * @ipfix:   connections leaving the table are exported here, or NULL
+ * @tap:     called with every record (MAPI flows over this sensor), or NULL
+ * @tap_ctx, @tap_index: its first two arguments
  */
 struct fl_socks {
 	const struct mw_flowd_config *cfg;
@@ -60,6 +75,14 @@ struct fl_socks {
 	uint64_t next_id;
 	uint64_t interval_start;
 	uint64_t obs, ignored, opened, closed;
+	struct mw_cidr inside[MW_FLOWD_INSIDE_MAX];
+	int ninside;
+	uint64_t sec;
+	struct fl_counter second[FL_CLS_N];
+	struct fl_ipfix *ipfix;
+	fl_socks_tap tap;
+	void *tap_ctx;
+	int tap_index;
 };
 
 int fl_socks_init(struct fl_socks *s, const struct mw_flowd_config *cfg, FILE *out,
@@ -68,6 +91,7 @@ void fl_socks_fini(struct fl_socks *s);
 void fl_socks_observe(struct fl_socks *s, const struct mw_nf_info *info, uint64_t now_s);
 void fl_socks_tick(struct fl_socks *s, uint64_t now_s);
 void fl_socks_report(struct fl_socks *s, uint64_t end_s, bool partial);
-void fl_socks_reset(struct fl_socks *s);
+void fl_socks_reset(struct fl_socks *s, uint64_t now_s);
+void fl_socks_second(struct fl_socks *s, uint64_t now_s);
 
 #endif /* MW_FLOWD_SOCKTAB_H */

@@ -22,7 +22,7 @@
  *   or changed.
  */
 
-#define MW_MAPI_VERSION	       1
+#define MW_MAPI_VERSION	       2
 #define MW_MAPI_SARG_MAX       256
 #define MW_MAPI_FUNCS_MAX      16
 #define MW_MAPI_SLOT	       2048

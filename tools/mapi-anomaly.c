@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,11 @@
  * mapi-anomaly SCOPE THRESHOLD WINDOW_S: one flow with FANOUT and PORTSCAN at
  * THRESHOLD over windows of WINDOW_S seconds; prints "connected", then, once a
  * second and at SIGINT/SIGTERM, one line per source newly flagged in a window:
- *   fanout SRC distinct=N attempts=N window=START_US
- *   portscan SRC distinct=N attempts=N window=START_US
+ *   fanout SRC distinct=N attempts=N rejected=0 window=START_US
+ *   portscan SRC distinct=N attempts=N rejected=N window=START_US
+ * (rejected: attempts answered by a RST from a closed port), and at the end
+ * every flagged row of both windows as it is then, as "final fanout ..." and
+ * "final portscan ...".
  */
 
 static volatile sig_atomic_t stop;
@@ -26,8 +30,8 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* One flagged row, printed once per (kind, source, window) for this process. */
-static void show(const char *kind, const struct mapi_anomaly_row *r, uint64_t window)
+/* One flagged row, printed once per (kind, source, window) for this process, or always if @final. */
+static void show(const char *kind, const struct mapi_anomaly_row *r, uint64_t window, bool final)
 {
 	static char seen[64][96];
 	static int nseen;
@@ -39,17 +43,18 @@ static void show(const char *kind, const struct mapi_anomaly_row *r, uint64_t wi
 	else
 		inet_ntop(AF_INET6, r->addr, addr, sizeof(addr));
 	snprintf(key, sizeof(key), "%s %s %llu", kind, addr, (unsigned long long)window);
-	for (i = 0; i < nseen; i++)
+	for (i = 0; !final && i < nseen; i++)
 		if (!strcmp(seen[i], key))
 			return;
-	if (nseen < 64)
+	if (!final && nseen < 64)
 		snprintf(seen[nseen++], sizeof(seen[0]), "%s", key);
-	printf("%s %s distinct=%llu attempts=%llu window=%llu\n", kind, addr,
-	       (unsigned long long)r->distinct, (unsigned long long)r->attempts,
+	printf("%s%s %s distinct=%llu attempts=%llu rejected=%llu window=%llu\n",
+	       final ? "final " : "", kind, addr, (unsigned long long)r->distinct,
+	       (unsigned long long)r->attempts, (unsigned long long)r->rejected,
 	       (unsigned long long)window);
 }
 
-static int report(int fd, int fid, const char *kind, uint64_t window_us)
+static int report(int fd, int fid, const char *kind, uint64_t window_us, bool final)
 {
 	const struct mapi_anomaly *a;
 	struct mapi_result r;
@@ -60,9 +65,9 @@ static int report(int fd, int fid, const char *kind, uint64_t window_us)
 	a = r.res;
 	/* The last window's rows are final; the current one's as they are now. */
 	for (i = 0; i < a->n_last && a->window_start_us >= window_us; i++)
-		show(kind, &a->last[i], a->window_start_us - window_us);
+		show(kind, &a->last[i], a->window_start_us - window_us, final);
 	for (i = 0; i < a->n_cur; i++)
-		show(kind, &a->cur[i], a->window_start_us);
+		show(kind, &a->cur[i], a->window_start_us, final);
 	fflush(stdout);
 	return 0;
 }
@@ -95,13 +100,16 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	while (!stop) {
 		nanosleep(&tick, NULL);
-		if (report(fd, fan, "fanout", (uint64_t)window * 1000000) ||
-		    report(fd, scan, "portscan", (uint64_t)window * 1000000)) {
+		if (report(fd, fan, "fanout", (uint64_t)window * 1000000, false) ||
+		    report(fd, scan, "portscan", (uint64_t)window * 1000000, false)) {
 			fprintf(stderr, "mapi_read_results: %s (%s)\n", strerror(errno),
 				mapi_last_error());
 			return 1;
 		}
 	}
+	if (report(fd, fan, "fanout", (uint64_t)window * 1000000, true) ||
+	    report(fd, scan, "portscan", (uint64_t)window * 1000000, true))
+		return 1;
 	mapi_close_flow(fd);
 	return 0;
 }

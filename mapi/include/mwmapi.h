@@ -58,7 +58,9 @@ extern "C" {
  *
  * Errors: -1 with errno set (EACCES: the user may not use mw-flowd's sensors;
  * ENODEV: a sensor not in the scope of mw-flowd; EINVAL: bad function or
- * argument; EALREADY: apply after connect; ECONNREFUSED: mw-flowd not running).
+ * argument; EALREADY: apply after connect; ECONNREFUSED: mw-flowd not running;
+ * ENOSPC: mw-flowd's flow table is full, or this process holds
+ * flowd.mapi_client_flows flows; EUSERS: its client table is full).
  * mapi_last_error() is the daemon's message for the calling thread.
  * The socket is $MW_MAPI_SOCKET, or /run/mwcomms/flowd.sock.
  */
@@ -104,6 +106,7 @@ struct mapi_anomaly_row {
 	uint8_t addr[16];  /* the source (IPv4 as ::ffff:a.b.c.d) */
 	uint64_t distinct; /* distinct destinations or ports, estimated, at most attempts */
 	uint64_t attempts; /* its connection attempts in the window */
+	uint64_t rejected; /* PORTSCAN: of them answered from a closed port (RST+ACK, seq 0) */
 };
 
 #define MAPI_ANOMALY_ROWS 16

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "flowd/decode.h"
 #include "flowd/socktab.h"
 #include "tests/fuzz/fz_input.h"
 
@@ -12,8 +13,24 @@
  * an observation's 116 bytes as mw-flowd's link reads them (framed and decoded
  * by the Netflow codec; what does not decode is skipped, as the link would drop
  * the stream).  The table of 16 entries fills at once, so the full, report,
- * collection and reset paths run as often as observe does.
+ * collection and reset paths run as often as observe does.  Every record a MAPI
+ * flow would get (a header-only frame, sockframe.c) must decode, with its
+ * endpoints' ports; the classes use an inside network.
  */
+
+static void tap(void *ctx, int index, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+		uint32_t wirelen)
+{
+	struct fl_pkt p;
+
+	(void)ctx;
+	(void)index;
+	(void)ts_us;
+	(void)wirelen;
+	if (fl_decode_ether(&p, frame, caplen) != FL_DECODE_OK || !p.has_ports || p.proto != 6)
+		__builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct mw_config cfg;
@@ -29,10 +46,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cfg.flowd.sketch_counters = 4;
 		cfg.flowd.report_interval_s = 2;
 		cfg.flowd.stream_idle_s = 3;
+		snprintf(cfg.flowd.inside[0], sizeof(cfg.flowd.inside[0]), "10.0.0.0/8");
+		cfg.flowd.inside_count = 1;
 		devnull = fopen("/dev/null", "w");
 	}
 	if (fl_socks_init(&s, &cfg.flowd, devnull, "fuzz", err, sizeof(err)))
 		return 0;
+	s.tap = tap;
 	while (in.left) {
 		uint8_t step = fz_u8(&in);
 		uint8_t buf[MW_NF_INFO_SIZE] = { 0 };
@@ -50,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (step & 0x80)
 			fl_socks_tick(&s, now);
 		if (step == 0xff)
-			fl_socks_reset(&s);
+			fl_socks_reset(&s, now);
 	}
 	fl_socks_report(&s, now, true);
 	fl_socks_fini(&s);

@@ -12,7 +12,9 @@
 #     the tutorial's anonymised capture) the same frames' ports, flags and lengths,
 #     neither real address, one consistent mapping, the two addresses' common
 #     prefix kept (30 bits), and payloads cut after the TCP header; tools/mapi-anomaly
-#     (FANOUT and PORTSCAN) flags the client for both, and nothing else; tools/mapi-rates
+#     (FANOUT and PORTSCAN) flags the client for both, and nothing else, PORTSCAN's
+#     attempts and closed-port RSTs (RST+ACK, sequence 0, to the client) equal
+#     tcpdump's counts on the capture; tools/mapi-rates
 #     (two flows, dst/src net SERVER/32): totals equal tcpdump's packets and bytes per
 #     direction; tools/mapi-sigsearch (STR_SEARCH "GET /blob"): matches and the frames
 #     printed through TO_BUFFER are tcpdump's five GET requests, none at depth 60; tools/mw-top --batch shows
@@ -27,6 +29,10 @@
 # (4) log rotation: the report moved away, SIGHUP, per-second lines go to a new file.
 # (5) the watched interface is deleted: mw-flowd says so, does not spin on the
 #     dead socket (CPU time stays low), keeps serving, and stops cleanly.
+# (6) the flow and client tables (allocated at start): one process (libmwmapi through
+#     ctypes) holds flowd.mapi_client_flows = 3 flows; its 4th is refused with ENOSPC
+#     and the reason, the refusal is counted in the "mapi" line at shutdown, and
+#     a flow closed frees its slot for the next.
 source "$(dirname "$0")/lib.sh"
 
 mw_require_root
@@ -58,7 +64,7 @@ SOCK=$MW_RUNTIME_DIR/flowd.sock
 export MW_MAPI_SOCKET=$SOCK
 mw_write_config "$MW_TMP/flowd.conf" "flowd: { interfaces = [ \"$VC\", \"$DUM\" ]; inside = [ \"$SRV_IP/32\" ];
 	report_file = \"$MW_TMP/report.json\"; mapi_socket = \"$SOCK\"; mapi_group = \"$GROUP\";
-	mapi_sensor_groups = [ \"$VGROUP:$VC\" ]; };"
+	mapi_sensor_groups = [ \"$VGROUP:$VC\" ]; mapi_client_flows = 3; };"
 PCAP=$MW_TMP/traffic.pcap
 mw_spawn tcpdump ip netns exec "$NS_CLI" tcpdump -i "$VC" -nn -U -w "$PCAP"
 mw_wait_for "[ \$(packet_sockets) -ge 1 ]" || mw_fail "tcpdump did not start"
@@ -169,6 +175,16 @@ mw_stop anomaly
 awk -v c="$CLI_IP" '/^(fanout|portscan) / && $2 != c {bad = 1} END {exit bad}' "$(mw_logfile anomaly)" ||
 	mw_fail "FANOUT/PORTSCAN flagged more than the client: $(cat "$(mw_logfile anomaly)")"
 mw_log "anomalies: $(grep -v connected "$(mw_logfile anomaly)" | tr '\n' ';')"
+# PORTSCAN's closed-port count: the RSTs answering a SYN (RST+ACK, sequence 0) to the
+# client, as tcpdump saw them; attempts: its SYNs without ACK and UDP datagrams.
+rsts=$(tcpdump -nn -r "$PCAP" "dst host $CLI_IP and tcp[tcpflags] & (tcp-rst|tcp-ack|tcp-syn) == (tcp-rst|tcp-ack) and tcp[4:4] = 0" 2>/dev/null | wc -l)
+tries=$(tcpdump -nn -r "$PCAP" "src host $CLI_IP and ((tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn) or udp)" 2>/dev/null | wc -l)
+got=$(awk -v c="$CLI_IP" '$1 == "final" && $2 == "portscan" && $3 == c {
+	split($6, r, "="); split($5, a, "="); rej += r[2]; att += a[2]} END {print rej + 0, att + 0}' "$(mw_logfile anomaly)")
+if [ "$rsts" -le 50 ] || [ "$got" != "$rsts $tries" ]; then
+	mw_fail "PORTSCAN rejected/attempts: mapi $got, tcpdump $rsts $tries: $(grep final "$(mw_logfile anomaly)")"
+fi
+mw_log "portscan: $rsts closed-port RSTs and $tries attempts, as tcpdump"
 mw_wait_for "! kill -0 $(mw_pid anoncap) && ! kill -0 $(mw_pid anonbig)" 5 ||
 	mw_fail "mapi-capture --anonymize did not get its frames"
 "$PY" - "$(mw_logfile capture)" "$(mw_logfile anoncap)" "$(mw_logfile anonbig)" "$CLI_IP" "$SRV_IP" <<'PYEOF' ||
@@ -224,6 +240,25 @@ grep -q "mapi: sensor \"$DUM\" is not allowed to uid $NOBODY" "$(mw_logfile flow
 out=$("$WEBCOUNT" "lo,$VC" 2>&1) && mw_fail "a scope with an unwatched interface was accepted"
 echo "$out" | grep -q 'No such device (no live sensor "lo")' || mw_fail "bad scope not explained: $out"
 
+# --- (6) the flow and client tables ----------------------------------------------------
+MAPI_LIB=$MW_BUILD_DIR/mapi/libmwmapi.so MAPI_SCOPE=$VC python3 - <<'PYEOF' || mw_fail "flowd.mapi_client_flows not enforced"
+import ctypes, os
+lib = ctypes.CDLL(os.environ["MAPI_LIB"], use_errno=True)
+lib.mapi_last_error.restype = ctypes.c_char_p
+scope = os.environ["MAPI_SCOPE"].encode()
+fds = [lib.mapi_create_flow(scope) for _ in range(3)]
+assert all(fd >= 0 for fd in fds), f"3 flows within the limit: {fds} {lib.mapi_last_error()}"
+assert all(lib.mapi_connect(fd) == 0 for fd in fds), lib.mapi_last_error()
+fd = lib.mapi_create_flow(scope)
+err, msg = ctypes.get_errno(), lib.mapi_last_error().decode()
+assert fd < 0 and err == 28, f"4th flow: fd {fd} errno {err} {msg}"
+assert msg == "mw-flowd: too many flows for this process (flowd.mapi_client_flows)", msg
+lib.mapi_close_flow(fds[0])
+fd = lib.mapi_create_flow(scope)
+assert fd >= 0, f"a freed slot not reused: {lib.mapi_last_error()}"
+print("client table: 3 flows held, the 4th refused, a freed slot reused")
+PYEOF
+
 # --- (4) SIGHUP reopens the report ------------------------------------------------------
 mw_wait_for "grep -q '\"type\":\"second\"' '$MW_TMP/report.json'" || mw_fail "no per-second lines in the report"
 mv "$MW_TMP/report.json" "$MW_TMP/report.json.1"
@@ -241,4 +276,8 @@ cpu1=$(awk '{print $14 + $15}' "/proc/$(pgrep -f "mw-flowd -c $MW_TMP/flowd.conf
 [ $((cpu1 - cpu0)) -lt 20 ] || mw_fail "mw-flowd spins after losing its interface ($((cpu1 - cpu0)) ticks in 1 s)"
 mw_stop flowd
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-flowd exited $MW_EXIT_STATUS"
+mapi_line=$(grep '"type":"mapi"' "$MW_TMP/report.json" | tail -1)
+echo "$mapi_line" | grep -Eq '"clients":\{"used":[0-9]+,"max":16,"drops":0\},"client_flows":\{"max":3,"drops":1\}' ||
+	mw_fail "the refusal is not counted in the mapi line: $mapi_line"
+echo "$mapi_line" | grep -Eq '"flows":\{"used":[0-9]+,"max":64,"drops":0\}' || mw_fail "flow table: $mapi_line"
 mw_log "PASS"

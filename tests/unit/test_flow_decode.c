@@ -19,6 +19,10 @@ static void test_ipv4_tcp(void **state)
 	struct fl_pkt p;
 
 	(void)state;
+	f[38] = 0x12; /* sequence number 0x12345678 */
+	f[39] = 0x34;
+	f[40] = 0x56;
+	f[41] = 0x78;
 	assert_int_equal(fl_decode_ether(&p, f, n), FL_DECODE_OK);
 	assert_int_equal(p.family, 4);
 	assert_int_equal(p.proto, 6);
@@ -26,6 +30,7 @@ static void test_ipv4_tcp(void **state)
 	assert_int_equal(p.sport, 40000);
 	assert_int_equal(p.dport, 80);
 	assert_int_equal(p.tcp_flags, FL_TCP_SYN);
+	assert_int_equal(p.tcp_seq, 0x12345678);
 	assert_int_equal(p.ip_len, 40);
 	assert_memory_equal(p.src, mapped_prefix, 12);
 	inet_pton(AF_INET, "192.0.2.7", want);

@@ -289,6 +289,23 @@ static void test_anomalies(void **state)
 	assert_in_range(ps->cur[0].distinct, 52, 60);
 	assert_int_equal(ps->flagged, 1);
 	assert_int_equal(ps->n_last, 0);
+	/* Closed ports: RST+ACK with sequence 0 to the scanner counts; a RST with another
+	 * sequence number (an abort), without ACK, or to a source with no attempts does not. */
+	for (i = 0; i < 20; i++)
+		fx_syn(x, t, "10.0.0.2", "10.0.0.8", 1, FL_TCP_RST | FL_TCP_ACK);
+	{
+		uint8_t f[128];
+		size_t n = ff_v4(f, "10.0.0.2", "10.0.0.8", 6, 1, 40000, FL_TCP_RST | FL_TCP_ACK, 0);
+
+		f[41] = 7; /* sequence number 7 */
+		fl_mapi_packet(&x->m, 0, t, f, n, (uint32_t)n);
+	}
+	fx_syn(x, t, "10.0.0.2", "10.0.0.8", 1, FL_TCP_RST);
+	fx_syn(x, t, "10.0.0.2", "10.0.0.99", 1, FL_TCP_RST | FL_TCP_ACK);
+	assert_int_equal(ps->cur[0].rejected, 20);
+	assert_int_equal(ps->cur[0].attempts, 60);
+	assert_int_equal(fo->cur[0].rejected, 0);
+	assert_int_equal(ps->n_cur, 1);
 	/* The next window: the flags move to last, the new window starts clean. */
 	fx_syn(x, TS0 + 12 * 1000000, "10.0.0.7", "10.0.0.2", 80, FL_TCP_SYN);
 	assert_int_equal(fo->window_start_us, TS0 + 10 * 1000000);
@@ -379,6 +396,45 @@ static void test_refusals(void **state)
 	assert_int_equal(fx_req(x, 77, 0, NULL, 0, 0, NULL), -EINVAL);
 }
 
+/* The flow and client tables: fixed at open, refusals counted, slots and entries reused. */
+static void test_tables(void **state)
+{
+	struct fl_mapi_flow *flows[3] = { NULL }, pool[3], *f[4];
+	struct fl_mapi_client clients[2];
+	struct fl_mapi m = { .flows = flows, .pool = pool, .clients = clients, .max_flows = 3,
+			     .max_clients = 2, .client_flows = 2 };
+	const char *why = NULL;
+
+	(void)state;
+	memset(clients, 0, sizeof(clients));
+	assert_int_equal(fl_mapi_take(&m, 100, 1, &f[0], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 100, 1, &f[1], &why), 0);
+	assert_ptr_not_equal(f[0], f[1]);
+	assert_int_equal(m.nclients, 1);
+	assert_int_equal(fl_mapi_take(&m, 100, 1, &f[2], &why), -ENOSPC);
+	assert_string_equal(why, "too many flows for this process (flowd.mapi_client_flows)");
+	assert_int_equal(m.client_flow_drops, 1);
+	assert_int_equal(fl_mapi_take(&m, 200, 2, &f[2], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 300, 3, &f[3], &why), -ENOSPC);
+	assert_string_equal(why, "flow table full (flowd.mapi_max_flows)");
+	assert_int_equal(m.flow_drops, 1);
+	fl_mapi_put(&m, f[0]);
+	assert_int_equal(fl_mapi_take(&m, 300, 3, &f[3], &why), -EUSERS);
+	assert_string_equal(why, "client table full (flowd.mapi_max_clients)");
+	assert_int_equal(m.client_drops, 1);
+	fl_mapi_put(&m, f[2]); /* pid 200's last flow: its entry is free */
+	assert_int_equal(m.nclients, 1);
+	assert_int_equal(fl_mapi_take(&m, 300, 3, &f[3], &why), 0);
+	assert_true(f[3] >= pool && f[3] < pool + 3);
+	assert_ptr_equal(f[3]->srv, &m);
+	assert_int_equal(m.nflows, 2);
+	assert_int_equal(m.nclients, 2);
+	fl_mapi_put(&m, f[1]);
+	fl_mapi_put(&m, f[3]);
+	assert_int_equal(m.nflows, 0);
+	assert_int_equal(m.nclients, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +446,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_anonymize, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sensor_acl, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_anomalies, fx_setup, fx_teardown),
+		cmocka_unit_test(test_tables),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test_flow_socks.c - socktab.c: Netflow observations into socket flows, talkers, full table,
  * collection */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,8 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include "flowd/decode.h"
 #include "flowd/socktab.h"
 
 #define T0 1700000040ULL /* a multiple of 60 */
@@ -167,8 +172,130 @@ static void test_full_and_idle(void **state)
 	assert_non_null(strstr(text(f), "\"sock\":\"77\",\"kind\":\"seen\""));
 	assert_non_null(strstr(text(f), "\"drops\":4}"));
 	/* A lost stream forgets every socket. */
-	fl_socks_reset(&f->s);
+	fl_socks_reset(&f->s, 0);
 	assert_int_equal(f->s.tab.count, 0);
+}
+
+/* The records a MAPI flow over the sensor sees, decoded back. */
+struct taps {
+	int n;
+	struct fl_pkt p[8];
+	uint32_t wirelen[8];
+};
+
+static void tap(void *ctx, int index, uint64_t ts_us, const uint8_t *frame, size_t caplen,
+		uint32_t wirelen)
+{
+	struct taps *t = ctx;
+
+	assert_int_equal(index, 3);
+	assert_true(ts_us >= T0 * 1000000);
+	assert_true(t->n < 8);
+	assert_int_equal(fl_decode_ether(&t->p[t->n], frame, caplen), FL_DECODE_OK);
+	t->wirelen[t->n++] = wirelen;
+}
+
+static void tap_is(const struct taps *t, int i, const char *src, uint16_t sport, uint16_t dport,
+		   uint8_t flags, uint32_t bytes)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	assert_true(i < t->n);
+	assert_non_null(inet_ntop(AF_INET, t->p[i].src + 12, text, sizeof(text)));
+	assert_string_equal(text, src);
+	assert_int_equal(t->p[i].proto, 6);
+	assert_int_equal(t->p[i].sport, sport);
+	assert_int_equal(t->p[i].dport, dport);
+	assert_int_equal(t->p[i].tcp_flags, flags);
+	assert_int_equal(t->wirelen[i], bytes);
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Classes per second from the app's bytes, MAPI records, IPFIX records of a closed socket. */
+static void test_classes_records_ipfix(void **state)
+{
+	struct fx *f = *state;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct timeval tv = { 2, 0 };
+	socklen_t sl = sizeof(sin);
+	struct fl_ipfix x;
+	struct taps t = { 0 };
+	char err[128], addr[64];
+	uint8_t m[1500];
+	const uint8_t *set;
+	ssize_t n;
+	int c = socket(AF_INET, SOCK_DGRAM, 0);
+
+	fl_socks_fini(&f->s);
+	strcpy(f->cfg.flowd.inside[0], "10.0.0.0/8");
+	f->cfg.flowd.inside_count = 1;
+	assert_int_equal(
+		fl_socks_init(&f->s, &f->cfg.flowd, f->out, "netflow:/x", err, sizeof(err)), 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(c, (struct sockaddr *)&sin, &sl), 0);
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+	assert_int_equal(fl_ipfix_open(&x, addr, 1, 60, err, sizeof(err)), 0);
+	f->s.ipfix = &x;
+	f->s.tap = tap;
+	f->s.tap_ctx = &t;
+	f->s.tap_index = 3;
+
+	fl_socks_tick(&f->s, T0);
+	/* Accepted on port 80 from outside: inweb.  Connected from the app to port 25: out. */
+	obs(f, MW_NF_OBS_ACCEPT, 100, 5, 40000, 0, 0, T0);
+	obs(f, MW_NF_OBS_RECV, 100, 5, 40000, 78, 0, T0);
+	obs(f, MW_NF_OBS_SEND, 100, 5, 40000, 78, 5000, T0);
+	obs(f, MW_NF_OBS_CONNECT, 200, 6, 25, 0, 0, T0);
+	obs(f, MW_NF_OBS_SEND, 200, 6, 25, 0, 300, T0);
+	fl_socks_tick(&f->s, T0 + 1);
+	assert_non_null(strstr(
+		text(f), "{\"type\":\"second\",\"sensor\":\"netflow:/x\",\"ts\":1700000040,"
+			 "\"in\":{\"pkts\":0,\"bytes\":0},\"out\":{\"pkts\":1,\"bytes\":300},"
+			 "\"inweb\":{\"pkts\":2,\"bytes\":5078},\"outweb\":{\"pkts\":0,\"bytes\":0},"
+			 "\"internal\":{\"pkts\":0,\"bytes\":0},\"other\":{\"pkts\":0,\"bytes\":0},"
+			 "\"total\":{\"pkts\":3,\"bytes\":5378}}\n"));
+	assert_int_equal(t.n, 5);
+	tap_is(&t, 0, "192.0.2.5", 40000, 80, FL_TCP_SYN, 0);
+	tap_is(&t, 1, "192.0.2.5", 40000, 80, FL_TCP_ACK | FL_TCP_PSH, 78);
+	tap_is(&t, 2, "10.0.0.1", 80, 40000, FL_TCP_ACK | FL_TCP_PSH, 5000);
+	tap_is(&t, 3, "10.0.0.1", 80, 25, FL_TCP_SYN, 0);
+	tap_is(&t, 4, "10.0.0.1", 80, 25, FL_TCP_ACK | FL_TCP_PSH, 300);
+
+	/* Closed: reported at the interval's end, then exported, one record per direction. */
+	obs(f, MW_NF_OBS_CLOSE, 100, 5, 40000, 78, 5000, T0 + 2);
+	tap_is(&t, 5, "10.0.0.1", 80, 40000, FL_TCP_FIN | FL_TCP_ACK, 0);
+	fl_socks_tick(&f->s, T0 + 10);
+	assert_int_equal(x.records, 2);
+	n = recv(c, m, sizeof(m), 0);
+	assert_true(n > 16);
+	set = (m[16] << 8 | m[17]) == 2 ? m + 16 + (m[18] << 8 | m[19]) : m + 16;
+	assert_int_equal(set[0] << 8 | set[1], 256);
+	assert_int_equal(set[2] << 8 | set[3], 4 + 2 * 46);
+	/* out: the app to the peer, its bytes_out; in: the peer to the app, its bytes_in */
+	assert_memory_equal(set + 4, ((uint8_t[]){ 10, 0, 0, 1, 192, 0, 2, 5, 0, 80, 0x9c, 0x40, 6 }),
+			    13);
+	assert_int_equal(rd64(set + 4 + 14), 5000);
+	assert_int_equal(rd64(set + 4 + 30), (T0 + 0) * 1000);
+	assert_int_equal(rd64(set + 4 + 38), (T0 + 2) * 1000);
+	assert_memory_equal(set + 50, ((uint8_t[]){ 192, 0, 2, 5, 10, 0, 0, 1, 0x9c, 0x40, 0, 80, 6 }),
+			    13);
+	assert_int_equal(rd64(set + 50 + 14), 78);
+	/* The still-open socket is exported when the stream goes. */
+	fl_socks_reset(&f->s, T0 + 11);
+	assert_int_equal(x.records, 3);
+	fl_ipfix_close(&x);
+	close(c);
 }
 
 int main(void)
@@ -177,6 +304,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connection_lifecycle, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_talkers_per_interval, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full_and_idle, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_classes_records_ipfix, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
