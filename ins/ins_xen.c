@@ -40,11 +40,14 @@
  */
 int ins_xen_prepare(struct ins *ins, struct mw_ins_config *cfg, char *err, size_t errlen)
 {
+	char why[224];
 	int domid, ret;
 
-	ret = mw_keystore_open(&ins->xen_ks, "xenstore", NULL, err, errlen);
-	if (ret)
+	ret = mw_keystore_open(&ins->xen_ks, "xenstore", NULL, why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "ins.channel xen: %s", why);
 		return ret;
+	}
 	domid = mw_keystore_domid(ins->xen_ks);
 	if (domid <= 0) {
 		snprintf(err, errlen, "ins.channel xen: %s",
