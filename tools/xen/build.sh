@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# build.sh - the images of the emulated Xen machine, from Debian packages only
+#
+#   tools/xen/build.sh BUILD_DIR
+#
+# Writes BUILD_DIR/xen/:
+#   xen            the hypervisor ELF (xen-hypervisor-4.17-amd64, gunzipped): QEMU -kernel
+#   vmlinuz        Debian's generic kernel (linux-image-amd64): dom0 and the INS domU
+#   dom0.cpio.gz   dom0: busybox, the Xen tools and their libraries, xenstored,
+#                  xenconsoled, vif-bridge, the mwcomms daemons and the shim, the guest
+#                  image under /var/lib/mw/xen/ (dom0-init.sh is its /init)
+#   ins.cpio.gz    the INS domU: busybox, mw-ins and its libraries (guest-init.sh)
+# The packages are fetched with apt-get download into BUILD_DIR/xen/debs (once) and
+# unpacked with dpkg-deb -x into BUILD_DIR/xen/pkgroot: nothing is installed on the
+# host. An image is rebuilt only when one of its inputs is newer, so a rerun is quick.
+# Needs (tools/setup.sh): busybox-static, cpio, libxen-dev (the Xen tools' libraries),
+# iproute2 and bash (copied into dom0 for the hotplug scripts).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools/xen/rootfs.sh
+. "$here/rootfs.sh"
+
+[ $# -eq 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
+build=$(cd "$1" && pwd)
+out=$build/xen
+mkdir -p "$out"
+
+# The packages of the emulated machine (docs/xen.md); the kernel is whatever
+# linux-image-amd64 points at.
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
+[ -n "$kpkg" ] || { echo "build: apt-cache knows no linux-image-amd64 (apt-get update?)" >&2; exit 1; }
+pkgs=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils "$kpkg")
+
+fetch() {
+	local stamp=$out/pkgroot.stamp want
+	want=${pkgs[*]}
+	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
+	echo "build: fetching ${pkgs[*]}"
+	rm -rf "$out/debs" "$out/pkgroot"
+	mkdir -p "$out/debs" "$out/pkgroot"
+	(cd "$out/debs" && apt-get download -q "${pkgs[@]}" 2>&1 | grep -v "^W: Download is performed unsandboxed" >&2 || true)
+	local d n=0
+	for d in "$out"/debs/*.deb; do
+		dpkg-deb -x "$d" "$out/pkgroot"
+		n=$((n + 1))
+	done
+	[ "$n" -eq ${#pkgs[@]} ] || { echo "build: got $n of ${#pkgs[@]} packages" >&2; exit 1; }
+	echo "$want" >"$stamp"
+}
+
+# stale OUT INPUT...: true when OUT is missing or older than any INPUT.
+stale() {
+	local o=$1 i
+	shift
+	[ -e "$o" ] || return 0
+	for i in "$@"; do
+		[ "$i" -nt "$o" ] && return 0
+	done
+	return 1
+}
+
+fetch
+pr=$out/pkgroot
+kver=$(basename "$(ls -d "$pr"/lib/modules/*/ | head -n 1)")
+modroot=$pr/lib/modules/$kver
+xenbin=$pr/usr/lib/xen-4.17/bin
+
+if stale "$out/xen" "$pr/boot/xen-4.17-amd64.gz"; then
+	gunzip -c "$pr/boot/xen-4.17-amd64.gz" >"$out/xen.tmp" && mv "$out/xen.tmp" "$out/xen"
+fi
+stale "$out/vmlinuz" "$pr/boot/vmlinuz-$kver" && cp "$pr/boot/vmlinuz-$kver" "$out/vmlinuz"
+
+mwbins=("$build/ins/mw-ins" "$build/pvm/mw-pvm" "$build/balancer/mw-balancer"
+	"$build/shim/libmwshim.so")
+for f in "${mwbins[@]}"; do
+	[ -x "$f" ] || { echo "build: $f missing: build mwcomms first" >&2; exit 1; }
+done
+
+# --- the INS domU ---------------------------------------------------------------------
+if stale "$out/ins.cpio.gz" "$out/pkgroot.stamp" "$here/guest-init.sh" "$here/rootfs.sh" \
+	"$here/build.sh" "$build/ins/mw-ins"; then
+	echo "build: ins.cpio.gz"
+	t=$out/ins.tree
+	rm -rf "$t"
+	mkdir -p "$t"/{proc,sys,dev,run,tmp,etc}
+	rootfs_busybox "$t"
+	rootfs_bin "$t" "$build/ins/mw-ins" /usr/local/sbin/mw-ins
+	for b in xenstore-read xenstore-write xenstore-exists xenstore-list xenstore-rm \
+		xenstore-watch; do
+		rootfs_bin "$t" "$pr/usr/bin/$b" "/usr/bin/$b"
+	done
+	# netfront for eth0; the device modules the Xen channel of mw-ins will use.
+	rootfs_modules "$t" "$modroot" xen-netfront xen-evtchn xen-gntdev xen-gntalloc \
+		xen-privcmd xenfs
+	install -m 0755 "$here/guest-init.sh" "$t/init"
+	rootfs_cpio "$t" "$out/ins.cpio.gz"
+	rm -rf "$t"
+fi
+
+# --- dom0 -------------------------------------------------------------------------------
+if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinuz" "$here/dom0-init.sh" \
+	"$here/rootfs.sh" "$here/build.sh" "${mwbins[@]}"; then
+	echo "build: dom0.cpio.gz"
+	t=$out/dom0.tree
+	rm -rf "$t"
+	mkdir -p "$t"/{proc,sys,dev,run,tmp,root,etc/xen,var/lib/mw/xen}
+	rootfs_busybox "$t"
+	# Full bash and iproute2 for /etc/xen/scripts/vif-bridge (bash, "ip link set master").
+	rootfs_bin "$t" /bin/bash /bin/bash
+	rm -f "$t/sbin/ip" "$t/bin/ip"
+	rootfs_bin "$t" "$(command -v ip)" /sbin/ip
+	rootfs_bin "$t" "$(command -v flock)" /usr/bin/flock # locking.sh; not in busybox
+	ROOTFS_LIBPATH=$pr/usr/lib/x86_64-linux-gnu
+	for b in xl xenstored xenconsoled xen-init-dom0 xenconsole libxl-save-helper; do
+		rootfs_bin "$t" "$xenbin/$b" "/usr/lib/xen-4.17/bin/$b"
+	done
+	for b in "$pr"/usr/bin/xenstore-*; do
+		[ -L "$b" ] || rootfs_bin "$t" "$b" "/usr/bin/$(basename "$b")"
+	done
+	ROOTFS_LIBPATH=
+	# pthread_cancel in the Xen tools dlopens libgcc_s: ldd does not list it.
+	g=$(readlink -f /lib/x86_64-linux-gnu/libgcc_s.so.1)
+	install -D -m 0644 "$g" "$t/lib/x86_64-linux-gnu/libgcc_s.so.1"
+	cp -a "$pr/etc/xen/scripts" "$t/etc/xen/"
+	[ -e "$pr/etc/xen/xl.conf" ] && cp "$pr/etc/xen/xl.conf" "$t/etc/xen/"
+	rootfs_modules "$t" "$modroot" xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs \
+		xen-netback llc stp bridge
+	rootfs_bin "$t" "$build/ins/mw-ins" /usr/local/sbin/mw-ins
+	rootfs_bin "$t" "$build/pvm/mw-pvm" /usr/local/sbin/mw-pvm
+	rootfs_bin "$t" "$build/balancer/mw-balancer" /usr/local/sbin/mw-balancer
+	rootfs_bin "$t" "$build/shim/libmwshim.so" /usr/local/lib/libmwshim.so
+	cp "$out/vmlinuz" "$t/var/lib/mw/xen/vmlinuz"
+	cp "$out/ins.cpio.gz" "$t/var/lib/mw/xen/ins.cpio.gz"
+	install -m 0755 "$here/dom0-init.sh" "$t/init"
+	rootfs_cpio "$t" "$out/dom0.cpio.gz"
+	rm -rf "$t"
+fi
+ls -l "$out/xen" "$out/vmlinuz" "$out/dom0.cpio.gz" "$out/ins.cpio.gz" | awk '{ print "build:", $5, $NF }'
