@@ -55,9 +55,18 @@ say "INS $id: eth0 $ip gateway $gw"
 xs ip "$ip"
 
 mkdir -p /run/mwcomms
-# Until mw-ins can join mw-pvm over the Xen channel it retries ins.pvm_socket (a path
-# that does not exist in the domU) with back-off; it runs, but serves nothing yet.
-mw-ins --id "$id" --log-level info 2>&1 &
+# A domain dom0 admitted to the Xen channel (mw-balancer's xl backend, or a test, made
+# /mw/ins/DOMID owned by it before it ran) joins mw-pvm there: ins.channel = "xen", and
+# its INS id is its domid.  Otherwise mw-ins retries ins.pvm_socket (a path that does not
+# exist in the domU) with back-off; it runs, but serves nothing.
+set --
+domid=$(xenstore-read domid 2>/dev/null)
+if [ -n "$domid" ] && xenstore-exists "/mw/ins/$domid" 2>/dev/null; then
+	printf 'ins: { channel = "xen"; };\n' >/run/mwcomms.conf
+	set -- -c /run/mwcomms.conf
+	say "INS $id: joining mw-pvm over the Xen channel as INS $domid"
+fi
+mw-ins --id "$id" "$@" --log-level info 2>&1 &
 pid=$!
 sleep 1
 kill -0 "$pid" 2>/dev/null && xs ins "running $pid"
