@@ -619,8 +619,8 @@ static int xen_answer(struct mw_channel *ch, struct xen_state *xs, struct mw_key
 	}
 	port = xenevtchn_bind_unbound_port(xs->xce, ins_domid);
 	if (port < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "event channel for domain %u: %s", ins_domid, strerror(errno));
+		ret = errno ? -errno : -EIO;
+		snprintf(err, errlen, "event channel for domain %u: %s", ins_domid, strerror(-ret));
 		goto fail;
 	}
 	xs->port = (evtchn_port_t)port;
@@ -719,6 +719,8 @@ int mw_channel_xen_answer(struct mw_channel *ch, struct mw_keystore *ks, uint16_
 	ret = xen_answer(ch, xs, ks, ins_domid, mine, hello_text, err, errlen);
 	if (ret)
 		xen_state_free(xs, NULL);
+	else
+		ch->backend = xs; /* as xen_answer() left it: the channel owns it */
 	return ret;
 }
 
@@ -790,6 +792,7 @@ int mw_channel_xen_offer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t
 		xen_state_free(xs, NULL);
 		return ret;
 	}
+	ch->backend = xs; /* as xen_answer() left it: the channel owns it */
 	ret = mw_xen_key(key, sizeof(key), ins_domid, "vm_evt_chn_is_bound");
 	if (!ret)
 		ret = xen_wait_key(ks, key, text, sizeof(text), deadline);

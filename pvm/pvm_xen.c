@@ -60,20 +60,27 @@ struct pvm_xen {
 	uint64_t answered, refused, expired;
 };
 
-static void hs_free(struct xen_hs *h)
+/* Undo a pending handshake already unlinked from the list. */
+static void hs_release(struct xen_hs *h)
 {
 	struct pvm_xen *x = h->x;
-	struct xen_hs **pp;
 
-	for (pp = &x->hs; *pp; pp = &(*pp)->next)
-		if (*pp == h) {
-			*pp = h->next;
-			break;
-		}
 	x->nhs--;
 	ev_timer_stop(x->p->loop, &h->timer);
 	mw_channel_close(&h->ch);
 	free(h);
+}
+
+static void hs_free(struct xen_hs *h)
+{
+	struct xen_hs **pp;
+
+	for (pp = &h->x->hs; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	hs_release(h);
 }
 
 static struct xen_hs *hs_find(struct pvm_xen *x, uint16_t domid)
@@ -326,11 +333,14 @@ int pvm_xen_open(struct pvm *p, char *err, size_t errlen)
 void pvm_xen_close(struct pvm *p)
 {
 	struct pvm_xen *x = p->xen;
+	struct xen_hs *h;
 
 	if (!x)
 		return;
-	while (x->hs)
-		hs_free(x->hs);
+	while ((h = x->hs)) {
+		x->hs = h->next;
+		hs_release(h);
+	}
 	ev_io_stop(p->loop, &x->io);
 	mw_keystore_unwatch(x->ks, "/mw/ins");
 	mw_keystore_close(x->ks);

@@ -19,10 +19,13 @@ int main(int argc, char **argv)
 	unsigned long n = 0;
 	int one = 1, fd;
 
-	if (argc != 2 || !(sin.sin_port = htons((uint16_t)atoi(argv[1])))) {
+	long port = argc == 2 ? strtol(argv[1], NULL, 10) : 0;
+
+	if (port <= 0 || port > 65535) {
 		fprintf(stderr, "usage: xen_app PORT\n");
 		return 2;
 	}
+	sin.sin_port = htons((uint16_t)port);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) || listen(fd, 64)) {
