@@ -1,9 +1,10 @@
 #!/bin/sh
 # dom0_channel.sh - /mw/run of tests/xen/test_xen_channel.sh, run by busybox sh in the
-# emulated dom0: mw-pvm with pvm.xen_channel and an app under the shim in dom0, the INS
-# guest admitted to /mw/ins/DOMID (as mw-balancer's xl backend does), then: mw-ins in
-# the domU joins mw-pvm over the Xen channel, mw-pvm publishes it, and requests from
-# dom0 to the guest's address are served by the app in dom0 through the domU.
+# emulated dom0: mw-pvm with pvm.xen_channel in dom0, the INS guest admitted to
+# /mw/ins/DOMID (as mw-balancer's xl backend does), then: mw-ins in the domU joins
+# mw-pvm over the Xen channel, mw-pvm publishes it, an app under the shim in dom0
+# listens (on the INS), and requests from dom0 to the guest's address are served by
+# the app through the domU.
 #
 # Reads /mw/expect (MW_NAME, MW_IP = "addr/prefix") and /mw/ins.cfg. Reports on the
 # console as dom0_check.sh does: "MW-XEN: PASS|FAIL ...", "MW-XEN: STEP ...",
@@ -64,10 +65,6 @@ else
 	dump
 	end
 fi
-LD_PRELOAD=/usr/local/lib/libmwshim.so MW_PVM_SOCKET=/run/mwcomms/pvm.sock \
-	/mw/xen_app 8080 >/tmp/app.log 2>&1 &
-app=$!
-wait_log /tmp/app.log "listening on 8080" 20 || { ko "app: not listening under the shim"; dump; end; }
 step dom0-ready
 
 # Created paused, admitted to /mw/ins/DOMID (owned by the domain), then run: what
@@ -84,7 +81,20 @@ else
 fi
 step xl-create-returned
 
-if wait_log /tmp/pvm.log "INS $domid joined over the xen channel" 150; then
+# The guest boots for a while under TCG: its console, as it comes, tells where it is.
+seen=0
+n=0
+while [ $n -lt 600 ] && ! grep -qF "INS $domid joined over the xen channel" /tmp/pvm.log; do
+	log=/var/log/xen/console/guest-$MW_NAME.log
+	lines=$(wc -l <"$log" 2>/dev/null || echo 0)
+	if [ $((n % 20)) -eq 0 ] && [ "$lines" -gt "$seen" ]; then
+		tail -n +$((seen + 1)) "$log" | grep -v '^\[' | tail -n 5 | sed 's/^/MW-XEN-LOG: guest: /'
+		seen=$lines
+	fi
+	sleep 0.5
+	n=$((n + 1))
+done
+if grep -qF "INS $domid joined over the xen channel" /tmp/pvm.log; then
 	ok "join: $(grep -m 1 -F "INS $domid joined" /tmp/pvm.log)"
 else
 	ko "join: no 'INS $domid joined over the xen channel' in mw-pvm's log"
@@ -97,6 +107,12 @@ case $view in
 "up "*) ok "pvm-view /mw/pvms/0/ins/$domid = $view" ;;
 *) ko "pvm-view: /mw/pvms/0/ins/$domid is '$view'" ;;
 esac
+
+# The app under the shim once an INS is there (its sockets live on the INS).
+LD_PRELOAD=/usr/local/lib/libmwshim.so MW_PVM_SOCKET=/run/mwcomms/pvm.sock \
+	/mw/xen_app 8080 >/tmp/app.log 2>&1 &
+app=$!
+wait_log /tmp/app.log "listening on 8080" 30 || { ko "app: not listening under the shim"; dump; end; }
 
 # Requests from dom0 to the guest's address: mw-ins there accepts on the listener
 # mw-pvm replicated, the bytes cross the granted rings to the app in dom0.

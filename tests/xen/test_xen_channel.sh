@@ -15,7 +15,7 @@ name=test_xen_channel
 src=${MW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 : "${MW_BUILD_DIR:?MW_BUILD_DIR is not set (run through ctest, or export it)}"
 build=$(cd "$MW_BUILD_DIR" && pwd)
-limit=${MW_XEN_TIMEOUT:-300} # seconds for the whole emulated run
+limit=${MW_XEN_TIMEOUT:-600} # seconds for the whole emulated run
 
 fail() {
 	echo "FAIL [$name]: $*" >&2
