@@ -21,9 +21,10 @@
  * ins_xen_join() runs before the loop and before the sandbox (it opens
  * /dev/xen/{gntdev,evtchn} and maps pages, which the allow-list forbids
  * later): mw_channel_xen_join() writes our hello and waits at most 5 s for
- * mw-pvm's answer.  mw-pvm may not run yet (a domU boots in any order):
- * a timeout is retried with a growing pause for at most JOIN_LIMIT_S, as
- * the local backend retries its connect; anything else is fatal.  The
+ * mw-pvm's answer.  mw-pvm may not run yet (a domU boots in any order), or
+ * may have given up on a slow handshake and revoked its grants: such
+ * failures are retried with a growing pause for at most JOIN_LIMIT_S, as the
+ * local backend retries its connect; no devices is fatal at once.  The
  * keystore is closed once joined: the channel needs it no more.
  */
 
@@ -64,6 +65,16 @@ int ins_xen_prepare(struct ins *ins, struct mw_ins_config *cfg, char *err, size_
 	return 0;
 }
 
+/*
+ * Worth another handshake: mw-pvm is not up yet (timeout), or it gave up on us
+ * and took its pages back while we mapped them (EINVAL), or its keys were
+ * half-written (EPROTO).  Not: no devices, no memory for our side.
+ */
+static bool xen_join_retry(int ret)
+{
+	return ret == -ETIMEDOUT || ret == -EINVAL || ret == -EPROTO || ret == -EIO;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -90,7 +101,7 @@ int ins_xen_join(struct ins *ins)
 	for (;;) {
 		err[0] = 0;
 		ret = mw_channel_xen_join(&ins->ch, ins->xen_ks, pvm, &mine, err, sizeof(err));
-		if (ret != -ETIMEDOUT || now_s() - start > JOIN_LIMIT_S)
+		if (!xen_join_retry(ret) || now_s() - start > JOIN_LIMIT_S)
 			break;
 		if (!ins->connect_logged)
 			mw_notice("waiting for mw-pvm %s (%s)", where, err);

@@ -38,7 +38,11 @@
  * timeout's job: there is no socket.
  */
 
-#define PVM_XEN_HS_S 2.0
+/*
+ * A domU binds after it read our keys and mapped the pages: slower than a local
+ * peer (a loaded or emulated host takes seconds).  The INS itself waits 5 s for us.
+ */
+#define PVM_XEN_HS_S 10.0
 /* Watch events handled per wake-up, so a chatty domain cannot hold the loop. */
 #define PVM_XEN_EVENTS 256
 

@@ -84,7 +84,8 @@ step xl-create-returned
 # The guest boots for a while under TCG: its console, as it comes, tells where it is.
 seen=0
 n=0
-while [ $n -lt 600 ] && ! grep -qF "INS $domid joined over the xen channel" /tmp/pvm.log; do
+while [ $n -lt 600 ] && ! grep -qF "INS $domid joined over the xen channel" /tmp/pvm.log &&
+	! grep -qF "mw-ins exited" "/var/log/xen/console/guest-$MW_NAME.log" 2>/dev/null; do
 	log=/var/log/xen/console/guest-$MW_NAME.log
 	lines=$(wc -l <"$log" 2>/dev/null || echo 0)
 	if [ $((n % 20)) -eq 0 ] && [ "$lines" -gt "$seen" ]; then
