@@ -139,5 +139,5 @@ step replaced
 good=$(served 10 b)
 [ "$good" -eq 10 ] && ok "requests-after-replacement: 10 of 10" ||
 	{ ko "requests-after-replacement: $good of 10 served"; dump; }
-step done
+step finished
 end
