@@ -8,15 +8,17 @@
 # The images come from tools/xen/build.sh (Debian packages, cached in
 # $MW_BUILD_DIR/xen); dom0 runs tests/xen/dom0_check.sh, which reports
 # "MW-XEN: PASS|FAIL ..." lines on the serial console; this script parses them.
-# Everything it makes is in a temp dir, removed on exit; QEMU is bounded by timeout
-# and killed with the script. A missing prerequisite is a failure, never a skip.
+# The console of the last run (every line with seconds since QEMU started) is kept in
+# $MW_BUILD_DIR/xen/last-console.log; everything else is in a temp dir, removed on
+# exit. QEMU is bounded by timeout and killed with the script (its own process group).
+# A missing prerequisite is a failure, never a skip.
 set -euo pipefail
 
 name=test_xen_boot
 src=${MW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 : "${MW_BUILD_DIR:?MW_BUILD_DIR is not set (run through ctest, or export it)}"
 build=$(cd "$MW_BUILD_DIR" && pwd)
-limit=${MW_XEN_TIMEOUT:-300} # seconds for the whole emulated run
+limit=${MW_XEN_TIMEOUT:-540} # seconds for the whole emulated run (86-260 s seen)
 
 fail() {
 	echo "FAIL [$name]: $*" >&2
@@ -53,7 +55,7 @@ balancer:
 	subnet = "10.77.0.0/24";
 	bridge = "mwbr0";
 	tag = "xb";
-	xl_kernel = "/var/lib/mw/xen/vmlinuz";
+	xl_kernel = "/var/lib/mw/xen/vmlinux";
 	xl_ramdisk = "/var/lib/mw/xen/ins.cpio.gz";
 	xl_memory_mb = 128;
 	xl_vcpus = 1;
@@ -89,6 +91,7 @@ rc=0
 wait "$qpid" || rc=$?
 qpid=
 total=$(secs $(($(us) - start)))
+cp "$tmp/console.log" "$build/xen/last-console.log" # for a look afterwards
 
 at() { awk -v p="$1" 'index($0, p) { printf "%.1f", $1; exit }' "$tmp/console.log"; }
 report() {

@@ -5,16 +5,19 @@
 #
 # Writes BUILD_DIR/xen/:
 #   xen            the hypervisor ELF (xen-hypervisor-4.17-amd64, gunzipped): QEMU -kernel
-#   vmlinuz        Debian's generic kernel (linux-image-amd64): dom0 and the INS domU
+#   vmlinuz        Debian's generic kernel (linux-image-amd64), dom0's
+#   vmlinux        the same kernel unpacked (ELF), the INS domU's: xl create of an
+#                  xz-compressed kernel spends most of its time unpacking it under TCG
 #   dom0.cpio.gz   dom0: busybox, the Xen tools and their libraries, xenstored,
 #                  xenconsoled, vif-bridge, the mwcomms daemons and the shim, the guest
-#                  image under /var/lib/mw/xen/ (dom0-init.sh is its /init)
+#                  image (vmlinux, ins.cpio.gz) under /var/lib/mw/xen/; dom0-init.sh is
+#                  its /init
 #   ins.cpio.gz    the INS domU: busybox, mw-ins and its libraries (guest-init.sh)
 # The packages are fetched with apt-get download into BUILD_DIR/xen/debs (once) and
 # unpacked with dpkg-deb -x into BUILD_DIR/xen/pkgroot: nothing is installed on the
 # host. An image is rebuilt only when one of its inputs is newer, so a rerun is quick.
 # Needs (tools/setup.sh): busybox-static, cpio, libxen-dev (the Xen tools' libraries),
-# iproute2 and bash (copied into dom0 for the hotplug scripts).
+# iproute2 and bash (copied into dom0 for the hotplug scripts), xz-utils.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -70,6 +73,16 @@ if stale "$out/xen" "$pr/boot/xen-4.17-amd64.gz"; then
 	gunzip -c "$pr/boot/xen-4.17-amd64.gz" >"$out/xen.tmp" && mv "$out/xen.tmp" "$out/xen"
 fi
 stale "$out/vmlinuz" "$pr/boot/vmlinuz-$kver" && cp "$pr/boot/vmlinuz-$kver" "$out/vmlinuz"
+if stale "$out/vmlinux" "$out/vmlinuz"; then
+	# The bzImage payload is one xz stream (Debian: CONFIG_KERNEL_XZ) after the set-up code.
+	off=$(LC_ALL=C grep -m 1 -aboP '\xfd7zXZ\x00' "$out/vmlinuz" | cut -d: -f1)
+	[ -n "$off" ] || { echo "build: no xz payload in $out/vmlinuz" >&2; exit 1; }
+	# (xz stops at the end of its stream: tail's SIGPIPE must not fail the build)
+	xz -dc --single-stream <(tail -c +$((off + 1)) "$out/vmlinuz") >"$out/vmlinux.tmp"
+	[ "$(head -c 4 "$out/vmlinux.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] ||
+		{ echo "build: the payload of $out/vmlinuz is not an ELF" >&2; exit 1; }
+	mv "$out/vmlinux.tmp" "$out/vmlinux"
+fi
 
 mwbins=("$build/ins/mw-ins" "$build/pvm/mw-pvm" "$build/balancer/mw-balancer"
 	"$build/shim/libmwshim.so")
@@ -99,7 +112,7 @@ if stale "$out/ins.cpio.gz" "$out/pkgroot.stamp" "$here/guest-init.sh" "$here/ro
 fi
 
 # --- dom0 -------------------------------------------------------------------------------
-if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinuz" "$here/dom0-init.sh" \
+if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinux" "$here/dom0-init.sh" \
 	"$here/rootfs.sh" "$here/build.sh" "${mwbins[@]}"; then
 	echo "build: dom0.cpio.gz"
 	t=$out/dom0.tree
@@ -130,7 +143,7 @@ if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinuz" "$here/dom0-init.
 	rootfs_bin "$t" "$build/pvm/mw-pvm" /usr/local/sbin/mw-pvm
 	rootfs_bin "$t" "$build/balancer/mw-balancer" /usr/local/sbin/mw-balancer
 	rootfs_bin "$t" "$build/shim/libmwshim.so" /usr/local/lib/libmwshim.so
-	cp "$out/vmlinuz" "$t/var/lib/mw/xen/vmlinuz"
+	cp "$out/vmlinux" "$t/var/lib/mw/xen/vmlinux"
 	cp "$out/ins.cpio.gz" "$t/var/lib/mw/xen/ins.cpio.gz"
 	install -m 0755 "$here/dom0-init.sh" "$t/init"
 	rootfs_cpio "$t" "$out/dom0.cpio.gz"
