@@ -30,9 +30,10 @@ command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing (to
 tmp=$(mktemp -d /tmp/mw-xen-boot.XXXXXX)
 qpid=
 cleanup() {
+	# (set -e holds in a trap too: a failing kill or wait must not skip the rm)
 	if [ -n "$qpid" ]; then
-		kill -- -"$qpid" 2>/dev/null
-		wait "$qpid" 2>/dev/null
+		kill -- -"$qpid" 2>/dev/null || true
+		wait "$qpid" 2>/dev/null || true
 	fi
 	rm -rf "$tmp"
 }
