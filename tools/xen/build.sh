@@ -113,7 +113,7 @@ fi
 
 # --- dom0 -------------------------------------------------------------------------------
 if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinux" "$here/dom0-init.sh" \
-	"$here/rootfs.sh" "$here/build.sh" "${mwbins[@]}"; then
+	"$here/rootfs.sh" "$here/build.sh" "${mwbins[@]}" "$build/tools/mwctl"; then
 	echo "build: dom0.cpio.gz"
 	t=$out/dom0.tree
 	rm -rf "$t"
@@ -143,6 +143,18 @@ if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinux" "$here/dom0-init.
 	rootfs_bin "$t" "$build/pvm/mw-pvm" /usr/local/sbin/mw-pvm
 	rootfs_bin "$t" "$build/balancer/mw-balancer" /usr/local/sbin/mw-balancer
 	rootfs_bin "$t" "$build/shim/libmwshim.so" /usr/local/lib/libmwshim.so
+	[ -x "$build/tools/mwctl" ] && rootfs_bin "$t" "$build/tools/mwctl" /usr/local/sbin/mwctl
+	# The app under the shim must be dynamically linked (LD_PRELOAD): busybox httpd is
+	# static, so the host's nginx is the demo app; busybox wget and nc are the clients.
+	if command -v nginx >/dev/null; then
+		rootfs_bin "$t" "$(command -v nginx)" /usr/sbin/nginx
+		mkdir -p "$t/var/log/nginx" "$t/var/lib/nginx"
+	fi
+	# nobody for nginx's workers; mwcomms-ins for mw-pvm's ins.user (docs/ins.md).
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+		'mwcomms-ins:x:999:999:mwcomms INS:/nonexistent:/bin/false' \
+		'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$t/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'mwcomms-ins:x:999:' 'nogroup:x:65534:' >"$t/etc/group"
 	cp "$out/vmlinux" "$t/var/lib/mw/xen/vmlinux"
 	cp "$out/ins.cpio.gz" "$t/var/lib/mw/xen/ins.cpio.gz"
 	install -m 0755 "$here/dom0-init.sh" "$t/init"
