@@ -13,9 +13,9 @@
 #                  image (vmlinux, ins.cpio.gz) under /var/lib/mw/xen/; dom0-init.sh is
 #                  its /init
 #   ins.cpio.gz    the INS domU: busybox, mw-ins and its libraries (guest-init.sh)
-# The packages are fetched with apt-get download into BUILD_DIR/xen/debs (once) and
-# unpacked with dpkg-deb -x into BUILD_DIR/xen/pkgroot: nothing is installed on the
-# host. An image is rebuilt only when one of its inputs is newer, so a rerun is quick.
+# The packages are fetched with apt-get download into BUILD_DIR/xen/debs (once),
+# unpacked with dpkg-deb -x into BUILD_DIR/xen/pkgroot (the kernel modules pruned to
+# those used) and deleted: nothing is installed on the host. An image is rebuilt only when one of its inputs is newer, so a rerun is quick.
 # Needs (tools/setup.sh): busybox-static, cpio, libxen-dev (the Xen tools' libraries),
 # iproute2 and bash (copied into dom0 for the hotplug scripts), xz-utils.
 set -euo pipefail
@@ -42,13 +42,32 @@ fetch() {
 	echo "build: fetching ${pkgs[*]}"
 	rm -rf "$out/debs" "$out/pkgroot"
 	mkdir -p "$out/debs" "$out/pkgroot"
-	(cd "$out/debs" && apt-get download -q "${pkgs[@]}" 2>&1 | grep -v "^W: Download is performed unsandboxed" >&2 || true)
+	# A stale package list names versions the mirror no longer has: update once, retry.
+	if ! (cd "$out/debs" && apt-get download -q "${pkgs[@]}") >"$out/debs.log" 2>&1; then
+		apt-get update -q >>"$out/debs.log" 2>&1 || true
+		(cd "$out/debs" && apt-get download -q "${pkgs[@]}") >>"$out/debs.log" 2>&1 ||
+			{ cat "$out/debs.log" >&2; echo "build: apt-get download failed" >&2; exit 1; }
+	fi
 	local d n=0
 	for d in "$out"/debs/*.deb; do
 		dpkg-deb -x "$d" "$out/pkgroot"
 		n=$((n + 1))
 	done
 	[ "$n" -eq ${#pkgs[@]} ] || { echo "build: got $n of ${#pkgs[@]} packages" >&2; exit 1; }
+	# Only the Xen, netfront/netback and bridge modules are used: the rest of the
+	# kernel's 350 MB of modules would only fill the build tree.
+	local k keep
+	for k in "$out"/pkgroot/lib/modules/*/kernel; do
+		mkdir "$k.keep"
+		for keep in drivers/xen drivers/net/xen-netback drivers/net/xen-netfront.ko \
+			net/bridge net/802 net/llc; do
+			mkdir -p "$k.keep/$(dirname "$keep")"
+			mv "$k/$keep" "$k.keep/$keep"
+		done
+		rm -rf "$k"
+		mv "$k.keep" "$k"
+	done
+	rm -rf "$out/debs"
 	echo "$want" >"$stamp"
 }
 
