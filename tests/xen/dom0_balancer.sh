@@ -73,7 +73,7 @@ pvm: { control_socket = "/run/mwcomms/pvm.sock"; ins_socket = "/run/mwcomms/pvm-
 ins: { user = ""; };
 balancer: {
 	backend = "xl"; subnet = "10.77.0.0/24"; bridge = "mwbr0"; tag = "xb";
-	xl_kernel = "/var/lib/mw/xen/vmlinuz"; xl_ramdisk = "/var/lib/mw/xen/ins.cpio.gz";
+	xl_kernel = "/var/lib/mw/xen/vmlinux"; xl_ramdisk = "/var/lib/mw/xen/ins.cpio.gz";
 	xl_memory_mb = 128; xl_vcpus = 1; min_ins = 1; max_ins = 2;
 	listen = [ "10.77.0.1:8081" ]; control_socket = "/run/mwcomms/balancer.sock";
 	health_interval_ms = 2000; health_timeout_ms = 5000; health_failures = 5;

@@ -7,6 +7,7 @@
 # the console, one line each, which the host parses:
 #   MW-XEN: PASS|FAIL CHECK detail    MW-XEN: STEP NAME    MW-XEN: END pass=N fail=M
 #   MW-XEN-LOG: ...                   (diagnostics after a failure)
+# shellcheck disable=SC1091 # written by test_xen_boot.sh into the overlay
 . /mw/expect
 pass=0
 fail=0
@@ -18,7 +19,7 @@ ko() {
 	fail=$((fail + 1))
 	echo "MW-XEN: FAIL $*"
 }
-step() { echo "MW-XEN: STEP $*"; }
+step() { echo "MW-XEN: STEP $* (dom0 uptime $(cut -d' ' -f1 /proc/uptime)s)"; }
 dump() { # the guest console and what dom0 knows, for a failure message
 	echo "MW-XEN-LOG: --- xl list"
 	xl list 2>&1 | sed 's/^/MW-XEN-LOG: /'
@@ -32,11 +33,14 @@ end() {
 	echo "MW-XEN: END pass=$pass fail=$fail"
 	exit 0
 }
-# xs_wait KEY SECONDS: print the value of XenStore KEY once it exists (polls 0.5 s).
+# xs_wait KEY SECONDS: print the value of XenStore KEY once it exists (polls 0.5 s);
+# gives up early when the guest wrote data/mw/error or its domain is gone.
 xs_wait() {
 	n=0
 	while [ $n -lt $(($2 * 2)) ]; do
 		xenstore-read "$1" 2>/dev/null && return 0
+		xenstore-exists "$base/error" 2>/dev/null && return 1
+		xl domid "$MW_NAME" >/dev/null 2>&1 || return 1
 		sleep 0.5
 		n=$((n + 1))
 	done
@@ -51,7 +55,7 @@ else
 fi
 step dom0-tools-up
 
-if timeout 150 xl create /mw/ins.cfg >/tmp/xl-create 2>&1; then
+if timeout 400 xl create /mw/ins.cfg >/tmp/xl-create 2>&1; then
 	ok "xl-create $MW_NAME"
 else
 	ko "xl-create: $(tail -n 3 /tmp/xl-create | tr '\n' ' ')"
@@ -65,7 +69,7 @@ base=/local/domain/$domid/data/mw
 
 # The guest's /init writes data/mw/ip once eth0 has the address from mw.ip (or
 # data/mw/error if it gave up).
-got=$(xs_wait "$base/ip" 120)
+got=$(xs_wait "$base/ip" 400)
 if [ "$got" = "$MW_IP" ]; then
 	ok "guest-ip domain $domid eth0 $got from mw.ip"
 else
@@ -80,19 +84,25 @@ n=0
 while ! ping -c 1 -W 1 "$addr" >/dev/null 2>&1 && [ $n -lt 30 ]; do
 	n=$((n + 1))
 done
+ports=$(ls "/sys/class/net/$MW_BRIDGE/brif" 2>/dev/null | tr '\n' ' ')
+case " $ports " in
+*" vif$domid.0 "*) ;;
+*) ko "guest-vif: vif$domid.0 is not a port of $MW_BRIDGE (ports: $ports)" ;;
+esac
 if [ $n -lt 30 ]; then
-	ok "guest-ping $addr across bridge ports: $(ls /sys/class/net/$MW_BRIDGE/brif 2>/dev/null | tr '\n' ' ')"
+	ok "guest-ping $addr across $MW_BRIDGE (ports: $ports)"
 else
-	ko "guest-ping: $addr does not answer across the dom0 bridge"
+	ko "guest-ping: $addr does not answer across $MW_BRIDGE"
 	ip -o addr 2>&1 | sed 's/^/MW-XEN-LOG: /'
+	dump
 fi
 
 # mw-ins: running a second after start (XenStore), and its own start-up line on the
 # guest console.
-st=$(xs_wait "$base/ins" 30)
+st=$(xs_wait "$base/ins" 60)
 log=/var/log/xen/console/guest-$MW_NAME.log
 n=0
-while ! grep -q "INS $MW_ID starting" "$log" 2>/dev/null && [ $n -lt 60 ]; do
+while ! grep -q "INS $MW_ID starting" "$log" 2>/dev/null && [ $n -lt 120 ]; do
 	sleep 0.5
 	n=$((n + 1))
 done

@@ -2,117 +2,44 @@
 # test_xen_channel.sh - mw-ins in a domU joins mw-pvm in dom0 over the Xen channel
 # (XenStore /mw/ins, granted pages, an event channel), and requests from dom0 to the
 # guest's address reach the app under the shim in dom0 through it.  Xen and dom0 run
-# under QEMU (TCG) as in test_xen_boot.sh; dom0 runs tests/xen/dom0_channel.sh.
-#
-# The images come from tools/xen/build.sh (Debian packages, cached in
-# $MW_BUILD_DIR/xen); dom0 runs tests/xen/dom0_check.sh, which reports
-# "MW-XEN: PASS|FAIL ..." lines on the serial console; this script parses them.
-# Everything it makes is in a temp dir, removed on exit; QEMU is bounded by timeout
-# and killed with the script. A missing prerequisite is a failure, never a skip.
-set -euo pipefail
-
-# test_xen_balancer.sh runs this script with another dom0 side (MW_XEN_DOM0) and count.
-name=${MW_XEN_NAME:-test_xen_channel}
+# under QEMU (TCG) through xen_lib.sh; dom0 runs tests/xen/dom0_channel.sh.
+# test_xen_balancer.sh runs this script with another dom0 side (MW_XEN_DOM0, MW_XEN_WANT
+# PASS lines): mw-balancer's xl backend doing what dom0_channel.sh does by hand.
+# shellcheck source=tests/xen/xen_lib.sh
+source "$(dirname "$0")/xen_lib.sh"
+xen_setup "${MW_XEN_NAME:-test_xen_channel}"
 dom0_script=${MW_XEN_DOM0:-dom0_channel.sh}
 want=${MW_XEN_WANT:-6}
-src=${MW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-: "${MW_BUILD_DIR:?MW_BUILD_DIR is not set (run through ctest, or export it)}"
-build=$(cd "$MW_BUILD_DIR" && pwd)
-limit=${MW_XEN_TIMEOUT:-600} # seconds for the whole emulated run
+[ -x "$XEN_BUILD/tests/xen/xen_app" ] || xen_fail "$XEN_BUILD/tests/xen/xen_app missing: build mwcomms first"
 
-fail() {
-	echo "FAIL [$name]: $*" >&2
-	exit 1
-}
-command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing (tools/setup.sh installs qemu-system-x86)"
-[ -x "$build/tests/xen/xl_domcfg" ] || fail "$build/tests/xen/xl_domcfg missing: build mwcomms first"
-[ -x "$build/tests/xen/xen_app" ] || fail "$build/tests/xen/xen_app missing: build mwcomms first"
-
-tmp=$(mktemp -d /tmp/mw-xen-channel.XXXXXX)
-qpid=
-cleanup() {
-	if [ -n "$qpid" ]; then
-		kill -- -"$qpid" 2>/dev/null
-		wait "$qpid" 2>/dev/null
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-us() { echo "${EPOCHREALTIME/./}"; }                         # microseconds, integer
-secs() { printf '%d.%02d' $(($1 / 1000000)) $(($1 % 1000000 / 10000)); } # us -> "s.cc"
-t0=$(us)
-bash "$src/tools/xen/build.sh" "$build" >"$tmp/build.log" 2>&1 ||
-	{ cat "$tmp/build.log" >&2; fail "tools/xen/build.sh failed"; }
-t_build=$(secs $(($(us) - t0)))
-
-# The balancer configuration the xl backend would run with; INS 1 at slot 1.
-id=1
-cat >"$tmp/mwcomms.conf" <<CONF
+# The domain the xl backend would create: INS 1 at slot 1.
+cat >"$XEN_TMP/mwcomms.conf" <<CONF
 balancer:
 {
 	backend = "xl";
 	subnet = "10.77.0.0/24";
 	bridge = "mwbr0";
 	tag = "xb";
-	xl_kernel = "/var/lib/mw/xen/vmlinuz";
+	xl_kernel = "/var/lib/mw/xen/vmlinux";
 	xl_ramdisk = "/var/lib/mw/xen/ins.cpio.gz";
 	xl_memory_mb = 128;
 	xl_vcpus = 1;
 };
 CONF
-ov=$tmp/overlay
-mkdir -p "$ov/mw"
-"$build/tests/xen/xl_domcfg" "$tmp/mwcomms.conf" "$id" 1 >"$ov/mw/ins.cfg" ||
-	fail "xl_domcfg could not build the domain configuration"
-domname=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$ov/mw/ins.cfg")
-ip=$(sed -n 's/.*mw\.ip=\([^ "]*\).*/\1/p' "$ov/mw/ins.cfg")
-bridge=$(sed -n 's/.*bridge=\([^,"]*\).*/\1/p' "$ov/mw/ins.cfg")
-[ -n "$domname" ] && [ -n "$ip" ] && [ -n "$bridge" ] || fail "no name, mw.ip or bridge in the domain configuration: $(cat "$ov/mw/ins.cfg")"
-printf 'MW_NAME=%s\nMW_ID=%s\nMW_IP=%s\nMW_BRIDGE=%s\n' "$domname" "$id" "$ip" "$bridge" \
-	>"$ov/mw/expect"
-install -m 0755 "$src/tests/xen/$dom0_script" "$ov/mw/run"
-install -m 0755 "$build/tests/xen/xen_app" "$ov/mw/xen_app"
-(cd "$ov" && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0 | gzip) >"$tmp/overlay.cpio.gz"
+cfg=$XEN_OV/mw/ins.cfg
+"$XEN_BUILD/tests/xen/xl_domcfg" "$XEN_TMP/mwcomms.conf" 1 1 >"$cfg" ||
+	xen_fail "xl_domcfg could not build the domain configuration"
+domname=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$cfg")
+ip=$(sed -n 's/.*mw\.ip=\([^ "]*\).*/\1/p' "$cfg")
+[ -n "$domname" ] && [ -n "$ip" ] || xen_fail "no name or mw.ip in the domain configuration: $(cat "$cfg")"
+printf 'MW_NAME=%s\nMW_IP=%s\n' "$domname" "$ip" >"$XEN_OV/mw/expect"
+install -m 0755 "$XEN_SRC/tests/xen/$dom0_script" "$XEN_OV/mw/run"
+install -m 0755 "$XEN_BUILD/tests/xen/xen_app" "$XEN_OV/mw/xen_app"
 
-# Every console line with the seconds since QEMU started, for the failure log and
-# the timings.
-echo "[$name] booting Xen + dom0 under QEMU (TCG), at most ${limit}s; images built in ${t_build}s"
-start=$(us)
-mkfifo "$tmp/console.fifo"
-# Its own process group (setsid), so cleanup stops QEMU with it on any exit.
-setsid bash "$src/tools/xen/run.sh" "$build" "$tmp/overlay.cpio.gz" "$limit" \
-	</dev/null >"$tmp/console.fifo" 2>&1 &
-qpid=$!
-while IFS= read -r line; do
-	now=${EPOCHREALTIME/./}
-	printf '%8s %s\n' "$(secs $((now - start)))" "${line%$'\r'}"
-done <"$tmp/console.fifo" >"$tmp/console.log"
-rc=0
-wait "$qpid" || rc=$?
-qpid=
-total=$(secs $(($(us) - start)))
-
-at() { awk -v p="$1" 'index($0, p) { printf "%.1f", $1; exit }' "$tmp/console.log"; }
+xen_boot
 report() {
-	echo "[$name] timings (s from QEMU start): dom0 user space $(at 'mw-dom0: ready'), $(awk '/MW-XEN: STEP/ { printf "%s %.1f, ", $NF, $1 }' "$tmp/console.log")whole run $total"
+	echo "[$XEN_NAME] timings (s from QEMU start): dom0 user space $(xen_at 'mw-dom0: ready'), $(awk '/MW-XEN: STEP/ { printf "%s %.1f, ", $NF, $1 }' "$XEN_TMP/console.log")whole run $XEN_T_TOTAL"
 }
-grep -o 'MW-XEN: \(PASS\|FAIL\) .*' "$tmp/console.log" | sed "s/^/[$name] /" || true
-endline=$(grep -o 'MW-XEN: END pass=[0-9]* fail=[0-9]*' "$tmp/console.log" || true)
-if [ -z "$endline" ] || grep -q 'MW-XEN: FAIL' "$tmp/console.log"; then
-	echo "---- console (seconds since QEMU start; Xen lines left out) ----" >&2
-	grep -v '^ *[0-9.]* (XEN)' "$tmp/console.log" | tail -n 120 >&2
-	report
-	[ "$rc" != 124 ] || fail "QEMU killed after ${limit}s (MW_XEN_TIMEOUT) before dom0 finished"
-	[ -n "$endline" ] || fail "dom0 never reported the end of its checks (QEMU exit status $rc)"
-	fail "$(grep -c 'MW-XEN: FAIL' "$tmp/console.log") check(s) failed in dom0: $endline"
-fi
-case $endline in
-*' fail=0') ;;
-*) fail "dom0 says $endline" ;;
-esac
-n=$(grep -c 'MW-XEN: PASS' "$tmp/console.log")
-[ "$n" -eq "$want" ] || fail "$n checks passed, want $want"
-report
-echo "PASS [$name]: $endline"
+trap 'report; _xen_cleanup' EXIT
+xen_verdict "$want"
+echo "PASS [$XEN_NAME]: $(grep -o 'MW-XEN: END .*' "$XEN_TMP/console.log")"

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* xl_domcfg.c - print the xl.cfg(5) text mw-balancer's xl backend builds for one INS */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -12,6 +13,17 @@
  * what bal_xl_domcfg_build() + bal_xl_domcfg_format() make of INS ID at address SLOT, so
  * tests/xen boots the guest with exactly the domain the balancer would create.
  */
+/* A whole decimal number in 0..65535, or -1. */
+static int number(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	return errno || end == s || *end || v < 0 || v > 65535 ? -1 : (int)v;
+}
+
 int main(int argc, char **argv)
 {
 	static struct mw_config cfg;
@@ -29,7 +41,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "xl_domcfg: %s\n", errs.msg[i]);
 		return 1;
 	}
-	if (bal_xl_domcfg_build(&dc, &cfg.balancer, atoi(argv[2]), atoi(argv[3]), err,
+	if (bal_xl_domcfg_build(&dc, &cfg.balancer, number(argv[2]), number(argv[3]), err,
 				sizeof(err))) {
 		fprintf(stderr, "xl_domcfg: %s\n", err);
 		return 1;

@@ -5,16 +5,19 @@
 #
 # Writes BUILD_DIR/xen/:
 #   xen            the hypervisor ELF (xen-hypervisor-4.17-amd64, gunzipped): QEMU -kernel
-#   vmlinuz        Debian's generic kernel (linux-image-amd64): dom0 and the INS domU
+#   vmlinuz        Debian's generic kernel (linux-image-amd64), dom0's
+#   vmlinux        the same kernel unpacked (ELF), the INS domU's: xl create of an
+#                  xz-compressed kernel spends most of its time unpacking it under TCG
 #   dom0.cpio.gz   dom0: busybox, the Xen tools and their libraries, xenstored,
 #                  xenconsoled, vif-bridge, the mwcomms daemons and the shim, the guest
-#                  image under /var/lib/mw/xen/ (dom0-init.sh is its /init)
+#                  image (vmlinux, ins.cpio.gz) under /var/lib/mw/xen/; dom0-init.sh is
+#                  its /init
 #   ins.cpio.gz    the INS domU: busybox, mw-ins and its libraries (guest-init.sh)
-# The packages are fetched with apt-get download into BUILD_DIR/xen/debs (once) and
-# unpacked with dpkg-deb -x into BUILD_DIR/xen/pkgroot: nothing is installed on the
-# host. An image is rebuilt only when one of its inputs is newer, so a rerun is quick.
+# The packages are fetched with apt-get download into BUILD_DIR/xen/debs (once),
+# unpacked with dpkg-deb -x into BUILD_DIR/xen/pkgroot (the kernel modules pruned to
+# those used) and deleted: nothing is installed on the host. An image is rebuilt only when one of its inputs is newer, so a rerun is quick.
 # Needs (tools/setup.sh): busybox-static, cpio, libxen-dev (the Xen tools' libraries),
-# iproute2 and bash (copied into dom0 for the hotplug scripts).
+# iproute2 and bash (copied into dom0 for the hotplug scripts), xz-utils.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -39,13 +42,32 @@ fetch() {
 	echo "build: fetching ${pkgs[*]}"
 	rm -rf "$out/debs" "$out/pkgroot"
 	mkdir -p "$out/debs" "$out/pkgroot"
-	(cd "$out/debs" && apt-get download -q "${pkgs[@]}" 2>&1 | grep -v "^W: Download is performed unsandboxed" >&2 || true)
+	# A stale package list names versions the mirror no longer has: update once, retry.
+	if ! (cd "$out/debs" && apt-get download -q "${pkgs[@]}") >"$out/debs.log" 2>&1; then
+		apt-get update -q >>"$out/debs.log" 2>&1 || true
+		(cd "$out/debs" && apt-get download -q "${pkgs[@]}") >>"$out/debs.log" 2>&1 ||
+			{ cat "$out/debs.log" >&2; echo "build: apt-get download failed" >&2; exit 1; }
+	fi
 	local d n=0
 	for d in "$out"/debs/*.deb; do
 		dpkg-deb -x "$d" "$out/pkgroot"
 		n=$((n + 1))
 	done
 	[ "$n" -eq ${#pkgs[@]} ] || { echo "build: got $n of ${#pkgs[@]} packages" >&2; exit 1; }
+	# Only the Xen, netfront/netback and bridge modules are used: the rest of the
+	# kernel's 350 MB of modules would only fill the build tree.
+	local k keep
+	for k in "$out"/pkgroot/lib/modules/*/kernel; do
+		mkdir "$k.keep"
+		for keep in drivers/xen drivers/net/xen-netback drivers/net/xen-netfront.ko \
+			net/bridge net/802 net/llc; do
+			mkdir -p "$k.keep/$(dirname "$keep")"
+			mv "$k/$keep" "$k.keep/$keep"
+		done
+		rm -rf "$k"
+		mv "$k.keep" "$k"
+	done
+	rm -rf "$out/debs"
 	echo "$want" >"$stamp"
 }
 
@@ -70,6 +92,16 @@ if stale "$out/xen" "$pr/boot/xen-4.17-amd64.gz"; then
 	gunzip -c "$pr/boot/xen-4.17-amd64.gz" >"$out/xen.tmp" && mv "$out/xen.tmp" "$out/xen"
 fi
 stale "$out/vmlinuz" "$pr/boot/vmlinuz-$kver" && cp "$pr/boot/vmlinuz-$kver" "$out/vmlinuz"
+if stale "$out/vmlinux" "$out/vmlinuz"; then
+	# The bzImage payload is one xz stream (Debian: CONFIG_KERNEL_XZ) after the set-up code.
+	off=$(LC_ALL=C grep -m 1 -aboP '\xfd7zXZ\x00' "$out/vmlinuz" | cut -d: -f1)
+	[ -n "$off" ] || { echo "build: no xz payload in $out/vmlinuz" >&2; exit 1; }
+	# (xz stops at the end of its stream: tail's SIGPIPE must not fail the build)
+	xz -dc --single-stream <(tail -c +$((off + 1)) "$out/vmlinuz") >"$out/vmlinux.tmp"
+	[ "$(head -c 4 "$out/vmlinux.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] ||
+		{ echo "build: the payload of $out/vmlinuz is not an ELF" >&2; exit 1; }
+	mv "$out/vmlinux.tmp" "$out/vmlinux"
+fi
 
 mwbins=("$build/ins/mw-ins" "$build/pvm/mw-pvm" "$build/balancer/mw-balancer"
 	"$build/shim/libmwshim.so")
@@ -99,8 +131,8 @@ if stale "$out/ins.cpio.gz" "$out/pkgroot.stamp" "$here/guest-init.sh" "$here/ro
 fi
 
 # --- dom0 -------------------------------------------------------------------------------
-if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinuz" "$here/dom0-init.sh" \
-	"$here/rootfs.sh" "$here/build.sh" "${mwbins[@]}"; then
+if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinux" "$here/dom0-init.sh" \
+	"$here/rootfs.sh" "$here/build.sh" "${mwbins[@]}" "$build/tools/mwctl"; then
 	echo "build: dom0.cpio.gz"
 	t=$out/dom0.tree
 	rm -rf "$t"
@@ -130,7 +162,19 @@ if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinuz" "$here/dom0-init.
 	rootfs_bin "$t" "$build/pvm/mw-pvm" /usr/local/sbin/mw-pvm
 	rootfs_bin "$t" "$build/balancer/mw-balancer" /usr/local/sbin/mw-balancer
 	rootfs_bin "$t" "$build/shim/libmwshim.so" /usr/local/lib/libmwshim.so
-	cp "$out/vmlinuz" "$t/var/lib/mw/xen/vmlinuz"
+	[ -x "$build/tools/mwctl" ] && rootfs_bin "$t" "$build/tools/mwctl" /usr/local/sbin/mwctl
+	# The app under the shim must be dynamically linked (LD_PRELOAD): busybox httpd is
+	# static, so the host's nginx is the demo app; busybox wget and nc are the clients.
+	if command -v nginx >/dev/null; then
+		rootfs_bin "$t" "$(command -v nginx)" /usr/sbin/nginx
+		mkdir -p "$t/var/log/nginx" "$t/var/lib/nginx"
+	fi
+	# nobody for nginx's workers; mwcomms-ins for mw-pvm's ins.user (docs/ins.md).
+	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+		'mwcomms-ins:x:999:999:mwcomms INS:/nonexistent:/bin/false' \
+		'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$t/etc/passwd"
+	printf '%s\n' 'root:x:0:' 'mwcomms-ins:x:999:' 'nogroup:x:65534:' >"$t/etc/group"
+	cp "$out/vmlinux" "$t/var/lib/mw/xen/vmlinux"
 	cp "$out/ins.cpio.gz" "$t/var/lib/mw/xen/ins.cpio.gz"
 	install -m 0755 "$here/dom0-init.sh" "$t/init"
 	rootfs_cpio "$t" "$out/dom0.cpio.gz"

@@ -43,9 +43,10 @@ xenconsoled --pid-file=/var/run/xenconsoled.pid --log=guest \
 	--log-dir=/var/log/xen/console || say "xenconsoled failed"
 
 # The bridge the vif-bridge hotplug script puts guest vifs into; dom0 is its gateway.
-ip link add name "$bridge" type bridge stp_state 0 forward_delay 0 &&
-	ip addr add "$bridge_ip" dev "$bridge" && ip link set "$bridge" up ||
+if ! { ip link add name "$bridge" type bridge stp_state 0 forward_delay 0 &&
+	ip addr add "$bridge_ip" dev "$bridge" && ip link set "$bridge" up; }; then
 	say "bridge $bridge failed"
+fi
 
 read -r up _ </proc/uptime
 say "ready after ${up}s (bridge $bridge $bridge_ip)"

@@ -29,7 +29,7 @@ while read -r m; do
 done </lib/modules/order
 mount -t xenfs xenfs /proc/xen || say "mount xenfs failed"
 
-id= ip= gw=
+id='' ip='' gw=''
 for w in $(cat /proc/cmdline); do
 	case $w in
 	mw.id=*) id=${w#mw.id=} ;;

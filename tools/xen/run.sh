@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # run.sh - boot the emulated Xen machine (images from tools/xen/build.sh) under QEMU
 #
-#   tools/xen/run.sh BUILD_DIR [OVERLAY.cpio.gz] [SECONDS]
+#   tools/xen/run.sh BUILD_DIR [OVERLAY] [SECONDS]
 #
 # Xen and dom0 run under TCG (no KVM needed); the serial console (Xen, then dom0 on
-# hvc0) is this script's stdin/stdout. OVERLAY is appended to dom0's initramfs (the
-# kernel unpacks concatenated archives): an executable /mw/run in it is run by dom0's
-# /init, which then powers the machine off; without one dom0 gives a shell. The run is
+# hvc0) is this script's stdin/stdout. OVERLAY (a .cpio.gz, or a directory packed here)
+# is appended to dom0's initramfs (the kernel unpacks concatenated archives): an
+# executable /mw/run in it is run by dom0's /init, which then powers the machine off;
+# without one dom0 gives a shell. Extra dom0 kernel arguments: $MW_XEN_DOM0_ARGS. The run is
 # killed after SECONDS (default 600). Exit status: QEMU's (0 after dom0 powers off),
 # 124 on timeout.
 set -euo pipefail
 
-[ $# -ge 1 ] && [ $# -le 3 ] || { echo "usage: $0 BUILD_DIR [OVERLAY.cpio.gz] [SECONDS]" >&2; exit 2; }
+[ $# -ge 1 ] && [ $# -le 3 ] || { echo "usage: $0 BUILD_DIR [OVERLAY] [SECONDS]" >&2; exit 2; }
 img=$(cd "$1" && pwd)/xen
 overlay=${2:-}
 secs=${3:-600}
@@ -22,7 +23,12 @@ initrd=$img/dom0.cpio.gz
 if [ -n "$overlay" ]; then
 	initrd=$(mktemp "${TMPDIR:-/tmp}/mw-xen-initrd.XXXXXX")
 	trap 'rm -f "$initrd"' EXIT
-	cat "$img/dom0.cpio.gz" "$overlay" >"$initrd"
+	if [ -d "$overlay" ]; then
+		cat "$img/dom0.cpio.gz" >"$initrd"
+		(cd "$overlay" && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0 | gzip) >>"$initrd"
+	else
+		cat "$img/dom0.cpio.gz" "$overlay" >"$initrd"
+	fi
 fi
 # QEMU's -initrd takes "FILE ARGS,FILE": a comma in a path would split it.
 case $img$initrd in *,*) echo "run: image paths must not contain ','" >&2; exit 2 ;; esac
