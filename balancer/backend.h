@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct ev_loop;
+
 #include "common/config.h"
 
 /* One running INS as its backend sees it. */
@@ -17,7 +19,7 @@ struct bal_ins_handle {
 	struct in_addr addr; /* where the front end connects to reach its listeners */
 	char name[64];	     /* netns / domain name, for logs and mwctl */
 	int slot;	     /* address slot the backend chose (netns, xl), else 0 */
-	unsigned domid;	     /* xl: the domain */
+	unsigned domid;	     /* xl: the domain, 0 until created; mw-pvm knows the INS by it */
 };
 
 struct bal_backend;
@@ -30,6 +32,8 @@ struct bal_backend_ops {
 	int (*spawn)(struct bal_backend *b, struct bal_ins_handle *h, char *err, size_t errlen);
 	/* Ask it to stop (SIGTERM / domain shutdown); returns at once. */
 	void (*stop)(struct bal_backend *b, struct bal_ins_handle *h);
+	/* It did not stop in time, or checks took it down: force it (domain destroy). NULL: SIGKILL. */
+	void (*kill)(struct bal_backend *b, struct bal_ins_handle *h);
 	/* For a backend without a pid: 1 alive, 0 gone. NULL: the pid tells. */
 	int (*alive)(struct bal_backend *b, struct bal_ins_handle *h);
 	/* After it exited: remove what spawn created (namespace, veth, domain). */
@@ -41,6 +45,7 @@ struct bal_backend_ops {
 struct bal_backend {
 	const struct bal_backend_ops *ops;
 	const struct mw_config *cfg; /* the live config (pointer stays valid) */
+	struct ev_loop *loop;	     /* the balancer's loop (xl: results come back to it) */
 	char ins_binary[MW_PATH_MAX];
 	void *priv;
 	bool confine;  /* run mw-ins confined (confine.c): ins.user set, we are root */

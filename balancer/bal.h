@@ -167,6 +167,7 @@ void bal_health_open(struct bal *b);
 void bal_health_close(struct bal *b);
 void bal_health_init(struct bal_ins *i);
 void bal_health_tick(struct bal *b, struct bal_ins *i);
+bool bal_health_ready(struct bal *b, struct bal_ins *i);
 void bal_health_stop(struct bal *b, struct bal_ins *i);
 const char *bal_health_state_name(enum bal_health_state s);
 const char *bal_health_pvm_view_name(const struct bal_ins *i);

@@ -51,7 +51,10 @@
  *      so mw-ins hands it to the app as its own connection, which ends at
  *      once.
  *
- * An INS without a pid (xl) has no step 1 and 3; when the diag socket
+ * An INS without a pid (xl) has no step 1 and 3, and is READY only once
+ * mw-pvm's view shows it up (when the keystore is readable) and a probe of
+ * step 2 connected: bal_health_ready() runs them every READY_POLL_S while
+ * it starts, failures not counted; when the diag socket
  * cannot be had (setns refused), step 3 is skipped, logged once.
  *
  * A passed check puts the INS (back) in the rotation; a failed one takes it
@@ -60,6 +63,7 @@
  */
 
 #define ACCEPT_POLL_S 0.02
+#define READY_POLL_S  0.2
 
 static void check_done(struct bal *b, struct bal_ins *i, bool ok, enum bal_reason why);
 
@@ -129,7 +133,9 @@ static int pvm_view_state(struct bal *b, struct bal_ins *i)
 
 	if (!b->pvm_view)
 		return -1;
-	snprintf(key, sizeof(key), "/mw/pvms/%d/ins/%d", b->cfg->pvm.index, i->h.id);
+	/* On Xen mw-pvm knows the INS by its domid. */
+	snprintf(key, sizeof(key), "/mw/pvms/%d/ins/%d", b->cfg->pvm.index,
+		 i->h.domid ? (int)i->h.domid : i->h.id);
 	if (mw_keystore_read(b->pvm_view, key, val, sizeof(val)) >= 0 &&
 	    pvm_view_up(val, i->h.pid)) {
 		i->hc.pvm_seen = true;
@@ -429,6 +435,12 @@ static enum bal_reason probe_start(struct bal *b, struct bal_ins *i, uint16_t po
 static void check_done(struct bal *b, struct bal_ins *i, bool ok, enum bal_reason why)
 {
 	probe_close(b, i, !ok);
+	if (i->state == BAL_INS_STARTING) {
+		/* A readiness probe (bal_health_ready): a failure is only "not yet". */
+		if (ok)
+			i->hc.state = BAL_HEALTH_OK;
+		return;
+	}
 	if (ok) {
 		if (i->hc.state == BAL_HEALTH_FAILING)
 			mw_notice("INS %d healthy again: back in the rotation", i->h.id);
@@ -486,4 +498,35 @@ void bal_health_tick(struct bal *b, struct bal_ins *i)
 	why = probe_start(b, i, port);
 	if (why != BAL_R_COUNT)
 		check_done(b, i, false, why);
+}
+
+/**
+ * bal_health_ready() - is a STARTING INS without a pid (xl) ready?
+ * @b: the balancer
+ * @i: the INS, STARTING, h.pid 0
+ *
+ * Ready once its domain exists, mw-pvm's view shows its channel up (skipped
+ * without a readable keystore) and a probe of the first front-end port at
+ * its address connected (the listener is there only because mw-pvm
+ * replicated it).  Starts that probe every READY_POLL_S meanwhile.
+ * Return: true when ready
+ */
+bool bal_health_ready(struct bal *b, struct bal_ins *i)
+{
+	ev_tstamp now = ev_now(b->loop);
+	uint16_t port = probe_port(b);
+	enum bal_reason why;
+
+	if (!i->h.domid || pvm_view_state(b, i) == 0 || (b->pvm_view && i->hc.pvm_view != 1))
+		return false;
+	if (i->hc.state == BAL_HEALTH_OK || !port)
+		return true;
+	if (i->hc.fd >= 0 || now < i->hc.next)
+		return false;
+	i->hc.next = now + READY_POLL_S;
+	i->hc.started = now;
+	why = probe_start(b, i, port);
+	if (why != BAL_R_COUNT)
+		probe_close(b, i, true);
+	return false;
 }

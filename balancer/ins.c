@@ -27,7 +27,11 @@
  * listening socket in its network namespace (read from /proc/PID/net/tcp*,
  * which shows the namespace of PID): mw-pvm has replicated the app's
  * listeners on it, so a connection sent there is served.  Without front-end
- * ports, and for backends without a pid (xl), it is READY at once.
+ * ports it is READY at once.  A backend without a pid (xl) has no /proc to
+ * look into: its INS is READY once mw-pvm publishes its channel as up and a
+ * probe of the first front-end port at the domain's address is accepted
+ * (health.c, bal_health_ready()): the listener exists there only because
+ * mw-pvm replicated it.
  * Only READY INS take new connections.
  *
  * An INS exits (ev_child; for xl, alive() polled by the tick): if we had not
@@ -206,8 +210,9 @@ static bool ins_ready(struct bal *b, struct bal_ins *i)
 	struct mw_addr a;
 	int k;
 
+	/* No process to look into (xl): mw-pvm's view and a probe of the domain's listener. */
 	if (i->h.pid <= 0)
-		return true;
+		return bal_health_ready(b, i);
 	/*
 	 * Until the child has entered its namespace, /proc/PID/net shows ours,
 	 * where the front end listens on the same ports: not a sign of anything.
@@ -296,9 +301,14 @@ static void kill_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bal_ins *i = w->data;
 
-	mw_warn("INS %d did not stop within %.0f s: SIGKILL", i->h.id, KILL_AFTER_S);
+	struct bal *b = i->bal;
+
+	mw_warn("INS %d did not stop within %.0f s: %s", i->h.id, KILL_AFTER_S,
+		i->h.pid > 0 ? "SIGKILL" : "destroyed");
 	if (i->h.pid > 0)
 		kill(i->h.pid, SIGKILL);
+	else if (b->be.ops->kill)
+		b->be.ops->kill(&b->be, &i->h);
 }
 
 static void ins_stop(struct bal *b, struct bal_ins *i)
@@ -347,6 +357,8 @@ void bal_ins_down(struct bal *b, struct bal_ins *i)
 	bal_kf_sync(b);
 	if (i->h.pid > 0)
 		kill(i->h.pid, SIGKILL);
+	else if (b->be.ops->kill)
+		b->be.ops->kill(&b->be, &i->h);
 	else
 		b->be.ops->stop(&b->be, &i->h);
 	ev_timer_start(b->loop, &i->kill_timer);
@@ -544,6 +556,7 @@ int bal_init(struct bal *b, struct mw_daemon *d, char *err, size_t errlen)
 	if (bal_policy_parse(b->cfg->balancer.policy, &b->policy))
 		b->policy = BAL_POLICY_RR;
 	b->be.cfg = b->cfg;
+	b->be.loop = b->loop;
 	b->be.ops = bal_backend_find(b->cfg->balancer.backend);
 	if (!b->be.ops) {
 		snprintf(err, errlen, "unknown backend %s", b->cfg->balancer.backend);

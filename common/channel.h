@@ -146,6 +146,22 @@ int mw_channel_xen_offer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t
 			 const struct mw_hello *mine, char *err, size_t errlen);
 
 /**
+ * mw_channel_xen_answer() - PVM side for an event loop: answer an INS hello already read
+ * @hello_text: the value of /mw/ins/<ins_domid>/ins_hello (untrusted, parsed strictly)
+ *
+ * Does what mw_channel_xen_offer() does between the two waits and never
+ * blocks; poll mw_channel_xen_confirm() (on keystore events) for the end.
+ * Return: 0 or -errno with one line in @err
+ */
+int mw_channel_xen_answer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t ins_domid,
+			  const struct mw_hello *mine, const char *hello_text, char *err,
+			  size_t errlen);
+
+/* Return: 1 once the INS wrote vm_evt_chn_is_bound = 1, 0 not yet, -errno (-EPROTO) if bad. */
+int mw_channel_xen_confirm(struct mw_channel *ch, struct mw_keystore *ks, uint16_t ins_domid,
+			   char *err, size_t errlen);
+
+/**
  * mw_channel_xen_join() - INS side: publish our hello, map the PVM's pages, bind its port
  * @pvm_domid: the PVM's domain; @mine->ins_id is our domid
  * Return: 0 or -errno with one line in @err

@@ -258,6 +258,46 @@ int mw_xen_hello_decode(const char *s, struct mw_hello *h)
 }
 
 /**
+ * mw_xen_parse_ins_key() - "/mw/ins/<domid>[/<name>]" from a watch event, strictly
+ * @key:     the changed key
+ * @domid:   the domain
+ * @name:    its last component, "" for the directory
+ * @namelen: room in @name
+ * Return: 0 or -EINVAL
+ */
+int mw_xen_parse_ins_key(const char *key, uint16_t *domid, char *name, size_t namelen)
+{
+	static const char prefix[] = "/mw/ins/";
+	const char *s = key;
+	uint32_t v = 0;
+	size_t n = 0;
+	int digits = 0;
+
+	if (strncmp(s, prefix, sizeof(prefix) - 1) || namelen < MW_XEN_NAME_MAX)
+		return -EINVAL;
+	for (s += sizeof(prefix) - 1; *s >= '0' && *s <= '9'; s++) {
+		if (++digits > 5 || (digits == 2 && v == 0))
+			return -EINVAL; /* too long, or a leading zero */
+		v = v * 10 + (uint32_t)(*s - '0');
+	}
+	if (!digits || v == 0 || v > MW_XEN_DOMID_MAX || (*s && *s != '/'))
+		return -EINVAL;
+	if (*s == '/') {
+		for (s++; *s; s++) {
+			if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_') ||
+			    n + 1 >= MW_XEN_NAME_MAX)
+				return -EINVAL;
+			name[n++] = *s;
+		}
+		if (!n)
+			return -EINVAL; /* "/mw/ins/5/" */
+	}
+	name[n] = 0;
+	*domid = (uint16_t)v;
+	return 0;
+}
+
+/**
  * mw_xen_open_error() - one line for a Xen device that cannot be opened
  * @dev:    the device
  * @err:    errno (0 is taken as ENOENT)
@@ -512,93 +552,66 @@ int mw_xen_read_refs(struct mw_keystore *ks, uint16_t dom, uint32_t *refs, uint3
 	return 0;
 }
 
-/**
- * mw_channel_xen_offer() - PVM side of the Xen handshake
- * @ch:       the channel (reset here)
- * @ks:       keystore (xenstore) the handshake keys go through
- * @ins_domid: the INS domain (its hello must carry the same ins_id)
- * @mine:     our hello (ring_size, window, version range ...)
- * @err:      one line on failure
- * @errlen:   size of @err
- * Return: 0 or -errno (-ENOENT etc. no Xen devices, -ETIMEDOUT, -EPROTO bad or
- * refused hello, -EINVAL bad ring size, or a system error)
- */
-int mw_channel_xen_offer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t ins_domid,
-			 const struct mw_hello *mine, char *err, size_t errlen)
+/* Open the PVM's devices (gntalloc, evtchn); the one-line error names the missing one. */
+static int xen_offer_devices(struct xen_state *xs, char *err, size_t errlen)
 {
-	int64_t deadline = xen_now_ms() + MW_CHANNEL_HANDSHAKE_MS;
+	errno = 0;
+	xs->gs = xengntshr_open(&xen_silent, 0);
+	if (!xs->gs)
+		return mw_xen_open_error("/dev/xen/gntalloc", errno, err, errlen);
+	return xen_open_evtchn(xs, err, errlen);
+}
+
+/*
+ * The PVM's answer to a hello already read: check it, share the pages, bind a
+ * port, publish refs, port and pvm_hello.  Never waits.  On success the
+ * channel holds @xs (its release undoes everything); on failure the caller
+ * frees @xs.
+ */
+static int xen_answer(struct mw_channel *ch, struct xen_state *xs, struct mw_keystore *ks,
+		      uint16_t ins_domid, const struct mw_hello *mine, const char *hello_text,
+		      char *err, size_t errlen)
+{
 	char key[MW_KEY_MAX], text[MW_XEN_HELLO_MAX];
-	struct xen_state *xs = NULL;
 	struct mw_hello peer, reply;
-	uint32_t *refs = NULL;
-	void *region = NULL;
+	uint32_t *refs;
+	void *region;
 	xenevtchn_port_or_error_t port;
 	int ver, ret;
 
-	mw_channel_reset(ch);
-	ret = mw_channel_check_ring_size(mine->ring_size, err, errlen);
-	if (ret)
-		goto fail;
-	ret = -EINVAL;
-	if (!mw_xen_page_count(mine->ring_size)) {
-		snprintf(err, errlen, "ring_size %u is over the Xen limit of %u", mine->ring_size,
-			 MW_XEN_MAX_RING);
-		goto fail;
-	}
-	xs = calloc(1, sizeof(*xs));
-	refs = calloc(MW_XEN_MAX_PAGES, sizeof(*refs));
-	ret = -ENOMEM;
-	if (!xs || !refs) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	xs->npages = mw_xen_page_count(mine->ring_size);
-	errno = 0;
-	xs->gs = xengntshr_open(&xen_silent, 0);
-	if (!xs->gs) {
-		ret = mw_xen_open_error("/dev/xen/gntalloc", errno, err, errlen);
-		goto fail;
-	}
-	ret = xen_open_evtchn(xs, err, errlen);
-	if (ret)
-		goto fail;
-
-	ret = mw_xen_key(key, sizeof(key), ins_domid, "ins_hello");
-	if (!ret)
-		ret = xen_wait_key(ks, key, text, sizeof(text), deadline);
-	if (ret < 0) {
-		snprintf(err, errlen, "INS %u hello: %s", ins_domid, xen_wait_what(ret));
-		goto fail;
-	}
-	ret = -EPROTO;
-	if (mw_xen_hello_decode(text, &peer)) {
+	if (mw_xen_hello_decode(hello_text, &peer)) {
 		snprintf(err, errlen, "INS %u hello is malformed", ins_domid);
-		goto fail;
+		return -EPROTO;
 	}
 	if (peer.ins_id != ins_domid) {
 		snprintf(err, errlen, "INS hello names id %u under domain %u", peer.ins_id, ins_domid);
-		goto fail;
+		return -EPROTO;
 	}
 	ver = mw_channel_negotiate(mine, &peer, "INS", err, errlen);
 	if (ver < 0) {
 		reply = *mine;
 		reply.version_min = reply.version_max = 0;
 		xen_write_hello(ks, ins_domid, "pvm_hello", &reply); /* best effort: say why */
-		ret = ver;
-		goto fail;
+		return ver;
 	}
-	if (mw_proto_check_hello(&peer, err, errlen)) {
-		ret = -EPROTO;
-		goto fail;
+	if (mw_proto_check_hello(&peer, err, errlen))
+		return -EPROTO;
+	refs = calloc(MW_XEN_MAX_PAGES, sizeof(*refs));
+	if (!refs) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-
 	region = xengntshr_share_pages(xs->gs, ins_domid, (int)xs->npages, refs, 1);
 	if (!region) {
 		ret = errno ? -errno : -ENOMEM;
 		snprintf(err, errlen, "sharing %u pages with domain %u: %s", xs->npages, ins_domid,
 			 strerror(-ret));
-		goto fail;
+		free(refs);
+		return ret;
 	}
+	ch->region = region;
+	ch->backend = xs;
+	ch->ops = &xen_ops;
 	ret = mw_channel_attach(ch, region, mine->ring_size, MW_CHANNEL_PVM, true);
 	if (ret) {
 		snprintf(err, errlen, "attach rings: %s", strerror(-ret));
@@ -606,8 +619,8 @@ int mw_channel_xen_offer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t
 	}
 	port = xenevtchn_bind_unbound_port(xs->xce, ins_domid);
 	if (port < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "event channel for domain %u: %s", ins_domid, strerror(errno));
+		ret = errno ? -errno : -EIO;
+		snprintf(err, errlen, "event channel for domain %u: %s", ins_domid, strerror(-ret));
 		goto fail;
 	}
 	xs->port = (evtchn_port_t)port;
@@ -631,27 +644,165 @@ int mw_channel_xen_offer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t
 		snprintf(err, errlen, "publishing the channel keys: %s", strerror(-ret));
 		goto fail;
 	}
+	free(refs);
+	ch->wait_fd = xenevtchn_fd(xs->xce);
+	ch->peer = peer;
+	ch->version = (uint16_t)ver;
+	return 0;
+fail:
+	/* The caller frees @xs: take it back from the channel, unshare here. */
+	xengntshr_unshare(xs->gs, region, xs->npages);
+	if (xs->bound)
+		xenevtchn_unbind(xs->xce, xs->port);
+	xs->bound = false;
+	free(refs);
+	mw_channel_reset(ch);
+	return ret;
+}
+
+/* A fresh PVM state for rings of @ring_size, devices open.  Return: 0 or -errno with @err. */
+static int xen_offer_state(struct xen_state **out, uint32_t ring_size, char *err, size_t errlen)
+{
+	struct xen_state *xs;
+	int ret = mw_channel_check_ring_size(ring_size, err, errlen);
+
+	*out = NULL;
+	if (ret)
+		return ret;
+	if (!mw_xen_page_count(ring_size)) {
+		snprintf(err, errlen, "ring_size %u is over the Xen limit of %u", ring_size,
+			 MW_XEN_MAX_RING);
+		return -EINVAL;
+	}
+	xs = calloc(1, sizeof(*xs));
+	if (!xs) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	xs->npages = mw_xen_page_count(ring_size);
+	ret = xen_offer_devices(xs, err, errlen);
+	if (ret) {
+		xen_state_free(xs, NULL);
+		return ret;
+	}
+	*out = xs;
+	return 0;
+}
+
+/**
+ * mw_channel_xen_answer() - PVM side, for an event loop: answer a hello already read
+ * @ch:         the channel (reset here)
+ * @ks:         keystore (xenstore)
+ * @ins_domid:  the domain whose /mw/ins/<domid>/ins_hello was read
+ * @mine:       our hello
+ * @hello_text: the value of that key (untrusted: parsed strictly)
+ * @err:        one line on failure
+ * @errlen:     its size
+ *
+ * Opens the devices, checks the hello, shares the pages, binds a port for the
+ * INS and publishes refs, port and pvm_hello; never waits.  The channel is
+ * usable once mw_channel_xen_confirm() returns 1; until then (or on giving
+ * up) mw_channel_close() undoes everything.
+ * Return: 0 or -errno with one line in @err
+ */
+int mw_channel_xen_answer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t ins_domid,
+			  const struct mw_hello *mine, const char *hello_text, char *err,
+			  size_t errlen)
+{
+	struct xen_state *xs;
+	int ret;
+
+	mw_channel_reset(ch);
+	ret = xen_offer_state(&xs, mine->ring_size, err, errlen);
+	if (ret)
+		return ret;
+	ret = xen_answer(ch, xs, ks, ins_domid, mine, hello_text, err, errlen);
+	if (ret)
+		xen_state_free(xs, NULL);
+	else
+		ch->backend = xs; /* as xen_answer() left it: the channel owns it */
+	return ret;
+}
+
+/**
+ * mw_channel_xen_confirm() - has the INS bound the event channel?
+ * @ch:        a channel answered by mw_channel_xen_answer()
+ * @ks:        keystore
+ * @ins_domid: its domain
+ * @err:       one line on failure
+ * @errlen:    its size
+ * Return: 1 bound (the channel is up), 0 not yet, -EPROTO (a value other
+ * than "1") or -errno
+ */
+int mw_channel_xen_confirm(struct mw_channel *ch, struct mw_keystore *ks, uint16_t ins_domid,
+			   char *err, size_t errlen)
+{
+	char key[MW_KEY_MAX], text[8];
+	int ret = mw_xen_key(key, sizeof(key), ins_domid, "vm_evt_chn_is_bound");
+
+	(void)ch;
+	if (!ret)
+		ret = mw_keystore_read(ks, key, text, sizeof(text));
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0 && ret != -ENOSPC) {
+		snprintf(err, errlen, "reading vm_evt_chn_is_bound: %s", strerror(-ret));
+		return ret;
+	}
+	if (ret < 0 || strcmp(text, "1")) {
+		snprintf(err, errlen, "INS %u: vm_evt_chn_is_bound is not 1", ins_domid);
+		return -EPROTO;
+	}
+	return 1;
+}
+
+/**
+ * mw_channel_xen_offer() - PVM side of the Xen handshake, blocking (callers without a loop)
+ * @ch:       the channel (reset here)
+ * @ks:       keystore (xenstore) the handshake keys go through
+ * @ins_domid: the INS domain (its hello must carry the same ins_id)
+ * @mine:     our hello (ring_size, window, version range ...)
+ * @err:      one line on failure
+ * @errlen:   size of @err
+ * Return: 0 or -errno (-ENOENT etc. no Xen devices, -ETIMEDOUT, -EPROTO bad or
+ * refused hello, -EINVAL bad ring size, or a system error)
+ */
+int mw_channel_xen_offer(struct mw_channel *ch, struct mw_keystore *ks, uint16_t ins_domid,
+			 const struct mw_hello *mine, char *err, size_t errlen)
+{
+	int64_t deadline = xen_now_ms() + MW_CHANNEL_HANDSHAKE_MS;
+	char key[MW_KEY_MAX], text[MW_XEN_HELLO_MAX];
+	struct xen_state *xs = NULL;
+	int ret;
+
+	mw_channel_reset(ch);
+	ret = xen_offer_state(&xs, mine->ring_size, err, errlen);
+	if (ret)
+		return ret;
+	ret = mw_xen_key(key, sizeof(key), ins_domid, "ins_hello");
+	if (!ret)
+		ret = xen_wait_key(ks, key, text, sizeof(text), deadline);
+	if (ret < 0) {
+		snprintf(err, errlen, "INS %u hello: %s", ins_domid, xen_wait_what(ret));
+		xen_state_free(xs, NULL);
+		return ret;
+	}
+	ret = xen_answer(ch, xs, ks, ins_domid, mine, text, err, errlen);
+	if (ret) {
+		xen_state_free(xs, NULL);
+		return ret;
+	}
+	ch->backend = xs; /* as xen_answer() left it: the channel owns it */
 	ret = mw_xen_key(key, sizeof(key), ins_domid, "vm_evt_chn_is_bound");
 	if (!ret)
 		ret = xen_wait_key(ks, key, text, sizeof(text), deadline);
 	if (ret < 0 || strcmp(text, "1")) {
 		snprintf(err, errlen, "INS %u did not bind the event channel: %s", ins_domid,
 			 ret < 0 ? xen_wait_what(ret) : "vm_evt_chn_is_bound is not 1");
-		ret = ret < 0 ? ret : -EPROTO;
-		goto fail;
+		mw_channel_close(ch);
+		return ret < 0 ? ret : -EPROTO;
 	}
-	free(refs);
-	ch->ops = &xen_ops;
-	ch->backend = xs;
-	ch->wait_fd = xenevtchn_fd(xs->xce);
-	ch->peer = peer;
-	ch->version = (uint16_t)ver;
 	return 0;
-fail:
-	xen_state_free(xs, region);
-	free(refs);
-	mw_channel_reset(ch);
-	return ret;
 }
 
 /**

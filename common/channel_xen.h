@@ -86,6 +86,22 @@ int mw_xen_hello_decode(const char *s, struct mw_hello *h);
  */
 int mw_xen_open_error(const char *dev, int err, char *buf, size_t buflen);
 
+/* Highest domid a guest can have (DOMID_FIRST_RESERVED - 1). */
+#define MW_XEN_DOMID_MAX 0x7fefu
+#define MW_XEN_NAME_MAX 32u
+
+/**
+ * mw_xen_parse_ins_key() - split a changed key under /mw/ins (a watch event), strictly
+ * @key:     "/mw/ins/<domid>" or "/mw/ins/<domid>/<name>" (a guest may make anything
+ *           below its own directory: nothing else is accepted)
+ * @domid:   1..MW_XEN_DOMID_MAX, decimal without leading zeros
+ * @name:    the last component ("" for the directory itself), at most
+ *           MW_XEN_NAME_MAX - 1 bytes of [a-z0-9_]
+ * @namelen: room in @name (at least MW_XEN_NAME_MAX)
+ * Return: 0 or -EINVAL (another key, a deeper one, a bad domid or name)
+ */
+int mw_xen_parse_ins_key(const char *key, uint16_t *domid, char *name, size_t namelen);
+
 struct mw_keystore;
 
 /* Write gnt_ref_1..n then gnt_ref_chunks under /mw/ins/<dom>/.  Return: 0 or -errno. */

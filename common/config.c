@@ -97,6 +97,7 @@ struct cfg_key {
 static const char *const log_levels[] = { "error", "warning", "notice", "info", "debug", NULL };
 static const char *const keystores[] = { "local", "xenstore", NULL };
 static const char *const backends[] = { "netns", "process", "xl", NULL };
+static const char *const channels[] = { "local", "xen", NULL };
 static const char *const guard_modes[] = { "enforce", "report", NULL };
 static const char *const bal_modes[] = { "splice", "kernel", NULL };
 static const char *const policies[] = { "round-robin", "least-connections", "least-busy", "hash",
@@ -116,6 +117,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(pvm, socket_window, 256 * KIB, 4 * KIB, 1 * GIB, CHK_NONE),
 	KEY_INT(pvm, heartbeat_timeout_ms, 3000, 100, 600000, CHK_NONE),
 	KEY_INT(pvm, handshake_max, 8, 1, 1024, CHK_NONE),
+	KEY_BOOL(pvm, xen_channel, false),
 	KEY_INT(pvm, ins_max_conns, 65536, 1, 16 * MIB, CHK_NONE),
 	KEY_INT(pvm, ins_max_queued, 65536, 64, 16 * MIB, CHK_NONE),
 	KEY_INT(pvm, op_timeout_ms, 5000, 100, 600000, CHK_NONE),
@@ -141,6 +143,8 @@ static const struct cfg_key cfg_keys[] = {
 
 	KEY_INT(ins, id, 1, 1, 65535, CHK_NONE),
 	KEY_STR(ins, pvm_socket, "/run/mwcomms/pvm-ins.sock", CHK_PATH, NULL),
+	KEY_STR(ins, channel, "local", CHK_NONE, channels),
+	KEY_INT(ins, pvm_domid, 0, 0, 32751, CHK_NONE),
 	KEY_INT(ins, max_sockets, 0, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(ins, nofile, 1048576, 1024, 1073741816, CHK_NONE),
 	KEY_INT(ins, heartbeat_ms, 1000, 10, 60000, CHK_NONE),

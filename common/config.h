@@ -28,6 +28,7 @@ struct mw_pvm_config {
 	int socket_window;                  /* per-socket credit window bytes: 256 KiB */
 	int heartbeat_timeout_ms;           /* INS declared dead after: 3000 */
 	int handshake_max;                  /* INS handshakes in progress at once: 8 */
+	bool xen_channel;                   /* also accept INS domUs through XenStore /mw/ins: false */
 	int ins_max_conns;                  /* connections one INS may have open: 65536 */
 	int ins_max_queued;                 /* requests / queued control frames per INS: 65536 */
 	int op_timeout_ms;                  /* a shim request unanswered by its INS fails: 5000 */
@@ -56,6 +57,8 @@ struct mw_pvm_config {
 struct mw_ins_config {
 	int id;                             /* INS id, id bits 40-55: 1..65535, default 1 */
 	char pvm_socket[MW_PATH_MAX];       /* where mw-pvm accepts INS: "/run/mwcomms/pvm-ins.sock" */
+	char channel[8];                    /* "local" (pvm_socket) | "xen" (XenStore, grants): "local" */
+	int pvm_domid;                      /* xen: mw-pvm's domain: 0 */
 	int max_sockets;                    /* 0 = limited only by nofile */
 	int nofile;                         /* RLIMIT_NOFILE to raise to: 1048576 */
 	int heartbeat_ms;                   /* 1000 */

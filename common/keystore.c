@@ -118,6 +118,18 @@ int mw_keystore_remove(struct mw_keystore *ks, const char *key)
 	return ks->ops->remove(ks, key);
 }
 
+int mw_keystore_give(struct mw_keystore *ks, const char *key, unsigned domid)
+{
+	if (mw_key_check(key))
+		return -EINVAL;
+	return ks->ops->give ? ks->ops->give(ks, key, domid) : -EOPNOTSUPP;
+}
+
+int mw_keystore_domid(struct mw_keystore *ks)
+{
+	return ks->ops->domid ? ks->ops->domid(ks) : -EOPNOTSUPP;
+}
+
 static int cmp_names(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

@@ -71,6 +71,18 @@ int mw_keystore_fd(struct mw_keystore *ks);
 int mw_keystore_next_event(struct mw_keystore *ks, char *key, size_t keylen,
 			   char *watch, size_t watchlen);
 
+/**
+ * mw_keystore_give() - create @key (empty) owned by Xen domain @domid
+ * The owner may read, write and create below it; other guests may not even
+ * read it; dom0 may do anything (XenStore permissions).  How mw-balancer
+ * admits an INS domU to /mw/ins/<domid>/ (docs/xen.md).
+ * Return: 0, -EOPNOTSUPP (local backend) or -errno
+ */
+int mw_keystore_give(struct mw_keystore *ks, const char *key, unsigned domid);
+
+/* Our own Xen domain id (XenStore's relative key "domid").  Return: it, -EOPNOTSUPP or -errno. */
+int mw_keystore_domid(struct mw_keystore *ks);
+
 /* Shared by the backends: validate a key.  Return: 0 or -EINVAL. */
 int mw_key_check(const char *key);
 

@@ -21,6 +21,10 @@ struct mw_keystore_ops {
 	int (*fd)(struct mw_keystore *ks);
 	int (*next_event)(struct mw_keystore *ks, char *key, size_t keylen, char *watch,
 			  size_t watchlen);
+	/* Optional (NULL: -EOPNOTSUPP): create @key, owned by domain @domid. */
+	int (*give)(struct mw_keystore *ks, const char *key, unsigned domid);
+	/* Optional (NULL: -EOPNOTSUPP): our own domain id. */
+	int (*domid)(struct mw_keystore *ks);
 };
 
 struct mw_keystore {

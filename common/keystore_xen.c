@@ -164,6 +164,30 @@ static int xen_next_event(struct mw_keystore *ks, char *key, size_t keylen, char
 	}
 }
 
+/* Create @key owned by @domid: it reads and writes there, other guests see nothing. */
+static int xen_give(struct mw_keystore *ks, const char *key, unsigned domid)
+{
+	struct xs_permissions perm = { .id = domid, .perms = XS_PERM_NONE };
+
+	if (!xs_write(H(ks), XBT_NULL, key, "", 0))
+		return -errno;
+	return xs_set_permissions(H(ks), XBT_NULL, key, &perm, 1) ? 0 : -errno;
+}
+
+/* "domid" relative to our home /local/domain/<domid>: written by the toolstack, trusted. */
+static int xen_domid(struct mw_keystore *ks)
+{
+	char buf[16], *end;
+	int ret = xen_read(ks, "domid", buf, sizeof(buf));
+	long v;
+
+	if (ret < 0)
+		return ret;
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	return errno || end == buf || *end || v < 0 || v > 0x7fef ? -EINVAL : (int)v;
+}
+
 const struct mw_keystore_ops mw_keystore_xen_ops = {
 	.name = "xenstore",
 	.open = xen_open,
@@ -176,4 +200,6 @@ const struct mw_keystore_ops mw_keystore_xen_ops = {
 	.unwatch = xen_unwatch,
 	.fd = xen_fd,
 	.next_event = xen_next_event,
+	.give = xen_give,
+	.domid = xen_domid,
 };

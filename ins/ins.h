@@ -14,6 +14,8 @@
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/proto.h"
+
+struct mw_keystore;
 #include "common/proxy2.h"
 #include "common/shield.h"
 #include "common/spin.h"
@@ -152,6 +154,8 @@ struct ins {
 	struct ins_proxy pp;          /* used only with ins.proxy_protocol */
 	struct ins_accf_stats accf;   /* accept filters (ins_accf.c) */
 	struct ins_shield_rates rates; /* shield rates and limits (ins_shield_rates.c) */
+	struct mw_keystore *xen_ks;   /* ins.channel "xen": XenStore until joined, else NULL */
+	bool xen_joined;              /* the channel is Xen's: released by the exit alone */
 	int exit_status;
 };
 
@@ -227,6 +231,12 @@ void ins_shield_rates_status(const struct ins *ins, char *buf, size_t len);
 /* ins_channel.c */
 int ins_channel_start(struct ins *ins);
 void ins_channel_stop(struct ins *ins);
+void ins_channel_hello(const struct ins *ins, struct mw_hello *mine);
+int ins_channel_up(struct ins *ins, const char *where, char *err, size_t errlen);
+
+/* ins_xen.c */
+int ins_xen_prepare(struct ins *ins, struct mw_ins_config *cfg, char *err, size_t errlen);
+int ins_xen_join(struct ins *ins);
 int ins_ctl(struct ins *ins, uint16_t type, uint64_t sock, const void *payload, uint32_t len);
 void ins_result(struct ins *ins, uint64_t sock, uint32_t req, int status, const void *val,
 		uint32_t len);

@@ -9,6 +9,7 @@
 /**
  * ins_sandbox_enter() - set no_new_privs, clear dumpable, load the seccomp allow-list
  * @seccomp: load the allow-list (ins.seccomp)
+ * @xen:     the channel is Xen's: also allow the event-channel notify ioctl
  * @err:     one line on failure
  * @errlen:  its size
  *
@@ -17,6 +18,6 @@
  *
  * Return: the number of system calls allowed (0 without @seccomp), or -errno
  */
-int ins_sandbox_enter(bool seccomp, char *err, size_t errlen);
+int ins_sandbox_enter(bool seccomp, bool xen, char *err, size_t errlen);
 
 #endif /* INS_SANDBOX_H */

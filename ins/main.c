@@ -88,17 +88,26 @@ int main(int argc, char **argv)
 		       strerror(-ret));
 		goto out;
 	}
-	ins_channel_start(&ins);
+	if (!strcmp(ins.cfg->channel, "xen")) {
+		ret = ins_xen_prepare(&ins, &d.cfg.ins, err, sizeof(err));
+		if (ret) {
+			mw_err("%s", err);
+			goto out;
+		}
+	}
+	if (ins_channel_start(&ins))
+		goto out_stop;
 	mw_spin_start(ins.loop, &ins.spin, ins.cfg->spin_us);
-	ret = ins_sandbox_enter(ins.cfg->seccomp, err, sizeof(err));
+	ret = ins_sandbox_enter(ins.cfg->seccomp, ins.xen_joined, err, sizeof(err));
 	if (ret < 0) {
 		mw_err("sandbox: %s", err);
 		goto out;
 	}
 	mw_info("sandbox: no_new_privs, not dumpable, seccomp %s (%d system calls allowed)",
 		ins.cfg->seccomp ? "on" : "off (ins.seccomp)", ret);
-	mw_info("INS %d starting: mw-pvm at %s, window %d, heartbeat %d ms%s%s", ins.cfg->id,
-		ins.cfg->pvm_socket, ins.cfg->socket_window, ins.cfg->heartbeat_ms,
+	mw_info("INS %d starting: mw-pvm %s, window %d, heartbeat %d ms%s%s", ins.cfg->id,
+		ins.xen_joined ? "over the Xen channel" : ins.cfg->pvm_socket,
+		ins.cfg->socket_window, ins.cfg->heartbeat_ms,
 		ins.cfg->proxy_protocol ? ", PROXY v2 header required from " : "",
 		!ins.cfg->proxy_protocol ? ""
 		: ins.pp.any		 ? "any sender"
@@ -111,6 +120,7 @@ int main(int argc, char **argv)
 		ins.exit_status = EXIT_SUCCESS;
 	mw_daemon_stopping(&d);
 	mw_spin_stop(ins.loop, &ins.spin);
+out_stop:
 	ins_channel_stop(&ins);
 	ins_table_fini(&ins.socks);
 	ins_shield_rates_fini(&ins);

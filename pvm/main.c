@@ -74,6 +74,8 @@ int main(int argc, char **argv)
 	}
 	ret = pvm_ins_open(&p, err, sizeof(err));
 	if (!ret)
+		ret = pvm_xen_open(&p, err, sizeof(err));
+	if (!ret)
 		ret = pvm_shim_open(&p, err, sizeof(err));
 	if (!ret)
 		ret = pvm_netflow_open(&p, err, sizeof(err));
@@ -100,6 +102,7 @@ int main(int argc, char **argv)
 	mw_spin_stop(p.loop, &p.spin);
 out_close:
 	pvm_shim_close(&p);
+	pvm_xen_close(&p);
 	pvm_ins_close_all(&p);
 	pvm_view_close(&p);
 	pvm_netflow_close(&p);

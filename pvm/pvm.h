@@ -243,6 +243,7 @@ struct pvm {
 	unsigned ho_count;
 	ev_timer ho_timer;
 	struct pvm_netflow *nf; /* the Netflow server, NULL if it could not start */
+	struct pvm_xen *xen;      /* INS domUs through XenStore (pvm_xen.c), NULL if off */
 	struct mw_keystore *view; /* where each INS channel's state is published (pvm_view.c) */
 	/* app sockets without a data connection, swept for liveness (pvm_appsock.c) */
 	struct pvm_sock *lv_head, *lv_cursor;
@@ -284,6 +285,10 @@ int pvm_connect_failed_take(struct pvm *p, uint64_t id, dev_t dev, ino_t ino);
 /* pvm_ins.c */
 int pvm_ins_open(struct pvm *p, char *err, size_t errlen);
 void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello);
+void pvm_ins_hello(const struct pvm *p, struct mw_hello *mine);
+const char *pvm_ins_refusal(struct pvm *p, const struct mw_hello *hello);
+void pvm_ins_start(struct pvm *p, struct mw_channel *ch);
+struct pvm_ins *pvm_ins_by_id(struct pvm *p, uint16_t id);
 uint64_t pvm_ins_new_id(struct pvm_ins *ins);
 void pvm_ins_close_all(struct pvm *p);
 struct pvm_ins *pvm_ins_pick(struct pvm *p);
@@ -325,6 +330,10 @@ void pvm_appsock_close(struct pvm *p);
 /* pvm_quota.c */
 int pvm_quota_take(struct pvm_sock *s);
 void pvm_quota_put(struct pvm_sock *s);
+
+/* pvm_xen.c */
+int pvm_xen_open(struct pvm *p, char *err, size_t errlen);
+void pvm_xen_close(struct pvm *p);
 
 /* pvm_view.c */
 void pvm_view_open(struct pvm *p);

@@ -50,7 +50,13 @@ static void ins_cut(struct pvm_ins *ins, const char *reason)
 	ins->dead = true;
 }
 
-static struct pvm_ins *ins_by_id(struct pvm *p, uint16_t id)
+/**
+ * pvm_ins_by_id() - the live INS with @id
+ * @p:  the daemon
+ * @id: INS id
+ * Return: it, or NULL
+ */
+struct pvm_ins *pvm_ins_by_id(struct pvm *p, uint16_t id)
 {
 	struct pvm_ins *ins;
 
@@ -501,6 +507,8 @@ static bool ins_sock_check(struct pvm_ins *ins)
 	char c;
 	ssize_t n;
 
+	if (ins->ch.sock_fd < 0)
+		return false; /* Xen: no socket; the heartbeat timeout tells */
 	n = recv(ins->ch.sock_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return false;
@@ -647,9 +655,91 @@ uint64_t pvm_ins_new_id(struct pvm_ins *ins)
 /* An INS with @id is up: is it really, or did it just die (a restart with the same id)? */
 static bool ins_id_taken(struct pvm *p, uint16_t id)
 {
-	struct pvm_ins *old = ins_by_id(p, id);
+	struct pvm_ins *old = pvm_ins_by_id(p, id);
 
 	return old && !ins_sock_check(old);
+}
+
+/**
+ * pvm_ins_hello() - the hello every INS sends us, for its answer
+ * @p:    the daemon
+ * @mine: filled
+ */
+void pvm_ins_hello(const struct pvm *p, struct mw_hello *mine)
+{
+	memset(mine, 0, sizeof(*mine));
+	mine->magic = MW_PROTO_MAGIC;
+	mine->version_min = MW_PROTO_VERSION_MIN;
+	mine->version_max = MW_PROTO_VERSION_MAX;
+	mine->pvm_index = (uint8_t)p->cfg->index;
+	mine->ring_size = (uint32_t)p->cfg->ring_size;
+	mine->window = (uint32_t)p->cfg->socket_window;
+	mine->pid = getpid();
+}
+
+/**
+ * pvm_ins_refusal() - why an INS with @hello may not join, whatever its backend
+ * @p:     the daemon
+ * @hello: its hello (untrusted)
+ * Return: NULL if it may, else a short reason for the log
+ */
+const char *pvm_ins_refusal(struct pvm *p, const struct mw_hello *hello)
+{
+	return !hello->ins_id		       ? "id 0"
+	       : hello->window < 1	       ? "window 0"
+	       : ins_id_taken(p, hello->ins_id) ? "id in use"
+						: NULL;
+}
+
+/**
+ * pvm_ins_start() - a channel is up (local or Xen handshake done): run the INS on it
+ * @p:  the daemon
+ * @ch: the channel; moved into the INS (reset here) or closed
+ */
+void pvm_ins_start(struct pvm *p, struct mw_channel *ch)
+{
+	struct pvm_ins *ins;
+	double period;
+
+	ins = calloc(1, sizeof(*ins));
+	if (!ins) {
+		mw_err("INS handshake: out of memory");
+		mw_channel_close(ch);
+		return;
+	}
+	ins->ch = *ch;
+	/* The caller's copy no longer owns anything: closing it is a no-op. */
+	memset(ch, 0, sizeof(*ch));
+	ch->wait_fd = ch->kick_fd = ch->sock_fd = -1;
+	ins->pvm = p;
+	ins->id = ins->ch.peer.ins_id;
+	ins->last_heard = ev_now(p->loop);
+	ins->next = p->ins_list;
+	p->ins_list = ins;
+	p->nins++;
+	ev_io_init(&ins->wait_io, ins_wait_cb, ins->ch.wait_fd, EV_READ);
+	ins->wait_io.data = ins;
+	ev_io_start(p->loop, &ins->wait_io);
+	/* Xen has no handshake socket: the heartbeat timeout alone notices death. */
+	ev_io_init(&ins->sock_io, ins_sock_cb, ins->ch.sock_fd, EV_READ);
+	ins->sock_io.data = ins;
+	if (ins->ch.sock_fd >= 0)
+		ev_io_start(p->loop, &ins->sock_io);
+	period =
+		(p->cfg->heartbeat_timeout_ms < p->cfg->op_timeout_ms ? p->cfg->heartbeat_timeout_ms
+								      : p->cfg->op_timeout_ms) /
+		4000.0;
+	ev_timer_init(&ins->hb_timer, ins_hb_cb, period, period);
+	ins->hb_timer.data = ins;
+	ev_timer_start(p->loop, &ins->hb_timer);
+	mw_notice("INS %u joined over the %s channel (pid %d, window %u, heartbeat %u ms, "
+		  "protocol v%u)",
+		  ins->id, ins->ch.ops->name, ins->ch.peer.pid, ins->ch.peer.window,
+		  ins->ch.peer.heartbeat_ms, ins->ch.version);
+	pvm_sock_replay_all(ins);
+	pvm_netflow_ins_joined(ins);
+	pvm_view_ins_up(ins);
+	ins_poll(ins);
 }
 
 /**
@@ -660,70 +750,27 @@ static bool ins_id_taken(struct pvm *p, uint16_t id)
  */
 void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello)
 {
-	struct mw_hello mine = {
-		.magic = MW_PROTO_MAGIC,
-		.version_min = MW_PROTO_VERSION_MIN,
-		.version_max = MW_PROTO_VERSION_MAX,
-		.pvm_index = (uint8_t)p->cfg->index,
-		.ring_size = (uint32_t)p->cfg->ring_size,
-		.window = (uint32_t)p->cfg->socket_window,
-		.pid = getpid(),
-	};
-	struct pvm_ins *ins;
+	struct mw_channel ch;
+	struct mw_hello mine;
 	const char *refuse;
 	char err[160];
-	double period;
 	int ret;
 
-	refuse = !hello->ins_id			  ? "id 0"
-		 : hello->window < 1		  ? "window 0"
-		 : ins_id_taken(p, hello->ins_id) ? "id in use"
-						  : NULL;
+	pvm_ins_hello(p, &mine);
+	refuse = pvm_ins_refusal(p, hello);
 	if (refuse) {
 		mw_warn("INS handshake: rejecting INS id %u (%s)", hello->ins_id, refuse);
 		close(fd);
 		return;
 	}
-	ins = calloc(1, sizeof(*ins));
-	if (!ins) {
-		mw_err("INS handshake: out of memory");
-		close(fd);
-		return;
-	}
 	err[0] = 0;
-	ret = mw_channel_local_answer(&ins->ch, fd, &mine, hello, err, sizeof(err));
+	ret = mw_channel_local_answer(&ch, fd, &mine, hello, err, sizeof(err));
 	if (ret) {
 		mw_warn("INS handshake failed: %s", err[0] ? err : strerror(-ret));
 		close(fd);
-		free(ins);
 		return;
 	}
-	ins->pvm = p;
-	ins->id = ins->ch.peer.ins_id;
-	ins->last_heard = ev_now(p->loop);
-	ins->next = p->ins_list;
-	p->ins_list = ins;
-	p->nins++;
-	ev_io_init(&ins->wait_io, ins_wait_cb, ins->ch.wait_fd, EV_READ);
-	ins->wait_io.data = ins;
-	ev_io_start(p->loop, &ins->wait_io);
-	ev_io_init(&ins->sock_io, ins_sock_cb, ins->ch.sock_fd, EV_READ);
-	ins->sock_io.data = ins;
-	ev_io_start(p->loop, &ins->sock_io);
-	period =
-		(p->cfg->heartbeat_timeout_ms < p->cfg->op_timeout_ms ? p->cfg->heartbeat_timeout_ms
-								      : p->cfg->op_timeout_ms) /
-		4000.0;
-	ev_timer_init(&ins->hb_timer, ins_hb_cb, period, period);
-	ins->hb_timer.data = ins;
-	ev_timer_start(p->loop, &ins->hb_timer);
-	mw_notice("INS %u joined (pid %d, window %u, heartbeat %u ms, protocol v%u)", ins->id,
-		  ins->ch.peer.pid, ins->ch.peer.window, ins->ch.peer.heartbeat_ms,
-		  ins->ch.version);
-	pvm_sock_replay_all(ins);
-	pvm_netflow_ins_joined(ins);
-	pvm_view_ins_up(ins);
-	ins_poll(ins);
+	pvm_ins_start(p, &ch);
 }
 
 static void ins_accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)

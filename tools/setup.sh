@@ -21,7 +21,8 @@ packages=(build-essential cmake pkg-config clang libclang-rt-14-dev
 	libev-dev libconfig-dev libsystemd-dev libxen-dev libcmocka-dev libseccomp-dev
 	nginx curl netcat-openbsd redis-server redis-tools wrk haproxy iproute2
 	python3 tmux procps psmisc systemd clang-tidy cppcheck libpcap-dev tcpdump nfdump
-	slowhttptest apache2 nftables libnftables-dev linux-perf)
+	slowhttptest apache2 nftables libnftables-dev linux-perf qemu-system-x86 busybox-static
+	cpio xz-utils)
 
 install_packages() {
 	local missing=()

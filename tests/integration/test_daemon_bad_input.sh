@@ -133,3 +133,18 @@ for d in "${daemons[@]}"; do
 		mw_fail "$d --version: unexpected output: $(cat "$out")"
 	mw_log "ok: $d good paths"
 done
+
+# Xen asked for on a host without it (this machine): one clear line, exit 1, no wait.
+if [ ! -e /dev/xen ] && [ -x "$(mw_bin mw-pvm)" ] && [ -x "$(mw_bin mw-ins)" ]; then
+	mw_write_config "$MW_TMP/xen.conf" "pvm: { control_socket = \"$MW_RUNTIME_DIR/pvm.sock\";
+	ins_socket = \"$MW_RUNTIME_DIR/pvm-ins.sock\"; xen_channel = true; };
+ins: { channel = \"xen\"; };"
+	run mw-pvm -c "$MW_TMP/xen.conf"
+	[ "$rc" = 1 ] && grep -qF "mw-pvm: error: pvm.xen_channel: xen channel: cannot open /dev/xen/gntalloc" "$err" ||
+		mw_fail "mw-pvm with pvm.xen_channel and no Xen: exit $rc: $(cat "$err")"
+	[ ! -e "$MW_RUNTIME_DIR/pvm-ins.sock" ] || mw_fail "mw-pvm left its INS socket behind"
+	run mw-ins -c "$MW_TMP/xen.conf"
+	[ "$rc" = 1 ] && grep -qF "mw-ins: error: ins.channel xen: xenstore: cannot reach xenstored" "$err" ||
+		mw_fail "mw-ins with ins.channel xen and no Xen: exit $rc: $(cat "$err")"
+	mw_log "ok: Xen channel asked for without Xen"
+fi

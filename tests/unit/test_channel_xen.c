@@ -329,6 +329,79 @@ static void test_refs_through_keystore(void **state)
 	assert_int_equal(mw_xen_publish_refs(s->ks, 9, in, MW_XEN_MAX_PAGES + 1), -EINVAL);
 }
 
+/* Watch events name any key a guest made below its directory: only ours pass. */
+static void test_parse_ins_key(void **state)
+{
+	static const char *const bad[] = {
+		"/mw/ins", "/mw/ins/", "/mw/ins/0/ins_hello", "/mw/ins/05/ins_hello",
+		"/mw/ins/32752/ins_hello", "/mw/ins/99999/x", "/mw/ins/123456/x",
+		"/mw/ins/7/", "/mw/ins/7/a/b", "/mw/ins/7/Ins_hello", "/mw/ins/7/ins-hello",
+		"/mw/ins/7x/ins_hello", "/mw/insx/7/ins_hello", "/mw/pvms/0/ins/7",
+		"/mw/ins/-7/ins_hello", "/mw/ins/ 7/ins_hello",
+		"/mw/ins/7/abcdefghijklmnopqrstuvwxyz012345", /* 32 bytes: one too many */
+	};
+	char name[MW_XEN_NAME_MAX], small[8];
+	uint16_t dom = 0;
+
+	(void)state;
+	assert_int_equal(mw_xen_parse_ins_key("/mw/ins/7/ins_hello", &dom, name, sizeof(name)), 0);
+	assert_int_equal(dom, 7);
+	assert_string_equal(name, "ins_hello");
+	assert_int_equal(mw_xen_parse_ins_key("/mw/ins/32751", &dom, name, sizeof(name)), 0);
+	assert_int_equal(dom, 32751);
+	assert_string_equal(name, "");
+	assert_int_equal(mw_xen_parse_ins_key("/mw/ins/1/abcdefghijklmnopqrstuvwxyz01234", &dom,
+					      name, sizeof(name)),
+			 0);
+	assert_int_equal(mw_xen_parse_ins_key("/mw/ins/7/ins_hello", &dom, small, sizeof(small)),
+			 -EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		dom = 9;
+		assert_int_equal(mw_xen_parse_ins_key(bad[i], &dom, name, sizeof(name)), -EINVAL);
+		assert_int_equal(dom, 9); /* untouched on failure */
+	}
+}
+
+/* The event-loop half without a hypervisor: one line, nothing written. */
+static void test_answer_without_xen(void **state)
+{
+	struct store *s = *state;
+	struct mw_hello h = hello();
+	struct mw_channel ch;
+	char err[256] = "", text[MW_XEN_HELLO_MAX], buf[64];
+
+	if (access("/dev/xen", F_OK) == 0)
+		skip();
+	assert_true(mw_xen_hello_encode(&h, text, sizeof(text)) > 0);
+	memset(&ch, 0x5a, sizeof(ch));
+	assert_int_equal(mw_channel_xen_answer(&ch, s->ks, 7, &h, text, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "cannot open /dev/xen/gntalloc"));
+	assert_null(ch.ops);
+	assert_int_equal(mw_keystore_read(s->ks, "/mw/ins/7/pvm_hello", buf, sizeof(buf)),
+			 -ENOENT);
+	mw_channel_close(&ch);
+}
+
+/* vm_evt_chn_is_bound is written by the guest: only "1" confirms. */
+static void test_confirm_values(void **state)
+{
+	struct store *s = *state;
+	struct mw_channel ch;
+	char err[128] = "";
+
+	memset(&ch, 0, sizeof(ch));
+	assert_int_equal(mw_channel_xen_confirm(&ch, s->ks, 7, err, sizeof(err)), 0);
+	assert_int_equal(mw_keystore_write(s->ks, "/mw/ins/7/vm_evt_chn_is_bound", "1", 1), 0);
+	assert_int_equal(mw_channel_xen_confirm(&ch, s->ks, 7, err, sizeof(err)), 1);
+	assert_int_equal(mw_keystore_write(s->ks, "/mw/ins/7/vm_evt_chn_is_bound", "11", 2), 0);
+	assert_int_equal(mw_channel_xen_confirm(&ch, s->ks, 7, err, sizeof(err)), -EPROTO);
+	assert_string_equal(err, "INS 7: vm_evt_chn_is_bound is not 1");
+	assert_int_equal(mw_keystore_write(s->ks, "/mw/ins/7/vm_evt_chn_is_bound",
+					   "1111111111111111", 16),
+			 0);
+	assert_int_equal(mw_channel_xen_confirm(&ch, s->ks, 7, err, sizeof(err)), -EPROTO);
+}
+
 /* Bad ring sizes are refused before any device is opened. */
 static void test_offer_checks_ring_size(void **state)
 {
@@ -355,6 +428,9 @@ int main(void)
 		cmocka_unit_test(test_refs_decode_strict),
 		cmocka_unit_test(test_hello_text),
 		cmocka_unit_test(test_open_error_line),
+		cmocka_unit_test(test_parse_ins_key),
+		cmocka_unit_test_setup_teardown(test_answer_without_xen, store_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_confirm_values, store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_no_xen_fails_cleanly, store_setup,
 						store_teardown),
 		cmocka_unit_test_setup_teardown(test_refs_through_keystore, store_setup,

@@ -40,7 +40,7 @@ static int run_probe(enum probe p, char *out, size_t outlen)
 
 		dup2(fds[1], STDERR_FILENO);
 		close(fds[0]);
-		if (ins_sandbox_enter(true, err, sizeof(err)) <= 0) {
+		if (ins_sandbox_enter(true, false, err, sizeof(err)) <= 0) {
 			fprintf(stderr, "enter: %s\n", err);
 			_exit(3);
 		}

@@ -1,0 +1,94 @@
+# shellcheck shell=bash
+# xen_lib.sh - sourced by the host side of the tests/xen scenarios: images, a temp dir
+# and QEMU that are always cleaned up, the boot with an overlay, and the verdict from
+# the "MW-XEN: ..." lines the dom0 script prints on the serial console.
+#
+#   xen_setup NAME    checks prerequisites, builds the images (cached), makes $XEN_TMP
+#                     and $XEN_OV (the overlay directory: put mw/run and its files there)
+#   xen_boot          boots the machine with $XEN_OV; the console, each line prefixed
+#                     with seconds since QEMU start, in $XEN_TMP/console.log
+#   xen_verdict N     fails unless dom0 reported END with no FAIL and N PASS lines
+#   xen_at TEXT       seconds of the first console line holding TEXT
+set -euo pipefail
+
+XEN_SRC=${MW_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+XEN_LIMIT=${MW_XEN_TIMEOUT:-540} # seconds for the whole emulated run
+_xen_qpid=
+
+xen_fail() {
+	echo "FAIL [$XEN_NAME]: $*" >&2
+	exit 1
+}
+
+_xen_cleanup() {
+	# (set -e holds in a trap too: a failing kill or wait must not skip the rm)
+	if [ -n "$_xen_qpid" ]; then
+		kill -- -"$_xen_qpid" 2>/dev/null || true
+		wait "$_xen_qpid" 2>/dev/null || true
+	fi
+	rm -rf "${XEN_TMP:-}"
+}
+
+_xen_us() { echo "${EPOCHREALTIME/./}"; } # microseconds, integer
+_xen_secs() { printf '%d.%02d' $(($1 / 1000000)) $(($1 % 1000000 / 10000)); }
+
+xen_setup() {
+	XEN_NAME=$1
+	: "${MW_BUILD_DIR:?MW_BUILD_DIR is not set (run through ctest, or export it)}"
+	XEN_BUILD=$(cd "$MW_BUILD_DIR" && pwd)
+	command -v qemu-system-x86_64 >/dev/null ||
+		xen_fail "qemu-system-x86_64 missing (tools/setup.sh installs qemu-system-x86)"
+	[ -x "$XEN_BUILD/tests/xen/xl_domcfg" ] ||
+		xen_fail "$XEN_BUILD/tests/xen/xl_domcfg missing: build mwcomms first"
+	XEN_TMP=$(mktemp -d "/tmp/mw-xen-$XEN_NAME.XXXXXX")
+	trap _xen_cleanup EXIT
+	trap 'exit 1' INT TERM
+	XEN_OV=$XEN_TMP/overlay
+	mkdir -p "$XEN_OV/mw"
+	local t0
+	t0=$(_xen_us)
+	bash "$XEN_SRC/tools/xen/build.sh" "$XEN_BUILD" >"$XEN_TMP/build.log" 2>&1 ||
+		{ cat "$XEN_TMP/build.log" >&2; xen_fail "tools/xen/build.sh failed"; }
+	XEN_T_BUILD=$(_xen_secs $(($(_xen_us) - t0)))
+}
+
+xen_boot() {
+	local start line now
+	echo "[$XEN_NAME] booting Xen + dom0 under QEMU (TCG), at most ${XEN_LIMIT}s; images built in ${XEN_T_BUILD}s"
+	(cd "$XEN_OV" && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0 | gzip) \
+		>"$XEN_TMP/overlay.cpio.gz"
+	mkfifo "$XEN_TMP/console.fifo"
+	start=$(_xen_us)
+	# Its own process group (setsid), so cleanup stops QEMU with it on any exit.
+	setsid bash "$XEN_SRC/tools/xen/run.sh" "$XEN_BUILD" "$XEN_TMP/overlay.cpio.gz" \
+		"$XEN_LIMIT" </dev/null >"$XEN_TMP/console.fifo" 2>&1 &
+	_xen_qpid=$!
+	while IFS= read -r line; do
+		now=${EPOCHREALTIME/./}
+		printf '%8s %s\n' "$(_xen_secs $((now - start)))" "${line%$'\r'}"
+	done <"$XEN_TMP/console.fifo" >"$XEN_TMP/console.log"
+	XEN_RC=0
+	wait "$_xen_qpid" || XEN_RC=$?
+	_xen_qpid=
+	# shellcheck disable=SC2034 # read by the scenario scripts
+	XEN_T_TOTAL=$(_xen_secs $(($(_xen_us) - start)))
+	cp "$XEN_TMP/console.log" "$XEN_BUILD/xen/last-console.log" # for a look afterwards
+}
+
+xen_at() { awk -v p="$1" 'index($0, p) { printf "%.1f", $1; exit }' "$XEN_TMP/console.log"; }
+
+xen_verdict() {
+	local want=$1 log=$XEN_TMP/console.log endline n
+	grep -o 'MW-XEN: \(PASS\|FAIL\) .*' "$log" | sed "s/^/[$XEN_NAME] /" || true
+	endline=$(grep -o 'MW-XEN: END pass=[0-9]* fail=[0-9]*' "$log" || true)
+	if [ -z "$endline" ] || grep -q 'MW-XEN: FAIL' "$log"; then
+		echo "---- console (seconds since QEMU start; Xen lines left out) ----" >&2
+		grep -v '^ *[0-9.]* (XEN)' "$log" | tail -n 150 >&2
+		[ "$XEN_RC" != 124 ] ||
+			xen_fail "QEMU killed after ${XEN_LIMIT}s (MW_XEN_TIMEOUT) before dom0 finished"
+		[ -n "$endline" ] || xen_fail "dom0 never reported the end of its checks (QEMU exit status $XEN_RC)"
+		xen_fail "$(grep -c 'MW-XEN: FAIL' "$log") check(s) failed in dom0: $endline"
+	fi
+	n=$(grep -c 'MW-XEN: PASS' "$log")
+	[ "$n" -eq "$want" ] || xen_fail "$n checks passed, want $want"
+}
