@@ -16,12 +16,16 @@ bal_wait_ready 2 20 || mw_fail "2 INS not ready"
 TABLE=mwbal_$TAG
 NFP=$MW_SOURCE_DIR/tests/integration/nf_probe.py
 
-# The table: the hooks, steer and one chain per INS, each a DNAT to its address.
+# The table: the hooks, steer and one chain per INS, each a DNAT to its address.  A
+# ready INS joins steering after its first passed health check (docs/balancer.md), a
+# moment later with slow (ASan) daemons: wait for it.
 nft list table ip "$TABLE" >"$MW_TMP/table" || mw_fail "no nftables table $TABLE"
 for id in $(ins_field 1); do
 	addr=$(ctl ins list | awk -v i="$id" '$1 == i {print $3}')
-	grep -q "dnat to $addr\$" "$MW_TMP/table" || mw_fail "no DNAT to INS $id ($addr): $(cat "$MW_TMP/table")"
+	mw_wait_for "nft list table ip '$TABLE' | grep -q 'dnat to $addr\$'" 10 ||
+		mw_fail "no DNAT to INS $id ($addr): $(nft list table ip "$TABLE")"
 done
+nft list table ip "$TABLE" >"$MW_TMP/table" || mw_fail "no nftables table $TABLE"
 grep -q "ip daddr $MW_FRONT tcp dport $PORT jump front" "$MW_TMP/table" ||
 	mw_fail "no hook for $MW_FRONT:$PORT: $(cat "$MW_TMP/table")"
 [ "$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["mode"])')" = kernel ] ||
@@ -61,7 +65,11 @@ mw_wait_for "[ -s '$MW_TMP/held.1' ]" 10 || mw_fail "held connection: no first a
 mw_wait_for "ctl ins list | awk 'NR > 1 && \$5 == 1' | grep -q ." 5 ||
 	mw_fail "the held connection is not counted on any INS: $(ctl ins list)"
 held_on=$(ctl ins list | awk 'NR > 1 && $5 == 1 {print $1; exit}')
-before=$(ctl ins list | awk -v i="$held_on" '$1 == i {print $6}')
+# New connections steered to an INS: its chain's counter, read from the kernel (the
+# balancer's "total" polls the same counter, so it can lag behind).
+steered() { nft list chain ip "$TABLE" "ins_$1" | awk '$1 == "counter" {print $3; exit}'; }
+before=$(steered "$held_on")
+[ -n "$before" ] || mw_fail "no counter in chain ins_$held_on: $(nft list table ip "$TABLE")"
 ctl ins retire "$held_on" --drain >/dev/null || mw_fail "retire --drain refused"
 ctl ins list | awk -v i="$held_on" '$1 == i {print $2}' | grep -q draining ||
 	mw_fail "INS $held_on is not draining"
@@ -69,7 +77,7 @@ nft list chain ip "$TABLE" steer | grep -q "ins_$held_on\b" &&
 	mw_fail "INS $held_on is still in steering: $(nft list chain ip "$TABLE" steer)"
 load 60 4 "$MW_TMP/drain"
 [ "$(grep -c '^200$' "$MW_TMP/drain")" = 60 ] || mw_fail "while draining: not all 60 requests answered"
-after=$(ctl ins list | awk -v i="$held_on" '$1 == i {print $6}')
+after=$(steered "$held_on")
 [ "$after" = "$before" ] || mw_fail "draining INS $held_on took new connections ($before -> $after)"
 ctl ins list | awk -v i="$held_on" '$1 == i {print $2}' | grep -q draining ||
 	mw_fail "INS $held_on stopped while its connection lives"
