@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2154 # pass and fail are set by /mw/report.sh (dom0_report.sh)
 # dom0_balancer.sh - /mw/run of tests/xen/test_xen_balancer.sh, run by busybox sh in the
 # emulated dom0: mw-pvm (pvm.xen_channel) and mw-balancer with the xl backend in dom0;
 # the balancer creates the INS domU through libxl, admits it to /mw/ins/DOMID, and
@@ -7,17 +8,8 @@
 # `xl destroy` of the domain the balancer sees it gone, creates a new one, and serves
 # again. Reports as dom0_check.sh does (MW-XEN: PASS|FAIL|STEP|END, MW-XEN-LOG).
 . /mw/expect
-pass=0
-fail=0
-ok() {
-	pass=$((pass + 1))
-	echo "MW-XEN: PASS $*"
-}
-ko() {
-	fail=$((fail + 1))
-	echo "MW-XEN: FAIL $*"
-}
-step() { echo "MW-XEN: STEP $*"; }
+# shellcheck disable=SC1091 # installed by xen_lib.sh
+. /mw/report.sh # pass, fail, ok, ko, step
 dump() {
 	echo "MW-XEN-LOG: --- mw-balancer"
 	tail -n 30 /tmp/bal.log 2>&1 | sed 's/^/MW-XEN-LOG: /'

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2154 # pass and fail are set by /mw/report.sh (dom0_report.sh)
 # dom0_channel.sh - /mw/run of tests/xen/test_xen_channel.sh, run by busybox sh in the
 # emulated dom0: mw-pvm with pvm.xen_channel in dom0, the INS guest admitted to
 # /mw/ins/DOMID (as mw-balancer's xl backend does), then: mw-ins in the domU joins
@@ -10,17 +11,8 @@
 # console as dom0_check.sh does: "MW-XEN: PASS|FAIL ...", "MW-XEN: STEP ...",
 # "MW-XEN: END pass=N fail=M", "MW-XEN-LOG: ..." after a failure.
 . /mw/expect
-pass=0
-fail=0
-ok() {
-	pass=$((pass + 1))
-	echo "MW-XEN: PASS $*"
-}
-ko() {
-	fail=$((fail + 1))
-	echo "MW-XEN: FAIL $*"
-}
-step() { echo "MW-XEN: STEP $*"; }
+# shellcheck disable=SC1091 # installed by xen_lib.sh
+. /mw/report.sh # pass, fail, ok, ko, step
 dump() {
 	echo "MW-XEN-LOG: --- mw-pvm"
 	tail -n 30 /tmp/pvm.log 2>&1 | sed 's/^/MW-XEN-LOG: /'

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2154 # pass and fail are set by /mw/report.sh (dom0_report.sh)
 # dom0_check.sh - /mw/run of tests/xen/test_xen_boot.sh, run by busybox sh in the
 # emulated dom0: xl create of the INS guest with the configuration xlcfg.c writes, then
 # checks that it booted, configured eth0 from its kernel arguments and started mw-ins.
@@ -9,17 +10,8 @@
 #   MW-XEN-LOG: ...                   (diagnostics after a failure)
 # shellcheck disable=SC1091 # written by test_xen_boot.sh into the overlay
 . /mw/expect
-pass=0
-fail=0
-ok() {
-	pass=$((pass + 1))
-	echo "MW-XEN: PASS $*"
-}
-ko() {
-	fail=$((fail + 1))
-	echo "MW-XEN: FAIL $*"
-}
-step() { echo "MW-XEN: STEP $* (dom0 uptime $(cut -d' ' -f1 /proc/uptime)s)"; }
+# shellcheck disable=SC1091 # installed by xen_lib.sh
+. /mw/report.sh # pass, fail, ok, ko, step
 dump() { # the guest console and what dom0 knows, for a failure message
 	echo "MW-XEN-LOG: --- xl list"
 	xl list 2>&1 | sed 's/^/MW-XEN-LOG: /'

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2154 # pass and fail are set by /mw/report.sh (dom0_report.sh)
 # dom0_e2e.sh - /mw/run of tests/xen/e2e_balancer.sh (issue 15 item 4, run by hand):
 # in the emulated dom0, mw-pvm, nginx under the shim and mw-balancer with the xl
 # backend spawning two INS domUs; requests from dom0 through the balancer's front end;
@@ -8,13 +9,8 @@
 CONF=/mw/mwcomms.conf
 CTL="mwctl -s /run/mwcomms/balancer.sock"
 URL=http://127.0.0.1:8080/index.html
-pass=0
-fail=0
-ok() {
-	pass=$((pass + 1))
-	echo "MW-XEN: PASS $*"
-}
-step() { echo "MW-XEN: STEP $* (dom0 uptime $(cut -d' ' -f1 /proc/uptime)s)"; }
+# shellcheck disable=SC1091 # installed by xen_lib.sh
+. /mw/report.sh # pass, fail, ok, ko, step
 end() {
 	[ -n "$bal" ] && kill "$bal" 2>/dev/null
 	sleep 2

@@ -45,6 +45,7 @@ xen_setup() {
 	trap 'exit 1' INT TERM
 	XEN_OV=$XEN_TMP/overlay
 	mkdir -p "$XEN_OV/mw"
+	install -m 0644 "$XEN_SRC/tests/xen/dom0_report.sh" "$XEN_OV/mw/report.sh"
 	local t0
 	t0=$(_xen_us)
 	bash "$XEN_SRC/tools/xen/build.sh" "$XEN_BUILD" >"$XEN_TMP/build.log" 2>&1 ||
