@@ -155,3 +155,23 @@ load() {
 
 # ins_totals: "id total" per INS, from mwctl --json.
 ins_field() { ctl ins list | awk -v col="$1" 'NR > 1 {print $1, $col}'; }
+
+# bal_hold FLAG: in the background ($! is its pid), one keep-alive connection to the
+# front end: a request at once (FLAG.1 = ok|bad), a second on it once FLAG.go exists
+# (FLAG.2 = ok|bad): a drain must let it live.
+bal_hold() {
+	python3 - "$PORT" "$1" <<'PY' &
+import os, socket, sys, time
+port, flag = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection((os.environ["MW_FRONT"], port), timeout=20)
+req = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
+s.sendall(req); r1 = s.recv(65536)
+open(flag + ".1", "w").write("ok" if b"200 OK" in r1 else "bad")
+for _ in range(400):
+    if os.path.exists(flag + ".go"): break
+    time.sleep(0.05)
+s.sendall(req); r2 = s.recv(65536)
+open(flag + ".2", "w").write("ok" if b"200 OK" in r2 else "bad")
+s.close()
+PY
+}

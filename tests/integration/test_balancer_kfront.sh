@@ -44,20 +44,7 @@ mw_wait_for "grep -q 'remote=$PEER:$lport ' '$MW_TMP/watch.obs'" 10 ||
 mw_log "mw-ins reports the client as $PEER:$lport (Netflow), nginx logs $PEER"
 
 # Drain: a held keep-alive connection lives on; new connections go to the other INS.
-python3 - "$PORT" "$MW_TMP/held" <<'PY' &
-import os, socket, sys, time
-port, flag = int(sys.argv[1]), sys.argv[2]
-s = socket.create_connection((os.environ["MW_FRONT"], port), timeout=20)
-req = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
-s.sendall(req); r1 = s.recv(65536)
-open(flag + ".1", "w").write("ok" if b"200 OK" in r1 else "bad")
-for _ in range(400):
-    if os.path.exists(flag + ".go"): break
-    time.sleep(0.05)
-s.sendall(req); r2 = s.recv(65536)
-open(flag + ".2", "w").write("ok" if b"200 OK" in r2 else "bad")
-s.close()
-PY
+bal_hold "$MW_TMP/held"
 heldpid=$!
 mw_wait_for "[ -s '$MW_TMP/held.1' ]" 10 || mw_fail "held connection: no first answer"
 [ "$(cat "$MW_TMP/held.1")" = ok ] || mw_fail "held connection: first request failed"

@@ -32,20 +32,7 @@ ctl scale 3 >/dev/null
 bal_wait_ready 3 20 || mw_fail "scale 3 failed"
 ctl policy least-connections >/dev/null
 # Hold one keep-alive connection open: python sends one request now, one after the drain.
-python3 - "$PORT" "$MW_TMP/held" <<'PY' &
-import socket, sys, time, os
-port, flag = int(sys.argv[1]), sys.argv[2]
-s = socket.create_connection((os.environ["MW_FRONT"], port), timeout=20)
-req = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
-s.sendall(req); r1 = s.recv(65536)
-open(flag + ".1", "w").write("ok" if b"200 OK" in r1 else "bad")
-for _ in range(400):
-    if os.path.exists(flag + ".go"): break
-    time.sleep(0.05)
-s.sendall(req); r2 = s.recv(65536)
-open(flag + ".2", "w").write("ok" if b"200 OK" in r2 else "bad")
-s.close()
-PY
+bal_hold "$MW_TMP/held"
 heldpid=$!
 mw_wait_for "[ -s '$MW_TMP/held.1' ]" 10 || mw_fail "held connection: no first answer"
 # The held connection's INS: wait until it is the only one with a connection (the
