@@ -16,30 +16,9 @@
 source "$(dirname "$0")/xen_lib.sh"
 xen_setup test_xen_boot
 
-# The balancer configuration the xl backend would run with; INS 1 at slot 1.
+# The domain the xl backend would create: INS 1 at slot 1.
 id=1
-cat >"$XEN_TMP/mwcomms.conf" <<CONF
-balancer:
-{
-	backend = "xl";
-	subnet = "10.77.0.0/24";
-	bridge = "mwbr0";
-	tag = "xb";
-	xl_kernel = "/var/lib/mw/xen/vmlinux";
-	xl_ramdisk = "/var/lib/mw/xen/ins.cpio.gz";
-	xl_memory_mb = 128;
-	xl_vcpus = 1;
-};
-CONF
-cfg=$XEN_OV/mw/ins.cfg
-"$XEN_BUILD/tests/xen/xl_domcfg" "$XEN_TMP/mwcomms.conf" "$id" 1 >"$cfg" ||
-	xen_fail "xl_domcfg could not build the domain configuration"
-domname=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$cfg")
-ip=$(sed -n 's/.*mw\.ip=\([^ "]*\).*/\1/p' "$cfg")
-bridge=$(sed -n 's/.*bridge=\([^,"]*\).*/\1/p' "$cfg")
-if [ -z "$domname" ] || [ -z "$ip" ] || [ -z "$bridge" ]; then
-	xen_fail "no name, mw.ip or bridge in the domain configuration: $(cat "$cfg")"
-fi
+xen_ins_domcfg "$id"
 printf 'MW_NAME=%s\nMW_ID=%s\nMW_IP=%s\nMW_BRIDGE=%s\n' "$domname" "$id" "$ip" "$bridge" \
 	>"$XEN_OV/mw/expect"
 install -m 0755 "$XEN_SRC/tests/xen/dom0_check.sh" "$XEN_OV/mw/run"

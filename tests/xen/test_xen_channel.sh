@@ -13,25 +13,7 @@ want=${MW_XEN_WANT:-6}
 [ -x "$XEN_BUILD/tests/xen/xen_app" ] || xen_fail "$XEN_BUILD/tests/xen/xen_app missing: build mwcomms first"
 
 # The domain the xl backend would create: INS 1 at slot 1.
-cat >"$XEN_TMP/mwcomms.conf" <<CONF
-balancer:
-{
-	backend = "xl";
-	subnet = "10.77.0.0/24";
-	bridge = "mwbr0";
-	tag = "xb";
-	xl_kernel = "/var/lib/mw/xen/vmlinux";
-	xl_ramdisk = "/var/lib/mw/xen/ins.cpio.gz";
-	xl_memory_mb = 128;
-	xl_vcpus = 1;
-};
-CONF
-cfg=$XEN_OV/mw/ins.cfg
-"$XEN_BUILD/tests/xen/xl_domcfg" "$XEN_TMP/mwcomms.conf" 1 1 >"$cfg" ||
-	xen_fail "xl_domcfg could not build the domain configuration"
-domname=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$cfg")
-ip=$(sed -n 's/.*mw\.ip=\([^ "]*\).*/\1/p' "$cfg")
-[ -n "$domname" ] && [ -n "$ip" ] || xen_fail "no name or mw.ip in the domain configuration: $(cat "$cfg")"
+xen_ins_domcfg 1
 printf 'MW_NAME=%s\nMW_IP=%s\n' "$domname" "$ip" >"$XEN_OV/mw/expect"
 install -m 0755 "$XEN_SRC/tests/xen/$dom0_script" "$XEN_OV/mw/run"
 install -m 0755 "$XEN_BUILD/tests/xen/xen_app" "$XEN_OV/mw/xen_app"

@@ -53,6 +53,34 @@ xen_setup() {
 	XEN_T_BUILD=$(_xen_secs $(($(_xen_us) - t0)))
 }
 
+# xen_ins_domcfg ID: $XEN_OV/mw/ins.cfg, the domain mw-balancer's xl backend would
+# create for INS ID at slot 1 (balancer/xlcfg.c, through xl_domcfg); sets cfg, domname,
+# ip ("addr/prefix") and bridge from it.
+xen_ins_domcfg() {
+	cat >"$XEN_TMP/mwcomms.conf" <<CONF
+balancer:
+{
+	backend = "xl";
+	subnet = "10.77.0.0/24";
+	bridge = "mwbr0";
+	tag = "xb";
+	xl_kernel = "/var/lib/mw/xen/vmlinux";
+	xl_ramdisk = "/var/lib/mw/xen/ins.cpio.gz";
+	xl_memory_mb = 128;
+	xl_vcpus = 1;
+};
+CONF
+	cfg=$XEN_OV/mw/ins.cfg
+	"$XEN_BUILD/tests/xen/xl_domcfg" "$XEN_TMP/mwcomms.conf" "$1" 1 >"$cfg" ||
+		xen_fail "xl_domcfg could not build the domain configuration"
+	domname=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$cfg")
+	ip=$(sed -n 's/.*mw\.ip=\([^ "]*\).*/\1/p' "$cfg")
+	bridge=$(sed -n 's/.*bridge=\([^,"]*\).*/\1/p' "$cfg")
+	if [ -z "$domname" ] || [ -z "$ip" ] || [ -z "$bridge" ]; then
+		xen_fail "no name, mw.ip or bridge in the domain configuration: $(cat "$cfg")"
+	fi
+}
+
 xen_boot() {
 	local start line now
 	echo "[$XEN_NAME] booting Xen + dom0 under QEMU (TCG), at most ${XEN_LIMIT}s; images built in ${XEN_T_BUILD}s"
