@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* mapi.c - libmwmapi: one SOCK_SEQPACKET connection to mw-flowd per flow, results from its memfd */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -391,6 +392,27 @@ int mapi_loop(int fd, int fid, int cnt, mapi_handler callback, void *user)
 	return 0;
 }
 
+/*
+ * Wait (at most CLOSE_WAIT_MS) until mw-flowd has seen the end of @fd's flow and
+ * closed its side, so that the slot this flow held is free when
+ * mapi_close_flow() returns: a flow created next is not refused for a slot
+ * the daemon has not yet noticed is free.
+ */
+#define CLOSE_WAIT_MS 1000
+static void mapi_await_release(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char drain[64];
+	int spins = 0;
+
+	if (shutdown(fd, SHUT_WR) < 0)
+		return;
+	while (poll(&pfd, 1, CLOSE_WAIT_MS) == 1 &&
+	       recv(fd, drain, sizeof(drain), MSG_DONTWAIT) != 0)
+		if (++spins > 64)
+			return;
+}
+
 /**
  * mapi_close_flow() - end the flow, unmap its results
  * @fd: flow
@@ -411,5 +433,6 @@ int mapi_close_flow(int fd)
 	if (f->area)
 		munmap((void *)f->area, MW_MAPI_AREA_SIZE);
 	free(f);
+	mapi_await_release(fd);
 	return close(fd);
 }
