@@ -20,7 +20,7 @@ jobs=$(nproc)
 packages=(build-essential cmake pkg-config clang libclang-rt-14-dev
 	libev-dev libconfig-dev libsystemd-dev libxen-dev libcmocka-dev libseccomp-dev
 	nginx curl netcat-openbsd redis-server redis-tools wrk haproxy iproute2
-	python3 tmux procps psmisc systemd clang-tidy cppcheck libpcap-dev tcpdump nfdump
+	python3 tmux procps psmisc systemd clang-tidy cppcheck libpcap-dev tcpdump tshark nfdump
 	slowhttptest apache2 nftables libnftables-dev linux-perf qemu-system-x86 busybox-static
 	cpio xz-utils)
 
@@ -39,6 +39,9 @@ install_packages() {
 		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
 	fi
 	apt-get update -q
+	# wireshark-common asks whether non-root users may capture (setuid dumpcap): no,
+	# the tests run tshark as root on files; preseeded so no frontend ever asks.
+	echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 	[ "$created" = 1 ] && rm -f "$policy"
 	return 0

@@ -8,6 +8,9 @@
 # flowd_traffic: five downloads, a scan of ports 1000-1100 of the server, one
 #   attempt at port 9 of each extra address (fan-out); returns when done.
 # packet_sockets: AF_PACKET sockets open in the client namespace.
+# flowd_one_day: returns once at least 120 s are left before midnight UTC, so that
+#   a report_interval_s of 86400 (intervals aligned to days) puts all of a test's
+#   traffic in one interval line (flowd_tshark.py compares one).
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
@@ -51,6 +54,14 @@ flowd_traffic() {
 		ip netns exec "$NS_CLI" nc -z -w 1 "10.241.1.$i" 9 >/dev/null 2>&1 || true
 	done
 	sleep 1 # the last RSTs and FIN-ACKs
+}
+
+flowd_one_day() {
+	local left=$((86400 - $(date +%s) % 86400))
+	if [ "$left" -lt 120 ]; then
+		mw_log "waiting ${left}s for the next day's report interval"
+		sleep "$((left + 1))"
+	fi
 }
 
 packet_sockets() { ip netns exec "$NS_CLI" tail -n +2 /proc/net/packet | wc -l; }

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 # flowd_oracle.py - sums over mw-flowd's JSON lines, printed as KEY=VALUE for the shell tests
 #
+# It reads mw-flowd's side only.  The independent oracle for the traffic is tshark
+# (flowd_tshark.py, test_flowd_report); this stays for what tshark has no say in:
+# table and kernel drops, the classes of a run whose kernel filter hid traffic, and
+# test_flowd_dynamic's packet counts (no capture there).
+#
 #   flowd_oracle.py REPORT ADDR      (REPORT: mw-flowd's JSON lines; ADDR: the expected talker)
 #
 # Prints: seconds_pkts (sum of "total" over per-second lines), interval_pkts,
