@@ -8,6 +8,9 @@
 # flowd_traffic: five downloads, a scan of ports 1000-1100 of the server, one
 #   attempt at port 9 of each extra address (fan-out); returns when done.
 # packet_sockets: AF_PACKET sockets open in the client namespace.
+# flowd_capture_complete: fails unless the stopped tcpdump (mw_spawn'ed as "tcpdump",
+#   with -B 32768: a 32 MiB buffer holds all of flowd_traffic when tcpdump is starved
+#   of CPU) reported no frame dropped by the kernel: the capture is the oracle's input.
 # flowd_one_day: returns once at least 120 s are left before midnight UTC, so that
 #   a report_interval_s of 86400 (intervals aligned to days) puts all of a test's
 #   traffic in one interval line (flowd_tshark.py compares one).
@@ -54,6 +57,11 @@ flowd_traffic() {
 		ip netns exec "$NS_CLI" nc -z -w 1 "10.241.1.$i" 9 >/dev/null 2>&1 || true
 	done
 	sleep 1 # the last RSTs and FIN-ACKs
+}
+
+flowd_capture_complete() {
+	grep -q '^0 packets dropped by kernel$' "$(mw_logfile tcpdump)" ||
+		mw_fail "tcpdump's capture is incomplete: $(tail -n 3 "$(mw_logfile tcpdump)" | tr '\n' ' ')"
 }
 
 flowd_one_day() {

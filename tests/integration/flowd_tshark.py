@@ -3,6 +3,8 @@
 #
 #   flowd_tshark.py read PCAP SERVER >TSHARK_OUT    run tshark once on the capture
 #   flowd_tshark.py TSHARK_OUT totals                IP packets and IP bytes (ip.len)
+#   flowd_tshark.py TSHARK_OUT mapi SERVER           KEY=VALUE for test_flowd_mapi's
+#                                   counters (see mapi_truth)
 #   flowd_tshark.py TSHARK_OUT REPORT live|offline CLIENT
 #                                   compare; prints a summary, or MISMATCH lines and exits 1
 #
@@ -19,7 +21,7 @@
 #                  IPFIX's octetDeltaCount is IP bytes (ip.len): "totals" sums those.
 #   interval       pkts/bytes: IP frames = io,stat column "ip"; frames: every frame
 #                  (column "frame"); not_ip: column "!ip".
-#   classes        over the capture, io,stat columns 3-5 (the server, SERVER below, is
+#   classes        over the capture, io,stat columns inweb, in, other (the server, SERVER below, is
 #                  the only inside address and never opens a connection): inweb = to or
 #                  from it on port 80/443/8080, in = to or from it on other ports,
 #                  other = neither end it; out, outweb, internal = nothing.
@@ -50,8 +52,8 @@ import sys
 from collections import defaultdict
 
 FIELDS = ["frame.time_epoch", "frame.len", "ip.src", "ip.dst", "ip.len", "tcp.stream",
-          "tcp.srcport", "tcp.dstport", "tcp.flags", "udp.stream", "udp.srcport", "udp.dstport"]
-IO_COLS = ["frame", "ip", "!ip", "inweb", "in", "other"]
+          "tcp.srcport", "tcp.dstport", "tcp.flags", "udp.stream", "udp.srcport", "udp.dstport", "arp.src.proto_ipv4", "arp.dst.proto_ipv4"]
+IO_COLS = ["frame", "ip", "!ip", "inweb", "in", "other", "web80"]
 WEB = "(tcp.port == 80 || tcp.port == 443 || tcp.port == 8080)"
 HLL_BOUND = 3 * 0.065  # HyperLogLog with 256 registers: 3 standard errors
 SI = {"bytes": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}  # the units of conv's rounded bytes
@@ -62,7 +64,8 @@ def tshark(pcap, server):
     """One pass: the fields of every frame, then the tables (io,stat's column filters
     are the classes when SERVER is the only inside address and never a client)."""
     cols = ["frame", "ip", "!ip", "ip.addr == %s && %s" % (server, WEB),
-            "ip.addr == %s && !%s" % (server, WEB), "ip && !(ip.addr == %s)" % server]
+            "ip.addr == %s && !%s" % (server, WEB), "ip && !(ip.addr == %s)" % server,
+            "tcp.port == 80"]
     argv = ["tshark", "-n", "-r", pcap, "-T", "fields", "-E", "separator=/t"]
     for f in FIELDS:
         argv += ["-e", f]
@@ -300,9 +303,28 @@ def check(tshark_out, report, mode, client):
            an["portscan"]["distinct_ports"], peers, an["fanout"]["distinct_peers"], rejected, bound))
 
 
+def mapi_truth(tshark_out, server):
+    """What the MAPI tools count with BPF filters, from tshark: "tcp port 80" frames
+    (io,stat column) and their distinct destination ports; "dst net SERVER/32" and
+    "src net SERVER/32" frames (BPF's "net" matches an ARP's target and sender too):
+    endpoints,ip Rx and Tx of SERVER plus those ARP frames; the top sender by bytes."""
+    frames, io, eps, _ = parse_tshark(tshark_out)
+    web = [f for f in ip_frames(frames) if "80" in (f["tcp.srcport"], f["tcp.dstport"])]
+    print("web_pkts=%d\nweb_bytes=%d" % io["web80"])
+    print("web_dports=%d" % len({f["tcp.dstport"] for f in web}))
+    ep = eps.get(server, dict(rx_pkts=0, rx_bytes=0, tx_pkts=0, tx_bytes=0))
+    for d, field, pre in (("in", "arp.dst.proto_ipv4", "rx"), ("out", "arp.src.proto_ipv4", "tx")):
+        arp = [int(f["frame.len"]) for f in frames if f[field] == server]
+        print("%s_pkts=%d\n%s_bytes=%d" % (d, ep[pre + "_pkts"] + len(arp), d, ep[pre + "_bytes"] + sum(arp)))
+    print("top_tx=%s" % max(eps, key=lambda a: eps[a]["tx_bytes"]))
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "read":
         tshark(sys.argv[2], sys.argv[3])
+        return 0
+    if len(sys.argv) == 4 and sys.argv[2] == "mapi":
+        mapi_truth(sys.argv[1], sys.argv[3])
         return 0
     if len(sys.argv) == 3 and sys.argv[2] == "totals":
         frames = ip_frames(parse_tshark(sys.argv[1])[0])
@@ -310,7 +332,7 @@ def main():
         return 0
     if len(sys.argv) != 5 or sys.argv[3] not in ("live", "offline"):
         print("usage: flowd_tshark.py read PCAP SERVER | TSHARK_OUT totals | "
-              "TSHARK_OUT REPORT live|offline CLIENT", file=sys.stderr)
+              "TSHARK_OUT mapi SERVER | TSHARK_OUT REPORT live|offline CLIENT", file=sys.stderr)
         return 2
     check(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4])
     for e in errors:

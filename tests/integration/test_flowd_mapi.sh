@@ -2,11 +2,12 @@
 # test_flowd_mapi.sh - libmwmapi against a live mw-flowd: the tutorial's web counter, permissions
 #
 # mw-flowd watches the client's veth (flowd_lib.sh) and serves MAPI on a socket in
-# the test's runtime dir; tcpdump captures the same veth as the oracle.
+# the test's runtime dir; tcpdump captures the same veth. tshark reading the capture
+# is the oracle for the counters (flowd_tshark.py), tcpdump's filters for the frames.
 # (1) tools/mapi-webcount as root: BPF_FILTER "tcp port 80" then PKT_COUNTER and
-#     BYTE_COUNTER equal tcpdump's count and byte sum for port 80; TOP by source
-#     is the server; THRESHOLD at 100 packets fired with value 100; DIST of
-#     destination ports is within 1 of tcpdump's distinct count; tools/mapi-capture
+#     BYTE_COUNTER equal tshark's count and byte sum for port 80; TOP by source
+#     is the server, tshark's top sender; THRESHOLD at 100 packets fired with value 100;
+#     DIST of destination ports is within 1 of tshark's distinct count; tools/mapi-capture
 #     (BPF_FILTER on SYNs to or from port 80, TO_BUFFER, mapi_loop) prints exactly
 #     the handshake frames tcpdump captured, none lost; with --anonymize (ANONYMIZE,
 #     the tutorial's anonymised capture) the same frames' ports, flags and lengths,
@@ -15,8 +16,8 @@
 #     (FANOUT and PORTSCAN) flags the client for both, and nothing else, PORTSCAN's
 #     attempts and closed-port RSTs (RST+ACK, sequence 0, to the client) equal
 #     tcpdump's counts on the capture; tools/mapi-rates
-#     (two flows, dst/src net SERVER/32): totals equal tcpdump's packets and bytes per
-#     direction; tools/mapi-sigsearch (STR_SEARCH "GET /blob"): matches and the frames
+#     (two flows, dst/src net SERVER/32): totals equal tshark's packets and bytes per
+#     direction (endpoints,ip Rx/Tx of the server, and the ARP frames BPF's "net" matches); tools/mapi-sigsearch (STR_SEARCH "GET /blob"): matches and the frames
 #     printed through TO_BUFFER are tcpdump's five GET requests, none at depth 60; tools/mw-top --batch shows
 #     the server as the top source, and the five download's client ports (each
 #     1 MB and headers) above port 80 among destination ports.
@@ -36,8 +37,9 @@
 source "$(dirname "$0")/lib.sh"
 
 mw_require_root
-mw_require_cmd tcpdump curl nc ip timeout setpriv
+mw_require_cmd tcpdump tshark curl nc ip timeout setpriv
 source "$(dirname "$0")/flowd_lib.sh"
+TSHARK=$(dirname "$0")/flowd_tshark.py
 WEBCOUNT=$MW_BUILD_DIR/tools/mapi-webcount
 [ -x "$WEBCOUNT" ] || mw_fail "mapi-webcount is not built ($WEBCOUNT missing)"
 CAPTURE=$MW_BUILD_DIR/tools/mapi-capture
@@ -66,7 +68,7 @@ mw_write_config "$MW_TMP/flowd.conf" "flowd: { interfaces = [ \"$VC\", \"$DUM\" 
 	report_file = \"$MW_TMP/report.json\"; mapi_socket = \"$SOCK\"; mapi_group = \"$GROUP\";
 	mapi_sensor_groups = [ \"$VGROUP:$VC\" ]; mapi_client_flows = 3; };"
 PCAP=$MW_TMP/traffic.pcap
-mw_spawn tcpdump ip netns exec "$NS_CLI" tcpdump -i "$VC" -nn -U -w "$PCAP"
+mw_spawn tcpdump ip netns exec "$NS_CLI" tcpdump -i "$VC" -nn -U -B 32768 -w "$PCAP"
 mw_wait_for "[ \$(packet_sockets) -ge 1 ]" || mw_fail "tcpdump did not start"
 mw_spawn flowd ip netns exec "$NS_CLI" "$FLOWD" -c "$MW_TMP/flowd.conf"
 mw_wait_for "grep -q 'MAPI on $SOCK' '$(mw_logfile flowd)'" || mw_fail "mw-flowd not serving MAPI"
@@ -100,39 +102,38 @@ for t in rates sigsearch sigmiss; do
 	[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "$t exited $MW_EXIT_STATUS: $(cat "$(mw_logfile $t)")"
 done
 mw_stop tcpdump
+flowd_capture_complete
 last=$(grep '^web_pkts=' "$(mw_logfile webcount)" | tail -1)
 mw_log "mapi-webcount: $last"
 val() { echo "$last" | sed -n "s/.*\<$1=\([^ ]*\).*/\1/p"; }
-web=$(tcpdump -nn -r "$PCAP" 'tcp port 80' 2>/dev/null | wc -l)
-web_bytes=$(tcpdump -nn -e -r "$PCAP" 'tcp port 80' 2>/dev/null |
-	sed -n 's/^[^,]*, ethertype IPv4 (0x0800), length \([0-9]*\): .*/\1/p' | awk '{s += $1} END {print s + 0}')
-dports=$(tcpdump -nn -r "$PCAP" 'tcp port 80' 2>/dev/null |
-	sed -n 's/.* > [0-9.]*\.\([0-9]*\): .*/\1/p' | sort -u | wc -l)
+# tshark on the capture is the oracle for the counters (flowd_tshark.py mapi: what
+# the BPF filters "tcp port 80", "dst/src net SERVER/32" match, from its io,stat,
+# endpoints,ip and ARP fields)
+"$PY" "$TSHARK" read "$PCAP" "$SRV_IP" >"$MW_TMP/tshark.txt" || mw_fail "tshark could not read the capture"
+ts=$("$PY" "$TSHARK" "$MW_TMP/tshark.txt" mapi "$SRV_IP") || mw_fail "tshark's tables: $ts"
+tval() { echo "$ts" | sed -n "s/^$1=//p"; }
+web=$(tval web_pkts)
 [ "$web" -gt 200 ] || mw_fail "too little web traffic captured ($web packets)"
-[ "$(val web_pkts)" = "$web" ] || mw_fail "PKT_COUNTER $(val web_pkts) != tcpdump's $web"
-[ "$(val web_bytes)" = "$web_bytes" ] || mw_fail "BYTE_COUNTER $(val web_bytes) != tcpdump's $web_bytes"
-[ "$(val top_src)" = "$SRV_IP" ] || mw_fail "TOP source $(val top_src), not $SRV_IP"
+[ "$(val web_pkts)" = "$web" ] || mw_fail "PKT_COUNTER $(val web_pkts) != tshark's $web"
+[ "$(val web_bytes)" = "$(tval web_bytes)" ] || mw_fail "BYTE_COUNTER $(val web_bytes) != tshark's $(tval web_bytes)"
+if [ "$(val top_src)" != "$SRV_IP" ] || [ "$(tval top_tx)" != "$SRV_IP" ]; then
+	mw_fail "TOP source $(val top_src), tshark's top sender $(tval top_tx), not $SRV_IP"
+fi
 if [ "$(val threshold_fired)" != 1 ] || [ "$(val threshold_value)" != 100 ]; then
 	mw_fail "THRESHOLD did not fire at 100: $last"
 fi
-d=$(val dist_dports)
+d=$(val dist_dports) dports=$(tval web_dports)
 if [ "$d" -lt $((dports - 1)) ] || [ "$d" -gt $((dports + 1)) ]; then
-	mw_fail "DIST $d, tcpdump sees $dports ports"
+	mw_fail "DIST $d, tshark sees $dports ports"
 fi
-# mapi-rates: per direction, the totals equal tcpdump's for the same filter; the
+# mapi-rates: per direction, the totals equal tshark's for the same filter; the
 # per-second rates add up to no more than the totals and show the traffic.
-wire_bytes() { # the frames' lengths, any ethertype (ARP matches "net" too)
-	tcpdump -nn -e -r "$PCAP" "$1" 2>/dev/null |
-		sed -n 's/^[^,]*, ethertype [^,]*, length \([0-9]*\): .*/\1/p' | awk '{s += $1} END {print s + 0}'
-}
 total=$(grep '^total ' "$(mw_logfile rates)")
 mw_log "mapi-rates: $total"
-for dir in in:dst out:src; do
-	d=${dir%%:*} prim=${dir#*:}
-	pk=$(tcpdump -nn -r "$PCAP" "$prim net $SRV_IP/32" 2>/dev/null | wc -l)
-	by=$(wire_bytes "$prim net $SRV_IP/32")
-	echo "$total" | grep -q "\<${d}_pkts=$pk\>" || mw_fail "mapi-rates $d packets: $total, tcpdump $pk"
-	echo "$total" | grep -q "\<${d}_bytes=$by\>" || mw_fail "mapi-rates $d bytes: $total, tcpdump $by"
+for d in in out; do
+	pk=$(tval "${d}_pkts") by=$(tval "${d}_bytes")
+	echo "$total" | grep -q "\<${d}_pkts=$pk\>" || mw_fail "mapi-rates $d packets: $total, tshark $pk"
+	echo "$total" | grep -q "\<${d}_bytes=$by\>" || mw_fail "mapi-rates $d bytes: $total, tshark $by"
 	sum=$(sed -n "s/.*\<${d}_Bps=\([0-9]*\).*/\1/p" "$(mw_logfile rates)" | awk '{s += $1} END {print s + 0}')
 	max=$(sed -n "s/.*\<${d}_Bps=\([0-9]*\).*/\1/p" "$(mw_logfile rates)" | sort -n | tail -1)
 	[ "$sum" -le "$by" ] || mw_fail "mapi-rates: $d rates add up to $sum > the $by bytes"

@@ -59,13 +59,14 @@ check() {
 flowd_conf "$MW_TMP/live.conf" "$MW_TMP/live.json" "ip or arp"
 PCAP=$MW_TMP/traffic.pcap
 flowd_one_day
-mw_spawn tcpdump ip netns exec "$NS_CLI" tcpdump -i "$VC" -nn -U -w "$PCAP"
+mw_spawn tcpdump ip netns exec "$NS_CLI" tcpdump -i "$VC" -nn -U -B 32768 -w "$PCAP"
 mw_wait_for "[ \$(packet_sockets) -ge 1 ]" || mw_fail "tcpdump did not start"
 mw_spawn flowd ip netns exec "$NS_CLI" "$FLOWD" -c "$MW_TMP/live.conf"
 mw_wait_for "[ \$(packet_sockets) -ge 2 ]" || mw_fail "mw-flowd opened no packet socket"
 mw_wait_for "grep -q 'watching 1 interface' '$(mw_logfile flowd)'" || mw_fail "mw-flowd not ready"
 flowd_traffic
 mw_stop tcpdump
+flowd_capture_complete
 mw_stop flowd
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-flowd exited with $MW_EXIT_STATUS on TERM"
 
