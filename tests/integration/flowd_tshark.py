@@ -10,8 +10,9 @@
 #
 # TSHARK_OUT is one tshark run on the test's pcap: one line per frame (-T fields,
 # FIELDS below, tab-separated), then the tables of -z io,stat,0 (columns IO_COLS),
-# -z endpoints,ip, -z conv,tcp and -z conv,udp.  tshark dissects, tells the streams apart and counts; this script
-# reads its numbers, and sums its per-frame fields where tshark has no exact table:
+# -z endpoints,ip, -z conv,tcp and -z conv,udp.  tshark dissects, tells the streams
+# apart and counts; this script reads its numbers, and sums its per-frame fields
+# where tshark has no exact table:
 # per second on epoch-aligned seconds (io,stat's intervals start at the first frame),
 # a conversation's bytes (conv prints them rounded, "1054 kB": the sum must round to
 # it), attempts and the distinct ports and peers they reach.
@@ -51,8 +52,9 @@ import subprocess
 import sys
 from collections import defaultdict
 
-FIELDS = ["frame.time_epoch", "frame.len", "ip.src", "ip.dst", "ip.len", "tcp.stream",
-          "tcp.srcport", "tcp.dstport", "tcp.flags", "udp.stream", "udp.srcport", "udp.dstport", "arp.src.proto_ipv4", "arp.dst.proto_ipv4"]
+FIELDS = ["frame.time_epoch", "frame.len", "ip.src", "ip.dst", "ip.len", "ip.proto",
+          "tcp.stream", "tcp.srcport", "tcp.dstport", "tcp.flags", "udp.stream", "udp.srcport",
+          "udp.dstport", "arp.src.proto_ipv4", "arp.dst.proto_ipv4"]
 IO_COLS = ["frame", "ip", "!ip", "inweb", "in", "other", "web80"]
 WEB = "(tcp.port == 80 || tcp.port == 443 || tcp.port == 8080)"
 HLL_BOUND = 3 * 0.065  # HyperLogLog with 256 registers: 3 standard errors
@@ -144,10 +146,11 @@ def truth_streams(frames):
     client's attempts, whether its server refused before any SYN of its own."""
     st = {}
     for f in ip_frames(frames):
-        if f["tcp.stream"]:
+        # (an ICMP error would show its quoted header's ports: ip.proto decides)
+        if f["ip.proto"] == "6":
             proto, key, sp, dp = 6, ("tcp", f["tcp.stream"]), f["tcp.srcport"], f["tcp.dstport"]
             flags = int(f["tcp.flags"], 16)
-        elif f["udp.stream"]:
+        elif f["ip.proto"] == "17":
             proto, key, sp, dp = 17, ("udp", f["udp.stream"]), f["udp.srcport"], f["udp.dstport"]
             flags = 0
         else:
@@ -309,7 +312,8 @@ def mapi_truth(tshark_out, server):
     "src net SERVER/32" frames (BPF's "net" matches an ARP's target and sender too):
     endpoints,ip Rx and Tx of SERVER plus those ARP frames; the top sender by bytes."""
     frames, io, eps, _ = parse_tshark(tshark_out)
-    web = [f for f in ip_frames(frames) if "80" in (f["tcp.srcport"], f["tcp.dstport"])]
+    web = [f for f in ip_frames(frames)
+           if f["ip.proto"] == "6" and "80" in (f["tcp.srcport"], f["tcp.dstport"])]
     print("web_pkts=%d\nweb_bytes=%d" % io["web80"])
     print("web_dports=%d" % len({f["tcp.dstport"] for f in web}))
     ep = eps.get(server, dict(rx_pkts=0, rx_bytes=0, tx_pkts=0, tx_bytes=0))
