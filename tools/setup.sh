@@ -94,7 +94,7 @@ test)
 	# programs). lib.sh fails a test on any sanitizer report in a log.
 	phase "ASan+UBSan daemons: integration tests"
 	rm -rf "$root/build-mix" && mkdir "$root/build-mix" && cp -as "$root/build/." "$root/build-mix/"
-	for f in pvm/mw-pvm ins/mw-ins balancer/mw-balancer guard/mw-guard; do
+	for f in pvm/mw-pvm ins/mw-ins balancer/mw-balancer guard/mw-guard flowd/mw-flowd; do
 		rm "$root/build-mix/$f" && cp "$root/build-asan/$f" "$root/build-mix/$f"
 	done
 	for t in "$root"/tests/integration/test_*.sh; do
