@@ -259,6 +259,15 @@ static void ins_gone(struct bal *b, struct bal_ins *i, int status)
 	char why[64];
 	bool asked = i->state == BAL_INS_STOPPING || i->state == BAL_INS_DRAINING;
 
+	/*
+	 * Kernel mode: its listener is closed already (the process exits
+	 * before SIGCHLD), so every SYN steered to it now is refused.  Out of
+	 * steering and its conntrack entries gone first, before the cleanup
+	 * below (the namespace's unmount can wait for an RCU grace period)
+	 * and the log line, which says it is done.
+	 */
+	i->state = BAL_INS_DEAD;
+	bal_kf_sync(b);
 	if (status < 0)
 		snprintf(why, sizeof(why), "domain gone");
 	else if (WIFSIGNALED(status))
@@ -279,13 +288,11 @@ static void ins_gone(struct bal *b, struct bal_ins *i, int status)
 		if (ev_now(b->loop) - i->spawned_at < 1.0)
 			b->spawn_backoff_until = ev_now(b->loop) + BACKOFF_S;
 	}
-	i->state = BAL_INS_DEAD;
 	i->h.pid = 0;
 	if (b->kf)
 		i->conns = 0; /* they ended in its namespace, with it */
 	if (!i->conns)
 		ins_free(b, i);
-	bal_kf_sync(b); /* its chain goes */
 	if (!b->stopping)
 		reconcile(b);
 }
