@@ -431,13 +431,22 @@ void bal_kf_poll(struct bal *b)
 {
 	struct bal_kf *kf = b->kf;
 	struct bal_ins *i;
-	int n;
+	int n, ids[KF_IDS_MAX], nids = 0;
 
 	if (!kf)
 		return;
 	kf_read_counters(kf);
-	for (i = b->ins; i; i = i->next) {
-		if (i->state == BAL_INS_DEAD || i->state == BAL_INS_STARTING)
+	for (i = b->ins; i && nids < KF_IDS_MAX; i = i->next)
+		ids[nids++] = i->h.id;
+	for (int k = 0; k < nids; k++) {
+		/*
+		 * A dump walks the host's whole TCP hash (tens of ms with many
+		 * sockets): an INS that exited meanwhile leaves steering first.
+		 */
+		while (bal_ins_reap(b))
+			;
+		i = bal_ins_find(b, ids[k]);
+		if (!i || i->state == BAL_INS_DEAD || i->state == BAL_INS_STARTING)
 			continue;
 		if (i->kf_diag < 0 && i->h.pid > 0)
 			i->kf_diag = bal_diag_open(i->h.pid);

@@ -12,10 +12,11 @@ thread stops once it has started AFTER connections after that moment (or after
 60 s without it).  The file STARTED is created once 100 connections are done
 (the caller then knows connections are in flight).
 
-Prints one line: "total=N failed=F after=A started_after=S seen=0|1
+Prints one line: "total=N failed=F after=A started_after=S seen=0|1 window_ms=W
 errors=<kind:count,...>", A = the failed ones of the S connections started after
-the line was seen.
+the line was seen, W = how long before it the first refused one started.
 """
+import os
 import re
 import socket
 import sys
@@ -94,8 +95,15 @@ def main():
     kinds = {}
     for _, r in failed:
         kinds[r] = kinds.get(r, 0) + 1
-    print("total=%d failed=%d after=%d started_after=%d seen=%d errors=%s" % (
-        len(results), len(failed), len(after), len(started_after), seen[0] is not None,
+    # how long before the line was seen the first refused connection started (the kernel
+    # front end's window between an INS's exit and its removal)
+    refused = [t for t, r in failed if r == "ConnectionRefusedError"]
+    span = (seen[0] - min(refused)) * 1000 if refused and seen[0] else 0
+    if os.environ.get("TIMED_LOAD_DEBUG"):
+        for t, r in sorted(failed):
+            print("%.1f %s" % ((t - seen[0]) * 1000 if seen[0] else t, r), file=sys.stderr)
+    print("total=%d failed=%d after=%d started_after=%d seen=%d window_ms=%.0f errors=%s" % (
+        len(results), len(failed), len(after), len(started_after), seen[0] is not None, span,
         ",".join("%s:%d" % kv for kv in sorted(kinds.items())) or "-"))
 
 
