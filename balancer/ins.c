@@ -334,11 +334,11 @@ bool bal_ins_reap(struct bal *b)
 		if (i->pidfd < 0 || i->state == BAL_INS_DEAD || poll(&p, 1, 0) != 1)
 			continue;
 		memset(&si, 0, sizeof(si));
-		if (waitid((idtype_t)P_PIDFD, (id_t)i->pidfd, &si, WEXITED | WNOHANG) ||
-		    !si.si_pid)
+		if (waitid((idtype_t)P_PIDFD, (id_t)i->pidfd, &si, WEXITED | WNOHANG) || !si.si_pid)
 			continue; /* reaped by libev: its callback follows */
-		status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8
-						  : (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED) << 7;
+		status = si.si_code == CLD_EXITED
+				 ? (si.si_status & 0xff) << 8
+				 : (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED) << 7;
 		ins_gone(b, i, status);
 		return true;
 	}

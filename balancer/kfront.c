@@ -293,8 +293,8 @@ void bal_kf_sync(struct bal *b)
 			p + used, KF_BUF - used,
 			"add chain ip %s ins_%d\n"
 			"add rule ip %s ins_%d counter ct mark set 0x%08x dnat to %s\n",
-			kf->table, set[j].id, kf->table, set[j].id, bal_kf_mark(kf->table, set[j].id),
-			addr);
+			kf->table, set[j].id, kf->table, set[j].id,
+			bal_kf_mark(kf->table, set[j].id), addr);
 		kf->chains[kf->nchains++] = set[j].id;
 		chains_changed = true;
 	}

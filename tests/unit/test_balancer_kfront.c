@@ -133,10 +133,8 @@ static void test_weights(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table_name),
-		cmocka_unit_test(test_mark),
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_steer),
+		cmocka_unit_test(test_table_name), cmocka_unit_test(test_mark),
+		cmocka_unit_test(test_table),	   cmocka_unit_test(test_steer),
 		cmocka_unit_test(test_weights),
 	};
 
