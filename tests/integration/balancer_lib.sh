@@ -158,6 +158,18 @@ load() {
 	rm -f "$out".*.curl
 }
 
+# bal_ins_total ID: the connections sent to INS ID so far.  Kernel mode: the packet
+# counter of its chain ins_ID, read from the kernel (a nat chain sees a connection's
+# first packet only); the balancer's "total" polls that counter each tick, before it
+# counts connections, so it can lag one behind a connection it already counts.
+bal_ins_total() {
+	if [ "$BAL_MODE" = kernel ]; then
+		nft list chain ip "mwbal_$TAG" "ins_$1" | awk '$1 == "counter" {print $3; exit}'
+	else
+		ctl ins list | awk -v v="$1" '$1 == v {print $6}'
+	fi
+}
+
 # ins_totals: "id total" per INS, from mwctl --json.
 ins_field() { ctl ins list | awk -v col="$1" 'NR > 1 {print $1, $col}'; }
 
