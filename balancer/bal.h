@@ -84,6 +84,7 @@ struct bal_ins {
 	bool proxy_protocol;	/* ins.proxy_protocol as the file said when it was spawned */
 	ev_tstamp drain_since;	/* when it became DRAINING */
 	int kf_diag;		/* kernel front end: sock_diag socket in its namespace, or -1 */
+	int pidfd;		/* its process (readable once it exited), or -1 */
 	struct bal_health hc;
 };
 
@@ -133,6 +134,7 @@ int bal_ins_live(const struct bal *b);	  /* STARTING + READY */
 int bal_ins_running(const struct bal *b); /* STARTING + READY + DRAINING: against max_ins */
 int bal_ins_in_rotation(const struct bal *b);
 void bal_ins_down(struct bal *b, struct bal_ins *i);
+bool bal_ins_reap(struct bal *b);
 /* The INS for a new connection, skipping @skip (n ids); NULL if none. */
 struct bal_ins *bal_pick(struct bal *b, const void *client_addr, size_t alen, const int *skip,
 			 int nskip);

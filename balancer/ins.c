@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,7 +36,8 @@
  * mw-pvm replicated it.
  * Only READY INS take new connections.
  *
- * An INS exits (ev_child; for xl, alive() polled by the tick): if we had not
+ * An INS exits (ev_child, or its pidfd between the tick's slow steps,
+ * bal_ins_reap(); for xl, alive() polled by the tick): if we had not
  * asked it to stop, that is a death: logged, counted, and the backend's
  * resources removed at once; the reconcile step then spawns a replacement.
  * Its object stays DEAD until the front end's last connection to it is gone
@@ -230,6 +233,9 @@ static void kf_diag_close(struct bal_ins *i)
 	if (i->kf_diag >= 0)
 		close(i->kf_diag);
 	i->kf_diag = -1;
+	if (i->pidfd >= 0)
+		close(i->pidfd);
+	i->pidfd = -1;
 }
 
 static void ins_free(struct bal *b, struct bal_ins *i)
@@ -259,6 +265,15 @@ static void ins_gone(struct bal *b, struct bal_ins *i, int status)
 	char why[64];
 	bool asked = i->state == BAL_INS_STOPPING || i->state == BAL_INS_DRAINING;
 
+	/*
+	 * Kernel mode: its listener is closed already (the process exits
+	 * before SIGCHLD), so every SYN steered to it now is refused.  Out of
+	 * steering and its conntrack entries gone first, before the cleanup
+	 * below (the namespace's unmount can wait for an RCU grace period)
+	 * and the log line, which says it is done.
+	 */
+	i->state = BAL_INS_DEAD;
+	bal_kf_sync(b);
 	if (status < 0)
 		snprintf(why, sizeof(why), "domain gone");
 	else if (WIFSIGNALED(status))
@@ -279,13 +294,11 @@ static void ins_gone(struct bal *b, struct bal_ins *i, int status)
 		if (ev_now(b->loop) - i->spawned_at < 1.0)
 			b->spawn_backoff_until = ev_now(b->loop) + BACKOFF_S;
 	}
-	i->state = BAL_INS_DEAD;
 	i->h.pid = 0;
 	if (b->kf)
 		i->conns = 0; /* they ended in its namespace, with it */
 	if (!i->conns)
 		ins_free(b, i);
-	bal_kf_sync(b); /* its chain goes */
 	if (!b->stopping)
 		reconcile(b);
 }
@@ -295,6 +308,41 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 	struct bal_ins *i = w->data;
 
 	ins_gone(i->bal, i, w->rstatus);
+}
+
+/**
+ * bal_ins_reap() - handle one INS that has exited, now rather than after the callback
+ * @b: the balancer
+ *
+ * SIGCHLD is handled between callbacks; the tick's callback can run for
+ * tens of milliseconds (kernel mode: a sock_diag dump per INS walks the
+ * host's whole TCP hash), while a dead INS's kernel refuses every SYN
+ * steered to it.  Its pidfd turns readable at its exit: the tick calls
+ * this between its slow steps, so the dead INS leaves steering within one
+ * step.  If libev reaped it first, its child callback does the same.
+ * Return: true when an INS was handled (the list changed: start again)
+ */
+bool bal_ins_reap(struct bal *b)
+{
+	struct bal_ins *i;
+
+	for (i = b->ins; i; i = i->next) {
+		struct pollfd p = { .fd = i->pidfd, .events = POLLIN };
+		siginfo_t si;
+		int status;
+
+		if (i->pidfd < 0 || i->state == BAL_INS_DEAD || poll(&p, 1, 0) != 1)
+			continue;
+		memset(&si, 0, sizeof(si));
+		if (waitid((idtype_t)P_PIDFD, (id_t)i->pidfd, &si, WEXITED | WNOHANG) || !si.si_pid)
+			continue; /* reaped by libev: its callback follows */
+		status = si.si_code == CLD_EXITED
+				 ? (si.si_status & 0xff) << 8
+				 : (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED) << 7;
+		ins_gone(b, i, status);
+		return true;
+	}
+	return false;
 }
 
 static void kill_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -399,6 +447,7 @@ static int spawn_one(struct bal *b, struct bal_ins **out, char *err, size_t errl
 	b->next_id = id;
 	i->bal = b;
 	i->kf_diag = -1;
+	i->pidfd = -1;
 	i->h.id = id;
 	i->proxy_protocol = file_proxy_protocol(b);
 	bal_health_init(i);
@@ -412,6 +461,7 @@ static int spawn_one(struct bal *b, struct bal_ins **out, char *err, size_t errl
 	ev_timer_init(&i->kill_timer, kill_cb, KILL_AFTER_S, 0);
 	i->kill_timer.data = i;
 	if (i->h.pid > 0) {
+		i->pidfd = (int)syscall(SYS_pidfd_open, i->h.pid, 0); /* -1: ev_child alone */
 		ev_child_init(&i->child, child_cb, i->h.pid, 0);
 		i->child.data = i;
 		ev_child_start(b->loop, &i->child);
@@ -517,6 +567,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct bal_ins *i, *next;
 	unsigned conns = 0;
 
+	while (bal_ins_reap(b))
+		;
 	bal_kf_poll(b); /* kernel mode: the INS's connections now */
 	for (i = b->ins; i; i = next) {
 		next = i->next;

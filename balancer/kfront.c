@@ -23,8 +23,10 @@
  * table "ip mwbal_<tag>" (kfront_rules.c renders it): nat hooks prerouting
  * and output send a client's first packet to the front-end addresses to the
  * chain "front" (balancer.max_conns: ct count), then "steer", which jumps to
- * "ins_<id>" of one INS ("counter ct mark set KF_MARK|id dnat to INS_addr":
- * the port stays).  conntrack then carries the rest of the
+ * "ins_<id>" of one INS ("counter ct mark set M dnat to INS_addr": the
+ * port stays; M = bal_kf_mark(), this table's hash and the id, so a
+ * conntrack delete by mark touches no other balancer's connections).
+ * conntrack then carries the rest of the
  * connection both ways without any rule: the TCP connection ends in the INS,
  * whose mw-ins sees the client's own address (no PROXY v2), and
  * the balancer sees none of its bytes.
@@ -55,8 +57,6 @@
 #define KF_BUF	       65536
 #define KF_IDS_MAX     1024
 #define SLOW_UPDATE_US 20000 /* an update this slow is logged */
-/* conntrack mark of a connection steered to INS id: KF_MARK | id (16-bit ids) */
-#define KF_MARK 0x6d770000U
 
 struct bal_kf {
 	struct bal *b;
@@ -293,8 +293,8 @@ void bal_kf_sync(struct bal *b)
 			p + used, KF_BUF - used,
 			"add chain ip %s ins_%d\n"
 			"add rule ip %s ins_%d counter ct mark set 0x%08x dnat to %s\n",
-			kf->table, set[j].id, kf->table, set[j].id, KF_MARK | (unsigned)set[j].id,
-			addr);
+			kf->table, set[j].id, kf->table, set[j].id,
+			bal_kf_mark(kf->table, set[j].id), addr);
 		kf->chains[kf->nchains++] = set[j].id;
 		chains_changed = true;
 	}
@@ -330,7 +330,7 @@ void bal_kf_sync(struct bal *b)
 	}
 	snprintf(kf->last, KF_BUF, "%.*s", ret, steer);
 	for (k = 0; k < ngone; k++) {
-		int r = bal_kf_ct_forget(KF_MARK | (unsigned)gone[k]);
+		int r = bal_kf_ct_forget(bal_kf_mark(kf->table, gone[k]));
 
 		if (r && r != -ENOENT)
 			mw_log_ratelimited(MW_LOG_WARN,
@@ -431,13 +431,22 @@ void bal_kf_poll(struct bal *b)
 {
 	struct bal_kf *kf = b->kf;
 	struct bal_ins *i;
-	int n;
+	int n, ids[KF_IDS_MAX], nids = 0;
 
 	if (!kf)
 		return;
 	kf_read_counters(kf);
-	for (i = b->ins; i; i = i->next) {
-		if (i->state == BAL_INS_DEAD || i->state == BAL_INS_STARTING)
+	for (i = b->ins; i && nids < KF_IDS_MAX; i = i->next)
+		ids[nids++] = i->h.id;
+	for (int k = 0; k < nids; k++) {
+		/*
+		 * A dump walks the host's whole TCP hash (tens of ms with many
+		 * sockets): an INS that exited meanwhile leaves steering first.
+		 */
+		while (bal_ins_reap(b))
+			;
+		i = bal_ins_find(b, ids[k]);
+		if (!i || i->state == BAL_INS_DEAD || i->state == BAL_INS_STARTING)
 			continue;
 		if (i->kf_diag < 0 && i->h.pid > 0)
 			i->kf_diag = bal_diag_open(i->h.pid);

@@ -52,6 +52,17 @@ int bal_kf_table_name(const char *tag, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -EINVAL : 0;
 }
 
+uint32_t bal_kf_mark(const char *table, int id)
+{
+	uint32_t h = 2166136261U; /* FNV-1a */
+	uint16_t hi;
+
+	for (; *table; table++)
+		h = (h ^ (unsigned char)*table) * 16777619U;
+	hi = (uint16_t)(h ^ (h >> 16));
+	return (uint32_t)(hi ? hi : 1) << 16 | ((uint32_t)id & 0xffffU);
+}
+
 int bal_kf_render_front(char *buf, size_t len, const char *table, int max_conns)
 {
 	struct out o = { .buf = buf, .len = len };

@@ -123,9 +123,14 @@ ctl() { "$MWCTL" -s "$MW_RUNTIME_DIR/balancer.sock" "$@"; }
 
 # bal_ready_count: INS in state ready.
 bal_ready_count() { ctl ins list | awk '$2 == "ready"' | wc -l; }
-# bal_wait_ready N [TIMEOUT]: exactly N INS ready and none starting.
+# bal_wait_ready N [TIMEOUT]: exactly N INS ready and none starting; kernel mode: every
+# ready one has passed a health check too, i.e. is in steering (docs/balancer.md: the
+# kernel cannot retry a refused connect, so an INS joins after its first passed check),
+# else a load started at once meets an empty "steer" and is refused.
 bal_wait_ready() {
-	mw_wait_for "[ \$(bal_ready_count) = $1 ] && ! ctl ins list | awk '\$2 == \"starting\"' | grep -q ." "${2:-20}"
+	local steering=true
+	[ "$BAL_MODE" = kernel ] && steering="! ctl ins list | awk '\$2 == \"ready\" && \$8 != \"ok\"' | grep -q ."
+	mw_wait_for "[ \$(bal_ready_count) = $1 ] && ! ctl ins list | awk '\$2 == \"starting\"' | grep -q . && $steering" "${2:-20}"
 }
 
 # load N PAR OUT: N requests, PAR curl processes, one connection per request
@@ -151,6 +156,18 @@ load() {
 		rm -f "$out.$c.err"
 	done
 	rm -f "$out".*.curl
+}
+
+# bal_ins_total ID: the connections sent to INS ID so far.  Kernel mode: the packet
+# counter of its chain ins_ID, read from the kernel (a nat chain sees a connection's
+# first packet only); the balancer's "total" polls that counter each tick, before it
+# counts connections, so it can lag one behind a connection it already counts.
+bal_ins_total() {
+	if [ "$BAL_MODE" = kernel ]; then
+		nft list chain ip "mwbal_$TAG" "ins_$1" | awk '$1 == "counter" {print $3; exit}'
+	else
+		ctl ins list | awk -v v="$1" '$1 == v {print $6}'
+	fi
 }
 
 # ins_totals: "id total" per INS, from mwctl --json.

@@ -46,28 +46,36 @@ ctl --json ins list | python3 -c 'import json,sys; l=json.load(sys.stdin); asser
 ctl --json status | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["live"]==4 and s["policy"]=="round-robin" and s["mode"]==sys.argv[1], s' "$BAL_MODE" ||
 	mw_fail "status --json is wrong"
 
-# kill -9 of one INS under load.
+# kill -9 of one INS under load: connections from 8 threads, each timed against the
+# moment the balancer's "died" line appeared (logged once the INS is out of steering,
+# kernel mode, or of the rotation, splice mode), until each thread has started 100 after.
 victim=$(ctl ins list | awk '$2 == "ready" {print $1, $4; exit}')
 vid=${victim% *}
 vpid=${victim#* }
-load 3000 8 "$MW_TMP/during" &
+python3 "$MW_SOURCE_DIR/tests/integration/timed_load.py" "$MW_FRONT" "$PORT" 8 100 "$BAL_LOG" \
+	"INS $vid .*died" "$MW_TMP/during.started" >"$MW_TMP/during" &
 loadpid=$!
-sleep 0.3 # let the load start: the kill must land while connections are in flight
+# the kill must land while connections are in flight
+mw_wait_for "[ -e '$MW_TMP/during.started' ]" 10 || mw_fail "the load did not start"
 kill -9 "$vpid"
 mw_wait_for "grep -q 'INS $vid .*died' '$BAL_LOG'" 3 || mw_fail "death of INS $vid not detected within 3 s"
-# Every connection opened after detection succeeds.
-load 1000 8 "$MW_TMP/after"
-ok=$(grep -c '^200$' "$MW_TMP/after" || true)
-[ "$ok" = 1000 ] || mw_fail "after detection: $ok of 1000 requests answered 200"
-wait "$loadpid"
-bad=$(grep -vc '^200$' "$MW_TMP/during" || true)
-mw_log "during the kill: $bad of 3000 requests failed (in flight on the killed INS)"
-# Kernel mode cannot retry a refused connect on another INS as the proxy does: while the
-# killed mw-ins exits (its listener closes first, SIGCHLD comes when it is done), its
-# kernel refuses the SYNs steered to it until the death or the next health check takes it
-# out (docs/balancer.md "Kernel front end"): 22-158 of 3000 on the loaded 2-core machine.
-max_bad=50
-[ "$BAL_MODE" = kernel ] && max_bad=300
+wait "$loadpid" || mw_fail "timed_load.py failed"
+r=$(cat "$MW_TMP/during")
+mw_log "during the kill: $r"
+bad=$(echo "$r" | sed -n 's/.* failed=\([0-9]*\) .*/\1/p')
+after=$(echo "$r" | sed -n 's/.* after=\([0-9]*\) .*/\1/p')
+echo "$r" | grep -q ' seen=1 ' || mw_fail "the load never saw the death logged: $r"
+[ "$after" = 0 ] || mw_fail "$after connection(s) started after the death was logged failed: $r"
+echo "$r" | grep -q ' started_after=800 ' || mw_fail "want 800 connections after the death: $r"
+# Before it: the connections in flight on the killed INS (at most one per thread, and one
+# more its listener accepted while the process was being torn down: 16) and,
+# kernel mode, the SYNs steered to it between its exit (its listener closes, its kernel
+# refuses them) and the balancer's reaping it (its pidfd, checked between the tick's
+# steps), which the kernel cannot retry on another INS as the proxy does.  That window is
+# the balancer's scheduling delay, so it grows with the machine's load: 2-8 refused on
+# the 2-core machine at load average 8, 29 at 16, 18 with ASan daemons (docs/balancer.md).
+max_bad=16
+[ "$BAL_MODE" = kernel ] && max_bad=60
 [ "$bad" -le "$max_bad" ] || mw_fail "$bad requests failed around the kill (want <= $max_bad)"
 bal_wait_ready 4 20 || mw_fail "INS $vid was not replaced"
 ctl ins list | awk -v v="$vid" '$1 == v' | grep -q . && mw_fail "dead INS $vid still listed"

@@ -52,10 +52,8 @@ mw_wait_for "[ -s '$MW_TMP/held.1' ]" 10 || mw_fail "held connection: no first a
 mw_wait_for "ctl ins list | awk 'NR > 1 && \$5 == 1' | grep -q ." 5 ||
 	mw_fail "the held connection is not counted on any INS: $(ctl ins list)"
 held_on=$(ctl ins list | awk 'NR > 1 && $5 == 1 {print $1; exit}')
-# New connections steered to an INS: its chain's counter, read from the kernel (the
-# balancer's "total" polls the same counter, so it can lag behind).
-steered() { nft list chain ip "$TABLE" "ins_$1" | awk '$1 == "counter" {print $3; exit}'; }
-before=$(steered "$held_on")
+# New connections steered to an INS: its chain's counter, read from the kernel.
+before=$(bal_ins_total "$held_on")
 [ -n "$before" ] || mw_fail "no counter in chain ins_$held_on: $(nft list table ip "$TABLE")"
 ctl ins retire "$held_on" --drain >/dev/null || mw_fail "retire --drain refused"
 ctl ins list | awk -v i="$held_on" '$1 == i {print $2}' | grep -q draining ||
@@ -64,7 +62,7 @@ nft list chain ip "$TABLE" steer | grep -q "ins_$held_on\b" &&
 	mw_fail "INS $held_on is still in steering: $(nft list chain ip "$TABLE" steer)"
 load 60 4 "$MW_TMP/drain"
 [ "$(grep -c '^200$' "$MW_TMP/drain")" = 60 ] || mw_fail "while draining: not all 60 requests answered"
-after=$(steered "$held_on")
+after=$(bal_ins_total "$held_on")
 [ "$after" = "$before" ] || mw_fail "draining INS $held_on took new connections ($before -> $after)"
 ctl ins list | awk -v i="$held_on" '$1 == i {print $2}' | grep -q draining ||
 	mw_fail "INS $held_on stopped while its connection lives"

@@ -43,10 +43,11 @@ held_id=$(ctl ins list | awk '$2 == "ready" && $5 == 1 {print $1; exit}')
 [ -n "$held_id" ] || mw_fail "no INS shows the held connection: $(ctl ins list)"
 ctl ins retire "$held_id" --drain >/dev/null || mw_fail "retire --drain rejected"
 ctl ins list | awk -v v="$held_id" '$1 == v {print $2}' | grep -qx draining || mw_fail "INS $held_id not draining"
-before=$(ctl ins list | awk -v v="$held_id" '$1 == v {print $6}')
+before=$(bal_ins_total "$held_id")
+[ -n "$before" ] || mw_fail "no connection count for INS $held_id"
 load 100 2 "$MW_TMP/drain"
 [ "$(grep -c '^200$' "$MW_TMP/drain")" = 100 ] || mw_fail "requests during the drain failed"
-after=$(ctl ins list | awk -v v="$held_id" '$1 == v {print $6}')
+after=$(bal_ins_total "$held_id")
 [ "$before" = "$after" ] || mw_fail "draining INS $held_id took new connections ($before -> $after)"
 touch "$MW_TMP/held.go"
 wait "$heldpid" || true
