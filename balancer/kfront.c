@@ -62,7 +62,7 @@ struct bal_kf {
 	char table[BAL_KF_TABLE_MAX];
 	uint16_t ports[MW_LISTEN_MAX];
 	int nports;
-	int chains[KF_IDS_MAX]; /* INS ids that have a chain ins_<id> */
+	int chains[KF_IDS_MAX];	    /* INS ids that have a chain ins_<id> */
 	uint32_t marks[KF_IDS_MAX]; /* the conntrack mark each sets: kf_mark() */
 	int nchains;
 	char *last; /* the steer text applied last */
