@@ -52,7 +52,7 @@
  * conntrack delete by mark).
  */
 
-#define KF_BUF	       65536
+#define KF_BUF	       262144 /* steer: 256 INS, weights up to 16, one element a slot */
 #define KF_IDS_MAX     1024
 #define SLOW_UPDATE_US 20000 /* an update this slow is logged */
 
