@@ -23,10 +23,8 @@
  * table "ip mwbal_<tag>" (kfront_rules.c renders it): nat hooks prerouting
  * and output send a client's first packet to the front-end addresses to the
  * chain "front" (balancer.max_conns: ct count), then "steer", which jumps to
- * "ins_<id>" of one INS ("counter ct mark set M dnat to INS_addr": the
- * port stays; M = bal_kf_mark(), this table's hash and the id, so a
- * conntrack delete by mark touches no other balancer's connections).
- * conntrack then carries the rest of the
+ * "ins_<id>" of one INS ("counter ct mark set <INS_addr> dnat to INS_addr":
+ * the port stays).  conntrack then carries the rest of the
  * connection both ways without any rule: the TCP connection ends in the INS,
  * whose mw-ins sees the client's own address (no PROXY v2), and
  * the balancer sees none of its bytes.
@@ -54,7 +52,7 @@
  * conntrack delete by mark).
  */
 
-#define KF_BUF	       65536
+#define KF_BUF	       262144 /* steer: 256 INS, weights up to 16, one element a slot */
 #define KF_IDS_MAX     1024
 #define SLOW_UPDATE_US 20000 /* an update this slow is logged */
 
@@ -64,7 +62,8 @@ struct bal_kf {
 	char table[BAL_KF_TABLE_MAX];
 	uint16_t ports[MW_LISTEN_MAX];
 	int nports;
-	int chains[KF_IDS_MAX]; /* INS ids that have a chain ins_<id> */
+	int chains[KF_IDS_MAX];	    /* INS ids that have a chain ins_<id> */
+	uint32_t marks[KF_IDS_MAX]; /* the conntrack mark each sets: kf_mark() */
 	int nchains;
 	char *last; /* the steer text applied last */
 	char *buf;
@@ -229,6 +228,19 @@ void bal_kf_close(struct bal_kf *kf)
 	free(kf);
 }
 
+/*
+ * The conntrack mark of a connection steered to @i: its IPv4 address (host
+ * order).  Not its id: every balancer on the host numbers its INS from 1, and
+ * bal_kf_ct_forget() of one's dead INS 1 deleted another's established
+ * connections (their next packet then met no NAT: a reset, or an answer the
+ * client never saw).  Two balancers' INS never share an address (the DNAT
+ * route to it needs it unique), so the mark is the host's one name for the INS.
+ */
+static uint32_t kf_mark(const struct bal_ins *i)
+{
+	return ntohl(i->h.addr.s_addr);
+}
+
 static bool in_steering(const struct bal *b, const struct bal_ins *i)
 {
 	unsigned cap = (unsigned)b->cfg->balancer.per_ins_max_conns;
@@ -259,6 +271,7 @@ void bal_kf_sync(struct bal *b)
 	char *p, *steer, addr[INET_ADDRSTRLEN], err[512];
 	size_t n = 0, used = 0;
 	int k, best, ret, gone[KF_IDS_MAX], ngone = 0;
+	uint32_t gone_mark[KF_IDS_MAX];
 	bool chains_changed = false;
 
 	if (!kf)
@@ -293,8 +306,8 @@ void bal_kf_sync(struct bal *b)
 			p + used, KF_BUF - used,
 			"add chain ip %s ins_%d\n"
 			"add rule ip %s ins_%d counter ct mark set 0x%08x dnat to %s\n",
-			kf->table, set[j].id, kf->table, set[j].id,
-			bal_kf_mark(kf->table, set[j].id), addr);
+			kf->table, set[j].id, kf->table, set[j].id, kf_mark(i), addr);
+		kf->marks[kf->nchains] = kf_mark(i);
 		kf->chains[kf->nchains++] = set[j].id;
 		chains_changed = true;
 	}
@@ -315,8 +328,10 @@ void bal_kf_sync(struct bal *b)
 		}
 		used += (size_t)snprintf(p + used, KF_BUF - used, "delete chain ip %s ins_%d\n",
 					 kf->table, kf->chains[k]);
+		gone_mark[ngone] = kf->marks[k];
 		gone[ngone++] = kf->chains[k];
 		kf->chains[k] = kf->chains[--kf->nchains];
+		kf->marks[k] = kf->marks[kf->nchains];
 		chains_changed = true;
 	}
 	if (used >= KF_BUF - 1)
@@ -330,7 +345,7 @@ void bal_kf_sync(struct bal *b)
 	}
 	snprintf(kf->last, KF_BUF, "%.*s", ret, steer);
 	for (k = 0; k < ngone; k++) {
-		int r = bal_kf_ct_forget(bal_kf_mark(kf->table, gone[k]));
+		int r = bal_kf_ct_forget(gone_mark[k]);
 
 		if (r && r != -ENOENT)
 			mw_log_ratelimited(MW_LOG_WARN,

@@ -32,18 +32,6 @@ struct bal_kf_ins {
 int bal_kf_table_name(const char *tag, char *buf, size_t len);
 
 /**
- * bal_kf_mark() - the conntrack mark of a connection steered to INS @id by table @table
- *
- * Upper 16 bits: a hash of @table (never 0), lower 16: @id.  Every balancer on
- * a host shares its conntrack table, and bal_kf_ct_forget() deletes by mark:
- * with one mark for all of them, the death of INS 3 of one balancer deleted
- * the entries of INS 3 of every other, whose replies then met no un-NAT (the
- * client's kernel answers RST, the INS keeps a connection no request reaches).
- * Return: the mark
- */
-uint32_t bal_kf_mark(const char *table, int id);
-
-/**
  * bal_kf_render_table() - the commands that create the table, replacing an old one
  * @buf, @len: the text (nft syntax, one command a line)
  * @table:     bal_kf_table_name()

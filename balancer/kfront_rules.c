@@ -52,17 +52,6 @@ int bal_kf_table_name(const char *tag, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -EINVAL : 0;
 }
 
-uint32_t bal_kf_mark(const char *table, int id)
-{
-	uint32_t h = 2166136261U; /* FNV-1a */
-	uint16_t hi;
-
-	for (; *table; table++)
-		h = (h ^ (unsigned char)*table) * 16777619U;
-	hi = (uint16_t)(h ^ (h >> 16));
-	return (uint32_t)(hi ? hi : 1) << 16 | ((uint32_t)id & 0xffffU);
-}
-
 int bal_kf_render_front(char *buf, size_t len, const char *table, int max_conns)
 {
 	struct out o = { .buf = buf, .len = len };
@@ -136,14 +125,16 @@ int bal_kf_render_steer(char *buf, size_t len, const char *table, enum bal_polic
 		for (k = 0; k < n; k++) {
 			unsigned w = p == BAL_POLICY_RR || p == BAL_POLICY_HASH ? 1 : ins[k].weight;
 
-			if (!w)
-				continue;
-			if (w == 1)
+			/*
+			 * One element per slot, never a range "a-b": an interval map
+			 * let a new connection match none of its slots now and then
+			 * while "steer" was rebuilt (1-3 misses in each of 4 runs of
+			 * some 28,000 new flows over 15-30 s of rebuilds; single
+			 * elements: none in 3 runs; kernel 6.18): that client met
+			 * no_ins, no NAT, a RST.
+			 */
+			for (unsigned s = 0; s < w; s++, at++)
 				put(&o, "%s%u : jump ins_%d", at ? ", " : "", at, ins[k].id);
-			else
-				put(&o, "%s%u-%u : jump ins_%d", at ? ", " : "", at, at + w - 1,
-				    ins[k].id);
-			at += w;
 		}
 		put(&o, " }\n");
 	}
