@@ -16,7 +16,10 @@
  * @name:     "netflow:<addr>", the sensor name in the report
  * @socks:    the socket table it feeds
  * @nf:       the connection, NULL while disconnected
+ * @io:       watches the socket while the stream is idle
+ * @batch:    polls it every NF_BATCH_S while the stream flows
  * @connects, @disconnects: since start
+ * @wakeups, @reads: drains of the socket and the recv they took, since start
  */
 struct fl_nf {
 	struct ev_loop *loop;
@@ -27,8 +30,10 @@ struct fl_nf {
 	struct mw_nf_client *nf;
 	ev_io io;
 	ev_timer retry;
+	ev_timer batch;
 	char last_error[256];
 	uint64_t connects, disconnects;
+	uint64_t wakeups, reads;
 };
 
 int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_config *cfg,
