@@ -145,7 +145,7 @@ static void sock_tap(struct fl_socks *s, const struct fl_sock *k, bool out, uint
 	uint8_t frame[FL_SOCKFRAME_MAX];
 	size_t len;
 
-	if (!s->tap || !k->af)
+	if (!s->tap || !k->af || (s->tap_mask && !(*s->tap_mask & 1u << s->tap_index)))
 		return;
 	len = out ? fl_sockframe(frame, k->local, k->lport, k->remote, k->rport, flags)
 		  : fl_sockframe(frame, k->remote, k->rport, k->local, k->lport, flags);
