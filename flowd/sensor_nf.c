@@ -28,16 +28,25 @@
  * NF_BATCH_S, in as few recv as its bytes need (64 KiB each, stopping at the
  * first short one); a poll that finds nothing goes back to watching.  So a
  * steady stream costs NF_BATCH_S's wake-ups, not one per observation, and
- * mw-pvm's send wakes nobody.  The observations wait at most NF_BATCH_S in
- * the socket and mw-pvm's queue (pvm.netflow_queue, 65,536 by default:
- * enough for 6.5 M observations a second); the clock drains the stream before
- * it closes a second.
+ * mw-pvm's send wakes nobody.
+ *
+ * The socket holds little (mw-pvm's SO_SNDBUF of 64 KiB, which the kernel
+ * doubles): mw-pvm queues the rest (pvm.netflow_queue) and sends it only once
+ * a drain made room, so a fixed period would cap the stream at a socketful
+ * per period and mw-pvm would drop the excess.  The period therefore follows
+ * the rate: the next drain comes when NF_DRAIN_BYTES (about half a socketful) has
+ * arrived at the last drain's rate, every NF_BATCH_S at most and
+ * NF_BATCH_MIN_S at least (a backlog, after mw-flowd was not scheduled for a
+ * while, drains at a socketful a millisecond).  The clock drains the stream
+ * before it closes a second.
  */
 
-#define NF_CONNECT_MS 2000
-#define NF_RETRY_S    1.0
-#define NF_BATCH_S    0.01
-#define NF_READS_MAX  64 /* recv per drain: 4 MiB, so that the clock and MAPI go on under a flood */
+#define NF_CONNECT_MS  2000
+#define NF_RETRY_S     1.0
+#define NF_BATCH_S     0.01
+#define NF_BATCH_MIN_S 0.001
+#define NF_DRAIN_BYTES (64 * 1024)
+#define NF_READS_MAX   64 /* recv per drain: 4 MiB, so that the clock and MAPI go on under a flood */
 
 static uint64_t wall_s(void)
 {
@@ -65,6 +74,7 @@ static long nf_drain(struct fl_nf *n)
 	uint64_t now = wall_s();
 	long total = 0;
 	int r, ret, reads;
+	ev_tstamp dt;
 
 	for (reads = 0; reads < NF_READS_MAX; reads++) {
 		r = mw_nf_client_read(n->nf);
@@ -88,10 +98,24 @@ static long nf_drain(struct fl_nf *n)
 	}
 	n->reads += (uint64_t)reads + (reads < NF_READS_MAX);
 	n->wakeups++;
+	dt = ev_now(n->loop) - n->drained_at;
+	n->drained_at += dt;
+	n->rate = dt > 0 ? (double)total / dt : 0;
 	return total;
 }
 
-/* Data while watching: take it, then poll every NF_BATCH_S while the stream flows. */
+/* Poll again when NF_DRAIN_BYTES will have come at the rate the last drain saw. */
+static void nf_poll_next(struct fl_nf *n)
+{
+	ev_tstamp next = NF_BATCH_S;
+
+	if (n->rate * NF_BATCH_S > NF_DRAIN_BYTES)
+		next = NF_DRAIN_BYTES / n->rate;
+	n->batch.repeat = next < NF_BATCH_MIN_S ? NF_BATCH_MIN_S : next;
+	ev_timer_again(n->loop, &n->batch);
+}
+
+/* Data while watching: take it, then poll while the stream flows. */
 static void nf_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct fl_nf *n = w->data;
@@ -100,7 +124,7 @@ static void nf_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (nf_drain(n) < 0)
 		return;
 	ev_io_stop(loop, &n->io);
-	ev_timer_again(loop, &n->batch);
+	nf_poll_next(n);
 }
 
 static void nf_batch_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -110,8 +134,12 @@ static void nf_batch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	got = nf_drain(n);
-	if (got) /* lost, or still flowing: keep polling (nf_lost stopped the timer) */
+	if (got < 0)
+		return; /* lost: nf_lost stopped the timer */
+	if (got) {
+		nf_poll_next(n);
 		return;
+	}
 	ev_timer_stop(loop, &n->batch);
 	ev_io_start(loop, &n->io);
 }

@@ -17,7 +17,8 @@
  * @socks:    the socket table it feeds
  * @nf:       the connection, NULL while disconnected
  * @io:       watches the socket while the stream is idle
- * @batch:    polls it every NF_BATCH_S while the stream flows
+ * @batch:    polls it while the stream flows (sensor_nf.c: the period follows the rate)
+ * @drained_at: the loop time of the last drain, @rate: bytes a second it found
  * @connects, @disconnects: since start
  * @wakeups, @reads: drains of the socket and the recv they took, since start
  */
@@ -31,6 +32,8 @@ struct fl_nf {
 	ev_io io;
 	ev_timer retry;
 	ev_timer batch;
+	ev_tstamp drained_at;
+	double rate;
 	char last_error[256];
 	uint64_t connects, disconnects;
 	uint64_t wakeups, reads;
