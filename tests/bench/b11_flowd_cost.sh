@@ -86,6 +86,12 @@ for r in $(seq "$ROUNDS"); do
 		mw_stop "rates-$setup-$r"
 		mw_stop "$name"
 		grep -ho 'netflow sensor: .* drains, .* recv' "$(mw_logfile "$name")" >&2 || true
+		if [ "$setup" = netflow ]; then
+			# mw-pvm says how many observations it dropped for the consumer that left
+			# (one such line per round, when mw-pvm has seen the consumer go)
+			mw_wait_for "[ \$(grep -c 'observation(s) dropped)' '$PVM_LOG') -ge $r ]" 5 || true
+			grep -o '[0-9]* observation(s) dropped' "$PVM_LOG" | tail -1 | awk '{print $1}' >>"$MW_TMP/b11.dropped"
+		fi
 		paste -d' ' "$MW_TMP/b11.$setup" "$MW_TMP/b11.none" | tail -1 | awk '{print $1 / $2}' >>"$MW_TMP/b11.$setup.ratio"
 	done
 	echo "round $r: none $(tail -1 "$MW_TMP/b11.none") live $(tail -1 "$MW_TMP/b11.live") netflow $(tail -1 "$MW_TMP/b11.netflow")" >&2
@@ -101,4 +107,5 @@ for setup in live netflow; do
 	echo "b11_pvm_us_per_req_$setup: $(median <"$MW_TMP/b11.$setup.pvm_us")"
 	echo "b11_flowd_us_per_req_$setup: $(median <"$MW_TMP/b11.$setup.flowd_us")"
 done
+echo "b11_netflow_dropped_by_pvm: $(paste -sd+ "$MW_TMP/b11.dropped" | bc) (per round: $(paste -sd' ' "$MW_TMP/b11.dropped"))"
 echo "b11_rounds: $ROUNDS x $DURATION"
