@@ -43,7 +43,7 @@
 
 #define NF_CONNECT_MS  2000
 #define NF_RETRY_S     1.0
-#define NF_BATCH_S     0.01
+#define NF_BATCH_S     0.025
 #define NF_BATCH_MIN_S 0.001
 #define NF_DRAIN_BYTES (64 * 1024)
 #define NF_READS_MAX   64 /* recv per drain: 4 MiB, so that the clock and MAPI go on under a flood */
