@@ -123,24 +123,6 @@ static uint64_t slot_make(uint32_t n, uint64_t h)
 	return (h & 0xffffffff00000000ULL) | n;
 }
 
-/* Keys equal?  The usual sizes (a socket id, an address) without a call to memcmp. */
-static bool ftab_key_eq(const void *a, const void *b, size_t n)
-{
-	uint64_t x[2], y[2];
-
-	if (n == 8) {
-		memcpy(x, a, 8);
-		memcpy(y, b, 8);
-		return x[0] == y[0];
-	}
-	if (n == 16) {
-		memcpy(x, a, 16);
-		memcpy(y, b, 16);
-		return x[0] == y[0] && x[1] == y[1];
-	}
-	return !memcmp(a, b, n);
-}
-
 /* The index slot holding @key (hash @h), or the empty slot where it would go. */
 static uint32_t ftab_slot(const struct fl_ftab *t, const void *key, uint64_t h)
 {
@@ -148,7 +130,7 @@ static uint32_t ftab_slot(const struct fl_ftab *t, const void *key, uint64_t h)
 
 	while (t->index[s] != FTAB_NONE &&
 	       ((t->index[s] ^ h) >> 32 ||
-		!ftab_key_eq(ftab_entry(t, slot_entry(t->index[s])), key, t->key_size)))
+		!fl_key_eq(ftab_entry(t, slot_entry(t->index[s])), key, t->key_size)))
 		s = (s + 1) & t->mask;
 	return s;
 }
