@@ -39,15 +39,17 @@ uint64_t fl_hash(uint64_t seed, const void *key, size_t len)
 {
 	const uint8_t *b = key;
 	uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ULL);
+	uint64_t w;
 
-	while (len) {
-		uint64_t w = 0;
-		size_t n = len < 8 ? len : 8;
-
-		memcpy(&w, b, n);
+	/* Whole words by a fixed-size copy (one load); the tail zero-padded, as one word. */
+	for (; len >= 8; b += 8, len -= 8) {
+		memcpy(&w, b, 8);
 		h = (h ^ ftab_mix(w + 0x9e3779b97f4a7c15ULL)) * 0xbf58476d1ce4e5b9ULL;
-		b += n;
-		len -= n;
+	}
+	if (len) {
+		w = 0;
+		memcpy(&w, b, len);
+		h = (h ^ ftab_mix(w + 0x9e3779b97f4a7c15ULL)) * 0xbf58476d1ce4e5b9ULL;
 	}
 	return ftab_mix(h);
 }
@@ -128,7 +130,7 @@ static uint32_t ftab_slot(const struct fl_ftab *t, const void *key, uint64_t h)
 
 	while (t->index[s] != FTAB_NONE &&
 	       ((t->index[s] ^ h) >> 32 ||
-		memcmp(ftab_entry(t, slot_entry(t->index[s])), key, t->key_size)))
+		!fl_key_eq(ftab_entry(t, slot_entry(t->index[s])), key, t->key_size)))
 		s = (s + 1) & t->mask;
 	return s;
 }

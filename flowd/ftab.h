@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define FTAB_NONE UINT64_MAX
 
@@ -42,5 +43,28 @@ void *fl_ftab_get(struct fl_ftab *t, const void *key, bool *created);
 void fl_ftab_del(struct fl_ftab *t, void *entry);
 void *fl_ftab_at(const struct fl_ftab *t, uint32_t n);
 uint64_t fl_hash(uint64_t seed, const void *key, size_t len);
+
+/* Keys of @n bytes equal?  Whole words inline (the sizes in use: 4, 8, 16, 40, 48), else memcmp. */
+static inline bool fl_key_eq(const void *a, const void *b, size_t n)
+{
+	const uint8_t *x = a, *y = b;
+	uint64_t u, v;
+	uint32_t s, t;
+
+	if (n == 4) {
+		memcpy(&s, x, 4);
+		memcpy(&t, y, 4);
+		return s == t;
+	}
+	if (n % 8 || n > 64)
+		return !memcmp(a, b, n);
+	for (; n; n -= 8, x += 8, y += 8) {
+		memcpy(&u, x, 8);
+		memcpy(&v, y, 8);
+		if (u != v)
+			return false;
+	}
+	return true;
+}
 
 #endif /* MW_FLOWD_FTAB_H */

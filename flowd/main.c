@@ -196,6 +196,7 @@ static int flowd_open_mapi(struct flowd *f)
 		f->nf[i].socks.tap = fl_mapi_record;
 		f->nf[i].socks.tap_ctx = &f->mapi;
 		f->nf[i].socks.tap_index = i;
+		f->nf[i].socks.tap_mask = &f->mapi.nf_scope_any;
 	}
 	f->mapi.n_nf = f->n_nf;
 	return 0;

@@ -141,6 +141,9 @@ struct fl_mapi_acl {
  * @nf_names:   names of the Netflow sensors ("netflow:<address>"), index = nf_scope bit
  * @flows:      at most flowd.mapi_max_flows, pointers into @pool
  * @pool:       the flow table, allocated at open (NULL: @flows were set by the caller)
+ * @nscan:      1 + the highest slot of @flows holding a connected flow (0: none)
+ * @scope_any, @nf_scope_any: the scopes of the connected flows, or'ed: a frame or record
+ *              no flow wants costs one test
  * @clients:    the client table, allocated at open (flowd.mapi_max_clients)
  * @refused:    connections refused because the peer may not create flows
  * @flow_drops: refused because the flow table was full
@@ -160,6 +163,8 @@ struct fl_mapi {
 	struct fl_mapi_flow **flows;
 	int max_flows;
 	int nflows;
+	int nscan;
+	uint32_t scope_any, nf_scope_any;
 	struct fl_mapi_flow *pool;
 	struct fl_mapi_client *clients;
 	int max_clients;

@@ -89,6 +89,24 @@ int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **
 	return 0;
 }
 
+/* The connected flows changed: what mapi_dispatch() scans, and for which sensors. */
+static void mapi_rescope(struct fl_mapi *m)
+{
+	int i;
+
+	m->nscan = 0;
+	m->scope_any = m->nf_scope_any = 0;
+	for (i = 0; i < m->max_flows; i++) {
+		const struct fl_mapi_flow *f = m->flows[i];
+
+		if (!f || !f->area)
+			continue;
+		m->nscan = i + 1;
+		m->scope_any |= f->scope;
+		m->nf_scope_any |= f->nf_scope;
+	}
+}
+
 /**
  * fl_mapi_put() - give @f's slot back, and its client entry when it was the last flow
  * @m: server
@@ -110,6 +128,7 @@ void fl_mapi_put(struct fl_mapi *m, struct fl_mapi_flow *f)
 		m->nclients--;
 	}
 	fl_mapi_flow_release(f);
+	mapi_rescope(m);
 }
 
 static void mapi_drop(struct fl_mapi *m, struct fl_mapi_flow *f)
@@ -220,7 +239,9 @@ int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_ma
 		return rep->id < 0 ? rep->id : 0;
 	case MW_MAPI_CONNECT:
 		rep->size = MW_MAPI_AREA_SIZE;
-		return fl_mapi_flow_connect(f, memfd, rep->msg, sizeof(rep->msg));
+		ret = fl_mapi_flow_connect(f, memfd, rep->msg, sizeof(rep->msg));
+		mapi_rescope(m);
+		return ret;
 	default:
 		snprintf(rep->msg, sizeof(rep->msg), "unknown operation %u", req->op);
 		return -EINVAL;
@@ -455,7 +476,9 @@ static void mapi_dispatch(struct fl_mapi *m, bool nf, uint32_t bit, uint64_t ts_
 	bool decoded = false, tried = false;
 	int i;
 
-	for (i = 0; i < m->max_flows; i++) {
+	if (!((nf ? m->nf_scope_any : m->scope_any) & bit))
+		return;
+	for (i = 0; i < m->nscan; i++) {
 		struct fl_mapi_flow *f = m->flows[i];
 
 		if (!f || !f->area || !((nf ? f->nf_scope : f->scope) & bit))

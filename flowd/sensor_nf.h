@@ -16,7 +16,11 @@
  * @name:     "netflow:<addr>", the sensor name in the report
  * @socks:    the socket table it feeds
  * @nf:       the connection, NULL while disconnected
+ * @io:       watches the socket while the stream is idle
+ * @batch:    polls it while the stream flows (sensor_nf.c: the period follows the rate)
+ * @drained_at: the loop time of the last drain, @rate: bytes a second it found
  * @connects, @disconnects: since start
+ * @wakeups, @reads: drains of the socket and the recv they took, since start
  */
 struct fl_nf {
 	struct ev_loop *loop;
@@ -27,8 +31,12 @@ struct fl_nf {
 	struct mw_nf_client *nf;
 	ev_io io;
 	ev_timer retry;
+	ev_timer batch;
+	ev_tstamp drained_at;
+	double rate;
 	char last_error[256];
 	uint64_t connects, disconnects;
+	uint64_t wakeups, reads;
 };
 
 int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_config *cfg,

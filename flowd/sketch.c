@@ -93,7 +93,7 @@ static uint32_t topn_slot(const struct fl_topn *t, const void *key, uint64_t h)
 	while (t->index[s] != TOPN_NONE) {
 		const struct fl_topn_item *it = &t->items[t->index[s]];
 
-		if (it->hash == h && !memcmp(it->key, key, t->key_size))
+		if (it->hash == h && fl_key_eq(it->key, key, t->key_size))
 			break;
 		s = (s + 1) & t->mask;
 	}

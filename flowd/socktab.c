@@ -83,23 +83,24 @@ void fl_socks_fini(struct fl_socks *s)
 	fl_topn_fini(&s->talkers);
 }
 
-/* An endpoint as 16 bytes (IPv4 mapped) and a port; af 0 leaves them alone. */
-static void sock_endpoint(const struct mw_nf_endpoint *e, uint8_t addr[16], uint16_t *port,
+/* An endpoint as 16 bytes (IPv4 mapped) and a port; af 0 leaves them alone.  Return: changed */
+static bool sock_endpoint(const struct mw_nf_endpoint *e, uint8_t addr[16], uint16_t *port,
 			  uint8_t *af)
 {
-	if (e->af == 4 || e->af == 6)
-		*af = e->af;
-	if (e->af == 4) {
-		memset(addr, 0, 10);
-		addr[10] = 0xff;
-		addr[11] = 0xff;
-		memcpy(addr + 12, e->addr, 4);
-	} else if (e->af == 6) {
-		memcpy(addr, e->addr, 16);
-	} else {
-		return;
-	}
+	uint8_t a[16] = { [10] = 0xff, [11] = 0xff };
+	bool changed;
+
+	if (e->af == 4)
+		memcpy(a + 12, e->addr, 4);
+	else if (e->af == 6)
+		memcpy(a, e->addr, 16);
+	else
+		return false;
+	changed = *af != e->af || *port != e->port || memcmp(addr, a, 16);
+	*af = (uint8_t)e->af;
+	memcpy(addr, a, 16);
 	*port = e->port;
+	return changed;
 }
 
 /* The interval's bytes of @k into the talkers, and remember what was counted. */
@@ -145,7 +146,7 @@ static void sock_tap(struct fl_socks *s, const struct fl_sock *k, bool out, uint
 	uint8_t frame[FL_SOCKFRAME_MAX];
 	size_t len;
 
-	if (!s->tap || !k->af)
+	if (!s->tap || !k->af || (s->tap_mask && !(*s->tap_mask & 1u << s->tap_index)))
 		return;
 	len = out ? fl_sockframe(frame, k->local, k->lport, k->remote, k->rport, flags)
 		  : fl_sockframe(frame, k->remote, k->rport, k->local, k->lport, flags);
@@ -202,7 +203,7 @@ void fl_socks_observe(struct fl_socks *s, const struct mw_nf_info *info, uint64_
 {
 	uint64_t key = info->obs == MW_NF_OBS_ACCEPT ? info->extra : info->sockfd;
 	struct fl_sock *k;
-	bool created = false;
+	bool created = false, changed;
 	uint64_t ts_us;
 
 	s->obs++;
@@ -225,9 +226,11 @@ void fl_socks_observe(struct fl_socks *s, const struct mw_nf_info *info, uint64_
 		k->first_s = info->ts_curr.sec;
 		s->opened++;
 	}
-	sock_endpoint(&info->pvm, k->local, &k->lport, &k->af);
-	sock_endpoint(&info->remote, k->remote, &k->rport, &k->af);
-	k->cls = sock_class(s, k);
+	/* The class is the endpoints': taken again only when they change (once per socket). */
+	changed = sock_endpoint(&info->pvm, k->local, &k->lport, &k->af);
+	changed |= sock_endpoint(&info->remote, k->remote, &k->rport, &k->af);
+	if (changed || created)
+		k->cls = sock_class(s, k);
 	ts_us = info->ts_curr.sec * 1000000 + info->ts_curr.ns / 1000;
 	if (created && k->kind != FL_SOCK_SEEN)
 		sock_tap(s, k, k->kind == FL_SOCK_CONNECTED, FL_TCP_SYN, 0, ts_us);

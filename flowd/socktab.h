@@ -65,6 +65,7 @@ typedef void (*fl_socks_tap)(void *ctx, int index, uint64_t ts_us, const uint8_t
  * @ipfix:   connections leaving the table are exported here, or NULL
  * @tap:     called with every record (MAPI flows over this sensor), or NULL
  * @tap_ctx, @tap_index: its first two arguments
+ * @tap_mask: bit @tap_index set while some MAPI flow wants the records (NULL: always)
  */
 struct fl_socks {
 	const struct mw_flowd_config *cfg;
@@ -83,6 +84,7 @@ struct fl_socks {
 	fl_socks_tap tap;
 	void *tap_ctx;
 	int tap_index;
+	const uint32_t *tap_mask;
 };
 
 int fl_socks_init(struct fl_socks *s, const struct mw_flowd_config *cfg, FILE *out,

@@ -32,7 +32,7 @@
  * before it looks at rbuf again; arrival order is kept.
  */
 
-#define RBUF_SIZE	   16384
+#define RBUF_SIZE	   65536 /* a consumer's 10 ms batch of a busy stream in one recv */
 #define DEFAULT_TIMEOUT_MS 5000
 
 struct mw_nf_client {
@@ -41,6 +41,7 @@ struct mw_nf_client {
 	uint32_t next_id;
 	uint8_t rbuf[RBUF_SIZE];
 	size_t rstart, rend;
+	bool drained; /* the last read found the socket empty or did not fill the buffer */
 	struct mw_nf_msg *queue; /* ring of MW_NF_CLIENT_QUEUE */
 	size_t qhead, qlen;
 	struct mw_nf_client_stats stats;
@@ -335,17 +336,27 @@ int mw_nf_client_read(struct mw_nf_client *c)
 		c->rend -= c->rstart;
 		c->rstart = 0;
 	}
+	c->drained = false;
 	if (c->rend == RBUF_SIZE)
 		return -ENOBUFS;
 	do
 		n = recv(c->fd, c->rbuf + c->rend, RBUF_SIZE - c->rend, 0);
 	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	if (n < 0) {
+		c->drained = errno == EAGAIN || errno == EWOULDBLOCK;
+		return c->drained ? 0 : -errno;
+	}
 	if (n == 0)
 		return -ECONNRESET;
+	/* A stream socket's recv stops short only when its queue is empty. */
+	c->drained = (size_t)n < RBUF_SIZE - c->rend;
 	c->rend += (size_t)n;
 	return (int)n;
+}
+
+bool mw_nf_client_drained(const struct mw_nf_client *c)
+{
+	return c->drained;
 }
 
 /* Frame and decode one message from rbuf.  Return: 1, 0 (need more), -EBADMSG. */

@@ -3,6 +3,7 @@
 #ifndef MW_NF_CLIENT_H
 #define MW_NF_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +95,12 @@ int mw_nf_client_send(struct mw_nf_client *c, struct mw_nf_request *req, int tim
  * mw_nf_client_next() first), other -errno
  */
 int mw_nf_client_read(struct mw_nf_client *c);
+
+/**
+ * mw_nf_client_drained() - whether the last mw_nf_client_read() emptied the socket
+ * (it read nothing, or less than the room it had): another read now would find nothing
+ */
+bool mw_nf_client_drained(const struct mw_nf_client *c);
 
 /**
  * mw_nf_client_next() - the next buffered message, without reading the socket

@@ -13,7 +13,8 @@
 # Prints per set-up the median req/s over ROUNDS rounds, the median ratio to
 # "none" of the same round, mw-flowd's CPU (user + system) over the run as a
 # share of one core, and CPU time per request in microseconds: of the appliance
-# (mw-pvm, mw-ins, nginx) and of mw-flowd.  On a shared machine req/s swings with
+# (mw-pvm, mw-ins, nginx), of mw-pvm alone (its Netflow emission: netflow against
+# live) and of mw-flowd.  On a shared machine req/s swings with
 # the neighbours' load; CPU per request much less, so it is the cost to read.
 # Usage: MW_BUILD_DIR=build [ROUNDS=5] [DURATION=5s] bash tests/bench/b11_flowd_cost.sh
 ROUNDS=${ROUNDS:-5}
@@ -45,20 +46,25 @@ ticks() {
 HZ=$(getconf CLK_TCK)
 # run_b1 SETUP [FLOWD_PID]: one B1 run; its req/s, and the CPU figures to SETUP's files
 run_b1() {
-	local setup=$1 fpid=${2:-} app a0 a1 f0=0 f1=0 s0 s1 rps
+	local setup=$1 fpid=${2:-} app pvm a0 a1 p0 p1 f0=0 f1=0 s0 s1 rps
+	pvm=$(pgrep -f "mw-pvm -c $CONF" | head -1)
 	# shellcheck disable=SC2207
-	app=($(pgrep -f "mw-pvm -c $CONF") $(pgrep -f "mw-ins --id") $(pgrep -f "nginx -c $MW_TMP"))
+	app=("$pvm" $(pgrep -f "mw-ins --id") $(pgrep -f "nginx -c $MW_TMP"))
 	a0=$(ticks "${app[@]}")
+	p0=$(ticks "$pvm")
 	[ -n "$fpid" ] && f0=$(ticks "$fpid")
 	s0=$(date +%s.%N)
 	rps=$(b1)
 	s1=$(date +%s.%N)
 	a1=$(ticks "${app[@]}")
+	p1=$(ticks "$pvm")
 	[ -n "$fpid" ] && f1=$(ticks "$fpid")
 	echo "$rps" >>"$MW_TMP/b11.$setup"
-	awk -v a="$((a1 - a0))" -v f="$((f1 - f0))" -v hz="$HZ" -v s="$s0" -v e="$s1" -v rps="$rps" 'BEGIN {
+	awk -v a="$((a1 - a0))" -v p="$((p1 - p0))" -v f="$((f1 - f0))" -v hz="$HZ" -v s="$s0" \
+		-v e="$s1" -v rps="$rps" 'BEGIN {
 		n = rps * (e - s)
 		printf "%.1f\n", 1e6 * a / hz / n >>"'"$MW_TMP/b11.$setup.app_us"'"
+		printf "%.2f\n", 1e6 * p / hz / n >>"'"$MW_TMP/b11.$setup.pvm_us"'"
 		printf "%.2f\n", 1e6 * f / hz / n >>"'"$MW_TMP/b11.$setup.flowd_us"'"
 		printf "%.1f\n", 100 * f / hz / (e - s) >>"'"$MW_TMP/b11.$setup.cpu"'"
 	}'
@@ -79,17 +85,27 @@ for r in $(seq "$ROUNDS"); do
 		run_b1 "$setup" "$(pgrep -f "mw-flowd -c $MW_TMP/$setup.conf" | head -1)"
 		mw_stop "rates-$setup-$r"
 		mw_stop "$name"
+		grep -ho 'netflow sensor: .* drains, .* recv' "$(mw_logfile "$name")" >&2 || true
+		if [ "$setup" = netflow ]; then
+			# mw-pvm says how many observations it dropped for the consumer that left
+			# (one such line per round, when mw-pvm has seen the consumer go)
+			mw_wait_for "[ \$(grep -c 'observation(s) dropped)' '$PVM_LOG') -ge $r ]" 5 || true
+			grep -o '[0-9]* observation(s) dropped' "$PVM_LOG" | tail -1 | awk '{print $1}' >>"$MW_TMP/b11.dropped"
+		fi
 		paste -d' ' "$MW_TMP/b11.$setup" "$MW_TMP/b11.none" | tail -1 | awk '{print $1 / $2}' >>"$MW_TMP/b11.$setup.ratio"
 	done
 	echo "round $r: none $(tail -1 "$MW_TMP/b11.none") live $(tail -1 "$MW_TMP/b11.live") netflow $(tail -1 "$MW_TMP/b11.netflow")" >&2
 done
 echo "b11_rps_none: $(median <"$MW_TMP/b11.none")"
 echo "b11_app_us_per_req_none: $(median <"$MW_TMP/b11.none.app_us")"
+echo "b11_pvm_us_per_req_none: $(median <"$MW_TMP/b11.none.pvm_us")"
 for setup in live netflow; do
 	echo "b11_rps_$setup: $(median <"$MW_TMP/b11.$setup")"
 	echo "b11_${setup}_over_none: $(median <"$MW_TMP/b11.$setup.ratio")"
 	echo "b11_flowd_cpu_pct_$setup: $(median <"$MW_TMP/b11.$setup.cpu")"
 	echo "b11_app_us_per_req_$setup: $(median <"$MW_TMP/b11.$setup.app_us")"
+	echo "b11_pvm_us_per_req_$setup: $(median <"$MW_TMP/b11.$setup.pvm_us")"
 	echo "b11_flowd_us_per_req_$setup: $(median <"$MW_TMP/b11.$setup.flowd_us")"
 done
+echo "b11_netflow_dropped_by_pvm: $(paste -sd+ "$MW_TMP/b11.dropped" | bc) (per round: $(paste -sd' ' "$MW_TMP/b11.dropped"))"
 echo "b11_rounds: $ROUNDS x $DURATION"

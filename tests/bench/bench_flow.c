@@ -10,6 +10,7 @@
 #include "flowd/engine.h"
 #include "flowd/mapi_flow.h"
 #include "flowd/sensor.h"
+#include "flowd/socktab.h"
 #include "mapi/include/mwmapi.h"
 #include "tests/unit/flow_frames.h"
 
@@ -23,8 +24,12 @@
  *           TOP(SRC_IP, 10),
  *   pcap    libpcap's pcap_offline_filter with the same expression alone
  *           (what tcpdump pays per frame before printing),
+ *   socks   Netflow observations (not frames): 64 keep-alive sockets, each
+ *           request a recv and a send observation, framed, decoded and taken
+ *           into the socket table as mw-flowd's stream sensor does, no MAPI
+ *           flow over it,
  * on one core, with packet time advancing so per-second work happens too.
- * Prints frames per second for each.  SKETCH=N sets flowd.sketch_counters.
+ * Prints frames (observations) per second for each.  SKETCH=N sets flowd.sketch_counters.
  */
 
 #define SYNTH_FRAMES 200000
@@ -225,10 +230,78 @@ static double run_pcap(int passes, const char *filter)
 	return (double)nframes * passes / t0;
 }
 
+#define OBS_N	  200000
+#define OBS_SOCKS 64
+
+/* OBS_N observations of OBS_SOCKS sockets, encoded, back to back as on the wire. */
+static uint8_t *obs_stream(void)
+{
+	uint8_t *buf = malloc((size_t)OBS_N * MW_NF_INFO_SIZE);
+	struct mw_nf_info in = { .ts_curr.sec = 1700000000 };
+	size_t i;
+
+	if (!buf)
+		exit(1);
+	in.pvm.af = 4;
+	in.remote.af = 4;
+	memcpy(in.pvm.addr, (uint8_t[]){ 10, 0, 0, 2 }, 4);
+	in.pvm.port = 80;
+	for (i = 0; i < OBS_N; i++) {
+		uint64_t sock = i / 2 % OBS_SOCKS, req = i / 2 / OBS_SOCKS + 1;
+
+		in.obs = i % 2 ? MW_NF_OBS_SEND : MW_NF_OBS_RECV;
+		in.sockfd = 1000 + sock;
+		memcpy(in.remote.addr, (uint8_t[]){ 192, 168, 0, (uint8_t)sock }, 4);
+		in.remote.port = (uint16_t)(40000 + sock);
+		in.bytes_in = req * 80;
+		in.bytes_out = (req - !(i % 2)) * 250;
+		in.ts_curr.ns = i % 1000000000;
+		mw_nf_encode_info(buf + i * MW_NF_INFO_SIZE, &in);
+	}
+	return buf;
+}
+
+static double run_socks(int passes)
+{
+	static struct mw_config cfg;
+	struct fl_socks s;
+	struct mw_nf_info info;
+	FILE *null = fopen("/dev/null", "w");
+	uint8_t *buf = obs_stream();
+	char err[128];
+	double t0;
+	int p, n;
+	size_t off;
+
+	mw_config_defaults(&cfg);
+	snprintf(cfg.flowd.inside[0], MW_ADDR_TEXT_MAX, "10.0.0.0/8");
+	cfg.flowd.inside_count = 1;
+	if (fl_socks_init(&s, &cfg.flowd, null, "bench", err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
+	t0 = now_s();
+	for (p = 0; p < passes; p++) {
+		for (off = 0; off < (size_t)OBS_N * MW_NF_INFO_SIZE; off += (size_t)n) {
+			n = mw_nf_frame_next(buf + off, (size_t)OBS_N * MW_NF_INFO_SIZE - off);
+			if (n <= 0 || mw_nf_decode_info(&info, buf + off, (size_t)n, NULL))
+				exit(1);
+			fl_socks_observe(&s, &info, 1700000000);
+		}
+		fl_socks_report(&s, 1700000000, false);
+	}
+	t0 = now_s() - t0;
+	printf("socks: %u sockets, %llu observations\n", s.tab.count, (unsigned long long)s.obs);
+	fl_socks_fini(&s);
+	fclose(null);
+	free(buf);
+	return (double)OBS_N * passes / t0;
+}
+
 int main(int argc, char **argv)
 {
 	int passes = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 20;
-	double eng, mapi, pcap;
+	double eng, mapi, pcap, socks;
 
 	if (argc > 1 && strcmp(argv[1], "-"))
 		load_pcap(argv[1]);
@@ -242,8 +315,11 @@ int main(int argc, char **argv)
 	eng = run_engine(passes);
 	mapi = run_mapi(passes, "tcp port 80");
 	pcap = run_pcap(passes, "tcp port 80");
+	socks = run_socks(passes);
 	printf("frames/s on one core: engine %.2f M, mapi flow %.2f M, libpcap filter alone %.2f "
 	       "M\n",
 	       eng / 1e6, mapi / 1e6, pcap / 1e6);
+	printf("Netflow observations/s on one core (socket table): %.2f M (%.0f ns each)\n",
+	       socks / 1e6, 1e9 / socks);
 	return 0;
 }

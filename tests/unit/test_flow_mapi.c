@@ -397,6 +397,68 @@ static void test_refusals(void **state)
 }
 
 /* The flow and client tables: fixed at open, refusals counted, slots and entries reused. */
+/* One request to flow @f of @m; Return: the handler's status, the memfd of CONNECT in *@memfd. */
+static int mreq(struct fl_mapi *m, struct fl_mapi_flow *f, uint32_t op, uint32_t func,
+		const char *sarg, int *memfd)
+{
+	struct mw_mapi_req req = { .version = MW_MAPI_VERSION, .op = op, .func = func };
+	struct mw_mapi_reply rep = { 0 };
+
+	if (sarg)
+		snprintf(req.sarg, sizeof(req.sarg), "%s", sarg);
+	return fl_mapi_handle(m, f, &req, &rep, memfd);
+}
+
+/* Frames go to the connected flows whose scope has their sensor: none left, none run. */
+static void test_dispatch_connected_only(void **state)
+{
+	char sensors[2][16] = { "eth0", "eth1" };
+	struct fl_mapi_flow *flows[3] = { NULL }, pool[3], *f[3];
+	struct fl_mapi_client clients[1];
+	struct fl_mapi m = { .flows = flows, .pool = pool, .clients = clients, .max_flows = 3,
+			     .max_clients = 1, .client_flows = 3, .group_gid = -1,
+			     .listen_fd = -1, .sensors = (const char(*)[16])sensors,
+			     .nsensors = 2 };
+	const char *why = NULL;
+	const uint8_t *area;
+	uint8_t frame[128];
+	size_t n = ff_v4(frame, "10.0.0.1", "10.0.0.2", 6, 40000, 80, FL_TCP_ACK, 0);
+	uint64_t pkts;
+	int i, memfd = -1, unused = -1;
+
+	(void)state;
+	memset(clients, 0, sizeof(clients));
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(fl_mapi_take(&m, 100, 0, &f[i], &why), 0);
+		f[i]->fd = -1;
+	}
+	assert_int_equal(mreq(&m, f[0], MW_MAPI_CREATE, 0, "eth0", &unused), 0); /* never connected */
+	assert_int_equal(mreq(&m, f[2], MW_MAPI_CREATE, 0, "eth1", &unused), 0);
+	assert_int_equal(mreq(&m, f[2], MW_MAPI_APPLY, MW_MAPI_PKT_COUNTER, NULL, &unused), 0);
+	assert_int_equal(m.nscan, 0);
+	assert_int_equal(mreq(&m, f[2], MW_MAPI_CONNECT, 0, NULL, &memfd), 0);
+	assert_true(memfd >= 0);
+	area = mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ, MAP_SHARED, memfd, 0);
+	assert_true(area != MAP_FAILED);
+	assert_int_equal(m.nscan, 3);
+	assert_int_equal(m.scope_any, 2);
+	assert_int_equal(m.nf_scope_any, 0);
+	fl_mapi_packet(&m, 0, TS0, frame, n, (uint32_t)n);
+	fl_mapi_packet(&m, 1, TS0, frame, n, (uint32_t)n);
+	fl_mapi_packet(&m, 1, TS0 + 1, frame, n, (uint32_t)n);
+	memcpy(&pkts, area + sizeof(struct mw_mapi_area), sizeof(pkts));
+	assert_int_equal(pkts, 2);
+	fl_mapi_put(&m, f[2]);
+	assert_int_equal(m.nscan, 0);
+	assert_int_equal(m.scope_any, 0);
+	fl_mapi_packet(&m, 1, TS0 + 2, frame, n, (uint32_t)n); /* nobody: a test, no scan */
+	munmap((void *)area, MW_MAPI_AREA_SIZE);
+	close(memfd);
+	fl_mapi_put(&m, f[0]);
+	fl_mapi_put(&m, f[1]);
+	assert_int_equal(m.nflows, 0);
+}
+
 static void test_tables(void **state)
 {
 	struct fl_mapi_flow *flows[3] = { NULL }, pool[3], *f[4];
@@ -447,6 +509,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sensor_acl, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_anomalies, fx_setup, fx_teardown),
 		cmocka_unit_test(test_tables),
+		cmocka_unit_test(test_dispatch_connected_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

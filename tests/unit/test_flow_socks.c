@@ -229,6 +229,7 @@ static void test_classes_records_ipfix(void **state)
 	socklen_t sl = sizeof(sin);
 	struct fl_ipfix x;
 	struct taps t = { 0 };
+	uint32_t wanted = 1u << 3 | 1u; /* MAPI flows over Netflow sensors 0 and 3 */
 	char err[128], addr[64];
 	uint8_t m[1500];
 	const uint8_t *set;
@@ -250,6 +251,7 @@ static void test_classes_records_ipfix(void **state)
 	f->s.tap = tap;
 	f->s.tap_ctx = &t;
 	f->s.tap_index = 3;
+	f->s.tap_mask = &wanted;
 
 	fl_socks_tick(&f->s, T0);
 	/* Accepted on port 80 from outside: inweb.  Connected from the app to port 25: out. */
@@ -275,6 +277,10 @@ static void test_classes_records_ipfix(void **state)
 	/* Closed: reported at the interval's end, then exported, one record per direction. */
 	obs(f, MW_NF_OBS_CLOSE, 100, 5, 40000, 78, 5000, T0 + 2);
 	tap_is(&t, 5, "10.0.0.1", 80, 40000, FL_TCP_FIN | FL_TCP_ACK, 0);
+	/* No MAPI flow over this sensor any more: no record is made. */
+	wanted = 1u;
+	obs(f, MW_NF_OBS_SEND, 200, 6, 25, 0, 400, T0 + 2);
+	assert_int_equal(t.n, 6);
 	fl_socks_tick(&f->s, T0 + 10);
 	assert_int_equal(x.records, 2);
 	n = recv(c, m, sizeof(m), 0);

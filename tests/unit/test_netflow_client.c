@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -280,6 +281,59 @@ static void test_split_stream_and_responses(void **state)
 	srv_join(&s);
 }
 
+#define BATCH_OBS 600 /* 69,600 bytes: more than the client's 64 KiB read buffer */
+
+static int script_batch(struct srv *s, int fd)
+{
+	uint8_t info[MW_NF_INFO_SIZE];
+	int i;
+
+	(void)s;
+	for (i = 0; i < BATCH_OBS; i++) {
+		make_info(info, MW_NF_OBS_SEND, (uint64_t)i);
+		if (srv_write(fd, info, sizeof(info)))
+			return -1;
+	}
+	srv_wait_eof(fd);
+	return 0;
+}
+
+/* A read fills the buffer at most; drained says when the socket had no more. */
+static void test_read_batch_and_drained(void **state)
+{
+	struct srv s;
+	struct mw_nf_client *c;
+	struct mw_nf_msg m;
+	int i, n = 0, pending = 0;
+
+	(void)state;
+	srv_start(&s, script_batch);
+	c = connect_to(&s);
+	/* Wait until every byte is in the client's socket. */
+	for (i = 0; i < IO_TIMEOUT_MS / 10 && pending < BATCH_OBS * MW_NF_INFO_SIZE; i++) {
+		assert_int_equal(ioctl(mw_nf_client_fd(c), FIONREAD, &pending), 0);
+		if (pending < BATCH_OBS * MW_NF_INFO_SIZE)
+			poll(NULL, 0, 10);
+	}
+	assert_int_equal(pending, BATCH_OBS * MW_NF_INFO_SIZE);
+
+	assert_int_equal(mw_nf_client_read(c), 65536); /* one recv, as much as fits */
+	assert_false(mw_nf_client_drained(c));
+	while (mw_nf_client_next(c, &m) == 1)
+		assert_true(m.u.info.bytes_in == (uint64_t)n++);
+	assert_int_equal(n, 65536 / MW_NF_INFO_SIZE);
+	/* The rest: a short read, which says the socket is empty; another finds nothing. */
+	assert_int_equal(mw_nf_client_read(c), BATCH_OBS * MW_NF_INFO_SIZE - 65536);
+	assert_true(mw_nf_client_drained(c));
+	while (mw_nf_client_next(c, &m) == 1)
+		assert_true(m.u.info.bytes_in == (uint64_t)n++);
+	assert_int_equal(n, BATCH_OBS);
+	assert_int_equal(mw_nf_client_read(c), 0);
+	assert_true(mw_nf_client_drained(c));
+	mw_nf_client_close(c);
+	srv_join(&s);
+}
+
 static int script_no_answer(struct srv *s, int fd)
 {
 	uint8_t info[MW_NF_INFO_SIZE], req[MW_NF_REQUEST_SIZE];
@@ -471,6 +525,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_split_stream_and_responses),
+		cmocka_unit_test(test_read_batch_and_drained),
 		cmocka_unit_test(test_wait_timeout_keeps_observations),
 		cmocka_unit_test(test_wait_queue_is_bounded),
 		cmocka_unit_test(test_request_from_server_is_refused),
