@@ -27,10 +27,12 @@
  * write space, also an app blocked in read() for its reply, for nothing
  * (docs/benchmarks.md, B7).  That wake-up used to come before the INS kick and
  * could preempt mw-pvm, putting a useless run of the app on the round trip.
- * So a small message (the previous read did not fill a frame) is copied into
- * the ring with MSG_PEEK, the frame is published and the INS kicked, and only
- * then are the bytes consumed (a second, small copy).  Bulk reads (one that
- * fills its frame) read directly until a read comes back short again.
+ * So when the INS sleeps (only then is there a kick to put first), a small
+ * message (the previous read did not fill a frame) is copied into the ring
+ * with MSG_PEEK, the frame is published and the INS kicked, and only then are
+ * the bytes consumed (a second, small copy and system call).  Bulk reads (one
+ * that fills its frame) and reads while the INS is awake (busy, as under
+ * load) read directly.
  *
  * INS -> app: write() straight from the ring; what the app's socket does not
  * take is copied into the socket's pending buffer (allocated once, bounded by
@@ -131,7 +133,7 @@ static ssize_t relay_read(struct pvm_sock *s, void *buf, uint32_t want)
 	uint8_t sink[1024];
 	ssize_t n, got;
 
-	if (s->bulk) {
+	if (s->bulk || !mw_channel_peer_asleep(&ins->ch)) {
 		n = read(s->fd, buf, want);
 		if (n > 0) {
 			mw_channel_commit(&ins->ch, (uint32_t)n);
