@@ -4,6 +4,11 @@
 
 #include "common/spin.h"
 
+/**
+ * mw_spin_adapt() - the next window after a gap between two pieces of work
+ * @s:   state (window, max, longs are read and updated)
+ * @gap: seconds from the end of one piece of work to the arrival of the next
+ */
 void mw_spin_adapt(struct mw_spin *s, ev_tstamp gap)
 {
 	if (gap > s->max) {

@@ -51,18 +51,7 @@ struct mw_spin {
 	unsigned int longs;    /* gaps longer than max in a row */
 };
 
-/**
- * mw_spin_adapt() - the next window after a gap between two pieces of work
- * @s:   state (window, max, longs are read and updated)
- * @gap: seconds from the end of one piece of work to the arrival of the next
- */
 void mw_spin_adapt(struct mw_spin *s, ev_tstamp gap);
-
-/**
- * mw_spin_start() - spin up to @spin_us before each sleep of @loop
- * @s:       state, lives as long as the watchers
- * @spin_us: the largest window in microseconds; 0 does nothing
- */
 void mw_spin_start(struct ev_loop *loop, struct mw_spin *s, int spin_us);
 void mw_spin_stop(struct ev_loop *loop, struct mw_spin *s);
 

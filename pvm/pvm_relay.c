@@ -25,8 +25,9 @@
  * Peek, kick, then consume: taking bytes off the app's socket frees their
  * skbs, and the kernel then wakes every thread waiting on that socket for
  * write space, also an app blocked in read() for its reply, for nothing
- * (docs/benchmarks.md, B7).  That wake-up used to come before the INS kick and
- * could preempt mw-pvm, putting a useless run of the app on the round trip.
+ * (docs/benchmarks.md, B7).  That wake-up must not come before the INS's
+ * kick: on a busy CPU it preempts mw-pvm and puts a useless run of the app
+ * on the round trip.
  * So when the INS sleeps (only then is there a kick to put first), a small
  * message (the previous read did not fill a frame) is copied into the ring
  * with MSG_PEEK, the frame is published and the INS kicked, and only then are
