@@ -308,6 +308,18 @@ void mw_channel_flush(struct mw_channel *ch)
 }
 
 /**
+ * mw_channel_peer_asleep() - a hint: has the peer announced sleep on our frames?
+ * @ch: the channel
+ *
+ * Read without fence from shared memory the peer writes: good for choosing
+ * between two correct paths, never for deciding whether to kick.
+ */
+bool mw_channel_peer_asleep(struct mw_channel *ch)
+{
+	return ch->ops && !ch->dead_reason[0] && mw_ring_consumer_asleep(&ch->tx);
+}
+
+/**
  * mw_channel_recv() - the next frame, header copied out and checked
  * @ch:      the channel
  * @hdr:     the frame header (a private copy)

@@ -105,6 +105,8 @@ int mw_channel_send(struct mw_channel *ch, uint16_t type, uint64_t sock, const v
 		    uint32_t len);
 /* Kick the peer if it sleeps; call once after a batch of commits. */
 void mw_channel_flush(struct mw_channel *ch);
+/* A hint: has the peer announced sleep on our frames (would a flush kick it)? */
+bool mw_channel_peer_asleep(struct mw_channel *ch);
 
 /**
  * mw_channel_recv() - the next frame

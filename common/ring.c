@@ -274,6 +274,16 @@ bool mw_ring_consumer_needs_kick(struct mw_ring *r)
 }
 
 /**
+ * mw_ring_consumer_asleep() - producer: a hint that the consumer announced sleep
+ * @r: the ring
+ * Return: the flag as last seen, without fence or side effect
+ */
+bool mw_ring_consumer_asleep(struct mw_ring *r)
+{
+	return ring_load32(&r->sh->consumer_sleeping) != 0;
+}
+
+/**
  * mw_ring_producer_needs_kick() - consumer, after consumes: must the producer be woken?
  * @r: the ring
  * Return: true if the producer waits for room (the flag is cleared: kick it once)

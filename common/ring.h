@@ -89,6 +89,9 @@ void mw_ring_consume(struct mw_ring *r);
 bool mw_ring_consumer_needs_kick(struct mw_ring *r);
 /* Consumer, after consumes: true if a waiting producer must be kicked. */
 bool mw_ring_producer_needs_kick(struct mw_ring *r);
+/* Producer: has the consumer announced sleep?  An unfenced hint (the peer
+ * writes it), never a substitute for mw_ring_consumer_needs_kick(). */
+bool mw_ring_consumer_asleep(struct mw_ring *r);
 
 /**
  * mw_ring_consumer_sleep() - consumer: announce sleep, then re-check

@@ -97,6 +97,7 @@ struct pvm_sock {
 	bool net_reset;	       /* EV_RESET: close the app end once pend drains */
 	bool rx_eof, rx_reset; /* the INS sent EV_EOF / EV_RESET: what may follow is checked */
 	bool blocked;	       /* on ins->blocked: waiting for ring room */
+	bool bulk;	       /* last read filled its frame: read, do not peek (pvm_relay.c) */
 	bool abort_sent;       /* CLOSING by OP_ABORT (else OP_CLOSE, which an abort may follow) */
 	struct pvm_sock *blk_next;
 

@@ -22,6 +22,19 @@
  * A read of 0 is the app's FIN: OP_SHUTDOWN(SHUT_WR), or OP_CLOSE when the app
  * closed its end completely (POLLHUP) or our direction is already shut too.
  *
+ * Peek, kick, then consume: taking bytes off the app's socket frees their
+ * skbs, and the kernel then wakes every thread waiting on that socket for
+ * write space, also an app blocked in read() for its reply, for nothing
+ * (docs/benchmarks.md, B7).  That wake-up must not come before the INS's
+ * kick: on a busy CPU it preempts mw-pvm and puts a useless run of the app
+ * on the round trip.
+ * So when the INS sleeps (only then is there a kick to put first), a small
+ * message (the previous read did not fill a frame) is copied into the ring
+ * with MSG_PEEK, the frame is published and the INS kicked, and only then are
+ * the bytes consumed (a second, small copy and system call).  Bulk reads (one
+ * that fills its frame) and reads while the INS is awake (busy, as under
+ * load) read directly.
+ *
  * INS -> app: write() straight from the ring; what the app's socket does not
  * take is copied into the socket's pending buffer (allocated once, bounded by
  * the window we granted) and written when the fd is writable.  Bytes that
@@ -111,6 +124,49 @@ static void relay_app_eof(struct pvm_sock *s)
 }
 
 /*
+ * Read up to @want bytes of the app's into the reservation @buf and commit
+ * them, peeking and kicking before consuming when the message is small (see
+ * the top of this file).  Return: as read(); the bytes are committed if > 0.
+ */
+static ssize_t relay_read(struct pvm_sock *s, void *buf, uint32_t want)
+{
+	struct pvm_ins *ins = s->ins;
+	uint8_t sink[1024];
+	ssize_t n, got;
+
+	if (s->bulk || !mw_channel_peer_asleep(&ins->ch)) {
+		n = read(s->fd, buf, want);
+		if (n > 0) {
+			mw_channel_commit(&ins->ch, (uint32_t)n);
+			pvm_credit_tx_use(&s->cr, (uint32_t)n);
+			s->bulk = (uint32_t)n == want;
+		}
+		return n;
+	}
+	n = recv(s->fd, buf, want < sizeof(sink) ? want : sizeof(sink), MSG_PEEK | MSG_DONTWAIT);
+	if (n <= 0)
+		return n;
+	if ((size_t)n == sizeof(sink) && want > sizeof(sink)) {
+		/* Not small: read it all now, directly (the peeked bytes come again). */
+		s->bulk = true;
+		return relay_read(s, buf, want);
+	}
+	mw_channel_commit(&ins->ch, (uint32_t)n);
+	pvm_credit_tx_use(&s->cr, (uint32_t)n);
+	mw_channel_flush(&ins->ch);
+	/* Only mw-pvm reads this socket: the peeked bytes are still first. */
+	got = read(s->fd, sink, (size_t)n);
+	if (got != n) {
+		mw_warn("socket 0x%016llx: %zd of %zd peeked bytes consumed", (unsigned long long)s->id,
+			got, n);
+		s->bytes_out += (uint64_t)n; /* they are in the ring: count what the INS gets */
+		errno = EIO;
+		return -1;
+	}
+	return n;
+}
+
+/*
  * Move what the app wrote into DATA frames, within credit and ring room.
  * Never tears anything down: Return 0 (drained, or waiting for credit/room),
  * 1 if the app's end reads EOF, -1 if it broke (errno set).
@@ -147,10 +203,8 @@ static int relay_move(struct pvm_sock *s)
 			}
 			continue;
 		}
-		n = read(s->fd, buf, want);
+		n = relay_read(s, buf, want);
 		if (n > 0) {
-			mw_channel_commit(&ins->ch, (uint32_t)n);
-			pvm_credit_tx_use(&s->cr, (uint32_t)n);
 			s->bytes_out += (uint64_t)n;
 			if ((uint32_t)n < want)
 				break; /* drained: save the EAGAIN round trip */

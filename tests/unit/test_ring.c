@@ -200,10 +200,14 @@ static void test_wakeup_flags(void **state)
 {
 	struct fixture *f = *state;
 
+	assert_false(mw_ring_consumer_asleep(&f->prod));
 	assert_false(mw_ring_consumer_needs_kick(&f->prod)); /* awake: no kick */
 	assert_true(mw_ring_consumer_sleep(&f->cons));
+	assert_true(mw_ring_consumer_asleep(&f->prod)); /* the hint: no side effect */
+	assert_true(mw_ring_consumer_asleep(&f->prod));
 	assert_true(push(&f->prod, 1, 10));
 	assert_true(mw_ring_consumer_needs_kick(&f->prod));
+	assert_false(mw_ring_consumer_asleep(&f->prod)); /* kicked: flag cleared */
 	assert_true(push(&f->prod, 2, 10));
 	assert_false(mw_ring_consumer_needs_kick(&f->prod)); /* already kicked */
 	mw_ring_consumer_wake(&f->cons);
