@@ -17,10 +17,13 @@
  * interface that must exist at start (mw-flowd fails otherwise); one with
  * them is a pattern (fnmatch(3)): every interface matching it is opened at
  * start, and, through a NETLINK_ROUTE socket subscribed to link events, when it
- * appears later (an INS's veth), and closed when it goes away.  Each sensor
+ * appears later (an INS's veth).  The link-event socket is open in every case:
+ * its RTM_DELLINK is what closes a sensor whose interface goes away (named or
+ * matched), because the packet socket alone cannot tell: a deletion first takes
+ * the link down (ENETDOWN, the interface still there), and the unregistration
+ * that follows reports nothing more on a socket already unhooked.  Each sensor
  * holds one of 32 slots, whose number is its bit in MAPI scopes; a flow created
- * before an interface appeared does not see it.  A sensor whose socket reports
- * an error (the interface was deleted) is closed and its slot freed.
+ * before an interface appeared does not see it.  A closed sensor's slot is freed.
  */
 
 #define NL_BUF 16384
@@ -55,7 +58,8 @@ static void sensor_close(struct fl_sensor_set *s, int i, const char *why)
 /*
  * A wake-up with no block ready is an error on the socket.  ENETDOWN comes
  * both when the link goes down (the socket receives again when it comes back
- * up) and when the interface is removed: only the second closes the sensor.
+ * up) and when the interface is removed: a sensor whose interface is already
+ * gone is closed here, otherwise the link event (RTM_DELLINK) closes it.
  */
 static void sensor_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -120,6 +124,16 @@ static void sensor_appeared(struct fl_sensor_set *s, const char *name)
 		mw_notice("sensor %s: picked up", name);
 }
 
+/* Close every sensor whose interface is gone (or is another one by now). */
+static void sensors_recheck(struct fl_sensor_set *s)
+{
+	int i;
+
+	for (i = 0; i < FL_SENSOR_SLOTS; i++)
+		if (s->names[i][0] && if_nametoindex(s->names[i]) != s->live[i].ifindex)
+			sensor_close(s, i, "interface removed");
+}
+
 /* The interface name of one RTM_NEWLINK / RTM_DELLINK message, or NULL. */
 static const char *link_name(const struct nlmsghdr *h)
 {
@@ -146,8 +160,10 @@ static void netlink_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	n = recv(s->nl_fd, buf, sizeof(buf), MSG_DONTWAIT);
 	if (n < 0) {
-		/* ENOBUFS: events were lost; the next ones still arrive. */
-		if (errno != EAGAIN && errno != EINTR)
+		/* ENOBUFS: events were lost (a removal among them?); the next still arrive. */
+		if (errno == ENOBUFS)
+			sensors_recheck(s);
+		else if (errno != EAGAIN && errno != EINTR)
 			mw_warn("link events: %s", strerror(errno));
 		return;
 	}
@@ -186,7 +202,9 @@ static int netlink_open(struct fl_sensor_set *s, char *err, size_t errlen)
 	ev_io_init(&s->nl_io, netlink_cb, s->nl_fd, EV_READ);
 	s->nl_io.data = s;
 	ev_io_start(s->loop, &s->nl_io);
-	/* Subscribed first, listed second: an interface cannot slip between the two. */
+	/* Subscribed first, listed second: an interface cannot slip between the two
+	 * (nor can a named one go away unseen between its opening and now). */
+	sensors_recheck(s);
 	all = if_nameindex();
 	for (it = all; it && it->if_name; it++)
 		sensor_appeared(s, it->if_name);
@@ -196,7 +214,7 @@ static int netlink_open(struct fl_sensor_set *s, char *err, size_t errlen)
 }
 
 /**
- * fl_sensors_open() - open every configured interface and start watching for patterns
+ * fl_sensors_open() - open every configured interface and start watching link events
  * @s:      filled
  * @loop:   event loop
  * @e:      the engine every sensor feeds
@@ -210,7 +228,6 @@ static int netlink_open(struct fl_sensor_set *s, char *err, size_t errlen)
 int fl_sensors_open(struct fl_sensor_set *s, struct ev_loop *loop, struct fl_engine *e,
 		    const struct mw_flowd_config *cfg, char *err, size_t errlen)
 {
-	bool patterns = false;
 	int i, ret;
 
 	memset(s, 0, sizeof(*s));
@@ -219,15 +236,13 @@ int fl_sensors_open(struct fl_sensor_set *s, struct ev_loop *loop, struct fl_eng
 	s->cfg = cfg;
 	s->nl_fd = -1;
 	for (i = 0; i < cfg->interfaces_count; i++) {
-		if (is_pattern(cfg->interfaces[i])) {
-			patterns = true;
+		if (is_pattern(cfg->interfaces[i]))
 			continue;
-		}
 		ret = sensor_open(s, cfg->interfaces[i], err, errlen);
 		if (ret)
 			return ret;
 	}
-	return patterns ? netlink_open(s, err, errlen) : 0;
+	return netlink_open(s, err, errlen);
 }
 
 /**

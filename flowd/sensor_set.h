@@ -17,7 +17,7 @@
  * @live:          ring per slot
  * @io:            its watcher
  * @names:         slot -> interface name, "" when free (the MAPI scope names)
- * @nl_fd:         NETLINK_ROUTE socket (link events) when a pattern is configured, else -1
+ * @nl_fd:         NETLINK_ROUTE socket (link events: removals, patterns), -1 if not open
  * @retired_drops: kernel drops of sensors already closed
  * @nactive:       open sensors
  */

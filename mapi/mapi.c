@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,7 +27,14 @@
  */
 
 #define FLOWS_MAX 1024
-#define SEQ_TRIES 1000
+/*
+ * A reader that finds the sequence counter odd (or moved) spins SEQ_SPINS
+ * times, then sleeps SEQ_NAP_NS between tries: the writer may have been
+ * preempted mid-slot (a loaded host), and only gives up after SEQ_WAIT_MS.
+ */
+#define SEQ_SPINS 1000
+#define SEQ_NAP_NS 100000
+#define SEQ_WAIT_MS 1000
 
 struct mapi_flow {
 	const uint8_t *area; /* NULL until connected */
@@ -252,18 +260,44 @@ int mapi_connect(int fd)
 	return 0;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* After the spins, sleep SEQ_NAP_NS; Return: 0 while SEQ_WAIT_MS have not passed. */
+static int seq_nap(int tries, int64_t *deadline)
+{
+	struct timespec nap = { 0, SEQ_NAP_NS };
+
+	if (tries < SEQ_SPINS)
+		return 0;
+	if (tries == SEQ_SPINS)
+		*deadline = now_ms() + SEQ_WAIT_MS;
+	else if (now_ms() > *deadline)
+		return -1;
+	nanosleep(&nap, NULL); /* a signal only shortens one nap */
+	return 0;
+}
+
 /**
  * mapi_read_results() - a consistent copy of function @fid's latest result
  * @fd:     flow, connected
  * @fid:    from mapi_apply_function()
  * @result: filled; result->res stays valid until the next read on @fd
  *
- * Return: 0, or -1 with errno (EAGAIN: the writer kept the area busy)
+ * A writer preempted mid-slot is waited for, at most about a second.
+ *
+ * Return: 0, or -1 with errno (EAGAIN: the writer kept the area busy that long)
  */
 int mapi_read_results(int fd, int fid, struct mapi_result *result)
 {
 	struct mapi_flow *f = mapi_flow(fd);
 	const struct mw_mapi_area *hdr;
+	int64_t deadline = 0;
 	int tries;
 
 	if (!f || !f->area)
@@ -271,9 +305,10 @@ int mapi_read_results(int fd, int fid, struct mapi_result *result)
 	hdr = (const struct mw_mapi_area *)f->area;
 	if (fid < 1 || fid > MW_MAPI_FUNCS_MAX)
 		return mapi_fail(EINVAL, "no such function");
-	for (tries = 0; tries < SEQ_TRIES; tries++) {
-		uint32_t s1 = __atomic_load_n(&hdr->seq, __ATOMIC_ACQUIRE), s2;
+	for (tries = 0; !seq_nap(tries, &deadline); tries++) {
+		uint32_t s1, s2;
 
+		s1 = __atomic_load_n(&hdr->seq, __ATOMIC_ACQUIRE);
 		if (s1 & 1)
 			continue;
 		if ((uint32_t)fid > hdr->nfuncs)
@@ -289,7 +324,7 @@ int mapi_read_results(int fd, int fid, struct mapi_result *result)
 			return 0;
 		}
 	}
-	return mapi_fail(EAGAIN, "result area busy");
+	return mapi_fail(EAGAIN, "result area busy (the writer held it 1 s)");
 }
 
 /* Copy packet @r from the ring if it is still there; Return: 1 copied, 0 overrun. */
@@ -311,6 +346,17 @@ static int ring_copy(struct mapi_flow *f, const struct mw_mapi_pkt *p, uint64_t 
 	return s2 == r;
 }
 
+/* Every signal but the synchronous ones (faults), which must never be blocked. */
+static void async_signals(sigset_t *set)
+{
+	static const int sync[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS };
+	size_t i;
+
+	sigfillset(set);
+	for (i = 0; i < sizeof(sync) / sizeof(sync[0]); i++)
+		sigdelset(set, sync[i]);
+}
+
 /**
  * mapi_get_next_pkt() - the next frame TO_BUFFER wrote, waiting for one
  * @fd:  flow, connected, with TO_BUFFER applied
@@ -319,7 +365,9 @@ static int ring_copy(struct mapi_flow *f, const struct mw_mapi_pkt *p, uint64_t 
  *
  * The first call starts at the first frame written since connect (or the
  * oldest still in the ring, the others counted as lost).  Waiting polls the ring every
- * millisecond; a signal ends the wait.
+ * millisecond; a signal (one with a handler) ends the wait: it is blocked while the
+ * ring is checked and let in only by the sleep (ppoll's mask), so one that arrives
+ * between the check and the sleep is not lost to a wait that would go on.
  *
  * Return: the frame (valid until the next call on @fd), or NULL with errno
  * (EINTR: a signal arrived)
@@ -331,6 +379,8 @@ const unsigned char *mapi_get_next_pkt(int fd, int fid, struct mapi_pkthdr *hdr)
 	const struct mw_mapi_pkt *pkts;
 	struct timespec ms = { 0, 1000000 };
 	struct mapi_result r;
+	sigset_t async, old;
+	bool blocked = false;
 
 	if (!f || !f->area) {
 		mapi_fail(f ? ENOTCONN : EBADF, "no such connected flow");
@@ -356,11 +406,20 @@ const unsigned char *mapi_get_next_pkt(int fd, int fid, struct mapi_pkthdr *hdr)
 			if (ring_copy(f, &pkts[f->next_pkt % MW_MAPI_RING_SLOTS], f->next_pkt,
 				      hdr)) {
 				f->next_pkt++;
+				if (blocked)
+					pthread_sigmask(SIG_SETMASK, &old, NULL);
 				return f->pkt;
 			}
 			continue; /* overrun while copying: catch up */
 		}
-		if (nanosleep(&ms, NULL) && errno == EINTR) {
+		if (!blocked) { /* check the ring once more with signals held */
+			async_signals(&async);
+			pthread_sigmask(SIG_BLOCK, &async, &old);
+			blocked = true;
+			continue;
+		}
+		if (ppoll(NULL, 0, &ms, &old) < 0 && errno == EINTR) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			mapi_fail(EINTR, "interrupted");
 			return NULL;
 		}

@@ -20,8 +20,9 @@
  * the screen shows the packet and byte rates and the selected top list, either
  * since start or as rates over the last second (a row's bytes minus its bytes
  * one refresh ago).  Keys: s, d, p choose the list; w switches the window; q
- * quits.  With --batch N (or when stdout is not a terminal) it prints N plain
- * snapshots and exits, for scripts and tests.
+ * quits.  With --batch N (or when stdout is not a terminal) it prints
+ * "connected" once the flow is connected, then N plain snapshots (one a second,
+ * the last on SIGINT/SIGTERM), and exits, for scripts and tests.
  */
 
 #define ROWS 10
@@ -201,6 +202,10 @@ int main(int argc, char **argv)
 	tty = batch < 0 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
 	if (batch < 0 && !tty)
 		batch = 1;
+	if (!tty) {
+		printf("connected\n");
+		fflush(stdout);
+	}
 	if (tty && !tcgetattr(STDIN_FILENO, &saved)) {
 		raw = saved;
 		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);

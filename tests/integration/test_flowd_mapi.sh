@@ -18,7 +18,8 @@
 #     tcpdump's counts on the capture; tools/mapi-rates
 #     (two flows, dst/src net SERVER/32): totals equal tshark's packets and bytes per
 #     direction (endpoints,ip Rx/Tx of the server, and the ARP frames BPF's "net" matches); tools/mapi-sigsearch (STR_SEARCH "GET /blob"): matches and the frames
-#     printed through TO_BUFFER are tcpdump's five GET requests, none at depth 60; tools/mw-top --batch shows
+#     printed through TO_BUFFER are tcpdump's five GET requests, none at depth 60; tools/mw-top --batch
+#     (connected before the traffic, stopped after a snapshot taken after it) shows
 #     the server as the top source, and the five download's client ports (each
 #     1 MB and headers) above port 80 among destination ports.
 # (2) permissions (SO_PEERCRED): a user outside flowd.mapi_group is refused with
@@ -91,10 +92,15 @@ mw_wait_for "grep -qx connected '$(mw_logfile rates)' && grep -qx connected '$(m
 	grep -qx connected '$(mw_logfile sigmiss)'" || mw_fail "mapi-rates/mapi-sigsearch did not connect"
 MWTOP=$MW_BUILD_DIR/tools/mw-top
 [ -x "$MWTOP" ] || mw_fail "mw-top is not built ($MWTOP missing)"
-mw_spawn top_src "$MWTOP" --batch 4 --key src "$VC"
-mw_spawn top_port "$MWTOP" --batch 4 --key port --filter "tcp" "$VC"
+# mw-top runs from before the traffic (connected) until a snapshot taken after it
+# (TOP published by the 1 s clock), then is stopped: its last snapshot holds all of it.
+mw_spawn top_src "$MWTOP" --batch 1000 --key src "$VC"
+mw_spawn top_port "$MWTOP" --batch 1000 --key port --filter "tcp" "$VC"
+mw_wait_for "grep -qx connected '$(mw_logfile top_src)' && grep -qx connected '$(mw_logfile top_port)'" ||
+	mw_fail "mw-top did not connect: $(cat "$(mw_logfile top_src)" "$(mw_logfile top_port)")"
 flowd_traffic
 sleep 1.5 # the last ring block retired, TOP published by the 1 s clock
+top_snaps=$(grep -c '^--$' "$(mw_logfile top_port)")
 mw_stop webcount
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mapi-webcount exited $MW_EXIT_STATUS"
 for t in rates sigsearch sigmiss; do
@@ -157,7 +163,12 @@ diff "$MW_TMP/get.tcpdump" "$MW_TMP/get.mapi" >"$MW_TMP/get.diff" ||
 [ "$(grep '^matches=' "$(mw_logfile sigmiss)" | tail -1)" = matches=0 ] ||
 	mw_fail "STR_SEARCH depth 60 found the request line: $(cat "$(mw_logfile sigmiss)")"
 mw_wait_for "! kill -0 $(mw_pid capture)" 5 || mw_fail "mapi-capture did not get its 10 frames"
-mw_wait_for "! kill -0 $(mw_pid top_src) && ! kill -0 $(mw_pid top_port)" 10 || mw_fail "mw-top --batch 4 did not end"
+mw_wait_for "[ \$(grep -c '^--\$' '$(mw_logfile top_port)') -gt $top_snaps ]" 10 ||
+	mw_fail "mw-top printed no snapshot after the traffic: $(tail -n 14 "$(mw_logfile top_port)")"
+for t in top_src top_port; do
+	mw_stop $t
+	[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "$t exited $MW_EXIT_STATUS: $(tail -n 14 "$(mw_logfile $t)")"
+done
 grep -q "^ 1 $SRV_IP " "$(mw_logfile top_src)" || mw_fail "mw-top: $SRV_IP never the top source: $(cat "$(mw_logfile top_src)")"
 sed -n '/^top port/,/^--/p' "$(mw_logfile top_port)" | tail -n 12 >"$MW_TMP/top_port"
 [ "$(sed -n 's/^ 6 \([0-9]*\) .*/\1/p' "$MW_TMP/top_port")" = 80 ] ||
