@@ -236,6 +236,8 @@ static void test_death_detected(void **state)
 	pthread_mutex_unlock(&fk.mu);
 	t = wait_alive(loop, w, 4, 0, 2000);
 	assert_true(t >= 0 && t < 1000);
+	/* ...and destroyed all the same: its XenStore leftovers go with the driver's destroy. */
+	assert_int_equal(fk.destroys, 1);
 	/* A domain that shut down by itself is destroyed (libxl keeps it otherwise). */
 	c = cfg(5);
 	assert_int_equal(bal_xlw_create(w, 5, &c), 0);
