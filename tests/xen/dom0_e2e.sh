@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck disable=SC2154 # pass and fail are set by /mw/report.sh (dom0_report.sh)
+# shellcheck disable=SC2154,SC2016 # pass and fail: /mw/report.sh; the quoted conditions are eval'd by wait_until
 # dom0_e2e.sh - /mw/run of tests/xen/test_xen_e2e.sh (issue 15 item 4), run by busybox sh
 # in the emulated dom0: mw-pvm (pvm.xen_channel), mw-balancer with the xl backend and the
 # app (xen_app) under the shim.  The balancer spawns two INS domUs through libxl, admits
@@ -99,7 +99,7 @@ balancer: {
 	xl_memory_mb = 128; xl_vcpus = 1; min_ins = 1; max_ins = 2;
 	listen = [ "$FRONT:$PORT" ]; control_socket = "/run/mwcomms/balancer.sock";
 	health_interval_ms = 1000; health_timeout_ms = 5000; health_failures = 3;
-	start_timeout_ms = 150000;
+	start_timeout_ms = 300000; # emulated and shared: a domain can take minutes
 };
 CONF
 mw-pvm -c "$CONF" --log-level info >/tmp/pvm.log 2>&1 &
@@ -134,7 +134,7 @@ fi
 LD_PRELOAD=/usr/local/lib/libmwshim.so MW_PVM_SOCKET=/run/mwcomms/pvm.sock \
 	/mw/xen_app "$PORT" >/tmp/app.log 2>&1 &
 app=$!
-wait_until 60 '[ "$(n_state ready)" -ge 2 ]' || stop "ready: $(n_state ready) INS ready, want 2"
+wait_until 180 '[ "$(n_state ready)" -ge 2 ]' || stop "ready: $(n_state ready) INS ready, want 2"
 ok "ready: INS $(ids_state ready)"
 step ready
 grep -o 'INS [0-9]* ready ([0-9.]* s after spawn)' /tmp/bal.log |
