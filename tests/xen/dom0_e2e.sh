@@ -55,12 +55,12 @@ stop() { # a failed check later ones need: say why, dump, end
 	end
 }
 # wait_until SECONDS CMD: true once the shell command CMD succeeds within SECONDS of
-# dom0's clock (polls 0.5 s; under emulation a poll itself can take that long).
+# dom0's clock (polls every second; under emulation a poll itself takes a while).
 wait_until() {
 	until_s=$(($(cut -d. -f1 /proc/uptime) + $1))
 	while [ "$(cut -d. -f1 /proc/uptime)" -lt "$until_s" ]; do
 		eval "$2" >/dev/null 2>&1 && return 0
-		sleep 0.5
+		sleep 1
 	done
 	eval "$2" >/dev/null 2>&1
 }
@@ -166,7 +166,7 @@ rm -f /tmp/client.stop /tmp/detected
 		when=before
 		[ -e /tmp/detected ] && when=after
 		if ask "c$n"; then echo "ok $when"; else echo "fail $when"; fi
-		sleep 0.3 # leaves the emulated CPUs to the domains
+		sleep 1 # leaves dom0's emulated CPUs to the domains being created (hotplug scripts)
 	done
 ) >/tmp/client.log 2>&1 &
 client=$!
