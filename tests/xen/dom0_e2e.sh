@@ -176,10 +176,13 @@ victim=mw-xe-ins$victim_id
 vdom=$(xl domid "$victim" 2>/dev/null)
 xl destroy "$victim" || stop "destroy: xl destroy $victim failed"
 step destroyed
-wait_until 30 "grep -qF 'INS $victim_id ($victim) died' /tmp/bal.log" ||
+# Detected: the worker saw the domain gone ("died"), or, first on a loaded machine,
+# its health checks took it down ("down:"); either way it is out and replaced.
+gone_re="INS $victim_id \\($victim\\) (died|down:)"
+wait_until 30 "grep -qE '$gone_re' /tmp/bal.log" ||
 	stop "detected: domain $vdom destroyed, the balancer did not notice in 30 s"
 touch /tmp/detected
-ok "detected: $(grep -m 1 -F "INS $victim_id ($victim) died" /tmp/bal.log | sed 's/.*\] //')"
+ok "detected: $(grep -m 1 -E "$gone_re" /tmp/bal.log)"
 step detected
 if wait_until 10 "! xenstore-exists /mw/ins/$vdom"; then
 	ok "destroyed-entry-removed: /mw/ins/$vdom"
