@@ -212,8 +212,8 @@ step client-done
 
 # Retire the replacement: its domain and its XenStore entries go, the other serves on.
 rdom=$(xl domid "mw-xe-ins$new_id" 2>/dev/null)
-ctl ins retire "$new_id" drain >/tmp/retire.out 2>&1 ||
-	stop "retire: mwctl ins retire $new_id drain: $(cat /tmp/retire.out)"
+ctl ins retire "$new_id" --drain >/tmp/retire.out 2>&1 ||
+	stop "retire: mwctl ins retire $new_id --drain: $(cat /tmp/retire.out)"
 wait_until 60 "grep -qF 'INS $new_id (mw-xe-ins$new_id) stopped' /tmp/bal.log" ||
 	stop "retire: INS $new_id not stopped in 60 s"
 if wait_until 30 "! xl domid mw-xe-ins$new_id && ! xenstore-exists /mw/ins/$rdom && ! xenstore-exists /mw/pvms/0/ins/$rdom"; then
