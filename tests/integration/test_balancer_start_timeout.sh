@@ -38,8 +38,9 @@ mw_wait_for "[ -S '$MW_RUNTIME_DIR/pvm-ins.sock' ]" || mw_fail "mw-pvm did not c
 mw_spawn balancer "$BAL" -c "$CONF"
 mw_wait_for "grep -q 'INS 1 joined' '$(mw_logfile pvm)'" 20 || mw_fail "INS 1 did not join mw-pvm"
 sleep 3 # twice start_timeout_ms
-[ "$(insf 1 2)" = starting ] && [ "$(st fail_start_timeout)" = 0 ] && [ "$(st spawned)" = 1 ] ||
+if [ "$(insf 1 2)" != starting ] || [ "$(st fail_start_timeout)" != 0 ] || [ "$(st spawned)" != 1 ]; then
 	mw_fail "a joined INS waiting for the app was touched: $(ctl ins list; ctl status | grep -E 'spawned|start_timeout')"
+fi
 mw_log "case 1: INS 1 joined, starting for 3 s without an app, left alone"
 mw_stop balancer
 
@@ -53,7 +54,8 @@ mw_wait_for "[ \"\$(st fail_start_timeout)\" -ge 2 ]" 15 ||
 log=$(mw_logfile balancer2)
 grep -q 'INS 1 (mw-'"$TAG"'-ins1) not joined mw-pvm [0-9.]* s after its spawn (balancer.start_timeout_ms): killed; replacing it' "$log" ||
 	mw_fail "no start_timeout line for INS 1: $(grep -i 'ins 1' "$log" | head -5)"
-[ "$(st replaced)" -ge 2 ] && [ "$(st spawned)" -ge 3 ] ||
+if [ "$(st replaced)" -lt 2 ] || [ "$(st spawned)" -lt 3 ]; then
 	mw_fail "not replaced: $(ctl status | grep -E 'spawned|replaced')"
+fi
 mw_log "case 2: $(st fail_start_timeout) INS killed after start_timeout_ms and replaced ($(st spawned) spawned)"
 echo "PASS [$MW_TEST_NAME]"
