@@ -43,6 +43,7 @@ enum bal_reason {
 	BAL_R_HEALTH_PVM_LOST,	   /* mw-pvm no longer has a channel to the INS */
 	BAL_R_HEALTH_ERROR,	   /* health probe could not run */
 	BAL_R_HEALTH_DOWN,	   /* INS stopped after health_failures failed checks */
+	BAL_R_START_TIMEOUT,	   /* INS not joined mw-pvm within start_timeout_ms */
 	BAL_R_COUNT
 };
 
@@ -170,6 +171,7 @@ void bal_health_close(struct bal *b);
 void bal_health_init(struct bal_ins *i);
 void bal_health_tick(struct bal *b, struct bal_ins *i);
 bool bal_health_ready(struct bal *b, struct bal_ins *i);
+int bal_health_joined(struct bal *b, struct bal_ins *i);
 void bal_health_stop(struct bal *b, struct bal_ins *i);
 const char *bal_health_state_name(enum bal_health_state s);
 const char *bal_health_pvm_view_name(const struct bal_ins *i);

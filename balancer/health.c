@@ -501,6 +501,21 @@ void bal_health_tick(struct bal *b, struct bal_ins *i)
 }
 
 /**
+ * bal_health_joined() - has mw-pvm's view shown @i's channel up since its spawn?
+ * @b: the balancer
+ * @i: the INS
+ * Return: 1 yes, 0 not yet, -1 not known (no readable view)
+ */
+int bal_health_joined(struct bal *b, struct bal_ins *i)
+{
+	if (!b->pvm_view)
+		return -1;
+	if (!i->hc.pvm_seen && (i->h.pid > 0 || i->h.domid))
+		pvm_view_state(b, i);
+	return i->hc.pvm_seen ? 1 : 0;
+}
+
+/**
  * bal_health_ready() - is a STARTING INS without a pid (xl) ready?
  * @b: the balancer
  * @i: the INS, STARTING, h.pid 0

@@ -34,7 +34,13 @@
  * probe of the first front-end port at the domain's address is accepted
  * (health.c, bal_health_ready()): the listener exists there only because
  * mw-pvm replicated it.
- * Only READY INS take new connections.
+ * Only READY INS take new connections.  An INS still STARTING
+ * balancer.start_timeout_ms after its spawn that never joined mw-pvm
+ * (mw-pvm's view never showed its channel up; when the view cannot be read:
+ * not READY) is taken down and replaced like one that failed its health
+ * checks (reason start_timeout): a domain whose kernel or init hangs, an
+ * mw-ins that cannot reach mw-pvm.  One that joined and waits for the app's
+ * listeners is left alone: the app may simply not listen yet.
  *
  * An INS exits (ev_child, or its pidfd between the tick's slow steps,
  * bal_ins_reap(); for xl, alive() polled by the tick): if we had not
@@ -386,6 +392,22 @@ static void ins_drain(struct bal *b, struct bal_ins *i)
  * stop otherwise.  Counted as health_down and as replaced; reconcile then
  * spawns its replacement.
  */
+/* Kill @i (SIGKILL, or destroy its domain) and let reconcile replace it. */
+static void ins_take_down(struct bal *b, struct bal_ins *i)
+{
+	bal_health_stop(b, i);
+	i->state = BAL_INS_STOPPING;
+	bal_kf_sync(b);
+	if (i->h.pid > 0)
+		kill(i->h.pid, SIGKILL);
+	else if (b->be.ops->kill)
+		b->be.ops->kill(&b->be, &i->h);
+	else
+		b->be.ops->stop(&b->be, &i->h);
+	ev_timer_start(b->loop, &i->kill_timer);
+	reconcile(b);
+}
+
 void bal_ins_down(struct bal *b, struct bal_ins *i)
 {
 	bool wanted = i->state == BAL_INS_READY; /* a draining one is not replaced */
@@ -400,17 +422,25 @@ void bal_ins_down(struct bal *b, struct bal_ins *i)
 		i->h.id, i->h.name, i->hc.fails, bal_reason_text(i->hc.last), i->conns,
 		wanted ? "; replacing it" : "");
 	i->hc.state = BAL_HEALTH_DOWN;
-	bal_health_stop(b, i);
-	i->state = BAL_INS_STOPPING;
-	bal_kf_sync(b);
-	if (i->h.pid > 0)
-		kill(i->h.pid, SIGKILL);
-	else if (b->be.ops->kill)
-		b->be.ops->kill(&b->be, &i->h);
-	else
-		b->be.ops->stop(&b->be, &i->h);
-	ev_timer_start(b->loop, &i->kill_timer);
-	reconcile(b);
+	ins_take_down(b, i);
+}
+
+/* A STARTING INS past balancer.start_timeout_ms that never joined mw-pvm: replaced. */
+static bool start_timed_out(struct bal *b, struct bal_ins *i)
+{
+	int ms = b->cfg->balancer.start_timeout_ms;
+
+	if (!ms || ev_now(b->loop) - i->spawned_at < ms / 1000.0 ||
+	    bal_health_joined(b, i) == 1)
+		return false;
+	bal_count(b, BAL_R_START_TIMEOUT);
+	b->replaced++;
+	mw_warn("INS %d (%s) not joined mw-pvm %.1f s after its spawn (balancer.start_timeout_ms): "
+		"%s; replacing it",
+		i->h.id, i->h.name, ev_now(b->loop) - i->spawned_at,
+		i->h.pid > 0 ? "killed" : "destroyed");
+	ins_take_down(b, i);
+	return true;
 }
 
 /* ins.proxy_protocol as the file says now: what the mw-ins about to start reads. */
@@ -581,6 +611,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			i->state = BAL_INS_READY;
 			mw_notice("INS %d ready (%.2f s after spawn)", i->h.id,
 				  ev_now(loop) - i->spawned_at);
+		} else if (i->state == BAL_INS_STARTING && start_timed_out(b, i)) {
+			continue;
 		}
 		if (i->state == BAL_INS_READY || i->state == BAL_INS_DRAINING)
 			bal_health_tick(b, i);
@@ -876,6 +908,7 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	bc->connect_timeout_ms = n->balancer.connect_timeout_ms;
 	bc->idle_timeout_ms = n->balancer.idle_timeout_ms;
 	bc->drain_timeout_ms = n->balancer.drain_timeout_ms;
+	bc->start_timeout_ms = n->balancer.start_timeout_ms;
 	bc->keepalive_ms = n->balancer.keepalive_ms;
 	bc->max_conns = n->balancer.max_conns;
 	bal_kf_set_limit(b);

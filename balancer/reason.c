@@ -34,6 +34,8 @@ static const struct reason_name reasons[BAL_R_COUNT] = {
 	[BAL_R_HEALTH_ERROR] = { "health_error", "health probe could not run" },
 	[BAL_R_HEALTH_DOWN] = { "health_down",
 				"INS stopped after balancer.health_failures failed checks" },
+	[BAL_R_START_TIMEOUT] = { "start_timeout", "INS not joined mw-pvm within "
+						   "balancer.start_timeout_ms: replaced" },
 };
 
 /**

@@ -7,6 +7,7 @@
 
 #include "balancer/xl_worker.h"
 #include "common/keystore.h"
+#include "common/log.h"
 
 /*
  * Runs on the xl worker thread (xl_worker.c), except child_reaped.  libev
@@ -19,6 +20,9 @@
  * A new domain is created paused; before it runs, /mw/ins/<domid> is created
  * in XenStore owned by it (mw_keystore_give()), the only place it may write
  * its half of the channel handshake (docs/xen.md); then it is unpaused.
+ * destroy removes that directory again, also for a domain already gone; at
+ * open, the directories of domains that no longer exist (a balancer that
+ * died, or a domain destroyed while none ran) are removed.
  */
 
 #ifdef MW_HAVE_XENLIGHT
@@ -31,6 +35,42 @@ struct xl_libxl {
 	xentoollog_logger_stdiostream *lg;
 	struct mw_keystore *xs;
 };
+
+struct xl_sweep {
+	struct xl_libxl *x;
+	unsigned removed;
+};
+
+/* One /mw/ins/<name> at open: removed when no domain <name> exists. */
+static void xl_sweep_one(void *arg, const char *name)
+{
+	struct xl_sweep *s = arg;
+	libxl_dominfo info;
+	char key[64], *end;
+	unsigned long domid = strtoul(name, &end, 10);
+	int ret;
+
+	if (*end || end == name || domid == 0 || domid >= 0x7ff0)
+		return; /* not a domid: nobody's leftover that we know of */
+	libxl_dominfo_init(&info);
+	ret = libxl_domain_info(s->x->ctx, &info, (uint32_t)domid);
+	libxl_dominfo_dispose(&info);
+	if (ret != ERROR_DOMAIN_NOTFOUND)
+		return;
+	snprintf(key, sizeof(key), "/mw/ins/%lu", domid);
+	if (!mw_keystore_remove(s->x->xs, key))
+		s->removed++;
+}
+
+static void xl_sweep(struct xl_libxl *x)
+{
+	struct xl_sweep s = { .x = x };
+
+	mw_keystore_list(x->xs, "/mw/ins", xl_sweep_one, &s);
+	if (s.removed)
+		mw_notice("XenStore: removed /mw/ins of %u domain(s) that no longer exist",
+			  s.removed);
+}
 
 static const libxl_childproc_hooks xl_hooks = {
 	.chldowner = libxl_sigchld_owner_mainloop,
@@ -58,6 +98,7 @@ static int xl_open(void **out, char *err, size_t errlen)
 		return -EIO;
 	}
 	libxl_childproc_setmode(x->ctx, &xl_hooks, NULL);
+	xl_sweep(x);
 	*out = x;
 	return 0;
 }

@@ -28,7 +28,9 @@
  * A RUNNING domain is asked its state every poll_s (death detection: the
  * balancer's tick sees alive() turn 0 and replaces it like a dead process);
  * one that shut down is destroyed (libxl keeps a shut-down domain until
- * someone does).  A shutdown that has not ended the domain after stop_s
+ * someone does), and so is one already gone (`xl destroy` behind our
+ * back): the driver's destroy also removes what the domain left in
+ * XenStore (/mw/ins/<domid>), which nobody else would.  A shutdown that has not ended the domain after stop_s
  * becomes a destroy.  A forgotten record is destroyed if needed, then freed.
  *
  * libxl forks (hotplug scripts) and, told so with libxl_childproc_setmode
@@ -159,17 +161,24 @@ static bool rec_step(struct bal_xlw *w, struct rec *r, double now)
 	r->busy = true;
 	pthread_mutex_unlock(&w->mu);
 	ret = d->state(w->ctx, domid);
-	if (ret == BAL_XL_D_SHUTDOWN)
-		d->destroy(w->ctx, domid);
 	pthread_mutex_lock(&w->mu);
-	r->busy = false;
 	r->next_poll = now_s() + w->t.poll_s;
 	if (ret == BAL_XL_D_SHUTDOWN || ret == BAL_XL_D_GONE) {
 		r->phase = R_GONE;
 		if (!r->want_shutdown)
 			rec_say(r, true, ret == BAL_XL_D_GONE ? "vanished" : "shut down by itself",
 				"");
+		/*
+		 * Seen dead now; the destroy after it may wait (an `xl destroy` in
+		 * progress holds the hotplug scripts' lock) and also removes what a
+		 * gone domain left in XenStore.  The record stays busy meanwhile.
+		 */
+		ev_async_send(w->loop, &w->async);
+		pthread_mutex_unlock(&w->mu);
+		d->destroy(w->ctx, domid);
+		pthread_mutex_lock(&w->mu);
 	}
+	r->busy = false;
 	return true;
 }
 

@@ -30,6 +30,7 @@ struct bal_xl_driver {
 	int (*create)(void *ctx, const struct bal_xl_domcfg *c, uint32_t *domid, char *err,
 		      size_t errlen);
 	int (*shutdown)(void *ctx, uint32_t domid);
+	/* Destroy the domain if it exists, and remove its /mw/ins/<domid> in any case. */
 	int (*destroy)(void *ctx, uint32_t domid);
 	/* Return: enum bal_xl_dstate, or -errno if it cannot be told now. */
 	int (*state)(void *ctx, uint32_t domid);

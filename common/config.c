@@ -180,6 +180,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(balancer, connect_timeout_ms, 3000, 1, 600000, CHK_NONE),
 	KEY_INT(balancer, idle_timeout_ms, 300000, 0, 86400000, CHK_NONE),
 	KEY_INT(balancer, drain_timeout_ms, 60000, 0, 86400000, CHK_NONE),
+	KEY_INT(balancer, start_timeout_ms, 120000, 0, 86400000, CHK_NONE),
 	KEY_INT(balancer, keepalive_ms, 60000, 0, 32767000, CHK_NONE),
 	KEY_INT(balancer, max_conns, 50000, 1, 16 * MIB, CHK_NONE),
 	KEY_INT(balancer, health_interval_ms, 500, 50, 60000, CHK_NONE),

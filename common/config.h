@@ -98,6 +98,7 @@ struct mw_balancer_config {
 	int connect_timeout_ms;             /* 3000 */
 	int idle_timeout_ms;                /* no byte either way on either leg: 300000; 0 = none */
 	int drain_timeout_ms;               /* a draining INS is stopped after: 60000; 0 = none */
+	int start_timeout_ms;               /* an INS not joined mw-pvm by then is replaced: 120000; 0 = none */
 	int keepalive_ms;                   /* TCP keepalive idle, both legs: 60000; 0 = off */
 	int max_conns;                      /* front-end connections at once: 50000 */
 	int health_interval_ms;             /* between two health checks of an INS: 500 */

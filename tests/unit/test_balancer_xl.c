@@ -99,6 +99,16 @@ static int fk_destroy(void *ctx, uint32_t domid)
 	return 0;
 }
 
+static int fk_destroys(void)
+{
+	int n;
+
+	pthread_mutex_lock(&fk.mu);
+	n = fk.destroys;
+	pthread_mutex_unlock(&fk.mu);
+	return n;
+}
+
 static int fk_state(void *ctx, uint32_t domid)
 {
 	int st;
@@ -236,6 +246,10 @@ static void test_death_detected(void **state)
 	pthread_mutex_unlock(&fk.mu);
 	t = wait_alive(loop, w, 4, 0, 2000);
 	assert_true(t >= 0 && t < 1000);
+	/* ...and destroyed all the same (after it was seen dead): its XenStore leftovers go. */
+	for (t = 0; t < 200 && !fk_destroys(); t++)
+		usleep(5000);
+	assert_int_equal(fk_destroys(), 1);
 	/* A domain that shut down by itself is destroyed (libxl keeps it otherwise). */
 	c = cfg(5);
 	assert_int_equal(bal_xlw_create(w, 5, &c), 0);
@@ -244,6 +258,9 @@ static void test_death_detected(void **state)
 	fk.d[2].shut = true;
 	pthread_mutex_unlock(&fk.mu);
 	assert_true(wait_alive(loop, w, 5, 0, 2000) >= 0);
+	for (t = 0; t < 200 && fk_destroys() < 2; t++)
+		usleep(5000);
+	assert_int_equal(fk_destroys(), 2);
 	assert_false(fk.d[2].exists);
 	bal_xlw_stop(w);
 	assert_false(fk.called_on_loop);

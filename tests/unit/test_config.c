@@ -110,6 +110,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.balancer.connect_timeout_ms, 3000);
 	assert_int_equal(cfg.balancer.idle_timeout_ms, 300000);
 	assert_int_equal(cfg.balancer.drain_timeout_ms, 60000);
+	assert_int_equal(cfg.balancer.start_timeout_ms, 120000);
 	assert_int_equal(cfg.balancer.max_conns, 50000);
 	assert_int_equal(cfg.balancer.health_failures, 2);
 }
