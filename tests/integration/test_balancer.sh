@@ -85,7 +85,7 @@ ctl ins list | awk -v v="$vid" '$1 == v' | grep -q . && mw_fail "dead INS $vid s
 
 # Policy switch at runtime: least-connections, then hash (one client address: one INS).
 ctl policy least-connections >/dev/null || mw_fail "policy least-connections rejected"
-ctl status | grep -q 'least-connections' || mw_fail "policy not switched"
+grep -q 'least-connections' <<<"$(ctl status)" || mw_fail "policy not switched"
 ctl policy hash >/dev/null || mw_fail "policy hash rejected"
 before=$(ins_field 6 | sort)
 load 200 4 "$MW_TMP/hash"
@@ -118,11 +118,11 @@ ctl reload 2>"$MW_TMP/reload.err" && mw_fail "a bad reload was accepted"
 grep -q 'policy' "$MW_TMP/reload.err" || mw_fail "bad reload error does not name the key: $(cat "$MW_TMP/reload.err")"
 kill -HUP "$(mw_pid balancer)"
 mw_wait_for "grep -q 'SIGHUP: reload rejected' '$BAL_LOG'" 5 || mw_fail "bad SIGHUP reload not rejected"
-ctl status | grep -q 'round-robin' || mw_fail "old policy not kept after a bad reload"
+grep -q 'round-robin' <<<"$(ctl status)" || mw_fail "old policy not kept after a bad reload"
 cp "$MW_TMP/good.conf" "$CONF"
 sed -i 's/min_ins = 4;/min_ins = 4; policy = "least-connections";/' "$CONF"
 ctl reload >/dev/null || mw_fail "a good reload was rejected"
-ctl status | grep -q 'least-connections' || mw_fail "reload did not apply the policy"
+grep -q 'least-connections' <<<"$(ctl status)" || mw_fail "reload did not apply the policy"
 load 200 4 "$MW_TMP/post"
 [ "$(grep -c '^200$' "$MW_TMP/post")" = 200 ] || mw_fail "requests after reload failed"
 

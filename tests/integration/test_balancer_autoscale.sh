@@ -16,7 +16,7 @@ bal_up 1 3 "autoscale = true; autoscale_up_conns = 20; autoscale_down_conns = 5;
 st() { ctl status | awk -v k="$1" '$1 == k {print $2}'; }
 [ "$(st autoscale)" = on ] || mw_fail "status does not show autoscale on: $(ctl status)"
 [ "$(st autoscale_up_conns)" = 20 ] || mw_fail "status: autoscale_up_conns $(st autoscale_up_conns)"
-ctl --json status | grep -q '"autoscale":"on"' || mw_fail "status --json: no autoscale: $(ctl --json status)"
+grep -q '"autoscale":"on"' <<<"$(ctl --json status)" || mw_fail "status --json: no autoscale: $(ctl --json status)"
 # Idle with 1 INS: at min_ins, nothing happens.
 sleep 1.5 # the check runs every 100 ms; 1.5 s is over a cool-down: a wrong step would show
 [ "$(st live)" = 1 ] || mw_fail "idle: autoscale changed the INS count: $(ctl status)"

@@ -148,7 +148,7 @@ mw_wait_for "grep -q 'shield_clear [^ ]*:$PORT reason=calm' '$GLOG'" 20 ||
 sed -i 's/mode = "enforce";/mode = "report";/' "$CONF"
 kill -HUP "$(mw_pid guard)"
 mw_wait_for "grep -q 'reloaded .*: mode report' '$GLOG'" 20 || mw_fail "reload: SIGHUP did not reload"
-ctl guard status | grep -q '^mode  *report$' || mw_fail "reload: mwctl still shows the old mode"
+grep -q '^mode  *report$' <<<"$(ctl guard status)" || mw_fail "reload: mwctl still shows the old mode"
 out=$(ctl guard reload) || mw_fail "reload: mwctl guard reload failed: $out"
 [ "$(grep -c 'reloaded .*: mode report' "$GLOG")" -ge 2 ] || mw_fail "reload: mwctl guard reload did not reload"
 # A file with an error is refused whole; the configuration in force stays.
@@ -158,7 +158,7 @@ out=$(ctl guard reload 2>&1) && mw_fail "reload: a bad file was accepted: $out"
 echo "$out" | grep -q 'guard.mode: "loud" is not one of: enforce, report' ||
 	mw_fail "reload: the refusal does not name the problem: $out"
 cp "$MW_TMP/good.conf" "$CONF"
-ctl guard status | grep -q '^mode  *report$' || mw_fail "reload: a refused reload changed the mode"
+grep -q '^mode  *report$' <<<"$(ctl guard status)" || mw_fail "reload: a refused reload changed the mode"
 mw_log "reload: ok"
 
 # --- report: the same burst is only reported.
@@ -172,16 +172,16 @@ mw_wait_for "grep -q '^survived ' '$ILOG2'" 30 || mw_fail "report: the client di
 grep -q "^survived $N" "$ILOG2" || mw_fail "report: connections were cut: $(cat "$ILOG2")"
 now=$(ctl --json guard status | "$PY" -c 'import json,sys; print(json.load(sys.stdin)[0]["requests"])')
 [ "$now" = "$sent" ] || mw_fail "report: $((now - sent)) request(s) sent in report mode"
-ctl guard actions | grep -q 'would_close .*result=report' || mw_fail "report: actions not marked report"
+grep -q 'would_close .*result=report' <<<"$(ctl guard actions)" || mw_fail "report: actions not marked report"
 mw_log "report: ok ($N connections survived, nothing sent)"
 
 # --- reconnect: mw-pvm goes away and comes back; mw-guard subscribes again.
 mw_stop app
 mw_stop pvm
 mw_wait_for "grep -q 'netflow: lost ' '$GLOG'" 20 || mw_fail "reconnect: the loss was not noticed"
-ctl guard status | grep -q '^netflow  *disconnected$' || mw_fail "reconnect: status still says connected"
+grep -q '^netflow  *disconnected$' <<<"$(ctl guard status)" || mw_fail "reconnect: status still says connected"
 mw_spawn pvm2 "$PVM" -c "$CONF"
 mw_wait_for "[ \$(grep -c 'notice: ready: netflow ' '$GLOG') -ge 2 ]" 30 ||
 	mw_fail "reconnect: mw-guard did not subscribe again: $(tail -5 "$GLOG")"
-ctl guard status | grep -q '^netflow  *connected$' || mw_fail "reconnect: status does not say connected"
+grep -q '^netflow  *connected$' <<<"$(ctl guard status)" || mw_fail "reconnect: status does not say connected"
 mw_log "reconnect: ok"

@@ -20,6 +20,10 @@ prefix=$MW_TMP/prefix
 cmake --install "$MW_BUILD_DIR" --prefix "$prefix" >"$MW_TMP/install.log" 2>&1 ||
 	mw_fail "cmake --install failed: $(tail -5 "$MW_TMP/install.log")"
 
+# cmake writes the manifest into the tree it was configured in (build/ for the
+# symlinked build-mix/ of tools/setup.sh test), named by the cache.
+manifest=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$MW_BUILD_DIR/CMakeCache.txt")/install_manifest.txt
+
 version=$(sed -n 's/^project(mwcomms VERSION \([0-9.]*\).*/\1/p' "$MW_SOURCE_DIR/CMakeLists.txt")
 [ -n "$version" ] || mw_fail "cannot read the project version from CMakeLists.txt"
 conf=$prefix/etc/mwcomms/mwcomms.conf
@@ -35,7 +39,7 @@ readelf -h "$prefix/lib/libmwshim.so" | grep -q 'Type:.*DYN' ||
 cmp -s "$MW_SOURCE_DIR/conf/mwcomms.conf" "$conf" || mw_fail "$conf differs from conf/mwcomms.conf"
 for u in mw-pvm.service mw-balancer.service mw-ins@.service mw-guard.service; do
 	[ -f "$unitdir/$u" ] || mw_fail "$unitdir/$u missing"
-	grep -qxF "$unitdir/$u" "$MW_BUILD_DIR/install_manifest.txt" ||
+	grep -qxF "$unitdir/$u" "$manifest" ||
 		mw_fail "$u is not in install_manifest.txt (cmake cannot uninstall it)"
 done
 [ -f "$prefix/share/doc/mwcomms/architecture.md" ] || mw_fail "docs not installed"
