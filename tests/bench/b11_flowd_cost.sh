@@ -10,13 +10,17 @@
 #            BPF_FILTER + PKT/BYTE_COUNTER) attached
 #   netflow  as live, and mw-flowd also consumes mw-pvm's Netflow stream (MonitorOn:
 #            mw-pvm emits an observation per accept/recv/send/close)
+#   tcpdump  the peer, no mw-flowd: tcpdump (libpcap's AF_PACKET ring, full frames)
+#            on the same veth writing to /dev/null: what a packet tap costs B1
+#            whoever reads it (the kernel copies each frame in the sender's softirq)
 # Prints per set-up the median req/s over ROUNDS rounds, the median ratio to
 # "none" of the same round, mw-flowd's CPU (user + system) over the run as a
 # share of one core, and CPU time per request in microseconds: of the appliance
 # (mw-pvm, mw-ins, nginx), of mw-pvm alone (its Netflow emission: netflow against
 # live) and of mw-flowd.  On a shared machine req/s swings with
 # the neighbours' load; CPU per request much less, so it is the cost to read.
-# Usage: MW_BUILD_DIR=build [ROUNDS=5] [DURATION=5s] bash tests/bench/b11_flowd_cost.sh
+# Usage: MW_BUILD_DIR=build [ROUNDS=5] [DURATION=5s] [B11_FLOWD_EXTRA='ring_blocks = 2;']
+#        bash tests/bench/b11_flowd_cost.sh   (B11_FLOWD_EXTRA: more flowd keys for live and netflow)
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
 source "$(dirname "$0")/contenders.sh"
@@ -28,7 +32,7 @@ fi
 VETH=$(mw_veth i)
 export MW_MAPI_SOCKET=$MW_RUNTIME_DIR/flowd.sock
 mw_write_config "$MW_TMP/live.conf" "flowd: { interfaces = [ \"$VETH\" ]; inside = [ \"$INS_IP/32\" ];
-	report_file = \"$MW_TMP/flowd.json\"; mapi_socket = \"$MW_MAPI_SOCKET\"; };"
+	report_file = \"$MW_TMP/flowd.json\"; mapi_socket = \"$MW_MAPI_SOCKET\"; ${B11_FLOWD_EXTRA:-} };"
 mw_write_config "$MW_TMP/netflow.conf" "flowd: { interfaces = [ \"$VETH\" ]; inside = [ \"$INS_IP/32\" ];
 	report_file = \"$MW_TMP/flowd.json\"; mapi_socket = \"$MW_MAPI_SOCKET\";
 	netflow = \"$MW_RUNTIME_DIR/netflow-0.sock\"; };"
@@ -72,6 +76,11 @@ run_b1() {
 
 for r in $(seq "$ROUNDS"); do
 	run_b1 none
+	mw_spawn "tcpdump-$r" in_ins tcpdump -i "$VETH" -n -s 0 -w /dev/null
+	mw_wait_for "grep -q 'listening on' '$(mw_logfile "tcpdump-$r")'" 10 || mw_fail "tcpdump did not start"
+	run_b1 tcpdump "$(pgrep -f "tcpdump -i $VETH -n -s 0" | head -1)"
+	mw_stop "tcpdump-$r"
+	paste -d' ' "$MW_TMP/b11.tcpdump" "$MW_TMP/b11.none" | tail -1 | awk '{print $1 / $2}' >>"$MW_TMP/b11.tcpdump.ratio"
 	for setup in live netflow; do
 		name=flowd-$setup-$r
 		mw_spawn "$name" in_ins "$FLOWD" -c "$MW_TMP/$setup.conf"
@@ -94,12 +103,12 @@ for r in $(seq "$ROUNDS"); do
 		fi
 		paste -d' ' "$MW_TMP/b11.$setup" "$MW_TMP/b11.none" | tail -1 | awk '{print $1 / $2}' >>"$MW_TMP/b11.$setup.ratio"
 	done
-	echo "round $r: none $(tail -1 "$MW_TMP/b11.none") live $(tail -1 "$MW_TMP/b11.live") netflow $(tail -1 "$MW_TMP/b11.netflow")" >&2
+	echo "round $r: none $(tail -1 "$MW_TMP/b11.none") tcpdump $(tail -1 "$MW_TMP/b11.tcpdump") live $(tail -1 "$MW_TMP/b11.live") netflow $(tail -1 "$MW_TMP/b11.netflow")" >&2
 done
 echo "b11_rps_none: $(median <"$MW_TMP/b11.none")"
 echo "b11_app_us_per_req_none: $(median <"$MW_TMP/b11.none.app_us")"
 echo "b11_pvm_us_per_req_none: $(median <"$MW_TMP/b11.none.pvm_us")"
-for setup in live netflow; do
+for setup in tcpdump live netflow; do
 	echo "b11_rps_$setup: $(median <"$MW_TMP/b11.$setup")"
 	echo "b11_${setup}_over_none: $(median <"$MW_TMP/b11.$setup.ratio")"
 	echo "b11_flowd_cpu_pct_$setup: $(median <"$MW_TMP/b11.$setup.cpu")"
