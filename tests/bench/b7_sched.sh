@@ -10,11 +10,7 @@ N=${N:-2000}
 ROUNDS=${ROUNDS:-3}
 source "$(dirname "$0")/contenders.sh"
 mw_require_cmd perf
-PP=$MW_BUILD_DIR/tests/bench/bench_pingpong
-[ -x "$PP" ] || mw_fail "bench_pingpong is not built"
-mw_spawn pp-direct in_ins "$PP" server 0.0.0.0:7101
-mw_spawn pp-mw shimmed "$PP" server 0.0.0.0:7103
-mw_wait_for "ins_listens 7101 && ins_listens 7103" 10 || mw_fail "servers not up"
+pp_servers direct
 pvm=$(mw_pid pvm) ins=$(mw_pid ins1)
 srv=$(pgrep -f "^$PP server 0.0.0.0:7103\$" | head -1)
 for r in $(seq "$ROUNDS"); do

@@ -7,10 +7,7 @@
 N=${N:-2000}
 source "$(dirname "$0")/contenders.sh"
 mw_require_cmd python3
-PP=$MW_BUILD_DIR/tests/bench/bench_pingpong
-[ -x "$PP" ] || mw_fail "bench_pingpong is not built"
-mw_spawn pp-mw shimmed "$PP" server 0.0.0.0:7103
-mw_wait_for "ins_listens 7103" 10 || mw_fail "server not up"
+pp_servers
 pvm=$(mw_pid pvm) ins=$(mw_pid ins1)
 cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
 p0=$(cpu_ns "$pvm") i0=$(cpu_ns "$ins")

@@ -46,3 +46,16 @@ port_of() { case "$1" in direct) echo 8001 ;; haproxy) echo 8002 ;; mwcomms) ech
 
 # median of the numbers on stdin
 median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+# pp_servers [direct]: bench_pingpong's server under the shim on port 7103 and, with
+# "direct", another in the INS's namespace without it on 7101, both answering;
+# sets PP (the binary)
+pp_servers() {
+	PP=$MW_BUILD_DIR/tests/bench/bench_pingpong
+	[ -x "$PP" ] || mw_fail "bench_pingpong is not built"
+	if [ "${1:-}" = direct ]; then
+		mw_spawn pp-direct in_ins "$PP" server 0.0.0.0:7101
+	fi
+	mw_spawn pp-mw shimmed "$PP" server 0.0.0.0:7103
+	mw_wait_for "ins_listens 7103${1:+ && ins_listens 7101}" 10 || mw_fail "bench_pingpong servers not up"
+}
