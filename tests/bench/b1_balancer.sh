@@ -111,9 +111,9 @@ workers() { pgrep -d, -P "$(mw_pid "$1")"; }
 groups_of() {
 	case $1 in
 	haproxy) echo "haproxy=$(mw_pid haproxy) nginx=$(workers nginx-direct)" ;;
-	mw*) echo "balancer=$(mw_pid balancer) ins=$(pgrep -d, -x -P "$(mw_pid balancer)" mw-ins)" \
+	mw*) echo "balancer=$(mw_pid balancer) ins=$(pgrep -d, -P "$(mw_pid balancer)" '^mw-ins')" \
 		"pvm=$(mw_pid pvm) nginx=$(workers nginx-mw)" ;;
-	k*) echo "balancer=$(mw_pid balancer-k) ins=$(pgrep -d, -x -P "$(mw_pid balancer-k)" mw-ins)" \
+	k*) echo "balancer=$(mw_pid balancer-k) ins=$(pgrep -d, -P "$(mw_pid balancer-k)" '^mw-ins')" \
 		"pvm=$(mw_pid pvm) nginx=$(workers nginx-mw)" ;;
 	esac
 }
