@@ -176,7 +176,7 @@ done
 # cost_<b>_<contender>_<group>: µs of CPU, voluntary and involuntary switches per request.
 for b in b1 b2; do
 	for c in haproxy $CONTENDERS; do
-		for g in $(awk '{print $1}' "$MW_TMP/cost.$b.$c" | sort -u); do
+		awk '{print $1}' "$MW_TMP/cost.$b.$c" | sort -u | while read -r g; do
 			printf 'cost_%s_%s_%s: us %s vol %s nonvol %s\n' "$b" "$c" "$g" \
 				"$(awk -v g="$g" '$1 == g {print $2}' "$MW_TMP/cost.$b.$c" | median)" \
 				"$(awk -v g="$g" '$1 == g {print $3}' "$MW_TMP/cost.$b.$c" | median)" \

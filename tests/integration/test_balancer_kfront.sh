@@ -47,12 +47,12 @@ ctl policy round-robin >/dev/null || mw_fail "policy round-robin refused"
 bal_hold "$MW_TMP/fresh"
 freshpid=$!
 mw_wait_for "[ -s '$MW_TMP/fresh.1' ]" 10 || mw_fail "fresh connection: no first answer"
-[ "$(ctl status | tr ' ' '\n' | sed -n 's/^conns=//p')" = 1 ] ||
-	mw_fail "status right after a connection's answer: $(ctl status | tr ' ' '\n' | grep '^conns=')"
+st_conns() { ctl status | awk '$1 == "conns" {print $2}'; }
+[ "$(st_conns)" = 1 ] || mw_fail "status right after a connection's answer: conns $(st_conns), want 1"
 touch "$MW_TMP/fresh.go"
 wait "$freshpid"
 ctl policy least-connections >/dev/null || mw_fail "policy least-connections refused"
-mw_wait_for "[ \"\$(ctl status | tr ' ' '\n' | sed -n 's/^conns=//p')\" = 0 ]" 10 ||
+mw_wait_for "[ \"\$(st_conns)\" = 0 ]" 10 ||
 	mw_fail "the fresh connection is still counted after its close"
 
 # The client's own address, as mw-ins reports it in the merged Netflow stream.
