@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "balancer/backend.h"
+#include "balancer/netns_ehash.h"
 #include "common/cidr.h"
 #include "common/log.h"
 
@@ -47,6 +48,10 @@
  *   address, lo and eth0 up, default route via the bridge; then confinement
  *   (confine.c) and exec of mw-ins.
  *
+ * With balancer.netns_tcp_ehash, the namespace has a TCP hash table of its
+ * own (netns_ehash.c): kernel mode's per-tick connection count then walks
+ * only the INS's sockets, not every socket of the host.
+ *
  * A failing step ends the child with status 127 and a line on stderr, which
  * the balancer sees as an INS that died at once (logged, backed off).
  * cleanup(N), after the INS exited, only unmounts and removes the name: the
@@ -63,6 +68,7 @@ struct netns_priv {
 	int prefix;
 	int slots;     /* usable INS slots: hosts minus the bridge */
 	int last_slot; /* the slot given last: the next spawn looks after it */
+	struct bal_ehash ehash; /* each namespace's own TCP hash table (netns_ehash.c) */
 	unsigned char used[SLOTS_MAX + 1];
 };
 
@@ -206,6 +212,11 @@ static int netns_init(struct bal_backend *b, char *err, size_t errlen)
 	hosts = (1u << (32 - c.prefix)) - 2;
 	p->slots = hosts - 1 > SLOTS_MAX ? SLOTS_MAX : (int)hosts - 1;
 	b->priv = p;
+	ret = bal_ehash_open(&p->ehash, bc->netns_tcp_ehash, b->host_netns);
+	if (ret)
+		mw_warn("balancer.netns_tcp_ehash %d: %s; INS namespaces share the host's TCP "
+			"hash table",
+			bc->netns_tcp_ehash, strerror(-ret));
 
 	netns_sweep(b);
 	ip(true, "link", "add", bc->bridge, "type", "bridge", NULL, NULL, NULL, NULL);
@@ -224,6 +235,7 @@ static int netns_init(struct bal_backend *b, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot set up bridge %s with %s (ip failed; root?)",
 			 bc->bridge, addr);
 		ip(true, "link", "del", bc->bridge, NULL, NULL, NULL, NULL, NULL, NULL);
+		bal_ehash_close(&p->ehash);
 		free(p);
 		b->priv = NULL;
 		close(b->host_netns);
@@ -323,6 +335,8 @@ static int spawn_child(void *data)
 		snprintf(step, sizeof(step), "namespace, veth %s, bridge %s", a->vh, br);
 	if (!ret && (ret = low_ports()))
 		snprintf(step, sizeof(step), "%s", UNPRIV_PORT_SYSCTL);
+	if (!ret && (ret = bal_ehash_child_limits(&((struct netns_priv *)b->priv)->ehash)))
+		snprintf(step, sizeof(step), "the host's tcp_max_tw_buckets, tcp_max_syn_backlog");
 	if (!ret) {
 		/* Its own: address, links up, default route via the bridge. */
 		snprintf(script, sizeof(script),
@@ -380,7 +394,7 @@ static int netns_spawn(struct bal_backend *b, struct bal_ins_handle *h, char *er
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	pid = clone(spawn_child, stack + CHILD_STACK, CLONE_NEWNET | SIGCHLD, &a);
+	pid = bal_ehash_clone(&p->ehash, b->host_netns, spawn_child, stack + CHILD_STACK, &a);
 	if (pid < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "clone(CLONE_NEWNET): %s", strerror(errno));
@@ -425,6 +439,7 @@ static void netns_fini(struct bal_backend *b)
 		return;
 	netns_sweep(b);
 	ip(true, "link", "del", b->cfg->balancer.bridge, NULL, NULL, NULL, NULL, NULL, NULL);
+	bal_ehash_close(&((struct netns_priv *)b->priv)->ehash);
 	free(b->priv);
 	b->priv = NULL;
 	if (b->host_netns >= 0)

@@ -82,6 +82,9 @@ static void run(void *ctx, char *line, struct mw_ctl_out *o)
 		bal_nf_list(b->nf, ctl_nf_line, o);
 		return;
 	}
+	if ((argc == 1 && !strcmp(argv[0], "status")) ||
+	    (argc == 2 && !strcmp(argv[0], "ins") && !strcmp(argv[1], "list")))
+		bal_kf_count(b); /* kernel mode: not every tick counts them */
 	if (argc == 1 && !strcmp(argv[0], "status")) {
 		for (i = b->ins; i; i = i->next) {
 			conns += i->conns;

@@ -828,6 +828,7 @@ static const struct restart_key {
 	RESTART_KEY(balancer, mode),
 	RESTART_KEY(balancer, listen),	       RESTART_KEY(balancer, listen_count),
 	RESTART_KEY(balancer, subnet),	       RESTART_KEY(balancer, bridge),
+	RESTART_KEY(balancer, netns_tcp_ehash),
 	RESTART_KEY(balancer, ins_binary),     RESTART_KEY(balancer, netflow_listen),
 	RESTART_KEY(balancer, netflow_allow),  RESTART_KEY(balancer, tag),
 	RESTART_KEY(balancer, xl_kernel),      RESTART_KEY(balancer, xl_ramdisk),

@@ -44,7 +44,12 @@
  * (counter no_ins), and each INS's connections now, counted in its own
  * namespace over NETLINK_SOCK_DIAG (TCP sockets on a front-end port not
  * done yet, health probes aside), which drain, autoscale and
- * least-connections use.
+ * least-connections use.  A dump walks every socket of the namespace,
+ * TIME_WAIT ones too (tens of thousands per INS under a stream of short
+ * connections: each connection's walked 600 times in its minute), so the
+ * count is taken each tick only while something acts on it (a least-*
+ * policy, per_ins_max_conns, autoscale, a draining INS); otherwise once a
+ * second, and afresh for `status` and `ins list` (bal_kf_count()).
  *
  * At start the table is created by "add; delete; add" in one transaction,
  * so a table left by a balancer that was killed -9 is replaced; on exit it
@@ -55,6 +60,7 @@
 #define KF_BUF	       262144 /* steer: 256 INS, weights up to 16, one element a slot */
 #define KF_IDS_MAX     1024
 #define SLOW_UPDATE_US 20000 /* an update this slow is logged */
+#define COUNT_IDLE_S   1.0   /* connections counted this often when nothing acts on them */
 
 struct bal_kf {
 	struct bal *b;
@@ -70,6 +76,7 @@ struct bal_kf {
 	uint64_t updates, update_us_max, update_us_last;
 	int max_conns;	   /* in "front" now */
 	struct in_addr gw; /* the bridge's address: health probes come from it */
+	double counted_at; /* ev_now() of the last count (kf_count()) */
 };
 
 static uint64_t now_us(void)
@@ -442,20 +449,33 @@ static void kf_read_counters(struct bal_kf *kf)
 	fclose(f);
 }
 
-void bal_kf_poll(struct bal *b)
+/* Does anything act on each INS's connections at this tick? */
+static bool counts_acted_on(const struct bal *b)
+{
+	const struct mw_balancer_config *bc = &b->cfg->balancer;
+
+	if (b->policy == BAL_POLICY_LEASTCONN || b->policy == BAL_POLICY_LEASTBUSY ||
+	    bc->per_ins_max_conns || bc->autoscale)
+		return true;
+	for (const struct bal_ins *i = b->ins; i; i = i->next)
+		if (i->state == BAL_INS_DRAINING)
+			return true;
+	return false;
+}
+
+/* Each INS's connections, counted in its namespace now. */
+static void kf_count(struct bal *b)
 {
 	struct bal_kf *kf = b->kf;
 	struct bal_ins *i;
 	int n, ids[KF_IDS_MAX], nids = 0;
 
-	if (!kf)
-		return;
-	kf_read_counters(kf);
+	kf->counted_at = ev_now(b->loop);
 	for (i = b->ins; i && nids < KF_IDS_MAX; i = i->next)
 		ids[nids++] = i->h.id;
 	for (int k = 0; k < nids; k++) {
 		/*
-		 * A dump walks the host's whole TCP hash (tens of ms with many
+		 * A dump walks the namespace's TCP hash (tens of ms with many
 		 * sockets): an INS that exited meanwhile leaves steering first.
 		 */
 		while (bal_ins_reap(b))
@@ -477,6 +497,23 @@ void bal_kf_poll(struct bal *b)
 			i->kf_diag = -1;
 		}
 	}
+}
+
+void bal_kf_count(struct bal *b)
+{
+	if (b->kf && b->kf->counted_at != ev_now(b->loop))
+		kf_count(b);
+}
+
+void bal_kf_poll(struct bal *b)
+{
+	struct bal_kf *kf = b->kf;
+
+	if (!kf)
+		return;
+	kf_read_counters(kf);
+	if (counts_acted_on(b) || ev_now(b->loop) - kf->counted_at >= COUNT_IDLE_S)
+		kf_count(b);
 	bal_kf_sync(b);
 }
 

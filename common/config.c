@@ -175,6 +175,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_STRLIST(balancer, listen, CHK_ADDR),
 	KEY_STR(balancer, subnet, "10.77.0.0/24", CHK_CIDR, NULL),
 	KEY_STR(balancer, bridge, "mwbr0", CHK_IFNAME, NULL),
+	KEY_INT(balancer, netns_tcp_ehash, 65536, 0, 16 * MIB, CHK_NONE),
 	KEY_STR(balancer, ins_binary, "", CHK_PATH_OR_EMPTY, NULL),
 	KEY_INT(balancer, per_ins_max_conns, 0, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(balancer, connect_timeout_ms, 3000, 1, 600000, CHK_NONE),

@@ -93,6 +93,7 @@ struct mw_balancer_config {
 	int listen_count;
 	char subnet[MW_ADDR_TEXT_MAX];      /* INS addresses (netns backend): "10.77.0.0/24" */
 	char bridge[16];                    /* "mwbr0" */
+	int netns_tcp_ehash;                /* TCP hash buckets of each INS namespace: 65536; 0 = the host's */
 	char ins_binary[MW_PATH_MAX];       /* "" = mw-ins next to mw-balancer */
 	int per_ins_max_conns;              /* 0 = unlimited */
 	int connect_timeout_ms;             /* 3000 */

@@ -721,6 +721,13 @@ void ins_sock_announce(struct ins *ins, uint64_t listener, int fd, const struct 
 	ins->accepted++;
 	ins_ctl(ins, MW_EV_ACCEPTED, listener, &ev, sizeof(ev));
 	ins_io_update_read(s);
+	/*
+	 * A client's first bytes usually follow its handshake at once: read
+	 * them now, so they leave in the same flush (one kick of the PVM) as
+	 * the accept, not a loop iteration later.  May free @s.
+	 */
+	if (ev_is_active(&s->rio))
+		ins_io_read_cb(ins->loop, &s->rio, EV_READ);
 }
 
 /* One accepted connection: its endpoints, then a PROXY header (if configured) or admit. */

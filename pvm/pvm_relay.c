@@ -33,7 +33,10 @@
  * with MSG_PEEK, the frame is published and the INS kicked, and only then are
  * the bytes consumed (a second, small copy and system call).  Bulk reads (one
  * that fills its frame) and reads while the INS is awake (busy, as under
- * load) read directly.
+ * load) read directly.  So does a message after which the app has shut its
+ * end (POLLRDHUP: an HTTP server's last response before its close): nobody
+ * waits for its room, and its EOF is read at once behind it, so the DATA and
+ * the OP_SHUTDOWN/OP_CLOSE reach the INS with one kick, not two wake-ups.
  *
  * INS -> app: write() straight from the ring; what the app's socket does not
  * take is copied into the socket's pending buffer (allocated once, bounded by
@@ -123,18 +126,30 @@ static void relay_app_eof(struct pvm_sock *s)
 		pvm_connect_watch_hup(s); /* it may still read; when it closes, so do we */
 }
 
+/* Has the app shut its end (its EOF follows what is queued)? */
+static bool app_shut(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP));
+}
+
 /*
  * Read up to @want bytes of the app's into the reservation @buf and commit
  * them, peeking and kicking before consuming when the message is small (see
- * the top of this file).  Return: as read(); the bytes are committed if > 0.
+ * the top of this file).  *@eof_next is set when the app's EOF follows.
+ * Return: as read(); the bytes are committed if > 0.
  */
-static ssize_t relay_read(struct pvm_sock *s, void *buf, uint32_t want)
+static ssize_t relay_read(struct pvm_sock *s, void *buf, uint32_t want, bool *eof_next)
 {
 	struct pvm_ins *ins = s->ins;
 	uint8_t sink[1024];
 	ssize_t n, got;
+	bool direct = s->bulk || !mw_channel_peer_asleep(&ins->ch);
 
-	if (s->bulk || !mw_channel_peer_asleep(&ins->ch)) {
+	if (!direct && app_shut(s->fd))
+		direct = *eof_next = true;
+	if (direct) {
 		n = read(s->fd, buf, want);
 		if (n > 0) {
 			mw_channel_commit(&ins->ch, (uint32_t)n);
@@ -149,7 +164,7 @@ static ssize_t relay_read(struct pvm_sock *s, void *buf, uint32_t want)
 	if ((size_t)n == sizeof(sink) && want > sizeof(sink)) {
 		/* Not small: read it all now, directly (the peeked bytes come again). */
 		s->bulk = true;
-		return relay_read(s, buf, want);
+		return relay_read(s, buf, want, eof_next);
 	}
 	mw_channel_commit(&ins->ch, (uint32_t)n);
 	pvm_credit_tx_use(&s->cr, (uint32_t)n);
@@ -179,6 +194,7 @@ static int relay_move(struct pvm_sock *s)
 	ssize_t n;
 	void *buf;
 	int i, ret = 0;
+	bool eof_next = false;
 
 	for (i = 0; i < RELAY_READS_PER_EVENT; i++) {
 		want = s->cr.tx_credit < MW_FRAME_MAX_PAYLOAD ? s->cr.tx_credit
@@ -203,10 +219,10 @@ static int relay_move(struct pvm_sock *s)
 			}
 			continue;
 		}
-		n = relay_read(s, buf, want);
+		n = relay_read(s, buf, want, &eof_next);
 		if (n > 0) {
 			s->bytes_out += (uint64_t)n;
-			if ((uint32_t)n < want)
+			if ((uint32_t)n < want && !eof_next)
 				break; /* drained: save the EAGAIN round trip */
 			continue;
 		}

@@ -12,13 +12,22 @@
 #            nftables DNAT -> veth -> its own mw-ins (1 or 4) -> the same mw-pvm and nginx
 # Both nginx: one worker, access log off (the config of tests/bench/contenders.sh).
 # Each round: haproxy, mw1, k1, scale both 4 (waits ready), mw4, k4, scale both 1.
-# Usage: MW_BUILD_DIR=build-rel ROUNDS=5 DURATION=5s bash tests/bench/b1_balancer.sh
+# MODES="kernel" (or "splice") runs that front end's contenders only (the other balancer
+# stays up with 1 INS).  Besides the rates, the CPU time (µs) and context switches per
+# request (B1) or connection (B2) of each process group of each contender, medians over
+# the rounds (tests/bench/proc_cost.sh; "all" is the host's busy time, every process).
+# KERNEL_KEYS='key = value; ...': more balancer keys for the kernel-mode balancer.
+# PERF_DIR=DIR: perf record -a -g of each contender's first B1 and B2 run, DIR/<b1|b2>.NAME.data
+# (then perf report -i ... --comm mw-ins).
+# Usage: MW_BUILD_DIR=build-rel ROUNDS=5 DURATION=5s [MODES=kernel] [PERF_DIR=DIR] bash tests/bench/b1_balancer.sh
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
+MODES=${MODES:-splice kernel}
 : "${MW_BUILD_DIR:?set MW_BUILD_DIR to the build tree (e.g. build)}"
 MW_BUILD_DIR=$(cd "$MW_BUILD_DIR" && pwd)
 source "$(dirname "$0")/../integration/lib.sh"
 source "$(dirname "$0")/../integration/balancer_lib.sh"
+source "$(dirname "$0")/proc_cost.sh"
 mw_require_cmd haproxy wrk
 median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
@@ -62,7 +71,8 @@ KCONF=$MW_TMP/kernel.conf
 sed -e 's/proxy_protocol = true;//' -e 's/proxy_from = "[^"]*";//' -e 's/mode = "splice";/mode = "kernel";/' \
 	-e "s|listen = \[[^]]*\]|listen = [ \"$KFRONT:$PORT\" ]|" -e "s|$SUBNET_PREFIX.0/24|$KSUB.0/24|" \
 	-e "s|bridge = \"$BR\"|bridge = \"k$BR\"|" -e "s|tag = \"$TAG\"|tag = \"k$TAG\"|" \
-	-e "s|balancer.sock|balancer-k.sock|" "$CONF" >"$KCONF"
+	-e "s|balancer.sock|balancer-k.sock|" -e "s|tag = \"k$TAG\";|tag = \"k$TAG\"; ${KERNEL_KEYS:-}|" \
+	"$CONF" >"$KCONF"
 mw_spawn balancer-k "$BAL" -c "$KCONF"
 kctl() { "$MWCTL" -s "$MW_RUNTIME_DIR/balancer-k.sock" "$@"; }
 mw_wait_for "[ \$(kctl ins list 2>/dev/null | awk '\$2 == \"ready\"' | wc -l) = 1 ]" 30 ||
@@ -72,51 +82,105 @@ for u in "127.0.0.1:$PORT" "127.0.0.1:$P_DIRECT" "127.0.0.1:$P_HAP" "$KFRONT:$PO
 		mw_fail "contender at $u does not answer"
 done
 
-run_wrk() { # [host:]port extra-args...
-	local port=$1 out
-	shift
+# run_wrk NAME [host:]port extra-args...: the rate to stdout, the cost per request of
+# NAME's process groups (groups_of) appended to $MW_TMP/cost.<b1|b2>.NAME.
+run_wrk() {
+	local name=$1 port=$2 out b=b1
+	shift 2
 	[[ $port == *:* ]] || port=127.0.0.1:$port
-	out=$(wrk -t 2 -c 64 -d "$DURATION" "$@" "http://$port/index.html")
+	[[ $* == *close* ]] && b=b2
+	# shellcheck disable=SC2046 # one word per group
+	cost_snap $(groups_of "$name") >"$MW_TMP/cost.before"
+	local perf=()
+	if [ -n "${PERF_DIR:-}" ] && [ ! -e "$PERF_DIR/$b.$name.data" ]; then
+		perf=(perf record -q -a -g -o "$PERF_DIR/$b.$name.data" --)
+	fi
+	out=$("${perf[@]}" wrk -t 2 -c 64 -d "$DURATION" "$@" "http://$port/index.html")
+	# shellcheck disable=SC2046
+	cost_snap $(groups_of "$name") >"$MW_TMP/cost.after"
 	# errors (non-2xx, socket errors) would make a rate meaningless: say so
 	if echo "$out" | grep -qE 'Non-2xx|Socket errors'; then
 		mw_log "wrk on port $port reported errors: $(echo "$out" | grep -E 'Non-2xx|Socket errors')"
 	fi
+	cost_diff "$MW_TMP/cost.before" "$MW_TMP/cost.after" \
+		"$(echo "$out" | awk '/requests in/ {print $1}')" >>"$MW_TMP/cost.$b.$name"
 	echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
-scale_to() {
-	ctl scale "$1" >/dev/null || mw_fail "scale $1 rejected"
-	kctl scale "$1" >/dev/null || mw_fail "kernel mode: scale $1 rejected"
-	mw_wait_for "[ \$(ctl ins list | awk 'NR > 1' | wc -l) = $1 ]" 30 || mw_fail "scale $1: $(ctl ins list)"
-	bal_wait_ready "$1" 30 || mw_fail "scale $1: not ready"
-	mw_wait_for "[ \$(kctl ins list | awk '\$2 == \"ready\"' | wc -l) = $1 ] && [ \$(kctl ins list | awk 'NR > 1' | wc -l) = $1 ]" 30 ||
-		mw_fail "kernel mode: scale $1: $(kctl ins list)"
+# groups_of NAME: GROUP=PIDS words for cost_snap.
+workers() { pgrep -d, -P "$(mw_pid "$1")"; }
+groups_of() {
+	case $1 in
+	haproxy) echo "haproxy=$(mw_pid haproxy) nginx=$(workers nginx-direct)" ;;
+	mw*) echo "balancer=$(mw_pid balancer) ins=$(pgrep -d, -P "$(mw_pid balancer)" '^mw-ins')" \
+		"pvm=$(mw_pid pvm) nginx=$(workers nginx-mw)" ;;
+	k*) echo "balancer=$(mw_pid balancer-k) ins=$(pgrep -d, -P "$(mw_pid balancer-k)" '^mw-ins')" \
+		"pvm=$(mw_pid pvm) nginx=$(workers nginx-mw)" ;;
+	esac
 }
+want() { [[ " $MODES " == *" $1 "* ]]; }
+scale_to() {
+	if want splice; then
+		ctl scale "$1" >/dev/null || mw_fail "scale $1 rejected"
+	fi
+	if want kernel; then
+		kctl scale "$1" >/dev/null || mw_fail "kernel mode: scale $1 rejected"
+	fi
+	if want splice; then
+		mw_wait_for "[ \$(ctl ins list | awk 'NR > 1' | wc -l) = $1 ]" 30 || mw_fail "scale $1: $(ctl ins list)"
+		bal_wait_ready "$1" 30 || mw_fail "scale $1: not ready"
+	fi
+	if want kernel; then
+		mw_wait_for "[ \$(kctl ins list | awk '\$2 == \"ready\"' | wc -l) = $1 ] && [ \$(kctl ins list | awk 'NR > 1' | wc -l) = $1 ]" 30 ||
+			mw_fail "kernel mode: scale $1: $(kctl ins list)"
+	fi
+}
+# one_round N: the contenders of the front ends in MODES with N INS.
+one_round() {
+	local m
+	for m in mw k; do
+		[ $m = mw ] && ! want splice && continue
+		[ $m = k ] && ! want kernel && continue
+		local at=$PORT
+		[ $m = k ] && at=$KFRONT:$PORT
+		run_wrk "$m$1" "$at" >>"$MW_TMP/b1.$m$1"
+		run_wrk "$m$1" "$at" -H 'Connection: close' >>"$MW_TMP/b2.$m$1"
+	done
+}
+CONTENDERS=
+want splice && CONTENDERS+=" mw1 mw4"
+want kernel && CONTENDERS+=" k1 k4"
 for ((r = 0; r < ROUNDS; r++)); do
-	run_wrk "$P_HAP" >>"$MW_TMP/b1.haproxy"
-	run_wrk "$P_HAP" -H 'Connection: close' >>"$MW_TMP/b2.haproxy"
-	run_wrk "$PORT" >>"$MW_TMP/b1.mw1"
-	run_wrk "$PORT" -H 'Connection: close' >>"$MW_TMP/b2.mw1"
-	run_wrk "$KFRONT:$PORT" >>"$MW_TMP/b1.k1"
-	run_wrk "$KFRONT:$PORT" -H 'Connection: close' >>"$MW_TMP/b2.k1"
+	run_wrk haproxy "$P_HAP" >>"$MW_TMP/b1.haproxy"
+	run_wrk haproxy "$P_HAP" -H 'Connection: close' >>"$MW_TMP/b2.haproxy"
+	one_round 1
 	scale_to 4
-	run_wrk "$PORT" >>"$MW_TMP/b1.mw4"
-	run_wrk "$PORT" -H 'Connection: close' >>"$MW_TMP/b2.mw4"
-	run_wrk "$KFRONT:$PORT" >>"$MW_TMP/b1.k4"
-	run_wrk "$KFRONT:$PORT" -H 'Connection: close' >>"$MW_TMP/b2.k4"
+	one_round 4
 	scale_to 1
 	for b in b1 b2; do
-		for m in mw1 mw4 k1 k4; do
+		for m in $CONTENDERS; do
 			paste -d' ' "$MW_TMP/$b.$m" "$MW_TMP/$b.haproxy" | tail -1 |
 				awk '{print ($2 > 0 ? $1 / $2 : 0)}' >>"$MW_TMP/$b.$m.ratio"
 		done
 	done
 done
 echo "b1_rounds: $ROUNDS"
-for c in haproxy mw1 mw4 k1 k4; do
+echo "load_average: $(cut -d' ' -f1-3 /proc/loadavg)"
+for c in haproxy $CONTENDERS; do
 	echo "b1_rps_$c: $(median <"$MW_TMP/b1.$c")"
 	echo "b2_cps_$c: $(median <"$MW_TMP/b2.$c")"
 done
-for m in mw1 mw4 k1 k4; do
+for m in $CONTENDERS; do
 	echo "b1_${m}_over_haproxy: $(median <"$MW_TMP/b1.$m.ratio")"
 	echo "b2_${m}_over_haproxy: $(median <"$MW_TMP/b2.$m.ratio")"
+done
+# cost_<b>_<contender>_<group>: µs of CPU, voluntary and involuntary switches per request.
+for b in b1 b2; do
+	for c in haproxy $CONTENDERS; do
+		awk '{print $1}' "$MW_TMP/cost.$b.$c" | sort -u | while read -r g; do
+			printf 'cost_%s_%s_%s: us %s vol %s nonvol %s\n' "$b" "$c" "$g" \
+				"$(awk -v g="$g" '$1 == g {print $2}' "$MW_TMP/cost.$b.$c" | median)" \
+				"$(awk -v g="$g" '$1 == g {print $3}' "$MW_TMP/cost.$b.$c" | median)" \
+				"$(awk -v g="$g" '$1 == g {print $4}' "$MW_TMP/cost.$b.$c" | median)"
+		done
+	done
 done

@@ -31,6 +31,30 @@ grep -q "ip daddr $MW_FRONT tcp dport $PORT jump front" "$MW_TMP/table" ||
 [ "$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["mode"])')" = kernel ] ||
 	mw_fail "status does not say mode kernel"
 
+# Each INS namespace has a TCP hash table of its own (balancer.netns_tcp_ehash, 65536 by
+# default; the kernel shows a negative size for a namespace sharing the host's) and the
+# host's TIME_WAIT and SYN backlog limits, not the ones the kernel derives from the size.
+for id in $(ins_field 1); do
+	own=$(ip netns exec "mw-$TAG-ins$id" sysctl -n net.ipv4.tcp_ehash_entries \
+		net.ipv4.tcp_max_tw_buckets net.ipv4.tcp_max_syn_backlog | tr '\n' ' ')
+	host=$(sysctl -n net.ipv4.tcp_max_tw_buckets net.ipv4.tcp_max_syn_backlog | tr '\n' ' ')
+	[ "$own" = "65536 $host" ] || mw_fail "INS $id: hash size, TIME_WAIT, SYN limits '$own', want '65536 $host'"
+done
+
+# Under round-robin nothing acts on the connection counts at each tick (they are taken
+# once a second then), but status counts afresh: a connection answered is counted at once.
+ctl policy round-robin >/dev/null || mw_fail "policy round-robin refused"
+bal_hold "$MW_TMP/fresh"
+freshpid=$!
+mw_wait_for "[ -s '$MW_TMP/fresh.1' ]" 10 || mw_fail "fresh connection: no first answer"
+st_conns() { ctl status | awk '$1 == "conns" {print $2}'; }
+[ "$(st_conns)" = 1 ] || mw_fail "status right after a connection's answer: conns $(st_conns), want 1"
+touch "$MW_TMP/fresh.go"
+wait "$freshpid"
+ctl policy least-connections >/dev/null || mw_fail "policy least-connections refused"
+mw_wait_for "[ \"\$(st_conns)\" = 0 ]" 10 ||
+	mw_fail "the fresh connection is still counted after its close"
+
 # The client's own address, as mw-ins reports it in the merged Netflow stream.
 KEY=$MW_RUNTIME_DIR/store/mw/balancers/$TAG/netflow
 mw_wait_for "[ -s '$KEY' ]" 10 || mw_fail "no merged Netflow stream at $KEY"
