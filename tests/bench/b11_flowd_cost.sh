@@ -4,7 +4,7 @@
 # B1 (wrk, keep-alive, 2 threads, 64 connections, DURATION) against nginx under
 # libmwshim.so (contenders.sh's "mwcomms", port 8003), in set-ups taken in turn
 # within each round, so a slow spell of the shared machine hits all of them
-# ("none" first, the others in an order rotated from round to round):
+# (in an order rotated from round to round):
 #   none     no mw-flowd
 #   tcpdump  the peer, no mw-flowd: tcpdump (libpcap's AF_PACKET ring, full frames)
 #            on the same veth writing to /dev/null: what a packet tap costs B1
@@ -169,19 +169,17 @@ tcpdump_round() {
 	mw_stop "tcpdump-$r"
 }
 
-# Round r takes the set-ups starting from the r-th (after "none", which opens
-# every round): a set-up's place in the round (what ran before it, a drift
-# within the round) is spread over the rounds instead of always the same.
+# Round r takes the set-ups starting from the r-th: a set-up's place in the
+# round (what ran before it, a drift within the round) is spread over the rounds
+# instead of always the same (with "none" always first, a second "none" later in
+# the round, none+2, ran at 0.78-1.42 of its req/s on a shared machine).
 read -ra order <<<"$SETUPS"
 nf_runs=0
 for r in $(seq "$ROUNDS"); do
 	line="round $r:"
-	rest=()
-	for setup in "${order[@]}"; do [ "$setup" != none ] && rest+=("$setup"); done
-	n=${#rest[@]}
+	n=${#order[@]}
 	round=()
-	[[ " $SETUPS " == *" none "* ]] && round=(none)
-	for i in $(seq 0 $((n - 1))); do round+=("${rest[$(((i + r - 1) % n))]}"); done
+	for i in $(seq 0 $((n - 1))); do round+=("${order[$(((i + r - 1) % n))]}"); done
 	for setup in "${round[@]}"; do
 		case $setup in
 		none*) run_b1 "$setup" ;;
