@@ -98,6 +98,7 @@ static const char *const log_levels[] = { "error", "warning", "notice", "info", 
 static const char *const keystores[] = { "local", "xenstore", NULL };
 static const char *const backends[] = { "netns", "process", "xl", NULL };
 static const char *const channels[] = { "local", "xen", NULL };
+static const char *const sched_policies[] = { "other", "batch", "idle", NULL };
 static const char *const guard_modes[] = { "enforce", "report", NULL };
 static const char *const bal_modes[] = { "splice", "kernel", NULL };
 static const char *const policies[] = { "round-robin", "least-connections", "least-busy", "hash",
@@ -256,6 +257,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_STR(flowd, report_file, "", CHK_PATH_OR_EMPTY, NULL),
 	KEY_INT(flowd, ring_block_size, 1 * MIB, 64 * KIB, 64 * MIB, CHK_POW2),
 	KEY_INT(flowd, ring_blocks, 16, 2, 1024, CHK_NONE),
+	KEY_STR(flowd, sched_policy, "batch", CHK_NONE, sched_policies),
 	KEY_STR(flowd, mapi_socket, "/run/mwcomms/flowd.sock", CHK_PATH_OR_EMPTY, NULL),
 	KEY_STR(flowd, mapi_group, "", CHK_NONE, NULL),
 	KEY_INT(flowd, mapi_max_flows, 64, 1, 1024, CHK_NONE),

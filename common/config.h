@@ -192,6 +192,7 @@ struct mw_flowd_config {
 	char report_file[MW_PATH_MAX];      /* JSON lines appended here, "" = stdout: "" */
 	int ring_block_size;                /* TPACKET_V3 block bytes, power of two: 1 MiB */
 	int ring_blocks;                    /* blocks per live sensor: 16 */
+	char sched_policy[8];               /* "other" | "batch" | "idle": "batch" */
 	char mapi_socket[MW_PATH_MAX];      /* libmwmapi clients: "/run/mwcomms/flowd.sock"; "" = none */
 	char mapi_group[MW_NAME_MAX];       /* its members may create flows: "" = root only */
 	int mapi_max_flows;                 /* flows at once: 64 */

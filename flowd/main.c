@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* main.c - mw-flowd entry point: pcap files first, then live sensors on a 1 s report clock */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +59,31 @@ static const struct mw_daemon_opt flowd_opts[] = {
 	  flowd_opt_read },
 	{ NULL, false, NULL, NULL },
 };
+
+/*
+ * flowd.sched_policy: mw-flowd is a bulk reader (a ring block, a Netflow drain at
+ * a time) that nobody waits on, so it runs SCHED_BATCH by default: its wake-ups
+ * never preempt the relay's processes, whose ping-pong of wake-ups carries every
+ * request, yet it keeps its fair share of the CPU (SCHED_IDLE would starve it,
+ * and its ring would drop, on a busy machine).  Unprivileged: no capability.
+ */
+static void flowd_sched(const char *policy)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	int pol = SCHED_OTHER;
+
+	if (!strcmp(policy, "batch"))
+		pol = SCHED_BATCH;
+	else if (!strcmp(policy, "idle"))
+		pol = SCHED_IDLE;
+	if (sched_getscheduler(0) == pol)
+		return;
+	if (sched_setscheduler(0, pol, &sp))
+		mw_warn("flowd.sched_policy \"%s\": %s; scheduling left as it was", policy,
+			strerror(errno));
+	else
+		mw_info("scheduling policy: %s", policy);
+}
 
 static int flowd_open_report(struct flowd *f)
 {
@@ -285,6 +311,7 @@ int main(int argc, char **argv)
 		return ret;
 	d.ctx = &f;
 	d.on_reload = flowd_reload;
+	flowd_sched(d.cfg.flowd.sched_policy);
 	ret = flowd_open_report(&f);
 	if (ret) {
 		mw_err("report file %s: %s", d.cfg.flowd.report_file, strerror(-ret));

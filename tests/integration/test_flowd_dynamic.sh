@@ -43,6 +43,10 @@ packets() { "$PY" "$ORACLE" "$REPORT" x 2>/dev/null | sed -n 's/^seconds_pkts=//
 
 # --- (1) nothing to watch yet ----------------------------------------------------------
 mw_wait_for "grep -q 'watching 0 interface' '$LOG'" || mw_fail "mw-flowd not up with only a pattern"
+# flowd.sched_policy's default: SCHED_BATCH, its wake-ups never preempt the relay's processes
+FPID=$(pgrep -f "mw-flowd -c $MW_TMP/flowd.conf" | head -1)
+chrt -p "$FPID" | grep -q 'policy: SCHED_BATCH$' ||
+	mw_fail "mw-flowd does not run SCHED_BATCH: $(chrt -p "$FPID")"
 
 # link IF NET: a veth IF in mon (NET.1/24) to IFp in peer (NET.2/24)
 link() {

@@ -362,6 +362,13 @@ static void test_bad_enums(void **state)
 	assert_error(&errs, 3, tmp_path, 2,
 		     "balancer.backend: \"docker\" is not one of: netns, process, xl");
 	assert_string_equal(cfg.balancer.policy, "round-robin");
+
+	assert_int_equal(load_text("flowd: { sched_policy = \"fifo\"; };\n", &cfg, &errs), 1);
+	assert_error(&errs, 0, tmp_path, 1,
+		     "flowd.sched_policy: \"fifo\" is not one of: other, batch, idle");
+	assert_string_equal(cfg.flowd.sched_policy, "batch");
+	assert_int_equal(load_text("flowd: { sched_policy = \"idle\"; };\n", &cfg, &errs), 0);
+	assert_string_equal(cfg.flowd.sched_policy, "idle");
 }
 
 static void test_good_enums_and_values(void **state)
