@@ -155,7 +155,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(ins, shield_out_total, 64 * MIB, 0, 1 * GIB, CHK_NONE),
 	KEY_INT(ins, shield_sources, 65536, 32, 16 * MIB, CHK_NONE),
 	KEY_INT(ins, shield_prefixes, 16384, 32, 16 * MIB, CHK_NONE),
-	KEY_INT(ins, socket_window, 256 * KIB, 4 * KIB, 1 * GIB, CHK_NONE),
+	KEY_INT(ins, socket_window, 1 * MIB, 4 * KIB, 1 * GIB, CHK_NONE),
 	KEY_STR(ins, congestion_control, "", CHK_NONE, NULL),
 	KEY_INT(ins, sndbuf, 0, 0, 1 * GIB, CHK_NONE),
 	KEY_INT(ins, rcvbuf, 0, 0, 1 * GIB, CHK_NONE),

@@ -212,6 +212,8 @@ static int shim_accept_ok(int nfd, const struct sockaddr_un *sun, socklen_t len,
 }
 
 #define SHIM_ACCEPT_REJECTS_MAX 1024
+/* The app's end of an accepted connection (docs/shim.md, "Bulk data"). */
+#define SHIM_APP_SNDBUF (1 << 20)
 
 static int shim_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 {
@@ -235,6 +237,11 @@ static int shim_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags
 		if (nfd < 0)
 			return -1; /* EAGAIN, EINVAL (not listening), EINTR... as the kernel says */
 		if (shim_accept_ok(nfd, &sun, len, &a)) {
+			int sndbuf = SHIM_APP_SNDBUF;
+
+			/* Best effort: the default only makes bulk writes smaller. */
+			(void)shim_real.setsockopt(nfd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+						   sizeof(sndbuf));
 			shim_bit_clear(nfd);
 			shim_cork_set(nfd, false);
 			shim_fill_addr(&a.peer, addr, alen);

@@ -91,7 +91,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.ins.max_sockets, 0);
 	assert_int_equal(cfg.ins.nofile, 1048576);
 	assert_int_equal(cfg.ins.heartbeat_ms, 1000);
-	assert_int_equal(cfg.ins.socket_window, 256 << 10);
+	assert_int_equal(cfg.ins.socket_window, 1 << 20);
 	assert_string_equal(cfg.ins.congestion_control, "");
 	assert_int_equal(cfg.ins.sndbuf, 0);
 	assert_int_equal(cfg.ins.rcvbuf, 0);
