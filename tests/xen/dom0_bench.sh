@@ -1,5 +1,5 @@
 #!/bin/sh
-# shellcheck disable=SC2154,SC2016 # pass and fail: /mw/report.sh; the quoted conditions are eval'd by wait_until
+# shellcheck disable=SC2154,SC2016,SC2317 # pass and fail: /mw/report.sh; the quoted conditions (and n_ready in them) are eval'd by wait_until
 # dom0_bench.sh - /mw/run of tests/xen/test_xen_bench.sh (issue 15 item 5), run by busybox
 # sh in the emulated dom0: one mw-pvm (pvm.xen_channel) and one app (xen_app) under the
 # shim, served by two balancers at once, each with one INS:
@@ -47,6 +47,19 @@ dump() {
 		echo "MW-XEN-LOG: --- $f (last 12 lines)"
 		tail -n 12 "$f" 2>&1 | sed 's/^/MW-XEN-LOG: /'
 	done
+}
+# dump_path PATH: after a failed run, one request by hand through the front end and one
+# to the INS's own address (bypassing the balancer), the balancer's view, the logs.
+dumped=
+dump_path() {
+	[ -z "$dumped" ] || return 0
+	dumped=1
+	addr=$(ctl_ "$1" ins list | awk 'NR == 2 { print $3 }')
+	for to in "$(front "$1"):$PORT" "${addr%%:*}:$PORT"; do
+		echo "MW-XEN-LOG: --- request to $to: $(echo "probe-$1" | timeout 10 nc "${to%:*}" "${to#*:}" 2>&1)"
+	done
+	{ ctl_ "$1" ins list; ctl_ "$1" status; } 2>&1 | sed 's/^/MW-XEN-LOG: /'
+	dump
 }
 # No orderly stop (the balancer would shut its domain down, slowly under emulation):
 # dom0 powers the machine off when this script ends.
@@ -140,7 +153,10 @@ measure() {
 	echo "$1 $out cpu_s=$cpu" >>/tmp/runs
 	case $out in
 	"ok=$N fail=0 "*) ok "run-$1-$2: $N of $N answered by the app ($out)" ;;
-	*) ko "run-$1-$2: want $N of $N answered: $out" ;;
+	*)
+		ko "run-$1-$2: want $N of $N answered: $out"
+		dump_path "$1"
+		;;
 	esac
 }
 /mw/xen_client "$XL_FRONT" "$PORT" 3 warm 60 >/dev/null

@@ -36,10 +36,11 @@ kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-im
 pkgs=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils "$kpkg")
 
 # The kernel modules kept from the package (the rest of its 350 MB would only fill the
-# build tree): Xen, netfront/netback, the bridge, and veth (the netns backend in dom0,
-# tests/xen/test_xen_bench.sh).
+# build tree): Xen, netfront/netback, the bridge; for the netns backend in dom0
+# (tests/xen/test_xen_bench.sh) veth, and inet_diag and tcp_diag (its health checks look
+# up the probe's socket in the INS's namespace through NETLINK_SOCK_DIAG).
 keepmods=(drivers/xen drivers/net/xen-netback drivers/net/xen-netfront.ko drivers/net/veth.ko
-	net/bridge net/802 net/llc)
+	net/bridge net/802 net/llc net/ipv4/inet_diag.ko net/ipv4/tcp_diag.ko)
 
 fetch() {
 	local stamp=$out/pkgroot.stamp want
@@ -160,7 +161,7 @@ if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinux" "$here/dom0-init.
 	cp -a "$pr/etc/xen/scripts" "$t/etc/xen/"
 	[ -e "$pr/etc/xen/xl.conf" ] && cp "$pr/etc/xen/xl.conf" "$t/etc/xen/"
 	rootfs_modules "$t" "$modroot" xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs \
-		xen-netback llc stp bridge veth
+		xen-netback llc stp bridge veth inet_diag tcp_diag
 	rootfs_bin "$t" "$build/ins/mw-ins" /usr/local/sbin/mw-ins
 	rootfs_bin "$t" "$build/pvm/mw-pvm" /usr/local/sbin/mw-pvm
 	rootfs_bin "$t" "$build/balancer/mw-balancer" /usr/local/sbin/mw-balancer
