@@ -13,7 +13,8 @@
 #   MW-XEN: FIGURE run PATH ROUND rps=R ok=A secs=S cpu_s=C   C: Xen's CPU time of all
 #                                                   domains (xl list) over the run
 #   MW-XEN: FIGURE total PATH rps=R cpu_ms_per_req=M
-#   MW-XEN: FIGURE ratio_xl_netns X                 xl req/s over netns req/s
+#   MW-XEN: FIGURE round_ratios_xl_netns X1 X2...   per round, xl req/s over netns req/s
+#   MW-XEN: FIGURE ratio_xl_netns X                 the same over all rounds
 # Reads /mw/bench.env (N, ROUNDS).
 # shellcheck disable=SC1091 # installed by test_xen_bench.sh / xen_lib.sh
 . /mw/bench.env
@@ -150,7 +151,7 @@ measure() {
 	c1=$(cpu_s)
 	cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
 	echo "MW-XEN: FIGURE run $1 $2 $out cpu_s=$cpu"
-	echo "$1 $out cpu_s=$cpu" >>/tmp/runs
+	echo "$1 $2 $out cpu_s=$cpu" >>/tmp/runs
 	case $out in
 	"ok=$N fail=0 "*) ok "run-$1-$2: $N of $N answered by the app ($out)" ;;
 	*)
@@ -172,11 +173,15 @@ done
 step measured
 # Totals per path (answered requests over the summed loop time) and the ratio.
 tr '=' ' ' </tmp/runs | awk '
-	{ ok[$1] += $3; secs[$1] += $7; cpu[$1] += $11 }
+	{ ok[$1] += $4; secs[$1] += $8; cpu[$1] += $12; rps[$1, $2] = $10; n = $2 }
 	END {
 		for (p in ok)
 			printf "MW-XEN: FIGURE total %s rps=%.2f cpu_ms_per_req=%.1f\n", p,
 				ok[p] / secs[p], ok[p] ? 1000 * cpu[p] / ok[p] : 0
+		line = ""
+		for (r = 1; r <= n; r++)
+			line = line sprintf(" %.3f", rps["netns", r] > 0 ? rps["xl", r] / rps["netns", r] : 0)
+		print "MW-XEN: FIGURE round_ratios_xl_netns" line
 		if (secs["xl"] > 0 && secs["netns"] > 0 && ok["netns"] > 0)
 			printf "MW-XEN: FIGURE ratio_xl_netns %.3f\n",
 				(ok["xl"] / secs["xl"]) / (ok["netns"] / secs["netns"])

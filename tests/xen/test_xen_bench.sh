@@ -7,10 +7,10 @@
 # Fails unless every run had N of N answered; prints requests/s per path, their ratio
 # xl/netns, CPU time per request and each INS's spawn-to-ready (docs/xen.md,
 # "Measured under QEMU").
-#   MW_XEN_BENCH_N (default 100), MW_XEN_BENCH_ROUNDS (default 3)
+#   MW_XEN_BENCH_N (default 200), MW_XEN_BENCH_ROUNDS (default 3)
 # shellcheck source=tests/xen/xen_lib.sh
 source "$(dirname "$0")/xen_lib.sh"
-N=${MW_XEN_BENCH_N:-100}
+N=${MW_XEN_BENCH_N:-200}
 ROUNDS=${MW_XEN_BENCH_ROUNDS:-3}
 [[ $N =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]?$ ]] ||
 	{ echo "MW_XEN_BENCH_N and MW_XEN_BENCH_ROUNDS must be positive integers" >&2; exit 2; }
@@ -42,6 +42,8 @@ for p in xl netns; do
 	awk -v r="$rps" 'BEGIN { exit !(r + 0 > 0) }' || xen_fail "no positive total rps for $p: '$rps'"
 	eval "rps_$p=\$rps"
 done
+n=$(grep -o 'MW-XEN: FIGURE round_ratios_xl_netns\( [0-9.]*\)*' "$log" | wc -w)
+[ "$n" -eq $((3 + ROUNDS)) ] || xen_fail "no ratio per round (round_ratios_xl_netns)"
 ratio=$(sed -n 's/.*MW-XEN: FIGURE ratio_xl_netns \([0-9.]*\).*/\1/p' "$log")
 # shellcheck disable=SC2154 # rps_xl, rps_netns: set by the eval above
 awk -v r="$ratio" -v x="$rps_xl" -v n="$rps_netns" \
