@@ -20,6 +20,7 @@
  * A lean client, so that under emulation the requests/s measure the path, not
  * the fork and exec of a shell tool per request.
  */
+/* now_s() - Return: the monotonic clock in seconds */
 static double now_s(void)
 {
 	struct timespec ts;
@@ -28,7 +29,13 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* One request: true if the app's own answer to it came back. */
+/**
+ * ask() - one request on a connection of its own
+ * @to:		the front end
+ * @req:	the request line, newline included
+ *
+ * Return: 1 if the app's own answer to @req came back (within 10 s), else 0
+ */
 static int ask(const struct sockaddr_in *to, const char *req)
 {
 	struct timeval tv = { .tv_sec = 10 };
