@@ -147,7 +147,7 @@ front() { if [ "$1" = xl ]; then echo "$XL_FRONT"; else echo "$NS_FRONT"; fi; }
 # measure PATH ROUND: one run of N requests, its figure line, its check.
 measure() {
 	c0=$(cpu_s)
-	out=$(/mw/xen_client "$(front "$1")" "$PORT" "$N" "$1$2-" 300)
+	out=$(/mw/xen_client "$(front "$1")" "$PORT" "$N" "$1$2-" 120)
 	c1=$(cpu_s)
 	cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
 	echo "MW-XEN: FIGURE run $1 $2 $out cpu_s=$cpu"

@@ -7,10 +7,10 @@
 # Fails unless every run had N of N answered; prints requests/s per path, their ratio
 # xl/netns, CPU time per request and each INS's spawn-to-ready (docs/xen.md,
 # "Measured under QEMU").
-#   MW_XEN_BENCH_N (default 200), MW_XEN_BENCH_ROUNDS (default 3)
+#   MW_XEN_BENCH_N (default 100), MW_XEN_BENCH_ROUNDS (default 3)
 # shellcheck source=tests/xen/xen_lib.sh
 source "$(dirname "$0")/xen_lib.sh"
-N=${MW_XEN_BENCH_N:-200}
+N=${MW_XEN_BENCH_N:-100}
 ROUNDS=${MW_XEN_BENCH_ROUNDS:-3}
 [[ $N =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]?$ ]] ||
 	{ echo "MW_XEN_BENCH_N and MW_XEN_BENCH_ROUNDS must be positive integers" >&2; exit 2; }
