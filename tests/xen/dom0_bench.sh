@@ -6,16 +6,16 @@
 #   xl     front end 10.77.0.1:8081, the INS in a domU (bridge mwbr0, as test_xen_e2e)
 #   netns  front end 127.0.0.1:8081, the INS in a network namespace of dom0 (bridge mwbr1)
 # so a request takes the same path (client, balancer, INS, mw-pvm, app) but for where
-# the INS runs.  xen_client (sequential requests, one connection each) runs against
-# each in turn, ROUNDS rounds of N requests, the order swapped every round.  Reports
-# (dom0_report.sh) a PASS per ready INS and per run with N of N answered, and figures:
+# the INS runs.  xen_client (sequential requests, one connection each) runs ROUNDS
+# rounds of N requests per path, in chunks of CHUNK alternating between the paths.
+# Reports (dom0_report.sh) a PASS per ready INS and per run with N of N answered, and
+# figures:
 #   MW-XEN: FIGURE spawn_to_ready_s PATH S          the balancer's own figure
-#   MW-XEN: FIGURE run PATH ROUND rps=R ok=A secs=S cpu_s=C   C: Xen's CPU time of all
-#                                                   domains (xl list) over the run
-#   MW-XEN: FIGURE total PATH rps=R cpu_ms_per_req=M
+#   MW-XEN: FIGURE run PATH ROUND ok=A fail=F secs=S rps=R   the round's chunks summed
+#   MW-XEN: FIGURE total PATH rps=R
 #   MW-XEN: FIGURE round_ratios_xl_netns X1 X2...   per round, xl req/s over netns req/s
 #   MW-XEN: FIGURE ratio_xl_netns X                 the same over all rounds
-# Reads /mw/bench.env (N, ROUNDS).
+# Reads /mw/bench.env (N, ROUNDS, CHUNK).
 # shellcheck disable=SC1091 # installed by test_xen_bench.sh / xen_lib.sh
 . /mw/bench.env
 # shellcheck disable=SC1091
@@ -84,8 +84,6 @@ wait_until() { # wait_until SECONDS CMD (as in dom0_e2e.sh)
 	done
 	eval "$2" >/dev/null 2>&1
 }
-# Xen's CPU seconds of every domain (dom0 and the domU), from xl list's Time(s).
-cpu_s() { xl list | awk 'NR > 1 { t += $NF } END { printf "%.1f", t }'; }
 
 # The sections both balancers share; each has its own balancer section and file.
 common='common: { runtime_dir = "/run/mwcomms"; keystore = "xenstore"; };
@@ -144,14 +142,19 @@ for p in xl netns; do
 done
 
 front() { if [ "$1" = xl ]; then echo "$XL_FRONT"; else echo "$NS_FRONT"; fi; }
-# measure PATH ROUND: one run of N requests, its figure line, its check.
-measure() {
-	c0=$(cpu_s)
-	out=$(/mw/xen_client "$(front "$1")" "$PORT" "$N" "$1$2-" 120)
-	c1=$(cpu_s)
-	cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }')
-	echo "MW-XEN: FIGURE run $1 $2 $out cpu_s=$cpu"
-	echo "$1 $2 $out cpu_s=$cpu" >>/tmp/runs
+# chunk PATH ROUND K: CHUNK requests through PATH, their tally kept in /tmp/chunks.
+chunk() {
+	out=$(/mw/xen_client "$(front "$1")" "$PORT" "$CHUNK" "$1$2-$3-" 60)
+	echo "$1 $2 $out" >>/tmp/chunks
+}
+# tally PATH ROUND: the run of N requests PATH had in ROUND (its chunks summed), its
+# figure line and its check.
+tally() {
+	out=$(tr '=' ' ' </tmp/chunks | awk -v p="$1" -v r="$2" '$1 == p && $2 == r {
+		ok += $4; bad += $6; secs += $8 }
+		END { printf "ok=%d fail=%d secs=%.3f rps=%.2f", ok, bad, secs, (secs > 0 ? ok / secs : 0) }')
+	echo "MW-XEN: FIGURE run $1 $2 $out"
+	echo "$1 $2 $out" >>/tmp/runs
 	case $out in
 	"ok=$N fail=0 "*) ok "run-$1-$2: $N of $N answered by the app ($out)" ;;
 	*)
@@ -162,22 +165,30 @@ measure() {
 }
 /mw/xen_client "$XL_FRONT" "$PORT" 3 warm 60 >/dev/null
 /mw/xen_client "$NS_FRONT" "$PORT" 3 warm 60 >/dev/null
+# Rounds of N requests per path, in chunks of CHUNK alternating between the paths (the
+# order swapped every round), so both see the same share of the host's cores: under
+# emulation on a shared machine the rate moves tenfold within a minute.
 r=0
 while [ $r -lt "$ROUNDS" ]; do
 	r=$((r + 1))
 	if [ $((r % 2)) = 1 ]; then order="xl netns"; else order="netns xl"; fi
-	for p in $order; do
-		measure "$p" "$r"
+	k=0
+	while [ $((k * CHUNK)) -lt "$N" ]; do
+		k=$((k + 1))
+		for p in $order; do
+			chunk "$p" "$r" "$k"
+		done
 	done
+	tally xl "$r"
+	tally netns "$r"
 done
 step measured
 # Totals per path (answered requests over the summed loop time) and the ratio.
 tr '=' ' ' </tmp/runs | awk '
-	{ ok[$1] += $4; secs[$1] += $8; cpu[$1] += $12; rps[$1, $2] = $10; n = $2 }
+	{ ok[$1] += $4; secs[$1] += $8; rps[$1, $2] = $10; n = $2 }
 	END {
 		for (p in ok)
-			printf "MW-XEN: FIGURE total %s rps=%.2f cpu_ms_per_req=%.1f\n", p,
-				ok[p] / secs[p], ok[p] ? 1000 * cpu[p] / ok[p] : 0
+			printf "MW-XEN: FIGURE total %s rps=%.2f\n", p, ok[p] / secs[p]
 		line = ""
 		for (r = 1; r <= n; r++)
 			line = line sprintf(" %.3f", rps["netns", r] > 0 ? rps["xl", r] / rps["netns", r] : 0)
