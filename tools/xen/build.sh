@@ -35,9 +35,16 @@ kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-im
 [ -n "$kpkg" ] || { echo "build: apt-cache knows no linux-image-amd64 (apt-get update?)" >&2; exit 1; }
 pkgs=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils "$kpkg")
 
+# The kernel modules kept from the package (the rest of its 350 MB would only fill the
+# build tree): Xen, netfront/netback, the bridge; for the netns backend in dom0
+# (tests/xen/test_xen_bench.sh) veth, and inet_diag and tcp_diag (its health checks look
+# up the probe's socket in the INS's namespace through NETLINK_SOCK_DIAG).
+keepmods=(drivers/xen drivers/net/xen-netback drivers/net/xen-netfront.ko drivers/net/veth.ko
+	net/bridge net/802 net/llc net/ipv4/inet_diag.ko net/ipv4/tcp_diag.ko)
+
 fetch() {
 	local stamp=$out/pkgroot.stamp want
-	want=${pkgs[*]}
+	want="${pkgs[*]} modules: ${keepmods[*]}"
 	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
 	echo "build: fetching ${pkgs[*]}"
 	rm -rf "$out/debs" "$out/pkgroot"
@@ -54,13 +61,10 @@ fetch() {
 		n=$((n + 1))
 	done
 	[ "$n" -eq ${#pkgs[@]} ] || { echo "build: got $n of ${#pkgs[@]} packages" >&2; exit 1; }
-	# Only the Xen, netfront/netback and bridge modules are used: the rest of the
-	# kernel's 350 MB of modules would only fill the build tree.
 	local k keep
 	for k in "$out"/pkgroot/lib/modules/*/kernel; do
 		mkdir "$k.keep"
-		for keep in drivers/xen drivers/net/xen-netback drivers/net/xen-netfront.ko \
-			net/bridge net/802 net/llc; do
+		for keep in "${keepmods[@]}"; do
 			mkdir -p "$k.keep/$(dirname "$keep")"
 			mv "$k/$keep" "$k.keep/$keep"
 		done
@@ -157,7 +161,7 @@ if stale "$out/dom0.cpio.gz" "$out/ins.cpio.gz" "$out/vmlinux" "$here/dom0-init.
 	cp -a "$pr/etc/xen/scripts" "$t/etc/xen/"
 	[ -e "$pr/etc/xen/xl.conf" ] && cp "$pr/etc/xen/xl.conf" "$t/etc/xen/"
 	rootfs_modules "$t" "$modroot" xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs \
-		xen-netback llc stp bridge
+		xen-netback llc stp bridge veth inet_diag tcp_diag
 	rootfs_bin "$t" "$build/ins/mw-ins" /usr/local/sbin/mw-ins
 	rootfs_bin "$t" "$build/pvm/mw-pvm" /usr/local/sbin/mw-pvm
 	rootfs_bin "$t" "$build/balancer/mw-balancer" /usr/local/sbin/mw-balancer
