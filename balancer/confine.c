@@ -7,6 +7,7 @@
 #include <linux/mount.h>
 #include <pwd.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,21 @@ static int drop_privileges(const struct bal_backend *b, char *err, size_t errlen
 		ret = -errno;
 		snprintf(err, errlen, "becoming uid %u gid %u: %s", (unsigned)b->ins_uid,
 			 (unsigned)b->ins_gid, strerror(errno));
+		goto out;
+	}
+	/*
+	 * Changing credentials cleared the parent-death signal backend.c set:
+	 * without it an INS outlives a balancer killed with SIGKILL (still joined
+	 * to mw-pvm, until the next start sweeps its namespace).
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0)) {
+		ret = -errno;
+		snprintf(err, errlen, "parent-death signal: %s", strerror(errno));
+		goto out;
+	}
+	if (getppid() == 1) {
+		ret = -ESRCH;
+		snprintf(err, errlen, "mw-balancer died while this INS started");
 		goto out;
 	}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) ||

@@ -153,3 +153,10 @@ done
 [ "$(nsenter -t "$pid" -m ls -A "$MW_RUNTIME_DIR")" = pvm-ins.sock ] ||
 	mw_fail "process backend INS sees $(nsenter -t "$pid" -m ls -A "$MW_RUNTIME_DIR")"
 mw_log "process backend: its INS is confined too (uid $ins_uid, no capabilities, seccomp, mount view)"
+
+# A confined INS does not outlive its balancer: setresuid() clears the parent-death
+# signal, so confinement sets it again.  kill -9 of the balancer ends its INS.
+kill -9 "$(mw_pid balproc)"
+mw_wait_for "! kill -0 $pid 2>/dev/null" 5 ||
+	mw_fail "the process backend's INS (pid $pid) outlived mw-balancer killed with SIGKILL"
+mw_log "kill -9 of mw-balancer: its confined INS ended too"
