@@ -19,4 +19,9 @@ for bad in "--port 0" "--port x" "--port" "--build" "--bogus"; do
 	if err=$("$MW_SOURCE_DIR/tools/mw-demo" $bad 2>&1); then mw_fail "mw-demo $bad succeeded"; fi
 	grep -q "^mw-demo: " <<<"$err" || mw_fail "mw-demo $bad: no clear error: $err"
 done
+# One at a time: while another holds the lock, mw-demo refuses and touches nothing.
+if err=$(flock /run/mwcomms-demo.lock "$MW_SOURCE_DIR/tools/mw-demo" --build "$MW_BUILD_DIR" --port 8089 --check 2>&1); then
+	mw_fail "a second mw-demo ran beside the first"
+fi
+grep -q "another mw-demo is running" <<<"$err" || mw_fail "second mw-demo: $err"
 mw_log "mw-demo --check: $out"
