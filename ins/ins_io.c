@@ -253,6 +253,9 @@ void ins_io_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		read_some(s);
 }
 
+/* A drained pending buffer larger than this is freed (allocated again from 16 KiB). */
+#define PEND_KEEP_MAX (64 * 1024)
+
 static int pend_append(struct ins_sock *s, const uint8_t *p, uint32_t len)
 {
 	uint32_t need = s->pend_len + len, ncap;
@@ -321,6 +324,12 @@ void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		acked(s, ins_shield_out_sent(s, (uint32_t)n)); /* shield: less what went early */
 	}
 	s->pend_off = 0;
+	if (s->pend_cap > PEND_KEEP_MAX) {
+		/* A client that caught up should not keep a window's worth pinned. */
+		free(s->pend);
+		s->pend = NULL;
+		s->pend_cap = 0;
+	}
 	drained(s);
 }
 
