@@ -19,7 +19,7 @@
 # shellcheck disable=SC1091 # installed by test_xen_bench.sh / xen_lib.sh
 . /mw/bench.env
 # shellcheck disable=SC1091
-. /mw/report.sh # pass, fail, ok, ko, step
+. /mw/report.sh # pass, fail, ok, ko, step, wait_until
 PORT=8081
 XL_FRONT=10.77.0.1
 NS_FRONT=127.0.0.1
@@ -75,14 +75,6 @@ stop() {
 	ko "$@"
 	dump
 	end
-}
-wait_until() { # wait_until SECONDS CMD (as in dom0_e2e.sh)
-	until_s=$(($(cut -d. -f1 /proc/uptime) + $1))
-	while [ "$(cut -d. -f1 /proc/uptime)" -lt "$until_s" ]; do
-		eval "$2" >/dev/null 2>&1 && return 0
-		sleep 1
-	done
-	eval "$2" >/dev/null 2>&1
 }
 
 # The sections both balancers share; each has its own balancer section and file.

@@ -12,7 +12,7 @@
 # "MW-XEN: FIGURE name value", diagnostics as MW-XEN-LOG.  Stops at the first failure
 # that later checks depend on.
 # shellcheck disable=SC1091 # installed by xen_lib.sh
-. /mw/report.sh # pass, fail, ok, ko, step
+. /mw/report.sh # pass, fail, ok, ko, step, wait_until
 CONF=/run/mwcomms.conf
 FRONT=10.77.0.1
 PORT=8081
@@ -49,16 +49,6 @@ stop() { # a failed check later ones need: say why, dump, end
 	ko "$@"
 	dump
 	end
-}
-# wait_until SECONDS CMD: true once the shell command CMD succeeds within SECONDS of
-# dom0's clock (polls every second; under emulation a poll itself takes a while).
-wait_until() {
-	until_s=$(($(cut -d. -f1 /proc/uptime) + $1))
-	while [ "$(cut -d. -f1 /proc/uptime)" -lt "$until_s" ]; do
-		eval "$2" >/dev/null 2>&1 && return 0
-		sleep 1
-	done
-	eval "$2" >/dev/null 2>&1
 }
 # ask TAG: one request to the front end; true if the app's answer to it came back.
 ask() {
