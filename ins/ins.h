@@ -178,6 +178,7 @@ void ins_sock_announce(struct ins *ins, uint64_t listener, int fd, const struct 
 		       const struct mw_addr *local, bool proxied, const struct mw_shield *shield,
 		       struct ins_rates_ref *ref);
 void ins_sock_rst_close(int fd);
+void ins_sock_reset(struct ins_sock *s);
 
 /* ins_proxy.c: PROXY v2 header before the accept event */
 int ins_proxy_init(struct ins *ins);
