@@ -154,6 +154,8 @@ struct ins {
 	struct ins_proxy pp;          /* used only with ins.proxy_protocol */
 	struct ins_accf_stats accf;   /* accept filters (ins_accf.c) */
 	struct ins_shield_rates rates; /* shield rates and limits (ins_shield_rates.c) */
+	uint64_t pend_total;          /* pend_len of every socket: at most ins.pending_total */
+	uint64_t pend_resets;         /* connections reset because it was reached */
 	struct mw_keystore *xen_ks;   /* ins.channel "xen": XenStore until joined, else NULL */
 	bool xen_joined;              /* the channel is Xen's: released by the exit alone */
 	int exit_status;

@@ -203,6 +203,7 @@ void ins_sock_free(struct ins_sock *s)
 		close(s->fd);
 	ins_table_remove(&ins->socks, s->id);
 	ins->stats.used_sockets = ins->socks.count;
+	ins->pend_total -= s->pend_len;
 	free(s->pend);
 	free(s);
 }
