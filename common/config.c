@@ -156,6 +156,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(ins, shield_sources, 65536, 32, 16 * MIB, CHK_NONE),
 	KEY_INT(ins, shield_prefixes, 16384, 32, 16 * MIB, CHK_NONE),
 	KEY_INT(ins, socket_window, 1 * MIB, 4 * KIB, 1 * GIB, CHK_NONE),
+	KEY_INT(ins, pending_total, 256 * MIB, 1 * MIB, 1 * GIB, CHK_NONE),
 	KEY_STR(ins, congestion_control, "", CHK_NONE, NULL),
 	KEY_INT(ins, sndbuf, 0, 0, 1 * GIB, CHK_NONE),
 	KEY_INT(ins, rcvbuf, 0, 0, 1 * GIB, CHK_NONE),

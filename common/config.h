@@ -70,6 +70,7 @@ struct mw_ins_config {
 	int shield_sources;                 /* source-limit table entries: 65536 */
 	int shield_prefixes;                /* prefix-limit table entries: 16384 */
 	int socket_window;                  /* per-socket credit window bytes: 1 MiB */
+	int pending_total;                  /* bytes all pending buffers hold at most: 256 MiB */
 	char congestion_control[32];        /* "" = kernel default, else e.g. "cubic" */
 	int sndbuf;                         /* 0 = kernel default */
 	int rcvbuf;                         /* 0 = kernel default */

@@ -313,7 +313,7 @@ out:
 static void __attribute__((format(printf, 2, 0)))
 daemon_vnotify(const char *prefix, const char *fmt, va_list ap)
 {
-	char status[256];
+	char status[512]; /* mw-ins's counters alone take about 300 */
 
 	if (!fmt) {
 		sd_notify(0, prefix);

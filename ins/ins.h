@@ -154,6 +154,8 @@ struct ins {
 	struct ins_proxy pp;          /* used only with ins.proxy_protocol */
 	struct ins_accf_stats accf;   /* accept filters (ins_accf.c) */
 	struct ins_shield_rates rates; /* shield rates and limits (ins_shield_rates.c) */
+	uint64_t pend_total;          /* pend_len of every socket: at most ins.pending_total */
+	uint64_t pend_resets;         /* connections reset because it was reached */
 	struct mw_keystore *xen_ks;   /* ins.channel "xen": XenStore until joined, else NULL */
 	bool xen_joined;              /* the channel is Xen's: released by the exit alone */
 	int exit_status;
@@ -178,6 +180,7 @@ void ins_sock_announce(struct ins *ins, uint64_t listener, int fd, const struct 
 		       const struct mw_addr *local, bool proxied, const struct mw_shield *shield,
 		       struct ins_rates_ref *ref);
 void ins_sock_rst_close(int fd);
+void ins_sock_reset(struct ins_sock *s);
 
 /* ins_proxy.c: PROXY v2 header before the accept event */
 int ins_proxy_init(struct ins *ins);

@@ -312,13 +312,16 @@ static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ins_shield_rates_status(ins, rates, sizeof(rates));
 		mw_daemon_status(ins->d,
 				 "ins %d: %zu sockets; shield: %llu held, %llu passed, "
-				 "%llu deadline resets, %llu evicted, %llu gone; %s",
+				 "%llu deadline resets, %llu evicted, %llu gone; %s; "
+				 "pending: %llu bytes, %llu resets at pending_total",
 				 ins->cfg->id, ins->socks.count,
 				 (unsigned long long)ins->accf.holding,
 				 (unsigned long long)ins->accf.passed,
 				 (unsigned long long)ins->accf.deadline,
 				 (unsigned long long)ins->accf.evicted,
-				 (unsigned long long)ins->accf.gone, rates);
+				 (unsigned long long)ins->accf.gone, rates,
+				 (unsigned long long)ins->pend_total,
+				 (unsigned long long)ins->pend_resets);
 	}
 }
 

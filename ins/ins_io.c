@@ -26,7 +26,8 @@
  *
  * PVM -> network: DATA is send()t straight from the ring; what the kernel does
  * not take is copied to the socket's pending buffer (bounded by the window we
- * granted, so it cannot grow without limit) and wio drains it.  Bytes that
+ * granted, so it cannot grow without limit; all of them together by
+ * ins.pending_total, see pend_bound()) and wio drains it.  Bytes that
  * reached the kernel are credited back in batches of window/4: the PVM then
  * always keeps at least 3/4 of the window while nothing is pending, so
  * batching cannot stall it.  OP_SHUTDOWN / OP_CLOSE wait for pending bytes.
@@ -152,6 +153,7 @@ void ins_io_lost(struct ins_sock *s, int err)
 	ev_io_stop(ins->loop, &s->wio);
 	if (s->pend_len) {
 		s->rx_unacked += s->pend_len - early;
+		ins->pend_total -= s->pend_len;
 		s->pend_len = s->pend_off = 0;
 	}
 	credit_back(s, true);
@@ -256,10 +258,70 @@ void ins_io_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 /* A drained pending buffer larger than this is freed (allocated again from 16 KiB). */
 #define PEND_KEEP_MAX (64 * 1024)
 
+/* The socket holding the most pending bytes; @asking counts with the @len it asks for. */
+static struct ins_sock *pend_largest(struct ins *ins, struct ins_sock *asking, uint32_t len)
+{
+	struct ins_sock *s, *big = asking;
+	uint64_t most = (uint64_t)asking->pend_len + len;
+	size_t i;
+
+	/* Ties go to another socket: the one asking is the one still moving. */
+	for (i = 0; i < ins->socks.nbuckets; i++)
+		for (s = ins->socks.b[i]; s; s = s->hnext)
+			if (s != asking && s->fd >= 0 && s->pend_len && s->pend_len >= most) {
+				big = s;
+				most = s->pend_len;
+			}
+	return big;
+}
+
+/*
+ * ins.pending_total: @s is about to hold @len more pending bytes.  A client
+ * that stops reading pins up to a window here, so many of them (a slow-read
+ * attack) would pin a window each without bound.  Over the bound, the
+ * connection holding the most (a stuck full window) is reset, again while
+ * still over.  The linear scan over the table runs only when the bound is hit.
+ * Return: 0, or -ECONNRESET if @s itself was the largest and is now reset
+ * (then it holds nothing; it is not freed: ins_io_data() never appends for a
+ * closing socket, the only kind a reset frees).
+ */
+static int pend_bound(struct ins_sock *s, uint32_t len)
+{
+	struct ins *ins = s->ins;
+	uint64_t max = (uint64_t)ins->cfg->pending_total;
+	struct ins_sock *big;
+	unsigned long long id;
+	uint32_t held;
+	bool self;
+
+	while (ins->pend_total + len > max) {
+		big = pend_largest(ins, s, len);
+		self = big == s;
+		id = (unsigned long long)big->id;
+		held = big->pend_len;
+		ins->pend_resets++;
+		ins_sock_reset(big); /* may free big */
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "pending total reached: socket %#llx reset, %u bytes held "
+				   "(%llu of %llu bytes pending now, %llu resets so far)",
+				   id, held, (unsigned long long)ins->pend_total,
+				   (unsigned long long)max, (unsigned long long)ins->pend_resets);
+		if (self)
+			return -ECONNRESET;
+	}
+	return 0;
+}
+
+/* Return: 0, -ENOMEM, or -ECONNRESET if pend_bound() reset @s. */
 static int pend_append(struct ins_sock *s, const uint8_t *p, uint32_t len)
 {
-	uint32_t need = s->pend_len + len, ncap;
+	uint32_t need, ncap;
 	uint8_t *nb;
+	int ret = pend_bound(s, len);
+
+	if (ret)
+		return ret;
+	need = s->pend_len + len;
 
 	if (s->pend_off && s->pend_off + need > s->pend_cap) {
 		memmove(s->pend, s->pend + s->pend_off, s->pend_len);
@@ -277,6 +339,7 @@ static int pend_append(struct ins_sock *s, const uint8_t *p, uint32_t len)
 	}
 	memcpy(s->pend + s->pend_off + s->pend_len, p, len);
 	s->pend_len += len;
+	s->ins->pend_total += len;
 	return 0;
 }
 
@@ -320,6 +383,7 @@ void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		s->pend_off += (uint32_t)n;
 		s->pend_len -= (uint32_t)n;
+		ins->pend_total -= (uint64_t)n;
 		ins->stats.tx_bytes += (uint64_t)n;
 		acked(s, ins_shield_out_sent(s, (uint32_t)n)); /* shield: less what went early */
 	}
@@ -347,6 +411,7 @@ int ins_io_data(struct ins_sock *s, const void *data, uint32_t len, char *why, s
 	struct ins *ins = s->ins;
 	const uint8_t *p = data;
 	ssize_t n = 0;
+	int ret;
 
 	if (len > ins->window - s->rx_outstanding) {
 		snprintf(why, wl, "DATA %u bytes on %#llx beyond the credit granted (%u)", len,
@@ -379,10 +444,14 @@ int ins_io_data(struct ins_sock *s, const void *data, uint32_t len, char *why, s
 		if ((uint32_t)n == len)
 			return 0;
 	}
-	if (pend_append(s, p + n, len - (uint32_t)n)) {
-		/* Out of memory: losing bytes silently would corrupt the stream. */
+	ret = pend_append(s, p + n, len - (uint32_t)n);
+	if (ret) {
+		/* Out of memory or over ins.pending_total: the stream ends with a reset. */
 		acked(s, len - (uint32_t)n);
-		ins_io_lost(s, ENOMEM);
+		if (ret == -ENOMEM)
+			ins_io_lost(s, ENOMEM);
+		else
+			credit_back(s, true); /* reset by pend_bound(): not freed */
 		return 0;
 	}
 	ev_io_start(ins->loop, &s->wio);

@@ -96,19 +96,13 @@ static bool sock_progress(int fd, uint64_t *acked, int *outq)
 /* Reset a live connection, as an address block does; @s may be freed. */
 static void shield_cut(struct ins_sock *s, const char *why, uint64_t *counter)
 {
-	struct ins *ins = s->ins;
 	char text[MW_ADDR_STRLEN];
 
 	(*counter)++;
 	mw_log_ratelimited(MW_LOG_INFO, "connection %#llx from %s reset: %s (%llu so far)",
 			   (unsigned long long)s->id, mw_addr_format(&s->peer, text, sizeof(text)),
 			   why, (unsigned long long)*counter);
-	ev_io_stop(ins->loop, &s->rio);
-	ev_io_stop(ins->loop, &s->wio);
-	ins_io_unpark(s);
-	ins_sock_rst_close(s->fd);
-	s->fd = -1;
-	ins_io_lost(s, ECONNRESET);
+	ins_sock_reset(s);
 }
 
 /* The listener @s came from, if it is still there. */

@@ -203,6 +203,7 @@ void ins_sock_free(struct ins_sock *s)
 		close(s->fd);
 	ins_table_remove(&ins->socks, s->id);
 	ins->stats.used_sockets = ins->socks.count;
+	ins->pend_total -= s->pend_len;
 	free(s->pend);
 	free(s);
 }
@@ -239,6 +240,25 @@ void ins_sock_rst_close(int fd)
 
 #define rst_close ins_sock_rst_close
 
+/**
+ * ins_sock_reset() - reset a live connection; the PVM hears EV_RESET (ECONNRESET)
+ * @s: the socket; may be freed (a closing one that waited for its pending bytes)
+ *
+ * The entry stays (fd -1) until the PVM closes it.  Address blocks, the
+ * shield's limits and ins.pending_total all reset connections this way.
+ */
+void ins_sock_reset(struct ins_sock *s)
+{
+	struct ins *ins = s->ins;
+
+	ev_io_stop(ins->loop, &s->rio);
+	ev_io_stop(ins->loop, &s->wio);
+	ins_io_unpark(s);
+	rst_close(s->fd);
+	s->fd = -1;
+	ins_io_lost(s, ECONNRESET);
+}
+
 static int sock_name(int fd, bool peer, struct mw_addr *a)
 {
 	struct sockaddr_storage ss;
@@ -269,12 +289,7 @@ void ins_sock_block_live(struct ins *ins)
 			if (s->fd < 0 || s->state != INS_ST_CONNECTED ||
 			    !ins_blockset_has(&ins->blocked, &s->peer))
 				continue;
-			ev_io_stop(ins->loop, &s->rio);
-			ev_io_stop(ins->loop, &s->wio);
-			ins_io_unpark(s);
-			rst_close(s->fd);
-			s->fd = -1;
-			ins_io_lost(s, ECONNRESET);
+			ins_sock_reset(s);
 		}
 	}
 }

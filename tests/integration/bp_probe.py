@@ -6,6 +6,7 @@
 #       "get N"  send N bytes, then close          "put"   read to EOF, answer "ok N"
 #       "hold"   read nothing until the file RELEASE exists, then as "put"
 #   bp_probe.py get HOST PORT N         download N bytes; print "get N SECONDS"
+#                                       (or "reset N": the connection was reset after N)
 #   bp_probe.py put HOST PORT N         upload N bytes; print "put N SECONDS" once acknowledged
 #   bp_probe.py stall HOST PORT MODE N RELEASE
 #       MODE get: ask for N bytes through a 4 KiB receive buffer and read nothing;
@@ -65,7 +66,11 @@ def get(host, port, n, s=None):
         s.sendall(b"get %d\n" % n)
     got = 0
     while True:
-        b = s.recv(1 << 20)
+        try:
+            b = s.recv(1 << 20)
+        except ConnectionResetError:
+            print("reset %d" % got, flush=True)
+            return
         if not b:
             break
         got += len(b)

@@ -92,6 +92,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.ins.nofile, 1048576);
 	assert_int_equal(cfg.ins.heartbeat_ms, 1000);
 	assert_int_equal(cfg.ins.socket_window, 1 << 20);
+	assert_int_equal(cfg.ins.pending_total, 256 << 20);
 	assert_string_equal(cfg.ins.congestion_control, "");
 	assert_int_equal(cfg.ins.sndbuf, 0);
 	assert_int_equal(cfg.ins.rcvbuf, 0);
@@ -303,15 +304,18 @@ static void test_out_of_range(void **state)
 	struct mw_config_errors errs;
 
 	assert_int_equal(
-		load_text("pvm: { index = 256; };\nins: { id = 0; nofile = 2000000000000L; };\n"
+		load_text("pvm: { index = 256; };\n"
+			  "ins: { id = 0; nofile = 2000000000000L; pending_total = 1048575; };\n"
 			  "balancer: { overload_threshold = -1; };\n",
 			  &cfg, &errs),
-		4);
+		5);
 	assert_error(&errs, 0, tmp_path, 1, "pvm.index: 256 is out of range 0..255");
 	assert_error(&errs, 1, tmp_path, 2, "ins.id: 0 is out of range 1..65535");
 	assert_error(&errs, 2, tmp_path, 2,
 		     "ins.nofile: 2000000000000 is out of range 1024..1073741816");
-	assert_error(&errs, 3, tmp_path, 3,
+	assert_error(&errs, 3, tmp_path, 2,
+		     "ins.pending_total: 1048575 is out of range 1048576..1073741824");
+	assert_error(&errs, 4, tmp_path, 3,
 		     "balancer.overload_threshold: -1 is out of range 1..100");
 	assert_int_equal(cfg.pvm.index, 0);
 	assert_int_equal(cfg.ins.id, 1);
@@ -324,9 +328,10 @@ static void test_edges_in_range(void **state)
 
 	assert_int_equal(
 		load_text("pvm: { index = 255; ring_size = 131072; socket_window = 65536; };\n"
-			  "ins: { id = 65535; };\n",
+			  "ins: { id = 65535; pending_total = 1073741824; };\n",
 			  &cfg, &errs),
 		0);
+	assert_int_equal(cfg.ins.pending_total, 1 << 30);
 	assert_int_equal(cfg.pvm.index, 255);
 	assert_int_equal(cfg.pvm.ring_size, 131072);
 	assert_int_equal(cfg.ins.id, 65535);
