@@ -73,7 +73,7 @@ int bal_kf_render_table(char *buf, size_t len, const char *table, const struct b
 	size_t k;
 
 	put(&o, "add table ip %s\ndelete table ip %s\nadd table ip %s\n", table, table, table);
-	put(&o, "add counter ip %s no_ins\n", table);
+	put(&o, "add counter ip %s no_ins\nadd counter ip %s steer_miss\n", table, table);
 	put(&o, "add chain ip %s steer\n", table);
 	put(&o, "add rule ip %s steer counter name \"no_ins\"\n", table);
 	put(&o, "add counter ip %s over_limit\nadd chain ip %s front\n", table, table);
@@ -137,6 +137,17 @@ int bal_kf_render_steer(char *buf, size_t len, const char *table, enum bal_polic
 				put(&o, "%s%u : jump ins_%d", at ? ", " : "", at, ins[k].id);
 		}
 		put(&o, " }\n");
+		/*
+		 * Every value of the modulus has its element, yet the map was
+		 * measured to miss now and then while "steer" is rebuilt (above):
+		 * a miss goes to an INS of the map, counted, rather than on to
+		 * no_ins, where the client meets no NAT and a RST.
+		 */
+		for (k = 0; k < n; k++)
+			if (p == BAL_POLICY_RR || p == BAL_POLICY_HASH || ins[k].weight)
+				break;
+		put(&o, "add rule ip %s steer counter name \"steer_miss\" jump ins_%d\n", table,
+		    ins[k < n ? k : 0].id);
 	}
 	put(&o, "add rule ip %s steer counter name \"no_ins\"\n", table);
 	return done(&o);

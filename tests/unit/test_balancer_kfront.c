@@ -62,6 +62,7 @@ static void test_steer(void **state)
 	assert_string_equal(buf, "flush chain ip t steer\n"
 				 "add rule ip t steer numgen inc mod 3 vmap { 0 : jump ins_2, 1 : "
 				 "jump ins_5, 2 : jump ins_9 }\n"
+				 "add rule ip t steer counter name \"steer_miss\" jump ins_2\n"
 				 "add rule ip t steer counter name \"no_ins\"\n");
 	assert_true(bal_kf_render_steer(buf, sizeof(buf), "t", BAL_POLICY_HASH, ins, 3) > 0);
 	assert_non_null(strstr(buf, "jhash ip saddr mod 3 vmap { 0 : jump ins_2, 1 : jump ins_5, "
@@ -83,6 +84,8 @@ static void test_steer(void **state)
 	ins[2].weight = 0;
 	assert_true(bal_kf_render_steer(buf, sizeof(buf), "t", BAL_POLICY_LEASTBUSY, ins, 3) > 0);
 	assert_non_null(strstr(buf, "numgen random mod 1 vmap { 0 : jump ins_5 }"));
+	/* A miss of the map goes to an INS the map holds (weight > 0), counted. */
+	assert_non_null(strstr(buf, "counter name \"steer_miss\" jump ins_5\n"));
 	assert_int_equal(bal_kf_render_steer(buf, 40, "t", BAL_POLICY_RR, ins, 3), -ENOSPC);
 }
 
