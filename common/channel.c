@@ -31,7 +31,7 @@ static bool channel_type_known(uint16_t type)
 {
 	return (type >= MW_OP_SOCKET && type <= MW_OP_GETNAME) ||
 	       (type >= MW_RESULT && type <= MW_EV_HEARTBEAT) || type == MW_DATA ||
-	       type == MW_CREDIT;
+	       type == MW_CREDIT || type == MW_DATA_PIPE;
 }
 
 /**
@@ -44,6 +44,7 @@ void mw_channel_reset(struct mw_channel *ch)
 	ch->wait_fd = -1;
 	ch->kick_fd = -1;
 	ch->sock_fd = -1;
+	ch->pipe_fd = -1;
 }
 
 /**

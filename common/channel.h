@@ -48,6 +48,8 @@ struct mw_channel {
 	int wait_fd;          /* readable when the peer kicked us (for ev_io) */
 	int kick_fd;          /* local backend: the peer's eventfd */
 	int sock_fd;          /* local backend: handshake socket, watched for peer death */
+	int pipe_fd;          /* local backend, version >= 2: PVM the data pipe's write end,
+				 INS its read end (DATA_PIPE); -1 otherwise */
 	void *backend;        /* backend-private state (xen handles) */
 	struct mw_hello peer; /* what the peer announced */
 	uint16_t version;     /* negotiated */

@@ -22,7 +22,9 @@
  *   INS (join)                          PVM (offer)
  *   hello {versions, ins_id, window} -> read (<= 5 s), check magic, versions
  *                                       memfd (sealed size) + 2 eventfds
- *                                    <- hello {chosen version} + [memfd, efd_ins, efd_pvm]
+ *                                       (+ a pipe from version 2)
+ *                                    <- hello {chosen version} + [memfd, efd_ins, efd_pvm
+ *                                                                 (, pipe read end)]
  *   check fds (size, seals, types),
  *   map, attach
  * No common version: the PVM answers with a hello of version 0..0 and no
@@ -30,9 +32,19 @@
  * carries nothing, and EOF/HUP on it means the peer is gone.
  * The memfd is sealed against shrinking so that the INS cannot make the
  * PVM's accesses fault (SIGBUS); the INS checks the seals before mapping.
+ *
+ * The pipe (version 2) carries bulk stream bytes PVM -> INS by page reference:
+ * mw-pvm splice()s an app's socket into it and announces the bytes with a
+ * DATA_PIPE frame, mw-ins splice()s them on into the TCP socket (docs/ins-protocol.md).
+ * The INS gets only the read end.  It shares the pipe's lock with the
+ * writer, and can hold it: mw-pvm writes from a thread of its own, never its
+ * loop (pvm/pvm_splice.c).  The write end stays in ch->pipe_fd for the PVM.
  */
 
 #define LOCAL_NFDS 3
+#define LOCAL_NFDS_PIPE 4 /* version >= 2 */
+/* Room in the pipe; a larger F_SETPIPE_SZ is refused without CAP_SYS_RESOURCE. */
+#define LOCAL_PIPE_SIZE (1024 * 1024)
 #define LOCAL_MAX_FDS 8 /* room to receive (and close) a few surplus fds */
 
 static int local_kick(struct mw_channel *ch)
@@ -62,8 +74,10 @@ static void local_release(struct mw_channel *ch)
 		close(ch->wait_fd);
 	if (ch->kick_fd >= 0)
 		close(ch->kick_fd);
+	if (ch->pipe_fd >= 0)
+		close(ch->pipe_fd);
 	ch->region = NULL;
-	ch->wait_fd = ch->kick_fd = -1;
+	ch->wait_fd = ch->kick_fd = ch->pipe_fd = -1;
 }
 
 static const struct mw_channel_ops local_ops = {
@@ -156,7 +170,7 @@ static int local_recv_exact(int fd, void *buf, size_t len, int *fds, int maxfds,
 static int local_send(int fd, const struct mw_hello *h, const int *fds, int nfds)
 {
 	union {
-		char buf[CMSG_SPACE(LOCAL_NFDS * sizeof(int))];
+		char buf[CMSG_SPACE(LOCAL_NFDS_PIPE * sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = { .iov_base = (void *)h, .iov_len = sizeof(*h) };
@@ -253,7 +267,7 @@ out:
 int mw_channel_local_answer(struct mw_channel *ch, int sock_fd, const struct mw_hello *mine,
 			    const struct mw_hello *peer_hello, char *err, size_t errlen)
 {
-	int memfd = -1, efd_ins = -1, efd_pvm = -1, ver, ret;
+	int memfd = -1, efd_ins = -1, efd_pvm = -1, pipefd[2] = { -1, -1 }, nfds, ver, ret;
 	struct mw_hello peer = *peer_hello, reply;
 	void *region = MAP_FAILED;
 	size_t len = 0;
@@ -289,6 +303,15 @@ int mw_channel_local_answer(struct mw_channel *ch, int sock_fd, const struct mw_
 		snprintf(err, errlen, "map region / eventfds: %s", strerror(errno));
 		goto fail;
 	}
+	nfds = ver >= 2 ? LOCAL_NFDS_PIPE : LOCAL_NFDS;
+	if (nfds == LOCAL_NFDS_PIPE) {
+		if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "data pipe: %s", strerror(errno));
+			goto fail;
+		}
+		(void)fcntl(pipefd[1], F_SETPIPE_SZ, LOCAL_PIPE_SIZE); /* else the default */
+	}
 	ret = mw_channel_attach(ch, region, mine->ring_size, MW_CHANNEL_PVM, true);
 	if (ret) {
 		snprintf(err, errlen, "attach rings: %s", strerror(-ret));
@@ -297,23 +320,26 @@ int mw_channel_local_answer(struct mw_channel *ch, int sock_fd, const struct mw_
 	reply = *mine;
 	reply.version_min = reply.version_max = (uint16_t)ver;
 	reply.ins_id = peer.ins_id;
-	ret = local_send(sock_fd, &reply, (int[]){ memfd, efd_ins, efd_pvm }, LOCAL_NFDS);
+	ret = local_send(sock_fd, &reply, (int[]){ memfd, efd_ins, efd_pvm, pipefd[0] }, nfds);
 	if (ret) {
 		snprintf(err, errlen, "sending our hello and fds: %s", strerror(-ret));
 		goto fail;
 	}
 	close(memfd); /* the mapping keeps the region alive */
+	if (pipefd[0] >= 0)
+		close(pipefd[0]); /* the INS's end */
 	ch->ops = &local_ops;
 	ch->sock_fd = sock_fd;
 	ch->wait_fd = efd_pvm;
 	ch->kick_fd = efd_ins;
+	ch->pipe_fd = pipefd[1];
 	ch->peer = peer;
 	ch->version = (uint16_t)ver;
 	return 0;
 fail:
 	if (region != MAP_FAILED)
 		munmap(region, len);
-	local_close_fds((int[]){ memfd, efd_ins, efd_pvm }, LOCAL_NFDS);
+	local_close_fds((int[]){ memfd, efd_ins, efd_pvm, pipefd[0], pipefd[1] }, 5);
 	mw_channel_reset(ch);
 	return ret;
 }
@@ -330,6 +356,17 @@ static bool local_is_eventfd(int fd)
 		return false;
 	target[n] = 0;
 	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
+/* The data pipe must be the read end of a pipe; it is used without blocking. */
+static bool local_is_pipe_reader(int fd)
+{
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || fl < 0 || (fl & O_ACCMODE) != O_RDONLY)
+		return false;
+	return fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
 }
 
 /* The region fd must be a sealed memfd of exactly the size the hello announced. */
@@ -368,7 +405,7 @@ static int local_check_memfd(int fd, size_t len, char *err, size_t errlen)
 int mw_channel_local_join(struct mw_channel *ch, int sock_fd, const struct mw_hello *mine,
 			  char *err, size_t errlen)
 {
-	int fds[LOCAL_MAX_FDS], nfds = 0, ver, ret;
+	int fds[LOCAL_MAX_FDS], nfds = 0, want_fds, ver, ret;
 	void *region = MAP_FAILED;
 	struct mw_hello reply = { 0 }; /* an analyzer cannot tell -errno from 0 */
 	size_t len = 0;
@@ -398,8 +435,9 @@ int mw_channel_local_join(struct mw_channel *ch, int sock_fd, const struct mw_he
 	if (local_check_hello(&reply, "PVM", err, errlen) ||
 	    mw_channel_check_ring_size(reply.ring_size, err, errlen))
 		goto fail;
-	if (nfds != LOCAL_NFDS) {
-		snprintf(err, errlen, "PVM passed %d fds, expected %d", nfds, LOCAL_NFDS);
+	want_fds = ver >= 2 ? LOCAL_NFDS_PIPE : LOCAL_NFDS;
+	if (nfds != want_fds) {
+		snprintf(err, errlen, "PVM passed %d fds, expected %d", nfds, want_fds);
 		goto fail;
 	}
 	len = mw_channel_region_size(reply.ring_size);
@@ -407,6 +445,10 @@ int mw_channel_local_join(struct mw_channel *ch, int sock_fd, const struct mw_he
 		goto fail;
 	if (!local_is_eventfd(fds[1]) || !local_is_eventfd(fds[2])) {
 		snprintf(err, errlen, "PVM passed wake-up fds that are not eventfds");
+		goto fail;
+	}
+	if (want_fds == LOCAL_NFDS_PIPE && !local_is_pipe_reader(fds[3])) {
+		snprintf(err, errlen, "PVM passed a data fd that is not a pipe's read end");
 		goto fail;
 	}
 	region = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
@@ -426,6 +468,7 @@ int mw_channel_local_join(struct mw_channel *ch, int sock_fd, const struct mw_he
 	ch->sock_fd = sock_fd;
 	ch->wait_fd = fds[1];
 	ch->kick_fd = fds[2];
+	ch->pipe_fd = want_fds == LOCAL_NFDS_PIPE ? fds[3] : -1;
 	ch->peer = reply;
 	ch->version = (uint16_t)ver;
 	return 0;

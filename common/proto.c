@@ -57,6 +57,7 @@ static const struct frame_rule *rule_of(uint16_t type)
 	static const struct frame_rule data[] = {
 		[MW_DATA - 0x80] = {"DATA", BOTH, SOCK_ANY, 1, MW_FRAME_MAX_PAYLOAD},
 		[MW_CREDIT - 0x80] = {"CREDIT", BOTH, SOCK_ANY, 8, 8},
+		[MW_DATA_PIPE - 0x80] = {"DATA_PIPE", TO_INS, SOCK_ANY, 8, 8},
 	};
 	const struct frame_rule *r = NULL;
 
@@ -209,6 +210,14 @@ static int check_payload(const struct frame_rule *r, const struct mw_frame *f, c
 
 		if (o->bytes == 0 || o->bytes > (1u << 30))
 			return fail(why, wl, "%s: %u bytes not 1..1 GiB", r->name, o->bytes);
+		break;
+	}
+	case MW_DATA_PIPE: {
+		const struct mw_data_pipe *o = p;
+
+		if (o->len == 0 || o->len > MW_PIPE_FRAME_MAX || o->pad)
+			return fail(why, wl, "%s: %u bytes not 1..%u (pad %u)", r->name, o->len,
+				    MW_PIPE_FRAME_MAX, o->pad);
 		break;
 	}
 	default:

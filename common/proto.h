@@ -18,7 +18,7 @@
 
 #define MW_PROTO_MAGIC 0x4843574dU /* "MWCH" */
 #define MW_PROTO_VERSION_MIN 1
-#define MW_PROTO_VERSION_MAX 1
+#define MW_PROTO_VERSION_MAX 2 /* 2: DATA_PIPE on the local channel */
 #define MW_FRAME_MAX_PAYLOAD (64u * 1024u)
 
 /* Sent on the handshake socket (not the ring), each way, before anything else. */
@@ -73,6 +73,7 @@ enum mw_frame_type {
 	/* Both directions */
 	MW_DATA = 0x80,          /* stream bytes, 1..MW_FRAME_MAX_PAYLOAD, within credit */
 	MW_CREDIT = 0x81,        /* mw_credit: receiver drained this many bytes */
+	MW_DATA_PIPE = 0x82,     /* mw_data_pipe: stream bytes waiting in the channel's pipe */
 };
 
 struct mw_op_req {
@@ -148,6 +149,16 @@ struct mw_credit {
 	uint32_t bytes;
 	uint32_t pad;
 };
+/*
+ * DATA_PIPE (PVM -> INS, version >= 2, local channel only): the next @len
+ * bytes of the channel's pipe belong to this socket, in ring order; they
+ * count against credit exactly like DATA.  At most MW_PIPE_FRAME_MAX.
+ */
+#define MW_PIPE_FRAME_MAX (1024u * 1024u)
+struct mw_data_pipe {
+	uint32_t len;
+	uint32_t pad;
+};
 
 static_assert(sizeof(struct mw_op_addr) == 32, "wire type");
 static_assert(sizeof(struct mw_op_sockopt) == 80, "wire type");
@@ -156,6 +167,7 @@ static_assert(sizeof(struct mw_op_ins_set) == 48, "wire type");
 static_assert(sizeof(struct mw_result) == 16, "wire type");
 static_assert(sizeof(struct mw_ev_accepted) == 56, "wire type");
 static_assert(sizeof(struct mw_stats) == 40, "wire type");
+static_assert(sizeof(struct mw_data_pipe) == 8, "wire type");
 
 enum mw_proto_dir { MW_DIR_TO_INS, MW_DIR_TO_PVM };
 

@@ -156,6 +156,8 @@ struct ins {
 	struct ins_shield_rates rates; /* shield rates and limits (ins_shield_rates.c) */
 	uint64_t pend_total;          /* pend_len of every socket: at most ins.pending_total */
 	uint64_t pend_resets;         /* connections reset because it was reached */
+	uint64_t pipe_spliced;        /* DATA_PIPE bytes spliced into TCP */
+	uint64_t pipe_copied;         /* DATA_PIPE bytes read into pending buffers */
 	struct mw_keystore *xen_ks;   /* ins.channel "xen": XenStore until joined, else NULL */
 	bool xen_joined;              /* the channel is Xen's: released by the exit alone */
 	int exit_status;
@@ -198,6 +200,7 @@ void ins_linger_forget(struct ins_sock *s);
 void ins_io_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 int ins_io_data(struct ins_sock *s, const void *data, uint32_t len, char *why, size_t wl);
+int ins_io_data_pipe(struct ins_sock *s, uint32_t len, char *why, size_t wl);
 int ins_io_credit(struct ins_sock *s, uint32_t bytes, char *why, size_t wl);
 void ins_io_update_read(struct ins_sock *s);
 void ins_io_park(struct ins_sock *s);

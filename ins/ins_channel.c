@@ -189,6 +189,7 @@ static int rx_frame(struct ins *ins, const struct mw_frame *f, const void *paylo
 		    size_t wl)
 {
 	uint8_t priv[256] __attribute__((aligned(8)));
+	struct mw_data_pipe dp;
 	struct mw_credit cr;
 	struct ins_sock *s;
 
@@ -204,17 +205,21 @@ static int rx_frame(struct ins *ins, const struct mw_frame *f, const void *paylo
 	}
 	if (mw_proto_check(f, payload, MW_DIR_TO_INS, why, wl))
 		return -EBADMSG;
-	if (f->type == MW_DATA || f->type == MW_CREDIT) {
+	if (f->type == MW_DATA || f->type == MW_DATA_PIPE || f->type == MW_CREDIT) {
 		s = ins_table_find(&ins->socks, f->sock);
 		if (!s && f->type == MW_CREDIT)
 			return 0; /* credit for a socket we already forgot is harmless */
 		if (!s) {
-			snprintf(why, wl, "DATA for unknown socket %#llx",
-				 (unsigned long long)f->sock);
+			snprintf(why, wl, "%s for unknown socket %#llx",
+				 mw_proto_type_name(f->type), (unsigned long long)f->sock);
 			return -EBADMSG;
 		}
 		if (f->type == MW_DATA)
 			return ins_io_data(s, payload, f->len, why, wl);
+		if (f->type == MW_DATA_PIPE) {
+			memcpy(&dp, payload, sizeof(dp));
+			return ins_io_data_pipe(s, dp.len, why, wl);
+		}
 		memcpy(&cr, payload, sizeof(cr));
 		return ins_io_credit(s, cr.bytes, why, wl);
 	}
@@ -313,7 +318,8 @@ static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		mw_daemon_status(ins->d,
 				 "ins %d: %zu sockets; shield: %llu held, %llu passed, "
 				 "%llu deadline resets, %llu evicted, %llu gone; %s; "
-				 "pending: %llu bytes, %llu resets at pending_total",
+				 "pending: %llu bytes, %llu resets at pending_total; "
+				 "data pipe: %llu bytes spliced, %llu copied",
 				 ins->cfg->id, ins->socks.count,
 				 (unsigned long long)ins->accf.holding,
 				 (unsigned long long)ins->accf.passed,
@@ -321,7 +327,9 @@ static void hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 				 (unsigned long long)ins->accf.evicted,
 				 (unsigned long long)ins->accf.gone, rates,
 				 (unsigned long long)ins->pend_total,
-				 (unsigned long long)ins->pend_resets);
+				 (unsigned long long)ins->pend_resets,
+				 (unsigned long long)ins->pipe_spliced,
+				 (unsigned long long)ins->pipe_copied);
 	}
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* ins_io.c - mw-ins data relay: TCP <-> ring with per-socket credit, pending buffers */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -31,6 +32,13 @@
  * reached the kernel are credited back in batches of window/4: the PVM then
  * always keeps at least 3/4 of the window while nothing is pending, so
  * batching cannot stall it.  OP_SHUTDOWN / OP_CLOSE wait for pending bytes.
+ *
+ * DATA_PIPE (local channel, version 2): the bytes wait in the channel's pipe,
+ * shared by every socket in ring order, so each frame takes exactly its bytes
+ * off the pipe at once: splice()d into the TCP socket by page reference, the
+ * rest read into the pending buffer (a copy only when TCP is full), or read
+ * and dropped when the socket can no longer send.  Fewer bytes in the pipe
+ * than announced is a broken PVM: the channel dies.
  */
 
 #define READ_FRAMES_PER_WAKE 4
@@ -312,8 +320,11 @@ static int pend_bound(struct ins_sock *s, uint32_t len)
 	return 0;
 }
 
-/* Return: 0, -ENOMEM, or -ECONNRESET if pend_bound() reset @s. */
-static int pend_append(struct ins_sock *s, const uint8_t *p, uint32_t len)
+/*
+ * Room for @len more pending bytes at *@dst (then pend_added()).
+ * Return: 0, -ENOMEM, or -ECONNRESET if pend_bound() reset @s.
+ */
+static int pend_reserve(struct ins_sock *s, uint32_t len, uint8_t **dst)
 {
 	uint32_t need, ncap;
 	uint8_t *nb;
@@ -337,10 +348,14 @@ static int pend_append(struct ins_sock *s, const uint8_t *p, uint32_t len)
 		s->pend = nb;
 		s->pend_cap = ncap;
 	}
-	memcpy(s->pend + s->pend_off + s->pend_len, p, len);
+	*dst = s->pend + s->pend_off + s->pend_len;
+	return 0;
+}
+
+static void pend_added(struct ins_sock *s, uint32_t len)
+{
 	s->pend_len += len;
 	s->ins->pend_total += len;
-	return 0;
 }
 
 /* Pending drained: apply what waited for it. */
@@ -360,15 +375,13 @@ static void drained(struct ins_sock *s)
 		ins_linger_check(s);
 }
 
-/**
- * ins_io_write_cb() - wio: push pending bytes to the kernel
- * @loop:    the loop
- * @w:       the socket's wio
- * @revents: EV_WRITE
+/*
+ * Push pending bytes to the kernel until it takes no more.
+ * Return: true if none are left (the caller then calls drained()); false if
+ * some wait for wio, or the connection was lost (wr_dead).
  */
-void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+static bool pend_push(struct ins_sock *s)
 {
-	struct ins_sock *s = w->data;
 	struct ins *ins = s->ins;
 	ssize_t n;
 
@@ -379,7 +392,7 @@ void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 				ins_io_lost(s, errno);
 			else
 				acked(s, ins_shield_out_more(s)); /* shield: OUT_BUFFER */
-			return;
+			return false;
 		}
 		s->pend_off += (uint32_t)n;
 		s->pend_len -= (uint32_t)n;
@@ -394,7 +407,76 @@ void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		s->pend = NULL;
 		s->pend_cap = 0;
 	}
-	drained(s);
+	return true;
+}
+
+/**
+ * ins_io_write_cb() - wio: push pending bytes to the kernel
+ * @loop:    the loop
+ * @w:       the socket's wio
+ * @revents: EV_WRITE
+ */
+void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ins_sock *s = w->data;
+
+	if (pend_push(s))
+		drained(s);
+}
+
+/*
+ * Checks common to DATA and DATA_PIPE; counts @len as outstanding.
+ * Return: 0 to send, 1 if the socket cannot send any more (drop the bytes,
+ * acked here), -EBADMSG if the PVM broke the protocol
+ */
+static int data_admit(struct ins_sock *s, const char *type, uint32_t len, char *why, size_t wl)
+{
+	struct ins *ins = s->ins;
+
+	if (len > ins->window - s->rx_outstanding) {
+		snprintf(why, wl, "%s %u bytes on %#llx beyond the credit granted (%u)", type, len,
+			 (unsigned long long)s->id, ins->window - s->rx_outstanding);
+		return -EBADMSG;
+	}
+	if (s->state != INS_ST_CONNECTED && s->state != INS_ST_CLOSING) {
+		snprintf(why, wl, "%s on %#llx which is not connected", type,
+			 (unsigned long long)s->id);
+		return -EBADMSG;
+	}
+	s->rx_outstanding += len;
+	if (s->fd < 0 || s->wr_dead || s->close_pending) {
+		acked(s, len);
+		return 1;
+	}
+	return 0;
+}
+
+/* Sent @n of what came in (a send error or EAGAIN has been dealt with). */
+static void data_sent(struct ins_sock *s, uint32_t n)
+{
+	s->ins->stats.tx_bytes += (uint64_t)n;
+	if (n)
+		acked(s, n);
+}
+
+/*
+ * @len bytes could not be kept as pending (pend_reserve() failed with @ret):
+ * the stream ends with a reset.
+ */
+static void pend_failed(struct ins_sock *s, uint32_t len, int ret)
+{
+	acked(s, len);
+	if (ret == -ENOMEM)
+		ins_io_lost(s, ENOMEM);
+	else
+		credit_back(s, true); /* reset by pend_bound(): not freed */
+}
+
+/* Bytes are pending now: drain them when TCP has room. */
+static void pend_wait(struct ins_sock *s)
+{
+	ev_io_start(s->ins->loop, &s->wio);
+	acked(s, ins_shield_out_more(s)); /* shield: OUT_BUFFER, MIN_OUT_RATE */
 }
 
 /**
@@ -408,26 +490,13 @@ void ins_io_write_cb(struct ev_loop *loop, ev_io *w, int revents)
  */
 int ins_io_data(struct ins_sock *s, const void *data, uint32_t len, char *why, size_t wl)
 {
-	struct ins *ins = s->ins;
 	const uint8_t *p = data;
+	uint8_t *dst;
 	ssize_t n = 0;
-	int ret;
+	int ret = data_admit(s, "DATA", len, why, wl);
 
-	if (len > ins->window - s->rx_outstanding) {
-		snprintf(why, wl, "DATA %u bytes on %#llx beyond the credit granted (%u)", len,
-			 (unsigned long long)s->id, ins->window - s->rx_outstanding);
-		return -EBADMSG;
-	}
-	if (s->state != INS_ST_CONNECTED && s->state != INS_ST_CLOSING) {
-		snprintf(why, wl, "DATA on %#llx which is not connected",
-			 (unsigned long long)s->id);
-		return -EBADMSG;
-	}
-	s->rx_outstanding += len;
-	if (s->fd < 0 || s->wr_dead || s->close_pending) {
-		acked(s, len);
-		return 0;
-	}
+	if (ret)
+		return ret < 0 ? ret : 0;
 	if (!s->pend_len) {
 		n = send(s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
@@ -438,24 +507,116 @@ int ins_io_data(struct ins_sock *s, const void *data, uint32_t len, char *why, s
 			}
 			n = 0;
 		}
-		ins->stats.tx_bytes += (uint64_t)n;
-		if (n)
-			acked(s, (uint32_t)n);
+		data_sent(s, (uint32_t)n);
 		if ((uint32_t)n == len)
 			return 0;
 	}
-	ret = pend_append(s, p + n, len - (uint32_t)n);
+	len -= (uint32_t)n;
+	ret = pend_reserve(s, len, &dst);
 	if (ret) {
-		/* Out of memory or over ins.pending_total: the stream ends with a reset. */
-		acked(s, len - (uint32_t)n);
-		if (ret == -ENOMEM)
-			ins_io_lost(s, ENOMEM);
-		else
-			credit_back(s, true); /* reset by pend_bound(): not freed */
+		pend_failed(s, len, ret);
 		return 0;
 	}
-	ev_io_start(ins->loop, &s->wio);
-	acked(s, ins_shield_out_more(s)); /* shield: OUT_BUFFER, MIN_OUT_RATE */
+	memcpy(dst, p + n, len);
+	pend_added(s, len);
+	pend_wait(s);
+	return 0;
+}
+
+/*
+ * Read exactly @len bytes of the data pipe into @dst, or into nowhere if
+ * @dst is NULL.  Return: 0, or -EBADMSG if fewer were there (a broken PVM).
+ */
+static int pipe_take(struct ins *ins, uint8_t *dst, uint32_t len, char *why, size_t wl)
+{
+	static uint8_t sink[16384]; /* dropped bytes land here (one thread) */
+	uint32_t left = len;
+	ssize_t n;
+
+	while (left) {
+		if (dst)
+			n = read(ins->ch.pipe_fd, dst, left);
+		else
+			n = read(ins->ch.pipe_fd, sink, left < sizeof(sink) ? left : sizeof(sink));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(why, wl, "DATA_PIPE: %u of %u bytes announced are not in the pipe",
+				 left, len);
+			return -EBADMSG;
+		}
+		left -= (uint32_t)n;
+		if (dst)
+			dst += n;
+	}
+	return 0;
+}
+
+/**
+ * ins_io_data_pipe() - DATA_PIPE from the PVM: @len bytes of @s wait in the data pipe
+ * @s:   the socket
+ * @len: 1..MW_PIPE_FRAME_MAX (checked by mw_proto_check)
+ * @why: reason on failure
+ * @wl:  its size
+ * Return: 0, or -EBADMSG (beyond credit, wrong state, no pipe, bytes missing)
+ */
+int ins_io_data_pipe(struct ins_sock *s, uint32_t len, char *why, size_t wl)
+{
+	struct ins *ins = s->ins;
+	uint32_t step;
+	uint8_t *dst;
+	ssize_t n = 0;
+	int ret;
+
+	if (ins->ch.pipe_fd < 0) {
+		snprintf(why, wl, "DATA_PIPE on a channel without a data pipe");
+		return -EBADMSG;
+	}
+	ret = data_admit(s, "DATA_PIPE", len, why, wl);
+	if (ret)
+		return ret < 0 ? ret : pipe_take(ins, NULL, len, why, wl);
+	/* What waits goes first, and if TCP takes it all these bytes need no copy. */
+	if (s->pend_len && pend_push(s))
+		drained(s);
+	if (s->wr_dead) {
+		acked(s, len);
+		return pipe_take(ins, NULL, len, why, wl);
+	}
+	if (!s->pend_len) {
+		n = splice(ins->ch.pipe_fd, NULL, s->fd, NULL, len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n < 0) {
+			/* EINVAL: no splice here after all; the copy below still works */
+			if (errno != EAGAIN && errno != EINTR && errno != EINVAL) {
+				acked(s, len);
+				ins_io_lost(s, errno);
+				return pipe_take(ins, NULL, len, why, wl);
+			}
+			n = 0;
+		}
+		data_sent(s, (uint32_t)n);
+		ins->pipe_spliced += (uint64_t)n;
+		if ((uint32_t)n == len)
+			return 0;
+	}
+	/*
+	 * The rest waits in the pending buffer, appended a DATA frame's worth at
+	 * a time: ins.pending_total then weighs this socket as it would the same
+	 * bytes in DATA frames, not as one 1 MiB step that makes it the largest.
+	 */
+	for (len -= (uint32_t)n; len; len -= step) {
+		step = len < MW_FRAME_MAX_PAYLOAD ? len : MW_FRAME_MAX_PAYLOAD;
+		ret = pend_reserve(s, step, &dst);
+		if (ret) {
+			pend_failed(s, len, ret);
+			return pipe_take(ins, NULL, len, why, wl);
+		}
+		ret = pipe_take(ins, dst, step, why, wl);
+		if (ret)
+			return ret;
+		ins->pipe_copied += step;
+		pend_added(s, step);
+		pend_wait(s);
+	}
 	return 0;
 }
 

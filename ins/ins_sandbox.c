@@ -197,6 +197,8 @@ static int add_rules(scmp_filter_ctx ctx, bool xen, int *count)
 	for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
 		ALLOW(plain[i], 0);
 	ALLOW(SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
+	/* DATA_PIPE: the channel's data pipe into TCP, never waiting for the pipe. */
+	ALLOW(SCMP_SYS(splice), 1, SCMP_A5(SCMP_CMP_MASKED_EQ, SPLICE_F_NONBLOCK, SPLICE_F_NONBLOCK));
 	ALLOW(SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
 	ALLOW(SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
 #ifdef SANDBOX_ASAN

@@ -16,6 +16,7 @@
 #include "common/proto.h"
 #include "common/spin.h"
 #include "common/shimctl.h"
+#include "pvm/pvm_splice.h"
 #include "pvm/pvm_table.h"
 
 /* Accepted connections waiting for room in the app's accept queue: at most, retry period. */
@@ -192,6 +193,7 @@ struct pvm_ins {
 	uint64_t conns_refused;
 	char cut[128]; /* set: a bound was broken deep in a call chain; killed at prepare */
 	struct pvm_sock *blocked; /* sockets waiting for ring room */
+	struct pvm_splicer *splicer; /* bulk into the data pipe (pvm_splice.c); NULL: ring only */
 	bool dead;
 	bool more_rx; /* frames left after a batch */
 	uint32_t nsocks;
@@ -298,6 +300,7 @@ int pvm_ins_op(struct pvm_ins *ins, uint16_t type, uint64_t sock, void *payload,
 int pvm_ins_ctl(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *payload,
 		uint32_t len);
 void pvm_ins_kill(struct pvm_ins *ins, const char *reason);
+void pvm_ins_cut(struct pvm_ins *ins, const char *reason);
 
 /* pvm_sock.c */
 struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,

@@ -42,8 +42,12 @@
 
 static bool ins_poll(struct pvm_ins *ins);
 
-/* Break a bound deep in a call chain: the INS is cut at the next prepare, not under our feet. */
-static void ins_cut(struct pvm_ins *ins, const char *reason)
+/**
+ * pvm_ins_cut() - end @ins at the next prepare, not under the caller's feet
+ * @ins:    the INS (a bound was broken, or it misbehaved, deep in a call chain)
+ * @reason: logged when it is killed; the first one wins
+ */
+void pvm_ins_cut(struct pvm_ins *ins, const char *reason)
 {
 	if (!ins->cut[0])
 		snprintf(ins->cut, sizeof(ins->cut), "%s", reason);
@@ -100,7 +104,7 @@ static int ins_enqueue(struct pvm_ins *ins, uint16_t type, uint64_t sock, const 
 		snprintf(why, sizeof(why),
 			 "it does not drain its ring: %u control frames wait (pvm.ins_max_queued)",
 			 ins->nq);
-		ins_cut(ins, why);
+		pvm_ins_cut(ins, why);
 		return -ENOBUFS;
 	}
 	q = malloc(sizeof(*q) + len);
@@ -593,6 +597,8 @@ void pvm_ins_kill(struct pvm_ins *ins, const char *reason)
 	struct pvm_ctlq *q;
 
 	mw_channel_kill(&ins->ch, reason);
+	pvm_splicer_free(ins->splicer);
+	ins->splicer = NULL;
 	pvm_view_ins_down(ins);
 	mw_warn("INS %u: channel ended: %s; reaping %u socket(s)", ins->id, reason, ins->nsocks);
 	if (ins->conns_refused)
@@ -691,6 +697,28 @@ const char *pvm_ins_refusal(struct pvm *p, const struct mw_hello *hello)
 						: NULL;
 }
 
+/*
+ * The data pipe's write end (protocol v2, local channel) goes to a splicer
+ * thread (pvm_splice.c), never to the loop.  Closed here when unused: it is
+ * still empty, so no INS can be holding its lock in a send.
+ */
+static void ins_data_pipe(struct pvm_ins *ins)
+{
+	int fd = ins->ch.pipe_fd;
+
+	if (fd < 0)
+		return;
+	ins->ch.pipe_fd = -1;
+	if (!ins->pvm->cfg->data_pipe) {
+		close(fd);
+		return;
+	}
+	ins->splicer = pvm_splicer_new(fd, ins->pvm->cfg->splice_timeout_ms);
+	if (!ins->splicer)
+		mw_warn("INS %u: no splicer thread (%s): bulk goes through the ring", ins->id,
+			strerror(errno));
+}
+
 /**
  * pvm_ins_start() - a channel is up (local or Xen handshake done): run the INS on it
  * @p:  the daemon
@@ -710,7 +738,7 @@ void pvm_ins_start(struct pvm *p, struct mw_channel *ch)
 	ins->ch = *ch;
 	/* The caller's copy no longer owns anything: closing it is a no-op. */
 	memset(ch, 0, sizeof(*ch));
-	ch->wait_fd = ch->kick_fd = ch->sock_fd = -1;
+	ch->wait_fd = ch->kick_fd = ch->sock_fd = ch->pipe_fd = -1;
 	ins->pvm = p;
 	ins->id = ins->ch.peer.ins_id;
 	ins->last_heard = ev_now(p->loop);
@@ -732,10 +760,12 @@ void pvm_ins_start(struct pvm *p, struct mw_channel *ch)
 	ev_timer_init(&ins->hb_timer, ins_hb_cb, period, period);
 	ins->hb_timer.data = ins;
 	ev_timer_start(p->loop, &ins->hb_timer);
+	ins_data_pipe(ins);
 	mw_notice("INS %u joined over the %s channel (pid %d, window %u, heartbeat %u ms, "
-		  "protocol v%u)",
+		  "protocol v%u%s)",
 		  ins->id, ins->ch.ops->name, ins->ch.peer.pid, ins->ch.peer.window,
-		  ins->ch.peer.heartbeat_ms, ins->ch.version);
+		  ins->ch.peer.heartbeat_ms, ins->ch.version,
+		  ins->splicer ? ", data pipe" : "");
 	pvm_sock_replay_all(ins);
 	pvm_netflow_ins_joined(ins);
 	pvm_view_ins_up(ins);

@@ -2,6 +2,7 @@
 /* pvm_relay.c - bytes between the app's AF_UNIX sockets and the INS rings, with credits */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -37,6 +38,17 @@
  * end (POLLRDHUP: an HTTP server's last response before its close): nobody
  * waits for its room, and its EOF is read at once behind it, so the DATA and
  * the OP_SHUTDOWN/OP_CLOSE reach the INS with one kick, not two wake-ups.
+ *
+ * Bulk over a local channel with a data pipe (protocol version 2): the bytes
+ * move by page reference instead, splice()d from the app's socket into the
+ * channel's pipe and announced by a small DATA_PIPE frame in the ring, whose
+ * order is the pipe's (one producer: this loop, waiting for its splicer).
+ * mw-ins splices them on into TCP: no copy in either daemon, and for an app
+ * that sendfile()s, none at all.  The count is the splice's, so Netflow's
+ * bytes stay exact; credit is spent as for DATA.  A full pipe (EAGAIN) falls
+ * back to the ring for that read.  The splice itself runs on the INS's
+ * splicer thread (pvm_splice.c): the INS can hold the pipe's lock, and this
+ * loop must never sleep on it.
  *
  * INS -> app: write() straight from the ring; what the app's socket does not
  * take is copied into the socket's pending buffer (allocated once, bounded by
@@ -181,6 +193,60 @@ static ssize_t relay_read(struct pvm_sock *s, void *buf, uint32_t want, bool *eo
 	return n;
 }
 
+/* A splice at least this large keeps the socket in bulk mode. */
+#define RELAY_BULK_MIN (MW_FRAME_MAX_PAYLOAD / 4)
+
+/*
+ * Bulk through the channel's data pipe (see the top of this file): up to
+ * @credit bytes, announced by a DATA_PIPE frame reserved before the splice so
+ * that bytes in the pipe always get their frame.
+ * Return: as read(), bytes committed if > 0; -1 with EAGAIN also when the
+ * ring or the pipe is full or splice cannot be used: then read into the ring;
+ * -1 with ETIMEDOUT when the INS held the pipe (it is cut).
+ */
+static ssize_t relay_splice(struct pvm_sock *s, uint32_t credit)
+{
+	struct pvm_ins *ins = s->ins;
+	struct mw_data_pipe dp = { 0 };
+	char why[96];
+	void *frame;
+	ssize_t n;
+
+	frame = mw_channel_reserve(&ins->ch, MW_DATA_PIPE, s->id, sizeof(dp));
+	if (!frame) {
+		errno = EAGAIN;
+		return -1;
+	}
+	n = pvm_splicer_move(ins->splicer, s->fd,
+			     credit < MW_PIPE_FRAME_MAX ? credit : MW_PIPE_FRAME_MAX);
+	if (n < 0 && errno == ETIMEDOUT) {
+		/* Nothing committed: whatever the stuck splice moves is never announced. */
+		pvm_splicer_free(ins->splicer);
+		ins->splicer = NULL;
+		snprintf(why, sizeof(why), "a splice into its data pipe took over %d ms",
+			 s->pvm->cfg->splice_timeout_ms);
+		pvm_ins_cut(ins, why);
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	if (n <= 0) {
+		/*
+		 * The app's socket error is reported once: the splice took it, so pass
+		 * it on (a reset must stay a reset).  Anything else (a full pipe, an
+		 * empty socket, an INS that closed its end): the ring.
+		 */
+		if (n < 0 && errno != EINTR && errno != ECONNRESET)
+			errno = EAGAIN;
+		return n;
+	}
+	dp.len = (uint32_t)n;
+	memcpy(frame, &dp, sizeof(dp));
+	mw_channel_commit(&ins->ch, sizeof(dp));
+	pvm_credit_tx_use(&s->cr, (uint32_t)n);
+	s->bulk = n >= RELAY_BULK_MIN;
+	return n;
+}
+
 /*
  * Move what the app wrote into DATA frames, within credit and ring room.
  * Never tears anything down: Return 0 (drained, or waiting for credit/room),
@@ -206,6 +272,31 @@ static int relay_move(struct pvm_sock *s)
 		if (ins->q) {
 			relay_block(s); /* queued control frames go first */
 			break;
+		}
+		if (s->bulk && ins->splicer) {
+			uint32_t asked = s->cr.tx_credit;
+
+			n = relay_splice(s, asked);
+			if (n > 0) {
+				s->bytes_out += (uint64_t)n;
+				if ((uint32_t)n < asked && (uint32_t)n < MW_PIPE_FRAME_MAX)
+					break; /* drained (or the pipe is full: the ring then) */
+				continue;
+			}
+			if (n == 0) {
+				ret = 1;
+				break;
+			}
+			if (errno == EINTR)
+				continue;
+			if (errno == ETIMEDOUT) {
+				ev_io_stop(s->pvm->loop, &s->rio); /* the INS is being cut */
+				break;
+			}
+			if (errno != EAGAIN) {
+				ret = -1;
+				break;
+			}
 		}
 		buf = mw_channel_reserve(&ins->ch, MW_DATA, s->id, want);
 		if (!buf) {

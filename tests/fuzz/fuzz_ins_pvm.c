@@ -40,7 +40,7 @@
 enum fz_step {
 	FZ_SOCKET, /* OP_SOCKET with a fresh id */
 	FZ_OP,	   /* an op on a known id, structured */
-	FZ_DATA,   /* DATA or CREDIT on a known id */
+	FZ_DATA,   /* DATA, DATA_PIPE or CREDIT on a known id */
 	FZ_RAW,	   /* any frame */
 	FZ_PEER,   /* a TCP client of a listener, sending input bytes */
 	FZ_STEPS
@@ -389,6 +389,17 @@ static void fz_data(struct fz_in *in, struct fz *z)
 	}
 	len = 1 + fz_u16(in) % sizeof(buf);
 	fz_bytes(in, buf, len);
+	if ((v & 2) && z->pvm.pipe_fd >= 0) {
+		/* DATA_PIPE: the bytes go into the data pipe, the ring says how many */
+		struct mw_data_pipe dp = { 0 };
+		ssize_t n = write(z->pvm.pipe_fd, buf, len);
+
+		dp.len = n > 0 ? (uint32_t)n : 1;
+		if (v & 4)
+			dp.len += fz_u8(in); /* a PVM announcing more than it put there */
+		fz_send(z, MW_DATA_PIPE, sock, &dp, sizeof(dp));
+		return;
+	}
 	fz_send(z, MW_DATA, sock, buf, len);
 }
 

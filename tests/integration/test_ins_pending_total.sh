@@ -64,6 +64,13 @@ done < <(sed -n 's/.*pending total reached: .* (\([0-9]*\) of .*/\1/p' "$INS_LOG
 resets=$(grep -c 'pending total reached' "$INS_LOG")
 mw_wait_for "grep -q 'STATUS=ins 1: .*pending: 0 bytes, [1-9][0-9]* resets at pending_total' '$(mw_logfile notify)'" 10 ||
 	mw_fail "mw-ins's STATUS= line: $(grep 'ins 1' "$(mw_logfile notify)" | tail -1)"
+# The bulk went through the channel's data pipe (DATA_PIPE): spliced while TCP took it,
+# copied into the pending buffers of the stuck ones; every byte checked by the probe.
+status=$(grep 'STATUS=ins 1: ' "$(mw_logfile notify)" | tail -1)
+spliced=$(sed -n 's/.*data pipe: \([0-9]*\) bytes spliced, \([0-9]*\) copied.*/\1/p' <<<"$status")
+copied=$(sed -n 's/.*data pipe: \([0-9]*\) bytes spliced, \([0-9]*\) copied.*/\2/p' <<<"$status")
+[ "${spliced:-0}" -gt 0 ] || mw_fail "data pipe: nothing spliced ($status)"
+[ "${copied:-0}" -gt 0 ] || mw_fail "data pipe: nothing copied to pending buffers ($status)"
 kill -0 "$(mw_pid ins1)" || mw_fail "mw-ins died"
 kill -0 "$(mw_pid pvm)" || mw_fail "mw-pvm died"
-mw_log "pending_total 2 MiB: $cut of 4 stuck clients cut short ($resets resets logged), 16 MiB download whole"
+mw_log "pending_total 2 MiB: $cut of 4 stuck clients cut short ($resets resets logged), 16 MiB download whole; data pipe $spliced spliced, $copied copied"

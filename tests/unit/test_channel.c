@@ -319,7 +319,7 @@ static void test_known_types_match_proto(void **state)
 		}
 		mw_channel_done(&j.ch);
 	}
-	assert_int_equal(known, 23);
+	assert_int_equal(known, 24);
 	mw_channel_close(&pvm);
 	mw_channel_close(&j.ch);
 }
@@ -467,10 +467,13 @@ static void test_hello_fields_checked(void **state)
 /* A fake PVM whose reply carries the wrong kind of fds: the joiner refuses. */
 static void test_join_rejects_bad_fds(void **state)
 {
-	for (int variant = 0; variant < 3; variant++) {
-		struct mw_hello mine = hello(1, 1), reply = hello(1, 1);
+	/* 0-2 version 1; 3, 4 version 2 (a data pipe's read end is the 4th fd) */
+	for (int variant = 0; variant < 5; variant++) {
+		uint16_t v = variant >= 3 ? 2 : 1;
+		struct mw_hello mine = hello(1, v), reply = hello(v, v);
+		int nfds = variant == 3 ? 4 : 3;
 		union {
-			char buf[CMSG_SPACE(3 * sizeof(int))];
+			char buf[CMSG_SPACE(4 * sizeof(int))];
 			struct cmsghdr a;
 		} ctl;
 		struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
@@ -480,7 +483,7 @@ static void test_join_rejects_bad_fds(void **state)
 				      .msg_controllen = sizeof(ctl.buf) };
 		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 		struct mw_channel ch;
-		int sv[2], fds[3], pp[2];
+		int sv[2], fds[4], pp[2];
 		char err[160] = "";
 
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -489,6 +492,7 @@ static void test_join_rejects_bad_fds(void **state)
 		fds[1] = eventfd(0, 0);
 		fds[2] = eventfd(0, 0);
 		assert_int_equal(pipe(pp), 0);
+		fds[3] = pp[1]; /* variant 3: the write end, not the read end */
 		if (variant == 0) {
 			/* unsealed memfd */
 		} else {
@@ -496,19 +500,22 @@ static void test_join_rejects_bad_fds(void **state)
 					 0);
 			if (variant == 1)
 				reply.ring_size = RING * 2; /* region smaller than announced */
-			else
+			else if (variant == 2)
 				fds[2] = pp[0]; /* a pipe is not an eventfd */
 		}
+		msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(3 * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, sizeof(fds));
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 		assert_int_equal(sendmsg(sv[1], &msg, 0), (ssize_t)sizeof(reply));
 		assert_int_equal(mw_channel_local_join(&ch, sv[0], &mine, err, sizeof(err)),
 				 -EPROTO);
 		assert_non_null(strstr(err, variant == 0   ? "not sealed"
 					    : variant == 1 ? "the hello implies"
-							   : "not eventfds"));
+					    : variant == 2 ? "not eventfds"
+					    : variant == 3 ? "not a pipe's read end"
+							   : "passed 3 fds, expected 4"));
 		close(fds[0]);
 		close(fds[1]);
 		close(fds[2]);
@@ -517,6 +524,43 @@ static void test_join_rejects_bad_fds(void **state)
 		close(sv[0]);
 		close(sv[1]);
 	}
+}
+
+/*
+ * Version 2 passes the data pipe: the PVM keeps the write end, the INS gets
+ * the read end (non-blocking, never writable); version 1 has none.
+ */
+static void test_data_pipe(void **state)
+{
+	struct mw_channel pvm;
+	struct joiner j;
+	char err[160] = "", buf[8];
+	int fl;
+
+	assert_int_equal(pair_open(&pvm, &j, hello(1, 2), err, sizeof(err)), 0);
+	assert_int_equal(j.ret, 0);
+	assert_int_equal(pvm.version, 2);
+	assert_true(pvm.pipe_fd >= 0);
+	assert_true(j.ch.pipe_fd >= 0);
+	fl = fcntl(j.ch.pipe_fd, F_GETFL);
+	assert_int_equal(fl & O_ACCMODE, O_RDONLY);
+	assert_true(fl & O_NONBLOCK);
+	assert_int_equal(read(j.ch.pipe_fd, buf, sizeof(buf)), -1); /* empty: never blocks */
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(write(pvm.pipe_fd, "bytes", 5), 5);
+	assert_int_equal(read(j.ch.pipe_fd, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "bytes", 5);
+	assert_int_equal(write(j.ch.pipe_fd, "x", 1), -1); /* the INS cannot write it */
+	mw_channel_close(&pvm);
+	mw_channel_close(&j.ch);
+	assert_int_equal(j.ch.pipe_fd, -1);
+
+	assert_int_equal(pair_open(&pvm, &j, hello(1, 1), err, sizeof(err)), 0);
+	assert_int_equal(pvm.version, 1);
+	assert_int_equal(pvm.pipe_fd, -1);
+	assert_int_equal(j.ch.pipe_fd, -1);
+	mw_channel_close(&pvm);
+	mw_channel_close(&j.ch);
 }
 
 /* ---- two processes ---- */
@@ -924,6 +968,7 @@ int main(void)
 		cmocka_unit_test(test_bad_magic_and_garbage),
 		cmocka_unit_test(test_hello_fields_checked),
 		cmocka_unit_test(test_join_rejects_bad_fds),
+		cmocka_unit_test(test_data_pipe),
 		cmocka_unit_test(test_two_process_stream),
 		cmocka_unit_test(test_two_process_pingpong_sleeps),
 		cmocka_unit_test(test_joiner_in_other_netns),

@@ -22,13 +22,14 @@ enum probe {
 	PROBE_ALLOWED,
 	PROBE_UNSHARE,
 	PROBE_PACKET_SOCKET,
-	PROBE_EXECVE
+	PROBE_EXECVE,
+	PROBE_SPLICE_BLOCKING
 };
 
 /* In a child: sandbox, then @p; its stderr into @out. Return: the wait status. */
 static int run_probe(enum probe p, char *out, size_t outlen)
 {
-	int fds[2], status = 0, fd;
+	int fds[2], status = 0, fd, pp[2];
 	ssize_t n, got = 0;
 	pid_t pid;
 
@@ -40,6 +41,8 @@ static int run_probe(enum probe p, char *out, size_t outlen)
 
 		dup2(fds[1], STDERR_FILENO);
 		close(fds[0]);
+		if (pipe2(pp, O_NONBLOCK)) /* a data pipe, passed before the sandbox as in mw-ins */
+			_exit(2);
 		if (ins_sandbox_enter(true, false, err, sizeof(err)) <= 0) {
 			fprintf(stderr, "enter: %s\n", err);
 			_exit(3);
@@ -58,12 +61,19 @@ static int run_probe(enum probe p, char *out, size_t outlen)
 				  O_RDONLY | O_CLOEXEC);
 			if (fd < 0 || close(fd))
 				_exit(5);
+			/* DATA_PIPE: out of a pipe without waiting for it (empty: EAGAIN) */
+			if (splice(pp[0], NULL, fds[1], NULL, 1, SPLICE_F_NONBLOCK) != -1 ||
+			    errno != EAGAIN)
+				_exit(6);
 			_exit(0);
 		case PROBE_UNSHARE:
 			syscall(SYS_unshare, 0);
 			break;
 		case PROBE_PACKET_SOCKET:
 			socket(AF_PACKET, SOCK_RAW, 0);
+			break;
+		case PROBE_SPLICE_BLOCKING:
+			splice(pp[0], NULL, fds[1], NULL, 1, 0);
 			break;
 		case PROBE_EXECVE: {
 			char *const argv[] = { "/bin/true", NULL };
@@ -117,6 +127,14 @@ static void test_packet_socket_dies_of_sigsys(void **state)
 	assert_sigsys(run_probe(PROBE_PACKET_SOCKET, out, sizeof(out)), out, SYS_socket);
 }
 
+/* A splice that may wait for the data pipe is refused (docs/ins-protocol.md, the pipe's lock). */
+static void test_blocking_splice_dies_of_sigsys(void **state)
+{
+	char out[1024];
+
+	assert_sigsys(run_probe(PROBE_SPLICE_BLOCKING, out, sizeof(out)), out, SYS_splice);
+}
+
 static void test_execve_refused(void **state)
 {
 	char out[1024];
@@ -134,6 +152,7 @@ int main(void)
 		cmocka_unit_test(test_unshare_dies_of_sigsys),
 		cmocka_unit_test(test_packet_socket_dies_of_sigsys),
 		cmocka_unit_test(test_execve_refused),
+		cmocka_unit_test(test_blocking_splice_dies_of_sigsys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -167,6 +167,7 @@ struct sample {
 		struct mw_ev_errno en;
 		struct mw_stats st;
 		struct mw_credit cr;
+		struct mw_data_pipe dp;
 	} p;
 };
 
@@ -262,6 +263,11 @@ static struct sample sample_of(uint16_t type)
 		s.len = sizeof(s.p.cr);
 		s.dirs = TO_INS | TO_PVM;
 		break;
+	case MW_DATA_PIPE:
+		s.p.dp.len = MW_PIPE_FRAME_MAX;
+		s.len = sizeof(s.p.dp);
+		s.dirs = TO_INS;
+		break;
 	default:
 		fail_msg("no sample for type 0x%x", type);
 	}
@@ -272,7 +278,7 @@ static const uint16_t all_types[] = {
 	MW_OP_SOCKET, MW_OP_BIND, MW_OP_LISTEN, MW_OP_CONNECT, MW_OP_SETOPT, MW_OP_GETOPT,
 	MW_OP_SHUTDOWN, MW_OP_CLOSE, MW_OP_ABORT, MW_OP_ADDR_BLOCK, MW_OP_INS_SET, MW_OP_STATS,
 	MW_OP_GETNAME, MW_RESULT, MW_EV_ACCEPTED, MW_EV_CONNECTED, MW_EV_EOF, MW_EV_RESET,
-	MW_EV_ERROR, MW_EV_CLOSED, MW_EV_HEARTBEAT, MW_DATA, MW_CREDIT,
+	MW_EV_ERROR, MW_EV_CLOSED, MW_EV_HEARTBEAT, MW_DATA, MW_CREDIT, MW_DATA_PIPE,
 };
 
 static int check_s(const struct sample *s, uint64_t sock, uint32_t len, uint16_t flags,
@@ -394,6 +400,17 @@ static void test_size_limits(void **state)
 	s = sample_of(MW_CREDIT);
 	s.p.cr.bytes = (1u << 30) + 1;
 	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_INS), "bytes");
+	/* DATA_PIPE: 1..1 MiB, pad 0, never from an INS */
+	s = sample_of(MW_DATA_PIPE);
+	assert_int_equal(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_INS), 0);
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_PVM), "may not travel to the PVM");
+	s.p.dp.len = 0;
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_INS), "0 bytes");
+	s.p.dp.len = MW_PIPE_FRAME_MAX + 1;
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_INS), "bytes not 1..");
+	s.p.dp.len = 1;
+	s.p.dp.pad = 1;
+	assert_rejected(check_s(&s, SOCK, s.len, 0, MW_DIR_TO_INS), "pad 1");
 	s = sample_of(MW_OP_INS_SET);
 	s.p.is.name = 0;
 	assert_rejected(check_s(&s, 0, s.len, 0, MW_DIR_TO_INS), "unknown setting 0");

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/* test_pvm_splice.c - the splicer moves an app's bytes into a pipe, and never hangs mw-pvm's loop */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pvm/pvm_splice.h"
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An app's socket pair (non-blocking, as mw-pvm's end is) and a data pipe. */
+static void setup(int app[2], int pp[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, app), 0);
+	assert_int_equal(pipe2(pp, O_NONBLOCK), 0);
+}
+
+static void test_moves_bytes_in_order(void **state)
+{
+	int app[2], pp[2];
+	char buf[4096], got[4096];
+	struct pvm_splicer *sp;
+	ssize_t n;
+
+	setup(app, pp);
+	sp = pvm_splicer_new(pp[1], 1000);
+	assert_non_null(sp);
+	for (int round = 0; round < 50; round++) {
+		memset(buf, 'a' + round % 26, sizeof(buf));
+		assert_int_equal(write(app[0], buf, 1000 + (size_t)round), 1000 + round);
+		n = pvm_splicer_move(sp, app[1], sizeof(buf));
+		assert_int_equal(n, 1000 + round);
+		assert_int_equal(read(pp[0], got, sizeof(got)), n);
+		assert_memory_equal(got, buf, (size_t)n);
+	}
+	/* nothing to read: EAGAIN, as splice() says it */
+	assert_int_equal(pvm_splicer_move(sp, app[1], sizeof(buf)), -1);
+	assert_int_equal(errno, EAGAIN);
+	/* the app's EOF: 0 */
+	close(app[0]);
+	assert_int_equal(pvm_splicer_move(sp, app[1], sizeof(buf)), 0);
+	pvm_splicer_free(sp);
+	close(app[1]);
+	close(pp[0]);
+}
+
+struct holder {
+	int pipe_rd, sock;
+	ssize_t result;
+};
+
+/* A hostile INS: splice out of the data pipe into a full blocking socket, holding the pipe's lock. */
+static void *hold_pipe(void *arg)
+{
+	struct holder *h = arg;
+
+	h->result = splice(h->pipe_rd, NULL, h->sock, NULL, 1 << 20, 0);
+	return NULL;
+}
+
+static void test_held_pipe_times_out(void **state)
+{
+	int app[2], pp[2], sink[2], fl, sndbuf = 4096;
+	static char fill[1 << 16];
+	struct holder h = { 0 };
+	struct pvm_splicer *sp;
+	pthread_t t;
+	int64_t t0, took;
+	ssize_t n;
+
+	setup(app, pp);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sink), 0);
+	assert_int_equal(setsockopt(sink[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+	/* Fill the sink while non-blocking, then make it blocking: the next send waits. */
+	fl = fcntl(sink[0], F_GETFL);
+	assert_int_equal(fcntl(sink[0], F_SETFL, fl | O_NONBLOCK), 0);
+	while (write(sink[0], fill, sizeof(fill)) > 0)
+		;
+	assert_int_equal(fcntl(sink[0], F_SETFL, fl), 0);
+	assert_int_equal(write(pp[1], fill, 8192), 8192); /* bytes for the holder to send */
+	h.pipe_rd = pp[0];
+	h.sock = sink[0];
+	sp = pvm_splicer_new(pp[1], 200);
+	assert_non_null(sp);
+	assert_int_equal(pthread_create(&t, NULL, hold_pipe, &h), 0);
+	usleep(100 * 1000); /* the holder is in its send, the pipe locked */
+
+	assert_int_equal(write(app[0], "late", 4), 4);
+	t0 = now_ms();
+	n = pvm_splicer_move(sp, app[1], 4);
+	took = now_ms() - t0;
+	assert_int_equal(n, -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	/* the loop got its answer after the timeout, not after the holder let go */
+	assert_true(took >= 190);
+	assert_true(took < 5000);
+	pvm_splicer_free(sp); /* never blocks: the thread cleans up later */
+	close(app[1]); /* the loop closes its fd: the stuck splice has its own */
+
+	/* The INS lets go (its peer reads): the holder and the stuck splice finish. */
+	while (read(sink[1], fill, sizeof(fill)) > 0 && h.result == 0)
+		;
+	pthread_join(t, NULL);
+	assert_true(h.result > 0);
+	close(sink[0]);
+	close(sink[1]);
+	close(app[0]);
+	usleep(100 * 1000); /* the splicer thread closes the pipe's write end and frees */
+	close(pp[0]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_moves_bytes_in_order),
+		cmocka_unit_test(test_held_pipe_times_out),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
