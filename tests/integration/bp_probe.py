@@ -3,16 +3,21 @@
 #
 #   bp_probe.py server PORT RELEASE
 #       threaded server (run under the shim); the client's first line says what to do:
-#       "get N"  send N bytes, then close          "put"   read to EOF, answer "ok N"
-#       "hold"   read nothing until the file RELEASE exists, then as "put"
+#       "get N SEED"  send N bytes of SEED's pattern, then close
+#       "put"   read to EOF, answer "ok N"
+#       "hold"  read nothing until the file RELEASE exists, then as "put"
 #   bp_probe.py get HOST PORT N         download N bytes; print "get N SECONDS"
-#                                       (or "reset N": the connection was reset after N)
+#                                       (or "reset N": the connection was reset after N;
+#                                       "corrupt N": byte N is not the pattern's)
+# A download's bytes are a pattern of its own (a seed per connection, a prime period), so
+# bytes lost, repeated, reordered or from another connection are caught at once.
 #   bp_probe.py put HOST PORT N         upload N bytes; print "put N SECONDS" once acknowledged
 #   bp_probe.py stall HOST PORT MODE N RELEASE
 #       MODE get: ask for N bytes through a 4 KiB receive buffer and read nothing;
 #       MODE put: send "hold", then write until blocked;
 #       print "stalled"; once RELEASE exists finish the transfer as get/put do
 import os
+import random
 import socket
 import sys
 import threading
@@ -20,6 +25,17 @@ import time
 
 CHUNK = b"\x5a" * 65536
 RELEASE = None
+PERIOD = 131071  # prime, and more than a chunk: a slip of any length shows
+
+
+def pattern(seed):
+    """Two periods of SEED's bytes: any chunk starting within a period can be sliced."""
+    p = random.Random(seed).randbytes(PERIOD)
+    return p + p
+
+
+def seed_of():
+    return os.getpid() * 7919 + int(time.time() * 1000) % 7919
 
 
 def wait_release(seconds=60):
@@ -32,9 +48,12 @@ def serve_one(c):
     f = c.makefile("rb")
     line = f.readline().decode().split()
     if line[0] == "get":
-        left = int(line[1])
+        left, off, pat = int(line[1]), 0, pattern(int(line[2]))
         while left > 0:
-            left -= c.send(CHUNK[: min(left, len(CHUNK))])
+            o = off % PERIOD
+            n = c.send(pat[o : o + min(left, len(CHUNK))])
+            left -= n
+            off += n
     elif line[0] in ("put", "hold"):
         if line[0] == "hold":
             wait_release()
@@ -59,20 +78,31 @@ def server(port):
         threading.Thread(target=serve_one, args=(c,), daemon=True).start()
 
 
-def get(host, port, n, s=None):
+def ask(s, n):
+    seed = seed_of()
+    s.sendall(b"get %d %d\n" % (n, seed))
+    return pattern(seed)
+
+
+def get(host, port, n, s=None, pat=None):
     t0 = time.time()
     if s is None:
         s = socket.create_connection((host, port), timeout=60)
-        s.sendall(b"get %d\n" % n)
+        pat = ask(s, n)
     got = 0
     while True:
         try:
-            b = s.recv(1 << 20)
+            b = memoryview(s.recv(1 << 20))
         except ConnectionResetError:
             print("reset %d" % got, flush=True)
             return
         if not b:
             break
+        for i in range(0, len(b), len(CHUNK)):
+            piece, o = b[i : i + len(CHUNK)], (got + i) % PERIOD
+            if piece != pat[o : o + len(piece)]:
+                print("corrupt %d" % (got + i), flush=True)
+                sys.exit(1)
         got += len(b)
     print("get %d %.3f" % (got, time.time() - t0), flush=True)
 
@@ -97,11 +127,11 @@ def stall(host, port, mode, n):
     s.settimeout(60)
     s.connect((host, port))
     if mode == "get":
-        s.sendall(b"get %d\n" % n)
+        pat = ask(s, n)
         time.sleep(2)  # reading nothing: the server's sends back up through the relay
         print("stalled", flush=True)
         wait_release()
-        get(host, port, n, s)
+        get(host, port, n, s, pat)
         return
     s.sendall(b"hold\n")
     s.setblocking(False)
