@@ -7,6 +7,7 @@
 # Same topology as b3_bulk.sh (tests/bench/contenders.sh). Each figure is per MiB of
 # one download of SIZE_MIB (default 256) over one connection.
 # Usage: MW_BUILD_DIR=build SIZE_MIB=256 bash tests/bench/b3_profile.sh
+# (RECORD=1 KEEP_PERF=FILE keeps perf.data; DIRECT=0 skips the direct nginx)
 SIZE_MIB=${SIZE_MIB:-256}
 source "$(dirname "$0")/contenders.sh"
 mw_require_cmd perf
@@ -69,5 +70,6 @@ sleep 1
 get 8003 >/dev/null
 kill -INT "$sp"
 wait "$sp" || true
+[ -z "${KEEP_PERF:-}" ] || cp "$MW_TMP/perf.data" "$KEEP_PERF" # for perf report -G by hand
 perf report -i "$MW_TMP/perf.data" --no-children --sort comm,sym --stdio -g none \
 	--percent-limit 1 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 >&2
