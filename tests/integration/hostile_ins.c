@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* hostile_ins.c - test harness: a lying INS against the real mw-pvm (the mirror of fake_pvm.c) */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -35,7 +37,11 @@
  * (unknown frame type), foreign (DATA for a socket of another INS), flood (N
  * EV_ACCEPTED, aborts never answered), no-drain (stops consuming its rx ring, then
  * pushes DATA on CONNS connections of the listener of port N, whose app reads it
- * and writes back: mw-pvm's ring to us fills and the CREDIT it owes us queues).
+ * and writes back: mw-pvm's ring to us fills and the CREDIT it owes us queues),
+ * pipe-lock (a connection on port N's listener, whose app writes in bulk: once
+ * bytes are in the data pipe, a thread splices them out into a full blocking
+ * socket, holding the pipe's lock for good, and the CREDIT it sends makes mw-pvm
+ * splice into the pipe again).
  * Not lying: stall (N connections that never finish a hello, kept up for SECS
  * seconds, the 5th argument: re-made when mw-pvm drops one) and
  * wedge (joins, heartbeats, answers no op for N seconds).
@@ -64,6 +70,7 @@ struct hostile {
 	int nbound;
 	uint64_t data_sock; /* the "data" lie: credit the PVM returned on it */
 	uint64_t credited;
+	uint64_t got_data, got_piped; /* pipe-lock: DATA / DATA_PIPE bytes on data_sock */
 	uint32_t next_conn;
 	uint32_t last_req;
 	uint64_t last_req_sock;
@@ -233,6 +240,15 @@ static void serve(struct hostile *h, int ms)
 					memcpy(&cr, pl, sizeof(cr));
 					h->credited += cr.bytes;
 				}
+				if (f.type == MW_DATA && f.sock == h->data_sock)
+					h->got_data += f.len;
+				if (f.type == MW_DATA_PIPE && f.sock == h->data_sock &&
+				    f.len == sizeof(struct mw_data_pipe)) {
+					struct mw_data_pipe dp;
+
+					memcpy(&dp, pl, sizeof(dp));
+					h->got_piped += dp.len;
+				}
 				mw_channel_done(&h->ch); /* DATA: dropped */
 			}
 		}
@@ -284,13 +300,32 @@ static bool listeners_ready(const struct hostile *h, const char *what, int n)
 
 	if (!strcmp(what, "closed"))
 		return h->nlisten >= n;
-	if (!strcmp(what, "data") || !strcmp(what, "no-drain")) {
+	if (!strcmp(what, "data") || !strcmp(what, "no-drain") || !strcmp(what, "pipe-lock")) {
 		for (i = 0; i < h->nlisten; i++)
 			if (h->ports[i] == n)
 				return true;
 		return false;
 	}
 	return h->nlisten >= 1;
+}
+
+/* pipe-lock: splice out of the data pipe into a full blocking socket; never returns. */
+static void *hold_pipe(void *arg)
+{
+	struct hostile *h = arg;
+	static char fill[65536];
+	int sv[2], fl;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		return NULL;
+	fl = fcntl(sv[0], F_GETFL);
+	fcntl(sv[0], F_SETFL, fl | O_NONBLOCK);
+	while (write(sv[0], fill, sizeof(fill)) > 0)
+		;
+	fcntl(sv[0], F_SETFL, fl); /* blocking again, and full: the next send waits */
+	say("holding the data pipe's lock");
+	splice(h->ch.pipe_fd, NULL, sv[0], NULL, 1 << 20, 0);
+	return NULL;
 }
 
 /* The lie; returns 0, or -1 for an unknown scenario. */
@@ -360,6 +395,29 @@ static int lie(struct hostile *h, const char *what, int n)
 				send_frame(h, MW_DATA, c, junk, NODRAIN_FRAME);
 			serve(h, 0);
 		}
+	} else if (!strcmp(what, "pipe-lock")) {
+		pthread_t t;
+		int64_t end = now_ms() + 5000;
+
+		for (i = 0; i < h->nlisten; i++)
+			if (h->ports[i] == n)
+				lsn = h->listeners[i];
+		if (h->ch.pipe_fd < 0) {
+			say("no data pipe");
+			return 0;
+		}
+		h->data_sock = c = accept_one(h, lsn);
+		while (!h->got_piped && !h->cut && now_ms() < end)
+			serve(h, 50);
+		say("%llu bytes as DATA, %llu in the pipe", (unsigned long long)h->got_data,
+		    (unsigned long long)h->got_piped);
+		if (!h->got_piped || pthread_create(&t, NULL, hold_pipe, h))
+			return 0;
+		pthread_detach(t);
+		usleep(200 * 1000);
+		/* Honest credit for what came: mw-pvm splices again, into a locked pipe. */
+		cr.bytes = (uint32_t)(h->got_data + h->got_piped);
+		send_frame(h, MW_CREDIT, c, &cr, sizeof(cr));
 	} else if (!strcmp(what, "garbage")) {
 		send_frame(h, 0x7777, lsn, junk, 8);
 	} else if (!strcmp(what, "foreign")) {

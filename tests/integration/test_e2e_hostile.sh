@@ -10,7 +10,8 @@
 # (2) each lie (unsolicited EV_CLOSED on listeners it owns, EV_CONNECTED on a
 # listener, EV_ACCEPTED on a connection, replayed EV_ACCEPTED / EV_EOF / RESULT,
 # lying CREDIT, DATA beyond the window, garbage, another INS's socket, an
-# EV_ACCEPTED flood) cuts the liar with its reason logged, mw-pvm lives, and the
+# EV_ACCEPTED flood, holding the data pipe's lock) cuts the liar with its reason
+# logged, mw-pvm lives, and the
 # app keeps serving through the honest INS; (3) the flood is aborted beyond
 # pvm.ins_max_conns; (4) an app's request to an INS that answers nothing fails
 # with ETIMEDOUT after pvm.op_timeout_ms instead of hanging.
@@ -95,6 +96,24 @@ lie 17 data "DATA .* beyond the credit granted" 8090
 lie 18 garbage "unknown frame type 0x7777"
 lie 19 foreign "DATA for socket .* that is not on this INS"
 lie 20 flood "EV_ACCEPTED flood" 400
+# An app that writes in bulk on accept: its bytes go through the data pipe, whose
+# lock the liar then holds (docs/ins-protocol.md); mw-pvm's loop waits for its
+# splicer thread only pvm.splice_timeout_ms, then cuts the liar.
+mw_spawn bulk shimmed python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8091)); s.listen(8)
+while True:
+    c, _ = s.accept()
+    try:
+        c.sendall(b"b" * (64 << 20))
+    except OSError:
+        pass
+    c.close()'
+mw_wait_for "ins_listens 8091" 10 || mw_fail "the bulk app does not listen"
+lie 23 pipe-lock "a splice into its data pipe took over 1000 ms" 8091
+grep -q 'holding the data pipe.s lock' "$(mw_logfile liar23)" ||
+	mw_fail "the liar never held the pipe: $(cat "$(mw_logfile liar23)")"
 # 16 handed over, then aborted one by one, then (16/8 + 64 unanswered aborts later) cut.
 n=$(sed -n 's/.*INS 20: \([0-9]*\) connection(s) had been aborted over pvm.ins_max_conns.*/\1/p' "$PVM_LOG")
 [ "${n:-0}" -ge 60 ] && [ "$n" -le 70 ] ||
