@@ -226,6 +226,9 @@ static ssize_t relay_splice(struct pvm_sock *s, uint32_t credit)
 		snprintf(why, sizeof(why), "a splice into its data pipe took over %d ms",
 			 s->pvm->cfg->splice_timeout_ms);
 		pvm_ins_cut(ins, why);
+		/* The stuck splice has its own fd: end the socket itself, so the app
+		 * sees its connection end now and the late splice finds nothing. */
+		shutdown(s->fd, SHUT_RDWR);
 		errno = ETIMEDOUT;
 		return -1;
 	}

@@ -9,7 +9,7 @@
 #   upload: the app reads nothing from one connection whose client writes until
 #     blocked (mw-pvm's pending buffer, the ring credit, mw-ins stops reading);
 #     meanwhile four clients upload 16 MiB each.
-# The fast transfers must all complete, byte-exact, within 30 s, while the
+# The fast transfers must all complete, byte-exact (each its own pattern), within 30 s, while the
 # stalled connection is still established and stalled; released, the stalled
 # transfer completes byte-exact too (its bytes were held, not lost).
 source "$(dirname "$0")/lib.sh"
@@ -17,6 +17,10 @@ source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 [ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
 BP=$(dirname "$0")/bp_probe.py
+# Downloads go through the data pipe (pvm.data_pipe): every connection's bytes share
+# it, and bp_probe checks each download's own pattern (test_e2e_bulk keeps the ring).
+# shellcheck disable=SC2034 # read by mw_appliance_up
+MW_PVM_CONF="data_pipe = true;"
 mw_appliance_up
 SIZE=$((16 * 1024 * 1024))
 # Well above what the path can hold for one connection (the client's send buffer, up to

@@ -19,7 +19,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/hostile_lib.sh"
 
 MAX_CONNS=16
-MW_PVM_CONF="ins_max_conns = $MAX_CONNS; op_timeout_ms = 1000; handshake_max = 8;"
+MW_PVM_CONF="ins_max_conns = $MAX_CONNS; op_timeout_ms = 1000; handshake_max = 8; data_pipe = true;"
 hostile_up
 
 # fetch PORT: one request from cli; prints its time in ms; fails on error or wrong content.

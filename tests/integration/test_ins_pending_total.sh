@@ -26,6 +26,8 @@ mw_wait_for "grep -q ready '$(mw_logfile notify)'" || mw_fail "the notify socket
 export NOTIFY_SOCKET=$NOTIFY
 # shellcheck disable=SC2034 # read by mw_appliance_up
 MW_INS_CONF="socket_window = 1048576; pending_total = $MAX;"
+# shellcheck disable=SC2034 # read by mw_appliance_up; the bulk goes through the data pipe
+MW_PVM_CONF="data_pipe = true;"
 mw_appliance_up
 unset NOTIFY_SOCKET
 INS_LOG=$(mw_logfile ins1)

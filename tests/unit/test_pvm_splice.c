@@ -2,13 +2,18 @@
 /* test_pvm_splice.c - the splicer moves an app's bytes into a pipe, and never hangs mw-pvm's loop */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +67,7 @@ static void test_moves_bytes_in_order(void **state)
 
 struct holder {
 	int pipe_rd, sock;
+	_Atomic int tid;
 	ssize_t result;
 };
 
@@ -70,8 +76,26 @@ static void *hold_pipe(void *arg)
 {
 	struct holder *h = arg;
 
+	h->tid = (int)syscall(SYS_gettid);
 	h->result = splice(h->pipe_rd, NULL, h->sock, NULL, 1 << 20, 0);
 	return NULL;
+}
+
+/* Is thread @tid asleep (state S, in its send), not about to start? */
+static bool sleeping(int tid)
+{
+	char path[64], line[256], *p;
+	FILE *f;
+	bool s = false;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')))
+		s = p[1] == ' ' && p[2] == 'S';
+	fclose(f);
+	return s;
 }
 
 static void test_held_pipe_times_out(void **state)
@@ -80,18 +104,23 @@ static void test_held_pipe_times_out(void **state)
 	static char fill[1 << 16];
 	struct holder h = { 0 };
 	struct pvm_splicer *sp;
+	size_t filled = 0, drained = 0;
+	struct pollfd pfd;
 	pthread_t t;
 	int64_t t0, took;
+	char late[8];
 	ssize_t n;
 
+	signal(SIGPIPE, SIG_IGN);
+	alarm(60); /* without the splicer's thread the move would sleep until the holder lets go */
 	setup(app, pp);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sink), 0);
 	assert_int_equal(setsockopt(sink[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
 	/* Fill the sink while non-blocking, then make it blocking: the next send waits. */
 	fl = fcntl(sink[0], F_GETFL);
 	assert_int_equal(fcntl(sink[0], F_SETFL, fl | O_NONBLOCK), 0);
-	while (write(sink[0], fill, sizeof(fill)) > 0)
-		;
+	while ((n = write(sink[0], fill, sizeof(fill))) > 0)
+		filled += (size_t)n;
 	assert_int_equal(fcntl(sink[0], F_SETFL, fl), 0);
 	assert_int_equal(write(pp[1], fill, 8192), 8192); /* bytes for the holder to send */
 	h.pipe_rd = pp[0];
@@ -99,7 +128,10 @@ static void test_held_pipe_times_out(void **state)
 	sp = pvm_splicer_new(pp[1], 200);
 	assert_non_null(sp);
 	assert_int_equal(pthread_create(&t, NULL, hold_pipe, &h), 0);
-	usleep(100 * 1000); /* the holder is in its send, the pipe locked */
+	t0 = now_ms();
+	while (!(h.tid && sleeping(h.tid)) && now_ms() - t0 < 20000)
+		usleep(1000); /* until the holder sleeps in its send, the pipe locked */
+	assert_true(h.tid && sleeping(h.tid));
 
 	assert_int_equal(write(app[0], "late", 4), 4);
 	t0 = now_ms();
@@ -109,19 +141,30 @@ static void test_held_pipe_times_out(void **state)
 	assert_int_equal(errno, ETIMEDOUT);
 	/* the loop got its answer after the timeout, not after the holder let go */
 	assert_true(took >= 190);
-	assert_true(took < 5000);
+	assert_true(took < 20000);
 	pvm_splicer_free(sp); /* never blocks: the thread cleans up later */
-	close(app[1]); /* the loop closes its fd: the stuck splice has its own */
+	close(app[1]);	      /* the loop closes its fd: the stuck splice has its own */
 
-	/* The INS lets go (its peer reads): the holder and the stuck splice finish. */
-	while (read(sink[1], fill, sizeof(fill)) > 0 && h.result == 0)
-		;
+	/* The INS lets go (its peer reads all): the holder's send and the stuck splice finish. */
+	while (drained < filled + 8192) {
+		n = read(sink[1], fill, sizeof(fill));
+		assert_true(n > 0);
+		drained += (size_t)n;
+	}
 	pthread_join(t, NULL);
-	assert_true(h.result > 0);
+	assert_int_equal(h.result, 8192);
+	/* The stuck splice moved the 4 late bytes from its own duplicate, then the
+	 * thread closed the pipe's write end and freed itself: EOF after them. */
+	pfd = (struct pollfd){ .fd = pp[0], .events = POLLIN };
+	assert_int_equal(fcntl(pp[0], F_SETFL, fcntl(pp[0], F_GETFL) & ~O_NONBLOCK), 0);
+	assert_int_equal(poll(&pfd, 1, 20000), 1);
+	assert_int_equal(read(pp[0], late, sizeof(late)), 4);
+	assert_memory_equal(late, "late", 4);
+	assert_int_equal(read(pp[0], late, sizeof(late)), 0); /* every writer gone */
+	alarm(0);
 	close(sink[0]);
 	close(sink[1]);
 	close(app[0]);
-	usleep(100 * 1000); /* the splicer thread closes the pipe's write end and frees */
 	close(pp[0]);
 }
 
