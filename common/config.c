@@ -124,7 +124,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(pvm, op_timeout_ms, 5000, 100, 600000, CHK_NONE),
 	KEY_INT(pvm, id_space, 2147483647, 16, 2147483647, CHK_NONE),
 	KEY_INT(pvm, spin_us, 0, 0, 1000000, CHK_NONE),
-	KEY_BOOL(pvm, data_pipe, false),
+	KEY_BOOL(pvm, data_pipe, true),
 	KEY_INT(pvm, splice_timeout_ms, 1000, 10, 10000, CHK_NONE),
 	KEY_STR(pvm, netflow_unix, "", CHK_PATH_OR_EMPTY, NULL),
 	KEY_STR(pvm, netflow_group, "", CHK_NONE, NULL),

@@ -34,7 +34,7 @@ struct mw_pvm_config {
 	int op_timeout_ms;                  /* a shim request unanswered by its INS fails: 5000 */
 	int id_space;                       /* local socket ids 1..id_space per INS: 2^31-1 */
 	int spin_us;                        /* poll this long before sleeping (common/spin.h): 0 */
-	bool data_pipe;                     /* bulk to local INS by splice (DATA_PIPE): false */
+	bool data_pipe;                     /* bulk to local INS by splice (DATA_PIPE): true */
 	int splice_timeout_ms;              /* a splice into an INS's data pipe longer: INS cut: 1000 */
 	char netflow_unix[MW_PATH_MAX];     /* local consumers: "" = <runtime_dir>/netflow-<index>.sock */
 	char netflow_group[MW_NAME_MAX];    /* AF_UNIX peers in it observe: "" = none */

@@ -99,6 +99,8 @@ struct pvm_sock {
 	bool rx_eof, rx_reset; /* the INS sent EV_EOF / EV_RESET: what may follow is checked */
 	bool blocked;	       /* on ins->blocked: waiting for ring room */
 	bool bulk;	       /* last read filled its frame: read, do not peek (pvm_relay.c) */
+	bool splicing;	       /* a splice of its bytes is in flight (pvm_relay.c) */
+	bool no_splice;	       /* the last one moved nothing: read the next into the ring */
 	bool abort_sent;       /* CLOSING by OP_ABORT (else OP_CLOSE, which an abort may follow) */
 	struct pvm_sock *blk_next;
 
@@ -194,6 +196,9 @@ struct pvm_ins {
 	char cut[128]; /* set: a bound was broken deep in a call chain; killed at prepare */
 	struct pvm_sock *blocked; /* sockets waiting for ring room */
 	struct pvm_splicer *splicer; /* bulk into the data pipe (pvm_splice.c); NULL: ring only */
+	ev_io splice_io;	     /* its job ended */
+	ev_timer splice_timer;	     /* its job runs too long: the INS holds the pipe */
+	uint64_t splice_sock;	     /* the socket whose job is in flight; 0 if none */
 	bool dead;
 	bool more_rx; /* frames left after a batch */
 	uint32_t nsocks;
@@ -301,6 +306,10 @@ int pvm_ins_ctl(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *p
 		uint32_t len);
 void pvm_ins_kill(struct pvm_ins *ins, const char *reason);
 void pvm_ins_cut(struct pvm_ins *ins, const char *reason);
+void pvm_ins_flush(struct pvm_ins *ins);
+void pvm_ins_splice_timer(struct pvm_ins *ins, double secs);
+void pvm_ins_ctl_first(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *payload,
+		       uint32_t len);
 
 /* pvm_sock.c */
 struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
@@ -362,5 +371,7 @@ void pvm_relay_eof(struct pvm_sock *s);
 void pvm_relay_reset(struct pvm_sock *s);
 void pvm_relay_credit(struct pvm_sock *s);
 void pvm_relay_resume(struct pvm_ins *ins);
+void pvm_relay_splice_done(struct pvm_ins *ins);
+void pvm_relay_splice_stuck(struct pvm_ins *ins);
 
 #endif /* MW_PVM_H */

@@ -129,6 +129,8 @@ static void ins_flush_queue(struct pvm_ins *ins)
 	struct pvm_ctlq *q;
 	int ret;
 
+	if (ins->splice_sock)
+		return; /* frozen until the splice's DATA_PIPE is committed (pvm_relay.c) */
 	while ((q = ins->q)) {
 		ret = mw_channel_send(&ins->ch, q->type, q->sock, q->payload, q->len);
 		if (ret == -EAGAIN) {
@@ -146,6 +148,46 @@ static void ins_flush_queue(struct pvm_ins *ins)
 }
 
 /**
+ * pvm_ins_ctl_first() - queue a frame ahead of every queued control frame
+ * @ins: the INS (its ring was full)
+ *
+ * For a splice's DATA_PIPE, which belongs before what was queued while it ran.
+ * Not bounded by pvm.ins_max_queued (one at a time); out of memory, the INS
+ * would get bytes without their frame: it is cut.
+ */
+void pvm_ins_ctl_first(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *payload,
+		       uint32_t len)
+{
+	struct pvm_ctlq *q = malloc(sizeof(*q) + len);
+
+	if (!q) {
+		pvm_ins_cut(ins, "out of memory for a DATA_PIPE frame");
+		return;
+	}
+	q->type = type;
+	q->sock = sock;
+	q->len = len;
+	memcpy(q->payload, payload, len);
+	q->next = ins->q;
+	ins->q = q;
+	if (!ins->q_tail)
+		ins->q_tail = q;
+	ins->nq++;
+	mw_channel_want_space(&ins->ch, len);
+}
+
+/**
+ * pvm_ins_flush() - send what waits in @ins's control queue, resume parked sockets
+ * @ins: the INS (a splice's DATA_PIPE was just committed: the queue thaws)
+ */
+void pvm_ins_flush(struct pvm_ins *ins)
+{
+	ins_flush_queue(ins);
+	if (!ins->q)
+		pvm_relay_resume(ins);
+}
+
+/**
  * pvm_ins_ctl() - send a control frame that needs no result (CREDIT, or a built op)
  * @ins:     the INS
  * @type:    frame type
@@ -154,7 +196,9 @@ static void ins_flush_queue(struct pvm_ins *ins)
  * @len:     payload length
  *
  * Control frames are never lost to a full ring: they wait in order in a small
- * queue that is sent first when room appears.
+ * queue that is sent first when room appears.  They also wait while a splice
+ * into the data pipe is in flight: whatever the app did after writing those
+ * bytes (an option, a shutdown, a close) must reach the INS after them.
  * Return: 0, -ENOENT if the INS is dead, -ENOMEM
  */
 int pvm_ins_ctl(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *payload,
@@ -164,7 +208,7 @@ int pvm_ins_ctl(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *p
 
 	if (ins->dead)
 		return -ENOENT;
-	if (ins->q)
+	if (ins->q || ins->splice_sock)
 		return ins_enqueue(ins, type, sock, payload, len);
 	ret = mw_channel_send(&ins->ch, type, sock, payload, len);
 	if (ret == -EAGAIN) {
@@ -597,8 +641,12 @@ void pvm_ins_kill(struct pvm_ins *ins, const char *reason)
 	struct pvm_ctlq *q;
 
 	mw_channel_kill(&ins->ch, reason);
-	pvm_splicer_free(ins->splicer);
-	ins->splicer = NULL;
+	if (ins->splicer) {
+		ev_io_stop(p->loop, &ins->splice_io);
+		ev_timer_stop(p->loop, &ins->splice_timer);
+		pvm_splicer_free(ins->splicer);
+		ins->splicer = NULL;
+	}
 	pvm_view_ins_down(ins);
 	mw_warn("INS %u: channel ended: %s; reaping %u socket(s)", ins->id, reason, ins->nsocks);
 	if (ins->conns_refused)
@@ -697,6 +745,42 @@ const char *pvm_ins_refusal(struct pvm *p, const struct mw_hello *hello)
 						: NULL;
 }
 
+static void ins_splice_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	pvm_relay_splice_done(w->data);
+}
+
+/**
+ * pvm_ins_splice_timer() - (re)arm the check on @ins's splice in flight
+ * @ins:  the INS
+ * @secs: check after this long
+ *
+ * Set before every start: libev keeps a stopped timer's remaining time.
+ */
+void pvm_ins_splice_timer(struct pvm_ins *ins, double secs)
+{
+	ev_timer_stop(ins->pvm->loop, &ins->splice_timer);
+	ev_timer_set(&ins->splice_timer, secs, 0.0);
+	ev_timer_start(ins->pvm->loop, &ins->splice_timer);
+}
+
+/* Stuck means inside splice() for the whole timeout, by the thread's own clock. */
+static void ins_splice_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm_ins *ins = w->data;
+	long limit = ins->pvm->cfg->splice_timeout_ms, ran;
+
+	if (!ins->splicer || !ins->splice_sock)
+		return;
+	ran = pvm_splicer_running_ms(ins->splicer);
+	if (ran < limit) {
+		/* not started yet (a busy machine), ended (its report is next), or not long enough */
+		pvm_ins_splice_timer(ins, (ran < 0 ? limit : limit - ran) / 1000.0);
+		return;
+	}
+	pvm_relay_splice_stuck(ins);
+}
+
 /*
  * The data pipe's write end (protocol v2, local channel) goes to a splicer
  * thread (pvm_splice.c), never to the loop.  Closed here when unused: it is
@@ -713,10 +797,19 @@ static void ins_data_pipe(struct pvm_ins *ins)
 		close(fd);
 		return;
 	}
-	ins->splicer = pvm_splicer_new(fd, ins->pvm->cfg->splice_timeout_ms);
-	if (!ins->splicer)
+	ins->splicer = pvm_splicer_new(fd);
+	if (!ins->splicer) {
 		mw_warn("INS %u: no splicer thread (%s): bulk goes through the ring", ins->id,
-			strerror(errno));
+			errno == EMFILE ? "too many are stuck in INS that hold their pipe"
+					: strerror(errno));
+		return;
+	}
+	ev_io_init(&ins->splice_io, ins_splice_cb, pvm_splicer_fd(ins->splicer), EV_READ);
+	ins->splice_io.data = ins;
+	ev_io_start(ins->pvm->loop, &ins->splice_io);
+	ev_timer_init(&ins->splice_timer, ins_splice_timer_cb,
+		      ins->pvm->cfg->splice_timeout_ms / 1000.0, 0.0);
+	ins->splice_timer.data = ins;
 }
 
 /**

@@ -42,13 +42,17 @@
  * Bulk over a local channel with a data pipe (protocol version 2): the bytes
  * move by page reference instead, splice()d from the app's socket into the
  * channel's pipe and announced by a small DATA_PIPE frame in the ring, whose
- * order is the pipe's (one producer: this loop, waiting for its splicer).
- * mw-ins splices them on into TCP: no copy in either daemon, and for an app
- * that sendfile()s, none at all.  The count is the splice's, so Netflow's
- * bytes stay exact; credit is spent as for DATA.  A full pipe (EAGAIN) falls
- * back to the ring for that read.  The splice itself runs on the INS's
- * splicer thread (pvm_splice.c): the INS can hold the pipe's lock, and this
- * loop must never sleep on it.
+ * order is the pipe's.  mw-ins splices them on into TCP: no copy in either
+ * daemon, and for an app that sendfile()s, none at all.  The splice runs on
+ * the INS's splicer thread (pvm_splice.c), because the INS can hold the
+ * pipe's lock and this loop must never sleep on it, and the loop does not
+ * wait for it: one job per INS in flight; its socket stops reading, and the
+ * INS's control frames queue (everything the app does after those bytes
+ * must reach the INS after them) until the thread reports, when the frame
+ * is committed with the splice's count (Netflow's bytes stay exact; credit
+ * is spent as for DATA) and the queue thaws.  Other sockets of the INS use
+ * the ring meanwhile; a job that moved nothing (a full pipe) makes the next
+ * read go to the ring.
  *
  * INS -> app: write() straight from the ring; what the app's socket does not
  * take is copied into the socket's pending buffer (allocated once, bounded by
@@ -197,57 +201,101 @@ static ssize_t relay_read(struct pvm_sock *s, void *buf, uint32_t want, bool *eo
 #define RELAY_BULK_MIN (MW_FRAME_MAX_PAYLOAD / 4)
 
 /*
- * Bulk through the channel's data pipe (see the top of this file): up to
- * @credit bytes, announced by a DATA_PIPE frame reserved before the splice so
- * that bytes in the pipe always get their frame.
- * Return: as read(), bytes committed if > 0; -1 with EAGAIN also when the
- * ring or the pipe is full or splice cannot be used: then read into the ring;
- * -1 with ETIMEDOUT when the INS held the pipe (it is cut).
+ * Bulk through the channel's data pipe (see the top of this file): hand up to
+ * @credit bytes to the INS's splicer and stop reading @s until the job ends
+ * (pvm_relay_splice_done()).  Meanwhile the INS's control frames wait, so
+ * whatever the app does next reaches the INS after these bytes.
+ * Return: true if the job was submitted; false: read into the ring instead
+ * (the splicer is busy with another socket, or no fd for the job)
  */
-static ssize_t relay_splice(struct pvm_sock *s, uint32_t credit)
+static bool relay_splice(struct pvm_sock *s, uint32_t credit)
 {
 	struct pvm_ins *ins = s->ins;
-	struct mw_data_pipe dp = { 0 };
-	char why[96];
-	void *frame;
-	ssize_t n;
 
-	frame = mw_channel_reserve(&ins->ch, MW_DATA_PIPE, s->id, sizeof(dp));
-	if (!frame) {
-		errno = EAGAIN;
-		return -1;
+	if (ins->splice_sock || pvm_splicer_submit(ins->splicer, s->fd,
+						   credit < MW_PIPE_FRAME_MAX ? credit
+									      : MW_PIPE_FRAME_MAX))
+		return false;
+	ins->splice_sock = s->id;
+	s->splicing = true;
+	ev_io_stop(s->pvm->loop, &s->rio);
+	pvm_ins_splice_timer(ins, s->pvm->cfg->splice_timeout_ms / 1000.0);
+	return true;
+}
+
+/* The job's socket, if it still relays: its bytes are counted, its reading resumed. */
+static void relay_splice_ended(struct pvm_sock *s, ssize_t n, int err)
+{
+	s->splicing = false;
+	if (n > 0) {
+		pvm_credit_tx_use(&s->cr, (uint32_t)n);
+		s->bytes_out += (uint64_t)n;
+		s->bulk = n >= RELAY_BULK_MIN;
+		if (pvm_observe_active())
+			pvm_observe_sock(PVM_OBS_SEND, s, 0);
 	}
-	n = pvm_splicer_move(ins->splicer, s->fd,
-			     credit < MW_PIPE_FRAME_MAX ? credit : MW_PIPE_FRAME_MAX);
-	if (n < 0 && errno == ETIMEDOUT) {
-		/* Nothing committed: whatever the stuck splice moves is never announced. */
-		pvm_splicer_free(ins->splicer);
-		ins->splicer = NULL;
-		snprintf(why, sizeof(why), "a splice into its data pipe took over %d ms",
-			 s->pvm->cfg->splice_timeout_ms);
-		pvm_ins_cut(ins, why);
-		/* The stuck splice has its own fd: end the socket itself, so the app
-		 * sees its connection end now and the late splice finds nothing. */
+	if (s->fd < 0 || s->app_eof || s->state != PVM_ST_CONNECTED)
+		return;
+	if (n == 0) {
+		relay_app_eof(s);
+	} else if (n < 0 && err == ECONNRESET) {
+		/* Reported once, and the splice took it: a reset stays a reset. */
+		relay_app_gone(s, true);
+	} else {
+		/* A full pipe, nothing to read, an INS that closed its end: the ring next. */
+		s->no_splice = n < 0;
+		pvm_relay_start(s);
+	}
+}
+
+/**
+ * pvm_relay_splice_done() - the INS's splicer reports: announce the bytes, thaw the INS
+ * @ins: the INS
+ *
+ * The DATA_PIPE frame goes before every control frame queued meanwhile (a
+ * full ring puts it at the head of the queue), even if the socket has gone
+ * since: its bytes are in the pipe, and the INS, which still knows the
+ * socket (its close is among the queued frames), takes them off.
+ */
+void pvm_relay_splice_done(struct pvm_ins *ins)
+{
+	struct mw_data_pipe dp = { 0 };
+	struct pvm_sock *s;
+	uint64_t id = ins->splice_sock;
+	ssize_t n;
+	int err;
+
+	if (!ins->splicer || !pvm_splicer_result(ins->splicer, &n, &err))
+		return;
+	ev_timer_stop(ins->pvm->loop, &ins->splice_timer);
+	ins->splice_sock = 0;
+	if (n > 0) {
+		dp.len = (uint32_t)n;
+		if (mw_channel_send(&ins->ch, MW_DATA_PIPE, id, &dp, sizeof(dp)) == -EAGAIN)
+			pvm_ins_ctl_first(ins, MW_DATA_PIPE, id, &dp, sizeof(dp));
+	}
+	s = pvm_sock_find(ins->pvm, id);
+	if (s && s->ins == ins && s->splicing)
+		relay_splice_ended(s, n, err);
+	pvm_ins_flush(ins);
+}
+
+/**
+ * pvm_relay_splice_stuck() - a splice has run past pvm.splice_timeout_ms: the INS holds the pipe
+ * @ins: the INS; cut at the next prepare
+ */
+void pvm_relay_splice_stuck(struct pvm_ins *ins)
+{
+	struct pvm_sock *s = pvm_sock_find(ins->pvm, ins->splice_sock);
+	char why[96];
+
+	snprintf(why, sizeof(why), "a splice into its data pipe took over %d ms",
+		 ins->pvm->cfg->splice_timeout_ms);
+	pvm_ins_cut(ins, why);
+	/* The stuck splice has its own fd: end the socket itself, so the app sees
+	 * its connection end now and the late splice finds nothing. */
+	if (s && s->fd >= 0)
 		shutdown(s->fd, SHUT_RDWR);
-		errno = ETIMEDOUT;
-		return -1;
-	}
-	if (n <= 0) {
-		/*
-		 * The app's socket error is reported once: the splice took it, so pass
-		 * it on (a reset must stay a reset).  Anything else (a full pipe, an
-		 * empty socket, an INS that closed its end): the ring.
-		 */
-		if (n < 0 && errno != EINTR && errno != ECONNRESET)
-			errno = EAGAIN;
-		return n;
-	}
-	dp.len = (uint32_t)n;
-	memcpy(frame, &dp, sizeof(dp));
-	mw_channel_commit(&ins->ch, sizeof(dp));
-	pvm_credit_tx_use(&s->cr, (uint32_t)n);
-	s->bulk = n >= RELAY_BULK_MIN;
-	return n;
 }
 
 /*
@@ -276,31 +324,9 @@ static int relay_move(struct pvm_sock *s)
 			relay_block(s); /* queued control frames go first */
 			break;
 		}
-		if (s->bulk && ins->splicer) {
-			uint32_t asked = s->cr.tx_credit;
-
-			n = relay_splice(s, asked);
-			if (n > 0) {
-				s->bytes_out += (uint64_t)n;
-				if ((uint32_t)n < asked && (uint32_t)n < MW_PIPE_FRAME_MAX)
-					break; /* drained (or the pipe is full: the ring then) */
-				continue;
-			}
-			if (n == 0) {
-				ret = 1;
-				break;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno == ETIMEDOUT) {
-				ev_io_stop(s->pvm->loop, &s->rio); /* the INS is being cut */
-				break;
-			}
-			if (errno != EAGAIN) {
-				ret = -1;
-				break;
-			}
-		}
+		if (s->bulk && ins->splicer && !s->no_splice && relay_splice(s, s->cr.tx_credit))
+			break; /* pvm_relay_splice_done() goes on */
+		s->no_splice = false;
 		buf = mw_channel_reserve(&ins->ch, MW_DATA, s->id, want);
 		if (!buf) {
 			if (ins->ch.dead_reason[0]) {
@@ -356,8 +382,9 @@ void pvm_relay_flush(struct pvm_sock *s)
 {
 	int avail = 0;
 
-	if (s->fd < 0 || s->app_eof || s->state != PVM_ST_CONNECTED || s->blocked || !s->ins)
-		return;
+	if (s->fd < 0 || s->app_eof || s->state != PVM_ST_CONNECTED || s->blocked || !s->ins ||
+	    s->splicing)
+		return; /* splicing: the option waits behind the splice (pvm_ins_ctl()) */
 	if (ioctl(s->fd, FIONREAD, &avail) || avail <= 0)
 		return;
 	relay_move(s);
@@ -450,7 +477,8 @@ void pvm_relay_attach(struct pvm_sock *s, int fd)
  */
 void pvm_relay_start(struct pvm_sock *s)
 {
-	if (s->fd < 0 || s->app_eof || s->state != PVM_ST_CONNECTED || s->blocked || !s->ins)
+	if (s->fd < 0 || s->app_eof || s->state != PVM_ST_CONNECTED || s->blocked || !s->ins ||
+	    s->splicing)
 		return;
 	ev_io_start(s->pvm->loop, &s->rio);
 }

@@ -2,6 +2,9 @@
 # test_e2e_bulk.sh - 256 MiB each way through the INS, checked by sha256 (the Netflow seed's nc example)
 source "$(dirname "$0")/lib.sh"
 mw_require_cmd nc sha256sum
+# The ring's bulk path, byte-checked (the data pipe's: test_e2e_backpressure and the rest).
+# shellcheck disable=SC2034 # read by mw_appliance_up
+MW_PVM_CONF="data_pipe = false;"
 mw_appliance_up
 SIZE=$((256 * 1024 * 1024))
 head -c $SIZE /dev/urandom >"$MW_TMP/up"
