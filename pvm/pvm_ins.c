@@ -208,7 +208,8 @@ int pvm_ins_ctl(struct pvm_ins *ins, uint16_t type, uint64_t sock, const void *p
 
 	if (ins->dead)
 		return -ENOENT;
-	if (ins->q || ins->splice_sock)
+	/* CREDIT's order does not matter: it never waits for a splice (nor stalls the INS). */
+	if (type != MW_CREDIT && (ins->q || ins->splice_sock))
 		return ins_enqueue(ins, type, sock, payload, len);
 	ret = mw_channel_send(&ins->ch, type, sock, payload, len);
 	if (ret == -EAGAIN) {
@@ -644,6 +645,7 @@ void pvm_ins_kill(struct pvm_ins *ins, const char *reason)
 	if (ins->splicer) {
 		ev_io_stop(p->loop, &ins->splice_io);
 		ev_timer_stop(p->loop, &ins->splice_timer);
+		pvm_splicer_shutdown(ins->splicer); /* a job in flight holds the app's socket */
 		pvm_splicer_free(ins->splicer);
 		ins->splicer = NULL;
 	}

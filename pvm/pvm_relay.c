@@ -274,6 +274,13 @@ void pvm_relay_splice_done(struct pvm_ins *ins)
 		if (mw_channel_send(&ins->ch, MW_DATA_PIPE, id, &dp, sizeof(dp)) == -EAGAIN)
 			pvm_ins_ctl_first(ins, MW_DATA_PIPE, id, &dp, sizeof(dp));
 	}
+	if (n < 0 && err == EPIPE) {
+		/* The INS closed its end of the pipe: the ring from now on, no job each time. */
+		mw_warn("INS %u: its data pipe has no reader: bulk goes through the ring", ins->id);
+		ev_io_stop(ins->pvm->loop, &ins->splice_io);
+		pvm_splicer_free(ins->splicer);
+		ins->splicer = NULL;
+	}
 	s = pvm_sock_find(ins->pvm, id);
 	if (s && s->ins == ins && s->splicing)
 		relay_splice_ended(s, n, err);
@@ -286,16 +293,14 @@ void pvm_relay_splice_done(struct pvm_ins *ins)
  */
 void pvm_relay_splice_stuck(struct pvm_ins *ins)
 {
-	struct pvm_sock *s = pvm_sock_find(ins->pvm, ins->splice_sock);
 	char why[96];
 
 	snprintf(why, sizeof(why), "a splice into its data pipe took over %d ms",
 		 ins->pvm->cfg->splice_timeout_ms);
 	pvm_ins_cut(ins, why);
-	/* The stuck splice has its own fd: end the socket itself, so the app sees
-	 * its connection end now and the late splice finds nothing. */
-	if (s && s->fd >= 0)
-		shutdown(s->fd, SHUT_RDWR);
+	/* The stuck splice has its own fd (even if ours is closed already): end the
+	 * connection itself, so the app sees its end now and the late splice finds nothing. */
+	pvm_splicer_shutdown(ins->splicer);
 }
 
 /*

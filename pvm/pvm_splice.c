@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -191,6 +192,14 @@ bool pvm_splicer_result(struct pvm_splicer *sp, ssize_t *n, int *err)
 	}
 	pthread_mutex_unlock(&sp->mu);
 	return done;
+}
+
+void pvm_splicer_shutdown(struct pvm_splicer *sp)
+{
+	pthread_mutex_lock(&sp->mu);
+	if (sp->state == SP_JOB || sp->state == SP_RUNNING)
+		shutdown(sp->job_fd, SHUT_RDWR);
+	pthread_mutex_unlock(&sp->mu);
 }
 
 long pvm_splicer_running_ms(struct pvm_splicer *sp)

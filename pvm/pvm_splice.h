@@ -38,6 +38,12 @@ int pvm_splicer_submit(struct pvm_splicer *sp, int app_fd, size_t len);
  */
 bool pvm_splicer_result(struct pvm_splicer *sp, ssize_t *n, int *err);
 
+/*
+ * End the connection the job in flight reads (shutdown of its duplicate): the
+ * app then sees its end even while the splice stays stuck.  No job: nothing.
+ */
+void pvm_splicer_shutdown(struct pvm_splicer *sp);
+
 /* How long the job has been inside splice(), in ms; -1 if it is not (waiting, or ended). */
 long pvm_splicer_running_ms(struct pvm_splicer *sp);
 
