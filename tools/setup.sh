@@ -22,7 +22,7 @@ packages=(build-essential cmake pkg-config clang libclang-rt-14-dev
 	nginx curl netcat-openbsd redis-server redis-tools wrk haproxy iproute2
 	python3 tmux procps psmisc systemd clang-tidy cppcheck libpcap-dev tcpdump tshark nfdump
 	slowhttptest apache2 nftables libnftables-dev linux-perf qemu-system-x86 busybox-static
-	cpio xz-utils)
+	cpio xz-utils conntrack)
 
 install_packages() {
 	local missing=()
