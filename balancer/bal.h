@@ -145,6 +145,7 @@ void bal_ins_conn_done(struct bal_ins *i);
 /* frontend.c */
 int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen);
 void bal_fe_close(struct bal_fe *fe);
+void bal_fe_reload(struct bal_fe *fe);
 unsigned bal_fe_conns(const struct bal_fe *fe);
 bool bal_fe_accept_paused(const struct bal_fe *fe);
 

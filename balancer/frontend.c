@@ -42,8 +42,9 @@
  * ACCEPT_PAUSE_S and resume, instead of spinning on a readable listener.
  * At balancer.max_conns connections a new client is closed at once (reason
  * "limit"), so the balancer's fds and pipes stay bounded.  Both legs get
- * TCP keepalive (balancer.keepalive_ms), so a peer that vanished without a
- * FIN or RST ends its connection even where idle_timeout_ms is 0.
+ * TCP keepalive (balancer.keepalive_ms; the client leg inherits it from the
+ * listener), so a peer that vanished without a FIN or RST ends its
+ * connection even where idle_timeout_ms is 0.
  *
  * Every failure is counted under its reason (enum bal_reason, reason.c).
  */
@@ -53,6 +54,7 @@
 #define PUMP_ROUNDS	  16
 #define SPLICE_CHUNK	  (1 << 16)
 #define ACCEPT_PAUSE_S	  0.1
+#define PIPE_POOL	  64 /* empty pipes kept for the next connections */
 #define KEEPALIVE_INTVL_S 10 /* between two keepalive probes */
 #define KEEPALIVE_CNT	  6  /* unanswered probes that end the connection */
 
@@ -97,6 +99,8 @@ struct bal_fe {
 	struct fe_conn *conns;
 	unsigned nconns;
 	struct mw_ratelimit rl;
+	int pool[PIPE_POOL][2]; /* empty pipes, [0] read end, [1] write end */
+	int npool;
 };
 
 static void conn_update(struct fe_conn *c);
@@ -124,6 +128,47 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/*
+ * Pipes are reused: creating and freeing two per connection was a fifth of
+ * what a short connection cost the balancer in system calls.  A pipe goes
+ * back to the pool only when d->inpipe says it is empty (every byte spliced
+ * in was spliced out: the count is exact, splice() reports what it moved), so
+ * no byte of one connection can reach another; any other pipe is closed.
+ */
+static int pipe_get(struct bal_fe *fe, struct fe_dir *d)
+{
+	if (fe->npool) {
+		fe->npool--;
+		d->pipe[0] = fe->pool[fe->npool][0];
+		d->pipe[1] = fe->pool[fe->npool][1];
+		return 0;
+	}
+	return pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) ? -errno : 0;
+}
+
+static void pipe_put(struct bal_fe *fe, struct fe_dir *d)
+{
+	if (d->pipe[0] >= 0 && d->pipe[1] >= 0 && !d->inpipe && fe->npool < PIPE_POOL) {
+		fe->pool[fe->npool][0] = d->pipe[0];
+		fe->pool[fe->npool][1] = d->pipe[1];
+		fe->npool++;
+		d->pipe[0] = d->pipe[1] = -1;
+		return;
+	}
+	close_fd(&d->pipe[0]);
+	close_fd(&d->pipe[1]);
+}
+
+/* Close every pooled pipe (out of fds, or the front end closes). */
+static void pipe_pool_drain(struct bal_fe *fe)
+{
+	while (fe->npool) {
+		fe->npool--;
+		close(fe->pool[fe->npool][0]);
+		close(fe->pool[fe->npool][1]);
+	}
+}
+
 static void conn_free(struct fe_conn *c)
 {
 	struct bal_fe *fe = c->fe;
@@ -134,10 +179,8 @@ static void conn_free(struct fe_conn *c)
 	ev_timer_stop(loop, &c->timer);
 	close_fd(&c->cfd);
 	close_fd(&c->bfd);
-	close_fd(&c->up.pipe[0]);
-	close_fd(&c->up.pipe[1]);
-	close_fd(&c->down.pipe[0]);
-	close_fd(&c->down.pipe[1]);
+	pipe_put(fe, &c->up);
+	pipe_put(fe, &c->down);
 	if (c->ins)
 		bal_ins_conn_done(c->ins);
 	if (c->prev)
@@ -176,9 +219,17 @@ static int set_keepalive(int fd, int ms)
 	return 0;
 }
 
-/* Move what can move in one direction.  Return: 0, or -errno (connection over). */
+/*
+ * Move what can move in one direction.  A splice from src that came back
+ * short took all src had: once it is out of the pipe, the pump stops instead
+ * of asking again for an EAGAIN (the watchers are level-triggered: more bytes,
+ * or the EOF, make src readable again).  That is one system call less per
+ * message each way, most of what a short request or response costs here.
+ * Return: 0, or -errno (connection over).
+ */
 static int pump(struct fe_conn *c, struct fe_dir *d, int src, int dst, uint64_t *bytes)
 {
+	bool drained = false;
 	ssize_t n;
 	int r;
 
@@ -201,19 +252,32 @@ static int pump(struct fe_conn *c, struct fe_dir *d, int src, int dst, uint64_t 
 			}
 			return 0;
 		}
+		if (drained)
+			return 0;
 		n = splice(src, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
 			   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		if (n < 0)
 			return errno == EAGAIN ? 0 : -errno;
 		if (n == 0)
 			d->eof = true;
+		drained = n > 0 && n < SPLICE_CHUNK;
 		d->inpipe = (size_t)n;
 		c->last = ev_now(c->fe->b->loop);
 	}
 	return 0;
 }
 
-static void conn_pump(struct fe_conn *c)
+/* Which directions a readiness can move (conn_pump's @dirs). */
+#define DIR_UP	 1 /* client -> INS (and the PROXY header) */
+#define DIR_DOWN 2 /* INS -> client */
+#define DIR_BOTH (DIR_UP | DIR_DOWN)
+
+/*
+ * Pump the directions in @dirs: a readable client or a writable INS can only
+ * move bytes up, the other two only down; asking the other direction too
+ * would cost a splice that finds nothing (EAGAIN) on every message.
+ */
+static void conn_pump(struct fe_conn *c, int dirs)
 {
 	ssize_t n;
 	int ret;
@@ -229,9 +293,9 @@ static void conn_pump(struct fe_conn *c)
 			c->hdroff += (size_t)n;
 	}
 	ret = 0;
-	if (c->hdroff == c->hdrlen)
+	if ((dirs & DIR_UP) && c->hdroff == c->hdrlen)
 		ret = pump(c, &c->up, c->cfd, c->bfd, &c->ins->rx);
-	if (!ret)
+	if (!ret && (dirs & DIR_DOWN))
 		ret = pump(c, &c->down, c->bfd, c->cfd, &c->ins->tx);
 	if (ret) {
 		mw_debug("connection to INS %d ended: %s", c->ins->h.id, strerror(-ret));
@@ -280,8 +344,13 @@ static void conn_update(struct fe_conn *c)
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct fe_conn *c = w->data;
+	int dirs = 0;
 
-	conn_pump(c);
+	if (revents & EV_READ)
+		dirs |= w == &c->cio ? DIR_UP : DIR_DOWN;
+	if (revents & EV_WRITE)
+		dirs |= w == &c->cio ? DIR_DOWN : DIR_UP;
+	conn_pump(c, dirs);
 }
 
 static void connect_next(struct fe_conn *c);
@@ -332,11 +401,6 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_fail(c, BAL_R_IDLE_TIMEOUT);
 }
 
-static int make_pipe(struct fe_dir *d)
-{
-	return pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) ? -errno : 0;
-}
-
 static void connected(struct fe_conn *c)
 {
 	struct ev_loop *loop = c->fe->b->loop;
@@ -347,7 +411,7 @@ static void connected(struct fe_conn *c)
 	c->connected = true;
 	c->ins->total++;
 	c->last = ev_now(loop);
-	if (make_pipe(&c->up) || make_pipe(&c->down)) {
+	if (pipe_get(c->fe, &c->up) || pipe_get(c->fe, &c->down)) {
 		if (mw_ratelimit_ok(&c->fe->rl, 5, 1000))
 			mw_warn("front end: no pipes for a connection: %s", strerror(errno));
 		conn_fail(c, BAL_R_RESOURCE);
@@ -372,7 +436,7 @@ static void connected(struct fe_conn *c)
 	}
 	ev_io_stop(loop, &c->bio);
 	c->bio.events = 0;
-	conn_pump(c);
+	conn_pump(c, DIR_BOTH);
 }
 
 static void connect_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -474,15 +538,18 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct fe_listener *l = w->data;
 	struct bal_fe *fe = l->fe;
+	struct sockaddr_storage peer;
 	struct fe_conn *c;
-	socklen_t sl;
+	socklen_t sl, pl;
 	int fd, k;
 
 	for (k = 0; k < ACCEPT_BATCH; k++) {
-		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		pl = sizeof(peer);
+		fd = accept4(l->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
+				pipe_pool_drain(fe);
 				bal_count(fe->b, BAL_R_ACCEPT_PAUSED);
 				if (mw_ratelimit_ok(&fe->rl, 5, 1000))
 					mw_warn("front end: accept: %s; pausing %.0f ms",
@@ -513,13 +580,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->bfd = -1;
 		c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -1;
 		c->port = l->port;
-		sl = sizeof(c->peer);
-		getpeername(fd, (struct sockaddr *)&c->peer, &sl);
+		memcpy(&c->peer, &peer, pl < sizeof(peer) ? pl : sizeof(peer));
 		sl = sizeof(c->local);
 		getsockname(fd, (struct sockaddr *)&c->local, &sl);
-		if (set_keepalive(fd, fe->b->cfg->balancer.keepalive_ms) &&
-		    mw_ratelimit_ok(&fe->rl, 5, 1000))
-			mw_warn("front end: keepalive on the client leg: %s", strerror(errno));
 		ev_io_init(&c->cio, io_cb, fd, EV_READ);
 		c->cio.data = c;
 		c->cio.events = 0;
@@ -532,6 +595,41 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		fe->nconns++;
 		connect_next(c);
 	}
+}
+
+/*
+ * TCP keepalive on the client leg: set on the listeners, which every accepted
+ * socket inherits (the keepalive timer is armed at accept), instead of four
+ * setsockopt() per client.  Called at open and on reload, so a new
+ * keepalive_ms applies to clients accepted from then on.  Return: 0 or -errno
+ */
+static int fe_keepalive(struct bal_fe *fe)
+{
+	int k, off = 0, ret;
+
+	for (k = 0; k < fe->nls; k++) {
+		if (fe->b->cfg->balancer.keepalive_ms)
+			ret = set_keepalive(fe->ls[k].fd, fe->b->cfg->balancer.keepalive_ms);
+		else
+			ret = setsockopt(fe->ls[k].fd, SOL_SOCKET, SO_KEEPALIVE, &off, sizeof(off))
+				      ? -errno
+				      : 0;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/**
+ * bal_fe_reload() - apply a reloaded balancer.keepalive_ms to the listeners
+ * @fe: the front end (NULL: nothing to do)
+ */
+void bal_fe_reload(struct bal_fe *fe)
+{
+	int ret;
+
+	if (fe && (ret = fe_keepalive(fe)))
+		mw_warn("front end: keepalive on the listeners: %s", strerror(-ret));
 }
 
 int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen)
@@ -577,6 +675,11 @@ int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen)
 		l->io.data = l;
 		ev_io_start(b->loop, &l->io);
 	}
+	ret = fe_keepalive(fe);
+	if (ret) {
+		snprintf(err, errlen, "front end: keepalive on the listeners: %s", strerror(-ret));
+		goto fail;
+	}
 	*out = fe;
 	return 0;
 fail:
@@ -595,6 +698,7 @@ void bal_fe_close(struct bal_fe *fe)
 		next = c->next;
 		conn_free(c);
 	}
+	pipe_pool_drain(fe);
 	ev_timer_stop(fe->b->loop, &fe->pause);
 	for (k = 0; k < fe->nls; k++) {
 		ev_io_stop(fe->b->loop, &fe->ls[k].io);

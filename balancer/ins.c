@@ -911,6 +911,7 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	bc->drain_timeout_ms = n->balancer.drain_timeout_ms;
 	bc->start_timeout_ms = n->balancer.start_timeout_ms;
 	bc->keepalive_ms = n->balancer.keepalive_ms;
+	bal_fe_reload(b->fe);
 	bc->max_conns = n->balancer.max_conns;
 	bal_kf_set_limit(b);
 	bc->health_interval_ms = n->balancer.health_interval_ms;

@@ -2,9 +2,11 @@
 # test_balancer.sh - nginx under the shim behind mw-balancer with 4 INS (netns backend)
 #
 # 10,000 requests (one connection each) spread over all 4 INS; the app sees the real
-# client through PROXY v2; kill -9 of one INS under load: detected, replaced, no
+# client through PROXY v2; clients that reset mid-upload leave nothing for the next
+# (reused pipes); kill -9 of one INS under load: detected, replaced, no
 # failed new connection after detection; policy switched at runtime; bad mwctl input
-# and a bad reload rejected with the old configuration kept; SIGTERM removes every
+# and a bad reload rejected with the old configuration kept; TCP keepalive on both legs,
+# reloadable (splice mode); SIGTERM removes every
 # namespace, veth and the bridge.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/balancer_lib.sh"
@@ -35,6 +37,41 @@ body = int(sys.argv[1])
 for i in json.load(sys.stdin):
     assert i["tx"] >= i["total"] * body, i
     assert 28 * i["total"] < i["rx"] < 1024 * i["total"], i' "$body" || mw_fail "per-INS rx/tx counters are off: $(ctl --json ins list)"
+# Clients that push 256 KiB and reset without reading, each followed by a clean GET on a
+# new connection: every clean response is exactly the page (status 200, the file's bytes),
+# so nothing one connection left in the balancer's pipes (reused once empty) or in an
+# INS reaches another.
+python3 - "$PORT" "$WWW/index.html" <<'PY' || mw_fail "a response after reset clients was not the page"
+import os, socket, struct, sys
+port, page = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+junk = (b"POST /index.html HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999\r\n\r\n" +
+        b"J" * 262144)
+bad = []
+for i in range(200):
+    a = socket.create_connection((os.environ["MW_FRONT"], port), timeout=10)
+    a.setblocking(False)
+    try:
+        a.send(junk)
+    except BlockingIOError:
+        pass
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    a.close()
+    g = socket.create_connection((os.environ["MW_FRONT"], port), timeout=10)
+    g.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    resp = b""
+    while True:
+        d = g.recv(65536)
+        if not d:
+            break
+        resp += d
+    g.close()
+    head, _, got = resp.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200") or got != page:
+        bad.append((i, resp[:80]))
+print("reset clients: 200, clean responses wrong:", len(bad), bad[:3], file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+
 # The app saw the client ($PEER), not the bridge address: PROXY v2 (splice mode) or
 # DNAT without SNAT (kernel mode) worked.
 [ "$(sort -u "$NGX/access.log")" = "$PEER" ] ||
@@ -111,6 +148,50 @@ print(s.recv(100).decode().strip())' "$MW_RUNTIME_DIR/balancer.sock" | grep -q '
 	mw_fail "an over-long command line was not refused"
 [ "$(stat -c %a "$MW_RUNTIME_DIR/balancer.sock")" = 600 ] || mw_fail "control socket is not 0600"
 
+# TCP keepalive on both legs of a held connection (splice mode: kernel mode has no legs):
+# the client leg inherits it from the listener, the INS leg gets it at connect; a
+# reloaded keepalive_ms applies to connections accepted after it.  Prints the seconds
+# left on each leg's keepalive timer ("client S ins S"), from /proc/net/tcp.
+ka_legs() {
+	python3 - "$PORT" "$SUBNET_PREFIX." <<'PY'
+import math, os, socket, struct, sys
+port, net = int(sys.argv[1]), sys.argv[2]
+def addr(h):
+    ip, p = h.split(":")
+    return "%s:%d" % (socket.inet_ntoa(struct.pack("<I", int(ip, 16))), int(p, 16))
+def legs():
+    # established IPv4 sockets: (local, peer) -> seconds to the keepalive timer, or None
+    # (/proc/net/tcp: "tr:tm->when", timer 2 is keepalive, in clock ticks)
+    out = {}
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if f[3] != "01":
+            continue
+        tr, when = f[5].split(":")
+        out[(addr(f[1]), addr(f[2]))] = (math.ceil(int(when, 16) / os.sysconf("SC_CLK_TCK"))
+                                         if tr == "02" else None)
+    return out
+before = legs()
+s = socket.create_connection((os.environ["MW_FRONT"], port), timeout=10)
+s.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+s.recv(65536)
+me, after = "%s:%d" % s.getsockname(), legs()
+cl = [t for (loc, peer), t in after.items() if loc.endswith(":%d" % port) and peer == me]
+# the balancer's new legs to an INS (a health probe among them has no keepalive)
+ins = [t for (loc, peer), t in after.items() if (loc, peer) not in before and
+       peer.startswith(net) and peer.endswith(":%d" % port) and t is not None]
+print("client", cl[0] if cl and cl[0] is not None else "none", "ins", max(ins) if ins else "none")
+PY
+}
+if [ "$BAL_MODE" = splice ]; then
+	ka=$(ka_legs)
+	read -r _ kc _ ki <<<"$ka"
+	[[ "$kc" =~ ^[0-9]+$ && "$kc" -gt 30 && "$kc" -le 60 ]] ||
+		mw_fail "client leg keepalive (keepalive_ms 60000): $ka"
+	[[ "$ki" =~ ^[0-9]+$ && "$ki" -gt 30 && "$ki" -le 60 ]] ||
+		mw_fail "INS leg keepalive (keepalive_ms 60000): $ka"
+fi
+
 # Bad reload (mwctl and SIGHUP): rejected, old configuration kept.
 cp "$CONF" "$MW_TMP/good.conf"
 sed -i 's/min_ins = 4;/min_ins = 4; policy = "random";/' "$CONF"
@@ -120,9 +201,17 @@ kill -HUP "$(mw_pid balancer)"
 mw_wait_for "grep -q 'SIGHUP: reload rejected' '$BAL_LOG'" 5 || mw_fail "bad SIGHUP reload not rejected"
 grep -q 'round-robin' <<<"$(ctl status)" || mw_fail "old policy not kept after a bad reload"
 cp "$MW_TMP/good.conf" "$CONF"
-sed -i 's/min_ins = 4;/min_ins = 4; policy = "least-connections";/' "$CONF"
+sed -i 's/min_ins = 4;/min_ins = 4; policy = "least-connections"; keepalive_ms = 7000;/' "$CONF"
 ctl reload >/dev/null || mw_fail "a good reload was rejected"
 grep -q 'least-connections' <<<"$(ctl status)" || mw_fail "reload did not apply the policy"
+if [ "$BAL_MODE" = splice ]; then
+	ka=$(ka_legs)
+	read -r _ kc _ ki <<<"$ka"
+	[[ "$kc" =~ ^[0-9]+$ && "$kc" -ge 1 && "$kc" -le 7 ]] ||
+		mw_fail "client leg keepalive after reloading keepalive_ms 7000: $ka"
+	[[ "$ki" =~ ^[0-9]+$ && "$ki" -ge 1 && "$ki" -le 7 ]] ||
+		mw_fail "INS leg keepalive after reloading keepalive_ms 7000: $ka"
+fi
 load 200 4 "$MW_TMP/post"
 [ "$(grep -c '^200$' "$MW_TMP/post")" = 200 ] || mw_fail "requests after reload failed"
 
