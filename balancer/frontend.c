@@ -148,7 +148,8 @@ static int pipe_get(struct bal_fe *fe, struct fe_dir *d)
 
 static void pipe_put(struct bal_fe *fe, struct fe_dir *d)
 {
-	if (d->pipe[0] >= 0 && d->pipe[1] >= 0 && !d->inpipe && fe->npool < PIPE_POOL) {
+	if (d->pipe[0] >= 0 && d->pipe[1] >= 0 && !d->inpipe && fe->npool < PIPE_POOL &&
+	    !ev_is_active(&fe->pause)) {
 		fe->pool[fe->npool][0] = d->pipe[0];
 		fe->pool[fe->npool][1] = d->pipe[1];
 		fe->npool++;
@@ -159,7 +160,10 @@ static void pipe_put(struct bal_fe *fe, struct fe_dir *d)
 	close_fd(&d->pipe[1]);
 }
 
-/* Close every pooled pipe (out of fds, or the front end closes). */
+/*
+ * Close every pooled pipe: out of fds (accept or socket() failed; nothing is
+ * pooled while the listeners pause for it), or the front end closes.
+ */
 static void pipe_pool_drain(struct bal_fe *fe)
 {
 	while (fe->npool) {
@@ -263,6 +267,15 @@ static int pump(struct fe_conn *c, struct fe_dir *d, int src, int dst, uint64_t 
 		drained = n > 0 && n < SPLICE_CHUNK;
 		d->inpipe = (size_t)n;
 		c->last = ev_now(c->fe->b->loop);
+	}
+	/*
+	 * An EOF met in the last round, its pipe empty: shut dst now, for no
+	 * watcher is left that would bring this direction back (src is at EOF,
+	 * the pipe has nothing for dst) and the connection would never end.
+	 */
+	if (d->eof && !d->inpipe && !d->shut) {
+		shutdown(dst, SHUT_WR);
+		d->shut = true;
 	}
 	return 0;
 }
@@ -491,6 +504,10 @@ static void connect_next(struct fe_conn *c)
 	c->ins = i;
 	i->conns++;
 	c->bfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->bfd < 0 && (errno == EMFILE || errno == ENFILE) && fe->npool) {
+		pipe_pool_drain(fe); /* pooled pipes give way to a connection */
+		c->bfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	}
 	if (c->bfd < 0) {
 		if (mw_ratelimit_ok(&fe->rl, 5, 1000))
 			mw_warn("front end: socket: %s", strerror(errno));
@@ -601,7 +618,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
  * TCP keepalive on the client leg: set on the listeners, which every accepted
  * socket inherits (the keepalive timer is armed at accept), instead of four
  * setsockopt() per client.  Called at open and on reload, so a new
- * keepalive_ms applies to clients accepted from then on.  Return: 0 or -errno
+ * keepalive_ms applies to clients whose handshake completes from then on
+ * (one already in the accept queue has the old one).  Return: 0 or -errno
  */
 static int fe_keepalive(struct bal_fe *fe)
 {

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_balancer_frontend.c - balancer/frontend.c, the splice proxy, on real loopback
+ * TCP: an EOF met in the pump's last round still reaches the other side; a pipe with
+ * bytes left is never pooled, and a pooled pipe gives the next connection nothing
+ * but its own bytes.
+ *
+ * The proxy is compiled in (its statics are what is tested); the four functions it
+ * needs from the rest of mw-balancer are stand-ins: one INS, 127.0.0.1, whose
+ * "listener" is the test's own socket.  Big socket buffers (SO_RCVBUFFORCE, root)
+ * let 1 MiB wait in one socket, so one pump call meets it all; without them the
+ * EOF case only loses its edge, it cannot fail for it.
+ */
+#include "balancer/frontend.c" /* NOLINT(bugprone-suspicious-include): its statics under test */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+static struct bal_ins ins1;
+
+struct bal_ins *bal_pick(struct bal *b, const void *key, size_t klen, const int *skip, int nskip)
+{
+	(void)b, (void)key, (void)klen, (void)skip;
+	return nskip ? NULL : &ins1;
+}
+
+void bal_ins_conn_done(struct bal_ins *i)
+{
+	i->conns--;
+}
+
+void bal_count(struct bal *b, enum bal_reason r)
+{
+	b->reasons[r]++;
+}
+
+const char *bal_reason_text(enum bal_reason r)
+{
+	(void)r;
+	return "reason";
+}
+
+static struct bal B;
+static struct mw_config CFG;
+static struct bal_fe *FE;
+static int BL; /* the INS's listener: 127.0.0.1:port, the front end 127.0.0.2:port */
+static uint16_t PORT;
+
+static void big_buffers(int fd)
+{
+	int v = 8 << 20;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v));
+}
+
+static void run_loop(int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		ev_run(B.loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+static int setup(void **state)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	char err[256];
+	int one = 1;
+
+	(void)state;
+	B.loop = ev_default_loop(0);
+	B.cfg = &CFG;
+	BL = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(BL >= 0);
+	setsockopt(BL, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	big_buffers(BL);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	assert_int_equal(bind(BL, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(BL, 16), 0);
+	assert_int_equal(getsockname(BL, (struct sockaddr *)&sa, &sl), 0);
+	PORT = ntohs(sa.sin_port);
+	snprintf(CFG.balancer.listen[0], sizeof(CFG.balancer.listen[0]), "127.0.0.2:%u", PORT);
+	CFG.balancer.listen_count = 1;
+	CFG.balancer.max_conns = 100;
+	CFG.balancer.keepalive_ms = 60000;
+	CFG.balancer.connect_timeout_ms = 3000;
+	inet_pton(AF_INET, "127.0.0.1", &ins1.h.addr);
+	assert_int_equal(bal_fe_open(&B, &FE, err, sizeof(err)), 0);
+	B.fe = FE;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	bal_fe_close(FE);
+	close(BL);
+	return 0;
+}
+
+/* A client through the proxy: *cl its socket, *ins the INS side, @return the proxy's. */
+static struct fe_conn *open_conn(int *cl, int *ins)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	unsigned before = FE->nconns;
+	int i;
+
+	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
+	*cl = socket(AF_INET, SOCK_STREAM, 0);
+	big_buffers(*cl);
+	assert_int_equal(connect(*cl, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	for (i = 0; i < 2000 && !(FE->nconns > before && FE->conns->connected); i++)
+		run_loop(1);
+	assert_true(FE->nconns > before && FE->conns->connected);
+	*ins = accept(BL, NULL, NULL);
+	assert_true(*ins >= 0);
+	big_buffers(FE->conns->cfd);
+	big_buffers(FE->conns->bfd);
+	fcntl(*cl, F_SETFL, O_NONBLOCK);
+	fcntl(*ins, F_SETFL, O_NONBLOCK);
+	return FE->conns;
+}
+
+/*
+ * Move @total bytes from @src to @dst through the proxy (loop running), then, with the
+ * loop stopped, @tail bytes and a FIN; return once @dst saw the EOF (or 3 s passed).
+ * Return: the bytes @dst got after the first @total.
+ */
+static size_t through(int src, int dst, size_t total, size_t tail, bool *eof)
+{
+	static char buf[1 << 20];
+	size_t sent = 0, got = 0;
+	ssize_t n;
+	int i;
+
+	memset(buf, 'x', sizeof(buf));
+	while (got < total) {
+		if (sent < total) {
+			n = write(src, buf, total - sent < 65536 ? total - sent : 65536);
+			if (n > 0)
+				sent += (size_t)n;
+		}
+		ev_run(B.loop, EVRUN_NOWAIT);
+		n = read(dst, buf, sizeof(buf));
+		if (n > 0)
+			got += (size_t)n;
+	}
+	run_loop(20);
+	for (sent = 0; sent < tail;) {
+		n = write(src, buf, tail - sent);
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+	}
+	shutdown(src, SHUT_WR);
+	usleep(100000); /* all of it waits in the proxy's socket */
+	*eof = false;
+	for (got = 0, i = 0; i < 3000 && !*eof; i++) {
+		ev_run(B.loop, EVRUN_NOWAIT);
+		n = read(dst, buf, sizeof(buf));
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0)
+			*eof = true;
+		else
+			usleep(1000);
+	}
+	return got;
+}
+
+/*
+ * 14, 15, 16 x 64 KiB then FIN, each way: 15 puts the EOF in the pump's 16th and
+ * last round.  The far side must get every byte and the EOF (it waited forever).
+ */
+static void test_eof_in_last_round(void **state)
+{
+	int cl, ins, k, up;
+	bool eof;
+	size_t got;
+
+	(void)state;
+	for (up = 0; up < 2; up++) {
+		for (k = 14; k <= 16; k++) {
+			open_conn(&cl, &ins);
+			got = through(up ? cl : ins, up ? ins : cl, 4 << 20,
+				      (size_t)k * SPLICE_CHUNK, &eof);
+			assert_int_equal(got, (size_t)k * SPLICE_CHUNK);
+			assert_true(eof);
+			close(cl);
+			close(ins);
+			run_loop(50);
+		}
+	}
+	assert_int_equal(FE->nconns, 0);
+}
+
+/*
+ * A connection whose INS resets while bytes wait in its up pipe: that pipe is closed,
+ * the empty one pooled.  The next connections reuse pooled pipes and get exactly
+ * their own bytes each way.
+ */
+static void test_pipe_pool(void **state)
+{
+	static char buf[1 << 16];
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct fe_conn *c;
+	int cl, ins, pooled, i, k;
+	size_t sent = 0;
+	ssize_t n;
+
+	(void)state;
+	/* a clean connection: both its pipes go to the pool */
+	pipe_pool_drain(FE);
+	open_conn(&cl, &ins);
+	assert_int_equal(write(cl, "ping", 4), 4);
+	for (i = 0; i < 2000 && (n = read(ins, buf, sizeof(buf))) <= 0; i++)
+		run_loop(1);
+	assert_int_equal(n, 4);
+	close(cl);
+	close(ins);
+	run_loop(50);
+	assert_int_equal(FE->nconns, 0);
+	assert_int_equal(FE->npool, 2);
+
+	/* the INS stops reading: the up pipe fills, then the INS resets */
+	c = open_conn(&cl, &ins);
+	assert_int_equal(FE->npool, 0);
+	memset(buf, 'A', sizeof(buf));
+	for (i = 0; i < 5000 && c->up.inpipe == 0; i++) {
+		n = write(cl, buf, sizeof(buf));
+		if (n > 0)
+			sent += (size_t)n;
+		run_loop(1);
+	}
+	assert_true(c->up.inpipe > 0);
+	setsockopt(ins, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(ins);
+	for (i = 0; i < 2000 && FE->nconns; i++)
+		run_loop(1);
+	assert_int_equal(FE->nconns, 0);
+	pooled = FE->npool;
+	assert_int_equal(pooled, 1); /* the empty down pipe only */
+	close(cl);
+
+	/* next connections: their own bytes, nothing of the 'A's */
+	for (k = 0; k < 3; k++) {
+		char want[16], got[64] = { 0 };
+
+		open_conn(&cl, &ins);
+		snprintf(want, sizeof(want), "conn %d up", k);
+		assert_int_equal(write(cl, want, strlen(want)), (ssize_t)strlen(want));
+		for (i = 0; i < 2000 && (n = read(ins, got, sizeof(got))) <= 0; i++)
+			run_loop(1);
+		assert_int_equal(n, (ssize_t)strlen(want));
+		assert_memory_equal(got, want, strlen(want));
+		snprintf(want, sizeof(want), "conn %d down", k);
+		assert_int_equal(write(ins, want, strlen(want)), (ssize_t)strlen(want));
+		for (i = 0; i < 2000 && (n = read(cl, got, sizeof(got))) <= 0; i++)
+			run_loop(1);
+		assert_int_equal(n, (ssize_t)strlen(want));
+		assert_memory_equal(got, want, strlen(want));
+		close(cl);
+		close(ins);
+		run_loop(50);
+		assert_int_equal(FE->nconns, 0);
+	}
+	assert_int_equal(FE->npool, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_eof_in_last_round),
+		cmocka_unit_test(test_pipe_pool),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
