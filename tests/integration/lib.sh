@@ -181,6 +181,16 @@ ${2:-}
 EOF
 }
 
+# mw_notify_up: a notify socket standing in for systemd ($MW_TMP/notify.sock, rates_probe.py
+# notify; each datagram in the log of "notify"), exported as NOTIFY_SOCKET for the daemons
+# started next (unset it after them).
+mw_notify_up() {
+	local sock=$MW_TMP/notify.sock
+	mw_spawn notify python3 "$(dirname "${BASH_SOURCE[0]}")/rates_probe.py" notify "$sock"
+	mw_wait_for "grep -q ready '$(mw_logfile notify)'" || mw_fail "the notify socket is not ready"
+	export NOTIFY_SOCKET=$sock
+}
+
 # mw_appliance_up [EXTRA_CONFIG]: the one-INS appliance every data-path test uses.
 # EXTRA_CONFIG adds sections; MW_PVM_CONF / MW_INS_CONF add keys to the pvm / ins sections;
 # MW_INS_ID is the INS's id (default 1).

@@ -10,8 +10,6 @@
 #                                              after each; then read until EOF (10 s):
 #                                              "resp=FIRST_LINE bytes=N end=eof|reset|timeout";
 #                                              reset while sending: "sendfail=reset after=T"
-#   shield_probe.py notify PATH                a systemd notify socket at PATH: prints each
-#                                              STATUS= it receives, one a line (60 s)
 #   shield_probe.py setopt LEVEL NAME          (under the shim) setsockopt(LEVEL, NAME, u64 2)
 #                                              and getsockopt; prints "set=ERRNO get=ERRNO"
 import errno
@@ -87,28 +85,12 @@ def cmd_setopt(level, name):
     print(" ".join(res), flush=True)
 
 
-def cmd_notify(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(path)
-    print("ready", flush=True)
-    s.settimeout(60)
-    try:
-        while True:
-            for line in s.recv(4096).decode("latin-1").split("\n"):
-                if line.startswith("STATUS="):
-                    print(line, flush=True)
-    except socket.timeout:
-        pass
-
-
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "silent":
         cmd_silent(*args)
     elif cmd == "send":
         cmd_send(args[0], args[1], args[2], args[3:])
-    elif cmd == "notify":
-        cmd_notify(*args)
     elif cmd == "setopt":
         cmd_setopt(*args)
     else:

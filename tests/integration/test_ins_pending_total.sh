@@ -15,15 +15,11 @@ source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 [ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
 BP=$(dirname "$0")/bp_probe.py
-RP=$(dirname "$0")/rates_probe.py
 MAX=$((2 * 1024 * 1024))
 STALL=$((32 * 1024 * 1024))
 SIZE=$((16 * 1024 * 1024))
 PORT=9430
-NOTIFY=$MW_TMP/notify.sock
-mw_spawn notify "$PY" "$RP" notify "$NOTIFY"
-mw_wait_for "grep -q ready '$(mw_logfile notify)'" || mw_fail "the notify socket is not ready"
-export NOTIFY_SOCKET=$NOTIFY
+mw_notify_up
 # shellcheck disable=SC2034 # read by mw_appliance_up
 MW_INS_CONF="socket_window = 1048576; pending_total = $MAX;"
 # shellcheck disable=SC2034 # read by mw_appliance_up; the bulk goes through the data pipe

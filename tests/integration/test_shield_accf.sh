@@ -28,10 +28,7 @@ NFP=$(dirname "$0")/nf_probe.py
 SP=$(dirname "$0")/shield_probe.py
 HTTP_PORT=8461
 REDIS_PORT=6461
-NOTIFY=$MW_TMP/notify.sock
-mw_spawn notify "$PY" "$SP" notify "$NOTIFY"
-mw_wait_for "grep -q ready '$(mw_logfile notify)'" || mw_fail "the notify socket is not ready"
-export NOTIFY_SOCKET=$NOTIFY
+mw_notify_up
 mw_appliance_up
 KEY=$MW_RUNTIME_DIR/store/mw/pvm/netflow
 mw_wait_for "[ -s '$KEY' ]" || mw_fail "no Netflow address published at $KEY"

@@ -40,10 +40,7 @@ P_CUT=9475
 P_SRATE=9476
 P_PMAX=9477
 P_STALL=9478
-NOTIFY=$MW_TMP/notify.sock
-mw_spawn notify "$PY" "$RP" notify "$NOTIFY"
-mw_wait_for "grep -q ready '$(mw_logfile notify)'" || mw_fail "the notify socket is not ready"
-export NOTIFY_SOCKET=$NOTIFY
+mw_notify_up
 # shellcheck disable=SC2034 # read by mw_appliance_up
 MW_INS_CONF="shield_out_total = $((5 * 1024 * 1024));"
 mw_appliance_up
