@@ -148,8 +148,7 @@ static int pipe_get(struct bal_fe *fe, struct fe_dir *d)
 
 static void pipe_put(struct bal_fe *fe, struct fe_dir *d)
 {
-	if (d->pipe[0] >= 0 && d->pipe[1] >= 0 && !d->inpipe && fe->npool < PIPE_POOL &&
-	    !ev_is_active(&fe->pause)) {
+	if (d->pipe[0] >= 0 && !d->inpipe && fe->npool < PIPE_POOL && !ev_is_active(&fe->pause)) {
 		fe->pool[fe->npool][0] = d->pipe[0];
 		fe->pool[fe->npool][1] = d->pipe[1];
 		fe->npool++;
@@ -205,18 +204,20 @@ static void conn_fail(struct fe_conn *c, enum bal_reason r)
 }
 
 /*
- * TCP keepalive on one leg: first probe after @ms of silence (rounded up to
- * seconds), then every KEEPALIVE_INTVL_S, KEEPALIVE_CNT unanswered end it.
+ * TCP keepalive on one leg (or a listener, for the legs it accepts): first
+ * probe after @ms of silence (rounded up to seconds), then every
+ * KEEPALIVE_INTVL_S, KEEPALIVE_CNT unanswered end it; @ms 0 turns it off.
  * Return: 0 or -errno
  */
 static int set_keepalive(int fd, int ms)
 {
-	int on = 1, idle = (ms + 999) / 1000, intvl = KEEPALIVE_INTVL_S, cnt = KEEPALIVE_CNT;
+	int on = !!ms, idle = (ms + 999) / 1000, intvl = KEEPALIVE_INTVL_S, cnt = KEEPALIVE_CNT;
 
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)))
+		return -errno;
 	if (!ms)
 		return 0;
-	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) ||
+	if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)))
 		return -errno;
@@ -597,7 +598,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->bfd = -1;
 		c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -1;
 		c->port = l->port;
-		memcpy(&c->peer, &peer, pl < sizeof(peer) ? pl : sizeof(peer));
+		c->peer = peer;
 		sl = sizeof(c->local);
 		getsockname(fd, (struct sockaddr *)&c->local, &sl);
 		ev_io_init(&c->cio, io_cb, fd, EV_READ);
@@ -623,15 +624,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
  */
 static int fe_keepalive(struct bal_fe *fe)
 {
-	int k, off = 0, ret;
+	int k, ret;
 
 	for (k = 0; k < fe->nls; k++) {
-		if (fe->b->cfg->balancer.keepalive_ms)
-			ret = set_keepalive(fe->ls[k].fd, fe->b->cfg->balancer.keepalive_ms);
-		else
-			ret = setsockopt(fe->ls[k].fd, SOL_SOCKET, SO_KEEPALIVE, &off, sizeof(off))
-				      ? -errno
-				      : 0;
+		ret = set_keepalive(fe->ls[k].fd, fe->b->cfg->balancer.keepalive_ms);
 		if (ret)
 			return ret;
 	}

@@ -183,14 +183,18 @@ ins = [t for (loc, peer), t in after.items() if (loc, peer) not in before and
 print("client", cl[0] if cl and cl[0] is not None else "none", "ins", max(ins) if ins else "none")
 PY
 }
-if [ "$BAL_MODE" = splice ]; then
+# ka_check LO HI WHAT: both legs of a new connection have LO..HI s left (splice mode).
+ka_check() {
+	[ "$BAL_MODE" = splice ] || return 0
+	local ka kc ki
 	ka=$(ka_legs)
 	read -r _ kc _ ki <<<"$ka"
-	[[ "$kc" =~ ^[0-9]+$ && "$kc" -gt 30 && "$kc" -le 60 ]] ||
-		mw_fail "client leg keepalive (keepalive_ms 60000): $ka"
-	[[ "$ki" =~ ^[0-9]+$ && "$ki" -gt 30 && "$ki" -le 60 ]] ||
-		mw_fail "INS leg keepalive (keepalive_ms 60000): $ka"
-fi
+	[[ "$kc" =~ ^[0-9]+$ && "$kc" -ge "$1" && "$kc" -le "$2" ]] ||
+		mw_fail "client leg keepalive ($3): $ka"
+	[[ "$ki" =~ ^[0-9]+$ && "$ki" -ge "$1" && "$ki" -le "$2" ]] ||
+		mw_fail "INS leg keepalive ($3): $ka"
+}
+ka_check 31 60 "keepalive_ms 60000"
 
 # Bad reload (mwctl and SIGHUP): rejected, old configuration kept.
 cp "$CONF" "$MW_TMP/good.conf"
@@ -204,14 +208,7 @@ cp "$MW_TMP/good.conf" "$CONF"
 sed -i 's/min_ins = 4;/min_ins = 4; policy = "least-connections"; keepalive_ms = 7000;/' "$CONF"
 ctl reload >/dev/null || mw_fail "a good reload was rejected"
 grep -q 'least-connections' <<<"$(ctl status)" || mw_fail "reload did not apply the policy"
-if [ "$BAL_MODE" = splice ]; then
-	ka=$(ka_legs)
-	read -r _ kc _ ki <<<"$ka"
-	[[ "$kc" =~ ^[0-9]+$ && "$kc" -ge 1 && "$kc" -le 7 ]] ||
-		mw_fail "client leg keepalive after reloading keepalive_ms 7000: $ka"
-	[[ "$ki" =~ ^[0-9]+$ && "$ki" -ge 1 && "$ki" -le 7 ]] ||
-		mw_fail "INS leg keepalive after reloading keepalive_ms 7000: $ka"
-fi
+ka_check 1 7 "after reloading keepalive_ms 7000"
 load 200 4 "$MW_TMP/post"
 [ "$(grep -c '^200$' "$MW_TMP/post")" = 200 ] || mw_fail "requests after reload failed"
 

@@ -198,6 +198,21 @@ static void test_eof_in_last_round(void **state)
 	assert_int_equal(FE->nconns, 0);
 }
 
+/* @text written on @from comes out of @to through the proxy, exactly. */
+static void send_through(int from, int to, const char *text)
+{
+	size_t len = strlen(text);
+	char got[64] = { 0 };
+	ssize_t n = -1;
+	int i;
+
+	assert_int_equal(write(from, text, len), (ssize_t)len);
+	for (i = 0; i < 2000 && (n = read(to, got, sizeof(got))) <= 0; i++)
+		run_loop(1);
+	assert_int_equal(n, (ssize_t)len);
+	assert_memory_equal(got, text, len);
+}
+
 /*
  * A connection whose INS resets while bytes wait in its up pipe: that pipe is closed,
  * the empty one pooled.  The next connections reuse pooled pipes and get exactly
@@ -208,17 +223,13 @@ static void test_pipe_pool(void **state)
 	static char buf[1 << 16];
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	struct fe_conn *c;
-	int cl, ins, pooled, i, k;
-	ssize_t n;
+	int cl, ins, i, k;
 
 	(void)state;
 	/* a clean connection: both its pipes go to the pool */
 	pipe_pool_drain(FE);
 	open_conn(&cl, &ins);
-	assert_int_equal(write(cl, "ping", 4), 4);
-	for (i = 0; i < 2000 && (n = read(ins, buf, sizeof(buf))) <= 0; i++)
-		run_loop(1);
-	assert_int_equal(n, 4);
+	send_through(cl, ins, "ping");
 	close(cl);
 	close(ins);
 	run_loop(50);
@@ -240,27 +251,18 @@ static void test_pipe_pool(void **state)
 	for (i = 0; i < 2000 && FE->nconns; i++)
 		run_loop(1);
 	assert_int_equal(FE->nconns, 0);
-	pooled = FE->npool;
-	assert_int_equal(pooled, 1); /* the empty down pipe only */
+	assert_int_equal(FE->npool, 1); /* the empty down pipe only */
 	close(cl);
 
 	/* next connections: their own bytes, nothing of the 'A's */
 	for (k = 0; k < 3; k++) {
-		char want[16], got[64] = { 0 };
+		char text[16];
 
 		open_conn(&cl, &ins);
-		snprintf(want, sizeof(want), "conn %d up", k);
-		assert_int_equal(write(cl, want, strlen(want)), (ssize_t)strlen(want));
-		for (i = 0; i < 2000 && (n = read(ins, got, sizeof(got))) <= 0; i++)
-			run_loop(1);
-		assert_int_equal(n, (ssize_t)strlen(want));
-		assert_memory_equal(got, want, strlen(want));
-		snprintf(want, sizeof(want), "conn %d down", k);
-		assert_int_equal(write(ins, want, strlen(want)), (ssize_t)strlen(want));
-		for (i = 0; i < 2000 && (n = read(cl, got, sizeof(got))) <= 0; i++)
-			run_loop(1);
-		assert_int_equal(n, (ssize_t)strlen(want));
-		assert_memory_equal(got, want, strlen(want));
+		snprintf(text, sizeof(text), "conn %d up", k);
+		send_through(cl, ins, text);
+		snprintf(text, sizeof(text), "conn %d down", k);
+		send_through(ins, cl, text);
 		close(cl);
 		close(ins);
 		run_loop(50);
