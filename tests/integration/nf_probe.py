@@ -8,7 +8,9 @@
 #   nf_probe.py req ADDR NAME FLAGS SOCK|IP VAL0 [VAL1]
 #                                            one request; prints "status=S val0=A val1=B"
 #   nf_probe.py raw ADDR HEX                 send bytes; print the response or "closed"
-#   nf_probe.py stall ADDR SECONDS           connect, read nothing, hold
+#   nf_probe.py stall ADDR SECONDS [RELEASE] connect, read nothing, hold SECONDS or
+#                                            until the file RELEASE exists, then
+#                                            print "stalled read=N closed=0|1"
 #   nf_probe.py probe ADDR                   MonitorOn and an IsOpen read; everything
 #                                            that comes back in 3 s: "bytes=N closed=0|1"
 #   nf_probe.py orphan PORT                  listen on PORT, fork; the child keeps the
@@ -280,10 +282,14 @@ def cmd_raw(addr, hexdata):
             return
 
 
-def cmd_stall(addr, seconds):
+def cmd_stall(addr, seconds, release=None):
     s = connect(addr, rcvbuf=4096)
     print("stalling", flush=True)
-    time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if release and os.path.exists(release):
+            break
+        time.sleep(0.1 if release else max(0.0, deadline - time.monotonic()))
     # Did the server give up on us? A read returns EOF (or reset) if so.
     s.setblocking(False)
     total, closed = 0, False
@@ -467,7 +473,7 @@ def main(argv):
     elif cmd == "sig-wait":
         cmd_sig_wait(int(argv[2]))
     elif cmd == "stall":
-        cmd_stall(addr, float(argv[3]))
+        cmd_stall(addr, float(argv[3]), argv[4] if len(argv) > 4 else None)
     elif cmd == "probe":
         cmd_probe(addr)
     elif cmd == "orphan":
