@@ -128,6 +128,20 @@ static void nf_drop(struct nf_consumer *c, const char *why)
 	free(c);
 }
 
+/*
+ * nf_drop() for a consumer that does not read: a plain close would leave the
+ * kernel holding what is queued behind a zero window (FIN_WAIT1, retried for
+ * minutes) and the consumer would see no EOF until it read it all.  A reset
+ * frees that memory now and tells the consumer at once.
+ */
+static void nf_abort(struct nf_consumer *c, const char *why)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	nf_drop(c, why);
+}
+
 static void nf_set_monitor(struct nf_consumer *c, bool on)
 {
 	struct mw_nf_server *srv = c->srv;
@@ -343,7 +357,7 @@ static bool nf_parse(struct nf_consumer *c)
 		}
 		off += (size_t)n;
 		if (c->broken) {
-			nf_drop(c, "out of memory queueing a response");
+			nf_abort(c, "out of memory queueing a response");
 			return false;
 		}
 	}
@@ -381,7 +395,7 @@ static void nf_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)revents;
 	if (c->broken) {
-		nf_drop(c, "out of memory queueing a response");
+		nf_abort(c, "out of memory queueing a response");
 		return;
 	}
 	n = send(c->fd, c->out + c->out_head, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -430,7 +444,7 @@ static void nf_stall_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			 "waiting",
 			 (double)c->win_sent / (now - c->win_start), now - c->win_start,
 			 srv->min_rate, c->out_len);
-		nf_drop(c, why);
+		nf_abort(c, why);
 	}
 }
 

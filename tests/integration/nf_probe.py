@@ -8,7 +8,7 @@
 #   nf_probe.py req ADDR NAME FLAGS SOCK|IP VAL0 [VAL1]
 #                                            one request; prints "status=S val0=A val1=B"
 #   nf_probe.py raw ADDR HEX                 send bytes; print the response or "closed"
-#   nf_probe.py stall ADDR SECONDS [RELEASE] connect, read nothing, hold SECONDS or
+#   nf_probe.py stall ADDR SECONDS [RELEASE] connect ("stalling lport=P"), read nothing, hold SECONDS or
 #                                            until the file RELEASE exists, then
 #                                            print "stalled read=N closed=0|1"
 #   nf_probe.py probe ADDR                   MonitorOn and an IsOpen read; everything
@@ -37,6 +37,7 @@
 #   nf_probe.py sig-wait PORT                listen on PORT; print "signal N" for each of
 #                                            SIGUSR1 and SIGINT received (20 s at most)
 import os
+import signal
 import socket
 import struct
 import sys
@@ -284,7 +285,7 @@ def cmd_raw(addr, hexdata):
 
 def cmd_stall(addr, seconds, release=None):
     s = connect(addr, rcvbuf=4096)
-    print("stalling", flush=True)
+    print("stalling lport=%d" % s.getsockname()[1], flush=True)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if release and os.path.exists(release):
@@ -431,7 +432,6 @@ def cmd_hold(host, port, seconds):
 
 
 def cmd_sig_wait(port):
-    import signal
     got = []
     signal.signal(signal.SIGUSR1, lambda n, f: got.append(n))
     signal.signal(signal.SIGINT, lambda n, f: got.append(n))

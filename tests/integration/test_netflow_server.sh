@@ -59,7 +59,7 @@ obs_start() {
 field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p"; }
 
 # --- (2) observations for one request -------------------------------------------------
-obs_start watch 1000 60
+obs_start watch 100000 600
 WWW=$MW_TMP/www
 mkdir -p "$WWW"
 head -c 100000 /dev/urandom >"$WWW/f"
@@ -234,6 +234,12 @@ while [ "$n" -lt 60 ] && ! stall_cut; do
 done
 [ "$fails" = 0 ] || mw_fail "$fails of $((2 * n)) requests failed while a consumer stalled"
 mw_wait_for stall_cut 15 || mw_fail "the stalled consumer was not disconnected"
+# Cut with a reset: nothing left in mw-pvm's kernel retrying what the consumer will
+# never read (a plain close leaves a FIN-WAIT-1 socket behind its zero window).
+SPORT=$(sed -n 's/^stalling lport=//p' "$(mw_logfile stall)")
+[ -n "$SPORT" ] || mw_fail "the stall probe printed no port"
+left=$(ss -Htn "( dport = :$SPORT )")
+[ -z "$left" ] || mw_fail "mw-pvm still holds the stalled consumer's connection: $left"
 touch "$MW_TMP/stall.release"
 mw_wait_for "grep -q 'stalled read=' '$(mw_logfile stall)'" 20 || mw_fail "stall probe did not finish"
 grep -q 'closed=1' "$(mw_logfile stall)" || mw_fail "the stalled consumer's connection stayed open"
