@@ -9,7 +9,9 @@
 #   rates_probe.py conns HOST PORT N SRC HOLD
 #                                        open N connections from address SRC at once, then
 #                                        wait (3 s each) for the greeting or a reset;
-#                                        prints "ok=K reset=R", holds them HOLD s, "done"
+#                                        prints "ok=K reset=R", holds them HOLD s, "done";
+#                                        N and SRC may be lists ("8,3" "A,B"): the groups
+#                                        connect one after the other at once, a line each
 #   rates_probe.py drain HOST PORT SIZE  read SIZE bytes as fast as possible;
 #                                        prints "got=N end=done|eof|reset secs=S"
 #   rates_probe.py notify PATH           a systemd notify socket at PATH: prints each
@@ -63,25 +65,30 @@ def outcome(s):
     return "ok" if b.startswith(b"hi") else "reset"
 
 
-def cmd_conns(host, port, n, src, hold):
-    socks = []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((src, 0))
-        s.settimeout(10)
-        try:
-            s.connect((host, port))
-        except ConnectionResetError:
-            s.close()
-            s = None
-        socks.append(s)
-    res = [outcome(s) for s in socks]
-    print("ok=%d reset=%d timeout=%d" % (res.count("ok"), res.count("reset"),
-                                         res.count("timeout")), flush=True)
+def cmd_conns(host, port, ns, srcs, hold):
+    groups = []
+    for n, src in zip(ns, srcs):
+        socks = []
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((src, 0))
+            s.settimeout(10)
+            try:
+                s.connect((host, port))
+            except ConnectionResetError:
+                s.close()
+                s = None
+            socks.append(s)
+        groups.append(socks)
+    for socks in groups:
+        res = [outcome(s) for s in socks]
+        print("ok=%d reset=%d timeout=%d" % (res.count("ok"), res.count("reset"),
+                                             res.count("timeout")), flush=True)
     time.sleep(hold)
-    for s in socks:
-        if s is not None:
-            s.close()
+    for socks in groups:
+        for s in socks:
+            if s is not None:
+                s.close()
     print("done", flush=True)
 
 
@@ -122,7 +129,11 @@ def main(argv):
     if cmd == "server":
         cmd_server(int(argv[2]), int(argv[3]))
     elif cmd == "conns":
-        cmd_conns(argv[2], int(argv[3]), int(argv[4]), argv[5], float(argv[6]))
+        ns = [int(n) for n in argv[4].split(",")]
+        srcs = argv[5].split(",")
+        if len(ns) != len(srcs):
+            sys.exit("conns: N and SRC lists differ in length")
+        cmd_conns(argv[2], int(argv[3]), ns, srcs, float(argv[6]))
     elif cmd == "drain":
         cmd_drain(argv[2], int(argv[3]), int(argv[4]))
     elif cmd == "notify":

@@ -141,7 +141,7 @@ done
 pvm_alive "after liar closed"
 
 # --- (4) a wedged INS: the app's socket() fails with ETIMEDOUT, not forever ---------
-mw_spawn wedge as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 22 wedge 8
+mw_spawn wedge as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 22 wedge 30
 mw_wait_for "grep -q 'INS 22 joined' '$PVM_LOG'" 10 || mw_fail "the wedged INS did not join"
 # Round-robin puts every other socket on the wedged INS.
 out=$(shimmed timeout 20 python3 -c '

@@ -126,9 +126,9 @@ for n in 1000 250000 1048576; do
 done
 mw_log "sockets: ok (three connections, the app's bytes equal curl's)"
 
-# The talkers of every interval add up to what the three connections carried.
-sleep 2 # the last interval is reported
-"$PY" - "$REPORT" "$CLI_IP" "$total" <<'PYEOF' || mw_fail "talkers wrong"
+# The talkers of every interval add up to what the three connections carried, once
+# the last interval is reported.
+cat >"$MW_TMP/talkers.py" <<'PYEOF'
 import json, sys
 report, cli, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 lines = [json.loads(l) for l in open(report)]
@@ -141,6 +141,9 @@ assert all(l["table"]["drops"] == 0 for l in socks)
 assert all(l["sensor"].startswith("netflow:") for l in socks)
 print(f"talkers: {cli} {got} bytes over {len(socks)} intervals")
 PYEOF
+mw_wait_for "'$PY' '$MW_TMP/talkers.py' '$REPORT' '$CLI_IP' '$total' >'$MW_TMP/talkers.out' 2>&1" 10 ||
+	mw_fail "talkers wrong: $(cat "$MW_TMP/talkers.out")"
+cat "$MW_TMP/talkers.out"
 mw_log "talkers: ok"
 
 # Per-second classes from the app's bytes.

@@ -5,8 +5,10 @@
 # has megabytes queued for it (in its socket, mw-pvm, mw-ins and the INS
 # kernel).  The mitigation close must reset the TCP connection at the INS, not
 # drain it at the client's pace: the client sees the connection lost (TCP_INFO
-# state CLOSE, or a reset/EOF) within 100 ms of the request, measured on its own
-# clock against the time the request was sent.  Twice:
+# state CLOSE, or a reset/EOF) within 500 ms of the request, measured on its own
+# clock against the time the request was sent (a few ms on a quiet machine, logged;
+# the bound leaves room for three wake-ups on a loaded CI machine, while a drain of
+# those megabytes at 1 KiB/s would take an hour).  Twice:
 #   (a) the app is still writing: its write then fails (EPIPE or ECONNRESET);
 #   (b) the app already wrote everything and closed (mw-pvm closing gracefully,
 #       mw-ins draining): the close escalates to a reset.
@@ -59,8 +61,8 @@ cut_case() {
 	cut=$(grep '^cut_at' "$(mw_logfile "$name-cli")" | field cut_at)
 	end=$(grep '^cut_at' "$(mw_logfile "$name-cli")" | field end)
 	[ "$end" = close ] || [ "$end" = reset ] || mw_fail "$name: the client saw '$end', not a reset"
-	awk -v a="$sent" -v b="$cut" 'BEGIN { exit !(b - a < 0.100) }' ||
-		mw_fail "$name: the client lost the connection $(awk -v a="$sent" -v b="$cut" 'BEGIN { print b - a }') s after the request (limit 0.1 s)"
+	awk -v a="$sent" -v b="$cut" 'BEGIN { exit !(b - a < 0.500) }' ||
+		mw_fail "$name: the client lost the connection $(awk -v a="$sent" -v b="$cut" 'BEGIN { print b - a }') s after the request (limit 0.5 s)"
 	in_ins ss -Htn state established "sport = :$port" | grep -q . &&
 		mw_fail "$name: the INS still has the connection: $(in_ins ss -Htn "sport = :$port")"
 	mw_log "$name: cut $(awk -v a="$sent" -v b="$cut" 'BEGIN { printf "%.3f", b - a }') s after the request ($end)"

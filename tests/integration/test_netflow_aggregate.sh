@@ -73,7 +73,7 @@ mw_spawn app1 env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm2.sock" \
 	"$PY" -m http.server 8081 --bind 0.0.0.0 --directory "$WWW"
 mw_wait_for "ins_listens 8080 && ins_listens 8081" 15 || mw_fail "the two apps do not listen"
 
-mw_spawn watch "$PY" "$NFP" obs "$AGG" "$MW_TMP/watch.obs" 1000 60
+mw_spawn watch "$PY" "$NFP" obs "$AGG" "$MW_TMP/watch.obs" 100000 600
 W=$MW_TMP/watch.obs
 mw_wait_for "grep -q READY '$W'" || mw_fail "consumer of the merged stream did not connect"
 field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p"; }
@@ -193,21 +193,25 @@ for i in 6 7 8; do
 done
 mw_spawn front shimmed "$PY" -m http.server "$PORT" --bind 0.0.0.0 --directory "$WWW"
 mw_wait_for "curl -sf -o /dev/null --max-time 3 http://127.0.0.1:$PORT/f" 20 || mw_fail "the front end does not serve"
-MAX=0 N=0 END=$(($(date +%s) + 4))
+MAX=0 N=0 END=$(($(date +%s) + 4)) TIMES=$MW_TMP/front-ms
 while [ "$(date +%s)" -lt "$END" ] && [ "$N" -lt 200 ]; do
 	t=$(curl -sf -o /dev/null --max-time 5 -w '%{time_total}' "http://127.0.0.1:$PORT/f") ||
 		mw_fail "a front-end request failed while PVM addresses were black-holed"
 	t=$(awk -v t="$t" 'BEGIN { printf "%d", t * 1000 }')
 	[ "$t" -gt "$MAX" ] && MAX=$t
+	echo "$t" >>"$TIMES"
 	N=$((N + 1))
 done
 [ "$N" -ge 5 ] || mw_fail "only $N front-end requests in 4 s"
 mw_wait_for "grep -q 'PVM 6 stream ($SUBNET_PREFIX.246:4000): connect' '$BLOG'" 10 ||
 	mw_fail "mw-balancer never tried the black-holed PVM 6"
-# The old blocking connect held the loop 500 ms per PVM (1.5 s of every second here).
-[ "$MAX" -lt 500 ] || mw_fail "a front-end request took $MAX ms while PVM addresses were black-holed"
+# The old blocking connect held the loop 500 ms per PVM (1.5 s of every second here):
+# half the requests waited for it.  The median, not the slowest, so one scheduling
+# stall on a loaded machine does not decide.
+MED=$(sort -n "$TIMES" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+[ "$MED" -lt 250 ] || mw_fail "front-end requests took $MED ms (median) while PVM addresses were black-holed"
 rm -rf "$MW_RUNTIME_DIR/store/mw/pvms/"[5678]
-mw_log "black-holed PVMs: $N front-end requests, slowest $MAX ms"
+mw_log "black-holed PVMs: $N front-end requests, median $MED ms, slowest $MAX ms"
 
 # --- a PVM that stops: the other keeps streaming -------------------------------------------------
 mw_stop pvm2

@@ -291,6 +291,13 @@ _atk_trim_log() {
 	mv "$f.trim" "$f"
 }
 
+# _atk_wait_calm: with mw-guard on, wait (60 s at most) until every pressure
+# shield_set has had its shield_clear (guard.calm_ms after the last pressure).
+_atk_wait_calm() {
+	[ "$ATK_GUARD_ON" = 1 ] || return 0
+	mw_wait_for "[ \$(grep -c 'shield_set .* reason=pressure' '$(mw_logfile guard)') -le \$(grep -c 'shield_clear .* reason=calm' '$(mw_logfile guard)') ]" 60
+}
+
 # atk_row SERVER PORT ATTACK LAYOUT: one attack in one layout while the benign
 # client runs; the row goes to the table.
 atk_row() {
@@ -300,7 +307,13 @@ atk_row() {
 	atk_nat "$ATK_ROW" "$layout"
 	ns=$NS_ATK
 	[ "$layout" != shared ] || ns=$NS_CLI
-	atk_healthy "$proto" "$port" 30 || why="not serving before the attack"
+	# The shared row's attacker is the benign client's own address: per-source levers
+	# an earlier row switched on would refuse the benign client from its first
+	# request, and that earlier row, not this attack, would decide the row.
+	if [ "$layout" = shared ]; then
+		_atk_wait_calm || why="mw-guard kept its pressure levers on 60 s after the attacks"
+	fi
+	atk_healthy "$proto" "$port" 30 || why=${why:-"not serving before the attack"}
 	off=$(_atk_guard_offset)
 	cmd=$(atk_attack_cmd "$attack" "$port")
 	mw_log "row $ATK_ROW: $server $attack $layout: $cmd"
@@ -331,10 +344,7 @@ atk_benign_only() {
 	atk_healthy "$proto" "$port" 30 || why="not serving before the run"
 	# A benign-only run is one without pressure: the levers an earlier row's attack
 	# switched on (per-source rates among them) are off again first (guard.calm_ms).
-	if [ "$ATK_GUARD_ON" = 1 ]; then
-		mw_wait_for "[ \$(grep -c 'shield_set .* reason=pressure' '$(mw_logfile guard)') -le \$(grep -c 'shield_clear .* reason=calm' '$(mw_logfile guard)') ]" 60 ||
-			why="mw-guard kept its pressure levers on 60 s after the attacks"
-	fi
+	_atk_wait_calm || why="mw-guard kept its pressure levers on 60 s after the attacks"
 	off=$(_atk_guard_offset)
 	mw_log "row $ATK_ROW: $server benign-only with slow legitimate clients"
 	mw_spawn "ben-$ATK_ROW" in_cli python3 "$ATK_CLIENT" benign "$proto" "$INS_IP" "$port" "$secs"

@@ -10,7 +10,7 @@ PORT=8081
 atk_appliance_up "$PORT:http"
 atk_www
 atk_server apache shimmed apache "$PORT"
-atk_matrix apache "$PORT" "${ATK_ATTACKS:-slowh slowb slowr flood}" "${ATK_LAYOUTS:-separate shared spread}"
+atk_matrix apache "$PORT" "${ATK_ATTACKS:-slowh slowb slowr flood}" "${ATK_LAYOUTS:-shared separate spread}"
 # KeepAliveTimeout 5: idle 3 s is within it.
 atk_benign_only apache "$PORT" 3
 atk_report "worker pool (apache2 mpm_worker, MaxRequestWorkers 150) behind mwcomms"

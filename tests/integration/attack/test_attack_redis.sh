@@ -9,7 +9,7 @@ mw_require_cmd redis-server
 PORT=6390
 atk_appliance_up "$PORT:line"
 atk_server redis shimmed redis "$PORT"
-atk_matrix redis "$PORT" "${ATK_ATTACKS:-slowline}" "${ATK_LAYOUTS:-separate shared spread}"
+atk_matrix redis "$PORT" "${ATK_ATTACKS:-slowline}" "${ATK_LAYOUTS:-shared separate spread}"
 [ -n "${ATK_ATTACKS:-}" ] || atk_matrix redis "$PORT" flood separate
 # timeout 0 (Redis's default): idle 10 s is within it.
 atk_benign_only redis "$PORT" 10
