@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,10 @@
  * from src, once its pipe is drained, becomes shutdown(dst, SHUT_WR) (half
  * close); the connection ends when both directions are shut, or at once on
  * an error.  idle_timeout_ms closes a connection with no bytes either way.
+ * A leg left without a watcher (its peer's bytes wait for the other side,
+ * which takes nothing) is polled for an error every WATCH_CHECK_S, so a
+ * client that resets while the INS does not read (or the reverse) ends its
+ * connection then, not after idle_timeout_ms.
  *
  * EMFILE/ENFILE (and ENOBUFS/ENOMEM) on accept: the listeners stop for
  * ACCEPT_PAUSE_S and resume, instead of spinning on a readable listener.
@@ -56,6 +61,7 @@
 #define ACCEPT_PAUSE_S	  0.1
 #define PIPE_POOL	  64 /* empty pipes kept for the next connections */
 #define KEEPALIVE_INTVL_S 10 /* between two keepalive probes */
+#define WATCH_CHECK_S	  1.0 /* a leg without a watcher is polled for an error this often */
 #define KEEPALIVE_CNT	  6  /* unanswered probes that end the connection */
 
 struct fe_listener {
@@ -78,9 +84,10 @@ struct fe_conn {
 	struct bal_fe *fe;
 	int cfd, bfd;
 	ev_io cio, bio;
-	ev_timer timer; /* connect timeout, then idle timeout */
+	ev_timer timer; /* connect timeout, then idle timeout and the unwatched check */
 	ev_tstamp last;
 	bool connected;
+	bool unwatched; /* a leg has no watcher (conn_update): idle_cb polls it */
 	struct bal_ins *ins;
 	uint16_t port;
 	struct sockaddr_storage peer, local;
@@ -353,6 +360,23 @@ static void conn_update(struct fe_conn *c)
 		be |= EV_READ;
 	set_io(loop, &c->cio, c->cfd, ce);
 	set_io(loop, &c->bio, c->bfd, be);
+	/*
+	 * A leg nobody watches would not show its peer's reset until the other
+	 * side moves: have idle_cb poll it within WATCH_CHECK_S.
+	 */
+	if ((!ce || !be) && !c->unwatched) {
+		c->timer.repeat = WATCH_CHECK_S;
+		ev_timer_again(loop, &c->timer);
+	}
+	c->unwatched = !ce || !be;
+}
+
+/* Has either leg a pending error (a reset, a keepalive timeout)? */
+static bool leg_error(const struct fe_conn *c)
+{
+	struct pollfd p[2] = { { .fd = c->cfd }, { .fd = c->bfd } };
+
+	return poll(p, 2, 0) > 0 && ((p[0].revents | p[1].revents) & POLLERR);
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -406,13 +430,20 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		connect_next(c);
 		return;
 	}
-	if (quiet < idle) {
-		w->repeat = idle - quiet;
-		ev_timer_again(loop, w);
+	if (c->unwatched && leg_error(c)) {
+		mw_debug("connection to INS %d: a leg without a watcher failed", c->ins->h.id);
+		conn_fail(c, BAL_R_IO_ERROR);
 		return;
 	}
-	mw_debug("connection to INS %d idle for %.1f s: closed", c->ins->h.id, quiet);
-	conn_fail(c, BAL_R_IDLE_TIMEOUT);
+	if (idle > 0 && quiet >= idle) {
+		mw_debug("connection to INS %d idle for %.1f s: closed", c->ins->h.id, quiet);
+		conn_fail(c, BAL_R_IDLE_TIMEOUT);
+		return;
+	}
+	w->repeat = idle > 0 ? idle - quiet : 0;
+	if (c->unwatched && (!w->repeat || w->repeat > WATCH_CHECK_S))
+		w->repeat = WATCH_CHECK_S;
+	ev_timer_again(loop, w); /* repeat 0: stopped */
 }
 
 static void connected(struct fe_conn *c)
@@ -443,11 +474,9 @@ static void connected(struct fe_conn *c)
 		}
 		c->hdrlen = (size_t)ret;
 	}
-	if (cfg->balancer.idle_timeout_ms) {
-		ev_timer_init(&c->timer, idle_cb, 0, cfg->balancer.idle_timeout_ms / 1000.0);
-		c->timer.data = c;
-		ev_timer_again(loop, &c->timer);
-	}
+	ev_timer_init(&c->timer, idle_cb, 0, cfg->balancer.idle_timeout_ms / 1000.0);
+	c->timer.data = c;
+	ev_timer_again(loop, &c->timer); /* idle_timeout_ms 0: stays stopped */
 	ev_io_stop(loop, &c->bio);
 	c->bio.events = 0;
 	conn_pump(c, DIR_BOTH);

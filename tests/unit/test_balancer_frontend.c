@@ -3,7 +3,8 @@
  * test_balancer_frontend.c - balancer/frontend.c, the splice proxy, on real loopback
  * TCP: an EOF met in the pump's last round still reaches the other side; a pipe with
  * bytes left is never pooled, and a pooled pipe gives the next connection nothing
- * but its own bytes.
+ * but its own bytes; a peer that resets while nobody watches its leg ends its
+ * connection.
  *
  * The proxy is compiled in (its statics are what is tested); the four functions it
  * needs from the rest of mw-balancer are stand-ins: one INS, 127.0.0.1, whose
@@ -271,11 +272,62 @@ static void test_pipe_pool(void **state)
 	assert_int_equal(FE->npool, 2);
 }
 
+/* Fill one direction until the proxy holds bytes for a peer that takes nothing. */
+static void fill_until_held(int from, struct fe_dir *d)
+{
+	static char buf[1 << 16];
+	int i;
+
+	memset(buf, 'B', sizeof(buf));
+	for (i = 0; i < 5000 && d->inpipe == 0; i++) {
+		if (write(from, buf, sizeof(buf)) < 0 && errno != EAGAIN)
+			fail_msg("write: %s", strerror(errno));
+		run_loop(1);
+	}
+	assert_true(d->inpipe > 0);
+}
+
+/* Close @fd with a reset. */
+static void reset_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+/*
+ * A peer that resets while its bytes wait for the other side, which reads nothing:
+ * its leg has no watcher then.  The connection must end within about WATCH_CHECK_S
+ * (idle_timeout_ms is 0 here: without the check it lived for ever).  Both ways.
+ */
+static void test_unwatched_reset(void **state)
+{
+	uint64_t before;
+	struct fe_conn *c;
+	int cl, ins, up, i;
+
+	(void)state;
+	for (up = 0; up < 2; up++) {
+		before = B.reasons[BAL_R_IO_ERROR];
+		c = open_conn(&cl, &ins);
+		fill_until_held(up ? cl : ins, up ? &c->up : &c->down);
+		assert_true(c->unwatched);
+		reset_close(up ? cl : ins);
+		for (i = 0; i < 3000 && FE->nconns; i++)
+			run_loop(1);
+		assert_int_equal(FE->nconns, 0);
+		assert_int_equal(B.reasons[BAL_R_IO_ERROR], before + 1);
+		close(up ? ins : cl);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_eof_in_last_round),
 		cmocka_unit_test(test_pipe_pool),
+		cmocka_unit_test(test_unwatched_reset),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
