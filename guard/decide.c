@@ -18,6 +18,9 @@
  * connections or pressure_slow of them are slow.  Under pressure:
  *   - the pressure levers go on once (shield_set reason=pressure), and off again
  *     after calm_ms without pressure (shield_clear reason=calm); the baseline stays;
+ *     the per-source ones stay off (or go off: shield_set reason=nat) while an
+ *     address they would limit had a good exchange within good_memory_ms (a NAT:
+ *     they would refuse its benign clients with the attackers);
  *   - slow connections are closed (abortive), at most close_max per listener and
  *     evaluation, never from an allowed address;
  *   - a source with block_slow slow connections is blocked for block_expiry_s,
@@ -124,12 +127,49 @@ void gd_decide_baseline(struct gd_engine *e, struct gd_listener *l)
 	emit(e, &a);
 }
 
-/* The pressure levers, on (@on) or off (all zero). */
-static void levers(struct gd_engine *e, struct gd_listener *l, bool on)
+static bool source_good(const struct gd_engine *e, const struct gd_source *s, int64_t now)
+{
+	return s->last_good && now - s->last_good < e->cfg->good_memory_ms;
+}
+
+/*
+ * Would the per-source levers refuse benign clients?  True when an address
+ * holding as many connections as they allow (shield_src_max_conns, else
+ * shield_src_rate: as many as it may open in a second) had a good exchange
+ * within good_memory_ms: clients behind one NAT address with the attackers.
+ */
+static bool nat_at_src_limit(const struct gd_engine *e, int64_t now)
+{
+	const struct mw_guard_config *g = e->cfg;
+	uint32_t at = (uint32_t)(g->shield_src_max_conns ? g->shield_src_max_conns
+							 : g->shield_src_rate);
+	const struct gd_source *s;
+	size_t i;
+
+	if (!at)
+		return false;
+	for (i = 0; i < e->sources.cap; i++) {
+		s = gd_tab_slot(&e->sources, i);
+		if (s && s->conns >= at && source_good(e, s, now))
+			return true;
+	}
+	return false;
+}
+
+static bool is_src_lever(enum mw_shield_opt opt)
+{
+	return opt == MW_SHIELD_SRC_MAX_CONNS || opt == MW_SHIELD_SRC_RATE;
+}
+
+/*
+ * The pressure levers, on (@on) or off (all zero); with @on, the per-source
+ * ones only if @src (else sent as 0 when they were on: shield_set reason=nat).
+ */
+static void levers(struct gd_engine *e, struct gd_listener *l, bool on, bool src)
 {
 	const struct mw_guard_config *g = e->cfg;
 	struct gd_action a = { .kind = on ? GD_SHIELD_SET : GD_SHIELD_CLEAR,
-			       .reason = on ? "pressure" : "calm",
+			       .reason = !on ? "calm" : l->levers ? "nat" : "pressure",
 			       .sock = l->id };
 	const struct {
 		enum mw_shield_opt opt;
@@ -143,15 +183,27 @@ static void levers(struct gd_engine *e, struct gd_listener *l, bool on)
 		{ MW_SHIELD_PFX_RATE, g->shield_pfx_rate },
 		{ MW_SHIELD_HOLD_MAX, g->shield_hold_max },
 	};
+	bool resend = on && l->levers; /* only the per-source ones go off */
 	size_t i;
 
 	evidence(&a, "held", l->held);
 	evidence(&a, "slow", l->slow);
 	evidence(&a, "accept_ms", l->accept_ms);
-	for (i = 0; i < sizeof(set) / sizeof(set[0]); i++)
-		if (set[i].v)
+	for (i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
+		if (!set[i].v)
+			continue;
+		if (on && !src && is_src_lever(set[i].opt)) {
+			if (l->src_levers)
+				shield_opt(&a, set[i].opt, 0, true);
+			continue;
+		}
+		if (!resend)
 			shield_opt(&a, set[i].opt, on ? (uint64_t)set[i].v : 0, true);
+	}
+	if (on && !src && (g->shield_src_max_conns || g->shield_src_rate))
+		evidence_text(&a, "src_levers", "off_nat");
 	l->levers = on;
+	l->src_levers = on && src;
 	if (!a.opts)
 		return;
 	evidence(&a, "sock", l->id);
@@ -213,9 +265,11 @@ void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now)
 	if (l->pressure) {
 		l->last_pressure = now;
 		if (!l->levers)
-			levers(e, l, true);
+			levers(e, l, true, !nat_at_src_limit(e, now));
+		else if (l->src_levers && nat_at_src_limit(e, now))
+			levers(e, l, true, false);
 	} else if (l->levers && now - l->last_pressure >= e->cfg->calm_ms) {
-		levers(e, l, false);
+		levers(e, l, false, false);
 	}
 }
 
@@ -266,11 +320,6 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	evidence(&a, "conns", s->conns);
 	evidence(&a, "expiry_s", (uint64_t)e->cfg->block_expiry_s);
 	emit(e, &a);
-}
-
-static bool source_good(const struct gd_engine *e, const struct gd_source *s, int64_t now)
-{
-	return s->last_good && now - s->last_good < e->cfg->good_memory_ms;
 }
 
 /*

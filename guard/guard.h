@@ -77,6 +77,7 @@ struct gd_listener {
 	int proto;     /* enum mw_accept_filter, or -1: not in guard.listeners */
 	bool baseline; /* the baseline shield was sent */
 	bool levers;   /* the pressure levers are on */
+	bool src_levers; /* with the per-source ones (no NAT at their limit) */
 	bool pressure; /* at the last evaluation */
 	bool episode;  /* under pressure, with no calm_ms without it since @pressure_since */
 	int64_t last_pressure, pressure_since;

@@ -388,6 +388,100 @@ static void test_nat_not_blocked(void **state)
 	assert_int_equal(count_target(GD_BLOCK, "192.168.8.8"), 1);
 }
 
+/* The last pressure shield_set with @reason, or NULL. */
+static const struct gd_action *last_set(const char *reason)
+{
+	int i;
+
+	for (i = nrec - 1; i >= 0; i--)
+		if (rec[i].kind == GD_SHIELD_SET && !strcmp(rec[i].reason, reason))
+			return &rec[i];
+	return NULL;
+}
+
+/*
+ * A benign fetch from @peer_ip every 0.2 s (done in 100 ms) while @n connections
+ * of the same address hold, for @ms.
+ */
+static void nat_traffic(const char *peer_ip, uint64_t *id, int64_t *now, int64_t ms)
+{
+	char peer[64];
+	int64_t t;
+
+	for (t = 0; t < ms; t += 100) {
+		snprintf(peer, sizeof(peer), "%s:%d", peer_ip, 30000 + (int)((*id) % 30000));
+		if (t % 200 == 0) {
+			accept_conn(*id, peer, *now);
+			obs(MW_NF_OBS_RECV, *id, 0, L80_ADDR, peer, 80, 0, *now);
+		} else {
+			obs(MW_NF_OBS_SEND, *id, 0, L80_ADDR, peer, 80, 900, *now);
+			obs(MW_NF_OBS_CLOSE, *id, 0, L80_ADDR, peer, 80, 900, *now);
+			(*id)++;
+		}
+		if (t % cfg.guard.tick_ms == 0)
+			gd_engine_tick(&eng, *now);
+		*now += 100;
+	}
+}
+
+/*
+ * Per-source levers behind a NAT: 300 attack connections from the address that
+ * also has good exchanges put the listener under pressure, but the levers go on
+ * without SRC_MAX_CONNS / SRC_RATE (they would refuse its benign clients).  From
+ * an address with no good exchange they go on with them; when that address then
+ * has one, they go off (shield_set reason=nat, both 0), the others stay.
+ */
+static void test_nat_keeps_src_levers_off(void **state)
+{
+	const struct gd_action *a;
+	int64_t now = 1000;
+	uint64_t id = 200000;
+	char peer[64];
+	int c;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	nat_traffic("192.168.9.9", &id, &now, 1000); /* good exchanges first */
+	for (c = 0; c < 300; c++) {
+		snprintf(peer, sizeof(peer), "192.168.9.9:%d", 10000 + c);
+		accept_conn(500 + (uint64_t)c, peer, now);
+	}
+	nat_traffic("192.168.9.9", &id, &now, 2000);
+	a = last_set("pressure");
+	assert_non_null(a);
+	assert_false(a->opts & (1u << MW_SHIELD_SRC_MAX_CONNS));
+	assert_false(a->opts & (1u << MW_SHIELD_SRC_RATE));
+	assert_int_equal(a->val[MW_SHIELD_MIN_OUT_RATE], cfg.guard.shield_min_out_rate);
+	assert_true(a->opts & (1u << MW_SHIELD_PFX_MAX_CONNS));
+	assert_non_null(strstr(a->evidence, "src_levers=off_nat"));
+	assert_null(last_set("nat"));
+	gd_engine_fini(&eng);
+
+	/* An address with no good exchange: with them; then a good one: off. */
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 300; c++) {
+		snprintf(peer, sizeof(peer), "192.168.10.10:%d", 10000 + c);
+		accept_conn(900 + (uint64_t)c, peer, now);
+	}
+	tick_until(&now, now + 1000);
+	a = last_set("pressure");
+	assert_non_null(a);
+	assert_int_equal(a->val[MW_SHIELD_SRC_MAX_CONNS], cfg.guard.shield_src_max_conns);
+	assert_int_equal(a->val[MW_SHIELD_SRC_RATE], cfg.guard.shield_src_rate);
+	assert_null(last_set("nat"));
+	nat_traffic("192.168.10.10", &id, &now, 1000);
+	a = last_set("nat");
+	assert_non_null(a);
+	assert_true(a->opts & (1u << MW_SHIELD_SRC_MAX_CONNS));
+	assert_true(a->opts & (1u << MW_SHIELD_SRC_RATE));
+	assert_int_equal(a->val[MW_SHIELD_SRC_MAX_CONNS], 0);
+	assert_int_equal(a->val[MW_SHIELD_SRC_RATE], 0);
+	assert_false(a->opts & (1u << MW_SHIELD_MIN_OUT_RATE));
+	assert_int_equal(count(GD_SHIELD_SET, "nat"), 1);
+	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
+}
+
 /*
  * Prefixes: 40 attackers of one /24 (one slow connection each, far below block_slow)
  * are each blocked (slow_prefix), but not the one of them with a good exchange (NAT),
@@ -632,6 +726,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_accept_latency_pressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_not_blocked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nat_keeps_src_levers_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tables_full, setup, teardown),
 		cmocka_unit_test(test_table_remove_keeps_lookups),
 		cmocka_unit_test(test_action_sink),
