@@ -18,9 +18,10 @@
  * connections or pressure_slow of them are slow.  Under pressure:
  *   - the pressure levers go on once (shield_set reason=pressure), and off again
  *     after calm_ms without pressure (shield_clear reason=calm); the baseline stays;
- *     the per-source ones stay off (or go off: shield_set reason=nat) while an
- *     address they would limit had a good exchange within good_memory_ms (a NAT:
- *     they would refuse its benign clients with the attackers);
+ *     the per-source ones stay off (or go off: shield_set reason=nat) while the
+ *     address holding the most connections had a good exchange within
+ *     good_memory_ms (a NAT: they would refuse its benign clients with the
+ *     attackers);
  *   - slow connections are closed (abortive), at most close_max per listener and
  *     evaluation, never from an allowed address;
  *   - a source with block_slow slow connections is blocked for block_expiry_s,
@@ -133,27 +134,22 @@ static bool source_good(const struct gd_engine *e, const struct gd_source *s, in
 }
 
 /*
- * Would the per-source levers refuse benign clients?  True when an address
- * holding as many connections as they allow (shield_src_max_conns, else
- * shield_src_rate: as many as it may open in a second) had a good exchange
- * within good_memory_ms: clients behind one NAT address with the attackers.
+ * Would the per-source levers refuse benign clients?  True when the address
+ * holding the most connections had a good exchange within good_memory_ms:
+ * clients behind one NAT address with the attackers, the address the levers
+ * would limit first (at 64 held, or 50 new a second, whatever the clients).
  */
-static bool nat_at_src_limit(const struct gd_engine *e, int64_t now)
+static bool top_source_is_nat(const struct gd_engine *e, int64_t now)
 {
-	const struct mw_guard_config *g = e->cfg;
-	uint32_t at = (uint32_t)(g->shield_src_max_conns ? g->shield_src_max_conns
-							 : g->shield_src_rate);
-	const struct gd_source *s;
+	const struct gd_source *s, *top = NULL;
 	size_t i;
 
-	if (!at)
-		return false;
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (s && s->conns >= at && source_good(e, s, now))
-			return true;
+		if (s && s->conns && (!top || s->conns > top->conns))
+			top = s;
 	}
-	return false;
+	return top && source_good(e, top, now);
 }
 
 static bool is_src_lever(enum mw_shield_opt opt)
@@ -265,8 +261,8 @@ void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now)
 	if (l->pressure) {
 		l->last_pressure = now;
 		if (!l->levers)
-			levers(e, l, true, !nat_at_src_limit(e, now));
-		else if (l->src_levers && nat_at_src_limit(e, now))
+			levers(e, l, true, !top_source_is_nat(e, now));
+		else if (l->src_levers && top_source_is_nat(e, now))
 			levers(e, l, true, false);
 	} else if (l->levers && now - l->last_pressure >= e->cfg->calm_ms) {
 		levers(e, l, false, false);
