@@ -26,11 +26,12 @@ mw_wait_for "in_cli curl -sf -o /dev/null --max-time 2 http://$INS_IP:8080/" 15 
 	mw_fail "the shimmed HTTP server is not reachable"
 
 # Bounded load: at most 3000 requests or 90 s, counted; failures are expected
-# only while the INS is down.
+# only while the INS is down.  The count is replaced whole (mv), so stopping the
+# load mid-write never leaves an empty file behind.
 mw_spawn load in_cli timeout 90 bash -c "ok=0 bad=0
 	for i in \$(seq 1 3000); do
 		if curl -sf -o /dev/null --max-time 2 http://$INS_IP:8080/; then ok=\$((ok + 1)); else bad=\$((bad + 1)); fi
-		echo \"\$ok \$bad\" >'$MW_TMP/load.count'
+		echo \"\$ok \$bad\" >'$MW_TMP/load.count.new' && mv '$MW_TMP/load.count.new' '$MW_TMP/load.count'
 	done"
 
 joined() { grep -c 'INS 1 joined' "$PVM_LOG" || true; }
