@@ -7,6 +7,8 @@
                               more; prints "open N" once all are connected, "closed I T"
                               as each is cut (reset or EOF), "survived K" at the end
   fetch HOST PORT             one request; prints "ok" or "fail REASON"
+  fetches HOST PORT SECONDS   one request every 0.2 s for SECONDS, a line each as fetch;
+                              then "done ok=K fail=F"
 """
 import socket
 import sys
@@ -65,7 +67,7 @@ def cmd_idle(host, port, n, seconds):
     print("survived %d" % len(alive), flush=True)
 
 
-def cmd_fetch(host, port):
+def fetch_one(host, port):
     try:
         s = socket.create_connection((host, port), timeout=5)
         s.settimeout(5)
@@ -76,9 +78,27 @@ def cmd_fetch(host, port):
             if not d:
                 break
             data += d
-        print("ok" if data.startswith(b"HTTP/1.0 200") else "fail %r" % data[:40])
+        return "ok" if data.startswith(b"HTTP/1.0 200") else "fail %r" % data[:40]
     except OSError as e:
-        print("fail %s" % e)
+        return "fail %s" % e
+
+
+def cmd_fetch(host, port):
+    print(fetch_one(host, port))
+
+
+def cmd_fetches(host, port, seconds):
+    ok = fail = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        r = fetch_one(host, port)
+        print(r, flush=True)
+        if r == "ok":
+            ok += 1
+        else:
+            fail += 1
+        time.sleep(0.2)
+    print("done ok=%d fail=%d" % (ok, fail), flush=True)
 
 
 def main(argv):
@@ -90,6 +110,8 @@ def main(argv):
         cmd_idle(argv[2], int(argv[3]), int(argv[4]), float(argv[5]))
     elif argv[1] == "fetch":
         cmd_fetch(argv[2], int(argv[3]))
+    elif argv[1] == "fetches":
+        cmd_fetches(argv[2], int(argv[3]), float(argv[4]))
     else:
         raise SystemExit("guard_probe: unknown command " + argv[1])
 

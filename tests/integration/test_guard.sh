@@ -10,6 +10,9 @@
 #   enforce    30 connections holding half a request head: pressure levers, closes
 #              (the client sees every connection cut), a block of the source, lifted
 #              after guard.block_expiry_s
+#   nat        the same idle connections while the same address fetches every 0.2 s
+#              (a NAT): pressure levers without the per-source ones (src_levers=off_nat),
+#              the idle ones closed, the address not blocked, every fetch answered
 #   mwctl      mwctl guard status / actions show the mode, the link, the counters and
 #              the actions with their evidence
 #   console    mw-console shows the actions: "mw-console guard" (the configuration's
@@ -101,6 +104,28 @@ mw_wait_for "grep -q 'action [0-9]*: unblock $CLI_IP reason=expiry' '$GLOG'" 20 
 	mw_fail "enforce: the block was not lifted after guard.block_expiry_s"
 mw_stop idle
 mw_log "enforce: ok ($N closed, $CLI_IP blocked and unblocked)"
+
+# --- nat: benign clients behind the attackers' address
+mw_wait_for "[ \$(grep -c 'shield_set .* reason=pressure' '$GLOG') -le \$(grep -c 'shield_clear .* reason=calm' '$GLOG') ]" 20 ||
+	mw_fail "nat: the enforce case's levers did not go off after calm_ms"
+off=$(wc -l <"$GLOG")
+closes0=$(grep -c ': close ' "$GLOG")
+mw_spawn benign in_cli "$PY" "$GP" fetches "$INS_IP" "$PORT" 6
+BLOG=$(mw_logfile benign)
+mw_wait_for "[ \$(grep -c '^ok' '$BLOG') -ge 2 ]" 20 || mw_fail "nat: the benign client is not served: $(cat "$BLOG")"
+mw_spawn idle2 in_cli "$PY" "$GP" idle "$INS_IP" "$PORT" "$N" 60
+mw_wait_for "grep -q '^open $N' '$(mw_logfile idle2)'" 20 || mw_fail "nat: clients did not connect"
+mw_wait_for "tail -n +$((off + 1)) '$GLOG' | grep -q 'shield_set [^ ]*:$PORT reason=pressure evidence=held=.*src_levers=off_nat'" 20 ||
+	mw_fail "nat: no pressure levers without the per-source ones: $(tail -n +$((off + 1)) "$GLOG" | grep shield_set)"
+tail -n +$((off + 1)) "$GLOG" | grep 'shield_set .*reason=pressure' | grep -q 'src_max_conns\|src_rate' &&
+	mw_fail "nat: per-source levers sent for a NAT: $(tail -n +$((off + 1)) "$GLOG" | grep shield_set)"
+mw_wait_for "[ \$((\$(grep -c ': close ' '$GLOG') - closes0)) -ge $N ]" 20 ||
+	mw_fail "nat: fewer than $N close actions"
+mw_wait_for "grep -q '^done ' '$BLOG'" 20 || mw_fail "nat: the benign client did not finish"
+grep -q '^done ok=[0-9]* fail=0$' "$BLOG" || mw_fail "nat: benign fetches failed: $(grep -v '^ok' "$BLOG")"
+tail -n +$((off + 1)) "$GLOG" | grep -q ": block $CLI_IP " && mw_fail "nat: the NAT's address was blocked"
+mw_stop idle2
+mw_log "nat: ok ($N closed, $(sed -n 's/^done //p' "$BLOG"), no per-source levers, no block)"
 
 # --- mwctl
 st=$(ctl guard status) || mw_fail "mwctl: guard status failed: $st"
