@@ -61,8 +61,8 @@
 #define ACCEPT_PAUSE_S	  0.1
 #define PIPE_POOL	  64 /* empty pipes kept for the next connections */
 #define KEEPALIVE_INTVL_S 10 /* between two keepalive probes */
-#define WATCH_CHECK_S	  1.0 /* a leg without a watcher is polled for an error this often */
 #define KEEPALIVE_CNT	  6  /* unanswered probes that end the connection */
+#define WATCH_CHECK_S	  1.0 /* a leg without a watcher is polled for an error this often */
 
 struct fe_listener {
 	struct bal_fe *fe;

@@ -18,6 +18,7 @@
 #include "balancer/bal.h"
 #include "common/addr.h"
 #include "common/keystore.h"
+#include "common/linger.h"
 #include "common/log.h"
 #include "common/proxy2.h"
 
@@ -175,14 +176,12 @@ void bal_health_init(struct bal_ins *i)
 
 static void probe_close(struct bal *b, struct bal_ins *i, bool reset)
 {
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
 	ev_io_stop(b->loop, &i->hc.io);
 	ev_timer_stop(b->loop, &i->hc.timer);
 	if (i->hc.fd >= 0) {
 		/* A probe mw-ins never took must not stay in its accept queue. */
 		if (reset)
-			setsockopt(i->hc.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			mw_linger_reset(i->hc.fd);
 		close(i->hc.fd);
 	}
 	i->hc.fd = -1;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/linger.h"
 #include "common/log.h"
 #include "common/sockid.h"
 #include "ins/ins.h"
@@ -232,9 +233,7 @@ void ins_sock_close_all(struct ins *ins)
  */
 void ins_sock_rst_close(int fd)
 {
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	mw_linger_reset(fd);
 	close(fd);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/cidr.h"
+#include "common/linger.h"
 #include "common/log.h"
 #include "netflow/server.h"
 
@@ -136,9 +137,7 @@ static void nf_drop(struct nf_consumer *c, const char *why)
  */
 static void nf_abort(struct nf_consumer *c, const char *why)
 {
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	(void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	mw_linger_reset(c->fd);
 	nf_drop(c, why);
 }
 
