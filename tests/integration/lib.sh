@@ -29,12 +29,14 @@ _mw_spawned=()          # names in start order; stopped in reverse
 _mw_netns=()
 _mw_veths=()
 _mw_failed=0
+_mw_fail_msg="(no mw_fail: a command failed or the test was stopped)"
 
 mw_log() { echo "[$MW_TEST_NAME] $*" >&2; }
 
 # mw_fail MSG: the test failed; say why and exit (the trap cleans up).
 mw_fail() {
 	echo "FAIL [$MW_TEST_NAME]: $*" >&2
+	_mw_fail_msg=$*
 	_mw_failed=1
 	exit 1
 }
@@ -272,6 +274,7 @@ _mw_cleanup() {
 		if grep -qE 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:' \
 			"$(mw_logfile "$name")" 2>/dev/null; then
 			echo "[$MW_TEST_NAME] sanitizer report in the log of $name" >&2
+			[ "$_mw_failed" = 1 ] || _mw_fail_msg="sanitizer report in the log of $name"
 			_mw_failed=1
 			[ "$rc" != 0 ] || rc=1
 		fi
@@ -291,7 +294,8 @@ _mw_cleanup() {
 			echo "----- log of $name ($(mw_logfile "$name")) -----" >&2
 			tail -n 200 "$(mw_logfile "$name")" >&2 2>/dev/null
 		done
-		echo "FAIL [$MW_TEST_NAME] (exit $rc)" >&2
+		# The logs above can bury the reason: say it again, shortened, last.
+		echo "FAIL [$MW_TEST_NAME] (exit $rc): ${_mw_fail_msg:0:600}" >&2
 	else
 		echo "PASS [$MW_TEST_NAME]" >&2
 	fi
