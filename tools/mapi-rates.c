@@ -12,8 +12,9 @@
 /*
  * mapi-rates SCOPE CIDR [INTERVAL_S [N]]: two flows over SCOPE, "dst net CIDR"
  * (in) and "src net CIDR" (out), each with BPF_FILTER, PKT_COUNTER and
- * BYTE_COUNTER.  Every INTERVAL_S seconds (default 1) prints
- *   in_Bps=N out_Bps=N
+ * BYTE_COUNTER.  Every INTERVAL_S seconds (default 1) prints the rates and the
+ * byte totals so far (a caller can wait for a known total before stopping it)
+ *   in_Bps=N out_Bps=N in_bytes=N out_bytes=N
  * for N intervals (default 0: until SIGINT/SIGTERM), then the totals:
  *   total in_pkts=N in_bytes=N out_pkts=N out_bytes=N
  */
@@ -85,9 +86,10 @@ int main(int argc, char **argv)
 			continue;
 		if (counter(in.fd, in.bytes, &ib) || counter(out.fd, out.bytes, &ob))
 			break;
-		printf("in_Bps=%llu out_Bps=%llu\n",
+		printf("in_Bps=%llu out_Bps=%llu in_bytes=%llu out_bytes=%llu\n",
 		       (unsigned long long)((ib - in.last) / interval),
-		       (unsigned long long)((ob - out.last) / interval));
+		       (unsigned long long)((ob - out.last) / interval), (unsigned long long)ib,
+		       (unsigned long long)ob);
 		fflush(stdout);
 		in.last = ib;
 		out.last = ob;
