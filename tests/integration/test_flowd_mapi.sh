@@ -99,7 +99,27 @@ mw_spawn top_port "$MWTOP" --batch 1000 --key port --filter "tcp" "$VC"
 mw_wait_for "grep -qx connected '$(mw_logfile top_src)' && grep -qx connected '$(mw_logfile top_port)'" ||
 	mw_fail "mw-top did not connect: $(cat "$(mw_logfile top_src)" "$(mw_logfile top_port)")"
 flowd_traffic
-sleep 1.5 # the last ring block retired, TOP published by the 1 s clock
+# The veth is silent now (flowd_lib.sh pins ARP): the capture stopped here holds
+# every frame the tools will count. tshark on it is the oracle for the counters
+# (flowd_tshark.py mapi: what the BPF filters "tcp port 80", "dst/src net
+# SERVER/32" match, from its io,stat, endpoints,ip and ARP fields).
+mw_stop tcpdump
+flowd_capture_complete
+"$PY" "$TSHARK" read "$PCAP" "$SRV_IP" >"$MW_TMP/tshark.txt" || mw_fail "tshark could not read the capture"
+ts=$("$PY" "$TSHARK" "$MW_TMP/tshark.txt" mapi "$SRV_IP") || mw_fail "tshark's tables: $ts"
+tval() { echo "$ts" | sed -n "s/^$1=//p"; }
+web=$(tval web_pkts)
+[ "$web" -gt 200 ] || mw_fail "too little web traffic captured ($web packets)"
+# mw-flowd may still be working through its ring (a sanitizer build on a loaded
+# machine): the tools are stopped once their per-second lines show tshark's
+# totals (or after 30 s, and the checks below say what was missing).
+mw_wait_for "grep '^web_pkts=' '$(mw_logfile webcount)' | tail -1 |
+	grep -q '^web_pkts=$web web_bytes=$(tval web_bytes) ' &&
+	grep '^in_Bps=' '$(mw_logfile rates)' | tail -1 |
+	grep -q ' in_bytes=$(tval in_bytes) out_bytes=$(tval out_bytes)\$' &&
+	[ \$(grep -c '^match ' '$(mw_logfile sigsearch)') -ge 5 ]" 30 ||
+	mw_log "the tools' counts did not reach tshark's in 30 s"
+sleep 1.1 # one more per-second read by mapi-sigsearch (sigmiss) and the TOP clock
 top_snaps=$(grep -c '^--$' "$(mw_logfile top_port)")
 mw_stop webcount
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mapi-webcount exited $MW_EXIT_STATUS"
@@ -107,19 +127,9 @@ for t in rates sigsearch sigmiss; do
 	mw_stop $t
 	[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "$t exited $MW_EXIT_STATUS: $(cat "$(mw_logfile $t)")"
 done
-mw_stop tcpdump
-flowd_capture_complete
 last=$(grep '^web_pkts=' "$(mw_logfile webcount)" | tail -1)
 mw_log "mapi-webcount: $last"
 val() { echo "$last" | sed -n "s/.*\<$1=\([^ ]*\).*/\1/p"; }
-# tshark on the capture is the oracle for the counters (flowd_tshark.py mapi: what
-# the BPF filters "tcp port 80", "dst/src net SERVER/32" match, from its io,stat,
-# endpoints,ip and ARP fields)
-"$PY" "$TSHARK" read "$PCAP" "$SRV_IP" >"$MW_TMP/tshark.txt" || mw_fail "tshark could not read the capture"
-ts=$("$PY" "$TSHARK" "$MW_TMP/tshark.txt" mapi "$SRV_IP") || mw_fail "tshark's tables: $ts"
-tval() { echo "$ts" | sed -n "s/^$1=//p"; }
-web=$(tval web_pkts)
-[ "$web" -gt 200 ] || mw_fail "too little web traffic captured ($web packets)"
 [ "$(val web_pkts)" = "$web" ] || mw_fail "PKT_COUNTER $(val web_pkts) != tshark's $web"
 [ "$(val web_bytes)" = "$(tval web_bytes)" ] || mw_fail "BYTE_COUNTER $(val web_bytes) != tshark's $(tval web_bytes)"
 if [ "$(val top_src)" != "$SRV_IP" ] || [ "$(tval top_tx)" != "$SRV_IP" ]; then
@@ -162,7 +172,7 @@ diff "$MW_TMP/get.tcpdump" "$MW_TMP/get.mapi" >"$MW_TMP/get.diff" ||
 	mw_fail "mapi-sigsearch's matching frames differ from tcpdump's: $(cat "$MW_TMP/get.diff")"
 [ "$(grep '^matches=' "$(mw_logfile sigmiss)" | tail -1)" = matches=0 ] ||
 	mw_fail "STR_SEARCH depth 60 found the request line: $(cat "$(mw_logfile sigmiss)")"
-mw_wait_for "! kill -0 $(mw_pid capture)" 5 || mw_fail "mapi-capture did not get its 10 frames"
+mw_wait_for "! kill -0 $(mw_pid capture)" 15 || mw_fail "mapi-capture did not get its 10 frames"
 mw_wait_for "[ \$(grep -c '^--\$' '$(mw_logfile top_port)') -gt $top_snaps ]" 10 ||
 	mw_fail "mw-top printed no snapshot after the traffic: $(tail -n 14 "$(mw_logfile top_port)")"
 for t in top_src top_port; do
@@ -181,7 +191,7 @@ sed -n 's/^\([0-9.:]* > [0-9.:]*\) flags=.* lost=0$/\1/p' "$(mw_logfile capture)
 [ "$(wc -l <"$MW_TMP/syn.tcpdump")" = 10 ] || mw_fail "tcpdump saw $(wc -l <"$MW_TMP/syn.tcpdump") SYN frames, not 10"
 diff "$MW_TMP/syn.tcpdump" "$MW_TMP/syn.mapi" >"$MW_TMP/syn.diff" ||
 	mw_fail "TO_BUFFER frames differ from tcpdump's: $(cat "$MW_TMP/syn.diff")"
-mw_wait_for "grep -q '^fanout $CLI_IP ' '$(mw_logfile anomaly)' && grep -q '^portscan $CLI_IP ' '$(mw_logfile anomaly)'" 5 ||
+mw_wait_for "grep -q '^fanout $CLI_IP ' '$(mw_logfile anomaly)' && grep -q '^portscan $CLI_IP ' '$(mw_logfile anomaly)'" 15 ||
 	mw_fail "FANOUT/PORTSCAN did not flag $CLI_IP: $(cat "$(mw_logfile anomaly)")"
 mw_stop anomaly
 awk -v c="$CLI_IP" '/^(fanout|portscan) / && $2 != c {bad = 1} END {exit bad}' "$(mw_logfile anomaly)" ||
@@ -197,7 +207,7 @@ if [ "$rsts" -le 50 ] || [ "$got" != "$rsts $tries" ]; then
 	mw_fail "PORTSCAN rejected/attempts: mapi $got, tcpdump $rsts $tries: $(grep final "$(mw_logfile anomaly)")"
 fi
 mw_log "portscan: $rsts closed-port RSTs and $tries attempts, as tcpdump"
-mw_wait_for "! kill -0 $(mw_pid anoncap) && ! kill -0 $(mw_pid anonbig)" 5 ||
+mw_wait_for "! kill -0 $(mw_pid anoncap) && ! kill -0 $(mw_pid anonbig)" 15 ||
 	mw_fail "mapi-capture --anonymize did not get its frames"
 "$PY" - "$(mw_logfile capture)" "$(mw_logfile anoncap)" "$(mw_logfile anonbig)" "$CLI_IP" "$SRV_IP" <<'PYEOF' ||
 import ipaddress, re, sys
