@@ -19,9 +19,10 @@
  *   - the pressure levers go on once (shield_set reason=pressure), and off again
  *     after calm_ms without pressure (shield_clear reason=calm); the baseline stays;
  *     the per-source ones stay off (or go off: shield_set reason=nat) while the
- *     address holding the most connections had a good exchange within
- *     good_memory_ms (a NAT: they would refuse its benign clients with the
- *     attackers);
+ *     address holding the most of the listener's connections ended an exchange
+ *     well within good_memory_ms (a NAT: they would refuse its benign clients
+ *     with the attackers), and come back (reason=nat_over) once it has not for
+ *     good_memory_ms;
  *   - slow connections are closed (abortive), at most close_max per listener and
  *     evaluation, never from an allowed address;
  *   - a source with block_slow slow connections is blocked for block_expiry_s,
@@ -134,22 +135,36 @@ static bool source_good(const struct gd_engine *e, const struct gd_source *s, in
 }
 
 /*
- * Would the per-source levers refuse benign clients?  True when the address
- * holding the most connections had a good exchange within good_memory_ms:
- * clients behind one NAT address with the attackers, the address the levers
- * would limit first (at 64 held, or 50 new a second, whatever the clients).
+ * Would the per-source levers of @l refuse benign clients?  True when the address
+ * holding the most of @l's connections ended an exchange well (closed by itself,
+ * bytes both ways, not slow) within good_memory_ms: clients behind one NAT address
+ * with the attackers, the address the levers would limit first (at 64 held, or 50
+ * new a second, whatever the clients).  A held connection that merely moves does
+ * not count (an attacker's own connections, each just above min_rate, would), nor
+ * do connections to other ports.  One walk of the sources and the connections.
  */
-static bool top_source_is_nat(const struct gd_engine *e, int64_t now)
+static bool top_source_is_nat(struct gd_engine *e, const struct gd_listener *l, int64_t now)
 {
-	const struct gd_source *s, *top = NULL;
+	struct gd_source *s, *top = NULL;
+	struct gd_addrkey key;
+	struct gd_conn *c;
 	size_t i;
 
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (s && s->conns && (!top || s->conns > top->conns))
+		if (s)
+			s->scan = 0;
+	}
+	for (i = 0; i < e->conns.cap; i++) {
+		c = gd_tab_slot(&e->conns, i);
+		if (!c || c->listener != l->id)
+			continue;
+		gd_addrkey_from(&key, &c->peer);
+		s = gd_tab_find(&e->sources, &key);
+		if (s && ++s->scan > (top ? top->scan : 0))
 			top = s;
 	}
-	return top && source_good(e, top, now);
+	return top && top->last_done && now - top->last_done < e->cfg->good_memory_ms;
 }
 
 static bool is_src_lever(enum mw_shield_opt opt)
@@ -158,14 +173,19 @@ static bool is_src_lever(enum mw_shield_opt opt)
 }
 
 /*
- * The pressure levers, on (@on) or off (all zero); with @on, the per-source
- * ones only if @src (else sent as 0 when they were on: shield_set reason=nat).
+ * The pressure levers, on (@on) or off (all zero).  Going on: the per-source ones
+ * only if @src.  Already on: only the per-source ones change, to 0 when @src is
+ * false (shield_set reason=nat) or back to their values when it is true
+ * (reason=nat_over).
  */
-static void levers(struct gd_engine *e, struct gd_listener *l, bool on, bool src)
+static void levers(struct gd_engine *e, struct gd_listener *l, bool on, bool src, int64_t now)
 {
 	const struct mw_guard_config *g = e->cfg;
 	struct gd_action a = { .kind = on ? GD_SHIELD_SET : GD_SHIELD_CLEAR,
-			       .reason = !on ? "calm" : l->levers ? "nat" : "pressure",
+			       .reason = !on		 ? "calm"
+					 : !l->levers ? "pressure"
+					 : src	      ? "nat_over"
+						      : "nat",
 			       .sock = l->id };
 	const struct {
 		enum mw_shield_opt opt;
@@ -179,7 +199,7 @@ static void levers(struct gd_engine *e, struct gd_listener *l, bool on, bool src
 		{ MW_SHIELD_PFX_RATE, g->shield_pfx_rate },
 		{ MW_SHIELD_HOLD_MAX, g->shield_hold_max },
 	};
-	bool resend = on && l->levers; /* only the per-source ones go off */
+	bool resend = on && l->levers; /* only the per-source ones change */
 	size_t i;
 
 	evidence(&a, "held", l->held);
@@ -193,11 +213,13 @@ static void levers(struct gd_engine *e, struct gd_listener *l, bool on, bool src
 				shield_opt(&a, set[i].opt, 0, true);
 			continue;
 		}
-		if (!resend)
+		if (!resend || is_src_lever(set[i].opt))
 			shield_opt(&a, set[i].opt, on ? (uint64_t)set[i].v : 0, true);
 	}
-	if (on && !src && (g->shield_src_max_conns || g->shield_src_rate))
-		evidence_text(&a, "src_levers", "off_nat");
+	if (on && (g->shield_src_max_conns || g->shield_src_rate))
+		evidence_text(&a, "src_levers", src ? "on" : "off_nat");
+	if (on && !src)
+		l->src_off_at = now;
 	l->levers = on;
 	l->src_levers = on && src;
 	if (!a.opts)
@@ -259,13 +281,18 @@ void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now)
 		l->episode = false;
 	}
 	if (l->pressure) {
+		bool nat = (e->cfg->shield_src_max_conns || e->cfg->shield_src_rate) &&
+			   top_source_is_nat(e, l, now);
+
 		l->last_pressure = now;
 		if (!l->levers)
-			levers(e, l, true, !top_source_is_nat(e, now));
-		else if (l->src_levers && top_source_is_nat(e, now))
-			levers(e, l, true, false);
+			levers(e, l, true, !nat, now);
+		else if (l->src_levers && nat)
+			levers(e, l, true, false, now);
+		else if (!l->src_levers && !nat && now - l->src_off_at >= e->cfg->good_memory_ms)
+			levers(e, l, true, true, now); /* the NAT's good exchanges are over */
 	} else if (l->levers && now - l->last_pressure >= e->cfg->calm_ms) {
-		levers(e, l, false, false);
+		levers(e, l, false, false, now);
 	}
 }
 

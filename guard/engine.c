@@ -249,7 +249,7 @@ static void conn_close(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 			s->conns--;
 		/* An exchange that ended by itself, not slowly: this address has good clients. */
 		if (!c->t_close_sent && c->bytes_in && c->bytes_out && !gd_conn_is_slow(e, c, now))
-			s->last_good = now;
+			s->last_good = s->last_done = now;
 	}
 	gd_tab_remove(&e->conns, c);
 }

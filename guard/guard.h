@@ -55,6 +55,8 @@ struct gd_source {
 	uint32_t conns;	   /* open now */
 	uint32_t slow;	   /* slow ones on listeners under pressure, this evaluation */
 	int64_t last_good; /* ms: a connection progressed or ended well; 0 = never */
+	int64_t last_done; /* ms: an exchange ended well (closed by itself); 0 = never */
+	uint32_t scan;	   /* scratch: connections on the listener being judged (decide.c) */
 };
 
 /* A /24 (/64) with offending sources, counted anew at each evaluation. */
@@ -78,6 +80,7 @@ struct gd_listener {
 	bool baseline; /* the baseline shield was sent */
 	bool levers;   /* the pressure levers are on */
 	bool src_levers; /* with the per-source ones (no NAT at their limit) */
+	int64_t src_off_at; /* ms: the per-source ones last went off for a NAT */
 	bool pressure; /* at the last evaluation */
 	bool episode;  /* under pressure, with no calm_ms without it since @pressure_since */
 	int64_t last_pressure, pressure_since;

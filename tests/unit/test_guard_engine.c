@@ -482,6 +482,100 @@ static void test_nat_keeps_src_levers_off(void **state)
 	assert_int_equal(count(GD_SHIELD_SET, "pressure"), 1);
 }
 
+/* @n connections from @ip (ports from 10000) on listener @lsock (@laddr), ids from @id0. */
+static void hold(uint64_t lsock, const char *laddr, const char *ip, uint64_t id0, int n, int64_t now)
+{
+	char peer[64];
+	int c;
+
+	for (c = 0; c < n; c++) {
+		snprintf(peer, sizeof(peer), "%s:%d", ip, 10000 + c);
+		obs(MW_NF_OBS_ACCEPT, lsock, id0 + (uint64_t)c, laddr, peer, 0, 0, now);
+	}
+}
+
+/* The per-source lever values of @a: SRC_MAX_CONNS and SRC_RATE both sent as @on or 0. */
+static void assert_src_levers(const struct gd_action *a, bool on)
+{
+	assert_non_null(a);
+	assert_true(a->opts & (1u << MW_SHIELD_SRC_MAX_CONNS));
+	assert_true(a->opts & (1u << MW_SHIELD_SRC_RATE));
+	assert_int_equal(a->val[MW_SHIELD_SRC_MAX_CONNS], on ? cfg.guard.shield_src_max_conns : 0);
+	assert_int_equal(a->val[MW_SHIELD_SRC_RATE], on ? cfg.guard.shield_src_rate : 0);
+}
+
+/*
+ * The NAT rule is no way out of the per-source levers for an attacker:
+ * (a) one good exchange turns them off for good_memory_ms, not for the rest of the
+ *     attack: they come back (reason=nat_over) once it is that old;
+ * (b) its own held connections, each moving just above min_rate, are not good
+ *     exchanges: the levers stay on;
+ * (c) a benign address holding more connections on another port is not this
+ *     listener's top address: the attacker's levers go on.
+ */
+static void test_nat_rule_not_an_escape(void **state)
+{
+	const struct gd_action *a;
+	int64_t now = 1000, t0;
+	uint64_t id = 300000;
+	int c, i;
+
+	/* (a) */
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	hold(L80, L80_ADDR, "192.168.10.10", 900, 300, now);
+	tick_until(&now, now + 1000);
+	assert_src_levers(last_set("pressure"), true);
+	nat_traffic("192.168.10.10", &id, &now, 1000); /* five good exchanges in 1 s */
+	assert_src_levers(last_set("nat"), false);
+	tick_until(&now, now + cfg.guard.good_memory_ms - 2 * cfg.guard.tick_ms);
+	assert_null(last_set("nat_over")); /* not before good_memory_ms... */
+	tick_until(&now, now + 4 * cfg.guard.tick_ms);
+	a = last_set("nat_over"); /* ...but then */
+	assert_src_levers(a, true);
+	assert_int_equal(a->opts, 1u << MW_SHIELD_SRC_MAX_CONNS | 1u << MW_SHIELD_SRC_RATE);
+	assert_non_null(strstr(a->evidence, "src_levers=on"));
+	tick_until(&now, now + 3 * cfg.guard.good_memory_ms);
+	assert_int_equal(count(GD_SHIELD_SET, "nat_over"), 1);
+	assert_int_equal(count(GD_SHIELD_SET, "nat"), 1);
+	gd_engine_fini(&eng);
+
+	/* (b) 300 connections, each 30 bytes a second, every half second, for 15 s. */
+	now = 1000;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	hold(L80, L80_ADDR, "192.168.11.11", 900, 300, now);
+	for (t0 = now; now < t0 + 15000; now += cfg.guard.tick_ms) {
+		if ((now - t0) % 500 == 0)
+			for (c = 0; c < 300; c++)
+				obs(MW_NF_OBS_RECV, 900 + (uint64_t)c, 0, L80_ADDR, NULL,
+				    (uint64_t)(30 * (now - t0 + 500) / 1000), 0, now);
+		gd_engine_tick(&eng, now);
+	}
+	assert_int_equal(count(GD_CLOSE, "slow"), 0); /* they are not slow... */
+	assert_src_levers(last_set("pressure"), true);
+	assert_null(last_set("nat")); /* ...nor good exchanges */
+	gd_engine_fini(&eng);
+
+	/* (c) the benign address on port 9999, not a protected listener */
+	now = 1000;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	hold(3000, "10.231.0.2:9999", "192.168.12.12", 5000, 400, now);
+	for (i = 0; i < 3; i++) { /* its good exchanges */
+		obs(MW_NF_OBS_ACCEPT, 3000, id, "10.231.0.2:9999", "192.168.12.12:30000", 0, 0, now);
+		obs(MW_NF_OBS_SEND, id, 0, "10.231.0.2:9999", NULL, 20, 90, now);
+		obs(MW_NF_OBS_CLOSE, id++, 0, "10.231.0.2:9999", NULL, 20, 90, now);
+	}
+	hold(L80, L80_ADDR, "192.168.13.13", 900, 300, now);
+	tick_until(&now, now + 1000);
+	a = last_set("pressure");
+	assert_non_null(a);
+	assert_string_equal(a->target, L80_ADDR);
+	assert_src_levers(a, true);
+	assert_null(last_set("nat"));
+}
+
 /*
  * Prefixes: 40 attackers of one /24 (one slow connection each, far below block_slow)
  * are each blocked (slow_prefix), but not the one of them with a good exchange (NAT),
@@ -727,6 +821,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_allow_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_not_blocked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_keeps_src_levers_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nat_rule_not_an_escape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tables_full, setup, teardown),
 		cmocka_unit_test(test_table_remove_keeps_lookups),
 		cmocka_unit_test(test_action_sink),
