@@ -371,12 +371,23 @@ static void conn_update(struct fe_conn *c)
 	c->unwatched = !ce || !be;
 }
 
-/* Has either leg a pending error (a reset, a keepalive timeout)? */
-static bool leg_error(const struct fe_conn *c)
+/*
+ * Has a leg a pending error (a reset, a keepalive timeout) that ends the
+ * connection now?  The client's: yes.  The INS's: only once its last bytes are
+ * no longer on their way, for a reset INS socket still holds what it received
+ * before the reset, readable, and the down pipe may hold more: a client that
+ * takes them (anything within @quiet < WATCH_CHECK_S) gets all of them first,
+ * then the reset when the pump reads the socket dry.
+ */
+static bool leg_error(const struct fe_conn *c, ev_tstamp quiet)
 {
 	struct pollfd p[2] = { { .fd = c->cfd }, { .fd = c->bfd } };
 
-	return poll(p, 2, 0) > 0 && ((p[0].revents | p[1].revents) & POLLERR);
+	if (poll(p, 2, 0) <= 0)
+		return false;
+	if (p[0].revents & POLLERR)
+		return true;
+	return (p[1].revents & POLLERR) && (!c->down.inpipe || quiet >= WATCH_CHECK_S);
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -430,7 +441,7 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		connect_next(c);
 		return;
 	}
-	if (c->unwatched && leg_error(c)) {
+	if (c->unwatched && leg_error(c, quiet)) {
 		mw_debug("connection to INS %d: a leg without a watcher failed", c->ins->h.id);
 		conn_fail(c, BAL_R_IO_ERROR);
 		return;

@@ -4,7 +4,7 @@
  * TCP: an EOF met in the pump's last round still reaches the other side; a pipe with
  * bytes left is never pooled, and a pooled pipe gives the next connection nothing
  * but its own bytes; a peer that resets while nobody watches its leg ends its
- * connection.
+ * connection, but a reset INS's last bytes reach a client that reads them slowly.
  *
  * The proxy is compiled in (its statics are what is tested); the four functions it
  * needs from the rest of mw-balancer are stand-ins: one INS, 127.0.0.1, whose
@@ -104,22 +104,37 @@ static int teardown(void **state)
 }
 
 /* A client through the proxy: *cl its socket, *ins the INS side, @return the proxy's. */
+static struct fe_conn *open_conn_bufs(int *cl, int *ins, bool small_client);
+
 static struct fe_conn *open_conn(int *cl, int *ins)
 {
+	return open_conn_bufs(cl, ins, false);
+}
+
+/* With @small_client, 32 KiB at the client's end (its receive, the proxy's send): a slow reader. */
+static struct fe_conn *open_conn_bufs(int *cl, int *ins, bool small_client)
+{
+	int small = 32768;
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PORT) };
 	unsigned before = FE->nconns;
 	int i;
 
 	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
 	*cl = socket(AF_INET, SOCK_STREAM, 0);
-	big_buffers(*cl);
+	if (small_client)
+		setsockopt(*cl, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	else
+		big_buffers(*cl);
 	assert_int_equal(connect(*cl, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	for (i = 0; i < 2000 && !(FE->nconns > before && FE->conns->connected); i++)
 		run_loop(1);
 	assert_true(FE->nconns > before && FE->conns->connected);
 	*ins = accept(BL, NULL, NULL);
 	assert_true(*ins >= 0);
-	big_buffers(FE->conns->cfd);
+	if (small_client)
+		setsockopt(FE->conns->cfd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	else
+		big_buffers(FE->conns->cfd);
 	big_buffers(FE->conns->bfd);
 	fcntl(*cl, F_SETFL, O_NONBLOCK);
 	fcntl(*ins, F_SETFL, O_NONBLOCK);
@@ -322,12 +337,55 @@ static void test_unwatched_reset(void **state)
 	}
 }
 
+/*
+ * The INS sends 2 MiB and resets (an app closing with unread input does) while
+ * the client reads 64 KiB every 100 ms: the INS leg is unwatched and failed, but
+ * its socket still holds the response.  The client gets all of it, then the end.
+ */
+static void test_slow_client_ins_reset(void **state)
+{
+	static char buf[1 << 16];
+	uint64_t before = B.reasons[BAL_R_IO_ERROR];
+	size_t wrote = 0, got = 0;
+	bool end = false;
+	ssize_t n;
+	int cl, ins, i;
+
+	(void)state;
+	open_conn_bufs(&cl, &ins, true);
+	memset(buf, 'R', sizeof(buf));
+	for (i = 0; i < 20000 && wrote < (2u << 20); i++) {
+		n = write(ins, buf, sizeof(buf));
+		if (n > 0)
+			wrote += (size_t)n;
+		run_loop(1);
+	}
+	assert_int_equal(wrote, 2u << 20);
+	run_loop(100);
+	assert_true(FE->conns->unwatched);
+	reset_close(ins);
+	for (i = 0; i < 150 && !end; i++) { /* 15 s at most; 3.2 s at this pace */
+		n = read(cl, buf, sizeof(buf));
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0 || errno != EAGAIN)
+			end = true;
+		run_loop(100);
+	}
+	assert_true(end);
+	assert_int_equal(got, wrote);
+	assert_int_equal(FE->nconns, 0);
+	assert_int_equal(B.reasons[BAL_R_IO_ERROR], before + 1);
+	close(cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_eof_in_last_round),
 		cmocka_unit_test(test_pipe_pool),
 		cmocka_unit_test(test_unwatched_reset),
+		cmocka_unit_test(test_slow_client_ins_reset),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
