@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* server.c - Netflow server: consumers, bounded per-consumer queues, request dispatch */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -106,7 +108,8 @@ struct mw_nf_server {
 	struct mw_nf_server_stats st;
 };
 
-static void nf_drop(struct nf_consumer *c, const char *why)
+/* nf_close() - @c is disconnected, a plain close (the kernel delivers what it holds) */
+static void nf_close(struct nf_consumer *c, const char *why)
 {
 	struct mw_nf_server *srv = c->srv;
 
@@ -130,15 +133,31 @@ static void nf_drop(struct nf_consumer *c, const char *why)
 }
 
 /*
- * nf_drop() for a consumer that does not read: a plain close would leave the
- * kernel holding what is queued behind a zero window (FIN_WAIT1, retried for
- * minutes) and the consumer would see no EOF until it read it all.  A reset
- * frees that memory now and tells the consumer at once.
+ * nf_abort() - @c is disconnected by a reset: for a consumer that does not read,
+ * a plain close would leave the kernel holding what is queued behind a zero window
+ * (FIN_WAIT1, retried for minutes) and the consumer would see no EOF until it read
+ * it all.  A reset frees that memory now and tells the consumer at once.
  */
 static void nf_abort(struct nf_consumer *c, const char *why)
 {
 	mw_linger_reset(c->fd);
-	nf_drop(c, why);
+	nf_close(c, why);
+}
+
+/*
+ * nf_drop() - @c is disconnected for what it did (a bad or refused message, its
+ * own close, an error): reset when anything is still queued for it, here or in the
+ * kernel (SIOCOUTQ), for a consumer that stopped reading and then half-closes or
+ * misbehaves must not leave that queue behind either; else a plain close.
+ */
+static void nf_drop(struct nf_consumer *c, const char *why)
+{
+	int outq = 0;
+
+	if (c->out_len || (!ioctl(c->fd, SIOCOUTQ, &outq) && outq > 0))
+		nf_abort(c, why);
+	else
+		nf_close(c, why);
 }
 
 static void nf_set_monitor(struct nf_consumer *c, bool on)
@@ -806,7 +825,7 @@ void mw_nf_server_close(struct mw_nf_server *srv)
 	srv->ops.watching = NULL; /* the owner is going away too */
 	for (c = srv->consumers; c; c = next) {
 		next = c->next;
-		nf_drop(c, "server stopping");
+		nf_close(c, "server stopping"); /* a reading consumer gets the tail */
 	}
 	ev_io_stop(srv->loop, &srv->lio);
 	ev_io_stop(srv->loop, &srv->uio);

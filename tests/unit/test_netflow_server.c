@@ -354,6 +354,56 @@ static void test_stalled_consumer_drops_then_disconnects(void **state)
 	fx_close(f);
 }
 
+/*
+ * A consumer that stopped reading, with observations queued for it, then half-closes:
+ * it is reset, so mw-pvm's kernel keeps nothing of it (a plain close would leave the
+ * queue behind its zero window, FIN_WAIT1, for minutes): it reads what reached it,
+ * then ECONNRESET, not an EOF after the rest.  One that read everything gets an EOF.
+ */
+static void test_halfclose_with_queue_resets(void **state)
+{
+	struct fixture *f = fx_open("127.0.0.0/8", 64, 60000);
+	struct mw_nf_server_stats st;
+	struct mw_nf_info in = sample_info(1);
+	static uint8_t buf[1 << 20];
+	int fd, i, j, err, reader;
+	size_t got;
+	bool closed;
+	ssize_t n;
+
+	(void)state;
+	for (reader = 0; reader < 2; reader++) {
+		fd = consumer(f, 4096);
+		for (i = 0; i < 40; i++) {
+			for (j = 0; j < (reader ? 4 : 64); j++)
+				mw_nf_server_publish(f->srv, &in);
+			spin(f, 2);
+			if (reader) /* takes everything as it comes */
+				drain(f, fd, buf, sizeof(buf), &closed);
+		}
+		shutdown(fd, SHUT_WR);
+		spin(f, 20);
+		mw_nf_server_get_stats(f->srv, &st);
+		assert_int_equal(st.consumers, 0);
+		for (i = 0, got = 0, err = -1; i < 2000 && err < 0; i++) {
+			n = read(fd, buf, sizeof(buf));
+			if (n > 0)
+				got += (size_t)n;
+			else if (n == 0)
+				err = 0;
+			else if (errno == EAGAIN)
+				usleep(1000);
+			else
+				err = errno;
+		}
+		assert_int_equal(err, reader ? 0 : ECONNRESET);
+		if (!reader)
+			assert_true(got <= 64 * 1024); /* what its buffers held, not the queue */
+		close(fd);
+	}
+	fx_close(f);
+}
+
 /* TCP: nothing before the token; a wrong token or another request closes, unanswered. */
 static void test_tcp_token_required(void **state)
 {
@@ -595,6 +645,7 @@ int main(void)
 		cmocka_unit_test(test_bad_signature_disconnects),
 		cmocka_unit_test(test_allow_list_refuses),
 		cmocka_unit_test(test_stalled_consumer_drops_then_disconnects),
+		cmocka_unit_test(test_halfclose_with_queue_resets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
