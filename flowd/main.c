@@ -189,6 +189,13 @@ static void flowd_tap(void *ctx, int sensor, uint64_t ts_us, const uint8_t *fram
 	fl_mapi_packet(&f->mapi, sensor, ts_us, frame, caplen, wirelen);
 }
 
+static void flowd_sensor_gone(void *ctx, int slot)
+{
+	struct flowd *f = ctx;
+
+	fl_mapi_sensor_gone(&f->mapi, slot);
+}
+
 static int flowd_open_mapi(struct flowd *f)
 {
 	const struct mw_flowd_config *cfg = &f->d->cfg.flowd;
@@ -216,6 +223,8 @@ static int flowd_open_mapi(struct flowd *f)
 	if (f->live_open) {
 		f->live.tap = flowd_tap;
 		f->live.tap_ctx = f;
+		f->sensors.gone = flowd_sensor_gone;
+		f->sensors.gone_ctx = f;
 	}
 	for (i = 0; i < f->n_nf; i++) {
 		f->mapi.nf_names[i] = f->nf[i].name;

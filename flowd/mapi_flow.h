@@ -193,6 +193,7 @@ int fl_mapi_open(struct fl_mapi *m, struct ev_loop *loop, const char *path, cons
 int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **flow,
 		 const char **why);
 void fl_mapi_put(struct fl_mapi *m, struct fl_mapi_flow *f);
+void fl_mapi_sensor_gone(struct fl_mapi *m, int sensor);
 void fl_mapi_report(const struct fl_mapi *m, FILE *out, uint64_t ts);
 int fl_mapi_handle(struct fl_mapi *m, struct fl_mapi_flow *f, const struct mw_mapi_req *req,
 		   struct mw_mapi_reply *rep, int *memfd);

@@ -108,6 +108,36 @@ static void mapi_rescope(struct fl_mapi *m)
 }
 
 /**
+ * fl_mapi_sensor_gone() - live sensor @sensor was closed: no flow sees its slot again
+ * @m:      server
+ * @sensor: its index (scope bit)
+ *
+ * The slot goes to the next interface that appears, which is another interface
+ * (and may be one a restricted flow's user was refused): the flows over it lose
+ * the bit, so they see nothing more of the closed one and nothing of the next.
+ */
+void fl_mapi_sensor_gone(struct fl_mapi *m, int sensor)
+{
+	uint32_t bit;
+	int i, n = 0;
+
+	if (sensor < 0 || sensor >= m->nsensors)
+		return;
+	bit = 1u << sensor;
+	for (i = 0; i < m->max_flows; i++) {
+		struct fl_mapi_flow *f = m->flows[i];
+
+		if (f && (f->scope & bit)) {
+			f->scope &= ~bit;
+			n++;
+		}
+	}
+	if (n)
+		mw_notice("mapi: sensor %d closed: %d flow(s) no longer see it", sensor, n);
+	mapi_rescope(m);
+}
+
+/**
  * fl_mapi_put() - give @f's slot back, and its client entry when it was the last flow
  * @m: server
  * @f: a flow from fl_mapi_take(), its resources released

@@ -53,6 +53,8 @@ static void sensor_close(struct fl_sensor_set *s, int i, const char *why)
 	mw_notice("sensor %s: %s; closed", s->names[i], why);
 	s->names[i][0] = '\0';
 	s->nactive--;
+	if (s->gone)
+		s->gone(s->gone_ctx, i);
 }
 
 /*

@@ -20,6 +20,8 @@
  * @nl_fd:         NETLINK_ROUTE socket (link events: removals, patterns), -1 if not open
  * @retired_drops: kernel drops of sensors already closed
  * @nactive:       open sensors
+ * @gone:          called with @gone_ctx and the slot when a sensor closes (its slot
+ *                 will name another interface), or NULL
  */
 struct fl_sensor_set {
 	struct ev_loop *loop;
@@ -32,6 +34,8 @@ struct fl_sensor_set {
 	ev_io nl_io;
 	uint64_t retired_drops;
 	int nactive;
+	void (*gone)(void *ctx, int slot);
+	void *gone_ctx;
 };
 
 int fl_sensors_open(struct fl_sensor_set *s, struct ev_loop *loop, struct fl_engine *e,

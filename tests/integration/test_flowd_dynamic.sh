@@ -9,7 +9,10 @@
 #     are counted in the per-second report;
 # (3) deleting it closes the sensor, by name;
 # (4) <prefix>-da2 created later is picked up again and counted; an interface
-#     that does not match (<prefix>-x1) is not;
+#     that does not match (<prefix>-x1) is not; a MAPI flow (tools/mapi-rates)
+#     made over <prefix>-da1 counted the attempts over it and sees nothing of
+#     <prefix>-da2, which took its sensor slot (no sensor reaches a flow, nor a
+#     user, that did not name it);
 # (5) mw-flowd stops cleanly.
 source "$(dirname "$0")/lib.sh"
 
@@ -35,7 +38,10 @@ X1=$MW_PREFIX-x1
 
 REPORT=$MW_TMP/report.json
 mw_write_config "$MW_TMP/flowd.conf" "flowd: { interfaces = [ \"$MW_PREFIX-da*\" ];
-	report_file = \"$REPORT\"; mapi_socket = \"\"; };"
+	report_file = \"$REPORT\"; mapi_socket = \"$MW_RUNTIME_DIR/flowd.sock\"; };"
+export MW_MAPI_SOCKET=$MW_RUNTIME_DIR/flowd.sock
+RATES=$MW_BUILD_DIR/tools/mapi-rates
+[ -x "$RATES" ] || mw_fail "mapi-rates is not built ($RATES missing)"
 mw_spawn flowd ip netns exec "$NS_MON" "$FLOWD" -c "$MW_TMP/flowd.conf"
 LOG=$(mw_logfile flowd)
 # packets: IP packets counted in the per-second lines so far
@@ -67,13 +73,22 @@ attempts() {
 # --- (2) an interface appears ------------------------------------------------------------
 link "$DA1" 10.242.0
 mw_wait_for "grep -q 'sensor $DA1: picked up' '$LOG'" || mw_fail "$DA1 not picked up"
+mw_spawn rates "$RATES" "$DA1" 10.242.0.2/32 1
+mw_wait_for "grep -qx connected '$(mw_logfile rates)'" || mw_fail "mapi-rates over $DA1 did not connect"
 attempts
 mw_wait_for "[ \"\$(packets)\" -ge 10 ]" 5 || mw_fail "attempts over $DA1 not counted ($(packets) packets)"
 before=$(packets)
+# in_bytes: what the flow over DA1 counted so far (its last per-second line)
+in_bytes() { sed -n 's/.* in_bytes=\([0-9]*\) .*/\1/p' "$(mw_logfile rates)" | tail -1; }
+mw_wait_for "[ \"\$(in_bytes)\" -ge 5 ]" 10 || mw_fail "mapi-rates over $DA1 counted nothing: $(tail -3 "$(mw_logfile rates)")"
 
 # --- (3) it goes away --------------------------------------------------------------------
 ip -n "$NS_MON" link del "$DA1"
 mw_wait_for "grep -q 'sensor $DA1: .*closed' '$LOG'" || mw_fail "$DA1's sensor not closed"
+grep -q 'mapi: sensor 0 closed: 2 flow(s) no longer see it' "$LOG" || # mapi-rates' in and out
+	mw_fail "the MAPI flow over $DA1 was not told of its close: $(grep mapi "$LOG")"
+sleep 1.1 # a per-second line of mapi-rates after the close
+seen=$(in_bytes)
 
 # --- (4) another appears; a non-matching one is ignored ---------------------------------
 link "$X1" 10.243.0
@@ -83,6 +98,11 @@ mw_wait_for "grep -q 'sensor $DA2: picked up' '$LOG'" || mw_fail "$DA2 not picke
 attempts
 mw_wait_for "[ \"\$(packets)\" -ge $((before + 10)) ]" 5 ||
 	mw_fail "attempts over $DA2 not counted ($(packets) packets, $before before)"
+sleep 2.1 # two more per-second lines of mapi-rates
+[ "$(in_bytes)" = "$seen" ] ||
+	mw_fail "the flow over $DA1 counted $DA2's traffic: in_bytes $seen, then $(in_bytes)"
+mw_stop rates
+[ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mapi-rates exited $MW_EXIT_STATUS: $(cat "$(mw_logfile rates)")"
 
 # --- (5) clean stop -------------------------------------------------------------------------
 mw_stop flowd

@@ -459,6 +459,59 @@ static void test_dispatch_connected_only(void **state)
 	assert_int_equal(m.nflows, 0);
 }
 
+/*
+ * A sensor closes and its slot goes to the next interface: a flow over the closed
+ * one (a restricted user's, allowed eth0 only) sees nothing of the new one.
+ */
+static void test_sensor_gone(void **state)
+{
+	static const char entries[1][256] = { "root:eth0" };
+	char sensors[2][16] = { "eth0", "eth1" };
+	struct fl_mapi_flow *flows[1] = { NULL }, pool[1], *f;
+	struct fl_mapi_client clients[1];
+	struct fl_mapi m = { .flows = flows, .pool = pool, .clients = clients, .max_flows = 1,
+			     .max_clients = 1, .client_flows = 1, .group_gid = -1,
+			     .listen_fd = -1, .sensors = (const char(*)[16])sensors,
+			     .nsensors = 2 };
+	const char *why = NULL;
+	const uint8_t *area;
+	uint8_t frame[128];
+	size_t n = ff_v4(frame, "10.0.0.1", "10.0.0.2", 6, 40000, 80, FL_TCP_ACK, 0);
+	uint64_t pkts;
+	int memfd = -1, unused = -1;
+	char err[256];
+
+	(void)state;
+	memset(clients, 0, sizeof(clients));
+	assert_int_equal(fl_mapi_set_acl(&m, entries, 1, err, sizeof(err)), 0);
+	assert_int_equal(fl_mapi_take(&m, 100, 4242, &f, &why), 0);
+	f->fd = -1;
+	f->restricted = true;
+	f->acl = 1;
+	f->uid = 4242;
+	assert_int_equal(mreq(&m, f, MW_MAPI_CREATE, 0, "eth1", &unused), -EACCES);
+	assert_int_equal(mreq(&m, f, MW_MAPI_CREATE, 0, "eth0", &unused), 0);
+	assert_int_equal(mreq(&m, f, MW_MAPI_APPLY, MW_MAPI_PKT_COUNTER, NULL, &unused), 0);
+	assert_int_equal(mreq(&m, f, MW_MAPI_CONNECT, 0, NULL, &memfd), 0);
+	area = mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ, MAP_SHARED, memfd, 0);
+	assert_true(area != MAP_FAILED);
+	fl_mapi_packet(&m, 0, TS0, frame, n, (uint32_t)n);
+	/* eth0 goes; the next interface, one the user may not watch, gets its slot. */
+	fl_mapi_sensor_gone(&m, 0);
+	snprintf(sensors[0], sizeof(sensors[0]), "secret0");
+	fl_mapi_packet(&m, 0, TS0 + 1, frame, n, (uint32_t)n);
+	fl_mapi_packet(&m, 0, TS0 + 2, frame, n, (uint32_t)n);
+	memcpy(&pkts, area + sizeof(struct mw_mapi_area), sizeof(pkts));
+	assert_int_equal(pkts, 1);
+	assert_int_equal(f->scope, 0);
+	assert_int_equal(m.scope_any, 0);
+	fl_mapi_sensor_gone(&m, 7); /* no such slot: nothing */
+	fl_mapi_sensor_gone(&m, -1);
+	munmap((void *)area, MW_MAPI_AREA_SIZE);
+	close(memfd);
+	fl_mapi_put(&m, f);
+}
+
 static void test_tables(void **state)
 {
 	struct fl_mapi_flow *flows[3] = { NULL }, pool[3], *f[4];
@@ -510,6 +563,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_anomalies, fx_setup, fx_teardown),
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_dispatch_connected_only),
+		cmocka_unit_test(test_sensor_gone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
