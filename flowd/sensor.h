@@ -3,6 +3,7 @@
 #ifndef MW_FLOWD_SENSOR_H
 #define MW_FLOWD_SENSOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,6 +14,9 @@ int fl_pcap_read(struct fl_engine *e, const char *path, const char *filter, char
 		 size_t errlen);
 int fl_bpf_compile(const char *filter, void *prog, char *err, size_t errlen);
 void fl_bpf_free(void *prog);
+
+/* noresolve.c */
+void fl_noresolve(bool on);
 
 /**
  * struct fl_live - one interface's TPACKET_V3 ring

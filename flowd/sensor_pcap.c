@@ -16,7 +16,9 @@
  * @err:    libpcap's message on failure
  * @errlen: its size
  *
- * The program is classic BPF as the kernel's SO_ATTACH_FILTER takes it.
+ * The program is classic BPF as the kernel's SO_ATTACH_FILTER takes it.  No name
+ * is looked up (noresolve.c): a lookup would stop the loop for as long as the
+ * resolver takes, and a MAPI client chooses the filter.  Addresses only.
  *
  * Return: 0 or -EINVAL
  */
@@ -34,10 +36,17 @@ int fl_bpf_compile(const char *filter, void *prog, char *err, size_t errlen)
 		snprintf(err, errlen, "pcap_open_dead failed");
 		return -ENOMEM;
 	}
+	fl_noresolve(true);
 	if (pcap_compile(p, bp, filter, 1, PCAP_NETMASK_UNKNOWN)) {
-		snprintf(err, errlen, "filter \"%s\": %s", filter, pcap_geterr(p));
+		const char *why = pcap_geterr(p);
+
+		snprintf(err, errlen, "filter \"%s\": %s%s", filter, why,
+			 strstr(why, "unknown host") || strstr(why, "unknown network")
+				 ? " (mw-flowd looks up no names in filters: give an address)"
+				 : "");
 		ret = -EINVAL;
 	}
+	fl_noresolve(false);
 	pcap_close(p);
 	return ret;
 }

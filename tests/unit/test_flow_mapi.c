@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_flow_mapi.c - mw-flowd's MAPI handler and function library, read back from the area */
 #include <errno.h>
+#include <netdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -512,6 +513,35 @@ static void test_sensor_gone(void **state)
 	fl_mapi_put(&m, f);
 }
 
+/*
+ * A filter's host and network names are not looked up (a lookup that hangs would
+ * stop mw-flowd's loop): "host localhost" (/etc/hosts) is refused with the reason,
+ * an address is compiled, and names work again for the rest of the process.
+ */
+static void test_filter_names_not_resolved(void **state)
+{
+	struct fx *x = *state;
+	struct mw_mapi_req req = { .version = MW_MAPI_VERSION, .op = MW_MAPI_CREATE };
+	struct mw_mapi_reply rep = { 0 };
+	struct addrinfo *ai = NULL;
+	int memfd = -1;
+
+	snprintf(req.sarg, sizeof(req.sarg), "eth0");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), 0);
+	req.op = MW_MAPI_APPLY;
+	req.func = MW_MAPI_BPF_FILTER;
+	snprintf(req.sarg, sizeof(req.sarg), "tcp and host localhost");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), -EINVAL);
+	assert_non_null(strstr(rep.msg, "give an address"));
+	snprintf(req.sarg, sizeof(req.sarg), "gateway localhost");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), -EINVAL);
+	snprintf(req.sarg, sizeof(req.sarg), "tcp and host 127.0.0.1 or host ::1");
+	assert_int_equal(fl_mapi_handle(&x->m, x->f, &req, &rep, &memfd), 0);
+	/* Outside a compile the process resolves as before. */
+	assert_int_equal(getaddrinfo("localhost", NULL, NULL, &ai), 0);
+	freeaddrinfo(ai);
+}
+
 static void test_tables(void **state)
 {
 	struct fl_mapi_flow *flows[3] = { NULL }, pool[3], *f[4];
@@ -564,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_dispatch_connected_only),
 		cmocka_unit_test(test_sensor_gone),
+		cmocka_unit_test_setup_teardown(test_filter_names_not_resolved, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
