@@ -37,21 +37,27 @@
  * @flow: the slot, zeroed, its client set
  * @why:  the reason when refused
  *
- * Nothing is allocated: both tables were at open.  A refusal is counted.
- * Return: 0, -ENOSPC (flow table full, or the process holds
+ * Nothing is allocated: both tables were at open.  A refusal is counted.  Beyond
+ * the process's flowd.mapi_client_flows, a user other than root may hold as many
+ * flows over all its processes (forking buys nothing), and may not take the last
+ * entry of either table (when it has more than one): root's mw-top always gets in.
+ * Return: 0, -ENOSPC (flow table full, or the process or user holds
  * flowd.mapi_client_flows) or -EUSERS (client table full)
  */
 int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **flow,
 		 const char **why)
 {
-	int i, c = -1, slot = -1;
+	int i, c = -1, slot = -1, user_flows = 0;
+	bool user = uid != 0;
+	int flows_max = m->max_flows - (user && m->max_flows > 1);
+	int clients_max = m->max_clients - (user && m->max_clients > 1);
 
 	for (i = 0; i < m->max_clients; i++) {
-		if (m->clients[i].pid == pid) {
+		if (m->clients[i].pid && m->clients[i].uid == uid)
+			user_flows += m->clients[i].flows;
+		if (m->clients[i].pid == pid)
 			c = i;
-			break;
-		}
-		if (c < 0 && !m->clients[i].pid)
+		else if (c == -1 && !m->clients[i].pid)
 			c = -2 - i; /* first free entry, if @pid has none */
 	}
 	if (c >= 0 && m->clients[c].flows >= m->client_flows) {
@@ -59,17 +65,25 @@ int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **
 		*why = "too many flows for this process (flowd.mapi_client_flows)";
 		return -ENOSPC;
 	}
-	if (m->nflows < m->max_flows)
+	if (user && user_flows >= m->client_flows) {
+		m->client_flow_drops++;
+		*why = "too many flows for this user (flowd.mapi_client_flows)";
+		return -ENOSPC;
+	}
+	if (m->nflows < flows_max)
 		for (slot = 0; m->flows[slot]; slot++)
 			;
 	if (slot < 0) {
 		m->flow_drops++;
-		*why = "flow table full (flowd.mapi_max_flows)";
+		*why = m->nflows < m->max_flows ? "flow table full: its last entry is root's "
+						  "(flowd.mapi_max_flows)"
+						: "flow table full (flowd.mapi_max_flows)";
 		return -ENOSPC;
 	}
-	if (c == -1) {
+	if (c == -1 || (c < -1 && m->nclients >= clients_max)) {
 		m->client_drops++;
-		*why = "client table full (flowd.mapi_max_clients)";
+		*why = c < -1 ? "client table full: its last entry is root's (flowd.mapi_max_clients)"
+			      : "client table full (flowd.mapi_max_clients)";
 		return -EUSERS;
 	}
 	if (c < 0) {

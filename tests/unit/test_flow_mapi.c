@@ -542,6 +542,7 @@ static void test_filter_names_not_resolved(void **state)
 	freeaddrinfo(ai);
 }
 
+/* The tables' capacities, for root's processes (no reserve, no per-user bound). */
 static void test_tables(void **state)
 {
 	struct fl_mapi_flow *flows[3] = { NULL }, pool[3], *f[4];
@@ -552,30 +553,78 @@ static void test_tables(void **state)
 
 	(void)state;
 	memset(clients, 0, sizeof(clients));
-	assert_int_equal(fl_mapi_take(&m, 100, 1, &f[0], &why), 0);
-	assert_int_equal(fl_mapi_take(&m, 100, 1, &f[1], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 100, 0, &f[0], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 100, 0, &f[1], &why), 0);
 	assert_ptr_not_equal(f[0], f[1]);
 	assert_int_equal(m.nclients, 1);
-	assert_int_equal(fl_mapi_take(&m, 100, 1, &f[2], &why), -ENOSPC);
+	assert_int_equal(fl_mapi_take(&m, 100, 0, &f[2], &why), -ENOSPC);
 	assert_string_equal(why, "too many flows for this process (flowd.mapi_client_flows)");
 	assert_int_equal(m.client_flow_drops, 1);
-	assert_int_equal(fl_mapi_take(&m, 200, 2, &f[2], &why), 0);
-	assert_int_equal(fl_mapi_take(&m, 300, 3, &f[3], &why), -ENOSPC);
+	assert_int_equal(fl_mapi_take(&m, 200, 0, &f[2], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 300, 0, &f[3], &why), -ENOSPC);
 	assert_string_equal(why, "flow table full (flowd.mapi_max_flows)");
 	assert_int_equal(m.flow_drops, 1);
 	fl_mapi_put(&m, f[0]);
-	assert_int_equal(fl_mapi_take(&m, 300, 3, &f[3], &why), -EUSERS);
+	assert_int_equal(fl_mapi_take(&m, 300, 0, &f[3], &why), -EUSERS);
 	assert_string_equal(why, "client table full (flowd.mapi_max_clients)");
 	assert_int_equal(m.client_drops, 1);
 	fl_mapi_put(&m, f[2]); /* pid 200's last flow: its entry is free */
 	assert_int_equal(m.nclients, 1);
-	assert_int_equal(fl_mapi_take(&m, 300, 3, &f[3], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 300, 0, &f[3], &why), 0);
 	assert_true(f[3] >= pool && f[3] < pool + 3);
 	assert_ptr_equal(f[3]->srv, &m);
 	assert_int_equal(m.nflows, 2);
 	assert_int_equal(m.nclients, 2);
 	fl_mapi_put(&m, f[1]);
 	fl_mapi_put(&m, f[3]);
+	assert_int_equal(m.nflows, 0);
+	assert_int_equal(m.nclients, 0);
+}
+
+/*
+ * Users other than root: the per-process bound holds over all of a user's processes
+ * (forking buys nothing), and the last entry of each table is root's.
+ */
+static void test_user_limits(void **state)
+{
+	struct fl_mapi_flow *flows[6] = { NULL }, pool[6], *a1, *a2, *b, *c1, *c2, *r1, *r2, *x;
+	struct fl_mapi_client clients[4];
+	struct fl_mapi m = { .flows = flows, .pool = pool, .clients = clients, .max_flows = 6,
+			     .max_clients = 4, .client_flows = 2 };
+	const char *why = NULL;
+
+	(void)state;
+	memset(clients, 0, sizeof(clients));
+	/* User 1000: two processes, one flow each; a third process is refused. */
+	assert_int_equal(fl_mapi_take(&m, 100, 1000, &a1, &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 101, 1000, &b, &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 102, 1000, &x, &why), -ENOSPC);
+	assert_string_equal(why, "too many flows for this user (flowd.mapi_client_flows)");
+	assert_int_equal(m.client_flow_drops, 1);
+	/* User 2000 gets the third client entry; the fourth is root's. */
+	assert_int_equal(fl_mapi_take(&m, 200, 2000, &c1, &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 201, 2000, &x, &why), -EUSERS);
+	assert_string_equal(why, "client table full: its last entry is root's (flowd.mapi_max_clients)");
+	assert_int_equal(fl_mapi_take(&m, 1, 0, &r1, &why), 0);
+	assert_int_equal(m.nclients, 4);
+	/* Flows: 5 of 6 go to users, the last to root. */
+	fl_mapi_put(&m, b);
+	assert_int_equal(fl_mapi_take(&m, 100, 1000, &a2, &why), 0);
+	assert_int_equal(m.nflows, 4);
+	assert_int_equal(fl_mapi_take(&m, 200, 2000, &c2, &why), 0);
+	assert_int_equal(m.nflows, 5);
+	assert_int_equal(fl_mapi_take(&m, 200, 2000, &x, &why), -ENOSPC); /* its process bound */
+	fl_mapi_put(&m, c2);
+	assert_int_equal(fl_mapi_take(&m, 1, 0, &r2, &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 200, 2000, &x, &why), -ENOSPC);
+	assert_string_equal(why, "flow table full: its last entry is root's (flowd.mapi_max_flows)");
+	assert_int_equal(m.flow_drops, 1);
+	assert_int_equal(m.nflows, 5);
+	fl_mapi_put(&m, a1);
+	fl_mapi_put(&m, a2);
+	fl_mapi_put(&m, c1);
+	fl_mapi_put(&m, r1);
+	fl_mapi_put(&m, r2);
 	assert_int_equal(m.nflows, 0);
 	assert_int_equal(m.nclients, 0);
 }
@@ -592,6 +641,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sensor_acl, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_anomalies, fx_setup, fx_teardown),
 		cmocka_unit_test(test_tables),
+		cmocka_unit_test(test_user_limits),
 		cmocka_unit_test(test_dispatch_connected_only),
 		cmocka_unit_test(test_sensor_gone),
 		cmocka_unit_test_setup_teardown(test_filter_names_not_resolved, fx_setup, fx_teardown),
