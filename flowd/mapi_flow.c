@@ -193,7 +193,9 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
  * @err:    why not
  * @errlen: its size
  *
- * The memfd is sealed against resizing, so a client cannot make our mapping fault.
+ * The memfd is sealed against resizing, so a client cannot make our mapping fault,
+ * and against writes other than through our mapping (F_SEAL_FUTURE_WRITE): the
+ * client maps it read-only, and can neither write nor punch holes in it.
  *
  * Return: 0 or -errno
  */
@@ -211,11 +213,15 @@ int fl_mapi_flow_connect(struct fl_mapi_flow *f, int *memfd, char *err, size_t e
 	if (fd < 0)
 		goto fail;
 	if (ftruncate(fd, MW_MAPI_AREA_SIZE) ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
 		goto fail;
 	area = mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (area == MAP_FAILED)
 		goto fail;
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL)) {
+		munmap(area, MW_MAPI_AREA_SIZE);
+		goto fail;
+	}
 	f->area = area;
 	hdr = area;
 	hdr->nfuncs = (uint32_t)f->nfns;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_flow_mapi.c - mw-flowd's MAPI handler and function library, read back from the area */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -441,6 +442,13 @@ static void test_dispatch_connected_only(void **state)
 	assert_true(memfd >= 0);
 	area = mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ, MAP_SHARED, memfd, 0);
 	assert_true(area != MAP_FAILED);
+	/* The client reads its area and nothing more: no shared writable mapping, no
+	 * write, no hole punched under mw-flowd's mapping. */
+	assert_true(mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0) ==
+		    MAP_FAILED);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(pwrite(memfd, "x", 1, 0), -1);
+	assert_int_equal(fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096), -1);
 	assert_int_equal(m.nscan, 3);
 	assert_int_equal(m.scope_any, 2);
 	assert_int_equal(m.nf_scope_any, 0);
