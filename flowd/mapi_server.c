@@ -308,8 +308,9 @@ static void mapi_client_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (n != (ssize_t)sizeof(req) || req.version != MW_MAPI_VERSION) {
 		if (n > 0)
-			mw_info("mapi: uid %u sent a bad request (%zd bytes), flow closed",
-				(unsigned)f->uid, n);
+			mw_log_ratelimited(MW_LOG_INFO,
+					   "mapi: uid %u sent a bad request (%zd bytes), flow closed",
+					   (unsigned)f->uid, n);
 		mapi_drop(m, f);
 		return;
 	}
