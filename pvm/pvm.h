@@ -260,6 +260,8 @@ struct pvm {
 	ev_timer lv_recheck;		      /* processes whose control connection closed */
 	pid_t lv_pids[PVM_LIVE_RECHECK_PIDS]; /* ... checked again shortly */
 	unsigned lv_npids;
+	unsigned lv_kick_visits, lv_kick_checks; /* left to kicks until the recheck */
+	uint64_t lv_checks;			 /* name checks made (tests) */
 	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
 	uint64_t released_total, quota_refused, listener_hijacks;

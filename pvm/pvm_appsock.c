@@ -40,6 +40,20 @@
 /* A process's control connection closes before its other fds (they close in
  * fd order at exit): its sockets that still looked alive are checked again. */
 #define LIVE_RECHECK_S 0.05
+/*
+ * Kicks come from anyone: any local user may connect to the control socket
+ * and close it as fast as it likes, after making up to its quota of sockets.
+ * So the work kicks cause is bounded per LIVE_RECHECK_S, not per kick: at
+ * most LIVE_CHECKS_PER_KICK name checks at once for one kick, all kicks
+ * together at most LIVE_VISITS_PER_TICK list entries and LIVE_CHECKS_PER_TICK
+ * checks until the recheck, which shares LIVE_CHECKS_PER_TICK among the
+ * pending processes (at least LIVE_RECHECK_MIN_SHARE each).  What is left is
+ * the sweep's.
+ */
+#define LIVE_CHECKS_PER_KICK  64
+#define LIVE_RECHECK_MIN_SHARE 4
+_Static_assert(PVM_LIVE_RECHECK_PIDS * LIVE_RECHECK_MIN_SHARE <= LIVE_CHECKS_PER_TICK,
+	       "the recheck's shares exceed its budget");
 
 /**
  * pvm_nonce() - a random 64-bit value nobody can predict
@@ -125,6 +139,7 @@ bool pvm_appsock_gone(const struct pvm_sock *s)
 		return false;
 	appsock_name(s, &n);
 	len = mw_sockname_encode(&n, &sun);
+	s->pvm->lv_checks++;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		mw_log_ratelimited(MW_LOG_WARN, "liveness check of %#llx: %s",
@@ -266,55 +281,90 @@ static void live_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	live_arm(p, p->cfg->liveness_interval_ms / 1000.);
 }
 
+/* Index of @pid among the processes waiting for the recheck, or lv_npids. */
+static unsigned live_pid_index(const struct pvm *p, pid_t pid)
+{
+	unsigned i;
+
+	for (i = 0; i < p->lv_npids && p->lv_pids[i] != pid; i++)
+		;
+	return i;
+}
+
+/* The sockets @pid made, within this window's budget for kicks. */
+static void live_kick_pass(struct pvm *p, pid_t pid)
+{
+	struct pvm_sock *s, *next;
+	unsigned checks = 0;
+
+	for (s = p->lv_head; s && p->lv_kick_visits; s = next) {
+		next = s->lv_next; /* a release frees only s and its replicas (not listed) */
+		p->lv_kick_visits--;
+		if (s->owner_pid != pid || !appsock_candidate(s))
+			continue;
+		if (checks == LIVE_CHECKS_PER_KICK || !p->lv_kick_checks)
+			break; /* the rest is the recheck's and the sweep's */
+		checks++;
+		p->lv_kick_checks--;
+		pvm_appsock_check(s, "a control connection of its process closed");
+	}
+}
+
 /**
  * pvm_appsock_kick() - a control connection of process @pid closed: check its sockets
  * @p:   the daemon
  * @pid: the process (its thread, or itself, ended, or it exec'd)
  *
- * Only the sockets @pid made get a name check (their number is bounded by
- * the uid's quota); sockets it inherited or was passed are the sweep's.  The
- * ones that still look alive are checked again after LIVE_RECHECK_S: an
- * exiting process closes its control connection before its higher fds.
+ * Only the sockets @pid made get a name check; sockets it inherited or was
+ * passed are the sweep's.  They are checked at once and again after
+ * LIVE_RECHECK_S: an exiting process closes its control connection before its
+ * higher fds.  A process already waiting for that recheck gets nothing more
+ * (one closes many connections at exit; a hostile one closes them in a loop),
+ * and all kicks share one budget until the recheck, so a local user cannot
+ * keep the loop busy by closing control connections.
  */
 void pvm_appsock_kick(struct pvm *p, pid_t pid)
 {
-	struct pvm_sock *s, *next;
-	bool alive = false;
-	unsigned i;
-
-	for (s = p->lv_head; s; s = next) {
-		next = s->lv_next; /* a release frees only s and its replicas (not listed) */
-		if (s->owner_pid == pid &&
-		    !pvm_appsock_check(s, "a control connection of its process closed"))
-			alive = true;
-	}
-	if (!alive)
-		return;
-	for (i = 0; i < p->lv_npids && p->lv_pids[i] != pid; i++)
-		;
-	if (i == p->lv_npids && p->lv_npids < PVM_LIVE_RECHECK_PIDS)
-		p->lv_pids[p->lv_npids++] = pid; /* else: the sweep finds them */
+	if (live_pid_index(p, pid) < p->lv_npids)
+		return; /* coalesced: its recheck is due */
 	if (!ev_is_active(&p->lv_recheck)) {
+		/* A new window: its budget, and the recheck that ends it. */
+		p->lv_kick_visits = LIVE_VISITS_PER_TICK;
+		p->lv_kick_checks = LIVE_CHECKS_PER_TICK;
 		ev_timer_set(&p->lv_recheck, LIVE_RECHECK_S, 0.);
 		ev_timer_start(p->loop, &p->lv_recheck);
 	}
+	if (p->lv_npids < PVM_LIVE_RECHECK_PIDS)
+		p->lv_pids[p->lv_npids++] = pid; /* else: the sweep finds them */
+	live_kick_pass(p, pid);
 }
 
-/* The processes whose control connection closed a moment ago: check their sockets again. */
+/*
+ * The processes whose control connection closed a moment ago: check their
+ * sockets again, each process at most its share of LIVE_CHECKS_PER_TICK, so
+ * one with many sockets does not crowd out the others.
+ */
 static void live_recheck_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pvm *p = w->data;
+	unsigned checks[PVM_LIVE_RECHECK_PIDS] = { 0 };
+	unsigned share, i;
 	struct pvm_sock *s, *next;
-	unsigned i;
 
 	(void)loop;
 	(void)revents;
+	if (!p->lv_npids)
+		return;
+	share = LIVE_CHECKS_PER_TICK / p->lv_npids;
+	if (share < LIVE_RECHECK_MIN_SHARE)
+		share = LIVE_RECHECK_MIN_SHARE;
 	for (s = p->lv_head; s; s = next) {
 		next = s->lv_next;
-		for (i = 0; i < p->lv_npids && p->lv_pids[i] != s->owner_pid; i++)
-			;
-		if (i < p->lv_npids)
-			pvm_appsock_check(s, "its process ended");
+		i = live_pid_index(p, s->owner_pid);
+		if (i == p->lv_npids || checks[i] == share || !appsock_candidate(s))
+			continue;
+		checks[i]++;
+		pvm_appsock_check(s, "its process ended");
 	}
 	p->lv_npids = 0;
 }

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/* test_pvm_appsock.c - kicks (a control connection closed) cost mw-pvm a bounded amount of work */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "pvm/pvm.h"
+
+/*
+ * The real pvm_appsock.c on a struct pvm of its own: app sockets made by
+ * pvm_appsock_create() as at SOCKET, their app ends held here (the "app"),
+ * with no INS (a released socket is freed at once).  p.lv_checks counts the
+ * name checks (socket + bind + close) mw-pvm made.
+ *
+ * The bounds are docs/pvm.md's ("Liveness"): one kick checks at most 64
+ * sockets at once, all kicks until the recheck 50 ms later at most 256, and
+ * the recheck at most 256.
+ */
+
+#define KICK_CHECKS   64
+#define WINDOW_CHECKS 256
+#define NSOCKS	      1000
+#define ATTACKER      4242
+#define VICTIM	      4343
+
+static struct mw_config cfg;
+static struct pvm p;
+static int app[NSOCKS];
+static unsigned napp;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Turn the loop for @secs (timers fire as in mw-pvm). */
+static void run_for(double secs)
+{
+	double end = now_s() + secs;
+
+	while (now_s() < end) {
+		ev_now_update(p.loop);
+		ev_run(p.loop, EVRUN_ONCE | EVRUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+/* @n sockets made by @pid, as SOCKET makes them; their app ends stay in app[]. */
+static void make_socks(pid_t pid, unsigned n)
+{
+	static uint64_t id;
+	struct pvm_sock *s;
+
+	for (unsigned i = 0; i < n; i++) {
+		s = calloc(1, sizeof(*s));
+		assert_non_null(s);
+		s->id = ++id;
+		s->pvm = &p;
+		s->kind = PVM_SOCK_APP;
+		s->state = PVM_ST_NEW;
+		s->fd = s->app_fd = s->connect_fd = -1;
+		s->owner_pid = pid;
+		assert_int_equal(pvm_appsock_create(s), 0);
+		assert_true(napp < NSOCKS);
+		app[napp++] = s->app_fd; /* passed to the app */
+		s->app_fd = -1;
+		assert_int_equal(pvm_table_put(&p.socks, s->id, s), 0);
+		pvm_appsock_watch(s);
+	}
+}
+
+static void close_app(void)
+{
+	while (napp)
+		close(app[--napp]);
+}
+
+static int setup(void **state)
+{
+	struct rlimit rl;
+
+	(void)state;
+	/* One fd per socket held by the "app", and the probes. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 2 * NSOCKS + 64 && rl.rlim_max >= 2 * NSOCKS + 64)
+		rl.rlim_cur = 2 * NSOCKS + 64;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	mw_config_defaults(&cfg);
+	memset(&p, 0, sizeof(p));
+	p.loop = ev_loop_new(EVFLAG_AUTO);
+	p.cfg = &cfg.pvm;
+	p.tag = 0x6d7774657374ULL ^ (uint64_t)getpid();
+	assert_int_equal(pvm_table_init(&p.socks, 64), 0);
+	pvm_appsock_open(&p);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct pvm_sock *s;
+
+	(void)state;
+	close_app();
+	while ((s = p.lv_head))
+		pvm_sock_free(s);
+	pvm_appsock_close(&p);
+	ev_loop_destroy(p.loop);
+	return 0;
+}
+
+/*
+ * A local user keeps NSOCKS sockets and closes control connections in a
+ * loop, from one process and from many: mw-pvm's name checks stay within
+ * the bounds, whatever the number of kicks.
+ */
+static void test_kick_flood_is_bounded(void **state)
+{
+	uint64_t before;
+
+	(void)state;
+	make_socks(ATTACKER, NSOCKS);
+	for (int k = 0; k < 100; k++)
+		pvm_appsock_kick(&p, ATTACKER);
+	assert_true(p.lv_checks <= KICK_CHECKS);
+	assert_true(p.lv_checks > 0); /* the first kick did check at once */
+	for (int k = 0; k < 1000; k++)
+		pvm_appsock_kick(&p, 10000 + k); /* other processes of that user */
+	assert_true(p.lv_checks <= WINDOW_CHECKS);
+	/* The recheck, then a new window: each again within its bound. */
+	before = p.lv_checks;
+	run_for(0.08);
+	assert_true(p.lv_checks - before <= WINDOW_CHECKS);
+	before = p.lv_checks;
+	for (int k = 0; k < 100; k++)
+		pvm_appsock_kick(&p, ATTACKER);
+	assert_true(p.lv_checks - before <= KICK_CHECKS);
+	assert_int_equal(p.released_total, 0); /* all alive: nothing released */
+}
+
+/*
+ * The kick's purpose: a process that ended has its sockets freed promptly,
+ * also while another process floods kicks.
+ */
+static void test_ended_process_freed(void **state)
+{
+	unsigned n = 200;
+
+	(void)state;
+	make_socks(VICTIM, n);
+	close_app(); /* the app exits */
+	pvm_appsock_kick(&p, VICTIM);
+	assert_true(p.released_total > 0 && p.released_total <= KICK_CHECKS); /* at once */
+	run_for(0.08); /* the recheck takes the rest */
+	assert_int_equal(p.released_total, n);
+	assert_null(p.lv_head);
+}
+
+static void test_ended_process_freed_under_flood(void **state)
+{
+	unsigned n = 40;
+
+	(void)state;
+	make_socks(ATTACKER, NSOCKS - n);
+	make_socks(VICTIM, n);
+	for (int k = 0; k < 100; k++)
+		pvm_appsock_kick(&p, ATTACKER);
+	/* The victim's app exits: its (newest) sockets are freed within the recheck. */
+	for (unsigned i = NSOCKS - n; i < NSOCKS; i++)
+		close(app[i]);
+	napp = NSOCKS - n;
+	pvm_appsock_kick(&p, VICTIM);
+	run_for(0.08);
+	assert_int_equal(p.released_total, n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_kick_flood_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ended_process_freed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ended_process_freed_under_flood, setup,
+						teardown),
+	};
+
+	mw_log_init("test_pvm_appsock", MW_LOG_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
