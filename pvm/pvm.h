@@ -33,6 +33,7 @@ struct pvm_client;
 struct pvm_netflow;
 struct mw_keystore;
 struct pvm_uidq;
+struct pvm_closer;
 
 /*
  * Theory of operation (docs/pvm.md has the whole story)
@@ -263,6 +264,8 @@ struct pvm {
 	unsigned lv_kick_visits, lv_kick_checks; /* left to kicks until the recheck */
 	uint64_t lv_checks;			 /* name checks made (tests) */
 	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
+	struct pvm_closer *closer; /* closes passed non-sockets off the loop (pvm_closer.c) */
+	uint64_t closer_kept;	   /* ... or keeps them open: its queue was full */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
 	uint64_t released_total, quota_refused, listener_hijacks;
 	unsigned nclients, nins;
@@ -341,6 +344,10 @@ void pvm_appsock_check_port(struct pvm *p, const struct pvm_sock *self, uint16_t
 void pvm_appsock_kick(struct pvm *p, pid_t pid);
 void pvm_appsock_open(struct pvm *p);
 void pvm_appsock_close(struct pvm *p);
+
+/* pvm_closer.c */
+void pvm_closer_put(struct pvm *p, int fd);
+void pvm_closer_stop(struct pvm *p);
 
 /* pvm_quota.c */
 int pvm_quota_take(struct pvm_sock *s);

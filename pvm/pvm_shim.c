@@ -37,6 +37,10 @@
  * known; the client's next request cannot arrive before that.
  * getsockopt(SO_ERROR) never waits: 0 while the connect is in progress.
  *
+ * Passed fds: only AF_UNIX sockets are kept or closed here; a request that
+ * carries anything else is refused (ENOTSOCK) and that fd is closed on the
+ * closer thread (pvm_closer.c): closing a file may wait for a FUSE server.
+ *
  * Data: CONNECT's fd is the app's socket; mw-pvm connects it to itself and
  * holds it unwritable until the outcome (pvm_connect.c).
  */
@@ -389,7 +393,8 @@ static bool shim_asks_outcome(const struct mw_shimctl_req *req)
  * The outcome of a connect that failed before anyone asked; the socket is
  * being or was freed.  SO_ERROR: the errno once, then 0, as the kernel;
  * CONNECT_WAIT (a blocking connect that the INS failed before it waited):
- * the errno.  @fd must be the socket that failed (its inode as first seen).
+ * the errno.  @fd must be the socket that failed (its inode as first seen);
+ * it is an AF_UNIX socket (client_take_fd()), so fstat() asks sockfs only.
  * Return: 0 (answered), or -errno to answer with.
  */
 static int shim_failed_outcome(struct pvm_client *c, const struct mw_shimctl_req *req, int fd)
@@ -447,7 +452,8 @@ static int shim_getname(struct pvm_client *c, struct pvm_sock *s, const struct m
  * May the sender of @req, who passed @fd, act on @s?  Only if @fd is that
  * socket: an accepted connection's peer is our own 'A' name for it (nobody
  * else can connect a socket to ours); an app socket is the very socket we
- * made for it at SOCKET (its inode), which carries its 'S' name.
+ * made for it at SOCKET (its inode), which carries its 'S' name.  @fd is an
+ * AF_UNIX socket (client_take_fd()), so fstat() asks sockfs only.
  * Return: 0 or -ENOENT.
  */
 static int shim_authorize(struct pvm *p, struct pvm_sock *s, int fd)
@@ -526,8 +532,45 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req,
 	}
 }
 
-/* Receive one request and the fd that may come with it (*@fd -1: none). */
-static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int *fd)
+/*
+ * Is @fd an AF_UNIX socket, as every fd the shim passes is?  Asked of the
+ * socket layer only (ENOTSOCK for a file, without calling its file system):
+ * on a FUSE mount fstat() and close() wait for the mount's server, which a
+ * hostile user's server never answers.  Other sockets are refused too: close()
+ * of a TCP socket with SO_LINGER waits for its peer.
+ */
+static bool shim_fd_unix(int fd)
+{
+	socklen_t len = sizeof(int);
+	int domain;
+
+	return !getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) && domain == AF_UNIX;
+}
+
+/*
+ * Keep @fd as the request's if it is the first and an AF_UNIX socket; else
+ * drop it: an AF_UNIX socket's close() never waits, anything else is closed
+ * on the closer thread.  Return: false if @fd was not an AF_UNIX socket.
+ */
+static bool client_take_fd(struct pvm_client *c, int fd, int *out)
+{
+	if (!shim_fd_unix(fd)) {
+		pvm_closer_put(c->pvm, fd);
+		return false;
+	}
+	if (*out < 0)
+		*out = fd;
+	else
+		close(fd); /* one fd per request; surplus ones are dropped */
+	return true;
+}
+
+/*
+ * Receive one request and the fd that may come with it (*@fd -1: none).
+ * *@foreign: an fd that is not an AF_UNIX socket came with it (dropped).
+ */
+static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int *fd,
+			   bool *foreign)
 {
 	union {
 		struct cmsghdr h;
@@ -541,6 +584,7 @@ static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int
 	int fds[4];
 
 	*fd = -1;
+	*foreign = false;
 	msg.msg_control = ctl.buf;
 	msg.msg_controllen = sizeof(ctl.buf);
 	n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -552,12 +596,9 @@ static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int
 			continue;
 		nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		memcpy(fds, CMSG_DATA(cm), nfds * sizeof(int));
-		for (i = 0; i < nfds; i++) {
-			if (*fd < 0)
-				*fd = fds[i];
-			else
-				close(fds[i]); /* one fd per request; surplus ones are dropped */
-		}
+		for (i = 0; i < nfds; i++)
+			if (!client_take_fd(c, fds[i], fd))
+				*foreign = true;
 	}
 	if (msg.msg_flags & MSG_CTRUNC) {
 		/* More fds than a request carries: the kernel closed the rest. */
@@ -576,13 +617,16 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct pvm *p = c->pvm;
 	pid_t pid = c->pid;
 	struct mw_shimctl_req req;
+	bool foreign;
 	ssize_t n;
 	int ret, fd;
 
-	n = client_recv(c, &req, &fd);
+	n = client_recv(c, &req, &fd, &foreign);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
+		if (fd >= 0)
+			close(fd); /* a message of 0 bytes may carry one too */
 		if (n < 0 && errno == EPROTO)
 			mw_log_ratelimited(MW_LOG_WARN, "shim pid %d: too many fds in a request",
 					   (int)c->pid);
@@ -603,7 +647,11 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	/* One request at a time: nothing more is read until this one is answered. */
 	ev_io_stop(loop, &c->io);
 	c->req_fd = fd;
-	ret = shim_dispatch(c, &req, fd);
+	if (foreign)
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "shim pid %d: a passed fd is not an AF_UNIX socket: refused",
+				   (int)c->pid);
+	ret = foreign ? -ENOTSOCK : shim_dispatch(c, &req, fd);
 	if (c->req_fd >= 0) {
 		close(c->req_fd);
 		c->req_fd = -1;
@@ -749,6 +797,7 @@ void pvm_shim_close(struct pvm *p)
 
 	ev_timer_stop(p->loop, &p->accept_timer);
 	pvm_appsock_close(p);
+	pvm_closer_stop(p);
 	for (c = p->clients; c; c = next) {
 		next = c->next;
 		client_close(c);

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/* test_pvm_shim_fds.c - a passed fd that is not an AF_UNIX socket is refused, and never waited for */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "pvm/pvm.h"
+
+/*
+ * The real pvm_shim.c (control socket, request dispatch) on a loop that this
+ * thread turns, and a client that speaks the shim's protocol.  A close() that
+ * waits for a FUSE server needs a FUSE mount; a TCP socket with SO_LINGER
+ * whose peer's window is shut waits the same way (for its linger time), so
+ * it stands in for one: mw-pvm's loop must never be the one that waits.
+ */
+
+#define LINGER_S 5
+
+static struct mw_config cfg;
+static struct pvm p;
+static char dir[64];
+static int cl = -1;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void pump(void)
+{
+	for (int i = 0; i < 8; i++)
+		ev_run(p.loop, EVRUN_NOWAIT);
+}
+
+/* One request with @n fds (SCM_RIGHTS). */
+static void send_req(const struct mw_shimctl_req *req, const int *fds, unsigned n)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)req, .iov_len = sizeof(*req) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (n) {
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = CMSG_SPACE(n * sizeof(int));
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+	}
+	assert_int_equal(sendmsg(cl, &msg, MSG_NOSIGNAL), (ssize_t)sizeof(*req));
+}
+
+/* The answer to the request just sent (the loop turned until it comes). */
+static int answer(void)
+{
+	struct mw_shimctl_resp resp;
+	double end = now_s() + 5;
+	ssize_t n;
+
+	do {
+		pump();
+		n = recv(cl, &resp, sizeof(resp), MSG_DONTWAIT);
+	} while (n < 0 && errno == EAGAIN && now_s() < end);
+	assert_int_equal(n, (ssize_t)sizeof(resp));
+	return resp.status;
+}
+
+static int ask(uint32_t op, const int *fds, unsigned n)
+{
+	struct mw_shimctl_req req = { .op = op, .sock = 0x1234, .arg = 0 };
+
+	send_req(&req, fds, n);
+	return answer();
+}
+
+static int setup(void **state)
+{
+	struct mw_shimctl_req reg = { .op = MW_SHIMCTL_REGISTER, .arg = MW_SHIMCTL_VERSION };
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char err[256];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/mw-test-shimfds-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	mw_config_defaults(&cfg);
+	snprintf(cfg.pvm.control_socket, sizeof(cfg.pvm.control_socket), "%s/pvm.sock", dir);
+	memset(&p, 0, sizeof(p));
+	p.loop = ev_loop_new(EVFLAG_AUTO);
+	p.cfg = &cfg.pvm;
+	p.ctl_fd = p.ins_fd = p.hold_fd = -1;
+	p.tag = 0x6d7774657374ULL;
+	assert_int_equal(pvm_table_init(&p.socks, 64), 0);
+	assert_int_equal(pvm_shim_open(&p, err, sizeof(err)), 0);
+	cl = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p.ctl_path);
+	assert_int_equal(connect(cl, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	pump();
+	send_req(&reg, NULL, 0);
+	assert_int_equal(answer(), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	close(cl);
+	pvm_shim_close(&p);
+	ev_loop_destroy(p.loop);
+	rmdir(dir);
+	return 0;
+}
+
+/* The fd mw-pvm was passed is closed (by its closer thread): @rd reads EOF. */
+static void assert_closed(int rd)
+{
+	struct pollfd pf = { .fd = rd, .events = POLLIN };
+
+	assert_int_equal(poll(&pf, 1, 5000), 1);
+	assert_true(pf.revents & POLLHUP);
+	close(rd);
+}
+
+/* A pipe and a regular file, first or surplus: ENOTSOCK, closed, and mw-pvm answers on. */
+static void test_file_refused(void **state)
+{
+	char path[96];
+	int pp[2], fds[2], file;
+
+	(void)state;
+	assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+	assert_int_equal(ask(MW_SHIMCTL_BIND, &pp[1], 1), -ENOTSOCK);
+	close(pp[1]);
+	assert_closed(pp[0]);
+
+	snprintf(path, sizeof(path), "%s/file", dir);
+	file = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(file >= 0);
+	unlink(path);
+	assert_int_equal(ask(MW_SHIMCTL_GETOPT, &file, 1), -ENOTSOCK);
+	close(file);
+
+	/* Surplus: an AF_UNIX socket first, then a pipe. */
+	assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+	fds[0] = cl;
+	fds[1] = pp[1];
+	assert_int_equal(ask(MW_SHIMCTL_SETOPT, fds, 2), -ENOTSOCK);
+	close(pp[1]);
+	assert_closed(pp[0]);
+
+	/* Still serving: an unknown id with no fd, and with an AF_UNIX socket. */
+	assert_int_equal(ask(MW_SHIMCTL_GETNAME, NULL, 0), -ENOENT);
+	assert_int_equal(ask(MW_SHIMCTL_GETNAME, &cl, 1), -ENOENT);
+	assert_int_equal(p.closer_kept, 0);
+}
+
+/*
+ * A TCP connection whose peer reads nothing, its window shut, with SO_LINGER:
+ * its last close() waits LINGER_S.  Passed and closed by the client, mw-pvm
+ * holds the last copy; its loop answers at once all the same.
+ */
+static void test_waiting_close_off_loop(void **state)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct linger lg = { .l_onoff = 1, .l_linger = LINGER_S };
+	socklen_t len = sizeof(sin);
+	int lsn, c, peer, st, st2, small = 4096;
+	static char junk[65536];
+	double t0;
+
+	(void)state;
+	lsn = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lsn >= 0);
+	setsockopt(lsn, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (bind(lsn, (struct sockaddr *)&sin, sizeof(sin)) || listen(lsn, 1) ||
+	    getsockname(lsn, (struct sockaddr *)&sin, &len))
+		skip(); /* no loopback here */
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	peer = accept(lsn, NULL, NULL);
+	assert_true(peer >= 0);
+	fcntl(c, F_SETFL, O_NONBLOCK);
+	while (send(c, junk, sizeof(junk), MSG_NOSIGNAL) > 0)
+		; /* until the peer's window and our buffer are full */
+	assert_int_equal(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	fcntl(c, F_SETFL, 0); /* a blocking socket's close() lingers */
+
+	t0 = now_s();
+	send_req(&(struct mw_shimctl_req){ .op = MW_SHIMCTL_BIND, .sock = 0x1234 }, &c, 1);
+	close(c); /* mw-pvm's copy is the last */
+	st = answer();
+	st2 = ask(MW_SHIMCTL_GETNAME, NULL, 0);
+	assert_true(now_s() - t0 < 1.0); /* the loop did not linger */
+	assert_int_equal(st, -ENOTSOCK);
+	assert_int_equal(st2, -ENOENT);
+	close(peer);
+	close(lsn);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_file_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_close_off_loop, setup, teardown),
+	};
+
+	mw_log_init("test_pvm_shim_fds", MW_LOG_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
