@@ -162,7 +162,8 @@ void bal_kf_sync(struct bal *b);
 void bal_kf_set_limit(struct bal *b);
 /* Each tick: counters and per-INS connections read back, then bal_kf_sync(). */
 void bal_kf_poll(struct bal *b);
-/* Each INS's connections counted now, unless they were in this loop iteration (ctl). */
+/* For ctl: the totals read back now, and each INS's connections counted unless they
+ * were in this loop iteration. */
 void bal_kf_count(struct bal *b);
 void bal_kf_stats(const struct bal_kf *kf, uint64_t *updates, uint64_t *us_max, uint64_t *us_last);
 

@@ -501,7 +501,10 @@ static void kf_count(struct bal *b)
 
 void bal_kf_count(struct bal *b)
 {
-	if (b->kf && b->kf->counted_at != ev_now(b->loop))
+	if (!b->kf)
+		return;
+	kf_read_counters(b->kf); /* the totals as of now, not as of the last tick */
+	if (b->kf->counted_at != ev_now(b->loop))
 		kf_count(b);
 }
 
