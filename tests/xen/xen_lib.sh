@@ -6,14 +6,21 @@
 #   xen_setup NAME    checks prerequisites, builds the images (cached), makes $XEN_TMP
 #                     and $XEN_OV (the overlay directory: put mw/run and its files there)
 #   xen_boot          boots the machine with $XEN_OV; the console, each line prefixed
-#                     with seconds since QEMU start, in $XEN_TMP/console.log
+#                     with seconds since QEMU start, in $XEN_TMP/console.log.  A boot
+#                     whose dom0 never reaches user space ("mw-dom0: ready") within
+#                     $MW_XEN_BOOT_TIMEOUT s (150; a normal one takes 10-15) is an
+#                     emulated kernel's hang before any of mwcomms runs (seen once in
+#                     CI: dom0's kernel silent after Xen's "PCI add device" lines): it
+#                     is killed and booted once more, and said so; twice is a failure.
 #   xen_verdict N     fails unless dom0 reported END with no FAIL and N PASS lines
 #   xen_at TEXT       seconds of the first console line holding TEXT
 set -euo pipefail
 
 XEN_SRC=${MW_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 XEN_LIMIT=${MW_XEN_TIMEOUT:-540} # seconds for the whole emulated run
+XEN_BOOT_LIMIT=${MW_XEN_BOOT_TIMEOUT:-150} # seconds until dom0's user space says ready
 _xen_qpid=
+_xen_wd=
 
 xen_fail() {
 	echo "FAIL [$XEN_NAME]: $*" >&2
@@ -22,6 +29,10 @@ xen_fail() {
 
 _xen_cleanup() {
 	# (set -e holds in a trap too: a failing kill or wait must not skip the rm)
+	if [ -n "$_xen_wd" ]; then
+		kill "$_xen_wd" 2>/dev/null || true
+		wait "$_xen_wd" 2>/dev/null || true
+	fi
 	if [ -n "$_xen_qpid" ]; then
 		kill -- -"$_xen_qpid" 2>/dev/null || true
 		wait "$_xen_qpid" 2>/dev/null || true
@@ -81,17 +92,26 @@ CONF
 	fi
 }
 
-xen_boot() {
+# One boot; with $XEN_TMP/boot.hung left behind when dom0 never said ready in time.
+_xen_boot_once() {
 	local start line now
-	echo "[$XEN_NAME] booting Xen + dom0 under QEMU (TCG), at most ${XEN_LIMIT}s; images built in ${XEN_T_BUILD}s"
-	(cd "$XEN_OV" && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0 | gzip) \
-		>"$XEN_TMP/overlay.cpio.gz"
+	rm -f "$XEN_TMP/console.fifo" "$XEN_TMP/boot.hung"
 	mkfifo "$XEN_TMP/console.fifo"
 	start=$(_xen_us)
 	# Its own process group (setsid), so cleanup stops QEMU with it on any exit.
 	setsid bash "$XEN_SRC/tools/xen/run.sh" "$XEN_BUILD" "$XEN_TMP/overlay.cpio.gz" \
 		"$XEN_LIMIT" </dev/null >"$XEN_TMP/console.fifo" 2>&1 &
 	_xen_qpid=$!
+	# The boot watchdog: no "mw-dom0: ready" in XEN_BOOT_LIMIT s stops this boot.
+	(
+		for ((i = 0; i < XEN_BOOT_LIMIT; i++)); do
+			sleep 1
+			grep -q 'mw-dom0: ready' "$XEN_TMP/console.log" 2>/dev/null && exit 0
+		done
+		touch "$XEN_TMP/boot.hung"
+		kill -- -"$_xen_qpid" 2>/dev/null
+	) &
+	_xen_wd=$!
 	while IFS= read -r line; do
 		now=${EPOCHREALTIME/./}
 		printf '%8s %s\n' "$(_xen_secs $((now - start)))" "${line%$'\r'}"
@@ -99,8 +119,25 @@ xen_boot() {
 	XEN_RC=0
 	wait "$_xen_qpid" || XEN_RC=$?
 	_xen_qpid=
+	kill "$_xen_wd" 2>/dev/null || true
+	wait "$_xen_wd" 2>/dev/null || true
+	_xen_wd=
 	# shellcheck disable=SC2034 # read by the scenario scripts
 	XEN_T_TOTAL=$(_xen_secs $(($(_xen_us) - start)))
+}
+
+xen_boot() {
+	echo "[$XEN_NAME] booting Xen + dom0 under QEMU (TCG), at most ${XEN_LIMIT}s; images built in ${XEN_T_BUILD}s"
+	(cd "$XEN_OV" && find . -mindepth 1 | cpio --quiet -o -H newc -R 0:0 | gzip) \
+		>"$XEN_TMP/overlay.cpio.gz"
+	_xen_boot_once
+	if [ -e "$XEN_TMP/boot.hung" ]; then
+		echo "[$XEN_NAME] dom0 did not reach user space within ${XEN_BOOT_LIMIT}s (last console line: $(tail -n 1 "$XEN_TMP/console.log")); the emulated boot hung: booting once more" >&2
+		cp "$XEN_TMP/console.log" "$XEN_BUILD/xen/hung-console.log"
+		_xen_boot_once
+		[ ! -e "$XEN_TMP/boot.hung" ] ||
+			xen_fail "dom0 did not reach user space within ${XEN_BOOT_LIMIT}s, twice (last console line: $(tail -n 1 "$XEN_TMP/console.log"))"
+	fi
 	cp "$XEN_TMP/console.log" "$XEN_BUILD/xen/last-console.log" # for a look afterwards
 }
 
