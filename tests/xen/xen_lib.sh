@@ -93,6 +93,8 @@ CONF
 }
 
 # One boot; with $XEN_TMP/boot.hung left behind when dom0 never said ready in time.
+# _xen_last_line: the console's last line before QEMU's own, for the message.
+_xen_last_line() { grep -v 'qemu-system-x86_64: terminating' "$XEN_TMP/console.log" | tail -n 1; }
 _xen_boot_once() {
 	local start line now
 	rm -f "$XEN_TMP/console.fifo" "$XEN_TMP/boot.hung"
@@ -132,11 +134,11 @@ xen_boot() {
 		>"$XEN_TMP/overlay.cpio.gz"
 	_xen_boot_once
 	if [ -e "$XEN_TMP/boot.hung" ]; then
-		echo "[$XEN_NAME] dom0 did not reach user space within ${XEN_BOOT_LIMIT}s (last console line: $(tail -n 1 "$XEN_TMP/console.log")); the emulated boot hung: booting once more" >&2
+		echo "[$XEN_NAME] dom0 did not reach user space within ${XEN_BOOT_LIMIT}s (last console line: $(_xen_last_line)); the emulated boot hung: booting once more" >&2
 		cp "$XEN_TMP/console.log" "$XEN_BUILD/xen/hung-console.log"
 		_xen_boot_once
 		[ ! -e "$XEN_TMP/boot.hung" ] ||
-			xen_fail "dom0 did not reach user space within ${XEN_BOOT_LIMIT}s, twice (last console line: $(tail -n 1 "$XEN_TMP/console.log"))"
+			xen_fail "dom0 did not reach user space within ${XEN_BOOT_LIMIT}s, twice (last console line: $(_xen_last_line))"
 	fi
 	cp "$XEN_TMP/console.log" "$XEN_BUILD/xen/last-console.log" # for a look afterwards
 }
