@@ -13,6 +13,7 @@
 
 #include "common/fdpass.h"
 #include "common/log.h"
+#include "common/norights.h"
 #include "flowd/mapi_flow.h"
 
 /*
@@ -500,6 +501,7 @@ int fl_mapi_open(struct fl_mapi *m, struct ev_loop *loop, const char *path, cons
 	if (m->listen_fd < 0)
 		goto fail;
 	unlink(path);
+	mw_refuse_rights_or_warn(m->listen_fd, "mapi socket"); /* clients pass none */
 	if (bind(m->listen_fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0666) ||
 	    listen(m->listen_fd, ACCEPT_BACKLOG))
 		goto fail;

@@ -15,6 +15,7 @@
 #include "common/cidr.h"
 #include "common/linger.h"
 #include "common/log.h"
+#include "common/norights.h"
 #include "netflow/server.h"
 
 /*
@@ -693,6 +694,8 @@ static int nf_listen_unix(struct mw_nf_server *srv, const char *path, char *err,
 	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
 		unlink(path);
 	srv->ufd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (srv->ufd >= 0)
+		mw_refuse_rights_or_warn(srv->ufd, "netflow socket"); /* consumers pass none */
 	if (srv->ufd < 0 || bind(srv->ufd, (struct sockaddr *)&sun, sizeof(sun)) ||
 	    chmod(path, 0666) || listen(srv->ufd, 64) || stat(path, &st)) {
 		ret = -errno;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/norights.h"
 #include "pvm/pvm.h"
 
 /*
@@ -59,6 +60,8 @@ static int connect_app(int app, int *end)
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
 		return -errno;
+	/* Our end (accepted from lfd, inheriting it) takes no fd from the app. */
+	mw_refuse_rights_or_warn(lfd, "app connection");
 	/* Autobind: a fresh abstract name, for the microseconds until accept. */
 	if (bind(lfd, (struct sockaddr *)&sun, len) || listen(lfd, 4)) {
 		ret = -errno;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/norights.h"
 #include "common/sockid.h"
 #include "pvm/pvm.h"
 
@@ -1011,6 +1012,7 @@ int pvm_ins_open(struct pvm *p, char *err, size_t errlen)
 		goto fail;
 	}
 	unlink(p->ins_path);
+	mw_refuse_rights_or_warn(fd, "pvm.ins_socket"); /* an INS passes none */
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(p->ins_path, 0660) ||
 	    listen(fd, 64)) {
 		ret = -errno;

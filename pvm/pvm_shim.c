@@ -45,6 +45,7 @@
  * holds it unwritable until the outcome (pvm_connect.c).
  */
 
+#define PVM_SCM_MAX_FD 253 /* the kernel's SCM_MAX_FD: fds one message may carry */
 #define PRIVILEGED_PORTS 1024
 
 #define ACCEPTS_PER_EVENT 32
@@ -533,29 +534,39 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req,
 }
 
 /*
- * Is @fd an AF_UNIX socket, as every fd the shim passes is?  Asked of the
- * socket layer only (ENOTSOCK for a file, without calling its file system):
- * on a FUSE mount fstat() and close() wait for the mount's server, which a
- * hostile user's server never answers.  Other sockets are refused too: close()
- * of a TCP socket with SO_LINGER waits for its peer.
+ * The socket family of @fd, or -1 if it is not a socket.  Asked of the socket
+ * layer only (ENOTSOCK for a file, without calling its file system): on a
+ * FUSE mount fstat() and close() wait for the mount's server, which a hostile
+ * user's server never answers.
  */
-static bool shim_fd_unix(int fd)
+static int shim_fd_family(int fd)
 {
 	socklen_t len = sizeof(int);
 	int domain;
 
-	return !getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) && domain == AF_UNIX;
+	return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) ? -1 : domain;
 }
 
 /*
- * Keep @fd as the request's if it is the first and an AF_UNIX socket; else
- * drop it: an AF_UNIX socket's close() never waits, anything else is closed
- * on the closer thread.  Return: false if @fd was not an AF_UNIX socket.
+ * Keep @fd as the request's if it is the first and an AF_UNIX socket (every fd
+ * the shim passes is one); else drop it.  An AF_UNIX socket's close() never
+ * waits; another socket's waits only for its SO_LINGER, which is turned off
+ * first (the kernel ends it in the background); anything else is closed on the
+ * closer thread.  Return: false if @fd was not an AF_UNIX socket.
  */
 static bool client_take_fd(struct pvm_client *c, int fd, int *out)
 {
-	if (!shim_fd_unix(fd)) {
+	int family = shim_fd_family(fd);
+
+	if (family < 0) {
 		pvm_closer_put(c->pvm, fd);
+		return false;
+	}
+	if (family != AF_UNIX) {
+		struct linger off = { 0, 0 };
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
+		close(fd);
 		return false;
 	}
 	if (*out < 0)
@@ -572,16 +583,22 @@ static bool client_take_fd(struct pvm_client *c, int fd, int *out)
 static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int *fd,
 			   bool *foreign)
 {
+	/*
+	 * Room for as many fds as one message can carry (SCM_MAX_FD): those a
+	 * truncated buffer leaves behind are closed by the kernel in this
+	 * process, on the loop, and such a close may wait (a lingering TCP
+	 * socket, a FUSE file); ours go through client_take_fd().
+	 */
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char buf[CMSG_SPACE(PVM_SCM_MAX_FD * sizeof(int))];
 	} ctl;
 	struct iovec iov = { .iov_base = req, .iov_len = sizeof(*req) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *cm;
 	size_t i, nfds;
 	ssize_t n;
-	int fds[4];
+	int fds[PVM_SCM_MAX_FD];
 
 	*fd = -1;
 	*foreign = false;
@@ -595,13 +612,15 @@ static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int
 		    cm->cmsg_len < CMSG_LEN(0))
 			continue;
 		nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (nfds > PVM_SCM_MAX_FD)
+			nfds = PVM_SCM_MAX_FD; /* cannot be: the buffer holds no more */
 		memcpy(fds, CMSG_DATA(cm), nfds * sizeof(int));
 		for (i = 0; i < nfds; i++)
 			if (!client_take_fd(c, fds[i], fd))
 				*foreign = true;
 	}
 	if (msg.msg_flags & MSG_CTRUNC) {
-		/* More fds than a request carries: the kernel closed the rest. */
+		/* Out of fds (EMFILE) to install them all: the kernel closed the rest. */
 		if (*fd >= 0)
 			close(*fd);
 		*fd = -1;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/norights.h"
 #include "common/sockid.h"
 #include "common/sockname.h"
 #include "pvm/observe.h"
@@ -580,6 +581,8 @@ static int sock_handover(struct pvm_sock *c, struct pvm_sock *app)
 	lb = mw_sockname_encode(&sn, &sb);
 	la = mw_sockname_encode(&an, &sa);
 	fd = err ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		mw_refuse_rights_or_warn(fd, "app connection"); /* the app passes none */
 	if (!err && (fd < 0 || bind(fd, (struct sockaddr *)&sa, la) ||
 		     connect(fd, (struct sockaddr *)&sb, lb)))
 		err = errno;

@@ -9,6 +9,10 @@ Apps (run under the shim):
   sockets N [GOFILE]          make TCP sockets until N or an error; print "made K errno E";
                               hold them until GOFILE exists
   client HOST PORT            connect, print the first line received (or the error)
+  passfd-client HOST PORT     connect, try to pass a descriptor on the connection, then
+                              send a request; print "passfd <errno or sent> got <line>"
+  passfd-serve PORT           accept one connection, read its request, try to pass a
+                              descriptor on it, answer; print "passfd <errno or sent>"
 Helpers and attackers:
   name PID FD                 (root) print PID's FD's abstract name as hex
   takeover HEXNAME SECONDS    bind the name as soon as it is free, listen, answer "pwned"
@@ -18,7 +22,10 @@ Helpers and attackers:
   hold-ctl CTL N GOFILE       open N control connections, hold them until GOFILE exists
   hold-tcp HOST PORT N GOFILE open N TCP connections, hold them until GOFILE exists
   hold-unix PATH N GOFILE     open N AF_UNIX stream connections, hold them until GOFILE exists
+  passfd-unix PATH            connect to an AF_UNIX stream socket and try to pass it a
+                              descriptor; print "passfd <errno or sent>"
 """
+import array
 import ctypes
 import errno
 import os
@@ -228,6 +235,45 @@ def hold_tcp(host, port, n, gofile):
     out("released")
 
 
+def try_passfd(s):
+    """Pass one end of a pipe on @s: "sent", or the errno name of the refusal."""
+    r, w = os.pipe()
+    try:
+        s.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r]))])
+        return "sent"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def passfd_client(host, port):
+    s = socket.create_connection((host, port), timeout=5)
+    res = try_passfd(s)
+    s.sendall(b"GET x\n")
+    out("passfd %s got %r" % (res, s.recv(100)))
+
+
+def passfd_serve(port):
+    ls = listener(port)
+    out("listening pid %d" % os.getpid())
+    ls.settimeout(30)
+    c, _ = ls.accept()
+    c.settimeout(5)
+    c.recv(100)
+    res = try_passfd(c)
+    c.sendall(b"hello passfd\n")
+    c.close()
+    out("passfd %s" % res)
+
+
+def passfd_unix(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    out("passfd %s" % try_passfd(s))
+
+
 def main():
     cmd, a = sys.argv[1], sys.argv[2:]
     if cmd == "victim":
@@ -252,6 +298,12 @@ def main():
         hold_unix(a[0], int(a[1]), a[2])
     elif cmd == "hold-unix":
         hold_unix(a[0], int(a[1]), a[2], socket.SOCK_STREAM)
+    elif cmd == "passfd-client":
+        passfd_client(a[0], int(a[1]))
+    elif cmd == "passfd-serve":
+        passfd_serve(int(a[0]))
+    elif cmd == "passfd-unix":
+        passfd_unix(a[0])
     else:
         sys.exit(__doc__)
 

@@ -161,4 +161,22 @@ mw_wait_for "grep -q '^released' '$(mw_logfile holdnf)'" 10 || mw_fail "holdnf d
 got=$(shimmed $PROBE client "$CLI_IP" 7299)
 [ "$got" = "got b'hello cli\\n'" ] || mw_fail "mw-pvm did not recover after EMFILE: $got"
 mw_log "case EMFILE on mw-pvm: $((c1 - c0)) ticks in 2 s, recovered: OK"
+
+# --- 7. descriptors passed where none belongs: refused by the kernel ----------------
+# A descriptor passed to mw-pvm and not taken is closed in mw-pvm, and such a close may
+# wait (a lingering TCP socket, a FUSE file): its sockets that never take one refuse
+# them (SO_PASSRIGHTS 0): the app's connections, out and in, the Netflow and INS sockets.
+got=$(shimmed $PROBE passfd-client "$CLI_IP" 7299)
+[ "$got" = "passfd EPERM got b'hello cli\\n'" ] || mw_fail "passfd out: $got"
+mw_spawn pfs shimmed $PROBE passfd-serve 7205
+mw_wait_for "ins_listens 7205" 10 || mw_fail "passfd-serve does not listen"
+got=$(in_cli $PROBE client "$INS_IP" 7205)
+[ "$got" = "got b'hello passfd\\n'" ] || mw_fail "passfd in: the client got $got"
+mw_wait_for "grep -q '^passfd ' '$(mw_logfile pfs)'" 10 || mw_fail "passfd in: no result"
+grep -qx 'passfd EPERM' "$(mw_logfile pfs)" || mw_fail "passfd in: $(cat "$(mw_logfile pfs)")"
+for sock in netflow-0.sock pvm-ins.sock; do
+	got=$($PROBE passfd-unix "$MW_RUNTIME_DIR/$sock")
+	[ "$got" = "passfd EPERM" ] || mw_fail "passfd to $sock: $got"
+done
+mw_log "case passed descriptors: refused on the app's connections, Netflow and INS sockets: OK"
 mw_log "PASS"

@@ -27,7 +27,8 @@
 #     Per-sensor: with a group of flowd.mapi_sensor_groups allowed only the veth,
 #     the same user creates a flow over the veth, and is refused (EACCES, the
 #     sensor named) over a second watched interface (a veth) and over both.
-# (3) a scope naming an interface mw-flowd does not watch fails with ENODEV.
+# (3) a scope naming an interface mw-flowd does not watch fails with ENODEV; a client
+#     passing a descriptor on the socket gets EPERM (SO_PASSRIGHTS).
 # (4) log rotation: the report moved away, SIGHUP, per-second lines go to a new file.
 # (5) the watched interface is deleted: mw-flowd says so, does not spin on the
 #     dead socket (CPU time stays low), keeps serving, and stops cleanly.
@@ -261,6 +262,21 @@ grep -q "mapi: sensor \"$DUM\" is not allowed to uid $NOBODY" "$(mw_logfile flow
 # --- (3) scope -----------------------------------------------------------------------------
 out=$("$WEBCOUNT" "lo,$VC" 2>&1) && mw_fail "a scope with an unwatched interface was accepted"
 echo "$out" | grep -q 'No such device (no live sensor "lo")' || mw_fail "bad scope not explained: $out"
+# A client may not pass mw-flowd a descriptor (one not taken is closed in mw-flowd,
+# and that close may wait): the socket refuses them (SO_PASSRIGHTS 0).
+out=$("$PY" - "$SOCK" <<'PYEOF'
+import array, errno, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1])
+r, w = os.pipe()
+try:
+    s.sendmsg([b"x" * 8], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r]))])
+    print("sent")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+PYEOF
+)
+[ "$out" = EPERM ] || mw_fail "a descriptor passed to the MAPI socket: $out, want EPERM"
 
 # --- (6) the flow and client tables ----------------------------------------------------
 MAPI_LIB=$MW_BUILD_DIR/mapi/libmwmapi.so MAPI_SCOPE=$VC python3 - <<'PYEOF' || mw_fail "flowd.mapi_client_flows not enforced"
