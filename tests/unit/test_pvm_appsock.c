@@ -116,6 +116,7 @@ static int teardown(void **state)
 	while ((s = p.lv_head))
 		pvm_sock_free(s);
 	pvm_appsock_close(&p);
+	pvm_table_fini(&p.socks);
 	ev_loop_destroy(p.loop);
 	return 0;
 }

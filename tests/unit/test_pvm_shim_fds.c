@@ -129,6 +129,7 @@ static int teardown(void **state)
 	(void)state;
 	close(cl);
 	pvm_shim_close(&p);
+	pvm_table_fini(&p.socks);
 	ev_loop_destroy(p.loop);
 	rmdir(dir);
 	return 0;
