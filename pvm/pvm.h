@@ -264,8 +264,7 @@ struct pvm {
 	unsigned lv_kick_visits, lv_kick_checks; /* left to kicks until the recheck */
 	uint64_t lv_checks;			 /* name checks made (tests) */
 	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
-	struct pvm_closer *closer; /* closes passed non-sockets off the loop (pvm_closer.c) */
-	uint64_t closer_kept;	   /* ... or keeps them open: its queue was full */
+	struct pvm_closer *closer; /* closes passed fds and control connections off the loop */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
 	uint64_t released_total, quota_refused, listener_hijacks;
 	unsigned nclients, nins;
@@ -347,6 +346,7 @@ void pvm_appsock_close(struct pvm *p);
 
 /* pvm_closer.c */
 void pvm_closer_put(struct pvm *p, int fd);
+void pvm_closer_close(struct pvm *p, int fd);
 void pvm_closer_stop(struct pvm *p);
 
 /* pvm_quota.c */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* pvm_closer.c - close descriptors whose close() may wait, on a thread of their own */
+/* pvm_closer.c - close descriptors whose close() may wait, on threads of their own */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -10,33 +12,66 @@
 /*
  * Theory of operation
  *
- * Any local user may pass mw-pvm a descriptor with a control request, and it
- * need not be a socket.  close() of a file calls its file system's flush: on
- * a FUSE mount that is a FLUSH request to the mount's server, and close()
- * waits for the answer, which a hostile user's server never gives.  Done on
- * the loop, that stops mw-pvm until the watchdog kills it.  So descriptors
- * that are not AF_UNIX sockets (pvm_shim.c decides, without touching the file)
- * are handed to one closer thread through a bounded queue.  The loop never
- * waits for the thread: it only takes the queue's lock, which the thread
- * never holds across a close().  A thread stuck in a close() for good fills
- * the queue; descriptors that find it full are kept open (counted, logged),
- * never closed on the loop.  At exit the thread is told to stop and frees
- * the queue itself, so a stuck thread holds nothing mw-pvm's exit needs.
+ * Any local user may pass mw-pvm a descriptor with a control request, and the
+ * last close() of a descriptor may wait: a file's flush on a FUSE mount waits
+ * for the mount's server, a TCP socket's SO_LINGER for a peer that does not
+ * read, an AF_PACKET socket for synchronize_net(), and an AF_UNIX socket's
+ * release frees the descriptors still queued in it (or in its listener's
+ * pending connections), each of which may be any of these.  Done on the loop,
+ * a hostile user's close stops mw-pvm until the watchdog kills it.  So every
+ * descriptor a control client passed, and every control connection, is closed
+ * here: queued for closer threads, never on the loop.
+ *
+ * pvm_closer_close() waits for its close at most CLOSER_WAIT_MS: a request's
+ * own socket must be closed before its answer (pvm_shim.c: the app may then
+ * ask whether it is open anywhere), which a healthy close takes microseconds
+ * to be; a close that takes longer goes on without the loop.
+ *
+ * The queue grows as needed (nothing is ever forgotten: the descriptors are
+ * bounded by the fd limit).  A thread stuck in a close() for CLOSER_STUCK_S
+ * with work behind it gets a sibling, up to CLOSER_THREADS; the last thread
+ * to leave after pvm_closer_stop() frees the queue, so a stuck one holds
+ * nothing mw-pvm's exit needs.
  */
 
-#define CLOSER_QUEUE 1024 /* descriptors waiting for the thread, at most */
+#define CLOSER_THREADS 4	/* at most, the extra ones only while one is stuck */
+#define CLOSER_WAIT_MS 2	/* pvm_closer_close()'s wait for its close */
+#define CLOSER_STUCK_S 0.1	/* no close completed for this long, with work queued */
+#define CLOSER_QUEUE_MIN 64
 
 struct pvm_closer {
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	int fds[CLOSER_QUEUE];
-	unsigned head, count;
+	pthread_cond_t wake; /* work queued, or stop */
+	pthread_cond_t done; /* a close completed */
+	int *fds;
+	unsigned head, count, cap;
+	uint64_t queued, closed; /* sequence numbers: closes asked, completed */
+	double progress_at;	 /* monotonic seconds of the last completion (or start) */
+	unsigned threads;	 /* running */
 	bool stop;
 };
+
+static double closer_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void closer_free(struct pvm_closer *cl)
+{
+	pthread_cond_destroy(&cl->done);
+	pthread_cond_destroy(&cl->wake);
+	pthread_mutex_destroy(&cl->lock);
+	free(cl->fds);
+	free(cl);
+}
 
 static void *closer_main(void *arg)
 {
 	struct pvm_closer *cl = arg;
+	bool last;
 	int fd;
 
 	pthread_mutex_lock(&cl->lock);
@@ -46,84 +81,155 @@ static void *closer_main(void *arg)
 		if (!cl->count)
 			break; /* stopped, and nothing left */
 		fd = cl->fds[cl->head];
-		cl->head = (cl->head + 1) % CLOSER_QUEUE;
+		cl->head = (cl->head + 1) % cl->cap;
 		cl->count--;
 		pthread_mutex_unlock(&cl->lock);
-		close(fd); /* may wait for a file system's server: the loop does not */
+		close(fd); /* may wait: the loop does not */
 		pthread_mutex_lock(&cl->lock);
+		cl->closed++;
+		cl->progress_at = closer_now();
+		pthread_cond_broadcast(&cl->done);
 	}
+	last = !--cl->threads;
 	pthread_mutex_unlock(&cl->lock);
-	pthread_cond_destroy(&cl->wake);
-	pthread_mutex_destroy(&cl->lock);
-	free(cl);
+	if (last)
+		closer_free(cl);
 	return NULL;
 }
 
-/* The thread and its queue, made on first use (most runs never need them). */
-static struct pvm_closer *closer_start(void)
+/* One more thread; called with the lock held. Return: 0 or -errno */
+static int closer_spawn(struct pvm_closer *cl)
 {
-	struct pvm_closer *cl = calloc(1, sizeof(*cl));
 	pthread_attr_t attr;
 	pthread_t t;
 	int ret;
 
-	if (!cl)
-		return NULL;
-	pthread_mutex_init(&cl->lock, NULL);
-	pthread_cond_init(&cl->wake, NULL);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 64 * 1024);
 	ret = pthread_create(&t, &attr, closer_main, cl);
 	pthread_attr_destroy(&attr);
-	if (ret) {
-		pthread_cond_destroy(&cl->wake);
-		pthread_mutex_destroy(&cl->lock);
+	if (!ret)
+		cl->threads++;
+	return -ret;
+}
+
+/* The queue and its first thread, made on first use. */
+static struct pvm_closer *closer_start(void)
+{
+	struct pvm_closer *cl = calloc(1, sizeof(*cl));
+	pthread_condattr_t ca;
+
+	if (!cl)
+		return NULL;
+	cl->fds = calloc(CLOSER_QUEUE_MIN, sizeof(int));
+	if (!cl->fds) {
 		free(cl);
+		return NULL;
+	}
+	cl->cap = CLOSER_QUEUE_MIN;
+	pthread_mutex_init(&cl->lock, NULL);
+	pthread_cond_init(&cl->wake, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cl->done, &ca);
+	pthread_condattr_destroy(&ca);
+	cl->progress_at = closer_now();
+	if (closer_spawn(cl)) {
+		closer_free(cl);
 		return NULL;
 	}
 	return cl;
 }
 
-/**
- * pvm_closer_put() - close @fd off the loop, never waiting
- * @p:  the daemon
- * @fd: a descriptor whose close() may wait (not an AF_UNIX socket)
- *
- * If the thread cannot be made or its queue is full, @fd stays open: a
- * descriptor kept is better than a loop that waits.
- */
-void pvm_closer_put(struct pvm *p, int fd)
+/* Queue @fd; called with the lock held.  Return: its sequence number, 0 if not queued. */
+static uint64_t closer_push(struct pvm_closer *cl, int fd)
+{
+	if (cl->count == cl->cap) {
+		unsigned cap = cl->cap * 2, i;
+		int *fds = calloc(cap, sizeof(int));
+
+		if (!fds)
+			return 0;
+		for (i = 0; i < cl->count; i++)
+			fds[i] = cl->fds[(cl->head + i) % cl->cap];
+		free(cl->fds);
+		cl->fds = fds;
+		cl->cap = cap;
+		cl->head = 0;
+	}
+	if (!cl->count)
+		cl->progress_at = closer_now(); /* "stuck" counts from work waiting */
+	cl->fds[(cl->head + cl->count) % cl->cap] = fd;
+	cl->count++;
+	pthread_cond_signal(&cl->wake);
+	if (cl->count > 1 && cl->threads < CLOSER_THREADS &&
+	    closer_now() - cl->progress_at >= CLOSER_STUCK_S && !closer_spawn(cl))
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "closer: a close() has waited %.1f s; thread %u started",
+				   closer_now() - cl->progress_at, cl->threads);
+	return ++cl->queued;
+}
+
+/* Queue @fd for a closer thread; with @wait_ms, wait that long at most for its close. */
+static void closer_queue(struct pvm *p, int fd, int wait_ms)
 {
 	struct pvm_closer *cl;
-	bool queued = false;
+	struct timespec until;
+	uint64_t seq = 0;
 
 	if (!p->closer)
 		p->closer = closer_start();
 	cl = p->closer;
-	if (cl) {
-		pthread_mutex_lock(&cl->lock);
-		if (cl->count < CLOSER_QUEUE) {
-			cl->fds[(cl->head + cl->count) % CLOSER_QUEUE] = fd;
-			cl->count++;
-			queued = true;
-			pthread_cond_signal(&cl->wake);
-		}
-		pthread_mutex_unlock(&cl->lock);
-	}
-	if (queued)
+	if (!cl) {
+		close(fd); /* no thread can be made: mw-pvm is in worse trouble */
 		return;
-	p->closer_kept++;
-	mw_log_ratelimited(MW_LOG_WARN,
-			   "closer %s: a passed descriptor is kept open (%llu so far)",
-			   cl ? "busy" : "not running", (unsigned long long)p->closer_kept);
+	}
+	pthread_mutex_lock(&cl->lock);
+	seq = closer_push(cl, fd);
+	if (seq && wait_ms) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += (long)wait_ms * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (cl->closed < seq &&
+		       pthread_cond_timedwait(&cl->done, &cl->lock, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&cl->lock);
+	if (!seq)
+		close(fd); /* out of memory for the queue */
 }
 
 /**
- * pvm_closer_stop() - at exit: the thread closes what is queued and ends
+ * pvm_closer_put() - close @fd off the loop, never waiting
+ * @p:  the daemon
+ * @fd: a descriptor a client passed (or anything whose close() may wait)
+ */
+void pvm_closer_put(struct pvm *p, int fd)
+{
+	closer_queue(p, fd, 0);
+}
+
+/**
+ * pvm_closer_close() - close @fd off the loop, waiting CLOSER_WAIT_MS at most
+ * @p:  the daemon
+ * @fd: as pvm_closer_put(), whose close should be over before the caller goes on
+ *      (it is, unless it waits on something a hostile user controls)
+ */
+void pvm_closer_close(struct pvm *p, int fd)
+{
+	closer_queue(p, fd, CLOSER_WAIT_MS);
+}
+
+/**
+ * pvm_closer_stop() - at exit: the threads close what is queued and end
  * @p: the daemon
  *
- * Never waits: a thread stuck in a close() frees its queue if it ever returns.
+ * Never waits: a thread stuck in a close() frees the queue if it is the last
+ * to return.
  */
 void pvm_closer_stop(struct pvm *p)
 {
@@ -134,6 +240,6 @@ void pvm_closer_stop(struct pvm *p)
 	p->closer = NULL;
 	pthread_mutex_lock(&cl->lock);
 	cl->stop = true;
-	pthread_cond_signal(&cl->wake);
+	pthread_cond_broadcast(&cl->wake);
 	pthread_mutex_unlock(&cl->lock);
 }

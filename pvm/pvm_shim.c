@@ -37,9 +37,10 @@
  * known; the client's next request cannot arrive before that.
  * getsockopt(SO_ERROR) never waits: 0 while the connect is in progress.
  *
- * Passed fds: only AF_UNIX sockets are kept or closed here; a request that
- * carries anything else is refused (ENOTSOCK) and that fd is closed on the
- * closer thread (pvm_closer.c): closing a file may wait for a FUSE server.
+ * Passed fds: only AF_UNIX sockets are kept; a request that carries anything
+ * else is refused (ENOTSOCK).  Every passed fd, and every control connection,
+ * is closed by the closer threads (pvm_closer.c), never on the loop: a last
+ * close may wait (a FUSE file, a lingering socket, fds queued in a socket).
  *
  * Data: CONNECT's fd is the app's socket; mw-pvm connects it to itself and
  * holds it unwritable until the outcome (pvm_connect.c).
@@ -59,9 +60,10 @@ static void client_close(struct pvm_client *c)
 	if (c->wait_sock)
 		c->wait_sock->waiter = NULL;
 	ev_io_stop(p->loop, &c->io);
-	close(c->fd);
+	/* Its queue may hold passed fds whose release waits (pvm_closer.c). */
+	pvm_closer_put(p, c->fd);
 	if (c->req_fd >= 0)
-		close(c->req_fd);
+		pvm_closer_put(p, c->req_fd);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	if (c->prev)
@@ -83,7 +85,7 @@ static void client_close(struct pvm_client *c)
 static void client_send(struct pvm_client *c, struct mw_shimctl_resp *resp, int fd)
 {
 	if (c->req_fd >= 0) {
-		close(c->req_fd);
+		pvm_closer_close(c->pvm, c->req_fd); /* over before the answer, unless it waits */
 		c->req_fd = -1;
 	}
 	c->req = NULL;
@@ -549,30 +551,26 @@ static int shim_fd_family(int fd)
 
 /*
  * Keep @fd as the request's if it is the first and an AF_UNIX socket (every fd
- * the shim passes is one); else drop it.  An AF_UNIX socket's close() never
- * waits; another socket's waits only for its SO_LINGER, which is turned off
- * first (the kernel ends it in the background); anything else is closed on the
- * closer thread.  Return: false if @fd was not an AF_UNIX socket.
+ * the shim passes is one); else drop it, on the closer threads (a socket with
+ * its SO_LINGER turned off first).  Return: false if @fd was not an AF_UNIX
+ * socket.
  */
 static bool client_take_fd(struct pvm_client *c, int fd, int *out)
 {
 	int family = shim_fd_family(fd);
 
-	if (family < 0) {
-		pvm_closer_put(c->pvm, fd);
-		return false;
-	}
 	if (family != AF_UNIX) {
 		struct linger off = { 0, 0 };
 
-		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
-		close(fd);
+		if (family >= 0) /* a socket: its own close need not wait for a peer */
+			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
+		pvm_closer_put(c->pvm, fd);
 		return false;
 	}
 	if (*out < 0)
 		*out = fd;
 	else
-		close(fd); /* one fd per request; surplus ones are dropped */
+		pvm_closer_put(c->pvm, fd); /* one fd per request; surplus ones are dropped */
 	return true;
 }
 
@@ -622,7 +620,7 @@ static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int
 	if (msg.msg_flags & MSG_CTRUNC) {
 		/* Out of fds (EMFILE) to install them all: the kernel closed the rest. */
 		if (*fd >= 0)
-			close(*fd);
+			pvm_closer_put(c->pvm, *fd);
 		*fd = -1;
 		errno = EPROTO;
 		return -1;
@@ -645,7 +643,7 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (n <= 0) {
 		if (fd >= 0)
-			close(fd); /* a message of 0 bytes may carry one too */
+			pvm_closer_put(p, fd); /* a message of 0 bytes may carry one too */
 		if (n < 0 && errno == EPROTO)
 			mw_log_ratelimited(MW_LOG_WARN, "shim pid %d: too many fds in a request",
 					   (int)c->pid);
@@ -659,7 +657,7 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 				   "shim pid %d: request of %zd bytes (want %zu): dropped",
 				   (int)c->pid, n, sizeof(req));
 		if (fd >= 0)
-			close(fd);
+			pvm_closer_put(p, fd);
 		client_close(c);
 		return;
 	}
@@ -672,7 +670,7 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 				   (int)c->pid);
 	ret = foreign ? -ENOTSOCK : shim_dispatch(c, &req, fd);
 	if (c->req_fd >= 0) {
-		close(c->req_fd);
+		pvm_closer_close(p, c->req_fd);
 		c->req_fd = -1;
 	}
 	if (ret < 0 && !(req.op == MW_SHIMCTL_SETOPT && (req.flags & MW_SHIMCTL_F_NOREPLY))) {
@@ -731,7 +729,7 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c = calloc(1, sizeof(*c));
 		if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 			free(c);
-			close(fd);
+			pvm_closer_put(p, fd); /* it may already hold passed fds */
 			continue;
 		}
 		c->pvm = p;
@@ -816,11 +814,11 @@ void pvm_shim_close(struct pvm *p)
 
 	ev_timer_stop(p->loop, &p->accept_timer);
 	pvm_appsock_close(p);
-	pvm_closer_stop(p);
 	for (c = p->clients; c; c = next) {
 		next = c->next;
 		client_close(c);
 	}
+	pvm_closer_stop(p); /* after the clients: their fds are its last work */
 	if (p->ctl_fd >= 0) {
 		ev_io_stop(p->loop, &p->ctl_io);
 		close(p->ctl_fd);

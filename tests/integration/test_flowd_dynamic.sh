@@ -85,7 +85,7 @@ mw_wait_for "[ \"\$(in_bytes)\" -ge 5 ]" 10 || mw_fail "mapi-rates over $DA1 cou
 # --- (3) it goes away --------------------------------------------------------------------
 ip -n "$NS_MON" link del "$DA1"
 mw_wait_for "grep -q 'sensor $DA1: .*closed' '$LOG'" || mw_fail "$DA1's sensor not closed"
-grep -q 'mapi: sensor 0 closed: 2 flow(s) no longer see it' "$LOG" || # mapi-rates' in and out
+mw_wait_for "grep -q 'mapi: sensor 0 closed: 2 flow(s) no longer see it' '$LOG'" 5 || # mapi-rates' in and out
 	mw_fail "the MAPI flow over $DA1 was not told of its close: $(grep mapi "$LOG")"
 sleep 1.1 # a per-second line of mapi-rates after the close
 seen=$(in_bytes)

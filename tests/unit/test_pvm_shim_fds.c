@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_pvm_shim_fds.c - a passed fd that is not an AF_UNIX socket is refused, and never waited for */
+/* test_pvm_shim_fds.c - passed fds: a non-AF_UNIX one refused, none ever closed on the loop */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -175,40 +175,131 @@ static void test_file_refused(void **state)
 	/* Still serving: an unknown id with no fd, and with an AF_UNIX socket. */
 	assert_int_equal(ask(MW_SHIMCTL_GETNAME, NULL, 0), -ENOENT);
 	assert_int_equal(ask(MW_SHIMCTL_GETNAME, &cl, 1), -ENOENT);
-	assert_int_equal(p.closer_kept, 0);
 }
+
+/* The peer of a lingering connection (lingering(), closed by unlinger()). */
+static int ling_lsn = -1, ling_peer = -1;
 
 /*
  * A TCP connection whose peer reads nothing, its window shut, with SO_LINGER:
- * its last close() waits LINGER_S.  Passed and closed by the client, mw-pvm
- * holds the last copy; its loop answers at once all the same.
+ * its last close() waits LINGER_S.
  */
-static void test_waiting_close_off_loop(void **state)
+static int lingering(void)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct linger lg = { .l_onoff = 1, .l_linger = LINGER_S };
 	socklen_t len = sizeof(sin);
-	int lsn, c, peer, st, st2, small = 4096;
+	int c, small = 4096;
 	static char junk[65536];
-	double t0;
 
-	(void)state;
-	lsn = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(lsn >= 0);
-	setsockopt(lsn, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-	if (bind(lsn, (struct sockaddr *)&sin, sizeof(sin)) || listen(lsn, 1) ||
-	    getsockname(lsn, (struct sockaddr *)&sin, &len))
-		skip(); /* no loopback here */
+	ling_lsn = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(ling_lsn >= 0);
+	setsockopt(ling_lsn, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	assert_int_equal(bind(ling_lsn, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(ling_lsn, 1), 0);
+	assert_int_equal(getsockname(ling_lsn, (struct sockaddr *)&sin, &len), 0);
 	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	peer = accept(lsn, NULL, NULL);
-	assert_true(peer >= 0);
+	ling_peer = accept(ling_lsn, NULL, NULL);
+	assert_true(ling_peer >= 0);
 	fcntl(c, F_SETFL, O_NONBLOCK);
 	while (send(c, junk, sizeof(junk), MSG_NOSIGNAL) > 0)
 		; /* until the peer's window and our buffer are full */
 	assert_int_equal(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
 	fcntl(c, F_SETFL, 0); /* a blocking socket's close() lingers */
+	return c;
+}
 
+static void unlinger(void)
+{
+	close(ling_peer);
+	close(ling_lsn);
+}
+
+/*
+ * An AF_UNIX socket (accepted as a request's fd) whose queue holds a lingering
+ * TCP socket: when mw-pvm's copy of it is the last, closing it releases the
+ * TCP socket's last reference, which lingers.  The loop answers at once.
+ */
+static void test_nested_close_off_loop(void **state)
+{
+	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			      .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	int sp[2], c, st, st2;
+	double t0;
+
+	(void)state;
+	c = lingering();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &c, sizeof(int));
+	assert_int_equal(sendmsg(sp[0], &msg, 0), 1); /* c now waits in sp[1]'s queue */
+	close(c);
+	close(sp[0]);
+	t0 = now_s();
+	send_req(&(struct mw_shimctl_req){ .op = MW_SHIMCTL_GETNAME, .sock = 0x1234 }, &sp[1], 1);
+	close(sp[1]); /* mw-pvm's copy is the last */
+	st = answer();
+	st2 = ask(MW_SHIMCTL_GETNAME, NULL, 0);
+	assert_true(now_s() - t0 < 1.0); /* the loop did not linger */
+	assert_int_equal(st, -ENOENT);
+	assert_int_equal(st2, -ENOENT);
+	unlinger();
+}
+
+/*
+ * A client sends a bad request, then one with a lingering TCP socket: mw-pvm
+ * drops the connection with the second unread in its queue, and closing it
+ * releases the TCP socket's last reference.  Another client is answered at once.
+ */
+static void test_unread_close_off_loop(void **state)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct mw_shimctl_req reg = { .op = MW_SHIMCTL_REGISTER, .arg = MW_SHIMCTL_VERSION };
+	int c, evil;
+	double t0;
+
+	(void)state;
+	c = lingering();
+	evil = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p.ctl_path);
+	assert_int_equal(connect(evil, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(send(evil, "bad", 3, 0), 3);
+	{
+		int keep = cl;
+
+		cl = evil; /* send_req() sends on cl */
+		send_req(&reg, &c, 1);
+		cl = keep;
+	}
+	close(c);
+	close(evil); /* the bad request's connection and its queue: mw-pvm's */
+	t0 = now_s();
+	pump();
+	assert_int_equal(ask(MW_SHIMCTL_GETNAME, NULL, 0), -ENOENT);
+	assert_true(now_s() - t0 < 1.0); /* the loop did not linger */
+	unlinger();
+}
+
+/*
+ * A lingering TCP socket passed and closed by the client, mw-pvm holding the
+ * last copy: refused, and the loop answers at once all the same.
+ */
+static void test_waiting_close_off_loop(void **state)
+{
+	int c, st, st2;
+	double t0;
+
+	(void)state;
+	c = lingering();
 	t0 = now_s();
 	send_req(&(struct mw_shimctl_req){ .op = MW_SHIMCTL_BIND, .sock = 0x1234 }, &c, 1);
 	close(c); /* mw-pvm's copy is the last */
@@ -217,8 +308,7 @@ static void test_waiting_close_off_loop(void **state)
 	assert_true(now_s() - t0 < 1.0); /* the loop did not linger */
 	assert_int_equal(st, -ENOTSOCK);
 	assert_int_equal(st2, -ENOENT);
-	close(peer);
-	close(lsn);
+	unlinger();
 }
 
 int main(void)
@@ -226,6 +316,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_file_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_close_off_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nested_close_off_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unread_close_off_loop, setup, teardown),
 	};
 
 	mw_log_init("test_pvm_shim_fds", MW_LOG_ERR);
