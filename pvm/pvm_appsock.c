@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/norights.h"
 #include "common/sockname.h"
 #include "pvm/pvm.h"
 
@@ -99,6 +100,13 @@ int pvm_appsock_create(struct pvm_sock *s)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/*
+	 * Nobody passes an fd into it, nor into its pending connections if it
+	 * listens (they inherit this): its close never frees a passed fd, which
+	 * pvm_shim.c relies on to close it on the loop.  TCP carries no fds.
+	 */
+	if (s->pvm->app_norights)
+		mw_refuse_rights(fd);
 	/* A taken name means a 2^-64 collision: draw again. */
 	for (i = 0; i < APPSOCK_NAME_TRIES && ret == -EADDRINUSE; i++) {
 		ret = pvm_nonce(&s->nonce);

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* pvm_closer.c - close descriptors whose close() may wait, on threads of their own */
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -19,13 +18,9 @@
  * release frees the descriptors still queued in it (or in its listener's
  * pending connections), each of which may be any of these.  Done on the loop,
  * a hostile user's close stops mw-pvm until the watchdog kills it.  So every
- * descriptor a control client passed, and every control connection, is closed
- * here: queued for closer threads, never on the loop.
- *
- * pvm_closer_close() waits for its close at most CLOSER_WAIT_MS: a request's
- * own socket must be closed before its answer (pvm_shim.c: the app may then
- * ask whether it is open anywhere), which a healthy close takes microseconds
- * to be; a close that takes longer goes on without the loop.
+ * descriptor a control client passed (but the app's own sockets, which cannot
+ * hold any: pvm_shim.c), and every control connection, is closed here: queued
+ * for closer threads, never on the loop.
  *
  * The queue grows as needed (nothing is ever forgotten: the descriptors are
  * bounded by the fd limit).  A thread stuck in a close() for CLOSER_STUCK_S
@@ -35,17 +30,14 @@
  */
 
 #define CLOSER_THREADS 4	/* at most, the extra ones only while one is stuck */
-#define CLOSER_WAIT_MS 2	/* pvm_closer_close()'s wait for its close */
 #define CLOSER_STUCK_S 0.1	/* no close completed for this long, with work queued */
 #define CLOSER_QUEUE_MIN 64
 
 struct pvm_closer {
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* work queued, or stop */
-	pthread_cond_t done; /* a close completed */
 	int *fds;
 	unsigned head, count, cap;
-	uint64_t queued, closed; /* sequence numbers: closes asked, completed */
 	double progress_at;	 /* monotonic seconds of the last completion (or start) */
 	unsigned threads;	 /* running */
 	bool stop;
@@ -61,7 +53,6 @@ static double closer_now(void)
 
 static void closer_free(struct pvm_closer *cl)
 {
-	pthread_cond_destroy(&cl->done);
 	pthread_cond_destroy(&cl->wake);
 	pthread_mutex_destroy(&cl->lock);
 	free(cl->fds);
@@ -86,9 +77,7 @@ static void *closer_main(void *arg)
 		pthread_mutex_unlock(&cl->lock);
 		close(fd); /* may wait: the loop does not */
 		pthread_mutex_lock(&cl->lock);
-		cl->closed++;
 		cl->progress_at = closer_now();
-		pthread_cond_broadcast(&cl->done);
 	}
 	last = !--cl->threads;
 	pthread_mutex_unlock(&cl->lock);
@@ -118,7 +107,6 @@ static int closer_spawn(struct pvm_closer *cl)
 static struct pvm_closer *closer_start(void)
 {
 	struct pvm_closer *cl = calloc(1, sizeof(*cl));
-	pthread_condattr_t ca;
 
 	if (!cl)
 		return NULL;
@@ -130,10 +118,6 @@ static struct pvm_closer *closer_start(void)
 	cl->cap = CLOSER_QUEUE_MIN;
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_cond_init(&cl->wake, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&cl->done, &ca);
-	pthread_condattr_destroy(&ca);
 	cl->progress_at = closer_now();
 	if (closer_spawn(cl)) {
 		closer_free(cl);
@@ -142,15 +126,15 @@ static struct pvm_closer *closer_start(void)
 	return cl;
 }
 
-/* Queue @fd; called with the lock held.  Return: its sequence number, 0 if not queued. */
-static uint64_t closer_push(struct pvm_closer *cl, int fd)
+/* Queue @fd; called with the lock held.  Return: false if it could not be queued. */
+static bool closer_push(struct pvm_closer *cl, int fd)
 {
 	if (cl->count == cl->cap) {
 		unsigned cap = cl->cap * 2, i;
 		int *fds = calloc(cap, sizeof(int));
 
 		if (!fds)
-			return 0;
+			return false;
 		for (i = 0; i < cl->count; i++)
 			fds[i] = cl->fds[(cl->head + i) % cl->cap];
 		free(cl->fds);
@@ -168,15 +152,19 @@ static uint64_t closer_push(struct pvm_closer *cl, int fd)
 		mw_log_ratelimited(MW_LOG_WARN,
 				   "closer: a close() has waited %.1f s; thread %u started",
 				   closer_now() - cl->progress_at, cl->threads);
-	return ++cl->queued;
+	return true;
 }
 
-/* Queue @fd for a closer thread; with @wait_ms, wait that long at most for its close. */
-static void closer_queue(struct pvm *p, int fd, int wait_ms)
+/**
+ * pvm_closer_put() - close @fd off the loop, never waiting
+ * @p:  the daemon
+ * @fd: a descriptor a client passed, or a control connection (a last close()
+ *      of either may wait)
+ */
+void pvm_closer_put(struct pvm *p, int fd)
 {
 	struct pvm_closer *cl;
-	struct timespec until;
-	uint64_t seq = 0;
+	bool queued;
 
 	if (!p->closer)
 		p->closer = closer_start();
@@ -186,42 +174,10 @@ static void closer_queue(struct pvm *p, int fd, int wait_ms)
 		return;
 	}
 	pthread_mutex_lock(&cl->lock);
-	seq = closer_push(cl, fd);
-	if (seq && wait_ms) {
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += (long)wait_ms * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		while (cl->closed < seq &&
-		       pthread_cond_timedwait(&cl->done, &cl->lock, &until) != ETIMEDOUT)
-			;
-	}
+	queued = closer_push(cl, fd);
 	pthread_mutex_unlock(&cl->lock);
-	if (!seq)
+	if (!queued)
 		close(fd); /* out of memory for the queue */
-}
-
-/**
- * pvm_closer_put() - close @fd off the loop, never waiting
- * @p:  the daemon
- * @fd: a descriptor a client passed (or anything whose close() may wait)
- */
-void pvm_closer_put(struct pvm *p, int fd)
-{
-	closer_queue(p, fd, 0);
-}
-
-/**
- * pvm_closer_close() - close @fd off the loop, waiting CLOSER_WAIT_MS at most
- * @p:  the daemon
- * @fd: as pvm_closer_put(), whose close should be over before the caller goes on
- *      (it is, unless it waits on something a hostile user controls)
- */
-void pvm_closer_close(struct pvm *p, int fd)
-{
-	closer_queue(p, fd, CLOSER_WAIT_MS);
 }
 
 /**

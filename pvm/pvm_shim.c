@@ -14,6 +14,7 @@
 
 #include "common/fdpass.h"
 #include "common/log.h"
+#include "common/norights.h"
 #include "common/shield.h"
 #include "common/sockid.h"
 #include "common/sockname.h"
@@ -51,6 +52,26 @@
 
 #define ACCEPTS_PER_EVENT 32
 
+/*
+ * Close the request's fd.  The app's own socket (shim_authorize() said so) holds
+ * no passed fd, in its queue or its pending connections (app sockets refuse them
+ * from birth: pvm_appsock_create()), so its close never waits and is done now:
+ * once the app has its answer it may ask whether that socket is still open
+ * anywhere, and mw-pvm's copy must not be the one that keeps it open.  Any other
+ * fd may hold anything: the closer threads.
+ */
+static void client_drop_req_fd(struct pvm_client *c)
+{
+	if (c->req_fd < 0)
+		return;
+	if (c->req_fd_app && c->pvm->app_norights)
+		close(c->req_fd);
+	else
+		pvm_closer_put(c->pvm, c->req_fd);
+	c->req_fd = -1;
+	c->req_fd_app = false;
+}
+
 static void client_close(struct pvm_client *c)
 {
 	struct pvm *p = c->pvm;
@@ -62,8 +83,7 @@ static void client_close(struct pvm_client *c)
 	ev_io_stop(p->loop, &c->io);
 	/* Its queue may hold passed fds whose release waits (pvm_closer.c). */
 	pvm_closer_put(p, c->fd);
-	if (c->req_fd >= 0)
-		pvm_closer_put(p, c->req_fd);
+	client_drop_req_fd(c);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	if (c->prev)
@@ -78,16 +98,11 @@ static void client_close(struct pvm_client *c)
 
 /*
  * Send @resp, with @fd (SCM_RIGHTS) unless it is -1.  The request's own fd is
- * closed first: once the app has its answer it may ask whether that socket is
- * still open anywhere (its last close, a peer's EOF), and mw-pvm's copy must
- * not be the one that keeps it open.
+ * closed first (client_drop_req_fd()).
  */
 static void client_send(struct pvm_client *c, struct mw_shimctl_resp *resp, int fd)
 {
-	if (c->req_fd >= 0) {
-		pvm_closer_close(c->pvm, c->req_fd); /* over before the answer, unless it waits */
-		c->req_fd = -1;
-	}
+	client_drop_req_fd(c);
 	c->req = NULL;
 	c->wait_sock = NULL;
 	if (mw_fdpass_send(c->fd, resp, sizeof(*resp), fd, MSG_NOSIGNAL | MSG_DONTWAIT) !=
@@ -513,6 +528,7 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req,
 		return shim_failed_outcome(c, req, fd);
 	if (!s || s->kind == PVM_SOCK_REPLICA || shim_authorize(c->pvm, s, fd))
 		return -ENOENT;
+	c->req_fd_app = fd == c->req_fd;
 	if (!s->ins && s->state != PVM_ST_LISTENING)
 		return -ENOENT;
 	switch (req->op) {
@@ -664,15 +680,13 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	/* One request at a time: nothing more is read until this one is answered. */
 	ev_io_stop(loop, &c->io);
 	c->req_fd = fd;
+	c->req_fd_app = false;
 	if (foreign)
 		mw_log_ratelimited(MW_LOG_WARN,
 				   "shim pid %d: a passed fd is not an AF_UNIX socket: refused",
 				   (int)c->pid);
 	ret = foreign ? -ENOTSOCK : shim_dispatch(c, &req, fd);
-	if (c->req_fd >= 0) {
-		pvm_closer_close(p, c->req_fd);
-		c->req_fd = -1;
-	}
+	client_drop_req_fd(c);
 	if (ret < 0 && !(req.op == MW_SHIMCTL_SETOPT && (req.flags & MW_SHIMCTL_F_NOREPLY))) {
 		pvm_shim_answer(c, ret, req.sock, NULL, NULL, 0);
 		return;
@@ -787,8 +801,16 @@ static int shim_listen_path(const char *path, int type, int *out)
  */
 int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
 {
-	int ret;
+	int ret, probe;
 
+	/* Can app sockets refuse passed fds (SO_PASSRIGHTS, Linux 6.16)? */
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	p->app_norights = probe >= 0 && !mw_refuse_rights(probe);
+	if (probe >= 0)
+		close(probe);
+	if (!p->app_norights)
+		mw_warn("SO_PASSRIGHTS unknown to this kernel (before 6.16): app sockets may "
+			"hold passed fds, and every request's fd is closed off the loop");
 	snprintf(p->ctl_path, sizeof(p->ctl_path), "%s", p->cfg->control_socket);
 	ret = shim_listen_path(p->ctl_path, SOCK_SEQPACKET, &p->ctl_fd);
 	if (ret) {

@@ -24,6 +24,7 @@ Helpers and attackers:
   hold-unix PATH N GOFILE     open N AF_UNIX stream connections, hold them until GOFILE exists
   passfd-unix PATH            connect to an AF_UNIX stream socket and try to pass it a
                               descriptor; print "passfd <errno or sent>"
+  passfd-name HEXNAME         the same to a listener's abstract name
 """
 import array
 import ctypes
@@ -274,6 +275,10 @@ def passfd_unix(path):
     out("passfd %s" % try_passfd(s))
 
 
+def passfd_name(hexname):
+    passfd_unix(bytes.fromhex(hexname))
+
+
 def main():
     cmd, a = sys.argv[1], sys.argv[2:]
     if cmd == "victim":
@@ -304,6 +309,8 @@ def main():
         passfd_serve(int(a[0]))
     elif cmd == "passfd-unix":
         passfd_unix(a[0])
+    elif cmd == "passfd-name":
+        passfd_name(a[0])
     else:
         sys.exit(__doc__)
 

@@ -178,5 +178,11 @@ for sock in netflow-0.sock pvm-ins.sock; do
 	got=$($PROBE passfd-unix "$MW_RUNTIME_DIR/$sock")
 	[ "$got" = "passfd EPERM" ] || mw_fail "passfd to $sock: $got"
 done
-mw_log "case passed descriptors: refused on the app's connections, Netflow and INS sockets: OK"
+# The app's listening socket, by its name: its pending connections take none either
+# (so mw-pvm may close an app socket on its loop: nothing passed can be in it).
+start_victim v7 7206 stay
+got=$(as_nobody $PROBE passfd-name "$vname")
+[ "$got" = "passfd EPERM" ] || mw_fail "passfd to the app's listener: $got"
+mw_stop v7
+mw_log "case passed descriptors: refused on the app's connections and listener, Netflow and INS sockets: OK"
 mw_log "PASS"
