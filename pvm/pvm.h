@@ -219,7 +219,6 @@ struct pvm_client {
 	struct pvm_req *req;	    /* op in flight on its behalf */
 	struct pvm_sock *wait_sock; /* parked on this socket's connect outcome */
 	int req_fd; /* the fd that came with the request being handled; -1: none */
-	bool req_fd_app; /* ... and it is the app's socket (shim_authorize()) */
 };
 
 struct pvm {
@@ -266,7 +265,6 @@ struct pvm {
 	uint64_t lv_checks;			 /* name checks made (tests) */
 	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
 	struct pvm_closer *closer; /* closes passed fds and control connections off the loop */
-	bool app_norights;	   /* app sockets refuse passed fds (SO_PASSRIGHTS works) */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
 	uint64_t released_total, quota_refused, listener_hijacks;
 	unsigned nclients, nins;

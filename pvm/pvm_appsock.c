@@ -101,12 +101,12 @@ int pvm_appsock_create(struct pvm_sock *s)
 	if (fd < 0)
 		return -errno;
 	/*
-	 * Nobody passes an fd into it, nor into its pending connections if it
-	 * listens (they inherit this): its close never frees a passed fd, which
-	 * pvm_shim.c relies on to close it on the loop.  TCP carries no fds.
+	 * By default nobody passes an fd into it, nor into its pending connections
+	 * if it listens (they inherit this; TCP carries no fds).  The app holds it
+	 * and may turn that back on: mw-pvm relies on nothing of it (pvm_shim.c
+	 * closes every passed fd off the loop).
 	 */
-	if (s->pvm->app_norights)
-		mw_refuse_rights(fd);
+	(void)mw_refuse_rights(fd);
 	/* A taken name means a 2^-64 collision: draw again. */
 	for (i = 0; i < APPSOCK_NAME_TRIES && ret == -EADDRINUSE; i++) {
 		ret = pvm_nonce(&s->nonce);

@@ -18,19 +18,20 @@
  * release frees the descriptors still queued in it (or in its listener's
  * pending connections), each of which may be any of these.  Done on the loop,
  * a hostile user's close stops mw-pvm until the watchdog kills it.  So every
- * descriptor a control client passed (but the app's own sockets, which cannot
- * hold any: pvm_shim.c), and every control connection, is closed here: queued
- * for closer threads, never on the loop.
+ * descriptor a control client passed, the app's own sockets included (the app
+ * can have fds queued in them), and every control connection, is closed here:
+ * queued for closer threads, never on the loop.
  *
  * The queue grows as needed (nothing is ever forgotten: the descriptors are
- * bounded by the fd limit).  A thread stuck in a close() for CLOSER_STUCK_S
- * with work behind it gets a sibling, up to CLOSER_THREADS; the last thread
+ * bounded by the fd limit).  When work comes and every thread has been in a
+ * close() for CLOSER_STUCK_S or more (the latest began that long ago), one
+ * more starts, up to CLOSER_THREADS; the last thread
  * to leave after pvm_closer_stop() frees the queue, so a stuck one holds
  * nothing mw-pvm's exit needs.
  */
 
 #define CLOSER_THREADS 4	/* at most, the extra ones only while one is stuck */
-#define CLOSER_STUCK_S 0.1	/* no close completed for this long, with work queued */
+#define CLOSER_STUCK_S 0.1	/* every thread in a close() for this long: one more */
 #define CLOSER_QUEUE_MIN 64
 
 struct pvm_closer {
@@ -38,8 +39,8 @@ struct pvm_closer {
 	pthread_cond_t wake; /* work queued, or stop */
 	int *fds;
 	unsigned head, count, cap;
-	double progress_at;	 /* monotonic seconds of the last completion (or start) */
-	unsigned threads;	 /* running */
+	double started_at;	 /* monotonic seconds: the latest close() began */
+	unsigned threads, idle;	 /* running; waiting for work */
 	bool stop;
 };
 
@@ -67,17 +68,20 @@ static void *closer_main(void *arg)
 
 	pthread_mutex_lock(&cl->lock);
 	for (;;) {
-		while (!cl->count && !cl->stop)
+		while (!cl->count && !cl->stop) {
+			cl->idle++;
 			pthread_cond_wait(&cl->wake, &cl->lock);
+			cl->idle--;
+		}
 		if (!cl->count)
 			break; /* stopped, and nothing left */
 		fd = cl->fds[cl->head];
 		cl->head = (cl->head + 1) % cl->cap;
 		cl->count--;
+		cl->started_at = closer_now();
 		pthread_mutex_unlock(&cl->lock);
 		close(fd); /* may wait: the loop does not */
 		pthread_mutex_lock(&cl->lock);
-		cl->progress_at = closer_now();
 	}
 	last = !--cl->threads;
 	pthread_mutex_unlock(&cl->lock);
@@ -118,7 +122,6 @@ static struct pvm_closer *closer_start(void)
 	cl->cap = CLOSER_QUEUE_MIN;
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_cond_init(&cl->wake, NULL);
-	cl->progress_at = closer_now();
 	if (closer_spawn(cl)) {
 		closer_free(cl);
 		return NULL;
@@ -142,16 +145,16 @@ static bool closer_push(struct pvm_closer *cl, int fd)
 		cl->cap = cap;
 		cl->head = 0;
 	}
-	if (!cl->count)
-		cl->progress_at = closer_now(); /* "stuck" counts from work waiting */
 	cl->fds[(cl->head + cl->count) % cl->cap] = fd;
 	cl->count++;
 	pthread_cond_signal(&cl->wake);
-	if (cl->count > 1 && cl->threads < CLOSER_THREADS &&
-	    closer_now() - cl->progress_at >= CLOSER_STUCK_S && !closer_spawn(cl))
+	/* Every thread in a close() that began CLOSER_STUCK_S ago or more: one more. */
+	if (!cl->idle && cl->threads < CLOSER_THREADS &&
+	    closer_now() - cl->started_at >= CLOSER_STUCK_S && !closer_spawn(cl))
 		mw_log_ratelimited(MW_LOG_WARN,
-				   "closer: a close() has waited %.1f s; thread %u started",
-				   closer_now() - cl->progress_at, cl->threads);
+				   "closer: every thread has waited in a close() for %.1f s or "
+				   "more; thread %u started",
+				   closer_now() - cl->started_at, cl->threads);
 	return true;
 }
 

@@ -53,23 +53,19 @@
 #define ACCEPTS_PER_EVENT 32
 
 /*
- * Close the request's fd.  The app's own socket (shim_authorize() said so) holds
- * no passed fd, in its queue or its pending connections (app sockets refuse them
- * from birth: pvm_appsock_create()), so its close never waits and is done now:
- * once the app has its answer it may ask whether that socket is still open
- * anywhere, and mw-pvm's copy must not be the one that keeps it open.  Any other
- * fd may hold anything: the closer threads.
+ * Close the request's fd, on the closer threads: even the app's own socket may
+ * hold anything (the app can turn SO_PASSRIGHTS back on and have fds queued in
+ * it or in its pending connections), and a last close of it frees them.  The
+ * closer takes microseconds when nothing waits; if the app asks at once whether
+ * the socket is still open anywhere (its close hint) and mw-pvm's copy was
+ * still queued, the hint's check is made again shortly (pvm_appsock_kick()).
  */
 static void client_drop_req_fd(struct pvm_client *c)
 {
 	if (c->req_fd < 0)
 		return;
-	if (c->req_fd_app && c->pvm->app_norights)
-		close(c->req_fd);
-	else
-		pvm_closer_put(c->pvm, c->req_fd);
+	pvm_closer_put(c->pvm, c->req_fd);
 	c->req_fd = -1;
-	c->req_fd_app = false;
 }
 
 static void client_close(struct pvm_client *c)
@@ -484,6 +480,12 @@ static int shim_authorize(struct pvm *p, struct pvm_sock *s, int fd)
 	if (fd < 0 || fstat(fd, &st) || !S_ISSOCK(st.st_mode))
 		return -ENOENT;
 	if (s->kind == PVM_SOCK_ACCEPTED) {
+		struct ucred cred;
+		socklen_t clen = sizeof(cred);
+
+		/* Its peer is mw-pvm's own socket, not one bound to a forged 'A' name. */
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) || cred.pid != getpid())
+			return -ENOENT;
 		if (getpeername(fd, (struct sockaddr *)&sun, &len))
 			return -ENOENT;
 		return !mw_sockname_decode(&n, &sun, len) && n.kind == MW_SOCKNAME_ACCEPTED &&
@@ -519,8 +521,8 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req,
 		s = NULL;
 	if (req->op == MW_SHIMCTL_CLOSE_HINT) {
 		/* Only a hint: what counts is that the socket's name is free. */
-		if (s && s->kind == PVM_SOCK_APP)
-			pvm_appsock_check(s, "close hint");
+		if (s && s->kind == PVM_SOCK_APP && !pvm_appsock_check(s, "close hint"))
+			pvm_appsock_kick(c->pvm, s->owner_pid); /* mw-pvm's copy may be queued */
 		return 0;
 	}
 	if (shim_asks_outcome(req) &&
@@ -528,7 +530,6 @@ static int shim_dispatch(struct pvm_client *c, const struct mw_shimctl_req *req,
 		return shim_failed_outcome(c, req, fd);
 	if (!s || s->kind == PVM_SOCK_REPLICA || shim_authorize(c->pvm, s, fd))
 		return -ENOENT;
-	c->req_fd_app = fd == c->req_fd;
 	if (!s->ins && s->state != PVM_ST_LISTENING)
 		return -ENOENT;
 	switch (req->op) {
@@ -680,7 +681,6 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	/* One request at a time: nothing more is read until this one is answered. */
 	ev_io_stop(loop, &c->io);
 	c->req_fd = fd;
-	c->req_fd_app = false;
 	if (foreign)
 		mw_log_ratelimited(MW_LOG_WARN,
 				   "shim pid %d: a passed fd is not an AF_UNIX socket: refused",
@@ -801,16 +801,8 @@ static int shim_listen_path(const char *path, int type, int *out)
  */
 int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
 {
-	int ret, probe;
+	int ret;
 
-	/* Can app sockets refuse passed fds (SO_PASSRIGHTS, Linux 6.16)? */
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	p->app_norights = probe >= 0 && !mw_refuse_rights(probe);
-	if (probe >= 0)
-		close(probe);
-	if (!p->app_norights)
-		mw_warn("SO_PASSRIGHTS unknown to this kernel (before 6.16): app sockets may "
-			"hold passed fds, and every request's fd is closed off the loop");
 	snprintf(p->ctl_path, sizeof(p->ctl_path), "%s", p->cfg->control_socket);
 	ret = shim_listen_path(p->ctl_path, SOCK_SEQPACKET, &p->ctl_fd);
 	if (ret) {
@@ -840,11 +832,11 @@ void pvm_shim_close(struct pvm *p)
 		next = c->next;
 		client_close(c);
 	}
-	pvm_closer_stop(p); /* after the clients: their fds are its last work */
 	if (p->ctl_fd >= 0) {
 		ev_io_stop(p->loop, &p->ctl_io);
-		close(p->ctl_fd);
+		pvm_closer_put(p, p->ctl_fd); /* connections not accepted may hold fds */
 		unlink(p->ctl_path);
 		p->ctl_fd = -1;
 	}
+	pvm_closer_stop(p); /* after the clients and the socket: its last work */
 }
