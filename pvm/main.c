@@ -109,6 +109,7 @@ out_close:
 	pvm_sock_free_all(&p);
 	pvm_table_fini(&p.socks);
 	pvm_connect_close(&p);
+	pvm_closer_stop(&p); /* last: the steps above hand it fds */
 out:
 	if (status == EXIT_SUCCESS)
 		mw_notice("stopped");

@@ -127,7 +127,7 @@ struct pvm_sock {
 	uid_t owner_uid;   /* who created it (observation only: the fd is the authority) */
 	dev_t app_dev;	   /* the app's AF_UNIX socket, made by us at SOCKET (app sockets) */
 	ino_t app_ino;
-	uint64_t nonce;	  /* the random part of its 'S' name */
+	uint64_t nonce;	  /* the random part of its 'S' name ('A' for an accepted one) */
 	int app_fd;	  /* our copy of the app's socket until the SOCKET answer passed it */
 	uid_t listen_uid; /* who sent LISTEN: the hand-over's listener must be theirs */
 	bool quota_held;  /* counted against owner_uid (pvm_quota.c) */
@@ -346,6 +346,7 @@ void pvm_appsock_close(struct pvm *p);
 
 /* pvm_closer.c */
 void pvm_closer_put(struct pvm *p, int fd);
+void pvm_closer_drain(struct pvm *p, int ms);
 void pvm_closer_stop(struct pvm *p);
 
 /* pvm_quota.c */

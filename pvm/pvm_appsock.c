@@ -250,6 +250,7 @@ void pvm_appsock_check_port(struct pvm *p, const struct pvm_sock *self, uint16_t
 
 	if (!port)
 		return;
+	pvm_closer_drain(p, 2); /* mw-pvm's copy of a socket the app just closed */
 	for (s = p->lv_head; s; s = next) {
 		next = s->lv_next;
 		if (s == self || !s->bound.family || s->bound.port != port)

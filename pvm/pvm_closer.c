@@ -23,15 +23,14 @@
  * queued for closer threads, never on the loop.
  *
  * The queue grows as needed (nothing is ever forgotten: the descriptors are
- * bounded by the fd limit).  When work comes and every thread has been in a
- * close() for CLOSER_STUCK_S or more (the latest began that long ago), one
- * more starts, up to CLOSER_THREADS; the last thread
+ * bounded by the fd limit).  When work comes and no thread is idle, one more
+ * starts, up to CLOSER_THREADS (a healthy close takes microseconds: the extra
+ * ones are for a close that waits); the last thread
  * to leave after pvm_closer_stop() frees the queue, so a stuck one holds
  * nothing mw-pvm's exit needs.
  */
 
 #define CLOSER_THREADS 4	/* at most, the extra ones only while one is stuck */
-#define CLOSER_STUCK_S 0.1	/* every thread in a close() for this long: one more */
 #define CLOSER_QUEUE_MIN 64
 
 struct pvm_closer {
@@ -39,21 +38,14 @@ struct pvm_closer {
 	pthread_cond_t wake; /* work queued, or stop */
 	int *fds;
 	unsigned head, count, cap;
-	double started_at;	 /* monotonic seconds: the latest close() began */
+	pthread_cond_t done;	 /* a close() ended (pvm_closer_drain()) */
 	unsigned threads, idle;	 /* running; waiting for work */
 	bool stop;
 };
 
-static double closer_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void closer_free(struct pvm_closer *cl)
 {
+	pthread_cond_destroy(&cl->done);
 	pthread_cond_destroy(&cl->wake);
 	pthread_mutex_destroy(&cl->lock);
 	free(cl->fds);
@@ -78,10 +70,10 @@ static void *closer_main(void *arg)
 		fd = cl->fds[cl->head];
 		cl->head = (cl->head + 1) % cl->cap;
 		cl->count--;
-		cl->started_at = closer_now();
 		pthread_mutex_unlock(&cl->lock);
 		close(fd); /* may wait: the loop does not */
 		pthread_mutex_lock(&cl->lock);
+		pthread_cond_broadcast(&cl->done);
 	}
 	last = !--cl->threads;
 	pthread_mutex_unlock(&cl->lock);
@@ -111,6 +103,7 @@ static int closer_spawn(struct pvm_closer *cl)
 static struct pvm_closer *closer_start(void)
 {
 	struct pvm_closer *cl = calloc(1, sizeof(*cl));
+	pthread_condattr_t ca;
 
 	if (!cl)
 		return NULL;
@@ -122,6 +115,10 @@ static struct pvm_closer *closer_start(void)
 	cl->cap = CLOSER_QUEUE_MIN;
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_cond_init(&cl->wake, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cl->done, &ca);
+	pthread_condattr_destroy(&ca);
 	if (closer_spawn(cl)) {
 		closer_free(cl);
 		return NULL;
@@ -148,13 +145,10 @@ static bool closer_push(struct pvm_closer *cl, int fd)
 	cl->fds[(cl->head + cl->count) % cl->cap] = fd;
 	cl->count++;
 	pthread_cond_signal(&cl->wake);
-	/* Every thread in a close() that began CLOSER_STUCK_S ago or more: one more. */
-	if (!cl->idle && cl->threads < CLOSER_THREADS &&
-	    closer_now() - cl->started_at >= CLOSER_STUCK_S && !closer_spawn(cl))
-		mw_log_ratelimited(MW_LOG_WARN,
-				   "closer: every thread has waited in a close() for %.1f s or "
-				   "more; thread %u started",
-				   closer_now() - cl->started_at, cl->threads);
+	if (!cl->idle && cl->threads < CLOSER_THREADS && !closer_spawn(cl) &&
+	    cl->threads == CLOSER_THREADS)
+		mw_log_ratelimited(MW_LOG_WARN, "closer: %u threads, all busy (%u fds queued)",
+				   cl->threads, cl->count);
 	return true;
 }
 
@@ -181,6 +175,32 @@ void pvm_closer_put(struct pvm *p, int fd)
 	pthread_mutex_unlock(&cl->lock);
 	if (!queued)
 		close(fd); /* out of memory for the queue */
+}
+
+/**
+ * pvm_closer_drain() - wait until the queue is empty and no close() runs, @ms at most
+ * @p:  the daemon
+ * @ms: the bound (a close that waits on a hostile user is not waited for)
+ *
+ * For a caller about to judge whether a socket is still open anywhere: a copy
+ * mw-pvm just queued is closed first, unless its close waits.
+ */
+void pvm_closer_drain(struct pvm *p, int ms)
+{
+	struct pvm_closer *cl = p->closer;
+	struct timespec until;
+
+	if (!cl)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += (long)ms * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&cl->lock);
+	while ((cl->count || cl->idle < cl->threads) &&
+	       pthread_cond_timedwait(&cl->done, &cl->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&cl->lock);
 }
 
 /**

@@ -489,7 +489,7 @@ static int shim_authorize(struct pvm *p, struct pvm_sock *s, int fd)
 		if (getpeername(fd, (struct sockaddr *)&sun, &len))
 			return -ENOENT;
 		return !mw_sockname_decode(&n, &sun, len) && n.kind == MW_SOCKNAME_ACCEPTED &&
-				       n.tag == p->tag && n.id == s->id
+				       n.tag == p->tag && n.id == s->id && n.nonce == s->nonce
 			       ? 0
 			       : -ENOENT;
 	}
@@ -801,7 +801,15 @@ static int shim_listen_path(const char *path, int type, int *out)
  */
 int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
 {
-	int ret;
+	int ret, probe;
+
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe >= 0 && mw_refuse_rights(probe))
+		mw_warn("SO_PASSRIGHTS unknown to this kernel (before 6.16): an app or a "
+			"consumer can pass fds into mw-pvm's sockets, and the kernel closes "
+			"them on its loop, where such a close may wait");
+	if (probe >= 0)
+		close(probe);
 
 	snprintf(p->ctl_path, sizeof(p->ctl_path), "%s", p->cfg->control_socket);
 	ret = shim_listen_path(p->ctl_path, SOCK_SEQPACKET, &p->ctl_fd);
@@ -838,5 +846,4 @@ void pvm_shim_close(struct pvm *p)
 		unlink(p->ctl_path);
 		p->ctl_fd = -1;
 	}
-	pvm_closer_stop(p); /* after the clients and the socket: its last work */
 }

@@ -475,10 +475,17 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 			pvm_sock_free(s);
 			break;
 		}
-		/* The app gets its socket; ours goes, so its name is free once the app's is. */
-		if (r->client)
+		/*
+		 * The app gets its socket; ours goes, so its name is free once the
+		 * app's is.  Once passed, the app may have fds queued in it before our
+		 * close: the closer's (microseconds); kept, it held nothing: ours.
+		 */
+		if (r->client) {
 			pvm_shim_answer_fd(r->client, s->id, s->app_fd);
-		close(s->app_fd);
+			pvm_closer_put(s->pvm, s->app_fd);
+		} else {
+			close(s->app_fd);
+		}
 		s->app_fd = -1;
 		if (!r->client)
 			pvm_appsock_check(s, "its app left before the answer");
@@ -578,6 +585,7 @@ static int sock_handover(struct pvm_sock *c, struct pvm_sock *app)
 		return 0;
 	}
 	err = -pvm_nonce(&an.nonce); /* nobody can bind the name first and fail the hand-over */
+	c->nonce = an.nonce; /* shim_authorize() compares it: a hijacker's name has another */
 	lb = mw_sockname_encode(&sn, &sb);
 	la = mw_sockname_encode(&an, &sa);
 	fd = err ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

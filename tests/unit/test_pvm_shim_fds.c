@@ -132,6 +132,7 @@ static int teardown(void **state)
 	(void)state;
 	close(cl);
 	pvm_shim_close(&p);
+	pvm_closer_stop(&p);
 	pvm_table_fini(&p.socks);
 	ev_loop_destroy(p.loop);
 	rmdir(dir);
@@ -349,7 +350,10 @@ static void test_forged_accepted(void **state)
 	double t0;
 
 	(void)state;
-	entry(0x777, PVM_SOCK_ACCEPTED)->ins = &dummy;
+	struct pvm_sock *acc = entry(0x777, PVM_SOCK_ACCEPTED);
+
+	acc->ins = &dummy;
+	acc->nonce = 42; /* the hand-over's name: with another nonce, a hijacker's */
 	len = mw_sockname_encode(&n, &sun);
 	/* mw-pvm's own: this process listens on the name; authorized, answered. */
 	lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -360,6 +364,10 @@ static void test_forged_accepted(void **state)
 	b = accept(lsn, NULL, NULL);
 	send_req(&(struct mw_shimctl_req){ .op = MW_SHIMCTL_GETNAME, .sock = 0x777, .arg = 1 }, &e, 1);
 	assert_int_equal(answer(), 0);
+	acc->nonce = 43; /* the same socket for an entry whose name has another nonce */
+	send_req(&(struct mw_shimctl_req){ .op = MW_SHIMCTL_GETNAME, .sock = 0x777, .arg = 1 }, &e, 1);
+	assert_int_equal(answer(), -ENOENT);
+	acc->nonce = 42;
 	close(e);
 	close(b);
 	close(lsn);
