@@ -464,8 +464,9 @@ static int shim_getname(struct pvm_client *c, struct pvm_sock *s, const struct m
 
 /*
  * May the sender of @req, who passed @fd, act on @s?  Only if @fd is that
- * socket: an accepted connection's peer is our own 'A' name for it (nobody
- * else can connect a socket to ours); an app socket is the very socket we
+ * socket: an accepted connection's peer is mw-pvm itself, under our own 'A'
+ * name for it with the hand-over's nonce (anyone can bind a forged 'A' name);
+ * an app socket is the very socket we
  * made for it at SOCKET (its inode), which carries its 'S' name.  @fd is an
  * AF_UNIX socket (client_take_fd()), so fstat() asks sockfs only.
  * Return: 0 or -ENOENT.

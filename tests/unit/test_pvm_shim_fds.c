@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "common/fdpass.h"
 #include "common/log.h"
 #include "common/sockname.h"
 #include "pvm/pvm.h"
@@ -220,6 +221,30 @@ static void unlinger(void)
 	close(ling_lsn);
 }
 
+/* Put a lingering TCP socket in the queue of @tx's peer, sent from @tx. */
+static void stuff(int tx)
+{
+	int c = lingering();
+
+	assert_int_equal(mw_fdpass_send(tx, "x", 1, c, 0), 1);
+	close(c);
+}
+
+/* A connection to a listener this process binds to @sun: its connecting end; *@acc the other. */
+static int connected_to(const struct sockaddr_un *sun, socklen_t len, int *acc)
+{
+	int lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
+
+	assert_int_equal(bind(lsn, (const struct sockaddr *)sun, len), 0);
+	assert_int_equal(listen(lsn, 1), 0);
+	e = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(e, (const struct sockaddr *)sun, len), 0);
+	*acc = accept(lsn, NULL, NULL);
+	assert_true(*acc >= 0);
+	close(lsn);
+	return e;
+}
+
 /*
  * An AF_UNIX socket (accepted as a request's fd) whose queue holds a lingering
  * TCP socket: when mw-pvm's copy of it is the last, closing it releases the
@@ -227,26 +252,12 @@ static void unlinger(void)
  */
 static void test_nested_close_off_loop(void **state)
 {
-	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			      .msg_controllen = sizeof(ctl.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	int sp[2], c, st, st2;
+	int sp[2], st, st2;
 	double t0;
 
 	(void)state;
-	c = lingering();
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &c, sizeof(int));
-	assert_int_equal(sendmsg(sp[0], &msg, 0), 1); /* c now waits in sp[1]'s queue */
-	close(c);
+	stuff(sp[0]); /* a lingering socket now waits in sp[1]'s queue */
 	close(sp[0]);
 	t0 = now_s();
 	send_req(&(struct mw_shimctl_req){ .op = MW_SHIMCTL_GETNAME, .sock = 0x1234 }, &sp[1], 1);
@@ -293,27 +304,6 @@ static void test_unread_close_off_loop(void **state)
 	unlinger();
 }
 
-/* Put a lingering TCP socket in the queue of @tx's peer, sent from @tx. */
-static void stuff(int tx)
-{
-	struct iovec iov = { .iov_base = "x", .iov_len = 1 };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			      .msg_controllen = sizeof(ctl.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	int c = lingering();
-
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &c, sizeof(int));
-	assert_int_equal(sendmsg(tx, &msg, 0), 1);
-	close(c);
-}
-
 /* A socket entry of @kind with @id, as SOCKET or a hand-over would make it. */
 static struct pvm_sock *entry(uint64_t id, enum pvm_sock_kind kind)
 {
@@ -342,6 +332,7 @@ static void test_forged_accepted(void **state)
 	static struct pvm_ins dummy; /* GETNAME of a peer never reaches it */
 	struct mw_sockname n = { .kind = MW_SOCKNAME_ACCEPTED, .tag = 0x6d7774657374ULL,
 				 .id = 0x777, .nonce = 42 };
+	struct pvm_sock *acc = entry(0x777, PVM_SOCK_ACCEPTED);
 	struct sockaddr_un sun;
 	int lsn, e, b, st, go[2], ready[2];
 	char x;
@@ -350,18 +341,11 @@ static void test_forged_accepted(void **state)
 	double t0;
 
 	(void)state;
-	struct pvm_sock *acc = entry(0x777, PVM_SOCK_ACCEPTED);
-
 	acc->ins = &dummy;
 	acc->nonce = 42; /* the hand-over's name: with another nonce, a hijacker's */
 	len = mw_sockname_encode(&n, &sun);
 	/* mw-pvm's own: this process listens on the name; authorized, answered. */
-	lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_int_equal(bind(lsn, (struct sockaddr *)&sun, len), 0);
-	assert_int_equal(listen(lsn, 1), 0);
-	e = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_int_equal(connect(e, (struct sockaddr *)&sun, len), 0);
-	b = accept(lsn, NULL, NULL);
+	e = connected_to(&sun, len, &b);
 	send_req(&(struct mw_shimctl_req){ .op = MW_SHIMCTL_GETNAME, .sock = 0x777, .arg = 1 }, &e, 1);
 	assert_int_equal(answer(), 0);
 	acc->nonce = 43; /* the same socket for an entry whose name has another nonce */
@@ -370,7 +354,6 @@ static void test_forged_accepted(void **state)
 	acc->nonce = 42;
 	close(e);
 	close(b);
-	close(lsn);
 	/* Another process binds the name: refused. */
 	assert_int_equal(pipe(go), 0);
 	assert_int_equal(pipe(ready), 0);
@@ -398,16 +381,9 @@ static void test_forged_accepted(void **state)
 	close(ready[1]);
 	assert_int_equal(st, -ENOENT);
 	/* A lingering TCP socket queued in it: the loop does not wait for its close. */
-	lsn = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_int_equal(bind(lsn, (struct sockaddr *)&sun, len), 0);
-	assert_int_equal(listen(lsn, 1), 0);
-	e = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_int_equal(connect(e, (struct sockaddr *)&sun, len), 0);
-	b = accept(lsn, NULL, NULL);
-	assert_true(b >= 0);
+	e = connected_to(&sun, len, &b);
 	stuff(b);
 	close(b);
-	close(lsn);
 	t0 = now_s();
 	send_req(&(struct mw_shimctl_req){ .op = MW_SHIMCTL_GETNAME, .sock = 0x777, .arg = 1 }, &e, 1);
 	close(e); /* mw-pvm's copy is the last */
