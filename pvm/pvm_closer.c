@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* pvm_closer.c - close descriptors whose close() may wait, on threads of their own */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,11 +24,16 @@
  * queued for closer threads, never on the loop.
  *
  * The queue grows as needed (nothing is ever forgotten: the descriptors are
- * bounded by the fd limit).  When work comes and no thread is idle, one more
- * starts, up to CLOSER_THREADS (a healthy close takes microseconds: the extra
- * ones are for a close that waits); the last thread
+ * bounded by the fd limit).  When more fds are queued than threads are idle
+ * or starting, one more starts, up to CLOSER_THREADS (a healthy close takes
+ * microseconds: the extra ones are for a close that waits); the last thread
  * to leave after pvm_closer_stop() frees the queue, so a stuck one holds
  * nothing mw-pvm's exit needs.
+ *
+ * Each thread notes when its close() began.  pvm_closer_drain() waits for the
+ * queue and for the closes begun within its bound; one that has waited longer
+ * is a stuck one, and waiting again for it on every call would hand a hostile
+ * user the loop, the bound at a time.
  */
 
 #define CLOSER_THREADS 4	/* at most, the extra ones only while one is stuck */
@@ -40,8 +46,31 @@ struct pvm_closer {
 	unsigned head, count, cap;
 	pthread_cond_t done;	 /* a close() ended (pvm_closer_drain()) */
 	unsigned threads, idle;	 /* running; waiting for work */
+	unsigned starting;	 /* made, not yet at work */
+	bool slot_used[CLOSER_THREADS];
+	int64_t busy_since[CLOSER_THREADS]; /* ns a thread's close() began; 0: none */
 	bool stop;
 };
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A free slot for the calling thread's close times; with the lock held. */
+static unsigned closer_slot(struct pvm_closer *cl)
+{
+	unsigned i = 0;
+
+	while (cl->slot_used[i]) /* threads <= CLOSER_THREADS: one is free */
+		i++;
+	cl->slot_used[i] = true;
+	cl->busy_since[i] = 0;
+	return i;
+}
 
 static void closer_free(struct pvm_closer *cl)
 {
@@ -55,10 +84,13 @@ static void closer_free(struct pvm_closer *cl)
 static void *closer_main(void *arg)
 {
 	struct pvm_closer *cl = arg;
+	unsigned slot;
 	bool last;
 	int fd;
 
 	pthread_mutex_lock(&cl->lock);
+	cl->starting--;
+	slot = closer_slot(cl);
 	for (;;) {
 		while (!cl->count && !cl->stop) {
 			cl->idle++;
@@ -70,11 +102,14 @@ static void *closer_main(void *arg)
 		fd = cl->fds[cl->head];
 		cl->head = (cl->head + 1) % cl->cap;
 		cl->count--;
+		cl->busy_since[slot] = mono_ns();
 		pthread_mutex_unlock(&cl->lock);
 		close(fd); /* may wait: the loop does not */
 		pthread_mutex_lock(&cl->lock);
+		cl->busy_since[slot] = 0;
 		pthread_cond_broadcast(&cl->done);
 	}
+	cl->slot_used[slot] = false;
 	last = !--cl->threads;
 	pthread_mutex_unlock(&cl->lock);
 	if (last)
@@ -94,8 +129,10 @@ static int closer_spawn(struct pvm_closer *cl)
 	pthread_attr_setstacksize(&attr, 64 * 1024);
 	ret = pthread_create(&t, &attr, closer_main, cl);
 	pthread_attr_destroy(&attr);
-	if (!ret)
+	if (!ret) {
 		cl->threads++;
+		cl->starting++;
+	}
 	return -ret;
 }
 
@@ -145,8 +182,8 @@ static bool closer_push(struct pvm_closer *cl, int fd)
 	cl->fds[(cl->head + cl->count) % cl->cap] = fd;
 	cl->count++;
 	pthread_cond_signal(&cl->wake);
-	if (!cl->idle && cl->threads < CLOSER_THREADS && !closer_spawn(cl) &&
-	    cl->threads == CLOSER_THREADS)
+	if (cl->count > cl->idle + cl->starting && cl->threads < CLOSER_THREADS &&
+	    !closer_spawn(cl) && cl->threads == CLOSER_THREADS)
 		mw_log_ratelimited(MW_LOG_WARN, "closer: %u threads, all busy (%u fds queued)",
 				   cl->threads, cl->count);
 	return true;
@@ -177,13 +214,32 @@ void pvm_closer_put(struct pvm *p, int fd)
 		close(fd); /* out of memory for the queue */
 }
 
+/*
+ * Whether a close() that may be the caller's is still to come or under way,
+ * with the lock held: a queued fd that a thread can still take (an idle or a
+ * starting one, or one whose close began under @ms ago), or a close begun
+ * under @ms ago.  A close begun longer ago is stuck: not waited for.
+ */
+static bool closer_pending(const struct pvm_closer *cl, int64_t now, int ms)
+{
+	bool fresh = false;
+
+	for (unsigned i = 0; i < CLOSER_THREADS; i++)
+		if (cl->slot_used[i] && cl->busy_since[i] &&
+		    now - cl->busy_since[i] < (int64_t)ms * 1000000)
+			fresh = true;
+	return fresh || (cl->count && (cl->idle || cl->starting));
+}
+
 /**
- * pvm_closer_drain() - wait until the queue is empty and no close() runs, @ms at most
+ * pvm_closer_drain() - wait until what is queued is closed, @ms at most
  * @p:  the daemon
  * @ms: the bound (a close that waits on a hostile user is not waited for)
  *
  * For a caller about to judge whether a socket is still open anywhere: a copy
- * mw-pvm just queued is closed first, unless its close waits.
+ * mw-pvm just queued is closed first, unless its close waits.  Returns at once
+ * when the only closes under way began @ms or more ago (stuck ones): a user
+ * whose close hangs for good costs the loop one bound, not one per call.
  */
 void pvm_closer_drain(struct pvm *p, int ms)
 {
@@ -197,7 +253,7 @@ void pvm_closer_drain(struct pvm *p, int ms)
 	until.tv_sec += until.tv_nsec / 1000000000L;
 	until.tv_nsec %= 1000000000L;
 	pthread_mutex_lock(&cl->lock);
-	while ((cl->count || cl->idle < cl->threads) &&
+	while (closer_pending(cl, mono_ns(), ms) &&
 	       pthread_cond_timedwait(&cl->done, &cl->lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&cl->lock);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -457,6 +458,41 @@ static void test_waiting_close_off_loop(void **state)
 	unlinger();
 }
 
+/*
+ * A close stuck for good on one closer thread: pvm_closer_drain() (before
+ * each bind with a port) still waits for what is queued after it, but not
+ * for the stuck one again and again: 100 drains of 2 ms cost far less than
+ * 100 bounds of the loop's time.
+ */
+static void test_drain_skips_stuck_close(void **state)
+{
+	cpu_set_t one, all;
+	int pf[2];
+	double t0, spent;
+
+	(void)state;
+	pvm_closer_put(&p, lingering()); /* mw-pvm's copy is the only one */
+	usleep(1000 * 1000);		 /* its thread is in close() by now */
+	assert_int_equal(pipe2(pf, O_CLOEXEC), 0);
+	/* One CPU: the thread made for the pipe has not run when the drain begins. */
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	pvm_closer_put(&p, pf[1]);
+	pvm_closer_drain(&p, 800); /* the stuck close began 1 s ago: not waited for */
+	assert_int_equal(poll(&(struct pollfd){ .fd = pf[0], .events = POLLIN }, 1, 0), 1);
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	close(pf[0]);
+
+	t0 = now_s();
+	for (int i = 0; i < 100; i++)
+		pvm_closer_drain(&p, 2);
+	spent = now_s() - t0;
+	assert_true(spent < 0.1); /* each one waiting for the stuck close: >= 0.2 s */
+	unlinger();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +502,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unread_close_off_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forged_accepted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_app_socket_close_off_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_skips_stuck_close, setup, teardown),
 	};
 
 	mw_log_init("test_pvm_shim_fds", MW_LOG_ERR);
