@@ -21,10 +21,11 @@ static void pvm_status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	mw_daemon_status(
 		p->d,
 		"%u INS, %u socket(s), %u shim connection(s), %llu accepted, "
-		"%llu released (app gone), %llu hijack(s), %llu over quota, %s",
+		"%llu released (app gone), %llu hijack(s), %llu over quota, "
+		"%llu connection(s) refused, %s",
 		p->nins, p->socks.count, p->nclients, (unsigned long long)p->accepted_total,
 		(unsigned long long)p->released_total, (unsigned long long)p->listener_hijacks,
-		(unsigned long long)p->quota_refused, nf);
+		(unsigned long long)p->quota_refused, (unsigned long long)p->clients_refused, nf);
 }
 
 static int pvm_tag_init(struct pvm *p)

@@ -267,6 +267,7 @@ struct pvm {
 	struct pvm_closer *closer; /* closes passed fds and control connections off the loop */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
 	uint64_t released_total, quota_refused, listener_hijacks;
+	uint64_t clients_refused; /* control connections over pvm.max_connections_per_user */
 	unsigned nclients, nins;
 	uint64_t accepted_total, ins_killed;
 };
@@ -352,6 +353,8 @@ void pvm_closer_stop(struct pvm *p);
 /* pvm_quota.c */
 int pvm_quota_take(struct pvm_sock *s);
 void pvm_quota_put(struct pvm_sock *s);
+int pvm_quota_client_take(struct pvm *p, uid_t uid, pid_t pid);
+void pvm_quota_client_put(struct pvm *p, uid_t uid);
 
 /* pvm_xen.c */
 int pvm_xen_open(struct pvm *p, char *err, size_t errlen);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pvm_quota.c - per-uid count of app sockets against pvm.max_sockets_per_user */
+/* pvm_quota.c - per uid: app sockets (pvm.max_sockets_per_user), shim connections */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -10,14 +10,18 @@
  * Every APP socket (the shim's SOCKET) counts against its creator's uid until
  * it is freed; accepted connections do not (their number is the listener's
  * backlog and the INS's business).  A uid at its quota gets EMFILE from
- * socket(), and nobody else is affected.  Few uids use the shim on one host,
- * so the counts are a short list.
+ * socket(), and nobody else is affected.  Each control connection counts
+ * against its peer's uid (SO_PEERCRED) from accept to close, against
+ * pvm.max_connections_per_user: one is held per app thread, and without a bound
+ * one local user could spend all of mw-pvm's fds.  Few uids use the shim on one
+ * host, so the counts are a short list.
  */
 
 struct pvm_uidq {
 	struct pvm_uidq *next;
 	uid_t uid;
-	unsigned count;
+	unsigned count;	  /* app sockets */
+	unsigned clients; /* control connections */
 };
 
 static struct pvm_uidq **quota_find(struct pvm *p, uid_t uid)
@@ -30,6 +34,38 @@ static struct pvm_uidq **quota_find(struct pvm *p, uid_t uid)
 	return pp;
 }
 
+/* The entry of @uid, made if need be; NULL: out of memory. */
+static struct pvm_uidq *quota_get(struct pvm *p, uid_t uid)
+{
+	struct pvm_uidq **pp = quota_find(p, uid), *q = *pp;
+
+	if (!q) {
+		q = calloc(1, sizeof(*q));
+		if (!q)
+			return NULL;
+		q->uid = uid;
+		*pp = q;
+	}
+	return q;
+}
+
+/* @uid's entry lost a count: freed once it counts nothing. */
+static void quota_drop(struct pvm *p, uid_t uid, bool client)
+{
+	struct pvm_uidq **pp = quota_find(p, uid), *q = *pp;
+
+	if (!q)
+		return;
+	if (client)
+		q->clients--;
+	else
+		q->count--;
+	if (!q->count && !q->clients) {
+		*pp = q->next;
+		free(q);
+	}
+}
+
 /**
  * pvm_quota_take() - count one more socket for @s's owner uid
  * @s: a new APP socket (owner_uid set)
@@ -39,15 +75,10 @@ int pvm_quota_take(struct pvm_sock *s)
 {
 	struct pvm *p = s->pvm;
 	unsigned max = (unsigned)p->cfg->max_sockets_per_user;
-	struct pvm_uidq **pp = quota_find(p, s->owner_uid), *q = *pp;
+	struct pvm_uidq *q = quota_get(p, s->owner_uid);
 
-	if (!q) {
-		q = calloc(1, sizeof(*q));
-		if (!q)
-			return -ENOMEM;
-		q->uid = s->owner_uid;
-		*pp = q;
-	}
+	if (!q)
+		return -ENOMEM;
 	if (max && q->count >= max) {
 		p->quota_refused++;
 		mw_log_ratelimited(MW_LOG_WARN,
@@ -66,17 +97,44 @@ int pvm_quota_take(struct pvm_sock *s)
  */
 void pvm_quota_put(struct pvm_sock *s)
 {
-	struct pvm_uidq **pp, *q;
-
 	if (!s->quota_held)
 		return;
 	s->quota_held = false;
-	pp = quota_find(s->pvm, s->owner_uid);
-	q = *pp;
+	quota_drop(s->pvm, s->owner_uid, false);
+}
+
+/**
+ * pvm_quota_client_take() - count one more control connection for @uid
+ * @p:   the daemon
+ * @uid: its peer's uid
+ * @pid: its peer's pid (for the log)
+ * Return: 0, -EMFILE (the uid is at pvm.max_connections_per_user) or -ENOMEM
+ */
+int pvm_quota_client_take(struct pvm *p, uid_t uid, pid_t pid)
+{
+	unsigned max = (unsigned)p->cfg->max_connections_per_user;
+	struct pvm_uidq *q = quota_get(p, uid);
+
 	if (!q)
-		return;
-	if (--q->count == 0) {
-		*pp = q->next;
-		free(q);
+		return -ENOMEM;
+	if (max && q->clients >= max) {
+		p->clients_refused++;
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "uid %u (pid %d): %u shim connections, "
+				   "pvm.max_connections_per_user reached",
+				   (unsigned)uid, (int)pid, q->clients);
+		return -EMFILE;
 	}
+	q->clients++;
+	return 0;
+}
+
+/**
+ * pvm_quota_client_put() - a control connection counted by pvm_quota_client_take() closed
+ * @p:   the daemon
+ * @uid: its peer's uid
+ */
+void pvm_quota_client_put(struct pvm *p, uid_t uid)
+{
+	quota_drop(p, uid, true);
 }

@@ -82,6 +82,7 @@ static void client_close(struct pvm_client *c)
 	client_drop_req_fd(c);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
+	pvm_quota_client_put(p, c->uid);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -726,13 +727,29 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_io_start(loop, &p->ctl_io);
 }
 
+/*
+ * A connection over its uid's pvm.max_connections_per_user: the answer to the
+ * REGISTER it is about to send is queued first (EMFILE, which the shim's
+ * socket() returns), then it is closed.  The answer stays readable after the
+ * close, whether or not the REGISTER got through.
+ */
+static void ctl_refuse(struct pvm *p, int fd, int err)
+{
+	struct mw_shimctl_resp resp;
+
+	memset(&resp, 0, sizeof(resp));
+	resp.status = err;
+	(void)send(fd, &resp, sizeof(resp), MSG_NOSIGNAL | MSG_DONTWAIT);
+	pvm_closer_put(p, fd); /* it may already hold passed fds */
+}
+
 static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct pvm *p = w->data;
 	struct pvm_client *c;
 	struct ucred cred;
 	socklen_t len;
-	int i, fd;
+	int i, fd, ret;
 
 	for (i = 0; i < ACCEPTS_PER_EVENT; i++) {
 		fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -745,6 +762,12 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 			free(c);
 			pvm_closer_put(p, fd); /* it may already hold passed fds */
+			continue;
+		}
+		ret = pvm_quota_client_take(p, cred.uid, cred.pid);
+		if (ret) {
+			free(c);
+			ctl_refuse(p, fd, ret);
 			continue;
 		}
 		c->pvm = p;

@@ -130,7 +130,7 @@ static int ctl_recv(int fd, struct mw_shimctl_resp *resp, int *rx_fd, int rflags
 	msg.msg_control = ctl.buf;
 	msg.msg_controllen = sizeof(ctl.buf);
 	do
-		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC & rflags);
+		n = recvmsg(fd, &msg, (MSG_CMSG_CLOEXEC | MSG_DONTWAIT) & rflags);
 	while (n < 0 && errno == EINTR);
 	for (cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm; cm = CMSG_NXTHDR(&msg, cm)) {
 		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
@@ -199,6 +199,9 @@ static int ctl_open(void)
 	req.op = MW_SHIMCTL_REGISTER;
 	req.arg = MW_SHIMCTL_VERSION;
 	ret = ctl_xfer(fd, &req, -1, &resp, NULL, 0);
+	/* A refusal (EMFILE: this uid's connections) is queued before mw-pvm closes. */
+	if (ret && ctl_recv(fd, &resp, NULL, MSG_DONTWAIT) == 0 && resp.status < 0)
+		ret = 0;
 	if (ret)
 		goto fail;
 	if (resp.status) {
@@ -223,6 +226,16 @@ fail:
 	return ret;
 }
 
+/*
+ * What a call whose thread has no connection returns: EMFILE when mw-pvm
+ * refused it for this uid's pvm.max_connections_per_user (the app sees a
+ * resource limit, as from accept() or socket()), else ECONNREFUSED.
+ */
+static int ctl_unready(int ret)
+{
+	return ret == -EMFILE ? ret : -ECONNREFUSED;
+}
+
 /**
  * shim_ctl_ready() - make sure this thread has a registered control connection
  *
@@ -242,14 +255,15 @@ int shim_ctl_ready(void)
  * @app_fd: the app's fd of the socket the request names (-1 for SOCKET)
  * @resp:   the response
  * Return: resp->status (0 or -errno from mw-pvm), -ECONNREFUSED if mw-pvm
- *         cannot be reached, or -EIO if the exchange failed (connection dropped)
+ *         cannot be reached (-EMFILE if it refused this uid one more
+ *         connection), or -EIO if the exchange failed (connection dropped)
  */
 int shim_ctl_call(struct mw_shimctl_req *req, int app_fd, struct mw_shimctl_resp *resp)
 {
 	int ret = shim_ctl_ready();
 
 	if (ret)
-		return -ECONNREFUSED;
+		return ctl_unready(ret);
 	ret = ctl_xfer(ctl_fd, req, app_fd, resp, NULL, 0);
 	if (ret) {
 		ctl_drop();
@@ -273,7 +287,7 @@ int shim_ctl_socket(struct mw_shimctl_req *req, struct mw_shimctl_resp *resp, bo
 	int ret = shim_ctl_ready(), fd = -1;
 
 	if (ret)
-		return -ECONNREFUSED;
+		return ctl_unready(ret);
 	ret = ctl_xfer(ctl_fd, req, -1, resp, &fd, cloexec ? MSG_CMSG_CLOEXEC : 0);
 	if (ret) {
 		ctl_drop();
@@ -298,7 +312,7 @@ int shim_ctl_send(const struct mw_shimctl_req *req, int app_fd)
 	int ret = shim_ctl_ready();
 
 	if (ret)
-		return -ECONNREFUSED;
+		return ctl_unready(ret);
 	ret = ctl_xfer(ctl_fd, req, app_fd, NULL, NULL, 0);
 	if (ret)
 		ctl_drop();
@@ -348,7 +362,7 @@ int shim_ctl_wait(struct mw_shimctl_req *req, int app_fd, struct mw_shimctl_resp
 	int ret = shim_ctl_ready();
 
 	if (ret)
-		return -ECONNREFUSED;
+		return ctl_unready(ret);
 	ret = ctl_xfer(ctl_fd, req, app_fd, NULL, NULL, 0);
 	if (ret)
 		goto drop;

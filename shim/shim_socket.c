@@ -53,6 +53,8 @@ SHIM_EXPORT int socket(int domain, int type, int protocol)
 	if (!shim_is_tcp(domain, type, protocol) || shim_state.failopen)
 		return shim_real.socket(domain, type, protocol);
 	ret = shim_ctl_ready();
+	if (ret == -EMFILE) /* this uid holds pvm.max_connections_per_user */
+		return shim_fail(EMFILE);
 	if (ret) {
 		shim_warn_once("cannot reach mw-pvm", -ret);
 		return shim_fail(EACCES);

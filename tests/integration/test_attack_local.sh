@@ -7,8 +7,8 @@
 source "$(dirname "$0")/lib.sh"
 mw_require_cmd python3 setpriv prlimit
 # The sweep is slow here, so a name taken while the app still runs is met by
-# the hand-over's SO_PEERCRED check, not by the sweep.  Quota small for case 5.
-MW_PVM_CONF="liveness_interval_ms = 60000; max_sockets_per_user = 40;"
+# the hand-over's SO_PEERCRED check, not by the sweep.  Quotas small for cases 5, 5b.
+MW_PVM_CONF="liveness_interval_ms = 60000; max_sockets_per_user = 40; max_connections_per_user = 20;"
 mw_appliance_up
 cp "$MW_SOURCE_DIR/tests/integration/attack_probe.py" "$MW_TMP/" && chmod 0644 "$MW_TMP/attack_probe.py"
 cp "$MW_SOURCE_DIR/tests/integration/tcp_probe.py" "$MW_TMP/" && chmod 0644 "$MW_TMP/tcp_probe.py"
@@ -134,6 +134,23 @@ mw_wait_for "[ \$(ls /proc/$ins_pid/fd | wc -l) -le $base ]" 10 ||
 out=$(nobody_sockets 40)
 [ "$out" = "made 40 errno 0" ] || mw_fail "nobody's quota was not given back: $out"
 mw_log "case socket quota: OK"
+
+# --- 5b. control connections: nobody holding 20 gets EMFILE, root does not ----------
+rm -f "$MW_TMP/go-ctl"
+mw_spawn holdctl as_nobody $PROBE hold-ctl "$MW_RUNTIME_DIR/pvm.sock" 20 "$MW_TMP/go-ctl"
+mw_wait_for "grep -q '^holding 20' '$(mw_logfile holdctl)'" 10 || mw_fail "holdctl: $(cat "$(mw_logfile holdctl)")"
+# (accepted in order: the probe's connection comes after the 20 held ones)
+out=$(nobody_sockets 1)
+[ "$out" = "made 0 errno EMFILE" ] || mw_fail "nobody's 21st control connection was not refused: $out"
+mw_wait_for "grep -q 'shim connections, pvm.max_connections_per_user reached' '$PVM_LOG'" 5 ||
+	mw_fail "mw-pvm did not log the refusal"
+out=$(shimmed $PROBE sockets 1)
+[ "$out" = "made 1 errno 0" ] || mw_fail "root was limited by nobody's connections: $out"
+touch "$MW_TMP/go-ctl"
+mw_wait_for "grep -q '^released' '$(mw_logfile holdctl)'" 10 || mw_fail "holdctl did not release"
+mw_wait_for '[ "$(nobody_sockets 1)" = "made 1 errno 0" ]' 5 ||
+	mw_fail "nobody's connections were not given back: $(nobody_sockets 1)"
+mw_log "case control connections per user: OK"
 
 # --- 6. EMFILE on mw-pvm: no spinning, and it recovers -----------------------------
 pvm_pid=$(pgrep -f "mw-pvm -c $CONF" | head -1)

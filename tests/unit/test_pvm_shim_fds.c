@@ -134,6 +134,7 @@ static int teardown(void **state)
 	(void)state;
 	close(cl);
 	pvm_shim_close(&p);
+	assert_null(p.quota); /* every connection's count given back */
 	pvm_closer_stop(&p);
 	pvm_table_fini(&p.socks);
 	ev_loop_destroy(p.loop);
@@ -458,6 +459,62 @@ static void test_waiting_close_off_loop(void **state)
 	unlinger();
 }
 
+/* A new control connection, and the answer to its REGISTER. */
+static int connect_register(int *status)
+{
+	struct mw_shimctl_req reg = { .op = MW_SHIMCTL_REGISTER, .arg = MW_SHIMCTL_VERSION };
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct mw_shimctl_resp resp;
+	double end = now_s() + 5;
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p.ctl_path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	pump(); /* accepted (or refused) before the REGISTER is sent */
+	(void)send(fd, &reg, sizeof(reg), MSG_NOSIGNAL);
+	do {
+		pump();
+		n = recv(fd, &resp, sizeof(resp), MSG_DONTWAIT);
+	} while (n < 0 && errno == EAGAIN && now_s() < end);
+	assert_int_equal(n, (ssize_t)sizeof(resp));
+	*status = resp.status;
+	return fd;
+}
+
+/*
+ * pvm.max_connections_per_user: this uid's third connection is answered
+ * EMFILE and closed; one closed makes room; the counts are freed at the end.
+ */
+static void test_connections_per_user(void **state)
+{
+	struct pollfd pf;
+	int a, b, c, st;
+	ssize_t n;
+
+	(void)state;
+	cfg.pvm.max_connections_per_user = 2; /* cl is the first */
+	a = connect_register(&st);
+	assert_int_equal(st, 0);
+	b = connect_register(&st);
+	assert_int_equal(st, -EMFILE);
+	pf = (struct pollfd){ .fd = b, .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, 5000), 1); /* closed by mw-pvm: EOF */
+	n = recv(b, &st, sizeof(st), MSG_DONTWAIT); /* ECONNRESET: its REGISTER unread */
+	assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+	assert_int_equal(p.clients_refused, 1);
+	assert_int_equal(p.nclients, 2);
+	close(b);
+	close(a);
+	pump(); /* a's close seen: room for one */
+	c = connect_register(&st);
+	assert_int_equal(st, 0);
+	assert_int_equal(p.nclients, 2);
+	close(c);
+	pump();
+	assert_int_equal(p.nclients, 1);
+}
+
 /*
  * A close stuck for good on one closer thread: pvm_closer_drain() (before
  * each bind with a port) still waits for what is queued after it, but not
@@ -503,6 +560,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forged_accepted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_app_socket_close_off_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_skips_stuck_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connections_per_user, setup, teardown),
 	};
 
 	mw_log_init("test_pvm_shim_fds", MW_LOG_ERR);
