@@ -216,6 +216,7 @@ struct pvm_client {
 	int pidfd;	 /* the peer process, from connect time: signals never hit a reused pid */
 	uint64_t serial; /* unique per connection, never reused */
 	bool registered;
+	bool parked; /* its uid's fds wait for the closer: not read meanwhile */
 	struct pvm_req *req;	    /* op in flight on its behalf */
 	struct pvm_sock *wait_sock; /* parked on this socket's connect outcome */
 	int req_fd; /* the fd that came with the request being handled; -1: none */
@@ -266,6 +267,9 @@ struct pvm {
 	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
 	struct pvm_closer *closer; /* closes passed fds and control connections off the loop */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
+	ev_timer park_timer;	/* clients parked on their uid's closer backlog */
+	unsigned nparked;
+	bool ctl_rights_gated; /* control connections take fds once admitted (SO_PASSRIGHTS) */
 	uint64_t released_total, quota_refused, listener_hijacks;
 	uint64_t clients_refused; /* control connections over pvm.max_connections_per_user */
 	unsigned nclients, nins;
@@ -346,8 +350,10 @@ void pvm_appsock_open(struct pvm *p);
 void pvm_appsock_close(struct pvm *p);
 
 /* pvm_closer.c */
-void pvm_closer_put(struct pvm *p, int fd);
+#define PVM_UID_UNKNOWN ((uid_t)-1) /* a connection whose peer's uid is unknown */
+void pvm_closer_put(struct pvm *p, int fd, uid_t uid);
 void pvm_closer_drain(struct pvm *p, int ms);
+unsigned pvm_closer_backlog(struct pvm *p, uid_t uid);
 void pvm_closer_stop(struct pvm *p);
 
 /* pvm_quota.c */

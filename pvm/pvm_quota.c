@@ -11,10 +11,12 @@
  * it is freed; accepted connections do not (their number is the listener's
  * backlog and the INS's business).  A uid at its quota gets EMFILE from
  * socket(), and nobody else is affected.  Each control connection counts
- * against its peer's uid (SO_PEERCRED) from accept to close, against
- * pvm.max_connections_per_user: one is held per app thread, and without a bound
- * one local user could spend all of mw-pvm's fds.  Few uids use the shim on one
- * host, so the counts are a short list.
+ * against its peer's uid (SO_PEERCRED) from accept until it is closed, and so
+ * does every fd of the uid that the closer threads hold (a connection, once
+ * dropped, is theirs): together at most pvm.max_connections_per_user.  One is
+ * held per app thread, and without a bound one local user (whose closes may
+ * hang) could spend all of mw-pvm's fds.  Few uids use the shim on one host,
+ * so the counts are a short list.
  */
 
 struct pvm_uidq {
@@ -117,12 +119,12 @@ int pvm_quota_client_take(struct pvm *p, uid_t uid, pid_t pid)
 
 	if (!q)
 		return -ENOMEM;
-	if (max && q->clients >= max) {
+	if (max && q->clients + pvm_closer_backlog(p, uid) >= max) {
 		p->clients_refused++;
 		mw_log_ratelimited(MW_LOG_WARN,
-				   "uid %u (pid %d): %u shim connections, "
+				   "uid %u (pid %d): %u shim connections, %u fds being closed: "
 				   "pvm.max_connections_per_user reached",
-				   (unsigned)uid, (int)pid, q->clients);
+				   (unsigned)uid, (int)pid, q->clients, pvm_closer_backlog(p, uid));
 		return -EMFILE;
 	}
 	q->clients++;

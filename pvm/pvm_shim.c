@@ -43,6 +43,14 @@
  * is closed by the closer threads (pvm_closer.c), never on the loop: a last
  * close may wait (a FUSE file, a lingering socket, fds queued in a socket).
  *
+ * Bounds per uid (pvm_quota.c): control connections plus the uid's fds the
+ * closer holds, pvm.max_connections_per_user.  A connection takes fds only
+ * once admitted (the listener has SO_PASSRIGHTS 0, an admitted connection 1),
+ * so one refused is closed on the loop: nothing in it can make its close wait.
+ * A client whose uid has that many fds waiting for the closer is not read
+ * until they are closed (parked), so a user whose closes hang cannot make
+ * mw-pvm hold more of its fds.
+ *
  * Data: CONNECT's fd is the app's socket; mw-pvm connects it to itself and
  * holds it unwritable until the outcome (pvm_connect.c).
  */
@@ -64,7 +72,7 @@ static void client_drop_req_fd(struct pvm_client *c)
 {
 	if (c->req_fd < 0)
 		return;
-	pvm_closer_put(c->pvm, c->req_fd);
+	pvm_closer_put(c->pvm, c->req_fd, c->uid);
 	c->req_fd = -1;
 }
 
@@ -78,10 +86,12 @@ static void client_close(struct pvm_client *c)
 		c->wait_sock->waiter = NULL;
 	ev_io_stop(p->loop, &c->io);
 	/* Its queue may hold passed fds whose release waits (pvm_closer.c). */
-	pvm_closer_put(p, c->fd);
+	pvm_closer_put(p, c->fd, c->uid);
 	client_drop_req_fd(c);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
+	if (c->parked)
+		p->nparked--;
 	pvm_quota_client_put(p, c->uid);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -583,13 +593,13 @@ static bool client_take_fd(struct pvm_client *c, int fd, int *out)
 
 		if (family >= 0) /* a socket: its own close need not wait for a peer */
 			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
-		pvm_closer_put(c->pvm, fd);
+		pvm_closer_put(c->pvm, fd, c->uid);
 		return false;
 	}
 	if (*out < 0)
 		*out = fd;
 	else
-		pvm_closer_put(c->pvm, fd); /* one fd per request; surplus ones are dropped */
+		pvm_closer_put(c->pvm, fd, c->uid); /* one fd per request; surplus ones are dropped */
 	return true;
 }
 
@@ -639,12 +649,59 @@ static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int
 	if (msg.msg_flags & MSG_CTRUNC) {
 		/* Out of fds (EMFILE) to install them all: the kernel closed the rest. */
 		if (*fd >= 0)
-			pvm_closer_put(c->pvm, *fd);
+			pvm_closer_put(c->pvm, *fd, c->uid);
 		*fd = -1;
 		errno = EPROTO;
 		return -1;
 	}
 	return n;
+}
+
+#define PVM_PARK_RETRY_S 0.1
+
+/*
+ * @c's uid has pvm.max_connections_per_user fds waiting for the closer (its
+ * closes hang): @c is not read until they are closed.  Return: parked.
+ */
+static bool client_park(struct pvm_client *c)
+{
+	struct pvm *p = c->pvm;
+	unsigned max = (unsigned)p->cfg->max_connections_per_user, n;
+
+	if (!max || (n = pvm_closer_backlog(p, c->uid)) < max)
+		return false;
+	ev_io_stop(p->loop, &c->io);
+	c->parked = true;
+	p->nparked++;
+	mw_log_ratelimited(MW_LOG_WARN,
+			   "uid %u (pid %d): %u fds wait to be closed: its requests wait too",
+			   (unsigned)c->uid, (int)c->pid, n);
+	if (!ev_is_active(&p->park_timer)) {
+		ev_timer_set(&p->park_timer, PVM_PARK_RETRY_S, 0.);
+		ev_timer_start(p->loop, &p->park_timer);
+	}
+	return true;
+}
+
+/* Parked clients whose uid's closes went on are read again. */
+static void park_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pvm *p = w->data;
+	unsigned max = (unsigned)p->cfg->max_connections_per_user;
+	struct pvm_client *c;
+
+	(void)revents;
+	for (c = p->clients; c && p->nparked; c = c->next) {
+		if (!c->parked || (max && pvm_closer_backlog(p, c->uid) >= max))
+			continue;
+		c->parked = false;
+		p->nparked--;
+		ev_io_start(loop, &c->io);
+	}
+	if (p->nparked) {
+		ev_timer_set(w, PVM_PARK_RETRY_S, 0.);
+		ev_timer_start(loop, w);
+	}
 }
 
 static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -657,12 +714,14 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 	int ret, fd;
 
+	if (client_park(c))
+		return;
 	n = client_recv(c, &req, &fd, &foreign);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
 		if (fd >= 0)
-			pvm_closer_put(p, fd); /* a message of 0 bytes may carry one too */
+			pvm_closer_put(p, fd, c->uid); /* a message of 0 bytes may carry one too */
 		if (n < 0 && errno == EPROTO)
 			mw_log_ratelimited(MW_LOG_WARN, "shim pid %d: too many fds in a request",
 					   (int)c->pid);
@@ -676,7 +735,7 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 				   "shim pid %d: request of %zd bytes (want %zu): dropped",
 				   (int)c->pid, n, sizeof(req));
 		if (fd >= 0)
-			pvm_closer_put(p, fd);
+			pvm_closer_put(p, fd, c->uid);
 		client_close(c);
 		return;
 	}
@@ -731,16 +790,32 @@ static void accept_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * A connection over its uid's pvm.max_connections_per_user: the answer to the
  * REGISTER it is about to send is queued first (EMFILE, which the shim's
  * socket() returns), then it is closed.  The answer stays readable after the
- * close, whether or not the REGISTER got through.
+ * close, whether or not the REGISTER got through.  Its close is the loop's
+ * when it cannot hold fds (a kernel with SO_PASSRIGHTS): counted nowhere, it
+ * must not wait for the closer.
  */
-static void ctl_refuse(struct pvm *p, int fd, int err)
+static void ctl_refuse(struct pvm *p, int fd, uid_t uid, int err)
 {
 	struct mw_shimctl_resp resp;
 
 	memset(&resp, 0, sizeof(resp));
 	resp.status = err;
 	(void)send(fd, &resp, sizeof(resp), MSG_NOSIGNAL | MSG_DONTWAIT);
-	pvm_closer_put(p, fd); /* it may already hold passed fds */
+	if (p->ctl_rights_gated)
+		close(fd);
+	else
+		pvm_closer_put(p, fd, uid); /* it may already hold passed fds */
+}
+
+/* An admitted connection may pass fds (the listener's SO_PASSRIGHTS 0 is inherited). */
+static int ctl_admit_rights(struct pvm *p, int fd)
+{
+	int on = 1;
+
+	if (!p->ctl_rights_gated ||
+	    !setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &on, sizeof(on)))
+		return 0;
+	return -errno;
 }
 
 static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -761,13 +836,15 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c = calloc(1, sizeof(*c));
 		if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
 			free(c);
-			pvm_closer_put(p, fd); /* it may already hold passed fds */
+			pvm_closer_put(p, fd, PVM_UID_UNKNOWN); /* it may already hold passed fds */
 			continue;
 		}
 		ret = pvm_quota_client_take(p, cred.uid, cred.pid);
+		if (!ret && (ret = ctl_admit_rights(p, fd)))
+			pvm_quota_client_put(p, cred.uid);
 		if (ret) {
 			free(c);
-			ctl_refuse(p, fd, ret);
+			ctl_refuse(p, fd, cred.uid, ret);
 			continue;
 		}
 		c->pvm = p;
@@ -841,11 +918,15 @@ int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
 		snprintf(err, errlen, "control socket %s: %s", p->ctl_path, strerror(-ret));
 		return ret;
 	}
+	/* Connections take fds once admitted (ctl_admit_rights()). */
+	p->ctl_rights_gated = !mw_refuse_rights(p->ctl_fd);
 	ev_io_init(&p->ctl_io, ctl_accept_cb, p->ctl_fd, EV_READ);
 	p->ctl_io.data = p;
 	ev_io_start(p->loop, &p->ctl_io);
 	ev_timer_init(&p->accept_timer, accept_retry_cb, PVM_ACCEPT_RETRY_S, 0.);
 	p->accept_timer.data = p;
+	ev_timer_init(&p->park_timer, park_retry_cb, PVM_PARK_RETRY_S, 0.);
+	p->park_timer.data = p;
 	pvm_appsock_open(p);
 	return 0;
 }
@@ -859,6 +940,7 @@ void pvm_shim_close(struct pvm *p)
 	struct pvm_client *c, *next;
 
 	ev_timer_stop(p->loop, &p->accept_timer);
+	ev_timer_stop(p->loop, &p->park_timer);
 	pvm_appsock_close(p);
 	for (c = p->clients; c; c = next) {
 		next = c->next;
@@ -866,7 +948,7 @@ void pvm_shim_close(struct pvm *p)
 	}
 	if (p->ctl_fd >= 0) {
 		ev_io_stop(p->loop, &p->ctl_io);
-		pvm_closer_put(p, p->ctl_fd); /* connections not accepted may hold fds */
+		pvm_closer_put(p, p->ctl_fd, getuid()); /* connections not accepted may hold fds */
 		unlink(p->ctl_path);
 		p->ctl_fd = -1;
 	}

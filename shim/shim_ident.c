@@ -43,8 +43,10 @@ int shim_ident_own(int fd, struct mw_sockname *n)
 {
 	if (fd < 0 || shim_name_of(fd, n) || n->kind != MW_SOCKNAME_SOCKET)
 		return 0;
-	if (shim_ctl_ready())
-		return -ECONNREFUSED;
+	int ret = shim_ctl_ready();
+
+	if (ret) /* EMFILE: mw-pvm refused this uid one more connection */
+		return ret == -EMFILE ? ret : -ECONNREFUSED;
 	/* from another (or an earlier) mw-pvm: not ours to handle */
 	return n->tag == shim_state.tag;
 }

@@ -142,7 +142,7 @@ mw_wait_for "grep -q '^holding 20' '$(mw_logfile holdctl)'" 10 || mw_fail "holdc
 # (accepted in order: the probe's connection comes after the 20 held ones)
 out=$(nobody_sockets 1)
 [ "$out" = "made 0 errno EMFILE" ] || mw_fail "nobody's 21st control connection was not refused: $out"
-mw_wait_for "grep -q 'shim connections, pvm.max_connections_per_user reached' '$PVM_LOG'" 5 ||
+mw_wait_for "grep -q 'shim connections, [0-9]* fds being closed: pvm.max_connections_per_user reached' '$PVM_LOG'" 5 ||
 	mw_fail "mw-pvm did not log the refusal"
 out=$(shimmed $PROBE sockets 1)
 [ "$out" = "made 1 errno 0" ] || mw_fail "root was limited by nobody's connections: $out"

@@ -184,8 +184,9 @@ static void test_file_refused(void **state)
 	assert_int_equal(ask(MW_SHIMCTL_GETNAME, &cl, 1), -ENOENT);
 }
 
-/* The peer of a lingering connection (lingering(), closed by unlinger()). */
-static int ling_lsn = -1, ling_peer = -1;
+/* The peers of lingering connections (lingering(), closed by unlinger()). */
+#define LING_MAX 20
+static int ling_lsn[LING_MAX], ling_peer[LING_MAX], ling_n;
 
 /*
  * A TCP connection whose peer reads nothing, its window shut, with SO_LINGER:
@@ -199,16 +200,21 @@ static int lingering(void)
 	int c, small = 4096;
 	static char junk[65536];
 
-	ling_lsn = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(ling_lsn >= 0);
-	setsockopt(ling_lsn, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-	assert_int_equal(bind(ling_lsn, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(ling_lsn, 1), 0);
-	assert_int_equal(getsockname(ling_lsn, (struct sockaddr *)&sin, &len), 0);
+	int lsn, peer;
+
+	assert_true(ling_n < LING_MAX);
+	lsn = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lsn >= 0);
+	setsockopt(lsn, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	assert_int_equal(bind(lsn, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lsn, 1), 0);
+	assert_int_equal(getsockname(lsn, (struct sockaddr *)&sin, &len), 0);
 	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ling_peer = accept(ling_lsn, NULL, NULL);
-	assert_true(ling_peer >= 0);
+	peer = accept(lsn, NULL, NULL);
+	assert_true(peer >= 0);
+	ling_lsn[ling_n] = lsn;
+	ling_peer[ling_n++] = peer;
 	fcntl(c, F_SETFL, O_NONBLOCK);
 	while (send(c, junk, sizeof(junk), MSG_NOSIGNAL) > 0)
 		; /* until the peer's window and our buffer are full */
@@ -219,8 +225,11 @@ static int lingering(void)
 
 static void unlinger(void)
 {
-	close(ling_peer);
-	close(ling_lsn);
+	while (ling_n) {
+		ling_n--;
+		close(ling_peer[ling_n]);
+		close(ling_lsn[ling_n]);
+	}
 }
 
 /* Put a lingering TCP socket in the queue of @tx's peer, sent from @tx. */
@@ -289,6 +298,7 @@ static void test_unread_close_off_loop(void **state)
 	evil = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p.ctl_path);
 	assert_int_equal(connect(evil, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	pump(); /* admitted: it may pass fds from now on */
 	assert_int_equal(send(evil, "bad", 3, 0), 3);
 	{
 		int keep = cl;
@@ -506,7 +516,8 @@ static void test_connections_per_user(void **state)
 	assert_int_equal(p.nclients, 2);
 	close(b);
 	close(a);
-	pump(); /* a's close seen: room for one */
+	pump(); /* a's close seen ... */
+	pvm_closer_drain(&p, 20); /* ... and mw-pvm's end closed: room for one */
 	c = connect_register(&st);
 	assert_int_equal(st, 0);
 	assert_int_equal(p.nclients, 2);
@@ -528,7 +539,7 @@ static void test_drain_skips_stuck_close(void **state)
 	double t0, spent;
 
 	(void)state;
-	pvm_closer_put(&p, lingering()); /* mw-pvm's copy is the only one */
+	pvm_closer_put(&p, lingering(), 1000); /* mw-pvm's copy is the only one */
 	usleep(1000 * 1000);		 /* its thread is in close() by now */
 	assert_int_equal(pipe2(pf, O_CLOEXEC), 0);
 	/* One CPU: the thread made for the pipe has not run when the drain begins. */
@@ -536,7 +547,7 @@ static void test_drain_skips_stuck_close(void **state)
 	CPU_ZERO(&one);
 	CPU_SET(sched_getcpu(), &one);
 	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
-	pvm_closer_put(&p, pf[1]);
+	pvm_closer_put(&p, pf[1], 1000);
 	pvm_closer_drain(&p, 800); /* the stuck close began 1 s ago: not waited for */
 	assert_int_equal(poll(&(struct pollfd){ .fd = pf[0], .events = POLLIN }, 1, 0), 1);
 	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
@@ -550,6 +561,106 @@ static void test_drain_skips_stuck_close(void **state)
 	unlinger();
 }
 
+/*
+ * A user whose closes all hang (four lingering sockets) holds its share of
+ * the closer threads, two: another user's fd is closed at once all the same,
+ * and so is the hostile user's next one once a share is free.
+ */
+static void test_stuck_user_holds_its_share(void **state)
+{
+	struct pollfd pf;
+	int pp[2], i;
+
+	(void)state;
+	for (i = 0; i < 4; i++)
+		pvm_closer_put(&p, lingering(), 1000);
+	assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+	usleep(300 * 1000); /* every thread it may have is in close() by now */
+	pvm_closer_put(&p, pp[1], 0);
+	pf = (struct pollfd){ .fd = pp[0], .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, (int)(LOOP_MAX_S * 1000)), 1); /* not after LINGER_S */
+	assert_true(pf.revents & POLLHUP);
+	close(pp[0]);
+	unlinger(); /* the lingering closes end: the queued ones follow */
+}
+
+/*
+ * A hostile user passes a fresh slow close before each bind (16 uids of its
+ * own, a share each): each drain would wait its whole bound for it.  All
+ * drains together wait at most DRAIN_BUDGET_MS (20 ms) of a second.
+ */
+static void test_drain_budget(void **state)
+{
+	double waited = 0, t0;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 16; i++) {
+		pvm_closer_put(&p, lingering(), 2000 + i);
+		t0 = now_s();
+		pvm_closer_drain(&p, 5);
+		waited += now_s() - t0;
+	}
+	assert_true(waited < 0.05); /* without a budget: 16 x 5 ms */
+	unlinger();
+}
+
+/*
+ * A user whose closes hang: the fds of its uid the closer holds count with its
+ * connections (a new one refused), and at the bound its requests wait (the
+ * client parked) until the closes end, then are answered.
+ */
+static void test_closer_backlog_parks(void **state)
+{
+	struct mw_shimctl_resp resp;
+	uid_t me = getuid();
+	double end;
+	int st, fd;
+
+	(void)state;
+	cfg.pvm.max_connections_per_user = 4; /* cl is one */
+	for (int i = 0; i < 3; i++)
+		pvm_closer_put(&p, lingering(), me);
+	assert_int_equal(pvm_closer_backlog(&p, me), 3);
+	assert_int_equal(ask(MW_SHIMCTL_GETNAME, NULL, 0), -ENOENT); /* 1 + 3: served */
+	fd = connect_register(&st);
+	assert_int_equal(st, -EMFILE); /* a fifth: refused */
+	close(fd);
+	pvm_closer_put(&p, lingering(), me); /* 4 of its fds with the closer */
+	send_req(&(struct mw_shimctl_req){ .op = MW_SHIMCTL_GETNAME, .sock = 0x1234 }, NULL, 0);
+	end = now_s() + 0.3;
+	while (now_s() < end) {
+		pump();
+		assert_int_equal(recv(cl, &resp, sizeof(resp), MSG_DONTWAIT), -1); /* parked */
+		usleep(10 * 1000);
+	}
+	assert_int_equal(p.nparked, 1);
+	unlinger(); /* the closes end */
+	assert_int_equal(answer(), -ENOENT);
+	assert_int_equal(p.nparked, 0);
+}
+
+/* A connection not yet admitted cannot be passed an fd (its close stays the loop's). */
+static void test_fds_only_once_admitted(void **state)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), pf[2];
+
+	(void)state;
+	assert_true(p.ctl_rights_gated); /* Linux 6.16 or later */
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p.ctl_path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(pipe2(pf, O_CLOEXEC), 0);
+	assert_int_equal(mw_fdpass_send(fd, "x", 1, pf[0], MSG_NOSIGNAL), -1);
+	assert_int_equal(errno, EPERM);
+	pump(); /* admitted: now it may */
+	assert_int_equal(mw_fdpass_send(fd, "x", 1, pf[0], MSG_NOSIGNAL), 1);
+	close(pf[0]);
+	close(pf[1]);
+	close(fd);
+	pump();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -561,6 +672,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_app_socket_close_off_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_skips_stuck_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connections_per_user, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stuck_user_holds_its_share, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_closer_backlog_parks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fds_only_once_admitted, setup, teardown),
 	};
 
 	mw_log_init("test_pvm_shim_fds", MW_LOG_ERR);
