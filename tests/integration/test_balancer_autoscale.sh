@@ -61,9 +61,11 @@ ok=$(grep -c '^200$' "$MW_TMP/up" || true)
 [ "$ok" = 1500 ] || mw_fail "scaling up: $ok of 1500 requests answered 200"
 # The step comes as soon as the average is above the mark: with all the held
 # connections when they open within one tick, with fewer (but over 20) when a loaded
-# machine opens them more slowly (seen with ASan daemons: 67 of 70).
+# machine opens them more slowly (seen with ASan daemons: 67 of 70).  Above the held
+# ones come the load's: 3 open, and in kernel mode its closing ones as well (the INS's
+# sock_diag count takes CLOSE_WAIT, FIN_WAIT1 and LAST_ACK sockets; seen: 75 of 70 + 3).
 up2=$(sed -n 's/.*autoscale: up to 2 INS: \([0-9]*\) connection(s) over 1 INS is [0-9.]* per INS, above balancer.autoscale_up_conns (20).*/\1/p' "$BAL_LOG")
-[ -n "$up2" ] && [ "$up2" -gt 20 ] && [ "$up2" -le $((HOLD + 3)) ] ||
+[ -n "$up2" ] && [ "$up2" -gt 20 ] && [ "$up2" -le $((HOLD + 20)) ] ||
 	mw_fail "no log line for the step to 2 with over 20 connections: $(grep autoscale "$BAL_LOG")"
 grep -q "autoscale: up to 3 INS" "$BAL_LOG" || mw_fail "no log line for the step to 3"
 sleep 1.5 # over a cool-down: had it wanted a 4th INS (it must not: max_ins 3) it would show
