@@ -143,6 +143,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_BOOL(pvm, fail_open, false),
 	KEY_INT(pvm, max_sockets_per_user, 16384, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(pvm, max_connections_per_user, 4096, 0, 16 * MIB, CHK_NONE),
+	KEY_STR(pvm, subuid_file, "/etc/subuid", CHK_PATH_OR_EMPTY, NULL),
 	KEY_INT(pvm, liveness_interval_ms, 200, 10, 60000, CHK_NONE),
 
 	KEY_INT(ins, id, 1, 1, 65535, CHK_NONE),

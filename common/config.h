@@ -54,6 +54,7 @@ struct mw_pvm_config {
 	bool fail_open;                     /* shim passes through if mw-pvm is down: false */
 	int max_sockets_per_user;           /* app sockets per uid, 0 = unlimited: 16384 */
 	int max_connections_per_user;       /* shim control connections per uid, 0 = unlimited: 4096 */
+	char subuid_file[MW_PATH_MAX];      /* subordinate uid ranges, each one account: "/etc/subuid" */
 	int liveness_interval_ms;           /* sweep for app sockets whose app is gone: 200 */
 };
 

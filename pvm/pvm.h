@@ -107,6 +107,7 @@ struct pvm_sock {
 
 	/* connect outcome (pvm_connect.c) */
 	int connect_fd;	 /* the app's fd, from CONNECT until its RESULT; -1 */
+	uid_t connect_acct; /* whose CONNECT passed it: its close is charged there */
 	uint32_t filler; /* bytes from the app's socket left unread at fd: it is held */
 	bool held;	 /* fd in pvm->hold_fd until the outcome */
 	bool hup_watch;	 /* fd in pvm->hold_fd: the app shut its write side */
@@ -125,6 +126,7 @@ struct pvm_sock {
 	struct pvm_sock *ho_next, *ho_prev;
 	bool ho_waiting;
 	uid_t owner_uid;   /* who created it (observation only: the fd is the authority) */
+	uid_t owner_acct;  /* its account (pvm_uid_account()): the copy's close is charged there */
 	dev_t app_dev;	   /* the app's AF_UNIX socket, made by us at SOCKET (app sockets) */
 	ino_t app_ino;
 	uint64_t nonce;	  /* the random part of its 'S' name ('A' for an accepted one) */
@@ -213,6 +215,7 @@ struct pvm_client {
 	ev_io io;
 	pid_t pid;
 	uid_t uid;
+	uid_t acct; /* what its uid is charged to: connections, fds to close (pvm_subuid.c) */
 	int pidfd;	 /* the peer process, from connect time: signals never hit a reused pid */
 	uint64_t serial; /* unique per connection, never reused */
 	bool registered;
@@ -265,6 +268,8 @@ struct pvm {
 	unsigned lv_kick_visits, lv_kick_checks; /* left to kicks until the recheck */
 	uint64_t lv_checks;			 /* name checks made (tests) */
 	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
+	struct pvm_subuid *subuid; /* subordinate uid ranges, each one account (pvm_subuid.c) */
+	unsigned nsubuid;
 	struct pvm_closer *closer; /* closes passed fds and control connections off the loop */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
 	ev_timer park_timer;	/* clients parked on their uid's closer backlog */
@@ -348,6 +353,10 @@ void pvm_appsock_check_port(struct pvm *p, const struct pvm_sock *self, uint16_t
 void pvm_appsock_kick(struct pvm *p, pid_t pid);
 void pvm_appsock_open(struct pvm *p);
 void pvm_appsock_close(struct pvm *p);
+
+/* pvm_subuid.c */
+void pvm_subuid_load(struct pvm *p);
+uid_t pvm_uid_account(const struct pvm *p, uid_t uid);
 
 /* pvm_closer.c */
 #define PVM_UID_UNKNOWN ((uid_t)-1) /* a connection whose peer's uid is unknown */

@@ -23,12 +23,14 @@
  * can have fds queued in them), and every control connection, is closed here:
  * queued for closer threads, never on the loop.
  *
- * Each fd is queued under the uid it came from (the client's, or the socket's
- * owner), one FIFO per uid, and a uid has at most CLOSER_PER_UID closes under
+ * Each fd is queued under the account it came from (the uid of the client
+ * that passed it; a subordinate uid range is one account, pvm_subuid.c), one
+ * FIFO per account, and an account has at most CLOSER_PER_UID closes under
  * way: a user whose closes hang holds that many threads, and the others' fds
- * are closed by the rest.  Threads take from the uids in turn.  The queues grow
- * as needed (nothing is ever forgotten: the descriptors are bounded by the fd
- * limit).  When more fds can be taken than threads are idle or starting, one
+ * are closed by the rest.  Threads take from the accounts in turn.  The queues
+ * grow as needed (nothing is ever forgotten); an account's is bounded by
+ * pvm.max_connections_per_user, as its clients are not read while it is that
+ * long (pvm_shim.c).  When more fds can be taken than threads are idle or starting, one
  * more starts, up to CLOSER_THREADS (a healthy close takes microseconds: the
  * extra ones are for closes that wait); the last thread to leave after
  * pvm_closer_stop() frees the queues, so a stuck one holds nothing mw-pvm's
@@ -43,7 +45,7 @@
  * queued is released by the close hint's second look or the sweep).
  */
 
-#define CLOSER_THREADS 16 /* at most, the extra ones only while closes wait */
+#define CLOSER_THREADS 32 /* at most, the extra ones only while closes wait */
 #define CLOSER_PER_UID 2  /* closes one uid may have under way */
 #define CLOSER_QUEUE_MIN 16
 #define CLOSER_UIDS_KEPT 8 /* empty queues kept for reuse (few uids use the shim) */

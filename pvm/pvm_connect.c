@@ -148,7 +148,7 @@ int pvm_connect_attach(struct pvm_sock *s)
 	else
 		s->held = true;
 out:
-	pvm_closer_put(p, s->connect_fd, s->owner_uid); /* a copy of a passed fd: its close may wait */
+	pvm_closer_put(p, s->connect_fd, s->connect_acct); /* a copy of a passed fd: its close may wait */
 	s->connect_fd = -1;
 	return ret;
 }
@@ -205,7 +205,7 @@ void pvm_connect_watch_hup(struct pvm_sock *s)
 void pvm_connect_forget(struct pvm_sock *s)
 {
 	if (s->connect_fd >= 0) {
-		pvm_closer_put(s->pvm, s->connect_fd, s->owner_uid);
+		pvm_closer_put(s->pvm, s->connect_fd, s->connect_acct);
 		s->connect_fd = -1;
 	}
 	if ((s->held || s->hup_watch) && s->fd >= 0)

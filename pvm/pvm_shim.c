@@ -72,7 +72,7 @@ static void client_drop_req_fd(struct pvm_client *c)
 {
 	if (c->req_fd < 0)
 		return;
-	pvm_closer_put(c->pvm, c->req_fd, c->uid);
+	pvm_closer_put(c->pvm, c->req_fd, c->acct);
 	c->req_fd = -1;
 }
 
@@ -86,13 +86,13 @@ static void client_close(struct pvm_client *c)
 		c->wait_sock->waiter = NULL;
 	ev_io_stop(p->loop, &c->io);
 	/* Its queue may hold passed fds whose release waits (pvm_closer.c). */
-	pvm_closer_put(p, c->fd, c->uid);
+	pvm_closer_put(p, c->fd, c->acct);
 	client_drop_req_fd(c);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	if (c->parked)
 		p->nparked--;
-	pvm_quota_client_put(p, c->uid);
+	pvm_quota_client_put(p, c->acct);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -239,6 +239,7 @@ static int shim_socket(struct pvm_client *c, const struct mw_shimctl_req *req)
 		return -ENOMEM;
 	s->owner_pid = c->pid;
 	s->owner_uid = c->uid;
+	s->owner_acct = c->acct;
 	s->owner_client = c->serial;
 	ret = pvm_quota_take(s);
 	if (!ret)
@@ -338,6 +339,7 @@ static int shim_connect(struct pvm_client *c, struct pvm_sock *s, const struct m
 	s->connect_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (s->connect_fd < 0)
 		return -errno;
+	s->connect_acct = c->acct; /* it came from this client, whoever made the socket */
 	ret = pvm_ins_op(s->ins, MW_OP_CONNECT, s->id, &ca, sizeof(ca), PVM_REQ_CONNECT, c, NULL);
 	if (ret)
 		pvm_connect_forget(s);
@@ -593,13 +595,13 @@ static bool client_take_fd(struct pvm_client *c, int fd, int *out)
 
 		if (family >= 0) /* a socket: its own close need not wait for a peer */
 			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
-		pvm_closer_put(c->pvm, fd, c->uid);
+		pvm_closer_put(c->pvm, fd, c->acct);
 		return false;
 	}
 	if (*out < 0)
 		*out = fd;
 	else
-		pvm_closer_put(c->pvm, fd, c->uid); /* one fd per request; surplus ones are dropped */
+		pvm_closer_put(c->pvm, fd, c->acct); /* one fd per request; surplus ones are dropped */
 	return true;
 }
 
@@ -649,7 +651,7 @@ static ssize_t client_recv(struct pvm_client *c, struct mw_shimctl_req *req, int
 	if (msg.msg_flags & MSG_CTRUNC) {
 		/* Out of fds (EMFILE) to install them all: the kernel closed the rest. */
 		if (*fd >= 0)
-			pvm_closer_put(c->pvm, *fd, c->uid);
+			pvm_closer_put(c->pvm, *fd, c->acct);
 		*fd = -1;
 		errno = EPROTO;
 		return -1;
@@ -668,14 +670,15 @@ static bool client_park(struct pvm_client *c)
 	struct pvm *p = c->pvm;
 	unsigned max = (unsigned)p->cfg->max_connections_per_user, n;
 
-	if (!max || (n = pvm_closer_backlog(p, c->uid)) < max)
+	if (!max || (n = pvm_closer_backlog(p, c->acct)) < max)
 		return false;
 	ev_io_stop(p->loop, &c->io);
 	c->parked = true;
 	p->nparked++;
 	mw_log_ratelimited(MW_LOG_WARN,
-			   "uid %u (pid %d): %u fds wait to be closed: its requests wait too",
-			   (unsigned)c->uid, (int)c->pid, n);
+			   "uid %u (pid %d, account %u): %u fds wait to be closed: its requests "
+			   "wait too",
+			   (unsigned)c->uid, (int)c->pid, (unsigned)c->acct, n);
 	if (!ev_is_active(&p->park_timer)) {
 		ev_timer_set(&p->park_timer, PVM_PARK_RETRY_S, 0.);
 		ev_timer_start(p->loop, &p->park_timer);
@@ -692,7 +695,7 @@ static void park_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	for (c = p->clients; c && p->nparked; c = c->next) {
-		if (!c->parked || (max && pvm_closer_backlog(p, c->uid) >= max))
+		if (!c->parked || (max && pvm_closer_backlog(p, c->acct) >= max))
 			continue;
 		c->parked = false;
 		p->nparked--;
@@ -721,7 +724,7 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (n <= 0) {
 		if (fd >= 0)
-			pvm_closer_put(p, fd, c->uid); /* a message of 0 bytes may carry one too */
+			pvm_closer_put(p, fd, c->acct); /* a message of 0 bytes may carry one too */
 		if (n < 0 && errno == EPROTO)
 			mw_log_ratelimited(MW_LOG_WARN, "shim pid %d: too many fds in a request",
 					   (int)c->pid);
@@ -735,7 +738,7 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 				   "shim pid %d: request of %zd bytes (want %zu): dropped",
 				   (int)c->pid, n, sizeof(req));
 		if (fd >= 0)
-			pvm_closer_put(p, fd, c->uid);
+			pvm_closer_put(p, fd, c->acct);
 		client_close(c);
 		return;
 	}
@@ -800,8 +803,12 @@ static void ctl_refuse(struct pvm *p, int fd, uid_t uid, int err)
 
 	memset(&resp, 0, sizeof(resp));
 	resp.status = err;
+	int rights = 1;
+	socklen_t len = sizeof(rights);
+
 	(void)send(fd, &resp, sizeof(resp), MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (p->ctl_rights_gated)
+	if (p->ctl_rights_gated &&
+	    !getsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &rights, &len) && !rights)
 		close(fd);
 	else
 		pvm_closer_put(p, fd, uid); /* it may already hold passed fds */
@@ -824,6 +831,7 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct pvm_client *c;
 	struct ucred cred;
 	socklen_t len;
+	uid_t acct;
 	int i, fd, ret;
 
 	for (i = 0; i < ACCEPTS_PER_EVENT; i++) {
@@ -839,12 +847,13 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			pvm_closer_put(p, fd, PVM_UID_UNKNOWN); /* it may already hold passed fds */
 			continue;
 		}
-		ret = pvm_quota_client_take(p, cred.uid, cred.pid);
+		acct = pvm_uid_account(p, cred.uid);
+		ret = pvm_quota_client_take(p, acct, cred.pid);
 		if (!ret && (ret = ctl_admit_rights(p, fd)))
-			pvm_quota_client_put(p, cred.uid);
+			pvm_quota_client_put(p, acct);
 		if (ret) {
 			free(c);
-			ctl_refuse(p, fd, cred.uid, ret);
+			ctl_refuse(p, fd, acct, ret);
 			continue;
 		}
 		c->pvm = p;
@@ -852,6 +861,7 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		c->req_fd = -1;
 		c->pid = cred.pid;
 		c->uid = cred.uid;
+		c->acct = acct;
 		c->pidfd = pvm_peer_pidfd(fd, cred.pid);
 		c->serial = ++p->client_serial;
 		c->next = p->clients;
@@ -871,7 +881,11 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-static int shim_listen_path(const char *path, int type, int *out)
+/*
+ * Listen on @path; *@gated: its connections take no fds until admitted
+ * (SO_PASSRIGHTS 0, set before listen() so that no early connection has 1).
+ */
+static int shim_listen_path(const char *path, int type, int *out, bool *gated)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd, ret = 0;
@@ -882,6 +896,7 @@ static int shim_listen_path(const char *path, int type, int *out)
 	fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	*gated = !mw_refuse_rights(fd);
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0666) ||
 	    listen(fd, 1024)) {
@@ -913,13 +928,12 @@ int pvm_shim_open(struct pvm *p, char *err, size_t errlen)
 		close(probe);
 
 	snprintf(p->ctl_path, sizeof(p->ctl_path), "%s", p->cfg->control_socket);
-	ret = shim_listen_path(p->ctl_path, SOCK_SEQPACKET, &p->ctl_fd);
+	pvm_subuid_load(p);
+	ret = shim_listen_path(p->ctl_path, SOCK_SEQPACKET, &p->ctl_fd, &p->ctl_rights_gated);
 	if (ret) {
 		snprintf(err, errlen, "control socket %s: %s", p->ctl_path, strerror(-ret));
 		return ret;
 	}
-	/* Connections take fds once admitted (ctl_admit_rights()). */
-	p->ctl_rights_gated = !mw_refuse_rights(p->ctl_fd);
 	ev_io_init(&p->ctl_io, ctl_accept_cb, p->ctl_fd, EV_READ);
 	p->ctl_io.data = p;
 	ev_io_start(p->loop, &p->ctl_io);
@@ -950,6 +964,9 @@ void pvm_shim_close(struct pvm *p)
 		ev_io_stop(p->loop, &p->ctl_io);
 		pvm_closer_put(p, p->ctl_fd, getuid()); /* connections not accepted may hold fds */
 		unlink(p->ctl_path);
+		free(p->subuid);
+		p->subuid = NULL;
+		p->nsubuid = 0;
 		p->ctl_fd = -1;
 	}
 }

@@ -482,7 +482,7 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 		 */
 		if (r->client) {
 			pvm_shim_answer_fd(r->client, s->id, s->app_fd);
-			pvm_closer_put(s->pvm, s->app_fd, s->owner_uid);
+			pvm_closer_put(s->pvm, s->app_fd, s->owner_acct);
 		} else {
 			close(s->app_fd);
 		}

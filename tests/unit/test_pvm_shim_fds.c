@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -661,6 +662,100 @@ static void test_fds_only_once_admitted(void **state)
 	pump();
 }
 
+/* Connect as @uid, register; 0: answered 0, 1: answered EMFILE, 2: else.  Holds until @go. */
+static void child_register(uid_t uid, int go, int done)
+{
+	struct mw_shimctl_req reg = { .op = MW_SHIMCTL_REGISTER, .arg = MW_SHIMCTL_VERSION };
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct mw_shimctl_resp resp;
+	bool ok = false;
+	char b = 2;
+	int fd;
+
+	memset(&resp, 0, sizeof(resp));
+	if (setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
+		_exit(3);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p.ctl_path);
+	/* As the shim: a refusal is read even after a failed send or a reset. */
+	if (!connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		if (send(fd, &reg, sizeof(reg), MSG_NOSIGNAL) == sizeof(reg))
+			ok = recv(fd, &resp, sizeof(resp), 0) == sizeof(resp);
+		if (!ok)
+			ok = recv(fd, &resp, sizeof(resp), MSG_DONTWAIT) == sizeof(resp);
+	}
+	if (ok)
+		b = resp.status == 0 ? 0 : resp.status == -EMFILE ? 1 : 2;
+	(void)!write(done, &b, 1);
+	(void)!read(go, &b, 1);
+	_exit(0);
+}
+
+/* The parent's loop turns until a child reports (a byte on @done). */
+static int child_result(int done)
+{
+	struct pollfd pf = { .fd = done, .events = POLLIN };
+	double end = now_s() + 5;
+	char b = 9;
+
+	while (now_s() < end && poll(&pf, 1, 0) == 0)
+		pump();
+	assert_int_equal(read(done, &b, 1), 1);
+	return b;
+}
+
+/*
+ * A subordinate uid range is one account: with one connection per account,
+ * a second uid of the range is refused while the first holds its own, and a
+ * uid outside it is not.  Lines that are not ranges are skipped.
+ */
+static void test_subuid_one_account(void **state)
+{
+	char path[96];
+	int go[2], done[2], i;
+	uid_t uids[3] = { 200001, 265535, 300000 };
+	int want[3] = { 0, 1, 0 };
+	pid_t kids[3];
+	FILE *f;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/subuid", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("# a comment\nalice:200000:65536\nbogus\nbob:4294967295:2\nbob::5\n", f);
+	fclose(f);
+	snprintf(cfg.pvm.subuid_file, sizeof(cfg.pvm.subuid_file), "%s", path);
+	pvm_subuid_load(&p);
+	assert_int_equal(p.nsubuid, 1);
+	assert_int_equal(pvm_uid_account(&p, 200000), 200000);
+	assert_int_equal(pvm_uid_account(&p, 265535), 200000);
+	assert_int_equal(pvm_uid_account(&p, 265536), 265536);
+	assert_int_equal(pvm_uid_account(&p, 0), 0);
+	cfg.pvm.max_connections_per_user = 1;
+	assert_int_equal(chmod(dir, 0755), 0); /* the children reach the control socket */
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(done, O_CLOEXEC), 0);
+	for (i = 0; i < 3; i++) {
+		kids[i] = fork();
+		assert_true(kids[i] >= 0);
+		if (!kids[i]) {
+			close(go[1]); /* the parent's exit, whatever it is, frees the child */
+			child_register(uids[i], go[0], done[1]);
+		}
+		assert_int_equal(child_result(done[0]), want[i]);
+	}
+	assert_int_equal(write(go[1], "xxx", 3), 3);
+	for (i = 0; i < 3; i++) {
+		int st;
+
+		assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	for (i = 0; i < 2; i++)
+		close(go[i]), close(done[i]);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -676,6 +771,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drain_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_closer_backlog_parks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fds_only_once_admitted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subuid_one_account, setup, teardown),
 	};
 
 	mw_log_init("test_pvm_shim_fds", MW_LOG_ERR);
