@@ -354,7 +354,14 @@ void pvm_appsock_kick(struct pvm *p, pid_t pid);
 void pvm_appsock_open(struct pvm *p);
 void pvm_appsock_close(struct pvm *p);
 
-/* pvm_subuid.c */
+/* pvm_subuid.c: one line of pvm.subuid_file */
+struct pvm_subuid {
+	uid_t start;
+	uint32_t count; /* start + count <= UINT32_MAX */
+	uid_t acct;	/* the first uid of the same owner's first range */
+	char owner[32]; /* its owner's name or uid, as read */
+};
+
 void pvm_subuid_load(struct pvm *p);
 uid_t pvm_uid_account(const struct pvm *p, uid_t uid);
 

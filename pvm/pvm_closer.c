@@ -292,8 +292,8 @@ static bool closer_push(struct pvm_closer *cl, int fd, uid_t uid)
  * @p:   the daemon
  * @fd:  a descriptor a client passed, or a control connection (a last close()
  *       of either may wait)
- * @uid: whose it is (the client's uid, or the socket's owner): a uid has at
- *       most CLOSER_PER_UID of the threads
+ * @uid: the account it is charged to (pvm_uid_account() of the client that
+ *       passed it): an account has at most CLOSER_PER_UID of the threads
  */
 void pvm_closer_put(struct pvm *p, int fd, uid_t uid)
 {
@@ -315,7 +315,7 @@ void pvm_closer_put(struct pvm *p, int fd, uid_t uid)
 }
 
 /**
- * pvm_closer_backlog() - how many of @uid's fds wait to be closed or are being closed
+ * pvm_closer_backlog() - how many of account @uid's fds wait to be closed or are being closed
  * @p:   the daemon
  * @uid: the uid they were queued under
  */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pvm_quota.c - per uid: app sockets (pvm.max_sockets_per_user), shim connections */
+/* pvm_quota.c - per account: app sockets (pvm.max_sockets_per_user), shim connections */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -7,16 +7,17 @@
 #include "pvm/pvm.h"
 
 /*
- * Every APP socket (the shim's SOCKET) counts against its creator's uid until
- * it is freed; accepted connections do not (their number is the listener's
- * backlog and the INS's business).  A uid at its quota gets EMFILE from
- * socket(), and nobody else is affected.  Each control connection counts
- * against its peer's uid (SO_PEERCRED) from accept until it is closed, and so
- * does every fd of the uid that the closer threads hold (a connection, once
- * dropped, is theirs): together at most pvm.max_connections_per_user.  One is
- * held per app thread, and without a bound one local user (whose closes may
- * hang) could spend all of mw-pvm's fds.  Few uids use the shim on one host,
- * so the counts are a short list.
+ * Counts are per account (pvm_subuid.c: a uid, or all the subordinate uids of
+ * one owner).  Every APP socket (the shim's SOCKET) counts against its
+ * creator's account until it is freed; accepted connections do not (their
+ * number is the listener's backlog and the INS's business).  An account at
+ * its quota gets EMFILE from socket(), and nobody else is affected.  Each
+ * control connection counts against its peer's account (SO_PEERCRED) from
+ * accept until it is closed, and so does every fd of the account that the
+ * closer threads hold (a connection, once dropped, is theirs): together at
+ * most pvm.max_connections_per_user.  One is held per app thread, and without
+ * a bound one local user (whose closes may hang) could spend all of mw-pvm's
+ * fds.  Few accounts use the shim on one host, so the counts are a short list.
  */
 
 struct pvm_uidq {
@@ -69,23 +70,25 @@ static void quota_drop(struct pvm *p, uid_t uid, bool client)
 }
 
 /**
- * pvm_quota_take() - count one more socket for @s's owner uid
- * @s: a new APP socket (owner_uid set)
+ * pvm_quota_take() - count one more socket for @s's owner's account
+ * @s: a new APP socket (owner_uid, owner_acct set)
  * Return: 0, -EMFILE (the uid is at its quota) or -ENOMEM
  */
 int pvm_quota_take(struct pvm_sock *s)
 {
 	struct pvm *p = s->pvm;
 	unsigned max = (unsigned)p->cfg->max_sockets_per_user;
-	struct pvm_uidq *q = quota_get(p, s->owner_uid);
+	struct pvm_uidq *q = quota_get(p, s->owner_acct);
 
 	if (!q)
 		return -ENOMEM;
 	if (max && q->count >= max) {
 		p->quota_refused++;
 		mw_log_ratelimited(MW_LOG_WARN,
-				   "uid %u (pid %d): %u sockets, pvm.max_sockets_per_user reached",
-				   (unsigned)s->owner_uid, (int)s->owner_pid, q->count);
+				   "uid %u (pid %d, account %u): %u sockets, "
+				   "pvm.max_sockets_per_user reached",
+				   (unsigned)s->owner_uid, (int)s->owner_pid, (unsigned)s->owner_acct,
+				   q->count);
 		return -EMFILE;
 	}
 	q->count++;
@@ -102,7 +105,7 @@ void pvm_quota_put(struct pvm_sock *s)
 	if (!s->quota_held)
 		return;
 	s->quota_held = false;
-	quota_drop(s->pvm, s->owner_uid, false);
+	quota_drop(s->pvm, s->owner_acct, false);
 }
 
 /**
@@ -122,7 +125,7 @@ int pvm_quota_client_take(struct pvm *p, uid_t uid, pid_t pid)
 	if (max && q->clients + pvm_closer_backlog(p, uid) >= max) {
 		p->clients_refused++;
 		mw_log_ratelimited(MW_LOG_WARN,
-				   "uid %u (pid %d): %u shim connections, %u fds being closed: "
+				   "account %u (pid %d): %u shim connections, %u fds being closed: "
 				   "pvm.max_connections_per_user reached",
 				   (unsigned)uid, (int)pid, q->clients, pvm_closer_backlog(p, uid));
 		return -EMFILE;

@@ -237,6 +237,7 @@ int pvm_sock_replicate(struct pvm_sock *app, struct pvm_ins *ins)
 	r->owner_pid = app->owner_pid;
 	r->owner_client = app->owner_client;
 	r->owner_uid = app->owner_uid;
+	r->owner_acct = app->owner_acct;
 	ret = pvm_ins_op(ins, MW_OP_SOCKET, r->id, &so, sizeof(so), PVM_REQ_QUIET, NULL, NULL);
 	for (o = app->opts; o && !ret; o = o->next)
 		ret = pvm_sock_send_opt(r, o);
@@ -725,6 +726,7 @@ int pvm_sock_accepted(struct pvm_ins *ins, struct pvm_sock *lsn, const struct mw
 	c->owner_pid = lsn->owner_pid;
 	c->owner_client = lsn->owner_client;
 	c->owner_uid = lsn->owner_uid;
+	c->owner_acct = lsn->owner_acct;
 	c->listener = app ? app->id : lsn->id;
 	if (!app) {
 		pvm_sock_close(c, true);

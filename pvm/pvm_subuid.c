@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "pvm/pvm.h"
@@ -13,39 +14,61 @@
  * The bounds per uid (control connections, the closer's share and backlog)
  * would be per user only if a user had one uid.  A user with a subordinate
  * uid range (/etc/subuid, used through newuidmap for rootless containers)
- * has up to 65536, and SO_PEERCRED shows each as itself.  So every uid in a
- * range is charged to one account: the range's first uid (not its owner's
- * uid: a container's processes must not spend their owner's share, root's
- * least of all).  Ranges are read once, when mw-pvm starts.
+ * has up to 65536, and SO_PEERCRED shows each as itself.  So every uid of an
+ * owner's ranges is charged to one account: the first uid of the owner's
+ * first range (not the owner's own uid: a container's processes must not
+ * spend their owner's share, root's least of all).  A range holding uid 0 or
+ * mw-pvm's own is skipped.  Ranges are read once, when mw-pvm starts.
  */
 
 #define SUBUID_MAX 4096 /* ranges read at most */
 
-struct pvm_subuid {
-	uid_t start;
-	uint32_t count;
-};
-
-/* One "owner:start:count" line; false if it is not one. */
-static bool subuid_parse(const char *line, struct pvm_subuid *r)
+/* A decimal number of at most @max at @s, digits only; *@end after it. */
+static bool subuid_number(const char *s, unsigned long long max, unsigned long long *v,
+			  const char **end)
 {
-	const char *colon = strchr(line, ':');
-	unsigned long long start, count;
-	char *end;
+	char *e;
 
-	if (!colon || colon == line)
+	if (*s < '0' || *s > '9')
 		return false;
 	errno = 0;
-	start = strtoull(colon + 1, &end, 10);
-	if (errno || end == colon + 1 || *end != ':')
+	*v = strtoull(s, &e, 10);
+	*end = e;
+	return !errno && *v <= max;
+}
+
+/* One "owner:start:count" line (no newline); false if it is not one. */
+static bool subuid_parse(const char *line, struct pvm_subuid *r)
+{
+	const char *colon = strchr(line, ':'), *end;
+	unsigned long long start, count;
+
+	if (!colon || colon == line || (size_t)(colon - line) >= sizeof(r->owner))
 		return false;
-	count = strtoull(end + 1, &end, 10);
-	if (errno || (*end && *end != '\n') || !count || start > UINT32_MAX ||
-	    count > (unsigned long long)UINT32_MAX + 1 - start)
+	if (!subuid_number(colon + 1, UINT32_MAX - 1, &start, &end) || *end != ':' ||
+	    !subuid_number(end + 1, UINT32_MAX, &count, &end) || *end || !count ||
+	    count > (unsigned long long)UINT32_MAX - start)
 		return false;
+	memset(r->owner, 0, sizeof(r->owner));
+	memcpy(r->owner, line, (size_t)(colon - line));
 	r->start = (uid_t)start;
-	r->count = (uint32_t)(count > UINT32_MAX ? UINT32_MAX : count);
+	r->count = (uint32_t)count;
 	return true;
+}
+
+/* Whether @r holds @uid. */
+static bool subuid_holds(const struct pvm_subuid *r, uid_t uid)
+{
+	return uid >= r->start && uid - r->start < r->count;
+}
+
+/* The account of a new range of @r's owner: that owner's first range's start. */
+static uid_t subuid_acct(const struct pvm_subuid *r, unsigned n, const struct pvm_subuid *nr)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(r[i].owner, nr->owner))
+			return r[i].acct;
+	return nr->start;
 }
 
 /**
@@ -59,8 +82,9 @@ void pvm_subuid_load(struct pvm *p)
 {
 	const char *path = p->cfg->subuid_file;
 	struct pvm_subuid *r;
+	unsigned bad = 0, skipped = 0, over = 0;
 	char line[256];
-	unsigned bad = 0;
+	size_t len;
 	FILE *f;
 
 	free(p->subuid);
@@ -76,17 +100,46 @@ void pvm_subuid_load(struct pvm *p)
 		return;
 	}
 	r = calloc(SUBUID_MAX, sizeof(*r));
-	while (r && p->nsubuid < SUBUID_MAX && fgets(line, sizeof(line), f)) {
-		if (line[0] == '#' || line[0] == '\n')
+	while (r && fgets(line, sizeof(line), f)) {
+		struct pvm_subuid *nr = &r[p->nsubuid];
+
+		len = strlen(line);
+		if (len && line[len - 1] == '\n') {
+			line[--len] = '\0';
+		} else if (!feof(f)) { /* too long: the line is skipped, not split */
+			int c;
+
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+			if (line[0] != '#')
+				bad++;
 			continue;
-		if (subuid_parse(line, &r[p->nsubuid]))
-			p->nsubuid++;
-		else
+		}
+		if (!len || line[0] == '#')
+			continue;
+		if (p->nsubuid == SUBUID_MAX) {
+			over++;
+			continue;
+		}
+		if (!subuid_parse(line, nr)) {
 			bad++;
+			continue;
+		}
+		if (subuid_holds(nr, 0) || subuid_holds(nr, geteuid())) {
+			skipped++; /* its processes would share root's (or mw-pvm's) account */
+			continue;
+		}
+		nr->acct = subuid_acct(r, p->nsubuid, nr);
+		p->nsubuid++;
 	}
 	fclose(f);
 	if (bad)
 		mw_warn("%s: %u line(s) not owner:start:count, skipped", path, bad);
+	if (skipped)
+		mw_warn("%s: %u range(s) holding uid 0 or mw-pvm's, skipped", path, skipped);
+	if (over)
+		mw_warn("%s: over %u ranges: %u not read (their uids count one by one)", path,
+			SUBUID_MAX, over);
 	p->subuid = r;
 }
 
@@ -94,12 +147,13 @@ void pvm_subuid_load(struct pvm *p)
  * pvm_uid_account() - the account @uid is charged to
  * @p:   the daemon
  * @uid: a peer's uid
- * Return: the first uid of the subordinate range holding @uid, else @uid
+ * Return: for a uid of a subordinate range, its owner's account (the first
+ *         uid of the owner's first range); else @uid
  */
 uid_t pvm_uid_account(const struct pvm *p, uid_t uid)
 {
 	for (unsigned i = 0; i < p->nsubuid; i++)
-		if (uid >= p->subuid[i].start && uid - p->subuid[i].start < p->subuid[i].count)
-			return p->subuid[i].start;
+		if (subuid_holds(&p->subuid[i], uid))
+			return p->subuid[i].acct;
 	return uid;
 }

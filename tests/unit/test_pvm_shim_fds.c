@@ -722,14 +722,22 @@ static void test_subuid_one_account(void **state)
 	snprintf(path, sizeof(path), "%s/subuid", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	fputs("# a comment\nalice:200000:65536\nbogus\nbob:4294967295:2\nbob::5\n", f);
+	fputs("# a comment\nalice:200000:65536\nbogus\nbob:4294967295:2\nbob::5\n"
+	      "carol:+400000:3\nroot:0:65536\nalice:300001:10\n#", f);
+	for (i = 0; i < 300; i++) /* a long comment whose tail looks like a range */
+		fputc('x', f);
+	fputs(":500000:10\n", f);
 	fclose(f);
 	snprintf(cfg.pvm.subuid_file, sizeof(cfg.pvm.subuid_file), "%s", path);
 	pvm_subuid_load(&p);
-	assert_int_equal(p.nsubuid, 1);
+	assert_int_equal(p.nsubuid, 2);
 	assert_int_equal(pvm_uid_account(&p, 200000), 200000);
 	assert_int_equal(pvm_uid_account(&p, 265535), 200000);
+	assert_int_equal(pvm_uid_account(&p, 300005), 200000); /* alice's second range */
 	assert_int_equal(pvm_uid_account(&p, 265536), 265536);
+	assert_int_equal(pvm_uid_account(&p, 400001), 400001);
+	assert_int_equal(pvm_uid_account(&p, 500001), 500001);
+	assert_int_equal(pvm_uid_account(&p, 5), 5); /* root's range skipped */
 	assert_int_equal(pvm_uid_account(&p, 0), 0);
 	cfg.pvm.max_connections_per_user = 1;
 	assert_int_equal(chmod(dir, 0755), 0); /* the children reach the control socket */
