@@ -30,9 +30,12 @@
  * are closed by the rest.  Threads take from the accounts in turn.  The queues
  * grow as needed (nothing is ever forgotten); an account's is bounded by
  * pvm.max_connections_per_user, as its clients are not read while it is that
- * long (pvm_shim.c).  When more fds can be taken than threads are idle or starting, one
- * more starts, up to CLOSER_THREADS (a healthy close takes microseconds: the
- * extra ones are for closes that wait); the last thread to leave after
+ * long (pvm_shim.c).  When more fds can be taken than threads are idle or
+ * starting, one more starts, up to CLOSER_THREADS not counting the stuck ones
+ * (a close under way for over CLOSER_STUCK_MS), and CLOSER_THREADS_MAX in
+ * all: a healthy close takes microseconds, the extra threads are for closes
+ * that wait, and accounts whose closes hang must be many to hold them all
+ * (CLOSER_THREADS_MAX / CLOSER_PER_UID).  The last thread to leave after
  * pvm_closer_stop() frees the queues, so a stuck one holds nothing mw-pvm's
  * exit needs.
  *
@@ -45,7 +48,9 @@
  * queued is released by the close hint's second look or the sweep).
  */
 
-#define CLOSER_THREADS 32 /* at most, the extra ones only while closes wait */
+#define CLOSER_THREADS 32	/* at most, the stuck ones aside */
+#define CLOSER_THREADS_MAX 256 /* at most in all: 128 accounts' stuck closes */
+#define CLOSER_STUCK_MS 1000	/* a close under way longer is stuck */
 #define CLOSER_PER_UID 2  /* closes one uid may have under way */
 #define CLOSER_QUEUE_MIN 16
 #define CLOSER_UIDS_KEPT 8 /* empty queues kept for reuse (few uids use the shim) */
@@ -68,8 +73,8 @@ struct pvm_closer {
 	pthread_cond_t done;		 /* a close() ended (pvm_closer_drain()) */
 	unsigned threads, idle;		 /* running; waiting for work */
 	unsigned starting;		 /* made, not yet at work */
-	bool slot_used[CLOSER_THREADS];
-	int64_t busy_since[CLOSER_THREADS]; /* ns a thread's close() began; 0: none */
+	bool slot_used[CLOSER_THREADS_MAX];
+	int64_t busy_since[CLOSER_THREADS_MAX]; /* ns a thread's close() began; 0: none */
 	int64_t drain_second, drain_spent;  /* ns: the current second, waited in it (loop only) */
 	bool stop;
 };
@@ -102,7 +107,7 @@ static unsigned closer_slot(struct pvm_closer *cl)
 {
 	unsigned i = 0;
 
-	while (cl->slot_used[i]) /* threads <= CLOSER_THREADS: one is free */
+	while (cl->slot_used[i]) /* threads <= CLOSER_THREADS_MAX: one is free */
 		i++;
 	cl->slot_used[i] = true;
 	cl->busy_since[i] = 0;
@@ -256,6 +261,23 @@ static struct closer_uidq *closer_uidq(struct pvm_closer *cl, uid_t uid)
 	return q;
 }
 
+/* Whether one more thread may start: CLOSER_THREADS not stuck, CLOSER_THREADS_MAX in all. */
+static bool closer_room(const struct pvm_closer *cl)
+{
+	int64_t now = mono_ns();
+	unsigned stuck = 0;
+
+	if (cl->threads >= CLOSER_THREADS_MAX)
+		return false;
+	if (cl->threads < CLOSER_THREADS)
+		return true;
+	for (unsigned i = 0; i < CLOSER_THREADS_MAX; i++)
+		if (cl->slot_used[i] && cl->busy_since[i] &&
+		    now - cl->busy_since[i] >= (int64_t)CLOSER_STUCK_MS * 1000000)
+			stuck++;
+	return cl->threads - stuck < CLOSER_THREADS;
+}
+
 /* Queue @fd under @uid; called with the lock held.  Return: false if it could not be. */
 static bool closer_push(struct pvm_closer *cl, int fd, uid_t uid)
 {
@@ -281,9 +303,16 @@ static bool closer_push(struct pvm_closer *cl, int fd, uid_t uid)
 	q->fds[(q->head + q->count) % q->cap] = fd;
 	q->count++;
 	pthread_cond_signal(&cl->wake);
-	if (closer_takeable(cl) > cl->idle + cl->starting && cl->threads < CLOSER_THREADS &&
-	    !closer_spawn(cl) && cl->threads == CLOSER_THREADS)
-		mw_log_ratelimited(MW_LOG_WARN, "closer: %u threads, all busy", cl->threads);
+	/* As many as can be taken: behind stuck closes, a thread for each. */
+	while (closer_takeable(cl) > cl->idle + cl->starting) {
+		if (!closer_room(cl)) {
+			mw_log_ratelimited(MW_LOG_WARN, "closer: %u threads, all busy",
+					   cl->threads);
+			break;
+		}
+		if (closer_spawn(cl))
+			break;
+	}
 	return true;
 }
 
@@ -346,7 +375,7 @@ static bool closer_pending(const struct pvm_closer *cl, int64_t now, int ms)
 {
 	bool fresh = false;
 
-	for (unsigned i = 0; i < CLOSER_THREADS; i++)
+	for (unsigned i = 0; i < CLOSER_THREADS_MAX; i++)
 		if (cl->slot_used[i] && cl->busy_since[i] &&
 		    now - cl->busy_since[i] < (int64_t)ms * 1000000)
 			fresh = true;

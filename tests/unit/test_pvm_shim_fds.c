@@ -186,7 +186,7 @@ static void test_file_refused(void **state)
 }
 
 /* The peers of lingering connections (lingering(), closed by unlinger()). */
-#define LING_MAX 20
+#define LING_MAX 48
 static int ling_lsn[LING_MAX], ling_peer[LING_MAX], ling_n;
 
 /*
@@ -764,6 +764,29 @@ static void test_subuid_one_account(void **state)
 	unlink(path);
 }
 
+/*
+ * Twenty accounts whose closes hang, two each: 40 stuck closes, more than
+ * CLOSER_THREADS (32).  Stuck ones (over a second) do not count against it,
+ * so another account's fd is closed all the same.
+ */
+static void test_many_stuck_accounts(void **state)
+{
+	struct pollfd pf;
+	int pp[2], i;
+
+	(void)state;
+	for (i = 0; i < 40; i++)
+		pvm_closer_put(&p, lingering(), 3000 + i / 2);
+	usleep(2000 * 1000); /* every close under way is stuck (over 1 s) by now */
+	assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+	pvm_closer_put(&p, pp[1], 0);
+	pf = (struct pollfd){ .fd = pp[0], .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, (int)(LOOP_MAX_S * 1000)), 1); /* not after LINGER_S */
+	assert_true(pf.revents & POLLHUP);
+	close(pp[0]);
+	unlinger();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -780,6 +803,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_closer_backlog_parks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fds_only_once_admitted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subuid_one_account, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_stuck_accounts, setup, teardown),
 	};
 
 	mw_log_init("test_pvm_shim_fds", MW_LOG_ERR);
