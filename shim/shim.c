@@ -112,14 +112,49 @@ void shim_warn_once(const char *msg, int err)
 		msg, shim_state.ctl_path, strerror(err));
 }
 
+/*
+ * One bit per connection this process accepted from mw-pvm (shim_accept()),
+ * cleared by close().  TCP_CORK, kept here, is then answered with no system
+ * call for the fds that use it most (nginx toggles it twice per response);
+ * any other fd is identified by its name (shim_ident_own(), one getsockname()).
+ * The bit does not follow dup() and does not survive exec: the copy is
+ * identified by name.  It is stale only if the app drops the fd without
+ * close() (dup2() over it, close_range()) and a foreign socket then gets its
+ * number: that socket's TCP_CORK is kept here and never applied, a lost hint
+ * (the kernel sends at once), never lost or misdirected data.
+ */
+static _Atomic unsigned long shim_conn_bits[SHIM_BITS / (8 * sizeof(unsigned long))];
+
+/* Set or clear @fd's bit in @map; clearing a clear bit is one load, no write. */
+static void bit_put(_Atomic unsigned long *map, int fd, bool on)
+{
+	unsigned long m;
+
+	if (fd < 0 || (unsigned)fd >= SHIM_BITS)
+		return;
+	m = 1UL << (fd % SHIM_BPW);
+	if (on)
+		atomic_fetch_or(&map[fd / SHIM_BPW], m);
+	else if (atomic_load_explicit(&map[fd / SHIM_BPW], memory_order_relaxed) & m)
+		atomic_fetch_and(&map[fd / SHIM_BPW], ~m);
+}
+
+/* @fd's bit in @map (false for fds beyond the map). */
+static bool bit_get(_Atomic unsigned long *map, int fd)
+{
+	if (fd < 0 || (unsigned)fd >= SHIM_BITS)
+		return false;
+	return atomic_load_explicit(&map[fd / SHIM_BPW], memory_order_relaxed) &
+	       (1UL << (fd % SHIM_BPW));
+}
+
 /**
  * shim_bit_set() - remember that @fd is a shim socket without a data connection
  * @fd: the fd
  */
 void shim_bit_set(int fd)
 {
-	if (fd >= 0 && (unsigned)fd < SHIM_BITS)
-		atomic_fetch_or(&shim_bits[fd / SHIM_BPW], 1UL << (fd % SHIM_BPW));
+	bit_put(shim_bits, fd, true);
 }
 
 /**
@@ -128,8 +163,7 @@ void shim_bit_set(int fd)
  */
 void shim_bit_clear(int fd)
 {
-	if (fd >= 0 && (unsigned)fd < SHIM_BITS)
-		atomic_fetch_and(&shim_bits[fd / SHIM_BPW], ~(1UL << (fd % SHIM_BPW)));
+	bit_put(shim_bits, fd, false);
 }
 
 /**
@@ -139,15 +173,7 @@ void shim_bit_clear(int fd)
  */
 void shim_cork_set(int fd, bool on)
 {
-	unsigned long m;
-
-	if (fd < 0 || (unsigned)fd >= SHIM_BITS)
-		return;
-	m = 1UL << (fd % SHIM_BPW);
-	if (on)
-		atomic_fetch_or(&shim_cork_bits[fd / SHIM_BPW], m);
-	else if (atomic_load_explicit(&shim_cork_bits[fd / SHIM_BPW], memory_order_relaxed) & m)
-		atomic_fetch_and(&shim_cork_bits[fd / SHIM_BPW], ~m);
+	bit_put(shim_cork_bits, fd, on);
 }
 
 /**
@@ -156,10 +182,29 @@ void shim_cork_set(int fd, bool on)
  */
 bool shim_cork_get(int fd)
 {
-	if (fd < 0 || (unsigned)fd >= SHIM_BITS)
-		return false;
-	return atomic_load_explicit(&shim_cork_bits[fd / SHIM_BPW], memory_order_relaxed) &
-	       (1UL << (fd % SHIM_BPW));
+	return bit_get(shim_cork_bits, fd);
+}
+
+/**
+ * shim_conn_set() - record that @fd is (or no longer is) a connection this
+ *                   process accepted from mw-pvm
+ * @fd: the fd
+ * @on: the value
+ */
+void shim_conn_set(int fd, bool on)
+{
+	bit_put(shim_conn_bits, fd, on);
+}
+
+/**
+ * shim_conn_known() - did this process accept @fd from mw-pvm (and not close it)?
+ * @fd: the fd
+ *
+ * False says nothing: the fd may still be ours (a dup, an inherited fd).
+ */
+bool shim_conn_known(int fd)
+{
+	return bit_get(shim_conn_bits, fd);
 }
 
 /**

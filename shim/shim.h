@@ -65,6 +65,8 @@ void shim_bit_clear(int fd);
 bool shim_bit_test_clear(int fd);
 void shim_cork_set(int fd, bool on);
 bool shim_cork_get(int fd);
+void shim_conn_set(int fd, bool on);
+bool shim_conn_known(int fd);
 
 /* shim_ctl.c */
 int shim_ctl_ready(void);

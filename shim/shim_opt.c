@@ -74,12 +74,21 @@ static int opt_family(int fd, const struct shim_ident *id, int *family)
 
 /*
  * TCP_CORK is kept here (see shim.c) and nginx toggles it twice per response:
- * it needs only "is the fd ours", one getsockname() (shim_ident_own()) instead of
- * shim_ident()'s two syscalls.
+ * it needs only "is the fd ours".  A connection this process accepted is known
+ * with no system call (shim_conn_known()); any other fd costs one getsockname()
+ * (shim_ident_own()) instead of shim_ident()'s two.
  */
 static int opt_is_cork(int level, int name)
 {
 	return level == IPPROTO_TCP && name == TCP_CORK;
+}
+
+/* 1 if @fd is ours, 0 if not, -errno if it cannot be checked */
+static int opt_cork_own(int fd)
+{
+	struct mw_sockname n;
+
+	return shim_conn_known(fd) ? 1 : shim_ident_own(fd, &n);
 }
 
 SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
@@ -92,9 +101,7 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 
 	shim_init();
 	if (opt_is_cork(level, name)) {
-		struct mw_sockname n;
-
-		ret = shim_ident_own(fd, &n);
+		ret = opt_cork_own(fd);
 		if (ret < 0)
 			return opt_fail(-ret);
 		if (!ret)
@@ -163,10 +170,9 @@ SHIM_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen
 
 	shim_init();
 	if (opt_is_cork(level, name)) {
-		struct mw_sockname n;
 		int on;
 
-		ret = shim_ident_own(fd, &n);
+		ret = opt_cork_own(fd);
 		if (ret < 0)
 			return opt_fail(-ret);
 		if (!ret)

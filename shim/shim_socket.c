@@ -246,6 +246,7 @@ static int shim_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags
 						   sizeof(sndbuf));
 			shim_bit_clear(nfd);
 			shim_cork_set(nfd, false);
+			shim_conn_set(nfd, true);
 			shim_fill_addr(&a.peer, addr, alen);
 			return nfd;
 		}
@@ -277,6 +278,7 @@ SHIM_EXPORT int close(int fd)
 
 	shim_init();
 	shim_cork_set(fd, false); /* one load unless it was corked */
+	shim_conn_set(fd, false); /* one load unless accepted here */
 	if (!shim_bit_test_clear(fd))
 		return shim_real.close(fd);
 	named = !shim_name_of(fd, &n) && n.kind == MW_SOCKNAME_SOCKET && shim_state.registered &&

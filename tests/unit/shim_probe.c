@@ -169,6 +169,31 @@ static int cmd_connect(const char *ip, int port, int nonblock)
 	return 0;
 }
 
+/*
+ * TCP_CORK on an accepted connection @c is kept in the shim (known without a
+ * system call), so is a dup's (known by name); once @c is closed, a foreign
+ * TCP socket that gets its number is the kernel's to cork.
+ */
+static void cork_checks(int c)
+{
+	int one = 1, d, t;
+
+	out_ret("acc_cork_set", setsockopt(c, IPPROTO_TCP, TCP_CORK, &one, sizeof(one)));
+	printf("acc_cork=%d\n", get_int(c, IPPROTO_TCP, TCP_CORK));
+	d = dup(c);
+	printf("dup_cork_before=%d\n", get_int(d, IPPROTO_TCP, TCP_CORK));
+	out_ret("dup_cork_set", setsockopt(d, IPPROTO_TCP, TCP_CORK, &one, sizeof(one)));
+	printf("dup_cork=%d\n", get_int(d, IPPROTO_TCP, TCP_CORK));
+	printf("dup_cork_real=%d\n", real_int_opt(d, IPPROTO_TCP, TCP_CORK));
+	close(d);
+	close(c);
+	t = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+	printf("reuse_same_fd=%d\n", t == c);
+	out_ret("reuse_cork_set", setsockopt(t, IPPROTO_TCP, TCP_CORK, &one, sizeof(one)));
+	printf("reuse_cork_real=%d\n", real_int_opt(t, IPPROTO_TCP, TCP_CORK));
+	close(t);
+}
+
 static int cmd_accept(int port, int nonblock)
 {
 	struct sockaddr_storage ss;
@@ -207,6 +232,7 @@ static int cmd_accept(int port, int nonblock)
 	n = read(c, buf, sizeof(buf) - 1);
 	buf[n > 0 ? n : 0] = '\0';
 	printf("data=%s\n", buf);
+	cork_checks(c);
 	return 0;
 }
 

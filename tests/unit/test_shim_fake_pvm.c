@@ -727,6 +727,18 @@ static void test_accept_rejects_injection(void **state)
 	assert_has(out, "acc_so_domain=2");
 	assert_has(out, "data=hello");
 	assert_int_equal(f->socks[0].bound.port, 8080);
+	/* TCP_CORK: kept in the shim for the connection and for its dup, never
+	 * sent to the kernel's AF_UNIX socket; a foreign socket reusing the
+	 * closed connection's number is corked by the kernel. */
+	assert_has(out, "acc_cork_set=0");
+	assert_has(out, "acc_cork=1");
+	assert_has(out, "dup_cork_before=0");
+	assert_has(out, "dup_cork_set=0");
+	assert_has(out, "dup_cork=1");
+	assert_has(out, "dup_cork_real=-95"); /* EOPNOTSUPP: the kernel never saw it */
+	assert_has(out, "reuse_same_fd=1");
+	assert_has(out, "reuse_cork_set=0");
+	assert_has(out, "reuse_cork_real=1");
 }
 
 static void test_accept_nonblocking(void **state)
