@@ -118,10 +118,10 @@ void shim_warn_once(const char *msg, int err)
  * call for the fds that use it most (nginx toggles it twice per response);
  * any other fd is identified by its name (shim_ident_own(), one getsockname()).
  * The bit does not follow dup() and does not survive exec: the copy is
- * identified by name.  It is stale only if the app drops the fd without
- * close() (dup2() over it, close_range()) and a foreign socket then gets its
- * number: that socket's TCP_CORK is kept here and never applied, a lost hint
- * (the kernel sends at once), never lost or misdirected data.
+ * identified by name.  It is stale only if the fd is closed past close()
+ * (dup2/dup3 over it, close_range, closefrom, fclose of an fdopen()ed socket):
+ * then TCP_CORK on that number is answered here and never reaches the kernel
+ * (docs/shim.md says what that can cost: a cork timeout at worst, never data).
  */
 static _Atomic unsigned long shim_conn_bits[SHIM_BITS / (8 * sizeof(unsigned long))];
 
