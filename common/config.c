@@ -13,6 +13,7 @@
 
 #include "common/addr.h"
 #include "common/config.h"
+#include "common/config_ints.h"
 
 /*
  * Theory of operation: every key lives in cfg_keys[] below, with its section,
@@ -683,11 +684,20 @@ void mw_config_defaults(struct mw_config *cfg)
 	}
 }
 
-/* Open ourselves so that a missing or unreadable file reports errno, not "file I/O error". */
-static FILE *cfg_open(const char *path, int *err)
+/* A config file is a few KiB; anything past this is a mistake (a log, /dev/zero). */
+#define CFG_MAX_BYTES (1 << 20)
+
+/*
+ * Read all of @path (at most CFG_MAX_BYTES) ourselves, so that a missing or
+ * unreadable file reports errno rather than libconfig's "file I/O error".
+ * Return: the bytes (free()), or NULL with *err set (EFBIG: too large)
+ */
+static char *cfg_read(const char *path, size_t *len, int *err)
 {
 	struct stat st;
-	FILE *fp;
+	char *buf = NULL;
+	size_t n = 0;
+	ssize_t r;
 	int fd;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -695,16 +705,95 @@ static FILE *cfg_open(const char *path, int *err)
 		*err = errno;
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		*err = S_ISDIR(st.st_mode) ? EISDIR : errno;
-		close(fd);
+	if (fstat(fd, &st) < 0) {
+		*err = errno;
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		*err = EISDIR;
+		goto fail;
+	}
+	buf = malloc(CFG_MAX_BYTES + 1);
+	if (!buf) {
+		*err = ENOMEM;
+		goto fail;
+	}
+	while (n <= CFG_MAX_BYTES) {
+		r = read(fd, buf + n, CFG_MAX_BYTES + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			*err = errno;
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > CFG_MAX_BYTES) {
+		*err = EFBIG;
+		goto fail;
+	}
+	close(fd);
+	*len = n;
+	return buf;
+fail:
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
+static void cfg_bad_int(void *arg, unsigned int line, const char *lit, size_t len)
+{
+	struct cfg_ctx *c = arg;
+
+	cfg_error(c->errs, "%s:%u: integer %.*s%s does not fit in a signed 64-bit integer", c->file,
+		  line, (int)(len > 40 ? 40 : len), lit, len > 40 ? "..." : "");
+}
+
+/*
+ * The file's text as libconfig should see it: integer literals outside int32
+ * marked L (config_ints.h), so none is silently truncated.
+ * Return: a stream over the text (its buffer in *text, free() after fclose),
+ * or NULL with the problem in c->errs
+ */
+static FILE *cfg_open(struct cfg_ctx *c, char **text)
+{
+	char *raw, *wide = NULL;
+	size_t len = 0;
+	ssize_t n;
+	FILE *fp = NULL;
+	int err = 0;
+
+	raw = cfg_read(c->file, &len, &err);
+	if (!raw) {
+		if (err == EFBIG)
+			cfg_error(c->errs, "%s: larger than %d bytes; not a config file?", c->file,
+				  CFG_MAX_BYTES);
+		else
+			cfg_error(c->errs, "%s: cannot read: %s", c->file, strerror(err));
 		return NULL;
 	}
-	fp = fdopen(fd, "r");
-	if (!fp) {
-		*err = errno;
-		close(fd);
+	wide = malloc(MW_CONFIG_WIDEN_SIZE(len));
+	if (!wide) {
+		cfg_error(c->errs, "%s: cannot read: %s", c->file, strerror(ENOMEM));
+		goto out;
 	}
+	n = mw_config_widen_ints(raw, len, wide, MW_CONFIG_WIDEN_SIZE(len), cfg_bad_int, c);
+	if (n < 0) {
+		if (n != -ERANGE)
+			cfg_error(c->errs, "%s: cannot read: %s", c->file, strerror((int)-n));
+		goto out;
+	}
+	fp = fmemopen(wide, (size_t)n, "r");
+	if (!fp)
+		cfg_error(c->errs, "%s: cannot read: %s", c->file, strerror(errno));
+out:
+	free(raw);
+	if (fp)
+		*text = wide;
+	else
+		free(wide);
 	return fp;
 }
 
@@ -723,8 +812,9 @@ int mw_config_load(struct mw_config *cfg, const char *path, struct mw_config_err
 	config_setting_t *root, *sec;
 	const char *name;
 	config_t lc;
+	char *buf = NULL;
 	FILE *fp;
-	int i, n, err = 0;
+	int i, n;
 
 	if (!errs)
 		errs = &scratch; /* the caller only wants the verdict */
@@ -735,11 +825,9 @@ int mw_config_load(struct mw_config *cfg, const char *path, struct mw_config_err
 		return 0;
 	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
 
-	fp = cfg_open(path, &err);
-	if (!fp) {
-		cfg_error(errs, "%s: cannot read: %s", path, strerror(err));
+	fp = cfg_open(&c, &buf);
+	if (!fp)
 		return -EINVAL;
-	}
 
 	config_init(&lc);
 	if (config_read(&lc, fp) != CONFIG_TRUE) {
@@ -780,5 +868,6 @@ int mw_config_load(struct mw_config *cfg, const char *path, struct mw_config_err
 out:
 	config_destroy(&lc);
 	fclose(fp);
+	free(buf);
 	return errs->count ? -EINVAL : 0;
 }

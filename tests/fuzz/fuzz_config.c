@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_config.c - any text as mwcomms.conf: mw_config_load() validates it or says why, never
  * crashes */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,12 +10,14 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/config_ints.h"
 
 /*
  * Input: the file's bytes.  Checked: a load that fails names its problems
  * (each stored message NUL-terminated and non-empty; past MW_CONFIG_MAX_ERRORS
  * problems are still counted and the last stored line says so); a load that
- * succeeds leaves no error behind.
+ * succeeds leaves no error behind.  The integer widening before libconfig
+ * never needs more than MW_CONFIG_WIDEN_SIZE and only ever inserts 'L's.
  */
 
 static char fz_path[64];
@@ -29,6 +32,31 @@ const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
 	return "leak:libconfig.so\n";
+}
+
+/* Widen @data; the result must be @data with only Ls inserted. */
+static void fz_check_widen(const uint8_t *data, size_t size)
+{
+	static char out[MW_CONFIG_WIDEN_SIZE(1 << 16)];
+	size_t i = 0, o = 0;
+	ssize_t n;
+
+	if (MW_CONFIG_WIDEN_SIZE(size) > sizeof(out))
+		return;
+	n = mw_config_widen_ints((const char *)data, size, out, MW_CONFIG_WIDEN_SIZE(size), NULL,
+				 NULL);
+	if (n == -ERANGE)
+		return;
+	if (n < 0 || (size_t)n > MW_CONFIG_WIDEN_SIZE(size))
+		abort();
+	for (; o < (size_t)n; o++) {
+		if (i < size && out[o] == (char)data[i])
+			i++;
+		else if (out[o] != 'L')
+			abort();
+	}
+	if (i != size)
+		abort();
 }
 
 static void fz_cleanup(void)
@@ -55,6 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd < 0 || write(fd, data, size) != (ssize_t)size)
 		abort();
 	close(fd);
+	fz_check_widen(data, size);
 	memset(&errs, 0, sizeof(errs));
 	ret = mw_config_load(&cfg, fz_path, &errs);
 	if (ret == 0 && errs.count != 0)

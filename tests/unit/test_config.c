@@ -321,6 +321,139 @@ static void test_out_of_range(void **state)
 	assert_int_equal(cfg.ins.id, 1);
 }
 
+/* libconfig 1.5 alone reads 4294971392 as 4096 and 0x80000000 as negative, silently. */
+static void test_big_integers_not_truncated(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("pvm: {\n"
+				   "\tsocket_window = 4294971392;\n"
+				   "\tindex = 0x100000000;\n"
+				   "\tid_space = 0xFFFFFFFF;\n"
+				   "\tspin_us = -4294967296;\n"
+				   "\tring_size = -9223372036854775808;\n"
+				   "\thandshake_max = 9223372036854775807L;\n"
+				   "\tnetflow_memory = 4294971392.0;\n"
+				   "\theartbeat_timeout_ms = 4294971392e0;\n"
+				   "\tx-4294971392 = 1;\n"
+				   "};\n",
+				   &cfg, &errs),
+			 9);
+	assert_error(&errs, 0, tmp_path, 2,
+		     "pvm.socket_window: 4294971392 is out of range 4096..1073741824");
+	assert_error(&errs, 1, tmp_path, 3, "pvm.index: 4294967296 is out of range 0..255");
+	assert_error(&errs, 2, tmp_path, 4,
+		     "pvm.id_space: 4294967295 is out of range 16..2147483647");
+	assert_error(&errs, 3, tmp_path, 5, "pvm.spin_us: -4294967296 is out of range 0..1000000");
+	assert_error(&errs, 4, tmp_path, 6,
+		     "pvm.ring_size: -9223372036854775808 is out of range 131072..1073741824");
+	assert_error(&errs, 5, tmp_path, 7,
+		     "pvm.handshake_max: 9223372036854775807 is out of range 1..1024");
+	assert_error(&errs, 6, tmp_path, 8, "pvm.netflow_memory: expected an integer, got a float");
+	assert_error(&errs, 7, tmp_path, 9,
+		     "pvm.heartbeat_timeout_ms: expected an integer, got a float");
+	assert_error(&errs, 8, tmp_path, 10, "pvm.x-4294971392: unknown key");
+	assert_int_equal(cfg.pvm.socket_window, 256 << 10);
+	assert_int_equal(cfg.pvm.index, 0);
+}
+
+/* Big numbers in comments and strings are text; in-range literals of every form still load. */
+static void test_big_integers_only_where_values_are(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(load_text("# index = 99999999999999999999999;\n"
+				   "// index = 4294971392;\n"
+				   "/* index = 4294971392;\n 99999999999999999999999 */\n"
+				   "common: { runtime_dir = "
+				   "\"/run/x4294971392\\\"9999999999999999999999\"; };\n"
+				   "pvm: {\n"
+				   "\tsocket_window = 1073741824;\n"
+				   "\tid_space = 0x7FFFFFFF;\n"
+				   "\tindex = -0;\n"
+				   "\tspin_us = +999999;\n"
+				   "\tring_size = 0x40000000L;\n"
+				   "\thandshake_max = 16LL;\n"
+				   "};\n",
+				   &cfg, &errs),
+			 0);
+	assert_string_equal(cfg.common.runtime_dir, "/run/x4294971392\"9999999999999999999999");
+	assert_int_equal(cfg.pvm.socket_window, 1 << 30);
+	assert_int_equal(cfg.pvm.id_space, 2147483647);
+	assert_int_equal(cfg.pvm.index, 0);
+	assert_int_equal(cfg.pvm.spin_us, 999999);
+	assert_int_equal(cfg.pvm.ring_size, 1 << 30);
+	assert_int_equal(cfg.pvm.handshake_max, 16);
+}
+
+/* libconfig saturates or wraps these even with L: refused by name, the file not applied. */
+static void test_integers_beyond_64_bits(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(
+		load_text("pvm: {\n"
+			  "\tindex = 9223372036854775808;\n"
+			  "\tspin_us = -9223372036854775809L;\n"
+			  "\tid_space = 0x10000000000000000;\n"
+			  "\tring_size = 0x8000000000000000L;\n"
+			  "\tsocket_window = 123456789012345678901234567890123456789012345;\n"
+			  "\thandshake_max = 2;\n"
+			  "};\n",
+			  &cfg, &errs),
+		5);
+	assert_error(&errs, 0, tmp_path, 2,
+		     "integer 9223372036854775808 does not fit in a signed 64-bit integer");
+	assert_error(&errs, 1, tmp_path, 3,
+		     "integer -9223372036854775809L does not fit in a signed 64-bit integer");
+	assert_error(&errs, 2, tmp_path, 4,
+		     "integer 0x10000000000000000 does not fit in a signed 64-bit integer");
+	assert_error(&errs, 3, tmp_path, 5,
+		     "integer 0x8000000000000000L does not fit in a signed 64-bit integer");
+	assert_error(&errs, 4, tmp_path, 6,
+		     "integer 1234567890123456789012345678901234567890... does not fit in a signed "
+		     "64-bit integer");
+	assert_int_equal(cfg.pvm.handshake_max, 8);
+}
+
+/* libconfig takes \" inside an @include name as an escape: the scan must too. */
+static void test_include_name_with_quote(void **state)
+{
+	static const char inc[] = "/tmp/mw-test-config-inc\"q";
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+	FILE *fp = fopen(inc, "w");
+
+	assert_non_null(fp);
+	assert_true(fputs("ins: { id = 3; };\n", fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(load_text("@include \"/tmp/mw-test-config-inc\\\"q\"\n"
+				   "common: { runtime_dir = \"/run/4294971392\"; };\n"
+				   "pvm: { socket_window = 4294971392; };\n",
+				   &cfg, &errs),
+			 1);
+	unlink(inc);
+	assert_error(&errs, 0, tmp_path, 3,
+		     "pvm.socket_window: 4294971392 is out of range 4096..1073741824");
+	assert_string_equal(cfg.common.runtime_dir, "/run/4294971392");
+	assert_int_equal(cfg.ins.id, 3);
+}
+
+/* A device or a huge file is refused after 1 MiB, not read forever. */
+static void test_file_too_large(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+
+	assert_int_equal(mw_config_load(&cfg, "/dev/zero", &errs), -EINVAL);
+	assert_int_equal(errs.count, 1);
+	assert_string_equal(errs.msg[0],
+			    "/dev/zero: larger than 1048576 bytes; not a config file?");
+}
+
 static void test_edges_in_range(void **state)
 {
 	struct mw_config cfg;
@@ -537,6 +670,11 @@ int main(void)
 		cmocka_unit_test_teardown(test_unknown_key, remove_conf),
 		cmocka_unit_test_teardown(test_wrong_types, remove_conf),
 		cmocka_unit_test_teardown(test_out_of_range, remove_conf),
+		cmocka_unit_test_teardown(test_big_integers_not_truncated, remove_conf),
+		cmocka_unit_test_teardown(test_big_integers_only_where_values_are, remove_conf),
+		cmocka_unit_test_teardown(test_integers_beyond_64_bits, remove_conf),
+		cmocka_unit_test_teardown(test_include_name_with_quote, remove_conf),
+		cmocka_unit_test_teardown(test_file_too_large, remove_conf),
 		cmocka_unit_test_teardown(test_edges_in_range, remove_conf),
 		cmocka_unit_test_teardown(test_ring_size_power_of_two, remove_conf),
 		cmocka_unit_test_teardown(test_bad_enums, remove_conf),
