@@ -422,19 +422,25 @@ static void test_integers_beyond_64_bits(void **state)
 /* libconfig takes \" inside an @include name as an escape: the scan must too. */
 static void test_include_name_with_quote(void **state)
 {
-	static const char inc[] = "/tmp/mw-test-config-inc\"q";
+	char inc[] = "/tmp/mw-test-config-inc\"q-XXXXXX", text[256];
 	struct mw_config cfg;
 	struct mw_config_errors errs;
-	FILE *fp = fopen(inc, "w");
+	int fd = mkstemp(inc);
+	FILE *fp;
 
+	/* Unique per run: two suites at once must not share (or unlink) one file. */
+	assert_true(fd >= 0);
+	fp = fdopen(fd, "w");
 	assert_non_null(fp);
 	assert_true(fputs("ins: { id = 3; };\n", fp) >= 0);
 	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(load_text("@include \"/tmp/mw-test-config-inc\\\"q\"\n"
-				   "common: { runtime_dir = \"/run/4294971392\"; };\n"
-				   "pvm: { socket_window = 4294971392; };\n",
-				   &cfg, &errs),
-			 1);
+	/* The same name with its quote escaped: "/tmp/mw-test-config-inc\"q-XXXXXX" */
+	snprintf(text, sizeof(text),
+		 "@include \"/tmp/mw-test-config-inc\\\"%s\"\n"
+		 "common: { runtime_dir = \"/run/4294971392\"; };\n"
+		 "pvm: { socket_window = 4294971392; };\n",
+		 strchr(inc, '"') + 1);
+	assert_int_equal(load_text(text, &cfg, &errs), 1);
 	unlink(inc);
 	assert_error(&errs, 0, tmp_path, 3,
 		     "pvm.socket_window: 4294971392 is out of range 4096..1073741824");
