@@ -158,6 +158,17 @@ void shim_bit_set(int fd)
 }
 
 /**
+ * shim_bit_get() - is @fd (as far as this process knows) a shim socket without a data connection?
+ * @fd: the fd
+ *
+ * A hint: stale if the fd was closed past close() and the number reused.
+ */
+bool shim_bit_get(int fd)
+{
+	return bit_get(shim_bits, fd);
+}
+
+/**
  * shim_bit_clear() - forget @fd (connected, or a new fd of another kind)
  * @fd: the fd
  */

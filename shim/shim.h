@@ -62,6 +62,7 @@ void shim_init(void);
 void shim_warn_once(const char *msg, int err);
 void shim_bit_set(int fd);
 void shim_bit_clear(int fd);
+bool shim_bit_get(int fd);
 bool shim_bit_test_clear(int fd);
 void shim_cork_set(int fd, bool on);
 bool shim_cork_get(int fd);

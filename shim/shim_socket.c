@@ -217,38 +217,80 @@ static int shim_accept_ok(int nfd, const struct sockaddr_un *sun, socklen_t len,
 /* The app's end of an accepted connection (docs/shim.md, "Bulk data"). */
 #define SHIM_APP_SNDBUF (1 << 20)
 
+/* Hand a foreign connection out as the kernel would have: the address copied up to *@alen. */
+static int shim_accept_foreign(int nfd, const void *from, socklen_t len, struct sockaddr *addr,
+			       socklen_t *alen)
+{
+	if (addr && alen) {
+		memcpy(addr, from, *alen < len ? *alen : len);
+		*alen = len;
+	}
+	return nfd;
+}
+
+/*
+ * accept() on a listener.  An fd whose bit says it is a shim socket not yet
+ * connected (socket(), listen(), or an earlier accept() here) is not looked
+ * up: the accepted connection's own name proves it ('A', our tag, mw-pvm's
+ * pid), which saves nginx a getsockname() and a getpeername() per
+ * connection.  Only a connection that proves nothing costs the look-up: on our
+ * listener it is an injection and is dropped; behind a stale bit (the fd was
+ * closed past close() and the number reused) it is someone else's and is
+ * returned untouched.
+ */
 static int shim_accept(int fd, struct sockaddr *addr, socklen_t *alen, int flags)
 {
-	struct sockaddr_un sun;
+	union {
+		struct sockaddr_un un;
+		struct sockaddr_storage ss;
+	} from;
 	struct mw_sockname a;
 	struct shim_ident id;
 	socklen_t len;
 	int ret, nfd, fl, i;
+	bool known = false; /* @fd looked up: ours */
 
 	shim_init();
-	ret = shim_ident(fd, &id);
-	if (ret)
-		return shim_fail(-ret);
-	if (id.kind == SHIM_NOT_OURS)
-		return shim_real.accept4(fd, addr, alen, flags);
-	if (id.kind == SHIM_ACCEPTED)
-		return shim_fail(EINVAL);
+	if (!shim_bit_get(fd)) {
+		ret = shim_ident(fd, &id);
+		if (ret)
+			return shim_fail(-ret);
+		if (id.kind == SHIM_NOT_OURS)
+			return shim_real.accept4(fd, addr, alen, flags);
+		if (id.kind == SHIM_ACCEPTED)
+			return shim_fail(EINVAL);
+		known = true;
+	}
 	for (i = 0; i < SHIM_ACCEPT_REJECTS_MAX; i++) {
-		len = sizeof(sun);
-		nfd = shim_real.accept4(fd, (struct sockaddr *)&sun, &len, flags);
+		len = sizeof(from);
+		nfd = shim_real.accept4(fd, (struct sockaddr *)&from, &len, flags);
 		if (nfd < 0)
 			return -1; /* EAGAIN, EINVAL (not listening), EINTR... as the kernel says */
-		if (shim_accept_ok(nfd, &sun, len, &a)) {
+		if (shim_accept_ok(nfd, &from.un, len, &a)) {
 			int sndbuf = SHIM_APP_SNDBUF;
 
 			/* Best effort: the default only makes bulk writes smaller. */
 			(void)shim_real.setsockopt(nfd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
 						   sizeof(sndbuf));
+			if (known)
+				shim_bit_set(fd); /* the next accept() needs no look-up */
 			shim_bit_clear(nfd);
 			shim_cork_set(nfd, false);
 			shim_conn_set(nfd, true);
 			shim_fill_addr(&a.peer, addr, alen);
 			return nfd;
+		}
+		if (!known) {
+			ret = shim_ident(fd, &id);
+			if (!ret && id.kind == SHIM_NOT_OURS) {
+				shim_bit_clear(fd); /* stale: the number is someone else's now */
+				return shim_accept_foreign(nfd, &from, len, addr, alen);
+			}
+			if (ret) {
+				shim_real.close(nfd);
+				return shim_fail(-ret);
+			}
+			known = true;
 		}
 		/* Not from mw-pvm: someone tried to inject a connection.  Drop it. */
 		shim_real.close(nfd);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,74 @@ static int cmd_accept(int port, int nonblock)
 	return 0;
 }
 
+/*
+ * A stale bit: a shim listener closed past close() (a raw system call), its
+ * number reused by a listener the shim never saw, TCP then AF_UNIX.  accept()
+ * must hand out their connections as the kernel would, not drop them as
+ * injections.  Prints the results under the prefix tcp_ and unix_.
+ */
+static void stale_one(const char *pfx, int family)
+{
+	struct sockaddr_storage ss, peer;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t len, plen;
+	char key[32];
+	int fd, l, c, a;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	len = (socklen_t)make_addr(&ss, "127.0.0.1", 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 4)) {
+		printf("%sshim_listen=%s\n", pfx, strerrorname_np(errno));
+		return;
+	}
+	syscall(SYS_close, fd);
+	l = (int)syscall(SYS_socket, family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	c = (int)syscall(SYS_socket, family, SOCK_STREAM, 0);
+	snprintf(key, sizeof(key), "%ssame_fd", pfx);
+	printf("%s=%d\n", key, l == fd);
+	if (family == AF_UNIX) {
+		snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "mw-probe-%d", (int)getpid());
+		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+				  strlen(sun.sun_path + 1));
+		memcpy(&ss, &sun, sizeof(sun));
+	} else {
+		len = (socklen_t)make_addr(&ss, "127.0.0.1", 0);
+	}
+	if (syscall(SYS_bind, l, &ss, len) || syscall(SYS_listen, l, 4) ||
+	    (family == AF_INET && syscall(SYS_getsockname, l, &ss, &len)) ||
+	    syscall(SYS_connect, c, &ss, len)) {
+		printf("%sforeign=%s\n", pfx, strerrorname_np(errno));
+		return;
+	}
+	memset(&peer, 0, sizeof(peer));
+	plen = sizeof(peer);
+	a = accept(l, (struct sockaddr *)&peer, &plen);
+	snprintf(key, sizeof(key), "%saccept", pfx);
+	out_ret(key, a < 0 ? a : 0);
+	printf("%saccept_len=%u\n%saccept_family=%d\n", pfx, (unsigned)plen, pfx, peer.ss_family);
+	if (family == AF_INET) {
+		struct sockaddr_in me, *p = (struct sockaddr_in *)&peer;
+
+		len = sizeof(me);
+		syscall(SYS_getsockname, c, &me, &len);
+		printf("%saccept_peer_is_client=%d\n", pfx,
+		       p->sin_port == me.sin_port && p->sin_addr.s_addr == me.sin_addr.s_addr);
+	}
+	snprintf(key, sizeof(key), "%saccept2", pfx);
+	out_ret(key, accept(l, NULL, NULL));
+	if (a >= 0)
+		close(a);
+	close(c);
+	close(l);
+}
+
+static int cmd_accept_stale(void)
+{
+	stale_one("tcp_", AF_INET);
+	stale_one("unix_", AF_UNIX);
+	return 0;
+}
+
 static int cmd_opts(void)
 {
 	struct timeval tv = { 2, 0 };
@@ -299,11 +368,14 @@ int main(int argc, char **argv)
 		ret = cmd_accept(arg_port(argv[2]), 0);
 	else if (argc >= 3 && !strcmp(argv[1], "accept_nb"))
 		ret = cmd_accept(arg_port(argv[2]), 1);
+	else if (argc >= 2 && !strcmp(argv[1], "accept_stale"))
+		ret = cmd_accept_stale();
 	else if (argc >= 2 && !strcmp(argv[1], "opts"))
 		ret = cmd_opts();
 	else
-		fprintf(stderr, "usage: shim_probe socket4|socket6|untouched|connect IP PORT|"
-				"connect_nb IP PORT|accept PORT|accept_nb PORT|opts\n");
+		fprintf(stderr,
+			"usage: shim_probe socket4|socket6|untouched|connect IP PORT|"
+			"connect_nb IP PORT|accept PORT|accept_nb PORT|accept_stale|opts\n");
 	printf("done=1\n");
 	return ret;
 }

@@ -755,6 +755,32 @@ static void test_accept_nonblocking(void **state)
 	assert_has(out, "accept3=EAGAIN");       /* nothing left, as the kernel says */
 }
 
+/*
+ * accept() trusts the bit of a listener made here and identifies the fd only
+ * when a connection does not prove itself: behind a stale bit (the fd closed
+ * by a raw system call and its number reused by a listener the shim never saw)
+ * the connection is handed out as the kernel would, not dropped.
+ */
+static void test_accept_stale_bit(void **state)
+{
+	struct fake *f = *state;
+	char out[4096];
+
+	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "accept_stale", (char *)NULL),
+			 0);
+	assert_has(out, "tcp_same_fd=1");
+	assert_has(out, "tcp_accept=0");
+	assert_has(out, "tcp_accept_len=16");
+	assert_has(out, "tcp_accept_family=2");
+	assert_has(out, "tcp_accept_peer_is_client=1");
+	assert_has(out, "tcp_accept2=EAGAIN");
+	assert_has(out, "unix_same_fd=1");
+	assert_has(out, "unix_accept=0");
+	assert_has(out, "unix_accept_len=2"); /* an unnamed client */
+	assert_has(out, "unix_accept_family=1");
+	assert_has(out, "unix_accept2=EAGAIN");
+}
+
 static void test_options_names_and_close_hint(void **state)
 {
 	struct fake *f = *state;
@@ -823,6 +849,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_nonblocking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_rejects_injection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_stale_bit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_nonblocking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_options_names_and_close_hint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
