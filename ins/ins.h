@@ -191,6 +191,7 @@ void ins_proxy_start(struct ins *ins, uint64_t listener, int fd, const struct mw
 void ins_proxy_close_all(struct ins *ins);
 
 /* ins_linger.c: graceful close */
+int ins_linger_bound(const struct ins *ins, int fd);
 void ins_linger_start(struct ins_sock *s);
 void ins_linger_check(struct ins_sock *s);
 void ins_linger_abort(struct ins_sock *s);

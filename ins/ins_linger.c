@@ -26,8 +26,11 @@
  * with nothing unacknowledged closes at once (the common case).  Past
  * ins.fin_timeout_ms it is reset instead.  The closed socket's FIN_WAIT2 then
  * lasts at most as long (TCP_LINGER2), like the kernel's tcp_fin_timeout for
- * an orphan.  OP_ABORT on a lingering socket resets it at once.  EV_CLOSED
- * goes to the PVM when the fd is really closed.
+ * an orphan: set once when the socket is made (ins_linger_bound()), and
+ * inherited by every connection a listener accepts, so closing costs no
+ * setsockopt() (the app cannot change it: not on ins_tune.c's list).
+ * OP_ABORT on a lingering socket resets it at once.  EV_CLOSED goes to the
+ * PVM when the fd is really closed.
  */
 
 #define LINGER_TICK_S 0.02
@@ -51,18 +54,26 @@ static void linger_unlink(struct ins_sock *s)
 		ev_timer_stop(ins->loop, &ins->linger_timer);
 }
 
-/* Everything acknowledged (or nothing more to wait for): close, FIN_WAIT2 bounded. */
-static void linger_close(struct ins_sock *s)
+/**
+ * ins_linger_bound() - bound a new socket's FIN_WAIT2 to ins.fin_timeout_ms (TCP_LINGER2)
+ * @ins: the daemon
+ * @fd:  a TCP socket just made (a listener passes the bound to what it accepts)
+ * Return: 0 or -errno
+ */
+int ins_linger_bound(const struct ins *ins, int fd)
 {
-	int secs = s->ins->cfg->fin_timeout_ms / 1000;
+	int secs = ins->cfg->fin_timeout_ms / 1000;
 
 	if (secs < 1)
 		secs = 1;
 	if (secs > LINGER2_MAX_S)
 		secs = LINGER2_MAX_S;
-	if (s->fd >= 0 && setsockopt(s->fd, IPPROTO_TCP, TCP_LINGER2, &secs, sizeof(secs)) < 0)
-		mw_log_ratelimited(MW_LOG_INFO, "socket %#llx: TCP_LINGER2: %s",
-				   (unsigned long long)s->id, strerror(errno));
+	return setsockopt(fd, IPPROTO_TCP, TCP_LINGER2, &secs, sizeof(secs)) < 0 ? -errno : 0;
+}
+
+/* Everything acknowledged (or nothing more to wait for): close; FIN_WAIT2 is bounded already. */
+static void linger_close(struct ins_sock *s)
+{
 	linger_unlink(s);
 	ins_io_finish_close(s);
 }

@@ -375,6 +375,8 @@ static int op_connect(struct ins_sock *s, const struct mw_op_addr *o)
  * writes into frames of up to 64 KiB, and Nagle on top of that relay turned a
  * response split across two frames into a 40 ms stall on the peer's delayed
  * ACK.  The app still sees its own TCP_NODELAY value; TCP_CORK is applied.
+ * Set when a socket is made; an accepted connection inherits it from its
+ * listener (the app's TCP_NODELAY never reaches the kernel: op_sockopt()).
  */
 static void sock_nodelay(int fd)
 {
@@ -395,6 +397,10 @@ static int op_socket(struct ins *ins, uint64_t id, const struct mw_op_socket *o)
 	if (fd < 0)
 		return -errno;
 	sock_nodelay(fd);
+	ret = ins_linger_bound(ins, fd);
+	if (ret)
+		mw_log_ratelimited(MW_LOG_WARN, "socket %#llx: TCP_LINGER2: %s",
+				   (unsigned long long)id, strerror(-ret));
 	ret = ins_tune_apply(&ins->tune, fd);
 	if (ret)
 		mw_log_ratelimited(MW_LOG_WARN, "socket %#llx: INS settings not applied: %s",
@@ -660,7 +666,6 @@ void ins_sock_admit(struct ins *ins, uint64_t listener, int fd, const struct mw_
 	struct ins_rates_ref ref;
 	char text[MW_ADDR_STRLEN];
 
-	sock_nodelay(fd);
 	if (ins_blockset_has(&ins->blocked, peer)) {
 		ins->refused_blocked++;
 		mw_log_ratelimited(MW_LOG_INFO, "connection from blocked %s reset",

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* test_ins_channel.c - the real mw-ins driven over a local channel by a fake PVM, against loopback
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -161,6 +164,88 @@ static void test_listen_accept_relay_eof_close(void **state)
 	/* The id is dead now: ops on it fail cleanly. */
 	assert_int_equal(op(MW_OP_SHUTDOWN, acc.new_sock, &sh, sizeof(sh), NULL, NULL), -EBADF);
 	close(cfd);
+}
+
+/* A copy of the INS's own socket whose peer is @port on loopback (pidfd_getfd), or -1. */
+static int ins_sock_copy(uint16_t port)
+{
+	char path[64];
+	struct dirent *d;
+	struct sockaddr_in sin;
+	socklen_t len;
+	int pidfd, fd, found = -1;
+	DIR *dir;
+
+	pidfd = (int)syscall(SYS_pidfd_open, H.pid, 0);
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)H.pid);
+	dir = opendir(path);
+	if (pidfd < 0 || !dir) {
+		print_error("pidfd_open/opendir of mw-ins: %s\n", strerror(errno));
+		goto out;
+	}
+	while (found < 0 && (d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, (int)strtol(d->d_name, NULL, 10), 0);
+		if (fd < 0)
+			continue;
+		memset(&sin, 0, sizeof(sin));
+		len = sizeof(sin);
+		if (!getpeername(fd, (struct sockaddr *)&sin, &len) && sin.sin_family == AF_INET &&
+		    ntohs(sin.sin_port) == port)
+			found = fd;
+		else
+			close(fd);
+	}
+out:
+	if (dir)
+		closedir(dir);
+	if (pidfd >= 0)
+		close(pidfd);
+	return found;
+}
+
+static int tcp_opt(int fd, int name)
+{
+	socklen_t len = sizeof(int);
+	int v = -1;
+
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, name, &v, &len), 0);
+	return v;
+}
+
+/*
+ * An accepted connection is set as the INS wants it with no setsockopt() of
+ * its own: Nagle off and FIN_WAIT2 bounded by ins.fin_timeout_ms (7 s here),
+ * both inherited from the listener.  Read on the INS's own socket.
+ */
+static void test_accepted_socket_options(void **state)
+{
+	struct mw_ev_accepted acc;
+	uint16_t port;
+	uint64_t lid = ins_listener(&port);
+	int cfd = tcp_connect(port), fd;
+	struct ev e = take(MW_EV_ACCEPTED, lid);
+
+	memcpy(&acc, e.p, sizeof(acc));
+	fd = ins_sock_copy(local_port(cfd));
+	assert_true(fd >= 0);
+	assert_int_equal(tcp_opt(fd, TCP_NODELAY), 1);
+	assert_int_equal(tcp_opt(fd, TCP_LINGER2), 7);
+	close(fd);
+	op_close(acc.new_sock, false);
+	op_close(lid, false);
+	close(cfd);
+}
+
+static int ins_start_fin7(void **state)
+{
+	int ret;
+
+	fake_pvm_ins_extra = "fin_timeout_ms = 7000;";
+	ret = ins_start(state);
+	fake_pvm_ins_extra = NULL; /* written: the next tests get the defaults */
+	return ret;
 }
 
 static void test_connect_refused_connected_abort(void **state)
@@ -516,6 +601,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_listen_accept_relay_eof_close, ins_start,
+						ins_stop),
+		cmocka_unit_test_setup_teardown(test_accepted_socket_options, ins_start_fin7,
 						ins_stop),
 		cmocka_unit_test_setup_teardown(test_connect_refused_connected_abort, ins_start,
 						ins_stop),
