@@ -95,6 +95,8 @@ struct pvm_sock {
 	uint8_t *pend; /* bytes for the app that did not fit its socket */
 	uint32_t pend_off, pend_len, pend_cap;
 	bool app_eof;	       /* read 0 from the app: OP_SHUTDOWN sent */
+	bool app_shut;	       /* the app's EOF is queued (POLLRDHUP seen): no need to ask again */
+	bool app_hup;	       /* and it closed, not just shut its write side (POLLHUP) */
 	bool net_eof;	       /* EV_EOF: shut the app's read side once pend drains */
 	bool net_reset;	       /* EV_RESET: close the app end once pend drains */
 	bool rx_eof, rx_reset; /* the INS sent EV_EOF / EV_RESET: what may follow is checked */

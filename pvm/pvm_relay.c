@@ -131,8 +131,9 @@ static void relay_app_eof(struct pvm_sock *s)
 
 	s->app_eof = true;
 	ev_io_stop(s->pvm->loop, &s->rio);
-	/* POLLHUP: the app closed the socket, not just shut its write side. */
-	if ((s->net_eof && !s->pend_len) || (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP))) {
+	/* POLLHUP: the app closed the socket, not just shut its write side (final once seen). */
+	if ((s->net_eof && !s->pend_len) || s->app_hup ||
+	    (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLHUP))) {
 		relay_app_gone(s, false);
 		return;
 	}
@@ -142,12 +143,20 @@ static void relay_app_eof(struct pvm_sock *s)
 		pvm_connect_watch_hup(s); /* it may still read; when it closes, so do we */
 }
 
-/* Has the app shut its end (its EOF follows what is queued)? */
-static bool app_shut(int fd)
+/*
+ * Has the app shut its end (its EOF follows what is queued)?  Both answers
+ * are final once seen, so they are kept: a response and the close that
+ * follows it cost one poll(), not one per read and one more at the EOF.
+ */
+static bool app_shut(struct pvm_sock *s)
 {
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	struct pollfd p = { .fd = s->fd, .events = POLLRDHUP };
 
-	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP));
+	if (!s->app_shut && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP))) {
+		s->app_shut = true;
+		s->app_hup = (p.revents & POLLHUP) != 0;
+	}
+	return s->app_shut;
 }
 
 /*
@@ -163,7 +172,7 @@ static ssize_t relay_read(struct pvm_sock *s, void *buf, uint32_t want, bool *eo
 	ssize_t n, got;
 	bool direct = s->bulk || !mw_channel_peer_asleep(&ins->ch);
 
-	if (!direct && app_shut(s->fd))
+	if (!direct && app_shut(s))
 		direct = *eof_next = true;
 	if (direct) {
 		n = read(s->fd, buf, want);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_pvm_appsock.c - kicks (a control connection closed) cost mw-pvm a bounded amount of work */
+/* test_pvm_appsock.c - kicks (a control connection closed) cost mw-pvm a bounded amount of work;
+ * nonces */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -193,9 +194,39 @@ static void test_ended_process_freed_under_flood(void **state)
 	assert_int_equal(p.released_total, n);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Nonces come from a pool that one getrandom() fills: across many refills
+ * every value is new (a pool reused, or its wiped slots handed out, repeats).
+ */
+static void test_nonces_distinct(void **state)
+{
+	static uint64_t v[1000];
+	const int N = 1000;
+	int i, ones = 0;
+
+	(void)state;
+	for (i = 0; i < N; i++)
+		assert_int_equal(pvm_nonce(&v[i]), 0);
+	for (i = 0; i < N; i++)
+		ones += __builtin_popcountll(v[i]);
+	/* 64,000 random bits: about half set (a zeroed or stuck pool is far off) */
+	assert_in_range(ones, 30000, 34000);
+	qsort(v, N, sizeof(v[0]), cmp_u64);
+	for (i = 1; i < N; i++)
+		assert_true(v[i] != v[i - 1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_nonces_distinct),
 		cmocka_unit_test_setup_teardown(test_kick_flood_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ended_process_freed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ended_process_freed_under_flood, setup,
