@@ -19,6 +19,9 @@
 # KERNEL_KEYS='key = value; ...': more balancer keys for the kernel-mode balancer.
 # PERF_DIR=DIR: perf record -a -g of each contender's first B1 and B2 run, DIR/<b1|b2>.NAME.data
 # (then perf report -i ... --comm mw-ins).
+# TRACE_DIR=DIR: perf trace -s (system calls by count) of mw-ins, mw-pvm and nginx during each
+# mwcomms contender's first B1 and B2 run, DIR/<b1|b2>.NAME.txt; tracing slows them, so rates
+# from such a run are not figures (divide the counts by the connections nginx served).
 # Usage: MW_BUILD_DIR=build-rel ROUNDS=5 DURATION=5s [MODES=kernel] [PERF_DIR=DIR] bash tests/bench/b1_balancer.sh
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
@@ -95,7 +98,20 @@ run_wrk() {
 	if [ -n "${PERF_DIR:-}" ] && [ ! -e "$PERF_DIR/$b.$name.data" ]; then
 		perf=(perf record -q -a -g -o "$PERF_DIR/$b.$name.data" --)
 	fi
+	local tp=
+	if [ -n "${TRACE_DIR:-}" ] && [ "$name" != haproxy ] && [ ! -e "$TRACE_DIR/$b.$name.txt" ]; then
+		local tpids
+		# shellcheck disable=SC2046 # one word per group
+		tpids=$(printf '%s\n' $(groups_of "$name") | grep -E '^(ins|pvm|nginx)=' | cut -d= -f2 | paste -sd,)
+		perf trace -s -p "$tpids" -o "$TRACE_DIR/$b.$name.txt" &
+		tp=$!
+		sleep 0.5 # attached before the load starts
+	fi
 	out=$("${perf[@]}" wrk -t 2 -c 64 -d "$DURATION" "$@" "http://$port/index.html")
+	if [ -n "$tp" ]; then
+		kill -INT "$tp"
+		wait "$tp" || true
+	fi
 	# shellcheck disable=SC2046
 	cost_snap $(groups_of "$name") >"$MW_TMP/cost.after"
 	# errors (non-2xx, socket errors) would make a rate meaningless: say so
