@@ -684,13 +684,18 @@ void mw_config_defaults(struct mw_config *cfg)
 	}
 }
 
-/* A config file is a few KiB; anything past this is a mistake (a log, /dev/zero). */
+/* A config file is a few KiB; anything past this is a mistake (a log grown past it). */
 #define CFG_MAX_BYTES (1 << 20)
+#define CFG_ERR_NOTREG 4096 /* cfg_read(): not an errno; the file is not a regular file */
 
 /*
  * Read all of @path (at most CFG_MAX_BYTES) ourselves, so that a missing or
  * unreadable file reports errno rather than libconfig's "file I/O error".
- * Return: the bytes (free()), or NULL with *err set (EFBIG: too large)
+ * unreadable file reports errno rather than libconfig's "file I/O error", and
+ * only a regular file is read: a device or a FIFO could be read without end
+ * or hold the daemon in open() or read().
+ * Return: the bytes (free()), or NULL with *err set (EFBIG: too large,
+ * CFG_ERR_NOTREG: not a regular file)
  */
 static char *cfg_read(const char *path, size_t *len, int *err)
 {
@@ -700,7 +705,8 @@ static char *cfg_read(const char *path, size_t *len, int *err)
 	ssize_t r;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO with no writer would hold open() for ever; it is refused below. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		*err = errno;
 		return NULL;
@@ -711,6 +717,10 @@ static char *cfg_read(const char *path, size_t *len, int *err)
 	}
 	if (S_ISDIR(st.st_mode)) {
 		*err = EISDIR;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*err = CFG_ERR_NOTREG;
 		goto fail;
 	}
 	buf = malloc(CFG_MAX_BYTES + 1);
@@ -770,6 +780,9 @@ static FILE *cfg_open(struct cfg_ctx *c, char **text)
 		if (err == EFBIG)
 			cfg_error(c->errs, "%s: larger than %d bytes; not a config file?", c->file,
 				  CFG_MAX_BYTES);
+		else if (err == CFG_ERR_NOTREG)
+			cfg_error(c->errs, "%s: not a regular file (a device, FIFO or socket)",
+				  c->file);
 		else
 			cfg_error(c->errs, "%s: cannot read: %s", c->file, strerror(err));
 		return NULL;

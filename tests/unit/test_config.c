@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -448,16 +449,51 @@ static void test_include_name_with_quote(void **state)
 	assert_int_equal(cfg.ins.id, 3);
 }
 
-/* A device or a huge file is refused after 1 MiB, not read forever. */
+/* A file past 1 MiB (a log given by mistake) is refused, not read whole. */
 static void test_file_too_large(void **state)
 {
 	struct mw_config cfg;
 	struct mw_config_errors errs;
+	char path[] = "/tmp/mw-config-big.XXXXXX", want[128];
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (1 << 20) + 1), 0); /* sparse: NULs past the bound */
+	close(fd);
+	assert_int_equal(mw_config_load(&cfg, path, &errs), -EINVAL);
+	unlink(path);
+	assert_int_equal(errs.count, 1);
+	snprintf(want, sizeof(want), "%s: larger than 1048576 bytes; not a config file?", path);
+	assert_string_equal(errs.msg[0], want);
+}
+
+/*
+ * Only a regular file is read: /dev/zero would be read without end, and a
+ * FIFO with no writer held the daemon in open() for ever (alarm: the test
+ * fails rather than hangs).
+ */
+static void test_not_regular_file(void **state)
+{
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+	char dir[] = "/tmp/mw-config-fifo.XXXXXX", path[64], want[128];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(10);
+	assert_int_equal(mw_config_load(&cfg, path, &errs), -EINVAL);
+	alarm(0);
+	unlink(path);
+	rmdir(dir);
+	assert_int_equal(errs.count, 1);
+	snprintf(want, sizeof(want), "%s: not a regular file (a device, FIFO or socket)", path);
+	assert_string_equal(errs.msg[0], want);
 
 	assert_int_equal(mw_config_load(&cfg, "/dev/zero", &errs), -EINVAL);
 	assert_int_equal(errs.count, 1);
 	assert_string_equal(errs.msg[0],
-			    "/dev/zero: larger than 1048576 bytes; not a config file?");
+			    "/dev/zero: not a regular file (a device, FIFO or socket)");
 }
 
 static void test_edges_in_range(void **state)
@@ -681,6 +717,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_integers_beyond_64_bits, remove_conf),
 		cmocka_unit_test_teardown(test_include_name_with_quote, remove_conf),
 		cmocka_unit_test_teardown(test_file_too_large, remove_conf),
+		cmocka_unit_test_teardown(test_not_regular_file, remove_conf),
 		cmocka_unit_test_teardown(test_edges_in_range, remove_conf),
 		cmocka_unit_test_teardown(test_ring_size_power_of_two, remove_conf),
 		cmocka_unit_test_teardown(test_bad_enums, remove_conf),
