@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,6 +290,7 @@ struct cfg_ctx {
 	struct mw_config *cfg;
 	struct mw_config_errors *errs;
 	const char *file;
+	int includes_read; /* files read for their @includes (cfg_include()) */
 };
 
 static void __attribute__((format(printf, 2, 3)))
@@ -690,10 +692,10 @@ void mw_config_defaults(struct mw_config *cfg)
 
 /*
  * Read all of @path (at most CFG_MAX_BYTES) ourselves, so that a missing or
- * unreadable file reports errno rather than libconfig's "file I/O error".
  * unreadable file reports errno rather than libconfig's "file I/O error", and
  * only a regular file is read: a device or a FIFO could be read without end
- * or hold the daemon in open() or read().
+ * or hold the daemon in open() or read().  Its type is looked at before it is
+ * opened (opening some devices does something) and again after.
  * Return: the bytes (free()), or NULL with *err set (EFBIG: too large,
  * CFG_ERR_NOTREG: not a regular file)
  */
@@ -705,7 +707,11 @@ static char *cfg_read(const char *path, size_t *len, int *err)
 	ssize_t r;
 	int fd;
 
-	/* O_NONBLOCK: a FIFO with no writer would hold open() for ever; it is refused below. */
+	if (!stat(path, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		*err = CFG_ERR_NOTREG;
+		return NULL;
+	}
+	/* O_NONBLOCK: a FIFO put there since would hold open() for ever; refused below. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		*err = errno;
@@ -762,6 +768,80 @@ static void cfg_bad_int(void *arg, unsigned int line, const char *lit, size_t le
 }
 
 /*
+ * libconfig 1.5 opens the files named by @include itself, with a blocking
+ * fopen() and no bound: a FIFO there would hold the daemon (at start or at a
+ * reload) in open() for ever.  So every file @include names, to libconfig's
+ * own depth limit, is checked first as the top file is: a regular file of at
+ * most CFG_MAX_BYTES.  A missing one is left to libconfig to report.  (The
+ * files are the administrator's; one swapped for a FIFO between this check
+ * and libconfig's open is not a case this defends.)
+ */
+#define CFG_INCLUDE_DEPTH 10 /* libconfig 1.5's MAX_INCLUDE_DEPTH */
+/* At most this many included files are read per load for their own
+ * @includes: a file that includes itself a thousand times must not cost
+ * 1000^10 reads (libconfig stops at its depth limit).  Past it, the names in
+ * files not read go unchecked. */
+#define CFG_INCLUDE_READS 256
+
+struct cfg_inc {
+	struct cfg_ctx *c;
+	const char *file; /* the file being scanned */
+	int depth;	  /* its depth: the top file is 0 */
+};
+
+static void cfg_scan_includes(struct cfg_ctx *c, const char *file, const char *text, size_t len,
+			      int depth);
+
+static void cfg_include(void *arg, unsigned int line, const char *name, size_t len)
+{
+	struct cfg_inc *inc = arg;
+	char path[PATH_MAX], *raw;
+	struct stat st;
+	size_t i, n = 0, got = 0;
+	int err = 0;
+
+	/* libconfig's escapes in an @include name: \\ and \" */
+	for (i = 0; i < len && n + 1 < sizeof(path); i++) {
+		if (name[i] == '\\' && i + 1 < len && (name[i + 1] == '\\' || name[i + 1] == '"'))
+			i++;
+		path[n++] = name[i];
+	}
+	path[n] = '\0';
+	if (i < len || memchr(path, '\0', n))
+		return; /* too long or with a NUL: libconfig cannot open it either */
+	if (stat(path, &st) < 0)
+		return; /* libconfig says so */
+	if (!S_ISREG(st.st_mode)) {
+		cfg_error(inc->c->errs,
+			  "%s:%u: @include \"%s\": not a regular file (a device, FIFO or socket)",
+			  inc->file, line, path);
+		return;
+	}
+	if (st.st_size > CFG_MAX_BYTES) {
+		cfg_error(inc->c->errs,
+			  "%s:%u: @include \"%s\": larger than %d bytes; not a config file?",
+			  inc->file, line, path, CFG_MAX_BYTES);
+		return;
+	}
+	if (inc->depth + 1 >= CFG_INCLUDE_DEPTH || inc->c->includes_read >= CFG_INCLUDE_READS)
+		return; /* libconfig refuses to go deeper; or enough was read */
+	inc->c->includes_read++;
+	raw = cfg_read(path, &got, &err);
+	if (!raw)
+		return; /* it changed under us: libconfig will find what it finds */
+	cfg_scan_includes(inc->c, path, raw, got, inc->depth + 1);
+	free(raw);
+}
+
+static void cfg_scan_includes(struct cfg_ctx *c, const char *file, const char *text, size_t len,
+			      int depth)
+{
+	struct cfg_inc inc = { .c = c, .file = file, .depth = depth };
+
+	(void)mw_config_widen_ints(text, len, NULL, 0, NULL, cfg_include, &inc);
+}
+
+/*
  * The file's text as libconfig should see it: integer literals outside int32
  * marked L (config_ints.h), so none is silently truncated.
  * Return: a stream over the text (its buffer in *text, free() after fclose),
@@ -773,7 +853,7 @@ static FILE *cfg_open(struct cfg_ctx *c, char **text)
 	size_t len = 0;
 	ssize_t n;
 	FILE *fp = NULL;
-	int err = 0;
+	int err = 0, errs_before;
 
 	raw = cfg_read(c->file, &len, &err);
 	if (!raw) {
@@ -792,12 +872,16 @@ static FILE *cfg_open(struct cfg_ctx *c, char **text)
 		cfg_error(c->errs, "%s: cannot read: %s", c->file, strerror(ENOMEM));
 		goto out;
 	}
-	n = mw_config_widen_ints(raw, len, wide, MW_CONFIG_WIDEN_SIZE(len), cfg_bad_int, c);
+	n = mw_config_widen_ints(raw, len, wide, MW_CONFIG_WIDEN_SIZE(len), cfg_bad_int, NULL, c);
 	if (n < 0) {
 		if (n != -ERANGE)
 			cfg_error(c->errs, "%s: cannot read: %s", c->file, strerror((int)-n));
 		goto out;
 	}
+	errs_before = c->errs->count;
+	cfg_scan_includes(c, c->file, raw, len, 0);
+	if (c->errs->count != errs_before)
+		goto out;
 	fp = fmemopen(wide, (size_t)n, "r");
 	if (!fp)
 		cfg_error(c->errs, "%s: cannot read: %s", c->file, strerror(errno));

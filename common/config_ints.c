@@ -22,6 +22,7 @@ struct scan {
 	unsigned int line;
 	bool nobufs, bad;
 	mw_config_bad_int_fn report;
+	mw_config_include_fn include;
 	void *arg;
 };
 
@@ -59,6 +60,10 @@ static char peek(const struct scan *s, size_t k)
 
 static void put(struct scan *s, char c)
 {
+	if (!s->out) { /* scan only */
+		s->o++;
+		return;
+	}
 	if (s->o >= s->size) {
 		s->nobufs = true;
 		return;
@@ -106,8 +111,8 @@ static void scan_block_comment(struct scan *s)
 	}
 }
 
-/* "..." where a backslash takes the next byte with it. */
-static void scan_string(struct scan *s)
+/* "..." where a backslash takes the next byte with it.  Return: whether it was closed. */
+static bool scan_string(struct scan *s)
 {
 	copy(s);
 	while (s->i < s->len) {
@@ -120,19 +125,22 @@ static void scan_string(struct scan *s)
 		}
 		copy(s);
 		if (c == '"')
-			return;
+			return true;
 	}
+	return false;
 }
 
 /*
  * "@include "file"" at the start of a line: the file name is a string as
- * far as the scan goes (libconfig takes \\ and \" in it as escapes).
+ * far as the scan goes (libconfig takes \\ and \" in it as escapes); a
+ * complete one is reported to s->include.
  * Return: whether one was copied.
  */
 static bool scan_include(struct scan *s)
 {
 	static const char word[] = "@include";
 	size_t k, back = s->i;
+	unsigned int line;
 
 	while (back > 0 && (s->in[back - 1] == ' ' || s->in[back - 1] == '\t'))
 		back--;
@@ -148,7 +156,10 @@ static bool scan_include(struct scan *s)
 	if (peek(s, k) != '"')
 		return false;
 	copy_n(s, k);
-	scan_string(s);
+	k = s->i;
+	line = s->line;
+	if (scan_string(s) && s->include)
+		s->include(s->arg, line, s->in + k + 1, s->i - k - 2);
 	return true;
 }
 
@@ -230,7 +241,7 @@ static void scan_number(struct scan *s)
 }
 
 ssize_t mw_config_widen_ints(const char *in, size_t len, char *out, size_t out_size,
-			     mw_config_bad_int_fn bad, void *arg)
+			     mw_config_bad_int_fn bad, mw_config_include_fn include, void *arg)
 {
 	struct scan s = { .in = in,
 			  .len = len,
@@ -238,6 +249,7 @@ ssize_t mw_config_widen_ints(const char *in, size_t len, char *out, size_t out_s
 			  .size = out_size,
 			  .line = 1,
 			  .report = bad,
+			  .include = include,
 			  .arg = arg };
 
 	while (s.i < s.len && !s.nobufs) {
@@ -248,7 +260,7 @@ ssize_t mw_config_widen_ints(const char *in, size_t len, char *out, size_t out_s
 		else if (c == '/' && next == '*')
 			scan_block_comment(&s);
 		else if (c == '"')
-			scan_string(&s);
+			(void)scan_string(&s);
 		else if (c == '@' && scan_include(&s))
 			continue;
 		else if (is_name_start(c))

@@ -11,15 +11,19 @@
 
 /* Called once per integer literal that no signed 64-bit integer holds. */
 typedef void (*mw_config_bad_int_fn)(void *arg, unsigned int line, const char *lit, size_t len);
+/* Called once per complete @include directive: its file name as written (escapes kept). */
+typedef void (*mw_config_include_fn)(void *arg, unsigned int line, const char *name, size_t len);
 
 /**
  * mw_config_widen_ints() - append an L to every integer literal outside int32
  * @in:       the config text as read (need not be NUL-terminated; may hold NULs)
  * @len:      its length
  * @out:      the same text, each such literal followed by L; lines are unchanged
+ *            (NULL: scan only, for @include)
  * @out_size: at least MW_CONFIG_WIDEN_SIZE(@len)
  * @bad:      told of each literal beyond int64 (libconfig would saturate or wrap it)
- * @arg:      passed to @bad
+ * @include:  told of each @include (NULL: not needed)
+ * @arg:      passed to @bad and @include
  *
  * libconfig 1.5 reads "4294971392" as the int 4096 and "0x80000000" as
  * -2147483648 without a word; with the L suffix it reads them as 64-bit
@@ -31,6 +35,6 @@ typedef void (*mw_config_bad_int_fn)(void *arg, unsigned int line, const char *l
  * once, or -ENOBUFS if @out_size is too small
  */
 ssize_t mw_config_widen_ints(const char *in, size_t len, char *out, size_t out_size,
-			     mw_config_bad_int_fn bad, void *arg);
+			     mw_config_bad_int_fn bad, mw_config_include_fn include, void *arg);
 
 #endif /* MW_CONFIG_INTS_H */

@@ -44,7 +44,7 @@ static void fz_check_widen(const uint8_t *data, size_t size)
 	if (MW_CONFIG_WIDEN_SIZE(size) > sizeof(out))
 		return;
 	n = mw_config_widen_ints((const char *)data, size, out, MW_CONFIG_WIDEN_SIZE(size), NULL,
-				 NULL);
+				 NULL, NULL);
 	if (n == -ERANGE)
 		return;
 	if (n < 0 || (size_t)n > MW_CONFIG_WIDEN_SIZE(size))
