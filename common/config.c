@@ -559,7 +559,7 @@ static void cfg_apply_strlist(struct cfg_ctx *c, const struct cfg_key *k, const 
 {
 	int type = config_setting_type(s);
 	int i, n, errors_before = c->errs->count;
-	char tmp[MW_LISTEN_MAX][MW_ADDR_TEXT_MAX];
+	char *tmp; /* staged entries, k->size bytes each: a list's fields differ in size */
 	char what[32];
 
 	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
@@ -573,15 +573,21 @@ static void cfg_apply_strlist(struct cfg_ctx *c, const struct cfg_key *k, const 
 			     k->max);
 		return;
 	}
+	tmp = calloc(n ? (size_t)n : 1, k->size);
+	if (!tmp) {
+		cfg_error_at(c, s, k->section, k->key, "out of memory");
+		return;
+	}
 	for (i = 0; i < n; i++) {
 		snprintf(what, sizeof(what), "entry %d: ", i + 1);
-		cfg_apply_string(c, k, config_setting_get_elem(s, (unsigned int)i), tmp[i], what);
+		cfg_apply_string(c, k, config_setting_get_elem(s, (unsigned int)i),
+				 tmp + (size_t)i * k->size, what);
 	}
-	if (c->errs->count != errors_before)
-		return;
-	for (i = 0; i < n; i++)
-		memcpy((char *)cfg_field(c->cfg, k->off) + (size_t)i * k->size, tmp[i], k->size);
-	*(int *)cfg_field(c->cfg, k->count_off) = n;
+	if (c->errs->count == errors_before) {
+		memcpy(cfg_field(c->cfg, k->off), tmp, (size_t)n * k->size);
+		*(int *)cfg_field(c->cfg, k->count_off) = n;
+	}
+	free(tmp);
 }
 
 static const struct cfg_key *cfg_find(const char *section, const char *key)

@@ -708,6 +708,39 @@ static void test_too_many_listeners(void **state)
 	assert_error(&errs, 0, tmp_path, 1, "balancer.listen: too many entries (17, at most 16)");
 }
 
+/* Entries longer than 64 bytes (the longest fields: 255 and 107) stay whole, all of them. */
+static void test_long_list_entries(void **state)
+{
+	static char text[16384], want[MW_FLOWD_SENSORS_MAX][256];
+	struct mw_config cfg;
+	struct mw_config_errors errs;
+	int i;
+
+	strcpy(text, "flowd: { mapi_sensor_groups = [");
+	for (i = 0; i < MW_FLOWD_SENSORS_MAX; i++) {
+		snprintf(want[i], sizeof(want[i]), "g%02d:", i);
+		memset(want[i] + 4, 'a' + i, sizeof(want[i]) - 5);
+		want[i][sizeof(want[i]) - 1] = '\0';
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s\"%s\"",
+			 i ? ", " : "", want[i]);
+	}
+	strcat(text, "];\n pcap_files = [");
+	for (i = 0; i < MW_FLOWD_SENSORS_MAX; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+			 "%s\"/var/lib/mwcomms/captures/%070d.pcap\"", i ? ", " : "", i);
+	strcat(text, "]; };\n");
+	assert_int_equal(load_text(text, &cfg, &errs), 0);
+	assert_int_equal(cfg.flowd.mapi_sensor_groups_count, MW_FLOWD_SENSORS_MAX);
+	assert_int_equal(cfg.flowd.pcap_files_count, MW_FLOWD_SENSORS_MAX);
+	for (i = 0; i < MW_FLOWD_SENSORS_MAX; i++) {
+		char path[128];
+
+		assert_string_equal(cfg.flowd.mapi_sensor_groups[i], want[i]);
+		snprintf(path, sizeof(path), "/var/lib/mwcomms/captures/%070d.pcap", i);
+		assert_string_equal(cfg.flowd.pcap_files[i], path);
+	}
+}
+
 static void test_cross_field(void **state)
 {
 	struct mw_config cfg;
@@ -803,6 +836,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_paths_and_lengths, remove_conf),
 		cmocka_unit_test_teardown(test_addresses, remove_conf),
 		cmocka_unit_test_teardown(test_too_many_listeners, remove_conf),
+		cmocka_unit_test_teardown(test_long_list_entries, remove_conf),
 		cmocka_unit_test_teardown(test_cross_field, remove_conf),
 		cmocka_unit_test_teardown(test_all_errors_reported, remove_conf),
 		cmocka_unit_test_teardown(test_error_overflow, remove_conf),
