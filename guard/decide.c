@@ -164,6 +164,13 @@ static bool top_source_is_nat(struct gd_engine *e, const struct gd_listener *l, 
 		if (s && ++s->scan > (top ? top->scan : 0))
 			top = s;
 	}
+	if (top) {
+		struct mw_addr a = { .family = top->key.family };
+
+		memcpy(a.addr, top->key.addr, sizeof(a.addr));
+		if (gd_engine_ins_net(e, &a))
+			return true; /* the balancer's address: every client's */
+	}
 	return top && top->last_done && now - top->last_done < e->cfg->good_memory_ms;
 }
 
@@ -323,12 +330,14 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 
 	if (gd_tab_find(&e->blocks, &s->key))
 		return;
+	a.addr.family = s->key.family;
+	memcpy(a.addr.addr, s->key.addr, sizeof(a.addr.addr));
+	if (gd_engine_ins_net(e, &a.addr))
+		return; /* the balancer's address: every client's (gd_engine_set_ins_net) */
 	b = gd_tab_insert(&e->blocks, &s->key);
 	if (!b)
 		return; /* counted in blocks.drops */
 	b->until = now + (int64_t)e->cfg->block_expiry_s * 1000;
-	a.addr.family = s->key.family;
-	memcpy(a.addr.addr, s->key.addr, sizeof(a.addr.addr));
 	ip_text(&a.addr, a.target, sizeof(a.target));
 	if (p) {
 		pa.family = p->key.family;

@@ -121,6 +121,36 @@ bool gd_engine_allowed(const struct gd_engine *e, const struct mw_addr *a)
 	return false;
 }
 
+/**
+ * gd_engine_set_ins_net() - the balancer's subnet (balancer.subnet), or "" for none
+ *
+ * Its addresses are the balancer's bridge and its INS.  Through the splice front end
+ * without PROXY v2 every client arrives from the bridge address: blocking it would
+ * refuse every client and the balancer's health checks, and the per-source levers would
+ * count every client as one.  Such an address is treated as a NAT that never ends.
+ * Return: 0, or -EINVAL (the old subnet is kept)
+ */
+int gd_engine_set_ins_net(struct gd_engine *e, const char *subnet)
+{
+	struct mw_cidr net;
+
+	if (!subnet || !subnet[0]) {
+		e->has_ins_net = false;
+		return 0;
+	}
+	if (mw_cidr_parse(&net, subnet))
+		return -EINVAL;
+	e->ins_net = net;
+	e->has_ins_net = true;
+	return 0;
+}
+
+/* gd_engine_ins_net() - is @a one of the balancer's own addresses? */
+bool gd_engine_ins_net(const struct gd_engine *e, const struct mw_addr *a)
+{
+	return e->has_ins_net && mw_cidr_match(&e->ins_net, a);
+}
+
 static struct gd_listener *listener_find(struct gd_engine *e, uint64_t id)
 {
 	int i;

@@ -133,6 +133,8 @@ struct gd_policy {
 struct gd_engine {
 	const struct mw_guard_config *cfg;
 	struct gd_policy pol;
+	struct mw_cidr ins_net; /* balancer.subnet: the balancer's own addresses (never blocked) */
+	bool has_ins_net;
 	struct gd_tab conns, sources, blocks, prefixes;
 	struct gd_listener listeners[GD_LISTENERS_MAX];
 	int nlisteners;
@@ -166,6 +168,8 @@ void gd_engine_observe(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 void gd_engine_tick(struct gd_engine *e, int64_t now);
 void gd_engine_forget(struct gd_engine *e, uint64_t id);
 bool gd_engine_allowed(const struct gd_engine *e, const struct mw_addr *a);
+int gd_engine_set_ins_net(struct gd_engine *e, const char *subnet);
+bool gd_engine_ins_net(const struct gd_engine *e, const struct mw_addr *a);
 struct gd_listener *gd_engine_listener(struct gd_engine *e, uint64_t id);
 void gd_engine_unrotate(struct gd_engine *e, uint16_t ins);
 

@@ -43,6 +43,10 @@ int main(int argc, char **argv)
 		mw_err("%s", g.act.ring ? err : "out of memory");
 		goto out;
 	}
+	if (gd_engine_set_ins_net(&g.eng, d.cfg.balancer.subnet)) {
+		mw_err("balancer.subnet: \"%s\" is not ip/prefix", d.cfg.balancer.subnet);
+		goto out;
+	}
 	g.act.report = !strcmp(d.cfg.guard.mode, "report");
 	g.act.on_gone = on_gone;
 	g.act.gone_ctx = &g.eng;

@@ -64,6 +64,12 @@ int gd_reload(struct guardd *g, char *err, size_t errlen)
 	ret = gd_engine_configure(&g->eng, &n->guard, err, errlen);
 	if (ret)
 		goto out;
+	ret = gd_engine_set_ins_net(&g->eng, n->balancer.subnet);
+	if (ret) { /* validated by the loader: never here */
+		snprintf(err, errlen, "balancer.subnet: \"%s\" is not ip/prefix",
+			 n->balancer.subnet);
+		goto out;
+	}
 	g->act.report = !strcmp(n->guard.mode, "report");
 	g->cfg = n;
 	g->tick.repeat = n->guard.tick_ms / 1000.0;

@@ -346,6 +346,35 @@ static void test_allow_list(void **state)
 }
 
 /*
+ * The balancer's subnet: through the splice front end without PROXY v2 every client
+ * arrives from the bridge address.  Its slow connections are closed, but it is never
+ * blocked and the per-source levers stay off; outside the subnet the same is blocked.
+ */
+static void test_balancer_address_never_blocked(void **state)
+{
+	int64_t now = 1000;
+	int i, pressure = 0;
+
+	for (i = 0; i < 2; i++) {
+		start();
+		assert_int_equal(gd_engine_set_ins_net(&eng, i ? "" : "10.9.0.0/24"), 0);
+		obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+		slow_headers(0, 1, 40, 100000, &now, now + 6000); /* all from 10.9.0.1 */
+		assert_int_equal(count(GD_CLOSE, "slow"), 40);
+		assert_int_equal(count(GD_BLOCK, NULL), i ? 1 : 0);
+		for (pressure = 0; pressure < nrec; pressure++)
+			if (rec[pressure].kind == GD_SHIELD_SET &&
+			    !strcmp(rec[pressure].reason, "pressure"))
+				break;
+		assert_true(pressure < nrec);
+		assert_int_equal(!!(rec[pressure].opts & (1u << MW_SHIELD_SRC_MAX_CONNS)), i);
+		gd_engine_fini(&eng);
+	}
+	assert_int_equal(gd_engine_set_ins_net(&eng, "10.9.0.0/33"), -EINVAL);
+	start();
+}
+
+/*
  * NAT: attackers and benign clients share 192.168.7.7.  Its slow connections are
  * closed, but the address is not blocked: its other connections end well.
  */
@@ -819,6 +848,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_report_mode_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_latency_pressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allow_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_balancer_address_never_blocked, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_nat_not_blocked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_keeps_src_levers_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_rule_not_an_escape, setup, teardown),
