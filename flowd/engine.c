@@ -214,8 +214,8 @@ static void engine_attempt(struct fl_engine *e, struct fl_addr *client, const st
 	if (!client)
 		return;
 	client->attempts++;
-	fl_hll_add(&client->peers, fl_hash(0, p->dst, 16));
-	fl_hll_add(&client->ports, fl_hash(0, &p->dport, sizeof(p->dport)));
+	fl_hll_add(&client->peers, fl_hash(fl_salt(), p->dst, 16));
+	fl_hll_add(&client->ports, fl_hash(fl_salt(), &p->dport, sizeof(p->dport)));
 }
 
 static struct fl_stream *engine_stream(struct fl_engine *e, const struct fl_pkt *p, uint64_t ts_us,

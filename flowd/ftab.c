@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "flowd/fl_assert.h"
 #include "flowd/ftab.h"
@@ -25,6 +27,34 @@ static uint64_t ftab_mix(uint64_t x)
 	x *= 0x94d049bb133111ebULL;
 	x ^= x >> 31;
 	return x;
+}
+
+/**
+ * fl_salt() - this process's random hash seed
+ *
+ * For the hashes that must agree across sketches (the top-N indexes, the
+ * HyperLogLogs): with a seed an attacker cannot know, keys cannot be chosen to
+ * collide in an index nor values to land in chosen registers.  flowd's loop is
+ * single-threaded; the first call draws it.
+ *
+ * Return: the seed
+ */
+uint64_t fl_salt(void)
+{
+	static uint64_t salt;
+	static bool drawn;
+
+	if (!drawn) {
+		if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != sizeof(salt)) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			salt = ftab_mix((uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 32 ^
+					(uint64_t)getpid());
+		}
+		drawn = true;
+	}
+	return salt;
 }
 
 /**

@@ -419,9 +419,9 @@ static void anomaly_packet(struct fl_mapi_fn *fn, uint64_t ts_us, const struct f
 	}
 	s->attempts++;
 	if (fn->id == MW_MAPI_FANOUT)
-		fl_hll_add(&s->hll, fl_hash(0, p->dst, sizeof(p->dst)));
+		fl_hll_add(&s->hll, fl_hash(fl_salt(), p->dst, sizeof(p->dst)));
 	else
-		fl_hll_add(&s->hll, fl_hash(0, &p->dport, sizeof(p->dport)));
+		fl_hll_add(&s->hll, fl_hash(fl_salt(), &p->dport, sizeof(p->dport)));
 	est = fl_hll_estimate(&s->hll);
 	if (est > s->attempts)
 		est = s->attempts;
@@ -538,7 +538,7 @@ static int flow_run(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame
 				uint8_t key[16];
 
 				fn_key(fn, p, key);
-				fl_hll_add(&fn->hll, fl_hash(0, key, sizeof(key)));
+				fl_hll_add(&fn->hll, fl_hash(fl_salt(), key, sizeof(key)));
 			}
 			break;
 		default:

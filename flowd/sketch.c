@@ -18,7 +18,6 @@
  * exact whenever fewer than m keys were seen.
  */
 
-#define TOPN_SEED 0x70b5eedULL
 #define TOPN_NONE UINT32_MAX
 
 /*
@@ -168,7 +167,7 @@ static void topn_sift_down(struct fl_topn *t, uint32_t h)
  */
 void fl_topn_add(struct fl_topn *t, const void *key, uint64_t weight)
 {
-	uint64_t h = fl_hash(TOPN_SEED, key, t->key_size);
+	uint64_t h = fl_hash(fl_salt(), key, t->key_size);
 	uint32_t s = topn_slot(t, key, h), n;
 	struct fl_topn_item *it;
 

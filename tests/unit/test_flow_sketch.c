@@ -139,6 +139,37 @@ static void test_hll_error(void **state)
 	}
 }
 
+/*
+ * Hash flooding: 64 keys aimed at one index slot under a seed an attacker could read
+ * (the source's old constant, or any fixed one) would make one probe run of 64.  The
+ * index is seeded per process at random, so the aimed keys spread as any keys do.
+ */
+static void test_index_not_aimable(void **state)
+{
+	const uint64_t known_seeds[] = { 0x70b5eedULL, 0 };
+	struct fl_topn t;
+	uint32_t keys[64], k, n, s, run, longest;
+	size_t i;
+
+	(void)state;
+	assert_int_not_equal(fl_salt(), 0);
+	for (i = 0; i < sizeof(known_seeds) / sizeof(known_seeds[0]); i++) {
+		assert_int_equal(fl_topn_init(&t, 256, 4), 0); /* 512 index slots */
+		for (n = 0, k = 1; n < 64; k++)
+			if ((fl_hash(known_seeds[i], &k, sizeof(k)) & t.mask) == 7)
+				keys[n++] = k;
+		for (n = 0; n < 64; n++)
+			fl_topn_add(&t, &keys[n], 1);
+		assert_int_equal(t.used, 64);
+		for (s = 0, run = 0, longest = 0; s <= 2 * t.mask; s++) {
+			run = t.index[s & t.mask] != UINT32_MAX ? run + 1 : 0;
+			longest = run > longest ? run : longest;
+		}
+		assert_true(longest < 16);
+		fl_topn_fini(&t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_bound_under_pressure),
 		cmocka_unit_test(test_heap_invariant),
 		cmocka_unit_test(test_hll_error),
+		cmocka_unit_test(test_index_not_aimable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
