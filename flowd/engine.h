@@ -166,5 +166,6 @@ void fl_report_second(struct fl_engine *e);
 void fl_report_interval(struct fl_engine *e, uint64_t end_s, bool partial);
 void fl_report_addr_text(const uint8_t addr[16], char *buf, size_t len);
 void fl_report_classes(FILE *out, const struct fl_counter second[FL_CLS_N]);
+void fl_json_string(FILE *f, const char *s);
 
 #endif /* MW_FLOWD_ENGINE_H */

@@ -28,8 +28,8 @@ void fl_report_addr_text(const uint8_t addr[16], char *buf, size_t len)
 		inet_ntop(AF_INET6, addr, buf, (socklen_t)len);
 }
 
-/* The sensor name is a configured path or "live": escape what JSON needs. */
-static void json_string(FILE *f, const char *s)
+/* fl_json_string() - a sensor name (a configured path, "live"...) as a JSON string */
+void fl_json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -48,7 +48,7 @@ static void json_string(FILE *f, const char *s)
 static void report_head(struct fl_engine *e, const char *type)
 {
 	fprintf(e->out, "{\"type\":\"%s\",\"sensor\":", type);
-	json_string(e->out, e->sensor);
+	fl_json_string(e->out, e->sensor);
 }
 
 /**

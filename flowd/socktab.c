@@ -183,8 +183,9 @@ static void sock_second(struct fl_socks *s, const struct fl_sock *k, uint64_t by
 void fl_socks_second(struct fl_socks *s, uint64_t now_s)
 {
 	if (s->sec && now_s > s->sec) {
-		fprintf(s->out, "{\"type\":\"second\",\"sensor\":\"%s\",\"ts\":%" PRIu64,
-			s->sensor, s->sec);
+		fputs("{\"type\":\"second\",\"sensor\":", s->out);
+		fl_json_string(s->out, s->sensor);
+		fprintf(s->out, ",\"ts\":%" PRIu64, s->sec);
 		fl_report_classes(s->out, s->second);
 		fflush(s->out);
 		memset(s->second, 0, sizeof(s->second));
@@ -286,13 +287,15 @@ void fl_socks_report(struct fl_socks *s, uint64_t end_s, bool partial)
 	uint32_t i, n, rows = 0;
 	char text[INET6_ADDRSTRLEN];
 
+	fputs("{\"type\":\"sockets\",\"sensor\":", s->out);
+	fl_json_string(s->out, s->sensor);
 	fprintf(s->out,
-		"{\"type\":\"sockets\",\"sensor\":\"%s\",\"start\":%" PRIu64 ",\"end\":%" PRIu64
+		",\"start\":%" PRIu64 ",\"end\":%" PRIu64
 		",\"partial\":%s,\"observations\":%" PRIu64 ",\"opened\":%" PRIu64
 		",\"closed\":%" PRIu64 ",\"table\":{\"used\":%u,\"max\":%u,\"drops\":%" PRIu64
 		"},\"sockets\":[",
-		s->sensor, s->interval_start, end_s, partial ? "true" : "false", s->obs, s->opened,
-		s->closed, s->tab.count, s->tab.cap, s->tab.drops);
+		s->interval_start, end_s, partial ? "true" : "false", s->obs, s->opened, s->closed,
+		s->tab.count, s->tab.cap, s->tab.drops);
 	for (i = 0; i < s->tab.cap; i++) {
 		struct fl_sock *k = fl_ftab_at(&s->tab, i);
 

@@ -116,6 +116,29 @@ static void test_connection_lifecycle(void **state)
 	assert_non_null(strstr(strstr(text(f), "\"start\":1700000050"), "\"sockets\":[],"));
 }
 
+/* A sensor name is a configured path: quotes and control characters are escaped. */
+static void test_sensor_name_escaped(void **state)
+{
+	struct fx *f = *state;
+	char err[128];
+	const char *t;
+
+	fl_socks_fini(&f->s);
+	assert_int_equal(fl_socks_init(&f->s, &f->cfg.flowd, f->out,
+				       "netflow:/run/x\",\"type\":\"fake\n\\", err, sizeof(err)),
+			 0);
+	fl_socks_tick(&f->s, T0);
+	obs(f, MW_NF_OBS_ACCEPT, 100, 5, 40000, 0, 0, T0 + 1);
+	obs(f, MW_NF_OBS_RECV, 100, 5, 40000, 78, 0, T0 + 1);
+	fl_socks_tick(&f->s, T0 + 10);
+	t = text(f);
+	assert_non_null(strstr(t, "{\"type\":\"second\",\"sensor\":"
+				  "\"netflow:/run/x\\\",\\\"type\\\":\\\"fake\\u000a\\\\\","));
+	assert_non_null(strstr(t, "{\"type\":\"sockets\",\"sensor\":"
+				  "\"netflow:/run/x\\\",\\\"type\\\":\\\"fake\\u000a\\\\\","));
+	assert_null(strstr(t, "fake\n"));
+}
+
 static void test_talkers_per_interval(void **state)
 {
 	struct fx *f = *state;
@@ -308,6 +331,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_connection_lifecycle, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sensor_name_escaped, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_talkers_per_interval, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full_and_idle, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_classes_records_ipfix, fx_setup, fx_teardown),
