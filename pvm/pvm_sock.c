@@ -342,31 +342,45 @@ void pvm_sock_reap_ins(struct pvm_ins *ins)
 {
 	struct pvm *p = ins->pvm;
 	size_t n, i;
-	struct pvm_sock *s;
+	struct pvm_sock *s, *r, *next;
+	uint64_t *ids;
 	void **all;
 
 	if (!ins->nsocks || !p->socks.count)
 		return;
 	all = malloc(p->socks.count * sizeof(*all));
-	if (!all) {
+	ids = malloc(p->socks.count * sizeof(*ids));
+	if (!all || !ids) {
 		mw_err("INS %u: out of memory while reaping; sockets leak", ins->id);
+		free(all);
+		free(ids);
 		return;
 	}
 	n = pvm_table_snapshot(&p->socks, all, p->socks.count);
+	/* By id: closing a copy on another INS may free it at once (its ring is full). */
+	for (i = 0; i < n; i++)
+		ids[i] = ((struct pvm_sock *)all[i])->id;
+	free(all);
 	for (i = 0; i < n; i++) {
-		s = all[i];
-		if (s->ins != ins)
+		s = pvm_table_get(&p->socks, ids[i]);
+		if (!s || s->ins != ins)
 			continue;
 		if (s->kind == PVM_SOCK_APP && s->state == PVM_ST_LISTENING) {
 			s->ins = NULL;
 			ins->nsocks--;
 			continue;
 		}
+		/* Bound, not yet listening: its copies on the other INS go with it (else
+		 * they would hold the port there with no app behind them). */
+		for (r = s->replicas; r; r = next) {
+			next = r->rnext;
+			pvm_sock_close(r, false); /* unlinks r */
+		}
 		if (s->waiter)
 			pvm_shim_answer(s->waiter, -ENOENT, s->id, NULL, NULL, 0);
 		pvm_sock_free(s);
 	}
-	free(all);
+	free(ids);
 }
 
 static void sock_answer(struct pvm_req *r, int status, uint64_t id, const struct mw_addr *addr,

@@ -73,6 +73,17 @@ def victim(port, gofile, mode):
         time.sleep(60)
 
 
+def bound(port, gofile):
+    """Two sockets bound to PORT and PORT + 1, never listening (no SO_REUSEADDR)."""
+    keep = []
+    for p in (port, port + 1):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("0.0.0.0", p))
+        keep.append(s)
+    out("bound pid %d" % os.getpid())
+    wait_file(gofile)
+
+
 def serve(port, tag):
     ls = listener(port)
     out("listening pid %d" % os.getpid())
@@ -283,6 +294,8 @@ def main():
     cmd, a = sys.argv[1], sys.argv[2:]
     if cmd == "victim":
         victim(int(a[0]), a[1], a[2])
+    elif cmd == "bound":
+        bound(int(a[0]), a[1])
     elif cmd == "serve":
         serve(int(a[0]), a[1])
     elif cmd == "sockets":

@@ -73,4 +73,34 @@ mw_log "case restart at once: OK"
 # The restarted apps were stopped (SIGTERM) too: nothing is left listening.
 mw_wait_for "! in_ins ss -Hltn | grep -q ':71[0-9][0-9] '" 10 ||
 	mw_fail "listeners left on the INS: $(in_ins ss -Hltn)"
+
+# --- an INS dies while an app's socket there is bound, not listening: its copies go too ---
+# INS 2 in a namespace of its own; the app binds two sockets, so that round-robin puts
+# one on each INS and each has a copy on the other.  INS 1 is killed, the app exits;
+# then no copy may hold either port on INS 2: an app binds both again and serves.
+mw_netns_add ins2
+NS_INS2=$(mw_netns ins2)
+mw_spawn ins2 ip netns exec "$NS_INS2" "$INS" --id 2 -c "$CONF"
+mw_wait_for "grep -q 'INS 2 joined' '$PVM_LOG'" 10 || mw_fail "bound: INS 2 did not join"
+mw_spawn bound shimmed $PROBE bound 7200 "$MW_TMP/go-bound"
+mw_wait_for "grep -q '^bound pid' '$(mw_logfile bound)'" 10 ||
+	mw_fail "bound: the app could not bind: $(cat "$(mw_logfile bound)")"
+sleep 1 # the copies are made on INS 2 after bind() returns
+ended=$(grep -c 'INS 1: channel ended' "$PVM_LOG" || true)
+kill -KILL "$(mw_pid ins1)"
+mw_stop ins1 1
+mw_wait_for "[ \$(grep -c 'INS 1: channel ended' '$PVM_LOG') -gt $ended ]" 10 ||
+	mw_fail "bound: mw-pvm did not notice INS 1 died"
+touch "$MW_TMP/go-bound"
+mw_stop bound 5
+for p in 7200 7201; do
+	mw_spawn "again$p" shimmed $PROBE serve "$p" "again$p"
+	mw_wait_for "grep -q '^listening pid' '$(mw_logfile "again$p")'" 10 ||
+		mw_fail "bound: port $p is still held on INS 2: $(cat "$(mw_logfile "again$p")")"
+	got=$(ip netns exec "$NS_INS2" $PROBE client 127.0.0.1 "$p")
+	[ "$got" = "got b'hello again$p\\n'" ] || mw_fail "bound: port $p does not serve: $got"
+	mw_stop "again$p"
+done
+kill -0 "$(mw_pid pvm)" || mw_fail "bound: mw-pvm died"
+mw_log "case INS death while bound: OK"
 mw_log "PASS"
