@@ -52,6 +52,7 @@
  * the sweep's.
  */
 #define LIVE_CHECKS_PER_KICK  64
+#define PORT_CHECKS_PER_BIND   64 /* pvm_appsock_check_port() */
 #define LIVE_RECHECK_MIN_SHARE 4
 _Static_assert(PVM_LIVE_RECHECK_PIDS * LIVE_RECHECK_MIN_SHARE <= LIVE_CHECKS_PER_TICK,
 	       "the recheck's shares exceed its budget");
@@ -260,21 +261,33 @@ bool pvm_appsock_check(struct pvm_sock *s, const char *why)
  *
  * So a restarted app binds at once instead of meeting its dead self's
  * listener (EADDRINUSE).  The OP_CLOSE frames precede the OP_BIND in each
- * INS's ring.
+ * INS's ring.  At most PORT_CHECKS_PER_BIND name checks per BIND, listeners first
+ * (a dead listener is what refuses the bind): a local user holding thousands of
+ * sockets bound to one port (SO_REUSEADDR) must not make every bind cost
+ * thousands of checks in the loop; whatever is left is the sweep's.
  */
 void pvm_appsock_check_port(struct pvm *p, const struct pvm_sock *self, uint16_t port)
 {
-	struct pvm_sock *s, *next;
+	uint64_t lis[PORT_CHECKS_PER_BIND], oth[PORT_CHECKS_PER_BIND];
+	size_t nl = 0, no = 0, i;
+	struct pvm_sock *s;
 
 	if (!port)
 		return;
 	pvm_closer_drain(p, 2); /* mw-pvm's copy of a socket the app just closed */
-	for (s = p->lv_head; s; s = next) {
-		next = s->lv_next;
-		if (s == self || !s->bound.family || s->bound.port != port)
+	for (s = p->lv_head; s && nl < PORT_CHECKS_PER_BIND; s = s->lv_next) {
+		if (s == self || !s->bound.family || s->bound.port != port || !appsock_candidate(s))
 			continue;
-		if (pvm_appsock_check(s, "its port is bound again"))
-			next = p->lv_head; /* the walk may have lost its place: start over */
+		if (s->state == PVM_ST_LISTENING)
+			lis[nl++] = s->id;
+		else if (no < PORT_CHECKS_PER_BIND)
+			oth[no++] = s->id;
+	}
+	/* By id: a release frees the socket. */
+	for (i = 0; i < nl + no && i < PORT_CHECKS_PER_BIND; i++) {
+		s = pvm_table_get(&p->socks, i < nl ? lis[i] : oth[i - nl]);
+		if (s)
+			pvm_appsock_check(s, "its port is bound again");
 	}
 }
 

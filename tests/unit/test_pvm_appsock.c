@@ -29,6 +29,7 @@
 
 #define KICK_CHECKS   64
 #define WINDOW_CHECKS 256
+#define PORT_CHECKS   64
 #define NSOCKS	      1000
 #define ATTACKER      4242
 #define VICTIM	      4343
@@ -194,6 +195,49 @@ static void test_ended_process_freed_under_flood(void **state)
 	assert_int_equal(p.released_total, n);
 }
 
+/* Bind the sockets from @first on to 0.0.0.0:@port, in @state. */
+static void bind_socks(uint64_t first, uint16_t port, enum pvm_sock_state state)
+{
+	struct pvm_sock *s;
+
+	for (s = p.lv_head; s; s = s->lv_next) {
+		if (s->id < first)
+			continue;
+		s->bound.family = 4;
+		s->bound.port = port;
+		s->state = state;
+	}
+}
+
+/*
+ * A local user holds NSOCKS sockets bound to one port (SO_REUSEADDR) and binds
+ * again and again: each BIND costs mw-pvm at most PORT_CHECKS name checks.  A
+ * victim's dead listener on that port, older than all of them, is still released
+ * by the first bind (listeners are checked first).
+ */
+static void test_bind_checks_bounded(void **state)
+{
+	uint64_t before;
+
+	(void)state;
+	make_socks(VICTIM, 1);
+	bind_socks(0, 8080, PVM_ST_LISTENING);
+	close(app[0]); /* the victim's app died */
+	app[0] = -1;
+	make_socks(ATTACKER, NSOCKS - 1);
+	bind_socks(p.lv_head->id - (NSOCKS - 2), 8080, PVM_ST_BOUND);
+	pvm_appsock_check_port(&p, NULL, 8080);
+	assert_true(p.lv_checks <= PORT_CHECKS);
+	assert_int_equal(p.released_total, 1);
+	for (int k = 0; k < 100; k++) {
+		before = p.lv_checks;
+		pvm_appsock_check_port(&p, NULL, 8080);
+		assert_true(p.lv_checks - before <= PORT_CHECKS);
+		assert_true(p.lv_checks - before > 0);
+	}
+	assert_int_equal(p.released_total, 1); /* the attacker's are alive */
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -231,6 +275,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ended_process_freed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ended_process_freed_under_flood, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_bind_checks_bounded, setup, teardown),
 	};
 
 	mw_log_init("test_pvm_appsock", MW_LOG_ERR);
