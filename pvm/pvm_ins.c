@@ -876,21 +876,45 @@ void pvm_ins_start(struct pvm *p, struct mw_channel *ch)
  */
 void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello)
 {
+	struct mw_hello mine, peer = *hello;
+	struct ucred cred = { 0 };
+	socklen_t len = sizeof(cred);
 	struct mw_channel ch;
-	struct mw_hello mine;
+	struct pvm_ins *ins, *next;
 	const char *refuse;
 	char err[160];
 	int ret;
 
 	pvm_ins_hello(p, &mine);
-	refuse = pvm_ins_refusal(p, hello);
+	/* The kernel's word for who connected, not the hello's: a compromised INS
+	 * (confined, it cannot fork) gets one channel, and cannot name another pid. */
+	ret = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ? errno : 0;
+	if (ret || cred.pid <= 0) {
+		mw_warn("INS handshake: rejecting INS id %u (no peer credentials: %s)",
+			hello->ins_id, ret ? strerror(ret) : "pid unknown");
+		close(fd);
+		return;
+	}
+	peer.pid = (uint32_t)cred.pid;
+	for (ins = p->ins_list; ins; ins = next) {
+		next = ins->next; /* a dead one found by the check is reaped */
+		if (!ins->dead && ins->ch.sock_fd >= 0 && ins->ch.peer.pid == peer.pid &&
+		    !ins_sock_check(ins)) {
+			mw_warn("INS handshake: rejecting INS id %u (pid %d already holds the "
+				"channel of INS %u)",
+				hello->ins_id, (int)cred.pid, ins->id);
+			close(fd);
+			return;
+		}
+	}
+	refuse = pvm_ins_refusal(p, &peer);
 	if (refuse) {
 		mw_warn("INS handshake: rejecting INS id %u (%s)", hello->ins_id, refuse);
 		close(fd);
 		return;
 	}
 	err[0] = 0;
-	ret = mw_channel_local_answer(&ch, fd, &mine, hello, err, sizeof(err));
+	ret = mw_channel_local_answer(&ch, fd, &mine, &peer, err, sizeof(err));
 	if (ret) {
 		mw_warn("INS handshake failed: %s", err[0] ? err : strerror(-ret));
 		close(fd);

@@ -30,7 +30,8 @@
  * default: the replica of the app's listener); then it lies once, as SCENARIO says,
  * and waits for mw-pvm to cut it (EOF on the handshake socket).
  *
- * Scenarios: closed (EV_CLOSED on every listener it serves), connected (EV_CONNECTED
+ * Scenarios: second (a second channel from this process: refused, the first kept),
+ * closed (EV_CLOSED on every listener it serves), connected (EV_CONNECTED
  * on a listener), accepted-on-conn, replay-accepted, replay-eof, replay-result,
  * credit (CREDIT for bytes never sent), data (DATA beyond the window on the
  * listener of port N, whose app does not read), garbage
@@ -484,6 +485,30 @@ static int stall(const char *path, int n, int secs)
 	return 0;
 }
 
+/*
+ * "second": a second channel from this process, as INS ID + 1000, naming pid 1;
+ * mw-pvm must refuse it and keep the first.  Exit 0 if so, 3 if it was accepted.
+ */
+static int second(struct hostile *h, const char *path, const struct mw_hello *first)
+{
+	struct mw_hello other = *first;
+	struct mw_channel ch2;
+	char err[160] = "";
+	int fd;
+
+	other.ins_id = (uint16_t)(h->id + 1000);
+	other.pid = 1;
+	fd = connect_unix(path);
+	if (fd >= 0 && !mw_channel_local_join(&ch2, fd, &other, err, sizeof(err))) {
+		say("second channel ACCEPTED as INS %u", other.ins_id);
+		return 3;
+	}
+	say("second channel refused: %s; pid %d", fd < 0 ? strerror(errno) : err, (int)getpid());
+	serve(h, 3 * HB_MS);
+	say("first channel %s", h->cut ? "cut" : "alive");
+	return h->cut ? 3 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct hostile h = { .answer_ops = true };
@@ -510,7 +535,7 @@ int main(int argc, char **argv)
 		return stall(argv[1], n, argc > 5 ? (int)strtol(argv[5], NULL, 10) : n);
 	h.id = (uint16_t)strtol(argv[2], NULL, 10);
 	mine.ins_id = h.id;
-	mine.pid = (uint32_t)getpid();
+	mine.pid = strcmp(what, "second") ? (uint32_t)getpid() : 1; /* a lie mw-pvm ignores */
 	fd = connect_unix(argv[1]);
 	if (fd < 0 || mw_channel_local_join(&h.ch, fd, &mine, err, sizeof(err))) {
 		say("cannot join: %s", fd < 0 ? strerror(errno) : err);
@@ -518,6 +543,8 @@ int main(int argc, char **argv)
 	}
 	h.pvm_index = h.ch.peer.pvm_index;
 	say("joined as INS %u", h.id);
+	if (!strcmp(what, "second"))
+		return second(&h, argv[1], &mine);
 	if (!strcmp(what, "wedge")) {
 		h.answer_ops = false;
 		serve(&h, n * 1000);

@@ -10,7 +10,8 @@
 # (2) each lie (unsolicited EV_CLOSED on listeners it owns, EV_CONNECTED on a
 # listener, EV_ACCEPTED on a connection, replayed EV_ACCEPTED / EV_EOF / RESULT,
 # lying CREDIT, DATA beyond the window, garbage, another INS's socket, an
-# EV_ACCEPTED flood, holding the data pipe's lock) cuts the liar with its reason
+# EV_ACCEPTED flood, holding the data pipe's lock) cuts the liar; a second channel
+# from the liar's process is refused with its reason
 # logged, mw-pvm lives, and the
 # app keeps serving through the honest INS; (3) the flood is aborted beyond
 # pvm.ins_max_conns; (4) an app's request to an INS that answers nothing fails
@@ -79,6 +80,20 @@ lie() {
 	ms=$(fetch 8080)
 	mw_log "liar $what cut ($reason); next request ${ms} ms"
 }
+# One process, one channel: a second join from the liar (naming pid 1) is refused by
+# its kernel credentials, and the first channel lives on; the log names the real pid.
+mw_spawn liar24 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 24 second
+mw_wait_for "! kill -0 $(mw_pid liar24)" 20 || mw_fail "liar second did not finish"
+status=0
+wait "$(mw_pid liar24)" || status=$?
+[ "$status" = 0 ] || mw_fail "liar second: exit $status (3 = accepted or cut); $(cat "$(mw_logfile liar24)")"
+pid=$(sed -n 's/.*second channel refused: .*; pid \([0-9]*\)$/\1/p' "$(mw_logfile liar24)")
+[ "${pid:-1}" != 1 ] || mw_fail "liar second: no pid in its log: $(cat "$(mw_logfile liar24)")"
+grep -q "INS 24 joined over the local channel (pid $pid," "$PVM_LOG" ||
+	mw_fail "liar second: the join does not name its real pid $pid: $(grep 'INS 24 joined' "$PVM_LOG")"
+grep -q "rejecting INS id 1024 (pid $pid already holds the channel of INS 24)" "$PVM_LOG" ||
+	mw_fail "liar second: no refusal of the second channel in mw-pvm's log"
+pvm_alive "after liar second"
 lie 11 connected "EV_CONNECTED on .* which is not connecting"
 mw_wait_for "! kill -0 $(mw_pid stall2)" 15 || mw_fail "the second staller did not finish"
 lie 12 accepted-on-conn "EV_ACCEPTED on .* which is not listening"
