@@ -130,6 +130,7 @@ int bal_ins_retire(struct bal *b, int id, bool drain, char *err, size_t errlen);
 int bal_scale(struct bal *b, int n, char *err, size_t errlen);
 int bal_reload(struct bal *b, char *err, size_t errlen);
 struct bal_ins *bal_ins_find(struct bal *b, int id);
+struct bal_ins *bal_ins_find_pvm(struct bal *b, int id);
 const char *bal_ins_state_name(enum bal_ins_state s);
 int bal_ins_live(const struct bal *b);	  /* STARTING + READY */
 int bal_ins_running(const struct bal *b); /* STARTING + READY + DRAINING: against max_ins */

@@ -147,9 +147,22 @@ static void run(void *ctx, char *line, struct mw_ctl_out *o)
 		}
 	} else if ((argc == 3 || argc == 4) && !strcmp(argv[0], "ins") &&
 		   !strcmp(argv[1], "retire")) {
-		if (parse_int(argv[2], &n) || n < 1) {
+		/* "pvm:N": the INS mw-pvm knows as N (mw-guard reads it off socket ids). */
+		bool by_pvm = !strncmp(argv[2], "pvm:", 4);
+
+		if (parse_int(argv[2] + (by_pvm ? 4 : 0), &n) || n < 1) {
 			mw_ctl_outf(o, "error ins retire: '%s' is not an INS id\n", argv[2]);
 			return;
+		}
+		if (by_pvm) {
+			struct bal_ins *bi = bal_ins_find_pvm(b, n);
+
+			if (!bi) {
+				mw_ctl_outf(o, "error ins retire: no INS known to mw-pvm as %d\n",
+					    n);
+				return;
+			}
+			n = bi->h.id;
 		}
 		if (argc == 4 && strcmp(argv[3], "drain")) {
 			mw_ctl_outf(o, "error ins retire: unknown option '%s' (drain)\n", argv[3]);

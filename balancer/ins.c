@@ -106,6 +106,22 @@ struct bal_ins *bal_ins_find(struct bal *b, int id)
 }
 
 /**
+ * bal_ins_find_pvm() - the INS mw-pvm knows as @id (a socket id's bits 40-55)
+ * @b:  the balancer
+ * @id: its domid for a Xen domU, its id otherwise
+ * Return: the INS, or NULL
+ */
+struct bal_ins *bal_ins_find_pvm(struct bal *b, int id)
+{
+	struct bal_ins *i;
+
+	for (i = b->ins; i; i = i->next)
+		if ((i->h.domid ? (int)i->h.domid : i->h.id) == id)
+			return i;
+	return NULL;
+}
+
+/**
  * bal_ins_running() - INS that hold resources and count against max_ins
  * @b: the balancer
  *

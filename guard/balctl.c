@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* balctl.c - mw-guard's rotations: "ins spawn" and "ins retire ID drain" to mw-balancer */
+/* balctl.c - mw-guard's rotations: "ins spawn" and "ins retire pvm:ID drain" to mw-balancer */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,8 +20,9 @@
  * balancer (docs/balancer.md, "Control socket": one line per connection, the
  * answer "ok" and records, or "error MESSAGE", read until EOF):
  *   1. "ins spawn": a fresh INS, ready for the connections to come;
- *   2. "ins retire ID drain": the attacked INS takes no new connection and is
- *      stopped once its own have ended (or after balancer.drain_timeout_ms).
+ *   2. "ins retire pvm:ID drain": the attacked INS (by mw-pvm's id: the domid on
+ *      Xen) takes no new connection and is stopped once its own have ended (or
+ *      after balancer.drain_timeout_ms).
  * The second is sent only when the first succeeded: draining without a fresh
  * INS would only take capacity away.  Nothing blocks the loop (non-blocking
  * socket, watchers, BALCTL_TIMEOUT_S per command).  One rotation at a time (the
@@ -108,7 +109,8 @@ static void start_step(struct gd_balctl *b, enum step step)
 	if (step == SPAWN)
 		snprintf(line, sizeof(line), "ins spawn\n");
 	else
-		snprintf(line, sizeof(line), "ins retire %u drain\n", b->ins);
+		/* By mw-pvm's id: on Xen that is the domid, not the balancer's id. */
+		snprintf(line, sizeof(line), "ins retire pvm:%u drain\n", b->ins);
 	ret = send_line(b, line);
 	if (ret) {
 		char result[48];

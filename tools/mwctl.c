@@ -25,7 +25,8 @@ static void usage(FILE *f)
 		"  ins list                  every INS: id, state, address, pid, load, health, "
 		"rx/tx\n"
 		"  ins spawn                 start one more INS (up to balancer.max_ins)\n"
-		"  ins retire ID [--drain]   stop INS ID (--drain: after its connections end)\n"
+		"  ins retire ID [--drain]   stop INS ID (--drain: after its connections end);\n"
+		"                            ID pvm:N: the INS mw-pvm knows as N (Xen: domid)\n"
 		"  scale N                   keep N INS (balancer.min_ins..max_ins)\n"
 		"  policy NAME               round-robin | least-connections | least-busy | hash\n"
 		"  reload                    re-read the configuration (as SIGHUP)\n"
@@ -79,8 +80,10 @@ static int build(int argc, char **argv, char *line, size_t len)
 		} else if (argc >= 2 && !strcmp(argv[1], "retire")) {
 			if (argc < 3 || argc > 4)
 				return fail("usage: ins retire ID [--drain]%s", "");
-			if (!is_number(argv[2]))
-				return fail("ins retire: '%s' is not an INS id", argv[2]);
+			if (!is_number(argv[2]) &&
+			    (strncmp(argv[2], "pvm:", 4) || !is_number(argv[2] + 4)))
+				return fail("ins retire: '%s' is not an INS id (N or pvm:N)",
+					    argv[2]);
 			if (argc == 4 && strcmp(argv[3], "--drain"))
 				return fail("ins retire: unknown option '%s' (--drain)", argv[3]);
 			snprintf(line, len, "ins retire %s%s\n", argv[2],

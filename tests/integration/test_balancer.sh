@@ -133,7 +133,7 @@ ctl policy round-robin >/dev/null
 
 # Bad input: one clear line, exit 1, balancer unharmed.
 for args in "frobnicate" "scale" "scale x" "scale 99" "scale 0" "ins retire" "ins retire abc" \
-	"ins retire 9999" "ins retire 1 --now" "policy random" "ins" "status extra"; do
+	"ins retire 9999" "ins retire pvm:9999" "ins retire pvm:" "ins retire 1 --now" "policy random" "ins" "status extra"; do
 	# shellcheck disable=SC2086
 	if ctl $args >"$MW_TMP/bad.out" 2>"$MW_TMP/bad.err"; then
 		mw_fail "mwctl $args succeeded"

@@ -92,7 +92,7 @@ holder 1 "$MW_TMP/drain.closed"
 hpid=$!
 mw_wait_for "[ \"\$(ids_where 5 1 | wc -l)\" = 1 ]" 10 || mw_fail "held connection not seen"
 did=$(ids_where 5 1)
-ctl ins retire "$did" --drain >/dev/null || mw_fail "retire --drain refused"
+ctl ins retire "pvm:$did" --drain >/dev/null || mw_fail "retire --drain refused" # mw-pvm's id: here the same
 t0=$(now_ms)
 [ "$(insf "$did" 2)" = draining ] || mw_fail "INS $did not draining"
 ctl scale 3 >/dev/null || mw_fail "scale 3 refused"
