@@ -273,7 +273,9 @@ int mw_nf_request_block_addr(const struct mw_nf_request *r, struct mw_addr *out)
 	memset(out, 0, sizeof(*out));
 	if (r->flags & MW_NF_FLAG_BY_SOCK)
 		return -EINVAL;
-	if (!block_text(id->addr, out->addr)) {
+	/* Text only where the family is not a binary one: the 16 bytes of an IPv6
+	 * address may happen to read as NUL-padded dotted-quad text. */
+	if (id->af != 4 && id->af != 6 && !block_text(id->addr, out->addr)) {
 		out->family = 4;
 		return 0;
 	}

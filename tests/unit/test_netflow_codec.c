@@ -242,6 +242,14 @@ static void test_request_addrblock_binary_forms(void **state)
 	assert_int_equal(a.family, 6);
 	assert_int_equal(a.addr[15], 9);
 
+	/* af 6 whose bytes read as text ("32.1.0.9"): the IPv6 address, not text. */
+	memset(&r.addr, 0, sizeof(r.addr));
+	r.addr.af = 6;
+	memcpy(r.addr.addr, "32.1.0.9", 8);
+	assert_int_equal(mw_nf_request_block_addr(&r, &a), 0);
+	assert_int_equal(a.family, 6);
+	assert_memory_equal(a.addr, "32.1.0.9\0\0\0\0\0\0\0\0", 16);
+
 	/* af 4 with bytes beyond the first four that are not text: refused. */
 	memset(&r.addr, 0, sizeof(r.addr));
 	r.addr.af = 4;
