@@ -61,6 +61,11 @@
 #define NF_ACCEPT_BATCH	  32
 #define NF_ACCEPT_PAUSE_S 0.1 /* accept paused this long when out of fds (EMFILE...) */
 #define NF_SNDBUF	  (64 * 1024)
+/* Of MW_NF_SERVER_MAX_CONSUMERS, slots TCP consumers can never take: mw-guard and the
+ * balancer's aggregator (AF_UNIX) must get in whatever a TCP peer does. */
+#define NF_LOCAL_RESERVED 32
+/* TCP consumers that have not sent their token yet (each is cut after 5 s): at most. */
+#define NF_PREAUTH_MAX 16
 
 struct nf_consumer {
 	struct mw_nf_server *srv;
@@ -248,6 +253,16 @@ static void nf_respond_to(struct nf_consumer *c, uint32_t id, int status, uint64
 		c->broken = true;
 		ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
 	}
+}
+
+static int nf_count_preauth(const struct mw_nf_server *srv)
+{
+	const struct nf_consumer *c;
+	int n = 0;
+
+	for (c = srv->consumers; c; c = c->next)
+		n += c->role == MW_NF_ROLE_NONE;
+	return n;
 }
 
 static int nf_count_who(const struct mw_nf_server *srv, const char *who)
@@ -588,6 +603,10 @@ static const char *nf_admit(struct mw_nf_server *srv, int fd, bool local,
 		a.port = 0;
 		snprintf(who, wholen, "address ");
 		mw_addr_format(&a, who + strlen(who), wholen - strlen(who));
+		if (srv->st.consumers >= MW_NF_SERVER_MAX_CONSUMERS - NF_LOCAL_RESERVED)
+			return "too many TCP consumers (the rest is kept for local ones)";
+		if (nf_count_preauth(srv) >= NF_PREAUTH_MAX)
+			return "too many TCP consumers waiting to authenticate";
 	}
 	if (srv->st.consumers >= MW_NF_SERVER_MAX_CONSUMERS)
 		return "too many consumers";

@@ -577,6 +577,46 @@ static void test_per_user_limit(void **state)
 	fx_close(f);
 }
 
+/*
+ * TCP peers that never send their token: at most 16 wait at once (each is cut after
+ * 5 s), so they cannot hold the consumer slots; a token-holder still gets in.
+ */
+static void test_preauth_limit(void **state)
+{
+	struct fixture *f = fx_open("127.0.0.0/8", 100, 5000);
+	struct mw_nf_server_stats st;
+	uint8_t buf[64];
+	bool closed;
+	int fd[17], ok;
+
+	(void)state;
+	for (int i = 0; i < 17; i++)
+		fd[i] = consumer_raw(f, 0);
+	drain(f, fd[16], buf, sizeof(buf), &closed);
+	assert_true(closed); /* the 17th: refused at accept */
+	drain(f, fd[15], buf, sizeof(buf), &closed);
+	assert_false(closed);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.consumers, 16);
+	assert_int_equal(st.refused, 1);
+	/* One of them authenticates: a slot frees for the next peer. */
+	send_auth(fd[0], 1, TOKEN_OBSERVE);
+	drain(f, fd[0], buf, sizeof(buf), &closed);
+	assert_false(closed);
+	close(fd[16]);
+	fd[16] = consumer_raw(f, 0);
+	drain(f, fd[16], buf, sizeof(buf), &closed);
+	assert_false(closed);
+	close(fd[1]); /* a waiting peer leaves: a token-holder gets in */
+	fd[1] = -1;
+	spin(f, 5);
+	ok = consumer_as(f, 0, TOKEN_CONTROL, MW_NF_ROLE_CONTROL);
+	close(ok);
+	for (int i = 0; i < 17; i++)
+		close(fd[i]);
+	fx_close(f);
+}
+
 /* netflow_memory: observations beyond the total are dropped, whatever the per-consumer queue. */
 static void test_memory_total(void **state)
 {
@@ -639,6 +679,7 @@ int main(void)
 		cmocka_unit_test(test_observe_role),
 		cmocka_unit_test(test_unix_peercred),
 		cmocka_unit_test(test_per_user_limit),
+		cmocka_unit_test(test_preauth_limit),
 		cmocka_unit_test(test_memory_total),
 		cmocka_unit_test(test_slow_reader_cut),
 		cmocka_unit_test(test_monitor_and_requests),
