@@ -20,13 +20,19 @@
  * can be joined); its secrecy is the text's.  Cost: one SipHash of 17 bytes
  * per address bit (32 per IPv4 address, 128 per IPv6).
  *
- * Frames: Ethernet with up to two VLAN tags, IPv4 or IPv6 (extension headers
- * skipped).  Both addresses are replaced; the IPv4 header checksum and the TCP
- * and UDP checksums are adjusted (RFC 1624, a UDP checksum of 0 stays 0), so
- * a capture still reads as valid.  Strip keeps the frame up to the end of the
- * transport header (TCP with its options, UDP; the IP headers for anything
- * else): what the application said is gone, the headers remain.
+ * Frames: Ethernet with up to FL_ANON_TAGS VLAN tags, IPv4 or IPv6 (extension
+ * headers skipped).  Both addresses are replaced; the IPv4 header checksum and
+ * the TCP, UDP and ICMPv6 checksums are adjusted (RFC 1624, a UDP checksum of 0
+ * stays 0), so a capture still reads as valid.  Other places a header names an
+ * address are blanked: IPv4 options become NOPs, the bodies of IPv6 hop-by-hop,
+ * routing and destination options headers padding.  A frame that is not IP
+ * (ARP, MPLS, PPPoE, more tags) is cut to its Ethernet header.  Strip keeps the
+ * frame up to the end of the transport header (TCP with its options, UDP; the
+ * IP headers for anything else, so an ICMP error's quoted packet and a tunnel's
+ * inner one go): what the application said is gone, the headers remain.
+ * Without strip the payload stays whole, addresses in it included.
  */
+#define FL_ANON_TAGS 8
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                   \
@@ -163,6 +169,10 @@ static size_t l4_fix(uint8_t *l4, size_t left, int proto, const uint8_t *old, co
 		}
 		return 8;
 	}
+	/* ICMPv6 sums the pseudo-header too: left as it was, it would let a reader test
+	 * guesses of the original addresses.  Its body (an error's quoted packet) is cut. */
+	if (proto == 58 && left >= 4)
+		csum_adjust(l4 + 2, old, new, alen);
 	return 0;
 }
 
@@ -180,6 +190,13 @@ static size_t anon_v4(const struct fl_anon *a, uint8_t *ip, size_t left)
 	csum_adjust(ip + 10, old, ip + 12, 8);
 	if (ihl < 20 || ihl > left)
 		return 20;
+	if (ihl > 20) { /* options (record route, source route, timestamps) name addresses */
+		uint8_t opts[40];
+
+		memcpy(opts, ip + 20, ihl - 20);
+		memset(ip + 20, 1, ihl - 20); /* NOP */
+		csum_adjust(ip + 10, opts, ip + 20, ihl - 20);
+	}
 	later_fragment = ((ip[6] & 0x1f) << 8 | ip[7]) != 0;
 	if (!later_fragment)
 		l4len = l4_fix(ip + ihl, left - ihl, ip[9], old, ip + 12, 8);
@@ -206,6 +223,10 @@ static size_t anon_v6(const struct fl_anon *a, uint8_t *ip, size_t left)
 				return off;
 			len = nh == 51 ? ((size_t)ip[off + 1] + 2) * 4
 				       : ((size_t)ip[off + 1] + 1) * 8;
+			/* Hop-by-hop, routing and destination options may name addresses (a
+			 * segment list, a home address): their bodies become padding (Pad1). */
+			if (nh != 51)
+				memset(ip + off + 2, 0, (off + len <= left ? len : left - off) - 2);
 			nh = ip[off];
 			off += len;
 		} else if (nh == 44) {
@@ -233,9 +254,8 @@ static size_t anon_v6(const struct fl_anon *a, uint8_t *ip, size_t left)
  * @strip:  non-zero: cut the frame after the transport header
  *
  * An IP frame captured too short to hold both addresses is cut to its
- * Ethernet header (a part of an address is a prefix).  A frame that is not IP
- * is left as it is when @strip is 0, and cut to its Ethernet header when
- * @strip is set (its contents are not known to be free of addresses).
+ * Ethernet header (a part of an address is a prefix), and so is a frame that
+ * is not IP, strip or not (ARP names addresses, MPLS and PPPoE carry IP).
  *
  * Return: the frame's new captured length
  */
@@ -243,26 +263,23 @@ size_t fl_anon_frame(const struct fl_anon *a, uint8_t *frame, size_t caplen, int
 {
 	size_t off = 14, hdrs = 0;
 	unsigned type, tags = 0;
-	bool ip = false;
 
 	if (caplen < 14)
 		return strip ? 0 : caplen;
 	type = (unsigned)(frame[12] << 8 | frame[13]);
-	while ((type == 0x8100 || type == 0x88a8) && tags < 2 && off + 4 <= caplen) {
+	while ((type == 0x8100 || type == 0x88a8 || type == 0x9100) && tags < FL_ANON_TAGS &&
+	       off + 4 <= caplen) {
 		type = (unsigned)(frame[off + 2] << 8 | frame[off + 3]);
 		off += 4;
 		tags++;
 	}
-	if (type == 0x0800 || type == 0x86dd) {
-		ip = true;
-		if (type == 0x0800 && off < caplen && (frame[off] >> 4) == 4)
-			hdrs = anon_v4(a, frame + off, caplen - off);
-		else if (type == 0x86dd && off < caplen && (frame[off] >> 4) == 6)
-			hdrs = anon_v6(a, frame + off, caplen - off);
-	}
-	if (ip && !hdrs)
-		return off; /* the addresses are not all there: nothing of them may leave */
+	if (type == 0x0800 && off < caplen && (frame[off] >> 4) == 4)
+		hdrs = anon_v4(a, frame + off, caplen - off);
+	else if (type == 0x86dd && off < caplen && (frame[off] >> 4) == 6)
+		hdrs = anon_v6(a, frame + off, caplen - off);
+	if (!hdrs)
+		return off; /* not IP (ARP, MPLS, PPPoE... name addresses too), or not all there */
 	if (!strip)
 		return caplen;
-	return hdrs ? off + hdrs : off;
+	return off + hdrs;
 }

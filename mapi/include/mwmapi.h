@@ -44,8 +44,10 @@ extern "C" {
  *                                       the functions after it see the frame with both IP
  *                                       addresses anonymised, prefix-preserving (Crypto-PAn's
  *                                       construction, SipHash-2-4 keyed by key: the same key
- *                                       gives the same mapping), checksums adjusted; strip 1
- *                                       also cuts it after the transport header;
+ *                                       gives the same mapping), checksums adjusted, IP
+ *                                       options blanked, non-IP frames cut to Ethernet;
+ *                                       strip 1 also cuts it after the transport header
+ *                                       (strip 0 keeps the payload and any address in it);
  *                                       result uint64_t: frames anonymised
  *   "FANOUT", int threshold, int window_s
  *   "PORTSCAN", int threshold, int window_s

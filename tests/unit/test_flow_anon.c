@@ -199,12 +199,104 @@ static void test_frame_v4(void **state)
 	/* Captured too short for both addresses: nothing of them leaves. */
 	(void)ff_v4(f, "10.1.2.3", "198.51.100.7", 6, 1, 2, 0, 0);
 	assert_int_equal(fl_anon_frame(&a, f, 14 + 18, 0), 14);
-	/* Not IP: kept whole, or cut to the Ethernet header with strip. */
+	/* Not IP (ARP names addresses): cut to the Ethernet header, strip or not. */
 	memset(f, 0, 60);
 	f[12] = 0x08;
 	f[13] = 0x06;
-	assert_int_equal(fl_anon_frame(&a, f, 60, 0), 60);
+	assert_int_equal(fl_anon_frame(&a, f, 60, 0), 14);
 	assert_int_equal(fl_anon_frame(&a, f, 60, 1), 14);
+}
+
+/* Does @hay hold the 4 or 16 bytes of @addr anywhere? */
+static int holds(const uint8_t *hay, size_t n, const uint8_t *addr, size_t alen)
+{
+	return memmem(hay, n, addr, alen) != NULL;
+}
+
+/*
+ * Other places a frame names an address: IPv4 options (a source route), IPv6
+ * routing headers, the ICMPv6 checksum, frames inside MPLS and behind three VLAN
+ * tags.  None of the original addresses may be found in the output.
+ */
+static void test_frame_no_leaks(void **state)
+{
+	uint8_t f[256], hop[4], src[4], src6[16], dst6[16], seg[16];
+	struct fl_anon a;
+	uint32_t pseudo;
+	uint16_t ck;
+	size_t n;
+
+	(void)state;
+	fl_anon_init(&a, "leaks", 5);
+	inet_pton(AF_INET, "203.0.113.9", hop);
+	inet_pton(AF_INET, "10.1.2.3", src);
+	/* IPv4 with a loose source route naming 203.0.113.9 (header 28 bytes) + TCP. */
+	memset(f, 0, sizeof(f));
+	f[12] = 0x08;
+	f[14] = 0x47;
+	f[17] = 48; /* total length */
+	f[22] = 64;
+	f[23] = 6;
+	memcpy(f + 26, src, 4);
+	inet_pton(AF_INET, "198.51.100.7", f + 30);
+	f[34] = 0x83; /* LSRR, length 7, pointer 4 */
+	f[35] = 7;
+	f[36] = 4;
+	memcpy(f + 37, hop, 4);
+	f[42 + 12] = 0x50; /* TCP, data offset 5 */
+	ck = (uint16_t)~sum16(f + 14, 28, 0);
+	f[24] = (uint8_t)(ck >> 8);
+	f[25] = (uint8_t)ck;
+	assert_int_equal(fl_anon_frame(&a, f, 14 + 48, 0), 14 + 48);
+	assert_false(holds(f, 14 + 48, hop, 4));
+	assert_false(holds(f, 14 + 48, src, 4));
+	assert_int_equal(sum16(f + 14, 28, 0), 0xffff); /* the header checksum still right */
+	/* The same inside MPLS (a label, then IPv4): cut to the Ethernet header. */
+	memmove(f + 18, f + 14, 48);
+	f[12] = 0x88;
+	f[13] = 0x47;
+	memcpy(f + 18 + 12, src, 4);
+	assert_int_equal(fl_anon_frame(&a, f, 18 + 48, 0), 14);
+	/* Behind three VLAN tags (0x9100, 0x88a8, 0x8100): anonymised, not passed through. */
+	n = ff_v4(f + 12, "10.1.2.3", "198.51.100.7", 6, 1, 2, 0x10, 0);
+	memset(f, 0, 24);
+	f[12] = 0x91;
+	f[16] = 0x88;
+	f[17] = 0xa8;
+	f[20] = 0x81;
+	f[24] = 0x08; /* the IPv4 frame's own type field follows the third tag */
+	f[25] = 0x00;
+	assert_int_equal(fl_anon_frame(&a, f, n + 12, 0), n + 12);
+	assert_false(holds(f, n + 12, src, 4));
+	/* IPv6 + routing header (segment list naming 2001:db8:99::9) + ICMPv6 echo. */
+	memset(f, 0, sizeof(f));
+	f[12] = 0x86;
+	f[13] = 0xdd;
+	f[14] = 0x60;
+	f[19] = 24 + 8;
+	f[20] = 43;
+	f[21] = 64;
+	inet_pton(AF_INET6, "2001:db8::1", src6);
+	inet_pton(AF_INET6, "2001:db8:1::2", dst6);
+	inet_pton(AF_INET6, "2001:db8:99::9", seg);
+	memcpy(f + 22, src6, 16);
+	memcpy(f + 38, dst6, 16);
+	f[54] = 58; /* next: ICMPv6; length 2: 24 bytes; type 4 (segment routing) */
+	f[55] = 2;
+	f[56] = 4;
+	memcpy(f + 62, seg, 16);
+	f[78] = 128; /* echo request */
+	pseudo = sum16(f + 22, 32, 0) + 58 + 8;
+	ck = (uint16_t)~sum16(f + 78, 8, pseudo);
+	f[80] = (uint8_t)(ck >> 8);
+	f[81] = (uint8_t)ck;
+	n = 14 + 40 + 24 + 8;
+	assert_int_equal(fl_anon_frame(&a, f, n, 0), n);
+	assert_false(holds(f, n, seg, 16));
+	assert_false(holds(f, n, src6, 16));
+	assert_false(holds(f, n, dst6, 16));
+	pseudo = sum16(f + 22, 32, 0) + 58 + 8;
+	assert_int_equal(sum16(f + 78, 8, pseudo), 0xffff); /* ICMPv6's checksum follows */
 }
 
 static void test_frame_v6(void **state)
@@ -241,7 +333,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_siphash_vectors),	  cmocka_unit_test(test_prefix_preserving),
 		cmocka_unit_test(test_bijection_and_key), cmocka_unit_test(test_frame_v4),
-		cmocka_unit_test(test_frame_v6),
+		cmocka_unit_test(test_frame_v6),	  cmocka_unit_test(test_frame_no_leaks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
