@@ -716,7 +716,7 @@ static void test_long_list_entries(void **state)
 	struct mw_config_errors errs;
 	int i;
 
-	strcpy(text, "flowd: { mapi_sensor_groups = [");
+	snprintf(text, sizeof(text), "flowd: { mapi_sensor_groups = [");
 	for (i = 0; i < MW_FLOWD_SENSORS_MAX; i++) {
 		snprintf(want[i], sizeof(want[i]), "g%02d:", i);
 		memset(want[i] + 4, 'a' + i, sizeof(want[i]) - 5);
@@ -724,11 +724,11 @@ static void test_long_list_entries(void **state)
 		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s\"%s\"",
 			 i ? ", " : "", want[i]);
 	}
-	strcat(text, "];\n pcap_files = [");
+	snprintf(text + strlen(text), sizeof(text) - strlen(text), "];\n pcap_files = [");
 	for (i = 0; i < MW_FLOWD_SENSORS_MAX; i++)
 		snprintf(text + strlen(text), sizeof(text) - strlen(text),
 			 "%s\"/var/lib/mwcomms/captures/%070d.pcap\"", i ? ", " : "", i);
-	strcat(text, "]; };\n");
+	snprintf(text + strlen(text), sizeof(text) - strlen(text), "]; };\n");
 	assert_int_equal(load_text(text, &cfg, &errs), 0);
 	assert_int_equal(cfg.flowd.mapi_sensor_groups_count, MW_FLOWD_SENSORS_MAX);
 	assert_int_equal(cfg.flowd.pcap_files_count, MW_FLOWD_SENSORS_MAX);
