@@ -22,6 +22,10 @@
 /* Accepted connections waiting for room in the app's accept queue: at most, retry period. */
 #define PVM_HANDOVER_MAX     65536
 #define PVM_HANDOVER_RETRY_S 0.002
+/* Of them, per listener: 8 x its backlog, at least PVM_HANDOVER_LISTENER_MIN (a kernel holds
+ * its backlog; clients beyond would retry their SYNs).  One unread listener cannot take the
+ * whole queue from the others. */
+#define PVM_HANDOVER_LISTENER_MIN 512
 /* The shim's control/data accept, out of fds (EMFILE...): paused this long. */
 #define PVM_ACCEPT_RETRY_S 0.1
 /* Processes whose sockets are checked again after their control connection closed. */
@@ -127,6 +131,8 @@ struct pvm_sock {
 	/* ACCEPTED, waiting for room in the app's accept queue (pvm->handover) */
 	struct pvm_sock *ho_next, *ho_prev;
 	bool ho_waiting;
+	unsigned ho_waiters;   /* APP listener: its accepted connections waiting for room */
+	uint64_t ho_full_pass; /* APP listener: the retry pass that found its queue full */
 	uid_t owner_uid;   /* who created it (observation only: the fd is the authority) */
 	uid_t owner_acct;  /* its account (pvm_uid_account()): the copy's close is charged there */
 	dev_t app_dev;	   /* the app's AF_UNIX socket, made by us at SOCKET (app sockets) */
@@ -256,6 +262,7 @@ struct pvm {
 	/* accepted connections the app's full accept queue could not take yet */
 	struct pvm_sock *ho_head, *ho_tail;
 	unsigned ho_count;
+	uint64_t ho_pass; /* retry passes so far */
 	ev_timer ho_timer;
 	struct pvm_netflow *nf; /* the Netflow server, NULL if it could not start */
 	struct pvm_xen *xen;      /* INS domUs through XenStore (pvm_xen.c), NULL if off */

@@ -571,6 +571,14 @@ static bool handover_hijacked(struct pvm_sock *app, int fd)
 	return true;
 }
 
+/* How many accepted connections may wait for room in @app's accept queue. */
+static unsigned handover_limit(const struct pvm_sock *app)
+{
+	unsigned n = app->backlog > 0 ? 8u * (unsigned)app->backlog : 0;
+
+	return n > PVM_HANDOVER_LISTENER_MIN ? n : PVM_HANDOVER_LISTENER_MIN;
+}
+
 /*
  * Hand an accepted connection to the app: connect to its listening AF_UNIX
  * socket from one bound to an 'A' name carrying the id and endpoints, so the
@@ -618,12 +626,16 @@ static int sock_handover(struct pvm_sock *c, struct pvm_sock *app)
 	if (err) {
 		if (fd >= 0)
 			close(fd);
-		if (err == EAGAIN && p->ho_count < PVM_HANDOVER_MAX)
+		if (err == EAGAIN && p->ho_count < PVM_HANDOVER_MAX &&
+		    app->ho_waiters < handover_limit(app))
 			return -EAGAIN;
 		mw_log_ratelimited(
 			MW_LOG_WARN, "listener %#llx: cannot hand over connection %#llx: %s",
 			(unsigned long long)app->id, (unsigned long long)c->id,
-			err == EAGAIN ? "too many connections wait for the app" : strerror(err));
+			err != EAGAIN			  ? strerror(err)
+			: p->ho_count >= PVM_HANDOVER_MAX ? "too many connections wait for the apps"
+							  : "too many connections wait for this "
+							    "listener (8 x its backlog)");
 		pvm_sock_close(c, true);
 		if (err == ECONNREFUSED || err == ENOENT) {
 			/* Nobody listens on the app side any more: the app closed it. */
@@ -643,9 +655,13 @@ static void handover_wait(struct pvm_sock *c);
 static void handover_cancel(struct pvm_sock *c)
 {
 	struct pvm *p = c->pvm;
+	struct pvm_sock *app;
 
 	if (!c->ho_waiting)
 		return;
+	app = pvm_sock_find(p, c->listener);
+	if (app && app->ho_waiters)
+		app->ho_waiters--;
 	if (c->ho_prev)
 		c->ho_prev->ho_next = c->ho_next;
 	else
@@ -660,24 +676,26 @@ static void handover_cancel(struct pvm_sock *c)
 		ev_timer_stop(p->loop, &p->ho_timer);
 }
 
-/* Retry in arrival order; a listener whose queue is still full keeps the rest waiting. */
+/*
+ * Retry in arrival order; a listener whose queue is still full keeps the rest of its
+ * connections waiting (marked with this pass: one failed hand-over per listener and
+ * pass, however many listeners are full).
+ */
 static void handover_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pvm *p = w->data;
 	struct pvm_sock *c, *next, *app;
-	unsigned n = p->ho_count, nfull = 0, i;
-	uint64_t full[8];
+	unsigned n = p->ho_count;
+	uint64_t pass = ++p->ho_pass;
 
 	(void)loop;
 	(void)revents;
 	/* Exactly the ones waiting now: a retry that fails goes back to the tail. */
 	for (c = p->ho_head; c && n; c = next, n--) {
 		next = c->ho_next;
-		for (i = 0; i < nfull && full[i] != c->listener; i++)
-			;
-		if (i < nfull)
-			continue; /* keep the order per listener */
 		app = pvm_sock_find(p, c->listener);
+		if (app && app->ho_full_pass == pass)
+			continue; /* keep the order per listener */
 		handover_cancel(c);
 		if (!app || app->kind != PVM_SOCK_APP) {
 			pvm_sock_close(c, true);
@@ -685,8 +703,7 @@ static void handover_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 		if (sock_handover(c, app) == -EAGAIN) {
 			handover_wait(c);
-			if (nfull < sizeof(full) / sizeof(full[0]))
-				full[nfull++] = c->listener;
+			app->ho_full_pass = pass;
 		}
 	}
 }
@@ -695,6 +712,7 @@ static void handover_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void handover_wait(struct pvm_sock *c)
 {
 	struct pvm *p = c->pvm;
+	struct pvm_sock *app;
 
 	c->ho_waiting = true;
 	c->ho_next = NULL;
@@ -704,6 +722,9 @@ static void handover_wait(struct pvm_sock *c)
 	else
 		p->ho_head = c;
 	p->ho_tail = c;
+	app = pvm_sock_find(p, c->listener);
+	if (app)
+		app->ho_waiters++;
 	if (p->ho_count++ == 0) {
 		ev_timer_init(&p->ho_timer, handover_retry_cb, PVM_HANDOVER_RETRY_S,
 			      PVM_HANDOVER_RETRY_S);
