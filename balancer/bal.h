@@ -91,6 +91,7 @@ struct bal_ins {
 
 struct bal_fe;
 struct bal_kf;
+struct bal_fence;
 struct mw_config;
 struct mw_keystore;
 struct mw_ctl_server;
@@ -109,6 +110,7 @@ struct bal {
 	ev_tstamp spawn_backoff_until;
 	struct bal_fe *fe; /* balancer.mode splice: the proxy, else NULL */
 	struct bal_kf *kf; /* balancer.mode kernel: the nftables steering, else NULL */
+	struct bal_fence *fence; /* splice mode with PROXY v2: fence.c, else NULL */
 	struct mw_ctl_server *ctl;
 	struct bal_nf *nf; /* the merged Netflow stream (nf_aggregate.h), NULL if not open */
 	struct mw_keystore *pvm_view; /* mw-pvm's view of each INS channel (health.c), or NULL */
@@ -146,6 +148,10 @@ void bal_ins_conn_done(struct bal_ins *i);
 /* frontend.c */
 int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen);
 void bal_fe_close(struct bal_fe *fe);
+/* fence.c */
+int bal_fence_render(char *buf, size_t len, const char *table, const char *subnet, unsigned uid);
+int bal_fence_open(struct bal *b, struct bal_fence **out, char *err, size_t errlen);
+void bal_fence_close(struct bal_fence *f);
 void bal_fe_reload(struct bal_fe *fe);
 unsigned bal_fe_conns(const struct bal_fe *fe);
 bool bal_fe_accept_paused(const struct bal_fe *fe);

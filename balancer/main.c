@@ -58,6 +58,8 @@ int main(int argc, char **argv)
 	if (!ret && !strcmp(bc->mode, "kernel"))
 		ret = bal_kf_open(&b, &b.kf, err, sizeof(err));
 	else if (!ret)
+		ret = bal_fence_open(&b, &b.fence, err, sizeof(err));
+	if (!ret && !b.kf)
 		ret = bal_fe_open(&b, &b.fe, err, sizeof(err));
 	if (!ret)
 		ret = bal_nf_open(&b.nf, d.loop, &d.cfg, err, sizeof(err));
@@ -79,6 +81,8 @@ out:
 	bal_nf_close(b.nf);
 	b.nf = NULL;
 	bal_fe_close(b.fe);
+	bal_fence_close(b.fence);
+	b.fence = NULL;
 	bal_kf_close(b.kf);
 	b.kf = NULL;
 	bal_ctl_close(b.ctl);

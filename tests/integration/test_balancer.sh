@@ -131,6 +131,32 @@ changed=$(join <(echo "$before") <(ins_field 6 | sort) | awk '$2 != $3' | wc -l)
 [ "$changed" = 1 ] || mw_fail "hash: $changed INS took the one client's connections, want 1"
 ctl policy round-robin >/dev/null
 
+# PROXY v2 fence (splice mode): a local user connecting to an INS directly with a header
+# of its own that names 192.0.2.77 is reset before the INS sees it; root (the balancer's
+# uid) still connects.  The fence's table goes with the balancer (checked at the end).
+if [ "${MW_BALANCER_MODE:-splice}" = splice ]; then
+	ins_ip=$(ctl ins list | awk 'NR > 1 {print $3; exit}')
+	cat >"$MW_TMP/forge.py" <<'PYEOF'
+import socket, struct, sys
+host, port = sys.argv[1], int(sys.argv[2])
+hdr = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", 12)
+hdr += socket.inet_aton("192.0.2.77") + socket.inet_aton(host) + struct.pack("!HH", 4242, port)
+try:
+    s = socket.create_connection((host, port), timeout=5)
+    s.sendall(hdr + b"GET /index.html HTTP/1.0\r\n\r\n")
+    print("answered " + s.recv(64).split(b"\r\n")[0].decode())
+except OSError as e:
+    print("refused " + type(e).__name__)
+PYEOF
+	got=$(setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/python3 "$MW_TMP/forge.py" "$ins_ip" "$PORT")
+	[ "$got" = "refused ConnectionRefusedError" ] ||
+		mw_fail "fence: a local user's forged PROXY header to $ins_ip:$PORT: $got"
+	got=$(/usr/bin/python3 "$MW_TMP/forge.py" "$ins_ip" "$PORT")
+	[ "$got" = "answered HTTP/1.1 200 OK" ] || mw_fail "fence: root's connection to $ins_ip:$PORT: $got"
+	nft list table inet "mwbal_${TAG}_fence" >/dev/null || mw_fail "fence: no table mwbal_${TAG}_fence"
+	mw_log "PROXY v2 fence: a local user's forged header refused, root's served"
+fi
+
 # Bad input: one clear line, exit 1, balancer unharmed.
 for args in "frobnicate" "scale" "scale x" "scale 99" "scale 0" "ins retire" "ins retire abc" \
 	"ins retire 9999" "ins retire pvm:9999" "ins retire pvm:" "ins retire 1 --now" "policy random" "ins" "status extra"; do
@@ -220,4 +246,5 @@ ip link show "$BR" >/dev/null 2>&1 && mw_fail "bridge $BR left behind"
 compgen -G "/sys/class/net/${TAG}h*" >/dev/null && mw_fail "veths left: $(compgen -G "/sys/class/net/${TAG}h*")"
 pgrep -f "mw-ins --id .* -c $CONF" >/dev/null && mw_fail "mw-ins processes left"
 nft list table ip "mwbal_$TAG" >/dev/null 2>&1 && mw_fail "nftables table mwbal_$TAG left behind"
+nft list table inet "mwbal_${TAG}_fence" >/dev/null 2>&1 && mw_fail "nftables table mwbal_${TAG}_fence left behind"
 kill -0 "$(mw_pid nginx)" || mw_fail "nginx died"

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "balancer/bal.h"
 #include "balancer/kfront.h"
 
 static void test_table_name(void **state)
@@ -121,12 +122,36 @@ static void test_weights(void **state)
 	assert_true(w[0] == 1 && w[1] == BAL_KF_WEIGHT_MAX && w[2] > 1);
 }
 
+/* The PROXY v2 fence: replaced whole (a crashed run's table goes), by family, one uid. */
+static void test_fence(void **state)
+{
+	char buf[1024];
+
+	(void)state;
+	assert_int_equal(bal_fence_render(buf, sizeof(buf), "mwbal_t_fence", "10.77.0.0/24", 0), 0);
+	assert_string_equal(buf,
+			    "add table inet mwbal_t_fence\n"
+			    "delete table inet mwbal_t_fence\n"
+			    "table inet mwbal_t_fence {\n"
+			    "\tchain out {\n"
+			    "\t\ttype filter hook output priority 0; policy accept;\n"
+			    "\t\tip daddr 10.77.0.0/24 tcp flags & (syn | ack) == syn meta skuid "
+			    "!= 0 counter reject with tcp reset\n"
+			    "\t}\n"
+			    "}\n");
+	assert_int_equal(bal_fence_render(buf, sizeof(buf), "f", "fd00::/64", 998), 0);
+	assert_non_null(strstr(buf, "\t\tip6 daddr fd00::/64 tcp flags"));
+	assert_non_null(strstr(buf, "meta skuid != 998 "));
+	assert_int_equal(bal_fence_render(buf, sizeof(buf), "f", "10.77.0.0/33", 0), -EINVAL);
+	assert_int_equal(bal_fence_render(buf, 64, "f", "10.77.0.0/24", 0), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table_name),
-		cmocka_unit_test(test_table),	   cmocka_unit_test(test_steer),
-		cmocka_unit_test(test_weights),
+		cmocka_unit_test(test_table_name), cmocka_unit_test(test_table),
+		cmocka_unit_test(test_steer),	   cmocka_unit_test(test_weights),
+		cmocka_unit_test(test_fence),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* fence.c - splice mode with PROXY v2: only the balancer's own connections reach the INS */
+#include <errno.h>
+#include <inttypes.h>
+#include <nftables/libnftables.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "balancer/bal.h"
+#include "balancer/kfront.h"
+#include "common/cidr.h"
+#include "common/log.h"
+
+/*
+ * With ins.proxy_protocol the INS believes the PROXY v2 header of any connection from
+ * ins.proxy_from, the bridge address.  Every process of the host reaches the INS from
+ * that address, so without a fence a local user could connect to an INS directly and
+ * name any client: mw-guard would block that client, and the user would escape the
+ * per-source levers.  The fence is one nftables table of the host's output hook: a
+ * new connection to balancer.subnet from a socket not owned by the balancer's
+ * effective uid is reset.  Root's other processes pass (root is trusted anyway); the
+ * balancer's proxy and health checks are its own.  The table is named after the tag,
+ * replaced at start (a crashed run's is gone) and deleted at exit.
+ */
+
+struct bal_fence {
+	struct nft_ctx *nft;
+	char table[64];
+};
+
+static int fence_run(struct bal_fence *f, const char *cmds, char *err, size_t errlen)
+{
+	const char *e;
+
+	if (!nft_run_cmd_from_buffer(f->nft, cmds))
+		return 0;
+	e = nft_ctx_get_error_buffer(f->nft);
+	snprintf(err, errlen, "nftables: %.*s", (int)strcspn(e ? e : "", "\n"),
+		 e && *e ? e : "failed");
+	return -EIO;
+}
+
+/**
+ * bal_fence_render() - the fence's nftables commands
+ * @buf, @len: output
+ * @table:     its table (inet)
+ * @subnet:    balancer.subnet, "ip/prefix"
+ * @uid:       the one uid whose sockets may connect there
+ * Return: 0, or -EINVAL (a bad subnet, or @buf too small)
+ */
+int bal_fence_render(char *buf, size_t len, const char *table, const char *subnet, unsigned uid)
+{
+	struct mw_cidr c;
+	int n;
+
+	if (mw_cidr_parse(&c, subnet))
+		return -EINVAL;
+	n = snprintf(buf, len,
+		     "add table inet %s\n"
+		     "delete table inet %s\n"
+		     "table inet %s {\n"
+		     "\tchain out {\n"
+		     "\t\ttype filter hook output priority 0; policy accept;\n"
+		     "\t\t%s daddr %s tcp flags & (syn | ack) == syn meta skuid != %u "
+		     "counter reject with tcp reset\n"
+		     "\t}\n"
+		     "}\n",
+		     table, table, table, c.family == 4 ? "ip" : "ip6", subnet, uid);
+	return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}
+
+/**
+ * bal_fence_open() - set the fence up (splice mode, ins.proxy_protocol); else nothing
+ * @b:   the balancer
+ * @out: the fence, or NULL when none is needed
+ * Return: 0, or -errno with @err set
+ */
+int bal_fence_open(struct bal *b, struct bal_fence **out, char *err, size_t errlen)
+{
+	const struct mw_config *cfg = b->cfg;
+	char buf[1024], base[48];
+	struct bal_fence *f;
+	int ret;
+
+	*out = NULL;
+	if (!cfg->ins.proxy_protocol || strcmp(cfg->balancer.mode, "splice"))
+		return 0;
+	f = calloc(1, sizeof(*f));
+	if (!f || !(f->nft = nft_ctx_new(NFT_CTX_DEFAULT))) {
+		free(f);
+		snprintf(err, errlen, "PROXY v2 fence: out of memory");
+		return -ENOMEM;
+	}
+	nft_ctx_buffer_output(f->nft);
+	nft_ctx_buffer_error(f->nft);
+	ret = bal_kf_table_name(cfg->balancer.tag, base, sizeof(base));
+	if (!ret) {
+		snprintf(f->table, sizeof(f->table), "%s_fence", base);
+		ret = bal_fence_render(buf, sizeof(buf), f->table, cfg->balancer.subnet,
+				       (unsigned)geteuid());
+	}
+	if (ret) {
+		snprintf(err, errlen, "PROXY v2 fence: bad balancer.tag or balancer.subnet");
+	} else {
+		ret = fence_run(f, buf, err, errlen);
+	}
+	if (ret) {
+		nft_ctx_free(f->nft);
+		free(f);
+		return ret;
+	}
+	mw_notice("PROXY v2 fence: nftables table inet %s: only uid %u connects to %s", f->table,
+		  (unsigned)geteuid(), cfg->balancer.subnet);
+	*out = f;
+	return 0;
+}
+
+/**
+ * bal_fence_close() - delete the fence's table
+ * @f: the fence, or NULL
+ */
+void bal_fence_close(struct bal_fence *f)
+{
+	char buf[128], err[256];
+
+	if (!f)
+		return;
+	snprintf(buf, sizeof(buf), "delete table inet %s\n", f->table);
+	if (fence_run(f, buf, err, sizeof(err)))
+		mw_warn("PROXY v2 fence: removing table %s: %s", f->table, err);
+	nft_ctx_free(f->nft);
+	free(f);
+}
