@@ -108,16 +108,21 @@ struct bal_ins *bal_ins_find(struct bal *b, int id)
 /**
  * bal_ins_find_pvm() - the INS mw-pvm knows as @id (a socket id's bits 40-55)
  * @b:  the balancer
- * @id: its domid for a Xen domU, its id otherwise
+ * @id: its domid for a Xen domU (xl backend), its id otherwise
  * Return: the INS, or NULL
  */
 struct bal_ins *bal_ins_find_pvm(struct bal *b, int id)
 {
+	bool xl = !strcmp(b->cfg->balancer.backend, "xl");
 	struct bal_ins *i;
 
-	for (i = b->ins; i; i = i->next)
-		if ((i->h.domid ? (int)i->h.domid : i->h.id) == id)
+	for (i = b->ins; i; i = i->next) {
+		if (i->state == BAL_INS_DEAD)
+			continue;
+		/* A domU not created yet (domid 0) is not the one mw-pvm knows as @id. */
+		if (xl ? i->h.domid && (int)i->h.domid == id : i->h.id == id)
 			return i;
+	}
 	return NULL;
 }
 

@@ -188,6 +188,14 @@ static size_t anon_v4(const struct fl_anon *a, uint8_t *ip, size_t left)
 	fl_anon_addr(a, ip + 12, 32);
 	fl_anon_addr(a, ip + 16, 32);
 	csum_adjust(ip + 10, old, ip + 12, 8);
+	if (ihl > left && left > 20) { /* options cut by the capture: blank what is there */
+		uint8_t opts[40];
+		size_t n = left - 20 < sizeof(opts) ? left - 20 : sizeof(opts);
+
+		memcpy(opts, ip + 20, n);
+		memset(ip + 20, 1, n);
+		csum_adjust(ip + 10, opts, ip + 20, n & ~(size_t)1);
+	}
 	if (ihl < 20 || ihl > left)
 		return 20;
 	if (ihl > 20) { /* options (record route, source route, timestamps) name addresses */

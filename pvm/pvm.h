@@ -22,10 +22,12 @@
 /* Accepted connections waiting for room in the app's accept queue: at most, retry period. */
 #define PVM_HANDOVER_MAX     65536
 #define PVM_HANDOVER_RETRY_S 0.002
-/* Of them, per listener: 8 x its backlog, at least PVM_HANDOVER_LISTENER_MIN (a kernel holds
+/* Of them, per listener: 8 x its backlog, at least PVM_HANDOVER_LISTENER_MIN and at most
+ * PVM_HANDOVER_LISTENER_MAX (a kernel holds
  * its backlog; clients beyond would retry their SYNs).  One unread listener cannot take the
  * whole queue from the others. */
 #define PVM_HANDOVER_LISTENER_MIN 512
+#define PVM_HANDOVER_LISTENER_MAX (PVM_HANDOVER_MAX / 16) /* whatever backlog the app asks */
 /* The shim's control/data accept, out of fds (EMFILE...): paused this long. */
 #define PVM_ACCEPT_RETRY_S 0.1
 /* Processes whose sockets are checked again after their control connection closed. */

@@ -574,9 +574,11 @@ static bool handover_hijacked(struct pvm_sock *app, int fd)
 /* How many accepted connections may wait for room in @app's accept queue. */
 static unsigned handover_limit(const struct pvm_sock *app)
 {
-	unsigned n = app->backlog > 0 ? 8u * (unsigned)app->backlog : 0;
+	uint64_t n = app->backlog > 0 ? 8 * (uint64_t)app->backlog : 0; /* the app's number */
 
-	return n > PVM_HANDOVER_LISTENER_MIN ? n : PVM_HANDOVER_LISTENER_MIN;
+	if (n < PVM_HANDOVER_LISTENER_MIN)
+		return PVM_HANDOVER_LISTENER_MIN;
+	return n > PVM_HANDOVER_LISTENER_MAX ? PVM_HANDOVER_LISTENER_MAX : (unsigned)n;
 }
 
 /*

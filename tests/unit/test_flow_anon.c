@@ -251,6 +251,11 @@ static void test_frame_no_leaks(void **state)
 	assert_false(holds(f, 14 + 48, hop, 4));
 	assert_false(holds(f, 14 + 48, src, 4));
 	assert_int_equal(sum16(f + 14, 28, 0), 0xffff); /* the header checksum still right */
+	/* Captured with the route cut (a snap length of 40): what is there is blanked too. */
+	memcpy(f + 34, ((uint8_t[]){ 0x83, 7, 4 }), 3);
+	memcpy(f + 37, hop, 3);
+	assert_int_equal(fl_anon_frame(&a, f, 40, 0), 40);
+	assert_memory_equal(f + 34, ((uint8_t[]){ 1, 1, 1, 1, 1, 1 }), 6);
 	/* The same inside MPLS (a label, then IPv4): cut to the Ethernet header. */
 	memmove(f + 18, f + 14, 48);
 	f[12] = 0x88;
