@@ -6,7 +6,7 @@
 # kernel the extra connections wait (SYN retries, a full accept queue); through
 # mwcomms they wait in mw-pvm until the app's AF_UNIX accept queue has room.
 # Regression: mw-pvm used to reset every connection that met a full queue.
-# Then a listener that never accepts (backlog 1) meets 700 clients: 512 wait in mw-pvm
+# Then a listener that never accepts (backlog 64) meets 700 clients: 512 wait in mw-pvm
 # (8 x the backlog, at least 512), the rest are reset at once, mw-pvm says why.
 source "$(dirname "$0")/lib.sh"
 
@@ -84,7 +84,7 @@ mw_wait_for "grep -q 'served 300' '$(mw_logfile slow)'" || mw_fail "the app did 
 ! grep -q "cannot hand over" "$PVM_LOG" || mw_fail "mw-pvm gave up on a connection: $(grep 'cannot hand over' "$PVM_LOG")"
 
 # --- a listener nobody accepts from: at most 8 x its backlog (at least 512) wait -------
-# The app listens with a backlog of 1 and never accepts; 700 clients connect and send.
+# The app listens with a backlog of 64 and never accepts; 700 clients connect and send.
 # mw-pvm keeps 512 of them waiting for the app and resets the rest at once (a kernel
 # would drop their SYNs), so one unread listener cannot take the whole hand-over queue.
 cat >"$MW_TMP/deaf_app.py" <<'PYEOF'
@@ -92,7 +92,7 @@ import socket, time
 ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind(("0.0.0.0", 9301))
-ls.listen(1)
+ls.listen(64)
 print("listening", flush=True)
 time.sleep(120)
 PYEOF
@@ -105,8 +105,10 @@ for i in range(n):
     s.setblocking(False)
     s.connect_ex((host, 9301))
     sel.register(s, selectors.EVENT_WRITE, "connect")
+    if i % 32 == 31:
+        time.sleep(0.02)  # paced: the INS's own queue (the backlog, 64) never overflows
 reset = waiting = failed = 0
-deadline = time.time() + 20  # a backlog of 1: some SYNs are retried
+deadline = time.time() + 20
 pending = n
 while pending and time.time() < deadline:  # connect, send "hi\n", watch for EOF or RST
     for key, ev in sel.select(timeout=0.5):
@@ -144,16 +146,18 @@ mw_spawn flood in_cli timeout 90 "$PY" "$MW_TMP/flood.py" "$INS_IP" 700
 mw_wait_for "grep -q '^reset=' '$(mw_logfile flood)'" 60 ||
 	mw_fail "the flood client did not finish: $(cat "$(mw_logfile flood)")"
 R=$(cat "$(mw_logfile flood)")
-mw_log "700 connections to a listener that never accepts (backlog 1): $R"
-# Counted at the INS (a client may think itself connected while a full SYN queue of
-# backlog 1 still holds its handshake): what mw-pvm keeps, plus the app's own queue.
+mw_log "700 connections to a listener that never accepts (backlog 64): $R"
+# Counted at the INS (a client may think itself connected while a full SYN queue
+# still holds its handshake): what mw-pvm keeps, plus the app's own queue.
 held() { in_ins ss -Htn state established "( sport = :9301 )" | wc -l; }
-mw_wait_for "[ \$(held) -ge 512 ]" 20 # handshakes a full SYN queue delayed may still land
+mw_wait_for "[ \$(held) -ge 512 ]" 20 ||
+	mw_fail "the INS holds only $(held) of the 700 connections: $R"
 sleep 1
 held=$(held)
 mw_log "the INS holds $held of them"
-[ "$held" -ge 512 ] && [ "$held" -le 520 ] ||
-	mw_fail "want 512 waiting in mw-pvm (plus the app's queue of 1 or 2), the INS holds $held: $R"
+# 512 waiting in mw-pvm, and the app's own AF_UNIX queue (backlog + 1: 65).
+[ "$held" -ge 512 ] && [ "$held" -le $((512 + 65 + 8)) ] ||
+	mw_fail "want 512 waiting in mw-pvm (plus the app's queue of 65), the INS holds $held: $R"
 grep -q "too many connections wait for this listener" "$PVM_LOG" ||
 	mw_fail "mw-pvm did not say why it reset the rest"
 kill -0 "$(mw_pid pvm)" || mw_fail "mw-pvm died"
