@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -146,12 +147,39 @@ static void test_fence(void **state)
 	assert_int_equal(bal_fence_render(buf, 64, "f", "10.77.0.0/24", 0), -EINVAL);
 }
 
+/*
+ * "ins retire pvm:N": the INS mw-pvm knows as N.  netns: the balancer's id.  xl: the
+ * domid only; a domU not created yet (domid 0) and a dead INS never match, so the INS
+ * mw-guard just spawned is not drained in place of the attacked one.
+ */
+static void test_find_pvm(void **state)
+{
+	struct bal_ins ins[3] = { { .h = { .id = 4 }, .state = BAL_INS_STARTING },
+				  { .h = { .id = 2, .domid = 4 }, .state = BAL_INS_READY },
+				  { .h = { .id = 1, .domid = 3 }, .state = BAL_INS_DEAD } };
+	static struct mw_config cfg;
+	struct bal b = { .cfg = &cfg, .ins = &ins[0] };
+
+	(void)state;
+	ins[0].next = &ins[1];
+	ins[1].next = &ins[2];
+	snprintf(cfg.balancer.backend, sizeof(cfg.balancer.backend), "xl");
+	assert_ptr_equal(bal_ins_find_pvm(&b, 4), &ins[1]); /* not the new INS 4 */
+	assert_null(bal_ins_find_pvm(&b, 3));		    /* dead */
+	assert_null(bal_ins_find_pvm(&b, 2));		    /* a balancer id, not a domid */
+	ins[0].h.domid = 7;
+	assert_ptr_equal(bal_ins_find_pvm(&b, 7), &ins[0]);
+	snprintf(cfg.balancer.backend, sizeof(cfg.balancer.backend), "netns");
+	assert_ptr_equal(bal_ins_find_pvm(&b, 2), &ins[1]);
+	assert_null(bal_ins_find_pvm(&b, 1)); /* dead */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table_name), cmocka_unit_test(test_table),
 		cmocka_unit_test(test_steer),	   cmocka_unit_test(test_weights),
-		cmocka_unit_test(test_fence),
+		cmocka_unit_test(test_fence),	   cmocka_unit_test(test_find_pvm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
