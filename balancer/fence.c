@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fence.c - splice mode with PROXY v2: only the balancer's own connections reach the INS */
 #include <errno.h>
-#include <inttypes.h>
 #include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,18 +28,6 @@ struct bal_fence {
 	struct nft_ctx *nft;
 	char table[64];
 };
-
-static int fence_run(struct bal_fence *f, const char *cmds, char *err, size_t errlen)
-{
-	const char *e;
-
-	if (!nft_run_cmd_from_buffer(f->nft, cmds))
-		return 0;
-	e = nft_ctx_get_error_buffer(f->nft);
-	snprintf(err, errlen, "nftables: %.*s", (int)strcspn(e ? e : "", "\n"),
-		 e && *e ? e : "failed");
-	return -EIO;
-}
 
 /**
  * bal_fence_render() - the fence's nftables commands
@@ -104,7 +91,7 @@ int bal_fence_open(struct bal *b, struct bal_fence **out, char *err, size_t errl
 	if (ret) {
 		snprintf(err, errlen, "PROXY v2 fence: bad balancer.tag or balancer.subnet");
 	} else {
-		ret = fence_run(f, buf, err, errlen);
+		ret = bal_nft_run(f->nft, buf, err, errlen);
 	}
 	if (ret) {
 		nft_ctx_free(f->nft);
@@ -128,7 +115,7 @@ void bal_fence_close(struct bal_fence *f)
 	if (!f)
 		return;
 	snprintf(buf, sizeof(buf), "delete table inet %s\n", f->table);
-	if (fence_run(f, buf, err, sizeof(err)))
+	if (bal_nft_run(f->nft, buf, err, sizeof(err)))
 		mw_warn("PROXY v2 fence: removing table %s: %s", f->table, err);
 	nft_ctx_free(f->nft);
 	free(f);

@@ -91,11 +91,27 @@ static uint64_t now_us(void)
  * Run @cmds in one transaction; an @update (not a read) is timed into the
  * stats.  Return: 0, or -EIO with nft's first error line in @err.
  */
+/**
+ * bal_nft_run() - run nftables commands; on failure the first line of nft's error
+ * @nft: a context with nft_ctx_buffer_error() set
+ * Return: 0, or -EIO with @err set
+ */
+int bal_nft_run(struct nft_ctx *nft, const char *cmds, char *err, size_t errlen)
+{
+	const char *e;
+
+	if (!nft_run_cmd_from_buffer(nft, cmds))
+		return 0;
+	e = nft_ctx_get_error_buffer(nft);
+	snprintf(err, errlen, "nftables: %.*s", (int)strcspn(e ? e : "", "\n"),
+		 e && *e ? e : "failed");
+	return -EIO;
+}
+
 static int kf_run(struct bal_kf *kf, const char *cmds, bool update, char *err, size_t errlen)
 {
 	uint64_t t0 = now_us(), dt;
-	int ret = nft_run_cmd_from_buffer(kf->nft, cmds);
-	const char *e = nft_ctx_get_error_buffer(kf->nft);
+	int ret = bal_nft_run(kf->nft, cmds, err, errlen);
 
 	dt = now_us() - t0;
 	if (update) {
@@ -104,12 +120,7 @@ static int kf_run(struct bal_kf *kf, const char *cmds, bool update, char *err, s
 		if (dt > kf->update_us_max)
 			kf->update_us_max = dt;
 	}
-	if (ret) {
-		snprintf(err, errlen, "nftables: %.*s", (int)strcspn(e ? e : "", "\n"),
-			 e && *e ? e : "failed");
-		return -EIO;
-	}
-	return 0;
+	return ret;
 }
 
 int bal_kf_check(const struct mw_config *cfg, char *err, size_t errlen)

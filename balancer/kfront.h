@@ -31,6 +31,9 @@ struct bal_kf_ins {
  */
 int bal_kf_table_name(const char *tag, char *buf, size_t len);
 
+struct nft_ctx;
+int bal_nft_run(struct nft_ctx *nft, const char *cmds, char *err, size_t errlen);
+
 /**
  * bal_kf_render_table() - the commands that create the table, replacing an old one
  * @buf, @len: the text (nft syntax, one command a line)

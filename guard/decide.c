@@ -165,9 +165,9 @@ static bool top_source_is_nat(struct gd_engine *e, const struct gd_listener *l, 
 			top = s;
 	}
 	if (top) {
-		struct mw_addr a = { .family = top->key.family };
+		struct mw_addr a;
 
-		memcpy(a.addr, top->key.addr, sizeof(a.addr));
+		gd_addrkey_to(&a, &top->key);
 		if (gd_engine_ins_net(e, &a))
 			return true; /* the balancer's address: every client's */
 	}
@@ -330,8 +330,7 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 
 	if (gd_tab_find(&e->blocks, &s->key))
 		return;
-	a.addr.family = s->key.family;
-	memcpy(a.addr.addr, s->key.addr, sizeof(a.addr.addr));
+	gd_addrkey_to(&a.addr, &s->key);
 	if (gd_engine_ins_net(e, &a.addr))
 		return; /* the balancer's address: every client's (gd_engine_set_ins_net) */
 	b = gd_tab_insert(&e->blocks, &s->key);
@@ -340,8 +339,7 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	b->until = now + (int64_t)e->cfg->block_expiry_s * 1000;
 	ip_text(&a.addr, a.target, sizeof(a.target));
 	if (p) {
-		pa.family = p->key.family;
-		memcpy(pa.addr, p->key.addr, sizeof(pa.addr));
+		gd_addrkey_to(&pa, &p->key);
 		ip_text(&pa, net, sizeof(net));
 		evidence_text(&a, "prefix", net);
 		evidence(&a, "prefix_len", p->key.family == 4 ? 24 : 64);

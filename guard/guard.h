@@ -155,6 +155,7 @@ void *gd_tab_insert(struct gd_tab *t, const void *key);
 void gd_tab_remove(struct gd_tab *t, void *entry);
 void *gd_tab_slot(const struct gd_tab *t, size_t i);
 void gd_addrkey_from(struct gd_addrkey *k, const struct mw_addr *a);
+void gd_addrkey_to(struct mw_addr *a, const struct gd_addrkey *k);
 void gd_addrkey_prefix(struct gd_addrkey *p, const struct gd_addrkey *k);
 
 /* engine.c */

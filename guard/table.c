@@ -163,6 +163,14 @@ void gd_addrkey_from(struct gd_addrkey *k, const struct mw_addr *a)
 	memcpy(k->addr, a->addr, a->family == 4 ? 4 : 16);
 }
 
+/* gd_addrkey_to() - the address a key names (port 0) */
+void gd_addrkey_to(struct mw_addr *a, const struct gd_addrkey *k)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = k->family;
+	memcpy(a->addr, k->addr, sizeof(a->addr));
+}
+
 /* gd_addrkey_prefix() - @k's /24 (IPv4) or /64 (IPv6): the host bits zero */
 void gd_addrkey_prefix(struct gd_addrkey *p, const struct gd_addrkey *k)
 {

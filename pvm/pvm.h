@@ -23,9 +23,8 @@
 #define PVM_HANDOVER_MAX     65536
 #define PVM_HANDOVER_RETRY_S 0.002
 /* Of them, per listener: 8 x its backlog, at least PVM_HANDOVER_LISTENER_MIN and at most
- * PVM_HANDOVER_LISTENER_MAX (a kernel holds
- * its backlog; clients beyond would retry their SYNs).  One unread listener cannot take the
- * whole queue from the others. */
+ * PVM_HANDOVER_LISTENER_MAX (a kernel holds its backlog; clients beyond would retry their
+ * SYNs).  One unread listener cannot take the whole queue from the others. */
 #define PVM_HANDOVER_LISTENER_MIN 512
 #define PVM_HANDOVER_LISTENER_MAX (PVM_HANDOVER_MAX / 16) /* whatever backlog the app asks */
 /* The shim's control/data accept, out of fds (EMFILE...): paused this long. */
