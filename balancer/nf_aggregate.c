@@ -40,7 +40,8 @@
  *
  * Requests: BY_SOCK goes to the PVM of the id's index, under a fresh request
  * id on that upstream; AddrBlock and INS-wide settings go to every connected
- * PVM (each fans them out to its INS).  A fan records how many answers it
+ * PVM (each fans them out to its INS), except an AddrBlock scoped to one INS
+ * (a socket id in val1), which goes to that id's PVM.  A fan records how many answers it
  * waits for; the consumer gets one response, with the first error if any.  An
  * upstream that drops fails its outstanding answers with -ENOENT.  While no
  * downstream consumer watches, upstreams are asked to stop monitoring, so the
@@ -454,7 +455,10 @@ static void agg_request(void *ctx, struct mw_nf_reply to, const struct mw_nf_req
 	struct bal_nf *a = ctx;
 	struct nf_upstream *u;
 	struct nf_fan *f = calloc(1, sizeof(*f));
-	bool all = req->name == MW_NF_ATTR_ADDR_BLOCK || (req->name & MW_NF_ATTR_PER_INS);
+	bool block = req->name == MW_NF_ATTR_ADDR_BLOCK;
+	/* A scoped AddrBlock names its INS by a socket id in val1 (docs/netflow.md). */
+	uint64_t id = block ? mw_nf_val_get(req, 1) : req->sockfd;
+	bool all = block ? !id : (req->name & MW_NF_ATTR_PER_INS) != 0;
 
 	if (!f) {
 		mw_nf_server_respond(a->srv, to, -ENOMEM, 0, 0);
@@ -474,11 +478,11 @@ static void agg_request(void *ctx, struct mw_nf_reply to, const struct mw_nf_req
 		fan_answer(a, f, any ? 0 : -ENOENT, 0, 0);
 		return;
 	}
-	if (!(req->flags & MW_NF_FLAG_BY_SOCK)) {
+	if (!block && !(req->flags & MW_NF_FLAG_BY_SOCK)) {
 		fan_answer(a, f, -EINVAL, 0, 0);
 		return;
 	}
-	for (u = a->ups; u && u->index != mw_sockid_pvm(req->sockfd); u = u->next)
+	for (u = a->ups; u && u->index != mw_sockid_pvm(id); u = u->next)
 		;
 	if (u && u->c && !u->connecting)
 		up_forward(u, req, f);

@@ -402,6 +402,7 @@ void pvm_view_ins_down(struct pvm_ins *ins);
 int pvm_netflow_open(struct pvm *p, char *err, size_t errlen);
 void pvm_netflow_close(struct pvm *p);
 void pvm_netflow_ins_joined(struct pvm_ins *ins);
+void pvm_netflow_ins_gone(struct pvm_ins *ins);
 void pvm_netflow_status(struct pvm *p, char *buf, size_t len);
 int pvm_peer_pidfd(int fd, pid_t pid);
 

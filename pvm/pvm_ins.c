@@ -667,6 +667,7 @@ void pvm_ins_kill(struct pvm_ins *ins, const char *reason)
 		}
 	}
 	p->nins--;
+	pvm_netflow_ins_gone(ins);
 	while ((r = ins->reqs)) {
 		ins->reqs = r->next;
 		if (r->client)

@@ -15,6 +15,7 @@
 #include "common/keystore.h"
 #include "common/log.h"
 #include "common/shield.h"
+#include "common/sockid.h"
 #include "netflow/client.h"
 #include "netflow/server.h"
 #include "pvm/observe.h"
@@ -47,13 +48,18 @@
  *                       the listener's owner's): a reused pid is never hit;
  *   INS-wide settings   MW_OP_INS_SET and MW_OP_ADDR_BLOCK on every live INS
  *   and AddrBlock       (one struct nf_op counts the answers); they are also
- *                       remembered and replayed on every INS that joins.
+ *                       remembered and replayed on every INS that joins;
+ *   AddrBlock, scoped   val1 a socket id: the block applies to that id's INS
+ *                       only, and ends with it (mw-guard's evidence from one
+ *                       INS, which a compromised INS could have made up).
  * An op waiting for INS answers holds only the consumer's serial, so a
  * consumer that leaves meanwhile is simply not answered.
  *
  * Blocks are bounded: at most pvm.netflow_block_max, each expiring after
  * pvm.netflow_block_ttl_s (a block of an address already blocked renews it);
- * an expired block is lifted on every INS.
+ * an expired or lifted block is lifted on every INS it covered that no other
+ * block of the address still covers.  An unblock without a scope lifts every
+ * block of the address.
  */
 
 #define NF_BLOCK_SWEEP_S  1.0
@@ -67,6 +73,8 @@ struct nf_block {
 	struct nf_block *next;
 	struct mw_addr addr;
 	ev_tstamp expires; /* 0 = never */
+	bool scoped;	   /* on INS @ins only, until it ends; else on every INS */
+	uint16_t ins;
 };
 
 struct pvm_netflow {
@@ -219,27 +227,37 @@ static void nf_fanout_done(void *ctx, int status, const void *val, uint32_t len)
 		nf_op_finish(op);
 }
 
+/* Send @type with @payload to @ins for @op (set op->pending to 1 first), or quietly. */
+static void nf_send(struct nf_op *op, struct pvm_ins *ins, uint16_t type, void *payload,
+		    uint32_t len)
+{
+	struct pvm_req *r;
+	int ret;
+
+	if (!op) {
+		pvm_ins_op(ins, type, 0, payload, len, PVM_REQ_QUIET, NULL, NULL);
+		return;
+	}
+	ret = pvm_ins_op(ins, type, 0, payload, len, PVM_REQ_NETFLOW, NULL, &r);
+	if (ret) {
+		if (!op->status)
+			op->status = ret;
+		return;
+	}
+	r->done = nf_fanout_done;
+	r->done_ctx = op;
+	op->pending++;
+}
+
 /* Send @type with @payload to every live INS; answered when all have answered. */
 static void nf_fanout(struct nf_op *op, uint16_t type, void *payload, uint32_t len)
 {
 	struct pvm_ins *ins;
-	struct pvm_req *r;
-	int ret;
 
 	op->pending = 1; /* held while sending, so an early answer cannot finish it */
-	for (ins = op->nf->p->ins_list; ins; ins = ins->next) {
-		if (ins->dead)
-			continue;
-		ret = pvm_ins_op(ins, type, 0, payload, len, PVM_REQ_NETFLOW, NULL, &r);
-		if (ret) {
-			if (!op->status)
-				op->status = ret;
-			continue;
-		}
-		r->done = nf_fanout_done;
-		r->done_ctx = op;
-		op->pending++;
-	}
+	for (ins = op->nf->p->ins_list; ins; ins = ins->next)
+		if (!ins->dead)
+			nf_send(op, ins, type, payload, len);
 	nf_fanout_done(op, 0, NULL, 0);
 }
 
@@ -482,22 +500,77 @@ static int nf_owner(struct pvm_netflow *nf, const struct mw_nf_request *req, uin
 	return pidfd_send_signal(c->pidfd, (int)sig, NULL, 0) ? -errno : 0;
 }
 
-static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool block)
+static bool nf_block_same(const struct nf_block *b, const struct mw_addr *a)
+{
+	return b->addr.family == a->family && !memcmp(b->addr.addr, a->addr, 16);
+}
+
+/* Is @a blocked on INS @ins by a block other than @skip? */
+static bool nf_block_covers(const struct pvm_netflow *nf, const struct mw_addr *a, uint16_t ins,
+			    const struct nf_block *skip)
+{
+	const struct nf_block *b;
+
+	for (b = nf->blocks; b; b = b->next)
+		if (b != skip && nf_block_same(b, a) && (!b->scoped || b->ins == ins))
+			return true;
+	return false;
+}
+
+/*
+ * Send AddrBlock @ab where @scope says (NULL: every live INS; else its INS only), for
+ * @op or quietly.  An unblock skips the INS another block of the address still covers.
+ */
+static void nf_block_apply(struct pvm_netflow *nf, struct nf_op *op, struct mw_op_addr_block *ab,
+			   const struct nf_block *scope)
+{
+	struct pvm_ins *ins;
+
+	if (op)
+		op->pending = 1; /* held while sending (nf_fanout) */
+	for (ins = nf->p->ins_list; ins; ins = ins->next) {
+		if (ins->dead || (scope && scope->scoped && ins->id != scope->ins))
+			continue;
+		if (!ab->block && nf_block_covers(nf, &ab->addr, ins->id, NULL))
+			continue;
+		nf_send(op, ins, MW_OP_ADDR_BLOCK, ab, sizeof(*ab));
+	}
+	if (op)
+		nf_fanout_done(op, 0, NULL, 0);
+}
+
+static void nf_block_unlink(struct pvm_netflow *nf, struct nf_block *b)
+{
+	struct nf_block **pp;
+
+	for (pp = &nf->blocks; *pp != b; pp = &(*pp)->next)
+		;
+	*pp = b->next;
+	nf->nblocks--;
+}
+
+/*
+ * Record a block of @a (@scoped: on INS @ins only), renewing one already there, or
+ * forget the unblocked ones: an unblock without a scope forgets every block of @a.
+ */
+static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool block, bool scoped,
+			   uint16_t ins)
 {
 	int ttl = nf->p->cfg->netflow_block_ttl_s;
-	struct nf_block **pp, *b;
+	struct nf_block *b, *next;
 	ev_tstamp expires = ttl ? ev_now(nf->p->loop) + ttl : 0;
 
-	for (pp = &nf->blocks; (b = *pp); pp = &b->next) {
-		if (b->addr.family == a->family && !memcmp(b->addr.addr, a->addr, 16)) {
-			if (!block) {
-				*pp = b->next;
-				nf->nblocks--;
-				free(b);
-			} else {
-				b->expires = expires; /* renewed */
-			}
+	for (b = nf->blocks; b; b = next) {
+		next = b->next;
+		if (!nf_block_same(b, a) || (scoped && (!b->scoped || b->ins != ins)))
+			continue;
+		if (block && b->scoped == scoped) {
+			b->expires = expires; /* renewed */
 			return 0;
+		}
+		if (!block) {
+			nf_block_unlink(nf, b);
+			free(b);
 		}
 	}
 	if (!block)
@@ -514,10 +587,21 @@ static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool
 		return -ENOMEM;
 	b->addr = *a;
 	b->expires = expires;
+	b->scoped = scoped;
+	b->ins = ins;
 	b->next = nf->blocks;
 	nf->blocks = b;
 	nf->nblocks++;
 	return 0;
+}
+
+/* Lift @b (unlinked already) where no other block of its address holds, and free it. */
+static void nf_block_lift(struct pvm_netflow *nf, struct nf_block *b)
+{
+	struct mw_op_addr_block ab = { .block = 0, .addr = b->addr };
+
+	nf_block_apply(nf, NULL, &ab, b);
+	free(b);
 }
 
 /* Lift the blocks whose time is up, on every live INS. */
@@ -525,52 +609,73 @@ static void nf_block_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pvm_netflow *nf = w->data;
 	ev_tstamp now = ev_now(loop);
-	struct nf_block **pp, *b;
-	struct pvm_ins *ins;
+	struct nf_block *b, *next;
 	char text[MW_ADDR_STRLEN];
 
 	(void)revents;
-	for (pp = &nf->blocks; (b = *pp);) {
-		struct mw_op_addr_block ab = { .block = 0, .addr = b->addr };
-
-		if (!b->expires || b->expires > now) {
-			pp = &b->next;
+	for (b = nf->blocks; b; b = next) {
+		next = b->next;
+		if (!b->expires || b->expires > now)
 			continue;
-		}
 		mw_notice("netflow: block of %s expired (pvm.netflow_block_ttl_s): unblocked",
 			  mw_addr_format(&b->addr, text, sizeof(text)));
-		for (ins = nf->p->ins_list; ins; ins = ins->next)
-			if (!ins->dead)
-				pvm_ins_op(ins, MW_OP_ADDR_BLOCK, 0, &ab, sizeof(ab), PVM_REQ_QUIET,
-					   NULL, NULL);
-		*pp = b->next;
-		nf->nblocks--;
-		free(b);
+		nf_block_unlink(nf, b);
+		nf_block_lift(nf, b);
 	}
+}
+
+/*
+ * The INS an AddrBlock is scoped to: val1 0 = every INS (*@scoped false), else a
+ * socket id of this PVM naming a live INS (bits 40-55).
+ * Return: 0, -EINVAL (not an id of ours), -ENOENT (no such INS now)
+ */
+static int nf_block_scope(struct pvm_netflow *nf, const struct mw_nf_request *req, bool *scoped,
+			  uint16_t *ins)
+{
+	uint64_t id = mw_nf_val_get(req, 1);
+
+	*scoped = id != 0;
+	*ins = 0;
+	if (!id)
+		return 0;
+	if (!mw_sockid_valid(id) || mw_sockid_pvm(id) != (uint8_t)nf->p->cfg->index)
+		return -EINVAL;
+	*ins = mw_sockid_ins(id);
+	return pvm_ins_by_id(nf->p, *ins) ? 0 : -ENOENT;
 }
 
 static int nf_addr_block(struct pvm_netflow *nf, struct mw_nf_reply to,
 			 const struct mw_nf_request *req)
 {
 	struct mw_op_addr_block ab = { .block = (mw_nf_val_get(req, 0) & 0xffffffffu) != 0 };
+	struct nf_block scope = { .scoped = false };
 	struct nf_op *op;
-	char text[MW_ADDR_STRLEN];
+	char text[MW_ADDR_STRLEN], where[32];
 	int ret;
 
 	if (!(req->flags & MW_NF_FLAG_WRITE) || (req->flags & MW_NF_FLAG_BY_SOCK))
 		return -EINVAL;
 	if (mw_nf_request_block_addr(req, &ab.addr))
 		return -EINVAL;
-	ret = nf_block_record(nf, &ab.addr, ab.block);
+	ret = nf_block_scope(nf, req, &scope.scoped, &scope.ins);
+	if (ret == -ENOENT && !ab.block)
+		return 0; /* its blocks ended with it */
 	if (ret)
 		return ret;
-	mw_notice("netflow: %s %s on every INS", ab.block ? "block" : "unblock",
-		  mw_addr_format(&ab.addr, text, sizeof(text)));
+	ret = nf_block_record(nf, &ab.addr, ab.block, scope.scoped, scope.ins);
+	if (ret)
+		return ret;
+	if (scope.scoped)
+		snprintf(where, sizeof(where), "on INS %u", scope.ins);
+	else
+		snprintf(where, sizeof(where), "on every INS");
+	mw_notice("netflow: %s %s %s", ab.block ? "block" : "unblock",
+		  mw_addr_format(&ab.addr, text, sizeof(text)), where);
 	op = nf_op_new(nf, to);
 	if (!op)
 		return -ENOMEM;
 	op->val0 = 1;
-	nf_fanout(op, MW_OP_ADDR_BLOCK, &ab, sizeof(ab));
+	nf_block_apply(nf, op, &ab, &scope);
 	return 1;
 }
 
@@ -687,6 +792,28 @@ answer:
 /* ---- life cycle ------------------------------------------------------------------- */
 
 /**
+ * pvm_netflow_ins_gone() - forget the blocks scoped to an INS that ended
+ * @ins: the INS whose channel ended (out of the list already)
+ *
+ * Another INS that later joins under the same id does not inherit them.
+ */
+void pvm_netflow_ins_gone(struct pvm_ins *ins)
+{
+	struct pvm_netflow *nf = ins->pvm->nf;
+	struct nf_block *b, *next;
+
+	if (!nf)
+		return;
+	for (b = nf->blocks; b; b = next) {
+		next = b->next;
+		if (b->scoped && b->ins == ins->id) {
+			nf_block_unlink(nf, b);
+			free(b);
+		}
+	}
+}
+
+/**
  * pvm_netflow_ins_joined() - give a new INS the blocks and INS-wide settings made so far
  * @ins: the INS that just joined
  */
@@ -700,7 +827,8 @@ void pvm_netflow_ins_joined(struct pvm_ins *ins)
 	for (b = nf->blocks; b; b = b->next) {
 		struct mw_op_addr_block ab = { .block = 1, .addr = b->addr };
 
-		pvm_ins_op(ins, MW_OP_ADDR_BLOCK, 0, &ab, sizeof(ab), PVM_REQ_QUIET, NULL, NULL);
+		if (!b->scoped) /* a scoped one ended with its INS (pvm_netflow_ins_gone) */
+			nf_send(NULL, ins, MW_OP_ADDR_BLOCK, &ab, sizeof(ab));
 	}
 	if (nf->congctl[0]) {
 		struct mw_op_ins_set set = { .name = MW_INS_CONGESTION };

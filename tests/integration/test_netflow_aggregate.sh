@@ -5,7 +5,8 @@
 # server; mw-balancer follows /mw/pvms/<index>/netflow and re-serves the union
 # at /mw/balancer/netflow. A consumer of the merged stream sees both apps'
 # connections with ids carrying their PVM index; a request by id reaches the
-# right PVM; AddrBlock is fanned out to both; a PVM that stops leaves the
+# right PVM; AddrBlock is fanned out to both, or scoped to one INS (val1) goes to its
+# PVM alone; a PVM that stops leaves the
 # merged stream serving the other. Access: a stranger gets nothing from the
 # aggregate nor from a PVM, a member of the observe group observes but cannot
 # write, a member of the control group can. A second mw-pvm with a taken index
@@ -121,6 +122,29 @@ expect "block" "$(req 0x1103 1 "ip:$CLI_IP" 1)" "status=0 val0=1 val1=0"
 expect "unblock" "$(req 0x1103 1 "ip:$CLI_IP" 0)" "status=0 val0=1 val1=0"
 ok 8080 && ok 8081 || mw_fail "unblocked client cannot reach both apps"
 mw_log "AddrBlock fanned out"
+
+# --- AddrBlock scoped to one INS (val1: a socket id naming it) goes to its PVM only --------
+# HC names INS 2 of PVM 1 (app 1, port 8081); app 0 (port 8080) is served by INS 9 of PVM 0.
+INS2=$(((HC & ~((1 << 32) - 1))))
+expect "block on INS 2" "$(req 0x1103 1 "ip:$CLI_IP" 1 "$INS2")" "status=0 val0=1 val1=0"
+! ok 8081 || mw_fail "client blocked on INS 2 reached app 1"
+ok 8080 || mw_fail "a block scoped to INS 2 of PVM 1 reached PVM 0's INS"
+grep -q "netflow: block $CLI_IP:0 on INS 2\$" "$(mw_logfile pvm2)" ||
+	mw_fail "PVM 1 did not log the scoped block"
+# A scoped unblock leaves what a block of every INS covers; an unblock without a scope lifts all.
+expect "block everywhere" "$(req 0x1103 1 "ip:$CLI_IP" 1)" "status=0 val0=1 val1=0"
+expect "unblock on INS 2" "$(req 0x1103 1 "ip:$CLI_IP" 0 "$INS2")" "status=0 val0=1 val1=0"
+! ok 8081 || mw_fail "a scoped unblock lifted the block of every INS"
+expect "block on INS 2 again" "$(req 0x1103 1 "ip:$CLI_IP" 1 "$INS2")" "status=0 val0=1 val1=0"
+expect "unblock everywhere" "$(req 0x1103 1 "ip:$CLI_IP" 0)" "status=0 val0=1 val1=0"
+ok 8080 && ok 8081 || mw_fail "an unblock without a scope left a block"
+expect "scoped to an INS that is not there" \
+	"$(req 0x1103 1 "ip:$CLI_IP" 1 $(((INS2 & ~(0xffff << 40)) | (99 << 40))))" "status=-2 val0=0 val1=0"
+expect "scoped to a PVM that is not there" \
+	"$(req 0x1103 1 "ip:$CLI_IP" 1 $(((INS2 & ~(255 << 32)) | (7 << 32))))" "status=-9 val0=0 val1=0"
+expect "scoped to something not a socket id" "$(req 0x1103 1 "ip:$CLI_IP" 1 5)" "status=-22 val0=0 val1=0"
+ok 8080 && ok 8081 || mw_fail "a refused scoped block blocked the client"
+mw_log "AddrBlock scoped to one INS"
 
 # --- access control, at the aggregate and at a PVM -------------------------------------------
 # (the held connection went with the block: app 1's listener is the socket used here)
