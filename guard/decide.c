@@ -30,7 +30,11 @@
  *     within good_memory_ms (several clients behind one NAT address: closing the
  *     slow connections spares the good ones, a block would not);
  *   - a /24 (/64) with block_prefix_sources such sources (one slow connection
- *     each is enough) has each of them blocked (AddrBlock names one address).
+ *     each is enough) has each of them blocked (AddrBlock names one address);
+ *   - a block rests on the INS that reported the slow connections: it applies to
+ *     that INS only, and to every INS once slow connections from the address
+ *     came from two INS (a compromised INS reports whatever peer it likes: on
+ *     its own it can refuse a client only where it could anyway);
  *   - with mw-balancer (balancer_socket), a listener under pressure for
  *     rotate_after_ms gets a fresh INS and the INS holding most of its slow
  *     connections drained (rotate), at most once per rotate_interval_ms.
@@ -75,6 +79,13 @@ static void evidence_text(struct gd_action *a, const char *key, const char *v)
 	size_t n = strlen(a->evidence);
 
 	snprintf(a->evidence + n, sizeof(a->evidence) - n, "%s%s=%s", n ? "," : "", key, v);
+}
+
+/* The INS (and its PVM) socket id @sock lives on: "ins=3,pvm=0". */
+static void evidence_ins(struct gd_action *a, uint64_t sock)
+{
+	evidence(a, "ins", mw_sockid_ins(sock));
+	evidence(a, "pvm", mw_sockid_pvm(sock));
 }
 
 static void shield_opt(struct gd_action *a, enum mw_shield_opt opt, uint64_t v, bool always)
@@ -247,8 +258,10 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (s)
+		if (s) {
 			s->slow = 0;
+			s->ins_many = false;
+		}
 	}
 	for (i = 0; i < e->conns.cap; i++) {
 		c = gd_tab_slot(&e->conns, i);
@@ -326,17 +339,25 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	struct gd_action a = { .kind = GD_BLOCK, .reason = p ? "slow_prefix" : "slow_source" };
 	char net[INET6_ADDRSTRLEN];
 	struct mw_addr pa = { 0 };
-	struct gd_block *b;
+	struct gd_block *b = gd_tab_find(&e->blocks, &s->key);
+	uint32_t ins = gd_ins_key(s->ins_sock);
 
-	if (gd_tab_find(&e->blocks, &s->key))
+	if (b && (b->all || (!s->ins_many && b->ins == ins)))
 		return;
 	gd_addrkey_to(&a.addr, &s->key);
 	if (gd_engine_ins_net(e, &a.addr))
 		return; /* the balancer's address: every client's (gd_engine_set_ins_net) */
-	b = gd_tab_insert(&e->blocks, &s->key);
-	if (!b)
-		return; /* counted in blocks.drops */
+	if (!b) {
+		b = gd_tab_insert(&e->blocks, &s->key);
+		if (!b)
+			return; /* counted in blocks.drops */
+		b->all = s->ins_many;
+		b->ins = ins;
+	} else {
+		b->all = true; /* a second INS saw it offend */
+	}
 	b->until = now + (int64_t)e->cfg->block_expiry_s * 1000;
+	a.sock = b->all ? 0 : s->ins_sock;
 	ip_text(&a.addr, a.target, sizeof(a.target));
 	if (p) {
 		gd_addrkey_to(&pa, &p->key);
@@ -348,6 +369,10 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	}
 	evidence(&a, "slow", s->slow);
 	evidence(&a, "conns", s->conns);
+	if (b->all)
+		evidence_text(&a, "ins", "all");
+	else
+		evidence_ins(&a, s->ins_sock);
 	evidence(&a, "expiry_s", (uint64_t)e->cfg->block_expiry_s);
 	emit(e, &a);
 }
@@ -404,10 +429,14 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 			continue;
 		gd_addrkey_from(&key, &c->peer);
 		s = gd_tab_find(&e->sources, &key);
-		if (s) {
-			s->slow++;
-			offending++;
-		}
+		if (!s)
+			continue;
+		if (!s->slow)
+			s->ins_sock = c->id;
+		else if (gd_ins_key(c->id) != gd_ins_key(s->ins_sock))
+			s->ins_many = true;
+		s->slow++;
+		offending++;
 	}
 	if (offending && e->cfg->block_prefix_sources)
 		block_prefixes(e, now);

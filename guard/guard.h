@@ -57,6 +57,8 @@ struct gd_source {
 	int64_t last_good; /* ms: a connection progressed or ended well; 0 = never */
 	int64_t last_done; /* ms: an exchange ended well (closed by itself); 0 = never */
 	uint32_t scan;	   /* scratch: connections on the listener being judged (decide.c) */
+	uint64_t ins_sock; /* this evaluation: a slow connection's id, naming its INS */
+	bool ins_many;	   /* this evaluation: slow connections on more than one INS */
 };
 
 /* A /24 (/64) with offending sources, counted anew at each evaluation. */
@@ -66,11 +68,22 @@ struct gd_prefix {
 	uint32_t slow;	       /* their slow connections */
 };
 
-/* A block mw-guard placed, lifted after guard.block_expiry_s. */
+/*
+ * A block mw-guard placed, lifted after guard.block_expiry_s: on the one INS whose
+ * evidence it rests on, or on every INS once two INS saw the address offend.
+ */
 struct gd_block {
 	struct gd_addrkey key;
 	int64_t until; /* ms */
+	uint32_t ins;  /* gd_ins_key() of that INS, while not @all */
+	bool all;
 };
+
+/* An INS told apart across PVMs: a socket id's PVM index and INS id (bits 32-55). */
+static inline uint32_t gd_ins_key(uint64_t sock)
+{
+	return (uint32_t)(sock >> 32) & 0xffffff;
+}
 
 /* A listener seen in the stream. */
 struct gd_listener {
@@ -107,7 +120,8 @@ struct gd_action {
 	char target[64];     /* listener "ip:port", connection peer "ip:port", address "ip",
 				INS "ins:ID" */
 	char evidence[256];  /* "k=v,k=v": no spaces */
-	uint64_t sock;	     /* the listener (shields) or the connection (close) */
+	uint64_t sock;	     /* the listener (shields), the connection (close), or one
+				naming the INS a block is scoped to (0: every INS) */
 	struct mw_addr addr; /* block, unblock */
 	uint16_t ins;	     /* rotate: the INS to drain */
 	uint32_t opts;	     /* shields: bit (1 << enum mw_shield_opt) for each option sent */

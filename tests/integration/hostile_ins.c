@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 
 #include "common/channel.h"
 #include "common/proto.h"
+#include "common/shield.h"
 #include "common/sockid.h"
 
 /*
@@ -43,6 +45,10 @@
  * bytes are in the data pipe, a thread splices them out into a full blocking
  * socket, holding the pipe's lock for good, and the CREDIT it sends makes mw-pvm
  * splice into the pipe again).
+ * forge (N connections on the first listener, reported from the address ADDR, the
+ * 5th argument, that never send a byte; then serves honestly for SECS seconds, the
+ * 6th, saying "blocked on us: ADDR" for each AddrBlock it gets: a lie mw-pvm cannot
+ * see, which must not get ADDR blocked on the other INS).
  * Not lying: stall (N connections that never finish a hello, kept up for SECS
  * seconds, the 5th argument: re-made when mw-pvm drops one) and
  * wedge (joins, heartbeats, answers no op for N seconds).
@@ -155,8 +161,10 @@ static void result_status(struct hostile *h, uint64_t sock, uint32_t req, int st
 static void on_op(struct hostile *h, const struct mw_frame *f, const uint8_t *pl)
 {
 	struct mw_stats st = { 0 };
+	struct mw_op_addr_block ab;
 	struct mw_op_sockopt so;
 	struct mw_op_addr oa;
+	char text[INET6_ADDRSTRLEN];
 	struct mw_addr a = { 0 };
 	uint32_t req;
 
@@ -196,6 +204,12 @@ static void on_op(struct hostile *h, const struct mw_frame *f, const uint8_t *pl
 	case MW_OP_STATS:
 		result(h, 0, req, &st, sizeof(st));
 		break;
+	case MW_OP_ADDR_BLOCK:
+		memcpy(&ab, pl, sizeof(ab));
+		if (ab.addr.family == 4 && inet_ntop(AF_INET, ab.addr.addr, text, sizeof(text)))
+			say("%s on us: %s", ab.block ? "blocked" : "unblocked", text);
+		result(h, f->sock, req, NULL, 0);
+		break;
 	case MW_OP_CLOSE:
 	case MW_OP_ABORT:
 		result(h, f->sock, req, NULL, 0);
@@ -205,7 +219,8 @@ static void on_op(struct hostile *h, const struct mw_frame *f, const uint8_t *pl
 		memcpy(&so, pl, sizeof(so));
 		if ((so.level == SOL_SOCKET &&
 		     (so.name == SO_REUSEADDR || so.name == SO_REUSEPORT)) ||
-		    (so.level == IPPROTO_TCP && so.name == TCP_NODELAY))
+		    (so.level == IPPROTO_TCP && so.name == TCP_NODELAY) ||
+		    so.level == MW_SOL_SHIELD)
 			result(h, f->sock, req, NULL, 0);
 		else
 			result_status(h, f->sock, req, -ENOPROTOOPT);
@@ -279,7 +294,8 @@ static uint64_t conn_id(struct hostile *h)
 	return mw_sockid_make(h->id, h->pvm_index, MW_SOCKID_INS_ASSIGNED | ++h->next_conn);
 }
 
-static uint64_t accept_one(struct hostile *h, uint64_t on)
+/* An accepted connection on listener @on from @peer (NULL: 192.0.2.1:FAKE_PORT). */
+static uint64_t accept_from(struct hostile *h, uint64_t on, const struct mw_addr *peer)
 {
 	struct mw_ev_accepted ev = { .new_sock = conn_id(h) };
 
@@ -290,8 +306,15 @@ static uint64_t accept_one(struct hostile *h, uint64_t on)
 	ev.peer.addr[3] = 1;
 	ev.peer.port = FAKE_PORT;
 	ev.local = ev.peer;
+	if (peer)
+		ev.peer = *peer;
 	send_frame(h, MW_EV_ACCEPTED, on, &ev, sizeof(ev));
 	return ev.new_sock;
+}
+
+static uint64_t accept_one(struct hostile *h, uint64_t on)
+{
+	return accept_from(h, on, NULL);
 }
 
 /* Enough listeners to lie about: N for "closed", port N's for "data", else one. */
@@ -509,6 +532,26 @@ static int second(struct hostile *h, const char *path, const struct mw_hello *fi
 	return h->cut ? 3 : 0;
 }
 
+/* "forge": @n silent connections from @addr, then honest service for @secs seconds. */
+static int forge(struct hostile *h, int n, const char *addr, int secs)
+{
+	struct mw_addr peer = { .family = 4 };
+	int i;
+
+	if (inet_pton(AF_INET, addr, peer.addr) != 1) {
+		say("forge: not an IPv4 address: %s", addr);
+		return 1;
+	}
+	for (i = 0; i < n && !h->cut; i++) {
+		peer.port = (uint16_t)(FAKE_PORT + i);
+		accept_from(h, h->listeners[0], &peer);
+	}
+	say("forged %d connection(s) from %s", n, addr);
+	serve(h, secs * 1000);
+	say("forge done, %u abort(s)%s", h->aborts, h->cut ? ", cut" : "");
+	return h->cut ? 3 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct hostile h = { .answer_ops = true };
@@ -561,6 +604,8 @@ int main(int argc, char **argv)
 	}
 	say("%d listener(s), first %#llx; lying: %s", h.nlisten, (unsigned long long)h.listeners[0],
 	    what);
+	if (!strcmp(what, "forge"))
+		return argc > 6 ? forge(&h, n, argv[5], (int)strtol(argv[6], NULL, 10)) : 1;
 	if (lie(&h, what, n)) {
 		say("unknown scenario %s", what);
 		return 1;

@@ -2,7 +2,7 @@
 # hostile_lib.sh - sourced after lib.sh by the tests that play a hostile INS
 # (test_e2e_hostile.sh, test_e2e_ins_bounds.sh)
 #
-#   MW_PVM_CONF="..."; hostile_up
+#   MW_PVM_CONF="..."; hostile_up ["extra configuration sections"]
 #
 # starts the appliance (mw-pvm and the honest INS 1, lib.sh), opens mw-pvm's INS
 # socket to group nogroup so that hostile_ins can join as nobody, and serves
@@ -18,7 +18,7 @@ as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
 pvm_alive() { kill -0 "$(mw_pid pvm)" 2>/dev/null || mw_fail "mw-pvm died: $1"; }
 
 hostile_up() {
-	mw_appliance_up
+	mw_appliance_up "$@"
 	chgrp nogroup "$MW_RUNTIME_DIR/pvm-ins.sock" || mw_fail "chgrp of pvm-ins.sock failed"
 	mkdir -p "$WWW"
 	echo "served through the honest INS" >"$WWW/index.html"

@@ -656,6 +656,89 @@ static void test_prefix_blocks(void **state)
 	cfg.guard.block_prefix_sources = 16;
 }
 
+static const struct gd_action *last_block(void)
+{
+	int i;
+
+	for (i = nrec - 1; i >= 0; i--)
+		if (rec[i].kind == GD_BLOCK)
+			return &rec[i];
+	return NULL;
+}
+
+static void close_all(uint64_t base, int n, int64_t now)
+{
+	int c;
+
+	for (c = 0; c < n; c++)
+		obs(MW_NF_OBS_CLOSE, base + (uint64_t)c, 0, L80_ADDR, NULL, 5, 0, now);
+}
+
+/*
+ * A block rests on the INS that saw the offence: a compromised INS can report any
+ * peer address.  Slow connections seen on INS 3 alone block the address on INS 3
+ * (the action's socket names it); the same address offending on INS 5 too makes it
+ * a block of every INS; slow connections of one address on two INS at once likewise.
+ */
+static void test_block_scoped_to_ins(void **state)
+{
+	uint64_t on3 = mw_sockid_make(3, 2, MW_SOCKID_INS_ASSIGNED),
+		 on5 = mw_sockid_make(5, 2, MW_SOCKID_INS_ASSIGNED),
+		 on6 = mw_sockid_make(6, 2, MW_SOCKID_INS_ASSIGNED);
+	const struct gd_action *b;
+	int64_t now = 1000;
+	char peer[64];
+	int c;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	slow_headers(0, 1, 40, on3, &now, now + 6000);
+	assert_int_equal(count(GD_BLOCK, "slow_source"), 1);
+	b = last_block();
+	assert_string_equal(b->target, "10.9.0.1");
+	assert_int_equal(mw_sockid_ins(b->sock), 3);
+	assert_int_equal(mw_sockid_pvm(b->sock), 2);
+	assert_non_null(strstr(b->evidence, ",ins=3,pvm=2,"));
+	/* Still offending on INS 3 only: nothing more. */
+	close_all(on3, 20, now);
+	tick_until(&now, now + 3000);
+	assert_int_equal(count(GD_BLOCK, NULL), 1);
+	/* A second INS sees the address offend: every INS. */
+	close_all(on3 + 20, 20, now);
+	slow_headers(0, 1, 40, on5, &now, now + 6000);
+	assert_int_equal(count(GD_BLOCK, "slow_source"), 2);
+	b = last_block();
+	assert_string_equal(b->target, "10.9.0.1");
+	assert_int_equal(b->sock, 0);
+	assert_non_null(strstr(b->evidence, ",ins=all,"));
+	/* Blocked everywhere already: a third INS adds nothing. */
+	close_all(on5, 40, now);
+	slow_headers(0, 1, 40, on6, &now, now + 6000);
+	assert_int_equal(count(GD_BLOCK, NULL), 2);
+	close_all(on6, 40, now);
+	/* Another address, slow on two INS in one evaluation: every INS at once. */
+	for (c = 0; c < 40; c++) {
+		snprintf(peer, sizeof(peer), "10.8.0.1:%d", 20000 + c);
+		accept_conn((c % 2 ? on3 : on5) + 100 + (uint64_t)c, peer, now);
+	}
+	tick_until(&now, now + 6000);
+	b = last_block();
+	assert_int_equal(count(GD_BLOCK, NULL), 3);
+	assert_string_equal(b->target, "10.8.0.1");
+	assert_int_equal(b->sock, 0);
+	/* One unblock each, of every INS, when they expire. */
+	for (c = 0; c < 40; c++)
+		obs(MW_NF_OBS_CLOSE, (c % 2 ? on3 : on5) + 100 + (uint64_t)c, 0, L80_ADDR, NULL, 0,
+		    0, now);
+	nrec = 0;
+	tick_until(&now, now + (int64_t)cfg.guard.block_expiry_s * 1000);
+	assert_int_equal(count(GD_UNBLOCK, "expiry"), 2);
+	for (c = 0; c < nrec; c++)
+		if (rec[c].kind == GD_UNBLOCK)
+			assert_int_equal(rec[c].sock, 0);
+	assert_int_equal(eng.blocks.n, 0);
+}
+
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
 static void test_tables_full(void **state)
 {
@@ -859,6 +942,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_gone_forgets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_block_scoped_to_ins, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
