@@ -153,7 +153,7 @@ static void send_action(struct gd_act *a, struct gd_record *r, const struct gd_a
 		req.addr.af = act->addr.family;
 		memcpy(req.addr.addr, act->addr.addr, act->addr.family == 4 ? 4 : 16);
 		mw_nf_val_set(&req, 0, act->kind == GD_BLOCK);
-		mw_nf_val_set(&req, 1, act->kind == GD_BLOCK ? act->sock : 0); /* its INS, or all */
+		mw_nf_val_set(&req, 1, act->sock); /* a socket id naming its INS, or 0: all */
 		send_one(a, r, &req);
 		break;
 	case GD_ROTATE:

@@ -32,16 +32,18 @@
  *   - a /24 (/64) with block_prefix_sources such sources (one slow connection
  *     each is enough) has each of them blocked (AddrBlock names one address);
  *   - a block rests on the INS that reported the slow connections: it applies to
- *     that INS only, and to every INS once slow connections from the address
- *     came from two INS (a compromised INS reports whatever peer it likes: on
- *     its own it can refuse a client only where it could anyway);
+ *     that INS only, and to every INS when slow connections from the address
+ *     come from two INS at once (a compromised INS reports whatever peer it
+ *     likes: on its own it can refuse a client only where it could anyway; one
+ *     process is one INS at a time); prefixes are counted per INS likewise;
  *   - with mw-balancer (balancer_socket), a listener under pressure for
  *     rotate_after_ms gets a fresh INS and the INS holding most of its slow
  *     connections drained (rotate), at most once per rotate_interval_ms.
  * Without pressure nothing beyond the baseline is ever decided.
  */
 
-#define CLOSE_RETRY_MS 5000 /* a close not followed by a close observation is sent again */
+#define CLOSE_RETRY_MS	5000  /* a close not followed by a close observation is sent again */
+#define BLOCK_RESEND_MS 10000 /* a block the address still offends through is sent again */
 
 static const char *const opt_names[MW_SHIELD_OPT_MAX + 1] = {
 	[MW_SHIELD_FILTER] = "filter",
@@ -333,46 +335,70 @@ static void ip_text(const struct mw_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
+/* Where @s offended this evaluation: its one INS, or every INS if slow on two at once. */
+static void source_scope(struct gd_scope *k, const struct gd_source *s, bool prefix)
+{
+	memset(k, 0, sizeof(*k));
+	if (prefix)
+		gd_addrkey_prefix(&k->addr, &s->key);
+	else
+		k->addr = s->key;
+	k->ins = s->ins_many ? GD_INS_ALL : gd_ins_key(s->ins_sock);
+}
+
+/*
+ * Block @s where it offended (see the theory above): a block of every INS covers the
+ * INS too.  A block it still offends through after BLOCK_RESEND_MS is sent again: its
+ * INS may have restarted under the same id (mw-pvm forgets a scoped block with its
+ * INS), or mw-pvm refused it.
+ */
 static void block(struct gd_engine *e, const struct gd_source *s, const struct gd_prefix *p,
 		  int64_t now)
 {
 	struct gd_action a = { .kind = GD_BLOCK, .reason = p ? "slow_prefix" : "slow_source" };
+	bool report = !strcmp(e->cfg->mode, "report");
 	char net[INET6_ADDRSTRLEN];
 	struct mw_addr pa = { 0 };
-	struct gd_block *b = gd_tab_find(&e->blocks, &s->key);
-	uint32_t ins = gd_ins_key(s->ins_sock);
+	struct gd_scope k, all;
+	struct gd_block *b;
 
-	if (b && (b->all || (!s->ins_many && b->ins == ins)))
+	source_scope(&k, s, false);
+	all = k;
+	all.ins = GD_INS_ALL;
+	b = gd_tab_find(&e->blocks, &all);
+	if (!b)
+		b = gd_tab_find(&e->blocks, &k);
+	if (b && (report || now - b->sent < BLOCK_RESEND_MS))
 		return;
 	gd_addrkey_to(&a.addr, &s->key);
 	if (gd_engine_ins_net(e, &a.addr))
 		return; /* the balancer's address: every client's (gd_engine_set_ins_net) */
 	if (!b) {
-		b = gd_tab_insert(&e->blocks, &s->key);
+		b = gd_tab_insert(&e->blocks, &k);
 		if (!b)
 			return; /* counted in blocks.drops */
-		b->all = s->ins_many;
-		b->ins = ins;
+		b->sock = k.ins == GD_INS_ALL ? 0 : s->ins_sock;
 	} else {
-		b->all = true; /* a second INS saw it offend */
+		evidence(&a, "resent", 1);
 	}
+	b->sent = now;
 	b->until = now + (int64_t)e->cfg->block_expiry_s * 1000;
-	a.sock = b->all ? 0 : s->ins_sock;
+	a.sock = b->sock;
 	ip_text(&a.addr, a.target, sizeof(a.target));
 	if (p) {
-		gd_addrkey_to(&pa, &p->key);
+		gd_addrkey_to(&pa, &p->key.addr);
 		ip_text(&pa, net, sizeof(net));
 		evidence_text(&a, "prefix", net);
-		evidence(&a, "prefix_len", p->key.family == 4 ? 24 : 64);
+		evidence(&a, "prefix_len", p->key.addr.family == 4 ? 24 : 64);
 		evidence(&a, "prefix_sources", p->sources);
 		evidence(&a, "prefix_slow", p->slow);
 	}
 	evidence(&a, "slow", s->slow);
 	evidence(&a, "conns", s->conns);
-	if (b->all)
-		evidence_text(&a, "ins", "all");
+	if (b->sock)
+		evidence_ins(&a, b->sock);
 	else
-		evidence_ins(&a, s->ins_sock);
+		evidence_text(&a, "ins", "all");
 	evidence(&a, "expiry_s", (uint64_t)e->cfg->block_expiry_s);
 	emit(e, &a);
 }
@@ -381,10 +407,12 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
  * Prefixes: AddrBlock names one address, so a /24 (/64) whose offending sources
  * number block_prefix_sources is blocked as its offending addresses, each at once
  * (one slow connection is enough there), not only those reaching block_slow.
+ * Sources are counted per INS (those slow on several at once: apart), so that one
+ * INS's reports never make up a prefix with another's.
  */
 static void block_prefixes(struct gd_engine *e, int64_t now)
 {
-	struct gd_addrkey key;
+	struct gd_scope key;
 	struct gd_prefix *p;
 	struct gd_source *s;
 	size_t i;
@@ -394,7 +422,7 @@ static void block_prefixes(struct gd_engine *e, int64_t now)
 		s = gd_tab_slot(&e->sources, i);
 		if (!s || !s->slow || source_good(e, s, now))
 			continue;
-		gd_addrkey_prefix(&key, &s->key);
+		source_scope(&key, s, true);
 		p = gd_tab_find(&e->prefixes, &key);
 		if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
 			p->sources = p->slow = 0;
@@ -407,7 +435,7 @@ static void block_prefixes(struct gd_engine *e, int64_t now)
 		s = gd_tab_slot(&e->sources, i);
 		if (!s || !s->slow || source_good(e, s, now))
 			continue;
-		gd_addrkey_prefix(&key, &s->key);
+		source_scope(&key, s, true);
 		p = gd_tab_find(&e->prefixes, &key);
 		if (p && p->sources >= (uint32_t)e->cfg->block_prefix_sources)
 			block(e, s, p, now);
@@ -505,9 +533,13 @@ void gd_decide_expiry(struct gd_engine *e, int64_t now)
 		b = gd_tab_slot(&e->blocks, i);
 		if (!b || b->until > now)
 			continue;
-		a.addr.family = b->key.family;
-		memcpy(a.addr.addr, b->key.addr, sizeof(a.addr.addr));
+		gd_addrkey_to(&a.addr, &b->key.addr);
 		ip_text(&a.addr, a.target, sizeof(a.target));
+		a.sock = b->sock; /* lifted where it was placed */
+		if (b->sock)
+			evidence_ins(&a, b->sock);
+		else
+			evidence_text(&a, "ins", "all");
 		evidence(&a, "expiry_s", (uint64_t)e->cfg->block_expiry_s);
 		gd_tab_remove(&e->blocks, b);
 		i--;

@@ -83,9 +83,9 @@ int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_em
 	    gd_tab_init(&e->sources, (size_t)cfg->max_sources, sizeof(struct gd_source),
 			sizeof(struct gd_addrkey)) ||
 	    gd_tab_init(&e->blocks, (size_t)cfg->max_blocks, sizeof(struct gd_block),
-			sizeof(struct gd_addrkey)) ||
+			sizeof(struct gd_scope)) ||
 	    gd_tab_init(&e->prefixes, (size_t)cfg->max_sources, sizeof(struct gd_prefix),
-			sizeof(struct gd_addrkey))) {
+			sizeof(struct gd_scope))) {
 		gd_engine_fini(e);
 		snprintf(err, errlen, "out of memory for guard.max_conns %d / max_sources %d",
 			 cfg->max_conns, cfg->max_sources);

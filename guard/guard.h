@@ -61,22 +61,31 @@ struct gd_source {
 	bool ins_many;	   /* this evaluation: slow connections on more than one INS */
 };
 
-/* A /24 (/64) with offending sources, counted anew at each evaluation. */
+#define GD_INS_ALL 0xffffffffu /* a gd_scope on every INS (gd_ins_key() has 24 bits) */
+
+/* An address (or prefix) on one INS, or on every INS: the key of blocks and prefixes. */
+struct gd_scope {
+	struct gd_addrkey addr;
+	uint8_t pad[3]; /* zero: part of the key */
+	uint32_t ins;	/* gd_ins_key(), or GD_INS_ALL */
+};
+
+/* A /24 (/64) with offending sources on one INS, counted anew at each evaluation. */
 struct gd_prefix {
-	struct gd_addrkey key; /* the address with its host bits zero */
+	struct gd_scope key;   /* the address with its host bits zero; the INS */
 	uint32_t sources;      /* sources with slow connections and no recent progress */
 	uint32_t slow;	       /* their slow connections */
 };
 
 /*
  * A block mw-guard placed, lifted after guard.block_expiry_s: on the one INS whose
- * evidence it rests on, or on every INS once two INS saw the address offend.
+ * evidence it rests on, or on every INS when two INS saw the address offend at once.
  */
 struct gd_block {
-	struct gd_addrkey key;
+	struct gd_scope key;
 	int64_t until; /* ms */
-	uint32_t ins;  /* gd_ins_key() of that INS, while not @all */
-	bool all;
+	int64_t sent;  /* ms: sent last (again if the address still offends) */
+	uint64_t sock; /* a socket id naming the INS (0: every INS) */
 };
 
 /* An INS told apart across PVMs: a socket id's PVM index and INS id (bits 32-55). */

@@ -552,6 +552,8 @@ static void nf_block_unlink(struct pvm_netflow *nf, struct nf_block *b)
 /*
  * Record a block of @a (@scoped: on INS @ins only), renewing one already there, or
  * forget the unblocked ones: an unblock without a scope forgets every block of @a.
+ * A block of every INS takes the place of the scoped ones of @a; a scoped block that
+ * one covers is not recorded.
  */
 static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool block, bool scoped,
 			   uint16_t ins)
@@ -562,16 +564,19 @@ static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool
 
 	for (b = nf->blocks; b; b = next) {
 		next = b->next;
-		if (!nf_block_same(b, a) || (scoped && (!b->scoped || b->ins != ins)))
+		if (!nf_block_same(b, a))
+			continue;
+		if (block && scoped && !b->scoped)
+			return 0; /* covered */
+		if (scoped && (!b->scoped || b->ins != ins))
 			continue;
 		if (block && b->scoped == scoped) {
 			b->expires = expires; /* renewed */
 			return 0;
 		}
-		if (!block) {
-			nf_block_unlink(nf, b);
-			free(b);
-		}
+		nf_block_unlink(nf,
+				b); /* unblocked, or a scoped one a block of every INS replaces */
+		free(b);
 	}
 	if (!block)
 		return 0;
@@ -633,6 +638,7 @@ static int nf_block_scope(struct pvm_netflow *nf, const struct mw_nf_request *re
 			  uint16_t *ins)
 {
 	uint64_t id = mw_nf_val_get(req, 1);
+	struct pvm_ins *live;
 
 	*scoped = id != 0;
 	*ins = 0;
@@ -641,7 +647,8 @@ static int nf_block_scope(struct pvm_netflow *nf, const struct mw_nf_request *re
 	if (!mw_sockid_valid(id) || mw_sockid_pvm(id) != (uint8_t)nf->p->cfg->index)
 		return -EINVAL;
 	*ins = mw_sockid_ins(id);
-	return pvm_ins_by_id(nf->p, *ins) ? 0 : -ENOENT;
+	live = pvm_ins_by_id(nf->p, *ins);
+	return live && !live->dead ? 0 : -ENOENT;
 }
 
 static int nf_addr_block(struct pvm_netflow *nf, struct mw_nf_reply to,

@@ -8,9 +8,9 @@
 #   scoped     mw-guard closes them and blocks the address on INS 7 only (evidence
 #              ins=7,pvm=0; mw-pvm logs "on INS 7"; INS 7 gets the AddrBlock); the
 #              client keeps fetching through INS 1
-#   corrobor.  the same address then holds idle connections on INS 1 itself: slow
-#              connections seen on a second INS make the block global ("on every
-#              INS"), and the client is refused
+#   own        the same address then holds idle connections on INS 1 itself: that
+#              INS's own evidence blocks it there (evidence ins=1), and the client is
+#              refused; still no block of every INS (never two INS at once)
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/hostile_lib.sh"
 
@@ -52,18 +52,20 @@ grep -q "netflow: block $CLI_IP:0 on INS $HID\$" "$PVM_LOG" ||
 kill -0 "$(mw_pid hostile)" 2>/dev/null || mw_fail "scoped: the liar was cut (nothing it did is detectable)"
 mw_log "scoped: ok ($CLI_IP blocked on INS $HID only, served by INS 1)"
 
-# --- corroborated: slow connections of the address on INS 1 as well make it global
+# --- own: slow connections of the address on INS 1 get it blocked on INS 1
 # (the accept filter would hold them away from the app: lift it, as test_guard.sh does).
 LSOCK=$(grep -m1 "action [0-9]*: shield_set [^ ]*:$PORT reason=baseline" "$GLOG" | sed 's/.*,sock=\([0-9]*\).*/\1/')
-[ -n "$LSOCK" ] || mw_fail "corroborated: no baseline shield logged"
+[ -n "$LSOCK" ] || mw_fail "own: no baseline shield logged"
 NF=$(cat "$MW_RUNTIME_DIR/store/mw/pvm/netflow")
 r=$("$PY" "$NFP" req "$NF" 0x2011 3 "$LSOCK" 0)
-case "$r" in status=0\ *) ;; *) mw_fail "corroborated: lifting the filter failed: $r" ;; esac
+case "$r" in status=0\ *) ;; *) mw_fail "own: lifting the filter failed: $r" ;; esac
 mw_spawn idle in_cli "$PY" "$GP" idle "$INS_IP" "$PORT" 12 60
-mw_wait_for "grep -q '^open 12' '$(mw_logfile idle)'" 20 || mw_fail "corroborated: clients did not connect"
-mw_wait_for "grep -q 'action [0-9]*: block $CLI_IP reason=slow_source evidence=.*,ins=all,' '$GLOG'" 30 ||
-	mw_fail "corroborated: no global block: $(grep -E ': block ' "$GLOG" | tail -5)"
-mw_wait_for "grep -q 'netflow: block $CLI_IP:0 on every INS' '$PVM_LOG'" 10 ||
-	mw_fail "corroborated: mw-pvm did not block on every INS: $(grep 'netflow: block' "$PVM_LOG")"
-mw_wait_for "! fetch_ok" 10 || mw_fail "corroborated: the client still fetches through INS 1"
-mw_log "corroborated: ok (blocked on every INS once INS 1 saw it offend)"
+mw_wait_for "grep -q '^open 12' '$(mw_logfile idle)'" 20 || mw_fail "own: clients did not connect"
+mw_wait_for "grep -q 'action [0-9]*: block $CLI_IP reason=slow_source evidence=.*,ins=1,pvm=0,' '$GLOG'" 30 ||
+	mw_fail "own: no block on INS 1: $(grep -E ': block ' "$GLOG" | tail -5)"
+mw_wait_for "grep -q 'netflow: block $CLI_IP:0 on INS 1\$' '$PVM_LOG'" 10 ||
+	mw_fail "own: mw-pvm did not block on INS 1: $(grep 'netflow: block' "$PVM_LOG")"
+mw_wait_for "! fetch_ok" 10 || mw_fail "own: the client still fetches through INS 1"
+grep -q "action [0-9]*: block $CLI_IP .*ins=all" "$GLOG" &&
+	mw_fail "own: a block of every INS without two INS at once: $(grep ": block $CLI_IP" "$GLOG")"
+mw_log "own: ok (blocked on INS 1 by INS 1's own evidence)"

@@ -677,18 +677,20 @@ static void close_all(uint64_t base, int n, int64_t now)
 /*
  * A block rests on the INS that saw the offence: a compromised INS can report any
  * peer address.  Slow connections seen on INS 3 alone block the address on INS 3
- * (the action's socket names it); the same address offending on INS 5 too makes it
- * a block of every INS; slow connections of one address on two INS at once likewise.
+ * (the action's socket names it); the same address offending later on INS 5 gets a
+ * block on INS 5, not on every INS (a liar that rejoins under another id is still
+ * one INS at a time); slow connections of one address on two INS at once block it on
+ * every INS.  A block the address still offends through is sent again after 10 s
+ * (its INS may have restarted under the same id).  Each is lifted where it was placed.
  */
 static void test_block_scoped_to_ins(void **state)
 {
 	uint64_t on3 = mw_sockid_make(3, 2, MW_SOCKID_INS_ASSIGNED),
-		 on5 = mw_sockid_make(5, 2, MW_SOCKID_INS_ASSIGNED),
-		 on6 = mw_sockid_make(6, 2, MW_SOCKID_INS_ASSIGNED);
+		 on5 = mw_sockid_make(5, 2, MW_SOCKID_INS_ASSIGNED);
 	const struct gd_action *b;
 	int64_t now = 1000;
 	char peer[64];
-	int c;
+	int c, scoped = 0, all = 0;
 
 	start();
 	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
@@ -699,23 +701,21 @@ static void test_block_scoped_to_ins(void **state)
 	assert_int_equal(mw_sockid_ins(b->sock), 3);
 	assert_int_equal(mw_sockid_pvm(b->sock), 2);
 	assert_non_null(strstr(b->evidence, ",ins=3,pvm=2,"));
-	/* Still offending on INS 3 only: nothing more. */
-	close_all(on3, 20, now);
-	tick_until(&now, now + 3000);
-	assert_int_equal(count(GD_BLOCK, NULL), 1);
-	/* A second INS sees the address offend: every INS. */
-	close_all(on3 + 20, 20, now);
+	/* Still offending on INS 3 ten seconds on: sent again, once. */
+	tick_until(&now, now + 10000);
+	assert_int_equal(count(GD_BLOCK, NULL), 2);
+	b = last_block();
+	assert_int_equal(mw_sockid_ins(b->sock), 3);
+	assert_non_null(strstr(b->evidence, "resent=1,"));
+	/* Later, on INS 5: blocked there too, not everywhere. */
+	close_all(on3, 40, now);
 	slow_headers(0, 1, 40, on5, &now, now + 6000);
-	assert_int_equal(count(GD_BLOCK, "slow_source"), 2);
+	assert_int_equal(count(GD_BLOCK, "slow_source"), 3);
 	b = last_block();
 	assert_string_equal(b->target, "10.9.0.1");
-	assert_int_equal(b->sock, 0);
-	assert_non_null(strstr(b->evidence, ",ins=all,"));
-	/* Blocked everywhere already: a third INS adds nothing. */
+	assert_int_equal(mw_sockid_ins(b->sock), 5);
+	assert_null(strstr(b->evidence, "ins=all"));
 	close_all(on5, 40, now);
-	slow_headers(0, 1, 40, on6, &now, now + 6000);
-	assert_int_equal(count(GD_BLOCK, NULL), 2);
-	close_all(on6, 40, now);
 	/* Another address, slow on two INS in one evaluation: every INS at once. */
 	for (c = 0; c < 40; c++) {
 		snprintf(peer, sizeof(peer), "10.8.0.1:%d", 20000 + c);
@@ -723,20 +723,62 @@ static void test_block_scoped_to_ins(void **state)
 	}
 	tick_until(&now, now + 6000);
 	b = last_block();
-	assert_int_equal(count(GD_BLOCK, NULL), 3);
+	assert_int_equal(count(GD_BLOCK, NULL), 4);
 	assert_string_equal(b->target, "10.8.0.1");
 	assert_int_equal(b->sock, 0);
-	/* One unblock each, of every INS, when they expire. */
+	assert_non_null(strstr(b->evidence, ",ins=all,"));
+	/* Each lifted where it was placed. */
 	for (c = 0; c < 40; c++)
 		obs(MW_NF_OBS_CLOSE, (c % 2 ? on3 : on5) + 100 + (uint64_t)c, 0, L80_ADDR, NULL, 0,
 		    0, now);
 	nrec = 0;
 	tick_until(&now, now + (int64_t)cfg.guard.block_expiry_s * 1000);
-	assert_int_equal(count(GD_UNBLOCK, "expiry"), 2);
-	for (c = 0; c < nrec; c++)
-		if (rec[c].kind == GD_UNBLOCK)
-			assert_int_equal(rec[c].sock, 0);
+	assert_int_equal(count(GD_UNBLOCK, "expiry"), 3);
+	for (c = 0; c < nrec; c++) {
+		if (rec[c].kind != GD_UNBLOCK)
+			continue;
+		if (rec[c].sock) {
+			scoped++;
+			assert_string_equal(rec[c].target, "10.9.0.1");
+		} else {
+			all++;
+			assert_string_equal(rec[c].target, "10.8.0.1");
+		}
+	}
+	assert_int_equal(scoped, 2);
+	assert_int_equal(all, 1);
 	assert_int_equal(eng.blocks.n, 0);
+}
+
+/*
+ * Prefixes are counted per INS: 15 sources of a /24 slow on INS 3 and one on INS 5
+ * make no prefix of 16 (block_prefix_sources); 16 on INS 3 do.
+ */
+static void test_prefix_per_ins(void **state)
+{
+	uint64_t on3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED),
+		 on5 = mw_sockid_make(5, 0, MW_SOCKID_INS_ASSIGNED);
+	int64_t now = 1000;
+	char peer[64];
+	int c;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) { /* pressure: 40 slow connections */
+		snprintf(peer, sizeof(peer), "10.6.%d.%d:7000", c / 200 + 1, c % 200 + 1);
+		accept_conn(on3 + 1000 + (uint64_t)c, peer, now);
+	}
+	for (c = 0; c < 16; c++) {
+		snprintf(peer, sizeof(peer), "10.9.0.%d:7000", c + 1);
+		accept_conn((c < 15 ? on3 : on5) + (uint64_t)c, peer, now);
+	}
+	tick_until(&now, now + 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0."), 0);
+	assert_int_equal(count(GD_BLOCK, "slow_prefix"), 40); /* 10.6.1.0/24 on INS 3 */
+	obs(MW_NF_OBS_CLOSE, on5 + 15, 0, L80_ADDR, NULL, 0, 0, now);
+	accept_conn(on3 + 15, "10.9.0.16:7001", now);
+	tick_until(&now, now + 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0."), 16);
 }
 
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
@@ -943,6 +985,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_scoped_to_ins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_per_ins, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
