@@ -118,6 +118,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(pvm, index, 0, 0, 255, CHK_NONE),
 	KEY_INT(pvm, ring_size, 4 * MIB, 128 * KIB, 1 * GIB, CHK_POW2),
 	KEY_INT(pvm, socket_window, 256 * KIB, 4 * KIB, 1 * GIB, CHK_NONE),
+	KEY_INT(pvm, pending_total, 256 * MIB, 1 * MIB, 1 * GIB, CHK_NONE),
 	KEY_INT(pvm, heartbeat_timeout_ms, 3000, 100, 600000, CHK_NONE),
 	KEY_INT(pvm, handshake_max, 8, 1, 1024, CHK_NONE),
 	KEY_BOOL(pvm, xen_channel, false),

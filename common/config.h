@@ -26,6 +26,7 @@ struct mw_pvm_config {
 	int index;                          /* PVM index, id bits 32-39: 0..255, default 0 */
 	int ring_size;                      /* bytes per direction, power of two: 4 MiB */
 	int socket_window;                  /* per-socket credit window bytes: 256 KiB */
+	int pending_total;		    /* client bytes held for apps, all sockets: 256 MiB */
 	int heartbeat_timeout_ms;           /* INS declared dead after: 3000 */
 	int handshake_max;                  /* INS handshakes in progress at once: 8 */
 	bool xen_channel;                   /* also accept INS domUs through XenStore /mw/ins: false */

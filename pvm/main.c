@@ -22,10 +22,12 @@ static void pvm_status_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		p->d,
 		"%u INS, %u socket(s), %u shim connection(s), %llu accepted, "
 		"%llu released (app gone), %llu hijack(s), %llu over quota, "
-		"%llu connection(s) refused, %s",
+		"%llu connection(s) refused, %llu byte(s) pending for apps, %llu reset over "
+		"pvm.pending_total, %s",
 		p->nins, p->socks.count, p->nclients, (unsigned long long)p->accepted_total,
 		(unsigned long long)p->released_total, (unsigned long long)p->listener_hijacks,
-		(unsigned long long)p->quota_refused, (unsigned long long)p->clients_refused, nf);
+		(unsigned long long)p->quota_refused, (unsigned long long)p->clients_refused,
+		(unsigned long long)p->pend_bytes, (unsigned long long)p->pend_resets, nf);
 }
 
 static int pvm_tag_init(struct pvm *p)

@@ -98,7 +98,8 @@ struct pvm_sock {
 	ev_io rio, wio;
 	struct pvm_credit cr;
 	uint8_t *pend; /* bytes for the app that did not fit its socket */
-	uint32_t pend_off, pend_len, pend_cap;
+	uint32_t pend_off, pend_len, pend_cap;	/* cap counted in pvm.pending_total */
+	struct pvm_sock *pend_next, *pend_prev; /* on pvm->pend_list while @pend is held */
 	bool app_eof;	       /* read 0 from the app: OP_SHUTDOWN sent */
 	bool app_shut;	       /* the app's EOF is queued (POLLRDHUP seen): no need to ask again */
 	bool app_hup;	       /* and it closed, not just shut its write side (POLLHUP) */
@@ -289,6 +290,9 @@ struct pvm {
 	uint64_t clients_refused; /* control connections over pvm.max_connections_per_user */
 	unsigned nclients, nins;
 	uint64_t accepted_total, ins_killed;
+	/* client bytes held for apps that have not taken them (pvm_relay.c) */
+	struct pvm_sock *pend_list;
+	uint64_t pend_bytes, pend_resets;
 };
 
 /* pvm_shim.c */

@@ -55,14 +55,22 @@
  * read go to the ring.
  *
  * INS -> app: write() straight from the ring; what the app's socket does not
- * take is copied into the socket's pending buffer (allocated once, bounded by
- * the window we granted) and written when the fd is writable.  Bytes that
- * reach the app are credited back in batches (>= window/4, or when the pending
- * buffer drains).  EV_EOF shuts the app's read side after pending data;
- * EV_RESET closes the app end after pending data.
+ * take is copied into the socket's pending buffer and written when the fd is
+ * writable.  Bytes that reach the app are credited back in batches (>= window/4,
+ * or when the pending buffer drains).  EV_EOF shuts the app's read side after
+ * pending data; EV_RESET closes the app end after pending data.
+ *
+ * Pending buffers are where a client's bytes wait for an app that has not taken
+ * them (a connection not accepted yet, or an app that does not read): PEND_MIN
+ * bytes, doubled as needed up to the window we granted, and freed when a larger
+ * one drains.  All of them together hold at most pvm.pending_total: a buffer that
+ * would go beyond first makes room by resetting the connections holding larger
+ * buffers, largest first, and is itself reset if none is larger (a client with a
+ * request waiting costs PEND_MIN; the ones that fill windows go first).
  */
 
 #define RELAY_READS_PER_EVENT 8
+#define PEND_MIN	      (16 * 1024)
 
 static void relay_block(struct pvm_sock *s)
 {
@@ -97,6 +105,91 @@ static void relay_app_gone(struct pvm_sock *s, bool abort)
 {
 	pvm_relay_detach(s);
 	pvm_sock_close(s, abort);
+}
+
+static void pend_free(struct pvm_sock *s)
+{
+	struct pvm *p = s->pvm;
+
+	if (!s->pend)
+		return;
+	if (s->pend_prev)
+		s->pend_prev->pend_next = s->pend_next;
+	else
+		p->pend_list = s->pend_next;
+	if (s->pend_next)
+		s->pend_next->pend_prev = s->pend_prev;
+	s->pend_next = s->pend_prev = NULL;
+	p->pend_bytes -= s->pend_cap;
+	free(s->pend);
+	s->pend = NULL;
+	s->pend_off = s->pend_len = s->pend_cap = 0;
+}
+
+/* The connection, other than @s, holding the largest pending buffer. */
+static struct pvm_sock *pend_largest(const struct pvm_sock *s)
+{
+	struct pvm_sock *t, *best = NULL;
+
+	for (t = s->pvm->pend_list; t; t = t->pend_next)
+		if (t != s && (!best || t->pend_cap > best->pend_cap))
+			best = t;
+	return best;
+}
+
+/*
+ * Room in @s's pending buffer for @add more bytes, within pvm.pending_total (see the
+ * theory above).  Return: 0, -ENOBUFS (@s is among the largest: reset it), -ENOMEM
+ */
+static int pend_reserve(struct pvm_sock *s, uint32_t add)
+{
+	struct pvm *p = s->pvm;
+	uint32_t need = s->pend_len + add, cap = PEND_MIN;
+	uint64_t limit = (uint64_t)p->cfg->pending_total;
+	struct pvm_sock *big;
+	uint8_t *nb;
+
+	if (s->pend && s->pend_off + need <= s->pend_cap)
+		return 0;
+	if (s->pend && need <= s->pend_cap) {
+		memmove(s->pend, s->pend + s->pend_off, s->pend_len);
+		s->pend_off = 0;
+		return 0;
+	}
+	while (cap < need)
+		cap *= 2;
+	if (cap > s->cr.rx_window && need <= s->cr.rx_window)
+		cap = s->cr.rx_window; /* pending bytes are credit outstanding: <= window */
+	while (p->pend_bytes - s->pend_cap + cap > limit) {
+		big = pend_largest(s);
+		if (!big || big->pend_cap <= cap)
+			return -ENOBUFS;
+		p->pend_resets++;
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "socket %#llx reset: its %u pending byte(s) make room for "
+				   "socket %#llx within pvm.pending_total (%llu reset so far)",
+				   (unsigned long long)big->id, big->pend_len,
+				   (unsigned long long)s->id, (unsigned long long)p->pend_resets);
+		relay_app_gone(big, true);
+	}
+	if (s->pend && s->pend_off) {
+		memmove(s->pend, s->pend + s->pend_off, s->pend_len);
+		s->pend_off = 0;
+	}
+	nb = realloc(s->pend, cap);
+	if (!nb)
+		return -ENOMEM;
+	if (!s->pend) {
+		s->pend_next = p->pend_list;
+		s->pend_prev = NULL;
+		if (p->pend_list)
+			p->pend_list->pend_prev = s;
+		p->pend_list = s;
+	}
+	p->pend_bytes += cap - s->pend_cap;
+	s->pend = nb;
+	s->pend_cap = cap;
+	return 0;
 }
 
 /*
@@ -438,7 +531,7 @@ static void relay_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		/* The app reads no more: what waited for it is dropped. */
 		relay_credit_back(s, s->pend_len, true);
-		s->pend_off = s->pend_len = 0;
+		pend_free(s);
 		ev_io_stop(loop, &s->wio);
 		relay_drained(s);
 		return;
@@ -451,6 +544,8 @@ static void relay_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	s->pend_off = 0;
+	if (s->pend_cap > PEND_MIN)
+		pend_free(s); /* the app keeps up again: a window's worth is not pinned */
 	ev_io_stop(loop, &s->wio);
 	relay_credit_back(s, (uint32_t)n, true);
 	if (pvm_observe_active())
@@ -510,9 +605,7 @@ void pvm_relay_detach(struct pvm_sock *s)
 		close(s->fd);
 		s->fd = -1;
 	}
-	free(s->pend);
-	s->pend = NULL;
-	s->pend_off = s->pend_len = s->pend_cap = 0;
+	pend_free(s);
 }
 
 /**
@@ -520,11 +613,12 @@ void pvm_relay_detach(struct pvm_sock *s)
  * @s:   the socket
  * @buf: payload in the ring
  * @len: its length
- * Return: 0, or -ENOMEM (the connection was aborted)
+ * Return: 0, or -ENOBUFS (over pvm.pending_total) or -ENOMEM: the connection was aborted
  */
 int pvm_relay_data(struct pvm_sock *s, const void *buf, uint32_t len)
 {
 	ssize_t n = 0;
+	int ret;
 
 	if (s->state == PVM_ST_CLOSING)
 		return 0; /* app end gone: the socket is being closed */
@@ -550,19 +644,20 @@ int pvm_relay_data(struct pvm_sock *s, const void *buf, uint32_t len)
 			return 0;
 		}
 	}
-	if (!s->pend) {
-		s->pend_cap = s->cr.rx_window;
-		s->pend = malloc(s->pend_cap);
-		if (!s->pend) {
-			relay_app_gone(s, true);
-			return -ENOMEM;
+	ret = pend_reserve(s, len - (uint32_t)n);
+	if (ret) {
+		if (ret == -ENOBUFS) {
+			s->pvm->pend_resets++;
+			mw_log_ratelimited(MW_LOG_WARN,
+					   "socket %#llx reset: its app has not taken %u byte(s) "
+					   "and pvm.pending_total is reached (%llu reset so far)",
+					   (unsigned long long)s->id,
+					   s->pend_len + len - (uint32_t)n,
+					   (unsigned long long)s->pvm->pend_resets);
 		}
+		relay_app_gone(s, true);
+		return ret;
 	}
-	if (s->pend_off + s->pend_len + (len - n) > s->pend_cap) {
-		memmove(s->pend, s->pend + s->pend_off, s->pend_len);
-		s->pend_off = 0;
-	}
-	/* Cannot overflow: pending bytes are part of rx_outstanding <= window. */
 	memcpy(s->pend + s->pend_off + s->pend_len, (const uint8_t *)buf + n, len - (uint32_t)n);
 	s->pend_len += len - (uint32_t)n;
 	if (n)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test_pvm_pend.sh - client bytes waiting for an app are bounded by pvm.pending_total
+#
+# mw-pvm with pvm.pending_total = 1 MiB (its minimum) and the default 256 KiB window;
+# a shimmed app (pend_probe.py app) listens with backlog 1 and accepts nothing until
+# told.  4 benign clients send 1 KiB each and wait; then 48 connections each push
+# 200 KiB, which mw-pvm must hold for the app (9.6 MiB on the old code, a window
+# allocated for each).  mw-pvm's STATUS lines go to a stand-in for systemd's notify
+# socket (pend_probe.py notify), which keeps the largest "byte(s) pending for apps".
+# Checks: mw-pvm resets the connections filling windows (logged, counted), never
+# holds more than 1 MiB, and once the app accepts every benign client gets its
+# answer: its 1 KiB was kept.
+source "$(dirname "$0")/lib.sh"
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || mw_fail "python3 is not installed at $PY"
+PP=$(dirname "$0")/pend_probe.py
+PORT=8090
+FLAG=$MW_TMP/accept.flag
+
+NOTIFY=$MW_TMP/notify.state
+mw_spawn notify "$PY" "$PP" notify "$MW_TMP/notify.sock" "$NOTIFY"
+mw_wait_for "[ -S '$MW_TMP/notify.sock' ]" 10 || mw_fail "the notify stand-in did not start"
+export NOTIFY_SOCKET=$MW_TMP/notify.sock
+MW_PVM_CONF="pending_total = 1048576;" mw_appliance_up
+unset NOTIFY_SOCKET
+mw_spawn app shimmed "$PY" "$PP" app "$PORT" "$FLAG"
+mw_wait_for "ins_listens $PORT" 20 || mw_fail "the app does not listen"
+mw_wait_for "[ -s '$NOTIFY' ]" 10 || mw_fail "no STATUS line from mw-pvm"
+
+for i in 1 2 3 4; do
+	mw_spawn "benign$i" in_cli "$PY" "$PP" benign "$INS_IP" "$PORT" "$i"
+done
+sleep 1
+mw_spawn attack in_cli "$PY" "$PP" attack "$INS_IP" "$PORT" 48 200 20
+ALOG=$(mw_logfile attack)
+mw_wait_for "grep -q '^sent' '$ALOG'" 60 || mw_fail "the attack did not send: $(cat "$ALOG")"
+mw_wait_for "grep -q 'reset: .*pvm.pending_total' '$PVM_LOG'" 20 ||
+	mw_fail "mw-pvm reset nothing over pvm.pending_total: $(tail -5 "$PVM_LOG")"
+resets() { awk '{ print $6 }' "$NOTIFY"; }
+mw_wait_for "[ \$(resets) -ge 40 ]" 20 ||
+	mw_fail "mw-pvm reset $(resets) of the 48 window-filling connections (pvm.pending_total)"
+read -r _ MAX _ LAST _ R <"$NOTIFY"
+mw_log "mw-pvm held at most $MAX byte(s) for the app (now $LAST)"
+[ "$MAX" -gt 0 ] && [ "$MAX" -le 1048576 ] || mw_fail "mw-pvm held $MAX bytes (pvm.pending_total 1 MiB)"
+
+touch "$FLAG"
+for i in 1 2 3 4; do
+	mw_wait_for "grep -q '^reply\|^reset' '$(mw_logfile "benign$i")'" 60 ||
+		mw_fail "benign client $i got nothing"
+	grep -q "^reply ok benign-$i" "$(mw_logfile "benign$i")" ||
+		mw_fail "benign client $i lost its request: $(cat "$(mw_logfile "benign$i")")"
+done
+mw_log "ok: $R of 48 reset by mw-pvm, the 4 benign requests answered"
