@@ -61,3 +61,12 @@ bool mw_cidr_match(const struct mw_cidr *c, const struct mw_addr *a)
 		return false;
 	return cidr_prefix_equal(a->addr, c->net, c->prefix);
 }
+
+void mw_cidr_mask(uint8_t addr[16], unsigned prefix)
+{
+	unsigned i;
+
+	for (i = 0; i<16; i++, prefix = prefix> 8 ? prefix - 8 : 0)
+		if (prefix < 8)
+			addr[i] &= (uint8_t)(0xff00u >> prefix);
+}

@@ -27,4 +27,10 @@ int mw_cidr_parse(struct mw_cidr *c, const char *text);
  */
 bool mw_cidr_match(const struct mw_cidr *c, const struct mw_addr *a);
 
+/**
+ * mw_cidr_mask() - zero the bits of @addr (16 bytes, an IPv4 address in the first 4)
+ * after its first @prefix
+ */
+void mw_cidr_mask(uint8_t addr[16], unsigned prefix);
+
 #endif /* MW_CIDR_H */

@@ -241,6 +241,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(guard, block_expiry_s, 300, 1, 31536000, CHK_NONE),
 	KEY_INT(guard, good_memory_ms, 10000, 0, 3600000, CHK_NONE),
 	KEY_INT(guard, block_prefix_sources, 16, 0, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, block_ipv6_prefix, 64, 32, 128, CHK_NONE),
 	KEY_STR(guard, balancer_socket, "", CHK_PATH_OR_EMPTY, NULL),
 	KEY_INT(guard, rotate_after_ms, 10000, 0, 3600000, CHK_NONE),
 	KEY_INT(guard, rotate_interval_ms, 60000, 1000, 86400000, CHK_NONE),

@@ -164,6 +164,7 @@ struct mw_guard_config {
 	int block_expiry_s;                 /* a guard block is lifted after: 300 */
 	int good_memory_ms;                 /* a source that progressed this recently is not blocked: 10000 */
 	int block_prefix_sources;           /* offending sources of one /24 (/64) blocking them all; 0 = off: 16 */
+	int block_ipv6_prefix; /* an IPv6 source is blocked as this prefix (128: alone): 64 */
 	char balancer_socket[MW_PATH_MAX];  /* mw-balancer's control socket, rotate INS: "" = off */
 	int rotate_after_ms;                /* pressure this long before a rotation: 10000 */
 	int rotate_interval_ms;             /* at most one rotation this often: 60000 */

@@ -158,6 +158,9 @@ static int check_payload(const struct frame_rule *r, const struct mw_frame *f, c
 		if (!addr_ok(&o->addr, false))
 			return fail(why, wl, "%s: address family %u not 4 or 6", r->name,
 				    o->addr.family);
+		if (o->prefix_len > (o->addr.family == 4 ? 32 : 128) || o->reserved)
+			return fail(why, wl, "%s: prefix length %u for IPv%u", r->name,
+				    o->prefix_len, o->addr.family);
 		break;
 	}
 	case MW_OP_INS_SET: {

@@ -102,8 +102,10 @@ struct mw_op_sockopt {
 };
 struct mw_op_addr_block {
 	uint32_t req;
-	uint32_t block;          /* 1 block, 0 unblock */
-	struct mw_addr addr;     /* port ignored */
+	uint8_t block;	     /* 1 block, 0 unblock */
+	uint8_t prefix_len;  /* 0: the address alone; else its first N bits (<= 32 / 128) */
+	uint16_t reserved;   /* 0 */
+	struct mw_addr addr; /* port ignored; bits after prefix_len zero */
 };
 enum mw_ins_setting {
 	MW_INS_CONGESTION = 1,   /* text: algorithm name */

@@ -152,7 +152,8 @@ static void send_action(struct gd_act *a, struct gd_record *r, const struct gd_a
 		req.name = MW_NF_ATTR_ADDR_BLOCK;
 		req.addr.af = act->addr.family;
 		memcpy(req.addr.addr, act->addr.addr, act->addr.family == 4 ? 4 : 16);
-		mw_nf_val_set(&req, 0, act->kind == GD_BLOCK);
+		/* bits 32-39: the prefix length (docs/netflow.md, AddrBlock) */
+		mw_nf_val_set(&req, 0, (uint64_t)act->prefix_len << 32 | (act->kind == GD_BLOCK));
 		mw_nf_val_set(&req, 1, act->sock); /* a socket id naming its INS, or 0: all */
 		send_one(a, r, &req);
 		break;

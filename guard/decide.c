@@ -346,6 +346,50 @@ static void source_scope(struct gd_scope *k, const struct gd_source *s, bool pre
 	k->ins = s->ins_many ? GD_INS_ALL : gd_ins_key(s->ins_sock);
 }
 
+/* Does a network of guard.allow overlap @net/@len (IPv6)? */
+static bool prefix_holds_allowed(const struct gd_engine *e, const uint8_t net[16], unsigned len)
+{
+	struct mw_cidr p = { .family = 6 };
+	struct mw_addr a = { .family = 6 };
+	int i;
+
+	for (i = 0; i < e->pol.nallow; i++) {
+		const struct mw_cidr *c = &e->pol.allow[i];
+
+		if (c->family != 6)
+			continue;
+		p.prefix = (uint8_t)(c->prefix < len ? c->prefix : len);
+		memcpy(p.net, net, 16);
+		memcpy(a.addr, c->net, 16);
+		if (mw_cidr_match(&p, &a))
+			return true;
+	}
+	return false;
+}
+
+/* The prefix length @s is blocked as: guard.block_ipv6_prefix for IPv6, else 0 (alone). */
+static unsigned block_prefix_len(const struct gd_engine *e, const struct gd_source *s)
+{
+	unsigned len = (unsigned)e->cfg->block_ipv6_prefix;
+	uint8_t net[16];
+
+	if (s->key.family != 6 || len >= 128)
+		return 0;
+	memcpy(net, s->key.addr, 16);
+	mw_cidr_mask(net, len);
+	return prefix_holds_allowed(e, net, len) ? 0 : len; /* never block an allowed one */
+}
+
+static void block_target(struct gd_action *a)
+{
+	size_t n;
+
+	ip_text(&a->addr, a->target, sizeof(a->target));
+	n = strlen(a->target);
+	if (a->prefix_len)
+		snprintf(a->target + n, sizeof(a->target) - n, "/%u", a->prefix_len);
+}
+
 /*
  * Block @s where it offended (see the theory above): a block of every INS covers the
  * INS too.  A block it still offends through after BLOCK_RESEND_MS is sent again: its
@@ -359,10 +403,13 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	bool report = !strcmp(e->cfg->mode, "report");
 	char net[INET6_ADDRSTRLEN];
 	struct mw_addr pa = { 0 };
+	unsigned plen = block_prefix_len(e, s);
 	struct gd_scope k, all;
 	struct gd_block *b;
 
 	source_scope(&k, s, false);
+	if (plen)
+		mw_cidr_mask(k.addr.addr, plen); /* one block for the prefix */
 	all = k;
 	all.ins = GD_INS_ALL;
 	b = gd_tab_find(&e->blocks, &all);
@@ -378,13 +425,16 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 		if (!b)
 			return; /* counted in blocks.drops */
 		b->sock = k.ins == GD_INS_ALL ? 0 : s->ins_sock;
+		b->prefix_len = (uint8_t)plen;
 	} else {
 		evidence(&a, "resent", 1);
 	}
 	b->sent = now;
 	b->until = now + (int64_t)e->cfg->block_expiry_s * 1000;
 	a.sock = b->sock;
-	ip_text(&a.addr, a.target, sizeof(a.target));
+	gd_addrkey_to(&a.addr, &b->key.addr);
+	a.prefix_len = b->prefix_len;
+	block_target(&a);
 	if (p) {
 		gd_addrkey_to(&pa, &p->key.addr);
 		ip_text(&pa, net, sizeof(net));
@@ -534,7 +584,8 @@ void gd_decide_expiry(struct gd_engine *e, int64_t now)
 		if (!b || b->until > now)
 			continue;
 		gd_addrkey_to(&a.addr, &b->key.addr);
-		ip_text(&a.addr, a.target, sizeof(a.target));
+		a.prefix_len = b->prefix_len;
+		block_target(&a);
 		a.sock = b->sock; /* lifted where it was placed */
 		if (b->sock)
 			evidence_ins(&a, b->sock);

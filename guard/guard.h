@@ -82,7 +82,8 @@ struct gd_prefix {
  * evidence it rests on, or on every INS when two INS saw the address offend at once.
  */
 struct gd_block {
-	struct gd_scope key;
+	struct gd_scope key; /* an IPv6 address's prefix, with its length in @prefix_len */
+	uint8_t prefix_len;  /* 0: the address alone */
 	int64_t until; /* ms */
 	int64_t sent;  /* ms: sent last (again if the address still offends) */
 	uint64_t sock; /* a socket id naming the INS (0: every INS) */
@@ -132,6 +133,7 @@ struct gd_action {
 	uint64_t sock;	     /* the listener (shields), the connection (close), or one
 				naming the INS a block is scoped to (0: every INS) */
 	struct mw_addr addr; /* block, unblock */
+	uint8_t prefix_len;  /* block, unblock: 0 = @addr alone, else its first bits */
 	uint16_t ins;	     /* rotate: the INS to drain */
 	uint32_t opts;	     /* shields: bit (1 << enum mw_shield_opt) for each option sent */
 	uint64_t val[MW_SHIELD_OPT_MAX + 1]; /* shields: each option's value */

@@ -76,10 +76,14 @@ struct ins_table {
 	size_t count;
 };
 
-/* Sorted set of blocked addresses (port ignored, v4-mapped v6 folded to v4). */
+/*
+ * Sorted set of blocked addresses and prefixes (port ignored, v4-mapped v6 folded to
+ * v4; a prefix's length in its pad), with how many prefixes of each length it holds.
+ */
 struct ins_blockset {
 	struct mw_addr *a;
 	size_t n, cap;
+	uint32_t prefixes[2][129]; /* [IPv4, IPv6][length]: the lengths a lookup tries */
 };
 
 /* INS-wide defaults applied to every new socket (OP_INS_SET, config). */
@@ -257,8 +261,8 @@ int ins_tune_set(struct ins_tune *t, const struct mw_op_ins_set *o);
 int ins_congestion_check(const char *name);
 int ins_opt_allowed(int level, int name, bool set);
 void ins_addr_normalize(struct mw_addr *a);
-int ins_blockset_add(struct ins_blockset *b, const struct mw_addr *a);
-int ins_blockset_del(struct ins_blockset *b, const struct mw_addr *a);
+int ins_blockset_add(struct ins_blockset *b, const struct mw_addr *a, unsigned prefix);
+int ins_blockset_del(struct ins_blockset *b, const struct mw_addr *a, unsigned prefix);
 bool ins_blockset_has(const struct ins_blockset *b, const struct mw_addr *a);
 void ins_blockset_fini(struct ins_blockset *b);
 int ins_nofile_raise(int want, long *got);

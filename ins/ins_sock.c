@@ -494,11 +494,12 @@ static void op_global(struct ins *ins, const struct mw_frame *f, const void *pay
 	switch (f->type) {
 	case MW_OP_ADDR_BLOCK:
 		if (ab->block)
-			ret = ins_blockset_add(&ins->blocked, &ab->addr);
+			ret = ins_blockset_add(&ins->blocked, &ab->addr, ab->prefix_len);
 		else
-			ret = ins_blockset_del(&ins->blocked, &ab->addr);
-		mw_info("address %s %s (%s)", mw_addr_format(&ab->addr, text, sizeof(text)),
-			ab->block ? "blocked" : "unblocked", ret ? strerror(-ret) : "ok");
+			ret = ins_blockset_del(&ins->blocked, &ab->addr, ab->prefix_len);
+		mw_info("address %s/%u %s (%s)", mw_addr_format(&ab->addr, text, sizeof(text)),
+			ab->prefix_len, ab->block ? "blocked" : "unblocked",
+			ret ? strerror(-ret) : "ok");
 		if (!ret && ab->block)
 			ins_sock_block_live(ins);
 		ins_result(ins, 0, ab->req, ret, NULL, 0);

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/cidr.h"
+
 #include "ins/ins.h"
 
 #define CC_AVAILABLE "/proc/sys/net/ipv4/tcp_available_congestion_control"
@@ -199,10 +201,13 @@ void ins_addr_normalize(struct mw_addr *a)
 		memset(a->addr + 4, 0, 12);
 }
 
+/* Sorted by family, then prefix length (pad: 0 = a whole address), then bytes. */
 static int addr_cmp(const struct mw_addr *x, const struct mw_addr *y)
 {
 	if (x->family != y->family)
 		return x->family < y->family ? -1 : 1;
+	if (x->pad != y->pad)
+		return x->pad < y->pad ? -1 : 1;
 	return memcmp(x->addr, y->addr, sizeof(x->addr));
 }
 
@@ -228,19 +233,57 @@ static size_t blockset_pos(const struct ins_blockset *b, const struct mw_addr *a
 	return lo;
 }
 
-/**
- * ins_blockset_add() - block an address (idempotent)
- * @b: the set
- * @a: address, port ignored
- * Return: 0 or -ENOMEM
+/*
+ * The set's key for @a's first @prefix bits (0 or all of them: the address alone):
+ * normalized, the rest zero, the length in pad.  A prefix inside ::ffff:0:0/96 is
+ * the IPv4 one it covers.  Return: 0, or -EINVAL (longer than the address)
  */
-int ins_blockset_add(struct ins_blockset *b, const struct mw_addr *a)
+static int blockset_key(struct mw_addr *key, const struct mw_addr *a, unsigned prefix)
 {
-	struct mw_addr key = *a, *na;
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	unsigned full;
+
+	*key = *a;
+	if (key->family == 6 && prefix && prefix < 96 && !memcmp(key->addr, mapped, 12)) {
+		key->port = 0;
+		key->pad = 0;
+		key->scope_id = 0;
+	} else {
+		if (key->family == 6 && prefix >= 96 && !memcmp(key->addr, mapped, 12))
+			prefix -= 96;
+		ins_addr_normalize(key);
+	}
+	full = key->family == 4 ? 32 : 128;
+	if (prefix > full)
+		return -EINVAL;
+	if (prefix == full)
+		prefix = 0;
+	if (prefix)
+		mw_cidr_mask(key->addr, prefix);
+	key->pad = (uint8_t)prefix;
+	return 0;
+}
+
+static uint32_t *blockset_count(struct ins_blockset *b, const struct mw_addr *key)
+{
+	return &b->prefixes[key->family == 4 ? 0 : 1][key->pad];
+}
+
+/**
+ * ins_blockset_add() - block an address, or every address of a prefix (idempotent)
+ * @b:      the set
+ * @a:      address, port ignored
+ * @prefix: 0 (or 32 / 128): @a alone; else the addresses sharing its first @prefix bits
+ * Return: 0, -EINVAL or -ENOMEM
+ */
+int ins_blockset_add(struct ins_blockset *b, const struct mw_addr *a, unsigned prefix)
+{
+	struct mw_addr key, *na;
 	size_t pos, ncap;
 	bool found;
 
-	ins_addr_normalize(&key);
+	if (blockset_key(&key, a, prefix))
+		return -EINVAL;
 	pos = blockset_pos(b, &key, &found);
 	if (found)
 		return 0;
@@ -255,45 +298,60 @@ int ins_blockset_add(struct ins_blockset *b, const struct mw_addr *a)
 	memmove(&b->a[pos + 1], &b->a[pos], (b->n - pos) * sizeof(*b->a));
 	b->a[pos] = key;
 	b->n++;
+	(*blockset_count(b, &key))++;
 	return 0;
 }
 
 /**
- * ins_blockset_del() - unblock an address
- * @b: the set
- * @a: address, port ignored
- * Return: 0, or -ENOENT if it was not blocked
+ * ins_blockset_del() - unblock an address or a prefix, as it was blocked
+ * @b:      the set
+ * @a:      address, port ignored
+ * @prefix: as given to ins_blockset_add()
+ * Return: 0, -EINVAL, or -ENOENT if it was not blocked
  */
-int ins_blockset_del(struct ins_blockset *b, const struct mw_addr *a)
+int ins_blockset_del(struct ins_blockset *b, const struct mw_addr *a, unsigned prefix)
 {
-	struct mw_addr key = *a;
+	struct mw_addr key;
 	size_t pos;
 	bool found;
 
-	ins_addr_normalize(&key);
+	if (blockset_key(&key, a, prefix))
+		return -EINVAL;
 	pos = blockset_pos(b, &key, &found);
 	if (!found)
 		return -ENOENT;
 	memmove(&b->a[pos], &b->a[pos + 1], (b->n - pos - 1) * sizeof(*b->a));
 	b->n--;
+	(*blockset_count(b, &key))--;
 	return 0;
 }
 
 /**
- * ins_blockset_has() - is @a blocked?
+ * ins_blockset_has() - is @a blocked, alone or by a prefix?
  * @b: the set
  * @a: address (any port; v4-mapped v6 matches its v4 form)
  * Return: true if blocked
  */
 bool ins_blockset_has(const struct ins_blockset *b, const struct mw_addr *a)
 {
-	struct mw_addr key = *a;
+	struct mw_addr key, net;
+	unsigned fam, p;
 	bool found;
 
 	if (!b->n)
 		return false;
+	key = *a;
 	ins_addr_normalize(&key);
 	blockset_pos(b, &key, &found);
+	fam = key.family == 4 ? 0 : 1;
+	for (p = 1; !found && p < (fam ? 128u : 32u); p++) {
+		if (!b->prefixes[fam][p])
+			continue;
+		net = key;
+		mw_cidr_mask(net.addr, p);
+		net.pad = (uint8_t)p;
+		blockset_pos(b, &net, &found);
+	}
 	return found;
 }
 

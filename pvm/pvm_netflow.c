@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* pvm_netflow.c - mw-pvm's Netflow server: observations out, requests applied on the INS */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,6 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "common/cidr.h"
 #include "common/keystore.h"
 #include "common/log.h"
 #include "common/shield.h"
@@ -75,6 +77,7 @@ struct nf_block {
 	ev_tstamp expires; /* 0 = never */
 	bool scoped;	   /* on INS @ins only, until it ends; else on every INS */
 	uint16_t ins;
+	uint8_t prefix_len; /* 0: @addr alone; else the addresses sharing its first bits */
 };
 
 struct pvm_netflow {
@@ -211,7 +214,8 @@ static struct nf_op *nf_op_new(struct pvm_netflow *nf, struct mw_nf_reply to)
 
 static void nf_op_finish(struct nf_op *op)
 {
-	mw_nf_server_respond(op->nf->srv, op->to, op->status, op->val0, op->val1);
+	mw_nf_server_respond(op->nf->srv, op->to, op->status, op->status ? 0 : op->val0,
+			     op->status ? 0 : op->val1);
 	free(op);
 }
 
@@ -500,14 +504,28 @@ static int nf_owner(struct pvm_netflow *nf, const struct mw_nf_request *req, uin
 	return pidfd_send_signal(c->pidfd, (int)sig, NULL, 0) ? -errno : 0;
 }
 
-static bool nf_block_same(const struct nf_block *b, const struct mw_addr *a)
+static bool nf_block_same(const struct nf_block *b, const struct mw_op_addr_block *ab)
 {
-	return b->addr.family == a->family && !memcmp(b->addr.addr, a->addr, 16);
+	return b->addr.family == ab->addr.family && b->prefix_len == ab->prefix_len &&
+	       !memcmp(b->addr.addr, ab->addr.addr, 16);
 }
 
-/* Is @a blocked on INS @ins by a block other than @skip? */
-static bool nf_block_covers(const struct pvm_netflow *nf, const struct mw_addr *a, uint16_t ins,
-			    const struct nf_block *skip)
+/* "10.1.2.3:0", or "2001:db8::/64" for a prefix. */
+static const char *nf_block_text(const struct mw_op_addr_block *ab, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!ab->prefix_len)
+		return mw_addr_format(&ab->addr, buf, len);
+	if (!inet_ntop(ab->addr.family == 4 ? AF_INET : AF_INET6, ab->addr.addr, ip, sizeof(ip)))
+		snprintf(ip, sizeof(ip), "?");
+	snprintf(buf, len, "%s/%u", ip, ab->prefix_len);
+	return buf;
+}
+
+/* Is what @a names blocked on INS @ins by a block other than @skip? */
+static bool nf_block_covers(const struct pvm_netflow *nf, const struct mw_op_addr_block *a,
+			    uint16_t ins, const struct nf_block *skip)
 {
 	const struct nf_block *b;
 
@@ -531,7 +549,7 @@ static void nf_block_apply(struct pvm_netflow *nf, struct nf_op *op, struct mw_o
 	for (ins = nf->p->ins_list; ins; ins = ins->next) {
 		if (ins->dead || (scope && scope->scoped && ins->id != scope->ins))
 			continue;
-		if (!ab->block && nf_block_covers(nf, &ab->addr, ins->id, NULL))
+		if (!ab->block && nf_block_covers(nf, ab, ins->id, NULL))
 			continue;
 		nf_send(op, ins, MW_OP_ADDR_BLOCK, ab, sizeof(*ab));
 	}
@@ -555,12 +573,13 @@ static void nf_block_unlink(struct pvm_netflow *nf, struct nf_block *b)
  * A block of every INS takes the place of the scoped ones of @a; a scoped block that
  * one covers is not recorded.
  */
-static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool block, bool scoped,
+static int nf_block_record(struct pvm_netflow *nf, const struct mw_op_addr_block *a, bool scoped,
 			   uint16_t ins)
 {
 	int ttl = nf->p->cfg->netflow_block_ttl_s;
 	struct nf_block *b, *next;
 	ev_tstamp expires = ttl ? ev_now(nf->p->loop) + ttl : 0;
+	bool block = a->block;
 
 	for (b = nf->blocks; b; b = next) {
 		next = b->next;
@@ -590,7 +609,8 @@ static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->addr = *a;
+	b->addr = a->addr;
+	b->prefix_len = a->prefix_len;
 	b->expires = expires;
 	b->scoped = scoped;
 	b->ins = ins;
@@ -603,7 +623,7 @@ static int nf_block_record(struct pvm_netflow *nf, const struct mw_addr *a, bool
 /* Lift @b (unlinked already) where no other block of its address holds, and free it. */
 static void nf_block_lift(struct pvm_netflow *nf, struct nf_block *b)
 {
-	struct mw_op_addr_block ab = { .block = 0, .addr = b->addr };
+	struct mw_op_addr_block ab = { .block = 0, .prefix_len = b->prefix_len, .addr = b->addr };
 
 	nf_block_apply(nf, NULL, &ab, b);
 	free(b);
@@ -623,7 +643,9 @@ static void nf_block_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 		if (!b->expires || b->expires > now)
 			continue;
 		mw_notice("netflow: block of %s expired (pvm.netflow_block_ttl_s): unblocked",
-			  mw_addr_format(&b->addr, text, sizeof(text)));
+			  nf_block_text(&(struct mw_op_addr_block){ .prefix_len = b->prefix_len,
+								    .addr = b->addr },
+					text, sizeof(text)));
 		nf_block_unlink(nf, b);
 		nf_block_lift(nf, b);
 	}
@@ -658,18 +680,27 @@ static int nf_addr_block(struct pvm_netflow *nf, struct mw_nf_reply to,
 	struct nf_block scope = { .scoped = false };
 	struct nf_op *op;
 	char text[MW_ADDR_STRLEN], where[32];
+	unsigned plen, full;
 	int ret;
 
 	if (!(req->flags & MW_NF_FLAG_WRITE) || (req->flags & MW_NF_FLAG_BY_SOCK))
 		return -EINVAL;
 	if (mw_nf_request_block_addr(req, &ab.addr))
 		return -EINVAL;
+	/* mwcomms extension: bits 32-39 of val0 a prefix length (0 = the address alone) */
+	plen = (unsigned)(mw_nf_val_get(req, 0) >> 32) & 0xff;
+	full = ab.addr.family == 4 ? 32 : 128;
+	if (plen > full)
+		return -EINVAL;
+	ab.prefix_len = (uint8_t)(plen == full ? 0 : plen);
+	if (ab.prefix_len)
+		mw_cidr_mask(ab.addr.addr, plen);
 	ret = nf_block_scope(nf, req, &scope.scoped, &scope.ins);
 	if (ret == -ENOENT && !ab.block)
 		return 0; /* its blocks ended with it */
 	if (ret)
 		return ret;
-	ret = nf_block_record(nf, &ab.addr, ab.block, scope.scoped, scope.ins);
+	ret = nf_block_record(nf, &ab, scope.scoped, scope.ins);
 	if (ret)
 		return ret;
 	if (scope.scoped)
@@ -677,7 +708,7 @@ static int nf_addr_block(struct pvm_netflow *nf, struct mw_nf_reply to,
 	else
 		snprintf(where, sizeof(where), "on every INS");
 	mw_notice("netflow: %s %s %s", ab.block ? "block" : "unblock",
-		  mw_addr_format(&ab.addr, text, sizeof(text)), where);
+		  nf_block_text(&ab, text, sizeof(text)), where);
 	op = nf_op_new(nf, to);
 	if (!op)
 		return -ENOMEM;
@@ -832,7 +863,9 @@ void pvm_netflow_ins_joined(struct pvm_ins *ins)
 	if (!nf)
 		return;
 	for (b = nf->blocks; b; b = b->next) {
-		struct mw_op_addr_block ab = { .block = 1, .addr = b->addr };
+		struct mw_op_addr_block ab = { .block = 1,
+					       .prefix_len = b->prefix_len,
+					       .addr = b->addr };
 
 		if (!b->scoped) /* a scoped one ended with its INS (pvm_netflow_ins_gone) */
 			nf_send(NULL, ins, MW_OP_ADDR_BLOCK, &ab, sizeof(ab));

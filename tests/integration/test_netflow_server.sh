@@ -7,7 +7,8 @@
 # (3) attributes: set and get on the live connection's INS socket, real values;
 # (4) mitigation close mid-transfer: the client stops early, the app reads EOF
 #     after EPIPE, a close observation follows;
-# (5) AddrBlock (text and binary forms): a blocked client cannot connect, then can;
+# (5) AddrBlock (text and binary forms, and a /24 prefix): a blocked client cannot
+# connect, then can;
 # (6) ten consumers at once see the same stream;
 # (7) a stalled consumer while the app serves load: no request fails, the
 #     consumer is disconnected;
@@ -194,6 +195,15 @@ expect "block (text)" "$(req 0x1103 1 "ip:$CLI_IP" 1)" "status=0 val0=1 val1=0"
 ! fetch_ok || mw_fail "a blocked client could still fetch"
 expect "unblock (text)" "$(req 0x1103 1 "ip:$CLI_IP" 0)" "status=0 val0=1 val1=0"
 fetch_ok || mw_fail "fetch after the unblock failed"
+# A prefix (val0 bits 32-39): the client's /24, lifted as it was placed.
+expect "block of a /24" "$(req 0x1103 1 "ip:$CLI_IP" $(((24 << 32) | 1)))" "status=0 val0=1 val1=0"
+! fetch_ok || mw_fail "a client in a blocked /24 could still fetch"
+grep -q "netflow: block ${CLI_IP%.*}.0/24 on every INS" "$PVM_LOG" || mw_fail "the /24 block is not logged"
+expect "unblock of the address alone" "$(req 0x1103 1 "ip:$CLI_IP" 0)" "status=-2 val0=0 val1=0"
+! fetch_ok || mw_fail "unblocking the address lifted the /24"
+expect "unblock of the /24" "$(req 0x1103 1 "ip:$CLI_IP" $((24 << 32)))" "status=0 val0=1 val1=0"
+fetch_ok || mw_fail "fetch after the /24's unblock failed"
+expect "prefix longer than IPv4" "$(req 0x1103 1 "ip:$CLI_IP" $(((33 << 32) | 1)))" "status=-22 val0=0 val1=0"
 expect "block without WRITE" "$(req 0x1103 0 "ip:$CLI_IP" 1)" "status=-22 val0=0 val1=0"
 expect "block of garbage" "$(req 0x1103 1 "ip:not-an-ip" 1)" "status=-22 val0=0 val1=0"
 # Bounded: netflow_block_max = 2, and each block expires after netflow_block_ttl_s = 3.

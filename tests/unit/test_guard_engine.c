@@ -634,10 +634,14 @@ static void test_prefix_blocks(void **state)
 		obs(MW_NF_OBS_CLOSE, id++, 0, L80_ADDR, NULL, 80, 900, now);
 	}
 	slow_headers(0, 40, 40, 100000, &now, now + 8000);
-	assert_int_equal(count(GD_BLOCK, "slow_prefix"), 39 + 16);
+	/* The /64: one block of the prefix (guard.block_ipv6_prefix), not 16 addresses. */
+	assert_int_equal(count(GD_BLOCK, "slow_prefix"), 39 + 1);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.1."), 0);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.40"), 0);
-	assert_int_equal(count_target(GD_BLOCK, "2001:db8:0:7::"), 16);
+	assert_int_equal(count_target(GD_BLOCK, "2001:db8:0:7::/64"), 1);
+	for (i = 0; i < nrec; i++)
+		if (rec[i].kind == GD_BLOCK)
+			assert_int_equal(rec[i].prefix_len, rec[i].addr.family == 6 ? 64 : 0);
 	for (i = 0; i < nrec; i++)
 		if (rec[i].kind == GD_BLOCK && !strncmp(rec[i].target, "10.9.0.", 7))
 			assert_non_null(strstr(rec[i].evidence, "prefix=10.9.0.0,prefix_len=24,"
@@ -654,6 +658,63 @@ static void test_prefix_blocks(void **state)
 	assert_true(count(GD_CLOSE, "slow") > 0);
 	assert_int_equal(count(GD_BLOCK, NULL), 0);
 	cfg.guard.block_prefix_sources = 16;
+}
+
+/*
+ * IPv6 sources are blocked as their /64 (guard.block_ipv6_prefix): one block each,
+ * lifted as it was placed; 128 blocks each address; a /64 holding an address of
+ * guard.allow is blocked address by address.
+ */
+static void test_ipv6_prefix_block(void **state)
+{
+	int64_t now = 1000;
+	char peer[64];
+	int c, i;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) { /* 4 addresses of one /64, 10 slow connections each */
+		snprintf(peer, sizeof(peer), "[2001:db8:5:6::%x]:%d", c % 4 + 1, 7000 + c);
+		accept_conn(900 + (uint64_t)c, peer, now);
+	}
+	tick_until(&now, now + 6000);
+	assert_int_equal(count(GD_BLOCK, NULL), 1);
+	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::/64"), 1);
+	for (c = 0; c < 40; c++)
+		obs(MW_NF_OBS_CLOSE, 900 + (uint64_t)c, 0, L80_ADDR, NULL, 0, 0, now);
+	nrec = 0;
+	tick_until(&now, now + (int64_t)cfg.guard.block_expiry_s * 1000);
+	assert_int_equal(count_target(GD_UNBLOCK, "2001:db8:5:6::/64"), 1);
+	for (i = 0; i < nrec; i++)
+		if (rec[i].kind == GD_UNBLOCK)
+			assert_int_equal(rec[i].prefix_len, 64);
+	gd_engine_fini(&eng);
+	/* 128: each address. */
+	cfg.guard.block_ipv6_prefix = 128;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) {
+		snprintf(peer, sizeof(peer), "[2001:db8:5:6::%x]:%d", c % 4 + 1, 7000 + c);
+		accept_conn(900 + (uint64_t)c, peer, now);
+	}
+	tick_until(&now, now + 6000);
+	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::"), 4);
+	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::/64"), 0);
+	gd_engine_fini(&eng);
+	cfg.guard.block_ipv6_prefix = 64;
+	/* An allowed address in the /64: the others are blocked one by one. */
+	snprintf(cfg.guard.allow[0], sizeof(cfg.guard.allow[0]), "2001:db8:5:6::99/128");
+	cfg.guard.allow_count = 1;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) {
+		snprintf(peer, sizeof(peer), "[2001:db8:5:6::%x]:%d", c % 4 + 1, 7000 + c);
+		accept_conn(900 + (uint64_t)c, peer, now);
+	}
+	tick_until(&now, now + 6000);
+	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::"), 4);
+	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::/64"), 0);
+	cfg.guard.allow_count = 0;
 }
 
 static const struct gd_action *last_block(void)
@@ -986,6 +1047,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefix_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_scoped_to_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_per_ins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6_prefix_block, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -77,26 +77,78 @@ static void test_blockset(void **state)
 	int i;
 
 	assert_false(ins_blockset_has(&b, &mapped));
-	assert_int_equal(ins_blockset_add(&b, &(struct mw_addr){ .family = 4, .addr = { 10, 0, 0, 5 } }), 0);
+	assert_int_equal(
+		ins_blockset_add(&b, &(struct mw_addr){ .family = 4, .addr = { 10, 0, 0, 5 } }, 0),
+		0);
 	/* Any port; the v4-mapped form of the same address too. */
 	assert_true(ins_blockset_has(&b, &(struct mw_addr){ .family = 4, .port = 80, .addr = { 10, 0, 0, 5 } }));
 	assert_true(ins_blockset_has(&b, &mapped));
 	assert_false(ins_blockset_has(&b, &six));
-	assert_int_equal(ins_blockset_add(&b, &mapped), 0); /* already there */
+	assert_int_equal(ins_blockset_add(&b, &mapped, 0), 0); /* already there */
 	assert_int_equal(b.n, 1);
 	for (i = 0; i < 100; i++)
-		assert_int_equal(ins_blockset_add(&b, &(struct mw_addr){ .family = 4, .addr = { 192, 168, 0, (uint8_t)i } }), 0);
-	assert_int_equal(ins_blockset_add(&b, &six), 0);
+		assert_int_equal(
+			ins_blockset_add(&b,
+					 &(struct mw_addr){ .family = 4,
+							    .addr = { 192, 168, 0, (uint8_t)i } },
+					 0),
+			0);
+	assert_int_equal(ins_blockset_add(&b, &six, 0), 0);
 	assert_int_equal(b.n, 102);
 	for (i = 0; i < 100; i++)
 		assert_true(ins_blockset_has(&b, &(struct mw_addr){ .family = 4, .addr = { 192, 168, 0, (uint8_t)i } }));
 	assert_true(ins_blockset_has(&b, &six));
-	assert_int_equal(ins_blockset_del(&b, &mapped), 0);
+	assert_int_equal(ins_blockset_del(&b, &mapped, 0), 0);
 	assert_false(ins_blockset_has(&b, &mapped));
-	assert_int_equal(ins_blockset_del(&b, &mapped), -ENOENT);
+	assert_int_equal(ins_blockset_del(&b, &mapped, 0), -ENOENT);
 	assert_true(ins_blockset_has(&b, &six));
 	ins_blockset_fini(&b);
 	assert_false(ins_blockset_has(&b, &six));
+}
+
+/* Prefixes: a /64 covers its addresses only; a /24 in v4 and v4-mapped form; exact lengths. */
+static void test_blockset_prefix(void **state)
+{
+	struct ins_blockset b = { 0 };
+	struct mw_addr in64 = { .family = 6,
+				.addr = { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7,
+					  8 } },
+		       other = in64, v4 = { .family = 4, .addr = { 10, 9, 0, 77 } },
+		       mapped = { .family = 6,
+				  .addr = { [10] = 0xff, [11] = 0xff, 10, 9, 0, 200 } },
+		       v4out = { .family = 4, .addr = { 10, 9, 1, 1 } };
+
+	other.addr[7] = 8; /* the next /64 */
+	assert_int_equal(ins_blockset_add(&b, &in64, 64), 0);
+	assert_true(ins_blockset_has(&b, &in64));
+	in64.addr[15] = 99; /* another address of the same /64 */
+	assert_true(ins_blockset_has(&b, &in64));
+	assert_false(ins_blockset_has(&b, &other));
+	assert_int_equal(b.prefixes[1][64], 1);
+	/* Deleting the address alone leaves the /64; the /64 as blocked lifts it. */
+	assert_int_equal(ins_blockset_del(&b, &in64, 0), -ENOENT);
+	assert_int_equal(ins_blockset_del(&b, &in64, 64), 0);
+	assert_false(ins_blockset_has(&b, &in64));
+	assert_int_equal(b.prefixes[1][64], 0);
+	/* IPv4 /24, given as ::ffff:10.9.0.77/120 */
+	mapped.addr[15] = 77;
+	assert_int_equal(ins_blockset_add(&b, &mapped, 120), 0);
+	assert_int_equal(b.prefixes[0][24], 1);
+	assert_true(ins_blockset_has(&b, &v4));
+	mapped.addr[15] = 200;
+	assert_true(ins_blockset_has(&b, &mapped));
+	assert_false(ins_blockset_has(&b, &v4out));
+	assert_int_equal(ins_blockset_add(&b, &v4, 24), 0); /* the same prefix */
+	assert_int_equal(b.n, 1);
+	/* 32 is the address alone; longer than the address is refused. */
+	assert_int_equal(ins_blockset_add(&b, &v4out, 32), 0);
+	assert_true(ins_blockset_has(&b, &v4out));
+	assert_int_equal(ins_blockset_del(&b, &v4out, 0), 0);
+	assert_int_equal(ins_blockset_add(&b, &v4out, 33), -EINVAL);
+	assert_int_equal(ins_blockset_del(&b, &v4, 24), 0);
+	assert_false(ins_blockset_has(&b, &v4));
+	assert_int_equal(b.n, 0);
+	ins_blockset_fini(&b);
 }
 
 static void test_tune_set(void **state)
@@ -132,6 +184,7 @@ int main(void)
 		cmocka_unit_test(test_table_grows_without_cap),
 		cmocka_unit_test(test_option_whitelist),
 		cmocka_unit_test(test_blockset),
+		cmocka_unit_test(test_blockset_prefix),
 		cmocka_unit_test(test_tune_set),
 	};
 
