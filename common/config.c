@@ -662,6 +662,15 @@ static void cfg_cross_check(struct cfg_ctx *c, const config_t *lc)
 		cfg_error_at(c, s, "pvm", "socket_window", "%d is larger than pvm.ring_size (%d)",
 			     cfg->pvm.socket_window, cfg->pvm.ring_size);
 	}
+	if (cfg->pvm.socket_window > cfg->pvm.pending_total) {
+		s = config_lookup(lc, "pvm.socket_window");
+		if (!s)
+			s = config_lookup(lc, "pvm.pending_total");
+		cfg_error_at(c, s, "pvm", "socket_window",
+			     "%d is larger than pvm.pending_total (%d): one connection's bytes "
+			     "for its app could never be held",
+			     cfg->pvm.socket_window, cfg->pvm.pending_total);
+	}
 }
 
 /**

@@ -31,6 +31,7 @@
 #define PVM_ACCEPT_RETRY_S 0.1
 /* Processes whose sockets are checked again after their control connection closed. */
 #define PVM_LIVE_RECHECK_PIDS 64
+#define PVM_PEND_CLASSES      21 /* pending buffer sizes 1 KiB .. 1 GiB, by power of two */
 
 struct pvm;
 struct pvm_ins;
@@ -99,7 +100,7 @@ struct pvm_sock {
 	struct pvm_credit cr;
 	uint8_t *pend; /* bytes for the app that did not fit its socket */
 	uint32_t pend_off, pend_len, pend_cap;	/* cap counted in pvm.pending_total */
-	struct pvm_sock *pend_next, *pend_prev; /* on pvm->pend_list while @pend is held */
+	struct pvm_sock *pend_next, *pend_prev; /* on a pvm->pend_class list while @pend is held */
 	bool app_eof;	       /* read 0 from the app: OP_SHUTDOWN sent */
 	bool app_shut;	       /* the app's EOF is queued (POLLRDHUP seen): no need to ask again */
 	bool app_hup;	       /* and it closed, not just shut its write side (POLLHUP) */
@@ -291,7 +292,7 @@ struct pvm {
 	unsigned nclients, nins;
 	uint64_t accepted_total, ins_killed;
 	/* client bytes held for apps that have not taken them (pvm_relay.c) */
-	struct pvm_sock *pend_list;
+	struct pvm_sock *pend_class[PVM_PEND_CLASSES]; /* by capacity: 1 KiB << index and up */
 	uint64_t pend_bytes, pend_resets;
 };
 

@@ -62,15 +62,17 @@
  *
  * Pending buffers are where a client's bytes wait for an app that has not taken
  * them (a connection not accepted yet, or an app that does not read): PEND_MIN
- * bytes, doubled as needed up to the window we granted, and freed when a larger
- * one drains.  All of them together hold at most pvm.pending_total: a buffer that
- * would go beyond first makes room by resetting the connections holding larger
- * buffers, largest first, and is itself reset if none is larger (a client with a
- * request waiting costs PEND_MIN; the ones that fill windows go first).
+ * bytes, doubled as needed up to the window we granted, and freed when it drains.  All of them
+ * together hold at most pvm.pending_total: a buffer that would go beyond first makes room by
+ * resetting the connections holding larger buffers, largest first, and is itself reset if none is
+ * larger (a client with a request waiting costs what it sent, rounded up to a power of two; the
+ * ones that fill windows go first).  Buffers are listed by size class, so finding one of the
+ * largest costs a walk over the classes, not over the connections.
  */
 
 #define RELAY_READS_PER_EVENT 8
-#define PEND_MIN	      (16 * 1024)
+#define PEND_MIN_SHIFT	      10
+#define PEND_MIN	      (1u << PEND_MIN_SHIFT)
 
 static void relay_block(struct pvm_sock *s)
 {
@@ -107,34 +109,58 @@ static void relay_app_gone(struct pvm_sock *s, bool abort)
 	pvm_sock_close(s, abort);
 }
 
-static void pend_free(struct pvm_sock *s)
+/* The list of buffers of @cap bytes: by the power of two at or below it. */
+static struct pvm_sock **pend_class(struct pvm *p, uint32_t cap)
 {
-	struct pvm *p = s->pvm;
+	unsigned c = 31 - (unsigned)__builtin_clz(cap | PEND_MIN) - PEND_MIN_SHIFT;
 
-	if (!s->pend)
-		return;
+	return &p->pend_class[c < PVM_PEND_CLASSES ? c : PVM_PEND_CLASSES - 1];
+}
+
+static void pend_link(struct pvm_sock *s)
+{
+	struct pvm_sock **head = pend_class(s->pvm, s->pend_cap);
+
+	s->pend_prev = NULL;
+	s->pend_next = *head;
+	if (*head)
+		(*head)->pend_prev = s;
+	*head = s;
+}
+
+static void pend_unlink(struct pvm_sock *s)
+{
 	if (s->pend_prev)
 		s->pend_prev->pend_next = s->pend_next;
 	else
-		p->pend_list = s->pend_next;
+		*pend_class(s->pvm, s->pend_cap) = s->pend_next;
 	if (s->pend_next)
 		s->pend_next->pend_prev = s->pend_prev;
 	s->pend_next = s->pend_prev = NULL;
-	p->pend_bytes -= s->pend_cap;
+}
+
+static void pend_free(struct pvm_sock *s)
+{
+	if (!s->pend)
+		return;
+	pend_unlink(s);
+	s->pvm->pend_bytes -= s->pend_cap;
 	free(s->pend);
 	s->pend = NULL;
 	s->pend_off = s->pend_len = s->pend_cap = 0;
 }
 
-/* The connection, other than @s, holding the largest pending buffer. */
+/* A connection, other than @s, holding one of the largest pending buffers. */
 static struct pvm_sock *pend_largest(const struct pvm_sock *s)
 {
-	struct pvm_sock *t, *best = NULL;
+	struct pvm_sock *t;
+	int c;
 
-	for (t = s->pvm->pend_list; t; t = t->pend_next)
-		if (t != s && (!best || t->pend_cap > best->pend_cap))
-			best = t;
-	return best;
+	for (c = PVM_PEND_CLASSES - 1; c >= 0; c--)
+		for (t = s->pvm->pend_class[c]; t; t = t->pend_next)
+			if (t != s)
+				return t;
+	return NULL;
 }
 
 /*
@@ -179,16 +205,12 @@ static int pend_reserve(struct pvm_sock *s, uint32_t add)
 	nb = realloc(s->pend, cap);
 	if (!nb)
 		return -ENOMEM;
-	if (!s->pend) {
-		s->pend_next = p->pend_list;
-		s->pend_prev = NULL;
-		if (p->pend_list)
-			p->pend_list->pend_prev = s;
-		p->pend_list = s;
-	}
+	if (s->pend)
+		pend_unlink(s);
 	p->pend_bytes += cap - s->pend_cap;
 	s->pend = nb;
 	s->pend_cap = cap;
+	pend_link(s);
 	return 0;
 }
 
@@ -543,9 +565,7 @@ static void relay_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		relay_credit_back(s, (uint32_t)n, false);
 		return;
 	}
-	s->pend_off = 0;
-	if (s->pend_cap > PEND_MIN)
-		pend_free(s); /* the app keeps up again: a window's worth is not pinned */
+	pend_free(s); /* drained: an idle connection holds nothing against pvm.pending_total */
 	ev_io_stop(loop, &s->wio);
 	relay_credit_back(s, (uint32_t)n, true);
 	if (pvm_observe_active())

@@ -9,7 +9,8 @@
 # socket (pend_probe.py notify), which keeps the largest "byte(s) pending for apps".
 # Checks: mw-pvm resets the connections filling windows (logged, counted), never
 # holds more than 1 MiB, and once the app accepts every benign client gets its
-# answer: its 1 KiB was kept.
+# answer: its 1 KiB was kept; and once the app took everything, nothing stays
+# counted (a drained buffer is freed).
 source "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3
@@ -51,4 +52,7 @@ for i in 1 2 3 4; do
 	grep -q "^reply ok benign-$i" "$(mw_logfile "benign$i")" ||
 		mw_fail "benign client $i lost its request: $(cat "$(mw_logfile "benign$i")")"
 done
-mw_log "ok: $R of 48 reset by mw-pvm, the 4 benign requests answered"
+# Drained buffers are freed: nothing stays counted once the app took every byte.
+mw_wait_for "grep -q ' last 0 ' '$NOTIFY'" 20 ||
+	mw_fail "bytes still counted as pending after the app took them: $(cat "$NOTIFY")"
+mw_log "ok: $R of 48 reset by mw-pvm, the 4 benign requests answered, nothing left counted"

@@ -373,6 +373,7 @@ static void test_big_integers_only_where_values_are(void **state)
 				   "\"/run/x4294971392\\\"9999999999999999999999\"; };\n"
 				   "pvm: {\n"
 				   "\tsocket_window = 1073741824;\n"
+				   "\tpending_total = 1073741824;\n"
 				   "\tid_space = 0x7FFFFFFF;\n"
 				   "\tindex = -0;\n"
 				   "\tspin_us = +999999;\n"
@@ -754,6 +755,12 @@ static void test_cross_field(void **state)
 		     "balancer.min_ins: 5 is greater than balancer.max_ins (4)");
 	assert_error(&errs, 1, tmp_path, 5,
 		     "pvm.socket_window: 262144 is larger than pvm.ring_size (131072)");
+	assert_int_equal(load_text("pvm: { socket_window = 2097152; pending_total = 1048576; };\n",
+				   &cfg, &errs),
+			 1);
+	assert_error(&errs, 0, tmp_path, 1,
+		     "pvm.socket_window: 2097152 is larger than pvm.pending_total (1048576): one "
+		     "connection's bytes for its app could never be held");
 }
 
 /* --check-config promises every problem in one run, in file order. */
