@@ -70,3 +70,15 @@ void mw_cidr_mask(uint8_t addr[16], unsigned prefix)
 		if (prefix < 8)
 			addr[i] &= (uint8_t)(0xff00u >> prefix);
 }
+
+bool mw_cidr_overlap(const uint8_t a[16], unsigned alen, const uint8_t b[16], unsigned blen)
+{
+	return cidr_prefix_equal(a, b, alen < blen ? alen : blen);
+}
+
+bool mw_cidr_v6_reaches_mapped(const uint8_t a[16], unsigned len)
+{
+	static const uint8_t mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	return len <= 96 && mw_cidr_overlap(a, len, mapped, 96);
+}

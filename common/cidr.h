@@ -28,6 +28,19 @@ int mw_cidr_parse(struct mw_cidr *c, const char *text);
 bool mw_cidr_match(const struct mw_cidr *c, const struct mw_addr *a);
 
 /**
+ * mw_cidr_overlap() - do @a/@alen and @b/@blen (16-byte addresses of one family)
+ * share an address?  (Their first min(@alen, @blen) bits are equal.)
+ */
+bool mw_cidr_overlap(const uint8_t a[16], unsigned alen, const uint8_t b[16], unsigned blen);
+
+/**
+ * mw_cidr_v6_reaches_mapped() - does the IPv6 prefix @a/@len hold all or part of
+ * ::ffff:0:0/96 (where IPv4 peers of a dual-stack socket are) without lying inside
+ * it?  Such a prefix cannot be told as an IPv4 one.
+ */
+bool mw_cidr_v6_reaches_mapped(const uint8_t a[16], unsigned len);
+
+/**
  * mw_cidr_mask() - zero the bits of @addr (16 bytes, an IPv4 address in the first 4)
  * after its first @prefix
  */

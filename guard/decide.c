@@ -349,25 +349,22 @@ static void source_scope(struct gd_scope *k, const struct gd_source *s, bool pre
 /* Does a network of guard.allow overlap @net/@len (IPv6)? */
 static bool prefix_holds_allowed(const struct gd_engine *e, const uint8_t net[16], unsigned len)
 {
-	struct mw_cidr p = { .family = 6 };
-	struct mw_addr a = { .family = 6 };
 	int i;
 
 	for (i = 0; i < e->pol.nallow; i++) {
 		const struct mw_cidr *c = &e->pol.allow[i];
 
-		if (c->family != 6)
-			continue;
-		p.prefix = (uint8_t)(c->prefix < len ? c->prefix : len);
-		memcpy(p.net, net, 16);
-		memcpy(a.addr, c->net, 16);
-		if (mw_cidr_match(&p, &a))
+		if (c->family == 6 && mw_cidr_overlap(c->net, c->prefix, net, len))
 			return true;
 	}
 	return false;
 }
 
-/* The prefix length @s is blocked as: guard.block_ipv6_prefix for IPv6, else 0 (alone). */
+/*
+ * The prefix length @s is blocked as: guard.block_ipv6_prefix for IPv6, else 0 (the
+ * address alone), and 0 for an IPv4 client of a dual-stack listener (::ffff:a.b.c.d:
+ * IPv4 rules) or a prefix holding an address of guard.allow.
+ */
 static unsigned block_prefix_len(const struct gd_engine *e, const struct gd_source *s)
 {
 	unsigned len = (unsigned)e->cfg->block_ipv6_prefix;
@@ -377,6 +374,8 @@ static unsigned block_prefix_len(const struct gd_engine *e, const struct gd_sour
 		return 0;
 	memcpy(net, s->key.addr, 16);
 	mw_cidr_mask(net, len);
+	if (mw_cidr_v6_reaches_mapped(net, 96) || mw_cidr_v6_reaches_mapped(net, len))
+		return 0;
 	return prefix_holds_allowed(e, net, len) ? 0 : len; /* never block an allowed one */
 }
 
@@ -410,6 +409,7 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	source_scope(&k, s, false);
 	if (plen)
 		mw_cidr_mask(k.addr.addr, plen); /* one block for the prefix */
+	k.pad[0] = (uint8_t)plen;		 /* a block of the address alone is another */
 	all = k;
 	all.ins = GD_INS_ALL;
 	b = gd_tab_find(&e->blocks, &all);

@@ -66,7 +66,7 @@ struct gd_source {
 /* An address (or prefix) on one INS, or on every INS: the key of blocks and prefixes. */
 struct gd_scope {
 	struct gd_addrkey addr;
-	uint8_t pad[3]; /* zero: part of the key */
+	uint8_t pad[3]; /* part of the key: [0] a block's prefix length, the rest zero */
 	uint32_t ins;	/* gd_ins_key(), or GD_INS_ALL */
 };
 

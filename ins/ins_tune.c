@@ -236,7 +236,9 @@ static size_t blockset_pos(const struct ins_blockset *b, const struct mw_addr *a
 /*
  * The set's key for @a's first @prefix bits (0 or all of them: the address alone):
  * normalized, the rest zero, the length in pad.  A prefix inside ::ffff:0:0/96 is
- * the IPv4 one it covers.  Return: 0, or -EINVAL (longer than the address)
+ * the IPv4 one it covers.  Return: 0, or -EINVAL (longer than the address, or an
+ * IPv6 prefix holding all or part of ::ffff:0:0/96: its IPv4 peers are looked up as
+ * IPv4 and would never match it)
  */
 static int blockset_key(struct mw_addr *key, const struct mw_addr *a, unsigned prefix)
 {
@@ -244,15 +246,12 @@ static int blockset_key(struct mw_addr *key, const struct mw_addr *a, unsigned p
 	unsigned full;
 
 	*key = *a;
-	if (key->family == 6 && prefix && prefix < 96 && !memcmp(key->addr, mapped, 12)) {
-		key->port = 0;
-		key->pad = 0;
-		key->scope_id = 0;
-	} else {
-		if (key->family == 6 && prefix >= 96 && !memcmp(key->addr, mapped, 12))
-			prefix -= 96;
-		ins_addr_normalize(key);
-	}
+	if (key->family == 6 && prefix && prefix < 128 &&
+	    mw_cidr_v6_reaches_mapped(key->addr, prefix))
+		return -EINVAL;
+	if (key->family == 6 && prefix > 96 && !memcmp(key->addr, mapped, 12))
+		prefix -= 96;
+	ins_addr_normalize(key);
 	full = key->family == 4 ? 32 : 128;
 	if (prefix > full)
 		return -EINVAL;

@@ -690,8 +690,9 @@ static int nf_addr_block(struct pvm_netflow *nf, struct mw_nf_reply to,
 	/* mwcomms extension: bits 32-39 of val0 a prefix length (0 = the address alone) */
 	plen = (unsigned)(mw_nf_val_get(req, 0) >> 32) & 0xff;
 	full = ab.addr.family == 4 ? 32 : 128;
-	if (plen > full)
-		return -EINVAL;
+	if (plen > full || (ab.addr.family == 6 && plen && plen < full &&
+			    mw_cidr_v6_reaches_mapped(ab.addr.addr, plen)))
+		return -EINVAL; /* IPv4 peers are looked up as IPv4: say it as an IPv4 prefix */
 	ab.prefix_len = (uint8_t)(plen == full ? 0 : plen);
 	if (ab.prefix_len)
 		mw_cidr_mask(ab.addr.addr, plen);

@@ -715,6 +715,19 @@ static void test_ipv6_prefix_block(void **state)
 	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::"), 4);
 	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::/64"), 0);
 	cfg.guard.allow_count = 0;
+	gd_engine_fini(&eng);
+	/* An IPv4 client of a dual-stack listener (::ffff:a.b.c.d): the address alone. */
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) {
+		snprintf(peer, sizeof(peer), "[::ffff:10.5.0.%d]:%d", c % 4 + 1, 7000 + c);
+		accept_conn(900 + (uint64_t)c, peer, now);
+	}
+	tick_until(&now, now + 6000);
+	assert_int_equal(count(GD_BLOCK, NULL), 4);
+	for (i = 0; i < nrec; i++)
+		if (rec[i].kind == GD_BLOCK)
+			assert_int_equal(rec[i].prefix_len, 0);
 }
 
 static const struct gd_action *last_block(void)

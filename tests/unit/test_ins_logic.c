@@ -145,6 +145,11 @@ static void test_blockset_prefix(void **state)
 	assert_true(ins_blockset_has(&b, &v4out));
 	assert_int_equal(ins_blockset_del(&b, &v4out, 0), 0);
 	assert_int_equal(ins_blockset_add(&b, &v4out, 33), -EINVAL);
+	/* An IPv6 prefix holding ::ffff:0:0/96 (its IPv4 peers are looked up as IPv4). */
+	assert_int_equal(ins_blockset_add(&b, &mapped, 96), -EINVAL);
+	assert_int_equal(
+		ins_blockset_add(&b, &(struct mw_addr){ .family = 6, .addr = { [15] = 1 } }, 64),
+		-EINVAL);
 	assert_int_equal(ins_blockset_del(&b, &v4, 24), 0);
 	assert_false(ins_blockset_has(&b, &v4));
 	assert_int_equal(b.n, 0);
