@@ -177,11 +177,12 @@ static int pend_reserve(struct pvm_sock *s, uint32_t add)
 
 	if (s->pend && s->pend_off + need <= s->pend_cap)
 		return 0;
-	if (s->pend && need <= s->pend_cap) {
+	if (s->pend && s->pend_off) { /* the bytes to the front: room behind, or before realloc */
 		memmove(s->pend, s->pend + s->pend_off, s->pend_len);
 		s->pend_off = 0;
-		return 0;
 	}
+	if (s->pend && need <= s->pend_cap)
+		return 0;
 	while (cap < need)
 		cap *= 2;
 	if (cap > s->cr.rx_window && need <= s->cr.rx_window)
@@ -197,10 +198,6 @@ static int pend_reserve(struct pvm_sock *s, uint32_t add)
 				   (unsigned long long)big->id, big->pend_len,
 				   (unsigned long long)s->id, (unsigned long long)p->pend_resets);
 		relay_app_gone(big, true);
-	}
-	if (s->pend && s->pend_off) {
-		memmove(s->pend, s->pend + s->pend_off, s->pend_len);
-		s->pend_off = 0;
 	}
 	nb = realloc(s->pend, cap);
 	if (!nb)

@@ -660,6 +660,21 @@ static void test_prefix_blocks(void **state)
 	cfg.guard.block_prefix_sources = 16;
 }
 
+/* A fresh engine; sources @net1..4 ("2001:db8::"), 10 slow connections each, 6 s on. */
+static void slow_four(const char *net, int64_t *now)
+{
+	char peer[64];
+	int c;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, *now);
+	for (c = 0; c < 40; c++) {
+		snprintf(peer, sizeof(peer), "[%s%x]:%d", net, c % 4 + 1, 7000 + c);
+		accept_conn(900 + (uint64_t)c, peer, *now);
+	}
+	tick_until(now, *now + 6000);
+}
+
 /*
  * IPv6 sources are blocked as their /64 (guard.block_ipv6_prefix): one block each,
  * lifted as it was placed; 128 blocks each address; a /64 holding an address of
@@ -668,16 +683,9 @@ static void test_prefix_blocks(void **state)
 static void test_ipv6_prefix_block(void **state)
 {
 	int64_t now = 1000;
-	char peer[64];
 	int c, i;
 
-	start();
-	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
-	for (c = 0; c < 40; c++) { /* 4 addresses of one /64, 10 slow connections each */
-		snprintf(peer, sizeof(peer), "[2001:db8:5:6::%x]:%d", c % 4 + 1, 7000 + c);
-		accept_conn(900 + (uint64_t)c, peer, now);
-	}
-	tick_until(&now, now + 6000);
+	slow_four("2001:db8:5:6::", &now);
 	assert_int_equal(count(GD_BLOCK, NULL), 1);
 	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::/64"), 1);
 	for (c = 0; c < 40; c++)
@@ -691,13 +699,7 @@ static void test_ipv6_prefix_block(void **state)
 	gd_engine_fini(&eng);
 	/* 128: each address. */
 	cfg.guard.block_ipv6_prefix = 128;
-	start();
-	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
-	for (c = 0; c < 40; c++) {
-		snprintf(peer, sizeof(peer), "[2001:db8:5:6::%x]:%d", c % 4 + 1, 7000 + c);
-		accept_conn(900 + (uint64_t)c, peer, now);
-	}
-	tick_until(&now, now + 6000);
+	slow_four("2001:db8:5:6::", &now);
 	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::"), 4);
 	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::/64"), 0);
 	gd_engine_fini(&eng);
@@ -705,25 +707,13 @@ static void test_ipv6_prefix_block(void **state)
 	/* An allowed address in the /64: the others are blocked one by one. */
 	snprintf(cfg.guard.allow[0], sizeof(cfg.guard.allow[0]), "2001:db8:5:6::99/128");
 	cfg.guard.allow_count = 1;
-	start();
-	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
-	for (c = 0; c < 40; c++) {
-		snprintf(peer, sizeof(peer), "[2001:db8:5:6::%x]:%d", c % 4 + 1, 7000 + c);
-		accept_conn(900 + (uint64_t)c, peer, now);
-	}
-	tick_until(&now, now + 6000);
+	slow_four("2001:db8:5:6::", &now);
 	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::"), 4);
 	assert_int_equal(count_target(GD_BLOCK, "2001:db8:5:6::/64"), 0);
 	cfg.guard.allow_count = 0;
 	gd_engine_fini(&eng);
 	/* An IPv4 client of a dual-stack listener (::ffff:a.b.c.d): the address alone. */
-	start();
-	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
-	for (c = 0; c < 40; c++) {
-		snprintf(peer, sizeof(peer), "[::ffff:10.5.0.%d]:%d", c % 4 + 1, 7000 + c);
-		accept_conn(900 + (uint64_t)c, peer, now);
-	}
-	tick_until(&now, now + 6000);
+	slow_four("::ffff:10.5.0.", &now);
 	assert_int_equal(count(GD_BLOCK, NULL), 4);
 	for (i = 0; i < nrec; i++)
 		if (rec[i].kind == GD_BLOCK)
