@@ -44,6 +44,7 @@ void fl_ftab_del(struct fl_ftab *t, void *entry);
 void *fl_ftab_at(const struct fl_ftab *t, uint32_t n);
 uint64_t fl_hash(uint64_t seed, const void *key, size_t len);
 uint64_t fl_salt(void);
+void fl_salt_set(uint64_t seed);
 
 /* Keys of @n bytes equal?  Whole words inline (the sizes in use: 4, 8, 16, 40, 48), else memcmp. */
 static inline bool fl_key_eq(const void *a, const void *b, size_t n)
