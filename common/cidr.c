@@ -76,6 +76,20 @@ bool mw_cidr_overlap(const uint8_t a[16], unsigned alen, const uint8_t b[16], un
 	return cidr_prefix_equal(a, b, alen < blen ? alen : blen);
 }
 
+bool mw_cidr_unmap(struct mw_addr *a, unsigned *len)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (a->family != 6 || (*len && *len <= 96) || memcmp(a->addr, mapped, sizeof(mapped)))
+		return false;
+	a->family = 4;
+	memmove(a->addr, a->addr + 12, 4);
+	memset(a->addr + 4, 0, 12);
+	if (*len)
+		*len -= 96;
+	return true;
+}
+
 bool mw_cidr_v6_reaches_mapped(const uint8_t a[16], unsigned len)
 {
 	static const uint8_t mapped[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };

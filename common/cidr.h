@@ -41,6 +41,15 @@ bool mw_cidr_overlap(const uint8_t a[16], unsigned alen, const uint8_t b[16], un
 bool mw_cidr_v6_reaches_mapped(const uint8_t a[16], unsigned len);
 
 /**
+ * mw_cidr_unmap() - an IPv4-mapped IPv6 address or prefix as the IPv4 one
+ * @a:   ::ffff:a.b.c.d becomes a.b.c.d (family 4, the other 12 bytes zero)
+ * @len: its prefix length: 0 (the address alone) stays 0, 97..128 become 1..32
+ * Anything else is left as it is (a shorter IPv6 prefix is not inside ::ffff:0:0/96).
+ * Return: true if @a is now the IPv4 form
+ */
+bool mw_cidr_unmap(struct mw_addr *a, unsigned *len);
+
+/**
  * mw_cidr_mask() - zero the bits of @addr (16 bytes, an IPv4 address in the first 4)
  * after its first @prefix
  */

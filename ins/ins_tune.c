@@ -242,15 +242,13 @@ static size_t blockset_pos(const struct ins_blockset *b, const struct mw_addr *a
  */
 static int blockset_key(struct mw_addr *key, const struct mw_addr *a, unsigned prefix)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	unsigned full;
 
 	*key = *a;
 	if (key->family == 6 && prefix && prefix < 128 &&
 	    mw_cidr_v6_reaches_mapped(key->addr, prefix))
 		return -EINVAL;
-	if (key->family == 6 && prefix > 96 && !memcmp(key->addr, mapped, 12))
-		prefix -= 96;
+	mw_cidr_unmap(key, &prefix);
 	ins_addr_normalize(key);
 	full = key->family == 4 ? 32 : 128;
 	if (prefix > full)

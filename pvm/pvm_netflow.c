@@ -693,6 +693,12 @@ static int nf_addr_block(struct pvm_netflow *nf, struct mw_nf_reply to,
 	if (plen > full || (ab.addr.family == 6 && plen && plen < full &&
 			    mw_cidr_v6_reaches_mapped(ab.addr.addr, plen)))
 		return -EINVAL; /* IPv4 peers are looked up as IPv4: say it as an IPv4 prefix */
+	/*
+	 * mw-ins looks ::ffff:a.b.c.d up as a.b.c.d: one record for both forms, or
+	 * lifting one form would lift the other's block on the INS behind our back.
+	 */
+	if (mw_cidr_unmap(&ab.addr, &plen))
+		full = 32;
 	ab.prefix_len = (uint8_t)(plen == full ? 0 : plen);
 	if (ab.prefix_len)
 		mw_cidr_mask(ab.addr.addr, plen);

@@ -190,7 +190,7 @@ def request(msg_id, flags, name, val0=0, val1=0, sock=None, ip=None, af=2):
     if sock is not None:
         ident = struct.pack(">Q12x", sock)
     else:
-        ident = struct.pack(">I16s", af, ip.encode())
+        ident = struct.pack(">I16s", af, ip if isinstance(ip, bytes) else ip.encode())
     m = struct.pack(">HIHH", SIG_REQ, msg_id, flags, name) + struct.pack(">QQ", val0, val1)
     m += ident
     assert len(m) == 46
@@ -235,6 +235,8 @@ def cmd_req(addr, name, flags, ident, val0, val1):
     kw = {}
     if ident.startswith("ip:"):
         kw["ip"] = ident[3:]
+    elif ident.startswith("ip6:"):  # binary IPv6 (af 6)
+        kw["ip"], kw["af"] = socket.inet_pton(socket.AF_INET6, ident[4:]), 6
     else:
         kw["sock"] = int(ident, 0)
     s.sendall(request(0x1234, int(flags, 0), int(name, 0), int(val0, 0), int(val1, 0), **kw))

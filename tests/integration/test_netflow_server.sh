@@ -203,6 +203,17 @@ expect "unblock of the address alone" "$(req 0x1103 1 "ip:$CLI_IP" 0)" "status=-
 ! fetch_ok || mw_fail "unblocking the address lifted the /24"
 expect "unblock of the /24" "$(req 0x1103 1 "ip:$CLI_IP" $((24 << 32)))" "status=0 val0=1 val1=0"
 fetch_ok || mw_fail "fetch after the /24's unblock failed"
+# ::ffff:a.b.c.d is a.b.c.d to mw-ins (a dual-stack listener's IPv4 client): one block.
+# Lifting the mapped form's block on one INS must leave the IPv4 block of every INS.
+M6="ip6:::ffff:$CLI_IP"
+expect "block" "$(req 0x1103 1 "ip:$CLI_IP" 1)" "status=0 val0=1 val1=0"
+expect "scoped block, mapped form" "$(req 0x1103 1 "$M6" 1 "$FC")" "status=0 val0=1 val1=0"
+expect "scoped unblock, mapped form" "$(req 0x1103 1 "$M6" 0 "$FC")" "status=0 val0=1 val1=0"
+! fetch_ok || mw_fail "unblocking ::ffff:$CLI_IP on one INS lifted the block of $CLI_IP there"
+expect "unblock, mapped form" "$(req 0x1103 1 "$M6" 0)" "status=0 val0=1 val1=0"
+fetch_ok || mw_fail "fetch after the mapped form's unblock failed"
+! grep -q "netflow: .*::ffff:$CLI_IP" "$PVM_LOG" ||
+	mw_fail "the mapped form is recorded apart from $CLI_IP: $(grep 'netflow: .*block' "$PVM_LOG" | tail -3)"
 expect "prefix longer than IPv4" "$(req 0x1103 1 "ip:$CLI_IP" $(((33 << 32) | 1)))" "status=-22 val0=0 val1=0"
 expect "block without WRITE" "$(req 0x1103 0 "ip:$CLI_IP" 1)" "status=-22 val0=0 val1=0"
 expect "block of garbage" "$(req 0x1103 1 "ip:not-an-ip" 1)" "status=-22 val0=0 val1=0"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_cidr.c - common/cidr.c: parsing, prefix edges, IPv4-mapped clients */
+/* test_cidr.c - common/cidr.c: parsing, prefix edges, IPv4-mapped clients and prefixes */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,11 +58,40 @@ static void test_match(void **state)
 	assert_false(in("::1/128", "127.0.0.1"));
 }
 
+/* @ip with prefix @len through mw_cidr_unmap(): the text and length it becomes. */
+static void unmap(const char *ip, unsigned len, bool folded, const char *want, unsigned want_len)
+{
+	struct mw_addr a, w;
+
+	assert_int_equal(mw_addr_parse(&a, ip), 0);
+	assert_int_equal(mw_addr_parse(&w, want), 0);
+	assert_int_equal(mw_cidr_unmap(&a, &len), folded);
+	assert_int_equal(a.family, w.family);
+	assert_memory_equal(a.addr, w.addr, 16);
+	assert_int_equal(len, want_len);
+}
+
+static void test_unmap(void **state)
+{
+	(void)state;
+	unmap("[::ffff:192.0.2.7]:0", 0, true, "192.0.2.7", 0);
+	unmap("[::ffff:192.0.2.7]:0", 128, true, "192.0.2.7", 32);
+	unmap("[::ffff:192.0.2.0]:0", 120, true, "192.0.2.0", 24);
+	unmap("[::ffff:192.0.0.0]:0", 97, true, "192.0.0.0", 1);
+	/* Not inside ::ffff:0:0/96: as it was. */
+	unmap("[::ffff:0.0.0.0]:0", 96, false, "[::ffff:0.0.0.0]:0", 96);
+	unmap("[::ffff:192.0.2.7]:0", 64, false, "[::ffff:192.0.2.7]:0", 64);
+	unmap("[2001:db8::ffff:c000:207]:0", 0, false, "[2001:db8::ffff:c000:207]:0", 0);
+	unmap("[::192.0.2.7]:0", 0, false, "[::192.0.2.7]:0", 0);
+	unmap("192.0.2.7", 24, false, "192.0.2.7", 24);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_unmap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
