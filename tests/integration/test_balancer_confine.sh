@@ -160,3 +160,6 @@ kill -9 "$(mw_pid balproc)"
 mw_wait_for "! kill -0 $pid 2>/dev/null" 5 ||
 	mw_fail "the process backend's INS (pid $pid) outlived mw-balancer killed with SIGKILL"
 mw_log "kill -9 of mw-balancer: its confined INS ended too"
+# A killed balancer leaves its PROXY v2 fence (the next one with its tag replaces it):
+# it is this test's, so it goes with the test.
+nft delete table inet "mwbal_${TAG}_fence" 2>/dev/null || true
