@@ -155,12 +155,20 @@ void gd_tab_remove(struct gd_tab *t, void *entry)
 	t->n--;
 }
 
-/* gd_addrkey_from() - the key of @a's address (its port left out) */
+/*
+ * gd_addrkey_from() - the key of @a's address (its port left out); an IPv4 client of
+ * a dual-stack listener (::ffff:a.b.c.d) is the IPv4 address, in its /24, as mw-ins
+ * and mw-pvm take it
+ */
 void gd_addrkey_from(struct gd_addrkey *k, const struct mw_addr *a)
 {
+	struct mw_addr v = *a;
+	unsigned whole = 0;
+
+	mw_cidr_unmap(&v, &whole);
 	memset(k, 0, sizeof(*k));
-	k->family = a->family;
-	memcpy(k->addr, a->addr, a->family == 4 ? 4 : 16);
+	k->family = v.family;
+	memcpy(k->addr, v.addr, v.family == 4 ? 4 : 16);
 }
 
 /* gd_addrkey_to() - the address a key names (port 0) */
