@@ -28,10 +28,7 @@
  *   - a source with block_slow slow connections is blocked for block_expiry_s,
  *     unless it is allowed or one of its connections progressed or ended well
  *     within good_memory_ms (several clients behind one NAT address: closing the
- *     slow connections spares the good ones, a block would not).  That is an
- *     INS's word: good on one INS only, the address is spared there alone (its
- *     slow connections elsewhere count, and its block leaves that INS out); good
- *     on two INS or more, everywhere;
+ *     slow connections spares the good ones, a block would not);
  *   - a /24 (/64) with block_prefix_sources such sources (one slow connection
  *     each is enough) has each of them blocked (AddrBlock names one address);
  *   - a block rests on the INS that reported the slow connections: it applies to
@@ -151,28 +148,6 @@ static bool source_good(const struct gd_engine *e, const struct gd_source *s, in
 }
 
 /*
- * Who vouches for @s on INS @ins (gd_ins_key()): 2 when it was good within
- * good_memory_ms on @ins itself or on two INS or more (its slow connections there
- * do not count), 1 when on one other INS only (they count, but its block leaves
- * that INS out), 0 when nowhere.  One INS's word counts on that INS alone: a
- * compromised INS reports whatever good exchanges it likes.
- */
-static int source_vouched(const struct gd_engine *e, const struct gd_source *s, uint32_t ins,
-			  int64_t now)
-{
-	int n = 0;
-	size_t i;
-
-	for (i = 0; i < GD_GOOD_INS; i++) {
-		if (!s->good[i].at || now - s->good[i].at >= e->cfg->good_memory_ms)
-			continue;
-		if (s->good[i].ins == ins || ++n == 2)
-			return 2;
-	}
-	return n;
-}
-
-/*
  * Would the per-source levers of @l refuse benign clients?  True when the address
  * holding the most of @l's connections ended an exchange well (closed by itself,
  * bytes both ways, not slow) within good_memory_ms: clients behind one NAT address
@@ -288,7 +263,6 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 		if (s) {
 			s->slow = 0;
 			s->ins_many = false;
-			s->vouched = false;
 		}
 	}
 	for (i = 0; i < e->conns.cap; i++) {
@@ -306,7 +280,7 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 		gd_addrkey_from(&key, &c->peer);
 		s = gd_tab_find(&e->sources, &key);
 		if (s)
-			gd_source_mark_good(s, c->id, now);
+			s->last_good = now;
 	}
 }
 
@@ -361,21 +335,15 @@ static void ip_text(const struct mw_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
-/*
- * Where @s offended this evaluation: its one INS, or every INS if slow on two at once
- * and no INS vouched for it (else the INS of @s->ins_sock, one not blocked yet).
- */
-static uint32_t source_ins(const struct gd_source *s)
-{
-	return s->ins_many && !s->vouched ? GD_INS_ALL : gd_ins_key(s->ins_sock);
-}
-
-/* @s's /24 (/64) where it offended, the key prefixes are counted by. */
-static void source_prefix(struct gd_scope *k, const struct gd_source *s)
+/* Where @s offended this evaluation: its one INS, or every INS if slow on two at once. */
+static void source_scope(struct gd_scope *k, const struct gd_source *s, bool prefix)
 {
 	memset(k, 0, sizeof(*k));
-	gd_addrkey_prefix(&k->addr, &s->key);
-	k->ins = source_ins(s);
+	if (prefix)
+		gd_addrkey_prefix(&k->addr, &s->key);
+	else
+		k->addr = s->key;
+	k->ins = s->ins_many ? GD_INS_ALL : gd_ins_key(s->ins_sock);
 }
 
 /* Does a network of guard.allow overlap @net/@len (IPv6)? */
@@ -411,33 +379,6 @@ static unsigned block_prefix_len(const struct gd_engine *e, const struct gd_sour
 	return prefix_holds_allowed(e, net, len) ? 0 : len; /* never block an allowed one */
 }
 
-/* The key of @s's block on INS @ins (or GD_INS_ALL).  Return: its prefix length */
-static unsigned block_key(const struct gd_engine *e, const struct gd_source *s, uint32_t ins,
-			  struct gd_scope *k)
-{
-	unsigned plen = block_prefix_len(e, s);
-
-	memset(k, 0, sizeof(*k));
-	k->addr = s->key;
-	if (plen)
-		mw_cidr_mask(k->addr.addr, plen); /* one block for the prefix */
-	k->pad[0] = (uint8_t)plen;		  /* a block of the address alone is another */
-	k->ins = ins;
-	return plen;
-}
-
-/* Is @s blocked on INS @ins already, there or on every INS? */
-static bool blocked_on(const struct gd_engine *e, const struct gd_source *s, uint32_t ins)
-{
-	struct gd_scope k;
-
-	block_key(e, s, GD_INS_ALL, &k);
-	if (gd_tab_find(&e->blocks, &k))
-		return true;
-	k.ins = ins;
-	return gd_tab_find(&e->blocks, &k);
-}
-
 static void block_target(struct gd_action *a)
 {
 	size_t n;
@@ -461,10 +402,14 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	bool report = !strcmp(e->cfg->mode, "report");
 	char net[INET6_ADDRSTRLEN];
 	struct mw_addr pa = { 0 };
+	unsigned plen = block_prefix_len(e, s);
 	struct gd_scope k, all;
 	struct gd_block *b;
-	unsigned plen = block_key(e, s, source_ins(s), &k);
 
+	source_scope(&k, s, false);
+	if (plen)
+		mw_cidr_mask(k.addr.addr, plen); /* one block for the prefix */
+	k.pad[0] = (uint8_t)plen;		 /* a block of the address alone is another */
 	all = k;
 	all.ins = GD_INS_ALL;
 	b = gd_tab_find(&e->blocks, &all);
@@ -525,9 +470,9 @@ static void block_prefixes(struct gd_engine *e, int64_t now)
 	gd_tab_clear(&e->prefixes);
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (!s || !s->slow)
+		if (!s || !s->slow || source_good(e, s, now))
 			continue;
-		source_prefix(&key, s);
+		source_scope(&key, s, true);
 		p = gd_tab_find(&e->prefixes, &key);
 		if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
 			p->sources = p->slow = 0;
@@ -538,9 +483,9 @@ static void block_prefixes(struct gd_engine *e, int64_t now)
 	}
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (!s || !s->slow)
+		if (!s || !s->slow || source_good(e, s, now))
 			continue;
-		source_prefix(&key, s);
+		source_scope(&key, s, true);
 		p = gd_tab_find(&e->prefixes, &key);
 		if (p && p->sources >= (uint32_t)e->cfg->block_prefix_sources)
 			block(e, s, p, now);
@@ -553,8 +498,7 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 	struct gd_addrkey key;
 	struct gd_source *s;
 	struct gd_conn *c;
-	uint32_t offending = 0, ins;
-	int vouched;
+	uint32_t offending = 0;
 	size_t i;
 
 	for (i = 0; i < e->conns.cap; i++) {
@@ -565,31 +509,25 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 		s = gd_tab_find(&e->sources, &key);
 		if (!s)
 			continue;
-		ins = gd_ins_key(c->id);
-		vouched = source_vouched(e, s, ins, now);
-		if (vouched == 2)
-			continue; /* several clients behind one address: good ones among them */
-		s->vouched |= vouched;
-		if (!s->slow) {
+		if (!s->slow)
 			s->ins_sock = c->id;
-		} else if (ins != gd_ins_key(s->ins_sock)) {
+		else if (gd_ins_key(c->id) != gd_ins_key(s->ins_sock))
 			s->ins_many = true;
-			/* Not widened to every INS when vouched for: one INS a round, each anew. */
-			if (blocked_on(e, s, gd_ins_key(s->ins_sock)) && !blocked_on(e, s, ins))
-				s->ins_sock = c->id;
-		}
 		s->slow++;
 		offending++;
 	}
 	if (offending && e->cfg->block_prefix_sources)
 		block_prefixes(e, now);
 	for (i = 0; i < e->sources.cap; i++) {
+		bool good;
+
 		s = gd_tab_slot(&e->sources, i);
 		if (!s)
 			continue;
-		if (s->slow >= (uint32_t)e->cfg->block_slow)
+		good = source_good(e, s, now);
+		if (s->slow >= (uint32_t)e->cfg->block_slow && !good)
 			block(e, s, NULL, now);
-		if (!s->conns && !source_good(e, s, now)) {
+		if (!s->conns && !good) {
 			gd_tab_remove(&e->sources, s);
 			i--; /* the slot may hold a moved entry now */
 		}

@@ -278,38 +278,10 @@ static void conn_close(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 		if (s->conns)
 			s->conns--;
 		/* An exchange that ended by itself, not slowly: this address has good clients. */
-		if (!c->t_close_sent && c->bytes_in && c->bytes_out &&
-		    !gd_conn_is_slow(e, c, now)) {
-			gd_source_mark_good(s, c->id, now);
-			s->last_done = now;
-		}
+		if (!c->t_close_sent && c->bytes_in && c->bytes_out && !gd_conn_is_slow(e, c, now))
+			s->last_good = s->last_done = now;
 	}
 	gd_tab_remove(&e->conns, c);
-}
-
-/**
- * gd_source_mark_good() - a connection of @s progressed or ended well at @now
- * @sock: its id, naming the INS that reported it: the evidence spares @s there only
- *        (a compromised INS reports whatever exchanges it likes).  An INS takes the
- *        slot it had, else the oldest one.
- */
-void gd_source_mark_good(struct gd_source *s, uint64_t sock, int64_t now)
-{
-	uint32_t ins = gd_ins_key(sock);
-	struct gd_good *g = &s->good[0];
-	size_t i;
-
-	s->last_good = now;
-	for (i = 0; i < GD_GOOD_INS; i++) {
-		if (s->good[i].at && s->good[i].ins == ins) {
-			g = &s->good[i];
-			break;
-		}
-		if (s->good[i].at < g->at)
-			g = &s->good[i];
-	}
-	g->ins = ins;
-	g->at = now;
 }
 
 /**

@@ -49,27 +49,16 @@ struct gd_conn {
 	bool answered;			      /* its first byte out was seen */
 };
 
-#define GD_GOOD_INS 8 /* INS a source's good evidence is kept for, the latest ones */
-
-/* When a source was last good on one INS (gd_ins_key()); @at 0: an empty slot. */
-struct gd_good {
-	uint32_t ins;
-	int64_t at; /* ms */
-};
-
 /* One source address with connections open (or blocked, or recently good). */
 struct gd_source {
 	struct gd_addrkey key;
 	uint32_t conns;	   /* open now */
-	uint32_t slow;	   /* this evaluation: slow ones on listeners under pressure, but
-			      those on INS that vouch for it (decide.c) */
-	int64_t last_good; /* ms: a connection progressed or ended well, on any INS; 0 = never */
-	struct gd_good good[GD_GOOD_INS]; /* the same, per INS: it spares the source there only */
+	uint32_t slow;	   /* slow ones on listeners under pressure, this evaluation */
+	int64_t last_good; /* ms: a connection progressed or ended well; 0 = never */
 	int64_t last_done; /* ms: an exchange ended well (closed by itself); 0 = never */
 	uint32_t scan;	   /* scratch: connections on the listener being judged (decide.c) */
 	uint64_t ins_sock; /* this evaluation: a slow connection's id, naming its INS */
 	bool ins_many;	   /* this evaluation: slow connections on more than one INS */
-	bool vouched;	   /* this evaluation: good lately on one other INS (decide.c) */
 };
 
 #define GD_INS_ALL 0xffffffffu /* a gd_scope on every INS (gd_ins_key() has 24 bits) */
@@ -212,7 +201,6 @@ void gd_engine_unrotate(struct gd_engine *e, uint16_t ins);
 
 /* decide.c */
 bool gd_conn_is_slow(const struct gd_engine *e, const struct gd_conn *c, int64_t now);
-void gd_source_mark_good(struct gd_source *s, uint64_t sock, int64_t now);
 void gd_decide_classify(struct gd_engine *e, int64_t now);
 void gd_decide_baseline(struct gd_engine *e, struct gd_listener *l);
 void gd_decide_listener(struct gd_engine *e, struct gd_listener *l, int64_t now);

@@ -862,73 +862,6 @@ static void test_prefix_per_ins(void **state)
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0."), 16);
 }
 
-/* @n connections from @peer_ip, alternately on the INS of @a and of @b, idle; @ms on. */
-static void idle_on(const char *peer_ip, int n, uint64_t a, uint64_t b, int64_t *now, int64_t ms)
-{
-	char peer[64];
-	int c;
-
-	for (c = 0; c < n; c++) {
-		snprintf(peer, sizeof(peer), "%s:%d", peer_ip, 20000 + c);
-		accept_conn((c % 2 ? b : a) + (uint64_t)c, peer, *now);
-	}
-	tick_until(now, *now + ms);
-}
-
-/*
- * Good evidence is an INS's word.  Good on INS 5 alone (a compromised INS may say so
- * of any address): 10.9.0.1's slow connections on INS 3 still count, and it is blocked
- * there (on the old engine any INS's word spared it everywhere for good_memory_ms).
- * Good on INS 3 itself: spared there.  Good on two INS: spared on a third too (a NAT's
- * clients, spread over the INS).  Good on INS 5 alone and slow on INS 3 and 7: blocked
- * on each of them, one a round, never on every INS (that would cut its good clients
- * on INS 5).
- */
-static void test_good_per_ins(void **state)
-{
-	uint64_t on3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED),
-		 on5 = mw_sockid_make(5, 0, MW_SOCKID_INS_ASSIGNED),
-		 on7 = mw_sockid_make(7, 0, MW_SOCKID_INS_ASSIGNED), id = on5 + 5000;
-	int64_t now = 1000;
-	int i, ins3 = 0, ins7 = 0;
-
-	start();
-	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
-	nat_traffic("10.9.0.1", &id, &now, 1000); /* the liar's "good exchanges" */
-	slow_headers(0, 1, 40, on3, &now, now + 6000);
-	assert_int_equal(count_target(GD_BLOCK, "10.9.0.1"), 1);
-	assert_int_equal(mw_sockid_ins(last_block()->sock), 3);
-	close_all(on3, 40, now);
-	/* Good on INS 3 itself, then slow there: spared. */
-	id = on3 + 5000;
-	nat_traffic("10.9.1.1", &id, &now, 1000);
-	slow_headers(1, 1, 40, on3 + 100, &now, now + 6000);
-	assert_true(count(GD_CLOSE, "slow") >= 80); /* its slow connections closed all the same */
-	assert_int_equal(count_target(GD_BLOCK, "10.9.1.1"), 0);
-	close_all(on3 + 100, 40, now);
-	/* Good on INS 3 and 5, slow on INS 7: spared. */
-	id = on3 + 6000;
-	nat_traffic("10.9.2.1", &id, &now, 500);
-	id = on5 + 6000;
-	nat_traffic("10.9.2.1", &id, &now, 500);
-	slow_headers(2, 1, 40, on7 + 100, &now, now + 6000);
-	assert_int_equal(count_target(GD_BLOCK, "10.9.2.1"), 0);
-	close_all(on7 + 100, 40, now);
-	/* Good on INS 5 alone, slow on INS 3 and 7: a block on each, none on every INS. */
-	id = on5 + 7000;
-	nat_traffic("10.9.3.1", &id, &now, 1000);
-	idle_on("10.9.3.1", 40, on3 + 200, on7 + 200, &now, 6000);
-	for (i = 0; i < nrec; i++) {
-		if (rec[i].kind != GD_BLOCK || strcmp(rec[i].target, "10.9.3.1"))
-			continue;
-		assert_int_not_equal(rec[i].sock, 0);
-		ins3 += mw_sockid_ins(rec[i].sock) == 3;
-		ins7 += mw_sockid_ins(rec[i].sock) == 7;
-	}
-	assert_int_equal(ins3, 1);
-	assert_int_equal(ins7, 1);
-}
-
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
 static void test_tables_full(void **state)
 {
@@ -1134,7 +1067,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefix_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_scoped_to_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_per_ins, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_good_per_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_prefix_block, setup, teardown),
 	};
 
