@@ -256,6 +256,8 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 	struct gd_addrkey key;
 	struct gd_source *s;
 	struct gd_conn *c;
+	uint64_t first = 0;
+	bool seen = false;
 	size_t i;
 
 	for (i = 0; i < e->sources.cap; i++) {
@@ -269,6 +271,12 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 		c = gd_tab_slot(&e->conns, i);
 		if (!c)
 			continue;
+		if (!seen) {
+			seen = true;
+			first = c->id;
+		} else if (gd_ins_key(c->id) != gd_ins_key(first)) {
+			e->multi_ins = true; /* for good: a liar may go first, later */
+		}
 		c->slow = gd_conn_is_slow(e, c, now);
 		l = gd_engine_listener(e, c->listener);
 		if (l) {
@@ -379,6 +387,38 @@ static unsigned block_prefix_len(const struct gd_engine *e, const struct gd_sour
 	return prefix_holds_allowed(e, net, len) ? 0 : len; /* never block an allowed one */
 }
 
+/*
+ * May another block go on INS @ins?  Once connections came from more than one INS,
+ * the blocks of one INS take at most half of max_blocks: a compromised INS reporting
+ * made-up offenders fills its half, and the other INS keep theirs for real ones.
+ */
+static bool block_share_left(struct gd_engine *e, uint32_t ins)
+{
+	const struct gd_ins_blocks *c = gd_tab_find(&e->ins_blocks, &ins);
+	size_t share = e->blocks.max / 2;
+
+	if (ins == GD_INS_ALL || !e->multi_ins || !c || c->n < (share ? share : 1))
+		return true;
+	e->blocks.drops++;
+	return false;
+}
+
+/* A block on INS @ins was placed (@add) or lifted: count it (not those of every INS). */
+static void block_count(struct gd_engine *e, uint32_t ins, bool add)
+{
+	struct gd_ins_blocks *c;
+
+	if (ins == GD_INS_ALL)
+		return;
+	c = add ? gd_tab_insert(&e->ins_blocks, &ins) : gd_tab_find(&e->ins_blocks, &ins);
+	if (!c)
+		return; /* never: one entry per INS with a block, blocks.max of them at most */
+	if (add)
+		c->n++;
+	else if (!--c->n)
+		gd_tab_remove(&e->ins_blocks, c);
+}
+
 static void block_target(struct gd_action *a)
 {
 	size_t n;
@@ -421,9 +461,12 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	if (gd_engine_ins_net(e, &a.addr))
 		return; /* the balancer's address: every client's (gd_engine_set_ins_net) */
 	if (!b) {
+		if (!block_share_left(e, k.ins))
+			return; /* counted in blocks.drops */
 		b = gd_tab_insert(&e->blocks, &k);
 		if (!b)
 			return; /* counted in blocks.drops */
+		block_count(e, k.ins, true);
 		b->sock = k.ins == GD_INS_ALL ? 0 : s->ins_sock;
 		b->prefix_len = (uint8_t)plen;
 	} else {
@@ -592,6 +635,7 @@ void gd_decide_expiry(struct gd_engine *e, int64_t now)
 		else
 			evidence_text(&a, "ins", "all");
 		evidence(&a, "expiry_s", (uint64_t)e->cfg->block_expiry_s);
+		block_count(e, b->key.ins, false);
 		gd_tab_remove(&e->blocks, b);
 		i--;
 		emit(e, &a);

@@ -85,7 +85,9 @@ int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_em
 	    gd_tab_init(&e->blocks, (size_t)cfg->max_blocks, sizeof(struct gd_block),
 			sizeof(struct gd_scope)) ||
 	    gd_tab_init(&e->prefixes, (size_t)cfg->max_sources, sizeof(struct gd_prefix),
-			sizeof(struct gd_scope))) {
+			sizeof(struct gd_scope)) ||
+	    gd_tab_init(&e->ins_blocks, (size_t)cfg->max_blocks, sizeof(struct gd_ins_blocks),
+			sizeof(uint32_t))) {
 		gd_engine_fini(e);
 		snprintf(err, errlen, "out of memory for guard.max_conns %d / max_sources %d",
 			 cfg->max_conns, cfg->max_sources);
@@ -100,6 +102,7 @@ void gd_engine_fini(struct gd_engine *e)
 	gd_tab_free(&e->sources);
 	gd_tab_free(&e->blocks);
 	gd_tab_free(&e->prefixes);
+	gd_tab_free(&e->ins_blocks);
 }
 
 /* gd_engine_reset() - the stream was lost: forget listeners, connections, sources (not blocks) */

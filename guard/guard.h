@@ -89,6 +89,12 @@ struct gd_block {
 	uint64_t sock; /* a socket id naming the INS (0: every INS) */
 };
 
+/* How many blocks are placed on one INS (not those of every INS). */
+struct gd_ins_blocks {
+	uint32_t ins; /* key: gd_ins_key() */
+	uint32_t n;
+};
+
 /* An INS told apart across PVMs: a socket id's PVM index and INS id (bits 32-55). */
 static inline uint32_t gd_ins_key(uint64_t sock)
 {
@@ -160,7 +166,9 @@ struct gd_engine {
 	struct gd_policy pol;
 	struct mw_cidr ins_net; /* balancer.subnet: the balancer's own addresses (never blocked) */
 	bool has_ins_net;
+	bool multi_ins; /* connections came from more than one INS at once (kept) */
 	struct gd_tab conns, sources, blocks, prefixes;
+	struct gd_tab ins_blocks; /* struct gd_ins_blocks: the blocks placed on each INS */
 	struct gd_listener listeners[GD_LISTENERS_MAX];
 	int nlisteners;
 	struct gd_counters st;

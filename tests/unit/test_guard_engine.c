@@ -829,6 +829,7 @@ static void test_block_scoped_to_ins(void **state)
 	assert_int_equal(scoped, 2);
 	assert_int_equal(all, 1);
 	assert_int_equal(eng.blocks.n, 0);
+	assert_int_equal(eng.ins_blocks.n, 0); /* the per-INS counts went with them */
 }
 
 /*
@@ -860,6 +861,44 @@ static void test_prefix_per_ins(void **state)
 	accept_conn(on3 + 15, "10.9.0.16:7001", now);
 	tick_until(&now, now + 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0."), 16);
+}
+
+/*
+ * Once clients came through INS 3 and 9, a compromised INS 9 reporting 40 made-up
+ * slow sources gets at most half of max_blocks (16) on itself; an attacker seen on INS 3 is still
+ * blocked there (on the old engine the liar's blocks filled the table and that block was dropped).
+ */
+static void test_block_share_per_ins(void **state)
+{
+	uint64_t on3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED),
+		 on9 = mw_sockid_make(9, 0, MW_SOCKID_INS_ASSIGNED);
+	int64_t now = 1000;
+	char peer[64];
+	int c, liar = 0;
+
+	cfg.guard.max_blocks = 16;
+	cfg.guard.block_slow = 1;
+	cfg.guard.block_prefix_sources = 0;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	accept_conn(on3 + 100, "10.1.0.1:7000", now); /* clients on both INS before */
+	accept_conn(on9 + 100, "10.1.0.2:7000", now);
+	gd_engine_tick(&eng, now);
+	obs(MW_NF_OBS_CLOSE, on3 + 100, 0, L80_ADDR, NULL, 0, 0, now);
+	obs(MW_NF_OBS_CLOSE, on9 + 100, 0, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) {
+		snprintf(peer, sizeof(peer), "10.66.0.%d:7000", c + 1);
+		accept_conn(on9 + (uint64_t)c, peer, now);
+	}
+	tick_until(&now, now + 5000);
+	accept_conn(on3 + 1, "10.9.0.1:7000", now);
+	tick_until(&now, now + 5000);
+	for (c = 0; c < nrec; c++)
+		liar += rec[c].kind == GD_BLOCK && mw_sockid_ins(rec[c].sock) == 9;
+	assert_int_equal(liar, 8);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.1"), 1);
+	assert_int_equal(mw_sockid_ins(last_block()->sock), 3);
+	assert_true(eng.blocks.drops > 0);
 }
 
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
@@ -1067,6 +1106,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefix_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_scoped_to_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_per_ins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_block_share_per_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_prefix_block, setup, teardown),
 	};
 
