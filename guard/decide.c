@@ -431,9 +431,10 @@ static void block_target(struct gd_action *a)
 
 /*
  * Block @s where it offended (see the theory above): a block of every INS covers the
- * INS too.  A block it still offends through after BLOCK_RESEND_MS is sent again: its
- * INS may have restarted under the same id (mw-pvm forgets a scoped block with its
- * INS), or mw-pvm refused it.
+ * INS too, and is sent again (renewed) only while @s offends on two INS at once; one
+ * INS's reports let it expire, then block @s on that INS alone.  A block it still offends through
+ * after BLOCK_RESEND_MS is sent again: its INS may have restarted under the same id (mw-pvm forgets
+ * a scoped block with its INS), or mw-pvm refused it.
  */
 static void block(struct gd_engine *e, const struct gd_source *s, const struct gd_prefix *p,
 		  int64_t now)
@@ -452,9 +453,9 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	k.pad[0] = (uint8_t)plen;		 /* a block of the address alone is another */
 	all = k;
 	all.ins = GD_INS_ALL;
-	b = gd_tab_find(&e->blocks, &all);
-	if (!b)
-		b = gd_tab_find(&e->blocks, &k);
+	b = gd_tab_find(&e->blocks, &k);
+	if (!b && k.ins != GD_INS_ALL && gd_tab_find(&e->blocks, &all))
+		return; /* covered, and one INS's reports do not renew a block of every INS */
 	if (b && (report || now - b->sent < BLOCK_RESEND_MS))
 		return;
 	gd_addrkey_to(&a.addr, &s->key);

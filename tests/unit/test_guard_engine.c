@@ -863,6 +863,19 @@ static void test_prefix_per_ins(void **state)
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0."), 16);
 }
 
+/* @n idle connections from @peer_ip, alternately by the INS of @a and @b; @ms on. */
+static void idle_both(const char *peer_ip, int n, uint64_t a, uint64_t b, int64_t *now, int64_t ms)
+{
+	char peer[64];
+	int c;
+
+	for (c = 0; c < n; c++) {
+		snprintf(peer, sizeof(peer), "%s:%d", peer_ip, 20000 + c);
+		accept_conn((c % 2 ? b : a) + (uint64_t)c, peer, *now);
+	}
+	tick_until(now, *now + ms);
+}
+
 /*
  * Once clients came through INS 3 and 9, a compromised INS 9 reporting 40 made-up
  * slow sources gets at most half of max_blocks (16) on itself; an attacker seen on INS 3 is still
@@ -899,6 +912,38 @@ static void test_block_share_per_ins(void **state)
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.1"), 1);
 	assert_int_equal(mw_sockid_ins(last_block()->sock), 3);
 	assert_true(eng.blocks.drops > 0);
+}
+
+/*
+ * A block of every INS (slow on INS 3 and 5 at once) is not kept alive by one INS:
+ * when only INS 9 goes on reporting the address slow, that block expires and the
+ * address is blocked on INS 9 alone (on the old engine INS 9's reports renewed the
+ * block of every INS every 10 s, for as long as it liked).
+ */
+static void test_block_all_not_renewed_by_one(void **state)
+{
+	uint64_t on3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED),
+		 on5 = mw_sockid_make(5, 0, MW_SOCKID_INS_ASSIGNED),
+		 on9 = mw_sockid_make(9, 0, MW_SOCKID_INS_ASSIGNED);
+	int64_t now = 1000;
+	int i, all_unblocked = 0, renewed = 0;
+
+	cfg.guard.block_expiry_s = 30;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	idle_both("10.9.0.1", 40, on3, on5, &now, 6000);
+	assert_int_equal(count(GD_BLOCK, NULL), 1);
+	assert_int_equal(last_block()->sock, 0);
+	close_all(on3, 40, now);
+	close_all(on5, 40, now);
+	idle_both("10.9.0.1", 40, on9 + 1000, on9 + 1000, &now, 60000);
+	for (i = 0; i < nrec; i++) {
+		all_unblocked += rec[i].kind == GD_UNBLOCK && !rec[i].sock;
+		renewed += rec[i].kind == GD_BLOCK && !rec[i].sock;
+	}
+	assert_int_equal(renewed, 1); /* the first, never again */
+	assert_int_equal(all_unblocked, 1);
+	assert_int_equal(mw_sockid_ins(last_block()->sock), 9);
 }
 
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
@@ -1107,6 +1152,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_block_scoped_to_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_per_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_share_per_ins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_block_all_not_renewed_by_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_prefix_block, setup, teardown),
 	};
 
