@@ -64,8 +64,13 @@
 /* Of MW_NF_SERVER_MAX_CONSUMERS, slots TCP consumers can never take: mw-guard and the
  * balancer's aggregator (AF_UNIX) must get in whatever a TCP peer does. */
 #define NF_LOCAL_RESERVED 32
-/* TCP consumers that have not sent their token yet (each is cut after 5 s): at most. */
-#define NF_PREAUTH_MAX 16
+/*
+ * TCP consumers that have not sent their token yet (each is cut after 5 s): at most.
+ * One more takes the place of the oldest if that one has waited NF_PREAUTH_STALE_S
+ * (an honest consumer sends its token at once): silent peers must keep coming back.
+ */
+#define NF_PREAUTH_MAX	   16
+#define NF_PREAUTH_STALE_S 1.0
 
 struct nf_consumer {
 	struct mw_nf_server *srv;
@@ -255,13 +260,20 @@ static void nf_respond_to(struct nf_consumer *c, uint32_t id, int status, uint64
 	}
 }
 
-static int nf_count_preauth(const struct mw_nf_server *srv)
+/* The TCP consumers waiting for their token; *@oldest the one that waited longest. */
+static int nf_count_preauth(const struct mw_nf_server *srv, struct nf_consumer **oldest)
 {
-	const struct nf_consumer *c;
+	struct nf_consumer *c;
 	int n = 0;
 
-	for (c = srv->consumers; c; c = c->next)
-		n += c->role == MW_NF_ROLE_NONE;
+	*oldest = NULL;
+	for (c = srv->consumers; c; c = c->next) {
+		if (c->role != MW_NF_ROLE_NONE)
+			continue;
+		n++;
+		if (!*oldest || c->born < (*oldest)->born)
+			*oldest = c;
+	}
 	return n;
 }
 
@@ -580,6 +592,7 @@ static const char *nf_admit(struct mw_nf_server *srv, int fd, bool local,
 			    const struct sockaddr_storage *ss, socklen_t sslen, char *peer,
 			    size_t peerlen, char *who, size_t wholen, enum mw_nf_role *role)
 {
+	struct nf_consumer *oldest = NULL;
 	struct ucred cred = { 0 };
 	struct mw_addr a;
 
@@ -605,13 +618,19 @@ static const char *nf_admit(struct mw_nf_server *srv, int fd, bool local,
 		mw_addr_format(&a, who + strlen(who), wholen - strlen(who));
 		if (srv->st.consumers >= MW_NF_SERVER_MAX_CONSUMERS - NF_LOCAL_RESERVED)
 			return "too many TCP consumers (the rest is kept for local ones)";
-		if (nf_count_preauth(srv) >= NF_PREAUTH_MAX)
+		if (nf_count_preauth(srv, &oldest) < NF_PREAUTH_MAX)
+			oldest = NULL;
+		else if (ev_now(srv->loop) - oldest->born < NF_PREAUTH_STALE_S)
 			return "too many TCP consumers waiting to authenticate";
 	}
 	if (srv->st.consumers >= MW_NF_SERVER_MAX_CONSUMERS)
 		return "too many consumers";
 	if (nf_count_who(srv, who) >= srv->max_per_user)
 		return "too many consumers of this user (netflow_max_per_user)";
+	if (oldest) {
+		srv->st.unauthorised++;
+		nf_drop(oldest, "not authorised: no Auth request in 1 s, and others wait");
+	}
 	return NULL;
 }
 

@@ -617,6 +617,39 @@ static void test_preauth_limit(void **state)
 	fx_close(f);
 }
 
+/*
+ * Sixteen silent peers that have waited a second: the next peer takes the place of
+ * the oldest of them, so a token-holder gets in without waiting for their 5 s (on the
+ * old server it was refused until one of them was cut).
+ */
+static void test_preauth_stale_replaced(void **state)
+{
+	struct fixture *f = fx_open("127.0.0.0/8", 100, 5000);
+	struct mw_nf_server_stats st;
+	uint8_t buf[64];
+	bool closed;
+	int fd[16], ok;
+
+	(void)state;
+	for (int i = 0; i < 16; i++) {
+		fd[i] = consumer_raw(f, 0);
+		spin(f, 2); /* accepted one by one: fd[0] is the oldest */
+	}
+	usleep(1100 * 1000);
+	ok = consumer_as(f, 0, TOKEN_CONTROL, MW_NF_ROLE_CONTROL);
+	drain(f, fd[0], buf, sizeof(buf), &closed);
+	assert_true(closed); /* the oldest silent peer made room */
+	drain(f, fd[1], buf, sizeof(buf), &closed);
+	assert_false(closed);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.consumers, 16);
+	assert_int_equal(st.unauthorised, 1);
+	close(ok);
+	for (int i = 0; i < 16; i++)
+		close(fd[i]);
+	fx_close(f);
+}
+
 /* netflow_memory: observations beyond the total are dropped, whatever the per-consumer queue. */
 static void test_memory_total(void **state)
 {
@@ -680,6 +713,7 @@ int main(void)
 		cmocka_unit_test(test_unix_peercred),
 		cmocka_unit_test(test_per_user_limit),
 		cmocka_unit_test(test_preauth_limit),
+		cmocka_unit_test(test_preauth_stale_replaced),
 		cmocka_unit_test(test_memory_total),
 		cmocka_unit_test(test_slow_reader_cut),
 		cmocka_unit_test(test_monitor_and_requests),
