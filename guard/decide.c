@@ -256,8 +256,7 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 	struct gd_addrkey key;
 	struct gd_source *s;
 	struct gd_conn *c;
-	uint64_t first = 0;
-	bool seen = false;
+	uint32_t ins0 = GD_INS_ALL; /* the first connection's INS (no INS key is GD_INS_ALL) */
 	size_t i;
 
 	for (i = 0; i < e->sources.cap; i++) {
@@ -271,12 +270,10 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 		c = gd_tab_slot(&e->conns, i);
 		if (!c)
 			continue;
-		if (!seen) {
-			seen = true;
-			first = c->id;
-		} else if (gd_ins_key(c->id) != gd_ins_key(first)) {
+		if (ins0 == GD_INS_ALL)
+			ins0 = gd_ins_key(c->id);
+		else if (gd_ins_key(c->id) != ins0)
 			e->multi_ins = true; /* for good: a liar may go first, later */
-		}
 		c->slow = gd_conn_is_slow(e, c, now);
 		l = gd_engine_listener(e, c->listener);
 		if (l) {
@@ -432,9 +429,9 @@ static void block_target(struct gd_action *a)
 /*
  * Block @s where it offended (see the theory above): a block of every INS covers the
  * INS too, and is sent again (renewed) only while @s offends on two INS at once; one
- * INS's reports let it expire, then block @s on that INS alone.  A block it still offends through
- * after BLOCK_RESEND_MS is sent again: its INS may have restarted under the same id (mw-pvm forgets
- * a scoped block with its INS), or mw-pvm refused it.
+ * INS's reports let it expire, then block @s on that INS alone.  A block it still
+ * offends through after BLOCK_RESEND_MS is sent again: its INS may have restarted
+ * under the same id (mw-pvm forgets a scoped block with its INS), or mw-pvm refused it.
  */
 static void block(struct gd_engine *e, const struct gd_source *s, const struct gd_prefix *p,
 		  int64_t now)

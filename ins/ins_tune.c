@@ -188,15 +188,12 @@ int ins_tune_set(struct ins_tune *t, const struct mw_op_ins_set *o)
  */
 void ins_addr_normalize(struct mw_addr *a)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	unsigned whole = 0;
 
 	a->port = 0;
 	a->pad = 0;
 	a->scope_id = 0;
-	if (a->family == 6 && !memcmp(a->addr, mapped, sizeof(mapped))) {
-		a->family = 4;
-		memmove(a->addr, a->addr + 12, 4);
-	}
+	mw_cidr_unmap(a, &whole);
 	if (a->family == 4)
 		memset(a->addr + 4, 0, 12);
 }

@@ -755,6 +755,19 @@ static void close_all(uint64_t base, int n, int64_t now)
 		obs(MW_NF_OBS_CLOSE, base + (uint64_t)c, 0, L80_ADDR, NULL, 5, 0, now);
 }
 
+/* @n idle connections from @peer_ip, alternately by the INS of @a and @b; @ms on. */
+static void idle_both(const char *peer_ip, int n, uint64_t a, uint64_t b, int64_t *now, int64_t ms)
+{
+	char peer[64];
+	int c;
+
+	for (c = 0; c < n; c++) {
+		snprintf(peer, sizeof(peer), "%s:%d", peer_ip, 20000 + c);
+		accept_conn((c % 2 ? b : a) + (uint64_t)c, peer, *now);
+	}
+	tick_until(now, *now + ms);
+}
+
 /*
  * A block rests on the INS that saw the offence: a compromised INS can report any
  * peer address.  Slow connections seen on INS 3 alone block the address on INS 3
@@ -770,7 +783,6 @@ static void test_block_scoped_to_ins(void **state)
 		 on5 = mw_sockid_make(5, 2, MW_SOCKID_INS_ASSIGNED);
 	const struct gd_action *b;
 	int64_t now = 1000;
-	char peer[64];
 	int c, scoped = 0, all = 0;
 
 	start();
@@ -798,11 +810,7 @@ static void test_block_scoped_to_ins(void **state)
 	assert_null(strstr(b->evidence, "ins=all"));
 	close_all(on5, 40, now);
 	/* Another address, slow on two INS in one evaluation: every INS at once. */
-	for (c = 0; c < 40; c++) {
-		snprintf(peer, sizeof(peer), "10.8.0.1:%d", 20000 + c);
-		accept_conn((c % 2 ? on3 : on5) + 100 + (uint64_t)c, peer, now);
-	}
-	tick_until(&now, now + 6000);
+	idle_both("10.8.0.1", 40, on5 + 100, on3 + 100, &now, 6000);
 	b = last_block();
 	assert_int_equal(count(GD_BLOCK, NULL), 4);
 	assert_string_equal(b->target, "10.8.0.1");
@@ -861,19 +869,6 @@ static void test_prefix_per_ins(void **state)
 	accept_conn(on3 + 15, "10.9.0.16:7001", now);
 	tick_until(&now, now + 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0."), 16);
-}
-
-/* @n idle connections from @peer_ip, alternately by the INS of @a and @b; @ms on. */
-static void idle_both(const char *peer_ip, int n, uint64_t a, uint64_t b, int64_t *now, int64_t ms)
-{
-	char peer[64];
-	int c;
-
-	for (c = 0; c < n; c++) {
-		snprintf(peer, sizeof(peer), "%s:%d", peer_ip, 20000 + c);
-		accept_conn((c % 2 ? b : a) + (uint64_t)c, peer, *now);
-	}
-	tick_until(now, *now + ms);
 }
 
 /*
