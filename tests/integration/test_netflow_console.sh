@@ -354,6 +354,8 @@ mw_wait_for "pane | grep -q 'monitor off  muted  0 open sockets'" 5 || mw_fail "
 tmuxc send-keys -t con q
 mw_wait_for "[ -s '$TT/rc' ]" 5 || mw_fail "q did not end the console: $(pane)"
 [ "$(cat "$TT/rc")" = 0 ] || mw_fail "the console exited $(cat "$TT/rc") after q"
+# The pane's shell writes rc before it runs stty -g for after: wait for that too.
+mw_wait_for "[ -s '$TT/after' ]" 5 || mw_fail "the pane's shell did not record the settings after q"
 cmp -s "$TT/before" "$TT/after" || mw_fail "terminal settings not restored after q"
 mw_log "(5) interactive: table with states, f filter, s order, p, c + id, h, m/M, b/u, O, q OK (client ended after $GOT bytes)"
 
