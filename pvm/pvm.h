@@ -236,6 +236,15 @@ struct pvm_client {
 	int req_fd; /* the fd that came with the request being handled; -1: none */
 };
 
+/* A local INS process and the id it joined as (pvm_insproc.c). */
+struct pvm_insproc {
+	int pidfd; /* readable once the process exited */
+	pid_t pid;
+	uint16_t id;
+};
+
+#define PVM_INS_PROCS 256
+
 struct pvm {
 	struct mw_daemon *d;
 	struct ev_loop *loop;
@@ -253,6 +262,8 @@ struct pvm {
 	struct mw_spin spin;
 	ev_timer status_timer;
 	struct pvm_ins *ins_list;
+	struct pvm_insproc insprocs[PVM_INS_PROCS]; /* oldest first */
+	unsigned ninsprocs;
 	uint16_t rr_last;	/* id of the INS picked last */
 	struct pvm_idalloc ids; /* PVM-assigned local ids, shared by all INS (pvm_table.h) */
 	struct pvm_hs *hs_head; /* INS handshakes in progress, oldest first (pvm_handshake.c) */
@@ -308,6 +319,11 @@ void pvm_shim_outcome(struct pvm_sock *s);
 struct pvm_hs;
 void pvm_hs_start(struct pvm *p, int fd);
 void pvm_hs_close_all(struct pvm *p);
+
+/* pvm_insproc.c */
+const char *pvm_insproc_refusal(struct pvm *p, pid_t pid, uint16_t id, char *buf, size_t bl);
+void pvm_insproc_joined(struct pvm *p, pid_t pid, uint16_t id);
+void pvm_insproc_close_all(struct pvm *p);
 
 /* pvm_connect.c */
 int pvm_connect_open(struct pvm *p);

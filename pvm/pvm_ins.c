@@ -908,7 +908,9 @@ void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello)
 			return;
 		}
 	}
-	refuse = pvm_ins_refusal(p, &peer);
+	refuse = pvm_insproc_refusal(p, cred.pid, hello->ins_id, err, sizeof(err));
+	if (!refuse)
+		refuse = pvm_ins_refusal(p, &peer);
 	if (refuse) {
 		mw_warn("INS handshake: rejecting INS id %u (%s)", hello->ins_id, refuse);
 		close(fd);
@@ -921,6 +923,7 @@ void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello)
 		close(fd);
 		return;
 	}
+	pvm_insproc_joined(p, cred.pid, peer.ins_id);
 	pvm_ins_start(p, &ch);
 }
 
@@ -1076,6 +1079,7 @@ void pvm_ins_close_all(struct pvm *p)
 		pvm_ins_kill(ins, "mw-pvm is stopping");
 	}
 	pvm_hs_close_all(p);
+	pvm_insproc_close_all(p);
 	ev_prepare_stop(p->loop, &p->prep);
 	ev_idle_stop(p->loop, &p->idle);
 	ev_timer_stop(p->loop, &p->ins_accept_pause);

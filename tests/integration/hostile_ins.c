@@ -33,6 +33,7 @@
  * and waits for mw-pvm to cut it (EOF on the handshake socket).
  *
  * Scenarios: second (a second channel from this process: refused, the first kept),
+ * rejoin (the channel ended, a join as another id: refused; as ID again: accepted),
  * closed (EV_CLOSED on every listener it serves), connected (EV_CONNECTED
  * on a listener), accepted-on-conn, replay-accepted, replay-eof, replay-result,
  * credit (CREDIT for bytes never sent), data (DATA beyond the window on the
@@ -532,6 +533,38 @@ static int second(struct hostile *h, const char *path, const struct mw_hello *fi
 	return h->cut ? 3 : 0;
 }
 
+/*
+ * "rejoin": end the channel, then join again as INS ID + 1000 (refused: this
+ * process was INS ID), then as ID (accepted: a restart keeps its id).  Exit 0 if
+ * so, 3 if the other id was accepted or the same id refused.
+ */
+static int rejoin(struct hostile *h, const char *path, const struct mw_hello *first)
+{
+	struct mw_hello other = *first;
+	struct mw_channel ch2;
+	char err[160] = "";
+	int fd;
+
+	mw_channel_close(&h->ch);
+	usleep(200 * 1000);
+	other.ins_id = (uint16_t)(h->id + 1000);
+	fd = connect_unix(path);
+	if (fd >= 0 && !mw_channel_local_join(&ch2, fd, &other, err, sizeof(err))) {
+		say("joined again as INS %u: ACCEPTED", other.ins_id);
+		return 3;
+	}
+	say("join as INS %u refused: %s; pid %d", other.ins_id, fd < 0 ? strerror(errno) : err,
+	    (int)getpid());
+	fd = connect_unix(path);
+	if (fd < 0 || mw_channel_local_join(&h->ch, fd, first, err, sizeof(err))) {
+		say("join again as INS %u refused: %s", h->id, fd < 0 ? strerror(errno) : err);
+		return 3;
+	}
+	say("joined again as INS %u", h->id);
+	serve(h, 3 * HB_MS);
+	return h->cut ? 3 : 0;
+}
+
 /* "forge": @n silent connections from @addr, then honest service for @secs seconds. */
 static int forge(struct hostile *h, int n, const char *addr, int secs)
 {
@@ -588,6 +621,8 @@ int main(int argc, char **argv)
 	say("joined as INS %u", h.id);
 	if (!strcmp(what, "second"))
 		return second(&h, argv[1], &mine);
+	if (!strcmp(what, "rejoin"))
+		return rejoin(&h, argv[1], &mine);
 	if (!strcmp(what, "wedge")) {
 		h.answer_ops = false;
 		serve(&h, n * 1000);

@@ -11,8 +11,8 @@
 # listener, EV_ACCEPTED on a connection, replayed EV_ACCEPTED / EV_EOF / RESULT,
 # lying CREDIT, DATA beyond the window, garbage, another INS's socket, an
 # EV_ACCEPTED flood, holding the data pipe's lock) cuts the liar; a second channel
-# from the liar's process is refused with its reason
-# logged, mw-pvm lives, and the
+# from the liar's process is refused with its reason logged, and so is a join under
+# another id after its channel ended; mw-pvm lives, and the
 # app keeps serving through the honest INS; (3) the flood is aborted beyond
 # pvm.ins_max_conns; (4) an app's request to an INS that answers nothing fails
 # with ETIMEDOUT after pvm.op_timeout_ms instead of hanging.
@@ -80,20 +80,33 @@ lie() {
 	ms=$(fetch 8080)
 	mw_log "liar $what cut ($reason); next request ${ms} ms"
 }
+# liar_pid NAME SCENARIO ID SED: run liar NAME as INS ID, want exit 0; set pid to the
+# pid its log names (the sed expression SED picks it).
+liar_pid() {
+	local name=$1 what=$2 id=$3 status=0
+	mw_spawn "$name" as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" "$id" "$what"
+	mw_wait_for "! kill -0 $(mw_pid "$name")" 20 || mw_fail "liar $what did not finish"
+	wait "$(mw_pid "$name")" || status=$?
+	[ "$status" = 0 ] || mw_fail "liar $what: exit $status (3 = the wrong outcome); $(cat "$(mw_logfile "$name")")"
+	pid=$(sed -n "$4" "$(mw_logfile "$name")")
+}
 # One process, one channel: a second join from the liar (naming pid 1) is refused by
 # its kernel credentials, and the first channel lives on; the log names the real pid.
-mw_spawn liar24 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 24 second
-mw_wait_for "! kill -0 $(mw_pid liar24)" 20 || mw_fail "liar second did not finish"
-status=0
-wait "$(mw_pid liar24)" || status=$?
-[ "$status" = 0 ] || mw_fail "liar second: exit $status (3 = accepted or cut); $(cat "$(mw_logfile liar24)")"
-pid=$(sed -n 's/.*second channel refused: .*; pid \([0-9]*\)$/\1/p' "$(mw_logfile liar24)")
+liar_pid liar24 second 24 's/.*second channel refused: .*; pid \([0-9]*\)$/\1/p'
 [ "${pid:-1}" != 1 ] || mw_fail "liar second: no pid in its log: $(cat "$(mw_logfile liar24)")"
 grep -q "INS 24 joined over the local channel (pid $pid," "$PVM_LOG" ||
 	mw_fail "liar second: the join does not name its real pid $pid: $(grep 'INS 24 joined' "$PVM_LOG")"
 grep -q "rejecting INS id 1024 (pid $pid already holds the channel of INS 24)" "$PVM_LOG" ||
 	mw_fail "liar second: no refusal of the second channel in mw-pvm's log"
 pvm_alive "after liar second"
+# One process, one id: the liar ends its channel and joins again as another INS
+# (refused: it was INS 25), then as INS 25 (accepted, as a restart would be).
+liar_pid liar25 rejoin 25 's/.*join as INS 1025 refused: .*; pid \([0-9]*\)$/\1/p'
+grep -q "rejecting INS id 1025 (pid ${pid:-none} joined as INS 25 before: one process, one id)" "$PVM_LOG" ||
+	mw_fail "liar rejoin: no refusal naming pid ${pid:-none} and INS 25 in mw-pvm's log"
+[ "$(grep -c "INS 25 joined over the local channel (pid $pid," "$PVM_LOG")" = 2 ] ||
+	mw_fail "liar rejoin: INS 25 did not join twice: $(grep 'INS 25 joined' "$PVM_LOG")"
+pvm_alive "after liar rejoin"
 lie 11 connected "EV_CONNECTED on .* which is not connecting"
 mw_wait_for "! kill -0 $(mw_pid stall2)" 15 || mw_fail "the second staller did not finish"
 lie 12 accepted-on-conn "EV_ACCEPTED on .* which is not listening"
