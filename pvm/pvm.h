@@ -100,7 +100,11 @@ struct pvm_sock {
 	struct pvm_credit cr;
 	uint8_t *pend; /* bytes for the app that did not fit its socket */
 	uint32_t pend_off, pend_len, pend_cap;	/* cap counted in pvm.pending_total */
-	struct pvm_sock *pend_next, *pend_prev; /* on a pvm->pend_class list while @pend is held */
+	struct pvm_sock *pend_next, *pend_prev; /* on a pvm->pend_class ring while @pend is held */
+	/* last time a write to the app went through after one found its socket full
+	 * (app_full): the app read; 0: never (pvm_relay.c) */
+	ev_tstamp app_read;
+	bool app_full;
 	bool app_eof;	       /* read 0 from the app: OP_SHUTDOWN sent */
 	bool app_shut;	       /* the app's EOF is queued (POLLRDHUP seen): no need to ask again */
 	bool app_hup;	       /* and it closed, not just shut its write side (POLLHUP) */
@@ -303,7 +307,9 @@ struct pvm {
 	unsigned nclients, nins;
 	uint64_t accepted_total, ins_killed;
 	/* client bytes held for apps that have not taken them (pvm_relay.c) */
-	struct pvm_sock *pend_class[PVM_PEND_CLASSES]; /* by capacity: 1 KiB << index and up */
+	/* by whether the app has read ([app_read > 0]), then capacity: 1 KiB << index and up;
+	 * circular, the head the last linked or read */
+	struct pvm_sock *pend_class[2][PVM_PEND_CLASSES];
 	uint64_t pend_bytes, pend_resets;
 };
 

@@ -66,13 +66,21 @@
  * together hold at most pvm.pending_total: a buffer that would go beyond first makes room by
  * resetting the connections holding larger buffers, largest first, and is itself reset if none is
  * larger (a client with a request waiting costs what it sent, rounded up to a power of two; the
- * ones that fill windows go first).  Buffers are listed by size class, so finding one of the
- * largest costs a walk over the classes, not over the connections.
+ * ones that fill windows go first).  But a connection whose app reads it (app_read: a write went
+ * through after one found the app's socket full, so the app took bytes out) is spared for the
+ * ones whose app has read nothing (not accepted yet, or never read): an upload the app is reading
+ * gives way neither to a flood of connections the app has not taken, larger or not, nor to one
+ * the same size as itself, whose room it takes instead.  A connection whose app has read nothing
+ * takes the room of a larger one whose app has read only if that app stopped reading it
+ * PEND_STALE_S ago; between two the app has read, the larger goes first, as above.  Buffers are
+ * on rings by whether the app has read and by size class, the least recently read or linked at
+ * the tail, so finding a victim costs a walk over the classes, not over the connections.
  */
 
 #define RELAY_READS_PER_EVENT 8
 #define PEND_MIN_SHIFT	      10
 #define PEND_MIN	      (1u << PEND_MIN_SHIFT)
+#define PEND_STALE_S	      1.0 /* an app that read nothing for this long is not reading */
 
 static void relay_block(struct pvm_sock *s)
 {
@@ -109,33 +117,48 @@ static void relay_app_gone(struct pvm_sock *s, bool abort)
 	pvm_sock_close(s, abort);
 }
 
-/* The list of buffers of @cap bytes: by the power of two at or below it. */
-static struct pvm_sock **pend_class(struct pvm *p, uint32_t cap)
+/* The class of buffers of @cap bytes: the power of two at or below it. */
+static unsigned pend_class_of(uint32_t cap)
 {
 	unsigned c = 31 - (unsigned)__builtin_clz(cap | PEND_MIN) - PEND_MIN_SHIFT;
 
-	return &p->pend_class[c < PVM_PEND_CLASSES ? c : PVM_PEND_CLASSES - 1];
+	return c < PVM_PEND_CLASSES ? c : PVM_PEND_CLASSES - 1;
 }
 
+/* The ring @s's buffer is on. */
+static struct pvm_sock **pend_class(struct pvm_sock *s)
+{
+	return &s->pvm->pend_class[s->app_read > 0][pend_class_of(s->pend_cap)];
+}
+
+/* @s becomes the head of its ring: the most recently linked or read. */
 static void pend_link(struct pvm_sock *s)
 {
-	struct pvm_sock **head = pend_class(s->pvm, s->pend_cap);
+	struct pvm_sock **head = pend_class(s);
 
-	s->pend_prev = NULL;
-	s->pend_next = *head;
-	if (*head)
+	if (!*head) {
+		s->pend_next = s->pend_prev = s;
+	} else {
+		s->pend_next = *head;
+		s->pend_prev = (*head)->pend_prev;
+		s->pend_prev->pend_next = s;
 		(*head)->pend_prev = s;
+	}
 	*head = s;
 }
 
 static void pend_unlink(struct pvm_sock *s)
 {
-	if (s->pend_prev)
+	struct pvm_sock **head = pend_class(s);
+
+	if (s->pend_next == s) {
+		*head = NULL;
+	} else {
 		s->pend_prev->pend_next = s->pend_next;
-	else
-		*pend_class(s->pvm, s->pend_cap) = s->pend_next;
-	if (s->pend_next)
 		s->pend_next->pend_prev = s->pend_prev;
+		if (*head == s)
+			*head = s->pend_next;
+	}
 	s->pend_next = s->pend_prev = NULL;
 }
 
@@ -150,17 +173,52 @@ static void pend_free(struct pvm_sock *s)
 	s->pend_off = s->pend_len = s->pend_cap = 0;
 }
 
-/* A connection, other than @s, holding one of the largest pending buffers. */
-static struct pvm_sock *pend_largest(const struct pvm_sock *s)
+/* The tail (least recently linked or read) of ring @c of @read, other than @s, or NULL. */
+static struct pvm_sock *pend_tail(const struct pvm *p, bool read, int c, const struct pvm_sock *s)
 {
-	struct pvm_sock *t;
-	int c;
+	struct pvm_sock *h = p->pend_class[read][c], *t;
 
-	for (c = PVM_PEND_CLASSES - 1; c >= 0; c--)
-		for (t = s->pvm->pend_class[c]; t; t = t->pend_next)
-			if (t != s)
-				return t;
+	if (!h)
+		return NULL;
+	t = h->pend_prev;
+	if (t == s)
+		t = t == h ? NULL : t->pend_prev;
+	return t;
+}
+
+/* Whose buffer gives way to @s's growing to @cap bytes (see the theory above), or NULL. */
+static struct pvm_sock *pend_victim(const struct pvm_sock *s, uint32_t cap)
+{
+	const struct pvm *p = s->pvm;
+	ev_tstamp now = ev_now(p->loop);
+	int c, lo = (int)pend_class_of(cap);
+	bool read = s->app_read > 0;
+	struct pvm_sock *t;
+
+	for (c = PVM_PEND_CLASSES - 1; c >= lo; c--) { /* those whose app read nothing */
+		t = pend_tail(p, false, c, s);
+		if (!t)
+			continue;
+		if (t->pend_cap > cap || (read && t->pend_cap >= cap))
+			return t;
+		break; /* the largest of them is not larger: the others are not either */
+	}
+	for (c = PVM_PEND_CLASSES - 1; c >= lo; c--) { /* those whose app read */
+		t = pend_tail(p, true, c, s);
+		if (t && t->pend_cap > cap && (read || now - t->app_read >= PEND_STALE_S))
+			return t;
+	}
 	return NULL;
+}
+
+/* The app took bytes out of @s's full socket: it reads (see the theory above). */
+static void pend_app_read(struct pvm_sock *s)
+{
+	if (s->pend)
+		pend_unlink(s);
+	s->app_read = ev_now(s->pvm->loop);
+	if (s->pend)
+		pend_link(s);
 }
 
 /*
@@ -188,8 +246,8 @@ static int pend_reserve(struct pvm_sock *s, uint32_t add)
 	if (cap > s->cr.rx_window && need <= s->cr.rx_window)
 		cap = s->cr.rx_window; /* pending bytes are credit outstanding: <= window */
 	while (p->pend_bytes - s->pend_cap + cap > limit) {
-		big = pend_largest(s);
-		if (!big || big->pend_cap <= cap)
+		big = pend_victim(s, cap);
+		if (!big)
 			return -ENOBUFS;
 		p->pend_resets++;
 		mw_log_ratelimited(MW_LOG_WARN,
@@ -541,6 +599,9 @@ static void relay_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ssize_t n;
 
 	n = write(s->fd, s->pend + s->pend_off, s->pend_len);
+	if (n > 0 && s->app_full)
+		pend_app_read(s);
+	s->app_full = n < (ssize_t)s->pend_len;
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
@@ -654,6 +715,7 @@ int pvm_relay_data(struct pvm_sock *s, const void *buf, uint32_t len)
 			n = 0;
 		}
 		s->bytes_in += (uint64_t)n;
+		s->app_full = (uint32_t)n < len;
 		if ((uint32_t)n == len) {
 			relay_credit_back(s, len, false);
 			if (pvm_observe_active())

@@ -12,10 +12,24 @@
   attack HOST PORT N KB SECS
                          N connections each sending KB KiB, then held until reset
                          or for SECS s; print "resets R of N"
+  slowread PORT KB PAUSE SECS
+                         listen (backlog 1), accept one connection and no other: an
+                         8-byte length, then that many bytes, read with a PAUSE s
+                         pause after each KB KiB ("read N" then); answer "got N SHA256"
+                         and keep listening without accepting until SECS s
+  upload HOST PORT MB    send MB MiB of seeded random bytes after their length; print
+                         "upload ok N" if the answer has their count and SHA-256,
+                         else "upload bad ..." or "upload reset ..."
+  flood HOST PORT N KB SECS
+                         keep N connections up for SECS s, each sending KB KiB and
+                         made again when reset; print "flood resets R"
 """
+import hashlib
 import os
+import random
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -104,6 +118,91 @@ def attack(host, port, n, kb, secs):
     print("resets %d of %d" % (n - len(alive), n), flush=True)
 
 
+def slowread(port, kb, pause, secs):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(1)
+    print("listening", flush=True)
+    end = time.time() + secs
+    c, _ = s.accept()
+    hdr = b""
+    while len(hdr) < 8:
+        b = c.recv(8 - len(hdr))
+        if not b:
+            raise SystemExit("slowread: no length")
+        hdr += b
+    total = struct.unpack("!Q", hdr)[0]
+    h = hashlib.sha256()
+    got = since = 0
+    while got < total:
+        b = c.recv(min(65536, total - got))
+        if not b:
+            break
+        h.update(b)
+        got += len(b)
+        since += len(b)
+        if since >= kb * 1024:
+            since = 0
+            print("read %d" % got, flush=True)
+            time.sleep(pause)
+    try:
+        c.sendall(("got %d %s\n" % (got, h.hexdigest())).encode())
+    except OSError as e:
+        print("answer: %s" % e, flush=True)
+    print("done %d" % got, flush=True)
+    time.sleep(max(0, end - time.time()))
+
+
+def upload(host, port, mb):
+    data = random.Random(7).randbytes(mb << 20)
+    want = "got %d %s" % (len(data), hashlib.sha256(data).hexdigest())
+    try:
+        s = socket.create_connection((host, port), timeout=60)
+        s.sendall(struct.pack("!Q", len(data)) + data)
+        r = b""
+        while not r.endswith(b"\n"):
+            b = s.recv(256)
+            if not b:
+                break
+            r += b
+    except OSError as e:
+        print("upload reset: %s" % e, flush=True)
+        return
+    r = r.decode(errors="replace").strip()
+    print("upload ok %d" % len(data) if r == want else "upload bad: %r" % r, flush=True)
+
+
+def flood(host, port, n, kb, secs):
+    blob = b"f" * (kb * 1024)
+    conns = [None] * n
+    resets = 0
+    end = time.time() + secs
+    while time.time() < end:
+        for i in range(n):
+            if conns[i] is None:
+                try:
+                    c = socket.create_connection((host, port), timeout=5)
+                except OSError:
+                    continue
+                c.setblocking(False)
+                conns[i] = [c, 0]
+            c, sent = conns[i]
+            try:
+                if sent < len(blob):
+                    conns[i][1] += c.send(blob[sent:])
+                elif c.recv(4096) == b"":
+                    raise ConnectionResetError
+            except BlockingIOError:
+                continue
+            except OSError:
+                c.close()
+                conns[i] = None
+                resets += 1
+        time.sleep(0.01)
+    print("flood resets %d" % resets, flush=True)
+
+
 def notify(path, out):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path)
@@ -131,5 +230,12 @@ if __name__ == "__main__":
     elif cmd == "attack":
         attack(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
                int(sys.argv[6]))
+    elif cmd == "slowread":
+        slowread(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]))
+    elif cmd == "upload":
+        upload(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "flood":
+        flood(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
+              int(sys.argv[6]))
     else:
         raise SystemExit("pend_probe: unknown command %s" % cmd)

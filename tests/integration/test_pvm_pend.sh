@@ -10,7 +10,8 @@
 # Checks: mw-pvm resets the connections filling windows (logged, counted), never
 # holds more than 1 MiB, and once the app accepts every benign client gets its
 # answer: its 1 KiB was kept; and once the app took everything, nothing stays
-# counted (a drained buffer is freed).
+# counted (a drained buffer is freed); and an upload that an app is reading gets through
+# a flood of connections it has not taken (the last phase).
 source "$(dirname "$0")/lib.sh"
 
 PY=/usr/bin/python3
@@ -56,3 +57,28 @@ done
 mw_wait_for "grep -q ' last 0 ' '$NOTIFY'" 20 ||
 	mw_fail "bytes still counted as pending after the app took them: $(cat "$NOTIFY")"
 mw_log "ok: $R of 48 reset by mw-pvm, the 4 benign requests answered, nothing left counted"
+
+# An upload the app is reading gives way to no connection the app has not taken: a
+# second app accepts one connection and reads its 16 MiB with a 0.3 s pause every
+# 512 KiB (its socket fills, mw-pvm holds up to a window for it, then the app takes
+# bytes out: from the second pause on, mw-pvm knows the app reads); then 12
+# connections it never accepts keep pushing 300 KiB each, made again when reset, so
+# pvm.pending_total stays reached while the upload's buffer drains and grows again
+# (on the old code it was reset as soon as it grew to the flood's size).
+PORT2=8091
+mw_spawn reader shimmed "$PY" "$PP" slowread "$PORT2" 512 0.3 60
+mw_wait_for "ins_listens $PORT2" 20 || mw_fail "the reading app does not listen"
+mw_spawn upload in_cli "$PY" "$PP" upload "$INS_IP" "$PORT2" 16
+ULOG=$(mw_logfile upload)
+mw_wait_for "[ \$(grep -c '^read' '$(mw_logfile reader)') -ge 2 ]" 20 ||
+	mw_fail "the app did not read the upload: $(cat "$(mw_logfile reader)")"
+R0=$(resets)
+mw_spawn flood in_cli "$PY" "$PP" flood "$INS_IP" "$PORT2" 12 300 30
+mw_wait_for "[ \$(resets) -ge $((R0 + 4)) ]" 20 ||
+	mw_fail "the flood did not reach pvm.pending_total ($(resets) reset, $R0 before)"
+grep -q '^upload' "$ULOG" && mw_log "note: the upload ended before the STATUS line showed the flood's resets"
+mw_wait_for "grep -q '^upload' '$ULOG'" 120 || mw_fail "the upload did not end"
+grep -q '^upload ok 16777216$' "$ULOG" ||
+	mw_fail "the upload the app was reading did not get through the flood: $(cat "$ULOG"); $(grep 'reset' "$PVM_LOG" | tail -3)"
+R1=$(resets)
+mw_log "ok: the 16 MiB upload got through exactly while the flood had $((R1 - R0)) connection(s) reset"
