@@ -405,6 +405,7 @@ uid_t pvm_uid_account(const struct pvm *p, uid_t uid);
 /* pvm_closer.c */
 #define PVM_UID_UNKNOWN ((uid_t)-1) /* a connection whose peer's uid is unknown */
 void pvm_closer_put(struct pvm *p, int fd, uid_t uid);
+void pvm_closer_put_foreign(struct pvm *p, int fd, uid_t uid);
 void pvm_closer_drain(struct pvm *p, int ms);
 unsigned pvm_closer_backlog(struct pvm *p, uid_t uid);
 void pvm_closer_stop(struct pvm *p);

@@ -15,13 +15,14 @@
  * Any local user may pass mw-pvm a descriptor with a control request, and the
  * last close() of a descriptor may wait: a file's flush on a FUSE mount waits
  * for the mount's server, a TCP socket's SO_LINGER for a peer that does not
- * read, an AF_PACKET socket for synchronize_net(), and an AF_UNIX socket's
- * release frees the descriptors still queued in it (or in its listener's
- * pending connections), each of which may be any of these.  Done on the loop,
- * a hostile user's close stops mw-pvm until the watchdog kills it.  So every
- * descriptor a control client passed, the app's own sockets included (the app
- * can have fds queued in them), and every control connection, is closed here:
- * queued for closer threads, never on the loop.
+ * read (turned off here first for a foreign fd, pvm_closer_put_foreign(); even
+ * that setsockopt() waits for the socket's lock, which a thread of the sender
+ * can hold asleep in a page fault), an AF_PACKET socket for
+ * synchronize_net(), and an AF_UNIX socket's release frees the descriptors still queued in it (or
+ * in its listener's pending connections), each of which may be any of these.  Done on the loop, a
+ * hostile user's close stops mw-pvm until the watchdog kills it.  So every descriptor a control
+ * client passed, the app's own sockets included (the app can have fds queued in them), and every
+ * control connection, is closed here: queued for closer threads, never on the loop.
  *
  * Each fd is queued under the account it came from (the uid of the client
  * that passed it; a subordinate uid range is one account, pvm_subuid.c), one
@@ -162,6 +163,7 @@ static void closer_forget(struct pvm_closer *cl, struct closer_uidq *q)
 
 static void *closer_main(void *arg)
 {
+	static const struct linger no_linger = { 0, 0 };
 	struct pvm_closer *cl = arg;
 	struct closer_uidq *q;
 	unsigned slot;
@@ -185,6 +187,10 @@ static void *closer_main(void *arg)
 		q->busy++;
 		cl->busy_since[slot] = mono_ns();
 		pthread_mutex_unlock(&cl->lock);
+		if (fd < 0) { /* pvm_closer_put_foreign(): its close need not wait for a peer */
+			fd = ~fd;
+			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_linger, sizeof(no_linger));
+		}
 		close(fd); /* may wait: the loop does not */
 		pthread_mutex_lock(&cl->lock);
 		cl->busy_since[slot] = 0;
@@ -316,6 +322,26 @@ static bool closer_push(struct pvm_closer *cl, int fd, uid_t uid)
 	return true;
 }
 
+/* Queue @fd (~fd: a foreign one, its SO_LINGER to be turned off) under @uid. */
+static void closer_put(struct pvm *p, int fd, uid_t uid)
+{
+	struct pvm_closer *cl;
+	bool queued;
+
+	if (!p->closer)
+		p->closer = closer_start();
+	cl = p->closer;
+	if (!cl) {
+		close(fd < 0 ? ~fd : fd); /* no thread can be made: mw-pvm is in worse trouble */
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	queued = closer_push(cl, fd, uid);
+	pthread_mutex_unlock(&cl->lock);
+	if (!queued)
+		close(fd < 0 ? ~fd : fd); /* out of memory for the queue */
+}
+
 /**
  * pvm_closer_put() - close @fd off the loop, never waiting
  * @p:   the daemon
@@ -326,21 +352,22 @@ static bool closer_push(struct pvm_closer *cl, int fd, uid_t uid)
  */
 void pvm_closer_put(struct pvm *p, int fd, uid_t uid)
 {
-	struct pvm_closer *cl;
-	bool queued;
+	closer_put(p, fd, uid);
+}
 
-	if (!p->closer)
-		p->closer = closer_start();
-	cl = p->closer;
-	if (!cl) {
-		close(fd); /* no thread can be made: mw-pvm is in worse trouble */
-		return;
-	}
-	pthread_mutex_lock(&cl->lock);
-	queued = closer_push(cl, fd, uid);
-	pthread_mutex_unlock(&cl->lock);
-	if (!queued)
-		close(fd); /* out of memory for the queue */
+/**
+ * pvm_closer_put_foreign() - pvm_closer_put() of an fd that is not an AF_UNIX socket
+ * @p:   the daemon
+ * @fd:  what a client passed where an AF_UNIX socket belongs
+ * @uid: the account it is charged to
+ *
+ * A socket's SO_LINGER is turned off before its close, on the closer thread: not
+ * on the loop, as that setsockopt() takes the socket's lock, which a thread of the
+ * sender can hold asleep in send() for as long as it likes.
+ */
+void pvm_closer_put_foreign(struct pvm *p, int fd, uid_t uid)
+{
+	closer_put(p, ~fd, uid);
 }
 
 /**

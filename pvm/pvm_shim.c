@@ -582,20 +582,14 @@ static int shim_fd_family(int fd)
 
 /*
  * Keep @fd as the request's if it is the first and an AF_UNIX socket (every fd
- * the shim passes is one); else drop it, on the closer threads (a socket with
- * its SO_LINGER turned off first).  Return: false if @fd was not an AF_UNIX
+ * the shim passes is one); else drop it, on the closer threads (which turn a
+ * socket's SO_LINGER off first, pvm_closer_put_foreign()).  Return: false if @fd was not an AF_UNIX
  * socket.
  */
 static bool client_take_fd(struct pvm_client *c, int fd, int *out)
 {
-	int family = shim_fd_family(fd);
-
-	if (family != AF_UNIX) {
-		struct linger off = { 0, 0 };
-
-		if (family >= 0) /* a socket: its own close need not wait for a peer */
-			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
-		pvm_closer_put(c->pvm, fd, c->acct);
+	if (shim_fd_family(fd) != AF_UNIX) {
+		pvm_closer_put_foreign(c->pvm, fd, c->acct);
 		return false;
 	}
 	if (*out < 0)

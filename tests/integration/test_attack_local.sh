@@ -202,4 +202,21 @@ got=$(as_nobody $PROBE passfd-name "$vname")
 [ "$got" = "passfd EPERM" ] || mw_fail "passfd to the app's listener: $got"
 mw_stop v7
 mw_log "case passed descriptors: refused on the app's connections and listener, Netflow and INS sockets: OK"
+# --- 8. a passed socket whose lock a thread of the attacker holds ------------------
+# A thread sleeping in send() on a TCP socket holds its lock while the page it sends
+# from faults (a user's own FUSE file; lock_probe's stand-in is userfaultfd, which
+# needs root, so it runs as root here): a setsockopt() on that socket sleeps until the
+# fault is answered.  Passed to mw-pvm, the socket must not put its loop to sleep:
+# a client through the appliance is served meanwhile.
+LP=$MW_BUILD_DIR/tests/integration/lock_probe
+[ -x "$LP" ] || mw_fail "lock_probe is not built at $LP"
+mw_spawn lockp "$LP" "$MW_RUNTIME_DIR/pvm.sock" 8
+mw_wait_for "grep -q '^passed' '$(mw_logfile lockp)'" 10 || mw_fail "lock_probe: $(cat "$(mw_logfile lockp)")"
+sleep 0.5
+got=$(shimmed timeout 5 $PROBE client "$CLI_IP" 7299) ||
+	mw_fail "mw-pvm did not serve while a passed socket's lock was held: '$got'"
+[ "$got" = "got b'hello cli\\n'" ] || mw_fail "a client while a passed socket's lock was held: $got"
+! grep -q '^released' "$(mw_logfile lockp)" || mw_fail "the lock was released before the client was served"
+mw_wait_for "grep -q '^released' '$(mw_logfile lockp)'" 15 || mw_fail "lock_probe did not release"
+mw_log "case passed socket with its lock held: mw-pvm served meanwhile: OK"
 mw_log "PASS"
