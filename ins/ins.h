@@ -164,6 +164,7 @@ struct ins {
 	uint64_t pipe_copied;         /* DATA_PIPE bytes read into pending buffers */
 	struct mw_keystore *xen_ks;   /* ins.channel "xen": XenStore until joined, else NULL */
 	bool xen_joined;              /* the channel is Xen's: released by the exit alone */
+	bool app_linger;	      /* an app set SO_LINGER with a time: closes unset it first */
 	int exit_status;
 };
 

@@ -192,6 +192,7 @@ static struct ins_sock *sock_new(struct ins *ins, uint64_t id, int fd, uint8_t f
  */
 void ins_sock_free(struct ins_sock *s)
 {
+	static const struct linger no_linger = { 0, 0 };
 	struct ins *ins = s->ins;
 
 	ev_io_stop(ins->loop, &s->rio);
@@ -200,8 +201,12 @@ void ins_sock_free(struct ins_sock *s)
 	ins_linger_forget(s);
 	ins_accf_drop(s);
 	ins_shield_sock_free(s); /* shield: counts, out buffer */
-	if (s->fd >= 0)
+	if (s->fd >= 0) {
+		if (ins->app_linger) /* close() would wait up to the app's linger time */
+			(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &no_linger,
+					 sizeof(no_linger));
 		close(s->fd);
+	}
 	ins_table_remove(&ins->socks, s->id);
 	ins->stats.used_sockets = ins->socks.count;
 	ins->pend_total -= s->pend_len;
@@ -418,6 +423,7 @@ static int op_sockopt(struct ins_sock *s, const struct mw_op_sockopt *o, bool se
 {
 	socklen_t len = o->len;
 	int ret = ins_opt_allowed(o->level, o->name, set);
+	struct linger lg;
 	int v;
 
 	if (ret)
@@ -438,6 +444,11 @@ static int op_sockopt(struct ins_sock *s, const struct mw_op_sockopt *o, bool se
 		*vlen = len < sizeof(int) ? len : sizeof(int);
 		memcpy(val, &v, *vlen);
 		return 0;
+	}
+	if (set && o->level == SOL_SOCKET && o->name == SO_LINGER && len >= sizeof(lg)) {
+		memcpy(&lg, o->val, sizeof(lg));
+		if (lg.l_onoff && lg.l_linger)
+			s->ins->app_linger = true; /* see ins_sock_free() */
 	}
 	if (set)
 		return setsockopt(s->fd, o->level, o->name, o->val, len) < 0 ? -errno : 0;

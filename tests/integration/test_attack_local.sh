@@ -219,4 +219,49 @@ got=$(shimmed timeout 5 $PROBE client "$CLI_IP" 7299) ||
 ! grep -q '^released' "$(mw_logfile lockp)" || mw_fail "the lock was released before the client was served"
 mw_wait_for "grep -q '^released' '$(mw_logfile lockp)'" 15 || mw_fail "lock_probe did not release"
 mw_log "case passed socket with its lock held: mw-pvm served meanwhile: OK"
+# --- 9. SO_LINGER with a time on a connection whose peer stops answering ----------
+# close() of a TCP socket with SO_LINGER {1, N} waits up to N s for the FIN's ACK,
+# blocking or not.  A local user's app sets it (mw-pvm passes it on to the INS, as
+# the kernel would apply it), has its peer drop packets (here the peer's firewall
+# in cli drops them), and closes: the INS must not wait in its loop.  Meanwhile an
+# app's bind and listen (ops that go through the INS) are answered at once.
+mw_spawn holder in_cli $PY -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7301)); s.listen(4); print("listening", flush=True)
+c, _ = s.accept(); print("accepted", flush=True); time.sleep(120)'
+mw_wait_for "grep -q '^listening' '$(mw_logfile holder)'" 10 || mw_fail "the cli holder did not listen"
+mw_spawn lingerer as_nobody env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" $PY -c '
+import os, socket, struct, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 60))
+s.connect((sys.argv[1], 7301)); s.sendall(b"x")
+print("connected", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+t = time.monotonic(); s.close(); print("closed in %.2f s" % (time.monotonic() - t), flush=True)
+time.sleep(30)' "$CLI_IP" "$MW_TMP/go-linger"
+mw_wait_for "grep -q '^connected' '$(mw_logfile lingerer)'" 10 || mw_fail "lingerer: $(cat "$(mw_logfile lingerer)")"
+mw_wait_for "grep -q '^accepted' '$(mw_logfile holder)'" 10 || mw_fail "the cli holder accepted nothing"
+sleep 0.3 # the byte is acknowledged: the INS closes at once, and the FIN is dropped
+in_cli nft -f - <<'NFT' || mw_fail "nft: cannot drop the holder's packets"
+table inet mwdrop {
+	chain in {
+		type filter hook input priority -10;
+		tcp dport 7301 drop
+	}
+}
+NFT
+touch "$MW_TMP/go-linger"
+mw_wait_for "grep -q '^closed' '$(mw_logfile lingerer)'" 10 || mw_fail "the lingerer's close did not return"
+sleep 0.5
+got=$(shimmed timeout 5 $PY -c '
+import socket
+s = socket.socket(); s.bind(("0.0.0.0", 7302)); s.listen(1); print("listening")') ||
+	mw_fail "bind/listen failed after a lingering close: '$got'; $(grep -E 'INS 1|silent' "$PVM_LOG" | tail -3)"
+[ "$got" = listening ] || mw_fail "bind/listen after a lingering close: $got"
+! grep -q "INS 1: channel ended" "$PVM_LOG" || mw_fail "the INS was cut after a lingering close: $(grep 'INS 1' "$PVM_LOG" | tail -2)"
+mw_stop lingerer
+mw_stop holder
+mw_log "case SO_LINGER 60 s on a connection to a peer that drops packets: the INS answered meanwhile: OK"
 mw_log "PASS"
