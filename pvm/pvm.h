@@ -387,6 +387,9 @@ void pvm_appsock_watch(struct pvm_sock *s);
 void pvm_appsock_unwatch(struct pvm_sock *s);
 bool pvm_appsock_check(struct pvm_sock *s, const char *why);
 void pvm_appsock_check_port(struct pvm *p, const struct pvm_sock *self, uint16_t port);
+bool pvm_appsock_reuseport_taken(struct pvm *p, const struct pvm_sock *self,
+				 const struct mw_addr *addr);
+bool pvm_appsock_reuseport_on(const struct pvm_sock *s);
 void pvm_appsock_kick(struct pvm *p, pid_t pid);
 void pvm_appsock_open(struct pvm *p);
 void pvm_appsock_close(struct pvm *p);

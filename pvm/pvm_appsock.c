@@ -291,6 +291,69 @@ void pvm_appsock_check_port(struct pvm *p, const struct pvm_sock *self, uint16_t
 	}
 }
 
+/* Is @o, a recorded int option of @s, on? */
+static bool sock_opt_on(const struct pvm_sock *s, int level, int name)
+{
+	const struct pvm_opt *o;
+	int v = 0;
+
+	for (o = s->opts; o; o = o->next)
+		if (o->level == level && o->name == name && o->len >= sizeof(v)) {
+			memcpy(&v, o->val, sizeof(v));
+			break;
+		}
+	return v != 0;
+}
+
+/* Can @a and @b (the same port) be the same address: equal, or one of them any? */
+static bool addr_overlap(const struct mw_addr *a, const struct mw_addr *b)
+{
+	static const uint8_t any[16];
+	size_t n = a->family == 4 ? 4 : 16;
+
+	if (a->family != b->family) /* a v6 any without IPV6_V6ONLY takes v4 too */
+		return !memcmp((a->family == 6 ? a : b)->addr, any, 16);
+	return !memcmp(a->addr, b->addr, n) || !memcmp(a->addr, any, n) || !memcmp(b->addr, any, n);
+}
+
+/**
+ * pvm_appsock_reuseport_taken() - would @self share @addr's port with another user's socket?
+ * @p:    the daemon
+ * @self: an APP socket with SO_REUSEPORT on, about to bind to @addr or to listen there
+ * @addr: the address
+ *
+ * The kernel lets sockets share a port through SO_REUSEPORT only if one uid
+ * owns them all, so that no user can draw a share of another's connections.
+ * In the INS every socket is the INS's, so the kernel's check passes whoever
+ * the app is: mw-pvm keeps the rule by the owner of each app socket (the uid
+ * that made it).  A walk over the app sockets without a data connection (as
+ * pvm_appsock_check_port()), only for a socket with SO_REUSEPORT on.
+ * Return: true if another uid's socket with SO_REUSEPORT is bound there
+ */
+bool pvm_appsock_reuseport_taken(struct pvm *p, const struct pvm_sock *self,
+				 const struct mw_addr *addr)
+{
+	const struct pvm_sock *s;
+
+	for (s = p->lv_head; s; s = s->lv_next)
+		if (s != self && s->kind == PVM_SOCK_APP && s->state != PVM_ST_CLOSING &&
+		    s->bound.family && s->bound.port == addr->port &&
+		    s->owner_uid != self->owner_uid && addr_overlap(&s->bound, addr) &&
+		    sock_opt_on(s, SOL_SOCKET, SO_REUSEPORT))
+			return true;
+	return false;
+}
+
+/**
+ * pvm_appsock_reuseport_on() - has @s SO_REUSEPORT on (as recorded from the app's SETOPT)?
+ * @s: the socket
+ * Return: true if so
+ */
+bool pvm_appsock_reuseport_on(const struct pvm_sock *s)
+{
+	return sock_opt_on(s, SOL_SOCKET, SO_REUSEPORT);
+}
+
 static void live_arm(struct pvm *p, double after)
 {
 	ev_timer_stop(p->loop, &p->lv_timer);

@@ -273,6 +273,9 @@ static int shim_bind(struct pvm_client *c, struct pvm_sock *s, const struct mw_s
 		return -EACCES;
 	/* A dead app's listener on this port must not make its restart fail. */
 	pvm_appsock_check_port(c->pvm, s, req->addr.port);
+	if (req->addr.port && pvm_appsock_reuseport_on(s) &&
+	    pvm_appsock_reuseport_taken(c->pvm, s, &req->addr))
+		return -EADDRINUSE; /* SO_REUSEPORT shares a port within one uid only */
 	s->bound = req->addr;
 	s->op_status = 0;
 	/* BIND then GETNAME, pipelined: the name resolves port 0 for the replicas. */
@@ -291,6 +294,10 @@ static int shim_listen(struct pvm_client *c, struct pvm_sock *s, const struct mw
 
 	if (s->state != PVM_ST_NEW && s->state != PVM_ST_BOUND && s->state != PVM_ST_LISTENING)
 		return -EINVAL;
+	/* SO_REUSEPORT set after bind counts at listen, as in the kernel. */
+	if (s->state != PVM_ST_LISTENING && s->bound.port && pvm_appsock_reuseport_on(s) &&
+	    pvm_appsock_reuseport_taken(c->pvm, s, &s->bound))
+		return -EADDRINUSE;
 	s->backlog = req->arg;
 	s->listen_uid = c->uid; /* listen() just ran in this client: the hand-over checks it */
 	for (r = s->replicas; r; r = r->rnext) {

@@ -202,6 +202,52 @@ got=$(as_nobody $PROBE passfd-name "$vname")
 [ "$got" = "passfd EPERM" ] || mw_fail "passfd to the app's listener: $got"
 mw_stop v7
 mw_log "case passed descriptors: refused on the app's connections and listener, Netflow and INS sockets: OK"
+# --- 7b. SO_REUSEPORT across users: the port is not shared ----------------------
+# The kernel shares a port through SO_REUSEPORT only between sockets of one uid; in
+# the INS every socket is the INS's, so mw-pvm keeps the rule by each app socket's
+# owner.  The victim (root) listens with SO_REUSEPORT, as nginx's reuseport does;
+# a second root socket joins it; nobody's is refused, at bind and at listen.
+REUSE_APP='
+import errno, socket, sys, time
+port, tag, late = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "late"
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    if not late:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(("0.0.0.0", port))
+    if late:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.listen(16)
+except OSError as e:
+    print("refused", errno.errorcode[e.errno], flush=True); sys.exit(0)
+print("listening", flush=True)
+s.settimeout(1); end = time.time() + 30
+while time.time() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    c.recv(100); c.sendall(tag.encode() + b"\n"); c.close()'
+mw_spawn rp_victim shimmed $PY -c "$REUSE_APP" 7207 victim early
+mw_wait_for "grep -q '^listening' '$(mw_logfile rp_victim)'" 10 || mw_fail "reuseport victim: $(cat "$(mw_logfile rp_victim)")"
+mw_spawn rp_same shimmed $PY -c "$REUSE_APP" 7207 victim early
+mw_wait_for "grep -q '^listening' '$(mw_logfile rp_same)'" 10 ||
+	mw_fail "a second socket of the same user could not share the port: $(cat "$(mw_logfile rp_same)")"
+for when in early late; do
+	# (on the old code it listens, and serves until the timeout ends it)
+	as_nobody env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" \
+		timeout 3 $PY -c "$REUSE_APP" 7207 pwned $when >"$MW_TMP/rp.out" 2>&1 || true
+	got=$(head -1 "$MW_TMP/rp.out")
+	[ "$got" = "refused EADDRINUSE" ] || mw_fail "nobody's SO_REUSEPORT ($when) on root's port: $got"
+done
+for i in 1 2 3 4 5 6 7 8; do
+	got=$(in_cli $PROBE client "$INS_IP" 7207)
+	[ "$got" = "got b'victim\\n'" ] || mw_fail "reuseport: client $i got $got"
+done
+mw_stop rp_same
+mw_stop rp_victim
+mw_log "case SO_REUSEPORT across users: refused at bind and at listen, clients reach the victim: OK"
+
 # --- 8. a passed socket whose lock a thread of the attacker holds ------------------
 # A thread sleeping in send() on a TCP socket holds its lock while the page it sends
 # from faults (a user's own FUSE file; lock_probe's stand-in is userfaultfd, which
