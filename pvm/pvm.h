@@ -235,6 +235,7 @@ struct pvm_client {
 	uint64_t serial; /* unique per connection, never reused */
 	bool registered;
 	bool parked; /* its uid's fds wait for the closer: not read meanwhile */
+	bool noreply; /* the op in flight is an F_NOREPLY SETOPT: its answer is not sent */
 	struct pvm_req *req;	    /* op in flight on its behalf */
 	struct pvm_sock *wait_sock; /* parked on this socket's connect outcome */
 	int req_fd; /* the fd that came with the request being handled; -1: none */

@@ -112,8 +112,10 @@ static void client_send(struct pvm_client *c, struct mw_shimctl_resp *resp, int 
 	client_drop_req_fd(c);
 	c->req = NULL;
 	c->wait_sock = NULL;
-	if (mw_fdpass_send(c->fd, resp, sizeof(*resp), fd, MSG_NOSIGNAL | MSG_DONTWAIT) !=
-	    sizeof(*resp))
+	if (c->noreply) /* the shim did not wait: its next request is read now */
+		c->noreply = false;
+	else if (mw_fdpass_send(c->fd, resp, sizeof(*resp), fd, MSG_NOSIGNAL | MSG_DONTWAIT) !=
+		 sizeof(*resp))
 		shutdown(c->fd, SHUT_RDWR); /* the watcher reads EOF and closes it */
 	ev_io_start(c->pvm->loop, &c->io);
 }
@@ -320,6 +322,7 @@ static int shim_connect(struct pvm_client *c, struct pvm_sock *s, const struct m
 			int fd)
 {
 	struct mw_op_addr ca = { .addr = req->addr };
+	enum pvm_sock_state was = s->state;
 	int ret;
 
 	switch (s->state) {
@@ -344,12 +347,15 @@ static int shim_connect(struct pvm_client *c, struct pvm_sock *s, const struct m
 	s->peer = req->addr;
 	/* Kept until the RESULT: then mw-pvm connects the app's socket to itself. */
 	s->connect_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (s->connect_fd < 0)
-		return -errno;
+	ret = s->connect_fd < 0 ? -errno : 0;
 	s->connect_acct = c->acct; /* it came from this client, whoever made the socket */
-	ret = pvm_ins_op(s->ins, MW_OP_CONNECT, s->id, &ca, sizeof(ca), PVM_REQ_CONNECT, c, NULL);
-	if (ret)
+	if (!ret)
+		ret = pvm_ins_op(s->ins, MW_OP_CONNECT, s->id, &ca, sizeof(ca), PVM_REQ_CONNECT, c,
+				 NULL);
+	if (ret) { /* not started: as it was (a CONNECT_WAIT must not wait for nothing) */
 		pvm_connect_forget(s);
+		s->state = was;
+	}
 	return ret;
 }
 
@@ -393,8 +399,13 @@ static int shim_setopt(struct pvm_client *c, struct pvm_sock *s, const struct mw
 		return -EINVAL;
 	if (s->state == PVM_ST_CLOSING)
 		return -EBADF;
-	if (req->flags & MW_SHIMCTL_F_NOREPLY)
-		c = NULL; /* the app did not wait: nobody to answer */
+	/*
+	 * The app did not wait, but the client is not read again until the INS
+	 * answered (the answer is swallowed, client_send()): one op in flight per
+	 * client, as for every request, so a flood of them cannot take all of an
+	 * INS's pvm.ins_max_queued from the other users.
+	 */
+	c->noreply = req->flags & MW_SHIMCTL_F_NOREPLY;
 	memcpy(op.val, req->val, req->len);
 	memcpy(o.val, req->val, req->len);
 	for (rep = s->replicas; rep; rep = rep->rnext) {
@@ -405,14 +416,17 @@ static int shim_setopt(struct pvm_client *c, struct pvm_sock *s, const struct mw
 	}
 	if (!s->ins) {
 		ret = pvm_sock_opt_record(s, &o);
-		if (!ret && c)
+		if (!ret)
 			pvm_shim_answer(c, 0, s->id, NULL, NULL, 0);
+		c->noreply = false;
 		return ret;
 	}
 	pvm_relay_flush(s); /* the option acts after the bytes written before it */
 	ret = pvm_ins_op(s->ins, MW_OP_SETOPT, s->id, &op, sizeof(op), PVM_REQ_SETOPT, c, &r);
 	if (!ret)
 		r->opt = o;
+	else
+		c->noreply = false;
 	return ret;
 }
 

@@ -50,6 +50,8 @@
  * 5th argument, that never send a byte; then serves honestly for SECS seconds, the
  * 6th, saying "blocked on us: ADDR" for each AddrBlock it gets: a lie mw-pvm cannot
  * see, which must not get ADDR blocked on the other INS).
+ * mute (4 connections on the listener of port N, then no op answered for SECS
+ * seconds, the 5th argument, while heartbeating).
  * Not lying: stall (N connections that never finish a hello, kept up for SECS
  * seconds, the 5th argument: re-made when mw-pvm drops one) and
  * wedge (joins, heartbeats, answers no op for N seconds).
@@ -325,7 +327,8 @@ static bool listeners_ready(const struct hostile *h, const char *what, int n)
 
 	if (!strcmp(what, "closed"))
 		return h->nlisten >= n;
-	if (!strcmp(what, "data") || !strcmp(what, "no-drain") || !strcmp(what, "pipe-lock")) {
+	if (!strcmp(what, "data") || !strcmp(what, "no-drain") || !strcmp(what, "pipe-lock") ||
+	    !strcmp(what, "mute")) {
 		for (i = 0; i < h->nlisten; i++)
 			if (h->ports[i] == n)
 				return true;
@@ -565,6 +568,26 @@ static int rejoin(struct hostile *h, const char *path, const struct mw_hello *fi
 	return h->cut ? 3 : 0;
 }
 
+/*
+ * "mute": 4 connections on the listener of port @port, then no op answered for
+ * @secs seconds (heartbeats go on): whatever the app asks of those connections
+ * waits in mw-pvm for a result that never comes.
+ */
+static int mute(struct hostile *h, int port, int secs)
+{
+	int i, k;
+
+	for (k = 0; k < h->nlisten && h->ports[k] != port; k++)
+		;
+	for (i = 0; i < 4; i++)
+		accept_one(h, h->listeners[k]);
+	h->answer_ops = false;
+	say("4 connection(s) on port %d; answering no op for %d s", port, secs);
+	serve(h, secs * 1000);
+	say("mute done: %u op(s) unanswered%s", h->ops_unanswered, h->cut ? ", cut" : "");
+	return h->cut ? 3 : 0;
+}
+
 /* "forge": @n silent connections from @addr, then honest service for @secs seconds. */
 static int forge(struct hostile *h, int n, const char *addr, int secs)
 {
@@ -641,6 +664,8 @@ int main(int argc, char **argv)
 	    what);
 	if (!strcmp(what, "forge"))
 		return argc > 6 ? forge(&h, n, argv[5], (int)strtol(argv[6], NULL, 10)) : 1;
+	if (!strcmp(what, "mute"))
+		return argc > 5 ? mute(&h, n, (int)strtol(argv[5], NULL, 10)) : 1;
 	if (lie(&h, what, n)) {
 		say("unknown scenario %s", what);
 		return 1;

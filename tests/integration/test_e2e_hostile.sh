@@ -80,19 +80,21 @@ lie() {
 	ms=$(fetch 8080)
 	mw_log "liar $what cut ($reason); next request ${ms} ms"
 }
-# liar_pid NAME SCENARIO ID SED: run liar NAME as INS ID, want exit 0; set pid to the
-# pid its log names (the sed expression SED picks it).
-liar_pid() {
-	local name=$1 what=$2 id=$3 status=0
-	mw_spawn "$name" as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" "$id" "$what"
+# liar_run NAME SCENARIO ID SED [ARG...]: run liar NAME as INS ID, want exit 0; set
+# liar_out to what its log names (the sed expression SED picks it: a pid, a count).
+liar_run() {
+	local name=$1 what=$2 id=$3 sed=$4 status=0
+	shift 4
+	mw_spawn "$name" as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" "$id" "$what" "$@"
 	mw_wait_for "! kill -0 $(mw_pid "$name")" 20 || mw_fail "liar $what did not finish"
 	wait "$(mw_pid "$name")" || status=$?
 	[ "$status" = 0 ] || mw_fail "liar $what: exit $status (3 = the wrong outcome); $(cat "$(mw_logfile "$name")")"
-	pid=$(sed -n "$4" "$(mw_logfile "$name")")
+	liar_out=$(sed -n "$sed" "$(mw_logfile "$name")")
 }
 # One process, one channel: a second join from the liar (naming pid 1) is refused by
 # its kernel credentials, and the first channel lives on; the log names the real pid.
-liar_pid liar24 second 24 's/.*second channel refused: .*; pid \([0-9]*\)$/\1/p'
+liar_run liar24 second 24 's/.*second channel refused: .*; pid \([0-9]*\)$/\1/p'
+pid=$liar_out
 [ "${pid:-1}" != 1 ] || mw_fail "liar second: no pid in its log: $(cat "$(mw_logfile liar24)")"
 grep -q "INS 24 joined over the local channel (pid $pid," "$PVM_LOG" ||
 	mw_fail "liar second: the join does not name its real pid $pid: $(grep 'INS 24 joined' "$PVM_LOG")"
@@ -101,7 +103,8 @@ grep -q "rejecting INS id 1024 (pid $pid already holds the channel of INS 24)" "
 pvm_alive "after liar second"
 # One process, one id: the liar ends its channel and joins again as another INS
 # (refused: it was INS 25), then as INS 25 (accepted, as a restart would be).
-liar_pid liar25 rejoin 25 's/.*join as INS 1025 refused: .*; pid \([0-9]*\)$/\1/p'
+liar_run liar25 rejoin 25 's/.*join as INS 1025 refused: .*; pid \([0-9]*\)$/\1/p'
+pid=$liar_out
 grep -q "rejecting INS id 1025 (pid ${pid:-none} joined as INS 25 before: one process, one id)" "$PVM_LOG" ||
 	mw_fail "liar rejoin: no refusal naming pid ${pid:-none} and INS 25 in mw-pvm's log"
 [ "$(grep -c "INS 25 joined over the local channel (pid $pid," "$PVM_LOG")" = 2 ] ||
@@ -167,6 +170,31 @@ for port in 8080 8082 8083; do
 	mw_log "after the EV_CLOSED lie: port $port served in ${ms} ms"
 done
 pvm_alive "after liar closed"
+
+# --- (5) F_NOREPLY options: one op in flight per client, like every request -------
+# An app sets TCP_NODELAY 200 times on each of 4 connections of an INS that answers
+# no op (the shim sends these with no response wanted).  mw-pvm reads the app's next
+# request only once the INS answered (or pvm.op_timeout_ms passed), so they cannot
+# pile up there (on the old code all 800 went to the INS at once: a user with many
+# control connections could fill an INS's pvm.ins_max_queued for every user).
+mw_spawn noreply_app shimmed python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8092)); s.listen(8); print("listening", flush=True)
+for n in range(4):
+    c, _ = s.accept()
+    for i in range(200):
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    print("set 200 on connection %d" % (n + 1), flush=True)
+time.sleep(60)'
+mw_wait_for "ins_listens 8092" 10 || mw_fail "the NOREPLY app does not listen"
+liar_run liar26 mute 26 's/.*mute done: \([0-9]*\) op.*/\1/p' 8092 4
+[ -n "$liar_out" ] || mw_fail "liar mute: no count: $(cat "$(mw_logfile liar26)")"
+[ "$liar_out" -le 24 ] ||
+	mw_fail "$liar_out ops reached the INS that answers none in 4 s (the app's F_NOREPLY options piled up)"
+pvm_alive "after the mute INS"
+mw_stop noreply_app
+mw_log "F_NOREPLY options on an INS that answers nothing: $liar_out op(s) reached it in 4 s"
 
 # --- (4) a wedged INS: the app's socket() fails with ETIMEDOUT, not forever ---------
 mw_spawn wedge as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 22 wedge 30
