@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/norights.h"
 #include "common/sockname.h"
+#include "common/cidr.h"
 #include "pvm/pvm.h"
 
 /*
@@ -305,15 +306,23 @@ static bool sock_opt_on(const struct pvm_sock *s, int level, int name)
 	return v != 0;
 }
 
-/* Can @a and @b (the same port) be the same address: equal, or one of them any? */
-static bool addr_overlap(const struct mw_addr *a, const struct mw_addr *b)
+/*
+ * Can @a0 and @b0 (the same port) be the same address: equal, or one of them any?
+ * ::ffff:a.b.c.d is a.b.c.d, as in the kernel.
+ */
+static bool addr_overlap(const struct mw_addr *a0, const struct mw_addr *b0)
 {
 	static const uint8_t any[16];
-	size_t n = a->family == 4 ? 4 : 16;
+	struct mw_addr a = *a0, b = *b0;
+	unsigned len = 0;
+	size_t n;
 
-	if (a->family != b->family) /* a v6 any without IPV6_V6ONLY takes v4 too */
-		return !memcmp((a->family == 6 ? a : b)->addr, any, 16);
-	return !memcmp(a->addr, b->addr, n) || !memcmp(a->addr, any, n) || !memcmp(b->addr, any, n);
+	mw_cidr_unmap(&a, &len);
+	mw_cidr_unmap(&b, &len);
+	n = a.family == 4 ? 4 : 16;
+	if (a.family != b.family) /* a v6 any without IPV6_V6ONLY takes v4 too */
+		return !memcmp((a.family == 6 ? &a : &b)->addr, any, 16);
+	return !memcmp(a.addr, b.addr, n) || !memcmp(a.addr, any, n) || !memcmp(b.addr, any, n);
 }
 
 /**

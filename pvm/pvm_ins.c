@@ -884,7 +884,7 @@ void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello)
 	struct pvm_ins *ins, *next;
 	const char *refuse;
 	char err[160];
-	int ret;
+	int ret, pidfd;
 
 	pvm_ins_hello(p, &mine);
 	/* The kernel's word for who connected, not the hello's: a compromised INS
@@ -917,13 +917,16 @@ void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello)
 		return;
 	}
 	err[0] = 0;
+	pidfd = pvm_insproc_pidfd(fd, cred.pid);
 	ret = mw_channel_local_answer(&ch, fd, &mine, &peer, err, sizeof(err));
 	if (ret) {
 		mw_warn("INS handshake failed: %s", err[0] ? err : strerror(-ret));
 		close(fd);
+		if (pidfd >= 0)
+			close(pidfd);
 		return;
 	}
-	pvm_insproc_joined(p, cred.pid, peer.ins_id);
+	pvm_insproc_joined(p, pidfd, cred.pid, peer.ins_id);
 	pvm_ins_start(p, &ch);
 }
 

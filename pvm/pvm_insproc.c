@@ -23,12 +23,16 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "pvm/pvm.h"
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 /* Linux 6.5 */
+#endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434 /* the same number on every architecture */
 #endif
@@ -41,8 +45,8 @@ static void insproc_prune(struct pvm *p)
 
 	while (i < p->ninsprocs) {
 		pfd.fd = p->insprocs[i].pidfd;
-		if (poll(&pfd, 1, 0) == 0) {
-			i++;
+		if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLIN | POLLHUP))) {
+			i++; /* alive (or poll failed: kept, failing closed) */
 			continue;
 		}
 		close(p->insprocs[i].pidfd);
@@ -76,27 +80,44 @@ const char *pvm_insproc_refusal(struct pvm *p, pid_t pid, uint16_t id, char *buf
 }
 
 /**
- * pvm_insproc_joined() - process @pid joined as INS @id: record it
- * @p:   the daemon
- * @pid: the process
- * @id:  its INS id
+ * pvm_insproc_pidfd() - a pidfd for the INS process at the other end of @conn
+ * @conn: its handshake connection
+ * @pid:  its SO_PEERCRED pid (used only without SO_PEERPIDFD, before Linux 6.5)
+ * Return: the pidfd, or -1 (pvm_insproc_joined() logs it)
  */
-void pvm_insproc_joined(struct pvm *p, pid_t pid, uint16_t id)
+int pvm_insproc_pidfd(int conn, pid_t pid)
+{
+	socklen_t len = sizeof(int);
+	int fd = -1;
+
+	if (!getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) && fd >= 0)
+		return fd;
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/**
+ * pvm_insproc_joined() - process @pid joined as INS @id: record it
+ * @p:     the daemon
+ * @pidfd: from pvm_insproc_pidfd(), owned from here on; -1: none could be had
+ * @pid:   the process
+ * @id:    its INS id
+ */
+void pvm_insproc_joined(struct pvm *p, int pidfd, pid_t pid, uint16_t id)
 {
 	struct pvm_insproc *r;
 	unsigned i;
-	int fd;
 
 	for (i = 0; i < p->ninsprocs; i++)
-		if (p->insprocs[i].pid == pid)
+		if (p->insprocs[i].pid == pid) {
+			if (pidfd >= 0)
+				close(pidfd);
 			return; /* joined again as the same id (checked by the refusal above) */
-	fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd < 0) {
-		/* ESRCH: gone already, its channel ends at once; ENOSYS: before Linux 5.3 */
-		mw_log_ratelimited(MW_LOG_WARN,
-				   "INS %u: no pidfd for pid %d (%s): its id is not "
-				   "bound to its process",
-				   id, (int)pid, strerror(errno));
+		}
+	if (pidfd < 0) {
+		mw_log_ratelimited(
+			MW_LOG_WARN,
+			"INS %u: no pidfd for pid %d: its id is not bound to its process", id,
+			(int)pid);
 		return;
 	}
 	if (p->ninsprocs == PVM_INS_PROCS) {
@@ -106,7 +127,7 @@ void pvm_insproc_joined(struct pvm *p, pid_t pid, uint16_t id)
 		p->ninsprocs--;
 	}
 	r = &p->insprocs[p->ninsprocs++];
-	r->pidfd = fd;
+	r->pidfd = pidfd;
 	r->pid = pid;
 	r->id = id;
 }

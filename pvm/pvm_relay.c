@@ -71,10 +71,10 @@
  * ones whose app has read nothing (not accepted yet, or never read): an upload the app is reading
  * gives way neither to a flood of connections the app has not taken, larger or not, nor to one
  * the same size as itself, whose room it takes instead.  A connection whose app has read nothing
- * takes the room of a larger one whose app has read only if that app stopped reading it
- * PEND_STALE_S ago; between two the app has read, the larger goes first, as above.  Buffers are
- * on rings by whether the app has read and by size class, the least recently read or linked at
- * the tail, so finding a victim costs a walk over the classes, not over the connections.
+ * (or nothing for PEND_STALE_S) takes the room of a larger one whose app has read only if that
+ * app stopped reading it PEND_STALE_S ago; between two the app reads, the larger goes first.
+ * Buffers are on rings by whether the app has read and by size class, the least recently read or
+ * linked at the tail, so finding a victim costs a walk over the classes, not over the connections.
  */
 
 #define RELAY_READS_PER_EVENT 8
@@ -131,20 +131,26 @@ static struct pvm_sock **pend_class(struct pvm_sock *s)
 	return &s->pvm->pend_class[s->app_read > 0][pend_class_of(s->pend_cap)];
 }
 
-/* @s becomes the head of its ring: the most recently linked or read. */
+/*
+ * Put @s on its ring: at the head, unless its app read less recently than the head's
+ * (a buffer that grew into another class), then at the tail: the tail stays the
+ * least recently read, or nearly.
+ */
 static void pend_link(struct pvm_sock *s)
 {
 	struct pvm_sock **head = pend_class(s);
 
 	if (!*head) {
 		s->pend_next = s->pend_prev = s;
-	} else {
-		s->pend_next = *head;
-		s->pend_prev = (*head)->pend_prev;
-		s->pend_prev->pend_next = s;
-		(*head)->pend_prev = s;
+		*head = s;
+		return;
 	}
-	*head = s;
+	s->pend_next = *head;
+	s->pend_prev = (*head)->pend_prev;
+	s->pend_prev->pend_next = s;
+	(*head)->pend_prev = s;
+	if (s->app_read >= (*head)->app_read)
+		*head = s;
 }
 
 static void pend_unlink(struct pvm_sock *s)
@@ -192,7 +198,7 @@ static struct pvm_sock *pend_victim(const struct pvm_sock *s, uint32_t cap)
 	const struct pvm *p = s->pvm;
 	ev_tstamp now = ev_now(p->loop);
 	int c, lo = (int)pend_class_of(cap);
-	bool read = s->app_read > 0;
+	bool read = s->app_read > 0 && now - s->app_read < PEND_STALE_S; /* it reads now */
 	struct pvm_sock *t;
 
 	for (c = PVM_PEND_CLASSES - 1; c >= lo; c--) { /* those whose app read nothing */
