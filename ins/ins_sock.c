@@ -186,13 +186,29 @@ static struct ins_sock *sock_new(struct ins *ins, uint64_t id, int fd, uint8_t f
 	return s;
 }
 
+/*
+ * An app of this INS set SO_LINGER with a time (ins->app_linger), on this socket or
+ * on the listener it came from: close() would wait up to that time for the FIN's
+ * ACK, blocking or not, and the loop with it.  Turn such a linger off (the graceful
+ * close has waited for the client's ACKs already, ins_linger.c); {1, 0}, a reset,
+ * stays as the app set it.
+ */
+static void sock_unlinger(int fd)
+{
+	static const struct linger off = { 0, 0 };
+	struct linger lg = { 0, 0 };
+	socklen_t len = sizeof(lg);
+
+	if (!getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) && lg.l_onoff && lg.l_linger)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
+}
+
 /**
  * ins_sock_free() - forget a socket: watchers, fd, buffers, table entry
  * @s: the socket
  */
 void ins_sock_free(struct ins_sock *s)
 {
-	static const struct linger no_linger = { 0, 0 };
 	struct ins *ins = s->ins;
 
 	ev_io_stop(ins->loop, &s->rio);
@@ -202,9 +218,8 @@ void ins_sock_free(struct ins_sock *s)
 	ins_accf_drop(s);
 	ins_shield_sock_free(s); /* shield: counts, out buffer */
 	if (s->fd >= 0) {
-		if (ins->app_linger) /* close() would wait up to the app's linger time */
-			(void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &no_linger,
-					 sizeof(no_linger));
+		if (ins->app_linger)
+			sock_unlinger(s->fd);
 		close(s->fd);
 	}
 	ins_table_remove(&ins->socks, s->id);
