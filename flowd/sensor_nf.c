@@ -55,6 +55,7 @@ static uint64_t wall_s(void)
 
 static void nf_lost(struct fl_nf *n, const char *why)
 {
+	n->state = FL_NF_DOWN;
 	mw_warn("netflow sensor: lost %s: %s; retrying every %.0f s", n->addr, why,
 		NF_RETRY_S);
 	snprintf(n->last_error, sizeof(n->last_error), "%s", why);
@@ -144,70 +145,212 @@ static void nf_batch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_io_start(loop, &n->io);
 }
 
-/* Connect, authenticate (TCP), MonitorOn.  Return: 0 or -errno with @err. */
-static int nf_connect(struct fl_nf *n, char *err, size_t errlen)
-{
-	struct mw_nf_request req = { .name = MW_NF_ATTR_MONITOR_ON };
-	const char *tf = n->cfg->netflow_token_file;
-	struct mw_nf_response rsp;
-	enum mw_nf_role role;
-	char token[64];
-	int ret;
+/*
+ * The handshake (connect, Auth over TCP, MonitorOn) never waits in the loop:
+ * a server that does not answer SYNs, or accepts and then says nothing, would
+ * hold every sensor, MAPI client and the report clock for its timeouts, once a
+ * second.  Each step is started and its outcome met by hs_io; hs_timer ends
+ * the attempt after NF_CONNECT_MS, and the retry timer tries again.
+ */
 
-	ret = mw_nf_client_connect(&n->nf, n->addr, NF_CONNECT_MS, err, errlen);
-	if (ret)
-		return ret;
-	if (n->addr[0] != '/') {
-		ret = tf[0] ? mw_nf_token_read(token, tf, err, errlen) : -EACCES;
-		if (!tf[0])
-			snprintf(err, errlen,
-				 "a TCP Netflow server needs flowd.netflow_token_file");
-		if (!ret) {
-			ret = mw_nf_client_auth(n->nf, token, NF_CONNECT_MS, &role);
-			explicit_bzero(token, sizeof(token));
-			if (ret)
-				snprintf(err, errlen, "%s refused the token of %s: %s",
-					 n->addr, tf, strerror(-ret));
-		}
-		if (ret)
-			goto fail;
-	}
-	ret = mw_nf_client_request(n->nf, &req, NF_CONNECT_MS, &rsp);
-	if (!ret && rsp.status)
-		ret = rsp.status;
-	if (ret) {
-		snprintf(err, errlen, "MonitorOn: %s (not root nor in pvm.netflow_group?)",
-			 strerror(-ret));
-		goto fail;
-	}
-	return 0;
-fail:
+/* The attempt failed: say why (once per new reason), drop it; the retry timer goes on. */
+static void hs_fail(struct fl_nf *n, const char *err)
+{
+	ev_io_stop(n->loop, &n->hs_io);
+	ev_timer_stop(n->loop, &n->hs_timer);
 	mw_nf_client_close(n->nf);
 	n->nf = NULL;
-	return ret;
+	n->state = FL_NF_DOWN;
+	if (strcmp(err, n->last_error))
+		mw_warn("netflow sensor: %s (retrying every %.0f s)", err, NF_RETRY_S);
+	snprintf(n->last_error, sizeof(n->last_error), "%s", err);
+}
+
+/* Send @req (one small write: a fresh socket takes it) and wait for its answer on hs_io. */
+static int hs_send(struct fl_nf *n, struct mw_nf_request *req, enum fl_nf_state next)
+{
+	int ret = mw_nf_client_send(n->nf, req, 0);
+
+	n->req_id = req->id;		   /* given by the send */
+	explicit_bzero(req, sizeof(*req)); /* Auth carries the token */
+	if (ret)
+		return ret;
+	n->state = next;
+	ev_io_stop(n->loop, &n->hs_io);
+	ev_io_set(&n->hs_io, mw_nf_client_fd(n->nf), EV_READ);
+	ev_io_start(n->loop, &n->hs_io);
+	return 0;
+}
+
+static void hs_monitor_on(struct fl_nf *n)
+{
+	struct mw_nf_request req = { .name = MW_NF_ATTR_MONITOR_ON };
+	char err[256];
+	int ret = hs_send(n, &req, FL_NF_MONITOR);
+
+	if (ret) {
+		snprintf(err, sizeof(err), "%s: MonitorOn: %s", n->addr, strerror(-ret));
+		hs_fail(n, err);
+	}
+}
+
+/* Connected: Auth first over TCP (flowd.netflow_token_file), else MonitorOn. */
+static void hs_connected(struct fl_nf *n)
+{
+	const char *tf = n->cfg->netflow_token_file;
+	struct mw_nf_request req = { 0 };
+	char token[64], err[256];
+	int ret;
+
+	if (n->addr[0] == '/') {
+		hs_monitor_on(n);
+		return;
+	}
+	if (!tf[0]) {
+		hs_fail(n, "a TCP Netflow server needs flowd.netflow_token_file");
+		return;
+	}
+	ret = mw_nf_token_read(token, tf, err, sizeof(err));
+	if (ret) {
+		hs_fail(n, err);
+		return;
+	}
+	mw_nf_request_set_auth(&req, token);
+	explicit_bzero(token, sizeof(token));
+	ret = hs_send(n, &req, FL_NF_AUTH);
+	if (ret) {
+		snprintf(err, sizeof(err), "%s: Auth: %s", n->addr, strerror(-ret));
+		hs_fail(n, err);
+	}
+}
+
+/* Subscribed: the stream is read from here on (nf_read_cb, nf_batch_cb). */
+static void hs_up(struct fl_nf *n)
+{
+	ev_io_stop(n->loop, &n->hs_io);
+	ev_timer_stop(n->loop, &n->hs_timer);
+	ev_timer_stop(n->loop, &n->retry);
+	n->state = FL_NF_UP;
+	n->connects++;
+	n->last_error[0] = 0;
+	ev_io_init(&n->io, nf_read_cb, mw_nf_client_fd(n->nf), EV_READ);
+	n->io.data = n;
+	mw_notice("netflow sensor: %s subscribed", n->addr);
+	nf_read_cb(n->loop, &n->io, EV_READ); /* what arrived with MonitorOn's answer; then polls */
+}
+
+/*
+ * The answer to the request in flight, from what the socket holds now: at most
+ * NF_READS_MAX reads a call (a server that streams frames cannot keep the loop
+ * here), other messages dropped (none is due before MonitorOn's answer; what
+ * follows that answer stays buffered for nf_drain()).  Return: 0 with @rsp,
+ * -EAGAIN (not yet), or -errno (-ECONNRESET: the server closed)
+ */
+static int hs_response(struct fl_nf *n, struct mw_nf_response *rsp)
+{
+	struct mw_nf_msg msg;
+	int r, ret, reads;
+
+	for (reads = 0;; reads++) {
+		while ((ret = mw_nf_client_next(n->nf, &msg)) == 1)
+			if (msg.sig == MW_NF_SIG_RESPONSE && msg.u.response.id == n->req_id) {
+				*rsp = msg.u.response;
+				return 0;
+			}
+		if (ret < 0)
+			return ret;
+		if (reads == NF_READS_MAX || (reads && mw_nf_client_drained(n->nf)))
+			return -EAGAIN;
+		r = mw_nf_client_read(n->nf);
+		if (r < 0 && r != -ENOBUFS)
+			return r;
+	}
+}
+
+static void hs_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fl_nf *n = w->data;
+	struct mw_nf_response rsp;
+	char err[256];
+	int ret;
+
+	(void)loop;
+	(void)revents;
+	if (n->state == FL_NF_CONNECTING) {
+		ret = mw_nf_client_connect_finish(n->nf);
+		if (ret) {
+			snprintf(err, sizeof(err), "netflow: connect to %s: %s", n->addr,
+				 strerror(-ret));
+			hs_fail(n, err);
+			return;
+		}
+		hs_connected(n);
+		return;
+	}
+	ret = hs_response(n, &rsp);
+	if (ret == -EAGAIN)
+		return; /* not all of it yet */
+	if (!ret && rsp.status)
+		ret = rsp.status;
+	if (n->state == FL_NF_AUTH) {
+		if (ret) { /* a wrong token gets no answer: the server closes */
+			snprintf(err, sizeof(err), "%s refused the token of %s: %s", n->addr,
+				 n->cfg->netflow_token_file,
+				 strerror(ret == -ECONNRESET ? EACCES : -ret));
+			hs_fail(n, err);
+			return;
+		}
+		hs_monitor_on(n);
+		return;
+	}
+	if (ret) {
+		snprintf(err, sizeof(err), "MonitorOn: %s (not root nor in pvm.netflow_group?)",
+			 strerror(-ret));
+		hs_fail(n, err);
+		return;
+	}
+	hs_up(n);
+}
+
+static void hs_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct fl_nf *n = w->data;
+	char err[256];
+
+	(void)loop;
+	(void)revents;
+	snprintf(err, sizeof(err), "%s: no %s within %d ms", n->addr,
+		 n->state == FL_NF_CONNECTING ? "connection"
+		 : n->state == FL_NF_AUTH     ? "answer to Auth"
+					      : "answer to MonitorOn",
+		 NF_CONNECT_MS);
+	hs_fail(n, err);
 }
 
 static void nf_retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct fl_nf *n = w->data;
 	char err[256] = "";
+	int ret;
 
 	(void)revents;
-	if (n->nf)
-		return;
-	if (nf_connect(n, err, sizeof(err))) {
-		if (strcmp(err, n->last_error))
-			mw_warn("netflow sensor: %s (retrying every %.0f s)", err, NF_RETRY_S);
-		snprintf(n->last_error, sizeof(n->last_error), "%s", err);
+	if (n->state != FL_NF_DOWN)
+		return; /* an attempt is under way */
+	ret = mw_nf_client_connect_start(&n->nf, n->addr, err, sizeof(err));
+	if (ret && ret != -EINPROGRESS) {
+		n->nf = NULL;
+		hs_fail(n, err);
 		return;
 	}
-	ev_timer_stop(loop, &n->retry);
-	n->connects++;
-	n->last_error[0] = 0;
-	ev_io_init(&n->io, nf_read_cb, mw_nf_client_fd(n->nf), EV_READ);
-	n->io.data = n;
-	mw_notice("netflow sensor: %s subscribed", n->addr);
-	nf_read_cb(loop, &n->io, EV_READ); /* what arrived with MonitorOn's answer; then polls */
+	ev_timer_set(&n->hs_timer, NF_CONNECT_MS / 1000.0, 0.);
+	ev_timer_start(loop, &n->hs_timer);
+	if (!ret) {
+		hs_connected(n); /* AF_UNIX connects at once */
+		return;
+	}
+	n->state = FL_NF_CONNECTING;
+	ev_io_set(&n->hs_io, mw_nf_client_fd(n->nf), EV_WRITE);
+	ev_io_start(loop, &n->hs_io);
 }
 
 /**
@@ -230,6 +373,10 @@ int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_conf
 	n->retry.data = n;
 	ev_timer_init(&n->batch, nf_batch_cb, 0, NF_BATCH_S);
 	n->batch.data = n;
+	ev_init(&n->hs_io, hs_io_cb);
+	n->hs_io.data = n;
+	ev_init(&n->hs_timer, hs_timer_cb);
+	n->hs_timer.data = n;
 	ev_timer_start(loop, &n->retry);
 	return 0;
 }
@@ -237,7 +384,7 @@ int fl_nf_open(struct fl_nf *n, struct ev_loop *loop, const struct mw_flowd_conf
 /* fl_nf_tick() - the report clock (wall-clock seconds): what has arrived belongs to the second */
 void fl_nf_tick(struct fl_nf *n, uint64_t now_s)
 {
-	if (n->nf)
+	if (n->nf && n->state == FL_NF_UP)
 		nf_drain(n);
 	fl_socks_tick(&n->socks, now_s);
 }
@@ -245,10 +392,12 @@ void fl_nf_tick(struct fl_nf *n, uint64_t now_s)
 /* fl_nf_close() - read what is pending, report the interval so far, disconnect, free */
 void fl_nf_close(struct fl_nf *n, uint64_t now_s)
 {
-	ev_timer_stop(n->loop, &n->retry);
-	ev_timer_stop(n->loop, &n->batch);
-	if (n->nf && nf_drain(n) >= 0)
+	ev_io_stop(n->loop, &n->hs_io);
+	ev_timer_stop(n->loop, &n->hs_timer);
+	if (n->nf && n->state == FL_NF_UP && nf_drain(n) >= 0)
 		ev_io_stop(n->loop, &n->io);
+	ev_timer_stop(n->loop, &n->retry); /* after the drain: a loss there restarts it */
+	ev_timer_stop(n->loop, &n->batch);
 	mw_info("netflow sensor: %s: %" PRIu64 " observations in %" PRIu64 " drains, %" PRIu64
 		" recv",
 		n->addr, n->socks.obs, n->wakeups, n->reads);
