@@ -45,6 +45,46 @@ static bool field_valid(int64_t field)
 	return field >= MAPI_SRC_IP && field <= MAPI_DST_PORT;
 }
 
+/*
+ * How many of function @id a flow may have: the costly ones are bounded, so that a
+ * user watching one sensor cannot make every frame cost the loop, which all sensors
+ * share, thousands of hashes (ANONYMIZE of an IPv6 frame is 256 SipHash; a second
+ * one anonymizes nothing more) or filter runs.  0: as many as MW_MAPI_FUNCS_MAX.
+ */
+static int fn_max(enum mw_mapi_func id)
+{
+	switch (id) {
+	case MW_MAPI_TO_BUFFER:
+	case MW_MAPI_ANONYMIZE:
+	case MW_MAPI_FANOUT:
+	case MW_MAPI_PORTSCAN:
+		return 1;
+	case MW_MAPI_BPF_FILTER:
+	case MW_MAPI_STR_SEARCH:
+		return 4;
+	default:
+		return 0;
+	}
+}
+
+static const char *fn_name(enum mw_mapi_func id)
+{
+	switch (id) {
+	case MW_MAPI_TO_BUFFER:
+		return "TO_BUFFER";
+	case MW_MAPI_ANONYMIZE:
+		return "ANONYMIZE";
+	case MW_MAPI_FANOUT:
+		return "FANOUT";
+	case MW_MAPI_PORTSCAN:
+		return "PORTSCAN";
+	case MW_MAPI_STR_SEARCH:
+		return "STR_SEARCH";
+	default:
+		return "BPF_FILTER";
+	}
+}
+
 /**
  * fl_mapi_flow_apply() - check and append one function (before CONNECT)
  * @f:      flow
@@ -71,6 +111,20 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 	fn = &f->fns[f->nfns];
 	memset(fn, 0, sizeof(*fn));
 	fn->id = (enum mw_mapi_func)req->func;
+	if (fn_max(fn->id)) {
+		int j, n = 0;
+
+		for (j = 0; j < f->nfns; j++)
+			n += f->fns[j].id == fn->id;
+		if (n >= fn_max(fn->id)) {
+			if (fn_max(fn->id) == 1)
+				snprintf(err, errlen, "%s: one per flow", fn_name(fn->id));
+			else
+				snprintf(err, errlen, "%s: at most %d per flow", fn_name(fn->id),
+					 fn_max(fn->id));
+			return -EINVAL;
+		}
+	}
 	switch (fn->id) {
 	case MW_MAPI_BPF_FILTER:
 		ret = fl_bpf_compile(req->sarg, &fn->bpf, err, errlen);
@@ -120,17 +174,8 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 		fn->offset = (uint32_t)req->iarg[0];
 		fn->depth = (uint32_t)req->iarg[1];
 		break;
-	case MW_MAPI_TO_BUFFER: {
-		int j;
-
-		for (j = 0; j < f->nfns; j++) {
-			if (f->fns[j].id == MW_MAPI_TO_BUFFER) {
-				snprintf(err, errlen, "TO_BUFFER: one per flow");
-				return -EINVAL;
-			}
-		}
+	case MW_MAPI_TO_BUFFER:
 		break;
-	}
 	case MW_MAPI_ANONYMIZE:
 		if (!req->sarg[0] || req->iarg[0] < 0 || req->iarg[0] > 1) {
 			snprintf(err, errlen, "ANONYMIZE: a key, strip 0 or 1");

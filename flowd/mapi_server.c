@@ -40,22 +40,27 @@
  *
  * Nothing is allocated: both tables were at open.  A refusal is counted.  Beyond
  * the process's flowd.mapi_client_flows, a user other than root may hold as many
- * flows over all its processes (forking buys nothing), and may not take the last
- * entry of either table (when it has more than one): root's mw-top always gets in.
+ * flows over all its processes (forking buys nothing), may not take the last
+ * entry of either table (when it has more than one): root's mw-top always gets in,
+ * and may hold a quarter of the client table (2 entries at least): processes with
+ * a flow each cannot fill it for the other users.
  * Return: 0, -ENOSPC (flow table full, or the process or user holds
  * flowd.mapi_client_flows) or -EUSERS (client table full)
  */
 int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **flow,
 		 const char **why)
 {
-	int i, c = -1, slot = -1, user_flows = 0;
+	int i, c = -1, slot = -1, user_flows = 0, user_clients = 0;
 	bool user = uid != 0;
 	int flows_max = m->max_flows - (user && m->max_flows > 1);
 	int clients_max = m->max_clients - (user && m->max_clients > 1);
+	int user_clients_max = m->max_clients / 4 > 2 ? m->max_clients / 4 : 2;
 
 	for (i = 0; i < m->max_clients; i++) {
-		if (m->clients[i].pid && m->clients[i].uid == uid)
+		if (m->clients[i].pid && m->clients[i].uid == uid) {
 			user_flows += m->clients[i].flows;
+			user_clients++;
+		}
 		if (m->clients[i].pid == pid)
 			c = i;
 		else if (c == -1 && !m->clients[i].pid)
@@ -85,6 +90,11 @@ int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **
 		m->client_drops++;
 		*why = c < -1 ? "client table full: its last entry is root's (flowd.mapi_max_clients)"
 			      : "client table full (flowd.mapi_max_clients)";
+		return -EUSERS;
+	}
+	if (c < -1 && user && user_clients >= user_clients_max) {
+		m->client_drops++;
+		*why = "too many processes of this user (a quarter of flowd.mapi_max_clients)";
 		return -EUSERS;
 	}
 	if (c < 0) {

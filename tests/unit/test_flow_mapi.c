@@ -394,6 +394,14 @@ static void test_refusals(void **state)
 	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_STR_SEARCH, "", 0, 0, NULL), -EINVAL);
 	pkts = fx_apply(x, MW_MAPI_PKT_COUNTER, NULL, 0, 0);
 	assert_int_equal(pkts, 1);
+	/* The costly functions are bounded per flow: the loop is every sensor's. */
+	assert_int_equal(fx_apply(x, MW_MAPI_ANONYMIZE, "k", 0, 0), 2);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "k", 0, 0, NULL), -EINVAL);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(fx_apply(x, MW_MAPI_BPF_FILTER, "tcp", 0, 0), 3 + i);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_BPF_FILTER, "tcp", 0, 0, NULL), -EINVAL);
+	assert_int_equal(fx_apply(x, MW_MAPI_PORTSCAN, NULL, 10, 60), 7);
+	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PORTSCAN, NULL, 10, 60, NULL), -EINVAL);
 	assert_int_equal(fx_req(x, MW_MAPI_CONNECT, 0, NULL, 0, 0, NULL), 0);
 	assert_int_equal(fx_req(x, MW_MAPI_APPLY, MW_MAPI_PKT_COUNTER, NULL, 0, 0, NULL),
 			 -EALREADY);
@@ -640,6 +648,38 @@ static void test_user_limits(void **state)
 	assert_int_equal(m.nclients, 0);
 }
 
+/* A user's processes take a quarter of the client table: one flow each cannot fill it. */
+static void test_user_processes(void **state)
+{
+	struct fl_mapi_flow *flows[8] = { NULL }, pool[8], *f[8];
+	struct fl_mapi_client clients[8];
+	struct fl_mapi m = { .flows = flows,
+			     .pool = pool,
+			     .clients = clients,
+			     .max_flows = 8,
+			     .max_clients = 8,
+			     .client_flows = 8 };
+	const char *why = NULL;
+	int i;
+
+	(void)state;
+	memset(clients, 0, sizeof(clients));
+	assert_int_equal(fl_mapi_take(&m, 100, 1000, &f[0], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 101, 1000, &f[1], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 102, 1000, &f[2], &why), -EUSERS);
+	assert_string_equal(
+		why, "too many processes of this user (a quarter of flowd.mapi_max_clients)");
+	assert_int_equal(fl_mapi_take(&m, 101, 1000, &f[2], &why), 0); /* its processes: more */
+	assert_int_equal(fl_mapi_take(&m, 200, 2000, &f[3], &why), 0); /* another user: in */
+	assert_int_equal(fl_mapi_take(&m, 1, 0, &f[4], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 2, 0, &f[5], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 3, 0, &f[6], &why), 0); /* root: no such bound */
+	assert_int_equal(m.client_drops, 1);
+	for (i = 0; i < 7; i++)
+		fl_mapi_put(&m, f[i]);
+	assert_int_equal(m.nclients, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -653,9 +693,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_anomalies, fx_setup, fx_teardown),
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_user_limits),
+		cmocka_unit_test(test_user_processes),
 		cmocka_unit_test(test_dispatch_connected_only),
 		cmocka_unit_test(test_sensor_gone),
-		cmocka_unit_test_setup_teardown(test_filter_names_not_resolved, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_filter_names_not_resolved, fx_setup,
+						fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
