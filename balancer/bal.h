@@ -149,9 +149,11 @@ void bal_ins_conn_done(struct bal_ins *i);
 int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen);
 void bal_fe_close(struct bal_fe *fe);
 /* fence.c */
-int bal_fence_render(char *buf, size_t len, const char *table, const char *subnet, unsigned uid);
+int bal_fence_render(char *buf, size_t len, const char *table, const char *subnet,
+		     const char *bridge, unsigned uid);
 int bal_fence_open(struct bal *b, struct bal_fence **out, char *err, size_t errlen);
 void bal_fence_close(struct bal_fence *f);
+void bal_nft_sweep(const struct mw_config *cfg);
 void bal_fe_reload(struct bal_fe *fe);
 unsigned bal_fe_conns(const struct bal_fe *fe);
 bool bal_fe_accept_paused(const struct bal_fe *fe);

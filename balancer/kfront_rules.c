@@ -9,6 +9,8 @@
 
 #include "balancer/kfront.h"
 
+#define KF_SYN_TIMEOUT_S 5 /* conntrack of a front-end connection in SYN_SENT / SYN_RECV */
+
 struct out {
 	char *buf;
 	size_t len, used;
@@ -82,6 +84,26 @@ int bal_kf_render_table(char *buf, size_t len, const char *table, const struct b
 	    table);
 	put(&o, "add chain ip %s out { type nat hook output priority -100; policy accept; }\n",
 	    table);
+	/*
+	 * "ct count" in front counts a connection from its first packet: a SYN from a
+	 * forged source, which the INS answers and nobody completes, would hold its
+	 * place for the kernel's SYN_RECV timeout (60 s, renewed by each SYN-ACK sent
+	 * again: some 90 s), so a few hundred forged SYNs a second would hold max_conns
+	 * and shut every client out.  The front-end's connections get 5 s in the
+	 * handshake's states instead (a ct timeout policy, set on the new, unconfirmed
+	 * entry: after conntrack, -200, before the DNAT, -100): a forged one ends at the first gap
+	 * over 5 s between the INS's SYN-ACKs, some 12 s on; a client's own retransmitted SYN
+	 * renews it.
+	 */
+	put(&o,
+	    "add ct timeout ip %s syn_short { protocol tcp; l3proto ip; "
+	    "policy = { syn_sent: %d, syn_recv: %d }; }\n",
+	    table, KF_SYN_TIMEOUT_S, KF_SYN_TIMEOUT_S);
+	put(&o,
+	    "add chain ip %s syn_pre { type filter hook prerouting priority -150; policy accept; "
+	    "}\n"
+	    "add chain ip %s syn_out { type filter hook output priority -150; policy accept; }\n",
+	    table, table);
 	for (k = 0; k < nl; k++) {
 		if (l[k].addr.s_addr == htonl(INADDR_ANY)) {
 			put(&o,
@@ -89,12 +111,23 @@ int bal_kf_render_table(char *buf, size_t len, const char *table, const struct b
 			    "add rule ip %s out fib daddr type local ip daddr != 127.0.0.0/8 "
 			    "tcp dport %u jump front\n",
 			    table, l[k].port, table, l[k].port);
+			put(&o,
+			    "add rule ip %s syn_pre fib daddr type local tcp dport %u "
+			    "ct timeout set \"syn_short\"\n"
+			    "add rule ip %s syn_out fib daddr type local ip daddr != 127.0.0.0/8 "
+			    "tcp dport %u ct timeout set \"syn_short\"\n",
+			    table, l[k].port, table, l[k].port);
 			continue;
 		}
 		inet_ntop(AF_INET, &l[k].addr, a, sizeof(a));
 		put(&o,
 		    "add rule ip %s pre ip daddr %s tcp dport %u jump front\n"
 		    "add rule ip %s out ip daddr %s tcp dport %u jump front\n",
+		    table, a, l[k].port, table, a, l[k].port);
+		put(&o,
+		    "add rule ip %s syn_pre ip daddr %s tcp dport %u ct timeout set \"syn_short\"\n"
+		    "add rule ip %s syn_out ip daddr %s tcp dport %u ct timeout set "
+		    "\"syn_short\"\n",
 		    table, a, l[k].port, table, a, l[k].port);
 	}
 	if (o.full)

@@ -55,6 +55,8 @@ int main(int argc, char **argv)
 	}
 	inited = true;
 	ret = bal_ctl_open(&b, &b.ctl, err, sizeof(err));
+	if (!ret)
+		bal_nft_sweep(&d.cfg);
 	if (!ret && !strcmp(bc->mode, "kernel"))
 		ret = bal_kf_open(&b, &b.kf, err, sizeof(err));
 	else if (!ret)

@@ -255,6 +255,11 @@ mw_group_add() {
 	_mw_groups+=("$1")
 }
 
+# mw_undo CMD: run CMD (eval'd) at exit, after the processes stopped, last first:
+# host state a test changed that no namespace or veth takes with it.
+_mw_undo=()
+mw_undo() { _mw_undo+=("$1"); }
+
 _mw_cleanup() {
 	local rc=$1 i n name pid ns v g
 	trap - EXIT INT TERM
@@ -278,6 +283,9 @@ _mw_cleanup() {
 			_mw_failed=1
 			[ "$rc" != 0 ] || rc=1
 		fi
+	done
+	for ((i = ${#_mw_undo[@]} - 1; i >= 0; i--)); do
+		eval "${_mw_undo[i]}" 2>/dev/null
 	done
 	for v in "${_mw_veths[@]}"; do
 		ip link del "$v" 2>/dev/null

@@ -132,8 +132,8 @@ changed=$(join <(echo "$before") <(ins_field 6 | sort) | awk '$2 != $3' | wc -l)
 ctl policy round-robin >/dev/null
 
 # PROXY v2 fence (splice mode): a local user connecting to an INS directly with a header
-# of its own that names 192.0.2.77 is reset before the INS sees it; root (the balancer's
-# uid) still connects.  The fence's table goes with the balancer (checked at the end).
+# of its own that names 192.0.2.77 is reset before the INS sees it, and so is one the
+# host routes there from another namespace; root (the balancer's uid) still connects.  The fence's table goes with the balancer (checked at the end).
 if [ "${MW_BALANCER_MODE:-splice}" = splice ]; then
 	ins_ip=$(ctl ins list | awk 'NR > 1 {print $3; exit}')
 	cat >"$MW_TMP/forge.py" <<'PYEOF'
@@ -154,7 +154,33 @@ PYEOF
 	got=$(/usr/bin/python3 "$MW_TMP/forge.py" "$ins_ip" "$PORT")
 	[ "$got" = "answered HTTP/1.1 200 OK" ] || mw_fail "fence: root's connection to $ins_ip:$PORT: $got"
 	nft list table inet "mwbal_${TAG}_fence" >/dev/null || mw_fail "fence: no table mwbal_${TAG}_fence"
-	mw_log "PROXY v2 fence: a local user's forged header refused, root's served"
+	# A container's or VM's traffic that the host routes into the subnet, masqueraded to
+	# the bridge address as Docker's, libvirt's and podman's rules do ("rt", a namespace
+	# behind a veth the host forwards from): reset by the fence's forward hook.
+	mw_netns_add rt
+	mw_veth_add rth rtn rt
+	RT=10.$((200 + $$ % 40)).$((($$ / 40) % 250))
+	ip addr add "$RT.1/30" dev "$(mw_veth rth)" && ip link set "$(mw_veth rth)" up &&
+		ip -n "$(mw_netns rt)" addr add "$RT.2/30" dev "$(mw_veth rtn)" &&
+		ip -n "$(mw_netns rt)" link set "$(mw_veth rtn)" up &&
+		ip -n "$(mw_netns rt)" route add default via "$RT.1" || mw_fail "fence: the routed namespace"
+	# Forwarding on these two interfaces only (the ingress one decides), not the host's.
+	sysctl -qw "net.ipv4.conf.$(mw_veth rth).forwarding=1" "net.ipv4.conf.$BR.forwarding=1" ||
+		mw_fail "fence: cannot forward"
+	mw_undo "sysctl -qw net.ipv4.conf.$BR.forwarding=0"
+	nft -f - <<NFT || mw_fail "fence: cannot masquerade"
+table ip mwt_masq_$$ {
+	chain post {
+		type nat hook postrouting priority 100;
+		ip saddr $RT.2 oifname "$BR" masquerade
+	}
+}
+NFT
+	mw_undo "nft delete table ip mwt_masq_$$"
+	got=$(ip netns exec "$(mw_netns rt)" /usr/bin/python3 "$MW_TMP/forge.py" "$ins_ip" "$PORT")
+	[ "$got" = "refused ConnectionRefusedError" ] ||
+		mw_fail "fence: a routed, masqueraded forged PROXY header to $ins_ip:$PORT: $got"
+	mw_log "PROXY v2 fence: a local user's forged header refused, a routed one too, root's served"
 fi
 
 # Bad input: one clear line, exit 1, balancer unharmed.

@@ -4,8 +4,10 @@
 # The nftables table mwbal_<tag> with a chain per INS; the client's own address is the
 # peer mw-ins reports in the merged Netflow stream and the one nginx logs (no PROXY v2);
 # a drained INS keeps its established connection (conntrack) while new ones go elsewhere;
-# kill -9 of the balancer leaves the table, and the next balancer replaces it; bad
-# kernel-mode configurations are refused with one clear line; SIGTERM deletes the table.
+# a forged SYN's half-open conntrack entry (what balancer.max_conns counts) lives 5 s,
+# not 60; kill -9 of the balancer leaves the table, and the next balancer replaces it; bad
+# kernel-mode configurations are refused with one clear line; SIGTERM deletes the table;
+# a splice-mode start after a killed kernel-mode run removes its stale table.
 export MW_BALANCER_MODE=kernel
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/balancer_lib.sh"
@@ -100,6 +102,35 @@ ctl status | awk '$1 == "kf_update_us_max" {print "steering update max " $2 " us
 us=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["kf_update_us_max"])')
 [ "$us" -lt 1000000 ] || mw_fail "a steering update took $us us" # ms-scale; seconds would stall the loop
 
+# A SYN from a forged source (198.51.100.77, a documentation address nobody answers
+# from): the INS answers, nobody completes the handshake, and the conntrack entry that
+# balancer.max_conns's "ct count" sees lives 5 s at a time, not the kernel's 60 s of
+# SYN_RECV: forged SYNs cannot hold the front end's places for long.  Last before the
+# kill -9 below: its half-open connection would count in its INS until then.
+python3 - "$MW_FRONT" "$PORT" <<'PYEOF' || mw_fail "cannot send a forged SYN"
+import socket, struct, sys
+dst, dport, src, sport = sys.argv[1], int(sys.argv[2]), "198.51.100.77", 40777
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    return ~(s + (s >> 16)) & 0xffff
+tcp = struct.pack("!HHIIBBHHH", sport, dport, 12345, 0, 5 << 4, 0x02, 64240, 0, 0)
+pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0,
+                 socket.inet_aton(src), socket.inet_aton(dst))
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(ip + tcp, (dst, 0))
+PYEOF
+ct_forged() { conntrack -L -p tcp --orig-src 198.51.100.77 --orig-port-src 40777 2>/dev/null; }
+mw_wait_for "ct_forged | grep -q SYN_RECV" 5 || mw_fail "no half-open conntrack entry for the forged SYN: $(ct_forged)"
+left=$(ct_forged | awk '{print $3; exit}')
+[ -n "$left" ] && [ "$left" -le 5 ] ||
+	mw_fail "the forged SYN's conntrack entry has $left s left (want at most 5): $(ct_forged)"
+mw_log "a forged SYN's half-open conntrack entry: ${left} s left"
+
 # kill -9: the table stays; the next balancer with the tag replaces it (a marker goes).
 kill -9 "$(mw_pid balancer)"
 sleep 0.5
@@ -134,3 +165,26 @@ mw_stop balancer2 10
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-balancer exited $MW_EXIT_STATUS on SIGTERM"
 nft list table ip "$TABLE" >/dev/null 2>&1 && mw_fail "table $TABLE left after SIGTERM"
 mw_log "SIGTERM removed $TABLE"
+
+# kill -9 of a kernel-mode run, then a splice-mode balancer of the same tag: the stale
+# table goes at its start (it would go on steering the port past the proxy), and so
+# does a stale fence table (made here as a splice run with PROXY v2 would have).
+mw_spawn balancer3 "$BAL" -c "$CONF"
+BAL_LOG=$(mw_logfile balancer3)
+bal_wait_ready 1 30 || mw_fail "the third balancer has no ready INS"
+kill -9 "$(mw_pid balancer3)"
+sleep 0.5
+nft list table ip "$TABLE" >/dev/null 2>&1 || mw_fail "the table went with a killed balancer?"
+nft add table inet "${TABLE}_fence" || mw_fail "cannot make a stale fence table"
+sed 's|mode = "kernel";|mode = "splice";|' "$CONF" >"$MW_TMP/splice.conf"
+grep -q 'mode = "splice";' "$MW_TMP/splice.conf" || mw_fail "no mode line to switch in $CONF"
+mw_spawn balancer4 "$BAL" -c "$MW_TMP/splice.conf"
+BAL_LOG=$(mw_logfile balancer4)
+mw_wait_for "grep -q 'ready: backend' '$BAL_LOG'" 30 || mw_fail "the splice-mode balancer did not start"
+nft list table ip "$TABLE" >/dev/null 2>&1 &&
+	mw_fail "the killed kernel-mode run's table outlived a splice-mode start: $(nft list table ip "$TABLE")"
+nft list table inet "${TABLE}_fence" >/dev/null 2>&1 && mw_fail "a stale fence table outlived a start without PROXY v2"
+mw_wait_for "curl -sf --max-time 3 '$URL/index.html' | grep -q 'balancer test $$'" 30 ||
+	mw_fail "no answer through the splice-mode balancer"
+mw_stop balancer4 10
+mw_log "a splice-mode start removed the killed kernel-mode run's table and a stale fence"

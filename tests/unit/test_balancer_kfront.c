@@ -51,6 +51,13 @@ static void test_table(void **state)
 	assert_non_null(strstr(buf, "add rule ip mwbal_x out ip daddr 192.0.2.7 tcp dport 8443 "
 				    "jump front\n"));
 	assert_non_null(strstr(buf, "ct count over 500 counter name \"over_limit\" accept\n"));
+	/* Forged SYNs hold a place in ct count 5 s, not the kernel's 60 s of SYN_RECV. */
+	assert_non_null(strstr(buf, "add ct timeout ip mwbal_x syn_short { protocol tcp; l3proto "
+				    "ip; policy = { syn_sent: 5, syn_recv: 5 }; }\n"));
+	assert_non_null(strstr(buf, "add rule ip mwbal_x syn_pre fib daddr type local tcp dport 80 "
+				    "ct timeout set \"syn_short\"\n"));
+	assert_non_null(strstr(buf, "add rule ip mwbal_x syn_out ip daddr 192.0.2.7 tcp dport 8443 "
+				    "ct timeout set \"syn_short\"\n"));
 	assert_int_equal(bal_kf_render_table(buf, 64, "mwbal_x", l, 2, 500), -ENOSPC);
 }
 
@@ -129,22 +136,30 @@ static void test_fence(void **state)
 	char buf[1024];
 
 	(void)state;
-	assert_int_equal(bal_fence_render(buf, sizeof(buf), "mwbal_t_fence", "10.77.0.0/24", 0), 0);
-	assert_string_equal(buf,
-			    "add table inet mwbal_t_fence\n"
-			    "delete table inet mwbal_t_fence\n"
-			    "table inet mwbal_t_fence {\n"
-			    "\tchain out {\n"
-			    "\t\ttype filter hook output priority 0; policy accept;\n"
-			    "\t\tip daddr 10.77.0.0/24 tcp flags & (syn | ack) == syn meta skuid "
-			    "!= 0 counter reject with tcp reset\n"
-			    "\t}\n"
-			    "}\n");
-	assert_int_equal(bal_fence_render(buf, sizeof(buf), "f", "fd00::/64", 998), 0);
+	assert_int_equal(
+		bal_fence_render(buf, sizeof(buf), "mwbal_t_fence", "10.77.0.0/24", "mwbr0", 0), 0);
+	assert_string_equal(
+		buf, "add table inet mwbal_t_fence\n"
+		     "delete table inet mwbal_t_fence\n"
+		     "table inet mwbal_t_fence {\n"
+		     "\tchain out {\n"
+		     "\t\ttype filter hook output priority 0; policy accept;\n"
+		     "\t\tip daddr 10.77.0.0/24 tcp flags & (syn | ack) == syn meta skuid "
+		     "!= 0 counter reject with tcp reset\n"
+		     "\t}\n"
+		     "\tchain routed {\n"
+		     "\t\ttype filter hook forward priority 0; policy accept;\n"
+		     "\t\tiifname != \"mwbr0\" ip daddr 10.77.0.0/24 tcp flags & (syn | ack) "
+		     "== syn counter reject with tcp reset\n"
+		     "\t}\n"
+		     "}\n");
+	assert_int_equal(bal_fence_render(buf, sizeof(buf), "f", "fd00::/64", "br1", 998), 0);
 	assert_non_null(strstr(buf, "\t\tip6 daddr fd00::/64 tcp flags"));
 	assert_non_null(strstr(buf, "meta skuid != 998 "));
-	assert_int_equal(bal_fence_render(buf, sizeof(buf), "f", "10.77.0.0/33", 0), -EINVAL);
-	assert_int_equal(bal_fence_render(buf, 64, "f", "10.77.0.0/24", 0), -EINVAL);
+	assert_non_null(strstr(buf, "iifname != \"br1\" ip6 daddr fd00::/64 tcp flags"));
+	assert_int_equal(bal_fence_render(buf, sizeof(buf), "f", "10.77.0.0/33", "mwbr0", 0),
+			 -EINVAL);
+	assert_int_equal(bal_fence_render(buf, 64, "f", "10.77.0.0/24", "mwbr0", 0), -EINVAL);
 }
 
 /*
