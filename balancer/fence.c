@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* fence.c - splice mode with PROXY v2: only the balancer's own connections reach the INS */
 #include <errno.h>
+#include <linux/netlink.h>
 #include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "balancer/bal.h"
@@ -136,6 +138,21 @@ void bal_fence_close(struct bal_fence *f)
 	free(f);
 }
 
+/*
+ * Does the kernel speak nftables' netlink?  Asked first: libnftables exits the
+ * process when it cannot open its socket (a kernel without nfnetlink, such as a
+ * Xen dom0's without the modules).
+ */
+static bool bal_nft_kernel(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 /**
  * bal_nft_sweep() - at start: remove this tag's tables that this run will not make
  * @cfg: the configuration
@@ -144,7 +161,8 @@ void bal_fence_close(struct bal_fence *f)
  * steering the port to the INS addresses past this run's proxy (and its
  * balancer.max_conns), a fence one would go on resetting connections to the
  * subnet.  The tables this run makes replace their stale selves when made.
- * Skipped without root (no table was made then either); failures are logged.
+ * Skipped without root or without nf_tables in the kernel (no table was made
+ * then either); failures are logged.
  */
 void bal_nft_sweep(const struct mw_config *cfg)
 {
@@ -154,7 +172,8 @@ void bal_nft_sweep(const struct mw_config *cfg)
 	struct nft_ctx *nft;
 	size_t n = 0;
 
-	if (geteuid() || bal_kf_table_name(cfg->balancer.tag, base, sizeof(base)))
+	if (geteuid() || bal_kf_table_name(cfg->balancer.tag, base, sizeof(base)) ||
+	    !bal_nft_kernel())
 		return;
 	buf[0] = 0;
 	if (!kernel) /* (one of the two at least: kernel mode has no fence) */
