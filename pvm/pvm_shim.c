@@ -886,9 +886,12 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		p->nclients++;
 		ev_io_init(&c->io, client_cb, fd, EV_READ);
 		/*
-		 * Requests before the app's bytes: an F_NOREPLY TCP_CORK sent before
-		 * a write must reach the INS before that write's data, so when both
-		 * are ready in one loop iteration the request is handled first.
+		 * Requests before the app's bytes: an F_NOREPLY option sent before a
+		 * write reaches the INS before that write's data when both are ready
+		 * in one loop iteration.  (A second one, read only once the INS has
+		 * answered the first, may act after bytes written after it: none of
+		 * those options, TCP_NODELAY, TCP_QUICKACK, SO_KEEPALIVE, depends on
+		 * that order.)
 		 */
 		ev_set_priority(&c->io, EV_MAXPRI);
 		c->io.data = c;

@@ -236,7 +236,7 @@ mw_wait_for "grep -q '^listening' '$(mw_logfile rp_same)'" 10 ||
 for when in early late; do
 	# (on the old code it listens, and serves until the timeout ends it)
 	as_nobody env LD_PRELOAD="$SHIM" MW_PVM_SOCKET="$MW_RUNTIME_DIR/pvm.sock" \
-		timeout 3 $PY -c "$REUSE_APP" 7207 pwned $when >"$MW_TMP/rp.out" 2>&1 || true
+		timeout 10 $PY -c "$REUSE_APP" 7207 pwned $when >"$MW_TMP/rp.out" 2>&1 || true
 	got=$(head -1 "$MW_TMP/rp.out")
 	[ "$got" = "refused EADDRINUSE" ] || mw_fail "nobody's SO_REUSEPORT ($when) on root's port: $got"
 done

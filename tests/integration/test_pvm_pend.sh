@@ -59,14 +59,14 @@ mw_wait_for "grep -q ' last 0 ' '$NOTIFY'" 20 ||
 mw_log "ok: $R of 48 reset by mw-pvm, the 4 benign requests answered, nothing left counted"
 
 # An upload the app is reading gives way to no connection the app has not taken: a
-# second app accepts one connection and reads its 16 MiB with a 0.3 s pause every
+# second app accepts one connection and reads its 16 MiB with a 0.2 s pause every
 # 512 KiB (its socket fills, mw-pvm holds up to a window for it, then the app takes
 # bytes out: from the second pause on, mw-pvm knows the app reads); then 12
 # connections it never accepts keep pushing 300 KiB each, made again when reset, so
 # pvm.pending_total stays reached while the upload's buffer drains and grows again
 # (on the old code it was reset as soon as it grew to the flood's size).
 PORT2=8091
-mw_spawn reader shimmed "$PY" "$PP" slowread "$PORT2" 512 0.3 60
+mw_spawn reader shimmed "$PY" "$PP" slowread "$PORT2" 512 0.2 60
 mw_wait_for "ins_listens $PORT2" 20 || mw_fail "the reading app does not listen"
 mw_spawn upload in_cli "$PY" "$PP" upload "$INS_IP" "$PORT2" 16
 ULOG=$(mw_logfile upload)
