@@ -12,7 +12,6 @@ struct fl_anon {
 	uint64_t k0, k1;
 };
 
-uint64_t fl_siphash24(uint64_t k0, uint64_t k1, const void *data, size_t len);
 void fl_anon_init(struct fl_anon *a, const char *key, size_t len);
 void fl_anon_addr(const struct fl_anon *a, uint8_t *addr, unsigned bits);
 size_t fl_anon_frame(const struct fl_anon *a, uint8_t *frame, size_t caplen, int strip);
