@@ -44,6 +44,7 @@ enum bal_reason {
 	BAL_R_HEALTH_ERROR,	   /* health probe could not run */
 	BAL_R_HEALTH_DOWN,	   /* INS stopped after health_failures failed checks */
 	BAL_R_START_TIMEOUT,	   /* INS not joined mw-pvm within start_timeout_ms */
+	BAL_R_LIMIT_SOURCE,	   /* balancer.max_conns_per_source reached: client closed */
 	BAL_R_COUNT
 };
 

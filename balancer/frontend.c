@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "balancer/bal.h"
+#include "balancer/srclimit.h"
 #include "common/addr.h"
 #include "common/log.h"
 #include "common/proxy2.h"
@@ -46,7 +47,9 @@
  * EMFILE/ENFILE (and ENOBUFS/ENOMEM) on accept: the listeners stop for
  * ACCEPT_PAUSE_S and resume, instead of spinning on a readable listener.
  * At balancer.max_conns connections a new client is closed at once (reason
- * "limit"), so the balancer's fds and pipes stay bounded.  Both legs get
+ * "limit"), so the balancer's fds and pipes stay bounded; and one address
+ * holding balancer.max_conns_per_source has its next closed (reason
+ * "limit_source", srclimit.c), so one source cannot take them all.  Both legs get
  * TCP keepalive (balancer.keepalive_ms; the client leg inherits it from the
  * listener), so a peer that vanished without a FIN or RST ends its
  * connection even where idle_timeout_ms is 0.
@@ -96,6 +99,7 @@ struct fe_conn {
 	struct fe_dir up, down; /* client->INS, INS->client */
 	uint8_t hdr[MW_PROXY2_V6_LEN];
 	size_t hdrlen, hdroff;
+	uint8_t src[BAL_SRC_KEY]; /* its client address in fe->src */
 };
 
 struct bal_fe {
@@ -108,6 +112,7 @@ struct bal_fe {
 	struct mw_ratelimit rl;
 	int pool[PIPE_POOL][2]; /* empty pipes, [0] read end, [1] write end */
 	int npool;
+	struct bal_srclimit src; /* connections per client address */
 };
 
 static void conn_update(struct fe_conn *c);
@@ -193,6 +198,7 @@ static void conn_free(struct fe_conn *c)
 	pipe_put(fe, &c->down);
 	if (c->ins)
 		bal_ins_conn_done(c->ins);
+	bal_srclimit_put(&fe->src, c->src);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -596,10 +602,12 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct fe_listener *l = w->data;
 	struct bal_fe *fe = l->fe;
+	unsigned per_src = (unsigned)fe->b->cfg->balancer.max_conns_per_source;
 	struct sockaddr_storage peer;
+	uint8_t src[BAL_SRC_KEY];
 	struct fe_conn *c;
 	socklen_t sl, pl;
-	int fd, k;
+	int fd, k, ret;
 
 	for (k = 0; k < ACCEPT_BATCH; k++) {
 		pl = sizeof(peer);
@@ -627,12 +635,26 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
-		c = calloc(1, sizeof(*c));
+		bal_srclimit_key(&peer, src);
+		ret = bal_srclimit_take(&fe->src, src, per_src);
+		if (ret == -EUSERS) {
+			bal_count(fe->b, BAL_R_LIMIT_SOURCE);
+			if (mw_ratelimit_ok(&fe->rl, 5, 1000))
+				mw_warn("front end: a client address holds %u connections, "
+					"balancer.max_conns_per_source: client closed",
+					per_src);
+			close(fd);
+			continue;
+		}
+		c = ret ? NULL : calloc(1, sizeof(*c));
 		if (!c) {
+			if (!ret)
+				bal_srclimit_put(&fe->src, src);
 			bal_count(fe->b, BAL_R_RESOURCE);
 			close(fd);
 			return;
 		}
+		memcpy(c->src, src, sizeof(src));
 		c->fe = fe;
 		c->cfd = fd;
 		c->bfd = -1;
@@ -703,6 +725,13 @@ int bal_fe_open(struct bal *b, struct bal_fe **out, char *err, size_t errlen)
 	fe->b = b;
 	ev_timer_init(&fe->pause, pause_cb, ACCEPT_PAUSE_S, 0);
 	fe->pause.data = fe;
+	ret = bal_srclimit_init(&fe->src);
+	if (ret) {
+		snprintf(err, errlen, "front end: the table of client addresses: %s",
+			 strerror(-ret));
+		free(fe);
+		return ret;
+	}
 	for (k = 0; k < bc->listen_count; k++) {
 		struct fe_listener *l = &fe->ls[k];
 
@@ -758,5 +787,6 @@ void bal_fe_close(struct bal_fe *fe)
 		ev_io_stop(fe->b->loop, &fe->ls[k].io);
 		close(fe->ls[k].fd);
 	}
+	bal_srclimit_free(&fe->src);
 	free(fe);
 }

@@ -934,6 +934,7 @@ int bal_reload(struct bal *b, char *err, size_t errlen)
 	bc->keepalive_ms = n->balancer.keepalive_ms;
 	bal_fe_reload(b->fe);
 	bc->max_conns = n->balancer.max_conns;
+	bc->max_conns_per_source = n->balancer.max_conns_per_source;
 	bal_kf_set_limit(b);
 	bc->health_interval_ms = n->balancer.health_interval_ms;
 	bc->health_timeout_ms = n->balancer.health_timeout_ms;

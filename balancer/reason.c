@@ -36,6 +36,8 @@ static const struct reason_name reasons[BAL_R_COUNT] = {
 				"INS stopped after balancer.health_failures failed checks" },
 	[BAL_R_START_TIMEOUT] = { "start_timeout", "INS not joined mw-pvm within "
 						   "balancer.start_timeout_ms: replaced" },
+	[BAL_R_LIMIT_SOURCE] = { "limit_source", "balancer.max_conns_per_source connections "
+						 "from this address already: client closed" },
 };
 
 /**

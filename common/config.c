@@ -193,6 +193,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(balancer, start_timeout_ms, 120000, 0, 86400000, CHK_NONE),
 	KEY_INT(balancer, keepalive_ms, 60000, 0, 32767000, CHK_NONE),
 	KEY_INT(balancer, max_conns, 50000, 1, 16 * MIB, CHK_NONE),
+	KEY_INT(balancer, max_conns_per_source, 2048, 0, 16 * MIB, CHK_NONE),
 	KEY_INT(balancer, health_interval_ms, 500, 50, 60000, CHK_NONE),
 	KEY_INT(balancer, health_timeout_ms, 1000, 50, 60000, CHK_NONE),
 	KEY_INT(balancer, health_failures, 2, 1, 100, CHK_NONE),

@@ -108,6 +108,7 @@ struct mw_balancer_config {
 	int start_timeout_ms;               /* an INS not joined mw-pvm by then is replaced: 120000; 0 = none */
 	int keepalive_ms;                   /* TCP keepalive idle, both legs: 60000; 0 = off */
 	int max_conns;                      /* front-end connections at once: 50000 */
+	int max_conns_per_source; /* ... from one client address (splice): 2048; 0 = no limit */
 	int health_interval_ms;             /* between two health checks of an INS: 500 */
 	int health_timeout_ms;              /* one check fails after: 1000 */
 	int health_failures;                /* failed checks in a row before down: 2 */

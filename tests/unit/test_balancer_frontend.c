@@ -13,6 +13,7 @@
  * EOF case only loses its edge, it cannot fail for it.
  */
 #include "balancer/frontend.c" /* NOLINT(bugprone-suspicious-include): its statics under test */
+#include "balancer/srclimit.c" /* NOLINT(bugprone-suspicious-include): the front end's table */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -379,6 +380,49 @@ static void test_slow_client_ins_reset(void **state)
 	close(cl);
 }
 
+/*
+ * balancer.max_conns_per_source: the client address's third connection is closed at
+ * once (counted as limit_source) while two are open; once one ends, a new one is in.
+ */
+static void test_per_source_limit(void **state)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	unsigned before = B.reasons[BAL_R_LIMIT_SOURCE];
+	int cl[3], ins[3], third, i;
+	char b;
+
+	(void)state;
+	CFG.balancer.max_conns_per_source = 2;
+	open_conn(&cl[0], &ins[0]);
+	open_conn(&cl[1], &ins[1]);
+	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
+	third = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(third, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	for (i = 0; i < 2000 && B.reasons[BAL_R_LIMIT_SOURCE] == before; i++)
+		run_loop(1);
+	assert_int_equal(B.reasons[BAL_R_LIMIT_SOURCE], before + 1);
+	assert_int_equal(FE->nconns, 2);
+	assert_true(read(third, &b, 1) <= 0); /* closed by the proxy */
+	close(third);
+	/* One ends: the address may open another. */
+	close(cl[0]);
+	close(ins[0]);
+	for (i = 0; i < 2000 && FE->nconns != 1; i++)
+		run_loop(1);
+	assert_int_equal(FE->nconns, 1);
+	open_conn(&cl[2], &ins[2]);
+	assert_int_equal(FE->nconns, 2);
+	assert_int_equal(B.reasons[BAL_R_LIMIT_SOURCE], before + 1);
+	for (i = 1; i < 3; i++) {
+		close(cl[i]);
+		close(ins[i]);
+	}
+	for (i = 0; i < 2000 && FE->nconns; i++)
+		run_loop(1);
+	assert_int_equal(FE->nconns, 0);
+	CFG.balancer.max_conns_per_source = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +430,7 @@ int main(void)
 		cmocka_unit_test(test_pipe_pool),
 		cmocka_unit_test(test_unwatched_reset),
 		cmocka_unit_test(test_slow_client_ins_reset),
+		cmocka_unit_test(test_per_source_limit),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
