@@ -90,6 +90,12 @@ int bal_fence_open(struct bal *b, struct bal_fence **out, char *err, size_t errl
 	*out = NULL;
 	if (!cfg->ins.proxy_protocol || strcmp(cfg->balancer.mode, "splice"))
 		return 0;
+	if (!bal_nft_kernel()) {
+		snprintf(err, errlen,
+			 "PROXY v2 fence: this kernel has no nf_tables (nfnetlink): "
+			 "ins.proxy_protocol needs it");
+		return -EPROTONOSUPPORT;
+	}
 	f = calloc(1, sizeof(*f));
 	if (!f || !(f->nft = nft_ctx_new(NFT_CTX_DEFAULT))) {
 		free(f);
@@ -138,12 +144,14 @@ void bal_fence_close(struct bal_fence *f)
 	free(f);
 }
 
-/*
- * Does the kernel speak nftables' netlink?  Asked first: libnftables exits the
- * process when it cannot open its socket (a kernel without nfnetlink, such as a
- * Xen dom0's without the modules).
+/**
+ * bal_nft_kernel() - does the kernel speak nftables' netlink?
+ *
+ * Asked before any nft_ctx_new(): libnftables exits the process when it cannot
+ * open its socket (a kernel without nfnetlink, such as a Xen dom0's without the
+ * modules).  Return: true if a NETLINK_NETFILTER socket opens
  */
-static bool bal_nft_kernel(void)
+bool bal_nft_kernel(void)
 {
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
 

@@ -188,6 +188,10 @@ int bal_kf_open(struct bal *b, struct bal_kf **out, char *err, size_t errlen)
 	ret = bal_kf_check(b->cfg, err, errlen);
 	if (ret)
 		return ret;
+	if (!bal_nft_kernel()) { /* else libnftables exits the process */
+		snprintf(err, errlen, "kernel front end: this kernel has no nf_tables (nfnetlink)");
+		return -EPROTONOSUPPORT;
+	}
 	kf = calloc(1, sizeof(*kf));
 	if (kf) {
 		kf->buf = malloc(KF_BUF);

@@ -4,6 +4,7 @@
 #define BAL_KFRONT_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,7 @@ int bal_kf_table_name(const char *tag, char *buf, size_t len);
 
 struct nft_ctx;
 int bal_nft_run(struct nft_ctx *nft, const char *cmds, char *err, size_t errlen);
+bool bal_nft_kernel(void);
 
 /**
  * bal_kf_render_table() - the commands that create the table, replacing an old one

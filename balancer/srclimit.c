@@ -12,12 +12,16 @@
  * tombstones).  The keys are the clients' own, so the hash is SipHash under a
  * key drawn at start: an attacker who picks its addresses (a /64 is many) cannot
  * make them collide.  It grows with the sources that hold connections (at most
- * balancer.max_conns of them), never allocated per connection otherwise.
+ * balancer.max_conns of them), never allocated per connection otherwise.  An
+ * IPv6 client counts by its /64: a host gets that much, and can use any address
+ * in it.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "balancer/srclimit.h"
 #include "common/siphash.h"
@@ -77,8 +81,14 @@ int bal_srclimit_init(struct bal_srclimit *t)
 	uint64_t k[2];
 
 	memset(t, 0, sizeof(*t));
-	if (getrandom(k, sizeof(k), 0) != (ssize_t)sizeof(k))
-		return -EIO;
+	/* Never waiting at boot for the pool: then the clock and the table's address. */
+	if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		k[0] = (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)t;
+		k[1] = (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 32);
+	}
 	t->k0 = k[0];
 	t->k1 = k[1];
 	t->e = calloc(SRC_CAP_MIN, sizeof(*t->e));
@@ -96,9 +106,12 @@ void bal_srclimit_free(struct bal_srclimit *t)
 }
 
 /**
- * bal_srclimit_key() - the table's key of a client address (IPv4 as ::ffff:a.b.c.d)
+ * bal_srclimit_key() - the table's key of a client address
  * @ss:  the address accept() gave
  * @key: filled, BAL_SRC_KEY bytes
+ *
+ * IPv4 as ::ffff:a.b.c.d (a v4-mapped address is the same); an IPv6 address by its
+ * /64, the least a host gets, from which it can take as many addresses as it likes.
  */
 void bal_srclimit_key(const struct sockaddr_storage *ss, uint8_t *key)
 {
@@ -110,6 +123,8 @@ void bal_srclimit_key(const struct sockaddr_storage *ss, uint8_t *key)
 		memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
 	} else if (ss->ss_family == AF_INET6) {
 		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		if (memcmp(key, mapped, sizeof(mapped)))
+			memset(key + 8, 0, 8);
 	}
 }
 

@@ -45,6 +45,14 @@ static void test_limit(void **state)
 	key6("2001:db8::1", a6);
 	key4("192.0.2.2", b);
 	assert_memory_equal(a, m, BAL_SRC_KEY); /* v4 and v4-mapped are one address */
+	{
+		uint8_t o[BAL_SRC_KEY], n[BAL_SRC_KEY];
+
+		key6("2001:db8::2", o);	    /* the same /64: one source */
+		key6("2001:db8:0:1::1", n); /* the next /64: another */
+		assert_memory_equal(a6, o, BAL_SRC_KEY);
+		assert_memory_not_equal(a6, n, BAL_SRC_KEY);
+	}
 	assert_int_equal(bal_srclimit_take(&t, a, 2), 0);
 	assert_int_equal(bal_srclimit_take(&t, m, 2), 0);
 	assert_int_equal(bal_srclimit_take(&t, a, 2), -EUSERS);
