@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/fdpass.h"
 #include "common/shimctl.h"
 
 /*
@@ -57,13 +58,6 @@ static int pass_fd(const char *path, int fd)
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct mw_shimctl_req req = { .op = MW_SHIMCTL_REGISTER, .arg = MW_SHIMCTL_VERSION };
 	struct mw_shimctl_resp resp;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { .iov_base = &req, .iov_len = sizeof(req) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
 	int c = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
 	if (c < 0 || strlen(path) >= sizeof(sun.sun_path))
@@ -74,14 +68,7 @@ static int pass_fd(const char *path, int fd)
 	    recv(c, &resp, sizeof(resp), 0) != (ssize_t)sizeof(resp) || resp.status)
 		return -1;
 	req = (struct mw_shimctl_req){ .op = MW_SHIMCTL_GETNAME, .sock = resp.sock };
-	msg.msg_control = ctl.buf;
-	msg.msg_controllen = sizeof(ctl.buf);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(c, &msg, 0) == (ssize_t)sizeof(req) ? c : -1;
+	return mw_fdpass_send(c, &req, sizeof(req), fd, 0) == (ssize_t)sizeof(req) ? c : -1;
 }
 
 int main(int argc, char **argv)
