@@ -329,7 +329,6 @@ void pvm_hs_close_all(struct pvm *p);
 
 /* pvm_insproc.c */
 const char *pvm_insproc_refusal(struct pvm *p, pid_t pid, uint16_t id, char *buf, size_t bl);
-int pvm_insproc_pidfd(int conn, pid_t pid);
 void pvm_insproc_joined(struct pvm *p, int pidfd, pid_t pid, uint16_t id);
 void pvm_insproc_close_all(struct pvm *p);
 

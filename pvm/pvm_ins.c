@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/pidfd.h"
 #include "common/norights.h"
 #include "common/sockid.h"
 #include "pvm/pvm.h"
@@ -917,7 +918,7 @@ void pvm_ins_join(struct pvm *p, int fd, const struct mw_hello *hello)
 		return;
 	}
 	err[0] = 0;
-	pidfd = pvm_insproc_pidfd(fd, cred.pid);
+	pidfd = mw_peer_pidfd(fd, cred.pid);
 	ret = mw_channel_local_answer(&ch, fd, &mine, &peer, err, sizeof(err));
 	if (ret) {
 		mw_warn("INS handshake failed: %s", err[0] ? err : strerror(-ret));

@@ -23,19 +23,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "pvm/pvm.h"
-
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77 /* Linux 6.5 */
-#endif
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434 /* the same number on every architecture */
-#endif
 
 /* Drop the records of processes that exited. */
 static void insproc_prune(struct pvm *p)
@@ -80,25 +71,9 @@ const char *pvm_insproc_refusal(struct pvm *p, pid_t pid, uint16_t id, char *buf
 }
 
 /**
- * pvm_insproc_pidfd() - a pidfd for the INS process at the other end of @conn
- * @conn: its handshake connection
- * @pid:  its SO_PEERCRED pid (used only without SO_PEERPIDFD, before Linux 6.5)
- * Return: the pidfd, or -1 (pvm_insproc_joined() logs it)
- */
-int pvm_insproc_pidfd(int conn, pid_t pid)
-{
-	socklen_t len = sizeof(int);
-	int fd = -1;
-
-	if (!getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) && fd >= 0)
-		return fd;
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-/**
  * pvm_insproc_joined() - process @pid joined as INS @id: record it
  * @p:     the daemon
- * @pidfd: from pvm_insproc_pidfd(), owned from here on; -1: none could be had
+ * @pidfd: from mw_peer_pidfd(), owned from here on; -1: none could be had
  * @pid:   the process
  * @id:    its INS id
  */

@@ -16,6 +16,7 @@
 #include "common/cidr.h"
 #include "common/keystore.h"
 #include "common/log.h"
+#include "common/pidfd.h"
 #include "common/shield.h"
 #include "common/sockid.h"
 #include "netflow/client.h"
@@ -67,9 +68,6 @@
 #define NF_BLOCK_SWEEP_S  1.0
 #define NF_INDEX_PROBE_MS 500
 #define NF_SIGNALS_MAX	  8
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77 /* Linux 6.5; older kernels: pidfd_open() below */
-#endif
 
 struct nf_block {
 	struct nf_block *next;
@@ -437,12 +435,8 @@ static int nf_close(struct pvm_netflow *nf, const struct mw_nf_request *req)
  */
 int pvm_peer_pidfd(int fd, pid_t pid)
 {
-	socklen_t len = sizeof(int);
-	int pidfd = -1;
+	int pidfd = mw_peer_pidfd(fd, pid);
 
-	if (!getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) && pidfd >= 0)
-		return pidfd;
-	pidfd = pid > 0 ? pidfd_open(pid, 0) : -1;
 	if (pidfd < 0)
 		mw_log_ratelimited(
 			MW_LOG_WARN,
