@@ -273,6 +273,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(flowd, mapi_max_flows, 64, 1, 1024, CHK_NONE),
 	KEY_INT(flowd, mapi_max_clients, 16, 1, 1024, CHK_NONE),
 	KEY_INT(flowd, mapi_client_flows, 16, 1, 1024, CHK_NONE),
+	KEY_STR(flowd, subuid_file, "/etc/subuid", CHK_PATH_OR_EMPTY, NULL),
 	KEY_STRLIST(flowd, mapi_sensor_groups, CHK_NONE),
 	KEY_STR(flowd, ipfix_collector, "", CHK_ADDR_OR_EMPTY, NULL),
 	KEY_INT(flowd, ipfix_domain, 1, 0, 2147483647, CHK_NONE),

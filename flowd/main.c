@@ -214,6 +214,8 @@ static int flowd_open_mapi(struct flowd *f)
 	if (!ret)
 		ret = fl_mapi_set_acl(&f->mapi, (const char(*)[256])cfg->mapi_sensor_groups,
 				      cfg->mapi_sensor_groups_count, err, sizeof(err));
+	if (!ret)
+		mw_subuids_load(&f->mapi.subuids, cfg->subuid_file, geteuid());
 	if (ret) {
 		mw_err("%s", err);
 		fl_mapi_close(&f->mapi);

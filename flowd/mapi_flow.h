@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "common/subuid.h"
 #include "flowd/anon.h"
 #include "flowd/decode.h"
 #include "flowd/ftab.h"
@@ -105,6 +106,7 @@ struct fl_mapi_flow {
 struct fl_mapi_client {
 	pid_t pid;
 	uid_t uid;
+	uid_t acct; /* whose user it counts as: its uid, or its subordinate range's owner */
 	int flows;
 };
 
@@ -174,6 +176,7 @@ struct fl_mapi {
 	uint64_t flow_drops, client_drops, client_flow_drops;
 	struct fl_mapi_acl acl[FL_MAPI_ACL_MAX];
 	int nacl;
+	struct mw_subuids subuids; /* flowd.subuid_file: each owner's uids one user */
 };
 
 /* mapi_flow.c */

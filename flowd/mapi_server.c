@@ -40,7 +40,8 @@
  *
  * Nothing is allocated: both tables were at open.  A refusal is counted.  Beyond
  * the process's flowd.mapi_client_flows, a user other than root may hold as many
- * flows over all its processes (forking buys nothing), may not take the last
+ * flows over all its processes (forking buys nothing; a user is its uid and, with
+ * flowd.subuid_file, every uid of its subordinate ranges), may not take the last
  * entry of either table (when it has more than one): root's mw-top always gets in,
  * and may hold a quarter of the client table (2 entries at least): processes with
  * a flow each cannot fill it for the other users.
@@ -51,13 +52,14 @@ int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **
 		 const char **why)
 {
 	int i, c = -1, slot = -1, user_flows = 0, user_clients = 0;
+	uid_t acct = mw_subuid_account(&m->subuids, uid);
 	bool user = uid != 0;
 	int flows_max = m->max_flows - (user && m->max_flows > 1);
 	int clients_max = m->max_clients - (user && m->max_clients > 1);
 	int user_clients_max = m->max_clients / 4 > 2 ? m->max_clients / 4 : 2;
 
 	for (i = 0; i < m->max_clients; i++) {
-		if (m->clients[i].pid && m->clients[i].uid == uid) {
+		if (m->clients[i].pid && m->clients[i].acct == acct) {
 			user_flows += m->clients[i].flows;
 			user_clients++;
 		}
@@ -101,6 +103,7 @@ int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **
 		c = -2 - c;
 		m->clients[c].pid = pid;
 		m->clients[c].uid = uid;
+		m->clients[c].acct = acct;
 		m->clients[c].flows = 0;
 		m->nclients++;
 	}
@@ -609,6 +612,7 @@ void fl_mapi_close(struct fl_mapi *m)
 	free(m->flows);
 	free(m->pool);
 	free(m->clients);
+	mw_subuids_free(&m->subuids);
 	m->flows = NULL;
 	m->pool = NULL;
 	m->clients = NULL;

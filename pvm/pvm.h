@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/addr.h"
 #include "common/channel.h"
@@ -16,6 +17,7 @@
 #include "common/proto.h"
 #include "common/spin.h"
 #include "common/shimctl.h"
+#include "common/subuid.h"
 #include "pvm/pvm_splice.h"
 #include "pvm/pvm_table.h"
 
@@ -296,8 +298,7 @@ struct pvm {
 	unsigned lv_kick_visits, lv_kick_checks; /* left to kicks until the recheck */
 	uint64_t lv_checks;			 /* name checks made (tests) */
 	struct pvm_uidq *quota; /* sockets per uid (pvm_quota.c) */
-	struct pvm_subuid *subuid; /* subordinate uid ranges, each one account (pvm_subuid.c) */
-	unsigned nsubuid;
+	struct mw_subuids subuids; /* subordinate uid ranges, each one account (common/subuid.c) */
 	struct pvm_closer *closer; /* closes passed fds and control connections off the loop */
 	ev_timer accept_timer;	/* control/data accept parked on EMFILE and the like */
 	ev_timer park_timer;	/* clients parked on their uid's closer backlog */
@@ -395,16 +396,16 @@ void pvm_appsock_kick(struct pvm *p, pid_t pid);
 void pvm_appsock_open(struct pvm *p);
 void pvm_appsock_close(struct pvm *p);
 
-/* pvm_subuid.c: one line of pvm.subuid_file */
-struct pvm_subuid {
-	uid_t start;
-	uint32_t count; /* start + count <= UINT32_MAX */
-	uid_t acct;	/* the first uid of the same owner's first range */
-	char owner[32]; /* its owner's name or uid, as read */
-};
+/* Subordinate uid ranges of pvm.subuid_file, each one account (common/subuid.c). */
+static inline void pvm_subuid_load(struct pvm *p)
+{
+	mw_subuids_load(&p->subuids, p->cfg->subuid_file, geteuid());
+}
 
-void pvm_subuid_load(struct pvm *p);
-uid_t pvm_uid_account(const struct pvm *p, uid_t uid);
+static inline uid_t pvm_uid_account(const struct pvm *p, uid_t uid)
+{
+	return mw_subuid_account(&p->subuids, uid);
+}
 
 /* pvm_closer.c */
 #define PVM_UID_UNKNOWN ((uid_t)-1) /* a connection whose peer's uid is unknown */

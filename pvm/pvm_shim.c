@@ -982,9 +982,7 @@ void pvm_shim_close(struct pvm *p)
 		ev_io_stop(p->loop, &p->ctl_io);
 		pvm_closer_put(p, p->ctl_fd, getuid()); /* connections not accepted may hold fds */
 		unlink(p->ctl_path);
-		free(p->subuid);
-		p->subuid = NULL;
-		p->nsubuid = 0;
+		mw_subuids_free(&p->subuids);
 		p->ctl_fd = -1;
 	}
 }

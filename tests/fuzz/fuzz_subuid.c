@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_subuid.c - any text as pvm.subuid_file: ranges read or skipped, never a crash */
+/* fuzz_subuid.c - any text as a subuid file (pvm.subuid_file, flowd.subuid_file): never a crash */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "common/config.h"
 #include "common/log.h"
-#include "pvm/pvm.h"
+#include "common/subuid.h"
 
 /*
  * Input: the file's bytes.  Checked: at most 4096 ranges; none empty, none
@@ -27,8 +27,7 @@ static void fz_cleanup(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct mw_config cfg;
-	struct pvm p;
+	struct mw_subuids t = { 0 };
 	int fd;
 
 	if (!fz_path[0]) {
@@ -44,26 +43,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd < 0 || write(fd, data, size) != (ssize_t)size)
 		abort();
 	close(fd);
-	mw_config_defaults(&cfg);
-	snprintf(cfg.pvm.subuid_file, sizeof(cfg.pvm.subuid_file), "%s", fz_path);
-	memset(&p, 0, sizeof(p));
-	p.cfg = &cfg.pvm;
-	pvm_subuid_load(&p);
-	if (p.nsubuid > 4096 || pvm_uid_account(&p, 0) != 0)
+	mw_subuids_load(&t, fz_path, geteuid());
+	if (t.n > MW_SUBUID_MAX || mw_subuid_account(&t, 0) != 0)
 		abort();
-	for (unsigned i = 0; i < p.nsubuid; i++) {
-		const struct pvm_subuid *r = &p.subuid[i];
-		uid_t a = pvm_uid_account(&p, r->start + r->count - 1);
+	for (unsigned i = 0; i < t.n; i++) {
+		const struct mw_subuid *r = &t.r[i];
+		uid_t a = mw_subuid_account(&t, r->start + r->count - 1);
 		bool first = false;
 
 		if (!r->count || (uint64_t)r->start + r->count > UINT32_MAX ||
 		    r->start == 0 || (r->start <= geteuid() && geteuid() - r->start < r->count))
 			abort();
-		for (unsigned j = 0; j < p.nsubuid; j++)
-			first |= p.subuid[j].start == a;
+		for (unsigned j = 0; j < t.n; j++)
+			first |= t.r[j].start == a;
 		if (!first)
 			abort();
 	}
-	free(p.subuid);
+	mw_subuids_free(&t);
 	return 0;
 }

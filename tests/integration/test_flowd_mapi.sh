@@ -68,7 +68,10 @@ SOCK=$MW_RUNTIME_DIR/flowd.sock
 export MW_MAPI_SOCKET=$SOCK
 mw_write_config "$MW_TMP/flowd.conf" "flowd: { interfaces = [ \"$VC\", \"$DUM\" ]; inside = [ \"$SRV_IP/32\" ];
 	report_file = \"$MW_TMP/report.json\"; mapi_socket = \"$SOCK\"; mapi_group = \"$GROUP\";
-	mapi_sensor_groups = [ \"$VGROUP:$VC\" ]; mapi_client_flows = 3; };"
+	mapi_sensor_groups = [ \"$VGROUP:$VC\" ]; mapi_client_flows = 3;
+	subuid_file = \"$MW_TMP/subuid\"; };"
+# One owner's subordinate uids (a rootless container's): one MAPI user, section (6).
+echo "mwsub$$:700000:10" >"$MW_TMP/subuid"
 PCAP=$MW_TMP/traffic.pcap
 mw_spawn tcpdump ip netns exec "$NS_CLI" tcpdump -i "$VC" -nn -U -B 32768 -w "$PCAP"
 mw_wait_for "[ \$(packet_sockets) -ge 1 ]" || mw_fail "tcpdump did not start"
@@ -297,6 +300,33 @@ assert fd >= 0, f"a freed slot not reused: {lib.mapi_last_error()}"
 print("client table: 3 flows held, the 4th refused, a freed slot reused")
 PYEOF
 
+# Two processes under two uids of one owner's subordinate range share that user's
+# 3 flows: the second gets one, not three of its own.
+cat >"$MW_TMP/flows.py" <<'PYEOF'
+import ctypes, os, sys, time
+lib = ctypes.CDLL(os.environ["MAPI_LIB"], use_errno=True)
+lib.mapi_last_error.restype = ctypes.c_char_p
+scope = os.environ["MAPI_SCOPE"].encode()
+for i in range(int(sys.argv[1])):
+    fd = lib.mapi_create_flow(scope)
+    if fd < 0 or lib.mapi_connect(fd) != 0:
+        print(f"refused {i}: {lib.mapi_last_error().decode()}", flush=True)
+        break
+    print(f"flow {i}", flush=True)
+if len(sys.argv) > 2:
+    time.sleep(float(sys.argv[2]))  # holding them, until stopped
+PYEOF
+export MAPI_LIB=$MW_BUILD_DIR/mapi/libmwmapi.so MAPI_SCOPE=$VC
+# (the script comes on stdin: $MW_TMP is root's alone)
+mw_spawn sub1 sh -c "exec setpriv --reuid 700001 --regid nogroup --groups $GID $PY - 2 60 <'$MW_TMP/flows.py'"
+mw_wait_for "grep -q '^flow 1' '$(mw_logfile sub1)'" || mw_fail "subordinate uid 700001: $(cat "$(mw_logfile sub1)")"
+out=$(setpriv --reuid 700002 --regid nogroup --groups "$GID" "$PY" - 3 <"$MW_TMP/flows.py" 2>&1)
+[ "$out" = "flow 0
+refused 1: mw-flowd: too many flows for this user (flowd.mapi_client_flows)" ] ||
+	mw_fail "uid 700002, of the same owner's range, was not held to that user's flows: $out"
+mw_stop sub1
+mw_log "subordinate uids of one owner: one MAPI user"
+
 # --- (4) SIGHUP reopens the report ------------------------------------------------------
 mw_wait_for "grep -q '\"type\":\"second\"' '$MW_TMP/report.json'" || mw_fail "no per-second lines in the report"
 mv "$MW_TMP/report.json" "$MW_TMP/report.json.1"
@@ -315,7 +345,7 @@ cpu1=$(awk '{print $14 + $15}' "/proc/$(pgrep -f "mw-flowd -c $MW_TMP/flowd.conf
 mw_stop flowd
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-flowd exited $MW_EXIT_STATUS"
 mapi_line=$(grep '"type":"mapi"' "$MW_TMP/report.json" | tail -1)
-echo "$mapi_line" | grep -Eq '"clients":\{"used":[0-9]+,"max":16,"drops":0\},"client_flows":\{"max":3,"drops":1\}' ||
+echo "$mapi_line" | grep -Eq '"clients":\{"used":[0-9]+,"max":16,"drops":0\},"client_flows":\{"max":3,"drops":2\}' ||
 	mw_fail "the refusal is not counted in the mapi line: $mapi_line"
 echo "$mapi_line" | grep -Eq '"flows":\{"used":[0-9]+,"max":64,"drops":0\}' || mw_fail "flow table: $mapi_line"
 mw_log "PASS"

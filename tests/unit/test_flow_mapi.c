@@ -680,6 +680,49 @@ static void test_user_processes(void **state)
 	assert_int_equal(m.nclients, 0);
 }
 
+/*
+ * A user's subordinate uids (a rootless container's processes) are that user:
+ * they share its quarter of the client table and its flows, not one share each.
+ */
+static void test_subuid_one_user(void **state)
+{
+	struct fl_mapi_flow *flows[8] = { NULL }, pool[8], *f[8];
+	struct fl_mapi_client clients[8];
+	struct mw_subuid ranges[2] = {
+		{ .start = 100000, .count = 65536, .acct = 100000, .owner = "alice" },
+		{ .start = 300000, .count = 10, .acct = 100000, .owner = "alice" },
+	};
+	struct fl_mapi m = { .flows = flows,
+			     .pool = pool,
+			     .clients = clients,
+			     .max_flows = 8,
+			     .max_clients = 8,
+			     .client_flows = 3,
+			     .subuids = { .r = ranges, .n = 2 } };
+	const char *why = NULL;
+	int i;
+
+	(void)state;
+	memset(clients, 0, sizeof(clients));
+	assert_int_equal(fl_mapi_take(&m, 100, 100000, &f[0], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 101, 165535, &f[1], &why), 0);
+	/* A third process under another of alice's uids, in her second range: hers too. */
+	assert_int_equal(fl_mapi_take(&m, 102, 300005, &f[2], &why), -EUSERS);
+	assert_string_equal(
+		why, "too many processes of this user (a quarter of flowd.mapi_max_clients)");
+	/* Flows: her bound is over all her uids' processes. */
+	assert_int_equal(fl_mapi_take(&m, 101, 165535, &f[2], &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 100, 100000, &f[3], &why), -ENOSPC);
+	assert_string_equal(why, "too many flows for this user (flowd.mapi_client_flows)");
+	/* A uid outside her ranges is another user. */
+	assert_int_equal(fl_mapi_take(&m, 200, 166000, &f[3], &why), 0);
+	assert_int_equal(m.clients[2].acct, 166000); /* the refused process took no entry */
+	assert_int_equal(m.clients[1].acct, 100000);
+	for (i = 0; i < 4; i++)
+		fl_mapi_put(&m, f[i]);
+	assert_int_equal(m.nclients, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -694,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_user_limits),
 		cmocka_unit_test(test_user_processes),
+		cmocka_unit_test(test_subuid_one_user),
 		cmocka_unit_test(test_dispatch_connected_only),
 		cmocka_unit_test(test_sensor_gone),
 		cmocka_unit_test_setup_teardown(test_filter_names_not_resolved, fx_setup,

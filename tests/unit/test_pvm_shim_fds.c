@@ -730,7 +730,7 @@ static void test_subuid_one_account(void **state)
 	fclose(f);
 	snprintf(cfg.pvm.subuid_file, sizeof(cfg.pvm.subuid_file), "%s", path);
 	pvm_subuid_load(&p);
-	assert_int_equal(p.nsubuid, 2);
+	assert_int_equal(p.subuids.n, 2);
 	assert_int_equal(pvm_uid_account(&p, 200000), 200000);
 	assert_int_equal(pvm_uid_account(&p, 265535), 200000);
 	assert_int_equal(pvm_uid_account(&p, 300005), 200000); /* alice's second range */

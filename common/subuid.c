@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pvm_subuid.c - whose account a uid is charged to: a subordinate uid range counts as one */
+/* subuid.c - whose account a uid is charged to: a subordinate uid range counts as one */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,20 +8,18 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "pvm/pvm.h"
+#include "common/subuid.h"
 
 /*
- * The bounds per uid (control connections, the closer's share and backlog)
- * would be per user only if a user had one uid.  A user with a subordinate
+ * Bounds per uid (mw-pvm's control connections, sockets, the closer's share;
+ * mw-flowd's MAPI clients) would be per user only if a user had one uid.  A user with a subordinate
  * uid range (/etc/subuid, used through newuidmap for rootless containers)
  * has up to 65536, and SO_PEERCRED shows each as itself.  So every uid of an
  * owner's ranges is charged to one account: the first uid of the owner's
  * first range (not the owner's own uid: a container's processes must not
  * spend their owner's share, root's least of all).  A range holding uid 0 or
- * mw-pvm's own is skipped.  Ranges are read once, when mw-pvm starts.
+ * the daemon's own is skipped.  Ranges are read once, when the daemon starts.
  */
-
-#define SUBUID_MAX 4096 /* ranges read at most */
 
 /* A decimal number of at most @max at @s, digits only; *@end after it. */
 static bool subuid_number(const char *s, unsigned long long max, unsigned long long *v,
@@ -38,7 +36,7 @@ static bool subuid_number(const char *s, unsigned long long max, unsigned long l
 }
 
 /* One "owner:start:count" line (no newline); false if it is not one. */
-static bool subuid_parse(const char *line, struct pvm_subuid *r)
+static bool subuid_parse(const char *line, struct mw_subuid *r)
 {
 	const char *colon = strchr(line, ':'), *end;
 	unsigned long long start, count;
@@ -57,13 +55,13 @@ static bool subuid_parse(const char *line, struct pvm_subuid *r)
 }
 
 /* Whether @r holds @uid. */
-static bool subuid_holds(const struct pvm_subuid *r, uid_t uid)
+static bool subuid_holds(const struct mw_subuid *r, uid_t uid)
 {
 	return uid >= r->start && uid - r->start < r->count;
 }
 
 /* The account of a new range of @r's owner: that owner's first range's start. */
-static uid_t subuid_acct(const struct pvm_subuid *r, unsigned n, const struct pvm_subuid *nr)
+static uid_t subuid_acct(const struct mw_subuid *r, unsigned n, const struct mw_subuid *nr)
 {
 	for (unsigned i = 0; i < n; i++)
 		if (!strcmp(r[i].owner, nr->owner))
@@ -72,24 +70,23 @@ static uid_t subuid_acct(const struct pvm_subuid *r, unsigned n, const struct pv
 }
 
 /**
- * pvm_subuid_load() - read the subordinate uid ranges of pvm.subuid_file
- * @p: the daemon (p->cfg->subuid_file; "" reads none)
+ * mw_subuids_load() - read the subordinate uid ranges of @path
+ * @t:    the table, replaced
+ * @path: "owner:start:count" lines ("" reads none)
+ * @self: the daemon's euid: a range holding it (or uid 0) is skipped
  *
  * A missing file is no range; a line that is not "owner:start:count" is
  * skipped, with a warning.
  */
-void pvm_subuid_load(struct pvm *p)
+void mw_subuids_load(struct mw_subuids *t, const char *path, uid_t self)
 {
-	const char *path = p->cfg->subuid_file;
-	struct pvm_subuid *r;
+	struct mw_subuid *r;
 	unsigned bad = 0, skipped = 0, over = 0;
 	char line[256];
 	size_t len;
 	FILE *f;
 
-	free(p->subuid);
-	p->subuid = NULL;
-	p->nsubuid = 0;
+	mw_subuids_free(t);
 	if (!path[0])
 		return;
 	f = fopen(path, "re");
@@ -99,9 +96,9 @@ void pvm_subuid_load(struct pvm *p)
 				strerror(errno));
 		return;
 	}
-	r = calloc(SUBUID_MAX, sizeof(*r));
+	r = calloc(MW_SUBUID_MAX, sizeof(*r));
 	while (r && fgets(line, sizeof(line), f)) {
-		struct pvm_subuid *nr = &r[p->nsubuid];
+		struct mw_subuid *nr = &r[t->n];
 
 		len = strlen(line);
 		if (len && line[len - 1] == '\n') {
@@ -117,7 +114,7 @@ void pvm_subuid_load(struct pvm *p)
 		}
 		if (!len || line[0] == '#')
 			continue;
-		if (p->nsubuid == SUBUID_MAX) {
+		if (t->n == MW_SUBUID_MAX) {
 			over++;
 			continue;
 		}
@@ -125,35 +122,42 @@ void pvm_subuid_load(struct pvm *p)
 			bad++;
 			continue;
 		}
-		if (subuid_holds(nr, 0) || subuid_holds(nr, geteuid())) {
-			skipped++; /* its processes would share root's (or mw-pvm's) account */
+		if (subuid_holds(nr, 0) || subuid_holds(nr, self)) {
+			skipped++; /* its processes would share root's (or the daemon's) account */
 			continue;
 		}
-		nr->acct = subuid_acct(r, p->nsubuid, nr);
-		p->nsubuid++;
+		nr->acct = subuid_acct(r, t->n, nr);
+		t->n++;
 	}
 	fclose(f);
 	if (bad)
 		mw_warn("%s: %u line(s) not owner:start:count, skipped", path, bad);
 	if (skipped)
-		mw_warn("%s: %u range(s) holding uid 0 or mw-pvm's, skipped", path, skipped);
+		mw_warn("%s: %u range(s) holding uid 0 or this daemon's, skipped", path, skipped);
 	if (over)
 		mw_warn("%s: over %u ranges: %u not read (their uids count one by one)", path,
-			SUBUID_MAX, over);
-	p->subuid = r;
+			MW_SUBUID_MAX, over);
+	t->r = r;
 }
 
 /**
- * pvm_uid_account() - the account @uid is charged to
- * @p:   the daemon
+ * mw_subuid_account() - the account @uid is charged to
+ * @t:   the ranges
  * @uid: a peer's uid
  * Return: for a uid of a subordinate range, its owner's account (the first
  *         uid of the owner's first range); else @uid
  */
-uid_t pvm_uid_account(const struct pvm *p, uid_t uid)
+uid_t mw_subuid_account(const struct mw_subuids *t, uid_t uid)
 {
-	for (unsigned i = 0; i < p->nsubuid; i++)
-		if (subuid_holds(&p->subuid[i], uid))
-			return p->subuid[i].acct;
+	for (unsigned i = 0; i < t->n; i++)
+		if (subuid_holds(&t->r[i], uid))
+			return t->r[i].acct;
 	return uid;
+}
+
+void mw_subuids_free(struct mw_subuids *t)
+{
+	free(t->r);
+	t->r = NULL;
+	t->n = 0;
 }

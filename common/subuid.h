@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* subuid.h - whose account a uid is charged to: a subordinate uid range counts as one */
+#ifndef MW_SUBUID_H
+#define MW_SUBUID_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MW_SUBUID_MAX 4096 /* ranges read at most */
+
+/* One line of a subuid file (/etc/subuid). */
+struct mw_subuid {
+	uid_t start;
+	uint32_t count; /* start + count <= UINT32_MAX */
+	uid_t acct;	/* the first uid of the same owner's first range */
+	char owner[32]; /* its owner's name or uid, as read */
+};
+
+struct mw_subuids {
+	struct mw_subuid *r; /* NULL: none */
+	unsigned n;
+};
+
+void mw_subuids_load(struct mw_subuids *t, const char *path, uid_t self);
+uid_t mw_subuid_account(const struct mw_subuids *t, uid_t uid);
+void mw_subuids_free(struct mw_subuids *t);
+
+#endif /* MW_SUBUID_H */
