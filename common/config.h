@@ -206,8 +206,7 @@ struct mw_flowd_config {
 	int mapi_max_flows;                 /* flows at once: 64 */
 	int mapi_max_clients;               /* client processes at once: 16 */
 	int mapi_client_flows;              /* flows one client process may hold: 16 */
-	char subuid_file[MW_PATH_MAX]; /* subordinate uid ranges, each one MAPI user: "/etc/subuid"
-					*/
+	char subuid_file[MW_PATH_MAX];	    /* one owner's ranges, one MAPI user: "/etc/subuid" */
 	char mapi_sensor_groups[MW_FLOWD_SENSORS_MAX][256]; /* "group:pattern[,pattern...]": its members may
 	                                       create flows over the matching sensors only: [] */
 	int mapi_sensor_groups_count;

@@ -21,6 +21,13 @@ int mw_peer_pidfd(int fd, pid_t pid)
 
 	if (!getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) && pidfd >= 0)
 		return pidfd;
+	/*
+	 * Only a kernel without the option falls back to the pid number: one that
+	 * has it fails (EINVAL) for a peer that exited, whose pid may be another
+	 * process's by now.
+	 */
+	if (errno != ENOPROTOOPT)
+		return -1;
 	if (pid <= 0) {
 		errno = ESRCH;
 		return -1;

@@ -10,9 +10,10 @@
  * @fd:  an AF_UNIX connection
  * @pid: its SO_PEERCRED pid, used only where SO_PEERPIDFD is missing (before Linux 6.5)
  *
- * SO_PEERPIDFD names the very process that connected, even if it exited and its
- * pid was given to another since; pidfd_open() of @pid (the fallback) cannot
- * tell.  Quiet: the caller says what it cannot do without one.
+ * SO_PEERPIDFD names the very process that connected, and fails once it has
+ * exited (its pid may be another process's by then): no pidfd.  Only a kernel
+ * without the option falls back to pidfd_open() of @pid, which cannot tell.
+ * Quiet: the caller says what it cannot do without one.
  * Return: the pidfd (close-on-exec), or -1 with errno set
  */
 int mw_peer_pidfd(int fd, pid_t pid);

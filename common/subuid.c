@@ -2,6 +2,7 @@
 /* subuid.c - whose account a uid is charged to: a subordinate uid range counts as one */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -40,8 +40,8 @@
  *
  * Nothing is allocated: both tables were at open.  A refusal is counted.  Beyond
  * the process's flowd.mapi_client_flows, a user other than root may hold as many
- * flows over all its processes (forking buys nothing; a user is its uid and, with
- * flowd.subuid_file, every uid of its subordinate ranges), may not take the last
+ * flows over all its processes (forking buys nothing; all the uids of one
+ * owner's subordinate ranges, flowd.subuid_file, are one user), may not take the last
  * entry of either table (when it has more than one): root's mw-top always gets in,
  * and may hold a quarter of the client table (2 entries at least): processes with
  * a flow each cannot fill it for the other users.

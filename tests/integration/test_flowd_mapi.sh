@@ -317,10 +317,10 @@ if len(sys.argv) > 2:
     time.sleep(float(sys.argv[2]))  # holding them, until stopped
 PYEOF
 export MAPI_LIB=$MW_BUILD_DIR/mapi/libmwmapi.so MAPI_SCOPE=$VC
-# (the script comes on stdin: $MW_TMP is root's alone)
+# (the script comes on stdin: those uids need read no path of ours)
 mw_spawn sub1 sh -c "exec setpriv --reuid 700001 --regid nogroup --groups $GID $PY - 2 60 <'$MW_TMP/flows.py'"
 mw_wait_for "grep -q '^flow 1' '$(mw_logfile sub1)'" || mw_fail "subordinate uid 700001: $(cat "$(mw_logfile sub1)")"
-out=$(setpriv --reuid 700002 --regid nogroup --groups "$GID" "$PY" - 3 <"$MW_TMP/flows.py" 2>&1)
+out=$(timeout 30 setpriv --reuid 700002 --regid nogroup --groups "$GID" "$PY" - 3 <"$MW_TMP/flows.py" 2>&1)
 [ "$out" = "flow 0
 refused 1: mw-flowd: too many flows for this user (flowd.mapi_client_flows)" ] ||
 	mw_fail "uid 700002, of the same owner's range, was not held to that user's flows: $out"
