@@ -29,9 +29,23 @@
  *   publish:  the observation is encoded once and appended to each watching
  *             consumer's buffer, unless that holds `queue` observations'
  *             worth of bytes already: then it is dropped and counted.
- *   respond:  always appended (a response is never dropped); responses are
- *             bounded because a consumer's socket is not read while it has
- *             MAX_INFLIGHT requests unanswered or a full buffer.
+ *   share:    an observation names its source (mw-pvm: the account of the
+ *             socket's owner; the balancer: the PVM; MW_NF_SRC_NONE: none).
+ *             A source with fewer than NF_NEWCOMER observations queued may
+ *             add up to the queue's limit; any other stays out of a reserve
+ *             at the top (room for NF_NEWCOMER of every counted source, at
+ *             most a quarter of the queue), and past half of the queue adds
+ *             only while it holds less than an equal share of the rest among
+ *             the sources queued there.  So one user whose sockets churn
+ *             cannot make the observations of another user's sockets drop:
+ *             its own drop, every other source still gets its first ones in
+ *             and its share of the room the flood leaves as it drains.  64
+ *             sources are counted apart per consumer, the others together as
+ *             one (which share one allowance: a user holding 64 accounts with
+ *             observations queued can crowd the rest into it).  Each
+ *             queued message is recorded (its source's slot, its length) in a
+ *             ring that the writes consume, so a count falls as its
+ *             observations leave.
  *   write:    a write watcher runs while the buffer is not empty.
  *   rate:     while a consumer has a backlog, what it takes is measured over
  *             a window of stall_ms; below min_rate bytes/s it is cut (a
@@ -72,6 +86,30 @@
 #define NF_PREAUTH_MAX	   16
 #define NF_PREAUTH_STALE_S 1.0
 
+/* One queued message: whose count it is in (a slot of srcs[], or NF_REC_NONE) and how long. */
+struct nf_rec {
+	uint32_t slot;
+	uint32_t len;
+};
+
+#define NF_REC_NONE UINT32_MAX
+
+/* Observations of one source queued for a consumer (n > 0: the slot is in use). */
+struct nf_src {
+	uint32_t src;
+	uint32_t n;
+};
+
+/*
+ * Sources counted apart per consumer; every other one shares the last slot
+ * (NF_SRC_OTHER), counted as one source.  A source holding fewer than
+ * NF_NEWCOMER observations may use the reserve at the top of the queue
+ * (room for that many of every slot's, at most a quarter of the queue).
+ */
+#define NF_SRC_SLOTS 64
+#define NF_SRC_OTHER (MW_NF_SRC_NONE - 1)
+#define NF_NEWCOMER  8
+
 struct nf_consumer {
 	struct mw_nf_server *srv;
 	struct nf_consumer *next, *prev;
@@ -92,6 +130,11 @@ struct nf_consumer {
 	size_t win_sent;     /* bytes taken since win_start */
 	uint64_t drops;
 	char peer[MW_ADDR_STRLEN];
+	/* what is queued, message by message (see "share" above) */
+	struct nf_rec *rec;
+	size_t rec_head, rec_len, rec_cap;
+	uint32_t rec_sent;		      /* bytes of the head message already written */
+	struct nf_src srcs[NF_SRC_SLOTS + 1]; /* + the shared slot */
 };
 
 struct mw_nf_server {
@@ -140,6 +183,7 @@ static void nf_close(struct nf_consumer *c, const char *why)
 	srv->st.consumers--;
 	srv->st.queued -= c->out_len;
 	free(c->out);
+	free(c->rec);
 	free(c);
 }
 
@@ -209,17 +253,143 @@ static int nf_reserve(struct nf_consumer *c, size_t n)
 	return 0;
 }
 
-static int nf_append(struct nf_consumer *c, const uint8_t *msg, size_t n, bool response)
+/*
+ * @src's slot in @c's counts: its own, else (@take) a free one, else the shared
+ * one; without @take, NULL if it has none of its own (nor, when every slot is
+ * in use, the shared one).
+ */
+static struct nf_src *nf_src_slot(struct nf_consumer *c, uint32_t src, bool take)
+{
+	struct nf_src *free_slot = NULL;
+	unsigned i;
+
+	for (i = 0; i < NF_SRC_SLOTS; i++) {
+		if (c->srcs[i].n && c->srcs[i].src == src)
+			return &c->srcs[i];
+		if (!c->srcs[i].n && !free_slot)
+			free_slot = &c->srcs[i];
+	}
+	if (free_slot) {
+		if (!take)
+			return NULL;
+		free_slot->src = src;
+		return free_slot;
+	}
+	c->srcs[NF_SRC_SLOTS].src = NF_SRC_OTHER;
+	return &c->srcs[NF_SRC_SLOTS];
+}
+
+/* The top of @c's queue kept for sources with fewer than NF_NEWCOMER queued. */
+static size_t nf_reserve_bytes(const struct nf_consumer *c)
+{
+	size_t limit = c->srv->out_limit,
+	       r = (size_t)(NF_SRC_SLOTS + 1) * NF_NEWCOMER * MW_NF_INFO_SIZE;
+
+	return r < limit / 4 ? r : limit / 4;
+}
+
+/*
+ * May an observation of @src join @c's queue (see "share" above)?  A newcomer
+ * (fewer than NF_NEWCOMER queued) may, up to the whole queue.  Any other, not
+ * into the reserve, and past half of the queue only while it holds less than
+ * an equal share of the rest among the sources queued there.
+ */
+static bool nf_fair(struct nf_consumer *c, uint32_t src)
+{
+	size_t limit = c->srv->out_limit, body = limit - nf_reserve_bytes(c);
+	struct nf_src *mine;
+	unsigned i, active = 0;
+	uint32_t held;
+
+	if (src == MW_NF_SRC_NONE)
+		return true;
+	mine = nf_src_slot(c, src, false);
+	held = mine ? mine->n : 0;
+	if (held < NF_NEWCOMER)
+		return true; /* up to the queue's own limit */
+	if (c->out_len + MW_NF_INFO_SIZE > body)
+		return false;
+	if (c->out_len + MW_NF_INFO_SIZE <= limit / 2)
+		return true;
+	for (i = 0; i <= NF_SRC_SLOTS; i++)
+		active += c->srcs[i].n > 0;
+	return ((size_t)held + 1) * MW_NF_INFO_SIZE <= body / active;
+}
+
+/* Record a queued message of @src (MW_NF_SRC_NONE: uncounted); false: no memory. */
+static bool nf_rec_push(struct nf_consumer *c, uint32_t src, size_t n)
+{
+	struct nf_src *slot;
+	struct nf_rec *r;
+	size_t cap, i;
+
+	if (c->rec_len == c->rec_cap) {
+		cap = c->rec_cap ? c->rec_cap * 2 : 256;
+		r = malloc(cap * sizeof(*r));
+		if (!r)
+			return false;
+		for (i = 0; i < c->rec_len; i++) /* unrolled from the ring, oldest first */
+			r[i] = c->rec[(c->rec_head + i) % c->rec_cap];
+		free(c->rec);
+		c->rec = r;
+		c->rec_cap = cap;
+		c->rec_head = 0;
+	}
+	slot = src != MW_NF_SRC_NONE ? nf_src_slot(c, src, true) : NULL;
+	if (slot)
+		slot->n++;
+	c->rec[(c->rec_head + c->rec_len) % c->rec_cap] =
+		(struct nf_rec){ slot ? (uint32_t)(slot - c->srcs) : NF_REC_NONE, (uint32_t)n };
+	c->rec_len++;
+	return true;
+}
+
+/*
+ * @n bytes of @c's queue were written: its records (and the sources' counts)
+ * follow.  A record's slot still counts it (n >= 1), so it was not reused.
+ */
+static void nf_rec_sent(struct nf_consumer *c, size_t n)
+{
+	struct nf_rec *r;
+	uint32_t left;
+
+	while (n && c->rec_len) {
+		r = &c->rec[c->rec_head];
+		left = r->len - c->rec_sent;
+		if (n < left) {
+			c->rec_sent += (uint32_t)n;
+			return;
+		}
+		n -= left;
+		c->rec_sent = 0;
+		if (r->slot != NF_REC_NONE)
+			c->srcs[r->slot].n--;
+		c->rec_head = (c->rec_head + 1) % c->rec_cap;
+		c->rec_len--;
+	}
+	if (!c->rec_len && c->rec_cap > 256) { /* drained: a burst's ring is not kept */
+		free(c->rec);
+		c->rec = NULL;
+		c->rec_cap = c->rec_head = 0;
+	}
+}
+
+static int nf_append(struct nf_consumer *c, const uint8_t *msg, size_t n, bool response,
+		     uint32_t src)
 {
 	struct mw_nf_server *srv = c->srv;
 
 	if (!response && c->out_len + n > srv->out_limit)
 		return -ENOBUFS;
+	if (!response && !nf_fair(c, src)) {
+		srv->st.share_drops++;
+		return -ENOBUFS;
+	}
 	if (!response && srv->st.queued + n > srv->mem_total) {
 		srv->st.mem_drops++;
 		return -ENOBUFS;
 	}
-	if (nf_reserve(c, n))
+	if (nf_reserve(c, n) || !nf_rec_push(c, response ? MW_NF_SRC_NONE : src, n))
 		return -ENOMEM;
 	if (!c->out_len) {
 		c->win_start = ev_now(srv->loop);
@@ -254,7 +424,7 @@ static void nf_respond_to(struct nf_consumer *c, uint32_t id, int status, uint64
 	uint8_t msg[MW_NF_RESPONSE_SIZE];
 
 	mw_nf_encode_response(msg, &r);
-	if (!c->broken && nf_append(c, msg, sizeof(msg), true)) {
+	if (!c->broken && nf_append(c, msg, sizeof(msg), true, MW_NF_SRC_NONE)) {
 		c->broken = true;
 		ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
 	}
@@ -453,6 +623,7 @@ static void nf_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	c->out_head += (size_t)n;
 	c->out_len -= (size_t)n;
 	c->srv->st.queued -= (size_t)n;
+	nf_rec_sent(c, (size_t)n);
 	c->win_sent += (size_t)n;
 	if (!c->out_len) {
 		c->out_head = 0;
@@ -944,6 +1115,11 @@ bool mw_nf_server_has_room(struct mw_nf_server *srv)
 
 void mw_nf_server_publish(struct mw_nf_server *srv, const struct mw_nf_info *info)
 {
+	mw_nf_server_publish_src(srv, info, MW_NF_SRC_NONE);
+}
+
+void mw_nf_server_publish_src(struct mw_nf_server *srv, const struct mw_nf_info *info, uint32_t src)
+{
 	uint8_t msg[MW_NF_INFO_SIZE];
 	struct nf_consumer *c;
 
@@ -953,7 +1129,7 @@ void mw_nf_server_publish(struct mw_nf_server *srv, const struct mw_nf_info *inf
 	for (c = srv->consumers; c; c = c->next) {
 		if (!c->monitor)
 			continue;
-		if (nf_append(c, msg, sizeof(msg), false)) {
+		if (nf_append(c, msg, sizeof(msg), false, src)) {
 			c->drops++;
 			srv->st.drops++;
 			if (c->drops == 1 || !(c->drops & 0xffff))

@@ -59,6 +59,7 @@ struct mw_nf_server_stats {
 	uint64_t bad;	       /* malformed requests answered -EINVAL, or streams cut */
 	uint64_t stalled;      /* consumers disconnected for reading slower than min_rate */
 	uint64_t mem_drops;    /* observations dropped because mem_total was reached */
+	uint64_t share_drops;  /* ... because their source held its share of a half-full queue */
 	uint64_t denied;       /* requests refused -EPERM to observe consumers */
 	size_t queued;	       /* observation and response bytes queued now, all consumers */
 };
@@ -125,6 +126,23 @@ bool mw_nf_server_has_room(struct mw_nf_server *srv);
  * A consumer whose queue is full loses it (counted); the caller never waits.
  */
 void mw_nf_server_publish(struct mw_nf_server *srv, const struct mw_nf_info *info);
+
+/* No source: an observation that no share bounds (mw_nf_server_publish()). */
+#define MW_NF_SRC_NONE UINT32_MAX
+
+/**
+ * mw_nf_server_publish_src() - mw_nf_server_publish() of an observation of source @src
+ * @src: who caused it (mw-pvm: the socket owner's account), or MW_NF_SRC_NONE
+ *
+ * A source with fewer than 8 observations queued for a consumer may fill the
+ * queue; beyond, it stays out of a reserve at the top of the queue and, past
+ * half of it, holds at most an equal share of the rest among the sources
+ * queued there; else its observation is dropped for that consumer (counted in
+ * drops and share_drops).  64 sources are counted apart per consumer, the rest
+ * together as one.
+ */
+void mw_nf_server_publish_src(struct mw_nf_server *srv, const struct mw_nf_info *info,
+			      uint32_t src);
 
 /**
  * mw_nf_server_respond() - answer a request (never dropped while the consumer is connected)

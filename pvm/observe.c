@@ -30,6 +30,7 @@ void pvm_observe_sock(enum pvm_obs_type type, const struct pvm_sock *s, int stat
 	ev.bytes_in = s->bytes_in;
 	ev.bytes_out = s->bytes_out;
 	ev.owner_pid = s->owner_pid;
+	ev.owner_acct = s->owner_acct;
 	ev.start = s->created;
 	o->event(o->ctx, &ev);
 }

@@ -151,6 +151,7 @@ struct pvm_sock {
 	uid_t listen_uid; /* who sent LISTEN: the hand-over's listener must be theirs */
 	bool quota_held;  /* counted against owner_uid (pvm_quota.c) */
 	bool lv_linked;	  /* on the liveness list (pvm_appsock.c) */
+	bool obs_created; /* APP: its CREATE was due (pvm_sock_created()), so is its CLOSE */
 	struct pvm_sock *lv_next, *lv_prev;
 };
 
@@ -367,6 +368,7 @@ void pvm_ins_ctl_first(struct pvm_ins *ins, uint16_t type, uint64_t sock, const 
 /* pvm_sock.c */
 struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
 			      enum pvm_sock_kind kind, uint8_t family);
+void pvm_sock_created(struct pvm_sock *s);
 struct pvm_sock *pvm_sock_find(struct pvm *p, uint64_t id);
 void pvm_sock_free(struct pvm_sock *s);
 int pvm_sock_close(struct pvm_sock *s, bool abort);

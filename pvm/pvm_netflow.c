@@ -180,7 +180,12 @@ static void nf_observe(void *ctx, const struct pvm_obs_event *ev)
 	mw_nf_endpoint_from_addr(&info.remote, &ev->peer);
 	info.bytes_in = ev->bytes_in;
 	info.bytes_out = ev->bytes_out;
-	mw_nf_server_publish(nf->srv, &info);
+	/* Shared out by account: one user's churn does not drop another's observations
+	 * (the unknown account, (uid_t)-1, is not MW_NF_SRC_NONE's "unbounded"). */
+	mw_nf_server_publish_src(nf->srv, &info,
+				 (uint32_t)ev->owner_acct == MW_NF_SRC_NONE
+					 ? MW_NF_SRC_NONE - 1
+					 : (uint32_t)ev->owner_acct);
 }
 
 static bool nf_wants(void *ctx)
@@ -1077,9 +1082,10 @@ void pvm_netflow_status(struct pvm *p, char *buf, size_t len)
 	}
 	mw_nf_server_get_stats(p->nf->srv, &st);
 	snprintf(buf, len,
-		 "%llu netflow consumer(s), %llu dropped, %llu refused (%llu unauthorised), "
-		 "%llu denied, %u blocked",
+		 "%llu netflow consumer(s), %llu dropped (%llu over a share), %llu refused "
+		 "(%llu unauthorised), %llu denied, %u blocked",
 		 (unsigned long long)st.consumers, (unsigned long long)st.drops,
-		 (unsigned long long)st.refused, (unsigned long long)st.unauthorised,
-		 (unsigned long long)st.denied, p->nf->nblocks);
+		 (unsigned long long)st.share_drops, (unsigned long long)st.refused,
+		 (unsigned long long)st.unauthorised, (unsigned long long)st.denied,
+		 p->nf->nblocks);
 }

@@ -254,6 +254,7 @@ static int shim_socket(struct pvm_client *c, const struct mw_shimctl_req *req)
 		return ret;
 	}
 	pvm_appsock_watch(s);
+	pvm_sock_created(s);
 	ret = pvm_ins_op(ins, MW_OP_SOCKET, s->id, &op, sizeof(op), PVM_REQ_SOCKET, c, NULL);
 	if (ret)
 		pvm_sock_free(s);

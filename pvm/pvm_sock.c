@@ -62,10 +62,21 @@ struct pvm_sock *pvm_sock_new(struct pvm *p, struct pvm_ins *ins, uint64_t id,
 	ins->nsocks++;
 	if (kind == PVM_SOCK_ACCEPTED)
 		ins->nconns++;
-	/* An accepted connection's first observation is ACCEPT, with its endpoints. */
-	if (kind == PVM_SOCK_APP && pvm_observe_active())
-		pvm_observe_sock(PVM_OBS_CREATE, s, 0);
+	/* An app socket's CREATE comes once it is the app's (pvm_sock_created()); an
+	 * accepted connection's first observation is ACCEPT, with its endpoints. */
 	return s;
+}
+
+/**
+ * pvm_sock_created() - app socket @s is the app's now (its owner set, its quota
+ * taken): its CREATE observation, charged to that owner (Netflow shares)
+ * @s: the socket
+ */
+void pvm_sock_created(struct pvm_sock *s)
+{
+	s->obs_created = true;
+	if (pvm_observe_active())
+		pvm_observe_sock(PVM_OBS_CREATE, s, 0);
 }
 
 static void sock_unlink_replica(struct pvm_sock *r)
@@ -115,7 +126,8 @@ void pvm_sock_free(struct pvm_sock *s)
 		s->opts = o->next;
 		free(o);
 	}
-	if (s->kind != PVM_SOCK_REPLICA && pvm_observe_active())
+	if (s->kind != PVM_SOCK_REPLICA && (s->kind != PVM_SOCK_APP || s->obs_created) &&
+	    pvm_observe_active())
 		pvm_observe_sock(PVM_OBS_CLOSE, s, 0);
 	pvm_table_del(&p->socks, s->id);
 	if (s->ins) {

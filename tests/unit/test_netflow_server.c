@@ -675,6 +675,116 @@ static void test_memory_total(void **state)
 	fx_close(f);
 }
 
+/*
+ * Shares: a source that floods a consumer's queue keeps out of the reserve at
+ * its top (a quarter of a 100-observation queue), so every other source gets
+ * its first NF_NEWCOMER (8) observations in (without shares they all dropped
+ * behind the flood); drained, the queue serves the flooder again.
+ */
+static void test_source_shares(void **state)
+{
+	struct fixture *f = fx_open("127.0.0.0/8", 100, 5000);
+	struct mw_nf_info a = sample_info(1), b = sample_info(2), c = sample_info(3), info;
+	struct mw_nf_server_stats st;
+	static uint8_t buf[1 << 20];
+	size_t got, i, na = 0, nb = 0, nc = 0;
+	bool closed;
+	int fd;
+
+	(void)state;
+	fd = consumer(f, 0);
+	for (i = 0; i < 200; i++)
+		mw_nf_server_publish_src(f->srv, &a, 1000);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.queued, 75 * MW_NF_INFO_SIZE); /* all but the reserve */
+	assert_int_equal(st.share_drops, 125);
+	for (i = 0; i < 10; i++) {
+		mw_nf_server_publish_src(f->srv, &b, 2000);
+		mw_nf_server_publish_src(f->srv, &c, 3000);
+	}
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.share_drops, 125 + 2 + 2); /* 8 each got in */
+	for (i = 0; i < 100; i++)		       /* unbounded by shares, up to the queue */
+		mw_nf_server_publish(f->srv, &a);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.queued, 100 * MW_NF_INFO_SIZE);
+	got = drain(f, fd, buf, sizeof(buf), &closed);
+	assert_false(closed);
+	assert_int_equal(got, 100 * MW_NF_INFO_SIZE);
+	for (i = 0; i < got; i += MW_NF_INFO_SIZE) {
+		assert_int_equal(mw_nf_decode_info(&info, buf + i, MW_NF_INFO_SIZE, NULL), 0);
+		na += info.sockfd == 1;
+		nb += info.sockfd == 2;
+		nc += info.sockfd == 3;
+	}
+	assert_int_equal(nb, 8);
+	assert_int_equal(nc, 8);
+	assert_int_equal(na, 84);
+	/* Drained: the flooder's count fell with its writes, it gets as much again. */
+	for (i = 0; i < 200; i++)
+		mw_nf_server_publish_src(f->srv, &a, 1000);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.queued, 75 * MW_NF_INFO_SIZE);
+	assert_int_equal(st.share_drops, 129 + 125);
+	close(fd);
+	fx_close(f);
+}
+
+/*
+ * The records follow partial writes, a ring that wraps and grows, responses
+ * between observations, and more sources than slots: after the queue has
+ * drained bit by bit, every count is back to 0 (a flooder alone gets all but
+ * the reserve again, two newcomers their 8 each).
+ */
+static void test_source_shares_drain(void **state)
+{
+	struct fixture *f = fx_open("127.0.0.0/8", 2000, 60000);
+	struct mw_nf_server_stats st;
+	struct mw_nf_info in = sample_info(1);
+	static uint8_t buf[1 << 22];
+	size_t reserve = 2000 / 4, i; /* min(65 x 8, a quarter of the queue) */
+	uint32_t id = 100;
+	ssize_t n;
+	int fd, round;
+
+	(void)state;
+	f->answer_now = true;
+	fd = consumer(f, 4096); /* a small receive buffer: the server's sends are partial */
+	for (round = 0; round < 40; round++) {
+		for (i = 0; i < 150; i++) {
+			in.sockfd = 1 + (i % 90); /* 90 sources: more than the slots */
+			mw_nf_server_publish_src(f->srv, &in, (uint32_t)(1 + i % 90));
+		}
+		send_request(fd, id++, MW_NF_FLAG_BY_SOCK, MW_NF_ATTR_SNDBUF, 5);
+		spin(f, 2);
+		n = read(fd, buf, 3001); /* a part, across message boundaries */
+		assert_true(n > 0 || errno == EAGAIN);
+	}
+	/* Read until the server holds nothing (bounded: 20 s), whatever the machine's load. */
+	for (i = 0; i < 20000; i++) {
+		spin(f, 1);
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		mw_nf_server_get_stats(f->srv, &st);
+		if (!st.queued)
+			break;
+	}
+	assert_int_equal(st.queued, 0);
+	assert_int_equal(st.consumers, 1);
+	for (i = 0; i < 5000; i++)
+		mw_nf_server_publish_src(f->srv, &in, 7);
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.queued, (2000 - reserve) * MW_NF_INFO_SIZE);
+	for (i = 0; i < 20; i++) {
+		mw_nf_server_publish_src(f->srv, &in, 8);
+		mw_nf_server_publish_src(f->srv, &in, 9);
+	}
+	mw_nf_server_get_stats(f->srv, &st);
+	assert_int_equal(st.queued, (2000 - reserve + 16) * MW_NF_INFO_SIZE);
+	close(fd);
+	fx_close(f);
+}
+
 /* A consumer that reads, but slower than min_rate, is cut (progress alone does not save it). */
 static void test_slow_reader_cut(void **state)
 {
@@ -715,6 +825,8 @@ int main(void)
 		cmocka_unit_test(test_preauth_limit),
 		cmocka_unit_test(test_preauth_stale_replaced),
 		cmocka_unit_test(test_memory_total),
+		cmocka_unit_test(test_source_shares),
+		cmocka_unit_test(test_source_shares_drain),
 		cmocka_unit_test(test_slow_reader_cut),
 		cmocka_unit_test(test_monitor_and_requests),
 		cmocka_unit_test(test_bad_signature_disconnects),
