@@ -261,8 +261,8 @@ static void up_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		while ((ret = mw_nf_client_next(u->c, &m)) == 1) {
 			if (m.sig == MW_NF_SIG_INFO) {
 				u->obs++;
-				if (up_obs_ok(u, &m.u.info)) /* shared out by PVM: one cannot drown
-								the rest */
+				/* Shared out by PVM: one cannot drown the rest. */
+				if (up_obs_ok(u, &m.u.info))
 					mw_nf_server_publish_src(u->agg->srv, &m.u.info,
 								 (uint32_t)u->index);
 			} else {

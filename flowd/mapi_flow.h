@@ -100,13 +100,13 @@ struct fl_mapi_flow {
 /**
  * struct fl_mapi_client - one client process (SO_PEERCRED pid) holding flows
  * @pid:   the process, 0 = free entry
- * @uid:   its user, for the log
+ * @acct:  the user it counts as: its uid, or the account of its subordinate
+ *         range (flowd.subuid_file)
  * @flows: flows it holds (at most flowd.mapi_client_flows)
  */
 struct fl_mapi_client {
 	pid_t pid;
-	uid_t uid;
-	uid_t acct; /* whose user it counts as: its uid, or its subordinate range's owner */
+	uid_t acct;
 	int flows;
 };
 

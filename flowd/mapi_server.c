@@ -102,7 +102,6 @@ int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **
 	if (c < 0) {
 		c = -2 - c;
 		m->clients[c].pid = pid;
-		m->clients[c].uid = uid;
 		m->clients[c].acct = acct;
 		m->clients[c].flows = 0;
 		m->nclients++;

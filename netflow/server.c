@@ -46,6 +46,9 @@
  *             queued message is recorded (its source's slot, its length) in a
  *             ring that the writes consume, so a count falls as its
  *             observations leave.
+ *   respond:  always appended (a response is never dropped); responses are
+ *             bounded because a consumer's socket is not read while it has
+ *             MAX_INFLIGHT requests unanswered or a full buffer.
  *   write:    a write watcher runs while the buffer is not empty.
  *   rate:     while a consumer has a backlog, what it takes is measured over
  *             a window of stall_ms; below min_rate bytes/s it is cut (a
