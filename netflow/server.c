@@ -256,12 +256,8 @@ static int nf_reserve(struct nf_consumer *c, size_t n)
 	return 0;
 }
 
-/*
- * @src's slot in @c's counts: its own, else (@take) a free one, else the shared
- * one; without @take, NULL if it has none of its own (nor, when every slot is
- * in use, the shared one).
- */
-static struct nf_src *nf_src_slot(struct nf_consumer *c, uint32_t src, bool take)
+/* @src's slot in @c's counts: its own, else a free one (n == 0), else the shared one. */
+static struct nf_src *nf_src_slot(struct nf_consumer *c, uint32_t src)
 {
 	struct nf_src *free_slot = NULL;
 	unsigned i;
@@ -273,8 +269,6 @@ static struct nf_src *nf_src_slot(struct nf_consumer *c, uint32_t src, bool take
 			free_slot = &c->srcs[i];
 	}
 	if (free_slot) {
-		if (!take)
-			return NULL;
 		free_slot->src = src;
 		return free_slot;
 	}
@@ -292,22 +286,21 @@ static size_t nf_reserve_bytes(const struct nf_consumer *c)
 }
 
 /*
- * May an observation of @src join @c's queue (see "share" above)?  A newcomer
- * (fewer than NF_NEWCOMER queued) may, up to the whole queue.  Any other, not
- * into the reserve, and past half of the queue only while it holds less than
- * an equal share of the rest among the sources queued there.
+ * May an observation counted in @slot (NULL: no source) join @c's queue (see
+ * "share" above)?  A newcomer (fewer than NF_NEWCOMER queued) may, up to the
+ * whole queue.  Any other, not into the reserve, and past half of the queue
+ * only while it holds less than an equal share of the rest among the sources
+ * queued there.
  */
-static bool nf_fair(struct nf_consumer *c, uint32_t src)
+static bool nf_fair(struct nf_consumer *c, const struct nf_src *slot)
 {
 	size_t limit = c->srv->out_limit, body = limit - nf_reserve_bytes(c);
-	struct nf_src *mine;
 	unsigned i, active = 0;
 	uint32_t held;
 
-	if (src == MW_NF_SRC_NONE)
+	if (!slot)
 		return true;
-	mine = nf_src_slot(c, src, false);
-	held = mine ? mine->n : 0;
+	held = slot->n;
 	if (held < NF_NEWCOMER)
 		return true; /* up to the queue's own limit */
 	if (c->out_len + MW_NF_INFO_SIZE > body)
@@ -319,10 +312,9 @@ static bool nf_fair(struct nf_consumer *c, uint32_t src)
 	return ((size_t)held + 1) * MW_NF_INFO_SIZE <= body / active;
 }
 
-/* Record a queued message of @src (MW_NF_SRC_NONE: uncounted); false: no memory. */
-static bool nf_rec_push(struct nf_consumer *c, uint32_t src, size_t n)
+/* Record a queued message counted in @slot (NULL: uncounted); false: no memory. */
+static bool nf_rec_push(struct nf_consumer *c, struct nf_src *slot, size_t n)
 {
-	struct nf_src *slot;
 	struct nf_rec *r;
 	size_t cap, i;
 
@@ -338,7 +330,6 @@ static bool nf_rec_push(struct nf_consumer *c, uint32_t src, size_t n)
 		c->rec_cap = cap;
 		c->rec_head = 0;
 	}
-	slot = src != MW_NF_SRC_NONE ? nf_src_slot(c, src, true) : NULL;
 	if (slot)
 		slot->n++;
 	c->rec[(c->rec_head + c->rec_len) % c->rec_cap] =
@@ -381,10 +372,12 @@ static int nf_append(struct nf_consumer *c, const uint8_t *msg, size_t n, bool r
 		     uint32_t src)
 {
 	struct mw_nf_server *srv = c->srv;
+	/* A free slot taken here stays free (n == 0) if the observation is refused. */
+	struct nf_src *slot = !response && src != MW_NF_SRC_NONE ? nf_src_slot(c, src) : NULL;
 
 	if (!response && c->out_len + n > srv->out_limit)
 		return -ENOBUFS;
-	if (!response && !nf_fair(c, src)) {
+	if (!response && !nf_fair(c, slot)) {
 		srv->st.share_drops++;
 		return -ENOBUFS;
 	}
@@ -392,7 +385,7 @@ static int nf_append(struct nf_consumer *c, const uint8_t *msg, size_t n, bool r
 		srv->st.mem_drops++;
 		return -ENOBUFS;
 	}
-	if (nf_reserve(c, n) || !nf_rec_push(c, response ? MW_NF_SRC_NONE : src, n))
+	if (nf_reserve(c, n) || !nf_rec_push(c, slot, n))
 		return -ENOMEM;
 	if (!c->out_len) {
 		c->win_start = ev_now(srv->loop);
