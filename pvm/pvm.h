@@ -6,6 +6,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -337,6 +338,7 @@ void pvm_insproc_close_all(struct pvm *p);
 /* pvm_connect.c */
 int pvm_connect_open(struct pvm *p);
 void pvm_connect_close(struct pvm *p);
+int pvm_connect_nowait(int fd, const struct sockaddr *sa, socklen_t len);
 int pvm_connect_attach(struct pvm_sock *s);
 void pvm_connect_release(struct pvm_sock *s, bool ok);
 void pvm_connect_forget(struct pvm_sock *s);

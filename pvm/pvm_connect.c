@@ -48,6 +48,31 @@
 
 static const uint8_t filler_bytes[64 * 1024];
 
+/**
+ * pvm_connect_nowait() - connect() that never sleeps, whatever the file's O_NONBLOCK says
+ * @fd:  an AF_UNIX stream socket whose open file the app shares (and may have made blocking)
+ * @sa:  the listener's address
+ * @len: its length
+ *
+ * An AF_UNIX connect() completes at once or, its listener's backlog full,
+ * sleeps (a blocking file) until there is room: mw-pvm's loop must not.  The
+ * flag is set for the call and put back; the app, whose connect() waits for
+ * mw-pvm's answer meanwhile, sees its own flags again.
+ * Return: 0, or -errno (-EAGAIN: the backlog is full)
+ */
+int pvm_connect_nowait(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int fl = fcntl(fd, F_GETFL), ret = 0;
+
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK)))
+		return -errno;
+	if (connect(fd, sa, len))
+		ret = -errno;
+	if (!(fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl);
+	return ret;
+}
+
 /* Connect the app's socket (@app, its fd) to a fresh private listener; our end in *@end. */
 static int connect_app(int app, int *end)
 {
@@ -68,11 +93,14 @@ static int connect_app(int app, int *end)
 		goto out;
 	}
 	len = sizeof(sun);
-	if (getsockname(lfd, (struct sockaddr *)&sun, &len) ||
-	    connect(app, (struct sockaddr *)&sun, len)) {
+	if (getsockname(lfd, (struct sockaddr *)&sun, &len)) {
 		ret = -errno;
 		goto out;
 	}
+	/* Anyone who learns the name may fill the backlog: never wait for room. */
+	ret = pvm_connect_nowait(app, (struct sockaddr *)&sun, len);
+	if (ret)
+		goto out;
 	/* Ours is the connection whose peer is this process; anything else raced in. */
 	for (i = 0; i < 4; i++) {
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
