@@ -72,6 +72,12 @@ struct bal_health {
 	ev_timer timer; /* check deadline, and the accept poll */
 };
 
+/*
+ * A new connection's weight in bal_ins.recent: fixed point, so that the tick's
+ * decay (a floor of 1/8) does not round a few connections a tick away to 0.
+ */
+#define BAL_RECENT_ONE 16u
+
 struct bal_ins {
 	struct bal_ins *next;
 	struct bal *bal;
@@ -81,6 +87,8 @@ struct bal_ins {
 	ev_timer kill_timer; /* SIGKILL if it ignores SIGTERM */
 	ev_tstamp spawned_at;
 	unsigned conns;		/* front-end connections now */
+	unsigned
+		recent; /* new connections given it lately, in 1/BAL_RECENT_ONE (7/8 kept a tick) */
 	uint64_t total, failed; /* connections proxied / backend connects that failed */
 	uint64_t rx, tx;	/* bytes client->INS, INS->client */
 	bool proxy_protocol;	/* ins.proxy_protocol as the file said when it was spawned */

@@ -639,6 +639,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			bal_health_tick(b, i);
 		if (i->state != BAL_INS_DEAD)
 			conns += i->conns;
+		i->recent -= i->recent / 8; /* least-connections' share bound: about 1 s */
 	}
 	autoscale(b, conns);
 	reconcile(b);
@@ -1000,9 +1001,13 @@ struct bal_ins *bal_pick(struct bal *b, const void *client_addr, size_t alen, co
 		c[n].id = i->h.id;
 		c[n].conns = i->conns;
 		c[n].cap = cap;
+		c[n].recent = i->recent;
 		map[n++] = i;
 	}
 	idx = bal_policy_pick(b->policy, c, n, &b->rr, bal_hash_addr(client_addr, alen),
 			      b->cfg->balancer.overload_threshold);
-	return idx < 0 ? NULL : map[idx];
+	if (idx < 0)
+		return NULL;
+	map[idx]->recent += BAL_RECENT_ONE;
+	return map[idx];
 }

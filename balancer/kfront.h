@@ -92,7 +92,9 @@ int bal_kf_render_steer(char *buf, size_t len, const char *table, enum bal_polic
  * proportionally more slots (weight 1 for the busiest, up to
  * BAL_KF_WEIGHT_MAX for one with none when others have many): new
  * connections lean to the emptier INS between two updates without all
- * landing on one of them.
+ * landing on one of them; and none has more than twice the others' average
+ * weight (the share bound of balancer/policy.h: at most 2 / (n + 1) of new
+ * connections, even for an INS whose connections end at once).
  */
 void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned cap, int threshold,
 		    unsigned *w);

@@ -186,6 +186,38 @@ int bal_kf_render_steer(char *buf, size_t len, const char *table, enum bal_polic
 	return done(&o);
 }
 
+/*
+ * Least-connections' share bound (balancer/policy.h), on weights: none above
+ * twice the others' average, i.e. no INS gets more than 2 / (n + 1) of new
+ * connections, even one whose own connections end at once.  Lowering one
+ * weight lowers the others' bounds: repeat until nothing changes (each pass
+ * lowers a weight or ends; weights are at most BAL_KF_WEIGHT_MAX).
+ */
+static void share_bound(unsigned *w, size_t n)
+{
+	unsigned long sum = 0, lim;
+	bool changed = true;
+	size_t k;
+
+	if (n < 2)
+		return;
+	for (k = 0; k < n; k++)
+		sum += w[k];
+	while (changed) {
+		changed = false;
+		for (k = 0; k < n; k++) {
+			lim = 2 * (sum - w[k]) / (n - 1);
+			if (lim < 1)
+				lim = 1;
+			if (w[k] > lim) {
+				sum -= w[k] - lim;
+				w[k] = (unsigned)lim;
+				changed = true;
+			}
+		}
+	}
+}
+
 void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned cap, int threshold,
 		    unsigned *w)
 {
@@ -218,4 +250,5 @@ void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned
 	for (k = 0; k < n; k++)
 		w[k] = 1 + (unsigned)((unsigned long)(hi - conns[k]) * (BAL_KF_WEIGHT_MAX - 1) /
 				      (hi - lo));
+	share_bound(w, n);
 }

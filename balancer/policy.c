@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* policy.c - front-end balancing policies (pure functions, unit-tested) */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "balancer/policy.h"
@@ -59,11 +60,17 @@ static uint64_t load_ppm(const struct bal_cand *c)
 	return c->cap ? (uint64_t)c->conns * 1000000 / c->cap : c->conns;
 }
 
+/* Within least-connections' share bound: at most twice the others' average lately. */
+static bool within_share(const struct bal_cand *c, size_t n, uint64_t total)
+{
+	return (uint64_t)c->recent * (n + 1) <= 2 * total;
+}
+
 int bal_policy_pick(enum bal_policy p, const struct bal_cand *c, size_t n, int *rr, uint32_t key,
 		    int threshold)
 {
-	size_t i, best = 0;
-	uint64_t w, bw = 0;
+	size_t i, best = n;
+	uint64_t w, bw = 0, total = 0;
 
 	if (!n)
 		return -1;
@@ -83,10 +90,17 @@ int bal_policy_pick(enum bal_policy p, const struct bal_cand *c, size_t n, int *
 		/* all overloaded (or no caps): the least loaded */
 		__attribute__((fallthrough));
 	case BAL_POLICY_LEASTCONN:
-		for (i = 1; i < n; i++)
-			if (p == BAL_POLICY_LEASTCONN ? c[i].conns < c[best].conns
-						      : load_ppm(&c[i]) < load_ppm(&c[best]))
+		for (i = 0; i < n; i++)
+			total += c[i].recent;
+		/* The fewest recent is always within the bound; best stays < n. */
+		for (i = 0; i < n; i++) {
+			if (n > 1 && !within_share(&c[i], n, total))
+				continue;
+			if (best == n ||
+			    (p == BAL_POLICY_LEASTCONN ? c[i].conns < c[best].conns
+						       : load_ppm(&c[i]) < load_ppm(&c[best])))
 				best = i;
+		}
 		return (int)best;
 	case BAL_POLICY_HASH:
 		for (i = 0; i < n; i++) {

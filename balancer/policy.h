@@ -18,6 +18,7 @@ struct bal_cand {
 	int id;		/* INS id, the hash's key */
 	unsigned conns; /* connections it carries now */
 	unsigned cap;	/* per_ins_max_conns, 0 = unlimited */
+	unsigned recent; /* new connections given it lately (bal_ins.recent): the share bound */
 };
 
 /**
@@ -39,11 +40,19 @@ const char *bal_policy_name(enum bal_policy p);
  * @threshold: overload threshold in percent (least-busy only)
  *
  * round-robin: the first candidate whose id follows the last one chosen.
- * least-connections: fewest connections, lowest id on a tie.
+ * least-connections: fewest connections, lowest id on a tie, among the
+ * candidates within the share bound: one whose @recent times (n + 1) exceeds
+ * twice the candidates' total is passed over, so that no INS takes more than
+ * twice what each of the others takes on average (2 / (n + 1) of new
+ * connections).  An INS that ends its connections at once (compromised, or
+ * refusing) would otherwise draw every new one; an emptier INS still takes
+ * the most.  With one candidate, or none within the bound, nothing is bounded.
  * least-busy: the original's "overload" rule: the lowest id whose load
  * (conns / cap) is under @threshold keeps taking connections; once every
  * candidate is at or over it, the least loaded.  Without a cap, the load is
- * the connection count, so it behaves as least-connections.
+ * the connection count, so it behaves as least-connections.  Once every
+ * candidate is over it, the share bound of least-connections applies; the
+ * packing under it is the policy's purpose and is not bounded.
  * hash: rendezvous (highest random weight) hashing of @key with each id, a
  * consistent hash: an INS joining or leaving moves only its own share.
  *

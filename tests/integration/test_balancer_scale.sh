@@ -27,6 +27,61 @@ ok=$(grep -c '^200$' "$MW_TMP/scale" || true)
 [ "$(ip netns list | grep -c "^mw-$TAG-ins")" = 2 ] || mw_fail "retired INS left namespaces"
 mw_log "scale 1->8->2 under load: 3000 of 3000 requests OK"
 
+# least-connections' share bound (docs/balancer.md): 20 connections held on the two INS,
+# a third joins with none, and short connections (which end at once, as a compromised
+# INS's would) follow.  Unbounded it would take them all (kernel mode: 16 of 18); it
+# takes at most 2 / (n + 1) = 1/2, and still more than a third.
+old_ids=$(ins_field 1 | cut -d" " -f1 | tr '\n' ' ')
+python3 - "$PORT" "$MW_TMP/many" <<'PY' &
+import os, socket, sys, time
+port, flag = int(sys.argv[1]), sys.argv[2]
+socks = []
+for _ in range(20):
+    s = socket.create_connection((os.environ["MW_FRONT"], port), timeout=20)
+    s.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+    if b"200 OK" not in s.recv(65536):
+        sys.exit("held connection: no answer")
+    socks.append(s)
+open(flag + ".up", "w").close()
+for _ in range(1200):
+    if os.path.exists(flag + ".go"):
+        break
+    time.sleep(0.05)
+PY
+manypid=$!
+mw_wait_for "[ -e '$MW_TMP/many.up' ]" 20 || mw_fail "20 held connections not answered"
+mw_wait_for "[ \$(ctl ins list | awk 'NR > 1 && \$5 >= 8' | wc -l) = 2 ]" 10 ||
+	mw_fail "the held connections are not on both INS: $(ctl ins list)"
+ctl scale 3 >/dev/null || mw_fail "scale 3 rejected"
+bal_wait_ready 3 20 || mw_fail "scale 3: not 3 ready INS"
+new_id=$(ins_field 1 | cut -d" " -f1 | awk -v old=" $old_ids" 'index(old, " " $1 " ") == 0 {print $1}')
+[ -n "$new_id" ] || mw_fail "no new INS after scale 3: $(ctl ins list)"
+ctl policy least-connections >/dev/null || mw_fail "policy least-connections refused"
+# The bound weighs what each INS was given in about the last second (splice mode), and
+# the loads above gave the first two hundreds: let that fade.  (Kernel mode: the
+# weights follow the counts at the next tick.)
+sleep 3
+declare -A t0
+for id in $(ins_field 1 | cut -d" " -f1); do t0[$id]=$(bal_ins_total "$id"); done
+load 400 2 "$MW_TMP/share"
+[ "$(grep -c '^200$' "$MW_TMP/share")" = 400 ] || mw_fail "share bound: requests failed"
+sum=0
+for id in $(ins_field 1 | cut -d" " -f1); do
+	d=$(($(bal_ins_total "$id") - ${t0[$id]:-0}))
+	sum=$((sum + d))
+	[ "$id" = "$new_id" ] && dnew=$d
+done
+mw_log "share bound: the new INS $new_id took $dnew of $sum new connections"
+[ $((dnew * 100)) -le $((sum * 60)) ] ||
+	mw_fail "the emptiest INS took $dnew of $sum new connections: over the share bound (1/2)"
+[ $((dnew * 100)) -ge $((sum * 40)) ] ||
+	mw_fail "the emptiest INS took only $dnew of $sum: least-connections does not favour it"
+touch "$MW_TMP/many.go"
+wait "$manypid" || mw_fail "the held connections failed"
+ctl policy round-robin >/dev/null
+ctl scale 2 >/dev/null
+mw_wait_for "[ \$(ctl ins list | awk 'NR > 1' | wc -l) = 2 ]" 20 || mw_fail "back to 2: $(ctl ins list)"
+
 # Drain: a held connection to the INS survives its retirement; new ones go elsewhere.
 ctl scale 3 >/dev/null
 bal_wait_ready 3 20 || mw_fail "scale 3 failed"

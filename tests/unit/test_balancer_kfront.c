@@ -98,16 +98,42 @@ static void test_steer(void **state)
 	assert_int_equal(bal_kf_render_steer(buf, 40, "t", BAL_POLICY_RR, ins, 3), -ENOSPC);
 }
 
+/* No weight above twice the others' average: at most 2 / (n + 1) of new connections. */
+static void assert_share_bound(const unsigned *w, size_t n)
+{
+	unsigned long sum = 0;
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		sum += w[k];
+	for (k = 0; k < n; k++)
+		assert_true(w[k] * (n - 1) <= 2 * (sum - w[k]) || w[k] == 1);
+}
+
 static void test_weights(void **state)
 {
-	unsigned conns[3] = { 10, 0, 5 }, w[3];
+	unsigned conns[3] = { 10, 0, 5 }, w[3], c4[4] = { 30, 30, 30, 0 }, w4[4];
+	unsigned c2[2] = { 9, 0 }, w2[2];
 
 	(void)state;
-	/* least-connections: the emptiest the most, the busiest 1. */
+	/* least-connections: the emptiest the most, the busiest 1, within the share bound. */
 	bal_kf_weights(BAL_POLICY_LEASTCONN, conns, 3, 0, 50, w);
 	assert_int_equal(w[0], 1);
-	assert_int_equal(w[1], BAL_KF_WEIGHT_MAX);
-	assert_true(w[2] > 1 && w[2] < BAL_KF_WEIGHT_MAX);
+	assert_true(w[1] > w[2] && w[2] > 1);
+	assert_true(w[1] < BAL_KF_WEIGHT_MAX);
+	assert_share_bound(w, 3);
+	/* An INS whose connections end at once: 16 of 19 unbounded, 2 of 5 bounded. */
+	bal_kf_weights(BAL_POLICY_LEASTCONN, c4, 4, 0, 50, w4);
+	assert_true(w4[0] == 1 && w4[1] == 1 && w4[2] == 1 && w4[3] == 2);
+	assert_share_bound(w4, 4);
+	/* Two INS: two thirds at most. */
+	bal_kf_weights(BAL_POLICY_LEASTCONN, c2, 2, 0, 50, w2);
+	assert_true(w2[0] == 1 && w2[1] == 2);
+	/* Two emptier ones bound each other down too. */
+	c4[2] = 0;
+	bal_kf_weights(BAL_POLICY_LEASTCONN, c4, 4, 0, 50, w4);
+	assert_true(w4[0] == 1 && w4[1] == 1 && w4[2] == w4[3] && w4[3] > 1);
+	assert_share_bound(w4, 4);
 	/* Equal counts: equal shares. */
 	conns[0] = conns[1] = conns[2] = 4;
 	bal_kf_weights(BAL_POLICY_LEASTCONN, conns, 3, 0, 50, w);
@@ -127,7 +153,8 @@ static void test_weights(void **state)
 	conns[1] = 5;
 	conns[2] = 7;
 	bal_kf_weights(BAL_POLICY_LEASTBUSY, conns, 3, 10, 50, w);
-	assert_true(w[0] == 1 && w[1] == BAL_KF_WEIGHT_MAX && w[2] > 1);
+	assert_true(w[0] == 1 && w[1] > w[2] && w[2] > 1);
+	assert_share_bound(w, 3);
 }
 
 /* The PROXY v2 fence: replaced whole (a crashed run's table goes), by family, one uid. */

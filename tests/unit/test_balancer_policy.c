@@ -70,6 +70,54 @@ static void test_least_connections(void **state)
 	assert_int_equal(bal_policy_pick(BAL_POLICY_LEASTCONN, c, N(c), &rr, 0, 50), 2);
 }
 
+/*
+ * The share bound: an INS whose connections end at once (conns stays 0) against
+ * three that keep theirs.  Simulated as bal_pick() and the tick drive it: each
+ * pick counts in recent, each tick keeps 7/8.  Unbounded it would take every
+ * new connection; bounded it takes about 2 / (n + 1) = 2/5, and still the
+ * most of the four.
+ */
+static void test_least_connections_share_bound(void **state)
+{
+	struct bal_cand c[] = { { .id = 1, .conns = 50 },
+				{ .id = 2, .conns = 50 },
+				{ .id = 3, .conns = 50 },
+				{ .id = 4, .conns = 0 } };
+	unsigned got[4] = { 0 }, total = 0, k;
+	int rr = 0, i, idx;
+
+	(void)state;
+	for (i = 0; i < 10000; i++) {
+		idx = bal_policy_pick(BAL_POLICY_LEASTCONN, c, N(c), &rr, 0, 50);
+		assert_true(idx >= 0 && idx < 4);
+		c[idx].recent += 16; /* as bal_pick() */
+		got[idx]++;
+		if (idx != 3)
+			c[idx].conns++; /* the others keep what they get */
+		if (i % 2 == 1)		/* a tick every 2 picks: a low rate, as in the tick_cb() */
+			for (k = 0; k < 4; k++)
+				c[k].recent -= c[k].recent / 8;
+	}
+	for (k = 0; k < 4; k++)
+		total += got[k];
+	/* 2/5 of the recent, decayed, window: a little over it in all (41.7 % here). */
+	assert_true(got[3] * 100 <= total * 45);
+	assert_true(got[3] > got[0] && got[3] > got[1] && got[3] > got[2]);
+	/* The bound never leaves no one: all at once over it cannot happen, the least is in. */
+	c[0].conns = 5;
+	c[1].conns = 6;
+	c[2].conns = 7;
+	c[0].recent = c[1].recent = c[2].recent = 0;
+	c[3].recent = 1000;
+	assert_int_equal(bal_policy_pick(BAL_POLICY_LEASTCONN, c, N(c), &rr, 0, 50), 0);
+	/* One candidate: nothing to bound. */
+	assert_int_equal(bal_policy_pick(BAL_POLICY_LEASTCONN, &c[3], 1, &rr, 0, 50), 0);
+	/* Nothing given lately: plain least-connections. */
+	for (k = 0; k < 4; k++)
+		c[k].recent = 0;
+	assert_int_equal(bal_policy_pick(BAL_POLICY_LEASTCONN, c, N(c), &rr, 0, 50), 3);
+}
+
 static void test_least_busy(void **state)
 {
 	struct bal_cand c[] = { { .id = 1, .conns = 40, .cap = 100 },
@@ -133,9 +181,13 @@ static void test_hash_consistent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),	    cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_round_robin), cmocka_unit_test(test_least_connections),
-		cmocka_unit_test(test_least_busy),  cmocka_unit_test(test_hash_consistent),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_round_robin),
+		cmocka_unit_test(test_least_connections),
+		cmocka_unit_test(test_least_connections_share_bound),
+		cmocka_unit_test(test_least_busy),
+		cmocka_unit_test(test_hash_consistent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
