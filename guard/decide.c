@@ -27,8 +27,9 @@
  *     evaluation, never from an allowed address;
  *   - a source with block_slow slow connections is blocked for block_expiry_s,
  *     unless it is allowed or one of its connections progressed or ended well
- *     within good_memory_ms (several clients behind one NAT address: closing the
- *     slow connections spares the good ones, a block would not);
+ *     within good_memory_ms on the INS the block would go to (several clients
+ *     behind one NAT address: closing the slow connections spares the good ones,
+ *     a block would not; block_ins() says where a liar's word does not count);
  *   - a /24 (/64) with block_prefix_sources such sources (one slow connection
  *     each is enough) has each of them blocked (AddrBlock names one address);
  *   - a block rests on the INS that reported the slow connections: it applies to
@@ -145,6 +146,67 @@ void gd_decide_baseline(struct gd_engine *e, struct gd_listener *l)
 static bool source_good(const struct gd_engine *e, const struct gd_source *s, int64_t now)
 {
 	return s->last_good && now - s->last_good < e->cfg->good_memory_ms;
+}
+
+/**
+ * gd_source_good() - a connection of @s progressed or ended well on the INS of @sock
+ * @s:    the source
+ * @sock: the connection (its INS: gd_ins_key())
+ * @now:  ms
+ *
+ * Kept per INS, the most recent GD_GOOD_INS of them: a compromised INS reports any
+ * peer address, so its word spares an address a block on no INS but its own.
+ */
+void gd_source_good(struct gd_source *s, uint64_t sock, int64_t now)
+{
+	uint32_t ins = gd_ins_key(sock);
+	size_t i, slot = 0;
+
+	s->last_good = now;
+	for (i = 0; i < GD_GOOD_INS; i++) {
+		if (s->good[i].at && s->good[i].ins == ins) {
+			slot = i;
+			break;
+		}
+		if (s->good[i].at < s->good[slot].at)
+			slot = i; /* empty (0) or the oldest */
+	}
+	s->good[slot].ins = ins;
+	s->good[slot].at = now;
+}
+
+#define GD_SPARED 0xfffffffeu /* block_ins(): no block */
+
+/*
+ * Where a block of @s goes, given where it offended and where it was seen good
+ * within good_memory_ms: GD_SPARED (none), GD_INS_ALL or one INS.
+ *   - good on GD_GOOD_INS INS or more: spared (many INS saw good clients of it);
+ *   - offending on one INS: there, unless it was seen good there (the block cuts only
+ *     that INS's clients; another INS's word, perhaps a liar's, is not theirs);
+ *   - offending on two INS at once: every INS if it was seen good nowhere; spared if
+ *     on two INS or more; if on one only, that one INS's word does not spare it
+ *     everywhere: blocked on the first INS it offended on, unless that is the one.
+ */
+static uint32_t block_ins(const struct gd_engine *e, const struct gd_source *s, int64_t now)
+{
+	uint32_t first = gd_ins_key(s->ins_sock);
+	bool on_first = false;
+	unsigned n = 0;
+	size_t i;
+
+	for (i = 0; i < GD_GOOD_INS; i++) {
+		if (!s->good[i].at || now - s->good[i].at >= e->cfg->good_memory_ms)
+			continue;
+		n++;
+		on_first |= s->good[i].ins == first;
+	}
+	if (n >= GD_GOOD_INS || on_first)
+		return GD_SPARED;
+	if (!s->ins_many)
+		return first;
+	if (!n)
+		return GD_INS_ALL;
+	return n >= 2 ? GD_SPARED : first;
 }
 
 /*
@@ -285,7 +347,7 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 		gd_addrkey_from(&key, &c->peer);
 		s = gd_tab_find(&e->sources, &key);
 		if (s)
-			s->last_good = now;
+			gd_source_good(s, c->id, now);
 	}
 }
 
@@ -341,14 +403,14 @@ static void ip_text(const struct mw_addr *a, char *buf, size_t len)
 }
 
 /* Where @s offended this evaluation: its one INS, or every INS if slow on two at once. */
-static void source_scope(struct gd_scope *k, const struct gd_source *s, bool prefix)
+static void source_scope(struct gd_scope *k, const struct gd_source *s, bool prefix, uint32_t ins)
 {
 	memset(k, 0, sizeof(*k));
 	if (prefix)
 		gd_addrkey_prefix(&k->addr, &s->key);
 	else
 		k->addr = s->key;
-	k->ins = s->ins_many ? GD_INS_ALL : gd_ins_key(s->ins_sock);
+	k->ins = ins;
 }
 
 /* Does a network of guard.allow overlap @net/@len (IPv6)? */
@@ -433,8 +495,8 @@ static void block_target(struct gd_action *a)
  * offends through after BLOCK_RESEND_MS is sent again: its INS may have restarted
  * under the same id (mw-pvm forgets a scoped block with its INS), or mw-pvm refused it.
  */
-static void block(struct gd_engine *e, const struct gd_source *s, const struct gd_prefix *p,
-		  int64_t now)
+static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins,
+		  const struct gd_prefix *p, int64_t now)
 {
 	struct gd_action a = { .kind = GD_BLOCK, .reason = p ? "slow_prefix" : "slow_source" };
 	bool report = !strcmp(e->cfg->mode, "report");
@@ -444,7 +506,7 @@ static void block(struct gd_engine *e, const struct gd_source *s, const struct g
 	struct gd_scope k, all;
 	struct gd_block *b;
 
-	source_scope(&k, s, false);
+	source_scope(&k, s, false, ins);
 	if (plen)
 		mw_cidr_mask(k.addr.addr, plen); /* one block for the prefix */
 	k.pad[0] = (uint8_t)plen;		 /* a block of the address alone is another */
@@ -506,14 +568,15 @@ static void block_prefixes(struct gd_engine *e, int64_t now)
 	struct gd_scope key;
 	struct gd_prefix *p;
 	struct gd_source *s;
+	uint32_t ins;
 	size_t i;
 
 	gd_tab_clear(&e->prefixes);
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (!s || !s->slow || source_good(e, s, now))
+		if (!s || !s->slow || (ins = block_ins(e, s, now)) == GD_SPARED)
 			continue;
-		source_scope(&key, s, true);
+		source_scope(&key, s, true, ins);
 		p = gd_tab_find(&e->prefixes, &key);
 		if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
 			p->sources = p->slow = 0;
@@ -524,12 +587,12 @@ static void block_prefixes(struct gd_engine *e, int64_t now)
 	}
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (!s || !s->slow || source_good(e, s, now))
+		if (!s || !s->slow || (ins = block_ins(e, s, now)) == GD_SPARED)
 			continue;
-		source_scope(&key, s, true);
+		source_scope(&key, s, true, ins);
 		p = gd_tab_find(&e->prefixes, &key);
 		if (p && p->sources >= (uint32_t)e->cfg->block_prefix_sources)
-			block(e, s, p, now);
+			block(e, s, ins, p, now);
 	}
 }
 
@@ -539,7 +602,7 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 	struct gd_addrkey key;
 	struct gd_source *s;
 	struct gd_conn *c;
-	uint32_t offending = 0;
+	uint32_t offending = 0, ins;
 	size_t i;
 
 	for (i = 0; i < e->conns.cap; i++) {
@@ -566,8 +629,9 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 		if (!s)
 			continue;
 		good = source_good(e, s, now);
-		if (s->slow >= (uint32_t)e->cfg->block_slow && !good)
-			block(e, s, NULL, now);
+		if (s->slow >= (uint32_t)e->cfg->block_slow &&
+		    (ins = block_ins(e, s, now)) != GD_SPARED)
+			block(e, s, ins, NULL, now);
 		if (!s->conns && !good) {
 			gd_tab_remove(&e->sources, s);
 			i--; /* the slot may hold a moved entry now */

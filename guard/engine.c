@@ -281,8 +281,11 @@ static void conn_close(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 		if (s->conns)
 			s->conns--;
 		/* An exchange that ended by itself, not slowly: this address has good clients. */
-		if (!c->t_close_sent && c->bytes_in && c->bytes_out && !gd_conn_is_slow(e, c, now))
-			s->last_good = s->last_done = now;
+		if (!c->t_close_sent && c->bytes_in && c->bytes_out &&
+		    !gd_conn_is_slow(e, c, now)) {
+			s->last_done = now;
+			gd_source_good(s, c->id, now);
+		}
 	}
 	gd_tab_remove(&e->conns, c);
 }

@@ -49,12 +49,22 @@ struct gd_conn {
 	bool answered;			      /* its first byte out was seen */
 };
 
+/* The INS whose good evidence of one address is kept (the most recent ones). */
+#define GD_GOOD_INS 4
+
+/* Good evidence of an address seen on one INS. */
+struct gd_good {
+	uint32_t ins; /* gd_ins_key() */
+	int64_t at;   /* ms; 0 = empty */
+};
+
 /* One source address with connections open (or blocked, or recently good). */
 struct gd_source {
 	struct gd_addrkey key;
 	uint32_t conns;	   /* open now */
 	uint32_t slow;	   /* slow ones on listeners under pressure, this evaluation */
 	int64_t last_good; /* ms: a connection progressed or ended well; 0 = never */
+	struct gd_good good[GD_GOOD_INS]; /* where: what spares it a block (decide.c) */
 	int64_t last_done; /* ms: an exchange ended well (closed by itself); 0 = never */
 	uint32_t scan;	   /* scratch: connections on the listener being judged (decide.c) */
 	uint64_t ins_sock; /* this evaluation: a slow connection's id, naming its INS */
@@ -208,6 +218,7 @@ struct gd_listener *gd_engine_listener(struct gd_engine *e, uint64_t id);
 void gd_engine_unrotate(struct gd_engine *e, uint16_t ins);
 
 /* decide.c */
+void gd_source_good(struct gd_source *s, uint64_t sock, int64_t now);
 bool gd_conn_is_slow(const struct gd_engine *e, const struct gd_conn *c, int64_t now);
 void gd_decide_classify(struct gd_engine *e, int64_t now);
 void gd_decide_baseline(struct gd_engine *e, struct gd_listener *l);

@@ -941,6 +941,72 @@ static void test_block_all_not_renewed_by_one(void **state)
 	assert_int_equal(mw_sockid_ins(last_block()->sock), 9);
 }
 
+/* A good exchange of @peer on the INS of @sock: a request, its answer, closed by itself. */
+static void good_exchange(uint64_t sock, const char *peer, int64_t now)
+{
+	accept_conn(sock, peer, now);
+	obs(MW_NF_OBS_RECV, sock, 0, L80_ADDR, peer, 80, 0, now);
+	obs(MW_NF_OBS_SEND, sock, 0, L80_ADDR, peer, 80, 900, now);
+	obs(MW_NF_OBS_CLOSE, sock, 0, L80_ADDR, peer, 80, 900, now);
+}
+
+/*
+ * 40 idle connections of @ip, alternately on the INS of @a and @b, for @ms, while the
+ * INS of @good reports a good exchange of @ip every 0.5 s (@good2 too, if not 0).
+ */
+static void offend_while_good(const char *ip, uint64_t a, uint64_t b, uint64_t good, uint64_t good2,
+			      int64_t *now, int64_t ms)
+{
+	int64_t end = *now + ms;
+	char peer[64];
+	uint64_t n = 0;
+
+	idle_both(ip, 40, a, b, now, 0);
+	for (; *now < end; *now += cfg.guard.tick_ms) {
+		if (*now % 500 == 0) {
+			snprintf(peer, sizeof(peer), "%s:%d", ip, 40000 + (int)(n % 20000));
+			good_exchange(good + 5000 + n++, peer, *now);
+			if (good2)
+				good_exchange(good2 + 5000 + n++, peer, *now);
+		}
+		gd_engine_tick(&eng, *now);
+	}
+}
+
+/*
+ * Good evidence spares an address a block only where it was seen.  A compromised
+ * INS 9 reporting good exchanges "from" an attacker does not spare it on INS 3, where
+ * it offends (on the old engine one good exchange reported by any INS spared it on
+ * every INS: the attacker was only ever closed connection by connection).  Good
+ * exchanges on INS 3 itself do (a NAT's benign clients there).  Offending on INS 3 and
+ * 5 at once with only the liar's word for it: blocked on INS 3, not spared and not
+ * everywhere (the liar's clients keep it); seen good on two INS: spared.
+ */
+static void test_good_evidence_per_ins(void **state)
+{
+	uint64_t on3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED),
+		 on5 = mw_sockid_make(5, 0, MW_SOCKID_INS_ASSIGNED),
+		 on9 = mw_sockid_make(9, 0, MW_SOCKID_INS_ASSIGNED);
+	int64_t now = 1000;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	offend_while_good("10.9.0.1", on3, on3, on9, 0, &now, 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.1"), 1);
+	assert_int_equal(mw_sockid_ins(last_block()->sock), 3);
+	/* Good where it offends: spared. */
+	offend_while_good("10.9.0.2", on3 + 100, on3 + 100, on3, 0, &now, 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.2"), 0);
+	/* On INS 3 and 5 at once, good on INS 9 alone: INS 3, not every INS. */
+	offend_while_good("10.9.0.3", on3 + 200, on5 + 200, on9 + 1000000, 0, &now, 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.3"), 1);
+	assert_int_equal(mw_sockid_ins(last_block()->sock), 3);
+	/* Good on two INS: spared everywhere. */
+	offend_while_good("10.9.0.4", on3 + 300, on5 + 300, on9 + 2000000, on5 + 2000000, &now,
+			  8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.4"), 0);
+}
+
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
 static void test_tables_full(void **state)
 {
@@ -1148,6 +1214,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefix_per_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_share_per_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_all_not_renewed_by_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_good_evidence_per_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_prefix_block, setup, teardown),
 	};
 
