@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -19,7 +20,11 @@
  * owner's ranges is charged to one account: the first uid of the owner's
  * first range (not the owner's own uid: a container's processes must not
  * spend their owner's share, root's least of all).  A range holding uid 0 or
- * the daemon's own is skipped.  Ranges are read once, when the daemon starts.
+ * the daemon's own is skipped.  Ranges are read when the daemon starts, and
+ * again when the file changed (mw_subuids_refresh(), called where a new peer
+ * is charged, looks at most once a second): Debian's useradd gives every new
+ * user a range, and a user whose range came after the start would otherwise
+ * have 65536 accounts' bounds.  What is charged already stays where it was.
  */
 
 /* A decimal number of at most @max at @s, digits only; *@end after it. */
@@ -85,11 +90,25 @@ void mw_subuids_load(struct mw_subuids *t, const char *path, uid_t self)
 	unsigned bad = 0, skipped = 0, over = 0;
 	char line[256];
 	size_t len;
+	struct stat st;
 	FILE *f;
 
 	mw_subuids_free(t);
+	if (path != t->path)
+		snprintf(t->path, sizeof(t->path), "%s", path);
+	t->self = self;
+	t->present = false;
 	if (!path[0])
 		return;
+	/* What mw_subuids_refresh() compares with (replaced meanwhile: read again then). */
+	if (!stat(path, &st)) {
+		t->present = true;
+		t->dev = st.st_dev;
+		t->ino = st.st_ino;
+		t->size = st.st_size;
+		t->mtime = st.st_mtim;
+		t->ctime = st.st_ctim;
+	}
 	f = fopen(path, "re");
 	if (!f) {
 		if (errno != ENOENT)
@@ -139,6 +158,41 @@ void mw_subuids_load(struct mw_subuids *t, const char *path, uid_t self)
 		mw_warn("%s: over %u ranges: %u not read (their uids count one by one)", path,
 			MW_SUBUID_MAX, over);
 	t->r = r;
+}
+
+static bool same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/**
+ * mw_subuids_refresh() - read the ranges again if their file changed
+ * @t:   the table, loaded by mw_subuids_load()
+ * @now: the caller's clock (s); the file is looked at once a second at most
+ *
+ * Changed: another file (replaced: device, inode), another size, times, or it
+ * appeared or went.
+ */
+void mw_subuids_refresh(struct mw_subuids *t, double now)
+{
+	char path[sizeof(t->path)];
+	struct stat st;
+	unsigned before = t->n;
+
+	if (!t->path[0] || (t->checked && now >= t->checked && now - t->checked < 1.0))
+		return;
+	t->checked = now;
+	if (stat(t->path, &st)) {
+		if (!t->present)
+			return;
+	} else if (t->present && st.st_dev == t->dev && st.st_ino == t->ino &&
+		   st.st_size == t->size && same_time(&st.st_mtim, &t->mtime) &&
+		   same_time(&st.st_ctim, &t->ctime)) {
+		return;
+	}
+	memcpy(path, t->path, sizeof(path));
+	mw_subuids_load(t, path, t->self);
+	mw_notice("%s changed: %u subordinate uid range(s), were %u", path, t->n, before);
 }
 
 /**

@@ -436,10 +436,12 @@ static void mapi_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (fd < 0)
 		return;
 	why = mapi_admit(m, fd, &cred, &acl, &restricted);
-	if (why)
+	if (why) {
 		m->refused++;
-	else
+	} else {
+		mw_subuids_refresh(&m->subuids, ev_now(loop)); /* a range added since */
 		status = fl_mapi_take(m, cred.pid, cred.uid, &f, &why);
+	}
 	if (why) {
 		struct mw_mapi_reply rep = { .version = MW_MAPI_VERSION, .status = status };
 

@@ -863,6 +863,7 @@ static void ctl_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			pvm_closer_put(p, fd, PVM_UID_UNKNOWN); /* it may already hold passed fds */
 			continue;
 		}
+		mw_subuids_refresh(&p->subuids, ev_now(p->loop)); /* a range added since */
 		acct = pvm_uid_account(p, cred.uid);
 		ret = pvm_quota_client_take(p, acct, cred.pid);
 		if (!ret && (ret = ctl_admit_rights(p, fd)))

@@ -707,15 +707,17 @@ static int child_result(int done)
 /*
  * A subordinate uid range is one account: with one connection per account,
  * a second uid of the range is refused while the first holds its own, and a
- * uid outside it is not.  Lines that are not ranges are skipped.
+ * uid outside it is not.  Lines that are not ranges are skipped.  A range
+ * added to the file while mw-pvm runs counts from the next registration a
+ * second on (before, its uids were each an account until a restart).
  */
 static void test_subuid_one_account(void **state)
 {
-	char path[96];
+	char path[96], tmp[104];
 	int go[2], done[2], i;
-	uid_t uids[3] = { 200001, 265535, 300000 };
-	int want[3] = { 0, 1, 0 };
-	pid_t kids[3];
+	uid_t uids[4] = { 200001, 265535, 300000, 300050 };
+	int want[4] = { 0, 1, 0, 1 };
+	pid_t kids[4];
 	FILE *f;
 
 	(void)state;
@@ -743,7 +745,19 @@ static void test_subuid_one_account(void **state)
 	assert_int_equal(chmod(dir, 0755), 0); /* the children reach the control socket */
 	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
 	assert_int_equal(pipe2(done, O_CLOEXEC), 0);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
+		if (i == 3) {
+			/* dave's range is added while mw-pvm runs (rename, as useradd does):
+			 * read at the next registration a second on, 300050 is 300000's. */
+			snprintf(tmp, sizeof(tmp), "%s.new", path);
+			f = fopen(tmp, "w");
+			assert_non_null(f);
+			fputs("alice:200000:65536\ndave:300000:100\n", f);
+			fclose(f);
+			assert_int_equal(rename(tmp, path), 0);
+			usleep(1100 * 1000);
+			pump();
+		}
 		kids[i] = fork();
 		assert_true(kids[i] >= 0);
 		if (!kids[i]) {
@@ -752,8 +766,8 @@ static void test_subuid_one_account(void **state)
 		}
 		assert_int_equal(child_result(done[0]), want[i]);
 	}
-	assert_int_equal(write(go[1], "xxx", 3), 3);
-	for (i = 0; i < 3; i++) {
+	assert_int_equal(write(go[1], "xxxx", 4), 4);
+	for (i = 0; i < 4; i++) {
 		int st;
 
 		assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
