@@ -29,14 +29,15 @@
  *     unless it is allowed or one of its connections progressed or ended well
  *     within good_memory_ms on the INS the block would go to (several clients
  *     behind one NAT address: closing the slow connections spares the good ones,
- *     a block would not; block_ins() says where a liar's word does not count);
+ *     a block would not; block_scopes() says where a liar's word does not count);
  *   - a /24 (/64) with block_prefix_sources such sources (one slow connection
  *     each is enough) has each of them blocked (AddrBlock names one address);
  *   - a block rests on the INS that reported the slow connections: it applies to
- *     that INS only, and to every INS when slow connections from the address
- *     come from two INS at once (a compromised INS reports whatever peer it
- *     likes: on its own it can refuse a client only where it could anyway; one
- *     process is one INS at a time); prefixes are counted per INS likewise;
+ *     each INS that did, and to every INS when slow connections from the address
+ *     come from two INS at once and no INS saw it good (a compromised INS reports
+ *     whatever peer it likes: on its own it can refuse a client only where it
+ *     could anyway; one process is one INS at a time); prefixes are counted per
+ *     INS likewise;
  *   - with mw-balancer (balancer_socket), a listener under pressure for
  *     rotate_after_ms gets a fresh INS and the INS holding most of its slow
  *     connections drained (rotate), at most once per rotate_interval_ms.
@@ -175,38 +176,59 @@ void gd_source_good(struct gd_source *s, uint64_t sock, int64_t now)
 	s->good[slot].at = now;
 }
 
-#define GD_SPARED 0xfffffffeu /* block_ins(): no block */
+/* Slow connection @sock of @s: its INS is one @s offends on this evaluation. */
+static void note_offence(struct gd_source *s, uint64_t sock)
+{
+	uint32_t ins = gd_ins_key(sock);
+	unsigned i;
+
+	for (i = 0; i < s->noff; i++)
+		if (gd_ins_key(s->off_sock[i]) == ins)
+			return;
+	if (s->noff)
+		s->ins_many = true;
+	if (s->noff < GD_OFF_INS)
+		s->off_sock[s->noff++] = sock;
+}
 
 /*
- * Where a block of @s goes, given where it offended and where it was seen good
- * within good_memory_ms: GD_SPARED (none), GD_INS_ALL or one INS.
- *   - good on GD_GOOD_INS INS or more: spared (many INS saw good clients of it);
- *   - offending on one INS: there, unless it was seen good there (the block cuts only
- *     that INS's clients; another INS's word, perhaps a liar's, is not theirs);
- *   - offending on two INS at once: every INS if it was seen good nowhere; spared if
- *     on two INS or more; if on one only, that one INS's word does not spare it
- *     everywhere: blocked on the first INS it offended on, unless that is the one.
+ * Where a block of @s goes, given the INS it offended on this evaluation and where
+ * it was seen good within good_memory_ms (a compromised INS reports any peer
+ * address: its word must not spare an address on an INS that saw it only offend):
+ *   - seen good on GD_GOOD_INS INS or more: nowhere (many INS saw good clients of it);
+ *   - seen good nowhere, offending on two INS or more: every INS (*@all);
+ *   - else on each INS it offended on that did not itself see it good: @sock[] gets a
+ *     slow connection's id on each (naming the INS), @ins[] their keys.
+ * Return: how many entries of @ins/@sock (1 with *@all: GD_INS_ALL, 0)
  */
-static uint32_t block_ins(const struct gd_engine *e, const struct gd_source *s, int64_t now)
+static unsigned block_scopes(const struct gd_engine *e, const struct gd_source *s, int64_t now,
+			     uint32_t ins[GD_OFF_INS], uint64_t sock[GD_OFF_INS])
 {
-	uint32_t first = gd_ins_key(s->ins_sock);
-	bool on_first = false;
-	unsigned n = 0;
-	size_t i;
+	bool fresh[GD_GOOD_INS];
+	unsigned n = 0, k = 0, i, j;
 
-	for (i = 0; i < GD_GOOD_INS; i++) {
-		if (!s->good[i].at || now - s->good[i].at >= e->cfg->good_memory_ms)
-			continue;
-		n++;
-		on_first |= s->good[i].ins == first;
+	for (j = 0; j < GD_GOOD_INS; j++) {
+		fresh[j] = s->good[j].at && now - s->good[j].at < e->cfg->good_memory_ms;
+		n += fresh[j];
 	}
-	if (n >= GD_GOOD_INS || on_first)
-		return GD_SPARED;
-	if (!s->ins_many)
-		return first;
-	if (!n)
-		return GD_INS_ALL;
-	return n >= 2 ? GD_SPARED : first;
+	if (n >= GD_GOOD_INS)
+		return 0;
+	if (!n && s->ins_many) {
+		ins[0] = GD_INS_ALL;
+		sock[0] = 0;
+		return 1;
+	}
+	for (i = 0; i < s->noff; i++) {
+		uint32_t key = gd_ins_key(s->off_sock[i]);
+
+		for (j = 0; j < GD_GOOD_INS && !(fresh[j] && s->good[j].ins == key); j++)
+			;
+		if (j < GD_GOOD_INS)
+			continue; /* seen good there: its clients would be cut */
+		ins[k] = key;
+		sock[k++] = s->off_sock[i];
+	}
+	return k;
 }
 
 /*
@@ -325,6 +347,7 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 		s = gd_tab_slot(&e->sources, i);
 		if (s) {
 			s->slow = 0;
+			s->noff = 0;
 			s->ins_many = false;
 		}
 	}
@@ -402,7 +425,7 @@ static void ip_text(const struct mw_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
-/* Where @s offended this evaluation: its one INS, or every INS if slow on two at once. */
+/* The key of @s (its prefix if @prefix) on INS @ins (a gd_ins_key(), or GD_INS_ALL). */
 static void source_scope(struct gd_scope *k, const struct gd_source *s, bool prefix, uint32_t ins)
 {
 	memset(k, 0, sizeof(*k));
@@ -495,7 +518,7 @@ static void block_target(struct gd_action *a)
  * offends through after BLOCK_RESEND_MS is sent again: its INS may have restarted
  * under the same id (mw-pvm forgets a scoped block with its INS), or mw-pvm refused it.
  */
-static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins,
+static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins, uint64_t sock,
 		  const struct gd_prefix *p, int64_t now)
 {
 	struct gd_action a = { .kind = GD_BLOCK, .reason = p ? "slow_prefix" : "slow_source" };
@@ -527,7 +550,7 @@ static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins,
 		if (!b)
 			return; /* counted in blocks.drops */
 		block_count(e, k.ins, true);
-		b->sock = k.ins == GD_INS_ALL ? 0 : s->ins_sock;
+		b->sock = k.ins == GD_INS_ALL ? 0 : sock;
 		b->prefix_len = (uint8_t)plen;
 	} else {
 		evidence(&a, "resent", 1);
@@ -565,34 +588,38 @@ static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins,
  */
 static void block_prefixes(struct gd_engine *e, int64_t now)
 {
+	uint32_t ins[GD_OFF_INS];
+	uint64_t sock[GD_OFF_INS];
 	struct gd_scope key;
 	struct gd_prefix *p;
 	struct gd_source *s;
-	uint32_t ins;
+	unsigned n, k;
 	size_t i;
 
 	gd_tab_clear(&e->prefixes);
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (!s || !s->slow || (ins = block_ins(e, s, now)) == GD_SPARED)
-			continue;
-		source_scope(&key, s, true, ins);
-		p = gd_tab_find(&e->prefixes, &key);
-		if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
-			p->sources = p->slow = 0;
-		if (!p)
-			continue;
-		p->sources++;
-		p->slow += s->slow;
+		n = s && s->slow ? block_scopes(e, s, now, ins, sock) : 0;
+		for (k = 0; k < n; k++) {
+			source_scope(&key, s, true, ins[k]);
+			p = gd_tab_find(&e->prefixes, &key);
+			if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
+				p->sources = p->slow = 0;
+			if (!p)
+				continue;
+			p->sources++;
+			p->slow += s->slow;
+		}
 	}
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (!s || !s->slow || (ins = block_ins(e, s, now)) == GD_SPARED)
-			continue;
-		source_scope(&key, s, true, ins);
-		p = gd_tab_find(&e->prefixes, &key);
-		if (p && p->sources >= (uint32_t)e->cfg->block_prefix_sources)
-			block(e, s, ins, p, now);
+		n = s && s->slow ? block_scopes(e, s, now, ins, sock) : 0;
+		for (k = 0; k < n; k++) {
+			source_scope(&key, s, true, ins[k]);
+			p = gd_tab_find(&e->prefixes, &key);
+			if (p && p->sources >= (uint32_t)e->cfg->block_prefix_sources)
+				block(e, s, ins[k], sock[k], p, now);
+		}
 	}
 }
 
@@ -601,8 +628,10 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 {
 	struct gd_addrkey key;
 	struct gd_source *s;
+	uint32_t offending = 0, ins[GD_OFF_INS];
+	uint64_t sock[GD_OFF_INS];
 	struct gd_conn *c;
-	uint32_t offending = 0, ins;
+	unsigned n, k;
 	size_t i;
 
 	for (i = 0; i < e->conns.cap; i++) {
@@ -613,10 +642,7 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 		s = gd_tab_find(&e->sources, &key);
 		if (!s)
 			continue;
-		if (!s->slow)
-			s->ins_sock = c->id;
-		else if (gd_ins_key(c->id) != gd_ins_key(s->ins_sock))
-			s->ins_many = true;
+		note_offence(s, c->id);
 		s->slow++;
 		offending++;
 	}
@@ -629,9 +655,10 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 		if (!s)
 			continue;
 		good = source_good(e, s, now);
-		if (s->slow >= (uint32_t)e->cfg->block_slow &&
-		    (ins = block_ins(e, s, now)) != GD_SPARED)
-			block(e, s, ins, NULL, now);
+		n = s->slow >= (uint32_t)e->cfg->block_slow ? block_scopes(e, s, now, ins, sock)
+							    : 0;
+		for (k = 0; k < n; k++)
+			block(e, s, ins[k], sock[k], NULL, now);
 		if (!s->conns && !good) {
 			gd_tab_remove(&e->sources, s);
 			i--; /* the slot may hold a moved entry now */

@@ -14,8 +14,9 @@
  *   - listeners: a bind on a configured port, or the listener of an accept;
  *   - connections: from the accept (its id is the accept's extra) to the close,
  *     with cumulative bytes in and out and the time of the last byte either way;
- *   - sources: per peer address, its open connections and when one of them last
- *     made progress or ended well (the NAT rule: such an address is not blocked).
+ *   - sources: per peer address, its open connections and when, and on which
+ *     INS, one of them last made progress or ended well (the NAT rule: such an
+ *     address is not blocked on that INS, decide.c).
  * Observations only update this state (O(1), no allocation). Every tick the
  * engine classifies each connection (decide.c) and takes its decisions; each is
  * handed to the emit callback (action.c logs, counts and sends it). Time is the

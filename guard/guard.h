@@ -51,6 +51,8 @@ struct gd_conn {
 
 /* The INS whose good evidence of one address is kept (the most recent ones). */
 #define GD_GOOD_INS 4
+/* The INS an address offends on that one evaluation blocks it on, one by one. */
+#define GD_OFF_INS 4
 
 /* Good evidence of an address seen on one INS. */
 struct gd_good {
@@ -67,8 +69,10 @@ struct gd_source {
 	struct gd_good good[GD_GOOD_INS]; /* where: what spares it a block (decide.c) */
 	int64_t last_done; /* ms: an exchange ended well (closed by itself); 0 = never */
 	uint32_t scan;	   /* scratch: connections on the listener being judged (decide.c) */
-	uint64_t ins_sock; /* this evaluation: a slow connection's id, naming its INS */
-	bool ins_many;	   /* this evaluation: slow connections on more than one INS */
+	uint64_t off_sock[GD_OFF_INS]; /* this evaluation: a slow connection on each INS it
+					  offends on (the first GD_OFF_INS met), naming it */
+	uint8_t noff;		       /* how many of off_sock */
+	bool ins_many;		       /* this evaluation: slow connections on more than one INS */
 };
 
 #define GD_INS_ALL 0xffffffffu /* a gd_scope on every INS (gd_ins_key() has 24 bits) */

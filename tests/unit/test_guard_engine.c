@@ -951,60 +951,89 @@ static void good_exchange(uint64_t sock, const char *peer, int64_t now)
 }
 
 /*
- * 40 idle connections of @ip, alternately on the INS of @a and @b, for @ms, while the
- * INS of @good reports a good exchange of @ip every 0.5 s (@good2 too, if not 0).
+ * 40 idle connections of @ip, alternately on the INS of @a and @b, for @ms, while
+ * the INS of each of @good[0..@ngood) reports a good exchange of @ip every 0.5 s.
  */
-static void offend_while_good(const char *ip, uint64_t a, uint64_t b, uint64_t good, uint64_t good2,
-			      int64_t *now, int64_t ms)
+static void offend_while_good(const char *ip, uint64_t a, uint64_t b, const uint64_t *good,
+			      int ngood, int64_t *now, int64_t ms)
 {
 	int64_t end = *now + ms;
 	char peer[64];
 	uint64_t n = 0;
+	int g;
 
 	idle_both(ip, 40, a, b, now, 0);
 	for (; *now < end; *now += cfg.guard.tick_ms) {
 		if (*now % 500 == 0) {
 			snprintf(peer, sizeof(peer), "%s:%d", ip, 40000 + (int)(n % 20000));
-			good_exchange(good + 5000 + n++, peer, *now);
-			if (good2)
-				good_exchange(good2 + 5000 + n++, peer, *now);
+			for (g = 0; g < ngood; g++)
+				good_exchange(good[g] + 5000 + n++, peer, *now);
 		}
 		gd_engine_tick(&eng, *now);
 	}
 }
 
+/* How many blocks of @target were placed on the INS of @ins. */
+static int blocks_on(const char *target, uint64_t ins)
+{
+	int i, n = 0;
+
+	for (i = 0; i < nrec; i++)
+		n += rec[i].kind == GD_BLOCK && !strcmp(rec[i].target, target) && rec[i].sock &&
+		     mw_sockid_ins(rec[i].sock) == mw_sockid_ins(ins);
+	return n;
+}
+
 /*
- * Good evidence spares an address a block only where it was seen.  A compromised
- * INS 9 reporting good exchanges "from" an attacker does not spare it on INS 3, where
- * it offends (on the old engine one good exchange reported by any INS spared it on
- * every INS: the attacker was only ever closed connection by connection).  Good
- * exchanges on INS 3 itself do (a NAT's benign clients there).  Offending on INS 3 and
- * 5 at once with only the liar's word for it: blocked on INS 3, not spared and not
- * everywhere (the liar's clients keep it); seen good on two INS: spared.
+ * Good evidence spares an address a block only on the INS that saw it.  A
+ * compromised INS 9 reporting good exchanges "from" an attacker does not spare it
+ * on INS 3, where it offends (on the old engine one good exchange reported by any
+ * INS spared it on every INS: the attacker was only ever closed connection by
+ * connection).  Good exchanges on INS 3 itself do (a NAT's benign clients there).
+ * Nor does the liar spare it by offending itself too, whatever the order the
+ * connections are met in: with good evidence somewhere, an address offending on
+ * several INS is blocked on each that did not see it good.  Seen good on every INS
+ * it offends on, or on 4 INS: spared.
  */
 static void test_good_evidence_per_ins(void **state)
 {
 	uint64_t on3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED),
 		 on5 = mw_sockid_make(5, 0, MW_SOCKID_INS_ASSIGNED),
+		 on6 = mw_sockid_make(6, 0, MW_SOCKID_INS_ASSIGNED),
+		 on7 = mw_sockid_make(7, 0, MW_SOCKID_INS_ASSIGNED),
 		 on9 = mw_sockid_make(9, 0, MW_SOCKID_INS_ASSIGNED);
+	const uint64_t liar[] = { on9 + 1000000 }, self3[] = { on3 + 1000000 },
+		       liar5[] = { on9 + 2000000, on5 + 2000000 },
+		       both[] = { on3 + 3000000, on5 + 3000000 },
+		       four[] = { on3 + 4000000, on5 + 4000000, on7 + 4000000, on9 + 4000000 };
 	int64_t now = 1000;
 
 	start();
 	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
-	offend_while_good("10.9.0.1", on3, on3, on9, 0, &now, 8000);
+	offend_while_good("10.9.0.1", on3, on3, liar, 1, &now, 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.1"), 1);
-	assert_int_equal(mw_sockid_ins(last_block()->sock), 3);
+	assert_int_equal(blocks_on("10.9.0.1", on3), 1);
 	/* Good where it offends: spared. */
-	offend_while_good("10.9.0.2", on3 + 100, on3 + 100, on3, 0, &now, 8000);
+	offend_while_good("10.9.0.2", on3 + 100, on3 + 100, self3, 1, &now, 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.2"), 0);
-	/* On INS 3 and 5 at once, good on INS 9 alone: INS 3, not every INS. */
-	offend_while_good("10.9.0.3", on3 + 200, on5 + 200, on9 + 1000000, 0, &now, 8000);
+	/* The liar offends too (its connections met first or second: both orders) and
+	 * reports good: blocked on INS 3, not spared, not on the liar. */
+	offend_while_good("10.9.0.3", on9 + 200, on3 + 200, liar, 1, &now, 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.3"), 1);
-	assert_int_equal(mw_sockid_ins(last_block()->sock), 3);
-	/* Good on two INS: spared everywhere. */
-	offend_while_good("10.9.0.4", on3 + 300, on5 + 300, on9 + 2000000, on5 + 2000000, &now,
-			  8000);
-	assert_int_equal(count_target(GD_BLOCK, "10.9.0.4"), 0);
+	assert_int_equal(blocks_on("10.9.0.3", on3), 1);
+	offend_while_good("10.9.0.4", on3 + 300, on9 + 300, liar, 1, &now, 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.4"), 1);
+	assert_int_equal(blocks_on("10.9.0.4", on3), 1);
+	/* On INS 3 and 5, good on 5 (and on the liar): blocked on 3 alone. */
+	offend_while_good("10.9.0.5", on3 + 400, on5 + 400, liar5, 2, &now, 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.5"), 1);
+	assert_int_equal(blocks_on("10.9.0.5", on3), 1);
+	/* Good on both INS it offends on: spared everywhere. */
+	offend_while_good("10.9.0.6", on3 + 500, on5 + 500, both, 2, &now, 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.6"), 0);
+	/* Seen good on 4 INS (a NAT spread by round robin): spared, even on INS 6. */
+	offend_while_good("10.9.0.7", on6 + 600, on6 + 600, four, 4, &now, 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.7"), 0);
 }
 
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
