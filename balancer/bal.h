@@ -73,10 +73,14 @@ struct bal_health {
 };
 
 /*
- * A new connection's weight in bal_ins.recent: fixed point, so that the tick's
- * decay (a floor of 1/8) does not round a few connections a tick away to 0.
+ * bal_ins.recent, the new connections given an INS lately (least-connections' share
+ * bound, balancer/policy.h): each pick adds BAL_RECENT_ONE to the INS picked and
+ * takes 1/2^BAL_RECENT_SHIFT off every INS, so it weighs the last ~64 picks whatever
+ * their rate (a decay in time let every INS fall to one floor between sparse
+ * connections, and the bound did nothing).  At most ONE << SHIFT: no overflow.
  */
-#define BAL_RECENT_ONE 16u
+#define BAL_RECENT_ONE	 1024u
+#define BAL_RECENT_SHIFT 6
 
 struct bal_ins {
 	struct bal_ins *next;
@@ -87,8 +91,7 @@ struct bal_ins {
 	ev_timer kill_timer; /* SIGKILL if it ignores SIGTERM */
 	ev_tstamp spawned_at;
 	unsigned conns;		/* front-end connections now */
-	unsigned
-		recent; /* new connections given it lately, in 1/BAL_RECENT_ONE (7/8 kept a tick) */
+	unsigned recent;	/* new connections given it lately (BAL_RECENT_ONE each, decayed) */
 	uint64_t total, failed; /* connections proxied / backend connects that failed */
 	uint64_t rx, tx;	/* bytes client->INS, INS->client */
 	bool proxy_protocol;	/* ins.proxy_protocol as the file said when it was spawned */

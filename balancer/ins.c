@@ -639,7 +639,6 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			bal_health_tick(b, i);
 		if (i->state != BAL_INS_DEAD)
 			conns += i->conns;
-		i->recent -= i->recent / 8; /* least-connections' share bound: about 1 s */
 	}
 	autoscale(b, conns);
 	reconcile(b);
@@ -1008,6 +1007,9 @@ struct bal_ins *bal_pick(struct bal *b, const void *client_addr, size_t alen, co
 			      b->cfg->balancer.overload_threshold);
 	if (idx < 0)
 		return NULL;
+	/* least-connections' share bound: what each was given over the last ~64 picks */
+	for (i = b->ins; i; i = i->next)
+		i->recent -= i->recent >> BAL_RECENT_SHIFT;
 	map[idx]->recent += BAL_RECENT_ONE;
 	return map[idx];
 }

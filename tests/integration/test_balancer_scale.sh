@@ -57,10 +57,12 @@ bal_wait_ready 3 20 || mw_fail "scale 3: not 3 ready INS"
 new_id=$(ins_field 1 | cut -d" " -f1 | awk -v old=" $old_ids" 'index(old, " " $1 " ") == 0 {print $1}')
 [ -n "$new_id" ] || mw_fail "no new INS after scale 3: $(ctl ins list)"
 ctl policy least-connections >/dev/null || mw_fail "policy least-connections refused"
-# The bound weighs what each INS was given in about the last second (splice mode), and
-# the loads above gave the first two hundreds: let that fade.  (Kernel mode: the
-# weights follow the counts at the next tick.)
-sleep 3
+# The bound weighs what each INS was given over the last ~64 new connections (splice
+# mode), and the loads above gave the first two all of them: 200 first let that fade.
+# (Kernel mode: the weights follow the counts at the next tick.)
+sleep 0.5
+load 200 2 "$MW_TMP/share0"
+[ "$(grep -c '^200$' "$MW_TMP/share0")" = 200 ] || mw_fail "share bound: warm-up requests failed"
 declare -A t0
 for id in $(ins_field 1 | cut -d" " -f1); do t0[$id]=$(bal_ins_total "$id"); done
 load 400 2 "$MW_TMP/share"

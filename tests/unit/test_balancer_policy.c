@@ -72,8 +72,10 @@ static void test_least_connections(void **state)
 
 /*
  * The share bound: an INS whose connections end at once (conns stays 0) against
- * three that keep theirs.  Simulated as bal_pick() and the tick drive it: each
- * pick counts in recent, each tick keeps 7/8.  Unbounded it would take every
+ * three that keep theirs.  Simulated as bal_pick() drives it, whatever the rate:
+ * each pick takes 1/64 off every recent and adds 1024 to the one picked.  (A decay
+ * in time let all fall to one floor between sparse connections: no bound at all
+ * under about 2 a second.)  Unbounded it would take every
  * new connection; bounded it takes about 2 / (n + 1) = 2/5, and still the
  * most of the four.
  */
@@ -90,18 +92,16 @@ static void test_least_connections_share_bound(void **state)
 	for (i = 0; i < 10000; i++) {
 		idx = bal_policy_pick(BAL_POLICY_LEASTCONN, c, N(c), &rr, 0, 50);
 		assert_true(idx >= 0 && idx < 4);
-		c[idx].recent += 16; /* as bal_pick() */
+		for (k = 0; k < 4; k++) /* as bal_pick() */
+			c[k].recent -= c[k].recent >> 6;
+		c[idx].recent += 1024;
 		got[idx]++;
 		if (idx != 3)
 			c[idx].conns++; /* the others keep what they get */
-		if (i % 2 == 1)		/* a tick every 2 picks: a low rate, as in the tick_cb() */
-			for (k = 0; k < 4; k++)
-				c[k].recent -= c[k].recent / 8;
 	}
 	for (k = 0; k < 4; k++)
 		total += got[k];
-	/* 2/5 of the recent, decayed, window: a little over it in all (41.7 % here). */
-	assert_true(got[3] * 100 <= total * 45);
+	assert_true(got[3] * 100 <= total * 41);
 	assert_true(got[3] > got[0] && got[3] > got[1] && got[3] > got[2]);
 	/* The bound never leaves no one: all at once over it cannot happen, the least is in. */
 	c[0].conns = 5;
