@@ -70,9 +70,10 @@ int main(int argc, char **argv)
 		mw_err("socket table: %s", strerror(-ret));
 		goto out;
 	}
-	ret = pvm_connect_open(&p);
+	ret = pvm_connect_open(&p, d.cfg.common.runtime_dir);
 	if (ret) {
-		mw_err("connect hold set: %s", strerror(-ret));
+		mw_err("connect: %s/pvm%d-connect, a directory of mw-pvm's alone (0700): %s",
+		       d.cfg.common.runtime_dir, d.cfg.pvm.index, strerror(-ret));
 		goto out;
 	}
 	ret = pvm_ins_open(&p, err, sizeof(err));

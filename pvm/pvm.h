@@ -263,6 +263,8 @@ struct pvm {
 	int ctl_fd, ins_fd;
 	ev_io ctl_io, ins_io;
 	int hold_fd; /* epoll set of app sockets held until their connect outcome */
+	char connect_dir[MW_PATH_MAX]; /* private (0700): the app connections' listeners */
+	unsigned connect_seq;	       /* their names */
 	ev_io hold_io;
 	struct pvm_failed *failed; /* ring of FAILED_SLOTS, allocated on first use */
 	unsigned failed_next;
@@ -336,9 +338,9 @@ void pvm_insproc_joined(struct pvm *p, int pidfd, pid_t pid, uint16_t id);
 void pvm_insproc_close_all(struct pvm *p);
 
 /* pvm_connect.c */
-int pvm_connect_open(struct pvm *p);
+int pvm_connect_open(struct pvm *p, const char *runtime_dir);
+int pvm_connect_app(struct pvm *p, int app, int *end);
 void pvm_connect_close(struct pvm *p);
-int pvm_connect_nowait(int fd, const struct sockaddr *sa, socklen_t len);
 int pvm_connect_attach(struct pvm_sock *s);
 void pvm_connect_release(struct pvm_sock *s, bool ok);
 void pvm_connect_forget(struct pvm_sock *s);

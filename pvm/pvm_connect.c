@@ -3,10 +3,12 @@
  * outcome */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -21,6 +23,9 @@
  * mw-pvm connects the app's AF_UNIX socket itself (through that fd) to a
  * private listener of its own and keeps the accepted end: the app's socket
  * is connected before connect() returns EINPROGRESS, to mw-pvm and nobody else.
+ * The listener is bound in <runtime_dir>/pvm<index>-connect, a directory of
+ * mw-pvm's alone (0700), for the microseconds until accept: no one else can
+ * reach it or fill its backlog, so that connect() never waits.
  *
  * Until the TCP outcome is known the app's socket must not poll writable.  An
  * AF_UNIX stream socket is writable while the bytes it has sent and that its
@@ -49,60 +54,51 @@
 static const uint8_t filler_bytes[64 * 1024];
 
 /**
- * pvm_connect_nowait() - connect() that never sleeps, whatever the file's O_NONBLOCK says
- * @fd:  an AF_UNIX stream socket whose open file the app shares (and may have made blocking)
- * @sa:  the listener's address
- * @len: its length
+ * pvm_connect_app() - connect the app's socket to a fresh listener of ours
+ * @p:   the daemon (pvm_connect_open() made its private directory)
+ * @app: the app's socket (the fd it passed: its open file, its flags)
+ * @end: our end, accepted, or -1
  *
- * An AF_UNIX connect() completes at once or, its listener's backlog full,
- * sleeps (a blocking file) until there is room: mw-pvm's loop must not.  The
- * flag is set for the call and put back; the app, whose connect() waits for
- * mw-pvm's answer meanwhile, sees its own flags again.
- * Return: 0, or -errno (-EAGAIN: the backlog is full)
+ * The listener is bound in mw-pvm's private directory (0700) for the
+ * microseconds until accept: nobody else can reach it, so its backlog has room
+ * and the app's connect() completes at once, blocking file or not.  (An
+ * abstract name, which any local user may connect to, let one who learned it
+ * fill the backlog: a blocking app socket's connect() then slept with mw-pvm's
+ * whole loop.  Turning O_NONBLOCK on for the call instead changes a file the app
+ * shares, and F_SETFL can sleep on the socket's lock when the app races it.)
+ * Return: 0 or -errno
  */
-int pvm_connect_nowait(int fd, const struct sockaddr *sa, socklen_t len)
-{
-	int fl = fcntl(fd, F_GETFL), ret = 0;
-
-	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK)))
-		return -errno;
-	if (connect(fd, sa, len))
-		ret = -errno;
-	if (!(fl & O_NONBLOCK))
-		(void)fcntl(fd, F_SETFL, fl);
-	return ret;
-}
-
-/* Connect the app's socket (@app, its fd) to a fresh private listener; our end in *@end. */
-static int connect_app(int app, int *end)
+int pvm_connect_app(struct pvm *p, int app, int *end)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	socklen_t len = sizeof(sa_family_t);
 	struct ucred cred;
 	socklen_t clen;
 	int lfd, fd = -1, ret = 0, i;
 
+	*end = -1;
+	if (!p->connect_dir[0])
+		return -ENOTDIR;
+	/* The pid too: another mw-pvm with this index (a misconfiguration) never takes it. */
+	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%x-%x", p->connect_dir,
+		     (unsigned)getpid(), p->connect_seq++) >= (int)sizeof(sun.sun_path))
+		return -ENAMETOOLONG; /* never: pvm_connect_open() left room */
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
 		return -errno;
 	/* Our end (accepted from lfd, inheriting it) takes no fd from the app. */
 	mw_refuse_rights_or_warn(lfd, "app connection");
-	/* Autobind: a fresh abstract name, for the microseconds until accept. */
-	if (bind(lfd, (struct sockaddr *)&sun, len) || listen(lfd, 4)) {
+	(void)unlink(sun.sun_path); /* a name a killed run left */
+	if (bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) || listen(lfd, 1)) {
 		ret = -errno;
 		goto out;
 	}
-	len = sizeof(sun);
-	if (getsockname(lfd, (struct sockaddr *)&sun, &len)) {
+	if (connect(app, (struct sockaddr *)&sun, sizeof(sun)))
 		ret = -errno;
-		goto out;
-	}
-	/* Anyone who learns the name may fill the backlog: never wait for room. */
-	ret = pvm_connect_nowait(app, (struct sockaddr *)&sun, len);
+	(void)unlink(sun.sun_path);
 	if (ret)
 		goto out;
-	/* Ours is the connection whose peer is this process; anything else raced in. */
-	for (i = 0; i < 4; i++) {
+	/* Ours is the connection whose peer is this process (only root could race in). */
+	for (i = 0; i < 2; i++) {
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			ret = -errno;
@@ -159,7 +155,7 @@ int pvm_connect_attach(struct pvm_sock *s)
 	struct epoll_event ev = { .events = 0, .data.u64 = s->id };
 	int fd = -1, ret;
 
-	ret = connect_app(s->connect_fd, &fd);
+	ret = pvm_connect_app(p, s->connect_fd, &fd);
 	if (ret)
 		goto out;
 	s->fd = fd;
@@ -327,8 +323,29 @@ static void hold_cb(struct ev_loop *loop, ev_io *w, int revents)
  * @p: the daemon
  * Return: 0 or -errno
  */
-int pvm_connect_open(struct pvm *p)
+int pvm_connect_open(struct pvm *p, const char *runtime_dir)
 {
+	struct sockaddr_un sun;
+	struct stat st;
+	int n;
+
+	/* "<dir>/<pid>-<seq>", in hex, must fit a socket address.  The directory stays
+	 * after exit (empty): another mw-pvm of the same index may be using it. */
+	n = snprintf(p->connect_dir, sizeof(p->connect_dir), "%s/pvm%d-connect", runtime_dir,
+		     p->cfg->index);
+	if (n < 0 || (size_t)n + 19 > sizeof(sun.sun_path)) {
+		p->connect_dir[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	if (mkdir(p->connect_dir, 0700) && errno != EEXIST)
+		return -errno;
+	/* Ours alone, or another user could reach the listeners: not a symlink either. */
+	if (lstat(p->connect_dir, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
+		p->connect_dir[0] = '\0';
+		return -EPERM;
+	}
 	p->hold_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (p->hold_fd < 0)
 		return -errno;

@@ -46,6 +46,8 @@ static void ph_cleanup(void)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/pvm-ins.sock", ph_dir);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s/pvm0-connect", ph_dir);
+	rmdir(path);
 	rmdir(ph_dir);
 }
 
@@ -383,7 +385,7 @@ int ph_open(struct ph *h)
 	if (!ret)
 		ret = pvm_shim_open(p, err, sizeof(err));
 	if (!ret)
-		ret = pvm_connect_open(p);
+		ret = pvm_connect_open(p, ph_dir);
 	if (!ret)
 		ret = ph_ins_join(h, 1);
 	if (ret) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_pvm_connect.c - connecting an app's socket never puts mw-pvm to sleep */
+/* test_pvm_connect.c - an app's socket connected to mw-pvm through a directory of its own */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -7,9 +8,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -17,109 +22,167 @@
 #include "pvm/pvm.h"
 
 /*
- * pvm_connect_nowait() is how mw-pvm connects an app's socket to its private
- * listener (pvm_connect.c).  The app shares that socket's open file and may
- * have left it blocking; anyone who learns the listener's abstract name may
- * fill its backlog.  A plain connect() then sleeps, with mw-pvm's whole loop
- * behind it: here an alarm turns that sleep into a failure.
+ * pvm_connect_app() is how mw-pvm connects an app's socket (the fd the app passed,
+ * perhaps blocking) to a listener of its own when the INS started the TCP connect.
+ * The listener lives in pvm_connect_open()'s directory, 0700: no other user can
+ * reach it, so nobody can fill its backlog and put mw-pvm's loop to sleep in the
+ * app's connect() (with an abstract name, anyone who read it from /proc/net/unix
+ * could), and mw-pvm never touches the flags of a file the app shares.
  */
+
+static struct mw_config cfg;
+static struct pvm p;
+static char root[64];
 
 static void on_alarm(int sig)
 {
-	(void)sig;
 	static const char msg[] = "connect slept: mw-pvm's loop would hang\n";
+
+	(void)sig;
 	(void)!write(2, msg, sizeof(msg) - 1);
 	_exit(1);
 }
 
-/* A listener with a full backlog under an autobound abstract name, in *@sun. */
-static int full_listener(struct sockaddr_un *sun, socklen_t *len, int *fillers, int *nfill)
+static int setup(void **state)
 {
-	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), fd;
-
-	assert_true(lfd >= 0);
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	assert_int_equal(bind(lfd, (struct sockaddr *)sun, sizeof(sa_family_t)), 0);
-	assert_int_equal(listen(lfd, 0), 0);
-	*len = sizeof(*sun);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)sun, len), 0);
-	for (*nfill = 0; *nfill < 16; (*nfill)++) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		assert_true(fd >= 0);
-		if (connect(fd, (struct sockaddr *)sun, *len)) {
-			assert_int_equal(errno, EAGAIN);
-			close(fd);
-			break;
-		}
-		fillers[*nfill] = fd;
-	}
-	assert_true(*nfill > 0 && *nfill < 16);
-	return lfd;
+	(void)state;
+	mw_config_defaults(&cfg);
+	memset(&p, 0, sizeof(p));
+	p.cfg = &cfg.pvm;
+	p.loop = ev_loop_new(EVFLAG_AUTO);
+	p.hold_fd = -1;
+	snprintf(root, sizeof(root), "/tmp/mw-connect-XXXXXX");
+	assert_non_null(mkdtemp(root));
+	return 0;
 }
 
-/* A blocking app socket and a full backlog: -EAGAIN at once, its flags as they were. */
-static void test_full_backlog_blocking_socket(void **state)
+static int teardown(void **state)
 {
-	struct sockaddr_un sun;
-	socklen_t len;
-	int fillers[16], nfill, i, lfd, app, fl;
+	char dir[128];
 
 	(void)state;
-	lfd = full_listener(&sun, &len, fillers, &nfill);
-	app = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(app >= 0);
-	fl = fcntl(app, F_GETFL);
-	assert_false(fl & O_NONBLOCK);
+	pvm_connect_close(&p);
+	ev_loop_destroy(p.loop);
+	snprintf(dir, sizeof(dir), "%s/pvm0-connect", root);
+	rmdir(dir);
+	rmdir(root);
+	return 0;
+}
+
+/* Entries of @dir besides . and .. */
+static int entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+/* A blocking app socket is connected at once; the listener's name is gone after. */
+static void test_connect_blocking_app(void **state)
+{
+	char dir[128], b = 0;
+	struct stat st;
+	int app, end, fl, i;
+
+	(void)state;
+	assert_int_equal(pvm_connect_open(&p, root), 0);
+	snprintf(dir, sizeof(dir), "%s/pvm0-connect", root);
+	assert_string_equal(p.connect_dir, dir);
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
 	signal(SIGALRM, on_alarm);
 	alarm(5);
-	assert_int_equal(pvm_connect_nowait(app, (struct sockaddr *)&sun, len), -EAGAIN);
+	for (i = 0; i < 3; i++) {
+		app = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		fl = fcntl(app, F_GETFL);
+		assert_false(fl & O_NONBLOCK);
+		assert_int_equal(pvm_connect_app(&p, app, &end), 0);
+		assert_true(end >= 0);
+		assert_int_equal(fcntl(app, F_GETFL), fl); /* the app's flags untouched */
+		assert_int_equal(send(app, "x", 1, 0), 1);
+		assert_int_equal(recv(end, &b, 1, 0), 1);
+		assert_int_equal(b, 'x');
+		close(app);
+		close(end);
+	}
 	alarm(0);
-	assert_int_equal(fcntl(app, F_GETFL), fl);
-	/* Room again: the same socket connects, and stays blocking for the app. */
-	for (i = 0; i < nfill; i++)
-		close(accept(lfd, NULL, NULL));
-	assert_int_equal(pvm_connect_nowait(app, (struct sockaddr *)&sun, len), 0);
-	assert_int_equal(fcntl(app, F_GETFL), fl);
-	for (i = 0; i < nfill; i++)
-		close(fillers[i]);
-	close(app);
-	close(lfd);
+	assert_int_equal(entries(dir), 0);
 }
 
-/* A non-blocking app socket stays non-blocking; a missing listener is an error, not a wait. */
-static void test_nonblocking_and_missing(void **state)
+/* Another user cannot reach a listener in the directory: no one can fill its backlog. */
+static void test_other_user_shut_out(void **state)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	socklen_t len;
-	int lfd, app, fl;
+	int lfd, st;
+	pid_t kid;
 
 	(void)state;
+	if (geteuid() != 0)
+		fail_msg("needs root (setuid to another user)");
+	assert_int_equal(chmod(root, 0755), 0);
+	assert_int_equal(pvm_connect_open(&p, root), 0);
+	assert_true(snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/probe", p.connect_dir) <
+		    (int)sizeof(sun.sun_path));
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sa_family_t)), 0);
-	assert_int_equal(listen(lfd, 4), 0);
-	len = sizeof(sun);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sun, &len), 0);
-	app = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	fl = fcntl(app, F_GETFL);
-	assert_int_equal(pvm_connect_nowait(app, (struct sockaddr *)&sun, len), 0);
-	assert_int_equal(fcntl(app, F_GETFL), fl);
-	close(app);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	kid = fork();
+	assert_true(kid >= 0);
+	if (!kid) {
+		int fd;
+
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(3);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		_exit(connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 ? 1
+		      : errno == EACCES					     ? 0
+									     : 2);
+	}
+	assert_int_equal(waitpid(kid, &st, 0), kid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
 	close(lfd);
-	/* The listener is gone: its name refuses. */
-	app = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	fl = fcntl(app, F_GETFL);
-	assert_int_equal(pvm_connect_nowait(app, (struct sockaddr *)&sun, len), -ECONNREFUSED);
-	assert_int_equal(fcntl(app, F_GETFL), fl);
-	assert_int_equal(pvm_connect_nowait(-1, (struct sockaddr *)&sun, len), -EBADF);
-	close(app);
+	unlink(sun.sun_path);
+}
+
+/* A directory others may enter, or not a directory: refused at start, with its reason. */
+static void test_directory_not_private(void **state)
+{
+	char dir[128], target[160], longer[120];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/pvm0-connect", root);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(pvm_connect_open(&p, root), -EPERM);
+	assert_string_equal(p.connect_dir, "");
+	assert_int_equal(rmdir(dir), 0);
+	snprintf(target, sizeof(target), "%s/elsewhere", root);
+	assert_int_equal(mkdir(target, 0700), 0);
+	assert_int_equal(symlink(target, dir), 0);
+	assert_int_equal(pvm_connect_open(&p, root), -EPERM);
+	assert_int_equal(unlink(dir), 0);
+	assert_int_equal(rmdir(target), 0);
+	/* No room for a socket name after the directory's path. */
+	memset(longer, 'd', sizeof(longer) - 1);
+	longer[0] = '/';
+	longer[sizeof(longer) - 1] = '\0';
+	assert_int_equal(pvm_connect_open(&p, longer), -ENAMETOOLONG);
+	assert_int_equal(pvm_connect_app(&p, 0, &(int){ 0 }), -ENOTDIR);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full_backlog_blocking_socket),
-		cmocka_unit_test(test_nonblocking_and_missing),
+		cmocka_unit_test_setup_teardown(test_connect_blocking_app, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_user_shut_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_directory_not_private, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
