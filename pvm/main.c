@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 		.name = "mw-pvm",
 		.summary = "Relay the protected app's TCP sockets to the INS instances.",
 	};
-	static struct pvm p = { .ctl_fd = -1, .ins_fd = -1, .hold_fd = -1 };
+	static struct pvm p = { .ctl_fd = -1, .ins_fd = -1, .hold_fd = -1, .connect_dirfd = -1 };
 	char err[256] = "";
 	int ret, status = EXIT_FAILURE;
 

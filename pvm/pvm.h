@@ -263,8 +263,9 @@ struct pvm {
 	int ctl_fd, ins_fd;
 	ev_io ctl_io, ins_io;
 	int hold_fd; /* epoll set of app sockets held until their connect outcome */
-	char connect_dir[MW_PATH_MAX]; /* private (0700): the app connections' listeners */
-	unsigned connect_seq;	       /* their names */
+	char connect_dir[MW_PATH_MAX + 32]; /* private (0700): the app connections' listeners */
+	int connect_dirfd;		    /* that directory, open (-1: none) */
+	unsigned connect_seq;		    /* their names */
 	ev_io hold_io;
 	struct pvm_failed *failed; /* ring of FAILED_SLOTS, allocated on first use */
 	unsigned failed_next;

@@ -24,8 +24,9 @@
  * private listener of its own and keeps the accepted end: the app's socket
  * is connected before connect() returns EINPROGRESS, to mw-pvm and nobody else.
  * The listener is bound in <runtime_dir>/pvm<index>-connect, a directory of
- * mw-pvm's alone (0700), for the microseconds until accept: no one else can
- * reach it or fill its backlog, so that connect() never waits.
+ * mw-pvm's alone (0700, opened once at start and used through its fd), for the
+ * microseconds until accept: no one else can reach it or fill its backlog, so
+ * that connect() never waits.
  *
  * Until the TCP outcome is known the app's socket must not poll writable.  An
  * AF_UNIX stream socket is writable while the bytes it has sent and that its
@@ -72,29 +73,30 @@ int pvm_connect_app(struct pvm *p, int app, int *end)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct ucred cred;
+	char name[24];
 	socklen_t clen;
 	int lfd, fd = -1, ret = 0, i;
 
 	*end = -1;
-	if (!p->connect_dir[0])
+	if (p->connect_dirfd < 0)
 		return -ENOTDIR;
 	/* The pid too: another mw-pvm with this index (a misconfiguration) never takes it. */
-	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%x-%x", p->connect_dir,
-		     (unsigned)getpid(), p->connect_seq++) >= (int)sizeof(sun.sun_path))
-		return -ENAMETOOLONG; /* never: pvm_connect_open() left room */
+	snprintf(name, sizeof(name), "%x-%x", (unsigned)getpid(), p->connect_seq++);
+	/* Through the directory we opened at start, whatever its path names now. */
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "/proc/self/fd/%d/%s", p->connect_dirfd, name);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (lfd < 0)
 		return -errno;
 	/* Our end (accepted from lfd, inheriting it) takes no fd from the app. */
 	mw_refuse_rights_or_warn(lfd, "app connection");
-	(void)unlink(sun.sun_path); /* a name a killed run left */
-	if (bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) || listen(lfd, 1)) {
+	(void)unlinkat(p->connect_dirfd, name, 0); /* a name a killed run left */
+	if (bind(lfd, (struct sockaddr *)&sun, sizeof(sun))) {
 		ret = -errno;
 		goto out;
 	}
-	if (connect(app, (struct sockaddr *)&sun, sizeof(sun)))
+	if (listen(lfd, 1) || connect(app, (struct sockaddr *)&sun, sizeof(sun)))
 		ret = -errno;
-	(void)unlink(sun.sun_path);
+	(void)unlinkat(p->connect_dirfd, name, 0);
 	if (ret)
 		goto out;
 	/* Ours is the connection whose peer is this process (only root could race in). */
@@ -325,27 +327,28 @@ static void hold_cb(struct ev_loop *loop, ev_io *w, int revents)
  */
 int pvm_connect_open(struct pvm *p, const char *runtime_dir)
 {
-	struct sockaddr_un sun;
 	struct stat st;
-	int n;
+	int fd;
 
-	/* "<dir>/<pid>-<seq>", in hex, must fit a socket address.  The directory stays
-	 * after exit (empty): another mw-pvm of the same index may be using it. */
-	n = snprintf(p->connect_dir, sizeof(p->connect_dir), "%s/pvm%d-connect", runtime_dir,
-		     p->cfg->index);
-	if (n < 0 || (size_t)n + 19 > sizeof(sun.sun_path)) {
-		p->connect_dir[0] = '\0';
-		return -ENAMETOOLONG;
-	}
+	p->connect_dirfd = -1;
+	snprintf(p->connect_dir, sizeof(p->connect_dir), "%s/pvm%d-connect", runtime_dir,
+		 p->cfg->index);
 	if (mkdir(p->connect_dir, 0700) && errno != EEXIST)
 		return -errno;
-	/* Ours alone, or another user could reach the listeners: not a symlink either. */
-	if (lstat(p->connect_dir, &st))
-		return -errno;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
-		p->connect_dir[0] = '\0';
+	/*
+	 * Ours alone (owner, 0700), not a symlink, checked on the open directory: the
+	 * listeners are bound through this fd (/proc/self/fd/N/...), so a path renamed
+	 * or replaced later by whoever can write runtime_dir leads nowhere else.  The
+	 * directory stays after exit (empty): another mw-pvm of this index may use it.
+	 */
+	fd = open(p->connect_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
+	if (fstat(fd, &st) || st.st_uid != geteuid() || (st.st_mode & 07777) != 0700) {
+		close(fd);
 		return -EPERM;
 	}
+	p->connect_dirfd = fd;
 	p->hold_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (p->hold_fd < 0)
 		return -errno;
@@ -361,6 +364,10 @@ int pvm_connect_open(struct pvm *p, const char *runtime_dir)
  */
 void pvm_connect_close(struct pvm *p)
 {
+	if (p->connect_dirfd >= 0) {
+		close(p->connect_dirfd);
+		p->connect_dirfd = -1;
+	}
 	if (p->hold_fd >= 0) {
 		ev_io_stop(p->loop, &p->hold_io);
 		close(p->hold_fd);

@@ -377,7 +377,7 @@ int ph_open(struct ph *h)
 	p->d = &h->d;
 	p->loop = h->d.loop;
 	p->cfg = &h->d.cfg.pvm;
-	p->ctl_fd = p->ins_fd = p->hold_fd = -1;
+	p->ctl_fd = p->ins_fd = p->hold_fd = p->connect_dirfd = -1;
 	p->tag = PH_TAG;
 	ret = pvm_table_init(&p->socks, 64);
 	if (!ret)

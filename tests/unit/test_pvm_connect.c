@@ -50,7 +50,7 @@ static int setup(void **state)
 	memset(&p, 0, sizeof(p));
 	p.cfg = &cfg.pvm;
 	p.loop = ev_loop_new(EVFLAG_AUTO);
-	p.hold_fd = -1;
+	p.hold_fd = p.connect_dirfd = -1;
 	snprintf(root, sizeof(root), "/tmp/mw-connect-XXXXXX");
 	assert_non_null(mkdtemp(root));
 	return 0;
@@ -86,7 +86,7 @@ static int entries(const char *dir)
 /* A blocking app socket is connected at once; the listener's name is gone after. */
 static void test_connect_blocking_app(void **state)
 {
-	char dir[128], b = 0;
+	char dir[128], moved[128], b = 0;
 	struct stat st;
 	int app, end, fl, i;
 
@@ -113,6 +113,21 @@ static void test_connect_blocking_app(void **state)
 	}
 	alarm(0);
 	assert_int_equal(entries(dir), 0);
+	/* The path renamed and replaced (by whoever can write runtime_dir): the listeners
+	 * stay in the directory opened at start, not in the new one. */
+	snprintf(moved, sizeof(moved), "%s/moved", root);
+	assert_int_equal(rename(dir, moved), 0);
+	assert_int_equal(mkdir(dir, 0777), 0);
+	app = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(pvm_connect_app(&p, app, &end), 0);
+	assert_int_equal(send(app, "y", 1, 0), 1);
+	assert_int_equal(recv(end, &b, 1, 0), 1);
+	assert_int_equal(b, 'y');
+	close(app);
+	close(end);
+	assert_int_equal(entries(moved), 0);
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(rename(moved, dir), 0);
 }
 
 /* Another user cannot reach a listener in the directory: no one can fill its backlog. */
@@ -127,7 +142,7 @@ static void test_other_user_shut_out(void **state)
 		fail_msg("needs root (setuid to another user)");
 	assert_int_equal(chmod(root, 0755), 0);
 	assert_int_equal(pvm_connect_open(&p, root), 0);
-	assert_true(snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/probe", p.connect_dir) <
+	assert_true(snprintf(sun.sun_path, sizeof(sun.sun_path), "%.90s/probe", p.connect_dir) <
 		    (int)sizeof(sun.sun_path));
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
@@ -151,17 +166,17 @@ static void test_other_user_shut_out(void **state)
 	unlink(sun.sun_path);
 }
 
-/* A directory others may enter, or not a directory: refused at start, with its reason. */
+/* A directory others may enter, a symlink, one its owner cannot use: refused at start. */
 static void test_directory_not_private(void **state)
 {
-	char dir[128], target[160], longer[120];
+	char dir[128], target[160];
 
 	(void)state;
 	snprintf(dir, sizeof(dir), "%s/pvm0-connect", root);
 	assert_int_equal(mkdir(dir, 0755), 0);
 	assert_int_equal(chmod(dir, 0755), 0);
 	assert_int_equal(pvm_connect_open(&p, root), -EPERM);
-	assert_string_equal(p.connect_dir, "");
+	assert_int_equal(p.connect_dirfd, -1);
 	assert_int_equal(rmdir(dir), 0);
 	snprintf(target, sizeof(target), "%s/elsewhere", root);
 	assert_int_equal(mkdir(target, 0700), 0);
@@ -169,11 +184,10 @@ static void test_directory_not_private(void **state)
 	assert_int_equal(pvm_connect_open(&p, root), -EPERM);
 	assert_int_equal(unlink(dir), 0);
 	assert_int_equal(rmdir(target), 0);
-	/* No room for a socket name after the directory's path. */
-	memset(longer, 'd', sizeof(longer) - 1);
-	longer[0] = '/';
-	longer[sizeof(longer) - 1] = '\0';
-	assert_int_equal(pvm_connect_open(&p, longer), -ENAMETOOLONG);
+	/* Its owner cannot use it (a umask that took the owner's bits): refused too. */
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(chmod(dir, 0500), 0);
+	assert_int_equal(pvm_connect_open(&p, root), -EPERM);
 	assert_int_equal(pvm_connect_app(&p, 0, &(int){ 0 }), -ENOTDIR);
 }
 
