@@ -53,7 +53,8 @@ const char *bal_policy_name(enum bal_policy p);
  * the connection count, so it behaves as least-connections.  Once every
  * candidate is over it, the share bound of least-connections applies; the
  * packing under it is the policy's purpose and is not bounded (a compromised
- * lowest-id INS takes every new connection: docs/balancer.md).
+ * INS that ends its connections at once stays under it and, once the INS
+ * before it are full, takes every new connection: docs/balancer.md).
  * @recent weighs the candidates' recent picks (bal_ins.recent); the bound is
  * among the @n given, whatever else was excluded.
  * hash: rendezvous (highest random weight) hashing of @key with each id, a

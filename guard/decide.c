@@ -189,17 +189,22 @@ static void note_offence(struct gd_source *s, uint64_t sock)
 		s->ins_many = true;
 	if (s->noff < GD_OFF_INS)
 		s->off_sock[s->noff++] = sock;
+	else
+		s->off_over = true;
 }
 
 /*
  * Where a block of @s goes, given the INS it offended on this evaluation and where
  * it was seen good within good_memory_ms (a compromised INS reports any peer
  * address: its word must not spare an address on an INS that saw it only offend):
- *   - seen good on GD_GOOD_INS INS or more: nowhere (many INS saw good clients of it);
- *   - seen good nowhere, offending on two INS or more: every INS (*@all);
+ *   - seen good on GD_GOOD_INS INS (every slot fresh: a NAT spread over many INS by
+ *     round robin; a liar is one of them at most): nowhere;
+ *   - offending on two INS or more and seen good nowhere, or offending on more INS
+ *     than GD_OFF_INS and seen good on one at most: every INS (ins[0] GD_INS_ALL,
+ *     sock[0] 0);
  *   - else on each INS it offended on that did not itself see it good: @sock[] gets a
  *     slow connection's id on each (naming the INS), @ins[] their keys.
- * Return: how many entries of @ins/@sock (1 with *@all: GD_INS_ALL, 0)
+ * Return: how many entries of @ins/@sock
  */
 static unsigned block_scopes(const struct gd_engine *e, const struct gd_source *s, int64_t now,
 			     uint32_t ins[GD_OFF_INS], uint64_t sock[GD_OFF_INS])
@@ -213,7 +218,7 @@ static unsigned block_scopes(const struct gd_engine *e, const struct gd_source *
 	}
 	if (n >= GD_GOOD_INS)
 		return 0;
-	if (!n && s->ins_many) {
+	if ((!n && s->ins_many) || (s->off_over && n <= 1)) {
 		ins[0] = GD_INS_ALL;
 		sock[0] = 0;
 		return 1;
@@ -348,7 +353,7 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 		if (s) {
 			s->slow = 0;
 			s->noff = 0;
-			s->ins_many = false;
+			s->ins_many = s->off_over = false;
 		}
 	}
 	for (i = 0; i < e->conns.cap; i++) {
@@ -584,8 +589,15 @@ static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins, 
  * number block_prefix_sources is blocked as its offending addresses, each at once
  * (one slow connection is enough there), not only those reaching block_slow.
  * Sources are counted per INS (those slow on several at once: apart), so that one
- * INS's reports never make up a prefix with another's.
+ * INS's reports never make up a prefix with another's; every offending source
+ * counts, seen good or not (good evidence, perhaps a liar's, must not split the
+ * count): it says only where each block goes (block_scopes()).
  */
+static uint32_t offence_scope(const struct gd_source *s)
+{
+	return s->ins_many ? GD_INS_ALL : gd_ins_key(s->off_sock[0]);
+}
+
 static void block_prefixes(struct gd_engine *e, int64_t now)
 {
 	uint32_t ins[GD_OFF_INS];
@@ -599,27 +611,28 @@ static void block_prefixes(struct gd_engine *e, int64_t now)
 	gd_tab_clear(&e->prefixes);
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		n = s && s->slow ? block_scopes(e, s, now, ins, sock) : 0;
-		for (k = 0; k < n; k++) {
-			source_scope(&key, s, true, ins[k]);
-			p = gd_tab_find(&e->prefixes, &key);
-			if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
-				p->sources = p->slow = 0;
-			if (!p)
-				continue;
-			p->sources++;
-			p->slow += s->slow;
-		}
+		if (!s || !s->slow)
+			continue;
+		source_scope(&key, s, true, offence_scope(s));
+		p = gd_tab_find(&e->prefixes, &key);
+		if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
+			p->sources = p->slow = 0;
+		if (!p)
+			continue;
+		p->sources++;
+		p->slow += s->slow;
 	}
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		n = s && s->slow ? block_scopes(e, s, now, ins, sock) : 0;
-		for (k = 0; k < n; k++) {
-			source_scope(&key, s, true, ins[k]);
-			p = gd_tab_find(&e->prefixes, &key);
-			if (p && p->sources >= (uint32_t)e->cfg->block_prefix_sources)
-				block(e, s, ins[k], sock[k], p, now);
-		}
+		if (!s || !s->slow)
+			continue;
+		source_scope(&key, s, true, offence_scope(s));
+		p = gd_tab_find(&e->prefixes, &key);
+		if (!p || p->sources < (uint32_t)e->cfg->block_prefix_sources)
+			continue;
+		n = block_scopes(e, s, now, ins, sock);
+		for (k = 0; k < n; k++)
+			block(e, s, ins[k], sock[k], p, now);
 	}
 }
 

@@ -50,9 +50,9 @@ struct gd_conn {
 };
 
 /* The INS whose good evidence of one address is kept (the most recent ones). */
-#define GD_GOOD_INS 4
+#define GD_GOOD_INS 8
 /* The INS an address offends on that one evaluation blocks it on, one by one. */
-#define GD_OFF_INS 4
+#define GD_OFF_INS 8
 
 /* Good evidence of an address seen on one INS. */
 struct gd_good {
@@ -72,6 +72,7 @@ struct gd_source {
 	uint64_t off_sock[GD_OFF_INS]; /* this evaluation: a slow connection on each INS it
 					  offends on (the first GD_OFF_INS met), naming it */
 	uint8_t noff;		       /* how many of off_sock */
+	bool off_over; /* this evaluation: it offends on more INS than off_sock holds */
 	bool ins_many;		       /* this evaluation: slow connections on more than one INS */
 };
 

@@ -607,8 +607,9 @@ static void test_nat_rule_not_an_escape(void **state)
 
 /*
  * Prefixes: 40 attackers of one /24 (one slow connection each, far below block_slow)
- * are each blocked (slow_prefix), but not the one of them with a good exchange (NAT),
- * nor 10 of another /24 (below block_prefix_sources); 16 of one /64 likewise.
+ * are each blocked (slow_prefix), but not the one of them with a good exchange (NAT:
+ * it counts in the prefix, 40 sources, but is not blocked), nor 10 of another /24
+ * (below block_prefix_sources); 16 of one /64 likewise.
  */
 static void test_prefix_blocks(void **state)
 {
@@ -645,7 +646,7 @@ static void test_prefix_blocks(void **state)
 	for (i = 0; i < nrec; i++)
 		if (rec[i].kind == GD_BLOCK && !strncmp(rec[i].target, "10.9.0.", 7))
 			assert_non_null(strstr(rec[i].evidence, "prefix=10.9.0.0,prefix_len=24,"
-								"prefix_sources=39,prefix_slow=39,"
+								"prefix_sources=40,prefix_slow=40,"
 								"slow=1,conns=1"));
 	assert_int_equal(count(GD_BLOCK, "slow_source"), 0);
 	gd_engine_fini(&eng);
@@ -993,7 +994,7 @@ static int blocks_on(const char *target, uint64_t ins)
  * Nor does the liar spare it by offending itself too, whatever the order the
  * connections are met in: with good evidence somewhere, an address offending on
  * several INS is blocked on each that did not see it good.  Seen good on every INS
- * it offends on, or on 4 INS: spared.
+ * it offends on, or on 8 INS: spared.
  */
 static void test_good_evidence_per_ins(void **state)
 {
@@ -1005,7 +1006,14 @@ static void test_good_evidence_per_ins(void **state)
 	const uint64_t liar[] = { on9 + 1000000 }, self3[] = { on3 + 1000000 },
 		       liar5[] = { on9 + 2000000, on5 + 2000000 },
 		       both[] = { on3 + 3000000, on5 + 3000000 },
-		       four[] = { on3 + 4000000, on5 + 4000000, on7 + 4000000, on9 + 4000000 };
+		       eight[] = { on3 + 4000000,
+				   on5 + 4000000,
+				   on7 + 4000000,
+				   on9 + 4000000,
+				   mw_sockid_make(10, 0, MW_SOCKID_INS_ASSIGNED) + 4000000,
+				   mw_sockid_make(11, 0, MW_SOCKID_INS_ASSIGNED) + 4000000,
+				   mw_sockid_make(12, 0, MW_SOCKID_INS_ASSIGNED) + 4000000,
+				   mw_sockid_make(13, 0, MW_SOCKID_INS_ASSIGNED) + 4000000 };
 	int64_t now = 1000;
 
 	start();
@@ -1031,9 +1039,55 @@ static void test_good_evidence_per_ins(void **state)
 	/* Good on both INS it offends on: spared everywhere. */
 	offend_while_good("10.9.0.6", on3 + 500, on5 + 500, both, 2, &now, 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.6"), 0);
-	/* Seen good on 4 INS (a NAT spread by round robin): spared, even on INS 6. */
-	offend_while_good("10.9.0.7", on6 + 600, on6 + 600, four, 4, &now, 8000);
+	/* Seen good on 8 INS (a NAT spread by round robin): spared, even on INS 6; on 7
+	 * of them (the liar among them), blocked on INS 6. */
+	offend_while_good("10.9.0.7", on6 + 600, on6 + 600, eight, 8, &now, 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.7"), 0);
+	offend_while_good("10.9.0.8", on6 + 700, on6 + 700, eight, 7, &now, 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.8"), 1);
+	assert_int_equal(blocks_on("10.9.0.8", on6), 1);
+}
+
+/*
+ * A prefix counts every offending address, whatever good evidence there is: 16
+ * addresses of 10.7.0.0/24, each with a slow connection on two of eight honest INS
+ * (4 per INS), make a prefix of 16 across INS and each is blocked on its two INS.
+ * A liar's good report of each must not split them into 4 per INS, below the
+ * threshold (as it did on 21bc1b0, where prefixes followed the blocks' scopes).
+ */
+static void test_prefix_not_split_by_good(void **state)
+{
+	uint64_t on9 = mw_sockid_make(9, 0, MW_SOCKID_INS_ASSIGNED), n = 0;
+	int64_t now = 1000, end;
+	char peer[64];
+	int c;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) { /* pressure: 40 slow connections of other addresses */
+		snprintf(peer, sizeof(peer), "10.6.1.%d:7000", c + 1);
+		accept_conn(mw_sockid_make(1, 0, MW_SOCKID_INS_ASSIGNED) + 1000 + (uint64_t)c, peer,
+			    now);
+	}
+	for (c = 0; c < 16; c++) {
+		snprintf(peer, sizeof(peer), "10.7.0.%d:7000", c + 1);
+		accept_conn(mw_sockid_make((uint16_t)(1 + c % 8), 0, MW_SOCKID_INS_ASSIGNED) + 100 +
+				    (uint64_t)c,
+			    peer, now);
+		accept_conn(mw_sockid_make((uint16_t)(1 + (c + 1) % 8), 0, MW_SOCKID_INS_ASSIGNED) +
+				    200 + (uint64_t)c,
+			    peer, now);
+	}
+	for (end = now + 8000; now < end; now += cfg.guard.tick_ms) {
+		if (now % 500 == 0)
+			for (c = 0; c < 16; c++) {
+				snprintf(peer, sizeof(peer), "10.7.0.%d:40000", c + 1);
+				good_exchange(on9 + 5000 + n++, peer, now);
+			}
+		gd_engine_tick(&eng, now);
+	}
+	assert_int_equal(count_target(GD_BLOCK, "10.7.0."), 32);
+	assert_int_equal(count(GD_BLOCK, "slow_source"), 0); /* two slow each: under block_slow */
 }
 
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
@@ -1244,6 +1298,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_block_share_per_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_all_not_renewed_by_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_good_evidence_per_ins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_not_split_by_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_prefix_block, setup, teardown),
 	};
 
