@@ -327,7 +327,7 @@ static void hold_cb(struct ev_loop *loop, ev_io *w, int revents)
  */
 int pvm_connect_open(struct pvm *p, const char *runtime_dir)
 {
-	struct stat st;
+	struct stat st, parent;
 	int fd;
 
 	p->connect_dirfd = -1;
@@ -344,7 +344,10 @@ int pvm_connect_open(struct pvm *p, const char *runtime_dir)
 	fd = open(p->connect_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
-	if (fstat(fd, &st) || st.st_uid != geteuid() || (st.st_mode & 07777) != 0700) {
+	/* ...and on runtime_dir's file system: nothing mounted over it (a FUSE file
+	 * system answers any owner and mode, and can make a bind() sleep). */
+	if (fstat(fd, &st) || st.st_uid != geteuid() || (st.st_mode & 07777) != 0700 ||
+	    stat(runtime_dir, &parent) || parent.st_dev != st.st_dev) {
 		close(fd);
 		return -EPERM;
 	}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -166,7 +167,7 @@ static void test_other_user_shut_out(void **state)
 	unlink(sun.sun_path);
 }
 
-/* A directory others may enter, a symlink, one its owner cannot use: refused at start. */
+/* A directory others may enter, a symlink, a mount point, one its owner cannot use: refused. */
 static void test_directory_not_private(void **state)
 {
 	char dir[128], target[160];
@@ -184,6 +185,12 @@ static void test_directory_not_private(void **state)
 	assert_int_equal(pvm_connect_open(&p, root), -EPERM);
 	assert_int_equal(unlink(dir), 0);
 	assert_int_equal(rmdir(target), 0);
+	/* Another file system mounted on it (FUSE answers any owner and mode): refused. */
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mount("none", dir, "tmpfs", 0, "mode=0700"), 0);
+	assert_int_equal(pvm_connect_open(&p, root), -EPERM);
+	assert_int_equal(umount(dir), 0);
+	assert_int_equal(rmdir(dir), 0);
 	/* Its owner cannot use it (a umask that took the owner's bits): refused too. */
 	assert_int_equal(mkdir(dir, 0700), 0);
 	assert_int_equal(chmod(dir, 0500), 0);
