@@ -189,8 +189,6 @@ static void note_offence(struct gd_source *s, uint64_t sock)
 		s->ins_many = true;
 	if (s->noff < GD_OFF_INS)
 		s->off_sock[s->noff++] = sock;
-	else
-		s->off_over = true;
 }
 
 /*
@@ -199,11 +197,12 @@ static void note_offence(struct gd_source *s, uint64_t sock)
  * address: its word must not spare an address on an INS that saw it only offend):
  *   - seen good on GD_GOOD_INS INS (every slot fresh: a NAT spread over many INS by
  *     round robin; a liar is one of them at most): nowhere;
- *   - offending on two INS or more and seen good nowhere, or offending on more INS
- *     than GD_OFF_INS and seen good on one at most: every INS (ins[0] GD_INS_ALL,
- *     sock[0] 0);
+ *   - offending on two INS or more and seen good nowhere: every INS (ins[0]
+ *     GD_INS_ALL, sock[0] 0);
  *   - else on each INS it offended on that did not itself see it good: @sock[] gets a
- *     slow connection's id on each (naming the INS), @ins[] their keys.
+ *     slow connection's id on each (naming the INS), @ins[] their keys; on more INS
+ *     than GD_OFF_INS, the first met (those it offends on later are blocked at the
+ *     next evaluations, once the blocked ones reset its connections there).
  * Return: how many entries of @ins/@sock
  */
 static unsigned block_scopes(const struct gd_engine *e, const struct gd_source *s, int64_t now,
@@ -218,7 +217,7 @@ static unsigned block_scopes(const struct gd_engine *e, const struct gd_source *
 	}
 	if (n >= GD_GOOD_INS)
 		return 0;
-	if ((!n && s->ins_many) || (s->off_over && n <= 1)) {
+	if (!n && s->ins_many) {
 		ins[0] = GD_INS_ALL;
 		sock[0] = 0;
 		return 1;
@@ -353,7 +352,7 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 		if (s) {
 			s->slow = 0;
 			s->noff = 0;
-			s->ins_many = s->off_over = false;
+			s->ins_many = false;
 		}
 	}
 	for (i = 0; i < e->conns.cap; i++) {

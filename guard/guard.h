@@ -72,7 +72,6 @@ struct gd_source {
 	uint64_t off_sock[GD_OFF_INS]; /* this evaluation: a slow connection on each INS it
 					  offends on (the first GD_OFF_INS met), naming it */
 	uint8_t noff;		       /* how many of off_sock */
-	bool off_over; /* this evaluation: it offends on more INS than off_sock holds */
 	bool ins_many;		       /* this evaluation: slow connections on more than one INS */
 };
 
