@@ -321,9 +321,12 @@ static void hold_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /**
- * pvm_connect_open() - the epoll set of held sockets, watched by the loop
- * @p: the daemon
- * Return: 0 or -errno
+ * pvm_connect_open() - the private directory of the connect listeners; the epoll set
+ *                      of held sockets, watched by the loop
+ * @p:           the daemon
+ * @runtime_dir: common.runtime_dir, where <runtime_dir>/pvm<index>-connect is made
+ * Return: 0, -EPERM (that directory is not mw-pvm's alone: a symlink, another
+ *         owner's, not exactly 0700, or another file system) or -errno
  */
 int pvm_connect_open(struct pvm *p, const char *runtime_dir)
 {
