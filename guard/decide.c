@@ -185,8 +185,6 @@ static void note_offence(struct gd_source *s, uint64_t sock)
 	for (i = 0; i < s->noff; i++)
 		if (gd_ins_key(s->off_sock[i]) == ins)
 			return;
-	if (s->noff)
-		s->ins_many = true;
 	if (s->noff < GD_OFF_INS)
 		s->off_sock[s->noff++] = sock;
 }
@@ -217,7 +215,7 @@ static unsigned block_scopes(const struct gd_engine *e, const struct gd_source *
 	}
 	if (n >= GD_GOOD_INS)
 		return 0;
-	if (!n && s->ins_many) {
+	if (!n && s->noff > 1) {
 		ins[0] = GD_INS_ALL;
 		sock[0] = 0;
 		return 1;
@@ -352,7 +350,6 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 		if (s) {
 			s->slow = 0;
 			s->noff = 0;
-			s->ins_many = false;
 		}
 	}
 	for (i = 0; i < e->conns.cap; i++) {
@@ -594,7 +591,7 @@ static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins, 
  */
 static uint32_t offence_scope(const struct gd_source *s)
 {
-	return s->ins_many ? GD_INS_ALL : gd_ins_key(s->off_sock[0]);
+	return s->noff > 1 ? GD_INS_ALL : gd_ins_key(s->off_sock[0]);
 }
 
 static void block_prefixes(struct gd_engine *e, int64_t now)

@@ -71,8 +71,7 @@ struct gd_source {
 	uint32_t scan;	   /* scratch: connections on the listener being judged (decide.c) */
 	uint64_t off_sock[GD_OFF_INS]; /* this evaluation: a slow connection on each INS it
 					  offends on (the first GD_OFF_INS met), naming it */
-	uint8_t noff;		       /* how many of off_sock */
-	bool ins_many;		       /* this evaluation: slow connections on more than one INS */
+	uint8_t noff;		       /* how many of off_sock (2 or more: several INS) */
 };
 
 #define GD_INS_ALL 0xffffffffu /* a gd_scope on every INS (gd_ins_key() has 24 bits) */
