@@ -25,19 +25,22 @@
  *     good_memory_ms;
  *   - slow connections are closed (abortive), at most close_max per listener and
  *     evaluation, never from an allowed address;
- *   - a source with block_slow slow connections is blocked for block_expiry_s,
+ *   - a source with block_slow slow connections on one INS, or on the INS it
+ *     offends on but the one reporting the most, is blocked for block_expiry_s,
  *     unless it is allowed or one of its connections progressed or ended well
  *     within good_memory_ms on the INS the block would go to (several clients
  *     behind one NAT address: closing the slow connections spares the good ones,
- *     a block would not; block_scopes() says where a liar's word does not count);
+ *     a block would not; source_place() says where a liar's word does not count);
  *   - a /24 (/64) with block_prefix_sources such sources (one slow connection
- *     each is enough) has each of them blocked (AddrBlock names one address);
+ *     each is enough) has each of them blocked (AddrBlock names one address) on
+ *     each INS it offends on;
  *   - a block rests on the INS that reported the slow connections: it applies to
- *     each INS that did, and to every INS when slow connections from the address
- *     come from two INS at once and no INS saw it good (a compromised INS reports
- *     whatever peer it likes: on its own it can refuse a client only where it
- *     could anyway; one process is one INS at a time); prefixes are counted per
- *     INS likewise;
+ *     each INS that did, and to every INS when the INS but the one reporting the
+ *     most saw enough of them and no INS saw the address good (a compromised INS
+ *     reports whatever peer it likes: on its own it can refuse a client only where
+ *     it could anyway, and its count never adds to another's; one process is one
+ *     INS at a time); prefixes are counted per INS, and across INS without what one
+ *     INS alone says (block_prefixes());
  *   - with mw-balancer (balancer_socket), a listener under pressure for
  *     rotate_after_ms gets a fresh INS and the INS holding most of its slow
  *     connections drained (rotate), at most once per rotate_interval_ms.
@@ -176,61 +179,52 @@ void gd_source_good(struct gd_source *s, uint64_t sock, int64_t now)
 	s->good[slot].at = now;
 }
 
-/* Slow connection @sock of @s: its INS is one @s offends on this evaluation. */
-static void note_offence(struct gd_source *s, uint64_t sock)
+/* How many INS saw @s good within good_memory_ms; *@there: whether INS @ins is one. */
+static unsigned good_ins(const struct gd_engine *e, const struct gd_source *s, int64_t now,
+			 uint32_t ins, bool *there)
 {
-	uint32_t ins = gd_ins_key(sock);
-	unsigned i;
+	unsigned j, n = 0;
 
-	for (i = 0; i < s->noff; i++)
-		if (gd_ins_key(s->off_sock[i]) == ins)
-			return;
-	if (s->noff < GD_OFF_INS)
-		s->off_sock[s->noff++] = sock;
+	*there = false;
+	for (j = 0; j < GD_GOOD_INS; j++) {
+		if (!s->good[j].at || now - s->good[j].at >= e->cfg->good_memory_ms)
+			continue;
+		n++;
+		*there |= s->good[j].ins == ins;
+	}
+	return n;
 }
 
+/* Where the block_slow block of a source goes (gd_source.place). */
+enum place {
+	PLACE_NONE, /* not blocked */
+	PLACE_ALL,  /* on every INS (one block) */
+	PLACE_EACH, /* on each INS it offends on that did not see it good */
+	PLACE_OWN,  /* on each INS that saw @need itself and did not see it good */
+};
+
 /*
- * Where a block of @s goes, given the INS it offended on this evaluation and where
- * it was seen good within good_memory_ms (a compromised INS reports any peer
- * address: its word must not spare an address on an INS that saw it only offend):
- *   - seen good on GD_GOOD_INS INS (every slot fresh: a NAT spread over many INS by
- *     round robin; a liar is one of them at most): nowhere;
- *   - offending on two INS or more and seen good nowhere: every INS (ins[0]
- *     GD_INS_ALL, sock[0] 0);
- *   - else on each INS it offended on that did not itself see it good: @sock[] gets a
- *     slow connection's id on each (naming the INS), @ins[] their keys; on more INS
- *     than GD_OFF_INS, the first met (those it offends on later are blocked at the
- *     next evaluations, once the blocked ones reset its connections there).
- * Return: how many entries of @ins/@sock
+ * Where a block of @s, with @need slow connections, goes (a compromised INS reports
+ * any peer address: its word must neither spare an address on an INS that saw it
+ * only offend, nor add to another INS's count):
+ *   - seen good within good_memory_ms on GD_GOOD_INS INS (a NAT spread over many INS
+ *     by round robin; a liar is one of them at most): nowhere;
+ *   - @need slow connections but those of the INS with the most (honest INS saw them,
+ *     whoever lies): on every INS if seen good nowhere, else on each INS it offends
+ *     on that did not itself see it good;
+ *   - else on each INS that saw @need itself and did not see it good.
  */
-static unsigned block_scopes(const struct gd_engine *e, const struct gd_source *s, int64_t now,
-			     uint32_t ins[GD_OFF_INS], uint64_t sock[GD_OFF_INS])
+static enum place source_place(const struct gd_engine *e, const struct gd_source *s, int64_t now,
+			       uint32_t need)
 {
-	bool fresh[GD_GOOD_INS];
-	unsigned n = 0, k = 0, i, j;
+	bool there;
+	unsigned n = good_ins(e, s, now, GD_INS_ALL, &there);
 
-	for (j = 0; j < GD_GOOD_INS; j++) {
-		fresh[j] = s->good[j].at && now - s->good[j].at < e->cfg->good_memory_ms;
-		n += fresh[j];
-	}
 	if (n >= GD_GOOD_INS)
-		return 0;
-	if (!n && s->noff > 1) {
-		ins[0] = GD_INS_ALL;
-		sock[0] = 0;
-		return 1;
-	}
-	for (i = 0; i < s->noff; i++) {
-		uint32_t key = gd_ins_key(s->off_sock[i]);
-
-		for (j = 0; j < GD_GOOD_INS && !(fresh[j] && s->good[j].ins == key); j++)
-			;
-		if (j < GD_GOOD_INS)
-			continue; /* seen good there: its clients would be cut */
-		ins[k] = key;
-		sock[k++] = s->off_sock[i];
-	}
-	return k;
+		return PLACE_NONE;
+	if (s->slow - s->ins_slow >= need)
+		return n ? PLACE_EACH : PLACE_ALL;
+	return PLACE_OWN;
 }
 
 /*
@@ -348,8 +342,7 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
 		if (s) {
-			s->slow = 0;
-			s->noff = 0;
+			s->slow = s->ins_slow = s->nins = 0;
 		}
 	}
 	for (i = 0; i < e->conns.cap; i++) {
@@ -426,14 +419,14 @@ static void ip_text(const struct mw_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
-/* The key of @s (its prefix if @prefix) on INS @ins (a gd_ins_key(), or GD_INS_ALL). */
-static void source_scope(struct gd_scope *k, const struct gd_source *s, bool prefix, uint32_t ins)
+/* The key of @addr (its prefix if @prefix) on INS @ins (a gd_ins_key(), or GD_INS_ALL). */
+static void scope(struct gd_scope *k, const struct gd_addrkey *addr, bool prefix, uint32_t ins)
 {
 	memset(k, 0, sizeof(*k));
 	if (prefix)
-		gd_addrkey_prefix(&k->addr, &s->key);
+		gd_addrkey_prefix(&k->addr, addr);
 	else
-		k->addr = s->key;
+		k->addr = *addr;
 	k->ins = ins;
 }
 
@@ -513,32 +506,37 @@ static void block_target(struct gd_action *a)
 }
 
 /*
- * Block @s where it offended (see the theory above): a block of every INS covers the
- * INS too, and is sent again (renewed) only while @s offends on two INS at once; one
- * INS's reports let it expire, then block @s on that INS alone.  A block it still
- * offends through after BLOCK_RESEND_MS is sent again: its INS may have restarted
- * under the same id (mw-pvm forgets a scoped block with its INS), or mw-pvm refused it.
+ * Block @s on the INS of offence @o, or on every INS (@o NULL), for itself or as one
+ * of prefix @p (see the theory above): a block of every INS covers the INS too, and
+ * is sent again (renewed) only while @s offends enough on several INS
+ * (source_place()); one INS's reports let it expire, then block @s on that INS
+ * alone.  A block it still offends through after BLOCK_RESEND_MS is sent again: its
+ * INS may have restarted under the same id (mw-pvm forgets a scoped block with its
+ * INS), or mw-pvm refused it.
  */
-static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins, uint64_t sock,
+static void block(struct gd_engine *e, const struct gd_source *s, const struct gd_offence *o,
 		  const struct gd_prefix *p, int64_t now)
 {
+	uint32_t ins = o ? o->key.ins : GD_INS_ALL;
 	struct gd_action a = { .kind = GD_BLOCK, .reason = p ? "slow_prefix" : "slow_source" };
 	bool report = !strcmp(e->cfg->mode, "report");
 	char net[INET6_ADDRSTRLEN];
 	struct mw_addr pa = { 0 };
 	unsigned plen = block_prefix_len(e, s);
 	struct gd_scope k, all;
-	struct gd_block *b;
+	struct gd_block *b, *ab;
 
-	source_scope(&k, s, false, ins);
+	scope(&k, &s->key, false, ins);
 	if (plen)
 		mw_cidr_mask(k.addr.addr, plen); /* one block for the prefix */
 	k.pad[0] = (uint8_t)plen;		 /* a block of the address alone is another */
 	all = k;
 	all.ins = GD_INS_ALL;
 	b = gd_tab_find(&e->blocks, &k);
-	if (!b && k.ins != GD_INS_ALL && gd_tab_find(&e->blocks, &all))
-		return; /* covered, and one INS's reports do not renew a block of every INS */
+	ab = k.ins != GD_INS_ALL ? gd_tab_find(&e->blocks, &all) : NULL;
+	if (!b && ab && now - ab->sent < BLOCK_RESEND_MS)
+		return; /* covered, and one INS's reports do not renew a block of every INS
+			   (nor trust it longer than one sent lately: mw-pvm may refuse it) */
 	if (b && (report || now - b->sent < BLOCK_RESEND_MS))
 		return;
 	gd_addrkey_to(&a.addr, &s->key);
@@ -551,7 +549,7 @@ static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins, 
 		if (!b)
 			return; /* counted in blocks.drops */
 		block_count(e, k.ins, true);
-		b->sock = k.ins == GD_INS_ALL ? 0 : sock;
+		b->sock = o ? o->sock : 0;
 		b->prefix_len = (uint8_t)plen;
 	} else {
 		evidence(&a, "resent", 1);
@@ -565,13 +563,25 @@ static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins, 
 	if (p) {
 		gd_addrkey_to(&pa, &p->key.addr);
 		ip_text(&pa, net, sizeof(net));
+		if (p->key.ins == GD_INS_ALL) {
+			evidence_text(&a, "prefix_ins", "any");
+		} else {
+			evidence(&a, "prefix_ins", p->key.ins >> 8); /* gd_ins_key() */
+			evidence(&a, "prefix_pvm", p->key.ins & 0xff);
+		}
 		evidence_text(&a, "prefix", net);
 		evidence(&a, "prefix_len", p->key.addr.family == 4 ? 24 : 64);
 		evidence(&a, "prefix_sources", p->sources);
+		if (p->key.ins == GD_INS_ALL)
+			evidence(&a, "prefix_beyond", p->sources - p->only_max);
 		evidence(&a, "prefix_slow", p->slow);
 	}
 	evidence(&a, "slow", s->slow);
 	evidence(&a, "conns", s->conns);
+	if (o)
+		evidence(&a, "ins_slow", o->slow);
+	if (!p && (!o || o->slow < (uint32_t)e->cfg->block_slow))
+		evidence(&a, "slow_beyond", s->slow - s->ins_slow); /* what it rests on */
 	if (b->sock)
 		evidence_ins(&a, b->sock);
 	else
@@ -583,66 +593,132 @@ static void block(struct gd_engine *e, const struct gd_source *s, uint32_t ins, 
 /*
  * Prefixes: AddrBlock names one address, so a /24 (/64) whose offending sources
  * number block_prefix_sources is blocked as its offending addresses, each at once
- * (one slow connection is enough there), not only those reaching block_slow.
- * Sources are counted per INS (those slow on several at once: apart), so that one
- * INS's reports never make up a prefix with another's; every offending source
- * counts, seen good or not (good evidence, perhaps a liar's, must not split the
- * count): it says only where each block goes (block_scopes()).
+ * (one slow connection is enough there), not only those reaching block_slow.  What a
+ * liar reports must neither make up a prefix nor hide one, so each source counts:
+ *   - in the prefix of each INS it offends on (an offence): one reaching the
+ *     threshold blocks its sources on that INS (its own word);
+ *   - in the prefix of any INS, which counts without the sources offending on one
+ *     INS alone for the INS with the most of them: one reaching the threshold there
+ *     blocks its sources on each INS they offend on (honest INS saw the threshold
+ *     together, whoever lies: an attack spread over INS is counted whole).
+ * A liar naming a source too only adds to counts; its made-up sources offend on it
+ * alone.  Blocks go to each INS a source offends on that did not see it good (never
+ * every INS at once: one slow connection is not enough for that), and nowhere if 8
+ * INS saw it good.  Every offending source counts, seen good or not (good evidence,
+ * perhaps a liar's, must not split the count): it says only where a block goes.
+ * The table holds an entry per offence and per offending source (engine.c,
+ * prefixes_max()), so no count is ever left out.
  */
-static uint32_t offence_scope(const struct gd_source *s)
+static struct gd_prefix *prefix_count(struct gd_engine *e, const struct gd_addrkey *addr,
+				      uint32_t ins, uint32_t slow)
 {
-	return s->noff > 1 ? GD_INS_ALL : gd_ins_key(s->off_sock[0]);
+	struct gd_scope key;
+	struct gd_prefix *p;
+
+	scope(&key, addr, true, ins);
+	p = gd_tab_find(&e->prefixes, &key);
+	if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
+		p->sources = p->slow = p->only = p->only_max = 0;
+	if (p) {
+		p->sources++;
+		p->slow += slow;
+	}
+	return p;
+}
+
+static struct gd_prefix *prefix_find(struct gd_engine *e, const struct gd_addrkey *addr,
+				     uint32_t ins)
+{
+	struct gd_scope key;
+
+	scope(&key, addr, true, ins);
+	return gd_tab_find(&e->prefixes, &key);
+}
+
+static void prefix_counts(struct gd_engine *e)
+{
+	struct gd_prefix *p, *one;
+	struct gd_offence *o;
+	struct gd_source *s;
+	size_t i;
+
+	gd_tab_clear(&e->prefixes);
+	for (i = 0; i < e->offences.cap; i++) {
+		o = gd_tab_slot(&e->offences, i);
+		if (o)
+			prefix_count(e, &o->key.addr, o->key.ins, o->slow);
+	}
+	for (i = 0; i < e->sources.cap; i++) {
+		s = gd_tab_slot(&e->sources, i);
+		if (!s || !s->nins)
+			continue;
+		p = prefix_count(e, &s->key, GD_INS_ALL, s->slow);
+		one = s->nins == 1 ? prefix_find(e, &s->key, s->ins0) : NULL;
+		if (p && one && ++one->only > p->only_max)
+			p->only_max = one->only;
+	}
 }
 
 static void block_prefixes(struct gd_engine *e, int64_t now)
 {
-	uint32_t ins[GD_OFF_INS];
-	uint64_t sock[GD_OFF_INS];
-	struct gd_scope key;
-	struct gd_prefix *p;
+	uint32_t need = (uint32_t)e->cfg->block_prefix_sources;
+	const struct gd_prefix *p, *all;
+	struct gd_offence *o;
 	struct gd_source *s;
-	unsigned n, k;
+	bool there;
 	size_t i;
 
-	gd_tab_clear(&e->prefixes);
-	for (i = 0; i < e->sources.cap; i++) {
-		s = gd_tab_slot(&e->sources, i);
-		if (!s || !s->slow)
+	prefix_counts(e);
+	for (i = 0; i < e->offences.cap; i++) {
+		o = gd_tab_slot(&e->offences, i);
+		if (!o || !(s = gd_tab_find(&e->sources, &o->key.addr)))
 			continue;
-		source_scope(&key, s, true, offence_scope(s));
-		p = gd_tab_find(&e->prefixes, &key);
-		if (!p && (p = gd_tab_insert(&e->prefixes, &key)))
-			p->sources = p->slow = 0;
-		if (!p)
-			continue;
-		p->sources++;
-		p->slow += s->slow;
-	}
-	for (i = 0; i < e->sources.cap; i++) {
-		s = gd_tab_slot(&e->sources, i);
-		if (!s || !s->slow)
-			continue;
-		source_scope(&key, s, true, offence_scope(s));
-		p = gd_tab_find(&e->prefixes, &key);
-		if (!p || p->sources < (uint32_t)e->cfg->block_prefix_sources)
-			continue;
-		n = block_scopes(e, s, now, ins, sock);
-		for (k = 0; k < n; k++)
-			block(e, s, ins[k], sock[k], p, now);
+		p = prefix_find(e, &o->key.addr, o->key.ins);
+		all = prefix_find(e, &o->key.addr, GD_INS_ALL);
+		if (!p || p->sources < need)
+			p = all && all->sources - all->only_max >= need ? all : NULL;
+		if (p && good_ins(e, s, now, o->key.ins, &there) < GD_GOOD_INS && !there)
+			block(e, s, o, p, now);
 	}
 }
 
-/* gd_decide_sources() - block sources whose connections all crawl; forget idle sources */
+/* Slow connection @c of @s, on a listener under pressure: counted on its INS. */
+static void note_offence(struct gd_engine *e, struct gd_source *s, const struct gd_conn *c)
+{
+	struct gd_offence *o;
+	struct gd_scope key;
+
+	scope(&key, &s->key, false, gd_ins_key(c->id));
+	o = gd_tab_insert(&e->offences, &key);
+	if (!o)
+		return; /* never: one entry per slow connection at most, max_conns of them */
+	if (!o->slow++) {
+		o->sock = c->id;
+		if (!s->nins++)
+			s->ins0 = key.ins;
+	}
+	if (o->slow > s->ins_slow)
+		s->ins_slow = o->slow;
+	s->slow++;
+}
+
+/*
+ * gd_decide_sources() - block sources whose connections all crawl; forget idle sources
+ *
+ * A source's slow connections are counted per INS (struct gd_offence); its block
+ * goes where source_place() says, scoped blocks to each INS in turn.
+ */
 void gd_decide_sources(struct gd_engine *e, int64_t now)
 {
+	uint32_t need = (uint32_t)e->cfg->block_slow, offending = 0;
 	struct gd_addrkey key;
+	struct gd_offence *o;
 	struct gd_source *s;
-	uint32_t offending = 0, ins[GD_OFF_INS];
-	uint64_t sock[GD_OFF_INS];
 	struct gd_conn *c;
-	unsigned n, k;
+	bool there;
 	size_t i;
 
+	gd_tab_clear(&e->offences);
 	for (i = 0; i < e->conns.cap; i++) {
 		c = gd_tab_slot(&e->conns, i);
 		if (!c || !conn_offends(e, c))
@@ -651,24 +727,32 @@ void gd_decide_sources(struct gd_engine *e, int64_t now)
 		s = gd_tab_find(&e->sources, &key);
 		if (!s)
 			continue;
-		note_offence(s, c->id);
-		s->slow++;
+		note_offence(e, s, c);
 		offending++;
 	}
-	if (offending && e->cfg->block_prefix_sources)
-		block_prefixes(e, now);
-	for (i = 0; i < e->sources.cap; i++) {
-		bool good;
-
+	for (i = 0; offending && i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
 		if (!s)
 			continue;
-		good = source_good(e, s, now);
-		n = s->slow >= (uint32_t)e->cfg->block_slow ? block_scopes(e, s, now, ins, sock)
-							    : 0;
-		for (k = 0; k < n; k++)
-			block(e, s, ins[k], sock[k], NULL, now);
-		if (!s->conns && !good) {
+		s->place = s->slow >= need ? source_place(e, s, now, need) : PLACE_NONE;
+		if (s->place == PLACE_ALL)
+			block(e, s, NULL, NULL, now); /* first: the scoped ones are then covered */
+	}
+	if (offending && e->cfg->block_prefix_sources)
+		block_prefixes(e, now);
+	for (i = 0; offending && i < e->offences.cap; i++) {
+		o = gd_tab_slot(&e->offences, i);
+		if (!o || !(s = gd_tab_find(&e->sources, &o->key.addr)))
+			continue;
+		if (s->place != PLACE_EACH && (s->place != PLACE_OWN || o->slow < need))
+			continue;
+		good_ins(e, s, now, o->key.ins, &there);
+		if (!there) /* seen good there: its clients would be cut */
+			block(e, s, o, NULL, now);
+	}
+	for (i = 0; i < e->sources.cap; i++) {
+		s = gd_tab_slot(&e->sources, i);
+		if (s && !s->conns && !source_good(e, s, now)) {
 			gd_tab_remove(&e->sources, s);
 			i--; /* the slot may hold a moved entry now */
 		}

@@ -63,6 +63,18 @@ int gd_engine_configure(struct gd_engine *e, const struct mw_guard_config *cfg, 
 	return 0;
 }
 
+/*
+ * Prefixes counted at one evaluation (decide.c): one of an INS per offence (an
+ * address on an INS with a slow connection: max_conns at most), one of any INS per
+ * offending source (no more sources than connections), so no count is left out.
+ */
+static size_t prefixes_max(const struct mw_guard_config *cfg)
+{
+	size_t conns = (size_t)cfg->max_conns, sources = (size_t)cfg->max_sources;
+
+	return conns + (sources < conns ? sources : conns);
+}
+
 /**
  * gd_engine_init() - allocate the tables from the configured maxima
  * @emit: called with every decision, @ctx its first argument
@@ -85,7 +97,9 @@ int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_em
 			sizeof(struct gd_addrkey)) ||
 	    gd_tab_init(&e->blocks, (size_t)cfg->max_blocks, sizeof(struct gd_block),
 			sizeof(struct gd_scope)) ||
-	    gd_tab_init(&e->prefixes, (size_t)cfg->max_sources, sizeof(struct gd_prefix),
+	    gd_tab_init(&e->prefixes, prefixes_max(cfg), sizeof(struct gd_prefix),
+			sizeof(struct gd_scope)) ||
+	    gd_tab_init(&e->offences, (size_t)cfg->max_conns, sizeof(struct gd_offence),
 			sizeof(struct gd_scope)) ||
 	    gd_tab_init(&e->ins_blocks, (size_t)cfg->max_blocks, sizeof(struct gd_ins_blocks),
 			sizeof(uint32_t))) {
@@ -103,6 +117,7 @@ void gd_engine_fini(struct gd_engine *e)
 	gd_tab_free(&e->sources);
 	gd_tab_free(&e->blocks);
 	gd_tab_free(&e->prefixes);
+	gd_tab_free(&e->offences);
 	gd_tab_free(&e->ins_blocks);
 }
 

@@ -51,8 +51,6 @@ struct gd_conn {
 
 /* The INS whose good evidence of one address is kept (the most recent ones). */
 #define GD_GOOD_INS 8
-/* The INS an address offends on that one evaluation blocks it on, one by one. */
-#define GD_OFF_INS 8
 
 /* Good evidence of an address seen on one INS. */
 struct gd_good {
@@ -69,9 +67,10 @@ struct gd_source {
 	struct gd_good good[GD_GOOD_INS]; /* where: what spares it a block (decide.c) */
 	int64_t last_done; /* ms: an exchange ended well (closed by itself); 0 = never */
 	uint32_t scan;	   /* scratch: connections on the listener being judged (decide.c) */
-	uint64_t off_sock[GD_OFF_INS]; /* this evaluation: a slow connection on each INS it
-					  offends on (the first GD_OFF_INS met), naming it */
-	uint8_t noff;		       /* how many of off_sock (2 or more: several INS) */
+	uint32_t ins_slow; /* this evaluation: the most of @slow on one INS */
+	uint32_t nins;	   /* this evaluation: the INS it offends on (struct gd_offence) */
+	uint32_t ins0;	   /* this evaluation: the first of them met (the only one if @nins 1) */
+	uint8_t place;	   /* scratch: where its block goes (decide.c, enum place) */
 };
 
 #define GD_INS_ALL 0xffffffffu /* a gd_scope on every INS (gd_ins_key() has 24 bits) */
@@ -83,16 +82,29 @@ struct gd_scope {
 	uint32_t ins;	/* gd_ins_key(), or GD_INS_ALL */
 };
 
-/* A /24 (/64) with offending sources on one INS, counted anew at each evaluation. */
+/* An address offending on one INS, counted anew at each evaluation (decide.c). */
+struct gd_offence {
+	struct gd_scope key; /* the address (pad zero) and the INS */
+	uint32_t slow;	     /* its slow connections on listeners under pressure there */
+	uint64_t sock;	     /* one of them: names the INS to a block scoped to it */
+};
+
+/*
+ * A /24 (/64) with offending sources on one INS, or on any INS (GD_INS_ALL), counted
+ * anew at each evaluation (decide.c, block_prefixes()).
+ */
 struct gd_prefix {
-	struct gd_scope key;   /* the address with its host bits zero; the INS */
-	uint32_t sources;      /* sources with slow connections and no recent progress */
-	uint32_t slow;	       /* their slow connections */
+	struct gd_scope key; /* the address with its host bits zero; the INS */
+	uint32_t sources;    /* sources with slow connections there */
+	uint32_t slow;	     /* their slow connections there */
+	uint32_t only;	     /* one INS: those of @sources offending on no other INS */
+	uint32_t only_max;   /* any INS: the most @only of one INS */
 };
 
 /*
  * A block mw-guard placed, lifted after guard.block_expiry_s: on the one INS whose
- * evidence it rests on, or on every INS when two INS saw the address offend at once.
+ * evidence it rests on, or on every INS when INS beyond the one reporting the most saw
+ * the address offend enough at once (decide.c, source_place()).
  */
 struct gd_block {
 	struct gd_scope key; /* an IPv6 address's prefix, with its length in @prefix_len */
@@ -181,6 +193,7 @@ struct gd_engine {
 	bool has_ins_net;
 	bool multi_ins; /* connections came from more than one INS at once (kept) */
 	struct gd_tab conns, sources, blocks, prefixes;
+	struct gd_tab offences;	  /* struct gd_offence: this evaluation's, per address and INS */
 	struct gd_tab ins_blocks; /* struct gd_ins_blocks: the blocks placed on each INS */
 	struct gd_listener listeners[GD_LISTENERS_MAX];
 	int nlisteners;

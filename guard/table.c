@@ -69,7 +69,8 @@ void gd_tab_free(struct gd_tab *t)
 /* gd_tab_clear() - forget every entry (the drop count stays) */
 void gd_tab_clear(struct gd_tab *t)
 {
-	memset(t->used, 0, t->cap);
+	if (t->n)
+		memset(t->used, 0, t->cap);
 	t->n = 0;
 }
 

@@ -1088,6 +1088,201 @@ static void test_prefix_not_split_by_good(void **state)
 	}
 	assert_int_equal(count_target(GD_BLOCK, "10.7.0."), 32);
 	assert_int_equal(count(GD_BLOCK, "slow_source"), 0); /* two slow each: under block_slow */
+	for (c = 0; c < nrec; c++)
+		if (rec[c].kind == GD_BLOCK && !strncmp(rec[c].target, "10.7.0.", 7))
+			assert_non_null(strstr(rec[c].evidence,
+					       "prefix_ins=any,prefix=10.7.0.0,prefix_len=24,"
+					       "prefix_sources=16,prefix_beyond=16,prefix_slow=32,"
+					       "slow=2,conns=2,ins_slow=1,ins="));
+}
+
+/* @n idle connections of @ip on the INS of @ins, ids from @ins + @first. */
+static void conns_on(const char *ip, uint64_t ins, uint64_t first, int n, int64_t now)
+{
+	char peer[96];
+	int c;
+
+	for (c = 0; c < n; c++) {
+		snprintf(peer, sizeof(peer), "%s:%d", ip, 20000 + (int)first + c);
+		accept_conn(ins + first + (uint64_t)c, peer, now);
+	}
+}
+
+/* How many blocks of @target were placed on every INS. */
+static int blocks_all(const char *target)
+{
+	int i, n = 0;
+
+	for (i = 0; i < nrec; i++)
+		n += rec[i].kind == GD_BLOCK && !strcmp(rec[i].target, target) && !rec[i].sock;
+	return n;
+}
+
+/*
+ * Slow connections are counted per INS: a liar's count never adds to an honest INS's.
+ * On the old engine (counts summed over every INS) a compromised INS 9 reporting 8
+ * made-up slow connections of a client holding one real slow connection on INS 3
+ * got that client blocked on every INS; now it is blocked on INS 9 alone.  An
+ * attacker spread over INS 3, 5 and 6 (4 each) is still blocked everywhere: 8
+ * (block_slow) but those of the INS with the most; 7 on each of two INS are not
+ * (the bound an attacker spread by round robin stays under); one on each of 12 INS
+ * (more than the 8 tracked one by one) is.  Prefixes likewise: 16 sources of
+ * 10.5.0.0/24 slow on INS 3, 8 of them reported slow by the liar too, are all
+ * blocked on INS 3 (the old engine moved those 8 to a count of every INS and left 8
+ * on INS 3, both under block_prefix_sources: none was blocked); 16 of 10.3.0.0/24
+ * that the liar all reports slow too are blocked on INS 3 and on the liar, not on
+ * every INS (the old engine did: one slow connection on an honest INS is not enough
+ * for that); a client with one slow connection on INS 3 that the liar reports slow
+ * with 15 made-up neighbours of its /24 is blocked on the liar alone, as are they.
+ */
+static void test_slow_counted_per_ins(void **state)
+{
+	uint64_t on1 = mw_sockid_make(1, 0, MW_SOCKID_INS_ASSIGNED),
+		 on3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED),
+		 on5 = mw_sockid_make(5, 0, MW_SOCKID_INS_ASSIGNED),
+		 on6 = mw_sockid_make(6, 0, MW_SOCKID_INS_ASSIGNED),
+		 on9 = mw_sockid_make(9, 0, MW_SOCKID_INS_ASSIGNED);
+	int64_t now = 1000;
+	char ip[64];
+	int c;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 40; c++) { /* pressure: 40 slow connections of other addresses */
+		snprintf(ip, sizeof(ip), "10.6.1.%d", c + 1);
+		conns_on(ip, on1, 1000 + (uint64_t)c, 1, now);
+	}
+	conns_on("10.9.0.1", on3, 100, 1, now);
+	conns_on("10.9.0.1", on9, 100, 8, now);
+	conns_on("10.9.0.2", on3, 200, 4, now);
+	conns_on("10.9.0.2", on5, 200, 4, now);
+	conns_on("10.9.0.2", on6, 200, 4, now);
+	conns_on("10.9.0.3", on3, 300, 7, now);
+	conns_on("10.9.0.3", on5, 300, 7, now);
+	for (c = 0; c < 16; c++) {
+		snprintf(ip, sizeof(ip), "10.5.0.%d", c + 1);
+		conns_on(ip, on3, 400 + (uint64_t)c, 1, now);
+		if (c < 8)
+			conns_on(ip, on9, 400 + (uint64_t)c, 1, now);
+		snprintf(ip, sizeof(ip), "10.4.0.%d", c + 1);
+		if (!c)
+			conns_on(ip, on3, 500, 1, now);
+		conns_on(ip, on9, 500 + (uint64_t)c, 1, now);
+		snprintf(ip, sizeof(ip), "10.3.0.%d", c + 1);
+		conns_on(ip, on3, 700 + (uint64_t)c, 1, now);
+		conns_on(ip, on9, 700 + (uint64_t)c, 1, now);
+	}
+	for (c = 0; c < 12; c++)
+		conns_on("10.9.0.4", mw_sockid_make((uint16_t)(20 + c), 0, MW_SOCKID_INS_ASSIGNED),
+			 600, 1, now);
+	tick_until(&now, now + 8000);
+	assert_int_equal(blocks_on("10.9.0.1", on9), 1);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.1"), 1);
+	assert_int_equal(blocks_all("10.9.0.2"), 1);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.2"), 1);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.3"), 0);
+	assert_int_equal(blocks_all("10.9.0.4"), 1);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.4"), 1);
+	assert_int_equal(count_target(GD_BLOCK, "10.5.0."), 16);
+	assert_int_equal(count_target(GD_BLOCK, "10.4.0."), 16);
+	assert_int_equal(count_target(GD_BLOCK, "10.6.1."), 40);
+	assert_int_equal(count_target(GD_BLOCK, "10.3.0."), 32);
+	for (c = 0; c < 16; c++) {
+		snprintf(ip, sizeof(ip), "10.5.0.%d", c + 1);
+		assert_int_equal(blocks_on(ip, on3), 1);
+		snprintf(ip, sizeof(ip), "10.4.0.%d", c + 1);
+		assert_int_equal(blocks_on(ip, on9), 1);
+		snprintf(ip, sizeof(ip), "10.3.0.%d", c + 1);
+		assert_int_equal(blocks_on(ip, on3), 1);
+		assert_int_equal(blocks_on(ip, on9), 1);
+	}
+	/* What each rests on: the INS's own count, or the count beyond the largest. */
+	for (c = 0; c < nrec; c++) {
+		if (rec[c].kind != GD_BLOCK)
+			continue;
+		if (!strcmp(rec[c].target, "10.9.0.1"))
+			assert_non_null(
+				strstr(rec[c].evidence, "slow=9,conns=9,ins_slow=8,ins=9,"));
+		if (!strcmp(rec[c].target, "10.9.0.2"))
+			assert_non_null(
+				strstr(rec[c].evidence, "slow=12,conns=12,slow_beyond=8,ins=all,"));
+		if (!strcmp(rec[c].target, "10.9.0.4"))
+			assert_non_null(strstr(rec[c].evidence,
+					       "slow=12,conns=12,slow_beyond=11,ins=all,"));
+		if (!strcmp(rec[c].target, "10.3.0.1"))
+			assert_non_null(strstr(rec[c].evidence, "prefix_sources=16,prefix_slow=16,"
+								"slow=2,conns=2,ins_slow=1,"));
+	}
+	for (c = 0; c < nrec; c++)
+		if (rec[c].kind == GD_BLOCK && !strncmp(rec[c].target, "10.6.1.", 7))
+			assert_int_equal(mw_sockid_ins(rec[c].sock), 1);
+}
+
+/*
+ * A liar cannot hide an offence by adding to it.  With block_slow 16, an address
+ * slow on nine honest INS (1 on each of seven, 10 on two more) has 17 beyond the INS
+ * with the most: blocked on every INS, the liar reporting one more or silent (counts
+ * kept for only the first 8 INS met would let one report of the liar push an INS
+ * out of the count, and the block with it).  Seen good on one honest INS, it is
+ * blocked on each of the 8 others it offends on, and on the liar.
+ * With small tables, prefixes spread over INS are all counted (the prefix table
+ * holds an entry per offence and per source: none is dropped).
+ */
+static void test_liar_cannot_hide_offence(void **state)
+{
+	uint64_t on9 = mw_sockid_make(9, 0, MW_SOCKID_INS_ASSIGNED), ins[9];
+	int64_t now = 1000;
+	char ip[64];
+	int c;
+
+	cfg.guard.block_slow = 16;
+	cfg.guard.block_prefix_sources = 0;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 9; c++)
+		ins[c] = mw_sockid_make((uint16_t)(11 + c), 0, MW_SOCKID_INS_ASSIGNED);
+	for (c = 0; c < 9; c++) {
+		conns_on("10.9.0.1", ins[c], 100 * (uint64_t)c, c < 7 ? 1 : 10, now);
+		conns_on("10.9.0.2", ins[c], 2000 + 100 * (uint64_t)c, c < 7 ? 1 : 10, now);
+		conns_on("10.9.0.3", ins[c], 4000 + 100 * (uint64_t)c, c < 7 ? 1 : 10, now);
+	}
+	conns_on("10.9.0.1", on9, 0, 1, now);
+	conns_on("10.9.0.2", on9, 2000, 1, now);
+	good_exchange(ins[0] + 5000, "10.9.0.2:40000", now);
+	tick_until(&now, now + 8000);
+	assert_int_equal(blocks_all("10.9.0.1"), 1);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.1"), 1);
+	assert_int_equal(blocks_all("10.9.0.3"), 1); /* the liar silent: the same */
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.3"), 1);
+	assert_int_equal(blocks_all("10.9.0.2"), 0);
+	assert_int_equal(blocks_on("10.9.0.2", ins[0]), 0);
+	for (c = 1; c < 9; c++)
+		assert_int_equal(blocks_on("10.9.0.2", ins[c]), 1);
+	assert_int_equal(blocks_on("10.9.0.2", on9), 1);
+	gd_engine_fini(&eng);
+
+	cfg.guard.block_slow = 8;
+	cfg.guard.block_prefix_sources = 16;
+	cfg.guard.max_conns = 128;
+	cfg.guard.max_sources = 32;
+	now = 1000;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 16; c++) { /* a prefix, each on two of eight INS */
+		snprintf(ip, sizeof(ip), "10.7.0.%d", c + 1);
+		conns_on(ip, mw_sockid_make((uint16_t)(1 + c % 8), 0, MW_SOCKID_INS_ASSIGNED),
+			 100 + (uint64_t)c, 1, now);
+		conns_on(ip, mw_sockid_make((uint16_t)(1 + (c + 1) % 8), 0, MW_SOCKID_INS_ASSIGNED),
+			 200 + (uint64_t)c, 1, now);
+		snprintf(ip, sizeof(ip), "10.%d.1.1", 20 + c); /* others, alone in theirs */
+		conns_on(ip, mw_sockid_make((uint16_t)(1 + c % 8), 0, MW_SOCKID_INS_ASSIGNED),
+			 300 + (uint64_t)c, 1, now);
+		conns_on(ip, mw_sockid_make((uint16_t)(1 + (c + 3) % 8), 0, MW_SOCKID_INS_ASSIGNED),
+			 400 + (uint64_t)c, 1, now);
+	}
+	tick_until(&now, now + 8000);
+	assert_int_equal(eng.prefixes.drops, 0);
+	assert_int_equal(count_target(GD_BLOCK, "10.7.0."), 32);
 }
 
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
@@ -1299,6 +1494,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_block_all_not_renewed_by_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_good_evidence_per_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_not_split_by_good, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_counted_per_ins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_liar_cannot_hide_offence, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_prefix_block, setup, teardown),
 	};
 
