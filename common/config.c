@@ -247,7 +247,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(guard, rotate_after_ms, 10000, 0, 3600000, CHK_NONE),
 	KEY_INT(guard, rotate_interval_ms, 60000, 1000, 86400000, CHK_NONE),
 	KEY_INT(guard, max_conns, 65536, 16, 16 * MIB, CHK_NONE),
-	KEY_INT(guard, max_sources, 16384, 16, 16 * MIB, CHK_NONE),
+	KEY_INT(guard, max_sources, 65536, 16, 16 * MIB, CHK_NONE),
 	KEY_INT(guard, max_blocks, 1024, 1, 1 * MIB, CHK_NONE),
 	KEY_INT(guard, max_actions, 256, 1, 65536, CHK_NONE),
 	KEY_STRLIST(flowd, interfaces, CHK_IFNAME),

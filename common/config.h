@@ -170,7 +170,7 @@ struct mw_guard_config {
 	int rotate_after_ms;                /* pressure this long before a rotation: 10000 */
 	int rotate_interval_ms;             /* at most one rotation this often: 60000 */
 	int max_conns;                      /* connections tracked: 65536 */
-	int max_sources;                    /* source addresses tracked: 16384 */
+	int max_sources;		    /* source addresses tracked: 65536 */
 	int max_blocks;                     /* blocks held at once: 1024 */
 	int max_actions;                    /* actions kept for mwctl guard actions: 256 */
 };

@@ -30,20 +30,22 @@ static void cmd_status(struct guardd *g, struct mw_ctl_out *o)
 		    "status mode=%s netflow=%s netflow_addr=%s connects=%" PRIu64
 		    " disconnects=%" PRIu64 " observations=%" PRIu64 " accepts=%" PRIu64
 		    " conns=%zu sources=%zu blocks=%zu listeners=%d conn_drops=%" PRIu64
-		    " source_drops=%" PRIu64 " block_drops=%" PRIu64 " listener_drops=%" PRIu64
-		    " actions=%" PRIu64 " shield_set=%" PRIu64 " shield_clear=%" PRIu64
-		    " close=%" PRIu64 " block=%" PRIu64 " unblock=%" PRIu64 " rotate=%" PRIu64
-		    " rotate_ok=%" PRIu64 " rotate_failed=%" PRIu64 " requests=%" PRIu64
-		    " accepted=%" PRIu64 " gone=%" PRIu64 " refused=%" PRIu64 " not_sent=%" PRIu64
-		    " reloads=%" PRIu64 " reload_errors=%" PRIu64 "\n",
+		    " source_drops=%" PRIu64 " conn_evictions=%" PRIu64 " source_evictions=%" PRIu64
+		    " block_drops=%" PRIu64 " listener_drops=%" PRIu64 " actions=%" PRIu64
+		    " shield_set=%" PRIu64 " shield_clear=%" PRIu64 " close=%" PRIu64
+		    " block=%" PRIu64 " unblock=%" PRIu64 " rotate=%" PRIu64 " rotate_ok=%" PRIu64
+		    " rotate_failed=%" PRIu64 " requests=%" PRIu64 " accepted=%" PRIu64
+		    " gone=%" PRIu64 " refused=%" PRIu64 " not_sent=%" PRIu64 " reloads=%" PRIu64
+		    " reload_errors=%" PRIu64 "\n",
 		    g->cfg->guard.mode, g->nf ? "connected" : "disconnected", g->nf_addr,
 		    g->connects, g->disconnects, st->observations, st->accepts, e->conns.n,
 		    e->sources.n, e->blocks.n, e->nlisteners, e->conns.drops, e->sources.drops,
-		    e->blocks.drops, st->listener_drops, g->act.seq, st->actions[GD_SHIELD_SET],
-		    st->actions[GD_SHIELD_CLEAR], st->actions[GD_CLOSE], st->actions[GD_BLOCK],
-		    st->actions[GD_UNBLOCK], st->actions[GD_ROTATE], g->rotations_ok,
-		    g->rotations_failed, g->act.requests, g->act.responses_ok, g->act.gone,
-		    g->act.rejected, g->act.send_failed, g->reloads, g->reload_errors);
+		    e->conns.evictions, e->sources.evictions, e->blocks.drops, st->listener_drops,
+		    g->act.seq, st->actions[GD_SHIELD_SET], st->actions[GD_SHIELD_CLEAR],
+		    st->actions[GD_CLOSE], st->actions[GD_BLOCK], st->actions[GD_UNBLOCK],
+		    st->actions[GD_ROTATE], g->rotations_ok, g->rotations_failed, g->act.requests,
+		    g->act.responses_ok, g->act.gone, g->act.rejected, g->act.send_failed,
+		    g->reloads, g->reload_errors);
 	for (i = 0; i < e->nlisteners; i++) {
 		const struct gd_listener *l = &e->listeners[i];
 

@@ -158,28 +158,40 @@ static bool source_good(const struct gd_engine *e, const struct gd_source *s, in
  * @sock: the connection (its INS: gd_ins_key())
  * @now:  ms
  *
- * Kept per INS, the most recent GD_GOOD_INS of them: a compromised INS reports any
- * peer address, so its word spares an address a block on no INS but its own.
+ * Kept per INS, GD_GOOD_INS of them: a compromised INS reports any peer address, so
+ * its word spares an address a block on no INS but its own.  A new INS takes an
+ * empty slot, else that of an INS holding no connection (gone: a liar that rejoins
+ * under fresh ids takes the slots of its old ones, not an honest INS's), else the
+ * oldest.
  */
-void gd_source_good(struct gd_source *s, uint64_t sock, int64_t now)
+void gd_source_good(const struct gd_engine *e, struct gd_source *s, uint64_t sock, int64_t now)
 {
 	uint32_t ins = gd_ins_key(sock);
 	size_t i, slot = 0;
 
 	s->last_good = now;
-	for (i = 0; i < GD_GOOD_INS; i++) {
-		if (s->good[i].at && s->good[i].ins == ins) {
-			slot = i;
-			break;
+	for (i = 0; i < GD_GOOD_INS && !(s->good[i].at && s->good[i].ins == ins); i++)
+		;
+	if (i == GD_GOOD_INS) {
+		for (i = 0; i < GD_GOOD_INS; i++) {
+			if (!s->good[i].at || !gd_ins_count_get(&e->ins_conns, s->good[i].ins)) {
+				slot = i; /* empty, or its INS gone */
+				break;
+			}
+			if (s->good[i].at < s->good[slot].at)
+				slot = i;
 		}
-		if (s->good[i].at < s->good[slot].at)
-			slot = i; /* empty (0) or the oldest */
+		i = slot;
 	}
-	s->good[slot].ins = ins;
-	s->good[slot].at = now;
+	s->good[i].ins = ins;
+	s->good[i].at = now;
 }
 
-/* How many INS saw @s good within good_memory_ms; *@there: whether INS @ins is one. */
+/*
+ * How many INS saw @s good within good_memory_ms and hold connections now (a liar
+ * that rejoins under fresh ids, its old ones reaped, counts once); *@there: whether
+ * INS @ins is one.
+ */
 static unsigned good_ins(const struct gd_engine *e, const struct gd_source *s, int64_t now,
 			 uint32_t ins, bool *there)
 {
@@ -187,7 +199,8 @@ static unsigned good_ins(const struct gd_engine *e, const struct gd_source *s, i
 
 	*there = false;
 	for (j = 0; j < GD_GOOD_INS; j++) {
-		if (!s->good[j].at || now - s->good[j].at >= e->cfg->good_memory_ms)
+		if (!s->good[j].at || now - s->good[j].at >= e->cfg->good_memory_ms ||
+		    !gd_ins_count_get(&e->ins_conns, s->good[j].ins))
 			continue;
 		n++;
 		*there |= s->good[j].ins == ins;
@@ -329,7 +342,22 @@ static void levers(struct gd_engine *e, struct gd_listener *l, bool on, bool src
 	emit(e, &a);
 }
 
-/* gd_decide_classify() - mark each connection slow or not; count per listener */
+/* Connection @c counts in its source @s, as good evidence if it progresses. */
+static void source_conn(struct gd_engine *e, struct gd_source *s, const struct gd_conn *c,
+			int64_t now)
+{
+	s->conns++;
+	if (!c->slow && now - c->t_open >= e->cfg->slow_after_ms)
+		gd_source_good(e, s, c->id, now);
+}
+
+/*
+ * gd_decide_classify() - mark each connection slow or not; count per listener; count
+ * the sources' connections anew, then make again the sources of connections that
+ * have none (no room when they came, or evicted without connections counted: the
+ * sources made take the room of sources without connections only, never of one
+ * counted here)
+ */
 void gd_decide_classify(struct gd_engine *e, int64_t now)
 {
 	struct gd_listener *l;
@@ -337,13 +365,12 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 	struct gd_source *s;
 	struct gd_conn *c;
 	uint32_t ins0 = GD_INS_ALL; /* the first connection's INS (no INS key is GD_INS_ALL) */
-	size_t i;
+	size_t i, missing = 0;
 
 	for (i = 0; i < e->sources.cap; i++) {
 		s = gd_tab_slot(&e->sources, i);
-		if (s) {
-			s->slow = s->ins_slow = s->nins = 0;
-		}
+		if (s)
+			s->slow = s->ins_slow = s->nins = s->conns = 0;
 	}
 	for (i = 0; i < e->conns.cap; i++) {
 		c = gd_tab_slot(&e->conns, i);
@@ -359,12 +386,24 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 			l->held++;
 			l->slow += c->slow;
 		}
-		if (c->slow || now - c->t_open < e->cfg->slow_after_ms)
-			continue;
 		gd_addrkey_from(&key, &c->peer);
 		s = gd_tab_find(&e->sources, &key);
+		c->sourceless = !s;
 		if (s)
-			gd_source_good(s, c->id, now);
+			source_conn(e, s, c, now);
+		else
+			missing++;
+	}
+	for (i = 0; missing && i < e->conns.cap; i++) {
+		c = gd_tab_slot(&e->conns, i);
+		if (!c || !c->sourceless)
+			continue;
+		missing--;
+		gd_addrkey_from(&key, &c->peer);
+		s = gd_engine_source(e, &key, now, false);
+		c->sourceless = !s;
+		if (s)
+			source_conn(e, s, c, now);
 	}
 }
 
@@ -470,10 +509,10 @@ static unsigned block_prefix_len(const struct gd_engine *e, const struct gd_sour
  */
 static bool block_share_left(struct gd_engine *e, uint32_t ins)
 {
-	const struct gd_ins_blocks *c = gd_tab_find(&e->ins_blocks, &ins);
 	size_t share = e->blocks.max / 2;
 
-	if (ins == GD_INS_ALL || !e->multi_ins || !c || c->n < (share ? share : 1))
+	if (ins == GD_INS_ALL || !e->multi_ins ||
+	    gd_ins_count_get(&e->ins_blocks, ins) < (share ? share : 1))
 		return true;
 	e->blocks.drops++;
 	return false;
@@ -482,17 +521,8 @@ static bool block_share_left(struct gd_engine *e, uint32_t ins)
 /* A block on INS @ins was placed (@add) or lifted: count it (not those of every INS). */
 static void block_count(struct gd_engine *e, uint32_t ins, bool add)
 {
-	struct gd_ins_blocks *c;
-
-	if (ins == GD_INS_ALL)
-		return;
-	c = add ? gd_tab_insert(&e->ins_blocks, &ins) : gd_tab_find(&e->ins_blocks, &ins);
-	if (!c)
-		return; /* never: one entry per INS with a block, blocks.max of them at most */
-	if (add)
-		c->n++;
-	else if (!--c->n)
-		gd_tab_remove(&e->ins_blocks, c);
+	if (ins != GD_INS_ALL)
+		gd_ins_count_add(&e->ins_blocks, ins, add);
 }
 
 static void block_target(struct gd_action *a)

@@ -17,6 +17,8 @@
  *   - sources: per peer address, its open connections and when, and on which
  *     INS, one of them last made progress or ended well (the NAT rule: such an
  *     address is not blocked on that INS, decide.c).
+ * Each INS's connections are counted, and a full table makes room for an INS under
+ * half of it; a full source table, for a new source (conn_victim(), source_victim()).
  * Observations only update this state (O(1), no allocation). Every tick the
  * engine classifies each connection (decide.c) and takes its decisions; each is
  * handed to the emit callback (action.c logs, counts and sends it). Time is the
@@ -101,7 +103,9 @@ int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_em
 			sizeof(struct gd_scope)) ||
 	    gd_tab_init(&e->offences, (size_t)cfg->max_conns, sizeof(struct gd_offence),
 			sizeof(struct gd_scope)) ||
-	    gd_tab_init(&e->ins_blocks, (size_t)cfg->max_blocks, sizeof(struct gd_ins_blocks),
+	    gd_tab_init(&e->ins_blocks, (size_t)cfg->max_blocks, sizeof(struct gd_ins_count),
+			sizeof(uint32_t)) ||
+	    gd_tab_init(&e->ins_conns, (size_t)cfg->max_conns, sizeof(struct gd_ins_count),
 			sizeof(uint32_t))) {
 		gd_engine_fini(e);
 		snprintf(err, errlen, "out of memory for guard.max_conns %d / max_sources %d",
@@ -119,6 +123,7 @@ void gd_engine_fini(struct gd_engine *e)
 	gd_tab_free(&e->prefixes);
 	gd_tab_free(&e->offences);
 	gd_tab_free(&e->ins_blocks);
+	gd_tab_free(&e->ins_conns);
 }
 
 /* gd_engine_reset() - the stream was lost: forget listeners, connections, sources (not blocks) */
@@ -126,6 +131,8 @@ void gd_engine_reset(struct gd_engine *e)
 {
 	gd_tab_clear(&e->conns);
 	gd_tab_clear(&e->sources);
+	gd_tab_clear(&e->ins_conns);
+	e->nidle = 0;
 	e->nlisteners = 0;
 }
 
@@ -227,6 +234,149 @@ static uint32_t accept_latency_ms(const struct mw_nf_info *in)
 	return ms > 3600000 ? 3600000 : (uint32_t)ms;
 }
 
+/*
+ * Shares of the tables.  A compromised INS reports as many made-up connections from
+ * as many addresses as mw-pvm lets it hold (ins_max_conns, as many as max_conns by
+ * default): filling the tables, it would leave the attackers on the other INS
+ * untracked, never closed nor blocked.  So:
+ *   - connections: when the table is full, an INS takes the room of a connection of
+ *     the INS holding the most of those looked at, if that one holds at least two
+ *     more than it (evicted: counted in @evictions): the INS that need room end with
+ *     equal shares, whatever a liar holds under how many ids; an INS alone may fill
+ *     the table.  The INS holding the most holds at least its share of the slots (a
+ *     table has two to four times its maximum), so GD_EVICT_PROBES slots from a
+ *     moving cursor meet it but for a small chance (then the new entry is dropped
+ *     and counted, as before);
+ *   - sources: one with connections is never evicted, and there are no more of them
+ *     than connections (max_sources >= max_conns, the default, leaves an INS its
+ *     share of the sources with its share of the connections); when the table is
+ *     full, a new source takes the room of one without connections, kept only for
+ *     its good evidence: one whose evidence is stale first, else the least recently
+ *     good of those looked at, the last ones left without connections (@idle)
+ *     first.
+ */
+#define GD_EVICT_PROBES 64
+
+/* A connection of the INS holding the most of those probed, if 2 more than @mine. */
+static struct gd_conn *conn_victim(struct gd_engine *e, uint32_t mine)
+{
+	struct gd_conn *c, *best = NULL;
+	uint32_t ins, last = GD_INS_ALL, n = 0, most = mine + 1;
+	int i;
+
+	for (i = 0; i < GD_EVICT_PROBES; i++) {
+		e->conns.cursor = (e->conns.cursor + 1) & (e->conns.cap - 1);
+		c = gd_tab_slot(&e->conns, e->conns.cursor);
+		if (!c)
+			continue;
+		ins = gd_ins_key(c->id);
+		if (ins != last) {
+			last = ins;
+			n = gd_ins_count_get(&e->ins_conns, ins);
+		}
+		if (n > most) {
+			most = n;
+			best = c;
+		}
+	}
+	return best;
+}
+
+/* Is @s without connections, and a better one to evict than @best? */
+static bool idle_better(const struct gd_source *s, const struct gd_source *best)
+{
+	return s && !s->conns && (!best || s->last_good < best->last_good);
+}
+
+/*
+ * A source without connections: one whose good evidence is stale, else the least
+ * recently good of the last left without connections and of those probed.
+ */
+static struct gd_source *source_victim(struct gd_engine *e, int64_t now)
+{
+	struct gd_source *s, *best = NULL;
+	int i;
+
+	while (e->nidle && !best) {
+		s = gd_tab_find(&e->sources, &e->idle[--e->nidle]);
+		if (idle_better(s, best))
+			best = s;
+	}
+	if (best && (!best->last_good || now - best->last_good >= e->cfg->good_memory_ms))
+		return best;
+	for (i = 0; i < GD_EVICT_PROBES; i++) {
+		e->sources.cursor = (e->sources.cursor + 1) & (e->sources.cap - 1);
+		s = gd_tab_slot(&e->sources, e->sources.cursor);
+		if (!idle_better(s, best))
+			continue;
+		if (!s->last_good || now - s->last_good >= e->cfg->good_memory_ms)
+			return s;
+		best = s;
+	}
+	return best;
+}
+
+/*
+ * Forget connection @c: its INS's share, and its source's count (@s, or found) if it
+ * counts there (not @c->sourceless).
+ */
+static void conn_remove(struct gd_engine *e, struct gd_conn *c, struct gd_source *s)
+{
+	struct gd_addrkey key;
+
+	gd_addrkey_from(&key, &c->peer);
+	if (!s && !c->sourceless)
+		s = gd_tab_find(&e->sources, &key);
+	if (!c->sourceless && s && s->conns && !--s->conns) {
+		if (e->nidle == GD_IDLE_KEEP) /* the oldest goes */
+			memmove(e->idle, e->idle + 1, sizeof(e->idle) - sizeof(e->idle[0]));
+		e->idle[e->nidle < GD_IDLE_KEEP ? e->nidle++ : GD_IDLE_KEEP - 1] = key;
+	}
+	gd_ins_count_add(&e->ins_conns, gd_ins_key(c->id), false);
+	gd_tab_remove(&e->conns, c);
+}
+
+/* A new entry for connection @id, in the share of its INS; NULL: no room. */
+static struct gd_conn *conn_insert(struct gd_engine *e, uint64_t id)
+{
+	uint32_t ins = gd_ins_key(id);
+	struct gd_conn *c;
+
+	if (e->conns.n >= e->conns.max &&
+	    (c = conn_victim(e, gd_ins_count_get(&e->ins_conns, ins)))) {
+		conn_remove(e, c, NULL);
+		e->conns.evictions++;
+	}
+	c = gd_tab_insert(&e->conns, &id);
+	if (c)
+		gd_ins_count_add(&e->ins_conns, ins, true);
+	return c;
+}
+
+/**
+ * gd_engine_source() - the source @key, made if new (the caller adds its connection)
+ * @count_drop: count a source there is no room for in sources.drops
+ * Return: the source, or NULL: no room
+ */
+struct gd_source *gd_engine_source(struct gd_engine *e, const struct gd_addrkey *key, int64_t now,
+				   bool count_drop)
+{
+	struct gd_source *s = gd_tab_find(&e->sources, key);
+
+	if (s)
+		return s;
+	if (e->sources.n >= e->sources.max) {
+		s = source_victim(e, now);
+		if (!s) {
+			e->sources.drops += count_drop;
+			return NULL;
+		}
+		gd_tab_remove(&e->sources, s);
+		e->sources.evictions++;
+	}
+	return gd_tab_insert(&e->sources, key);
+}
+
 static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_t now)
 {
 	struct gd_listener *l;
@@ -244,14 +394,15 @@ static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_
 		return; /* seen twice (a merged stream): keep the first */
 	if (l)
 		mean_add(&l->accept_ms, accept_latency_ms(in));
-	c = gd_tab_insert(&e->conns, &in->extra);
+	c = conn_insert(e, in->extra);
 	if (!c)
 		return; /* counted in conns.drops */
 	c->listener = in->sockfd;
 	c->peer = peer;
 	c->t_open = c->t_last = now;
 	gd_addrkey_from(&key, &peer);
-	s = gd_tab_insert(&e->sources, &key);
+	s = gd_engine_source(e, &key, now, true);
+	c->sourceless = !s; /* counted at a later evaluation */
 	if (s)
 		s->conns++;
 }
@@ -293,17 +444,12 @@ static void conn_close(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 	conn_bytes(e, in, now);
 	gd_addrkey_from(&key, &c->peer);
 	s = gd_tab_find(&e->sources, &key);
-	if (s) {
-		if (s->conns)
-			s->conns--;
-		/* An exchange that ended by itself, not slowly: this address has good clients. */
-		if (!c->t_close_sent && c->bytes_in && c->bytes_out &&
-		    !gd_conn_is_slow(e, c, now)) {
-			s->last_done = now;
-			gd_source_good(s, c->id, now);
-		}
+	/* An exchange that ended by itself, not slowly: this address has good clients. */
+	if (s && !c->t_close_sent && c->bytes_in && c->bytes_out && !gd_conn_is_slow(e, c, now)) {
+		s->last_done = now;
+		gd_source_good(e, s, c->id, now);
 	}
-	gd_tab_remove(&e->conns, c);
+	conn_remove(e, c, s);
 }
 
 /**
@@ -314,16 +460,9 @@ static void conn_close(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 void gd_engine_forget(struct gd_engine *e, uint64_t id)
 {
 	struct gd_conn *c = gd_tab_find(&e->conns, &id);
-	struct gd_addrkey key;
-	struct gd_source *s;
 
-	if (!c)
-		return;
-	gd_addrkey_from(&key, &c->peer);
-	s = gd_tab_find(&e->sources, &key);
-	if (s && s->conns)
-		s->conns--;
-	gd_tab_remove(&e->conns, c);
+	if (c)
+		conn_remove(e, c, NULL);
 }
 
 /**

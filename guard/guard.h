@@ -15,6 +15,7 @@
 
 #define GD_LISTENERS_MAX 64 /* listeners tracked; more are dropped and counted */
 #define GD_ROTATED_MAX	 16 /* INS ids rotated lately: not rotated again */
+#define GD_IDLE_KEEP	 64 /* sources left without connections, kept to evict first */
 
 /*
  * struct gd_tab - an open-addressing hash table of fixed-size entries, allocated once
@@ -24,12 +25,16 @@
  * @n:      entries held
  * @max:    entries allowed (the configured maximum)
  * @drops:  inserts refused because @n reached @max
+ * @cursor: where the next search for an entry to evict starts (engine.c)
+ * @evictions: entries evicted to make room for another (engine.c)
+ * @k0, @k1: the key of the hash
  */
 struct gd_tab {
 	uint8_t *slots;
 	uint8_t *used;
-	size_t esize, klen, cap, n, max;
-	uint64_t drops;
+	size_t esize, klen, cap, n, max, cursor;
+	uint64_t drops, evictions;
+	uint64_t k0, k1; /* the hash's key (random) */
 };
 
 /* A source or prefix address as a table key (no port). */
@@ -46,6 +51,7 @@ struct gd_conn {
 	uint64_t bytes_in, bytes_out;
 	int64_t t_open, t_last, t_close_sent; /* ms; t_last: last byte either way */
 	bool slow;			      /* at the last evaluation */
+	bool sourceless;		      /* not counted in a source (none had room) */
 	bool answered;			      /* its first byte out was seen */
 };
 
@@ -114,8 +120,8 @@ struct gd_block {
 	uint64_t sock; /* a socket id naming the INS (0: every INS) */
 };
 
-/* How many blocks are placed on one INS (not those of every INS). */
-struct gd_ins_blocks {
+/* How many entries of a table (blocks, connections, sources) one INS holds. */
+struct gd_ins_count {
 	uint32_t ins; /* key: gd_ins_key() */
 	uint32_t n;
 };
@@ -194,7 +200,10 @@ struct gd_engine {
 	bool multi_ins; /* connections came from more than one INS at once (kept) */
 	struct gd_tab conns, sources, blocks, prefixes;
 	struct gd_tab offences;	  /* struct gd_offence: this evaluation's, per address and INS */
-	struct gd_tab ins_blocks; /* struct gd_ins_blocks: the blocks placed on each INS */
+	struct gd_tab ins_blocks; /* struct gd_ins_count: the blocks placed on each INS */
+	struct gd_tab ins_conns;  /* struct gd_ins_count: connections per INS (their shares) */
+	struct gd_addrkey idle[GD_IDLE_KEEP]; /* the last sources left without connections */
+	unsigned nidle;
 	struct gd_listener listeners[GD_LISTENERS_MAX];
 	int nlisteners;
 	struct gd_counters st;
@@ -216,6 +225,9 @@ void *gd_tab_slot(const struct gd_tab *t, size_t i);
 void gd_addrkey_from(struct gd_addrkey *k, const struct mw_addr *a);
 void gd_addrkey_to(struct mw_addr *a, const struct gd_addrkey *k);
 void gd_addrkey_prefix(struct gd_addrkey *p, const struct gd_addrkey *k);
+void gd_tab_seed(uint64_t seed);
+uint32_t gd_ins_count_get(const struct gd_tab *t, uint32_t ins);
+void gd_ins_count_add(struct gd_tab *t, uint32_t ins, bool add);
 
 /* engine.c */
 int gd_engine_init(struct gd_engine *e, const struct mw_guard_config *cfg, gd_emit_fn *emit,
@@ -232,9 +244,11 @@ int gd_engine_set_ins_net(struct gd_engine *e, const char *subnet);
 bool gd_engine_ins_net(const struct gd_engine *e, const struct mw_addr *a);
 struct gd_listener *gd_engine_listener(struct gd_engine *e, uint64_t id);
 void gd_engine_unrotate(struct gd_engine *e, uint16_t ins);
+struct gd_source *gd_engine_source(struct gd_engine *e, const struct gd_addrkey *key, int64_t now,
+				   bool count_drop);
 
 /* decide.c */
-void gd_source_good(struct gd_source *s, uint64_t sock, int64_t now);
+void gd_source_good(const struct gd_engine *e, struct gd_source *s, uint64_t sock, int64_t now);
 bool gd_conn_is_slow(const struct gd_engine *e, const struct gd_conn *c, int64_t now);
 void gd_decide_classify(struct gd_engine *e, int64_t now);
 void gd_decide_baseline(struct gd_engine *e, struct gd_listener *l);

@@ -43,6 +43,10 @@ int main(int argc, char **argv)
 		mw_err("%s", g.act.ring ? err : "out of memory");
 		goto out;
 	}
+	if (d.cfg.guard.max_sources < d.cfg.guard.max_conns)
+		mw_warn("guard.max_sources %d < guard.max_conns %d: one INS's connections from as "
+			"many addresses can take every source (docs/guard.md)",
+			d.cfg.guard.max_sources, d.cfg.guard.max_conns);
 	if (gd_engine_set_ins_net(&g.eng, d.cfg.balancer.subnet)) {
 		mw_err("balancer.subnet: \"%s\" is not ip/prefix", d.cfg.balancer.subnet);
 		goto out;

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
+#include "common/siphash.h"
 #include "guard/guard.h"
 
 /*
@@ -15,18 +18,38 @@
  * always ends at an empty slot.  An insert beyond the maximum is refused and
  * counted (@drops); nothing is allocated per observation.  Removal shifts the
  * following entries of the cluster back (no tombstones), so lookups stay short
- * however long the daemon runs.
+ * however long the daemon runs.  Keys come from the stream (peer addresses, and
+ * socket ids whose low half an INS picks), so the hash is keyed, a random key per
+ * table: a compromised INS cannot pile its entries into one cluster and make every
+ * probe walk it.
  */
 
-static uint64_t tab_hash(const void *key, size_t len)
+static uint64_t tab_hash(const struct gd_tab *t, const void *key)
 {
-	const uint8_t *p = key;
-	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-	size_t i;
+	return mw_siphash24(t->k0, t->k1, key, t->klen);
+}
 
-	for (i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ULL;
-	return h ^ (h >> 29);
+static uint64_t tab_seed; /* gd_tab_seed() */
+
+/* gd_tab_seed() - tables made from now on hash with a key from @seed (0: random) */
+void gd_tab_seed(uint64_t seed)
+{
+	tab_seed = seed;
+}
+
+static void tab_key(struct gd_tab *t)
+{
+	uint64_t k[2] = { tab_seed, tab_seed ^ 0x9e3779b97f4a7c15ULL };
+
+	if (!tab_seed && getrandom(k, sizeof(k), GRND_NONBLOCK) != sizeof(k)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		k[0] = (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)t;
+		k[1] = (uint64_t)ts.tv_sec ^ 0x9e3779b97f4a7c15ULL;
+	}
+	t->k0 = k[0];
+	t->k1 = k[1];
 }
 
 /**
@@ -50,6 +73,7 @@ int gd_tab_init(struct gd_tab *t, size_t max, size_t esize, size_t klen)
 		gd_tab_free(t);
 		return -ENOMEM;
 	}
+	tab_key(t);
 	t->esize = esize;
 	t->klen = klen;
 	t->cap = cap;
@@ -91,7 +115,7 @@ static size_t tab_index(const struct gd_tab *t, const void *entry)
 /* gd_tab_find() - the entry whose key is @key, or NULL */
 void *gd_tab_find(const struct gd_tab *t, const void *key)
 {
-	size_t i = (size_t)tab_hash(key, t->klen) & (t->cap - 1);
+	size_t i = (size_t)tab_hash(t, key) & (t->cap - 1);
 
 	while (t->used[i]) {
 		if (!memcmp(t->slots + i * t->esize, key, t->klen))
@@ -107,7 +131,7 @@ void *gd_tab_find(const struct gd_tab *t, const void *key)
  */
 void *gd_tab_insert(struct gd_tab *t, const void *key)
 {
-	size_t i = (size_t)tab_hash(key, t->klen) & (t->cap - 1);
+	size_t i = (size_t)tab_hash(t, key) & (t->cap - 1);
 	uint8_t *e;
 
 	while (t->used[i]) {
@@ -146,7 +170,7 @@ void gd_tab_remove(struct gd_tab *t, void *entry)
 		j = (j + 1) & (t->cap - 1);
 		if (!t->used[j])
 			break;
-		h = (size_t)tab_hash(t->slots + j * t->esize, t->klen) & (t->cap - 1);
+		h = (size_t)tab_hash(t, t->slots + j * t->esize) & (t->cap - 1);
 		if (tab_stays(h, hole, j))
 			continue;
 		memcpy(t->slots + hole * t->esize, t->slots + j * t->esize, t->esize);
@@ -188,4 +212,28 @@ void gd_addrkey_prefix(struct gd_addrkey *p, const struct gd_addrkey *k)
 	memset(p, 0, sizeof(*p));
 	p->family = k->family;
 	memcpy(p->addr, k->addr, keep);
+}
+
+/* gd_ins_count_get() - how many entries INS @ins holds, by table @t of gd_ins_count */
+uint32_t gd_ins_count_get(const struct gd_tab *t, uint32_t ins)
+{
+	const struct gd_ins_count *c = gd_tab_find(t, &ins);
+
+	return c ? c->n : 0;
+}
+
+/*
+ * gd_ins_count_add() - INS @ins holds one entry more (@add) or fewer
+ * @t: a table of gd_ins_count with room for one per entry counted: an insert never fails
+ */
+void gd_ins_count_add(struct gd_tab *t, uint32_t ins, bool add)
+{
+	struct gd_ins_count *c = add ? gd_tab_insert(t, &ins) : gd_tab_find(t, &ins);
+
+	if (!c)
+		return; /* never (see above); or nothing to take away */
+	if (add)
+		c->n++;
+	else if (!--c->n)
+		gd_tab_remove(t, c);
 }

@@ -63,6 +63,7 @@ static int setup(void **state)
 	snprintf(cfg.guard.listeners[1], sizeof(cfg.guard.listeners[1]), "6379:line");
 	cfg.guard.listeners_count = 2;
 	cfg.guard.max_conns = 4096; /* each tick walks the tables: keep the test quick */
+	gd_tab_seed(0x5eed);	    /* the same tables every run (mw-guard: random keys) */
 	cfg.guard.max_sources = 4096;
 	return 0;
 }
@@ -942,6 +943,39 @@ static void test_block_all_not_renewed_by_one(void **state)
 	assert_int_equal(mw_sockid_ins(last_block()->sock), 9);
 }
 
+/* @n idle connections of @ip on the INS of @ins, ids from @ins + @first. */
+static void conns_on(const char *ip, uint64_t ins, uint64_t first, int n, int64_t now)
+{
+	char peer[96];
+	int c;
+
+	for (c = 0; c < n; c++) {
+		snprintf(peer, sizeof(peer), "%s:%d", ip, 20000 + (int)first + c);
+		accept_conn(ins + first + (uint64_t)c, peer, now);
+	}
+}
+
+/* How many blocks of @target were placed on every INS. */
+static int blocks_all(const char *target)
+{
+	int i, n = 0;
+
+	for (i = 0; i < nrec; i++)
+		n += rec[i].kind == GD_BLOCK && !strcmp(rec[i].target, target) && !rec[i].sock;
+	return n;
+}
+
+/* The last block of @target. */
+static const struct gd_action *last_block_of(const char *target)
+{
+	int i;
+
+	for (i = nrec - 1; i >= 0; i--)
+		if (rec[i].kind == GD_BLOCK && !strcmp(rec[i].target, target))
+			return &rec[i];
+	return NULL;
+}
+
 /* A good exchange of @peer on the INS of @sock: a request, its answer, closed by itself. */
 static void good_exchange(uint64_t sock, const char *peer, int64_t now)
 {
@@ -994,7 +1028,7 @@ static int blocks_on(const char *target, uint64_t ins)
  * Nor does the liar spare it by offending itself too, whatever the order the
  * connections are met in: with good evidence somewhere, an address offending on
  * several INS is blocked on each that did not see it good.  Seen good on every INS
- * it offends on, or on 8 INS: spared.
+ * it offends on, or on 8 INS holding connections: spared.
  */
 static void test_good_evidence_per_ins(void **state)
 {
@@ -1014,7 +1048,9 @@ static void test_good_evidence_per_ins(void **state)
 				   mw_sockid_make(11, 0, MW_SOCKID_INS_ASSIGNED) + 4000000,
 				   mw_sockid_make(12, 0, MW_SOCKID_INS_ASSIGNED) + 4000000,
 				   mw_sockid_make(13, 0, MW_SOCKID_INS_ASSIGNED) + 4000000 };
+	uint64_t dead[8];
 	int64_t now = 1000;
+	int c;
 
 	start();
 	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
@@ -1039,13 +1075,22 @@ static void test_good_evidence_per_ins(void **state)
 	/* Good on both INS it offends on: spared everywhere. */
 	offend_while_good("10.9.0.6", on3 + 500, on5 + 500, both, 2, &now, 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.6"), 0);
-	/* Seen good on 8 INS (a NAT spread by round robin): spared, even on INS 6; on 7
-	 * of them (the liar among them), blocked on INS 6. */
+	/* Seen good on 8 INS that hold connections (a NAT spread by round robin): spared,
+	 * even on INS 6; on 7 of them (the liar among them), blocked on INS 6. */
+	for (c = 0; c < 8; c++)
+		conns_on("10.1.1.1", eight[c], 100, 1, now);
 	offend_while_good("10.9.0.7", on6 + 600, on6 + 600, eight, 8, &now, 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.7"), 0);
 	offend_while_good("10.9.0.8", on6 + 700, on6 + 700, eight, 7, &now, 8000);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.8"), 1);
 	assert_int_equal(blocks_on("10.9.0.8", on6), 1);
+	/* Good on 8 INS that hold no connection: a liar rejoining under fresh ids (mw-pvm
+	 * reaps the old ones' connections) is one INS of them, not 8: blocked on INS 6. */
+	for (c = 0; c < 8; c++)
+		dead[c] = mw_sockid_make((uint16_t)(40 + c), 0, MW_SOCKID_INS_ASSIGNED) + 6000000;
+	offend_while_good("10.9.0.9", on6 + 800, on6 + 800, dead, 8, &now, 8000);
+	assert_int_equal(count_target(GD_BLOCK, "10.9.0.9"), 1);
+	assert_int_equal(blocks_on("10.9.0.9", on6), 1);
 }
 
 /*
@@ -1094,28 +1139,6 @@ static void test_prefix_not_split_by_good(void **state)
 					       "prefix_ins=any,prefix=10.7.0.0,prefix_len=24,"
 					       "prefix_sources=16,prefix_beyond=16,prefix_slow=32,"
 					       "slow=2,conns=2,ins_slow=1,ins="));
-}
-
-/* @n idle connections of @ip on the INS of @ins, ids from @ins + @first. */
-static void conns_on(const char *ip, uint64_t ins, uint64_t first, int n, int64_t now)
-{
-	char peer[96];
-	int c;
-
-	for (c = 0; c < n; c++) {
-		snprintf(peer, sizeof(peer), "%s:%d", ip, 20000 + (int)first + c);
-		accept_conn(ins + first + (uint64_t)c, peer, now);
-	}
-}
-
-/* How many blocks of @target were placed on every INS. */
-static int blocks_all(const char *target)
-{
-	int i, n = 0;
-
-	for (i = 0; i < nrec; i++)
-		n += rec[i].kind == GD_BLOCK && !strcmp(rec[i].target, target) && !rec[i].sock;
-	return n;
 }
 
 /*
@@ -1283,6 +1306,196 @@ static void test_liar_cannot_hide_offence(void **state)
 	tick_until(&now, now + 8000);
 	assert_int_equal(eng.prefixes.drops, 0);
 	assert_int_equal(count_target(GD_BLOCK, "10.7.0."), 32);
+}
+
+/*
+ * Shares of the tables: a compromised INS 9 filling them with made-up connections
+ * from as many addresses (mw-pvm lets one INS hold as many as max_conns) does not
+ * leave an attacker on INS 3 untracked: INS 3, under half of the connections, takes
+ * the room of the liar's, the source of a connection evicted so is left without
+ * connections and gives its room to the attacker's, and the attacker is blocked
+ * there (on the old engine its connections were dropped: never closed nor blocked).
+ * The liar, over its half, takes nothing back; an INS alone may fill a table.  Nor
+ * do made-up good exchanges from as many addresses as max_sources keep a new source
+ * out (they are sources without connections: room for a new one).  The per-INS
+ * counts always add up to the table's entries.
+ */
+static void check_counts(bool evaluated)
+{
+	const struct gd_ins_count *n;
+	const struct gd_source *src;
+	const struct gd_conn *c;
+	struct gd_addrkey key;
+	size_t i, j, total = 0, held = 0, mine;
+
+	for (i = 0; i < eng.ins_conns.cap; i++) {
+		if (!(n = gd_tab_slot(&eng.ins_conns, i)))
+			continue;
+		total += n->n;
+		for (j = 0, mine = 0; j < eng.conns.cap; j++)
+			if ((c = gd_tab_slot(&eng.conns, j)))
+				mine += gd_ins_key(c->id) == n->ins;
+		assert_int_equal(mine, n->n); /* each INS's count is its connections */
+	}
+	assert_int_equal(total, eng.conns.n);
+	for (i = 0; i < eng.sources.cap; i++) {
+		if (!(src = gd_tab_slot(&eng.sources, i)))
+			continue;
+		held += src->conns;
+		for (j = 0, mine = 0; j < eng.conns.cap; j++) {
+			if (!(c = gd_tab_slot(&eng.conns, j)))
+				continue;
+			gd_addrkey_from(&key, &c->peer);
+			mine += !memcmp(&key, &src->key, sizeof(key)) &&
+				(evaluated || !c->sourceless);
+		}
+		assert_int_equal(mine, src->conns); /* exact, and all of them once evaluated */
+	}
+	assert_true(held <= eng.conns.n);
+}
+
+static void test_tables_shared_per_ins(void **state)
+{
+	uint64_t on3 = mw_sockid_make(3, 0, MW_SOCKID_INS_ASSIGNED),
+		 on9 = mw_sockid_make(9, 0, MW_SOCKID_INS_ASSIGNED),
+		 on10 = mw_sockid_make(10, 0, MW_SOCKID_INS_ASSIGNED);
+	struct gd_addrkey key;
+	struct mw_addr a;
+	int64_t now = 1000;
+	char ip[64];
+	int c;
+
+	cfg.guard.max_conns = 64;
+	cfg.guard.max_sources = 64;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 64; c++) {
+		snprintf(ip, sizeof(ip), "10.66.%d.1", c + 1);
+		conns_on(ip, on9, (uint64_t)c, 1, now);
+	}
+	assert_int_equal(eng.conns.n, 64);
+	assert_int_equal(eng.sources.n, 64);
+	conns_on("10.9.0.1", on3, 1000, 20, now);
+	assert_int_equal(gd_ins_count_get(&eng.ins_conns, gd_ins_key(on3)), 20);
+	assert_int_equal(gd_ins_count_get(&eng.ins_conns, gd_ins_key(on9)), 44);
+	assert_int_equal(eng.conns.evictions, 20);
+	assert_int_equal(eng.sources.evictions, 1);
+	assert_int_equal(mw_addr_parse(&a, "10.9.0.1:0"), 0);
+	gd_addrkey_from(&key, &a);
+	assert_non_null(gd_tab_find(&eng.sources, &key));
+	check_counts(false);
+	/* The liar over its half: its new ones are dropped. */
+	conns_on("10.67.0.1", on9, 2000, 10, now);
+	assert_int_equal(gd_ins_count_get(&eng.ins_conns, gd_ins_key(on9)), 44);
+	assert_int_equal(eng.conns.evictions, 20);
+	tick_until(&now, now + 8000);
+	assert_int_equal(blocks_on("10.9.0.1", on3), 1);
+	assert_non_null(strstr(last_block_of("10.9.0.1")->evidence, "slow=20,conns=20,"));
+	check_counts(true);
+	close_all(on3 + 1000, 20, now);
+	gd_engine_forget(&eng, on9 + 63);
+	check_counts(false);
+	gd_engine_fini(&eng);
+
+	start();
+	conns_on("10.9.0.1", on3, 0, 70, now);
+	assert_int_equal(eng.conns.n, 64);
+	assert_int_equal(eng.conns.evictions, 0);
+	assert_int_equal(eng.conns.drops, 6);
+	gd_engine_fini(&eng);
+
+	/* A liar holding half under each of two ids (the old one's closes lost): the
+	 * INS that need room end with equal shares, not none. */
+	start();
+	for (c = 0; c < 64; c++) {
+		snprintf(ip, sizeof(ip), "10.66.%d.1", c + 1);
+		conns_on(ip, c < 32 ? on9 : on10, (uint64_t)c, 1, now);
+	}
+	conns_on("10.9.0.1", on3, 1000, 30, now);
+	c = (int)gd_ins_count_get(&eng.ins_conns, gd_ins_key(on3)); /* 64 / 3, within one */
+	assert_true(c >= 21 && c <= 22);
+	assert_true(gd_ins_count_get(&eng.ins_conns, gd_ins_key(on9)) <= (uint32_t)c + 1);
+	assert_true(gd_ins_count_get(&eng.ins_conns, gd_ins_key(on10)) <= (uint32_t)c + 1);
+	check_counts(false);
+	gd_engine_fini(&eng);
+
+	/* Made-up good exchanges from 16 addresses fill 16 sources: room all the same. */
+	cfg.guard.max_sources = 16;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 16; c++) {
+		snprintf(ip, sizeof(ip), "10.66.%d.1:4000", c + 1);
+		good_exchange(on9 + (uint64_t)c, ip, now);
+	}
+	assert_int_equal(eng.sources.n, 16);
+	conns_on("10.9.0.1", on3, 1000, 40, now); /* pressure_slow: 32 */
+	assert_non_null(gd_tab_find(&eng.sources, &key));
+	assert_int_equal(eng.sources.evictions, 1);
+	assert_int_equal(eng.sources.drops, 0);
+	tick_until(&now, now + 8000);
+	assert_int_equal(blocks_on("10.9.0.1", on3), 1);
+	check_counts(false);
+}
+
+/*
+ * The shares under a random stream: accepts from four INS (one with 5 in 8 of them)
+ * and 40 addresses, bytes,
+ * closes, forgets and ticks, into tables of 64 connections and 16 sources: after
+ * every step the per-INS counts add up to the tables' entries, and after a tick the
+ * sources count no more connections than the table holds (a fixed seed: the same
+ * stream every run).
+ */
+static void test_tables_random_stream(void **state)
+{
+	uint64_t open[256], id;
+	int64_t now = 1000;
+	uint32_t r = 12345, op;
+	int nopen = 0, step, k;
+	size_t i, held;
+	char peer[64];
+
+	cfg.guard.max_conns = 64;
+	cfg.guard.max_sources = 16;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (step = 0; step < 20000; step++) {
+		r = r * 1103515245u + 12345u;
+		op = (r >> 16) % 10;
+		if (op < 5 && nopen < 256) {
+			k = (int)((r >> 4) % 8); /* INS 1 takes 5 in 8: over its half */
+			id = mw_sockid_make((uint16_t)(k < 5 ? 1 : k - 3), 0,
+					    MW_SOCKID_INS_ASSIGNED) +
+			     (uint64_t)step;
+			snprintf(peer, sizeof(peer), "10.0.%u.%u:7000", (r >> 8) % 2,
+				 (r >> 10) % 20 + 1);
+			accept_conn(id, peer, now);
+			open[nopen++] = id;
+		} else if (op < 8 && nopen) {
+			k = (int)((r >> 4) % (uint32_t)nopen);
+			if (op == 7)
+				gd_engine_forget(&eng, open[k]);
+			else
+				obs(MW_NF_OBS_CLOSE, open[k], 0, L80_ADDR, NULL, 80,
+				    op == 6 ? 900 : 0, now);
+			open[k] = open[--nopen];
+		} else if (op == 8 && nopen) {
+			obs(MW_NF_OBS_RECV, open[(r >> 4) % (uint32_t)nopen], 0, L80_ADDR, NULL,
+			    (uint64_t)step, 0, now);
+		} else {
+			now += cfg.guard.tick_ms;
+			nrec = 0;
+			gd_engine_tick(&eng, now);
+			for (i = 0, held = 0; i < eng.sources.cap; i++) {
+				const struct gd_source *src = gd_tab_slot(&eng.sources, i);
+
+				held += src ? src->conns : 0;
+			}
+			assert_true(held <= eng.conns.n);
+		}
+		check_counts(op == 9);
+	}
+	assert_true(eng.conns.evictions > 0);
+	assert_true(eng.sources.evictions > 0);
 }
 
 /* Full tables: observations beyond them are dropped and counted, nothing breaks. */
@@ -1496,6 +1709,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefix_not_split_by_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_counted_per_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_liar_cannot_hide_offence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tables_shared_per_ins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tables_random_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_prefix_block, setup, teardown),
 	};
 
