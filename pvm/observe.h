@@ -34,7 +34,7 @@ struct pvm_obs_event {
 	struct mw_addr local, peer;
 	uint64_t bytes_in, bytes_out; /* cumulative */
 	pid_t owner_pid;
-	uid_t owner_acct;      /* its owner's account (pvm_subuid): whose share it is */
+	uid_t owner_acct;      /* its owner's account (common/subuid.c): whose share it is */
 	struct timespec start; /* CLOCK_REALTIME at creation */
 };
 

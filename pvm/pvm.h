@@ -234,7 +234,7 @@ struct pvm_client {
 	ev_io io;
 	pid_t pid;
 	uid_t uid;
-	uid_t acct; /* what its uid is charged to: connections, fds to close (pvm_subuid.c) */
+	uid_t acct; /* what its uid is charged to: connections, fds to close (common/subuid.c) */
 	int pidfd;	 /* the peer process, from connect time: signals never hit a reused pid */
 	uint64_t serial; /* unique per connection, never reused */
 	bool registered;

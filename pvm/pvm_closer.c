@@ -25,7 +25,7 @@
  * control connection, is closed here: queued for closer threads, never on the loop.
  *
  * Each fd is queued under the account it came from (the uid of the client
- * that passed it; a subordinate uid range is one account, pvm_subuid.c), one
+ * that passed it; a subordinate uid range is one account, common/subuid.c), one
  * FIFO per account, and an account has at most CLOSER_PER_UID closes under
  * way: a user whose closes hang holds that many threads, and the others' fds
  * are closed by the rest.  Threads take from the accounts in turn.  The queues

@@ -7,7 +7,7 @@
 #include "pvm/pvm.h"
 
 /*
- * Counts are per account (pvm_subuid.c: a uid, or all the subordinate uids of
+ * Counts are per account (common/subuid.c: a uid, or all the subordinate uids of
  * one owner).  Every APP socket (the shim's SOCKET) counts against its
  * creator's account until it is freed; accepted connections do not (their
  * number is the listener's backlog and the INS's business).  An account at
