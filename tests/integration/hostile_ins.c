@@ -49,7 +49,9 @@
  * forge (N connections on the first listener, reported from the address ADDR, the
  * 5th argument, that never send a byte; then serves honestly for SECS seconds, the
  * 6th, saying "blocked on us: ADDR" for each AddrBlock it gets: a lie mw-pvm cannot
- * see, which must not get ADDR blocked on the other INS).
+ * see, which must not get ADDR blocked on the other INS); spread (the same, each
+ * connection from the next address: ADDR, ADDR + 1, ...: made-up connections from
+ * as many addresses, filling mw-guard's tables).
  * mute (4 connections on the listener of port N, then no op answered for SECS
  * seconds, the 5th argument, while heartbeating).
  * Not lying: stall (N connections that never finish a hello, kept up for SECS
@@ -588,21 +590,29 @@ static int mute(struct hostile *h, int port, int secs)
 	return h->cut ? 3 : 0;
 }
 
-/* "forge": @n silent connections from @addr, then honest service for @secs seconds. */
-static int forge(struct hostile *h, int n, const char *addr, int secs)
+/*
+ * "forge": @n silent connections from @addr (or, @spread, from @addr, @addr + 1, ...),
+ * then honest service for @secs seconds.
+ */
+static int forge(struct hostile *h, int n, const char *addr, int secs, bool spread)
 {
 	struct mw_addr peer = { .family = 4 };
+	uint32_t first;
 	int i;
 
 	if (inet_pton(AF_INET, addr, peer.addr) != 1) {
 		say("forge: not an IPv4 address: %s", addr);
 		return 1;
 	}
+	memcpy(&first, peer.addr, 4);
 	for (i = 0; i < n && !h->cut; i++) {
+		uint32_t a = htonl(ntohl(first) + (spread ? (uint32_t)i : 0));
+
+		memcpy(peer.addr, &a, 4);
 		peer.port = (uint16_t)(FAKE_PORT + i);
 		accept_from(h, h->listeners[0], &peer);
 	}
-	say("forged %d connection(s) from %s", n, addr);
+	say("forged %d connection(s) from %s%s", n, addr, spread ? " on" : "");
 	serve(h, secs * 1000);
 	say("forge done, %u abort(s)%s", h->aborts, h->cut ? ", cut" : "");
 	return h->cut ? 3 : 0;
@@ -662,8 +672,10 @@ int main(int argc, char **argv)
 	}
 	say("%d listener(s), first %#llx; lying: %s", h.nlisten, (unsigned long long)h.listeners[0],
 	    what);
-	if (!strcmp(what, "forge"))
-		return argc > 6 ? forge(&h, n, argv[5], (int)strtol(argv[6], NULL, 10)) : 1;
+	if (!strcmp(what, "forge") || !strcmp(what, "spread"))
+		return argc > 6 ? forge(&h, n, argv[5], (int)strtol(argv[6], NULL, 10),
+					!strcmp(what, "spread"))
+				: 1;
 	if (!strcmp(what, "mute"))
 		return argc > 5 ? mute(&h, n, (int)strtol(argv[5], NULL, 10)) : 1;
 	if (lie(&h, what, n)) {
