@@ -282,6 +282,12 @@ static struct gd_conn *conn_victim(struct gd_engine *e, uint32_t mine)
 	return best;
 }
 
+/* Is the good evidence of @s older than good_memory_ms (or none)? */
+static bool stale(const struct gd_engine *e, const struct gd_source *s, int64_t now)
+{
+	return !s->last_good || now - s->last_good >= e->cfg->good_memory_ms;
+}
+
 /* Is @s without connections, and a better one to evict than @best? */
 static bool idle_better(const struct gd_source *s, const struct gd_source *best)
 {
@@ -298,18 +304,19 @@ static struct gd_source *source_victim(struct gd_engine *e, int64_t now)
 	int i;
 
 	while (e->nidle && !best) {
-		s = gd_tab_find(&e->sources, &e->idle[--e->nidle]);
+		e->nidle--;
+		s = gd_tab_find(&e->sources, &e->idle[--e->idle_top % GD_IDLE_KEEP]);
 		if (idle_better(s, best))
 			best = s;
 	}
-	if (best && (!best->last_good || now - best->last_good >= e->cfg->good_memory_ms))
+	if (best && stale(e, best, now))
 		return best;
 	for (i = 0; i < GD_EVICT_PROBES; i++) {
 		e->sources.cursor = (e->sources.cursor + 1) & (e->sources.cap - 1);
 		s = gd_tab_slot(&e->sources, e->sources.cursor);
 		if (!idle_better(s, best))
 			continue;
-		if (!s->last_good || now - s->last_good >= e->cfg->good_memory_ms)
+		if (stale(e, s, now))
 			return s;
 		best = s;
 	}
@@ -328,9 +335,9 @@ static void conn_remove(struct gd_engine *e, struct gd_conn *c, struct gd_source
 	if (!s && !c->sourceless)
 		s = gd_tab_find(&e->sources, &key);
 	if (!c->sourceless && s && s->conns && !--s->conns) {
-		if (e->nidle == GD_IDLE_KEEP) /* the oldest goes */
-			memmove(e->idle, e->idle + 1, sizeof(e->idle) - sizeof(e->idle[0]));
-		e->idle[e->nidle < GD_IDLE_KEEP ? e->nidle++ : GD_IDLE_KEEP - 1] = key;
+		e->idle[e->idle_top++ % GD_IDLE_KEEP] = key; /* over the oldest when full */
+		if (e->nidle < GD_IDLE_KEEP)
+			e->nidle++;
 	}
 	gd_ins_count_add(&e->ins_conns, gd_ins_key(c->id), false);
 	gd_tab_remove(&e->conns, c);

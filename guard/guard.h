@@ -15,7 +15,7 @@
 
 #define GD_LISTENERS_MAX 64 /* listeners tracked; more are dropped and counted */
 #define GD_ROTATED_MAX	 16 /* INS ids rotated lately: not rotated again */
-#define GD_IDLE_KEEP	 64 /* sources left without connections, kept to evict first */
+#define GD_IDLE_KEEP	 64 /* sources left without connections, kept to evict first (2^n) */
 
 /*
  * struct gd_tab - an open-addressing hash table of fixed-size entries, allocated once
@@ -202,8 +202,8 @@ struct gd_engine {
 	struct gd_tab offences;	  /* struct gd_offence: this evaluation's, per address and INS */
 	struct gd_tab ins_blocks; /* struct gd_ins_count: the blocks placed on each INS */
 	struct gd_tab ins_conns;  /* struct gd_ins_count: connections per INS (their shares) */
-	struct gd_addrkey idle[GD_IDLE_KEEP]; /* the last sources left without connections */
-	unsigned nidle;
+	struct gd_addrkey idle[GD_IDLE_KEEP]; /* the last sources left without connections: */
+	unsigned nidle, idle_top; /* a stack of @nidle, the last at @idle_top - 1 (modulo) */
 	struct gd_listener listeners[GD_LISTENERS_MAX];
 	int nlisteners;
 	struct gd_counters st;

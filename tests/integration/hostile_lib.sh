@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # hostile_lib.sh - sourced after lib.sh by the tests that play a hostile INS
-# (test_e2e_hostile.sh, test_e2e_ins_bounds.sh)
+# (test_e2e_hostile.sh, test_e2e_ins_bounds.sh, test_guard_forged.sh, test_guard_fill.sh)
 #
 #   MW_PVM_CONF="..."; hostile_up ["extra configuration sections"]
 #
@@ -16,6 +16,20 @@ WWW=$MW_TMP/www
 
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
 pvm_alive() { kill -0 "$(mw_pid pvm)" 2>/dev/null || mw_fail "mw-pvm died: $1"; }
+
+# guard_idle_clients PHASE: the client holds 12 idle connections to $PORT through
+# INS 1, past the accept filter of mw-guard's baseline shield (lifted through mw-pvm's
+# Netflow socket, as test_guard.sh does: it would hold them away from the app).
+# Needs GLOG (mw-guard's log), PY, NFP (nf_probe.py) and GP (guard_probe.py).
+guard_idle_clients() {
+	local lsock r
+	lsock=$(grep -m1 "action [0-9]*: shield_set [^ ]*:$PORT reason=baseline" "$GLOG" | sed 's/.*,sock=\([0-9]*\).*/\1/')
+	[ -n "$lsock" ] || mw_fail "$1: no baseline shield logged"
+	r=$("$PY" "$NFP" req "$(cat "$MW_RUNTIME_DIR/store/mw/pvm/netflow")" 0x2011 3 "$lsock" 0)
+	case "$r" in status=0\ *) ;; *) mw_fail "$1: lifting the filter failed: $r" ;; esac
+	mw_spawn idle in_cli "$PY" "$GP" idle "$INS_IP" "$PORT" 12 60
+	mw_wait_for "grep -q '^open 12' '$(mw_logfile idle)'" 20 || mw_fail "$1: clients did not connect"
+}
 
 hostile_up() {
 	mw_appliance_up "$@"

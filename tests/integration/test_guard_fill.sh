@@ -52,14 +52,7 @@ mw_wait_for "[ \"\$(stat_of conns)\" = $N ]" 20 ||
 mw_log "fill: ok ($N made-up connections from $N addresses)"
 
 # --- tracked: the client's idle connections on INS 1 take the liar's room
-# (the accept filter would hold them away from the app: lift it, as test_guard.sh does).
-LSOCK=$(grep -m1 "action [0-9]*: shield_set [^ ]*:$PORT reason=baseline" "$GLOG" | sed 's/.*,sock=\([0-9]*\).*/\1/')
-[ -n "$LSOCK" ] || mw_fail "tracked: no baseline shield logged"
-NF=$(cat "$MW_RUNTIME_DIR/store/mw/pvm/netflow")
-r=$("$PY" "$NFP" req "$NF" 0x2011 3 "$LSOCK" 0)
-case "$r" in status=0\ *) ;; *) mw_fail "tracked: lifting the filter failed: $r" ;; esac
-mw_spawn idle in_cli "$PY" "$GP" idle "$INS_IP" "$PORT" 12 60
-mw_wait_for "grep -q '^open 12' '$(mw_logfile idle)'" 20 || mw_fail "tracked: clients did not connect"
+guard_idle_clients tracked
 mw_wait_for "[ \"\$(stat_of conn_evictions)\" -ge 12 ]" 20 ||
 	mw_fail "tracked: the client's connections took no room: $(ctl guard status)"
 [ "$(stat_of source_evictions)" -ge 1 ] ||

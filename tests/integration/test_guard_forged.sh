@@ -53,14 +53,7 @@ kill -0 "$(mw_pid hostile)" 2>/dev/null || mw_fail "scoped: the liar was cut (no
 mw_log "scoped: ok ($CLI_IP blocked on INS $HID only, served by INS 1)"
 
 # --- own: slow connections of the address on INS 1 get it blocked on INS 1
-# (the accept filter would hold them away from the app: lift it, as test_guard.sh does).
-LSOCK=$(grep -m1 "action [0-9]*: shield_set [^ ]*:$PORT reason=baseline" "$GLOG" | sed 's/.*,sock=\([0-9]*\).*/\1/')
-[ -n "$LSOCK" ] || mw_fail "own: no baseline shield logged"
-NF=$(cat "$MW_RUNTIME_DIR/store/mw/pvm/netflow")
-r=$("$PY" "$NFP" req "$NF" 0x2011 3 "$LSOCK" 0)
-case "$r" in status=0\ *) ;; *) mw_fail "own: lifting the filter failed: $r" ;; esac
-mw_spawn idle in_cli "$PY" "$GP" idle "$INS_IP" "$PORT" 12 60
-mw_wait_for "grep -q '^open 12' '$(mw_logfile idle)'" 20 || mw_fail "own: clients did not connect"
+guard_idle_clients own
 mw_wait_for "grep -q 'action [0-9]*: block $CLI_IP reason=slow_source evidence=.*,ins=1,pvm=0,' '$GLOG'" 30 ||
 	mw_fail "own: no block on INS 1: $(grep -E ': block ' "$GLOG" | tail -5)"
 mw_wait_for "grep -q 'netflow: block $CLI_IP:0 on INS 1\$' '$PVM_LOG'" 10 ||

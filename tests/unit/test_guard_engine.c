@@ -739,12 +739,13 @@ static void test_ipv6_prefix_block(void **state)
 	assert_int_equal(count(GD_BLOCK, "slow_prefix"), 0);
 }
 
-static const struct gd_action *last_block(void)
+/* The last block of @target (NULL: of any). */
+static const struct gd_action *last_block_of(const char *target)
 {
 	int i;
 
 	for (i = nrec - 1; i >= 0; i--)
-		if (rec[i].kind == GD_BLOCK)
+		if (rec[i].kind == GD_BLOCK && (!target || !strcmp(rec[i].target, target)))
 			return &rec[i];
 	return NULL;
 }
@@ -791,7 +792,7 @@ static void test_block_scoped_to_ins(void **state)
 	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
 	slow_headers(0, 1, 40, on3, &now, now + 6000);
 	assert_int_equal(count(GD_BLOCK, "slow_source"), 1);
-	b = last_block();
+	b = last_block_of(NULL);
 	assert_string_equal(b->target, "10.9.0.1");
 	assert_int_equal(mw_sockid_ins(b->sock), 3);
 	assert_int_equal(mw_sockid_pvm(b->sock), 2);
@@ -799,21 +800,21 @@ static void test_block_scoped_to_ins(void **state)
 	/* Still offending on INS 3 ten seconds on: sent again, once. */
 	tick_until(&now, now + 10000);
 	assert_int_equal(count(GD_BLOCK, NULL), 2);
-	b = last_block();
+	b = last_block_of(NULL);
 	assert_int_equal(mw_sockid_ins(b->sock), 3);
 	assert_non_null(strstr(b->evidence, "resent=1,"));
 	/* Later, on INS 5: blocked there too, not everywhere. */
 	close_all(on3, 40, now);
 	slow_headers(0, 1, 40, on5, &now, now + 6000);
 	assert_int_equal(count(GD_BLOCK, "slow_source"), 3);
-	b = last_block();
+	b = last_block_of(NULL);
 	assert_string_equal(b->target, "10.9.0.1");
 	assert_int_equal(mw_sockid_ins(b->sock), 5);
 	assert_null(strstr(b->evidence, "ins=all"));
 	close_all(on5, 40, now);
 	/* Another address, slow on two INS in one evaluation: every INS at once. */
 	idle_both("10.8.0.1", 40, on5 + 100, on3 + 100, &now, 6000);
-	b = last_block();
+	b = last_block_of(NULL);
 	assert_int_equal(count(GD_BLOCK, NULL), 4);
 	assert_string_equal(b->target, "10.8.0.1");
 	assert_int_equal(b->sock, 0);
@@ -907,7 +908,7 @@ static void test_block_share_per_ins(void **state)
 		liar += rec[c].kind == GD_BLOCK && mw_sockid_ins(rec[c].sock) == 9;
 	assert_int_equal(liar, 8);
 	assert_int_equal(count_target(GD_BLOCK, "10.9.0.1"), 1);
-	assert_int_equal(mw_sockid_ins(last_block()->sock), 3);
+	assert_int_equal(mw_sockid_ins(last_block_of(NULL)->sock), 3);
 	assert_true(eng.blocks.drops > 0);
 }
 
@@ -930,7 +931,7 @@ static void test_block_all_not_renewed_by_one(void **state)
 	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
 	idle_both("10.9.0.1", 40, on3, on5, &now, 6000);
 	assert_int_equal(count(GD_BLOCK, NULL), 1);
-	assert_int_equal(last_block()->sock, 0);
+	assert_int_equal(last_block_of(NULL)->sock, 0);
 	close_all(on3, 40, now);
 	close_all(on5, 40, now);
 	idle_both("10.9.0.1", 40, on9 + 1000, on9 + 1000, &now, 60000);
@@ -940,7 +941,7 @@ static void test_block_all_not_renewed_by_one(void **state)
 	}
 	assert_int_equal(renewed, 1); /* the first, never again */
 	assert_int_equal(all_unblocked, 1);
-	assert_int_equal(mw_sockid_ins(last_block()->sock), 9);
+	assert_int_equal(mw_sockid_ins(last_block_of(NULL)->sock), 9);
 }
 
 /* @n idle connections of @ip on the INS of @ins, ids from @ins + @first. */
@@ -963,17 +964,6 @@ static int blocks_all(const char *target)
 	for (i = 0; i < nrec; i++)
 		n += rec[i].kind == GD_BLOCK && !strcmp(rec[i].target, target) && !rec[i].sock;
 	return n;
-}
-
-/* The last block of @target. */
-static const struct gd_action *last_block_of(const char *target)
-{
-	int i;
-
-	for (i = nrec - 1; i >= 0; i--)
-		if (rec[i].kind == GD_BLOCK && !strcmp(rec[i].target, target))
-			return &rec[i];
-	return NULL;
 }
 
 /* A good exchange of @peer on the INS of @sock: a request, its answer, closed by itself. */
