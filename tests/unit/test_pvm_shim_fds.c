@@ -35,7 +35,9 @@
  */
 
 #define LINGER_S 20 /* a close that waits; the loop must answer far sooner */
-#define LOOP_MAX_S 5.0 /* ... within this, however loaded the machine */
+#define LOOP_MAX_S                                                       \
+	15.0 /* ... within this, however loaded the machine (5 s was not \
+		under CI's parallel attack tests); a close on the loop takes 20 */
 
 static struct mw_config cfg;
 static struct pvm p;
