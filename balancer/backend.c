@@ -68,6 +68,12 @@ void bal_backend_exec_ins(const struct bal_backend *b, int id)
 		argv[n++] = b->cfg->path;
 	}
 	argv[n] = NULL;
+	/*
+	 * Nothing of the balancer's past exec: the INS opens what it needs.  libnftables
+	 * opens its netlink socket without O_CLOEXEC, and an INS holding it could read
+	 * the balancer's replies or have errors sent to it (docs/balancer.md).
+	 */
+	close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
 	execv(b->ins_binary, (char *const *)argv);
 	fprintf(stderr, "mw-balancer: cannot run %s: %s\n", b->ins_binary, strerror(errno));
 	_exit(127);

@@ -145,7 +145,11 @@ static void netns_sweep(struct bal_backend *b)
 	if (!d)
 		return;
 	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, prefix, strlen(prefix)))
+		const char *rest = e->d_name + strlen(prefix);
+
+		/* mw-<tag>-ins<N> exactly: not mw-<tag>-ins2-ins1, another tag's */
+		if (strncmp(e->d_name, prefix, strlen(prefix)) || !*rest ||
+		    strspn(rest, "0123456789") != strlen(rest))
 			continue;
 		ns_kill_all(e->d_name);
 		ip(true, "netns", "del", e->d_name, NULL, NULL, NULL, NULL, NULL, NULL);
@@ -269,6 +273,7 @@ static int ip_batch(const struct bal_backend *b, bool host, const char *script)
 	if (pid == 0) {
 		if ((host && setns(b->host_netns, CLONE_NEWNET)) || dup2(p[0], STDIN_FILENO) < 0)
 			_exit(126);
+		close_range(3, ~0u, CLOSE_RANGE_CLOEXEC); /* as for an INS (backend.c) */
 		execvp(argv[0], argv);
 		_exit(127);
 	}

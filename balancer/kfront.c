@@ -71,6 +71,10 @@ struct bal_kf {
 	int chains[KF_IDS_MAX];	    /* INS ids that have a chain ins_<id> */
 	uint32_t marks[KF_IDS_MAX]; /* the conntrack mark each sets: kf_mark() */
 	int nchains;
+	/* What chains and marks become once bal_kf_sync()'s transaction commits. */
+	int next_chains[KF_IDS_MAX];
+	uint32_t next_marks[KF_IDS_MAX];
+	int next_n;
 	char *last; /* the steer text applied last */
 	char *buf;
 	uint64_t updates, update_us_max, update_us_last;
@@ -218,7 +222,7 @@ int bal_kf_open(struct bal *b, struct bal_kf **out, char *err, size_t errlen)
 		kf->ports[kf->nports++] = l[k].port;
 	}
 	ret = bal_kf_render_table(kf->buf, KF_BUF, kf->table, l, (size_t)bc->listen_count,
-				  bc->max_conns);
+				  bc->bridge, bc->max_conns);
 	kf->max_conns = bc->max_conns;
 	if (ret >= 0)
 		ret = kf_run(kf, kf->buf, true, err, errlen);
@@ -278,8 +282,8 @@ static bool in_steering(const struct bal *b, const struct bal_ins *i)
 
 static bool has_chain(const struct bal_kf *kf, int id)
 {
-	for (int k = 0; k < kf->nchains; k++)
-		if (kf->chains[k] == id)
+	for (int k = 0; k < kf->next_n; k++)
+		if (kf->next_chains[k] == id)
 			return true;
 	return false;
 }
@@ -318,9 +322,18 @@ void bal_kf_sync(struct bal *b)
 	for (size_t j = 0; j < n; j++)
 		set[j].weight = w[j];
 
+	/*
+	 * The chains added and deleted are staged and become kf->chains only once
+	 * the transaction commits: a failed run (the next tick retries it) must not
+	 * leave a chain recorded that was never made, nor one forgotten that still
+	 * exists (and whose conntrack entries were never removed).
+	 */
+	memcpy(kf->next_chains, kf->chains, sizeof(kf->chains[0]) * (size_t)kf->nchains);
+	memcpy(kf->next_marks, kf->marks, sizeof(kf->marks[0]) * (size_t)kf->nchains);
+	kf->next_n = kf->nchains;
 	p = kf->buf;
 	for (size_t j = 0; j < n; j++) {
-		if (has_chain(kf, set[j].id) || kf->nchains == KF_IDS_MAX)
+		if (has_chain(kf, set[j].id) || kf->next_n == KF_IDS_MAX)
 			continue;
 		i = bal_ins_find(b, set[j].id);
 		inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
@@ -329,8 +342,8 @@ void bal_kf_sync(struct bal *b)
 			"add chain ip %s ins_%d\n"
 			"add rule ip %s ins_%d counter ct mark set 0x%08x dnat to %s\n",
 			kf->table, set[j].id, kf->table, set[j].id, kf_mark(i), addr);
-		kf->marks[kf->nchains] = kf_mark(i);
-		kf->chains[kf->nchains++] = set[j].id;
+		kf->next_marks[kf->next_n] = kf_mark(i);
+		kf->next_chains[kf->next_n++] = set[j].id;
 		chains_changed = true;
 	}
 	steer = p + used;
@@ -342,18 +355,18 @@ void bal_kf_sync(struct bal *b)
 	}
 	used += (size_t)ret;
 	/* Chains of INS that are gone or dead: after steer no longer jumps there. */
-	for (k = 0; k < kf->nchains;) {
-		i = bal_ins_find(b, kf->chains[k]);
+	for (k = 0; k < kf->next_n;) {
+		i = bal_ins_find(b, kf->next_chains[k]);
 		if (i && i->state != BAL_INS_DEAD) {
 			k++;
 			continue;
 		}
 		used += (size_t)snprintf(p + used, KF_BUF - used, "delete chain ip %s ins_%d\n",
-					 kf->table, kf->chains[k]);
-		gone_mark[ngone] = kf->marks[k];
-		gone[ngone++] = kf->chains[k];
-		kf->chains[k] = kf->chains[--kf->nchains];
-		kf->marks[k] = kf->marks[kf->nchains];
+					 kf->table, kf->next_chains[k]);
+		gone_mark[ngone] = kf->next_marks[k];
+		gone[ngone++] = kf->next_chains[k];
+		kf->next_chains[k] = kf->next_chains[--kf->next_n];
+		kf->next_marks[k] = kf->next_marks[kf->next_n];
 		chains_changed = true;
 	}
 	if (used >= KF_BUF - 1)
@@ -366,6 +379,9 @@ void bal_kf_sync(struct bal *b)
 		return;
 	}
 	snprintf(kf->last, KF_BUF, "%.*s", ret, steer);
+	memcpy(kf->chains, kf->next_chains, sizeof(kf->chains[0]) * (size_t)kf->next_n);
+	memcpy(kf->marks, kf->next_marks, sizeof(kf->marks[0]) * (size_t)kf->next_n);
+	kf->nchains = kf->next_n;
 	for (k = 0; k < ngone; k++) {
 		int r = bal_kf_ct_forget(gone_mark[k]);
 

@@ -41,6 +41,8 @@ bool bal_nft_kernel(void);
  * @buf, @len: the text (nft syntax, one command a line)
  * @table:     bal_kf_table_name()
  * @l, @nl:    the front-end addresses
+ * @bridge:    balancer.bridge (an interface name, checked): connections that come
+ *             from it (an INS) never enter the front end
  *
  * "add table; delete table; add table ...": one transaction, so a table a
  * crashed balancer left behind is replaced atomically, and a missing one is
@@ -52,7 +54,7 @@ bool bal_nft_kernel(void);
  * Return: length, or -ENOSPC
  */
 int bal_kf_render_table(char *buf, size_t len, const char *table, const struct bal_kf_listen *l,
-			size_t nl, int max_conns);
+			size_t nl, const char *bridge, int max_conns);
 
 /**
  * bal_kf_render_front() - the commands that (re)build "front": balancer.max_conns

@@ -34,11 +34,13 @@ int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr
 	/*
 	 * Not done: open, or closed by the INS's side with data perhaps still
 	 * unacknowledged (FIN_WAIT1, CLOSING, LAST_ACK).  FIN_WAIT2 (all it
-	 * sent is acknowledged), TIME_WAIT and CLOSE are done.
+	 * sent is acknowledged), TIME_WAIT and CLOSE are done.  Half-open ones
+	 * (SYN_RECV, request sockets) are not counted: a client that sends SYNs
+	 * and drops the answers holds one for a minute per SYN, and would move the
+	 * weights, per_ins_max_conns and autoscale at a few SYNs a second.
 	 */
-	req.r.idiag_states = (1U << TCP_ESTABLISHED) | (1U << TCP_SYN_RECV) |
-			     (1U << TCP_CLOSE_WAIT) | (1U << TCP_FIN_WAIT1) | (1U << TCP_CLOSING) |
-			     (1U << TCP_LAST_ACK);
+	req.r.idiag_states = (1U << TCP_ESTABLISHED) | (1U << TCP_CLOSE_WAIT) |
+			     (1U << TCP_FIN_WAIT1) | (1U << TCP_CLOSING) | (1U << TCP_LAST_ACK);
 	if (send(fd, &req, sizeof(req), 0) < 0)
 		return -errno;
 	for (;;) {

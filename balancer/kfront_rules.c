@@ -66,7 +66,7 @@ int bal_kf_render_front(char *buf, size_t len, const char *table, int max_conns)
 }
 
 int bal_kf_render_table(char *buf, size_t len, const char *table, const struct bal_kf_listen *l,
-			size_t nl, int max_conns)
+			size_t nl, const char *bridge, int max_conns)
 {
 	int n;
 
@@ -104,31 +104,40 @@ int bal_kf_render_table(char *buf, size_t len, const char *table, const struct b
 	    "}\n"
 	    "add chain ip %s syn_out { type filter hook output priority -150; policy accept; }\n",
 	    table, table);
+	/*
+	 * Not from the bridge: an INS connecting to a front-end address would be
+	 * steered to another INS, whose answer the isolated bridge ports drop, and
+	 * so hold a half-open connection there and a place in "ct count" per SYN.
+	 */
 	for (k = 0; k < nl; k++) {
 		if (l[k].addr.s_addr == htonl(INADDR_ANY)) {
 			put(&o,
-			    "add rule ip %s pre fib daddr type local tcp dport %u jump front\n"
+			    "add rule ip %s pre iifname != \"%s\" fib daddr type local tcp dport "
+			    "%u "
+			    "jump front\n"
 			    "add rule ip %s out fib daddr type local ip daddr != 127.0.0.0/8 "
 			    "tcp dport %u jump front\n",
-			    table, l[k].port, table, l[k].port);
+			    table, bridge, l[k].port, table, l[k].port);
 			put(&o,
-			    "add rule ip %s syn_pre fib daddr type local tcp dport %u "
-			    "ct timeout set \"syn_short\"\n"
+			    "add rule ip %s syn_pre iifname != \"%s\" fib daddr type local tcp "
+			    "dport "
+			    "%u ct timeout set \"syn_short\"\n"
 			    "add rule ip %s syn_out fib daddr type local ip daddr != 127.0.0.0/8 "
 			    "tcp dport %u ct timeout set \"syn_short\"\n",
-			    table, l[k].port, table, l[k].port);
+			    table, bridge, l[k].port, table, l[k].port);
 			continue;
 		}
 		inet_ntop(AF_INET, &l[k].addr, a, sizeof(a));
 		put(&o,
-		    "add rule ip %s pre ip daddr %s tcp dport %u jump front\n"
+		    "add rule ip %s pre iifname != \"%s\" ip daddr %s tcp dport %u jump front\n"
 		    "add rule ip %s out ip daddr %s tcp dport %u jump front\n",
-		    table, a, l[k].port, table, a, l[k].port);
+		    table, bridge, a, l[k].port, table, a, l[k].port);
 		put(&o,
-		    "add rule ip %s syn_pre ip daddr %s tcp dport %u ct timeout set \"syn_short\"\n"
+		    "add rule ip %s syn_pre iifname != \"%s\" ip daddr %s tcp dport %u ct timeout "
+		    "set \"syn_short\"\n"
 		    "add rule ip %s syn_out ip daddr %s tcp dport %u ct timeout set "
 		    "\"syn_short\"\n",
-		    table, a, l[k].port, table, a, l[k].port);
+		    table, bridge, a, l[k].port, table, a, l[k].port);
 	}
 	if (o.full)
 		return -ENOSPC;

@@ -315,7 +315,8 @@ static void engine_account(struct fl_engine *e, const struct fl_pkt *p, uint64_t
 
 		s->pkts[dir]++;
 		s->bytes[dir] += bytes;
-		s->ip_bytes[dir] += p->ip_len;
+		/* What the header claims, never more than the wire carried (IPFIX's octets) */
+		s->ip_bytes[dir] += p->ip_len < bytes ? p->ip_len : bytes;
 		if (p->proto == PROTO_TCP)
 			stream_flags(e, s, from_client, p->tcp_flags);
 		cls = (enum fl_class)s->cls;

@@ -149,7 +149,11 @@ size_t fl_ipfix_begin(struct fl_ipfix *x, uint64_t now_s)
 	put32(x->msg + 4, (uint32_t)now_s);
 	put32(x->msg + 8, x->seq); /* data records sent before this message (RFC 7011 3.1) */
 	put32(x->msg + 12, x->domain);
-	if (!x->template_s || now_s >= x->template_s + x->interval_s) {
+	/*
+	 * Also when time went back (a frame of a capture file stamped in the future
+	 * must not stop them for good); counted as sent once a message took them.
+	 */
+	if (!x->template_s || now_s < x->template_s || now_s >= x->template_s + x->interval_s) {
 		size_t start = x->len;
 
 		x->len += SET_HDR;
@@ -157,7 +161,7 @@ size_t fl_ipfix_begin(struct fl_ipfix *x, uint64_t now_s)
 		x->len += put_template(x->msg + x->len, TPL_V6, tpl_v6);
 		put16(x->msg + start, SET_TEMPLATE);
 		put16(x->msg + start + 2, (uint16_t)(x->len - start));
-		x->template_s = now_s ? now_s : 1;
+		x->template_pending = now_s ? now_s : 1;
 	}
 	x->set_off = 0;
 	return x->len;
@@ -181,10 +185,14 @@ void fl_ipfix_flush(struct fl_ipfix *x)
 	ipfix_close_set(x);
 	put16(x->msg, IPFIX_VERSION);
 	put16(x->msg + 2, (uint16_t)x->len);
-	if (send(x->fd, x->msg, x->len, MSG_NOSIGNAL) != (ssize_t)x->len)
+	if (send(x->fd, x->msg, x->len, MSG_NOSIGNAL) != (ssize_t)x->len) {
 		x->send_errors++;
-	else
+	} else {
 		x->messages++;
+		if (x->template_pending)
+			x->template_s = x->template_pending;
+	}
+	x->template_pending = 0;
 	x->len = 0;
 }
 

@@ -26,7 +26,8 @@ struct fl_ipfix {
 	int fd;
 	uint32_t domain;
 	uint32_t interval_s;
-	uint64_t template_s;
+	uint64_t template_s;	   /* export time of the last message that carried the templates */
+	uint64_t template_pending; /* this message carries them, for that time (0: not) */
 	uint32_t seq;
 	uint8_t msg[FL_IPFIX_MSG_MAX];
 	size_t len;

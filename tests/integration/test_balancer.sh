@@ -10,10 +10,16 @@
 # namespace, veth and the bridge.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/balancer_lib.sh"
+# Another balancer's namespace whose name starts with ours (its tag "$TAG-ins2"): the
+# sweep of our leftovers at start (and the stop) must leave it alone.
+other_ns=mw-$TAG-ins2-ins1
+ip netns add "$other_ns" || mw_fail "cannot make namespace $other_ns"
+mw_undo "ip netns del $other_ns"
 bal_up 4 8
+ip netns list | grep -qE "^$other_ns( |$)" || mw_fail "the start-up sweep removed another tag's $other_ns"
 
 # Every INS has its namespace, veth and address.
-[ "$(ip netns list | grep -c "^mw-$TAG-ins")" = 4 ] || mw_fail "want 4 namespaces mw-$TAG-ins*"
+[ "$(ip netns list | grep -cE "^mw-$TAG-ins[0-9]+( |$)")" = 4 ] || mw_fail "want 4 namespaces mw-$TAG-ins*: $(ip netns list | tr "\n" " ")"
 ip link show "$BR" >/dev/null || mw_fail "bridge $BR missing"
 curl -sf --max-time 5 "$URL/index.html" | grep -q "balancer test $$" || mw_fail "GET through the balancer failed"
 
@@ -118,7 +124,7 @@ bal_wait_ready 4 20 || mw_fail "INS $vid was not replaced"
 ctl ins list | awk -v v="$vid" '$1 == v' | grep -q . && mw_fail "dead INS $vid still listed"
 [ "$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["replaced"])')" = 1 ] ||
 	mw_fail "status does not count the replacement"
-[ "$(ip netns list | grep -c "^mw-$TAG-ins")" = 4 ] || mw_fail "namespace of the dead INS not removed"
+[ "$(ip netns list | grep -cE "^mw-$TAG-ins[0-9]+( |$)")" = 4 ] || mw_fail "namespace of the dead INS not removed"
 
 # Policy switch at runtime: least-connections, then hash (one client address: one INS).
 ctl policy least-connections >/dev/null || mw_fail "policy least-connections rejected"
@@ -267,7 +273,8 @@ load 200 4 "$MW_TMP/post"
 # SIGTERM: every INS stopped, namespaces, veths and bridge removed.
 mw_stop balancer 10
 [ "$MW_EXIT_STATUS" = 0 ] || mw_fail "mw-balancer exited $MW_EXIT_STATUS on SIGTERM"
-[ "$(ip netns list | grep -c "^mw-$TAG-ins" || true)" = 0 ] || mw_fail "namespaces left: $(ip netns list | grep "^mw-$TAG")"
+[ "$(ip netns list | grep -cE "^mw-$TAG-ins[0-9]+( |$)" || true)" = 0 ] || mw_fail "namespaces left: $(ip netns list | grep "^mw-$TAG")"
+ip netns list | grep -qE "^$other_ns( |$)" || mw_fail "the stop removed another tag's $other_ns"
 ip link show "$BR" >/dev/null 2>&1 && mw_fail "bridge $BR left behind"
 compgen -G "/sys/class/net/${TAG}h*" >/dev/null && mw_fail "veths left: $(compgen -G "/sys/class/net/${TAG}h*")"
 pgrep -f "mw-ins --id .* -c $CONF" >/dev/null && mw_fail "mw-ins processes left"

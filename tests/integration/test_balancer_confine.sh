@@ -24,6 +24,13 @@ ins_gid=$(id -g "$MW_INS_USER")
 body=$(curl -sS --max-time 10 "$URL/index.html") || mw_fail "no answer through the confined INS"
 [ "$body" = "$(cat "$WWW/index.html")" ] || mw_fail "front end answered '$body'"
 
+# sockets_of PID: the sockets among PID's fds 3 and up, sorted
+sockets_of() {
+	local f
+	for f in /proc/"$1"/fd/*; do
+		[ "${f##*/}" -ge 3 ] && readlink "$f"
+	done | grep '^socket:' | sort -u
+}
 # status_field PID KEY: the value of KEY: in /proc/PID/status, tabs squeezed to spaces.
 status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" | tr -s '\t ' ' '; }
 
@@ -50,6 +57,9 @@ for row in "${rows[@]}"; do
 		mw_fail "INS $id: ip_unprivileged_port_start is not 0 in $ns"
 	bridge -d link show dev "${TAG}h$id" | grep -q 'isolated on' ||
 		mw_fail "INS $id: bridge port ${TAG}h$id is not isolated: $(bridge -d link show dev "${TAG}h$id")"
+	# No socket of the balancer's past exec (its nftables netlink socket among them).
+	shared=$(comm -12 <(sockets_of "$pid") <(sockets_of "$(mw_pid balancer)"))
+	[ -z "$shared" ] || mw_fail "INS $id holds the balancer's sockets: $(echo $shared)"
 done
 read -r id1 addr1 pid1 ns1 <<<"${rows[0]}"
 read -r id2 addr2 pid2 ns2 <<<"${rows[1]}"

@@ -39,13 +39,16 @@ static void test_table(void **state)
 
 	(void)state;
 	inet_pton(AF_INET, "192.0.2.7", &l[1].addr);
-	n = bal_kf_render_table(buf, sizeof(buf), "mwbal_x", l, 2, 500);
+	n = bal_kf_render_table(buf, sizeof(buf), "mwbal_x", l, 2, "mwbr0", 500);
 	assert_true(n > 0 && (size_t)n == strlen(buf));
 	/* Replaces a stale table in the same transaction. */
 	assert_non_null(strstr(buf, "add table ip mwbal_x\ndelete table ip mwbal_x\nadd table ip "
 				    "mwbal_x\n"));
-	assert_non_null(strstr(buf, "add rule ip mwbal_x pre fib daddr type local tcp dport 80 "
-				    "jump front\n"));
+	/* An INS (behind the bridge) never enters the front end. */
+	assert_non_null(strstr(buf, "add rule ip mwbal_x pre iifname != \"mwbr0\" fib daddr type "
+				    "local tcp dport 80 jump front\n"));
+	assert_non_null(strstr(buf, "add rule ip mwbal_x pre iifname != \"mwbr0\" ip daddr "
+				    "192.0.2.7 tcp dport 8443 jump front\n"));
 	assert_non_null(strstr(buf, "add rule ip mwbal_x out fib daddr type local ip daddr != "
 				    "127.0.0.0/8 tcp dport 80 jump front\n"));
 	assert_non_null(strstr(buf, "add rule ip mwbal_x out ip daddr 192.0.2.7 tcp dport 8443 "
@@ -54,11 +57,11 @@ static void test_table(void **state)
 	/* Forged SYNs hold a place in ct count 5 s, not the kernel's 60 s of SYN_RECV. */
 	assert_non_null(strstr(buf, "add ct timeout ip mwbal_x syn_short { protocol tcp; l3proto "
 				    "ip; policy = { syn_sent: 5, syn_recv: 5 }; }\n"));
-	assert_non_null(strstr(buf, "add rule ip mwbal_x syn_pre fib daddr type local tcp dport 80 "
-				    "ct timeout set \"syn_short\"\n"));
+	assert_non_null(strstr(buf, "add rule ip mwbal_x syn_pre iifname != \"mwbr0\" fib daddr "
+				    "type local tcp dport 80 ct timeout set \"syn_short\"\n"));
 	assert_non_null(strstr(buf, "add rule ip mwbal_x syn_out ip daddr 192.0.2.7 tcp dport 8443 "
 				    "ct timeout set \"syn_short\"\n"));
-	assert_int_equal(bal_kf_render_table(buf, 64, "mwbal_x", l, 2, 500), -ENOSPC);
+	assert_int_equal(bal_kf_render_table(buf, 64, "mwbal_x", l, 2, "mwbr0", 500), -ENOSPC);
 }
 
 static void test_steer(void **state)

@@ -190,6 +190,19 @@ static void test_templates_resent_on_interval(void **state)
 	fl_ipfix_flush(&x);
 	assert_true(recv(c, m, sizeof(m), 0) > 0);
 	assert_int_equal(rd16(m + 16), 2); /* 10 s later: templates again */
+	/* A frame stamped far ahead (a capture file), then time as it is: templates again */
+	fl_ipfix_stream(&x, &s, 4102444800u);
+	fl_ipfix_flush(&x);
+	assert_true(recv(c, m, sizeof(m), 0) > 0);
+	assert_int_equal(rd16(m + 16), 2);
+	fl_ipfix_stream(&x, &s, 1012);
+	fl_ipfix_flush(&x);
+	assert_true(recv(c, m, sizeof(m), 0) > 0);
+	assert_int_equal(rd16(m + 16), 2);
+	fl_ipfix_stream(&x, &s, 1013);
+	fl_ipfix_flush(&x);
+	assert_true(recv(c, m, sizeof(m), 0) > 0);
+	assert_int_equal(rd16(m + 16), 256);
 	fl_ipfix_close(&x);
 	close(c);
 }
