@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "flowd/fl_assert.h"
@@ -234,21 +235,26 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 /**
  * fl_mapi_flow_connect() - create the result area; the flow sees packets from now on
  * @f:      flow
- * @memfd:  the area's memfd for the client (caller closes it after sending)
+ * @memfd:  a read-only descriptor of the area for the client (caller closes it after sending)
  * @err:    why not
  * @errlen: its size
  *
- * The memfd is sealed against resizing, so a client cannot make our mapping fault,
- * and against writes other than through our mapping (F_SEAL_FUTURE_WRITE): the
- * client maps it read-only, and can neither write nor punch holes in it.
+ * The memfd is sealed against resizing, so a client cannot make our mapping fault.
+ * The client gets a read-only open file of it (a reopen through /proc/self/fd) and
+ * the inode is 0600, so a client of another user cannot reopen it for writing: it
+ * can map it only to read, and cannot write, punch holes, or allocate.  The
+ * read-write memfd stays ours, so that fl_mapi_flow_release() can free the pages
+ * even while a client keeps its descriptor or mapping (what it faults in after
+ * that is charged to it, not to mw-flowd).
  *
  * Return: 0 or -errno
  */
 int fl_mapi_flow_connect(struct fl_mapi_flow *f, int *memfd, char *err, size_t errlen)
 {
 	struct mw_mapi_area *hdr;
-	void *area;
-	int fd, ret;
+	char path[64];
+	void *area = MAP_FAILED;
+	int fd, ro = -1, ret;
 
 	if (f->area) {
 		snprintf(err, errlen, "already connected");
@@ -257,24 +263,27 @@ int fl_mapi_flow_connect(struct fl_mapi_flow *f, int *memfd, char *err, size_t e
 	fd = memfd_create("mw-mapi", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		goto fail;
-	if (ftruncate(fd, MW_MAPI_AREA_SIZE) ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
+	if (fchmod(fd, 0600) || ftruncate(fd, MW_MAPI_AREA_SIZE) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))
+		goto fail;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	if (ro < 0)
 		goto fail;
 	area = mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (area == MAP_FAILED)
 		goto fail;
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE | F_SEAL_SEAL)) {
-		munmap(area, MW_MAPI_AREA_SIZE);
-		goto fail;
-	}
 	f->area = area;
+	f->area_fd = fd;
 	hdr = area;
 	hdr->nfuncs = (uint32_t)f->nfns;
-	*memfd = fd;
+	*memfd = ro;
 	return 0;
 fail:
 	ret = -errno;
 	snprintf(err, errlen, "result area: %s", strerror(errno));
+	if (ro >= 0)
+		close(ro);
 	if (fd >= 0)
 		close(fd);
 	return ret;
@@ -638,8 +647,13 @@ void fl_mapi_flow_release(struct fl_mapi_flow *f)
 			free(f->fns[i].anomaly);
 		}
 	}
-	if (f->area)
+	if (f->area) {
 		munmap(f->area, MW_MAPI_AREA_SIZE);
+		/* A client may keep its descriptor: the pages go now, not with its last close. */
+		(void)fallocate(f->area_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+				MW_MAPI_AREA_SIZE);
+		close(f->area_fd);
+	}
 	free(f->copy);
 	memset(f, 0, sizeof(*f));
 }

@@ -74,6 +74,7 @@ struct fl_mapi_fn {
  * @nf_scope:  bit i: Netflow sensor i is
  * @created:   CREATE accepted
  * @area:      the result area (memfd mapping), NULL until CONNECT
+ * @area_fd:   its memfd (read-write, ours; valid while @area is set)
  * @fns:       functions in the order applied
  * @copy:      ANONYMIZE's writable copy of the frame (FL_MAPI_COPY_MAX bytes), or NULL
  * @restricted: admitted by flowd.mapi_sensor_groups only: the scope must match @acl
@@ -88,6 +89,7 @@ struct fl_mapi_flow {
 	uint32_t nf_scope;
 	bool created;
 	uint8_t *area;
+	int area_fd;
 	int nfns;
 	struct fl_mapi_fn fns[MW_MAPI_FUNCS_MAX];
 	uint8_t *copy;

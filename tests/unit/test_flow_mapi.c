@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -143,9 +145,9 @@ static void test_filter_then_counters_in_scope(void **state)
 	assert_int_equal(fx_u64(x, pkts), 2);
 	assert_int_equal(fx_u64(x, bytes), 54 + 59);
 	assert_int_equal(((const struct mw_mapi_area *)x->area)->ts_us, TS0 + 2);
-	/* The client cannot resize the area under mw-flowd. */
+	/* The client cannot resize the area under mw-flowd: its descriptor is read-only. */
 	assert_int_equal(ftruncate(x->memfd, 4096), -1);
-	assert_int_equal(errno, EPERM);
+	assert_int_equal(errno, EINVAL);
 }
 
 static void test_str_search_and_sample(void **state)
@@ -423,6 +425,26 @@ static int mreq(struct fl_mapi *m, struct fl_mapi_flow *f, uint32_t op, uint32_t
 }
 
 /* Frames go to the connected flows whose scope has their sensor: none left, none run. */
+/* In a child of another user (nobody): reopen @fd for writing; 0 or the errno. */
+static int reopen_rw_as_nobody(int fd)
+{
+	char path[64];
+	int status, rw;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		if (setgid(65534) || setuid(65534))
+			_exit(100);
+		rw = open(path, O_RDWR);
+		_exit(rw >= 0 ? 0 : errno & 0x7f);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
 static void test_dispatch_connected_only(void **state)
 {
 	char sensors[2][16] = { "eth0", "eth1" };
@@ -437,6 +459,7 @@ static void test_dispatch_connected_only(void **state)
 	uint8_t frame[128];
 	size_t n = ff_v4(frame, "10.0.0.1", "10.0.0.2", 6, 40000, 80, FL_TCP_ACK, 0);
 	uint64_t pkts;
+	struct stat st;
 	int i, memfd = -1, unused = -1;
 
 	(void)state;
@@ -454,12 +477,15 @@ static void test_dispatch_connected_only(void **state)
 	area = mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ, MAP_SHARED, memfd, 0);
 	assert_true(area != MAP_FAILED);
 	/* The client reads its area and nothing more: no shared writable mapping, no
-	 * write, no hole punched under mw-flowd's mapping. */
+	 * write, no hole punched under mw-flowd's mapping, no reopening it for writing. */
 	assert_true(mmap(NULL, MW_MAPI_AREA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0) ==
 		    MAP_FAILED);
-	assert_int_equal(errno, EPERM);
+	assert_int_equal(errno, EACCES);
 	assert_int_equal(pwrite(memfd, "x", 1, 0), -1);
 	assert_int_equal(fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096), -1);
+	assert_int_equal(ftruncate(memfd, 0), -1);
+	if (geteuid() == 0)
+		assert_int_equal(reopen_rw_as_nobody(memfd), EACCES);
 	assert_int_equal(m.nscan, 3);
 	assert_int_equal(m.scope_any, 2);
 	assert_int_equal(m.nf_scope_any, 0);
@@ -468,9 +494,14 @@ static void test_dispatch_connected_only(void **state)
 	fl_mapi_packet(&m, 1, TS0 + 1, frame, n, (uint32_t)n);
 	memcpy(&pkts, area + sizeof(struct mw_mapi_area), sizeof(pkts));
 	assert_int_equal(pkts, 2);
+	assert_int_equal(fstat(memfd, &st), 0);
+	assert_true(st.st_blocks > 0);
 	fl_mapi_put(&m, f[2]);
 	assert_int_equal(m.nscan, 0);
 	assert_int_equal(m.scope_any, 0);
+	/* Its pages are freed although the client still holds the area (it reads zeros). */
+	assert_int_equal(fstat(memfd, &st), 0);
+	assert_int_equal(st.st_blocks, 0);
 	fl_mapi_packet(&m, 1, TS0 + 2, frame, n, (uint32_t)n); /* nobody: a test, no scan */
 	munmap((void *)area, MW_MAPI_AREA_SIZE);
 	close(memfd);
