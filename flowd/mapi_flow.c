@@ -68,6 +68,34 @@ static int fn_max(enum mw_mapi_func id)
 	}
 }
 
+/*
+ * A user's flows together may have as many of a costly function as this many flows
+ * (root's are not counted): the per-flow bound alone let one user open
+ * mapi_client_flows flows over one busy sensor, each with its costly functions.
+ */
+#define FN_ACCOUNT_FLOWS 2
+
+/* How many of function @id the other flows of @f's account (not root) have. */
+static int fn_account_count(const struct fl_mapi_flow *f, enum mw_mapi_func id)
+{
+	const struct fl_mapi *m = f->srv;
+	uid_t acct;
+	int i, j, n = 0;
+
+	if (!m || f->uid == 0)
+		return 0;
+	acct = m->clients[f->client].acct;
+	for (i = 0; i < m->max_flows; i++) {
+		const struct fl_mapi_flow *g = m->flows[i];
+
+		if (!g || g == f || g->uid == 0 || m->clients[g->client].acct != acct)
+			continue;
+		for (j = 0; j < g->nfns; j++)
+			n += g->fns[j].id == id;
+	}
+	return n;
+}
+
 static const char *fn_name(enum mw_mapi_func id)
 {
 	switch (id) {
@@ -124,6 +152,11 @@ int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, ch
 				snprintf(err, errlen, "%s: at most %d per flow", fn_name(fn->id),
 					 fn_max(fn->id));
 			return -EINVAL;
+		}
+		if (n + fn_account_count(f, fn->id) >= fn_max(fn->id) * FN_ACCOUNT_FLOWS) {
+			snprintf(err, errlen, "%s: at most %d over all flows of a user",
+				 fn_name(fn->id), fn_max(fn->id) * FN_ACCOUNT_FLOWS);
+			return -EUSERS;
 		}
 	}
 	switch (fn->id) {

@@ -424,7 +424,6 @@ static int mreq(struct fl_mapi *m, struct fl_mapi_flow *f, uint32_t op, uint32_t
 	return fl_mapi_handle(m, f, &req, &rep, memfd);
 }
 
-/* Frames go to the connected flows whose scope has their sensor: none left, none run. */
 /* In a child of another user (nobody): reopen @fd for writing; 0 or the errno. */
 static int reopen_rw_as_nobody(int fd)
 {
@@ -445,6 +444,7 @@ static int reopen_rw_as_nobody(int fd)
 	return WEXITSTATUS(status);
 }
 
+/* Frames go to the connected flows whose scope has their sensor: none left, none run. */
 static void test_dispatch_connected_only(void **state)
 {
 	char sensors[2][16] = { "eth0", "eth1" };
@@ -679,6 +679,54 @@ static void test_user_limits(void **state)
 	assert_int_equal(m.nclients, 0);
 }
 
+/* A user's flows together hold the costly functions of two flows; root's are not counted. */
+static void test_costly_per_user(void **state)
+{
+	static const char sensors[2][16] = { "eth0", "eth1" };
+	struct fl_mapi_flow *flows[8] = { NULL }, pool[8], *f[4], *r;
+	struct fl_mapi_client clients[4];
+	struct fl_mapi m = { .flows = flows,
+			     .pool = pool,
+			     .clients = clients,
+			     .max_flows = 8,
+			     .max_clients = 4,
+			     .client_flows = 4,
+			     .group_gid = -1,
+			     .listen_fd = -1,
+			     .sensors = (const char(*)[16])sensors,
+			     .nsensors = 2 };
+	const char *why = NULL;
+	int i, unused = -1;
+
+	(void)state;
+	memset(clients, 0, sizeof(clients));
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(fl_mapi_take(&m, 100, 1000, &f[i], &why), 0);
+		f[i]->fd = -1;
+		f[i]->uid = 1000;
+		assert_int_equal(mreq(&m, f[i], MW_MAPI_CREATE, 0, "eth0", &unused), 0);
+	}
+	assert_int_equal(mreq(&m, f[0], MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "key", &unused), 0);
+	assert_int_equal(mreq(&m, f[1], MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "key", &unused), 0);
+	assert_int_equal(mreq(&m, f[2], MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "key", &unused), -EUSERS);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(
+			mreq(&m, f[i % 2], MW_MAPI_APPLY, MW_MAPI_STR_SEARCH, "x", &unused), 0);
+	assert_int_equal(mreq(&m, f[2], MW_MAPI_APPLY, MW_MAPI_STR_SEARCH, "x", &unused), -EUSERS);
+	/* Root's flow is not bound by the user's, nor counted in it. */
+	assert_int_equal(fl_mapi_take(&m, 1, 0, &r, &why), 0);
+	r->fd = -1;
+	assert_int_equal(mreq(&m, r, MW_MAPI_CREATE, 0, "eth0", &unused), 0);
+	assert_int_equal(mreq(&m, r, MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "key", &unused), 0);
+	/* A flow of the user's that ends gives its share back. */
+	fl_mapi_put(&m, f[0]);
+	assert_int_equal(mreq(&m, f[2], MW_MAPI_APPLY, MW_MAPI_ANONYMIZE, "key", &unused), 0);
+	fl_mapi_put(&m, f[1]);
+	fl_mapi_put(&m, f[2]);
+	fl_mapi_put(&m, r);
+	assert_int_equal(m.nflows, 0);
+}
+
 /* A user's processes take a quarter of the client table: one flow each cannot fill it. */
 static void test_user_processes(void **state)
 {
@@ -767,6 +815,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_anomalies, fx_setup, fx_teardown),
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_user_limits),
+		cmocka_unit_test(test_costly_per_user),
 		cmocka_unit_test(test_user_processes),
 		cmocka_unit_test(test_subuid_one_user),
 		cmocka_unit_test(test_dispatch_connected_only),
