@@ -23,8 +23,12 @@
  *
  * Frames: Ethernet with up to FL_ANON_TAGS VLAN tags, IPv4 or IPv6 (extension
  * headers skipped).  Both addresses are replaced; the IPv4 header checksum and
- * the TCP, UDP and ICMPv6 checksums are adjusted (RFC 1624, a UDP checksum of 0
- * stays 0), so a capture still reads as valid.  Other places a header names an
+ * the TCP, UDP, UDP-Lite, DCCP and ICMPv6 checksums are adjusted (RFC 1624, a
+ * UDP checksum of 0 stays 0), so a capture still reads as valid and no checksum
+ * over the pseudo-header is left to test guesses of the original addresses
+ * against.  The Ethernet addresses of hosts (not group addresses) are replaced
+ * by keyed pseudonyms, locally administered: an IPv6 address derived from a MAC
+ * (EUI-64) cannot be found again through the frame's own MAC.  Other places a header names an
  * address are blanked: IPv4 options become NOPs, the bodies of IPv6 hop-by-hop,
  * routing and destination options headers padding.  A frame that is not IP
  * (ARP, MPLS, PPPoE, more tags) is cut to its Ethernet header.  Strip keeps the
@@ -98,7 +102,8 @@ static size_t l4_fix(uint8_t *l4, size_t left, int proto, const uint8_t *old, co
 		size_t doff = (size_t)(l4[12] >> 4) * 4;
 
 		csum_adjust(l4 + 16, old, new, alen);
-		return doff >= 20 && doff <= left ? doff : left;
+		/* A bogus offset: the fixed header, never the payload after it. */
+		return doff < 20 ? 20 : doff <= left ? doff : left;
 	}
 	if (proto == 17 && left >= 8) {
 		if (l4[6] || l4[7]) {
@@ -108,10 +113,13 @@ static size_t l4_fix(uint8_t *l4, size_t left, int proto, const uint8_t *old, co
 		}
 		return 8;
 	}
-	/* ICMPv6 sums the pseudo-header too: left as it was, it would let a reader test
-	 * guesses of the original addresses.  Its body (an error's quoted packet) is cut. */
+	/* ICMPv6, DCCP and UDP-Lite sum the pseudo-header too: left as it was, it would
+	 * let a reader test guesses of the original addresses.  Their headers and bodies
+	 * (an error's quoted packet) are cut by strip. */
 	if (proto == 58 && left >= 4)
 		csum_adjust(l4 + 2, old, new, alen);
+	if ((proto == 33 || proto == 136) && left >= 8)
+		csum_adjust(l4 + 6, old, new, alen);
 	return 0;
 }
 
@@ -206,13 +214,28 @@ static size_t anon_v6(const struct fl_anon *a, uint8_t *ip, size_t left)
  *
  * Return: the frame's new captured length
  */
+/* A host's Ethernet address (not a group's) becomes a keyed, locally administered pseudonym. */
+static void anon_mac(const struct fl_anon *a, uint8_t *mac)
+{
+	uint64_t h;
+
+	if (mac[0] & 1)
+		return; /* broadcast, multicast: names no host */
+	h = mw_siphash24(a->k1, a->k0, mac, 6);
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)(h >> (8 * i));
+	mac[0] = (uint8_t)((mac[0] & 0xfc) | 0x02);
+}
+
 size_t fl_anon_frame(const struct fl_anon *a, uint8_t *frame, size_t caplen, int strip)
 {
 	size_t off = 14, hdrs = 0;
 	unsigned type, tags = 0;
 
 	if (caplen < 14)
-		return strip ? 0 : caplen;
+		return 0; /* a part of a MAC address is as telling as the rest */
+	anon_mac(a, frame);
+	anon_mac(a, frame + 6);
 	type = (unsigned)(frame[12] << 8 | frame[13]);
 	while ((type == 0x8100 || type == 0x88a8 || type == 0x9100) && tags < FL_ANON_TAGS &&
 	       off + 4 <= caplen) {

@@ -206,6 +206,38 @@ static void test_frame_v4(void **state)
 	f[13] = 0x06;
 	assert_int_equal(fl_anon_frame(&a, f, 60, 0), 14);
 	assert_int_equal(fl_anon_frame(&a, f, 60, 1), 14);
+	/* UDP-Lite (136) and DCCP (33) sum the pseudo-header too: adjusted, no oracle left. */
+	for (int p = 0; p < 2; p++) {
+		n = ff_v4(f, "10.1.2.3", "198.51.100.7", p ? 33 : 136, 5353, 53, 0, 30);
+		set_l4_sum_v4(f + 14, 6);
+		assert_int_equal(fl_anon_frame(&a, f, n, 0), n);
+		assert_int_equal(l4_sum_v4(f + 14), 0xffff);
+	}
+	/* A TCP data offset under 5: strip still cuts after the fixed header, never later. */
+	n = ff_v4(f, "10.1.2.3", "198.51.100.7", 6, 40000, 80, 0x18, 100);
+	f[46] = 0x20;
+	assert_int_equal(fl_anon_frame(&a, f, n, 1), 14 + 20 + 20);
+	/* A host's MAC becomes a keyed, locally administered pseudonym (the same each
+	 * time); a group address (broadcast) names no host and stays. */
+	n = ff_v4(f, "10.1.2.3", "198.51.100.7", 6, 40000, 80, 0x18, 0);
+	f[0] = 0x00; /* 00:16:3e:11:22:33, a global unicast address */
+	f[1] = 0x16;
+	f[2] = 0x3e;
+	f[3] = 0x11;
+	f[4] = 0x22;
+	f[5] = 0x33;
+	memset(f + 6, 0xff, 6);
+	memcpy(orig, f, n);
+	fl_anon_frame(&a, f, n, 0);
+	assert_memory_not_equal(f, orig, 6);
+	assert_int_equal(f[0] & 3, 2);
+	assert_memory_equal(f + 6, orig + 6, 6);
+	memcpy(want, f, 4);
+	memcpy(f, orig, n);
+	fl_anon_frame(&a, f, n, 0);
+	assert_memory_equal(f, want, 4);
+	/* Shorter than an Ethernet header: nothing of it leaves. */
+	assert_int_equal(fl_anon_frame(&a, orig, 10, 0), 0);
 }
 
 /* Does @hay hold the 4 or 16 bytes of @addr anywhere? */
