@@ -73,7 +73,11 @@ void bal_backend_exec_ins(const struct bal_backend *b, int id)
 	 * opens its netlink socket without O_CLOEXEC, and an INS holding it could read
 	 * the balancer's replies or have errors sent to it (docs/balancer.md).
 	 */
-	close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
+	if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC)) {
+		fprintf(stderr, "mw-balancer: INS %d not started: close_range: %s\n", id,
+			strerror(errno));
+		_exit(127);
+	}
 	execv(b->ins_binary, (char *const *)argv);
 	fprintf(stderr, "mw-balancer: cannot run %s: %s\n", b->ins_binary, strerror(errno));
 	_exit(127);

@@ -273,7 +273,8 @@ static int ip_batch(const struct bal_backend *b, bool host, const char *script)
 	if (pid == 0) {
 		if ((host && setns(b->host_netns, CLONE_NEWNET)) || dup2(p[0], STDIN_FILENO) < 0)
 			_exit(126);
-		close_range(3, ~0u, CLOSE_RANGE_CLOEXEC); /* as for an INS (backend.c) */
+		if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC)) /* as for an INS (backend.c) */
+			_exit(126);
 		execvp(argv[0], argv);
 		_exit(127);
 	}

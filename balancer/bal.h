@@ -91,6 +91,7 @@ struct bal_ins {
 	ev_timer kill_timer; /* SIGKILL if it ignores SIGTERM */
 	ev_tstamp spawned_at;
 	unsigned conns;		/* front-end connections now */
+	unsigned half_open;	/* kernel mode: in their handshake (drain waits for them too) */
 	unsigned recent;	/* new connections given it lately (BAL_RECENT_ONE each, decayed) */
 	uint64_t total, failed; /* connections proxied / backend connects that failed */
 	uint64_t rx, tx;	/* bytes client->INS, INS->client */

@@ -562,7 +562,8 @@ static void reconcile(struct bal *b)
 		next = i->next;
 		if (i->state != BAL_INS_DRAINING)
 			continue;
-		if (!i->conns && (!b->kf || ev_now(b->loop) - i->drain_since >= KF_DRAIN_MIN_S)) {
+		if (!i->conns && !i->half_open &&
+		    (!b->kf || ev_now(b->loop) - i->drain_since >= KF_DRAIN_MIN_S)) {
 			mw_notice("INS %d drained", i->h.id);
 			ins_stop(b, i);
 		} else if (b->cfg->balancer.drain_timeout_ms &&

@@ -280,12 +280,48 @@ static bool in_steering(const struct bal *b, const struct bal_ins *i)
 	       !(cap && i->conns >= cap);
 }
 
-static bool has_chain(const struct bal_kf *kf, int id)
+/* The index of INS @id's chain among those staged, or -1. */
+static int chain_of(const struct bal_kf *kf, int id)
 {
 	for (int k = 0; k < kf->next_n; k++)
 		if (kf->next_chains[k] == id)
-			return true;
-	return false;
+			return k;
+	return -1;
+}
+
+/*
+ * Delete the chain of INS @id (steer no longer jumps there) and its conntrack
+ * entries, each in a run of its own: a chain that is not there (deleted from
+ * outside, or a run reported failed that had committed) is forgotten, not
+ * retried for ever in every steering update; one that could not be deleted
+ * stays recorded and is tried again at the next update.
+ */
+static void kf_chain_delete(struct bal_kf *kf, int id, uint32_t mark)
+{
+	char cmd[BAL_KF_TABLE_MAX + 64], err[256];
+	int k, r;
+
+	snprintf(cmd, sizeof(cmd), "delete chain ip %s ins_%d\n", kf->table, id);
+	if (kf_run(kf, cmd, false, err, sizeof(err))) {
+		snprintf(cmd, sizeof(cmd), "list chain ip %s ins_%d\n", kf->table, id);
+		if (!kf_run(kf, cmd, false, err, sizeof(err))) {
+			mw_log_ratelimited(MW_LOG_WARN,
+					   "kernel front end: INS %d: its chain not deleted yet",
+					   id);
+			return;
+		}
+	}
+	for (k = 0; k < kf->nchains; k++)
+		if (kf->chains[k] == id) {
+			kf->chains[k] = kf->chains[--kf->nchains];
+			kf->marks[k] = kf->marks[kf->nchains];
+			break;
+		}
+	r = bal_kf_ct_forget(mark);
+	if (r && r != -ENOENT)
+		mw_log_ratelimited(MW_LOG_WARN,
+				   "kernel front end: INS %d: conntrack entries not removed: %s",
+				   id, strerror(-r));
 }
 
 void bal_kf_sync(struct bal *b)
@@ -333,17 +369,26 @@ void bal_kf_sync(struct bal *b)
 	kf->next_n = kf->nchains;
 	p = kf->buf;
 	for (size_t j = 0; j < n; j++) {
-		if (has_chain(kf, set[j].id) || kf->next_n == KF_IDS_MAX)
-			continue;
+		int c = chain_of(kf, set[j].id);
+
 		i = bal_ins_find(b, set[j].id);
+		if ((c >= 0 && kf->next_marks[c] == kf_mark(i)) ||
+		    (c < 0 && kf->next_n == KF_IDS_MAX))
+			continue;
 		inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
+		/* A chain left by an earlier INS of this id (ids wrap) whose delete failed: redone.
+		 */
 		used += (size_t)snprintf(
 			p + used, KF_BUF - used,
 			"add chain ip %s ins_%d\n"
+			"flush chain ip %s ins_%d\n"
 			"add rule ip %s ins_%d counter ct mark set 0x%08x dnat to %s\n",
-			kf->table, set[j].id, kf->table, set[j].id, kf_mark(i), addr);
-		kf->next_marks[kf->next_n] = kf_mark(i);
-		kf->next_chains[kf->next_n++] = set[j].id;
+			kf->table, set[j].id, kf->table, set[j].id, kf->table, set[j].id,
+			kf_mark(i), addr);
+		if (c < 0)
+			c = kf->next_n++;
+		kf->next_marks[c] = kf_mark(i);
+		kf->next_chains[c] = set[j].id;
 		chains_changed = true;
 	}
 	steer = p + used;
@@ -354,19 +399,13 @@ void bal_kf_sync(struct bal *b)
 		return;
 	}
 	used += (size_t)ret;
-	/* Chains of INS that are gone or dead: after steer no longer jumps there. */
-	for (k = 0; k < kf->next_n;) {
+	/* Chains of INS that are gone or dead: deleted once steer no longer jumps there. */
+	for (k = 0; k < kf->next_n; k++) {
 		i = bal_ins_find(b, kf->next_chains[k]);
-		if (i && i->state != BAL_INS_DEAD) {
-			k++;
+		if (i && i->state != BAL_INS_DEAD)
 			continue;
-		}
-		used += (size_t)snprintf(p + used, KF_BUF - used, "delete chain ip %s ins_%d\n",
-					 kf->table, kf->next_chains[k]);
 		gone_mark[ngone] = kf->next_marks[k];
 		gone[ngone++] = kf->next_chains[k];
-		kf->next_chains[k] = kf->next_chains[--kf->next_n];
-		kf->next_marks[k] = kf->next_marks[kf->next_n];
 		chains_changed = true;
 	}
 	if (used >= KF_BUF - 1)
@@ -382,15 +421,8 @@ void bal_kf_sync(struct bal *b)
 	memcpy(kf->chains, kf->next_chains, sizeof(kf->chains[0]) * (size_t)kf->next_n);
 	memcpy(kf->marks, kf->next_marks, sizeof(kf->marks[0]) * (size_t)kf->next_n);
 	kf->nchains = kf->next_n;
-	for (k = 0; k < ngone; k++) {
-		int r = bal_kf_ct_forget(gone_mark[k]);
-
-		if (r && r != -ENOENT)
-			mw_log_ratelimited(MW_LOG_WARN,
-					   "kernel front end: INS %d: conntrack entries not "
-					   "removed: %s",
-					   gone[k], strerror(-r));
-	}
+	for (k = 0; k < ngone; k++)
+		kf_chain_delete(kf, gone[k], gone_mark[k]);
 	if (kf->update_us_last >= SLOW_UPDATE_US)
 		mw_info("kernel front end: steering %zu INS took %" PRIu64
 			" us (synchronous netlink)",
@@ -500,6 +532,7 @@ static void kf_count(struct bal *b)
 	struct bal_kf *kf = b->kf;
 	struct bal_ins *i;
 	int n, ids[KF_IDS_MAX], nids = 0;
+	unsigned half_open;
 
 	kf->counted_at = ev_now(b->loop);
 	for (i = b->ins; i && nids < KF_IDS_MAX; i = i->next)
@@ -517,9 +550,11 @@ static void kf_count(struct bal *b)
 		if (i->kf_diag < 0 && i->h.pid > 0)
 			i->kf_diag = bal_diag_open(i->h.pid);
 		n = i->kf_diag < 0 ? i->kf_diag
-				   : bal_kf_count_conns(i->kf_diag, kf->ports, kf->nports, kf->gw);
+				   : bal_kf_count_conns(i->kf_diag, kf->ports, kf->nports, kf->gw,
+							&half_open);
 		if (n >= 0) {
 			i->conns = (unsigned)n;
+			i->half_open = half_open;
 		} else {
 			mw_log_ratelimited(MW_LOG_WARN, "kernel front end: INS %d: sock_diag: %s",
 					   i->h.id, strerror(-n));

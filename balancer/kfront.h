@@ -109,14 +109,17 @@ void bal_kf_weights(enum bal_policy p, const unsigned *conns, size_t n, unsigned
  * @ports:  the front-end ports (host order)
  * @nports: how many
  * @skip:   a peer not counted (the bridge address: the balancer's health probes)
+ * @half_open: out: those still in their handshake (SYN_RECV), not in the count
  *
  * One dump of the IPv4 TCP sockets not done yet (open, or closed by the
  * INS's side with data perhaps unacknowledged: not FIN_WAIT2, TIME_WAIT or
- * CLOSE), counted when the local port is a front-end port: the connections
- * a drain waits for.
- * Return: the count, or -errno (-ETIMEDOUT when the kernel stalls over 50 ms)
+ * CLOSE), counted when the local port is a front-end port: with the
+ * half-open ones, the connections a drain waits for.
+ * Return: the count (half-open ones aside), or -errno (-ETIMEDOUT when the
+ * kernel stalls over 50 ms)
  */
-int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr skip);
+int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr skip,
+		       unsigned *half_open);
 
 /**
  * bal_kf_ct_forget() - delete every IPv4 conntrack entry whose mark is @mark

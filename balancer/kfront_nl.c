@@ -16,7 +16,8 @@
 
 #include "balancer/kfront.h"
 
-int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr skip)
+int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr skip,
+		       unsigned *half_open)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -35,12 +36,16 @@ int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr
 	 * Not done: open, or closed by the INS's side with data perhaps still
 	 * unacknowledged (FIN_WAIT1, CLOSING, LAST_ACK).  FIN_WAIT2 (all it
 	 * sent is acknowledged), TIME_WAIT and CLOSE are done.  Half-open ones
-	 * (SYN_RECV, request sockets) are not counted: a client that sends SYNs
-	 * and drops the answers holds one for a minute per SYN, and would move the
-	 * weights, per_ins_max_conns and autoscale at a few SYNs a second.
+	 * (SYN_RECV, request sockets) are counted apart, for drain only: a client
+	 * that sends SYNs and drops the answers holds one for a minute per SYN, and
+	 * would move the weights, per_ins_max_conns and autoscale at a few SYNs a
+	 * second; but a client still in its handshake (or one an app's
+	 * TCP_DEFER_ACCEPT keeps there) must not lose its INS to a drain.
 	 */
-	req.r.idiag_states = (1U << TCP_ESTABLISHED) | (1U << TCP_CLOSE_WAIT) |
-			     (1U << TCP_FIN_WAIT1) | (1U << TCP_CLOSING) | (1U << TCP_LAST_ACK);
+	req.r.idiag_states = (1U << TCP_ESTABLISHED) | (1U << TCP_SYN_RECV) |
+			     (1U << TCP_CLOSE_WAIT) | (1U << TCP_FIN_WAIT1) | (1U << TCP_CLOSING) |
+			     (1U << TCP_LAST_ACK);
+	*half_open = 0;
 	if (send(fd, &req, sizeof(req), 0) < 0)
 		return -errno;
 	for (;;) {
@@ -67,7 +72,10 @@ int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr
 				continue;
 			for (int k = 0; k < nports; k++)
 				if (ntohs(m->id.idiag_sport) == ports[k]) {
-					count++;
+					if (m->idiag_state == TCP_SYN_RECV) /* requests too */
+						(*half_open)++;
+					else
+						count++;
 					break;
 				}
 		}

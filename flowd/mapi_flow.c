@@ -3,6 +3,10 @@
  * anonymize) */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -662,6 +666,52 @@ void fl_mapi_flow_sync(struct fl_mapi_flow *f)
 	flow_publish(f, f->nfns, 0, true);
 }
 
+/* Area punches under way off the loop; beyond this many, one more is done in place. */
+#define PUNCHERS_MAX 4
+static atomic_int punchers;
+
+static void area_punch(int fd)
+{
+	(void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, MW_MAPI_AREA_SIZE);
+	close(fd);
+}
+
+static void *punch_main(void *arg)
+{
+	area_punch((int)(intptr_t)arg);
+	atomic_fetch_sub(&punchers, 1);
+	return NULL;
+}
+
+/*
+ * A flow's area is done with: a client may keep its descriptor or a mapping, so its
+ * pages are punched out now, not left until its last close.  The punch unmaps them
+ * from every mapping of the area, as many as the client made, so it runs on a thread
+ * of its own (detached, signals blocked), not on the loop every sensor shares.
+ */
+static void area_retire(int fd)
+{
+	sigset_t all, old;
+	pthread_attr_t ta;
+	pthread_t t;
+	int ret = -1;
+
+	if (atomic_fetch_add(&punchers, 1) < PUNCHERS_MAX) {
+		pthread_attr_init(&ta);
+		pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&ta, 64 * 1024);
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		ret = pthread_create(&t, &ta, punch_main, (void *)(intptr_t)fd);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&ta);
+	}
+	if (ret) {
+		atomic_fetch_sub(&punchers, 1);
+		area_punch(fd);
+	}
+}
+
 /**
  * fl_mapi_flow_release() - free the functions and the area (the caller closes the fd)
  * @f: flow, left zeroed (a free slot of the flow table)
@@ -682,10 +732,7 @@ void fl_mapi_flow_release(struct fl_mapi_flow *f)
 	}
 	if (f->area) {
 		munmap(f->area, MW_MAPI_AREA_SIZE);
-		/* A client may keep its descriptor: the pages go now, not with its last close. */
-		(void)fallocate(f->area_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-				MW_MAPI_AREA_SIZE);
-		close(f->area_fd);
+		area_retire(f->area_fd);
 	}
 	free(f->copy);
 	memset(f, 0, sizeof(*f));

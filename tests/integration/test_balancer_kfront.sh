@@ -106,7 +106,7 @@ us=$(ctl --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)
 # from): the INS answers, nobody completes the handshake, and the conntrack entry that
 # balancer.max_conns's "ct count" sees lives 5 s at a time, not the kernel's 60 s of
 # SYN_RECV: forged SYNs cannot hold the front end's places for long.  Last before the
-# kill -9 below: its half-open connection would count in its INS until then.
+# kill -9 below: its half-open connection would hold a drain of its INS until then.
 python3 - "$MW_FRONT" "$PORT" <<'PYEOF' || mw_fail "cannot send a forged SYN"
 import socket, struct, sys
 dst, dport, src, sport = sys.argv[1], int(sys.argv[2]), "198.51.100.77", 40777

@@ -26,7 +26,7 @@ SYSTEMD_LOG_COLOR=0 timeout 60 systemd-analyze verify --man=no "$unit" >"$MW_TMP
 [ ! -s "$MW_TMP/verify.out" ] || mw_fail "systemd-analyze verify warned: $(cat "$MW_TMP/verify.out")"
 for line in Type=notify NotifyAccess=main WatchdogSec=10s NoNewPrivileges=yes ProtectSystem=strict \
 	ProtectHome=yes PrivateTmp=yes CapabilityBoundingSet=CAP_NET_RAW \
-	"RestrictAddressFamilies=AF_UNIX AF_INET AF_PACKET AF_NETLINK" MemoryDenyWriteExecute=yes; do
+	"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_PACKET AF_NETLINK" MemoryDenyWriteExecute=yes; do
 	grep -qxF "$line" "$unit" || mw_fail "mw-flowd.service: no '$line'"
 done
 out=$(timeout 60 systemd-analyze security --offline=yes --no-pager "$unit" 2>&1) || true
