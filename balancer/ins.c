@@ -84,6 +84,12 @@
  * listener.
  */
 #define KF_DRAIN_MIN_S 0.5
+/*
+ * How long a drain waits for half-open connections alone: a handshake under way
+ * ends well within it, and a SYN resent on and on (no answer needed, the source
+ * may be forged) keeps a request socket alive for as long as it is resent.
+ */
+#define KF_HALF_OPEN_MAX_S 5.0
 #define SHUTDOWN_WAIT 100 /* x 50 ms */
 
 static void reconcile(struct bal *b);
@@ -562,7 +568,8 @@ static void reconcile(struct bal *b)
 		next = i->next;
 		if (i->state != BAL_INS_DRAINING)
 			continue;
-		if (!i->conns && !i->half_open &&
+		if (!i->conns &&
+		    (!i->half_open || ev_now(b->loop) - i->drain_since >= KF_HALF_OPEN_MAX_S) &&
 		    (!b->kf || ev_now(b->loop) - i->drain_since >= KF_DRAIN_MIN_S)) {
 			mw_notice("INS %d drained", i->h.id);
 			ins_stop(b, i);
@@ -570,8 +577,8 @@ static void reconcile(struct bal *b)
 			   ev_now(b->loop) - i->drain_since >=
 				   b->cfg->balancer.drain_timeout_ms / 1000.0) {
 			bal_count(b, BAL_R_DRAIN_TIMEOUT);
-			mw_warn("INS %d: %s; %u connection(s) end", i->h.id,
-				bal_reason_text(BAL_R_DRAIN_TIMEOUT), i->conns);
+			mw_warn("INS %d: %s; %u connection(s) end (and %u half-open)", i->h.id,
+				bal_reason_text(BAL_R_DRAIN_TIMEOUT), i->conns, i->half_open);
 			ins_stop(b, i);
 		}
 	}

@@ -302,6 +302,8 @@ static void kf_chain_delete(struct bal_kf *kf, int id, uint32_t mark)
 	int k, r;
 
 	snprintf(cmd, sizeof(cmd), "delete chain ip %s ins_%d\n", kf->table, id);
+	/* A listing that fails for another reason (ENOMEM) forgets a chain that exists:
+	 * steer no longer jumps there, and a later INS of this id has it rewritten. */
 	if (kf_run(kf, cmd, false, err, sizeof(err))) {
 		snprintf(cmd, sizeof(cmd), "list chain ip %s ins_%d\n", kf->table, id);
 		if (!kf_run(kf, cmd, false, err, sizeof(err))) {
@@ -359,10 +361,10 @@ void bal_kf_sync(struct bal *b)
 		set[j].weight = w[j];
 
 	/*
-	 * The chains added and deleted are staged and become kf->chains only once
-	 * the transaction commits: a failed run (the next tick retries it) must not
-	 * leave a chain recorded that was never made, nor one forgotten that still
-	 * exists (and whose conntrack entries were never removed).
+	 * The chains added are staged and become kf->chains only once the
+	 * transaction commits: a failed run (the next tick retries it) must not
+	 * leave a chain recorded that was never made.  Those of INS gone are
+	 * deleted after it (kf_chain_delete()).
 	 */
 	memcpy(kf->next_chains, kf->chains, sizeof(kf->chains[0]) * (size_t)kf->nchains);
 	memcpy(kf->next_marks, kf->marks, sizeof(kf->marks[0]) * (size_t)kf->nchains);

@@ -666,8 +666,9 @@ void fl_mapi_flow_sync(struct fl_mapi_flow *f)
 	flow_publish(f, f->nfns, 0, true);
 }
 
-/* Area punches under way off the loop; beyond this many, one more is done in place. */
-#define PUNCHERS_MAX 4
+/* Area punches under way off the loop; beyond this many at once (a client that
+ * mapped areas without end, ending flows together), one more is done in place. */
+#define PUNCHERS_MAX 64
 static atomic_int punchers;
 
 static void area_punch(int fd)
@@ -713,6 +714,18 @@ static void area_retire(int fd)
 }
 
 /**
+ * fl_mapi_punch_wait() - wait (at most @ms) for the area punches under way to end
+ * @ms: the bound
+ * Return: true if none is left
+ */
+bool fl_mapi_punch_wait(int ms)
+{
+	for (; atomic_load(&punchers) && ms > 0; ms -= 5)
+		usleep(5 * 1000);
+	return !atomic_load(&punchers);
+}
+
+/**
  * fl_mapi_flow_release() - free the functions and the area (the caller closes the fd)
  * @f: flow, left zeroed (a free slot of the flow table)
  */
@@ -746,4 +759,5 @@ void fl_mapi_flow_free(struct fl_mapi_flow *f)
 {
 	fl_mapi_flow_release(f);
 	free(f);
+	(void)fl_mapi_punch_wait(5000); /* a test's or fuzzer's exit leaves no thread starting */
 }

@@ -185,6 +185,7 @@ struct fl_mapi {
 int fl_mapi_flow_apply(struct fl_mapi_flow *f, const struct mw_mapi_req *req, char *err,
 		       size_t errlen);
 int fl_mapi_flow_connect(struct fl_mapi_flow *f, int *memfd, char *err, size_t errlen);
+bool fl_mapi_punch_wait(int ms);
 void fl_mapi_flow_packet(struct fl_mapi_flow *f, uint64_t ts_us, const uint8_t *frame,
 			 size_t caplen, uint32_t wirelen, const struct fl_pkt *p, bool decoded);
 void fl_mapi_flow_sync(struct fl_mapi_flow *f);

@@ -606,6 +606,9 @@ void fl_mapi_close(struct fl_mapi *m)
 	for (i = 0; m->flows && i < m->max_flows; i++)
 		if (m->flows[i])
 			mapi_drop(m, m->flows[i]);
+	/* The areas' pages go before we do, whatever clients keep (mapi_flow.c). */
+	if (!fl_mapi_punch_wait(2000))
+		mw_warn("mapi: area punches still under way at exit");
 	if (m->listen_fd >= 0) {
 		ev_io_stop(m->loop, &m->io);
 		close(m->listen_fd);

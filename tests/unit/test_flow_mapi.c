@@ -504,6 +504,7 @@ static void test_dispatch_connected_only(void **state)
 	for (i = 0; i < 1000 && !fstat(memfd, &st) && st.st_blocks; i++)
 		usleep(10 * 1000);
 	assert_int_equal(st.st_blocks, 0);
+	assert_true(fl_mapi_punch_wait(10000));
 	fl_mapi_packet(&m, 1, TS0 + 2, frame, n, (uint32_t)n); /* nobody: a test, no scan */
 	munmap((void *)area, MW_MAPI_AREA_SIZE);
 	close(memfd);
