@@ -40,7 +40,8 @@ int bal_kf_count_conns(int fd, const uint16_t *ports, int nports, struct in_addr
 	 * that sends SYNs and drops the answers holds one for a minute per SYN, and
 	 * would move the weights, per_ins_max_conns and autoscale at a few SYNs a
 	 * second; but a client still in its handshake (or one an app's
-	 * TCP_DEFER_ACCEPT keeps there) must not lose its INS to a drain.
+	 * TCP_DEFER_ACCEPT keeps there) must not lose its INS to a drain at once
+	 * (ins.c waits 5 s at most for them).
 	 */
 	req.r.idiag_states = (1U << TCP_ESTABLISHED) | (1U << TCP_SYN_RECV) |
 			     (1U << TCP_CLOSE_WAIT) | (1U << TCP_FIN_WAIT1) | (1U << TCP_CLOSING) |
