@@ -63,7 +63,9 @@ int fl_mapi_take(struct fl_mapi *m, pid_t pid, uid_t uid, struct fl_mapi_flow **
 			user_flows += m->clients[i].flows;
 			user_clients++;
 		}
-		if (m->clients[i].pid == pid)
+		/* Not an entry of another user's under a pid reused since: a process that
+		 * passed its flow socket on and exited leaves its entry to those flows. */
+		if (m->clients[i].pid == pid && m->clients[i].acct == acct)
 			c = i;
 		else if (c == -1 && !m->clients[i].pid)
 			c = -2 - i; /* first free entry, if @pid has none */

@@ -682,6 +682,38 @@ static void test_user_limits(void **state)
 	assert_int_equal(m.nclients, 0);
 }
 
+/*
+ * A process passed its flow socket on and exited, and its pid came back as another
+ * user's (root's mw-top): that one gets an entry of its own, neither refused by the
+ * old process's bound nor charged to its user.
+ */
+static void test_pid_reused_by_another_user(void **state)
+{
+	struct fl_mapi_flow *flows[4] = { NULL }, pool[4], *a, *b, *r;
+	struct fl_mapi_client clients[4];
+	struct fl_mapi m = { .flows = flows,
+			     .pool = pool,
+			     .clients = clients,
+			     .max_flows = 4,
+			     .max_clients = 4,
+			     .client_flows = 2 };
+	const char *why = NULL;
+
+	(void)state;
+	memset(clients, 0, sizeof(clients));
+	assert_int_equal(fl_mapi_take(&m, 300, 1000, &a, &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 300, 1000, &b, &why), 0);
+	assert_int_equal(fl_mapi_take(&m, 300, 0, &r, &why), 0);
+	assert_int_not_equal(r->client, a->client);
+	assert_int_equal(clients[r->client].acct, 0);
+	assert_int_equal(clients[a->client].flows, 2);
+	assert_int_equal(clients[r->client].flows, 1);
+	fl_mapi_put(&m, a);
+	fl_mapi_put(&m, b);
+	fl_mapi_put(&m, r);
+	assert_int_equal(m.nclients, 0);
+}
+
 /* A user's flows together hold the costly functions of two flows; root's are not counted. */
 static void test_costly_per_user(void **state)
 {
@@ -819,6 +851,7 @@ int main(void)
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_user_limits),
 		cmocka_unit_test(test_costly_per_user),
+		cmocka_unit_test(test_pid_reused_by_another_user),
 		cmocka_unit_test(test_user_processes),
 		cmocka_unit_test(test_subuid_one_user),
 		cmocka_unit_test(test_dispatch_connected_only),
