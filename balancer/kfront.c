@@ -378,8 +378,7 @@ void bal_kf_sync(struct bal *b)
 		    (c < 0 && kf->next_n == KF_IDS_MAX))
 			continue;
 		inet_ntop(AF_INET, &i->h.addr, addr, sizeof(addr));
-		/* A chain left by an earlier INS of this id (ids wrap) whose delete failed: redone.
-		 */
+		/* An earlier INS's chain of this id (ids wrap, its delete failed): redone. */
 		used += (size_t)snprintf(
 			p + used, KF_BUF - used,
 			"add chain ip %s ins_%d\n"

@@ -290,7 +290,7 @@ int fl_mapi_flow_connect(struct fl_mapi_flow *f, int *memfd, char *err, size_t e
 {
 	struct mw_mapi_area *hdr;
 	char path[64];
-	void *area = MAP_FAILED;
+	void *area;
 	int fd, ro = -1, ret;
 
 	if (f->area) {
