@@ -120,6 +120,15 @@ static void ns_kill_all(const char *ns)
 	closedir(d);
 }
 
+/* Is @name @prefix and a number, exactly (not mw-<tag>-ins2-ins1, another tag's)? */
+static bool tagged(const char *name, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return !strncmp(name, prefix, n) && name[n] &&
+	       strspn(name + n, "0123456789") == strlen(name + n);
+}
+
 /* Remove every namespace and veth with our tag (an earlier balancer's). */
 static void netns_sweep(struct bal_backend *b)
 {
@@ -132,10 +141,7 @@ static void netns_sweep(struct bal_backend *b)
 	d = opendir("/sys/class/net");
 	if (d) {
 		while ((e = readdir(d))) {
-			const char *rest = e->d_name + strlen(vprefix);
-
-			if (strncmp(e->d_name, vprefix, strlen(vprefix)) || !*rest ||
-			    strspn(rest, "0123456789") != strlen(rest))
+			if (!tagged(e->d_name, vprefix))
 				continue;
 			ip(true, "link", "del", e->d_name, NULL, NULL, NULL, NULL, NULL, NULL);
 		}
@@ -145,11 +151,7 @@ static void netns_sweep(struct bal_backend *b)
 	if (!d)
 		return;
 	while ((e = readdir(d))) {
-		const char *rest = e->d_name + strlen(prefix);
-
-		/* mw-<tag>-ins<N> exactly: not mw-<tag>-ins2-ins1, another tag's */
-		if (strncmp(e->d_name, prefix, strlen(prefix)) || !*rest ||
-		    strspn(rest, "0123456789") != strlen(rest))
+		if (!tagged(e->d_name, prefix))
 			continue;
 		ns_kill_all(e->d_name);
 		ip(true, "netns", "del", e->d_name, NULL, NULL, NULL, NULL, NULL, NULL);
