@@ -3,16 +3,20 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include "common/siphash.h"
 #include "pvm/pvm_table.h"
 
-static uint32_t table_hash(uint64_t key, uint32_t mask)
+/*
+ * An INS chooses the ids of the connections it accepts (bit 31 set): with a
+ * hash it could compute, it would pick ids that share a probe run and make
+ * every lookup of every socket walk it.  SipHash with a key of the table's
+ * own, drawn at init, leaves it nothing to aim at.
+ */
+static uint32_t table_hash(const struct pvm_table *t, uint64_t key, uint32_t mask)
 {
-	/* Ids differ mostly in the low 32 bits and the INS field: mix them all. */
-	key ^= key >> 33;
-	key *= 0xff51afd7ed558ccdULL;
-	key ^= key >> 33;
-	return (uint32_t)key & mask;
+	return (uint32_t)mw_siphash24(t->k0, t->k1, &key, sizeof(key)) & mask;
 }
 
 static int table_alloc(struct pvm_table *t, uint32_t cap)
@@ -35,12 +39,17 @@ static int table_alloc(struct pvm_table *t, uint32_t cap)
  * pvm_table_init() - an empty table
  * @t:        the table
  * @cap_hint: expected entries (rounded up; 0 for a small default)
- * Return: 0 or -ENOMEM
+ * Return: 0, -ENOMEM, or -errno of getrandom() (the hash's key)
  */
 int pvm_table_init(struct pvm_table *t, uint32_t cap_hint)
 {
+	uint64_t key[2];
 	uint32_t cap = 64;
 
+	if (getrandom(key, sizeof(key), GRND_NONBLOCK) != (ssize_t)sizeof(key))
+		return errno ? -errno : -EIO;
+	t->k0 = key[0];
+	t->k1 = key[1];
 	while (cap < cap_hint * 2 && cap < (1u << 30))
 		cap <<= 1;
 	return table_alloc(t, cap);
@@ -69,7 +78,7 @@ void *pvm_table_get(const struct pvm_table *t, uint64_t key)
 
 	if (!key || !t->cap)
 		return NULL;
-	for (i = table_hash(key, mask);; i = (i + 1) & mask) {
+	for (i = table_hash(t, key, mask);; i = (i + 1) & mask) {
 		if (t->keys[i] == key)
 			return t->vals[i];
 		if (!t->keys[i])
@@ -81,7 +90,7 @@ static void table_insert(struct pvm_table *t, uint64_t key, void *val)
 {
 	uint32_t mask = t->cap - 1, i;
 
-	for (i = table_hash(key, mask); t->keys[i]; i = (i + 1) & mask)
+	for (i = table_hash(t, key, mask); t->keys[i]; i = (i + 1) & mask)
 		;
 	t->keys[i] = key;
 	t->vals[i] = val;
@@ -149,13 +158,13 @@ void *pvm_table_del(struct pvm_table *t, uint64_t key)
 
 	if (!key || !t->cap)
 		return NULL;
-	for (i = table_hash(key, mask); t->keys[i] != key; i = (i + 1) & mask)
+	for (i = table_hash(t, key, mask); t->keys[i] != key; i = (i + 1) & mask)
 		if (!t->keys[i])
 			return NULL;
 	val = t->vals[i];
 	t->count--;
 	for (j = (i + 1) & mask; t->keys[j]; j = (j + 1) & mask) {
-		home = table_hash(t->keys[j], mask);
+		home = table_hash(t, t->keys[j], mask);
 		/* Move j back into the hole at i unless its home lies in (i, j]. */
 		if (((j - home) & mask) >= ((j - i) & mask)) {
 			t->keys[i] = t->keys[j];

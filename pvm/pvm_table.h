@@ -11,7 +11,8 @@
  * Kept free of I/O so tests/unit/test_pvm_table.c can drive every edge.
  *
  * The table is open addressing with linear probing on 64-bit socket ids (id 0
- * is never valid, so 0 marks an empty slot); it grows at 1/2 load, so a probe
+ * is never valid, so 0 marks an empty slot), keyed-hashed (an INS picks the ids
+ * of its connections); it grows at 1/2 load, so a probe
  * sequence stays short, and deletes shift later entries back instead of leaving
  * tombstones.  No fixed cap: it is bounded by memory only.
  */
@@ -20,6 +21,7 @@ struct pvm_table {
 	void **vals;
 	uint32_t cap; /* power of two */
 	uint32_t count;
+	uint64_t k0, k1; /* the hash's key (SipHash), random per table */
 };
 
 int pvm_table_init(struct pvm_table *t, uint32_t cap_hint);

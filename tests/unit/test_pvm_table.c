@@ -31,6 +31,49 @@ static void test_table_put_get_del(void **state)
 	pvm_table_fini(&t);
 }
 
+/* The hash mw-pvm used before its key (a fixed mix an INS can compute). */
+static uint32_t unkeyed_hash(uint64_t key, uint32_t mask)
+{
+	key ^= key >> 33;
+	key *= 0xff51afd7ed558ccdULL;
+	key ^= key >> 33;
+	return (uint32_t)key & mask;
+}
+
+/*
+ * A hostile INS picks its connections' ids (bit 31 set): 512 ids that a fixed
+ * hash sends to one slot would make one probe run that every lookup near it
+ * walks.  The table's hash is keyed: they spread like any ids.
+ */
+static void test_table_chosen_ids_do_not_collide(void **state)
+{
+	enum {
+		N = 512,
+		CAP = 2048 /* pvm_table_init(1024): N stay under half */
+	};
+	struct pvm_table t;
+	uint32_t local = MW_SOCKID_INS_ASSIGNED, run = 0, longest = 0, i, n = 0;
+	uint64_t id;
+
+	assert_int_equal(pvm_table_init(&t, CAP / 2), 0);
+	assert_int_equal(t.cap, CAP);
+	while (n < N) {
+		id = mw_sockid_make(3, 0, local++);
+		if (unkeyed_hash(id, CAP - 1))
+			continue;
+		assert_int_equal(pvm_table_put(&t, id, &t), 0);
+		n++;
+	}
+	assert_int_equal(t.cap, CAP);
+	for (i = 0; i < 2 * CAP; i++) { /* twice round: a run may wrap */
+		run = t.keys[i % CAP] ? run + 1 : 0;
+		if (run > longest)
+			longest = run;
+	}
+	assert_true(longest < 48); /* one run of 512 with the fixed hash */
+	pvm_table_fini(&t);
+}
+
 /* Grow past many doublings with ids shaped like real ones, delete half, check the rest. */
 static void test_table_grow_and_delete_keeps_others(void **state)
 {
@@ -203,6 +246,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table_put_get_del),
 		cmocka_unit_test(test_table_grow_and_delete_keeps_others),
+		cmocka_unit_test(test_table_chosen_ids_do_not_collide),
 		cmocka_unit_test(test_table_delete_in_collision_run),
 		cmocka_unit_test(test_idalloc_wraps_and_skips_ids_in_use),
 		cmocka_unit_test(test_idalloc_never_gives_bit31_and_survives_many_turns),
