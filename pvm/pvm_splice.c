@@ -77,7 +77,7 @@ static void *splicer_main(void *arg)
 	struct pvm_splicer *sp = arg;
 	uint64_t one = 1;
 	ssize_t n;
-	int err;
+	int err, fd;
 
 	pthread_mutex_lock(&sp->mu);
 	for (;;) {
@@ -91,9 +91,16 @@ static void *splicer_main(void *arg)
 		n = splice(sp->job_fd, NULL, sp->pipe_fd, NULL, sp->job_len,
 			   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 		err = errno;
-		close(sp->job_fd);
+		/*
+		 * The fd is taken under the lock before its close: a shutdown from
+		 * the loop meanwhile must not reach a number the loop reused.
+		 */
 		pthread_mutex_lock(&sp->mu);
+		fd = sp->job_fd;
 		sp->job_fd = -1;
+		pthread_mutex_unlock(&sp->mu);
+		close(fd);
+		pthread_mutex_lock(&sp->mu);
 		sp->result = n;
 		sp->err = err;
 		sp->state = SP_DONE;
@@ -197,7 +204,7 @@ bool pvm_splicer_result(struct pvm_splicer *sp, ssize_t *n, int *err)
 void pvm_splicer_shutdown(struct pvm_splicer *sp)
 {
 	pthread_mutex_lock(&sp->mu);
-	if (sp->state == SP_JOB || sp->state == SP_RUNNING)
+	if ((sp->state == SP_JOB || sp->state == SP_RUNNING) && sp->job_fd >= 0)
 		shutdown(sp->job_fd, SHUT_RDWR);
 	pthread_mutex_unlock(&sp->mu);
 }
