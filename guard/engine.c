@@ -25,6 +25,17 @@
  * caller's monotonic milliseconds, so the unit tests drive it.
  */
 
+/* The protocol guard.listeners gives @port, or -1 (not protected). */
+static int port_proto(const struct gd_engine *e, uint16_t port)
+{
+	int j;
+
+	for (j = 0; j < e->pol.nports; j++)
+		if (e->pol.ports[j] == port)
+			return e->pol.protos[j];
+	return -1;
+}
+
 /**
  * gd_engine_configure() - (re)read the policy: listeners and allow-list
  * @e:   the engine
@@ -35,7 +46,7 @@ int gd_engine_configure(struct gd_engine *e, const struct mw_guard_config *cfg, 
 			size_t errlen)
 {
 	struct gd_policy pol = { 0 };
-	int i, j;
+	int i;
 
 	for (i = 0; i < cfg->listeners_count; i++) {
 		if (mw_guard_listener_parse(cfg->listeners[i], &pol.ports[i], &pol.protos[i])) {
@@ -56,12 +67,8 @@ int gd_engine_configure(struct gd_engine *e, const struct mw_guard_config *cfg, 
 	e->pol = pol;
 	e->cfg = cfg;
 	/* A port added or removed takes effect on the listeners already known. */
-	for (i = 0; i < e->nlisteners; i++) {
-		e->listeners[i].proto = -1;
-		for (j = 0; j < pol.nports; j++)
-			if (pol.ports[j] == e->listeners[i].local.port)
-				e->listeners[i].proto = pol.protos[j];
-	}
+	for (i = 0; i < e->nlisteners; i++)
+		e->listeners[i].proto = port_proto(e, e->listeners[i].local.port);
 	return 0;
 }
 
@@ -187,34 +194,42 @@ static struct gd_listener *listener_find(struct gd_engine *e, uint64_t id)
 	return NULL;
 }
 
-/* The listener @id, added (and given its baseline) on first sight. */
+static void listener_forget(struct gd_engine *e, struct gd_listener *l)
+{
+	*l = e->listeners[--e->nlisteners];
+}
+
+/*
+ * The listener @id, added (and given its baseline) on first sight.  When the
+ * table is full, a protected listener takes the place of one that is not
+ * (shown only, no connection of it is kept): any local user may open
+ * listeners through mw-pvm, and theirs must not keep the app's out.
+ */
 static struct gd_listener *listener_see(struct gd_engine *e, uint64_t id,
 					const struct mw_addr *local)
 {
 	struct gd_listener *l = listener_find(e, id);
-	int j;
+	int proto = port_proto(e, local->port), i;
 
 	if (l)
 		return l;
 	if (e->nlisteners == GD_LISTENERS_MAX) {
+		for (i = 0; proto >= 0 && i < e->nlisteners && e->listeners[i].proto >= 0; i++)
+			;
+		if (proto < 0 || i == e->nlisteners) {
+			e->st.listener_drops++;
+			return NULL;
+		}
+		listener_forget(e, &e->listeners[i]);
 		e->st.listener_drops++;
-		return NULL;
 	}
 	l = &e->listeners[e->nlisteners++];
 	memset(l, 0, sizeof(*l));
 	l->id = id;
 	l->local = *local;
-	l->proto = -1;
-	for (j = 0; j < e->pol.nports; j++)
-		if (e->pol.ports[j] == local->port)
-			l->proto = e->pol.protos[j];
+	l->proto = proto;
 	gd_decide_baseline(e, l);
 	return l;
-}
-
-static void listener_forget(struct gd_engine *e, struct gd_listener *l)
-{
-	*l = e->listeners[--e->nlisteners];
 }
 
 /* A moving mean over about 8 samples (the first sample taken as is). */
@@ -396,11 +411,17 @@ static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_
 	if (mw_nf_endpoint_to_addr(&in->pvm, &local) || mw_nf_endpoint_to_addr(&in->remote, &peer))
 		return;
 	l = listener_see(e, in->sockfd, &local);
+	/*
+	 * Only a protected listener's connections are kept: the others are never
+	 * acted on, and in the shared table they would take the room of the
+	 * protected ones (an attacker's idle connections on any other port).
+	 */
+	if (!l || l->proto < 0)
+		return;
 	c = gd_tab_find(&e->conns, &in->extra);
 	if (c)
 		return; /* seen twice (a merged stream): keep the first */
-	if (l)
-		mean_add(&l->accept_ms, accept_latency_ms(in));
+	mean_add(&l->accept_ms, accept_latency_ms(in));
 	c = conn_insert(e, in->extra);
 	if (!c)
 		return; /* counted in conns.drops */
@@ -483,10 +504,9 @@ void gd_engine_observe(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 	e->st.observations++;
 	switch (in->obs) {
 	case MW_NF_OBS_BIND:
-		if (!mw_nf_endpoint_to_addr(&in->pvm, &local) && local.port)
-			for (int j = 0; j < e->pol.nports; j++)
-				if (e->pol.ports[j] == local.port)
-					listener_see(e, in->sockfd, &local);
+		if (!mw_nf_endpoint_to_addr(&in->pvm, &local) && local.port &&
+		    port_proto(e, local.port) >= 0)
+			listener_see(e, in->sockfd, &local);
 		break;
 	case MW_NF_OBS_ACCEPT:
 		conn_accept(e, in, now);

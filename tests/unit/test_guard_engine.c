@@ -1506,7 +1506,7 @@ static void test_tables_full(void **state)
 		obs(MW_NF_OBS_ACCEPT, 6000 + (uint64_t)c, 6001 + (uint64_t)c, "10.231.0.2:1000",
 		    "10.6.0.1:1", 0, 0, now); /* 70 listeners */
 	assert_int_equal(eng.conns.n, 64);
-	assert_int_equal(eng.conns.drops, 36 + 70);
+	assert_int_equal(eng.conns.drops, 36); /* unprotected listeners' connections: not kept */
 	assert_int_equal(eng.sources.n, 16);
 	assert_int_equal(eng.sources.drops, 64 - 16);
 	assert_int_equal(eng.nlisteners, GD_LISTENERS_MAX);
@@ -1515,6 +1515,43 @@ static void test_tables_full(void **state)
 	for (c = 0; c < 100; c++)
 		obs(MW_NF_OBS_CLOSE, 5000 + (uint64_t)c, 0, L80_ADDR, NULL, 0, 0, now);
 	assert_int_equal(eng.conns.n, 0);
+}
+
+/*
+ * Any local user may open listeners through mw-pvm and connect to them: 64 of
+ * theirs (ports not in guard.listeners) must not keep the app's listener out of
+ * the table, nor their idle connections take the room of its connections.
+ */
+static void test_unprotected_listeners_make_room(void **state)
+{
+	int64_t now = 1000;
+	char local[64];
+	bool found = false;
+	int c, i;
+
+	cfg.guard.max_conns = 64;
+	start();
+	for (c = 0; c < 3 * GD_LISTENERS_MAX; c++) {
+		snprintf(local, sizeof(local), "10.231.0.2:%d", 20000 + c % GD_LISTENERS_MAX);
+		obs(MW_NF_OBS_ACCEPT, 7000 + (uint64_t)(c % GD_LISTENERS_MAX), 9000 + (uint64_t)c,
+		    local, "10.6.0.1:1", 0, 0, now);
+	}
+	assert_int_equal(eng.nlisteners, GD_LISTENERS_MAX);
+	assert_int_equal(eng.conns.n, 0);
+	for (c = 0; c < 60; c++)
+		accept_conn(5000 + (uint64_t)c, "10.7.0.1:9000", now);
+	assert_int_equal(eng.nlisteners, GD_LISTENERS_MAX);
+	for (i = 0; i < eng.nlisteners; i++)
+		if (eng.listeners[i].id == L80) {
+			found = true;
+			assert_int_equal(eng.listeners[i].proto, MW_ACCF_HTTP);
+			assert_int_equal(eng.listeners[i].local.port, 80);
+		}
+	assert_true(found);
+	assert_int_equal(eng.conns.n, 60);
+	assert_int_equal(eng.conns.drops, 0);
+	tick_until(&now, now + 1000);
+	assert_int_equal(count(GD_SHIELD_SET, "baseline"), 1); /* the app's listener's */
 }
 
 /* The table: inserts, removals that shift clusters, lookups after them. */
@@ -1686,6 +1723,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nat_keeps_src_levers_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nat_rule_not_an_escape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tables_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unprotected_listeners_make_room, setup,
+						teardown),
 		cmocka_unit_test(test_table_remove_keeps_lookups),
 		cmocka_unit_test(test_action_sink),
 		cmocka_unit_test_setup_teardown(test_close_gone_forgets, setup, teardown),
