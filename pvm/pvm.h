@@ -392,6 +392,10 @@ int pvm_sock_send_opt(struct pvm_sock *s, const struct pvm_opt *o);
 int pvm_nonce(uint64_t *out);
 int pvm_appsock_create(struct pvm_sock *s);
 bool pvm_appsock_gone(const struct pvm_sock *s);
+/* Ports below this are bound only for root or mw-pvm's own user (as the kernel's
+ * CAP_NET_BIND_SERVICE). */
+#define PVM_PRIVILEGED_PORTS 1024
+
 void pvm_appsock_watch(struct pvm_sock *s);
 void pvm_appsock_unwatch(struct pvm_sock *s);
 bool pvm_appsock_check(struct pvm_sock *s, const char *why);

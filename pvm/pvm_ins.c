@@ -379,6 +379,16 @@ static int ins_rx_accepted(struct pvm_ins *ins, struct pvm_sock *s, const uint8_
 			 (unsigned long long)s->id);
 		return -EBADMSG;
 	}
+	/*
+	 * A connection's local port is its listener's (the balancer connects to it,
+	 * DNAT keeps it): Netflow's consumers, mw-guard among them, learn a
+	 * listener's port from its accepts, so an INS may not name another.
+	 */
+	if (s->bound.family && ev.local.port != s->bound.port) {
+		snprintf(why, wl, "EV_ACCEPTED on %#llx at port %u, which listens on port %u",
+			 (unsigned long long)s->id, ev.local.port, s->bound.port);
+		return -EBADMSG;
+	}
 	return pvm_sock_accepted(ins, s, &ev);
 }
 

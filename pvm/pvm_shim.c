@@ -56,7 +56,6 @@
  */
 
 #define PVM_SCM_MAX_FD 253 /* the kernel's SCM_MAX_FD: fds one message may carry */
-#define PRIVILEGED_PORTS 1024
 
 #define ACCEPTS_PER_EVENT 32
 
@@ -271,7 +270,7 @@ static int shim_bind(struct pvm_client *c, struct pvm_sock *s, const struct mw_s
 		return -EINVAL;
 	if (req->addr.family != s->family)
 		return s->family == 6 ? -EINVAL : -EAFNOSUPPORT;
-	if (req->addr.port && req->addr.port < PRIVILEGED_PORTS && c->uid != 0 &&
+	if (req->addr.port && req->addr.port < PVM_PRIVILEGED_PORTS && c->uid != 0 &&
 	    c->uid != geteuid())
 		return -EACCES;
 	/* A dead app's listener on this port must not make its restart fail. */

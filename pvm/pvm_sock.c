@@ -428,6 +428,28 @@ static void sock_quiet_result(struct pvm_ins *ins, struct pvm_req *r, struct pvm
 		 (unsigned long long)s->id, strerror(-status));
 }
 
+/*
+ * Is @a, the name the INS gives @s after its bind, the address the app asked
+ * for (@s->bound)?  The replicas on every other INS are bound to it: a
+ * compromised INS must not choose it.  Port 0 resolves to an ephemeral port:
+ * never 0 nor a privileged one, nor one another user's SO_REUSEPORT group
+ * holds (the check shim_bind() made on a port the app named).
+ */
+static bool bind_name_ok(struct pvm_sock *s, const struct mw_addr *a)
+{
+	const struct mw_addr *want = &s->bound;
+	size_t alen = want->family == 4 ? 4 : sizeof(want->addr);
+
+	if (a->family != want->family || a->scope_id != want->scope_id ||
+	    memcmp(a->addr, want->addr, alen))
+		return false;
+	if (want->port)
+		return a->port == want->port;
+	if (a->port < PVM_PRIVILEGED_PORTS)
+		return false; /* not ephemeral, for any user */
+	return !(pvm_appsock_reuseport_on(s) && pvm_appsock_reuseport_taken(s->pvm, s, a));
+}
+
 static void sock_bound(struct pvm_sock *s, struct pvm_req *r, int status, const void *val,
 		       uint32_t len)
 {
@@ -440,11 +462,26 @@ static void sock_bound(struct pvm_sock *s, struct pvm_req *r, int status, const 
 		sock_answer(r, s->op_status, s->id, NULL, NULL, 0);
 		return;
 	}
-	if (status == 0 && len == sizeof(a)) {
-		memcpy(&a, val, sizeof(a));
-		if (a.family == s->family)
-			s->bound = a;
+	if (status || len != sizeof(a)) {
+		/* Bound, but no name: port 0 stays unknown, no replica could follow. */
+		s->bound.family = 0;
+		sock_answer(r, status ? status : -EIO, s->id, NULL, NULL, 0);
+		return;
 	}
+	memcpy(&a, val, sizeof(a));
+	if (!bind_name_ok(s, &a)) {
+		char got[MW_ADDR_STRLEN], want[MW_ADDR_STRLEN];
+
+		mw_addr_format(&a, got, sizeof(got));
+		mw_addr_format(&s->bound, want, sizeof(want));
+		pvm_ins_cut(s->ins, "its bind's name is not the address asked for");
+		mw_warn("INS %u: socket %#llx bound to %s, named %s: cut", s->ins->id,
+			(unsigned long long)s->id, want, got);
+		s->bound.family = 0;
+		sock_answer(r, -EADDRNOTAVAIL, s->id, NULL, NULL, 0);
+		return;
+	}
+	s->bound = a;
 	s->state = PVM_ST_BOUND;
 	sock_answer(r, 0, s->id, &s->bound, NULL, 0);
 	if (pvm_observe_active())

@@ -39,7 +39,9 @@
  * credit (CREDIT for bytes never sent), data (DATA beyond the window on the
  * listener of port N, whose app does not read), garbage
  * (unknown frame type), foreign (DATA for a socket of another INS), flood (N
- * EV_ACCEPTED, aborts never answered), no-drain (stops consuming its rx ring, then
+ * EV_ACCEPTED, aborts never answered), misport (EV_ACCEPTED at another port than
+ * its listener's), misname (the name of every later bind on
+ * us says port 22, whatever the app asked for), no-drain (stops consuming its rx ring, then
  * pushes DATA on CONNS connections of the listener of port N, whose app reads it
  * and writes back: mw-pvm's ring to us fills and the CREDIT it owes us queues),
  * pipe-lock (a connection on port N's listener, whose app writes in bulk: once
@@ -67,6 +69,7 @@
 #define JOIN_WAIT_MS  10000
 #define MAX_LISTEN    16
 #define FAKE_PORT     40000
+#define MISNAME_PORT  22   /* the misname lie: a privileged port the app never asked for */
 #define NODRAIN_CONNS 200  /* connections of the no-drain lie */
 #define NODRAIN_FRAME 1024 /* DATA bytes per frame: a CREDIT per frame the app drains */
 
@@ -87,6 +90,8 @@ struct hostile {
 	uint32_t last_req;
 	uint64_t last_req_sock;
 	bool answer_ops;
+	bool misname; /* the misname lie: every bind's name says port MISNAME_PORT */
+	bool misport; /* the misport lie: a connection accepted at FAKE_PORT */
 	bool no_rx; /* the no-drain lie: frames for us stay in the ring */
 	unsigned aborts, ops_unanswered;
 	int64_t last_hb;
@@ -204,6 +209,10 @@ static void on_op(struct hostile *h, const struct mw_frame *f, const uint8_t *pl
 		for (int i = 0; i < h->nbound; i++)
 			if (h->bound[i] == f->sock)
 				a = h->bound_addr[i];
+		if (h->misname) {
+			say("naming a bind port %u", MISNAME_PORT);
+			a.port = MISNAME_PORT;
+		}
 		result(h, f->sock, req, &a, sizeof(a));
 		break;
 	case MW_OP_STATS:
@@ -299,7 +308,10 @@ static uint64_t conn_id(struct hostile *h)
 	return mw_sockid_make(h->id, h->pvm_index, MW_SOCKID_INS_ASSIGNED | ++h->next_conn);
 }
 
-/* An accepted connection on listener @on from @peer (NULL: 192.0.2.1:FAKE_PORT). */
+/*
+ * An accepted connection on listener @on from @peer (NULL: 192.0.2.1:FAKE_PORT),
+ * at the listener's own port (the misport lie: at FAKE_PORT).
+ */
 static uint64_t accept_from(struct hostile *h, uint64_t on, const struct mw_addr *peer)
 {
 	struct mw_ev_accepted ev = { .new_sock = conn_id(h) };
@@ -311,6 +323,9 @@ static uint64_t accept_from(struct hostile *h, uint64_t on, const struct mw_addr
 	ev.peer.addr[3] = 1;
 	ev.peer.port = FAKE_PORT;
 	ev.local = ev.peer;
+	for (int i = 0; i < h->nbound && !h->misport; i++)
+		if (h->bound[i] == on)
+			ev.local.port = h->bound_addr[i].port;
 	if (peer)
 		ev.peer = *peer;
 	send_frame(h, MW_EV_ACCEPTED, on, &ev, sizeof(ev));
@@ -382,6 +397,7 @@ static int lie(struct hostile *h, const char *what, int n)
 		struct mw_ev_accepted ev = { .new_sock = conn_id(h) };
 
 		ev.peer.family = ev.local.family = 4;
+		ev.local.port = h->ports[0];
 		send_frame(h, MW_EV_ACCEPTED, lsn, &ev, sizeof(ev));
 		send_frame(h, MW_EV_ACCEPTED, lsn, &ev, sizeof(ev));
 	} else if (!strcmp(what, "replay-eof")) {
@@ -453,6 +469,11 @@ static int lie(struct hostile *h, const char *what, int n)
 	} else if (!strcmp(what, "foreign")) {
 		send_frame(h, MW_DATA, mw_sockid_make((uint16_t)(h->id + 1), h->pvm_index, 1), junk,
 			   8);
+	} else if (!strcmp(what, "misport")) {
+		h->misport = true;
+		accept_one(h, lsn);
+	} else if (!strcmp(what, "misname")) {
+		h->misname = true; /* the lie waits for an app's bind placed on us */
 	} else if (!strcmp(what, "flood")) {
 		h->answer_ops = false;
 		for (i = 0; i < n; i++)

@@ -10,7 +10,8 @@
 # (2) each lie (unsolicited EV_CLOSED on listeners it owns, EV_CONNECTED on a
 # listener, EV_ACCEPTED on a connection, replayed EV_ACCEPTED / EV_EOF / RESULT,
 # lying CREDIT, DATA beyond the window, garbage, another INS's socket, an
-# EV_ACCEPTED flood, holding the data pipe's lock) cuts the liar; a second channel
+# EV_ACCEPTED flood, an accept at another port than its listener's, holding the data
+# pipe's lock, a bind's made-up name) cuts the liar; a second channel
 # from the liar's process is refused with its reason logged, and so is a join under
 # another id after its channel ended; mw-pvm lives, and the
 # app keeps serving through the honest INS; (3) the flood is aborted beyond
@@ -127,6 +128,7 @@ lie 17 data "DATA .* beyond the credit granted" 8090
 lie 18 garbage "unknown frame type 0x7777"
 lie 19 foreign "DATA for socket .* that is not on this INS"
 lie 20 flood "EV_ACCEPTED flood" 400
+lie 28 misport "EV_ACCEPTED on .* at port 40000, which listens on port"
 # An app that writes in bulk on accept: its bytes go through the data pipe, whose
 # lock the liar then holds (docs/ins-protocol.md); mw-pvm's loop waits for its
 # splicer thread only pvm.splice_timeout_ms, then cuts the liar.
@@ -170,6 +172,37 @@ for port in 8080 8082 8083; do
 	mw_log "after the EV_CLOSED lie: port $port served in ${ms} ms"
 done
 pvm_alive "after liar closed"
+
+# A bind's name is the INS's to report, and the replica on every other INS is bound
+# to it: a liar naming a privileged port for an app's port-0 bind (on the old code,
+# every honest INS then bound port 22 for that app) is cut, the bind refused.
+mw_spawn liar27 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 27 misname
+mw_wait_for "grep -q 'lying: misname' '$(mw_logfile liar27)'" 15 ||
+	mw_fail "liar misname did not start: $(cat "$(mw_logfile liar27)")"
+# Round-robin puts every other socket on the liar.
+out=$(shimmed timeout 20 python3 -c '
+import errno, socket
+res, keep = [], []
+for i in range(4):
+    s = socket.socket(); keep.append(s)
+    try:
+        s.bind(("0.0.0.0", 0)); res.append("port:%d" % s.getsockname()[1])
+    except OSError as e:
+        res.append(errno.errorcode.get(e.errno, str(e.errno)))
+print(" ".join(res))
+') || mw_fail "the app under the shim failed against the misnaming INS: $out"
+mw_log "bind(port 0) x4 with a misnaming INS: $out"
+grep -q 'naming a bind port 22' "$(mw_logfile liar27)" ||
+	mw_fail "liar misname: no bind was placed on it: $out"
+[[ "$out" == *EADDRNOTAVAIL* ]] || mw_fail "liar misname: no bind was refused: $out"
+! grep -qE 'port:(22|[0-9]{1,3})( |$)' <<<"$out" || mw_fail "a bind took the liar's port: $out"
+mw_wait_for "! kill -0 $(mw_pid liar27)" 20 || mw_fail "liar misname did not finish"
+status=0
+wait "$(mw_pid liar27)" || status=$?
+[ "$status" = 0 ] || mw_fail "liar misname: exit $status; $(cat "$(mw_logfile liar27)")"
+grep -q "INS 27: channel ended: its bind's name is not the address asked for" "$PVM_LOG" ||
+	mw_fail "liar misname: reason not logged"
+pvm_alive "after liar misname"
 
 # --- (5) F_NOREPLY options: one op in flight per client, like every request -------
 # An app sets TCP_NODELAY 200 times on each of 4 connections of an INS that answers
