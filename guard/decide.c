@@ -900,14 +900,21 @@ static bool attacked_ins(const struct gd_engine *e, const struct gd_listener *l,
 		if (sh[k].slow > best->slow ||
 		    (sh[k].slow && sh[k].slow == best->slow && sh[k].held > best->held))
 			*best = sh[k];
-	return best->slow > 0;
+	/*
+	 * Its own slow connections must be its share of pressure_slow: a
+	 * compromised INS can bring the listener under pressure with made-up
+	 * connections that progress, and an honest INS's few idle keep-alives
+	 * would then have it drained, one honest INS after another.
+	 */
+	return best->slow > 0 && (uint64_t)best->slow * n >= (uint64_t)e->cfg->pressure_slow;
 }
 
 /*
  * gd_decide_rotate() - with mw-balancer: a fresh INS, and the attacked one drained
  *
  * A listener under pressure since rotate_after_ms (an episode: pressure with no
- * calm_ms without it) makes the INS holding most of its slow connections drain
+ * calm_ms without it) makes the INS holding most of its slow connections, at
+ * least its share of pressure_slow (attacked_ins()), drain
  * while a fresh INS takes the new ones: at most once per rotate_interval_ms, never
  * twice the same INS (the last GD_ROTATED_MAX), never without balancer_socket.
  */

@@ -1648,7 +1648,7 @@ static void test_rotate(void **state)
 	now = 1000;
 	start();
 	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
-	for (c = 0; c < 10; c++) {
+	for (c = 0; c < 32; c++) { /* idle: slow, as many as pressure_slow */
 		snprintf(peer, sizeof(peer), "10.8.0.%d:7000", c + 1);
 		accept_conn(ins4 + (uint64_t)c, peer, now);
 	}
@@ -1662,7 +1662,7 @@ static void test_rotate(void **state)
 		;
 	assert_string_equal(rec[i].target, "ins:3");
 	assert_int_equal(rec[i].ins, 3);
-	assert_non_null(strstr(rec[i].evidence, "ins=3,ins_held=40,ins_slow=40,held=50,slow="));
+	assert_non_null(strstr(rec[i].evidence, "ins=3,ins_held=40,ins_slow=40,held=72,slow="));
 	assert_non_null(strstr(rec[i].evidence, ",listener_port=80"));
 	/* At most one per rotate_interval_ms; then the other INS, never INS 3 again. */
 	tick_until(&now, 6000 + 10000);
@@ -1677,6 +1677,43 @@ static void test_rotate(void **state)
 	tick_until(&now, now + 10000);
 	assert_int_equal(count(GD_ROTATE, NULL), 3);
 	assert_int_equal(count_target(GD_ROTATE, "ins:4"), 2);
+	cfg.guard.balancer_socket[0] = 0;
+}
+
+/*
+ * A compromised INS (5) brings the listener under pressure with 300 made-up
+ * connections that keep moving bytes: the honest INS (6), with 8 idle keep-alive
+ * connections (slow, but not its share of pressure_slow), is never drained.
+ */
+static void test_rotate_not_the_honest_ins(void **state)
+{
+	uint64_t ins5 = mw_sockid_make(5, 0, MW_SOCKID_INS_ASSIGNED);
+	uint64_t ins6 = mw_sockid_make(6, 0, MW_SOCKID_INS_ASSIGNED);
+	int64_t now = 1000, t;
+	char peer[64];
+	int c;
+
+	snprintf(cfg.guard.balancer_socket, sizeof(cfg.guard.balancer_socket), "/run/b.sock");
+	cfg.guard.rotate_after_ms = 2000;
+	cfg.guard.rotate_interval_ms = 10000;
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	for (c = 0; c < 300; c++) {
+		snprintf(peer, sizeof(peer), "10.9.%d.%d:7000", c / 200, c % 200 + 1);
+		accept_conn(ins5 + (uint64_t)c, peer, now);
+	}
+	for (c = 0; c < 8; c++) {
+		snprintf(peer, sizeof(peer), "10.8.1.%d:7000", c + 1);
+		accept_conn(ins6 + (uint64_t)c, peer, now);
+	}
+	for (t = 1; now < 60000; t++) {
+		for (c = 0; c < 300; c++) /* the liar's connections progress */
+			obs(MW_NF_OBS_RECV, ins5 + (uint64_t)c, 0, L80_ADDR, NULL,
+			    (uint64_t)t * 100, (uint64_t)t * 100, now);
+		tick_until(&now, now + 500);
+	}
+	assert_true(count(GD_SHIELD_SET, "pressure") >= 1); /* held: 308 */
+	assert_int_equal(count(GD_ROTATE, NULL), 0);
 	cfg.guard.balancer_socket[0] = 0;
 }
 
@@ -1729,6 +1766,7 @@ int main(void)
 		cmocka_unit_test(test_action_sink),
 		cmocka_unit_test_setup_teardown(test_close_gone_forgets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotate_not_the_honest_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_block_scoped_to_ins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prefix_per_ins, setup, teardown),
