@@ -148,8 +148,10 @@ SHIM_EXPORT int getsockopt(int fd, int level, int name, void *__restrict val,
 		return opt_fail(-ret);
 	if (resp.len > MW_SOCKOPT_MAX)
 		return opt_fail(EIO);
-	memcpy(val, resp.val, *len < resp.len ? *len : resp.len);
-	*len = resp.len;
+	/* As the kernel: never more than the caller's room, whatever length came back. */
+	if (resp.len < *len)
+		*len = resp.len;
+	memcpy(val, resp.val, *len);
 	return 0;
 }
 

@@ -323,6 +323,16 @@ static int cmd_opts(void)
 	}
 	printf("rcvtimeo_native=%ld\n", (long)tv.tv_sec);
 	printf("nodelay=%d\n", get_int(fd, IPPROTO_TCP, TCP_NODELAY));
+	{
+		/* The fake answers TCP_CONGESTION with 64 bytes: 16 asked, 16 said. */
+		char cong[24];
+		socklen_t cl = 16;
+
+		memset(cong, 'z', sizeof(cong));
+		out_ret("congestion", getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cong, &cl));
+		printf("congestion_len=%u canary=%d\n", (unsigned)cl,
+		       cong[16] == 'z' && cong[23] == 'z');
+	}
 	out_name("sockname", fd, 0);
 	out_name("peername", fd, 1);
 	out_ret("bind", bind(fd, (struct sockaddr *)&ss, (socklen_t)len));

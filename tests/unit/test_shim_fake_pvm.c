@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -272,6 +273,12 @@ static void fake_request(struct fake *f, int fd, const struct mw_shimctl_req *re
 		memcpy(&s->opt_val, req->val, sizeof(int));
 		break;
 	case MW_SHIMCTL_GETOPT:
+		if (req->arg == IPPROTO_TCP && req->arg2 == TCP_CONGESTION) {
+			/* As a lying INS: more than was asked for. */
+			memset(r.val, 'c', MW_SOCKOPT_MAX);
+			r.len = MW_SOCKOPT_MAX;
+			break;
+		}
 		if (req->arg == SOL_SOCKET && req->arg2 == SO_ERROR)
 			memcpy(r.val, &s->outcome, sizeof(int));
 		else if (req->arg == s->opt_level && req->arg2 == s->opt_name)
@@ -791,6 +798,8 @@ static void test_options_names_and_close_hint(void **state)
 	assert_has(out, "setopt_rcvtimeo=0");
 	assert_has(out, "rcvtimeo_native=2");     /* applied to the AF_UNIX fd */
 	assert_has(out, "nodelay=1");             /* read back through GETOPT */
+	assert_has(out, "congestion=0");
+	assert_has(out, "congestion_len=16 canary=1"); /* 64 came back: never more than asked */
 	assert_has(out, "sockname=0.0.0.0:0/2");
 	assert_has(out, "peername=ENOTCONN");
 	assert_has(out, "bind=0");
