@@ -214,6 +214,7 @@ struct pvm_ins {
 	struct pvm_ctlq *q, *q_tail;
 	uint32_t nreqs, nq; /* lengths of reqs and q, each at most pvm.ins_max_queued */
 	uint32_t nconns;    /* ACCEPTED sockets on it (pvm.ins_max_conns, then aborted) */
+	uint32_t nclosing;  /* others in CLOSING: their EV_CLOSED awaited (pvm.ins_max_conns) */
 	uint64_t conns_refused;
 	char cut[128]; /* set: a bound was broken deep in a call chain; killed at prepare */
 	struct pvm_sock *blocked; /* sockets waiting for ring room */

@@ -134,6 +134,8 @@ void pvm_sock_free(struct pvm_sock *s)
 		s->ins->nsocks--;
 		if (s->kind == PVM_SOCK_ACCEPTED)
 			s->ins->nconns--;
+		else if (s->state == PVM_ST_CLOSING)
+			s->ins->nclosing--;
 	}
 	free(s);
 }
@@ -167,6 +169,17 @@ int pvm_sock_close(struct pvm_sock *s, bool abort)
 	}
 	s->state = PVM_ST_CLOSING;
 	s->abort_sent = abort;
+	/*
+	 * The app has let go: its user may open another socket now, whenever the
+	 * INS confirms (a compromised one never would, and would hold the user's
+	 * pvm.max_sockets_per_user for good).  The INS confirms within its
+	 * ins.fin_timeout_ms; ins_max_conns unconfirmed at once is a liar's count.
+	 */
+	pvm_quota_put(s);
+	if (s->kind != PVM_SOCK_ACCEPTED &&
+	    ++s->ins->nclosing > (uint32_t)s->pvm->cfg->ins_max_conns)
+		pvm_ins_cut(s->ins,
+			    "its closes stay unconfirmed (EV_CLOSED) beyond pvm.ins_max_conns");
 	ret = pvm_ins_op(s->ins, abort ? MW_OP_ABORT : MW_OP_CLOSE, s->id, &op, sizeof(op),
 			 PVM_REQ_QUIET, NULL, NULL);
 	if (ret)

@@ -40,7 +40,8 @@
  * listener of port N, whose app does not read), garbage
  * (unknown frame type), foreign (DATA for a socket of another INS), flood (N
  * EV_ACCEPTED, aborts never answered), misport (EV_ACCEPTED at another port than
- * its listener's), misname (the name of every later bind on
+ * its listener's), unconfirmed (closes answered, never confirmed by EV_CLOSED),
+ * misname (the name of every later bind on
  * us says port 22, whatever the app asked for), no-drain (stops consuming its rx ring, then
  * pushes DATA on CONNS connections of the listener of port N, whose app reads it
  * and writes back: mw-pvm's ring to us fills and the CREDIT it owes us queues),
@@ -92,6 +93,7 @@ struct hostile {
 	bool answer_ops;
 	bool misname; /* the misname lie: every bind's name says port MISNAME_PORT */
 	bool misport; /* the misport lie: a connection accepted at FAKE_PORT */
+	bool unconfirmed; /* the unconfirmed lie: closes answered, never EV_CLOSED */
 	bool no_rx; /* the no-drain lie: frames for us stay in the ring */
 	unsigned aborts, ops_unanswered;
 	int64_t last_hb;
@@ -227,7 +229,8 @@ static void on_op(struct hostile *h, const struct mw_frame *f, const uint8_t *pl
 	case MW_OP_CLOSE:
 	case MW_OP_ABORT:
 		result(h, f->sock, req, NULL, 0);
-		send_frame(h, MW_EV_CLOSED, f->sock, NULL, 0);
+		if (!h->unconfirmed)
+			send_frame(h, MW_EV_CLOSED, f->sock, NULL, 0);
 		break;
 	case MW_OP_SETOPT: /* like mw-ins: a few options; the others are refused */
 		memcpy(&so, pl, sizeof(so));
@@ -469,6 +472,8 @@ static int lie(struct hostile *h, const char *what, int n)
 	} else if (!strcmp(what, "foreign")) {
 		send_frame(h, MW_DATA, mw_sockid_make((uint16_t)(h->id + 1), h->pvm_index, 1), junk,
 			   8);
+	} else if (!strcmp(what, "unconfirmed")) {
+		h->unconfirmed = true; /* the lie waits for the apps' closes */
 	} else if (!strcmp(what, "misport")) {
 		h->misport = true;
 		accept_one(h, lsn);

@@ -11,7 +11,7 @@
 # listener, EV_ACCEPTED on a connection, replayed EV_ACCEPTED / EV_EOF / RESULT,
 # lying CREDIT, DATA beyond the window, garbage, another INS's socket, an
 # EV_ACCEPTED flood, an accept at another port than its listener's, holding the data
-# pipe's lock, a bind's made-up name) cuts the liar; a second channel
+# pipe's lock, a bind's made-up name, closes never confirmed) cuts the liar; a second channel
 # from the liar's process is refused with its reason logged, and so is a join under
 # another id after its channel ended; mw-pvm lives, and the
 # app keeps serving through the honest INS; (3) the flood is aborted beyond
@@ -203,6 +203,27 @@ wait "$(mw_pid liar27)" || status=$?
 grep -q "INS 27: channel ended: its bind's name is not the address asked for" "$PVM_LOG" ||
 	mw_fail "liar misname: reason not logged"
 pvm_alive "after liar misname"
+
+# A close holds its socket (and its user's pvm.max_sockets_per_user) until the INS
+# confirms it: a liar that never does is cut past pvm.ins_max_conns unconfirmed closes
+# (16 here), and the sockets it held count against their user no longer.
+mw_spawn liar29 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 29 unconfirmed
+mw_wait_for "grep -q 'lying: unconfirmed' '$(mw_logfile liar29)'" 15 ||
+	mw_fail "liar unconfirmed did not start: $(cat "$(mw_logfile liar29)")"
+out=$(shimmed timeout 20 python3 -c '
+import socket
+for i in range(48):
+    socket.socket().close()
+print("48 sockets opened and closed")
+') || mw_fail "the app under the shim failed against the unconfirming INS: $out"
+mw_wait_for "! kill -0 $(mw_pid liar29)" 20 || mw_fail "liar unconfirmed did not finish"
+status=0
+wait "$(mw_pid liar29)" || status=$?
+[ "$status" = 0 ] || mw_fail "liar unconfirmed: exit $status; $(cat "$(mw_logfile liar29)")"
+grep -q "INS 29: channel ended: its closes stay unconfirmed" "$PVM_LOG" ||
+	mw_fail "liar unconfirmed: reason not logged"
+pvm_alive "after liar unconfirmed"
+mw_log "liar unconfirmed: cut after the app's closes ($out)"
 
 # --- (5) F_NOREPLY options: one op in flight per client, like every request -------
 # An app sets TCP_NODELAY 200 times on each of 4 connections of an INS that answers
