@@ -113,6 +113,39 @@ static void emit(struct gd_engine *e, const struct gd_action *a)
 	e->emit(e->emit_ctx, a);
 }
 
+/* Below min_rate: @bytes over @ms. */
+static bool rate_low(const struct gd_engine *e, uint64_t bytes, int64_t ms)
+{
+	return bytes * 1000 < (uint64_t)e->cfg->min_rate * (uint64_t)ms;
+}
+
+/* The rate's window: twice idle_ms. */
+static int64_t rate_window(const struct gd_engine *e)
+{
+	return 2 * (int64_t)e->cfg->idle_ms;
+}
+
+/**
+ * gd_conn_roll() - at an evaluation: judge @c's rate over a window that has ended
+ * @now: monotonic milliseconds
+ *
+ * A rate over a connection's whole life would let one that moved a megabyte
+ * early trickle a byte every idle_ms - 1 for hours, holding the app's worker:
+ * once a window (twice idle_ms) has passed, the last whole window's rate is
+ * what counts.
+ */
+void gd_conn_roll(const struct gd_engine *e, struct gd_conn *c, int64_t now)
+{
+	uint64_t bytes = c->bytes_in + c->bytes_out;
+
+	if (now - c->t_win < rate_window(e))
+		return;
+	c->win_slow = rate_low(e, bytes - c->bytes_win, now - c->t_win);
+	c->win_judged = true;
+	c->t_win = now;
+	c->bytes_win = bytes;
+}
+
 /**
  * gd_conn_is_slow() - is @c holding an app slot without progress?
  * @now: monotonic milliseconds
@@ -125,7 +158,9 @@ bool gd_conn_is_slow(const struct gd_engine *e, const struct gd_conn *c, int64_t
 		return false;
 	if (now - c->t_last >= e->cfg->idle_ms)
 		return true;
-	return (c->bytes_in + c->bytes_out) * 1000 < (uint64_t)e->cfg->min_rate * (uint64_t)age;
+	if (c->win_judged)
+		return c->win_slow;
+	return rate_low(e, c->bytes_in + c->bytes_out, age);
 }
 
 /* gd_decide_baseline() - the protective shield of a configured listener, once */
@@ -380,6 +415,7 @@ void gd_decide_classify(struct gd_engine *e, int64_t now)
 			ins0 = gd_ins_key(c->id);
 		else if (gd_ins_key(c->id) != ins0)
 			e->multi_ins = true; /* for good: a liar may go first, later */
+		gd_conn_roll(e, c, now);
 		c->slow = gd_conn_is_slow(e, c, now);
 		l = gd_engine_listener(e, c->listener);
 		if (l) {

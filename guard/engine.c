@@ -427,7 +427,7 @@ static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_
 		return; /* counted in conns.drops */
 	c->listener = in->sockfd;
 	c->peer = peer;
-	c->t_open = c->t_last = now;
+	c->t_open = c->t_last = c->t_win = now;
 	gd_addrkey_from(&key, &peer);
 	s = gd_engine_source(e, &key, now, true);
 	c->sourceless = !s; /* counted at a later evaluation */

@@ -50,6 +50,10 @@ struct gd_conn {
 	struct mw_addr peer;
 	uint64_t bytes_in, bytes_out;
 	int64_t t_open, t_last, t_close_sent; /* ms; t_last: last byte either way */
+	int64_t t_win;			      /* ms: the rate's window began (gd_conn_roll()) */
+	uint64_t bytes_win;		      /* bytes either way when it began */
+	bool win_slow;			      /* the last whole window's rate was below min_rate */
+	bool win_judged;		      /* a whole window has passed: win_slow holds */
 	bool slow;			      /* at the last evaluation */
 	bool sourceless;		      /* not counted in a source (none had room) */
 	bool answered;			      /* its first byte out was seen */
@@ -249,6 +253,7 @@ struct gd_source *gd_engine_source(struct gd_engine *e, const struct gd_addrkey 
 
 /* decide.c */
 void gd_source_good(const struct gd_engine *e, struct gd_source *s, uint64_t sock, int64_t now);
+void gd_conn_roll(const struct gd_engine *e, struct gd_conn *c, int64_t now);
 bool gd_conn_is_slow(const struct gd_engine *e, const struct gd_conn *c, int64_t now);
 void gd_decide_classify(struct gd_engine *e, int64_t now);
 void gd_decide_baseline(struct gd_engine *e, struct gd_listener *l);

@@ -1554,6 +1554,40 @@ static void test_unprotected_listeners_make_room(void **state)
 	assert_int_equal(count(GD_SHIELD_SET, "baseline"), 1); /* the app's listener's */
 }
 
+/*
+ * A keep-alive connection that fetched a megabyte fast, then sends its next
+ * request a byte every 4.9 s (under idle_ms): its rate over its life stays far
+ * above min_rate for hours, over the last window (2 x idle_ms) it is 0.2 B/s.
+ * Slow within two windows; a steady 50 B/s client beside it never is.
+ */
+static void test_trickle_after_burst_is_slow(void **state)
+{
+	uint64_t burst = 7001, steady = 7002, in = 1 << 20, sin = 0;
+	const struct gd_conn *c;
+	int64_t now = 1000, next = 1000;
+
+	start();
+	obs(MW_NF_OBS_BIND, L80, L80, L80_ADDR, NULL, 0, 0, now);
+	accept_conn(burst, "10.5.0.1:7000", now);
+	accept_conn(steady, "10.5.0.2:7000", now);
+	obs(MW_NF_OBS_RECV, burst, 0, L80_ADDR, NULL, in, 0, now + 200);
+	while (now < 1000 + 60000) {
+		if (now >= next) {
+			obs(MW_NF_OBS_RECV, burst, 0, L80_ADDR, NULL, ++in, 0, now);
+			next += 4900;
+		}
+		sin += 50 * (uint64_t)cfg.guard.tick_ms / 1000;
+		obs(MW_NF_OBS_RECV, steady, 0, L80_ADDR, NULL, sin, 0, now);
+		tick_until(&now, now + cfg.guard.tick_ms);
+		c = gd_tab_find(&eng.conns, &steady);
+		assert_non_null(c);
+		assert_false(c->slow);
+	}
+	c = gd_tab_find(&eng.conns, &burst);
+	assert_non_null(c);
+	assert_true(c->slow); /* the old lifetime rate: 17 KiB/s, never slow */
+}
+
 /* The table: inserts, removals that shift clusters, lookups after them. */
 static void test_table_remove_keeps_lookups(void **state)
 {
@@ -1762,6 +1796,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tables_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unprotected_listeners_make_room, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_trickle_after_burst_is_slow, setup, teardown),
 		cmocka_unit_test(test_table_remove_keeps_lookups),
 		cmocka_unit_test(test_action_sink),
 		cmocka_unit_test_setup_teardown(test_close_gone_forgets, setup, teardown),
