@@ -80,6 +80,7 @@ void shim_ctl_atfork_init(void);
 
 /* shim_ident.c */
 int shim_ident(int fd, struct shim_ident *out);
+bool shim_peer_is_pvm(int fd);
 int shim_ident_own(int fd, struct mw_sockname *n);
 int shim_name_of(int fd, struct mw_sockname *n);
 void shim_fill_addr(const struct mw_addr *a, struct sockaddr *addr, socklen_t *len);

@@ -51,6 +51,16 @@ int shim_ident_own(int fd, struct mw_sockname *n)
 	return n->tag == shim_state.tag;
 }
 
+/* shim_peer_is_pvm() - is @fd's peer mw-pvm's process (SO_PEERCRED)? */
+bool shim_peer_is_pvm(int fd)
+{
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+
+	return !shim_real.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) &&
+	       cred.pid == shim_state.pvm_pid;
+}
+
 /**
  * shim_ident() - is @fd one of ours, and which socket is it?
  * @fd:  any fd
@@ -73,10 +83,16 @@ int shim_ident(int fd, struct shim_ident *out)
 		return ret;
 	out->kind = SHIM_SOCKET;
 	out->id = n.id;
-	/* An accepted fd shares the listener's name; its peer tells it apart. */
+	/*
+	 * An accepted fd shares the listener's name; its peer tells it apart.
+	 * The peer must be mw-pvm itself (as shim_accept_ok() checks): anyone may
+	 * bind an 'A' name, and an fd the app accepted without the shim (io_uring,
+	 * a raw accept4 system call) would otherwise report the endpoints a local
+	 * user wrote into it.
+	 */
 	if (!shim_real.getpeername(fd, (struct sockaddr *)&sun, &len) && len <= sizeof(sun) &&
 	    !mw_sockname_decode(&a, &sun, len) && a.kind == MW_SOCKNAME_ACCEPTED &&
-	    a.tag == shim_state.tag) {
+	    a.tag == shim_state.tag && shim_peer_is_pvm(fd)) {
 		out->kind = SHIM_ACCEPTED;
 		out->id = a.id;
 		out->peer = a.peer;

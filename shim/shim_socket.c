@@ -201,16 +201,10 @@ SHIM_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG uaddr, socklen_t alen)
 static int shim_accept_ok(int nfd, const struct sockaddr_un *sun, socklen_t len,
 			  struct mw_sockname *a)
 {
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-
 	if (len > sizeof(*sun) || mw_sockname_decode(a, sun, len) ||
 	    a->kind != MW_SOCKNAME_ACCEPTED || a->tag != shim_state.tag)
 		return 0;
-	if (shim_real.getsockopt(nfd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) ||
-	    cred.pid != shim_state.pvm_pid)
-		return 0;
-	return 1;
+	return shim_peer_is_pvm(nfd);
 }
 
 #define SHIM_ACCEPT_REJECTS_MAX 1024

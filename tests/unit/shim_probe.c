@@ -298,6 +298,46 @@ static void stale_one(const char *pfx, int family)
 	close(l);
 }
 
+/*
+ * A local user's forgery: an AF_UNIX socket bound to an 'A' name with mw-pvm's
+ * tag (read off the listener's own 'S' name, common/sockname.c) and a made-up
+ * peer, connected to the app's listener and accepted by a raw accept4 (as
+ * io_uring would, past the shim): getpeername() must not report the made-up peer.
+ */
+static int cmd_forged_peer(void)
+{
+	struct {
+		uint8_t family, pad;
+		uint16_t port;
+		uint32_t scope;
+		uint8_t addr[16];
+	} peer = { .family = 4, .port = 4242, .addr = { 203, 0, 113, 9 } };
+	struct sockaddr_storage ss;
+	struct sockaddr_un me, forged;
+	socklen_t len = sizeof(me), head = offsetof(struct sockaddr_un, sun_path);
+	int l = socket(AF_INET, SOCK_STREAM, 0), c, a;
+
+	if (l < 0 || bind(l, (struct sockaddr *)&ss, (socklen_t)make_addr(&ss, "127.0.0.1", 0)) ||
+	    listen(l, 4) || syscall(SYS_getsockname, l, &me, &len) || len != head + 28) {
+		printf("forged_setup=%s\n", strerrorname_np(errno));
+		return 0;
+	}
+	forged = me;
+	forged.sun_path[3] = 'A';
+	memcpy(forged.sun_path + 28, &peer, sizeof(peer));
+	memcpy(forged.sun_path + 52, &peer, sizeof(peer));
+	c = (int)syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+	if (c < 0 || syscall(SYS_bind, c, &forged, head + 76) ||
+	    syscall(SYS_connect, c, &me, len)) {
+		printf("forged_connect=%s\n", strerrorname_np(errno));
+		return 0;
+	}
+	a = (int)syscall(SYS_accept4, l, NULL, NULL, 0);
+	out_ret("forged_accept", a < 0 ? a : 0);
+	out_name("forged_peername", a, 1);
+	return 0;
+}
+
 static int cmd_accept_stale(void)
 {
 	stale_one("tcp_", AF_INET);
@@ -378,6 +418,8 @@ int main(int argc, char **argv)
 		ret = cmd_accept(arg_port(argv[2]), 0);
 	else if (argc >= 3 && !strcmp(argv[1], "accept_nb"))
 		ret = cmd_accept(arg_port(argv[2]), 1);
+	else if (argc >= 2 && !strcmp(argv[1], "forged_peer"))
+		return cmd_forged_peer();
 	else if (argc >= 2 && !strcmp(argv[1], "accept_stale"))
 		ret = cmd_accept_stale();
 	else if (argc >= 2 && !strcmp(argv[1], "opts"))

@@ -788,6 +788,24 @@ static void test_accept_stale_bit(void **state)
 	assert_has(out, "unix_accept2=EAGAIN");
 }
 
+/*
+ * A connection to the app's listener from a local user's socket named like
+ * mw-pvm's hand-over ('A', the right tag, a made-up peer), accepted past the
+ * shim: getpeername() must not report the made-up peer (its peer is not mw-pvm).
+ */
+static void test_forged_peer_name(void **state)
+{
+	struct fake *f = *state;
+	char out[4096];
+
+	assert_int_equal(run_probe(f, NULL, NULL, out, sizeof(out), "forged_peer", (char *)NULL),
+			 0);
+	assert_has(out, "forged_accept=0");
+	assert_has(out, "forged_peername=ENOTCONN"); /* the listener's: not connected */
+	if (strstr(out, "203.0.113.9"))
+		fail_msg("the forged peer was reported: %s", out);
+}
+
 static void test_options_names_and_close_hint(void **state)
 {
 	struct fake *f = *state;
@@ -859,6 +877,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_connect_nonblocking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_rejects_injection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_stale_bit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forged_peer_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_nonblocking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_options_names_and_close_hint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_closed, setup, teardown),
