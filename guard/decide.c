@@ -914,7 +914,7 @@ static bool attacked_ins(const struct gd_engine *e, const struct gd_listener *l,
 {
 	struct ins_share sh[GD_INS_SHARES] = { 0 };
 	const struct gd_conn *c;
-	size_t i, n = 0, k;
+	size_t i, n = 0, k, nslow;
 
 	*best = (struct ins_share){ 0 };
 	for (i = 0; i < e->conns.cap; i++) {
@@ -932,25 +932,29 @@ static bool attacked_ins(const struct gd_engine *e, const struct gd_listener *l,
 		sh[k].held++;
 		sh[k].slow += c->slow;
 	}
-	for (k = 0; k < n; k++)
+	for (k = 0, nslow = 0; k < n; k++) {
+		nslow += sh[k].slow > 0;
 		if (sh[k].slow > best->slow ||
 		    (sh[k].slow && sh[k].slow == best->slow && sh[k].held > best->held))
 			*best = sh[k];
+	}
 	/*
-	 * Its own slow connections must be its share of pressure_slow: a
-	 * compromised INS can bring the listener under pressure with made-up
-	 * connections that progress, and an honest INS's few idle keep-alives
-	 * would then have it drained, one honest INS after another.
+	 * Slow connections must make the pressure, and the INS's own must be its
+	 * share of pressure_slow among the INS holding slow ones: a compromised
+	 * INS can bring the listener under pressure with made-up connections that
+	 * progress, and an honest INS's few idle keep-alives would then have it
+	 * drained, one honest INS after another.
 	 */
-	return best->slow > 0 && (uint64_t)best->slow * n >= (uint64_t)e->cfg->pressure_slow;
+	return l->slow >= (uint32_t)e->cfg->pressure_slow &&
+	       (uint64_t)best->slow * nslow >= (uint64_t)e->cfg->pressure_slow;
 }
 
 /*
  * gd_decide_rotate() - with mw-balancer: a fresh INS, and the attacked one drained
  *
  * A listener under pressure since rotate_after_ms (an episode: pressure with no
- * calm_ms without it) makes the INS holding most of its slow connections, at
- * least its share of pressure_slow (attacked_ins()), drain
+ * calm_ms without it) makes the INS holding most of its slow connections drain
+ * (if they make the pressure, and that INS holds its share: attacked_ins())
  * while a fresh INS takes the new ones: at most once per rotate_interval_ms, never
  * twice the same INS (the last GD_ROTATED_MAX), never without balancer_socket.
  */

@@ -200,34 +200,54 @@ static void listener_forget(struct gd_engine *e, struct gd_listener *l)
 }
 
 /*
+ * The listener to give up for a protected one when the table is full: one
+ * that is not protected (shown only, no connection of it is kept), else the
+ * protected one first seen longest ago that has had no accept (a bind alone:
+ * anyone may bind a protected port on another address, IP_FREEBIND); none if
+ * every one has had accepts.
+ */
+static struct gd_listener *listener_victim(struct gd_engine *e)
+{
+	struct gd_listener *l, *best = NULL;
+	int i;
+
+	for (i = 0; i < e->nlisteners; i++) {
+		l = &e->listeners[i];
+		if (l->proto < 0)
+			return l;
+		if (!l->accepted && (!best || l->t_seen < best->t_seen))
+			best = l;
+	}
+	return best;
+}
+
+/*
  * The listener @id, added (and given its baseline) on first sight.  When the
- * table is full, a protected listener takes the place of one that is not
- * (shown only, no connection of it is kept): any local user may open
- * listeners through mw-pvm, and theirs must not keep the app's out.
+ * table is full, a protected listener takes the place of listener_victim():
+ * any local user may open listeners through mw-pvm, and theirs must not keep
+ * the app's out.
  */
 static struct gd_listener *listener_see(struct gd_engine *e, uint64_t id,
-					const struct mw_addr *local)
+					const struct mw_addr *local, int64_t now)
 {
 	struct gd_listener *l = listener_find(e, id);
-	int proto = port_proto(e, local->port), i;
+	int proto = port_proto(e, local->port);
 
 	if (l)
 		return l;
 	if (e->nlisteners == GD_LISTENERS_MAX) {
-		for (i = 0; proto >= 0 && i < e->nlisteners && e->listeners[i].proto >= 0; i++)
-			;
-		if (proto < 0 || i == e->nlisteners) {
-			e->st.listener_drops++;
-			return NULL;
-		}
-		listener_forget(e, &e->listeners[i]);
+		l = proto >= 0 ? listener_victim(e) : NULL;
 		e->st.listener_drops++;
+		if (!l)
+			return NULL;
+		listener_forget(e, l);
 	}
 	l = &e->listeners[e->nlisteners++];
 	memset(l, 0, sizeof(*l));
 	l->id = id;
 	l->local = *local;
 	l->proto = proto;
+	l->t_seen = now;
 	gd_decide_baseline(e, l);
 	return l;
 }
@@ -410,7 +430,7 @@ static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_
 	e->st.accepts++;
 	if (mw_nf_endpoint_to_addr(&in->pvm, &local) || mw_nf_endpoint_to_addr(&in->remote, &peer))
 		return;
-	l = listener_see(e, in->sockfd, &local);
+	l = listener_see(e, in->sockfd, &local, now);
 	/*
 	 * Only a protected listener's connections are kept: the others are never
 	 * acted on, and in the shared table they would take the room of the
@@ -421,6 +441,7 @@ static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_
 	c = gd_tab_find(&e->conns, &in->extra);
 	if (c)
 		return; /* seen twice (a merged stream): keep the first */
+	l->accepted = true;
 	mean_add(&l->accept_ms, accept_latency_ms(in));
 	c = conn_insert(e, in->extra);
 	if (!c)
@@ -506,7 +527,7 @@ void gd_engine_observe(struct gd_engine *e, const struct mw_nf_info *in, int64_t
 	case MW_NF_OBS_BIND:
 		if (!mw_nf_endpoint_to_addr(&in->pvm, &local) && local.port &&
 		    port_proto(e, local.port) >= 0)
-			listener_see(e, in->sockfd, &local);
+			listener_see(e, in->sockfd, &local, now);
 		break;
 	case MW_NF_OBS_ACCEPT:
 		conn_accept(e, in, now);

@@ -152,6 +152,8 @@ struct gd_listener {
 	uint32_t accept_ms,
 		response_ms; /* moving means: arrival to accept, accept to first byte out */
 	uint64_t closes;
+	int64_t t_seen; /* ms: first seen (a bind or an accept) */
+	bool accepted;	/* an accept was seen on it */
 };
 
 enum gd_kind {

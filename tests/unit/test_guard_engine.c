@@ -1552,6 +1552,25 @@ static void test_unprotected_listeners_make_room(void **state)
 	assert_int_equal(eng.conns.drops, 0);
 	tick_until(&now, now + 1000);
 	assert_int_equal(count(GD_SHIELD_SET, "baseline"), 1); /* the app's listener's */
+	/*
+	 * Then binds alone on the protected ports, on other addresses (IP_FREEBIND):
+	 * they take each other's places, never that of the listener with accepts,
+	 * and a new listener of the app's still finds one.
+	 */
+	for (c = 0; c < 3 * GD_LISTENERS_MAX; c++) {
+		snprintf(local, sizeof(local), "10.232.%d.%d:%d", c / 200, c % 200 + 1,
+			 c % 2 ? 80 : 6379);
+		obs(MW_NF_OBS_BIND, 8000 + (uint64_t)c, 8000 + (uint64_t)c, local, NULL, 0, 0,
+		    now++);
+	}
+	obs(MW_NF_OBS_BIND, 2000, 2000, "10.231.0.2:6379", NULL, 0, 0, now);
+	for (i = 0, found = false; i < eng.nlisteners; i++)
+		found |= eng.listeners[i].id == L80;
+	assert_true(found);
+	for (i = 0, found = false; i < eng.nlisteners; i++)
+		found |= eng.listeners[i].id == 2000;
+	assert_true(found);
+	assert_int_equal(eng.conns.n, 60);
 }
 
 /*
@@ -1716,16 +1735,16 @@ static void test_rotate(void **state)
 
 /*
  * A compromised INS (5) brings the listener under pressure with 300 made-up
- * connections that keep moving bytes: the honest INS (6), with 8 idle keep-alive
- * connections (slow, but not its share of pressure_slow), is never drained.
+ * connections that keep moving bytes: the seven honest INS (6-12), with 4 idle
+ * keep-alive connections each (slow: 28 in all, under pressure_slow), are never
+ * drained, one after another.
  */
 static void test_rotate_not_the_honest_ins(void **state)
 {
 	uint64_t ins5 = mw_sockid_make(5, 0, MW_SOCKID_INS_ASSIGNED);
-	uint64_t ins6 = mw_sockid_make(6, 0, MW_SOCKID_INS_ASSIGNED);
 	int64_t now = 1000, t;
 	char peer[64];
-	int c;
+	int c, i;
 
 	snprintf(cfg.guard.balancer_socket, sizeof(cfg.guard.balancer_socket), "/run/b.sock");
 	cfg.guard.rotate_after_ms = 2000;
@@ -1736,17 +1755,20 @@ static void test_rotate_not_the_honest_ins(void **state)
 		snprintf(peer, sizeof(peer), "10.9.%d.%d:7000", c / 200, c % 200 + 1);
 		accept_conn(ins5 + (uint64_t)c, peer, now);
 	}
-	for (c = 0; c < 8; c++) {
-		snprintf(peer, sizeof(peer), "10.8.1.%d:7000", c + 1);
-		accept_conn(ins6 + (uint64_t)c, peer, now);
-	}
+	for (i = 6; i <= 12; i++)
+		for (c = 0; c < 4; c++) {
+			snprintf(peer, sizeof(peer), "10.8.%d.%d:7000", i, c + 1);
+			accept_conn(mw_sockid_make((uint16_t)i, 0, MW_SOCKID_INS_ASSIGNED) +
+					    (uint64_t)c,
+				    peer, now);
+		}
 	for (t = 1; now < 60000; t++) {
 		for (c = 0; c < 300; c++) /* the liar's connections progress */
 			obs(MW_NF_OBS_RECV, ins5 + (uint64_t)c, 0, L80_ADDR, NULL,
 			    (uint64_t)t * 100, (uint64_t)t * 100, now);
 		tick_until(&now, now + 500);
 	}
-	assert_true(count(GD_SHIELD_SET, "pressure") >= 1); /* held: 308 */
+	assert_true(count(GD_SHIELD_SET, "pressure") >= 1); /* held: 328 */
 	assert_int_equal(count(GD_ROTATE, NULL), 0);
 	cfg.guard.balancer_socket[0] = 0;
 }
