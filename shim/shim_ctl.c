@@ -2,6 +2,7 @@
 /* shim_ctl.c - the per-thread control connection to mw-pvm: register, request/response, fork */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
  */
 
 static __thread int ctl_fd = -1;
+static __thread volatile sig_atomic_t ctl_broken; /* a hint's send failed: drop before use */
 static pthread_key_t ctl_key;
 static int *ctl_fds; /* every open control fd, under shim_state.lock */
 static size_t ctl_nfds, ctl_cap;
@@ -244,6 +246,10 @@ static int ctl_unready(int ret)
  */
 int shim_ctl_ready(void)
 {
+	if (ctl_broken) {
+		ctl_broken = 0;
+		ctl_drop();
+	}
 	if (ctl_fd >= 0)
 		return 0;
 	return ctl_open();
@@ -333,17 +339,17 @@ int shim_ctl_send(const struct mw_shimctl_req *req, int app_fd)
 int shim_ctl_hint(uint64_t sock)
 {
 	struct mw_shimctl_req req;
-	int ret;
 
-	if (ctl_fd < 0)
+	if (ctl_fd < 0 || ctl_broken)
 		return 0;
 	memset(&req, 0, sizeof(req));
 	req.op = MW_SHIMCTL_CLOSE_HINT;
 	req.sock = sock;
-	ret = ctl_xfer(ctl_fd, &req, -1, NULL, NULL, 0);
-	if (ret)
-		ctl_drop();
-	return ret;
+	/* No wait, no lock: a failed send only marks the connection for the next call. */
+	if (send(ctl_fd, &req, sizeof(req), MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(req))
+		return 0;
+	ctl_broken = 1;
+	return -EIO;
 }
 
 /**
