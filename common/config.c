@@ -125,6 +125,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY_INT(pvm, ins_max_conns, 65536, 1, 16 * MIB, CHK_NONE),
 	KEY_INT(pvm, ins_max_queued, 65536, 64, 16 * MIB, CHK_NONE),
 	KEY_INT(pvm, op_timeout_ms, 5000, 100, 600000, CHK_NONE),
+	KEY_INT(pvm, close_confirm_ms, 3660000, 1000, 86400000, CHK_NONE),
 	KEY_INT(pvm, id_space, 2147483647, 16, 2147483647, CHK_NONE),
 	KEY_INT(pvm, spin_us, 0, 0, 1000000, CHK_NONE),
 	KEY_BOOL(pvm, data_pipe, true),

@@ -33,6 +33,7 @@ struct mw_pvm_config {
 	int ins_max_conns;                  /* connections one INS may have open: 65536 */
 	int ins_max_queued;                 /* requests / queued control frames per INS: 65536 */
 	int op_timeout_ms;                  /* a shim request unanswered by its INS fails: 5000 */
+	int close_confirm_ms; /* a close unconfirmed by its INS longer: INS cut: 3660000 */
 	int id_space;                       /* local socket ids 1..id_space per INS: 2^31-1 */
 	int spin_us;                        /* poll this long before sleeping (common/spin.h): 0 */
 	bool data_pipe;                     /* bulk to local INS by splice (DATA_PIPE): true */

@@ -26,6 +26,17 @@ void pvm_observe_sock(enum pvm_obs_type type, const struct pvm_sock *s, int stat
 	ev.extra = s->id;
 	ev.local =
 		s->kind == PVM_SOCK_ACCEPTED || s->state == PVM_ST_CONNECTED ? s->local : s->bound;
+	if (type == PVM_OBS_ACCEPT && s->listener) {
+		/*
+		 * At its listener's port, as mw-pvm bound it, not as the INS says
+		 * (PROXY v2 can name another, a compromised INS any): consumers
+		 * (mw-guard) learn a listener's port from its accepts.
+		 */
+		const struct pvm_sock *l = pvm_sock_find(s->pvm, s->listener);
+
+		if (l && l->bound.family)
+			ev.local.port = l->bound.port;
+	}
 	ev.peer = s->peer;
 	ev.bytes_in = s->bytes_in;
 	ev.bytes_out = s->bytes_out;

@@ -154,6 +154,9 @@ struct pvm_sock {
 	bool lv_linked;	  /* on the liveness list (pvm_appsock.c) */
 	bool obs_created; /* APP: its CREATE was due (pvm_sock_created()), so is its CLOSE */
 	struct pvm_sock *lv_next, *lv_prev;
+	bool cl_linked; /* on its INS's list of closes awaiting EV_CLOSED */
+	struct pvm_sock *cl_next, *cl_prev;
+	ev_tstamp cl_since; /* when it was closed */
 };
 
 enum pvm_req_kind {
@@ -214,7 +217,7 @@ struct pvm_ins {
 	struct pvm_ctlq *q, *q_tail;
 	uint32_t nreqs, nq; /* lengths of reqs and q, each at most pvm.ins_max_queued */
 	uint32_t nconns;    /* ACCEPTED sockets on it (pvm.ins_max_conns, then aborted) */
-	uint32_t nclosing;  /* others in CLOSING: their EV_CLOSED awaited (pvm.ins_max_conns) */
+	struct pvm_sock *cl_head, *cl_tail; /* closes awaiting EV_CLOSED, oldest first */
 	uint64_t conns_refused;
 	char cut[128]; /* set: a bound was broken deep in a call chain; killed at prepare */
 	struct pvm_sock *blocked; /* sockets waiting for ring room */
@@ -378,6 +381,7 @@ void pvm_sock_created(struct pvm_sock *s);
 struct pvm_sock *pvm_sock_find(struct pvm *p, uint64_t id);
 void pvm_sock_free(struct pvm_sock *s);
 int pvm_sock_close(struct pvm_sock *s, bool abort);
+double pvm_sock_close_overdue(const struct pvm_ins *ins, ev_tstamp now);
 int pvm_sock_replicate(struct pvm_sock *app, struct pvm_ins *ins);
 void pvm_sock_replay_all(struct pvm_ins *ins);
 void pvm_sock_close_listener(struct pvm_sock *app);

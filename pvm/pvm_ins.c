@@ -379,16 +379,6 @@ static int ins_rx_accepted(struct pvm_ins *ins, struct pvm_sock *s, const uint8_
 			 (unsigned long long)s->id);
 		return -EBADMSG;
 	}
-	/*
-	 * A connection's local port is its listener's (the balancer connects to it,
-	 * DNAT keeps it): Netflow's consumers, mw-guard among them, learn a
-	 * listener's port from its accepts, so an INS may not name another.
-	 */
-	if (s->bound.family && ev.local.port != s->bound.port) {
-		snprintf(why, wl, "EV_ACCEPTED on %#llx at port %u, which listens on port %u",
-			 (unsigned long long)s->id, ev.local.port, s->bound.port);
-		return -EBADMSG;
-	}
 	return pvm_sock_accepted(ins, s, &ev);
 }
 
@@ -639,6 +629,13 @@ static void ins_hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	ins_expire_ops(ins, ev_now(loop));
+	silent = pvm_sock_close_overdue(ins, ev_now(loop));
+	if (silent > 0) {
+		snprintf(why, sizeof(why),
+			 "a close unconfirmed (EV_CLOSED) for %.0f s (close_confirm_ms %d)", silent,
+			 ins->pvm->cfg->close_confirm_ms);
+		pvm_ins_kill(ins, why);
+	}
 }
 
 /**

@@ -95,6 +95,57 @@ static void sock_unlink_replica(struct pvm_sock *r)
 	r->rnext = NULL;
 }
 
+/* @s enters CLOSING: last on its INS's list of closes awaiting EV_CLOSED. */
+static void close_link(struct pvm_sock *s)
+{
+	struct pvm_ins *ins = s->ins;
+
+	if (s->cl_linked)
+		return;
+	s->cl_linked = true;
+	s->cl_since = ev_now(s->pvm->loop);
+	s->cl_next = NULL;
+	s->cl_prev = ins->cl_tail;
+	if (ins->cl_tail)
+		ins->cl_tail->cl_next = s;
+	else
+		ins->cl_head = s;
+	ins->cl_tail = s;
+}
+
+static void close_unlink(struct pvm_sock *s)
+{
+	struct pvm_ins *ins = s->ins;
+
+	if (!s->cl_linked)
+		return;
+	if (s->cl_prev)
+		s->cl_prev->cl_next = s->cl_next;
+	else
+		ins->cl_head = s->cl_next;
+	if (s->cl_next)
+		s->cl_next->cl_prev = s->cl_prev;
+	else
+		ins->cl_tail = s->cl_prev;
+	s->cl_next = s->cl_prev = NULL;
+	s->cl_linked = false;
+}
+
+/**
+ * pvm_sock_close_overdue() - has @ins left its oldest close unconfirmed past pvm.close_confirm_ms?
+ * @ins: the INS
+ * @now: the loop's time
+ * Return: how long that close has waited (seconds), or 0 if none is overdue
+ */
+double pvm_sock_close_overdue(const struct pvm_ins *ins, ev_tstamp now)
+{
+	const struct pvm_sock *s = ins->cl_head;
+
+	if (!s || (now - s->cl_since) * 1000.0 <= ins->pvm->cfg->close_confirm_ms)
+		return 0;
+	return now - s->cl_since;
+}
+
 /**
  * pvm_sock_free() - forget a socket: close the app end, unindex, free
  * @s: the socket (a waiting shim client must have been answered)
@@ -134,8 +185,7 @@ void pvm_sock_free(struct pvm_sock *s)
 		s->ins->nsocks--;
 		if (s->kind == PVM_SOCK_ACCEPTED)
 			s->ins->nconns--;
-		else if (s->state == PVM_ST_CLOSING)
-			s->ins->nclosing--;
+		close_unlink(s);
 	}
 	free(s);
 }
@@ -173,13 +223,13 @@ int pvm_sock_close(struct pvm_sock *s, bool abort)
 	 * The app has let go: its user may open another socket now, whenever the
 	 * INS confirms (a compromised one never would, and would hold the user's
 	 * pvm.max_sockets_per_user for good).  The INS confirms within its
-	 * ins.fin_timeout_ms; ins_max_conns unconfirmed at once is a liar's count.
+	 * ins.fin_timeout_ms: one that leaves a close unconfirmed for
+	 * pvm.close_confirm_ms is cut (pvm_sock_close_overdue()).  Not a count:
+	 * any user can have many closes linger on an honest INS (peers that stop
+	 * acknowledging).
 	 */
 	pvm_quota_put(s);
-	if (s->kind != PVM_SOCK_ACCEPTED &&
-	    ++s->ins->nclosing > (uint32_t)s->pvm->cfg->ins_max_conns)
-		pvm_ins_cut(s->ins,
-			    "its closes stay unconfirmed (EV_CLOSED) beyond pvm.ins_max_conns");
+	close_link(s);
 	ret = pvm_ins_op(s->ins, abort ? MW_OP_ABORT : MW_OP_CLOSE, s->id, &op, sizeof(op),
 			 PVM_REQ_QUIET, NULL, NULL);
 	if (ret)
@@ -441,26 +491,36 @@ static void sock_quiet_result(struct pvm_ins *ins, struct pvm_req *r, struct pvm
 		 (unsigned long long)s->id, strerror(-status));
 }
 
+/* An IPv6 link-local address (fe80::/10): the only kind whose scope id the kernel keeps. */
+static bool addr_link_local(const struct mw_addr *a)
+{
+	return a->family == 6 && a->addr[0] == 0xfe && (a->addr[1] & 0xc0) == 0x80;
+}
+
 /*
  * Is @a, the name the INS gives @s after its bind, the address the app asked
  * for (@s->bound)?  The replicas on every other INS are bound to it: a
  * compromised INS must not choose it.  Port 0 resolves to an ephemeral port:
- * never 0 nor a privileged one, nor one another user's SO_REUSEPORT group
- * holds (the check shim_bind() made on a port the app named).
+ * never 0 nor a privileged one.
+ * Return: 0; -EBADMSG: a name no kernel gives (the INS lies); -EADDRINUSE: a
+ * port another user's SO_REUSEPORT group holds (the check shim_bind() made on
+ * a port the app named: refused, the INS not blamed, our record may be stale)
  */
-static bool bind_name_ok(struct pvm_sock *s, const struct mw_addr *a)
+static int bind_name_check(struct pvm_sock *s, const struct mw_addr *a)
 {
 	const struct mw_addr *want = &s->bound;
 	size_t alen = want->family == 4 ? 4 : sizeof(want->addr);
 
-	if (a->family != want->family || a->scope_id != want->scope_id ||
-	    memcmp(a->addr, want->addr, alen))
-		return false;
+	if (a->family != want->family || memcmp(a->addr, want->addr, alen) ||
+	    (addr_link_local(want) && a->scope_id != want->scope_id))
+		return -EBADMSG;
 	if (want->port)
-		return a->port == want->port;
+		return a->port == want->port ? 0 : -EBADMSG;
 	if (a->port < PVM_PRIVILEGED_PORTS)
-		return false; /* not ephemeral, for any user */
-	return !(pvm_appsock_reuseport_on(s) && pvm_appsock_reuseport_taken(s->pvm, s, a));
+		return -EBADMSG; /* not ephemeral, for any user */
+	if (pvm_appsock_reuseport_on(s) && pvm_appsock_reuseport_taken(s->pvm, s, a))
+		return -EADDRINUSE;
+	return 0;
 }
 
 static void sock_bound(struct pvm_sock *s, struct pvm_req *r, int status, const void *val,
@@ -482,16 +542,19 @@ static void sock_bound(struct pvm_sock *s, struct pvm_req *r, int status, const 
 		return;
 	}
 	memcpy(&a, val, sizeof(a));
-	if (!bind_name_ok(s, &a)) {
+	ret = bind_name_check(s, &a);
+	if (ret) {
 		char got[MW_ADDR_STRLEN], want[MW_ADDR_STRLEN];
 
 		mw_addr_format(&a, got, sizeof(got));
 		mw_addr_format(&s->bound, want, sizeof(want));
-		pvm_ins_cut(s->ins, "its bind's name is not the address asked for");
-		mw_warn("INS %u: socket %#llx bound to %s, named %s: cut", s->ins->id,
-			(unsigned long long)s->id, want, got);
+		if (ret == -EBADMSG) {
+			pvm_ins_cut(s->ins, "its bind's name is not the address asked for");
+			mw_warn("INS %u: socket %#llx bound to %s, named %s: cut", s->ins->id,
+				(unsigned long long)s->id, want, got);
+		}
 		s->bound.family = 0;
-		sock_answer(r, -EADDRNOTAVAIL, s->id, NULL, NULL, 0);
+		sock_answer(r, ret == -EBADMSG ? -EADDRNOTAVAIL : ret, s->id, NULL, NULL, 0);
 		return;
 	}
 	s->bound = a;
@@ -543,6 +606,13 @@ void pvm_sock_result(struct pvm_ins *ins, struct pvm_req *r, int status, const v
 	}
 	if (!s) {
 		sock_answer(r, -ENOENT, r->sock, NULL, NULL, 0);
+		return;
+	}
+	if (s->state == PVM_ST_CLOSING &&
+	    (r->kind == PVM_REQ_BIND_NAME || r->kind == PVM_REQ_LISTEN ||
+	     r->kind == PVM_REQ_CONNECT)) {
+		/* Closed meanwhile (its app gone): CLOSING until EV_CLOSED, no replica made. */
+		sock_answer(r, status ? status : -ENOENT, s->id, NULL, NULL, 0);
 		return;
 	}
 	switch (r->kind) {

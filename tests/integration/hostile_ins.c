@@ -39,8 +39,7 @@
  * credit (CREDIT for bytes never sent), data (DATA beyond the window on the
  * listener of port N, whose app does not read), garbage
  * (unknown frame type), foreign (DATA for a socket of another INS), flood (N
- * EV_ACCEPTED, aborts never answered), misport (EV_ACCEPTED at another port than
- * its listener's), unconfirmed (closes answered, never confirmed by EV_CLOSED),
+ * EV_ACCEPTED, aborts never answered), unconfirmed (closes answered, never confirmed by EV_CLOSED),
  * misname (the name of every later bind on
  * us says port 22, whatever the app asked for), no-drain (stops consuming its rx ring, then
  * pushes DATA on CONNS connections of the listener of port N, whose app reads it
@@ -57,6 +56,9 @@
  * as many addresses, filling mw-guard's tables).
  * mute (4 connections on the listener of port N, then no op answered for SECS
  * seconds, the 5th argument, while heartbeating).
+ * misport (a connection accepted on the listener of port N at port 40000, not its
+ * listener's: a name mw-pvm
+ * does not pass on as the listener's port; not cut, it serves 2 s).
  * Not lying: stall (N connections that never finish a hello, kept up for SECS
  * seconds, the 5th argument: re-made when mw-pvm drops one) and
  * wedge (joins, heartbeats, answers no op for N seconds).
@@ -67,6 +69,7 @@
 
 #define HB_MS	      100
 #define CUT_WAIT_MS   5000
+#define APP_WAIT_MS   20000 /* misname, unconfirmed: the app's binds or closes, then the cut */
 #define JOIN_WAIT_MS  10000
 #define MAX_LISTEN    16
 #define FAKE_PORT     40000
@@ -348,7 +351,7 @@ static bool listeners_ready(const struct hostile *h, const char *what, int n)
 	if (!strcmp(what, "closed"))
 		return h->nlisten >= n;
 	if (!strcmp(what, "data") || !strcmp(what, "no-drain") || !strcmp(what, "pipe-lock") ||
-	    !strcmp(what, "mute")) {
+	    !strcmp(what, "mute") || !strcmp(what, "misport")) {
 		for (i = 0; i < h->nlisten; i++)
 			if (h->ports[i] == n)
 				return true;
@@ -474,9 +477,6 @@ static int lie(struct hostile *h, const char *what, int n)
 			   8);
 	} else if (!strcmp(what, "unconfirmed")) {
 		h->unconfirmed = true; /* the lie waits for the apps' closes */
-	} else if (!strcmp(what, "misport")) {
-		h->misport = true;
-		accept_one(h, lsn);
 	} else if (!strcmp(what, "misname")) {
 		h->misname = true; /* the lie waits for an app's bind placed on us */
 	} else if (!strcmp(what, "flood")) {
@@ -704,12 +704,23 @@ int main(int argc, char **argv)
 				: 1;
 	if (!strcmp(what, "mute"))
 		return argc > 5 ? mute(&h, n, (int)strtol(argv[5], NULL, 10)) : 1;
+	if (!strcmp(what, "misport")) {
+		h.misport = true;
+		for (int i = 0; i < h.nlisten; i++)
+			if (h.ports[i] == n)
+				accept_one(&h, h.listeners[i]);
+		serve(&h, 2000);
+		say("misport done: %s", h.cut ? "cut" : "not cut");
+		return h.cut ? 3 : 0;
+	}
 	if (lie(&h, what, n)) {
 		say("unknown scenario %s", what);
 		return 1;
 	}
 	t0 = now_ms();
-	serve(&h, CUT_WAIT_MS);
+	/* misname, unconfirmed: the lie waits for the app's binds or closes. */
+	serve(&h,
+	      strcmp(what, "misname") && strcmp(what, "unconfirmed") ? CUT_WAIT_MS : APP_WAIT_MS);
 	if (!strcmp(what, "flood"))
 		say("aborts received: %u", h.aborts);
 	if (!h.cut) {

@@ -10,8 +10,9 @@
 # (2) each lie (unsolicited EV_CLOSED on listeners it owns, EV_CONNECTED on a
 # listener, EV_ACCEPTED on a connection, replayed EV_ACCEPTED / EV_EOF / RESULT,
 # lying CREDIT, DATA beyond the window, garbage, another INS's socket, an
-# EV_ACCEPTED flood, an accept at another port than its listener's, holding the data
-# pipe's lock, a bind's made-up name, closes never confirmed) cuts the liar; a second channel
+# EV_ACCEPTED flood, holding the data pipe's lock, a bind's made-up name, closes never
+# confirmed) cuts the liar; an accept at another port than its listener's is observed
+# at the listener's; a second channel
 # from the liar's process is refused with its reason logged, and so is a join under
 # another id after its channel ended; mw-pvm lives, and the
 # app keeps serving through the honest INS; (3) the flood is aborted beyond
@@ -21,7 +22,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/hostile_lib.sh"
 
 MAX_CONNS=16
-MW_PVM_CONF="ins_max_conns = $MAX_CONNS; op_timeout_ms = 1000; handshake_max = 8; data_pipe = true;"
+MW_PVM_CONF="ins_max_conns = $MAX_CONNS; op_timeout_ms = 1000; handshake_max = 8; data_pipe = true; close_confirm_ms = 3000;"
 hostile_up
 
 # fetch PORT: one request from cli; prints its time in ms; fails on error or wrong content.
@@ -128,7 +129,6 @@ lie 17 data "DATA .* beyond the credit granted" 8090
 lie 18 garbage "unknown frame type 0x7777"
 lie 19 foreign "DATA for socket .* that is not on this INS"
 lie 20 flood "EV_ACCEPTED flood" 400
-lie 28 misport "EV_ACCEPTED on .* at port 40000, which listens on port"
 # An app that writes in bulk on accept: its bytes go through the data pipe, whose
 # lock the liar then holds (docs/ins-protocol.md); mw-pvm's loop waits for its
 # splicer thread only pvm.splice_timeout_ms, then cuts the liar.
@@ -204,26 +204,43 @@ grep -q "INS 27: channel ended: its bind's name is not the address asked for" "$
 	mw_fail "liar misname: reason not logged"
 pvm_alive "after liar misname"
 
-# A close holds its socket (and its user's pvm.max_sockets_per_user) until the INS
-# confirms it: a liar that never does is cut past pvm.ins_max_conns unconfirmed closes
-# (16 here), and the sockets it held count against their user no longer.
+# A close holds its socket until the INS confirms it (no longer its user's
+# pvm.max_sockets_per_user): a liar that never does is cut once a close has waited
+# pvm.close_confirm_ms (3 s here; an honest INS confirms within its ins.fin_timeout_ms).
 mw_spawn liar29 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 29 unconfirmed
 mw_wait_for "grep -q 'lying: unconfirmed' '$(mw_logfile liar29)'" 15 ||
 	mw_fail "liar unconfirmed did not start: $(cat "$(mw_logfile liar29)")"
 out=$(shimmed timeout 20 python3 -c '
 import socket
-for i in range(48):
+for i in range(8):
     socket.socket().close()
-print("48 sockets opened and closed")
+print("8 sockets opened and closed")
 ') || mw_fail "the app under the shim failed against the unconfirming INS: $out"
 mw_wait_for "! kill -0 $(mw_pid liar29)" 20 || mw_fail "liar unconfirmed did not finish"
 status=0
 wait "$(mw_pid liar29)" || status=$?
 [ "$status" = 0 ] || mw_fail "liar unconfirmed: exit $status; $(cat "$(mw_logfile liar29)")"
-grep -q "INS 29: channel ended: its closes stay unconfirmed" "$PVM_LOG" ||
+grep -q "INS 29: channel ended: a close unconfirmed (EV_CLOSED) for [0-9]* s (close_confirm_ms 3000)" "$PVM_LOG" ||
 	mw_fail "liar unconfirmed: reason not logged"
 pvm_alive "after liar unconfirmed"
 mw_log "liar unconfirmed: cut after the app's closes ($out)"
+
+# An accept's local port reaches Netflow's consumers as its listener's port, as mw-pvm
+# bound it, not as the INS says (mw-guard learns a listener's port from its accepts: a
+# liar naming another port would leave the app's listener unprotected, or put an HTTP
+# filter on another protocol's listener on every INS; PROXY v2 may name another too).
+mw_spawn json "$MW_BUILD_DIR/tools/mw-console" -k "$MW_RUNTIME_DIR/store" --json
+mw_wait_for "grep -q 'netflow: consumer .* connected' '$PVM_LOG'" 10 ||
+	mw_fail "mw-console --json did not connect to the Netflow server"
+liar_run liar28 misport 28 's/.*misport done: \(.*\)$/\1/p' 8080
+[ "$liar_out" = "not cut" ] || mw_fail "liar misport: $liar_out"
+acc='"obs":"accept".*"peer":"192.0.2.1:40000"'
+mw_wait_for "grep -q '$acc' '$(mw_logfile json)'" 10 || mw_fail "liar misport: its accept was not observed"
+line=$(grep -m1 "$acc" "$(mw_logfile json)")
+grep -q '"local":"192.0.2.1:8080"' <<<"$line" ||
+	mw_fail "liar misport: the accept's local port is the INS's word: $line"
+mw_stop json
+mw_log "liar misport: its accept observed at the listener's port: $line"
 
 # --- (5) F_NOREPLY options: one op in flight per client, like every request -------
 # An app sets TCP_NODELAY 200 times on each of 4 connections of an INS that answers
