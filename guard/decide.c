@@ -914,7 +914,8 @@ static bool attacked_ins(const struct gd_engine *e, const struct gd_listener *l,
 {
 	struct ins_share sh[GD_INS_SHARES] = { 0 };
 	const struct gd_conn *c;
-	size_t i, n = 0, k, nslow;
+	size_t i, n = 0, k;
+	uint64_t slow;
 
 	*best = (struct ins_share){ 0 };
 	for (i = 0; i < e->conns.cap; i++) {
@@ -932,21 +933,21 @@ static bool attacked_ins(const struct gd_engine *e, const struct gd_listener *l,
 		sh[k].held++;
 		sh[k].slow += c->slow;
 	}
-	for (k = 0, nslow = 0; k < n; k++) {
-		nslow += sh[k].slow > 0;
+	for (k = 0, slow = 0; k < n; k++) {
+		slow += sh[k].slow;
 		if (sh[k].slow > best->slow ||
 		    (sh[k].slow && sh[k].slow == best->slow && sh[k].held > best->held))
 			*best = sh[k];
 	}
 	/*
-	 * Slow connections must make the pressure, and the INS's own must be its
-	 * share of pressure_slow among the INS holding slow ones: a compromised
-	 * INS can bring the listener under pressure with made-up connections that
-	 * progress, and an honest INS's few idle keep-alives would then have it
-	 * drained, one honest INS after another.
+	 * Slow connections on the INS not rotated lately must make the pressure,
+	 * and the one drained must hold a quarter of pressure_slow itself: a
+	 * compromised INS can bring the listener under pressure with made-up
+	 * connections (that progress, or a few slow ones), and the honest INS's
+	 * few idle keep-alives would then have them drained, one after another.
 	 */
-	return l->slow >= (uint32_t)e->cfg->pressure_slow &&
-	       (uint64_t)best->slow * nslow >= (uint64_t)e->cfg->pressure_slow;
+	return slow >= (uint64_t)e->cfg->pressure_slow &&
+	       (uint64_t)best->slow * 4 >= (uint64_t)e->cfg->pressure_slow;
 }
 
 /*
@@ -954,7 +955,8 @@ static bool attacked_ins(const struct gd_engine *e, const struct gd_listener *l,
  *
  * A listener under pressure since rotate_after_ms (an episode: pressure with no
  * calm_ms without it) makes the INS holding most of its slow connections drain
- * (if they make the pressure, and that INS holds its share: attacked_ins())
+ * (if slow connections make the pressure, and that INS holds a quarter of
+ * pressure_slow: attacked_ins())
  * while a fresh INS takes the new ones: at most once per rotate_interval_ms, never
  * twice the same INS (the last GD_ROTATED_MAX), never without balancer_socket.
  */

@@ -202,9 +202,9 @@ static void listener_forget(struct gd_engine *e, struct gd_listener *l)
 /*
  * The listener to give up for a protected one when the table is full: one
  * that is not protected (shown only, no connection of it is kept), else the
- * protected one first seen longest ago that has had no accept (a bind alone:
- * anyone may bind a protected port on another address, IP_FREEBIND); none if
- * every one has had accepts.
+ * protected one idle longest (first seen, or its last accept, longest ago)
+ * with no connection kept: anyone may bind a protected port on another
+ * address (IP_FREEBIND) and connect to it.  None if every one holds some.
  */
 static struct gd_listener *listener_victim(struct gd_engine *e)
 {
@@ -215,7 +215,7 @@ static struct gd_listener *listener_victim(struct gd_engine *e)
 		l = &e->listeners[i];
 		if (l->proto < 0)
 			return l;
-		if (!l->accepted && (!best || l->t_seen < best->t_seen))
+		if (!l->held && (!best || l->t_active < best->t_active))
 			best = l;
 	}
 	return best;
@@ -247,7 +247,7 @@ static struct gd_listener *listener_see(struct gd_engine *e, uint64_t id,
 	l->id = id;
 	l->local = *local;
 	l->proto = proto;
-	l->t_seen = now;
+	l->t_active = now;
 	gd_decide_baseline(e, l);
 	return l;
 }
@@ -441,7 +441,7 @@ static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_
 	c = gd_tab_find(&e->conns, &in->extra);
 	if (c)
 		return; /* seen twice (a merged stream): keep the first */
-	l->accepted = true;
+	l->t_active = now;
 	mean_add(&l->accept_ms, accept_latency_ms(in));
 	c = conn_insert(e, in->extra);
 	if (!c)

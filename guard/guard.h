@@ -152,8 +152,7 @@ struct gd_listener {
 	uint32_t accept_ms,
 		response_ms; /* moving means: arrival to accept, accept to first byte out */
 	uint64_t closes;
-	int64_t t_seen; /* ms: first seen (a bind or an accept) */
-	bool accepted;	/* an accept was seen on it */
+	int64_t t_active; /* ms: first seen (a bind or an accept), then its last accept */
 };
 
 enum gd_kind {
