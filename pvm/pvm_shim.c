@@ -266,7 +266,7 @@ static int shim_bind(struct pvm_client *c, struct pvm_sock *s, const struct mw_s
 	struct mw_op_int gn = { .value = 0 };
 	int ret;
 
-	if (s->state != PVM_ST_NEW || s->bound.family)
+	if (s->state != PVM_ST_NEW || s->bound.family || s->name_refused)
 		return -EINVAL;
 	if (req->addr.family != s->family)
 		return s->family == 6 ? -EINVAL : -EAFNOSUPPORT;
@@ -294,7 +294,8 @@ static int shim_listen(struct pvm_client *c, struct pvm_sock *s, const struct mw
 	struct pvm_sock *r;
 	int ret = 0;
 
-	if (s->state != PVM_ST_NEW && s->state != PVM_ST_BOUND && s->state != PVM_ST_LISTENING)
+	if ((s->state != PVM_ST_NEW && s->state != PVM_ST_BOUND && s->state != PVM_ST_LISTENING) ||
+	    s->name_refused)
 		return -EINVAL;
 	/* SO_REUSEPORT set after bind counts at listen, as in the kernel. */
 	if (s->state != PVM_ST_LISTENING && s->bound.port && pvm_appsock_reuseport_on(s) &&

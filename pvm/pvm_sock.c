@@ -554,6 +554,7 @@ static void sock_bound(struct pvm_sock *s, struct pvm_req *r, int status, const 
 				(unsigned long long)s->id, want, got);
 		}
 		s->bound.family = 0;
+		s->name_refused = true; /* the INS socket holds the name: it may not listen */
 		sock_answer(r, ret == -EBADMSG ? -EADDRNOTAVAIL : ret, s->id, NULL, NULL, 0);
 		return;
 	}

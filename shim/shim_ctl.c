@@ -64,11 +64,13 @@ static void ctl_list_del(int fd)
 
 static void ctl_drop(void)
 {
-	if (ctl_fd < 0)
+	int fd = ctl_fd;
+
+	if (fd < 0)
 		return;
-	ctl_list_del(ctl_fd);
-	shim_real.close(ctl_fd);
-	ctl_fd = -1;
+	ctl_fd = -1; /* first: a signal handler's hint must not reach a reused number */
+	ctl_list_del(fd);
+	shim_real.close(fd);
 	pthread_setspecific(ctl_key, NULL);
 }
 
@@ -348,7 +350,8 @@ int shim_ctl_hint(uint64_t sock)
 	/* No wait, no lock: a failed send only marks the connection for the next call. */
 	if (send(ctl_fd, &req, sizeof(req), MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(req))
 		return 0;
-	ctl_broken = 1;
+	if (errno != EAGAIN && errno != EWOULDBLOCK)
+		ctl_broken = 1; /* a full buffer only loses this hint */
 	return -EIO;
 }
 

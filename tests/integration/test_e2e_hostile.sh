@@ -126,6 +126,7 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 8090)); s.listen(8); c, _ = s.accept(); time.sleep(60)'
 mw_wait_for "ins_listens 8090" 10 || mw_fail "the non-reading app does not listen"
 lie 17 data "DATA .* beyond the credit granted" 8090
+mw_stop sink # now: its listener's close must not fall on a later INS that answers nothing
 lie 18 garbage "unknown frame type 0x7777"
 lie 19 foreign "DATA for socket .* that is not on this INS"
 lie 20 flood "EV_ACCEPTED flood" 400
@@ -147,6 +148,7 @@ mw_wait_for "ins_listens 8091" 10 || mw_fail "the bulk app does not listen"
 lie 23 pipe-lock "a splice into its data pipe took over 1000 ms" 8091
 grep -q 'holding the data pipe.s lock' "$(mw_logfile liar23)" ||
 	mw_fail "the liar never held the pipe: $(cat "$(mw_logfile liar23)")"
+mw_stop bulk
 # 16 handed over, then aborted one by one, then (16/8 + 64 unanswered aborts later) cut.
 n=$(sed -n 's/.*INS 20: \([0-9]*\) connection(s) had been aborted over pvm.ins_max_conns.*/\1/p' "$PVM_LOG")
 [ "${n:-0}" -ge 60 ] && [ "$n" -le 70 ] ||
