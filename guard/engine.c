@@ -199,12 +199,24 @@ static void listener_forget(struct gd_engine *e, struct gd_listener *l)
 	*l = e->listeners[--e->nlisteners];
 }
 
+/* Is @a a better listener to give up than @b (NULL: none yet)? */
+static bool victim_better(const struct gd_listener *a, const struct gd_listener *b)
+{
+	if (!b)
+		return true;
+	if (a->accepted != b->accepted)
+		return !a->accepted;
+	return a->t_active < b->t_active;
+}
+
 /*
  * The listener to give up for a protected one when the table is full: one
- * that is not protected (shown only, no connection of it is kept), else the
- * protected one idle longest (first seen, or its last accept, longest ago)
- * with no connection kept: anyone may bind a protected port on another
- * address (IP_FREEBIND) and connect to it.  None if every one holds some.
+ * that is not protected (shown only, no connection of it is kept), else a
+ * protected one with no connection in the table and no pressure episode
+ * (its levers would stay on at the INS): one only bound first, then the one
+ * idle longest (first seen, or its last accept, longest ago).  Anyone may
+ * bind a protected port on another address (IP_FREEBIND) and connect to it.
+ * None if every one is busy.
  */
 static struct gd_listener *listener_victim(struct gd_engine *e)
 {
@@ -215,7 +227,7 @@ static struct gd_listener *listener_victim(struct gd_engine *e)
 		l = &e->listeners[i];
 		if (l->proto < 0)
 			return l;
-		if (!l->held && (!best || l->t_active < best->t_active))
+		if (!l->nconns && !l->levers && !l->episode && victim_better(l, best))
 			best = l;
 	}
 	return best;
@@ -364,6 +376,7 @@ static struct gd_source *source_victim(struct gd_engine *e, int64_t now)
  */
 static void conn_remove(struct gd_engine *e, struct gd_conn *c, struct gd_source *s)
 {
+	struct gd_listener *l;
 	struct gd_addrkey key;
 
 	gd_addrkey_from(&key, &c->peer);
@@ -374,6 +387,9 @@ static void conn_remove(struct gd_engine *e, struct gd_conn *c, struct gd_source
 		if (e->nidle < GD_IDLE_KEEP)
 			e->nidle++;
 	}
+	l = listener_find(e, c->listener);
+	if (l && l->nconns)
+		l->nconns--;
 	gd_ins_count_add(&e->ins_conns, gd_ins_key(c->id), false);
 	gd_tab_remove(&e->conns, c);
 }
@@ -442,10 +458,12 @@ static void conn_accept(struct gd_engine *e, const struct mw_nf_info *in, int64_
 	if (c)
 		return; /* seen twice (a merged stream): keep the first */
 	l->t_active = now;
+	l->accepted = true;
 	mean_add(&l->accept_ms, accept_latency_ms(in));
 	c = conn_insert(e, in->extra);
 	if (!c)
 		return; /* counted in conns.drops */
+	l->nconns++;
 	c->listener = in->sockfd;
 	c->peer = peer;
 	c->t_open = c->t_last = c->t_win = now;

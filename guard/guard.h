@@ -153,6 +153,8 @@ struct gd_listener {
 		response_ms; /* moving means: arrival to accept, accept to first byte out */
 	uint64_t closes;
 	int64_t t_active; /* ms: first seen (a bind or an accept), then its last accept */
+	uint32_t nconns;  /* its connections in the table now (held: at the last evaluation) */
+	bool accepted;	  /* an accept was seen on it */
 };
 
 enum gd_kind {

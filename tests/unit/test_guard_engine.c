@@ -1571,6 +1571,16 @@ static void test_unprotected_listeners_make_room(void **state)
 		found |= eng.listeners[i].id == 2000;
 	assert_true(found);
 	assert_int_equal(eng.conns.n, 60);
+	/* Its first connection, and more binds before any evaluation: it stays. */
+	obs(MW_NF_OBS_ACCEPT, 2000, 2001, "10.231.0.2:6379", "10.5.0.9:4000", 0, 0, now++);
+	for (c = 0; c < 3 * GD_LISTENERS_MAX; c++) {
+		snprintf(local, sizeof(local), "10.233.%d.%d:80", c / 200, c % 200 + 1);
+		obs(MW_NF_OBS_BIND, 9000 + (uint64_t)c, 9000 + (uint64_t)c, local, NULL, 0, 0,
+		    now++);
+	}
+	for (i = 0, found = false; i < eng.nlisteners; i++)
+		found |= eng.listeners[i].id == 2000;
+	assert_true(found);
 }
 
 /*
