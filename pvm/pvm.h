@@ -155,7 +155,8 @@ struct pvm_sock {
 	bool obs_created; /* APP: its CREATE was due (pvm_sock_created()), so is its CLOSE */
 	struct pvm_sock *lv_next, *lv_prev;
 	bool cl_linked;	   /* on its INS's list of closes awaiting EV_CLOSED */
-	bool name_refused; /* its INS socket is bound to a port we refused: no bind, no listen */
+	bool name_refused; /* its INS socket is bound to a name we refused or never learned:
+			      no bind, listen or connect */
 	struct pvm_sock *cl_next, *cl_prev;
 	ev_tstamp cl_since; /* when it was closed */
 };

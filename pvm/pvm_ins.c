@@ -629,7 +629,10 @@ static void ins_hb_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	ins_expire_ops(ins, ev_now(loop));
-	silent = ins->more_rx ? 0 : pvm_sock_close_overdue(ins, ev_now(loop));
+	/* Frames still pending may hold the EV_CLOSED: one heartbeat timeout more, no longer. */
+	silent = pvm_sock_close_overdue(
+		ins,
+		ev_now(loop) - (ins->more_rx ? ins->pvm->cfg->heartbeat_timeout_ms / 1000.0 : 0));
 	if (silent > 0) {
 		snprintf(why, sizeof(why),
 			 "a close unconfirmed (EV_CLOSED) for %.0f s (close_confirm_ms %d)", silent,

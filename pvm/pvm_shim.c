@@ -326,6 +326,8 @@ static int shim_connect(struct pvm_client *c, struct pvm_sock *s, const struct m
 	enum pvm_sock_state was = s->state;
 	int ret;
 
+	if (s->name_refused)
+		return -EINVAL; /* its INS socket holds a name we refused */
 	switch (s->state) {
 	case PVM_ST_CONNECTING:
 		return -EALREADY;

@@ -538,6 +538,7 @@ static void sock_bound(struct pvm_sock *s, struct pvm_req *r, int status, const 
 	if (status || len != sizeof(a)) {
 		/* Bound, but no name: port 0 stays unknown, no replica could follow. */
 		s->bound.family = 0;
+		s->name_refused = true;
 		sock_answer(r, status ? status : -EIO, s->id, NULL, NULL, 0);
 		return;
 	}

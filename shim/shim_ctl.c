@@ -78,11 +78,11 @@ static void ctl_thread_exit(void *v)
 {
 	int fd = (int)(intptr_t)v - 1;
 
+	ctl_fd = -1; /* first, as ctl_drop() */
 	if (fd >= 0) {
 		ctl_list_del(fd);
 		shim_real.close(fd);
 	}
-	ctl_fd = -1;
 }
 
 static void ctl_prepare(void)
@@ -249,8 +249,8 @@ static int ctl_unready(int ret)
 int shim_ctl_ready(void)
 {
 	if (ctl_broken) {
+		ctl_drop(); /* then clear: a hint meanwhile fails on fd -1, marking nothing */
 		ctl_broken = 0;
-		ctl_drop();
 	}
 	if (ctl_fd >= 0)
 		return 0;
