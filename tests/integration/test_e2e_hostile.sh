@@ -67,20 +67,29 @@ pvm_alive "stalled handshakes"
 mw_log "stalled handshakes: no freeze, dropped at the deadline and beyond handshake_max"
 
 # --- (2) lies: each cuts the liar only ---------------------------------------------
-# lie ID SCENARIO REASON [N]: run the liar, expect exit 0 (cut) and REASON in the log.
-lie() {
-	local id=$1 what=$2 reason=$3 n=${4:-} name=liar$1 status
-	# shellcheck disable=SC2086 # N is optional: no argument when empty
-	mw_spawn "$name" as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" "$id" "$what" $n
+# lie_start ID SCENARIO [N...]: start the liar as INS ID (process liarID).
+lie_start() {
+	local id=$1
+	shift
+	mw_spawn "liar$id" as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" "$id" "$@"
+}
+# lie_cut ID SCENARIO REASON: the liar exits 0 (cut by mw-pvm), REASON in mw-pvm's log.
+lie_cut() {
+	local id=$1 what=$2 reason=$3 name=liar$1 status=0
 	mw_wait_for "! kill -0 $(mw_pid "$name")" 20 || mw_fail "liar $what did not finish"
-	status=0
 	wait "$(mw_pid "$name")" || status=$?
 	[ "$status" = 0 ] || mw_fail "liar $what: exit $status (3 = not cut); $(cat "$(mw_logfile "$name")")"
 	grep -q "INS $id: channel ended: .*$reason" "$PVM_LOG" ||
 		mw_fail "liar $what: no 'INS $id: channel ended: ...$reason' in mw-pvm's log"
 	pvm_alive "after liar $what"
+}
+# lie ID SCENARIO REASON [N]: run the liar, expect it cut with REASON in the log.
+lie() {
+	# shellcheck disable=SC2086 # N is optional: no argument when empty
+	lie_start "$1" "$2" ${4:-}
+	lie_cut "$1" "$2" "$3"
 	ms=$(fetch 8080)
-	mw_log "liar $what cut ($reason); next request ${ms} ms"
+	mw_log "liar $2 cut ($3); next request ${ms} ms"
 }
 # liar_run NAME SCENARIO ID SED [ARG...]: run liar NAME as INS ID, want exit 0; set
 # liar_out to what its log names (the sed expression SED picks it: a pid, a count).
@@ -157,28 +166,22 @@ n=$(sed -n 's/.*INS 20: \([0-9]*\) connection(s) had been aborted over pvm.ins_m
 # EV_CLOSED on listeners the liar owns: two more apps start while it serves, so
 # round-robin places one of their listeners on it (the app's own socket); the lie
 # must not drop that app's listener, which keeps serving through its replica on INS 1.
-mw_spawn liar21 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 21 closed 3
+lie_start 21 closed 3
 mw_wait_for "grep -q 'INS 21 joined' '$PVM_LOG'" 10 || mw_fail "liar 21 did not join"
 mw_spawn http2 shimmed python3 -m http.server 8082 --bind 0.0.0.0 --directory "$WWW"
 mw_wait_for "ins_listens 8082" 10 || mw_fail "app 2 does not listen"
 mw_spawn http3 shimmed python3 -m http.server 8083 --bind 0.0.0.0 --directory "$WWW"
 mw_wait_for "ins_listens 8083" 10 || mw_fail "app 3 does not listen"
-mw_wait_for "! kill -0 $(mw_pid liar21)" 20 || mw_fail "liar closed did not finish"
-status=0
-wait "$(mw_pid liar21)" || status=$?
-[ "$status" = 0 ] || mw_fail "liar closed: exit $status; $(cat "$(mw_logfile liar21)")"
-grep -q "INS 21: channel ended: EV_CLOSED for .* which we did not close" "$PVM_LOG" ||
-	mw_fail "liar closed: reason not logged"
+lie_cut 21 closed "EV_CLOSED for .* which we did not close"
 for port in 8080 8082 8083; do
 	ms=$(fetch $port)
 	mw_log "after the EV_CLOSED lie: port $port served in ${ms} ms"
 done
-pvm_alive "after liar closed"
 
 # A bind's name is the INS's to report, and the replica on every other INS is bound
 # to it: a liar naming a privileged port for an app's port-0 bind (on the old code,
 # every honest INS then bound port 22 for that app) is cut, the bind refused.
-mw_spawn liar27 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 27 misname
+lie_start 27 misname
 mw_wait_for "grep -q 'lying: misname' '$(mw_logfile liar27)'" 15 ||
 	mw_fail "liar misname did not start: $(cat "$(mw_logfile liar27)")"
 # Round-robin puts every other socket on the liar.
@@ -198,18 +201,12 @@ grep -q 'naming a bind port 22' "$(mw_logfile liar27)" ||
 	mw_fail "liar misname: no bind was placed on it: $out"
 [[ "$out" == *EADDRNOTAVAIL* ]] || mw_fail "liar misname: no bind was refused: $out"
 ! grep -qE 'port:(22|[0-9]{1,3})( |$)' <<<"$out" || mw_fail "a bind took the liar's port: $out"
-mw_wait_for "! kill -0 $(mw_pid liar27)" 20 || mw_fail "liar misname did not finish"
-status=0
-wait "$(mw_pid liar27)" || status=$?
-[ "$status" = 0 ] || mw_fail "liar misname: exit $status; $(cat "$(mw_logfile liar27)")"
-grep -q "INS 27: channel ended: its bind's name is not the address asked for" "$PVM_LOG" ||
-	mw_fail "liar misname: reason not logged"
-pvm_alive "after liar misname"
+lie_cut 27 misname "its bind's name is not the address asked for"
 
 # A close holds its socket until the INS confirms it (no longer its user's
 # pvm.max_sockets_per_user): a liar that never does is cut once a close has waited
 # pvm.close_confirm_ms (3 s here; an honest INS confirms within its ins.fin_timeout_ms).
-mw_spawn liar29 as_nobody "$HOSTILE" "$MW_RUNTIME_DIR/pvm-ins.sock" 29 unconfirmed
+lie_start 29 unconfirmed
 mw_wait_for "grep -q 'lying: unconfirmed' '$(mw_logfile liar29)'" 15 ||
 	mw_fail "liar unconfirmed did not start: $(cat "$(mw_logfile liar29)")"
 out=$(shimmed timeout 20 python3 -c '
@@ -218,13 +215,7 @@ for i in range(8):
     socket.socket().close()
 print("8 sockets opened and closed")
 ') || mw_fail "the app under the shim failed against the unconfirming INS: $out"
-mw_wait_for "! kill -0 $(mw_pid liar29)" 20 || mw_fail "liar unconfirmed did not finish"
-status=0
-wait "$(mw_pid liar29)" || status=$?
-[ "$status" = 0 ] || mw_fail "liar unconfirmed: exit $status; $(cat "$(mw_logfile liar29)")"
-grep -q "INS 29: channel ended: a close unconfirmed (EV_CLOSED) for [0-9]* s (close_confirm_ms 3000)" "$PVM_LOG" ||
-	mw_fail "liar unconfirmed: reason not logged"
-pvm_alive "after liar unconfirmed"
+lie_cut 29 unconfirmed "a close unconfirmed (EV_CLOSED) for [0-9]* s (close_confirm_ms 3000)"
 mw_log "liar unconfirmed: cut after the app's closes ($out)"
 
 # An accept's local port reaches Netflow's consumers as its listener's port, as mw-pvm
