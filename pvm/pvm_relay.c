@@ -80,7 +80,7 @@
 #define RELAY_READS_PER_EVENT 8
 #define PEND_MIN_SHIFT	      10
 #define PEND_MIN	      (1u << PEND_MIN_SHIFT)
-#define PEND_STALE_S	      1.0 /* an app that read nothing for this long is not reading */
+#define PEND_STALE_S	      2.0 /* an app that read nothing for this long is not reading */
 
 static void relay_block(struct pvm_sock *s)
 {
